@@ -1,0 +1,49 @@
+package v1alpha1
+
+// Condition types and reasons shared by the Latchkey resources.
+const (
+	// ConditionReady is True when the resource is loaded into the server's registry and usable.
+	ConditionReady = "Ready"
+
+	// ReasonReady: everything the resource needs exists and it is being served.
+	ReasonReady = "Ready"
+	// ReasonSecretNotFound: the referenced Secret (or its key) does not exist yet.
+	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonClientIDConflict: another OAuthClient, created earlier, already uses this client ID.
+	ReasonClientIDConflict = "ClientIDConflict"
+	// ReasonInvalidSpec: the spec passed schema validation but cannot be served as written.
+	ReasonInvalidSpec = "InvalidSpec"
+)
+
+// LocalSecretKeyRef names a key of a Secret in the resource's own namespace.
+type LocalSecretKeyRef struct {
+	// name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// key inside the Secret's data.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key,omitempty"`
+}
+
+// SecretKeyRef names a key of a Secret in a given namespace.
+type SecretKeyRef struct {
+	// namespace of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace"`
+	// name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// key inside the Secret's data.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key,omitempty"`
+}

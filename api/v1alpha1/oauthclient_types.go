@@ -1,0 +1,263 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ClientType says whether a client can keep a secret.
+// +kubebuilder:validation:Enum=Confidential;Public
+type ClientType string
+
+// Client types.
+const (
+	ClientTypeConfidential ClientType = "Confidential"
+	ClientTypePublic       ClientType = "Public"
+)
+
+// GrantType is an OAuth 2.0 grant type.
+// +kubebuilder:validation:Enum=authorization_code;client_credentials;refresh_token;password
+type GrantType string
+
+// Grant types.
+const (
+	GrantTypeAuthorizationCode GrantType = "authorization_code"
+	GrantTypeClientCredentials GrantType = "client_credentials"
+	GrantTypeRefreshToken      GrantType = "refresh_token"
+	GrantTypePassword          GrantType = "password"
+)
+
+// TokenEndpointAuthMethod is how a client authenticates at the token endpoint.
+// +kubebuilder:validation:Enum=client_secret_basic;client_secret_post;none
+type TokenEndpointAuthMethod string
+
+// Token endpoint authentication methods.
+const (
+	AuthMethodClientSecretBasic TokenEndpointAuthMethod = "client_secret_basic"
+	AuthMethodClientSecretPost  TokenEndpointAuthMethod = "client_secret_post"
+	AuthMethodNone              TokenEndpointAuthMethod = "none"
+)
+
+// SecretPolicy says who provides a confidential client's Secret.
+// +kubebuilder:validation:Enum=Generate;External
+type SecretPolicy string
+
+// Secret policies.
+const (
+	// SecretPolicyGenerate: the controller creates the Secret, owned by the OAuthClient.
+	SecretPolicyGenerate SecretPolicy = "Generate"
+	// SecretPolicyExternal: someone else creates the Secret; the controller waits for it.
+	SecretPolicyExternal SecretPolicy = "External"
+)
+
+// SigningAlgorithm is a JWS algorithm Latchkey signs tokens with.
+// +kubebuilder:validation:Enum=RS256;ES256;EdDSA
+type SigningAlgorithm string
+
+// Signing algorithms.
+const (
+	SigningRS256 SigningAlgorithm = "RS256"
+	SigningES256 SigningAlgorithm = "ES256"
+	SigningEdDSA SigningAlgorithm = "EdDSA"
+)
+
+// PKCEPolicy says when a client must use PKCE.
+// +kubebuilder:validation:Enum=Required;RequiredS256;Optional
+type PKCEPolicy string
+
+// PKCE policies.
+const (
+	// PKCERequiredS256: code_challenge with S256 is required (the default).
+	PKCERequiredS256 PKCEPolicy = "RequiredS256"
+	// PKCERequired: code_challenge is required; plain is accepted.
+	PKCERequired PKCEPolicy = "Required"
+	// PKCEOptional: confidential clients may skip PKCE (public clients never may).
+	PKCEOptional PKCEPolicy = "Optional"
+)
+
+// ConsentPolicy says when the consent page is shown.
+// +kubebuilder:validation:Enum=Always;Remember;Skip
+type ConsentPolicy string
+
+// Consent policies.
+const (
+	ConsentAlways   ConsentPolicy = "Always"
+	ConsentRemember ConsentPolicy = "Remember"
+	ConsentSkip     ConsentPolicy = "Skip"
+)
+
+// TokenLifetimes are lifetimes in seconds; zero or absent means the server default.
+type TokenLifetimes struct {
+	// accessToken lifetime in seconds (default 3600).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=86400
+	AccessToken int32 `json:"accessToken,omitempty"`
+	// refreshToken lifetime in seconds (default 2592000, 30 days).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=31536000
+	RefreshToken int32 `json:"refreshToken,omitempty"`
+	// idToken lifetime in seconds (default 3600).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=86400
+	IDToken int32 `json:"idToken,omitempty"`
+	// authorizationCode lifetime in seconds (default 600).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=3600
+	AuthorizationCode int32 `json:"authorizationCode,omitempty"`
+}
+
+// OAuthClientSpec is what a team declares about an OAuth client.
+// +kubebuilder:validation:XValidation:rule="self.type != 'Public' || !self.grantTypes.exists(g, g == 'client_credentials')",message="a Public client must not use client_credentials"
+// +kubebuilder:validation:XValidation:rule="self.type != 'Public' || !has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod == 'none'",message="a Public client authenticates with tokenEndpointAuthMethod none"
+// +kubebuilder:validation:XValidation:rule="self.type != 'Confidential' || !has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod != 'none'",message="a Confidential client must authenticate; tokenEndpointAuthMethod none is for Public clients"
+// +kubebuilder:validation:XValidation:rule="!self.grantTypes.exists(g, g == 'authorization_code') || (has(self.redirectURIs) && size(self.redirectURIs) > 0)",message="authorization_code needs at least one redirectURI"
+// +kubebuilder:validation:XValidation:rule="self.type != 'Public' || !has(self.secretRef)",message="a Public client has no secret; remove secretRef"
+// +kubebuilder:validation:XValidation:rule="!has(self.secretPolicy) || self.secretPolicy != 'External' || has(self.secretRef)",message="secretPolicy External needs secretRef"
+// +kubebuilder:validation:XValidation:rule="has(oldSelf.clientID) == has(self.clientID) && (!has(self.clientID) || oldSelf.clientID == self.clientID)",message="clientID is immutable"
+type OAuthClientSpec struct {
+	// clientID is the OAuth client_id. Defaults to <name>.<namespace>. Immutable and unique
+	// across the cluster.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._:@-]*$`
+	ClientID string `json:"clientID,omitempty"`
+
+	// type is Confidential (can keep a secret) or Public (browser and mobile apps).
+	// +optional
+	// +kubebuilder:default=Confidential
+	Type ClientType `json:"type,omitempty"`
+
+	// grantTypes the client may use.
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	GrantTypes []GrantType `json:"grantTypes"`
+
+	// redirectURIs are the exact redirect URIs the client may use.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=2048
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:XValidation:rule="self.all(u, u.startsWith('https://') || u.startsWith('http://localhost') || u.startsWith('http://127.0.0.1') || u.startsWith('http://[::1]') || (u.matches('^[a-z][a-z0-9+.-]*:') && !u.startsWith('http:') && !u.startsWith('javascript:') && !u.startsWith('data:')))",message="redirect URIs must be https, loopback http, or a private-use scheme"
+	// +kubebuilder:validation:XValidation:rule="self.all(u, !u.contains('#'))",message="redirect URIs must not contain a fragment"
+	RedirectURIs []string `json:"redirectURIs,omitempty"`
+
+	// scopes the client may request. A requested scope must also exist as a Scope resource
+	// (or be a built-in OIDC scope).
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=128
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=128
+	// +kubebuilder:validation:items:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
+	Scopes []string `json:"scopes,omitempty"`
+
+	// defaultScopes are granted when a request names no scope. Each must be in scopes.
+	// When absent, the allowed scopes whose Scope resource says default are granted.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=128
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=128
+	DefaultScopes []string `json:"defaultScopes,omitempty"`
+
+	// audiences are put in the aud claim of access tokens. Defaults to the client ID.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=512
+	Audiences []string `json:"audiences,omitempty"`
+
+	// tokenEndpointAuthMethod is how the client authenticates. Defaults to client_secret_basic
+	// for Confidential clients (client_secret_post is accepted too) and none for Public ones.
+	// +optional
+	TokenEndpointAuthMethod TokenEndpointAuthMethod `json:"tokenEndpointAuthMethod,omitempty"`
+
+	// secretPolicy is Generate (the controller creates the Secret) or External.
+	// +optional
+	// +kubebuilder:default=Generate
+	SecretPolicy SecretPolicy `json:"secretPolicy,omitempty"`
+
+	// secretRef names the Secret (in this namespace) and key holding the client secret.
+	// Defaults to the Secret <name>-oauth-client, key client-secret.
+	// +optional
+	SecretRef *LocalSecretKeyRef `json:"secretRef,omitempty"`
+
+	// lifetimes of the tokens issued to this client.
+	// +optional
+	Lifetimes *TokenLifetimes `json:"lifetimes,omitempty"`
+
+	// signingAlgorithm overrides the server's default algorithm for this client's tokens.
+	// +optional
+	SigningAlgorithm SigningAlgorithm `json:"signingAlgorithm,omitempty"`
+
+	// pkce policy for the authorization code grant. Defaults to RequiredS256.
+	// +optional
+	PKCE PKCEPolicy `json:"pkce,omitempty"`
+
+	// consent policy for the authorization code grant. Defaults to Remember.
+	// +optional
+	Consent ConsentPolicy `json:"consent,omitempty"`
+
+	// displayName is shown on the consent page.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	DisplayName string `json:"displayName,omitempty"`
+}
+
+// OAuthClientStatus is what the controllers observed.
+type OAuthClientStatus struct {
+	// conditions: Ready with reasons Ready, SecretNotFound, ClientIDConflict, InvalidSpec.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// clientID in effect.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ClientID string `json:"clientID,omitempty"`
+	// secretName is the Secret the client secret is read from.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	SecretName string `json:"secretName,omitempty"`
+	// observedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// OAuthClient declares an OAuth 2.0 client.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=oac,categories=latchkey
+// +kubebuilder:printcolumn:name="ClientID",type=string,JSONPath=`.status.clientID`
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type OAuthClient struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired client.
+	// +required
+	Spec OAuthClientSpec `json:"spec"`
+	// status is the observed state.
+	// +optional
+	Status OAuthClientStatus `json:"status,omitempty"`
+}
+
+// OAuthClientList is a list of OAuthClients.
+// +kubebuilder:object:root=true
+type OAuthClientList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []OAuthClient `json:"items"`
+}

@@ -1,0 +1,350 @@
+package keys
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Algorithms Latchkey signs with.
+const (
+	RS256 = string(jose.RS256)
+	ES256 = string(jose.ES256)
+	EdDSA = string(jose.EdDSA)
+)
+
+// SupportedAlgorithms lists every algorithm in the order the discovery document shows them.
+func SupportedAlgorithms() []string { return []string{RS256, ES256, EdDSA} }
+
+// Header types of the tokens signed here.
+const (
+	TypeAccessToken = "at+jwt" // RFC 9068
+	TypeJWT         = "JWT"    // ID tokens
+)
+
+// ErrNoKey is returned when the keyring has no active key for an algorithm.
+var ErrNoKey = errors.New("keys: no active signing key for algorithm")
+
+// Key is one signing key and its schedule.
+type Key struct {
+	ID         string
+	Algorithm  string
+	Created    time.Time
+	ActiveFrom time.Time
+	RetireAt   time.Time
+	Private    crypto.Signer
+}
+
+// Set is the persisted key set.
+type Set struct {
+	Keys []Key
+}
+
+type wireKey struct {
+	ID         string          `json:"kid"`
+	Algorithm  string          `json:"alg"`
+	Created    time.Time       `json:"created"`
+	ActiveFrom time.Time       `json:"activeFrom"`
+	RetireAt   *time.Time      `json:"retireAt,omitempty"`
+	JWK        jose.JSONWebKey `json:"jwk"`
+}
+
+type wireSet struct {
+	Keys []wireKey `json:"keys"`
+}
+
+// NewKey generates a key for the algorithm, active from now.
+func NewKey(alg string, now time.Time) (Key, error) {
+	var priv crypto.Signer
+	var err error
+	switch alg {
+	case RS256:
+		priv, err = rsa.GenerateKey(rand.Reader, 2048)
+	case ES256:
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case EdDSA:
+		_, priv, err = ed25519.GenerateKey(rand.Reader)
+	default:
+		return Key{}, fmt.Errorf("keys: unsupported algorithm %q", alg)
+	}
+	if err != nil {
+		return Key{}, fmt.Errorf("keys: generate %s key: %w", alg, err)
+	}
+	kid := make([]byte, 12)
+	if _, err := rand.Read(kid); err != nil {
+		return Key{}, err
+	}
+	now = now.UTC().Truncate(time.Second)
+	return Key{
+		ID: fmt.Sprintf("%s-%x", alg, kid), Algorithm: alg, Created: now, ActiveFrom: now, Private: priv,
+	}, nil
+}
+
+// Generate returns a new set with one key for each algorithm.
+func Generate(algs []string, now time.Time) (*Set, error) {
+	s := &Set{}
+	if _, err := s.Ensure(algs, now); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Ensure adds a key for every algorithm that has no unretired key; it reports whether it added any.
+func (s *Set) Ensure(algs []string, now time.Time) (bool, error) {
+	changed := false
+	for _, alg := range algs {
+		if slices.ContainsFunc(s.Keys, func(k Key) bool {
+			return k.Algorithm == alg && (k.RetireAt.IsZero() || now.Before(k.RetireAt))
+		}) {
+			continue
+		}
+		k, err := NewKey(alg, now)
+		if err != nil {
+			return changed, err
+		}
+		s.Keys = append(s.Keys, k)
+		changed = true
+	}
+	return changed, nil
+}
+
+// Marshal encodes the set, private keys included: store it only in a Secret or a 0600 file.
+func (s *Set) Marshal() ([]byte, error) {
+	w := wireSet{Keys: make([]wireKey, 0, len(s.Keys))}
+	for _, k := range s.Keys {
+		wk := wireKey{
+			ID: k.ID, Algorithm: k.Algorithm, Created: k.Created, ActiveFrom: k.ActiveFrom,
+			JWK: jose.JSONWebKey{Key: k.Private, KeyID: k.ID, Algorithm: k.Algorithm, Use: "sig"},
+		}
+		if !k.RetireAt.IsZero() {
+			t := k.RetireAt
+			wk.RetireAt = &t
+		}
+		w.Keys = append(w.Keys, wk)
+	}
+	return json.MarshalIndent(w, "", "  ")
+}
+
+// Parse decodes a set written by Marshal and checks every key.
+func Parse(data []byte) (*Set, error) {
+	var w wireSet
+	if err := json.Unmarshal(data, &w); err != nil {
+		return nil, fmt.Errorf("keys: decode key set: %w", err)
+	}
+	s := &Set{Keys: make([]Key, 0, len(w.Keys))}
+	for i, wk := range w.Keys {
+		priv, ok := wk.JWK.Key.(crypto.Signer)
+		if !ok || wk.JWK.IsPublic() {
+			return nil, fmt.Errorf("keys: key %d (%s) has no private key", i, wk.ID)
+		}
+		if err := checkAlgorithm(wk.Algorithm, priv); err != nil {
+			return nil, fmt.Errorf("keys: key %d (%s): %w", i, wk.ID, err)
+		}
+		if wk.ID == "" {
+			return nil, fmt.Errorf("keys: key %d has no kid", i)
+		}
+		k := Key{ID: wk.ID, Algorithm: wk.Algorithm, Created: wk.Created, ActiveFrom: wk.ActiveFrom, Private: priv}
+		if wk.RetireAt != nil {
+			k.RetireAt = *wk.RetireAt
+		}
+		s.Keys = append(s.Keys, k)
+	}
+	return s, nil
+}
+
+func checkAlgorithm(alg string, priv crypto.Signer) error {
+	switch p := priv.(type) {
+	case *rsa.PrivateKey:
+		if alg == RS256 && p.N.BitLen() >= 2048 {
+			return nil
+		}
+	case *ecdsa.PrivateKey:
+		if alg == ES256 && p.Curve == elliptic.P256() {
+			return nil
+		}
+	case ed25519.PrivateKey:
+		if alg == EdDSA {
+			return nil
+		}
+	}
+	return fmt.Errorf("algorithm %q does not fit the key", alg)
+}
+
+// LoadOrCreateFile reads the key set from path, or generates one for algs and writes it there
+// (mode 0600) when the file does not exist. Missing algorithms are added and written back.
+func LoadOrCreateFile(path string, algs []string, now time.Time) (*Set, error) {
+	data, err := os.ReadFile(path)
+	var s *Set
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		s = &Set{}
+	case err != nil:
+		return nil, fmt.Errorf("keys: read %s: %w", path, err)
+	default:
+		if s, err = Parse(data); err != nil {
+			return nil, err
+		}
+	}
+	changed, err := s.Ensure(algs, now)
+	if err != nil {
+		return nil, err
+	}
+	if !changed {
+		return s, nil
+	}
+	out, err := s.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".keys-*")
+	if err != nil {
+		return nil, fmt.Errorf("keys: write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) //nolint:errcheck // gone after the rename
+	if _, err := tmp.Write(out); err != nil {
+		tmp.Close() //nolint:errcheck,gosec // the write error is the one to report
+		return nil, fmt.Errorf("keys: write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, fmt.Errorf("keys: write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return nil, fmt.Errorf("keys: write %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Signer signs tokens with one key.
+type Signer struct {
+	KeyID     string
+	Algorithm string
+	key       Key
+	byType    map[string]jose.Signer
+}
+
+// Sign returns the compact JWS of payload with the header typ (TypeAccessToken or TypeJWT).
+func (s *Signer) Sign(typ string, payload []byte) (string, error) {
+	js, ok := s.byType[typ]
+	if !ok {
+		return "", fmt.Errorf("keys: unknown token type %q", typ)
+	}
+	obj, err := js.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("keys: sign: %w", err)
+	}
+	return obj.CompactSerialize()
+}
+
+type compiled struct {
+	signers map[string][]*Signer // by algorithm, newest active first
+	keys    []Key
+	jwks    []byte
+	public  jose.JSONWebKeySet
+}
+
+// Keyring is the live key set of a server: loaded whole, swapped atomically, read lock-free.
+type Keyring struct {
+	cur atomic.Pointer[compiled]
+	now func() time.Time
+}
+
+// NewKeyring returns an empty keyring; it signs nothing until Load.
+func NewKeyring() *Keyring { return &Keyring{now: time.Now} }
+
+// Load compiles the set and makes it current.
+func (k *Keyring) Load(s *Set) error {
+	c := &compiled{signers: map[string][]*Signer{}, keys: slices.Clone(s.Keys)}
+	slices.SortStableFunc(c.keys, func(a, b Key) int { return b.ActiveFrom.Compare(a.ActiveFrom) })
+	for _, key := range c.keys {
+		pub := jose.JSONWebKey{Key: key.Private.Public(), KeyID: key.ID, Algorithm: key.Algorithm, Use: "sig"}
+		c.public.Keys = append(c.public.Keys, pub)
+		sg := &Signer{KeyID: key.ID, Algorithm: key.Algorithm, key: key, byType: map[string]jose.Signer{}}
+		for _, typ := range []string{TypeAccessToken, TypeJWT} {
+			js, err := jose.NewSigner(jose.SigningKey{
+				Algorithm: jose.SignatureAlgorithm(key.Algorithm),
+				Key:       jose.JSONWebKey{Key: key.Private, KeyID: key.ID, Algorithm: key.Algorithm},
+			}, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
+			if err != nil {
+				return fmt.Errorf("keys: signer for %s: %w", key.ID, err)
+			}
+			sg.byType[typ] = js
+		}
+		c.signers[key.Algorithm] = append(c.signers[key.Algorithm], sg)
+	}
+	jwks, err := json.Marshal(c.public)
+	if err != nil {
+		return fmt.Errorf("keys: encode JWKS: %w", err)
+	}
+	c.jwks = jwks
+	k.cur.Store(c)
+	return nil
+}
+
+// LoadBytes parses and loads a marshalled set.
+func (k *Keyring) LoadBytes(data []byte) error {
+	s, err := Parse(data)
+	if err != nil {
+		return err
+	}
+	return k.Load(s)
+}
+
+// Loaded reports whether a key set was loaded.
+func (k *Keyring) Loaded() bool { return k.cur.Load() != nil }
+
+// Signer returns the newest key of the algorithm that is active now and not retired.
+func (k *Keyring) Signer(alg string) (*Signer, error) {
+	c := k.cur.Load()
+	if c == nil {
+		return nil, fmt.Errorf("%w %s", ErrNoKey, alg)
+	}
+	now := k.now()
+	for _, sg := range c.signers[alg] {
+		if !now.Before(sg.key.ActiveFrom) && (sg.key.RetireAt.IsZero() || now.Before(sg.key.RetireAt)) {
+			return sg, nil
+		}
+	}
+	return nil, fmt.Errorf("%w %s", ErrNoKey, alg)
+}
+
+// JWKS returns the public JSON Web Key Set; callers must not modify it.
+func (k *Keyring) JWKS() []byte {
+	c := k.cur.Load()
+	if c == nil {
+		return []byte(`{"keys":[]}`)
+	}
+	return c.jwks
+}
+
+// PublicKeys returns the published public keys, for verifying tokens this server signed.
+func (k *Keyring) PublicKeys() jose.JSONWebKeySet {
+	c := k.cur.Load()
+	if c == nil {
+		return jose.JSONWebKeySet{}
+	}
+	return c.public
+}
+
+// Algorithms returns the algorithms that have an active key now, in SupportedAlgorithms order.
+func (k *Keyring) Algorithms() []string {
+	var out []string
+	for _, alg := range SupportedAlgorithms() {
+		if _, err := k.Signer(alg); err == nil {
+			out = append(out, alg)
+		}
+	}
+	return out
+}

@@ -1,0 +1,14 @@
+// Package registry holds the plain values the server answers from: clients, scopes and users,
+// converted from Kubernetes resources (or manifests on disk) by controllers/.
+//
+// Writers (reconcilers, the manifest loader) call the Put/Delete methods; each write builds a
+// new immutable Snapshot and swaps it in atomically, so the request path reads without locks and
+// never touches the API server. Writes are serialised by a mutex and copy the changed map only.
+//
+// A client is stored under its source key (namespace/name of the resource) and indexed by its
+// client ID. When two sources claim one client ID, the one created first (then the smaller source
+// key) wins, deterministically, so every replica serves the same client; the leader's reconciler
+// marks the other ClientIDConflict using the same rule (Wins).
+//
+// This package must not import controller-runtime, client-go or api/.
+package registry

@@ -1,0 +1,303 @@
+package registry
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ClientType is Confidential or Public.
+type ClientType string
+
+// Client types.
+const (
+	Confidential ClientType = "Confidential"
+	Public       ClientType = "Public"
+)
+
+// Client is one OAuth client as the server sees it.
+type Client struct {
+	// Source is the key of the resource it came from ("namespace/name").
+	Source    string
+	Namespace string
+	// Created orders clients that claim the same ID: the earliest wins.
+	Created time.Time
+
+	ID          string
+	Type        ClientType
+	DisplayName string
+	// GrantTypes the client may use, e.g. "client_credentials".
+	GrantTypes []string
+	// RedirectURIs are matched exactly.
+	RedirectURIs []string
+	// Scopes the client may request; DefaultScopes are granted when it asks for none.
+	Scopes        []string
+	DefaultScopes []string
+	Audiences     []string
+	// AuthMethod is client_secret_basic, client_secret_post or none.
+	AuthMethod string
+	// SecretHash is the SHA-256 of the client secret; HasSecret is false while none is known
+	// (a confidential client without a secret cannot authenticate).
+	SecretHash [sha256.Size]byte
+	HasSecret  bool
+
+	// Lifetimes; zero means the server default.
+	AccessTokenLifetime  time.Duration
+	RefreshTokenLifetime time.Duration
+	IDTokenLifetime      time.Duration
+	CodeLifetime         time.Duration
+	// SigningAlgorithm overrides the server default when set (RS256, ES256, EdDSA).
+	SigningAlgorithm string
+	// PKCE is RequiredS256, Required or Optional; Consent is Always, Remember or Skip.
+	PKCE    string
+	Consent string
+}
+
+// HashSecret is the hash the registry keeps of a client secret.
+func HashSecret(secret []byte) [sha256.Size]byte { return sha256.Sum256(secret) }
+
+// CheckSecret reports, in constant time, whether secret is the client's secret.
+func (c *Client) CheckSecret(secret string) bool {
+	h := sha256.Sum256([]byte(secret))
+	ok := subtle.ConstantTimeCompare(h[:], c.SecretHash[:]) == 1
+	return ok && c.HasSecret
+}
+
+// AllowsGrant reports whether the client lists the grant type.
+func (c *Client) AllowsGrant(grant string) bool { return slices.Contains(c.GrantTypes, grant) }
+
+// AllowsScope reports whether the client may request the scope.
+func (c *Client) AllowsScope(scope string) bool { return slices.Contains(c.Scopes, scope) }
+
+// Scope is one OAuth scope.
+type Scope struct {
+	Name        string
+	Description string
+	// Claims released by the scope in ID tokens and userinfo.
+	Claims []string
+	// Default scopes are granted when a client asks for none and is allowed the scope.
+	Default bool
+	// AllowedNamespaces limits which namespaces' clients may request it; empty means all.
+	AllowedNamespaces []string
+}
+
+// AllowsNamespace reports whether clients of the namespace may request the scope.
+func (s *Scope) AllowsNamespace(ns string) bool {
+	return len(s.AllowedNamespaces) == 0 || slices.Contains(s.AllowedNamespaces, ns)
+}
+
+// User is a person who can log in.
+type User struct {
+	// Source is the name of the resource it came from.
+	Source        string
+	Username      string
+	Email         string
+	EmailVerified bool
+	DisplayName   string
+	Groups        []string
+	// PasswordHash is a bcrypt or argon2id (PHC) hash; empty means the user cannot log in.
+	PasswordHash []byte
+	Disabled     bool
+}
+
+// Snapshot is an immutable view of the registry. Never modify one or anything it returns.
+type Snapshot struct {
+	clients   map[string]*Client // by source
+	byID      map[string]*Client // by client ID: the winner of each ID
+	scopes    map[string]*Scope  // by source
+	scopeName map[string]*Scope  // by scope name
+	users     map[string]*User   // by source
+	userName  map[string]*User   // by username
+}
+
+// Client returns the client with the client ID.
+func (s *Snapshot) Client(id string) (*Client, bool) { c, ok := s.byID[id]; return c, ok }
+
+// Scope returns the scope with the name.
+func (s *Snapshot) Scope(name string) (*Scope, bool) { sc, ok := s.scopeName[name]; return sc, ok }
+
+// User returns the user with the username.
+func (s *Snapshot) User(username string) (*User, bool) { u, ok := s.userName[username]; return u, ok }
+
+// Scopes returns every scope, sorted by name.
+func (s *Snapshot) Scopes() []*Scope {
+	out := make([]*Scope, 0, len(s.scopeName))
+	for _, sc := range s.scopeName {
+		out = append(out, sc)
+	}
+	slices.SortFunc(out, func(a, b *Scope) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// ClientOwner returns the source key of the client serving the client ID.
+func (s *Snapshot) ClientOwner(id string) (string, bool) {
+	c, ok := s.byID[id]
+	if !ok {
+		return "", false
+	}
+	return c.Source, true
+}
+
+// Counts returns how many clients (served IDs), scopes and users the snapshot holds.
+func (s *Snapshot) Counts() (clients, scopes, users int) {
+	return len(s.byID), len(s.scopeName), len(s.users)
+}
+
+// Registry is the writable holder of the current Snapshot.
+type Registry struct {
+	mu  sync.Mutex
+	cur atomic.Pointer[Snapshot]
+}
+
+// New returns an empty registry.
+func New() *Registry {
+	r := &Registry{}
+	r.cur.Store(&Snapshot{
+		clients: map[string]*Client{}, byID: map[string]*Client{},
+		scopes: map[string]*Scope{}, scopeName: map[string]*Scope{},
+		users: map[string]*User{}, userName: map[string]*User{},
+	})
+	return r
+}
+
+// Snapshot returns the current snapshot; it never changes, so hold it for a whole request.
+func (r *Registry) Snapshot() *Snapshot { return r.cur.Load() }
+
+// Wins reports whether a should serve a client ID that b claims too: the earlier creation time,
+// then the smaller source key.
+func Wins(a, b *Client) bool {
+	if !a.Created.Equal(b.Created) {
+		return a.Created.Before(b.Created)
+	}
+	return a.Source < b.Source
+}
+
+// PutClient stores or replaces the client of c.Source.
+func (r *Registry) PutClient(c Client) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.cur.Load()
+	next := *old
+	next.clients = cloneMap(old.clients)
+	prev := next.clients[c.Source]
+	next.clients[c.Source] = &c
+	next.byID = cloneMap(old.byID)
+	if prev != nil && prev.ID != c.ID {
+		r.reindex(&next, prev.ID)
+	}
+	r.reindex(&next, c.ID)
+	r.cur.Store(&next)
+}
+
+// DeleteClient removes the client of the source key, if any.
+func (r *Registry) DeleteClient(source string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.cur.Load()
+	prev, ok := old.clients[source]
+	if !ok {
+		return
+	}
+	next := *old
+	next.clients = cloneMap(old.clients)
+	delete(next.clients, source)
+	next.byID = cloneMap(old.byID)
+	r.reindex(&next, prev.ID)
+	r.cur.Store(&next)
+}
+
+// reindex recomputes the winner of one client ID. It scans the clients, as cheap as the map copy
+// every write already makes.
+func (r *Registry) reindex(s *Snapshot, id string) {
+	delete(s.byID, id)
+	for _, c := range s.clients {
+		if c.ID != id {
+			continue
+		}
+		if w, has := s.byID[id]; !has || Wins(c, w) {
+			s.byID[id] = c
+		}
+	}
+}
+
+// PutScope stores or replaces the scope of the source key.
+func (r *Registry) PutScope(source string, sc Scope) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.cur.Load()
+	next := *old
+	next.scopes = cloneMap(old.scopes)
+	next.scopes[source] = &sc
+	next.scopeName = indexBy(next.scopes, func(s *Scope) string { return s.Name })
+	r.cur.Store(&next)
+}
+
+// DeleteScope removes the scope of the source key, if any.
+func (r *Registry) DeleteScope(source string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.cur.Load()
+	if _, ok := old.scopes[source]; !ok {
+		return
+	}
+	next := *old
+	next.scopes = cloneMap(old.scopes)
+	delete(next.scopes, source)
+	next.scopeName = indexBy(next.scopes, func(s *Scope) string { return s.Name })
+	r.cur.Store(&next)
+}
+
+// PutUser stores or replaces the user of u.Source.
+func (r *Registry) PutUser(u User) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.cur.Load()
+	next := *old
+	next.users = cloneMap(old.users)
+	next.users[u.Source] = &u
+	next.userName = indexBy(next.users, func(u *User) string { return u.Username })
+	r.cur.Store(&next)
+}
+
+// DeleteUser removes the user of the source key, if any.
+func (r *Registry) DeleteUser(source string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.cur.Load()
+	if _, ok := old.users[source]; !ok {
+		return
+	}
+	next := *old
+	next.users = cloneMap(old.users)
+	delete(next.users, source)
+	next.userName = indexBy(next.users, func(u *User) string { return u.Username })
+	r.cur.Store(&next)
+}
+
+// indexBy indexes values by a name; when two sources share a name, the smaller source wins.
+func indexBy[V any](bySource map[string]*V, name func(*V) string) map[string]*V {
+	out := make(map[string]*V, len(bySource))
+	owner := make(map[string]string, len(bySource))
+	for src, v := range bySource {
+		n := name(v)
+		if o, ok := owner[n]; ok && src > o {
+			continue
+		}
+		owner[n] = src
+		out[n] = v
+	}
+	return out
+}
+
+func cloneMap[K comparable, V any](m map[K]V) map[K]V {
+	out := make(map[K]V, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
