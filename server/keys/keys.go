@@ -66,6 +66,10 @@ type wireSet struct {
 	Keys []wireKey `json:"keys"`
 }
 
+// ClockSkew is how far behind another replica's clock may be. A key made for an algorithm that has
+// none is active from ClockSkew before its creation, so every replica can sign with it at once.
+const ClockSkew = 5 * time.Minute
+
 // NewKey generates a key for the algorithm, active from now.
 func NewKey(alg string, now time.Time) (Key, error) {
 	var priv crypto.Signer
@@ -102,7 +106,8 @@ func Generate(algs []string, now time.Time) (*Set, error) {
 	return s, nil
 }
 
-// Ensure adds a key for every algorithm that has no unretired key; it reports whether it added any.
+// Ensure adds a key for every algorithm that has no unretired key, active at once (see ClockSkew);
+// it reports whether it added any.
 func (s *Set) Ensure(algs []string, now time.Time) (bool, error) {
 	changed := false
 	for _, alg := range algs {
@@ -115,6 +120,7 @@ func (s *Set) Ensure(algs []string, now time.Time) (bool, error) {
 		if err != nil {
 			return changed, err
 		}
+		k.ActiveFrom = k.Created.Add(-ClockSkew)
 		s.Keys = append(s.Keys, k)
 		changed = true
 	}

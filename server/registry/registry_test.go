@@ -1,0 +1,177 @@
+package registry
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func client(source, id string, created time.Time) Client {
+	return Client{Source: source, ID: id, Created: created, Type: Confidential, SecretHash: HashSecret([]byte("s-" + source)), HasSecret: true}
+}
+
+func TestClientIDWinner(t *testing.T) {
+	tests := []struct {
+		name    string
+		ops     func(r *Registry)
+		id      string
+		want    string // winning source, "" for none
+		clients int
+	}{
+		{
+			name: "a single client is served under its ID",
+			ops:  func(r *Registry) { r.PutClient(client("a/x", "x", t0)) },
+			id:   "x", want: "a/x", clients: 1,
+		},
+		{
+			name: "the client created first keeps an ID a later one claims",
+			ops: func(r *Registry) {
+				r.PutClient(client("b/x", "x", t0))
+				r.PutClient(client("a/x", "x", t0.Add(time.Second)))
+			},
+			id: "x", want: "b/x", clients: 1,
+		},
+		{
+			name: "equal creation times fall back to the smaller source",
+			ops: func(r *Registry) {
+				r.PutClient(client("b/x", "x", t0))
+				r.PutClient(client("a/x", "x", t0))
+			},
+			id: "x", want: "a/x", clients: 1,
+		},
+		{
+			name: "deleting the winner hands the ID to the other claimant",
+			ops: func(r *Registry) {
+				r.PutClient(client("b/x", "x", t0))
+				r.PutClient(client("a/x", "x", t0.Add(time.Second)))
+				r.DeleteClient("b/x")
+			},
+			id: "x", want: "a/x", clients: 1,
+		},
+		{
+			name: "a client that changes its ID leaves the old one free",
+			ops: func(r *Registry) {
+				r.PutClient(client("a/x", "x", t0))
+				r.PutClient(client("a/x", "y", t0))
+			},
+			id: "x", want: "", clients: 1,
+		},
+		{
+			name: "deleting an unknown source changes nothing",
+			ops: func(r *Registry) {
+				r.PutClient(client("a/x", "x", t0))
+				r.DeleteClient("nope/nope")
+			},
+			id: "x", want: "a/x", clients: 1,
+		},
+		{
+			name: "deleting the only client frees its ID",
+			ops: func(r *Registry) {
+				r.PutClient(client("a/x", "x", t0))
+				r.DeleteClient("a/x")
+			},
+			id: "x", want: "", clients: 0,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := New()
+			tt.ops(r)
+			snap := r.Snapshot()
+			owner, ok := snap.ClientOwner(tt.id)
+			if tt.want == "" {
+				assert.False(t, ok)
+			} else {
+				require.True(t, ok)
+				assert.Equal(t, tt.want, owner)
+				c, found := snap.Client(tt.id)
+				require.True(t, found)
+				assert.Equal(t, tt.want, c.Source)
+			}
+			n, _, _ := snap.Counts()
+			assert.Equal(t, tt.clients, n)
+		})
+	}
+}
+
+func TestSnapshotsAreImmutable(t *testing.T) {
+	r := New()
+	r.PutClient(client("a/x", "x", t0))
+	before := r.Snapshot()
+	updated := client("a/x", "x", t0)
+	updated.Scopes = []string{"read"}
+	r.PutClient(updated)
+	r.PutScope("read", Scope{Name: "read"})
+	r.PutUser(User{Source: "alice", Username: "alice"})
+
+	c, _ := before.Client("x")
+	assert.Empty(t, c.Scopes, "an old snapshot must not see later writes")
+	_, ok := before.Scope("read")
+	assert.False(t, ok)
+	_, ok = before.User("alice")
+	assert.False(t, ok)
+
+	c, _ = r.Snapshot().Client("x")
+	assert.Equal(t, []string{"read"}, c.Scopes)
+}
+
+func TestScopesAndUsersByName(t *testing.T) {
+	r := New()
+	r.PutScope("read-projects", Scope{Name: "read:projects", Default: true})
+	r.PutScope("write-projects", Scope{Name: "write:projects", AllowedNamespaces: []string{"payments"}})
+	r.PutUser(User{Source: "alice", Username: "alice", Email: "alice@example.com"})
+
+	snap := r.Snapshot()
+	sc, ok := snap.Scope("read:projects")
+	require.True(t, ok)
+	assert.True(t, sc.Default)
+	assert.True(t, sc.AllowsNamespace("anything"))
+	w, _ := snap.Scope("write:projects")
+	assert.True(t, w.AllowsNamespace("payments"))
+	assert.False(t, w.AllowsNamespace("default"))
+	names := []string{}
+	for _, s := range snap.Scopes() {
+		names = append(names, s.Name)
+	}
+	assert.Equal(t, []string{"read:projects", "write:projects"}, names)
+	u, ok := snap.User("alice")
+	require.True(t, ok)
+	assert.Equal(t, "alice@example.com", u.Email)
+
+	r.DeleteScope("read-projects")
+	r.DeleteUser("alice")
+	_, ok = r.Snapshot().Scope("read:projects")
+	assert.False(t, ok)
+	_, ok = r.Snapshot().User("alice")
+	assert.False(t, ok)
+}
+
+func TestCheckSecret(t *testing.T) {
+	c := client("a/x", "x", t0)
+	assert.True(t, c.CheckSecret("s-a/x"))
+	assert.False(t, c.CheckSecret("s-a/y"))
+	assert.False(t, c.CheckSecret(""))
+	c.HasSecret = false
+	assert.False(t, c.CheckSecret("s-a/x"), "a client without a known secret never authenticates")
+}
+
+func BenchmarkSnapshotClientLookup(b *testing.B) {
+	r := New()
+	ids := make([]string, 10000)
+	for i := range ids {
+		ids[i] = "c" + strconv.Itoa(i)
+		r.PutClient(client("ns/"+ids[i], ids[i], t0))
+	}
+	snap := r.Snapshot()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, ok := snap.Client(ids[i%len(ids)]); !ok {
+			b.Fatal("missing")
+		}
+	}
+}
