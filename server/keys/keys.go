@@ -238,20 +238,16 @@ type Signer struct {
 	KeyID     string
 	Algorithm string
 	key       Key
-	byType    map[string]jose.Signer
+	byType    map[string]*compactSigner
 }
 
 // Sign returns the compact JWS of payload with the header typ (TypeAccessToken or TypeJWT).
 func (s *Signer) Sign(typ string, payload []byte) (string, error) {
-	js, ok := s.byType[typ]
+	cs, ok := s.byType[typ]
 	if !ok {
 		return "", fmt.Errorf("keys: unknown token type %q", typ)
 	}
-	obj, err := js.Sign(payload)
-	if err != nil {
-		return "", fmt.Errorf("keys: sign: %w", err)
-	}
-	return obj.CompactSerialize()
+	return cs.sign(payload)
 }
 
 type compiled struct {
@@ -277,16 +273,13 @@ func (k *Keyring) Load(s *Set) error {
 	for _, key := range c.keys {
 		pub := jose.JSONWebKey{Key: key.Private.Public(), KeyID: key.ID, Algorithm: key.Algorithm, Use: "sig"}
 		c.public.Keys = append(c.public.Keys, pub)
-		sg := &Signer{KeyID: key.ID, Algorithm: key.Algorithm, key: key, byType: map[string]jose.Signer{}}
+		sg := &Signer{KeyID: key.ID, Algorithm: key.Algorithm, key: key, byType: map[string]*compactSigner{}}
 		for _, typ := range []string{TypeAccessToken, TypeJWT} {
-			js, err := jose.NewSigner(jose.SigningKey{
-				Algorithm: jose.SignatureAlgorithm(key.Algorithm),
-				Key:       jose.JSONWebKey{Key: key.Private, KeyID: key.ID, Algorithm: key.Algorithm},
-			}, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
+			cs, err := newCompactSigner(key.Algorithm, key.ID, typ, key.Private)
 			if err != nil {
 				return fmt.Errorf("keys: signer for %s: %w", key.ID, err)
 			}
-			sg.byType[typ] = js
+			sg.byType[typ] = cs
 		}
 		c.signers[key.Algorithm] = append(c.signers[key.Algorithm], sg)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -185,5 +186,21 @@ func BenchmarkSign(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestEveryES256SignatureVerifies(t *testing.T) {
+	// r and s are fixed-width in JWS; about one signature in 128 has a short r or s, so sign many.
+	k, err := NewKey(ES256, time.Now())
+	require.NoError(t, err)
+	cs, err := newCompactSigner(ES256, k.ID, TypeAccessToken, k.Private)
+	require.NoError(t, err)
+	for i := range 2000 {
+		tok, err := cs.sign([]byte(`{"n":` + strconv.Itoa(i) + `}`))
+		require.NoError(t, err)
+		obj, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256})
+		require.NoError(t, err)
+		_, err = obj.Verify(k.Private.Public())
+		require.NoError(t, err, "signature %d", i)
 	}
 }
