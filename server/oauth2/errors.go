@@ -124,7 +124,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		body = []byte(`{"error":"server_error"}`)
 	}
 	h := w.Header()
-	h.Set("Content-Type", "application/json;charset=UTF-8")
+	h.Set("Content-Type", contentTypeJSON)
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	if oe.basicChallenge {

@@ -2,11 +2,12 @@
 // RFC 9068 profile: header typ "at+jwt", alg and kid (set by the keys package), claims iss, sub,
 // aud, exp, iat, jti, client_id and scope.
 //
-// The claims JSON is built by hand into a reused buffer (AppendAccessTokenClaims,
-// AppendJSONString) and handed to the keys.Signer as bytes: on the client_credentials path it
-// saves about a sixth of the CPU a token costs compared with go-jose's JWT builder (see
-// PERFORMANCE.md). AppendJSONString escapes exactly like encoding/json with HTML escaping off;
-// fuzz tests hold it to that.
+// The claims JSON is built by hand into a pooled buffer (AppendAccessTokenClaims,
+// AppendJSONString) and handed to the keys.Signer as bytes, instead of go-jose's JWT builder
+// (reflection-based marshalling, about 11 µs of a 73 µs ES256 token in PERFORMANCE.md). After
+// the signature, issuing costs about 2 allocations and 1-2 µs per token. AppendJSONString
+// escapes exactly like encoding/json with HTML escaping off; tests and fuzz tests compare it
+// byte for byte.
 //
 // Decisions:
 //   - aud is the client's audiences, else its client ID; one value is written as a string,

@@ -20,6 +20,10 @@ func AppendJSONString(dst []byte, s string) []byte {
 func appendEscaped(dst []byte, s string) []byte {
 	start := 0 // s[start:i] is pending, needs no escaping
 	for i := 0; i < len(s); {
+		if i+8 <= len(s) && !mayNeedEscape(s[i:i+8]) {
+			i += 8
+			continue
+		}
 		if b := s[i]; b < utf8.RuneSelf {
 			if b >= 0x20 && b != '"' && b != '\\' {
 				i++
@@ -50,6 +54,26 @@ func appendEscaped(dst []byte, s string) []byte {
 		i += size
 	}
 	return append(dst, s[start:]...)
+}
+
+// Byte masks for testing eight bytes at once.
+const (
+	swarOnes  = 0x0101010101010101
+	swarHighs = 0x8080808080808080
+)
+
+// mayNeedEscape reports whether any of the 8 bytes of s is a control character, '"', '\\' or
+// not ASCII. Each test leaves a byte's high bit set where the byte matched (SWAR).
+func mayNeedEscape(s string) bool {
+	_ = s[7]
+	x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	lessThanSpace := (x - swarOnes*0x20) &^ x
+	q := x ^ swarOnes*'"'
+	quote := (q - swarOnes) &^ q
+	b := x ^ swarOnes*'\\'
+	backslash := (b - swarOnes) &^ b
+	return (lessThanSpace|quote|backslash|x)&swarHighs != 0
 }
 
 // appendEscapedByte appends the JSON escape of an ASCII byte that may not appear raw.
@@ -102,7 +126,7 @@ func AppendAccessTokenClaims(dst []byte, c *AccessTokenClaims) []byte {
 	dst = AppendJSONString(dst, c.ClientID)
 	if len(c.Scopes) > 0 {
 		dst = append(dst, `,"scope":`...)
-		dst = appendScope(dst, c.Scopes)
+		dst = AppendScope(dst, c.Scopes)
 	}
 	return append(dst, '}')
 }
@@ -125,8 +149,9 @@ func appendAudience(dst []byte, aud []string) []byte {
 	return append(dst, ']')
 }
 
-// appendScope appends the scopes as one JSON string, separated by single spaces.
-func appendScope(dst []byte, scopes []string) []byte {
+// AppendScope appends scope names as one JSON string, separated by single spaces: the form of
+// the scope claim and of the scope member of a token response.
+func AppendScope(dst []byte, scopes []string) []byte {
 	dst = append(dst, '"')
 	for i, s := range scopes {
 		if i > 0 {

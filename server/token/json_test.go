@@ -51,6 +51,17 @@ func TestAppendJSONString(t *testing.T) {
 	}
 }
 
+func TestAppendJSONStringFindsEveryByteAtEveryPosition(t *testing.T) {
+	for pos := range 17 {
+		for b := range 256 {
+			in := []byte(strings.Repeat("a", 17))
+			in[pos] = byte(b)
+			require.Equal(t, stdJSONString(t, string(in)), string(AppendJSONString(nil, string(in))),
+				"byte %#x at %d", b, pos)
+		}
+	}
+}
+
 func FuzzAppendJSONString(f *testing.F) {
 	for _, s := range []string{"", "abc", `"\`, "\x00\n", "\xff", "\u2028", "é世🔑"} {
 		f.Add(s)

@@ -3,6 +3,7 @@ package token
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -151,6 +152,33 @@ func TestIssueAccessTokenIDsAreUnique(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, seen[at.ID])
 		seen[at.ID] = true
+	}
+}
+
+func TestIssueAccessTokenConcurrently(t *testing.T) {
+	iss, kr := newTestIssuer(t, Config{})
+	var wg sync.WaitGroup
+	tokens := make([][]string, 8)
+	for g := range tokens {
+		wg.Go(func() {
+			alg := []string{keys.ES256, keys.EdDSA}[g%2]
+			c := &registry.Client{ID: fmt.Sprintf("client-%d", g), SigningAlgorithm: alg}
+			for range 20 {
+				at, err := iss.IssueAccessToken(AccessTokenRequest{Client: c, Subject: c.ID, Scopes: []string{"s"}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				tokens[g] = append(tokens[g], at.Token)
+			}
+		})
+	}
+	wg.Wait()
+	for g, toks := range tokens {
+		for _, tok := range toks {
+			_, claims := verify(t, kr, tok)
+			assert.Equal(t, fmt.Sprintf("client-%d", g), claims["client_id"], "pooled buffers are not shared")
+		}
 	}
 }
 

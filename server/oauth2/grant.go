@@ -1,0 +1,46 @@
+package oauth2
+
+import (
+	"context"
+
+	"github.com/latchkey-dev/latchkey/server/registry"
+)
+
+// Grant is one grant type of the token endpoint. The dispatcher has parsed the request,
+// authenticated the client, checked that the client may use the grant and applied the scope
+// policy before it calls Exchange, so a grant cannot skip those steps.
+type Grant interface {
+	// Type is the grant_type value, e.g. "client_credentials".
+	Type() string
+	// ConfidentialOnly reports whether public clients (auth method none) are refused with
+	// unauthorized_client.
+	ConfidentialOnly() bool
+	// Exchange issues the tokens. Errors should be *Error values; anything else is answered
+	// with server_error.
+	Exchange(ctx context.Context, req *GrantRequest) (*TokenResponse, error)
+}
+
+// GrantRequest is what a grant works from.
+type GrantRequest struct {
+	*TokenRequest
+	// Client is authenticated and allowed the grant.
+	Client *registry.Client
+	// Snapshot is the registry view the whole request uses.
+	Snapshot *registry.Snapshot
+	// Scopes passed the scope policy: the requested scopes, or the client's defaults when it
+	// requested none. Grants that carry scopes of their own (authorization_code, refresh_token)
+	// check them against these rules with the same policy.
+	Scopes []string
+}
+
+// TokenResponse is a successful token response (RFC 6749 5.1).
+type TokenResponse struct {
+	AccessToken string
+	// TokenType is "Bearer" when empty.
+	TokenType string
+	ExpiresIn int64
+	// Scope is omitted when empty.
+	Scope        []string
+	RefreshToken string
+	IDToken      string
+}

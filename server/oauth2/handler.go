@@ -1,0 +1,202 @@
+package oauth2
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/latchkey-dev/latchkey/server/keys"
+	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/token"
+)
+
+// DefaultMaxBodyBytes bounds a request body when Config.MaxBodyBytes is zero.
+const DefaultMaxBodyBytes = 64 << 10
+
+// Registry gives the current registry snapshot; *registry.Registry implements it.
+type Registry interface {
+	Snapshot() *registry.Snapshot
+}
+
+// Keyring signs with and publishes the signing keys; *keys.Keyring implements it.
+type Keyring interface {
+	Signer(alg string) (*keys.Signer, error)
+	JWKS() []byte
+	Algorithms() []string
+}
+
+var (
+	_ Registry = (*registry.Registry)(nil)
+	_ Keyring  = (*keys.Keyring)(nil)
+)
+
+// Config configures the OAuth 2.0 handler.
+type Config struct {
+	// Issuer is the public URL of the server, e.g. http://127.0.0.1:8080: the iss claim and
+	// the base of the endpoint URLs in the metadata.
+	Issuer string
+	// DefaultAlgorithm signs tokens of clients without a SigningAlgorithm: "RS256" (when empty),
+	// "ES256" or "EdDSA".
+	DefaultAlgorithm string
+	// AccessTokenLifetime applies to clients without their own; zero means one hour.
+	AccessTokenLifetime time.Duration
+	Registry            Registry
+	Keys                Keyring
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// MaxBodyBytes bounds request bodies; zero means 64 KiB.
+	MaxBodyBytes int64
+}
+
+// Paths of the endpoints.
+const (
+	TokenPath               = "/oauth2/token"
+	OpenIDConfigurationPath = "/.well-known/openid-configuration"
+	AuthorizationServerPath = "/.well-known/oauth-authorization-server"
+	JWKSPath                = "/.well-known/jwks.json"
+)
+
+// Response headers. Key rotation must publish a key longer than jwksCacheControl's max-age
+// before it signs with it.
+const (
+	contentTypeJSON       = "application/json;charset=UTF-8"
+	discoveryCacheControl = "public, max-age=300"
+	jwksCacheControl      = "public, max-age=300"
+	allowPost             = "POST"
+	allowGetHead          = "GET, HEAD"
+)
+
+// tokenPathAliases are the token endpoint paths of the seed documents.
+func tokenPathAliases() []string { return []string{TokenPath, "/token", "/oauth/token"} }
+
+// NewHandler checks the config and returns the handler of the token and discovery endpoints.
+func NewHandler(cfg Config) (http.Handler, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	issuer, err := token.NewIssuer(token.Config{
+		Issuer: cfg.Issuer, DefaultAlgorithm: cfg.DefaultAlgorithm,
+		AccessTokenLifetime: cfg.AccessTokenLifetime, Keys: cfg.Keys, Now: cfg.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("oauth2: %w", err)
+	}
+	grants := []Grant{clientCredentialsGrant{tokens: issuer}}
+	te := &tokenEndpoint{registry: cfg.Registry, grants: map[string]Grant{}, maxBody: cfg.MaxBodyBytes}
+	for _, g := range grants {
+		te.grants[g.Type()] = g
+	}
+	d := &discovery{
+		base: strings.TrimSuffix(cfg.Issuer, "/"), issuer: cfg.Issuer,
+		registry: cfg.Registry, keys: cfg.Keys, grantTypes: grantTypes(grants),
+	}
+
+	return recoverPanics(cleanPathsOnly(routes(te, d))), nil
+}
+
+// routes maps the endpoints; every other method or path gets a JSON error.
+func routes(token http.Handler, d *discovery) *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, p := range tokenPathAliases() {
+		mux.Handle("POST "+p, token)
+		mux.Handle(p, methodNotAllowed(allowPost))
+	}
+	for p, h := range map[string]http.HandlerFunc{
+		OpenIDConfigurationPath: d.serveOpenIDConfiguration,
+		AuthorizationServerPath: d.serveAuthorizationServer,
+		JWKSPath:                d.serveJWKS,
+	} {
+		mux.Handle("GET "+p, h) // GET patterns match HEAD too
+		mux.Handle(p, methodNotAllowed(allowGetHead))
+	}
+	mux.HandleFunc("/", notFound)
+	return mux
+}
+
+// withDefaults fills in defaults and checks the config.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Registry == nil || cfg.Keys == nil {
+		return cfg, errors.New("oauth2: Registry and Keys are required")
+	}
+	u, err := url.Parse(cfg.Issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
+		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return cfg, fmt.Errorf("oauth2: issuer %q must be an http(s) URL without query or fragment", cfg.Issuer)
+	}
+	if cfg.DefaultAlgorithm == "" {
+		cfg.DefaultAlgorithm = keys.RS256
+	}
+	if cfg.MaxBodyBytes < 0 {
+		return cfg, errors.New("oauth2: MaxBodyBytes must not be negative")
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return cfg, nil
+}
+
+func grantTypes(grants []Grant) []string {
+	out := make([]string, 0, len(grants))
+	for _, g := range grants {
+		out = append(out, g.Type())
+	}
+	slices.Sort(out)
+	return out
+}
+
+// methodNotAllowed answers 405 with a JSON error and the Allow header.
+func methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, r, ErrInvalidRequest.WithStatus(http.StatusMethodNotAllowed).
+			WithDescription(fmt.Sprintf("The endpoint accepts %s only.", allow)))
+	}
+}
+
+// notFound answers 404 with a JSON error.
+func notFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, r, ErrInvalidRequest.WithStatus(http.StatusNotFound).WithDescription("No endpoint at this path."))
+}
+
+// cleanPathsOnly answers 404 for paths the mux would redirect (with an HTML body) to a
+// cleaned path, such as //token or /a/../token.
+func cleanPathsOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if p == "" || p[0] != '/' || path.Clean(p) != p {
+			notFound(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverPanics turns a panic into server_error. There should be none; this is the backstop
+// that keeps the client from getting a dropped connection or HTML.
+func recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler { //nolint:errorlint // the sentinel itself is the panic value
+				panic(v)
+			}
+			logr.FromContextOrDiscard(r.Context()).Error(fmt.Errorf("panic: %v", v), "handler panicked", "path", r.URL.Path)
+			writeError(w, r, ErrServerError)
+		}()
+		next.ServeHTTP(w, r)
+	})
+}

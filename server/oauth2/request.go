@@ -1,0 +1,327 @@
+package oauth2
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Client authentication methods (RFC 7591 token_endpoint_auth_method values).
+const (
+	AuthMethodBasic = "client_secret_basic"
+	AuthMethodPost  = "client_secret_post"
+	AuthMethodNone  = "none"
+)
+
+// TokenRequest is a token endpoint request, parsed once. Parameters sent without a value are
+// treated as omitted (RFC 6749 3.1). It holds secrets: never log it.
+type TokenRequest struct {
+	GrantType string
+	// ClientID and ClientSecret come from the Basic header or the body, as AuthMethod says.
+	// AuthMethod is empty when the request names no client.
+	ClientID     string
+	ClientSecret string
+	AuthMethod   string
+	// Scope is the raw space-separated scope parameter.
+	Scope string
+
+	// Parameters of the grants that come later.
+	Code         string
+	RedirectURI  string
+	CodeVerifier string
+	RefreshToken string
+	Username     string
+	Password     string
+}
+
+// String shows no secret, so that printing a request by mistake leaks nothing. Its value
+// receiver covers printing values as well as pointers.
+func (r TokenRequest) String() string {
+	return fmt.Sprintf("TokenRequest{grant_type=%q client_id=%q auth=%s scope=%q}",
+		r.GrantType, r.ClientID, r.AuthMethod, r.Scope)
+}
+
+// GoString is String, for %#v.
+func (r TokenRequest) GoString() string { return r.String() }
+
+// bodyFormat is how the body of a token request is encoded.
+type bodyFormat int
+
+const (
+	formBody bodyFormat = iota + 1
+	jsonBody
+)
+
+// parseTokenRequest reads and parses a token request. The query string is ignored.
+func parseTokenRequest(r *http.Request, maxBody int64) (*TokenRequest, error) {
+	format, err := parseContentType(r.Header.Get("Content-Type"))
+	if err != nil {
+		return nil, err
+	}
+	body, err := readBody(r.Body, r.ContentLength, maxBody)
+	if err != nil {
+		return nil, err
+	}
+	return parseTokenParams(format, r.Header.Values("Authorization"), body)
+}
+
+// parseTokenParams parses a read body and the Authorization header values.
+func parseTokenParams(format bodyFormat, authorization []string, body []byte) (*TokenRequest, error) {
+	var p params
+	var err error
+	switch format {
+	case formBody:
+		err = p.parseForm(string(body))
+	case jsonBody:
+		err = p.parseJSON(body)
+	default:
+		err = invalidRequest("Unsupported Content-Type.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if p.req.GrantType == "" {
+		return nil, invalidRequest("The grant_type parameter is missing.")
+	}
+	if err := p.setClientCredentials(authorization); err != nil {
+		return nil, err
+	}
+	return &p.req, nil
+}
+
+// parseContentType accepts form-urlencoded and JSON bodies, with a UTF-8 charset if any.
+func parseContentType(ct string) (bodyFormat, error) {
+	switch ct { // the common spellings, without allocating
+	case "application/x-www-form-urlencoded":
+		return formBody, nil
+	case "application/json":
+		return jsonBody, nil
+	}
+	const unsupported = "The Content-Type must be application/x-www-form-urlencoded or application/json."
+	mt, mtParams, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return 0, invalidRequest(unsupported)
+	}
+	if cs, ok := mtParams["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
+		return 0, invalidRequest("The charset must be UTF-8.")
+	}
+	switch mt {
+	case "application/x-www-form-urlencoded":
+		return formBody, nil
+	case "application/json":
+		return jsonBody, nil
+	}
+	return 0, invalidRequest(unsupported)
+}
+
+// readBody reads at most maxBody bytes; a longer body is invalid_request with status 413.
+func readBody(body io.Reader, contentLength, maxBody int64) ([]byte, error) {
+	if contentLength > maxBody {
+		return nil, bodyTooLarge(maxBody)
+	}
+	if body == nil || body == http.NoBody {
+		return nil, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(body, maxBody+1))
+	if err != nil {
+		return nil, ErrInvalidRequest.WithDescription("The request body could not be read.").WithCause(err)
+	}
+	if int64(len(data)) > maxBody {
+		return nil, bodyTooLarge(maxBody)
+	}
+	return data, nil
+}
+
+func bodyTooLarge(maxBody int64) error {
+	return ErrInvalidRequest.WithStatus(http.StatusRequestEntityTooLarge).
+		WithDescription(fmt.Sprintf("The request body exceeds %d bytes.", maxBody))
+}
+
+// invalidRequest is invalid_request with a description.
+func invalidRequest(description string) error {
+	return ErrInvalidRequest.WithDescription(description)
+}
+
+// badBasic is invalid_client for unusable Basic credentials.
+func badBasic(description string) error {
+	return ErrInvalidClient.WithBasicChallenge().WithDescription(description)
+}
+
+// Parameter bits, to find parameters included more than once (RFC 6749 3.1).
+const (
+	pGrantType = 1 << iota
+	pClientID
+	pClientSecret
+	pScope
+	pCode
+	pRedirectURI
+	pCodeVerifier
+	pRefreshToken
+	pUsername
+	pPassword
+)
+
+// params collects parameters into a TokenRequest.
+type params struct {
+	req  TokenRequest
+	seen uint
+}
+
+// field returns where a known parameter goes; unknown parameters are ignored (RFC 6749 3.2).
+func (p *params) field(name string) (*string, uint) {
+	switch name {
+	case "grant_type":
+		return &p.req.GrantType, pGrantType
+	case "client_id":
+		return &p.req.ClientID, pClientID
+	case "client_secret":
+		return &p.req.ClientSecret, pClientSecret
+	case "scope":
+		return &p.req.Scope, pScope
+	case "code":
+		return &p.req.Code, pCode
+	case "redirect_uri":
+		return &p.req.RedirectURI, pRedirectURI
+	case "code_verifier":
+		return &p.req.CodeVerifier, pCodeVerifier
+	case "refresh_token":
+		return &p.req.RefreshToken, pRefreshToken
+	case "username":
+		return &p.req.Username, pUsername
+	case "password":
+		return &p.req.Password, pPassword
+	}
+	return nil, 0
+}
+
+// set stores one parameter. An empty value counts as omitted.
+func (p *params) set(name, value string) error {
+	dst, bit := p.field(name)
+	if dst == nil || value == "" {
+		return nil
+	}
+	if p.seen&bit != 0 {
+		return invalidRequest(fmt.Sprintf("The %s parameter is included more than once.", name))
+	}
+	p.seen |= bit
+	*dst = value
+	return nil
+}
+
+// parseForm parses an application/x-www-form-urlencoded body.
+func (p *params) parseForm(body string) error {
+	for body != "" {
+		var pair string
+		pair, body, _ = strings.Cut(body, "&")
+		if pair == "" {
+			continue
+		}
+		rawName, rawValue, _ := strings.Cut(pair, "=")
+		name, err1 := url.QueryUnescape(rawName)
+		value, err2 := url.QueryUnescape(rawValue)
+		if err1 != nil || err2 != nil {
+			return invalidRequest("The form body is malformed.")
+		}
+		if err := p.set(name, value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseJSON parses a JSON object body whose values are all strings.
+func (p *params) parseJSON(body []byte) error {
+	const malformed = "The JSON body is malformed."
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return invalidRequest("The JSON body must be an object.")
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return invalidRequest(malformed)
+		}
+		name, _ := tok.(string) // object keys are always strings
+		tok, err = dec.Token()
+		if err != nil {
+			return invalidRequest(malformed)
+		}
+		value, ok := tok.(string)
+		if !ok {
+			return invalidRequest(fmt.Sprintf("The value of %.64q must be a string.", name))
+		}
+		if err := p.set(name, value); err != nil {
+			return err
+		}
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return invalidRequest(malformed)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return invalidRequest("The JSON body has data after the object.")
+	}
+	return nil
+}
+
+// setClientCredentials takes the client credentials from the Basic header, else from the body.
+func (p *params) setClientCredentials(authorization []string) error {
+	switch len(authorization) {
+	case 0:
+		if p.req.ClientID != "" {
+			p.req.AuthMethod = AuthMethodPost
+			if p.req.ClientSecret == "" {
+				p.req.AuthMethod = AuthMethodNone
+			}
+		} else if p.req.ClientSecret != "" {
+			return invalidRequest("The client_secret parameter requires client_id.")
+		}
+		return nil
+	case 1:
+	default:
+		return invalidRequest("The Authorization header is included more than once.")
+	}
+	id, secret, err := parseBasic(authorization[0])
+	if err != nil {
+		return err
+	}
+	if p.req.ClientSecret != "" {
+		return invalidRequest("The client used more than one authentication method.")
+	}
+	if p.req.ClientID != "" && p.req.ClientID != id {
+		return invalidRequest("The client_id parameter does not match the Authorization header.")
+	}
+	p.req.ClientID, p.req.ClientSecret, p.req.AuthMethod = id, secret, AuthMethodBasic
+	return nil
+}
+
+// parseBasic decodes client_secret_basic credentials: base64 of id ":" secret, each
+// form-urlencoded first (RFC 6749 2.3.1).
+func parseBasic(header string) (id, secret string, err error) {
+	scheme, encoded, _ := strings.Cut(header, " ")
+	if !strings.EqualFold(scheme, "Basic") {
+		return "", "", badBasic("The Authorization header must use the Basic scheme.")
+	}
+	decoded, err := base64.StdEncoding.DecodeString(strings.TrimSpace(encoded))
+	if err != nil {
+		return "", "", badBasic("The Basic credentials are not valid base64.")
+	}
+	rawID, rawSecret, ok := strings.Cut(string(decoded), ":")
+	if !ok {
+		return "", "", badBasic("The Basic credentials have no colon.")
+	}
+	id, err1 := url.QueryUnescape(rawID)
+	secret, err2 := url.QueryUnescape(rawSecret)
+	if err1 != nil || err2 != nil {
+		return "", "", badBasic("The Basic credentials are not form-urlencoded.")
+	}
+	if id == "" {
+		return "", "", badBasic("The Basic credentials have no client ID.")
+	}
+	return id, secret, nil
+}

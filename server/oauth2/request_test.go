@@ -1,0 +1,121 @@
+package oauth2
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseTokenRequest(t *testing.T) {
+	tests := []struct {
+		name          string
+		contentType   string
+		authorization string
+		body          string
+		want          TokenRequest
+	}{
+		{name: "a form body with a charset parameter is parsed",
+			contentType: "application/x-www-form-urlencoded; charset=UTF-8",
+			body:        "grant_type=client_credentials&client_id=a&client_secret=b&scope=x+y",
+			want:        TokenRequest{GrantType: "client_credentials", ClientID: "a", ClientSecret: "b", AuthMethod: AuthMethodPost, Scope: "x y"}},
+		{name: "percent escapes and semicolons in values are decoded as written",
+			contentType: formType,
+			body:        "grant_type=client_credentials&client_id=a%3Ab&client_secret=p;q%25r",
+			want:        TokenRequest{GrantType: "client_credentials", ClientID: "a:b", ClientSecret: "p;q%r", AuthMethod: AuthMethodPost}},
+		{name: "a client_id alone is auth method none",
+			contentType: formType, body: "grant_type=authorization_code&client_id=spa&code=c&code_verifier=v&redirect_uri=https%3A%2F%2Fa%2Fcb",
+			want: TokenRequest{GrantType: "authorization_code", ClientID: "spa", AuthMethod: AuthMethodNone,
+				Code: "c", CodeVerifier: "v", RedirectURI: "https://a/cb"}},
+		{name: "Basic credentials are form-urlencoded",
+			contentType: formType, authorization: basic("id:1%", "p:w%+ &"), body: "grant_type=client_credentials",
+			want: TokenRequest{GrantType: "client_credentials", ClientID: "id:1%", ClientSecret: "p:w%+ &", AuthMethod: AuthMethodBasic}},
+		{name: "the Basic scheme is case-insensitive",
+			contentType: formType, authorization: strings.Replace(basic("a", "b"), "Basic", "bAsIc", 1), body: "grant_type=x",
+			want: TokenRequest{GrantType: "x", ClientID: "a", ClientSecret: "b", AuthMethod: AuthMethodBasic}},
+		{name: "a JSON body with escapes and unknown string members is parsed",
+			contentType: "application/json",
+			body:        `{"grant_type":"password","username":"al\u0069ce","password":"p\"w","extra":"x"}`,
+			want:        TokenRequest{GrantType: "password", Username: "alice", Password: `p"w`}},
+		{name: "empty values count as omitted, so they are no duplicates",
+			contentType: formType, body: "grant_type=&grant_type=refresh_token&refresh_token=r&scope=",
+			want: TokenRequest{GrantType: "refresh_token", RefreshToken: "r"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, TokenPath+"?client_id=ignored", strings.NewReader(tt.body))
+			r.Header.Set("Content-Type", tt.contentType)
+			if tt.authorization != "" {
+				r.Header.Set("Authorization", tt.authorization)
+			}
+			got, err := parseTokenRequest(r, DefaultMaxBodyBytes)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, *got)
+		})
+	}
+}
+
+func TestTokenRequestStringHidesSecrets(t *testing.T) {
+	r := &TokenRequest{GrantType: "password", ClientID: "c", ClientSecret: "s3cret", Password: "hunter2", Code: "code1", RefreshToken: "rt"}
+	for _, printed := range []string{fmt.Sprint(r), fmt.Sprint(*r), fmt.Sprintf("%#v", *r), fmt.Sprintf("%+v", r)} {
+		for _, secret := range []string{"s3cret", "hunter2", "code1", `"rt"`} {
+			assert.NotContains(t, printed, secret)
+		}
+	}
+}
+
+// allowedParseErrors are the errors parsing may produce, with their statuses.
+var allowedParseErrors = map[string][]int{
+	"invalid_request": {http.StatusBadRequest, http.StatusRequestEntityTooLarge},
+	"invalid_client":  {http.StatusUnauthorized},
+}
+
+func FuzzParseTokenRequest(f *testing.F) {
+	f.Add(formType, "", "grant_type=client_credentials&client_id=a&client_secret=b")
+	f.Add(formType+"; charset=utf-8", basic("a:b", "c%d"), "grant_type=client_credentials&scope=a+b")
+	f.Add("application/json", "", `{"grant_type":"client_credentials","client_id":"a","client_secret":"b"}`)
+	f.Add("application/json", "", `{"grant_type":"x","grant_type":"y"}`)
+	f.Add("application/json", "Basic Og==", `{"a":[1,{"b":null}],"grant_type":true}`)
+	f.Add("text/plain", "Basic !!", "grant_type=%zz&&=&;")
+	f.Add(formType, "Bearer x", "grant_type=a&grant_type=b")
+	f.Fuzz(func(t *testing.T, contentType, authorization, body string) {
+		r := httptest.NewRequest(http.MethodPost, TokenPath, strings.NewReader(body))
+		r.Header.Set("Content-Type", contentType)
+		if authorization != "" {
+			r.Header.Set("Authorization", authorization)
+		}
+		req, err := parseTokenRequest(r, 1024)
+		if err != nil {
+			require.Nil(t, req)
+			var oe *Error
+			require.True(t, errors.As(err, &oe), "not an RFC 6749 error: %v", err)
+			require.Contains(t, allowedParseErrors, oe.Code())
+			require.Contains(t, allowedParseErrors[oe.Code()], oe.StatusCode())
+			require.NotEmpty(t, oe.Description())
+			return
+		}
+		require.NotNil(t, req)
+		require.NotEmpty(t, req.GrantType)
+		switch req.AuthMethod {
+		case AuthMethodBasic:
+			require.NotEmpty(t, req.ClientID)
+			require.NotEmpty(t, authorization)
+		case AuthMethodPost:
+			require.NotEmpty(t, req.ClientID)
+			require.NotEmpty(t, req.ClientSecret)
+		case AuthMethodNone:
+			require.NotEmpty(t, req.ClientID)
+			require.Empty(t, req.ClientSecret)
+		case "":
+			require.Empty(t, req.ClientID)
+			require.Empty(t, req.ClientSecret)
+		default:
+			t.Fatalf("unknown auth method %q", req.AuthMethod)
+		}
+	})
+}
