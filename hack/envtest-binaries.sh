@@ -39,13 +39,21 @@ build_kube() {
 
 package tools
 GO
+  # Stamp the version as Kubernetes' own build does, so /version and `kubectl version` report
+  # $K8S_VERSION instead of v0.0.0-master (clients such as helm check it).
+  local major minor ldflags="-s -w" pkg
+  IFS=. read -r major minor _ <<<"${K8S_VERSION#v}"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    ldflags+=" -X $pkg.gitTreeState=clean"
+  done
   (
     cd "$work"
     export GOFLAGS=-mod=mod
     for cmd in kube-apiserver kubectl; do
       if need "$cmd"; then
         echo "building $cmd $K8S_VERSION (several minutes on 2 cores)" >&2
-        CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$out/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+        CGO_ENABLED=0 go build -trimpath -ldflags="$ldflags" -o "$out/$cmd" "k8s.io/kubernetes/cmd/$cmd"
       fi
     done
   )

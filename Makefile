@@ -1,0 +1,164 @@
+# Latchkey: a Kubernetes-native OAuth 2.0 / OpenID Connect authorization server.
+# `make` or `make help` lists the targets. Every tool is built into bin/ (git-ignored) on first
+# use, from the Go module proxy, at the version pinned below.
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+## Versions and locations (override on the command line, e.g. `make build VERSION=v0.1.0`).
+GOLANGCI_LINT_VERSION ?= v2.15.0
+HELM_VERSION ?= v4.3.1
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMG ?= ghcr.io/latchkey-dev/latchkey:$(VERSION)
+
+LOCALBIN := $(CURDIR)/bin
+export LOCALBIN
+KUBEBUILDER_ASSETS := $(LOCALBIN)/k8s
+CONTROLLER_GEN := go tool controller-gen
+GOLANGCI_LINT := $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+HELM := $(LOCALBIN)/helm-$(HELM_VERSION)
+KUBECTL ?= kubectl
+DOCKER ?= docker
+
+TEST_TIMEOUT ?= 30m
+TEST_FLAGS ?=
+FUZZ_TIME ?= 10s
+BENCH_FLAGS ?=
+# Flags of hack/loadtest, e.g. LOADTEST_FLAGS="-duration 5s -algorithms ES256".
+LOADTEST_FLAGS ?=
+RUN_ARGS ?=
+# Debian packages the tests need, installed by `make test` when missing (curl runs the seed examples).
+TEST_APT_PACKAGES ?= curl
+
+CHART := charts/latchkey
+# Files written by `make generate manifests`; `make verify` fails when they differ from git.
+GENERATED := api config/crd/bases config/rbac/role.yaml $(CHART)/templates/crds $(CHART)/templates/clusterrole.yaml
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target> [VAR=value ...]\n"} \
+		/^[a-zA-Z0-9_-]+:.*?##/ { printf "  %-14s %s\n", $$1, $$2 } \
+		/^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: run
+run: ## Run the server without a cluster: manifests from config/samples, memory store (RUN_ARGS=... adds flags).
+	go run . serve --manifests config/samples $(RUN_ARGS)
+
+.PHONY: run-cluster
+run-cluster: envtest ## Start a local control plane from bin/k8s, apply CRDs and samples, run the operator against it.
+	hack/run-cluster.sh $(RUN_ARGS)
+
+.PHONY: generate
+generate: ## Generate deepcopy code for api/ (controller-gen).
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
+
+.PHONY: manifests
+manifests: ## Generate CRDs (config/crd/bases) and RBAC (config/rbac/role.yaml) and copy them into the chart.
+	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=latchkey-manager-role paths=./controllers/... output:rbac:artifacts:config=config/rbac
+	hack/chart-sync.sh
+
+.PHONY: chart-crds
+chart-crds: ## Copy the CRDs and the manager's RBAC rules from config/ into the chart's templates.
+	hack/chart-sync.sh
+
+.PHONY: fmt
+fmt: $(GOLANGCI_LINT) ## Format the Go code (gofmt -s, goimports; the formatters of .golangci.yml).
+	$(GOLANGCI_LINT) fmt
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint with .golangci.yml.
+	$(GOLANGCI_LINT) config verify
+	$(GOLANGCI_LINT) run ./...
+
+.PHONY: lint-fix
+lint-fix: $(GOLANGCI_LINT) ## Run golangci-lint and apply its fixes.
+	$(GOLANGCI_LINT) run --fix ./...
+
+.PHONY: verify
+verify: generate manifests ## Fail if generated files or formatting differ from what is committed.
+	@unformatted="$$(git ls-files -co --exclude-standard -- '*.go' | xargs -r gofmt -s -l)"; \
+	if [ -n "$$unformatted" ]; then \
+		echo "verify: FAILED: not gofmt -s formatted (run 'make fmt'):"; echo "$$unformatted"; exit 1; \
+	fi
+	@if ! git diff --quiet -- $(GENERATED); then \
+		echo "verify: FAILED: generated files differ from git. Run 'make generate manifests' and commit:"; \
+		git --no-pager diff --stat -- $(GENERATED); exit 1; \
+	fi
+	@untracked="$$(git ls-files --others --exclude-standard -- $(GENERATED))"; \
+	if [ -n "$$untracked" ]; then \
+		echo "verify: FAILED: generated files are not committed (git add them):"; echo "$$untracked"; exit 1; \
+	fi
+	@echo "verify: generated files and formatting are up to date"
+
+##@ Testing
+
+.PHONY: envtest
+envtest: ## Build kube-apiserver, kubectl and etcd into bin/k8s (skipped when present; ~6 min cold).
+	hack/envtest-binaries.sh
+
+.PHONY: test-deps
+test-deps: ## Install the Debian packages the tests need (TEST_APT_PACKAGES) when missing.
+	@if [ -n "$(strip $(TEST_APT_PACKAGES))" ]; then hack/apt-install.sh $(TEST_APT_PACKAGES); fi
+
+.PHONY: test
+test: envtest test-deps ## Run every test against a real kube-apiserver and etcd (installs what it needs).
+	KUBEBUILDER_ASSETS=$(KUBEBUILDER_ASSETS) go test ./... -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS)
+
+.PHONY: fuzz
+fuzz: envtest ## Run every fuzz target for FUZZ_TIME each (default 10s).
+	KUBEBUILDER_ASSETS=$(KUBEBUILDER_ASSETS) FUZZ_TIME=$(FUZZ_TIME) hack/fuzz.sh
+
+.PHONY: bench
+bench: envtest build ## Run the Go benchmarks, then the loopback load run (wrk, server pinned to one core).
+	KUBEBUILDER_ASSETS=$(KUBEBUILDER_ASSETS) go test -run '^$$' -bench . -benchmem $(BENCH_FLAGS) ./...
+	hack/apt-install.sh wrk
+	go run ./hack/loadtest -binary bin/latchkey $(LOADTEST_FLAGS)
+
+##@ Build and deploy
+
+.PHONY: build
+build: ## Build a static binary to bin/latchkey.
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/latchkey .
+
+.PHONY: docker-build
+docker-build: ## Build the container image IMG.
+	$(DOCKER) build --build-arg VERSION=$(VERSION) -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the container image IMG.
+	$(DOCKER) push $(IMG)
+
+.PHONY: helm-lint
+helm-lint: $(HELM) ## Lint and render the Helm chart (charts/latchkey).
+	$(HELM) lint --strict $(CHART)
+	$(HELM) lint --strict $(CHART) --set crds.enabled=false --set serviceAccount.create=false
+	$(HELM) template latchkey $(CHART) --namespace latchkey >/dev/null
+	$(HELM) template latchkey $(CHART) --namespace latchkey --set crds.keep=false --set leaderElection.enabled=false >/dev/null
+	@echo "helm-lint: chart lints and renders"
+
+.PHONY: install
+install: ## Install the CRDs into the cluster of the current kubeconfig.
+	$(KUBECTL) apply --server-side -k config/crd
+
+.PHONY: deploy
+deploy: ## Deploy CRDs, RBAC and the operator (config/default) into the cluster of the current kubeconfig.
+	$(KUBECTL) apply --server-side -k config/default
+
+##@ Tools (built into bin/)
+
+$(GOLANGCI_LINT):
+	hack/go-install.sh golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint $(GOLANGCI_LINT_VERSION)
+
+$(HELM):
+	hack/go-install.sh helm helm.sh/helm/v4/cmd/helm $(HELM_VERSION) "-X helm.sh/helm/v4/internal/version.version=$(HELM_VERSION)"
+
+.PHONY: tools
+tools: $(GOLANGCI_LINT) $(HELM) ## Build golangci-lint and helm into bin/.

@@ -1,0 +1,61 @@
+{{/* Chart name, truncated to the 63 characters of a DNS label. */}}
+{{- define "latchkey.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified app name: the release name when it contains the chart name, so that
+`helm install latchkey charts/latchkey` serves at latchkey.<namespace>.svc.
+*/}}
+{{- define "latchkey.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "latchkey.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "latchkey.labels" -}}
+helm.sh/chart: {{ include "latchkey.chart" . }}
+{{ include "latchkey.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: latchkey
+{{- end }}
+
+{{- define "latchkey.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "latchkey.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "latchkey.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "latchkey.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "latchkey.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* The public issuer URL: .Values.issuer, or the in-cluster Service URL. */}}
+{{- define "latchkey.issuer" -}}
+{{- if .Values.issuer }}
+{{- .Values.issuer | trimSuffix "/" }}
+{{- else if eq (int .Values.service.port) 80 }}
+{{- printf "http://%s.%s.svc" (include "latchkey.fullname" .) .Release.Namespace }}
+{{- else }}
+{{- printf "http://%s.%s.svc:%d" (include "latchkey.fullname" .) .Release.Namespace (int .Values.service.port) }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the given Debian packages, but only those that are missing:
+#
+#   hack/apt-install.sh redis-server chromium
+#
+# Runs apt-get as root (or through sudo), non-interactively, without recommended packages.
+set -euo pipefail
+
+missing=()
+for pkg in "$@"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$pkg")
+  fi
+done
+[ "${#missing[@]}" -gt 0 ] || exit 0
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    sudo=(sudo)
+  else
+    echo "apt-install: need root to install: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+echo "apt-install: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

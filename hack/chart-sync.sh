@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Copies what controller-gen generates into the Helm chart, so the chart never drifts from config/:
+#
+#   config/crd/bases/*.yaml  -> charts/latchkey/templates/crds/*.yaml
+#       (behind .Values.crds.enabled, with helm.sh/resource-policy: keep when .Values.crds.keep)
+#   config/rbac/role.yaml    -> charts/latchkey/templates/clusterrole.yaml (its rules)
+#
+# Run by `make manifests` and `make chart-crds`; `make verify` fails when the output is not committed.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+chart="$root/charts/latchkey"
+crd_out="$chart/templates/crds"
+
+mkdir -p "$crd_out"
+rm -f "$crd_out"/*.yaml
+for src in "$root"/config/crd/bases/*.yaml; do
+  dst="$crd_out/$(basename "$src")"
+  {
+    echo "{{- /* Generated from config/crd/bases/$(basename "$src") by hack/chart-sync.sh. DO NOT EDIT. */}}"
+    echo "{{- if .Values.crds.enabled }}"
+    # Inside the CRD's top-level metadata: add the keep policy to its annotations and the chart's
+    # labels just before its name (controller-gen writes annotations, then name).
+    awk '
+      /^metadata:$/ && !done { inmeta = 1; print; next }
+      inmeta && /^  annotations:$/ {
+        print
+        print "    {{- if .Values.crds.keep }}"
+        print "    helm.sh/resource-policy: keep"
+        print "    {{- end }}"
+        annotated = 1
+        next
+      }
+      inmeta && /^  name: / {
+        print "  labels:"
+        print "    {{- include \"latchkey.labels\" . | nindent 4 }}"
+        print
+        inmeta = 0; done = 1
+        next
+      }
+      { print }
+      END { if (!done || !annotated) { print "chart-sync: unexpected CRD layout in " FILENAME > "/dev/stderr"; exit 1 } }
+    ' "$src"
+    echo "{{- end }}"
+  } >"$dst"
+  if grep -q '{{' "$src"; then
+    echo "chart-sync: $src contains '{{', which Helm would read as a template" >&2
+    exit 1
+  fi
+done
+
+role="$root/config/rbac/role.yaml"
+{
+  echo "{{- /* Generated from config/rbac/role.yaml by hack/chart-sync.sh. DO NOT EDIT. */}}"
+  echo "{{- if .Values.rbac.create }}"
+  echo "apiVersion: rbac.authorization.k8s.io/v1"
+  echo "kind: ClusterRole"
+  echo "metadata:"
+  echo "  name: {{ include \"latchkey.fullname\" . }}-manager"
+  echo "  labels:"
+  echo "    {{- include \"latchkey.labels\" . | nindent 4 }}"
+  if [ -f "$role" ]; then
+    # The ClusterRole is the first document; namespaced Roles (markers with namespace=) would
+    # follow it and need a template of their own.
+    awk '/^rules:/ { p = 1 } /^---/ && p { exit } p' "$role"
+    if [ "$(grep -c '^kind: ' "$role")" -gt 1 ]; then
+      echo "chart-sync: $role has more than one Role; only the ClusterRole is copied" >&2
+    fi
+  else
+    echo "rules: [] # config/rbac/role.yaml does not exist yet (no +kubebuilder:rbac markers)"
+  fi
+  echo "{{- end }}"
+} >"$chart/templates/clusterrole.yaml"

@@ -1,0 +1,397 @@
+// Command latchkey is a Kubernetes-native OAuth 2.0 and OpenID Connect authorization server.
+//
+// `latchkey serve` runs it either against a Kubernetes API server (the operator: informers feed
+// the registry, the leader writes Secrets and status) or, with --manifests, on its own with the
+// resources read from a folder (the embedded default). This file is the only place where the
+// concrete types of the three layers are wired together.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/controllers"
+	"github.com/latchkey-dev/latchkey/controllers/manifests"
+	"github.com/latchkey-dev/latchkey/server/keys"
+	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/registry"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "latchkey:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `latchkey is a Kubernetes-native OAuth 2.0 and OpenID Connect authorization server.
+
+Usage:
+  latchkey serve [flags]   run the server (see latchkey serve -h)
+  latchkey version         print the version
+`
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("missing command")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, version)
+		return nil
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+type serveOptions struct {
+	listenAddress    string
+	issuer           string
+	manifestsDir     string
+	kubeconfig       string
+	namespace        string
+	store            string
+	keysFile         string
+	keySecretName    string
+	signingAlgorithm string
+	accessTokenTTL   time.Duration
+	metricsAddress   string
+	probeAddress     string
+	leaderElect      bool
+	leaderElectionID string
+	shutdownTimeout  time.Duration
+}
+
+func (o *serveOptions) bind(fs *flag.FlagSet) {
+	fs.StringVar(&o.listenAddress, "listen-address", ":8080", "address the OAuth endpoints listen on")
+	fs.StringVar(&o.issuer, "issuer", "", "public issuer URL (default: http://localhost:<port> from --listen-address)")
+	fs.StringVar(&o.manifestsDir, "manifests", "", "run without a cluster, loading OAuthClient, Scope, User and Secret manifests from this folder (watched)")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then $KUBECONFIG)")
+	fs.StringVar(&o.namespace, "namespace", defaultNamespace(), "namespace of the signing key Secret and the leader Lease")
+	fs.StringVar(&o.store, "store", "memory", "leased store for codes and refresh tokens: memory")
+	fs.StringVar(&o.keysFile, "keys-file", "", "with --manifests: keep the signing keys in this file (created when missing) instead of memory")
+	fs.StringVar(&o.keySecretName, "key-secret-name", "latchkey-signing-keys", "name of the signing key Secret")
+	fs.StringVar(&o.signingAlgorithm, "signing-algorithm", keys.RS256, "default token signing algorithm: RS256, ES256 or EdDSA")
+	fs.DurationVar(&o.accessTokenTTL, "access-token-lifetime", time.Hour, "default access token lifetime")
+	fs.StringVar(&o.metricsAddress, "metrics-bind-address", ":9090", "metrics address (\"0\" disables)")
+	fs.StringVar(&o.probeAddress, "health-probe-bind-address", ":8081", "health and readiness probe address (\"0\" disables)")
+	fs.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader (a Lease) among replicas for writes")
+	fs.StringVar(&o.leaderElectionID, "leader-election-id", "latchkey.oauth.latchkey.dev", "name of the leader Lease")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long in-flight requests may take to finish on shutdown")
+}
+
+func (o *serveOptions) validate() error {
+	if !slices.Contains(keys.SupportedAlgorithms(), o.signingAlgorithm) {
+		return fmt.Errorf("--signing-algorithm %q: want one of %s", o.signingAlgorithm, strings.Join(keys.SupportedAlgorithms(), ", "))
+	}
+	if o.store != "memory" {
+		return fmt.Errorf("--store %q: only memory is available in this version", o.store)
+	}
+	if o.issuer == "" {
+		o.issuer = defaultIssuer(o.listenAddress)
+	}
+	o.issuer = strings.TrimRight(o.issuer, "/")
+	if o.keysFile != "" && o.manifestsDir == "" {
+		return errors.New("--keys-file is for --manifests; against a cluster the keys live in a Secret")
+	}
+	return nil
+}
+
+func defaultNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	return corev1.NamespaceDefault
+}
+
+func defaultIssuer(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "http://localhost:8080"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+func serve(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var opts serveOptions
+	opts.bind(fs)
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := opts.validate(); err != nil {
+		return err
+	}
+	log := zap.New(zap.UseFlagOptions(&zapOpts), zap.WriteTo(stderr))
+	ctrl.SetLogger(log)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx = logr.NewContext(ctx, log)
+
+	reg := registry.New()
+	keyring := keys.NewKeyring()
+	handler, err := oauth2.NewHandler(oauth2.Config{
+		Issuer:              opts.issuer,
+		DefaultAlgorithm:    opts.signingAlgorithm,
+		AccessTokenLifetime: opts.accessTokenTTL,
+		Registry:            reg,
+		Keys:                keyring,
+	})
+	if err != nil {
+		return err
+	}
+	if opts.manifestsDir != "" {
+		return serveEmbedded(ctx, &opts, reg, keyring, handler, stdout)
+	}
+	return serveCluster(ctx, &opts, reg, keyring, handler)
+}
+
+// serveEmbedded runs with no cluster: resources from a folder, keys in memory or a file.
+func serveEmbedded(ctx context.Context, opts *serveOptions, reg *registry.Registry, keyring *keys.Keyring, handler http.Handler, stdout io.Writer) error {
+	log := logr.FromContextOrDiscard(ctx)
+	var set *keys.Set
+	var err error
+	if opts.keysFile != "" {
+		set, err = keys.LoadOrCreateFile(opts.keysFile, keys.SupportedAlgorithms(), time.Now())
+	} else {
+		set, err = keys.Generate(keys.SupportedAlgorithms(), time.Now())
+	}
+	if err != nil {
+		return err
+	}
+	if err := keyring.Load(set); err != nil {
+		return err
+	}
+	loader, err := manifests.New(opts.manifestsDir, reg)
+	if err != nil {
+		return err
+	}
+	if err := loader.Load(ctx); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", opts.listenAddress)
+	if err != nil {
+		return err
+	}
+	ready := &atomic.Bool{}
+	ready.Store(true)
+	errc := make(chan error, 3)
+	go func() { errc <- loader.Watch(ctx, 200*time.Millisecond) }()
+	if opts.probeAddress != "0" {
+		go func() { errc <- serveProbes(ctx, opts.probeAddress, ready) }()
+	}
+	go func() { errc <- serveHTTP(ctx, ln, handler, opts.shutdownTimeout) }()
+	log.Info("latchkey serving (embedded, no cluster)", "address", ln.Addr().String(), "issuer", opts.issuer, "manifests", opts.manifestsDir)
+	printBanner(stdout, opts.issuer, loader.Demo())
+	select {
+	case <-ctx.Done():
+		ready.Store(false)
+		// Wait for the HTTP server to drain.
+		return drain(errc)
+	case err := <-errc:
+		return err
+	}
+}
+
+func drain(errc <-chan error) error {
+	err := <-errc
+	if err == nil || errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func printBanner(w io.Writer, issuer string, demo *manifests.DemoClient) {
+	fmt.Fprintf(w, "\nLatchkey is serving at %s\n  discovery: curl -s %s/.well-known/openid-configuration\n", issuer, issuer)
+	if demo == nil {
+		fmt.Fprintf(w, "  get a token: curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials %s/oauth2/token\n\n", issuer)
+		return
+	}
+	fmt.Fprintf(w, "  get a token for the sample client (demo credentials from the manifests folder):\n")
+	fmt.Fprintf(w, "    curl -s -u '%s:%s' -d grant_type=client_credentials %s/oauth2/token\n\n", demo.ClientID, demo.ClientSecret, issuer)
+}
+
+// serveHTTP serves until ctx ends, then drains in-flight requests for at most timeout.
+func serveHTTP(ctx context.Context, ln net.Listener, handler http.Handler, timeout time.Duration) error {
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	return nil
+}
+
+func serveProbes(ctx context.Context, addr string, ready *atomic.Bool) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return serveHTTP(ctx, ln, mux, time.Second)
+}
+
+// serveCluster runs as the operator against a Kubernetes API server.
+func serveCluster(ctx context.Context, opts *serveOptions, reg *registry.Registry, keyring *keys.Keyring, handler http.Handler) error {
+	cfg, err := restConfig(opts.kubeconfig)
+	if err != nil {
+		return err
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsserver.Options{BindAddress: opts.metricsAddress},
+		HealthProbeBindAddress:        opts.probeAddress,
+		LeaderElection:                opts.leaderElect,
+		LeaderElectionID:              opts.leaderElectionID,
+		LeaderElectionNamespace:       opts.namespace,
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       &opts.shutdownTimeout,
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	if err := controllers.Setup(mgr, controllers.Options{
+		Registry:      reg,
+		Keys:          keyring,
+		Namespace:     opts.namespace,
+		KeySecretName: opts.keySecretName,
+		Algorithms:    keys.SupportedAlgorithms(),
+		TokenURL:      opts.issuer + "/oauth2/token",
+	}); err != nil {
+		return fmt.Errorf("set up controllers: %w", err)
+	}
+	synced := &atomic.Bool{}
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		if mgr.GetCache().WaitForCacheSync(ctx) {
+			synced.Store(true)
+		}
+		return nil
+	})); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", opts.listenAddress)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(&httpRunnable{ln: ln, handler: handler, timeout: opts.shutdownTimeout}); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("registry", func(*http.Request) error {
+		switch {
+		case !synced.Load():
+			return errors.New("informers not synced")
+		case !keyring.Loaded():
+			return errors.New("signing keys not loaded")
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	logr.FromContextOrDiscard(ctx).Info("latchkey serving (operator)", "address", ln.Addr().String(), "issuer", opts.issuer, "namespace", opts.namespace)
+	return mgr.Start(ctx)
+}
+
+// httpRunnable serves the OAuth endpoints on every replica, leader or not.
+type httpRunnable struct {
+	ln      net.Listener
+	handler http.Handler
+	timeout time.Duration
+}
+
+var (
+	_ manager.Runnable               = (*httpRunnable)(nil)
+	_ manager.LeaderElectionRunnable = (*httpRunnable)(nil)
+)
+
+func (r *httpRunnable) Start(ctx context.Context) error {
+	err := serveHTTP(ctx, r.ln, r.handler, r.timeout)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func (r *httpRunnable) NeedLeaderElection() bool { return false }
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	return ctrl.GetConfig()
+}

@@ -1,0 +1,350 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/oauth2/clientcredentials"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// suite is the control plane and the latchkey process shared by the tests of this package.
+type suite struct {
+	root       string
+	kubeconfig string
+	kubectlBin string
+	issuer     string
+	binary     string
+}
+
+var env *suite //nolint:gochecknoglobals // one control plane per package, set up in TestMain
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		assets = filepath.Join(root, "bin", "k8s")
+	}
+	testEnv := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: assets,
+	}
+	if _, err := testEnv.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "start control plane:", err)
+		return 1
+	}
+	defer testEnv.Stop() //nolint:errcheck // best effort at exit
+
+	tmp, err := os.MkdirTemp("", "latchkey-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp) //nolint:errcheck // best effort at exit
+
+	admin, err := testEnv.AddUser(envtest.User{Name: "e2e-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "add user:", err)
+		return 1
+	}
+	kc, err := admin.KubeConfig()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kubeconfig:", err)
+		return 1
+	}
+	s := &suite{root: root, kubectlBin: filepath.Join(assets, "kubectl"), kubeconfig: filepath.Join(tmp, "kubeconfig"), binary: filepath.Join(tmp, "latchkey")}
+	if err := os.WriteFile(s.kubeconfig, kc, 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	build := exec.Command("go", "build", "-o", s.binary, ".")
+	build.Dir = root
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build latchkey:", err)
+		return 1
+	}
+	stop, err := s.startServer(tmp)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start latchkey:", err)
+		return 1
+	}
+	defer stop()
+	env = s
+	return m.Run()
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close() //nolint:errcheck // only used to pick a port
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startServer runs the built binary as the operator and waits until it is ready.
+func (s *suite) startServer(tmp string) (func(), error) {
+	ports := make([]int, 3)
+	for i := range ports {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+	}
+	s.issuer = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+	if out, err := s.kubectlRun(nil, "create", "namespace", "latchkey-system"); err != nil {
+		return nil, fmt.Errorf("create namespace: %v: %s", err, out)
+	}
+	logFile, err := os.Create(filepath.Join(tmp, "latchkey.log"))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, s.binary, "serve",
+		"--kubeconfig", s.kubeconfig,
+		"--namespace", "latchkey-system",
+		"--listen-address", fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[1]),
+		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[2]),
+		"--issuer", s.issuer,
+	)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		cancel()
+		return nil, err
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cancel()
+			<-done
+		}
+		_ = logFile.Close()
+		if os.Getenv("E2E_SHOW_LOG") != "" {
+			b, _ := os.ReadFile(logFile.Name())
+			os.Stderr.Write(b)
+		}
+	}
+	readyz := fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[1])
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(readyz) //nolint:noctx // test polling
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return stop, nil
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	stop()
+	b, _ := os.ReadFile(logFile.Name())
+	return nil, fmt.Errorf("latchkey not ready within 60s; log:\n%s", b)
+}
+
+func (s *suite) kubectlRun(stdin []byte, args ...string) (string, error) {
+	cmd := exec.Command(s.kubectlBin, append([]string{"--kubeconfig", s.kubeconfig}, args...)...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (s *suite) kubectl(t *testing.T, stdin []byte, args ...string) string {
+	t.Helper()
+	out, err := s.kubectlRun(stdin, args...)
+	require.NoError(t, err, "kubectl %s: %s", strings.Join(args, " "), out)
+	return out
+}
+
+// waitReady waits for an OAuthClient's Ready condition to become True.
+func (s *suite) waitReady(t *testing.T, ns, name string) {
+	t.Helper()
+	s.kubectl(t, nil, "wait", "-n", ns, "--for=condition=Ready", "--timeout=30s", "oauthclient/"+name)
+}
+
+// credentials reads the client ID from an OAuthClient's status and its secret from the Secret
+// the status names, as a workload mounting the Secret would.
+func (s *suite) credentials(t *testing.T, ns, name string) (id, secret string) {
+	t.Helper()
+	id = s.kubectl(t, nil, "get", "-n", ns, "oauthclient", name, "-o", "jsonpath={.status.clientID}")
+	secretName := s.kubectl(t, nil, "get", "-n", ns, "oauthclient", name, "-o", "jsonpath={.status.secretName}")
+	key := s.kubectl(t, nil, "get", "-n", ns, "oauthclient", name, "-o", "jsonpath={.spec.secretRef.key}")
+	if key == "" {
+		key = "client-secret"
+	}
+	enc := s.kubectl(t, nil, "get", "-n", ns, "secret", secretName, "-o", "jsonpath={.data."+strings.ReplaceAll(key, ".", `\.`)+"}")
+	raw, err := base64.StdEncoding.DecodeString(enc)
+	require.NoError(t, err)
+	require.NotEmpty(t, id)
+	require.NotEmpty(t, raw)
+	return id, string(raw)
+}
+
+// jwks fetches the published key set.
+func (s *suite) jwks(t *testing.T) jose.JSONWebKeySet {
+	t.Helper()
+	resp, err := http.Get(s.issuer + "/.well-known/jwks.json") //nolint:noctx // test
+	require.NoError(t, err)
+	defer resp.Body.Close() //nolint:errcheck // test
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var set jose.JSONWebKeySet
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&set))
+	require.NotEmpty(t, set.Keys)
+	return set
+}
+
+// verify checks an access token's signature against the JWKS and returns its claims.
+func (s *suite) verify(t *testing.T, token string) map[string]any {
+	t.Helper()
+	parsed, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
+	require.NoError(t, err)
+	require.Len(t, parsed.Headers, 1)
+	require.Equal(t, "at+jwt", parsed.Headers[0].ExtraHeaders[jose.HeaderType])
+	set := s.jwks(t)
+	keys := set.Key(parsed.Headers[0].KeyID)
+	require.Len(t, keys, 1, "kid %s must be published", parsed.Headers[0].KeyID)
+	claims := map[string]any{}
+	var std jwt.Claims
+	require.NoError(t, parsed.Claims(keys[0].Key, &claims, &std))
+	require.NoError(t, std.ValidateWithLeeway(jwt.Expected{Issuer: s.issuer, Time: time.Now()}, time.Minute))
+	return claims
+}
+
+func (s *suite) postToken(t *testing.T, id, secret string, form url.Values) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.issuer+"/oauth2/token", strings.NewReader(form.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close() //nolint:errcheck // test
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, "application/json", strings.Split(resp.Header.Get("Content-Type"), ";")[0], "body: %s", body)
+	out := map[string]any{}
+	require.NoError(t, json.Unmarshal(body, &out), "body: %s", body)
+	return resp.StatusCode, out
+}
+
+// TestSamplesApplyAndIssueTokens applies config/samples with kubectl, waits for every sample
+// OAuthClient to be Ready, and gets a verified token for each client_credentials client.
+func TestSamplesApplyAndIssueTokens(t *testing.T) {
+	s := env
+	s.kubectl(t, nil, "apply", "-f", filepath.Join(s.root, "config", "samples"))
+	out := s.kubectl(t, nil, "get", "oauthclients", "-A", "-o", "json")
+	var list struct {
+		Items []struct {
+			Metadata struct{ Name, Namespace string }
+			Spec     struct {
+				GrantTypes []string `json:"grantTypes"`
+			}
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &list))
+	require.NotEmpty(t, list.Items, "the samples must hold OAuthClients")
+	issued := 0
+	for _, it := range list.Items {
+		s.waitReady(t, it.Metadata.Namespace, it.Metadata.Name)
+		if !slices.Contains(it.Spec.GrantTypes, "client_credentials") {
+			continue
+		}
+		id, secret := s.credentials(t, it.Metadata.Namespace, it.Metadata.Name)
+		cc := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: s.issuer + "/oauth2/token"}
+		tok, err := cc.Token(t.Context())
+		require.NoError(t, err, "client %s", id)
+		require.Equal(t, "Bearer", tok.TokenType)
+		require.Empty(t, tok.RefreshToken, "client_credentials never returns a refresh token")
+		claims := s.verify(t, tok.AccessToken)
+		require.Equal(t, id, claims["client_id"])
+		require.Equal(t, id, claims["sub"])
+		issued++
+	}
+	require.Positive(t, issued, "the samples must hold a client_credentials client")
+	// The samples' scopes are in discovery.
+	resp, err := http.Get(s.issuer + "/.well-known/openid-configuration") //nolint:noctx // test
+	require.NoError(t, err)
+	defer resp.Body.Close() //nolint:errcheck // test
+	var meta map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&meta))
+	require.Equal(t, s.issuer, meta["issuer"])
+	require.Contains(t, meta["scopes_supported"], "read:projects")
+}
+
+const generatedClient = `apiVersion: oauth.latchkey.dev/v1alpha1
+kind: OAuthClient
+metadata: {name: reports, namespace: e2e-apply}
+spec:
+  grantTypes: [client_credentials]
+  scopes: [e2e:read]
+  audiences: ["https://reports.example.com"]
+---
+apiVersion: oauth.latchkey.dev/v1alpha1
+kind: Scope
+metadata: {name: e2e-read}
+spec: {name: "e2e:read", description: "Read reports"}
+`
+
+// TestApplyThenDelete is the kubectl round trip: apply a client, get a token within seconds,
+// delete it, and the same request gets invalid_client.
+func TestApplyThenDelete(t *testing.T) {
+	s := env
+	s.kubectl(t, nil, "create", "namespace", "e2e-apply")
+	applied := time.Now()
+	s.kubectl(t, []byte(generatedClient), "apply", "-f", "-")
+	s.waitReady(t, "e2e-apply", "reports")
+	id, secret := s.credentials(t, "e2e-apply", "reports")
+	require.Equal(t, "reports.e2e-apply", id)
+
+	var status int
+	var body map[string]any
+	require.Eventually(t, func() bool {
+		status, body = s.postToken(t, id, secret, url.Values{"grant_type": {"client_credentials"}, "scope": {"e2e:read"}})
+		return status == http.StatusOK
+	}, 10*time.Second, 100*time.Millisecond)
+	t.Logf("token issued %s after kubectl apply", time.Since(applied).Round(time.Millisecond))
+	claims := s.verify(t, body["access_token"].(string))
+	require.Equal(t, "e2e:read", claims["scope"])
+	require.Equal(t, "https://reports.example.com", claims["aud"])
+
+	s.kubectl(t, nil, "delete", "-n", "e2e-apply", "oauthclient", "reports", "--wait=true")
+	require.Eventually(t, func() bool {
+		status, body = s.postToken(t, id, secret, url.Values{"grant_type": {"client_credentials"}})
+		return status == http.StatusUnauthorized
+	}, 10*time.Second, 100*time.Millisecond)
+	require.Equal(t, "invalid_client", body["error"])
+}
