@@ -334,7 +334,7 @@ func serveCluster(ctx context.Context, opts *serveOptions, reg *registry.Registr
 		return fmt.Errorf("set up controllers: %w", err)
 	}
 	synced := &atomic.Bool{}
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+	if err := mgr.Add(everyReplica(func(ctx context.Context) error {
 		if mgr.GetCache().WaitForCacheSync(ctx) {
 			synced.Store(true)
 		}
@@ -367,6 +367,13 @@ func serveCluster(ctx context.Context, opts *serveOptions, reg *registry.Registr
 	return mgr.Start(ctx)
 }
 
+// everyReplica is a Runnable that runs on every replica, leader or not (a plain RunnableFunc
+// would run on the leader only).
+type everyReplica func(ctx context.Context) error
+
+func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
+func (everyReplica) NeedLeaderElection() bool          { return false }
+
 // httpRunnable serves the OAuth endpoints on every replica, leader or not.
 type httpRunnable struct {
 	ln      net.Listener
@@ -375,8 +382,8 @@ type httpRunnable struct {
 }
 
 var (
-	_ manager.Runnable               = (*httpRunnable)(nil)
 	_ manager.LeaderElectionRunnable = (*httpRunnable)(nil)
+	_ manager.LeaderElectionRunnable = everyReplica(nil)
 )
 
 func (r *httpRunnable) Start(ctx context.Context) error {

@@ -144,7 +144,7 @@ type OAuthClientSpec struct {
 	// +kubebuilder:validation:MaxItems=32
 	// +kubebuilder:validation:items:MaxLength=2048
 	// +kubebuilder:validation:items:MinLength=1
-	// +kubebuilder:validation:XValidation:rule="self.all(u, u.startsWith('https://') || u.startsWith('http://localhost') || u.startsWith('http://127.0.0.1') || u.startsWith('http://[::1]') || (u.matches('^[a-z][a-z0-9+.-]*:') && !u.startsWith('http:') && !u.startsWith('javascript:') && !u.startsWith('data:')))",message="redirect URIs must be https, loopback http, or a private-use scheme"
+	// +kubebuilder:validation:XValidation:rule="self.all(u, u.startsWith('https://') || u.matches('^http://(localhost|127[.]0[.]0[.]1|[[]::1[]])(:[0-9]+)?([/?].*)?$') || (u.matches('^[a-z][a-z0-9+.-]*:') && !u.startsWith('http:') && !u.startsWith('https:') && !u.startsWith('javascript:') && !u.startsWith('data:') && !u.startsWith('vbscript:') && !u.startsWith('file:')))",message="redirect URIs must be https, http on a loopback host (localhost, 127.0.0.1, [::1]), or a private-use scheme"
 	// +kubebuilder:validation:XValidation:rule="self.all(u, !u.contains('#'))",message="redirect URIs must not contain a fragment"
 	RedirectURIs []string `json:"redirectURIs,omitempty"`
 

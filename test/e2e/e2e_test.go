@@ -20,6 +20,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/oauth2/clientcredentials"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -347,4 +348,38 @@ func TestApplyThenDelete(t *testing.T) {
 		return status == http.StatusUnauthorized
 	}, 10*time.Second, 100*time.Millisecond)
 	require.Equal(t, "invalid_client", body["error"])
+}
+
+// TestAPIServerRefusesInvalidClients checks the CRD's schema and CEL rules as kubectl users meet
+// them: the API server refuses each manifest with a message naming the rule.
+func TestAPIServerRefusesInvalidClients(t *testing.T) {
+	s := env
+	s.kubectl(t, nil, "create", "namespace", "e2e-invalid")
+	client := func(spec string) []byte {
+		return []byte("apiVersion: oauth.latchkey.dev/v1alpha1\nkind: OAuthClient\nmetadata: {name: bad, namespace: e2e-invalid}\nspec:\n" + spec)
+	}
+	tests := []struct {
+		name, spec, message string
+	}{
+		{"a public client may not use client_credentials", "  type: Public\n  grantTypes: [client_credentials]\n", "must not use client_credentials"},
+		{"authorization_code needs a redirect URI", "  grantTypes: [authorization_code]\n", "needs at least one redirectURI"},
+		{"a look-alike loopback host is refused", "  grantTypes: [authorization_code]\n  redirectURIs: [\"http://localhost.evil.example/cb\"]\n", "redirect URIs must be https"},
+		{"a javascript: redirect is refused", "  grantTypes: [authorization_code]\n  redirectURIs: [\"javascript:alert(1)\"]\n", "redirect URIs must be https"},
+		{"a redirect with a fragment is refused", "  grantTypes: [authorization_code]\n  redirectURIs: [\"https://app.example/cb#x\"]\n", "must not contain a fragment"},
+		{"an unknown grant type is refused", "  grantTypes: [implicit]\n", "Unsupported value"},
+		{"External needs a secretRef", "  grantTypes: [client_credentials]\n  secretPolicy: External\n", "External needs secretRef"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := s.kubectlRun(client(tt.spec), "apply", "-f", "-")
+			require.Error(t, err, "the API server must refuse it: %s", out)
+			assert.Contains(t, out, tt.message)
+		})
+	}
+	t.Run("the client ID is immutable", func(t *testing.T) {
+		s.kubectl(t, client("  clientID: first\n  grantTypes: [client_credentials]\n"), "apply", "-f", "-")
+		out, err := s.kubectlRun(client("  clientID: second\n  grantTypes: [client_credentials]\n"), "apply", "-f", "-")
+		require.Error(t, err, out)
+		assert.Contains(t, out, "clientID is immutable")
+	})
 }

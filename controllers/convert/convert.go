@@ -1,0 +1,437 @@
+package convert
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/server/registry"
+)
+
+// Errors wrapped by Client and User.
+var (
+	// ErrInvalidSpec: the resource cannot be served as written; its author must change it.
+	ErrInvalidSpec = errors.New("invalid spec")
+	// ErrSecretNotFound: the referenced Secret, or its key, does not exist (yet) or is empty.
+	ErrSecretNotFound = errors.New("secret not found")
+)
+
+// Defaults of the Secret references.
+const (
+	// ClientSecretSuffix is appended to the OAuthClient's name to name its default Secret.
+	ClientSecretSuffix = "-oauth-client"
+	// ClientSecretKey is the default key of the client secret inside the Secret.
+	ClientSecretKey = "client-secret"
+	// PasswordKey is the default key of the password hash inside a User's Secret.
+	PasswordKey = "hash"
+)
+
+var (
+	clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]*$`)
+	scopePattern    = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`)
+	schemePattern   = regexp.MustCompile(`^[a-z][a-z0-9+.-]*:`)
+	bcryptPattern   = regexp.MustCompile(`^\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}$`)
+)
+
+// SourceKey is the registry source key of a namespaced resource: "namespace/name".
+func SourceKey(namespace, name string) string { return namespace + "/" + name }
+
+// ClientID returns the client ID of the OAuthClient: spec.clientID or <name>.<namespace>.
+func ClientID(oc *v1alpha1.OAuthClient) string {
+	if oc.Spec.ClientID != "" {
+		return oc.Spec.ClientID
+	}
+	return oc.Name + "." + oc.Namespace
+}
+
+// ClientType returns spec.type with its default, Confidential.
+func ClientType(oc *v1alpha1.OAuthClient) v1alpha1.ClientType {
+	if oc.Spec.Type == "" {
+		return v1alpha1.ClientTypeConfidential
+	}
+	return oc.Spec.Type
+}
+
+// SecretPolicy returns spec.secretPolicy with its default, Generate.
+func SecretPolicy(oc *v1alpha1.OAuthClient) v1alpha1.SecretPolicy {
+	if oc.Spec.SecretPolicy == "" {
+		return v1alpha1.SecretPolicyGenerate
+	}
+	return oc.Spec.SecretPolicy
+}
+
+// SecretRef returns the Secret (in the client's namespace) and key holding the client secret:
+// spec.secretRef, defaulting to <name>-oauth-client and client-secret.
+func SecretRef(oc *v1alpha1.OAuthClient) (name, key string) {
+	name, key = oc.Name+ClientSecretSuffix, ClientSecretKey
+	if ref := oc.Spec.SecretRef; ref != nil {
+		if ref.Name != "" {
+			name = ref.Name
+		}
+		if ref.Key != "" {
+			key = ref.Key
+		}
+	}
+	return name, key
+}
+
+// Client converts an OAuthClient and its Secret (nil when it does not exist) into the registry
+// value. A Public client ignores the Secret. For a Confidential client whose Secret or key is
+// missing, it returns the complete client without a secret and an error wrapping
+// ErrSecretNotFound. Spec problems return an error wrapping ErrInvalidSpec and no client.
+func Client(oc *v1alpha1.OAuthClient, secret *corev1.Secret) (registry.Client, error) {
+	if problems := validateClient(oc); len(problems) > 0 {
+		return registry.Client{}, fmt.Errorf("%w: %s", ErrInvalidSpec, strings.Join(problems, "; "))
+	}
+	id := ClientID(oc)
+	typ := ClientType(oc)
+	c := registry.Client{
+		Source:        SourceKey(oc.Namespace, oc.Name),
+		Namespace:     oc.Namespace,
+		Created:       oc.CreationTimestamp.Time,
+		ID:            id,
+		Type:          registry.ClientType(typ),
+		DisplayName:   oc.Spec.DisplayName,
+		RedirectURIs:  slices.Clone(oc.Spec.RedirectURIs),
+		Scopes:        slices.Clone(oc.Spec.Scopes),
+		DefaultScopes: slices.Clone(oc.Spec.DefaultScopes),
+		Audiences:     slices.Clone(oc.Spec.Audiences),
+		AuthMethod:    string(oc.Spec.TokenEndpointAuthMethod),
+		PKCE:          string(oc.Spec.PKCE),
+		Consent:       string(oc.Spec.Consent),
+	}
+	for _, g := range oc.Spec.GrantTypes {
+		c.GrantTypes = append(c.GrantTypes, string(g))
+	}
+	if len(c.Audiences) == 0 {
+		c.Audiences = []string{id}
+	}
+	if c.PKCE == "" {
+		c.PKCE = string(v1alpha1.PKCERequiredS256)
+	}
+	if c.Consent == "" {
+		c.Consent = string(v1alpha1.ConsentRemember)
+	}
+	c.SigningAlgorithm = string(oc.Spec.SigningAlgorithm)
+	if l := oc.Spec.Lifetimes; l != nil {
+		c.AccessTokenLifetime = seconds(l.AccessToken)
+		c.RefreshTokenLifetime = seconds(l.RefreshToken)
+		c.IDTokenLifetime = seconds(l.IDToken)
+		c.CodeLifetime = seconds(l.AuthorizationCode)
+	}
+	if typ == v1alpha1.ClientTypePublic {
+		c.AuthMethod = string(v1alpha1.AuthMethodNone)
+		return c, nil
+	}
+	if c.AuthMethod == "" {
+		c.AuthMethod = string(v1alpha1.AuthMethodClientSecretBasic)
+	}
+	name, key := SecretRef(oc)
+	value, err := secretValue(secret, oc.Namespace, name, key)
+	if err != nil {
+		return c, err
+	}
+	c.SecretHash = registry.HashSecret(value)
+	c.HasSecret = true
+	return c, nil
+}
+
+func seconds(s int32) time.Duration { return time.Duration(s) * time.Second }
+
+// secretValue returns the non-empty value of key in secret, which must be namespace/name.
+func secretValue(secret *corev1.Secret, namespace, name, key string) ([]byte, error) {
+	if secret == nil {
+		return nil, fmt.Errorf("%w: Secret %s/%s does not exist", ErrSecretNotFound, namespace, name)
+	}
+	if secret.Name != name || (secret.Namespace != "" && namespace != "" && secret.Namespace != namespace) {
+		return nil, fmt.Errorf("convert: got Secret %s/%s, want %s/%s", secret.Namespace, secret.Name, namespace, name)
+	}
+	value, ok := secret.Data[key]
+	if !ok {
+		if s, found := secret.StringData[key]; found {
+			value, ok = []byte(s), true
+		}
+	}
+	if !ok || len(value) == 0 {
+		return nil, fmt.Errorf("%w: Secret %s/%s has no value under key %q", ErrSecretNotFound, namespace, name, key)
+	}
+	return value, nil
+}
+
+// validateClient returns what is wrong with the spec, checking again what the CRD's schema and
+// CEL rules check (manifests on disk never met them) plus the rules CEL cannot express.
+func validateClient(oc *v1alpha1.OAuthClient) []string {
+	var p []string
+	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
+	s := &oc.Spec
+	if oc.Name == "" || oc.Namespace == "" {
+		add("metadata.name and metadata.namespace are required")
+	}
+	if id := ClientID(oc); len(id) > 253 || !clientIDPattern.MatchString(id) {
+		add("clientID %q must match %s and have at most 253 characters", id, clientIDPattern)
+	}
+	typ := ClientType(oc)
+	switch typ {
+	case v1alpha1.ClientTypeConfidential, v1alpha1.ClientTypePublic:
+	default:
+		add("type %q must be Confidential or Public", s.Type)
+	}
+	if len(s.GrantTypes) == 0 {
+		add("grantTypes must name at least one grant type")
+	}
+	for _, g := range s.GrantTypes {
+		switch g {
+		case v1alpha1.GrantTypeAuthorizationCode, v1alpha1.GrantTypeClientCredentials,
+			v1alpha1.GrantTypeRefreshToken, v1alpha1.GrantTypePassword:
+		default:
+			add("grant type %q is not supported", g)
+		}
+	}
+	if typ == v1alpha1.ClientTypePublic && slices.Contains(s.GrantTypes, v1alpha1.GrantTypeClientCredentials) {
+		add("a Public client must not use client_credentials")
+	}
+	switch m := s.TokenEndpointAuthMethod; {
+	case m == "":
+	case m != v1alpha1.AuthMethodClientSecretBasic && m != v1alpha1.AuthMethodClientSecretPost && m != v1alpha1.AuthMethodNone:
+		add("tokenEndpointAuthMethod %q is not supported", m)
+	case typ == v1alpha1.ClientTypePublic && m != v1alpha1.AuthMethodNone:
+		add("a Public client authenticates with tokenEndpointAuthMethod none")
+	case typ == v1alpha1.ClientTypeConfidential && m == v1alpha1.AuthMethodNone:
+		add("a Confidential client must authenticate; tokenEndpointAuthMethod none is for Public clients")
+	}
+	switch SecretPolicy(oc) {
+	case v1alpha1.SecretPolicyGenerate:
+	case v1alpha1.SecretPolicyExternal:
+		if s.SecretRef == nil {
+			add("secretPolicy External needs secretRef")
+		}
+	default:
+		add("secretPolicy %q must be Generate or External", s.SecretPolicy)
+	}
+	if typ == v1alpha1.ClientTypePublic && s.SecretRef != nil {
+		add("a Public client has no secret; remove secretRef")
+	}
+	if s.SecretRef != nil && SecretPolicy(oc) == v1alpha1.SecretPolicyGenerate {
+		if _, key := SecretRef(oc); key == GeneratedClientIDKey || key == GeneratedTokenURLKey {
+			add("secretRef.key %q is used by the generated Secret for another value", key)
+		}
+	}
+	if slices.Contains(s.GrantTypes, v1alpha1.GrantTypeAuthorizationCode) && len(s.RedirectURIs) == 0 {
+		add("authorization_code needs at least one redirectURI")
+	}
+	for _, u := range s.RedirectURIs {
+		if msg := checkRedirectURI(u); msg != "" {
+			add("redirectURI %q: %s", u, msg)
+		}
+	}
+	for _, sc := range s.Scopes {
+		if len(sc) > 128 || !scopePattern.MatchString(sc) {
+			add("scope %q is not a valid scope token", sc)
+		}
+	}
+	for _, sc := range s.DefaultScopes {
+		if !slices.Contains(s.Scopes, sc) {
+			add("defaultScope %q is not in scopes", sc)
+		}
+	}
+	switch s.SigningAlgorithm {
+	case "", v1alpha1.SigningRS256, v1alpha1.SigningES256, v1alpha1.SigningEdDSA:
+	default:
+		add("signingAlgorithm %q is not supported", s.SigningAlgorithm)
+	}
+	switch s.PKCE {
+	case "", v1alpha1.PKCERequiredS256, v1alpha1.PKCERequired, v1alpha1.PKCEOptional:
+	default:
+		add("pkce %q is not supported", s.PKCE)
+	}
+	switch s.Consent {
+	case "", v1alpha1.ConsentAlways, v1alpha1.ConsentRemember, v1alpha1.ConsentSkip:
+	default:
+		add("consent %q is not supported", s.Consent)
+	}
+	if l := s.Lifetimes; l != nil {
+		for _, lt := range []struct {
+			name     string
+			v, limit int32
+		}{
+			{"accessToken", l.AccessToken, 86400},
+			{"refreshToken", l.RefreshToken, 31536000},
+			{"idToken", l.IDToken, 86400},
+			{"authorizationCode", l.AuthorizationCode, 3600},
+		} {
+			if lt.v < 0 || lt.v > lt.limit {
+				add("lifetimes.%s must be between 1 and %d seconds", lt.name, lt.limit)
+			}
+		}
+	}
+	return p
+}
+
+// Keys of a Secret the controller generates for a client (the client secret's key is the
+// secretRef key, client-secret by default).
+const (
+	GeneratedClientIDKey = "client-id"
+	GeneratedTokenURLKey = "token-url"
+)
+
+// checkRedirectURI returns why u is not an acceptable redirect URI, or "". It is stricter than the
+// CRD's prefix rule: a loopback http URI must have exactly a loopback host.
+func checkRedirectURI(u string) string {
+	if len(u) > 2048 {
+		return "longer than 2048 characters"
+	}
+	if strings.Contains(u, "#") {
+		return "must not contain a fragment"
+	}
+	parsed, err := url.Parse(u)
+	if err != nil || parsed.Scheme == "" || !schemePattern.MatchString(u) {
+		return "must be an absolute URI"
+	}
+	switch parsed.Scheme {
+	case "https":
+		if parsed.Host == "" {
+			return "https URI needs a host"
+		}
+	case "http":
+		switch parsed.Hostname() {
+		case "localhost", "127.0.0.1", "::1":
+		default:
+			return "http is allowed only for loopback hosts (localhost, 127.0.0.1, [::1])"
+		}
+	case "javascript", "data":
+		return "scheme not allowed"
+	}
+	return ""
+}
+
+// Scope converts a Scope into its registry source key (the resource name) and value.
+func Scope(s *v1alpha1.Scope) (source string, sc registry.Scope) {
+	return s.Name, registry.Scope{
+		Name:              s.Spec.Name,
+		Description:       s.Spec.Description,
+		Claims:            slices.Clone(s.Spec.Claims),
+		Default:           s.Spec.Default,
+		AllowedNamespaces: slices.Clone(s.Spec.AllowedNamespaces),
+	}
+}
+
+// PasswordSecretRef returns the Secret holding the User's password hash and its key (default
+// hash); ok is false when the User has no password.
+func PasswordSecretRef(u *v1alpha1.User) (namespace, name, key string, ok bool) {
+	ref := u.Spec.PasswordSecretRef
+	if ref == nil {
+		return "", "", "", false
+	}
+	key = ref.Key
+	if key == "" {
+		key = PasswordKey
+	}
+	return ref.Namespace, ref.Name, key, true
+}
+
+// User converts a User and its password Secret (nil when it does not exist) into the registry
+// value. A User without passwordSecretRef cannot log in but is served (e.g. for userinfo). When
+// the Secret or key is missing it returns the user without a password hash and an error wrapping
+// ErrSecretNotFound; a value that is not a bcrypt or argon2id hash is ErrInvalidSpec.
+func User(u *v1alpha1.User, secret *corev1.Secret) (registry.User, error) {
+	if u.Spec.Username == "" || len(u.Spec.Username) > 128 {
+		return registry.User{}, fmt.Errorf("%w: username must have 1 to 128 characters", ErrInvalidSpec)
+	}
+	ru := registry.User{
+		Source:        u.Name,
+		Username:      u.Spec.Username,
+		Email:         u.Spec.Email,
+		EmailVerified: u.Spec.EmailVerified,
+		DisplayName:   u.Spec.DisplayName,
+		Groups:        slices.Clone(u.Spec.Groups),
+		Disabled:      u.Spec.Disabled,
+	}
+	ns, name, key, ok := PasswordSecretRef(u)
+	if !ok {
+		return ru, nil
+	}
+	if ns == "" || name == "" {
+		return registry.User{}, fmt.Errorf("%w: passwordSecretRef needs namespace and name", ErrInvalidSpec)
+	}
+	value, err := secretValue(secret, ns, name, key)
+	if err != nil {
+		return ru, err
+	}
+	hash := bytes.TrimSpace(value)
+	if err := CheckPasswordHash(hash); err != nil {
+		return registry.User{}, fmt.Errorf("%w: Secret %s/%s key %q: %w", ErrInvalidSpec, ns, name, key, err)
+	}
+	ru.PasswordHash = bytes.Clone(hash)
+	return ru, nil
+}
+
+// CheckPasswordHash reports whether hash looks like a bcrypt ($2a$, $2b$, $2y$) or argon2id PHC
+// hash. Its error never contains the value.
+func CheckPasswordHash(hash []byte) error {
+	switch {
+	case bytes.HasPrefix(hash, []byte("$2")):
+		if !bcryptPattern.Match(hash) {
+			return errors.New("malformed bcrypt hash")
+		}
+		if _, err := bcrypt.Cost(hash); err != nil {
+			return errors.New("malformed bcrypt hash (cost out of range)")
+		}
+		return nil
+	case bytes.HasPrefix(hash, []byte("$argon2id$")):
+		return checkArgon2id(string(hash))
+	default:
+		return errors.New("not a bcrypt or argon2id hash (plaintext passwords are refused)")
+	}
+}
+
+// checkArgon2id checks the PHC form $argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash>
+// (v= may be absent), salt and hash in unpadded standard base64.
+func checkArgon2id(h string) error {
+	bad := errors.New("malformed argon2id PHC hash")
+	parts := strings.Split(h, "$")
+	// "", "argon2id", ["v=19",] "m=..,t=..,p=..", salt, hash
+	if len(parts) == 6 {
+		if parts[2] != "v=19" {
+			return errors.New("unsupported argon2id version (want v=19)")
+		}
+		parts = append(parts[:2], parts[3:]...)
+	}
+	if len(parts) != 5 {
+		return bad
+	}
+	params := map[string]uint64{}
+	for _, kv := range strings.Split(parts[2], ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return bad
+		}
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || n == 0 {
+			return bad
+		}
+		params[k] = n
+	}
+	if len(params) != 3 || params["m"] == 0 || params["t"] == 0 || params["p"] == 0 || params["p"] > 255 {
+		return bad
+	}
+	salt, err := base64.RawStdEncoding.DecodeString(parts[3])
+	if err != nil || len(salt) < 8 {
+		return bad
+	}
+	key, err := base64.RawStdEncoding.DecodeString(parts[4])
+	if err != nil || len(key) < 16 {
+		return bad
+	}
+	return nil
+}

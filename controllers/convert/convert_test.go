@@ -1,0 +1,340 @@
+package convert
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/server/registry"
+)
+
+var created = metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+
+func oauthClient(mutate func(*v1alpha1.OAuthClient)) *v1alpha1.OAuthClient {
+	oc := &v1alpha1.OAuthClient{
+		ObjectMeta: metav1.ObjectMeta{Name: "billing", Namespace: "payments", CreationTimestamp: created},
+		Spec: v1alpha1.OAuthClientSpec{
+			GrantTypes: []v1alpha1.GrantType{v1alpha1.GrantTypeClientCredentials},
+			Scopes:     []string{"read:projects", "admin:read"},
+		},
+	}
+	if mutate != nil {
+		mutate(oc)
+	}
+	return oc
+}
+
+func secret(ns, name string, data map[string]string) *corev1.Secret {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: map[string][]byte{}}
+	for k, v := range data {
+		s.Data[k] = []byte(v)
+	}
+	return s
+}
+
+func TestClientIDAndSecretRef(t *testing.T) {
+	tests := []struct {
+		name             string
+		mutate           func(*v1alpha1.OAuthClient)
+		wantID           string
+		wantSecret, wKey string
+	}{
+		{"defaults come from the name and namespace", nil, "billing.payments", "billing-oauth-client", "client-secret"},
+		{"spec.clientID wins", func(oc *v1alpha1.OAuthClient) { oc.Spec.ClientID = "billing-service" },
+			"billing-service", "billing-oauth-client", "client-secret"},
+		{"a secretRef without key keeps the default key", func(oc *v1alpha1.OAuthClient) {
+			oc.Spec.SecretRef = &v1alpha1.LocalSecretKeyRef{Name: "creds"}
+		}, "billing.payments", "creds", "client-secret"},
+		{"a full secretRef is used as written", func(oc *v1alpha1.OAuthClient) {
+			oc.Spec.SecretRef = &v1alpha1.LocalSecretKeyRef{Name: "creds", Key: "pw"}
+		}, "billing.payments", "creds", "pw"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			oc := oauthClient(tt.mutate)
+			assert.Equal(t, tt.wantID, ClientID(oc))
+			name, key := SecretRef(oc)
+			assert.Equal(t, tt.wantSecret, name)
+			assert.Equal(t, tt.wKey, key)
+		})
+	}
+}
+
+func TestClient(t *testing.T) {
+	good := secret("payments", "billing-oauth-client", map[string]string{"client-secret": "s3cret"})
+	tests := []struct {
+		name    string
+		mutate  func(*v1alpha1.OAuthClient)
+		secret  *corev1.Secret
+		wantErr error
+		check   func(t *testing.T, c registry.Client)
+	}{
+		{
+			name: "a confidential client gets defaults and only the hash of its secret", secret: good,
+			check: func(t *testing.T, c registry.Client) {
+				assert.Equal(t, "payments/billing", c.Source)
+				assert.Equal(t, "payments", c.Namespace)
+				assert.Equal(t, "billing.payments", c.ID)
+				assert.Equal(t, registry.Confidential, c.Type)
+				assert.Equal(t, "client_secret_basic", c.AuthMethod)
+				assert.Equal(t, []string{"client_credentials"}, c.GrantTypes)
+				assert.Equal(t, []string{"billing.payments"}, c.Audiences)
+				assert.Equal(t, "RequiredS256", c.PKCE)
+				assert.Equal(t, "Remember", c.Consent)
+				assert.True(t, c.Created.Equal(created.Time))
+				assert.True(t, c.HasSecret)
+				assert.Equal(t, registry.HashSecret([]byte("s3cret")), c.SecretHash)
+				assert.True(t, c.CheckSecret("s3cret"))
+				assert.False(t, c.CheckSecret("s3cret\n"))
+				assert.Zero(t, c.AccessTokenLifetime)
+			},
+		},
+		{
+			name: "lifetimes are converted from seconds", secret: good,
+			mutate: func(oc *v1alpha1.OAuthClient) {
+				oc.Spec.Lifetimes = &v1alpha1.TokenLifetimes{AccessToken: 60, RefreshToken: 120, IDToken: 30, AuthorizationCode: 10}
+			},
+			check: func(t *testing.T, c registry.Client) {
+				assert.Equal(t, time.Minute, c.AccessTokenLifetime)
+				assert.Equal(t, 2*time.Minute, c.RefreshTokenLifetime)
+				assert.Equal(t, 30*time.Second, c.IDTokenLifetime)
+				assert.Equal(t, 10*time.Second, c.CodeLifetime)
+			},
+		},
+		{
+			name: "a custom secret key and client_secret_post are honoured",
+			mutate: func(oc *v1alpha1.OAuthClient) {
+				oc.Spec.SecretRef = &v1alpha1.LocalSecretKeyRef{Name: "creds", Key: "pw"}
+				oc.Spec.SecretPolicy = v1alpha1.SecretPolicyExternal
+				oc.Spec.TokenEndpointAuthMethod = v1alpha1.AuthMethodClientSecretPost
+			},
+			secret: secret("payments", "creds", map[string]string{"pw": "other"}),
+			check: func(t *testing.T, c registry.Client) {
+				assert.True(t, c.CheckSecret("other"))
+				assert.Equal(t, "client_secret_post", c.AuthMethod)
+			},
+		},
+		{
+			name: "stringData is read when data lacks the key (manifests on disk)",
+			secret: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "billing-oauth-client"},
+				StringData: map[string]string{"client-secret": "from-manifest"}},
+			check: func(t *testing.T, c registry.Client) { assert.True(t, c.CheckSecret("from-manifest")) },
+		},
+		{
+			name: "a missing secret returns the client without a secret and ErrSecretNotFound", wantErr: ErrSecretNotFound,
+			check: func(t *testing.T, c registry.Client) {
+				assert.Equal(t, "billing.payments", c.ID)
+				assert.False(t, c.HasSecret)
+				assert.False(t, c.CheckSecret(""))
+			},
+		},
+		{
+			name: "a secret without the key is not found", wantErr: ErrSecretNotFound,
+			secret: secret("payments", "billing-oauth-client", map[string]string{"other": "x"}),
+		},
+		{
+			name: "an empty client secret is not found, so it can never authenticate", wantErr: ErrSecretNotFound,
+			secret: secret("payments", "billing-oauth-client", map[string]string{"client-secret": ""}),
+		},
+		{
+			name: "a public client needs no secret and authenticates with none",
+			mutate: func(oc *v1alpha1.OAuthClient) {
+				oc.Spec.Type = v1alpha1.ClientTypePublic
+				oc.Spec.GrantTypes = []v1alpha1.GrantType{v1alpha1.GrantTypeAuthorizationCode}
+				oc.Spec.RedirectURIs = []string{"http://127.0.0.1:8080/cb", "com.example.app:/cb"}
+			},
+			check: func(t *testing.T, c registry.Client) {
+				assert.Equal(t, registry.Public, c.Type)
+				assert.Equal(t, "none", c.AuthMethod)
+				assert.False(t, c.HasSecret)
+			},
+		},
+		{
+			name: "defaultScopes outside scopes are invalid", secret: good, wantErr: ErrInvalidSpec,
+			mutate: func(oc *v1alpha1.OAuthClient) { oc.Spec.DefaultScopes = []string{"write:projects"} },
+		},
+		{
+			name: "a public client with client_credentials is invalid", wantErr: ErrInvalidSpec,
+			mutate: func(oc *v1alpha1.OAuthClient) { oc.Spec.Type = v1alpha1.ClientTypePublic },
+		},
+		{
+			name: "a confidential client with auth method none is invalid", secret: good, wantErr: ErrInvalidSpec,
+			mutate: func(oc *v1alpha1.OAuthClient) { oc.Spec.TokenEndpointAuthMethod = v1alpha1.AuthMethodNone },
+		},
+		{
+			name: "authorization_code without redirect URIs is invalid", secret: good, wantErr: ErrInvalidSpec,
+			mutate: func(oc *v1alpha1.OAuthClient) {
+				oc.Spec.GrantTypes = []v1alpha1.GrantType{v1alpha1.GrantTypeAuthorizationCode}
+			},
+		},
+		{
+			name: "http redirect URIs to a host merely starting with localhost are invalid", secret: good, wantErr: ErrInvalidSpec,
+			mutate: func(oc *v1alpha1.OAuthClient) {
+				oc.Spec.GrantTypes = []v1alpha1.GrantType{v1alpha1.GrantTypeAuthorizationCode}
+				oc.Spec.RedirectURIs = []string{"http://localhost.evil.example/cb"}
+			},
+		},
+		{
+			name: "redirect URIs with a fragment are invalid", secret: good, wantErr: ErrInvalidSpec,
+			mutate: func(oc *v1alpha1.OAuthClient) {
+				oc.Spec.GrantTypes = []v1alpha1.GrantType{v1alpha1.GrantTypeAuthorizationCode}
+				oc.Spec.RedirectURIs = []string{"https://app.example/cb#x"}
+			},
+		},
+		{
+			name: "External without secretRef is invalid", wantErr: ErrInvalidSpec,
+			mutate: func(oc *v1alpha1.OAuthClient) { oc.Spec.SecretPolicy = v1alpha1.SecretPolicyExternal },
+		},
+		{
+			name: "an unknown grant type is invalid (manifests skip the CRD enum)", secret: good, wantErr: ErrInvalidSpec,
+			mutate: func(oc *v1alpha1.OAuthClient) { oc.Spec.GrantTypes = []v1alpha1.GrantType{"implicit"} },
+		},
+		{
+			name: "no grant types is invalid", secret: good, wantErr: ErrInvalidSpec,
+			mutate: func(oc *v1alpha1.OAuthClient) { oc.Spec.GrantTypes = nil },
+		},
+		{
+			name: "a malformed clientID is invalid", secret: good, wantErr: ErrInvalidSpec,
+			mutate: func(oc *v1alpha1.OAuthClient) { oc.Spec.ClientID = "bad id" },
+		},
+		{
+			name: "a Generate secretRef key that collides with client-id is invalid", wantErr: ErrInvalidSpec,
+			mutate: func(oc *v1alpha1.OAuthClient) {
+				oc.Spec.SecretRef = &v1alpha1.LocalSecretKeyRef{Name: "creds", Key: "client-id"}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Client(oauthClient(tt.mutate), tt.secret)
+			if tt.wantErr != nil {
+				require.ErrorIs(t, err, tt.wantErr)
+				other := ErrInvalidSpec
+				if tt.wantErr == ErrInvalidSpec {
+					other = ErrSecretNotFound
+				}
+				assert.NotErrorIs(t, err, other)
+			} else {
+				require.NoError(t, err)
+			}
+			if tt.check != nil {
+				tt.check(t, c)
+			}
+			if s := tt.secret; s != nil && err != nil {
+				for _, v := range s.Data {
+					if len(v) > 0 {
+						assert.NotContains(t, err.Error(), string(v), "errors must not echo secret values")
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestClientInvalidSpecListsEveryProblem(t *testing.T) {
+	_, err := Client(oauthClient(func(oc *v1alpha1.OAuthClient) {
+		oc.Spec.DefaultScopes = []string{"nope"}
+		oc.Spec.PKCE = "Sometimes"
+	}), nil)
+	require.ErrorIs(t, err, ErrInvalidSpec)
+	assert.Contains(t, err.Error(), `defaultScope "nope"`)
+	assert.Contains(t, err.Error(), `pkce "Sometimes"`)
+}
+
+func TestClientRefusesSomeoneElsesSecret(t *testing.T) {
+	_, err := Client(oauthClient(nil), secret("payments", "other", map[string]string{"client-secret": "x"}))
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, ErrSecretNotFound)
+}
+
+func TestScope(t *testing.T) {
+	s := &v1alpha1.Scope{
+		ObjectMeta: metav1.ObjectMeta{Name: "read-projects"},
+		Spec: v1alpha1.ScopeSpec{Name: "read:projects", Description: "List projects", Claims: []string{"projects"},
+			Default: true, AllowedNamespaces: []string{"payments"}},
+	}
+	source, sc := Scope(s)
+	assert.Equal(t, "read-projects", source)
+	assert.Equal(t, registry.Scope{Name: "read:projects", Description: "List projects", Claims: []string{"projects"},
+		Default: true, AllowedNamespaces: []string{"payments"}}, sc)
+	sc.Claims[0] = "changed"
+	assert.Equal(t, "projects", s.Spec.Claims[0], "the registry value must not alias the resource")
+}
+
+func TestUser(t *testing.T) {
+	bc, err := bcrypt.GenerateFromPassword([]byte("correct horse"), bcrypt.MinCost)
+	require.NoError(t, err)
+	const argon = "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHRzb21lc2FsdA$RdescudvJCsgt3ub+b+dWRWJTmaaJObG0fN9vOyd1sQ"
+	ref := &v1alpha1.SecretKeyRef{Namespace: "latchkey", Name: "alice-password"}
+	user := func(ref *v1alpha1.SecretKeyRef) *v1alpha1.User {
+		return &v1alpha1.User{
+			ObjectMeta: metav1.ObjectMeta{Name: "alice"},
+			Spec: v1alpha1.UserSpec{Username: "alice", Email: "alice@example.com", EmailVerified: true,
+				DisplayName: "Alice", Groups: []string{"admins"}, PasswordSecretRef: ref},
+		}
+	}
+	pw := func(v string) *corev1.Secret {
+		return secret("latchkey", "alice-password", map[string]string{"hash": v})
+	}
+	tests := []struct {
+		name     string
+		user     *v1alpha1.User
+		secret   *corev1.Secret
+		wantErr  error
+		wantHash string
+	}{
+		{"a bcrypt hash is accepted", user(ref), pw(string(bc)), nil, string(bc)},
+		{"a bcrypt hash with a trailing newline is trimmed", user(ref), pw(string(bc) + "\n"), nil, string(bc)},
+		{"a $2y$ bcrypt hash is accepted", user(ref), pw("$2y" + string(bc[3:])), nil, "$2y" + string(bc[3:])},
+		{"an argon2id PHC hash is accepted", user(ref), pw(argon), nil, argon},
+		{"a custom key is read", user(&v1alpha1.SecretKeyRef{Namespace: "latchkey", Name: "alice-password", Key: "pw"}),
+			secret("latchkey", "alice-password", map[string]string{"pw": string(bc)}), nil, string(bc)},
+		{"a user without a password is served without one", user(nil), nil, nil, ""},
+		{"plaintext is refused", user(ref), pw("correct horse"), ErrInvalidSpec, ""},
+		{"a truncated bcrypt hash is refused", user(ref), pw(string(bc[:40])), ErrInvalidSpec, ""},
+		{"a $2x$ bcrypt hash is refused", user(ref), pw("$2x" + string(bc[3:])), ErrInvalidSpec, ""},
+		{"argon2i (not id) is refused", user(ref), pw(strings.Replace(argon, "argon2id", "argon2i", 1)), ErrInvalidSpec, ""},
+		{"argon2id without parameters is refused", user(ref), pw("$argon2id$v=19$c29tZXNhbHQ$aGFzaA"), ErrInvalidSpec, ""},
+		{"a missing secret is not found", user(ref), nil, ErrSecretNotFound, ""},
+		{"a missing key is not found", user(ref), secret("latchkey", "alice-password", nil), ErrSecretNotFound, ""},
+		{"an empty username is invalid", &v1alpha1.User{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, nil, ErrInvalidSpec, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, err := User(tt.user, tt.secret)
+			if tt.wantErr != nil {
+				require.ErrorIs(t, err, tt.wantErr)
+				assert.NotContains(t, err.Error(), "correct horse")
+				if tt.wantErr == ErrSecretNotFound {
+					assert.Equal(t, "alice", u.Username, "the user is still returned")
+					assert.Empty(t, u.PasswordHash)
+				}
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, "alice", u.Source)
+			assert.Equal(t, "alice", u.Username)
+			assert.Equal(t, "alice@example.com", u.Email)
+			assert.True(t, u.EmailVerified)
+			assert.Equal(t, []string{"admins"}, u.Groups)
+			assert.Equal(t, tt.wantHash, string(u.PasswordHash))
+		})
+	}
+}
+
+func TestCheckPasswordHashNeverEchoesTheValue(t *testing.T) {
+	for _, v := range []string{"hunter2", "$2b$10$hunter2", "$argon2id$hunter2"} {
+		err := CheckPasswordHash([]byte(v))
+		require.Error(t, err)
+		assert.NotContains(t, err.Error(), "hunter2")
+		assert.False(t, errors.Is(err, ErrSecretNotFound))
+	}
+}

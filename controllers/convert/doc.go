@@ -1,0 +1,31 @@
+// Package convert is the one code path from a Latchkey resource (OAuthClient, Scope, User, plus
+// the Secret it references) to the plain value the server's registry holds. The reconcilers in
+// controllers/ call it with objects from the manager's informers; the manifest loader calls it with
+// objects decoded from files, where no API server ran CRD defaulting or CEL validation. So every
+// default and every cross-field rule the server relies on is applied here again, not only in the
+// CRD.
+//
+// Errors: a problem the author of the resource must fix wraps ErrInvalidSpec; a Secret (or its
+// key) that does not exist yet wraps ErrSecretNotFound. With ErrSecretNotFound, Client and User
+// still return the complete value, without credentials (HasSecret false, no PasswordHash), so a
+// caller may serve it: a confidential client keeps its client ID (and wins or loses a client-ID
+// conflict exactly as the leader's status says) while it cannot authenticate.
+//
+// Decisions:
+//   - Secret values are used byte for byte (no trimming); an empty value counts as missing, so an
+//     empty client secret never authenticates. Data wins over StringData; StringData is read only
+//     because manifests on disk carry it.
+//   - Password hashes are trimmed of surrounding whitespace (a hash never contains any) and must
+//     be bcrypt ($2a$, $2b$, $2y$) or argon2id in PHC form; anything else, plaintext included, is
+//     ErrInvalidSpec and the password is never logged or echoed in the error.
+//   - Only the SHA-256 of a client secret (registry.HashSecret) is kept, never the secret.
+//   - Defaults filled here: type Confidential, tokenEndpointAuthMethod client_secret_basic
+//     (Confidential) or none (Public), pkce RequiredS256, consent Remember, audiences [clientID],
+//     Secret <name>-oauth-client with key client-secret, password key hash. Lifetimes of zero
+//     stay zero (the server's defaults apply). Default scopes, when absent, are left empty: the
+//     server grants the allowed scopes whose Scope says default.
+//
+// This package imports api/ and server/registry; it must not import controller-runtime or
+// client-go itself (it runs without a cluster; api/v1alpha1 brings in only controller-runtime's
+// scheme builder).
+package convert

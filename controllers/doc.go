@@ -1,0 +1,52 @@
+// Package controllers turns Latchkey's resources into the server's registry values and writes
+// what the cluster should see about them: status conditions, generated client Secrets, Events and
+// the signing-key Secret. Setup is its one entry point; main.go calls it with a manager.
+//
+// Two kinds of controllers run in every process:
+//
+//   - Registry controllers (every replica, NeedLeaderElection false): OAuthClient, Scope and User
+//     are read from the manager's informers, converted by controllers/convert (the same code the
+//     manifest loader uses) and put into the registry through the small setter interfaces
+//     declared here (ClientRegistry, ScopeRegistry, UserRegistry); a resource that is gone,
+//     being deleted or invalid is deleted from it. A Confidential client whose Secret is missing
+//     is served without a secret (it keeps its client ID, cannot authenticate). A change to a
+//     referenced Secret re-converts the resource at once, so a rotated client secret works and the
+//     old one stops working without a restart. The signing-key loader, also on every replica,
+//     loads the key Secret into a KeyLoader (*keys.Keyring) whenever it changes.
+//   - Leader-only controllers (status writer, Secret writer): the OAuthClient controller sets
+//     status.clientID, status.secretName, observedGeneration and the Ready condition (reasons
+//     Ready, SecretNotFound, ClientIDConflict, InvalidSpec), creates the client Secret for
+//     secretPolicy Generate (keys client-id, the secretRef key (client-secret by default) with 32
+//     random bytes in unpadded base64url, and token-url when Options.TokenURL is set) with a
+//     controller ownerReference, and never overwrites an existing Secret. External clients wait
+//     for theirs. Scope and User get a Ready condition. The signing-key controller creates the key
+//     Secret when missing and adds keys for algorithms that have none.
+//
+// Decisions:
+//
+//   - Client-ID conflicts are decided by registry.Wins (earliest creationTimestamp, then
+//     "namespace/name") over the OAuthClients with the same ID that are not being deleted and
+//     whose spec is valid: exactly the set the registry holds, so the client every replica serves
+//     is the one whose status says Ready. Any create, delete or spec change of an OAuthClient
+//     re-queues its peers of the same ID, so a loser becomes Ready when the winner goes away. A
+//     loser gets no generated Secret until it wins.
+//   - Secrets are watched metadata-only (one PartialObjectMetadata informer for all Secrets,
+//     shared by the client, user and key watches) and read with the manager's API reader when a
+//     referenced one changes. So no Secret data is cached in memory, at the price of one GET per
+//     reconcile of a Confidential client or a User with a password. The signing-key watches filter
+//     that informer to the one key Secret. (Metadata of every Secret is still cached; main.go may
+//     narrow the cache to namespaces with cache.Options if that matters.)
+//   - To regenerate a Generate client's secret, delete the Secret: the controller creates a new
+//     one. Editing the value in place works as well (the new value takes effect, the old fails).
+//   - An invalid spec is a TerminalError (no retry until the resource changes); everything else
+//     that fails returns its error and is retried with backoff. Missing Secrets are waited for
+//     through the Secret watch, not by polling.
+//   - No finalizers: the registry is in memory and forgets a client on the delete event; the
+//     generated Secret is garbage-collected through its ownerReference.
+//   - A key Secret that cannot be parsed is never overwritten (that would invalidate every issued
+//     token): the leader reports it (log and Warning Event) and the replicas keep their keys.
+//   - Events use the events.k8s.io/v1 API (manager.GetEventRecorder), one per Ready transition
+//     plus SecretGenerated and SigningKeysGenerated.
+//
+// This package imports api/, server/registry and server/keys; server/ must never import it.
+package controllers

@@ -1,0 +1,230 @@
+package controllers
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/controllers/convert"
+	"github.com/latchkey-dev/latchkey/server/registry"
+)
+
+// Event reasons besides the Ready condition's reasons.
+const (
+	EventSecretGenerated      = "SecretGenerated"
+	EventSigningKeysGenerated = "SigningKeysGenerated"
+	EventSigningKeysInvalid   = "SigningKeysInvalid"
+)
+
+// Labels on the Secrets the controllers create.
+const (
+	labelManagedBy = "app.kubernetes.io/managed-by"
+	labelClient    = "oauth.latchkey.dev/client"
+	managedBy      = "latchkey"
+)
+
+// clientSecretBytes is the entropy of a generated client secret.
+const clientSecretBytes = 32
+
+// oauthClientReconciler is the leader's OAuthClient controller: status, generated Secret, Events.
+type oauthClientReconciler struct {
+	client   client.Client // cached reads of OAuthClients, all writes
+	secrets  client.Reader // the API reader (Secrets)
+	scheme   *runtime.Scheme
+	events   events.EventRecorder
+	tokenURL string
+}
+
+func (r *oauthClientReconciler) setup(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("oauthclient").
+		For(&v1alpha1.OAuthClient{}, builder.WithPredicates(specChanged())).
+		Watches(&v1alpha1.OAuthClient{}, handler.EnqueueRequestsFromMapFunc(clientIDPeers(r.client)),
+			builder.WithPredicates(specChanged())).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(clientsForSecret(r.client))).
+		Complete(r)
+}
+
+func (r *oauthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+	var oc v1alpha1.OAuthClient
+	if err := r.client.Get(ctx, req.NamespacedName, &oc); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !oc.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	base := oc.DeepCopy()
+	defer func() {
+		r.recordTransition(&oc, base.Status.Conditions)
+		retErr = patchStatus(ctx, r.client, base, &oc, base.Status, oc.Status, retErr)
+	}()
+	return r.reconcile(ctx, &oc)
+}
+
+func (r *oauthClientReconciler) reconcile(ctx context.Context, oc *v1alpha1.OAuthClient) (ctrl.Result, error) {
+	id := convert.ClientID(oc)
+	confidential := convert.ClientType(oc) == v1alpha1.ClientTypeConfidential
+	secretName, key := convert.SecretRef(oc)
+	oc.Status.ClientID = id
+	oc.Status.SecretName = ""
+	if confidential {
+		oc.Status.SecretName = secretName
+	}
+	logger := log.FromContext(ctx).WithValues("clientID", id)
+
+	if _, err := convert.Client(oc, nil); errors.Is(err, convert.ErrInvalidSpec) {
+		setReady(&oc.Status.Conditions, &oc.Status.ObservedGeneration, oc.Generation,
+			metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, err.Error())
+		return ctrl.Result{}, reconcile.TerminalError(err)
+	}
+
+	winner, err := r.clientIDWinner(ctx, oc, id)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if winner != "" {
+		setReady(&oc.Status.Conditions, &oc.Status.ObservedGeneration, oc.Generation,
+			metav1.ConditionFalse, v1alpha1.ReasonClientIDConflict,
+			fmt.Sprintf("client ID %q is already used by OAuthClient %s, created earlier", id, winner))
+		logger.Info("client ID conflict", "servedBy", winner)
+		return ctrl.Result{}, nil
+	}
+
+	if !confidential {
+		setReady(&oc.Status.Conditions, &oc.Status.ObservedGeneration, oc.Generation,
+			metav1.ConditionTrue, v1alpha1.ReasonReady, fmt.Sprintf("public client %q is served", id))
+		return ctrl.Result{}, nil
+	}
+
+	secret, err := getSecret(ctx, r.secrets, oc.Namespace, secretName)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if secret == nil && convert.SecretPolicy(oc) == v1alpha1.SecretPolicyGenerate {
+		if secret, err = r.generateSecret(ctx, oc, id, secretName, key); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if _, err := convert.Client(oc, secret); err != nil {
+		if !errors.Is(err, convert.ErrSecretNotFound) {
+			return ctrl.Result{}, err
+		}
+		setReady(&oc.Status.Conditions, &oc.Status.ObservedGeneration, oc.Generation,
+			metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound, err.Error())
+		return ctrl.Result{}, nil
+	}
+	setReady(&oc.Status.Conditions, &oc.Status.ObservedGeneration, oc.Generation,
+		metav1.ConditionTrue, v1alpha1.ReasonReady, fmt.Sprintf("client %q is served", id))
+	return ctrl.Result{}, nil
+}
+
+// clientIDWinner returns the source key of the OAuthClient that serves the client ID instead of
+// oc, or "" when oc wins. The candidates are what the registries hold: valid, not being deleted.
+func (r *oauthClientReconciler) clientIDWinner(ctx context.Context, oc *v1alpha1.OAuthClient, id string) (string, error) {
+	var peers v1alpha1.OAuthClientList
+	if err := r.client.List(ctx, &peers, client.MatchingFields{indexClientID: id}); err != nil {
+		return "", fmt.Errorf("list OAuthClients with client ID %q: %w", id, err)
+	}
+	winner := registry.Client{Source: convert.SourceKey(oc.Namespace, oc.Name), Created: oc.CreationTimestamp.Time}
+	self := winner.Source
+	for i := range peers.Items {
+		p := &peers.Items[i]
+		if !p.DeletionTimestamp.IsZero() || convert.SourceKey(p.Namespace, p.Name) == self {
+			continue
+		}
+		pc, err := convert.Client(p, nil)
+		if errors.Is(err, convert.ErrInvalidSpec) {
+			continue
+		}
+		if registry.Wins(&pc, &winner) {
+			winner = pc
+		}
+	}
+	if winner.Source == self {
+		return "", nil
+	}
+	return winner.Source, nil
+}
+
+// generateSecret creates the client's Secret. It never overwrites: when the Secret appeared
+// meanwhile, it returns that one.
+func (r *oauthClientReconciler) generateSecret(ctx context.Context, oc *v1alpha1.OAuthClient, id, name, key string) (*corev1.Secret, error) {
+	raw := make([]byte, clientSecretBytes)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, fmt.Errorf("generate client secret: %w", err)
+	}
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: oc.Namespace,
+			Name:      name,
+			Labels:    map[string]string{labelManagedBy: managedBy, labelClient: oc.Name},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{
+			convert.GeneratedClientIDKey: []byte(id),
+			key:                          []byte(base64.RawURLEncoding.EncodeToString(raw)),
+		},
+	}
+	if r.tokenURL != "" {
+		s.Data[convert.GeneratedTokenURLKey] = []byte(r.tokenURL)
+	}
+	if err := controllerutil.SetControllerReference(oc, s, r.scheme); err != nil {
+		return nil, fmt.Errorf("own Secret %s: %w", name, err)
+	}
+	if err := r.client.Create(ctx, s); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return getSecret(ctx, r.secrets, oc.Namespace, name)
+		}
+		return nil, fmt.Errorf("create Secret %s/%s: %w", oc.Namespace, name, err)
+	}
+	log.FromContext(ctx).Info("generated client Secret", "secret", name)
+	r.events.Eventf(oc, s, corev1.EventTypeNormal, EventSecretGenerated, "GenerateSecret",
+		"Generated Secret %s with the client's credentials", name)
+	return s, nil
+}
+
+// recordTransition emits one Event when the Ready condition's status or reason changed.
+func (r *oauthClientReconciler) recordTransition(oc *v1alpha1.OAuthClient, before []metav1.Condition) {
+	recordReadyTransition(r.events, oc, before, oc.Status.Conditions)
+}
+
+func recordReadyTransition(rec events.EventRecorder, obj runtime.Object, before, after []metav1.Condition) {
+	now := meta.FindStatusCondition(after, v1alpha1.ConditionReady)
+	if now == nil {
+		return
+	}
+	if old := meta.FindStatusCondition(before, v1alpha1.ConditionReady); old != nil &&
+		old.Status == now.Status && old.Reason == now.Reason {
+		return
+	}
+	typ := corev1.EventTypeNormal
+	if now.Status != metav1.ConditionTrue {
+		typ = corev1.EventTypeWarning
+	}
+	rec.Eventf(obj, nil, typ, now.Reason, "Reconcile", "%s", now.Message)
+}
+
+// setReady sets the Ready condition and the observed generation it describes.
+func setReady(conds *[]metav1.Condition, observed *int64, generation int64, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(conds, metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: status, Reason: reason, Message: msg, ObservedGeneration: generation,
+	})
+	*observed = generation
+}

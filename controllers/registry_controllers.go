@@ -1,0 +1,176 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/controllers/convert"
+)
+
+// everyReplica is the option of the controllers that run on every replica, leader or not.
+func everyReplica() controller.Options {
+	return controller.Options{NeedLeaderElection: ptr.To(false)}
+}
+
+// clientRegistryReconciler keeps one replica's registry in step with the OAuthClients.
+type clientRegistryReconciler struct {
+	cache    client.Reader // the manager's cache (OAuthClients)
+	secrets  client.Reader // the API reader (Secrets)
+	registry ClientRegistry
+}
+
+func (r *clientRegistryReconciler) setup(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("oauthclient-registry").
+		For(&v1alpha1.OAuthClient{}, builder.WithPredicates(specChanged())).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(clientsForSecret(r.cache))).
+		WithOptions(everyReplica()).
+		Complete(r)
+}
+
+func (r *clientRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	source := convert.SourceKey(req.Namespace, req.Name)
+	var oc v1alpha1.OAuthClient
+	if err := r.cache.Get(ctx, req.NamespacedName, &oc); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.registry.DeleteClient(source)
+			logger.V(1).Info("client removed from registry")
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !oc.DeletionTimestamp.IsZero() {
+		r.registry.DeleteClient(source)
+		logger.V(1).Info("client being deleted, removed from registry")
+		return ctrl.Result{}, nil
+	}
+	var secret *corev1.Secret
+	if convert.ClientType(&oc) == v1alpha1.ClientTypeConfidential {
+		name, _ := convert.SecretRef(&oc)
+		s, err := getSecret(ctx, r.secrets, oc.Namespace, name)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		secret = s
+	}
+	c, err := convert.Client(&oc, secret)
+	switch {
+	case errors.Is(err, convert.ErrInvalidSpec):
+		r.registry.DeleteClient(source)
+		logger.Info("invalid client not served", "clientID", convert.ClientID(&oc), "problem", err.Error())
+	case errors.Is(err, convert.ErrSecretNotFound):
+		r.registry.PutClient(c)
+		logger.Info("client served without a secret until its Secret exists", "clientID", c.ID, "problem", err.Error())
+	case err != nil:
+		return ctrl.Result{}, err
+	default:
+		r.registry.PutClient(c)
+		logger.V(1).Info("client served", "clientID", c.ID)
+	}
+	return ctrl.Result{}, nil
+}
+
+// scopeRegistryReconciler keeps one replica's registry in step with the Scopes.
+type scopeRegistryReconciler struct {
+	cache    client.Reader
+	registry ScopeRegistry
+}
+
+func (r *scopeRegistryReconciler) setup(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("scope-registry").
+		For(&v1alpha1.Scope{}, builder.WithPredicates(specChanged())).
+		WithOptions(everyReplica()).
+		Complete(r)
+}
+
+func (r *scopeRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var s v1alpha1.Scope
+	if err := r.cache.Get(ctx, req.NamespacedName, &s); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.registry.DeleteScope(req.Name)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !s.DeletionTimestamp.IsZero() {
+		r.registry.DeleteScope(req.Name)
+		return ctrl.Result{}, nil
+	}
+	source, sc := convert.Scope(&s)
+	r.registry.PutScope(source, sc)
+	log.FromContext(ctx).V(1).Info("scope served", "scope", sc.Name)
+	return ctrl.Result{}, nil
+}
+
+// userRegistryReconciler keeps one replica's registry in step with the Users.
+type userRegistryReconciler struct {
+	cache    client.Reader
+	secrets  client.Reader
+	registry UserRegistry
+}
+
+func (r *userRegistryReconciler) setup(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("user-registry").
+		For(&v1alpha1.User{}, builder.WithPredicates(specChanged())).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(usersForSecret(r.cache))).
+		WithOptions(everyReplica()).
+		Complete(r)
+}
+
+func (r *userRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	var u v1alpha1.User
+	if err := r.cache.Get(ctx, req.NamespacedName, &u); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.registry.DeleteUser(req.Name)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !u.DeletionTimestamp.IsZero() {
+		r.registry.DeleteUser(req.Name)
+		return ctrl.Result{}, nil
+	}
+	secret, err := userSecret(ctx, r.secrets, &u)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	ru, err := convert.User(&u, secret)
+	switch {
+	case errors.Is(err, convert.ErrInvalidSpec):
+		r.registry.DeleteUser(req.Name)
+		logger.Info("invalid user not served", "username", u.Spec.Username, "problem", err.Error())
+	case errors.Is(err, convert.ErrSecretNotFound):
+		r.registry.PutUser(ru)
+		logger.Info("user served without a password until its Secret exists", "username", ru.Username, "problem", err.Error())
+	case err != nil:
+		return ctrl.Result{}, err
+	default:
+		r.registry.PutUser(ru)
+		logger.V(1).Info("user served", "username", ru.Username)
+	}
+	return ctrl.Result{}, nil
+}
+
+// userSecret reads the User's password Secret; nil when it has none or it does not exist.
+func userSecret(ctx context.Context, r client.Reader, u *v1alpha1.User) (*corev1.Secret, error) {
+	ns, name, _, ok := convert.PasswordSecretRef(u)
+	if !ok || ns == "" || name == "" {
+		return nil, nil
+	}
+	return getSecret(ctx, r, ns, name)
+}

@@ -1,0 +1,163 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/latchkey-dev/latchkey/server/keys"
+	"github.com/latchkey-dev/latchkey/server/registry"
+)
+
+// ClientRegistry receives the OAuth clients to serve.
+type ClientRegistry interface {
+	PutClient(c registry.Client)
+	DeleteClient(source string)
+}
+
+// ScopeRegistry receives the scopes to serve.
+type ScopeRegistry interface {
+	PutScope(source string, sc registry.Scope)
+	DeleteScope(source string)
+}
+
+// UserRegistry receives the users who can log in.
+type UserRegistry interface {
+	PutUser(u registry.User)
+	DeleteUser(source string)
+}
+
+// Registry is everything the registry controllers write; *registry.Registry implements it.
+type Registry interface {
+	ClientRegistry
+	ScopeRegistry
+	UserRegistry
+}
+
+// KeyLoader receives the marshalled signing key set whenever the key Secret changes;
+// *keys.Keyring implements it.
+type KeyLoader interface {
+	LoadBytes(data []byte) error
+}
+
+var (
+	_ Registry  = (*registry.Registry)(nil)
+	_ KeyLoader = (*keys.Keyring)(nil)
+)
+
+const (
+	// DefaultKeySecretName is the default name of the signing-key Secret.
+	DefaultKeySecretName = "latchkey-signing-keys"
+	// KeySetKey is the data key of the marshalled key set (keys.Set.Marshal) in the Secret.
+	KeySetKey = "keys.json"
+	// recorderName is the reporting controller of the Events.
+	recorderName = "latchkey"
+)
+
+// Options configure Setup.
+type Options struct {
+	// Registry receives clients, scopes and users (required).
+	Registry Registry
+	// Keys receives the signing key set (required).
+	Keys KeyLoader
+	// Namespace holds the signing-key Secret (required).
+	Namespace string
+	// KeySecretName is the signing-key Secret's name; default DefaultKeySecretName.
+	KeySecretName string
+	// Algorithms to keep a signing key for; default keys.SupportedAlgorithms().
+	Algorithms []string
+	// TokenURL is written into generated client Secrets under token-url; empty leaves it out.
+	TokenURL string
+	// Now is the clock for new signing keys; default time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() (Options, error) {
+	var errs []error
+	if o.Registry == nil {
+		errs = append(errs, errors.New("Registry is required"))
+	}
+	if o.Keys == nil {
+		errs = append(errs, errors.New("Keys is required"))
+	}
+	if o.Namespace == "" {
+		errs = append(errs, errors.New("Namespace is required"))
+	}
+	if o.KeySecretName == "" {
+		o.KeySecretName = DefaultKeySecretName
+	}
+	if len(o.Algorithms) == 0 {
+		o.Algorithms = keys.SupportedAlgorithms()
+	}
+	for _, alg := range o.Algorithms {
+		if !slices.Contains(keys.SupportedAlgorithms(), alg) {
+			errs = append(errs, fmt.Errorf("unsupported signing algorithm %q", alg))
+		}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if err := errors.Join(errs...); err != nil {
+		return o, fmt.Errorf("controllers: %w", err)
+	}
+	return o, nil
+}
+
+// RBAC for everything below. The controllers' Events go through the events.k8s.io/v1 API; the
+// manager's leader election records its Events through the core v1 API. oauthclients/finalizers
+// update lets the ownerReference of a generated Secret set blockOwnerDeletion where the
+// OwnerReferencesPermissionEnforcement admission plugin is on.
+//
+// +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients;scopes;users,verbs=get;list;watch
+// +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients/status;scopes/status;users/status,verbs=update;patch
+// +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+
+// Setup registers the field indexes and every controller of this package with the manager: the
+// registry controllers and the key loader on every replica, the status, Secret and key writers on
+// the leader only. Call it once per manager, before mgr.Start.
+func Setup(mgr ctrl.Manager, opts Options) error {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return err
+	}
+	if err := setupIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	cache := mgr.GetClient()
+	secrets := mgr.GetAPIReader()
+	events := mgr.GetEventRecorder(recorderName)
+	keySecret := types.NamespacedName{Namespace: opts.Namespace, Name: opts.KeySecretName}
+	setups := []struct {
+		name  string
+		setup func(ctrl.Manager) error
+	}{
+		{"oauthclient-registry", (&clientRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry}).setup},
+		{"scope-registry", (&scopeRegistryReconciler{cache: cache, registry: opts.Registry}).setup},
+		{"user-registry", (&userRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry}).setup},
+		{"oauthclient", (&oauthClientReconciler{
+			client: mgr.GetClient(), secrets: secrets, scheme: mgr.GetScheme(), events: events, tokenURL: opts.TokenURL,
+		}).setup},
+		{"scope", (&scopeReconciler{client: mgr.GetClient()}).setup},
+		{"user", (&userReconciler{client: mgr.GetClient(), secrets: secrets, events: events}).setup},
+		{"signingkeys", (&keyEnsurer{
+			client: mgr.GetClient(), reader: secrets, secret: keySecret, algorithms: opts.Algorithms,
+			events: events, now: opts.Now,
+		}).setup},
+		{"signingkeys-loader", (&keyLoader{reader: secrets, secret: keySecret, keys: opts.Keys}).setup},
+	}
+	for _, s := range setups {
+		if err := s.setup(mgr); err != nil {
+			return fmt.Errorf("controllers: set up %s controller: %w", s.name, err)
+		}
+	}
+	return nil
+}

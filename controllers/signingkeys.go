@@ -1,0 +1,177 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/latchkey-dev/latchkey/server/keys"
+)
+
+// keyEnsurer is the leader's signing-key controller: it creates the key Secret when missing and
+// adds a key for every algorithm without one. It runs once at start and on every change of the
+// Secret (a deleted Secret is recreated).
+type keyEnsurer struct {
+	client     client.Client // writes
+	reader     client.Reader // the API reader (the Secret)
+	secret     types.NamespacedName
+	algorithms []string
+	events     events.EventRecorder
+	now        func() time.Time
+}
+
+func (r *keyEnsurer) setup(mgr ctrl.Manager) error {
+	req := reconcile.Request{NamespacedName: r.secret}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("signingkeys").
+		WatchesMetadata(&corev1.Secret{}, &handler.EnqueueRequestForObject{}, builder.WithPredicates(isObject(r.secret))).
+		WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+			q.Add(req) // the Secret may not exist, so no event would start the first reconcile
+			return nil
+		})).
+		Complete(r)
+}
+
+func (r *keyEnsurer) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
+	logger := log.FromContext(ctx).WithValues("secret", r.secret)
+	s, err := getSecret(ctx, r.reader, r.secret.Namespace, r.secret.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if s == nil {
+		created, err := r.create(ctx)
+		if err != nil || created != nil {
+			return ctrl.Result{}, err
+		}
+		// Someone else created it first: read theirs and only add what is missing.
+		if s, err = getSecret(ctx, r.reader, r.secret.Namespace, r.secret.Name); err != nil {
+			return ctrl.Result{}, err
+		}
+		if s == nil {
+			return ctrl.Result{}, fmt.Errorf("Secret %s exists and does not", r.secret)
+		}
+	}
+	set := &keys.Set{}
+	if data, ok := s.Data[KeySetKey]; ok {
+		if set, err = keys.Parse(data); err != nil {
+			logger.Error(err, "signing key Secret is unreadable; leaving it untouched")
+			r.events.Eventf(s, nil, corev1.EventTypeWarning, EventSigningKeysInvalid, "LoadSigningKeys",
+				"Secret %s key %s is not a valid key set; fix or delete it", r.secret, KeySetKey)
+			return ctrl.Result{}, reconcile.TerminalError(err)
+		}
+	}
+	changed, err := set.Ensure(r.algorithms, r.now())
+	if err != nil || !changed {
+		return ctrl.Result{}, err
+	}
+	data, err := set.Marshal()
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if s.Data == nil {
+		s.Data = map[string][]byte{}
+	}
+	s.Data[KeySetKey] = data
+	// Update carries the resourceVersion read above: a concurrent writer makes it conflict and
+	// the retry starts from the newer Secret.
+	if err := r.client.Update(ctx, s); err != nil {
+		return ctrl.Result{}, fmt.Errorf("update Secret %s: %w", r.secret, err)
+	}
+	logger.Info("added signing keys for missing algorithms", "keys", len(set.Keys))
+	r.events.Eventf(s, nil, corev1.EventTypeNormal, EventSigningKeysGenerated, "GenerateSigningKeys",
+		"Added signing keys; the set now has %d keys", len(set.Keys))
+	return ctrl.Result{}, nil
+}
+
+// create creates the key Secret with a new set; it returns nil, nil when the Secret already
+// exists (another manager won the race).
+func (r *keyEnsurer) create(ctx context.Context) (*corev1.Secret, error) {
+	set, err := keys.Generate(r.algorithms, r.now())
+	if err != nil {
+		return nil, err
+	}
+	data, err := set.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: r.secret.Namespace, Name: r.secret.Name,
+			Labels: map[string]string{labelManagedBy: managedBy},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{KeySetKey: data},
+	}
+	if err := r.client.Create(ctx, s); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("create Secret %s: %w", r.secret, err)
+	}
+	log.FromContext(ctx).Info("created signing key Secret", "secret", r.secret, "keys", len(set.Keys))
+	r.events.Eventf(s, nil, corev1.EventTypeNormal, EventSigningKeysGenerated, "GenerateSigningKeys",
+		"Generated %d signing keys", len(set.Keys))
+	return s, nil
+}
+
+// keyLoader runs on every replica: it loads the key Secret into the keyring whenever it changes.
+type keyLoader struct {
+	reader client.Reader // the API reader (the Secret)
+	secret types.NamespacedName
+	keys   KeyLoader
+
+	mu     sync.Mutex
+	loaded string // resourceVersion of the Secret last loaded
+}
+
+func (r *keyLoader) setup(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("signingkeys-loader").
+		WatchesMetadata(&corev1.Secret{}, &handler.EnqueueRequestForObject{}, builder.WithPredicates(isObject(r.secret))).
+		WithOptions(everyReplica()).
+		Complete(r)
+}
+
+func (r *keyLoader) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
+	logger := log.FromContext(ctx).WithValues("secret", r.secret)
+	s, err := getSecret(ctx, r.reader, r.secret.Namespace, r.secret.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if s == nil {
+		logger.Info("signing key Secret is gone; keeping the loaded keys until the leader recreates it")
+		return ctrl.Result{}, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.ResourceVersion == r.loaded {
+		return ctrl.Result{}, nil
+	}
+	data, ok := s.Data[KeySetKey]
+	if !ok {
+		logger.Info("signing key Secret has no key set yet", "key", KeySetKey)
+		return ctrl.Result{}, nil
+	}
+	if err := r.keys.LoadBytes(data); err != nil {
+		logger.Error(err, "signing key Secret is unreadable; keeping the loaded keys")
+		return ctrl.Result{}, reconcile.TerminalError(err)
+	}
+	r.loaded = s.ResourceVersion
+	logger.Info("loaded signing keys", "resourceVersion", s.ResourceVersion)
+	return ctrl.Result{}, nil
+}

@@ -1,0 +1,115 @@
+package controllers
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+)
+
+func TestScopeIsServedAndReady(t *testing.T) {
+	ctx := t.Context()
+	sc := &v1alpha1.Scope{
+		ObjectMeta: metav1.ObjectMeta{Name: "read-widgets"},
+		Spec: v1alpha1.ScopeSpec{Name: "read:widgets", Description: "List widgets", Default: true,
+			AllowedNamespaces: []string{"payments"}},
+	}
+	require.NoError(t, suite.client.Create(ctx, sc))
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		for i, r := range suite.replicas {
+			got, ok := r.registry.Snapshot().Scope("read:widgets")
+			if assert.True(c, ok, "replica %d", i) {
+				assert.Equal(c, "List widgets", got.Description)
+				assert.True(c, got.Default)
+				assert.True(c, got.AllowsNamespace("payments"))
+				assert.False(c, got.AllowsNamespace("other"))
+			}
+		}
+		var s v1alpha1.Scope
+		if assert.NoError(c, suite.client.Get(ctx, client.ObjectKeyFromObject(sc), &s)) {
+			assert.True(c, meta.IsStatusConditionTrue(s.Status.Conditions, v1alpha1.ConditionReady))
+			assert.Equal(c, s.Generation, s.Status.ObservedGeneration)
+		}
+	}, waitFor, tick)
+
+	require.NoError(t, suite.client.Delete(ctx, sc))
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		for _, r := range suite.replicas {
+			_, ok := r.registry.Snapshot().Scope("read:widgets")
+			assert.False(c, ok)
+		}
+	}, waitFor, tick)
+}
+
+func TestUserIsServedWithItsPasswordHash(t *testing.T) {
+	ctx := t.Context()
+	ns := newNamespace(t)
+	u := &v1alpha1.User{
+		ObjectMeta: metav1.ObjectMeta{Name: "alice-" + ns},
+		Spec: v1alpha1.UserSpec{
+			Username: "alice-" + ns, Email: "alice@example.com", EmailVerified: true, Groups: []string{"admins"},
+			PasswordSecretRef: &v1alpha1.SecretKeyRef{Namespace: ns, Name: "alice-password"},
+		},
+	}
+	require.NoError(t, suite.client.Create(ctx, u))
+	t.Cleanup(func() { _ = suite.client.Delete(t.Context(), u) })
+	waitUserReady(t, u, metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound)
+
+	// The Secret appears later: the Secret watch brings the password in.
+	hash, err := bcrypt.GenerateFromPassword([]byte("correct horse battery staple"), bcrypt.MinCost)
+	require.NoError(t, err)
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "alice-password"},
+		Data:       map[string][]byte{"hash": hash},
+	}
+	require.NoError(t, suite.client.Create(ctx, s))
+	waitUserReady(t, u, metav1.ConditionTrue, v1alpha1.ReasonReady)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		for i, r := range suite.replicas {
+			got, ok := r.registry.Snapshot().User("alice-" + ns)
+			if !assert.True(c, ok, "replica %d", i) {
+				continue
+			}
+			assert.Equal(c, "alice@example.com", got.Email)
+			assert.Equal(c, []string{"admins"}, got.Groups)
+			assert.NoError(c, bcrypt.CompareHashAndPassword(got.PasswordHash, []byte("correct horse battery staple")))
+		}
+	}, waitFor, tick)
+
+	// Plaintext is refused: InvalidSpec, and the user leaves the registry.
+	s.Data["hash"] = []byte("correct horse battery staple")
+	require.NoError(t, suite.client.Update(ctx, s))
+	cond := waitUserReady(t, u, metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec)
+	assert.NotContains(t, cond.Message, "correct horse")
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		for _, r := range suite.replicas {
+			_, ok := r.registry.Snapshot().User("alice-" + ns)
+			assert.False(c, ok)
+		}
+	}, waitFor, tick)
+}
+
+func waitUserReady(t *testing.T, u *v1alpha1.User, status metav1.ConditionStatus, reason string) *metav1.Condition {
+	t.Helper()
+	var cond *metav1.Condition
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		var got v1alpha1.User
+		if !assert.NoError(c, suite.client.Get(t.Context(), client.ObjectKeyFromObject(u), &got)) {
+			return
+		}
+		cond = meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady)
+		if assert.NotNil(c, cond) {
+			assert.Equal(c, status, cond.Status)
+			assert.Equal(c, reason, cond.Reason, cond.Message)
+			assert.Equal(c, got.Generation, got.Status.ObservedGeneration)
+		}
+	}, waitFor, tick)
+	return cond
+}

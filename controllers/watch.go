@@ -1,0 +1,174 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/controllers/convert"
+)
+
+// Field indexes on the manager's cache.
+const (
+	// indexClientSecret: OAuthClient by the name of the Secret holding its client secret
+	// (Confidential clients only; the namespace is the client's).
+	indexClientSecret = "latchkey.clientSecretName"
+	// indexClientID: OAuthClient by its effective client ID.
+	indexClientID = "latchkey.clientID"
+	// indexUserSecret: User by "namespace/name" of its password Secret.
+	indexUserSecret = "latchkey.passwordSecret"
+)
+
+func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {
+	if err := idx.IndexField(ctx, &v1alpha1.OAuthClient{}, indexClientSecret, func(o client.Object) []string {
+		oc, ok := o.(*v1alpha1.OAuthClient)
+		if !ok || convert.ClientType(oc) != v1alpha1.ClientTypeConfidential {
+			return nil
+		}
+		name, _ := convert.SecretRef(oc)
+		return []string{name}
+	}); err != nil {
+		return fmt.Errorf("controllers: index %s: %w", indexClientSecret, err)
+	}
+	if err := idx.IndexField(ctx, &v1alpha1.OAuthClient{}, indexClientID, func(o client.Object) []string {
+		oc, ok := o.(*v1alpha1.OAuthClient)
+		if !ok {
+			return nil
+		}
+		return []string{convert.ClientID(oc)}
+	}); err != nil {
+		return fmt.Errorf("controllers: index %s: %w", indexClientID, err)
+	}
+	if err := idx.IndexField(ctx, &v1alpha1.User{}, indexUserSecret, func(o client.Object) []string {
+		u, ok := o.(*v1alpha1.User)
+		if !ok {
+			return nil
+		}
+		ns, name, _, ok := convert.PasswordSecretRef(u)
+		if !ok {
+			return nil
+		}
+		return []string{convert.SourceKey(ns, name)}
+	}); err != nil {
+		return fmt.Errorf("controllers: index %s: %w", indexUserSecret, err)
+	}
+	return nil
+}
+
+// clientsForSecret maps a Secret to the OAuthClients of its namespace that read it.
+func clientsForSecret(c client.Reader) handler.MapFunc {
+	return func(ctx context.Context, secret client.Object) []reconcile.Request {
+		var list v1alpha1.OAuthClientList
+		if err := c.List(ctx, &list, client.InNamespace(secret.GetNamespace()),
+			client.MatchingFields{indexClientSecret: secret.GetName()}); err != nil {
+			log.FromContext(ctx).Error(err, "listing OAuthClients of a Secret", "secret", client.ObjectKeyFromObject(secret))
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for i := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+		return reqs
+	}
+}
+
+// clientIDPeers maps an OAuthClient to the other OAuthClients claiming the same client ID.
+func clientIDPeers(c client.Reader) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		oc, ok := o.(*v1alpha1.OAuthClient)
+		if !ok {
+			return nil
+		}
+		var list v1alpha1.OAuthClientList
+		if err := c.List(ctx, &list, client.MatchingFields{indexClientID: convert.ClientID(oc)}); err != nil {
+			log.FromContext(ctx).Error(err, "listing OAuthClients of a client ID", "clientID", convert.ClientID(oc))
+			return nil
+		}
+		var reqs []reconcile.Request
+		for i := range list.Items {
+			p := &list.Items[i]
+			if p.Namespace == oc.Namespace && p.Name == oc.Name {
+				continue
+			}
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(p)})
+		}
+		return reqs
+	}
+}
+
+// usersForSecret maps a Secret to the Users whose password it holds.
+func usersForSecret(c client.Reader) handler.MapFunc {
+	return func(ctx context.Context, secret client.Object) []reconcile.Request {
+		var list v1alpha1.UserList
+		if err := c.List(ctx, &list, client.MatchingFields{
+			indexUserSecret: convert.SourceKey(secret.GetNamespace(), secret.GetName()),
+		}); err != nil {
+			log.FromContext(ctx).Error(err, "listing Users of a Secret", "secret", client.ObjectKeyFromObject(secret))
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for i := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+		return reqs
+	}
+}
+
+// specChanged passes creates, deletes and the updates that change the spec (generation) or
+// start a deletion, not the status writes.
+func specChanged() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		if e.ObjectOld == nil || e.ObjectNew == nil {
+			return true
+		}
+		return e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() ||
+			!e.ObjectOld.GetDeletionTimestamp().Equal(e.ObjectNew.GetDeletionTimestamp())
+	}}
+}
+
+// isObject passes the events of one object.
+func isObject(key types.NamespacedName) predicate.Predicate {
+	return predicate.NewPredicateFuncs(func(o client.Object) bool {
+		return o.GetNamespace() == key.Namespace && o.GetName() == key.Name
+	})
+}
+
+// getSecret reads a Secret (live, through the API reader: Secrets are cached metadata-only);
+// it returns nil, nil when the Secret does not exist.
+func getSecret(ctx context.Context, r client.Reader, namespace, name string) (*corev1.Secret, error) {
+	var s corev1.Secret
+	if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("get Secret %s/%s: %w", namespace, name, err)
+	}
+	return &s, nil
+}
+
+// patchStatus patches obj's status from base when status differs, after a reconcile that
+// returned recErr. A failed patch is returned in place of recErr (so it is retried even when
+// recErr is terminal); a vanished object is not an error.
+func patchStatus(ctx context.Context, c client.Client, base, obj client.Object, baseStatus, status any, recErr error) error {
+	if equality.Semantic.DeepEqual(baseStatus, status) {
+		return recErr
+	}
+	if err := c.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+		if recErr != nil {
+			return fmt.Errorf("patch status: %w (after: %s)", err, recErr.Error()) // recErr unwrapped: a terminal recErr must not stop the retry
+		}
+		return fmt.Errorf("patch status: %w", err)
+	}
+	return recErr
+}
