@@ -35,7 +35,7 @@ done
 
 "${kubectl[@]}" create namespace "$namespace" --dry-run=client -o yaml | "${kubectl[@]}" apply -f -
 if [ "${SAMPLES:-1}" != 0 ]; then
-  "${kubectl[@]}" apply -k config/samples
+  "${kubectl[@]}" apply -f config/samples
 fi
 
 echo "run-cluster: starting the operator (namespace $namespace); Ctrl-C stops it and the control plane"

@@ -1,9 +1,9 @@
 package v1alpha1
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/scheme"
 )
 
 // GroupVersion is the group and version of every type in this package.
@@ -11,7 +11,8 @@ var GroupVersion = schema.GroupVersion{Group: "oauth.latchkey.dev", Version: "v1
 
 // AddToScheme adds the types of this group and version to a scheme.
 func AddToScheme(s *runtime.Scheme) error {
-	b := &scheme.Builder{GroupVersion: GroupVersion}
-	b.Register(&OAuthClient{}, &OAuthClientList{}, &Scope{}, &ScopeList{}, &User{}, &UserList{})
-	return b.AddToScheme(s)
+	s.AddKnownTypes(GroupVersion,
+		&OAuthClient{}, &OAuthClientList{}, &Scope{}, &ScopeList{}, &User{}, &UserList{})
+	metav1.AddToGroupVersion(s, GroupVersion)
+	return nil
 }

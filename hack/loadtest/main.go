@@ -170,7 +170,7 @@ func load(ctx context.Context, o options, url, auth, dir string) (result, error)
 			fmt.Sprintf("-d%ds", int(d.Seconds())), "--latency", "-s", script, url)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			return result{}, fmt.Errorf("wrk: %v: %s", err, out)
+			return result{}, fmt.Errorf("wrk: %w: %s", err, out)
 		}
 		if i == 0 {
 			continue

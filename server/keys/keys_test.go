@@ -35,7 +35,7 @@ func TestSignedTokensVerifyWithThePublishedKeys(t *testing.T) {
 			for _, typ := range []string{TypeAccessToken, TypeJWT} {
 				tok, err := sg.Sign(typ, []byte(`{"sub":"x"}`))
 				require.NoError(t, err)
-				obj, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
+				obj, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
 				require.NoError(t, err)
 				require.Len(t, obj.Signatures, 1)
 				h := obj.Signatures[0].Protected
@@ -198,7 +198,7 @@ func TestEveryES256SignatureVerifies(t *testing.T) {
 	for i := range 2000 {
 		tok, err := cs.sign([]byte(`{"n":` + strconv.Itoa(i) + `}`))
 		require.NoError(t, err)
-		obj, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256})
+		obj, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.ES256})
 		require.NoError(t, err)
 		_, err = obj.Verify(k.Private.Public())
 		require.NoError(t, err, "signature %d", i)
