@@ -1,0 +1,22 @@
+// Package store is the leased store: the records the server writes while it answers requests
+// (authorization codes, refresh tokens and their families, revoked token IDs, login sessions,
+// pending authorization requests, remembered consents, failed-login counters), each held under a
+// lease (TTL) and gone when the lease ends.
+//
+// Rules every backend follows (server/store/storetest checks them):
+//   - Records are keyed by a Hash of the secret that names them (a code, a refresh token, a
+//     session ID), never by the secret itself, so a copy of the store hands out no credential.
+//   - A record whose lease ended is never returned, whether or not it was already cleaned up.
+//   - TakeCode is one-time under concurrency: exactly one caller gets the code; every later call
+//     gets ErrAlreadyUsed with the record (so the caller can revoke what the first use issued)
+//     until the lease ends, then ErrNotFound.
+//   - RotateRefresh is compare-and-swap: exactly one of concurrent rotations of one token wins.
+//     Presenting a token that was already rotated within the grace window is ErrConflict and
+//     changes nothing (a concurrent retry); after the grace window it is ErrReused and the
+//     whole family is revoked.
+//   - Errors are the sentinels below only (wrapped with context), matched with errors.Is;
+//     ErrUnavailable means the backend could not be reached and nothing was stored.
+//
+// Backends: memory (the embedded default, one replica) in store/memory; Redis (many replicas)
+// comes later. This package must not import controller-runtime, client-go or api/.
+package store

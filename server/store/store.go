@@ -1,0 +1,125 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"time"
+)
+
+// Errors of every backend.
+var (
+	// ErrNotFound: no record under the key, or its lease ended.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: the record changed concurrently, or (RotateRefresh) the token was rotated
+	// moments ago, within the grace window.
+	ErrConflict = errors.New("store: conflict")
+	// ErrAlreadyUsed: TakeCode on a code that was taken before.
+	ErrAlreadyUsed = errors.New("store: code already used")
+	// ErrReused: RotateRefresh on a token rotated before the grace window; its family is revoked.
+	ErrReused = errors.New("store: refresh token reused")
+	// ErrRevoked: the refresh token's family was revoked.
+	ErrRevoked = errors.New("store: revoked")
+	// ErrUnavailable: the backend could not be reached; nothing was stored.
+	ErrUnavailable = errors.New("store: unavailable")
+)
+
+// Hash is the SHA-256 of a secret; records are keyed by it.
+type Hash [sha256.Size]byte
+
+// HashOf returns the Hash of a secret.
+func HashOf(secret string) Hash { return sha256.Sum256([]byte(secret)) }
+
+// String is the hex form, for logs and backend keys; it reveals nothing of the secret.
+func (h Hash) String() string { return hex.EncodeToString(h[:]) }
+
+// Code is an authorization code's record.
+type Code struct {
+	ClientID            string
+	RedirectURI         string
+	Subject             string // username
+	Scopes              []string
+	Nonce               string
+	CodeChallenge       string
+	CodeChallengeMethod string // S256 or plain; empty without PKCE
+	AuthTime            time.Time
+	// FamilyID names the grant the code starts: the refresh token family and the access
+	// tokens issued from it carry it, so a replayed code can revoke them.
+	FamilyID string
+}
+
+// RefreshToken is a refresh token's record.
+type RefreshToken struct {
+	FamilyID string
+	ClientID string
+	Subject  string
+	// Scopes granted to the family: a refresh may narrow them, never widen them.
+	Scopes   []string
+	AuthTime time.Time
+	IssuedAt time.Time
+	// ExpiresAt is when the token's lease ends.
+	ExpiresAt time.Time
+}
+
+// Codes holds authorization codes.
+type Codes interface {
+	// PutCode stores a code under its hash for ttl.
+	PutCode(ctx context.Context, h Hash, c Code, ttl time.Duration) error
+	// TakeCode atomically marks the code used and returns it. A code taken before returns its
+	// record with ErrAlreadyUsed until its lease ends.
+	TakeCode(ctx context.Context, h Hash) (Code, error)
+}
+
+// RefreshTokens holds refresh tokens and their families.
+type RefreshTokens interface {
+	// CreateRefresh stores the first token of a family (or of a new family) under its hash.
+	// The lease ends at rt.ExpiresAt.
+	CreateRefresh(ctx context.Context, h Hash, rt RefreshToken) error
+	// GetRefresh returns an active token: ErrNotFound when unknown or expired, ErrRevoked when
+	// its family was revoked, ErrReused when it was rotated (without revoking anything).
+	GetRefresh(ctx context.Context, h Hash) (RefreshToken, error)
+	// RotateRefresh replaces the active token old by next (stored under h, same family), in one
+	// atomic step, and returns old's record. If old was already rotated: within grace of that
+	// rotation it is ErrConflict and nothing changes; later it is ErrReused and the family is
+	// revoked. A revoked family is ErrRevoked.
+	RotateRefresh(ctx context.Context, old, h Hash, next RefreshToken, grace time.Duration) (RefreshToken, error)
+	// RevokeFamily revokes every token of the family, remembering the revocation until until.
+	RevokeFamily(ctx context.Context, familyID string, until time.Time) error
+	// FamilyRevoked reports whether the family was revoked.
+	FamilyRevoked(ctx context.Context, familyID string) (bool, error)
+}
+
+// Revocations holds revoked access token IDs (jti) until the tokens would have expired.
+type Revocations interface {
+	RevokeToken(ctx context.Context, jti string, until time.Time) error
+	TokenRevoked(ctx context.Context, jti string) (bool, error)
+}
+
+// Records holds small opaque records (login sessions, pending authorization requests,
+// remembered consents) under a kind and a hash. Callers encode the value.
+type Records interface {
+	PutRecord(ctx context.Context, kind string, h Hash, value []byte, ttl time.Duration) error
+	GetRecord(ctx context.Context, kind string, h Hash) ([]byte, error)
+	DeleteRecord(ctx context.Context, kind string, h Hash) error
+}
+
+// Counters counts events in a window, e.g. failed logins per username and per client address.
+type Counters interface {
+	// Incr adds one to the counter and returns the new count; a counter starts at zero and its
+	// lease is window from its first increment.
+	Incr(ctx context.Context, key Hash, window time.Duration) (int64, error)
+	// Reset drops the counter.
+	Reset(ctx context.Context, key Hash) error
+}
+
+// Store is every part of the leased store; a backend implements all of it.
+type Store interface {
+	Codes
+	RefreshTokens
+	Revocations
+	Records
+	Counters
+	// Ping reports whether the backend can be reached (readiness).
+	Ping(ctx context.Context) error
+}
