@@ -36,6 +36,10 @@ func main() {
 	flag.IntVar(&o.connections, "connections", 64, "keep-alive connections")
 	flag.StringVar(&o.algorithms, "algorithms", "RS256,ES256,EdDSA", "algorithms to measure")
 	flag.Parse()
+	if o.duration < time.Second {
+		fmt.Fprintln(os.Stderr, "loadtest: -duration must be at least 1s")
+		os.Exit(2)
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
@@ -167,7 +171,7 @@ func load(ctx context.Context, o options, url, auth, dir string) (result, error)
 	// Warm up for a second, then measure.
 	for i, d := range []time.Duration{time.Second, o.duration} {
 		cmd := exec.CommandContext(ctx, "taskset", "-c", "1", "wrk", "-t1", fmt.Sprintf("-c%d", o.connections),
-			fmt.Sprintf("-d%ds", int(d.Seconds())), "--latency", "-s", script, url)
+			fmt.Sprintf("-d%ds", int(d.Round(time.Second).Seconds())), "--latency", "-s", script, url)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return result{}, fmt.Errorf("wrk: %w: %s", err, out)
@@ -191,6 +195,10 @@ func load(ctx context.Context, o options, url, auth, dir string) (result, error)
 		}
 		if r.rate == 0 {
 			return result{}, fmt.Errorf("could not read wrk output:\n%s", text)
+		}
+		if r.non2xx > 0 {
+			// A fast stream of errors is no measurement of token issuance.
+			return result{}, fmt.Errorf("%d responses were not 2xx:\n%s", r.non2xx, text)
 		}
 		return r, nil
 	}
