@@ -28,6 +28,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -104,10 +105,10 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.namespace, "namespace", defaultNamespace(), "namespace of the signing key Secret and the leader Lease")
 	fs.StringVar(&o.store, "store", "memory", "leased store for codes and refresh tokens: memory")
 	fs.StringVar(&o.keysFile, "keys-file", "", "with --manifests: keep the signing keys in this file (created when missing) instead of memory")
-	fs.StringVar(&o.keySecretName, "key-secret-name", "latchkey-signing-keys", "name of the signing key Secret")
+	fs.StringVar(&o.keySecretName, "key-secret-name", controllers.DefaultKeySecretName, "name of the signing key Secret")
 	fs.StringVar(&o.signingAlgorithm, "signing-algorithm", keys.RS256, "default token signing algorithm: RS256, ES256 or EdDSA")
 	fs.DurationVar(&o.accessTokenTTL, "access-token-lifetime", time.Hour, "default access token lifetime")
-	fs.StringVar(&o.metricsAddress, "metrics-bind-address", ":9090", "metrics address (\"0\" disables)")
+	fs.StringVar(&o.metricsAddress, "metrics-bind-address", ":9090", "metrics address (\"0\" disables); not served with --manifests")
 	fs.StringVar(&o.probeAddress, "health-probe-bind-address", ":8081", "health and readiness probe address (\"0\" disables)")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader (a Lease) among replicas for writes")
 	fs.StringVar(&o.leaderElectionID, "leader-election-id", "latchkey.oauth.latchkey.dev", "name of the leader Lease")
@@ -218,30 +219,27 @@ func serveEmbedded(ctx context.Context, opts *serveOptions, reg *registry.Regist
 	}
 	ready := &atomic.Bool{}
 	ready.Store(true)
-	errc := make(chan error, 3)
-	go func() { errc <- loader.Watch(ctx, 200*time.Millisecond) }()
+	demo := loader.Demo() // read before Watch starts reloading
+	background := make(chan error, 2)
+	go func() { background <- loader.Watch(ctx, 200*time.Millisecond) }()
 	if opts.probeAddress != "0" {
-		go func() { errc <- serveProbes(ctx, opts.probeAddress, ready) }()
+		go func() { background <- serveProbes(ctx, opts.probeAddress, ready) }()
 	}
-	go func() { errc <- serveHTTP(ctx, ln, handler, opts.shutdownTimeout) }()
+	served := make(chan error, 1)
+	go func() { served <- serveHTTP(ctx, ln, handler, opts.shutdownTimeout) }()
 	log.Info("latchkey serving (embedded, no cluster)", "address", ln.Addr().String(), "issuer", opts.issuer, "manifests", opts.manifestsDir)
-	printBanner(stdout, opts.issuer, loader.Demo())
+	printBanner(stdout, opts.issuer, demo)
 	select {
-	case <-ctx.Done():
+	case err := <-served: // returns after ctx ends and in-flight requests are drained
 		ready.Store(false)
-		// Wait for the HTTP server to drain.
-		return drain(errc)
-	case err := <-errc:
 		return err
+	case err := <-background:
+		if ctx.Err() == nil && err != nil {
+			return err
+		}
+		ready.Store(false)
+		return <-served
 	}
-}
-
-func drain(errc <-chan error) error {
-	err := <-errc
-	if err == nil || errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return err
 }
 
 func printBanner(w io.Writer, issuer string, demo *manifests.DemoClient) {
@@ -263,7 +261,9 @@ func serveHTTP(ctx context.Context, ln net.Listener, handler http.Handler, timeo
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Requests keep running while the server drains on shutdown: their context is not the
+		// signal context (which is already cancelled then), only derived from it for values.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
@@ -274,10 +274,7 @@ func serveHTTP(ctx context.Context, ln net.Listener, handler http.Handler, timeo
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return err
-	}
-	return nil
+	return srv.Shutdown(shutdownCtx)
 }
 
 func serveProbes(ctx context.Context, addr string, ready *atomic.Bool) error {
@@ -318,7 +315,7 @@ func serveCluster(ctx context.Context, opts *serveOptions, reg *registry.Registr
 		LeaderElectionID:              opts.leaderElectionID,
 		LeaderElectionNamespace:       opts.namespace,
 		LeaderElectionReleaseOnCancel: true,
-		GracefulShutdownTimeout:       &opts.shutdownTimeout,
+		GracefulShutdownTimeout:       ptr.To(opts.shutdownTimeout + 5*time.Second), // the HTTP drain plus a margin
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
