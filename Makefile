@@ -28,8 +28,9 @@ BENCH_FLAGS ?=
 # Flags of hack/loadtest, e.g. LOADTEST_FLAGS="-duration 5s -algorithms ES256".
 LOADTEST_FLAGS ?=
 RUN_ARGS ?=
-# Debian packages the tests need, installed by `make test` when missing (curl runs the seed examples).
-TEST_APT_PACKAGES ?= curl
+# Debian packages the tests need, installed by `make test` when missing (curl runs the seed examples;
+# chromium drives the login and consent pages in test/browser).
+TEST_APT_PACKAGES ?= curl chromium
 
 CHART := charts/latchkey
 # Files written by `make generate manifests`; `make verify` fails when they differ from git.

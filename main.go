@@ -38,9 +38,13 @@ import (
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/controllers"
 	"github.com/latchkey-dev/latchkey/controllers/manifests"
+	ctrlreg "github.com/latchkey-dev/latchkey/controllers/registration"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/registration"
 	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/store"
+	"github.com/latchkey-dev/latchkey/server/store/memory"
 )
 
 func main() {
@@ -79,6 +83,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
+type registrationOptions struct {
+	initialTokenFile string
+	open             bool
+	namespace        string
+	maxClients       int
+}
+
+func (r registrationOptions) enabled() bool { return r.open || r.initialTokenFile != "" }
+
 type serveOptions struct {
 	listenAddress    string
 	issuer           string
@@ -90,6 +103,11 @@ type serveOptions struct {
 	keySecretName    string
 	signingAlgorithm string
 	accessTokenTTL   time.Duration
+	refreshTokenTTL  time.Duration
+	refreshGrace     time.Duration
+	idTokenTTL       time.Duration
+	clientIPHeader   string
+	registration     registrationOptions
 	metricsAddress   string
 	probeAddress     string
 	leaderElect      bool
@@ -108,6 +126,14 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.keySecretName, "key-secret-name", controllers.DefaultKeySecretName, "name of the signing key Secret")
 	fs.StringVar(&o.signingAlgorithm, "signing-algorithm", keys.RS256, "default token signing algorithm: RS256, ES256 or EdDSA")
 	fs.DurationVar(&o.accessTokenTTL, "access-token-lifetime", time.Hour, "default access token lifetime")
+	fs.DurationVar(&o.refreshTokenTTL, "refresh-token-lifetime", 30*24*time.Hour, "default refresh token lifetime")
+	fs.DurationVar(&o.refreshGrace, "refresh-reuse-grace", 2*time.Second, "how long a just-rotated refresh token is refused without revoking its family (concurrent retries)")
+	fs.DurationVar(&o.idTokenTTL, "id-token-lifetime", time.Hour, "default ID token lifetime")
+	fs.StringVar(&o.clientIPHeader, "client-ip-header", "", "header a trusted reverse proxy sets to the client address (e.g. X-Forwarded-For), for failed-login limits")
+	fs.StringVar(&o.registration.initialTokenFile, "registration-initial-token-file", "", "enable dynamic client registration (RFC 7591) with the initial access tokens in this file, one per line")
+	fs.BoolVar(&o.registration.open, "registration-open", false, "enable dynamic client registration without an initial access token (such clients cannot use client_credentials)")
+	fs.StringVar(&o.registration.namespace, "registration-namespace", "", "namespace of registered OAuthClients (default: --namespace)")
+	fs.IntVar(&o.registration.maxClients, "registration-max-clients", 1000, "most registered clients (0: no bound)")
 	fs.StringVar(&o.metricsAddress, "metrics-bind-address", ":9090", "metrics address (\"0\" disables); not served with --manifests")
 	fs.StringVar(&o.probeAddress, "health-probe-bind-address", ":8081", "health and readiness probe address (\"0\" disables)")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader (a Lease) among replicas for writes")
@@ -126,6 +152,9 @@ func (o *serveOptions) validate() error {
 		o.issuer = defaultIssuer(o.listenAddress)
 	}
 	o.issuer = strings.TrimRight(o.issuer, "/")
+	if o.registration.namespace == "" {
+		o.registration.namespace = o.namespace
+	}
 	if o.keysFile != "" && o.manifestsDir == "" {
 		return errors.New("--keys-file is for --manifests; against a cluster the keys live in a Secret")
 	}
@@ -174,24 +203,47 @@ func serve(args []string, stdout, stderr io.Writer) error {
 
 	reg := registry.New()
 	keyring := keys.NewKeyring()
-	handler, err := oauth2.NewHandler(oauth2.Config{
-		Issuer:              opts.issuer,
-		DefaultAlgorithm:    opts.signingAlgorithm,
-		AccessTokenLifetime: opts.accessTokenTTL,
-		Registry:            reg,
-		Keys:                keyring,
-	})
+	st := memory.New()
+	cfg, err := opts.handlerConfig(reg, keyring, st)
 	if err != nil {
 		return err
 	}
 	if opts.manifestsDir != "" {
-		return serveEmbedded(ctx, &opts, reg, keyring, handler, stdout)
+		return serveEmbedded(ctx, &opts, cfg, reg, keyring, st, stdout)
 	}
-	return serveCluster(ctx, &opts, reg, keyring, handler)
+	return serveCluster(ctx, &opts, cfg, reg, keyring, st)
+}
+
+// handlerConfig is the OAuth handler's configuration, without the registrar (which depends on
+// the mode).
+func (o *serveOptions) handlerConfig(reg *registry.Registry, keyring *keys.Keyring, st store.Store) (oauth2.Config, error) {
+	cfg := oauth2.Config{
+		Issuer:               o.issuer,
+		DefaultAlgorithm:     o.signingAlgorithm,
+		AccessTokenLifetime:  o.accessTokenTTL,
+		RefreshTokenLifetime: o.refreshTokenTTL,
+		RefreshReuseGrace:    o.refreshGrace,
+		IDTokenLifetime:      o.idTokenTTL,
+		Registry:             reg,
+		Keys:                 keyring,
+		Store:                st,
+		Login:                oauth2.LoginConfig{ClientIPHeader: o.clientIPHeader},
+		RegistrationOpen:     o.registration.open,
+	}
+	if o.registration.initialTokenFile != "" {
+		data, err := os.ReadFile(o.registration.initialTokenFile)
+		if err != nil {
+			return cfg, fmt.Errorf("--registration-initial-token-file: %w", err)
+		}
+		if cfg.RegistrationInitialTokens, err = oauth2.ParseInitialTokens(data); err != nil {
+			return cfg, fmt.Errorf("--registration-initial-token-file: %w", err)
+		}
+	}
+	return cfg, nil
 }
 
 // serveEmbedded runs with no cluster: resources from a folder, keys in memory or a file.
-func serveEmbedded(ctx context.Context, opts *serveOptions, reg *registry.Registry, keyring *keys.Keyring, handler http.Handler, stdout io.Writer) error {
+func serveEmbedded(ctx context.Context, opts *serveOptions, cfg oauth2.Config, reg *registry.Registry, keyring *keys.Keyring, st *memory.Store, stdout io.Writer) error {
 	log := logr.FromContextOrDiscard(ctx)
 	var set *keys.Set
 	var err error
@@ -204,6 +256,20 @@ func serveEmbedded(ctx context.Context, opts *serveOptions, reg *registry.Regist
 		return err
 	}
 	if err := keyring.Load(set); err != nil {
+		return err
+	}
+	if opts.registration.enabled() {
+		// Registered clients live in memory only: they are gone after a restart.
+		r, err := registration.NewMemory(reg, registration.MemoryOptions{
+			Namespace: opts.registration.namespace, MaxClients: opts.registration.maxClients,
+		})
+		if err != nil {
+			return err
+		}
+		cfg.Registrar = r
+	}
+	handler, err := oauth2.NewHandler(cfg)
+	if err != nil {
 		return err
 	}
 	loader, err := manifests.New(opts.manifestsDir, reg)
@@ -220,8 +286,9 @@ func serveEmbedded(ctx context.Context, opts *serveOptions, reg *registry.Regist
 	ready := &atomic.Bool{}
 	ready.Store(true)
 	demo := loader.Demo() // read before Watch starts reloading
-	background := make(chan error, 2)
+	background := make(chan error, 3)
 	go func() { background <- loader.Watch(ctx, 200*time.Millisecond) }()
+	go func() { background <- st.Start(ctx) }()
 	if opts.probeAddress != "0" {
 		go func() { background <- serveProbes(ctx, opts.probeAddress, ready) }()
 	}
@@ -295,8 +362,8 @@ func serveProbes(ctx context.Context, addr string, ready *atomic.Bool) error {
 }
 
 // serveCluster runs as the operator against a Kubernetes API server.
-func serveCluster(ctx context.Context, opts *serveOptions, reg *registry.Registry, keyring *keys.Keyring, handler http.Handler) error {
-	cfg, err := restConfig(opts.kubeconfig)
+func serveCluster(ctx context.Context, opts *serveOptions, cfg oauth2.Config, reg *registry.Registry, keyring *keys.Keyring, st *memory.Store) error {
+	kubeconfig, err := restConfig(opts.kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -307,7 +374,7 @@ func serveCluster(ctx context.Context, opts *serveOptions, reg *registry.Registr
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return err
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgr, err := ctrl.NewManager(kubeconfig, ctrl.Options{
 		Scheme:                        scheme,
 		Metrics:                       metricsserver.Options{BindAddress: opts.metricsAddress},
 		HealthProbeBindAddress:        opts.probeAddress,
@@ -320,6 +387,7 @@ func serveCluster(ctx context.Context, opts *serveOptions, reg *registry.Registr
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
+	readiness := controllers.NewReadiness()
 	if err := controllers.Setup(mgr, controllers.Options{
 		Registry:      reg,
 		Keys:          keyring,
@@ -327,16 +395,25 @@ func serveCluster(ctx context.Context, opts *serveOptions, reg *registry.Registr
 		KeySecretName: opts.keySecretName,
 		Algorithms:    keys.SupportedAlgorithms(),
 		TokenURL:      opts.issuer + "/oauth2/token",
+		Readiness:     readiness,
 	}); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}
-	synced := &atomic.Bool{}
-	if err := mgr.Add(everyReplica(func(ctx context.Context) error {
-		if mgr.GetCache().WaitForCacheSync(ctx) {
-			synced.Store(true)
+	if opts.registration.enabled() {
+		r, err := ctrlreg.New(mgr.GetClient(), opts.registration.namespace,
+			ctrlreg.WithReader(mgr.GetAPIReader()),
+			ctrlreg.WithTokenURL(opts.issuer+"/oauth2/token"),
+			ctrlreg.WithMaxClients(opts.registration.maxClients))
+		if err != nil {
+			return err
 		}
-		return nil
-	})); err != nil {
+		cfg.Registrar = r
+	}
+	handler, err := oauth2.NewHandler(cfg)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(st); err != nil { // the store's janitor, on every replica
 		return err
 	}
 	ln, err := net.Listen("tcp", opts.listenAddress)
@@ -349,11 +426,11 @@ func serveCluster(ctx context.Context, opts *serveOptions, reg *registry.Registr
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("registry", func(*http.Request) error {
-		switch {
-		case !synced.Load():
-			return errors.New("informers not synced")
-		case !keyring.Loaded():
+	if err := mgr.AddReadyzCheck("registry", readiness.Check); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("signing-keys", func(*http.Request) error {
+		if !keyring.Loaded() {
 			return errors.New("signing keys not loaded")
 		}
 		return nil
@@ -364,13 +441,6 @@ func serveCluster(ctx context.Context, opts *serveOptions, reg *registry.Registr
 	return mgr.Start(ctx)
 }
 
-// everyReplica is a Runnable that runs on every replica, leader or not (a plain RunnableFunc
-// would run on the leader only).
-type everyReplica func(ctx context.Context) error
-
-func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
-func (everyReplica) NeedLeaderElection() bool          { return false }
-
 // httpRunnable serves the OAuth endpoints on every replica, leader or not.
 type httpRunnable struct {
 	ln      net.Listener
@@ -380,7 +450,6 @@ type httpRunnable struct {
 
 var (
 	_ manager.LeaderElectionRunnable = (*httpRunnable)(nil)
-	_ manager.LeaderElectionRunnable = everyReplica(nil)
 )
 
 func (r *httpRunnable) Start(ctx context.Context) error {

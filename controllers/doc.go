@@ -12,15 +12,17 @@
 //     is served without a secret (it keeps its client ID, cannot authenticate). A change to a
 //     referenced Secret re-converts the resource at once, so a rotated client secret works and the
 //     old one stops working without a restart. The signing-key loader, also on every replica,
-//     loads the key Secret into a KeyLoader (*keys.Keyring) whenever it changes.
+//     loads the key Secret into a KeyLoader (*keys.Keyring) whenever it changes. The registry
+//     controllers report each object they processed to a Readiness (see below).
 //   - Leader-only controllers (status writer, Secret writer): the OAuthClient controller sets
 //     status.clientID, status.secretName, observedGeneration and the Ready condition (reasons
-//     Ready, SecretNotFound, ClientIDConflict, InvalidSpec), creates the client Secret for
+//     Ready, SecretNotFound, SecretConflict, ClientIDConflict, InvalidSpec), creates the client Secret for
 //     secretPolicy Generate (keys client-id, the secretRef key (client-secret by default) with 32
 //     random bytes in unpadded base64url, and token-url when Options.TokenURL is set) with a
 //     controller ownerReference, and never overwrites an existing Secret. External clients wait
-//     for theirs. Scope and User get a Ready condition. The signing-key controller creates the key
-//     Secret when missing and adds keys for algorithms that have none.
+//     for theirs. Scope and User get a Ready condition (reasons Ready, InvalidSpec,
+//     ScopeNameConflict; User also SecretNotFound, UsernameConflict). The signing-key controller
+//     creates the key Secret when missing and adds keys for algorithms that have none.
 //
 // Decisions:
 //
@@ -30,6 +32,23 @@
 //     is the one whose status says Ready. Any create, delete or spec change of an OAuthClient
 //     re-queues its peers of the same ID, so a loser becomes Ready when the winner goes away. A
 //     loser gets no generated Secret until it wins.
+//   - Usernames and scope names are decided by the same rule (registry.Precedes), in the registry
+//     (so every replica serves the same User and Scope) and by the leader, which marks the losers
+//     UsernameConflict or ScopeNameConflict (with a Warning Event) and re-queues the peers of a
+//     username or scope name on every create, delete or spec change, and the username peers of a
+//     User whose password Secret changes (a User refused for its hash does not hold its name). So
+//     whoever may create Users cannot take over "alice" with a User named to sort first.
+//   - A Generate client never uses or adopts a Secret it does not control (metav1.IsControlledBy):
+//     someone able to create Secrets in the namespace could otherwise plant a secret value they
+//     know. Such a client is Ready=False SecretConflict and served without a secret. When that
+//     Secret is on its way out (being deleted, or controlled by an OAuthClient that is gone or
+//     being deleted, e.g. this client's previous incarnation awaiting garbage collection), the
+//     controller requeues and generates once it is gone. External clients use any Secret.
+//   - Readiness (main.go: mgr.AddReadyzCheck("registry", readiness.Check), with the Readiness
+//     passed in Options) is true once every OAuthClient, Scope and User in the synced cache at
+//     start was processed by its registry controller (served, removed or refused as invalid), so
+//     a replica does not take traffic with a half-filled registry. It covers the registry only;
+//     main.go checks separately that signing keys are loaded.
 //   - Secrets are watched metadata-only (one PartialObjectMetadata informer for all Secrets,
 //     shared by the client, user and key watches) and read with the manager's API reader when a
 //     referenced one changes. So no Secret data is cached in memory, at the price of one GET per
@@ -44,7 +63,16 @@
 //   - No finalizers: the registry is in memory and forgets a client on the delete event; the
 //     generated Secret is garbage-collected through its ownerReference.
 //   - A key Secret that cannot be parsed is never overwritten (that would invalidate every issued
-//     token): the leader reports it (log and Warning Event) and the replicas keep their keys.
+//     token): the leader reports it (log and Warning Event) and the replicas keep their keys. A
+//     key Secret that was deleted is recreated from the keys the leader's keyring loaded
+//     (KeyLoader.Set), for the same reason (Warning Event SigningKeysRestored); new keys are
+//     generated only when none was ever loaded.
+//   - Events are emitted only after the status they describe was written.
+//   - RBAC: the ClusterRole (markers in setup.go) grants only what is needed across namespaces:
+//     Secrets get/list/watch/create, events.k8s.io Events, the CRDs. Leases, core Events (leader
+//     election) and update of the key Secret are in namespaced Roles written by hand
+//     (config/rbac, charts/latchkey/templates/rbac.yaml), because the namespace is an install
+//     choice.
 //   - Events use the events.k8s.io/v1 API (manager.GetEventRecorder), one per Ready transition
 //     plus SecretGenerated and SigningKeysGenerated.
 //

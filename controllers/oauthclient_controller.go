@@ -6,12 +6,15 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -31,6 +34,7 @@ const (
 	EventSecretGenerated      = "SecretGenerated"
 	EventSigningKeysGenerated = "SigningKeysGenerated"
 	EventSigningKeysInvalid   = "SigningKeysInvalid"
+	EventSigningKeysRestored  = "SigningKeysRestored"
 )
 
 // Labels on the Secrets the controllers create.
@@ -72,8 +76,11 @@ func (r *oauthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	base := oc.DeepCopy()
 	defer func() {
-		r.recordTransition(&oc, base.Status.Conditions)
-		retErr = patchStatus(ctx, r.client, base, &oc, base.Status, oc.Status, retErr)
+		var written bool
+		written, retErr = patchStatus(ctx, r.client, base, &oc, base.Status, oc.Status, retErr)
+		if written { // an Event about a condition the API server does not hold would mislead
+			recordReadyTransition(r.events, &oc, base.Status.Conditions, oc.Status.Conditions)
+		}
 	}()
 	return r.reconcile(ctx, &oc)
 }
@@ -116,6 +123,9 @@ func (r *oauthClientReconciler) reconcile(ctx context.Context, oc *v1alpha1.OAut
 	secret, err := getSecret(ctx, r.secrets, oc.Namespace, secretName)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if foreignSecret(oc, secret) {
+		return r.secretConflict(ctx, oc, secret)
 	}
 	if secret == nil && convert.SecretPolicy(oc) == v1alpha1.SecretPolicyGenerate {
 		if secret, err = r.generateSecret(ctx, oc, id, secretName, key); err != nil {
@@ -163,6 +173,58 @@ func (r *oauthClientReconciler) clientIDWinner(ctx context.Context, oc *v1alpha1
 	return winner.Source, nil
 }
 
+// secretConflict handles a Generate client whose Secret name is taken by a Secret it does not
+// control: Ready=False (SecretConflict), the Secret is neither used nor adopted nor overwritten.
+// When that Secret is on its way out (being deleted, or controlled by an OAuthClient that is gone
+// or being deleted, typically this client's previous incarnation waiting for the garbage
+// collector), it requeues, so the client gets its own Secret once the old one is gone (the Secret
+// watch usually gets there first).
+func (r *oauthClientReconciler) secretConflict(ctx context.Context, oc *v1alpha1.OAuthClient, secret *corev1.Secret) (ctrl.Result, error) {
+	gone, err := r.secretGoing(ctx, secret)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if gone {
+		setReady(&oc.Status.Conditions, &oc.Status.ObservedGeneration, oc.Generation,
+			metav1.ConditionFalse, v1alpha1.ReasonSecretConflict,
+			fmt.Sprintf("Secret %s belongs to an OAuthClient that is gone or being deleted; waiting for it to be deleted to generate a new one", secret.Name))
+		return ctrl.Result{RequeueAfter: secretGoneRequeue}, nil
+	}
+	owner := "no controller"
+	if ref := metav1.GetControllerOf(secret); ref != nil {
+		owner = fmt.Sprintf("controller %s %s", ref.Kind, ref.Name)
+	}
+	setReady(&oc.Status.Conditions, &oc.Status.ObservedGeneration, oc.Generation,
+		metav1.ConditionFalse, v1alpha1.ReasonSecretConflict,
+		fmt.Sprintf("Secret %s exists and is not controlled by this OAuthClient (%s); it is not used. "+
+			"Delete it to have one generated, or set secretPolicy External to use it", secret.Name, owner))
+	log.FromContext(ctx).Info("Secret name taken by a Secret the client does not control", "secret", secret.Name, "owner", owner)
+	return ctrl.Result{}, nil
+}
+
+// secretGoneRequeue is how soon a client waiting for its predecessor's Secret to go looks again.
+const secretGoneRequeue = 5 * time.Second
+
+// secretGoing reports whether the Secret is being deleted or its controller is an OAuthClient that
+// no longer exists (other UID) or is being deleted, so the garbage collector will remove it.
+func (r *oauthClientReconciler) secretGoing(ctx context.Context, secret *corev1.Secret) (bool, error) {
+	if !secret.DeletionTimestamp.IsZero() {
+		return true, nil
+	}
+	ref := metav1.GetControllerOf(secret)
+	if ref == nil || ref.Kind != "OAuthClient" || !strings.HasPrefix(ref.APIVersion, v1alpha1.GroupVersion.Group+"/") {
+		return false, nil
+	}
+	var owner v1alpha1.OAuthClient
+	if err := r.client.Get(ctx, types.NamespacedName{Namespace: secret.Namespace, Name: ref.Name}, &owner); err != nil {
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, fmt.Errorf("get owner of Secret %s: %w", secret.Name, err)
+	}
+	return owner.UID != ref.UID || !owner.DeletionTimestamp.IsZero(), nil
+}
+
 // generateSecret creates the client's Secret. It never overwrites: when the Secret appeared
 // meanwhile, it returns that one.
 func (r *oauthClientReconciler) generateSecret(ctx context.Context, oc *v1alpha1.OAuthClient, id, name, key string) (*corev1.Secret, error) {
@@ -190,7 +252,13 @@ func (r *oauthClientReconciler) generateSecret(ctx context.Context, oc *v1alpha1
 	}
 	if err := r.client.Create(ctx, s); err != nil {
 		if apierrors.IsAlreadyExists(err) {
-			return getSecret(ctx, r.secrets, oc.Namespace, name)
+			// Appeared meanwhile: use it only if it is ours (the next reconcile, triggered by its
+			// watch event, reports a conflict otherwise).
+			got, err := getSecret(ctx, r.secrets, oc.Namespace, name)
+			if err != nil || foreignSecret(oc, got) {
+				return nil, err
+			}
+			return got, nil
 		}
 		return nil, fmt.Errorf("create Secret %s/%s: %w", oc.Namespace, name, err)
 	}
@@ -200,11 +268,8 @@ func (r *oauthClientReconciler) generateSecret(ctx context.Context, oc *v1alpha1
 	return s, nil
 }
 
-// recordTransition emits one Event when the Ready condition's status or reason changed.
-func (r *oauthClientReconciler) recordTransition(oc *v1alpha1.OAuthClient, before []metav1.Condition) {
-	recordReadyTransition(r.events, oc, before, oc.Status.Conditions)
-}
-
+// recordReadyTransition emits one Event when the Ready condition's status or reason changed. Call
+// it only after the status was written.
 func recordReadyTransition(rec events.EventRecorder, obj runtime.Object, before, after []metav1.Condition) {
 	now := meta.FindStatusCondition(after, v1alpha1.ConditionReady)
 	if now == nil {

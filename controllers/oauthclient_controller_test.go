@@ -263,6 +263,85 @@ func TestPublicClientNeedsNoSecret(t *testing.T) {
 	assert.True(t, apierrors.IsNotFound(err), "no Secret for a public client: %v", err)
 }
 
+func TestGenerateNeverUsesASecretItDoesNotControl(t *testing.T) {
+	ctx := t.Context()
+	ns := newNamespace(t)
+	// Someone who may create Secrets but not read the generated one plants a known value.
+	planted := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "taken-oauth-client"},
+		Data:       map[string][]byte{"client-secret": []byte("known-to-the-planter")},
+	}
+	require.NoError(t, suite.client.Create(ctx, planted))
+	oc := confidentialClient(ns, "taken")
+	require.NoError(t, suite.client.Create(ctx, oc))
+	key := client.ObjectKeyFromObject(oc)
+
+	waitReady(t, key, metav1.ConditionFalse, v1alpha1.ReasonSecretConflict)
+	_, cond := getClient(t, key)
+	assert.Contains(t, cond.Message, "taken-oauth-client")
+	waitEvent(t, ns, "taken", v1alpha1.ReasonSecretConflict)
+	waitServed(t, "taken."+ns, ns+"/taken", func(c *assert.CollectT, cl *registry.Client) {
+		assert.False(c, cl.HasSecret, "served without a secret")
+		assert.False(c, cl.CheckSecret("known-to-the-planter"))
+	})
+	var s corev1.Secret
+	require.NoError(t, suite.client.Get(ctx, client.ObjectKeyFromObject(planted), &s))
+	assert.Empty(t, s.OwnerReferences, "not adopted")
+	assert.Equal(t, "known-to-the-planter", string(s.Data["client-secret"]), "not overwritten")
+
+	// Once it is gone, the client gets its own.
+	require.NoError(t, suite.client.Delete(ctx, planted))
+	got := waitReady(t, key, metav1.ConditionTrue, v1alpha1.ReasonReady)
+	require.NoError(t, suite.client.Get(ctx, client.ObjectKeyFromObject(planted), &s))
+	require.Len(t, s.OwnerReferences, 1)
+	assert.Equal(t, got.UID, s.OwnerReferences[0].UID)
+	generated := string(s.Data["client-secret"])
+	assert.NotEqual(t, "known-to-the-planter", generated)
+	waitServed(t, "taken."+ns, ns+"/taken", func(c *assert.CollectT, cl *registry.Client) {
+		assert.True(c, cl.CheckSecret(generated))
+	})
+}
+
+func TestRecreatedClientWaitsForItsPredecessorsSecret(t *testing.T) {
+	ctx := t.Context()
+	ns := newNamespace(t)
+	oc := confidentialClient(ns, "again")
+	require.NoError(t, suite.client.Create(ctx, oc))
+	key := client.ObjectKeyFromObject(oc)
+	waitReady(t, key, metav1.ConditionTrue, v1alpha1.ReasonReady)
+	old := secretValue(t, ns, "again-oauth-client", "client-secret")
+
+	require.NoError(t, suite.client.Delete(ctx, oc))
+	require.Eventually(t, func() bool {
+		return apierrors.IsNotFound(suite.client.Get(ctx, key, &v1alpha1.OAuthClient{}))
+	}, waitFor, tick)
+	again := confidentialClient(ns, "again")
+	require.NoError(t, suite.client.Create(ctx, again))
+
+	// envtest runs no garbage collector, so the predecessor's Secret stays: the new client must
+	// neither use it nor adopt it, and waits.
+	waitReady(t, key, metav1.ConditionFalse, v1alpha1.ReasonSecretConflict)
+	_, cond := getClient(t, key)
+	assert.Contains(t, cond.Message, "gone or being deleted")
+	waitServed(t, "again."+ns, ns+"/again", func(c *assert.CollectT, cl *registry.Client) {
+		assert.False(c, cl.CheckSecret(old), "the predecessor's secret does not authenticate the new client")
+	})
+
+	// The garbage collector's part: the orphan goes, the new client generates its own.
+	require.NoError(t, suite.client.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "again-oauth-client"}}))
+	got := waitReady(t, key, metav1.ConditionTrue, v1alpha1.ReasonReady)
+	var s corev1.Secret
+	require.NoError(t, suite.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "again-oauth-client"}, &s))
+	require.Len(t, s.OwnerReferences, 1)
+	assert.Equal(t, got.UID, s.OwnerReferences[0].UID)
+	fresh := string(s.Data["client-secret"])
+	assert.NotEqual(t, old, fresh)
+	waitServed(t, "again."+ns, ns+"/again", func(c *assert.CollectT, cl *registry.Client) {
+		assert.True(c, cl.CheckSecret(fresh))
+		assert.False(c, cl.CheckSecret(old))
+	})
+}
+
 func mapKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {

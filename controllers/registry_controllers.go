@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -28,6 +29,7 @@ type clientRegistryReconciler struct {
 	cache    client.Reader // the manager's cache (OAuthClients)
 	secrets  client.Reader // the API reader (Secrets)
 	registry ClientRegistry
+	ready    *Readiness
 }
 
 func (r *clientRegistryReconciler) setup(mgr ctrl.Manager) error {
@@ -40,6 +42,14 @@ func (r *clientRegistryReconciler) setup(mgr ctrl.Manager) error {
 }
 
 func (r *clientRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	if err == nil {
+		r.ready.markProcessed(kindOAuthClient, req.NamespacedName)
+	}
+	return res, err
+}
+
+func (r *clientRegistryReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)
 	source := convert.SourceKey(req.Namespace, req.Name)
 	var oc v1alpha1.OAuthClient
@@ -63,6 +73,10 @@ func (r *clientRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		if err != nil {
 			return ctrl.Result{}, err
 		}
+		if foreignSecret(&oc, s) {
+			logger.Info("client served without a secret: its Secret is not controlled by it", "clientID", convert.ClientID(&oc), "secret", name)
+			s = nil
+		}
 		secret = s
 	}
 	c, err := convert.Client(&oc, secret)
@@ -74,7 +88,10 @@ func (r *clientRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		r.registry.PutClient(c)
 		logger.Info("client served without a secret until its Secret exists", "clientID", c.ID, "problem", err.Error())
 	case err != nil:
-		return ctrl.Result{}, err
+		// Not a Secret or spec problem: convert is pure, so a retry would fail alike. Serve
+		// nothing and count the client as processed.
+		r.registry.DeleteClient(source)
+		logger.Error(err, "client not served", "clientID", convert.ClientID(&oc))
 	default:
 		r.registry.PutClient(c)
 		logger.V(1).Info("client served", "clientID", c.ID)
@@ -86,6 +103,7 @@ func (r *clientRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 type scopeRegistryReconciler struct {
 	cache    client.Reader
 	registry ScopeRegistry
+	ready    *Readiness
 }
 
 func (r *scopeRegistryReconciler) setup(mgr ctrl.Manager) error {
@@ -97,6 +115,14 @@ func (r *scopeRegistryReconciler) setup(mgr ctrl.Manager) error {
 }
 
 func (r *scopeRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	if err == nil {
+		r.ready.markProcessed(kindScope, req.NamespacedName)
+	}
+	return res, err
+}
+
+func (r *scopeRegistryReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var s v1alpha1.Scope
 	if err := r.cache.Get(ctx, req.NamespacedName, &s); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -109,7 +135,12 @@ func (r *scopeRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		r.registry.DeleteScope(req.Name)
 		return ctrl.Result{}, nil
 	}
-	source, sc := convert.Scope(&s)
+	source, sc, err := convert.Scope(&s)
+	if err != nil {
+		r.registry.DeleteScope(source)
+		log.FromContext(ctx).Info("invalid scope not served", "scope", s.Spec.Name, "problem", err.Error())
+		return ctrl.Result{}, nil
+	}
 	r.registry.PutScope(source, sc)
 	log.FromContext(ctx).V(1).Info("scope served", "scope", sc.Name)
 	return ctrl.Result{}, nil
@@ -120,6 +151,7 @@ type userRegistryReconciler struct {
 	cache    client.Reader
 	secrets  client.Reader
 	registry UserRegistry
+	ready    *Readiness
 }
 
 func (r *userRegistryReconciler) setup(mgr ctrl.Manager) error {
@@ -132,6 +164,14 @@ func (r *userRegistryReconciler) setup(mgr ctrl.Manager) error {
 }
 
 func (r *userRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	if err == nil {
+		r.ready.markProcessed(kindUser, req.NamespacedName)
+	}
+	return res, err
+}
+
+func (r *userRegistryReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)
 	var u v1alpha1.User
 	if err := r.cache.Get(ctx, req.NamespacedName, &u); err != nil {
@@ -158,12 +198,21 @@ func (r *userRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		r.registry.PutUser(ru)
 		logger.Info("user served without a password until its Secret exists", "username", ru.Username, "problem", err.Error())
 	case err != nil:
-		return ctrl.Result{}, err
+		// As for clients: convert is pure, a retry would fail alike.
+		r.registry.DeleteUser(req.Name)
+		logger.Error(err, "user not served", "username", u.Spec.Username)
 	default:
 		r.registry.PutUser(ru)
 		logger.V(1).Info("user served", "username", ru.Username)
 	}
 	return ctrl.Result{}, nil
+}
+
+// foreignSecret reports whether secret, found at the name a Generate client's Secret would have,
+// is not controlled by the client: someone else's Secret is never used (its value may be known to
+// whoever created it) nor adopted. External clients use whatever Secret they name.
+func foreignSecret(oc *v1alpha1.OAuthClient, secret *corev1.Secret) bool {
+	return secret != nil && convert.SecretPolicy(oc) == v1alpha1.SecretPolicyGenerate && !metav1.IsControlledBy(secret, oc)
 }
 
 // userSecret reads the User's password Secret; nil when it has none or it does not exist.

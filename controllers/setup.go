@@ -39,10 +39,12 @@ type Registry interface {
 	UserRegistry
 }
 
-// KeyLoader receives the marshalled signing key set whenever the key Secret changes;
+// KeyLoader receives the marshalled signing key set whenever the key Secret changes, and gives
+// back the set it loaded (nil if none) for the leader to restore a deleted key Secret from;
 // *keys.Keyring implements it.
 type KeyLoader interface {
 	LoadBytes(data []byte) error
+	Set() *keys.Set
 }
 
 var (
@@ -75,6 +77,9 @@ type Options struct {
 	TokenURL string
 	// Now is the clock for new signing keys; default time.Now.
 	Now func() time.Time
+	// Readiness, when set, is fed by the registry controllers; add its Check with
+	// mgr.AddReadyzCheck (see Readiness).
+	Readiness *Readiness
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -102,24 +107,32 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Readiness == nil {
+		o.Readiness = NewReadiness()
+	}
 	if err := errors.Join(errs...); err != nil {
 		return o, fmt.Errorf("controllers: %w", err)
 	}
 	return o, nil
 }
 
-// RBAC for everything below. The controllers' Events go through the events.k8s.io/v1 API; the
-// manager's leader election records its Events through the core v1 API. oauthclients/finalizers
-// update lets the ownerReference of a generated Secret set blockOwnerDeletion where the
-// OwnerReferencesPermissionEnforcement admission plugin is on.
+// RBAC: the markers below generate the ClusterRole, which holds only what is needed across
+// namespaces. Secrets: read and watch (client and password Secrets live anywhere) and create
+// (generated client Secrets live in the clients' namespaces); never update or patch cluster-wide.
+// The controllers' Events go through the events.k8s.io/v1 API, about objects in any namespace.
+// oauthclients/finalizers update lets the ownerReference of a generated Secret set
+// blockOwnerDeletion where the OwnerReferencesPermissionEnforcement admission plugin is on.
+//
+// What is needed in the server's own namespace only is granted by hand-written Roles (the
+// namespace is known at install time, not here): config/rbac/leader_election_role.yaml (Leases and
+// the leader election's core v1 Events) and config/rbac/signing_key_role.yaml (update and patch of
+// the key Secret, by name), mirrored in charts/latchkey/templates/rbac.yaml.
 //
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients;scopes;users,verbs=get;list;watch
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients/status;scopes/status;users/status,verbs=update;patch
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
 // Setup registers the field indexes and every controller of this package with the manager: the
 // registry controllers and the key loader on every replica, the status, Secret and key writers on
@@ -140,17 +153,20 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		name  string
 		setup func(ctrl.Manager) error
 	}{
-		{"oauthclient-registry", (&clientRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry}).setup},
-		{"scope-registry", (&scopeRegistryReconciler{cache: cache, registry: opts.Registry}).setup},
-		{"user-registry", (&userRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry}).setup},
+		{"oauthclient-registry", (&clientRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
+		{"scope-registry", (&scopeRegistryReconciler{cache: cache, registry: opts.Registry, ready: opts.Readiness}).setup},
+		{"user-registry", (&userRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
+		{"readiness", func(mgr ctrl.Manager) error {
+			return mgr.Add(&readinessLister{cache: mgr.GetCache(), ready: opts.Readiness})
+		}},
 		{"oauthclient", (&oauthClientReconciler{
 			client: mgr.GetClient(), secrets: secrets, scheme: mgr.GetScheme(), events: events, tokenURL: opts.TokenURL,
 		}).setup},
-		{"scope", (&scopeReconciler{client: mgr.GetClient()}).setup},
+		{"scope", (&scopeReconciler{client: mgr.GetClient(), events: events}).setup},
 		{"user", (&userReconciler{client: mgr.GetClient(), secrets: secrets, events: events}).setup},
 		{"signingkeys", (&keyEnsurer{
 			client: mgr.GetClient(), reader: secrets, secret: keySecret, algorithms: opts.Algorithms,
-			events: events, now: opts.Now,
+			keys: opts.Keys, events: events, now: opts.Now,
 		}).setup},
 		{"signingkeys-loader", (&keyLoader{reader: secrets, secret: keySecret, keys: opts.Keys}).setup},
 	}

@@ -25,12 +25,14 @@ import (
 
 // keyEnsurer is the leader's signing-key controller: it creates the key Secret when missing and
 // adds a key for every algorithm without one. It runs once at start and on every change of the
-// Secret (a deleted Secret is recreated).
+// Secret. A deleted Secret is recreated from the keys this replica has loaded (so every token
+// already issued keeps verifying); new keys are generated only when nothing was ever loaded.
 type keyEnsurer struct {
 	client     client.Client // writes
 	reader     client.Reader // the API reader (the Secret)
 	secret     types.NamespacedName
 	algorithms []string
+	keys       KeyLoader // this replica's keyring; nil: always generate
 	events     events.EventRecorder
 	now        func() time.Time
 }
@@ -66,20 +68,23 @@ func (r *keyEnsurer) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 			return ctrl.Result{}, fmt.Errorf("Secret %s exists and does not", r.secret)
 		}
 	}
-	set := &keys.Set{}
-	if data, ok := s.Data[KeySetKey]; ok {
+	var set *keys.Set
+	data, ok := s.Data[KeySetKey]
+	if ok {
 		if set, err = keys.Parse(data); err != nil {
 			logger.Error(err, "signing key Secret is unreadable; leaving it untouched")
 			r.events.Eventf(s, nil, corev1.EventTypeWarning, EventSigningKeysInvalid, "LoadSigningKeys",
 				"Secret %s key %s is not a valid key set; fix or delete it", r.secret, KeySetKey)
 			return ctrl.Result{}, reconcile.TerminalError(err)
 		}
+	} else {
+		set = r.loaded() // the key set was removed from the Secret: put the loaded keys back
 	}
 	changed, err := set.Ensure(r.algorithms, r.now())
-	if err != nil || !changed {
+	if err != nil || (!changed && ok) {
 		return ctrl.Result{}, err
 	}
-	data, err := set.Marshal()
+	data, err = set.Marshal()
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -98,10 +103,18 @@ func (r *keyEnsurer) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	return ctrl.Result{}, nil
 }
 
-// create creates the key Secret with a new set; it returns nil, nil when the Secret already
-// exists (another manager won the race).
+// create creates the key Secret, from the loaded set when there is one (keys for missing
+// algorithms added), otherwise with a new set; it returns nil, nil when the Secret already exists
+// (another manager won the race).
 func (r *keyEnsurer) create(ctx context.Context) (*corev1.Secret, error) {
-	set, err := keys.Generate(r.algorithms, r.now())
+	set := r.loaded()
+	restored := len(set.Keys) > 0
+	var err error
+	if restored {
+		_, err = set.Ensure(r.algorithms, r.now())
+	} else {
+		set, err = keys.Generate(r.algorithms, r.now())
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -123,10 +136,26 @@ func (r *keyEnsurer) create(ctx context.Context) (*corev1.Secret, error) {
 		}
 		return nil, fmt.Errorf("create Secret %s: %w", r.secret, err)
 	}
+	if restored {
+		log.FromContext(ctx).Info("recreated the missing signing key Secret from the loaded keys", "secret", r.secret, "keys", len(set.Keys))
+		r.events.Eventf(s, nil, corev1.EventTypeWarning, EventSigningKeysRestored, "RestoreSigningKeys",
+			"Secret was missing; recreated it from the %d keys the server had loaded", len(set.Keys))
+		return s, nil
+	}
 	log.FromContext(ctx).Info("created signing key Secret", "secret", r.secret, "keys", len(set.Keys))
 	r.events.Eventf(s, nil, corev1.EventTypeNormal, EventSigningKeysGenerated, "GenerateSigningKeys",
 		"Generated %d signing keys", len(set.Keys))
 	return s, nil
+}
+
+// loaded returns a copy of the set this replica loaded, or an empty set.
+func (r *keyEnsurer) loaded() *keys.Set {
+	if r.keys != nil {
+		if set := r.keys.Set(); set != nil {
+			return set
+		}
+	}
+	return &keys.Set{}
 }
 
 // keyLoader runs on every replica: it loads the key Secret into the keyring whenever it changes.

@@ -66,6 +66,14 @@ func waitReplicasLoad(t *testing.T) *keys.Set {
 func TestSigningKeysSharedByReplicas(t *testing.T) {
 	ctx := t.Context()
 	set := waitReplicasLoad(t)
+	original, err := set.Marshal()
+	require.NoError(t, err)
+	t.Cleanup(func() { // the other tests sign with every algorithm: put the original keys back
+		_, s := keySet(t, keySecretKey)
+		s.Data[KeySetKey] = original
+		assert.NoError(t, suite.client.Update(context.Background(), s))
+		waitReplicasLoad(t)
+	})
 	assert.Equal(t, []string{"ES256", "EdDSA", "RS256"}, algorithms(set),
 		"one key per algorithm: the second manager added none")
 	var list corev1.SecretList
@@ -94,18 +102,68 @@ func TestSigningKeysSharedByReplicas(t *testing.T) {
 	}, waitFor, tick)
 	completed := waitReplicasLoad(t)
 	assert.True(t, slices.ContainsFunc(completed.Keys, func(k keys.Key) bool { return k.ID == only.Keys[0].ID }))
+	for _, k := range completed.Keys {
+		if k.ID != only.Keys[0].ID {
+			assert.True(t, k.ActiveFrom.After(time.Now()), "%s was added to a published set: it signs later", k.Algorithm)
+		}
+	}
+	for i, r := range suite.replicas {
+		assert.Equal(t, []string{keys.RS256}, r.keyring.Algorithms(), "replica %d: only the published key signs yet", i)
+	}
 
-	// A deleted key Secret is recreated, and every replica loads the new keys.
+	// A deleted key Secret is recreated from the loaded keys, so issued tokens keep verifying.
+	_, s = keySet(t, keySecretKey)
 	require.NoError(t, suite.client.Delete(ctx, s))
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		got, sec := keySet(c, keySecretKey)
 		if got != nil {
 			assert.NotEqual(c, s.UID, sec.UID, "recreated")
-			assert.Len(c, got.Keys, 3)
+			assert.Equal(c, keyIDs(completed), keyIDs(got), "the same keys")
 		}
 	}, waitFor, tick)
 	recreated := waitReplicasLoad(t)
-	assert.False(t, slices.ContainsFunc(recreated.Keys, func(k keys.Key) bool { return k.ID == only.Keys[0].ID }))
+	assert.Equal(t, keyIDs(completed), keyIDs(recreated))
+	waitEvent(t, systemNamespace, DefaultKeySecretName, EventSigningKeysRestored)
+}
+
+func keyIDs(set *keys.Set) []string {
+	var out []string
+	for _, k := range set.Keys {
+		out = append(out, k.ID)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// The leader writes back what it loaded when the key Secret is gone; it generates keys only when
+// it never loaded any.
+func TestMissingKeySecretIsRecreatedFromTheLoadedKeys(t *testing.T) {
+	loadedSet, err := keys.Generate([]string{keys.RS256, keys.ES256}, time.Now())
+	require.NoError(t, err)
+	loaded := keys.NewKeyring()
+	require.NoError(t, loaded.Load(loadedSet))
+	tests := []struct {
+		name     string
+		keyring  *keys.Keyring
+		wantKeep []string // key IDs the recreated set must hold
+		wantAlgs []string
+	}{
+		{"nothing loaded: a new set is generated", keys.NewKeyring(), nil, []string{"ES256", "EdDSA", "RS256"}},
+		{"the loaded set is written back, missing algorithms added", loaded, keyIDs(loadedSet), []string{"ES256", "EdDSA", "RS256"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := types.NamespacedName{Namespace: newNamespace(t), Name: "keys"}
+			r := &keyEnsurer{client: suite.client, reader: suite.client, secret: key, algorithms: keys.SupportedAlgorithms(),
+				keys: tt.keyring, events: events.NewFakeRecorder(10), now: time.Now}
+			_, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: key})
+			require.NoError(t, err)
+			set, _ := keySet(t, key)
+			require.NotNil(t, set)
+			assert.Equal(t, tt.wantAlgs, algorithms(set))
+			assert.Subset(t, keyIDs(set), tt.wantKeep)
+		})
+	}
 }
 
 // Two managers that both believe they lead (a leader handover) must not create two key sets or

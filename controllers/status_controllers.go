@@ -12,21 +12,26 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/controllers/convert"
+	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
 // scopeReconciler is the leader's Scope controller: it sets Ready.
 type scopeReconciler struct {
 	client client.Client
+	events events.EventRecorder
 }
 
 func (r *scopeReconciler) setup(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("scope").
 		For(&v1alpha1.Scope{}, builder.WithPredicates(specChanged())).
+		Watches(&v1alpha1.Scope{}, handler.EnqueueRequestsFromMapFunc(scopeNamePeers(r.client)),
+			builder.WithPredicates(specChanged())).
 		Complete(r)
 }
 
@@ -39,10 +44,58 @@ func (r *scopeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ct
 		return ctrl.Result{}, nil
 	}
 	base := s.DeepCopy()
-	defer func() { retErr = patchStatus(ctx, r.client, base, &s, base.Status, s.Status, retErr) }()
-	setReady(&s.Status.Conditions, &s.Status.ObservedGeneration, s.Generation,
-		metav1.ConditionTrue, v1alpha1.ReasonReady, fmt.Sprintf("scope %q is served", s.Spec.Name))
+	defer func() {
+		var written bool
+		written, retErr = patchStatus(ctx, r.client, base, &s, base.Status, s.Status, retErr)
+		if written {
+			recordReadyTransition(r.events, &s, base.Status.Conditions, s.Status.Conditions)
+		}
+	}()
+	ready := func(status metav1.ConditionStatus, reason, msg string) {
+		setReady(&s.Status.Conditions, &s.Status.ObservedGeneration, s.Generation, status, reason, msg)
+	}
+	if _, _, err := convert.Scope(&s); err != nil {
+		ready(metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, err.Error())
+		return ctrl.Result{}, reconcile.TerminalError(err)
+	}
+	winner, err := r.nameWinner(ctx, &s)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if winner != "" {
+		ready(metav1.ConditionFalse, v1alpha1.ReasonScopeNameConflict,
+			fmt.Sprintf("scope name %q is already defined by Scope %s, created earlier", s.Spec.Name, winner))
+		log.FromContext(ctx).Info("scope name conflict", "scope", s.Spec.Name, "servedBy", winner)
+		return ctrl.Result{}, nil
+	}
+	ready(metav1.ConditionTrue, v1alpha1.ReasonReady, fmt.Sprintf("scope %q is served", s.Spec.Name))
 	return ctrl.Result{}, nil
+}
+
+// nameWinner returns the name of the Scope that serves s's scope name instead of s, or "" when s
+// wins. The candidates are what the registries hold: valid, not being deleted.
+func (r *scopeReconciler) nameWinner(ctx context.Context, s *v1alpha1.Scope) (string, error) {
+	var peers v1alpha1.ScopeList
+	if err := r.client.List(ctx, &peers, client.MatchingFields{indexScopeName: s.Spec.Name}); err != nil {
+		return "", fmt.Errorf("list Scopes named %q: %w", s.Spec.Name, err)
+	}
+	winner, winnerCreated := s.Name, s.CreationTimestamp.Time
+	for i := range peers.Items {
+		p := &peers.Items[i]
+		if p.Name == s.Name || !p.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if _, _, err := convert.Scope(p); err != nil {
+			continue
+		}
+		if registry.Precedes(p.CreationTimestamp.Time, p.Name, winnerCreated, winner) {
+			winner, winnerCreated = p.Name, p.CreationTimestamp.Time
+		}
+	}
+	if winner == s.Name {
+		return "", nil
+	}
+	return winner, nil
 }
 
 // userReconciler is the leader's User controller: it sets Ready.
@@ -56,7 +109,9 @@ func (r *userReconciler) setup(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("user").
 		For(&v1alpha1.User{}, builder.WithPredicates(specChanged())).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(usersForSecret(r.client))).
+		Watches(&v1alpha1.User{}, handler.EnqueueRequestsFromMapFunc(usernamePeers(r.client)),
+			builder.WithPredicates(specChanged())).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(usersAndPeersForSecret(r.client))).
 		Complete(r)
 }
 
@@ -70,8 +125,11 @@ func (r *userReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctr
 	}
 	base := u.DeepCopy()
 	defer func() {
-		recordReadyTransition(r.events, &u, base.Status.Conditions, u.Status.Conditions)
-		retErr = patchStatus(ctx, r.client, base, &u, base.Status, u.Status, retErr)
+		var written bool
+		written, retErr = patchStatus(ctx, r.client, base, &u, base.Status, u.Status, retErr)
+		if written {
+			recordReadyTransition(r.events, &u, base.Status.Conditions, u.Status.Conditions)
+		}
 	}()
 	secret, err := userSecret(ctx, r.secrets, &u)
 	if err != nil {
@@ -81,18 +139,59 @@ func (r *userReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctr
 		setReady(&u.Status.Conditions, &u.Status.ObservedGeneration, u.Generation, status, reason, msg)
 	}
 	_, err = convert.User(&u, secret)
-	switch {
-	case errors.Is(err, convert.ErrInvalidSpec):
+	if errors.Is(err, convert.ErrInvalidSpec) {
 		ready(metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, err.Error())
 		return ctrl.Result{}, reconcile.TerminalError(err)
-	case errors.Is(err, convert.ErrSecretNotFound):
-		ready(metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound, err.Error())
-	case err != nil:
+	}
+	if err != nil && !errors.Is(err, convert.ErrSecretNotFound) {
 		return ctrl.Result{}, err
+	}
+	// Served (with or without a password): does it hold its username?
+	winner, werr := r.usernameWinner(ctx, &u)
+	if werr != nil {
+		return ctrl.Result{}, werr
+	}
+	switch {
+	case winner != "":
+		ready(metav1.ConditionFalse, v1alpha1.ReasonUsernameConflict,
+			fmt.Sprintf("username %q is already used by User %s, created earlier", u.Spec.Username, winner))
+		log.FromContext(ctx).Info("username conflict", "username", u.Spec.Username, "servedBy", winner)
+	case err != nil: // ErrSecretNotFound
+		ready(metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound, err.Error())
 	case u.Spec.PasswordSecretRef == nil:
 		ready(metav1.ConditionTrue, v1alpha1.ReasonReady, fmt.Sprintf("user %q is served; without a password it cannot log in", u.Spec.Username))
 	default:
 		ready(metav1.ConditionTrue, v1alpha1.ReasonReady, fmt.Sprintf("user %q is served", u.Spec.Username))
 	}
 	return ctrl.Result{}, nil
+}
+
+// usernameWinner returns the name of the User that serves u's username instead of u, or "" when u
+// wins. The candidates are what the registries hold: not being deleted and not invalid, which for
+// a User with a password takes its Secret (read only when there are peers).
+func (r *userReconciler) usernameWinner(ctx context.Context, u *v1alpha1.User) (string, error) {
+	var peers v1alpha1.UserList
+	if err := r.client.List(ctx, &peers, client.MatchingFields{indexUsername: u.Spec.Username}); err != nil {
+		return "", fmt.Errorf("list Users with username %q: %w", u.Spec.Username, err)
+	}
+	winner, winnerCreated := u.Name, u.CreationTimestamp.Time
+	for i := range peers.Items {
+		p := &peers.Items[i]
+		if p.Name == u.Name || !p.DeletionTimestamp.IsZero() ||
+			!registry.Precedes(p.CreationTimestamp.Time, p.Name, winnerCreated, winner) {
+			continue
+		}
+		secret, err := userSecret(ctx, r.secrets, p)
+		if err != nil {
+			return "", err
+		}
+		if _, err := convert.User(p, secret); err != nil && !errors.Is(err, convert.ErrSecretNotFound) {
+			continue
+		}
+		winner, winnerCreated = p.Name, p.CreationTimestamp.Time
+	}
+	if winner == u.Name {
+		return "", nil
+	}
+	return winner, nil
 }

@@ -1,7 +1,9 @@
 package controllers
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -102,6 +104,129 @@ func waitUserReady(t *testing.T, u *v1alpha1.User, status metav1.ConditionStatus
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		var got v1alpha1.User
 		if !assert.NoError(c, suite.client.Get(t.Context(), client.ObjectKeyFromObject(u), &got)) {
+			return
+		}
+		cond = meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady)
+		if assert.NotNil(c, cond) {
+			assert.Equal(c, status, cond.Status)
+			assert.Equal(c, reason, cond.Reason, cond.Message)
+			assert.Equal(c, got.Generation, got.Status.ObservedGeneration)
+		}
+	}, waitFor, tick)
+	return cond
+}
+
+// createdAfter waits until the API server stamps a later creationTimestamp (whole seconds) than ts.
+func createdAfter(ts metav1.Time) {
+	time.Sleep(time.Until(ts.Add(time.Second)) + 10*time.Millisecond)
+}
+
+func TestUsernameConflict(t *testing.T) {
+	ctx := t.Context()
+	suffix := newNamespace(t) // a unique name; Users are cluster-scoped
+	username := "alice-" + suffix
+	// The first User has the larger resource name: only its creation time can make it win.
+	first := &v1alpha1.User{
+		ObjectMeta: metav1.ObjectMeta{Name: "zz-" + suffix},
+		Spec:       v1alpha1.UserSpec{Username: username, Email: "alice@example.com"},
+	}
+	require.NoError(t, suite.client.Create(ctx, first))
+	t.Cleanup(func() { _ = suite.client.Delete(context.Background(), first) })
+	waitUserReady(t, first, metav1.ConditionTrue, v1alpha1.ReasonReady)
+	createdAfter(first.CreationTimestamp)
+
+	second := &v1alpha1.User{
+		ObjectMeta: metav1.ObjectMeta{Name: "aa-" + suffix},
+		Spec:       v1alpha1.UserSpec{Username: username, Email: "mallory@example.com"},
+	}
+	require.NoError(t, suite.client.Create(ctx, second))
+	t.Cleanup(func() { _ = suite.client.Delete(context.Background(), second) })
+	cond := waitUserReady(t, second, metav1.ConditionFalse, v1alpha1.ReasonUsernameConflict)
+	assert.Contains(t, cond.Message, first.Name)
+	waitEvent(t, metav1.NamespaceDefault, second.Name, v1alpha1.ReasonUsernameConflict)
+	waitUserReady(t, first, metav1.ConditionTrue, v1alpha1.ReasonReady)
+
+	// Every replica keeps serving the first; the later one never shadows it.
+	servedBy := func(source string) func(c *assert.CollectT) {
+		return func(c *assert.CollectT) {
+			for i, r := range suite.replicas {
+				u, ok := r.registry.Snapshot().User(username)
+				if assert.True(c, ok, "replica %d", i) {
+					assert.Equal(c, source, u.Source, "replica %d", i)
+				}
+			}
+		}
+	}
+	require.EventuallyWithT(t, servedBy(first.Name), waitFor, tick)
+	assert.Never(t, func() bool {
+		for _, r := range suite.replicas {
+			if u, ok := r.registry.Snapshot().User(username); ok && u.Source == second.Name {
+				return true
+			}
+		}
+		return false
+	}, time.Second, tick)
+
+	// The winner goes: the other one becomes Ready and is served.
+	require.NoError(t, suite.client.Delete(ctx, first))
+	waitUserReady(t, second, metav1.ConditionTrue, v1alpha1.ReasonReady)
+	require.EventuallyWithT(t, servedBy(second.Name), waitFor, tick)
+}
+
+func TestScopeNameConflict(t *testing.T) {
+	ctx := t.Context()
+	suffix := newNamespace(t)
+	name := "read:conflict-" + suffix
+	first := &v1alpha1.Scope{
+		ObjectMeta: metav1.ObjectMeta{Name: "zz-" + suffix},
+		Spec:       v1alpha1.ScopeSpec{Name: name, Description: "the original"},
+	}
+	require.NoError(t, suite.client.Create(ctx, first))
+	t.Cleanup(func() { _ = suite.client.Delete(context.Background(), first) })
+	waitScopeReady(t, first, metav1.ConditionTrue, v1alpha1.ReasonReady)
+	createdAfter(first.CreationTimestamp)
+
+	second := &v1alpha1.Scope{
+		ObjectMeta: metav1.ObjectMeta{Name: "aa-" + suffix},
+		Spec:       v1alpha1.ScopeSpec{Name: name, Description: "a redefinition", Default: true},
+	}
+	require.NoError(t, suite.client.Create(ctx, second))
+	t.Cleanup(func() { _ = suite.client.Delete(context.Background(), second) })
+	cond := waitScopeReady(t, second, metav1.ConditionFalse, v1alpha1.ReasonScopeNameConflict)
+	assert.Contains(t, cond.Message, first.Name)
+	waitEvent(t, metav1.NamespaceDefault, second.Name, v1alpha1.ReasonScopeNameConflict)
+
+	servedAs := func(desc string) func(c *assert.CollectT) {
+		return func(c *assert.CollectT) {
+			for i, r := range suite.replicas {
+				sc, ok := r.registry.Snapshot().Scope(name)
+				if assert.True(c, ok, "replica %d", i) {
+					assert.Equal(c, desc, sc.Description, "replica %d", i)
+				}
+			}
+		}
+	}
+	require.EventuallyWithT(t, servedAs("the original"), waitFor, tick)
+	assert.Never(t, func() bool {
+		for _, r := range suite.replicas {
+			if sc, ok := r.registry.Snapshot().Scope(name); ok && sc.Description != "the original" {
+				return true
+			}
+		}
+		return false
+	}, time.Second, tick)
+
+	require.NoError(t, suite.client.Delete(ctx, first))
+	waitScopeReady(t, second, metav1.ConditionTrue, v1alpha1.ReasonReady)
+	require.EventuallyWithT(t, servedAs("a redefinition"), waitFor, tick)
+}
+
+func waitScopeReady(t *testing.T, s *v1alpha1.Scope, status metav1.ConditionStatus, reason string) *metav1.Condition {
+	t.Helper()
+	var cond *metav1.Condition
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		var got v1alpha1.Scope
+		if !assert.NoError(c, suite.client.Get(t.Context(), client.ObjectKeyFromObject(s), &got)) {
 			return
 		}
 		cond = meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady)

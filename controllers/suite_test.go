@@ -142,7 +142,21 @@ func runSuite(m *testing.M) int {
 // newReplica builds a manager with leader election and Setup applied; opts gets a new registry
 // and keyring.
 func newReplica(cfg *rest.Config, s *runtime.Scheme, electionID string, opts Options) (*replica, ctrl.Manager, error) {
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgr, err := newManager(cfg, s, electionID)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := &replica{registry: registry.New(), keyring: keys.NewKeyring()}
+	opts.Registry, opts.Keys = r.registry, r.keyring
+	if err := Setup(mgr, opts); err != nil {
+		return nil, nil, err
+	}
+	return r, mgr, nil
+}
+
+// newManager builds a manager with leader election, as main.go does (Setup not applied).
+func newManager(cfg *rest.Config, s *runtime.Scheme, electionID string) (ctrl.Manager, error) {
+	return ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        s,
 		Metrics:                       metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress:        "0",
@@ -158,15 +172,6 @@ func newReplica(cfg *rest.Config, s *runtime.Scheme, electionID string, opts Opt
 		// Several managers run in one process; controller names repeat.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
-	if err != nil {
-		return nil, nil, err
-	}
-	r := &replica{registry: registry.New(), keyring: keys.NewKeyring()}
-	opts.Registry, opts.Keys = r.registry, r.keyring
-	if err := Setup(mgr, opts); err != nil {
-		return nil, nil, err
-	}
-	return r, mgr, nil
 }
 
 // newNamespace creates a namespace for one test.
@@ -249,7 +254,8 @@ func secretValue(t *testing.T, ns, name, key string) string {
 	return string(s.Data[key])
 }
 
-// waitEvent waits for an events.k8s.io Event with the reason about the object.
+// waitEvent waits for an events.k8s.io Event with the reason about the object (Events about
+// cluster-scoped objects are in the default namespace).
 func waitEvent(t *testing.T, ns, regarding, reason string) {
 	t.Helper()
 	require.EventuallyWithT(t, func(c *assert.CollectT) {

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -28,40 +29,70 @@ const (
 	indexClientID = "latchkey.clientID"
 	// indexUserSecret: User by "namespace/name" of its password Secret.
 	indexUserSecret = "latchkey.passwordSecret"
+	// indexUsername: User by spec.username.
+	indexUsername = "latchkey.username"
+	// indexScopeName: Scope by spec.name.
+	indexScopeName = "latchkey.scopeName"
 )
 
+// fieldIndex is one field index of the manager's cache.
+type fieldIndex struct {
+	obj     client.Object
+	field   string
+	extract client.IndexerFunc
+}
+
+// fieldIndexes lists every index setupIndexes registers (tests register them on a fake client).
+func fieldIndexes() []fieldIndex {
+	return []fieldIndex{
+		{&v1alpha1.OAuthClient{}, indexClientSecret, func(o client.Object) []string {
+			oc, ok := o.(*v1alpha1.OAuthClient)
+			if !ok || convert.ClientType(oc) != v1alpha1.ClientTypeConfidential {
+				return nil
+			}
+			name, _ := convert.SecretRef(oc)
+			return []string{name}
+		}},
+		{&v1alpha1.OAuthClient{}, indexClientID, func(o client.Object) []string {
+			oc, ok := o.(*v1alpha1.OAuthClient)
+			if !ok {
+				return nil
+			}
+			return []string{convert.ClientID(oc)}
+		}},
+		{&v1alpha1.User{}, indexUserSecret, func(o client.Object) []string {
+			u, ok := o.(*v1alpha1.User)
+			if !ok {
+				return nil
+			}
+			ns, name, _, ok := convert.PasswordSecretRef(u)
+			if !ok {
+				return nil
+			}
+			return []string{convert.SourceKey(ns, name)}
+		}},
+		{&v1alpha1.User{}, indexUsername, func(o client.Object) []string {
+			u, ok := o.(*v1alpha1.User)
+			if !ok {
+				return nil
+			}
+			return []string{u.Spec.Username}
+		}},
+		{&v1alpha1.Scope{}, indexScopeName, func(o client.Object) []string {
+			s, ok := o.(*v1alpha1.Scope)
+			if !ok {
+				return nil
+			}
+			return []string{s.Spec.Name}
+		}},
+	}
+}
+
 func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {
-	if err := idx.IndexField(ctx, &v1alpha1.OAuthClient{}, indexClientSecret, func(o client.Object) []string {
-		oc, ok := o.(*v1alpha1.OAuthClient)
-		if !ok || convert.ClientType(oc) != v1alpha1.ClientTypeConfidential {
-			return nil
+	for _, fi := range fieldIndexes() {
+		if err := idx.IndexField(ctx, fi.obj, fi.field, fi.extract); err != nil {
+			return fmt.Errorf("controllers: index %s: %w", fi.field, err)
 		}
-		name, _ := convert.SecretRef(oc)
-		return []string{name}
-	}); err != nil {
-		return fmt.Errorf("controllers: index %s: %w", indexClientSecret, err)
-	}
-	if err := idx.IndexField(ctx, &v1alpha1.OAuthClient{}, indexClientID, func(o client.Object) []string {
-		oc, ok := o.(*v1alpha1.OAuthClient)
-		if !ok {
-			return nil
-		}
-		return []string{convert.ClientID(oc)}
-	}); err != nil {
-		return fmt.Errorf("controllers: index %s: %w", indexClientID, err)
-	}
-	if err := idx.IndexField(ctx, &v1alpha1.User{}, indexUserSecret, func(o client.Object) []string {
-		u, ok := o.(*v1alpha1.User)
-		if !ok {
-			return nil
-		}
-		ns, name, _, ok := convert.PasswordSecretRef(u)
-		if !ok {
-			return nil
-		}
-		return []string{convert.SourceKey(ns, name)}
-	}); err != nil {
-		return fmt.Errorf("controllers: index %s: %w", indexUserSecret, err)
 	}
 	return nil
 }
@@ -102,6 +133,68 @@ func clientIDPeers(c client.Reader) handler.MapFunc {
 				continue
 			}
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(p)})
+		}
+		return reqs
+	}
+}
+
+// usernamePeers maps a User to the other Users claiming the same username.
+func usernamePeers(c client.Reader) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		u, ok := o.(*v1alpha1.User)
+		if !ok {
+			return nil
+		}
+		var list v1alpha1.UserList
+		if err := c.List(ctx, &list, client.MatchingFields{indexUsername: u.Spec.Username}); err != nil {
+			log.FromContext(ctx).Error(err, "listing Users of a username", "user", u.Name)
+			return nil
+		}
+		var reqs []reconcile.Request
+		for i := range list.Items {
+			if p := &list.Items[i]; p.Name != u.Name {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(p)})
+			}
+		}
+		return reqs
+	}
+}
+
+// scopeNamePeers maps a Scope to the other Scopes claiming the same scope name.
+func scopeNamePeers(c client.Reader) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		s, ok := o.(*v1alpha1.Scope)
+		if !ok {
+			return nil
+		}
+		var list v1alpha1.ScopeList
+		if err := c.List(ctx, &list, client.MatchingFields{indexScopeName: s.Spec.Name}); err != nil {
+			log.FromContext(ctx).Error(err, "listing Scopes of a scope name", "scope", s.Name)
+			return nil
+		}
+		var reqs []reconcile.Request
+		for i := range list.Items {
+			if p := &list.Items[i]; p.Name != s.Name {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(p)})
+			}
+		}
+		return reqs
+	}
+}
+
+// usersAndPeersForSecret maps a Secret to the Users whose password it holds and the other Users
+// claiming their usernames: a password that becomes invalid (or valid) takes a User out of (or
+// into) the registry, which can change who wins its username.
+func usersAndPeersForSecret(c client.Reader) handler.MapFunc {
+	users, peers := usersForSecret(c), usernamePeers(c)
+	return func(ctx context.Context, secret client.Object) []reconcile.Request {
+		reqs := users(ctx, secret)
+		for _, req := range slices.Clone(reqs) {
+			var u v1alpha1.User
+			if err := c.Get(ctx, req.NamespacedName, &u); err != nil {
+				continue
+			}
+			reqs = append(reqs, peers(ctx, &u)...)
 		}
 		return reqs
 	}
@@ -159,16 +252,20 @@ func getSecret(ctx context.Context, r client.Reader, namespace, name string) (*c
 
 // patchStatus patches obj's status from base when status differs, after a reconcile that
 // returned recErr. A failed patch is returned in place of recErr (so it is retried even when
-// recErr is terminal); a vanished object is not an error.
-func patchStatus(ctx context.Context, c client.Client, base, obj client.Object, baseStatus, status any, recErr error) error {
+// recErr is terminal); a vanished object is not an error. written reports whether the API server
+// now holds status (unchanged, or patched), so Events about it may be emitted.
+func patchStatus(ctx context.Context, c client.Client, base, obj client.Object, baseStatus, status any, recErr error) (written bool, _ error) {
 	if equality.Semantic.DeepEqual(baseStatus, status) {
-		return recErr
+		return true, recErr
 	}
-	if err := c.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
-		if recErr != nil {
-			return fmt.Errorf("patch status: %w (after: %s)", err, recErr.Error()) // recErr unwrapped: a terminal recErr must not stop the retry
+	if err := c.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, recErr
 		}
-		return fmt.Errorf("patch status: %w", err)
+		if recErr != nil {
+			return false, fmt.Errorf("patch status: %w (after: %s)", err, recErr.Error()) // recErr unwrapped: a terminal recErr must not stop the retry
+		}
+		return false, fmt.Errorf("patch status: %w", err)
 	}
-	return recErr
+	return true, recErr
 }

@@ -13,6 +13,13 @@ const (
 	ReasonClientIDConflict = "ClientIDConflict"
 	// ReasonInvalidSpec: the spec passed schema validation but cannot be served as written.
 	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonUsernameConflict: another User, created earlier, already has this username.
+	ReasonUsernameConflict = "UsernameConflict"
+	// ReasonScopeNameConflict: another Scope, created earlier, already defines this scope name.
+	ReasonScopeNameConflict = "ScopeNameConflict"
+	// ReasonSecretConflict: a Secret the controller does not own already exists under the name
+	// it would generate; it is never used or adopted.
+	ReasonSecretConflict = "SecretConflict"
 )
 
 // LocalSecretKeyRef names a key of a Secret in the resource's own namespace.

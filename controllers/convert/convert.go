@@ -2,20 +2,18 @@ package convert
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/server/password"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -40,8 +38,16 @@ const (
 var (
 	clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]*$`)
 	scopePattern    = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`)
-	schemePattern   = regexp.MustCompile(`^[a-z][a-z0-9+.-]*:`)
-	bcryptPattern   = regexp.MustCompile(`^\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}$`)
+	// The two regular expressions of the CRD's redirectURIs rule (OAuthClientSpec.RedirectURIs);
+	// CEL's matches() and Go's regexp are both RE2.
+	loopbackRedirectPattern = regexp.MustCompile(`^http://(localhost|127[.]0[.]0[.]1|[[]::1[]])(:[0-9]+)?([/?].*)?$`)
+	schemePattern           = regexp.MustCompile(`^[a-z][a-z0-9+.-]*:`)
+)
+
+// Limits mirrored from the CRD schema.
+const (
+	maxScopeNameLength   = 128
+	maxRedirectURILength = 2048
 )
 
 // SourceKey is the registry source key of a namespaced resource: "namespace/name".
@@ -157,16 +163,27 @@ func secretValue(secret *corev1.Secret, namespace, name, key string) ([]byte, er
 	if secret.Name != name || (secret.Namespace != "" && namespace != "" && secret.Namespace != namespace) {
 		return nil, fmt.Errorf("convert: got Secret %s/%s, want %s/%s", secret.Namespace, secret.Name, namespace, name)
 	}
-	value, ok := secret.Data[key]
-	if !ok {
-		if s, found := secret.StringData[key]; found {
-			value, ok = []byte(s), true
-		}
-	}
+	value, ok := SecretData(secret, key)
 	if !ok || len(value) == 0 {
 		return nil, fmt.Errorf("%w: Secret %s/%s has no value under key %q", ErrSecretNotFound, namespace, name, key)
 	}
 	return value, nil
+}
+
+// SecretData returns the value of key in the Secret: data first, then stringData (which only
+// manifests on disk carry; the API server merges it into data). It is the one place that reads
+// stringData, so a nil data map is fine. The returned slice must not be modified.
+func SecretData(secret *corev1.Secret, key string) ([]byte, bool) {
+	if secret == nil {
+		return nil, false
+	}
+	if v, ok := secret.Data[key]; ok {
+		return v, true
+	}
+	if v, ok := secret.StringData[key]; ok {
+		return []byte(v), true
+	}
+	return nil, false
 }
 
 // validateClient returns what is wrong with the spec, checking again what the CRD's schema and
@@ -236,7 +253,7 @@ func validateClient(oc *v1alpha1.OAuthClient) []string {
 		}
 	}
 	for _, sc := range s.Scopes {
-		if len(sc) > 128 || !scopePattern.MatchString(sc) {
+		if !validScopeName(sc) {
 			add("scope %q is not a valid scope token", sc)
 		}
 	}
@@ -271,7 +288,7 @@ func validateClient(oc *v1alpha1.OAuthClient) []string {
 			{"authorizationCode", l.AuthorizationCode, 3600},
 		} {
 			if lt.v < 0 || lt.v > lt.limit {
-				add("lifetimes.%s must be between 1 and %d seconds", lt.name, lt.limit)
+				add("lifetimes.%s must be between 0 (server default) and %d seconds", lt.name, lt.limit)
 			}
 		}
 	}
@@ -285,45 +302,76 @@ const (
 	GeneratedTokenURLKey = "token-url"
 )
 
-// checkRedirectURI returns why u is not an acceptable redirect URI, or "". It is stricter than the
-// CRD's prefix rule: a loopback http URI must have exactly a loopback host.
+// checkRedirectURI returns why u is not an acceptable redirect URI, or "". It applies the CRD's
+// rule exactly (https; http only on localhost, 127.0.0.1 or [::1] with an optional port; otherwise
+// a private-use scheme other than javascript:, data:, vbscript: and file:; no fragment; at most
+// 2048 characters), because manifests on disk never met it, plus what the server needs to append
+// the response parameters: the URI parses (net/url) and an https URI has a host.
 func checkRedirectURI(u string) string {
-	if len(u) > 2048 {
+	if len(u) > maxRedirectURILength {
 		return "longer than 2048 characters"
 	}
 	if strings.Contains(u, "#") {
 		return "must not contain a fragment"
 	}
+	if !crdAllowsRedirectURI(u) {
+		return "must be https, http on a loopback host (localhost, 127.0.0.1, [::1]), or a private-use scheme " +
+			"(not javascript:, data:, vbscript: or file:)"
+	}
 	parsed, err := url.Parse(u)
-	if err != nil || parsed.Scheme == "" || !schemePattern.MatchString(u) {
+	if err != nil {
 		return "must be an absolute URI"
 	}
-	switch parsed.Scheme {
-	case "https":
-		if parsed.Host == "" {
-			return "https URI needs a host"
-		}
-	case "http":
-		switch parsed.Hostname() {
-		case "localhost", "127.0.0.1", "::1":
-		default:
-			return "http is allowed only for loopback hosts (localhost, 127.0.0.1, [::1])"
-		}
-	case "javascript", "data":
-		return "scheme not allowed"
+	if parsed.Scheme == "https" && parsed.Host == "" {
+		return "https URI needs a host"
 	}
 	return ""
 }
 
-// Scope converts a Scope into its registry source key (the resource name) and value.
-func Scope(s *v1alpha1.Scope) (source string, sc registry.Scope) {
+// crdAllowsRedirectURI is the CEL rule on OAuthClientSpec.RedirectURIs, term by term:
+//
+//	u.startsWith('https://') ||
+//	u.matches('^http://(localhost|127[.]0[.]0[.]1|[[]::1[]])(:[0-9]+)?([/?].*)?$') ||
+//	(u.matches('^[a-z][a-z0-9+.-]*:') && !u.startsWith('http:') && !u.startsWith('https:') &&
+//	 !u.startsWith('javascript:') && !u.startsWith('data:') && !u.startsWith('vbscript:') &&
+//	 !u.startsWith('file:'))
+func crdAllowsRedirectURI(u string) bool {
+	if strings.HasPrefix(u, "https://") || loopbackRedirectPattern.MatchString(u) {
+		return true
+	}
+	if !schemePattern.MatchString(u) {
+		return false
+	}
+	for _, refused := range []string{"http:", "https:", "javascript:", "data:", "vbscript:", "file:"} {
+		if strings.HasPrefix(u, refused) {
+			return false
+		}
+	}
+	return true
+}
+
+// validScopeName reports whether name is an RFC 6749 scope token of at most 128 characters, the
+// pattern and bound the CRD puts on Scope and OAuthClient scope names.
+func validScopeName(name string) bool {
+	return len(name) <= maxScopeNameLength && scopePattern.MatchString(name)
+}
+
+// Scope converts a Scope into its registry source key (the resource name) and value. A name that
+// is not a valid scope token wraps ErrInvalidSpec; the source key is returned even then, so the
+// caller can remove what it served before.
+func Scope(s *v1alpha1.Scope) (source string, sc registry.Scope, err error) {
+	if !validScopeName(s.Spec.Name) {
+		return s.Name, registry.Scope{}, fmt.Errorf("%w: name %q must match %s and have 1 to %d characters",
+			ErrInvalidSpec, s.Spec.Name, scopePattern, maxScopeNameLength)
+	}
 	return s.Name, registry.Scope{
+		Created:           s.CreationTimestamp.Time,
 		Name:              s.Spec.Name,
 		Description:       s.Spec.Description,
 		Claims:            slices.Clone(s.Spec.Claims),
 		Default:           s.Spec.Default,
 		AllowedNamespaces: slices.Clone(s.Spec.AllowedNamespaces),
-	}
+	}, nil
 }
 
 // PasswordSecretRef returns the Secret holding the User's password hash and its key (default
@@ -350,6 +398,7 @@ func User(u *v1alpha1.User, secret *corev1.Secret) (registry.User, error) {
 	}
 	ru := registry.User{
 		Source:        u.Name,
+		Created:       u.CreationTimestamp.Time,
 		Username:      u.Spec.Username,
 		Email:         u.Spec.Email,
 		EmailVerified: u.Spec.EmailVerified,
@@ -376,62 +425,26 @@ func User(u *v1alpha1.User, secret *corev1.Secret) (registry.User, error) {
 	return ru, nil
 }
 
-// CheckPasswordHash reports whether hash looks like a bcrypt ($2a$, $2b$, $2y$) or argon2id PHC
-// hash. Its error never contains the value.
-func CheckPasswordHash(hash []byte) error {
-	switch {
-	case bytes.HasPrefix(hash, []byte("$2")):
-		if !bcryptPattern.Match(hash) {
-			return errors.New("malformed bcrypt hash")
-		}
-		if _, err := bcrypt.Cost(hash); err != nil {
-			return errors.New("malformed bcrypt hash (cost out of range)")
-		}
-		return nil
-	case bytes.HasPrefix(hash, []byte("$argon2id$")):
-		return checkArgon2id(string(hash))
-	default:
-		return errors.New("not a bcrypt or argon2id hash (plaintext passwords are refused)")
-	}
-}
+// The errors of CheckPasswordHash: fixed texts, so no part of the value can leak through them.
+var (
+	errNotAHash      = errors.New("not a bcrypt or argon2id hash (plaintext passwords are refused)")
+	errMalformedHash = errors.New("malformed bcrypt or argon2id (v=19 PHC) hash")
+	errHashTooCostly = fmt.Errorf("hash parameters exceed the limits (bcrypt cost <= %d; argon2id m <= %d KiB, t <= %d, p <= %d)",
+		password.MaxBcryptCost, password.MaxArgon2Memory, password.MaxArgon2Time, password.MaxArgon2Threads)
+)
 
-// checkArgon2id checks the PHC form $argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash>
-// (v= may be absent), salt and hash in unpadded standard base64.
-func checkArgon2id(h string) error {
-	bad := errors.New("malformed argon2id PHC hash")
-	parts := strings.Split(h, "$")
-	// "", "argon2id", ["v=19",] "m=..,t=..,p=..", salt, hash
-	if len(parts) == 6 {
-		if parts[2] != "v=19" {
-			return errors.New("unsupported argon2id version (want v=19)")
-		}
-		parts = append(parts[:2], parts[3:]...)
+// CheckPasswordHash reports whether hash is a bcrypt ($2a$, $2b$, $2y$) or argon2id PHC hash
+// that the server can verify: the rule is server/password's, so a User is never Ready with a hash
+// its logins would refuse. Its error never contains the value; User wraps it in ErrInvalidSpec.
+func CheckPasswordHash(hash []byte) error {
+	switch err := password.Check(hash); {
+	case err == nil:
+		return nil
+	case errors.Is(err, password.ErrLimits):
+		return errHashTooCostly
+	case errors.Is(err, password.ErrMalformed):
+		return errMalformedHash
+	default:
+		return errNotAHash
 	}
-	if len(parts) != 5 {
-		return bad
-	}
-	params := map[string]uint64{}
-	for _, kv := range strings.Split(parts[2], ",") {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			return bad
-		}
-		n, err := strconv.ParseUint(v, 10, 32)
-		if err != nil || n == 0 {
-			return bad
-		}
-		params[k] = n
-	}
-	if len(params) != 3 || params["m"] == 0 || params["t"] == 0 || params["p"] == 0 || params["p"] > 255 {
-		return bad
-	}
-	salt, err := base64.RawStdEncoding.DecodeString(parts[3])
-	if err != nil || len(salt) < 8 {
-		return bad
-	}
-	key, err := base64.RawStdEncoding.DecodeString(parts[4])
-	if err != nil || len(key) < 16 {
-		return bad
-	}
-	return nil
 }

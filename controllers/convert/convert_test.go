@@ -1,7 +1,10 @@
 package convert
 
 import (
+	"bytes"
 	"errors"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/server/password"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -257,16 +261,91 @@ func TestClientRefusesSomeoneElsesSecret(t *testing.T) {
 
 func TestScope(t *testing.T) {
 	s := &v1alpha1.Scope{
-		ObjectMeta: metav1.ObjectMeta{Name: "read-projects"},
+		ObjectMeta: metav1.ObjectMeta{Name: "read-projects", CreationTimestamp: created},
 		Spec: v1alpha1.ScopeSpec{Name: "read:projects", Description: "List projects", Claims: []string{"projects"},
 			Default: true, AllowedNamespaces: []string{"payments"}},
 	}
-	source, sc := Scope(s)
+	source, sc, err := Scope(s)
+	require.NoError(t, err)
 	assert.Equal(t, "read-projects", source)
-	assert.Equal(t, registry.Scope{Name: "read:projects", Description: "List projects", Claims: []string{"projects"},
-		Default: true, AllowedNamespaces: []string{"payments"}}, sc)
+	assert.Equal(t, registry.Scope{Created: created.Time, Name: "read:projects", Description: "List projects",
+		Claims: []string{"projects"}, Default: true, AllowedNamespaces: []string{"payments"}}, sc)
 	sc.Claims[0] = "changed"
 	assert.Equal(t, "projects", s.Spec.Claims[0], "the registry value must not alias the resource")
+}
+
+func TestScopeNameIsValidated(t *testing.T) {
+	tests := []struct {
+		name    string
+		scope   string
+		wantErr bool
+	}{
+		{"a name with a colon is a valid scope token", "read:projects", false},
+		{"every printable character but space, quote and backslash is allowed", "!#$%&'()*+,-./09:;<=>?@AZ[]^_`az{|}~", false},
+		{"a name of 128 characters is allowed", strings.Repeat("a", 128), false},
+		{"an empty name is invalid", "", true},
+		{"a name with a space is invalid (scopes are space-separated)", "read projects", true},
+		{"a name with a double quote is invalid", `read"projects`, true},
+		{"a name with a backslash is invalid", `read\projects`, true},
+		{"a name with a newline is invalid", "read\nprojects", true},
+		{"a non-ASCII name is invalid", "lesen:projekte-ä", true},
+		{"a name of 129 characters is invalid", strings.Repeat("a", 129), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			source, _, err := Scope(&v1alpha1.Scope{ObjectMeta: metav1.ObjectMeta{Name: "s"}, Spec: v1alpha1.ScopeSpec{Name: tt.scope}})
+			assert.Equal(t, "s", source, "the source is returned even for an invalid scope")
+			if tt.wantErr {
+				assert.ErrorIs(t, err, ErrInvalidSpec)
+			} else {
+				assert.NoError(t, err)
+			}
+		})
+	}
+}
+
+func TestCheckRedirectURIMirrorsTheCRD(t *testing.T) {
+	tests := []struct {
+		name string
+		uri  string
+		ok   bool
+	}{
+		{"https is allowed", "https://app.example/cb?x=1", true},
+		{"http on localhost with a port is allowed", "http://localhost:8080/cb", true},
+		{"http on 127.0.0.1 without a path is allowed", "http://127.0.0.1", true},
+		{"http on [::1] is allowed", "http://[::1]:9000/cb", true},
+		{"a private-use scheme is allowed", "com.example.app:/oauth2redirect", true},
+		{"http on another host is refused", "http://app.example/cb", false},
+		{"http on a host merely starting with localhost is refused", "http://localhost.evil.example/cb", false},
+		{"http on localhost followed by userinfo tricks is refused", "http://localhost@evil.example/cb", false},
+		{"javascript: is refused", "javascript:alert(1)", false},
+		{"data: is refused", "data:text/html,x", false},
+		{"vbscript: is refused", "vbscript:msgbox(1)", false},
+		{"file: is refused", "file:///etc/passwd", false},
+		{"an upper-case scheme is refused like the CRD's lower-case rule", "JAVASCRIPT:alert(1)", false},
+		{"https without // is refused", "https:app.example", false},
+		{"a relative URI is refused", "/cb", false},
+		{"a fragment is refused", "https://app.example/cb#x", false},
+		{"more than 2048 characters are refused", "https://app.example/" + strings.Repeat("a", 2030), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := checkRedirectURI(tt.uri)
+			if tt.ok {
+				assert.Empty(t, msg)
+			} else {
+				assert.NotEmpty(t, msg)
+			}
+		})
+	}
+}
+
+func TestLifetimeMessageNamesTheAllowedRange(t *testing.T) {
+	_, err := Client(oauthClient(func(oc *v1alpha1.OAuthClient) {
+		oc.Spec.Lifetimes = &v1alpha1.TokenLifetimes{AccessToken: 86401}
+	}), nil)
+	require.ErrorIs(t, err, ErrInvalidSpec)
+	assert.Contains(t, err.Error(), "lifetimes.accessToken must be between 0 (server default) and 86400 seconds")
 }
 
 func TestUser(t *testing.T) {
@@ -276,7 +355,7 @@ func TestUser(t *testing.T) {
 	ref := &v1alpha1.SecretKeyRef{Namespace: "latchkey", Name: "alice-password"}
 	user := func(ref *v1alpha1.SecretKeyRef) *v1alpha1.User {
 		return &v1alpha1.User{
-			ObjectMeta: metav1.ObjectMeta{Name: "alice"},
+			ObjectMeta: metav1.ObjectMeta{Name: "alice", CreationTimestamp: created},
 			Spec: v1alpha1.UserSpec{Username: "alice", Email: "alice@example.com", EmailVerified: true,
 				DisplayName: "Alice", Groups: []string{"admins"}, PasswordSecretRef: ref},
 		}
@@ -303,6 +382,11 @@ func TestUser(t *testing.T) {
 		{"a $2x$ bcrypt hash is refused", user(ref), pw("$2x" + string(bc[3:])), ErrInvalidSpec, ""},
 		{"argon2i (not id) is refused", user(ref), pw(strings.Replace(argon, "argon2id", "argon2i", 1)), ErrInvalidSpec, ""},
 		{"argon2id without parameters is refused", user(ref), pw("$argon2id$v=19$c29tZXNhbHQ$aGFzaA"), ErrInvalidSpec, ""},
+		{"argon2id at the limits is accepted", user(ref), pw(strings.Replace(argon, "m=65536,t=3,p=4", "m=131072,t=10,p=16", 1)),
+			nil, strings.Replace(argon, "m=65536,t=3,p=4", "m=131072,t=10,p=16", 1)},
+		{"argon2id asking for more than 128 MiB is refused", user(ref), pw(strings.Replace(argon, "m=65536", "m=131073", 1)), ErrInvalidSpec, ""},
+		{"argon2id asking for more than 10 passes is refused", user(ref), pw(strings.Replace(argon, "t=3", "t=11", 1)), ErrInvalidSpec, ""},
+		{"argon2id asking for more than 16 lanes is refused", user(ref), pw(strings.Replace(argon, "p=4", "p=17", 1)), ErrInvalidSpec, ""},
 		{"a missing secret is not found", user(ref), nil, ErrSecretNotFound, ""},
 		{"a missing key is not found", user(ref), secret("latchkey", "alice-password", nil), ErrSecretNotFound, ""},
 		{"an empty username is invalid", &v1alpha1.User{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, nil, ErrInvalidSpec, ""},
@@ -321,6 +405,7 @@ func TestUser(t *testing.T) {
 			}
 			require.NoError(t, err)
 			assert.Equal(t, "alice", u.Source)
+			assert.Equal(t, created.Time, u.Created)
 			assert.Equal(t, "alice", u.Username)
 			assert.Equal(t, "alice@example.com", u.Email)
 			assert.True(t, u.EmailVerified)
@@ -337,4 +422,89 @@ func TestCheckPasswordHashNeverEchoesTheValue(t *testing.T) {
 		assert.NotContains(t, err.Error(), "hunter2")
 		assert.False(t, errors.Is(err, ErrSecretNotFound))
 	}
+}
+
+func FuzzCheckPasswordHash(f *testing.F) {
+	bc, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	require.NoError(f, err)
+	f.Add(bc)
+	f.Add([]byte("$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHRzb21lc2FsdA$RdescudvJCsgt3ub+b+dWRWJTmaaJObG0fN9vOyd1sQ"))
+	f.Add([]byte("$argon2id$m=4294967295,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$RdescudvJCsgt3ub+b+dWRWJTmaaJObG0fN9vOyd1sQ"))
+	f.Add([]byte("$2b$99$" + strings.Repeat("a", 53)))
+	f.Add([]byte("hunter2"))
+	known := []error{errNotAHash, errMalformedHash, errHashTooCostly}
+	f.Fuzz(func(t *testing.T, hash []byte) {
+		err := CheckPasswordHash(hash)
+		if err != nil {
+			// Only fixed messages: nothing of the value can leak into logs or status.
+			for _, k := range known {
+				if err == k { //nolint:errorlint // identity is the point: no wrapping, no value
+					return
+				}
+			}
+			t.Fatalf("error %q is not one of the fixed errors", err)
+		}
+		switch {
+		case bytes.HasPrefix(hash, []byte("$2")):
+			if _, err := bcrypt.Cost(hash); err != nil {
+				t.Fatalf("accepted a bcrypt hash whose cost bcrypt refuses: %v", err)
+			}
+		case bytes.HasPrefix(hash, []byte("$argon2id$")):
+			for _, part := range strings.Split(string(hash), "$") {
+				for kv := range strings.SplitSeq(part, ",") {
+					k, v, ok := strings.Cut(kv, "=")
+					if !ok || k == "v" {
+						continue
+					}
+					n, perr := strconv.ParseUint(v, 10, 64)
+					limit := map[string]uint64{"m": password.MaxArgon2Memory, "t": password.MaxArgon2Time, "p": password.MaxArgon2Threads}[k]
+					if perr != nil || n == 0 || n > limit {
+						t.Fatalf("accepted argon2id parameter %s=%s outside 1..%d", k, v, limit)
+					}
+				}
+			}
+		default:
+			t.Fatalf("accepted a value that is neither bcrypt nor argon2id")
+		}
+	})
+}
+
+func FuzzCheckRedirectURI(f *testing.F) {
+	for _, u := range []string{
+		"https://app.example/cb", "http://localhost:8080/cb", "http://[::1]/", "http://127.0.0.1",
+		"com.example.app:/cb", "javascript:alert(1)", "vbscript:x", "file:///etc/passwd", "data:,x",
+		"http://localhost.evil/cb", "https://a/#f", "HTTP://localhost/", "http://localhost\n.evil",
+	} {
+		f.Add(u)
+	}
+	f.Fuzz(func(t *testing.T, u string) {
+		if checkRedirectURI(u) != "" {
+			return
+		}
+		// Whatever is accepted, the CRD accepts, and it is safe to redirect a browser to.
+		if len(u) > 2048 || strings.Contains(u, "#") {
+			t.Fatalf("accepted %q: too long or with a fragment", u)
+		}
+		if !crdAllowsRedirectURI(u) {
+			t.Fatalf("accepted %q, which the CRD refuses", u)
+		}
+		scheme, _, ok := strings.Cut(u, ":")
+		if !ok || scheme != strings.ToLower(scheme) {
+			t.Fatalf("accepted %q without a lower-case scheme", u)
+		}
+		switch scheme {
+		case "javascript", "data", "vbscript", "file":
+			t.Fatalf("accepted %q with a dangerous scheme", u)
+		case "http":
+			parsed, err := url.Parse(u)
+			if err != nil {
+				t.Fatalf("accepted unparsable %q", u)
+			}
+			switch parsed.Hostname() {
+			case "localhost", "127.0.0.1", "::1":
+			default:
+				t.Fatalf("accepted http to %q, not a loopback host", parsed.Hostname())
+			}
+		}
+	})
 }

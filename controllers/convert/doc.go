@@ -14,10 +14,21 @@
 // Decisions:
 //   - Secret values are used byte for byte (no trimming); an empty value counts as missing, so an
 //     empty client secret never authenticates. Data wins over StringData; StringData is read only
-//     because manifests on disk carry it.
+//     because manifests on disk carry it, in one place (SecretData), which the manifest loader
+//     uses too.
 //   - Password hashes are trimmed of surrounding whitespace (a hash never contains any) and must
-//     be bcrypt ($2a$, $2b$, $2y$) or argon2id in PHC form; anything else, plaintext included, is
-//     ErrInvalidSpec and the password is never logged or echoed in the error.
+//     be bcrypt ($2a$, $2b$, $2y$) or argon2id in PHC form with m <= 1 GiB, t <= 10, p <= 16 (a
+//     hash's parameters are what every login attempt costs); anything else, plaintext included,
+//     is ErrInvalidSpec and the password is never logged or echoed in the error (the errors are
+//     fixed texts).
+//   - Redirect URIs follow the CRD's CEL rule exactly (https; http only on localhost, 127.0.0.1
+//     or [::1] with an optional port; otherwise a lower-case private-use scheme that is not
+//     javascript:, data:, vbscript: or file:; no fragment; at most 2048 characters), plus they
+//     must parse and an https URI must have a host. Scope names (Scope.spec.name and an
+//     OAuthClient's scopes) must be RFC 6749 scope tokens of at most 128 characters, as in the
+//     CRD; an invalid Scope is ErrInvalidSpec.
+//   - creationTimestamp is carried into the registry values (Created): it decides who holds a
+//     contested client ID, username or scope name.
 //   - Only the SHA-256 of a client secret (registry.HashSecret) is kept, never the secret.
 //   - Defaults filled here: type Confidential, tokenEndpointAuthMethod client_secret_basic
 //     (Confidential) or none (Public), pkce RequiredS256, consent Remember, audiences [clientID],

@@ -12,6 +12,10 @@
 //   - Nothing is written back to the folder: an OAuthClient with the Generate policy and no
 //     Secret in the folder is skipped with a message saying which Secret to add.
 //   - A reload that fails to parse a file keeps serving what was loaded before for that file.
+//   - Watch debounces: changes within one debounce interval make one reload, and a folder that
+//     keeps changing is still reloaded at most 10 intervals after its first change.
+//   - Secrets are kept as decoded; stringData is read by convert.SecretData, the one place that
+//     merges it (data wins), as for Secrets read from a cluster.
 //
 // It must not be imported by server/.
 package manifests

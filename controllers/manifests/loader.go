@@ -54,7 +54,7 @@ type Objects struct {
 
 // DemoClient is a client_credentials client whose secret is marked as demo data.
 type DemoClient struct {
-	ClientID, ClientSecret, Scope string
+	ClientID, ClientSecret string
 }
 
 // Loader keeps a registry equal to a folder of manifests.
@@ -204,13 +204,8 @@ func (l *Loader) decodeDoc(doc []byte, objs *Objects) error {
 		if o.Namespace == "" {
 			o.Namespace = corev1.NamespaceDefault
 		}
-		// stringData is merged into data by the API server; do the same here.
-		if o.Data == nil {
-			o.Data = map[string][]byte{}
-		}
-		for k, v := range o.StringData {
-			o.Data[k] = []byte(v)
-		}
+		// stringData is read where values are read (convert.SecretData), as for Secrets from a
+		// cluster.
 		objs.Secrets[o.Namespace+"/"+o.Name] = o
 	}
 	return nil
@@ -240,7 +235,11 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 
 	seen = map[string]bool{}
 	for _, s := range objs.Scopes {
-		src, sc := convert.Scope(s)
+		src, sc, err := convert.Scope(s)
+		if err != nil {
+			log.Info("skipping Scope", "name", s.Name, "reason", err.Error())
+			continue
+		}
 		l.reg.PutScope(src, sc)
 		seen[src] = true
 	}
@@ -284,11 +283,16 @@ func demoClient(oc *v1alpha1.OAuthClient, secret *corev1.Secret, c registry.Clie
 		return nil
 	}
 	_, key := convert.SecretRef(oc)
-	return &DemoClient{ClientID: c.ID, ClientSecret: string(secret.Data[key]), Scope: strings.Join(c.DefaultScopes, " ")}
+	value, _ := convert.SecretData(secret, key)
+	return &DemoClient{ClientID: c.ID, ClientSecret: string(value)}
 }
 
+// maxDebounces bounds the wait of a reload: at most maxDebounces×debounce after the first change.
+const maxDebounces = 10
+
 // Watch reloads the folder whenever something in it changes, until ctx ends. Changes within
-// debounce of each other are applied as one reload.
+// debounce of each other are applied as one reload, but a folder that never stays quiet (a tool
+// rewriting a file in a loop) is still reloaded maxDebounces×debounce after the first change.
 func (l *Loader) Watch(ctx context.Context, debounce time.Duration) error {
 	log := logr.FromContextOrDiscard(ctx)
 	w, err := fsnotify.NewWatcher()
@@ -299,7 +303,10 @@ func (l *Loader) Watch(ctx context.Context, debounce time.Duration) error {
 	if err := addDirs(w, l.dir); err != nil {
 		return err
 	}
-	var timer <-chan time.Time
+	timer := time.NewTimer(debounce)
+	timer.Stop()
+	defer timer.Stop()
+	var deadline time.Time // of the pending reload; zero: none pending
 	for {
 		select {
 		case <-ctx.Done():
@@ -313,14 +320,18 @@ func (l *Loader) Watch(ctx context.Context, debounce time.Duration) error {
 					_ = addDirs(w, ev.Name) //nolint:errcheck // best effort: reported on the next reload
 				}
 			}
-			timer = time.After(debounce)
+			now := time.Now()
+			if deadline.IsZero() {
+				deadline = now.Add(maxDebounces * debounce)
+			}
+			timer.Reset(min(debounce, deadline.Sub(now)))
 		case err, ok := <-w.Errors:
 			if !ok {
 				return nil
 			}
 			log.Error(err, "watching manifests")
-		case <-timer:
-			timer = nil
+		case <-timer.C:
+			deadline = time.Time{}
 			if err := l.Load(ctx); err != nil {
 				log.Error(err, "reloading manifests")
 			}

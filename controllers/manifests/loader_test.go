@@ -93,7 +93,8 @@ stringData: {hash: '`+string(hash)+`'}
 	require.True(t, ok)
 	assert.NoError(t, bcrypt.CompareHashAndPassword(u.PasswordHash, []byte("pw")))
 	require.NotNil(t, l.Demo())
-	assert.Equal(t, DemoClient{ClientID: "billing-service", ClientSecret: "s3cret", Scope: ""}, *l.Demo())
+	assert.Equal(t, DemoClient{ClientID: "billing-service", ClientSecret: "s3cret"}, *l.Demo(),
+		"the demo secret is read from stringData like the client's")
 }
 
 func TestReloadFollowsTheFolder(t *testing.T) {
@@ -195,6 +196,45 @@ func TestWatchReloadsOnChange(t *testing.T) {
 		c, ok := reg.Snapshot().Client("billing-service")
 		return ok && c.CheckSecret("rotated")
 	}, 5*time.Second, 20*time.Millisecond, "a Secret written to a new sub-folder is picked up")
+}
+
+func TestWatchReloadsWhileChangesKeepComing(t *testing.T) {
+	const debounce = 200 * time.Millisecond // reload at most 2 s after the first change
+	dir := t.TempDir()
+	write(t, dir, "client.yaml", clientYAML)
+	write(t, dir, "secret.yaml", secretYAML("s3cret", false))
+	l, reg := load(t, dir)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- l.Watch(ctx, debounce) }()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+	time.Sleep(100 * time.Millisecond) // let the watcher start
+
+	// A tool rewrites a file every few milliseconds, never leaving a quiet debounce window.
+	noiseCtx, stopNoise := context.WithTimeout(ctx, 8*time.Second)
+	defer stopNoise()
+	noise := make(chan struct{})
+	go func() {
+		defer close(noise)
+		for i := 0; noiseCtx.Err() == nil; i++ {
+			_ = os.WriteFile(filepath.Join(dir, "noise.yaml"), []byte("# "+time.Now().String()+"\n"), 0o600)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	start := time.Now()
+	write(t, dir, "secret.yaml", secretYAML("rotated", false))
+	require.Eventually(t, func() bool {
+		c, ok := reg.Snapshot().Client("billing-service")
+		return ok && c.CheckSecret("rotated")
+	}, 5*time.Second, 20*time.Millisecond, "reloaded within 10 debounce intervals although changes kept coming")
+	assert.Less(t, time.Since(start), 5*time.Second)
+	select {
+	case <-noise:
+		t.Fatal("the writes stopped before the reload; the test proved nothing")
+	default:
+	}
+	stopNoise()
+	<-noise
 }
 
 func FuzzParseFile(f *testing.F) {

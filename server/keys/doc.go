@@ -7,5 +7,18 @@
 // these times). The Keyring compiles a Set into go-jose signers once per load; the token path only
 // picks a signer and signs bytes.
 //
+// Decisions:
+//   - Publication before signing: the keys of a brand-new set sign at once (ActiveFrom is
+//     ClockSkew in the past, so a replica whose clock lags can sign too); nobody can have cached a
+//     JWKS without them. A key added to a set that already exists (Ensure adding an algorithm)
+//     signs only PublishLead (JWKSMaxAge + ClockSkew) after its creation, so every verifier that
+//     cached the JWKS (at most JWKSMaxAge, the max-age the HTTP handler must not exceed) has
+//     refetched it. Until then that algorithm has no signer (ErrNoKey).
+//   - Retirement: a key whose RetireAt passed is gone from the JWKS and PublicKeys. The published
+//     view is built at Load and rebuilt on the first read after the next RetireAt, so reads stay
+//     lock-free and no timer is needed.
+//   - Keyring.Set returns the set last loaded, so the leader can write it back when the key
+//     Secret is deleted instead of generating keys that would invalidate every issued token.
+//
 // This package must not import controller-runtime, client-go or api/.
 package keys

@@ -66,9 +66,18 @@ type wireSet struct {
 	Keys []wireKey `json:"keys"`
 }
 
-// ClockSkew is how far behind another replica's clock may be. A key made for an algorithm that has
-// none is active from ClockSkew before its creation, so every replica can sign with it at once.
+// ClockSkew is how far behind another replica's clock may be. The keys of a brand-new set are
+// active from ClockSkew before their creation, so every replica can sign with them at once.
 const ClockSkew = 5 * time.Minute
+
+// JWKSMaxAge is the longest a verifier may cache the JWKS (the max-age of its Cache-Control; the
+// HTTP handler must not send more). A key added to a set that is already published starts
+// signing PublishLead after its creation: by then every cached JWKS holds it, on every replica's
+// clock.
+const (
+	JWKSMaxAge  = 5 * time.Minute
+	PublishLead = JWKSMaxAge + ClockSkew
+)
 
 // NewKey generates a key for the algorithm, active from now.
 func NewKey(alg string, now time.Time) (Key, error) {
@@ -106,10 +115,13 @@ func Generate(algs []string, now time.Time) (*Set, error) {
 	return s, nil
 }
 
-// Ensure adds a key for every algorithm that has no unretired key, active at once (see ClockSkew);
-// it reports whether it added any.
+// Ensure adds a key for every algorithm that has no unretired key; it reports whether it added
+// any. In a brand-new (empty) set the keys are active at once (from ClockSkew before now); a key
+// added to a set that already has keys, so may already be published and cached by verifiers, is
+// published first and signs from PublishLead after now.
 func (s *Set) Ensure(algs []string, now time.Time) (bool, error) {
 	changed := false
+	fresh := len(s.Keys) == 0
 	for _, alg := range algs {
 		if slices.ContainsFunc(s.Keys, func(k Key) bool {
 			return k.Algorithm == alg && (k.RetireAt.IsZero() || now.Before(k.RetireAt))
@@ -120,7 +132,11 @@ func (s *Set) Ensure(algs []string, now time.Time) (bool, error) {
 		if err != nil {
 			return changed, err
 		}
-		k.ActiveFrom = k.Created.Add(-ClockSkew)
+		if fresh {
+			k.ActiveFrom = k.Created.Add(-ClockSkew)
+		} else {
+			k.ActiveFrom = k.Created.Add(PublishLead)
+		}
 		s.Keys = append(s.Keys, k)
 		changed = true
 	}
@@ -252,9 +268,51 @@ func (s *Signer) Sign(typ string, payload []byte) (string, error) {
 
 type compiled struct {
 	signers map[string][]*Signer // by algorithm, newest active first
-	keys    []Key
-	jwks    []byte
-	public  jose.JSONWebKeySet
+	set     []Key                // as loaded, for Set
+	keys    []Key                // newest ActiveFrom first
+	view    atomic.Pointer[publicView]
+}
+
+// publicView is the published part of a compiled set at some time: every key not retired then.
+// It stays valid until the next RetireAt after that time (zero: for ever).
+type publicView struct {
+	jwks   []byte
+	public jose.JSONWebKeySet
+	until  time.Time
+}
+
+// publicAt builds the view of the keys not retired at now.
+func (c *compiled) publicAt(now time.Time) (*publicView, error) {
+	v := &publicView{public: jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}}
+	for _, key := range c.keys {
+		if !key.RetireAt.IsZero() && !now.Before(key.RetireAt) {
+			continue // retired: every token it signed has expired
+		}
+		if !key.RetireAt.IsZero() && (v.until.IsZero() || key.RetireAt.Before(v.until)) {
+			v.until = key.RetireAt
+		}
+		v.public.Keys = append(v.public.Keys, jose.JSONWebKey{Key: key.Private.Public(), KeyID: key.ID, Algorithm: key.Algorithm, Use: "sig"})
+	}
+	jwks, err := json.Marshal(v.public)
+	if err != nil {
+		return nil, fmt.Errorf("keys: encode JWKS: %w", err)
+	}
+	v.jwks = jwks
+	return v, nil
+}
+
+// current returns the view for now, rebuilding it once a key retired since it was built.
+func (c *compiled) current(now time.Time) *publicView {
+	v := c.view.Load()
+	if v.until.IsZero() || now.Before(v.until) {
+		return v
+	}
+	next, err := c.publicAt(now)
+	if err != nil {
+		return v // cannot happen: the same keys encoded at Load
+	}
+	c.view.CompareAndSwap(v, next)
+	return next
 }
 
 // Keyring is the live key set of a server: loaded whole, swapped atomically, read lock-free.
@@ -266,13 +324,13 @@ type Keyring struct {
 // NewKeyring returns an empty keyring; it signs nothing until Load.
 func NewKeyring() *Keyring { return &Keyring{now: time.Now} }
 
-// Load compiles the set and makes it current.
+// Load compiles the set and makes it current. The JWKS publishes every key of the set that is not
+// retired (future keys included, so they are cached before they sign); a key drops out of it when
+// its RetireAt passes.
 func (k *Keyring) Load(s *Set) error {
-	c := &compiled{signers: map[string][]*Signer{}, keys: slices.Clone(s.Keys)}
+	c := &compiled{signers: map[string][]*Signer{}, set: slices.Clone(s.Keys), keys: slices.Clone(s.Keys)}
 	slices.SortStableFunc(c.keys, func(a, b Key) int { return b.ActiveFrom.Compare(a.ActiveFrom) })
 	for _, key := range c.keys {
-		pub := jose.JSONWebKey{Key: key.Private.Public(), KeyID: key.ID, Algorithm: key.Algorithm, Use: "sig"}
-		c.public.Keys = append(c.public.Keys, pub)
 		sg := &Signer{KeyID: key.ID, Algorithm: key.Algorithm, key: key, byType: map[string]*compactSigner{}}
 		for _, typ := range []string{TypeAccessToken, TypeJWT} {
 			cs, err := newCompactSigner(key.Algorithm, key.ID, typ, key.Private)
@@ -283,11 +341,11 @@ func (k *Keyring) Load(s *Set) error {
 		}
 		c.signers[key.Algorithm] = append(c.signers[key.Algorithm], sg)
 	}
-	jwks, err := json.Marshal(c.public)
+	v, err := c.publicAt(k.now())
 	if err != nil {
-		return fmt.Errorf("keys: encode JWKS: %w", err)
+		return err
 	}
-	c.jwks = jwks
+	c.view.Store(v)
 	k.cur.Store(c)
 	return nil
 }
@@ -303,6 +361,17 @@ func (k *Keyring) LoadBytes(data []byte) error {
 
 // Loaded reports whether a key set was loaded.
 func (k *Keyring) Loaded() bool { return k.cur.Load() != nil }
+
+// Set returns a copy of the set last loaded (private keys included; the Key values are copies,
+// the private keys are shared and must not be modified), or nil when nothing was loaded. The
+// leader writes it back when the key Secret disappears, so issued tokens keep verifying.
+func (k *Keyring) Set() *Set {
+	c := k.cur.Load()
+	if c == nil {
+		return nil
+	}
+	return &Set{Keys: slices.Clone(c.set)}
+}
 
 // Signer returns the newest key of the algorithm that is active now and not retired.
 func (k *Keyring) Signer(alg string) (*Signer, error) {
@@ -325,7 +394,7 @@ func (k *Keyring) JWKS() []byte {
 	if c == nil {
 		return []byte(`{"keys":[]}`)
 	}
-	return c.jwks
+	return c.current(k.now()).jwks
 }
 
 // PublicKeys returns the published public keys, for verifying tokens this server signed.
@@ -334,7 +403,7 @@ func (k *Keyring) PublicKeys() jose.JSONWebKeySet {
 	if c == nil {
 		return jose.JSONWebKeySet{}
 	}
-	return c.public
+	return c.current(k.now()).public
 }
 
 // Algorithms returns the algorithms that have an active key now, in SupportedAlgorithms order.

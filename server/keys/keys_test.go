@@ -121,6 +121,132 @@ func TestSignerFollowsTheKeySchedule(t *testing.T) {
 	assert.ErrorIs(t, err, ErrNoKey)
 }
 
+func TestEnsureSchedulesNewKeys(t *testing.T) {
+	rs, err := NewKey(RS256, now.Add(-time.Hour))
+	require.NoError(t, err)
+	retired, err := NewKey(ES256, now.Add(-48*time.Hour))
+	require.NoError(t, err)
+	retired.RetireAt = now.Add(-time.Hour)
+	tests := []struct {
+		name       string
+		set        *Set
+		algs       []string
+		wantActive time.Time // ActiveFrom of every added key
+		wantAdded  int
+	}{
+		{"the keys of a brand-new set sign at once on every replica", &Set{}, []string{RS256, ES256},
+			now.Add(-ClockSkew), 2},
+		{"a key added to an existing set is published for a JWKS max-age and the clock skew before it signs",
+			&Set{Keys: []Key{rs}}, []string{RS256, EdDSA}, now.Add(JWKSMaxAge + ClockSkew), 1},
+		{"a set whose only key of an algorithm retired is still an existing set",
+			&Set{Keys: []Key{rs, retired}}, []string{ES256}, now.Add(PublishLead), 1},
+		{"an algorithm with an unretired key gets no new key", &Set{Keys: []Key{rs}}, []string{RS256}, time.Time{}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(tt.set.Keys)
+			changed, err := tt.set.Ensure(tt.algs, now)
+			require.NoError(t, err)
+			assert.Equal(t, tt.wantAdded > 0, changed)
+			added := tt.set.Keys[before:]
+			require.Len(t, added, tt.wantAdded)
+			for _, k := range added {
+				assert.True(t, tt.wantActive.Equal(k.ActiveFrom), "%s ActiveFrom %s, want %s", k.Algorithm, k.ActiveFrom, tt.wantActive)
+			}
+		})
+	}
+}
+
+func TestKeyAddedToAPublishedSetIsPublishedBeforeItSigns(t *testing.T) {
+	set, err := Generate([]string{RS256}, now)
+	require.NoError(t, err)
+	_, err = set.Ensure([]string{RS256, ES256}, now)
+	require.NoError(t, err)
+	es := set.Keys[1]
+	kr := NewKeyring()
+	kr.now = func() time.Time { return now }
+	require.NoError(t, kr.Load(set))
+
+	published := kr.PublicKeys()
+	assert.Len(t, published.Key(es.ID), 1, "published at once")
+	_, err = kr.Signer(ES256)
+	require.ErrorIs(t, err, ErrNoKey, "not signing while verifiers may hold a JWKS without it")
+	assert.Equal(t, []string{RS256}, kr.Algorithms())
+
+	kr.now = func() time.Time { return now.Add(PublishLead) }
+	sg, err := kr.Signer(ES256)
+	require.NoError(t, err)
+	assert.Equal(t, es.ID, sg.KeyID)
+}
+
+func TestRetiredKeysLeaveTheJWKS(t *testing.T) {
+	old, err := NewKey(ES256, now.Add(-48*time.Hour))
+	require.NoError(t, err)
+	old.RetireAt = now.Add(-time.Minute)
+	retiring, err := NewKey(ES256, now.Add(-24*time.Hour))
+	require.NoError(t, err)
+	retiring.RetireAt = now.Add(time.Hour)
+	current, err := NewKey(ES256, now.Add(-time.Hour))
+	require.NoError(t, err)
+
+	jwksIDs := func(kr *Keyring) []string {
+		var set jose.JSONWebKeySet
+		require.NoError(t, json.Unmarshal(kr.JWKS(), &set))
+		var ids []string
+		for _, k := range set.Keys {
+			ids = append(ids, k.KeyID)
+		}
+		var pub []string
+		for _, k := range kr.PublicKeys().Keys {
+			pub = append(pub, k.KeyID)
+		}
+		assert.ElementsMatch(t, ids, pub, "JWKS and PublicKeys agree")
+		return ids
+	}
+	tests := []struct {
+		name string
+		at   time.Time
+		want []string
+	}{
+		{"a key retired before the load is not published", now, []string{retiring.ID, current.ID}},
+		{"a key leaves the JWKS when its RetireAt passes after the load", now.Add(time.Hour), []string{current.ID}},
+		{"later reads keep the rebuilt set", now.Add(2 * time.Hour), []string{current.ID}},
+	}
+	kr := NewKeyring()
+	clock := now
+	kr.now = func() time.Time { return clock }
+	require.NoError(t, kr.Load(&Set{Keys: []Key{old, retiring, current}}))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock = tt.at
+			assert.ElementsMatch(t, tt.want, jwksIDs(kr))
+		})
+	}
+
+	t.Run("a set whose keys all retired publishes an empty key list", func(t *testing.T) {
+		all := NewKeyring()
+		all.now = func() time.Time { return now }
+		require.NoError(t, all.Load(&Set{Keys: []Key{old}}))
+		assert.JSONEq(t, `{"keys":[]}`, string(all.JWKS()))
+	})
+}
+
+func TestKeyringSetReturnsTheLoadedKeys(t *testing.T) {
+	kr := NewKeyring()
+	assert.Nil(t, kr.Set(), "nothing loaded")
+	set, err := Generate(SupportedAlgorithms(), now)
+	require.NoError(t, err)
+	require.NoError(t, kr.Load(set))
+	got := kr.Set()
+	require.NotNil(t, got)
+	require.Len(t, got.Keys, len(set.Keys))
+	for i := range set.Keys {
+		assert.Equal(t, set.Keys[i].ID, got.Keys[i].ID, "the loaded order")
+	}
+	got.Keys[0].ID = "changed"
+	assert.Equal(t, set.Keys[0].ID, kr.Set().Keys[0].ID, "a copy")
+}
+
 func TestLoadOrCreateFileKeepsKeysAcrossRestarts(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keys.json")
 	first, err := LoadOrCreateFile(path, []string{ES256}, now)

@@ -54,7 +54,7 @@ func TestDiscoveryDescribesOnlyWhatWorks(t *testing.T) {
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(get(t, srv.URL+OpenIDConfigurationPath, srv.Client()), &m))
 
-	t.Run("there is no authorization endpoint yet", func(t *testing.T) {
+	t.Run("without a store there is no authorization endpoint", func(t *testing.T) {
 		assert.NotContains(t, m, "authorization_endpoint")
 		assert.Equal(t, []any{}, m["response_types_supported"])
 	})

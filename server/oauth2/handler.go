@@ -6,14 +6,17 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-logr/logr"
 
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/store"
 	"github.com/latchkey-dev/latchkey/server/token"
 )
 
@@ -30,6 +33,8 @@ type Keyring interface {
 	Signer(alg string) (*keys.Signer, error)
 	JWKS() []byte
 	Algorithms() []string
+	// PublicKeys verifies the tokens this server signed (userinfo, introspection, revocation).
+	PublicKeys() jose.JSONWebKeySet
 }
 
 var (
@@ -53,6 +58,29 @@ type Config struct {
 	Now func() time.Time
 	// MaxBodyBytes bounds request bodies; zero means 64 KiB.
 	MaxBodyBytes int64
+	// Registrar enables dynamic client registration (RFC 7591, RFC 7592) at RegistrationPath;
+	// nil disables it: the endpoint answers 404 and the metadata omits it.
+	Registrar ClientRegistrar
+	// RegistrationInitialTokens are the hashes (HashInitialToken, ParseInitialTokens) of the
+	// initial access tokens that authorize a registration (RFC 7591 3).
+	RegistrationInitialTokens []InitialTokenHash
+	// RegistrationOpen also accepts registrations without an initial access token. Such
+	// anonymous registrations cannot request client_credentials. Off by default; a Registrar
+	// needs RegistrationInitialTokens, RegistrationOpen or both.
+	RegistrationOpen bool
+	// Store is the leased store (refresh tokens, revocations, failed-login counters). nil
+	// serves client_credentials only: the grants and endpoints that need it are not mounted.
+	Store store.Store
+	// RefreshTokenLifetime applies to clients without their own; zero means 30 days.
+	RefreshTokenLifetime time.Duration
+	// RefreshReuseGrace is how long after a rotation the old refresh token is answered
+	// invalid_grant without revoking its family (a concurrent retry); zero means 2 s.
+	RefreshReuseGrace time.Duration
+	// IDTokenLifetime applies to clients without their own; zero means one hour.
+	IDTokenLifetime time.Duration
+	// Login configures the login and consent pages of the authorization endpoint, which is
+	// mounted when Store is set: failed-login limits, session, consent and request lifetimes.
+	Login LoginConfig
 }
 
 // Paths of the endpoints.
@@ -89,7 +117,12 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oauth2: %w", err)
 	}
+	tokens := newTokenService(cfg, issuer)
 	grants := []Grant{clientCredentialsGrant{tokens: issuer}}
+	if cfg.Store != nil {
+		grants = append(grants, newPasswordGrant(tokens, runtime.GOMAXPROCS(0)), refreshTokenGrant{tokens: tokens})
+		grants = append(grants, authorizationCodeGrant{tokens: tokens})
+	}
 	te := &tokenEndpoint{registry: cfg.Registry, grants: map[string]Grant{}, maxBody: cfg.MaxBodyBytes}
 	for _, g := range grants {
 		te.grants[g.Type()] = g
@@ -99,7 +132,24 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		registry: cfg.Registry, keys: cfg.Keys, grantTypes: grantTypes(grants),
 	}
 
-	return recoverPanics(cleanPathsOnly(routes(te, d))), nil
+	mux := routes(te, d)
+	if cfg.Store != nil {
+		az, err := newAuthorizer(cfg)
+		if err != nil {
+			return nil, err
+		}
+		az.register(mux)
+		d.authorizationEndpoint = d.base + AuthorizePath
+	}
+	if cfg.Store != nil {
+		newTokenEndpoints(cfg, tokens).mount(mux)
+		d.tokenEndpoints = true
+	}
+	if cfg.Registrar != nil {
+		newRegistrationEndpoint(cfg).mount(mux)
+		d.registrationEndpoint = d.base + RegistrationPath
+	}
+	return recoverPanics(cleanPathsOnly(mux)), nil
 }
 
 // routes maps the endpoints; every other method or path gets a JSON error.
@@ -140,8 +190,23 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if err := cfg.checkRegistration(); err != nil {
+		return cfg, err
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.RefreshTokenLifetime < 0 || cfg.RefreshReuseGrace < 0 || cfg.IDTokenLifetime < 0 {
+		return cfg, errors.New("oauth2: token lifetimes and the reuse grace must not be negative")
+	}
+	if cfg.RefreshTokenLifetime == 0 {
+		cfg.RefreshTokenLifetime = DefaultRefreshTokenLifetime
+	}
+	if cfg.RefreshReuseGrace == 0 {
+		cfg.RefreshReuseGrace = DefaultRefreshReuseGrace
+	}
+	if cfg.IDTokenLifetime == 0 {
+		cfg.IDTokenLifetime = DefaultIDTokenLifetime
 	}
 	return cfg, nil
 }

@@ -38,6 +38,11 @@ type TokenRequest struct {
 	RefreshToken string
 	Username     string
 	Password     string
+
+	// Token and TokenTypeHint are the parameters of revocation (RFC 7009) and introspection
+	// (RFC 7662) requests, parsed by parseEndpointRequest.
+	Token         string
+	TokenTypeHint string
 }
 
 // String shows no secret, so that printing a request by mistake leaks nothing. Its value
@@ -88,6 +93,42 @@ func parseTokenParams(format bodyFormat, authorization []string, body []byte) (*
 	}
 	if p.req.GrantType == "" {
 		return nil, invalidRequest("The grant_type parameter is missing.")
+	}
+	if err := p.setClientCredentials(authorization); err != nil {
+		return nil, err
+	}
+	return &p.req, nil
+}
+
+// parseEndpointRequest reads a client-authenticated request of another endpoint (revocation,
+// introspection): the same bodies, duplicate and credential rules as a token request, without
+// grant_type.
+func parseEndpointRequest(r *http.Request, maxBody int64) (*TokenRequest, error) {
+	format, err := parseContentType(r.Header.Get("Content-Type"))
+	if err != nil {
+		return nil, err
+	}
+	body, err := readBody(r.Body, r.ContentLength, maxBody)
+	if err != nil {
+		return nil, err
+	}
+	return parseEndpointParams(format, r.Header.Values("Authorization"), body)
+}
+
+// parseEndpointParams is parseTokenParams without the grant_type requirement.
+func parseEndpointParams(format bodyFormat, authorization []string, body []byte) (*TokenRequest, error) {
+	var p params
+	var err error
+	switch format {
+	case formBody:
+		err = p.parseForm(string(body))
+	case jsonBody:
+		err = p.parseJSON(body)
+	default:
+		err = invalidRequest("Unsupported Content-Type.")
+	}
+	if err != nil {
+		return nil, err
 	}
 	if err := p.setClientCredentials(authorization); err != nil {
 		return nil, err
@@ -165,6 +206,8 @@ const (
 	pRefreshToken
 	pUsername
 	pPassword
+	pToken
+	pTokenTypeHint
 )
 
 // params collects parameters into a TokenRequest.
@@ -196,6 +239,10 @@ func (p *params) field(name string) (*string, uint) {
 		return &p.req.Username, pUsername
 	case "password":
 		return &p.req.Password, pPassword
+	case "token":
+		return &p.req.Token, pToken
+	case "token_type_hint":
+		return &p.req.TokenTypeHint, pTokenTypeHint
 	}
 	return nil, 0
 }

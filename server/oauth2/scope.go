@@ -12,7 +12,9 @@ import (
 )
 
 // resolveScopes applies the scope policy. Every requested scope must be allowed to the client
-// and exist in the registry for the client's namespace, else invalid_scope. With none
+// and exist in the registry for the client's namespace, else invalid_scope; OIDC's built-in
+// scopes (openid ... offline_access) need no Scope resource, but one of that name still applies
+// its namespace rule. With none
 // requested, the client gets its DefaultScopes, else its allowed scopes marked Default; those
 // defaults that fail the policy are dropped (and logged), not refused. The result may be empty.
 func resolveScopes(ctx context.Context, snap *registry.Snapshot, c *registry.Client, requested string) ([]string, error) {
@@ -39,6 +41,9 @@ func checkScope(snap *registry.Snapshot, c *registry.Client, name string) error 
 		return ErrInvalidScope.WithDescription(fmt.Sprintf("The client may not request scope %.64q.", name))
 	}
 	sc, ok := snap.Scope(name)
+	if !ok && isBuiltinScope(name) {
+		return nil // OIDC's standard scopes need no Scope resource
+	}
 	if !ok {
 		return ErrInvalidScope.WithDescription(fmt.Sprintf("Scope %.64q does not exist.", name))
 	}

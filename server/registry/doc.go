@@ -8,7 +8,10 @@
 // A client is stored under its source key (namespace/name of the resource) and indexed by its
 // client ID. When two sources claim one client ID, the one created first (then the smaller source
 // key) wins, deterministically, so every replica serves the same client; the leader's reconciler
-// marks the other ClientIDConflict using the same rule (Wins).
+// marks the other ClientIDConflict using the same rule (Wins). Usernames and scope names follow
+// the same rule (Precedes), so whoever can create a User cannot shadow an existing "alice" by
+// picking a smaller resource name; the leader marks the later one UsernameConflict or
+// ScopeNameConflict.
 //
 // This package must not import controller-runtime, client-go or api/.
 package registry

@@ -75,6 +75,8 @@ func (c *Client) AllowsScope(scope string) bool { return slices.Contains(c.Scope
 
 // Scope is one OAuth scope.
 type Scope struct {
+	// Created orders scopes that claim the same name: the earliest wins (see Precedes).
+	Created     time.Time
 	Name        string
 	Description string
 	// Claims released by the scope in ID tokens and userinfo.
@@ -93,7 +95,9 @@ func (s *Scope) AllowsNamespace(ns string) bool {
 // User is a person who can log in.
 type User struct {
 	// Source is the name of the resource it came from.
-	Source        string
+	Source string
+	// Created orders users that claim the same username: the earliest wins (see Precedes).
+	Created       time.Time
 	Username      string
 	Email         string
 	EmailVerified bool
@@ -133,20 +137,6 @@ func (s *Snapshot) Scopes() []*Scope {
 	return out
 }
 
-// ClientOwner returns the source key of the client serving the client ID.
-func (s *Snapshot) ClientOwner(id string) (string, bool) {
-	c, ok := s.byID[id]
-	if !ok {
-		return "", false
-	}
-	return c.Source, true
-}
-
-// Counts returns how many clients (served IDs), scopes and users the snapshot holds.
-func (s *Snapshot) Counts() (clients, scopes, users int) {
-	return len(s.byID), len(s.scopeName), len(s.users)
-}
-
 // Registry is the writable holder of the current Snapshot.
 type Registry struct {
 	mu  sync.Mutex
@@ -168,12 +158,18 @@ func New() *Registry {
 func (r *Registry) Snapshot() *Snapshot { return r.cur.Load() }
 
 // Wins reports whether a should serve a client ID that b claims too: the earlier creation time,
-// then the smaller source key.
-func Wins(a, b *Client) bool {
-	if !a.Created.Equal(b.Created) {
-		return a.Created.Before(b.Created)
+// then the smaller source key (Precedes).
+func Wins(a, b *Client) bool { return Precedes(a.Created, a.Source, b.Created, b.Source) }
+
+// Precedes is the one rule that decides every name two sources claim (a client ID, a username, a
+// scope name): a, created at aCreated from source aSource, wins over b when it was created
+// earlier, or at the same time from the smaller source key. The leader's status controllers use
+// it too, so the resource marked Ready is the one every replica serves.
+func Precedes(aCreated time.Time, aSource string, bCreated time.Time, bSource string) bool {
+	if !aCreated.Equal(bCreated) {
+		return aCreated.Before(bCreated)
 	}
-	return a.Source < b.Source
+	return aSource < bSource
 }
 
 // PutClient stores or replaces the client of c.Source.
@@ -232,7 +228,7 @@ func (r *Registry) PutScope(source string, sc Scope) {
 	next := *old
 	next.scopes = cloneMap(old.scopes)
 	next.scopes[source] = &sc
-	next.scopeName = indexBy(next.scopes, func(s *Scope) string { return s.Name })
+	next.scopeName = indexBy(next.scopes, scopeKey)
 	r.cur.Store(&next)
 }
 
@@ -247,7 +243,7 @@ func (r *Registry) DeleteScope(source string) {
 	next := *old
 	next.scopes = cloneMap(old.scopes)
 	delete(next.scopes, source)
-	next.scopeName = indexBy(next.scopes, func(s *Scope) string { return s.Name })
+	next.scopeName = indexBy(next.scopes, scopeKey)
 	r.cur.Store(&next)
 }
 
@@ -259,7 +255,7 @@ func (r *Registry) PutUser(u User) {
 	next := *old
 	next.users = cloneMap(old.users)
 	next.users[u.Source] = &u
-	next.userName = indexBy(next.users, func(u *User) string { return u.Username })
+	next.userName = indexBy(next.users, userKey)
 	r.cur.Store(&next)
 }
 
@@ -274,20 +270,28 @@ func (r *Registry) DeleteUser(source string) {
 	next := *old
 	next.users = cloneMap(old.users)
 	delete(next.users, source)
-	next.userName = indexBy(next.users, func(u *User) string { return u.Username })
+	next.userName = indexBy(next.users, userKey)
 	r.cur.Store(&next)
 }
 
-// indexBy indexes values by a name; when two sources share a name, the smaller source wins.
-func indexBy[V any](bySource map[string]*V, name func(*V) string) map[string]*V {
+func scopeKey(s *Scope) (string, time.Time) { return s.Name, s.Created }
+func userKey(u *User) (string, time.Time)   { return u.Username, u.Created }
+
+// indexBy indexes values by a name; when two sources share a name, the one that Precedes wins
+// (created first, then the smaller source), the same rule as client IDs.
+func indexBy[V any](bySource map[string]*V, key func(*V) (name string, created time.Time)) map[string]*V {
+	type claim struct {
+		src     string
+		created time.Time
+	}
 	out := make(map[string]*V, len(bySource))
-	owner := make(map[string]string, len(bySource))
+	owner := make(map[string]claim, len(bySource))
 	for src, v := range bySource {
-		n := name(v)
-		if o, ok := owner[n]; ok && src > o {
+		n, created := key(v)
+		if o, ok := owner[n]; ok && !Precedes(created, src, o.created, o.src) {
 			continue
 		}
-		owner[n] = src
+		owner[n] = claim{src: src, created: created}
 		out[n] = v
 	}
 	return out

@@ -17,16 +17,15 @@ func client(source, id string, created time.Time) Client {
 
 func TestClientIDWinner(t *testing.T) {
 	tests := []struct {
-		name    string
-		ops     func(r *Registry)
-		id      string
-		want    string // winning source, "" for none
-		clients int
+		name string
+		ops  func(r *Registry)
+		id   string
+		want string // winning source, "" for none
 	}{
 		{
 			name: "a single client is served under its ID",
 			ops:  func(r *Registry) { r.PutClient(client("a/x", "x", t0)) },
-			id:   "x", want: "a/x", clients: 1,
+			id:   "x", want: "a/x",
 		},
 		{
 			name: "the client created first keeps an ID a later one claims",
@@ -34,7 +33,7 @@ func TestClientIDWinner(t *testing.T) {
 				r.PutClient(client("b/x", "x", t0))
 				r.PutClient(client("a/x", "x", t0.Add(time.Second)))
 			},
-			id: "x", want: "b/x", clients: 1,
+			id: "x", want: "b/x",
 		},
 		{
 			name: "equal creation times fall back to the smaller source",
@@ -42,7 +41,7 @@ func TestClientIDWinner(t *testing.T) {
 				r.PutClient(client("b/x", "x", t0))
 				r.PutClient(client("a/x", "x", t0))
 			},
-			id: "x", want: "a/x", clients: 1,
+			id: "x", want: "a/x",
 		},
 		{
 			name: "deleting the winner hands the ID to the other claimant",
@@ -51,7 +50,7 @@ func TestClientIDWinner(t *testing.T) {
 				r.PutClient(client("a/x", "x", t0.Add(time.Second)))
 				r.DeleteClient("b/x")
 			},
-			id: "x", want: "a/x", clients: 1,
+			id: "x", want: "a/x",
 		},
 		{
 			name: "a client that changes its ID leaves the old one free",
@@ -59,7 +58,7 @@ func TestClientIDWinner(t *testing.T) {
 				r.PutClient(client("a/x", "x", t0))
 				r.PutClient(client("a/x", "y", t0))
 			},
-			id: "x", want: "", clients: 1,
+			id: "x", want: "",
 		},
 		{
 			name: "deleting an unknown source changes nothing",
@@ -67,7 +66,7 @@ func TestClientIDWinner(t *testing.T) {
 				r.PutClient(client("a/x", "x", t0))
 				r.DeleteClient("nope/nope")
 			},
-			id: "x", want: "a/x", clients: 1,
+			id: "x", want: "a/x",
 		},
 		{
 			name: "deleting the only client frees its ID",
@@ -75,7 +74,94 @@ func TestClientIDWinner(t *testing.T) {
 				r.PutClient(client("a/x", "x", t0))
 				r.DeleteClient("a/x")
 			},
-			id: "x", want: "", clients: 0,
+			id: "x", want: "",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := New()
+			tt.ops(r)
+			c, ok := r.Snapshot().Client(tt.id)
+			if tt.want == "" {
+				assert.False(t, ok)
+				return
+			}
+			require.True(t, ok)
+			assert.Equal(t, tt.want, c.Source)
+		})
+	}
+}
+
+func TestUsernameAndScopeNameWinner(t *testing.T) {
+	user := func(source string, created time.Time) User {
+		return User{Source: source, Created: created, Username: "alice", Email: source + "@example.com"}
+	}
+	scope := func(created time.Time, desc string) Scope {
+		return Scope{Name: "read:projects", Created: created, Description: desc}
+	}
+	tests := []struct {
+		name      string
+		ops       func(r *Registry)
+		wantUser  string // source of the User served as alice, "" for none
+		wantScope string // description of the Scope served as read:projects, "" for none
+	}{
+		{
+			name: "a later User with a smaller resource name cannot shadow an existing username",
+			ops: func(r *Registry) {
+				r.PutUser(user("zz-alice", t0))
+				r.PutUser(user("aa-mallory", t0.Add(time.Second)))
+			},
+			wantUser: "zz-alice",
+		},
+		{
+			name: "the order of the writes does not matter, only the creation times",
+			ops: func(r *Registry) {
+				r.PutUser(user("aa-mallory", t0.Add(time.Second)))
+				r.PutUser(user("zz-alice", t0))
+			},
+			wantUser: "zz-alice",
+		},
+		{
+			name: "equal creation times fall back to the smaller source for users",
+			ops: func(r *Registry) {
+				r.PutUser(user("b", t0))
+				r.PutUser(user("a", t0))
+			},
+			wantUser: "a",
+		},
+		{
+			name: "deleting the winning User hands the username to the other claimant",
+			ops: func(r *Registry) {
+				r.PutUser(user("zz-alice", t0))
+				r.PutUser(user("aa-mallory", t0.Add(time.Second)))
+				r.DeleteUser("zz-alice")
+			},
+			wantUser: "aa-mallory",
+		},
+		{
+			name: "a later Scope with a smaller resource name cannot redefine a scope name",
+			ops: func(r *Registry) {
+				r.PutScope("zz-read", scope(t0, "first"))
+				r.PutScope("aa-read", scope(t0.Add(time.Second), "second"))
+			},
+			wantScope: "first",
+		},
+		{
+			name: "equal creation times fall back to the smaller source for scopes",
+			ops: func(r *Registry) {
+				r.PutScope("b", scope(t0, "b"))
+				r.PutScope("a", scope(t0, "a"))
+			},
+			wantScope: "a",
+		},
+		{
+			name: "deleting the winning Scope hands the name to the other claimant",
+			ops: func(r *Registry) {
+				r.PutScope("zz-read", scope(t0, "first"))
+				r.PutScope("aa-read", scope(t0.Add(time.Second), "second"))
+				r.DeleteScope("zz-read")
+			},
+			wantScope: "second",
 		},
 	}
 	for _, tt := range tests {
@@ -83,18 +169,19 @@ func TestClientIDWinner(t *testing.T) {
 			r := New()
 			tt.ops(r)
 			snap := r.Snapshot()
-			owner, ok := snap.ClientOwner(tt.id)
-			if tt.want == "" {
+			u, ok := snap.User("alice")
+			if tt.wantUser == "" {
 				assert.False(t, ok)
-			} else {
-				require.True(t, ok)
-				assert.Equal(t, tt.want, owner)
-				c, found := snap.Client(tt.id)
-				require.True(t, found)
-				assert.Equal(t, tt.want, c.Source)
+			} else if assert.True(t, ok) {
+				assert.Equal(t, tt.wantUser, u.Source)
 			}
-			n, _, _ := snap.Counts()
-			assert.Equal(t, tt.clients, n)
+			sc, ok := snap.Scope("read:projects")
+			if tt.wantScope == "" {
+				assert.False(t, ok)
+			} else if assert.True(t, ok) {
+				assert.Equal(t, tt.wantScope, sc.Description)
+				assert.Len(t, snap.Scopes(), 1, "a scope name is listed once")
+			}
 		})
 	}
 }

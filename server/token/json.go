@@ -107,6 +107,9 @@ type AccessTokenClaims struct {
 	ID       string   // jti
 	ClientID string   // client_id
 	Scopes   []string // written space-separated as scope; omitted when empty
+	// SessionID is the sid claim, the grant (refresh token family) the token belongs to;
+	// omitted when empty.
+	SessionID string
 }
 
 // AppendAccessTokenClaims appends the claims as a JSON object to dst.
@@ -127,6 +130,10 @@ func AppendAccessTokenClaims(dst []byte, c *AccessTokenClaims) []byte {
 	if len(c.Scopes) > 0 {
 		dst = append(dst, `,"scope":`...)
 		dst = AppendScope(dst, c.Scopes)
+	}
+	if c.SessionID != "" {
+		dst = append(dst, `,"sid":`...)
+		dst = AppendJSONString(dst, c.SessionID)
 	}
 	return append(dst, '}')
 }

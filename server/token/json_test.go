@@ -105,6 +105,12 @@ func TestAppendAccessTokenClaims(t *testing.T) {
 				Expiry: 2, IssuedAt: 1, ID: "j", ClientID: "c", Scopes: []string{"read:x", "write"}},
 			want: `{"iss":"i","sub":"s","aud":["a","b"],"exp":2,"iat":1,"jti":"j","client_id":"c","scope":"read:x write"}`,
 		},
+		{
+			name: "a session ID is written as sid last",
+			c: AccessTokenClaims{Issuer: "i", Subject: "alice", Audience: []string{"c"},
+				Expiry: 2, IssuedAt: 1, ID: "j", ClientID: "c", Scopes: []string{"openid"}, SessionID: "fam"},
+			want: `{"iss":"i","sub":"alice","aud":"c","exp":2,"iat":1,"jti":"j","client_id":"c","scope":"openid","sid":"fam"}`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -85,6 +85,9 @@ type AccessTokenRequest struct {
 	Subject string
 	// Scopes are the granted scopes.
 	Scopes []string
+	// SessionID is the sid claim: the refresh token family (grant) the token was issued
+	// from, so revoking the family revokes the token. Empty for client_credentials.
+	SessionID string
 }
 
 // AccessToken is an issued access token.
@@ -120,6 +123,7 @@ func (i *Issuer) IssueAccessToken(req AccessTokenRequest) (AccessToken, error) {
 	claims := AccessTokenClaims{
 		Issuer: i.issuer, Subject: req.Subject, Audience: c.Audiences,
 		Expiry: iat + lifetime, IssuedAt: iat, ID: jti, ClientID: c.ID, Scopes: req.Scopes,
+		SessionID: req.SessionID,
 	}
 	if len(claims.Audience) == 0 {
 		claims.Audience = []string{c.ID}

@@ -1,0 +1,162 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+)
+
+// Kinds whose registry reconcilers report to Readiness.
+const (
+	kindOAuthClient = "OAuthClient"
+	kindScope       = "Scope"
+	kindUser        = "User"
+)
+
+// Readiness tells whether this replica's registry is filled: true once every OAuthClient, Scope
+// and User that was in the manager's cache when it had synced has been processed at least once by
+// its registry reconciler (put, deleted, or refused as invalid; a reconcile that failed on an API
+// error and will be retried does not count). Informers being synced is not enough: until the
+// reconcilers ran, the registry is empty and a replica would answer invalid_client.
+//
+// Once true it stays true: it describes the first load, not later changes. Setup feeds it; main.go
+// reads it through Check, a healthz.Checker:
+//
+//	ready := controllers.NewReadiness()
+//	err := controllers.Setup(mgr, controllers.Options{..., Readiness: ready})
+//	err = mgr.AddReadyzCheck("registry", ready.Check)
+type Readiness struct {
+	mu        sync.Mutex
+	ready     bool                   // latched
+	listed    bool                   // the startup listing ran; pending is meaningful
+	pending   map[objectKey]struct{} // listed at startup, not processed yet
+	processed map[objectKey]struct{} // processed before the listing ran
+}
+
+type objectKey struct {
+	kind string
+	key  types.NamespacedName
+}
+
+// NewReadiness returns a Readiness that is not ready until Setup's controllers have run.
+func NewReadiness() *Readiness {
+	return &Readiness{processed: map[objectKey]struct{}{}}
+}
+
+// Check is a healthz.Checker (mgr.AddReadyzCheck): nil once the registry is filled.
+func (r *Readiness) Check(*http.Request) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.ready:
+		return nil
+	case !r.listed:
+		return errors.New("registry not filled: informer caches not synced yet")
+	default:
+		return fmt.Errorf("registry not filled: %d resources not processed yet", len(r.pending))
+	}
+}
+
+// markProcessed records that the registry reconciler of kind processed the object. A nil
+// Readiness ignores it.
+func (r *Readiness) markProcessed(kind string, key types.NamespacedName) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ready {
+		return
+	}
+	k := objectKey{kind: kind, key: key}
+	if !r.listed {
+		r.processed[k] = struct{}{}
+		return
+	}
+	delete(r.pending, k)
+	r.ready = len(r.pending) == 0
+}
+
+// expect records the objects in the synced cache; those processed already do not count.
+func (r *Readiness) expect(keys []objectKey) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending = make(map[objectKey]struct{}, len(keys))
+	for _, k := range keys {
+		if _, done := r.processed[k]; !done {
+			r.pending[k] = struct{}{}
+		}
+	}
+	r.processed = nil
+	r.listed = true
+	r.ready = len(r.pending) == 0
+}
+
+// readinessLister runs on every replica: it waits for the cache to sync, then hands the keys of
+// every OAuthClient, Scope and User in it to the Readiness.
+type readinessLister struct {
+	cache interface {
+		client.Reader
+		WaitForCacheSync(ctx context.Context) bool
+	}
+	ready *Readiness
+}
+
+var _ manager.LeaderElectionRunnable = (*readinessLister)(nil)
+
+func (l *readinessLister) NeedLeaderElection() bool { return false }
+
+func (l *readinessLister) Start(ctx context.Context) error {
+	if !l.cache.WaitForCacheSync(ctx) {
+		return nil // stopping
+	}
+	for {
+		keys, err := l.list(ctx)
+		if err == nil {
+			l.ready.expect(keys)
+			return nil
+		}
+		log.FromContext(ctx).Error(err, "listing resources for readiness; retrying")
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (l *readinessLister) list(ctx context.Context) ([]objectKey, error) {
+	var keys []objectKey
+	var clients v1alpha1.OAuthClientList
+	if err := l.cache.List(ctx, &clients, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("list OAuthClients: %w", err)
+	}
+	for i := range clients.Items {
+		keys = append(keys, objectKey{kindOAuthClient, client.ObjectKeyFromObject(&clients.Items[i])})
+	}
+	var scopes v1alpha1.ScopeList
+	if err := l.cache.List(ctx, &scopes, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("list Scopes: %w", err)
+	}
+	for i := range scopes.Items {
+		keys = append(keys, objectKey{kindScope, client.ObjectKeyFromObject(&scopes.Items[i])})
+	}
+	var users v1alpha1.UserList
+	if err := l.cache.List(ctx, &users, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("list Users: %w", err)
+	}
+	for i := range users.Items {
+		keys = append(keys, objectKey{kindUser, client.ObjectKeyFromObject(&users.Items[i])})
+	}
+	return keys, nil
+}

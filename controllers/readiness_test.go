@@ -1,0 +1,100 @@
+package controllers
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/server/keys"
+	"github.com/latchkey-dev/latchkey/server/registry"
+)
+
+// gatedRegistry holds every write until the gate is closed.
+type gatedRegistry struct {
+	*registry.Registry
+	gate <-chan struct{}
+}
+
+func (g *gatedRegistry) PutClient(c registry.Client)           { <-g.gate; g.Registry.PutClient(c) }
+func (g *gatedRegistry) DeleteClient(source string)            { <-g.gate; g.Registry.DeleteClient(source) }
+func (g *gatedRegistry) PutScope(src string, s registry.Scope) { <-g.gate; g.Registry.PutScope(src, s) }
+func (g *gatedRegistry) DeleteScope(source string)             { <-g.gate; g.Registry.DeleteScope(source) }
+func (g *gatedRegistry) PutUser(u registry.User)               { <-g.gate; g.Registry.PutUser(u) }
+func (g *gatedRegistry) DeleteUser(source string)              { <-g.gate; g.Registry.DeleteUser(source) }
+
+func TestReadinessWaitsUntilTheRegistryIsFilled(t *testing.T) {
+	ctx := t.Context()
+	ns := newNamespace(t)
+	// What exists before the replica starts: a client, a client and a User that cannot be served
+	// (they count once refused), a Scope.
+	served := &v1alpha1.OAuthClient{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ready"},
+		Spec: v1alpha1.OAuthClientSpec{Type: v1alpha1.ClientTypePublic,
+			GrantTypes:   []v1alpha1.GrantType{v1alpha1.GrantTypeAuthorizationCode},
+			RedirectURIs: []string{"https://app.example/cb"}},
+	}
+	invalid := confidentialClient(ns, "invalid", "a:read")
+	invalid.Spec.DefaultScopes = []string{"b:write"} // the CRD accepts it, convert does not
+	scope := &v1alpha1.Scope{ObjectMeta: metav1.ObjectMeta{Name: "ready-" + ns}, Spec: v1alpha1.ScopeSpec{Name: "ready:" + ns}}
+	plaintext := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pw"},
+		Data:       map[string][]byte{"hash": []byte("not a hash")},
+	}
+	user := &v1alpha1.User{
+		ObjectMeta: metav1.ObjectMeta{Name: "ready-" + ns},
+		Spec: v1alpha1.UserSpec{Username: "ready-" + ns,
+			PasswordSecretRef: &v1alpha1.SecretKeyRef{Namespace: ns, Name: "pw"}},
+	}
+	for _, o := range []client.Object{served, invalid, scope, plaintext, user} {
+		require.NoError(t, suite.client.Create(ctx, o))
+	}
+	t.Cleanup(func() {
+		_ = suite.client.Delete(context.Background(), scope)
+		_ = suite.client.Delete(context.Background(), user)
+	})
+
+	gate := make(chan struct{})
+	var open sync.Once
+	reg := &gatedRegistry{Registry: registry.New(), gate: gate}
+	ready := NewReadiness()
+	// The suite's election: this replica stays a follower and runs the every-replica controllers.
+	mgr, err := newManager(suite.cfg, suite.scheme, leaderElectionID)
+	require.NoError(t, err)
+	require.NoError(t, Setup(mgr, Options{Registry: reg, Keys: keys.NewKeyring(), Namespace: systemNamespace, Readiness: ready}))
+	require.Error(t, ready.Check(nil), "not ready before the manager starts")
+
+	mctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(mctx) }()
+	t.Cleanup(func() {
+		open.Do(func() { close(gate) })
+		cancel()
+		assert.NoError(t, <-done)
+	})
+	require.True(t, mgr.GetCache().WaitForCacheSync(ctx))
+
+	// The informers are synced but the registry reconcilers are held: not ready.
+	assert.Never(t, func() bool { return ready.Check(nil) == nil }, time.Second, tick,
+		"ready before the registry holds what exists")
+	assert.ErrorContains(t, ready.Check(nil), "not processed yet")
+
+	open.Do(func() { close(gate) })
+	require.Eventually(t, func() bool { return ready.Check(nil) == nil }, waitFor, tick)
+	snap := reg.Snapshot()
+	_, ok := snap.Client("ready." + ns)
+	assert.True(t, ok, "the client that existed at start is served once ready")
+	_, ok = snap.Scope("ready:" + ns)
+	assert.True(t, ok, "the scope that existed at start is served once ready")
+	_, ok = snap.Client("invalid." + ns)
+	assert.False(t, ok)
+	_, ok = snap.User("ready-" + ns)
+	assert.False(t, ok, "a User with a plaintext password is refused, and counted")
+}

@@ -1,0 +1,345 @@
+package registration
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/controllers/convert"
+	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/registration"
+)
+
+// Labels and annotations of registered OAuthClients.
+const (
+	// LabelRegistered marks an OAuthClient created by dynamic registration ("true").
+	LabelRegistered = "oauth.latchkey.dev/registered"
+	// AnnotationTokenHash holds the hex SHA-256 of the client's registration access token.
+	AnnotationTokenHash = "oauth.latchkey.dev/registration-access-token-sha256"
+
+	labelManagedBy = "app.kubernetes.io/managed-by"
+	labelClient    = "oauth.latchkey.dev/client"
+	managedBy      = "latchkey"
+)
+
+// createAttempts bounds the retries of a client ID that is taken.
+const createAttempts = 3
+
+// RBAC of the registrar, besides what controllers.Setup needs.
+//
+// +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create;delete
+
+// Registrar registers clients as OAuthClient resources in one namespace.
+type Registrar struct {
+	client    client.Client
+	reader    client.Reader
+	namespace string
+	tokenURL  string
+	max       int
+}
+
+var _ oauth2.ClientRegistrar = (*Registrar)(nil)
+
+// Option configures a Registrar.
+type Option func(*Registrar)
+
+// WithReader reads OAuthClients and Secrets through r, e.g. the manager's API reader; the
+// default is the client. It must not be a cache: a client is read right after its creation.
+func WithReader(r client.Reader) Option { return func(g *Registrar) { g.reader = r } }
+
+// WithTokenURL writes the token endpoint URL into client Secrets under token-url, as the
+// controller does for the Secrets it generates.
+func WithTokenURL(u string) Option { return func(g *Registrar) { g.tokenURL = u } }
+
+// WithMaxClients bounds how many registered OAuthClients the namespace may hold; zero (the
+// default) means no bound.
+func WithMaxClients(n int) Option { return func(g *Registrar) { g.max = n } }
+
+// New returns a registrar creating OAuthClients in namespace with c, whose scheme must know
+// api/v1alpha1 and core/v1.
+func New(c client.Client, namespace string, opts ...Option) (*Registrar, error) {
+	if c == nil {
+		return nil, errors.New("registration: a client is required")
+	}
+	if msgs := validation.IsDNS1123Label(namespace); len(msgs) > 0 {
+		return nil, fmt.Errorf("registration: namespace %q: %v", namespace, msgs)
+	}
+	r := &Registrar{client: c, reader: c, namespace: namespace}
+	for _, o := range opts {
+		o(r)
+	}
+	if r.max < 0 {
+		return nil, errors.New("registration: MaxClients must not be negative")
+	}
+	return r, nil
+}
+
+// Namespace is where registered clients are created.
+func (r *Registrar) Namespace() string { return r.namespace }
+
+// Register creates the OAuthClient and, for a confidential client, its Secret.
+func (r *Registrar) Register(ctx context.Context, m oauth2.ClientMetadata) (oauth2.RegisteredClient, error) {
+	if err := r.checkLimit(ctx); err != nil {
+		return oauth2.RegisteredClient{}, err
+	}
+	token := registration.NewSecret()
+	tokenHash := sha256.Sum256([]byte(token))
+	var oc *v1alpha1.OAuthClient
+	for attempt := 1; ; attempt++ {
+		id := registration.NewClientID()
+		oc = &v1alpha1.OAuthClient{
+			ObjectMeta: metav1.ObjectMeta{
+				Namespace:   r.namespace,
+				Name:        id,
+				Labels:      map[string]string{LabelRegistered: "true", labelManagedBy: managedBy},
+				Annotations: map[string]string{AnnotationTokenHash: hex.EncodeToString(tokenHash[:])},
+			},
+		}
+		applyMetadata(oc, &m)
+		err := r.client.Create(ctx, oc)
+		if err == nil {
+			break
+		}
+		if !apierrors.IsAlreadyExists(err) || attempt == createAttempts {
+			return oauth2.RegisteredClient{}, apiError(err, "create OAuthClient "+r.namespace+"/"+id)
+		}
+	}
+	rc := registered(oc)
+	rc.RegistrationAccessToken = token
+	if !m.Public() {
+		rc.ClientSecret = registration.NewSecret()
+		if err := r.createSecret(ctx, oc, rc.ClientSecret); err != nil {
+			if derr := r.client.Delete(ctx, oc); client.IgnoreNotFound(derr) != nil {
+				log.FromContext(ctx).Error(derr, "could not delete the OAuthClient whose Secret failed", "oauthclient", oc.Name)
+			}
+			return oauth2.RegisteredClient{}, err
+		}
+	}
+	log.FromContext(ctx).Info("registered client created", "oauthclient", client.ObjectKeyFromObject(oc), "clientID", oc.Name)
+	return rc, nil
+}
+
+// checkLimit returns ErrRegistrationLimit when the namespace holds max registered clients.
+func (r *Registrar) checkLimit(ctx context.Context) error {
+	if r.max == 0 {
+		return nil
+	}
+	var list metav1.PartialObjectMetadataList
+	list.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("OAuthClientList"))
+	if err := r.reader.List(ctx, &list, client.InNamespace(r.namespace), client.MatchingLabels{LabelRegistered: "true"}); err != nil {
+		return fmt.Errorf("registration: list registered OAuthClients: %w", err)
+	}
+	if len(list.Items) >= r.max {
+		return fmt.Errorf("registration: %d clients registered in %s: %w", len(list.Items), r.namespace, oauth2.ErrRegistrationLimit)
+	}
+	return nil
+}
+
+// createSecret creates the confidential client's Secret, owned by the OAuthClient.
+func (r *Registrar) createSecret(ctx context.Context, oc *v1alpha1.OAuthClient, secret string) error {
+	name, key := convert.SecretRef(oc)
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: oc.Namespace,
+			Name:      name,
+			Labels:    map[string]string{labelManagedBy: managedBy, labelClient: oc.Name, LabelRegistered: "true"},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{
+			convert.GeneratedClientIDKey: []byte(convert.ClientID(oc)),
+			key:                          []byte(secret),
+		},
+	}
+	if r.tokenURL != "" {
+		s.Data[convert.GeneratedTokenURLKey] = []byte(r.tokenURL)
+	}
+	if err := controllerutil.SetControllerReference(oc, s, r.client.Scheme()); err != nil {
+		return fmt.Errorf("registration: own Secret %s: %w", name, err)
+	}
+	if err := r.client.Create(ctx, s); err != nil {
+		return fmt.Errorf("registration: create Secret %s/%s: %w", s.Namespace, name, err)
+	}
+	return nil
+}
+
+// Get returns the registered client.
+func (r *Registrar) Get(ctx context.Context, clientID string) (oauth2.RegisteredClient, error) {
+	oc, err := r.get(ctx, clientID)
+	if err != nil {
+		return oauth2.RegisteredClient{}, err
+	}
+	return registered(oc), nil
+}
+
+// get reads the registered OAuthClient of the client ID; anything else is ErrClientNotFound.
+func (r *Registrar) get(ctx context.Context, clientID string) (*v1alpha1.OAuthClient, error) {
+	if len(validation.IsDNS1123Subdomain(clientID)) > 0 {
+		return nil, oauth2.ErrClientNotFound
+	}
+	var oc v1alpha1.OAuthClient
+	if err := r.reader.Get(ctx, types.NamespacedName{Namespace: r.namespace, Name: clientID}, &oc); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, oauth2.ErrClientNotFound
+		}
+		return nil, fmt.Errorf("registration: get OAuthClient %s/%s: %w", r.namespace, clientID, err)
+	}
+	if oc.Labels[LabelRegistered] != "true" || oc.Spec.ClientID != clientID || !oc.DeletionTimestamp.IsZero() {
+		return nil, oauth2.ErrClientNotFound
+	}
+	return &oc, nil
+}
+
+// Update changes the registration-controlled fields of the spec.
+func (r *Registrar) Update(ctx context.Context, clientID string, m oauth2.ClientMetadata) (oauth2.RegisteredClient, error) {
+	var oc *v1alpha1.OAuthClient
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var err error
+		if oc, err = r.get(ctx, clientID); err != nil {
+			return err
+		}
+		if (convert.ClientType(oc) == v1alpha1.ClientTypePublic) != m.Public() {
+			return oauth2.ErrInvalidClientMetadata.WithDescription(
+				"The token_endpoint_auth_method cannot change between none and a method with a secret.")
+		}
+		applyMetadata(oc, &m)
+		return r.client.Update(ctx, oc)
+	})
+	if err != nil {
+		return oauth2.RegisteredClient{}, apiError(err, "update OAuthClient "+r.namespace+"/"+clientID)
+	}
+	log.FromContext(ctx).Info("registered client updated", "oauthclient", client.ObjectKeyFromObject(oc))
+	return registered(oc), nil
+}
+
+// Delete deletes the OAuthClient and the Secret it controls.
+func (r *Registrar) Delete(ctx context.Context, clientID string) error {
+	oc, err := r.get(ctx, clientID)
+	if err != nil {
+		return err
+	}
+	if err := r.client.Delete(ctx, oc, client.Preconditions{UID: &oc.UID},
+		client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
+		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+			return oauth2.ErrClientNotFound
+		}
+		return fmt.Errorf("registration: delete OAuthClient %s/%s: %w", oc.Namespace, oc.Name, err)
+	}
+	log.FromContext(ctx).Info("registered client deleted", "oauthclient", client.ObjectKeyFromObject(oc))
+	if convert.ClientType(oc) != v1alpha1.ClientTypeConfidential {
+		return nil
+	}
+	name, _ := convert.SecretRef(oc)
+	var s corev1.Secret
+	if err := r.reader.Get(ctx, types.NamespacedName{Namespace: oc.Namespace, Name: name}, &s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		log.FromContext(ctx).Error(err, "reading the deleted client's Secret; the garbage collector will delete it", "secret", name)
+		return nil
+	}
+	if !metav1.IsControlledBy(&s, oc) {
+		return nil
+	}
+	if err := r.client.Delete(ctx, &s, client.Preconditions{UID: &s.UID}); client.IgnoreNotFound(err) != nil {
+		log.FromContext(ctx).Error(err, "deleting the deleted client's Secret; the garbage collector will delete it", "secret", name)
+	}
+	return nil
+}
+
+// CheckRegistrationToken compares the token's hash with the annotation in constant time.
+func (r *Registrar) CheckRegistrationToken(ctx context.Context, clientID, token string) error {
+	oc, err := r.get(ctx, clientID)
+	if err != nil {
+		return err
+	}
+	want, err := hex.DecodeString(oc.Annotations[AnnotationTokenHash])
+	if err != nil || len(want) != sha256.Size {
+		return oauth2.ErrRegistrationTokenMismatch
+	}
+	if !registration.TokenMatches([sha256.Size]byte(want), token) {
+		return oauth2.ErrRegistrationTokenMismatch
+	}
+	return nil
+}
+
+// applyMetadata sets the spec fields registration controls and leaves the others.
+func applyMetadata(oc *v1alpha1.OAuthClient, m *oauth2.ClientMetadata) {
+	s := &oc.Spec
+	s.ClientID = oc.Name
+	s.GrantTypes = nil
+	for _, g := range m.GrantTypes {
+		s.GrantTypes = append(s.GrantTypes, v1alpha1.GrantType(g))
+	}
+	s.RedirectURIs = slices.Clone(m.RedirectURIs)
+	s.Scopes = slices.Clone(m.Scopes)
+	s.DefaultScopes = slices.DeleteFunc(s.DefaultScopes, func(sc string) bool { return !slices.Contains(s.Scopes, sc) })
+	if len(s.DefaultScopes) == 0 {
+		s.DefaultScopes = nil
+	}
+	s.DisplayName = m.ClientName
+	s.TokenEndpointAuthMethod = v1alpha1.TokenEndpointAuthMethod(m.TokenEndpointAuthMethod)
+	if m.Public() {
+		s.Type = v1alpha1.ClientTypePublic
+		s.SecretPolicy, s.SecretRef = "", nil
+		return
+	}
+	s.Type = v1alpha1.ClientTypeConfidential
+	if s.SecretRef == nil {
+		s.SecretPolicy = v1alpha1.SecretPolicyExternal
+		s.SecretRef = &v1alpha1.LocalSecretKeyRef{Name: oc.Name + convert.ClientSecretSuffix, Key: convert.ClientSecretKey}
+	}
+}
+
+// registered returns what the registrar tells of an OAuthClient (no credentials).
+func registered(oc *v1alpha1.OAuthClient) oauth2.RegisteredClient {
+	m := oauth2.ClientMetadata{
+		RedirectURIs:            slices.Clone(oc.Spec.RedirectURIs),
+		TokenEndpointAuthMethod: string(oc.Spec.TokenEndpointAuthMethod),
+		ClientName:              oc.Spec.DisplayName,
+		Scopes:                  slices.Clone(oc.Spec.Scopes),
+	}
+	for _, g := range oc.Spec.GrantTypes {
+		m.GrantTypes = append(m.GrantTypes, string(g))
+	}
+	switch {
+	case convert.ClientType(oc) == v1alpha1.ClientTypePublic:
+		m.TokenEndpointAuthMethod = oauth2.AuthMethodNone
+	case m.TokenEndpointAuthMethod == "":
+		m.TokenEndpointAuthMethod = oauth2.AuthMethodBasic
+	}
+	return oauth2.RegisteredClient{ClientID: convert.ClientID(oc), IssuedAt: oc.CreationTimestamp.Time, Metadata: m}
+}
+
+// apiError maps an API error: a validation refusal is invalid_client_metadata, the registrar's
+// own sentinels and *oauth2.Error pass, anything else is wrapped (server_error).
+func apiError(err error, action string) error {
+	var oe *oauth2.Error
+	switch {
+	case errors.As(err, &oe), errors.Is(err, oauth2.ErrClientNotFound):
+		return err
+	case apierrors.IsInvalid(err):
+		desc := "The client metadata was refused."
+		var se *apierrors.StatusError
+		if errors.As(err, &se) && se.ErrStatus.Details != nil && len(se.ErrStatus.Details.Causes) > 0 {
+			c := se.ErrStatus.Details.Causes[0]
+			desc = fmt.Sprintf("The client metadata was refused: %.200s", c.Message)
+		}
+		return oauth2.ErrInvalidClientMetadata.WithDescription(desc).WithCause(err)
+	}
+	return fmt.Errorf("registration: %s: %w", action, err)
+}

@@ -1,0 +1,421 @@
+package registration_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	xoauth2 "golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/controllers"
+	"github.com/latchkey-dev/latchkey/controllers/registration"
+	"github.com/latchkey-dev/latchkey/server/keys"
+	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/registry"
+)
+
+const (
+	systemNamespace = "latchkey-system"
+	regNamespace    = "registered"
+	initialToken    = "envtest-initial-token-0123456789"
+	testTokenURL    = "https://latchkey.example/oauth2/token"
+	waitFor         = 20 * time.Second
+	tick            = 50 * time.Millisecond
+)
+
+// env is the control plane, a manager running controllers.Setup, and the Kubernetes registrar;
+// set up once in TestMain.
+type env struct {
+	client    client.Client
+	registry  *registry.Registry
+	keyring   *keys.Keyring
+	registrar *registration.Registrar
+	mgr       ctrl.Manager
+}
+
+var suite *env
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	logger := logr.Discard()
+	if os.Getenv("LATCHKEY_TEST_LOG") != "" {
+		logger = funcr.New(func(prefix, args string) { fmt.Fprintln(os.Stderr, prefix, args) }, funcr.Options{Verbosity: 1})
+	}
+	log.SetLogger(logger)
+	te := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		dir, err := filepath.Abs(filepath.Join("..", "..", "bin", "k8s"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		te.BinaryAssetsDirectory = dir
+	}
+	cfg, err := te.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start envtest (run hack/envtest-binaries.sh first):", err)
+		return 1
+	}
+	defer func() {
+		if err := te.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stop envtest:", err)
+		}
+	}()
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: s})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, ns := range []string{systemNamespace, regNamespace} {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme: s, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	suite = &env{client: c, registry: registry.New(), keyring: keys.NewKeyring(), mgr: mgr}
+	if err := controllers.Setup(mgr, controllers.Options{
+		Registry: suite.registry, Keys: suite.keyring, Namespace: systemNamespace,
+		Algorithms: []string{keys.RS256}, TokenURL: testTokenURL,
+	}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	// As main.go wires it: writes with the manager's client, reads with its API reader.
+	suite.registrar, err = registration.New(mgr.GetClient(), regNamespace,
+		registration.WithReader(mgr.GetAPIReader()), registration.WithTokenURL(testTokenURL))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+		}
+	}()
+	code := m.Run()
+	cancel()
+	<-done
+	return code
+}
+
+// server serves the OAuth 2.0 handler with the Kubernetes registrar, once the keys are loaded.
+func server(t *testing.T) *httptest.Server {
+	t.Helper()
+	require.Eventually(t, suite.keyring.Loaded, waitFor, tick, "signing keys loaded")
+	var h http.Handler
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	var err error
+	h, err = oauth2.NewHandler(oauth2.Config{
+		Issuer: srv.URL, Registry: suite.registry, Keys: suite.keyring, Registrar: suite.registrar,
+		RegistrationInitialTokens: []oauth2.InitialTokenHash{oauth2.HashInitialToken(initialToken)},
+	})
+	require.NoError(t, err)
+	return srv
+}
+
+func createScope(t *testing.T, name string) {
+	t.Helper()
+	sc := &v1alpha1.Scope{
+		ObjectMeta: metav1.ObjectMeta{Name: strings.ReplaceAll(name, ":", "-")},
+		Spec:       v1alpha1.ScopeSpec{Name: name, Description: "test scope " + name},
+	}
+	require.NoError(t, suite.client.Create(t.Context(), sc))
+	t.Cleanup(func() { _ = suite.client.Delete(context.Background(), sc) })
+	require.Eventually(t, func() bool { _, ok := suite.registry.Snapshot().Scope(name); return ok }, waitFor, tick)
+}
+
+// call sends a JSON request with a bearer token and decodes the JSON answer.
+func call(t *testing.T, srv *httptest.Server, method, path, bearer, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+path, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	res, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	var out map[string]any
+	if len(raw) > 0 {
+		require.NoError(t, json.Unmarshal(raw, &out), "body %q", raw)
+	}
+	return res.StatusCode, out
+}
+
+func str(m map[string]any, key string) string { s, _ := m[key].(string); return s }
+
+func clientToken(ctx context.Context, srv *httptest.Server, id, secret string, scopes ...string) (*xoauth2.Token, error) {
+	cc := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: srv.URL + oauth2.TokenPath,
+		Scopes: scopes, AuthStyle: xoauth2.AuthStyleInHeader}
+	return cc.Token(context.WithValue(ctx, xoauth2.HTTPClient, srv.Client()))
+}
+
+func getClient(ctx context.Context, name string) (*v1alpha1.OAuthClient, error) {
+	var oc v1alpha1.OAuthClient
+	err := suite.client.Get(ctx, types.NamespacedName{Namespace: regNamespace, Name: name}, &oc)
+	return &oc, err
+}
+
+// waitReady waits for the Ready condition of the current generation.
+func waitReady(t *testing.T, name string) *v1alpha1.OAuthClient {
+	t.Helper()
+	var got *v1alpha1.OAuthClient
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		oc, err := getClient(t.Context(), name)
+		if !assert.NoError(c, err) {
+			return
+		}
+		cond := meta.FindStatusCondition(oc.Status.Conditions, v1alpha1.ConditionReady)
+		if assert.NotNil(c, cond) {
+			assert.Equal(c, metav1.ConditionTrue, cond.Status, cond.Message)
+			assert.Equal(c, oc.Generation, cond.ObservedGeneration)
+		}
+		got = oc
+	}, waitFor, tick)
+	return got
+}
+
+func TestRegisteredClientIsAnOAuthClient(t *testing.T) {
+	ctx := t.Context()
+	srv := server(t)
+	createScope(t, "read:things")
+	createScope(t, "write:things")
+
+	status, got := call(t, srv, http.MethodPost, oauth2.RegistrationPath, initialToken, `{
+		"client_name": "Things importer", "grant_types": ["client_credentials"], "scope": "read:things"}`)
+	require.Equal(t, http.StatusCreated, status, got)
+	id, secret, regToken := str(got, "client_id"), str(got, "client_secret"), str(got, "registration_access_token")
+	clientPath := oauth2.RegistrationPath + "/" + id
+	assert.Equal(t, srv.URL+clientPath, got["registration_client_uri"])
+
+	t.Run("an OAuthClient with the label exists in the namespace and becomes Ready", func(t *testing.T) {
+		oc := waitReady(t, id)
+		assert.Equal(t, "true", oc.Labels[registration.LabelRegistered])
+		h := sha256.Sum256([]byte(regToken))
+		assert.Equal(t, hex.EncodeToString(h[:]), oc.Annotations[registration.AnnotationTokenHash], "only the token's hash is stored")
+		assert.Equal(t, id, oc.Spec.ClientID)
+		assert.Equal(t, id, oc.Status.ClientID)
+		assert.Equal(t, v1alpha1.ClientTypeConfidential, oc.Spec.Type)
+		assert.Equal(t, []v1alpha1.GrantType{v1alpha1.GrantTypeClientCredentials}, oc.Spec.GrantTypes)
+		assert.Equal(t, []string{"read:things"}, oc.Spec.Scopes)
+		assert.Equal(t, "Things importer", oc.Spec.DisplayName)
+		assert.Equal(t, v1alpha1.SecretPolicyExternal, oc.Spec.SecretPolicy)
+		require.NotNil(t, oc.Spec.SecretRef)
+		assert.Equal(t, id+"-oauth-client", oc.Status.SecretName)
+		assert.Equal(t, oc.CreationTimestamp.Unix(), int64(got["client_id_issued_at"].(float64)))
+
+		var s corev1.Secret
+		require.NoError(t, suite.client.Get(ctx, types.NamespacedName{Namespace: regNamespace, Name: oc.Spec.SecretRef.Name}, &s))
+		assert.Equal(t, secret, string(s.Data["client-secret"]))
+		assert.Equal(t, id, string(s.Data["client-id"]))
+		assert.Equal(t, testTokenURL, string(s.Data["token-url"]))
+		assert.True(t, metav1.IsControlledBy(&s, oc), "the Secret is owned by the OAuthClient")
+		for _, v := range s.Data {
+			assert.NotEqual(t, regToken, string(v), "the registration token is not stored")
+		}
+	})
+
+	t.Run("the returned credentials get a token", func(t *testing.T) {
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			tok, err := clientToken(ctx, srv, id, secret, "read:things")
+			if assert.NoError(c, err) {
+				assert.Equal(c, "read:things", tok.Extra("scope"))
+			}
+		}, waitFor, tick)
+	})
+
+	t.Run("GET reads the registration from the resource", func(t *testing.T) {
+		status, res := call(t, srv, http.MethodGet, clientPath, regToken, "")
+		require.Equal(t, http.StatusOK, status, res)
+		assert.Equal(t, "Things importer", res["client_name"])
+		assert.Equal(t, "client_secret_basic", res["token_endpoint_auth_method"])
+		assert.NotContains(t, res, "client_secret")
+	})
+
+	t.Run("PUT updates the spec and keeps what an administrator set", func(t *testing.T) {
+		oc, err := getClient(ctx, id)
+		require.NoError(t, err)
+		oc.Spec.Lifetimes = &v1alpha1.TokenLifetimes{AccessToken: 600}
+		oc.Spec.DefaultScopes = []string{"read:things"}
+		require.NoError(t, suite.client.Update(ctx, oc))
+
+		status, res := call(t, srv, http.MethodPut, clientPath, regToken, `{"client_id":"`+id+`",
+			"grant_types":["client_credentials"],"scope":"write:things","client_name":"Things exporter"}`)
+		require.Equal(t, http.StatusOK, status, res)
+		assert.Equal(t, "write:things", res["scope"])
+		oc = waitReady(t, id)
+		assert.Equal(t, "Things exporter", oc.Spec.DisplayName)
+		assert.Equal(t, []string{"write:things"}, oc.Spec.Scopes)
+		assert.Empty(t, oc.Spec.DefaultScopes, "a default scope no longer allowed is dropped")
+		require.NotNil(t, oc.Spec.Lifetimes)
+		assert.Equal(t, int32(600), oc.Spec.Lifetimes.AccessToken)
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			tok, err := clientToken(ctx, srv, id, secret, "write:things")
+			if assert.NoError(c, err) {
+				assert.InDelta(c, 600, tok.Extra("expires_in"), 0)
+			}
+		}, waitFor, tick)
+	})
+
+	t.Run("a wrong registration token is 401", func(t *testing.T) {
+		for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
+			status, res := call(t, srv, method, clientPath, secret, `{"client_id":"`+id+`","grant_types":["client_credentials"]}`)
+			assert.Equal(t, http.StatusUnauthorized, status, method)
+			assert.Equal(t, "invalid_token", res["error"], method)
+		}
+	})
+
+	t.Run("DELETE removes the resource and its Secret, and the token then fails", func(t *testing.T) {
+		status, res := call(t, srv, http.MethodDelete, clientPath, regToken, "")
+		require.Equal(t, http.StatusNoContent, status, res)
+		_, err := getClient(ctx, id)
+		assert.True(t, apierrors.IsNotFound(err), "OAuthClient deleted: %v", err)
+		var s corev1.Secret
+		err = suite.client.Get(ctx, types.NamespacedName{Namespace: regNamespace, Name: id + "-oauth-client"}, &s)
+		assert.True(t, apierrors.IsNotFound(err), "Secret deleted: %v", err)
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			_, err := clientToken(ctx, srv, id, secret)
+			var re *xoauth2.RetrieveError
+			if assert.ErrorAs(c, err, &re) {
+				assert.Equal(c, "invalid_client", re.ErrorCode)
+			}
+		}, waitFor, tick)
+		status, res = call(t, srv, http.MethodGet, clientPath, regToken, "")
+		assert.Equal(t, http.StatusUnauthorized, status, res)
+	})
+}
+
+func TestRegisteredPublicClient(t *testing.T) {
+	ctx := t.Context()
+	srv := server(t)
+	status, got := call(t, srv, http.MethodPost, oauth2.RegistrationPath, initialToken, `{
+		"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"],
+		"redirect_uris":["http://127.0.0.1:8765/callback","com.example.app:/cb"],"scope":"openid"}`)
+	require.Equal(t, http.StatusCreated, status, got)
+	id := str(got, "client_id")
+	assert.NotContains(t, got, "client_secret")
+
+	oc := waitReady(t, id)
+	assert.Equal(t, v1alpha1.ClientTypePublic, oc.Spec.Type)
+	assert.Nil(t, oc.Spec.SecretRef)
+	assert.Empty(t, oc.Status.SecretName)
+	assert.Equal(t, []string{"http://127.0.0.1:8765/callback", "com.example.app:/cb"}, oc.Spec.RedirectURIs)
+	var secrets corev1.SecretList
+	require.NoError(t, suite.client.List(ctx, &secrets, client.InNamespace(regNamespace), client.MatchingLabels{"oauth.latchkey.dev/client": id}))
+	assert.Empty(t, secrets.Items, "a public client has no Secret")
+	require.Eventually(t, func() bool {
+		c, ok := suite.registry.Snapshot().Client(id)
+		return ok && c.Type == registry.Public
+	}, waitFor, tick)
+
+	status, res := call(t, srv, http.MethodPut, oauth2.RegistrationPath+"/"+id, str(got, "registration_access_token"),
+		`{"client_id":"`+id+`","grant_types":["client_credentials"]}`)
+	assert.Equal(t, http.StatusBadRequest, status, res)
+	assert.Equal(t, "invalid_client_metadata", res["error"])
+}
+
+func TestOnlyRegisteredClientsCanBeManaged(t *testing.T) {
+	ctx := t.Context()
+	srv := server(t)
+	manual := &v1alpha1.OAuthClient{
+		ObjectMeta: metav1.ObjectMeta{Namespace: regNamespace, Name: "dyn-manual0000",
+			Annotations: map[string]string{registration.AnnotationTokenHash: hex.EncodeToString(make([]byte, 32))}},
+		Spec: v1alpha1.OAuthClientSpec{ClientID: "dyn-manual0000", GrantTypes: []v1alpha1.GrantType{v1alpha1.GrantTypeClientCredentials}},
+	}
+	require.NoError(t, suite.client.Create(ctx, manual))
+	t.Cleanup(func() { _ = suite.client.Delete(context.Background(), manual) })
+	for _, p := range []string{"dyn-manual0000", "Not_A_Name", "dyn-missing000"} {
+		status, res := call(t, srv, http.MethodDelete, oauth2.RegistrationPath+"/"+p, initialToken, "")
+		assert.Equal(t, http.StatusUnauthorized, status, "%s: %v", p, res)
+	}
+	_, err := getClient(ctx, manual.Name)
+	assert.NoError(t, err, "a client without the label is never deleted")
+}
+
+func TestRegistrarMapsAPIErrors(t *testing.T) {
+	ctx := t.Context()
+	t.Run("a refusal by the API server is invalid_client_metadata", func(t *testing.T) {
+		// The handler would refuse this redirect URI first; the CRD's CEL rule is the last check.
+		_, err := suite.registrar.Register(ctx, oauth2.ClientMetadata{
+			TokenEndpointAuthMethod: "client_secret_basic", GrantTypes: []string{"authorization_code"},
+			RedirectURIs: []string{"http://app.example/cb"},
+		})
+		assert.ErrorIs(t, err, oauth2.ErrInvalidClientMetadata)
+		var list v1alpha1.OAuthClientList
+		require.NoError(t, suite.client.List(ctx, &list, client.InNamespace(regNamespace)))
+		for _, oc := range list.Items {
+			assert.NotContains(t, oc.Spec.RedirectURIs, "http://app.example/cb")
+		}
+	})
+	t.Run("MaxClients bounds the registered clients of the namespace", func(t *testing.T) {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "limited-"}}
+		require.NoError(t, suite.client.Create(ctx, ns))
+		r, err := registration.New(suite.mgr.GetClient(), ns.Name, registration.WithReader(suite.mgr.GetAPIReader()), registration.WithMaxClients(1))
+		require.NoError(t, err)
+		m := oauth2.ClientMetadata{TokenEndpointAuthMethod: "none", GrantTypes: []string{"refresh_token"}}
+		rc, err := r.Register(ctx, m)
+		require.NoError(t, err)
+		assert.Empty(t, rc.ClientSecret)
+		_, err = r.Register(ctx, m)
+		assert.ErrorIs(t, err, oauth2.ErrRegistrationLimit)
+		require.NoError(t, r.Delete(ctx, rc.ClientID))
+		_, err = r.Register(ctx, m)
+		assert.NoError(t, err, "a deleted client frees its place")
+	})
+	t.Run("New refuses an invalid namespace", func(t *testing.T) {
+		_, err := registration.New(suite.client, "Not A Namespace")
+		assert.Error(t, err)
+	})
+}

@@ -1,0 +1,89 @@
+package oauth2
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/latchkey-dev/latchkey/server/keys"
+	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/store"
+)
+
+// serveRevoke is token revocation (RFC 7009) at /oauth2/revoke and /oauth/revoke. The client
+// authenticates as at the token endpoint (a public client by client_id alone) and sends token
+// and optionally token_type_hint; the shape of the token decides what it is, so the hint is
+// not needed and any value is accepted.
+//
+//   - A refresh token of the client revokes its whole family (the grant): every refresh token
+//     of it and, through the sid claim, every access token issued from it. A rotated (old)
+//     refresh token revokes nothing: the store keeps no owner for it to check.
+//   - An access token of the client is revoked by its jti until it expires.
+//   - Another client's token, an unknown, expired or malformed token: 200 and nothing changes
+//     (RFC 7009 2.1: the client cannot tell).
+//
+// The answer is 200 with an empty body; a store that cannot be reached is 503
+// temporarily_unavailable (RFC 7009 2.2.1), so the client can retry.
+func (e *tokenEndpoints) serveRevoke(w http.ResponseWriter, r *http.Request) {
+	req, client, _, err := e.clientRequest(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := e.revoke(r.Context(), client, req.Token); err != nil {
+		writeError(w, r, storeUnavailable(err))
+		return
+	}
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	w.WriteHeader(http.StatusOK)
+}
+
+// revoke revokes the token if it is the client's; an error means the store failed.
+func (e *tokenEndpoints) revoke(ctx context.Context, client *registry.Client, tok string) error {
+	log := logr.FromContextOrDiscard(ctx)
+	st := e.tokens.store
+	if wellFormedRefreshToken(tok) {
+		rec, err := st.GetRefresh(ctx, store.HashOf(tok))
+		switch {
+		case err == nil:
+		case errors.Is(err, store.ErrUnavailable):
+			return err
+		default: // unknown, expired, rotated, already revoked
+			return nil
+		}
+		if rec.ClientID != client.ID {
+			log.V(1).Info("revocation of another client's refresh token ignored", "client_id", client.ID)
+			return nil
+		}
+		return st.RevokeFamily(ctx, rec.FamilyID, e.tokens.familyRevocationEnd(client, rec.ExpiresAt))
+	}
+	c, err := e.verifier.verify(tok)
+	if err != nil {
+		return nil //nolint:nilerr // not ours, malformed or expired: nothing to revoke (RFC 7009 2.2)
+	}
+	if c.ClientID != client.ID {
+		log.V(1).Info("revocation of another client's access token ignored", "client_id", client.ID)
+		return nil
+	}
+	return st.RevokeToken(ctx, c.ID, c.Expiry.Time())
+}
+
+// familyRevocationEnd is how long a family's revocation must be remembered: until its last
+// refresh token would have expired and every access token issued from it (at the latest now)
+// would have expired too, plus the clock skew verifiers allow.
+func (s *tokenService) familyRevocationEnd(c *registry.Client, refreshExpiry time.Time) time.Time {
+	access := c.AccessTokenLifetime
+	if access <= 0 {
+		access = s.accessLifetime
+	}
+	end := s.now().Add(access)
+	if refreshExpiry.After(end) {
+		end = refreshExpiry
+	}
+	return end.Add(keys.ClockSkew)
+}

@@ -1,0 +1,163 @@
+package registration
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/registry"
+)
+
+// ClientRegistry receives the registered clients; *registry.Registry implements it.
+type ClientRegistry interface {
+	PutClient(c registry.Client)
+	DeleteClient(source string)
+}
+
+var (
+	_ ClientRegistry         = (*registry.Registry)(nil)
+	_ oauth2.ClientRegistrar = (*Memory)(nil)
+)
+
+// MemoryOptions configure a Memory registrar.
+type MemoryOptions struct {
+	// Namespace the registered clients belong to (scope AllowedNamespaces are checked against
+	// it); required.
+	Namespace string
+	// MaxClients bounds how many clients may be registered; zero means no bound.
+	MaxClients int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Memory is the ClientRegistrar of the embedded default: it keeps registrations in memory and
+// writes the clients straight into the registry. A restart forgets them.
+type Memory struct {
+	reg  ClientRegistry
+	opts MemoryOptions
+
+	mu      sync.Mutex
+	clients map[string]*memoryClient // by client ID
+}
+
+// memoryClient is one registration; only hashes of the credentials are kept.
+type memoryClient struct {
+	issuedAt   time.Time
+	metadata   oauth2.ClientMetadata
+	secretHash *[sha256.Size]byte // nil for a public client
+	tokenHash  [sha256.Size]byte
+}
+
+// NewMemory returns a registrar writing into reg.
+func NewMemory(reg ClientRegistry, opts MemoryOptions) (*Memory, error) {
+	if reg == nil {
+		return nil, errors.New("registration: a ClientRegistry is required")
+	}
+	if opts.Namespace == "" {
+		return nil, errors.New("registration: Namespace is required")
+	}
+	if opts.MaxClients < 0 {
+		return nil, errors.New("registration: MaxClients must not be negative")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Memory{reg: reg, opts: opts, clients: map[string]*memoryClient{}}, nil
+}
+
+// Namespace is the namespace of the registered clients.
+func (m *Memory) Namespace() string { return m.opts.Namespace }
+
+// source is the registry source key of a registered client.
+func (m *Memory) source(id string) string { return m.opts.Namespace + "/" + id }
+
+// Register creates a client and serves it at once.
+func (m *Memory) Register(_ context.Context, md oauth2.ClientMetadata) (oauth2.RegisteredClient, error) {
+	md = CloneMetadata(md)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.opts.MaxClients > 0 && len(m.clients) >= m.opts.MaxClients {
+		return oauth2.RegisteredClient{}, fmt.Errorf("registration: %d clients registered: %w", len(m.clients), oauth2.ErrRegistrationLimit)
+	}
+	id := NewClientID()
+	for _, taken := m.clients[id]; taken; _, taken = m.clients[id] {
+		id = NewClientID()
+	}
+	token := NewSecret()
+	mc := &memoryClient{issuedAt: m.opts.Now().Truncate(time.Second), metadata: md, tokenHash: HashToken(token)}
+	rc := oauth2.RegisteredClient{ClientID: id, IssuedAt: mc.issuedAt, RegistrationAccessToken: token, Metadata: CloneMetadata(md)}
+	if !md.Public() {
+		rc.ClientSecret = NewSecret()
+		h := registry.HashSecret([]byte(rc.ClientSecret))
+		mc.secretHash = &h
+	}
+	m.clients[id] = mc
+	m.reg.PutClient(RegistryClient(m.source(id), m.opts.Namespace, id, mc.issuedAt, &md, mc.secretHash))
+	return rc, nil
+}
+
+// Get returns a registered client.
+func (m *Memory) Get(_ context.Context, clientID string) (oauth2.RegisteredClient, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mc, ok := m.clients[clientID]
+	if !ok {
+		return oauth2.RegisteredClient{}, oauth2.ErrClientNotFound
+	}
+	return mc.registered(clientID), nil
+}
+
+// Update replaces the metadata of a registered client. A client cannot change between public
+// and confidential: it would need a new secret, or keep one it no longer uses.
+func (m *Memory) Update(_ context.Context, clientID string, md oauth2.ClientMetadata) (oauth2.RegisteredClient, error) {
+	md = CloneMetadata(md)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mc, ok := m.clients[clientID]
+	if !ok {
+		return oauth2.RegisteredClient{}, oauth2.ErrClientNotFound
+	}
+	if md.Public() != mc.metadata.Public() {
+		return oauth2.RegisteredClient{}, oauth2.ErrInvalidClientMetadata.WithDescription(
+			"The token_endpoint_auth_method cannot change between none and a method with a secret.")
+	}
+	next := *mc
+	next.metadata = md
+	m.clients[clientID] = &next
+	m.reg.PutClient(RegistryClient(m.source(clientID), m.opts.Namespace, clientID, next.issuedAt, &md, next.secretHash))
+	return next.registered(clientID), nil
+}
+
+// Delete removes a registered client from the registry.
+func (m *Memory) Delete(_ context.Context, clientID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.clients[clientID]; !ok {
+		return oauth2.ErrClientNotFound
+	}
+	delete(m.clients, clientID)
+	m.reg.DeleteClient(m.source(clientID))
+	return nil
+}
+
+// CheckRegistrationToken compares the token's hash with the client's in constant time.
+func (m *Memory) CheckRegistrationToken(_ context.Context, clientID, token string) error {
+	m.mu.Lock()
+	mc, ok := m.clients[clientID]
+	m.mu.Unlock()
+	if !ok {
+		return oauth2.ErrClientNotFound
+	}
+	if !TokenMatches(mc.tokenHash, token) {
+		return oauth2.ErrRegistrationTokenMismatch
+	}
+	return nil
+}
+
+func (mc *memoryClient) registered(id string) oauth2.RegisteredClient {
+	return oauth2.RegisteredClient{ClientID: id, IssuedAt: mc.issuedAt, Metadata: CloneMetadata(mc.metadata)}
+}

@@ -1,0 +1,81 @@
+package registration
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/registry"
+)
+
+func TestMemoryRegistrar(t *testing.T) {
+	ctx := t.Context()
+	reg := registry.New()
+	m, err := NewMemory(reg, MemoryOptions{Namespace: "registered"})
+	require.NoError(t, err)
+	confidential := oauth2.ClientMetadata{TokenEndpointAuthMethod: oauth2.AuthMethodBasic, GrantTypes: []string{"client_credentials"}}
+
+	t.Run("concurrent registrations get distinct IDs and are all served", func(t *testing.T) {
+		ids := make([]string, 32)
+		var wg sync.WaitGroup
+		for i := range ids {
+			wg.Go(func() {
+				rc, err := m.Register(ctx, confidential)
+				assert.NoError(t, err)
+				ids[i] = rc.ClientID
+			})
+		}
+		wg.Wait()
+		seen := map[string]bool{}
+		for _, id := range ids {
+			assert.Regexp(t, `^dyn-[a-z2-7]{10}$`, id)
+			assert.False(t, seen[id], "duplicate %s", id)
+			seen[id] = true
+			_, ok := reg.Snapshot().Client(id)
+			assert.True(t, ok)
+		}
+	})
+
+	t.Run("only the hashes of the credentials are kept", func(t *testing.T) {
+		rc, err := m.Register(ctx, confidential)
+		require.NoError(t, err)
+		require.NoError(t, m.CheckRegistrationToken(ctx, rc.ClientID, rc.RegistrationAccessToken))
+		assert.ErrorIs(t, m.CheckRegistrationToken(ctx, rc.ClientID, rc.ClientSecret), oauth2.ErrRegistrationTokenMismatch)
+		assert.ErrorIs(t, m.CheckRegistrationToken(ctx, "dyn-nothere00", rc.RegistrationAccessToken), oauth2.ErrClientNotFound)
+		got, err := m.Get(ctx, rc.ClientID)
+		require.NoError(t, err)
+		assert.Empty(t, got.ClientSecret)
+		assert.Empty(t, got.RegistrationAccessToken)
+	})
+
+	t.Run("an update cannot make a confidential client public", func(t *testing.T) {
+		rc, err := m.Register(ctx, confidential)
+		require.NoError(t, err)
+		_, err = m.Update(ctx, rc.ClientID, oauth2.ClientMetadata{TokenEndpointAuthMethod: oauth2.AuthMethodNone, GrantTypes: []string{"refresh_token"}})
+		assert.ErrorIs(t, err, oauth2.ErrInvalidClientMetadata)
+	})
+
+	t.Run("the caller's slices are not kept", func(t *testing.T) {
+		md := oauth2.ClientMetadata{TokenEndpointAuthMethod: oauth2.AuthMethodBasic, GrantTypes: []string{"client_credentials"}, Scopes: []string{"a"}}
+		rc, err := m.Register(ctx, md)
+		require.NoError(t, err)
+		md.Scopes[0] = "changed"
+		got, err := m.Get(ctx, rc.ClientID)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"a"}, got.Metadata.Scopes)
+		c, _ := reg.Snapshot().Client(rc.ClientID)
+		assert.Equal(t, []string{"a"}, c.Scopes)
+	})
+
+	t.Run("options are checked", func(t *testing.T) {
+		_, err := NewMemory(reg, MemoryOptions{})
+		assert.Error(t, err)
+		_, err = NewMemory(nil, MemoryOptions{Namespace: "x"})
+		assert.Error(t, err)
+		_, err = NewMemory(reg, MemoryOptions{Namespace: "x", MaxClients: -1})
+		assert.Error(t, err)
+	})
+}

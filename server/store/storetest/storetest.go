@@ -1,0 +1,1005 @@
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/latchkey-dev/latchkey/server/store"
+)
+
+// Options tunes Run to a backend.
+type Options struct {
+	// Clock, when set, is the clock every store from newStore reads: the suite advances it
+	// instead of sleeping, and runs its tests one at a time. Nil means real time.
+	Clock *Clock
+}
+
+const (
+	// lease is the short lease of tests that wait for one to end.
+	lease = 250 * time.Millisecond
+	// pastLease is how long they wait: the lease and a margin.
+	pastLease = lease + 100*time.Millisecond
+	// long is a lease no test outlives.
+	long = time.Hour
+	// racers is how many goroutines race for one code or one token.
+	racers = 32
+)
+
+// env is what a test gets: its own store, and the suite's clock.
+type env struct {
+	t     *testing.T
+	ctx   context.Context
+	s     store.Store
+	clock *Clock
+}
+
+func (e *env) now() time.Time {
+	if e.clock != nil {
+		return e.clock.Now()
+	}
+	return time.Now()
+}
+
+// wait lets d pass.
+func (e *env) wait(d time.Duration) {
+	if e.clock != nil {
+		e.clock.Advance(d)
+		return
+	}
+	time.Sleep(d)
+}
+
+type test struct {
+	name string
+	run  func(e *env)
+}
+
+// Run runs the conformance suite; newStore returns an empty store for each test.
+func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts Options) {
+	groups := []struct {
+		name  string
+		tests []test
+	}{
+		{"codes", codeTests()},
+		{"refresh tokens", refreshTests()},
+		{"refresh token families", familyTests()},
+		{"revocations", revocationTests()},
+		{"records", recordTests()},
+		{"counters", counterTests()},
+		{"contexts", contextTests()},
+		{"ping", []test{{
+			name: "Ping answers",
+			run:  func(e *env) { require.NoError(e.t, e.s.Ping(e.ctx)) },
+		}}},
+	}
+	for _, g := range groups {
+		t.Run(g.name, func(t *testing.T) {
+			if opts.Clock == nil {
+				t.Parallel()
+			}
+			for _, tc := range g.tests {
+				t.Run(tc.name, func(t *testing.T) {
+					if opts.Clock == nil {
+						t.Parallel()
+					}
+					tc.run(&env{t: t, ctx: t.Context(), s: newStore(t), clock: opts.Clock})
+				})
+			}
+		})
+	}
+}
+
+// sentinels are the errors of server/store.
+func sentinels() []error {
+	return []error{store.ErrNotFound, store.ErrConflict, store.ErrAlreadyUsed, store.ErrReused, store.ErrRevoked, store.ErrUnavailable}
+}
+
+// requireIs checks that err matches want and no other sentinel.
+func requireIs(t *testing.T, err, want error) {
+	t.Helper()
+	require.ErrorIs(t, err, want)
+	for _, other := range sentinels() {
+		if !errors.Is(other, want) {
+			require.NotErrorIs(t, err, other, "%v must match %v only", err, want)
+		}
+	}
+}
+
+func hash(name string) store.Hash { return store.HashOf("secret-" + name) }
+
+// newFamily returns a family ID as the server makes them: 16 random bytes in base64url.
+func newFamily(t *testing.T) string {
+	var b [16]byte
+	_, err := rand.Read(b[:])
+	require.NoError(t, err)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (e *env) code(family string) store.Code {
+	return store.Code{
+		ClientID:            "client-a",
+		RedirectURI:         "https://app.example.com/callback",
+		Subject:             "alice",
+		Scopes:              []string{"openid", "profile", "read:projects"},
+		Nonce:               "n-0S6_WzA2Mj",
+		CodeChallenge:       "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+		CodeChallengeMethod: "S256",
+		AuthTime:            e.now().Add(-time.Minute),
+		FamilyID:            family,
+	}
+}
+
+func (e *env) refresh(family string, ttl time.Duration) store.RefreshToken {
+	now := e.now()
+	return store.RefreshToken{
+		FamilyID:  family,
+		ClientID:  "client-a",
+		Subject:   "alice",
+		Scopes:    []string{"openid", "offline_access", "read:projects"},
+		AuthTime:  now.Add(-time.Minute),
+		IssuedAt:  now,
+		ExpiresAt: now.Add(ttl),
+	}
+}
+
+func requireTime(t *testing.T, want, got time.Time, field string) {
+	t.Helper()
+	if want.IsZero() {
+		require.True(t, got.IsZero(), "%s: want the zero time, got %v", field, got)
+		return
+	}
+	require.WithinDuration(t, want, got, time.Millisecond, field)
+}
+
+func requireScopes(t *testing.T, want, got []string) {
+	t.Helper()
+	if len(want) == 0 {
+		require.Empty(t, got, "scopes")
+		return
+	}
+	require.Equal(t, want, got, "scopes")
+}
+
+func requireCode(t *testing.T, want, got store.Code) {
+	t.Helper()
+	requireScopes(t, want.Scopes, got.Scopes)
+	requireTime(t, want.AuthTime, got.AuthTime, "AuthTime")
+	want.Scopes, got.Scopes = nil, nil
+	want.AuthTime, got.AuthTime = time.Time{}, time.Time{}
+	require.Equal(t, want, got)
+}
+
+func requireRefresh(t *testing.T, want, got store.RefreshToken) {
+	t.Helper()
+	requireScopes(t, want.Scopes, got.Scopes)
+	requireTime(t, want.AuthTime, got.AuthTime, "AuthTime")
+	requireTime(t, want.IssuedAt, got.IssuedAt, "IssuedAt")
+	requireTime(t, want.ExpiresAt, got.ExpiresAt, "ExpiresAt")
+	want.Scopes, got.Scopes = nil, nil
+	want.AuthTime, got.AuthTime = time.Time{}, time.Time{}
+	want.IssuedAt, got.IssuedAt = time.Time{}, time.Time{}
+	want.ExpiresAt, got.ExpiresAt = time.Time{}, time.Time{}
+	require.Equal(t, want, got)
+}
+
+// race runs f from n goroutines released together and returns their errors.
+func race(n int, f func(i int) error) []error {
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = f(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+func codeTests() []test {
+	return []test{
+		{
+			name: "a code that was put is taken with every field intact",
+			run: func(e *env) {
+				want := e.code(newFamily(e.t))
+				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), want, long))
+				got, err := e.s.TakeCode(e.ctx, hash("c"))
+				require.NoError(e.t, err)
+				requireCode(e.t, want, got)
+			},
+		},
+		{
+			name: "a second take is ErrAlreadyUsed and returns the record with its family",
+			run: func(e *env) {
+				want := e.code(newFamily(e.t))
+				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), want, long))
+				_, err := e.s.TakeCode(e.ctx, hash("c"))
+				require.NoError(e.t, err)
+				for range 2 {
+					got, err := e.s.TakeCode(e.ctx, hash("c"))
+					requireIs(e.t, err, store.ErrAlreadyUsed)
+					require.Equal(e.t, want.FamilyID, got.FamilyID)
+					requireCode(e.t, want, got)
+				}
+			},
+		},
+		{
+			name: "an unknown code is ErrNotFound",
+			run: func(e *env) {
+				_, err := e.s.TakeCode(e.ctx, hash("nope"))
+				requireIs(e.t, err, store.ErrNotFound)
+			},
+		},
+		{
+			name: "an unused code is ErrNotFound once its lease ends",
+			run: func(e *env) {
+				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), e.code(newFamily(e.t)), lease))
+				e.wait(pastLease)
+				_, err := e.s.TakeCode(e.ctx, hash("c"))
+				requireIs(e.t, err, store.ErrNotFound)
+			},
+		},
+		{
+			name: "a used code is ErrAlreadyUsed until its lease ends, then ErrNotFound",
+			run: func(e *env) {
+				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), e.code(newFamily(e.t)), lease))
+				_, err := e.s.TakeCode(e.ctx, hash("c"))
+				require.NoError(e.t, err)
+				_, err = e.s.TakeCode(e.ctx, hash("c"))
+				requireIs(e.t, err, store.ErrAlreadyUsed)
+				e.wait(pastLease)
+				_, err = e.s.TakeCode(e.ctx, hash("c"))
+				requireIs(e.t, err, store.ErrNotFound)
+			},
+		},
+		{
+			name: "of concurrent takes of one code exactly one wins and the others get ErrAlreadyUsed with the record",
+			run: func(e *env) {
+				want := e.code(newFamily(e.t))
+				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), want, long))
+				codes := make([]store.Code, racers)
+				errs := race(racers, func(i int) error {
+					var err error
+					codes[i], err = e.s.TakeCode(e.ctx, hash("c"))
+					return err
+				})
+				winners := 0
+				for i, err := range errs {
+					if err == nil {
+						winners++
+					} else {
+						requireIs(e.t, err, store.ErrAlreadyUsed)
+					}
+					requireCode(e.t, want, codes[i])
+				}
+				require.Equal(e.t, 1, winners)
+			},
+		},
+		{
+			name: "putting a code under a hash that holds a live code is ErrConflict and keeps the first",
+			run: func(e *env) {
+				first := e.code(newFamily(e.t))
+				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), first, long))
+				_, err := e.s.TakeCode(e.ctx, hash("c"))
+				require.NoError(e.t, err)
+				requireIs(e.t, e.s.PutCode(e.ctx, hash("c"), e.code(newFamily(e.t)), long), store.ErrConflict)
+				got, err := e.s.TakeCode(e.ctx, hash("c"))
+				requireIs(e.t, err, store.ErrAlreadyUsed)
+				require.Equal(e.t, first.FamilyID, got.FamilyID)
+			},
+		},
+		{
+			name: "a hash can hold a new code once the old one's lease ended",
+			run: func(e *env) {
+				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), e.code(newFamily(e.t)), lease))
+				e.wait(pastLease)
+				want := e.code(newFamily(e.t))
+				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), want, long))
+				got, err := e.s.TakeCode(e.ctx, hash("c"))
+				require.NoError(e.t, err)
+				requireCode(e.t, want, got)
+			},
+		},
+		{
+			name: "codes are copies: changing the scopes put or taken changes nothing stored",
+			run: func(e *env) {
+				in := e.code(newFamily(e.t))
+				want := e.code(in.FamilyID)
+				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), in, long))
+				in.Scopes[0] = "admin"
+				got, err := e.s.TakeCode(e.ctx, hash("c"))
+				require.NoError(e.t, err)
+				requireCode(e.t, want, got)
+				got.Scopes[0] = "admin"
+				got, err = e.s.TakeCode(e.ctx, hash("c"))
+				requireIs(e.t, err, store.ErrAlreadyUsed)
+				requireCode(e.t, want, got)
+			},
+		},
+	}
+}
+
+func refreshTests() []test {
+	return []test{
+		{
+			name: "a created token is read back with every field intact",
+			run: func(e *env) {
+				want := e.refresh(newFamily(e.t), long)
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), want))
+				got, err := e.s.GetRefresh(e.ctx, hash("a"))
+				require.NoError(e.t, err)
+				requireRefresh(e.t, want, got)
+			},
+		},
+		{
+			name: "a zero AuthTime and empty scopes come back as such",
+			run: func(e *env) {
+				want := e.refresh(newFamily(e.t), long)
+				want.AuthTime, want.Scopes = time.Time{}, nil
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), want))
+				got, err := e.s.GetRefresh(e.ctx, hash("a"))
+				require.NoError(e.t, err)
+				requireRefresh(e.t, want, got)
+			},
+		},
+		{
+			name: "an unknown token is ErrNotFound for Get and Rotate",
+			run: func(e *env) {
+				_, err := e.s.GetRefresh(e.ctx, hash("nope"))
+				requireIs(e.t, err, store.ErrNotFound)
+				_, err = e.s.RotateRefresh(e.ctx, hash("nope"), hash("b"), e.refresh(newFamily(e.t), long), time.Minute)
+				requireIs(e.t, err, store.ErrNotFound)
+			},
+		},
+		{
+			name: "creating a token under a hash that holds a live token is ErrConflict and keeps the first",
+			run: func(e *env) {
+				first := e.refresh(newFamily(e.t), long)
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), first))
+				requireIs(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(newFamily(e.t), long)), store.ErrConflict)
+				got, err := e.s.GetRefresh(e.ctx, hash("a"))
+				require.NoError(e.t, err)
+				requireRefresh(e.t, first, got)
+			},
+		},
+		{
+			name: "a token is ErrNotFound once its ExpiresAt passes, for Get and Rotate",
+			run: func(e *env) {
+				family := newFamily(e.t)
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, lease)))
+				_, err := e.s.GetRefresh(e.ctx, hash("a"))
+				require.NoError(e.t, err)
+				e.wait(pastLease)
+				_, err = e.s.GetRefresh(e.ctx, hash("a"))
+				requireIs(e.t, err, store.ErrNotFound)
+				_, err = e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), time.Minute)
+				requireIs(e.t, err, store.ErrNotFound)
+				_, err = e.s.GetRefresh(e.ctx, hash("b"))
+				requireIs(e.t, err, store.ErrNotFound)
+			},
+		},
+		{
+			name: "rotation returns the old record and the new token becomes active in the same family",
+			run: func(e *env) {
+				old := e.refresh(newFamily(e.t), long)
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), old))
+				next := e.refresh(old.FamilyID, 2*long)
+				next.Scopes = []string{"read:projects"} // narrowed
+				got, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), next, time.Minute)
+				require.NoError(e.t, err)
+				requireRefresh(e.t, old, got)
+				got, err = e.s.GetRefresh(e.ctx, hash("b"))
+				require.NoError(e.t, err)
+				requireRefresh(e.t, next, got)
+				// And the new token rotates in turn.
+				last := e.refresh(old.FamilyID, long)
+				got, err = e.s.RotateRefresh(e.ctx, hash("b"), hash("c"), last, time.Minute)
+				require.NoError(e.t, err)
+				requireRefresh(e.t, next, got)
+				got, err = e.s.GetRefresh(e.ctx, hash("c"))
+				require.NoError(e.t, err)
+				requireRefresh(e.t, last, got)
+			},
+		},
+		{
+			name: "a rotated token reads as ErrReused without revoking its family",
+			run: func(e *env) {
+				family := newFamily(e.t)
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
+				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), time.Minute)
+				require.NoError(e.t, err)
+				for range 2 {
+					_, err = e.s.GetRefresh(e.ctx, hash("a"))
+					requireIs(e.t, err, store.ErrReused)
+				}
+				revoked, err := e.s.FamilyRevoked(e.ctx, family)
+				require.NoError(e.t, err)
+				require.False(e.t, revoked)
+				_, err = e.s.GetRefresh(e.ctx, hash("b"))
+				require.NoError(e.t, err)
+			},
+		},
+		{
+			name: "rotating a rotated token again within grace is ErrConflict and changes nothing",
+			run: func(e *env) {
+				family := newFamily(e.t)
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
+				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), time.Minute)
+				require.NoError(e.t, err)
+				_, err = e.s.RotateRefresh(e.ctx, hash("a"), hash("c"), e.refresh(family, long), time.Minute)
+				requireIs(e.t, err, store.ErrConflict)
+				_, err = e.s.GetRefresh(e.ctx, hash("c"))
+				requireIs(e.t, err, store.ErrNotFound)
+				_, err = e.s.GetRefresh(e.ctx, hash("b"))
+				require.NoError(e.t, err)
+				revoked, err := e.s.FamilyRevoked(e.ctx, family)
+				require.NoError(e.t, err)
+				require.False(e.t, revoked)
+			},
+		},
+		{
+			name: "of concurrent rotations of one token exactly one wins and the others get ErrConflict, revoking nothing",
+			run: func(e *env) {
+				family := newFamily(e.t)
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
+				errs := race(racers, func(i int) error {
+					_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash(fmt.Sprint("b", i)), e.refresh(family, long), time.Minute)
+					return err
+				})
+				winner := -1
+				for i, err := range errs {
+					if err == nil {
+						require.Equal(e.t, -1, winner, "two rotations won")
+						winner = i
+						continue
+					}
+					requireIs(e.t, err, store.ErrConflict)
+				}
+				require.NotEqual(e.t, -1, winner, "no rotation won")
+				for i := range racers {
+					_, err := e.s.GetRefresh(e.ctx, hash(fmt.Sprint("b", i)))
+					if i == winner {
+						require.NoError(e.t, err)
+					} else {
+						requireIs(e.t, err, store.ErrNotFound)
+					}
+				}
+				revoked, err := e.s.FamilyRevoked(e.ctx, family)
+				require.NoError(e.t, err)
+				require.False(e.t, revoked)
+			},
+		},
+		{
+			name: "tokens are copies: changing the scopes created, read or returned by rotation changes nothing stored",
+			run: func(e *env) {
+				in := e.refresh(newFamily(e.t), long)
+				want := in
+				want.Scopes = append([]string(nil), in.Scopes...)
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), in))
+				in.Scopes[0] = "admin"
+				got, err := e.s.GetRefresh(e.ctx, hash("a"))
+				require.NoError(e.t, err)
+				requireRefresh(e.t, want, got)
+				got.Scopes[0] = "admin"
+				got, err = e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), want, time.Minute)
+				require.NoError(e.t, err)
+				requireRefresh(e.t, want, got)
+				got.Scopes[1] = "admin"
+				got, err = e.s.GetRefresh(e.ctx, hash("b"))
+				require.NoError(e.t, err)
+				requireRefresh(e.t, want, got)
+			},
+		},
+	}
+}
+
+func familyTests() []test {
+	return []test{
+		{
+			name: "rotating a rotated token after grace is ErrReused and revokes the whole family",
+			run: func(e *env) {
+				family, other := newFamily(e.t), newFamily(e.t)
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("x"), e.refresh(other, long)))
+				grace := lease
+				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), grace)
+				require.NoError(e.t, err)
+				_, err = e.s.RotateRefresh(e.ctx, hash("b"), hash("c"), e.refresh(family, long), grace)
+				require.NoError(e.t, err)
+				e.wait(pastLease)
+				_, err = e.s.RotateRefresh(e.ctx, hash("a"), hash("d"), e.refresh(family, long), grace)
+				requireIs(e.t, err, store.ErrReused)
+
+				revoked, err := e.s.FamilyRevoked(e.ctx, family)
+				require.NoError(e.t, err)
+				require.True(e.t, revoked)
+				for _, name := range []string{"a", "b", "c"} {
+					_, err = e.s.GetRefresh(e.ctx, hash(name))
+					requireIs(e.t, err, store.ErrRevoked)
+				}
+				_, err = e.s.RotateRefresh(e.ctx, hash("c"), hash("e"), e.refresh(family, long), grace)
+				requireIs(e.t, err, store.ErrRevoked)
+				for _, name := range []string{"d", "e"} {
+					_, err = e.s.GetRefresh(e.ctx, hash(name))
+					requireIs(e.t, err, store.ErrNotFound)
+				}
+				// Another family is untouched.
+				revoked, err = e.s.FamilyRevoked(e.ctx, other)
+				require.NoError(e.t, err)
+				require.False(e.t, revoked)
+				_, err = e.s.GetRefresh(e.ctx, hash("x"))
+				require.NoError(e.t, err)
+			},
+		},
+		{
+			name: "a zero grace makes any second rotation ErrReused",
+			run: func(e *env) {
+				family := newFamily(e.t)
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
+				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), 0)
+				require.NoError(e.t, err)
+				e.wait(time.Millisecond)
+				_, err = e.s.RotateRefresh(e.ctx, hash("a"), hash("c"), e.refresh(family, long), 0)
+				requireIs(e.t, err, store.ErrReused)
+				_, err = e.s.GetRefresh(e.ctx, hash("b"))
+				requireIs(e.t, err, store.ErrRevoked)
+			},
+		},
+		{
+			name: "a revoked family's tokens are ErrRevoked for Get and Rotate, rotated or not",
+			run: func(e *env) {
+				family, other := newFamily(e.t), newFamily(e.t)
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
+				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), time.Minute)
+				require.NoError(e.t, err)
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("x"), e.refresh(other, long)))
+				require.NoError(e.t, e.s.RevokeFamily(e.ctx, family, e.now().Add(long)))
+
+				for _, name := range []string{"a", "b"} {
+					_, err = e.s.GetRefresh(e.ctx, hash(name))
+					requireIs(e.t, err, store.ErrRevoked)
+					_, err = e.s.RotateRefresh(e.ctx, hash(name), hash("c"), e.refresh(family, long), time.Minute)
+					requireIs(e.t, err, store.ErrRevoked)
+				}
+				_, err = e.s.GetRefresh(e.ctx, hash("c"))
+				requireIs(e.t, err, store.ErrNotFound)
+				revoked, err := e.s.FamilyRevoked(e.ctx, family)
+				require.NoError(e.t, err)
+				require.True(e.t, revoked)
+				_, err = e.s.GetRefresh(e.ctx, hash("x"))
+				require.NoError(e.t, err)
+			},
+		},
+		{
+			name: "FamilyRevoked is false for an unknown family and for an active one",
+			run: func(e *env) {
+				family := newFamily(e.t)
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
+				for _, f := range []string{family, newFamily(e.t), "unknown"} {
+					revoked, err := e.s.FamilyRevoked(e.ctx, f)
+					require.NoError(e.t, err)
+					require.False(e.t, revoked, f)
+				}
+			},
+		},
+		{
+			name: "a family revocation with no tokens is forgotten after until",
+			run: func(e *env) {
+				family := newFamily(e.t)
+				require.NoError(e.t, e.s.RevokeFamily(e.ctx, family, e.now().Add(lease)))
+				revoked, err := e.s.FamilyRevoked(e.ctx, family)
+				require.NoError(e.t, err)
+				require.True(e.t, revoked)
+				e.wait(pastLease)
+				revoked, err = e.s.FamilyRevoked(e.ctx, family)
+				require.NoError(e.t, err)
+				require.False(e.t, revoked)
+			},
+		},
+		{
+			name: "a family revoked until before its tokens expire stays revoked for them",
+			run: func(e *env) {
+				family := newFamily(e.t)
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
+				require.NoError(e.t, e.s.RevokeFamily(e.ctx, family, e.now().Add(lease)))
+				e.wait(pastLease)
+				_, err := e.s.GetRefresh(e.ctx, hash("a"))
+				requireIs(e.t, err, store.ErrRevoked)
+				_, err = e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), time.Minute)
+				requireIs(e.t, err, store.ErrRevoked)
+			},
+		},
+		{
+			name: "a token created in a revoked family is ErrRevoked, even after the revocation's until",
+			run: func(e *env) {
+				// A replayed code revokes its family before the first exchange stores its token.
+				family := newFamily(e.t)
+				require.NoError(e.t, e.s.RevokeFamily(e.ctx, family, e.now().Add(lease)))
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
+				_, err := e.s.GetRefresh(e.ctx, hash("a"))
+				requireIs(e.t, err, store.ErrRevoked)
+				e.wait(pastLease)
+				_, err = e.s.GetRefresh(e.ctx, hash("a"))
+				requireIs(e.t, err, store.ErrRevoked)
+			},
+		},
+		{
+			name: "family IDs come back exactly as given, canonical or not, and revoke only themselves",
+			run: func(e *env) {
+				ids := []string{
+					newFamily(e.t),
+					"AAAAAAAAAAAAAAAAAAAAAA", // 16 zero bytes, canonical
+					"AAAAAAAAAAAAAAAAAAAAAB", // the same bytes to a lax decoder, not canonical
+					"AAAAAAAAAAAAAAAAAAAA==", // padded
+					"family-1",
+					"a family ID with spaces and ünïcode, longer than the others",
+					"",
+				}
+				for i, id := range ids {
+					a, b := hash(fmt.Sprint("a", i)), hash(fmt.Sprint("b", i))
+					require.NoError(e.t, e.s.CreateRefresh(e.ctx, a, e.refresh(id, long)))
+					got, err := e.s.GetRefresh(e.ctx, a)
+					require.NoError(e.t, err)
+					require.Equal(e.t, id, got.FamilyID)
+					got, err = e.s.RotateRefresh(e.ctx, a, b, e.refresh(id, long), time.Minute)
+					require.NoError(e.t, err)
+					require.Equal(e.t, id, got.FamilyID)
+					got, err = e.s.GetRefresh(e.ctx, b)
+					require.NoError(e.t, err)
+					require.Equal(e.t, id, got.FamilyID)
+				}
+				for i, id := range ids {
+					require.NoError(e.t, e.s.RevokeFamily(e.ctx, id, e.now().Add(long)), id)
+					for j, other := range ids {
+						_, err := e.s.GetRefresh(e.ctx, hash(fmt.Sprint("b", j)))
+						revoked, ferr := e.s.FamilyRevoked(e.ctx, other)
+						require.NoError(e.t, ferr)
+						if j <= i {
+							requireIs(e.t, err, store.ErrRevoked)
+							require.True(e.t, revoked, other)
+						} else {
+							require.NoError(e.t, err, "revoking %q revoked %q", id, other)
+							require.False(e.t, revoked, "revoking %q revoked %q", id, other)
+						}
+					}
+				}
+			},
+		},
+	}
+}
+
+func revocationTests() []test {
+	return []test{
+		{
+			name: "a revoked token ID is revoked until until, then not",
+			run: func(e *env) {
+				require.NoError(e.t, e.s.RevokeToken(e.ctx, "jti-1", e.now().Add(lease)))
+				revoked, err := e.s.TokenRevoked(e.ctx, "jti-1")
+				require.NoError(e.t, err)
+				require.True(e.t, revoked)
+				e.wait(pastLease)
+				revoked, err = e.s.TokenRevoked(e.ctx, "jti-1")
+				require.NoError(e.t, err)
+				require.False(e.t, revoked)
+			},
+		},
+		{
+			name: "an unknown token ID is not revoked, nor is one revoked until a past time",
+			run: func(e *env) {
+				require.NoError(e.t, e.s.RevokeToken(e.ctx, "jti-old", e.now().Add(-time.Second)))
+				for _, jti := range []string{"jti-unknown", "jti-old", ""} {
+					revoked, err := e.s.TokenRevoked(e.ctx, jti)
+					require.NoError(e.t, err)
+					require.False(e.t, revoked, jti)
+				}
+			},
+		},
+		{
+			name: "revoking a token ID again never shortens its revocation",
+			run: func(e *env) {
+				require.NoError(e.t, e.s.RevokeToken(e.ctx, "jti-1", e.now().Add(lease)))
+				require.NoError(e.t, e.s.RevokeToken(e.ctx, "jti-1", e.now().Add(long)))
+				require.NoError(e.t, e.s.RevokeToken(e.ctx, "jti-2", e.now().Add(long)))
+				require.NoError(e.t, e.s.RevokeToken(e.ctx, "jti-2", e.now().Add(lease)))
+				e.wait(pastLease)
+				for _, jti := range []string{"jti-1", "jti-2"} {
+					revoked, err := e.s.TokenRevoked(e.ctx, jti)
+					require.NoError(e.t, err)
+					require.True(e.t, revoked, jti)
+				}
+			},
+		},
+	}
+}
+
+func recordTests() []test {
+	return []test{
+		{
+			name: "a record that was put is read back",
+			run: func(e *env) {
+				require.NoError(e.t, e.s.PutRecord(e.ctx, "session", hash("s"), []byte(`{"sub":"alice"}`), long))
+				got, err := e.s.GetRecord(e.ctx, "session", hash("s"))
+				require.NoError(e.t, err)
+				require.Equal(e.t, `{"sub":"alice"}`, string(got))
+			},
+		},
+		{
+			name: "an unknown record is ErrNotFound",
+			run: func(e *env) {
+				_, err := e.s.GetRecord(e.ctx, "session", hash("nope"))
+				requireIs(e.t, err, store.ErrNotFound)
+			},
+		},
+		{
+			name: "a record is ErrNotFound once its lease ends",
+			run: func(e *env) {
+				require.NoError(e.t, e.s.PutRecord(e.ctx, "session", hash("s"), []byte("v"), lease))
+				e.wait(pastLease)
+				_, err := e.s.GetRecord(e.ctx, "session", hash("s"))
+				requireIs(e.t, err, store.ErrNotFound)
+			},
+		},
+		{
+			name: "putting a record again replaces its value and its lease",
+			run: func(e *env) {
+				require.NoError(e.t, e.s.PutRecord(e.ctx, "session", hash("s"), []byte("v1"), lease))
+				require.NoError(e.t, e.s.PutRecord(e.ctx, "session", hash("s"), []byte("v2"), long))
+				e.wait(pastLease)
+				got, err := e.s.GetRecord(e.ctx, "session", hash("s"))
+				require.NoError(e.t, err)
+				require.Equal(e.t, "v2", string(got))
+				require.NoError(e.t, e.s.PutRecord(e.ctx, "session", hash("s"), []byte("v3"), lease))
+				e.wait(pastLease)
+				_, err = e.s.GetRecord(e.ctx, "session", hash("s"))
+				requireIs(e.t, err, store.ErrNotFound)
+			},
+		},
+		{
+			name: "a deleted record is ErrNotFound, and deleting a missing record is not an error",
+			run: func(e *env) {
+				require.NoError(e.t, e.s.PutRecord(e.ctx, "session", hash("s"), []byte("v"), long))
+				require.NoError(e.t, e.s.DeleteRecord(e.ctx, "session", hash("s")))
+				_, err := e.s.GetRecord(e.ctx, "session", hash("s"))
+				requireIs(e.t, err, store.ErrNotFound)
+				require.NoError(e.t, e.s.DeleteRecord(e.ctx, "session", hash("s")))
+				require.NoError(e.t, e.s.DeleteRecord(e.ctx, "never-used", hash("s")))
+			},
+		},
+		{
+			name: "kinds are separate namespaces",
+			run: func(e *env) {
+				require.NoError(e.t, e.s.PutRecord(e.ctx, "session", hash("k"), []byte("session"), long))
+				_, err := e.s.GetRecord(e.ctx, "consent", hash("k"))
+				requireIs(e.t, err, store.ErrNotFound)
+				require.NoError(e.t, e.s.PutRecord(e.ctx, "consent", hash("k"), []byte("consent"), long))
+				require.NoError(e.t, e.s.DeleteRecord(e.ctx, "session", hash("k")))
+				got, err := e.s.GetRecord(e.ctx, "consent", hash("k"))
+				require.NoError(e.t, err)
+				require.Equal(e.t, "consent", string(got))
+				_, err = e.s.GetRecord(e.ctx, "session", hash("k"))
+				requireIs(e.t, err, store.ErrNotFound)
+			},
+		},
+		{
+			name: "values are copies: changing the bytes put or read changes nothing stored",
+			run: func(e *env) {
+				in := []byte("value")
+				require.NoError(e.t, e.s.PutRecord(e.ctx, "session", hash("s"), in, long))
+				in[0] = 'X'
+				got, err := e.s.GetRecord(e.ctx, "session", hash("s"))
+				require.NoError(e.t, err)
+				require.Equal(e.t, "value", string(got))
+				got[0] = 'X'
+				got, err = e.s.GetRecord(e.ctx, "session", hash("s"))
+				require.NoError(e.t, err)
+				require.Equal(e.t, "value", string(got))
+			},
+		},
+	}
+}
+
+func counterTests() []test {
+	incr := func(e *env, key string, window time.Duration, want int64) {
+		e.t.Helper()
+		n, err := e.s.Incr(e.ctx, hash(key), window)
+		require.NoError(e.t, err)
+		require.Equal(e.t, want, n, key)
+	}
+	return []test{
+		{
+			name: "Incr counts 1, 2, 3, and each key on its own",
+			run: func(e *env) {
+				incr(e, "alice", long, 1)
+				incr(e, "alice", long, 2)
+				incr(e, "bob", long, 1)
+				incr(e, "alice", long, 3)
+			},
+		},
+		{
+			name: "a counter starts over after its window",
+			run: func(e *env) {
+				incr(e, "alice", lease, 1)
+				incr(e, "alice", lease, 2)
+				e.wait(pastLease)
+				incr(e, "alice", lease, 1)
+			},
+		},
+		{
+			name: "the window runs from the first increment, not the last",
+			run: func(e *env) {
+				window := 400 * time.Millisecond
+				incr(e, "alice", window, 1)
+				e.wait(100 * time.Millisecond)
+				incr(e, "alice", window, 2)
+				e.wait(window - 50*time.Millisecond) // past the first's window, not the second's
+				incr(e, "alice", window, 1)
+			},
+		},
+		{
+			name: "Reset starts the counter over, and resetting a missing counter is not an error",
+			run: func(e *env) {
+				incr(e, "alice", long, 1)
+				incr(e, "alice", long, 2)
+				require.NoError(e.t, e.s.Reset(e.ctx, hash("alice")))
+				incr(e, "alice", long, 1)
+				require.NoError(e.t, e.s.Reset(e.ctx, hash("nobody")))
+			},
+		},
+	}
+}
+
+// promptly is how long a call with a cancelled context may take.
+const promptly = 5 * time.Second
+
+// cancelled runs f with a cancelled context and checks it returns promptly with nil or the
+// context's error; it reports whether f failed.
+func cancelled(t *testing.T, name string, f func(ctx context.Context) error) bool {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	done := make(chan error, 1)
+	go func() { done <- f(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			require.ErrorIs(t, err, context.Canceled, name)
+			return true
+		}
+		return false
+	case <-time.After(promptly):
+		require.FailNow(t, "a call with a cancelled context did not return", name)
+		return false
+	}
+}
+
+func contextTests() []test {
+	return []test{
+		{
+			name: "every call with a cancelled context returns promptly, succeeding or with the context's error",
+			run: func(e *env) {
+				family := newFamily(e.t)
+				calls := map[string]func(ctx context.Context) error{
+					"PutCode": func(ctx context.Context) error {
+						return e.s.PutCode(ctx, hash("c"), e.code(family), long)
+					},
+					"TakeCode": func(ctx context.Context) error {
+						_, err := e.s.TakeCode(ctx, hash("c"))
+						return ignore(err, store.ErrNotFound, store.ErrAlreadyUsed)
+					},
+					"CreateRefresh": func(ctx context.Context) error {
+						return ignore(e.s.CreateRefresh(ctx, hash("a"), e.refresh(family, long)), store.ErrConflict)
+					},
+					"GetRefresh": func(ctx context.Context) error {
+						_, err := e.s.GetRefresh(ctx, hash("a"))
+						return ignore(err, store.ErrNotFound, store.ErrReused)
+					},
+					"RotateRefresh": func(ctx context.Context) error {
+						_, err := e.s.RotateRefresh(ctx, hash("a"), hash("b"), e.refresh(family, long), time.Minute)
+						return ignore(err, store.ErrNotFound, store.ErrConflict)
+					},
+					"FamilyRevoked": func(ctx context.Context) error {
+						_, err := e.s.FamilyRevoked(ctx, family)
+						return err
+					},
+					"RevokeToken": func(ctx context.Context) error { return e.s.RevokeToken(ctx, "jti", e.now().Add(long)) },
+					"TokenRevoked": func(ctx context.Context) error {
+						_, err := e.s.TokenRevoked(ctx, "jti")
+						return err
+					},
+					"PutRecord": func(ctx context.Context) error {
+						return e.s.PutRecord(ctx, "session", hash("s"), []byte("v"), long)
+					},
+					"GetRecord": func(ctx context.Context) error {
+						_, err := e.s.GetRecord(ctx, "session", hash("s"))
+						return ignore(err, store.ErrNotFound)
+					},
+					"DeleteRecord": func(ctx context.Context) error { return e.s.DeleteRecord(ctx, "session", hash("s")) },
+					"Incr": func(ctx context.Context) error {
+						_, err := e.s.Incr(ctx, hash("n"), long)
+						return err
+					},
+					"Reset": func(ctx context.Context) error { return e.s.Reset(ctx, hash("n")) },
+					"Ping":  func(ctx context.Context) error { return e.s.Ping(ctx) },
+					// Last, so the family's token was used before.
+					"RevokeFamily": func(ctx context.Context) error { return e.s.RevokeFamily(ctx, family, e.now().Add(long)) },
+				}
+				order := []string{"PutCode", "TakeCode", "CreateRefresh", "GetRefresh", "RotateRefresh", "FamilyRevoked",
+					"RevokeToken", "TokenRevoked", "PutRecord", "GetRecord", "DeleteRecord", "Incr", "Reset", "Ping", "RevokeFamily"}
+				require.Len(e.t, order, len(calls))
+				for _, name := range order {
+					cancelled(e.t, name, calls[name])
+				}
+			},
+		},
+		{
+			name: "a take that fails for its cancelled context does not use the code",
+			run: func(e *env) {
+				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), e.code(newFamily(e.t)), long))
+				failed := cancelled(e.t, "TakeCode", func(ctx context.Context) error {
+					_, err := e.s.TakeCode(ctx, hash("c"))
+					return err
+				})
+				_, err := e.s.TakeCode(e.ctx, hash("c"))
+				if failed {
+					require.NoError(e.t, err)
+				} else {
+					requireIs(e.t, err, store.ErrAlreadyUsed)
+				}
+			},
+		},
+		{
+			name: "a rotation that fails for its cancelled context rotates nothing",
+			run: func(e *env) {
+				family := newFamily(e.t)
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
+				failed := cancelled(e.t, "RotateRefresh", func(ctx context.Context) error {
+					_, err := e.s.RotateRefresh(ctx, hash("a"), hash("b"), e.refresh(family, long), time.Minute)
+					return err
+				})
+				_, errA := e.s.GetRefresh(e.ctx, hash("a"))
+				_, errB := e.s.GetRefresh(e.ctx, hash("b"))
+				if failed {
+					require.NoError(e.t, errA)
+					requireIs(e.t, errB, store.ErrNotFound)
+				} else {
+					requireIs(e.t, errA, store.ErrReused)
+					require.NoError(e.t, errB)
+				}
+			},
+		},
+		{
+			name: "a put that fails for its cancelled context stores nothing",
+			run: func(e *env) {
+				failed := cancelled(e.t, "PutCode", func(ctx context.Context) error {
+					return e.s.PutCode(ctx, hash("c"), e.code(newFamily(e.t)), long)
+				})
+				_, err := e.s.TakeCode(e.ctx, hash("c"))
+				if failed {
+					requireIs(e.t, err, store.ErrNotFound)
+				} else {
+					require.NoError(e.t, err)
+				}
+			},
+		},
+	}
+}
+
+// ignore turns the store errors a call may expect into nil, leaving a context's error.
+func ignore(err error, expected ...error) error {
+	for _, x := range expected {
+		if errors.Is(err, x) {
+			return nil
+		}
+	}
+	return err
+}

@@ -1,0 +1,190 @@
+package token
+
+import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/latchkey-dev/latchkey/server/keys"
+	"github.com/latchkey-dev/latchkey/server/registry"
+)
+
+// DefaultIDTokenLifetime is the ID token lifetime when neither the client nor the Config sets
+// one.
+const DefaultIDTokenLifetime = time.Hour
+
+// Claims is a set of user claims a grant releases (in ID tokens and at userinfo).
+type Claims uint8
+
+// The user claims Latchkey can release.
+const (
+	ClaimName Claims = 1 << iota
+	ClaimPreferredUsername
+	ClaimEmail
+	ClaimEmailVerified
+	ClaimGroups
+)
+
+// claimNames maps the claim names of Scope resources to Claims, in the order they are written.
+var claimNames = [...]struct { //nolint:gochecknoglobals // a constant table
+	name  string
+	claim Claims
+}{
+	{"name", ClaimName},
+	{"preferred_username", ClaimPreferredUsername},
+	{"email", ClaimEmail},
+	{"email_verified", ClaimEmailVerified},
+	{"groups", ClaimGroups},
+}
+
+// ClaimByName returns the Claims value of a claim name, or 0 for a claim Latchkey has no data
+// for (address, phone_number, ...).
+func ClaimByName(name string) Claims {
+	for _, c := range claimNames {
+		if c.name == name {
+			return c.claim
+		}
+	}
+	return 0
+}
+
+// ClaimNames returns the names of every claim Latchkey can release, in a fixed order.
+func ClaimNames() []string {
+	out := make([]string, 0, len(claimNames))
+	for _, c := range claimNames {
+		out = append(out, c.name)
+	}
+	return out
+}
+
+// AppendUserClaims appends the released claims of the user as JSON object members, each
+// preceded by a comma, to dst. Empty strings (a user without a display name or email) are
+// omitted; email_verified is written only with email; groups is written even when empty.
+func AppendUserClaims(dst []byte, u *registry.User, release Claims) []byte {
+	if u == nil {
+		return dst
+	}
+	if release&ClaimName != 0 && u.DisplayName != "" {
+		dst = append(dst, `,"name":`...)
+		dst = AppendJSONString(dst, u.DisplayName)
+	}
+	if release&ClaimPreferredUsername != 0 {
+		dst = append(dst, `,"preferred_username":`...)
+		dst = AppendJSONString(dst, u.Username)
+	}
+	if release&ClaimEmail != 0 && u.Email != "" {
+		dst = append(dst, `,"email":`...)
+		dst = AppendJSONString(dst, u.Email)
+		if release&ClaimEmailVerified != 0 {
+			dst = append(dst, `,"email_verified":`...)
+			dst = strconv.AppendBool(dst, u.EmailVerified)
+		}
+	}
+	if release&ClaimGroups != 0 {
+		dst = append(dst, `,"groups":[`...)
+		for i, g := range u.Groups {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = AppendJSONString(dst, g)
+		}
+		dst = append(dst, ']')
+	}
+	return dst
+}
+
+// IDTokenRequest says whom an ID token is for.
+type IDTokenRequest struct {
+	// Client is the relying party: aud, lifetime and algorithm.
+	Client *registry.Client
+	// User is the subject; its username is sub.
+	User *registry.User
+	// AuthTime is when the user authenticated (auth_time).
+	AuthTime time.Time
+	// Nonce is echoed when not empty.
+	Nonce string
+	// AccessToken, when not empty, is hashed into at_hash.
+	AccessToken string
+	// Release is the set of user claims the granted scopes release.
+	Release Claims
+	// Lifetime overrides the default when the client has no IDTokenLifetime; zero means one
+	// hour.
+	Lifetime time.Duration
+}
+
+// IssueIDToken signs an OpenID Connect ID token (OIDC Core 2) with header typ "JWT" and the
+// client's algorithm: iss, sub, aud (the client ID), exp, iat, auth_time, nonce (when given),
+// at_hash (when an access token is given) and the released user claims.
+func (i *Issuer) IssueIDToken(req IDTokenRequest) (string, error) {
+	c, u := req.Client, req.User
+	if c == nil || u == nil {
+		return "", errors.New("token: ID token needs a client and a user")
+	}
+	alg := i.algorithm(c)
+	signer, err := i.keys.Signer(alg)
+	if err != nil {
+		return "", err
+	}
+	lifetime := c.IDTokenLifetime
+	if lifetime <= 0 {
+		lifetime = req.Lifetime
+	}
+	if lifetime <= 0 {
+		lifetime = DefaultIDTokenLifetime
+	}
+	iat := i.now().Unix()
+	exp := iat + max(int64(lifetime/time.Second), 1)
+
+	bp := i.buffers.Get().(*[]byte) //nolint:forcetypeassert // the pool holds only *[]byte
+	defer i.buffers.Put(bp)
+	b := append((*bp)[:0], `{"iss":`...)
+	b = AppendJSONString(b, i.issuer)
+	b = append(b, `,"sub":`...)
+	b = AppendJSONString(b, u.Username)
+	b = append(b, `,"aud":`...)
+	b = AppendJSONString(b, c.ID)
+	b = append(b, `,"exp":`...)
+	b = strconv.AppendInt(b, exp, 10)
+	b = append(b, `,"iat":`...)
+	b = strconv.AppendInt(b, iat, 10)
+	if !req.AuthTime.IsZero() {
+		b = append(b, `,"auth_time":`...)
+		b = strconv.AppendInt(b, req.AuthTime.Unix(), 10)
+	}
+	if req.Nonce != "" {
+		b = append(b, `,"nonce":`...)
+		b = AppendJSONString(b, req.Nonce)
+	}
+	if req.AccessToken != "" {
+		h, err := AccessTokenHash(signer.Algorithm, req.AccessToken)
+		if err != nil {
+			return "", err
+		}
+		b = append(b, `,"at_hash":`...)
+		b = AppendJSONString(b, h)
+	}
+	b = AppendUserClaims(b, u, req.Release)
+	b = append(b, '}')
+	*bp = b
+	return signer.Sign(keys.TypeJWT, b)
+}
+
+// AccessTokenHash is the at_hash of an access token (OIDC Core 3.1.3.6): the base64url of the
+// left half of the hash of its ASCII octets, with the hash of the JWS algorithm: SHA-256 for
+// RS256 and ES256, SHA-512 for EdDSA (Ed25519 signs with SHA-512; go-oidc and other verifiers
+// use SHA-512 for EdDSA).
+func AccessTokenHash(alg, accessToken string) (string, error) {
+	switch alg {
+	case keys.RS256, keys.ES256:
+		sum := sha256.Sum256([]byte(accessToken))
+		return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2]), nil
+	case keys.EdDSA:
+		sum := sha512.Sum512([]byte(accessToken))
+		return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2]), nil
+	}
+	return "", fmt.Errorf("token: no at_hash for algorithm %q", alg)
+}
