@@ -65,39 +65,28 @@ const (
 
 // parseTokenRequest reads and parses a token request. The query string is ignored.
 func parseTokenRequest(r *http.Request, maxBody int64) (*TokenRequest, error) {
-	format, err := parseContentType(r.Header.Get("Content-Type"))
+	req, err := parseEndpointRequest(r, maxBody)
 	if err != nil {
 		return nil, err
 	}
-	body, err := readBody(r.Body, r.ContentLength, maxBody)
-	if err != nil {
-		return nil, err
-	}
-	return parseTokenParams(format, r.Header.Values("Authorization"), body)
+	return requireGrantType(req)
 }
 
-// parseTokenParams parses a read body and the Authorization header values.
+// parseTokenParams parses a read body and the Authorization header values: an endpoint request
+// that must name its grant_type.
 func parseTokenParams(format bodyFormat, authorization []string, body []byte) (*TokenRequest, error) {
-	var p params
-	var err error
-	switch format {
-	case formBody:
-		err = p.parseForm(string(body))
-	case jsonBody:
-		err = p.parseJSON(body)
-	default:
-		err = invalidRequest("Unsupported Content-Type.")
-	}
+	req, err := parseEndpointParams(format, authorization, body)
 	if err != nil {
 		return nil, err
 	}
-	if p.req.GrantType == "" {
+	return requireGrantType(req)
+}
+
+func requireGrantType(req *TokenRequest) (*TokenRequest, error) {
+	if req.GrantType == "" {
 		return nil, invalidRequest("The grant_type parameter is missing.")
 	}
-	if err := p.setClientCredentials(authorization); err != nil {
-		return nil, err
-	}
-	return &p.req, nil
+	return req, nil
 }
 
 // parseEndpointRequest reads a client-authenticated request of another endpoint (revocation,
