@@ -72,16 +72,6 @@ func parseTokenRequest(r *http.Request, maxBody int64) (*TokenRequest, error) {
 	return requireGrantType(req)
 }
 
-// parseTokenParams parses a read body and the Authorization header values: an endpoint request
-// that must name its grant_type.
-func parseTokenParams(format bodyFormat, authorization []string, body []byte) (*TokenRequest, error) {
-	req, err := parseEndpointParams(format, authorization, body)
-	if err != nil {
-		return nil, err
-	}
-	return requireGrantType(req)
-}
-
 func requireGrantType(req *TokenRequest) (*TokenRequest, error) {
 	if req.GrantType == "" {
 		return nil, invalidRequest("The grant_type parameter is missing.")
@@ -104,7 +94,7 @@ func parseEndpointRequest(r *http.Request, maxBody int64) (*TokenRequest, error)
 	return parseEndpointParams(format, r.Header.Values("Authorization"), body)
 }
 
-// parseEndpointParams is parseTokenParams without the grant_type requirement.
+// parseEndpointParams parses a read body and the Authorization header values.
 func parseEndpointParams(format bodyFormat, authorization []string, body []byte) (*TokenRequest, error) {
 	var p params
 	var err error
