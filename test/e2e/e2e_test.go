@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -33,6 +34,10 @@ type suite struct {
 	kubectlBin string
 	issuer     string
 	binary     string
+	// regToken is the initial access token of dynamic client registration (RFC 7591), and
+	// regNamespace the namespace registered OAuthClients are created in.
+	regToken     string
+	regNamespace string
 }
 
 var env *suite //nolint:gochecknoglobals // one control plane per package, set up in TestMain
@@ -79,7 +84,8 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "kubeconfig:", err)
 		return 1
 	}
-	s := &suite{root: root, kubectlBin: filepath.Join(assets, "kubectl"), kubeconfig: filepath.Join(tmp, "kubeconfig"), binary: filepath.Join(tmp, "latchkey")}
+	s := &suite{root: root, kubectlBin: filepath.Join(assets, "kubectl"), kubeconfig: filepath.Join(tmp, "kubeconfig"), binary: filepath.Join(tmp, "latchkey"),
+		regToken: "e2e-initial-" + rand.Text(), regNamespace: "e2e-registered"}
 	if err := os.WriteFile(s.kubeconfig, kc, 0o600); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -121,8 +127,14 @@ func (s *suite) startServer(tmp string) (func(), error) {
 		ports[i] = p
 	}
 	s.issuer = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-	if out, err := s.kubectlRun(nil, "create", "namespace", "latchkey-system"); err != nil {
-		return nil, fmt.Errorf("create namespace: %v: %s", err, out)
+	for _, ns := range []string{"latchkey-system", s.regNamespace} {
+		if out, err := s.kubectlRun(nil, "create", "namespace", ns); err != nil {
+			return nil, fmt.Errorf("create namespace: %v: %s", err, out)
+		}
+	}
+	tokenFile := filepath.Join(tmp, "registration-tokens")
+	if err := os.WriteFile(tokenFile, []byte("# initial access tokens, one a line\n"+s.regToken+"\n"), 0o600); err != nil {
+		return nil, err
 	}
 	logFile, err := os.Create(filepath.Join(tmp, "latchkey.log"))
 	if err != nil {
@@ -136,6 +148,8 @@ func (s *suite) startServer(tmp string) (func(), error) {
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[1]),
 		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[2]),
 		"--issuer", s.issuer,
+		"--registration-initial-token-file", tokenFile,
+		"--registration-namespace", s.regNamespace,
 	)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
