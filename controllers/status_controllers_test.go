@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -96,6 +97,52 @@ func TestUserIsServedWithItsPasswordHash(t *testing.T) {
 			assert.False(c, ok)
 		}
 	}, waitFor, tick)
+}
+
+func TestRecreatedUserIsAnotherSubject(t *testing.T) {
+	ctx := t.Context()
+	name := "alice-" + newNamespace(t) // a unique name; Users are cluster-scoped
+	newUser := func() *v1alpha1.User {
+		return &v1alpha1.User{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.UserSpec{Username: name}}
+	}
+	// servedWith waits until every replica serves the username under the subject.
+	servedWith := func(subject string) {
+		t.Helper()
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			for i, r := range suite.replicas {
+				u, ok := r.registry.Snapshot().User(name)
+				if assert.True(c, ok, "replica %d", i) {
+					assert.Equal(c, subject, u.Subject, "replica %d", i)
+				}
+				_, ok = r.registry.Snapshot().UserBySubject(subject)
+				assert.True(c, ok, "replica %d finds the user by its subject", i)
+			}
+		}, waitFor, tick)
+	}
+
+	first := newUser()
+	require.NoError(t, suite.client.Create(ctx, first))
+	t.Cleanup(func() { _ = suite.client.Delete(context.Background(), first) })
+	waitUserReady(t, first, metav1.ConditionTrue, v1alpha1.ReasonReady)
+	require.NotEmpty(t, first.UID)
+	servedWith(string(first.UID))
+
+	require.NoError(t, suite.client.Delete(ctx, first))
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		err := suite.client.Get(ctx, client.ObjectKeyFromObject(first), &v1alpha1.User{})
+		assert.True(c, apierrors.IsNotFound(err), "the first User is gone: %v", err)
+	}, waitFor, tick)
+
+	second := newUser()
+	require.NoError(t, suite.client.Create(ctx, second))
+	t.Cleanup(func() { _ = suite.client.Delete(context.Background(), second) })
+	waitUserReady(t, second, metav1.ConditionTrue, v1alpha1.ReasonReady)
+	require.NotEqual(t, first.UID, second.UID)
+	servedWith(string(second.UID))
+	for i, r := range suite.replicas {
+		_, ok := r.registry.Snapshot().UserBySubject(string(first.UID))
+		assert.False(t, ok, "replica %d no longer knows the first User's subject", i)
+	}
 }
 
 func waitUserReady(t *testing.T, u *v1alpha1.User, status metav1.ConditionStatus, reason string) *metav1.Condition {

@@ -2,6 +2,8 @@ package convert
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -399,6 +401,7 @@ func User(u *v1alpha1.User, secret *corev1.Secret) (registry.User, error) {
 	ru := registry.User{
 		Source:        u.Name,
 		Created:       u.CreationTimestamp.Time,
+		Subject:       UserSubject(u),
 		Username:      u.Spec.Username,
 		Email:         u.Spec.Email,
 		EmailVerified: u.Spec.EmailVerified,
@@ -423,6 +426,19 @@ func User(u *v1alpha1.User, secret *corev1.Secret) (registry.User, error) {
 	}
 	ru.PasswordHash = bytes.Clone(hash)
 	return ru, nil
+}
+
+// UserSubject is the OIDC subject of a User: its metadata.uid, which the API server assigns anew
+// on every creation, so a User deleted and re-created with the same username is a different
+// subject. Without a uid (the manifest loader's files) it is derived from the resource name:
+// the SHA-256 of "latchkey-user:" + name, formatted like a UUID.
+func UserSubject(u *v1alpha1.User) string {
+	if u.UID != "" {
+		return string(u.UID)
+	}
+	sum := sha256.Sum256([]byte("latchkey-user:" + u.Name))
+	h := hex.EncodeToString(sum[:16])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
 // The errors of CheckPasswordHash: fixed texts, so no part of the value can leak through them.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/server/password"
@@ -411,6 +413,46 @@ func TestUser(t *testing.T) {
 			assert.True(t, u.EmailVerified)
 			assert.Equal(t, []string{"admins"}, u.Groups)
 			assert.Equal(t, tt.wantHash, string(u.PasswordHash))
+		})
+	}
+}
+
+func TestUserSubject(t *testing.T) {
+	const uid1, uid2 = "0d5c6a0e-1111-4222-8333-944445555666", "9f0c6a0e-1111-4222-8333-944445555666"
+	named := func(name, uid string) *v1alpha1.User {
+		return &v1alpha1.User{ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID(uid)},
+			Spec: v1alpha1.UserSpec{Username: "alice"}}
+	}
+	uuidShape := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	tests := []struct {
+		name      string
+		user      *v1alpha1.User
+		same      *v1alpha1.User // a User whose subject must be equal, or nil
+		different *v1alpha1.User // a User whose subject must differ, or nil
+	}{
+		{name: "a User from the API server has its uid as subject", user: named("alice", uid1)},
+		{name: "a re-created User (new uid, same name and username) is another subject",
+			user: named("alice", uid2), different: named("alice", uid1)},
+		{name: "a User from a file keeps its subject when read again", user: named("alice", ""), same: named("alice", "")},
+		{name: "a User from a file with another resource name and the same username is another subject",
+			user: named("alice-2", ""), different: named("alice", "")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, err := User(tt.user, nil)
+			require.NoError(t, err)
+			assert.Equal(t, UserSubject(tt.user), u.Subject)
+			assert.Regexp(t, uuidShape, u.Subject)
+			assert.NotEqual(t, u.Username, u.Subject, "the subject is never the username")
+			if tt.user.UID != "" {
+				assert.Equal(t, string(tt.user.UID), u.Subject)
+			}
+			if tt.same != nil {
+				assert.Equal(t, UserSubject(tt.same), u.Subject)
+			}
+			if tt.different != nil {
+				assert.NotEqual(t, UserSubject(tt.different), u.Subject)
+			}
 		})
 	}
 }

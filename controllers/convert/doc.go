@@ -29,6 +29,14 @@
 //     CRD; an invalid Scope is ErrInvalidSpec.
 //   - creationTimestamp is carried into the registry values (Created): it decides who holds a
 //     contested client ID, username or scope name.
+//   - A User's subject (registry.User.Subject, the OIDC sub of its tokens, sessions and
+//     consents) is its metadata.uid: the API server gives every creation a new uid, so a User
+//     deleted and re-created under the same username (or resource name) is a new subject and
+//     inherits nothing of the old one. The manifest loader's files have no uid (no API server):
+//     there the subject is derived from the resource name (SHA-256 of "latchkey-user:" + name,
+//     in UUID form), so in the embedded mode a user deleted and re-added under the same
+//     resource name keeps its subject (files have no identity), while one re-added under
+//     another resource name with the same username does not.
 //   - Only the SHA-256 of a client secret (registry.HashSecret) is kept, never the secret.
 //   - Defaults filled here: type Confidential, tokenEndpointAuthMethod client_secret_basic
 //     (Confidential) or none (Public), pkce RequiredS256, consent Remember, audiences [clientID],

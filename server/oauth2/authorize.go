@@ -73,7 +73,8 @@ type pendingRequest struct {
 	// BrowserHash is the hash of the browser's binding cookie; CSRFToken is the forms' token.
 	BrowserHash []byte `json:"browser"`
 	CSRFToken   string `json:"csrf"`
-	// Set once the user has signed in for this request: who, when, and in which session.
+	// Set once the user has signed in for this request: who (registry.User.Subject), when, and
+	// in which session.
 	Subject     string `json:"sub,omitempty"`
 	AuthTime    int64  `json:"auth_time,omitempty"`
 	SessionHash []byte `json:"session,omitempty"`
@@ -165,7 +166,7 @@ func (a *authorizer) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ok {
-		if u, exists := snap.User(sess.Username); !exists || u.Disabled {
+		if u, exists := snap.UserBySubject(sess.Subject); !exists || u.Disabled {
 			ok = false
 		}
 	}
@@ -177,7 +178,7 @@ func (a *authorizer) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		a.showPage(w, r, p, LoginPath)
 		return
 	}
-	p.Subject, p.AuthTime, p.SessionHash = sess.Username, sess.AuthTime, sessHash[:]
+	p.Subject, p.AuthTime, p.SessionHash = sess.Subject, sess.AuthTime, sessHash[:]
 	need, err := a.consentRequired(ctx, client, p)
 	if err != nil {
 		a.redirectError(w, r, redirectURI, req.State, storeFailure(err))
@@ -379,7 +380,7 @@ func (a *authorizer) respondWithCode(w http.ResponseWriter, r *http.Request, cli
 		a.redirectError(w, r, p.RedirectURI, p.State, err)
 		return
 	}
-	logr.FromContextOrDiscard(ctx).V(1).Info("authorization code issued", "client_id", client.ID, "user", p.Subject)
+	logr.FromContextOrDiscard(ctx).V(1).Info("authorization code issued", "client_id", client.ID, "sub", p.Subject)
 	a.redirect(w, responseURI(p.RedirectURI, "code", code, p.State, a.issuer))
 }
 

@@ -97,10 +97,10 @@ func flowRegistry(t testing.TB) *registry.Registry {
 	} {
 		r.PutClient(c)
 	}
-	r.PutUser(registry.User{Source: ownerName, Username: ownerName, Email: "alice@example.com", EmailVerified: true,
+	r.PutUser(registry.User{Source: ownerName, Subject: subjectOf(ownerName), Username: ownerName, Email: "alice@example.com", EmailVerified: true,
 		DisplayName: "Alice Liddell", PasswordHash: []byte(hash)})
-	r.PutUser(registry.User{Source: disabledName, Username: disabledName, PasswordHash: []byte(hash), Disabled: true})
-	r.PutUser(registry.User{Source: noHashName, Username: noHashName})
+	r.PutUser(registry.User{Source: disabledName, Subject: subjectOf(disabledName), Username: disabledName, PasswordHash: []byte(hash), Disabled: true})
+	r.PutUser(registry.User{Source: noHashName, Subject: subjectOf(noHashName), Username: noHashName})
 	return r
 }
 

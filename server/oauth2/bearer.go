@@ -106,14 +106,14 @@ func (v *accessTokenVerifier) verify(tok string) (*accessClaims, error) {
 }
 
 // active reports whether a verified token is still in force: its jti and its family (sid) are
-// not revoked, its client still exists and, for a user's token, the user exists and is not
-// disabled. An error means the store could not answer.
+// not revoked, its client still exists and, for a user's token, the user of its subject exists
+// and is not disabled (a user re-created under the same username is another subject). An error means the store could not answer.
 func (v *accessTokenVerifier) active(ctx context.Context, snap *registry.Snapshot, c *accessClaims) (bool, error) {
 	if _, ok := snap.Client(c.ClientID); !ok {
 		return false, nil
 	}
 	if c.forUser() {
-		if u, ok := snap.User(c.Subject); !ok || u.Disabled {
+		if u, ok := snap.UserBySubject(c.Subject); !ok || u.Disabled {
 			return false, nil
 		}
 	}

@@ -46,7 +46,7 @@ func BenchmarkCodeExchange(b *testing.B) {
 				family, err := newFamilyID()
 				require.NoError(b, err)
 				require.NoError(b, e.store.PutCode(b.Context(), store.HashOf(code), store.Code{
-					ClientID: id, RedirectURI: redirect, Subject: aliceName,
+					ClientID: id, RedirectURI: redirect, Subject: subjectOf(aliceName),
 					Scopes: []string{"openid", projectScope}, CodeChallenge: challenge, CodeChallengeMethod: "S256",
 					AuthTime: testNow, FamilyID: family,
 				}, 10*time.Minute))

@@ -37,9 +37,10 @@ type rememberedConsent struct {
 	Scopes []string `json:"scopes"`
 }
 
-// consentKey names the remembered consent of a user and a client.
-func consentKey(username, clientID string) store.Hash {
-	return store.HashOf(fmt.Sprintf("consent\x00%d:%s\x00%s", len(username), username, clientID))
+// consentKey names the remembered consent of a user (by subject, never by username: a user
+// re-created under the same username has not consented to anything) and a client.
+func consentKey(subject, clientID string) store.Hash {
+	return store.HashOf(fmt.Sprintf("consent\x00sub\x00%d:%s\x00%s", len(subject), subject, clientID))
 }
 
 // consentRequired applies the client's consent policy to a signed-in pending request:
@@ -68,8 +69,8 @@ func (a *authorizer) consentRequired(ctx context.Context, client *registry.Clien
 }
 
 // remembered returns the scopes the user allowed the client, nil when none are remembered.
-func (a *authorizer) remembered(ctx context.Context, username, clientID string) ([]string, error) {
-	raw, err := a.store.GetRecord(ctx, recordConsent, consentKey(username, clientID))
+func (a *authorizer) remembered(ctx context.Context, subject, clientID string) ([]string, error) {
+	raw, err := a.store.GetRecord(ctx, recordConsent, consentKey(subject, clientID))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -87,8 +88,8 @@ func (a *authorizer) remembered(ctx context.Context, username, clientID string) 
 }
 
 // remember adds the scopes to the user's remembered consent for the client.
-func (a *authorizer) remember(ctx context.Context, username, clientID string, scopes []string) error {
-	prev, err := a.remembered(ctx, username, clientID)
+func (a *authorizer) remember(ctx context.Context, subject, clientID string, scopes []string) error {
+	prev, err := a.remembered(ctx, subject, clientID)
 	if err != nil {
 		return err
 	}
@@ -105,7 +106,7 @@ func (a *authorizer) remember(ctx context.Context, username, clientID string, sc
 	if err != nil {
 		return err
 	}
-	return a.store.PutRecord(ctx, recordConsent, consentKey(username, clientID), raw, a.login.ConsentLifetime)
+	return a.store.PutRecord(ctx, recordConsent, consentKey(subject, clientID), raw, a.login.ConsentLifetime)
 }
 
 // signedIn checks that the pending request's user signed in and that the browser still has
@@ -120,11 +121,11 @@ func (a *authorizer) signedIn(w http.ResponseWriter, r *http.Request, id string,
 		a.pageStoreError(w, r, err)
 		return false
 	}
-	if !ok || sess.Username != p.Subject || !sameHash(h, p.SessionHash) {
+	if !ok || sess.Subject != p.Subject || !sameHash(h, p.SessionHash) {
 		redirectToPage(w, LoginPath, id)
 		return false
 	}
-	if u, exists := a.registry.Snapshot().User(p.Subject); !exists || u.Disabled {
+	if u, exists := a.registry.Snapshot().UserBySubject(p.Subject); !exists || u.Disabled {
 		redirectToPage(w, LoginPath, id)
 		return false
 	}
@@ -138,12 +139,16 @@ func (a *authorizer) serveConsentPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	snap := a.registry.Snapshot()
+	var username string
+	if u, exists := snap.UserBySubject(p.Subject); exists {
+		username = u.Username
+	}
 	items := make([]scopeItem, 0, len(p.Scopes))
 	for _, name := range p.Scopes {
 		items = append(items, scopeItem{Name: name, Description: scopeDescription(snap, name)})
 	}
 	a.pages.renderConsent(w, r, consentPage{
-		Client: clientName(client), Username: p.Subject, RequestID: id, CSRFToken: p.CSRFToken,
+		Client: clientName(client), Username: username, RequestID: id, CSRFToken: p.CSRFToken,
 		RedirectHost: redirectHost(p.RedirectURI), Scopes: items,
 	}, formActionSource(p.RedirectURI))
 }
@@ -171,7 +176,7 @@ func (a *authorizer) handleConsent(w http.ResponseWriter, r *http.Request) {
 			a.pageStoreError(w, r, err)
 			return
 		}
-		logr.FromContextOrDiscard(ctx).Info("consent denied", "user", p.Subject, "client_id", client.ID)
+		logr.FromContextOrDiscard(ctx).Info("consent denied", "sub", p.Subject, "client_id", client.ID)
 		a.redirectError(w, r, p.RedirectURI, p.State, ErrAccessDenied)
 		return
 	default:
@@ -184,6 +189,6 @@ func (a *authorizer) handleConsent(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	logr.FromContextOrDiscard(ctx).Info("consent given", "user", p.Subject, "client_id", client.ID, "scopes", p.Scopes)
+	logr.FromContextOrDiscard(ctx).Info("consent given", "sub", p.Subject, "client_id", client.ID, "scopes", p.Scopes)
 	a.respondWithCode(w, r, client, p, id)
 }

@@ -95,7 +95,7 @@ func TestConsentPolicies(t *testing.T) {
 		t.Run("another user must consent on their own", func(t *testing.T) {
 			u, _ := env.reg.Snapshot().User(ownerName)
 			bob := *u
-			bob.Source, bob.Username = "bob", "bob"
+			bob.Source, bob.Username, bob.Subject = "bob", "bob", subjectOf("bob")
 			env.reg.PutUser(bob)
 			other := env.browser(t)
 			p := other.login(other.get(env.requestFor(spaClientID, "openid read:projects", "6")), "bob", ownerPassword)
@@ -183,7 +183,7 @@ func TestNotYouSignsInAsSomeoneElse(t *testing.T) {
 	env := newFlowEnv(t)
 	u, _ := env.reg.Snapshot().User(ownerName)
 	bob := *u
-	bob.Source, bob.Username = "bob", "bob"
+	bob.Source, bob.Username, bob.Subject = "bob", "bob", subjectOf("bob")
 	env.reg.PutUser(bob)
 	b := env.browser(t)
 	p := env.afterLogin(t, b, env.requestFor(spaClientID, "openid", "s"))

@@ -113,7 +113,8 @@
 //     authorization request's when that had one. Public clients exchange with client_id alone.
 //   - State between pages lives in the store only: the pending request (10 min) under the hash
 //     of a random ID that the pages carry, the session (8 h, not sliding) under the hash of its
-//     cookie, remembered consents (90 days, per user and client, the union of allowed scopes).
+//     cookie, remembered consents (90 days, per subject and client, the union of allowed
+//     scopes). Sessions and consents name the user by subject (see the sub decision below).
 //     The session cookie is __Host-latchkey-session (Secure) for an https issuer, else
 //     latchkey-session; HttpOnly, SameSite=Lax, Path=/. A login always gets a new session ID.
 //   - CSRF (csrf.go): http.CrossOriginProtection refuses cross-site POSTs; each pending request
@@ -146,9 +147,20 @@
 // it the password and refresh_token grants are unsupported_grant_type and /oauth2/userinfo,
 // /oauth2/revoke (alias /oauth/revoke) and /oauth2/introspect are 404. Every user grant goes
 // through tokenService.issueForUser. Decisions:
+//   - sub (access tokens, ID tokens, userinfo, introspection) is registry.User.Subject, a stable
+//     identifier that is never reassigned (OIDC Core 2): the User resource's metadata.uid, so a
+//     User deleted and re-created with the same username is a new subject. Everything that
+//     names a user after the login does so by subject, never by username: store.Code and
+//     store.RefreshToken Subject, login sessions, remembered consents, and the lookups of
+//     userinfo, introspection, the code and refresh grants (Snapshot.UserBySubject). A token,
+//     code, session or consent whose subject is no longer in the registry is inactive, invalid
+//     or ignored, so nothing of a deleted user passes to a new one with its username. Only the
+//     password check looks users up by username, and failed-login counters stay keyed by the
+//     username typed. Clients see the username as preferred_username (profile) and, at
+//     introspection, as username.
 //   - A user grant has a family ID (grant ID, 16 random bytes base64url): a new one for a
 //     password login, the code's for authorization_code, the presented token's for a refresh.
-//     Access tokens of users carry it as sid (besides RFC 9068's claims; sub is the username),
+//     Access tokens of users carry it as sid (besides RFC 9068's claims; sub is the subject),
 //     so revoking the family (code replay, refresh token reuse, revocation of a refresh token)
 //     also revokes every access token issued from the grant: userinfo and introspection check
 //     the revoked jti and the revoked family on every call. client_credentials tokens have no
@@ -205,7 +217,8 @@
 //     scope, client_id, username (users only), exp, iat, sub, aud, iss, jti, sid; refresh
 //     tokens token_type refresh_token, scope, client_id, username, exp, iat, sub, iss, sid.
 //     Everything else (expired, revoked, foreign issuer, bad signature, ID tokens, deleted
-//     client, missing or disabled user) is exactly {"active":false}.
+//     client, missing or disabled user, a subject no longer in the registry) is exactly
+//     {"active":false}. sub is the subject, username the user's current username.
 //   - Discovery with a Store adds revocation_endpoint, introspection_endpoint and their auth
 //     methods, "none" to token_endpoint_auth_methods_supported, OIDC's built-in scopes to
 //     scopes_supported, and in openid-configuration userinfo_endpoint and claims_supported.

@@ -59,7 +59,7 @@ func (g authorizationCodeGrant) Exchange(ctx context.Context, req *GrantRequest)
 	if err := checkVerifier(req.Client, code, req.CodeVerifier); err != nil {
 		return nil, err
 	}
-	user, ok := req.Snapshot.User(code.Subject)
+	user, ok := req.Snapshot.UserBySubject(code.Subject)
 	if !ok || user.Disabled {
 		return nil, ErrInvalidGrant.WithDescription("The user of the authorization code can no longer sign in.")
 	}

@@ -54,7 +54,7 @@ func TestGolangOAuth2AuthorizationCodeWithPKCE(t *testing.T) {
 		idt, err := provider.Verifier(&oidc.Config{ClientID: spaClientID, Now: env.clock.Now}).Verify(
 			oidc.ClientContext(t.Context(), env.srv.Client()), rawID)
 		require.NoError(t, err)
-		assert.Equal(t, ownerName, idt.Subject)
+		assert.Equal(t, subjectOf(ownerName), idt.Subject)
 		assert.Equal(t, "nonce-1", idt.Nonce)
 		var claims struct {
 			AuthTime int64  `json:"auth_time"`
@@ -72,7 +72,7 @@ func TestGolangOAuth2AuthorizationCodeWithPKCE(t *testing.T) {
 		require.Equal(t, http.StatusOK, res.StatusCode)
 		var info map[string]any
 		require.NoError(t, json.NewDecoder(res.Body).Decode(&info))
-		assert.Equal(t, ownerName, info["sub"])
+		assert.Equal(t, subjectOf(ownerName), info["sub"])
 		assert.Equal(t, "alice@example.com", info["email"])
 	})
 	t.Run("the discovery document describes the endpoint", func(t *testing.T) {

@@ -63,7 +63,7 @@ func (g refreshTokenGrant) Exchange(ctx context.Context, req *GrantRequest) (*To
 	if err != nil {
 		return nil, err
 	}
-	user, ok := req.Snapshot.User(rec.Subject)
+	user, ok := req.Snapshot.UserBySubject(rec.Subject)
 	if !ok || user.Disabled {
 		return nil, ErrInvalidGrant.WithDescription(badRefreshToken)
 	}

@@ -33,6 +33,10 @@ var testKeyring = sync.OnceValues(func() (*keys.Keyring, error) {
 
 const testIssuer = "https://latchkey.example"
 
+// subjectOf is the subject the test registries give a username: deliberately not the username,
+// so a test cannot pass by confusing the two.
+func subjectOf(username string) string { return "sub-" + username + "-0001" }
+
 // testNow is the fixed clock of the handler under test.
 var testNow = time.Unix(1_760_000_000, 0)
 

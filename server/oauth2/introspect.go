@@ -58,9 +58,9 @@ func (e *tokenEndpoints) introspect(ctx context.Context, snap *registry.Snapshot
 	}
 	b = append(b, `,"client_id":`...)
 	b = token.AppendJSONString(b, c.ClientID)
-	if c.forUser() {
+	if u, ok := snap.UserBySubject(c.Subject); ok && c.forUser() {
 		b = append(b, `,"username":`...)
-		b = token.AppendJSONString(b, c.Subject)
+		b = token.AppendJSONString(b, u.Username)
 	}
 	b = appendTimes(b, c.Expiry.Time().Unix(), c.IssuedAt.Time().Unix())
 	b = append(b, `,"sub":`...)
@@ -87,7 +87,8 @@ func (e *tokenEndpoints) introspectRefresh(ctx context.Context, snap *registry.S
 	case err != nil, rec.ClientID != client.ID:
 		return []byte(inactive), nil //nolint:nilerr // unknown, expired, rotated or revoked: inactive
 	}
-	if u, ok := snap.User(rec.Subject); !ok || u.Disabled {
+	u, ok := snap.UserBySubject(rec.Subject)
+	if !ok || u.Disabled {
 		return []byte(inactive), nil
 	}
 	b := make([]byte, 0, 256)
@@ -99,7 +100,7 @@ func (e *tokenEndpoints) introspectRefresh(ctx context.Context, snap *registry.S
 	b = append(b, `,"client_id":`...)
 	b = token.AppendJSONString(b, rec.ClientID)
 	b = append(b, `,"username":`...)
-	b = token.AppendJSONString(b, rec.Subject)
+	b = token.AppendJSONString(b, u.Username)
 	b = appendTimes(b, rec.ExpiresAt.Unix(), rec.IssuedAt.Unix())
 	b = append(b, `,"sub":`...)
 	b = token.AppendJSONString(b, rec.Subject)

@@ -121,7 +121,7 @@ func (a *authorizer) handleLogin(w http.ResponseWriter, r *http.Request) {
 		a.pages.renderLogin(w, r, http.StatusBadRequest, page, formAction)
 		return
 	}
-	err := a.authenticate(ctx, r, client, username, pw)
+	user, err := a.authenticate(ctx, r, client, username, pw)
 	switch {
 	case errors.Is(err, errLocked):
 		page.Error = msgLocked
@@ -137,12 +137,12 @@ func (a *authorizer) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 
 	now := a.now().Unix()
-	sessHash, err := a.sessions.start(ctx, w, r, loginSession{Username: username, AuthTime: now})
+	sessHash, err := a.sessions.start(ctx, w, r, loginSession{Subject: user.Subject, AuthTime: now})
 	if err != nil {
 		a.pageStoreError(w, r, err)
 		return
 	}
-	p.Subject, p.AuthTime, p.SessionHash = username, now, sessHash[:]
+	p.Subject, p.AuthTime, p.SessionHash = user.Subject, now, sessHash[:]
 	need, err := a.consentRequired(ctx, client, p)
 	if err != nil {
 		a.pageStoreError(w, r, err)
@@ -161,8 +161,10 @@ func (a *authorizer) handleLogin(w http.ResponseWriter, r *http.Request) {
 
 // authenticate checks a username and password under the failed-login limits. Unknown users,
 // users without a password hash and disabled users fail exactly like a wrong password, after
-// the same hashing work. Its errors are errLocked, errBadCredentials or a store error.
-func (a *authorizer) authenticate(ctx context.Context, r *http.Request, client *registry.Client, username, pw string) error {
+// the same hashing work. It returns the user signed in; its errors are errLocked,
+// errBadCredentials or a store error. The failed-login counter stays keyed by the username
+// typed, not the subject: it is about what people type.
+func (a *authorizer) authenticate(ctx context.Context, r *http.Request, client *registry.Client, username, pw string) (*registry.User, error) {
 	log := logr.FromContextOrDiscard(ctx)
 	// The username's counter counts attempts since the last success: it is incremented before
 	// the check (so concurrent guesses cannot slip past the limit) and reset after a success.
@@ -172,29 +174,29 @@ func (a *authorizer) authenticate(ctx context.Context, r *http.Request, client *
 	addrKey := store.HashOf("login-failures-addr\x00" + a.clientAddress(r))
 	attempts, err := a.store.Incr(ctx, userKey, loginFailureWindow)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	locked, err := a.locked(ctx, addrKey)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if locked || attempts > int64(a.login.MaxFailuresPerUser) {
 		log.Info("login refused: locked after failed attempts", "client_id", client.ID)
 		a.failureDelay(ctx)
-		return errLocked
+		return nil, errLocked
 	}
 
 	user, exists := a.registry.Snapshot().User(username)
 	valid, err := a.verifyPassword(ctx, user, exists, pw)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if valid && !user.Disabled {
+	if valid && !user.Disabled && user.Subject != "" {
 		if err := a.store.Reset(ctx, userKey); err != nil && !errors.Is(err, store.ErrNotFound) {
 			log.Error(err, "failed-login counter not reset", "user", username)
 		}
 		log.Info("login succeeded", "user", username, "client_id", client.ID)
-		return nil
+		return user, nil
 	}
 
 	if exists {
@@ -203,10 +205,10 @@ func (a *authorizer) authenticate(ctx context.Context, r *http.Request, client *
 		log.Info("login failed for an unknown user", "client_id", client.ID)
 	}
 	if err := a.countFailure(ctx, addrKey, a.login.MaxFailuresPerAddress); err != nil {
-		return err
+		return nil, err
 	}
 	a.failureDelay(ctx)
-	return errBadCredentials
+	return nil, errBadCredentials
 }
 
 // verifyPassword checks the password against the user's hash, or against a dummy hash when

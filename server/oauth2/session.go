@@ -71,9 +71,10 @@ func cookieValue(r *http.Request, name string) string {
 	return c.Value
 }
 
-// loginSession is the server-side record of a signed-in browser.
+// loginSession is the server-side record of a signed-in browser. It names the user by
+// Subject, never by username: a user re-created under the same username does not inherit it.
 type loginSession struct {
-	Username string `json:"username"`
+	Subject string `json:"sub"`
 	// AuthTime is when the user entered the password, in Unix seconds.
 	AuthTime int64 `json:"auth_time"`
 }
@@ -101,7 +102,7 @@ func (s *sessions) current(ctx context.Context, r *http.Request) (loginSession, 
 		return loginSession{}, store.Hash{}, false, err
 	}
 	var sess loginSession
-	if json.Unmarshal(raw, &sess) != nil || sess.Username == "" {
+	if json.Unmarshal(raw, &sess) != nil || sess.Subject == "" {
 		return loginSession{}, store.Hash{}, false, nil //nolint:nilerr // an unreadable record is no session
 	}
 	return sess, h, true, nil

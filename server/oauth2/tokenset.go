@@ -110,6 +110,9 @@ func (s *tokenService) issue(ctx context.Context, g userGrant, rot *rotation) (*
 	if g.Client == nil || g.User == nil {
 		return nil, ErrServerError.WithCause(errors.New("user grant without client or user"))
 	}
+	if g.User.Subject == "" {
+		return nil, ErrServerError.WithCause(errors.New("user without a subject"))
+	}
 	if g.FamilyID == "" {
 		id, err := newFamilyID()
 		if err != nil {
@@ -123,7 +126,7 @@ func (s *tokenService) issue(ctx context.Context, g userGrant, rot *rotation) (*
 	// rotation, or the client's retry with the same refresh token would count as reuse and
 	// revoke the family. A lost rotation discards what was signed.
 	at, err := s.issuer.IssueAccessToken(token.AccessTokenRequest{
-		Client: g.Client, Subject: g.User.Username, Scopes: g.Scopes, SessionID: g.FamilyID,
+		Client: g.Client, Subject: g.User.Subject, Scopes: g.Scopes, SessionID: g.FamilyID,
 	})
 	if err != nil {
 		return nil, signError(err)
@@ -183,7 +186,7 @@ func (s *tokenService) newRefreshToken(g userGrant) (string, store.RefreshToken,
 		lifetime = s.refreshLifetime
 	}
 	return tok, store.RefreshToken{
-		FamilyID: g.FamilyID, ClientID: g.Client.ID, Subject: g.User.Username,
+		FamilyID: g.FamilyID, ClientID: g.Client.ID, Subject: g.User.Subject,
 		Scopes: slices.Clone(g.Scopes), AuthTime: g.AuthTime, IssuedAt: now, ExpiresAt: now.Add(lifetime),
 	}, nil
 }

@@ -99,7 +99,7 @@ func userRegistry() *registry.Registry {
 		{Username: carolName, PasswordHash: bc, Disabled: true},
 		{Username: daveName},
 	} {
-		u.Source = u.Username
+		u.Source, u.Subject = u.Username, subjectOf(u.Username)
 		r.PutUser(u)
 	}
 	userGrants := []string{"password", "refresh_token"}
@@ -307,7 +307,7 @@ func TestUserTokens(t *testing.T) {
 			h, claims := e.verifyJWT(t, at)
 			assert.Equal(t, tt.alg, h.Algorithm)
 			assert.Equal(t, "at+jwt", h.ExtraHeaders[jose.HeaderType])
-			assert.Equal(t, aliceName, claims["sub"])
+			assert.Equal(t, subjectOf(aliceName), claims["sub"])
 			assert.Equal(t, tt.client, claims["client_id"])
 			assert.Equal(t, tt.scope, claims["scope"])
 			sid := str(claims["sid"])
@@ -333,7 +333,7 @@ func TestUserTokens(t *testing.T) {
 			ih, ic := e.verifyJWT(t, idt)
 			assert.Equal(t, "JWT", ih.ExtraHeaders[jose.HeaderType])
 			assert.Equal(t, tt.alg, ih.Algorithm)
-			assert.Equal(t, aliceName, ic["sub"])
+			assert.Equal(t, subjectOf(aliceName), ic["sub"])
 			assert.Equal(t, tt.client, ic["aud"])
 			assert.InDelta(t, float64(e.clock.Now().Unix()), ic["auth_time"], 0)
 			assert.InDelta(t, float64(e.clock.Now().Add(time.Hour).Unix()), ic["exp"], 0)
@@ -373,7 +373,7 @@ func TestIDTokensPassTheGoOIDCVerifier(t *testing.T) {
 			})
 			idt, err := v.Verify(context.Background(), str(body["id_token"]))
 			require.NoError(t, err)
-			assert.Equal(t, aliceName, idt.Subject)
+			assert.Equal(t, subjectOf(aliceName), idt.Subject)
 			require.NoError(t, idt.VerifyAccessToken(str(body["access_token"])))
 			require.Error(t, idt.VerifyAccessToken(str(body["access_token"])+"x"), "another token fails at_hash")
 			var claims struct {

@@ -40,14 +40,14 @@ func (e *tokenEndpoints) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 			description: "The access token lacks the openid scope.", scope: scopeOpenID})
 		return
 	}
-	user, ok := snap.User(claims.Subject)
+	user, ok := snap.UserBySubject(claims.Subject)
 	if !claims.forUser() || !ok {
 		writeBearerError(w, r, errInvalidToken("The access token does not act for a user."))
 		return
 	}
 	b := make([]byte, 0, 256)
 	b = append(b, `{"sub":`...)
-	b = token.AppendJSONString(b, user.Username)
+	b = token.AppendJSONString(b, user.Subject)
 	b = token.AppendUserClaims(b, user, releasedClaims(snap, scopes))
 	b = append(b, '}')
 	if r.Method == http.MethodHead {

@@ -97,7 +97,11 @@ type User struct {
 	// Source is the name of the resource it came from.
 	Source string
 	// Created orders users that claim the same username: the earliest wins (see Precedes).
-	Created       time.Time
+	Created time.Time
+	// Subject is the user's OIDC sub: stable and never reassigned (the resource's UID), so a
+	// user deleted and re-created under the same username is a different subject. Tokens,
+	// sessions and consents name the user by Subject; only logins look users up by Username.
+	Subject       string
 	Username      string
 	Email         string
 	EmailVerified bool
@@ -116,6 +120,7 @@ type Snapshot struct {
 	scopeName map[string]*Scope  // by scope name
 	users     map[string]*User   // by source
 	userName  map[string]*User   // by username
+	userSub   map[string]*User   // by subject
 }
 
 // Client returns the client with the client ID.
@@ -126,6 +131,16 @@ func (s *Snapshot) Scope(name string) (*Scope, bool) { sc, ok := s.scopeName[nam
 
 // User returns the user with the username.
 func (s *Snapshot) User(username string) (*User, bool) { u, ok := s.userName[username]; return u, ok }
+
+// UserBySubject returns the user with the subject (the sub of its tokens, sessions and
+// consents). An empty subject is never found.
+func (s *Snapshot) UserBySubject(sub string) (*User, bool) {
+	if sub == "" {
+		return nil, false
+	}
+	u, ok := s.userSub[sub]
+	return u, ok
+}
 
 // Scopes returns every scope, sorted by name.
 func (s *Snapshot) Scopes() []*Scope {
@@ -149,7 +164,7 @@ func New() *Registry {
 	r.cur.Store(&Snapshot{
 		clients: map[string]*Client{}, byID: map[string]*Client{},
 		scopes: map[string]*Scope{}, scopeName: map[string]*Scope{},
-		users: map[string]*User{}, userName: map[string]*User{},
+		users: map[string]*User{}, userName: map[string]*User{}, userSub: map[string]*User{},
 	})
 	return r
 }
@@ -256,6 +271,7 @@ func (r *Registry) PutUser(u User) {
 	next.users = cloneMap(old.users)
 	next.users[u.Source] = &u
 	next.userName = indexBy(next.users, userKey)
+	next.userSub = indexBy(next.users, subjectKey)
 	r.cur.Store(&next)
 }
 
@@ -271,11 +287,17 @@ func (r *Registry) DeleteUser(source string) {
 	next.users = cloneMap(old.users)
 	delete(next.users, source)
 	next.userName = indexBy(next.users, userKey)
+	next.userSub = indexBy(next.users, subjectKey)
 	r.cur.Store(&next)
 }
 
 func scopeKey(s *Scope) (string, time.Time) { return s.Name, s.Created }
 func userKey(u *User) (string, time.Time)   { return u.Username, u.Created }
+
+// subjectKey indexes users by Subject. Subjects are unique (UIDs); should two sources claim one
+// anyway, Precedes decides as for usernames. A user without a subject is indexed under "",
+// which UserBySubject never looks up.
+func subjectKey(u *User) (string, time.Time) { return u.Subject, u.Created }
 
 // indexBy indexes values by a name; when two sources share a name, the one that Precedes wins
 // (created first, then the smaller source), the same rule as client IDs.

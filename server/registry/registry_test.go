@@ -262,3 +262,59 @@ func BenchmarkSnapshotClientLookup(b *testing.B) {
 		}
 	}
 }
+
+func TestUsersBySubject(t *testing.T) {
+	tests := []struct {
+		name    string
+		ops     func(r *Registry)
+		subject string
+		want    string // email of the user found, "" for none
+	}{
+		{
+			name:    "a user is found by its subject",
+			ops:     func(r *Registry) { r.PutUser(User{Source: "alice", Subject: "s1", Username: "alice", Email: "a1"}) },
+			subject: "s1", want: "a1",
+		},
+		{
+			name: "a user re-created under the same username is not found by the old subject",
+			ops: func(r *Registry) {
+				r.PutUser(User{Source: "alice", Subject: "s1", Username: "alice", Email: "a1"})
+				r.DeleteUser("alice")
+				r.PutUser(User{Source: "alice", Subject: "s2", Username: "alice", Email: "a2"})
+			},
+			subject: "s1",
+		},
+		{
+			name: "the re-created user is found by its new subject",
+			ops: func(r *Registry) {
+				r.PutUser(User{Source: "alice", Subject: "s1", Username: "alice", Email: "a1"})
+				r.DeleteUser("alice")
+				r.PutUser(User{Source: "alice", Subject: "s2", Username: "alice", Email: "a2"})
+			},
+			subject: "s2", want: "a2",
+		},
+		{
+			name:    "a user is not found by its username as a subject",
+			ops:     func(r *Registry) { r.PutUser(User{Source: "alice", Subject: "s1", Username: "alice"}) },
+			subject: "alice",
+		},
+		{
+			name:    "an empty subject finds no user, not even one without a subject",
+			ops:     func(r *Registry) { r.PutUser(User{Source: "alice", Username: "alice"}) },
+			subject: "",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := New()
+			tt.ops(r)
+			u, ok := r.Snapshot().UserBySubject(tt.subject)
+			if tt.want == "" {
+				assert.False(t, ok)
+				return
+			}
+			require.True(t, ok)
+			assert.Equal(t, tt.want, u.Email)
+		})
+	}
+}

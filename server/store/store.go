@@ -38,7 +38,7 @@ func (h Hash) String() string { return hex.EncodeToString(h[:]) }
 type Code struct {
 	ClientID            string
 	RedirectURI         string
-	Subject             string // username
+	Subject             string // registry.User.Subject (the sub claim), never the username
 	Scopes              []string
 	Nonce               string
 	CodeChallenge       string

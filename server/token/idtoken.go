@@ -101,7 +101,7 @@ func AppendUserClaims(dst []byte, u *registry.User, release Claims) []byte {
 type IDTokenRequest struct {
 	// Client is the relying party: aud, lifetime and algorithm.
 	Client *registry.Client
-	// User is the subject; its username is sub.
+	// User is the subject; its Subject (never its username) is sub.
 	User *registry.User
 	// AuthTime is when the user authenticated (auth_time).
 	AuthTime time.Time
@@ -124,6 +124,9 @@ func (i *Issuer) IssueIDToken(req IDTokenRequest) (string, error) {
 	if c == nil || u == nil {
 		return "", errors.New("token: ID token needs a client and a user")
 	}
+	if u.Subject == "" {
+		return "", errors.New("token: ID token needs a user with a subject")
+	}
 	alg := i.algorithm(c)
 	signer, err := i.keys.Signer(alg)
 	if err != nil {
@@ -144,7 +147,7 @@ func (i *Issuer) IssueIDToken(req IDTokenRequest) (string, error) {
 	b := append((*bp)[:0], `{"iss":`...)
 	b = AppendJSONString(b, i.issuer)
 	b = append(b, `,"sub":`...)
-	b = AppendJSONString(b, u.Username)
+	b = AppendJSONString(b, u.Subject)
 	b = append(b, `,"aud":`...)
 	b = AppendJSONString(b, c.ID)
 	b = append(b, `,"exp":`...)

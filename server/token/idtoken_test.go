@@ -19,7 +19,7 @@ import (
 func TestIssueIDToken(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	iss, kr := newTestIssuer(t, Config{Now: func() time.Time { return now }})
-	alice := &registry.User{Username: "alice", Email: "a@example.com", EmailVerified: true,
+	alice := &registry.User{Subject: "0d5c6a0e-1111-4222-8333-944445555666", Username: "alice", Email: "a@example.com", EmailVerified: true,
 		DisplayName: "Alice \"A\" L.", Groups: []string{"admins"}}
 	tests := []struct {
 		name      string
@@ -35,7 +35,7 @@ func TestIssueIDToken(t *testing.T) {
 			client:  registry.Client{ID: "app", Audiences: []string{"https://api"}},
 			req:     IDTokenRequest{AuthTime: now.Add(-time.Minute), Nonce: "n1", AccessToken: "at"},
 			wantAlg: "RS256", wantExp: 3600,
-			want: map[string]any{"iss": "https://latchkey.example", "sub": "alice", "aud": "app",
+			want: map[string]any{"iss": "https://latchkey.example", "sub": "0d5c6a0e-1111-4222-8333-944445555666", "aud": "app",
 				"auth_time": float64(now.Unix() - 60), "nonce": "n1", "at_hash": halfHash(sha256Sum("at"))},
 			wantNoKey: []string{"name", "email", "groups", "preferred_username", "azp"},
 		},
@@ -77,6 +77,10 @@ func TestIssueIDToken(t *testing.T) {
 	}
 	t.Run("no user is an error", func(t *testing.T) {
 		_, err := iss.IssueIDToken(IDTokenRequest{Client: &registry.Client{ID: "x"}})
+		require.Error(t, err)
+	})
+	t.Run("a user without a subject is an error, never a token whose sub is the username", func(t *testing.T) {
+		_, err := iss.IssueIDToken(IDTokenRequest{Client: &registry.Client{ID: "x"}, User: &registry.User{Username: "alice"}})
 		require.Error(t, err)
 	})
 }

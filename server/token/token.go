@@ -81,7 +81,8 @@ func NewIssuer(cfg Config) (*Issuer, error) {
 type AccessTokenRequest struct {
 	// Client is the authenticated client; it supplies client_id, aud, lifetime and algorithm.
 	Client *registry.Client
-	// Subject is the sub claim: the client ID for client_credentials, the user for user grants.
+	// Subject is the sub claim: the client ID for client_credentials, the user's
+	// registry.User.Subject (never the username) for user grants.
 	Subject string
 	// Scopes are the granted scopes.
 	Scopes []string

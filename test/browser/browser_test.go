@@ -31,6 +31,7 @@ const (
 	defaultChromium = "/usr/bin/chromium"
 	clientID        = "project-tracker"
 	username        = "alice"
+	subject         = "6f1c0d2e-5b7a-4c1e-9d3f-2a8b7c6d5e4f" // alice's sub: not her username
 	userPassword    = "correct horse battery staple"
 	// stepTimeout bounds each browser step; the first start of chromium takes longest.
 	stepTimeout = 30 * time.Second
@@ -93,7 +94,7 @@ func TestLoginAndConsentInChromium(t *testing.T) {
 		require.Equal(t, http.StatusOK, res.StatusCode)
 		var info map[string]any
 		require.NoError(t, json.NewDecoder(res.Body).Decode(&info))
-		assert.Equal(t, username, info["sub"])
+		assert.Equal(t, subject, info["sub"], "sub is the user's subject, not the username")
 		assert.Equal(t, "alice@example.com", info["email"])
 
 		t.Run("the next request of the client needs no page at all", func(t *testing.T) {
@@ -234,7 +235,7 @@ func newRegistry(t *testing.T, redirectURI string) *registry.Registry {
 		DisplayName: "Project Tracker", GrantTypes: []string{"authorization_code", "refresh_token"},
 		RedirectURIs: []string{redirectURI}, Scopes: []string{"openid", "profile", "email", "read:projects"},
 	})
-	r.PutUser(registry.User{Source: username, Username: username, Email: "alice@example.com",
+	r.PutUser(registry.User{Source: username, Subject: subject, Username: username, Email: "alice@example.com",
 		EmailVerified: true, DisplayName: "Alice Liddell", PasswordHash: []byte(hash)})
 	return r
 }

@@ -177,6 +177,14 @@ func (s *suite) applySamples(t *testing.T) {
 	}
 }
 
+// subjectOf is the sub of a User's tokens: its metadata.uid, never its username.
+func (s *suite) subjectOf(t *testing.T, user string) string {
+	t.Helper()
+	uid := strings.TrimSpace(s.kubectl(t, nil, "get", "user", user, "-o", "jsonpath={.metadata.uid}"))
+	require.NotEmpty(t, uid)
+	return uid
+}
+
 // browser is an HTTP client with a cookie jar, as a browser: it follows the redirects within
 // the server and stops at a redirect elsewhere (the client's redirect URI).
 type browser struct {
@@ -381,7 +389,8 @@ func (s *suite) codeFlow(t *testing.T, provider *oidc.Provider, auth clientAuth,
 	idt, err := idVerifier.Verify(ctx, rawID)
 	require.NoError(t, err)
 	assert.Equal(t, nonce, idt.Nonce)
-	assert.Equal(t, alice, idt.Subject)
+	aliceSub := s.subjectOf(t, alice)
+	assert.Equal(t, aliceSub, idt.Subject)
 	assert.Equal(t, []string{auth.id}, idt.Audience)
 	require.NotEmpty(t, idt.AccessTokenHash)
 	require.NoError(t, idt.VerifyAccessToken(tok.AccessToken), "at_hash")
@@ -398,18 +407,20 @@ func (s *suite) codeFlow(t *testing.T, provider *oidc.Provider, auth clientAuth,
 	require.Error(t, err, "the ID token is for its client only")
 
 	claims := s.verify(t, tok.AccessToken)
-	assert.Equal(t, alice, claims["sub"])
+	assert.Equal(t, aliceSub, claims["sub"])
 	assert.Equal(t, auth.id, claims["client_id"])
 	assert.ElementsMatch(t, []string{"openid", "profile", "email", "read:projects"}, strings.Fields(claims["scope"].(string)))
 
 	status, info := s.userinfo(t, tok.AccessToken)
 	require.Equal(t, http.StatusOK, status, "userinfo: %v", info)
-	assert.Equal(t, alice, info["sub"])
+	assert.Equal(t, aliceSub, info["sub"])
+	assert.Equal(t, alice, info["preferred_username"])
 	assert.Equal(t, aliceEmail, info["email"])
 
 	in := s.introspect(t, tok.AccessToken)
 	assert.Equal(t, true, in["active"], "introspection: %v", in)
-	assert.Equal(t, alice, in["sub"])
+	assert.Equal(t, aliceSub, in["sub"])
+	assert.Equal(t, alice, in["username"])
 	assert.Equal(t, auth.id, in["client_id"])
 	assert.Equal(t, s.issuer, in["iss"])
 
@@ -420,7 +431,7 @@ func (s *suite) codeFlow(t *testing.T, provider *oidc.Provider, auth clientAuth,
 	require.NotEmpty(t, tok2.RefreshToken)
 	require.NotEqual(t, tok.RefreshToken, tok2.RefreshToken, "a new refresh token on every refresh")
 	require.NotEqual(t, tok.AccessToken, tok2.AccessToken)
-	assert.Equal(t, alice, s.verify(t, tok2.AccessToken)["sub"])
+	assert.Equal(t, aliceSub, s.verify(t, tok2.AccessToken)["sub"])
 	assert.Equal(t, true, s.introspect(t, tok2.AccessToken)["active"])
 
 	// Once the reuse grace has passed, the old refresh token is reuse: refused, and its whole
@@ -513,7 +524,8 @@ func TestPasswordGrantForDemoWebapp(t *testing.T) {
 		assert.InDelta(t, 3600, res.body["expires_in"], 5)
 		assert.NotEmpty(t, res.body["refresh_token"])
 		claims := s.verify(t, res.body["access_token"].(string))
-		assert.Equal(t, alice, claims["sub"])
+		aliceSub := s.subjectOf(t, alice)
+		assert.Equal(t, aliceSub, claims["sub"])
 		assert.Equal(t, webappID, claims["client_id"])
 		assert.Equal(t, "openid profile email", claims["scope"])
 
@@ -521,7 +533,7 @@ func TestPasswordGrantForDemoWebapp(t *testing.T) {
 		require.NoError(t, err)
 		idt, err := provider.Verifier(&oidc.Config{ClientID: webappID}).Verify(ctx, res.body["id_token"].(string))
 		require.NoError(t, err)
-		assert.Equal(t, alice, idt.Subject)
+		assert.Equal(t, aliceSub, idt.Subject)
 		status, info := s.userinfo(t, res.body["access_token"].(string))
 		require.Equal(t, http.StatusOK, status)
 		assert.Equal(t, aliceEmail, info["email"])

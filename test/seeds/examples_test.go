@@ -59,7 +59,11 @@ func runDocument(t *testing.T, s seed, v values) (ran map[string]int) {
 		case strings.Contains(cmd, "/userinfo"):
 			r := s.run(t, e, v)
 			require.Equal(t, http.StatusOK, r.status, r.raw)
-			assert.Equal(t, username, r.body["sub"])
+			// sub is the User's stable subject (its uid), not the username; the username
+			// is preferred_username, which the example's profile scope releases.
+			assert.NotEmpty(t, r.body["sub"])
+			assert.NotEqual(t, username, r.body["sub"])
+			assert.Equal(t, username, r.body["preferred_username"])
 			assert.Equal(t, "seed-user@example.com", r.body["email"])
 			assert.Equal(t, true, r.body["email_verified"])
 			ran["userinfo"]++
