@@ -198,9 +198,11 @@ type seed struct {
 
 func (s seed) text(t *testing.T) string {
 	t.Helper()
-	matches, err := filepath.Glob(filepath.Join("..", "..", "..", "shared", "seeds", s.file+"_*.txt"))
+	// The seed documents live in shared/, beside the repository's checkout (as in CI).
+	dir := filepath.Join("..", "..", "..", "shared", "seeds")
+	matches, err := filepath.Glob(filepath.Join(dir, s.file+"_*.txt"))
 	require.NoError(t, err)
-	require.Len(t, matches, 1, "seed document %s", s.file)
+	require.Len(t, matches, 1, "seed document %s_*.txt in %s (shared/ must sit beside the checkout)", s.file, dir)
 	b, err := os.ReadFile(matches[0])
 	require.NoError(t, err)
 	return string(b)
