@@ -2,6 +2,7 @@ package oauth2
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -326,12 +327,22 @@ func (e *tokenEndpoints) clientRequest(r *http.Request) (*TokenRequest, *registr
 	return req, client, snap, nil
 }
 
-// writeNoStoreJSON writes a JSON answer that must not be cached.
-func writeNoStoreJSON(w http.ResponseWriter, body []byte) {
+// writeNoStoreJSON writes v, marshalled by encoding/json, as a 200 answer that must not be
+// cached; a HEAD request gets the headers only. A value that cannot be marshalled (never one
+// of this package's response types) is a server_error.
+func writeNoStoreJSON(w http.ResponseWriter, r *http.Request, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, r, ErrServerError.WithCause(err))
+		return
+	}
+	if r.Method == http.MethodHead {
+		body = nil
+	}
 	h := w.Header()
 	h.Set("Content-Type", contentTypeJSON)
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body) //nolint:gosec // JSON built with token.AppendJSONString, served as application/json
+	_, _ = w.Write(body) //nolint:gosec // JSON from encoding/json, served as application/json
 }

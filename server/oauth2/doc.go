@@ -31,6 +31,9 @@
 //   - 404 and 405 answers are JSON invalid_request errors with those statuses (405 with
 //     Allow); a path the mux would redirect (//token, /a/../token) is 404, never an HTML
 //     redirect. Every error response is JSON with Cache-Control: no-store.
+//   - Every JSON answer is a struct marshalled with encoding/json (no hand-written JSON): the
+//     token response, userinfo and introspection go through writeNoStoreJSON (Cache-Control:
+//     no-store, Pragma: no-cache), errors through writeError.
 //   - Scope policy: every requested scope must be listed in the client's Scopes and exist in
 //     the registry for the client's namespace, else invalid_scope. With none requested, the
 //     client's DefaultScopes (those passing the same policy; others are dropped and logged at

@@ -4,15 +4,31 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
 	"github.com/latchkey-dev/latchkey/server/token"
 )
 
-// inactive is the whole answer for a token that is not active (RFC 7662 2.2).
-const inactive = `{"active":false}`
+// introspection is the JSON of an introspection answer (RFC 7662 2.2). The zero value is the
+// whole answer for a token that is not active: {"active":false}.
+type introspection struct {
+	Active    bool           `json:"active"`
+	TokenType string         `json:"token_type,omitempty"`
+	Scope     string         `json:"scope,omitempty"`
+	ClientID  string         `json:"client_id,omitempty"`
+	Username  string         `json:"username,omitempty"`
+	Expiry    int64          `json:"exp,omitempty"`
+	IssuedAt  int64          `json:"iat,omitempty"`
+	Subject   string         `json:"sub,omitempty"`
+	Audience  token.Audience `json:"aud,omitempty"`
+	Issuer    string         `json:"iss,omitempty"`
+	ID        string         `json:"jti,omitempty"`
+	SessionID string         `json:"sid,omitempty"`
+}
+
+// inactive is the answer for a token that is not active.
+func inactive() *introspection { return &introspection{} }
 
 // serveIntrospect is token introspection (RFC 7662). Only confidential clients may introspect
 // (a public client is invalid_client: its "authentication" proves nothing, and RFC 7662 2.1
@@ -34,105 +50,54 @@ func (e *tokenEndpoints) serveIntrospect(w http.ResponseWriter, r *http.Request)
 		writeError(w, r, storeUnavailable(err))
 		return
 	}
-	writeNoStoreJSON(w, body)
+	writeNoStoreJSON(w, r, body)
 }
 
-// introspect returns the JSON answer for the token; an error means the store failed.
-func (e *tokenEndpoints) introspect(ctx context.Context, snap *registry.Snapshot, client *registry.Client, tok string) ([]byte, error) {
+// introspect returns the answer for the token; an error means the store failed.
+func (e *tokenEndpoints) introspect(ctx context.Context, snap *registry.Snapshot, client *registry.Client, tok string) (*introspection, error) {
 	if wellFormedRefreshToken(tok) {
 		return e.introspectRefresh(ctx, snap, client, tok)
 	}
 	c, err := e.verifier.verify(tok)
 	if err != nil {
-		return []byte(inactive), nil //nolint:nilerr // an invalid token is inactive, not a failure
+		return inactive(), nil //nolint:nilerr // an invalid token is inactive, not a failure
 	}
 	active, err := e.verifier.active(ctx, snap, c)
 	if err != nil || !active {
-		return []byte(inactive), err
+		return inactive(), err
 	}
-	b := make([]byte, 0, 384)
-	b = append(b, `{"active":true,"token_type":"Bearer"`...)
-	if c.Scope != "" {
-		b = append(b, `,"scope":`...)
-		b = token.AppendJSONString(b, c.Scope)
+	ans := &introspection{
+		Active: true, TokenType: "Bearer", Scope: c.Scope, ClientID: c.ClientID,
+		Expiry: c.Expiry.Time().Unix(), IssuedAt: c.IssuedAt.Time().Unix(), Subject: c.Subject,
+		Audience: token.Audience(c.Audience), Issuer: c.Issuer, ID: c.ID,
 	}
-	b = append(b, `,"client_id":`...)
-	b = token.AppendJSONString(b, c.ClientID)
 	if u, ok := snap.UserBySubject(c.Subject); ok && c.forUser() {
-		b = append(b, `,"username":`...)
-		b = token.AppendJSONString(b, u.Username)
+		ans.Username = u.Username
 	}
-	b = appendTimes(b, c.Expiry.Time().Unix(), c.IssuedAt.Time().Unix())
-	b = append(b, `,"sub":`...)
-	b = token.AppendJSONString(b, c.Subject)
-	b = appendAud(b, c.Audience)
-	b = append(b, `,"iss":`...)
-	b = token.AppendJSONString(b, c.Issuer)
-	b = append(b, `,"jti":`...)
-	b = token.AppendJSONString(b, c.ID)
 	if c.forUser() {
-		b = append(b, `,"sid":`...)
-		b = token.AppendJSONString(b, c.SessionID)
+		ans.SessionID = c.SessionID
 	}
-	return append(b, '}'), nil
+	return ans, nil
 }
 
 // introspectRefresh answers for a refresh token: active only for its own client, while it is
 // the family's current token and its user can still log in.
-func (e *tokenEndpoints) introspectRefresh(ctx context.Context, snap *registry.Snapshot, client *registry.Client, tok string) ([]byte, error) {
+func (e *tokenEndpoints) introspectRefresh(ctx context.Context, snap *registry.Snapshot, client *registry.Client, tok string) (*introspection, error) {
 	rec, err := e.tokens.store.GetRefresh(ctx, store.HashOf(tok))
 	switch {
 	case errors.Is(err, store.ErrUnavailable):
 		return nil, err
 	case err != nil, rec.ClientID != client.ID:
-		return []byte(inactive), nil //nolint:nilerr // unknown, expired, rotated or revoked: inactive
+		return inactive(), nil //nolint:nilerr // unknown, expired, rotated or revoked: inactive
 	}
 	u, ok := snap.UserBySubject(rec.Subject)
 	if !ok || u.Disabled {
-		return []byte(inactive), nil
+		return inactive(), nil
 	}
-	b := make([]byte, 0, 256)
-	b = append(b, `{"active":true,"token_type":"refresh_token"`...)
-	if len(rec.Scopes) > 0 {
-		b = append(b, `,"scope":`...)
-		b = token.AppendScope(b, rec.Scopes)
-	}
-	b = append(b, `,"client_id":`...)
-	b = token.AppendJSONString(b, rec.ClientID)
-	b = append(b, `,"username":`...)
-	b = token.AppendJSONString(b, u.Username)
-	b = appendTimes(b, rec.ExpiresAt.Unix(), rec.IssuedAt.Unix())
-	b = append(b, `,"sub":`...)
-	b = token.AppendJSONString(b, rec.Subject)
-	b = append(b, `,"iss":`...)
-	b = token.AppendJSONString(b, e.verifier.issuer)
-	b = append(b, `,"sid":`...)
-	b = token.AppendJSONString(b, rec.FamilyID)
-	return append(b, '}'), nil
-}
-
-func appendTimes(b []byte, exp, iat int64) []byte {
-	b = append(b, `,"exp":`...)
-	b = strconv.AppendInt(b, exp, 10)
-	b = append(b, `,"iat":`...)
-	return strconv.AppendInt(b, iat, 10)
-}
-
-// appendAud writes aud as the token has it: one value as a string, several as an array.
-func appendAud(b []byte, aud []string) []byte {
-	switch len(aud) {
-	case 0:
-		return b
-	case 1:
-		b = append(b, `,"aud":`...)
-		return token.AppendJSONString(b, aud[0])
-	}
-	b = append(b, `,"aud":[`...)
-	for i, a := range aud {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = token.AppendJSONString(b, a)
-	}
-	return append(b, ']')
+	return &introspection{
+		Active: true, TokenType: "refresh_token", Scope: token.JoinScope(rec.Scopes),
+		ClientID: rec.ClientID, Username: u.Username, Expiry: rec.ExpiresAt.Unix(),
+		IssuedAt: rec.IssuedAt.Unix(), Subject: rec.Subject, Issuer: e.verifier.issuer,
+		SessionID: rec.FamilyID,
+	}, nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/token"
@@ -30,7 +29,7 @@ func (t *tokenEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeTokenResponse(w, resp)
+	writeTokenResponse(w, r, resp)
 }
 
 // exchange authenticates the client, applies the grant and scope policy and runs the grant.
@@ -63,37 +62,24 @@ func (t *tokenEndpoint) exchange(ctx context.Context, req *TokenRequest) (*Token
 	return resp, err
 }
 
+// tokenResponseBody is the JSON of a successful token response (RFC 6749 5.1).
+type tokenResponseBody struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	Scope        string `json:"scope,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
+}
+
 // writeTokenResponse writes a successful token response (RFC 6749 5.1), never cached.
-func writeTokenResponse(w http.ResponseWriter, resp *TokenResponse) {
+func writeTokenResponse(w http.ResponseWriter, r *http.Request, resp *TokenResponse) {
 	typ := resp.TokenType
 	if typ == "" {
 		typ = "Bearer"
 	}
-	b := make([]byte, 0, len(resp.AccessToken)+len(resp.RefreshToken)+len(resp.IDToken)+160)
-	b = append(b, `{"access_token":`...)
-	b = token.AppendJSONString(b, resp.AccessToken)
-	b = append(b, `,"token_type":`...)
-	b = token.AppendJSONString(b, typ)
-	b = append(b, `,"expires_in":`...)
-	b = strconv.AppendInt(b, resp.ExpiresIn, 10)
-	if len(resp.Scope) > 0 {
-		b = append(b, `,"scope":`...)
-		b = token.AppendScope(b, resp.Scope)
-	}
-	if resp.RefreshToken != "" {
-		b = append(b, `,"refresh_token":`...)
-		b = token.AppendJSONString(b, resp.RefreshToken)
-	}
-	if resp.IDToken != "" {
-		b = append(b, `,"id_token":`...)
-		b = token.AppendJSONString(b, resp.IDToken)
-	}
-	b = append(b, '}')
-
-	h := w.Header()
-	h.Set("Content-Type", contentTypeJSON)
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
+	writeNoStoreJSON(w, r, &tokenResponseBody{
+		AccessToken: resp.AccessToken, TokenType: typ, ExpiresIn: resp.ExpiresIn,
+		Scope: token.JoinScope(resp.Scope), RefreshToken: resp.RefreshToken, IDToken: resp.IDToken,
+	})
 }

@@ -45,13 +45,13 @@ func (e *tokenEndpoints) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		writeBearerError(w, r, errInvalidToken("The access token does not act for a user."))
 		return
 	}
-	b := make([]byte, 0, 256)
-	b = append(b, `{"sub":`...)
-	b = token.AppendJSONString(b, user.Subject)
-	b = token.AppendUserClaims(b, user, releasedClaims(snap, scopes))
-	b = append(b, '}')
-	if r.Method == http.MethodHead {
-		b = nil
-	}
-	writeNoStoreJSON(w, b)
+	writeNoStoreJSON(w, r, &userinfoBody{
+		Subject: user.Subject, UserClaims: token.NewUserClaims(user, releasedClaims(snap, scopes)),
+	})
+}
+
+// userinfoBody is the JSON of a UserInfo answer: sub and the released claims.
+type userinfoBody struct {
+	Subject string `json:"sub"`
+	token.UserClaims
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/latchkey-dev/latchkey/server/keys"
@@ -61,42 +60,6 @@ func ClaimNames() []string {
 	return out
 }
 
-// AppendUserClaims appends the released claims of the user as JSON object members, each
-// preceded by a comma, to dst. Empty strings (a user without a display name or email) are
-// omitted; email_verified is written only with email; groups is written even when empty.
-func AppendUserClaims(dst []byte, u *registry.User, release Claims) []byte {
-	if u == nil {
-		return dst
-	}
-	if release&ClaimName != 0 && u.DisplayName != "" {
-		dst = append(dst, `,"name":`...)
-		dst = AppendJSONString(dst, u.DisplayName)
-	}
-	if release&ClaimPreferredUsername != 0 {
-		dst = append(dst, `,"preferred_username":`...)
-		dst = AppendJSONString(dst, u.Username)
-	}
-	if release&ClaimEmail != 0 && u.Email != "" {
-		dst = append(dst, `,"email":`...)
-		dst = AppendJSONString(dst, u.Email)
-		if release&ClaimEmailVerified != 0 {
-			dst = append(dst, `,"email_verified":`...)
-			dst = strconv.AppendBool(dst, u.EmailVerified)
-		}
-	}
-	if release&ClaimGroups != 0 {
-		dst = append(dst, `,"groups":[`...)
-		for i, g := range u.Groups {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = AppendJSONString(dst, g)
-		}
-		dst = append(dst, ']')
-	}
-	return dst
-}
-
 // IDTokenRequest says whom an ID token is for.
 type IDTokenRequest struct {
 	// Client is the relying party: aud, lifetime and algorithm.
@@ -142,38 +105,33 @@ func (i *Issuer) IssueIDToken(req IDTokenRequest) (string, error) {
 	iat := i.now().Unix()
 	exp := iat + max(int64(lifetime/time.Second), 1)
 
-	bp := i.buffers.Get().(*[]byte) //nolint:forcetypeassert // the pool holds only *[]byte
-	defer i.buffers.Put(bp)
-	b := append((*bp)[:0], `{"iss":`...)
-	b = AppendJSONString(b, i.issuer)
-	b = append(b, `,"sub":`...)
-	b = AppendJSONString(b, u.Subject)
-	b = append(b, `,"aud":`...)
-	b = AppendJSONString(b, c.ID)
-	b = append(b, `,"exp":`...)
-	b = strconv.AppendInt(b, exp, 10)
-	b = append(b, `,"iat":`...)
-	b = strconv.AppendInt(b, iat, 10)
-	if !req.AuthTime.IsZero() {
-		b = append(b, `,"auth_time":`...)
-		b = strconv.AppendInt(b, req.AuthTime.Unix(), 10)
+	claims := idTokenClaims{
+		Issuer: i.issuer, Subject: u.Subject, Audience: c.ID, Expiry: exp, IssuedAt: iat,
+		Nonce: req.Nonce, UserClaims: NewUserClaims(u, req.Release),
 	}
-	if req.Nonce != "" {
-		b = append(b, `,"nonce":`...)
-		b = AppendJSONString(b, req.Nonce)
+	if !req.AuthTime.IsZero() {
+		claims.AuthTime = req.AuthTime.Unix()
 	}
 	if req.AccessToken != "" {
-		h, err := AccessTokenHash(signer.Algorithm, req.AccessToken)
+		claims.AccessTokenHash, err = AccessTokenHash(signer.Algorithm, req.AccessToken)
 		if err != nil {
 			return "", err
 		}
-		b = append(b, `,"at_hash":`...)
-		b = AppendJSONString(b, h)
 	}
-	b = AppendUserClaims(b, u, req.Release)
-	b = append(b, '}')
-	*bp = b
-	return signer.Sign(keys.TypeJWT, b)
+	return sign(signer, keys.TypeJWT, &claims)
+}
+
+// idTokenClaims are the claims of an ID token, as encoding/json writes them.
+type idTokenClaims struct {
+	Issuer          string `json:"iss"`
+	Subject         string `json:"sub"`
+	Audience        string `json:"aud"`
+	Expiry          int64  `json:"exp"`
+	IssuedAt        int64  `json:"iat"`
+	AuthTime        int64  `json:"auth_time,omitempty"`
+	Nonce           string `json:"nonce,omitempty"`
+	AccessTokenHash string `json:"at_hash,omitempty"`
+	UserClaims
 }
 
 // AccessTokenHash is the at_hash of an access token (OIDC Core 3.1.3.6): the base64url of the

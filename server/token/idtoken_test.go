@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -101,31 +100,4 @@ func TestClaimNamesRoundTrip(t *testing.T) {
 		assert.NotZero(t, ClaimByName(name), name)
 	}
 	assert.Zero(t, ClaimByName("phone_number"))
-}
-
-func FuzzAppendUserClaims(f *testing.F) {
-	f.Add("alice", "a@example.com", "Alice", "g1", true, uint8(0xff))
-	f.Add("\x00\"\xff", "", "\u2028", "", false, uint8(0))
-	f.Fuzz(func(t *testing.T, username, email, name, group string, verified bool, release uint8) {
-		u := &registry.User{Username: username, Email: email, DisplayName: name, EmailVerified: verified}
-		if group != "" {
-			u.Groups = []string{group}
-		}
-		out := append([]byte(`{"sub":"x"`), AppendUserClaims(nil, u, Claims(release))...)
-		out = append(out, '}')
-		var got map[string]any
-		require.NoError(t, json.Unmarshal(out, &got), "%q", out)
-		rel := Claims(release)
-		if rel&ClaimPreferredUsername != 0 {
-			assert.Equal(t, viaJSON(t, username), got["preferred_username"])
-		}
-		if rel&ClaimEmail != 0 && email != "" {
-			assert.Equal(t, viaJSON(t, email), got["email"])
-		} else {
-			assert.NotContains(t, got, "email")
-			assert.NotContains(t, got, "email_verified")
-		}
-		_, hasGroups := got["groups"]
-		assert.Equal(t, rel&ClaimGroups != 0, hasGroups)
-	})
 }

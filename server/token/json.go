@@ -1,170 +1,81 @@
 package token
 
 import (
-	"strconv"
-	"unicode/utf8"
+	"encoding/json"
+	"strings"
+
+	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
-const hexDigits = "0123456789abcdef"
+// Audience is the aud claim: one value is written as a JSON string, several as an array
+// (RFC 7519 4.1.3 allows both). Use it with omitempty to leave out an empty audience.
+type Audience []string
 
-// AppendJSONString appends s to dst as a quoted JSON string. It escapes exactly as
-// encoding/json does with HTML escaping turned off: '"', '\\' and control characters are
-// escaped, invalid UTF-8 becomes \ufffd, and U+2028 and U+2029 are escaped for JavaScript.
-func AppendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	dst = appendEscaped(dst, s)
-	return append(dst, '"')
-}
-
-// appendEscaped appends the body of the JSON string s, without quotes.
-func appendEscaped(dst []byte, s string) []byte {
-	start := 0 // s[start:i] is pending, needs no escaping
-	for i := 0; i < len(s); {
-		if i+8 <= len(s) && !mayNeedEscape(s[i:i+8]) {
-			i += 8
-			continue
-		}
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			dst = appendEscapedByte(dst, b)
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\u202`...)
-			dst = append(dst, hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
+// MarshalJSON writes a single audience as a string and several as an array.
+func (a Audience) MarshalJSON() ([]byte, error) {
+	if len(a) == 1 {
+		return json.Marshal(a[0])
 	}
-	return append(dst, s[start:]...)
+	return json.Marshal([]string(a))
 }
 
-// Byte masks for testing eight bytes at once.
-const (
-	swarOnes  = 0x0101010101010101
-	swarHighs = 0x8080808080808080
-)
+// JoinScope is the form of the scope claim and of the scope member of a token response:
+// scope names separated by single spaces.
+func JoinScope(scopes []string) string { return strings.Join(scopes, " ") }
 
-// mayNeedEscape reports whether any of the 8 bytes of s is a control character, '"', '\\' or
-// not ASCII. Each test leaves a byte's high bit set where the byte matched (SWAR).
-func mayNeedEscape(s string) bool {
-	_ = s[7]
-	x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
-	lessThanSpace := (x - swarOnes*0x20) &^ x
-	q := x ^ swarOnes*'"'
-	quote := (q - swarOnes) &^ q
-	b := x ^ swarOnes*'\\'
-	backslash := (b - swarOnes) &^ b
-	return (lessThanSpace|quote|backslash|x)&swarHighs != 0
-}
-
-// appendEscapedByte appends the JSON escape of an ASCII byte that may not appear raw.
-func appendEscapedByte(dst []byte, b byte) []byte {
-	switch b {
-	case '"', '\\':
-		return append(dst, '\\', b)
-	case '\b':
-		return append(dst, '\\', 'b')
-	case '\f':
-		return append(dst, '\\', 'f')
-	case '\n':
-		return append(dst, '\\', 'n')
-	case '\r':
-		return append(dst, '\\', 'r')
-	case '\t':
-		return append(dst, '\\', 't')
-	default:
-		return append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-	}
-}
-
-// AccessTokenClaims are the claims of an RFC 9068 access token.
+// AccessTokenClaims are the claims of an RFC 9068 access token, as encoding/json writes them.
 type AccessTokenClaims struct {
-	Issuer   string
-	Subject  string
-	Audience []string // one value is written as a string, several as an array
+	Issuer   string   `json:"iss"`
+	Subject  string   `json:"sub"`
+	Audience Audience `json:"aud,omitempty"`
 	// Expiry and IssuedAt are Unix times in seconds.
-	Expiry   int64
-	IssuedAt int64
-	ID       string   // jti
-	ClientID string   // client_id
-	Scopes   []string // written space-separated as scope; omitted when empty
+	Expiry   int64  `json:"exp"`
+	IssuedAt int64  `json:"iat"`
+	ID       string `json:"jti"`
+	ClientID string `json:"client_id"`
+	// Scope is the granted scopes, space-separated (JoinScope); omitted when empty.
+	Scope string `json:"scope,omitempty"`
 	// SessionID is the sid claim, the grant (refresh token family) the token belongs to;
 	// omitted when empty.
-	SessionID string
+	SessionID string `json:"sid,omitempty"`
 }
 
-// AppendAccessTokenClaims appends the claims as a JSON object to dst.
-func AppendAccessTokenClaims(dst []byte, c *AccessTokenClaims) []byte {
-	dst = append(dst, `{"iss":`...)
-	dst = AppendJSONString(dst, c.Issuer)
-	dst = append(dst, `,"sub":`...)
-	dst = AppendJSONString(dst, c.Subject)
-	dst = appendAudience(dst, c.Audience)
-	dst = append(dst, `,"exp":`...)
-	dst = strconv.AppendInt(dst, c.Expiry, 10)
-	dst = append(dst, `,"iat":`...)
-	dst = strconv.AppendInt(dst, c.IssuedAt, 10)
-	dst = append(dst, `,"jti":`...)
-	dst = AppendJSONString(dst, c.ID)
-	dst = append(dst, `,"client_id":`...)
-	dst = AppendJSONString(dst, c.ClientID)
-	if len(c.Scopes) > 0 {
-		dst = append(dst, `,"scope":`...)
-		dst = AppendScope(dst, c.Scopes)
-	}
-	if c.SessionID != "" {
-		dst = append(dst, `,"sid":`...)
-		dst = AppendJSONString(dst, c.SessionID)
-	}
-	return append(dst, '}')
+// UserClaims are the user claims a grant releases, as written into ID tokens and userinfo
+// answers (embed it beside sub). Build it with NewUserClaims.
+type UserClaims struct {
+	Name              string    `json:"name,omitempty"`
+	PreferredUsername *string   `json:"preferred_username,omitempty"`
+	Email             string    `json:"email,omitempty"`
+	EmailVerified     *bool     `json:"email_verified,omitempty"`
+	Groups            *[]string `json:"groups,omitempty"`
 }
 
-func appendAudience(dst []byte, aud []string) []byte {
-	switch len(aud) {
-	case 0:
-		return dst
-	case 1:
-		dst = append(dst, `,"aud":`...)
-		return AppendJSONString(dst, aud[0])
+// NewUserClaims returns the released claims of the user. Empty strings (a user without a
+// display name or email) are omitted; email_verified is written only with email; groups is
+// written even when empty. A nil user releases nothing.
+func NewUserClaims(u *registry.User, release Claims) UserClaims {
+	var c UserClaims
+	if u == nil {
+		return c
 	}
-	dst = append(dst, `,"aud":[`...)
-	for i, a := range aud {
-		if i > 0 {
-			dst = append(dst, ',')
+	if release&ClaimName != 0 {
+		c.Name = u.DisplayName
+	}
+	if release&ClaimPreferredUsername != 0 {
+		c.PreferredUsername = &u.Username
+	}
+	if release&ClaimEmail != 0 && u.Email != "" {
+		c.Email = u.Email
+		if release&ClaimEmailVerified != 0 {
+			c.EmailVerified = &u.EmailVerified
 		}
-		dst = AppendJSONString(dst, a)
 	}
-	return append(dst, ']')
-}
-
-// AppendScope appends scope names as one JSON string, separated by single spaces: the form of
-// the scope claim and of the scope member of a token response.
-func AppendScope(dst []byte, scopes []string) []byte {
-	dst = append(dst, '"')
-	for i, s := range scopes {
-		if i > 0 {
-			dst = append(dst, ' ')
+	if release&ClaimGroups != 0 {
+		groups := u.Groups
+		if groups == nil {
+			groups = []string{}
 		}
-		dst = appendEscaped(dst, s)
+		c.Groups = &groups
 	}
-	return append(dst, '"')
+	return c
 }

@@ -3,10 +3,10 @@ package token
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/latchkey-dev/latchkey/server/keys"
@@ -44,7 +44,6 @@ type Issuer struct {
 	lifetime time.Duration
 	keys     Keys
 	now      func() time.Time
-	buffers  sync.Pool // of *[]byte, claims buffers
 }
 
 // NewIssuer checks the config and returns an Issuer.
@@ -73,7 +72,6 @@ func NewIssuer(cfg Config) (*Issuer, error) {
 	return &Issuer{
 		issuer: cfg.Issuer, alg: cfg.DefaultAlgorithm, lifetime: cfg.AccessTokenLifetime,
 		keys: cfg.Keys, now: cfg.Now,
-		buffers: sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }},
 	}, nil
 }
 
@@ -123,13 +121,13 @@ func (i *Issuer) IssueAccessToken(req AccessTokenRequest) (AccessToken, error) {
 	lifetime := i.lifetimeSeconds(c)
 	claims := AccessTokenClaims{
 		Issuer: i.issuer, Subject: req.Subject, Audience: c.Audiences,
-		Expiry: iat + lifetime, IssuedAt: iat, ID: jti, ClientID: c.ID, Scopes: req.Scopes,
-		SessionID: req.SessionID,
+		Expiry: iat + lifetime, IssuedAt: iat, ID: jti, ClientID: c.ID,
+		Scope: JoinScope(req.Scopes), SessionID: req.SessionID,
 	}
 	if len(claims.Audience) == 0 {
-		claims.Audience = []string{c.ID}
+		claims.Audience = Audience{c.ID}
 	}
-	tok, err := i.sign(signer, &claims)
+	tok, err := sign(signer, keys.TypeAccessToken, &claims)
 	if err != nil {
 		return AccessToken{}, err
 	}
@@ -139,13 +137,13 @@ func (i *Issuer) IssueAccessToken(req AccessTokenRequest) (AccessToken, error) {
 	}, nil
 }
 
-// sign writes the claims into a pooled buffer and signs them. The signer is done with the
-// payload when Sign returns, so the buffer can be reused.
-func (i *Issuer) sign(signer *keys.Signer, claims *AccessTokenClaims) (string, error) {
-	bp := i.buffers.Get().(*[]byte)
-	defer i.buffers.Put(bp)
-	*bp = AppendAccessTokenClaims((*bp)[:0], claims)
-	return signer.Sign(keys.TypeAccessToken, *bp)
+// sign marshals the claims with encoding/json and signs them with the JWS header type typ.
+func sign(signer *keys.Signer, typ string, claims any) (string, error) {
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("token: marshal claims: %w", err)
+	}
+	return signer.Sign(typ, payload)
 }
 
 func (i *Issuer) algorithm(c *registry.Client) string {

@@ -177,7 +177,7 @@ func TestIssueAccessTokenConcurrently(t *testing.T) {
 	for g, toks := range tokens {
 		for _, tok := range toks {
 			_, claims := verify(t, kr, tok)
-			assert.Equal(t, fmt.Sprintf("client-%d", g), claims["client_id"], "pooled buffers are not shared")
+			assert.Equal(t, fmt.Sprintf("client-%d", g), claims["client_id"], "concurrent tokens do not share claims")
 		}
 	}
 }
