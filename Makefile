@@ -30,7 +30,7 @@ LOADTEST_FLAGS ?=
 RUN_ARGS ?=
 # Debian packages the tests need, installed by `make test` when missing (curl runs the seed examples;
 # chromium drives the login and consent pages in test/browser).
-TEST_APT_PACKAGES ?= curl chromium
+TEST_APT_PACKAGES ?= curl chromium redis-server
 
 CHART := charts/latchkey
 # Files written by `make generate manifests`; `make verify` fails when they differ from git.

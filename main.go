@@ -44,7 +44,6 @@ import (
 	"github.com/latchkey-dev/latchkey/server/registration"
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
-	"github.com/latchkey-dev/latchkey/server/store/memory"
 )
 
 func main() {
@@ -99,6 +98,7 @@ type serveOptions struct {
 	kubeconfig       string
 	namespace        string
 	store            string
+	redis            redisOptions
 	keysFile         string
 	keySecretName    string
 	signingAlgorithm string
@@ -106,6 +106,7 @@ type serveOptions struct {
 	refreshTokenTTL  time.Duration
 	refreshGrace     time.Duration
 	idTokenTTL       time.Duration
+	keyRotation      time.Duration
 	clientIPHeader   string
 	registration     registrationOptions
 	metricsAddress   string
@@ -121,7 +122,8 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.manifestsDir, "manifests", "", "run without a cluster, loading OAuthClient, Scope, User and Secret manifests from this folder (watched)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then $KUBECONFIG)")
 	fs.StringVar(&o.namespace, "namespace", defaultNamespace(), "namespace of the signing key Secret and the leader Lease")
-	fs.StringVar(&o.store, "store", "memory", "leased store for codes and refresh tokens: memory")
+	fs.StringVar(&o.store, "store", envOr("LATCHKEY_STORE", "memory"), "leased store for codes and refresh tokens: memory (one replica) or redis (many; see --redis-*) (env LATCHKEY_STORE)")
+	o.redis.bind(fs)
 	fs.StringVar(&o.keysFile, "keys-file", "", "with --manifests: keep the signing keys in this file (created when missing) instead of memory")
 	fs.StringVar(&o.keySecretName, "key-secret-name", controllers.DefaultKeySecretName, "name of the signing key Secret")
 	fs.StringVar(&o.signingAlgorithm, "signing-algorithm", keys.RS256, "default token signing algorithm: RS256, ES256 or EdDSA")
@@ -129,6 +131,7 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.refreshTokenTTL, "refresh-token-lifetime", 30*24*time.Hour, "default refresh token lifetime")
 	fs.DurationVar(&o.refreshGrace, "refresh-reuse-grace", 2*time.Second, "how long a just-rotated refresh token is refused without revoking its family (concurrent retries)")
 	fs.DurationVar(&o.idTokenTTL, "id-token-lifetime", time.Hour, "default ID token lifetime")
+	fs.DurationVar(&o.keyRotation, "key-rotation-period", 30*24*time.Hour, "how long a signing key signs before the leader rotates it (0 disables; annotate the key Secret with oauth.latchkey.dev/rotate-keys to force one)")
 	fs.StringVar(&o.clientIPHeader, "client-ip-header", "", "header a trusted reverse proxy sets to the client address (e.g. X-Forwarded-For), for failed-login limits")
 	fs.StringVar(&o.registration.initialTokenFile, "registration-initial-token-file", "", "enable dynamic client registration (RFC 7591) with the initial access tokens in this file, one per line")
 	fs.BoolVar(&o.registration.open, "registration-open", false, "enable dynamic client registration without an initial access token (such clients cannot use client_credentials)")
@@ -145,8 +148,14 @@ func (o *serveOptions) validate() error {
 	if !slices.Contains(keys.SupportedAlgorithms(), o.signingAlgorithm) {
 		return fmt.Errorf("--signing-algorithm %q: want one of %s", o.signingAlgorithm, strings.Join(keys.SupportedAlgorithms(), ", "))
 	}
-	if o.store != "memory" {
-		return fmt.Errorf("--store %q: only memory is available in this version", o.store)
+	switch o.store {
+	case "memory":
+	case "redis":
+		if err := o.redis.validate(); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("--store %q: want memory or redis", o.store)
 	}
 	if o.issuer == "" {
 		o.issuer = defaultIssuer(o.listenAddress)
@@ -203,7 +212,10 @@ func serve(args []string, stdout, stderr io.Writer) error {
 
 	reg := registry.New()
 	keyring := keys.NewKeyring()
-	st := memory.New()
+	st, err := opts.openStore(ctx)
+	if err != nil {
+		return err
+	}
 	cfg, err := opts.handlerConfig(reg, keyring, st)
 	if err != nil {
 		return err
@@ -243,7 +255,7 @@ func (o *serveOptions) handlerConfig(reg *registry.Registry, keyring *keys.Keyri
 }
 
 // serveEmbedded runs with no cluster: resources from a folder, keys in memory or a file.
-func serveEmbedded(ctx context.Context, opts *serveOptions, cfg oauth2.Config, reg *registry.Registry, keyring *keys.Keyring, st *memory.Store, stdout io.Writer) error {
+func serveEmbedded(ctx context.Context, opts *serveOptions, cfg oauth2.Config, reg *registry.Registry, keyring *keys.Keyring, st leasedStore, stdout io.Writer) error {
 	log := logr.FromContextOrDiscard(ctx)
 	var set *keys.Set
 	var err error
@@ -361,8 +373,12 @@ func serveProbes(ctx context.Context, addr string, ready *atomic.Bool) error {
 	return serveHTTP(ctx, ln, mux, time.Second)
 }
 
+// maxClientTokenLifetime is the longest access or ID token lifetime an OAuthClient may set
+// (spec.lifetimes, capped by the CRD at 86400 s).
+const maxClientTokenLifetime = 24 * time.Hour
+
 // serveCluster runs as the operator against a Kubernetes API server.
-func serveCluster(ctx context.Context, opts *serveOptions, cfg oauth2.Config, reg *registry.Registry, keyring *keys.Keyring, st *memory.Store) error {
+func serveCluster(ctx context.Context, opts *serveOptions, cfg oauth2.Config, reg *registry.Registry, keyring *keys.Keyring, st leasedStore) error {
 	kubeconfig, err := restConfig(opts.kubeconfig)
 	if err != nil {
 		return err
@@ -396,6 +412,11 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg oauth2.Config, re
 		Algorithms:    keys.SupportedAlgorithms(),
 		TokenURL:      opts.issuer + "/oauth2/token",
 		Readiness:     readiness,
+		// A rotated key stays published until the longest-lived token it signed has expired.
+		KeyRotationPeriod: opts.keyRotation,
+		// A client may set its own token lifetimes, up to the CRD's 24 h: a retired key stays
+		// published until the longest of them has passed.
+		MaxTokenLifetime: max(opts.accessTokenTTL, opts.idTokenTTL, maxClientTokenLifetime),
 	}); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}
@@ -428,6 +449,15 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg oauth2.Config, re
 	}
 	if err := mgr.AddReadyzCheck("registry", readiness.Check); err != nil {
 		return err
+	}
+	if opts.store == "redis" {
+		if err := mgr.AddReadyzCheck("store", func(r *http.Request) error {
+			ctx, cancel := context.WithTimeout(r.Context(), storeReadyzTimeout)
+			defer cancel()
+			return st.Ping(ctx)
+		}); err != nil {
+			return err
+		}
 	}
 	if err := mgr.AddReadyzCheck("signing-keys", func(*http.Request) error {
 		if !keyring.Loaded() {

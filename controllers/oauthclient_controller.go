@@ -35,6 +35,7 @@ const (
 	EventSigningKeysGenerated = "SigningKeysGenerated"
 	EventSigningKeysInvalid   = "SigningKeysInvalid"
 	EventSigningKeysRestored  = "SigningKeysRestored"
+	EventSigningKeyRotated    = "SigningKeyRotated"
 )
 
 // Labels on the Secrets the controllers create.

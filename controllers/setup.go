@@ -73,6 +73,13 @@ type Options struct {
 	KeySecretName string
 	// Algorithms to keep a signing key for; default keys.SupportedAlgorithms().
 	Algorithms []string
+	// KeyRotationPeriod is how long a signing key signs before the leader rotates it; 0: never
+	// (a rotation forced with the AnnotationRotateKeys annotation still runs).
+	KeyRotationPeriod time.Duration
+	// MaxTokenLifetime is the longest lifetime of a signed token (access or ID token): a rotated
+	// key stays published that long after its successor starts signing; default
+	// keys.DefaultMaxTokenLifetime.
+	MaxTokenLifetime time.Duration
 	// TokenURL is written into generated client Secrets under token-url; empty leaves it out.
 	TokenURL string
 	// Now is the clock for new signing keys; default time.Now.
@@ -103,6 +110,12 @@ func (o Options) withDefaults() (Options, error) {
 		if !slices.Contains(keys.SupportedAlgorithms(), alg) {
 			errs = append(errs, fmt.Errorf("unsupported signing algorithm %q", alg))
 		}
+	}
+	if o.KeyRotationPeriod < 0 {
+		errs = append(errs, errors.New("KeyRotationPeriod must not be negative"))
+	}
+	if o.MaxTokenLifetime <= 0 {
+		o.MaxTokenLifetime = keys.DefaultMaxTokenLifetime
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -167,6 +180,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		{"signingkeys", (&keyEnsurer{
 			client: mgr.GetClient(), reader: secrets, secret: keySecret, algorithms: opts.Algorithms,
 			keys: opts.Keys, events: events, now: opts.Now,
+			rotation: keys.RotationPolicy{Period: opts.KeyRotationPeriod, MaxTokenLifetime: opts.MaxTokenLifetime},
 		}).setup},
 		{"signingkeys-loader", (&keyLoader{reader: secrets, secret: keySecret, keys: opts.Keys}).setup},
 	}

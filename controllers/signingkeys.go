@@ -2,7 +2,9 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,7 +37,28 @@ type keyEnsurer struct {
 	keys       KeyLoader // this replica's keyring; nil: always generate
 	events     events.EventRecorder
 	now        func() time.Time
+	// rotation is applied on every reconcile; Algorithms empty: algorithms.
+	rotation keys.RotationPolicy
 }
+
+// Annotations of the key Secret.
+const (
+	// AnnotationRotateKeys forces a rotation when set to a value not handled yet (e.g. a
+	// timestamp): kubectl annotate secret latchkey-signing-keys oauth.latchkey.dev/rotate-keys=$(date +%s) --overwrite
+	AnnotationRotateKeys = "oauth.latchkey.dev/rotate-keys"
+	// AnnotationRotateKeysHandled records the AnnotationRotateKeys value last handled.
+	AnnotationRotateKeysHandled = "oauth.latchkey.dev/rotate-keys-handled"
+	// AnnotationKeyStates shows every key's schedule and state (JSON), written by the leader.
+	AnnotationKeyStates = "oauth.latchkey.dev/key-states"
+)
+
+// maxKeyRequeue bounds the wait for the next scheduled key change, so a clock jump or a missed
+// event is caught up soon.
+const maxKeyRequeue = time.Hour
+
+// conflictRequeue is how soon a write that lost to a concurrent one is retried from the newer
+// Secret.
+const conflictRequeue = 200 * time.Millisecond
 
 func (r *keyEnsurer) setup(mgr ctrl.Manager) error {
 	req := reconcile.Request{NamespacedName: r.secret}
@@ -80,27 +103,135 @@ func (r *keyEnsurer) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	} else {
 		set = r.loaded() // the key set was removed from the Secret: put the loaded keys back
 	}
-	changed, err := set.Ensure(r.algorithms, r.now())
-	if err != nil || (!changed && ok) {
-		return ctrl.Result{}, err
-	}
-	data, err = set.Marshal()
+	now := r.now()
+	ensured, err := set.Ensure(r.algorithms, now)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if s.Data == nil {
-		s.Data = map[string][]byte{}
+	policy := r.policy()
+	before := keyIDSet(set)
+	var forced string
+	if v := s.Annotations[AnnotationRotateKeys]; v != "" && v != s.Annotations[AnnotationRotateKeysHandled] {
+		if _, err := keys.RotateNow(set, now, policy); err != nil {
+			return ctrl.Result{}, err
+		}
+		forced = v
 	}
-	s.Data[KeySetKey] = data
-	// Update carries the resourceVersion read above: a concurrent writer makes it conflict and
-	// the retry starts from the newer Secret.
+	rotated, err := keys.Rotate(set, now, policy)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	states, err := keyStates(set, now)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	requeue := ctrl.Result{RequeueAfter: maxKeyRequeue}
+	if next := keys.NextChange(set, now, policy); !next.IsZero() {
+		requeue.RequeueAfter = min(next.Sub(now)+time.Second, maxKeyRequeue)
+	}
+	dataChanged := ensured || rotated || forced != "" || !ok
+	if !dataChanged && s.Annotations[AnnotationKeyStates] == states {
+		return requeue, nil
+	}
+	if dataChanged {
+		if data, err = set.Marshal(); err != nil {
+			return ctrl.Result{}, err
+		}
+		if s.Data == nil {
+			s.Data = map[string][]byte{}
+		}
+		s.Data[KeySetKey] = data
+	}
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	s.Annotations[AnnotationKeyStates] = states
+	if forced != "" {
+		s.Annotations[AnnotationRotateKeysHandled] = forced
+	}
+	// Update carries the resourceVersion read above: a concurrent writer (another manager that
+	// believes it leads) makes it conflict and the retry starts from the newer Secret, so two
+	// writers never leave different key sets.
 	if err := r.client.Update(ctx, s); err != nil {
+		if apierrors.IsConflict(err) {
+			logger.Info("key Secret changed while rotating; retrying from the newer one")
+			return ctrl.Result{RequeueAfter: conflictRequeue}, nil
+		}
 		return ctrl.Result{}, fmt.Errorf("update Secret %s: %w", r.secret, err)
 	}
-	logger.Info("added signing keys for missing algorithms", "keys", len(set.Keys))
-	r.events.Eventf(s, nil, corev1.EventTypeNormal, EventSigningKeysGenerated, "GenerateSigningKeys",
-		"Added signing keys; the set now has %d keys", len(set.Keys))
-	return ctrl.Result{}, nil
+	if ensured || !ok {
+		logger.Info("added signing keys for missing algorithms", "keys", len(set.Keys))
+		r.events.Eventf(s, nil, corev1.EventTypeNormal, EventSigningKeysGenerated, "GenerateSigningKeys",
+			"Added signing keys; the set now has %d keys", len(set.Keys))
+	}
+	if forced != "" || rotated {
+		added, dropped := diffKeyIDs(before, keyIDSet(set))
+		why := "scheduled"
+		if forced != "" {
+			why = fmt.Sprintf("forced (%s=%s)", AnnotationRotateKeys, forced)
+		}
+		logger.Info("rotated signing keys", "reason", why, "added", added, "dropped", dropped, "keys", len(set.Keys))
+		r.events.Eventf(s, nil, corev1.EventTypeNormal, EventSigningKeyRotated, "RotateSigningKeys",
+			"Rotation %s: added %v, dropped %v; the set now has %d keys (see annotation %s)",
+			why, added, dropped, len(set.Keys), AnnotationKeyStates)
+	}
+	return requeue, nil
+}
+
+func (r *keyEnsurer) policy() keys.RotationPolicy {
+	p := r.rotation
+	if len(p.Algorithms) == 0 {
+		p.Algorithms = r.algorithms
+	}
+	return p
+}
+
+// keyState is one entry of the AnnotationKeyStates annotation.
+type keyState struct {
+	ID         string        `json:"kid"`
+	Algorithm  string        `json:"alg"`
+	State      keys.KeyState `json:"state"`
+	Created    time.Time     `json:"created"`
+	ActiveFrom time.Time     `json:"activeFrom"`
+	RetireAt   *time.Time    `json:"retireAt,omitempty"`
+}
+
+func keyStates(set *keys.Set, now time.Time) (string, error) {
+	out := make([]keyState, 0, len(set.Keys))
+	for _, k := range set.Keys {
+		ks := keyState{ID: k.ID, Algorithm: k.Algorithm, State: set.State(k, now), Created: k.Created, ActiveFrom: k.ActiveFrom}
+		if !k.RetireAt.IsZero() {
+			t := k.RetireAt
+			ks.RetireAt = &t
+		}
+		out = append(out, ks)
+	}
+	b, err := json.Marshal(out)
+	return string(b), err
+}
+
+func keyIDSet(set *keys.Set) map[string]bool {
+	out := make(map[string]bool, len(set.Keys))
+	for _, k := range set.Keys {
+		out[k.ID] = true
+	}
+	return out
+}
+
+func diffKeyIDs(before, after map[string]bool) (added, dropped []string) {
+	for id := range after {
+		if !before[id] {
+			added = append(added, id)
+		}
+	}
+	for id := range before {
+		if !after[id] {
+			dropped = append(dropped, id)
+		}
+	}
+	slices.Sort(added)
+	slices.Sort(dropped)
+	return added, dropped
 }
 
 // create creates the key Secret, from the loaded set when there is one (keys for missing

@@ -2,17 +2,22 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/latchkey-dev/latchkey/server/keys"
@@ -191,4 +196,180 @@ func TestKeySecretCreationIsRaceSafe(t *testing.T) {
 	set, _ := keySet(t, key)
 	require.NotNil(t, set)
 	assert.Equal(t, []string{"ES256", "EdDSA", "RS256"}, algorithms(set), "exactly one set of keys survived")
+}
+
+// setKeySecretAnnotation sets an annotation on the key Secret, retrying on conflicts with the
+// leader's writes.
+func setKeySecretAnnotation(t *testing.T, key types.NamespacedName, name, value string) {
+	t.Helper()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		var s corev1.Secret
+		if !assert.NoError(c, suite.client.Get(context.Background(), key, &s)) {
+			return
+		}
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		s.Annotations[name] = value
+		assert.NoError(c, suite.client.Update(context.Background(), &s))
+	}, waitFor, tick)
+}
+
+func TestForcedRotationPublishesNewKeysAndKeepsOldTokensVerifiable(t *testing.T) {
+	set := waitReplicasLoad(t)
+	original, err := set.Marshal()
+	require.NoError(t, err)
+	t.Cleanup(func() { // the other tests expect one active key per algorithm
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			_, s := keySet(c, keySecretKey)
+			if s != nil {
+				s.Data[KeySetKey] = original
+				assert.NoError(c, suite.client.Update(context.Background(), s))
+			}
+		}, waitFor, tick)
+		waitReplicasLoad(t)
+	})
+	sg, err := suite.replicas[0].keyring.Signer(keys.ES256)
+	require.NoError(t, err)
+	oldToken, err := sg.Sign(keys.TypeAccessToken, []byte(`{"sub":"before-rotation"}`))
+	require.NoError(t, err)
+
+	value := strconv.FormatInt(time.Now().UnixNano(), 10)
+	setKeySecretAnnotation(t, keySecretKey, AnnotationRotateKeys, value)
+	var rotated *keys.Set
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		var s *corev1.Secret
+		rotated, s = keySet(c, keySecretKey)
+		if rotated == nil {
+			return
+		}
+		assert.Equal(c, value, s.Annotations[AnnotationRotateKeysHandled], "handled once")
+		assert.Len(c, rotated.Keys, 2*len(set.Keys), "one new key per algorithm")
+		var states []keyState
+		if assert.NoError(c, json.Unmarshal([]byte(s.Annotations[AnnotationKeyStates]), &states)) {
+			assert.Len(c, states, len(rotated.Keys))
+			pending := 0
+			for _, st := range states {
+				if st.State == keys.StatePending {
+					pending++
+				}
+			}
+			assert.Equal(c, len(set.Keys), pending, "the new keys are published before they sign")
+		}
+	}, waitFor, tick)
+	assert.Subset(t, keyIDs(rotated), keyIDs(set), "the old keys stay published")
+	waitEvent(t, systemNamespace, DefaultKeySecretName, EventSigningKeyRotated)
+
+	// Both replicas publish the new keys; the old token still verifies everywhere.
+	loaded := waitReplicasLoad(t)
+	assert.Equal(t, keyIDs(rotated), keyIDs(loaded))
+	for i, r := range suite.replicas {
+		sg, err := r.keyring.Signer(keys.ES256)
+		require.NoError(t, err)
+		assert.True(t, slices.Contains(keyIDs(set), sg.KeyID), "replica %d: the old key signs until the new one is cached everywhere", i)
+		obj, err := jose.ParseSignedCompact(oldToken, []jose.SignatureAlgorithm{jose.ES256})
+		require.NoError(t, err)
+		published := r.keyring.PublicKeys()
+		found := published.Key(obj.Signatures[0].Protected.KeyID)
+		require.Len(t, found, 1, "replica %d", i)
+		_, err = obj.Verify(found[0].Key)
+		assert.NoError(t, err, "replica %d: a token signed before the rotation verifies", i)
+	}
+
+	// The handled value does not rotate again.
+	setKeySecretAnnotation(t, keySecretKey, "example.com/unrelated", value)
+	time.Sleep(time.Second)
+	again, _ := keySet(t, keySecretKey)
+	assert.Equal(t, keyIDs(rotated), keyIDs(again))
+}
+
+// Two managers that both believe they lead handle the same forced rotation: the write that loses
+// (resourceVersion conflict) is retried from the winner's Secret, which already handled it, so
+// the set rotates once and the winner's keys are not overwritten.
+func TestConcurrentKeyWriteIsRetriedNotClobbered(t *testing.T) {
+	key := types.NamespacedName{Namespace: newNamespace(t), Name: "keys"}
+	plain := &keyEnsurer{client: suite.client, reader: suite.client, secret: key, algorithms: keys.SupportedAlgorithms(),
+		events: events.NewFakeRecorder(10), now: time.Now}
+	_, err := plain.Reconcile(t.Context(), reconcile.Request{NamespacedName: key})
+	require.NoError(t, err)
+	initial, _ := keySet(t, key)
+	require.NotNil(t, initial)
+	setKeySecretAnnotation(t, key, AnnotationRotateKeys, "1")
+
+	var winner *keys.Set
+	interfered := false
+	cw, err := client.NewWithWatch(suite.cfg, client.Options{Scheme: suite.scheme})
+	require.NoError(t, err)
+	c := interceptor.NewClient(cw, interceptor.Funcs{
+		Update: func(ctx context.Context, cl client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			if !interfered { // the other leader writes its rotation first
+				interfered = true
+				var s corev1.Secret
+				require.NoError(t, cl.Get(ctx, key, &s))
+				set, err := keys.Parse(s.Data[KeySetKey])
+				require.NoError(t, err)
+				_, err = keys.RotateNow(set, time.Now(), keys.RotationPolicy{})
+				require.NoError(t, err)
+				winner = set
+				data, err := set.Marshal()
+				require.NoError(t, err)
+				s.Data[KeySetKey] = data
+				s.Annotations[AnnotationRotateKeysHandled] = "1"
+				require.NoError(t, cl.Update(ctx, &s))
+			}
+			return cl.Update(ctx, obj, opts...)
+		},
+	})
+	r := &keyEnsurer{client: c, reader: suite.client, secret: key, algorithms: keys.SupportedAlgorithms(),
+		events: events.NewFakeRecorder(10), now: time.Now}
+	res, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: key})
+	require.NoError(t, err, "a conflict is requeued, not an error")
+	assert.Equal(t, conflictRequeue, res.RequeueAfter)
+	got, _ := keySet(t, key)
+	require.NotNil(t, got)
+	assert.Equal(t, keyIDs(winner), keyIDs(got), "the winner's set is kept")
+
+	_, err = r.Reconcile(t.Context(), reconcile.Request{NamespacedName: key})
+	require.NoError(t, err)
+	got, s := keySet(t, key)
+	require.NotNil(t, got)
+	assert.Equal(t, keyIDs(winner), keyIDs(got), "the retry found the rotation handled: rotated once")
+	assert.Len(t, got.Keys, 2*len(initial.Keys))
+	assert.Contains(t, s.Annotations[AnnotationKeyStates], winner.Keys[len(winner.Keys)-1].ID)
+}
+
+// A forced rotation on a fake clock: the old key signs until the new one is cached everywhere,
+// then is retired after the longest token lifetime, and the reconciler requeues for each step.
+func TestForcedRotationRetiresTheOldKeysOnSchedule(t *testing.T) {
+	key := types.NamespacedName{Namespace: newNamespace(t), Name: "keys"}
+	clock := time.Now().UTC().Truncate(time.Second)
+	r := &keyEnsurer{client: suite.client, reader: suite.client, secret: key, algorithms: []string{keys.ES256},
+		events: events.NewFakeRecorder(10), now: func() time.Time { return clock },
+		rotation: keys.RotationPolicy{MaxTokenLifetime: time.Hour}}
+	reconcileAt := func(at time.Time) ctrl.Result {
+		t.Helper()
+		clock = at
+		res, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: key})
+		require.NoError(t, err)
+		return res
+	}
+	start := clock
+	reconcileAt(start) // creates the Secret
+	assert.Equal(t, maxKeyRequeue, reconcileAt(start).RequeueAfter, "nothing scheduled: the cap")
+	old, _ := keySet(t, key)
+	setKeySecretAnnotation(t, key, AnnotationRotateKeys, "now")
+	assert.Equal(t, keys.PublishLead+time.Second, reconcileAt(start).RequeueAfter, "requeued for when the new key signs")
+	set, _ := keySet(t, key)
+	require.Len(t, set.Keys, 2)
+	res := reconcileAt(start.Add(keys.PublishLead))
+	assert.Equal(t, maxKeyRequeue, res.RequeueAfter, "retirement is more than the cap away")
+	set, s := keySet(t, key)
+	require.Len(t, set.Keys, 2)
+	retireAt := start.Add(keys.PublishLead + time.Hour + keys.ClockSkew)
+	assert.Equal(t, retireAt, set.Keys[0].RetireAt.UTC())
+	assert.Contains(t, s.Annotations[AnnotationKeyStates], `"state":"retiring"`)
+	reconcileAt(retireAt)
+	set, _ = keySet(t, key)
+	require.Len(t, set.Keys, 1)
+	assert.NotEqual(t, old.Keys[0].ID, set.Keys[0].ID, "the old key is gone")
 }

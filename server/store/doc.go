@@ -17,6 +17,7 @@
 //   - Errors are the sentinels below only (wrapped with context), matched with errors.Is;
 //     ErrUnavailable means the backend could not be reached and nothing was stored.
 //
-// Backends: memory (the embedded default, one replica) in store/memory; Redis (many replicas)
-// comes later. This package must not import controller-runtime, client-go or api/.
+// Backends: memory (the embedded default, one replica) in store/memory; Redis (many replicas:
+// standalone, Sentinel or Cluster) in store/redis. This package must not import
+// controller-runtime, client-go or api/.
 package store

@@ -1,0 +1,526 @@
+package redis
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/latchkey-dev/latchkey/server/store"
+)
+
+// Options configures New.
+type Options struct {
+	// Addrs are host:port addresses: one for a standalone server, several for Cluster, or the
+	// Sentinels' with MasterName.
+	Addrs []string
+	// Username and Password authenticate (ACL user, or Password alone for requirepass).
+	Username string
+	Password string
+	// DB is the database number (standalone and Sentinel only).
+	DB int
+	// TLS, when set, connects with TLS.
+	TLS *tls.Config
+	// KeyPrefix starts every key (e.g. "latchkey:"), so several installations can share a server.
+	KeyPrefix string
+	// MasterName is the Sentinel master's name; set it to use Sentinel.
+	MasterName string
+	// Timeout bounds dialing, reading and writing (default 2 s).
+	Timeout time.Duration
+}
+
+// Store is the Redis leased store; see the package comment.
+type Store struct {
+	c       goredis.UniversalClient
+	prefix  string
+	cluster bool // direct mode: refresh token index in its own round trip
+}
+
+// New returns a Store over a new client built from opts. It does not connect: call Ping.
+func New(opts Options) (*Store, error) {
+	if len(opts.Addrs) == 0 {
+		return nil, errors.New("store/redis: no address")
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = 2 * time.Second
+	}
+	c := goredis.NewUniversalClient(&goredis.UniversalOptions{
+		Addrs:        opts.Addrs,
+		Username:     opts.Username,
+		Password:     opts.Password,
+		DB:           opts.DB,
+		TLSConfig:    opts.TLS,
+		MasterName:   opts.MasterName,
+		DialTimeout:  timeout,
+		ReadTimeout:  timeout,
+		WriteTimeout: timeout,
+		MaxRetries:   1,
+	})
+	return NewFromClient(c, opts.KeyPrefix), nil
+}
+
+// NewFromClient returns a Store over c (its Close closes c).
+func NewFromClient(c goredis.UniversalClient, prefix string) *Store {
+	_, cluster := c.(*goredis.ClusterClient)
+	return &Store{c: c, prefix: prefix, cluster: cluster}
+}
+
+// Client returns the underlying client (e.g. to add hooks).
+func (s *Store) Client() goredis.UniversalClient { return s.c }
+
+// Close closes the client.
+func (s *Store) Close() error { return s.c.Close() }
+
+// Ping reports whether Redis answers, and loads the scripts.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.c.Ping(ctx).Err(); err != nil {
+		return s.fail(ctx, "ping", err)
+	}
+	return nil
+}
+
+// LoadScripts loads the Lua scripts into the server's cache (else the first run of each sends
+// its body once).
+func (s *Store) LoadScripts(ctx context.Context) error {
+	for _, sc := range scripts {
+		if err := sc.Load(ctx, s.c).Err(); err != nil {
+			return s.fail(ctx, "load scripts", err)
+		}
+	}
+	return nil
+}
+
+// fail maps a client error: the context's error when it is done, else ErrUnavailable.
+func (s *Store) fail(ctx context.Context, op string, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("store/redis: %s: %w", op, cerr)
+	}
+	return fmt.Errorf("store/redis: %s: %w: %w", op, store.ErrUnavailable, err)
+}
+
+func (s *Store) key(kind string, h store.Hash) string {
+	return s.prefix + kind + ":{" + h.String() + "}"
+}
+
+// tag is a family's hash tag: the hex of its ID (any string is safe inside braces that way).
+func tag(family string) string { return hex.EncodeToString([]byte(family)) }
+
+func (s *Store) tokKey(tg string, h store.Hash) string {
+	return s.prefix + "rt:{" + tg + "}:" + h.String()
+}
+func (s *Store) famKey(tg string) string { return s.prefix + "fam:{" + tg + "}" }
+
+// ms is t in Unix milliseconds, rounded up (a lease never ends early).
+func ms(t time.Time) int64 {
+	return (t.UnixNano() + int64(time.Millisecond) - 1) / int64(time.Millisecond)
+}
+
+func ttlMS(d time.Duration) time.Duration {
+	return (d + time.Millisecond - 1).Truncate(time.Millisecond)
+}
+
+// nanos encodes a time; 0 is the zero time.
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+type codeRec struct {
+	ClientID            string   `json:"c"`
+	RedirectURI         string   `json:"u"`
+	Subject             string   `json:"s"`
+	Scopes              []string `json:"sc,omitempty"`
+	Nonce               string   `json:"n,omitempty"`
+	CodeChallenge       string   `json:"cc,omitempty"`
+	CodeChallengeMethod string   `json:"cm,omitempty"`
+	AuthTime            int64    `json:"at,omitempty"`
+	FamilyID            string   `json:"f"`
+}
+
+// refreshRec is a token's record without its family (kept in its own field, so a rotation
+// stores next in old's family without decoding anything in Lua).
+type refreshRec struct {
+	ClientID  string   `json:"c"`
+	Subject   string   `json:"s"`
+	Scopes    []string `json:"sc,omitempty"`
+	AuthTime  int64    `json:"at,omitempty"`
+	IssuedAt  int64    `json:"ia,omitempty"`
+	ExpiresAt int64    `json:"e,omitempty"`
+}
+
+func encodeRefresh(rt *store.RefreshToken) string {
+	b, _ := json.Marshal(refreshRec{ClientID: rt.ClientID, Subject: rt.Subject, Scopes: rt.Scopes,
+		AuthTime: nanos(rt.AuthTime), IssuedAt: nanos(rt.IssuedAt), ExpiresAt: nanos(rt.ExpiresAt)})
+	return string(b)
+}
+
+func decodeRefresh(d, family string) (store.RefreshToken, error) {
+	var r refreshRec
+	if err := json.Unmarshal([]byte(d), &r); err != nil {
+		return store.RefreshToken{}, fmt.Errorf("store/redis: %w: bad refresh record: %w", store.ErrUnavailable, err)
+	}
+	return store.RefreshToken{FamilyID: family, ClientID: r.ClientID, Subject: r.Subject, Scopes: r.Scopes,
+		AuthTime: fromNanos(r.AuthTime), IssuedAt: fromNanos(r.IssuedAt), ExpiresAt: fromNanos(r.ExpiresAt)}, nil
+}
+
+// PutCode stores c under h for ttl; a hash holding a live code is ErrConflict.
+func (s *Store) PutCode(ctx context.Context, h store.Hash, c store.Code, ttl time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if ttl <= 0 {
+		return nil
+	}
+	b, _ := json.Marshal(codeRec{ClientID: c.ClientID, RedirectURI: c.RedirectURI, Subject: c.Subject, Scopes: c.Scopes,
+		Nonce: c.Nonce, CodeChallenge: c.CodeChallenge, CodeChallengeMethod: c.CodeChallengeMethod,
+		AuthTime: nanos(c.AuthTime), FamilyID: c.FamilyID})
+	ok, err := s.c.SetNX(ctx, s.key("code", h), "0"+string(b), ttlMS(ttl)).Result()
+	if err != nil {
+		return s.fail(ctx, "put code", err)
+	}
+	if !ok {
+		return store.ErrConflict
+	}
+	return nil
+}
+
+// TakeCode takes the code in one script; see store.Codes.
+func (s *Store) TakeCode(ctx context.Context, h store.Hash) (store.Code, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Code{}, err
+	}
+	v, err := takeCode.Run(ctx, s.c, []string{s.key("code", h)}).Text()
+	if errors.Is(err, goredis.Nil) {
+		return store.Code{}, store.ErrNotFound
+	}
+	if err != nil {
+		return store.Code{}, s.fail(ctx, "take code", err)
+	}
+	var r codeRec
+	if len(v) < 1 || json.Unmarshal([]byte(v[1:]), &r) != nil {
+		return store.Code{}, fmt.Errorf("store/redis: %w: bad code record", store.ErrUnavailable)
+	}
+	c := store.Code{ClientID: r.ClientID, RedirectURI: r.RedirectURI, Subject: r.Subject, Scopes: r.Scopes,
+		Nonce: r.Nonce, CodeChallenge: r.CodeChallenge, CodeChallengeMethod: r.CodeChallengeMethod,
+		AuthTime: fromNanos(r.AuthTime), FamilyID: r.FamilyID}
+	if v[0] != '0' {
+		return c, store.ErrAlreadyUsed
+	}
+	return c, nil
+}
+
+// CreateRefresh stores the first token of a family; see store.RefreshTokens.
+func (s *Store) CreateRefresh(ctx context.Context, h store.Hash, rt store.RefreshToken) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tg := tag(rt.FamilyID)
+	exp := ms(rt.ExpiresAt)
+	args := []any{encodeRefresh(&rt), rt.FamilyID, exp, tg}
+	keys := []string{s.tokKey(tg, h), s.famKey(tg), s.key("rti", h)}
+	if s.cluster {
+		// The index is in h's slot: claim it first (SET NX), then write the family's slot.
+		if !time.Now().Before(rt.ExpiresAt) {
+			n, err := s.c.Exists(ctx, keys[2]).Result()
+			if err != nil {
+				return s.fail(ctx, "create refresh token", err)
+			}
+			if n > 0 {
+				return store.ErrConflict
+			}
+			return nil
+		}
+		ok, err := s.c.SetArgs(ctx, keys[2], tg, goredis.SetArgs{Mode: "NX", ExpireAt: time.UnixMilli(exp)}).Result()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return s.fail(ctx, "create refresh token", err)
+		}
+		if ok != "OK" {
+			return store.ErrConflict
+		}
+		keys = keys[:2]
+	}
+	n, err := createRefresh.Run(ctx, s.c, keys, args...).Int()
+	if err != nil {
+		return s.fail(ctx, "create refresh token", err)
+	}
+	if n == 0 {
+		return store.ErrConflict
+	}
+	return nil
+}
+
+// refreshKeys returns the keys of the script for token h: in indexed mode its index key and
+// the ARGV to build the others; in Cluster the token and family keys, after reading the index.
+func (s *Store) refreshKeys(ctx context.Context, h store.Hash) (keys []string, tg string, err error) {
+	if !s.cluster {
+		return []string{s.key("rti", h)}, "", nil
+	}
+	tg, err = s.c.Get(ctx, s.key("rti", h)).Result()
+	if errors.Is(err, goredis.Nil) {
+		return nil, "", store.ErrNotFound
+	}
+	if err != nil {
+		return nil, "", s.fail(ctx, "read refresh token index", err)
+	}
+	return []string{s.tokKey(tg, h), s.famKey(tg)}, tg, nil
+}
+
+// GetRefresh returns an active token; ErrReused comes with the rotated token's record.
+func (s *Store) GetRefresh(ctx context.Context, h store.Hash) (store.RefreshToken, error) {
+	if err := ctx.Err(); err != nil {
+		return store.RefreshToken{}, err
+	}
+	keys, _, err := s.refreshKeys(ctx, h)
+	if err != nil {
+		return store.RefreshToken{}, err
+	}
+	v, err := getRefresh.Run(ctx, s.c, keys, s.prefix, h.String()).Slice()
+	if err != nil {
+		return store.RefreshToken{}, s.fail(ctx, "get refresh token", err)
+	}
+	switch status(v) {
+	case 1, 3:
+		rt, err := decodeRefresh(str(v, 1), str(v, 2))
+		if err != nil {
+			return store.RefreshToken{}, err
+		}
+		if status(v) == 3 {
+			return rt, store.ErrReused
+		}
+		return rt, nil
+	case 2:
+		return store.RefreshToken{}, store.ErrRevoked
+	default:
+		return store.RefreshToken{}, store.ErrNotFound
+	}
+}
+
+func status(v []any) int64 {
+	if len(v) == 0 {
+		return -1
+	}
+	n, _ := v[0].(int64)
+	return n
+}
+
+func str(v []any, i int) string {
+	if i >= len(v) {
+		return ""
+	}
+	s, _ := v[i].(string)
+	return s
+}
+
+// RotateRefresh replaces old by next in one script; see store.RefreshTokens. next is stored in
+// old's family whatever next.FamilyID says.
+func (s *Store) RotateRefresh(ctx context.Context, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.RefreshToken, error) {
+	if err := ctx.Err(); err != nil {
+		return store.RefreshToken{}, err
+	}
+	if old == h {
+		return store.RefreshToken{}, store.ErrConflict
+	}
+	exp := ms(next.ExpiresAt)
+	keys, tg, err := s.refreshKeys(ctx, old)
+	if err != nil {
+		return store.RefreshToken{}, err
+	}
+	if s.cluster {
+		// Claim next's index (in h's slot) before the rotation, so no rotated token is ever
+		// unreachable; a claim left by a failed rotation points at no token (ErrNotFound).
+		if time.Now().Before(next.ExpiresAt) {
+			// SET NX GET: a claim already held by the same family is reused (the script
+			// checks for a live token under h in the family's slot).
+			prev, err := s.c.Do(ctx, "SET", s.key("rti", h), tg, "NX", "GET", "PXAT", exp).Text()
+			if err != nil && !errors.Is(err, goredis.Nil) {
+				return store.RefreshToken{}, s.fail(ctx, "rotate refresh token", err)
+			}
+			if err == nil && prev != tg {
+				return store.RefreshToken{}, store.ErrConflict
+			}
+		}
+		keys = append(keys, s.tokKey(tg, h))
+	} else {
+		keys = append(keys, s.key("rti", h))
+	}
+	v, err := rotateRefresh.Run(ctx, s.c, keys, s.prefix, old.String(), h.String(), encodeRefresh(&next), exp, grace.Milliseconds()).Slice()
+	if err != nil {
+		return store.RefreshToken{}, s.fail(ctx, "rotate refresh token", err)
+	}
+	switch status(v) {
+	case 1:
+		return decodeRefresh(str(v, 1), str(v, 2))
+	case 2:
+		return store.RefreshToken{}, store.ErrRevoked
+	case 3:
+		return store.RefreshToken{}, store.ErrReused
+	case 4:
+		return store.RefreshToken{}, store.ErrConflict
+	default:
+		return store.RefreshToken{}, store.ErrNotFound
+	}
+}
+
+// RevokeFamily revokes the family until until, or while any of its tokens lives.
+func (s *Store) RevokeFamily(ctx context.Context, familyID string, until time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := revokeFamily.Run(ctx, s.c, []string{s.famKey(tag(familyID))}, ms(until)).Err(); err != nil {
+		return s.fail(ctx, "revoke family", err)
+	}
+	return nil
+}
+
+// FamilyRevoked reports whether the family was revoked.
+func (s *Store) FamilyRevoked(ctx context.Context, familyID string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	ok, err := s.c.HExists(ctx, s.famKey(tag(familyID)), "rv").Result()
+	if err != nil {
+		return false, s.fail(ctx, "family revoked", err)
+	}
+	return ok, nil
+}
+
+func (s *Store) jtiKey(jti string) string { return s.prefix + "jti:" + jti }
+
+// RevokeToken remembers jti until until, never shortening an earlier revocation.
+func (s *Store) RevokeToken(ctx context.Context, jti string, until time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !time.Now().Before(until) {
+		return nil
+	}
+	k, at := s.jtiKey(jti), time.UnixMilli(ms(until))
+	_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.SetArgs(ctx, k, "1", goredis.SetArgs{Mode: "NX", ExpireAt: at})
+		p.Do(ctx, "PEXPIREAT", k, at.UnixMilli(), "GT")
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return s.fail(ctx, "revoke token", err)
+	}
+	return nil
+}
+
+// TokenRevoked reports whether jti was revoked.
+func (s *Store) TokenRevoked(ctx context.Context, jti string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	n, err := s.c.Exists(ctx, s.jtiKey(jti)).Result()
+	if err != nil {
+		return false, s.fail(ctx, "token revoked", err)
+	}
+	return n > 0, nil
+}
+
+func (s *Store) recKey(kind string, h store.Hash) string {
+	return s.prefix + "rec:" + strconv.Itoa(len(kind)) + ":" + kind + ":{" + h.String() + "}"
+}
+
+// PutRecord stores value under kind and h for ttl, replacing any record.
+func (s *Store) PutRecord(ctx context.Context, kind string, h store.Hash, value []byte, ttl time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var err error
+	if ttl <= 0 {
+		err = s.c.Del(ctx, s.recKey(kind, h)).Err()
+	} else {
+		err = s.c.Set(ctx, s.recKey(kind, h), value, ttlMS(ttl)).Err()
+	}
+	if err != nil {
+		return s.fail(ctx, "put record", err)
+	}
+	return nil
+}
+
+// GetRecord returns the record under kind and h.
+func (s *Store) GetRecord(ctx context.Context, kind string, h store.Hash) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b, err := s.c.Get(ctx, s.recKey(kind, h)).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, s.fail(ctx, "get record", err)
+	}
+	return b, nil
+}
+
+// DeleteRecord deletes the record under kind and h, if any.
+func (s *Store) DeleteRecord(ctx context.Context, kind string, h store.Hash) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.c.Del(ctx, s.recKey(kind, h)).Err(); err != nil {
+		return s.fail(ctx, "delete record", err)
+	}
+	return nil
+}
+
+// Incr adds one to the counter (SET NX with the window, then INCR, in one transaction).
+func (s *Store) Incr(ctx context.Context, key store.Hash, window time.Duration) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	k := s.key("cnt", key)
+	var incr *goredis.IntCmd
+	_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.SetNX(ctx, k, 0, ttlMS(max(window, time.Millisecond)))
+		incr = p.Incr(ctx, k)
+		return nil
+	})
+	if err != nil {
+		return 0, s.fail(ctx, "incr", err)
+	}
+	return incr.Val(), nil
+}
+
+// Reset drops the counter.
+func (s *Store) Reset(ctx context.Context, key store.Hash) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.c.Del(ctx, s.key("cnt", key)).Err(); err != nil {
+		return s.fail(ctx, "reset", err)
+	}
+	return nil
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Start waits for ctx to end, then closes the client: with NeedLeaderElection it makes the
+// store a controller-runtime Runnable on every replica, like the memory store.
+func (s *Store) Start(ctx context.Context) error {
+	<-ctx.Done()
+	return s.Close()
+}
+
+// NeedLeaderElection is false: every replica uses the store.
+func (s *Store) NeedLeaderElection() bool { return false }

@@ -1,0 +1,103 @@
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+// now is the server's clock in milliseconds (scripts compare leases and grace with it, so
+// every replica agrees whatever its own clock says).
+const luaNow = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
+// luaKeys resolves a refresh token's keys. Indexed mode (#KEYS == 1, standalone and
+// Sentinel): KEYS[1] is the token's index key, whose value is the family's tag; the token and
+// family keys are built from ARGV[1] (prefix) and ARGV[2] (the token hash in hex). Direct mode
+// (Cluster, where the index lives in another slot): KEYS are the token and family keys.
+const luaKeys = `local tok, fam, tag
+if #KEYS == 1 then
+  tag = redis.call('GET', KEYS[1])
+  if not tag then return {0} end
+  tok = ARGV[1] .. 'rt:{' .. tag .. '}:' .. ARGV[2]
+  fam = ARGV[1] .. 'fam:{' .. tag .. '}'
+else
+  tok, fam = KEYS[1], KEYS[2]
+end
+`
+
+// luaExtend sets field f of hash k and makes k live at least until ms (never shortens it).
+const luaExtend = `local function extend(k, f, ms)
+  local cur = redis.call('PEXPIRETIME', k)
+  redis.call('HSET', k, f, '1')
+  if cur == -2 or (cur ~= -1 and ms > cur) then redis.call('PEXPIREAT', k, ms) end
+end
+`
+
+// takeCode: the record's first byte is '0' (unused) or '1' (used); SETRANGE keeps the TTL.
+// Returns the value as it was: '0...' means this call took it.
+var takeCode = goredis.NewScript(`local v = redis.call('GET', KEYS[1])
+if not v then return false end
+if string.sub(v, 1, 1) == '0' then redis.call('SETRANGE', KEYS[1], 0, '1') end
+return v`)
+
+// createRefresh: KEYS tok, fam[, idx]; ARGV record, family, expiry ms, tag.
+// Returns 0 (conflict) or 1.
+var createRefresh = goredis.NewScript(luaNow + luaExtend + `local tok, fam, idx = KEYS[1], KEYS[2], KEYS[3]
+if idx then
+  if redis.call('EXISTS', idx) == 1 then return 0 end
+elseif redis.call('EXISTS', tok) == 1 then return 0 end
+local exp = tonumber(ARGV[3])
+if exp <= now then return 1 end
+if idx then redis.call('SET', idx, ARGV[4], 'PXAT', exp) end
+redis.call('HSET', tok, 'd', ARGV[1], 'f', ARGV[2])
+redis.call('PEXPIREAT', tok, exp)
+extend(fam, 'x', exp)
+return 1`)
+
+// getRefresh returns {0} not found, {1, d, f} active, {2} revoked, {3, d, f} rotated.
+var getRefresh = goredis.NewScript(luaKeys + `local v = redis.call('HMGET', tok, 'd', 'f', 'r')
+if not v[1] then return {0} end
+if redis.call('HEXISTS', fam, 'rv') == 1 then return {2} end
+if v[3] then return {3, v[1], v[2]} end
+return {1, v[1], v[2]}`)
+
+// rotateRefresh: indexed mode KEYS old idx, new idx; ARGV prefix, old hex, new hex, next
+// record, next expiry ms, grace ms. Direct mode KEYS old tok, fam, new tok; same ARGV.
+// Returns {0} not found, {1, d, f} rotated, {2} revoked, {3} reused (family revoked now),
+// {4} conflict.
+var rotateRefresh = goredis.NewScript(luaNow + luaExtend + `local tok, fam, tag, newTok, newIdx
+if #KEYS == 2 then
+  tag = redis.call('GET', KEYS[1])
+  if not tag then return {0} end
+  tok = ARGV[1] .. 'rt:{' .. tag .. '}:' .. ARGV[2]
+  fam = ARGV[1] .. 'fam:{' .. tag .. '}'
+  newTok = ARGV[1] .. 'rt:{' .. tag .. '}:' .. ARGV[3]
+  newIdx = KEYS[2]
+else
+  tok, fam, newTok = KEYS[1], KEYS[2], KEYS[3]
+end
+local v = redis.call('HMGET', tok, 'd', 'f', 'r')
+if not v[1] then return {0} end
+if redis.call('HEXISTS', fam, 'rv') == 1 then return {2} end
+if v[3] then
+  if now - tonumber(v[3]) < tonumber(ARGV[6]) then return {4} end
+  extend(fam, 'rv', redis.call('PEXPIRETIME', tok))
+  return {3}
+end
+if redis.call('EXISTS', newTok) == 1 or (newIdx and redis.call('EXISTS', newIdx) == 1) then return {4} end
+redis.call('HSET', tok, 'r', now)
+local exp = tonumber(ARGV[5])
+if exp > now then
+  redis.call('HSET', newTok, 'd', ARGV[4], 'f', v[2])
+  redis.call('PEXPIREAT', newTok, exp)
+  if newIdx then redis.call('SET', newIdx, tag, 'PXAT', exp) end
+  extend(fam, 'x', exp)
+end
+return {1, v[1], v[2]}`)
+
+// revokeFamily: KEYS fam; ARGV until ms. The family key lives until the latest lease of its
+// tokens (extend on create and rotate), so a revocation outlives until while they live.
+var revokeFamily = goredis.NewScript(luaNow + luaExtend + `local untilMs = tonumber(ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 0 and untilMs <= now then return 0 end
+extend(KEYS[1], 'rv', untilMs)
+return 1`)
+
+var scripts = []*goredis.Script{takeCode, createRefresh, getRefresh, rotateRefresh, revokeFamily}
