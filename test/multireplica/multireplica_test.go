@@ -1,0 +1,208 @@
+package multireplica
+
+import (
+	"bufio"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/oauth2"
+)
+
+// authorizeAt drives login and consent for demo-spa (PKCE S256) over HTTP against replica r,
+// and returns the code and its verifier.
+func authorizeAt(t *testing.T, s *suite, r *replica) (code, verifier string) {
+	t.Helper()
+	verifier, state := oauth2.GenerateVerifier(), rand.Text()
+	conf := &oauth2.Config{ClientID: spaID, RedirectURL: demoRedirect, Scopes: []string{"openid", "profile", "read:projects"},
+		Endpoint: oauth2.Endpoint{AuthURL: r.base + "/oauth2/authorize"}}
+	b := newBrowser(t, s.issuer)
+	p := b.get(conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "consent")))
+	require.Equal(t, http.StatusOK, p.status, p.body)
+	require.True(t, p.isLogin(), "a login page: %s", p.body)
+	form := p.hidden()
+	form.Set("username", alice)
+	form.Set("password", alicePassword)
+	p = b.submit(p, "../oauth2/login", form)
+	require.Equal(t, http.StatusOK, p.status, p.body)
+	require.True(t, p.isConsent(), "a consent page: %s", p.body)
+	form = p.hidden()
+	form.Set("decision", "allow")
+	p = b.submit(p, "../oauth2/consent", form)
+	require.NotNil(t, p.location, "a redirect to the client: %d %s", p.status, p.body)
+	require.Equal(t, demoRedirect, (&url.URL{Scheme: p.location.Scheme, Host: p.location.Host, Path: p.location.Path}).String())
+	q := p.location.Query()
+	require.Empty(t, q.Get("error"), "error_description: %s", q.Get("error_description"))
+	require.Equal(t, state, q.Get("state"))
+	require.Equal(t, s.issuer, q.Get("iss"), "RFC 9207 iss is the shared issuer")
+	require.NotEmpty(t, q.Get("code"))
+	return q.Get("code"), verifier
+}
+
+func exchangeForm(code, verifier string) url.Values {
+	return url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {demoRedirect}, "code_verifier": {verifier}}
+}
+
+func TestACodeIssuedByOneReplicaIsExchangedAtAnotherAndItsReplayRevokesEverywhere(t *testing.T) {
+	s := env
+	a, b, c := s.replicas[1], s.replicas[2], s.replicas[0]
+	code, verifier := authorizeAt(t, s, a)
+
+	res := b.token(t, spa, exchangeForm(code, verifier))
+	require.Equal(t, http.StatusOK, res.status, "exchange at %s of a code of %s: %s", b.name, a.name, res)
+	at, rt := res.str("access_token"), res.str("refresh_token")
+	require.NotEmpty(t, at)
+	require.NotEmpty(t, rt)
+	require.True(t, a.introspect(t, at), "the access token is active at %s", a.name)
+
+	replay := c.token(t, spa, exchangeForm(code, verifier))
+	assert.Equal(t, http.StatusBadRequest, replay.status, "%s", replay)
+	assert.Equal(t, "invalid_grant", replay.str("error"), "%s", replay)
+	assert.NotContains(t, replay.body, "access_token")
+
+	assert.False(t, a.introspect(t, at), "the replayed code's access token is inactive at %s", a.name)
+	assert.False(t, a.introspect(t, rt), "the replayed code's refresh token is inactive at %s", a.name)
+}
+
+func TestARefreshTokenReusedAtAnotherReplicaKillsTheFamilyEverywhere(t *testing.T) {
+	s := env
+	a, b, c := s.replicas[0], s.replicas[1], s.replicas[2]
+	first := a.tokens(t)
+	rotated := a.refresh(t, first.str("refresh_token"))
+	require.Equal(t, http.StatusOK, rotated.status, "rotation at %s: %s", a.name, rotated)
+	successor := rotated.str("refresh_token")
+	require.NotEmpty(t, successor)
+	require.NotEqual(t, first.str("refresh_token"), successor, "the refresh token rotates")
+
+	time.Sleep(refreshGrace + 300*time.Millisecond) // past the reuse grace window
+	reused := b.refresh(t, first.str("refresh_token"))
+	assert.Equal(t, http.StatusBadRequest, reused.status, "%s", reused)
+	assert.Equal(t, "invalid_grant", reused.str("error"), "reuse at %s: %s", b.name, reused)
+
+	dead := c.refresh(t, successor)
+	assert.Equal(t, http.StatusBadRequest, dead.status, "%s", dead)
+	assert.Equal(t, "invalid_grant", dead.str("error"), "the successor at %s after reuse: %s", c.name, dead)
+	assert.False(t, c.introspect(t, successor), "the successor is inactive at %s", c.name)
+}
+
+func TestARevocationAtOneReplicaIsSeenByTheOthers(t *testing.T) {
+	s := env
+	a, b, c := s.replicas[2], s.replicas[0], s.replicas[1]
+	tok := a.tokens(t)
+	at := tok.str("access_token")
+	require.True(t, b.introspect(t, at), "active at %s before revocation", b.name)
+	require.True(t, c.introspect(t, at), "active at %s before revocation", c.name)
+	require.Equal(t, http.StatusOK, c.userinfo(t, at), "userinfo at %s before revocation", c.name)
+
+	a.revoke(t, webapp, at, "access_token")
+	assert.False(t, b.introspect(t, at), "the revoked access token is inactive at %s", b.name)
+	assert.False(t, c.introspect(t, at), "the revoked access token is inactive at %s", c.name)
+	assert.Equal(t, http.StatusUnauthorized, c.userinfo(t, at), "userinfo at %s refuses the revoked token", c.name)
+}
+
+func TestATokenSignedByOneReplicaVerifiesWithEveryReplicasJWKS(t *testing.T) {
+	s := env
+	for _, signer := range s.replicas {
+		tok := signer.clientCredentials(t)
+		for _, r := range s.replicas {
+			claims := verifyWith(t, r.jwks(t), tok, s.issuer)
+			assert.Equal(t, serviceID, claims["client_id"], "a token of %s verified with the JWKS of %s", signer.name, r.name)
+		}
+	}
+}
+
+func TestAForcedKeyRotationBreaksNoVerificationAndEveryReplicaConverges(t *testing.T) {
+	s := env
+	before := map[string]string{} // token -> replica that issued it
+	for _, r := range s.replicas {
+		before[r.clientCredentials(t)] = r.name
+	}
+	initial := kids(s.replicas[0].jwks(t))
+
+	out, err := s.kubectlRun(nil, "annotate", "secret", keySecret, "-n", namespace,
+		fmt.Sprintf("oauth.latchkey.dev/rotate-keys=%d", time.Now().UnixNano()), "--overwrite")
+	require.NoError(t, err, out)
+
+	// Every replica publishes the same key set, with a key that was not there before.
+	var sets [][]string
+	require.Eventually(t, func() bool {
+		sets = sets[:0]
+		for _, r := range s.replicas {
+			k := kids(r.jwks(t))
+			slices.Sort(k)
+			sets = append(sets, k)
+		}
+		grew := slices.ContainsFunc(sets[0], func(k string) bool { return !slices.Contains(initial, k) })
+		return grew && slices.Equal(sets[0], sets[1]) && slices.Equal(sets[0], sets[2])
+	}, 30*time.Second, 200*time.Millisecond, "the replicas' key sets converge to a rotated set; initial %v, last %v", initial, sets)
+
+	for tok, issuer := range before {
+		require.Contains(t, initial, kidOf(t, tok), "a token of %s from before the rotation is signed by a key of before", issuer)
+		for _, r := range s.replicas {
+			verifyWith(t, r.jwks(t), tok, s.issuer)
+			assert.True(t, r.introspect(t, tok), "a token of %s from before the rotation is active at %s", issuer, r.name)
+		}
+	}
+	// Tokens issued after the rotation verify everywhere too.
+	for _, signer := range s.replicas {
+		tok := signer.clientCredentials(t)
+		for _, r := range s.replicas {
+			verifyWith(t, r.jwks(t), tok, s.issuer)
+		}
+	}
+}
+
+func TestSIGTERMDrainsAnInFlightRequestAndTheProcessExitsCleanly(t *testing.T) {
+	s := env
+	port, err := freePort()
+	require.NoError(t, err)
+	r, err := s.startReplica("replica-drain", port)
+	require.NoError(t, err)
+	t.Cleanup(r.stop)
+	require.NoError(t, r.waitReady(60*time.Second))
+	require.NoError(t, r.waitServes(30*time.Second))
+
+	body := url.Values{"grant_type": {"client_credentials"}, "scope": {"read:projects"}}.Encode()
+	half := len(body) / 2
+	conn, err := net.Dial("tcp", strings.TrimPrefix(r.base, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()                                                        //nolint:errcheck // test
+	req, err := http.NewRequest(http.MethodPost, r.base+"/oauth2/token", nil) //nolint:noctx // only for its header
+	require.NoError(t, err)
+	req.SetBasicAuth(serviceID, serviceSecret)
+	head := fmt.Sprintf("POST /oauth2/token HTTP/1.1\r\nHost: %s\r\nAuthorization: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\nConnection: close\r\n\r\n",
+		req.Host, req.Header.Get("Authorization"), len(body))
+	_, err = conn.Write([]byte(head + body[:half]))
+	require.NoError(t, err)
+	time.Sleep(300 * time.Millisecond) // the server has read the headers and waits for the body
+
+	signalled := time.Now()
+	require.NoError(t, r.cmd.Process.Signal(syscall.SIGTERM))
+	time.Sleep(500 * time.Millisecond) // the server is draining
+	_, err = conn.Write([]byte(body[half:]))
+	require.NoError(t, err, "the in-flight connection stays open while draining")
+
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(shutdownTimeout)))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err, "a response to the in-flight request")
+	defer resp.Body.Close() //nolint:errcheck // test
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "the in-flight request completes")
+
+	select {
+	case <-r.exited:
+		assert.NoError(t, r.waitErr, "exit status 0")
+		assert.Equal(t, 0, r.cmd.ProcessState.ExitCode())
+		assert.Less(t, time.Since(signalled), shutdownTimeout, "the process exits within --shutdown-timeout")
+	case <-time.After(shutdownTimeout - time.Since(signalled)):
+		t.Fatalf("%s did not exit within --shutdown-timeout %s of SIGTERM", r.name, shutdownTimeout)
+	}
+}
