@@ -25,8 +25,9 @@ TEST_TIMEOUT ?= 30m
 TEST_FLAGS ?=
 FUZZ_TIME ?= 10s
 BENCH_FLAGS ?=
-# Flags of hack/loadtest, e.g. LOADTEST_FLAGS="-duration 5s -algorithms ES256".
-LOADTEST_FLAGS ?=
+# Flags of hack/loadtest (run once with -store memory, once with -store redis), e.g.
+# LOADTEST_FLAGS="-duration 10s -algorithms ES256 -scenarios refresh". 5 s per row keeps the run bounded.
+LOADTEST_FLAGS ?= -duration 5s
 RUN_ARGS ?=
 # Debian packages the tests need, installed by `make test` when missing (curl runs the seed examples;
 # chromium drives the login and consent pages in test/browser).
@@ -118,10 +119,11 @@ fuzz: envtest ## Run every fuzz target for FUZZ_TIME each (default 10s).
 	KUBEBUILDER_ASSETS=$(KUBEBUILDER_ASSETS) FUZZ_TIME=$(FUZZ_TIME) hack/fuzz.sh
 
 .PHONY: bench
-bench: envtest build ## Run the Go benchmarks, then the loopback load run (wrk, server pinned to one core).
+bench: envtest build ## Run the Go benchmarks (Redis ones included), then the loopback load run with the memory and the Redis store.
+	hack/apt-install.sh wrk redis-server
 	KUBEBUILDER_ASSETS=$(KUBEBUILDER_ASSETS) go test -run '^$$' -bench . -benchmem $(BENCH_FLAGS) ./...
-	hack/apt-install.sh wrk
-	go run ./hack/loadtest -binary bin/latchkey $(LOADTEST_FLAGS)
+	go run ./hack/loadtest -binary bin/latchkey -store memory $(LOADTEST_FLAGS)
+	go run ./hack/loadtest -binary bin/latchkey -store redis $(LOADTEST_FLAGS)
 
 ##@ Build and deploy
 

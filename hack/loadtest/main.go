@@ -1,7 +1,21 @@
 // Command loadtest is the loopback load run of `make bench`: it starts the built latchkey binary in
-// the embedded mode pinned to one core (taskset -c 0, GOMAXPROCS=1), drives its token endpoint
-// with wrk (64 keep-alive connections, pinned to the other core) for client_credentials clients
-// signing with RS256, ES256 and EdDSA, and prints tokens per second per core and p50/p99 latency.
+// the embedded mode pinned to one core (taskset -c 0, GOMAXPROCS=1) with the memory or the Redis
+// store (-store), drives its token endpoint from the other core (core 1) and prints, per scenario
+// and signing algorithm, tokens per second per core (the server's one core) and p50/p99 latency.
+//
+// Scenarios (-scenarios):
+//   - client_credentials: wrk, 64 keep-alive connections, basic-authenticated client.
+//   - refresh: a Go load generator (this process, pinned to core 1): each keep-alive connection
+//     holds its own refresh token, got with the password grant before the measurement, and
+//     presents the token each response rotates to.
+//
+// The authorization_code exchange is not loaded here (each request needs a fresh code, i.e. a
+// whole authorize and bcrypt login); BenchmarkCodeExchange and BenchmarkCodeExchangeRedis in
+// server/oauth2 measure it.
+//
+// With -store redis the run starts its own redis-server (no persistence) on a free loopback port,
+// pinned to core 1: Redis shares the load generator's core, so the server's core only does the
+// server's work, and the load generator and Redis compete for the other.
 //
 // Traffic goes to 127.0.0.1 only, and every run is bounded by -duration.
 package main
@@ -12,14 +26,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 type options struct {
@@ -27,24 +45,43 @@ type options struct {
 	duration    time.Duration
 	connections int
 	algorithms  string
+	store       string
+	scenarios   string
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.binary, "binary", "bin/latchkey", "latchkey binary to measure")
-	flag.DurationVar(&o.duration, "duration", 10*time.Second, "load duration per algorithm")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "load duration per scenario and algorithm")
 	flag.IntVar(&o.connections, "connections", 64, "keep-alive connections")
 	flag.StringVar(&o.algorithms, "algorithms", "RS256,ES256,EdDSA", "algorithms to measure")
+	flag.StringVar(&o.store, "store", "memory", "leased store of the server: memory, or redis (a redis-server this run starts, on core 1)")
+	flag.StringVar(&o.scenarios, "scenarios", "client_credentials,refresh", "scenarios to run: client_credentials, refresh")
 	flag.Parse()
 	if o.duration < time.Second {
 		fmt.Fprintln(os.Stderr, "loadtest: -duration must be at least 1s")
 		os.Exit(2)
+	}
+	if o.store != "memory" && o.store != "redis" {
+		fmt.Fprintln(os.Stderr, "loadtest: -store must be memory or redis")
+		os.Exit(2)
+	}
+	for _, sc := range strings.Split(o.scenarios, ",") {
+		if sc != scenarioClientCredentials && sc != scenarioRefresh {
+			fmt.Fprintf(os.Stderr, "loadtest: unknown scenario %q\n", sc)
+			os.Exit(2)
+		}
 	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
 }
+
+const (
+	scenarioClientCredentials = "client_credentials"
+	scenarioRefresh           = "refresh"
+)
 
 const manifestTemplate = `apiVersion: oauth.latchkey.dev/v1alpha1
 kind: OAuthClient
@@ -60,6 +97,35 @@ apiVersion: v1
 kind: Secret
 metadata: {name: bench-%[1]s, namespace: default}
 stringData: {client-secret: bench-secret-%[1]s}
+---
+apiVersion: oauth.latchkey.dev/v1alpha1
+kind: OAuthClient
+metadata: {name: refresh-%[1]s, namespace: default}
+spec:
+  clientID: refresh-%[1]s
+  grantTypes: [password, refresh_token]
+  secretPolicy: External
+  secretRef: {name: refresh-%[1]s, key: client-secret}
+  signingAlgorithm: %[2]s
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: refresh-%[1]s, namespace: default}
+stringData: {client-secret: refresh-secret-%[1]s}
+`
+
+// userManifest is the user of the refresh scenario: bench / bench-password (bcrypt, cost 10).
+const userManifest = `apiVersion: oauth.latchkey.dev/v1alpha1
+kind: User
+metadata: {name: bench, namespace: default}
+spec:
+  username: bench
+  passwordSecretRef: {namespace: default, name: bench-password, key: hash}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: bench-password, namespace: default}
+stringData: {hash: %s}
 `
 
 const wrkScript = `wrk.method = "POST"
@@ -74,16 +140,25 @@ func run(o options) error {
 			return fmt.Errorf("%s is needed (apt-get install -y %s)", tool, map[string]string{"wrk": "wrk", "taskset": "util-linux"}[tool])
 		}
 	}
+	// The refresh load generator is this process: pin all its threads to core 1 (wrk's core).
+	if out, err := exec.CommandContext(context.Background(), "taskset", "-a", "-p", "-c", "1", strconv.Itoa(os.Getpid())).CombinedOutput(); err != nil {
+		return fmt.Errorf("taskset: %w: %s", err, out)
+	}
 	dir, err := os.MkdirTemp("", "latchkey-loadtest-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir) //nolint:errcheck // temp
 	algs := strings.Split(o.algorithms, ",")
+	hash, err := bcrypt.GenerateFromPassword([]byte(benchPassword), 10)
+	if err != nil {
+		return err
+	}
 	var manifests strings.Builder
+	fmt.Fprintf(&manifests, userManifest, hash)
 	for _, alg := range algs {
-		fmt.Fprintf(&manifests, manifestTemplate, strings.ToLower(alg), alg)
 		manifests.WriteString("---\n")
+		fmt.Fprintf(&manifests, manifestTemplate, strings.ToLower(alg), alg)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "clients.yaml"), []byte(manifests.String()), 0o600); err != nil {
 		return err
@@ -98,8 +173,17 @@ func run(o options) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	server := exec.CommandContext(ctx, "taskset", "-c", "0", o.binary, "serve", "--manifests", dir,
-		"--listen-address", addr, "--health-probe-bind-address", probe, "--zap-log-level", "error")
+	args := []string{"-c", "0", o.binary, "serve", "--manifests", dir,
+		"--listen-address", addr, "--health-probe-bind-address", probe, "--zap-log-level", "error", "--store", o.store}
+	if o.store == "redis" {
+		raddr, stop, err := startRedis(ctx, dir)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		args = append(args, "--redis-address", raddr)
+	}
+	server := exec.CommandContext(ctx, "taskset", args...)
 	server.Env = append(os.Environ(), "GOMAXPROCS=1")
 	server.Stderr = os.Stderr
 	if err := server.Start(); err != nil {
@@ -109,15 +193,83 @@ func run(o options) error {
 	if err := waitReady(ctx, "http://"+probe+"/readyz"); err != nil {
 		return err
 	}
-	fmt.Printf("loopback load: server on core 0 (GOMAXPROCS=1), wrk on core 1, %d connections, %s per algorithm\n", o.connections, o.duration)
-	fmt.Printf("%-6s %12s %10s %10s %8s\n", "alg", "tokens/s/core", "p50", "p99", "non-2xx")
-	for _, alg := range algs {
-		id := "bench-" + strings.ToLower(alg)
-		res, err := load(ctx, o, "http://"+addr+"/oauth2/token", basic(id, "bench-secret-"+strings.ToLower(alg)), dir)
-		if err != nil {
-			return fmt.Errorf("%s: %w", alg, err)
+	where := "load generator on core 1"
+	if o.store == "redis" {
+		where = "load generator and redis-server share core 1"
+	}
+	fmt.Printf("loopback load, store %s: server on core 0 (GOMAXPROCS=1), %s, %d connections, %s per row\n",
+		o.store, where, o.connections, o.duration)
+	fmt.Printf("%-18s %-6s %-6s %14s %10s %10s %8s\n", "scenario", "store", "alg", "tokens/s/core", "p50", "p99", "non-2xx")
+	token := "http://" + addr + "/oauth2/token"
+	for _, sc := range strings.Split(o.scenarios, ",") {
+		for _, alg := range algs {
+			var res result
+			var err error
+			switch lower := strings.ToLower(alg); sc {
+			case scenarioClientCredentials:
+				res, err = load(ctx, o, token, basic("bench-"+lower, "bench-secret-"+lower), dir)
+			case scenarioRefresh:
+				res, err = refreshLoad(ctx, o, token, basic("refresh-"+lower, "refresh-secret-"+lower))
+			}
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", sc, alg, err)
+			}
+			fmt.Printf("%-18s %-6s %-6s %14.0f %10s %10s %8d\n", sc, o.store, alg, res.rate, res.p50, res.p99, res.non2xx)
 		}
-		fmt.Printf("%-6s %12.0f %10s %10s %8d\n", alg, res.rate, res.p50, res.p99, res.non2xx)
+	}
+	fmt.Println("authorization_code exchange: not loaded here (each request needs a fresh code from a bcrypt login);",
+		"see BenchmarkCodeExchange and BenchmarkCodeExchangeRedis (redis-rt/op) in the Go benchmarks above")
+	return nil
+}
+
+// startRedis starts redis-server without persistence on a free loopback port, pinned to core 1
+// (the load generator's), and returns its address once it answers PING.
+func startRedis(ctx context.Context, dir string) (string, func(), error) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return "", nil, errors.New("redis-server is needed (hack/apt-install.sh redis-server)")
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return "", nil, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.CommandContext(ctx, "taskset", "-c", "1", "redis-server", "--port", port, "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if pingRedis(ctx, addr) == nil {
+			return addr, stop, nil
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", nil, fmt.Errorf("redis-server on %s did not start", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func pingRedis(ctx context.Context, addr string) error {
+	d := net.Dialer{Timeout: time.Second}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close() //nolint:errcheck // probe
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	buf := make([]byte, 7)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return err
+	}
+	if string(buf) != "+PONG\r\n" {
+		return fmt.Errorf("redis answered %q", buf)
 	}
 	return nil
 }
