@@ -113,6 +113,9 @@ type serveOptions struct {
 	probeAddress     string
 	leaderElect      bool
 	leaderElectionID string
+	leaseDuration    time.Duration
+	renewDeadline    time.Duration
+	retryPeriod      time.Duration
 	shutdownTimeout  time.Duration
 }
 
@@ -141,6 +144,9 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.probeAddress, "health-probe-bind-address", ":8081", "health and readiness probe address (\"0\" disables)")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader (a Lease) among replicas for writes")
 	fs.StringVar(&o.leaderElectionID, "leader-election-id", "latchkey.oauth.latchkey.dev", "name of the leader Lease")
+	fs.DurationVar(&o.leaseDuration, "leader-election-lease-duration", 15*time.Second, "how long a non-leader waits after the last renewal before it takes the leader Lease over")
+	fs.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 10*time.Second, "how long the leader keeps retrying a renewal before it gives leadership up (less than the lease duration)")
+	fs.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second, "how often replicas try to acquire or renew the leader Lease")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long in-flight requests may take to finish on shutdown")
 }
 
@@ -398,6 +404,9 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg oauth2.Config, re
 		LeaderElectionID:              opts.leaderElectionID,
 		LeaderElectionNamespace:       opts.namespace,
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 ptr.To(opts.leaseDuration),
+		RenewDeadline:                 ptr.To(opts.renewDeadline),
+		RetryPeriod:                   ptr.To(opts.retryPeriod),
 		GracefulShutdownTimeout:       ptr.To(opts.shutdownTimeout + 5*time.Second), // the HTTP drain plus a margin
 	})
 	if err != nil {

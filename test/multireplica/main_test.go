@@ -25,6 +25,10 @@ const (
 	// refreshGrace is the --refresh-reuse-grace every replica runs with.
 	refreshGrace    = 500 * time.Millisecond
 	shutdownTimeout = 5 * time.Second
+	// Short leader election timings, so that a killed leader is replaced within seconds.
+	leaseDuration = 4 * time.Second
+	renewDeadline = 3 * time.Second
+	retryPeriod   = 1 * time.Second
 )
 
 // replica is one latchkey serve process.
@@ -32,6 +36,8 @@ type replica struct {
 	name    string
 	base    string // http://127.0.0.1:<port>
 	probe   string
+	args    []string
+	metrics string // http://127.0.0.1:<port> of the metrics endpoint
 	cmd     *exec.Cmd
 	logPath string
 	logFile *os.File
@@ -230,11 +236,8 @@ func (s *suite) startReplica(name string, listen int) (*replica, error) {
 		return nil, err
 	}
 	r := &replica{name: name, base: fmt.Sprintf("http://127.0.0.1:%d", listen), probe: fmt.Sprintf("http://127.0.0.1:%d", probe),
-		logPath: filepath.Join(s.tmp, name+".log"), exited: make(chan struct{})}
-	if r.logFile, err = os.Create(r.logPath); err != nil {
-		return nil, err
-	}
-	r.cmd = exec.Command(s.binary, "serve",
+		metrics: fmt.Sprintf("http://127.0.0.1:%d", metrics), logPath: filepath.Join(s.tmp, name+".log")}
+	r.args = []string{"serve",
 		"--kubeconfig", s.kubeconfig,
 		"--namespace", namespace,
 		"--listen-address", fmt.Sprintf("127.0.0.1:%d", listen),
@@ -244,20 +247,56 @@ func (s *suite) startReplica(name string, listen int) (*replica, error) {
 		"--store", "redis",
 		"--redis-address", s.redisAddr,
 		"--leader-elect=true",
+		"--leader-election-lease-duration", leaseDuration.String(),
+		"--leader-election-renew-deadline", renewDeadline.String(),
+		"--leader-election-retry-period", retryPeriod.String(),
 		"--refresh-reuse-grace", refreshGrace.String(),
 		"--shutdown-timeout", shutdownTimeout.String(),
-	)
+	}
+	if err := s.launch(r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// launch starts the replica's process with its arguments, appending to its log.
+func (s *suite) launch(r *replica) error {
+	var err error
+	if r.logFile, err = os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+		return err
+	}
+	r.exited = make(chan struct{})
+	r.waitErr = nil
+	r.cmd = exec.Command(s.binary, r.args...)
 	r.cmd.Stdout, r.cmd.Stderr = r.logFile, r.logFile
 	if err := r.cmd.Start(); err != nil {
 		_ = r.logFile.Close()
-		return nil, err
+		return err
 	}
+	cmd, logFile, exited := r.cmd, r.logFile, r.exited
 	go func() {
-		r.waitErr = r.cmd.Wait()
-		_ = r.logFile.Close()
-		close(r.exited)
+		err := cmd.Wait()
+		_ = logFile.Close()
+		r.waitErr = err
+		close(exited)
 	}()
-	return r, nil
+	return nil
+}
+
+// kill SIGKILLs the replica's process and waits for it to exit.
+func (r *replica) kill() error {
+	if err := r.cmd.Process.Kill(); err != nil {
+		return err
+	}
+	<-r.exited
+	return nil
+}
+
+// restart starts a killed or stopped replica again with the same arguments and ports; it does
+// not wait for readiness.
+func (s *suite) restart(r *replica) error {
+	<-r.exited
+	return s.launch(r)
 }
 
 func (r *replica) waitReady(timeout time.Duration) error {
