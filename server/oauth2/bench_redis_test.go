@@ -45,7 +45,13 @@ func (r *redisRoundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) 
 // benchRedisStore starts a redis-server of its own on a free loopback port (no persistence) and
 // returns a Store over a client that counts round trips. A missing redis-server fails the
 // benchmark: `make bench` installs it.
-func benchRedisStore(b *testing.B) (*redisstore.Store, *redisRoundTrips) {
+func benchRedisStore(b testing.TB) (*redisstore.Store, *redisRoundTrips) {
+	s, rt, _ := startRedis(b)
+	return s, rt
+}
+
+// startRedis is benchRedisStore that also returns a function killing the redis-server.
+func startRedis(b testing.TB) (*redisstore.Store, *redisRoundTrips, func()) {
 	b.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -74,7 +80,7 @@ func benchRedisStore(b *testing.B) (*redisstore.Store, *redisRoundTrips) {
 	require.NoError(b, s.LoadScripts(context.Background()))
 	rt := &redisRoundTrips{}
 	c.AddHook(rt)
-	return s, rt
+	return s, rt, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 }
 
 // withRedis puts the Redis store in the handler's Config, on the wall clock (Redis expires keys
