@@ -23,6 +23,9 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -33,6 +36,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
@@ -40,6 +44,7 @@ import (
 	"github.com/latchkey-dev/latchkey/controllers/manifests"
 	ctrlreg "github.com/latchkey-dev/latchkey/controllers/registration"
 	"github.com/latchkey-dev/latchkey/server/keys"
+	"github.com/latchkey-dev/latchkey/server/metrics"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registration"
 	"github.com/latchkey-dev/latchkey/server/registry"
@@ -140,7 +145,7 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&o.registration.open, "registration-open", false, "enable dynamic client registration without an initial access token (such clients cannot use client_credentials)")
 	fs.StringVar(&o.registration.namespace, "registration-namespace", "", "namespace of registered OAuthClients (default: --namespace)")
 	fs.IntVar(&o.registration.maxClients, "registration-max-clients", 1000, "most registered clients (0: no bound)")
-	fs.StringVar(&o.metricsAddress, "metrics-bind-address", ":9090", "metrics address (\"0\" disables); not served with --manifests")
+	fs.StringVar(&o.metricsAddress, "metrics-bind-address", ":9090", "metrics address (\"0\" disables)")
 	fs.StringVar(&o.probeAddress, "health-probe-bind-address", ":8081", "health and readiness probe address (\"0\" disables)")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader (a Lease) among replicas for writes")
 	fs.StringVar(&o.leaderElectionID, "leader-election-id", "latchkey.oauth.latchkey.dev", "name of the leader Lease")
@@ -226,10 +231,56 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The operator serves controller-runtime's registry on its metrics endpoint; the embedded
+	// mode has its own registry and endpoint.
+	var registerer prometheus.Registerer = ctrlmetrics.Registry
+	var gatherer prometheus.Gatherer = ctrlmetrics.Registry
 	if opts.manifestsDir != "" {
-		return serveEmbedded(ctx, &opts, cfg, reg, keyring, st, stdout)
+		r := prometheus.NewRegistry()
+		if err := r.Register(collectors.NewGoCollector()); err != nil {
+			return err
+		}
+		if err := r.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+			return err
+		}
+		registerer, gatherer = r, r
+	}
+	if err := instrument(&cfg, registerer, reg, keyring, opts.store); err != nil {
+		return err
+	}
+	if opts.manifestsDir != "" {
+		return serveEmbedded(ctx, &opts, cfg, reg, keyring, st, stdout, gatherer)
 	}
 	return serveCluster(ctx, &opts, cfg, reg, keyring, st)
+}
+
+// instrument registers the server's metrics with registerer and wires them into cfg: the
+// handler records through cfg.Metrics, the store is wrapped to count its operations.
+func instrument(cfg *oauth2.Config, registerer prometheus.Registerer, reg *registry.Registry, keyring *keys.Keyring, backend string) error {
+	m, err := metrics.New(registerer)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	if err := m.WatchRegistry(reg); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	if err := m.WatchKeys(keyring, nil); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	cfg.Metrics = m
+	cfg.Store = m.InstrumentStore(cfg.Store, backend)
+	return nil
+}
+
+// serveMetrics serves the gatherer's metrics at /metrics until ctx ends.
+func serveMetrics(ctx context.Context, addr string, gatherer prometheus.Gatherer) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return serveHTTP(ctx, ln, mux, time.Second)
 }
 
 // handlerConfig is the OAuth handler's configuration, without the registrar (which depends on
@@ -261,7 +312,7 @@ func (o *serveOptions) handlerConfig(reg *registry.Registry, keyring *keys.Keyri
 }
 
 // serveEmbedded runs with no cluster: resources from a folder, keys in memory or a file.
-func serveEmbedded(ctx context.Context, opts *serveOptions, cfg oauth2.Config, reg *registry.Registry, keyring *keys.Keyring, st leasedStore, stdout io.Writer) error {
+func serveEmbedded(ctx context.Context, opts *serveOptions, cfg oauth2.Config, reg *registry.Registry, keyring *keys.Keyring, st leasedStore, stdout io.Writer, gatherer prometheus.Gatherer) error {
 	log := logr.FromContextOrDiscard(ctx)
 	var set *keys.Set
 	var err error
@@ -304,11 +355,14 @@ func serveEmbedded(ctx context.Context, opts *serveOptions, cfg oauth2.Config, r
 	ready := &atomic.Bool{}
 	ready.Store(true)
 	demo := loader.Demo() // read before Watch starts reloading
-	background := make(chan error, 3)
+	background := make(chan error, 4)
 	go func() { background <- loader.Watch(ctx, 200*time.Millisecond) }()
 	go func() { background <- st.Start(ctx) }()
 	if opts.probeAddress != "0" {
 		go func() { background <- serveProbes(ctx, opts.probeAddress, ready) }()
+	}
+	if opts.metricsAddress != "0" {
+		go func() { background <- serveMetrics(ctx, opts.metricsAddress, gatherer) }()
 	}
 	served := make(chan error, 1)
 	go func() { served <- serveHTTP(ctx, ln, handler, opts.shutdownTimeout) }()

@@ -319,6 +319,7 @@ func (e *tokenEndpoints) clientRequest(r *http.Request) (*TokenRequest, *registr
 	snap := e.registry.Snapshot()
 	client, err := authenticateClient(snap, req)
 	if err != nil {
+		metricsOf(r.Context()).m.ClientAuthFailure(authMethodLabel(req.AuthMethod))
 		return nil, nil, nil, err
 	}
 	if req.Token == "" {

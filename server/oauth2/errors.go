@@ -119,6 +119,8 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	} else {
 		log.V(1).Info("request refused", "path", r.URL.Path, "error", oe.code, "description", oe.description)
 	}
+	rm := metricsOf(r.Context())
+	rm.m.OAuthError(rm.endpoint, oe.code)
 	body, mErr := json.Marshal(errorBody{Error: oe.code, Description: oe.description})
 	if mErr != nil { // cannot happen for two strings; never leave the client without an answer
 		body = []byte(`{"error":"server_error"}`)

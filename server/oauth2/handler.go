@@ -81,6 +81,9 @@ type Config struct {
 	// Login configures the login and consent pages of the authorization endpoint, which is
 	// mounted when Store is set: failed-login limits, session, consent and request lifetimes.
 	Login LoginConfig
+	// Metrics records issued tokens, errors, client authentication failures and request
+	// latencies; nil records nothing.
+	Metrics Metrics
 }
 
 // Paths of the endpoints.
@@ -149,7 +152,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		newRegistrationEndpoint(cfg).mount(mux)
 		d.registrationEndpoint = d.base + RegistrationPath
 	}
-	return recoverPanics(cleanPathsOnly(mux)), nil
+	return instrumentMetrics(cfg.Metrics, recoverPanics(cleanPathsOnly(mux))), nil
 }
 
 // routes maps the endpoints; every other method or path gets a JSON error.
@@ -195,6 +198,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
 	}
 	if cfg.RefreshTokenLifetime < 0 || cfg.RefreshReuseGrace < 0 || cfg.IDTokenLifetime < 0 {
 		return cfg, errors.New("oauth2: token lifetimes and the reuse grace must not be negative")

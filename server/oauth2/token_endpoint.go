@@ -41,6 +41,7 @@ func (t *tokenEndpoint) exchange(ctx context.Context, req *TokenRequest) (*Token
 	snap := t.registry.Snapshot()
 	client, err := authenticateClient(snap, req)
 	if err != nil {
+		metricsOf(ctx).m.ClientAuthFailure(authMethodLabel(req.AuthMethod))
 		return nil, err
 	}
 	if err := checkGrantAllowed(client, grant); err != nil {
@@ -58,6 +59,9 @@ func (t *tokenEndpoint) exchange(ctx context.Context, req *TokenRequest) (*Token
 		// Keys arrive moments after start (or while the key Secret is repaired); a retry will
 		// work, so this is temporarily_unavailable rather than server_error.
 		err = ErrTemporarilyUnavailable.WithCause(err)
+	case err == nil:
+		// Labels of a registered client only: the client authenticated above.
+		metricsOf(ctx).m.TokenIssued(grant.Type(), client.ID, client.Namespace)
 	}
 	return resp, err
 }

@@ -123,6 +123,12 @@ type Snapshot struct {
 	userSub   map[string]*User   // by subject
 }
 
+// Counts returns the number of clients (by client ID), scopes (by name) and users (by
+// username) in the snapshot.
+func (s *Snapshot) Counts() (clients, scopes, users int) {
+	return len(s.byID), len(s.scopeName), len(s.userName)
+}
+
 // Client returns the client with the client ID.
 func (s *Snapshot) Client(id string) (*Client, bool) { c, ok := s.byID[id]; return c, ok }
 

@@ -149,7 +149,7 @@ func runMain(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "serve", "--manifests", dir, "--listen-address", addr,
-		"--health-probe-bind-address", probe)
+		"--health-probe-bind-address", probe, "--metrics-bind-address", "0")
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {

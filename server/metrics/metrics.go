@@ -1,0 +1,209 @@
+// Package metrics holds Latchkey's Prometheus metrics: one Metrics value built from a
+// prometheus.Registerer (no globals, no init), a store decorator counting operations, and
+// collectors over the registry snapshot and the signing keys.
+//
+// Label values are bounded: endpoints, grant types, error codes and authentication methods
+// come from fixed sets; client IDs and namespaces only of registered clients (the caller passes
+// "unknown" for anything else); never a token, secret, user name or raw request input.
+package metrics
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/latchkey-dev/latchkey/server/keys"
+	"github.com/latchkey-dev/latchkey/server/registry"
+)
+
+// Unknown is the label value of anything outside a bounded set, e.g. an unregistered client.
+const Unknown = "unknown"
+
+// Metrics are the server's metrics. A nil *Metrics records nothing.
+type Metrics struct {
+	tokensIssued       *prometheus.CounterVec
+	oauthErrors        *prometheus.CounterVec
+	clientAuthFailures *prometheus.CounterVec
+	requestDuration    *prometheus.HistogramVec
+	storeOperations    *prometheus.CounterVec
+	storeErrors        *prometheus.CounterVec
+	refreshReuse       prometheus.Counter
+	keyRotations       prometheus.Counter
+	reg                prometheus.Registerer
+}
+
+// New creates the metrics and registers them with reg.
+func New(reg prometheus.Registerer) (*Metrics, error) {
+	if reg == nil {
+		return nil, errors.New("metrics: nil Registerer")
+	}
+	m := &Metrics{
+		reg: reg,
+		tokensIssued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_tokens_issued_total", Help: "Token responses issued, by grant type and registered client.",
+		}, []string{"grant_type", "client_id", "namespace"}),
+		oauthErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_oauth_errors_total", Help: "OAuth error responses, by endpoint and RFC 6749 error code.",
+		}, []string{"endpoint", "error"}),
+		clientAuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_client_auth_failures_total", Help: "Failed client authentications, by method.",
+		}, []string{"method"}),
+		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "latchkey_request_duration_seconds", Help: "HTTP request latency, by endpoint.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"endpoint"}),
+		storeOperations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_store_operations_total", Help: "Leased store operations, by backend, operation and result.",
+		}, []string{"backend", "operation", "result"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_store_errors_total", Help: "Leased store operations that failed unexpectedly (unavailable or other), by backend and operation.",
+		}, []string{"backend", "operation"}),
+		refreshReuse: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "latchkey_refresh_token_reuse_detected_total", Help: "Refresh tokens reused after the grace window (their family was revoked).",
+		}),
+		keyRotations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "latchkey_signing_key_rotations_total", Help: "Signing key rotations performed by this process.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{
+		m.tokensIssued, m.oauthErrors, m.clientAuthFailures, m.requestDuration,
+		m.storeOperations, m.storeErrors, m.refreshReuse, m.keyRotations,
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// TokenIssued counts a token response. clientID and namespace must be a registered client's.
+func (m *Metrics) TokenIssued(grantType, clientID, namespace string) {
+	if m == nil {
+		return
+	}
+	m.tokensIssued.WithLabelValues(grantType, clientID, namespace).Inc()
+}
+
+// OAuthError counts an error response of an endpoint (a fixed name) with an RFC 6749 code.
+func (m *Metrics) OAuthError(endpoint, code string) {
+	if m == nil {
+		return
+	}
+	m.oauthErrors.WithLabelValues(endpoint, code).Inc()
+}
+
+// ClientAuthFailure counts a failed client authentication by method (a fixed name).
+func (m *Metrics) ClientAuthFailure(method string) {
+	if m == nil {
+		return
+	}
+	m.clientAuthFailures.WithLabelValues(method).Inc()
+}
+
+// ObserveRequest records the latency of a request to an endpoint (a fixed name).
+func (m *Metrics) ObserveRequest(endpoint string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.requestDuration.WithLabelValues(endpoint).Observe(d.Seconds())
+}
+
+// RefreshReuseDetected counts a refresh token reuse detection.
+func (m *Metrics) RefreshReuseDetected() {
+	if m == nil {
+		return
+	}
+	m.refreshReuse.Inc()
+}
+
+// KeyRotated counts a signing key rotation.
+func (m *Metrics) KeyRotated() {
+	if m == nil {
+		return
+	}
+	m.keyRotations.Inc()
+}
+
+// Snapshotter gives the current registry snapshot; *registry.Registry implements it.
+type Snapshotter interface {
+	Snapshot() *registry.Snapshot
+}
+
+// WatchRegistry registers latchkey_registry_objects{kind}: the clients, scopes and users of
+// the current registry snapshot.
+func (m *Metrics) WatchRegistry(r Snapshotter) error {
+	if m == nil {
+		return nil
+	}
+	for _, kind := range []string{"clients", "scopes", "users"} {
+		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "latchkey_registry_objects", Help: "Objects in the registry snapshot, by kind.",
+			ConstLabels: prometheus.Labels{"kind": kind},
+		}, func() float64 {
+			s := r.Snapshot()
+			if s == nil {
+				return 0
+			}
+			clients, scopes, users := s.Counts()
+			switch kind {
+			case "clients":
+				return float64(clients)
+			case "scopes":
+				return float64(scopes)
+			}
+			return float64(users)
+		})
+		if err := m.reg.Register(g); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// KeySource gives the loaded signing key set; *keys.Keyring implements it.
+type KeySource interface {
+	Set() *keys.Set
+}
+
+// WatchKeys registers latchkey_signing_key_age_seconds{alg,state}: the age of the newest key of
+// each algorithm and state. The key ID is not a label (it changes with every rotation).
+func (m *Metrics) WatchKeys(src KeySource, now func() time.Time) error {
+	if m == nil {
+		return nil
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return m.reg.Register(&keyAgeCollector{src: src, now: now, desc: prometheus.NewDesc(
+		"latchkey_signing_key_age_seconds", "Age of the newest signing key of each algorithm and state.",
+		[]string{"alg", "state"}, nil)})
+}
+
+type keyAgeCollector struct {
+	src  KeySource
+	now  func() time.Time
+	desc *prometheus.Desc
+}
+
+func (c *keyAgeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *keyAgeCollector) Collect(ch chan<- prometheus.Metric) {
+	set := c.src.Set()
+	if set == nil {
+		return
+	}
+	now := c.now()
+	type key struct{ alg, state string }
+	ages := map[key]float64{}
+	for _, k := range set.Keys {
+		id := key{k.Algorithm, string(set.State(k, now))}
+		age := now.Sub(k.Created).Seconds()
+		if old, ok := ages[id]; !ok || age < old {
+			ages[id] = age
+		}
+	}
+	for id, age := range ages {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, age, id.alg, id.state)
+	}
+}

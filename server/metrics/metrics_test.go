@@ -1,0 +1,141 @@
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/latchkey-dev/latchkey/server/keys"
+	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/store"
+	"github.com/latchkey-dev/latchkey/server/store/memory"
+)
+
+func TestNewRegistersOnceAndRejectsNil(t *testing.T) {
+	_, err := New(nil)
+	require.Error(t, err)
+	reg := prometheus.NewRegistry()
+	_, err = New(reg)
+	require.NoError(t, err)
+	_, err = New(reg)
+	require.Error(t, err, "a second registration collides")
+}
+
+func TestNilMetricsRecordNothing(t *testing.T) {
+	var m *Metrics
+	m.TokenIssued("client_credentials", "c", "ns")
+	m.OAuthError("token", "invalid_client")
+	m.ClientAuthFailure("none")
+	m.ObserveRequest("token", time.Second)
+	m.RefreshReuseDetected()
+	m.KeyRotated()
+	require.NoError(t, m.WatchRegistry(registry.New()))
+	s := memory.New()
+	assert.Same(t, store.Store(s), m.InstrumentStore(s, "memory"))
+}
+
+func TestCounters(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := New(reg)
+	require.NoError(t, err)
+	m.TokenIssued("client_credentials", "billing", "payments")
+	m.TokenIssued("client_credentials", "billing", "payments")
+	m.OAuthError("token", "invalid_client")
+	m.ClientAuthFailure("client_secret_basic")
+	m.ObserveRequest("token", 10*time.Millisecond)
+	m.KeyRotated()
+	assert.InDelta(t, 2, sample(t, reg, `latchkey_tokens_issued_total{client_id="billing",grant_type="client_credentials",namespace="payments"}`), 0)
+	assert.InDelta(t, 1, sample(t, reg, `latchkey_oauth_errors_total{endpoint="token",error="invalid_client"}`), 0)
+	assert.InDelta(t, 1, sample(t, reg, `latchkey_client_auth_failures_total{method="client_secret_basic"}`), 0)
+	assert.InDelta(t, 1, sample(t, reg, `latchkey_signing_key_rotations_total`), 0)
+	assert.InDelta(t, 1, sample(t, reg, `latchkey_request_duration_seconds_count{endpoint="token"}`), 0)
+}
+
+func TestInstrumentStoreCountsResults(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := New(reg)
+	require.NoError(t, err)
+	st := m.InstrumentStore(memory.New(), "memory")
+	ctx := context.Background()
+	h := store.HashOf("a-code-secret")
+	require.NoError(t, st.PutCode(ctx, h, store.Code{ClientID: "c"}, time.Minute))
+	_, err = st.TakeCode(ctx, h)
+	require.NoError(t, err)
+	_, err = st.TakeCode(ctx, h)
+	require.ErrorIs(t, err, store.ErrAlreadyUsed)
+	_, err = st.GetRefresh(ctx, store.HashOf("unknown"))
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	now := time.Now()
+	first, second := store.HashOf("rt-1"), store.HashOf("rt-2")
+	rt := store.RefreshToken{FamilyID: "f", ClientID: "c", IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
+	require.NoError(t, st.CreateRefresh(ctx, first, rt))
+	_, err = st.RotateRefresh(ctx, first, second, rt, 0)
+	require.NoError(t, err)
+	_, err = st.RotateRefresh(ctx, first, store.HashOf("rt-3"), rt, 0)
+	require.ErrorIs(t, err, store.ErrReused)
+
+	assert.InDelta(t, 1, sample(t, reg, `latchkey_store_operations_total{backend="memory",operation="take_code",result="ok"}`), 0)
+	assert.InDelta(t, 1, sample(t, reg, `latchkey_store_operations_total{backend="memory",operation="take_code",result="already_used"}`), 0)
+	assert.InDelta(t, 1, sample(t, reg, `latchkey_store_operations_total{backend="memory",operation="get_refresh",result="not_found"}`), 0)
+	assert.InDelta(t, 1, sample(t, reg, `latchkey_store_operations_total{backend="memory",operation="rotate_refresh",result="reused"}`), 0)
+	assert.InDelta(t, 1, sample(t, reg, `latchkey_refresh_token_reuse_detected_total`), 0)
+	assert.Equal(t, "unavailable", Result(store.ErrUnavailable))
+	assert.Equal(t, "conflict", Result(store.ErrConflict))
+	assert.Equal(t, "error", Result(context.Canceled))
+}
+
+func TestRegistryAndKeyGauges(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := New(reg)
+	require.NoError(t, err)
+	r := registry.New()
+	r.PutClient(registry.Client{Source: "ns/a", Namespace: "ns", ID: "a"})
+	require.NoError(t, m.WatchRegistry(r))
+	now := time.Now()
+	set, err := keys.Generate([]string{keys.ES256}, now.Add(-time.Hour))
+	require.NoError(t, err)
+	kr := keys.NewKeyring()
+	require.NoError(t, kr.Load(set))
+	require.NoError(t, m.WatchKeys(kr, func() time.Time { return now }))
+	text := scrape(t, reg)
+	for _, line := range []string{
+		`latchkey_registry_objects{kind="clients"} 1`,
+		`latchkey_registry_objects{kind="scopes"} 0`,
+		`latchkey_registry_objects{kind="users"} 0`,
+	} {
+		assert.Contains(t, text, line+"\n")
+	}
+	assert.InDelta(t, 3600, sample(t, reg, `latchkey_signing_key_age_seconds{alg="ES256",state="active"}`), 5)
+}
+
+func scrape(t *testing.T, reg *prometheus.Registry) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	require.Equal(t, http.StatusOK, rec.Code)
+	return rec.Body.String()
+}
+
+// sample is the value of the series (name and labels as the text format writes them).
+func sample(t *testing.T, reg *prometheus.Registry, series string) float64 {
+	t.Helper()
+	for line := range strings.SplitSeq(scrape(t, reg), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			require.NoError(t, err)
+			return f
+		}
+	}
+	t.Fatalf("no series %s", series)
+	return 0
+}
