@@ -43,6 +43,7 @@ import (
 	"github.com/latchkey-dev/latchkey/controllers"
 	"github.com/latchkey-dev/latchkey/controllers/manifests"
 	ctrlreg "github.com/latchkey-dev/latchkey/controllers/registration"
+	"github.com/latchkey-dev/latchkey/server/audit"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/metrics"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
@@ -97,6 +98,7 @@ type registrationOptions struct {
 func (r registrationOptions) enabled() bool { return r.open || r.initialTokenFile != "" }
 
 type serveOptions struct {
+	auditLog         string
 	listenAddress    string
 	issuer           string
 	manifestsDir     string
@@ -126,6 +128,7 @@ type serveOptions struct {
 
 func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.listenAddress, "listen-address", ":8080", "address the OAuth endpoints listen on")
+	fs.StringVar(&o.auditLog, "audit-log", "stderr", "where the JSON-lines audit log goes: stderr, - (stdout), a file path (appended), or off")
 	fs.StringVar(&o.issuer, "issuer", "", "public issuer URL (default: http://localhost:<port> from --listen-address)")
 	fs.StringVar(&o.manifestsDir, "manifests", "", "run without a cluster, loading OAuthClient, Scope, User and Secret manifests from this folder (watched)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then $KUBECONFIG)")
@@ -231,6 +234,14 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	auditOut, closeAudit, err := openAuditLog(opts.auditLog, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeAudit()
+	if auditOut != nil {
+		cfg.Audit = audit.New(auditOut)
+	}
 	// The operator serves controller-runtime's registry on its metrics endpoint; the embedded
 	// mode has its own registry and endpoint.
 	var registerer prometheus.Registerer = ctrlmetrics.Registry
@@ -252,6 +263,23 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		return serveEmbedded(ctx, &opts, cfg, reg, keyring, st, stdout, gatherer)
 	}
 	return serveCluster(ctx, &opts, cfg, reg, keyring, st)
+}
+
+// openAuditLog opens the --audit-log destination: nil for off; close releases a file.
+func openAuditLog(dest string, stdout, stderr io.Writer) (w io.Writer, closeFn func(), err error) {
+	switch dest {
+	case "off":
+		return nil, func() {}, nil
+	case "stderr", "":
+		return stderr, func() {}, nil
+	case "-", "stdout":
+		return stdout, func() {}, nil
+	}
+	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--audit-log: %w", err)
+	}
+	return f, func() { _ = f.Close() }, nil
 }
 
 // instrument registers the server's metrics with registerer and wires them into cfg: the
@@ -467,7 +495,10 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg oauth2.Config, re
 		return fmt.Errorf("create manager: %w", err)
 	}
 	readiness := controllers.NewReadiness()
+	keyMetrics, _ := cfg.Metrics.(controllers.KeyMetrics)
+	cfg.ReuseReporter = controllers.NewReuseReporter(mgr, reg)
 	if err := controllers.Setup(mgr, controllers.Options{
+		KeyMetrics:    keyMetrics,
 		Registry:      reg,
 		Keys:          keyring,
 		Namespace:     opts.namespace,

@@ -87,6 +87,13 @@ type Options struct {
 	// Readiness, when set, is fed by the registry controllers; add its Check with
 	// mgr.AddReadyzCheck (see Readiness).
 	Readiness *Readiness
+	// KeyMetrics, when set, counts the signing-key rotations; *metrics.Metrics implements it.
+	KeyMetrics KeyMetrics
+}
+
+// KeyMetrics counts signing-key rotations.
+type KeyMetrics interface {
+	KeyRotated()
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -179,7 +186,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		{"user", (&userReconciler{client: mgr.GetClient(), secrets: secrets, events: events}).setup},
 		{"signingkeys", (&keyEnsurer{
 			client: mgr.GetClient(), reader: secrets, secret: keySecret, algorithms: opts.Algorithms,
-			keys: opts.Keys, events: events, now: opts.Now,
+			keys: opts.Keys, events: events, now: opts.Now, metrics: opts.KeyMetrics,
 			rotation: keys.RotationPolicy{Period: opts.KeyRotationPeriod, MaxTokenLifetime: opts.MaxTokenLifetime},
 		}).setup},
 		{"signingkeys-loader", (&keyLoader{reader: secrets, secret: keySecret, keys: opts.Keys}).setup},

@@ -39,6 +39,8 @@ type keyEnsurer struct {
 	now        func() time.Time
 	// rotation is applied on every reconcile; Algorithms empty: algorithms.
 	rotation keys.RotationPolicy
+	// metrics counts rotations; nil: none.
+	metrics KeyMetrics
 }
 
 // Annotations of the key Secret.
@@ -174,6 +176,9 @@ func (r *keyEnsurer) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 		r.events.Eventf(s, nil, corev1.EventTypeNormal, EventSigningKeyRotated, "RotateSigningKeys",
 			"Rotation %s: added %v, dropped %v; the set now has %d keys (see annotation %s)",
 			why, added, dropped, len(set.Keys), AnnotationKeyStates)
+		if r.metrics != nil {
+			r.metrics.KeyRotated()
+		}
 	}
 	return requeue, nil
 }

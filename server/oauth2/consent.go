@@ -177,6 +177,7 @@ func (a *authorizer) handleConsent(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		logr.FromContextOrDiscard(ctx).Info("consent denied", "sub", p.Subject, "client_id", client.ID)
+		audit(ctx, AuditEvent{Event: AuditConsentDenied, ClientID: client.ID, Subject: p.Subject, Scopes: p.Scopes, Outcome: "failure", Reason: "denied"})
 		a.redirectError(w, r, p.RedirectURI, p.State, ErrAccessDenied)
 		return
 	default:
@@ -190,5 +191,6 @@ func (a *authorizer) handleConsent(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	logr.FromContextOrDiscard(ctx).Info("consent given", "sub", p.Subject, "client_id", client.ID, "scopes", p.Scopes)
+	audit(ctx, AuditEvent{Event: AuditConsentGiven, ClientID: client.ID, Subject: p.Subject, Scopes: p.Scopes})
 	a.respondWithCode(w, r, client, p, id)
 }

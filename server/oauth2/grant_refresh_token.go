@@ -50,6 +50,16 @@ func (g refreshTokenGrant) Exchange(ctx context.Context, req *GrantRequest) (*To
 		if err == nil { // cannot happen with a conforming store
 			err = store.ErrReused
 		}
+		if errors.Is(err, store.ErrReused) {
+			audit(ctx, AuditEvent{
+				Event: AuditRefreshReuseDetected, ClientID: req.Client.ID, Subject: rec.Subject,
+				GrantType: grantRefreshToken, TokenRef: TokenRef(req.RefreshToken),
+				Outcome: "failure", Reason: "family revoked",
+			})
+			if g.tokens.reuse != nil {
+				g.tokens.reuse.RefreshReuseDetected(req.Client.ID)
+			}
+		}
 		return nil, storeError(err)
 	case err != nil:
 		return nil, storeError(err)

@@ -84,6 +84,11 @@ type Config struct {
 	// Metrics records issued tokens, errors, client authentication failures and request
 	// latencies; nil records nothing.
 	Metrics Metrics
+	// Audit records security-relevant events (tokens issued, refresh reuse, revocations,
+	// logins, consent, registrations); nil records nothing.
+	Audit Auditor
+	// ReuseReporter is told of refresh token reuse; nil reports nothing.
+	ReuseReporter ReuseReporter
 }
 
 // Paths of the endpoints.
@@ -152,7 +157,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		newRegistrationEndpoint(cfg).mount(mux)
 		d.registrationEndpoint = d.base + RegistrationPath
 	}
-	return instrumentMetrics(cfg.Metrics, recoverPanics(cleanPathsOnly(mux))), nil
+	return instrumentMetrics(cfg.Metrics, instrumentAudit(cfg.Audit, recoverPanics(cleanPathsOnly(mux)))), nil
 }
 
 // routes maps the endpoints; every other method or path gets a JSON error.
@@ -201,6 +206,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}
+	}
+	if cfg.ReuseReporter == nil {
+		cfg.ReuseReporter = noReuseReporter{}
 	}
 	if cfg.RefreshTokenLifetime < 0 || cfg.RefreshReuseGrace < 0 || cfg.IDTokenLifetime < 0 {
 		return cfg, errors.New("oauth2: token lifetimes and the reuse grace must not be negative")

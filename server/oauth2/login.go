@@ -182,6 +182,7 @@ func (a *authorizer) authenticate(ctx context.Context, r *http.Request, client *
 	}
 	if locked || attempts > int64(a.login.MaxFailuresPerUser) {
 		log.Info("login refused: locked after failed attempts", "client_id", client.ID)
+		audit(ctx, AuditEvent{Event: AuditLoginFailed, ClientID: client.ID, Username: username, Outcome: "failure", Reason: "locked"})
 		a.failureDelay(ctx)
 		return nil, errLocked
 	}
@@ -196,6 +197,7 @@ func (a *authorizer) authenticate(ctx context.Context, r *http.Request, client *
 			log.Error(err, "failed-login counter not reset", "user", username)
 		}
 		log.Info("login succeeded", "user", username, "client_id", client.ID)
+		audit(ctx, AuditEvent{Event: AuditLoginSucceeded, ClientID: client.ID, Username: username, Subject: user.Subject})
 		return user, nil
 	}
 
@@ -204,6 +206,7 @@ func (a *authorizer) authenticate(ctx context.Context, r *http.Request, client *
 	} else {
 		log.Info("login failed for an unknown user", "client_id", client.ID)
 	}
+	audit(ctx, AuditEvent{Event: AuditLoginFailed, ClientID: client.ID, Username: username, Outcome: "failure", Reason: "bad credentials"})
 	if err := a.countFailure(ctx, addrKey, a.login.MaxFailuresPerAddress); err != nil {
 		return nil, err
 	}

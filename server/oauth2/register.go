@@ -227,6 +227,7 @@ func (e *registrationEndpoint) register(w http.ResponseWriter, r *http.Request) 
 	}
 	logr.FromContextOrDiscard(ctx).Info("client registered", "client_id", rc.ClientID, "anonymous", anonymous,
 		"grant_types", rc.Metadata.GrantTypes)
+	audit(ctx, AuditEvent{Event: AuditClientRegistered, ClientID: rc.ClientID, Scopes: rc.Metadata.Scopes})
 	e.writeClient(w, r, http.StatusCreated, rc, rc.RegistrationAccessToken)
 }
 
@@ -280,6 +281,7 @@ func (e *registrationEndpoint) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	logr.FromContextOrDiscard(ctx).Info("registered client updated", "client_id", id, "grant_types", rc.Metadata.GrantTypes)
+	audit(ctx, AuditEvent{Event: AuditClientUpdated, ClientID: id})
 	e.writeClient(w, r, http.StatusOK, rc, token)
 }
 
@@ -314,6 +316,7 @@ func (e *registrationEndpoint) remove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	logr.FromContextOrDiscard(r.Context()).Info("registered client deleted", "client_id", id)
+	audit(r.Context(), AuditEvent{Event: AuditClientDeleted, ClientID: id})
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")

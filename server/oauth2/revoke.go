@@ -60,7 +60,12 @@ func (e *tokenEndpoints) revoke(ctx context.Context, client *registry.Client, to
 			log.V(1).Info("revocation of another client's refresh token ignored", "client_id", client.ID)
 			return nil
 		}
-		return st.RevokeFamily(ctx, rec.FamilyID, e.tokens.familyRevocationEnd(client, rec.ExpiresAt))
+		if err := st.RevokeFamily(ctx, rec.FamilyID, e.tokens.familyRevocationEnd(client, rec.ExpiresAt)); err != nil {
+			return err
+		}
+		audit(ctx, AuditEvent{Event: AuditTokenRevoked, ClientID: client.ID, Subject: rec.Subject,
+			TokenRef: TokenRef(tok), Reason: "refresh token family"})
+		return nil
 	}
 	c, err := e.verifier.verify(tok)
 	if err != nil {
@@ -70,7 +75,12 @@ func (e *tokenEndpoints) revoke(ctx context.Context, client *registry.Client, to
 		log.V(1).Info("revocation of another client's access token ignored", "client_id", client.ID)
 		return nil
 	}
-	return st.RevokeToken(ctx, c.ID, c.Expiry.Time())
+	if err := st.RevokeToken(ctx, c.ID, c.Expiry.Time()); err != nil {
+		return err
+	}
+	audit(ctx, AuditEvent{Event: AuditTokenRevoked, ClientID: client.ID, Subject: c.Subject,
+		TokenRef: "jti:" + c.ID, Reason: "access token"})
+	return nil
 }
 
 // familyRevocationEnd is how long a family's revocation must be remembered: until its last

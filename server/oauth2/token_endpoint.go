@@ -62,6 +62,19 @@ func (t *tokenEndpoint) exchange(ctx context.Context, req *TokenRequest) (*Token
 	case err == nil:
 		// Labels of a registered client only: the client authenticated above.
 		metricsOf(ctx).m.TokenIssued(grant.Type(), client.ID, client.Namespace)
+		ev := AuditEvent{
+			Event: AuditTokenIssued, ClientID: client.ID, GrantType: grant.Type(), Username: req.Username,
+			Scopes: resp.Scope, TokenRef: TokenRef(resp.AccessToken),
+		}
+		if grant.Type() == grantRefreshToken {
+			ev.Event = AuditRefreshRotated
+		}
+		audit(ctx, ev)
+	case grant.Type() == grantPassword && errors.Is(err, ErrInvalidGrant):
+		audit(ctx, AuditEvent{
+			Event: AuditLoginFailed, ClientID: client.ID, GrantType: grant.Type(), Username: req.Username,
+			Outcome: "failure", Reason: errorReason(err),
+		})
 	}
 	return resp, err
 }

@@ -76,6 +76,7 @@ type tokenService struct {
 	refreshLifetime time.Duration
 	reuseGrace      time.Duration
 	idTokenLifetime time.Duration
+	reuse           ReuseReporter
 }
 
 func newTokenService(cfg Config, issuer userTokenIssuer) *tokenService {
@@ -83,7 +84,7 @@ func newTokenService(cfg Config, issuer userTokenIssuer) *tokenService {
 		issuer: issuer, store: cfg.Store, registry: cfg.Registry, now: cfg.Now,
 		accessLifetime:  cmp.Or(cfg.AccessTokenLifetime, token.DefaultAccessTokenLifetime),
 		refreshLifetime: cfg.RefreshTokenLifetime, reuseGrace: cfg.RefreshReuseGrace,
-		idTokenLifetime: cfg.IDTokenLifetime,
+		idTokenLifetime: cfg.IDTokenLifetime, reuse: cfg.ReuseReporter,
 	}
 }
 

@@ -1,0 +1,87 @@
+package controllers
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/latchkey-dev/latchkey/server/keys"
+	"github.com/latchkey-dev/latchkey/server/registry"
+)
+
+func TestReuseReporterEmitsOneRateLimitedEvent(t *testing.T) {
+	ns := newNamespace(t)
+	createScope(t, "read:reuse-"+ns)
+	require.NoError(t, suite.client.Create(t.Context(), confidentialClient(ns, "mobile", "read:reuse-"+ns)))
+	id := "mobile." + ns
+	r := suite.replicas[0]
+	waitServed(t, id, ns+"/mobile", func(*assert.CollectT, *registry.Client) {})
+
+	t.Run("one Event on the OAuthClient, through the API", func(t *testing.T) {
+		cs, err := kubernetes.NewForConfig(suite.cfg)
+		require.NoError(t, err)
+		b := events.NewBroadcaster(&events.EventSinkImpl{Interface: cs.EventsV1()})
+		stop := make(chan struct{})
+		defer close(stop)
+		b.StartRecordingToSink(stop)
+		defer b.Shutdown()
+		rep := newReuseReporter(r.registry, suite.client, b.NewRecorder(suite.scheme, recorderName), time.Minute, 3)
+		rep.RefreshReuseDetected(id)
+		rep.RefreshReuseDetected("unknown-client")
+		waitEvent(t, ns, "mobile", EventRefreshTokenReuseDetected)
+		var list eventsv1.EventList
+		require.NoError(t, suite.client.List(context.Background(), &list, client.InNamespace(ns)))
+		n := 0
+		for _, e := range list.Items {
+			if e.Reason == EventRefreshTokenReuseDetected {
+				n++
+				assert.Equal(t, "OAuthClient", e.Regarding.Kind)
+				assert.Equal(t, "mobile", e.Regarding.Name)
+				assert.Equal(t, "Warning", e.Type)
+			}
+		}
+		assert.Equal(t, 1, n)
+	})
+	t.Run("a storm of 50 reuses records at most the burst", func(t *testing.T) {
+		rec := events.NewFakeRecorder(100)
+		rep := newReuseReporter(r.registry, suite.client, rec, time.Minute, 3)
+		for range 50 {
+			rep.RefreshReuseDetected(id)
+		}
+		assert.Len(t, rec.Events, 3)
+		rep.RefreshReuseDetected("unknown-client")
+		assert.Len(t, rec.Events, 3, "unknown clients are ignored")
+		var nilRep *ReuseReporter
+		nilRep.RefreshReuseDetected(id)
+	})
+}
+
+type rotationCounter struct{ n int }
+
+func (c *rotationCounter) KeyRotated() { c.n++ }
+
+// A forced rotation is counted once by the key metrics; creating the set is not a rotation.
+func TestKeyRotationIsCounted(t *testing.T) {
+	key := types.NamespacedName{Namespace: newNamespace(t), Name: "keys"}
+	counter := &rotationCounter{}
+	r := &keyEnsurer{client: suite.client, reader: suite.client, secret: key, algorithms: keys.SupportedAlgorithms(),
+		events: events.NewFakeRecorder(10), now: time.Now, metrics: counter}
+	_, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: key})
+	require.NoError(t, err)
+	assert.Zero(t, counter.n)
+	setKeySecretAnnotation(t, key, AnnotationRotateKeys, "1")
+	_, err = r.Reconcile(t.Context(), reconcile.Request{NamespacedName: key})
+	require.NoError(t, err)
+	_, err = r.Reconcile(t.Context(), reconcile.Request{NamespacedName: key})
+	require.NoError(t, err)
+	assert.Equal(t, 1, counter.n)
+}

@@ -1,0 +1,61 @@
+// Package audit writes the audit log: one JSON object per line for every security-relevant
+// event of the OAuth 2.0 handler (tokens issued, refresh rotation and reuse, revocations,
+// logins, consent, client registrations). A record never holds a token, code, secret or
+// password: tokens appear as their jti or a short prefix of their SHA-256 hash.
+package audit
+
+import (
+	"encoding/json"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/latchkey-dev/latchkey/server/oauth2"
+)
+
+var _ oauth2.Auditor = (*Logger)(nil)
+
+// Record is one line of the audit log.
+type Record struct {
+	Time       time.Time `json:"time"`
+	Event      string    `json:"event"`
+	ClientID   string    `json:"client_id,omitempty"`
+	Subject    string    `json:"subject,omitempty"`
+	Username   string    `json:"username,omitempty"`
+	GrantType  string    `json:"grant_type,omitempty"`
+	Scopes     []string  `json:"scopes,omitempty"`
+	Token      string    `json:"token,omitempty"` // jti or SHA-256 prefix, never the token
+	RemoteAddr string    `json:"remote_addr,omitempty"`
+	Outcome    string    `json:"outcome,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+}
+
+// Logger writes audit records as JSON lines to a writer; safe for concurrent use.
+type Logger struct {
+	mu  sync.Mutex
+	w   io.Writer
+	now func() time.Time
+}
+
+// New returns a Logger writing to w.
+func New(w io.Writer) *Logger { return &Logger{w: w, now: time.Now} }
+
+// Audit writes the event as one JSON line. Write errors are dropped: auditing must not fail
+// the request.
+func (l *Logger) Audit(e oauth2.AuditEvent) {
+	if l == nil || l.w == nil {
+		return
+	}
+	b, err := json.Marshal(Record{
+		Time: l.now().UTC(), Event: e.Event, ClientID: e.ClientID, Subject: e.Subject,
+		Username: e.Username, GrantType: e.GrantType, Scopes: e.Scopes, Token: e.TokenRef,
+		RemoteAddr: e.RemoteAddr, Outcome: e.Outcome, Reason: e.Reason,
+	})
+	if err != nil {
+		return
+	}
+	b = append(b, '\n')
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, _ = l.w.Write(b)
+}
