@@ -496,9 +496,11 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg oauth2.Config, re
 	}
 	readiness := controllers.NewReadiness()
 	keyMetrics, _ := cfg.Metrics.(controllers.KeyMetrics)
+	syncMetrics, _ := cfg.Metrics.(controllers.SyncMetrics)
 	cfg.ReuseReporter = controllers.NewReuseReporter(mgr, reg)
 	if err := controllers.Setup(mgr, controllers.Options{
 		KeyMetrics:    keyMetrics,
+		SyncMetrics:   syncMetrics,
 		Registry:      reg,
 		Keys:          keyring,
 		Namespace:     opts.namespace,

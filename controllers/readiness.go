@@ -41,6 +41,9 @@ type Readiness struct {
 	listed    bool                   // the startup listing ran; pending is meaningful
 	pending   map[objectKey]struct{} // listed at startup, not processed yet
 	processed map[objectKey]struct{} // processed before the listing ran
+	// onProcessed, when set (by Setup, before the manager starts), hears of every processed
+	// object's kind: the metrics' time since each informer last synced.
+	onProcessed func(kind string)
 }
 
 type objectKey struct {
@@ -72,6 +75,9 @@ func (r *Readiness) Check(*http.Request) error {
 func (r *Readiness) markProcessed(kind string, key types.NamespacedName) {
 	if r == nil {
 		return
+	}
+	if r.onProcessed != nil {
+		r.onProcessed(kind)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

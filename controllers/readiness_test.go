@@ -68,7 +68,8 @@ func TestReadinessWaitsUntilTheRegistryIsFilled(t *testing.T) {
 	// The suite's election: this replica stays a follower and runs the every-replica controllers.
 	mgr, err := newManager(suite.cfg, suite.scheme, leaderElectionID)
 	require.NoError(t, err)
-	require.NoError(t, Setup(mgr, Options{Registry: reg, Keys: keys.NewKeyring(), Namespace: systemNamespace, Readiness: ready}))
+	synced := &syncRecorder{}
+	require.NoError(t, Setup(mgr, Options{Registry: reg, Keys: keys.NewKeyring(), Namespace: systemNamespace, Readiness: ready, SyncMetrics: synced}))
 	require.Error(t, ready.Check(nil), "not ready before the manager starts")
 
 	mctx, cancel := context.WithCancel(context.Background())
@@ -97,4 +98,28 @@ func TestReadinessWaitsUntilTheRegistryIsFilled(t *testing.T) {
 	assert.False(t, ok)
 	_, ok = snap.User("ready-" + ns)
 	assert.False(t, ok, "a User with a plaintext password is refused, and counted")
+	for _, kind := range []string{kindOAuthClient, kindScope, kindUser} {
+		assert.True(t, synced.seen(kind), "the sync metrics heard of %s", kind)
+	}
+}
+
+// syncRecorder is a SyncMetrics that remembers the kinds it heard of.
+type syncRecorder struct {
+	mu    sync.Mutex
+	kinds map[string]int
+}
+
+func (s *syncRecorder) RegistrySynced(kind string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kinds == nil {
+		s.kinds = map[string]int{}
+	}
+	s.kinds[kind]++
+}
+
+func (s *syncRecorder) seen(kind string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.kinds[kind] > 0
 }

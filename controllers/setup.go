@@ -89,6 +89,14 @@ type Options struct {
 	Readiness *Readiness
 	// KeyMetrics, when set, counts the signing-key rotations; *metrics.Metrics implements it.
 	KeyMetrics KeyMetrics
+	// SyncMetrics, when set, is told each time the registry controllers take in an object of a
+	// kind; *metrics.Metrics implements it (the time since each informer last synced).
+	SyncMetrics SyncMetrics
+}
+
+// SyncMetrics records when the registry last took in an object of a kind.
+type SyncMetrics interface {
+	RegistrySynced(kind string)
 }
 
 // KeyMetrics counts signing-key rotations.
@@ -129,6 +137,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Readiness == nil {
 		o.Readiness = NewReadiness()
+	}
+	if o.SyncMetrics != nil {
+		o.Readiness.onProcessed = o.SyncMetrics.RegistrySynced
 	}
 	if err := errors.Join(errs...); err != nil {
 		return o, fmt.Errorf("controllers: %w", err)

@@ -30,6 +30,7 @@ type Metrics struct {
 	storeErrors        *prometheus.CounterVec
 	refreshReuse       prometheus.Counter
 	keyRotations       prometheus.Counter
+	registrySynced     *prometheus.GaugeVec
 	reg                prometheus.Registerer
 }
 
@@ -65,10 +66,14 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		keyRotations: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "latchkey_signing_key_rotations_total", Help: "Signing key rotations performed by this process.",
 		}),
+		registrySynced: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "latchkey_registry_last_sync_timestamp_seconds",
+			Help: "When this replica's registry last took in an informer event, by kind (OAuthClient, Scope, User); time() minus it is the time since the last sync.",
+		}, []string{"kind"}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.tokensIssued, m.oauthErrors, m.clientAuthFailures, m.requestDuration,
-		m.storeOperations, m.storeErrors, m.refreshReuse, m.keyRotations,
+		m.storeOperations, m.storeErrors, m.refreshReuse, m.keyRotations, m.registrySynced,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -115,6 +120,15 @@ func (m *Metrics) RefreshReuseDetected() {
 		return
 	}
 	m.refreshReuse.Inc()
+}
+
+// RegistrySynced records that the registry took in an informer event for a kind (a fixed set:
+// OAuthClient, Scope, User).
+func (m *Metrics) RegistrySynced(kind string) {
+	if m == nil {
+		return
+	}
+	m.registrySynced.WithLabelValues(kind).SetToCurrentTime()
 }
 
 // KeyRotated counts a signing key rotation.

@@ -139,3 +139,15 @@ func sample(t *testing.T, reg *prometheus.Registry, series string) float64 {
 	t.Fatalf("no series %s", series)
 	return 0
 }
+
+func TestRegistrySyncedIsATimestampPerKind(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := New(reg)
+	require.NoError(t, err)
+	before := float64(time.Now().Unix())
+	m.RegistrySynced("OAuthClient")
+	got := sample(t, reg, `latchkey_registry_last_sync_timestamp_seconds{kind="OAuthClient"}`)
+	assert.GreaterOrEqual(t, got, before)
+	assert.LessOrEqual(t, got, float64(time.Now().Unix())+1)
+	assert.NotContains(t, scrape(t, reg), `kind="User"`, "a kind appears once the registry took one in")
+}
