@@ -12,6 +12,9 @@ func authenticateClient(snap *registry.Snapshot, req *TokenRequest) (*registry.C
 	}
 	client, ok := snap.Client(req.ClientID)
 	if !ok {
+		// Hash the secret anyway, so an unknown client ID takes as long as a wrong secret.
+		unknown := registry.Client{}
+		unknown.CheckSecret(req.ClientSecret)
 		return nil, clientAuthFailed(req, "Unknown client or wrong credentials.")
 	}
 	if isPublic(client) {
