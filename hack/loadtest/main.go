@@ -174,7 +174,9 @@ func run(o options) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	args := []string{"-c", "0", o.binary, "serve", "--manifests", dir,
-		"--listen-address", addr, "--health-probe-bind-address", probe, "--zap-log-level", "error", "--store", o.store}
+		"--listen-address", addr, "--health-probe-bind-address", probe, "--zap-log-level", "error", "--store", o.store,
+		// The audit log stays on (as in production) but goes to a file, not the terminal.
+		"--audit-log", filepath.Join(dir, "audit.log"), "--metrics-bind-address", "0"}
 	if o.store == "redis" {
 		raddr, stop, err := startRedis(ctx, dir)
 		if err != nil {
