@@ -11,8 +11,8 @@ import (
 // InstrumentStore returns s counting every operation in latchkey_store_operations_total
 // {backend, operation, result}, where result is ok or the sentinel the operation returned
 // (not_found, conflict, already_used, reused, revoked, unavailable, error). Unavailable and
-// unexpected errors are also counted in latchkey_store_errors_total, and a RotateRefresh that
-// detects a reuse in latchkey_refresh_token_reuse_detected_total. A nil m returns s.
+// unexpected errors are also counted in latchkey_store_errors_total, and a RotateRefresh or
+// ReportRefreshReuse that detects a reuse in latchkey_refresh_token_reuse_detected_total. A nil m returns s.
 func (m *Metrics) InstrumentStore(s store.Store, backend string) store.Store {
 	if m == nil || s == nil {
 		return s
@@ -86,6 +86,15 @@ func (i *instrumented) RotateRefresh(ctx context.Context, old, h store.Hash, nex
 		i.m.RefreshReuseDetected()
 	}
 	return rt, err
+}
+
+func (i *instrumented) ReportRefreshReuse(ctx context.Context, h store.Hash, grace time.Duration) error {
+	err := i.s.ReportRefreshReuse(ctx, h, grace)
+	i.record("report_refresh_reuse", err)
+	if errors.Is(err, store.ErrReused) {
+		i.m.RefreshReuseDetected()
+	}
+	return err
 }
 
 func (i *instrumented) RevokeFamily(ctx context.Context, familyID string, until time.Time) error {

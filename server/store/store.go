@@ -84,6 +84,12 @@ type RefreshTokens interface {
 	// rotation it is ErrConflict and nothing changes; later it is ErrReused and the family is
 	// revoked. A revoked family is ErrRevoked.
 	RotateRefresh(ctx context.Context, old, h Hash, next RefreshToken, grace time.Duration) (RefreshToken, error)
+	// ReportRefreshReuse applies the reuse rule to a token presented again after its rotation
+	// (GetRefresh answered ErrReused), in one atomic step: within grace of the rotation it is
+	// ErrConflict and nothing changes (a concurrent retry); later the whole family is revoked
+	// and it is ErrReused. A token never rotated is nil and nothing changes; an unknown or
+	// expired one ErrNotFound; one of a revoked family ErrRevoked.
+	ReportRefreshReuse(ctx context.Context, h Hash, grace time.Duration) error
 	// RevokeFamily revokes every token of the family, remembering the revocation until until.
 	RevokeFamily(ctx context.Context, familyID string, until time.Time) error
 	// FamilyRevoked reports whether the family was revoked.

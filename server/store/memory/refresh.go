@@ -355,6 +355,32 @@ func (s *Store) RotateRefresh(ctx context.Context, old, h store.Hash, next store
 	return s.token(&v), nil
 }
 
+// ReportRefreshReuse applies the reuse rule to a rotated token; see store.RefreshTokens.
+func (s *Store) ReportRefreshReuse(ctx context.Context, h store.Hash, grace time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	now := s.nowNano()
+	sh := s.shardOf(h)
+	sh.mu.Lock()
+	r, ok := sh.refresh.get(&h)
+	sh.mu.Unlock()
+	if !ok || r.expires <= now {
+		return store.ErrNotFound
+	}
+	k := r.familyKey()
+	switch {
+	case s.familyRevoked(k, now):
+		return store.ErrRevoked
+	case r.rotated == notRotated:
+		return nil
+	case now-r.rotated < int64(grace):
+		return store.ErrConflict
+	}
+	s.revokeFamily(k, r.expires, now)
+	return store.ErrReused
+}
+
 // RevokeFamily revokes every token of the family. The revocation is remembered until until,
 // or until the latest ExpiresAt of any refresh token stored if that is later, so that no
 // token of the family outlives it.

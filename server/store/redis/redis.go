@@ -380,6 +380,34 @@ func (s *Store) RotateRefresh(ctx context.Context, old, h store.Hash, next store
 	}
 }
 
+// ReportRefreshReuse applies the reuse rule to a rotated token in one script; see
+// store.RefreshTokens.
+func (s *Store) ReportRefreshReuse(ctx context.Context, h store.Hash, grace time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	keys, _, err := s.refreshKeys(ctx, h)
+	if err != nil {
+		return err
+	}
+	v, err := reportReuse.Run(ctx, s.c, keys, s.prefix, h.String(), grace.Milliseconds()).Slice()
+	if err != nil {
+		return s.fail(ctx, "report refresh token reuse", err)
+	}
+	switch status(v) {
+	case 1:
+		return nil
+	case 2:
+		return store.ErrRevoked
+	case 3:
+		return store.ErrReused
+	case 4:
+		return store.ErrConflict
+	default:
+		return store.ErrNotFound
+	}
+}
+
 // RevokeFamily revokes the family until until, or while any of its tokens lives.
 func (s *Store) RevokeFamily(ctx context.Context, familyID string, until time.Time) error {
 	if err := ctx.Err(); err != nil {

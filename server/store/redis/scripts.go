@@ -93,6 +93,16 @@ if exp > now then
 end
 return {1, v[1], v[2]}`)
 
+// reportReuse: KEYS as getRefresh; ARGV prefix, token hex, grace ms. Returns {0} not found,
+// {1} active (never rotated), {2} revoked, {3} reused (family revoked now), {4} within grace.
+var reportReuse = goredis.NewScript(luaNow + luaExtend + luaKeys + `local r = redis.call('HGET', tok, 'r')
+if redis.call('EXISTS', tok) == 0 then return {0} end
+if redis.call('HEXISTS', fam, 'rv') == 1 then return {2} end
+if not r then return {1} end
+if now - tonumber(r) < tonumber(ARGV[3]) then return {4} end
+extend(fam, 'rv', redis.call('PEXPIRETIME', tok))
+return {3}`)
+
 // revokeFamily: KEYS fam; ARGV until ms. The family key lives until the latest lease of its
 // tokens (extend on create and rotate), so a revocation outlives until while they live.
 var revokeFamily = goredis.NewScript(luaNow + luaExtend + `local untilMs = tonumber(ARGV[1])
@@ -100,4 +110,4 @@ if redis.call('EXISTS', KEYS[1]) == 0 and untilMs <= now then return 0 end
 extend(KEYS[1], 'rv', untilMs)
 return 1`)
 
-var scripts = []*goredis.Script{takeCode, createRefresh, getRefresh, rotateRefresh, revokeFamily}
+var scripts = []*goredis.Script{takeCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily}

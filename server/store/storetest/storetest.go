@@ -556,6 +556,69 @@ func familyTests() []test {
 			},
 		},
 		{
+			name: "reporting the reuse of a rotated token after grace is ErrReused and revokes the whole family",
+			run: func(e *env) {
+				family, other := newFamily(e.t), newFamily(e.t)
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("x"), e.refresh(other, long)))
+				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), lease)
+				require.NoError(e.t, err)
+				e.wait(pastLease)
+				requireIs(e.t, e.s.ReportRefreshReuse(e.ctx, hash("a"), lease), store.ErrReused)
+				revoked, err := e.s.FamilyRevoked(e.ctx, family)
+				require.NoError(e.t, err)
+				require.True(e.t, revoked)
+				for _, name := range []string{"a", "b"} {
+					_, err = e.s.GetRefresh(e.ctx, hash(name))
+					requireIs(e.t, err, store.ErrRevoked)
+				}
+				requireIs(e.t, e.s.ReportRefreshReuse(e.ctx, hash("a"), lease), store.ErrRevoked)
+				// Another family is untouched.
+				_, err = e.s.GetRefresh(e.ctx, hash("x"))
+				require.NoError(e.t, err)
+			},
+		},
+		{
+			name: "reporting the reuse of a rotated token within grace is ErrConflict and changes nothing",
+			run: func(e *env) {
+				family := newFamily(e.t)
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
+				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), time.Minute)
+				require.NoError(e.t, err)
+				for range 2 {
+					requireIs(e.t, e.s.ReportRefreshReuse(e.ctx, hash("a"), time.Minute), store.ErrConflict)
+				}
+				revoked, err := e.s.FamilyRevoked(e.ctx, family)
+				require.NoError(e.t, err)
+				require.False(e.t, revoked)
+				_, err = e.s.GetRefresh(e.ctx, hash("b"))
+				require.NoError(e.t, err)
+				_, err = e.s.GetRefresh(e.ctx, hash("a"))
+				requireIs(e.t, err, store.ErrReused)
+			},
+		},
+		{
+			name: "reporting the reuse of a token never rotated changes nothing, of an unknown or expired one is ErrNotFound",
+			run: func(e *env) {
+				family := newFamily(e.t)
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
+				require.NoError(e.t, e.s.ReportRefreshReuse(e.ctx, hash("a"), 0))
+				got, err := e.s.GetRefresh(e.ctx, hash("a"))
+				require.NoError(e.t, err)
+				require.Equal(e.t, family, got.FamilyID)
+				revoked, err := e.s.FamilyRevoked(e.ctx, family)
+				require.NoError(e.t, err)
+				require.False(e.t, revoked)
+				requireIs(e.t, e.s.ReportRefreshReuse(e.ctx, hash("nope"), 0), store.ErrNotFound)
+
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("short"), e.refresh(newFamily(e.t), lease)))
+				_, err = e.s.RotateRefresh(e.ctx, hash("short"), hash("next"), e.refresh(family, long), 0)
+				require.NoError(e.t, err)
+				e.wait(pastLease)
+				requireIs(e.t, e.s.ReportRefreshReuse(e.ctx, hash("short"), 0), store.ErrNotFound)
+			},
+		},
+		{
 			name: "a revoked family's tokens are ErrRevoked for Get and Rotate, rotated or not",
 			run: func(e *env) {
 				family, other := newFamily(e.t), newFamily(e.t)
@@ -907,6 +970,9 @@ func contextTests() []test {
 						_, err := e.s.RotateRefresh(ctx, hash("a"), hash("b"), e.refresh(family, long), time.Minute)
 						return ignore(err, store.ErrNotFound, store.ErrConflict)
 					},
+					"ReportRefreshReuse": func(ctx context.Context) error {
+						return e.s.ReportRefreshReuse(ctx, hash("a"), time.Minute)
+					},
 					"FamilyRevoked": func(ctx context.Context) error {
 						_, err := e.s.FamilyRevoked(ctx, family)
 						return err
@@ -933,7 +999,7 @@ func contextTests() []test {
 					// Last, so the family's token was used before.
 					"RevokeFamily": func(ctx context.Context) error { return e.s.RevokeFamily(ctx, family, e.now().Add(long)) },
 				}
-				order := []string{"PutCode", "TakeCode", "CreateRefresh", "GetRefresh", "RotateRefresh", "FamilyRevoked",
+				order := []string{"PutCode", "TakeCode", "CreateRefresh", "GetRefresh", "RotateRefresh", "ReportRefreshReuse", "FamilyRevoked",
 					"RevokeToken", "TokenRevoked", "PutRecord", "GetRecord", "DeleteRecord", "Incr", "Reset", "Ping", "RevokeFamily"}
 				require.Len(e.t, order, len(calls))
 				for _, name := range order {
