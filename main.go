@@ -46,7 +46,8 @@ import (
 	"github.com/latchkey-dev/latchkey/server/audit"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/metrics"
-	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/oauth2/handler"
+	"github.com/latchkey-dev/latchkey/server/oauth2/register"
 	"github.com/latchkey-dev/latchkey/server/registration"
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
@@ -284,7 +285,7 @@ func openAuditLog(dest string, stdout, stderr io.Writer) (w io.Writer, closeFn f
 
 // instrument registers the server's metrics with registerer and wires them into cfg: the
 // handler records through cfg.Metrics, the store is wrapped to count its operations.
-func instrument(cfg *oauth2.Config, registerer prometheus.Registerer, reg *registry.Registry, keyring *keys.Keyring, backend string) error {
+func instrument(cfg *handler.Config, registerer prometheus.Registerer, reg *registry.Registry, keyring *keys.Keyring, backend string) error {
 	m, err := metrics.New(registerer)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
@@ -313,8 +314,8 @@ func serveMetrics(ctx context.Context, addr string, gatherer prometheus.Gatherer
 
 // handlerConfig is the OAuth handler's configuration, without the registrar (which depends on
 // the mode).
-func (o *serveOptions) handlerConfig(reg *registry.Registry, keyring *keys.Keyring, st store.Store) (oauth2.Config, error) {
-	cfg := oauth2.Config{
+func (o *serveOptions) handlerConfig(reg *registry.Registry, keyring *keys.Keyring, st store.Store) (handler.Config, error) {
+	cfg := handler.Config{
 		Issuer:               o.issuer,
 		DefaultAlgorithm:     o.signingAlgorithm,
 		AccessTokenLifetime:  o.accessTokenTTL,
@@ -324,7 +325,7 @@ func (o *serveOptions) handlerConfig(reg *registry.Registry, keyring *keys.Keyri
 		Registry:             reg,
 		Keys:                 keyring,
 		Store:                st,
-		Login:                oauth2.LoginConfig{ClientIPHeader: o.clientIPHeader},
+		Login:                handler.LoginConfig{ClientIPHeader: o.clientIPHeader},
 		RegistrationOpen:     o.registration.open,
 	}
 	if o.registration.initialTokenFile != "" {
@@ -332,7 +333,7 @@ func (o *serveOptions) handlerConfig(reg *registry.Registry, keyring *keys.Keyri
 		if err != nil {
 			return cfg, fmt.Errorf("--registration-initial-token-file: %w", err)
 		}
-		if cfg.RegistrationInitialTokens, err = oauth2.ParseInitialTokens(data); err != nil {
+		if cfg.RegistrationInitialTokens, err = register.ParseInitialTokens(data); err != nil {
 			return cfg, fmt.Errorf("--registration-initial-token-file: %w", err)
 		}
 	}
@@ -340,7 +341,7 @@ func (o *serveOptions) handlerConfig(reg *registry.Registry, keyring *keys.Keyri
 }
 
 // serveEmbedded runs with no cluster: resources from a folder, keys in memory or a file.
-func serveEmbedded(ctx context.Context, opts *serveOptions, cfg oauth2.Config, reg *registry.Registry, keyring *keys.Keyring, st leasedStore, stdout io.Writer, gatherer prometheus.Gatherer) error {
+func serveEmbedded(ctx context.Context, opts *serveOptions, cfg handler.Config, reg *registry.Registry, keyring *keys.Keyring, st leasedStore, stdout io.Writer, gatherer prometheus.Gatherer) error {
 	log := logr.FromContextOrDiscard(ctx)
 	var set *keys.Set
 	var err error
@@ -365,7 +366,7 @@ func serveEmbedded(ctx context.Context, opts *serveOptions, cfg oauth2.Config, r
 		}
 		cfg.Registrar = r
 	}
-	handler, err := oauth2.NewHandler(cfg)
+	h, err := handler.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -393,7 +394,7 @@ func serveEmbedded(ctx context.Context, opts *serveOptions, cfg oauth2.Config, r
 		go func() { background <- serveMetrics(ctx, opts.metricsAddress, gatherer) }()
 	}
 	served := make(chan error, 1)
-	go func() { served <- serveHTTP(ctx, ln, handler, opts.shutdownTimeout) }()
+	go func() { served <- serveHTTP(ctx, ln, h, opts.shutdownTimeout) }()
 	log.Info("latchkey serving (embedded, no cluster)", "address", ln.Addr().String(), "issuer", opts.issuer, "manifests", opts.manifestsDir)
 	printBanner(stdout, opts.issuer, demo)
 	select {
@@ -420,9 +421,9 @@ func printBanner(w io.Writer, issuer string, demo *manifests.DemoClient) {
 }
 
 // serveHTTP serves until ctx ends, then drains in-flight requests for at most timeout.
-func serveHTTP(ctx context.Context, ln net.Listener, handler http.Handler, timeout time.Duration) error {
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, timeout time.Duration) error {
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -466,7 +467,7 @@ func serveProbes(ctx context.Context, addr string, ready *atomic.Bool) error {
 const maxClientTokenLifetime = 24 * time.Hour
 
 // serveCluster runs as the operator against a Kubernetes API server.
-func serveCluster(ctx context.Context, opts *serveOptions, cfg oauth2.Config, reg *registry.Registry, keyring *keys.Keyring, st leasedStore) error {
+func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, reg *registry.Registry, keyring *keys.Keyring, st leasedStore) error {
 	kubeconfig, err := restConfig(opts.kubeconfig)
 	if err != nil {
 		return err
@@ -526,7 +527,7 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg oauth2.Config, re
 		}
 		cfg.Registrar = r
 	}
-	handler, err := oauth2.NewHandler(cfg)
+	h, err := handler.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -537,7 +538,7 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg oauth2.Config, re
 	if err != nil {
 		return err
 	}
-	if err := mgr.Add(&httpRunnable{ln: ln, handler: handler, timeout: opts.shutdownTimeout}); err != nil {
+	if err := mgr.Add(&httpRunnable{ln: ln, handler: h, timeout: opts.shutdownTimeout}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

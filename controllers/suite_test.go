@@ -37,6 +37,7 @@ import (
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	latchkeyoauth2 "github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/oauth2/handler"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -278,7 +279,7 @@ func tokenServer(t *testing.T, r *replica) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { h.ServeHTTP(w, req) }))
 	t.Cleanup(srv.Close)
 	var err error
-	h, err = latchkeyoauth2.NewHandler(latchkeyoauth2.Config{Issuer: srv.URL, Registry: r.registry, Keys: r.keyring})
+	h, err = handler.New(handler.Config{Issuer: srv.URL, Registry: r.registry, Keys: r.keyring})
 	require.NoError(t, err)
 	return srv
 }

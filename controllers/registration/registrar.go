@@ -21,6 +21,7 @@ import (
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/controllers/convert"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/oauth2/register"
 	"github.com/latchkey-dev/latchkey/server/registration"
 )
 
@@ -53,7 +54,7 @@ type Registrar struct {
 	max       int
 }
 
-var _ oauth2.ClientRegistrar = (*Registrar)(nil)
+var _ register.ClientRegistrar = (*Registrar)(nil)
 
 // Option configures a Registrar.
 type Option func(*Registrar)
@@ -93,9 +94,9 @@ func New(c client.Client, namespace string, opts ...Option) (*Registrar, error) 
 func (r *Registrar) Namespace() string { return r.namespace }
 
 // Register creates the OAuthClient and, for a confidential client, its Secret.
-func (r *Registrar) Register(ctx context.Context, m oauth2.ClientMetadata) (oauth2.RegisteredClient, error) {
+func (r *Registrar) Register(ctx context.Context, m register.ClientMetadata) (register.RegisteredClient, error) {
 	if err := r.checkLimit(ctx); err != nil {
-		return oauth2.RegisteredClient{}, err
+		return register.RegisteredClient{}, err
 	}
 	token := registration.NewSecret()
 	tokenHash := sha256.Sum256([]byte(token))
@@ -116,7 +117,7 @@ func (r *Registrar) Register(ctx context.Context, m oauth2.ClientMetadata) (oaut
 			break
 		}
 		if !apierrors.IsAlreadyExists(err) || attempt == createAttempts {
-			return oauth2.RegisteredClient{}, apiError(err, "create OAuthClient "+r.namespace+"/"+id)
+			return register.RegisteredClient{}, apiError(err, "create OAuthClient "+r.namespace+"/"+id)
 		}
 	}
 	rc := registered(oc)
@@ -127,7 +128,7 @@ func (r *Registrar) Register(ctx context.Context, m oauth2.ClientMetadata) (oaut
 			if derr := r.client.Delete(ctx, oc); client.IgnoreNotFound(derr) != nil {
 				log.FromContext(ctx).Error(derr, "could not delete the OAuthClient whose Secret failed", "oauthclient", oc.Name)
 			}
-			return oauth2.RegisteredClient{}, err
+			return register.RegisteredClient{}, err
 		}
 	}
 	log.FromContext(ctx).Info("registered client created", "oauthclient", client.ObjectKeyFromObject(oc), "clientID", oc.Name)
@@ -145,7 +146,7 @@ func (r *Registrar) checkLimit(ctx context.Context) error {
 		return fmt.Errorf("registration: list registered OAuthClients: %w", err)
 	}
 	if len(list.Items) >= r.max {
-		return fmt.Errorf("registration: %d clients registered in %s: %w", len(list.Items), r.namespace, oauth2.ErrRegistrationLimit)
+		return fmt.Errorf("registration: %d clients registered in %s: %w", len(list.Items), r.namespace, register.ErrRegistrationLimit)
 	}
 	return nil
 }
@@ -178,10 +179,10 @@ func (r *Registrar) createSecret(ctx context.Context, oc *v1alpha1.OAuthClient, 
 }
 
 // Get returns the registered client.
-func (r *Registrar) Get(ctx context.Context, clientID string) (oauth2.RegisteredClient, error) {
+func (r *Registrar) Get(ctx context.Context, clientID string) (register.RegisteredClient, error) {
 	oc, err := r.get(ctx, clientID)
 	if err != nil {
-		return oauth2.RegisteredClient{}, err
+		return register.RegisteredClient{}, err
 	}
 	return registered(oc), nil
 }
@@ -189,23 +190,23 @@ func (r *Registrar) Get(ctx context.Context, clientID string) (oauth2.Registered
 // get reads the registered OAuthClient of the client ID; anything else is ErrClientNotFound.
 func (r *Registrar) get(ctx context.Context, clientID string) (*v1alpha1.OAuthClient, error) {
 	if len(validation.IsDNS1123Subdomain(clientID)) > 0 {
-		return nil, oauth2.ErrClientNotFound
+		return nil, register.ErrClientNotFound
 	}
 	var oc v1alpha1.OAuthClient
 	if err := r.reader.Get(ctx, types.NamespacedName{Namespace: r.namespace, Name: clientID}, &oc); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, oauth2.ErrClientNotFound
+			return nil, register.ErrClientNotFound
 		}
 		return nil, fmt.Errorf("registration: get OAuthClient %s/%s: %w", r.namespace, clientID, err)
 	}
 	if oc.Labels[LabelRegistered] != "true" || oc.Spec.ClientID != clientID || !oc.DeletionTimestamp.IsZero() {
-		return nil, oauth2.ErrClientNotFound
+		return nil, register.ErrClientNotFound
 	}
 	return &oc, nil
 }
 
 // Update changes the registration-controlled fields of the spec.
-func (r *Registrar) Update(ctx context.Context, clientID string, m oauth2.ClientMetadata) (oauth2.RegisteredClient, error) {
+func (r *Registrar) Update(ctx context.Context, clientID string, m register.ClientMetadata) (register.RegisteredClient, error) {
 	var oc *v1alpha1.OAuthClient
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		var err error
@@ -213,14 +214,14 @@ func (r *Registrar) Update(ctx context.Context, clientID string, m oauth2.Client
 			return err
 		}
 		if (convert.ClientType(oc) == v1alpha1.ClientTypePublic) != m.Public() {
-			return oauth2.ErrInvalidClientMetadata.WithDescription(
+			return register.ErrInvalidClientMetadata.WithDescription(
 				"The token_endpoint_auth_method cannot change between none and a method with a secret.")
 		}
 		applyMetadata(oc, &m)
 		return r.client.Update(ctx, oc)
 	})
 	if err != nil {
-		return oauth2.RegisteredClient{}, apiError(err, "update OAuthClient "+r.namespace+"/"+clientID)
+		return register.RegisteredClient{}, apiError(err, "update OAuthClient "+r.namespace+"/"+clientID)
 	}
 	log.FromContext(ctx).Info("registered client updated", "oauthclient", client.ObjectKeyFromObject(oc))
 	return registered(oc), nil
@@ -235,7 +236,7 @@ func (r *Registrar) Delete(ctx context.Context, clientID string) error {
 	if err := r.client.Delete(ctx, oc, client.Preconditions{UID: &oc.UID},
 		client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
 		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-			return oauth2.ErrClientNotFound
+			return register.ErrClientNotFound
 		}
 		return fmt.Errorf("registration: delete OAuthClient %s/%s: %w", oc.Namespace, oc.Name, err)
 	}
@@ -269,16 +270,16 @@ func (r *Registrar) CheckRegistrationToken(ctx context.Context, clientID, token 
 	}
 	want, err := hex.DecodeString(oc.Annotations[AnnotationTokenHash])
 	if err != nil || len(want) != sha256.Size {
-		return oauth2.ErrRegistrationTokenMismatch
+		return register.ErrRegistrationTokenMismatch
 	}
 	if !registration.TokenMatches([sha256.Size]byte(want), token) {
-		return oauth2.ErrRegistrationTokenMismatch
+		return register.ErrRegistrationTokenMismatch
 	}
 	return nil
 }
 
 // applyMetadata sets the spec fields registration controls and leaves the others.
-func applyMetadata(oc *v1alpha1.OAuthClient, m *oauth2.ClientMetadata) {
+func applyMetadata(oc *v1alpha1.OAuthClient, m *register.ClientMetadata) {
 	s := &oc.Spec
 	s.ClientID = oc.Name
 	s.GrantTypes = nil
@@ -306,8 +307,8 @@ func applyMetadata(oc *v1alpha1.OAuthClient, m *oauth2.ClientMetadata) {
 }
 
 // registered returns what the registrar tells of an OAuthClient (no credentials).
-func registered(oc *v1alpha1.OAuthClient) oauth2.RegisteredClient {
-	m := oauth2.ClientMetadata{
+func registered(oc *v1alpha1.OAuthClient) register.RegisteredClient {
+	m := register.ClientMetadata{
 		RedirectURIs:            slices.Clone(oc.Spec.RedirectURIs),
 		TokenEndpointAuthMethod: string(oc.Spec.TokenEndpointAuthMethod),
 		ClientName:              oc.Spec.DisplayName,
@@ -322,7 +323,7 @@ func registered(oc *v1alpha1.OAuthClient) oauth2.RegisteredClient {
 	case m.TokenEndpointAuthMethod == "":
 		m.TokenEndpointAuthMethod = oauth2.AuthMethodBasic
 	}
-	return oauth2.RegisteredClient{ClientID: convert.ClientID(oc), IssuedAt: oc.CreationTimestamp.Time, Metadata: m}
+	return register.RegisteredClient{ClientID: convert.ClientID(oc), IssuedAt: oc.CreationTimestamp.Time, Metadata: m}
 }
 
 // apiError maps an API error: a validation refusal is invalid_client_metadata, the registrar's
@@ -330,7 +331,7 @@ func registered(oc *v1alpha1.OAuthClient) oauth2.RegisteredClient {
 func apiError(err error, action string) error {
 	var oe *oauth2.Error
 	switch {
-	case errors.As(err, &oe), errors.Is(err, oauth2.ErrClientNotFound):
+	case errors.As(err, &oe), errors.Is(err, register.ErrClientNotFound):
 		return err
 	case apierrors.IsInvalid(err):
 		desc := "The client metadata was refused."
@@ -339,7 +340,7 @@ func apiError(err error, action string) error {
 			c := se.ErrStatus.Details.Causes[0]
 			desc = fmt.Sprintf("The client metadata was refused: %.200s", c.Message)
 		}
-		return oauth2.ErrInvalidClientMetadata.WithDescription(desc).WithCause(err)
+		return register.ErrInvalidClientMetadata.WithDescription(desc).WithCause(err)
 	}
 	return fmt.Errorf("registration: %s: %w", action, err)
 }

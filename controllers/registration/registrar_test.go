@@ -39,6 +39,8 @@ import (
 	"github.com/latchkey-dev/latchkey/controllers/registration"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/oauth2/handler"
+	"github.com/latchkey-dev/latchkey/server/oauth2/register"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -156,9 +158,9 @@ func server(t *testing.T) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
 	var err error
-	h, err = oauth2.NewHandler(oauth2.Config{
+	h, err = handler.New(handler.Config{
 		Issuer: srv.URL, Registry: suite.registry, Keys: suite.keyring, Registrar: suite.registrar,
-		RegistrationInitialTokens: []oauth2.InitialTokenHash{oauth2.HashInitialToken(initialToken)},
+		RegistrationInitialTokens: []register.InitialTokenHash{register.HashInitialToken(initialToken)},
 	})
 	require.NoError(t, err)
 	return srv
@@ -388,11 +390,11 @@ func TestRegistrarMapsAPIErrors(t *testing.T) {
 	ctx := t.Context()
 	t.Run("a refusal by the API server is invalid_client_metadata", func(t *testing.T) {
 		// The handler would refuse this redirect URI first; the CRD's CEL rule is the last check.
-		_, err := suite.registrar.Register(ctx, oauth2.ClientMetadata{
+		_, err := suite.registrar.Register(ctx, register.ClientMetadata{
 			TokenEndpointAuthMethod: "client_secret_basic", GrantTypes: []string{"authorization_code"},
 			RedirectURIs: []string{"http://app.example/cb"},
 		})
-		assert.ErrorIs(t, err, oauth2.ErrInvalidClientMetadata)
+		assert.ErrorIs(t, err, register.ErrInvalidClientMetadata)
 		var list v1alpha1.OAuthClientList
 		require.NoError(t, suite.client.List(ctx, &list, client.InNamespace(regNamespace)))
 		for _, oc := range list.Items {
@@ -404,12 +406,12 @@ func TestRegistrarMapsAPIErrors(t *testing.T) {
 		require.NoError(t, suite.client.Create(ctx, ns))
 		r, err := registration.New(suite.mgr.GetClient(), ns.Name, registration.WithReader(suite.mgr.GetAPIReader()), registration.WithMaxClients(1))
 		require.NoError(t, err)
-		m := oauth2.ClientMetadata{TokenEndpointAuthMethod: "none", GrantTypes: []string{"refresh_token"}}
+		m := register.ClientMetadata{TokenEndpointAuthMethod: "none", GrantTypes: []string{"refresh_token"}}
 		rc, err := r.Register(ctx, m)
 		require.NoError(t, err)
 		assert.Empty(t, rc.ClientSecret)
 		_, err = r.Register(ctx, m)
-		assert.ErrorIs(t, err, oauth2.ErrRegistrationLimit)
+		assert.ErrorIs(t, err, register.ErrRegistrationLimit)
 		require.NoError(t, r.Delete(ctx, rc.ClientID))
 		_, err = r.Register(ctx, m)
 		assert.NoError(t, err, "a deleted client frees its place")

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"net/http"
 )
 
 // Audit events, the Event of an AuditEvent.
@@ -43,13 +42,6 @@ type Auditor interface {
 	Audit(e AuditEvent)
 }
 
-// ReuseReporter is told when a refresh token of a client is reused after its rotation (its
-// family is then revoked); the operator emits a Kubernetes Event on the OAuthClient. nil
-// reports nothing.
-type ReuseReporter interface {
-	RefreshReuseDetected(clientID string)
-}
-
 // TokenRef is a short SHA-256 prefix identifying a token in audit records, never the token.
 func TokenRef(tok string) string {
 	if tok == "" {
@@ -59,48 +51,24 @@ func TokenRef(tok string) string {
 	return "sha256:" + hex.EncodeToString(sum[:6])
 }
 
-type auditKey struct{}
-
-type requestAudit struct {
-	a      Auditor
-	remote string
-}
-
-// audit records e with the request's remote address; outside instrumentAudit, nothing.
-func audit(ctx context.Context, e AuditEvent) {
-	ra, ok := ctx.Value(auditKey{}).(requestAudit)
-	if !ok || ra.a == nil {
+// Audit records e with the request's remote address (see Instrument); outside Instrument, or
+// without an Auditor, nothing.
+func Audit(ctx context.Context, e AuditEvent) {
+	s := scopeOf(ctx)
+	if s == nil || s.auditor == nil {
 		return
 	}
 	if e.RemoteAddr == "" {
-		e.RemoteAddr = ra.remote
+		e.RemoteAddr = s.remote
 	}
 	if e.Outcome == "" {
 		e.Outcome = "success"
 	}
-	ra.a.Audit(e)
+	s.auditor.Audit(e)
 }
 
-// instrumentAudit makes the auditor and the remote address available through the context.
-func instrumentAudit(a Auditor, next http.Handler) http.Handler {
-	if a == nil {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ra := requestAudit{a: a, remote: r.RemoteAddr}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), auditKey{}, ra)))
-	})
-}
-
-type noReuseReporter struct{}
-
-func (noReuseReporter) RefreshReuseDetected(string) {}
-
-// grantPassword is the password grant's type.
-const grantPassword = "password"
-
-// errorReason is the OAuth error code and description of err, for an audit record.
-func errorReason(err error) string {
+// ErrorReason is the OAuth error code and description of err, for an audit record.
+func ErrorReason(err error) string {
 	var e *Error
 	if errors.As(err, &e) {
 		if e.Description() != "" {

@@ -1,11 +1,7 @@
 package oauth2
 
 import (
-	"encoding/json"
-	"errors"
 	"net/http"
-
-	"github.com/go-logr/logr"
 )
 
 // Error is an OAuth 2.0 error response (RFC 6749 5.2). The sentinels below are its only roots:
@@ -19,6 +15,13 @@ type Error struct {
 	basicChallenge bool
 	// cause is logged, never written to the client.
 	cause error
+}
+
+// NewError returns a new sentinel: an error code, the status it is written with and its default
+// description. Packages that own an endpoint declare their sentinels with it (RFC 7591's
+// invalid_client_metadata, say); copies are made with the With methods.
+func NewError(code string, status int, description string) *Error {
+	return &Error{code: code, status: status, description: description}
 }
 
 // RFC 6749 errors, with the status each is written with unless changed by WithStatus.
@@ -39,6 +42,19 @@ var (
 		description: "The authorization server encountered an unexpected condition."}
 	ErrTemporarilyUnavailable = &Error{code: "temporarily_unavailable", status: http.StatusServiceUnavailable,
 		description: "The authorization server is temporarily unable to handle the request."}
+	// ErrAccessDenied is RFC 6749 4.1.2.1's (the user denied the request), written as 403 when
+	// it is not sent to a redirect URI (a registrar at its bound).
+	ErrAccessDenied = &Error{code: "access_denied", status: http.StatusForbidden,
+		description: "The user denied the request."}
+)
+
+// RFC 6750 3.1 errors of requests with a Bearer token. They are written with a
+// WWW-Authenticate: Bearer challenge (see WriteBearerError).
+var (
+	ErrInvalidToken = &Error{code: "invalid_token", status: http.StatusUnauthorized,
+		description: "The access token is missing or invalid."}
+	ErrInsufficientScope = &Error{code: "insufficient_scope", status: http.StatusForbidden,
+		description: "The access token lacks a scope the request needs."}
 )
 
 // Error returns the error code and description.
@@ -95,43 +111,4 @@ func (e *Error) WithCause(cause error) *Error {
 	c := *e
 	c.cause = cause
 	return &c
-}
-
-// errorBody is the JSON of an error response.
-type errorBody struct {
-	Error       string `json:"error"`
-	Description string `json:"error_description,omitempty"`
-}
-
-// basicRealm is the challenge sent with invalid_client after a Basic attempt.
-const basicRealm = `Basic realm="latchkey", charset="UTF-8"`
-
-// writeError writes err as an RFC 6749 error response. An error that is not an *Error is
-// unexpected: it is logged and answered with server_error, revealing nothing of it.
-func writeError(w http.ResponseWriter, r *http.Request, err error) {
-	log := logr.FromContextOrDiscard(r.Context())
-	var oe *Error
-	if !errors.As(err, &oe) {
-		log.Error(err, "unexpected error", "path", r.URL.Path)
-		oe = ErrServerError
-	} else if oe.status >= http.StatusInternalServerError {
-		log.Error(oe.cause, "request failed", "path", r.URL.Path, "error", oe.code)
-	} else {
-		log.V(1).Info("request refused", "path", r.URL.Path, "error", oe.code, "description", oe.description)
-	}
-	rm := metricsOf(r.Context())
-	rm.m.OAuthError(rm.endpoint, oe.code)
-	body, mErr := json.Marshal(errorBody{Error: oe.code, Description: oe.description})
-	if mErr != nil { // cannot happen for two strings; never leave the client without an answer
-		body = []byte(`{"error":"server_error"}`)
-	}
-	h := w.Header()
-	h.Set("Content-Type", contentTypeJSON)
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	if oe.basicChallenge {
-		h.Set("WWW-Authenticate", basicRealm)
-	}
-	w.WriteHeader(oe.status)
-	_, _ = w.Write(body)
 }

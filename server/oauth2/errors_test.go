@@ -50,7 +50,7 @@ func TestWriteError(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			writeError(rec, httptest.NewRequest(http.MethodPost, TokenPath, nil), tt.err)
+			WriteError(rec, httptest.NewRequest(http.MethodPost, TokenPath, nil), tt.err)
 			assert.Equal(t, tt.status, rec.Code)
 			assert.Equal(t, "application/json;charset=UTF-8", rec.Header().Get("Content-Type"))
 			assert.Equal(t, "no-store", rec.Header().Get("Cache-Control"))
@@ -65,7 +65,7 @@ func TestWriteError(t *testing.T) {
 }
 
 func TestRecoverPanicsAnswersServerError(t *testing.T) {
-	h := recoverPanics(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
+	h := RecoverPanics(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, TokenPath, nil))
 	assert.Equal(t, http.StatusInternalServerError, rec.Code)
@@ -75,7 +75,7 @@ func TestRecoverPanicsAnswersServerError(t *testing.T) {
 }
 
 func TestRecoverPanicsLetsAbortHandlerThrough(t *testing.T) {
-	h := recoverPanics(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }))
+	h := RecoverPanics(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }))
 	assert.PanicsWithValue(t, http.ErrAbortHandler, func() {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
 	})

@@ -2,14 +2,16 @@ package oauth2
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strings"
 	"time"
 )
 
 // Metrics records what the handler does; *metrics.Metrics (server/metrics) implements it.
-// Every label value passed is bounded: endpoint names and error codes from fixed sets, grant
-// types the server supports, client IDs and namespaces of registered clients only.
+// Every label value passed is bounded: endpoint names (the route table's) and error codes from
+// fixed sets, grant types the server supports, client IDs and namespaces of registered clients
+// only.
 type Metrics interface {
 	TokenIssued(grantType, clientID, namespace string)
 	OAuthError(endpoint, code string)
@@ -17,87 +19,126 @@ type Metrics interface {
 	ObserveRequest(endpoint string, d time.Duration)
 }
 
-// noMetrics is the default: it records nothing.
-type noMetrics struct{}
+// NoMetrics records nothing.
+type NoMetrics struct{}
 
-func (noMetrics) TokenIssued(string, string, string)   {}
-func (noMetrics) OAuthError(string, string)            {}
-func (noMetrics) ClientAuthFailure(string)             {}
-func (noMetrics) ObserveRequest(string, time.Duration) {}
+// TokenIssued does nothing.
+func (NoMetrics) TokenIssued(string, string, string) {}
 
-// Endpoint names, the endpoint label of the metrics.
-const (
-	endpointToken         = "token"
-	endpointAuthorize     = "authorize"
-	endpointLogin         = "login"
-	endpointConsent       = "consent"
-	endpointUserinfo      = "userinfo"
-	endpointRevocation    = "revocation"
-	endpointIntrospection = "introspection"
-	endpointRegistration  = "registration"
-	endpointDiscovery     = "discovery"
-	endpointJWKS          = "jwks"
-	endpointStatic        = "static"
-	endpointOther         = "other"
-)
+// OAuthError does nothing.
+func (NoMetrics) OAuthError(string, string) {}
 
-// endpointOf maps a request path to a fixed endpoint name; never the raw path.
-func endpointOf(p string) string {
-	switch p {
-	case TokenPath, "/token", "/oauth/token":
-		return endpointToken
-	case AuthorizePath:
-		return endpointAuthorize
-	case LoginPath:
-		return endpointLogin
-	case ConsentPath:
-		return endpointConsent
-	case UserinfoPath:
-		return endpointUserinfo
-	case RevocationPath:
-		return endpointRevocation
-	case IntrospectionPath:
-		return endpointIntrospection
-	case RegistrationPath:
-		return endpointRegistration
-	case OpenIDConfigurationPath, AuthorizationServerPath:
-		return endpointDiscovery
-	case JWKSPath:
-		return endpointJWKS
-	case StylesheetPath:
-		return endpointStatic
-	}
-	if strings.HasPrefix(p, RegistrationPath+"/") {
-		return endpointRegistration
-	}
-	return endpointOther
-}
+// ClientAuthFailure does nothing.
+func (NoMetrics) ClientAuthFailure(string) {}
 
-type requestMetricsKey struct{}
+// ObserveRequest does nothing.
+func (NoMetrics) ObserveRequest(string, time.Duration) {}
 
-// requestMetrics are the metrics and endpoint name of a request, in its context.
-type requestMetrics struct {
-	m        Metrics
+var _ Metrics = NoMetrics{}
+
+type scopeKey struct{}
+
+// requestScope is what Instrumentation gives every request through its context: the metrics
+// and the auditor, the remote address and the client address, and the endpoint name (the route
+// table's, set by the Mux when a route matches; EndpointOther until then).
+type requestScope struct {
+	metrics  Metrics
+	auditor  Auditor
+	remote   string
+	client   string
 	endpoint string
 }
 
-// metricsOf returns the request's metrics; outside instrumentMetrics, a no-op.
-func metricsOf(ctx context.Context) requestMetrics {
-	if rm, ok := ctx.Value(requestMetricsKey{}).(requestMetrics); ok {
-		return rm
+func scopeOf(ctx context.Context) *requestScope {
+	if s, ok := ctx.Value(scopeKey{}).(*requestScope); ok {
+		return s
 	}
-	return requestMetrics{m: noMetrics{}, endpoint: endpointOther}
+	return nil
 }
 
-// instrumentMetrics times every request by endpoint and makes the metrics available to the
-// error writer and the token dispatcher through the request context.
-func instrumentMetrics(m Metrics, next http.Handler) http.Handler {
+// Instrumentation is what every request gets through its context.
+type Instrumentation struct {
+	// Metrics records; nil records nothing.
+	Metrics Metrics
+	// Auditor records the audit events (Audit); nil records none.
+	Auditor Auditor
+	// ClientIPHeader names a header that a trusted reverse proxy sets to the client address,
+	// e.g. X-Forwarded-For or X-Real-IP; its last value is ClientAddress. Empty uses the
+	// address of the connection. Set it only behind a proxy that overwrites or appends to it.
+	ClientIPHeader string
+}
+
+// Wrap gives every request the instrumentation through its context and times it by endpoint.
+func (in Instrumentation) Wrap(next http.Handler) http.Handler {
+	m := in.Metrics
+	if m == nil {
+		m = NoMetrics{}
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rm := requestMetrics{m: m, endpoint: endpointOf(r.URL.Path)}
+		s := &requestScope{metrics: m, auditor: in.Auditor, remote: r.RemoteAddr,
+			client: clientAddress(r, in.ClientIPHeader), endpoint: EndpointOther}
 		start := time.Now()
-		defer func() { m.ObserveRequest(rm.endpoint, time.Since(start)) }()
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestMetricsKey{}, rm)))
+		defer func() { m.ObserveRequest(s.endpoint, time.Since(start)) }()
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), scopeKey{}, s)))
 	})
+}
+
+// ClientAddress is the address of the request's client, as failed-login limits count it: the
+// last value of the Instrumentation's ClientIPHeader when set and present, else the IP of the
+// connection. Outside Wrap it is "".
+func ClientAddress(ctx context.Context) string {
+	if s := scopeOf(ctx); s != nil {
+		return s.client
+	}
+	return ""
+}
+
+func clientAddress(r *http.Request, header string) string {
+	if header != "" {
+		if vals := r.Header.Values(header); len(vals) > 0 {
+			last := vals[len(vals)-1]
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			if ip := strings.TrimSpace(last); ip != "" {
+				return ip
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// withEndpoint names the endpoint of the requests h serves, for the metrics.
+func withEndpoint(name string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s := scopeOf(r.Context()); s != nil {
+			s.endpoint = name
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// RecordTokenIssued counts a token response; the client must be registered (it authenticated).
+func RecordTokenIssued(ctx context.Context, grantType, clientID, namespace string) {
+	if s := scopeOf(ctx); s != nil {
+		s.metrics.TokenIssued(grantType, clientID, namespace)
+	}
+}
+
+func recordOAuthError(ctx context.Context, code string) {
+	if s := scopeOf(ctx); s != nil {
+		s.metrics.OAuthError(s.endpoint, code)
+	}
+}
+
+func recordClientAuthFailure(ctx context.Context, method string) {
+	if s := scopeOf(ctx); s != nil {
+		s.metrics.ClientAuthFailure(authMethodLabel(method))
+	}
 }
 
 // authMethodLabel bounds the client authentication method label.

@@ -10,8 +10,8 @@ import (
 
 // PKCE code challenge methods (RFC 7636 4.2).
 const (
-	pkceS256  = "S256"
-	pkcePlain = "plain"
+	PKCES256  = "S256"
+	PKCEPlain = "plain"
 )
 
 // PKCE policies of a client (OAuthClient spec.pkce); empty means RequiredS256.
@@ -27,10 +27,10 @@ const (
 	s256Length        = 43
 )
 
-// pkceRequired reports whether the client must send a code challenge: always for public
+// PKCERequired reports whether the client must send a code challenge: always for public
 // clients, and for confidential ones unless their policy is Optional.
-func pkceRequired(c *registry.Client) bool {
-	return isPublic(c) || c.PKCE != pkcePolicyOptional
+func PKCERequired(c *registry.Client) bool {
+	return IsPublic(c) || c.PKCE != pkcePolicyOptional
 }
 
 // plainAllowed reports whether the client may use the plain method. RequiredS256 (the default)
@@ -40,46 +40,46 @@ func plainAllowed(c *registry.Client) bool {
 	return c.PKCE == pkcePolicyRequired || c.PKCE == pkcePolicyOptional
 }
 
-// checkCodeChallenge applies the client's PKCE policy to the challenge of an authorization
+// CheckCodeChallenge applies the client's PKCE policy to the challenge of an authorization
 // request and returns the method to store ("" without PKCE).
-func checkCodeChallenge(c *registry.Client, challenge, method string) (string, error) {
+func CheckCodeChallenge(c *registry.Client, challenge, method string) (string, error) {
 	if challenge == "" {
 		if method != "" {
-			return "", invalidRequest("The code_challenge_method parameter requires code_challenge.")
+			return "", InvalidRequest("The code_challenge_method parameter requires code_challenge.")
 		}
-		if pkceRequired(c) {
-			return "", invalidRequest("The client must use PKCE: code_challenge is missing.")
+		if PKCERequired(c) {
+			return "", InvalidRequest("The client must use PKCE: code_challenge is missing.")
 		}
 		return "", nil
 	}
 	if method == "" {
-		method = pkcePlain // RFC 7636 4.3
+		method = PKCEPlain // RFC 7636 4.3
 	}
 	switch method {
-	case pkceS256:
-		if len(challenge) != s256Length || !isUnreserved(challenge) {
-			return "", invalidRequest("The code_challenge must be the 43-character base64url SHA-256 of the verifier.")
+	case PKCES256:
+		if len(challenge) != s256Length || !IsUnreserved(challenge) {
+			return "", InvalidRequest("The code_challenge must be the 43-character base64url SHA-256 of the verifier.")
 		}
-	case pkcePlain:
+	case PKCEPlain:
 		if !plainAllowed(c) {
-			return "", invalidRequest("The client must use code_challenge_method S256.")
+			return "", InvalidRequest("The client must use code_challenge_method S256.")
 		}
 		if !validVerifier(challenge) {
-			return "", invalidRequest("A plain code_challenge must be 43 to 128 unreserved characters.")
+			return "", InvalidRequest("A plain code_challenge must be 43 to 128 unreserved characters.")
 		}
 	default:
-		return "", invalidRequest("The code_challenge_method must be S256 or plain.")
+		return "", InvalidRequest("The code_challenge_method must be S256 or plain.")
 	}
 	return method, nil
 }
 
 // validVerifier reports whether v has the syntax of a code verifier (RFC 7636 4.1).
 func validVerifier(v string) bool {
-	return len(v) >= minVerifierLength && len(v) <= maxVerifierLength && isUnreserved(v)
+	return len(v) >= minVerifierLength && len(v) <= maxVerifierLength && IsUnreserved(v)
 }
 
-// isUnreserved reports whether s holds only [A-Za-z0-9-._~].
-func isUnreserved(s string) bool {
+// IsUnreserved reports whether s holds only [A-Za-z0-9-._~].
+func IsUnreserved(s string) bool {
 	for i := range len(s) {
 		c := s[i]
 		switch {
@@ -92,17 +92,17 @@ func isUnreserved(s string) bool {
 	return true
 }
 
-// verifyCodeChallenge reports, in constant time, whether the verifier matches the challenge.
-func verifyCodeChallenge(challenge, method, verifier string) bool {
+// VerifyCodeChallenge reports, in constant time, whether the verifier matches the challenge.
+func VerifyCodeChallenge(challenge, method, verifier string) bool {
 	if !validVerifier(verifier) {
 		return false
 	}
 	var computed string
 	switch method {
-	case pkceS256:
+	case PKCES256:
 		sum := sha256.Sum256([]byte(verifier))
 		computed = base64.RawURLEncoding.EncodeToString(sum[:])
-	case pkcePlain:
+	case PKCEPlain:
 		computed = verifier
 	default:
 		return false

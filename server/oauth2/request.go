@@ -12,13 +12,6 @@ import (
 	"strings"
 )
 
-// Client authentication methods (RFC 7591 token_endpoint_auth_method values).
-const (
-	AuthMethodBasic = "client_secret_basic"
-	AuthMethodPost  = "client_secret_post"
-	AuthMethodNone  = "none"
-)
-
 // TokenRequest is a token endpoint request, parsed once. Parameters sent without a value are
 // treated as omitted (RFC 6749 3.1). It holds secrets: never log it.
 type TokenRequest struct {
@@ -40,7 +33,7 @@ type TokenRequest struct {
 	Password     string
 
 	// Token and TokenTypeHint are the parameters of revocation (RFC 7009) and introspection
-	// (RFC 7662) requests, parsed by parseEndpointRequest.
+	// (RFC 7662) requests, parsed by ParseClientRequest.
 	Token         string
 	TokenTypeHint string
 }
@@ -55,56 +48,53 @@ func (r TokenRequest) String() string {
 // GoString is String, for %#v.
 func (r TokenRequest) GoString() string { return r.String() }
 
-// bodyFormat is how the body of a token request is encoded.
-type bodyFormat int
+// BodyFormat is how the body of a request is encoded.
+type BodyFormat int
 
+// The body formats of ParseContentType.
 const (
-	formBody bodyFormat = iota + 1
-	jsonBody
+	FormBody BodyFormat = iota + 1
+	JSONBody
 )
 
-// parseTokenRequest reads and parses a token request. The query string is ignored.
-func parseTokenRequest(r *http.Request, maxBody int64) (*TokenRequest, error) {
-	req, err := parseEndpointRequest(r, maxBody)
+// ParseTokenRequest reads and parses a token request. The query string is ignored.
+func ParseTokenRequest(r *http.Request, maxBody int64) (*TokenRequest, error) {
+	req, err := ParseClientRequest(r, maxBody)
 	if err != nil {
 		return nil, err
 	}
-	return requireGrantType(req)
-}
-
-func requireGrantType(req *TokenRequest) (*TokenRequest, error) {
 	if req.GrantType == "" {
-		return nil, invalidRequest("The grant_type parameter is missing.")
+		return nil, InvalidRequest("The grant_type parameter is missing.")
 	}
 	return req, nil
 }
 
-// parseEndpointRequest reads a client-authenticated request of another endpoint (revocation,
+// ParseClientRequest reads a client-authenticated request of another endpoint (revocation,
 // introspection): the same bodies, duplicate and credential rules as a token request, without
 // grant_type.
-func parseEndpointRequest(r *http.Request, maxBody int64) (*TokenRequest, error) {
-	format, err := parseContentType(r.Header.Get("Content-Type"))
+func ParseClientRequest(r *http.Request, maxBody int64) (*TokenRequest, error) {
+	format, err := ParseContentType(r.Header.Get("Content-Type"))
 	if err != nil {
 		return nil, err
 	}
-	body, err := readBody(r.Body, r.ContentLength, maxBody)
+	body, err := ReadBody(r, maxBody)
 	if err != nil {
 		return nil, err
 	}
-	return parseEndpointParams(format, r.Header.Values("Authorization"), body)
+	return parseClientParams(format, r.Header.Values("Authorization"), body)
 }
 
-// parseEndpointParams parses a read body and the Authorization header values.
-func parseEndpointParams(format bodyFormat, authorization []string, body []byte) (*TokenRequest, error) {
+// parseClientParams parses a read body and the Authorization header values.
+func parseClientParams(format BodyFormat, authorization []string, body []byte) (*TokenRequest, error) {
 	var p params
 	var err error
 	switch format {
-	case formBody:
+	case FormBody:
 		err = p.parseForm(string(body))
-	case jsonBody:
+	case JSONBody:
 		err = p.parseJSON(body)
 	default:
-		err = invalidRequest("Unsupported Content-Type.")
+		err = InvalidRequest("Unsupported Content-Type.")
 	}
 	if err != nil {
 		return nil, err
@@ -115,36 +105,47 @@ func parseEndpointParams(format bodyFormat, authorization []string, body []byte)
 	return &p.req, nil
 }
 
-// parseContentType accepts form-urlencoded and JSON bodies, with a UTF-8 charset if any.
-func parseContentType(ct string) (bodyFormat, error) {
+// ParseContentType accepts form-urlencoded and JSON bodies, with a UTF-8 charset if any.
+func ParseContentType(ct string) (BodyFormat, error) {
 	switch ct { // the common spellings, without allocating
 	case "application/x-www-form-urlencoded":
-		return formBody, nil
+		return FormBody, nil
 	case "application/json":
-		return jsonBody, nil
+		return JSONBody, nil
 	}
 	const unsupported = "The Content-Type must be application/x-www-form-urlencoded or application/json."
 	mt, mtParams, err := mime.ParseMediaType(ct)
 	if err != nil {
-		return 0, invalidRequest(unsupported)
+		return 0, InvalidRequest(unsupported)
 	}
 	if cs, ok := mtParams["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
-		return 0, invalidRequest("The charset must be UTF-8.")
+		return 0, InvalidRequest("The charset must be UTF-8.")
 	}
 	switch mt {
 	case "application/x-www-form-urlencoded":
-		return formBody, nil
+		return FormBody, nil
 	case "application/json":
-		return jsonBody, nil
+		return JSONBody, nil
 	}
-	return 0, invalidRequest(unsupported)
+	return 0, InvalidRequest(unsupported)
 }
 
-// readBody reads at most maxBody bytes; a longer body is invalid_request with status 413.
-func readBody(body io.Reader, contentLength, maxBody int64) ([]byte, error) {
-	if contentLength > maxBody {
+// ReadFormBody reads the body of a POST that must be form-encoded (the authorization endpoint,
+// the login and consent forms): another Content-Type is invalid_request.
+func ReadFormBody(r *http.Request, maxBody int64) ([]byte, error) {
+	if format, err := ParseContentType(r.Header.Get("Content-Type")); err != nil || format != FormBody {
+		return nil, InvalidRequest("The body must be application/x-www-form-urlencoded.")
+	}
+	return ReadBody(r, maxBody)
+}
+
+// ReadBody reads at most maxBody bytes of the request's body; a longer body is invalid_request
+// with status 413.
+func ReadBody(r *http.Request, maxBody int64) ([]byte, error) {
+	if r.ContentLength > maxBody {
 		return nil, bodyTooLarge(maxBody)
 	}
+	body := r.Body
 	if body == nil || body == http.NoBody {
 		return nil, nil
 	}
@@ -163,8 +164,8 @@ func bodyTooLarge(maxBody int64) error {
 		WithDescription(fmt.Sprintf("The request body exceeds %d bytes.", maxBody))
 }
 
-// invalidRequest is invalid_request with a description.
-func invalidRequest(description string) error {
+// InvalidRequest is invalid_request with a description.
+func InvalidRequest(description string) error {
 	return ErrInvalidRequest.WithDescription(description)
 }
 
@@ -233,7 +234,7 @@ func (p *params) set(name, value string) error {
 		return nil
 	}
 	if p.seen&bit != 0 {
-		return invalidRequest(fmt.Sprintf("The %s parameter is included more than once.", name))
+		return InvalidRequest(fmt.Sprintf("The %s parameter is included more than once.", name))
 	}
 	p.seen |= bit
 	*dst = value
@@ -242,19 +243,11 @@ func (p *params) set(name, value string) error {
 
 // parseForm parses an application/x-www-form-urlencoded body.
 func (p *params) parseForm(body string) error {
-	for body != "" {
-		var pair string
-		pair, body, _ = strings.Cut(body, "&")
-		if pair == "" {
-			continue
+	for fp := range FormParams(body) {
+		if fp.Malformed {
+			return InvalidRequest("The form body is malformed.")
 		}
-		rawName, rawValue, _ := strings.Cut(pair, "=")
-		name, err1 := url.QueryUnescape(rawName)
-		value, err2 := url.QueryUnescape(rawValue)
-		if err1 != nil || err2 != nil {
-			return invalidRequest("The form body is malformed.")
-		}
-		if err := p.set(name, value); err != nil {
+		if err := p.set(fp.Name, fp.Value); err != nil {
 			return err
 		}
 	}
@@ -266,31 +259,31 @@ func (p *params) parseJSON(body []byte) error {
 	const malformed = "The JSON body is malformed."
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return invalidRequest("The JSON body must be an object.")
+		return InvalidRequest("The JSON body must be an object.")
 	}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return invalidRequest(malformed)
+			return InvalidRequest(malformed)
 		}
 		name, _ := tok.(string) // object keys are always strings
 		tok, err = dec.Token()
 		if err != nil {
-			return invalidRequest(malformed)
+			return InvalidRequest(malformed)
 		}
 		value, ok := tok.(string)
 		if !ok {
-			return invalidRequest(fmt.Sprintf("The value of %.64q must be a string.", name))
+			return InvalidRequest(fmt.Sprintf("The value of %.64q must be a string.", name))
 		}
 		if err := p.set(name, value); err != nil {
 			return err
 		}
 	}
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return invalidRequest(malformed)
+		return InvalidRequest(malformed)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return invalidRequest("The JSON body has data after the object.")
+		return InvalidRequest("The JSON body has data after the object.")
 	}
 	return nil
 }
@@ -305,22 +298,22 @@ func (p *params) setClientCredentials(authorization []string) error {
 				p.req.AuthMethod = AuthMethodNone
 			}
 		} else if p.req.ClientSecret != "" {
-			return invalidRequest("The client_secret parameter requires client_id.")
+			return InvalidRequest("The client_secret parameter requires client_id.")
 		}
 		return nil
 	case 1:
 	default:
-		return invalidRequest("The Authorization header is included more than once.")
+		return InvalidRequest("The Authorization header is included more than once.")
 	}
 	id, secret, err := parseBasic(authorization[0])
 	if err != nil {
 		return err
 	}
 	if p.req.ClientSecret != "" {
-		return invalidRequest("The client used more than one authentication method.")
+		return InvalidRequest("The client used more than one authentication method.")
 	}
 	if p.req.ClientID != "" && p.req.ClientID != id {
-		return invalidRequest("The client_id parameter does not match the Authorization header.")
+		return InvalidRequest("The client_id parameter does not match the Authorization header.")
 	}
 	p.req.ClientID, p.req.ClientSecret, p.req.AuthMethod = id, secret, AuthMethodBasic
 	return nil

@@ -1,16 +1,25 @@
 package oauth2
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
+
+const formType = "application/x-www-form-urlencoded"
+
+// basic is the client_secret_basic header of RFC 6749 2.3.1.
+func basic(id, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+}
 
 func TestParseTokenRequest(t *testing.T) {
 	tests := []struct {
@@ -53,7 +62,7 @@ func TestParseTokenRequest(t *testing.T) {
 			if tt.authorization != "" {
 				r.Header.Set("Authorization", tt.authorization)
 			}
-			got, err := parseTokenRequest(r, DefaultMaxBodyBytes)
+			got, err := ParseTokenRequest(r, 64<<10)
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, *got)
 		})
@@ -89,7 +98,7 @@ func FuzzParseTokenRequest(f *testing.F) {
 		if authorization != "" {
 			r.Header.Set("Authorization", authorization)
 		}
-		req, err := parseTokenRequest(r, 1024)
+		req, err := ParseTokenRequest(r, 1024)
 		if err != nil {
 			require.Nil(t, req)
 			var oe *Error

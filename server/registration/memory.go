@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/oauth2/register"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -19,8 +19,8 @@ type ClientRegistry interface {
 }
 
 var (
-	_ ClientRegistry         = (*registry.Registry)(nil)
-	_ oauth2.ClientRegistrar = (*Memory)(nil)
+	_ ClientRegistry           = (*registry.Registry)(nil)
+	_ register.ClientRegistrar = (*Memory)(nil)
 )
 
 // MemoryOptions configure a Memory registrar.
@@ -47,7 +47,7 @@ type Memory struct {
 // memoryClient is one registration; only hashes of the credentials are kept.
 type memoryClient struct {
 	issuedAt   time.Time
-	metadata   oauth2.ClientMetadata
+	metadata   register.ClientMetadata
 	secretHash *[sha256.Size]byte // nil for a public client
 	tokenHash  [sha256.Size]byte
 }
@@ -76,12 +76,12 @@ func (m *Memory) Namespace() string { return m.opts.Namespace }
 func (m *Memory) source(id string) string { return m.opts.Namespace + "/" + id }
 
 // Register creates a client and serves it at once.
-func (m *Memory) Register(_ context.Context, md oauth2.ClientMetadata) (oauth2.RegisteredClient, error) {
+func (m *Memory) Register(_ context.Context, md register.ClientMetadata) (register.RegisteredClient, error) {
 	md = CloneMetadata(md)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.opts.MaxClients > 0 && len(m.clients) >= m.opts.MaxClients {
-		return oauth2.RegisteredClient{}, fmt.Errorf("registration: %d clients registered: %w", len(m.clients), oauth2.ErrRegistrationLimit)
+		return register.RegisteredClient{}, fmt.Errorf("registration: %d clients registered: %w", len(m.clients), register.ErrRegistrationLimit)
 	}
 	id := NewClientID()
 	for _, taken := m.clients[id]; taken; _, taken = m.clients[id] {
@@ -89,7 +89,7 @@ func (m *Memory) Register(_ context.Context, md oauth2.ClientMetadata) (oauth2.R
 	}
 	token := NewSecret()
 	mc := &memoryClient{issuedAt: m.opts.Now().Truncate(time.Second), metadata: md, tokenHash: HashToken(token)}
-	rc := oauth2.RegisteredClient{ClientID: id, IssuedAt: mc.issuedAt, RegistrationAccessToken: token, Metadata: CloneMetadata(md)}
+	rc := register.RegisteredClient{ClientID: id, IssuedAt: mc.issuedAt, RegistrationAccessToken: token, Metadata: CloneMetadata(md)}
 	if !md.Public() {
 		rc.ClientSecret = NewSecret()
 		h := registry.HashSecret([]byte(rc.ClientSecret))
@@ -101,28 +101,28 @@ func (m *Memory) Register(_ context.Context, md oauth2.ClientMetadata) (oauth2.R
 }
 
 // Get returns a registered client.
-func (m *Memory) Get(_ context.Context, clientID string) (oauth2.RegisteredClient, error) {
+func (m *Memory) Get(_ context.Context, clientID string) (register.RegisteredClient, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mc, ok := m.clients[clientID]
 	if !ok {
-		return oauth2.RegisteredClient{}, oauth2.ErrClientNotFound
+		return register.RegisteredClient{}, register.ErrClientNotFound
 	}
 	return mc.registered(clientID), nil
 }
 
 // Update replaces the metadata of a registered client. A client cannot change between public
 // and confidential: it would need a new secret, or keep one it no longer uses.
-func (m *Memory) Update(_ context.Context, clientID string, md oauth2.ClientMetadata) (oauth2.RegisteredClient, error) {
+func (m *Memory) Update(_ context.Context, clientID string, md register.ClientMetadata) (register.RegisteredClient, error) {
 	md = CloneMetadata(md)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mc, ok := m.clients[clientID]
 	if !ok {
-		return oauth2.RegisteredClient{}, oauth2.ErrClientNotFound
+		return register.RegisteredClient{}, register.ErrClientNotFound
 	}
 	if md.Public() != mc.metadata.Public() {
-		return oauth2.RegisteredClient{}, oauth2.ErrInvalidClientMetadata.WithDescription(
+		return register.RegisteredClient{}, register.ErrInvalidClientMetadata.WithDescription(
 			"The token_endpoint_auth_method cannot change between none and a method with a secret.")
 	}
 	next := *mc
@@ -137,7 +137,7 @@ func (m *Memory) Delete(_ context.Context, clientID string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.clients[clientID]; !ok {
-		return oauth2.ErrClientNotFound
+		return register.ErrClientNotFound
 	}
 	delete(m.clients, clientID)
 	m.reg.DeleteClient(m.source(clientID))
@@ -150,14 +150,14 @@ func (m *Memory) CheckRegistrationToken(_ context.Context, clientID, token strin
 	mc, ok := m.clients[clientID]
 	m.mu.Unlock()
 	if !ok {
-		return oauth2.ErrClientNotFound
+		return register.ErrClientNotFound
 	}
 	if !TokenMatches(mc.tokenHash, token) {
-		return oauth2.ErrRegistrationTokenMismatch
+		return register.ErrRegistrationTokenMismatch
 	}
 	return nil
 }
 
-func (mc *memoryClient) registered(id string) oauth2.RegisteredClient {
-	return oauth2.RegisteredClient{ClientID: id, IssuedAt: mc.issuedAt, Metadata: CloneMetadata(mc.metadata)}
+func (mc *memoryClient) registered(id string) register.RegisteredClient {
+	return register.RegisteredClient{ClientID: id, IssuedAt: mc.issuedAt, Metadata: CloneMetadata(mc.metadata)}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/oauth2/register"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -16,7 +17,7 @@ func TestMemoryRegistrar(t *testing.T) {
 	reg := registry.New()
 	m, err := NewMemory(reg, MemoryOptions{Namespace: "registered"})
 	require.NoError(t, err)
-	confidential := oauth2.ClientMetadata{TokenEndpointAuthMethod: oauth2.AuthMethodBasic, GrantTypes: []string{"client_credentials"}}
+	confidential := register.ClientMetadata{TokenEndpointAuthMethod: oauth2.AuthMethodBasic, GrantTypes: []string{"client_credentials"}}
 
 	t.Run("concurrent registrations get distinct IDs and are all served", func(t *testing.T) {
 		ids := make([]string, 32)
@@ -43,8 +44,8 @@ func TestMemoryRegistrar(t *testing.T) {
 		rc, err := m.Register(ctx, confidential)
 		require.NoError(t, err)
 		require.NoError(t, m.CheckRegistrationToken(ctx, rc.ClientID, rc.RegistrationAccessToken))
-		assert.ErrorIs(t, m.CheckRegistrationToken(ctx, rc.ClientID, rc.ClientSecret), oauth2.ErrRegistrationTokenMismatch)
-		assert.ErrorIs(t, m.CheckRegistrationToken(ctx, "dyn-nothere00", rc.RegistrationAccessToken), oauth2.ErrClientNotFound)
+		assert.ErrorIs(t, m.CheckRegistrationToken(ctx, rc.ClientID, rc.ClientSecret), register.ErrRegistrationTokenMismatch)
+		assert.ErrorIs(t, m.CheckRegistrationToken(ctx, "dyn-nothere00", rc.RegistrationAccessToken), register.ErrClientNotFound)
 		got, err := m.Get(ctx, rc.ClientID)
 		require.NoError(t, err)
 		assert.Empty(t, got.ClientSecret)
@@ -54,12 +55,12 @@ func TestMemoryRegistrar(t *testing.T) {
 	t.Run("an update cannot make a confidential client public", func(t *testing.T) {
 		rc, err := m.Register(ctx, confidential)
 		require.NoError(t, err)
-		_, err = m.Update(ctx, rc.ClientID, oauth2.ClientMetadata{TokenEndpointAuthMethod: oauth2.AuthMethodNone, GrantTypes: []string{"refresh_token"}})
-		assert.ErrorIs(t, err, oauth2.ErrInvalidClientMetadata)
+		_, err = m.Update(ctx, rc.ClientID, register.ClientMetadata{TokenEndpointAuthMethod: oauth2.AuthMethodNone, GrantTypes: []string{"refresh_token"}})
+		assert.ErrorIs(t, err, register.ErrInvalidClientMetadata)
 	})
 
 	t.Run("the caller's slices are not kept", func(t *testing.T) {
-		md := oauth2.ClientMetadata{TokenEndpointAuthMethod: oauth2.AuthMethodBasic, GrantTypes: []string{"client_credentials"}, Scopes: []string{"a"}}
+		md := register.ClientMetadata{TokenEndpointAuthMethod: oauth2.AuthMethodBasic, GrantTypes: []string{"client_credentials"}, Scopes: []string{"a"}}
 		rc, err := m.Register(ctx, md)
 		require.NoError(t, err)
 		md.Scopes[0] = "changed"

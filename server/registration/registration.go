@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/oauth2/register"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -52,7 +52,7 @@ func TokenMatches(hash [sha256.Size]byte, token string) bool {
 
 // RegistryClient converts registered metadata into the registry's value, with the
 // controllers' defaults for the rest. secretHash is nil for a public client.
-func RegistryClient(source, namespace, id string, created time.Time, m *oauth2.ClientMetadata, secretHash *[sha256.Size]byte) registry.Client {
+func RegistryClient(source, namespace, id string, created time.Time, m *register.ClientMetadata, secretHash *[sha256.Size]byte) registry.Client {
 	c := registry.Client{
 		Source:       source,
 		Namespace:    namespace,
@@ -79,7 +79,7 @@ func RegistryClient(source, namespace, id string, created time.Time, m *oauth2.C
 }
 
 // CloneMetadata returns a copy of m sharing no slice with it.
-func CloneMetadata(m oauth2.ClientMetadata) oauth2.ClientMetadata {
+func CloneMetadata(m register.ClientMetadata) register.ClientMetadata {
 	m.RedirectURIs = slices.Clone(m.RedirectURIs)
 	m.GrantTypes = slices.Clone(m.GrantTypes)
 	m.Scopes = slices.Clone(m.Scopes)

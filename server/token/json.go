@@ -2,6 +2,7 @@ package token
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 
 	"github.com/latchkey-dev/latchkey/server/registry"
@@ -19,26 +20,47 @@ func (a Audience) MarshalJSON() ([]byte, error) {
 	return json.Marshal([]string(a))
 }
 
+// UnmarshalJSON reads a string or an array of strings.
+func (a *Audience) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = Audience{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return errors.New("token: aud must be a string or an array of strings")
+	}
+	*a = many
+	return nil
+}
+
 // JoinScope is the form of the scope claim and of the scope member of a token response:
 // scope names separated by single spaces.
 func JoinScope(scopes []string) string { return strings.Join(scopes, " ") }
 
-// AccessTokenClaims are the claims of an RFC 9068 access token, as encoding/json writes them.
+// AccessTokenClaims are the claims of an RFC 9068 access token, as IssueAccessToken writes
+// them with encoding/json and as Verifier.Verify reads them back.
 type AccessTokenClaims struct {
 	Issuer   string   `json:"iss"`
 	Subject  string   `json:"sub"`
 	Audience Audience `json:"aud,omitempty"`
-	// Expiry and IssuedAt are Unix times in seconds.
-	Expiry   int64  `json:"exp"`
-	IssuedAt int64  `json:"iat"`
-	ID       string `json:"jti"`
-	ClientID string `json:"client_id"`
+	// Expiry, IssuedAt and NotBefore are Unix times in seconds; nbf is never written (iat
+	// carries the same time) but is honoured when a token has it.
+	Expiry    int64  `json:"exp"`
+	IssuedAt  int64  `json:"iat"`
+	NotBefore int64  `json:"nbf,omitempty"`
+	ID        string `json:"jti"`
+	ClientID  string `json:"client_id"`
 	// Scope is the granted scopes, space-separated (JoinScope); omitted when empty.
 	Scope string `json:"scope,omitempty"`
 	// SessionID is the sid claim, the grant (refresh token family) the token belongs to;
-	// omitted when empty.
+	// omitted when empty. A token without one acts for no user (client_credentials).
 	SessionID string `json:"sid,omitempty"`
 }
+
+// ForUser reports whether the token acts for a user (a user grant issued it).
+func (c *AccessTokenClaims) ForUser() bool { return c.SessionID != "" }
 
 // UserClaims are the user claims a grant releases, as written into ID tokens and userinfo
 // answers (embed it beside sub). Build it with NewUserClaims.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/oauth2/handler"
 	"github.com/latchkey-dev/latchkey/server/password"
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store/memory"
@@ -207,7 +208,7 @@ func newEnv(t *testing.T) *env {
 	e.server = httptest.NewUnstartedServer(nil)
 	e.server.Start()
 	t.Cleanup(e.server.Close)
-	h, err := oauth2.NewHandler(oauth2.Config{
+	h, err := handler.New(handler.Config{
 		Issuer: e.server.URL, Registry: newRegistry(t, redirectURI), Keys: newKeyring(t), Store: memory.New(),
 	})
 	require.NoError(t, err)

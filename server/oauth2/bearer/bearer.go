@@ -1,0 +1,186 @@
+package bearer
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/store"
+	"github.com/latchkey-dev/latchkey/server/token"
+)
+
+// Registry gives the current registry snapshot; *registry.Registry implements it.
+type Registry interface {
+	Snapshot() *registry.Snapshot
+}
+
+// Store is what the endpoints read and write of the leased store; store.Store implements it.
+type Store interface {
+	GetRefresh(ctx context.Context, h store.Hash) (store.RefreshToken, error)
+	RevokeFamily(ctx context.Context, familyID string, until time.Time) error
+	FamilyRevoked(ctx context.Context, familyID string) (bool, error)
+	RevokeToken(ctx context.Context, jti string, until time.Time) error
+	TokenRevoked(ctx context.Context, jti string) (bool, error)
+}
+
+// Verifier checks the access tokens this server issued; *token.Verifier implements it.
+type Verifier interface {
+	Verify(tok string) (*token.AccessTokenClaims, error)
+	Issuer() string
+}
+
+var (
+	_ Registry = (*registry.Registry)(nil)
+	_ Store    = store.Store(nil)
+	_ Verifier = (*token.Verifier)(nil)
+)
+
+// Config configures the endpoints.
+type Config struct {
+	Registry Registry
+	Store    Store
+	Verifier Verifier
+	// Lifetimes are the server's token lifetimes: how long a revocation is remembered.
+	Lifetimes oauth2.Lifetimes
+	// Now is the clock.
+	Now func() time.Time
+	// MaxBodyBytes bounds request bodies.
+	MaxBodyBytes int64
+}
+
+// Endpoints are the endpoints that take issued tokens back: userinfo, revocation and
+// introspection.
+type Endpoints struct {
+	registry  Registry
+	store     Store
+	verifier  Verifier
+	lifetimes oauth2.Lifetimes
+	now       func() time.Time
+	maxBody   int64
+}
+
+// New returns the endpoints of cfg.
+func New(cfg Config) *Endpoints {
+	return &Endpoints{
+		registry: cfg.Registry, store: cfg.Store, verifier: cfg.Verifier, lifetimes: cfg.Lifetimes,
+		now: cfg.Now, maxBody: cfg.MaxBodyBytes,
+	}
+}
+
+// Mount adds the endpoints to the mux.
+func (e *Endpoints) Mount(m *oauth2.Mux) {
+	m.HandleFunc(oauth2.UserinfoPath, http.MethodGet, e.serveUserinfo) // GET answers HEAD too
+	m.HandleFunc(oauth2.UserinfoPath, http.MethodPost, e.serveUserinfo)
+	m.HandleFunc(oauth2.RevocationPath, http.MethodPost, e.serveRevoke)
+	m.HandleFunc(oauth2.IntrospectionPath, http.MethodPost, e.serveIntrospect)
+}
+
+// active reports whether a verified token is still in force: its jti and its family (sid) are
+// not revoked, its client still exists and, for a user's token, the user of its subject
+// exists and is not disabled (a user re-created under the same username is another subject).
+// An error means the store could not answer.
+func (e *Endpoints) active(ctx context.Context, snap *registry.Snapshot, c *token.AccessTokenClaims) (bool, error) {
+	if _, ok := snap.Client(c.ClientID); !ok {
+		return false, nil
+	}
+	if c.ForUser() {
+		if u, ok := snap.UserBySubject(c.Subject); !ok || u.Disabled {
+			return false, nil
+		}
+	}
+	revoked, err := e.store.TokenRevoked(ctx, c.ID)
+	if err != nil || revoked {
+		return false, err
+	}
+	if c.ForUser() {
+		revoked, err = e.store.FamilyRevoked(ctx, c.SessionID)
+		if err != nil || revoked {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// clientRequest parses and authenticates a revocation or introspection request.
+func (e *Endpoints) clientRequest(r *http.Request) (*oauth2.TokenRequest, *registry.Client, *registry.Snapshot, error) {
+	req, err := oauth2.ParseClientRequest(r, e.maxBody)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	snap := e.registry.Snapshot()
+	client, err := oauth2.AuthenticateClient(r.Context(), snap, req)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if req.Token == "" {
+		return nil, nil, nil, oauth2.InvalidRequest("The token parameter is missing.")
+	}
+	return req, client, snap, nil
+}
+
+// accessToken extracts the access token of a resource request (RFC 6750): from the
+// Authorization header (2.1), or on POST from an application/x-www-form-urlencoded body's
+// access_token (2.2). The query string (2.3) is never read. Using both methods, or either
+// twice, is invalid_request; a request without a token (or with another scheme, which the
+// challenge then tells to use Bearer) gives "" and no error.
+func accessToken(r *http.Request, maxBody int64) (string, error) {
+	var fromHeader, fromBody string
+	switch auth := r.Header.Values("Authorization"); len(auth) {
+	case 0:
+	case 1:
+		tok, isBearer := oauth2.BearerCredentials(auth[0])
+		switch {
+		case !isBearer:
+			return "", nil
+		case tok == "":
+			return "", oauth2.InvalidRequest("The Bearer credentials are malformed.")
+		}
+		fromHeader = tok
+	default:
+		return "", oauth2.InvalidRequest("The Authorization header is included more than once.")
+	}
+	if r.Method == http.MethodPost && r.Header.Get("Content-Type") != "" {
+		format, err := oauth2.ParseContentType(r.Header.Get("Content-Type"))
+		if err != nil || format != oauth2.FormBody {
+			if fromHeader != "" {
+				return fromHeader, nil // a body of another type is not ours to judge
+			}
+			return "", oauth2.InvalidRequest("The access_token parameter needs an application/x-www-form-urlencoded body.")
+		}
+		body, err := oauth2.ReadBody(r, maxBody)
+		if err != nil {
+			return "", err
+		}
+		fromBody, err = accessTokenParam(string(body))
+		if err != nil {
+			return "", err
+		}
+	}
+	switch {
+	case fromHeader != "" && fromBody != "":
+		return "", oauth2.InvalidRequest("The request uses more than one method to send the access token.")
+	case fromHeader != "":
+		return fromHeader, nil
+	}
+	return fromBody, nil
+}
+
+// accessTokenParam returns the access_token parameter of a form body; included twice is
+// invalid_request, other parameters are ignored.
+func accessTokenParam(body string) (string, error) {
+	var tok string
+	for fp := range oauth2.FormParams(body) {
+		switch {
+		case fp.Malformed:
+			return "", oauth2.InvalidRequest("The form body is malformed.")
+		case fp.Name != "access_token" || fp.Value == "":
+		case tok != "":
+			return "", oauth2.InvalidRequest("The access_token parameter is included more than once.")
+		default:
+			tok = fp.Value
+		}
+	}
+	return tok, nil
+}

@@ -1,0 +1,33 @@
+// Package bearer holds the endpoints that take issued tokens back: the OpenID Connect UserInfo
+// endpoint (/oauth2/userinfo), token revocation (RFC 7009; /oauth2/revoke, alias
+// /oauth/revoke) and token introspection (RFC 7662; /oauth2/introspect). They are mounted on
+// the route table when the server has a store. Access tokens are verified by
+// server/token.Verifier (the package that issues them); whether a verified token is still in
+// force (revoked jti or family, deleted client, missing or disabled user) is decided here, on
+// every call.
+//
+// Decisions:
+//   - Userinfo (OIDC Core 5.3): GET or POST, token in the Authorization header or, on POST, an
+//     application/x-www-form-urlencoded access_token; never the query. The token must be an
+//     access token (typ at+jwt: an ID token is refused) of this issuer, unexpired and active.
+//     No token: 401 with a bare Bearer challenge; bad, expired or revoked token, or one without
+//     a user (client_credentials): 401 invalid_token; no openid scope: 403 insufficient_scope;
+//     both methods or a malformed header: 400 invalid_request. The body is JSON with the error
+//     too, never cached. Claims by scope per oauth2.ReleasedClaims.
+//   - Revocation (RFC 7009): client authentication as at the token endpoint (public clients by
+//     client_id). The token's shape says what it is; token_type_hint is accepted and not
+//     needed. A refresh token revokes its family (for oauth2.Lifetimes.FamilyRevocationEnd), an
+//     access token its jti until exp; another client's, unknown or malformed tokens are 200
+//     with nothing revoked; an already rotated refresh token revokes nothing (the store keeps
+//     no owner for it). 200 has an empty body; a store outage is 503.
+//   - Introspection (RFC 7662): confidential clients only (public: invalid_client). Any
+//     confidential client may introspect any access token (it acts as a resource server);
+//     refresh tokens only their own client's. Active access tokens answer token_type Bearer,
+//     scope, client_id, username (users only), exp, iat, sub, aud, iss, jti, sid; refresh
+//     tokens token_type refresh_token, scope, client_id, username, exp, iat, sub, iss, sid.
+//     Everything else (expired, revoked, foreign issuer, bad signature, ID tokens, deleted
+//     client, missing or disabled user, a subject no longer in the registry) is exactly
+//     {"active":false}. sub is the subject, username the user's current username.
+//
+// This package must not import controller-runtime, client-go or api/, and never logs a token.
+package bearer

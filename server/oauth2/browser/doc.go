@@ -1,0 +1,57 @@
+// Package browser is the browser side of the authorization code flow: the authorization
+// endpoint (RFC 6749 4.1, RFC 7636, OpenID Connect Core 3.1.2), the login and consent pages,
+// the login session, CSRF protection and the pages' templates and stylesheet. Flow is mounted
+// on the route table (oauth2.Mux): GET and POST /oauth2/authorize (alias /oauth/authorize), GET
+// and POST /oauth2/login and /oauth2/consent, GET /oauth2/static/latchkey.css. Codes are
+// exchanged by server/oauth2/grants (authorization_code); passwords are checked by
+// server/userauth, the one authenticator the password grant uses too.
+//
+// Decisions:
+//   - The request is parsed once (AuthorizeRequest); a parameter given twice is an error. A
+//     problem with client_id or redirect_uri (unknown client, a redirect URI that is not one of
+//     the client's, byte for byte, repeated or badly encoded) is a 400 HTML page and never a
+//     redirect; every other error is a 303 to the redirect URI with error, error_description,
+//     state (verbatim, when sent) and iss (RFC 9207). redirect_uri may be omitted when the
+//     client has exactly one, except in an OpenID Connect request (scope openid). The redirect
+//     URI's own query is kept. response_type is code only (else unsupported_response_type),
+//     response_mode query only; request, request_uri and registration are *_not_supported.
+//   - PKCE (oauth2.CheckCodeChallenge): public clients always need it; policy RequiredS256 (the
+//     default) takes S256 only, Required also plain, Optional lets confidential clients omit it
+//     (and accepts plain, which is no weaker than none). A challenge without a method is plain
+//     (RFC 7636 4.3).
+//   - Codes: oauth2.NewSecret (32 random bytes, base64url), stored by hash for the client's
+//     code lifetime (10 min by default) with a new family ID (token.NewFamilyID).
+//   - State between pages lives in the store only: the pending request (10 min) under the hash
+//     of a random ID that the pages carry, the session (8 h, not sliding) under the hash of its
+//     cookie, remembered consents (90 days, per subject and client, the union of allowed
+//     scopes). Sessions and consents name the user by subject, never by username. The session
+//     cookie is __Host-latchkey-session (Secure) for an https issuer, else latchkey-session;
+//     HttpOnly, SameSite=Lax, Path=/. A login always gets a new session ID.
+//   - CSRF (csrf.go): http.CrossOriginProtection refuses cross-site POSTs; each pending request
+//     has a synchronizer token (compared in constant time) and is bound to the browser by the
+//     hash of a latchkey-csrf cookie, so a request started elsewhere cannot be completed (login
+//     CSRF); pages of another browser's request are not shown. Failures are a 403 page.
+//   - Login: the userauth Authenticator decides (unknown users, users without a hash and
+//     disabled users fail like a wrong password, "Incorrect username or password."; a locked
+//     username or client address is 429 with its own message; both after the failure delay).
+//     A success is logged and audited here (login_succeeded); failures by the authenticator.
+//   - Consent: Skip never asks, Always always asks, Remember (the default) asks when a
+//     requested scope was not allowed before. prompt=consent always asks (even under Skip).
+//     Deny is access_denied. Scope descriptions: oauth2.ScopeDescription. prompt=none answers
+//     login_required or consent_required instead of a page; prompt=login, select_account (there
+//     is no account chooser) and a session older than max_age (max_age=0 always) show the login
+//     page.
+//   - Pages: html/template, no JavaScript, one embedded stylesheet; headers
+//     Content-Security-Policy "default-src 'none'; style-src 'self'; form-action 'self'
+//     <redirect origin>; frame-ancestors 'none'", X-Frame-Options DENY, Cache-Control no-store,
+//     Referrer-Policy no-referrer. Chromium applies form-action to the redirects after a form
+//     POST, so the login and consent pages add the client's redirect origin (or scheme, for a
+//     native app or an IPv6 literal) to form-action: without it the 303 to the client is
+//     blocked. Links and form actions are relative ("../oauth2/..."), so the pages work under a
+//     path prefix.
+//   - Store failures are mapped by oauth2.FromStore: temporarily_unavailable is a redirect with
+//     that error (or a "try again in a moment" page), anything else server_error.
+//
+// This package must not import controller-runtime, client-go or api/. It never logs a
+// password, code or token.
+package browser

@@ -1,0 +1,143 @@
+package browser
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strings"
+
+	"github.com/go-logr/logr"
+
+	"github.com/latchkey-dev/latchkey/server/oauth2"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static/latchkey.css
+var stylesheet []byte
+
+// Security headers of every HTML page. The pages have no script, image or frame; styles come
+// from StylesheetPath only; forms post to the server itself (and, on pages that can end in a
+// redirect to the client, to the client's redirect origin: see formActionCSP).
+const (
+	pageCSP          = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'"
+	contentTypeHTML  = "text/html; charset=utf-8"
+	stylesheetMaxAge = "public, max-age=86400"
+)
+
+// pages renders the server's HTML pages from the embedded templates.
+type pages struct {
+	login, consent, failure *template.Template
+	cssVersion              string
+}
+
+func newPages() (*pages, error) {
+	sum := sha256.Sum256(stylesheet)
+	p := &pages{cssVersion: hex.EncodeToString(sum[:6])}
+	funcs := template.FuncMap{
+		// Pages are served two levels deep (/oauth2/login, /oauth/authorize), so "../oauth2/"
+		// reaches the server's root under any path prefix a proxy adds.
+		"stylesheet": func() string { return ".." + oauth2.StylesheetPath + "?v=" + p.cssVersion },
+	}
+	parse := func(name string) (*template.Template, error) {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name)
+		if err != nil {
+			return nil, fmt.Errorf("browser: page template %s: %w", name, err)
+		}
+		return t, nil
+	}
+	var err error
+	if p.login, err = parse("login.html"); err != nil {
+		return nil, err
+	}
+	if p.consent, err = parse("consent.html"); err != nil {
+		return nil, err
+	}
+	if p.failure, err = parse("error.html"); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// loginPage is the data of the login form.
+type loginPage struct {
+	Title, Client, RequestID, CSRFToken, Username, Error string
+}
+
+// consentPage is the data of the consent form.
+type consentPage struct {
+	Title, Client, Username, RequestID, CSRFToken, RedirectHost string
+	Scopes                                                      []scopeItem
+}
+
+// scopeItem is one requested scope as the consent page lists it.
+type scopeItem struct {
+	Name, Description string
+}
+
+// errorPage is the data of an error page.
+type errorPage struct {
+	Title, Message, Detail string
+}
+
+// render writes a page with the security headers. formAction lists extra form-action sources
+// of the CSP (see formActionCSP).
+func (p *pages) render(w http.ResponseWriter, r *http.Request, status int, t *template.Template, data any, formAction string) {
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, data); err != nil {
+		logr.FromContextOrDiscard(r.Context()).Error(err, "page failed to render", "path", r.URL.Path)
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString("<!DOCTYPE html><html lang=\"en\"><title>Error</title><p>Something went wrong.</p></html>")
+	}
+	h := w.Header()
+	h.Set("Content-Type", contentTypeHTML)
+	setPageSecurityHeaders(h, formAction)
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// setPageSecurityHeaders sets the headers every page and browser redirect carries.
+func setPageSecurityHeaders(h http.Header, formAction string) {
+	csp := pageCSP
+	if formAction != "" {
+		csp = strings.Replace(csp, "form-action 'self'", "form-action 'self' "+formAction, 1)
+	}
+	h.Set("Content-Security-Policy", csp)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	h.Set("Referrer-Policy", "no-referrer")
+}
+
+func (p *pages) renderLogin(w http.ResponseWriter, r *http.Request, status int, data loginPage, formAction string) {
+	data.Title = "Sign in"
+	p.render(w, r, status, p.login, data, formAction)
+}
+
+func (p *pages) renderConsent(w http.ResponseWriter, r *http.Request, data consentPage, formAction string) {
+	data.Title = "Allow access"
+	p.render(w, r, http.StatusOK, p.consent, data, formAction)
+}
+
+func (p *pages) renderError(w http.ResponseWriter, r *http.Request, status int, data errorPage) {
+	p.render(w, r, status, p.failure, data, "")
+}
+
+// serveStylesheet serves the pages' CSS; the pages link it with a version query, so it may be
+// cached.
+func (p *pages) serveStylesheet(w http.ResponseWriter, _ *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "text/css; charset=utf-8")
+	h.Set("Cache-Control", stylesheetMaxAge)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("ETag", `"`+p.cssVersion+`"`)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(stylesheet)
+}

@@ -1,0 +1,142 @@
+package grants
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/store"
+)
+
+// badCode is the description of the invalid_grant answers about the code itself, so that the
+// answer does not tell an unknown code from an expired, used or another client's one.
+const badCode = "The authorization code is invalid, expired, used or was issued to another client."
+
+// codeStore takes authorization codes and revokes the grant of a replayed one; store.Store
+// implements it.
+type codeStore interface {
+	TakeCode(ctx context.Context, h store.Hash) (store.Code, error)
+	RevokeFamily(ctx context.Context, familyID string, until time.Time) error
+}
+
+// AuthorizationCode is RFC 6749 4.1.3 with PKCE (RFC 7636) and OpenID Connect Core 3.1.3: a
+// code from the authorization endpoint is exchanged, once, for the user's tokens. Public
+// clients identify themselves by client_id alone (auth method none), so the grant is open to
+// them; PKCE is what binds the code to the client instance that asked for it.
+type AuthorizationCode struct {
+	codes     codeStore
+	tokens    *TokenSet
+	lifetimes oauth2.Lifetimes
+	now       func() time.Time
+}
+
+var _ Grant = AuthorizationCode{}
+
+// NewAuthorizationCode returns the grant over the codes of codes, issuing with tokens;
+// lifetimes decide how long a replayed code's revocation is remembered.
+func NewAuthorizationCode(codes codeStore, tokens *TokenSet, lifetimes oauth2.Lifetimes, now func() time.Time) AuthorizationCode {
+	return AuthorizationCode{codes: codes, tokens: tokens, lifetimes: lifetimes, now: now}
+}
+
+// Type is authorization_code.
+func (AuthorizationCode) Type() string { return oauth2.GrantAuthorizationCode }
+
+// ConfidentialOnly is false: PKCE protects the codes of public clients.
+func (AuthorizationCode) ConfidentialOnly() bool { return false }
+
+// IssuedEvent is token_issued.
+func (AuthorizationCode) IssuedEvent() string { return oauth2.AuditTokenIssued }
+
+// Exchange takes the code and issues the user's tokens.
+func (g AuthorizationCode) Exchange(ctx context.Context, req *Request) (*Response, error) {
+	if req.Code == "" {
+		return nil, oauth2.InvalidRequest("The code parameter is missing.")
+	}
+	if !oauth2.WellFormedSecret(req.Code) {
+		return nil, oauth2.ErrInvalidGrant.WithDescription(badCode)
+	}
+	// The code is taken (used up) before anything else is checked: a failed exchange burns it,
+	// so it cannot be tried again with other parameters.
+	code, err := g.codes.TakeCode(ctx, store.HashOf(req.Code))
+	switch {
+	case errors.Is(err, store.ErrAlreadyUsed):
+		g.revokeReplayed(ctx, req.Client, code)
+		return nil, oauth2.ErrInvalidGrant.WithDescription(badCode).WithCause(err)
+	case errors.Is(err, store.ErrNotFound):
+		return nil, oauth2.ErrInvalidGrant.WithDescription(badCode)
+	case err != nil:
+		return nil, err
+	}
+	if code.ClientID != req.Client.ID {
+		return nil, oauth2.ErrInvalidGrant.WithDescription(badCode)
+	}
+	if err := checkRedirectURI(req.Client, code.RedirectURI, req.RedirectURI); err != nil {
+		return nil, err
+	}
+	if err := checkVerifier(req.Client, code, req.CodeVerifier); err != nil {
+		return nil, err
+	}
+	user, ok := req.Snapshot.UserBySubject(code.Subject)
+	if !ok || user.Disabled {
+		return nil, oauth2.ErrInvalidGrant.WithDescription("The user of the authorization code can no longer sign in.")
+	}
+	return g.tokens.Issue(ctx, UserGrant{
+		Client: req.Client, User: user, Snapshot: req.Snapshot,
+		Scopes:   oauth2.StillAllowed(ctx, req.Snapshot, req.Client, code.Scopes),
+		AuthTime: code.AuthTime, Nonce: code.Nonce, FamilyID: code.FamilyID,
+	})
+}
+
+// revokeReplayed revokes what the first exchange of a replayed code issued (RFC 6749 4.1.2):
+// the refresh token family of the code and, through it, the access tokens.
+func (g AuthorizationCode) revokeReplayed(ctx context.Context, client *registry.Client, code store.Code) {
+	log := logr.FromContextOrDiscard(ctx)
+	if code.FamilyID == "" {
+		return
+	}
+	until := g.lifetimes.FamilyRevocationEnd(client, g.now(), time.Time{})
+	if err := g.codes.RevokeFamily(ctx, code.FamilyID, until); err != nil {
+		log.Error(err, "revoking the grant of a replayed authorization code failed", "client_id", code.ClientID)
+		return
+	}
+	log.Info("authorization code replayed: its grant is revoked", "client_id", code.ClientID, "presented_by", client.ID)
+}
+
+// checkRedirectURI: when the authorization request named a redirect URI, the token request
+// must repeat it exactly (RFC 6749 4.1.3); when it did not, a redirect_uri that is sent must
+// still be one of the client's.
+func checkRedirectURI(c *registry.Client, codeURI, sent string) error {
+	switch {
+	case codeURI != "" && sent != codeURI,
+		codeURI == "" && sent != "" && !slices.Contains(c.RedirectURIs, sent):
+		return oauth2.ErrInvalidGrant.WithDescription("The redirect_uri does not match the authorization request.")
+	}
+	return nil
+}
+
+// checkVerifier applies PKCE (RFC 7636 4.6): a code issued with a challenge needs the matching
+// verifier; a code issued without one must not be presented with a verifier (a downgrade), and
+// is refused when the client's policy now requires PKCE.
+func checkVerifier(c *registry.Client, code store.Code, verifier string) error {
+	if code.CodeChallenge == "" {
+		switch {
+		case verifier != "":
+			return oauth2.ErrInvalidGrant.WithDescription("The authorization request had no code_challenge, so code_verifier is not allowed.")
+		case oauth2.PKCERequired(c):
+			return oauth2.ErrInvalidGrant.WithDescription("The client must use PKCE.")
+		}
+		return nil
+	}
+	if verifier == "" {
+		return oauth2.ErrInvalidGrant.WithDescription("The code_verifier parameter is missing.")
+	}
+	if !oauth2.VerifyCodeChallenge(code.CodeChallenge, code.CodeChallengeMethod, verifier) {
+		return oauth2.ErrInvalidGrant.WithDescription("The code_verifier does not match the code_challenge.")
+	}
+	return nil
+}

@@ -1,0 +1,53 @@
+// Package grants is the token endpoint (RFC 6749 3.2) and its grants, one file each behind the
+// Grant interface: client_credentials, authorization_code (with PKCE), refresh_token (with
+// rotation) and password. TokenSet issues the tokens of the grants that act for a user.
+//
+// A token request goes through one dispatcher (Endpoint) that runs the shared steps in order,
+// so that no grant can forget one: parse the request once (oauth2.ParseTokenRequest), pick the
+// Grant by grant_type, authenticate the client (oauth2.AuthenticateClient), check that the
+// client may use the grant, apply the scope policy (oauth2.ResolveScopes), call the grant, map
+// its error (oauth2.FromStore), count and audit the response under the event the grant names
+// (IssuedEvent), write it. Each grant gets the narrow dependencies it uses (an interface of the
+// store methods it calls, the TokenSet, the user authenticator), never a shared service.
+//
+// Decisions:
+//   - A token request that arrives before the signing keys are loaded (or for an algorithm
+//     with no active key) is temporarily_unavailable (503), not server_error: a retry will work.
+//   - Public clients may use every grant but client_credentials (ConfidentialOnly).
+//   - User grants (TokenSet): sub is registry.User.Subject, never the username. A grant has a
+//     family ID (token.NewFamilyID): a new one for a password login, the code's for
+//     authorization_code, the presented token's for a refresh. Access tokens of users carry it
+//     as sid, so revoking the family (code replay, refresh token reuse, revocation of a refresh
+//     token) also revokes every access token issued from the grant. client_credentials tokens
+//     have no sid. ID tokens only when openid is granted; claims by scope per
+//     oauth2.ReleasedClaims.
+//   - Refresh tokens: issued by a user grant iff the client lists the refresh_token grant type
+//     (offline_access is accepted but neither required nor sufficient); never for
+//     client_credentials. Shape and family prefix: token.NewRefreshToken; only
+//     store.HashOf(token) is stored. Lifetime: the client's, else the server's (30 d), from each
+//     rotation (sliding). Every use rotates (store.RotateRefresh), signing first and storing
+//     last so a signing failure does not use up a rotation. A rotated token presented again is
+//     handed to store.ReportRefreshReuse: within the grace window (2 s, a concurrent retry) it
+//     is invalid_grant and changes nothing; later it is invalid_grant, the store revokes the
+//     family, and the reuse is audited and reported (ReuseReporter: a Kubernetes Event). A token
+//     of another client is invalid_grant and neither rotated nor revoked. scope may narrow the
+//     new access and ID tokens, never widen them (invalid_scope); the new refresh token keeps
+//     the family's scopes (RFC 6749 6). All invalid_grant answers of the grant share one
+//     description.
+//   - Codes: taken first (store.TakeCode), so a failed exchange uses the code up; a replayed
+//     code is invalid_grant and revokes its family for oauth2.Lifetimes.FamilyRevocationEnd.
+//     redirect_uri must repeat the authorization request's when that had one. PKCE per
+//     oauth2.CheckCodeChallenge at the authorization endpoint and checkVerifier here: a code
+//     with a challenge needs its verifier, one without refuses any verifier (downgrade). The
+//     code's scopes the client may no longer have are dropped (oauth2.StillAllowed).
+//   - Password grant (RFC 6749 4.3): only for clients listing password; public clients
+//     identify by client_id alone; a request naming no client is invalid_client, so the Authup
+//     seed's examples need client_id added. The password is checked by the userauth
+//     Authenticator the login page uses too (one lockout policy, one bound on concurrent hash
+//     checks, dummy hashing for unknown users): a bad password is invalid_grant "The username or
+//     password is wrong.", a locked username or address invalid_grant "Too many failed
+//     attempts; try again later.".
+//
+// This package must not import controller-runtime, client-go or api/. It logs with
+// logr.FromContextOrDiscard and never logs a secret, password or token.
+package grants

@@ -1,0 +1,117 @@
+package grants
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/token"
+)
+
+// Registry gives the current registry snapshot; *registry.Registry implements it.
+type Registry interface {
+	Snapshot() *registry.Snapshot
+}
+
+var _ Registry = (*registry.Registry)(nil)
+
+// Endpoint is the token endpoint: the dispatcher that runs the steps every grant shares and
+// hands the rest to the grant named by grant_type.
+type Endpoint struct {
+	registry Registry
+	grants   map[string]Grant
+	maxBody  int64
+}
+
+// NewEndpoint returns the token endpoint of the grants; maxBody bounds request bodies.
+func NewEndpoint(reg Registry, maxBody int64, grants ...Grant) *Endpoint {
+	e := &Endpoint{registry: reg, grants: map[string]Grant{}, maxBody: maxBody}
+	for _, g := range grants {
+		e.grants[g.Type()] = g
+	}
+	return e
+}
+
+// Mount adds the token endpoint to the mux.
+func (e *Endpoint) Mount(m *oauth2.Mux) { m.Handle(oauth2.TokenPath, http.MethodPost, e) }
+
+// GrantTypes lists the grant types served, sorted (discovery's grant_types_supported).
+func (e *Endpoint) GrantTypes() []string {
+	out := make([]string, 0, len(e.grants))
+	for t := range e.grants {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req, err := oauth2.ParseTokenRequest(r, e.maxBody)
+	if err != nil {
+		oauth2.WriteError(w, r, err)
+		return
+	}
+	resp, err := e.exchange(r.Context(), req)
+	if err != nil {
+		oauth2.WriteError(w, r, err)
+		return
+	}
+	typ := resp.TokenType
+	if typ == "" {
+		typ = "Bearer"
+	}
+	oauth2.WriteJSON(w, r, http.StatusOK, &responseBody{
+		AccessToken: resp.AccessToken, TokenType: typ, ExpiresIn: resp.ExpiresIn,
+		Scope: token.JoinScope(resp.Scope), RefreshToken: resp.RefreshToken, IDToken: resp.IDToken,
+	})
+}
+
+// exchange authenticates the client, applies the grant and scope policy and runs the grant.
+func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (*Response, error) {
+	grant, ok := e.grants[req.GrantType]
+	if !ok {
+		return nil, oauth2.ErrUnsupportedGrantType
+	}
+	snap := e.registry.Snapshot()
+	client, err := oauth2.AuthenticateClient(ctx, snap, req)
+	if err != nil {
+		return nil, err
+	}
+	if grant.ConfidentialOnly() && oauth2.IsPublic(client) {
+		return nil, oauth2.ErrUnauthorizedClient.WithDescription("A public client may not use this grant type.")
+	}
+	if !client.AllowsGrant(grant.Type()) {
+		return nil, oauth2.ErrUnauthorizedClient.WithDescription("The client is not allowed this grant type.")
+	}
+	scopes, err := oauth2.ResolveScopes(ctx, snap, client, req.Scope)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := grant.Exchange(ctx, &Request{TokenRequest: req, Client: client, Snapshot: snap, Scopes: scopes})
+	if err != nil {
+		return nil, oauth2.FromStore(err)
+	}
+	if resp == nil {
+		return nil, oauth2.ErrServerError.WithCause(fmt.Errorf("grant %s returned no response", grant.Type()))
+	}
+	// Labels of a registered client only: the client authenticated above.
+	oauth2.RecordTokenIssued(ctx, grant.Type(), client.ID, client.Namespace)
+	oauth2.Audit(ctx, oauth2.AuditEvent{
+		Event: grant.IssuedEvent(), ClientID: client.ID, GrantType: grant.Type(), Username: req.Username,
+		Scopes: resp.Scope, TokenRef: oauth2.TokenRef(resp.AccessToken),
+	})
+	return resp, nil
+}
+
+// responseBody is the JSON of a successful token response (RFC 6749 5.1).
+type responseBody struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	Scope        string `json:"scope,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
+}

@@ -1,0 +1,51 @@
+package grants
+
+import (
+	"context"
+
+	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/registry"
+)
+
+// Grant is one grant type of the token endpoint. The dispatcher has parsed the request,
+// authenticated the client, checked that the client may use the grant and applied the scope
+// policy before it calls Exchange, so a grant cannot skip those steps; after a successful
+// Exchange it counts and audits the token response under the grant's IssuedEvent.
+type Grant interface {
+	// Type is the grant_type value, e.g. "client_credentials".
+	Type() string
+	// ConfidentialOnly reports whether public clients (auth method none) are refused with
+	// unauthorized_client.
+	ConfidentialOnly() bool
+	// IssuedEvent is the audit event of a successful exchange (oauth2.AuditTokenIssued,
+	// oauth2.AuditRefreshRotated).
+	IssuedEvent() string
+	// Exchange issues the tokens. Errors should be *oauth2.Error values; anything else is
+	// answered with server_error.
+	Exchange(ctx context.Context, req *Request) (*Response, error)
+}
+
+// Request is what a grant works from.
+type Request struct {
+	*oauth2.TokenRequest
+	// Client is authenticated and allowed the grant.
+	Client *registry.Client
+	// Snapshot is the registry view the whole request uses.
+	Snapshot *registry.Snapshot
+	// Scopes passed the scope policy: the requested scopes, or the client's defaults when it
+	// requested none. Grants that carry scopes of their own (authorization_code, refresh_token)
+	// check them against these rules with the same policy.
+	Scopes []string
+}
+
+// Response is a successful token response (RFC 6749 5.1).
+type Response struct {
+	AccessToken string
+	// TokenType is "Bearer" when empty.
+	TokenType string
+	ExpiresIn int64
+	// Scope is omitted when empty.
+	Scope        []string
+	RefreshToken string
+	IDToken      string
+}

@@ -1,0 +1,155 @@
+package grants
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/store"
+	"github.com/latchkey-dev/latchkey/server/token"
+)
+
+// DefaultRefreshReuseGrace is how long after a rotation the old refresh token is answered
+// invalid_grant without revoking its family (a concurrent retry).
+const DefaultRefreshReuseGrace = 2 * time.Second
+
+// badRefreshToken is the description of every invalid_grant of the refresh_token grant, so
+// that the answer tells nothing about why (unknown, expired, revoked, reused, another client's).
+const badRefreshToken = "The refresh token is invalid, expired or revoked."
+
+// refreshReader reads refresh tokens and applies the reuse rule; store.Store implements it.
+type refreshReader interface {
+	GetRefresh(ctx context.Context, h store.Hash) (store.RefreshToken, error)
+	ReportRefreshReuse(ctx context.Context, h store.Hash, grace time.Duration) error
+}
+
+// ReuseReporter is told when a refresh token of a client is reused after its rotation (its
+// family is then revoked); the operator emits a Kubernetes Event on the OAuthClient.
+type ReuseReporter interface {
+	RefreshReuseDetected(clientID string)
+}
+
+// RefreshToken is RFC 6749 6 with rotation on every use (OAuth 2.0 Security BCP 4.14): the
+// presented token is replaced by a new one atomically in the store. Presenting a rotated token
+// again within the grace window (a concurrent retry) is invalid_grant and changes nothing;
+// later it is reuse, and the store revokes the whole family (every refresh token and, through
+// sid, every access token issued from the grant).
+type RefreshToken struct {
+	refresh refreshReader
+	tokens  *TokenSet
+	grace   time.Duration
+	reuse   ReuseReporter
+}
+
+var _ Grant = RefreshToken{}
+
+// NewRefreshToken returns the grant over the refresh tokens of refresh, rotating with tokens;
+// grace is the reuse grace window, reuse (may be nil) is told of every reuse.
+func NewRefreshToken(refresh refreshReader, tokens *TokenSet, grace time.Duration, reuse ReuseReporter) RefreshToken {
+	return RefreshToken{refresh: refresh, tokens: tokens, grace: grace, reuse: reuse}
+}
+
+// Type is refresh_token.
+func (RefreshToken) Type() string { return oauth2.GrantRefreshToken }
+
+// ConfidentialOnly is false: rotation protects the refresh tokens of public clients.
+func (RefreshToken) ConfidentialOnly() bool { return false }
+
+// IssuedEvent is refresh_rotated.
+func (RefreshToken) IssuedEvent() string { return oauth2.AuditRefreshRotated }
+
+// Exchange rotates the presented refresh token and issues new tokens.
+func (g RefreshToken) Exchange(ctx context.Context, req *Request) (*Response, error) {
+	if req.RefreshToken == "" {
+		return nil, oauth2.InvalidRequest("The refresh_token parameter is missing.")
+	}
+	if !token.IsRefreshToken(req.RefreshToken) {
+		return nil, oauth2.ErrInvalidGrant.WithDescription(badRefreshToken)
+	}
+	old := store.HashOf(req.RefreshToken)
+	rec, err := g.refresh.GetRefresh(ctx, old)
+	switch {
+	case errors.Is(err, store.ErrReused):
+		// Rotated before. Unless the record shows it is another client's token (which must not
+		// let one client burn another's grant), the store applies the reuse rule.
+		if rec.ClientID != req.Client.ID {
+			return nil, oauth2.ErrInvalidGrant.WithDescription(badRefreshToken)
+		}
+		err = g.refresh.ReportRefreshReuse(ctx, old, g.grace)
+		if errors.Is(err, store.ErrReused) {
+			oauth2.Audit(ctx, oauth2.AuditEvent{
+				Event: oauth2.AuditRefreshReuseDetected, ClientID: req.Client.ID, Subject: rec.Subject,
+				GrantType: oauth2.GrantRefreshToken, TokenRef: oauth2.TokenRef(req.RefreshToken),
+				Outcome: "failure", Reason: "family revoked",
+			})
+			if g.reuse != nil {
+				g.reuse.RefreshReuseDetected(req.Client.ID)
+			}
+		}
+		if err == nil {
+			// Active again cannot be (rotation is one way): refuse like any other reuse.
+			err = store.ErrConflict
+		}
+		return nil, refreshError(err)
+	case err != nil:
+		return nil, refreshError(err)
+	}
+	if rec.ClientID != req.Client.ID {
+		// RFC 6749 10.4: bound to the client it was issued to. Nothing is rotated or revoked,
+		// so a client cannot burn another client's grant.
+		return nil, oauth2.ErrInvalidGrant.WithDescription(badRefreshToken)
+	}
+	scopes, err := narrowScopes(req, rec.Scopes)
+	if err != nil {
+		return nil, err
+	}
+	user, ok := req.Snapshot.UserBySubject(rec.Subject)
+	if !ok || user.Disabled {
+		return nil, oauth2.ErrInvalidGrant.WithDescription(badRefreshToken)
+	}
+	// The new refresh token keeps the family's scopes (RFC 6749 6: identical to the presented
+	// one); only the access and ID tokens get the narrowed set.
+	resp, err := g.tokens.issue(ctx, UserGrant{
+		Client: req.Client, User: user, Snapshot: req.Snapshot, Scopes: scopes, AuthTime: rec.AuthTime, FamilyID: rec.FamilyID,
+	}, &rotation{old: old, familyScopes: rec.Scopes, grace: g.grace})
+	if err != nil {
+		return nil, refreshError(err)
+	}
+	return resp, nil
+}
+
+// refreshError maps an error of the grant with oauth2.FromStore; a store error that is
+// invalid_grant gets the grant's one description.
+func refreshError(err error) error {
+	mapped := oauth2.FromStore(err)
+	var oe *oauth2.Error
+	if !errors.As(err, &oe) && errors.Is(mapped, oauth2.ErrInvalidGrant) {
+		return oauth2.ErrInvalidGrant.WithDescription(badRefreshToken).WithCause(err)
+	}
+	return mapped
+}
+
+// narrowScopes returns the scopes of the refreshed tokens: the family's when the request names
+// none, else the requested ones, each of which must be among the family's (invalid_scope
+// otherwise). Either way every scope must still pass the client's scope policy.
+func narrowScopes(req *Request, family []string) ([]string, error) {
+	if strings.Trim(req.Scope, " ") == "" {
+		for _, name := range family {
+			if err := oauth2.CheckScope(req.Snapshot, req.Client, name); err != nil {
+				return nil, err
+			}
+		}
+		return family, nil
+	}
+	// The dispatcher has applied the client's scope policy to the requested scopes.
+	for _, name := range req.Scopes {
+		if !slices.Contains(family, name) {
+			return nil, oauth2.ErrInvalidScope.WithDescription(fmt.Sprintf("Scope %.64q was not granted to the refresh token.", name))
+		}
+	}
+	return req.Scopes, nil
+}

@@ -1,0 +1,146 @@
+package grants
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/store"
+	"github.com/latchkey-dev/latchkey/server/token"
+)
+
+// UserGrant is what a grant that acts for a user hands to TokenSet.Issue.
+type UserGrant struct {
+	Client   *registry.Client
+	User     *registry.User // the resource owner
+	Snapshot *registry.Snapshot
+	Scopes   []string  // granted scopes (already checked)
+	AuthTime time.Time // when the user authenticated
+	Nonce    string    // OIDC nonce from the authorization request, "" if none
+	FamilyID string    // refresh token family / grant ID; "" starts a new one
+}
+
+// tokenSigner signs access and ID tokens; *token.Issuer implements it.
+type tokenSigner interface {
+	IssueAccessToken(req token.AccessTokenRequest) (token.AccessToken, error)
+	IssueIDToken(req token.IDTokenRequest) (string, error)
+}
+
+var _ tokenSigner = (*token.Issuer)(nil)
+
+// refreshWriter stores refresh tokens; store.Store implements it.
+type refreshWriter interface {
+	CreateRefresh(ctx context.Context, h store.Hash, rt store.RefreshToken) error
+	RotateRefresh(ctx context.Context, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.RefreshToken, error)
+}
+
+// TokenSet issues the tokens of a user grant: an access token (sid = the family ID), an ID
+// token when openid is granted, and a refresh token when the client may use the refresh_token
+// grant. It is safe for concurrent use.
+type TokenSet struct {
+	signer    tokenSigner
+	refresh   refreshWriter
+	now       func() time.Time
+	lifetimes oauth2.Lifetimes
+}
+
+// NewTokenSet returns a TokenSet signing with signer and keeping refresh tokens in refresh;
+// lifetimes are the server's defaults (with their defaults applied).
+func NewTokenSet(signer tokenSigner, refresh refreshWriter, lifetimes oauth2.Lifetimes, now func() time.Time) *TokenSet {
+	return &TokenSet{signer: signer, refresh: refresh, now: now, lifetimes: lifetimes}
+}
+
+// rotation is the refresh token a refresh_token grant presented: Issue rotates it instead of
+// starting a family.
+type rotation struct {
+	old store.Hash
+	// familyScopes are the scopes of the new refresh token: the family's, which the grant's
+	// (maybe narrowed) Scopes do not change.
+	familyScopes []string
+	grace        time.Duration
+}
+
+// Issue issues the tokens of a user grant; FamilyID "" starts a new family.
+func (s *TokenSet) Issue(ctx context.Context, g UserGrant) (*Response, error) {
+	return s.issue(ctx, g, nil)
+}
+
+// issue issues the tokens; with rot it rotates rot.old to the new refresh token (which is then
+// always issued). When the rotation fails, it fails with the store's error and what it signed
+// is discarded.
+func (s *TokenSet) issue(ctx context.Context, g UserGrant, rot *rotation) (*Response, error) {
+	if g.Client == nil || g.User == nil || g.Snapshot == nil {
+		return nil, oauth2.ErrServerError.WithCause(errors.New("user grant without client, user or snapshot"))
+	}
+	if g.User.Subject == "" {
+		return nil, oauth2.ErrServerError.WithCause(errors.New("user without a subject"))
+	}
+	if g.FamilyID == "" {
+		id, err := token.NewFamilyID()
+		if err != nil {
+			return nil, oauth2.ErrServerError.WithCause(err)
+		}
+		g.FamilyID = id
+	}
+	resp := &Response{Scope: g.Scopes}
+
+	// Sign first, store last: a signing failure (no key yet: 503, retry) must not use up a
+	// rotation, or the client's retry with the same refresh token would count as reuse and
+	// revoke the family. A lost rotation discards what was signed.
+	at, err := s.signer.IssueAccessToken(token.AccessTokenRequest{
+		Client: g.Client, Subject: g.User.Subject, Scopes: g.Scopes, SessionID: g.FamilyID,
+	})
+	if err != nil {
+		return nil, oauth2.FromStore(err)
+	}
+	resp.AccessToken, resp.ExpiresIn = at.Token, at.ExpiresIn
+
+	if slices.Contains(g.Scopes, oauth2.ScopeOpenID) {
+		resp.IDToken, err = s.signer.IssueIDToken(token.IDTokenRequest{
+			Client: g.Client, User: g.User, AuthTime: g.AuthTime, Nonce: g.Nonce,
+			AccessToken: at.Token, Release: oauth2.ReleasedClaims(g.Snapshot, g.Scopes), Lifetime: s.lifetimes.IDToken,
+		})
+		if err != nil {
+			return nil, oauth2.FromStore(err)
+		}
+	}
+
+	if rot == nil && !refreshAllowed(g.Client) {
+		return resp, nil
+	}
+	rt, rec, err := s.newRefreshToken(g)
+	if err != nil {
+		return nil, oauth2.ErrServerError.WithCause(err)
+	}
+	if rot != nil {
+		rec.Scopes = slices.Clone(rot.familyScopes)
+		_, err = s.refresh.RotateRefresh(ctx, rot.old, store.HashOf(rt), rec, rot.grace)
+	} else {
+		err = s.refresh.CreateRefresh(ctx, store.HashOf(rt), rec)
+	}
+	if err != nil {
+		return nil, err
+	}
+	resp.RefreshToken = rt
+	return resp, nil
+}
+
+// refreshAllowed is the refresh token rule: a user grant issues a refresh token iff the
+// client lists the refresh_token grant type. offline_access is accepted but not required.
+func refreshAllowed(c *registry.Client) bool { return c.AllowsGrant(oauth2.GrantRefreshToken) }
+
+// newRefreshToken returns a refresh token of the grant's family and its record.
+func (s *TokenSet) newRefreshToken(g UserGrant) (string, store.RefreshToken, error) {
+	tok, err := token.NewRefreshToken(g.FamilyID)
+	if err != nil {
+		return "", store.RefreshToken{}, err
+	}
+	now := s.now()
+	return tok, store.RefreshToken{
+		FamilyID: g.FamilyID, ClientID: g.Client.ID, Subject: g.User.Subject,
+		Scopes: slices.Clone(g.Scopes), AuthTime: g.AuthTime, IssuedAt: now, ExpiresAt: now.Add(s.lifetimes.Refresh(g.Client)),
+	}, nil
+}

@@ -1,0 +1,100 @@
+package handler
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata")
+
+// get fetches a document and checks the headers every discovery answer has.
+func get(t *testing.T, url string, client *http.Client) []byte {
+	t.Helper()
+	res, err := client.Get(url)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Equal(t, "application/json;charset=UTF-8", res.Header.Get("Content-Type"))
+	assert.Equal(t, "public, max-age=300", res.Header.Get("Cache-Control"))
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return body
+}
+
+func TestDiscoveryDocumentsMatchGoldenFiles(t *testing.T) {
+	srv := newTestServer(t)
+	for _, path := range []string{oauth2.OpenIDConfigurationPath, oauth2.AuthorizationServerPath} {
+		t.Run("the document at "+path+" matches its golden file", func(t *testing.T) {
+			body := get(t, srv.URL+path, srv.Client())
+			golden := filepath.Join("testdata", filepath.Base(path)+".golden.json")
+			if *update {
+				var pretty bytes.Buffer
+				require.NoError(t, json.Indent(&pretty, body, "", "  "))
+				require.NoError(t, os.WriteFile(golden, pretty.Bytes(), 0o644))
+			}
+			want, err := os.ReadFile(golden)
+			require.NoError(t, err)
+			assert.JSONEq(t, string(want), string(body))
+		})
+	}
+}
+
+func TestDiscoveryDescribesOnlyWhatWorks(t *testing.T) {
+	srv := newTestServer(t)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(get(t, srv.URL+oauth2.OpenIDConfigurationPath, srv.Client()), &m))
+
+	t.Run("without a store there is no authorization endpoint", func(t *testing.T) {
+		assert.NotContains(t, m, "authorization_endpoint")
+		assert.Equal(t, []any{}, m["response_types_supported"])
+	})
+	t.Run("the only grant is client_credentials", func(t *testing.T) {
+		assert.Equal(t, []any{"client_credentials"}, m["grant_types_supported"])
+	})
+	t.Run("the signing algorithms are the keyring's", func(t *testing.T) {
+		assert.Equal(t, []any{"RS256", "ES256", "EdDSA"}, m["id_token_signing_alg_values_supported"])
+	})
+	t.Run("the scopes come from the registry, sorted", func(t *testing.T) {
+		assert.Equal(t, []any{"admin:read", "other-ns-only", "payments-only", "read", "read:projects", "write:projects"},
+			m["scopes_supported"])
+	})
+	t.Run("the token endpoint is under the issuer", func(t *testing.T) {
+		u, _ := m["token_endpoint"].(string)
+		assert.Equal(t, testIssuer+oauth2.TokenPath, u)
+	})
+	t.Run("HEAD works on discovery", func(t *testing.T) {
+		res, err := srv.Client().Head(srv.URL + oauth2.OpenIDConfigurationPath)
+		require.NoError(t, err)
+		res.Body.Close()
+		assert.Equal(t, http.StatusOK, res.StatusCode)
+	})
+}
+
+func TestJWKSPublishesThePublicKeys(t *testing.T) {
+	srv := newTestServer(t)
+	body := get(t, srv.URL+oauth2.JWKSPath, srv.Client())
+	var set jose.JSONWebKeySet
+	require.NoError(t, json.Unmarshal(body, &set))
+	require.Len(t, set.Keys, 3)
+	algs := map[string]bool{}
+	for _, k := range set.Keys {
+		assert.True(t, k.IsPublic(), "key %s is public", k.KeyID)
+		assert.True(t, k.Valid())
+		assert.NotEmpty(t, k.KeyID)
+		assert.Equal(t, "sig", k.Use)
+		algs[k.Algorithm] = true
+	}
+	assert.Equal(t, map[string]bool{"RS256": true, "ES256": true, "EdDSA": true}, algs)
+	assert.NotContains(t, string(body), `"d":`, "no private key material")
+}

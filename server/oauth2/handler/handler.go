@@ -1,0 +1,220 @@
+package handler
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/latchkey-dev/latchkey/server/keys"
+	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/oauth2/bearer"
+	"github.com/latchkey-dev/latchkey/server/oauth2/browser"
+	"github.com/latchkey-dev/latchkey/server/oauth2/grants"
+	"github.com/latchkey-dev/latchkey/server/oauth2/register"
+	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/store"
+	"github.com/latchkey-dev/latchkey/server/token"
+	"github.com/latchkey-dev/latchkey/server/userauth"
+)
+
+// DefaultMaxBodyBytes bounds a request body when Config.MaxBodyBytes is zero.
+const DefaultMaxBodyBytes = 64 << 10
+
+// Registry gives the current registry snapshot; *registry.Registry implements it.
+type Registry interface {
+	Snapshot() *registry.Snapshot
+}
+
+// Keyring signs with and publishes the signing keys; *keys.Keyring implements it.
+type Keyring interface {
+	Signer(alg string) (*keys.Signer, error)
+	JWKS() []byte
+	Algorithms() []string
+	// PublicKeys verifies the tokens this server signed (userinfo, introspection, revocation).
+	PublicKeys() jose.JSONWebKeySet
+}
+
+var (
+	_ Registry = (*registry.Registry)(nil)
+	_ Keyring  = (*keys.Keyring)(nil)
+)
+
+// Config configures the OAuth 2.0 handler.
+type Config struct {
+	// Issuer is the public URL of the server, e.g. http://127.0.0.1:8080: the iss claim and
+	// the base of the endpoint URLs in the metadata.
+	Issuer string
+	// DefaultAlgorithm signs tokens of clients without a SigningAlgorithm: "RS256" (when empty),
+	// "ES256" or "EdDSA".
+	DefaultAlgorithm string
+	// AccessTokenLifetime applies to clients without their own; zero means one hour.
+	AccessTokenLifetime time.Duration
+	Registry            Registry
+	Keys                Keyring
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// MaxBodyBytes bounds request bodies; zero means 64 KiB.
+	MaxBodyBytes int64
+	// Registrar enables dynamic client registration (RFC 7591, RFC 7592) at
+	// oauth2.RegistrationPath; nil disables it: the endpoint answers 404 and the metadata
+	// omits it.
+	Registrar register.ClientRegistrar
+	// RegistrationInitialTokens are the hashes (register.HashInitialToken,
+	// register.ParseInitialTokens) of the initial access tokens that authorize a registration.
+	RegistrationInitialTokens []register.InitialTokenHash
+	// RegistrationOpen also accepts registrations without an initial access token; a Registrar
+	// needs RegistrationInitialTokens, RegistrationOpen or both.
+	RegistrationOpen bool
+	// Store is the leased store (codes, refresh tokens, revocations, sessions, failed-login
+	// counters). nil serves client_credentials only: the grants and endpoints that need it are
+	// not mounted.
+	Store store.Store
+	// RefreshTokenLifetime applies to clients without their own; zero means 30 days.
+	RefreshTokenLifetime time.Duration
+	// RefreshReuseGrace is how long after a rotation the old refresh token is answered
+	// invalid_grant without revoking its family (a concurrent retry); zero means 2 s.
+	RefreshReuseGrace time.Duration
+	// IDTokenLifetime applies to clients without their own; zero means one hour.
+	IDTokenLifetime time.Duration
+	// Login configures user authentication (the login page and the password grant) and the
+	// browser flow's lifetimes.
+	Login LoginConfig
+	// Metrics records issued tokens, errors, client authentication failures and request
+	// latencies; nil records nothing.
+	Metrics oauth2.Metrics
+	// Audit records security-relevant events (tokens issued, refresh reuse, revocations,
+	// logins, consent, registrations); nil records nothing.
+	Audit oauth2.Auditor
+	// ReuseReporter is told of refresh token reuse; nil reports nothing.
+	ReuseReporter grants.ReuseReporter
+}
+
+// LoginConfig configures user authentication, one policy for the login page and the password
+// grant (server/userauth), and the browser flow. Zero fields take the defaults of userauth and
+// browser.
+type LoginConfig struct {
+	// MaxFailuresPerUser attempts for one username without a success lock the username until
+	// the window that started with the first of them ends, whether or not the user exists.
+	MaxFailuresPerUser int
+	// MaxFailuresPerAddress failed logins from one client address within FailureWindow lock the
+	// address for FailureWindow.
+	MaxFailuresPerAddress int
+	// FailureWindow is the window of the failure counters and of the address lock.
+	FailureWindow time.Duration
+	// FailureDelay is added to every failed or locked login attempt; negative means none.
+	FailureDelay time.Duration
+	// SessionLifetime is how long a login session lasts (not extended by use).
+	SessionLifetime time.Duration
+	// ConsentLifetime is how long a remembered consent lasts.
+	ConsentLifetime time.Duration
+	// RequestLifetime is how long a pending authorization request waits for the login and
+	// consent pages.
+	RequestLifetime time.Duration
+	// ClientIPHeader names a header that a trusted reverse proxy sets to the client address,
+	// e.g. X-Forwarded-For or X-Real-IP; its last value is used. Empty uses the address of the
+	// connection. Set it only behind a proxy that overwrites or appends to the header.
+	ClientIPHeader string
+}
+
+// New checks the config and returns the handler of every endpoint the config enables.
+func New(cfg Config) (http.Handler, error) {
+	cfg, lifetimes, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	issuer, err := token.NewIssuer(token.Config{
+		Issuer: cfg.Issuer, DefaultAlgorithm: cfg.DefaultAlgorithm,
+		AccessTokenLifetime: cfg.AccessTokenLifetime, Keys: cfg.Keys, Now: cfg.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("handler: %w", err)
+	}
+	mux := oauth2.NewMux()
+	all := []grants.Grant{grants.NewClientCredentials(issuer)}
+	if st := cfg.Store; st != nil {
+		auth, err := userauth.New(userauth.Config{
+			MaxFailuresPerUser: cfg.Login.MaxFailuresPerUser, MaxFailuresPerAddress: cfg.Login.MaxFailuresPerAddress,
+			FailureWindow: cfg.Login.FailureWindow, FailureDelay: cfg.Login.FailureDelay,
+		}, st)
+		if err != nil {
+			return nil, err
+		}
+		tokens := grants.NewTokenSet(issuer, st, lifetimes, cfg.Now)
+		all = append(all,
+			grants.NewPassword(auth, tokens, cfg.Now),
+			grants.NewRefreshToken(st, tokens, cfg.RefreshReuseGrace, cfg.ReuseReporter),
+			grants.NewAuthorizationCode(st, tokens, lifetimes, cfg.Now))
+		flow, err := browser.New(browser.Config{
+			Issuer: cfg.Issuer, Registry: cfg.Registry, Store: st, Auth: auth, Now: cfg.Now,
+			MaxBodyBytes: cfg.MaxBodyBytes, Lifetimes: lifetimes, SessionLifetime: cfg.Login.SessionLifetime,
+			ConsentLifetime: cfg.Login.ConsentLifetime, RequestLifetime: cfg.Login.RequestLifetime,
+		})
+		if err != nil {
+			return nil, err
+		}
+		flow.Mount(mux)
+		bearer.New(bearer.Config{
+			Registry: cfg.Registry, Store: st, Verifier: token.NewVerifier(cfg.Issuer, cfg.Keys, cfg.Now),
+			Lifetimes: lifetimes, Now: cfg.Now, MaxBodyBytes: cfg.MaxBodyBytes,
+		}).Mount(mux)
+	}
+	endpoint := grants.NewEndpoint(cfg.Registry, cfg.MaxBodyBytes, all...)
+	endpoint.Mount(mux)
+	if cfg.Registrar != nil {
+		reg, err := register.New(register.Config{
+			Registrar: cfg.Registrar, Registry: cfg.Registry, Issuer: cfg.Issuer,
+			InitialTokens: cfg.RegistrationInitialTokens, Open: cfg.RegistrationOpen, MaxBodyBytes: cfg.MaxBodyBytes,
+		})
+		if err != nil {
+			return nil, err
+		}
+		reg.Mount(mux)
+	}
+	newDiscovery(cfg.Issuer, cfg.Registry, cfg.Keys, endpoint.GrantTypes(), mux).Mount(mux)
+	in := oauth2.Instrumentation{Metrics: cfg.Metrics, Auditor: cfg.Audit, ClientIPHeader: cfg.Login.ClientIPHeader}
+	return in.Wrap(oauth2.RecoverPanics(mux.Handler())), nil
+}
+
+// withDefaults fills in defaults and checks the config.
+func (cfg Config) withDefaults() (Config, oauth2.Lifetimes, error) {
+	if cfg.Registry == nil || cfg.Keys == nil {
+		return cfg, oauth2.Lifetimes{}, errors.New("handler: Registry and Keys are required")
+	}
+	u, err := url.Parse(cfg.Issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
+		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return cfg, oauth2.Lifetimes{}, fmt.Errorf("handler: issuer %q must be an http(s) URL without query or fragment", cfg.Issuer)
+	}
+	if cfg.DefaultAlgorithm == "" {
+		cfg.DefaultAlgorithm = keys.RS256
+	}
+	if cfg.MaxBodyBytes < 0 {
+		return cfg, oauth2.Lifetimes{}, errors.New("handler: MaxBodyBytes must not be negative")
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Registrar == nil && (len(cfg.RegistrationInitialTokens) > 0 || cfg.RegistrationOpen) {
+		return cfg, oauth2.Lifetimes{}, errors.New("handler: RegistrationInitialTokens and RegistrationOpen need a Registrar")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.RefreshReuseGrace < 0 {
+		return cfg, oauth2.Lifetimes{}, errors.New("handler: the refresh reuse grace must not be negative")
+	}
+	if cfg.RefreshReuseGrace == 0 {
+		cfg.RefreshReuseGrace = grants.DefaultRefreshReuseGrace
+	}
+	lifetimes, err := oauth2.Lifetimes{
+		AccessToken: cfg.AccessTokenLifetime, RefreshToken: cfg.RefreshTokenLifetime, IDToken: cfg.IDTokenLifetime,
+	}.WithDefaults()
+	if err != nil {
+		return cfg, lifetimes, err
+	}
+	return cfg, lifetimes, nil
+}

@@ -1,0 +1,533 @@
+package handler_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	xoauth2 "golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/latchkey-dev/latchkey/server/keys"
+	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/oauth2/handler"
+	"github.com/latchkey-dev/latchkey/server/oauth2/register"
+	"github.com/latchkey-dev/latchkey/server/registration"
+	"github.com/latchkey-dev/latchkey/server/registry"
+)
+
+// The external test package lets these tests use server/registration, which imports oauth2.
+
+const (
+	regNamespace  = "registered"
+	initialToken  = "initial-token-0123456789abcdef"
+	initialToken2 = "second-initial-token-0123456789"
+	jsonType      = "application/json"
+)
+
+var regKeyring = sync.OnceValues(func() (*keys.Keyring, error) {
+	set, err := keys.Generate([]string{keys.RS256}, time.Now().Add(-time.Minute))
+	if err != nil {
+		return nil, err
+	}
+	kr := keys.NewKeyring()
+	return kr, kr.Load(set)
+})
+
+// regServer is a handler with the memory registrar over httptest.
+type regServer struct {
+	*httptest.Server
+	registry *registry.Registry
+}
+
+type regOptions struct {
+	open     bool
+	noTokens bool
+	maxBody  int64
+	max      int
+}
+
+func newRegServer(t *testing.T, o regOptions) *regServer {
+	t.Helper()
+	kr, err := regKeyring()
+	require.NoError(t, err)
+	reg := registry.New()
+	reg.PutScope("read-projects", registry.Scope{Name: "read:projects"})
+	reg.PutScope("write-projects", registry.Scope{Name: "write:projects"})
+	reg.PutScope("admin-read", registry.Scope{Name: "admin:read", AllowedNamespaces: []string{"payments"}})
+	mem, err := registration.NewMemory(reg, registration.MemoryOptions{Namespace: regNamespace, MaxClients: o.max})
+	require.NoError(t, err)
+	var h http.Handler
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	cfg := handler.Config{
+		Issuer: srv.URL, Registry: reg, Keys: kr, Registrar: mem, RegistrationOpen: o.open, MaxBodyBytes: o.maxBody,
+	}
+	if !o.noTokens {
+		cfg.RegistrationInitialTokens = []register.InitialTokenHash{register.HashInitialToken(initialToken), register.HashInitialToken(initialToken2)}
+	}
+	h, err = handler.New(cfg)
+	require.NoError(t, err)
+	return &regServer{Server: srv, registry: reg}
+}
+
+type regResponse struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+// call sends one request; bearer "" sends no Authorization header.
+func (s *regServer) call(t *testing.T, method, path, bearer, contentType, body string) regResponse {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, s.URL+path, strings.NewReader(body))
+	require.NoError(t, err)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	res, err := s.Client().Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	out := regResponse{status: res.StatusCode, header: res.Header, raw: string(raw)}
+	assert.Equal(t, "no-store", res.Header.Get("Cache-Control"), "every registration answer is no-store")
+	if res.StatusCode != http.StatusNoContent && method != http.MethodHead {
+		assert.Equal(t, "application/json;charset=UTF-8", res.Header.Get("Content-Type"))
+		require.NoError(t, json.Unmarshal(raw, &out.body), "body %q", raw)
+	}
+	return out
+}
+
+// register POSTs metadata with the first initial access token and requires 201.
+func (s *regServer) register(t *testing.T, body string) map[string]any {
+	t.Helper()
+	res := s.call(t, http.MethodPost, oauth2.RegistrationPath, initialToken, jsonType, body)
+	require.Equal(t, http.StatusCreated, res.status, res.raw)
+	return res.body
+}
+
+func str(m map[string]any, key string) string { s, _ := m[key].(string); return s }
+
+// clientToken asks for a client_credentials token with Basic authentication.
+func clientToken(ctx context.Context, srv *httptest.Server, id, secret string, scopes ...string) (*xoauth2.Token, error) {
+	cc := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: srv.URL + oauth2.TokenPath,
+		Scopes: scopes, AuthStyle: xoauth2.AuthStyleInHeader}
+	return cc.Token(context.WithValue(ctx, xoauth2.HTTPClient, srv.Client()))
+}
+
+func requireOAuthError(t *testing.T, err error, code string, status int) {
+	t.Helper()
+	var re *xoauth2.RetrieveError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, code, re.ErrorCode)
+	assert.Equal(t, status, re.Response.StatusCode)
+}
+
+func TestRegistrationRoundTrip(t *testing.T) {
+	srv := newRegServer(t, regOptions{})
+	ctx := t.Context()
+
+	got := srv.register(t, `{
+		"client_name": "Billing service",
+		"grant_types": ["client_credentials"],
+		"token_endpoint_auth_method": "client_secret_basic",
+		"scope": "read:projects write:projects",
+		"logo_uri": "https://billing.example/logo.png",
+		"contacts": ["ops@billing.example"]
+	}`)
+	id, secret, regToken := str(got, "client_id"), str(got, "client_secret"), str(got, "registration_access_token")
+	clientURI := srv.URL + oauth2.RegistrationPath + "/" + id
+
+	t.Run("the registration response has the credentials and the stored metadata", func(t *testing.T) {
+		assert.Regexp(t, `^dyn-[a-z2-7]{10}$`, id)
+		assert.Len(t, secret, 43, "32 bytes in unpadded base64url")
+		assert.Len(t, regToken, 43)
+		assert.NotEqual(t, secret, regToken)
+		assert.InDelta(t, 0, got["client_secret_expires_at"], 0)
+		assert.InDelta(t, float64(time.Now().Unix()), got["client_id_issued_at"], 5)
+		assert.Equal(t, clientURI, got["registration_client_uri"])
+		assert.Equal(t, "client_secret_basic", got["token_endpoint_auth_method"])
+		assert.Equal(t, []any{"client_credentials"}, got["grant_types"])
+		assert.Equal(t, []any{}, got["response_types"])
+		assert.Equal(t, "Billing service", got["client_name"])
+		assert.Equal(t, "read:projects write:projects", got["scope"])
+		assert.NotContains(t, got, "logo_uri", "unknown metadata is ignored, not stored")
+		assert.NotContains(t, got, "redirect_uris")
+	})
+
+	t.Run("the registered client is served with the controllers' defaults", func(t *testing.T) {
+		c, ok := srv.registry.Snapshot().Client(id)
+		require.True(t, ok)
+		assert.Equal(t, regNamespace+"/"+id, c.Source)
+		assert.Equal(t, regNamespace, c.Namespace)
+		assert.Equal(t, registry.Confidential, c.Type)
+		assert.Equal(t, []string{id}, c.Audiences)
+		assert.Equal(t, "RequiredS256", c.PKCE)
+		assert.Equal(t, "Remember", c.Consent)
+		assert.True(t, c.CheckSecret(secret))
+		assert.False(t, c.CheckSecret(regToken))
+	})
+
+	t.Run("the returned credentials get a client_credentials token", func(t *testing.T) {
+		tok, err := clientToken(ctx, srv.Server, id, secret, "read:projects")
+		require.NoError(t, err)
+		assert.Equal(t, "read:projects", tok.Extra("scope"))
+		_, err = clientToken(ctx, srv.Server, id, regToken)
+		requireOAuthError(t, err, "invalid_client", http.StatusUnauthorized)
+	})
+
+	t.Run("GET reads the registration without the secret", func(t *testing.T) {
+		res := srv.call(t, http.MethodGet, oauth2.RegistrationPath+"/"+id, regToken, "", "")
+		require.Equal(t, http.StatusOK, res.status, res.raw)
+		assert.Equal(t, id, res.body["client_id"])
+		assert.NotContains(t, res.body, "client_secret", "the secret is handed out once")
+		assert.InDelta(t, 0, res.body["client_secret_expires_at"], 0)
+		assert.Equal(t, regToken, res.body["registration_access_token"])
+		assert.Equal(t, clientURI, res.body["registration_client_uri"])
+		assert.Equal(t, got["client_id_issued_at"], res.body["client_id_issued_at"])
+		assert.Equal(t, "read:projects write:projects", res.body["scope"])
+	})
+
+	t.Run("PUT replaces the metadata and omitted members are reset", func(t *testing.T) {
+		res := srv.call(t, http.MethodPut, oauth2.RegistrationPath+"/"+id, regToken, jsonType, `{
+			"client_id": "`+id+`", "client_secret": "`+secret+`",
+			"grant_types": ["client_credentials", "authorization_code"],
+			"redirect_uris": ["https://billing.example/callback"],
+			"token_endpoint_auth_method": "client_secret_post",
+			"scope": "read:projects openid",
+			"registration_access_token": "ignored", "client_id_issued_at": 1
+		}`)
+		require.Equal(t, http.StatusOK, res.status, res.raw)
+		assert.NotContains(t, res.body, "client_name", "omitted, so deleted (RFC 7592 2.2)")
+		assert.Equal(t, []any{"client_credentials", "authorization_code"}, res.body["grant_types"])
+		assert.Equal(t, []any{"code"}, res.body["response_types"])
+		assert.Equal(t, []any{"https://billing.example/callback"}, res.body["redirect_uris"])
+		assert.Equal(t, "client_secret_post", res.body["token_endpoint_auth_method"])
+		assert.Equal(t, "read:projects openid", res.body["scope"])
+		c, _ := srv.registry.Snapshot().Client(id)
+		assert.Equal(t, []string{"read:projects", "openid"}, c.Scopes)
+		assert.True(t, c.CheckSecret(secret), "the secret survives an update")
+
+		_, err := clientToken(ctx, srv.Server, id, secret, "write:projects")
+		requireOAuthError(t, err, "invalid_scope", http.StatusBadRequest)
+	})
+
+	for _, tt := range []struct {
+		name, body, code string
+	}{
+		{"PUT without client_id is invalid_client_metadata", `{"grant_types":["client_credentials"]}`, "invalid_client_metadata"},
+		{"PUT with another client_id is invalid_client_metadata", `{"client_id":"dyn-other","grant_types":["client_credentials"]}`, "invalid_client_metadata"},
+		{"PUT with a wrong client_secret is invalid_client_metadata", `{"client_id":"` + id + `","client_secret":"wrong","grant_types":["client_credentials"]}`, "invalid_client_metadata"},
+		{"PUT to a public client is invalid_client_metadata", `{"client_id":"` + id + `","token_endpoint_auth_method":"none","grant_types":["refresh_token"]}`, "invalid_client_metadata"},
+		{"PUT adding authorization_code without redirect URIs is invalid_redirect_uri", `{"client_id":"` + id + `"}`, "invalid_redirect_uri"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res := srv.call(t, http.MethodPut, oauth2.RegistrationPath+"/"+id, regToken, jsonType, tt.body)
+			assert.Equal(t, http.StatusBadRequest, res.status, res.raw)
+			assert.Equal(t, tt.code, res.body["error"])
+		})
+	}
+
+	t.Run("DELETE removes the client and its credentials stop working", func(t *testing.T) {
+		res := srv.call(t, http.MethodDelete, oauth2.RegistrationPath+"/"+id, regToken, "", "")
+		require.Equal(t, http.StatusNoContent, res.status, res.raw)
+		assert.Empty(t, res.raw)
+		_, ok := srv.registry.Snapshot().Client(id)
+		assert.False(t, ok)
+		_, err := clientToken(ctx, srv.Server, id, secret)
+		requireOAuthError(t, err, "invalid_client", http.StatusUnauthorized)
+		for _, method := range []string{http.MethodGet, http.MethodDelete} {
+			res := srv.call(t, method, oauth2.RegistrationPath+"/"+id, regToken, "", "")
+			assert.Equal(t, http.StatusUnauthorized, res.status, "%s after DELETE", method)
+			assert.Equal(t, "invalid_token", res.body["error"])
+		}
+	})
+}
+
+func TestRegistrationDefaultsAndPublicClients(t *testing.T) {
+	srv := newRegServer(t, regOptions{})
+
+	t.Run("RFC 7591 defaults: authorization_code, code, client_secret_basic", func(t *testing.T) {
+		got := srv.register(t, `{"redirect_uris":["https://app.example/cb","https://app.example/cb"]}`)
+		assert.Equal(t, []any{"authorization_code"}, got["grant_types"])
+		assert.Equal(t, []any{"code"}, got["response_types"])
+		assert.Equal(t, "client_secret_basic", got["token_endpoint_auth_method"])
+		assert.Equal(t, []any{"https://app.example/cb"}, got["redirect_uris"], "duplicates are dropped")
+		assert.NotEmpty(t, got["client_secret"])
+		assert.NotContains(t, got, "scope")
+	})
+
+	t.Run("a public client gets no secret and is served as Public", func(t *testing.T) {
+		got := srv.register(t, `{"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"],
+			"response_types":["code"],"redirect_uris":["com.example.app:/cb","http://127.0.0.1:8765/cb"],"scope":"openid offline_access"}`)
+		assert.NotContains(t, got, "client_secret")
+		assert.NotContains(t, got, "client_secret_expires_at")
+		c, ok := srv.registry.Snapshot().Client(str(got, "client_id"))
+		require.True(t, ok)
+		assert.Equal(t, registry.Public, c.Type)
+		assert.Equal(t, "none", c.AuthMethod)
+		assert.False(t, c.HasSecret)
+	})
+}
+
+func TestRegistrationValidation(t *testing.T) {
+	srv := newRegServer(t, regOptions{maxBody: 4096})
+	tests := []struct {
+		name        string
+		contentType string
+		body        string
+		status      int
+		code        string
+	}{
+		{"a fragment in a redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["https://a.example/cb#x"]}`, 400, "invalid_redirect_uri"},
+		{"http on a non-loopback host is invalid_redirect_uri", jsonType, `{"redirect_uris":["http://app.example/cb"]}`, 400, "invalid_redirect_uri"},
+		{"http on a host that starts like localhost is invalid_redirect_uri", jsonType, `{"redirect_uris":["http://localhost.evil.example/cb"]}`, 400, "invalid_redirect_uri"},
+		{"a javascript: redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["javascript:alert(1)"]}`, 400, "invalid_redirect_uri"},
+		{"a data: redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["data:text/html,x"]}`, 400, "invalid_redirect_uri"},
+		{"a relative redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["/cb"]}`, 400, "invalid_redirect_uri"},
+		{"an upper-case scheme is invalid_redirect_uri", jsonType, `{"redirect_uris":["HTTPS://a.example/cb"]}`, 400, "invalid_redirect_uri"},
+		{"user information in a redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["https://u:p@a.example/cb"]}`, 400, "invalid_redirect_uri"},
+		{"white space in a redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["https://a.example/c b"]}`, 400, "invalid_redirect_uri"},
+		{"authorization_code without redirect URIs is invalid_redirect_uri", jsonType, `{"grant_types":["authorization_code"]}`, 400, "invalid_redirect_uri"},
+		{"a public client with client_credentials is invalid_client_metadata", jsonType, `{"token_endpoint_auth_method":"none","grant_types":["client_credentials"]}`, 400, "invalid_client_metadata"},
+		{"an unknown grant type is invalid_client_metadata", jsonType, `{"grant_types":["urn:ietf:params:oauth:grant-type:device_code"]}`, 400, "invalid_client_metadata"},
+		{"the implicit grant is invalid_client_metadata", jsonType, `{"grant_types":["implicit"],"response_types":["token"],"redirect_uris":["https://a.example/cb"]}`, 400, "invalid_client_metadata"},
+		{"the password grant is invalid_client_metadata", jsonType, `{"grant_types":["password"]}`, 400, "invalid_client_metadata"},
+		{"an empty grant_types is invalid_client_metadata", jsonType, `{"grant_types":[]}`, 400, "invalid_client_metadata"},
+		{"response_types token is invalid_client_metadata", jsonType, `{"response_types":["token"],"redirect_uris":["https://a.example/cb"]}`, 400, "invalid_client_metadata"},
+		{"response_types code without authorization_code is invalid_client_metadata", jsonType, `{"grant_types":["client_credentials"],"response_types":["code"]}`, 400, "invalid_client_metadata"},
+		{"private_key_jwt is invalid_client_metadata", jsonType, `{"grant_types":["client_credentials"],"token_endpoint_auth_method":"private_key_jwt"}`, 400, "invalid_client_metadata"},
+		{"an unknown scope is invalid_client_metadata", jsonType, `{"grant_types":["client_credentials"],"scope":"read:projects ghost"}`, 400, "invalid_client_metadata"},
+		{"a scope of other namespaces is invalid_client_metadata", jsonType, `{"grant_types":["client_credentials"],"scope":"admin:read"}`, 400, "invalid_client_metadata"},
+		{"a scope with a quote is invalid_client_metadata", jsonType, `{"grant_types":["client_credentials"],"scope":"a\"b"}`, 400, "invalid_client_metadata"},
+		{"a scope array is invalid_client_metadata", jsonType, `{"grant_types":["client_credentials"],"scope":["read:projects"]}`, 400, "invalid_client_metadata"},
+		{"a string for an array is invalid_client_metadata", jsonType, `{"redirect_uris":"https://a.example/cb"}`, 400, "invalid_client_metadata"},
+		{"a number in an array is invalid_client_metadata", jsonType, `{"grant_types":["client_credentials",1]}`, 400, "invalid_client_metadata"},
+		{"a too long client_name is invalid_client_metadata", jsonType, `{"grant_types":["client_credentials"],"client_name":"` + strings.Repeat("é", 129) + `"}`, 400, "invalid_client_metadata"},
+		{"a control character in client_name is invalid_client_metadata", jsonType, `{"grant_types":["client_credentials"],"client_name":"a\u0007b"}`, 400, "invalid_client_metadata"},
+		{"a duplicated member is invalid_client_metadata", jsonType, `{"grant_types":["client_credentials"],"grant_types":["authorization_code"]}`, 400, "invalid_client_metadata"},
+		{"a duplicated member spelled with an escape is invalid_client_metadata", jsonType, `{"scope":"read:projects","\u0073cope":"ghost","grant_types":["client_credentials"]}`, 400, "invalid_client_metadata"},
+		{"a duplicated unknown member is invalid_client_metadata", jsonType, `{"x":1,"x":2,"grant_types":["client_credentials"]}`, 400, "invalid_client_metadata"},
+		{"malformed JSON is invalid_client_metadata", jsonType, `{"grant_types":["client_credentials"]`, 400, "invalid_client_metadata"},
+		{"a JSON array is invalid_client_metadata", jsonType, `[{"grant_types":["client_credentials"]}]`, 400, "invalid_client_metadata"},
+		{"data after the object is invalid_client_metadata", jsonType, `{"grant_types":["client_credentials"]} {}`, 400, "invalid_client_metadata"},
+		{"an empty body is invalid_client_metadata", jsonType, ``, 400, "invalid_client_metadata"},
+		{"a form body is 415 invalid_request", "application/x-www-form-urlencoded", `grant_types=client_credentials`, 415, "invalid_request"},
+		{"no Content-Type is 415 invalid_request", "", `{"grant_types":["client_credentials"]}`, 415, "invalid_request"},
+		{"a Latin-1 charset is 415 invalid_request", "application/json; charset=iso-8859-1", `{"grant_types":["client_credentials"]}`, 415, "invalid_request"},
+		{"an oversized body is 413 invalid_request", jsonType, `{"client_name":"` + strings.Repeat("a", 5000) + `"}`, 413, "invalid_request"},
+		{"a UTF-8 charset parameter is accepted", "application/json; charset=utf-8", `{"grant_types":["client_credentials"]}`, 201, ""},
+		{"null members count as omitted", jsonType, `{"grant_types":["client_credentials"],"scope":null,"redirect_uris":null,"client_name":null}`, 201, ""},
+		{"unknown members of any type are ignored", jsonType, `{"grant_types":["client_credentials"],"software_statement":"x.y.z","jwks":{"keys":[]},"client_name#ja":"名前"}`, 201, ""},
+		{"a private-use scheme, https and loopback redirect URIs are accepted", jsonType, `{"redirect_uris":["com.example.app:/cb","https://a.example/cb?x=1","http://localhost:9/cb","http://[::1]/cb"]}`, 201, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := srv.call(t, http.MethodPost, oauth2.RegistrationPath, initialToken, tt.contentType, tt.body)
+			assert.Equal(t, tt.status, res.status, res.raw)
+			if tt.code != "" {
+				assert.Equal(t, tt.code, res.body["error"])
+				assert.NotEmpty(t, res.body["error_description"])
+			} else {
+				assert.NotEmpty(t, res.body["client_id"])
+			}
+		})
+	}
+}
+
+func TestRegistrationNeedsTheInitialAccessToken(t *testing.T) {
+	body := `{"grant_types":["client_credentials"]}`
+	publicBody := `{"token_endpoint_auth_method":"none","redirect_uris":["http://127.0.0.1/cb"]}`
+	closed := newRegServer(t, regOptions{})
+	open := newRegServer(t, regOptions{open: true})
+	onlyOpen := newRegServer(t, regOptions{open: true, noTokens: true})
+	tests := []struct {
+		name      string
+		srv       *regServer
+		auth      string // the whole Authorization header
+		body      string
+		status    int
+		code      string
+		challenge string
+	}{
+		{"without a token it is 401 invalid_token with a bare challenge", closed, "", body, 401, "invalid_token", `Bearer realm="latchkey"`},
+		{"a wrong token is 401 invalid_token", closed, "Bearer wrong-token-0123456789abcdef", body, 401, "invalid_token", `Bearer realm="latchkey", error="invalid_token"`},
+		{"Basic credentials are 401 invalid_token", closed, basicHeader(initialToken), body, 401, "invalid_token", `Bearer realm="latchkey", error="invalid_token"`},
+		{"a malformed bearer token is 401 invalid_token", closed, "Bearer a b", body, 401, "invalid_token", `Bearer realm="latchkey", error="invalid_token"`},
+		{"an empty bearer token is 401 invalid_token", closed, "Bearer ", body, 401, "invalid_token", `Bearer realm="latchkey", error="invalid_token"`},
+		{"the second configured token works", closed, "Bearer " + initialToken2, body, 201, "", ""},
+		{"the scheme is case-insensitive", closed, "bearer " + initialToken, body, 201, "", ""},
+		{"open registration works without a token", open, "", publicBody, 201, "", ""},
+		{"open registration without a token cannot get client_credentials", open, "", body, 400, "invalid_client_metadata", ""},
+		{"open registration with a token can get client_credentials", open, "Bearer " + initialToken, body, 201, "", ""},
+		{"open registration refuses a wrong token", open, "Bearer wrong-token-0123456789abcdef", publicBody, 401, "invalid_token", `Bearer realm="latchkey", error="invalid_token"`},
+		{"open registration without tokens refuses any token", onlyOpen, "Bearer " + initialToken, publicBody, 401, "invalid_token", `Bearer realm="latchkey", error="invalid_token"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, tt.srv.URL+oauth2.RegistrationPath, strings.NewReader(tt.body))
+			require.NoError(t, err)
+			req.Header.Set("Content-Type", jsonType)
+			if tt.auth != "" {
+				req.Header.Set("Authorization", tt.auth)
+			}
+			res, err := tt.srv.Client().Do(req)
+			require.NoError(t, err)
+			defer res.Body.Close()
+			var body map[string]any
+			require.NoError(t, json.NewDecoder(res.Body).Decode(&body))
+			assert.Equal(t, tt.status, res.StatusCode, body)
+			assert.Equal(t, tt.challenge, res.Header.Get("WWW-Authenticate"))
+			if tt.code != "" {
+				assert.Equal(t, tt.code, body["error"])
+			}
+		})
+	}
+}
+
+func basicHeader(s string) string { return "Basic " + s }
+
+func TestClientConfigurationNeedsTheRegistrationAccessToken(t *testing.T) {
+	srv := newRegServer(t, regOptions{})
+	a := srv.register(t, `{"grant_types":["client_credentials"]}`)
+	b := srv.register(t, `{"grant_types":["client_credentials"]}`)
+	aPath := oauth2.RegistrationPath + "/" + str(a, "client_id")
+	update := `{"client_id":"` + str(a, "client_id") + `","grant_types":["client_credentials"],"client_name":"taken over"}`
+	for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
+		for _, tt := range []struct {
+			name, path, token string
+		}{
+			{"without a token", aPath, ""},
+			{"with a wrong token", aPath, "wrong-token-0123456789abcdef"},
+			{"with another client's token", aPath, str(b, "registration_access_token")},
+			{"with the initial access token", aPath, initialToken},
+			{"with the client secret", aPath, str(a, "client_secret")},
+			{"for a client that does not exist", oauth2.RegistrationPath + "/dyn-aaaaaaaaaa", str(a, "registration_access_token")},
+			{"for a client ID that is too long", oauth2.RegistrationPath + "/" + strings.Repeat("a", 300), str(a, "registration_access_token")},
+		} {
+			t.Run(method+" "+tt.name+" is 401 invalid_token", func(t *testing.T) {
+				res := srv.call(t, method, tt.path, tt.token, jsonType, update)
+				assert.Equal(t, http.StatusUnauthorized, res.status, res.raw)
+				assert.Equal(t, "invalid_token", res.body["error"])
+				assert.True(t, strings.HasPrefix(res.header.Get("WWW-Authenticate"), `Bearer realm="latchkey"`))
+			})
+		}
+	}
+	t.Run("the client is unchanged", func(t *testing.T) {
+		res := srv.call(t, http.MethodGet, aPath, str(a, "registration_access_token"), "", "")
+		require.Equal(t, http.StatusOK, res.status, res.raw)
+		assert.NotContains(t, res.body, "client_name")
+	})
+	t.Run("client_credentials cannot be added by an update", func(t *testing.T) {
+		c := srv.register(t, `{"redirect_uris":["https://a.example/cb"]}`)
+		res := srv.call(t, http.MethodPut, oauth2.RegistrationPath+"/"+str(c, "client_id"), str(c, "registration_access_token"), jsonType,
+			`{"client_id":"`+str(c, "client_id")+`","redirect_uris":["https://a.example/cb"],"grant_types":["authorization_code","client_credentials"]}`)
+		assert.Equal(t, http.StatusBadRequest, res.status, res.raw)
+		assert.Equal(t, "invalid_client_metadata", res.body["error"])
+	})
+}
+
+func TestRegistrationEndpointMethodsAndLimits(t *testing.T) {
+	srv := newRegServer(t, regOptions{max: 1})
+	t.Run("GET on the registration endpoint is 405", func(t *testing.T) {
+		res := srv.call(t, http.MethodGet, oauth2.RegistrationPath, initialToken, "", "")
+		assert.Equal(t, http.StatusMethodNotAllowed, res.status)
+		assert.Equal(t, "POST", res.header.Get("Allow"))
+	})
+	t.Run("PATCH on a client configuration endpoint is 405", func(t *testing.T) {
+		res := srv.call(t, http.MethodPatch, oauth2.RegistrationPath+"/dyn-x", initialToken, jsonType, "{}")
+		assert.Equal(t, http.StatusMethodNotAllowed, res.status)
+		assert.Equal(t, "GET, HEAD, PUT, DELETE", res.header.Get("Allow"))
+	})
+	t.Run("a nested path is 404", func(t *testing.T) {
+		res := srv.call(t, http.MethodGet, oauth2.RegistrationPath+"/dyn-x/y", initialToken, "", "")
+		assert.Equal(t, http.StatusNotFound, res.status)
+	})
+	t.Run("past MaxClients registration is 403 access_denied", func(t *testing.T) {
+		srv.register(t, `{"grant_types":["client_credentials"]}`)
+		res := srv.call(t, http.MethodPost, oauth2.RegistrationPath, initialToken, jsonType, `{"grant_types":["client_credentials"]}`)
+		assert.Equal(t, http.StatusForbidden, res.status, res.raw)
+		assert.Equal(t, "access_denied", res.body["error"])
+	})
+}
+
+func TestRegistrationDiscoveryAndConfig(t *testing.T) {
+	kr, err := regKeyring()
+	require.NoError(t, err)
+	reg := registry.New()
+	mem, err := registration.NewMemory(reg, registration.MemoryOptions{Namespace: regNamespace})
+	require.NoError(t, err)
+
+	metadataOf := func(t *testing.T, h http.Handler, path string) map[string]any {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		require.Equal(t, http.StatusOK, rec.Code)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &m))
+		return m
+	}
+
+	t.Run("with a registrar, both metadata documents name the registration endpoint", func(t *testing.T) {
+		h, err := handler.New(handler.Config{Issuer: "https://id.example/", Registry: reg, Keys: kr, Registrar: mem, RegistrationOpen: true})
+		require.NoError(t, err)
+		for _, p := range []string{oauth2.OpenIDConfigurationPath, oauth2.AuthorizationServerPath} {
+			assert.Equal(t, "https://id.example/oauth2/register", metadataOf(t, h, p)["registration_endpoint"], p)
+		}
+	})
+	t.Run("without a registrar, the endpoint is 404 and absent from the metadata", func(t *testing.T) {
+		h, err := handler.New(handler.Config{Issuer: "https://id.example", Registry: reg, Keys: kr})
+		require.NoError(t, err)
+		assert.NotContains(t, metadataOf(t, h, oauth2.OpenIDConfigurationPath), "registration_endpoint")
+		for _, p := range []string{oauth2.RegistrationPath, oauth2.RegistrationPath + "/dyn-x"} {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, p, strings.NewReader("{}")))
+			assert.Equal(t, http.StatusNotFound, rec.Code, p)
+		}
+	})
+	for _, tt := range []struct {
+		name string
+		cfg  handler.Config
+	}{
+		{"a registrar without initial tokens or open registration is refused", handler.Config{Registrar: mem}},
+		{"initial tokens without a registrar are refused", handler.Config{RegistrationInitialTokens: []register.InitialTokenHash{{}}}},
+		{"open registration without a registrar is refused", handler.Config{RegistrationOpen: true}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Issuer, tt.cfg.Registry, tt.cfg.Keys = "https://id.example", reg, kr
+			_, err := handler.New(tt.cfg)
+			assert.Error(t, err)
+		})
+	}
+}
+
+func TestParseInitialTokens(t *testing.T) {
+	t.Run("tokens are read one a line, skipping comments and blank lines", func(t *testing.T) {
+		got, err := register.ParseInitialTokens([]byte("# team tokens\n\n  " + initialToken + "  \r\n" + initialToken2 + "\n"))
+		require.NoError(t, err)
+		assert.Equal(t, []register.InitialTokenHash{register.HashInitialToken(initialToken), register.HashInitialToken(initialToken2)}, got)
+	})
+	for _, tt := range []struct{ name, data string }{
+		{"an empty file is refused", "# nothing\n"},
+		{"a short token is refused", "short\n"},
+		{"a token with a space is refused", "abcdefgh ijklmnopqrstu\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := register.ParseInitialTokens([]byte(tt.data))
+			require.Error(t, err)
+			assert.NotContains(t, err.Error(), "ijklm", "errors never contain a token")
+		})
+	}
+}

@@ -1,0 +1,37 @@
+// Package register is dynamic client registration: RFC 7591 registration at POST
+// /oauth2/register and RFC 7592 client management at GET, PUT and DELETE
+// /oauth2/register/{client_id}. The Endpoint parses, validates and authorizes; a
+// ClientRegistrar stores (server/registration.Memory for the embedded default,
+// controllers/registration for a cluster, where clients are OAuthClient resources).
+//
+// Decisions:
+//   - Registration needs an initial access token (RFC 7591 3): Bearer, compared as SHA-256
+//     against every configured hash in constant time (ParseInitialTokens reads a file, one a
+//     line). Config.Open (off by default) also accepts requests without one; a token that is
+//     sent must still be valid. Anonymous registrations cannot request client_credentials
+//     (anyone could mint tokens for themselves); an update never adds client_credentials.
+//   - Bodies are application/json only (else 415 invalid_request), at most MaxBodyBytes (413).
+//     Unknown members are ignored and not stored; any member given twice, a known member of the
+//     wrong JSON type, or a malformed body is invalid_client_metadata; null means omitted.
+//   - Registrable: redirect_uris, token_endpoint_auth_method (client_secret_basic (default),
+//     client_secret_post, none = public), grant_types (authorization_code (default),
+//     refresh_token, client_credentials; password never: ROPC is for first-party clients an
+//     administrator declares), response_types (only code, exactly with authorization_code),
+//     client_name (128 characters, no control characters), scope (each must exist as a Scope
+//     available to the registrar's namespace, or be an OIDC standard scope). Rules are the
+//     CRD's and controllers/convert's together: a public client cannot use client_credentials;
+//     authorization_code needs a redirect URI; redirect URIs follow the one rule of
+//     checkRegistrationRedirectURI; lists are deduplicated. Bad redirect URIs are
+//     invalid_redirect_uri, the rest invalid_client_metadata.
+//   - The client secret is returned once, in the 201; reads and updates answer without it
+//     (client_secret_expires_at stays 0). The registration access token does not expire and is
+//     not rotated; GET and PUT echo the one presented. A missing or wrong token, and a client ID
+//     that does not exist or was not registered dynamically, are all 401 invalid_token with a
+//     Bearer challenge (RFC 7592 3), so client IDs cannot be probed.
+//   - PUT replaces the metadata (omitted members get their defaults), must carry the path's
+//     client_id, and a client_secret it carries must be the current one; it cannot switch
+//     between public and confidential. DELETE is 204. A registrar at its bound is 403
+//     access_denied.
+//
+// This package must not import controller-runtime, client-go or api/.
+package register

@@ -1,0 +1,339 @@
+package register
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/latchkey-dev/latchkey/server/oauth2"
+)
+
+// Bounds of registered metadata: the OAuthClient CRD's, so that what passes here is never
+// refused by the API server.
+const (
+	regMaxRedirectURIs     = 32
+	regMaxRedirectURILen   = 2048
+	regMaxScopes           = 128
+	regMaxScopeLen         = 128
+	regMaxClientNameRunes  = 128
+	regMaxGrantTypes       = 8
+	regMaxResponseTypes    = 8
+	regResponseTypeCode    = "code"
+	regMaxReportedURIBytes = 100
+	// regMaxListLen bounds every array member as sent, before duplicates are removed.
+	regMaxListLen = 256
+)
+
+var (
+	// regLoopbackRedirect is the CRD's rule for http redirect URIs.
+	regLoopbackRedirect = regexp.MustCompile(`^http://(localhost|127[.]0[.]0[.]1|[[]::1[]])(:[0-9]+)?([/?].*)?$`)
+	// regSchemePrefix is the CRD's rule for the scheme of any redirect URI (lower case).
+	regSchemePrefix = regexp.MustCompile(`^[a-z][a-z0-9+.-]*:`)
+	// regScopeToken is RFC 6749 3.3's scope-token (and the CRD's pattern).
+	regScopeToken = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`)
+)
+
+// registrationRequest is an RFC 7591 registration (or RFC 7592 update) request body as sent,
+// before validation. A member that is absent or JSON null is left zero and its has bit unset.
+// It may hold a client secret: never log it.
+type registrationRequest struct {
+	RedirectURIs            []string
+	TokenEndpointAuthMethod string
+	GrantTypes              []string
+	ResponseTypes           []string
+	ClientName              string
+	Scope                   string
+	// ClientID and ClientSecret are read for RFC 7592 updates; a registration ignores them.
+	ClientID     string
+	ClientSecret string
+	has          uint
+}
+
+// Member bits of registrationRequest.has.
+const (
+	hasGrantTypes = 1 << iota
+	hasResponseTypes
+)
+
+// String shows no secret.
+func (r registrationRequest) String() string {
+	return fmt.Sprintf("registrationRequest{client_id=%q grant_types=%q auth=%q}", r.ClientID, r.GrantTypes, r.TokenEndpointAuthMethod)
+}
+
+// GoString is String, for %#v.
+func (r registrationRequest) GoString() string { return r.String() }
+
+// metadataError is invalid_client_metadata with a description.
+func metadataError(format string, args ...any) error {
+	return ErrInvalidClientMetadata.WithDescription(fmt.Sprintf(format, args...))
+}
+
+// readRegistrationBody checks the Content-Type (application/json, UTF-8) and reads the body.
+func readRegistrationBody(r *http.Request, maxBody int64) ([]byte, error) {
+	ct := r.Header.Get("Content-Type")
+	if ct != "application/json" {
+		mt, params, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return nil, oauth2.ErrInvalidRequest.WithStatus(http.StatusUnsupportedMediaType).
+				WithDescription("The Content-Type must be application/json.")
+		}
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
+			return nil, oauth2.ErrInvalidRequest.WithStatus(http.StatusUnsupportedMediaType).
+				WithDescription("The charset must be UTF-8.")
+		}
+	}
+	return oauth2.ReadBody(r, maxBody)
+}
+
+// parseRegistrationRequest parses a JSON object of client metadata. Unknown members are
+// ignored (RFC 7591 2), any member given twice is refused, known members must have their JSON
+// type (null counts as absent). Every error is an *Error: invalid_client_metadata.
+func parseRegistrationRequest(body []byte) (*registrationRequest, error) {
+	const malformed = "The body is not a well-formed JSON object."
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, metadataError("The body must be a JSON object.")
+	}
+	var req registrationRequest
+	seen := map[string]struct{}{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, metadataError(malformed)
+		}
+		name, _ := tok.(string) // object keys are always strings
+		if _, dup := seen[name]; dup {
+			return nil, metadataError("The member %.64q is included more than once.", name)
+		}
+		seen[name] = struct{}{}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, metadataError(malformed)
+		}
+		if err := req.set(name, raw); err != nil {
+			return nil, err
+		}
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return nil, metadataError(malformed)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, metadataError("The body has data after the JSON object.")
+	}
+	return &req, nil
+}
+
+// set stores one member; unknown members are ignored.
+func (r *registrationRequest) set(name string, raw json.RawMessage) error {
+	var (
+		str  *string
+		list *[]string
+		bit  uint
+	)
+	switch name {
+	case "redirect_uris":
+		list = &r.RedirectURIs
+	case "token_endpoint_auth_method":
+		str = &r.TokenEndpointAuthMethod
+	case "grant_types":
+		list, bit = &r.GrantTypes, hasGrantTypes
+	case "response_types":
+		list, bit = &r.ResponseTypes, hasResponseTypes
+	case "client_name":
+		str = &r.ClientName
+	case "scope":
+		str = &r.Scope
+	case "client_id":
+		str = &r.ClientID
+	case "client_secret":
+		str = &r.ClientSecret
+	default:
+		return nil
+	}
+	if bytes.Equal(raw, []byte("null")) {
+		return nil
+	}
+	if str != nil {
+		if err := json.Unmarshal(raw, str); err != nil {
+			return metadataError("The value of %s must be a string.", name)
+		}
+		return nil
+	}
+	var values []string
+	if err := json.Unmarshal(raw, &values); err != nil || slices.Contains(values, "") {
+		return metadataError("The value of %s must be an array of non-empty strings.", name)
+	}
+	if len(values) > regMaxListLen {
+		return metadataError("The %s array has more than %d elements.", name, regMaxListLen)
+	}
+	*list = values
+	r.has |= bit
+	return nil
+}
+
+// validate checks the request against what a registered client may be and returns the
+// metadata to store, with RFC 7591's defaults applied: grant_types [authorization_code],
+// token_endpoint_auth_method client_secret_basic; response_types, when sent, must be [code]
+// with authorization_code and [] without it. Lists are deduplicated, keeping the first occurrence. Scope existence is
+// checked by the caller, which has the registry.
+func (r *registrationRequest) validate() (ClientMetadata, error) {
+	m := ClientMetadata{
+		TokenEndpointAuthMethod: r.TokenEndpointAuthMethod,
+		ClientName:              r.ClientName,
+	}
+	switch m.TokenEndpointAuthMethod {
+	case "":
+		m.TokenEndpointAuthMethod = oauth2.AuthMethodBasic
+	case oauth2.AuthMethodBasic, oauth2.AuthMethodPost, oauth2.AuthMethodNone:
+	default:
+		return m, metadataError("The token_endpoint_auth_method %.64q is not supported; use client_secret_basic, client_secret_post or none.",
+			m.TokenEndpointAuthMethod)
+	}
+
+	m.GrantTypes = []string{oauth2.GrantAuthorizationCode}
+	if r.has&hasGrantTypes != 0 {
+		m.GrantTypes = regDedupe(r.GrantTypes)
+	}
+	if len(m.GrantTypes) == 0 {
+		return m, metadataError("The grant_types must name at least one grant type.")
+	}
+	if len(m.GrantTypes) > regMaxGrantTypes {
+		return m, metadataError("The grant_types name more than %d grant types.", regMaxGrantTypes)
+	}
+	for _, g := range m.GrantTypes {
+		switch g {
+		case oauth2.GrantAuthorizationCode, oauth2.GrantRefreshToken, oauth2.GrantClientCredentials:
+		case oauth2.GrantPassword:
+			return m, metadataError("The password grant cannot be registered dynamically; an administrator can allow it on the OAuthClient.")
+		default:
+			return m, metadataError("The grant type %.64q is not supported; use authorization_code, refresh_token or client_credentials.", g)
+		}
+	}
+	code := slices.Contains(m.GrantTypes, oauth2.GrantAuthorizationCode)
+	if m.TokenEndpointAuthMethod == oauth2.AuthMethodNone && slices.Contains(m.GrantTypes, oauth2.GrantClientCredentials) {
+		return m, metadataError("A public client (token_endpoint_auth_method none) cannot use client_credentials.")
+	}
+
+	// response_types is not stored (it follows from grant_types), only checked.
+	if r.has&hasResponseTypes != 0 {
+		rts := regDedupe(r.ResponseTypes)
+		if len(rts) > regMaxResponseTypes {
+			return m, metadataError("The response_types name more than %d response types.", regMaxResponseTypes)
+		}
+		for _, rt := range rts {
+			if rt != regResponseTypeCode {
+				return m, metadataError("The response type %.64q is not supported; only code is.", rt)
+			}
+		}
+		if (len(rts) > 0) != code {
+			return m, metadataError("The response type code goes with the grant type authorization_code, and only with it (RFC 7591 2.1).")
+		}
+	}
+
+	m.RedirectURIs = regDedupe(r.RedirectURIs)
+	if len(m.RedirectURIs) > regMaxRedirectURIs {
+		return m, ErrInvalidRedirectURI.WithDescription(fmt.Sprintf("At most %d redirect URIs can be registered.", regMaxRedirectURIs))
+	}
+	for _, u := range m.RedirectURIs {
+		if why := checkRegistrationRedirectURI(u); why != "" {
+			if len(u) > regMaxReportedURIBytes {
+				u = u[:regMaxReportedURIBytes] + "..."
+			}
+			return m, ErrInvalidRedirectURI.WithDescription(fmt.Sprintf("The redirect URI %q %s.", u, why))
+		}
+	}
+	if code && len(m.RedirectURIs) == 0 {
+		return m, ErrInvalidRedirectURI.WithDescription("The authorization_code grant needs at least one redirect URI.")
+	}
+
+	if n := utf8.RuneCountInString(m.ClientName); n > regMaxClientNameRunes {
+		return m, metadataError("The client_name is longer than %d characters.", regMaxClientNameRunes)
+	}
+	if strings.IndexFunc(m.ClientName, unicode.IsControl) >= 0 {
+		return m, metadataError("The client_name must not contain control characters.")
+	}
+
+	for name := range strings.SplitSeq(r.Scope, " ") { // space-separated (RFC 7591 2)
+		if name == "" || slices.Contains(m.Scopes, name) {
+			continue
+		}
+		if len(name) > regMaxScopeLen || !regScopeToken.MatchString(name) {
+			return m, metadataError("The scope %.64q is not a valid scope token.", name)
+		}
+		if len(m.Scopes) == regMaxScopes {
+			return m, metadataError("The scope names more than %d scopes.", regMaxScopes)
+		}
+		m.Scopes = append(m.Scopes, name)
+	}
+	return m, nil
+}
+
+// checkRegistrationRedirectURI returns why u cannot be registered as a redirect URI, or "". The
+// rules are the OAuthClient CRD's and the controllers' together, so a registered client is never
+// refused by either: https with a host; http only on exactly a loopback host (localhost,
+// 127.0.0.1, [::1]); or a private-use scheme (RFC 8252 7.1) other than javascript, data,
+// vbscript and file. No fragment (RFC 6749 3.1.2), no user information, no white space.
+func checkRegistrationRedirectURI(u string) string {
+	if len(u) > regMaxRedirectURILen {
+		return fmt.Sprintf("is longer than %d bytes", regMaxRedirectURILen)
+	}
+	if strings.Contains(u, "#") {
+		return "must not contain a fragment"
+	}
+	if strings.IndexFunc(u, func(r rune) bool { return r <= ' ' || r == 0x7f || unicode.IsSpace(r) }) >= 0 {
+		return "must not contain white space or control characters"
+	}
+	parsed, err := url.Parse(u)
+	if err != nil || !regSchemePrefix.MatchString(u) {
+		return "must be an absolute URI with a lower-case scheme"
+	}
+	if parsed.User != nil {
+		return "must not contain user information"
+	}
+	switch parsed.Scheme {
+	case "https":
+		if !strings.HasPrefix(u, "https://") || parsed.Host == "" || parsed.Hostname() == "" {
+			return "must name a host"
+		}
+	case "http":
+		if !regLoopbackRedirect.MatchString(u) {
+			return "may use http only on a loopback host (localhost, 127.0.0.1, [::1])"
+		}
+		switch parsed.Hostname() {
+		case "localhost", "127.0.0.1", "::1":
+		default:
+			return "may use http only on a loopback host (localhost, 127.0.0.1, [::1])"
+		}
+	case "javascript", "data", "vbscript", "file":
+		return "uses a scheme that is not allowed"
+	default:
+		if len(u) == len(parsed.Scheme)+1 {
+			return "has nothing after its scheme"
+		}
+	}
+	return ""
+}
+
+// regDedupe returns the values without repeats, in their first order.
+func regDedupe(values []string) []string {
+	if len(values) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(values))
+	for _, v := range values {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -1,0 +1,133 @@
+package register
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/latchkey-dev/latchkey/server/oauth2"
+)
+
+func TestCheckRegistrationRedirectURI(t *testing.T) {
+	tests := []struct {
+		uri string
+		ok  bool
+	}{
+		{"https://app.example/cb", true},
+		{"https://app.example:8443/cb?x=1&y=2", true},
+		{"http://localhost/cb", true},
+		{"http://localhost:8080", true},
+		{"http://127.0.0.1:53412/cb", true},
+		{"http://[::1]:8080/cb", true},
+		{"com.example.app:/oauth2redirect", true},
+		{"myapp://callback", true},
+		{"https://app.example/cb#frag", false},
+		{"https://app.example/cb#", false},
+		{"https:///cb", false},
+		{"https:app.example", false},
+		{"http://app.example/cb", false},
+		{"http://localhost.evil.example/cb", false},
+		{"http://127.0.0.2/cb", false},
+		{"http://user@localhost/cb", false},
+		{"https://user@app.example/cb", false},
+		{"HTTPS://app.example/cb", false},
+		{"Https://app.example/cb", false},
+		{"javascript:alert(1)", false},
+		{"data:text/html,hi", false},
+		{"vbscript:msgbox", false},
+		{"file:///etc/passwd", false},
+		{"myapp:", false},
+		{"/relative/cb", false},
+		{"app.example/cb", false},
+		{"", false},
+		{"https://app.example/a b", false},
+		{"https://app.example/a\tb", false},
+		{"https://app.example/\u00a0", false},
+		{"https://app.example/" + strings.Repeat("a", 2048), false},
+	}
+	for _, tt := range tests {
+		name := fmt.Sprintf("%.60q is refused", tt.uri)
+		if tt.ok {
+			name = fmt.Sprintf("%.60q is accepted", tt.uri)
+		}
+		t.Run(name, func(t *testing.T) {
+			why := checkRegistrationRedirectURI(tt.uri)
+			if tt.ok {
+				assert.Empty(t, why)
+			} else {
+				assert.NotEmpty(t, why)
+			}
+		})
+	}
+}
+
+func TestRegistrationRequestStringHidesTheSecret(t *testing.T) {
+	r := registrationRequest{ClientID: "c", ClientSecret: "s3cret"}
+	for _, printed := range []string{fmt.Sprint(r), fmt.Sprint(&r), fmt.Sprintf("%#v", r), fmt.Sprintf("%+v", &r)} {
+		assert.NotContains(t, printed, "s3cret")
+	}
+	rc := RegisteredClient{ClientID: "c", ClientSecret: "s3cret", RegistrationAccessToken: "t0ken"}
+	for _, printed := range []string{fmt.Sprint(rc), fmt.Sprint(&rc), fmt.Sprintf("%#v", rc), fmt.Sprintf("%+v", &rc)} {
+		assert.NotContains(t, printed, "s3cret")
+		assert.NotContains(t, printed, "t0ken")
+	}
+}
+
+func FuzzParseRegistrationRequest(f *testing.F) {
+	f.Add(`{"redirect_uris":["https://a.example/cb"],"client_name":"x","scope":"a b"}`)
+	f.Add(`{"grant_types":["client_credentials"],"token_endpoint_auth_method":"client_secret_post"}`)
+	f.Add(`{"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"],"response_types":["code"],"redirect_uris":["com.example:/cb","http://[::1]:1/"]}`)
+	f.Add(`{"grant_types":["client_credentials"],"grant_types":[]}`)
+	f.Add(`{"a":[1,{"b":null}],"scope":null,"client_id":"x","client_secret":"y"}`)
+	f.Add(`{"redirect_uris":["javascript:x","http://localhost#"],"response_types":["token"]}`)
+	f.Add(`[] {}`)
+	f.Add(`{"client_name":"\u0000\ud800"}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		req, err := parseRegistrationRequest([]byte(body))
+		if err != nil {
+			requireRegistrationError(t, err)
+			require.Nil(t, req)
+			return
+		}
+		m, err := req.validate()
+		if err != nil {
+			requireRegistrationError(t, err)
+			return
+		}
+		require.Contains(t, []string{oauth2.AuthMethodBasic, oauth2.AuthMethodPost, oauth2.AuthMethodNone}, m.TokenEndpointAuthMethod)
+		require.NotEmpty(t, m.GrantTypes)
+		for _, g := range m.GrantTypes {
+			require.Contains(t, []string{oauth2.GrantAuthorizationCode, oauth2.GrantRefreshToken, oauth2.GrantClientCredentials}, g)
+		}
+		require.False(t, m.Public() && slices.Contains(m.GrantTypes, oauth2.GrantClientCredentials))
+		require.False(t, slices.Contains(m.GrantTypes, oauth2.GrantAuthorizationCode) && len(m.RedirectURIs) == 0)
+		require.LessOrEqual(t, len(m.RedirectURIs), regMaxRedirectURIs)
+		for _, u := range m.RedirectURIs {
+			require.Empty(t, checkRegistrationRedirectURI(u))
+		}
+		require.LessOrEqual(t, utf8.RuneCountInString(m.ClientName), regMaxClientNameRunes)
+		require.LessOrEqual(t, len(m.Scopes), regMaxScopes)
+		for _, sc := range m.Scopes {
+			require.Regexp(t, regScopeToken, sc)
+		}
+		require.Equal(t, m.Scopes, regDedupe(m.Scopes))
+		require.Equal(t, m.RedirectURIs, regDedupe(m.RedirectURIs))
+	})
+}
+
+// requireRegistrationError requires one of the 400 errors RFC 7591 3.2.2 defines.
+func requireRegistrationError(t *testing.T, err error) {
+	t.Helper()
+	var oe *oauth2.Error
+	require.True(t, errors.As(err, &oe), "not an *oauth2.Error: %v", err)
+	require.Contains(t, []string{"invalid_client_metadata", "invalid_redirect_uri"}, oe.Code())
+	require.Equal(t, http.StatusBadRequest, oe.StatusCode())
+	require.NotEmpty(t, oe.Description())
+}

@@ -1,0 +1,160 @@
+package oauth2
+
+import (
+	"fmt"
+	"net/http"
+	"path"
+	"slices"
+	"strings"
+)
+
+// Paths of the endpoints (the canonical ones; RouteTable adds the seeds' aliases).
+const (
+	TokenPath               = "/oauth2/token"
+	AuthorizePath           = "/oauth2/authorize"
+	LoginPath               = "/oauth2/login"
+	ConsentPath             = "/oauth2/consent"
+	StylesheetPath          = "/oauth2/static/latchkey.css"
+	UserinfoPath            = "/oauth2/userinfo"
+	RevocationPath          = "/oauth2/revoke"
+	IntrospectionPath       = "/oauth2/introspect"
+	RegistrationPath        = "/oauth2/register"
+	RegisteredClientPath    = RegistrationPath + "/{client_id}"
+	OpenIDConfigurationPath = "/.well-known/openid-configuration"
+	AuthorizationServerPath = "/.well-known/oauth-authorization-server"
+	JWKSPath                = "/.well-known/jwks.json"
+)
+
+// Endpoint names: the endpoint label of the metrics. EndpointOther is every request no route
+// matched.
+const (
+	EndpointToken         = "token"
+	EndpointAuthorize     = "authorize"
+	EndpointLogin         = "login"
+	EndpointConsent       = "consent"
+	EndpointStatic        = "static"
+	EndpointUserinfo      = "userinfo"
+	EndpointRevocation    = "revocation"
+	EndpointIntrospection = "introspection"
+	EndpointRegistration  = "registration"
+	EndpointDiscovery     = "discovery"
+	EndpointJWKS          = "jwks"
+	EndpointOther         = "other"
+)
+
+// Route is one row of the route table.
+type Route struct {
+	// Path is the canonical path, a net/http ServeMux pattern path (it may hold a {wildcard}).
+	Path string
+	// Aliases are the same endpoint at the seed documents' paths.
+	Aliases []string
+	// Methods are the methods the endpoint answers, in the order of the Allow header; GET
+	// answers HEAD too.
+	Methods []string
+	// Endpoint is the endpoint label of the metrics.
+	Endpoint string
+}
+
+// RouteTable is the one table of Latchkey's endpoints: routing (Mux), the metrics' endpoint
+// label and the endpoint URLs of discovery all come from it.
+func RouteTable() []Route {
+	get, post, getPost := []string{http.MethodGet}, []string{http.MethodPost}, []string{http.MethodGet, http.MethodPost}
+	return []Route{
+		{Path: TokenPath, Aliases: []string{"/token", "/oauth/token"}, Methods: post, Endpoint: EndpointToken},
+		{Path: AuthorizePath, Aliases: []string{"/oauth/authorize"}, Methods: getPost, Endpoint: EndpointAuthorize},
+		{Path: LoginPath, Methods: getPost, Endpoint: EndpointLogin},
+		{Path: ConsentPath, Methods: getPost, Endpoint: EndpointConsent},
+		{Path: StylesheetPath, Methods: get, Endpoint: EndpointStatic},
+		{Path: UserinfoPath, Methods: getPost, Endpoint: EndpointUserinfo},
+		{Path: RevocationPath, Aliases: []string{"/oauth/revoke"}, Methods: post, Endpoint: EndpointRevocation},
+		{Path: IntrospectionPath, Methods: post, Endpoint: EndpointIntrospection},
+		{Path: RegistrationPath, Methods: post, Endpoint: EndpointRegistration},
+		{Path: RegisteredClientPath, Methods: []string{http.MethodGet, http.MethodPut, http.MethodDelete}, Endpoint: EndpointRegistration},
+		{Path: OpenIDConfigurationPath, Methods: get, Endpoint: EndpointDiscovery},
+		{Path: AuthorizationServerPath, Methods: get, Endpoint: EndpointDiscovery},
+		{Path: JWKSPath, Methods: get, Endpoint: EndpointJWKS},
+	}
+}
+
+// Mux routes requests by the route table. Packages mount the handlers of the endpoints they
+// serve; Handler then answers every other method of a mounted path 405 (with Allow), every
+// other path 404, both as JSON errors.
+type Mux struct {
+	table    map[string]Route
+	handlers map[string]map[string]http.Handler // path -> method -> handler
+}
+
+// NewMux returns an empty Mux over RouteTable.
+func NewMux() *Mux {
+	m := &Mux{table: map[string]Route{}, handlers: map[string]map[string]http.Handler{}}
+	for _, r := range RouteTable() {
+		m.table[r.Path] = r
+	}
+	return m
+}
+
+// Handle mounts h for method at the route of path (a canonical path of RouteTable). A path or
+// method that is not in the table, or mounted twice, is a programming error: it panics.
+func (m *Mux) Handle(path, method string, h http.Handler) {
+	r, ok := m.table[path]
+	if !ok || !slices.Contains(r.Methods, method) {
+		panic(fmt.Sprintf("oauth2: %s %s is not in the route table", method, path))
+	}
+	if m.handlers[path] == nil {
+		m.handlers[path] = map[string]http.Handler{}
+	}
+	if _, dup := m.handlers[path][method]; dup {
+		panic(fmt.Sprintf("oauth2: %s %s is mounted twice", method, path))
+	}
+	m.handlers[path][method] = h
+}
+
+// HandleFunc is Handle for a function.
+func (m *Mux) HandleFunc(path, method string, h http.HandlerFunc) { m.Handle(path, method, h) }
+
+// Mounted reports whether any method of the route of path is mounted.
+func (m *Mux) Mounted(path string) bool { return len(m.handlers[path]) > 0 }
+
+// Handler returns the router of the mounted routes. Only the methods mounted are allowed (the
+// Allow header of a 405 lists them, with HEAD after GET); a path that a ServeMux would
+// redirect to a cleaned one (//token, /a/../token) is 404, never an HTML redirect.
+func (m *Mux) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for p, byMethod := range m.handlers {
+		r := m.table[p]
+		var allow []string
+		for _, method := range r.Methods {
+			h, ok := byMethod[method]
+			if !ok {
+				continue
+			}
+			allow = append(allow, method)
+			if method == http.MethodGet {
+				allow = append(allow, http.MethodHead)
+			}
+			h = withEndpoint(r.Endpoint, h)
+			for _, at := range append([]string{r.Path}, r.Aliases...) {
+				mux.Handle(method+" "+at, h) // a GET pattern matches HEAD too
+			}
+		}
+		refuse := withEndpoint(r.Endpoint, MethodNotAllowed(strings.Join(allow, ", ")))
+		for _, at := range append([]string{r.Path}, r.Aliases...) {
+			mux.Handle(at, refuse)
+		}
+	}
+	mux.HandleFunc("/", NotFound)
+	return cleanPathsOnly(mux)
+}
+
+// cleanPathsOnly answers 404 for paths the mux would redirect (with an HTML body) to a
+// cleaned path, such as //token or /a/../token.
+func cleanPathsOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if p == "" || p[0] != '/' || path.Clean(p) != p {
+			NotFound(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
