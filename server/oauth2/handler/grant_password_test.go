@@ -105,6 +105,56 @@ func TestPasswordGrantLocksAUsernameAfterTenFailures(t *testing.T) {
 	})
 }
 
+// TestPasswordGrantHasTheLoginPagesLockoutPolicy: the password grant and the login page check
+// passwords with one authenticator, so the configured limits, the per-address lock and the
+// failure delay apply to both (the grant once had a hard-coded limit of its own).
+func TestPasswordGrantHasTheLoginPagesLockoutPolicy(t *testing.T) {
+	grant := func(e *userEnv, user, pw string) response {
+		return e.form(t, oauth2.TokenPath, appID, url.Values{"grant_type": {"password"}, "username": {user}, "password": {pw}})
+	}
+	t.Run("the configured per-username limit locks the name, even for the right password", func(t *testing.T) {
+		e := newUserEnv(t, func(c *Config) { c.Login.MaxFailuresPerUser = 3 })
+		for range 3 {
+			require.Equal(t, badCredentials, grant(e, aliceName, "wrong").body["error_description"])
+		}
+		res := grant(e, aliceName, alicePassword)
+		assert.Equal(t, "invalid_grant", res.body["error"])
+		assert.Equal(t, tooManyFailures, res.body["error_description"])
+		t.Run("until the configured window ends", func(t *testing.T) {
+			e := newUserEnv(t, func(c *Config) { c.Login.MaxFailuresPerUser, c.Login.FailureWindow = 1, time.Minute })
+			require.Equal(t, badCredentials, grant(e, aliceName, "wrong").body["error_description"])
+			require.Equal(t, tooManyFailures, grant(e, aliceName, alicePassword).body["error_description"])
+			e.clock.Advance(time.Minute + time.Second)
+			assert.Equal(t, http.StatusOK, grant(e, aliceName, alicePassword).status)
+		})
+	})
+	t.Run("failures across usernames from one address lock the address", func(t *testing.T) {
+		e := newUserEnv(t, func(c *Config) { c.Login.MaxFailuresPerAddress = 3 })
+		for _, user := range []string{bobName, "nobody", daveName} {
+			require.Equal(t, badCredentials, grant(e, user, "wrong").body["error_description"])
+		}
+		res := grant(e, aliceName, alicePassword)
+		assert.Equal(t, tooManyFailures, res.body["error_description"], "alice from the locked address")
+	})
+	t.Run("the client address comes from the trusted proxy's header", func(t *testing.T) {
+		e := newUserEnv(t, func(c *Config) { c.Login.MaxFailuresPerAddress, c.Login.ClientIPHeader = 1, "X-Forwarded-For" })
+		post := func(user, pw, forwarded string) response {
+			return doT(t, e.srv, request{path: oauth2.TokenPath, contentType: formType, authorization: basic(appID, appSecret),
+				forwardedFor: forwarded,
+				body:         url.Values{"grant_type": {"password"}, "username": {user}, "password": {pw}}.Encode()})
+		}
+		require.Equal(t, badCredentials, post(bobName, "wrong", "198.51.100.7").body["error_description"])
+		assert.Equal(t, tooManyFailures, post(aliceName, alicePassword, "198.51.100.7").body["error_description"])
+		assert.Equal(t, http.StatusOK, post(aliceName, alicePassword, "198.51.100.9").status, "another address")
+	})
+	t.Run("failed attempts wait the failure delay", func(t *testing.T) {
+		e := newUserEnv(t, func(c *Config) { c.Login.FailureDelay = 150 * time.Millisecond })
+		start := time.Now()
+		require.Equal(t, badCredentials, grant(e, "nobody", "wrong").body["error_description"])
+		assert.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond)
+	})
+}
+
 func TestPasswordGrantTakesAsLongForUnknownUsers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("timing")

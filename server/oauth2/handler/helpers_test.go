@@ -128,6 +128,8 @@ func basic(id, secret string) string {
 // request describes one HTTP request in a table.
 type request struct {
 	method, path, contentType, authorization, body string
+	// forwardedFor is sent as X-Forwarded-For.
+	forwardedFor string
 }
 
 type response struct {

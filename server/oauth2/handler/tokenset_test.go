@@ -148,7 +148,8 @@ func newUserEnv(t testing.TB, mutate ...func(*Config)) *userEnv {
 	require.NoError(t, err)
 	clock := &testClock{now: testNow}
 	st := memory.New(memory.WithClock(clock.Now))
-	cfg := Config{Issuer: testIssuer, Registry: userRegistry(), Keys: kr, Now: clock.Now, Store: st}
+	cfg := Config{Issuer: testIssuer, Registry: userRegistry(), Keys: kr, Now: clock.Now, Store: st,
+		Login: LoginConfig{FailureDelay: -1}}
 	for _, m := range mutate {
 		m(&cfg)
 	}
@@ -202,6 +203,9 @@ func doT(t testing.TB, srv *httptest.Server, rq request) response {
 	}
 	if rq.authorization != "" {
 		req.Header.Set("Authorization", rq.authorization)
+	}
+	if rq.forwardedFor != "" {
+		req.Header.Set("X-Forwarded-For", rq.forwardedFor)
 	}
 	res, err := srv.Client().Do(req)
 	require.NoError(t, err)
