@@ -1,8 +1,8 @@
-// Package registration is the Kubernetes ClientRegistrar of server/oauth2: RFC 7591 dynamic
-// client registration creates real OAuthClient resources, so registered clients show up in
+// Package registration is the Kubernetes ClientRegistrar of server/oauth2/register: RFC 7591
+// dynamic client registration creates real OAuthClient resources, so registered clients show up in
 // `kubectl get oauthclients`, get status conditions and Events like any other, and reach every
 // replica's registry through the informers (controllers.Setup). main.go wires New into
-// oauth2.Config.Registrar.
+// handler.Config.Registrar (server/oauth2/handler).
 //
 // What a registration creates, in the configured namespace:
 //
@@ -45,6 +45,6 @@
 // RBAC (markers in registrar.go): oauthclients create, update, patch, delete; secrets get,
 // create, delete.
 //
-// This package imports api/, controllers/convert, server/oauth2 and server/registration;
-// server/ must never import it.
+// This package imports api/, controllers/convert, server/oauth2 (and its register package) and
+// server/registration; server/ must never import it.
 package registration

@@ -1,4 +1,4 @@
-// Package registration holds what the two ClientRegistrar implementations of server/oauth2
+// Package registration holds what the two ClientRegistrar implementations of server/oauth2/register
 // share (client IDs, secrets and registration access tokens, and the conversion of registered
 // metadata into a registry.Client) and Memory, the registrar of the embedded default (no
 // cluster): it writes registered clients straight into the registry. The Kubernetes registrar,

@@ -1,15 +1,17 @@
-// Package token issues the tokens Latchkey signs: the access token, a JWT in the RFC 9068
-// profile (header typ "at+jwt", alg and kid set by the keys package; claims iss, sub, aud, exp,
-// iat, jti, client_id, scope, and sid for tokens of a user grant), and the OpenID Connect ID
-// token (IssueIDToken: typ "JWT"; iss, sub, aud, exp, iat, auth_time, nonce, at_hash and the
-// user claims a grant releases, UserClaims). Refresh tokens are opaque and made by
-// server/oauth2.
+// Package token issues and verifies the tokens Latchkey signs: the access token, a JWT in the
+// RFC 9068 profile (header typ "at+jwt", alg and kid set by the keys package; claims iss, sub,
+// aud, exp, iat, jti, client_id, scope, and sid for tokens of a user grant), and the OpenID
+// Connect ID token (IssueIDToken: typ "JWT"; iss, sub, aud, exp, iat, auth_time, nonce,
+// at_hash and the user claims a grant releases, UserClaims). Verifier checks access tokens
+// against the published keys with the same claims type (AccessTokenClaims) issuance writes.
+// Refresh tokens are opaque: NewRefreshToken makes them ("<family ID>.<secret>"),
+// IsRefreshToken recognizes their shape; the store keeps only their hash.
 //
 // The claims are structs (AccessTokenClaims, UserClaims) marshalled with encoding/json and
 // handed to the keys.Signer as bytes; go-jose's JWT builder is not used. encoding/json costs
 // well under a microsecond more per token than hand-written JSON did, against 25-900 µs for the
 // signature, so there is no hand-rolled encoder (ARCHITECTURE.md section 7). Audience and
-// JoinScope give aud and scope their JSON forms; server/oauth2 uses them in its answers too.
+// JoinScope give aud and scope their JSON forms; the endpoints use them in their answers too.
 //
 // Decisions:
 //   - aud is the client's audiences, else its client ID; one value is written as a string,
@@ -25,6 +27,12 @@
 //     EdDSA (as go-oidc verifies). ID token aud is the client ID alone, so there is no azp.
 //   - User claims: empty strings (no display name, no email) are omitted, email_verified only
 //     with email, groups always when released (possibly []).
+//   - Verification (Verifier): only the algorithms of keys.SupportedAlgorithms, and only with
+//     the published key the header's kid names and whose algorithm it states (no alg none, no
+//     HS256 keyed with a public key); typ at+jwt (an ID token is refused); iss equal to the
+//     issuer; exp in the future; iat and nbf no later than keys.ClockSkew ahead; jti,
+//     client_id and sub present; at most MaxTokenBytes. Revocation is not the verifier's: the
+//     bearer endpoints check the store.
 //
 // This package must not import controller-runtime, client-go or api/, and never logs a token.
 package token
