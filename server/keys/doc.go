@@ -19,6 +19,4 @@
 //     lock-free and no timer is needed.
 //   - Keyring.Set returns the set last loaded, so the leader can write it back when the key
 //     Secret is deleted instead of generating keys that would invalidate every issued token.
-//
-// This package must not import controller-runtime, client-go or api/.
 package keys

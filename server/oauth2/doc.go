@@ -55,6 +55,5 @@
 //   - Instrumentation gives each request its metrics, auditor and client address (the
 //     connection's, or the last value of a trusted proxy's header), through the context.
 //
-// This package must never import controller-runtime, client-go or api/. It logs with
-// logr.FromContextOrDiscard and never logs a secret, password or token.
+// It logs with logr.FromContextOrDiscard and never logs a secret, password or token.
 package oauth2

@@ -17,6 +17,5 @@
 //     unknown users, so that "no such user" takes about as long as "wrong password" with a
 //     bcrypt-10 hash. Users with slower hashes remain distinguishable by timing.
 //
-// This package must not import controller-runtime, client-go or api/, and never logs a
-// password or hash.
+// It never logs a password or hash.
 package password

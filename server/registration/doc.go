@@ -18,6 +18,4 @@
 //   - Registered clients get the controllers' defaults for what registration cannot set:
 //     audiences [client ID], PKCE RequiredS256, consent Remember, server-default lifetimes and
 //     signing algorithm.
-//
-// This package must not import controller-runtime, client-go or api/.
 package registration

@@ -12,6 +12,4 @@
 // the same rule (Precedes), so whoever can create a User cannot shadow an existing "alice" by
 // picking a smaller resource name; the leader marks the later one UsernameConflict or
 // ScopeNameConflict.
-//
-// This package must not import controller-runtime, client-go or api/.
 package registry

@@ -18,6 +18,5 @@
 //     ErrUnavailable means the backend could not be reached and nothing was stored.
 //
 // Backends: memory (the embedded default, one replica) in store/memory; Redis (many replicas:
-// standalone, Sentinel or Cluster) in store/redis. This package must not import
-// controller-runtime, client-go or api/.
+// standalone, Sentinel or Cluster) in store/redis.
 package store

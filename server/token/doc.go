@@ -34,5 +34,5 @@
 //     client_id and sub present; at most MaxTokenBytes. Revocation is not the verifier's: the
 //     bearer endpoints check the store.
 //
-// This package must not import controller-runtime, client-go or api/, and never logs a token.
+// It never logs a token.
 package token

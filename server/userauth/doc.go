@@ -25,6 +25,4 @@
 //     grant token_issued).
 //   - The client address is the caller's: server/oauth2.ClientAddress (the connection's, or
 //     the one a trusted proxy's header names).
-//
-// This package must not import controller-runtime, client-go or api/.
 package userauth

@@ -29,5 +29,5 @@
 //     client, missing or disabled user, a subject no longer in the registry) is exactly
 //     {"active":false}. sub is the subject, username the user's current username.
 //
-// This package must not import controller-runtime, client-go or api/, and never logs a token.
+// It never logs a token.
 package bearer

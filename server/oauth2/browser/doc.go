@@ -52,6 +52,5 @@
 //   - Store failures are mapped by oauth2.FromStore: temporarily_unavailable is a redirect with
 //     that error (or a "try again in a moment" page), anything else server_error.
 //
-// This package must not import controller-runtime, client-go or api/. It never logs a
-// password, code or token.
+// It never logs a password, code or token.
 package browser

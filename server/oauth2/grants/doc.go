@@ -48,6 +48,5 @@
 //     password is wrong.", a locked username or address invalid_grant "Too many failed
 //     attempts; try again later.".
 //
-// This package must not import controller-runtime, client-go or api/. It logs with
-// logr.FromContextOrDiscard and never logs a secret, password or token.
+// It logs with logr.FromContextOrDiscard and never logs a secret, password or token.
 package grants

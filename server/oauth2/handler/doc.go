@@ -26,6 +26,4 @@
 //     and JWKS are cacheable for 5 minutes.
 //   - One user authenticator (and so one lockout policy and one bound on concurrent hash
 //     checks) serves the login page and the password grant; LoginConfig configures both.
-//
-// This package must never import controller-runtime, client-go or api/.
 package handler

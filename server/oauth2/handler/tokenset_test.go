@@ -258,20 +258,6 @@ func (e *userEnv) verifyJWT(t testing.TB, tok string) (jose.Header, map[string]a
 
 func str(v any) string { s, _ := v.(string); return s }
 
-func mustKeyring(t testing.TB) *keys.Keyring {
-	t.Helper()
-	kr, err := testKeyring()
-	require.NoError(t, err)
-	return kr
-}
-
-func mustIssuer(t testing.TB, cfg Config) *token.Issuer {
-	t.Helper()
-	iss, err := token.NewIssuer(token.Config{Issuer: cfg.Issuer, Keys: cfg.Keys, Now: cfg.Now})
-	require.NoError(t, err)
-	return iss
-}
-
 func TestUserTokens(t *testing.T) {
 	e := newUserEnv(t)
 	tests := []struct {

@@ -32,6 +32,4 @@
 //     client_id, and a client_secret it carries must be the current one; it cannot switch
 //     between public and confidential. DELETE is 204. A registrar at its bound is 403
 //     access_denied.
-//
-// This package must not import controller-runtime, client-go or api/.
 package register

@@ -53,6 +53,4 @@
 // 133 bytes each with one shard, 137 with two, 157 with sixteen (each shard interns its own
 // subjects); a full collection costs 0.5-1 ms of CPU (10-12 ms with sixteen shards), against
 // 300 bytes and 430-500 ms for a map of store.RefreshToken structs.
-//
-// This package must not import controller-runtime, client-go or api/.
 package memory

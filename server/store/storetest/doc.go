@@ -28,6 +28,4 @@
 //   - DeleteRecord of a missing record and Reset of a missing counter are not errors.
 //   - A call with a context that is already cancelled returns promptly, either succeeding or
 //     with an error that matches the context's error; when it fails, nothing changed.
-//
-// This package must not import controller-runtime, client-go or api/.
 package storetest
