@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
@@ -23,11 +24,14 @@ type Redis struct {
 }
 
 // StartRedis starts redis-server on a free loopback port, with its working directory and log
-// (redis.log) in dir, and waits until it answers PING. A missing redis-server is installed
+// (redis.log) in dir (created when missing), and waits until it answers PING. A missing redis-server is installed
 // (Tool) or the error says what to run. Stop it with Stop.
 func StartRedis(dir string) (*Redis, error) {
 	bin, err := Tool("redis-server", "redis-server")
 	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	var r *Redis
