@@ -6,14 +6,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
-	"github.com/go-logr/logr/funcr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/oauth2"
@@ -24,17 +21,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/internal/harness/controlplane"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	latchkeyoauth2 "github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
@@ -68,43 +64,24 @@ var suite *testSuite
 func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
 
 func runSuite(m *testing.M) int {
-	logger := logr.Discard()
-	if os.Getenv("LATCHKEY_TEST_LOG") != "" {
-		logger = funcr.New(func(prefix, args string) { fmt.Fprintln(os.Stderr, prefix, args) }, funcr.Options{Verbosity: 1})
-	}
-	log.SetLogger(logger)
-
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		dir, err := filepath.Abs(filepath.Join("..", "bin", "k8s"))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		env.BinaryAssetsDirectory = dir
-	}
-	cfg, err := env.Start()
+	log.SetLogger(controlplane.Logger())
+	cp, err := controlplane.Start(controlplane.Options{})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "start envtest (run hack/envtest-binaries.sh first):", err)
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop envtest:", err)
+		if err := cp.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 		}
 	}()
-
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
+	cfg := cp.Config()
+	s, err := controlplane.Scheme(v1alpha1.AddToScheme)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	if err := v1alpha1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: s})
+	c, err := cp.Client(s)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -10,13 +10,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
-	"github.com/go-logr/logr/funcr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	xoauth2 "golang.org/x/oauth2"
@@ -25,18 +22,16 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/controllers"
 	"github.com/latchkey-dev/latchkey/controllers/registration"
+	"github.com/latchkey-dev/latchkey/internal/harness/controlplane"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
@@ -66,41 +61,24 @@ var suite *env
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
-	logger := logr.Discard()
-	if os.Getenv("LATCHKEY_TEST_LOG") != "" {
-		logger = funcr.New(func(prefix, args string) { fmt.Fprintln(os.Stderr, prefix, args) }, funcr.Options{Verbosity: 1})
-	}
-	log.SetLogger(logger)
-	te := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		dir, err := filepath.Abs(filepath.Join("..", "..", "bin", "k8s"))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		te.BinaryAssetsDirectory = dir
-	}
-	cfg, err := te.Start()
+	log.SetLogger(controlplane.Logger())
+	cp, err := controlplane.Start(controlplane.Options{})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "start envtest (run hack/envtest-binaries.sh first):", err)
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer func() {
-		if err := te.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop envtest:", err)
+		if err := cp.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 		}
 	}()
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
+	cfg := cp.Config()
+	s, err := controlplane.Scheme(v1alpha1.AddToScheme)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	if err := v1alpha1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: s})
+	c, err := cp.Client(s)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
