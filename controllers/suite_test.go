@@ -2,12 +2,10 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,7 +24,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
@@ -61,59 +58,28 @@ type testSuite struct {
 
 var suite *testSuite
 
-func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
+func TestMain(m *testing.M) {
+	os.Exit(controlplane.Main(m, controlplane.Options{Scheme: []func(*runtime.Scheme) error{v1alpha1.AddToScheme}}, setupSuite))
+}
 
-func runSuite(m *testing.M) int {
-	log.SetLogger(controlplane.Logger())
-	cp, err := controlplane.Start(controlplane.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() {
-		if err := cp.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-		}
-	}()
-	cfg := cp.Config()
-	s, err := controlplane.Scheme(v1alpha1.AddToScheme)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	c, err := cp.Client(s)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: systemNamespace}}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		cancel()
-		return 1
+// setupSuite creates the system namespace and the two replicas, started together, sharing one
+// leader election: one writes, both serve.
+func setupSuite(cp *controlplane.ControlPlane) ([]controlplane.Runnable, error) {
+	cfg, s, c := cp.Config(), cp.Scheme(), cp.Client()
+	if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: systemNamespace}}); err != nil {
+		return nil, err
 	}
 	suite = &testSuite{cfg: cfg, scheme: s, client: c}
-
-	// Two replicas, started together, sharing one leader election: one writes, both serve.
-	var wg sync.WaitGroup
+	var managers []controlplane.Runnable
 	for range 2 {
 		r, mgr, err := newReplica(cfg, s, leaderElectionID, Options{Namespace: systemNamespace, TokenURL: testTokenURL})
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			cancel()
-			return 1
+			return nil, err
 		}
 		suite.replicas = append(suite.replicas, r)
-		wg.Go(func() {
-			if err := mgr.Start(ctx); err != nil {
-				fmt.Fprintln(os.Stderr, "manager:", err)
-			}
-		})
+		managers = append(managers, mgr)
 	}
-	code := m.Run()
-	cancel()
-	wg.Wait()
-	return code
+	return managers, nil
 }
 
 // newReplica builds a manager with leader election and Setup applied; opts gets a new registry

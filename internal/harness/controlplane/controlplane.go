@@ -33,6 +33,9 @@ type Options struct {
 	NoCRDs bool
 	// User is the admin user's name; empty: latchkey-admin.
 	User string
+	// Scheme registers the API groups that Client knows besides client-go's (an API group's
+	// AddToScheme).
+	Scheme []func(*runtime.Scheme) error
 }
 
 // ControlPlane is a running kube-apiserver and etcd with an admin user.
@@ -42,6 +45,8 @@ type ControlPlane struct {
 	kubeconfig string
 	tmp        string // the temporary directory of the kubeconfig, if Start made one
 	kubectl    string
+	scheme     *runtime.Scheme
+	client     client.Client
 }
 
 // Assets returns the directory of the envtest binaries: KUBEBUILDER_ASSETS, else <root>/bin/k8s.
@@ -123,6 +128,15 @@ func Start(opts Options) (_ *ControlPlane, err error) {
 	if err := writeFile(cp.kubeconfig, kc); err != nil {
 		return nil, err
 	}
+	cp.scheme = runtime.NewScheme()
+	for _, add := range append([]func(*runtime.Scheme) error{clientgoscheme.AddToScheme}, opts.Scheme...) {
+		if err := add(cp.scheme); err != nil {
+			return nil, fmt.Errorf("scheme: %w", err)
+		}
+	}
+	if cp.client, err = client.New(cp.Config(), client.Options{Scheme: cp.scheme}); err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
 	return cp, nil
 }
 
@@ -167,10 +181,11 @@ func (cp *ControlPlane) Kubeconfig() string { return cp.kubeconfig }
 // KubectlPath is the kubectl of the control plane's build, for runs with another kubeconfig.
 func (cp *ControlPlane) KubectlPath() string { return cp.kubectl }
 
-// Client returns a client of the admin user for the scheme.
-func (cp *ControlPlane) Client(scheme *runtime.Scheme) (client.Client, error) {
-	return client.New(cp.Config(), client.Options{Scheme: scheme})
-}
+// Scheme is the scheme of Client: client-go's types and those of Options.Scheme.
+func (cp *ControlPlane) Scheme() *runtime.Scheme { return cp.scheme }
+
+// Client is a client of the admin user with Scheme.
+func (cp *ControlPlane) Client() client.Client { return cp.client }
 
 // Kubectl runs kubectl as the admin user with stdin (nil: none) and returns its combined output.
 func (cp *ControlPlane) Kubectl(stdin []byte, args ...string) (string, error) {
@@ -188,18 +203,6 @@ func (cp *ControlPlane) MustKubectl(t testing.TB, stdin []byte, args ...string) 
 	out, err := cp.Kubectl(stdin, args...)
 	require.NoError(t, err, "kubectl %s: %s", strings.Join(args, " "), out)
 	return out
-}
-
-// Scheme returns a scheme with client-go's types and what each add registers (an API group's
-// AddToScheme).
-func Scheme(add ...func(*runtime.Scheme) error) (*runtime.Scheme, error) {
-	s := runtime.NewScheme()
-	for _, f := range append([]func(*runtime.Scheme) error{clientgoscheme.AddToScheme}, add...) {
-		if err := f(s); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
 }
 
 // Logger is the logger for controller-runtime in tests (log.SetLogger): it discards, unless
