@@ -50,7 +50,8 @@ func (p *Process) launch() error {
 	if err != nil {
 		return err
 	}
-	run := exec.Command(p.cmd.Path, p.cmd.Args...) //nolint:gosec // the test's own command
+	// Stop and Kill end the process, not a context.
+	run := exec.CommandContext(context.Background(), p.cmd.Path, p.cmd.Args...) //nolint:gosec // the test's own command
 	if len(p.cmd.Env) > 0 {
 		run.Env = append(os.Environ(), p.cmd.Env...)
 	}
@@ -197,7 +198,11 @@ func (p *Process) waitFor(ctx context.Context, timeout time.Duration, what strin
 	}
 	select {
 	case <-exited:
-		return fmt.Errorf("%s exited (%v) before %s answered; log:\n%s", p.cmd.Name, p.Err(), what, p.Tail(reportTail))
+		exitErr := p.Err()
+		if exitErr == nil {
+			exitErr = errors.New("exit status 0")
+		}
+		return fmt.Errorf("%s exited (%w) before %s answered; log:\n%s", p.cmd.Name, exitErr, what, p.Tail(reportTail))
 	default:
 	}
 	return fmt.Errorf("%s: %s not ready within %s: %w; log:\n%s", p.cmd.Name, what, timeout, err, p.Tail(reportTail))

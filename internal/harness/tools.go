@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -64,7 +65,7 @@ func Provide(what string, find func() (string, error), install Install) (string,
 	if path, err := find(); err == nil { // another test binary installed it meanwhile
 		return path, nil
 	}
-	cmd := exec.Command(filepath.Join(root, install.Script), install.Args...) //nolint:gosec // a script of the repository
+	cmd := exec.CommandContext(context.Background(), filepath.Join(root, install.Script), install.Args...) //nolint:gosec // a script of the repository
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), install.Env...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -115,7 +116,7 @@ func BuildBinary(dir string) (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "latchkey")
-	build := exec.Command("go", "build", "-o", bin, ".")
+	build := exec.CommandContext(context.Background(), "go", "build", "-o", bin, ".")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build latchkey: %w: %s", err, out)

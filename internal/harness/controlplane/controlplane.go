@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -64,7 +65,7 @@ func Assets() (string, error) {
 	binaries := []string{"kube-apiserver", "etcd", "kubectl"}
 	find := func() (string, error) {
 		for _, b := range binaries {
-			info, err := os.Stat(filepath.Join(dir, b))
+			info, err := os.Stat(filepath.Join(dir, b)) //nolint:gosec // KUBEBUILDER_ASSETS is the developer's choice
 			if err != nil {
 				return "", err
 			}
@@ -189,7 +190,7 @@ func (cp *ControlPlane) Client() client.Client { return cp.client }
 
 // Kubectl runs kubectl as the admin user with stdin (nil: none) and returns its combined output.
 func (cp *ControlPlane) Kubectl(stdin []byte, args ...string) (string, error) {
-	cmd := exec.Command(cp.kubectl, append([]string{"--kubeconfig", cp.kubeconfig}, args...)...) //nolint:gosec // the test's own arguments
+	cmd := exec.CommandContext(context.Background(), cp.kubectl, append([]string{"--kubeconfig", cp.kubeconfig}, args...)...) //nolint:gosec // the test's own arguments
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
