@@ -25,7 +25,8 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/harness/controlplane"
 )
 
-// helmVersion is the helm `make helm-lint` builds into bin/ (HELM_VERSION in the Makefile).
+// helmVersion is the helm `make helm-lint` builds into bin/ (HELM_VERSION in the Makefile, and
+// the ldflags of its $(HELM) rule).
 const helmVersion = "v4.3.1"
 
 type suite struct {
@@ -61,10 +62,18 @@ func setup() (_ *suite, _ func(), err error) {
 	}
 	helm := os.Getenv("HELM")
 	if helm == "" {
-		helm = filepath.Join(root, "bin", "helm-"+helmVersion)
-	}
-	if _, err := os.Stat(helm); err != nil {
-		return nil, nil, fmt.Errorf("helm not found at %s (run `make helm-lint`, which builds it, or set HELM): %w", helm, err)
+		// Missing, it is built as `make helm-lint` builds it (the harness's tool policy).
+		helm, err = harness.Provide("helm "+helmVersion, func() (string, error) {
+			path := filepath.Join(root, "bin", "helm-"+helmVersion)
+			_, err := os.Stat(path)
+			return path, err
+		}, harness.Install{Script: "hack/go-install.sh", Args: []string{"helm", "helm.sh/helm/v4/cmd/helm", helmVersion,
+			"-X helm.sh/helm/v4/internal/version.version=" + helmVersion}})
+		if err != nil {
+			return nil, nil, err
+		}
+	} else if _, err := os.Stat(helm); err != nil {
+		return nil, nil, fmt.Errorf("HELM: %w", err)
 	}
 	tmp, err := os.MkdirTemp("", "latchkey-chart-")
 	if err != nil {
