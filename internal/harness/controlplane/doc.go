@@ -1,7 +1,8 @@
 // Package controlplane is the Kubernetes part of the test harness: a real kube-apiserver and
 // etcd started through controller-runtime's envtest, with Latchkey's CRDs installed, an admin
 // user (system:masters) whose kubeconfig is written to a file, a client and the kubectl of the
-// same build. Test packages start one control plane in TestMain and share it; hack/run-cluster
+// same build. Test packages start one control plane in TestMain and share it (Main is that
+// TestMain for packages whose tests share controller-runtime managers too); hack/run-cluster
 // starts one for a developer.
 //
 // The binaries (kube-apiserver, etcd, kubectl) come from KUBEBUILDER_ASSETS, else from
