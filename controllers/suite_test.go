@@ -2,18 +2,13 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
-	"github.com/go-logr/logr/funcr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/oauth2"
@@ -24,17 +19,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/internal/harness/controlplane"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	latchkeyoauth2 "github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/oauth2/handler"
@@ -66,78 +59,28 @@ type testSuite struct {
 
 var suite *testSuite
 
-func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
+func TestMain(m *testing.M) {
+	os.Exit(controlplane.Main(m, controlplane.Options{Scheme: []func(*runtime.Scheme) error{v1alpha1.AddToScheme}}, setupSuite))
+}
 
-func runSuite(m *testing.M) int {
-	logger := logr.Discard()
-	if os.Getenv("LATCHKEY_TEST_LOG") != "" {
-		logger = funcr.New(func(prefix, args string) { fmt.Fprintln(os.Stderr, prefix, args) }, funcr.Options{Verbosity: 1})
-	}
-	log.SetLogger(logger)
-
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		dir, err := filepath.Abs(filepath.Join("..", "bin", "k8s"))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		env.BinaryAssetsDirectory = dir
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start envtest (run hack/envtest-binaries.sh first):", err)
-		return 1
-	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop envtest:", err)
-		}
-	}()
-
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := v1alpha1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: s})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: systemNamespace}}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		cancel()
-		return 1
+// setupSuite creates the system namespace and the two replicas, started together, sharing one
+// leader election: one writes, both serve.
+func setupSuite(cp *controlplane.ControlPlane) ([]controlplane.Runnable, error) {
+	cfg, s, c := cp.Config(), cp.Scheme(), cp.Client()
+	if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: systemNamespace}}); err != nil {
+		return nil, err
 	}
 	suite = &testSuite{cfg: cfg, scheme: s, client: c}
-
-	// Two replicas, started together, sharing one leader election: one writes, both serve.
-	var wg sync.WaitGroup
+	var managers []controlplane.Runnable
 	for range 2 {
 		r, mgr, err := newReplica(cfg, s, leaderElectionID, Options{Namespace: systemNamespace, TokenURL: testTokenURL})
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			cancel()
-			return 1
+			return nil, err
 		}
 		suite.replicas = append(suite.replicas, r)
-		wg.Go(func() {
-			if err := mgr.Start(ctx); err != nil {
-				fmt.Fprintln(os.Stderr, "manager:", err)
-			}
-		})
+		managers = append(managers, mgr)
 	}
-	code := m.Run()
-	cancel()
-	wg.Wait()
-	return code
+	return managers, nil
 }
 
 // newReplica builds a manager with leader election and Setup applied; opts gets a new registry

@@ -3,7 +3,8 @@
 #
 #   hack/apt-install.sh redis-server chromium
 #
-# Runs apt-get as root (or through sudo), non-interactively, without recommended packages.
+# Runs apt-get as root (or through sudo), non-interactively, without recommended packages. It
+# waits for apt's lock rather than failing when another install (another test package) holds it.
 set -euo pipefail
 
 missing=()
@@ -25,5 +26,6 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "apt-install: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+wait_lock=(-o DPkg::Lock::Timeout=600)
+"${sudo[@]}" apt-get "${wait_lock[@]}" update -qq
+"${sudo[@]}" apt-get "${wait_lock[@]}" install -y -qq --no-install-recommends "${missing[@]}"

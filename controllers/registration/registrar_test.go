@@ -5,18 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
-	"github.com/go-logr/logr/funcr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	xoauth2 "golang.org/x/oauth2"
@@ -27,16 +23,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/controllers"
 	"github.com/latchkey-dev/latchkey/controllers/registration"
+	"github.com/latchkey-dev/latchkey/internal/harness/controlplane"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/oauth2/handler"
@@ -65,89 +59,37 @@ type env struct {
 
 var suite *env
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
+func TestMain(m *testing.M) {
+	os.Exit(controlplane.Main(m, controlplane.Options{Scheme: []func(*runtime.Scheme) error{v1alpha1.AddToScheme}}, setup))
+}
 
-func run(m *testing.M) int {
-	logger := logr.Discard()
-	if os.Getenv("LATCHKEY_TEST_LOG") != "" {
-		logger = funcr.New(func(prefix, args string) { fmt.Fprintln(os.Stderr, prefix, args) }, funcr.Options{Verbosity: 1})
-	}
-	log.SetLogger(logger)
-	te := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		dir, err := filepath.Abs(filepath.Join("..", "..", "bin", "k8s"))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		te.BinaryAssetsDirectory = dir
-	}
-	cfg, err := te.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start envtest (run hack/envtest-binaries.sh first):", err)
-		return 1
-	}
-	defer func() {
-		if err := te.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop envtest:", err)
-		}
-	}()
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := v1alpha1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: s})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+// setup creates the namespaces and the manager running controllers.Setup, with the registrar.
+func setup(cp *controlplane.ControlPlane) ([]controlplane.Runnable, error) {
 	for _, ns := range []string{systemNamespace, regNamespace} {
-		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+		if err := cp.Client().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return nil, err
 		}
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme: s, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+	mgr, err := ctrl.NewManager(cp.Config(), ctrl.Options{
+		Scheme: cp.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 	})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
-	suite = &env{client: c, registry: registry.New(), keyring: keys.NewKeyring(), mgr: mgr}
+	suite = &env{client: cp.Client(), registry: registry.New(), keyring: keys.NewKeyring(), mgr: mgr}
 	if err := controllers.Setup(mgr, controllers.Options{
 		Registry: suite.registry, Keys: suite.keyring, Namespace: systemNamespace,
 		Algorithms: []string{keys.RS256}, TokenURL: testTokenURL,
 	}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
 	// As main.go wires it: writes with the manager's client, reads with its API reader.
 	suite.registrar, err = registration.New(mgr.GetClient(), regNamespace,
 		registration.WithReader(mgr.GetAPIReader()), registration.WithTokenURL(testTokenURL))
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-	}()
-	code := m.Run()
-	cancel()
-	<-done
-	return code
+	return []controlplane.Runnable{mgr}, nil
 }
 
 // server serves the OAuth 2.0 handler with the Kubernetes registrar, once the keys are loaded.

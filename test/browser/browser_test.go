@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 	xoauth2 "golang.org/x/oauth2"
 
+	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/oauth2/handler"
@@ -29,11 +30,10 @@ import (
 )
 
 const (
-	defaultChromium = "/usr/bin/chromium"
-	clientID        = "project-tracker"
-	username        = "alice"
-	subject         = "6f1c0d2e-5b7a-4c1e-9d3f-2a8b7c6d5e4f" // alice's sub: not her username
-	userPassword    = "correct horse battery staple"
+	clientID     = "project-tracker"
+	username     = "alice"
+	subject      = "6f1c0d2e-5b7a-4c1e-9d3f-2a8b7c6d5e4f" // alice's sub: not her username
+	userPassword = "correct horse battery staple"
 	// stepTimeout bounds each browser step; the first start of chromium takes longest.
 	stepTimeout = 30 * time.Second
 )
@@ -180,16 +180,17 @@ func TestLoginAndConsentInChromium(t *testing.T) {
 	})
 }
 
-// newEnv starts the server, the callback and chromium. It fails the test when chromium is
-// missing.
+// newEnv starts the server, the callback and chromium. A missing chromium is installed (the
+// harness's tool policy) or fails the test.
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	chromium := os.Getenv("LATCHKEY_CHROMIUM")
 	if chromium == "" {
-		chromium = defaultChromium
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("chromium is required for the browser test: %v (install it with `make test-deps` or hack/apt-install.sh chromium)", err)
+		var err error
+		chromium, err = harness.Tool("chromium", "chromium")
+		require.NoError(t, err, "chromium is required for the browser test")
+	} else if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("LATCHKEY_CHROMIUM: %v", err)
 	}
 
 	e := &env{callbacks: make(chan url.Values, 4)}

@@ -2,12 +2,10 @@ package chart
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,21 +20,22 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/latchkey-dev/latchkey/internal/harness"
+	"github.com/latchkey-dev/latchkey/internal/harness/controlplane"
 )
 
-// helmVersion is the helm `make helm-lint` builds into bin/ (HELM_VERSION in the Makefile).
+// helmVersion is the helm `make helm-lint` builds into bin/ (HELM_VERSION in the Makefile, and
+// the ldflags of its $(HELM) rule).
 const helmVersion = "v4.3.1"
 
 type suite struct {
-	root    string
-	tmp     string
-	helm    string
-	kubectl string
-	binary  string
-	// adminKubeconfig is a system:masters user; its bytes are the base of the impersonating ones.
-	adminKubeconfig string
-	adminBytes      []byte
+	root string
+	tmp  string
+	helm string
+	cp   *controlplane.ControlPlane
+	// binary is the latchkey binary, built once.
+	binary string
 }
 
 var env *suite //nolint:gochecknoglobals // one control plane per package, set up in TestMain
@@ -56,58 +55,49 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-func setup() (*suite, func(), error) {
-	root, err := filepath.Abs("../..")
+func setup() (_ *suite, _ func(), err error) {
+	root, err := harness.Root()
 	if err != nil {
 		return nil, nil, err
 	}
 	helm := os.Getenv("HELM")
 	if helm == "" {
-		helm = filepath.Join(root, "bin", "helm-"+helmVersion)
-	}
-	if _, err := os.Stat(helm); err != nil {
-		return nil, nil, fmt.Errorf("helm not found at %s (run `make helm-lint`, which builds it, or set HELM): %w", helm, err)
-	}
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join(root, "bin", "k8s")
-	}
-	// No CRDs here: the chart installs them.
-	testEnv := &envtest.Environment{BinaryAssetsDirectory: assets}
-	if _, err := testEnv.Start(); err != nil {
-		return nil, nil, fmt.Errorf("start control plane: %w", err)
+		// Missing, it is built as `make helm-lint` builds it (the harness's tool policy).
+		helm, err = harness.Provide("helm "+helmVersion, func() (string, error) {
+			path := filepath.Join(root, "bin", "helm-"+helmVersion)
+			_, err := os.Stat(path)
+			return path, err
+		}, harness.Install{Script: "hack/go-install.sh", Args: []string{"helm", "helm.sh/helm/v4/cmd/helm", helmVersion,
+			"-X helm.sh/helm/v4/internal/version.version=" + helmVersion}})
+		if err != nil {
+			return nil, nil, err
+		}
+	} else if _, err := os.Stat(helm); err != nil {
+		return nil, nil, fmt.Errorf("HELM: %w", err)
 	}
 	tmp, err := os.MkdirTemp("", "latchkey-chart-")
 	if err != nil {
-		_ = testEnv.Stop()
 		return nil, nil, err
 	}
+	s := &suite{root: root, tmp: tmp, helm: helm}
 	stop := func() {
-		_ = testEnv.Stop()
+		if s.cp != nil {
+			_ = s.cp.Stop()
+		}
 		_ = os.RemoveAll(tmp)
 	}
-	admin, err := testEnv.AddUser(envtest.User{Name: "chart-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		stop()
-		return nil, nil, fmt.Errorf("add user: %w", err)
-	}
-	kc, err := admin.KubeConfig()
-	if err != nil {
-		stop()
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	// No CRDs here: the chart installs them. The admin user (system:masters) is the base of the
+	// impersonating kubeconfigs.
+	if s.cp, err = controlplane.Start(controlplane.Options{NoCRDs: true, Kubeconfig: filepath.Join(tmp, "admin.kubeconfig"), User: "chart-admin"}); err != nil {
 		return nil, nil, err
 	}
-	s := &suite{root: root, tmp: tmp, helm: helm, kubectl: filepath.Join(assets, "kubectl"),
-		binary: filepath.Join(tmp, "latchkey"), adminKubeconfig: filepath.Join(tmp, "admin.kubeconfig"), adminBytes: kc}
-	if err := os.WriteFile(s.adminKubeconfig, kc, 0o600); err != nil {
-		stop()
+	if s.binary, err = harness.BuildBinary(tmp); err != nil {
 		return nil, nil, err
-	}
-	build := exec.Command("go", "build", "-o", s.binary, ".")
-	build.Dir = root
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		stop()
-		return nil, nil, fmt.Errorf("build latchkey: %w", err)
 	}
 	return s, stop, nil
 }
@@ -147,27 +137,11 @@ func (s *suite) render(t *testing.T, release, namespace string, set ...string) [
 	return objs
 }
 
-func (s *suite) kubectlRun(stdin []byte, args ...string) (string, error) {
-	cmd := exec.Command(s.kubectl, append([]string{"--kubeconfig", s.adminKubeconfig}, args...)...)
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-func (s *suite) kubectlT(t *testing.T, stdin []byte, args ...string) string {
-	t.Helper()
-	out, err := s.kubectlRun(stdin, args...)
-	require.NoError(t, err, "kubectl %s: %s", strings.Join(args, " "), out)
-	return out
-}
-
 // install creates the namespace and applies every rendered object (the Deployment and Service
 // too: without a kubelet they never run, but the API server must accept them).
 func (s *suite) install(t *testing.T, namespace string, objs []*unstructured.Unstructured) {
 	t.Helper()
-	if out, err := s.kubectlRun(nil, "create", "namespace", namespace); err != nil && !strings.Contains(out, "AlreadyExists") {
+	if out, err := s.cp.Kubectl(nil, "create", "namespace", namespace); err != nil && !strings.Contains(out, "AlreadyExists") {
 		t.Fatalf("create namespace: %v: %s", err, out)
 	}
 	items := make([]any, 0, len(objs))
@@ -176,8 +150,8 @@ func (s *suite) install(t *testing.T, namespace string, objs []*unstructured.Uns
 	}
 	list, err := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
 	require.NoError(t, err)
-	s.kubectlT(t, list, "apply", "--server-side", "--force-conflicts", "-f", "-")
-	s.kubectlT(t, nil, "wait", "--for=condition=Established", "--timeout=30s", "crd", "--all")
+	s.cp.MustKubectl(t, list, "apply", "--server-side", "--force-conflicts", "-f", "-")
+	s.cp.MustKubectl(t, nil, "wait", "--for=condition=Established", "--timeout=30s", "crd", "--all")
 }
 
 func find(objs []*unstructured.Unstructured, kind string) *unstructured.Unstructured {
@@ -219,7 +193,7 @@ func serviceAccountUser(t *testing.T, namespace string, objs []*unstructured.Uns
 // impersonatingKubeconfig writes a kubeconfig of the admin user that acts as user (`as:`).
 func (s *suite) impersonatingKubeconfig(t *testing.T, user string) string {
 	t.Helper()
-	cfg, err := clientcmd.Load(s.adminBytes)
+	cfg, err := clientcmd.LoadFromFile(s.cp.Kubeconfig())
 	require.NoError(t, err)
 	for _, ai := range cfg.AuthInfos {
 		ai.Impersonate = user
@@ -229,23 +203,16 @@ func (s *suite) impersonatingKubeconfig(t *testing.T, user string) string {
 	return path
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()                     //nolint:errcheck // only used to pick a port
-	return l.Addr().(*net.TCPAddr).Port //nolint:forcetypeassert // a TCP listener
-}
-
-type server struct {
-	issuer string
-	readyz string
-	log    string
+// logPath is the log of the latchkey process of the test.
+func (s *suite) logPath(t *testing.T) string {
+	return filepath.Join(s.tmp, strings.ReplaceAll(t.Name(), "/", "_")+".log")
 }
 
 // start runs the binary with the chart's args, overriding only the listen, probe and metrics
-// addresses and the issuer (loopback), plus the impersonating kubeconfig.
-func (s *suite) start(t *testing.T, chartArgs []string, kubeconfig string) *server {
+// addresses and the issuer (loopback), plus the impersonating kubeconfig, and waits up to
+// timeout for it to be ready. The process is stopped when the test ends; its log is in
+// s.logPath(t), and shown when the test fails.
+func (s *suite) start(t *testing.T, chartArgs []string, kubeconfig string, timeout time.Duration) (*harness.Server, error) {
 	t.Helper()
 	overridden := []string{"--listen-address", "--health-probe-bind-address", "--metrics-bind-address", "--issuer", "--kubeconfig"}
 	var args []string
@@ -257,66 +224,29 @@ func (s *suite) start(t *testing.T, chartArgs []string, kubeconfig string) *serv
 		args = append(args, a)
 	}
 	require.Equal(t, "serve", args[0], "the chart's first arg")
-	listen, probes, metrics := freePort(t), freePort(t), freePort(t)
-	srv := &server{
-		issuer: fmt.Sprintf("http://127.0.0.1:%d", listen),
-		readyz: fmt.Sprintf("http://127.0.0.1:%d/readyz", probes),
-		log:    filepath.Join(s.tmp, fmt.Sprintf("latchkey-%d.log", listen)),
-	}
-	args = append(args,
-		"--kubeconfig="+kubeconfig,
-		fmt.Sprintf("--listen-address=127.0.0.1:%d", listen),
-		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probes),
-		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metrics),
-		"--issuer="+srv.issuer,
-	)
-	t.Logf("latchkey %s", strings.Join(args, " "))
-	logFile, err := os.Create(srv.log)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, s.binary, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	require.NoError(t, cmd.Start())
+	var srv *harness.Server
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cancel()
-			<-done
+		if srv != nil {
+			srv.Stop(10 * time.Second)
 		}
-		cancel()
-		_ = logFile.Close()
 		if t.Failed() || os.Getenv("CHART_SHOW_LOG") != "" {
-			b, _ := os.ReadFile(srv.log)
+			b, _ := os.ReadFile(s.logPath(t))
 			t.Logf("latchkey log:\n%s", b)
 		}
 	})
-	return srv
+	var err error
+	srv, err = harness.StartServer(t.Context(), s.binary, s.logPath(t), timeout, func(a harness.ServeAddrs) []string {
+		all := append(slices.Clone(args), "--kubeconfig="+kubeconfig, "--issuer="+a.URL())
+		t.Logf("latchkey %s %s", strings.Join(all, " "), strings.Join(a.Args(), " "))
+		return all
+	})
+	return srv, err
 }
 
-// waitReady polls /readyz until it answers 200 or the timeout passes.
-func (srv *server) waitReady(timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(srv.readyz) //nolint:noctx // test polling
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return true
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return false
-}
-
-func (srv *server) token(t *testing.T) (int, map[string]any) {
+func token(t *testing.T, srv *harness.Server) (int, map[string]any) {
 	t.Helper()
 	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"read:projects"}}
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.issuer+"/oauth2/token", strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL()+"/oauth2/token", strings.NewReader(form.Encode()))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth("demo-service", "demo-service-secret")
@@ -339,21 +269,21 @@ func TestChartInstallsAndIssuesTokens(t *testing.T) {
 	require.Equal(t, "system:serviceaccount:latchkey:latchkey", user)
 	// The impersonated identity is what the API server authorizes.
 	kc := s.impersonatingKubeconfig(t, user)
-	whoami, err := exec.Command(s.kubectl, "--kubeconfig", kc, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").CombinedOutput()
+	whoami, err := exec.Command(s.cp.KubectlPath(), "--kubeconfig", kc, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").CombinedOutput()
 	require.NoError(t, err, "%s", whoami)
 	require.Equal(t, user, strings.TrimSpace(string(whoami)))
 
-	srv := s.start(t, containerArgs(t, objs), kc)
-	require.True(t, srv.waitReady(30*time.Second), "latchkey (as %s) not ready within 30s", user)
+	srv, err := s.start(t, containerArgs(t, objs), kc, 30*time.Second)
+	require.NoError(t, err, "latchkey (as %s) not ready within 30s", user)
 
-	s.kubectlT(t, nil, "apply", "-f", filepath.Join(s.root, "config", "samples"))
-	s.kubectlT(t, nil, "wait", "-n", "default", "--for=condition=Ready", "--timeout=30s", "oauthclient/demo-service")
+	s.cp.MustKubectl(t, nil, "apply", "-f", filepath.Join(s.root, "config", "samples"))
+	s.cp.MustKubectl(t, nil, "wait", "-n", "default", "--for=condition=Ready", "--timeout=30s", "oauthclient/demo-service")
 	var (
 		status int
 		body   map[string]any
 	)
 	require.Eventually(t, func() bool {
-		status, body = srv.token(t)
+		status, body = token(t, srv)
 		return status == http.StatusOK
 	}, 20*time.Second, 200*time.Millisecond, "token: %d %v", status, body)
 	require.NotEmpty(t, body["access_token"])
@@ -387,9 +317,9 @@ func TestMissingRBACRuleFails(t *testing.T) {
 	require.NoError(t, unstructured.SetNestedSlice(cr.Object, rules, "rules"))
 	s.install(t, ns, objs)
 
-	srv := s.start(t, containerArgs(t, objs), s.impersonatingKubeconfig(t, serviceAccountUser(t, ns, objs)))
-	require.False(t, srv.waitReady(15*time.Second), "latchkey became ready without list/watch on secrets")
-	b, err := os.ReadFile(srv.log)
+	_, err = s.start(t, containerArgs(t, objs), s.impersonatingKubeconfig(t, serviceAccountUser(t, ns, objs)), 15*time.Second)
+	require.Error(t, err, "latchkey became ready without list/watch on secrets")
+	b, err := os.ReadFile(s.logPath(t))
 	require.NoError(t, err)
 	require.Contains(t, string(b), "forbidden")
 	require.Contains(t, string(b), "secrets")

@@ -1,18 +1,15 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,16 +21,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/oauth2/clientcredentials"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/latchkey-dev/latchkey/internal/harness"
+	"github.com/latchkey-dev/latchkey/internal/harness/controlplane"
 )
 
 // suite is the control plane and the latchkey process shared by the tests of this package.
 type suite struct {
-	root       string
-	kubeconfig string
-	kubectlBin string
-	issuer     string
-	binary     string
+	root   string
+	cp     *controlplane.ControlPlane
+	issuer string
 	// regToken is the initial access token of dynamic client registration (RFC 7591), and
 	// regNamespace the namespace registered OAuthClients are created in.
 	regToken     string
@@ -47,181 +44,85 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	root, err := filepath.Abs("../..")
+	fail := func(what string, err error) int { fmt.Fprintf(os.Stderr, "e2e: %s: %v\n", what, err); return 1 }
+	root, err := harness.Root()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return fail("repository", err)
 	}
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join(root, "bin", "k8s")
-	}
-	testEnv := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
-	if _, err := testEnv.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, "start control plane:", err)
-		return 1
-	}
-	defer testEnv.Stop() //nolint:errcheck // best effort at exit
-
 	tmp, err := os.MkdirTemp("", "latchkey-e2e-")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return fail("temporary directory", err)
 	}
 	defer os.RemoveAll(tmp) //nolint:errcheck // best effort at exit
-
-	admin, err := testEnv.AddUser(envtest.User{Name: "e2e-admin", Groups: []string{"system:masters"}}, nil)
+	cp, err := controlplane.Start(controlplane.Options{Kubeconfig: filepath.Join(tmp, "kubeconfig"), User: "e2e-admin"})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "add user:", err)
-		return 1
+		return fail("control plane", err)
 	}
-	kc, err := admin.KubeConfig()
+	defer cp.Stop() //nolint:errcheck // best effort at exit
+	binary, err := harness.BuildBinary(tmp)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "kubeconfig:", err)
-		return 1
+		return fail("build", err)
 	}
-	s := &suite{root: root, kubectlBin: filepath.Join(assets, "kubectl"), kubeconfig: filepath.Join(tmp, "kubeconfig"), binary: filepath.Join(tmp, "latchkey"),
-		regToken: "e2e-initial-" + rand.Text(), regNamespace: "e2e-registered"}
-	if err := os.WriteFile(s.kubeconfig, kc, 0o600); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	build := exec.Command("go", "build", "-o", s.binary, ".")
-	build.Dir = root
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build latchkey:", err)
-		return 1
-	}
-	stop, err := s.startServer(tmp)
+	s := &suite{root: root, cp: cp, regToken: "e2e-initial-" + rand.Text(), regNamespace: "e2e-registered"}
+	srv, err := s.startServer(tmp, binary)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "start latchkey:", err)
-		return 1
+		return fail("start latchkey", err)
 	}
-	defer stop()
+	defer func() {
+		srv.Stop(10 * time.Second)
+		if os.Getenv("E2E_SHOW_LOG") != "" {
+			fmt.Fprint(os.Stderr, srv.Log())
+		}
+	}()
 	env = s
 	return m.Run()
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close() //nolint:errcheck // only used to pick a port
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // startServer runs the built binary as the operator and waits until it is ready.
-func (s *suite) startServer(tmp string) (func(), error) {
-	ports := make([]int, 3)
-	for i := range ports {
-		p, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		ports[i] = p
-	}
-	s.issuer = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+func (s *suite) startServer(tmp, binary string) (*harness.Server, error) {
 	for _, ns := range []string{"latchkey-system", s.regNamespace} {
-		if out, err := s.kubectlRun(nil, "create", "namespace", ns); err != nil {
-			return nil, fmt.Errorf("create namespace: %v: %s", err, out)
+		if out, err := s.cp.Kubectl(nil, "create", "namespace", ns); err != nil {
+			return nil, fmt.Errorf("create namespace: %w: %s", err, out)
 		}
 	}
 	tokenFile := filepath.Join(tmp, "registration-tokens")
 	if err := os.WriteFile(tokenFile, []byte("# initial access tokens, one a line\n"+s.regToken+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	logFile, err := os.Create(filepath.Join(tmp, "latchkey.log"))
+	srv, err := harness.StartServer(context.Background(), binary, filepath.Join(tmp, "latchkey.log"), 60*time.Second,
+		func(a harness.ServeAddrs) []string {
+			return []string{"serve",
+				"--kubeconfig", s.cp.Kubeconfig(),
+				"--namespace", "latchkey-system",
+				"--issuer", a.URL(),
+				"--registration-initial-token-file", tokenFile,
+				"--registration-namespace", s.regNamespace,
+			}
+		})
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, s.binary, "serve",
-		"--kubeconfig", s.kubeconfig,
-		"--namespace", "latchkey-system",
-		"--listen-address", fmt.Sprintf("127.0.0.1:%d", ports[0]),
-		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[1]),
-		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[2]),
-		"--issuer", s.issuer,
-		"--registration-initial-token-file", tokenFile,
-		"--registration-namespace", s.regNamespace,
-	)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		cancel()
-		return nil, err
-	}
-	stop := func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cancel()
-			<-done
-		}
-		_ = logFile.Close()
-		if os.Getenv("E2E_SHOW_LOG") != "" {
-			b, _ := os.ReadFile(logFile.Name())
-			os.Stderr.Write(b)
-		}
-	}
-	readyz := fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[1])
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(readyz) //nolint:noctx // test polling
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return stop, nil
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	stop()
-	b, _ := os.ReadFile(logFile.Name())
-	return nil, fmt.Errorf("latchkey not ready within 60s; log:\n%s", b)
-}
-
-func (s *suite) kubectlRun(stdin []byte, args ...string) (string, error) {
-	cmd := exec.Command(s.kubectlBin, append([]string{"--kubeconfig", s.kubeconfig}, args...)...)
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-func (s *suite) kubectl(t *testing.T, stdin []byte, args ...string) string {
-	t.Helper()
-	out, err := s.kubectlRun(stdin, args...)
-	require.NoError(t, err, "kubectl %s: %s", strings.Join(args, " "), out)
-	return out
+	s.issuer = srv.URL()
+	return srv, nil
 }
 
 // waitReady waits for an OAuthClient's Ready condition to become True.
 func (s *suite) waitReady(t *testing.T, ns, name string) {
 	t.Helper()
-	s.kubectl(t, nil, "wait", "-n", ns, "--for=condition=Ready", "--timeout=30s", "oauthclient/"+name)
+	s.cp.MustKubectl(t, nil, "wait", "-n", ns, "--for=condition=Ready", "--timeout=30s", "oauthclient/"+name)
 }
 
 // credentials reads the client ID from an OAuthClient's status and its secret from the Secret
 // the status names, as a workload mounting the Secret would.
 func (s *suite) credentials(t *testing.T, ns, name string) (id, secret string) {
 	t.Helper()
-	id = s.kubectl(t, nil, "get", "-n", ns, "oauthclient", name, "-o", "jsonpath={.status.clientID}")
-	secretName := s.kubectl(t, nil, "get", "-n", ns, "oauthclient", name, "-o", "jsonpath={.status.secretName}")
-	key := s.kubectl(t, nil, "get", "-n", ns, "oauthclient", name, "-o", "jsonpath={.spec.secretRef.key}")
+	id = s.cp.MustKubectl(t, nil, "get", "-n", ns, "oauthclient", name, "-o", "jsonpath={.status.clientID}")
+	secretName := s.cp.MustKubectl(t, nil, "get", "-n", ns, "oauthclient", name, "-o", "jsonpath={.status.secretName}")
+	key := s.cp.MustKubectl(t, nil, "get", "-n", ns, "oauthclient", name, "-o", "jsonpath={.spec.secretRef.key}")
 	if key == "" {
 		key = "client-secret"
 	}
-	enc := s.kubectl(t, nil, "get", "-n", ns, "secret", secretName, "-o", "jsonpath={.data."+strings.ReplaceAll(key, ".", `\.`)+"}")
+	enc := s.cp.MustKubectl(t, nil, "get", "-n", ns, "secret", secretName, "-o", "jsonpath={.data."+strings.ReplaceAll(key, ".", `\.`)+"}")
 	raw, err := base64.StdEncoding.DecodeString(enc)
 	require.NoError(t, err)
 	require.NotEmpty(t, id)
@@ -280,8 +181,8 @@ func (s *suite) postToken(t *testing.T, id, secret string, form url.Values) (int
 // OAuthClient to be Ready, and gets a verified token for each client_credentials client.
 func TestSamplesApplyAndIssueTokens(t *testing.T) {
 	s := env
-	s.kubectl(t, nil, "apply", "-f", filepath.Join(s.root, "config", "samples"))
-	out := s.kubectl(t, nil, "get", "oauthclients", "-A", "-o", "json")
+	s.cp.MustKubectl(t, nil, "apply", "-f", filepath.Join(s.root, "config", "samples"))
+	out := s.cp.MustKubectl(t, nil, "get", "oauthclients", "-A", "-o", "json")
 	var list struct {
 		Items []struct {
 			Metadata struct{ Name, Namespace string }
@@ -338,9 +239,9 @@ spec: {name: "e2e:read", description: "Read reports"}
 // delete it, and the same request gets invalid_client.
 func TestApplyThenDelete(t *testing.T) {
 	s := env
-	s.kubectl(t, nil, "create", "namespace", "e2e-apply")
+	s.cp.MustKubectl(t, nil, "create", "namespace", "e2e-apply")
 	applied := time.Now()
-	s.kubectl(t, []byte(generatedClient), "apply", "-f", "-")
+	s.cp.MustKubectl(t, []byte(generatedClient), "apply", "-f", "-")
 	s.waitReady(t, "e2e-apply", "reports")
 	id, secret := s.credentials(t, "e2e-apply", "reports")
 	require.Equal(t, "reports.e2e-apply", id)
@@ -356,7 +257,7 @@ func TestApplyThenDelete(t *testing.T) {
 	require.Equal(t, "e2e:read", claims["scope"])
 	require.Equal(t, "https://reports.example.com", claims["aud"])
 
-	s.kubectl(t, nil, "delete", "-n", "e2e-apply", "oauthclient", "reports", "--wait=true")
+	s.cp.MustKubectl(t, nil, "delete", "-n", "e2e-apply", "oauthclient", "reports", "--wait=true")
 	require.Eventually(t, func() bool {
 		status, body = s.postToken(t, id, secret, url.Values{"grant_type": {"client_credentials"}})
 		return status == http.StatusUnauthorized
@@ -368,7 +269,7 @@ func TestApplyThenDelete(t *testing.T) {
 // them: the API server refuses each manifest with a message naming the rule.
 func TestAPIServerRefusesInvalidClients(t *testing.T) {
 	s := env
-	s.kubectl(t, nil, "create", "namespace", "e2e-invalid")
+	s.cp.MustKubectl(t, nil, "create", "namespace", "e2e-invalid")
 	client := func(spec string) []byte {
 		return []byte("apiVersion: oauth.latchkey.dev/v1alpha1\nkind: OAuthClient\nmetadata: {name: bad, namespace: e2e-invalid}\nspec:\n" + spec)
 	}
@@ -385,14 +286,14 @@ func TestAPIServerRefusesInvalidClients(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, err := s.kubectlRun(client(tt.spec), "apply", "-f", "-")
+			out, err := s.cp.Kubectl(client(tt.spec), "apply", "-f", "-")
 			require.Error(t, err, "the API server must refuse it: %s", out)
 			assert.Contains(t, out, tt.message)
 		})
 	}
 	t.Run("the client ID is immutable", func(t *testing.T) {
-		s.kubectl(t, client("  clientID: first\n  grantTypes: [client_credentials]\n"), "apply", "-f", "-")
-		out, err := s.kubectlRun(client("  clientID: second\n  grantTypes: [client_credentials]\n"), "apply", "-f", "-")
+		s.cp.MustKubectl(t, client("  clientID: first\n  grantTypes: [client_credentials]\n"), "apply", "-f", "-")
+		out, err := s.cp.Kubectl(client("  clientID: second\n  grantTypes: [client_credentials]\n"), "apply", "-f", "-")
 		require.Error(t, err, out)
 		assert.Contains(t, out, "clientID is immutable")
 	})

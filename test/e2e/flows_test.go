@@ -7,13 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +21,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/latchkey-dev/latchkey/internal/harness"
 )
 
 // The sample resources of config/samples the flows use.
@@ -158,11 +157,11 @@ func (s *suite) userinfo(t *testing.T, accessToken string) (int, map[string]any)
 // clients and alice, so that each test of this file may also run alone.
 func (s *suite) applySamples(t *testing.T) {
 	t.Helper()
-	s.kubectl(t, nil, "apply", "-f", filepath.Join(s.root, "config", "samples"))
+	s.cp.MustKubectl(t, nil, "apply", "-f", filepath.Join(s.root, "config", "samples"))
 	for _, name := range []string{serviceID, spaID, webappID} {
 		s.waitReady(t, samplesNamespace, name)
 	}
-	s.kubectl(t, nil, "wait", "--for=condition=Ready", "--timeout=30s", "user/"+alice)
+	s.cp.MustKubectl(t, nil, "wait", "--for=condition=Ready", "--timeout=30s", "user/"+alice)
 	// Ready is the leader's status; the registry of the server is fed by its own informers.
 	// A successful login resets alice's failed-login counter, so polling it is harmless.
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second) // also run in Cleanup
@@ -180,115 +179,25 @@ func (s *suite) applySamples(t *testing.T) {
 // subjectOf is the sub of a User's tokens: its metadata.uid, never its username.
 func (s *suite) subjectOf(t *testing.T, user string) string {
 	t.Helper()
-	uid := strings.TrimSpace(s.kubectl(t, nil, "get", "user", user, "-o", "jsonpath={.metadata.uid}"))
+	uid := strings.TrimSpace(s.cp.MustKubectl(t, nil, "get", "user", user, "-o", "jsonpath={.metadata.uid}"))
 	require.NotEmpty(t, uid)
 	return uid
 }
 
-// browser is an HTTP client with a cookie jar, as a browser: it follows the redirects within
-// the server and stops at a redirect elsewhere (the client's redirect URI).
-type browser struct {
-	t      *testing.T
-	issuer *url.URL
-	client *http.Client
+// newBrowser returns a browser of the server, which sends the issuer as its Origin.
+func (s *suite) newBrowser(t *testing.T) *harness.Browser {
+	t.Helper()
+	b := harness.NewBrowser(t, nil, s.issuer)
+	b.Origin = s.issuer
+	return b
 }
 
-func (s *suite) newBrowser(t *testing.T) *browser {
+// hasCookie reports whether the browser's jar holds a cookie of the server with that name.
+func (s *suite) hasCookie(t *testing.T, b *harness.Browser, name string) bool {
 	t.Helper()
 	issuer, err := url.Parse(s.issuer)
 	require.NoError(t, err)
-	jar, err := cookiejar.New(nil)
-	require.NoError(t, err)
-	return &browser{t: t, issuer: issuer, client: &http.Client{
-		Jar:     jar,
-		Timeout: 30 * time.Second,
-		CheckRedirect: func(req *http.Request, _ []*http.Request) error {
-			if req.URL.Host != issuer.Host {
-				return http.ErrUseLastResponse
-			}
-			return nil
-		},
-	}}
-}
-
-// page is what the browser got at the end of a navigation.
-type page struct {
-	status   int
-	body     string
-	url      *url.URL // of the last request
-	location *url.URL // the redirect out of the server, if any
-}
-
-func (p page) isLogin() bool   { return strings.Contains(p.body, `action="../oauth2/login"`) }
-func (p page) isConsent() bool { return strings.Contains(p.body, `action="../oauth2/consent"`) }
-
-var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
-
-// hidden returns the hidden fields of the page's form.
-func (p page) hidden() url.Values {
-	v := url.Values{}
-	for _, m := range hiddenInput.FindAllStringSubmatch(p.body, -1) {
-		v.Set(m[1], html.UnescapeString(m[2]))
-	}
-	return v
-}
-
-func (b *browser) do(req *http.Request) page {
-	b.t.Helper()
-	resp, err := b.client.Do(req)
-	require.NoError(b.t, err)
-	defer resp.Body.Close() //nolint:errcheck // test
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(b.t, err)
-	p := page{status: resp.StatusCode, body: string(raw), url: resp.Request.URL}
-	if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode/100 == 3 {
-		p.location, err = resp.Request.URL.Parse(loc)
-		require.NoError(b.t, err)
-	}
-	return p
-}
-
-func (b *browser) get(rawURL string) page {
-	b.t.Helper()
-	req, err := http.NewRequestWithContext(b.t.Context(), http.MethodGet, rawURL, nil)
-	require.NoError(b.t, err)
-	return b.do(req)
-}
-
-// submit posts a form of a page of the server, with the Origin a browser sends.
-func (b *browser) submit(path string, form url.Values) page {
-	b.t.Helper()
-	req, err := http.NewRequestWithContext(b.t.Context(), http.MethodPost, b.issuer.JoinPath(path).String(), strings.NewReader(form.Encode()))
-	require.NoError(b.t, err)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", b.issuer.Scheme+"://"+b.issuer.Host)
-	return b.do(req)
-}
-
-// login fills in and submits the login form of the page.
-func (b *browser) login(p page, username, pw string) page {
-	b.t.Helper()
-	require.True(b.t, p.isLogin(), "a login page: %d %s", p.status, p.body)
-	form := p.hidden()
-	require.NotEmpty(b.t, form.Get("request_id"))
-	require.NotEmpty(b.t, form.Get("csrf_token"))
-	form.Set("username", username)
-	form.Set("password", pw)
-	return b.submit("/oauth2/login", form)
-}
-
-// decide submits the consent form of the page with allow or deny.
-func (b *browser) decide(p page, decision string) page {
-	b.t.Helper()
-	require.True(b.t, p.isConsent(), "a consent page: %d %s", p.status, p.body)
-	form := p.hidden()
-	form.Set("decision", decision)
-	return b.submit("/oauth2/consent", form)
-}
-
-// hasCookie reports whether the jar holds a cookie of the server with that name.
-func (b *browser) hasCookie(name string) bool {
-	for _, c := range b.client.Jar.Cookies(b.issuer) {
+	for _, c := range b.Client.Jar.Cookies(issuer) {
 		if c.Name == name && c.Value != "" {
 			return true
 		}
@@ -297,17 +206,16 @@ func (b *browser) hasCookie(name string) bool {
 }
 
 // callback checks that the page is the redirect to demo's redirect URI and returns its query.
-func (s *suite) callback(t *testing.T, p page, state string) url.Values {
+func (s *suite) callback(t *testing.T, p harness.Page, state string) url.Values {
 	t.Helper()
-	require.NotNil(t, p.location, "a redirect to the client: %d %s", p.status, p.body)
-	require.Equal(t, http.StatusSeeOther, p.status)
-	require.Equal(t, demoRedirect, (&url.URL{Scheme: p.location.Scheme, Host: p.location.Host, Path: p.location.Path}).String())
-	q := p.location.Query()
-	require.Empty(t, q.Get("error"), "error_description: %s", q.Get("error_description"))
-	assert.Equal(t, state, q.Get("state"))
-	assert.Equal(t, s.issuer, q.Get("iss"), "RFC 9207 iss")
-	require.NotEmpty(t, q.Get("code"))
-	return q
+	cb := p.Callback(t)
+	require.Equal(t, http.StatusSeeOther, p.Status)
+	require.Equal(t, demoRedirect, cb.URI)
+	require.Empty(t, cb.Error, "error_description: %s", cb.ErrorDescription)
+	assert.Equal(t, state, cb.State)
+	assert.Equal(t, s.issuer, cb.Iss, "RFC 9207 iss")
+	require.NotEmpty(t, cb.Code)
+	return cb.Query
 }
 
 // requireInvalidGrant checks that a refresh with x/oauth2 failed with invalid_grant.
@@ -358,24 +266,24 @@ func (s *suite) codeFlow(t *testing.T, provider *oidc.Provider, auth clientAuth,
 	// The first sign-in: login page (a wrong password first), consent page, redirect. The
 	// consent of an earlier run may be remembered: prompt=consent asks again.
 	verifier, state, nonce := oauth2.GenerateVerifier(), rand.Text(), rand.Text()
-	p := b.get(conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce),
+	p := b.Get(conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce),
 		oauth2.SetAuthURLParam("prompt", "consent")))
-	require.Equal(t, http.StatusOK, p.status, p.body)
-	require.True(t, p.isLogin(), "the authorization request shows the login page: %s", p.body)
-	assert.Contains(t, p.body, displayName, "the login page names the OAuthClient's displayName")
-	assert.True(t, b.hasCookie("latchkey-csrf"), "the browser got the binding cookie")
+	require.Equal(t, http.StatusOK, p.Status, p.Body)
+	require.True(t, p.IsLogin(), "the authorization request shows the login page: %s", p.Body)
+	assert.Contains(t, p.Body, displayName, "the login page names the OAuthClient's displayName")
+	assert.True(t, s.hasCookie(t, b, "latchkey-csrf"), "the browser got the binding cookie")
 
-	p = b.login(p, alice, "not-"+alicePassword)
-	assert.Equal(t, http.StatusBadRequest, p.status)
-	assert.Contains(t, p.body, "Incorrect username or password.")
-	assert.Nil(t, p.location, "a failed login never reaches the client")
+	p = b.Login(p, alice, "not-"+alicePassword)
+	assert.Equal(t, http.StatusBadRequest, p.Status)
+	assert.Contains(t, p.Body, "Incorrect username or password.")
+	assert.Nil(t, p.Location, "a failed login never reaches the client")
 
-	p = b.login(p, alice, alicePassword)
-	require.Equal(t, http.StatusOK, p.status, p.body)
-	require.True(t, p.isConsent(), "after the login comes the consent page: %s", p.body)
-	assert.Contains(t, p.body, "List and view projects", "the consent page shows the Scope resource's description")
-	assert.Contains(t, p.body, "Access to user email address", "the email Scope resource's description, not the built-in one")
-	q := s.callback(t, b.decide(p, "allow"), state)
+	p = b.Login(p, alice, alicePassword)
+	require.Equal(t, http.StatusOK, p.Status, p.Body)
+	require.True(t, p.IsConsent(), "after the login comes the consent page: %s", p.Body)
+	assert.Contains(t, p.Body, "List and view projects", "the consent page shows the Scope resource's description")
+	assert.Contains(t, p.Body, "Access to user email address", "the email Scope resource's description, not the built-in one")
+	q := s.callback(t, b.Decide(p, "allow"), state)
 
 	// The code is exchanged with the PKCE verifier.
 	tok, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
@@ -448,7 +356,7 @@ func (s *suite) codeFlow(t *testing.T, provider *oidc.Provider, auth clientAuth,
 
 	// A second sign-in in the same browser needs no page: session and remembered consent.
 	verifier, state, nonce = oauth2.GenerateVerifier(), rand.Text(), rand.Text()
-	p = b.get(conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)))
+	p = b.Get(conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)))
 	q = s.callback(t, p, state)
 	tok3, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
 	require.NoError(t, err)
@@ -471,7 +379,7 @@ func (s *suite) codeFlow(t *testing.T, provider *oidc.Provider, auth clientAuth,
 
 	// A code is used once; presenting it again revokes what its first exchange issued.
 	verifier, state = oauth2.GenerateVerifier(), rand.Text()
-	q = s.callback(t, b.get(conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce))), state)
+	q = s.callback(t, b.Get(conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce))), state)
 	tok4, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
 	require.NoError(t, err)
 	assert.Equal(t, true, s.introspect(t, tok4.AccessToken)["active"])
@@ -545,12 +453,12 @@ func TestUserChangedWithKubectlTakesEffect(t *testing.T) {
 	s.applySamples(t)
 	ctx := t.Context()
 	secretPath := []string{"-n", samplesNamespace, "secret", "alice-password"}
-	original := s.kubectl(t, nil, append([]string{"get"}, append(secretPath, "-o", "jsonpath={.data.hash}")...)...)
+	original := s.cp.MustKubectl(t, nil, append([]string{"get"}, append(secretPath, "-o", "jsonpath={.data.hash}")...)...)
 	require.NotEmpty(t, original)
 	t.Cleanup(func() {
 		// Restore the samples' alice for the other tests: kubectl apply would not undo the
 		// patch (the Secret's last-applied configuration did not change), so patch it back.
-		s.kubectl(t, nil, append([]string{"patch"}, append(secretPath, "--type=merge", "-p", `{"data":{"hash":"`+original+`"}}`)...)...)
+		s.cp.MustKubectl(t, nil, append([]string{"patch"}, append(secretPath, "--type=merge", "-p", `{"data":{"hash":"`+original+`"}}`)...)...)
 		s.applySamples(t)
 	})
 
@@ -563,7 +471,7 @@ func TestUserChangedWithKubectlTakesEffect(t *testing.T) {
 	hash, err := bcrypt.GenerateFromPassword([]byte(newPassword), bcrypt.DefaultCost)
 	require.NoError(t, err)
 	patched := time.Now()
-	s.kubectl(t, nil, append([]string{"patch"}, append(secretPath, "--type=merge", "-p",
+	s.cp.MustKubectl(t, nil, append([]string{"patch"}, append(secretPath, "--type=merge", "-p",
 		`{"data":{"hash":"`+base64.StdEncoding.EncodeToString(hash)+`"}}`)...)...)
 
 	// Poll with the new password: a success resets the failed-login counter, so the polls
@@ -583,7 +491,7 @@ func TestUserChangedWithKubectlTakesEffect(t *testing.T) {
 	assert.Equal(t, true, s.introspect(t, accessToken)["active"], "a password change alone does not revoke tokens")
 
 	deleted := time.Now()
-	s.kubectl(t, nil, "delete", "user", alice, "--wait=true")
+	s.cp.MustKubectl(t, nil, "delete", "user", alice, "--wait=true")
 	require.Eventually(t, func() bool {
 		res, err := s.postForm(ctx, "/oauth2/introspect", clientAuth{serviceID, serviceSecret}, url.Values{"token": {accessToken}})
 		return err == nil && res.status == http.StatusOK && res.body["active"] == false
@@ -598,11 +506,11 @@ func TestUserChangedWithKubectlTakesEffect(t *testing.T) {
 	b := s.newBrowser(t)
 	conf := &oauth2.Config{ClientID: spaID, RedirectURL: demoRedirect, Scopes: []string{"openid"},
 		Endpoint: oauth2.Endpoint{AuthURL: s.issuer + "/oauth2/authorize", TokenURL: s.issuer + "/oauth2/token"}}
-	p := b.get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oidc.Nonce("n")))
-	p = b.login(p, alice, newPassword)
-	assert.Equal(t, http.StatusBadRequest, p.status)
-	assert.Contains(t, p.body, "Incorrect username or password.", "a deleted user cannot sign in")
-	assert.Nil(t, p.location)
+	p := b.Get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oidc.Nonce("n")))
+	p = b.Login(p, alice, newPassword)
+	assert.Equal(t, http.StatusBadRequest, p.Status)
+	assert.Contains(t, p.Body, "Incorrect username or password.", "a deleted user cannot sign in")
+	assert.Nil(t, p.Location)
 }
 
 // registration is the RFC 7591 client information response.
@@ -664,7 +572,7 @@ func TestDynamicRegistrationCreatesAnOAuthClient(t *testing.T) {
 	assert.Equal(t, "read:projects", reg.Scope)
 
 	// The registration is an OAuthClient resource that kubectl shows.
-	out := s.kubectl(t, nil, "get", "oauthclients", "-n", s.regNamespace, "-l", "oauth.latchkey.dev/registered=true", "-o", "json")
+	out := s.cp.MustKubectl(t, nil, "get", "oauthclients", "-n", s.regNamespace, "-l", "oauth.latchkey.dev/registered=true", "-o", "json")
 	var list struct {
 		Items []struct {
 			Metadata struct {
@@ -718,7 +626,7 @@ func TestDynamicRegistrationCreatesAnOAuthClient(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, resp.StatusCode, "%s", raw)
 
 	require.Eventually(t, func() bool {
-		out, err := s.kubectlRun(nil, "get", "oauthclient", "-n", s.regNamespace, reg.ClientID)
+		out, err := s.cp.Kubectl(nil, "get", "oauthclient", "-n", s.regNamespace, reg.ClientID)
 		return err != nil && strings.Contains(out, "NotFound")
 	}, 10*time.Second, 100*time.Millisecond, "the OAuthClient is still there")
 	var last error

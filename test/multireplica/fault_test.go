@@ -83,7 +83,7 @@ func isLeader(ctx context.Context, r *replica) bool {
 
 // leaseHolder returns the holderIdentity of the leader Lease.
 func (s *suite) leaseHolder() (string, error) {
-	out, err := s.kubectlRun(nil, "get", "lease", leaseName, "-n", namespace, "-o", "jsonpath={.spec.holderIdentity}")
+	out, err := s.cp.Kubectl(nil, "get", "lease", leaseName, "-n", namespace, "-o", "jsonpath={.spec.holderIdentity}")
 	if err != nil {
 		return "", fmt.Errorf("%w: %s", err, out)
 	}
@@ -93,7 +93,7 @@ func (s *suite) leaseHolder() (string, error) {
 // keyIDs returns the kids of the signing key Secret's keys.json.
 func (s *suite) keyIDs(t *testing.T) []string {
 	t.Helper()
-	out, err := s.kubectlRun(nil, "get", "secret", keySecret, "-n", namespace, "-o", `jsonpath={.data.keys\.json}`)
+	out, err := s.cp.Kubectl(nil, "get", "secret", keySecret, "-n", namespace, "-o", `jsonpath={.data.keys\.json}`)
 	require.NoError(t, err, out)
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(out))
 	require.NoError(t, err)
@@ -236,7 +236,7 @@ func TestKillingTheLeaderUnderLoadLosesNoRefreshTokenAndLeadershipMoves(t *testi
 	}
 	killTime := time.Now()
 	killedAt.Store(killTime.UnixNano())
-	require.NoError(t, victim.kill())
+	require.NoError(t, victim.srv.Kill())
 	t.Logf("SIGKILLed %s at %s into the load", victim.name, faultKillAt)
 
 	var newLeader int
@@ -266,7 +266,7 @@ func TestKillingTheLeaderUnderLoadLosesNoRefreshTokenAndLeadershipMoves(t *testi
 	wg.Wait()
 
 	// Restart the killed replica with the same flags and ports; it rejoins as a follower.
-	require.NoError(t, s.restart(victim))
+	require.NoError(t, victim.srv.Restart())
 	require.NoError(t, victim.waitReady(30*time.Second))
 	require.NoError(t, victim.waitServes(15*time.Second))
 	assert.Equal(t, newLeader, s.leaderIndex(ctx, -1), "the restarted replica does not take leadership back")

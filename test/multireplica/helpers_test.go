@@ -4,12 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"html"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -201,85 +198,4 @@ func verifyWith(t *testing.T, set jose.JSONWebKeySet, token, issuer string) map[
 	require.NoError(t, parsed.Claims(keys[0].Key, &claims, &std))
 	require.NoError(t, std.ValidateWithLeeway(jwt.Expected{Issuer: issuer, Time: time.Now()}, time.Minute))
 	return claims
-}
-
-// browser is an HTTP client with a cookie jar that stops at a redirect out of the replicas.
-type browser struct {
-	t      *testing.T
-	origin string
-	client *http.Client
-}
-
-func newBrowser(t *testing.T, origin string) *browser {
-	t.Helper()
-	jar, err := cookiejar.New(nil)
-	require.NoError(t, err)
-	return &browser{t: t, origin: origin, client: &http.Client{
-		Jar:     jar,
-		Timeout: 30 * time.Second,
-		CheckRedirect: func(req *http.Request, _ []*http.Request) error {
-			if req.URL.Hostname() != "127.0.0.1" {
-				return http.ErrUseLastResponse
-			}
-			return nil
-		},
-	}}
-}
-
-type page struct {
-	status   int
-	body     string
-	url      *url.URL
-	location *url.URL
-}
-
-func (p page) isLogin() bool   { return strings.Contains(p.body, `action="../oauth2/login"`) }
-func (p page) isConsent() bool { return strings.Contains(p.body, `action="../oauth2/consent"`) }
-
-var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
-
-func (p page) hidden() url.Values {
-	v := url.Values{}
-	for _, m := range hiddenInput.FindAllStringSubmatch(p.body, -1) {
-		v.Set(m[1], html.UnescapeString(m[2]))
-	}
-	return v
-}
-
-func (b *browser) do(req *http.Request) page {
-	b.t.Helper()
-	resp, err := b.client.Do(req)
-	require.NoError(b.t, err)
-	defer resp.Body.Close() //nolint:errcheck // test
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(b.t, err)
-	p := page{status: resp.StatusCode, body: string(raw), url: resp.Request.URL}
-	if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode/100 == 3 {
-		p.location, err = resp.Request.URL.Parse(loc)
-		require.NoError(b.t, err)
-	}
-	return p
-}
-
-func (b *browser) get(rawURL string) page {
-	b.t.Helper()
-	req, err := http.NewRequestWithContext(b.t.Context(), http.MethodGet, rawURL, nil)
-	require.NoError(b.t, err)
-	return b.do(req)
-}
-
-// submit posts the form of page p to action, resolved against the page's URL (the replica that
-// served it), with the Origin and Host of the issuer a browser behind a load balancer sends.
-func (b *browser) submit(p page, action string, form url.Values) page {
-	b.t.Helper()
-	target, err := p.url.Parse(action)
-	require.NoError(b.t, err)
-	req, err := http.NewRequestWithContext(b.t.Context(), http.MethodPost, target.String(), strings.NewReader(form.Encode()))
-	require.NoError(b.t, err)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	// Behind a load balancer every replica sees the issuer's host, which the Origin must match
-	// (http.CrossOriginProtection); the request still goes to the replica that served the page.
-	req.Host = strings.TrimPrefix(b.origin, "http://")
-	req.Header.Set("Origin", b.origin)
-	return b.do(req)
 }

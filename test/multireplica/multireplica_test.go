@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -17,6 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/oauth2"
+
+	"github.com/latchkey-dev/latchkey/internal/harness"
 )
 
 // authorizeAt drives login and consent for demo-spa (PKCE S256) over HTTP against replica r,
@@ -26,27 +27,27 @@ func authorizeAt(t *testing.T, s *suite, r *replica) (code, verifier string) {
 	verifier, state := oauth2.GenerateVerifier(), rand.Text()
 	conf := &oauth2.Config{ClientID: spaID, RedirectURL: demoRedirect, Scopes: []string{"openid", "profile", "read:projects"},
 		Endpoint: oauth2.Endpoint{AuthURL: r.base + "/oauth2/authorize"}}
-	b := newBrowser(t, s.issuer)
-	p := b.get(conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "consent")))
-	require.Equal(t, http.StatusOK, p.status, p.body)
-	require.True(t, p.isLogin(), "a login page: %s", p.body)
-	form := p.hidden()
-	form.Set("username", alice)
-	form.Set("password", alicePassword)
-	p = b.submit(p, "../oauth2/login", form)
-	require.Equal(t, http.StatusOK, p.status, p.body)
-	require.True(t, p.isConsent(), "a consent page: %s", p.body)
-	form = p.hidden()
-	form.Set("decision", "allow")
-	p = b.submit(p, "../oauth2/consent", form)
-	require.NotNil(t, p.location, "a redirect to the client: %d %s", p.status, p.body)
-	require.Equal(t, demoRedirect, (&url.URL{Scheme: p.location.Scheme, Host: p.location.Host, Path: p.location.Path}).String())
-	q := p.location.Query()
-	require.Empty(t, q.Get("error"), "error_description: %s", q.Get("error_description"))
-	require.Equal(t, state, q.Get("state"))
-	require.Equal(t, s.issuer, q.Get("iss"), "RFC 9207 iss is the shared issuer")
-	require.NotEmpty(t, q.Get("code"))
-	return q.Get("code"), verifier
+	servers := make([]string, 0, len(s.replicas))
+	for _, r := range s.replicas {
+		servers = append(servers, r.base)
+	}
+	// Behind a load balancer every replica sees the issuer's host, which the Origin must match
+	// (http.CrossOriginProtection); the requests still go to the replica that served the page.
+	b := harness.NewBrowser(t, nil, servers...)
+	b.Origin = s.issuer
+	p := b.Get(conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "consent")))
+	require.Equal(t, http.StatusOK, p.Status, p.Body)
+	require.True(t, p.IsLogin(), "a login page: %s", p.Body)
+	p = b.Login(p, alice, alicePassword)
+	require.Equal(t, http.StatusOK, p.Status, p.Body)
+	require.True(t, p.IsConsent(), "a consent page: %s", p.Body)
+	cb := b.Decide(p, "allow").Callback(t)
+	require.Equal(t, demoRedirect, cb.URI)
+	require.Empty(t, cb.Error, "error_description: %s", cb.ErrorDescription)
+	require.Equal(t, state, cb.State)
+	require.Equal(t, s.issuer, cb.Iss, "RFC 9207 iss is the shared issuer")
+	require.NotEmpty(t, cb.Code)
+	return cb.Code, verifier
 }
 
 func exchangeForm(code, verifier string) url.Values {
@@ -129,7 +130,7 @@ func TestAForcedKeyRotationBreaksNoVerificationAndEveryReplicaConverges(t *testi
 	}
 	initial := kids(s.replicas[0].jwks(t))
 
-	out, err := s.kubectlRun(nil, "annotate", "secret", keySecret, "-n", namespace,
+	out, err := s.cp.Kubectl(nil, "annotate", "secret", keySecret, "-n", namespace,
 		fmt.Sprintf("oauth.latchkey.dev/rotate-keys=%d", time.Now().UnixNano()), "--overwrite")
 	require.NoError(t, err, out)
 
@@ -164,23 +165,8 @@ func TestAForcedKeyRotationBreaksNoVerificationAndEveryReplicaConverges(t *testi
 
 func TestSIGTERMDrainsAnInFlightRequestAndTheProcessExitsCleanly(t *testing.T) {
 	s := env
-	// Another test package may take a port between freePort and the bind: try new ports then.
-	var r *replica
-	for attempt := 0; ; attempt++ {
-		port, err := freePort()
-		require.NoError(t, err)
-		r, err = s.startReplica(fmt.Sprintf("replica-drain-%d", attempt), port)
-		require.NoError(t, err)
-		err = r.waitReady(60 * time.Second)
-		if err == nil {
-			break
-		}
-		r.stop()
-		logged, _ := os.ReadFile(r.logPath)
-		if attempt == 2 || !strings.Contains(string(logged), "address already in use") {
-			require.NoError(t, err, "%s", logged)
-		}
-	}
+	r, err := s.startReplica("replica-drain")
+	require.NoError(t, err)
 	t.Cleanup(r.stop)
 	require.NoError(t, r.waitServes(30*time.Second))
 
@@ -199,7 +185,7 @@ func TestSIGTERMDrainsAnInFlightRequestAndTheProcessExitsCleanly(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // the server has read the headers and waits for the body
 
 	signalled := time.Now()
-	require.NoError(t, r.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, r.srv.Signal(syscall.SIGTERM))
 	time.Sleep(500 * time.Millisecond) // the server is draining
 	_, err = conn.Write([]byte(body[half:]))
 	require.NoError(t, err, "the in-flight connection stays open while draining")
@@ -211,9 +197,9 @@ func TestSIGTERMDrainsAnInFlightRequestAndTheProcessExitsCleanly(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "the in-flight request completes")
 
 	select {
-	case <-r.exited:
-		assert.NoError(t, r.waitErr, "exit status 0")
-		assert.Equal(t, 0, r.cmd.ProcessState.ExitCode())
+	case <-r.srv.Exited():
+		assert.NoError(t, r.srv.Err(), "exit status 0")
+		assert.Equal(t, 0, r.srv.ExitCode())
 		assert.Less(t, time.Since(signalled), shutdownTimeout, "the process exits within --shutdown-timeout")
 	case <-time.After(shutdownTimeout - time.Since(signalled)):
 		t.Fatalf("%s did not exit within --shutdown-timeout %s of SIGTERM", r.name, shutdownTimeout)

@@ -7,11 +7,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
-	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
@@ -25,11 +22,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/latchkey-dev/latchkey/internal/harness"
 )
 
-// server is the latchkey process the examples run against.
+// server is the latchkey process the examples run against, and the curl that runs them.
 type server struct {
 	base string
+	curl string
 }
 
 var srv server //nolint:gochecknoglobals // one server per package, started in TestMain
@@ -109,10 +109,7 @@ func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
 func runMain(m *testing.M) int {
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, "seeds:", err); return 1 }
-	if _, err := exec.LookPath("curl"); err != nil {
-		return fail(fmt.Errorf("curl is needed (make test-deps installs it): %w", err))
-	}
-	root, err := filepath.Abs("../..")
+	curl, err := harness.Tool("curl", "curl")
 	if err != nil {
 		return fail(err)
 	}
@@ -132,61 +129,22 @@ func runMain(m *testing.M) int {
 	if err := os.WriteFile(filepath.Join(dir, "seeds.yaml"), []byte(fixtures(string(hash))), 0o600); err != nil {
 		return fail(err)
 	}
-	bin := filepath.Join(tmp, "latchkey")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fail(err)
-	}
-	addr, err := freeAddr()
+	bin, err := harness.BuildBinary(tmp)
 	if err != nil {
 		return fail(err)
 	}
-	probe, err := freeAddr()
+	latchkey, err := harness.StartServer(context.Background(), bin, filepath.Join(tmp, "latchkey.log"), 30*time.Second,
+		func(harness.ServeAddrs) []string { return []string{"serve", "--manifests", dir} })
 	if err != nil {
 		return fail(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "serve", "--manifests", dir, "--listen-address", addr,
-		"--health-probe-bind-address", probe, "--metrics-bind-address", "0")
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		return fail(err)
-	}
-	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
-	srv.base = "http://" + addr
-	if err := waitReady("http://" + probe + "/readyz"); err != nil {
-		return fail(fmt.Errorf("%w; log:\n%s", err, log.String()))
-	}
+	defer latchkey.Stop(10 * time.Second)
+	srv = server{base: latchkey.URL(), curl: curl}
 	code := m.Run()
 	if code != 0 {
-		fmt.Fprintf(os.Stderr, "latchkey log:\n%s\n", log.String())
+		fmt.Fprintf(os.Stderr, "latchkey log:\n%s\n", latchkey.Log())
 	}
 	return code
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close() //nolint:errcheck // picks a port
-	return l.Addr().String(), nil
-}
-
-func waitReady(u string) error {
-	for range 300 {
-		if resp, err := http.Get(u); err == nil { //nolint:noctx // polling in TestMain
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("not ready: %s", u)
 }
 
 // seed is one document and how its examples map onto the test server.
@@ -385,7 +343,7 @@ func (s seed) run(t *testing.T, e example, v values) response {
 		args = append(args, "-u", clientID+":"+clientSecret)
 	}
 	args = append([]string{"-sS", "-i", "--max-time", "10"}, args...)
-	out, err := exec.CommandContext(t.Context(), "curl", args...).CombinedOutput()
+	out, err := exec.CommandContext(t.Context(), srv.curl, args...).CombinedOutput()
 	require.NoError(t, err, "curl %s: %s", strings.Join(args, " "), out)
 	resp := parseHTTP(t, out)
 	t.Logf("curl %s -> %d", strings.Join(args, " "), resp.status)
@@ -431,49 +389,22 @@ func tokenShape(t *testing.T, r response, refresh bool) {
 // allows on the consent page and returns the redirect it lands on (never followed).
 func authorize(t *testing.T, u string) *url.URL {
 	t.Helper()
-	jar, err := cookiejar.New(nil)
-	require.NoError(t, err)
-	c := &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
-		if !strings.HasPrefix(req.URL.String(), srv.base) {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}}
-	resp, err := c.Get(u) //nolint:noctx // test
-	require.NoError(t, err)
+	b := harness.NewBrowser(t, nil, srv.base)
+	p := b.Get(u)
 	for range 4 {
-		body, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		_ = resp.Body.Close()
-		if resp.StatusCode == http.StatusSeeOther || resp.StatusCode == http.StatusFound {
-			loc, err := resp.Location()
-			require.NoError(t, err)
-			return loc
+		if p.Location != nil {
+			require.Contains(t, []int{http.StatusSeeOther, http.StatusFound}, p.Status)
+			return p.Location
 		}
-		require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
-		form := url.Values{}
-		for _, m := range hiddenInput.FindAllStringSubmatch(string(body), -1) {
-			form.Set(m[1], htmlUnescape(m[2]))
-		}
-		action := srv.base + "/oauth2/consent"
-		if bytes.Contains(body, []byte(`name="password"`)) {
-			form.Set("username", username)
-			form.Set("password", password)
-			action = srv.base + "/oauth2/login"
+		require.Equal(t, http.StatusOK, p.Status, "%s", p.Body)
+		if p.IsLogin() {
+			p = b.Login(p, username, password)
 		} else {
-			form.Set("decision", "allow")
+			p = b.Decide(p, "allow")
 		}
-		resp, err = c.PostForm(action, form) //nolint:noctx // test
-		require.NoError(t, err)
 	}
 	t.Fatal("no redirect after login and consent")
 	return nil
-}
-
-var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`) //nolint:gochecknoglobals // a fixed pattern
-
-func htmlUnescape(s string) string {
-	return strings.NewReplacer("&amp;", "&", "&#34;", `"`, "&#39;", "'", "&lt;", "<", "&gt;", ">").Replace(s)
 }
 
 // pkceVerifier is the code verifier of the examples that use PKCE.

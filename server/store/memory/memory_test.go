@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/server/store"
 	"github.com/latchkey-dev/latchkey/server/store/storetest"
 )
@@ -32,7 +33,7 @@ func TestConformance(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var o storetest.Options
 			if tc.fake {
-				o.Clock = storetest.NewClock(t0)
+				o.Clock = harness.NewClock(t0)
 			}
 			storetest.Run(t, func(*testing.T) store.Store {
 				opts := tc.opts
@@ -67,7 +68,7 @@ func (s *Store) sizes() (records, deadlines, interned, families int) {
 
 func TestExpiry(t *testing.T) {
 	ctx := t.Context()
-	fill := func(t *testing.T, s *Store, clock *storetest.Clock, n int) {
+	fill := func(t *testing.T, s *Store, clock *harness.Clock, n int) {
 		for i := range n {
 			h := store.HashOf(string(rune(i)) + "x")
 			rt := store.RefreshToken{
@@ -86,7 +87,7 @@ func TestExpiry(t *testing.T) {
 		require.NoError(t, s.RevokeFamily(ctx, "family", clock.Now()))
 	}
 	t.Run("the janitor drops every record whose lease ended and releases what they interned", func(t *testing.T) {
-		clock := storetest.NewClock(t0)
+		clock := harness.NewClock(t0)
 		s := New(WithClock(clock.Now), withShards(1))
 		fill(t, s, clock, 3000)
 		records, deadlines, interned, families := s.sizes()
@@ -103,7 +104,7 @@ func TestExpiry(t *testing.T) {
 		require.Zero(t, families)
 	})
 	t.Run("writes drop expired records without the janitor", func(t *testing.T) {
-		clock := storetest.NewClock(t0)
+		clock := harness.NewClock(t0)
 		s := New(WithClock(clock.Now), withShards(1))
 		fill(t, s, clock, 100)
 		clock.Advance(time.Minute)
@@ -114,7 +115,7 @@ func TestExpiry(t *testing.T) {
 		require.Equal(t, 200, records)
 	})
 	t.Run("a record past its lease is not returned before cleanup", func(t *testing.T) {
-		clock := storetest.NewClock(t0)
+		clock := harness.NewClock(t0)
 		s := New(WithClock(clock.Now))
 		require.NoError(t, s.PutRecord(ctx, "k", store.HashOf("x"), []byte("v"), time.Second))
 		clock.Advance(time.Second)
@@ -126,7 +127,7 @@ func TestExpiry(t *testing.T) {
 }
 
 func TestStart(t *testing.T) {
-	clock := storetest.NewClock(t0)
+	clock := harness.NewClock(t0)
 	s := New(WithClock(clock.Now), WithJanitorInterval(time.Millisecond))
 	require.NoError(t, s.PutRecord(t.Context(), "k", store.HashOf("x"), []byte("v"), time.Second))
 	clock.Advance(time.Second)

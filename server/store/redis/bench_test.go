@@ -3,35 +3,12 @@ package redis
 import (
 	"context"
 	"encoding/binary"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
+	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/server/store"
 )
-
-// roundTrips counts the commands and pipelines sent: each is one round trip.
-type roundTrips struct{ n atomic.Int64 }
-
-func (r *roundTrips) DialHook(next goredis.DialHook) goredis.DialHook { return next }
-
-func (r *roundTrips) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
-	return func(ctx context.Context, cmd goredis.Cmder) error {
-		r.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-
-func (r *roundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		r.n.Add(1)
-		return next(ctx, cmds)
-	}
-}
-
-var _ goredis.Hook = (*roundTrips)(nil)
 
 func key(i uint64) store.Hash {
 	var h store.Hash
@@ -40,13 +17,13 @@ func key(i uint64) store.Hash {
 	return h
 }
 
-func benchStore(b *testing.B) (*Store, *roundTrips) {
-	srv := startServer(b, 0)
+func benchStore(b *testing.B) (*Store, *harness.RoundTrips) {
+	srv := harness.NewRedis(b)
 	s := newStore(b, srv, false)
 	if err := s.LoadScripts(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	rt := &roundTrips{}
+	rt := &harness.RoundTrips{}
 	s.Client().AddHook(rt)
 	return s, rt
 }
@@ -61,7 +38,7 @@ func BenchmarkTakeCode(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	rt.n.Store(0)
+	rt.Reset()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
@@ -70,7 +47,7 @@ func BenchmarkTakeCode(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(rt.n.Load())/float64(b.N), "roundtrips/op")
+	b.ReportMetric(float64(rt.Count())/float64(b.N), "roundtrips/op")
 }
 
 func BenchmarkRotateRefresh(b *testing.B) {
@@ -82,7 +59,7 @@ func BenchmarkRotateRefresh(b *testing.B) {
 	if err := s.CreateRefresh(ctx, key(0), next); err != nil {
 		b.Fatal(err)
 	}
-	rt.n.Store(0)
+	rt.Reset()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
@@ -91,5 +68,5 @@ func BenchmarkRotateRefresh(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(rt.n.Load())/float64(b.N), "roundtrips/op")
+	b.ReportMetric(float64(rt.Count())/float64(b.N), "roundtrips/op")
 }

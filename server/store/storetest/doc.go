@@ -7,8 +7,8 @@
 //
 // newStore must return an empty store for each call: tests run in parallel, one store each.
 //
-// Time: a backend that can read a fake clock passes it as Options.Clock (and makes the stores
-// newStore returns read Clock.Now); the suite then advances it instead of sleeping, and runs its
+// Time: a backend that can read a fake clock passes one (harness.NewClock) as Options.Clock
+// (and makes the stores newStore returns read its Now); the suite then advances it instead of sleeping, and runs its
 // tests one at a time since they share the clock. Without a Clock the suite runs on real time
 // with leases of a few hundred milliseconds (a backend with server-side TTLs, like Redis, runs
 // it this way), its tests in parallel; it then takes a few seconds.
@@ -28,4 +28,7 @@
 //   - DeleteRecord of a missing record and Reset of a missing counter are not errors.
 //   - A call with a context that is already cancelled returns promptly, either succeeding or
 //     with an error that matches the context's error; when it fails, nothing changed.
+//
+// It is test-support code and may import internal/harness (for its fake clock), which server/
+// code never does.
 package storetest

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/server/store"
 )
 
@@ -19,7 +20,7 @@ import (
 type Options struct {
 	// Clock, when set, is the clock every store from newStore reads: the suite advances it
 	// instead of sleeping, and runs its tests one at a time. Nil means real time.
-	Clock *Clock
+	Clock *harness.Clock
 }
 
 const (
@@ -38,7 +39,7 @@ type env struct {
 	t     *testing.T
 	ctx   context.Context
 	s     store.Store
-	clock *Clock
+	clock *harness.Clock
 }
 
 func (e *env) now() time.Time {
