@@ -5,16 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"html"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	xoauth2 "golang.org/x/oauth2"
 
+	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/password"
 	"github.com/latchkey-dev/latchkey/server/registry"
@@ -105,25 +101,13 @@ func flowRegistry(t testing.TB) *registry.Registry {
 	return r
 }
 
-// fakeClock is a settable clock shared by the handler and the store.
-type fakeClock struct{ ns atomic.Int64 }
-
-func newFakeClock() *fakeClock {
-	c := &fakeClock{}
-	c.ns.Store(time.Now().UnixNano())
-	return c
-}
-
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
-
 // flowEnv is a handler with a memory store and the flow registry, served over HTTP (or HTTPS)
 // at its issuer URL.
 type flowEnv struct {
 	srv   *httptest.Server
 	reg   *registry.Registry
 	store *memory.Store
-	clock *fakeClock
+	clock *harness.Clock
 }
 
 type envOption func(*Config)
@@ -148,7 +132,7 @@ func finishFlowEnv(t *testing.T, srv *httptest.Server, opts ...envOption) *flowE
 	t.Cleanup(srv.Close)
 	kr, err := testKeyring()
 	require.NoError(t, err)
-	clock := newFakeClock()
+	clock := harness.NewClock(time.Now())
 	st := memory.New(memory.WithClock(clock.Now))
 	env := &flowEnv{srv: srv, reg: flowRegistry(t), store: st, clock: clock}
 	cfg := Config{
@@ -164,118 +148,10 @@ func finishFlowEnv(t *testing.T, srv *httptest.Server, opts ...envOption) *flowE
 	return env
 }
 
-// browser is an HTTP client with a cookie jar that follows redirects within the server and
-// stops at a redirect elsewhere (the client's redirect URI).
-type webBrowser struct {
-	t      *testing.T
-	env    *flowEnv
-	client *http.Client
-}
-
-func (env *flowEnv) browser(t *testing.T) *webBrowser {
-	jar, err := cookiejar.New(nil)
-	require.NoError(t, err)
-	base := env.srv.Client()
-	c := &http.Client{
-		Transport: base.Transport, Jar: jar,
-		CheckRedirect: func(req *http.Request, _ []*http.Request) error {
-			if req.URL.Host != strings.TrimPrefix(strings.TrimPrefix(env.srv.URL, "https://"), "http://") {
-				return http.ErrUseLastResponse
-			}
-			return nil
-		},
-	}
-	return &webBrowser{t: t, env: env, client: c}
-}
-
-// page is an answer the browser got.
-type page struct {
-	status   int
-	header   http.Header
-	body     string
-	url      *url.URL // the URL of the final request
-	location *url.URL // the redirect to the client, if the flow left the server
-}
-
-func (b *webBrowser) do(req *http.Request) page {
-	b.t.Helper()
-	res, err := b.client.Do(req)
-	require.NoError(b.t, err)
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	require.NoError(b.t, err)
-	p := page{status: res.StatusCode, header: res.Header, body: string(raw), url: res.Request.URL}
-	if loc := res.Header.Get("Location"); loc != "" && res.StatusCode/100 == 3 {
-		u, err := res.Request.URL.Parse(loc)
-		require.NoError(b.t, err)
-		p.location = u
-	}
-	return p
-}
-
-func (b *webBrowser) get(rawURL string) page {
-	b.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, rawURL, nil)
-	require.NoError(b.t, err)
-	return b.do(req)
-}
-
-func (b *webBrowser) post(rawURL string, form url.Values, headers ...string) page {
-	b.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, rawURL, strings.NewReader(form.Encode()))
-	require.NoError(b.t, err)
-	req.Header.Set("Content-Type", formType)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	return b.do(req)
-}
-
-var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
-
-// hidden returns the hidden fields of the page's form.
-func (p page) hidden() url.Values {
-	v := url.Values{}
-	for _, m := range hiddenInput.FindAllStringSubmatch(p.body, -1) {
-		v.Set(m[1], html.UnescapeString(m[2]))
-	}
-	return v
-}
-
-func (p page) isLogin() bool   { return strings.Contains(p.body, `action="../oauth2/login"`) }
-func (p page) isConsent() bool { return strings.Contains(p.body, `action="../oauth2/consent"`) }
-
-// login submits the login form of the page.
-func (b *webBrowser) login(p page, username, pw string) page {
-	b.t.Helper()
-	require.True(b.t, p.isLogin(), "a login page: %d %s", p.status, p.body)
-	form := p.hidden()
-	form.Set("username", username)
-	form.Set("password", pw)
-	return b.post(b.env.srv.URL+oauth2.LoginPath, form)
-}
-
-// decide submits the consent form of the page.
-func (b *webBrowser) decide(p page, decision string) page {
-	b.t.Helper()
-	require.True(b.t, p.isConsent(), "a consent page: %d %s", p.status, p.body)
-	form := p.hidden()
-	form.Set("decision", decision)
-	return b.post(b.env.srv.URL+oauth2.ConsentPath, form)
-}
-
-// callback is the authorization response the client got.
-type callback struct {
-	code, state, iss, err, errDescription string
-	query                                 url.Values
-}
-
-func (p page) callback(t *testing.T) callback {
-	t.Helper()
-	require.NotNil(t, p.location, "a redirect to the client: %d %s", p.status, p.body)
-	q := p.location.Query()
-	return callback{code: q.Get("code"), state: q.Get("state"), iss: q.Get("iss"), err: q.Get("error"),
-		errDescription: q.Get("error_description"), query: q}
+// browser is a browser of the flow's server: it follows redirects within the server and stops
+// at a redirect elsewhere (the client's redirect URI).
+func (env *flowEnv) browser(t *testing.T) *harness.Browser {
+	return harness.NewBrowser(t, env.srv.Client(), env.srv.URL)
 }
 
 // authorizeURL builds an authorization request URL from key/value pairs.
@@ -303,20 +179,20 @@ func (env *flowEnv) spaRequest(challenge string, kv ...string) string {
 }
 
 // signIn runs a full flow for the SPA up to the code and returns it with its verifier.
-func (env *flowEnv) signIn(t *testing.T, b *webBrowser, kv ...string) (code, verifier string) {
+func (env *flowEnv) signIn(t *testing.T, b *harness.Browser, kv ...string) (code, verifier string) {
 	t.Helper()
 	verifier, challenge := pkcePair()
-	p := b.get(env.spaRequest(challenge, kv...))
-	if p.isLogin() {
-		p = b.login(p, ownerName, ownerPassword)
+	p := b.Get(env.spaRequest(challenge, kv...))
+	if p.IsLogin() {
+		p = b.Login(p, ownerName, ownerPassword)
 	}
-	if p.isConsent() {
-		p = b.decide(p, "allow")
+	if p.IsConsent() {
+		p = b.Decide(p, "allow")
 	}
-	cb := p.callback(t)
-	require.Empty(t, cb.err, cb.errDescription)
-	require.NotEmpty(t, cb.code)
-	return cb.code, verifier
+	cb := p.Callback(t)
+	require.Empty(t, cb.Error, cb.ErrorDescription)
+	require.NotEmpty(t, cb.Code)
+	return cb.Code, verifier
 }
 
 // tokenPost posts a token request and decodes the JSON answer.

@@ -55,13 +55,13 @@ func TestAuthorizeRequestsThatCannotBeRedirectedShowAPage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := env.browser(t).get(tt.rawURL)
-			assert.Equal(t, http.StatusBadRequest, p.status)
-			assert.Nil(t, p.location, "never redirected")
-			assert.Empty(t, p.header.Get("Location"))
-			assert.Contains(t, p.body, "Sign-in request rejected")
-			assert.NotContains(t, p.body, "evil.example\"", "no link to the attacker's URI")
-			assertPageHeaders(t, p.header)
+			p := env.browser(t).Get(tt.rawURL)
+			assert.Equal(t, http.StatusBadRequest, p.Status)
+			assert.Nil(t, p.Location, "never redirected")
+			assert.Empty(t, p.Header.Get("Location"))
+			assert.Contains(t, p.Body, "Sign-in request rejected")
+			assert.NotContains(t, p.Body, "evil.example\"", "no link to the attacker's URI")
+			assertPageHeaders(t, p.Header)
 		})
 	}
 }
@@ -127,19 +127,19 @@ func TestAuthorizeErrorsAreRedirectedWithStateAndIssuer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := env.browser(t).get(env.authorizeURL(tt.kv...))
-			assert.Equal(t, http.StatusSeeOther, p.status)
-			cb := p.callback(t)
-			assert.Equal(t, "app.example", p.location.Host)
-			assert.Equal(t, "/cb", p.location.Path)
-			assert.Equal(t, tt.wantError, cb.err)
-			assert.NotEmpty(t, cb.errDescription)
-			assert.Equal(t, tt.wantState, cb.state)
-			_, hasState := cb.query["state"]
+			p := env.browser(t).Get(env.authorizeURL(tt.kv...))
+			assert.Equal(t, http.StatusSeeOther, p.Status)
+			cb := p.Callback(t)
+			assert.Equal(t, "app.example", p.Location.Host)
+			assert.Equal(t, "/cb", p.Location.Path)
+			assert.Equal(t, tt.wantError, cb.Error)
+			assert.NotEmpty(t, cb.ErrorDescription)
+			assert.Equal(t, tt.wantState, cb.State)
+			_, hasState := cb.Query["state"]
 			assert.Equal(t, tt.wantState != "", hasState)
-			assert.Equal(t, env.srv.URL, cb.iss, "RFC 9207 iss")
-			assert.Empty(t, cb.code)
-			assert.Equal(t, "no-store", p.header.Get("Cache-Control"))
+			assert.Equal(t, env.srv.URL, cb.Iss, "RFC 9207 iss")
+			assert.Empty(t, cb.Code)
+			assert.Equal(t, "no-store", p.Header.Get("Cache-Control"))
 		})
 	}
 }
@@ -169,45 +169,45 @@ func TestAuthorizeRequestsThatProceedToTheLoginPage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := env.browser(t).get(env.authorizeURL(tt.kv...))
-			require.Equal(t, http.StatusOK, p.status, p.body)
-			assert.True(t, p.isLogin())
-			assert.Equal(t, oauth2.LoginPath, p.url.Path)
-			assertPageHeaders(t, p.header)
+			p := env.browser(t).Get(env.authorizeURL(tt.kv...))
+			require.Equal(t, http.StatusOK, p.Status, p.Body)
+			assert.True(t, p.IsLogin())
+			assert.Equal(t, oauth2.LoginPath, p.URL.Path)
+			assertPageHeaders(t, p.Header)
 		})
 	}
 
 	t.Run("the seeds' /oauth/authorize alias works", func(t *testing.T) {
 		u := strings.Replace(env.authorizeURL("response_type", "code", "client_id", webID, "redirect_uri", appRedirect,
 			"scope", "read:projects", "state", "random_state_string"), oauth2.AuthorizePath, "/oauth/authorize", 1)
-		p := env.browser(t).get(u)
-		require.Equal(t, http.StatusOK, p.status, p.body)
-		assert.True(t, p.isLogin())
-		assert.Equal(t, oauth2.LoginPath, p.url.Path)
+		p := env.browser(t).Get(u)
+		require.Equal(t, http.StatusOK, p.Status, p.Body)
+		assert.True(t, p.IsLogin())
+		assert.Equal(t, oauth2.LoginPath, p.URL.Path)
 	})
 	t.Run("a form POST to the authorization endpoint works", func(t *testing.T) {
 		b := env.browser(t)
-		p := b.post(env.srv.URL+oauth2.AuthorizePath, url.Values{
+		p := b.Post(env.srv.URL+oauth2.AuthorizePath, url.Values{
 			"response_type": {"code"}, "client_id": {spaClientID}, "redirect_uri": {appRedirect},
 			"code_challenge": {challenge}, "code_challenge_method": {"S256"},
 		})
-		require.Equal(t, http.StatusOK, p.status, p.body)
-		assert.True(t, p.isLogin())
+		require.Equal(t, http.StatusOK, p.Status, p.Body)
+		assert.True(t, p.IsLogin())
 	})
 	t.Run("the login page names the client and prefills login_hint", func(t *testing.T) {
-		p := env.browser(t).get(env.authorizeURL("response_type", "code", "client_id", spaClientID, "code_challenge", challenge,
+		p := env.browser(t).Get(env.authorizeURL("response_type", "code", "client_id", spaClientID, "code_challenge", challenge,
 			"code_challenge_method", "S256", "login_hint", "alice"))
-		assert.Contains(t, p.body, "Project SPA")
-		assert.Contains(t, p.body, `value="alice"`)
-		assert.Contains(t, p.header.Get("Content-Security-Policy"), "form-action 'self' https://app.example;")
+		assert.Contains(t, p.Body, "Project SPA")
+		assert.Contains(t, p.Body, `value="alice"`)
+		assert.Contains(t, p.Header.Get("Content-Security-Policy"), "form-action 'self' https://app.example;")
 	})
 }
 
 func TestTheRedirectURIKeepsItsQuery(t *testing.T) {
 	env := newFlowEnv(t)
-	p := env.browser(t).get(env.authorizeURL("response_type", "token", "client_id", queryID, "state", "a&b=c"))
-	require.NotNil(t, p.location)
-	q := p.location.Query()
+	p := env.browser(t).Get(env.authorizeURL("response_type", "token", "client_id", queryID, "state", "a&b=c"))
+	require.NotNil(t, p.Location)
+	q := p.Location.Query()
 	assert.Equal(t, "a b", q.Get("tenant"))
 	assert.Equal(t, "unsupported_response_type", q.Get("error"))
 	assert.Equal(t, "a&b=c", q.Get("state"), "state is passed back verbatim")

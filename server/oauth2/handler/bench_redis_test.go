@@ -2,87 +2,39 @@ package handler
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"net"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"os/exec"
-	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
-	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
 	redisstore "github.com/latchkey-dev/latchkey/server/store/redis"
-	"github.com/latchkey-dev/latchkey/server/token"
 )
 
-// redisRoundTrips counts the commands and pipelines the client sends: each is one round trip.
-type redisRoundTrips struct{ n atomic.Int64 }
-
-func (r *redisRoundTrips) DialHook(next goredis.DialHook) goredis.DialHook { return next }
-
-func (r *redisRoundTrips) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
-	return func(ctx context.Context, cmd goredis.Cmder) error {
-		r.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-
-func (r *redisRoundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		r.n.Add(1)
-		return next(ctx, cmds)
-	}
-}
-
 // benchRedisStore starts a redis-server of its own on a free loopback port (no persistence) and
-// returns a Store over a client that counts round trips. A missing redis-server fails the
-// benchmark: `make bench` installs it.
-func benchRedisStore(b testing.TB) (*redisstore.Store, *redisRoundTrips) {
+// returns a Store over a client that counts round trips. A missing redis-server is installed or
+// fails the benchmark (harness.Tool).
+func benchRedisStore(b testing.TB) (*redisstore.Store, *harness.RoundTrips) {
 	s, rt, _ := startRedis(b)
 	return s, rt
 }
 
-// startRedis is benchRedisStore that also returns a function killing the redis-server.
-func startRedis(b testing.TB) (*redisstore.Store, *redisRoundTrips, func()) {
+// startRedis is benchRedisStore that also returns the redis-server, to kill it.
+func startRedis(b testing.TB) (*redisstore.Store, *harness.RoundTrips, *harness.Redis) {
 	b.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		b.Fatal("redis-server not installed (hack/apt-install.sh redis-server)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(b, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(b, l.Close())
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", b.TempDir())
-	require.NoError(b, cmd.Start())
-	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	c := goredis.NewClient(&goredis.Options{Addr: addr, DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second,
+	srv := harness.NewRedis(b)
+	c := srv.Client(&goredis.Options{DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second,
 		WriteTimeout: 2 * time.Second, MaxRetries: 1})
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			b.Fatalf("redis-server on %s did not start", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	s := redisstore.NewFromClient(c, "bench:")
 	b.Cleanup(func() { _ = s.Close() })
 	require.NoError(b, s.LoadScripts(context.Background()))
-	rt := &redisRoundTrips{}
+	rt := &harness.RoundTrips{}
 	c.AddHook(rt)
-	return s, rt, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	return s, rt, srv
 }
 
 // withRedis puts the Redis store in the handler's Config, on the wall clock (Redis expires keys
@@ -95,53 +47,21 @@ func withRedis(s store.Store) func(*Config) {
 // (PutCode) with the timer stopped and outside the round-trip count, so ns/op and redis-rt/op
 // are the exchange's alone.
 func BenchmarkCodeExchangeRedis(b *testing.B) {
-	const verifier = "bench-verifier-0123456789-abcdefghijklmnopqrstuvwxyz"
-	sum := sha256.Sum256([]byte(verifier))
-	challenge := base64.RawURLEncoding.EncodeToString(sum[:])
-	const redirect = "https://app.example/cb"
 	for _, alg := range []string{keys.ES256, keys.EdDSA} {
 		b.Run(alg, func(b *testing.B) {
 			rs, rt := benchRedisStore(b)
 			e := newUserEnv(b, withRedis(rs))
-			id := "code-" + alg
-			e.reg.PutClient(registry.Client{
-				Source: "bench/" + id, Namespace: "bench", ID: id, Type: registry.Confidential,
-				GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{redirect},
-				Scopes: []string{"openid", "profile", projectScope}, SigningAlgorithm: alg,
-				SecretHash: registry.HashSecret([]byte(commonSecret)), HasSecret: true,
-			})
-			req := httptest.NewRequest(http.MethodPost, oauth2.TokenPath, nil)
-			req.Header.Set("Content-Type", formType)
-			req.Header.Set("Authorization", basic(id, commonSecret))
-			w := &bodyWriter{header: http.Header{}}
-			body := &rewindBody{}
+			id := benchCodeClient(e.reg, alg)
+			p := newPoster(e.h, oauth2.TokenPath, basic(id, commonSecret), false)
 			var trips int64
 			b.ReportAllocs()
 			for b.Loop() {
 				b.StopTimer()
-				code, err := oauth2.NewSecret()
-				require.NoError(b, err)
-				family, err := token.NewFamilyID()
-				require.NoError(b, err)
-				require.NoError(b, rs.PutCode(b.Context(), store.HashOf(code), store.Code{
-					ClientID: id, RedirectURI: redirect, Subject: subjectOf(aliceName),
-					Scopes: []string{"openid", projectScope}, CodeChallenge: challenge, CodeChallengeMethod: "S256",
-					AuthTime: time.Now(), FamilyID: family,
-				}, 10*time.Minute))
-				payload := []byte(url.Values{
-					"grant_type": {"authorization_code"}, "code": {code},
-					"redirect_uri": {redirect}, "code_verifier": {verifier},
-				}.Encode())
-				body.Reset(payload)
-				req.Body, req.ContentLength = body, int64(len(payload))
-				w.reset()
-				before := rt.n.Load()
+				payload := storeBenchCode(b, rs, id, time.Now())
+				before := rt.Count()
 				b.StartTimer()
-				e.h.ServeHTTP(w, req)
-				trips += rt.n.Load() - before
-				if w.status != http.StatusOK {
-					b.Fatalf("status %d: %s", w.status, w.body.String())
-				}
+				p.post(b, payload)
+				trips += rt.Count() - before
 			}
 			b.ReportMetric(float64(trips)/float64(b.N), "redis-rt/op")
 		})
@@ -156,26 +76,14 @@ func BenchmarkRefreshRotationRedis(b *testing.B) {
 			rs, rt := benchRedisStore(b)
 			e := newUserEnv(b, withRedis(rs))
 			client := map[string]string{keys.ES256: esAppID, keys.EdDSA: edAppID}[alg]
-			token := str(e.passwordLogin(b, client, aliceName, alicePassword, projectScope)["refresh_token"])
-			req := httptest.NewRequest(http.MethodPost, oauth2.TokenPath, nil)
-			req.Header.Set("Content-Type", formType)
-			req.Header.Set("Authorization", basic(client, secretOf(client)))
-			w := &bodyWriter{header: http.Header{}}
-			body := &rewindBody{}
-			start := rt.n.Load()
+			rt0 := str(e.passwordLogin(b, client, aliceName, alicePassword, projectScope)["refresh_token"])
+			p := newPoster(e.h, oauth2.TokenPath, basic(client, secretOf(client)), true)
+			start := rt.Count()
 			b.ReportAllocs()
 			for b.Loop() {
-				payload := []byte("grant_type=refresh_token&refresh_token=" + token)
-				body.Reset(payload)
-				req.Body, req.ContentLength = body, int64(len(payload))
-				w.reset()
-				e.h.ServeHTTP(w, req)
-				if w.status != http.StatusOK {
-					b.Fatalf("status %d: %s", w.status, w.body.String())
-				}
-				token = refreshFromBody(w.body.Bytes())
+				rt0 = refreshFromBody(p.post(b, []byte("grant_type=refresh_token&refresh_token="+rt0)))
 			}
-			b.ReportMetric(float64(rt.n.Load()-start)/float64(b.N), "redis-rt/op")
+			b.ReportMetric(float64(rt.Count()-start)/float64(b.N), "redis-rt/op")
 		})
 	}
 }

@@ -2,8 +2,11 @@ package handler
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 
@@ -12,22 +15,116 @@ import (
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/store"
+	"github.com/latchkey-dev/latchkey/server/token"
 )
 
-// discardWriter is a reusable ResponseWriter that keeps only the status.
-type discardWriter struct {
-	header http.Header
-	status int
+// poster sends one form body after another through a handler's ServeHTTP, without the network,
+// reusing one request, body and response writer, so that a benchmark measures the handler.
+type poster struct {
+	h    http.Handler
+	req  *http.Request
+	body rewindBody
+	w    bodyWriter
 }
 
-func (w *discardWriter) Header() http.Header         { return w.header }
-func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
-func (w *discardWriter) WriteHeader(status int)      { w.status = status }
+// newPoster posts to path with the Authorization header; keepBody keeps each answer's body for
+// post to return (a benchmark that reads nothing of it discards it).
+func newPoster(h http.Handler, path, authorization string, keepBody bool) *poster {
+	req := httptest.NewRequest(http.MethodPost, path, nil)
+	req.Header.Set("Content-Type", formType)
+	req.Header.Set("Authorization", authorization)
+	return &poster{h: h, req: req, w: bodyWriter{header: http.Header{}, discard: !keepBody}}
+}
+
+// post sends payload and fails the benchmark unless the answer is 200; it returns the body.
+func (p *poster) post(b *testing.B, payload []byte) []byte {
+	p.body.Reset(payload)
+	p.req.Body, p.req.ContentLength = &p.body, int64(len(payload))
+	p.w.reset()
+	p.h.ServeHTTP(&p.w, p.req)
+	if p.w.status != http.StatusOK {
+		b.Fatalf("status %d: %s", p.w.status, p.w.body.String())
+	}
+	return p.w.body.Bytes()
+}
+
+// bodyWriter is a reusable ResponseWriter that keeps the status and, unless discard, the body.
+type bodyWriter struct {
+	header  http.Header
+	status  int
+	body    bytes.Buffer
+	discard bool
+}
+
+func (w *bodyWriter) Header() http.Header { return w.header }
+func (w *bodyWriter) Write(p []byte) (int, error) {
+	if w.discard {
+		return len(p), nil
+	}
+	return w.body.Write(p)
+}
+func (w *bodyWriter) WriteHeader(status int) { w.status = status }
+
+func (w *bodyWriter) reset() {
+	clear(w.header)
+	w.status = http.StatusOK
+	w.body.Reset()
+}
 
 // rewindBody is a request body that can be read again.
 type rewindBody struct{ bytes.Reader }
 
 func (*rewindBody) Close() error { return nil }
+
+// refreshFromBody picks the refresh_token out of a token response without a JSON decoder.
+func refreshFromBody(body []byte) string {
+	const key = `"refresh_token":"`
+	i := bytes.Index(body, []byte(key))
+	if i < 0 {
+		return ""
+	}
+	rest := body[i+len(key):]
+	return string(rest[:bytes.IndexByte(rest, '"')])
+}
+
+// The PKCE pair and redirect URI of the code exchange benchmarks.
+const (
+	benchVerifier = "bench-verifier-0123456789-abcdefghijklmnopqrstuvwxyz"
+	benchRedirect = "https://app.example/cb"
+)
+
+// benchCodeClient registers a confidential client signing with alg for code exchanges and
+// returns its ID.
+func benchCodeClient(reg *registry.Registry, alg string) string {
+	id := "code-" + alg
+	reg.PutClient(registry.Client{
+		Source: "bench/" + id, Namespace: "bench", ID: id, Type: registry.Confidential,
+		GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{benchRedirect},
+		Scopes: []string{"openid", "profile", projectScope}, SigningAlgorithm: alg,
+		SecretHash: registry.HashSecret([]byte(commonSecret)), HasSecret: true,
+	})
+	return id
+}
+
+// storeBenchCode stores a fresh code of the client (for alice, with benchVerifier's S256
+// challenge) and returns the body of its exchange.
+func storeBenchCode(b *testing.B, st store.Codes, clientID string, authTime time.Time) []byte {
+	sum := sha256.Sum256([]byte(benchVerifier))
+	code, err := oauth2.NewSecret()
+	require.NoError(b, err)
+	family, err := token.NewFamilyID()
+	require.NoError(b, err)
+	require.NoError(b, st.PutCode(b.Context(), store.HashOf(code), store.Code{
+		ClientID: clientID, RedirectURI: benchRedirect, Subject: subjectOf(aliceName),
+		Scopes: []string{"openid", projectScope}, CodeChallenge: base64.RawURLEncoding.EncodeToString(sum[:]),
+		CodeChallengeMethod: oauth2.PKCES256, AuthTime: authTime, FamilyID: family,
+	}, 10*time.Minute))
+	return []byte(url.Values{
+		"grant_type": {"authorization_code"}, "code": {code},
+		"redirect_uri": {benchRedirect}, "code_verifier": {benchVerifier},
+	}.Encode())
+}
 
 // BenchmarkTokenEndpoint measures a whole client_credentials request (client_secret_basic,
 // form body, two scopes) through the handler's ServeHTTP, without the network.
@@ -49,21 +146,10 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 	payload := []byte("grant_type=client_credentials&scope=read%3Aprojects+admin%3Aread")
 	for _, alg := range keys.SupportedAlgorithms() {
 		b.Run(alg, func(b *testing.B) {
-			req := httptest.NewRequest(http.MethodPost, oauth2.TokenPath, nil)
-			req.Header.Set("Content-Type", formType)
-			req.Header.Set("Authorization", basic("bench-"+alg, commonSecret))
-			req.ContentLength = int64(len(payload))
-			body := &rewindBody{}
-			w := &discardWriter{header: http.Header{}}
+			p := newPoster(h, oauth2.TokenPath, basic("bench-"+alg, commonSecret), false)
 			b.ReportAllocs()
 			for b.Loop() {
-				body.Reset(payload)
-				req.Body = body
-				clear(w.header)
-				h.ServeHTTP(w, req)
-				if w.status != http.StatusOK {
-					b.Fatalf("status %d", w.status)
-				}
+				p.post(b, payload)
 			}
 		})
 	}

@@ -14,6 +14,7 @@ import (
 	xoauth2 "golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
@@ -67,7 +68,7 @@ func TestGolangOAuth2ClientCredentials(t *testing.T) {
 // TestSeedCurlExamples runs the client_credentials curl commands of the seed documents as
 // written, with only the host (and base path) and the credentials changed.
 func TestSeedCurlExamples(t *testing.T) {
-	curl, err := exec.LookPath("curl")
+	curl, err := harness.Tool("curl", "curl")
 	require.NoError(t, err, "curl is part of the test tools (.ci/run installs it)")
 	// The hello.com seed's Basic credentials are KEY:SECRET: a copy of the billing client.
 	reg := testRegistry()

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/oauth2/browser"
 	"github.com/stretchr/testify/assert"
@@ -15,11 +16,11 @@ import (
 
 // afterLogin opens an authorization URL, signs in when the login page shows, and returns the
 // next page.
-func (env *flowEnv) afterLogin(t *testing.T, b *webBrowser, rawURL string) page {
+func (env *flowEnv) afterLogin(t *testing.T, b *harness.Browser, rawURL string) harness.Page {
 	t.Helper()
-	p := b.get(rawURL)
-	if p.isLogin() {
-		p = b.login(p, ownerName, ownerPassword)
+	p := b.Get(rawURL)
+	if p.IsLogin() {
+		p = b.Login(p, ownerName, ownerPassword)
 	}
 	return p
 }
@@ -34,8 +35,8 @@ func TestConsentPage(t *testing.T) {
 	env := newFlowEnv(t)
 	b := env.browser(t)
 	p := env.afterLogin(t, b, env.requestFor(spaClientID, "openid email read:projects offline_access", "s"))
-	require.True(t, p.isConsent(), p.body)
-	body := html.UnescapeString(p.body)
+	require.True(t, p.IsConsent(), p.Body)
+	body := html.UnescapeString(p.Body)
 
 	t.Run("it names the client by its display name", func(t *testing.T) {
 		assert.Contains(t, body, "Project SPA")
@@ -62,13 +63,13 @@ func TestConsentPage(t *testing.T) {
 		assert.Contains(t, body, `<html lang="en">`)
 	})
 	t.Run("its CSP lets the form's redirect reach the client", func(t *testing.T) {
-		assertPageHeaders(t, p.header)
-		assert.Contains(t, p.header.Get("Content-Security-Policy"), "form-action 'self' https://app.example;")
+		assertPageHeaders(t, p.Header)
+		assert.Contains(t, p.Header.Get("Content-Security-Policy"), "form-action 'self' https://app.example;")
 	})
 	t.Run("another browser cannot see it", func(t *testing.T) {
-		other := env.browser(t).get(p.url.String())
-		assert.Equal(t, http.StatusForbidden, other.status)
-		assert.NotContains(t, other.body, "alice")
+		other := env.browser(t).Get(p.URL.String())
+		assert.Equal(t, http.StatusForbidden, other.Status)
+		assert.NotContains(t, other.Body, "alice")
 	})
 }
 
@@ -77,24 +78,24 @@ func TestConsentPolicies(t *testing.T) {
 		env := newFlowEnv(t)
 		b := env.browser(t)
 		p := env.afterLogin(t, b, env.requestFor(spaClientID, "openid read:projects", "1"))
-		require.True(t, p.isConsent())
-		cb := b.decide(p, "allow").callback(t)
-		require.NotEmpty(t, cb.code)
-		assert.Equal(t, "1", cb.state)
+		require.True(t, p.IsConsent())
+		cb := b.Decide(p, "allow").Callback(t)
+		require.NotEmpty(t, cb.Code)
+		assert.Equal(t, "1", cb.State)
 
-		cb = b.get(env.requestFor(spaClientID, "openid read:projects", "2")).callback(t)
-		assert.NotEmpty(t, cb.code, "no page: session and consent are remembered")
-		assert.Equal(t, "2", cb.state)
-		cb = b.get(env.requestFor(spaClientID, "read:projects", "3")).callback(t)
-		assert.NotEmpty(t, cb.code, "fewer scopes need no new consent")
+		cb = b.Get(env.requestFor(spaClientID, "openid read:projects", "2")).Callback(t)
+		assert.NotEmpty(t, cb.Code, "no page: session and consent are remembered")
+		assert.Equal(t, "2", cb.State)
+		cb = b.Get(env.requestFor(spaClientID, "read:projects", "3")).Callback(t)
+		assert.NotEmpty(t, cb.Code, "fewer scopes need no new consent")
 
 		t.Run("a new scope asks again", func(t *testing.T) {
-			p := b.get(env.requestFor(spaClientID, "openid read:projects write:projects", "4"))
-			assert.True(t, p.isConsent(), p.body)
+			p := b.Get(env.requestFor(spaClientID, "openid read:projects write:projects", "4"))
+			assert.True(t, p.IsConsent(), p.Body)
 		})
 		t.Run("prompt=consent asks again", func(t *testing.T) {
-			p := b.get(env.requestFor(spaClientID, "openid", "5") + "&prompt=consent")
-			assert.True(t, p.isConsent(), p.body)
+			p := b.Get(env.requestFor(spaClientID, "openid", "5") + "&prompt=consent")
+			assert.True(t, p.IsConsent(), p.Body)
 		})
 		t.Run("another user must consent on their own", func(t *testing.T) {
 			u, _ := env.reg.Snapshot().User(ownerName)
@@ -102,84 +103,84 @@ func TestConsentPolicies(t *testing.T) {
 			bob.Source, bob.Username, bob.Subject = "bob", "bob", subjectOf("bob")
 			env.reg.PutUser(bob)
 			other := env.browser(t)
-			p := other.login(other.get(env.requestFor(spaClientID, "openid read:projects", "6")), "bob", ownerPassword)
-			assert.True(t, p.isConsent(), p.body)
+			p := other.Login(other.Get(env.requestFor(spaClientID, "openid read:projects", "6")), "bob", ownerPassword)
+			assert.True(t, p.IsConsent(), p.Body)
 		})
 		t.Run("a remembered consent expires", func(t *testing.T) {
 			env.clock.Advance(browser.DefaultConsentLifetime + browser.DefaultSessionLifetime)
 			p := env.afterLogin(t, b, env.requestFor(spaClientID, "openid read:projects", "7"))
-			assert.True(t, p.isConsent(), p.body)
+			assert.True(t, p.IsConsent(), p.Body)
 		})
 	})
 	t.Run("Skip never shows the page", func(t *testing.T) {
 		env := newFlowEnv(t)
 		b := env.browser(t)
 		p := env.afterLogin(t, b, env.requestFor(skipID, "openid read:projects", "s"))
-		cb := p.callback(t)
-		assert.NotEmpty(t, cb.code)
-		assert.Equal(t, "s", cb.state)
-		assert.Equal(t, env.srv.URL, cb.iss)
+		cb := p.Callback(t)
+		assert.NotEmpty(t, cb.Code)
+		assert.Equal(t, "s", cb.State)
+		assert.Equal(t, env.srv.URL, cb.Iss)
 	})
 	t.Run("Skip still shows the page for prompt=consent", func(t *testing.T) {
 		env := newFlowEnv(t)
 		p := env.afterLogin(t, env.browser(t), env.requestFor(skipID, "openid", "s")+"&prompt=consent")
-		assert.True(t, p.isConsent(), p.body)
+		assert.True(t, p.IsConsent(), p.Body)
 	})
 	t.Run("Always shows the page every time", func(t *testing.T) {
 		env := newFlowEnv(t)
 		b := env.browser(t)
 		for i := range 2 {
 			p := env.afterLogin(t, b, env.requestFor(alwaysID, "openid", "s"))
-			require.True(t, p.isConsent(), "time %d: %s", i, p.body)
-			require.NotEmpty(t, b.decide(p, "allow").callback(t).code)
+			require.True(t, p.IsConsent(), "time %d: %s", i, p.Body)
+			require.NotEmpty(t, b.Decide(p, "allow").Callback(t).Code)
 		}
 	})
 	t.Run("Deny sends access_denied with state and iss", func(t *testing.T) {
 		env := newFlowEnv(t)
 		b := env.browser(t)
 		p := env.afterLogin(t, b, env.requestFor(spaClientID, "openid", "deny-state"))
-		require.True(t, p.isConsent())
-		p = b.decide(p, "deny")
-		assert.Equal(t, http.StatusSeeOther, p.status)
-		cb := p.callback(t)
-		assert.Equal(t, "access_denied", cb.err)
-		assert.Equal(t, "deny-state", cb.state)
-		assert.Equal(t, env.srv.URL, cb.iss)
-		assert.Empty(t, cb.code)
+		require.True(t, p.IsConsent())
+		p = b.Decide(p, "deny")
+		assert.Equal(t, http.StatusSeeOther, p.Status)
+		cb := p.Callback(t)
+		assert.Equal(t, "access_denied", cb.Error)
+		assert.Equal(t, "deny-state", cb.State)
+		assert.Equal(t, env.srv.URL, cb.Iss)
+		assert.Empty(t, cb.Code)
 
 		t.Run("and nothing is remembered", func(t *testing.T) {
-			p := b.get(env.requestFor(spaClientID, "openid", "again"))
-			assert.True(t, p.isConsent())
+			p := b.Get(env.requestFor(spaClientID, "openid", "again"))
+			assert.True(t, p.IsConsent())
 		})
 	})
 	t.Run("a consent form cannot be submitted twice", func(t *testing.T) {
 		env := newFlowEnv(t)
 		b := env.browser(t)
 		p := env.afterLogin(t, b, env.requestFor(spaClientID, "openid", "s"))
-		require.NotEmpty(t, b.decide(p, "allow").callback(t).code)
-		again := b.decide(p, "allow")
-		assert.Equal(t, http.StatusBadRequest, again.status)
-		assert.Contains(t, again.body, msgExpired)
+		require.NotEmpty(t, b.Decide(p, "allow").Callback(t).Code)
+		again := b.Decide(p, "allow")
+		assert.Equal(t, http.StatusBadRequest, again.Status)
+		assert.Contains(t, again.Body, msgExpired)
 	})
 	t.Run("a consent POST without a CSRF token is refused", func(t *testing.T) {
 		env := newFlowEnv(t)
 		b := env.browser(t)
 		p := env.afterLogin(t, b, env.requestFor(spaClientID, "openid", "s"))
-		form := p.hidden()
+		form := p.Hidden()
 		form.Del("csrf_token")
 		form.Set("decision", "allow")
-		res := b.post(env.srv.URL+oauth2.ConsentPath, form)
-		assert.Equal(t, http.StatusForbidden, res.status)
+		res := b.Post(env.srv.URL+oauth2.ConsentPath, form)
+		assert.Equal(t, http.StatusForbidden, res.Status)
 	})
 	t.Run("a consent POST after the session ended goes back to the login page", func(t *testing.T) {
 		env := newFlowEnv(t)
 		b := env.browser(t)
 		p := env.afterLogin(t, b, env.requestFor(spaClientID, "openid", "s"))
 		env.clock.Advance(browser.DefaultSessionLifetime + 1)
-		res := b.decide(p, "allow")
+		res := b.Decide(p, "allow")
 		// The pending request expired too, so the login page says so.
-		assert.Nil(t, res.location)
-		assert.NotContains(t, res.body, "code=")
+		assert.Nil(t, res.Location)
+		assert.NotContains(t, res.Body, "code=")
 	})
 }
 
@@ -191,14 +192,14 @@ func TestNotYouSignsInAsSomeoneElse(t *testing.T) {
 	env.reg.PutUser(bob)
 	b := env.browser(t)
 	p := env.afterLogin(t, b, env.requestFor(spaClientID, "openid", "s"))
-	require.True(t, p.isConsent(), p.body)
-	link := regexp.MustCompile(`href="(\.\./oauth2/login\?request_id=[^"]+)"`).FindStringSubmatch(p.body)
+	require.True(t, p.IsConsent(), p.Body)
+	link := regexp.MustCompile(`href="(\.\./oauth2/login\?request_id=[^"]+)"`).FindStringSubmatch(p.Body)
 	require.Len(t, link, 2)
-	target, err := p.url.Parse(html.UnescapeString(link[1]))
+	target, err := p.URL.Parse(html.UnescapeString(link[1]))
 	require.NoError(t, err)
-	p = b.login(b.get(target.String()), "bob", ownerPassword)
-	require.True(t, p.isConsent(), p.body)
-	assert.Contains(t, p.body, "Signed in as <strong>bob</strong>")
-	cb := b.decide(p, "allow").callback(t)
-	require.NotEmpty(t, cb.code)
+	p = b.Login(b.Get(target.String()), "bob", ownerPassword)
+	require.True(t, p.IsConsent(), p.Body)
+	assert.Contains(t, p.Body, "Signed in as <strong>bob</strong>")
+	cb := b.Decide(p, "allow").Callback(t)
+	require.NotEmpty(t, cb.Code)
 }

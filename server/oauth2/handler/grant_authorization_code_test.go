@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -16,16 +17,16 @@ import (
 
 // runFlow drives the browser through the login and consent pages of an authorization URL and
 // returns the client's callback.
-func (env *flowEnv) runFlow(t *testing.T, b *webBrowser, authURL string) callback {
+func (env *flowEnv) runFlow(t *testing.T, b *harness.Browser, authURL string) harness.Callback {
 	t.Helper()
-	p := b.get(authURL)
-	if p.isLogin() {
-		p = b.login(p, ownerName, ownerPassword)
+	p := b.Get(authURL)
+	if p.IsLogin() {
+		p = b.Login(p, ownerName, ownerPassword)
 	}
-	if p.isConsent() {
-		p = b.decide(p, "allow")
+	if p.IsConsent() {
+		p = b.Decide(p, "allow")
 	}
-	return p.callback(t)
+	return p.Callback(t)
 }
 
 func TestGolangOAuth2AuthorizationCodeWithPKCE(t *testing.T) {
@@ -36,12 +37,12 @@ func TestGolangOAuth2AuthorizationCodeWithPKCE(t *testing.T) {
 	authURL := cfg.AuthCodeURL("state-1", xoauth2.S256ChallengeOption(verifier), xoauth2.SetAuthURLParam("nonce", "nonce-1"))
 
 	cb := env.runFlow(t, env.browser(t), authURL)
-	require.Empty(t, cb.err, cb.errDescription)
-	assert.Equal(t, "state-1", cb.state)
-	assert.Equal(t, env.srv.URL, cb.iss)
-	assert.Len(t, cb.code, oauth2.SecretLength)
+	require.Empty(t, cb.Error, cb.ErrorDescription)
+	assert.Equal(t, "state-1", cb.State)
+	assert.Equal(t, env.srv.URL, cb.Iss)
+	assert.Len(t, cb.Code, oauth2.SecretLength)
 
-	tok, err := cfg.Exchange(ctx, cb.code, xoauth2.VerifierOption(verifier))
+	tok, err := cfg.Exchange(ctx, cb.Code, xoauth2.VerifierOption(verifier))
 	require.NoError(t, err)
 	assert.Equal(t, "Bearer", tok.TokenType)
 	assert.NotEmpty(t, tok.RefreshToken, "the SPA lists refresh_token")
@@ -99,11 +100,11 @@ func TestAuthorizationCodeReplayRevokesTheFirstExchange(t *testing.T) {
 	verifier := xoauth2.GenerateVerifier()
 	cb := env.runFlow(t, env.browser(t), cfg.AuthCodeURL("s", xoauth2.S256ChallengeOption(verifier)))
 
-	first, err := cfg.Exchange(ctx, cb.code, xoauth2.VerifierOption(verifier))
+	first, err := cfg.Exchange(ctx, cb.Code, xoauth2.VerifierOption(verifier))
 	require.NoError(t, err)
 	require.NotEmpty(t, first.RefreshToken)
 
-	_, err = cfg.Exchange(ctx, cb.code, xoauth2.VerifierOption(verifier))
+	_, err = cfg.Exchange(ctx, cb.Code, xoauth2.VerifierOption(verifier))
 	var re *xoauth2.RetrieveError
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, "invalid_grant", re.ErrorCode)
@@ -212,9 +213,9 @@ func TestAuthorizationCodePKCEDowngrade(t *testing.T) {
 	// The web client's policy is Optional: it may leave PKCE out, but then no verifier may come.
 	cb := env.runFlow(t, b, env.authorizeURL("response_type", "code", "client_id", webID, "redirect_uri", appRedirect,
 		"scope", "read:projects", "state", "s"))
-	require.NotEmpty(t, cb.code, cb.errDescription)
+	require.NotEmpty(t, cb.Code, cb.ErrorDescription)
 	status, body := env.exchangeForm(t, "grant_type", "authorization_code", "client_id", webID, "client_secret", webSecret,
-		"code", cb.code, "redirect_uri", appRedirect, "code_verifier", xoauth2.GenerateVerifier())
+		"code", cb.Code, "redirect_uri", appRedirect, "code_verifier", xoauth2.GenerateVerifier())
 	assert.Equal(t, http.StatusBadRequest, status)
 	assert.Equal(t, "invalid_grant", body["error"])
 }
@@ -224,8 +225,8 @@ func TestAuthorizationCodePlainPKCE(t *testing.T) {
 	verifier := xoauth2.GenerateVerifier()
 	cb := env.runFlow(t, env.browser(t), env.authorizeURL("response_type", "code", "client_id", plainID,
 		"code_challenge", verifier, "code_challenge_method", "plain"))
-	require.NotEmpty(t, cb.code, cb.errDescription)
-	status, body := env.exchangeForm(t, "grant_type", "authorization_code", "client_id", plainID, "code", cb.code,
+	require.NotEmpty(t, cb.Code, cb.ErrorDescription)
+	status, body := env.exchangeForm(t, "grant_type", "authorization_code", "client_id", plainID, "code", cb.Code,
 		"code_verifier", verifier)
 	assert.Equal(t, http.StatusOK, status, "%v", body)
 	assert.NotEmpty(t, body["access_token"])
@@ -239,10 +240,10 @@ func TestSeedCodeExchanges(t *testing.T) {
 		verifier, challenge := pkcePair()
 		cb := env.runFlow(t, b, env.authorizeURL("response_type", "code", "client_id", webID, "redirect_uri", appRedirect,
 			"scope", "openid profile email", "state", "RANDOM_STATE", "code_challenge", challenge, "code_challenge_method", "S256"))
-		require.NotEmpty(t, cb.code, cb.errDescription)
-		assert.Equal(t, "RANDOM_STATE", cb.state)
+		require.NotEmpty(t, cb.Code, cb.ErrorDescription)
+		assert.Equal(t, "RANDOM_STATE", cb.State)
 		body, err := json.Marshal(map[string]string{
-			"grant_type": "authorization_code", "code": cb.code, "redirect_uri": appRedirect,
+			"grant_type": "authorization_code", "code": cb.Code, "redirect_uri": appRedirect,
 			"client_id": webID, "client_secret": webSecret, "code_verifier": verifier,
 		})
 		require.NoError(t, err)
@@ -257,8 +258,8 @@ func TestSeedCodeExchanges(t *testing.T) {
 	t.Run("the guide's form body with client_secret and no PKCE works", func(t *testing.T) {
 		cb := env.runFlow(t, b, env.authorizeURL("response_type", "code", "client_id", webID, "redirect_uri", appRedirect,
 			"scope", "read:projects write:projects", "state", "random_state_string"))
-		require.NotEmpty(t, cb.code, cb.errDescription)
-		status, out := env.exchangeForm(t, "grant_type", "authorization_code", "code", cb.code,
+		require.NotEmpty(t, cb.Code, cb.ErrorDescription)
+		status, out := env.exchangeForm(t, "grant_type", "authorization_code", "code", cb.Code,
 			"redirect_uri", appRedirect, "client_id", webID, "client_secret", webSecret)
 		require.Equal(t, http.StatusOK, status, "%v", out)
 		assert.Equal(t, "read:projects write:projects", out["scope"])
@@ -268,16 +269,16 @@ func TestSeedCodeExchanges(t *testing.T) {
 		verifier, challenge := pkcePair()
 		cb := env.runFlow(t, b, env.authorizeURL("response_type", "code", "client_id", spaClientID, "redirect_uri", appRedirect,
 			"scope", "read:projects", "state", "random_state_string", "code_challenge", challenge, "code_challenge_method", "S256"))
-		require.NotEmpty(t, cb.code, cb.errDescription)
-		status, out := env.exchangeForm(t, "grant_type", "authorization_code", "code", cb.code,
+		require.NotEmpty(t, cb.Code, cb.ErrorDescription)
+		status, out := env.exchangeForm(t, "grant_type", "authorization_code", "code", cb.Code,
 			"redirect_uri", appRedirect, "client_id", spaClientID, "code_verifier", verifier)
 		require.Equal(t, http.StatusOK, status, "%v", out)
 		assert.Equal(t, "read:projects", out["scope"])
 	})
 	t.Run("a confidential client must authenticate", func(t *testing.T) {
 		cb := env.runFlow(t, b, env.authorizeURL("response_type", "code", "client_id", webID, "redirect_uri", appRedirect, "state", "s"))
-		require.NotEmpty(t, cb.code, cb.errDescription)
-		status, out := env.exchangeForm(t, "grant_type", "authorization_code", "code", cb.code,
+		require.NotEmpty(t, cb.Code, cb.ErrorDescription)
+		status, out := env.exchangeForm(t, "grant_type", "authorization_code", "code", cb.Code,
 			"redirect_uri", appRedirect, "client_id", webID)
 		assert.Equal(t, http.StatusBadRequest, status)
 		assert.Equal(t, "invalid_client", out["error"])

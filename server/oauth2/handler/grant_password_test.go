@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	xoauth2 "golang.org/x/oauth2"
 
+	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/userauth"
@@ -222,7 +223,7 @@ func TestGolangOAuth2PasswordAndRefresh(t *testing.T) {
 // seed documents as written, with only the host (and base path) changed and, where an example
 // sends no client credentials, the client's added.
 func TestSeedUserExamples(t *testing.T) {
-	curl, err := exec.LookPath("curl")
+	curl, err := harness.Tool("curl", "curl")
 	require.NoError(t, err, "curl is part of the test tools")
 	e := newUserEnv(t)
 	// The hello.com seed's Basic credentials are KEY:SECRET.

@@ -1,9 +1,7 @@
 package handler
 
 import (
-	"bytes"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"sync"
 	"testing"
@@ -196,51 +194,11 @@ func BenchmarkRefreshRotation(b *testing.B) {
 			e := newUserEnv(b)
 			client := map[string]string{"RS256": appID, "ES256": esAppID, "EdDSA": edAppID}[alg]
 			rt := str(e.passwordLogin(b, client, aliceName, alicePassword, projectScope)["refresh_token"])
-			req := httptest.NewRequest(http.MethodPost, oauth2.TokenPath, nil)
-			req.Header.Set("Content-Type", formType)
-			req.Header.Set("Authorization", basic(client, secretOf(client)))
-			w := &bodyWriter{header: http.Header{}}
-			body := &rewindBody{}
+			p := newPoster(e.h, oauth2.TokenPath, basic(client, secretOf(client)), true)
 			b.ReportAllocs()
 			for b.Loop() {
-				payload := []byte("grant_type=refresh_token&refresh_token=" + rt)
-				body.Reset(payload)
-				req.Body, req.ContentLength = body, int64(len(payload))
-				w.reset()
-				e.h.ServeHTTP(w, req)
-				if w.status != http.StatusOK {
-					b.Fatalf("status %d: %s", w.status, w.body.String())
-				}
-				rt = refreshFromBody(w.body.Bytes())
+				rt = refreshFromBody(p.post(b, []byte("grant_type=refresh_token&refresh_token="+rt)))
 			}
 		})
 	}
-}
-
-// refreshFromBody picks the refresh_token out of a token response without a JSON decoder.
-func refreshFromBody(body []byte) string {
-	const key = `"refresh_token":"`
-	i := bytes.Index(body, []byte(key))
-	if i < 0 {
-		return ""
-	}
-	rest := body[i+len(key):]
-	return string(rest[:bytes.IndexByte(rest, '"')])
-}
-
-// bodyWriter is a reusable ResponseWriter that keeps the status and the body.
-type bodyWriter struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (w *bodyWriter) Header() http.Header         { return w.header }
-func (w *bodyWriter) Write(p []byte) (int, error) { return w.body.Write(p) }
-func (w *bodyWriter) WriteHeader(status int)      { w.status = status }
-
-func (w *bodyWriter) reset() {
-	clear(w.header)
-	w.status = http.StatusOK
-	w.body.Reset()
 }

@@ -138,13 +138,28 @@ type response struct {
 	body   map[string]any
 }
 
+// do sends the request (POST to the token endpoint unless it says otherwise) and requires a
+// JSON answer with a body, except for HEAD.
 func do(t *testing.T, srv *httptest.Server, rq request) response {
+	t.Helper()
+	if rq.path == "" {
+		rq.path = oauth2.TokenPath
+	}
+	res := doT(t, srv, rq)
+	assert.True(t, strings.HasPrefix(res.header.Get("Content-Type"), "application/json"),
+		"Content-Type %q", res.header.Get("Content-Type"))
+	if rq.method != http.MethodHead {
+		require.NotNil(t, res.body, "a JSON body")
+	}
+	return res
+}
+
+// doT sends the request (POST unless it says otherwise) and decodes the JSON body, if any (a
+// revocation answers none).
+func doT(t testing.TB, srv *httptest.Server, rq request) response {
 	t.Helper()
 	if rq.method == "" {
 		rq.method = http.MethodPost
-	}
-	if rq.path == "" {
-		rq.path = oauth2.TokenPath
 	}
 	req, err := http.NewRequest(rq.method, srv.URL+rq.path, strings.NewReader(rq.body))
 	require.NoError(t, err)
@@ -154,15 +169,16 @@ func do(t *testing.T, srv *httptest.Server, rq request) response {
 	if rq.authorization != "" {
 		req.Header.Set("Authorization", rq.authorization)
 	}
+	if rq.forwardedFor != "" {
+		req.Header.Set("X-Forwarded-For", rq.forwardedFor)
+	}
 	res, err := srv.Client().Do(req)
 	require.NoError(t, err)
 	defer res.Body.Close()
+	out := response{status: res.StatusCode, header: res.Header}
 	raw, err := io.ReadAll(res.Body)
 	require.NoError(t, err)
-	assert.True(t, strings.HasPrefix(res.Header.Get("Content-Type"), "application/json"),
-		"Content-Type %q", res.Header.Get("Content-Type"))
-	out := response{status: res.StatusCode, header: res.Header}
-	if rq.method != http.MethodHead {
+	if len(raw) > 0 {
 		require.NoError(t, json.Unmarshal(raw, &out.body), "body %q", raw)
 	}
 	return out

@@ -1,10 +1,10 @@
 package handler
 
 import (
+	"bytes"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -163,20 +163,11 @@ func BenchmarkIntrospect(b *testing.B) {
 			client := map[string]string{"RS256": appID, "ES256": esAppID, "EdDSA": edAppID}[alg]
 			at := str(e.passwordLogin(b, client, aliceName, alicePassword, "openid "+projectScope)["access_token"])
 			payload := []byte("token=" + at + "&token_type_hint=access_token")
-			req := httptest.NewRequest(http.MethodPost, oauth2.IntrospectionPath, nil)
-			req.Header.Set("Content-Type", formType)
-			req.Header.Set("Authorization", basic(resourceID, resourceSec))
-			req.ContentLength = int64(len(payload))
-			body := &rewindBody{}
-			w := &bodyWriter{header: http.Header{}}
+			p := newPoster(e.h, oauth2.IntrospectionPath, basic(resourceID, resourceSec), true)
 			b.ReportAllocs()
 			for b.Loop() {
-				body.Reset(payload)
-				req.Body = body
-				w.reset()
-				e.h.ServeHTTP(w, req)
-				if w.status != http.StatusOK || !strings.HasPrefix(w.body.String(), `{"active":true`) {
-					b.Fatalf("status %d: %s", w.status, w.body.String())
+				if body := p.post(b, payload); !bytes.HasPrefix(body, []byte(`{"active":true`)) {
+					b.Fatalf("inactive: %s", body)
 				}
 			}
 		})

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/oauth2/browser"
 	"github.com/latchkey-dev/latchkey/server/userauth"
@@ -15,20 +16,20 @@ import (
 )
 
 // loginPage opens the SPA's authorization request in the browser and returns the login page.
-func (env *flowEnv) loginPage(t *testing.T, b *webBrowser, kv ...string) page {
+func (env *flowEnv) loginPage(t *testing.T, b *harness.Browser, kv ...string) harness.Page {
 	t.Helper()
 	_, challenge := pkcePair()
-	p := b.get(env.spaRequest(challenge, kv...))
-	require.Equal(t, http.StatusOK, p.status, p.body)
-	require.True(t, p.isLogin(), p.body)
+	p := b.Get(env.spaRequest(challenge, kv...))
+	require.Equal(t, http.StatusOK, p.Status, p.Body)
+	require.True(t, p.IsLogin(), p.Body)
 	return p
 }
 
-func sessionCookie(t *testing.T, b *webBrowser, u string) *http.Cookie {
+func sessionCookie(t *testing.T, b *harness.Browser, u string) *http.Cookie {
 	t.Helper()
 	parsed, err := url.Parse(u)
 	require.NoError(t, err)
-	for _, c := range b.client.Jar.Cookies(parsed) {
+	for _, c := range b.Client.Jar.Cookies(parsed) {
 		if strings.HasSuffix(c.Name, "latchkey-session") {
 			return c
 		}
@@ -41,10 +42,10 @@ func TestLogin(t *testing.T) {
 
 	t.Run("the right password leads to the consent page and starts a session", func(t *testing.T) {
 		b := env.browser(t)
-		p := b.login(env.loginPage(t, b), ownerName, ownerPassword)
-		require.Equal(t, http.StatusOK, p.status, p.body)
-		assert.True(t, p.isConsent())
-		assert.Equal(t, oauth2.ConsentPath, p.url.Path)
+		p := b.Login(env.loginPage(t, b), ownerName, ownerPassword)
+		require.Equal(t, http.StatusOK, p.Status, p.Body)
+		assert.True(t, p.IsConsent())
+		assert.Equal(t, oauth2.ConsentPath, p.URL.Path)
 		assert.NotNil(t, sessionCookie(t, b, env.srv.URL))
 	})
 
@@ -63,28 +64,28 @@ func TestLogin(t *testing.T) {
 			if pw == "" {
 				pw = "anything"
 			}
-			p := b.login(env.loginPage(t, b), tt.username, pw)
-			assert.Equal(t, http.StatusBadRequest, p.status)
-			assert.True(t, p.isLogin(), "the form is shown again")
-			assert.Contains(t, p.body, msgBadCredentials)
-			assert.NotContains(t, p.body, "disabled")
-			assert.Nil(t, p.location, "no redirect")
+			p := b.Login(env.loginPage(t, b), tt.username, pw)
+			assert.Equal(t, http.StatusBadRequest, p.Status)
+			assert.True(t, p.IsLogin(), "the form is shown again")
+			assert.Contains(t, p.Body, msgBadCredentials)
+			assert.NotContains(t, p.Body, "disabled")
+			assert.Nil(t, p.Location, "no redirect")
 			assert.Nil(t, sessionCookie(t, b, env.srv.URL), "no session")
-			assertPageHeaders(t, p.header)
+			assertPageHeaders(t, p.Header)
 		})
 	}
 
 	t.Run("an empty password asks for both fields", func(t *testing.T) {
 		b := env.browser(t)
-		p := b.login(env.loginPage(t, b), ownerName, "")
-		assert.Equal(t, http.StatusBadRequest, p.status)
-		assert.Contains(t, p.body, msgMissingCredentials)
+		p := b.Login(env.loginPage(t, b), ownerName, "")
+		assert.Equal(t, http.StatusBadRequest, p.Status)
+		assert.Contains(t, p.Body, msgMissingCredentials)
 	})
 	t.Run("the form can be retried after a failure", func(t *testing.T) {
 		b := env.browser(t)
-		p := b.login(env.loginPage(t, b), ownerName, "wrong")
-		p = b.login(p, ownerName, ownerPassword)
-		assert.True(t, p.isConsent(), p.body)
+		p := b.Login(env.loginPage(t, b), ownerName, "wrong")
+		p = b.Login(p, ownerName, ownerPassword)
+		assert.True(t, p.IsConsent(), p.Body)
 	})
 }
 
@@ -93,11 +94,11 @@ func TestLoginSessionCookie(t *testing.T) {
 		env := newFlowEnv(t)
 		b := env.browser(t)
 		lp := env.loginPage(t, b)
-		form := lp.hidden()
+		form := lp.Hidden()
 		form.Set("username", ownerName)
 		form.Set("password", ownerPassword)
-		b.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-		res, err := b.client.PostForm(env.srv.URL+oauth2.LoginPath, form)
+		b.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		res, err := b.Client.PostForm(env.srv.URL+oauth2.LoginPath, form)
 		require.NoError(t, err)
 		res.Body.Close()
 		require.Equal(t, http.StatusSeeOther, res.StatusCode)
@@ -118,8 +119,8 @@ func TestLoginSessionCookie(t *testing.T) {
 	t.Run("over https the cookie is __Host- prefixed and Secure", func(t *testing.T) {
 		env := newTLSFlowEnv(t)
 		b := env.browser(t)
-		p := b.login(env.loginPage(t, b), ownerName, ownerPassword)
-		require.True(t, p.isConsent(), p.body)
+		p := b.Login(env.loginPage(t, b), ownerName, ownerPassword)
+		require.True(t, p.IsConsent(), p.Body)
 		c := sessionCookie(t, b, env.srv.URL)
 		require.NotNil(t, c)
 		assert.Equal(t, "__Host-latchkey-session", c.Name)
@@ -132,19 +133,19 @@ func TestLoginLockout(t *testing.T) {
 		b := env.browser(t)
 		p := env.loginPage(t, b)
 		for range 3 {
-			p = b.login(p, ownerName, "wrong")
-			require.Contains(t, p.body, msgBadCredentials)
+			p = b.Login(p, ownerName, "wrong")
+			require.Contains(t, p.Body, msgBadCredentials)
 		}
-		p = b.login(p, ownerName, ownerPassword)
-		assert.Equal(t, http.StatusTooManyRequests, p.status)
-		assert.Contains(t, p.body, msgLocked)
+		p = b.Login(p, ownerName, ownerPassword)
+		assert.Equal(t, http.StatusTooManyRequests, p.Status)
+		assert.Contains(t, p.Body, msgLocked)
 		assert.Nil(t, sessionCookie(t, b, env.srv.URL))
 
 		t.Run("and unlocked when the window ends", func(t *testing.T) {
 			env.clock.Advance(userauth.DefaultFailureWindow + time.Second)
 			b := env.browser(t)
-			p := b.login(env.loginPage(t, b), ownerName, ownerPassword)
-			assert.True(t, p.isConsent(), p.body)
+			p := b.Login(env.loginPage(t, b), ownerName, ownerPassword)
+			assert.True(t, p.IsConsent(), p.Body)
 		})
 	})
 	t.Run("an unknown username locks the same way", func(t *testing.T) {
@@ -152,20 +153,20 @@ func TestLoginLockout(t *testing.T) {
 		b := env.browser(t)
 		p := env.loginPage(t, b)
 		for range 2 {
-			p = b.login(p, "ghost", "wrong")
+			p = b.Login(p, "ghost", "wrong")
 		}
-		p = b.login(p, "ghost", "wrong")
-		assert.Contains(t, p.body, msgLocked)
+		p = b.Login(p, "ghost", "wrong")
+		assert.Contains(t, p.Body, msgLocked)
 	})
 	t.Run("a success resets the username's counter", func(t *testing.T) {
 		env := newFlowEnv(t, func(c *Config) { c.Login.MaxFailuresPerUser = 3 })
 		for range 2 {
 			b := env.browser(t)
 			p := env.loginPage(t, b)
-			p = b.login(p, ownerName, "wrong")
-			p = b.login(p, ownerName, "wrong")
-			p = b.login(p, ownerName, ownerPassword)
-			require.True(t, p.isConsent(), p.body)
+			p = b.Login(p, ownerName, "wrong")
+			p = b.Login(p, ownerName, "wrong")
+			p = b.Login(p, ownerName, ownerPassword)
+			require.True(t, p.IsConsent(), p.Body)
 		}
 	})
 	t.Run("an address is locked after the maximum failures across usernames", func(t *testing.T) {
@@ -173,11 +174,11 @@ func TestLoginLockout(t *testing.T) {
 		b := env.browser(t)
 		p := env.loginPage(t, b)
 		for _, u := range []string{"u1", "u2", "u3"} {
-			p = b.login(p, u, "wrong")
-			require.Contains(t, p.body, msgBadCredentials)
+			p = b.Login(p, u, "wrong")
+			require.Contains(t, p.Body, msgBadCredentials)
 		}
-		p = b.login(p, ownerName, ownerPassword)
-		assert.Contains(t, p.body, msgLocked)
+		p = b.Login(p, ownerName, ownerPassword)
+		assert.Contains(t, p.Body, msgLocked)
 	})
 	t.Run("the address comes from the configured proxy header", func(t *testing.T) {
 		env := newFlowEnv(t, func(c *Config) {
@@ -186,22 +187,22 @@ func TestLoginLockout(t *testing.T) {
 		})
 		b := env.browser(t)
 		p := env.loginPage(t, b)
-		form := p.hidden()
+		form := p.Hidden()
 		form.Set("username", "u1")
 		form.Set("password", "wrong")
-		p = b.post(env.srv.URL+oauth2.LoginPath, form, "X-Forwarded-For", "198.51.100.7, 203.0.113.1")
-		require.Contains(t, p.body, msgBadCredentials)
+		p = b.Post(env.srv.URL+oauth2.LoginPath, form, "X-Forwarded-For", "198.51.100.7, 203.0.113.1")
+		require.Contains(t, p.Body, msgBadCredentials)
 		form.Set("username", ownerName)
 		form.Set("password", ownerPassword)
-		p = b.post(env.srv.URL+oauth2.LoginPath, form, "X-Forwarded-For", "198.51.100.9, 203.0.113.2")
-		assert.True(t, p.isConsent(), "another address is not locked: %s", p.body)
+		p = b.Post(env.srv.URL+oauth2.LoginPath, form, "X-Forwarded-For", "198.51.100.9, 203.0.113.2")
+		assert.True(t, p.IsConsent(), "another address is not locked: %s", p.Body)
 	})
 	t.Run("failed attempts are slowed down", func(t *testing.T) {
 		env := newFlowEnv(t, func(c *Config) { c.Login.FailureDelay = 150 * time.Millisecond })
 		b := env.browser(t)
 		p := env.loginPage(t, b)
 		start := time.Now()
-		b.login(p, "nobody", "wrong")
+		b.Login(p, "nobody", "wrong")
 		assert.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond)
 	})
 }
@@ -225,7 +226,7 @@ func TestLoginCSRF(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := env.browser(t)
-			form := env.loginPage(t, b).hidden()
+			form := env.loginPage(t, b).Hidden()
 			form.Set("username", ownerName)
 			form.Set("password", ownerPassword)
 			if tt.mutate != nil {
@@ -235,39 +236,39 @@ func TestLoginCSRF(t *testing.T) {
 			if tt.fresh {
 				poster = env.browser(t)
 			}
-			p := poster.post(env.srv.URL+oauth2.LoginPath, form, tt.headers...)
-			assert.Equal(t, http.StatusForbidden, p.status)
-			assert.Contains(t, p.body, "Request blocked")
+			p := poster.Post(env.srv.URL+oauth2.LoginPath, form, tt.headers...)
+			assert.Equal(t, http.StatusForbidden, p.Status)
+			assert.Contains(t, p.Body, "Request blocked")
 			assert.Nil(t, sessionCookie(t, poster, env.srv.URL))
-			assertPageHeaders(t, p.header)
+			assertPageHeaders(t, p.Header)
 		})
 	}
 	t.Run("an unknown request ID is an expired request", func(t *testing.T) {
 		b := env.browser(t)
-		form := env.loginPage(t, b).hidden()
+		form := env.loginPage(t, b).Hidden()
 		form.Set("request_id", strings.Repeat("B", oauth2.SecretLength))
 		form.Set("username", ownerName)
 		form.Set("password", ownerPassword)
-		p := b.post(env.srv.URL+oauth2.LoginPath, form)
-		assert.Equal(t, http.StatusBadRequest, p.status)
-		assert.Contains(t, p.body, msgExpired)
+		p := b.Post(env.srv.URL+oauth2.LoginPath, form)
+		assert.Equal(t, http.StatusBadRequest, p.Status)
+		assert.Contains(t, p.Body, msgExpired)
 	})
 	t.Run("a pending request expires after ten minutes", func(t *testing.T) {
 		b := env.browser(t)
-		form := env.loginPage(t, b).hidden()
+		form := env.loginPage(t, b).Hidden()
 		env.clock.Advance(browser.DefaultRequestLifetime + time.Second)
 		form.Set("username", ownerName)
 		form.Set("password", ownerPassword)
-		p := b.post(env.srv.URL+oauth2.LoginPath, form)
-		assert.Equal(t, http.StatusBadRequest, p.status)
-		assert.Contains(t, p.body, msgExpired)
+		p := b.Post(env.srv.URL+oauth2.LoginPath, form)
+		assert.Equal(t, http.StatusBadRequest, p.Status)
+		assert.Contains(t, p.Body, msgExpired)
 	})
 	t.Run("the login page of another browser's request is not shown", func(t *testing.T) {
 		b := env.browser(t)
 		p := env.loginPage(t, b)
-		other := env.browser(t).get(p.url.String())
-		assert.Equal(t, http.StatusForbidden, other.status)
-		assert.NotContains(t, other.body, p.hidden().Get("csrf_token"))
+		other := env.browser(t).Get(p.URL.String())
+		assert.Equal(t, http.StatusForbidden, other.Status)
+		assert.NotContains(t, other.Body, p.Hidden().Get("csrf_token"))
 	})
 }
 
@@ -278,42 +279,42 @@ func TestPromptAndMaxAge(t *testing.T) {
 
 	t.Run("prompt=none with a session and remembered consent returns a code", func(t *testing.T) {
 		_, challenge := pkcePair()
-		cb := b.get(env.spaRequest(challenge, "prompt", "none")).callback(t)
-		assert.Empty(t, cb.err)
-		assert.NotEmpty(t, cb.code)
+		cb := b.Get(env.spaRequest(challenge, "prompt", "none")).Callback(t)
+		assert.Empty(t, cb.Error)
+		assert.NotEmpty(t, cb.Code)
 	})
 	t.Run("prompt=none needing consent is consent_required", func(t *testing.T) {
 		_, challenge := pkcePair()
-		cb := b.get(env.authorizeURL("response_type", "code", "client_id", alwaysID, "state", "s",
-			"code_challenge", challenge, "code_challenge_method", "S256", "prompt", "none")).callback(t)
-		assert.Equal(t, "consent_required", cb.err)
-		assert.Equal(t, "s", cb.state)
+		cb := b.Get(env.authorizeURL("response_type", "code", "client_id", alwaysID, "state", "s",
+			"code_challenge", challenge, "code_challenge_method", "S256", "prompt", "none")).Callback(t)
+		assert.Equal(t, "consent_required", cb.Error)
+		assert.Equal(t, "s", cb.State)
 	})
 	t.Run("prompt=login shows the login page despite the session", func(t *testing.T) {
 		_, challenge := pkcePair()
-		p := b.get(env.spaRequest(challenge, "prompt", "login"))
-		require.True(t, p.isLogin(), p.body)
-		p = b.login(p, ownerName, ownerPassword)
-		cb := p.callback(t)
-		assert.NotEmpty(t, cb.code, "consent is remembered, so the code follows the login")
+		p := b.Get(env.spaRequest(challenge, "prompt", "login"))
+		require.True(t, p.IsLogin(), p.Body)
+		p = b.Login(p, ownerName, ownerPassword)
+		cb := p.Callback(t)
+		assert.NotEmpty(t, cb.Code, "consent is remembered, so the code follows the login")
 	})
 	t.Run("a fresh session satisfies max_age", func(t *testing.T) {
 		_, challenge := pkcePair()
-		cb := b.get(env.spaRequest(challenge, "max_age", "300")).callback(t)
-		assert.NotEmpty(t, cb.code)
+		cb := b.Get(env.spaRequest(challenge, "max_age", "300")).Callback(t)
+		assert.NotEmpty(t, cb.Code)
 	})
 	t.Run("an older session than max_age shows the login page", func(t *testing.T) {
 		env.clock.Advance(10 * time.Minute)
 		_, challenge := pkcePair()
-		p := b.get(env.spaRequest(challenge, "max_age", "300"))
-		assert.True(t, p.isLogin(), p.body)
-		cb := b.get(env.spaRequest(challenge, "max_age", "300", "prompt", "none")).callback(t)
-		assert.Equal(t, "login_required", cb.err)
+		p := b.Get(env.spaRequest(challenge, "max_age", "300"))
+		assert.True(t, p.IsLogin(), p.Body)
+		cb := b.Get(env.spaRequest(challenge, "max_age", "300", "prompt", "none")).Callback(t)
+		assert.Equal(t, "login_required", cb.Error)
 	})
 	t.Run("max_age=0 always shows the login page", func(t *testing.T) {
 		_, challenge := pkcePair()
-		p := b.get(env.spaRequest(challenge, "max_age", "0"))
-		assert.True(t, p.isLogin(), p.body)
+		p := b.Get(env.spaRequest(challenge, "max_age", "0"))
+		assert.True(t, p.IsLogin(), p.Body)
 	})
 	t.Run("a session of a user who was disabled since is no session", func(t *testing.T) {
 		other := env.browser(t)
@@ -324,7 +325,7 @@ func TestPromptAndMaxAge(t *testing.T) {
 		env.reg.PutUser(disabled)
 		t.Cleanup(func() { env.reg.PutUser(*u) })
 		_, challenge := pkcePair()
-		cb := other.get(env.spaRequest(challenge, "prompt", "none")).callback(t)
-		assert.Equal(t, "login_required", cb.err)
+		cb := other.Get(env.spaRequest(challenge, "prompt", "none")).Callback(t)
+		assert.Equal(t, "login_required", cb.Error)
 	})
 }

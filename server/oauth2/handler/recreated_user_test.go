@@ -94,14 +94,14 @@ func TestRecreatedUserInheritsNothing(t *testing.T) {
 		}},
 		{"the old browser session is not honoured: the login page is shown again", func(t *testing.T) {
 			_, challenge := pkcePair()
-			p := b.get(env.spaRequest(challenge))
-			assert.True(t, p.isLogin(), p.body)
+			p := b.Get(env.spaRequest(challenge))
+			assert.True(t, p.IsLogin(), p.Body)
 		}},
 		{"the old consent is not honoured: the new user is asked to consent", func(t *testing.T) {
 			_, challenge := pkcePair()
-			p := b.login(b.get(env.spaRequest(challenge)), ownerName, ownerPassword)
-			require.True(t, p.isConsent(), p.body)
-			assert.Contains(t, p.body, "Signed in as <strong>"+ownerName+"</strong>")
+			p := b.Login(b.Get(env.spaRequest(challenge)), ownerName, ownerPassword)
+			require.True(t, p.IsConsent(), p.Body)
+			assert.Contains(t, p.Body, "Signed in as <strong>"+ownerName+"</strong>")
 		}},
 		{"the new user's tokens carry the new subject and the username", func(t *testing.T) {
 			res := passwordGrant(t)

@@ -14,11 +14,11 @@ import (
 // store something answers temporarily_unavailable (503) rather than a token that was not stored,
 // while client_credentials, which stores nothing, keeps working.
 func TestRedisDownIsTemporarilyUnavailable(t *testing.T) {
-	rs, _, stop := startRedis(t)
+	rs, _, srv := startRedis(t)
 	e := newUserEnv(t, withRedis(rs))
 	refresh := str(e.passwordLogin(t, appID, aliceName, alicePassword, projectScope)["refresh_token"])
 	require.NotEmpty(t, refresh)
-	stop()
+	require.NoError(t, srv.Kill())
 
 	tests := []struct {
 		name   string

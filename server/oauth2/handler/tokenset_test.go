@@ -7,7 +7,6 @@ import (
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -26,6 +25,7 @@ import (
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/password"
@@ -34,24 +34,6 @@ import (
 	"github.com/latchkey-dev/latchkey/server/store/memory"
 	"github.com/latchkey-dev/latchkey/server/token"
 )
-
-// testClock is a clock tests move by hand; the handler and the store share it.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // Users and clients of the user-grant tests.
 const (
@@ -138,7 +120,7 @@ type userEnv struct {
 	h     http.Handler
 	reg   *registry.Registry
 	store *memory.Store
-	clock *testClock
+	clock *harness.Clock
 	jwks  jose.JSONWebKeySet
 }
 
@@ -146,7 +128,7 @@ func newUserEnv(t testing.TB, mutate ...func(*Config)) *userEnv {
 	t.Helper()
 	kr, err := testKeyring()
 	require.NoError(t, err)
-	clock := &testClock{now: testNow}
+	clock := harness.NewClock(testNow)
 	st := memory.New(memory.WithClock(clock.Now))
 	cfg := Config{Issuer: testIssuer, Registry: userRegistry(), Keys: kr, Now: clock.Now, Store: st,
 		Login: LoginConfig{FailureDelay: -1}}
@@ -188,35 +170,6 @@ func (e *userEnv) form(t testing.TB, path, clientID string, values url.Values) r
 	}
 	rq.body = values.Encode()
 	return doT(t, e.srv, rq)
-}
-
-// doT is do for testing.TB, with an empty body allowed (revocation answers none).
-func doT(t testing.TB, srv *httptest.Server, rq request) response {
-	t.Helper()
-	if rq.method == "" {
-		rq.method = http.MethodPost
-	}
-	req, err := http.NewRequest(rq.method, srv.URL+rq.path, strings.NewReader(rq.body))
-	require.NoError(t, err)
-	if rq.contentType != "" {
-		req.Header.Set("Content-Type", rq.contentType)
-	}
-	if rq.authorization != "" {
-		req.Header.Set("Authorization", rq.authorization)
-	}
-	if rq.forwardedFor != "" {
-		req.Header.Set("X-Forwarded-For", rq.forwardedFor)
-	}
-	res, err := srv.Client().Do(req)
-	require.NoError(t, err)
-	defer res.Body.Close()
-	out := response{status: res.StatusCode, header: res.Header}
-	raw, err := io.ReadAll(res.Body)
-	require.NoError(t, err)
-	if len(raw) > 0 {
-		require.NoError(t, json.Unmarshal(raw, &out.body), "body %q", raw)
-	}
-	return out
 }
 
 // passwordLogin runs the password grant and requires success.
