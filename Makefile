@@ -110,6 +110,14 @@ envtest: ## Build kube-apiserver, kubectl and etcd into bin/k8s (skipped when pr
 test-deps: ## Install the Debian packages the tests need (TEST_APT_PACKAGES) when missing.
 	@if [ -n "$(strip $(TEST_APT_PACKAGES))" ]; then hack/apt-install.sh $(TEST_APT_PACKAGES); fi
 
+# Packages whose tests start a control plane, a browser, redis-server or the latchkey binary for
+# the whole package (in TestMain); test-unit leaves them out.
+SERVICE_PKGS ?= ./test/... ./controllers ./controllers/registration ./internal/harness/... ./server/store/redis
+
+.PHONY: test-unit
+test-unit: ## Run the tests that need no control plane, redis-server or browser (go test -short): the fast local loop.
+	go test -short -count=1 $$(go list ./... | grep -vxFf <(go list $(SERVICE_PKGS)))
+
 .PHONY: test
 test: envtest test-deps ## Run every test against a real kube-apiserver and etcd (installs what it needs).
 	KUBEBUILDER_ASSETS=$(KUBEBUILDER_ASSETS) go test ./... -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS)

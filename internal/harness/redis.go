@@ -58,9 +58,13 @@ func StartRedis(dir string) (*Redis, error) {
 }
 
 // NewRedis is StartRedis for one test: in the test's temporary directory, killed when the test
-// ends, and a failure to start fails the test.
+// ends, and a failure to start fails the test. Under go test -short (make test-unit, the loop
+// without external services) the test is skipped instead; make test and CI never run -short.
 func NewRedis(tb testing.TB) *Redis {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("needs redis-server: skipped by -short (make test-unit); make test runs it")
+	}
 	r, err := StartRedis(tb.TempDir())
 	if err != nil {
 		tb.Fatal(err)
