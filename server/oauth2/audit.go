@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 )
 
 // Audit events, the Event of an AuditEvent.
@@ -65,16 +64,4 @@ func Audit(ctx context.Context, e AuditEvent) {
 		e.Outcome = "success"
 	}
 	s.auditor.Audit(e)
-}
-
-// ErrorReason is the OAuth error code and description of err, for an audit record.
-func ErrorReason(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
-		if e.Description() != "" {
-			return e.Code() + ": " + e.Description()
-		}
-		return e.Code()
-	}
-	return "error"
 }
