@@ -17,6 +17,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/controllers/convert"
+	"github.com/latchkey-dev/latchkey/controllers/feed"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -54,8 +55,13 @@ func (r *scopeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ct
 	ready := func(status metav1.ConditionStatus, reason, msg string) {
 		setReady(&s.Status.Conditions, &s.Status.ObservedGeneration, s.Generation, status, reason, msg)
 	}
-	if _, _, err := convert.Scope(&s); err != nil {
-		ready(metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, err.Error())
+	_, sc, err := convert.Scope(&s)
+	d := feed.Scope(sc, err)
+	switch {
+	case d.Reason == "":
+		return ctrl.Result{}, err
+	case !d.Put():
+		setDecision(&s.Status.Conditions, &s.Status.ObservedGeneration, s.Generation, d)
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
 	winner, err := r.nameWinner(ctx, &s)
@@ -63,12 +69,12 @@ func (r *scopeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ct
 		return ctrl.Result{}, err
 	}
 	if winner != "" {
-		ready(metav1.ConditionFalse, v1alpha1.ReasonScopeNameConflict,
-			fmt.Sprintf("scope name %q is already defined by Scope %s, created earlier", s.Spec.Name, winner))
+		conflict := feed.ScopeNameConflict(s.Spec.Name, winner)
+		ready(metav1.ConditionFalse, conflict.Reason, conflict.Message)
 		log.FromContext(ctx).Info("scope name conflict", "scope", s.Spec.Name, "servedBy", winner)
 		return ctrl.Result{}, nil
 	}
-	ready(metav1.ConditionTrue, v1alpha1.ReasonReady, fmt.Sprintf("scope %q is served", s.Spec.Name))
+	setDecision(&s.Status.Conditions, &s.Status.ObservedGeneration, s.Generation, d)
 	return ctrl.Result{}, nil
 }
 
@@ -138,31 +144,27 @@ func (r *userReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctr
 	ready := func(status metav1.ConditionStatus, reason, msg string) {
 		setReady(&u.Status.Conditions, &u.Status.ObservedGeneration, u.Generation, status, reason, msg)
 	}
-	_, err = convert.User(&u, secret)
-	if errors.Is(err, convert.ErrInvalidSpec) {
-		ready(metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, err.Error())
+	ru, err := convert.User(&u, secret)
+	d := feed.User(ru, err)
+	switch {
+	case d.Reason == "":
+		return ctrl.Result{}, err
+	case !d.Put():
+		setDecision(&u.Status.Conditions, &u.Status.ObservedGeneration, u.Generation, d)
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
-	if err != nil && !errors.Is(err, convert.ErrSecretNotFound) {
+	// Served (with or without a password): does it hold its username?
+	winner, err := r.usernameWinner(ctx, &u)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
-	// Served (with or without a password): does it hold its username?
-	winner, werr := r.usernameWinner(ctx, &u)
-	if werr != nil {
-		return ctrl.Result{}, werr
-	}
-	switch {
-	case winner != "":
-		ready(metav1.ConditionFalse, v1alpha1.ReasonUsernameConflict,
-			fmt.Sprintf("username %q is already used by User %s, created earlier", u.Spec.Username, winner))
+	if winner != "" {
+		conflict := feed.UsernameConflict(u.Spec.Username, winner)
+		ready(metav1.ConditionFalse, conflict.Reason, conflict.Message)
 		log.FromContext(ctx).Info("username conflict", "username", u.Spec.Username, "servedBy", winner)
-	case err != nil: // ErrSecretNotFound
-		ready(metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound, err.Error())
-	case u.Spec.PasswordSecretRef == nil:
-		ready(metav1.ConditionTrue, v1alpha1.ReasonReady, fmt.Sprintf("user %q is served; without a password it cannot log in", u.Spec.Username))
-	default:
-		ready(metav1.ConditionTrue, v1alpha1.ReasonReady, fmt.Sprintf("user %q is served", u.Spec.Username))
+		return ctrl.Result{}, nil
 	}
+	setDecision(&u.Status.Conditions, &u.Status.ObservedGeneration, u.Generation, d)
 	return ctrl.Result{}, nil
 }
 

@@ -9,7 +9,8 @@
 // key) that does not exist yet wraps ErrSecretNotFound. With ErrSecretNotFound, Client and User
 // still return the complete value, without credentials (HasSecret false, no PasswordHash), so a
 // caller may serve it: a confidential client keeps its client ID (and wins or loses a client-ID
-// conflict exactly as the leader's status says) while it cannot authenticate.
+// conflict exactly as the leader's status says) while it cannot authenticate. What to do with
+// each outcome is controllers/feed's decision, the same in the cluster and the embedded mode.
 //
 // Decisions:
 //   - Secret values are used byte for byte (no trimming); an empty value counts as missing, so an
