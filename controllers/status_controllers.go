@@ -52,29 +52,37 @@ func (r *scopeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ct
 			recordReadyTransition(r.events, &s, base.Status.Conditions, s.Status.Conditions)
 		}
 	}()
-	ready := func(status metav1.ConditionStatus, reason, msg string) {
-		setReady(&s.Status.Conditions, &s.Status.ObservedGeneration, s.Generation, status, reason, msg)
-	}
 	_, sc, err := convert.Scope(&s)
-	d := feed.Scope(sc, err)
+	return setNamedReady(ctx, &s.Status.Conditions, &s.Status.ObservedGeneration, s.Generation, feed.Scope(sc, err), err,
+		func(ctx context.Context) (string, error) { return r.nameWinner(ctx, &s) },
+		func(winner string) feed.Conflict { return feed.ScopeNameConflict(s.Spec.Name, winner) })
+}
+
+// setNamedReady sets the Ready condition of a Scope or User from the feed policy's decision d
+// about it (err is convert's) and returns what Reconcile returns: an invalid resource is
+// terminal; a served one that does not hold its name (winner names the resource that does, or
+// is "") gets the conflict.
+func setNamedReady(ctx context.Context, conds *[]metav1.Condition, observed *int64, generation int64, d feed.Decision, err error,
+	winner func(context.Context) (string, error), conflict func(winner string) feed.Conflict) (ctrl.Result, error) {
 	switch {
 	case d.Reason == "":
 		return ctrl.Result{}, err
 	case !d.Put():
-		setDecision(&s.Status.Conditions, &s.Status.ObservedGeneration, s.Generation, d)
+		setDecision(conds, observed, generation, d)
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
-	winner, err := r.nameWinner(ctx, &s)
+	// Served (for a User with or without a password): does it hold its name?
+	w, err := winner(ctx)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if winner != "" {
-		conflict := feed.ScopeNameConflict(s.Spec.Name, winner)
-		ready(metav1.ConditionFalse, conflict.Reason, conflict.Message)
-		log.FromContext(ctx).Info("scope name conflict", "scope", s.Spec.Name, "servedBy", winner)
+	if w != "" {
+		c := conflict(w)
+		setReady(conds, observed, generation, metav1.ConditionFalse, c.Reason, c.Message)
+		log.FromContext(ctx).Info("name conflict", "reason", c.Reason, "servedBy", w)
 		return ctrl.Result{}, nil
 	}
-	setDecision(&s.Status.Conditions, &s.Status.ObservedGeneration, s.Generation, d)
+	setDecision(conds, observed, generation, d)
 	return ctrl.Result{}, nil
 }
 
@@ -141,31 +149,10 @@ func (r *userReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctr
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	ready := func(status metav1.ConditionStatus, reason, msg string) {
-		setReady(&u.Status.Conditions, &u.Status.ObservedGeneration, u.Generation, status, reason, msg)
-	}
 	ru, err := convert.User(&u, secret)
-	d := feed.User(ru, err)
-	switch {
-	case d.Reason == "":
-		return ctrl.Result{}, err
-	case !d.Put():
-		setDecision(&u.Status.Conditions, &u.Status.ObservedGeneration, u.Generation, d)
-		return ctrl.Result{}, reconcile.TerminalError(err)
-	}
-	// Served (with or without a password): does it hold its username?
-	winner, err := r.usernameWinner(ctx, &u)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if winner != "" {
-		conflict := feed.UsernameConflict(u.Spec.Username, winner)
-		ready(metav1.ConditionFalse, conflict.Reason, conflict.Message)
-		log.FromContext(ctx).Info("username conflict", "username", u.Spec.Username, "servedBy", winner)
-		return ctrl.Result{}, nil
-	}
-	setDecision(&u.Status.Conditions, &u.Status.ObservedGeneration, u.Generation, d)
-	return ctrl.Result{}, nil
+	return setNamedReady(ctx, &u.Status.Conditions, &u.Status.ObservedGeneration, u.Generation, feed.User(ru, err), err,
+		func(ctx context.Context) (string, error) { return r.usernameWinner(ctx, &u) },
+		func(winner string) feed.Conflict { return feed.UsernameConflict(u.Spec.Username, winner) })
 }
 
 // usernameWinner returns the name of the User that serves u's username instead of u, or "" when u

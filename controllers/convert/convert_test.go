@@ -38,6 +38,14 @@ func oauthClient(mutate func(*v1alpha1.OAuthClient)) *v1alpha1.OAuthClient {
 	return oc
 }
 
+// withRedirectURIs makes the client an authorization_code client with the redirect URIs.
+func withRedirectURIs(uris ...string) func(*v1alpha1.OAuthClient) {
+	return func(oc *v1alpha1.OAuthClient) {
+		oc.Spec.GrantTypes = []v1alpha1.GrantType{v1alpha1.GrantTypeAuthorizationCode}
+		oc.Spec.RedirectURIs = uris
+	}
+}
+
 func secret(ns, name string, data map[string]string) *corev1.Secret {
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: map[string][]byte{}}
 	for k, v := range data {
@@ -183,38 +191,23 @@ func TestClient(t *testing.T) {
 		},
 		{
 			name: "http redirect URIs to a host merely starting with localhost are invalid", secret: good, wantErr: ErrInvalidSpec,
-			mutate: func(oc *v1alpha1.OAuthClient) {
-				oc.Spec.GrantTypes = []v1alpha1.GrantType{v1alpha1.GrantTypeAuthorizationCode}
-				oc.Spec.RedirectURIs = []string{"http://localhost.evil.example/cb"}
-			},
+			mutate: withRedirectURIs("http://localhost.evil.example/cb"),
 		},
 		{
 			name: "redirect URIs with a fragment are invalid", secret: good, wantErr: ErrInvalidSpec,
-			mutate: func(oc *v1alpha1.OAuthClient) {
-				oc.Spec.GrantTypes = []v1alpha1.GrantType{v1alpha1.GrantTypeAuthorizationCode}
-				oc.Spec.RedirectURIs = []string{"https://app.example/cb#x"}
-			},
+			mutate: withRedirectURIs("https://app.example/cb#x"),
 		},
 		{
 			name: "a redirect URI with user information is invalid, as registration refuses it", secret: good, wantErr: ErrInvalidSpec,
-			mutate: func(oc *v1alpha1.OAuthClient) {
-				oc.Spec.GrantTypes = []v1alpha1.GrantType{v1alpha1.GrantTypeAuthorizationCode}
-				oc.Spec.RedirectURIs = []string{"https://user:pw@example.com/cb"}
-			},
+			mutate: withRedirectURIs("https://user:pw@example.com/cb"),
 		},
 		{
 			name: "a private-use redirect URI with nothing after its scheme is invalid", secret: good, wantErr: ErrInvalidSpec,
-			mutate: func(oc *v1alpha1.OAuthClient) {
-				oc.Spec.GrantTypes = []v1alpha1.GrantType{v1alpha1.GrantTypeAuthorizationCode}
-				oc.Spec.RedirectURIs = []string{"com.example.app:"}
-			},
+			mutate: withRedirectURIs("com.example.app:"),
 		},
 		{
 			name: "a redirect URI with a space is invalid", secret: good, wantErr: ErrInvalidSpec,
-			mutate: func(oc *v1alpha1.OAuthClient) {
-				oc.Spec.GrantTypes = []v1alpha1.GrantType{v1alpha1.GrantTypeAuthorizationCode}
-				oc.Spec.RedirectURIs = []string{"https://example.com/a b"}
-			},
+			mutate: withRedirectURIs("https://example.com/a b"),
 		},
 		{
 			name: "External without secretRef is invalid", wantErr: ErrInvalidSpec,
@@ -342,10 +335,7 @@ func TestInvalidRedirectURIMessageNamesTheURI(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Client(oauthClient(func(oc *v1alpha1.OAuthClient) {
-				oc.Spec.GrantTypes = []v1alpha1.GrantType{v1alpha1.GrantTypeAuthorizationCode}
-				oc.Spec.RedirectURIs = []string{"https://app.example/ok", tt.uri}
-			}), nil)
+			_, err := Client(oauthClient(withRedirectURIs("https://app.example/ok", tt.uri)), nil)
 			require.ErrorIs(t, err, ErrInvalidSpec)
 			assert.Contains(t, err.Error(), tt.want)
 			assert.NotContains(t, err.Error(), "app.example/ok", "only the offending URI is named")

@@ -100,41 +100,38 @@ func TestEmbeddedNameConflictsServeTheEarlierResource(t *testing.T) {
 		return "apiVersion: oauth.latchkey.dev/v1alpha1\nkind: Scope\nmetadata: {name: " + name + "}\nspec: {name: \"read:projects\", description: " + description + "}\n"
 	}
 	tests := []struct {
-		name           string
-		first, later   string
-		warning        []string
-		servedOriginal func(t *testing.T, snap *registry.Snapshot)
-		servedNewcomer func(t *testing.T, snap *registry.Snapshot)
+		name         string
+		first, later string
+		warning      []string
+		// served returns what tells the two apart (e-mail, description) of the one served.
+		served             func(snap *registry.Snapshot) (string, bool)
+		original, newcomer string
 	}{
 		{
 			name:  "a User added later with the same username does not shadow the first",
 			first: user("alice", "alice@example.com"), later: user("aaa", "mallory@example.com"),
 			warning: []string{"UsernameConflict", `"alice"`, "User alice", "aaa"},
-			servedOriginal: func(t *testing.T, snap *registry.Snapshot) {
+			served: func(snap *registry.Snapshot) (string, bool) {
 				u, ok := snap.User("alice")
-				require.True(t, ok)
-				assert.Equal(t, "alice@example.com", u.Email)
+				if !ok {
+					return "", false
+				}
+				return u.Email, true
 			},
-			servedNewcomer: func(t *testing.T, snap *registry.Snapshot) {
-				u, ok := snap.User("alice")
-				require.True(t, ok)
-				assert.Equal(t, "mallory@example.com", u.Email)
-			},
+			original: "alice@example.com", newcomer: "mallory@example.com",
 		},
 		{
 			name:  "a Scope added later with the same scope name does not redefine it",
 			first: scope("read-projects", "original"), later: scope("aaa", "redefinition"),
 			warning: []string{"ScopeNameConflict", `"read:projects"`, "Scope read-projects", "aaa"},
-			servedOriginal: func(t *testing.T, snap *registry.Snapshot) {
+			served: func(snap *registry.Snapshot) (string, bool) {
 				sc, ok := snap.Scope("read:projects")
-				require.True(t, ok)
-				assert.Equal(t, "original", sc.Description)
+				if !ok {
+					return "", false
+				}
+				return sc.Description, true
 			},
-			servedNewcomer: func(t *testing.T, snap *registry.Snapshot) {
-				sc, ok := snap.Scope("read:projects")
-				require.True(t, ok)
-				assert.Equal(t, "redefinition", sc.Description)
-			},
+			original: "original", newcomer: "redefinition",
 		},
 	}
 	for _, tt := range tests {
@@ -144,13 +141,17 @@ func TestEmbeddedNameConflictsServeTheEarlierResource(t *testing.T) {
 			l, reg, w := loadWarned(t, dir)
 			write(t, dir, "00-later.yaml", tt.later)
 			require.NoError(t, l.Load(t.Context()))
-			tt.servedOriginal(t, reg.Snapshot())
+			got, ok := tt.served(reg.Snapshot())
+			require.True(t, ok)
+			assert.Equal(t, tt.original, got, "the earlier resource is served")
 			assert.Len(t, w.with(append(tt.warning, filepath.Join(dir, "first.yaml"), filepath.Join(dir, "00-later.yaml"))...), 1,
 				"the warning names the name, both claimants and both files; got:\n%s", w)
 
 			require.NoError(t, os.Remove(filepath.Join(dir, "first.yaml")))
 			require.NoError(t, l.Load(t.Context()))
-			tt.servedNewcomer(t, reg.Snapshot())
+			got, ok = tt.served(reg.Snapshot())
+			require.True(t, ok)
+			assert.Equal(t, tt.newcomer, got, "the other takes over when the first goes")
 		})
 	}
 }
