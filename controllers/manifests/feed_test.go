@@ -3,8 +3,11 @@ package manifests
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -167,4 +170,21 @@ func TestEmbeddedServesAConfidentialClientWithoutItsSecretAsAClusterDoes(t *test
 	assert.False(t, c.CheckSecret(""), "it cannot authenticate")
 	got := w.with("SecretNotFound", "default/billing", `"billing-service"`, "Secret default/billing-oauth", filepath.Join(dir, "client.yaml"))
 	assert.Len(t, got, 1, "a warning names the client, its file and the missing Secret; got:\n%s", w)
+}
+
+func TestWarningsWithoutAWarnerGoToTheContextLogger(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "client.yaml", clientYAML) // its Secret is missing: a warning
+	var lines []string
+	log := funcr.New(func(prefix, args string) { lines = append(lines, args) }, funcr.Options{})
+	l, err := New(dir, registry.New(), nil)
+	require.NoError(t, err)
+	require.NoError(t, l.Load(logr.NewContext(t.Context(), log)))
+	var warned []string
+	for _, line := range lines {
+		if strings.Contains(line, `"level"="warn"`) && strings.Contains(line, "SecretNotFound") {
+			warned = append(warned, line)
+		}
+	}
+	assert.Len(t, warned, 1, "one level=warn line; got:\n%s", strings.Join(lines, "\n"))
 }
