@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/go-logr/zapr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -219,7 +220,9 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if err := opts.validate(); err != nil {
 		return err
 	}
-	log := zap.New(zap.UseFlagOptions(&zapOpts), zap.WriteTo(stderr))
+	// The raw zap logger also gives the manifest loader a warning level (logr has none).
+	raw := zap.NewRaw(zap.UseFlagOptions(&zapOpts), zap.WriteTo(stderr))
+	log := zapr.NewLogger(raw)
 	ctrl.SetLogger(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -261,7 +264,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if opts.manifestsDir != "" {
-		return serveEmbedded(ctx, &opts, cfg, reg, keyring, st, stdout, gatherer)
+		return serveEmbedded(ctx, &opts, cfg, reg, keyring, st, stdout, gatherer, raw.Sugar())
 	}
 	return serveCluster(ctx, &opts, cfg, reg, keyring, st)
 }
@@ -341,7 +344,7 @@ func (o *serveOptions) handlerConfig(reg *registry.Registry, keyring *keys.Keyri
 }
 
 // serveEmbedded runs with no cluster: resources from a folder, keys in memory or a file.
-func serveEmbedded(ctx context.Context, opts *serveOptions, cfg handler.Config, reg *registry.Registry, keyring *keys.Keyring, st leasedStore, stdout io.Writer, gatherer prometheus.Gatherer) error {
+func serveEmbedded(ctx context.Context, opts *serveOptions, cfg handler.Config, reg *registry.Registry, keyring *keys.Keyring, st leasedStore, stdout io.Writer, gatherer prometheus.Gatherer, warn manifests.Warner) error {
 	log := logr.FromContextOrDiscard(ctx)
 	var set *keys.Set
 	var err error
@@ -370,7 +373,7 @@ func serveEmbedded(ctx context.Context, opts *serveOptions, cfg handler.Config, 
 	if err != nil {
 		return err
 	}
-	loader, err := manifests.New(opts.manifestsDir, reg)
+	loader, err := manifests.New(opts.manifestsDir, reg, warn)
 	if err != nil {
 		return err
 	}

@@ -5,18 +5,20 @@
 // Two kinds of controllers run in every process:
 //
 //   - Registry controllers (every replica, NeedLeaderElection false): OAuthClient, Scope and User
-//     are read from the manager's informers, converted by controllers/convert (the same code the
-//     manifest loader uses) and put into the registry through the small setter interfaces
-//     declared here (ClientRegistry, ScopeRegistry, UserRegistry); a resource that is gone,
-//     being deleted or invalid is deleted from it. A Confidential client whose Secret is missing
-//     is served without a secret (it keeps its client ID, cannot authenticate). A change to a
+//     are read from the manager's informers, converted by controllers/convert and decided by
+//     controllers/feed (the same code and policy the manifest loader uses), then put into the
+//     registry through the small setter interfaces declared here (ClientRegistry, ScopeRegistry,
+//     UserRegistry); a resource that is gone, being deleted or invalid is deleted from it. A
+//     Confidential client whose Secret is missing is served without a secret (it keeps its
+//     client ID, cannot authenticate). A change to a
 //     referenced Secret re-converts the resource at once, so a rotated client secret works and the
 //     old one stops working without a restart. The signing-key loader, also on every replica,
 //     loads the key Secret into a KeyLoader (*keys.Keyring) whenever it changes. The registry
 //     controllers report each object they processed to a Readiness (see below).
 //   - Leader-only controllers (status writer, Secret writer): the OAuthClient controller sets
 //     status.clientID, status.secretName, observedGeneration and the Ready condition (reasons
-//     Ready, SecretNotFound, SecretConflict, ClientIDConflict, InvalidSpec), creates the client Secret for
+//     Ready, SecretNotFound, SecretConflict, ClientIDConflict, InvalidSpec; the reason and
+//     message come from controllers/feed, so the embedded mode's warnings say the same), creates the client Secret for
 //     secretPolicy Generate (keys client-id, the secretRef key (client-secret by default) with 32
 //     random bytes in unpadded base64url, and token-url when Options.TokenURL is set) with a
 //     controller ownerReference, and never overwrites an existing Secret. External clients wait
@@ -26,6 +28,10 @@
 //
 // Decisions:
 //
+//   - An OAuthClient whose redirect URIs the API server stored although server/redirecturi
+//     refuses them (stored before the CRD's CEL rules existed, or a rule CEL cannot express,
+//     like a port net/url cannot parse) is Ready=False InvalidSpec, naming each URI and why,
+//     and is not served.
 //   - Client-ID conflicts are decided by registry.Wins (earliest creationTimestamp, then
 //     "namespace/name") over the OAuthClients with the same ID that are not being deleted and
 //     whose spec is valid: exactly the set the registry holds, so the client every replica serves

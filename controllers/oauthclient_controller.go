@@ -26,6 +26,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/controllers/convert"
+	"github.com/latchkey-dev/latchkey/controllers/feed"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -97,9 +98,8 @@ func (r *oauthClientReconciler) reconcile(ctx context.Context, oc *v1alpha1.OAut
 	}
 	logger := log.FromContext(ctx).WithValues("clientID", id)
 
-	if _, err := convert.Client(oc, nil); errors.Is(err, convert.ErrInvalidSpec) {
-		setReady(&oc.Status.Conditions, &oc.Status.ObservedGeneration, oc.Generation,
-			metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, err.Error())
+	if c, err := convert.Client(oc, nil); errors.Is(err, convert.ErrInvalidSpec) {
+		setDecision(&oc.Status.Conditions, &oc.Status.ObservedGeneration, oc.Generation, feed.Client(c, err))
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
 
@@ -108,41 +108,33 @@ func (r *oauthClientReconciler) reconcile(ctx context.Context, oc *v1alpha1.OAut
 		return ctrl.Result{}, err
 	}
 	if winner != "" {
+		conflict := feed.ClientIDConflict(id, winner)
 		setReady(&oc.Status.Conditions, &oc.Status.ObservedGeneration, oc.Generation,
-			metav1.ConditionFalse, v1alpha1.ReasonClientIDConflict,
-			fmt.Sprintf("client ID %q is already used by OAuthClient %s, created earlier", id, winner))
+			metav1.ConditionFalse, conflict.Reason, conflict.Message)
 		logger.Info("client ID conflict", "servedBy", winner)
 		return ctrl.Result{}, nil
 	}
 
-	if !confidential {
-		setReady(&oc.Status.Conditions, &oc.Status.ObservedGeneration, oc.Generation,
-			metav1.ConditionTrue, v1alpha1.ReasonReady, fmt.Sprintf("public client %q is served", id))
-		return ctrl.Result{}, nil
+	var secret *corev1.Secret
+	if confidential {
+		if secret, err = getSecret(ctx, r.secrets, oc.Namespace, secretName); err != nil {
+			return ctrl.Result{}, err
+		}
+		if foreignSecret(oc, secret) {
+			return r.secretConflict(ctx, oc, secret)
+		}
+		if secret == nil && convert.SecretPolicy(oc) == v1alpha1.SecretPolicyGenerate {
+			if secret, err = r.generateSecret(ctx, oc, id, secretName, key); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
 	}
-
-	secret, err := getSecret(ctx, r.secrets, oc.Namespace, secretName)
-	if err != nil {
+	c, err := convert.Client(oc, secret)
+	d := feed.Client(c, err)
+	if d.Reason == "" {
 		return ctrl.Result{}, err
 	}
-	if foreignSecret(oc, secret) {
-		return r.secretConflict(ctx, oc, secret)
-	}
-	if secret == nil && convert.SecretPolicy(oc) == v1alpha1.SecretPolicyGenerate {
-		if secret, err = r.generateSecret(ctx, oc, id, secretName, key); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
-	if _, err := convert.Client(oc, secret); err != nil {
-		if !errors.Is(err, convert.ErrSecretNotFound) {
-			return ctrl.Result{}, err
-		}
-		setReady(&oc.Status.Conditions, &oc.Status.ObservedGeneration, oc.Generation,
-			metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound, err.Error())
-		return ctrl.Result{}, nil
-	}
-	setReady(&oc.Status.Conditions, &oc.Status.ObservedGeneration, oc.Generation,
-		metav1.ConditionTrue, v1alpha1.ReasonReady, fmt.Sprintf("client %q is served", id))
+	setDecision(&oc.Status.Conditions, &oc.Status.ObservedGeneration, oc.Generation, d)
 	return ctrl.Result{}, nil
 }
 
@@ -285,6 +277,15 @@ func recordReadyTransition(rec events.EventRecorder, obj runtime.Object, before,
 		typ = corev1.EventTypeWarning
 	}
 	rec.Eventf(obj, nil, typ, now.Reason, "Reconcile", "%s", now.Message)
+}
+
+// setDecision sets the Ready condition to the feed policy's decision: True when it is Ready.
+func setDecision(conds *[]metav1.Condition, observed *int64, generation int64, d feed.Decision) {
+	status := metav1.ConditionFalse
+	if d.Reason == v1alpha1.ReasonReady {
+		status = metav1.ConditionTrue
+	}
+	setReady(conds, observed, generation, status, d.Reason, d.Message)
 }
 
 // setReady sets the Ready condition and the observed generation it describes.

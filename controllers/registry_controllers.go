@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/controllers/convert"
+	"github.com/latchkey-dev/latchkey/controllers/feed"
 )
 
 // everyReplica is the option of the controllers that run on every replica, leader or not.
@@ -80,23 +82,31 @@ func (r *clientRegistryReconciler) reconcile(ctx context.Context, req ctrl.Reque
 		secret = s
 	}
 	c, err := convert.Client(&oc, secret)
-	switch {
-	case errors.Is(err, convert.ErrInvalidSpec):
-		r.registry.DeleteClient(source)
-		logger.Info("invalid client not served", "clientID", convert.ClientID(&oc), "problem", err.Error())
-	case errors.Is(err, convert.ErrSecretNotFound):
+	d := feed.Client(c, err)
+	if d.Put() {
 		r.registry.PutClient(c)
-		logger.Info("client served without a secret until its Secret exists", "clientID", c.ID, "problem", err.Error())
-	case err != nil:
-		// Not a Secret or spec problem: convert is pure, so a retry would fail alike. Serve
-		// nothing and count the client as processed.
+	} else {
 		r.registry.DeleteClient(source)
-		logger.Error(err, "client not served", "clientID", convert.ClientID(&oc))
-	default:
-		r.registry.PutClient(c)
-		logger.V(1).Info("client served", "clientID", c.ID)
 	}
+	logDecision(logger, d, "clientID", convert.ClientID(&oc))
 	return ctrl.Result{}, nil
+}
+
+// logDecision logs what a registry controller did with a resource. The leader reports the same
+// Decision in the Ready condition (and an Event); a problem is logged at Info level by every
+// replica, an error convert does not classify as an error.
+func logDecision(logger logr.Logger, d feed.Decision, keysAndValues ...any) {
+	keysAndValues = append(keysAndValues, "action", d.Action.String(), "reason", d.Reason, "message", d.Message)
+	switch {
+	case d.Reason == "":
+		logger.Error(errors.New(d.Message), "not served", keysAndValues...)
+	case d.Action == feed.Withdraw:
+		logger.Info("not served", keysAndValues...)
+	case d.Action == feed.ServeWithoutCredentials:
+		logger.Info("served without credentials", keysAndValues...)
+	default:
+		logger.V(1).Info("served", keysAndValues...)
+	}
 }
 
 // scopeRegistryReconciler keeps one replica's registry in step with the Scopes.
@@ -136,13 +146,13 @@ func (r *scopeRegistryReconciler) reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, nil
 	}
 	source, sc, err := convert.Scope(&s)
-	if err != nil {
+	d := feed.Scope(sc, err)
+	if d.Put() {
+		r.registry.PutScope(source, sc)
+	} else {
 		r.registry.DeleteScope(source)
-		log.FromContext(ctx).Info("invalid scope not served", "scope", s.Spec.Name, "problem", err.Error())
-		return ctrl.Result{}, nil
 	}
-	r.registry.PutScope(source, sc)
-	log.FromContext(ctx).V(1).Info("scope served", "scope", sc.Name)
+	logDecision(log.FromContext(ctx), d, "scope", s.Spec.Name)
 	return ctrl.Result{}, nil
 }
 
@@ -190,21 +200,13 @@ func (r *userRegistryReconciler) reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, err
 	}
 	ru, err := convert.User(&u, secret)
-	switch {
-	case errors.Is(err, convert.ErrInvalidSpec):
-		r.registry.DeleteUser(req.Name)
-		logger.Info("invalid user not served", "username", u.Spec.Username, "problem", err.Error())
-	case errors.Is(err, convert.ErrSecretNotFound):
+	d := feed.User(ru, err)
+	if d.Put() {
 		r.registry.PutUser(ru)
-		logger.Info("user served without a password until its Secret exists", "username", ru.Username, "problem", err.Error())
-	case err != nil:
-		// As for clients: convert is pure, a retry would fail alike.
+	} else {
 		r.registry.DeleteUser(req.Name)
-		logger.Error(err, "user not served", "username", u.Spec.Username)
-	default:
-		r.registry.PutUser(ru)
-		logger.V(1).Info("user served", "username", ru.Username)
 	}
+	logDecision(logger, d, "username", u.Spec.Username)
 	return ctrl.Result{}, nil
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/controllers/convert"
+	"github.com/latchkey-dev/latchkey/controllers/feed"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -51,24 +52,37 @@ func (r *scopeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ct
 			recordReadyTransition(r.events, &s, base.Status.Conditions, s.Status.Conditions)
 		}
 	}()
-	ready := func(status metav1.ConditionStatus, reason, msg string) {
-		setReady(&s.Status.Conditions, &s.Status.ObservedGeneration, s.Generation, status, reason, msg)
-	}
-	if _, _, err := convert.Scope(&s); err != nil {
-		ready(metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, err.Error())
+	_, sc, err := convert.Scope(&s)
+	return setNamedReady(ctx, &s.Status.Conditions, &s.Status.ObservedGeneration, s.Generation, feed.Scope(sc, err), err,
+		func(ctx context.Context) (string, error) { return r.nameWinner(ctx, &s) },
+		func(winner string) feed.Conflict { return feed.ScopeNameConflict(s.Spec.Name, winner) })
+}
+
+// setNamedReady sets the Ready condition of a Scope or User from the feed policy's decision d
+// about it (err is convert's) and returns what Reconcile returns: an invalid resource is
+// terminal; a served one that does not hold its name (winner names the resource that does, or
+// is "") gets the conflict.
+func setNamedReady(ctx context.Context, conds *[]metav1.Condition, observed *int64, generation int64, d feed.Decision, err error,
+	winner func(context.Context) (string, error), conflict func(winner string) feed.Conflict) (ctrl.Result, error) {
+	switch {
+	case d.Reason == "":
+		return ctrl.Result{}, err
+	case !d.Put():
+		setDecision(conds, observed, generation, d)
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
-	winner, err := r.nameWinner(ctx, &s)
+	// Served (for a User with or without a password): does it hold its name?
+	w, err := winner(ctx)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if winner != "" {
-		ready(metav1.ConditionFalse, v1alpha1.ReasonScopeNameConflict,
-			fmt.Sprintf("scope name %q is already defined by Scope %s, created earlier", s.Spec.Name, winner))
-		log.FromContext(ctx).Info("scope name conflict", "scope", s.Spec.Name, "servedBy", winner)
+	if w != "" {
+		c := conflict(w)
+		setReady(conds, observed, generation, metav1.ConditionFalse, c.Reason, c.Message)
+		log.FromContext(ctx).Info("name conflict", "reason", c.Reason, "servedBy", w)
 		return ctrl.Result{}, nil
 	}
-	ready(metav1.ConditionTrue, v1alpha1.ReasonReady, fmt.Sprintf("scope %q is served", s.Spec.Name))
+	setDecision(conds, observed, generation, d)
 	return ctrl.Result{}, nil
 }
 
@@ -135,35 +149,10 @@ func (r *userReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctr
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	ready := func(status metav1.ConditionStatus, reason, msg string) {
-		setReady(&u.Status.Conditions, &u.Status.ObservedGeneration, u.Generation, status, reason, msg)
-	}
-	_, err = convert.User(&u, secret)
-	if errors.Is(err, convert.ErrInvalidSpec) {
-		ready(metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, err.Error())
-		return ctrl.Result{}, reconcile.TerminalError(err)
-	}
-	if err != nil && !errors.Is(err, convert.ErrSecretNotFound) {
-		return ctrl.Result{}, err
-	}
-	// Served (with or without a password): does it hold its username?
-	winner, werr := r.usernameWinner(ctx, &u)
-	if werr != nil {
-		return ctrl.Result{}, werr
-	}
-	switch {
-	case winner != "":
-		ready(metav1.ConditionFalse, v1alpha1.ReasonUsernameConflict,
-			fmt.Sprintf("username %q is already used by User %s, created earlier", u.Spec.Username, winner))
-		log.FromContext(ctx).Info("username conflict", "username", u.Spec.Username, "servedBy", winner)
-	case err != nil: // ErrSecretNotFound
-		ready(metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound, err.Error())
-	case u.Spec.PasswordSecretRef == nil:
-		ready(metav1.ConditionTrue, v1alpha1.ReasonReady, fmt.Sprintf("user %q is served; without a password it cannot log in", u.Spec.Username))
-	default:
-		ready(metav1.ConditionTrue, v1alpha1.ReasonReady, fmt.Sprintf("user %q is served", u.Spec.Username))
-	}
-	return ctrl.Result{}, nil
+	ru, err := convert.User(&u, secret)
+	return setNamedReady(ctx, &u.Status.Conditions, &u.Status.ObservedGeneration, u.Generation, feed.User(ru, err), err,
+		func(ctx context.Context) (string, error) { return r.usernameWinner(ctx, &u) },
+		func(winner string) feed.Conflict { return feed.UsernameConflict(u.Spec.Username, winner) })
 }
 
 // usernameWinner returns the name of the User that serves u's username instead of u, or "" when u

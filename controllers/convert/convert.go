@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/server/password"
+	"github.com/latchkey-dev/latchkey/server/redirecturi"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -40,17 +40,10 @@ const (
 var (
 	clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]*$`)
 	scopePattern    = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`)
-	// The two regular expressions of the CRD's redirectURIs rule (OAuthClientSpec.RedirectURIs);
-	// CEL's matches() and Go's regexp are both RE2.
-	loopbackRedirectPattern = regexp.MustCompile(`^http://(localhost|127[.]0[.]0[.]1|[[]::1[]])(:[0-9]+)?([/?].*)?$`)
-	schemePattern           = regexp.MustCompile(`^[a-z][a-z0-9+.-]*:`)
 )
 
-// Limits mirrored from the CRD schema.
-const (
-	maxScopeNameLength   = 128
-	maxRedirectURILength = 2048
-)
+// maxScopeNameLength is the CRD's bound on scope names.
+const maxScopeNameLength = 128
 
 // SourceKey is the registry source key of a namespaced resource: "namespace/name".
 func SourceKey(namespace, name string) string { return namespace + "/" + name }
@@ -250,8 +243,8 @@ func validateClient(oc *v1alpha1.OAuthClient) []string {
 		add("authorization_code needs at least one redirectURI")
 	}
 	for _, u := range s.RedirectURIs {
-		if msg := checkRedirectURI(u); msg != "" {
-			add("redirectURI %q: %s", u, msg)
+		if err := redirecturi.Check(u); err != nil {
+			add("redirectURI %s %s", quoteShort(u), err)
 		}
 	}
 	for _, sc := range s.Scopes {
@@ -304,52 +297,16 @@ const (
 	GeneratedTokenURLKey = "token-url"
 )
 
-// checkRedirectURI returns why u is not an acceptable redirect URI, or "". It applies the CRD's
-// rule exactly (https; http only on localhost, 127.0.0.1 or [::1] with an optional port; otherwise
-// a private-use scheme other than javascript:, data:, vbscript: and file:; no fragment; at most
-// 2048 characters), because manifests on disk never met it, plus what the server needs to append
-// the response parameters: the URI parses (net/url) and an https URI has a host.
-func checkRedirectURI(u string) string {
-	if len(u) > maxRedirectURILength {
-		return "longer than 2048 characters"
-	}
-	if strings.Contains(u, "#") {
-		return "must not contain a fragment"
-	}
-	if !crdAllowsRedirectURI(u) {
-		return "must be https, http on a loopback host (localhost, 127.0.0.1, [::1]), or a private-use scheme " +
-			"(not javascript:, data:, vbscript: or file:)"
-	}
-	parsed, err := url.Parse(u)
-	if err != nil {
-		return "must be an absolute URI"
-	}
-	if parsed.Scheme == "https" && parsed.Host == "" {
-		return "https URI needs a host"
-	}
-	return ""
-}
+// maxQuotedBytes bounds how much of a value a message quotes: a condition message has at most
+// 32768 characters, and an OAuthClient may hold 32 redirect URIs of 2048 bytes.
+const maxQuotedBytes = 256
 
-// crdAllowsRedirectURI is the CEL rule on OAuthClientSpec.RedirectURIs, term by term:
-//
-//	u.startsWith('https://') ||
-//	u.matches('^http://(localhost|127[.]0[.]0[.]1|[[]::1[]])(:[0-9]+)?([/?].*)?$') ||
-//	(u.matches('^[a-z][a-z0-9+.-]*:') && !u.startsWith('http:') && !u.startsWith('https:') &&
-//	 !u.startsWith('javascript:') && !u.startsWith('data:') && !u.startsWith('vbscript:') &&
-//	 !u.startsWith('file:'))
-func crdAllowsRedirectURI(u string) bool {
-	if strings.HasPrefix(u, "https://") || loopbackRedirectPattern.MatchString(u) {
-		return true
+// quoteShort quotes v, cut to maxQuotedBytes with "..." after the quote when longer.
+func quoteShort(v string) string {
+	if len(v) <= maxQuotedBytes {
+		return fmt.Sprintf("%q", v)
 	}
-	if !schemePattern.MatchString(u) {
-		return false
-	}
-	for _, refused := range []string{"http:", "https:", "javascript:", "data:", "vbscript:", "file:"} {
-		if strings.HasPrefix(u, refused) {
-			return false
-		}
-	}
-	return true
+	return fmt.Sprintf("%q...", v[:maxQuotedBytes])
 }
 
 // validScopeName reports whether name is an RFC 6749 scope token of at most 128 characters, the

@@ -9,7 +9,8 @@
 // key) that does not exist yet wraps ErrSecretNotFound. With ErrSecretNotFound, Client and User
 // still return the complete value, without credentials (HasSecret false, no PasswordHash), so a
 // caller may serve it: a confidential client keeps its client ID (and wins or loses a client-ID
-// conflict exactly as the leader's status says) while it cannot authenticate.
+// conflict exactly as the leader's status says) while it cannot authenticate. What to do with
+// each outcome is controllers/feed's decision, the same in the cluster and the embedded mode.
 //
 // Decisions:
 //   - Secret values are used byte for byte (no trimming); an empty value counts as missing, so an
@@ -21,12 +22,15 @@
 //     hash's parameters are what every login attempt costs); anything else, plaintext included,
 //     is ErrInvalidSpec and the password is never logged or echoed in the error (the errors are
 //     fixed texts).
-//   - Redirect URIs follow the CRD's CEL rule exactly (https; http only on localhost, 127.0.0.1
-//     or [::1] with an optional port; otherwise a lower-case private-use scheme that is not
-//     javascript:, data:, vbscript: or file:; no fragment; at most 2048 characters), plus they
-//     must parse and an https URI must have a host. Scope names (Scope.spec.name and an
-//     OAuthClient's scopes) must be RFC 6749 scope tokens of at most 128 characters, as in the
-//     CRD; an invalid Scope is ErrInvalidSpec.
+//   - Redirect URIs must pass server/redirecturi.Check, the one rule that dynamic registration
+//     applies too (https with a host; http only on exactly localhost, 127.0.0.1 or [::1];
+//     otherwise a lower-case private-use scheme other than javascript, data, vbscript and file,
+//     with something after it; no fragment, user information, white space or control
+//     characters; at most 2048 bytes). The CRD's CEL rules check what CEL can of it; this check
+//     also catches objects stored before a rule existed and manifests on disk. The message
+//     names each offending URI (its first 256 bytes) and the reason.
+//   - Scope names (Scope.spec.name and an OAuthClient's scopes) must be RFC 6749 scope tokens
+//     of at most 128 characters, as in the CRD; an invalid Scope is ErrInvalidSpec.
 //   - creationTimestamp is carried into the registry values (Created): it decides who holds a
 //     contested client ID, username or scope name.
 //   - A User's subject (registry.User.Subject, the OIDC sub of its tokens, sessions and

@@ -1,16 +1,38 @@
 // Package manifests is the embedded default's source of truth: it reads OAuthClient, Scope, User
 // and Secret manifests from a folder (no cluster), converts them with controllers/convert (the one
-// code path from resource to registry value that the reconcilers use too) and keeps the registry
-// equal to the folder, reloading when a file changes.
+// code path from resource to registry value that the reconcilers use too), decides what to serve
+// with controllers/feed (the one feed policy the cluster's registry controllers apply too) and
+// keeps the registry equal to the folder, reloading when a file changes.
 //
 // Decisions:
 //   - Files ending in .yaml, .yml or .json are read, in sub-folders too; each may hold many
 //     documents. Documents of other kinds (a kustomization.yaml, a Namespace) are skipped.
 //   - A namespaced object without a namespace is in "default", as kubectl would put it.
 //   - The API server's defaulting and CEL validation do not run here; convert applies the same
-//     defaults and refuses what it cannot serve, and the loader logs why an object was skipped.
-//   - Nothing is written back to the folder: an OAuthClient with the Generate policy and no
-//     Secret in the folder is skipped with a message saying which Secret to add.
+//     defaults and refuses what it cannot serve (InvalidSpec: not served).
+//   - As in a cluster, a Confidential client whose Secret (or key) is missing is served without
+//     a secret: it holds its client ID and cannot authenticate until the Secret is added. A User
+//     whose password Secret is missing is served and cannot log in. Nothing is written back to
+//     the folder: a Generate client needs its Secret in the folder (the warning names it).
+//   - Contested names follow the cluster's rule (feed.Contests, registry.Precedes: earliest
+//     creation, then the smaller source key). Files carry no creationTimestamp (one written in a
+//     file is ignored, as the API server ignores it), so the loader gives each source
+//     ("Kind namespace/name") a creation time when it first sees it: on the first load in file
+//     path order and document order, strictly increasing; later loads keep the times of the
+//     sources they already knew and give new ones later times. So a client added later (in
+//     any file, under any name) never takes over a client ID already served, and the earlier
+//     client is served; when it goes, the next claimant takes over. A source removed from the
+//     folder loses its time.
+//   - Everything the cluster reports in a Ready condition other than Ready (InvalidSpec,
+//     SecretNotFound, ClientIDConflict, UsernameConflict, ScopeNameConflict), plus a resource
+//     defined twice (the first definition is used), is reported on every load as a
+//     warning-level line through the Warner the caller gives New, naming the file, the resource
+//     and, for a conflict, both claimants and both files. main.go passes the server's zap
+//     logger (*zap.SugaredLogger has Warnw); without one, warnings are logr Info lines with
+//     level=warn. Messages never hold a secret value.
+//   - The demo client (Demo) is the first client_credentials client, in file order, that is
+//     served with a demo-marked Secret and holds its client ID, so the banner advertises the
+//     client that answers.
 //   - A reload that fails to parse a file keeps serving what was loaded before for that file.
 //   - Watch debounces: changes within one debounce interval make one reload, and a folder that
 //     keeps changing is still reloaded at most 10 intervals after its first change.

@@ -18,12 +18,14 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/controllers/convert"
+	"github.com/latchkey-dev/latchkey/controllers/feed"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -50,6 +52,26 @@ type Objects struct {
 	Scopes  []*v1alpha1.Scope
 	Users   []*v1alpha1.User
 	Secrets map[string]*corev1.Secret // by namespace/name
+
+	files map[metav1.Object]string // the file each object was read from
+}
+
+// File returns the path of the file obj was read from ("" if unknown).
+func (o *Objects) File(obj metav1.Object) string { return o.files[obj] }
+
+// Warner receives the loader's warnings: what is not served, served without its credentials,
+// or claims a name another resource holds. *zap.SugaredLogger implements it (main.go wires the
+// server's zap logger, so they print at warn level); logr has no warning level.
+type Warner interface {
+	Warnw(msg string, keysAndValues ...any)
+}
+
+// logrWarner is the Warner of a loader given none: Info lines with level=warn on the context's
+// logr logger.
+type logrWarner struct{ log logr.Logger }
+
+func (w logrWarner) Warnw(msg string, keysAndValues ...any) {
+	w.log.Info(msg, append([]any{"level", "warn"}, keysAndValues...)...)
 }
 
 // DemoClient is a client_credentials client whose secret is marked as demo data.
@@ -61,17 +83,24 @@ type DemoClient struct {
 type Loader struct {
 	dir     string
 	reg     Registry
+	warn    Warner // nil: logrWarner on the context's logger
 	decoder runtime.Decoder
 
-	files   map[string]*Objects // last good parse of each file
-	clients map[string]bool     // sources currently put
-	scopes  map[string]bool
-	users   map[string]bool
+	files   map[string]*Objects      // last good parse of each file
+	clients map[string]metav1.Object // sources currently put, with their objects
+	scopes  map[string]metav1.Object
+	users   map[string]metav1.Object
 	demo    *DemoClient
+
+	// created is the creation time given to each source ("Kind source key") when the loader
+	// first saw it; lastCreated is the latest time given, so every new one is later.
+	created     map[string]time.Time
+	lastCreated time.Time
 }
 
-// New returns a loader of dir into reg.
-func New(dir string, reg Registry) (*Loader, error) {
+// New returns a loader of dir into reg that reports problems to warn (nil: as Info lines with
+// level=warn on the logr logger of the context passed to Load and Watch).
+func New(dir string, reg Registry, warn Warner) (*Loader, error) {
 	s := runtime.NewScheme()
 	if err := v1alpha1.AddToScheme(s); err != nil {
 		return nil, err
@@ -80,9 +109,10 @@ func New(dir string, reg Registry) (*Loader, error) {
 		return nil, err
 	}
 	return &Loader{
-		dir: dir, reg: reg,
+		dir: dir, reg: reg, warn: warn,
 		decoder: serializer.NewCodecFactory(s, serializer.EnableStrict).UniversalDeserializer(),
-		clients: map[string]bool{}, scopes: map[string]bool{}, users: map[string]bool{},
+		clients: map[string]metav1.Object{}, scopes: map[string]metav1.Object{}, users: map[string]metav1.Object{},
+		created: map[string]time.Time{},
 	}, nil
 }
 
@@ -111,7 +141,7 @@ func (l *Loader) Parse(ctx context.Context) (*Objects, error) {
 		if d.IsDir() || !isManifest(path) {
 			return nil
 		}
-		fo := &Objects{Secrets: map[string]*corev1.Secret{}}
+		fo := newObjects()
 		if ferr := l.parseFile(path, fo); ferr != nil {
 			log.Error(ferr, "manifest file not loaded; keeping its last good contents", "file", path)
 			if prev, ok := l.files[path]; ok {
@@ -126,7 +156,7 @@ func (l *Loader) Parse(ctx context.Context) (*Objects, error) {
 		return nil, fmt.Errorf("read manifests from %s: %w", l.dir, err)
 	}
 	l.files = files
-	objs := &Objects{Secrets: map[string]*corev1.Secret{}}
+	objs := newObjects()
 	paths := slices.Sorted(maps.Keys(files))
 	for _, p := range paths {
 		fo := files[p]
@@ -134,8 +164,15 @@ func (l *Loader) Parse(ctx context.Context) (*Objects, error) {
 		objs.Scopes = append(objs.Scopes, fo.Scopes...)
 		objs.Users = append(objs.Users, fo.Users...)
 		maps.Copy(objs.Secrets, fo.Secrets)
+		for obj := range fo.files {
+			objs.files[obj] = p
+		}
 	}
 	return objs, nil
+}
+
+func newObjects() *Objects {
+	return &Objects{Secrets: map[string]*corev1.Secret{}, files: map[metav1.Object]string{}}
 }
 
 func isManifest(path string) bool {
@@ -159,7 +196,13 @@ func (l *Loader) parseFile(path string, objs *Objects) error {
 	if len(data) > maxFileBytes {
 		return fmt.Errorf("file is larger than %d bytes", maxFileBytes)
 	}
-	return l.parseBytes(data, objs)
+	if err := l.parseBytes(data, objs); err != nil {
+		return err
+	}
+	for obj := range objs.files {
+		objs.files[obj] = path
+	}
+	return nil
 }
 
 // parseBytes decodes every document of one file.
@@ -190,16 +233,22 @@ func (l *Loader) decodeDoc(doc []byte, objs *Objects) error {
 	if err != nil {
 		return err
 	}
+	if objs.files == nil {
+		objs.files = map[metav1.Object]string{}
+	}
 	switch o := obj.(type) {
 	case *v1alpha1.OAuthClient:
 		if o.Namespace == "" {
 			o.Namespace = corev1.NamespaceDefault
 		}
 		objs.Clients = append(objs.Clients, o)
+		objs.files[o] = ""
 	case *v1alpha1.Scope:
 		objs.Scopes = append(objs.Scopes, o)
+		objs.files[o] = ""
 	case *v1alpha1.User:
 		objs.Users = append(objs.Users, o)
+		objs.files[o] = ""
 	case *corev1.Secret:
 		if o.Namespace == "" {
 			o.Namespace = corev1.NamespaceDefault
@@ -211,80 +260,188 @@ func (l *Loader) decodeDoc(doc []byte, objs *Objects) error {
 	return nil
 }
 
-// apply makes the registry equal to objs: puts everything converted, deletes what went away.
+// apply makes the registry equal to objs: puts everything the feed policy serves, deletes what
+// went away or is withdrawn, and reports every problem and contested name to the Warner.
 func (l *Loader) apply(ctx context.Context, objs *Objects) {
 	log := logr.FromContextOrDiscard(ctx)
-	seen := map[string]bool{}
-	var demo *DemoClient
+	r := reporter{warn: l.warn, log: log, objs: objs}
+	if r.warn == nil {
+		r.warn = logrWarner{log: log}
+	}
+	l.stamp(objs)
+
+	clients := make([]item, 0, len(objs.Clients))
+	withSecret := map[metav1.Object]*corev1.Secret{} // the clients served with their secret
 	for _, oc := range objs.Clients {
 		name, _ := convert.SecretRef(oc)
 		secret := objs.Secrets[oc.Namespace+"/"+name]
 		c, err := convert.Client(oc, secret)
-		if err != nil {
-			log.Info("skipping OAuthClient", "namespace", oc.Namespace, "name", oc.Name, "reason", err.Error())
-			continue
+		d := feed.Client(c, err)
+		if d.Action == feed.Serve {
+			withSecret[oc] = secret
 		}
-		l.reg.PutClient(c)
-		seen[c.Source] = true
-		if demo == nil {
-			demo = demoClient(oc, secret, c)
+		clients = append(clients, item{source: convert.SourceKey(oc.Namespace, oc.Name), name: c.ID, obj: oc, decision: d,
+			put: func() { l.reg.PutClient(c) }, keysAndValues: []any{"clientID", convert.ClientID(oc)}})
+	}
+	var holders map[string]bool
+	l.clients, holders = r.feed("OAuthClient", "clientID", clients, l.clients, l.reg.DeleteClient, feed.ClientIDConflict)
+	l.demo = nil
+	for _, oc := range objs.Clients { // the first demo client that holds its ID, in file order
+		src := convert.SourceKey(oc.Namespace, oc.Name)
+		if secret, ok := withSecret[oc]; ok && l.clients[src] == metav1.Object(oc) && holders[src] {
+			if l.demo = demoClient(oc, secret); l.demo != nil {
+				break
+			}
 		}
 	}
-	l.deleteMissing(l.clients, seen, l.reg.DeleteClient)
-	l.clients, l.demo = seen, demo
 
-	seen = map[string]bool{}
+	scopes := make([]item, 0, len(objs.Scopes))
 	for _, s := range objs.Scopes {
 		src, sc, err := convert.Scope(s)
-		if err != nil {
-			log.Info("skipping Scope", "name", s.Name, "reason", err.Error())
-			continue
-		}
-		l.reg.PutScope(src, sc)
-		seen[src] = true
+		scopes = append(scopes, item{source: src, name: sc.Name, obj: s, decision: feed.Scope(sc, err),
+			put: func() { l.reg.PutScope(src, sc) }, keysAndValues: []any{"scope", s.Spec.Name}})
 	}
-	l.deleteMissing(l.scopes, seen, l.reg.DeleteScope)
-	l.scopes = seen
+	l.scopes, _ = r.feed("Scope", "scope", scopes, l.scopes, l.reg.DeleteScope, feed.ScopeNameConflict)
 
-	seen = map[string]bool{}
+	users := make([]item, 0, len(objs.Users))
 	for _, u := range objs.Users {
 		var secret *corev1.Secret
 		if ns, name, _, ok := convert.PasswordSecretRef(u); ok {
 			secret = objs.Secrets[ns+"/"+name]
 		}
 		ru, err := convert.User(u, secret)
-		switch {
-		case errors.Is(err, convert.ErrSecretNotFound):
-			log.Info("User cannot log in until its password Secret exists", "name", u.Name, "reason", err.Error())
-		case err != nil:
-			log.Info("skipping User", "name", u.Name, "reason", err.Error())
-			continue
-		}
-		l.reg.PutUser(ru)
-		seen[ru.Source] = true
+		users = append(users, item{source: u.Name, name: ru.Username, obj: u, decision: feed.User(ru, err),
+			put: func() { l.reg.PutUser(ru) }, keysAndValues: []any{"username", u.Spec.Username}})
 	}
-	l.deleteMissing(l.users, seen, l.reg.DeleteUser)
-	l.users = seen
-	clients, scopes, users := len(l.clients), len(l.scopes), len(l.users)
-	log.Info("manifests loaded", "dir", l.dir, "clients", clients, "scopes", scopes, "users", users)
+	l.users, _ = r.feed("User", "username", users, l.users, l.reg.DeleteUser, feed.UsernameConflict)
+
+	log.Info("manifests loaded", "dir", l.dir, "clients", len(l.clients), "scopes", len(l.scopes), "users", len(l.users))
 }
 
-func (l *Loader) deleteMissing(before, now map[string]bool, del func(string)) {
+// item is one converted object of the folder, decided by the feed policy.
+type item struct {
+	source        string // registry source key
+	name          string // the client ID, scope name or username it claims (when served)
+	obj           metav1.Object
+	decision      feed.Decision
+	put           func() // writes the value into the registry
+	keysAndValues []any  // identify it in reports
+}
+
+// feed applies the decisions of one kind's items: reports them, puts what is served (the first
+// definition of a source, in file order), deletes the sources of before that are no longer
+// served, and reports every contested name. It returns the served objects by source and which
+// of them hold their names.
+func (r reporter) feed(kind, nameKey string, items []item, before map[string]metav1.Object, del func(source string),
+	conflict func(name, holder string) feed.Conflict) (served map[string]metav1.Object, holders map[string]bool) {
+	served = make(map[string]metav1.Object, len(items))
+	defined := make(map[string]bool, len(items))
+	var claims []feed.Claim
+	for _, it := range items {
+		if defined[it.source] {
+			r.warn.Warnw("manifest defines a resource again; the first definition is used",
+				"kind", kind, "resource", it.source, "file", r.objs.File(it.obj))
+			continue
+		}
+		defined[it.source] = true
+		r.decision(it.decision, kind, it.source, it.obj, it.keysAndValues...)
+		if !it.decision.Put() {
+			continue
+		}
+		it.put()
+		served[it.source] = it.obj
+		claims = append(claims, feed.Claim{Name: it.name, Source: it.source, Created: it.obj.GetCreationTimestamp().Time})
+	}
 	for src := range before {
-		if !now[src] {
+		if _, ok := served[src]; !ok {
 			del(src)
 		}
 	}
+	holders = make(map[string]bool, len(claims))
+	for _, c := range claims {
+		holders[c.Source] = true
+	}
+	for _, ct := range feed.Contests(claims) {
+		for _, o := range ct.Others {
+			holders[o.Source] = false
+			cf := conflict(ct.Name, ct.Holder.Source)
+			r.warn.Warnw("manifest claims a name another resource holds; the earlier one is served",
+				"kind", kind, nameKey, ct.Name, "reason", cf.Reason, "message", cf.Message,
+				"resource", o.Source, "file", r.objs.File(served[o.Source]),
+				"servedResource", ct.Holder.Source, "servedFile", r.objs.File(served[ct.Holder.Source]))
+		}
+	}
+	return served, holders
 }
 
-func demoClient(oc *v1alpha1.OAuthClient, secret *corev1.Secret, c registry.Client) *DemoClient {
+// stamp gives every object the creation time of its source: the time the loader first saw it.
+// New sources get strictly increasing times in the order of objs (files in path order, documents
+// in file order), later than any given before, so one added later never precedes one already
+// served; times of sources no longer in the folder are forgotten. A creationTimestamp written in
+// a file is ignored, as the API server ignores it.
+func (l *Loader) stamp(objs *Objects) {
+	now := time.Now().Round(0) // wall clock only
+	next := make(map[string]time.Time, len(l.created))
+	at := func(key string) metav1.Time {
+		t, ok := l.created[key]
+		if !ok {
+			if t, ok = next[key]; !ok {
+				t = now
+				if !t.After(l.lastCreated) {
+					t = l.lastCreated.Add(time.Nanosecond)
+				}
+				l.lastCreated = t
+			}
+		}
+		next[key] = t
+		return metav1.NewTime(t)
+	}
+	for _, oc := range objs.Clients {
+		oc.CreationTimestamp = at("OAuthClient " + convert.SourceKey(oc.Namespace, oc.Name))
+	}
+	for _, s := range objs.Scopes {
+		s.CreationTimestamp = at("Scope " + s.Name)
+	}
+	for _, u := range objs.Users {
+		u.CreationTimestamp = at("User " + u.Name)
+	}
+	l.created = next
+}
+
+// reporter reports one load's problems: warnings through the Warner, errors convert does not
+// classify through logr.
+type reporter struct {
+	warn Warner
+	log  logr.Logger
+	objs *Objects
+}
+
+// decision reports d about the resource kind/source from obj's file, unless it is Ready.
+func (r reporter) decision(d feed.Decision, kind, source string, obj metav1.Object, keysAndValues ...any) {
+	if !d.Warn() {
+		return
+	}
+	keysAndValues = append([]any{"kind", kind, "resource", source, "file", r.objs.File(obj)}, keysAndValues...)
+	switch {
+	case d.Reason == "":
+		r.log.Error(errors.New(d.Message), "manifest not served", keysAndValues...)
+	case d.Action == feed.Withdraw:
+		r.warn.Warnw("manifest not served", append(keysAndValues, "reason", d.Reason, "message", d.Message)...)
+	default:
+		r.warn.Warnw("manifest served without its credentials", append(keysAndValues, "reason", d.Reason, "message", d.Message)...)
+	}
+}
+
+// demoClient returns the demo credentials of a client served with secret, if it is a
+// client_credentials client and the Secret is marked as demo data.
+func demoClient(oc *v1alpha1.OAuthClient, secret *corev1.Secret) *DemoClient {
 	if secret == nil || secret.Annotations[DemoCredentialsAnnotation] != "true" ||
-		!slices.Contains(c.GrantTypes, string(v1alpha1.GrantTypeClientCredentials)) {
+		!slices.Contains(oc.Spec.GrantTypes, v1alpha1.GrantTypeClientCredentials) {
 		return nil
 	}
 	_, key := convert.SecretRef(oc)
 	value, _ := convert.SecretData(secret, key)
-	return &DemoClient{ClientID: c.ID, ClientSecret: string(value)}
+	return &DemoClient{ClientID: convert.ClientID(oc), ClientSecret: string(value)}
 }
 
 // maxDebounces bounds the wait of a reload: at most maxDebounces×debounce after the first change.

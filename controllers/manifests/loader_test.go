@@ -2,8 +2,11 @@ package manifests
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,11 +54,65 @@ func write(t *testing.T, dir, name, content string) {
 
 func load(t *testing.T, dir string) (*Loader, *registry.Registry) {
 	t.Helper()
+	l, reg, _ := loadWarned(t, dir)
+	return l, reg
+}
+
+// loadWarned loads dir with a Warner that records what the loader warns about.
+func loadWarned(t *testing.T, dir string) (*Loader, *registry.Registry, *warnings) {
+	t.Helper()
 	reg := registry.New()
-	l, err := New(dir, reg)
+	w := &warnings{}
+	l, err := New(dir, reg, w)
 	require.NoError(t, err)
 	require.NoError(t, l.Load(t.Context()))
-	return l, reg
+	return l, reg, w
+}
+
+// warnings records Warnw calls, as the zap logger main.go wires in would print them.
+type warnings struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (w *warnings) Warnw(msg string, keysAndValues ...any) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	line := msg
+	for i := 0; i+1 < len(keysAndValues); i += 2 {
+		line += fmt.Sprintf(" %v=%v", keysAndValues[i], keysAndValues[i+1])
+	}
+	w.lines = append(w.lines, line)
+}
+
+// reset forgets what was recorded.
+func (w *warnings) reset() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lines = nil
+}
+
+// with returns the recorded lines that contain every one of parts.
+func (w *warnings) with(parts ...string) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for _, l := range w.lines {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(l, p)
+		}
+		if all {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func (w *warnings) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Join(w.lines, "\n")
 }
 
 func TestLoadConvertsEveryKind(t *testing.T) {
@@ -124,11 +181,13 @@ func TestReloadFollowsTheFolder(t *testing.T) {
 			},
 		},
 		{
-			name:   "a removed Secret stops the client it belonged to",
+			name:   "a removed Secret stops the client it belonged to authenticating (it keeps its client ID, as in a cluster)",
 			change: func(t *testing.T, dir string) { require.NoError(t, os.Remove(filepath.Join(dir, "secret.yaml"))) },
 			check: func(t *testing.T, snap *registry.Snapshot) {
-				_, ok := snap.Client("billing-service")
-				assert.False(t, ok)
+				c, ok := snap.Client("billing-service")
+				require.True(t, ok)
+				assert.False(t, c.HasSecret)
+				assert.False(t, c.CheckSecret("s3cret"))
 			},
 		},
 		{
@@ -153,13 +212,15 @@ func TestReloadFollowsTheFolder(t *testing.T) {
 			},
 		},
 		{
-			name: "a Generate client without a Secret in the folder is not served",
+			name: "a Generate client without a Secret in the folder is served without a secret (nothing is generated)",
 			change: func(t *testing.T, dir string) {
 				write(t, dir, "gen.yaml", "apiVersion: oauth.latchkey.dev/v1alpha1\nkind: OAuthClient\nmetadata: {name: gen}\nspec: {grantTypes: [client_credentials]}\n")
 			},
 			check: func(t *testing.T, snap *registry.Snapshot) {
-				_, ok := snap.Client("gen.default")
-				assert.False(t, ok)
+				c, ok := snap.Client("gen.default")
+				require.True(t, ok)
+				assert.False(t, c.HasSecret)
+				assert.False(t, c.CheckSecret(""))
 				_, ok = snap.Client("billing-service")
 				assert.True(t, ok)
 			},
@@ -243,7 +304,7 @@ func FuzzParseFile(f *testing.F) {
 	f.Add([]byte("---\n---\n"))
 	f.Add([]byte(`{"apiVersion":"v1","kind":"Secret","metadata":{"name":"a"},"data":{"k":"!!"}}`))
 	reg := registry.New()
-	l, err := New(f.TempDir(), reg)
+	l, err := New(f.TempDir(), reg, nil) // nil: warnings go to the (discarding) logr of the context
 	require.NoError(f, err)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		objs := &Objects{Secrets: map[string]*corev1.Secret{}}

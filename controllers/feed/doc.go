@@ -1,0 +1,28 @@
+// Package feed is the one policy for feeding the server's registry from Latchkey resources. The
+// cluster's registry controllers (controllers/) and the embedded mode's manifest loader
+// (controllers/manifests) both call it with what controllers/convert returned, so both modes
+// serve the same things, refuse the same things and say the same thing about them.
+//
+// What it decides:
+//   - Client, User and Scope turn a conversion result into a Decision: Serve (put the value into
+//     the registry), ServeWithoutCredentials (put it, though its Secret or key is missing: a
+//     Confidential client keeps its client ID but cannot authenticate, a User keeps its username
+//     but cannot log in) or Withdraw (delete the source from the registry: the spec is invalid).
+//     The Decision carries the Ready condition reason (v1alpha1.Reason*) and a message; the
+//     cluster's leader writes them into the condition, the loader logs them.
+//   - Who holds a contested name (a client ID, username or scope name): Holds and Contests apply
+//     registry.Precedes (earliest creation, then the smaller source key), the rule the registry
+//     itself applies, so what a report says is what every replica serves. The claimants that do
+//     not hold the name stay in the registry (the next one takes over when the holder goes);
+//     ClientIDConflict, UsernameConflict and ScopeNameConflict word the report.
+//
+// Decisions:
+//   - An error convert does not classify (neither ErrInvalidSpec nor ErrSecretNotFound; e.g. a
+//     caller handing it the wrong Secret) is Withdraw with an empty Reason: callers report it as
+//     an error, not a spec problem, and a retry would fail alike (convert is pure).
+//   - Messages never hold a secret value: they are convert's errors (fixed texts, names of
+//     Secrets and keys) and names.
+//
+// It imports api/, controllers/convert and server/registry; it must not import controller-runtime
+// or client-go (the manifest loader runs without a cluster). server/ must never import it.
+package feed

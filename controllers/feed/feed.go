@@ -1,0 +1,164 @@
+package feed
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/controllers/convert"
+	"github.com/latchkey-dev/latchkey/server/registry"
+)
+
+// Action is what to do with a converted resource.
+type Action int
+
+// Actions.
+const (
+	// Serve puts the value into the registry.
+	Serve Action = iota + 1
+	// ServeWithoutCredentials puts the value, which lacks its secret or password hash because
+	// the Secret (or its key) is missing: it keeps its client ID or username, cannot
+	// authenticate or log in, and starts to once the Secret exists.
+	ServeWithoutCredentials
+	// Withdraw deletes the source from the registry: the resource cannot be served.
+	Withdraw
+)
+
+func (a Action) String() string {
+	switch a {
+	case Serve:
+		return "Serve"
+	case ServeWithoutCredentials:
+		return "ServeWithoutCredentials"
+	case Withdraw:
+		return "Withdraw"
+	}
+	return fmt.Sprintf("Action(%d)", int(a))
+}
+
+// Decision is what to do with one converted resource and what to report about it.
+type Decision struct {
+	Action Action
+	// Reason is the Ready condition's reason: v1alpha1.ReasonReady, ReasonSecretNotFound or
+	// ReasonInvalidSpec; empty for an error convert does not classify (report it as an error).
+	Reason string
+	// Message says why, for a condition or a log line; it never holds a secret value.
+	Message string
+}
+
+// Put reports whether the value goes into the registry (Serve or ServeWithoutCredentials).
+func (d Decision) Put() bool { return d.Action == Serve || d.Action == ServeWithoutCredentials }
+
+// Warn reports whether the decision is worth a warning: anything but Ready.
+func (d Decision) Warn() bool { return d.Reason != v1alpha1.ReasonReady }
+
+// Client decides about the result of convert.Client.
+func Client(c registry.Client, err error) Decision {
+	switch {
+	case err == nil && c.Type == registry.Public:
+		return Decision{Serve, v1alpha1.ReasonReady, fmt.Sprintf("public client %q is served", c.ID)}
+	case err == nil:
+		return Decision{Serve, v1alpha1.ReasonReady, fmt.Sprintf("client %q is served", c.ID)}
+	case errors.Is(err, convert.ErrSecretNotFound):
+		return Decision{ServeWithoutCredentials, v1alpha1.ReasonSecretNotFound,
+			fmt.Sprintf("client %q is served without a secret and cannot authenticate: %v", c.ID, err)}
+	}
+	return withdraw(err)
+}
+
+// User decides about the result of convert.User.
+func User(u registry.User, err error) Decision {
+	switch {
+	case err == nil && len(u.PasswordHash) == 0:
+		return Decision{Serve, v1alpha1.ReasonReady, fmt.Sprintf("user %q is served; without a password it cannot log in", u.Username)}
+	case err == nil:
+		return Decision{Serve, v1alpha1.ReasonReady, fmt.Sprintf("user %q is served", u.Username)}
+	case errors.Is(err, convert.ErrSecretNotFound):
+		return Decision{ServeWithoutCredentials, v1alpha1.ReasonSecretNotFound,
+			fmt.Sprintf("user %q is served without a password and cannot log in: %v", u.Username, err)}
+	}
+	return withdraw(err)
+}
+
+// Scope decides about the result of convert.Scope.
+func Scope(sc registry.Scope, err error) Decision {
+	if err == nil {
+		return Decision{Serve, v1alpha1.ReasonReady, fmt.Sprintf("scope %q is served", sc.Name)}
+	}
+	return withdraw(err)
+}
+
+func withdraw(err error) Decision {
+	if errors.Is(err, convert.ErrInvalidSpec) {
+		return Decision{Withdraw, v1alpha1.ReasonInvalidSpec, err.Error()}
+	}
+	return Decision{Withdraw, "", err.Error()}
+}
+
+// Claim is one source's claim on a name: a client ID, a username or a scope name.
+type Claim struct {
+	Name    string
+	Source  string // the registry source key
+	Created time.Time
+}
+
+// Holds reports whether a holds the name against b: registry.Precedes.
+func Holds(a, b Claim) bool { return registry.Precedes(a.Created, a.Source, b.Created, b.Source) }
+
+// Contest is a name that more than one source claims.
+type Contest struct {
+	Name   string
+	Holder Claim   // the claim that is served
+	Others []Claim // in the order they would take over
+}
+
+// Contests returns the contested names among claims, by name. Claims of one source on one name
+// count once.
+func Contests(claims []Claim) []Contest {
+	byName := map[string][]Claim{}
+	for _, c := range claims {
+		if !slices.ContainsFunc(byName[c.Name], func(o Claim) bool { return o.Source == c.Source }) {
+			byName[c.Name] = append(byName[c.Name], c)
+		}
+	}
+	var out []Contest
+	for name, cs := range byName {
+		if len(cs) < 2 {
+			continue
+		}
+		slices.SortFunc(cs, func(a, b Claim) int {
+			if Holds(a, b) {
+				return -1
+			}
+			return 1
+		})
+		out = append(out, Contest{Name: name, Holder: cs[0], Others: cs[1:]})
+	}
+	slices.SortFunc(out, func(a, b Contest) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Conflict is the report about a source whose name another source holds.
+type Conflict struct {
+	Reason  string // v1alpha1.ReasonClientIDConflict, ReasonUsernameConflict or ReasonScopeNameConflict
+	Message string
+}
+
+// ClientIDConflict reports an OAuthClient whose client ID the OAuthClient holder (its source
+// key) holds.
+func ClientIDConflict(id, holder string) Conflict {
+	return Conflict{v1alpha1.ReasonClientIDConflict, fmt.Sprintf("client ID %q is already used by OAuthClient %s, created earlier", id, holder)}
+}
+
+// UsernameConflict reports a User whose username the User holder holds.
+func UsernameConflict(username, holder string) Conflict {
+	return Conflict{v1alpha1.ReasonUsernameConflict, fmt.Sprintf("username %q is already used by User %s, created earlier", username, holder)}
+}
+
+// ScopeNameConflict reports a Scope whose scope name the Scope holder holds.
+func ScopeNameConflict(name, holder string) Conflict {
+	return Conflict{v1alpha1.ReasonScopeNameConflict, fmt.Sprintf("scope name %q is already defined by Scope %s, created earlier", name, holder)}
+}

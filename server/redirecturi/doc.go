@@ -1,0 +1,31 @@
+// Package redirecturi is the one rule for OAuth 2.0 redirect URIs. Every place that admits a
+// redirect URI applies it: the conversion of OAuthClient resources (applied with kubectl, or read
+// from manifests in the embedded mode) in controllers/convert, and dynamic client registration.
+// The OAuthClient CRD's CEL rules express the parts of it CEL can (api/v1alpha1), never more, so
+// the API server does not refuse a client that registration accepted.
+//
+// The rule (Check): a redirect URI
+//   - has at most MaxLength (2048) bytes;
+//   - has no fragment (RFC 6749 3.1.2), so no '#' at all;
+//   - has no white space or control characters (unicode.IsSpace or unicode.IsControl: ASCII
+//     controls, DEL, C1 controls, Unicode spaces such as U+00A0 and U+2028);
+//   - is an absolute URI with a lower-case scheme that net/url parses;
+//   - has no user information ("https://user:pw@host" is refused: browsers may show it as the
+//     host, and credentials do not belong in a registered URI);
+//   - with scheme https, starts with "https://" and names a host;
+//   - with scheme http, names exactly a loopback host (localhost, 127.0.0.1 or [::1], RFC 8252
+//     7.3), with an optional port, followed by '/', '?' or nothing;
+//   - never uses javascript, data, vbscript or file;
+//   - with any other (private-use, RFC 8252 7.1) scheme, has something after the scheme
+//     ("com.example.app:" alone is refused).
+//
+// Decisions:
+//   - The errors are fixed phrases that read after the URI ("must not contain user
+//     information"), without the URI itself: callers quote the URI as they see fit (a condition
+//     message, an RFC 7591 error description) and may shorten it.
+//   - C1 control characters are refused with the other controls, so the CRD can say
+//     \p{Cc} in one class; no client needs them.
+//   - The URI is compared byte for byte elsewhere; nothing here normalises it.
+//
+// It uses the standard library only and must not import controller-runtime, client-go or api/.
+package redirecturi

@@ -1,0 +1,81 @@
+package redirecturi
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"unicode"
+)
+
+// MaxLength is the most bytes a redirect URI may have (the CRD's items:MaxLength).
+const MaxLength = 2048
+
+// The reasons Check gives. Each reads after the URI: "<uri> must not contain a fragment".
+var (
+	ErrTooLong            = fmt.Errorf("is longer than %d bytes", MaxLength)
+	ErrFragment           = errors.New("must not contain a fragment")
+	ErrWhiteSpace         = errors.New("must not contain white space or control characters")
+	ErrNotAbsolute        = errors.New("must be an absolute URI with a lower-case scheme")
+	ErrUserInfo           = errors.New("must not contain user information")
+	ErrNoHost             = errors.New("must name a host after https://")
+	ErrNotLoopback        = errors.New("may use http only on a loopback host (localhost, 127.0.0.1, [::1])")
+	ErrSchemeNotAllowed   = errors.New("must not use the javascript, data, vbscript or file scheme")
+	ErrNothingAfterScheme = errors.New("has nothing after its scheme")
+)
+
+var (
+	// schemePrefix is a lower-case scheme and its colon (RFC 3986 3.1, lower case only).
+	schemePrefix = regexp.MustCompile(`^[a-z][a-z0-9+.-]*:`)
+	// loopbackHTTP is http on exactly a loopback host, an optional port, then '/', '?' or the end.
+	loopbackHTTP = regexp.MustCompile(`^http://(localhost|127[.]0[.]0[.]1|[[]::1[]])(:[0-9]+)?([/?].*)?$`)
+)
+
+// Check returns nil when u is an acceptable redirect URI, else one of the Err values above
+// (see the package documentation for the rule).
+func Check(u string) error {
+	if len(u) > MaxLength {
+		return ErrTooLong
+	}
+	if strings.Contains(u, "#") {
+		return ErrFragment
+	}
+	if strings.IndexFunc(u, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		return ErrWhiteSpace
+	}
+	parsed, err := url.Parse(u)
+	if err != nil || !schemePrefix.MatchString(u) {
+		return ErrNotAbsolute
+	}
+	if parsed.User != nil {
+		return ErrUserInfo
+	}
+	switch parsed.Scheme {
+	case "https":
+		if !strings.HasPrefix(u, "https://") || parsed.Hostname() == "" {
+			return ErrNoHost
+		}
+	case "http":
+		if !loopbackHTTP.MatchString(u) || !isLoopbackHost(parsed.Hostname()) {
+			return ErrNotLoopback
+		}
+	case "javascript", "data", "vbscript", "file":
+		return ErrSchemeNotAllowed
+	default:
+		if len(u) == len(parsed.Scheme)+1 {
+			return ErrNothingAfterScheme
+		}
+	}
+	return nil
+}
+
+// isLoopbackHost reports whether host (a url.URL Hostname, without brackets or port) is one of the
+// loopback hosts on which http redirect URIs are allowed.
+func isLoopbackHost(host string) bool {
+	switch host {
+	case "localhost", "127.0.0.1", "::1":
+		return true
+	}
+	return false
+}
