@@ -82,5 +82,5 @@
 //   - Events use the events.k8s.io/v1 API (manager.GetEventRecorder), one per Ready transition
 //     plus SecretGenerated and SigningKeysGenerated.
 //
-// This package imports api/, server/registry and server/keys; server/ must never import it.
+// This package imports api/, server/registry and server/keys.
 package controllers

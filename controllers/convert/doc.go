@@ -48,7 +48,6 @@
 //     stay zero (the server's defaults apply). Default scopes, when absent, are left empty: the
 //     server grants the allowed scopes whose Scope says default.
 //
-// This package imports api/ and server/registry; it must not import controller-runtime or
-// client-go itself (it runs without a cluster; api/v1alpha1 brings in only controller-runtime's
-// scheme builder).
+// This package imports api/ and server/registry; it runs without a cluster (the embedded mode),
+// which depguard keeps true (.golangci.yml).
 package convert

@@ -38,6 +38,4 @@
 //     keeps changing is still reloaded at most 10 intervals after its first change.
 //   - Secrets are kept as decoded; stringData is read by convert.SecretData, the one place that
 //     merges it (data wins), as for Secrets read from a cluster.
-//
-// It must not be imported by server/.
 package manifests

@@ -46,5 +46,5 @@
 // create, delete.
 //
 // This package imports api/, controllers/convert, server/oauth2 (and its register package) and
-// server/registration; server/ must never import it.
+// server/registration.
 package registration

@@ -27,5 +27,5 @@
 //     \p{Cc} in one class; no client needs them.
 //   - The URI is compared byte for byte elsewhere; nothing here normalises it.
 //
-// It uses the standard library only and must not import controller-runtime, client-go or api/.
+// It uses the standard library only.
 package redirecturi

@@ -20,8 +20,8 @@
 //     client_name (128 characters, no control characters), scope (each must exist as a Scope
 //     available to the registrar's namespace, or be an OIDC standard scope). Rules are the
 //     CRD's and controllers/convert's together: a public client cannot use client_credentials;
-//     authorization_code needs a redirect URI; redirect URIs follow the one rule of
-//     checkRegistrationRedirectURI; lists are deduplicated. Bad redirect URIs are
+//     authorization_code needs a redirect URI; redirect URIs follow server/redirecturi, the one
+//     rule the CRD and controllers/convert apply too; lists are deduplicated. Bad redirect URIs are
 //     invalid_redirect_uri, the rest invalid_client_metadata.
 //   - The client secret is returned once, in the 201; reads and updates answer without it
 //     (client_secret_expires_at stays 0). The registration access token does not expire and is

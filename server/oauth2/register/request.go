@@ -8,7 +8,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,13 +15,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/redirecturi"
 )
 
 // Bounds of registered metadata: the OAuthClient CRD's, so that what passes here is never
 // refused by the API server.
 const (
 	regMaxRedirectURIs     = 32
-	regMaxRedirectURILen   = 2048
 	regMaxScopes           = 128
 	regMaxScopeLen         = 128
 	regMaxClientNameRunes  = 128
@@ -35,10 +34,6 @@ const (
 )
 
 var (
-	// regLoopbackRedirect is the CRD's rule for http redirect URIs.
-	regLoopbackRedirect = regexp.MustCompile(`^http://(localhost|127[.]0[.]0[.]1|[[]::1[]])(:[0-9]+)?([/?].*)?$`)
-	// regSchemePrefix is the CRD's rule for the scheme of any redirect URI (lower case).
-	regSchemePrefix = regexp.MustCompile(`^[a-z][a-z0-9+.-]*:`)
 	// regScopeToken is RFC 6749 3.3's scope-token (and the CRD's pattern).
 	regScopeToken = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`)
 )
@@ -245,11 +240,11 @@ func (r *registrationRequest) validate() (ClientMetadata, error) {
 		return m, ErrInvalidRedirectURI.WithDescription(fmt.Sprintf("At most %d redirect URIs can be registered.", regMaxRedirectURIs))
 	}
 	for _, u := range m.RedirectURIs {
-		if why := checkRegistrationRedirectURI(u); why != "" {
+		if err := redirecturi.Check(u); err != nil {
 			if len(u) > regMaxReportedURIBytes {
 				u = u[:regMaxReportedURIBytes] + "..."
 			}
-			return m, ErrInvalidRedirectURI.WithDescription(fmt.Sprintf("The redirect URI %q %s.", u, why))
+			return m, ErrInvalidRedirectURI.WithDescription(fmt.Sprintf("The redirect URI %q %s.", u, err))
 		}
 	}
 	if code && len(m.RedirectURIs) == 0 {
@@ -276,52 +271,6 @@ func (r *registrationRequest) validate() (ClientMetadata, error) {
 		m.Scopes = append(m.Scopes, name)
 	}
 	return m, nil
-}
-
-// checkRegistrationRedirectURI returns why u cannot be registered as a redirect URI, or "". The
-// rules are the OAuthClient CRD's and the controllers' together, so a registered client is never
-// refused by either: https with a host; http only on exactly a loopback host (localhost,
-// 127.0.0.1, [::1]); or a private-use scheme (RFC 8252 7.1) other than javascript, data,
-// vbscript and file. No fragment (RFC 6749 3.1.2), no user information, no white space.
-func checkRegistrationRedirectURI(u string) string {
-	if len(u) > regMaxRedirectURILen {
-		return fmt.Sprintf("is longer than %d bytes", regMaxRedirectURILen)
-	}
-	if strings.Contains(u, "#") {
-		return "must not contain a fragment"
-	}
-	if strings.IndexFunc(u, func(r rune) bool { return r <= ' ' || r == 0x7f || unicode.IsSpace(r) }) >= 0 {
-		return "must not contain white space or control characters"
-	}
-	parsed, err := url.Parse(u)
-	if err != nil || !regSchemePrefix.MatchString(u) {
-		return "must be an absolute URI with a lower-case scheme"
-	}
-	if parsed.User != nil {
-		return "must not contain user information"
-	}
-	switch parsed.Scheme {
-	case "https":
-		if !strings.HasPrefix(u, "https://") || parsed.Host == "" || parsed.Hostname() == "" {
-			return "must name a host"
-		}
-	case "http":
-		if !regLoopbackRedirect.MatchString(u) {
-			return "may use http only on a loopback host (localhost, 127.0.0.1, [::1])"
-		}
-		switch parsed.Hostname() {
-		case "localhost", "127.0.0.1", "::1":
-		default:
-			return "may use http only on a loopback host (localhost, 127.0.0.1, [::1])"
-		}
-	case "javascript", "data", "vbscript", "file":
-		return "uses a scheme that is not allowed"
-	default:
-		if len(u) == len(parsed.Scheme)+1 {
-			return "has nothing after its scheme"
-		}
-	}
-	return ""
 }
 
 // regDedupe returns the values without repeats, in their first order.

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/redirecturi"
 )
 
 func TestCheckRegistrationRedirectURI(t *testing.T) {
@@ -58,11 +59,11 @@ func TestCheckRegistrationRedirectURI(t *testing.T) {
 			name = fmt.Sprintf("%.60q is accepted", tt.uri)
 		}
 		t.Run(name, func(t *testing.T) {
-			why := checkRegistrationRedirectURI(tt.uri)
+			err := redirecturi.Check(tt.uri)
 			if tt.ok {
-				assert.Empty(t, why)
+				assert.NoError(t, err)
 			} else {
-				assert.NotEmpty(t, why)
+				assert.Error(t, err)
 			}
 		})
 	}
@@ -110,7 +111,7 @@ func FuzzParseRegistrationRequest(f *testing.F) {
 		require.False(t, slices.Contains(m.GrantTypes, oauth2.GrantAuthorizationCode) && len(m.RedirectURIs) == 0)
 		require.LessOrEqual(t, len(m.RedirectURIs), regMaxRedirectURIs)
 		for _, u := range m.RedirectURIs {
-			require.Empty(t, checkRegistrationRedirectURI(u))
+			require.NoError(t, redirecturi.Check(u))
 		}
 		require.LessOrEqual(t, utf8.RuneCountInString(m.ClientName), regMaxClientNameRunes)
 		require.LessOrEqual(t, len(m.Scopes), regMaxScopes)
