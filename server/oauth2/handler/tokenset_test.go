@@ -1,7 +1,6 @@
 package handler
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -10,8 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -335,20 +332,7 @@ func TestIDTokensPassTheGoOIDCVerifier(t *testing.T) {
 
 func TestDiscoveryWithTheStoreMatchesGoldenFiles(t *testing.T) {
 	e := newUserEnv(t)
-	for _, path := range []string{oauth2.OpenIDConfigurationPath, oauth2.AuthorizationServerPath} {
-		t.Run("the document at "+path+" with a store matches its golden file", func(t *testing.T) {
-			body := get(t, e.srv.URL+path, e.srv.Client())
-			golden := filepath.Join("testdata", filepath.Base(path)+".store.golden.json")
-			if *update {
-				var pretty bytes.Buffer
-				require.NoError(t, json.Indent(&pretty, body, "", "  "))
-				require.NoError(t, os.WriteFile(golden, pretty.Bytes(), 0o644))
-			}
-			want, err := os.ReadFile(golden)
-			require.NoError(t, err)
-			assert.JSONEq(t, string(want), string(body))
-		})
-	}
+	assertDiscoveryGolden(t, e.srv, ".store")
 	t.Run("the built-in scopes and the user endpoints are advertised", func(t *testing.T) {
 		var m map[string]any
 		require.NoError(t, json.Unmarshal(get(t, e.srv.URL+oauth2.OpenIDConfigurationPath, e.srv.Client()), &m))
