@@ -88,11 +88,18 @@ func refreshFromBody(body []byte) string {
 	return string(rest[:bytes.IndexByte(rest, '"')])
 }
 
-// The PKCE pair and redirect URI of the code exchange benchmarks.
+// The PKCE pair (the challenge is the S256 of the verifier; TestBenchPKCEPair checks it) and
+// the redirect URI of the code exchange benchmarks.
 const (
-	benchVerifier = "bench-verifier-0123456789-abcdefghijklmnopqrstuvwxyz"
-	benchRedirect = "https://app.example/cb"
+	benchVerifier  = "bench-verifier-0123456789-abcdefghijklmnopqrstuvwxyz"
+	benchChallenge = "2jWB5HORkKgqnTwY916xUGwDhNNXcfic4GfY6Udgc-4"
+	benchRedirect  = "https://app.example/cb"
 )
+
+func TestBenchPKCEPair(t *testing.T) {
+	sum := sha256.Sum256([]byte(benchVerifier))
+	require.Equal(t, base64.RawURLEncoding.EncodeToString(sum[:]), benchChallenge)
+}
 
 // benchCodeClient registers a confidential client signing with alg for code exchanges and
 // returns its ID.
@@ -110,14 +117,13 @@ func benchCodeClient(reg *registry.Registry, alg string) string {
 // storeBenchCode stores a fresh code of the client (for alice, with benchVerifier's S256
 // challenge) and returns the body of its exchange.
 func storeBenchCode(b *testing.B, st store.Codes, clientID string, authTime time.Time) []byte {
-	sum := sha256.Sum256([]byte(benchVerifier))
 	code, err := oauth2.NewSecret()
 	require.NoError(b, err)
 	family, err := token.NewFamilyID()
 	require.NoError(b, err)
 	require.NoError(b, st.PutCode(b.Context(), store.HashOf(code), store.Code{
 		ClientID: clientID, RedirectURI: benchRedirect, Subject: subjectOf(aliceName),
-		Scopes: []string{"openid", projectScope}, CodeChallenge: base64.RawURLEncoding.EncodeToString(sum[:]),
+		Scopes: []string{"openid", projectScope}, CodeChallenge: benchChallenge,
 		CodeChallengeMethod: oauth2.PKCES256, AuthTime: authTime, FamilyID: family,
 	}, 10*time.Minute))
 	return []byte(url.Values{
