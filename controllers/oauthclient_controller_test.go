@@ -136,7 +136,11 @@ func TestDeletedClientIsNoLongerServed(t *testing.T) {
 	require.NoError(t, suite.client.Create(ctx, oc))
 	waitReady(t, client.ObjectKeyFromObject(oc), metav1.ConditionTrue, v1alpha1.ReasonReady)
 	secret := secretValue(t, ns, "gone-oauth-client", "client-secret")
-	waitServed(t, "gone."+ns, ns+"/gone", nil)
+	// Ready is the leader's view; a replica may still serve the client without the Secret it
+	// has not read yet.
+	waitServed(t, "gone."+ns, ns+"/gone", func(c *assert.CollectT, cl *registry.Client) {
+		assert.True(c, cl.CheckSecret(secret), "the replica serves the client with its secret")
+	})
 	srv := tokenServer(t, suite.replicas[0])
 	require.Eventually(t, suite.replicas[0].keyring.Loaded, waitFor, tick)
 	_, err := requestToken(ctx, srv, "gone."+ns, secret)
