@@ -22,6 +22,10 @@ const (
 	ReasonSecretConflict = "SecretConflict"
 )
 
+// LabelRegistered marks an OAuthClient created by dynamic registration (RFC 7591) with "true":
+// the consent page shows such a client as unverified.
+const LabelRegistered = "oauth.latchkey.dev/registered"
+
 // LocalSecretKeyRef names a key of a Secret in the resource's own namespace.
 type LocalSecretKeyRef struct {
 	// name of the Secret.

@@ -117,6 +117,8 @@ type TokenLifetimes struct {
 // +kubebuilder:validation:XValidation:rule="self.type != 'Public' || !has(self.secretRef)",message="a Public client has no secret; remove secretRef"
 // +kubebuilder:validation:XValidation:rule="!has(self.secretPolicy) || self.secretPolicy != 'External' || has(self.secretRef)",message="secretPolicy External needs secretRef"
 // +kubebuilder:validation:XValidation:rule="has(oldSelf.clientID) == has(self.clientID) && (!has(self.clientID) || oldSelf.clientID == self.clientID)",message="clientID is immutable"
+// +kubebuilder:validation:XValidation:rule="!has(self.allowedOrigins) || self.type == 'Public'",message="allowedOrigins (CORS) is for Public clients; a Confidential client calls the token endpoint from a server"
+// +kubebuilder:validation:XValidation:rule="!has(self.introspection) || !self.introspection || self.type != 'Public'",message="a Public client cannot introspect tokens; introspection is for resource servers that authenticate"
 type OAuthClientSpec struct {
 	// clientID is the OAuth client_id. Defaults to <name>.<namespace>. Immutable and unique
 	// across the cluster.
@@ -183,8 +185,9 @@ type OAuthClientSpec struct {
 	// +kubebuilder:validation:items:MaxLength=512
 	Audiences []string `json:"audiences,omitempty"`
 
-	// tokenEndpointAuthMethod is how the client authenticates. Defaults to client_secret_basic
-	// for Confidential clients (client_secret_post is accepted too) and none for Public ones.
+	// tokenEndpointAuthMethod is how the client authenticates, and when set the only method
+	// accepted. Unset, a Confidential client may use client_secret_basic or client_secret_post;
+	// a Public client is none.
 	// +optional
 	TokenEndpointAuthMethod TokenEndpointAuthMethod `json:"tokenEndpointAuthMethod,omitempty"`
 
@@ -218,6 +221,42 @@ type OAuthClientSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=128
 	DisplayName string `json:"displayName,omitempty"`
+
+	// rateLimit bounds the token requests of this client, across all replicas. Unset, the
+	// server's default applies (latchkey serve --client-rate-limit; none by default).
+	// +optional
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+
+	// allowedOrigins are the browser origins (scheme://host[:port]) from which this Public
+	// client may call the token, revocation and userinfo endpoints (CORS). Defaults to the
+	// origins of its https and http redirect URIs.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=512
+	// +kubebuilder:validation:items:Pattern=`^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$`
+	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
+
+	// introspection declares the client a resource server that may introspect tokens (RFC
+	// 7662) and see who they belong to. Off by default: other clients get invalid_client (or
+	// active false for another client's token).
+	// +optional
+	Introspection bool `json:"introspection,omitempty"`
+}
+
+// RateLimit is a token-bucket limit on a client's token requests.
+type RateLimit struct {
+	// requestsPerMinute is the sustained rate.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=6000000
+	RequestsPerMinute int32 `json:"requestsPerMinute"`
+	// burst is how many requests may come at once above the sustained rate. Defaults to a
+	// tenth of requestsPerMinute, at least 1.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	Burst int32 `json:"burst,omitempty"`
 }
 
 // OAuthClientStatus is what the controllers observed.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -111,6 +112,14 @@ func Client(oc *v1alpha1.OAuthClient, secret *corev1.Secret) (registry.Client, e
 		AuthMethod:    string(oc.Spec.TokenEndpointAuthMethod),
 		PKCE:          string(oc.Spec.PKCE),
 		Consent:       string(oc.Spec.Consent),
+		Introspection: oc.Spec.Introspection,
+		Registered:    oc.Labels[v1alpha1.LabelRegistered] == "true",
+	}
+	if rl := oc.Spec.RateLimit; rl != nil {
+		c.RateLimit = registry.RateLimit{PerMinute: int(rl.RequestsPerMinute), Burst: int(rl.Burst)}
+		if c.RateLimit.Burst == 0 {
+			c.RateLimit.Burst = max(c.RateLimit.PerMinute/10, 1)
+		}
 	}
 	for _, g := range oc.Spec.GrantTypes {
 		c.GrantTypes = append(c.GrantTypes, string(g))
@@ -133,10 +142,8 @@ func Client(oc *v1alpha1.OAuthClient, secret *corev1.Secret) (registry.Client, e
 	}
 	if typ == v1alpha1.ClientTypePublic {
 		c.AuthMethod = string(v1alpha1.AuthMethodNone)
+		c.AllowedOrigins = AllowedOrigins(oc)
 		return c, nil
-	}
-	if c.AuthMethod == "" {
-		c.AuthMethod = string(v1alpha1.AuthMethodClientSecretBasic)
 	}
 	name, key := SecretRef(oc)
 	value, err := secretValue(secret, oc.Namespace, name, key)
@@ -149,6 +156,27 @@ func Client(oc *v1alpha1.OAuthClient, secret *corev1.Secret) (registry.Client, e
 }
 
 func seconds(s int32) time.Duration { return time.Duration(s) * time.Second }
+
+// AllowedOrigins returns the CORS origins of a Public client: spec.allowedOrigins, else the
+// origins (scheme://host[:port], lower-case) of its https and http redirect URIs, without
+// repeats.
+func AllowedOrigins(oc *v1alpha1.OAuthClient) []string {
+	if len(oc.Spec.AllowedOrigins) > 0 {
+		return slices.Clone(oc.Spec.AllowedOrigins)
+	}
+	var out []string
+	for _, raw := range oc.Spec.RedirectURIs {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			continue
+		}
+		origin := u.Scheme + "://" + strings.ToLower(u.Host)
+		if !slices.Contains(out, origin) {
+			out = append(out, origin)
+		}
+	}
+	return out
+}
 
 // secretValue returns the non-empty value of key in secret, which must be namespace/name.
 func secretValue(secret *corev1.Secret, namespace, name, key string) ([]byte, error) {

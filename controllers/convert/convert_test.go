@@ -98,7 +98,7 @@ func TestClient(t *testing.T) {
 				assert.Equal(t, "payments", c.Namespace)
 				assert.Equal(t, "billing.payments", c.ID)
 				assert.Equal(t, registry.Confidential, c.Type)
-				assert.Equal(t, "client_secret_basic", c.AuthMethod)
+				assert.Empty(t, c.AuthMethod, "no method declared: both secret methods are accepted")
 				assert.Equal(t, []string{"client_credentials"}, c.GrantTypes)
 				assert.Equal(t, []string{"billing.payments"}, c.Audiences)
 				assert.Equal(t, "RequiredS256", c.PKCE)

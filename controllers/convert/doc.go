@@ -42,8 +42,12 @@
 //     resource name keeps its subject (files have no identity), while one re-added under
 //     another resource name with the same username does not.
 //   - Only the SHA-256 of a client secret (registry.HashSecret) is kept, never the secret.
-//   - Defaults filled here: type Confidential, tokenEndpointAuthMethod client_secret_basic
-//     (Confidential) or none (Public), pkce RequiredS256, consent Remember, audiences [clientID],
+//   - Defaults filled here: type Confidential, tokenEndpointAuthMethod none (Public; a
+//     Confidential client without one keeps it empty: both secret methods are accepted, a
+//     declared one is enforced), pkce RequiredS256, consent Remember, audiences [clientID],
+//     rateLimit.burst a tenth of requestsPerMinute (at least 1), allowedOrigins of a Public
+//     client the origins of its http(s) redirect URIs, Registered from the
+//     oauth.latchkey.dev/registered label,
 //     Secret <name>-oauth-client with key client-secret, password key hash. Lifetimes of zero
 //     stay zero (the server's defaults apply). Default scopes, when absent, are left empty: the
 //     server grants the allowed scopes whose Scope says default.

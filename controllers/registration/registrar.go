@@ -28,7 +28,7 @@ import (
 // Labels and annotations of registered OAuthClients.
 const (
 	// LabelRegistered marks an OAuthClient created by dynamic registration ("true").
-	LabelRegistered = "oauth.latchkey.dev/registered"
+	LabelRegistered = v1alpha1.LabelRegistered
 	// AnnotationTokenHash holds the hex SHA-256 of the client's registration access token.
 	AnnotationTokenHash = "oauth.latchkey.dev/registration-access-token-sha256"
 

@@ -38,7 +38,8 @@ type Client struct {
 	Scopes        []string
 	DefaultScopes []string
 	Audiences     []string
-	// AuthMethod is client_secret_basic, client_secret_post or none.
+	// AuthMethod is none for a public client; for a confidential one client_secret_basic or
+	// client_secret_post when declared (then the only method accepted), "" when not (either).
 	AuthMethod string
 	// SecretHash is the SHA-256 of the client secret; HasSecret is false while none is known
 	// (a confidential client without a secret cannot authenticate).
@@ -55,6 +56,22 @@ type Client struct {
 	// PKCE is RequiredS256, Required or Optional; Consent is Always, Remember or Skip.
 	PKCE    string
 	Consent string
+
+	// RateLimit bounds the client's token requests; a zero PerMinute means the server's default.
+	RateLimit RateLimit
+	// AllowedOrigins are the browser origins allowed to call the server for this (public)
+	// client with CORS.
+	AllowedOrigins []string
+	// Introspection: the client is a declared resource server that may introspect tokens.
+	Introspection bool
+	// Registered: the client was created by dynamic registration (RFC 7591), so nobody
+	// vouched for its name; the consent page says so.
+	Registered bool
+}
+
+// RateLimit is a token bucket: PerMinute sustained, Burst at once.
+type RateLimit struct {
+	PerMinute, Burst int
 }
 
 // HashSecret is the hash the registry keeps of a client secret.
