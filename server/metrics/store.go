@@ -151,6 +151,18 @@ func (i *instrumented) Reset(ctx context.Context, key store.Hash) error {
 	return err
 }
 
+func (i *instrumented) Throttle(ctx context.Context, keys []store.ThrottleKey, outcome store.Outcome) (store.ThrottleResult, error) {
+	res, err := i.s.Throttle(ctx, keys, outcome)
+	i.record("throttle", err)
+	return res, err
+}
+
+func (i *instrumented) TakeRate(ctx context.Context, key store.Hash, perMinute, burst int) (time.Duration, error) {
+	wait, err := i.s.TakeRate(ctx, key, perMinute, burst)
+	i.record("take_rate", err)
+	return wait, err
+}
+
 func (i *instrumented) Ping(ctx context.Context) error {
 	err := i.s.Ping(ctx)
 	i.record("ping", err)

@@ -119,6 +119,61 @@ type Counters interface {
 	Reset(ctx context.Context, key Hash) error
 }
 
+// Outcome is what a Throttle call records.
+type Outcome int
+
+// Outcomes of an attempt.
+const (
+	// Check records nothing: it only reports whether a key is blocked (before an expensive
+	// check, such as a password hash).
+	Check Outcome = iota
+	// Failure counts one failed attempt on every key.
+	Failure
+	// Success drops the keys marked ResetOnSuccess.
+	Success
+)
+
+// ThrottleKey is one count of failed attempts, for brute-force protection.
+type ThrottleKey struct {
+	Key Hash
+	// Limit failures within Window are free; each failure from the Limit-th on blocks the key
+	// for Backoff, doubled for every failure past Limit, at most MaxBackoff. Limit 0 never
+	// blocks: the count is reported for the caller to slow down by.
+	Limit  int
+	Window time.Duration
+	// Backoff and MaxBackoff bound a block (Limit > 0).
+	Backoff, MaxBackoff time.Duration
+	// ResetOnSuccess drops the key (its count and block) on a Success.
+	ResetOnSuccess bool
+}
+
+// ThrottleResult is what Throttle found.
+type ThrottleResult struct {
+	// RetryAfter is positive when a key was blocked: the longest remaining block. Nothing was
+	// recorded then.
+	RetryAfter time.Duration
+	// Failures are the counts of the keys after the call, in the order given.
+	Failures []int64
+}
+
+// Throttles counts failed attempts with exponential back-off.
+type Throttles interface {
+	// Throttle records an attempt on the keys in one atomic step (one round trip): when any
+	// key is blocked it returns the remaining block and records nothing; otherwise a Failure
+	// counts one on every key (a key's window starts at its first failure; a block extends its
+	// lease) and blocks the keys that reached their Limit, a Success drops the keys marked
+	// ResetOnSuccess, and a Check changes nothing.
+	Throttle(ctx context.Context, keys []ThrottleKey, outcome Outcome) (ThrottleResult, error)
+}
+
+// RateLimits are token buckets shared by every replica.
+type RateLimits interface {
+	// TakeRate takes one request from the bucket of key, which holds burst requests and
+	// refills at perMinute: zero when the request is allowed, else how long until one would be
+	// (and nothing was taken). perMinute and burst must be positive.
+	TakeRate(ctx context.Context, key Hash, perMinute, burst int) (time.Duration, error)
+}
+
 // Store is every part of the leased store; a backend implements all of it.
 type Store interface {
 	Codes
@@ -126,6 +181,8 @@ type Store interface {
 	Revocations
 	Records
 	Counters
+	Throttles
+	RateLimits
 	// Ping reports whether the backend can be reached (readiness).
 	Ping(ctx context.Context) error
 }

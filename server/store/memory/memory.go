@@ -115,6 +115,14 @@ type shard struct {
 	jtisPeak int
 	jtisExp  deadlines[string]
 
+	throttles     map[store.Hash]throttle
+	throttlesPeak int
+	throttlesExp  deadlines[store.Hash]
+
+	limiters     map[store.Hash]limiter
+	limitersPeak int
+	limitersExp  deadlines[store.Hash]
+
 	strs   internTable[struct{}] // client IDs, subjects, odd family IDs, record kinds
 	scopes internTable[[]string]
 	buf    []byte
@@ -148,6 +156,8 @@ func New(opts ...Option) *Store {
 		sh.records = map[recordKey]record{}
 		sh.counters = map[store.Hash]counter{}
 		sh.jtis = map[string]int64{}
+		sh.throttles = map[store.Hash]throttle{}
+		sh.limiters = map[store.Hash]limiter{}
 		sh.strs = newInternTable[struct{}]()
 		sh.scopes = newInternTable[[]string]()
 	}
@@ -252,6 +262,18 @@ func (sh *shard) expire(now int64, limit int) int {
 			delete(sh.jtis, k)
 		}
 	}
+	for ; n < limit && sh.throttlesExp.due(now); n++ {
+		k := sh.throttlesExp.pop().key
+		if t, ok := sh.throttles[k]; ok && t.expires() <= now {
+			delete(sh.throttles, k)
+		}
+	}
+	for ; n < limit && sh.limitersExp.due(now); n++ {
+		k := sh.limitersExp.pop().key
+		if l, ok := sh.limiters[k]; ok && l.full <= now {
+			delete(sh.limiters, k)
+		}
+	}
 	return n
 }
 
@@ -263,11 +285,15 @@ func (sh *shard) shrink() {
 	sh.records = shrinkMap(sh.records, &sh.recordsPeak)
 	sh.counters = shrinkMap(sh.counters, &sh.countersPeak)
 	sh.jtis = shrinkMap(sh.jtis, &sh.jtisPeak)
+	sh.throttles = shrinkMap(sh.throttles, &sh.throttlesPeak)
+	sh.limiters = shrinkMap(sh.limiters, &sh.limitersPeak)
 	sh.refresh.exp.shrink()
 	sh.codesExp.shrink()
 	sh.recordsExp.shrink()
 	sh.countersExp.shrink()
 	sh.jtisExp.shrink()
+	sh.throttlesExp.shrink()
+	sh.limitersExp.shrink()
 }
 
 func shrinkMap[K comparable, V any](m map[K]V, peak *int) map[K]V {

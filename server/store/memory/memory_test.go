@@ -51,8 +51,10 @@ func (s *Store) sizes() (records, deadlines, interned, families int) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		records += len(sh.codes) + sh.refresh.n + len(sh.records) + len(sh.counters) + len(sh.jtis)
-		deadlines += len(sh.codesExp) + len(sh.refresh.exp) + len(sh.recordsExp) + len(sh.countersExp) + len(sh.jtisExp)
+		records += len(sh.codes) + sh.refresh.n + len(sh.records) + len(sh.counters) + len(sh.jtis) +
+			len(sh.throttles) + len(sh.limiters)
+		deadlines += len(sh.codesExp) + len(sh.refresh.exp) + len(sh.recordsExp) + len(sh.countersExp) + len(sh.jtisExp) +
+			len(sh.throttlesExp) + len(sh.limitersExp)
 		interned += sh.strs.len() + sh.scopes.len()
 		sh.mu.Unlock()
 	}

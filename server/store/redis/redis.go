@@ -541,6 +541,49 @@ func (s *Store) Reset(ctx context.Context, key store.Hash) error {
 	return nil
 }
 
+// throttleTag puts every throttle key in one hash slot, so that one script sees all the keys
+// of an attempt (identity and address counters share no natural tag) also in Redis Cluster.
+const throttleTag = "{thr}"
+
+// Throttle records an attempt on the keys in one script; see store.Throttles.
+func (s *Store) Throttle(ctx context.Context, keys []store.ThrottleKey, outcome store.Outcome) (store.ThrottleResult, error) {
+	if err := ctx.Err(); err != nil {
+		return store.ThrottleResult{}, err
+	}
+	names := make([]string, len(keys))
+	args := make([]any, 0, 1+5*len(keys))
+	args = append(args, int(outcome))
+	for i, k := range keys {
+		names[i] = s.prefix + "thr:" + throttleTag + ":" + k.Key.String()
+		reset := 0
+		if k.ResetOnSuccess {
+			reset = 1
+		}
+		args = append(args, k.Limit, max(k.Window.Milliseconds(), 1), k.Backoff.Milliseconds(), k.MaxBackoff.Milliseconds(), reset)
+	}
+	v, err := throttle.Run(ctx, s.c, names, args...).Int64Slice()
+	if err != nil {
+		return store.ThrottleResult{}, s.fail(ctx, "throttle", err)
+	}
+	if len(v) != 1+len(keys) {
+		return store.ThrottleResult{}, fmt.Errorf("store/redis: throttle answered %d values for %d keys", len(v), len(keys))
+	}
+	return store.ThrottleResult{RetryAfter: time.Duration(v[0]) * time.Millisecond, Failures: v[1:]}, nil
+}
+
+// TakeRate takes one request from the key's bucket with a GCRA script; see store.RateLimits.
+func (s *Store) TakeRate(ctx context.Context, key store.Hash, perMinute, burst int) (time.Duration, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	interval := float64(time.Minute/time.Microsecond) / float64(perMinute)
+	wait, err := takeRate.Run(ctx, s.c, []string{s.key("rate", key)}, interval, burst).Int64()
+	if err != nil {
+		return 0, s.fail(ctx, "take rate", err)
+	}
+	return time.Duration(wait) * time.Microsecond, nil
+}
+
 var _ store.Store = (*Store)(nil)
 
 // Start waits for ctx to end, then closes the client: with NeedLeaderElection it makes the

@@ -110,4 +110,60 @@ if redis.call('EXISTS', KEYS[1]) == 0 and untilMs <= now then return 0 end
 extend(KEYS[1], 'rv', untilMs)
 return 1`)
 
-var scripts = []*goredis.Script{takeCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily}
+// throttle: KEYS the throttle keys (one slot: the {thr} tag); ARGV[1] the outcome (0 check,
+// 1 failure, 2 success), then per key limit, window ms, backoff ms, max backoff ms, reset (0/1).
+// A key is a hash {f failures, w window end, b blocked until} (ms), living until max(w, b).
+// Returns {retry-after ms, failures...}: a positive retry-after means blocked, nothing changed.
+var throttle = goredis.NewScript(luaNow + `local op = tonumber(ARGV[1])
+local recs, retry = {}, 0
+for i, k in ipairs(KEYS) do
+  local v = redis.call('HMGET', k, 'f', 'w', 'b')
+  local f, w, b = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0
+  if math.max(w, b) <= now then f, w, b = 0, 0, 0 end
+  recs[i] = {f, w, b}
+  local limit = tonumber(ARGV[2 + (i - 1) * 5])
+  if limit > 0 and b > now and b - now > retry then retry = b - now end
+end
+local out = {retry}
+for i, k in ipairs(KEYS) do
+  local r = recs[i]
+  if retry == 0 then
+    local base = 2 + (i - 1) * 5
+    local limit, window, backoff, maxb, reset = tonumber(ARGV[base]), tonumber(ARGV[base + 1]),
+      tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3]), ARGV[base + 4] == '1'
+    if op == 1 then
+      if r[1] == 0 then r[2] = now + window end
+      r[1] = r[1] + 1
+      if limit > 0 and r[1] >= limit then
+        local d = backoff
+        local n = r[1] - limit
+        while n > 0 and d < maxb do d = d * 2; n = n - 1 end
+        if d > maxb then d = maxb end
+        r[3] = now + d
+      end
+      redis.call('HSET', k, 'f', r[1], 'w', r[2], 'b', r[3])
+      redis.call('PEXPIREAT', k, math.max(r[2], r[3]))
+    elseif op == 2 and reset then
+      redis.call('DEL', k)
+      r[1] = 0
+    end
+  end
+  out[#out + 1] = r[1]
+end
+return out`)
+
+// takeRate: GCRA. KEYS[1] the bucket; ARGV[1] the emission interval in µs (one request),
+// ARGV[2] the burst. The key holds the theoretical arrival time (µs). Returns 0 when the request
+// is allowed (and taken), else the µs until one would be.
+var takeRate = goredis.NewScript(`local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local nextTat = tat + interval
+local allowAt = nextTat - interval * burst
+if allowAt > now then return math.ceil(allowAt - now) end
+redis.call('SET', KEYS[1], string.format('%.0f', nextTat), 'PX', math.ceil((nextTat - now) / 1000) + 1)
+return 0`)
+
+var scripts = []*goredis.Script{takeCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily, throttle, takeRate}

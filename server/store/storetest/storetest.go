@@ -75,6 +75,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts Options) {
 		{"revocations", revocationTests()},
 		{"records", recordTests()},
 		{"counters", counterTests()},
+		{"throttles", throttleTests()},
+		{"rate limits", rateTests()},
 		{"contexts", contextTests()},
 		{"ping", []test{{
 			name: "Ping answers",
@@ -922,6 +924,167 @@ func counterTests() []test {
 	}
 }
 
+func throttleTests() []test {
+	// blocking counts failures of one key, blocks from the second, lease doubled per failure up
+	// to four leases.
+	blocking := func(name string) store.ThrottleKey {
+		return store.ThrottleKey{Key: hash(name), Limit: 2, Window: long, Backoff: lease, MaxBackoff: 4 * lease, ResetOnSuccess: true}
+	}
+	// counting never blocks; its count is reported.
+	counting := func(name string, window time.Duration) store.ThrottleKey {
+		return store.ThrottleKey{Key: hash(name), Window: window}
+	}
+	try := func(e *env, o store.Outcome, keys ...store.ThrottleKey) store.ThrottleResult {
+		e.t.Helper()
+		res, err := e.s.Throttle(e.ctx, keys, o)
+		require.NoError(e.t, err)
+		require.Len(e.t, res.Failures, len(keys))
+		return res
+	}
+	blockedFor := func(e *env, key store.ThrottleKey, lo, hi time.Duration) {
+		e.t.Helper()
+		res := try(e, store.Check, key)
+		require.Greater(e.t, res.RetryAfter, lo)
+		require.LessOrEqual(e.t, res.RetryAfter, hi)
+	}
+	return []test{
+		{
+			name: "failures below the limit are free; from the limit on each blocks, the block doubling up to the maximum",
+			run: func(e *env) {
+				k := blocking("a")
+				require.Zero(e.t, try(e, store.Failure, k).RetryAfter)
+				res := try(e, store.Failure, k)
+				require.Zero(e.t, res.RetryAfter, "the failure that reaches the limit is answered")
+				require.Equal(e.t, []int64{2}, res.Failures)
+				blockedFor(e, k, 0, lease)
+				e.wait(pastLease)
+				require.Zero(e.t, try(e, store.Check, k).RetryAfter, "the block ended")
+				require.Equal(e.t, []int64{3}, try(e, store.Failure, k).Failures)
+				blockedFor(e, k, lease, 2*lease)
+				e.wait(2*lease + 100*time.Millisecond)
+				try(e, store.Failure, k)
+				blockedFor(e, k, 2*lease, 4*lease)
+				e.wait(4*lease + 100*time.Millisecond)
+				try(e, store.Failure, k)
+				blockedFor(e, k, 2*lease, 4*lease) // at the maximum, not 8 leases
+			},
+		},
+		{
+			name: "while a key is blocked every outcome is refused and nothing is recorded on any key",
+			run: func(e *env) {
+				k, other := blocking("a"), counting("other", long)
+				try(e, store.Failure, k)
+				try(e, store.Failure, k)
+				for _, o := range []store.Outcome{store.Failure, store.Success, store.Check} {
+					res := try(e, o, k, other)
+					require.Positive(e.t, res.RetryAfter, "outcome %d", o)
+					require.Equal(e.t, []int64{2, 0}, res.Failures, "outcome %d", o)
+				}
+				require.Equal(e.t, []int64{0}, try(e, store.Check, other).Failures)
+			},
+		},
+		{
+			name: "a key with limit zero never blocks and reports its count",
+			run: func(e *env) {
+				k := counting("c", long)
+				for i := int64(1); i <= 5; i++ {
+					res := try(e, store.Failure, k)
+					require.Zero(e.t, res.RetryAfter)
+					require.Equal(e.t, []int64{i}, res.Failures)
+				}
+			},
+		},
+		{
+			name: "a success drops only the keys marked ResetOnSuccess",
+			run: func(e *env) {
+				k, other := blocking("a"), counting("c", long)
+				try(e, store.Failure, k, other)
+				res := try(e, store.Success, k, other)
+				require.Equal(e.t, []int64{0, 1}, res.Failures)
+				require.Equal(e.t, []int64{0, 1}, try(e, store.Check, k, other).Failures)
+			},
+		},
+		{
+			name: "a count is forgotten when its window, which runs from the first failure, ends",
+			run: func(e *env) {
+				k := counting("c", lease)
+				try(e, store.Failure, k)
+				try(e, store.Failure, k)
+				e.wait(pastLease)
+				require.Equal(e.t, []int64{1}, try(e, store.Failure, k).Failures)
+			},
+		},
+		{
+			name: "keys are independent, and concurrent failures are all counted",
+			run: func(e *env) {
+				k := counting("race", long)
+				for _, err := range race(racers, func(int) error {
+					_, err := e.s.Throttle(e.ctx, []store.ThrottleKey{k}, store.Failure)
+					return err
+				}) {
+					require.NoError(e.t, err)
+				}
+				require.Equal(e.t, []int64{racers, 0}, try(e, store.Check, k, counting("other", long)).Failures)
+			},
+		},
+	}
+}
+
+func rateTests() []test {
+	// perLease refills one request a lease.
+	perLease := int(time.Minute / lease)
+	take := func(e *env, key string, burst int) time.Duration {
+		e.t.Helper()
+		wait, err := e.s.TakeRate(e.ctx, hash(key), perLease, burst)
+		require.NoError(e.t, err)
+		return wait
+	}
+	return []test{
+		{
+			name: "a bucket allows burst requests at once, then refuses with the wait for one",
+			run: func(e *env) {
+				for i := range 3 {
+					require.Zero(e.t, take(e, "b", 3), "request %d", i)
+				}
+				wait := take(e, "b", 3)
+				require.Positive(e.t, wait)
+				require.LessOrEqual(e.t, wait, lease)
+				require.Positive(e.t, take(e, "b", 3), "a refused request takes nothing")
+				e.wait(pastLease)
+				require.Zero(e.t, take(e, "b", 3), "one request came back")
+				require.Positive(e.t, take(e, "b", 3))
+			},
+		},
+		{
+			name: "buckets of different keys are independent",
+			run: func(e *env) {
+				require.Zero(e.t, take(e, "x", 1))
+				require.Positive(e.t, take(e, "x", 1))
+				require.Zero(e.t, take(e, "y", 1))
+			},
+		},
+		{
+			name: "of concurrent requests exactly burst are allowed",
+			run: func(e *env) {
+				allowed := 0
+				var mu sync.Mutex
+				for _, err := range race(racers, func(int) error {
+					wait, err := e.s.TakeRate(e.ctx, hash("race"), 1, 5)
+					if err == nil && wait == 0 {
+						mu.Lock()
+						allowed++
+						mu.Unlock()
+					}
+					return err
+				}) {
+					require.NoError(e.t, err)
+				}
+				require.Equal(e.t, 5, allowed)
+			},
+		},
+	}
+}
+
 // promptly is how long a call with a cancelled context may take.
 const promptly = 5 * time.Second
 
@@ -996,12 +1159,20 @@ func contextTests() []test {
 						return err
 					},
 					"Reset": func(ctx context.Context) error { return e.s.Reset(ctx, hash("n")) },
+					"Throttle": func(ctx context.Context) error {
+						_, err := e.s.Throttle(ctx, []store.ThrottleKey{{Key: hash("t"), Window: long}}, store.Failure)
+						return err
+					},
+					"TakeRate": func(ctx context.Context) error {
+						_, err := e.s.TakeRate(ctx, hash("r"), 60, 1)
+						return err
+					},
 					"Ping":  func(ctx context.Context) error { return e.s.Ping(ctx) },
 					// Last, so the family's token was used before.
 					"RevokeFamily": func(ctx context.Context) error { return e.s.RevokeFamily(ctx, family, e.now().Add(long)) },
 				}
 				order := []string{"PutCode", "TakeCode", "CreateRefresh", "GetRefresh", "RotateRefresh", "ReportRefreshReuse", "FamilyRevoked",
-					"RevokeToken", "TokenRevoked", "PutRecord", "GetRecord", "DeleteRecord", "Incr", "Reset", "Ping", "RevokeFamily"}
+					"RevokeToken", "TokenRevoked", "PutRecord", "GetRecord", "DeleteRecord", "Incr", "Reset", "Throttle", "TakeRate", "Ping", "RevokeFamily"}
 				require.Len(e.t, order, len(calls))
 				for _, name := range order {
 					cancelled(e.t, name, calls[name])
