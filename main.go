@@ -501,7 +501,7 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 	readiness := controllers.NewReadiness()
 	keyMetrics, _ := cfg.Metrics.(controllers.KeyMetrics)
 	syncMetrics, _ := cfg.Metrics.(controllers.SyncMetrics)
-	cfg.ReuseReporter = controllers.NewReuseReporter(mgr, reg)
+	cfg.ClientEvents = controllers.NewClientEvents(mgr, reg)
 	if err := controllers.Setup(mgr, controllers.Options{
 		KeyMetrics:    keyMetrics,
 		SyncMetrics:   syncMetrics,

@@ -24,6 +24,7 @@ type Metrics struct {
 	refreshReuse       prometheus.Counter
 	keyRotations       prometheus.Counter
 	registrySynced     *prometheus.GaugeVec
+	rateLimited        *prometheus.CounterVec
 	reg                prometheus.Registerer
 }
 
@@ -63,10 +64,14 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "latchkey_registry_last_sync_timestamp_seconds",
 			Help: "When this replica's registry last took in an informer event, by kind (OAuthClient, Scope, User); time() minus it is the time since the last sync.",
 		}, []string{"kind"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_rate_limited_total",
+			Help: "Requests refused with 429, by reason: client_authentication and user_login (brute-force protection), client_rate_limit (an OAuthClient's rateLimit), registration.",
+		}, []string{"reason"}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.tokensIssued, m.oauthErrors, m.clientAuthFailures, m.requestDuration,
-		m.storeOperations, m.storeErrors, m.refreshReuse, m.keyRotations, m.registrySynced,
+		m.storeOperations, m.storeErrors, m.refreshReuse, m.keyRotations, m.registrySynced, m.rateLimited,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -97,6 +102,14 @@ func (m *Metrics) ClientAuthFailure(method string) {
 		return
 	}
 	m.clientAuthFailures.WithLabelValues(method).Inc()
+}
+
+// RateLimited counts a request refused with 429, by reason (a fixed name).
+func (m *Metrics) RateLimited(reason string) {
+	if m == nil {
+		return
+	}
+	m.rateLimited.WithLabelValues(reason).Inc()
 }
 
 // ObserveRequest records the latency of a request to an endpoint (a fixed name).

@@ -19,6 +19,14 @@ const (
 	AuditClientRegistered     = "client_registered"
 	AuditClientUpdated        = "client_updated"
 	AuditClientDeleted        = "client_deleted"
+	// AuditClientAuthenticationFailed: a client failed to authenticate (its client ID only when
+	// it is registered; the method and why in Reason).
+	AuditClientAuthenticationFailed = "client_authentication_failed"
+	// AuditRateLimited: an attempt was refused by brute-force protection or a rate limit.
+	AuditRateLimited = "rate_limited"
+	// AuditCodeReplayed: an authorization code was presented again by its own client; the
+	// grant of its first exchange is revoked.
+	AuditCodeReplayed = "authorization_code_replayed"
 )
 
 // AuditEvent is one security-relevant event. It never holds a token, code, secret or

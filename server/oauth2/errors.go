@@ -2,6 +2,7 @@ package oauth2
 
 import (
 	"net/http"
+	"time"
 )
 
 // Error is an OAuth 2.0 error response (RFC 6749 5.2). The sentinels below are its only roots:
@@ -13,6 +14,8 @@ type Error struct {
 	status      int
 	// basicChallenge adds WWW-Authenticate: Basic, for invalid_client after a Basic attempt.
 	basicChallenge bool
+	// retryAfter, when positive, is written as Retry-After (in whole seconds, rounded up).
+	retryAfter time.Duration
 	// cause is logged, never written to the client.
 	cause error
 }
@@ -105,6 +108,17 @@ func (e *Error) WithBasicChallenge() *Error {
 	c.basicChallenge = true
 	return &c
 }
+
+// WithRetryAfter returns a copy written with a Retry-After header of d (rounded up to whole
+// seconds, at least one).
+func (e *Error) WithRetryAfter(d time.Duration) *Error {
+	c := *e
+	c.retryAfter = d
+	return &c
+}
+
+// RetryAfter is the Retry-After the error is written with, or zero.
+func (e *Error) RetryAfter() time.Duration { return e.retryAfter }
 
 // WithCause returns a copy carrying an internal cause for the server's log; it is never sent.
 func (e *Error) WithCause(cause error) *Error {

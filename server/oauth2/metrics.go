@@ -17,6 +17,9 @@ type Metrics interface {
 	OAuthError(endpoint, code string)
 	ClientAuthFailure(method string)
 	ObserveRequest(endpoint string, d time.Duration)
+	// RateLimited counts a refused attempt by reason: client_authentication, user_login,
+	// client_rate_limit, registration.
+	RateLimited(reason string)
 }
 
 // NoMetrics records nothing.
@@ -33,6 +36,9 @@ func (NoMetrics) ClientAuthFailure(string) {}
 
 // ObserveRequest does nothing.
 func (NoMetrics) ObserveRequest(string, time.Duration) {}
+
+// RateLimited does nothing.
+func (NoMetrics) RateLimited(string) {}
 
 var _ Metrics = NoMetrics{}
 
@@ -126,6 +132,13 @@ func withEndpoint(name string, h http.Handler) http.Handler {
 func RecordTokenIssued(ctx context.Context, grantType, clientID, namespace string) {
 	if s := scopeOf(ctx); s != nil {
 		s.metrics.TokenIssued(grantType, clientID, namespace)
+	}
+}
+
+// RecordRateLimited counts an attempt refused for reason (a fixed set: see Metrics).
+func RecordRateLimited(ctx context.Context, reason string) {
+	if s := scopeOf(ctx); s != nil {
+		s.metrics.RateLimited(reason)
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-logr/logr"
 )
@@ -52,6 +54,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	setNoStore(h)
 	if oe.basicChallenge {
 		h.Set("WWW-Authenticate", basicRealm)
+	}
+	if oe.retryAfter > 0 {
+		h.Set("Retry-After", RetryAfterSeconds(oe.retryAfter))
 	}
 	w.WriteHeader(oe.status)
 	_, _ = w.Write(body)
@@ -131,6 +136,11 @@ func WritePublicJSON(w http.ResponseWriter, body []byte, cacheControl string) {
 	h.Set("Cache-Control", cacheControl)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
+}
+
+// RetryAfterSeconds is d as a Retry-After value: whole seconds, rounded up, at least one.
+func RetryAfterSeconds(d time.Duration) string {
+	return strconv.FormatInt(max(int64((d+time.Second-1)/time.Second), 1), 10)
 }
 
 func setNoStore(h http.Header) {

@@ -20,25 +20,43 @@ const (
 	DefaultMaxFailuresPerAddress = 50
 	DefaultFailureWindow         = 15 * time.Minute
 	DefaultFailureDelay          = 250 * time.Millisecond
+	// DefaultLockBackoff is the first block of a username at an address (or of an address);
+	// each further failure doubles it, up to the failure window.
+	DefaultLockBackoff = time.Minute
+	// DefaultSlowAfter failures of a username from all addresses slow its further failures
+	// down (never a refusal: see oauth2.BruteForcePolicy).
+	DefaultSlowAfter = 20
 )
 
 // Errors of Authenticate besides the store's and the context's.
 var (
 	// ErrBadCredentials: unknown user, wrong password, no usable hash or a disabled user.
 	ErrBadCredentials = errors.New("userauth: wrong username or password")
-	// ErrLocked: the username or the client address is locked after failed attempts.
+	// ErrLocked: the username at this address, or the address, is locked after failed
+	// attempts. The error is a *LockedError, which says for how long.
 	ErrLocked = errors.New("userauth: login locked after failed attempts")
 )
 
+// LockedError is ErrLocked with how long the lock lasts.
+type LockedError struct{ RetryAfter time.Duration }
+
+func (e *LockedError) Error() string { return ErrLocked.Error() }
+
+// Is matches ErrLocked.
+func (e *LockedError) Is(target error) bool { return target == ErrLocked }
+
 // Config is the lockout policy. Zero fields take the defaults above.
 type Config struct {
-	// MaxFailuresPerUser attempts for one username without a success lock the username until
-	// the window that started with the first of them ends, whether or not the user exists.
+	// MaxFailuresPerUser failed attempts for one username from one client address lock that
+	// username at that address (every attempt is refused, the right password too), for a
+	// minute, doubled for every further failure, at most FailureWindow; a success resets the
+	// count. From other addresses the username is only slowed down, never locked: an attacker
+	// cannot lock a user out.
 	MaxFailuresPerUser int
-	// MaxFailuresPerAddress failed logins from one client address within FailureWindow lock the
-	// address for FailureWindow.
+	// MaxFailuresPerAddress failed logins from one client address, any username, lock the
+	// address likewise.
 	MaxFailuresPerAddress int
-	// FailureWindow is the window of both counters and of the address lock.
+	// FailureWindow is how long failures are counted (from the first) and the longest lock.
 	FailureWindow time.Duration
 	// FailureDelay is added to every failed or locked attempt; negative means none.
 	FailureDelay time.Duration
@@ -58,6 +76,15 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
+// policy is the brute-force policy of the config.
+func (c Config) policy() oauth2.BruteForcePolicy {
+	return oauth2.BruteForcePolicy{
+		PerIdentityAddress: c.MaxFailuresPerUser, PerAddress: c.MaxFailuresPerAddress, SlowAfter: DefaultSlowAfter,
+		Window: c.FailureWindow, Backoff: min(DefaultLockBackoff, c.FailureWindow), MaxBackoff: c.FailureWindow,
+		SlowDelay: 250 * time.Millisecond, MaxSlowDelay: 4 * time.Second,
+	}
+}
+
 func orDefault[T int | time.Duration](v, def T) T {
 	if v == 0 {
 		return def
@@ -65,29 +92,16 @@ func orDefault[T int | time.Duration](v, def T) T {
 	return v
 }
 
-// Store keeps the failure counters and the address locks; store.Store implements it.
-type Store interface {
-	Incr(ctx context.Context, key store.Hash, window time.Duration) (int64, error)
-	Reset(ctx context.Context, key store.Hash) error
-	PutRecord(ctx context.Context, kind string, h store.Hash, value []byte, ttl time.Duration) error
-	GetRecord(ctx context.Context, kind string, h store.Hash) ([]byte, error)
-}
-
-var _ Store = store.Store(nil)
-
-// recordLock is the kind of the records that lock a client address.
-const recordLock = "login-lock"
-
 // Authenticator checks passwords; see the package documentation. It is safe for concurrent
 // use; make one per server (the concurrency bound is its own).
 type Authenticator struct {
 	cfg     Config
-	store   Store
+	guard   *oauth2.Guard
 	hashing chan struct{}
 }
 
-// New returns an Authenticator with the policy of cfg over st.
-func New(cfg Config, st Store) (*Authenticator, error) {
+// New returns an Authenticator with the policy of cfg over the store's throttles.
+func New(cfg Config, st store.Throttles) (*Authenticator, error) {
 	if st == nil {
 		return nil, errors.New("userauth: a Store is required")
 	}
@@ -95,7 +109,7 @@ func New(cfg Config, st Store) (*Authenticator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Authenticator{cfg: cfg, store: st, hashing: make(chan struct{}, cfg.Concurrency)}, nil
+	return &Authenticator{cfg: cfg, guard: oauth2.NewGuard(st, "user", cfg.policy()), hashing: make(chan struct{}, cfg.Concurrency)}, nil
 }
 
 // Attempt is one login attempt.
@@ -110,35 +124,35 @@ type Attempt struct {
 	ClientID, GrantType string
 }
 
-// Authenticate returns the user the attempt signs in. Its errors are ErrLocked,
-// ErrBadCredentials, a store error, or the context's error while it waited for a hash check.
+// Authenticate returns the user the attempt signs in. Its errors are a *LockedError
+// (ErrLocked), ErrBadCredentials, a store error, or the context's error while it waited for a
+// hash check.
 func (a *Authenticator) Authenticate(ctx context.Context, snap *registry.Snapshot, at Attempt) (*registry.User, error) {
 	log := logr.FromContextOrDiscard(ctx)
-	userKey := failureKey(at.Username)
-	addrKey := store.HashOf("login-failures-addr\x00" + at.Address)
-	attempts, err := a.store.Incr(ctx, userKey, a.cfg.FailureWindow)
+	// Checked before the hash: a locked attempt costs no hash check.
+	v, err := a.guard.Check(ctx, at.Username, at.Address)
 	if err != nil {
 		return nil, err
 	}
-	locked, err := a.addressLocked(ctx, addrKey)
-	if err != nil {
-		return nil, err
+	if v.RetryAfter > 0 {
+		return nil, a.locked(ctx, at, v.RetryAfter)
 	}
-	if locked || attempts > int64(a.cfg.MaxFailuresPerUser) {
-		log.Info("login refused: locked after failed attempts", "client_id", at.ClientID)
-		a.fail(ctx, at, "locked")
-		return nil, ErrLocked
-	}
-
 	user, exists := snap.User(at.Username)
 	valid, err := a.verify(ctx, user, exists, at.Password)
 	if err != nil {
 		return nil, err
 	}
-	if valid && !user.Disabled && user.Subject != "" {
-		if err := a.store.Reset(ctx, userKey); err != nil && !errors.Is(err, store.ErrNotFound) {
-			log.Error(err, "failed-login counter not reset", "user", at.Username)
-		}
+	ok := valid && !user.Disabled && user.Subject != ""
+	// Recorded after it; a lock that concurrent failures set meanwhile refuses even a right
+	// password, so a guess made during a lock teaches nothing.
+	v, err = a.guard.Record(ctx, at.Username, at.Address, !ok)
+	if err != nil {
+		return nil, err
+	}
+	if v.RetryAfter > 0 {
+		return nil, a.locked(ctx, at, v.RetryAfter)
+	}
+	if ok {
 		return user, nil
 	}
 	if exists {
@@ -146,19 +160,23 @@ func (a *Authenticator) Authenticate(ctx context.Context, snap *registry.Snapsho
 	} else {
 		log.Info("login failed for an unknown user", "client_id", at.ClientID)
 	}
-	if err := a.countAddressFailure(ctx, addrKey); err != nil {
-		return nil, err
-	}
-	a.fail(ctx, at, "bad credentials")
+	a.fail(ctx, oauth2.AuditEvent{Event: oauth2.AuditLoginFailed, ClientID: at.ClientID, GrantType: at.GrantType,
+		Username: at.Username, Outcome: "failure", Reason: "bad credentials"})
 	return nil, ErrBadCredentials
 }
 
+// locked records a refused attempt and returns its error.
+func (a *Authenticator) locked(ctx context.Context, at Attempt, retryAfter time.Duration) error {
+	logr.FromContextOrDiscard(ctx).Info("login refused: locked after failed attempts", "client_id", at.ClientID)
+	oauth2.RecordRateLimited(ctx, "user_login")
+	a.fail(ctx, oauth2.AuditEvent{Event: oauth2.AuditRateLimited, ClientID: at.ClientID, GrantType: at.GrantType,
+		Username: at.Username, Outcome: "failure", Reason: "login locked after failed attempts"})
+	return &LockedError{RetryAfter: retryAfter}
+}
+
 // fail audits a failed attempt and waits the failure delay.
-func (a *Authenticator) fail(ctx context.Context, at Attempt, reason string) {
-	oauth2.Audit(ctx, oauth2.AuditEvent{
-		Event: oauth2.AuditLoginFailed, ClientID: at.ClientID, GrantType: at.GrantType, Username: at.Username,
-		Outcome: "failure", Reason: reason,
-	})
+func (a *Authenticator) fail(ctx context.Context, e oauth2.AuditEvent) {
+	oauth2.Audit(ctx, e)
 	if a.cfg.FailureDelay <= 0 {
 		return
 	}
@@ -190,33 +208,4 @@ func (a *Authenticator) verify(ctx context.Context, user *registry.User, exists 
 		return false, nil
 	}
 	return ok, nil
-}
-
-// addressLocked reports whether the address is locked.
-func (a *Authenticator) addressLocked(ctx context.Context, key store.Hash) (bool, error) {
-	_, err := a.store.GetRecord(ctx, recordLock, key)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, store.ErrNotFound):
-		return false, nil
-	}
-	return false, err
-}
-
-// countAddressFailure counts a failure of the address and locks it at the limit.
-func (a *Authenticator) countAddressFailure(ctx context.Context, key store.Hash) error {
-	n, err := a.store.Incr(ctx, key, a.cfg.FailureWindow)
-	if err != nil {
-		return err
-	}
-	if n >= int64(a.cfg.MaxFailuresPerAddress) {
-		return a.store.PutRecord(ctx, recordLock, key, []byte{1}, a.cfg.FailureWindow)
-	}
-	return nil
-}
-
-// failureKey is the counter of the attempts of a username.
-func failureKey(username string) store.Hash {
-	return store.HashOf("login-failures\x00" + username)
 }

@@ -62,28 +62,39 @@ func TestAuthenticate(t *testing.T) {
 }
 
 func TestLockout(t *testing.T) {
-	t.Run("the username locks after MaxFailuresPerUser attempts and a success resets the count", func(t *testing.T) {
+	try := func(t *testing.T, a *Authenticator, snap *registry.Snapshot, user, pw, addr string) error {
+		t.Helper()
+		_, err := a.Authenticate(t.Context(), snap, Attempt{Username: user, Password: pw, Address: addr})
+		return err
+	}
+	t.Run("a username locks at one address after MaxFailuresPerUser failures, and a success resets the count", func(t *testing.T) {
 		a, snap := newAuthenticator(t, Config{MaxFailuresPerUser: 2})
-		try := func(pw, addr string) error {
-			_, err := a.Authenticate(t.Context(), snap, Attempt{Username: "alice", Password: pw, Address: addr})
-			return err
-		}
-		require.ErrorIs(t, try("wrong", "192.0.2.1"), ErrBadCredentials)
-		require.NoError(t, try("right", "192.0.2.2"), "a success resets the count")
-		require.ErrorIs(t, try("wrong", "192.0.2.3"), ErrBadCredentials)
-		require.ErrorIs(t, try("wrong", "192.0.2.4"), ErrBadCredentials)
-		assert.ErrorIs(t, try("right", "192.0.2.5"), ErrLocked, "locked from any address, even with the right password")
+		require.ErrorIs(t, try(t, a, snap, "alice", "wrong", "192.0.2.1"), ErrBadCredentials)
+		require.NoError(t, try(t, a, snap, "alice", "right", "192.0.2.1"), "a success resets the count")
+		require.ErrorIs(t, try(t, a, snap, "alice", "wrong", "192.0.2.1"), ErrBadCredentials)
+		require.ErrorIs(t, try(t, a, snap, "alice", "wrong", "192.0.2.1"), ErrBadCredentials)
+		err := try(t, a, snap, "alice", "right", "192.0.2.1")
+		require.ErrorIs(t, err, ErrLocked, "locked at that address, even with the right password")
+		var locked *LockedError
+		require.ErrorAs(t, err, &locked)
+		assert.Positive(t, locked.RetryAfter)
+		assert.LessOrEqual(t, locked.RetryAfter, DefaultLockBackoff)
+		assert.NoError(t, try(t, a, snap, "alice", "right", "192.0.2.2"), "an attacker's failures elsewhere lock nothing here")
 	})
 	t.Run("an address locks after MaxFailuresPerAddress failures across usernames", func(t *testing.T) {
 		a, snap := newAuthenticator(t, Config{MaxFailuresPerAddress: 2})
 		for _, user := range []string{"bob", "carol"} {
-			_, err := a.Authenticate(t.Context(), snap, Attempt{Username: user, Password: "x", Address: "192.0.2.9"})
-			require.ErrorIs(t, err, ErrBadCredentials)
+			require.ErrorIs(t, try(t, a, snap, user, "x", "192.0.2.9"), ErrBadCredentials)
 		}
-		_, err := a.Authenticate(t.Context(), snap, Attempt{Username: "alice", Password: "right", Address: "192.0.2.9"})
-		assert.ErrorIs(t, err, ErrLocked)
-		_, err = a.Authenticate(t.Context(), snap, Attempt{Username: "alice", Password: "right", Address: "192.0.2.10"})
-		assert.NoError(t, err, "another address is not locked")
+		assert.ErrorIs(t, try(t, a, snap, "alice", "right", "192.0.2.9"), ErrLocked)
+		assert.NoError(t, try(t, a, snap, "alice", "right", "192.0.2.10"), "another address is not locked")
+	})
+	t.Run("an IPv6 address locks by its /64", func(t *testing.T) {
+		a, snap := newAuthenticator(t, Config{MaxFailuresPerAddress: 2})
+		require.ErrorIs(t, try(t, a, snap, "bob", "x", "2001:db8::1"), ErrBadCredentials)
+		require.ErrorIs(t, try(t, a, snap, "carol", "x", "2001:db8::2"), ErrBadCredentials)
+		assert.ErrorIs(t, try(t, a, snap, "alice", "right", "2001:db8::ffff"), ErrLocked)
+		assert.NoError(t, try(t, a, snap, "alice", "right", "2001:db8:0:1::1"), "another /64")
 	})
 }
 
@@ -102,15 +113,8 @@ func TestAtMostConcurrencyHashChecksRunAtOnce(t *testing.T) {
 // failingStore fails every call, as a store that cannot be reached does.
 type failingStore struct{}
 
-func (failingStore) Incr(context.Context, store.Hash, time.Duration) (int64, error) {
-	return 0, store.ErrUnavailable
-}
-func (failingStore) Reset(context.Context, store.Hash) error { return store.ErrUnavailable }
-func (failingStore) PutRecord(context.Context, string, store.Hash, []byte, time.Duration) error {
-	return store.ErrUnavailable
-}
-func (failingStore) GetRecord(context.Context, string, store.Hash) ([]byte, error) {
-	return nil, store.ErrUnavailable
+func (failingStore) Throttle(context.Context, []store.ThrottleKey, store.Outcome) (store.ThrottleResult, error) {
+	return store.ThrottleResult{}, store.ErrUnavailable
 }
 
 func TestAStoreFailureIsNeitherASuccessNorBadCredentials(t *testing.T) {

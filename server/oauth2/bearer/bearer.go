@@ -40,6 +40,8 @@ var (
 // Config configures the endpoints.
 type Config struct {
 	Registry Registry
+	// ClientAuth authenticates the clients of revocation and introspection.
+	ClientAuth *oauth2.ClientAuth
 	Store    Store
 	Verifier Verifier
 	// Lifetimes are the server's token lifetimes: how long a revocation is remembered.
@@ -54,6 +56,7 @@ type Config struct {
 // introspection.
 type Endpoints struct {
 	registry  Registry
+	auth      *oauth2.ClientAuth
 	store     Store
 	verifier  Verifier
 	lifetimes oauth2.Lifetimes
@@ -64,7 +67,7 @@ type Endpoints struct {
 // New returns the endpoints of cfg.
 func New(cfg Config) *Endpoints {
 	return &Endpoints{
-		registry: cfg.Registry, store: cfg.Store, verifier: cfg.Verifier, lifetimes: cfg.Lifetimes,
+		registry: cfg.Registry, auth: cfg.ClientAuth, store: cfg.Store, verifier: cfg.Verifier, lifetimes: cfg.Lifetimes,
 		now: cfg.Now, maxBody: cfg.MaxBodyBytes,
 	}
 }
@@ -110,7 +113,7 @@ func (e *Endpoints) clientRequest(r *http.Request) (*oauth2.TokenRequest, *regis
 		return nil, nil, nil, err
 	}
 	snap := e.registry.Snapshot()
-	client, err := oauth2.AuthenticateClient(r.Context(), snap, req)
+	client, err := e.auth.Authenticate(r.Context(), snap, req)
 	if err != nil {
 		return nil, nil, nil, err
 	}

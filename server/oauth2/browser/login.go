@@ -56,9 +56,11 @@ func (a *Flow) handleLogin(w http.ResponseWriter, r *http.Request) {
 	user, err := a.auth.Authenticate(ctx, a.registry.Snapshot(), userauth.Attempt{
 		Username: username, Password: pw, Address: oauth2.ClientAddress(ctx), ClientID: client.ID,
 	})
+	var locked *userauth.LockedError
 	switch {
-	case errors.Is(err, userauth.ErrLocked):
+	case errors.As(err, &locked):
 		page.Error = msgLocked
+		w.Header().Set("Retry-After", oauth2.RetryAfterSeconds(locked.RetryAfter))
 		a.pages.renderLogin(w, r, http.StatusTooManyRequests, page, formAction)
 		return
 	case errors.Is(err, userauth.ErrBadCredentials):

@@ -4,7 +4,7 @@
 //
 // A token request goes through one dispatcher (Endpoint) that runs the shared steps in order,
 // so that no grant can forget one: parse the request once (oauth2.ParseTokenRequest), pick the
-// Grant by grant_type, authenticate the client (oauth2.AuthenticateClient), check that the
+// Grant by grant_type, authenticate the client (oauth2.ClientAuth, under brute-force protection), check that the
 // client may use the grant, apply the scope policy (oauth2.ResolveScopes), call the grant, map
 // its error (oauth2.FromStore), count and audit the response under the event the grant names
 // (IssuedEvent), write it. Each grant gets the narrow dependencies it uses (an interface of the
@@ -29,7 +29,7 @@
 //     last so a signing failure does not use up a rotation. A rotated token presented again is
 //     handed to store.ReportRefreshReuse: within the grace window (2 s, a concurrent retry) it
 //     is invalid_grant and changes nothing; later it is invalid_grant, the store revokes the
-//     family, and the reuse is audited and reported (ReuseReporter: a Kubernetes Event). A token
+//     family, and the reuse is audited and reported (oauth2.ClientEvents: a Kubernetes Event). A token
 //     of another client is invalid_grant and neither rotated nor revoked. scope may narrow the
 //     new access and ID tokens, never widen them (invalid_scope); the new refresh token keeps
 //     the family's scopes (RFC 6749 6). All invalid_grant answers of the grant share one

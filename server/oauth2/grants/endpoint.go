@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
+
+	"github.com/go-logr/logr"
 
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/store"
 	"github.com/latchkey-dev/latchkey/server/token"
 )
 
@@ -22,13 +26,30 @@ var _ Registry = (*registry.Registry)(nil)
 // hands the rest to the grant named by grant_type.
 type Endpoint struct {
 	registry Registry
+	auth     *oauth2.ClientAuth
+	limits   RateLimits
 	grants   map[string]Grant
 	maxBody  int64
 }
 
-// NewEndpoint returns the token endpoint of the grants; maxBody bounds request bodies.
-func NewEndpoint(reg Registry, maxBody int64, grants ...Grant) *Endpoint {
-	e := &Endpoint{registry: reg, grants: map[string]Grant{}, maxBody: maxBody}
+// rateTaker takes a request from a shared token bucket; store.Store implements it.
+type rateTaker interface {
+	TakeRate(ctx context.Context, key store.Hash, perMinute, burst int) (time.Duration, error)
+}
+
+// RateLimits applies the clients' rate limits (OAuthClient spec.rateLimit) to token requests,
+// across every replica (the buckets live in the leased store).
+type RateLimits struct {
+	// Buckets keeps the buckets; nil applies no limit.
+	Buckets rateTaker
+	// Default applies to clients without a limit of their own; a zero PerMinute is none.
+	Default registry.RateLimit
+}
+
+// NewEndpoint returns the token endpoint of the grants, authenticating clients with auth and
+// applying limits; maxBody bounds request bodies.
+func NewEndpoint(reg Registry, auth *oauth2.ClientAuth, limits RateLimits, maxBody int64, grants ...Grant) *Endpoint {
+	e := &Endpoint{registry: reg, auth: auth, limits: limits, grants: map[string]Grant{}, maxBody: maxBody}
 	for _, g := range grants {
 		e.grants[g.Type()] = g
 	}
@@ -76,7 +97,7 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (*Res
 		return nil, oauth2.ErrUnsupportedGrantType
 	}
 	snap := e.registry.Snapshot()
-	client, err := oauth2.AuthenticateClient(ctx, snap, req)
+	client, err := e.auth.Authenticate(ctx, snap, req)
 	if err != nil {
 		return nil, err
 	}
@@ -85,6 +106,9 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (*Res
 	}
 	if !client.AllowsGrant(grant.Type()) {
 		return nil, oauth2.ErrUnauthorizedClient.WithDescription("The client is not allowed this grant type.")
+	}
+	if err := e.limits.take(ctx, client); err != nil {
+		return nil, err
 	}
 	scopes, err := oauth2.ResolveScopes(ctx, snap, client, req.Scope)
 	if err != nil {
@@ -104,6 +128,32 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (*Res
 		Scopes: resp.Scope, TokenRef: oauth2.TokenRef(resp.AccessToken),
 	})
 	return resp, nil
+}
+
+// take takes one token request of the client from its bucket: 429 with Retry-After when it
+// is empty. When the store cannot be reached the request is not limited (logged): a rate
+// limit must not turn an outage of Redis into one of the token endpoint.
+func (l RateLimits) take(ctx context.Context, c *registry.Client) error {
+	limit := c.RateLimit
+	if limit.PerMinute <= 0 {
+		limit = l.Default
+	}
+	if l.Buckets == nil || limit.PerMinute <= 0 {
+		return nil
+	}
+	wait, err := l.Buckets.TakeRate(ctx, store.HashOf("client-rate\x00"+c.ID), limit.PerMinute, max(limit.Burst, 1))
+	if err != nil {
+		logr.FromContextOrDiscard(ctx).Error(err, "rate limit unavailable; the request is not limited", "client_id", c.ID)
+		return nil
+	}
+	if wait <= 0 {
+		return nil
+	}
+	oauth2.RecordRateLimited(ctx, "client_rate_limit")
+	oauth2.Audit(ctx, oauth2.AuditEvent{Event: oauth2.AuditRateLimited, ClientID: c.ID, Outcome: "failure",
+		Reason: fmt.Sprintf("client rate limit: %d per minute, burst %d", limit.PerMinute, max(limit.Burst, 1))})
+	return oauth2.ErrTooManyRequests.WithDescription("The client's rate limit is spent; retry after the Retry-After delay.").
+		WithRetryAfter(wait)
 }
 
 // responseBody is the JSON of a successful token response (RFC 6749 5.1).

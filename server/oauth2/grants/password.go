@@ -10,12 +10,9 @@ import (
 	"github.com/latchkey-dev/latchkey/server/userauth"
 )
 
-// Descriptions of the password grant's invalid_grant answers. Unknown user, disabled user,
-// user without a password and wrong password share one description.
-const (
-	badCredentials  = "The username or password is wrong."
-	tooManyFailures = "Too many failed attempts; try again later."
-)
+// badCredentials is the description of the password grant's invalid_grant: unknown user,
+// disabled user, user without a password and wrong password share it.
+const badCredentials = "The username or password is wrong."
 
 // userAuthenticator checks a password under the failed-login limits; *userauth.Authenticator
 // implements it (the login page uses the same one).
@@ -59,9 +56,11 @@ func (g Password) Exchange(ctx context.Context, req *Request) (*Response, error)
 		Username: req.Username, Password: req.Password, Address: oauth2.ClientAddress(ctx),
 		ClientID: req.Client.ID, GrantType: oauth2.GrantPassword,
 	})
+	var locked *userauth.LockedError
 	switch {
-	case errors.Is(err, userauth.ErrLocked):
-		return nil, oauth2.ErrInvalidGrant.WithDescription(tooManyFailures)
+	case errors.As(err, &locked):
+		return nil, oauth2.ErrTooManyRequests.WithDescription("Too many failed attempts; retry after the Retry-After delay.").
+			WithRetryAfter(locked.RetryAfter)
 	case errors.Is(err, userauth.ErrBadCredentials):
 		return nil, oauth2.ErrInvalidGrant.WithDescription(badCredentials)
 	case err != nil:

@@ -27,9 +27,9 @@ type refreshReader interface {
 	ReportRefreshReuse(ctx context.Context, h store.Hash, grace time.Duration) error
 }
 
-// ReuseReporter is told when a refresh token of a client is reused after its rotation (its
-// family is then revoked); the operator emits a Kubernetes Event on the OAuthClient.
-type ReuseReporter interface {
+// reuseReporter is told when a refresh token of a client is reused after its rotation (its
+// family is then revoked); oauth2.ClientEvents implements it.
+type reuseReporter interface {
 	RefreshReuseDetected(clientID string)
 }
 
@@ -42,14 +42,14 @@ type RefreshToken struct {
 	refresh refreshReader
 	tokens  *TokenSet
 	grace   time.Duration
-	reuse   ReuseReporter
+	reuse   reuseReporter
 }
 
 var _ Grant = RefreshToken{}
 
 // NewRefreshToken returns the grant over the refresh tokens of refresh, rotating with tokens;
 // grace is the reuse grace window, reuse (may be nil) is told of every reuse.
-func NewRefreshToken(refresh refreshReader, tokens *TokenSet, grace time.Duration, reuse ReuseReporter) RefreshToken {
+func NewRefreshToken(refresh refreshReader, tokens *TokenSet, grace time.Duration, reuse reuseReporter) RefreshToken {
 	return RefreshToken{refresh: refresh, tokens: tokens, grace: grace, reuse: reuse}
 }
 

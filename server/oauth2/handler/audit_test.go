@@ -28,6 +28,7 @@ func (a *recordingAuditor) Audit(e oauth2.AuditEvent) {
 }
 
 type recordingReuse struct {
+	oauth2.NoClientEvents
 	mu      sync.Mutex
 	clients []string
 }
@@ -40,7 +41,7 @@ func (r *recordingReuse) RefreshReuseDetected(id string) {
 
 func TestAuditTrail(t *testing.T) {
 	aud, reuse := &recordingAuditor{}, &recordingReuse{}
-	e := newUserEnv(t, func(c *Config) { c.Audit, c.ReuseReporter = aud, reuse })
+	e := newUserEnv(t, func(c *Config) { c.Audit, c.ClientEvents = aud, reuse })
 
 	first := e.passwordLogin(t, appID, aliceName, alicePassword, "openid")
 	rt, at := str(first["refresh_token"]), str(first["access_token"])

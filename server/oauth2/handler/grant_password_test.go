@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"os/exec"
+	"strconv"
 	"testing"
 	"time"
 
@@ -92,9 +93,7 @@ func TestPasswordGrantLocksAUsernameAfterTenFailures(t *testing.T) {
 		for range userauth.DefaultMaxFailuresPerUser {
 			assert.Equal(t, badCredentials, login("wrong").body["error_description"])
 		}
-		res := login(alicePassword)
-		assert.Equal(t, "invalid_grant", res.body["error"])
-		assert.Equal(t, tooManyFailures, res.body["error_description"])
+		assertLocked(t, login(alicePassword))
 	})
 	t.Run("another username is not locked", func(t *testing.T) {
 		res := e.form(t, oauth2.TokenPath, appID, url.Values{"grant_type": {"password"}, "username": {bobName}, "password": {bobPassword}})
@@ -104,6 +103,19 @@ func TestPasswordGrantLocksAUsernameAfterTenFailures(t *testing.T) {
 		e.clock.Advance(userauth.DefaultFailureWindow + time.Second)
 		assert.Equal(t, http.StatusOK, login(alicePassword).status)
 	})
+}
+
+// assertLocked checks the answer to a locked login: 429 temporarily_unavailable with
+// Retry-After, whatever the password.
+func assertLocked(t *testing.T, res response) {
+	t.Helper()
+	assert.Equal(t, http.StatusTooManyRequests, res.status)
+	assert.Equal(t, "temporarily_unavailable", res.body["error"])
+	assert.Equal(t, tooManyFailures, res.body["error_description"])
+	n, err := strconv.Atoi(res.header.Get("Retry-After"))
+	if assert.NoError(t, err, "Retry-After %q", res.header.Get("Retry-After")) {
+		assert.Positive(t, n)
+	}
 }
 
 // TestPasswordGrantHasTheLoginPagesLockoutPolicy: the password grant and the login page check
@@ -118,13 +130,11 @@ func TestPasswordGrantHasTheLoginPagesLockoutPolicy(t *testing.T) {
 		for range 3 {
 			require.Equal(t, badCredentials, grant(e, aliceName, "wrong").body["error_description"])
 		}
-		res := grant(e, aliceName, alicePassword)
-		assert.Equal(t, "invalid_grant", res.body["error"])
-		assert.Equal(t, tooManyFailures, res.body["error_description"])
+		assertLocked(t, grant(e, aliceName, alicePassword))
 		t.Run("until the configured window ends", func(t *testing.T) {
 			e := newUserEnv(t, func(c *Config) { c.Login.MaxFailuresPerUser, c.Login.FailureWindow = 1, time.Minute })
 			require.Equal(t, badCredentials, grant(e, aliceName, "wrong").body["error_description"])
-			require.Equal(t, tooManyFailures, grant(e, aliceName, alicePassword).body["error_description"])
+			assertLocked(t, grant(e, aliceName, alicePassword))
 			e.clock.Advance(time.Minute + time.Second)
 			assert.Equal(t, http.StatusOK, grant(e, aliceName, alicePassword).status)
 		})
@@ -134,8 +144,7 @@ func TestPasswordGrantHasTheLoginPagesLockoutPolicy(t *testing.T) {
 		for _, user := range []string{bobName, "nobody", daveName} {
 			require.Equal(t, badCredentials, grant(e, user, "wrong").body["error_description"])
 		}
-		res := grant(e, aliceName, alicePassword)
-		assert.Equal(t, tooManyFailures, res.body["error_description"], "alice from the locked address")
+		assertLocked(t, grant(e, aliceName, alicePassword)) // alice from the locked address
 	})
 	t.Run("the client address comes from the trusted proxy's header", func(t *testing.T) {
 		e := newUserEnv(t, func(c *Config) { c.Login.MaxFailuresPerAddress, c.Login.ClientIPHeader = 1, "X-Forwarded-For" })
@@ -145,7 +154,7 @@ func TestPasswordGrantHasTheLoginPagesLockoutPolicy(t *testing.T) {
 				body:         url.Values{"grant_type": {"password"}, "username": {user}, "password": {pw}}.Encode()})
 		}
 		require.Equal(t, badCredentials, post(bobName, "wrong", "198.51.100.7").body["error_description"])
-		assert.Equal(t, tooManyFailures, post(aliceName, alicePassword, "198.51.100.7").body["error_description"])
+		assertLocked(t, post(aliceName, alicePassword, "198.51.100.7"))
 		assert.Equal(t, http.StatusOK, post(aliceName, alicePassword, "198.51.100.9").status, "another address")
 	})
 	t.Run("failed attempts wait the failure delay", func(t *testing.T) {

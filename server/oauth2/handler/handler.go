@@ -89,8 +89,15 @@ type Config struct {
 	// Audit records security-relevant events (tokens issued, refresh reuse, revocations,
 	// logins, consent, registrations); nil records nothing.
 	Audit oauth2.Auditor
-	// ReuseReporter is told of refresh token reuse; nil reports nothing.
-	ReuseReporter grants.ReuseReporter
+	// ClientEvents is told of refresh token reuse, code replay and failed client
+	// authentications; nil reports nothing.
+	ClientEvents oauth2.ClientEvents
+	// ClientBruteForce is the brute-force policy of client authentication; zero fields take
+	// oauth2.DefaultClientBruteForce's. It needs a Store.
+	ClientBruteForce oauth2.BruteForcePolicy
+	// ClientRateLimit applies to the token requests of clients without a rateLimit of their
+	// own; a zero PerMinute is none. Rate limits need a Store.
+	ClientRateLimit registry.RateLimit
 }
 
 // LoginConfig configures user authentication, one policy for the login page and the password
@@ -134,6 +141,11 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, fmt.Errorf("handler: %w", err)
 	}
 	mux := oauth2.NewMux()
+	var guard *oauth2.Guard
+	if cfg.Store != nil {
+		guard = oauth2.NewGuard(cfg.Store, "client", cfg.ClientBruteForce)
+	}
+	clientAuth := oauth2.NewClientAuth(guard, cfg.ClientEvents)
 	all := []grants.Grant{grants.NewClientCredentials(issuer)}
 	if st := cfg.Store; st != nil {
 		auth, err := userauth.New(userauth.Config{
@@ -146,7 +158,7 @@ func New(cfg Config) (http.Handler, error) {
 		tokens := grants.NewTokenSet(issuer, st, lifetimes, cfg.Now)
 		all = append(all,
 			grants.NewPassword(auth, tokens, cfg.Now),
-			grants.NewRefreshToken(st, tokens, cfg.RefreshReuseGrace, cfg.ReuseReporter),
+			grants.NewRefreshToken(st, tokens, cfg.RefreshReuseGrace, cfg.ClientEvents),
 			grants.NewAuthorizationCode(st, tokens, lifetimes, cfg.Now))
 		flow, err := browser.New(browser.Config{
 			Issuer: cfg.Issuer, Registry: cfg.Registry, Store: st, Auth: auth, Now: cfg.Now,
@@ -158,11 +170,15 @@ func New(cfg Config) (http.Handler, error) {
 		}
 		flow.Mount(mux)
 		bearer.New(bearer.Config{
-			Registry: cfg.Registry, Store: st, Verifier: token.NewVerifier(cfg.Issuer, cfg.Keys, cfg.Now),
+			Registry: cfg.Registry, ClientAuth: clientAuth, Store: st, Verifier: token.NewVerifier(cfg.Issuer, cfg.Keys, cfg.Now),
 			Lifetimes: lifetimes, Now: cfg.Now, MaxBodyBytes: cfg.MaxBodyBytes,
 		}).Mount(mux)
 	}
-	endpoint := grants.NewEndpoint(cfg.Registry, cfg.MaxBodyBytes, all...)
+	limits := grants.RateLimits{Default: cfg.ClientRateLimit}
+	if cfg.Store != nil {
+		limits.Buckets = cfg.Store
+	}
+	endpoint := grants.NewEndpoint(cfg.Registry, clientAuth, limits, cfg.MaxBodyBytes, all...)
 	endpoint.Mount(mux)
 	if cfg.Registrar != nil {
 		reg, err := register.New(register.Config{
@@ -203,6 +219,18 @@ func (cfg Config) withDefaults() (Config, oauth2.Lifetimes, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.ClientEvents == nil {
+		cfg.ClientEvents = oauth2.NoClientEvents{}
+	}
+	if cfg.ClientBruteForce, err = cfg.ClientBruteForce.WithDefaults(oauth2.DefaultClientBruteForce()); err != nil {
+		return cfg, oauth2.Lifetimes{}, err
+	}
+	if cfg.ClientRateLimit.PerMinute < 0 || cfg.ClientRateLimit.Burst < 0 {
+		return cfg, oauth2.Lifetimes{}, errors.New("handler: the client rate limit must not be negative")
+	}
+	if cfg.ClientRateLimit.PerMinute > 0 && cfg.ClientRateLimit.Burst == 0 {
+		cfg.ClientRateLimit.Burst = max(cfg.ClientRateLimit.PerMinute/10, 1)
 	}
 	if cfg.RefreshReuseGrace < 0 {
 		return cfg, oauth2.Lifetimes{}, errors.New("handler: the refresh reuse grace must not be negative")

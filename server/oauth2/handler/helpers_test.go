@@ -83,7 +83,7 @@ func testRegistry() *registry.Registry {
 	for _, c := range []registry.Client{
 		confidential(billingID, billingSecret, registry.Client{
 			Scopes:    []string{"read:projects", "write:projects", "admin:read", "other-ns-only", "payments-only", "ghost"},
-			Audiences: []string{"https://api.example.com"}, AuthMethod: oauth2.AuthMethodBasic,
+			Audiences: []string{"https://api.example.com"},
 		}),
 		confidential(specialID, specialSecret, registry.Client{Scopes: []string{"read"}}),
 		confidential(defaultsID, commonSecret, registry.Client{

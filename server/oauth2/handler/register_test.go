@@ -123,8 +123,13 @@ func str(m map[string]any, key string) string { s, _ := m[key].(string); return 
 
 // clientToken asks for a client_credentials token with Basic authentication.
 func clientToken(ctx context.Context, srv *httptest.Server, id, secret string, scopes ...string) (*xoauth2.Token, error) {
+	return clientTokenStyle(ctx, srv, xoauth2.AuthStyleInHeader, id, secret, scopes...)
+}
+
+// clientTokenStyle asks for a client_credentials token, authenticating in the style given.
+func clientTokenStyle(ctx context.Context, srv *httptest.Server, style xoauth2.AuthStyle, id, secret string, scopes ...string) (*xoauth2.Token, error) {
 	cc := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: srv.URL + oauth2.TokenPath,
-		Scopes: scopes, AuthStyle: xoauth2.AuthStyleInHeader}
+		Scopes: scopes, AuthStyle: style}
 	return cc.Token(context.WithValue(ctx, xoauth2.HTTPClient, srv.Client()))
 }
 
@@ -221,8 +226,10 @@ func TestRegistrationRoundTrip(t *testing.T) {
 		assert.Equal(t, []string{"read:projects", "openid"}, c.Scopes)
 		assert.True(t, c.CheckSecret(secret), "the secret survives an update")
 
-		_, err := clientToken(ctx, srv.Server, id, secret, "write:projects")
+		_, err := clientTokenStyle(ctx, srv.Server, xoauth2.AuthStyleInParams, id, secret, "write:projects")
 		requireOAuthError(t, err, "invalid_scope", http.StatusBadRequest)
+		_, err = clientToken(ctx, srv.Server, id, secret, "read:projects")
+		requireOAuthError(t, err, "invalid_client", http.StatusUnauthorized) // client_secret_post is declared now
 	})
 
 	for _, tt := range []struct {

@@ -8,6 +8,6 @@ const (
 	msgBadCredentials     = "Incorrect username or password."
 	msgLocked             = "Too many failed sign-in attempts. Wait a few minutes, then try again."
 	badCredentials        = "The username or password is wrong."
-	tooManyFailures       = "Too many failed attempts; try again later."
+	tooManyFailures       = "Too many failed attempts; retry after the Retry-After delay."
 	badRefreshToken       = "The refresh token is invalid, expired or revoked."
 )

@@ -18,7 +18,7 @@ import (
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
-func TestReuseReporterEmitsOneRateLimitedEvent(t *testing.T) {
+func TestClientEventsEmitOneRateLimitedEvent(t *testing.T) {
 	ns := newNamespace(t)
 	createScope(t, "read:reuse-"+ns)
 	require.NoError(t, suite.client.Create(t.Context(), confidentialClient(ns, "mobile", "read:reuse-"+ns)))
@@ -34,7 +34,7 @@ func TestReuseReporterEmitsOneRateLimitedEvent(t *testing.T) {
 		defer close(stop)
 		b.StartRecordingToSink(stop)
 		defer b.Shutdown()
-		rep := newReuseReporter(r.registry, suite.client, b.NewRecorder(suite.scheme, recorderName), time.Minute, 3)
+		rep := newClientEvents(r.registry, suite.client, b.NewRecorder(suite.scheme, recorderName), time.Minute, 3)
 		rep.RefreshReuseDetected(id)
 		rep.RefreshReuseDetected("unknown-client")
 		waitEvent(t, ns, "mobile", EventRefreshTokenReuseDetected)
@@ -53,16 +53,40 @@ func TestReuseReporterEmitsOneRateLimitedEvent(t *testing.T) {
 	})
 	t.Run("a storm of 50 reuses records at most the burst", func(t *testing.T) {
 		rec := events.NewFakeRecorder(100)
-		rep := newReuseReporter(r.registry, suite.client, rec, time.Minute, 3)
+		rep := newClientEvents(r.registry, suite.client, rec, time.Minute, 3)
 		for range 50 {
 			rep.RefreshReuseDetected(id)
 		}
 		assert.Len(t, rec.Events, 3)
 		rep.RefreshReuseDetected("unknown-client")
 		assert.Len(t, rec.Events, 3, "unknown clients are ignored")
-		var nilRep *ReuseReporter
+		var nilRep *ClientEvents
 		nilRep.RefreshReuseDetected(id)
 	})
+}
+
+func TestClientEventsOfCodeReplayAndAuthenticationFailures(t *testing.T) {
+	ns := newNamespace(t)
+	require.NoError(t, suite.client.Create(t.Context(), confidentialClient(ns, "svc")))
+	id := "svc." + ns
+	waitServed(t, id, ns+"/svc", func(*assert.CollectT, *registry.Client) {})
+	rec := events.NewFakeRecorder(100)
+	rep := newClientEvents(suite.replicas[0].registry, suite.client, rec, time.Minute, 3)
+	for n := int64(1); n < DefaultAuthenticationFailureEvents; n++ {
+		rep.AuthenticationFailures(id, n)
+	}
+	assert.Empty(t, rec.Events, "below the threshold nothing is emitted")
+	for n := range int64(20) {
+		rep.AuthenticationFailures(id, DefaultAuthenticationFailureEvents+n)
+	}
+	require.Len(t, rec.Events, 3, "from the threshold on, at most the burst")
+	for range 3 {
+		e := <-rec.Events
+		assert.Contains(t, e, "Warning "+EventClientAuthenticationFailures)
+	}
+	rep.AuthorizationCodeReplayed(id)
+	require.Len(t, rec.Events, 1, "a replay has its own rate")
+	assert.Contains(t, <-rec.Events, "Warning "+EventAuthorizationCodeReplayed)
 }
 
 type rotationCounter struct{ n int }

@@ -1,0 +1,169 @@
+package oauth2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/latchkey-dev/latchkey/server/store"
+)
+
+// ErrTooManyRequests answers an attempt refused by brute-force protection or a rate limit:
+// 429 with Retry-After (WithRetryAfter). Its code is RFC 6749's temporarily_unavailable.
+var ErrTooManyRequests = &Error{code: "temporarily_unavailable", status: 429,
+	description: "Too many requests or failed attempts; retry after the Retry-After delay."}
+
+// BruteForcePolicy says how failed attempts on an identity (a client ID, a username) are
+// counted and answered, across every replica (the counts live in the leased store).
+//
+// Failures are counted per (identity, address) and per address; reaching a limit blocks that
+// key for Backoff, doubled for every further failure, at most MaxBackoff, and a blocked key
+// refuses every attempt (429) whatever its outcome, so a guess made during a block teaches
+// nothing. A success drops the (identity, address) count. Failures of the identity from all
+// addresses never refuse (an attacker elsewhere must not lock a client or user out): past
+// SlowAfter each further failure of it is answered after SlowDelay, doubled per failure, at
+// most MaxSlowDelay. An IPv6 address counts by its /64 (one host's usual allocation).
+type BruteForcePolicy struct {
+	PerIdentityAddress int
+	PerAddress         int
+	SlowAfter          int
+	Window             time.Duration
+	Backoff            time.Duration
+	MaxBackoff         time.Duration
+	SlowDelay          time.Duration
+	MaxSlowDelay       time.Duration
+}
+
+// DefaultClientBruteForce is the policy of client authentication: a client secret is checked
+// in microseconds, so the limits are tight.
+func DefaultClientBruteForce() BruteForcePolicy {
+	return BruteForcePolicy{
+		PerIdentityAddress: 5, PerAddress: 20, SlowAfter: 10, Window: 15 * time.Minute,
+		Backoff: time.Second, MaxBackoff: 15 * time.Minute, SlowDelay: 100 * time.Millisecond, MaxSlowDelay: 2 * time.Second,
+	}
+}
+
+// WithDefaults fills zero fields from def; a negative field is an error.
+func (p BruteForcePolicy) WithDefaults(def BruteForcePolicy) (BruteForcePolicy, error) {
+	if p.PerIdentityAddress < 0 || p.PerAddress < 0 || p.SlowAfter < 0 || p.Window < 0 || p.Backoff < 0 ||
+		p.MaxBackoff < 0 || p.SlowDelay < 0 || p.MaxSlowDelay < 0 {
+		return p, errors.New("oauth2: brute-force limits must not be negative")
+	}
+	p.PerIdentityAddress = orDefault(p.PerIdentityAddress, def.PerIdentityAddress)
+	p.PerAddress = orDefault(p.PerAddress, def.PerAddress)
+	p.SlowAfter = orDefault(p.SlowAfter, def.SlowAfter)
+	p.Window = orDefault(p.Window, def.Window)
+	p.Backoff = orDefault(p.Backoff, def.Backoff)
+	p.MaxBackoff = max(orDefault(p.MaxBackoff, def.MaxBackoff), p.Backoff)
+	p.SlowDelay = orDefault(p.SlowDelay, def.SlowDelay)
+	p.MaxSlowDelay = max(orDefault(p.MaxSlowDelay, def.MaxSlowDelay), p.SlowDelay)
+	return p, nil
+}
+
+// Guard applies a BruteForcePolicy to the attempts of one kind (client authentication, user
+// login) through the store's throttles. A nil *Guard allows everything (a handler without a
+// store).
+type Guard struct {
+	throttles store.Throttles
+	policy    BruteForcePolicy
+	kind      string
+}
+
+// NewGuard returns the guard of one kind of attempt ("client", "user": it separates their
+// counts) with a policy whose defaults are applied.
+func NewGuard(t store.Throttles, kind string, p BruteForcePolicy) *Guard {
+	return &Guard{throttles: t, policy: p, kind: kind}
+}
+
+// Verdict is what the guard decided about an attempt.
+type Verdict struct {
+	// RetryAfter is positive when the attempt is refused: answer 429 with it.
+	RetryAfter time.Duration
+	// IdentityFailures is how many failures the identity has from all addresses in the window
+	// (after a recorded failure, including it).
+	IdentityFailures int64
+}
+
+// Check reports, before an expensive check (a password hash), whether the identity may be
+// tried from the address; it records nothing.
+func (g *Guard) Check(ctx context.Context, identity, address string) (Verdict, error) {
+	return g.throttle(ctx, identity, address, store.Check)
+}
+
+// Record records the outcome of an attempt. A refused attempt (RetryAfter > 0) recorded
+// nothing; a failure that was recorded is answered after the policy's progressive delay,
+// which Record waits (or until ctx ends).
+func (g *Guard) Record(ctx context.Context, identity, address string, failed bool) (Verdict, error) {
+	if g == nil {
+		return Verdict{}, nil
+	}
+	o := store.Success
+	if failed {
+		o = store.Failure
+	}
+	v, err := g.throttle(ctx, identity, address, o)
+	if err == nil && failed && v.RetryAfter == 0 {
+		wait(ctx, g.slowDelay(v.IdentityFailures))
+	}
+	return v, err
+}
+
+func (g *Guard) throttle(ctx context.Context, identity, address string, o store.Outcome) (Verdict, error) {
+	if g == nil {
+		return Verdict{}, nil
+	}
+	p := g.policy
+	addr := addressKey(address)
+	res, err := g.throttles.Throttle(ctx, []store.ThrottleKey{
+		{Key: g.key("identity-address", identity, addr), Limit: p.PerIdentityAddress, Window: p.Window,
+			Backoff: p.Backoff, MaxBackoff: p.MaxBackoff, ResetOnSuccess: true},
+		{Key: g.key("address", "", addr), Limit: p.PerAddress, Window: p.Window, Backoff: p.Backoff, MaxBackoff: p.MaxBackoff},
+		{Key: g.key("identity", identity, ""), Window: p.Window},
+	}, o)
+	if err != nil {
+		return Verdict{}, err
+	}
+	return Verdict{RetryAfter: res.RetryAfter, IdentityFailures: res.Failures[2]}, nil
+}
+
+// slowDelay is the progressive delay after the identity's n-th failure from all addresses.
+func (g *Guard) slowDelay(n int64) time.Duration {
+	p := g.policy
+	if n <= int64(p.SlowAfter) {
+		return 0
+	}
+	d := p.SlowDelay
+	for i := n - int64(p.SlowAfter) - 1; i > 0 && d < p.MaxSlowDelay; i-- {
+		d *= 2
+	}
+	return min(d, p.MaxSlowDelay)
+}
+
+// key names one count; its parts are length-prefixed so no two tuples share a key.
+func (g *Guard) key(what, identity, address string) store.Hash {
+	return store.HashOf(fmt.Sprintf("bruteforce\x00%s\x00%s\x00%d:%s\x00%d:%s", g.kind, what, len(identity), identity, len(address), address))
+}
+
+// addressKey is the address failures count under: an IP as it is, an IPv6 address by its /64.
+func addressKey(address string) string {
+	ip, err := netip.ParseAddr(address)
+	if err != nil || !ip.Is6() || ip.Is4In6() {
+		return address
+	}
+	return netip.PrefixFrom(ip, 64).Masked().String()
+}
+
+// wait waits d, or until ctx ends.
+func wait(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
