@@ -61,8 +61,8 @@ func (i *instrumented) PutCode(ctx context.Context, h store.Hash, c store.Code, 
 	return err
 }
 
-func (i *instrumented) TakeCode(ctx context.Context, h store.Hash) (store.Code, error) {
-	c, err := i.s.TakeCode(ctx, h)
+func (i *instrumented) TakeCode(ctx context.Context, h store.Hash, clientID string) (store.Code, error) {
+	c, err := i.s.TakeCode(ctx, h, clientID)
 	i.record("take_code", err)
 	return c, err
 }

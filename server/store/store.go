@@ -66,9 +66,11 @@ type RefreshToken struct {
 type Codes interface {
 	// PutCode stores a code under its hash for ttl.
 	PutCode(ctx context.Context, h Hash, c Code, ttl time.Duration) error
-	// TakeCode atomically marks the code used and returns it. A code taken before returns its
-	// record with ErrAlreadyUsed until its lease ends.
-	TakeCode(ctx context.Context, h Hash) (Code, error)
+	// TakeCode atomically marks the code used and returns it, if it was issued to clientID: a
+	// code of another client is ErrNotFound and stays as it was (so a party that saw a code
+	// cannot burn it or revoke its grant under another client ID). A code taken before returns
+	// its record with ErrAlreadyUsed, to its own client, until its lease ends.
+	TakeCode(ctx context.Context, h Hash, clientID string) (Code, error)
 }
 
 // RefreshTokens holds refresh tokens and their families.

@@ -20,8 +20,14 @@ const badCode = "The authorization code is invalid, expired, used or was issued 
 // codeStore takes authorization codes and revokes the grant of a replayed one; store.Store
 // implements it.
 type codeStore interface {
-	TakeCode(ctx context.Context, h store.Hash) (store.Code, error)
+	TakeCode(ctx context.Context, h store.Hash, clientID string) (store.Code, error)
 	RevokeFamily(ctx context.Context, familyID string, until time.Time) error
+}
+
+// replayReporter is told of a code replayed by its own client; oauth2.ClientEvents implements
+// it.
+type replayReporter interface {
+	AuthorizationCodeReplayed(clientID string)
 }
 
 // AuthorizationCode is RFC 6749 4.1.3 with PKCE (RFC 7636) and OpenID Connect Core 3.1.3: a
@@ -33,14 +39,19 @@ type AuthorizationCode struct {
 	tokens    *TokenSet
 	lifetimes oauth2.Lifetimes
 	now       func() time.Time
+	replays   replayReporter
 }
 
 var _ Grant = AuthorizationCode{}
 
 // NewAuthorizationCode returns the grant over the codes of codes, issuing with tokens;
-// lifetimes decide how long a replayed code's revocation is remembered.
-func NewAuthorizationCode(codes codeStore, tokens *TokenSet, lifetimes oauth2.Lifetimes, now func() time.Time) AuthorizationCode {
-	return AuthorizationCode{codes: codes, tokens: tokens, lifetimes: lifetimes, now: now}
+// lifetimes decide how long a replayed code's revocation is remembered, replays (may be nil) is
+// told of each replay.
+func NewAuthorizationCode(codes codeStore, tokens *TokenSet, lifetimes oauth2.Lifetimes, now func() time.Time, replays replayReporter) AuthorizationCode {
+	if replays == nil {
+		replays = oauth2.NoClientEvents{}
+	}
+	return AuthorizationCode{codes: codes, tokens: tokens, lifetimes: lifetimes, now: now, replays: replays}
 }
 
 // Type is authorization_code.
@@ -60,9 +71,11 @@ func (g AuthorizationCode) Exchange(ctx context.Context, req *Request) (*Respons
 	if !oauth2.WellFormedSecret(req.Code) {
 		return nil, oauth2.ErrInvalidGrant.WithDescription(badCode)
 	}
-	// The code is taken (used up) before anything else is checked: a failed exchange burns it,
-	// so it cannot be tried again with other parameters.
-	code, err := g.codes.TakeCode(ctx, store.HashOf(req.Code))
+	// The code is taken (used up) before anything else is checked, by its own (authenticated)
+	// client only: a failed exchange burns it, so it cannot be tried again with other
+	// parameters, and a party that saw the code cannot burn it or revoke its grant under another
+	// client ID (the store answers ErrNotFound for another client's code and leaves it be).
+	code, err := g.codes.TakeCode(ctx, store.HashOf(req.Code), req.Client.ID)
 	switch {
 	case errors.Is(err, store.ErrAlreadyUsed):
 		g.revokeReplayed(ctx, req.Client, code)
@@ -72,7 +85,7 @@ func (g AuthorizationCode) Exchange(ctx context.Context, req *Request) (*Respons
 	case err != nil:
 		return nil, err
 	}
-	if code.ClientID != req.Client.ID {
+	if code.ClientID != req.Client.ID { // the store's contract; checked again as a backstop
 		return nil, oauth2.ErrInvalidGrant.WithDescription(badCode)
 	}
 	if err := checkRedirectURI(req.Client, code.RedirectURI, req.RedirectURI); err != nil {
@@ -93,9 +106,13 @@ func (g AuthorizationCode) Exchange(ctx context.Context, req *Request) (*Respons
 }
 
 // revokeReplayed revokes what the first exchange of a replayed code issued (RFC 6749 4.1.2):
-// the refresh token family of the code and, through it, the access tokens.
+// the refresh token family of the code and, through it, the access tokens. Only the code's own
+// client gets here (TakeCode). The replay is audited and reported.
 func (g AuthorizationCode) revokeReplayed(ctx context.Context, client *registry.Client, code store.Code) {
 	log := logr.FromContextOrDiscard(ctx)
+	oauth2.Audit(ctx, oauth2.AuditEvent{Event: oauth2.AuditCodeReplayed, ClientID: client.ID, Subject: code.Subject,
+		GrantType: oauth2.GrantAuthorizationCode, Outcome: "failure", Reason: "grant of the first exchange revoked"})
+	g.replays.AuthorizationCodeReplayed(client.ID)
 	if code.FamilyID == "" {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +32,19 @@ type recordingReuse struct {
 	oauth2.NoClientEvents
 	mu      sync.Mutex
 	clients []string
+	replays []string
+}
+
+func (r *recordingReuse) AuthorizationCodeReplayed(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.replays = append(r.replays, id)
+}
+
+func (r *recordingReuse) codeReplays() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.replays)
 }
 
 func (r *recordingReuse) RefreshReuseDetected(id string) {

@@ -284,3 +284,46 @@ func TestSeedCodeExchanges(t *testing.T) {
 		assert.Equal(t, "invalid_client", out["error"])
 	})
 }
+
+// TestACodeCanOnlyBeUsedOrBurntByItsOwnClient is finding 3 of the hardening issue: a party
+// holding a code (from history, logs or a Referer) cannot burn it or revoke its grant under
+// another client ID; a replay by the code's own client revokes the first exchange's grant, is
+// audited and reported.
+func TestACodeCanOnlyBeUsedOrBurntByItsOwnClient(t *testing.T) {
+	aud, events := &recordingAuditor{}, &recordingReuse{}
+	env := newFlowEnv(t, func(c *Config) { c.Audit, c.ClientEvents = aud, events })
+	b := env.browser(t)
+	exchange := func(client, code, verifier string) (int, map[string]any) {
+		return env.exchangeForm(t, "grant_type", "authorization_code", "client_id", client, "code", code,
+			"redirect_uri", appRedirect, "code_verifier", verifier)
+	}
+
+	code, verifier := env.signIn(t, b)
+	for range 3 {
+		status, body := exchange(plainID, code, verifier)
+		require.Equal(t, http.StatusBadRequest, status)
+		require.Equal(t, "invalid_grant", body["error"])
+	}
+	status, first := exchange(spaClientID, code, verifier)
+	require.Equal(t, http.StatusOK, status, "another client's attempts left the code usable: %v", first)
+
+	status, _ = exchange(plainID, code, verifier)
+	require.Equal(t, http.StatusBadRequest, status)
+	rt := str(first["refresh_token"])
+	status, _ = env.exchangeForm(t, "grant_type", "refresh_token", "client_id", spaClientID, "refresh_token", rt)
+	require.Equal(t, http.StatusOK, status, "another client's replay revoked nothing")
+
+	status, _ = exchange(spaClientID, code, verifier)
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Equal(t, []string{spaClientID}, events.codeReplays(), "the own client's replay is reported")
+	aud.mu.Lock()
+	n := 0
+	for _, ev := range aud.events {
+		if ev.Event == oauth2.AuditCodeReplayed {
+			n++
+			assert.Equal(t, spaClientID, ev.ClientID)
+		}
+	}
+	aud.mu.Unlock()
+	assert.Equal(t, 1, n, "one replay audited")
+}

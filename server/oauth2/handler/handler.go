@@ -159,7 +159,7 @@ func New(cfg Config) (http.Handler, error) {
 		all = append(all,
 			grants.NewPassword(auth, tokens, cfg.Now),
 			grants.NewRefreshToken(st, tokens, cfg.RefreshReuseGrace, cfg.ClientEvents),
-			grants.NewAuthorizationCode(st, tokens, lifetimes, cfg.Now))
+			grants.NewAuthorizationCode(st, tokens, lifetimes, cfg.Now, cfg.ClientEvents))
 		flow, err := browser.New(browser.Config{
 			Issuer: cfg.Issuer, Registry: cfg.Registry, Store: st, Auth: auth, Now: cfg.Now,
 			MaxBodyBytes: cfg.MaxBodyBytes, Lifetimes: lifetimes, SessionLifetime: cfg.Login.SessionLifetime,

@@ -71,7 +71,7 @@ func BenchmarkTakeCode(b *testing.B) {
 		}
 		b.StartTimer()
 		for j := i; j < min(i+batch, b.N); j++ {
-			_, err := s.TakeCode(ctx, key(uint64(j)))
+			_, err := s.TakeCode(ctx, key(uint64(j)), "client")
 			fatal(b, err)
 		}
 	}

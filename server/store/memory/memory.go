@@ -339,8 +339,8 @@ func (s *Store) PutCode(ctx context.Context, h store.Hash, c store.Code, ttl tim
 	return nil
 }
 
-// TakeCode marks the code used and returns it; see store.Codes.
-func (s *Store) TakeCode(ctx context.Context, h store.Hash) (store.Code, error) {
+// TakeCode marks the code of clientID used and returns it; see store.Codes.
+func (s *Store) TakeCode(ctx context.Context, h store.Hash, clientID string) (store.Code, error) {
 	if err := ctx.Err(); err != nil {
 		return store.Code{}, err
 	}
@@ -348,7 +348,7 @@ func (s *Store) TakeCode(ctx context.Context, h store.Hash) (store.Code, error) 
 	sh := s.shardOf(h)
 	sh.mu.Lock()
 	r, ok := sh.codes[h]
-	if !ok || r.expires <= now {
+	if !ok || r.expires <= now || r.code.ClientID != clientID {
 		sh.mu.Unlock()
 		return store.Code{}, store.ErrNotFound
 	}

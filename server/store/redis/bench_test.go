@@ -42,7 +42,7 @@ func BenchmarkTakeCode(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		if _, err := s.TakeCode(ctx, key(uint64(i))); err != nil {
+		if _, err := s.TakeCode(ctx, key(uint64(i)), "client"); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -193,7 +194,7 @@ func (s *Store) PutCode(ctx context.Context, h store.Hash, c store.Code, ttl tim
 	b, _ := json.Marshal(codeRec{ClientID: c.ClientID, RedirectURI: c.RedirectURI, Subject: c.Subject, Scopes: c.Scopes,
 		Nonce: c.Nonce, CodeChallenge: c.CodeChallenge, CodeChallengeMethod: c.CodeChallengeMethod,
 		AuthTime: nanos(c.AuthTime), FamilyID: c.FamilyID})
-	ok, err := s.c.SetNX(ctx, s.key("code", h), "0"+string(b), ttlMS(ttl)).Result()
+	ok, err := s.c.SetNX(ctx, s.key("code", h), "0"+c.ClientID+"\x00"+string(b), ttlMS(ttl)).Result()
 	if err != nil {
 		return s.fail(ctx, "put code", err)
 	}
@@ -203,12 +204,12 @@ func (s *Store) PutCode(ctx context.Context, h store.Hash, c store.Code, ttl tim
 	return nil
 }
 
-// TakeCode takes the code in one script; see store.Codes.
-func (s *Store) TakeCode(ctx context.Context, h store.Hash) (store.Code, error) {
+// TakeCode takes the code of clientID in one script; see store.Codes.
+func (s *Store) TakeCode(ctx context.Context, h store.Hash, clientID string) (store.Code, error) {
 	if err := ctx.Err(); err != nil {
 		return store.Code{}, err
 	}
-	v, err := takeCode.Run(ctx, s.c, []string{s.key("code", h)}).Text()
+	v, err := takeCode.Run(ctx, s.c, []string{s.key("code", h)}, clientID).Text()
 	if errors.Is(err, goredis.Nil) {
 		return store.Code{}, store.ErrNotFound
 	}
@@ -216,7 +217,8 @@ func (s *Store) TakeCode(ctx context.Context, h store.Hash) (store.Code, error) 
 		return store.Code{}, s.fail(ctx, "take code", err)
 	}
 	var r codeRec
-	if len(v) < 1 || json.Unmarshal([]byte(v[1:]), &r) != nil {
+	_, record, found := strings.Cut(v, "\x00")
+	if len(v) < 1 || !found || json.Unmarshal([]byte(record), &r) != nil {
 		return store.Code{}, fmt.Errorf("store/redis: %w: bad code record", store.ErrUnavailable)
 	}
 	c := store.Code{ClientID: r.ClientID, RedirectURI: r.RedirectURI, Subject: r.Subject, Scopes: r.Scopes,

@@ -47,7 +47,7 @@ func TestUnreachableIsErrUnavailable(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { _ = s.Close() }()
 	require.ErrorIs(t, s.Ping(t.Context()), store.ErrUnavailable)
-	_, err = s.TakeCode(t.Context(), store.HashOf("c"))
+	_, err = s.TakeCode(t.Context(), store.HashOf("c"), "")
 	require.ErrorIs(t, err, store.ErrUnavailable)
 }
 
@@ -66,7 +66,7 @@ func TestRestart(t *testing.T) {
 		"Ping":    func() error { return s.Ping(ctx) },
 		"PutCode": func() error { return s.PutCode(ctx, store.HashOf("c"), store.Code{}, time.Minute) },
 		"TakeCode": func() error {
-			_, err := s.TakeCode(ctx, store.HashOf("c"))
+			_, err := s.TakeCode(ctx, store.HashOf("c"), "")
 			return err
 		},
 		"RotateRefresh": func() error {
@@ -90,7 +90,7 @@ func TestRestart(t *testing.T) {
 	require.NoError(t, srv.Restart()) // on the same port, empty: nothing is persisted
 	require.Eventually(t, func() bool { return s.Ping(ctx) == nil }, 10*time.Second, 50*time.Millisecond)
 	require.NoError(t, s.PutCode(ctx, store.HashOf("c"), store.Code{ClientID: "x"}, time.Minute))
-	c, err := s.TakeCode(ctx, store.HashOf("c"))
+	c, err := s.TakeCode(ctx, store.HashOf("c"), "x")
 	require.NoError(t, err)
 	require.Equal(t, "x", c.ClientID)
 	require.NoError(t, s.CreateRefresh(ctx, store.HashOf("a2"), store.RefreshToken{FamilyID: fam, ExpiresAt: time.Now().Add(time.Hour)}))

@@ -31,10 +31,14 @@ const luaExtend = `local function extend(k, f, ms)
 end
 `
 
-// takeCode: the record's first byte is '0' (unused) or '1' (used); SETRANGE keeps the TTL.
-// Returns the value as it was: '0...' means this call took it.
+// takeCode: KEYS[1] the code; ARGV[1] the client ID that presents it. The record is a state
+// byte, '0' (unused) or '1' (used), the client ID, a NUL and the JSON record; SETRANGE keeps
+// the TTL. Returns the value as it was ('0...': this call took it), or nil when there is none
+// or it is another client's (then nothing changes).
 var takeCode = goredis.NewScript(`local v = redis.call('GET', KEYS[1])
 if not v then return false end
+local sep = string.find(v, '\0', 2, true)
+if not sep or string.sub(v, 2, sep - 1) ~= ARGV[1] then return false end
 if string.sub(v, 1, 1) == '0' then redis.call('SETRANGE', KEYS[1], 0, '1') end
 return v`)
 

@@ -216,7 +216,7 @@ func codeTests() []test {
 			run: func(e *env) {
 				want := e.code(newFamily(e.t))
 				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), want, long))
-				got, err := e.s.TakeCode(e.ctx, hash("c"))
+				got, err := e.s.TakeCode(e.ctx, hash("c"), "client-a")
 				require.NoError(e.t, err)
 				requireCode(e.t, want, got)
 			},
@@ -226,10 +226,10 @@ func codeTests() []test {
 			run: func(e *env) {
 				want := e.code(newFamily(e.t))
 				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), want, long))
-				_, err := e.s.TakeCode(e.ctx, hash("c"))
+				_, err := e.s.TakeCode(e.ctx, hash("c"), "client-a")
 				require.NoError(e.t, err)
 				for range 2 {
-					got, err := e.s.TakeCode(e.ctx, hash("c"))
+					got, err := e.s.TakeCode(e.ctx, hash("c"), "client-a")
 					requireIs(e.t, err, store.ErrAlreadyUsed)
 					require.Equal(e.t, want.FamilyID, got.FamilyID)
 					requireCode(e.t, want, got)
@@ -237,9 +237,27 @@ func codeTests() []test {
 			},
 		},
 		{
+			name: "another client's take is ErrNotFound and leaves the code as it was, unused or used",
+			run: func(e *env) {
+				want := e.code(newFamily(e.t))
+				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), want, long))
+				for _, other := range []string{"client-b", "", "client-a\x00", "client-"} {
+					_, err := e.s.TakeCode(e.ctx, hash("c"), other)
+					requireIs(e.t, err, store.ErrNotFound)
+				}
+				got, err := e.s.TakeCode(e.ctx, hash("c"), "client-a")
+				require.NoError(e.t, err, "its own client still takes it")
+				requireCode(e.t, want, got)
+				_, err = e.s.TakeCode(e.ctx, hash("c"), "client-b")
+				requireIs(e.t, err, store.ErrNotFound) // a replay by another client reveals nothing
+				_, err = e.s.TakeCode(e.ctx, hash("c"), "client-a")
+				requireIs(e.t, err, store.ErrAlreadyUsed)
+			},
+		},
+		{
 			name: "an unknown code is ErrNotFound",
 			run: func(e *env) {
-				_, err := e.s.TakeCode(e.ctx, hash("nope"))
+				_, err := e.s.TakeCode(e.ctx, hash("nope"), "client-a")
 				requireIs(e.t, err, store.ErrNotFound)
 			},
 		},
@@ -248,7 +266,7 @@ func codeTests() []test {
 			run: func(e *env) {
 				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), e.code(newFamily(e.t)), lease))
 				e.wait(pastLease)
-				_, err := e.s.TakeCode(e.ctx, hash("c"))
+				_, err := e.s.TakeCode(e.ctx, hash("c"), "client-a")
 				requireIs(e.t, err, store.ErrNotFound)
 			},
 		},
@@ -256,12 +274,12 @@ func codeTests() []test {
 			name: "a used code is ErrAlreadyUsed until its lease ends, then ErrNotFound",
 			run: func(e *env) {
 				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), e.code(newFamily(e.t)), lease))
-				_, err := e.s.TakeCode(e.ctx, hash("c"))
+				_, err := e.s.TakeCode(e.ctx, hash("c"), "client-a")
 				require.NoError(e.t, err)
-				_, err = e.s.TakeCode(e.ctx, hash("c"))
+				_, err = e.s.TakeCode(e.ctx, hash("c"), "client-a")
 				requireIs(e.t, err, store.ErrAlreadyUsed)
 				e.wait(pastLease)
-				_, err = e.s.TakeCode(e.ctx, hash("c"))
+				_, err = e.s.TakeCode(e.ctx, hash("c"), "client-a")
 				requireIs(e.t, err, store.ErrNotFound)
 			},
 		},
@@ -273,7 +291,7 @@ func codeTests() []test {
 				codes := make([]store.Code, racers)
 				errs := race(racers, func(i int) error {
 					var err error
-					codes[i], err = e.s.TakeCode(e.ctx, hash("c"))
+					codes[i], err = e.s.TakeCode(e.ctx, hash("c"), "client-a")
 					return err
 				})
 				winners := 0
@@ -293,10 +311,10 @@ func codeTests() []test {
 			run: func(e *env) {
 				first := e.code(newFamily(e.t))
 				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), first, long))
-				_, err := e.s.TakeCode(e.ctx, hash("c"))
+				_, err := e.s.TakeCode(e.ctx, hash("c"), "client-a")
 				require.NoError(e.t, err)
 				requireIs(e.t, e.s.PutCode(e.ctx, hash("c"), e.code(newFamily(e.t)), long), store.ErrConflict)
-				got, err := e.s.TakeCode(e.ctx, hash("c"))
+				got, err := e.s.TakeCode(e.ctx, hash("c"), "client-a")
 				requireIs(e.t, err, store.ErrAlreadyUsed)
 				require.Equal(e.t, first.FamilyID, got.FamilyID)
 			},
@@ -308,7 +326,7 @@ func codeTests() []test {
 				e.wait(pastLease)
 				want := e.code(newFamily(e.t))
 				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), want, long))
-				got, err := e.s.TakeCode(e.ctx, hash("c"))
+				got, err := e.s.TakeCode(e.ctx, hash("c"), "client-a")
 				require.NoError(e.t, err)
 				requireCode(e.t, want, got)
 			},
@@ -320,11 +338,11 @@ func codeTests() []test {
 				want := e.code(in.FamilyID)
 				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), in, long))
 				in.Scopes[0] = "admin"
-				got, err := e.s.TakeCode(e.ctx, hash("c"))
+				got, err := e.s.TakeCode(e.ctx, hash("c"), "client-a")
 				require.NoError(e.t, err)
 				requireCode(e.t, want, got)
 				got.Scopes[0] = "admin"
-				got, err = e.s.TakeCode(e.ctx, hash("c"))
+				got, err = e.s.TakeCode(e.ctx, hash("c"), "client-a")
 				requireIs(e.t, err, store.ErrAlreadyUsed)
 				requireCode(e.t, want, got)
 			},
@@ -1120,7 +1138,7 @@ func contextTests() []test {
 						return e.s.PutCode(ctx, hash("c"), e.code(family), long)
 					},
 					"TakeCode": func(ctx context.Context) error {
-						_, err := e.s.TakeCode(ctx, hash("c"))
+						_, err := e.s.TakeCode(ctx, hash("c"), "client-a")
 						return ignore(err, store.ErrNotFound, store.ErrAlreadyUsed)
 					},
 					"CreateRefresh": func(ctx context.Context) error {
@@ -1184,10 +1202,10 @@ func contextTests() []test {
 			run: func(e *env) {
 				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), e.code(newFamily(e.t)), long))
 				failed := cancelled(e.t, "TakeCode", func(ctx context.Context) error {
-					_, err := e.s.TakeCode(ctx, hash("c"))
+					_, err := e.s.TakeCode(ctx, hash("c"), "client-a")
 					return err
 				})
-				_, err := e.s.TakeCode(e.ctx, hash("c"))
+				_, err := e.s.TakeCode(e.ctx, hash("c"), "client-a")
 				if failed {
 					require.NoError(e.t, err)
 				} else {
@@ -1221,7 +1239,7 @@ func contextTests() []test {
 				failed := cancelled(e.t, "PutCode", func(ctx context.Context) error {
 					return e.s.PutCode(ctx, hash("c"), e.code(newFamily(e.t)), long)
 				})
-				_, err := e.s.TakeCode(e.ctx, hash("c"))
+				_, err := e.s.TakeCode(e.ctx, hash("c"), "client-a")
 				if failed {
 					requireIs(e.t, err, store.ErrNotFound)
 				} else {
