@@ -20,9 +20,10 @@
 //     access token its jti until exp; another client's, unknown or malformed tokens are 200
 //     with nothing revoked; an already rotated refresh token revokes nothing (the store keeps
 //     no owner for it). 200 has an empty body; a store outage is 503.
-//   - Introspection (RFC 7662): confidential clients only (public: invalid_client). Any
-//     confidential client may introspect any access token (it acts as a resource server);
-//     refresh tokens only their own client's. Active access tokens answer token_type Bearer,
+//   - Introspection (RFC 7662): declared resource servers only (OAuthClient
+//     spec.introspection; a public client is invalid_client, another confidential one 403
+//     unauthorized_client). A resource server may introspect any access token; refresh tokens
+//     only its own. Active access tokens answer token_type Bearer,
 //     scope, client_id, username (users only), exp, iat, sub, aud, iss, jti, sid; refresh
 //     tokens token_type refresh_token, scope, client_id, username, exp, iat, sub, iss, sid.
 //     Everything else (expired, revoked, foreign issuer, bad signature, ID tokens, deleted

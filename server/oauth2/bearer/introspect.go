@@ -31,16 +31,22 @@ type introspection struct {
 // inactive is the answer for a token that is not active.
 func inactive() *introspection { return &introspection{} }
 
-// serveIntrospect is token introspection (RFC 7662). Only confidential clients may introspect
-// (a public client is invalid_client: its "authentication" proves nothing, and RFC 7662 2.1
-// requires authorization against token scanning). Any confidential client may introspect any
-// access token, as a resource server does; a refresh token only by the client it was issued
-// to, else it is reported inactive. Expired, revoked, malformed and foreign tokens, tokens of
-// a deleted client or of a missing or disabled user are {"active":false}.
+// serveIntrospect is token introspection (RFC 7662). Only declared resource servers may
+// introspect (RFC 7662 4: the endpoint hands out who a token belongs to): a public client is
+// invalid_client (its "authentication" proves nothing), a confidential client without
+// introspection (OAuthClient spec.introspection) is 403 unauthorized_client. A resource server
+// may introspect any access token; a refresh token only its own, else it is reported inactive.
+// Expired, revoked, malformed and foreign tokens, tokens of a deleted client or of a missing or
+// disabled user are {"active":false}.
 func (e *Endpoints) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 	req, client, snap, err := e.clientRequest(r)
-	if err == nil && oauth2.IsPublic(client) {
+	switch {
+	case err != nil:
+	case oauth2.IsPublic(client):
 		err = oauth2.ClientAuthFailed(req, "A public client may not introspect tokens.")
+	case !client.Introspection:
+		err = oauth2.ErrUnauthorizedClient.WithStatus(http.StatusForbidden).
+			WithDescription("The client is not a declared resource server (OAuthClient spec.introspection), so it may not introspect tokens.")
 	}
 	if err != nil {
 		oauth2.WriteError(w, r, err)

@@ -41,7 +41,7 @@ func TestIntrospection(t *testing.T) {
 	_, atClaims := e.verifyJWT(t, at)
 	iat := float64(e.clock.Now().Unix())
 
-	t.Run("an active user access token shows its claims to any confidential client", func(t *testing.T) {
+	t.Run("an active user access token shows its claims to a declared resource server", func(t *testing.T) {
 		got := e.introspect(t, resourceID, at)
 		assert.Equal(t, map[string]any{
 			"active": true, "token_type": "Bearer", "scope": "openid " + projectScope, "client_id": appID,
@@ -116,6 +116,13 @@ func TestIntrospection(t *testing.T) {
 		assert.Equal(t, inactive, e.introspect(t, resourceID, tok))
 	})
 
+	t.Run("a confidential client that is not a declared resource server may not introspect", func(t *testing.T) {
+		res := e.form(t, oauth2.IntrospectionPath, esAppID, url.Values{"token": {at}})
+		assert.Equal(t, http.StatusForbidden, res.status)
+		assert.Equal(t, "unauthorized_client", res.body["error"])
+		assert.NotContains(t, res.body, "active")
+		assert.NotContains(t, res.body, "username")
+	})
 	t.Run("a public client may not introspect", func(t *testing.T) {
 		res := e.form(t, oauth2.IntrospectionPath, spaID, url.Values{"token": {at}})
 		assert.Equal(t, "invalid_client", res.body["error"])

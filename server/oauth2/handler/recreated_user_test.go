@@ -21,7 +21,7 @@ func TestRecreatedUserInheritsNothing(t *testing.T) {
 	env.reg.PutClient(registry.Client{
 		Source: "web/" + pwID, Namespace: "web", ID: pwID, Type: registry.Confidential, AuthMethod: oauth2.AuthMethodPost,
 		GrantTypes: []string{"password", "refresh_token"}, Scopes: []string{"openid", "profile", "email"},
-		SecretHash: registry.HashSecret([]byte(pwSecret)), HasSecret: true,
+		SecretHash: registry.HashSecret([]byte(pwSecret)), HasSecret: true, Introspection: true,
 	})
 	post := func(t *testing.T, path string, v url.Values) response {
 		t.Helper()

@@ -86,12 +86,12 @@ func userRegistry() *registry.Registry {
 	userScopes := []string{"openid", "profile", "email", "offline_access", "groups", "handle", projectScope, "write:projects"}
 	for _, c := range []registry.Client{
 		{ID: appID, GrantTypes: append([]string{"client_credentials"}, userGrants...), Scopes: userScopes,
-			Audiences: []string{"https://api.example.com"}},
-		{ID: otherAppID, GrantTypes: userGrants, Scopes: userScopes},
+			Audiences: []string{"https://api.example.com"}, Introspection: true},
+		{ID: otherAppID, GrantTypes: userGrants, Scopes: userScopes, Introspection: true},
 		{ID: noRefreshID, GrantTypes: []string{"password"}, Scopes: userScopes},
 		{ID: esAppID, GrantTypes: userGrants, Scopes: userScopes, SigningAlgorithm: keys.ES256},
 		{ID: edAppID, GrantTypes: userGrants, Scopes: userScopes, SigningAlgorithm: keys.EdDSA},
-		{ID: resourceID, GrantTypes: []string{"client_credentials"}, Scopes: []string{"openid", projectScope}},
+		{ID: resourceID, GrantTypes: []string{"client_credentials"}, Scopes: []string{"openid", projectScope}, Introspection: true},
 		{ID: spaID, Type: registry.Public, AuthMethod: oauth2.AuthMethodNone, GrantTypes: userGrants, Scopes: userScopes},
 	} {
 		c.Source, c.Namespace = "apps/"+c.ID, "apps"
