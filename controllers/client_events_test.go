@@ -89,9 +89,10 @@ func TestClientEventsOfCodeReplayAndAuthenticationFailures(t *testing.T) {
 	assert.Contains(t, <-rec.Events, "Warning "+EventAuthorizationCodeReplayed)
 }
 
-type rotationCounter struct{ n int }
+type rotationCounter struct{ n, retired int }
 
 func (c *rotationCounter) KeyRotated() { c.n++ }
+func (c *rotationCounter) KeyRetired() { c.retired++ }
 
 // A forced rotation is counted once by the key metrics; creating the set is not a rotation.
 func TestKeyRotationIsCounted(t *testing.T) {

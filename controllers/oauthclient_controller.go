@@ -37,6 +37,9 @@ const (
 	EventSigningKeysInvalid   = "SigningKeysInvalid"
 	EventSigningKeysRestored  = "SigningKeysRestored"
 	EventSigningKeyRotated    = "SigningKeyRotated"
+	EventSigningKeyRetired    = "SigningKeyRetired"
+	// EventSigningKeyRetireFailed: the retire-keys annotation is unreadable or names unknown keys.
+	EventSigningKeyRetireFailed = "SigningKeyRetireFailed"
 )
 
 // Labels on the Secrets the controllers create.

@@ -87,7 +87,8 @@ type Options struct {
 	// Readiness, when set, is fed by the registry controllers; add its Check with
 	// mgr.AddReadyzCheck (see Readiness).
 	Readiness *Readiness
-	// KeyMetrics, when set, counts the signing-key rotations; *metrics.Metrics implements it.
+	// KeyMetrics, when set, counts the signing-key rotations and keys retired at once;
+	// *metrics.Metrics implements it.
 	KeyMetrics KeyMetrics
 	// SyncMetrics, when set, is told each time the registry controllers take in an object of a
 	// kind; *metrics.Metrics implements it (the time since each informer last synced).
@@ -99,9 +100,10 @@ type SyncMetrics interface {
 	RegistrySynced(kind string)
 }
 
-// KeyMetrics counts signing-key rotations.
+// KeyMetrics counts signing-key rotations and keys retired at once.
 type KeyMetrics interface {
 	KeyRotated()
+	KeyRetired()
 }
 
 func (o Options) withDefaults() (Options, error) {

@@ -50,6 +50,15 @@ const (
 	AnnotationRotateKeys = "oauth.latchkey.dev/rotate-keys"
 	// AnnotationRotateKeysHandled records the AnnotationRotateKeys value last handled.
 	AnnotationRotateKeysHandled = "oauth.latchkey.dev/rotate-keys-handled"
+	// AnnotationRetireKeys retires the named keys at once when set to a value not handled yet:
+	// a comma-separated list of key IDs (keys.ParseKeyIDs), for keys suspected leaked. Each
+	// leaves the JWKS and stops signing as soon as a replica reloads the Secret, and a new key of
+	// its algorithm signs at once where it was signing (keys.RetireNow). Unknown key IDs and an
+	// unreadable value get a Warning Event and change nothing; keys already retired are skipped.
+	//	kubectl annotate secret latchkey-signing-keys oauth.latchkey.dev/retire-keys=RS256-0a1b... --overwrite
+	AnnotationRetireKeys = "oauth.latchkey.dev/retire-keys"
+	// AnnotationRetireKeysHandled records the AnnotationRetireKeys value last handled.
+	AnnotationRetireKeysHandled = "oauth.latchkey.dev/retire-keys-handled"
 	// AnnotationKeyStates shows every key's schedule and state (JSON), written by the leader.
 	AnnotationKeyStates = "oauth.latchkey.dev/key-states"
 )
@@ -110,6 +119,14 @@ func (r *keyEnsurer) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	// Retirement first: a key suspected leaked is cut before anything else is scheduled.
+	retiring, retireIDs, retireInvalid := retireRequest(s)
+	var retirement keys.Retirement
+	if len(retireIDs) > 0 {
+		if retirement, err = keys.RetireNow(set, retireIDs, now); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	policy := r.policy()
 	before := keyIDSet(set)
 	var forced string
@@ -131,8 +148,8 @@ func (r *keyEnsurer) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	if next := keys.NextChange(set, now, policy); !next.IsZero() {
 		requeue.RequeueAfter = min(next.Sub(now)+time.Second, maxKeyRequeue)
 	}
-	dataChanged := ensured || rotated || forced != "" || !ok
-	if !dataChanged && s.Annotations[AnnotationKeyStates] == states {
+	dataChanged := ensured || rotated || forced != "" || len(retirement.Retired) > 0 || !ok
+	if !dataChanged && retiring == "" && s.Annotations[AnnotationKeyStates] == states {
 		return requeue, nil
 	}
 	if dataChanged {
@@ -151,6 +168,9 @@ func (r *keyEnsurer) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	if forced != "" {
 		s.Annotations[AnnotationRotateKeysHandled] = forced
 	}
+	if retiring != "" {
+		s.Annotations[AnnotationRetireKeysHandled] = retiring
+	}
 	// Update carries the resourceVersion read above: a concurrent writer (another manager that
 	// believes it leads) makes it conflict and the retry starts from the newer Secret, so two
 	// writers never leave different key sets.
@@ -166,6 +186,7 @@ func (r *keyEnsurer) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 		r.events.Eventf(s, nil, corev1.EventTypeNormal, EventSigningKeysGenerated, "GenerateSigningKeys",
 			"Added signing keys; the set now has %d keys", len(set.Keys))
 	}
+	r.recordRetirement(ctx, s, retiring, retirement, retireInvalid)
 	if forced != "" || rotated {
 		added, dropped := diffKeyIDs(before, keyIDSet(set))
 		why := "scheduled"
@@ -181,6 +202,51 @@ func (r *keyEnsurer) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 		}
 	}
 	return requeue, nil
+}
+
+// retireRequest returns an AnnotationRetireKeys value not handled yet (empty: none) and its key
+// IDs, or why it is unreadable (the value still counts as handled: it is reported, not retried).
+func retireRequest(s *corev1.Secret) (value string, ids []string, invalid error) {
+	value = s.Annotations[AnnotationRetireKeys]
+	if value == "" || value == s.Annotations[AnnotationRetireKeysHandled] {
+		return "", nil, nil
+	}
+	ids, invalid = keys.ParseKeyIDs(value)
+	return value, ids, invalid
+}
+
+// recordRetirement reports a handled AnnotationRetireKeys value once the Secret is written: an
+// Event and a count per retired key, a Warning Event for an unreadable value or unknown key IDs.
+func (r *keyEnsurer) recordRetirement(ctx context.Context, s *corev1.Secret, value string, ret keys.Retirement, invalid error) {
+	if value == "" {
+		return
+	}
+	logger := log.FromContext(ctx).WithValues("secret", r.secret, AnnotationRetireKeys, value)
+	if invalid != nil {
+		logger.Info("cannot retire signing keys: the annotation is not a list of key IDs", "error", invalid.Error())
+		r.events.Eventf(s, nil, corev1.EventTypeWarning, EventSigningKeyRetireFailed, "RetireSigningKeys",
+			"%s=%q is not a comma-separated list of key IDs (%v); nothing retired", AnnotationRetireKeys, value, invalid)
+		return
+	}
+	if len(ret.Retired) > 0 {
+		logger.Info("retired signing keys at once", "retired", ret.Retired, "added", ret.Added, "alreadyRetired", ret.Already)
+		r.events.Eventf(s, nil, corev1.EventTypeNormal, EventSigningKeyRetired, "RetireSigningKeys",
+			"Retired %v at once (%s): out of the JWKS and no longer signing, the tokens they signed no longer verify; added %v to sign now (see annotation %s)",
+			ret.Retired, AnnotationRetireKeys, ret.Added, AnnotationKeyStates)
+		if r.metrics != nil {
+			for range ret.Retired {
+				r.metrics.KeyRetired()
+			}
+		}
+	} else if len(ret.Already) > 0 {
+		logger.Info("signing keys already retired; nothing to do", "alreadyRetired", ret.Already)
+	}
+	if len(ret.Unknown) > 0 {
+		logger.Info("cannot retire unknown signing keys", "unknown", ret.Unknown)
+		r.events.Eventf(s, nil, corev1.EventTypeWarning, EventSigningKeyRetireFailed, "RetireSigningKeys",
+			"%s names key IDs not in the set: %v; they changed nothing (see annotation %s for the key IDs)",
+			AnnotationRetireKeys, ret.Unknown, AnnotationKeyStates)
+	}
 }
 
 func (r *keyEnsurer) policy() keys.RotationPolicy {
@@ -199,12 +265,14 @@ type keyState struct {
 	Created    time.Time     `json:"created"`
 	ActiveFrom time.Time     `json:"activeFrom"`
 	RetireAt   *time.Time    `json:"retireAt,omitempty"`
+	// RetiredEarly: retired at once (AnnotationRetireKeys), not on schedule.
+	RetiredEarly bool `json:"retiredEarly,omitempty"`
 }
 
 func keyStates(set *keys.Set, now time.Time) (string, error) {
 	out := make([]keyState, 0, len(set.Keys))
 	for _, k := range set.Keys {
-		ks := keyState{ID: k.ID, Algorithm: k.Algorithm, State: set.State(k, now), Created: k.Created, ActiveFrom: k.ActiveFrom}
+		ks := keyState{ID: k.ID, Algorithm: k.Algorithm, State: set.State(k, now), Created: k.Created, ActiveFrom: k.ActiveFrom, RetiredEarly: k.RetiredEarly}
 		if !k.RetireAt.IsZero() {
 			t := k.RetireAt
 			ks.RetireAt = &t

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -215,11 +216,14 @@ func setKeySecretAnnotation(t *testing.T, key types.NamespacedName, name, value 
 	}, waitFor, tick)
 }
 
-func TestForcedRotationPublishesNewKeysAndKeepsOldTokensVerifiable(t *testing.T) {
+// keepKeySet waits until every replica loaded the key Secret and returns its set, which it puts
+// back when the test ends: the other tests expect one active key per algorithm.
+func keepKeySet(t *testing.T) *keys.Set {
+	t.Helper()
 	set := waitReplicasLoad(t)
 	original, err := set.Marshal()
 	require.NoError(t, err)
-	t.Cleanup(func() { // the other tests expect one active key per algorithm
+	t.Cleanup(func() {
 		require.EventuallyWithT(t, func(c *assert.CollectT) {
 			_, s := keySet(c, keySecretKey)
 			if s != nil {
@@ -229,6 +233,11 @@ func TestForcedRotationPublishesNewKeysAndKeepsOldTokensVerifiable(t *testing.T)
 		}, waitFor, tick)
 		waitReplicasLoad(t)
 	})
+	return set
+}
+
+func TestForcedRotationPublishesNewKeysAndKeepsOldTokensVerifiable(t *testing.T) {
+	set := keepKeySet(t)
 	sg, err := suite.replicas[0].keyring.Signer(keys.ES256)
 	require.NoError(t, err)
 	oldToken, err := sg.Sign(keys.TypeAccessToken, []byte(`{"sub":"before-rotation"}`))
@@ -372,4 +381,148 @@ func TestForcedRotationRetiresTheOldKeysOnSchedule(t *testing.T) {
 	set, _ = keySet(t, key)
 	require.Len(t, set.Keys, 1)
 	assert.NotEqual(t, old.Keys[0].ID, set.Keys[0].ID, "the old key is gone")
+}
+
+// keyStatesOf parses the AnnotationKeyStates annotation of the Secret, by key ID.
+func keyStatesOf(t assert.TestingT, s *corev1.Secret) map[string]keyState {
+	var states []keyState
+	if !assert.NoError(t, json.Unmarshal([]byte(s.Annotations[AnnotationKeyStates]), &states)) {
+		return nil
+	}
+	out := map[string]keyState{}
+	for _, st := range states {
+		out[st.ID] = st
+	}
+	return out
+}
+
+// Retiring the signing key of one algorithm takes it out of every replica's JWKS and signers as
+// soon as the replicas reload the Secret, with no publish lead: a new key signs at once and its
+// tokens verify; the retired key's tokens no longer do.
+func TestRetiringASigningKeyCutsItOnEveryReplicaAtOnce(t *testing.T) {
+	set := keepKeySet(t)
+	sg, err := suite.replicas[0].keyring.Signer(keys.ES256)
+	require.NoError(t, err)
+	leaked := sg.KeyID
+	rs, err := suite.replicas[0].keyring.Signer(keys.RS256)
+	require.NoError(t, err)
+
+	setKeySecretAnnotation(t, keySecretKey, AnnotationRetireKeys, leaked)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		got, s := keySet(c, keySecretKey)
+		if got == nil {
+			return
+		}
+		assert.Equal(c, leaked, s.Annotations[AnnotationRetireKeysHandled], "handled once")
+		assert.Len(c, got.Keys, len(set.Keys)+1, "one new key, the retired one kept for the record")
+		st := keyStatesOf(c, s)[leaked]
+		assert.Equal(c, keys.StateRetired, st.State)
+		assert.True(c, st.RetiredEarly)
+	}, waitFor, tick)
+	waitEvent(t, systemNamespace, DefaultKeySecretName, EventSigningKeyRetired)
+
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		for i, r := range suite.replicas {
+			var jwks jose.JSONWebKeySet
+			if !assert.NoError(c, json.Unmarshal(r.keyring.JWKS(), &jwks)) {
+				continue
+			}
+			assert.Empty(c, jwks.Key(leaked), "replica %d: the retired key left the JWKS", i)
+			public := r.keyring.PublicKeys()
+			assert.Empty(c, public.Key(leaked), "replica %d: tokens of the retired key no longer verify", i)
+			es, err := r.keyring.Signer(keys.ES256)
+			if !assert.NoError(c, err, "replica %d signs ES256 at once", i) {
+				continue
+			}
+			assert.NotEqual(c, leaked, es.KeyID, "replica %d", i)
+			tok, err := es.Sign(keys.TypeAccessToken, []byte(`{"sub":"after-retirement"}`))
+			if !assert.NoError(c, err) {
+				continue
+			}
+			obj, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.ES256})
+			if !assert.NoError(c, err) {
+				continue
+			}
+			if found := jwks.Key(es.KeyID); assert.Len(c, found, 1, "replica %d publishes the new key", i) {
+				_, err = obj.Verify(found[0].Key)
+				assert.NoError(c, err, "replica %d: a token of the new key verifies", i)
+			}
+			other, err := r.keyring.Signer(keys.RS256)
+			if assert.NoError(c, err) {
+				assert.Equal(c, rs.KeyID, other.KeyID, "replica %d: the other algorithms keep their keys", i)
+			}
+		}
+	}, waitFor, tick)
+}
+
+// The annotation's other outcomes, on the leader's reconciler alone: unknown key IDs and an
+// unreadable value are reported and change no key; a key already retired is not retired or
+// counted again; every value is handled once.
+func TestRetireKeysAnnotationOutcomes(t *testing.T) {
+	tests := []struct {
+		name        string
+		value       func(set *keys.Set) string // the annotation value, from the set before
+		wantEvents  []string                   // type and reason of each Event, in order
+		wantRetired int                        // keys counted as retired
+		wantChanged bool                       // the key set changed
+	}{
+		{"the only key of its algorithm is retired and replaced", func(set *keys.Set) string { return set.Keys[0].ID },
+			[]string{"Normal " + EventSigningKeyRetired}, 1, true},
+		{"an unknown key ID gets a Warning Event and changes nothing", func(*keys.Set) string { return "ES256-unknown" },
+			[]string{"Warning " + EventSigningKeyRetireFailed}, 0, false},
+		{"an unreadable value gets a Warning Event and changes nothing", func(set *keys.Set) string { return set.Keys[0].ID + ",,x" },
+			[]string{"Warning " + EventSigningKeyRetireFailed}, 0, false},
+		{"known keys are retired and unknown ones reported", func(set *keys.Set) string { return "nope, " + set.Keys[0].ID },
+			[]string{"Normal " + EventSigningKeyRetired, "Warning " + EventSigningKeyRetireFailed}, 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := types.NamespacedName{Namespace: newNamespace(t), Name: "keys"}
+			counter := &rotationCounter{}
+			rec := events.NewFakeRecorder(10)
+			r := &keyEnsurer{client: suite.client, reader: suite.client, secret: key, algorithms: []string{keys.ES256},
+				events: rec, now: time.Now, metrics: counter}
+			reconcileOnce := func() {
+				t.Helper()
+				_, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: key})
+				require.NoError(t, err)
+			}
+			reconcileOnce() // creates the Secret
+			<-rec.Events
+			before, _ := keySet(t, key)
+			require.NotNil(t, before)
+			value := tt.value(before)
+			setKeySecretAnnotation(t, key, AnnotationRetireKeys, value)
+			reconcileOnce()
+			reconcileOnce() // handled: nothing more
+			var got []string
+			for len(rec.Events) > 0 {
+				e := strings.SplitN(<-rec.Events, " ", 3)
+				got = append(got, e[0]+" "+e[1])
+			}
+			assert.Equal(t, tt.wantEvents, got)
+			assert.Equal(t, tt.wantRetired, counter.retired)
+			assert.Zero(t, counter.n, "a retirement is not a rotation")
+			after, s := keySet(t, key)
+			require.NotNil(t, after)
+			assert.Equal(t, value, s.Annotations[AnnotationRetireKeysHandled])
+			if !tt.wantChanged {
+				assert.Equal(t, keyIDs(before), keyIDs(after), "no key changed")
+				assert.NotEqual(t, keys.StateRetired, keyStatesOf(t, s)[before.Keys[0].ID].State)
+				return
+			}
+			require.Len(t, after.Keys, 2)
+			assert.Equal(t, keys.StateRetired, keyStatesOf(t, s)[before.Keys[0].ID].State)
+
+			// Naming the retired key again (a new value) retires nothing and counts nothing.
+			setKeySecretAnnotation(t, key, AnnotationRetireKeys, before.Keys[0].ID+" ")
+			reconcileOnce()
+			again, s := keySet(t, key)
+			require.NotNil(t, again)
+			assert.Equal(t, keyIDs(after), keyIDs(again), "no new key")
+			assert.Equal(t, before.Keys[0].ID+" ", s.Annotations[AnnotationRetireKeysHandled])
+			assert.Empty(t, rec.Events, "no Event")
+			assert.Equal(t, tt.wantRetired, counter.retired, "not counted again")
+		})
+	}
 }

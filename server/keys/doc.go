@@ -17,6 +17,11 @@
 //   - Retirement: a key whose RetireAt passed is gone from the JWKS and PublicKeys. The published
 //     view is built at Load and rebuilt on the first read after the next RetireAt, so reads stay
 //     lock-free and no timer is needed.
+//   - Early retirement (RetireNow, for a key suspected leaked): the key gets RetireAt = now and
+//     RetiredEarly, which every replica honours on load whatever its clock, so the key leaves the
+//     JWKS and stops signing at once and its tokens stop verifying. A new key of its algorithm
+//     signs at once, without a publish lead: cutting trust now beats verifiers' caches. The set
+//     keeps the retired key, for the record, until every token it could have signed has expired.
 //   - Keyring.Set returns the set last loaded, so the leader can write it back when the key
 //     Secret is deleted instead of generating keys that would invalidate every issued token.
 package keys

@@ -45,7 +45,16 @@ type Key struct {
 	Created    time.Time
 	ActiveFrom time.Time
 	RetireAt   time.Time
-	Private    crypto.Signer
+	// RetiredEarly marks a key retired at once (RetireNow: suspected leaked) rather than on
+	// schedule. It neither signs nor is published on any replica's clock, and it stays in the set,
+	// for the record, until every token it could have signed has expired (Rotate drops it then).
+	RetiredEarly bool
+	Private      crypto.Signer
+}
+
+// retired reports whether k is out of the JWKS and signs nothing at now.
+func (k Key) retired(now time.Time) bool {
+	return k.RetiredEarly || (!k.RetireAt.IsZero() && !now.Before(k.RetireAt))
 }
 
 // Set is the persisted key set.
@@ -54,12 +63,14 @@ type Set struct {
 }
 
 type wireKey struct {
-	ID         string          `json:"kid"`
-	Algorithm  string          `json:"alg"`
-	Created    time.Time       `json:"created"`
-	ActiveFrom time.Time       `json:"activeFrom"`
-	RetireAt   *time.Time      `json:"retireAt,omitempty"`
-	JWK        jose.JSONWebKey `json:"jwk"`
+	ID         string     `json:"kid"`
+	Algorithm  string     `json:"alg"`
+	Created    time.Time  `json:"created"`
+	ActiveFrom time.Time  `json:"activeFrom"`
+	RetireAt   *time.Time `json:"retireAt,omitempty"`
+	// RetiredEarly goes with RetireAt: a binary that does not know it still honours RetireAt.
+	RetiredEarly bool            `json:"retiredEarly,omitempty"`
+	JWK          jose.JSONWebKey `json:"jwk"`
 }
 
 type wireSet struct {
@@ -123,9 +134,7 @@ func (s *Set) Ensure(algs []string, now time.Time) (bool, error) {
 	changed := false
 	fresh := len(s.Keys) == 0
 	for _, alg := range algs {
-		if slices.ContainsFunc(s.Keys, func(k Key) bool {
-			return k.Algorithm == alg && (k.RetireAt.IsZero() || now.Before(k.RetireAt))
-		}) {
+		if slices.ContainsFunc(s.Keys, func(k Key) bool { return k.Algorithm == alg && !k.retired(now) }) {
 			continue
 		}
 		k, err := NewKey(alg, now)
@@ -148,7 +157,7 @@ func (s *Set) Marshal() ([]byte, error) {
 	w := wireSet{Keys: make([]wireKey, 0, len(s.Keys))}
 	for _, k := range s.Keys {
 		wk := wireKey{
-			ID: k.ID, Algorithm: k.Algorithm, Created: k.Created, ActiveFrom: k.ActiveFrom,
+			ID: k.ID, Algorithm: k.Algorithm, Created: k.Created, ActiveFrom: k.ActiveFrom, RetiredEarly: k.RetiredEarly,
 			JWK: jose.JSONWebKey{Key: k.Private, KeyID: k.ID, Algorithm: k.Algorithm, Use: "sig"},
 		}
 		if !k.RetireAt.IsZero() {
@@ -178,7 +187,10 @@ func Parse(data []byte) (*Set, error) {
 		if wk.ID == "" {
 			return nil, fmt.Errorf("keys: key %d has no kid", i)
 		}
-		k := Key{ID: wk.ID, Algorithm: wk.Algorithm, Created: wk.Created, ActiveFrom: wk.ActiveFrom, Private: priv}
+		if wk.RetiredEarly && wk.RetireAt == nil {
+			return nil, fmt.Errorf("keys: key %d (%s) is retired early without retireAt", i, wk.ID)
+		}
+		k := Key{ID: wk.ID, Algorithm: wk.Algorithm, Created: wk.Created, ActiveFrom: wk.ActiveFrom, RetiredEarly: wk.RetiredEarly, Private: priv}
 		if wk.RetireAt != nil {
 			k.RetireAt = *wk.RetireAt
 		}
@@ -285,8 +297,8 @@ type publicView struct {
 func (c *compiled) publicAt(now time.Time) (*publicView, error) {
 	v := &publicView{public: jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}}
 	for _, key := range c.keys {
-		if !key.RetireAt.IsZero() && !now.Before(key.RetireAt) {
-			continue // retired: every token it signed has expired
+		if key.retired(now) {
+			continue // retired: every token it signed has expired, or it was retired early
 		}
 		if !key.RetireAt.IsZero() && (v.until.IsZero() || key.RetireAt.Before(v.until)) {
 			v.until = key.RetireAt
@@ -326,7 +338,7 @@ func NewKeyring() *Keyring { return &Keyring{now: time.Now} }
 
 // Load compiles the set and makes it current. The JWKS publishes every key of the set that is not
 // retired (future keys included, so they are cached before they sign); a key drops out of it when
-// its RetireAt passes.
+// its RetireAt passes, or at once when it is retired early.
 func (k *Keyring) Load(s *Set) error {
 	c := &compiled{signers: map[string][]*Signer{}, set: slices.Clone(s.Keys), keys: slices.Clone(s.Keys)}
 	slices.SortStableFunc(c.keys, func(a, b Key) int { return b.ActiveFrom.Compare(a.ActiveFrom) })
@@ -381,7 +393,7 @@ func (k *Keyring) Signer(alg string) (*Signer, error) {
 	}
 	now := k.now()
 	for _, sg := range c.signers[alg] {
-		if !now.Before(sg.key.ActiveFrom) && (sg.key.RetireAt.IsZero() || now.Before(sg.key.RetireAt)) {
+		if !now.Before(sg.key.ActiveFrom) && !sg.key.retired(now) {
 			return sg, nil
 		}
 	}

@@ -55,6 +55,7 @@ func TestSetRoundTripsThroughMarshal(t *testing.T) {
 	set, err := Generate(SupportedAlgorithms(), now)
 	require.NoError(t, err)
 	set.Keys[0].RetireAt = now.Add(time.Hour)
+	set.Keys[1].RetireAt, set.Keys[1].RetiredEarly = now, true
 	data, err := set.Marshal()
 	require.NoError(t, err)
 	back, err := Parse(data)
@@ -65,6 +66,7 @@ func TestSetRoundTripsThroughMarshal(t *testing.T) {
 		assert.Equal(t, set.Keys[i].Algorithm, back.Keys[i].Algorithm)
 		assert.True(t, set.Keys[i].ActiveFrom.Equal(back.Keys[i].ActiveFrom))
 		assert.True(t, set.Keys[i].RetireAt.Equal(back.Keys[i].RetireAt))
+		assert.Equal(t, set.Keys[i].RetiredEarly, back.Keys[i].RetiredEarly)
 		assert.Equal(t, set.Keys[i].Private.Public(), back.Keys[i].Private.Public())
 	}
 }
@@ -84,6 +86,7 @@ func TestParseRefusesUnusableSets(t *testing.T) {
 		{"a public key alone cannot sign", `{"keys":[{"kid":"k","alg":"ES256","jwk":` + string(pub) + `}]}`},
 		{"an algorithm that does not fit the key is refused", `{"keys":[{"kid":"k","alg":"RS256","jwk":` + string(priv) + `}]}`},
 		{"a key without kid is refused", `{"keys":[{"kid":"","alg":"ES256","jwk":` + string(priv) + `}]}`},
+		{"a key retired early without retireAt is refused", `{"keys":[{"kid":"k","alg":"ES256","retiredEarly":true,"jwk":` + string(priv) + `}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,8 @@ package keys
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -176,4 +178,251 @@ func TestRotationDisabledOnlyFinishesForcedRotations(t *testing.T) {
 	_, err = Rotate(set, end, policy)
 	require.NoError(t, err)
 	assert.Len(t, set.Keys, 1)
+}
+
+// added stands for the key RetireNow adds in the expected signers of a retireCase.
+const added = "(added)"
+
+// retireCase is a set, the key IDs to retire at some time and what must follow.
+type retireCase struct {
+	set                       *Set
+	ids                       []string
+	at                        time.Time
+	retired, already, unknown []string
+	signers                   map[string]string // algorithm -> kid that signs after the retirement, or added
+}
+
+func TestRetireNowCutsAKeyAtOnce(t *testing.T) {
+	generate := func(t *testing.T, algs ...string) *Set {
+		set, err := Generate(algs, now.Add(-48*time.Hour))
+		require.NoError(t, err)
+		return set
+	}
+	rotateNow := func(t *testing.T, set *Set, at time.Time) Key {
+		_, err := RotateNow(set, at, RotationPolicy{Algorithms: []string{ES256}})
+		require.NoError(t, err)
+		return set.Keys[len(set.Keys)-1]
+	}
+	tests := []struct {
+		name    string
+		lag     time.Duration // how far the replica that loads the set lags the leader's clock
+		prepare func(t *testing.T) retireCase
+	}{
+		{"the only key of its algorithm is replaced by a key that signs at once", 0, func(t *testing.T) retireCase {
+			set := generate(t, ES256)
+			id := set.Keys[0].ID
+			return retireCase{set: set, ids: []string{id}, at: now, retired: []string{id}, signers: map[string]string{ES256: added}}
+		}},
+		{"a replica whose clock lags by ClockSkew drops the key and signs with the new one at once", ClockSkew, func(t *testing.T) retireCase {
+			set := generate(t, ES256)
+			id := set.Keys[0].ID
+			return retireCase{set: set, ids: []string{id}, at: now, retired: []string{id}, signers: map[string]string{ES256: added}}
+		}},
+		{"the keys of other algorithms keep signing", 0, func(t *testing.T) retireCase {
+			set := generate(t, RS256, ES256)
+			rs, es := set.Keys[0].ID, set.Keys[1].ID
+			return retireCase{set: set, ids: []string{es}, at: now, retired: []string{es}, signers: map[string]string{RS256: rs, ES256: added}}
+		}},
+		{"several keys are retired in one call, each replaced once", 0, func(t *testing.T) retireCase {
+			set := generate(t, RS256, ES256)
+			rs, es := set.Keys[0].ID, set.Keys[1].ID
+			return retireCase{set: set, ids: []string{es, rs}, at: now, retired: []string{es, rs}, signers: map[string]string{RS256: added, ES256: added}}
+		}},
+		{"a pending successor stays published and signs on its schedule", 0, func(t *testing.T) retireCase {
+			set := generate(t, ES256)
+			id := set.Keys[0].ID
+			rotateNow(t, set, now.Add(-time.Minute))
+			return retireCase{set: set, ids: []string{id}, at: now, retired: []string{id}, signers: map[string]string{ES256: added}}
+		}},
+		{"a pending key leaves the JWKS and the signing key keeps signing", 0, func(t *testing.T) retireCase {
+			set := generate(t, ES256)
+			id := set.Keys[0].ID
+			pending := rotateNow(t, set, now.Add(-time.Minute))
+			return retireCase{set: set, ids: []string{pending.ID}, at: now, retired: []string{pending.ID}, signers: map[string]string{ES256: id}}
+		}},
+		{"a retiring key leaves the JWKS at once and its active successor keeps signing", 0, func(t *testing.T) retireCase {
+			set := generate(t, ES256)
+			id := set.Keys[0].ID
+			succ := rotateNow(t, set, now.Add(-2*time.Hour))
+			_, err := Rotate(set, succ.ActiveFrom, RotationPolicy{Algorithms: []string{ES256}})
+			require.NoError(t, err)
+			require.Equal(t, StateRetiring, set.State(set.Keys[0], now))
+			return retireCase{set: set, ids: []string{id}, at: now, retired: []string{id}, signers: map[string]string{ES256: succ.ID}}
+		}},
+		{"the new key outranks a key that started signing minutes ago", 0, func(t *testing.T) retireCase {
+			set := generate(t, ES256)
+			rotateNow(t, set, now.Add(-14*time.Minute)) // signs from now-4m
+			latest := rotateNow(t, set, now.Add(-12*time.Minute))
+			_, err := Rotate(set, now, RotationPolicy{Algorithms: []string{ES256}})
+			require.NoError(t, err)
+			return retireCase{set: set, ids: []string{latest.ID}, at: now, retired: []string{latest.ID}, signers: map[string]string{ES256: added}}
+		}},
+		{"a key already retired early changes nothing", 0, func(t *testing.T) retireCase {
+			set := generate(t, ES256)
+			id := set.Keys[0].ID
+			_, err := RetireNow(set, []string{id}, now.Add(-time.Minute))
+			require.NoError(t, err)
+			return retireCase{set: set, ids: []string{id}, at: now, already: []string{id}, signers: map[string]string{ES256: set.Keys[1].ID}}
+		}},
+		{"an unknown key ID changes nothing", 0, func(t *testing.T) retireCase {
+			set := generate(t, ES256)
+			return retireCase{set: set, ids: []string{"ES256-unknown"}, at: now, unknown: []string{"ES256-unknown"}, signers: map[string]string{ES256: set.Keys[0].ID}}
+		}},
+		{"known keys are retired when an unknown one is named with them", 0, func(t *testing.T) retireCase {
+			set := generate(t, ES256)
+			id := set.Keys[0].ID
+			return retireCase{set: set, ids: []string{"nope", id}, at: now, retired: []string{id}, unknown: []string{"nope"}, signers: map[string]string{ES256: added}}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := tt.prepare(t)
+			before, err := c.set.Marshal()
+			require.NoError(t, err)
+			got, err := RetireNow(c.set, c.ids, c.at)
+			require.NoError(t, err)
+			assert.Equal(t, c.retired, got.Retired, "retired")
+			assert.Equal(t, c.already, got.Already, "already retired")
+			assert.Equal(t, c.unknown, got.Unknown, "unknown")
+			if len(c.retired) == 0 {
+				after, err := c.set.Marshal()
+				require.NoError(t, err)
+				assert.Equal(t, string(before), string(after), "nothing changed")
+			}
+			addedBy := map[string]string{} // algorithm -> added kid
+			for _, id := range got.Added {
+				k := c.set.Keys[slices.IndexFunc(c.set.Keys, func(k Key) bool { return k.ID == id })]
+				assert.NotContains(t, addedBy, k.Algorithm, "one new key per algorithm")
+				addedBy[k.Algorithm] = id
+			}
+
+			replica := NewKeyring()
+			replica.now = func() time.Time { return c.at.Add(-tt.lag) }
+			require.NoError(t, replica.Load(c.set))
+			var jwks jose.JSONWebKeySet
+			require.NoError(t, json.Unmarshal(replica.JWKS(), &jwks))
+			public := replica.PublicKeys()
+			for _, id := range c.retired {
+				k := c.set.Keys[slices.IndexFunc(c.set.Keys, func(k Key) bool { return k.ID == id })]
+				assert.Equal(t, StateRetired, c.set.State(k, c.at), "%s is recorded as retired", id)
+				assert.Empty(t, jwks.Key(id), "%s left the JWKS", id)
+				assert.Empty(t, public.Key(id), "tokens of %s no longer verify", id)
+			}
+			assert.Len(t, got.Added, len(addedBy))
+			for alg, want := range c.signers {
+				if want == added {
+					want = addedBy[alg]
+					assert.NotEmpty(t, want, "%s got a new key", alg)
+				}
+				sg, err := replica.Signer(alg)
+				require.NoError(t, err, "%s signs at once", alg)
+				assert.Equal(t, want, sg.KeyID, "%s signer", alg)
+				tok, err := sg.Sign(TypeAccessToken, []byte(`{"sub":"after"}`))
+				require.NoError(t, err)
+				obj, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
+				require.NoError(t, err)
+				found := jwks.Key(sg.KeyID)
+				require.Len(t, found, 1, "the new signer is published")
+				_, err = obj.Verify(found[0].Key)
+				assert.NoError(t, err)
+			}
+			for alg := range addedBy {
+				assert.Contains(t, c.signers, alg, "no key added for %s", alg)
+			}
+		})
+	}
+}
+
+// A key retired early stays in the set, for the record, until every token it could have signed
+// has expired; a pending successor then takes over from the key added in its place.
+func TestRotateKeepsAKeyRetiredEarlyUntilItsTokensExpired(t *testing.T) {
+	policy := RotationPolicy{MaxTokenLifetime: time.Hour, Algorithms: []string{ES256}}
+	set, err := Generate([]string{ES256}, now.Add(-48*time.Hour))
+	require.NoError(t, err)
+	old := set.Keys[0]
+	_, err = RotateNow(set, now.Add(-time.Minute), policy)
+	require.NoError(t, err)
+	pending := set.Keys[1]
+	r, err := RetireNow(set, []string{old.ID}, now)
+	require.NoError(t, err)
+	require.Len(t, r.Added, 1)
+
+	changed, err := Rotate(set, now, policy)
+	require.NoError(t, err)
+	assert.False(t, changed, "the retired key is kept and the new key is not retired")
+	assert.Len(t, set.Keys, 3)
+	assert.Equal(t, StateRetired, set.State(set.Keys[0], now))
+	assert.Equal(t, pending.ActiveFrom, NextChange(set, now, policy), "the pending successor signs on its schedule")
+
+	changed, err = Rotate(set, pending.ActiveFrom, policy)
+	require.NoError(t, err)
+	assert.True(t, changed)
+	assert.Equal(t, StateRetiring, set.State(set.Keys[2], pending.ActiveFrom), "the added key steps down like a rotated one")
+	kr := NewKeyring()
+	kr.now = func() time.Time { return pending.ActiveFrom }
+	require.NoError(t, kr.Load(set))
+	sg, err := kr.Signer(ES256)
+	require.NoError(t, err)
+	assert.Equal(t, pending.ID, sg.KeyID)
+
+	drop := now.Add(time.Hour + ClockSkew)
+	assert.Equal(t, drop, NextChange(set, pending.ActiveFrom, policy), "the retired key is dropped when its tokens would have expired")
+	_, err = Rotate(set, drop, policy)
+	require.NoError(t, err)
+	assert.False(t, slices.ContainsFunc(set.Keys, func(k Key) bool { return k.ID == old.ID }), "dropped")
+}
+
+func TestParseKeyIDs(t *testing.T) {
+	tests := []struct {
+		name  string
+		value string
+		want  []string
+	}{
+		{"one key ID is a list", "RS256-0a1b", []string{"RS256-0a1b"}},
+		{"key IDs are separated by commas", "RS256-0a1b,ES256-2c3d", []string{"RS256-0a1b", "ES256-2c3d"}},
+		{"spaces around key IDs are ignored", " RS256-0a1b , ES256-2c3d\t", []string{"RS256-0a1b", "ES256-2c3d"}},
+		{"a repeated key ID counts once", "a,b,a", []string{"a", "b"}},
+		{"an empty value is refused", "  ", nil},
+		{"an empty entry is refused", "a,,b", nil},
+		{"a trailing comma is refused", "a,", nil},
+		{"a space inside a key ID is refused", "RS256 0a1b", nil},
+		{"a control character is refused", "a\x00b", nil},
+		{"a non-ASCII character is refused", "RS256-\u202e", nil},
+		{"more than maxKeyIDs key IDs are refused", strings.Repeat("k,", maxKeyIDs) + "k", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseKeyIDs(tt.value)
+			if tt.want == nil {
+				assert.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func FuzzParseKeyIDs(f *testing.F) {
+	for _, s := range []string{"RS256-0a1b", "a, b ,a", "", ",", "a,,b", "\u202e", "a\tb"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		ids, err := ParseKeyIDs(value)
+		if err != nil {
+			return
+		}
+		if len(ids) == 0 || len(ids) > maxKeyIDs {
+			t.Fatalf("%q parsed to %d key IDs", value, len(ids))
+		}
+		for _, id := range ids {
+			if id == "" || strings.ContainsAny(id, ", ") || strings.IndexFunc(id, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+				t.Fatalf("%q parsed to the key ID %q", value, id)
+			}
+		}
+		again, err := ParseKeyIDs(strings.Join(ids, ","))
+		if err != nil || !slices.Equal(ids, again) {
+			t.Fatalf("%q: the parsed list %q does not parse back (%v, %q)", value, ids, err, again)
+		}
+	})
 }

@@ -23,6 +23,7 @@ type Metrics struct {
 	storeErrors        *prometheus.CounterVec
 	refreshReuse       prometheus.Counter
 	keyRotations       prometheus.Counter
+	keyRetirements     prometheus.Counter
 	registrySynced     *prometheus.GaugeVec
 	rateLimited        *prometheus.CounterVec
 	reg                prometheus.Registerer
@@ -60,6 +61,9 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		keyRotations: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "latchkey_signing_key_rotations_total", Help: "Signing key rotations performed by this process.",
 		}),
+		keyRetirements: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "latchkey_signing_key_retirements_total", Help: "Signing keys retired at once (annotation oauth.latchkey.dev/retire-keys) by this process.",
+		}),
 		registrySynced: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "latchkey_registry_last_sync_timestamp_seconds",
 			Help: "When this replica's registry last took in an informer event, by kind (OAuthClient, Scope, User); time() minus it is the time since the last sync.",
@@ -71,7 +75,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{
 		m.tokensIssued, m.oauthErrors, m.clientAuthFailures, m.requestDuration,
-		m.storeOperations, m.storeErrors, m.refreshReuse, m.keyRotations, m.registrySynced, m.rateLimited,
+		m.storeOperations, m.storeErrors, m.refreshReuse, m.keyRotations, m.keyRetirements, m.registrySynced, m.rateLimited,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -143,6 +147,14 @@ func (m *Metrics) KeyRotated() {
 		return
 	}
 	m.keyRotations.Inc()
+}
+
+// KeyRetired counts a signing key retired at once.
+func (m *Metrics) KeyRetired() {
+	if m == nil {
+		return
+	}
+	m.keyRetirements.Inc()
 }
 
 // Snapshotter gives the current registry snapshot; *registry.Registry implements it.

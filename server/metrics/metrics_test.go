@@ -38,6 +38,7 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.ObserveRequest("token", time.Second)
 	m.RefreshReuseDetected()
 	m.KeyRotated()
+	m.KeyRetired()
 	require.NoError(t, m.WatchRegistry(registry.New()))
 	s := memory.New()
 	assert.Same(t, store.Store(s), m.InstrumentStore(s, "memory"))
@@ -53,10 +54,13 @@ func TestCounters(t *testing.T) {
 	m.ClientAuthFailure("client_secret_basic")
 	m.ObserveRequest("token", 10*time.Millisecond)
 	m.KeyRotated()
+	m.KeyRetired()
+	m.KeyRetired()
 	assert.InDelta(t, 2, sample(t, reg, `latchkey_tokens_issued_total{client_id="billing",grant_type="client_credentials",namespace="payments"}`), 0)
 	assert.InDelta(t, 1, sample(t, reg, `latchkey_oauth_errors_total{endpoint="token",error="invalid_client"}`), 0)
 	assert.InDelta(t, 1, sample(t, reg, `latchkey_client_auth_failures_total{method="client_secret_basic"}`), 0)
 	assert.InDelta(t, 1, sample(t, reg, `latchkey_signing_key_rotations_total`), 0)
+	assert.InDelta(t, 2, sample(t, reg, `latchkey_signing_key_retirements_total`), 0)
 	assert.InDelta(t, 1, sample(t, reg, `latchkey_request_duration_seconds_count{endpoint="token"}`), 0)
 }
 

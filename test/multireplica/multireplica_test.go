@@ -3,12 +3,14 @@ package multireplica
 import (
 	"bufio"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -161,6 +163,66 @@ func TestAForcedKeyRotationBreaksNoVerificationAndEveryReplicaConverges(t *testi
 			verifyWith(t, r.jwks(t), tok, s.issuer)
 		}
 	}
+}
+
+// Retiring the key that signs now (annotation oauth.latchkey.dev/retire-keys, with kubectl) takes
+// it out of every replica within a bounded wait, with no publish lead: it leaves the JWKS, new
+// tokens have another kid and verify, and a token it signed is refused at userinfo and inactive
+// at introspection.
+func TestRetiringTheSigningKeyCutsItOnEveryReplicaAtOnce(t *testing.T) {
+	s := env
+	at := s.replicas[1].tokens(t).str("access_token")
+	leaked := kidOf(t, at)
+	for _, r := range s.replicas {
+		require.Equal(t, http.StatusOK, r.userinfo(t, at), "userinfo at %s before the retirement", r.name)
+		require.True(t, r.introspect(t, at), "active at %s before the retirement", r.name)
+	}
+
+	s.cp.MustKubectl(t, nil, "annotate", "secret", keySecret, "-n", namespace, "oauth.latchkey.dev/retire-keys="+leaked, "--overwrite")
+	start := time.Now()
+	var last atomic.Value // what the replicas still did on the last poll
+	dropped := assert.Eventually(t, func() bool {
+		var holding []string
+		for _, r := range s.replicas {
+			published := slices.Contains(kids(r.jwks(t)), leaked)
+			signs := kidOf(t, r.clientCredentials(t)) == leaked
+			status := r.userinfo(t, at)
+			if published || signs || status != http.StatusUnauthorized {
+				holding = append(holding, fmt.Sprintf("%s: published %v, signs %v, userinfo %d", r.name, published, signs, status))
+			}
+		}
+		last.Store(holding)
+		return len(holding) == 0
+	}, 20*time.Second, 200*time.Millisecond, "every replica drops the retired key %s", leaked)
+	require.True(t, dropped, "still holding the retired key: %v", last.Load())
+	t.Logf("every replica dropped the retired key within %s", time.Since(start).Round(time.Millisecond))
+
+	for _, r := range s.replicas {
+		jwks := r.jwks(t)
+		assert.NotContains(t, kids(jwks), leaked, "%s no longer publishes the retired key", r.name)
+		assert.Equal(t, http.StatusUnauthorized, r.userinfo(t, at), "userinfo at %s refuses a token of the retired key", r.name)
+		assert.False(t, r.introspect(t, at), "a token of the retired key is inactive at %s", r.name)
+		tok := r.clientCredentials(t)
+		assert.NotEqual(t, leaked, kidOf(t, tok), "%s signs with another key", r.name)
+		for _, v := range s.replicas {
+			verifyWith(t, v.jwks(t), tok, s.issuer)
+		}
+		fresh := r.tokens(t).str("access_token")
+		assert.Equal(t, http.StatusOK, r.userinfo(t, fresh), "userinfo at %s accepts a token of the new key", r.name)
+	}
+	states := s.cp.MustKubectl(t, nil, "get", "secret", keySecret, "-n", namespace,
+		"-o", `jsonpath={.metadata.annotations.oauth\.latchkey\.dev/key-states}`)
+	type keyState struct {
+		ID           string `json:"kid"`
+		State        string `json:"state"`
+		RetiredEarly bool   `json:"retiredEarly"`
+	}
+	var recorded []keyState
+	require.NoError(t, json.Unmarshal([]byte(states), &recorded), states)
+	i := slices.IndexFunc(recorded, func(k keyState) bool { return k.ID == leaked })
+	require.GreaterOrEqual(t, i, 0, "key-states records %s: %s", leaked, states)
+	assert.Equal(t, "retired", recorded[i].State)
+	assert.True(t, recorded[i].RetiredEarly)
 }
 
 func TestSIGTERMDrainsAnInFlightRequestAndTheProcessExitsCleanly(t *testing.T) {
