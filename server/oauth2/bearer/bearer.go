@@ -42,8 +42,8 @@ type Config struct {
 	Registry Registry
 	// ClientAuth authenticates the clients of revocation and introspection.
 	ClientAuth *oauth2.ClientAuth
-	Store    Store
-	Verifier Verifier
+	Store      Store
+	Verifier   Verifier
 	// Lifetimes are the server's token lifetimes: how long a revocation is remembered.
 	Lifetimes oauth2.Lifetimes
 	// Now is the clock.

@@ -1185,7 +1185,7 @@ func contextTests() []test {
 						_, err := e.s.TakeRate(ctx, hash("r"), 60, 1)
 						return err
 					},
-					"Ping":  func(ctx context.Context) error { return e.s.Ping(ctx) },
+					"Ping": func(ctx context.Context) error { return e.s.Ping(ctx) },
 					// Last, so the family's token was used before.
 					"RevokeFamily": func(ctx context.Context) error { return e.s.RevokeFamily(ctx, family, e.now().Add(long)) },
 				}
