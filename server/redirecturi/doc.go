@@ -25,7 +25,10 @@
 //     message, an RFC 7591 error description) and may shorten it.
 //   - C1 control characters are refused with the other controls, so the CRD can say
 //     \p{Cc} in one class; no client needs them.
-//   - The URI is compared byte for byte elsewhere; nothing here normalises it.
+//   - Nothing here normalises a URI. The authorization endpoint matches a requested redirect URI
+//     with Registered: byte for byte, except that an http URI registered on a loopback host
+//     matches the same URI with any port (RFC 8252 7.3); the token request then repeats the
+//     requested URI byte for byte.
 //
 // It uses the standard library only.
 package redirecturi

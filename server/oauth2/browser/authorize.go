@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
 
 	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/redirecturi"
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
 	"github.com/latchkey-dev/latchkey/server/token"
@@ -37,6 +37,10 @@ var (
 		"The request_uri parameter is not supported.")
 	ErrRegistrationNotSupported = oauth2.NewError("registration_not_supported", http.StatusBadRequest,
 		"The registration parameter is not supported.")
+	// ErrUnknownClientOrRedirect is shown, never redirected, for an unknown client_id and for a
+	// redirect_uri the client has not registered (or has to send), alike.
+	ErrUnknownClientOrRedirect = oauth2.NewError("invalid_request", http.StatusBadRequest,
+		"The client_id is not a registered client, or the redirect_uri is missing or not registered for it.")
 )
 
 // pendingRequest is an authorization request that waits for the login or consent page. The
@@ -258,29 +262,35 @@ func (a *Flow) rawParams(r *http.Request) (string, error) {
 }
 
 // checkClientRedirect finds the client and the redirect URI to answer. Its errors are shown to
-// the user and never redirected (RFC 6749 4.1.2.1): the redirect URI must equal one of the
-// client's registered URIs exactly; it may be omitted when the client has exactly one, except
-// in an OpenID Connect request, which must send it.
+// the user and never redirected (RFC 6749 4.1.2.1): the redirect URI must be one of the client's
+// registered URIs (byte for byte, or on a loopback host with any port, RFC 8252 7.3,
+// redirecturi.Registered); it may be omitted when the client has exactly one, except in an
+// OpenID Connect request, which must send it.
+//
+// An unknown client, a redirect URI the client has not registered and a missing one the client
+// needs all get the same page (ErrUnknownClientOrRedirect), so the page does not tell which
+// client IDs exist.
 func checkClientRedirect(snap *registry.Snapshot, req *AuthorizeRequest) (*registry.Client, string, error) {
+	if req.RedirectURI == "" && oauth2.HasScope(req.Scope, oauth2.ScopeOpenID) {
+		return nil, "", oauth2.ErrInvalidRequest.WithDescription("An OpenID Connect request must include redirect_uri.")
+	}
 	client, ok := snap.Client(req.ClientID)
 	if !ok {
-		return nil, "", oauth2.ErrInvalidRequest.WithDescription("The client_id is not a registered client.")
+		return nil, "", ErrUnknownClientOrRedirect
 	}
 	redirectURI := req.RedirectURI
 	switch {
 	case redirectURI != "":
-		if !slices.Contains(client.RedirectURIs, redirectURI) {
-			return nil, "", oauth2.ErrInvalidRequest.WithDescription("The redirect_uri is not registered for the client.")
+		if redirectURI, ok = redirecturi.Registered(client.RedirectURIs, redirectURI); !ok {
+			return nil, "", ErrUnknownClientOrRedirect
 		}
-	case oauth2.HasScope(req.Scope, oauth2.ScopeOpenID):
-		return nil, "", oauth2.ErrInvalidRequest.WithDescription("An OpenID Connect request must include redirect_uri.")
 	case len(client.RedirectURIs) == 1:
 		redirectURI = client.RedirectURIs[0]
 	default:
-		return nil, "", oauth2.ErrInvalidRequest.WithDescription("The redirect_uri parameter is missing.")
+		return nil, "", ErrUnknownClientOrRedirect
 	}
 	if u, err := url.Parse(redirectURI); err != nil || u.Scheme == "" || u.Fragment != "" {
-		return nil, "", oauth2.ErrInvalidRequest.WithDescription("The client's redirect URI is not usable.")
+		return nil, "", ErrUnknownClientOrRedirect
 	}
 	return client, redirectURI, nil
 }

@@ -37,6 +37,8 @@ const (
 	multiID         = "multi-redirect" // public, two redirect URIs
 	queryID         = "query-redirect" // public, redirect URI with a query
 	noCodeGrantID   = "no-code-grant"  // public, without authorization_code
+	nativeID        = "native"         // public, loopback redirect URI without a port
+	nativeRedirect  = "http://127.0.0.1/cb"
 	ownerName       = "alice"
 	ownerPassword   = "correct horse battery staple"
 	disabledName    = "mallory" // disabled, with a valid password
@@ -91,6 +93,7 @@ func flowRegistry(t testing.TB) *registry.Registry {
 		public(multiID, registry.Client{RedirectURIs: []string{appRedirect, appRedirect2}}),
 		public(queryID, registry.Client{RedirectURIs: []string{appRedirect + "?tenant=a%20b"}}),
 		public(noCodeGrantID, registry.Client{GrantTypes: []string{"refresh_token"}}),
+		public(nativeID, registry.Client{RedirectURIs: []string{nativeRedirect}}),
 	} {
 		r.PutClient(c)
 	}

@@ -203,6 +203,78 @@ func TestAuthorizeRequestsThatProceedToTheLoginPage(t *testing.T) {
 	})
 }
 
+// The page shown for an unknown client is the page shown for a known client with a redirect URI
+// it has not registered (or without the one it needs): it does not tell which clients exist.
+func TestTheAuthorizeErrorPageDoesNotTellWhichClientsExist(t *testing.T) {
+	env := newFlowEnv(t)
+	_, challenge := pkcePair()
+	page := func(clientID, redirectURI string) string {
+		kv := []string{"response_type", "code", "client_id", clientID, "state", "s", "code_challenge", challenge, "code_challenge_method", "S256"}
+		if redirectURI != "" {
+			kv = append(kv, "redirect_uri", redirectURI)
+		}
+		p := env.browser(t).Get(env.authorizeURL(kv...))
+		require.Equal(t, http.StatusBadRequest, p.Status)
+		require.Nil(t, p.Location)
+		return p.Body
+	}
+	unknown := page("no-such-client", "https://evil.example/cb")
+	assert.Equal(t, unknown, page(spaClientID, "https://evil.example/cb"), "a known client with an unregistered redirect URI")
+	assert.Equal(t, unknown, page(multiID, "https://evil.example/cb"), "a known client with several redirect URIs")
+	assert.Equal(t, page("no-such-client", ""), page(multiID, ""), "without a redirect URI that the client needs")
+	assert.NotContains(t, unknown, "no-such-client")
+}
+
+// RFC 8252 7.3: a native app's loopback redirect URI is registered without a port and used with
+// whatever port the app listens on; the token request repeats it with that port.
+func TestALoopbackRedirectURIMatchesAnyPort(t *testing.T) {
+	env := newFlowEnv(t)
+	b := env.browser(t)
+	verifier, challenge := pkcePair()
+	const used = "http://127.0.0.1:51234/cb"
+	p := b.Get(env.authorizeURL("response_type", "code", "client_id", nativeID, "redirect_uri", used, "scope", "openid",
+		"state", "s", "code_challenge", challenge, "code_challenge_method", "S256"))
+	p = b.Login(p, ownerName, ownerPassword)
+	if p.IsConsent() {
+		p = b.Decide(p, "allow")
+	}
+	require.NotNil(t, p.Location)
+	assert.Equal(t, "127.0.0.1:51234", p.Location.Host, "the code goes to the port of the request")
+	cb := p.Callback(t)
+	require.NotEmpty(t, cb.Code, cb.ErrorDescription)
+
+	status, body := env.exchangeForm(t, "grant_type", "authorization_code", "client_id", nativeID, "code", cb.Code,
+		"redirect_uri", "http://127.0.0.1:5000/cb", "code_verifier", verifier)
+	assert.Equal(t, http.StatusBadRequest, status, "the token request must repeat the port of the authorization request")
+	assert.Equal(t, "invalid_grant", body["error"])
+
+	for _, other := range []string{"http://localhost:51234/cb", "http://127.0.0.1:51234/cb/", "http://127.0.0.2:51234/cb"} {
+		p := env.browser(t).Get(env.authorizeURL("response_type", "code", "client_id", nativeID, "redirect_uri", other,
+			"state", "s", "code_challenge", challenge, "code_challenge_method", "S256"))
+		assert.Equal(t, http.StatusBadRequest, p.Status, other)
+		assert.Nil(t, p.Location, other)
+	}
+}
+
+func TestALoopbackCodeIsExchangedWithItsPort(t *testing.T) {
+	env := newFlowEnv(t)
+	b := env.browser(t)
+	verifier, challenge := pkcePair()
+	const used = "http://127.0.0.1:40000/cb"
+	p := b.Get(env.authorizeURL("response_type", "code", "client_id", nativeID, "redirect_uri", used, "scope", "openid",
+		"state", "s", "code_challenge", challenge, "code_challenge_method", "S256"))
+	p = b.Login(p, ownerName, ownerPassword)
+	if p.IsConsent() {
+		p = b.Decide(p, "allow")
+	}
+	cb := p.Callback(t)
+	require.NotEmpty(t, cb.Code, cb.ErrorDescription)
+	status, body := env.exchangeForm(t, "grant_type", "authorization_code", "client_id", nativeID, "code", cb.Code,
+		"redirect_uri", used, "code_verifier", verifier)
+	require.Equal(t, http.StatusOK, status, body)
+	assert.NotEmpty(t, body["access_token"])
+}
+
 func TestTheRedirectURIKeepsItsQuery(t *testing.T) {
 	env := newFlowEnv(t)
 	p := env.browser(t).Get(env.authorizeURL("response_type", "token", "client_id", queryID, "state", "a&b=c"))

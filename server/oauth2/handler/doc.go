@@ -26,4 +26,7 @@
 //     and JWKS are cacheable for 5 minutes.
 //   - One user authenticator (and so one lockout policy and one bound on concurrent hash
 //     checks) serves the login page and the password grant; LoginConfig configures both.
+//   - An https issuer sends Strict-Transport-Security (one year, without includeSubDomains or
+//     preload, which concern other sites of the domain) on every answer, decided by the
+//     issuer's scheme and not the connection's, since TLS often ends at an ingress.
 package handler

@@ -192,7 +192,7 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	newDiscovery(cfg.Issuer, cfg.Registry, cfg.Keys, endpoint.GrantTypes(), mux).Mount(mux)
 	in := oauth2.Instrumentation{Metrics: cfg.Metrics, Auditor: cfg.Audit, ClientIPHeader: cfg.Login.ClientIPHeader}
-	return in.Wrap(oauth2.RecoverPanics(mux.Handler())), nil
+	return withHSTS(cfg.Issuer, in.Wrap(oauth2.RecoverPanics(mux.Handler()))), nil
 }
 
 // withDefaults fills in defaults and checks the config.
