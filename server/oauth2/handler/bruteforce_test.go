@@ -14,8 +14,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/userauth"
 )
 
 // clientFrom is an HTTP client of srv whose connections come from the loopback address ip
@@ -223,5 +225,40 @@ func TestTokenRequestsFollowTheClientsRateLimit(t *testing.T) {
 			}
 		}
 		assert.Equal(t, 3, n)
+	})
+}
+
+// Finding 2 of the hardening issue: failures of alice's password from an attacker's address lock
+// that address out of alice's account, never alice herself, who signs in from another address,
+// through the password grant and through the login page alike.
+func TestAnAttackerCannotLockAUserOut(t *testing.T) {
+	t.Run("The password grant still lets alice in from her own address", func(t *testing.T) {
+		e := newUserEnv(t)
+		grant := func(c *http.Client, pw string) response {
+			return doWith(t, c, e.srv, request{path: oauth2.TokenPath, contentType: formType, authorization: basic(appID, appSecret),
+				body: url.Values{"grant_type": {"password"}, "username": {aliceName}, "password": {pw}}.Encode()})
+		}
+		attacker, alice := e.srv.Client(), clientFrom(e.srv, "127.0.0.2")
+		for range 3 * userauth.DefaultMaxFailuresPerUser {
+			grant(attacker, "guess")
+		}
+		assertLocked(t, grant(attacker, alicePassword))
+		assert.Equal(t, http.StatusOK, grant(alice, alicePassword).status, "alice from 127.0.0.2")
+		assertLocked(t, grant(attacker, alicePassword))
+	})
+	t.Run("The login page still lets alice in from her own address", func(t *testing.T) {
+		env := newFlowEnv(t)
+		attacker := env.browser(t)
+		p := env.loginPage(t, attacker)
+		for range 3 * userauth.DefaultMaxFailuresPerUser {
+			p = attacker.Login(p, ownerName, "guess")
+		}
+		p = attacker.Login(p, ownerName, ownerPassword)
+		require.Equal(t, http.StatusTooManyRequests, p.Status)
+		assert.Contains(t, p.Body, msgLocked)
+
+		alice := harness.NewBrowser(t, clientFrom(env.srv, "127.0.0.2"), env.srv.URL)
+		p = alice.Login(env.loginPage(t, alice), ownerName, ownerPassword)
+		assert.True(t, p.IsConsent(), "alice from 127.0.0.2 signs in: %s", p.Body)
 	})
 }

@@ -158,6 +158,12 @@ func do(t *testing.T, srv *httptest.Server, rq request) response {
 // revocation answers none).
 func doT(t testing.TB, srv *httptest.Server, rq request) response {
 	t.Helper()
+	return doWith(t, srv.Client(), srv, rq)
+}
+
+// doWith is doT through the HTTP client c (another source address, say).
+func doWith(t testing.TB, c *http.Client, srv *httptest.Server, rq request) response {
+	t.Helper()
 	if rq.method == "" {
 		rq.method = http.MethodPost
 	}
@@ -172,7 +178,7 @@ func doT(t testing.TB, srv *httptest.Server, rq request) response {
 	if rq.forwardedFor != "" {
 		req.Header.Set("X-Forwarded-For", rq.forwardedFor)
 	}
-	res, err := srv.Client().Do(req)
+	res, err := c.Do(req)
 	require.NoError(t, err)
 	defer res.Body.Close()
 	out := response{status: res.StatusCode, header: res.Header}
