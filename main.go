@@ -117,6 +117,7 @@ type serveOptions struct {
 	idTokenTTL       time.Duration
 	keyRotation      time.Duration
 	clientIPHeader   string
+	clientRateLimit  registry.RateLimit
 	registration     registrationOptions
 	metricsAddress   string
 	probeAddress     string
@@ -145,7 +146,9 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.refreshGrace, "refresh-reuse-grace", 2*time.Second, "how long a just-rotated refresh token is refused without revoking its family (concurrent retries)")
 	fs.DurationVar(&o.idTokenTTL, "id-token-lifetime", time.Hour, "default ID token lifetime")
 	fs.DurationVar(&o.keyRotation, "key-rotation-period", 30*24*time.Hour, "how long a signing key signs before the leader rotates it (0 disables; annotate the key Secret with oauth.latchkey.dev/rotate-keys to force one)")
-	fs.StringVar(&o.clientIPHeader, "client-ip-header", "", "header a trusted reverse proxy sets to the client address (e.g. X-Forwarded-For), for failed-login limits")
+	fs.StringVar(&o.clientIPHeader, "client-ip-header", "", "header a trusted reverse proxy sets to the client address (e.g. X-Forwarded-For), for the brute-force limits of logins and client authentication and the audit log; only behind a proxy that overwrites it")
+	fs.IntVar(&o.clientRateLimit.PerMinute, "client-rate-limit", 0, "token requests per minute of each client without a spec.rateLimit of its own, across all replicas (0: no limit)")
+	fs.IntVar(&o.clientRateLimit.Burst, "client-rate-limit-burst", 0, "burst of --client-rate-limit (0: a tenth of the rate, at least 1)")
 	fs.StringVar(&o.registration.initialTokenFile, "registration-initial-token-file", "", "enable dynamic client registration (RFC 7591) with the initial access tokens in this file, one per line")
 	fs.BoolVar(&o.registration.open, "registration-open", false, "enable dynamic client registration without an initial access token (such clients cannot use client_credentials)")
 	fs.StringVar(&o.registration.namespace, "registration-namespace", "", "namespace of registered OAuthClients (default: --namespace)")
@@ -329,6 +332,7 @@ func (o *serveOptions) handlerConfig(reg *registry.Registry, keyring *keys.Keyri
 		Keys:                 keyring,
 		Store:                st,
 		Login:                handler.LoginConfig{ClientIPHeader: o.clientIPHeader},
+		ClientRateLimit:      o.clientRateLimit,
 		RegistrationOpen:     o.registration.open,
 	}
 	if o.registration.initialTokenFile != "" {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -259,11 +260,12 @@ func token(t *testing.T, srv *harness.Server) (int, map[string]any) {
 }
 
 // TestChartInstallsAndIssuesTokens is the whole path: render, apply, run as the chart's
-// ServiceAccount, apply the samples, get a token.
+// ServiceAccount, apply the samples, get a token; the chart's default client rate limit reaches
+// the server.
 func TestChartInstallsAndIssuesTokens(t *testing.T) {
 	s := env
 	const ns = "latchkey"
-	objs := s.render(t, "latchkey", ns)
+	objs := s.render(t, "latchkey", ns, "clientRateLimit.requestsPerMinute=60", "clientRateLimit.burst=2")
 	s.install(t, ns, objs)
 	user := serviceAccountUser(t, ns, objs)
 	require.Equal(t, "system:serviceaccount:latchkey:latchkey", user)
@@ -288,6 +290,13 @@ func TestChartInstallsAndIssuesTokens(t *testing.T) {
 	}, 20*time.Second, 200*time.Millisecond, "token: %d %v", status, body)
 	require.NotEmpty(t, body["access_token"])
 	require.Equal(t, "Bearer", body["token_type"])
+
+	// One token of the burst of two is spent: of the next three, at least the last is refused.
+	for range 3 {
+		status, body = token(t, srv)
+	}
+	assert.Equal(t, http.StatusTooManyRequests, status, "the chart's clientRateLimit: %v", body)
+	assert.Equal(t, "temporarily_unavailable", body["error"])
 }
 
 // TestMissingRBACRuleFails removes list and watch on Secrets from the rendered ClusterRole (a
