@@ -149,7 +149,7 @@ func FuzzOrigin(f *testing.F) {
 		if !ok || again != got {
 			t.Fatalf("origin(%q) = %q, but origin(%q) = %q, %v", raw, got, got, again, ok)
 		}
-		if strings.ToLower(got) != got || !(strings.HasPrefix(got, "http://") || strings.HasPrefix(got, "https://")) {
+		if strings.ToLower(got) != got || (!strings.HasPrefix(got, "http://") && !strings.HasPrefix(got, "https://")) {
 			t.Fatalf("origin(%q) = %q is not a lower-case http(s) origin", raw, got)
 		}
 		u, err := url.Parse(got)
