@@ -134,6 +134,7 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, fmt.Errorf("handler: %w", err)
 	}
 	mux := oauth2.NewMux()
+	mux.AllowOrigins(func(origin string) bool { return cfg.Registry.Snapshot().AllowsOrigin(origin) })
 	all := []grants.Grant{grants.NewClientCredentials(issuer)}
 	if st := cfg.Store; st != nil {
 		auth, err := userauth.New(userauth.Config{

@@ -130,6 +130,8 @@ type request struct {
 	method, path, contentType, authorization, body string
 	// forwardedFor is sent as X-Forwarded-For.
 	forwardedFor string
+	// header holds more headers (each value is sent, in order).
+	header http.Header
 }
 
 type response struct {
@@ -171,6 +173,11 @@ func doT(t testing.TB, srv *httptest.Server, rq request) response {
 	}
 	if rq.forwardedFor != "" {
 		req.Header.Set("X-Forwarded-For", rq.forwardedFor)
+	}
+	for k, vs := range rq.header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
 	}
 	res, err := srv.Client().Do(req)
 	require.NoError(t, err)
