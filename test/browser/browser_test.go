@@ -45,6 +45,7 @@ type env struct {
 	callbacks chan url.Values
 	browser   context.Context // a chromedp context whose browser has started
 	oauth     *xoauth2.Config
+	reg       *registry.Registry
 }
 
 func TestLoginAndConsentInChromium(t *testing.T) {
@@ -209,8 +210,9 @@ func newEnv(t *testing.T) *env {
 	e.server = httptest.NewUnstartedServer(nil)
 	e.server.Start()
 	t.Cleanup(e.server.Close)
+	e.reg = newRegistry(t, redirectURI)
 	h, err := handler.New(handler.Config{
-		Issuer: e.server.URL, Registry: newRegistry(t, redirectURI), Keys: newKeyring(t), Store: memory.New(),
+		Issuer: e.server.URL, Registry: e.reg, Keys: newKeyring(t), Store: memory.New(),
 	})
 	require.NoError(t, err)
 	e.server.Config.Handler = h
