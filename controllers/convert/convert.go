@@ -6,11 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/netip"
-	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -160,89 +157,20 @@ func Client(oc *v1alpha1.OAuthClient, secret *corev1.Secret) (registry.Client, e
 func seconds(s int32) time.Duration { return time.Duration(s) * time.Second }
 
 // AllowedOrigins returns the CORS origins of a Public client: spec.allowedOrigins, else the
-// origins of its https and http redirect URIs; each as browsers send it in the Origin header
-// (origin), without repeats. An entry that is not an http(s) origin is left out.
+// origins of its https and http redirect URIs (redirecturi.Origins); each as browsers send it in
+// the Origin header (redirecturi.Origin), without repeats. An entry that is not an http(s)
+// origin is left out (validateClient refuses it in spec.allowedOrigins).
 func AllowedOrigins(oc *v1alpha1.OAuthClient) []string {
-	candidates := oc.Spec.AllowedOrigins
-	if len(candidates) == 0 {
-		for _, raw := range oc.Spec.RedirectURIs {
-			if u, err := url.Parse(raw); err == nil && (u.Scheme == "https" || u.Scheme == "http") {
-				candidates = append(candidates, u.Scheme+"://"+u.Host)
-			}
-		}
+	if len(oc.Spec.AllowedOrigins) == 0 {
+		return redirecturi.Origins(oc.Spec.RedirectURIs)
 	}
 	var out []string
-	for _, c := range candidates {
-		if o, ok := origin(c); ok && !slices.Contains(out, o) {
+	for _, c := range oc.Spec.AllowedOrigins {
+		if o, ok := redirecturi.Origin(c); ok && !slices.Contains(out, o) {
 			out = append(out, o)
 		}
 	}
 	return out
-}
-
-// origin returns the serialisation of an http(s) origin, scheme://host[:port], as a browser
-// sends it in the Origin header (RFC 6454 6.2, the WHATWG URL serialiser), so that the server
-// compares Origin headers byte for byte: scheme and host in lower case, an IPv6 host in its
-// canonical form, the port in decimal without leading zeros and left out when it is the
-// scheme's default (80, 443). ok is false for anything else: another scheme, user information,
-// a path (but a lone "/"), query or fragment, an empty host, a host with characters other than
-// letters, digits, '.' and '-' (a browser would punycode or refuse it), an IPv4 address not in
-// dotted-decimal form (a browser would rewrite 127.1 as 127.0.0.1) or a port over 65535.
-func origin(raw string) (string, bool) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Opaque != "" || u.User != nil || (u.Path != "" && u.Path != "/") ||
-		u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#") {
-		return "", false
-	}
-	scheme := strings.ToLower(u.Scheme)
-	defaultPort := map[string]string{"http": "80", "https": "443"}[scheme]
-	if defaultPort == "" {
-		return "", false
-	}
-	host, ok := originHost(u.Hostname(), strings.HasPrefix(u.Host, "["))
-	if !ok {
-		return "", false
-	}
-	port := u.Port()
-	if port == "" && strings.HasSuffix(u.Host, ":") {
-		return "", false // "https://host:" is not an origin anyone sends
-	}
-	if port != "" {
-		n, err := strconv.ParseUint(port, 10, 16)
-		if err != nil {
-			return "", false
-		}
-		if port = strconv.FormatUint(n, 10); port == defaultPort {
-			port = ""
-		}
-	}
-	if port != "" {
-		host += ":" + port
-	}
-	return scheme + "://" + host, true
-}
-
-// originHost is the host of an origin as browsers serialise it, or false (see origin).
-func originHost(host string, bracketed bool) (string, bool) {
-	if bracketed {
-		a, err := netip.ParseAddr(host)
-		if err != nil || !a.Is6() || a.Zone() != "" {
-			return "", false
-		}
-		return "[" + a.String() + "]", true
-	}
-	host = strings.ToLower(host)
-	if host == "" || strings.Trim(host, "abcdefghijklmnopqrstuvwxyz0123456789.-") != "" {
-		return "", false
-	}
-	labels := strings.Split(strings.TrimSuffix(host, "."), ".")
-	if last := labels[len(labels)-1]; last != "" && (strings.Trim(last, "0123456789") == "" || strings.HasPrefix(last, "0x")) {
-		// A browser parses a host ending in a number as an IPv4 address.
-		if a, err := netip.ParseAddr(host); err != nil || !a.Is4() || a.String() != host {
-			return "", false
-		}
-	}
-	return host, true
 }
 
 // secretValue returns the non-empty value of key in secret, which must be namespace/name.
@@ -346,7 +274,7 @@ func validateClient(oc *v1alpha1.OAuthClient) []string {
 		add("allowedOrigins (CORS) is for Public clients")
 	}
 	for _, o := range s.AllowedOrigins {
-		if _, ok := origin(o); !ok {
+		if _, ok := redirecturi.Origin(o); !ok {
 			add("allowedOrigin %s is not an http(s) origin (scheme://host[:port]) as browsers send it", quoteShort(o))
 		}
 	}
