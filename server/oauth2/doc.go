@@ -57,8 +57,9 @@
 //     request with them). A preflight (OPTIONS with Origin and Access-Control-Request-Method)
 //     from an allowed origin is 204 with Access-Control-Allow-Methods (the route's mounted
 //     methods), Access-Control-Allow-Headers "Authorization, Content-Type" (Bearer tokens and
-//     Basic credentials, JSON bodies; no DPoP, which is not supported) and Max-Age 600 s (a
-//     removed origin stops working within 10 minutes); any other OPTIONS, a disallowed
+//     Basic credentials, JSON bodies; no DPoP, which is not supported) and Max-Age 600 s (fewer
+//     preflights; an origin removed meanwhile is refused at once all the same, as the actual
+//     answers stop naming it); any other OPTIONS, a disallowed
 //     preflight among them, is the route's 405 without CORS headers and never reaches the
 //     endpoint. Actual requests from an allowed origin get Access-Control-Allow-Origin (the
 //     origin) and Access-Control-Expose-Headers: WWW-Authenticate (Bearer errors); answers
