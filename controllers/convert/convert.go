@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -158,21 +157,17 @@ func Client(oc *v1alpha1.OAuthClient, secret *corev1.Secret) (registry.Client, e
 func seconds(s int32) time.Duration { return time.Duration(s) * time.Second }
 
 // AllowedOrigins returns the CORS origins of a Public client: spec.allowedOrigins, else the
-// origins (scheme://host[:port], lower-case) of its https and http redirect URIs, without
-// repeats.
+// origins of its https and http redirect URIs (redirecturi.Origins); each as browsers send it in
+// the Origin header (redirecturi.Origin), without repeats. An entry that is not an http(s)
+// origin is left out (validateClient refuses it in spec.allowedOrigins).
 func AllowedOrigins(oc *v1alpha1.OAuthClient) []string {
-	if len(oc.Spec.AllowedOrigins) > 0 {
-		return slices.Clone(oc.Spec.AllowedOrigins)
+	if len(oc.Spec.AllowedOrigins) == 0 {
+		return redirecturi.Origins(oc.Spec.RedirectURIs)
 	}
 	var out []string
-	for _, raw := range oc.Spec.RedirectURIs {
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			continue
-		}
-		origin := u.Scheme + "://" + strings.ToLower(u.Host)
-		if !slices.Contains(out, origin) {
-			out = append(out, origin)
+	for _, c := range oc.Spec.AllowedOrigins {
+		if o, ok := redirecturi.Origin(c); ok && !slices.Contains(out, o) {
+			out = append(out, o)
 		}
 	}
 	return out
@@ -273,6 +268,14 @@ func validateClient(oc *v1alpha1.OAuthClient) []string {
 	for _, u := range s.RedirectURIs {
 		if err := redirecturi.Check(u); err != nil {
 			add("redirectURI %s %s", quoteShort(u), err)
+		}
+	}
+	if len(s.AllowedOrigins) > 0 && typ != v1alpha1.ClientTypePublic {
+		add("allowedOrigins (CORS) is for Public clients")
+	}
+	for _, o := range s.AllowedOrigins {
+		if _, ok := redirecturi.Origin(o); !ok {
+			add("allowedOrigin %s is not an http(s) origin (scheme://host[:port]) as browsers send it", quoteShort(o))
 		}
 	}
 	for _, sc := range s.Scopes {

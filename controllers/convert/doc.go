@@ -29,6 +29,13 @@
 //     characters; at most 2048 bytes). The CRD's CEL rules check what CEL can of it; this check
 //     also catches objects stored before a rule existed and manifests on disk. The message
 //     names each offending URI (its first 256 bytes) and the reason.
+//   - CORS origins (allowedOrigins, or the default from the redirect URIs) are written as
+//     browsers send them in the Origin header, so the server compares that header byte for
+//     byte: scheme and host in lower case, IPv6 compressed, no default port, no leading zeros
+//     in the port. An allowedOrigin no browser sends (a path, user information, a shortened or
+//     non-decimal IPv4 address, a non-ASCII host, a port over 65535) is ErrInvalidSpec, and so
+//     are allowedOrigins on a Confidential client (the CRD's CEL rule, for manifests on disk);
+//     a redirect URI that yields no such origin adds none.
 //   - Scope names (Scope.spec.name and an OAuthClient's scopes) must be RFC 6749 scope tokens
 //     of at most 128 characters, as in the CRD; an invalid Scope is ErrInvalidSpec.
 //   - creationTimestamp is carried into the registry values (Created): it decides who holds a
@@ -46,9 +53,8 @@
 //     Confidential client without one keeps it empty: both secret methods are accepted, a
 //     declared one is enforced), pkce RequiredS256, consent Remember, audiences [clientID],
 //     rateLimit.burst a tenth of requestsPerMinute (at least 1), allowedOrigins of a Public
-//     client the origins of its http(s) redirect URIs, Registered from the
-//     oauth.latchkey.dev/registered label,
-//     Secret <name>-oauth-client with key client-secret, password key hash. Lifetimes of zero
+//     client the origins of its http(s) redirect URIs (a Confidential client has none),
+//     Registered from the oauth.latchkey.dev/registered label, Secret <name>-oauth-client with key client-secret, password key hash. Lifetimes of zero
 //     stay zero (the server's defaults apply). Default scopes, when absent, are left empty: the
 //     server grants the allowed scopes whose Scope says default.
 //

@@ -2,7 +2,7 @@
 // error type and its sentinels (errors.go), FromStore, the one mapping from backend errors to
 // OAuth errors (fromstore.go), request parsing (request.go, form.go), client authentication
 // (clientauth.go), the response writers (responses.go), the route table and its Mux
-// (routes.go), per-request instrumentation, metrics and audit (metrics.go, audit.go), the scope
+// (routes.go) with each route's CORS policy (cors.go), per-request instrumentation, metrics and audit (metrics.go, audit.go), the scope
 // policy and OIDC's built-in scopes (scopes.go), PKCE (pkce.go), the grant type names
 // (grants.go), token lifetimes (lifetimes.go) and the random identifiers of codes and the
 // browser flow (secrets.go).
@@ -43,6 +43,33 @@
 //     metrics' endpoint label; discovery advertises exactly the routes mounted. 404 and 405 are
 //     JSON invalid_request errors (405 with Allow); a path the mux would redirect (//token,
 //     /a/../token) is 404, never an HTML redirect.
+//   - CORS (cors.go) is a column of the route table, answered by the Mux, never by an
+//     endpoint. The token, revocation and userinfo endpoints (and their aliases) allow the
+//     origins some Public client in the current registry snapshot allows
+//     (registry.Snapshot.AllowsOrigin, one map lookup; Mux.AllowOrigins), echoing the origin,
+//     never "*". Discovery and the JWKS are public documents: they answer
+//     Access-Control-Allow-Origin: * to every request (with or without Origin, so caches need
+//     no Vary), which is what browsers' OpenID Connect libraries need to configure themselves
+//     and verify ID tokens from the relying party's origin; "*" cannot carry credentials.
+//     Nothing else answers CORS: the browser pages are navigations, introspection and
+//     registration are for servers. Credentials are never allowed (no
+//     Access-Control-Allow-Credentials: the browser sends no cookies and reads no answer to a
+//     request with them). A preflight (OPTIONS with Origin and Access-Control-Request-Method)
+//     from an allowed origin is 204 with Access-Control-Allow-Methods (the route's mounted
+//     methods), Access-Control-Allow-Headers "Authorization, Content-Type" (Bearer tokens and
+//     Basic credentials, JSON bodies; no DPoP, which is not supported) and Max-Age 600 s (fewer
+//     preflights; an origin removed meanwhile is refused at once all the same, as the actual
+//     answers stop naming it); any other OPTIONS, a disallowed
+//     preflight among them, is the route's 405 without CORS headers and never reaches the
+//     endpoint. Actual requests from an allowed origin get Access-Control-Allow-Origin (the
+//     origin) and Access-Control-Expose-Headers: WWW-Authenticate (Bearer errors); answers
+//     that depend on the Origin header say Vary: Origin. A request without Origin (servers,
+//     the token endpoint's usual callers) costs one header lookup and gets no CORS header and
+//     no Vary: token and userinfo answers are no-store, so no cache can mix them up. Origins
+//     are compared byte for byte with the Origin header; controllers/convert writes them as
+//     browsers send them. CORS decides what a page may read, not what it may send: a simple
+//     POST from any origin still reaches the token endpoint (as from curl), which trusts no
+//     cookie or ambient credential.
 //   - Scope policy: every requested scope must be listed in the client's Scopes and exist in
 //     the registry for the client's namespace, else invalid_scope. With none requested, the
 //     client's DefaultScopes (those passing the same policy; others are dropped and logged at

@@ -53,35 +53,40 @@ type Route struct {
 	Methods []string
 	// Endpoint is the endpoint label of the metrics.
 	Endpoint string
+	// CORS is the route's cross-origin policy: the Mux answers its preflights and adds the
+	// CORS headers to its answers.
+	CORS CORS
 }
 
 // RouteTable is the one table of Latchkey's endpoints: routing (Mux), the metrics' endpoint
-// label and the endpoint URLs of discovery all come from it.
+// label, the CORS policy and the endpoint URLs of discovery all come from it.
 func RouteTable() []Route {
 	get, post, getPost := []string{http.MethodGet}, []string{http.MethodPost}, []string{http.MethodGet, http.MethodPost}
+	client, anyOrigin := CORSClientOrigins, CORSAnyOrigin
 	return []Route{
-		{Path: TokenPath, Aliases: []string{"/token", "/oauth/token"}, Methods: post, Endpoint: EndpointToken},
+		{Path: TokenPath, Aliases: []string{"/token", "/oauth/token"}, Methods: post, Endpoint: EndpointToken, CORS: client},
 		{Path: AuthorizePath, Aliases: []string{"/oauth/authorize"}, Methods: getPost, Endpoint: EndpointAuthorize},
 		{Path: LoginPath, Methods: getPost, Endpoint: EndpointLogin},
 		{Path: ConsentPath, Methods: getPost, Endpoint: EndpointConsent},
 		{Path: StylesheetPath, Methods: get, Endpoint: EndpointStatic},
-		{Path: UserinfoPath, Methods: getPost, Endpoint: EndpointUserinfo},
-		{Path: RevocationPath, Aliases: []string{"/oauth/revoke"}, Methods: post, Endpoint: EndpointRevocation},
+		{Path: UserinfoPath, Methods: getPost, Endpoint: EndpointUserinfo, CORS: client},
+		{Path: RevocationPath, Aliases: []string{"/oauth/revoke"}, Methods: post, Endpoint: EndpointRevocation, CORS: client},
 		{Path: IntrospectionPath, Methods: post, Endpoint: EndpointIntrospection},
 		{Path: RegistrationPath, Methods: post, Endpoint: EndpointRegistration},
 		{Path: RegisteredClientPath, Methods: []string{http.MethodGet, http.MethodPut, http.MethodDelete}, Endpoint: EndpointRegistration},
-		{Path: OpenIDConfigurationPath, Methods: get, Endpoint: EndpointDiscovery},
-		{Path: AuthorizationServerPath, Methods: get, Endpoint: EndpointDiscovery},
-		{Path: JWKSPath, Methods: get, Endpoint: EndpointJWKS},
+		{Path: OpenIDConfigurationPath, Methods: get, Endpoint: EndpointDiscovery, CORS: anyOrigin},
+		{Path: AuthorizationServerPath, Methods: get, Endpoint: EndpointDiscovery, CORS: anyOrigin},
+		{Path: JWKSPath, Methods: get, Endpoint: EndpointJWKS, CORS: anyOrigin},
 	}
 }
 
 // Mux routes requests by the route table. Packages mount the handlers of the endpoints they
 // serve; Handler then answers every other method of a mounted path 405 (with Allow), every
-// other path 404, both as JSON errors.
+// other path 404, both as JSON errors, and CORS as each route's policy says.
 type Mux struct {
 	table    map[string]Route
 	handlers map[string]map[string]http.Handler // path -> method -> handler
+	origins  func(origin string) bool           // the CORSClientOrigins routes' origins
 }
 
 // NewMux returns an empty Mux over RouteTable.
@@ -112,34 +117,47 @@ func (m *Mux) Handle(path, method string, h http.Handler) {
 // HandleFunc is Handle for a function.
 func (m *Mux) HandleFunc(path, method string, h http.HandlerFunc) { m.Handle(path, method, h) }
 
+// AllowOrigins sets the origins the CORSClientOrigins routes allow: those for which allowed
+// (called once per request with an Origin header, with the header's value) is true. Without
+// it they allow none. Call it before Handler.
+func (m *Mux) AllowOrigins(allowed func(origin string) bool) { m.origins = allowed }
+
 // Mounted reports whether any method of the route of path is mounted.
 func (m *Mux) Mounted(path string) bool { return len(m.handlers[path]) > 0 }
 
 // Handler returns the router of the mounted routes. Only the methods mounted are allowed (the
 // Allow header of a 405 lists them, with HEAD after GET); a path that a ServeMux would
-// redirect to a cleaned one (//token, /a/../token) is 404, never an HTML redirect.
+// redirect to a cleaned one (//token, /a/../token) is 404, never an HTML redirect. A route
+// with a CORS policy answers the preflights of the origins it allows (OPTIONS, which is
+// otherwise 405) with the same methods and adds CORS headers to the answers of its methods.
 func (m *Mux) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for p, byMethod := range m.handlers {
 		r := m.table[p]
 		var allow []string
 		for _, method := range r.Methods {
-			h, ok := byMethod[method]
-			if !ok {
+			if _, ok := byMethod[method]; !ok {
 				continue
 			}
 			allow = append(allow, method)
 			if method == http.MethodGet {
 				allow = append(allow, http.MethodHead)
 			}
-			h = withEndpoint(r.Endpoint, h)
+		}
+		cors := corsRoute{policy: r.CORS, allowed: m.origins, methods: strings.Join(allow, ", ")}
+		for method, h := range byMethod {
+			h = withEndpoint(r.Endpoint, cors.wrap(h))
 			for _, at := range append([]string{r.Path}, r.Aliases...) {
 				mux.Handle(method+" "+at, h) // a GET pattern matches HEAD too
 			}
 		}
-		refuse := withEndpoint(r.Endpoint, MethodNotAllowed(strings.Join(allow, ", ")))
+		refuse := MethodNotAllowed(strings.Join(allow, ", "))
+		refuseAt, preflight := withEndpoint(r.Endpoint, refuse), withEndpoint(r.Endpoint, cors.preflight(refuse))
 		for _, at := range append([]string{r.Path}, r.Aliases...) {
-			mux.Handle(at, refuse)
+			mux.Handle(at, refuseAt)
+			if r.CORS != CORSNone {
+				mux.Handle(http.MethodOptions+" "+at, preflight)
+			}
 		}
 	}
 	mux.HandleFunc("/", NotFound)

@@ -115,3 +115,61 @@ func TestClientAuthFailuresAreLabelledByABoundedMethod(t *testing.T) {
 }
 
 func emptySnapshot() *registry.Snapshot { return registry.New().Snapshot() }
+
+func TestOnlyTheBrowserClientsEndpointsAndThePublicDocumentsAnswerCORS(t *testing.T) {
+	want := map[string]CORS{
+		TokenPath: CORSClientOrigins, UserinfoPath: CORSClientOrigins, RevocationPath: CORSClientOrigins,
+		OpenIDConfigurationPath: CORSAnyOrigin, AuthorizationServerPath: CORSAnyOrigin, JWKSPath: CORSAnyOrigin,
+	}
+	for _, r := range RouteTable() {
+		assert.Equal(t, want[r.Path], r.CORS, r.Path) // CORSNone for the others
+	}
+}
+
+func TestTheOriginCheckCostsNothingWithoutAnOriginHeader(t *testing.T) {
+	const spa = "https://spa.example"
+	var checks []string
+	served := 0
+	m := NewMux()
+	m.AllowOrigins(func(origin string) bool { checks = append(checks, origin); return origin == spa })
+	m.Handle(TokenPath, http.MethodPost, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		served++
+		w.WriteHeader(http.StatusOK)
+	}))
+	h := m.Handler()
+	send := func(method string, kv ...string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, TokenPath, nil)
+		for i := 0; i+1 < len(kv); i += 2 {
+			r.Header.Set(kv[i], kv[i+1])
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+
+	w := send(http.MethodPost)
+	assert.Equal(t, http.StatusOK, w.Code)
+	assert.Empty(t, checks, "no Origin header, no origin check")
+	assert.Equal(t, http.Header{}, w.Header(), "and no header at all")
+
+	w = send(http.MethodPost, "Origin", spa)
+	assert.Equal(t, []string{spa}, checks)
+	assert.Equal(t, spa, w.Header().Get("Access-Control-Allow-Origin"))
+
+	served = 0
+	w = send(http.MethodOptions, "Origin", "https://evil.example", "Access-Control-Request-Method", http.MethodPost)
+	assert.Equal(t, http.StatusMethodNotAllowed, w.Code)
+	assert.Empty(t, w.Header().Get("Access-Control-Allow-Origin"))
+	w = send(http.MethodOptions, "Origin", spa, "Access-Control-Request-Method", http.MethodPost)
+	assert.Equal(t, http.StatusNoContent, w.Code)
+	assert.Equal(t, 0, served, "a preflight never reaches the endpoint")
+
+	bare := NewMux()
+	bare.Handle(TokenPath, http.MethodPost, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	w = httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodOptions, TokenPath, nil)
+	r.Header.Set("Origin", spa)
+	r.Header.Set("Access-Control-Request-Method", http.MethodPost)
+	bare.Handler().ServeHTTP(w, r)
+	assert.Equal(t, http.StatusMethodNotAllowed, w.Code, "a Mux without AllowOrigins allows no client origin")
+}

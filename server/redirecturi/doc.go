@@ -19,6 +19,12 @@
 //   - with any other (private-use, RFC 8252 7.1) scheme, has something after the scheme
 //     ("com.example.app:" alone is refused).
 //
+// Origin and Origins (origin.go) give the CORS origins of a Public client: Origin writes an
+// http(s) origin as browsers send it in the Origin header, or refuses it, and Origins takes the
+// origins of redirect URIs, the default of an OAuthClient's allowedOrigins. controllers/convert
+// and the embedded registrar (server/registration) use them, so the server compares Origin
+// headers byte for byte.
+//
 // Decisions:
 //   - The errors are fixed phrases that read after the URI ("must not contain user
 //     information"), without the URI itself: callers quote the URI as they see fit (a condition
@@ -29,6 +35,8 @@
 //     with Registered: byte for byte, except that an http URI registered on a loopback host
 //     matches the same URI with any port (RFC 8252 7.3); the token request then repeats the
 //     requested URI byte for byte.
+//     Origins are normalised (Origin): the Origin header is a serialisation, not what someone
+//     typed.
 //
 // It uses the standard library only.
 package redirecturi

@@ -17,5 +17,6 @@
 //     keeps them as OAuthClient resources). Memory.MaxClients bounds how many it holds.
 //   - Registered clients get the controllers' defaults for what registration cannot set:
 //     audiences [client ID], PKCE RequiredS256, consent Remember, server-default lifetimes and
-//     signing algorithm.
+//     signing algorithm, and for a public client the CORS origins of its redirect URIs
+//     (redirecturi.Origins).
 package registration

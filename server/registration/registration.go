@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/latchkey-dev/latchkey/server/oauth2/register"
+	"github.com/latchkey-dev/latchkey/server/redirecturi"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -70,6 +71,7 @@ func RegistryClient(source, namespace, id string, created time.Time, m *register
 	}
 	if m.Public() {
 		c.Type = registry.Public
+		c.AllowedOrigins = redirecturi.Origins(m.RedirectURIs) // convert.AllowedOrigins' default
 		return c
 	}
 	if secretHash != nil {

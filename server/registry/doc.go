@@ -12,4 +12,10 @@
 // the same rule (Precedes), so whoever can create a User cannot shadow an existing "alice" by
 // picking a smaller resource name; the leader marks the later one UsernameConflict or
 // ScopeNameConflict.
+//
+// Each snapshot also indexes the CORS origins of the Public clients it serves (the winners of
+// their client IDs): AllowsOrigin is one map lookup per request, never a scan of the clients.
+// A client write changes the index only when the winner of a client ID with origins changes,
+// and then copies the index (not the clients); other writes share the previous snapshot's. A
+// Confidential client's AllowedOrigins are never indexed.
 package registry

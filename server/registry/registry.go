@@ -59,8 +59,9 @@ type Client struct {
 
 	// RateLimit bounds the client's token requests; a zero PerMinute means the server's default.
 	RateLimit RateLimit
-	// AllowedOrigins are the browser origins allowed to call the server for this (public)
-	// client with CORS.
+	// AllowedOrigins are the browser origins (scheme://host[:port], as browsers serialise them)
+	// allowed to call the server for this client with CORS; only a Public client's count
+	// (Snapshot.AllowsOrigin).
 	AllowedOrigins []string
 	// Introspection: the client is a declared resource server that may introspect tokens.
 	Introspection bool
@@ -138,6 +139,9 @@ type Snapshot struct {
 	users     map[string]*User   // by source
 	userName  map[string]*User   // by username
 	userSub   map[string]*User   // by subject
+	// origins counts, per CORS origin, the winning Public clients (byID) that list it: an
+	// origin is allowed while its count is positive (AllowsOrigin).
+	origins map[string]int
 }
 
 // Counts returns the number of clients (by client ID), scopes (by name) and users (by
@@ -165,6 +169,10 @@ func (s *Snapshot) UserBySubject(sub string) (*User, bool) {
 	return u, ok
 }
 
+// AllowsOrigin reports whether a Public client served in the snapshot lists the origin in its
+// AllowedOrigins: one map lookup, compared byte for byte (the Origin header as sent).
+func (s *Snapshot) AllowsOrigin(origin string) bool { _, ok := s.origins[origin]; return ok }
+
 // Scopes returns every scope, sorted by name.
 func (s *Snapshot) Scopes() []*Scope {
 	out := make([]*Scope, 0, len(s.scopeName))
@@ -188,6 +196,7 @@ func New() *Registry {
 		clients: map[string]*Client{}, byID: map[string]*Client{},
 		scopes: map[string]*Scope{}, scopeName: map[string]*Scope{},
 		users: map[string]*User{}, userName: map[string]*User{}, userSub: map[string]*User{},
+		origins: map[string]int{},
 	})
 	return r
 }
@@ -220,10 +229,14 @@ func (r *Registry) PutClient(c Client) {
 	prev := next.clients[c.Source]
 	next.clients[c.Source] = &c
 	next.byID = cloneMap(old.byID)
+	ids := []string{c.ID}
 	if prev != nil && prev.ID != c.ID {
-		r.reindex(&next, prev.ID)
+		ids = append(ids, prev.ID)
 	}
-	r.reindex(&next, c.ID)
+	for _, id := range ids {
+		reindex(&next, id)
+	}
+	next.origins = originsAfter(old, &next, ids...)
 	r.cur.Store(&next)
 }
 
@@ -240,13 +253,14 @@ func (r *Registry) DeleteClient(source string) {
 	next.clients = cloneMap(old.clients)
 	delete(next.clients, source)
 	next.byID = cloneMap(old.byID)
-	r.reindex(&next, prev.ID)
+	reindex(&next, prev.ID)
+	next.origins = originsAfter(old, &next, prev.ID)
 	r.cur.Store(&next)
 }
 
 // reindex recomputes the winner of one client ID. It scans the clients, as cheap as the map copy
 // every write already makes.
-func (r *Registry) reindex(s *Snapshot, id string) {
+func reindex(s *Snapshot, id string) {
 	delete(s.byID, id)
 	for _, c := range s.clients {
 		if c.ID != id {
@@ -256,6 +270,41 @@ func (r *Registry) reindex(s *Snapshot, id string) {
 			s.byID[id] = c
 		}
 	}
+}
+
+// originsAfter returns the origin counts of s, built from old by a write that may have changed
+// the winners of the client IDs: old's counts when no winner with origins changed (most writes),
+// else a copy with the old winners' origins taken out and the new winners' put in. The cost is
+// a copy of the origin index, never a scan of the clients.
+func originsAfter(old, s *Snapshot, ids ...string) map[string]int {
+	out, copied := old.origins, false
+	for _, id := range ids {
+		was, now := old.byID[id], s.byID[id]
+		if was == now || len(corsOrigins(was))+len(corsOrigins(now)) == 0 {
+			continue
+		}
+		if !copied {
+			out, copied = cloneMap(old.origins), true
+		}
+		for _, o := range corsOrigins(was) {
+			if out[o]--; out[o] <= 0 {
+				delete(out, o)
+			}
+		}
+		for _, o := range corsOrigins(now) {
+			out[o]++
+		}
+	}
+	return out
+}
+
+// corsOrigins are the origins a client allows: a Public client's AllowedOrigins, none for a
+// Confidential one (or none at all).
+func corsOrigins(c *Client) []string {
+	if c == nil || c.Type != Public {
+		return nil
+	}
+	return c.AllowedOrigins
 }
 
 // PutScope stores or replaces the scope of the source key.

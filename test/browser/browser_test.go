@@ -45,6 +45,7 @@ type env struct {
 	callbacks chan url.Values
 	browser   context.Context // a chromedp context whose browser has started
 	oauth     *xoauth2.Config
+	reg       *registry.Registry
 }
 
 func TestLoginAndConsentInChromium(t *testing.T) {
@@ -114,10 +115,7 @@ func TestLoginAndConsentInChromium(t *testing.T) {
 			xoauth2.SetAuthURLParam("prompt", "consent"))
 		require.NoError(t, chromedp.Do(ctx,
 			chromedp.Navigate(authURL),
-			chromedp.WaitVisible(chromedp.CSS("#username")),
-			chromedp.SendKeys(chromedp.CSS("#username"), username),
-			chromedp.SendKeys(chromedp.CSS("#password"), userPassword),
-			chromedp.Click(chromedp.CSS("button[type=submit]")),
+			signIn(userPassword),
 			chromedp.WaitVisible(chromedp.CSS(`button[value="deny"]`)),
 			chromedp.Click(chromedp.CSS(`button[value="deny"]`)),
 		))
@@ -133,10 +131,7 @@ func TestLoginAndConsentInChromium(t *testing.T) {
 		authURL := e.oauth.AuthCodeURL("state-wrong", xoauth2.S256ChallengeOption(xoauth2.GenerateVerifier()))
 		require.NoError(t, chromedp.Do(ctx,
 			chromedp.Navigate(authURL),
-			chromedp.WaitVisible(chromedp.CSS("#username")),
-			chromedp.SendKeys(chromedp.CSS("#username"), username),
-			chromedp.SendKeys(chromedp.CSS("#password"), "wrong password"),
-			chromedp.Click(chromedp.CSS("button[type=submit]")),
+			signIn("wrong password"),
 			chromedp.WaitVisible(chromedp.CSS(`[role="alert"]`)),
 		))
 		alert, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`[role="alert"]`)))
@@ -209,8 +204,9 @@ func newEnv(t *testing.T) *env {
 	e.server = httptest.NewUnstartedServer(nil)
 	e.server.Start()
 	t.Cleanup(e.server.Close)
+	e.reg = newRegistry(t, redirectURI)
 	h, err := handler.New(handler.Config{
-		Issuer: e.server.URL, Registry: newRegistry(t, redirectURI), Keys: newKeyring(t), Store: memory.New(),
+		Issuer: e.server.URL, Registry: e.reg, Keys: newKeyring(t), Store: memory.New(),
 	})
 	require.NoError(t, err)
 	e.server.Config.Handler = h
@@ -300,6 +296,16 @@ func (e *env) tab(t *testing.T) context.Context {
 	ctx, cancelTimeout := context.WithTimeout(tabCtx, 2*stepTimeout)
 	t.Cleanup(cancelTimeout)
 	return ctx
+}
+
+// signIn waits for the login page and signs in as alice with the password.
+func signIn(password string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.WaitVisible(chromedp.CSS("#username")),
+		chromedp.SendKeys(chromedp.CSS("#username"), username),
+		chromedp.SendKeys(chromedp.CSS("#password"), password),
+		chromedp.Click(chromedp.CSS("button[type=submit]")),
+	)
 }
 
 // awaitCallback waits for the client's callback.

@@ -2,7 +2,13 @@
 // browser: Debian's chromium, through chromedp. The test serves the oauth2 handler (memory
 // store, generated keys, an in-memory registry) and a client's callback on loopback ports,
 // signs in, consents, exchanges the code with golang.org/x/oauth2 and calls userinfo; it also
-// denies consent and types a wrong password. A missing chromium is installed with
+// denies consent and types a wrong password. A single-page app served on a second loopback
+// origin (another port) signs in the same way from JavaScript alone: PKCE with WebCrypto, the
+// code exchanged with fetch and userinfo called with the access token, which needs the CORS
+// answers of the token and userinfo endpoints for its origin (the default from its redirect URI,
+// converted by controllers/convert); a page on a third origin is refused by Chromium (CORS
+// errors) for the same requests that Go makes successfully, while any page reads discovery and
+// the JWKS. A missing chromium is installed with
 // hack/apt-install.sh chromium (the harness's tool policy, as `make test-deps` does); when that
 // fails the test fails, it never skips.
 //

@@ -24,6 +24,10 @@
 //     with their auth methods. token_endpoint_auth_signing_alg_values_supported is omitted: it
 //     applies only to private_key_jwt and client_secret_jwt, which are not supported. Discovery
 //     and JWKS are cacheable for 5 minutes.
+//   - CORS comes from the route table (server/oauth2 cors.go): New lets the Mux allow, at the
+//     token, revocation and userinfo endpoints, the origins of the Public clients of the
+//     registry's current snapshot (registry.Snapshot.AllowsOrigin); discovery and the JWKS
+//     answer "*".
 //   - One user authenticator (and so one lockout policy and one bound on concurrent hash
 //     checks) serves the login page and the password grant; LoginConfig configures both.
 //   - An https issuer sends Strict-Transport-Security (one year, without includeSubDomains or

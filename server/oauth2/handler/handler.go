@@ -141,6 +141,7 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, fmt.Errorf("handler: %w", err)
 	}
 	mux := oauth2.NewMux()
+	mux.AllowOrigins(func(origin string) bool { return cfg.Registry.Snapshot().AllowsOrigin(origin) })
 	var guard *oauth2.Guard
 	if cfg.Store != nil {
 		guard = oauth2.NewGuard(cfg.Store, "client", cfg.ClientBruteForce)

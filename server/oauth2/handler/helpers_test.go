@@ -130,6 +130,8 @@ type request struct {
 	method, path, contentType, authorization, body string
 	// forwardedFor is sent as X-Forwarded-For.
 	forwardedFor string
+	// header holds more headers (each value is sent, in order).
+	header http.Header
 }
 
 type response struct {
@@ -177,6 +179,11 @@ func doWith(t testing.TB, c *http.Client, srv *httptest.Server, rq request) resp
 	}
 	if rq.forwardedFor != "" {
 		req.Header.Set("X-Forwarded-For", rq.forwardedFor)
+	}
+	for k, vs := range rq.header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
 	}
 	res, err := c.Do(req)
 	require.NoError(t, err)

@@ -1,0 +1,25 @@
+package registration
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/oauth2/register"
+)
+
+func TestARegisteredPublicClientAllowsTheOriginsOfItsRedirectURIs(t *testing.T) {
+	redirects := []string{"https://App.example/cb", "https://app.example/other", "http://localhost:3000/cb", "com.example.app:/cb"}
+	public := RegistryClient("registered/dyn-a", "registered", "dyn-a", time.Now(), &register.ClientMetadata{
+		TokenEndpointAuthMethod: oauth2.AuthMethodNone, GrantTypes: []string{"authorization_code"}, RedirectURIs: redirects,
+	}, nil)
+	assert.Equal(t, []string{"https://app.example", "http://localhost:3000"}, public.AllowedOrigins)
+
+	hash := HashToken("secret")
+	confidential := RegistryClient("registered/dyn-b", "registered", "dyn-b", time.Now(), &register.ClientMetadata{
+		TokenEndpointAuthMethod: oauth2.AuthMethodBasic, GrantTypes: []string{"authorization_code"}, RedirectURIs: redirects,
+	}, &hash)
+	assert.Empty(t, confidential.AllowedOrigins, "a confidential client calls the token endpoint from a server")
+}
