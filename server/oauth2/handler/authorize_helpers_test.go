@@ -31,7 +31,7 @@ const (
 	spaClientID     = "spa" // public, PKCE RequiredS256 (default), consent Remember
 	webID           = "web" // confidential, PKCE Optional, consent Remember
 	webSecret       = "web-secret"
-	skipID          = "first-party"    // confidential, consent Skip
+	skipID          = "first-party"    // confidential, consent Skip, a resource server (introspects)
 	alwaysID        = "always-ask"     // public, consent Always
 	plainID         = "plain-ok"       // public, PKCE Required (plain allowed)
 	multiID         = "multi-redirect" // public, two redirect URIs
@@ -86,7 +86,7 @@ func flowRegistry(t testing.TB) *registry.Registry {
 		{
 			Source: "web/" + skipID, Namespace: "web", ID: skipID, Type: registry.Confidential,
 			AuthMethod: oauth2.AuthMethodBasic, GrantTypes: codeGrants, RedirectURIs: []string{appRedirect}, Scopes: scopes,
-			SecretHash: registry.HashSecret([]byte(webSecret)), HasSecret: true, Consent: "Skip",
+			SecretHash: registry.HashSecret([]byte(webSecret)), HasSecret: true, Consent: "Skip", Introspection: true,
 		},
 		public(alwaysID, registry.Client{Consent: "Always"}),
 		public(plainID, registry.Client{PKCE: "Required"}),

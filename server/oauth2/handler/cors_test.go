@@ -220,7 +220,7 @@ func TestCORSActualRequests(t *testing.T) {
 		assert.Empty(t, res.header.Values("Vary"))
 	})
 	t.Run("introspection answers the SPA's origin no CORS", func(t *testing.T) {
-		res := doT(t, env.srv, request{path: oauth2.IntrospectionPath, contentType: formType, authorization: basic(webID, webSecret),
+		res := doT(t, env.srv, request{path: oauth2.IntrospectionPath, contentType: formType, authorization: basic(skipID, webSecret),
 			body: url.Values{"token": {at}}.Encode(), header: fromOrigin([]string{spaOrigin})})
 		assert.Equal(t, http.StatusOK, res.status)
 		assert.Empty(t, corsHeaders(res.header))
