@@ -38,6 +38,7 @@ var (
 
 type apiResponse struct {
 	status int
+	header http.Header
 	body   map[string]any
 }
 
@@ -50,6 +51,11 @@ func (r apiResponse) str(key string) string {
 
 // postForm posts a form to an endpoint of the replica as the client.
 func (r *replica) postForm(ctx context.Context, path string, auth clientAuth, form url.Values) (apiResponse, error) {
+	return r.postFormWith(ctx, http.DefaultClient, path, auth, form)
+}
+
+// postFormWith is postForm through the HTTP client c (from another source address, say).
+func (r *replica) postFormWith(ctx context.Context, c *http.Client, path string, auth clientAuth, form url.Values) (apiResponse, error) {
 	if auth.secret == "" {
 		form.Set("client_id", auth.id)
 	}
@@ -61,7 +67,7 @@ func (r *replica) postForm(ctx context.Context, path string, auth clientAuth, fo
 	if auth.secret != "" {
 		req.SetBasicAuth(url.QueryEscape(auth.id), url.QueryEscape(auth.secret))
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return apiResponse{}, err
 	}
@@ -70,7 +76,7 @@ func (r *replica) postForm(ctx context.Context, path string, auth clientAuth, fo
 	if err != nil {
 		return apiResponse{}, err
 	}
-	out := apiResponse{status: resp.StatusCode}
+	out := apiResponse{status: resp.StatusCode, header: resp.Header}
 	if len(raw) == 0 {
 		return out, nil
 	}
