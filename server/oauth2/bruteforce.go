@@ -2,9 +2,10 @@ package oauth2
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
-	"fmt"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/latchkey-dev/latchkey/server/store"
@@ -143,7 +144,14 @@ func (g *Guard) slowDelay(n int64) time.Duration {
 
 // key names one count; its parts are length-prefixed so no two tuples share a key.
 func (g *Guard) key(what, identity, address string) store.Hash {
-	return store.HashOf(fmt.Sprintf("bruteforce\x00%s\x00%s\x00%d:%s\x00%d:%s", g.kind, what, len(identity), identity, len(address), address))
+	// The fields, each after its length, in a buffer on the stack for the usual sizes.
+	var buf [256]byte
+	b := append(buf[:0], "bruteforce\x00"...)
+	b = append(append(b, g.kind...), 0)
+	b = append(append(b, what...), 0)
+	b = append(append(append(strconv.AppendInt(b, int64(len(identity)), 10), ':'), identity...), 0)
+	b = append(append(strconv.AppendInt(b, int64(len(address)), 10), ':'), address...)
+	return sha256.Sum256(b)
 }
 
 // addressKey is the address failures count under: an IP as it is, an IPv6 address by its /64.

@@ -32,10 +32,16 @@ func (s *Store) Throttle(ctx context.Context, keys []store.ThrottleKey, outcome 
 		return store.ThrottleResult{}, err
 	}
 	now := s.nowNano()
-	unlock := s.lockShards(keys)
-	defer unlock()
+	var idxBuf [4]uint64 // the usual number of keys, on the stack
+	idx := s.lockShards(keys, idxBuf[:0])
+	defer s.unlockShards(idx)
 	res := store.ThrottleResult{Failures: make([]int64, len(keys))}
-	recs := make([]throttle, len(keys))
+	var recBuf [4]throttle
+	recs := recBuf[:0]
+	if len(keys) > len(recBuf) {
+		recs = make([]throttle, 0, len(keys))
+	}
+	recs = recs[:len(keys)]
 	for i, k := range keys {
 		t, ok := s.shardOf(k.Key).throttles[k.Key]
 		if !ok || t.expires() <= now {
@@ -87,10 +93,9 @@ func backoff(k store.ThrottleKey, failures int64) time.Duration {
 	return min(d, k.MaxBackoff)
 }
 
-// lockShards locks the shards of the keys in index order (so two callers cannot deadlock) and
-// returns the unlock.
-func (s *Store) lockShards(keys []store.ThrottleKey) func() {
-	idx := make([]uint64, 0, len(keys))
+// lockShards locks the shards of the keys in index order (so two callers cannot deadlock),
+// expires their due entries and returns the indexes locked (appended to idx), for unlockShards.
+func (s *Store) lockShards(keys []store.ThrottleKey, idx []uint64) []uint64 {
 	for _, k := range keys {
 		idx = append(idx, s.shardIndex(k.Key))
 	}
@@ -103,10 +108,13 @@ func (s *Store) lockShards(keys []store.ThrottleKey) func() {
 	for _, i := range idx {
 		s.shards[i].expire(now, lazyBatch)
 	}
-	return func() {
-		for _, i := range idx {
-			s.shards[i].mu.Unlock()
-		}
+	return idx
+}
+
+// unlockShards unlocks what lockShards locked.
+func (s *Store) unlockShards(idx []uint64) {
+	for _, i := range idx {
+		s.shards[i].mu.Unlock()
 	}
 }
 
