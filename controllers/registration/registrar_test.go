@@ -335,7 +335,7 @@ func TestRegistrarMapsAPIErrors(t *testing.T) {
 		_, err := suite.registrar.Register(ctx, register.ClientMetadata{
 			TokenEndpointAuthMethod: "client_secret_basic", GrantTypes: []string{"authorization_code"},
 			RedirectURIs: []string{"http://app.example/cb"},
-		})
+		}, register.RegistrantInitialToken)
 		assert.ErrorIs(t, err, register.ErrInvalidClientMetadata)
 		var list v1alpha1.OAuthClientList
 		require.NoError(t, suite.client.List(ctx, &list, client.InNamespace(regNamespace)))
@@ -343,20 +343,52 @@ func TestRegistrarMapsAPIErrors(t *testing.T) {
 			assert.NotContains(t, oc.Spec.RedirectURIs, "http://app.example/cb")
 		}
 	})
-	t.Run("MaxClients bounds the registered clients of the namespace", func(t *testing.T) {
+	t.Run("MaxClients bounds the anonymous registrations of the namespace", func(t *testing.T) {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "limited-"}}
 		require.NoError(t, suite.client.Create(ctx, ns))
 		r, err := registration.New(suite.mgr.GetClient(), ns.Name, registration.WithReader(suite.mgr.GetAPIReader()), registration.WithMaxClients(1))
 		require.NoError(t, err)
 		m := register.ClientMetadata{TokenEndpointAuthMethod: "none", GrantTypes: []string{"refresh_token"}}
-		rc, err := r.Register(ctx, m)
+		rc, err := r.Register(ctx, m, register.RegistrantAnonymous)
 		require.NoError(t, err)
 		assert.Empty(t, rc.ClientSecret)
-		_, err = r.Register(ctx, m)
+		_, err = r.Register(ctx, m, register.RegistrantAnonymous)
 		assert.ErrorIs(t, err, register.ErrRegistrationLimit)
 		require.NoError(t, r.Delete(ctx, rc.ClientID))
-		_, err = r.Register(ctx, m)
+		_, err = r.Register(ctx, m, register.RegistrantAnonymous)
 		assert.NoError(t, err, "a deleted client frees its place")
+	})
+	t.Run("anonymous registrations at their bound never lock out initial-token holders", func(t *testing.T) {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "quotas-"}}
+		require.NoError(t, suite.client.Create(ctx, ns))
+		r, err := registration.New(suite.mgr.GetClient(), ns.Name, registration.WithReader(suite.mgr.GetAPIReader()),
+			registration.WithMaxClients(2), registration.WithMaxInitialTokenClients(1))
+		require.NoError(t, err)
+		m := register.ClientMetadata{TokenEndpointAuthMethod: "none", GrantTypes: []string{"refresh_token"}}
+		// A registered OAuthClient from before the registrant label counts as anonymous.
+		legacy := &v1alpha1.OAuthClient{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "dyn-legacy0000", Labels: map[string]string{registration.LabelRegistered: "true"}},
+			Spec:       v1alpha1.OAuthClientSpec{Type: v1alpha1.ClientTypePublic, GrantTypes: []v1alpha1.GrantType{v1alpha1.GrantTypeRefreshToken}},
+		}
+		require.NoError(t, suite.client.Create(ctx, legacy))
+		anon, err := r.Register(ctx, m, register.RegistrantAnonymous)
+		require.NoError(t, err)
+		_, err = r.Register(ctx, m, register.RegistrantAnonymous)
+		require.ErrorIs(t, err, register.ErrRegistrationLimit, "the legacy client and one anonymous registration fill the anonymous bound")
+
+		tok, err := r.Register(ctx, m, register.RegistrantInitialToken)
+		require.NoError(t, err, "a token holder still registers")
+		_, err = r.Register(ctx, m, register.RegistrantInitialToken)
+		require.ErrorIs(t, err, register.ErrRegistrationLimit, "token holders have their own bound")
+		_, err = r.Register(ctx, m, register.RegistrantAnonymous)
+		require.ErrorIs(t, err, register.ErrRegistrationLimit, "token clients take no anonymous place")
+
+		for id, want := range map[string]string{anon.ClientID: "anonymous", tok.ClientID: "initial-token"} {
+			var oc v1alpha1.OAuthClient
+			require.NoError(t, suite.client.Get(ctx, types.NamespacedName{Namespace: ns.Name, Name: id}, &oc))
+			assert.Equal(t, want, oc.Labels[registration.LabelRegistrant], id)
+			assert.False(t, oc.Spec.Introspection, "registration never declares a resource server")
+		}
 	})
 	t.Run("New refuses an invalid namespace", func(t *testing.T) {
 		_, err := registration.New(suite.client, "Not A Namespace")

@@ -24,7 +24,7 @@ func TestMemoryRegistrar(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range ids {
 			wg.Go(func() {
-				rc, err := m.Register(ctx, confidential)
+				rc, err := m.Register(ctx, confidential, register.RegistrantInitialToken)
 				assert.NoError(t, err)
 				ids[i] = rc.ClientID
 			})
@@ -41,7 +41,7 @@ func TestMemoryRegistrar(t *testing.T) {
 	})
 
 	t.Run("only the hashes of the credentials are kept", func(t *testing.T) {
-		rc, err := m.Register(ctx, confidential)
+		rc, err := m.Register(ctx, confidential, register.RegistrantInitialToken)
 		require.NoError(t, err)
 		require.NoError(t, m.CheckRegistrationToken(ctx, rc.ClientID, rc.RegistrationAccessToken))
 		assert.ErrorIs(t, m.CheckRegistrationToken(ctx, rc.ClientID, rc.ClientSecret), register.ErrRegistrationTokenMismatch)
@@ -53,7 +53,7 @@ func TestMemoryRegistrar(t *testing.T) {
 	})
 
 	t.Run("an update cannot make a confidential client public", func(t *testing.T) {
-		rc, err := m.Register(ctx, confidential)
+		rc, err := m.Register(ctx, confidential, register.RegistrantInitialToken)
 		require.NoError(t, err)
 		_, err = m.Update(ctx, rc.ClientID, register.ClientMetadata{TokenEndpointAuthMethod: oauth2.AuthMethodNone, GrantTypes: []string{"refresh_token"}})
 		assert.ErrorIs(t, err, register.ErrInvalidClientMetadata)
@@ -61,7 +61,7 @@ func TestMemoryRegistrar(t *testing.T) {
 
 	t.Run("the caller's slices are not kept", func(t *testing.T) {
 		md := register.ClientMetadata{TokenEndpointAuthMethod: oauth2.AuthMethodBasic, GrantTypes: []string{"client_credentials"}, Scopes: []string{"a"}}
-		rc, err := m.Register(ctx, md)
+		rc, err := m.Register(ctx, md, register.RegistrantInitialToken)
 		require.NoError(t, err)
 		md.Scopes[0] = "changed"
 		got, err := m.Get(ctx, rc.ClientID)
@@ -71,6 +71,15 @@ func TestMemoryRegistrar(t *testing.T) {
 		assert.Equal(t, []string{"a"}, c.Scopes)
 	})
 
+	t.Run("a registered client is served as Registered and never as a resource server", func(t *testing.T) {
+		rc, err := m.Register(ctx, confidential, register.RegistrantAnonymous)
+		require.NoError(t, err)
+		c, ok := reg.Snapshot().Client(rc.ClientID)
+		require.True(t, ok)
+		assert.True(t, c.Registered, "the consent page marks it unverified")
+		assert.False(t, c.Introspection)
+	})
+
 	t.Run("options are checked", func(t *testing.T) {
 		_, err := NewMemory(reg, MemoryOptions{})
 		assert.Error(t, err)
@@ -78,5 +87,37 @@ func TestMemoryRegistrar(t *testing.T) {
 		assert.Error(t, err)
 		_, err = NewMemory(reg, MemoryOptions{Namespace: "x", MaxClients: -1})
 		assert.Error(t, err)
+		_, err = NewMemory(reg, MemoryOptions{Namespace: "x", MaxInitialTokenClients: -1})
+		assert.Error(t, err)
 	})
+}
+
+func TestMemoryRegistrarBoundsEachRegistrantOnItsOwn(t *testing.T) {
+	ctx := t.Context()
+	m, err := NewMemory(registry.New(), MemoryOptions{Namespace: "registered", MaxClients: 2, MaxInitialTokenClients: 1})
+	require.NoError(t, err)
+	md := register.ClientMetadata{TokenEndpointAuthMethod: oauth2.AuthMethodNone, GrantTypes: []string{"refresh_token"}}
+
+	var anonymous []string
+	for range 2 {
+		rc, err := m.Register(ctx, md, register.RegistrantAnonymous)
+		require.NoError(t, err)
+		anonymous = append(anonymous, rc.ClientID)
+	}
+	_, err = m.Register(ctx, md, register.RegistrantAnonymous)
+	require.ErrorIs(t, err, register.ErrRegistrationLimit, "the anonymous bound is reached")
+
+	rc, err := m.Register(ctx, md, register.RegistrantInitialToken)
+	require.NoError(t, err, "anonymous registrations at their bound do not lock out token holders")
+	_, err = m.Register(ctx, md, register.RegistrantInitialToken)
+	require.ErrorIs(t, err, register.ErrRegistrationLimit, "token holders have their own bound")
+
+	require.NoError(t, m.Delete(ctx, rc.ClientID))
+	_, err = m.Register(ctx, md, register.RegistrantAnonymous)
+	require.ErrorIs(t, err, register.ErrRegistrationLimit, "deleting a token client frees no anonymous place")
+	_, err = m.Register(ctx, md, register.RegistrantInitialToken)
+	require.NoError(t, err, "a deleted token client frees its place")
+	require.NoError(t, m.Delete(ctx, anonymous[0]))
+	_, err = m.Register(ctx, md, register.RegistrantAnonymous)
+	assert.NoError(t, err, "a deleted anonymous client frees its place")
 }

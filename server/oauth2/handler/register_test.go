@@ -52,7 +52,8 @@ type regOptions struct {
 	open     bool
 	noTokens bool
 	maxBody  int64
-	max      int
+	max      int // anonymous registrations
+	maxToken int // registrations with an initial access token
 }
 
 func newRegServer(t *testing.T, o regOptions) *regServer {
@@ -63,7 +64,7 @@ func newRegServer(t *testing.T, o regOptions) *regServer {
 	reg.PutScope("read-projects", registry.Scope{Name: "read:projects"})
 	reg.PutScope("write-projects", registry.Scope{Name: "write:projects"})
 	reg.PutScope("admin-read", registry.Scope{Name: "admin:read", AllowedNamespaces: []string{"payments"}})
-	mem, err := registration.NewMemory(reg, registration.MemoryOptions{Namespace: regNamespace, MaxClients: o.max})
+	mem, err := registration.NewMemory(reg, registration.MemoryOptions{Namespace: regNamespace, MaxClients: o.max, MaxInitialTokenClients: o.maxToken})
 	require.NoError(t, err)
 	var h http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
@@ -146,7 +147,8 @@ func TestRegistrationRoundTrip(t *testing.T) {
 		"token_endpoint_auth_method": "client_secret_basic",
 		"scope": "read:projects write:projects",
 		"logo_uri": "https://billing.example/logo.png",
-		"contacts": ["ops@billing.example"]
+		"contacts": ["ops@billing.example"],
+		"introspection": true
 	}`)
 	id, secret, regToken := str(got, "client_id"), str(got, "client_secret"), str(got, "registration_access_token")
 	clientURI := srv.URL + oauth2.RegistrationPath + "/" + id
@@ -177,6 +179,8 @@ func TestRegistrationRoundTrip(t *testing.T) {
 		assert.Equal(t, []string{id}, c.Audiences)
 		assert.Equal(t, "RequiredS256", c.PKCE)
 		assert.Equal(t, "Remember", c.Consent)
+		assert.True(t, c.Registered, "marked as registered: the consent page says it is unverified")
+		assert.False(t, c.Introspection, "registration never declares a resource server")
 		assert.True(t, c.CheckSecret(secret))
 		assert.False(t, c.CheckSecret(regToken))
 	})
@@ -448,7 +452,7 @@ func TestClientConfigurationNeedsTheRegistrationAccessToken(t *testing.T) {
 }
 
 func TestRegistrationEndpointMethodsAndLimits(t *testing.T) {
-	srv := newRegServer(t, regOptions{max: 1})
+	srv := newRegServer(t, regOptions{open: true, max: 1, maxToken: 2})
 	t.Run("GET on the registration endpoint is 405", func(t *testing.T) {
 		res := srv.call(t, http.MethodGet, oauth2.RegistrationPath, initialToken, "", "")
 		assert.Equal(t, http.StatusMethodNotAllowed, res.status)
@@ -463,10 +467,18 @@ func TestRegistrationEndpointMethodsAndLimits(t *testing.T) {
 		res := srv.call(t, http.MethodGet, oauth2.RegistrationPath+"/dyn-x/y", initialToken, "", "")
 		assert.Equal(t, http.StatusNotFound, res.status)
 	})
-	t.Run("past MaxClients registration is 403 access_denied", func(t *testing.T) {
-		srv.register(t, `{"grant_types":["client_credentials"]}`)
-		res := srv.call(t, http.MethodPost, oauth2.RegistrationPath, initialToken, jsonType, `{"grant_types":["client_credentials"]}`)
+	t.Run("past MaxClients anonymous registration is 403 access_denied, and token holders still register", func(t *testing.T) {
+		public := `{"token_endpoint_auth_method":"none","redirect_uris":["http://127.0.0.1/cb"]}`
+		res := srv.call(t, http.MethodPost, oauth2.RegistrationPath, "", jsonType, public)
+		require.Equal(t, http.StatusCreated, res.status, res.raw)
+		res = srv.call(t, http.MethodPost, oauth2.RegistrationPath, "", jsonType, public)
 		assert.Equal(t, http.StatusForbidden, res.status, res.raw)
+		assert.Equal(t, "access_denied", res.body["error"])
+
+		srv.register(t, `{"grant_types":["client_credentials"]}`)
+		srv.register(t, public)
+		res = srv.call(t, http.MethodPost, oauth2.RegistrationPath, initialToken, jsonType, public)
+		assert.Equal(t, http.StatusForbidden, res.status, "token holders have their own bound: %s", res.raw)
 		assert.Equal(t, "access_denied", res.body["error"])
 	})
 }

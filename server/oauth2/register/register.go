@@ -61,14 +61,28 @@ func (c RegisteredClient) String() string {
 // GoString is String, for %#v.
 func (c RegisteredClient) GoString() string { return c.String() }
 
+// Registrant says how a registration was authorized. Registrars bound each kind on its own
+// (separate quotas), so anonymous registrations can never use up what initial access token
+// holders may register. Its values are also the value of the Kubernetes registrar's label.
+type Registrant string
+
+// The registrants.
+const (
+	// RegistrantAnonymous: open registration, without an initial access token.
+	RegistrantAnonymous Registrant = "anonymous"
+	// RegistrantInitialToken: a registration with a valid initial access token.
+	RegistrantInitialToken Registrant = "initial-token"
+)
+
 // ClientRegistrar creates and manages dynamically registered clients (RFC 7591, RFC 7592).
 // The handler validates the metadata and authorizes every call before it makes it. A client
 // that Register returned must be served by the Registry promptly (the memory registrar: at
 // once; the Kubernetes one: when the informers see the OAuthClient).
 type ClientRegistrar interface {
 	// Register creates a client with a new client ID, a new registration access token and,
-	// unless the metadata says public, a new client secret, and returns all three.
-	Register(ctx context.Context, m ClientMetadata) (RegisteredClient, error)
+	// unless the metadata says public, a new client secret, and returns all three. by says who
+	// registers: a registrar at its bound for that kind returns ErrRegistrationLimit.
+	Register(ctx context.Context, m ClientMetadata, by Registrant) (RegisteredClient, error)
 	// Get returns a registered client, without secret or token.
 	Get(ctx context.Context, clientID string) (RegisteredClient, error)
 	// Update replaces the metadata of a registered client; it returns the client as Get does.
@@ -92,7 +106,8 @@ var (
 	ErrClientNotFound = errors.New("register: registered client not found")
 	// ErrRegistrationTokenMismatch: the registration access token is not the client's.
 	ErrRegistrationTokenMismatch = errors.New("register: wrong registration access token")
-	// ErrRegistrationLimit: the registrar holds as many clients as it may.
+	// ErrRegistrationLimit: the registrar holds as many clients of the registrant's kind as it
+	// may.
 	ErrRegistrationLimit = errors.New("register: registration limit reached")
 )
 
@@ -214,7 +229,11 @@ func (e *Endpoint) register(w http.ResponseWriter, r *http.Request) {
 		e.fail(w, r, metadataError("The client_credentials grant needs a registration with an initial access token."))
 		return
 	}
-	rc, err := e.registrar.Register(ctx, m)
+	by := RegistrantInitialToken
+	if anonymous {
+		by = RegistrantAnonymous
+	}
+	rc, err := e.registrar.Register(ctx, m, by)
 	if err == nil && (rc.ClientID == "" || rc.RegistrationAccessToken == "" || (!rc.Metadata.Public() && rc.ClientSecret == "")) {
 		err = errors.New("registrar returned a client without its credentials")
 	}
