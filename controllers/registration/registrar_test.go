@@ -102,7 +102,7 @@ func server(t *testing.T) *httptest.Server {
 	var err error
 	h, err = handler.New(handler.Config{
 		Issuer: srv.URL, Registry: suite.registry, Keys: suite.keyring, Registrar: suite.registrar,
-		RegistrationInitialTokens: []register.InitialTokenHash{register.HashInitialToken(initialToken)},
+		RegistrationInitialTokens: []register.InitialToken{{Hash: register.HashInitialToken(initialToken), Scopes: []string{register.AnyScope}}},
 	})
 	require.NoError(t, err)
 	return srv
@@ -178,7 +178,7 @@ func TestRegisteredClientIsAnOAuthClient(t *testing.T) {
 	createScope(t, "write:things")
 
 	status, got := call(t, srv, http.MethodPost, oauth2.RegistrationPath, initialToken, `{
-		"client_name": "Things importer", "grant_types": ["client_credentials"], "scope": "read:things"}`)
+		"client_name": "Things importer", "grant_types": ["client_credentials"], "scope": "read:things write:things"}`)
 	require.Equal(t, http.StatusCreated, status, got)
 	id, secret, regToken := str(got, "client_id"), str(got, "client_secret"), str(got, "registration_access_token")
 	clientPath := oauth2.RegistrationPath + "/" + id
@@ -193,8 +193,10 @@ func TestRegisteredClientIsAnOAuthClient(t *testing.T) {
 		assert.Equal(t, id, oc.Status.ClientID)
 		assert.Equal(t, v1alpha1.ClientTypeConfidential, oc.Spec.Type)
 		assert.Equal(t, []v1alpha1.GrantType{v1alpha1.GrantTypeClientCredentials}, oc.Spec.GrantTypes)
-		assert.Equal(t, []string{"read:things"}, oc.Spec.Scopes)
+		assert.Equal(t, []string{"read:things", "write:things"}, oc.Spec.Scopes)
 		assert.Equal(t, "Things importer", oc.Spec.DisplayName)
+		assert.Equal(t, "initial-token", oc.Labels[registration.LabelRegistrant])
+		assert.False(t, oc.Spec.Introspection, "registration never declares a resource server")
 		assert.Equal(t, v1alpha1.SecretPolicyExternal, oc.Spec.SecretPolicy)
 		require.NotNil(t, oc.Spec.SecretRef)
 		assert.Equal(t, id+"-oauth-client", oc.Status.SecretName)

@@ -27,9 +27,12 @@ import (
 // The external test package lets these tests use server/registration, which imports oauth2.
 
 const (
-	regNamespace  = "registered"
+	regNamespace = "registered"
+	// initialToken may register any scope (scopes=*); initialToken2 has no policy of its own;
+	// ciToken may register client_credentials clients with read:projects only.
 	initialToken  = "initial-token-0123456789abcdef"
 	initialToken2 = "second-initial-token-0123456789"
+	ciToken       = "ci-initial-token-0123456789abc"
 	jsonType      = "application/json"
 )
 
@@ -54,6 +57,7 @@ type regOptions struct {
 	maxBody  int64
 	max      int // anonymous registrations
 	maxToken int // registrations with an initial access token
+	policy   register.Policy
 }
 
 func newRegServer(t *testing.T, o regOptions) *regServer {
@@ -71,9 +75,12 @@ func newRegServer(t *testing.T, o regOptions) *regServer {
 	t.Cleanup(srv.Close)
 	cfg := handler.Config{
 		Issuer: srv.URL, Registry: reg, Keys: kr, Registrar: mem, RegistrationOpen: o.open, MaxBodyBytes: o.maxBody,
+		RegistrationPolicy: o.policy,
 	}
 	if !o.noTokens {
-		cfg.RegistrationInitialTokens = []register.InitialTokenHash{register.HashInitialToken(initialToken), register.HashInitialToken(initialToken2)}
+		cfg.RegistrationInitialTokens, err = register.ParseInitialTokens([]byte(initialToken + " scopes=*\n" + initialToken2 + "\n" +
+			ciToken + " scopes=read:projects grants=client_credentials\n"))
+		require.NoError(t, err)
 	}
 	h, err = handler.New(cfg)
 	require.NoError(t, err)
@@ -208,7 +215,7 @@ func TestRegistrationRoundTrip(t *testing.T) {
 	t.Run("PUT replaces the metadata and omitted members are reset", func(t *testing.T) {
 		res := srv.call(t, http.MethodPut, oauth2.RegistrationPath+"/"+id, regToken, jsonType, `{
 			"client_id": "`+id+`", "client_secret": "`+secret+`",
-			"grant_types": ["client_credentials", "authorization_code"],
+			"grant_types": ["client_credentials", "refresh_token"],
 			"redirect_uris": ["https://billing.example/callback"],
 			"token_endpoint_auth_method": "client_secret_post",
 			"scope": "read:projects openid",
@@ -216,8 +223,8 @@ func TestRegistrationRoundTrip(t *testing.T) {
 		}`)
 		require.Equal(t, http.StatusOK, res.status, res.raw)
 		assert.NotContains(t, res.body, "client_name", "omitted, so deleted (RFC 7592 2.2)")
-		assert.Equal(t, []any{"client_credentials", "authorization_code"}, res.body["grant_types"])
-		assert.Equal(t, []any{"code"}, res.body["response_types"])
+		assert.Equal(t, []any{"client_credentials", "refresh_token"}, res.body["grant_types"])
+		assert.Equal(t, []any{}, res.body["response_types"])
 		assert.Equal(t, []any{"https://billing.example/callback"}, res.body["redirect_uris"])
 		assert.Equal(t, "client_secret_post", res.body["token_endpoint_auth_method"])
 		assert.Equal(t, "read:projects openid", res.body["scope"])
@@ -237,6 +244,8 @@ func TestRegistrationRoundTrip(t *testing.T) {
 		{"PUT with a wrong client_secret is invalid_client_metadata", `{"client_id":"` + id + `","client_secret":"wrong","grant_types":["client_credentials"]}`, "invalid_client_metadata"},
 		{"PUT to a public client is invalid_client_metadata", `{"client_id":"` + id + `","token_endpoint_auth_method":"none","grant_types":["refresh_token"]}`, "invalid_client_metadata"},
 		{"PUT adding authorization_code without redirect URIs is invalid_redirect_uri", `{"client_id":"` + id + `"}`, "invalid_redirect_uri"},
+		{"PUT adding authorization_code is invalid_client_metadata", `{"client_id":"` + id + `","grant_types":["client_credentials","authorization_code"],"redirect_uris":["https://billing.example/cb"]}`, "invalid_client_metadata"},
+		{"PUT adding a scope outside the allowed scopes is invalid_client_metadata", `{"client_id":"` + id + `","grant_types":["client_credentials"],"scope":"read:projects write:projects"}`, "invalid_client_metadata"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			res := srv.call(t, http.MethodPut, oauth2.RegistrationPath+"/"+id, regToken, jsonType, tt.body)
@@ -521,8 +530,10 @@ func TestRegistrationDiscoveryAndConfig(t *testing.T) {
 		cfg  handler.Config
 	}{
 		{"a registrar without initial tokens or open registration is refused", handler.Config{Registrar: mem}},
-		{"initial tokens without a registrar are refused", handler.Config{RegistrationInitialTokens: []register.InitialTokenHash{{}}}},
+		{"initial tokens without a registrar are refused", handler.Config{RegistrationInitialTokens: []register.InitialToken{{}}}},
 		{"open registration without a registrar is refused", handler.Config{RegistrationOpen: true}},
+		{"an allowed scope that is not a scope token is refused", handler.Config{Registrar: mem, RegistrationOpen: true,
+			RegistrationPolicy: register.Policy{AllowedScopes: []string{"openid", "a\"b"}}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.cfg.Issuer, tt.cfg.Registry, tt.cfg.Keys = "https://id.example", reg, kr
@@ -532,21 +543,55 @@ func TestRegistrationDiscoveryAndConfig(t *testing.T) {
 	}
 }
 
-func TestParseInitialTokens(t *testing.T) {
-	t.Run("tokens are read one a line, skipping comments and blank lines", func(t *testing.T) {
-		got, err := register.ParseInitialTokens([]byte("# team tokens\n\n  " + initialToken + "  \r\n" + initialToken2 + "\n"))
-		require.NoError(t, err)
-		assert.Equal(t, []register.InitialTokenHash{register.HashInitialToken(initialToken), register.HashInitialToken(initialToken2)}, got)
-	})
-	for _, tt := range []struct{ name, data string }{
-		{"an empty file is refused", "# nothing\n"},
-		{"a short token is refused", "short\n"},
-		{"a token with a space is refused", "abcdefgh ijklmnopqrstu\n"},
-	} {
+func TestRegistrationScopeAndGrantPolicy(t *testing.T) {
+	srv := newRegServer(t, regOptions{open: true})
+	custom := newRegServer(t, regOptions{open: true, policy: register.Policy{AllowedScopes: []string{"read:projects"}}})
+	const cc, public = `"grant_types":["client_credentials"]`, `"token_endpoint_auth_method":"none","redirect_uris":["http://127.0.0.1/cb"]`
+	tests := []struct {
+		name    string
+		srv     *regServer
+		token   string // "" registers anonymously
+		body    string
+		refused string // a word of the error_description; "" means 201
+	}{
+		{"an anonymous registration gets the default allowed scopes", srv, "", `{` + public + `,"scope":"openid profile email"}`, ""},
+		{"an anonymous registration cannot request an existing API scope", srv, "", `{` + public + `,"scope":"openid read:projects"}`, `"read:projects"`},
+		{"an anonymous registration learns nothing of which scopes exist", srv, "", `{` + public + `,"scope":"admin:write"}`, "not allowed for anonymous registrations"},
+		{"a token without a policy gets the allowed scopes", srv, initialToken2, `{` + cc + `,"scope":"openid"}`, ""},
+		{"a token without a policy cannot request other scopes", srv, initialToken2, `{` + cc + `,"scope":"write:projects"}`, `"write:projects"`},
+		{"a token with scopes=* may request any existing scope", srv, initialToken, `{` + cc + `,"scope":"read:projects write:projects openid"}`, ""},
+		{"a token with scopes=* still cannot request a scope of other namespaces", srv, initialToken, `{` + cc + `,"scope":"admin:read"}`, `"admin:read"`},
+		{"a token with a scope list may request those", srv, ciToken, `{` + cc + `,"scope":"read:projects"}`, ""},
+		{"a token with a scope list replaces the allowed scopes", srv, ciToken, `{` + cc + `,"scope":"openid"}`, "not allowed for this initial access token"},
+		{"a token with a grant list refuses other grant types", srv, ciToken, `{"grant_types":["authorization_code"],"redirect_uris":["https://a.example/cb"]}`, `"authorization_code"`},
+		{"a token with a grant list refuses the default grant type", srv, ciToken, `{"redirect_uris":["https://a.example/cb"]}`, "not allowed with this initial access token"},
+		{"the allowed scopes come from the policy", custom, "", `{` + public + `,"scope":"read:projects"}`, ""},
+		{"scopes outside the policy's allowed scopes are refused", custom, "", `{` + public + `,"scope":"openid"}`, `"openid"`},
+	}
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := register.ParseInitialTokens([]byte(tt.data))
-			require.Error(t, err)
-			assert.NotContains(t, err.Error(), "ijklm", "errors never contain a token")
+			res := tt.srv.call(t, http.MethodPost, oauth2.RegistrationPath, tt.token, jsonType, tt.body)
+			if tt.refused == "" {
+				require.Equal(t, http.StatusCreated, res.status, res.raw)
+				c, ok := tt.srv.registry.Snapshot().Client(str(res.body, "client_id"))
+				require.True(t, ok)
+				assert.False(t, c.Introspection, "registration never declares a resource server")
+				return
+			}
+			assert.Equal(t, http.StatusBadRequest, res.status, res.raw)
+			assert.Equal(t, "invalid_client_metadata", res.body["error"])
+			assert.Contains(t, res.body["error_description"], tt.refused)
 		})
 	}
+
+	t.Run("an anonymously registered client cannot widen its scopes by an update", func(t *testing.T) {
+		res := srv.call(t, http.MethodPost, oauth2.RegistrationPath, "", jsonType, `{`+public+`,"scope":"openid"}`)
+		require.Equal(t, http.StatusCreated, res.status, res.raw)
+		id, tok := str(res.body, "client_id"), str(res.body, "registration_access_token")
+		res = srv.call(t, http.MethodPut, oauth2.RegistrationPath+"/"+id, tok, jsonType, `{"client_id":"`+id+`",`+public+`,"scope":"openid read:projects"}`)
+		assert.Equal(t, http.StatusBadRequest, res.status, res.raw)
+		assert.Contains(t, res.body["error_description"], `"read:projects"`)
+		res = srv.call(t, http.MethodPut, oauth2.RegistrationPath+"/"+id, tok, jsonType, `{"client_id":"`+id+`",`+public+`,"scope":"openid email","grant_types":["authorization_code","refresh_token"]}`)
+		assert.Equal(t, http.StatusOK, res.status, "allowed scopes and refresh_token can be added: %s", res.raw)
+	})
 }
