@@ -595,3 +595,55 @@ func TestRegistrationScopeAndGrantPolicy(t *testing.T) {
 		assert.Equal(t, http.StatusOK, res.status, "allowed scopes and refresh_token can be added: %s", res.raw)
 	})
 }
+
+func TestRegistrationClientNames(t *testing.T) {
+	srv := newRegServer(t, regOptions{open: true})
+	srv.registry.PutClient(registry.Client{Source: "web/demo-web", Namespace: "web", ID: "demo-web", Type: registry.Public,
+		DisplayName: "Demo web application", GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{"https://demo.example/cb"}})
+	const public = `"token_endpoint_auth_method":"none","redirect_uris":["http://127.0.0.1/cb"]`
+	tests := []struct {
+		name, clientName, refused string // refused: a word of the error_description; "" means 201
+	}{
+		{"another client's display name is refused", "Demo web application", "another client"},
+		{"another client's display name in other case and spacing is refused", "  DEMO   web Application ", "another client"},
+		{"another client's display name in full-width letters is refused", "Ｄｅｍｏ web application", "another client"},
+		{"another client's display name with no-break spaces is refused", "Demo\u00a0web\u00a0application", "another client"},
+		{"another client's client ID is refused", "Demo-Web", "another client"},
+		{"a right-to-left override is refused", "Demo \u202enoitacilppa", "format (bidirectional"},
+		{"a right-to-left mark is refused", "Demo\u200f app", "format (bidirectional"},
+		{"an isolate is refused", "\u2066Demo\u2069", "format (bidirectional"},
+		{"a zero-width space is refused", "Demo\u200b web application", "format (bidirectional"},
+		{"a line separator is refused", "Demo\u2028app", "line separators"},
+		{"a name of its own is accepted", "Demo web application 2", ""},
+		{"letters of any script are accepted", "Démo 名前", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body, err := json.Marshal(tt.clientName)
+			require.NoError(t, err)
+			res := srv.call(t, http.MethodPost, oauth2.RegistrationPath, "", jsonType, `{`+public+`,"client_name":`+string(body)+`}`)
+			if tt.refused == "" {
+				require.Equal(t, http.StatusCreated, res.status, res.raw)
+				return
+			}
+			assert.Equal(t, http.StatusBadRequest, res.status, res.raw)
+			assert.Equal(t, "invalid_client_metadata", res.body["error"])
+			assert.Contains(t, res.body["error_description"], tt.refused)
+		})
+	}
+
+	t.Run("the name registered first is taken; an update keeps its own name but cannot take another", func(t *testing.T) {
+		res := srv.call(t, http.MethodPost, oauth2.RegistrationPath, "", jsonType, `{`+public+`,"client_name":" Photo printer "}`)
+		require.Equal(t, http.StatusCreated, res.status, res.raw)
+		assert.Equal(t, "Photo printer", res.body["client_name"], "surrounding white space is trimmed")
+		id, tok := str(res.body, "client_id"), str(res.body, "registration_access_token")
+		again := srv.call(t, http.MethodPost, oauth2.RegistrationPath, "", jsonType, `{`+public+`,"client_name":"photo printer"}`)
+		assert.Equal(t, http.StatusBadRequest, again.status, again.raw)
+
+		res = srv.call(t, http.MethodPut, oauth2.RegistrationPath+"/"+id, tok, jsonType, `{"client_id":"`+id+`",`+public+`,"client_name":"Photo Printer"}`)
+		assert.Equal(t, http.StatusOK, res.status, res.raw)
+		res = srv.call(t, http.MethodPut, oauth2.RegistrationPath+"/"+id, tok, jsonType, `{"client_id":"`+id+`",`+public+`,"client_name":"Demo web application"}`)
+		assert.Equal(t, http.StatusBadRequest, res.status, res.raw)
+		assert.Equal(t, "invalid_client_metadata", res.body["error"])
+	})
+}

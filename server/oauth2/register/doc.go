@@ -30,6 +30,18 @@
 //     the client has, drop anything, add scopes of AllowedScopes and the refresh_token grant,
 //     and nothing else (client_credentials, authorization_code or another scope needs a new
 //     registration under its token's policy).
+//   - Client names (shown on the consent page, where a look-alike could pass for a trusted
+//     client): no control (Cc), format (Cf: bidi controls such as U+202E, U+200F, U+2066-2069,
+//     zero-width characters), private-use (Co) or line/paragraph separator characters;
+//     surrounding white space is trimmed. A name equal to the display name or client ID of
+//     another client the registry serves, in any namespace, is refused; equal means equal after
+//     NFKC normalization, removal of hidden characters, case folding and collapsing white space
+//     (nameKey), so "DEMO  web app", full-width letters and no-break spaces do not get
+//     through. Look-alikes across scripts (a Cyrillic "а" for a Latin "a") are not detected:
+//     the consent page marks registered clients unverified and shows the redirect host for
+//     that. A client's own name does not count against it in an update. Two registrations
+//     racing for one name may both pass in a cluster (the registry learns of a client through
+//     the informers).
 //   - Registration never makes a resource server: ClientMetadata has no introspection member
 //     (a sent one is ignored like any unknown member), so registered clients cannot introspect
 //     tokens unless an administrator declares it on the OAuthClient.
@@ -40,7 +52,7 @@
 //     client_secret_post, none = public), grant_types (authorization_code (default),
 //     refresh_token, client_credentials; password never: ROPC is for first-party clients an
 //     administrator declares), response_types (only code, exactly with authorization_code),
-//     client_name (128 characters, no control characters), scope (each must exist as a Scope
+//     client_name (128 characters; see the name rules below), scope (each must exist as a Scope
 //     available to the registrar's namespace, or be an OIDC standard scope). Rules are the
 //     CRD's and controllers/convert's together: a public client cannot use client_credentials;
 //     authorization_code needs a redirect URI; redirect URIs follow server/redirecturi, the one

@@ -197,6 +197,9 @@ func (e *Endpoint) register(w http.ResponseWriter, r *http.Request) {
 		err = e.checkRegistrationPolicy(&m, token)
 	}
 	if err == nil {
+		err = e.checkClientName(m.ClientName, "")
+	}
+	if err == nil {
 		err = e.checkScopes(m.Scopes)
 	}
 	if err != nil {
@@ -281,6 +284,9 @@ func (e *Endpoint) checkUpdate(id string, cur, next *ClientMetadata, secret stri
 		return metadataError("The token_endpoint_auth_method cannot change between none and a method with a secret; register a new client.")
 	}
 	if err := e.checkUpdatePolicy(cur, next); err != nil {
+		return err
+	}
+	if err := e.checkClientName(next.ClientName, id); err != nil {
 		return err
 	}
 	if secret == "" {
