@@ -69,7 +69,8 @@ type Config struct {
 	// RegistrationOpen also accepts registrations without an initial access token; a Registrar
 	// needs RegistrationInitialTokens, RegistrationOpen or both.
 	RegistrationOpen bool
-	// RegistrationPolicy bounds what registrations may get (register.Policy).
+	// RegistrationPolicy bounds what registrations may get, and how often per client address
+	// (register.Policy); its rate limits count in Store, so they need one.
 	RegistrationPolicy register.Policy
 	// Store is the leased store (codes, refresh tokens, revocations, sessions, failed-login
 	// counters). nil serves client_credentials only: the grants and endpoints that need it are
@@ -170,7 +171,7 @@ func New(cfg Config) (http.Handler, error) {
 		reg, err := register.New(register.Config{
 			Registrar: cfg.Registrar, Registry: cfg.Registry, Issuer: cfg.Issuer,
 			InitialTokens: cfg.RegistrationInitialTokens, Open: cfg.RegistrationOpen, MaxBodyBytes: cfg.MaxBodyBytes,
-			Policy: cfg.RegistrationPolicy,
+			Policy: cfg.RegistrationPolicy, Counters: cfg.Store, Now: cfg.Now,
 		})
 		if err != nil {
 			return nil, err

@@ -16,12 +16,15 @@ import (
 	xoauth2 "golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/oauth2/handler"
 	"github.com/latchkey-dev/latchkey/server/oauth2/register"
 	"github.com/latchkey-dev/latchkey/server/registration"
 	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/store"
+	"github.com/latchkey-dev/latchkey/server/store/memory"
 )
 
 // The external test package lets these tests use server/registration, which imports oauth2.
@@ -58,6 +61,9 @@ type regOptions struct {
 	max      int // anonymous registrations
 	maxToken int // registrations with an initial access token
 	policy   register.Policy
+	store    store.Store
+	now      func() time.Time
+	ipHeader string // handler.LoginConfig.ClientIPHeader
 }
 
 func newRegServer(t *testing.T, o regOptions) *regServer {
@@ -75,7 +81,7 @@ func newRegServer(t *testing.T, o regOptions) *regServer {
 	t.Cleanup(srv.Close)
 	cfg := handler.Config{
 		Issuer: srv.URL, Registry: reg, Keys: kr, Registrar: mem, RegistrationOpen: o.open, MaxBodyBytes: o.maxBody,
-		RegistrationPolicy: o.policy,
+		RegistrationPolicy: o.policy, Store: o.store, Now: o.now, Login: handler.LoginConfig{ClientIPHeader: o.ipHeader},
 	}
 	if !o.noTokens {
 		cfg.RegistrationInitialTokens, err = register.ParseInitialTokens([]byte(initialToken + " scopes=*\n" + initialToken2 + "\n" +
@@ -97,8 +103,17 @@ type regResponse struct {
 // call sends one request; bearer "" sends no Authorization header.
 func (s *regServer) call(t *testing.T, method, path, bearer, contentType, body string) regResponse {
 	t.Helper()
+	return s.callWith(t, nil, method, path, bearer, contentType, body)
+}
+
+// callWith is call with extra request headers.
+func (s *regServer) callWith(t *testing.T, header http.Header, method, path, bearer, contentType, body string) regResponse {
+	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, s.URL+path, strings.NewReader(body))
 	require.NoError(t, err)
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
@@ -645,5 +660,70 @@ func TestRegistrationClientNames(t *testing.T) {
 		res = srv.call(t, http.MethodPut, oauth2.RegistrationPath+"/"+id, tok, jsonType, `{"client_id":"`+id+`",`+public+`,"client_name":"Demo web application"}`)
 		assert.Equal(t, http.StatusBadRequest, res.status, res.raw)
 		assert.Equal(t, "invalid_client_metadata", res.body["error"])
+	})
+}
+
+func TestRegistrationIsRateLimitedPerAddress(t *testing.T) {
+	// 10:59:00, a minute before the hour's window ends.
+	clock := harness.NewClock(time.Date(2030, 1, 2, 10, 59, 0, 0, time.UTC))
+	srv := newRegServer(t, regOptions{
+		open: true, store: memory.New(memory.WithClock(clock.Now)), now: clock.Now, ipHeader: "X-Real-IP",
+		policy: register.Policy{RateLimit: register.RateLimit{Anonymous: 2, InitialToken: 3, Window: time.Hour}},
+	})
+	const public = `{"token_endpoint_auth_method":"none","redirect_uris":["http://127.0.0.1/cb"]}`
+	from := func(addr string) http.Header { return http.Header{"X-Real-Ip": {addr}} }
+	post := func(t *testing.T, addr, bearer, body string) regResponse {
+		t.Helper()
+		return srv.callWith(t, from(addr), http.MethodPost, oauth2.RegistrationPath, bearer, jsonType, body)
+	}
+
+	require.Equal(t, http.StatusCreated, post(t, "192.0.2.1", "", public).status)
+	require.Equal(t, http.StatusBadRequest, post(t, "192.0.2.1", "", `{"grant_types":["password"]}`).status, "a refused attempt counts too")
+
+	t.Run("past the anonymous limit the address gets 429 with Retry-After and a JSON error", func(t *testing.T) {
+		res := post(t, "192.0.2.1", "", public)
+		require.Equal(t, http.StatusTooManyRequests, res.status, res.raw)
+		assert.Equal(t, "60", res.header.Get("Retry-After"), "the seconds until the window ends")
+		assert.Equal(t, "temporarily_unavailable", res.body["error"])
+		assert.NotEmpty(t, res.body["error_description"])
+	})
+	t.Run("another address still registers", func(t *testing.T) {
+		assert.Equal(t, http.StatusCreated, post(t, "192.0.2.2", "", public).status)
+	})
+	t.Run("initial-token holders from the same address have their own limit", func(t *testing.T) {
+		for i := range 3 {
+			res := post(t, "192.0.2.1", initialToken, public)
+			require.Equal(t, http.StatusCreated, res.status, "registration %d: %s", i, res.raw)
+		}
+		res := post(t, "192.0.2.1", initialToken2, public)
+		assert.Equal(t, http.StatusTooManyRequests, res.status, "the limit counts every initial access token: %s", res.raw)
+		assert.Equal(t, "60", res.header.Get("Retry-After"))
+	})
+	t.Run("a wrong initial access token is refused before it is counted", func(t *testing.T) {
+		res := post(t, "192.0.2.3", "wrong-token-0123456789abcdef", public)
+		assert.Equal(t, http.StatusUnauthorized, res.status, res.raw)
+	})
+	t.Run("RFC 7592 management is not limited", func(t *testing.T) {
+		res := post(t, "192.0.2.4", "", public)
+		require.Equal(t, http.StatusCreated, res.status, res.raw)
+		path, tok := oauth2.RegistrationPath+"/"+str(res.body, "client_id"), str(res.body, "registration_access_token")
+		for range 3 {
+			assert.Equal(t, http.StatusOK, srv.callWith(t, from("192.0.2.4"), http.MethodGet, path, tok, "", "").status)
+		}
+	})
+	t.Run("the next window admits the address again", func(t *testing.T) {
+		clock.Advance(time.Minute)
+		assert.Equal(t, http.StatusCreated, post(t, "192.0.2.1", "", public).status)
+		assert.Equal(t, http.StatusCreated, post(t, "192.0.2.1", initialToken, public).status)
+	})
+	t.Run("a rate limit without a store is refused", func(t *testing.T) {
+		kr, err := regKeyring()
+		require.NoError(t, err)
+		reg := registry.New()
+		mem, err := registration.NewMemory(reg, registration.MemoryOptions{Namespace: regNamespace})
+		require.NoError(t, err)
+		_, err = handler.New(handler.Config{Issuer: "https://id.example", Registry: reg, Keys: kr, Registrar: mem, RegistrationOpen: true,
+			RegistrationPolicy: register.Policy{RateLimit: register.RateLimit{Anonymous: 1}}})
+		assert.Error(t, err)
 	})
 }

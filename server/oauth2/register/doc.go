@@ -42,6 +42,18 @@
 //     that. A client's own name does not count against it in an update. Two registrations
 //     racing for one name may both pass in a cluster (the registry learns of a client through
 //     the informers).
+//   - Rate limit (Policy.RateLimit): registrations (POST) per client address
+//     (oauth2.ClientAddress: the connection's, or the trusted proxy's header) in fixed windows
+//     aligned to the clock, counted with the leased store's Counters so every replica shares
+//     the count (one Incr round trip a registration). Anonymous registrations and those with an
+//     initial access token are counted and bounded separately; every authorized attempt
+//     counts, valid or not, so probing (client names, say) is slowed too; a wrong initial
+//     access token is refused before it is counted. Past the limit: 429,
+//     temporarily_unavailable (RFC 6749 has no rate-limit code; this one says to come back
+//     later) and Retry-After in seconds until the window ends. A fixed window admits at most
+//     twice the limit across a window boundary; that is accepted for its one round trip. RFC
+//     7592 reads, updates and deletes need the client's registration access token and are not
+//     counted. A store error is answered like any other (FromStore: 503).
 //   - Registration never makes a resource server: ClientMetadata has no introspection member
 //     (a sent one is ignored like any unknown member), so registered clients cannot introspect
 //     tokens unless an administrator declares it on the OAuthClient.

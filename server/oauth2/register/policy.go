@@ -13,13 +13,15 @@ func DefaultAllowedScopes() []string {
 	return []string{oauth2.ScopeOpenID, oauth2.ScopeProfile, oauth2.ScopeEmail}
 }
 
-// Policy bounds what registrations may get beyond the rules of the metadata.
+// Policy bounds what registrations may get beyond the rules of the metadata, and how often.
 type Policy struct {
 	// AllowedScopes are the scopes anonymous registrations, and registrations with an initial
 	// access token that has no scopes= list of its own, may request (each must also exist and
 	// be available to the registrar's namespace); an update may add only these. nil means
 	// DefaultAllowedScopes; an empty, non-nil list allows none.
 	AllowedScopes []string
+	// RateLimit bounds registrations per client address; it needs Config.Counters.
+	RateLimit RateLimit
 }
 
 // allowedScopes is AllowedScopes with its default.

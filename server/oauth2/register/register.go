@@ -14,6 +14,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/store"
 )
 
 // ClientMetadata is the RFC 7591 client metadata of a registered client, validated and with
@@ -135,8 +136,13 @@ type Config struct {
 	// Open also accepts registrations without an initial access token. Such anonymous
 	// registrations cannot request client_credentials. InitialTokens, Open or both are needed.
 	Open bool
-	// Policy bounds what registrations may get.
+	// Policy bounds what registrations may get, and how often.
 	Policy Policy
+	// Counters count registrations per client address (the leased store); required when
+	// Policy.RateLimit sets a limit.
+	Counters store.Counters
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
 }
@@ -149,6 +155,9 @@ type Endpoint struct {
 	initial   []InitialToken
 	open      bool
 	allowed   []string // Policy.AllowedScopes with its default
+	rate      RateLimit
+	counters  store.Counters
+	now       func() time.Time
 	maxBody   int64
 }
 
@@ -166,9 +175,23 @@ func New(cfg Config) (*Endpoint, error) {
 			return nil, fmt.Errorf("register: allowed scope %q is not a scope token (RFC 6749 3.3)", s)
 		}
 	}
+	rate := cfg.Policy.RateLimit
+	if rate.Anonymous < 0 || rate.InitialToken < 0 || rate.Window < 0 {
+		return nil, errors.New("register: rate limits and their window must not be negative")
+	}
+	if (rate.Anonymous > 0 || rate.InitialToken > 0) && cfg.Counters == nil {
+		return nil, errors.New("register: a rate limit needs Counters (the leased store)")
+	}
+	if rate.Window == 0 {
+		rate.Window = DefaultRateLimitWindow
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Endpoint{
 		registrar: cfg.Registrar, registry: cfg.Registry, base: strings.TrimSuffix(cfg.Issuer, "/"),
 		initial: slices.Clone(cfg.InitialTokens), open: cfg.Open, allowed: allowed, maxBody: cfg.MaxBodyBytes,
+		rate: rate, counters: cfg.Counters, now: cfg.Now,
 	}, nil
 }
 
@@ -191,6 +214,10 @@ func (e *Endpoint) register(w http.ResponseWriter, r *http.Request) {
 	anonymous, by := token == nil, RegistrantInitialToken
 	if anonymous {
 		by = RegistrantAnonymous
+	}
+	if err := e.checkRate(ctx, by); err != nil {
+		e.fail(w, r, err)
+		return
 	}
 	m, _, err := e.readMetadata(r)
 	if err == nil {
@@ -423,6 +450,10 @@ func refuseBearer(w http.ResponseWriter, r *http.Request, missing bool, descript
 // like a wrong token, as RFC 7592 3 asks, so client IDs cannot be probed.
 func (e *Endpoint) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var oe *oauth2.Error
+	if rl, ok := asRateLimited(err); ok {
+		writeRateLimited(w, r, rl)
+		return
+	}
 	switch {
 	case errors.Is(err, ErrClientNotFound), errors.Is(err, ErrRegistrationTokenMismatch):
 		refuseBearer(w, r, false, "The registration access token is invalid, or the client does not exist.")
