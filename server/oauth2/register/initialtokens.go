@@ -105,9 +105,9 @@ func parseInitialTokenLine(fields []string) (InitialToken, error) {
 		name, value, ok := strings.Cut(attr, "=")
 		switch {
 		case !ok:
-			return InitialToken{}, errors.New("after the token, want scopes=... or grants=... (white space separates attributes)")
+			return InitialToken{}, errors.New("after the token, want scopes=LIST or grants=LIST (white space separates attributes)")
 		case name != "scopes" && name != "grants":
-			return InitialToken{}, errors.New("unknown attribute; want scopes=... or grants=...")
+			return InitialToken{}, errors.New("unknown attribute; want scopes=LIST or grants=LIST")
 		case seen[name]:
 			return InitialToken{}, fmt.Errorf("%s= is given twice", name)
 		}
