@@ -35,6 +35,7 @@ import (
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/oauth2/handler"
 	"github.com/latchkey-dev/latchkey/server/oauth2/register"
+	"github.com/latchkey-dev/latchkey/server/oauth2/register/registrartest"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -366,26 +367,15 @@ func TestRegistrarMapsAPIErrors(t *testing.T) {
 		r, err := registration.New(suite.mgr.GetClient(), ns.Name, registration.WithReader(suite.mgr.GetAPIReader()),
 			registration.WithMaxClients(2), registration.WithMaxInitialTokenClients(1))
 		require.NoError(t, err)
-		m := register.ClientMetadata{TokenEndpointAuthMethod: "none", GrantTypes: []string{"refresh_token"}}
 		// A registered OAuthClient from before the registrant label counts as anonymous.
 		legacy := &v1alpha1.OAuthClient{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "dyn-legacy0000", Labels: map[string]string{registration.LabelRegistered: "true"}},
 			Spec:       v1alpha1.OAuthClientSpec{Type: v1alpha1.ClientTypePublic, GrantTypes: []v1alpha1.GrantType{v1alpha1.GrantTypeRefreshToken}},
 		}
 		require.NoError(t, suite.client.Create(ctx, legacy))
-		anon, err := r.Register(ctx, m, register.RegistrantAnonymous)
-		require.NoError(t, err)
-		_, err = r.Register(ctx, m, register.RegistrantAnonymous)
-		require.ErrorIs(t, err, register.ErrRegistrationLimit, "the legacy client and one anonymous registration fill the anonymous bound")
+		ids := registrartest.SeparateQuotas(t, r, 1, 1)
 
-		tok, err := r.Register(ctx, m, register.RegistrantInitialToken)
-		require.NoError(t, err, "a token holder still registers")
-		_, err = r.Register(ctx, m, register.RegistrantInitialToken)
-		require.ErrorIs(t, err, register.ErrRegistrationLimit, "token holders have their own bound")
-		_, err = r.Register(ctx, m, register.RegistrantAnonymous)
-		require.ErrorIs(t, err, register.ErrRegistrationLimit, "token clients take no anonymous place")
-
-		for id, want := range map[string]string{anon.ClientID: "anonymous", tok.ClientID: "initial-token"} {
+		for id, want := range map[string]string{ids[register.RegistrantAnonymous][0]: "anonymous", ids[register.RegistrantInitialToken][0]: "initial-token"} {
 			var oc v1alpha1.OAuthClient
 			require.NoError(t, suite.client.Get(ctx, types.NamespacedName{Namespace: ns.Name, Name: id}, &oc))
 			assert.Equal(t, want, oc.Labels[registration.LabelRegistrant], id)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/oauth2/register"
+	"github.com/latchkey-dev/latchkey/server/oauth2/register/registrartest"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -93,31 +94,7 @@ func TestMemoryRegistrar(t *testing.T) {
 }
 
 func TestMemoryRegistrarBoundsEachRegistrantOnItsOwn(t *testing.T) {
-	ctx := t.Context()
 	m, err := NewMemory(registry.New(), MemoryOptions{Namespace: "registered", MaxClients: 2, MaxInitialTokenClients: 1})
 	require.NoError(t, err)
-	md := register.ClientMetadata{TokenEndpointAuthMethod: oauth2.AuthMethodNone, GrantTypes: []string{"refresh_token"}}
-
-	var anonymous []string
-	for range 2 {
-		rc, err := m.Register(ctx, md, register.RegistrantAnonymous)
-		require.NoError(t, err)
-		anonymous = append(anonymous, rc.ClientID)
-	}
-	_, err = m.Register(ctx, md, register.RegistrantAnonymous)
-	require.ErrorIs(t, err, register.ErrRegistrationLimit, "the anonymous bound is reached")
-
-	rc, err := m.Register(ctx, md, register.RegistrantInitialToken)
-	require.NoError(t, err, "anonymous registrations at their bound do not lock out token holders")
-	_, err = m.Register(ctx, md, register.RegistrantInitialToken)
-	require.ErrorIs(t, err, register.ErrRegistrationLimit, "token holders have their own bound")
-
-	require.NoError(t, m.Delete(ctx, rc.ClientID))
-	_, err = m.Register(ctx, md, register.RegistrantAnonymous)
-	require.ErrorIs(t, err, register.ErrRegistrationLimit, "deleting a token client frees no anonymous place")
-	_, err = m.Register(ctx, md, register.RegistrantInitialToken)
-	require.NoError(t, err, "a deleted token client frees its place")
-	require.NoError(t, m.Delete(ctx, anonymous[0]))
-	_, err = m.Register(ctx, md, register.RegistrantAnonymous)
-	assert.NoError(t, err, "a deleted anonymous client frees its place")
+	registrartest.SeparateQuotas(t, m, 2, 1)
 }

@@ -115,15 +115,8 @@ func TestLoginAndConsentInChromium(t *testing.T) {
 		// The consent of the first subtest is remembered: prompt=consent asks again.
 		authURL := e.oauth.AuthCodeURL("state-deny", xoauth2.S256ChallengeOption(xoauth2.GenerateVerifier()),
 			xoauth2.SetAuthURLParam("prompt", "consent"))
-		require.NoError(t, chromedp.Do(ctx,
-			chromedp.Navigate(authURL),
-			chromedp.WaitVisible(chromedp.CSS("#username")),
-			chromedp.SendKeys(chromedp.CSS("#username"), username),
-			chromedp.SendKeys(chromedp.CSS("#password"), userPassword),
-			chromedp.Click(chromedp.CSS("button[type=submit]")),
-			chromedp.WaitVisible(chromedp.CSS(`button[value="deny"]`)),
-			chromedp.Click(chromedp.CSS(`button[value="deny"]`)),
-		))
+		e.signIn(ctx, t, authURL, `button[value="deny"]`)
+		require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[value="deny"]`))))
 		got := e.awaitCallback(t)
 		assert.Equal(t, "access_denied", got.Get("error"))
 		assert.Equal(t, "state-deny", got.Get("state"))
@@ -136,14 +129,7 @@ func TestLoginAndConsentInChromium(t *testing.T) {
 		registered := *e.oauth
 		registered.ClientID, registered.Scopes = registeredID, []string{"openid", "email"}
 		authURL := registered.AuthCodeURL("state-registered", xoauth2.S256ChallengeOption(xoauth2.GenerateVerifier()))
-		require.NoError(t, chromedp.Do(ctx,
-			chromedp.Navigate(authURL),
-			chromedp.WaitVisible(chromedp.CSS("#username")),
-			chromedp.SendKeys(chromedp.CSS("#username"), username),
-			chromedp.SendKeys(chromedp.CSS("#password"), userPassword),
-			chromedp.Click(chromedp.CSS("button[type=submit]")),
-			chromedp.WaitVisible(chromedp.CSS(".unverified")),
-		))
+		e.signIn(ctx, t, authURL, ".unverified")
 		note, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(".unverified")))
 		require.NoError(t, err)
 		host := strings.TrimPrefix(e.callback.URL, "http://")
@@ -332,6 +318,20 @@ func (e *env) tab(t *testing.T) context.Context {
 	ctx, cancelTimeout := context.WithTimeout(tabCtx, 2*stepTimeout)
 	t.Cleanup(cancelTimeout)
 	return ctx
+}
+
+// signIn opens the authorization URL, signs alice in on the login page and waits until the
+// next page shows the element of the CSS selector.
+func (e *env) signIn(ctx context.Context, t *testing.T, authURL, selector string) {
+	t.Helper()
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(authURL),
+		chromedp.WaitVisible(chromedp.CSS("#username")),
+		chromedp.SendKeys(chromedp.CSS("#username"), username),
+		chromedp.SendKeys(chromedp.CSS("#password"), userPassword),
+		chromedp.Click(chromedp.CSS("button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS(selector)),
+	))
 }
 
 // awaitCallback waits for the client's callback.
