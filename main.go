@@ -48,7 +48,6 @@ import (
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/metrics"
 	"github.com/latchkey-dev/latchkey/server/oauth2/handler"
-	"github.com/latchkey-dev/latchkey/server/oauth2/register"
 	"github.com/latchkey-dev/latchkey/server/registration"
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
@@ -89,15 +88,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
 }
-
-type registrationOptions struct {
-	initialTokenFile string
-	open             bool
-	namespace        string
-	maxClients       int
-}
-
-func (r registrationOptions) enabled() bool { return r.open || r.initialTokenFile != "" }
 
 type serveOptions struct {
 	auditLog         string
@@ -149,10 +139,7 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.clientIPHeader, "client-ip-header", "", "header a trusted reverse proxy sets to the client address (e.g. X-Forwarded-For), for the brute-force limits of logins and client authentication and the audit log; only behind a proxy that overwrites it")
 	fs.IntVar(&o.clientRateLimit.PerMinute, "client-rate-limit", 0, "token requests per minute of each client without a spec.rateLimit of its own, across all replicas (0: no limit)")
 	fs.IntVar(&o.clientRateLimit.Burst, "client-rate-limit-burst", 0, "burst of --client-rate-limit (0: a tenth of the rate, at least 1)")
-	fs.StringVar(&o.registration.initialTokenFile, "registration-initial-token-file", "", "enable dynamic client registration (RFC 7591) with the initial access tokens in this file, one per line")
-	fs.BoolVar(&o.registration.open, "registration-open", false, "enable dynamic client registration without an initial access token (such clients cannot use client_credentials)")
-	fs.StringVar(&o.registration.namespace, "registration-namespace", "", "namespace of registered OAuthClients (default: --namespace)")
-	fs.IntVar(&o.registration.maxClients, "registration-max-clients", 1000, "most registered clients (0: no bound)")
+	o.registration.bind(fs)
 	fs.StringVar(&o.metricsAddress, "metrics-bind-address", ":9090", "metrics address (\"0\" disables)")
 	fs.StringVar(&o.probeAddress, "health-probe-bind-address", ":8081", "health and readiness probe address (\"0\" disables)")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader (a Lease) among replicas for writes")
@@ -182,6 +169,9 @@ func (o *serveOptions) validate() error {
 	o.issuer = strings.TrimRight(o.issuer, "/")
 	if o.registration.namespace == "" {
 		o.registration.namespace = o.namespace
+	}
+	if err := o.registration.validate(); err != nil {
+		return err
 	}
 	if o.keysFile != "" && o.manifestsDir == "" {
 		return errors.New("--keys-file is for --manifests; against a cluster the keys live in a Secret")
@@ -333,18 +323,8 @@ func (o *serveOptions) handlerConfig(reg *registry.Registry, keyring *keys.Keyri
 		Store:                st,
 		Login:                handler.LoginConfig{ClientIPHeader: o.clientIPHeader},
 		ClientRateLimit:      o.clientRateLimit,
-		RegistrationOpen:     o.registration.open,
 	}
-	if o.registration.initialTokenFile != "" {
-		data, err := os.ReadFile(o.registration.initialTokenFile)
-		if err != nil {
-			return cfg, fmt.Errorf("--registration-initial-token-file: %w", err)
-		}
-		if cfg.RegistrationInitialTokens, err = register.ParseInitialTokens(data); err != nil {
-			return cfg, fmt.Errorf("--registration-initial-token-file: %w", err)
-		}
-	}
-	return cfg, nil
+	return cfg, o.registration.apply(&cfg)
 }
 
 // serveEmbedded runs with no cluster: resources from a folder, keys in memory or a file.
@@ -365,9 +345,7 @@ func serveEmbedded(ctx context.Context, opts *serveOptions, cfg handler.Config, 
 	}
 	if opts.registration.enabled() {
 		// Registered clients live in memory only: they are gone after a restart.
-		r, err := registration.NewMemory(reg, registration.MemoryOptions{
-			Namespace: opts.registration.namespace, MaxClients: opts.registration.maxClients,
-		})
+		r, err := registration.NewMemory(reg, opts.registration.memoryOptions())
 		if err != nil {
 			return err
 		}
@@ -525,10 +503,9 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 		return fmt.Errorf("set up controllers: %w", err)
 	}
 	if opts.registration.enabled() {
-		r, err := ctrlreg.New(mgr.GetClient(), opts.registration.namespace,
+		r, err := ctrlreg.New(mgr.GetClient(), opts.registration.namespace, append(opts.registration.clusterOptions(),
 			ctrlreg.WithReader(mgr.GetAPIReader()),
-			ctrlreg.WithTokenURL(opts.issuer+"/oauth2/token"),
-			ctrlreg.WithMaxClients(opts.registration.maxClients))
+			ctrlreg.WithTokenURL(opts.issuer+"/oauth2/token"))...)
 		if err != nil {
 			return err
 		}

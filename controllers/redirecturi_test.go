@@ -40,6 +40,8 @@ func TestAPIServerRefusesRedirectURIsNamingThem(t *testing.T) {
 		{"a private-use scheme with nothing after it is refused", "com.example.app:", "must have something after the scheme"},
 		{"https without a host is refused", "https:///cb", "https redirect URIs must name a host"},
 		{"a look-alike loopback host is still refused", "http://localhost.evil.example/cb", "redirect URIs must be https"},
+		{"a single-label private-use scheme is refused", "myapp:/cb", "a private-use scheme in reverse-domain form"},
+		{"ws is refused", "ws://app.example/cb", "a private-use scheme in reverse-domain form"},
 		{"a fragment is still refused", "https://app.example/cb#x", "must not contain a fragment"},
 	}
 	for i, tt := range tests {
@@ -53,7 +55,7 @@ func TestAPIServerRefusesRedirectURIsNamingThem(t *testing.T) {
 	}
 	t.Run("a valid URI of every kind is accepted", func(t *testing.T) {
 		oc := publicClient(ns, "accepted", "https://app.example/cb?x=1", "http://127.0.0.1:8080/cb",
-			"http://[::1]/cb", "http://localhost", "com.example.app:/oauth2redirect", "myapp://callback")
+			"http://[::1]/cb", "http://localhost", "com.example.app:/oauth2redirect", "com.example.app://callback")
 		require.NoError(t, suite.client.Create(t.Context(), oc))
 		waitReady(t, client.ObjectKeyFromObject(oc), metav1.ConditionTrue, v1alpha1.ReasonReady)
 	})

@@ -141,16 +141,17 @@ type OAuthClientSpec struct {
 	GrantTypes []GrantType `json:"grantTypes"`
 
 	// redirectURIs are the exact redirect URIs the client may use: https with a host; http only
-	// on localhost, 127.0.0.1 or [::1]; or a private-use scheme (e.g. com.example.app:/cb) other
-	// than javascript, data, vbscript and file. No fragment, user information, white space or
-	// control characters. The API server checks what its rules can express; the controller
-	// checks the rest and reports Ready=False with reason InvalidSpec.
+	// on localhost, 127.0.0.1 or [::1]; or a private-use scheme in reverse-domain form (RFC 8252
+	// 7.1, e.g. com.example.app:/cb). Every other scheme (ws, ftp, blob, about, single-label
+	// schemes like myapp, ...) is refused. No fragment, user information, white space or control
+	// characters. The API server checks what its rules can express; the controller checks the
+	// rest and reports Ready=False with reason InvalidSpec.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=32
 	// +kubebuilder:validation:items:MaxLength=2048
 	// +kubebuilder:validation:items:MinLength=1
-	// +kubebuilder:validation:items:XValidation:rule="self.startsWith('https://') || self.matches('^http://(localhost|127[.]0[.]0[.]1|[[]::1[]])(:[0-9]+)?([/?].*)?$') || (self.matches('^[a-z][a-z0-9+.-]*:') && !self.startsWith('http:') && !self.startsWith('https:') && !self.startsWith('javascript:') && !self.startsWith('data:') && !self.startsWith('vbscript:') && !self.startsWith('file:'))",message="redirect URIs must be https, http on a loopback host (localhost, 127.0.0.1, [::1]), or a private-use scheme",messageExpression="'redirect URIs must be https, http on a loopback host (localhost, 127.0.0.1, [::1]), or a private-use scheme other than javascript, data, vbscript and file: \"' + self + '\"'"
+	// +kubebuilder:validation:items:XValidation:rule="self.startsWith('https://') || self.matches('^http://(localhost|127[.]0[.]0[.]1|[[]::1[]])(:[0-9]+)?([/?].*)?$') || self.matches('^[a-z][a-z0-9-]*([.][a-z0-9-]+)+:')",message="redirect URIs must be https, http on a loopback host (localhost, 127.0.0.1, [::1]), or a private-use scheme in reverse-domain form (e.g. com.example.app:/cb)",messageExpression="'redirect URIs must be https, http on a loopback host (localhost, 127.0.0.1, [::1]), or a private-use scheme in reverse-domain form (e.g. com.example.app:/cb): \"' + self + '\"'"
 	// +kubebuilder:validation:items:XValidation:rule="!self.contains('#')",message="redirect URIs must not contain a fragment",messageExpression="'redirect URIs must not contain a fragment: \"' + self + '\"'"
 	// +kubebuilder:validation:items:XValidation:rule="!self.matches(r'[\\p{Cc}\\p{Z}]')",message="redirect URIs must not contain white space or control characters",messageExpression="'redirect URIs must not contain white space or control characters: \"' + self + '\"'"
 	// +kubebuilder:validation:items:XValidation:rule="!self.matches('^[a-z][a-z0-9+.-]*://[^/?#]*@')",message="redirect URIs must not contain user information",messageExpression="'redirect URIs must not contain user information: \"' + self + '\"'"

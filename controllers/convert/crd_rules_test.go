@@ -76,6 +76,14 @@ func TestCRDRulesRefuseWhatCELCanExpress(t *testing.T) {
 		{"a fragment is refused by both", "https://app.example/cb#x", true},
 		{"http on a look-alike host is refused by both", "http://localhost.evil.example/cb", true},
 		{"javascript is refused by both", "javascript:alert(1)", true},
+		{"ws is refused by both", "ws://app.example/cb", true},
+		{"ftp is refused by both", "ftp://app.example/cb", true},
+		{"blob is refused by both", "blob:https://app.example/x", true},
+		{"about:blank is refused by both", "about:blank", true},
+		{"view-source is refused by both", "view-source:https://app.example/", true},
+		{"ms-officecmd is refused by both", "ms-officecmd:x", true},
+		{"a single-label private-use scheme is refused by both", "myapp:/cb", true},
+		{"a scheme with an empty label is refused by both", "com..example:/cb", true},
 		{"a port net/url refuses is left to the controller", "https://app.example:port/cb", false},
 		{"an unclosed IPv6 host is left to the controller", "https://[::1/cb", false},
 	}
@@ -102,7 +110,7 @@ func FuzzCRDRulesNeverRefuseWhatCheckAccepts(f *testing.F) {
 	for _, u := range []string{
 		"https://app.example/cb", "http://localhost:8080/cb", "http://[::1]/", "http://127.0.0.1?x",
 		"com.example.app:/cb", "myapp://cb", "com.example.app:", "https://u@a/", "https://a/\u2028",
-		"https://[::1]:443/", "a+b.c-d:x", "https://a/b?c=@",
+		"https://[::1]:443/", "a+b.c-d:x", "a.b-c:x", "https://a/b?c=@", "ws://a/", "com.example://u@h/",
 	} {
 		f.Add(u)
 	}

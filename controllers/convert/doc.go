@@ -23,10 +23,10 @@
 //     is ErrInvalidSpec and the password is never logged or echoed in the error (the errors are
 //     fixed texts).
 //   - Redirect URIs must pass server/redirecturi.Check, the one rule that dynamic registration
-//     applies too (https with a host; http only on exactly localhost, 127.0.0.1 or [::1];
-//     otherwise a lower-case private-use scheme other than javascript, data, vbscript and file,
-//     with something after it; no fragment, user information, white space or control
-//     characters; at most 2048 bytes). The CRD's CEL rules check what CEL can of it; this check
+//     applies too (an allowlist: https with a host; http only on exactly localhost, 127.0.0.1 or
+//     [::1]; or a private-use scheme in reverse-domain form such as com.example.app, with
+//     something after it; no fragment, user information, white space or control characters;
+//     at most 2048 bytes). The CRD's CEL rules check what CEL can of it; this check
 //     also catches objects stored before a rule existed and manifests on disk. The message
 //     names each offending URI (its first 256 bytes) and the reason.
 //   - CORS origins (allowedOrigins, or the default from the redirect URIs) are written as

@@ -7,8 +7,9 @@
 // What a registration creates, in the configured namespace:
 //
 //   - An OAuthClient named after its client ID, "dyn-" and 10 random characters of [a-z2-7]
-//     (server/registration.NewClientID), with spec.clientID set to the same value, the label
-//     oauth.latchkey.dev/registered=true, and the annotation
+//     (server/registration.NewClientID), with spec.clientID set to the same value, the labels
+//     oauth.latchkey.dev/registered=true and oauth.latchkey.dev/registrant=anonymous or
+//     initial-token (how the registration was authorized), and the annotation
 //     oauth.latchkey.dev/registration-access-token-sha256 holding the hex SHA-256 of the
 //     registration access token. Only the hash is stored: it is of 32 random bytes, so it is
 //     safe to show to whoever may read OAuthClients, and anyone who may edit the annotation may
@@ -38,9 +39,14 @@
 //     (milliseconds), not at the instant the 204 is written.
 //   - The API server's validation is the last check: a refusal (422) is answered
 //     invalid_client_metadata; other API errors are server_error.
-//   - MaxClients (WithMaxClients) bounds the registered OAuthClients in the namespace: beyond it
-//     registration is 403 access_denied. It counts with a List, so concurrent registrations
-//     may pass it by a few.
+//   - Two separate bounds, so open registration can never lock out initial access token
+//     holders: WithMaxClients counts the anonymous registrations in the namespace (registered
+//     OAuthClients whose registrant label is not initial-token, so those created before the
+//     label existed count here), WithMaxInitialTokenClients those made with a token. Beyond a
+//     bound, registration of that kind is 403 access_denied. Each counts with a List, so
+//     concurrent registrations may pass it by a few.
+//   - Registration never sets spec.introspection (only an administrator declares a resource
+//     server); an update leaves whatever an administrator set.
 //
 // RBAC (markers in registrar.go): oauthclients create, update, patch, delete; secrets get,
 // create, delete.

@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/util/retry"
@@ -31,6 +33,9 @@ const (
 	LabelRegistered = v1alpha1.LabelRegistered
 	// AnnotationTokenHash holds the hex SHA-256 of the client's registration access token.
 	AnnotationTokenHash = "oauth.latchkey.dev/registration-access-token-sha256"
+	// LabelRegistrant says how the client was registered: "anonymous" or "initial-token"
+	// (register.Registrant). The bounds count each kind on its own.
+	LabelRegistrant = "oauth.latchkey.dev/registrant"
 
 	labelManagedBy = "app.kubernetes.io/managed-by"
 	labelClient    = "oauth.latchkey.dev/client"
@@ -51,7 +56,8 @@ type Registrar struct {
 	reader    client.Reader
 	namespace string
 	tokenURL  string
-	max       int
+	max       int // anonymous registrations
+	maxToken  int // registrations with an initial access token
 }
 
 var _ register.ClientRegistrar = (*Registrar)(nil)
@@ -67,9 +73,14 @@ func WithReader(r client.Reader) Option { return func(g *Registrar) { g.reader =
 // controller does for the Secrets it generates.
 func WithTokenURL(u string) Option { return func(g *Registrar) { g.tokenURL = u } }
 
-// WithMaxClients bounds how many registered OAuthClients the namespace may hold; zero (the
-// default) means no bound.
+// WithMaxClients bounds how many anonymously registered OAuthClients (open registration) the
+// namespace may hold; zero (the default) means no bound. Registered OAuthClients without the
+// registrant label (created before it existed) count as anonymous.
 func WithMaxClients(n int) Option { return func(g *Registrar) { g.max = n } }
+
+// WithMaxInitialTokenClients bounds, separately, how many OAuthClients registered with an
+// initial access token the namespace may hold; zero (the default) means no bound.
+func WithMaxInitialTokenClients(n int) Option { return func(g *Registrar) { g.maxToken = n } }
 
 // New returns a registrar creating OAuthClients in namespace with c, whose scheme must know
 // api/v1alpha1 and core/v1.
@@ -84,8 +95,8 @@ func New(c client.Client, namespace string, opts ...Option) (*Registrar, error) 
 	for _, o := range opts {
 		o(r)
 	}
-	if r.max < 0 {
-		return nil, errors.New("registration: MaxClients must not be negative")
+	if r.max < 0 || r.maxToken < 0 {
+		return nil, errors.New("registration: MaxClients and MaxInitialTokenClients must not be negative")
 	}
 	return r, nil
 }
@@ -94,8 +105,8 @@ func New(c client.Client, namespace string, opts ...Option) (*Registrar, error) 
 func (r *Registrar) Namespace() string { return r.namespace }
 
 // Register creates the OAuthClient and, for a confidential client, its Secret.
-func (r *Registrar) Register(ctx context.Context, m register.ClientMetadata) (register.RegisteredClient, error) {
-	if err := r.checkLimit(ctx); err != nil {
+func (r *Registrar) Register(ctx context.Context, m register.ClientMetadata, by register.Registrant) (register.RegisteredClient, error) {
+	if err := r.checkLimit(ctx, by); err != nil {
 		return register.RegisteredClient{}, err
 	}
 	token := registration.NewSecret()
@@ -107,7 +118,7 @@ func (r *Registrar) Register(ctx context.Context, m register.ClientMetadata) (re
 			ObjectMeta: metav1.ObjectMeta{
 				Namespace:   r.namespace,
 				Name:        id,
-				Labels:      map[string]string{LabelRegistered: "true", labelManagedBy: managedBy},
+				Labels:      map[string]string{LabelRegistered: "true", LabelRegistrant: string(by), labelManagedBy: managedBy},
 				Annotations: map[string]string{AnnotationTokenHash: hex.EncodeToString(tokenHash[:])},
 			},
 		}
@@ -135,18 +146,32 @@ func (r *Registrar) Register(ctx context.Context, m register.ClientMetadata) (re
 	return rc, nil
 }
 
-// checkLimit returns ErrRegistrationLimit when the namespace holds max registered clients.
-func (r *Registrar) checkLimit(ctx context.Context) error {
-	if r.max == 0 {
+// checkLimit returns ErrRegistrationLimit when the namespace holds as many registered clients
+// of the registrant's kind as its bound allows.
+func (r *Registrar) checkLimit(ctx context.Context, by register.Registrant) error {
+	limit, op := r.max, selection.NotEquals // anonymous: every registered client not made with a token
+	if by != register.RegistrantAnonymous {
+		limit, op = r.maxToken, selection.Equals
+	}
+	if limit == 0 {
 		return nil
+	}
+	kind, err := labels.NewRequirement(LabelRegistrant, op, []string{string(register.RegistrantInitialToken)})
+	if err != nil {
+		return fmt.Errorf("registration: %w", err)
+	}
+	registered, err := labels.NewRequirement(LabelRegistered, selection.Equals, []string{"true"})
+	if err != nil {
+		return fmt.Errorf("registration: %w", err)
 	}
 	var list metav1.PartialObjectMetadataList
 	list.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("OAuthClientList"))
-	if err := r.reader.List(ctx, &list, client.InNamespace(r.namespace), client.MatchingLabels{LabelRegistered: "true"}); err != nil {
+	if err := r.reader.List(ctx, &list, client.InNamespace(r.namespace),
+		client.MatchingLabelsSelector{Selector: labels.NewSelector().Add(*registered, *kind)}); err != nil {
 		return fmt.Errorf("registration: list registered OAuthClients: %w", err)
 	}
-	if len(list.Items) >= r.max {
-		return fmt.Errorf("registration: %d clients registered in %s: %w", len(list.Items), r.namespace, register.ErrRegistrationLimit)
+	if len(list.Items) >= limit {
+		return fmt.Errorf("registration: %d clients registered by %s in %s: %w", len(list.Items), by, r.namespace, register.ErrRegistrationLimit)
 	}
 	return nil
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/oauth2/handler"
 	"github.com/latchkey-dev/latchkey/server/oauth2/register"
+	"github.com/latchkey-dev/latchkey/server/oauth2/register/registrartest"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -102,7 +103,7 @@ func server(t *testing.T) *httptest.Server {
 	var err error
 	h, err = handler.New(handler.Config{
 		Issuer: srv.URL, Registry: suite.registry, Keys: suite.keyring, Registrar: suite.registrar,
-		RegistrationInitialTokens: []register.InitialTokenHash{register.HashInitialToken(initialToken)},
+		RegistrationInitialTokens: []register.InitialToken{{Hash: register.HashInitialToken(initialToken), Scopes: []string{register.AnyScope}}},
 	})
 	require.NoError(t, err)
 	return srv
@@ -178,7 +179,7 @@ func TestRegisteredClientIsAnOAuthClient(t *testing.T) {
 	createScope(t, "write:things")
 
 	status, got := call(t, srv, http.MethodPost, oauth2.RegistrationPath, initialToken, `{
-		"client_name": "Things importer", "grant_types": ["client_credentials"], "scope": "read:things"}`)
+		"client_name": "Things importer", "grant_types": ["client_credentials"], "scope": "read:things write:things"}`)
 	require.Equal(t, http.StatusCreated, status, got)
 	id, secret, regToken := str(got, "client_id"), str(got, "client_secret"), str(got, "registration_access_token")
 	clientPath := oauth2.RegistrationPath + "/" + id
@@ -193,8 +194,10 @@ func TestRegisteredClientIsAnOAuthClient(t *testing.T) {
 		assert.Equal(t, id, oc.Status.ClientID)
 		assert.Equal(t, v1alpha1.ClientTypeConfidential, oc.Spec.Type)
 		assert.Equal(t, []v1alpha1.GrantType{v1alpha1.GrantTypeClientCredentials}, oc.Spec.GrantTypes)
-		assert.Equal(t, []string{"read:things"}, oc.Spec.Scopes)
+		assert.Equal(t, []string{"read:things", "write:things"}, oc.Spec.Scopes)
 		assert.Equal(t, "Things importer", oc.Spec.DisplayName)
+		assert.Equal(t, "initial-token", oc.Labels[registration.LabelRegistrant])
+		assert.False(t, oc.Spec.Introspection, "registration never declares a resource server")
 		assert.Equal(t, v1alpha1.SecretPolicyExternal, oc.Spec.SecretPolicy)
 		require.NotNil(t, oc.Spec.SecretRef)
 		assert.Equal(t, id+"-oauth-client", oc.Status.SecretName)
@@ -335,7 +338,7 @@ func TestRegistrarMapsAPIErrors(t *testing.T) {
 		_, err := suite.registrar.Register(ctx, register.ClientMetadata{
 			TokenEndpointAuthMethod: "client_secret_basic", GrantTypes: []string{"authorization_code"},
 			RedirectURIs: []string{"http://app.example/cb"},
-		})
+		}, register.RegistrantInitialToken)
 		assert.ErrorIs(t, err, register.ErrInvalidClientMetadata)
 		var list v1alpha1.OAuthClientList
 		require.NoError(t, suite.client.List(ctx, &list, client.InNamespace(regNamespace)))
@@ -343,20 +346,41 @@ func TestRegistrarMapsAPIErrors(t *testing.T) {
 			assert.NotContains(t, oc.Spec.RedirectURIs, "http://app.example/cb")
 		}
 	})
-	t.Run("MaxClients bounds the registered clients of the namespace", func(t *testing.T) {
+	t.Run("MaxClients bounds the anonymous registrations of the namespace", func(t *testing.T) {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "limited-"}}
 		require.NoError(t, suite.client.Create(ctx, ns))
 		r, err := registration.New(suite.mgr.GetClient(), ns.Name, registration.WithReader(suite.mgr.GetAPIReader()), registration.WithMaxClients(1))
 		require.NoError(t, err)
 		m := register.ClientMetadata{TokenEndpointAuthMethod: "none", GrantTypes: []string{"refresh_token"}}
-		rc, err := r.Register(ctx, m)
+		rc, err := r.Register(ctx, m, register.RegistrantAnonymous)
 		require.NoError(t, err)
 		assert.Empty(t, rc.ClientSecret)
-		_, err = r.Register(ctx, m)
+		_, err = r.Register(ctx, m, register.RegistrantAnonymous)
 		assert.ErrorIs(t, err, register.ErrRegistrationLimit)
 		require.NoError(t, r.Delete(ctx, rc.ClientID))
-		_, err = r.Register(ctx, m)
+		_, err = r.Register(ctx, m, register.RegistrantAnonymous)
 		assert.NoError(t, err, "a deleted client frees its place")
+	})
+	t.Run("anonymous registrations at their bound never lock out initial-token holders", func(t *testing.T) {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "quotas-"}}
+		require.NoError(t, suite.client.Create(ctx, ns))
+		r, err := registration.New(suite.mgr.GetClient(), ns.Name, registration.WithReader(suite.mgr.GetAPIReader()),
+			registration.WithMaxClients(2), registration.WithMaxInitialTokenClients(1))
+		require.NoError(t, err)
+		// A registered OAuthClient from before the registrant label counts as anonymous.
+		legacy := &v1alpha1.OAuthClient{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "dyn-legacy0000", Labels: map[string]string{registration.LabelRegistered: "true"}},
+			Spec:       v1alpha1.OAuthClientSpec{Type: v1alpha1.ClientTypePublic, GrantTypes: []v1alpha1.GrantType{v1alpha1.GrantTypeRefreshToken}},
+		}
+		require.NoError(t, suite.client.Create(ctx, legacy))
+		ids := registrartest.SeparateQuotas(t, r, 1, 1)
+
+		for id, want := range map[string]string{ids[register.RegistrantAnonymous][0]: "anonymous", ids[register.RegistrantInitialToken][0]: "initial-token"} {
+			var oc v1alpha1.OAuthClient
+			require.NoError(t, suite.client.Get(ctx, types.NamespacedName{Namespace: ns.Name, Name: id}, &oc))
+			assert.Equal(t, want, oc.Labels[registration.LabelRegistrant], id)
+			assert.False(t, oc.Spec.Introspection, "registration never declares a resource server")
+		}
 	})
 	t.Run("New refuses an invalid namespace", func(t *testing.T) {
 		_, err := registration.New(suite.client, "Not A Namespace")

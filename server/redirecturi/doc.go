@@ -15,9 +15,13 @@
 //   - with scheme https, starts with "https://" and names a host;
 //   - with scheme http, names exactly a loopback host (localhost, 127.0.0.1 or [::1], RFC 8252
 //     7.3), with an optional port, followed by '/', '?' or nothing;
-//   - never uses javascript, data, vbscript or file;
-//   - with any other (private-use, RFC 8252 7.1) scheme, has something after the scheme
+//   - with any other scheme, uses a private-use scheme in reverse-domain form (RFC 8252 7.1:
+//     the scheme has a period, e.g. com.example.app) and has something after it
 //     ("com.example.app:" alone is refused).
+//
+// It is an allowlist: every other scheme is refused (ErrSchemeNotAllowed), among them
+// javascript, data, vbscript, file, ws, wss, ftp, blob, about, view-source, ms-officecmd and
+// single-label custom schemes such as myapp.
 //
 // Origin and Origins (origin.go) give the CORS origins of a Public client: Origin writes an
 // http(s) origin as browsers send it in the Origin header, or refuses it, and Origins takes the
@@ -37,6 +41,11 @@
 //     requested URI byte for byte.
 //     Origins are normalised (Origin): the Origin header is a serialisation, not what someone
 //     typed.
+//   - Reverse-domain form: labels of lower-case letters, digits and '-', joined by single
+//     periods, at least two, the first starting with a letter. '+' (legal in a scheme, never in
+//     a domain name), empty labels and a trailing period are refused. Whether the domain is the
+//     developer's is not checked (RFC 8252 7.1 leaves that to the operating system); a
+//     single-label scheme is refused because any app may claim it.
 //
 // It uses the standard library only.
 package redirecturi

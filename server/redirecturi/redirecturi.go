@@ -21,7 +21,7 @@ var (
 	ErrUserInfo           = errors.New("must not contain user information")
 	ErrNoHost             = errors.New("must name a host after https://")
 	ErrNotLoopback        = errors.New("may use http only on a loopback host (localhost, 127.0.0.1, [::1])")
-	ErrSchemeNotAllowed   = errors.New("must not use the javascript, data, vbscript or file scheme")
+	ErrSchemeNotAllowed   = errors.New("must use https, http on a loopback host, or a private-use scheme in reverse-domain form (e.g. com.example.app:/cb)")
 	ErrNothingAfterScheme = errors.New("has nothing after its scheme")
 )
 
@@ -30,6 +30,10 @@ var (
 	schemePrefix = regexp.MustCompile(`^[a-z][a-z0-9+.-]*:`)
 	// loopbackHTTP is http on exactly a loopback host, an optional port, then '/', '?' or the end.
 	loopbackHTTP = regexp.MustCompile(`^http://(localhost|127[.]0[.]0[.]1|[[]::1[]])(:[0-9]+)?([/?].*)?$`)
+	// privateUseScheme is a private-use scheme in reverse-domain form and its colon (RFC 8252
+	// 7.1): labels of [a-z0-9-] joined by single periods, at least two, the first starting with a
+	// letter. The CRD's CEL rule has the same expression.
+	privateUseScheme = regexp.MustCompile(`^[a-z][a-z0-9-]*([.][a-z0-9-]+)+:`)
 )
 
 // Check returns nil when u is an acceptable redirect URI, else one of the Err values above
@@ -60,9 +64,10 @@ func Check(u string) error {
 		if !loopbackHTTP.MatchString(u) || !isLoopbackHost(parsed.Hostname()) {
 			return ErrNotLoopback
 		}
-	case "javascript", "data", "vbscript", "file":
-		return ErrSchemeNotAllowed
 	default:
+		if !privateUseScheme.MatchString(u) {
+			return ErrSchemeNotAllowed
+		}
 		if len(u) == len(parsed.Scheme)+1 {
 			return ErrNothingAfterScheme
 		}

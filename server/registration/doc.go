@@ -14,9 +14,13 @@
 //     only their SHA-256 is kept and compared in constant time.
 //   - Memory keeps only the hashes of the client secret and token. Registrations live in
 //     memory only: a restart forgets them (the embedded default is for development; a cluster
-//     keeps them as OAuthClient resources). Memory.MaxClients bounds how many it holds.
+//     keeps them as OAuthClient resources). MaxClients bounds how many anonymous registrations
+//     it holds and MaxInitialTokenClients, separately, how many made with an initial access
+//     token, so open registration can never lock out token holders.
 //   - Registered clients get the controllers' defaults for what registration cannot set:
 //     audiences [client ID], PKCE RequiredS256, consent Remember, server-default lifetimes and
 //     signing algorithm, and for a public client the CORS origins of its redirect URIs
-//     (redirecturi.Origins).
+//     (redirecturi.Origins). They are Registered (the consent page marks them unverified, as for
+//     OAuthClients with the registered label) and never Introspection: only an administrator
+//     can declare a resource server.
 package registration

@@ -28,8 +28,12 @@ type MemoryOptions struct {
 	// Namespace the registered clients belong to (scope AllowedNamespaces are checked against
 	// it); required.
 	Namespace string
-	// MaxClients bounds how many clients may be registered; zero means no bound.
+	// MaxClients bounds how many clients may be registered anonymously (open registration);
+	// zero means no bound.
 	MaxClients int
+	// MaxInitialTokenClients bounds, separately, how many clients may be registered with an
+	// initial access token; zero means no bound.
+	MaxInitialTokenClients int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -42,11 +46,13 @@ type Memory struct {
 
 	mu      sync.Mutex
 	clients map[string]*memoryClient // by client ID
+	counts  map[register.Registrant]int
 }
 
 // memoryClient is one registration; only hashes of the credentials are kept.
 type memoryClient struct {
 	issuedAt   time.Time
+	by         register.Registrant
 	metadata   register.ClientMetadata
 	secretHash *[sha256.Size]byte // nil for a public client
 	tokenHash  [sha256.Size]byte
@@ -60,13 +66,13 @@ func NewMemory(reg ClientRegistry, opts MemoryOptions) (*Memory, error) {
 	if opts.Namespace == "" {
 		return nil, errors.New("registration: Namespace is required")
 	}
-	if opts.MaxClients < 0 {
-		return nil, errors.New("registration: MaxClients must not be negative")
+	if opts.MaxClients < 0 || opts.MaxInitialTokenClients < 0 {
+		return nil, errors.New("registration: MaxClients and MaxInitialTokenClients must not be negative")
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Memory{reg: reg, opts: opts, clients: map[string]*memoryClient{}}, nil
+	return &Memory{reg: reg, opts: opts, clients: map[string]*memoryClient{}, counts: map[register.Registrant]int{}}, nil
 }
 
 // Namespace is the namespace of the registered clients.
@@ -76,19 +82,19 @@ func (m *Memory) Namespace() string { return m.opts.Namespace }
 func (m *Memory) source(id string) string { return m.opts.Namespace + "/" + id }
 
 // Register creates a client and serves it at once.
-func (m *Memory) Register(_ context.Context, md register.ClientMetadata) (register.RegisteredClient, error) {
+func (m *Memory) Register(_ context.Context, md register.ClientMetadata, by register.Registrant) (register.RegisteredClient, error) {
 	md = CloneMetadata(md)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.opts.MaxClients > 0 && len(m.clients) >= m.opts.MaxClients {
-		return register.RegisteredClient{}, fmt.Errorf("registration: %d clients registered: %w", len(m.clients), register.ErrRegistrationLimit)
+	if limit := m.limit(by); limit > 0 && m.counts[by] >= limit {
+		return register.RegisteredClient{}, fmt.Errorf("registration: %d clients registered by %s: %w", m.counts[by], by, register.ErrRegistrationLimit)
 	}
 	id := NewClientID()
 	for _, taken := m.clients[id]; taken; _, taken = m.clients[id] {
 		id = NewClientID()
 	}
 	token := NewSecret()
-	mc := &memoryClient{issuedAt: m.opts.Now().Truncate(time.Second), metadata: md, tokenHash: HashToken(token)}
+	mc := &memoryClient{issuedAt: m.opts.Now().Truncate(time.Second), by: by, metadata: md, tokenHash: HashToken(token)}
 	rc := register.RegisteredClient{ClientID: id, IssuedAt: mc.issuedAt, RegistrationAccessToken: token, Metadata: CloneMetadata(md)}
 	if !md.Public() {
 		rc.ClientSecret = NewSecret()
@@ -96,8 +102,17 @@ func (m *Memory) Register(_ context.Context, md register.ClientMetadata) (regist
 		mc.secretHash = &h
 	}
 	m.clients[id] = mc
+	m.counts[by]++
 	m.reg.PutClient(RegistryClient(m.source(id), m.opts.Namespace, id, mc.issuedAt, &md, mc.secretHash))
 	return rc, nil
+}
+
+// limit is the bound of the registrant's kind; zero means none.
+func (m *Memory) limit(by register.Registrant) int {
+	if by == register.RegistrantAnonymous {
+		return m.opts.MaxClients
+	}
+	return m.opts.MaxInitialTokenClients
 }
 
 // Get returns a registered client.
@@ -136,10 +151,12 @@ func (m *Memory) Update(_ context.Context, clientID string, md register.ClientMe
 func (m *Memory) Delete(_ context.Context, clientID string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.clients[clientID]; !ok {
+	mc, ok := m.clients[clientID]
+	if !ok {
 		return register.ErrClientNotFound
 	}
 	delete(m.clients, clientID)
+	m.counts[mc.by]--
 	m.reg.DeleteClient(m.source(clientID))
 	return nil
 }

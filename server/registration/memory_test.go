@@ -9,6 +9,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/oauth2/register"
+	"github.com/latchkey-dev/latchkey/server/oauth2/register/registrartest"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -24,7 +25,7 @@ func TestMemoryRegistrar(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range ids {
 			wg.Go(func() {
-				rc, err := m.Register(ctx, confidential)
+				rc, err := m.Register(ctx, confidential, register.RegistrantInitialToken)
 				assert.NoError(t, err)
 				ids[i] = rc.ClientID
 			})
@@ -41,7 +42,7 @@ func TestMemoryRegistrar(t *testing.T) {
 	})
 
 	t.Run("only the hashes of the credentials are kept", func(t *testing.T) {
-		rc, err := m.Register(ctx, confidential)
+		rc, err := m.Register(ctx, confidential, register.RegistrantInitialToken)
 		require.NoError(t, err)
 		require.NoError(t, m.CheckRegistrationToken(ctx, rc.ClientID, rc.RegistrationAccessToken))
 		assert.ErrorIs(t, m.CheckRegistrationToken(ctx, rc.ClientID, rc.ClientSecret), register.ErrRegistrationTokenMismatch)
@@ -53,7 +54,7 @@ func TestMemoryRegistrar(t *testing.T) {
 	})
 
 	t.Run("an update cannot make a confidential client public", func(t *testing.T) {
-		rc, err := m.Register(ctx, confidential)
+		rc, err := m.Register(ctx, confidential, register.RegistrantInitialToken)
 		require.NoError(t, err)
 		_, err = m.Update(ctx, rc.ClientID, register.ClientMetadata{TokenEndpointAuthMethod: oauth2.AuthMethodNone, GrantTypes: []string{"refresh_token"}})
 		assert.ErrorIs(t, err, register.ErrInvalidClientMetadata)
@@ -61,7 +62,7 @@ func TestMemoryRegistrar(t *testing.T) {
 
 	t.Run("the caller's slices are not kept", func(t *testing.T) {
 		md := register.ClientMetadata{TokenEndpointAuthMethod: oauth2.AuthMethodBasic, GrantTypes: []string{"client_credentials"}, Scopes: []string{"a"}}
-		rc, err := m.Register(ctx, md)
+		rc, err := m.Register(ctx, md, register.RegistrantInitialToken)
 		require.NoError(t, err)
 		md.Scopes[0] = "changed"
 		got, err := m.Get(ctx, rc.ClientID)
@@ -71,6 +72,15 @@ func TestMemoryRegistrar(t *testing.T) {
 		assert.Equal(t, []string{"a"}, c.Scopes)
 	})
 
+	t.Run("a registered client is served as Registered and never as a resource server", func(t *testing.T) {
+		rc, err := m.Register(ctx, confidential, register.RegistrantAnonymous)
+		require.NoError(t, err)
+		c, ok := reg.Snapshot().Client(rc.ClientID)
+		require.True(t, ok)
+		assert.True(t, c.Registered, "the consent page marks it unverified")
+		assert.False(t, c.Introspection)
+	})
+
 	t.Run("options are checked", func(t *testing.T) {
 		_, err := NewMemory(reg, MemoryOptions{})
 		assert.Error(t, err)
@@ -78,5 +88,13 @@ func TestMemoryRegistrar(t *testing.T) {
 		assert.Error(t, err)
 		_, err = NewMemory(reg, MemoryOptions{Namespace: "x", MaxClients: -1})
 		assert.Error(t, err)
+		_, err = NewMemory(reg, MemoryOptions{Namespace: "x", MaxInitialTokenClients: -1})
+		assert.Error(t, err)
 	})
+}
+
+func TestMemoryRegistrarBoundsEachRegistrantOnItsOwn(t *testing.T) {
+	m, err := NewMemory(registry.New(), MemoryOptions{Namespace: "registered", MaxClients: 2, MaxInitialTokenClients: 1})
+	require.NoError(t, err)
+	registrartest.SeparateQuotas(t, m, 2, 1)
 }

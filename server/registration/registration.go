@@ -52,7 +52,8 @@ func TokenMatches(hash [sha256.Size]byte, token string) bool {
 }
 
 // RegistryClient converts registered metadata into the registry's value, with the
-// controllers' defaults for the rest. secretHash is nil for a public client.
+// controllers' defaults for the rest: Registered (the consent page marks the client
+// unverified), never Introspection. secretHash is nil for a public client.
 func RegistryClient(source, namespace, id string, created time.Time, m *register.ClientMetadata, secretHash *[sha256.Size]byte) registry.Client {
 	c := registry.Client{
 		Source:       source,
@@ -68,6 +69,7 @@ func RegistryClient(source, namespace, id string, created time.Time, m *register
 		AuthMethod:   m.TokenEndpointAuthMethod,
 		PKCE:         defaultPKCE,
 		Consent:      defaultConsent,
+		Registered:   true, // as controllers/convert sets it from the OAuthClient's label
 	}
 	if m.Public() {
 		c.Type = registry.Public

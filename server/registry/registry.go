@@ -3,6 +3,8 @@ package registry
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"iter"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -152,6 +154,10 @@ func (s *Snapshot) Counts() (clients, scopes, users int) {
 
 // Client returns the client with the client ID.
 func (s *Snapshot) Client(id string) (*Client, bool) { c, ok := s.byID[id]; return c, ok }
+
+// Clients returns every client the snapshot serves (the winner of each client ID), in no
+// particular order.
+func (s *Snapshot) Clients() iter.Seq[*Client] { return maps.Values(s.byID) }
 
 // Scope returns the scope with the name.
 func (s *Snapshot) Scope(name string) (*Scope, bool) { sc, ok := s.scopeName[name]; return sc, ok }

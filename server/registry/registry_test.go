@@ -318,3 +318,15 @@ func TestUsersBySubject(t *testing.T) {
 		})
 	}
 }
+
+func TestClientsListsTheServedClientOfEachID(t *testing.T) {
+	r := New()
+	r.PutClient(client("b/x", "x", t0))
+	r.PutClient(client("a/x", "x", t0.Add(time.Second)))
+	r.PutClient(client("a/y", "y", t0))
+	var got []string
+	for c := range r.Snapshot().Clients() {
+		got = append(got, c.Source)
+	}
+	assert.ElementsMatch(t, []string{"b/x", "a/y"}, got)
+}

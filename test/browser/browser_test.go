@@ -30,7 +30,10 @@ import (
 )
 
 const (
-	clientID     = "project-tracker"
+	clientID = "project-tracker"
+	// registeredID is a client that registered itself (RFC 7591): its consent page says it is
+	// unverified.
+	registeredID = "dyn-registered0"
 	username     = "alice"
 	subject      = "6f1c0d2e-5b7a-4c1e-9d3f-2a8b7c6d5e4f" // alice's sub: not her username
 	userPassword = "correct horse battery staple"
@@ -124,6 +127,23 @@ func TestLoginAndConsentInChromium(t *testing.T) {
 		assert.Equal(t, "state-deny", got.Get("state"))
 		assert.Equal(t, e.server.URL, got.Get("iss"))
 		assert.Empty(t, got.Get("code"))
+	})
+
+	t.Run("the consent page of a registered client marks it unverified and names the redirect host", func(t *testing.T) {
+		ctx := e.tab(t)
+		registered := *e.oauth
+		registered.ClientID, registered.Scopes = registeredID, []string{"openid", "email"}
+		authURL := registered.AuthCodeURL("state-registered", xoauth2.S256ChallengeOption(xoauth2.GenerateVerifier()))
+		e.signIn(ctx, t, authURL, ".unverified")
+		note, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(".unverified")))
+		require.NoError(t, err)
+		host := strings.TrimPrefix(e.callback.URL, "http://")
+		assert.Contains(t, note, "UNVERIFIED APP", "the badge is shown (upper case by the stylesheet)")
+		assert.Contains(t, note, host)
+		dest, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(".destination .host")))
+		require.NoError(t, err)
+		assert.Equal(t, host, dest)
+		e.screenshots(ctx, t, "consent-unverified")
 	})
 
 	t.Run("a wrong password shows an error and stays on the login page", func(t *testing.T) {
@@ -233,6 +253,11 @@ func newRegistry(t *testing.T, redirectURI string) *registry.Registry {
 		DisplayName: "Project Tracker", GrantTypes: []string{"authorization_code", "refresh_token"},
 		RedirectURIs: []string{redirectURI}, Scopes: []string{"openid", "profile", "email", "read:projects"},
 	})
+	r.PutClient(registry.Client{
+		Source: "registered/" + registeredID, Namespace: "registered", ID: registeredID, Type: registry.Public, AuthMethod: "none",
+		DisplayName: "Project Tracker Helper", GrantTypes: []string{"authorization_code"}, Registered: true,
+		RedirectURIs: []string{redirectURI}, Scopes: []string{"openid", "email"},
+	})
 	r.PutUser(registry.User{Source: username, Subject: subject, Username: username, Email: "alice@example.com",
 		EmailVerified: true, DisplayName: "Alice Liddell", PasswordHash: []byte(hash)})
 	return r
@@ -306,6 +331,17 @@ func signIn(password string) chromedp.Action[chromedp.Void] {
 		chromedp.SendKeys(chromedp.CSS("#password"), password),
 		chromedp.Click(chromedp.CSS("button[type=submit]")),
 	)
+}
+
+// signIn opens the authorization URL, signs alice in on the login page and waits until the
+// next page shows the element of the CSS selector.
+func (e *env) signIn(ctx context.Context, t *testing.T, authURL, selector string) {
+	t.Helper()
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(authURL),
+		signIn(userPassword),
+		chromedp.WaitVisible(chromedp.CSS(selector)),
+	))
 }
 
 // awaitCallback waits for the client's callback.

@@ -86,7 +86,9 @@ func (s *suite) startServer(tmp, binary string) (*harness.Server, error) {
 		}
 	}
 	tokenFile := filepath.Join(tmp, "registration-tokens")
-	if err := os.WriteFile(tokenFile, []byte("# initial access tokens, one a line\n"+s.regToken+"\n"), 0o600); err != nil {
+	// The token may register machine clients reading projects, nothing else.
+	tokens := "# initial access tokens, one a line\n" + s.regToken + " scopes=read:projects grants=client_credentials\n"
+	if err := os.WriteFile(tokenFile, []byte(tokens), 0o600); err != nil {
 		return nil, err
 	}
 	srv, err := harness.StartServer(context.Background(), binary, filepath.Join(tmp, "latchkey.log"), 60*time.Second,

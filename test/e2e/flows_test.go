@@ -556,6 +556,17 @@ func TestDynamicRegistrationCreatesAnOAuthClient(t *testing.T) {
 		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "%s", raw)
 		assert.Contains(t, string(raw), "invalid_token")
 	})
+	t.Run("the token's policy in the token file bounds scopes and grant types", func(t *testing.T) {
+		for body, refused := range map[string]string{
+			`{"grant_types":["client_credentials"],"scope":"read:projects write:projects"}`:                `\"write:projects\"`,
+			`{"grant_types":["authorization_code"],"redirect_uris":["https://app.example/cb"]}`:            `\"authorization_code\"`,
+			`{"grant_types":["client_credentials"],"redirect_uris":["myapp:/cb"],"scope":"read:projects"}`: "reverse-domain",
+		} {
+			resp, raw := s.registrationCall(t, http.MethodPost, s.issuer+"/oauth2/register", s.regToken, body)
+			assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "%s", raw)
+			assert.Contains(t, string(raw), refused)
+		}
+	})
 
 	resp, raw := s.registrationCall(t, http.MethodPost, s.issuer+"/oauth2/register", s.regToken, metadata)
 	require.Equal(t, http.StatusCreated, resp.StatusCode, "%s", raw)
@@ -593,6 +604,7 @@ func TestDynamicRegistrationCreatesAnOAuthClient(t *testing.T) {
 		}
 		found = true
 		assert.Equal(t, "true", it.Metadata.Labels["oauth.latchkey.dev/registered"])
+		assert.Equal(t, "initial-token", it.Metadata.Labels["oauth.latchkey.dev/registrant"])
 		assert.Equal(t, "E2E registered reporter", it.Spec.DisplayName)
 		assert.Equal(t, []string{"client_credentials"}, it.Spec.GrantTypes)
 		assert.Equal(t, []string{"read:projects"}, it.Spec.Scopes)

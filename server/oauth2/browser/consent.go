@@ -138,7 +138,7 @@ func (a *Flow) serveConsentPage(w http.ResponseWriter, r *http.Request) {
 	}
 	a.pages.renderConsent(w, r, consentPage{
 		Client: clientName(client), Username: username, RequestID: id, CSRFToken: p.CSRFToken,
-		RedirectHost: redirectHost(p.RedirectURI), Scopes: items,
+		RedirectHost: redirectHost(p.RedirectURI), Scopes: items, Unverified: client.Registered,
 	}, formActionSource(p.RedirectURI))
 }
 

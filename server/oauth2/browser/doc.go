@@ -40,7 +40,11 @@
 //     Deny is access_denied. Scope descriptions: oauth2.ScopeDescription. prompt=none answers
 //     login_required or consent_required instead of a page; prompt=login, select_account (there
 //     is no account chooser) and a session older than max_age (max_age=0 always) show the login
-//     page.
+//     page. The page shows the host (or scheme, for a native app) the answer goes to in a box of
+//     its own under the heading, for every client. A dynamically registered client
+//     (registry.Client.Registered: the OAuthClient label, or the embedded registrar) gets an
+//     "Unverified app" note saying that nobody checked its self-chosen name and naming that
+//     host again: its name alone must never be what the user trusts.
 //   - Pages: html/template, no JavaScript, one embedded stylesheet; headers
 //     Content-Security-Policy "default-src 'none'; style-src 'self'; form-action 'self'
 //     <redirect origin>; frame-ancestors 'none'", X-Frame-Options DENY, Cache-Control no-store,

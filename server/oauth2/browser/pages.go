@@ -73,6 +73,9 @@ type loginPage struct {
 type consentPage struct {
 	Title, Client, Username, RequestID, CSRFToken, RedirectHost string
 	Scopes                                                      []scopeItem
+	// Unverified: the client registered itself (registry.Client.Registered), so nobody
+	// vouched for its name; the page says so and names where the answer goes.
+	Unverified bool
 }
 
 // scopeItem is one requested scope as the consent page lists it.

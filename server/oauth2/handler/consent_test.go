@@ -54,7 +54,10 @@ func TestConsentPage(t *testing.T) {
 	})
 	t.Run("it shows who is signed in and where the answer goes", func(t *testing.T) {
 		assert.Contains(t, body, "Signed in as <strong>alice</strong>")
-		assert.Contains(t, body, "app.example")
+		assert.Contains(t, body, `<strong class="host">app.example</strong>`)
+	})
+	t.Run("a client that did not register itself is not marked unverified", func(t *testing.T) {
+		assert.NotContains(t, body, "Unverified app")
 	})
 	t.Run("it has Allow and Deny buttons and no script", func(t *testing.T) {
 		assert.Contains(t, body, `value="allow"`)
@@ -71,6 +74,24 @@ func TestConsentPage(t *testing.T) {
 		assert.Equal(t, http.StatusForbidden, other.Status)
 		assert.NotContains(t, other.Body, "alice")
 	})
+}
+
+func TestConsentPageMarksRegisteredClientsUnverified(t *testing.T) {
+	env := newFlowEnv(t)
+	c, ok := env.reg.Snapshot().Client(spaClientID)
+	require.True(t, ok)
+	registered := *c
+	registered.Registered = true // as the registrars and controllers/convert set it
+	env.reg.PutClient(registered)
+
+	p := env.afterLogin(t, env.browser(t), env.requestFor(spaClientID, "openid read:projects", "s"))
+	require.True(t, p.IsConsent(), p.Body)
+	note := regexp.MustCompile(`<p class="unverified" role="note">(.*?)</p>`).FindStringSubmatch(p.Body)
+	require.Len(t, note, 2, "an unverified note: %s", p.Body)
+	assert.Contains(t, note[1], "Unverified app")
+	assert.Contains(t, note[1], "<strong>app.example</strong>", "the note names where the answer goes")
+	assert.Contains(t, p.Body, `<strong class="host">app.example</strong>`)
+	assert.Contains(t, p.Body, "Project SPA")
 }
 
 func TestConsentPolicies(t *testing.T) {

@@ -63,12 +63,15 @@ type Config struct {
 	// oauth2.RegistrationPath; nil disables it: the endpoint answers 404 and the metadata
 	// omits it.
 	Registrar register.ClientRegistrar
-	// RegistrationInitialTokens are the hashes (register.HashInitialToken,
-	// register.ParseInitialTokens) of the initial access tokens that authorize a registration.
-	RegistrationInitialTokens []register.InitialTokenHash
+	// RegistrationInitialTokens are the initial access tokens (register.ParseInitialTokens)
+	// that authorize a registration, each with its policy.
+	RegistrationInitialTokens []register.InitialToken
 	// RegistrationOpen also accepts registrations without an initial access token; a Registrar
 	// needs RegistrationInitialTokens, RegistrationOpen or both.
 	RegistrationOpen bool
+	// RegistrationPolicy bounds what registrations may get, and how often per client address
+	// (register.Policy); its rate limits count in Store, so they need one.
+	RegistrationPolicy register.Policy
 	// Store is the leased store (codes, refresh tokens, revocations, sessions, failed-login
 	// counters). nil serves client_credentials only: the grants and endpoints that need it are
 	// not mounted.
@@ -185,6 +188,7 @@ func New(cfg Config) (http.Handler, error) {
 		reg, err := register.New(register.Config{
 			Registrar: cfg.Registrar, Registry: cfg.Registry, Issuer: cfg.Issuer,
 			InitialTokens: cfg.RegistrationInitialTokens, Open: cfg.RegistrationOpen, MaxBodyBytes: cfg.MaxBodyBytes,
+			Policy: cfg.RegistrationPolicy, Counters: cfg.Store, Now: cfg.Now,
 		})
 		if err != nil {
 			return nil, err

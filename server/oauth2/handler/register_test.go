@@ -16,20 +16,26 @@ import (
 	xoauth2 "golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/oauth2/handler"
 	"github.com/latchkey-dev/latchkey/server/oauth2/register"
 	"github.com/latchkey-dev/latchkey/server/registration"
 	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/store"
+	"github.com/latchkey-dev/latchkey/server/store/memory"
 )
 
 // The external test package lets these tests use server/registration, which imports oauth2.
 
 const (
-	regNamespace  = "registered"
+	regNamespace = "registered"
+	// initialToken may register any scope (scopes=*); initialToken2 has no policy of its own;
+	// ciToken may register client_credentials clients with read:projects only.
 	initialToken  = "initial-token-0123456789abcdef"
 	initialToken2 = "second-initial-token-0123456789"
+	ciToken       = "ci-initial-token-0123456789abc"
 	jsonType      = "application/json"
 )
 
@@ -52,7 +58,12 @@ type regOptions struct {
 	open     bool
 	noTokens bool
 	maxBody  int64
-	max      int
+	max      int // anonymous registrations
+	maxToken int // registrations with an initial access token
+	policy   register.Policy
+	store    store.Store
+	now      func() time.Time
+	ipHeader string // handler.LoginConfig.ClientIPHeader
 }
 
 func newRegServer(t *testing.T, o regOptions) *regServer {
@@ -63,16 +74,19 @@ func newRegServer(t *testing.T, o regOptions) *regServer {
 	reg.PutScope("read-projects", registry.Scope{Name: "read:projects"})
 	reg.PutScope("write-projects", registry.Scope{Name: "write:projects"})
 	reg.PutScope("admin-read", registry.Scope{Name: "admin:read", AllowedNamespaces: []string{"payments"}})
-	mem, err := registration.NewMemory(reg, registration.MemoryOptions{Namespace: regNamespace, MaxClients: o.max})
+	mem, err := registration.NewMemory(reg, registration.MemoryOptions{Namespace: regNamespace, MaxClients: o.max, MaxInitialTokenClients: o.maxToken})
 	require.NoError(t, err)
 	var h http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
 	cfg := handler.Config{
 		Issuer: srv.URL, Registry: reg, Keys: kr, Registrar: mem, RegistrationOpen: o.open, MaxBodyBytes: o.maxBody,
+		RegistrationPolicy: o.policy, Store: o.store, Now: o.now, Login: handler.LoginConfig{ClientIPHeader: o.ipHeader},
 	}
 	if !o.noTokens {
-		cfg.RegistrationInitialTokens = []register.InitialTokenHash{register.HashInitialToken(initialToken), register.HashInitialToken(initialToken2)}
+		cfg.RegistrationInitialTokens, err = register.ParseInitialTokens([]byte(initialToken + " scopes=*\n" + initialToken2 + "\n" +
+			ciToken + " scopes=read:projects grants=client_credentials\n"))
+		require.NoError(t, err)
 	}
 	h, err = handler.New(cfg)
 	require.NoError(t, err)
@@ -89,8 +103,17 @@ type regResponse struct {
 // call sends one request; bearer "" sends no Authorization header.
 func (s *regServer) call(t *testing.T, method, path, bearer, contentType, body string) regResponse {
 	t.Helper()
+	return s.callWith(t, nil, method, path, bearer, contentType, body)
+}
+
+// callWith is call with extra request headers.
+func (s *regServer) callWith(t *testing.T, header http.Header, method, path, bearer, contentType, body string) regResponse {
+	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, s.URL+path, strings.NewReader(body))
 	require.NoError(t, err)
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
@@ -151,7 +174,8 @@ func TestRegistrationRoundTrip(t *testing.T) {
 		"token_endpoint_auth_method": "client_secret_basic",
 		"scope": "read:projects write:projects",
 		"logo_uri": "https://billing.example/logo.png",
-		"contacts": ["ops@billing.example"]
+		"contacts": ["ops@billing.example"],
+		"introspection": true
 	}`)
 	id, secret, regToken := str(got, "client_id"), str(got, "client_secret"), str(got, "registration_access_token")
 	clientURI := srv.URL + oauth2.RegistrationPath + "/" + id
@@ -182,6 +206,8 @@ func TestRegistrationRoundTrip(t *testing.T) {
 		assert.Equal(t, []string{id}, c.Audiences)
 		assert.Equal(t, "RequiredS256", c.PKCE)
 		assert.Equal(t, "Remember", c.Consent)
+		assert.True(t, c.Registered, "marked as registered: the consent page says it is unverified")
+		assert.False(t, c.Introspection, "registration never declares a resource server")
 		assert.True(t, c.CheckSecret(secret))
 		assert.False(t, c.CheckSecret(regToken))
 	})
@@ -209,7 +235,7 @@ func TestRegistrationRoundTrip(t *testing.T) {
 	t.Run("PUT replaces the metadata and omitted members are reset", func(t *testing.T) {
 		res := srv.call(t, http.MethodPut, oauth2.RegistrationPath+"/"+id, regToken, jsonType, `{
 			"client_id": "`+id+`", "client_secret": "`+secret+`",
-			"grant_types": ["client_credentials", "authorization_code"],
+			"grant_types": ["client_credentials", "refresh_token"],
 			"redirect_uris": ["https://billing.example/callback"],
 			"token_endpoint_auth_method": "client_secret_post",
 			"scope": "read:projects openid",
@@ -217,8 +243,8 @@ func TestRegistrationRoundTrip(t *testing.T) {
 		}`)
 		require.Equal(t, http.StatusOK, res.status, res.raw)
 		assert.NotContains(t, res.body, "client_name", "omitted, so deleted (RFC 7592 2.2)")
-		assert.Equal(t, []any{"client_credentials", "authorization_code"}, res.body["grant_types"])
-		assert.Equal(t, []any{"code"}, res.body["response_types"])
+		assert.Equal(t, []any{"client_credentials", "refresh_token"}, res.body["grant_types"])
+		assert.Equal(t, []any{}, res.body["response_types"])
 		assert.Equal(t, []any{"https://billing.example/callback"}, res.body["redirect_uris"])
 		assert.Equal(t, "client_secret_post", res.body["token_endpoint_auth_method"])
 		assert.Equal(t, "read:projects openid", res.body["scope"])
@@ -240,6 +266,8 @@ func TestRegistrationRoundTrip(t *testing.T) {
 		{"PUT with a wrong client_secret is invalid_client_metadata", `{"client_id":"` + id + `","client_secret":"wrong","grant_types":["client_credentials"]}`, "invalid_client_metadata"},
 		{"PUT to a public client is invalid_client_metadata", `{"client_id":"` + id + `","token_endpoint_auth_method":"none","grant_types":["refresh_token"]}`, "invalid_client_metadata"},
 		{"PUT adding authorization_code without redirect URIs is invalid_redirect_uri", `{"client_id":"` + id + `"}`, "invalid_redirect_uri"},
+		{"PUT adding authorization_code is invalid_client_metadata", `{"client_id":"` + id + `","grant_types":["client_credentials","authorization_code"],"redirect_uris":["https://billing.example/cb"]}`, "invalid_client_metadata"},
+		{"PUT adding a scope outside the allowed scopes is invalid_client_metadata", `{"client_id":"` + id + `","grant_types":["client_credentials"],"scope":"read:projects write:projects"}`, "invalid_client_metadata"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			res := srv.call(t, http.MethodPut, oauth2.RegistrationPath+"/"+id, regToken, jsonType, tt.body)
@@ -304,6 +332,13 @@ func TestRegistrationValidation(t *testing.T) {
 		{"http on a host that starts like localhost is invalid_redirect_uri", jsonType, `{"redirect_uris":["http://localhost.evil.example/cb"]}`, 400, "invalid_redirect_uri"},
 		{"a javascript: redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["javascript:alert(1)"]}`, 400, "invalid_redirect_uri"},
 		{"a data: redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["data:text/html,x"]}`, 400, "invalid_redirect_uri"},
+		{"a ws redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["ws://a.example/cb"]}`, 400, "invalid_redirect_uri"},
+		{"a ftp redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["ftp://a.example/cb"]}`, 400, "invalid_redirect_uri"},
+		{"a blob redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["blob:https://a.example/x"]}`, 400, "invalid_redirect_uri"},
+		{"a about:blank redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["about:blank"]}`, 400, "invalid_redirect_uri"},
+		{"a view-source redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["view-source:https://a.example/"]}`, 400, "invalid_redirect_uri"},
+		{"a ms-officecmd redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["ms-officecmd:open"]}`, 400, "invalid_redirect_uri"},
+		{"a single-label private-use redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["myapp:/cb"]}`, 400, "invalid_redirect_uri"},
 		{"a relative redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["/cb"]}`, 400, "invalid_redirect_uri"},
 		{"an upper-case scheme is invalid_redirect_uri", jsonType, `{"redirect_uris":["HTTPS://a.example/cb"]}`, 400, "invalid_redirect_uri"},
 		{"user information in a redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["https://u:p@a.example/cb"]}`, 400, "invalid_redirect_uri"},
@@ -407,6 +442,14 @@ func TestRegistrationNeedsTheInitialAccessToken(t *testing.T) {
 
 func basicHeader(s string) string { return "Basic " + s }
 
+// assertMetadataRefused asserts a 400 invalid_client_metadata whose description contains word.
+func assertMetadataRefused(t *testing.T, res regResponse, word string) {
+	t.Helper()
+	assert.Equal(t, http.StatusBadRequest, res.status, res.raw)
+	assert.Equal(t, "invalid_client_metadata", res.body["error"])
+	assert.Contains(t, res.body["error_description"], word)
+}
+
 func TestClientConfigurationNeedsTheRegistrationAccessToken(t *testing.T) {
 	srv := newRegServer(t, regOptions{})
 	a := srv.register(t, `{"grant_types":["client_credentials"]}`)
@@ -448,7 +491,7 @@ func TestClientConfigurationNeedsTheRegistrationAccessToken(t *testing.T) {
 }
 
 func TestRegistrationEndpointMethodsAndLimits(t *testing.T) {
-	srv := newRegServer(t, regOptions{max: 1})
+	srv := newRegServer(t, regOptions{open: true, max: 1, maxToken: 2})
 	t.Run("GET on the registration endpoint is 405", func(t *testing.T) {
 		res := srv.call(t, http.MethodGet, oauth2.RegistrationPath, initialToken, "", "")
 		assert.Equal(t, http.StatusMethodNotAllowed, res.status)
@@ -463,10 +506,18 @@ func TestRegistrationEndpointMethodsAndLimits(t *testing.T) {
 		res := srv.call(t, http.MethodGet, oauth2.RegistrationPath+"/dyn-x/y", initialToken, "", "")
 		assert.Equal(t, http.StatusNotFound, res.status)
 	})
-	t.Run("past MaxClients registration is 403 access_denied", func(t *testing.T) {
-		srv.register(t, `{"grant_types":["client_credentials"]}`)
-		res := srv.call(t, http.MethodPost, oauth2.RegistrationPath, initialToken, jsonType, `{"grant_types":["client_credentials"]}`)
+	t.Run("past MaxClients anonymous registration is 403 access_denied, and token holders still register", func(t *testing.T) {
+		public := `{"token_endpoint_auth_method":"none","redirect_uris":["http://127.0.0.1/cb"]}`
+		res := srv.call(t, http.MethodPost, oauth2.RegistrationPath, "", jsonType, public)
+		require.Equal(t, http.StatusCreated, res.status, res.raw)
+		res = srv.call(t, http.MethodPost, oauth2.RegistrationPath, "", jsonType, public)
 		assert.Equal(t, http.StatusForbidden, res.status, res.raw)
+		assert.Equal(t, "access_denied", res.body["error"])
+
+		srv.register(t, `{"grant_types":["client_credentials"]}`)
+		srv.register(t, public)
+		res = srv.call(t, http.MethodPost, oauth2.RegistrationPath, initialToken, jsonType, public)
+		assert.Equal(t, http.StatusForbidden, res.status, "token holders have their own bound: %s", res.raw)
 		assert.Equal(t, "access_denied", res.body["error"])
 	})
 }
@@ -509,8 +560,10 @@ func TestRegistrationDiscoveryAndConfig(t *testing.T) {
 		cfg  handler.Config
 	}{
 		{"a registrar without initial tokens or open registration is refused", handler.Config{Registrar: mem}},
-		{"initial tokens without a registrar are refused", handler.Config{RegistrationInitialTokens: []register.InitialTokenHash{{}}}},
+		{"initial tokens without a registrar are refused", handler.Config{RegistrationInitialTokens: []register.InitialToken{{}}}},
 		{"open registration without a registrar is refused", handler.Config{RegistrationOpen: true}},
+		{"an allowed scope that is not a scope token is refused", handler.Config{Registrar: mem, RegistrationOpen: true,
+			RegistrationPolicy: register.Policy{AllowedScopes: []string{"openid", "a\"b"}}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.cfg.Issuer, tt.cfg.Registry, tt.cfg.Keys = "https://id.example", reg, kr
@@ -520,21 +573,166 @@ func TestRegistrationDiscoveryAndConfig(t *testing.T) {
 	}
 }
 
-func TestParseInitialTokens(t *testing.T) {
-	t.Run("tokens are read one a line, skipping comments and blank lines", func(t *testing.T) {
-		got, err := register.ParseInitialTokens([]byte("# team tokens\n\n  " + initialToken + "  \r\n" + initialToken2 + "\n"))
-		require.NoError(t, err)
-		assert.Equal(t, []register.InitialTokenHash{register.HashInitialToken(initialToken), register.HashInitialToken(initialToken2)}, got)
-	})
-	for _, tt := range []struct{ name, data string }{
-		{"an empty file is refused", "# nothing\n"},
-		{"a short token is refused", "short\n"},
-		{"a token with a space is refused", "abcdefgh ijklmnopqrstu\n"},
-	} {
+func TestRegistrationScopeAndGrantPolicy(t *testing.T) {
+	srv := newRegServer(t, regOptions{open: true})
+	custom := newRegServer(t, regOptions{open: true, policy: register.Policy{AllowedScopes: []string{"read:projects"}}})
+	const cc, public = `"grant_types":["client_credentials"]`, `"token_endpoint_auth_method":"none","redirect_uris":["http://127.0.0.1/cb"]`
+	tests := []struct {
+		name    string
+		srv     *regServer
+		token   string // "" registers anonymously
+		body    string
+		refused string // a word of the error_description; "" means 201
+	}{
+		{"an anonymous registration gets the default allowed scopes", srv, "", `{` + public + `,"scope":"openid profile email"}`, ""},
+		{"an anonymous registration cannot request an existing API scope", srv, "", `{` + public + `,"scope":"openid read:projects"}`, `"read:projects"`},
+		{"an anonymous registration learns nothing of which scopes exist", srv, "", `{` + public + `,"scope":"admin:write"}`, "not allowed for anonymous registrations"},
+		{"a token without a policy gets the allowed scopes", srv, initialToken2, `{` + cc + `,"scope":"openid"}`, ""},
+		{"a token without a policy cannot request other scopes", srv, initialToken2, `{` + cc + `,"scope":"write:projects"}`, `"write:projects"`},
+		{"a token with scopes=* may request any existing scope", srv, initialToken, `{` + cc + `,"scope":"read:projects write:projects openid"}`, ""},
+		{"a token with scopes=* still cannot request a scope of other namespaces", srv, initialToken, `{` + cc + `,"scope":"admin:read"}`, `"admin:read"`},
+		{"a token with a scope list may request those", srv, ciToken, `{` + cc + `,"scope":"read:projects"}`, ""},
+		{"a token with a scope list replaces the allowed scopes", srv, ciToken, `{` + cc + `,"scope":"openid"}`, "not allowed for this initial access token"},
+		{"a token with a grant list refuses other grant types", srv, ciToken, `{"grant_types":["authorization_code"],"redirect_uris":["https://a.example/cb"]}`, `"authorization_code"`},
+		{"a token with a grant list refuses the default grant type", srv, ciToken, `{"redirect_uris":["https://a.example/cb"]}`, "not allowed with this initial access token"},
+		{"the allowed scopes come from the policy", custom, "", `{` + public + `,"scope":"read:projects"}`, ""},
+		{"scopes outside the policy's allowed scopes are refused", custom, "", `{` + public + `,"scope":"openid"}`, `"openid"`},
+	}
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := register.ParseInitialTokens([]byte(tt.data))
-			require.Error(t, err)
-			assert.NotContains(t, err.Error(), "ijklm", "errors never contain a token")
+			res := tt.srv.call(t, http.MethodPost, oauth2.RegistrationPath, tt.token, jsonType, tt.body)
+			if tt.refused == "" {
+				require.Equal(t, http.StatusCreated, res.status, res.raw)
+				c, ok := tt.srv.registry.Snapshot().Client(str(res.body, "client_id"))
+				require.True(t, ok)
+				assert.False(t, c.Introspection, "registration never declares a resource server")
+				return
+			}
+			assertMetadataRefused(t, res, tt.refused)
 		})
 	}
+
+	t.Run("an anonymously registered client cannot widen its scopes by an update", func(t *testing.T) {
+		res := srv.call(t, http.MethodPost, oauth2.RegistrationPath, "", jsonType, `{`+public+`,"scope":"openid"}`)
+		require.Equal(t, http.StatusCreated, res.status, res.raw)
+		id, tok := str(res.body, "client_id"), str(res.body, "registration_access_token")
+		res = srv.call(t, http.MethodPut, oauth2.RegistrationPath+"/"+id, tok, jsonType, `{"client_id":"`+id+`",`+public+`,"scope":"openid read:projects"}`)
+		assertMetadataRefused(t, res, `"read:projects"`)
+		res = srv.call(t, http.MethodPut, oauth2.RegistrationPath+"/"+id, tok, jsonType, `{"client_id":"`+id+`",`+public+`,"scope":"openid email","grant_types":["authorization_code","refresh_token"]}`)
+		assert.Equal(t, http.StatusOK, res.status, "allowed scopes and refresh_token can be added: %s", res.raw)
+	})
+}
+
+func TestRegistrationClientNames(t *testing.T) {
+	srv := newRegServer(t, regOptions{open: true})
+	srv.registry.PutClient(registry.Client{Source: "web/demo-web", Namespace: "web", ID: "demo-web", Type: registry.Public,
+		DisplayName: "Demo web application", GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{"https://demo.example/cb"}})
+	const public = `"token_endpoint_auth_method":"none","redirect_uris":["http://127.0.0.1/cb"]`
+	tests := []struct {
+		name, clientName, refused string // refused: a word of the error_description; "" means 201
+	}{
+		{"another client's display name is refused", "Demo web application", "another client"},
+		{"another client's display name in other case and spacing is refused", "  DEMO   web Application ", "another client"},
+		{"another client's display name in full-width letters is refused", "Ｄｅｍｏ web application", "another client"},
+		{"another client's display name with no-break spaces is refused", "Demo\u00a0web\u00a0application", "another client"},
+		{"another client's client ID is refused", "Demo-Web", "another client"},
+		{"a right-to-left override is refused", "Demo \u202enoitacilppa", "format (bidirectional"},
+		{"a right-to-left mark is refused", "Demo\u200f app", "format (bidirectional"},
+		{"an isolate is refused", "\u2066Demo\u2069", "format (bidirectional"},
+		{"a zero-width space is refused", "Demo\u200b web application", "format (bidirectional"},
+		{"a line separator is refused", "Demo\u2028app", "line separators"},
+		{"a name of its own is accepted", "Demo web application 2", ""},
+		{"letters of any script are accepted", "Démo 名前", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body, err := json.Marshal(tt.clientName)
+			require.NoError(t, err)
+			res := srv.call(t, http.MethodPost, oauth2.RegistrationPath, "", jsonType, `{`+public+`,"client_name":`+string(body)+`}`)
+			if tt.refused == "" {
+				require.Equal(t, http.StatusCreated, res.status, res.raw)
+				return
+			}
+			assertMetadataRefused(t, res, tt.refused)
+		})
+	}
+
+	t.Run("the name registered first is taken; an update keeps its own name but cannot take another", func(t *testing.T) {
+		res := srv.call(t, http.MethodPost, oauth2.RegistrationPath, "", jsonType, `{`+public+`,"client_name":" Photo printer "}`)
+		require.Equal(t, http.StatusCreated, res.status, res.raw)
+		assert.Equal(t, "Photo printer", res.body["client_name"], "surrounding white space is trimmed")
+		id, tok := str(res.body, "client_id"), str(res.body, "registration_access_token")
+		again := srv.call(t, http.MethodPost, oauth2.RegistrationPath, "", jsonType, `{`+public+`,"client_name":"photo printer"}`)
+		assert.Equal(t, http.StatusBadRequest, again.status, again.raw)
+
+		res = srv.call(t, http.MethodPut, oauth2.RegistrationPath+"/"+id, tok, jsonType, `{"client_id":"`+id+`",`+public+`,"client_name":"Photo Printer"}`)
+		assert.Equal(t, http.StatusOK, res.status, res.raw)
+		res = srv.call(t, http.MethodPut, oauth2.RegistrationPath+"/"+id, tok, jsonType, `{"client_id":"`+id+`",`+public+`,"client_name":"Demo web application"}`)
+		assertMetadataRefused(t, res, "another client")
+	})
+}
+
+func TestRegistrationIsRateLimitedPerAddress(t *testing.T) {
+	// 10:59:00, a minute before the hour's window ends.
+	clock := harness.NewClock(time.Date(2030, 1, 2, 10, 59, 0, 0, time.UTC))
+	srv := newRegServer(t, regOptions{
+		open: true, store: memory.New(memory.WithClock(clock.Now)), now: clock.Now, ipHeader: "X-Real-IP",
+		policy: register.Policy{RateLimit: register.RateLimit{Anonymous: 2, InitialToken: 3, Window: time.Hour}},
+	})
+	const public = `{"token_endpoint_auth_method":"none","redirect_uris":["http://127.0.0.1/cb"]}`
+	from := func(addr string) http.Header { return http.Header{"X-Real-Ip": {addr}} }
+	post := func(t *testing.T, addr, bearer, body string) regResponse {
+		t.Helper()
+		return srv.callWith(t, from(addr), http.MethodPost, oauth2.RegistrationPath, bearer, jsonType, body)
+	}
+
+	require.Equal(t, http.StatusCreated, post(t, "192.0.2.1", "", public).status)
+	require.Equal(t, http.StatusBadRequest, post(t, "192.0.2.1", "", `{"grant_types":["password"]}`).status, "a refused attempt counts too")
+
+	t.Run("past the anonymous limit the address gets 429 with Retry-After and a JSON error", func(t *testing.T) {
+		res := post(t, "192.0.2.1", "", public)
+		require.Equal(t, http.StatusTooManyRequests, res.status, res.raw)
+		assert.Equal(t, "60", res.header.Get("Retry-After"), "the seconds until the window ends")
+		assert.Equal(t, "temporarily_unavailable", res.body["error"])
+		assert.NotEmpty(t, res.body["error_description"])
+	})
+	t.Run("another address still registers", func(t *testing.T) {
+		assert.Equal(t, http.StatusCreated, post(t, "192.0.2.2", "", public).status)
+	})
+	t.Run("initial-token holders from the same address have their own limit", func(t *testing.T) {
+		for i := range 3 {
+			res := post(t, "192.0.2.1", initialToken, public)
+			require.Equal(t, http.StatusCreated, res.status, "registration %d: %s", i, res.raw)
+		}
+		res := post(t, "192.0.2.1", initialToken2, public)
+		assert.Equal(t, http.StatusTooManyRequests, res.status, "the limit counts every initial access token: %s", res.raw)
+		assert.Equal(t, "60", res.header.Get("Retry-After"))
+	})
+	t.Run("a wrong initial access token is refused before it is counted", func(t *testing.T) {
+		res := post(t, "192.0.2.3", "wrong-token-0123456789abcdef", public)
+		assert.Equal(t, http.StatusUnauthorized, res.status, res.raw)
+	})
+	t.Run("RFC 7592 management is not limited", func(t *testing.T) {
+		res := post(t, "192.0.2.4", "", public)
+		require.Equal(t, http.StatusCreated, res.status, res.raw)
+		path, tok := oauth2.RegistrationPath+"/"+str(res.body, "client_id"), str(res.body, "registration_access_token")
+		for range 3 {
+			assert.Equal(t, http.StatusOK, srv.callWith(t, from("192.0.2.4"), http.MethodGet, path, tok, "", "").status)
+		}
+	})
+	t.Run("the next window admits the address again", func(t *testing.T) {
+		clock.Advance(time.Minute)
+		assert.Equal(t, http.StatusCreated, post(t, "192.0.2.1", "", public).status)
+		assert.Equal(t, http.StatusCreated, post(t, "192.0.2.1", initialToken, public).status)
+	})
+	t.Run("a rate limit without a store is refused", func(t *testing.T) {
+		kr, err := regKeyring()
+		require.NoError(t, err)
+		reg := registry.New()
+		mem, err := registration.NewMemory(reg, registration.MemoryOptions{Namespace: regNamespace})
+		require.NoError(t, err)
+		_, err = handler.New(handler.Config{Issuer: "https://id.example", Registry: reg, Keys: kr, Registrar: mem, RegistrationOpen: true,
+			RegistrationPolicy: register.Policy{RateLimit: register.RateLimit{Anonymous: 1}}})
+		assert.Error(t, err)
+	})
 }

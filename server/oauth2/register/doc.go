@@ -6,10 +6,57 @@
 //
 // Decisions:
 //   - Registration needs an initial access token (RFC 7591 3): Bearer, compared as SHA-256
-//     against every configured hash in constant time (ParseInitialTokens reads a file, one a
-//     line). Config.Open (off by default) also accepts requests without one; a token that is
-//     sent must still be valid. Anonymous registrations cannot request client_credentials
-//     (anyone could mint tokens for themselves); an update never adds client_credentials.
+//     against every configured hash in constant time. Config.Open (off by default) also
+//     accepts requests without one; a token that is sent must still be valid. Anonymous
+//     registrations cannot request client_credentials (anyone could mint tokens for
+//     themselves).
+//   - The initial access token file (ParseInitialTokens) has one token a line, optionally
+//     followed by its policy: "TOKEN scopes=a,b grants=authorization_code,client_credentials",
+//     then optionally a # comment. A line with the token alone is the old format and keeps
+//     working. Unknown or repeated attributes, and a token listed twice, are errors: a typo
+//     must never widen a policy.
+//   - Scope policy (Policy.AllowedScopes, default openid profile email: signing in, nothing
+//     that reaches an API): anonymous registrations may request only these, and so may
+//     registrations with a token that has no scopes= list. A token's scopes= list replaces
+//     them for its registrations (empty: none; * alone: every scope available to the
+//     registrar's namespace, the behaviour before policies existed). The policy is applied
+//     before scopes are looked up, so an anonymous caller cannot probe which scopes exist;
+//     every scope must then still exist and be available to the registrar's namespace. The
+//     refusal is invalid_client_metadata naming the scope and the allowed ones.
+//   - Grant policy: a token's grants= list bounds the grant types of its registrations
+//     (including the default authorization_code); without one, any registrable grant type.
+//   - Updates (RFC 7592) are authorized by the client's registration access token, not by the
+//     initial access token, so they are held to what anyone may get: an update may keep what
+//     the client has, drop anything, add scopes of AllowedScopes and the refresh_token grant,
+//     and nothing else (client_credentials, authorization_code or another scope needs a new
+//     registration under its token's policy).
+//   - Client names (shown on the consent page, where a look-alike could pass for a trusted
+//     client): no control (Cc), format (Cf: bidi controls such as U+202E, U+200F, U+2066-2069,
+//     zero-width characters), private-use (Co) or line/paragraph separator characters;
+//     surrounding white space is trimmed. A name equal to the display name or client ID of
+//     another client the registry serves, in any namespace, is refused; equal means equal after
+//     NFKC normalization, removal of hidden characters, case folding and collapsing white space
+//     (nameKey), so "DEMO  web app", full-width letters and no-break spaces do not get
+//     through. Look-alikes across scripts (a Cyrillic "а" for a Latin "a") are not detected:
+//     the consent page marks registered clients unverified and shows the redirect host for
+//     that. A client's own name does not count against it in an update. Two registrations
+//     racing for one name may both pass in a cluster (the registry learns of a client through
+//     the informers).
+//   - Rate limit (Policy.RateLimit): registrations (POST) per client address
+//     (oauth2.ClientAddress: the connection's, or the trusted proxy's header) in fixed windows
+//     aligned to the clock, counted with the leased store's Counters so every replica shares
+//     the count (one Incr round trip a registration). Anonymous registrations and those with an
+//     initial access token are counted and bounded separately; every authorized attempt
+//     counts, valid or not, so probing (client names, say) is slowed too; a wrong initial
+//     access token is refused before it is counted. Past the limit: 429,
+//     temporarily_unavailable (RFC 6749 has no rate-limit code; this one says to come back
+//     later) and Retry-After in seconds until the window ends. A fixed window admits at most
+//     twice the limit across a window boundary; that is accepted for its one round trip. RFC
+//     7592 reads, updates and deletes need the client's registration access token and are not
+//     counted. A store error is answered like any other (FromStore: 503).
+//   - Registration never makes a resource server: ClientMetadata has no introspection member
+//     (a sent one is ignored like any unknown member), so registered clients cannot introspect
+//     tokens unless an administrator declares it on the OAuthClient.
 //   - Bodies are application/json only (else 415 invalid_request), at most MaxBodyBytes (413).
 //     Unknown members are ignored and not stored; any member given twice, a known member of the
 //     wrong JSON type, or a malformed body is invalid_client_metadata; null means omitted.
@@ -17,7 +64,7 @@
 //     client_secret_post, none = public), grant_types (authorization_code (default),
 //     refresh_token, client_credentials; password never: ROPC is for first-party clients an
 //     administrator declares), response_types (only code, exactly with authorization_code),
-//     client_name (128 characters, no control characters), scope (each must exist as a Scope
+//     client_name (128 characters; see the name rules below), scope (each must exist as a Scope
 //     available to the registrar's namespace, or be an OIDC standard scope). Rules are the
 //     CRD's and controllers/convert's together: a public client cannot use client_credentials;
 //     authorization_code needs a redirect URI; redirect URIs follow server/redirecturi, the one
@@ -30,6 +77,7 @@
 //     Bearer challenge (RFC 7592 3), so client IDs cannot be probed.
 //   - PUT replaces the metadata (omitted members get their defaults), must carry the path's
 //     client_id, and a client_secret it carries must be the current one; it cannot switch
-//     between public and confidential. DELETE is 204. A registrar at its bound is 403
+//     between public and confidential. DELETE is 204. A registrar at its bound for the
+//     registrant's kind (anonymous or initial token, counted separately: Registrant) is 403
 //     access_denied.
 package register

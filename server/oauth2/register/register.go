@@ -1,11 +1,7 @@
 package register
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,6 +14,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/store"
 )
 
 // ClientMetadata is the RFC 7591 client metadata of a registered client, validated and with
@@ -61,14 +58,28 @@ func (c RegisteredClient) String() string {
 // GoString is String, for %#v.
 func (c RegisteredClient) GoString() string { return c.String() }
 
+// Registrant says how a registration was authorized. Registrars bound each kind on its own
+// (separate quotas), so anonymous registrations can never use up what initial access token
+// holders may register. Its values are also the value of the Kubernetes registrar's label.
+type Registrant string
+
+// The registrants.
+const (
+	// RegistrantAnonymous: open registration, without an initial access token.
+	RegistrantAnonymous Registrant = "anonymous"
+	// RegistrantInitialToken: a registration with a valid initial access token.
+	RegistrantInitialToken Registrant = "initial-token"
+)
+
 // ClientRegistrar creates and manages dynamically registered clients (RFC 7591, RFC 7592).
 // The handler validates the metadata and authorizes every call before it makes it. A client
 // that Register returned must be served by the Registry promptly (the memory registrar: at
 // once; the Kubernetes one: when the informers see the OAuthClient).
 type ClientRegistrar interface {
 	// Register creates a client with a new client ID, a new registration access token and,
-	// unless the metadata says public, a new client secret, and returns all three.
-	Register(ctx context.Context, m ClientMetadata) (RegisteredClient, error)
+	// unless the metadata says public, a new client secret, and returns all three. by says who
+	// registers: a registrar at its bound for that kind returns ErrRegistrationLimit.
+	Register(ctx context.Context, m ClientMetadata, by Registrant) (RegisteredClient, error)
 	// Get returns a registered client, without secret or token.
 	Get(ctx context.Context, clientID string) (RegisteredClient, error)
 	// Update replaces the metadata of a registered client; it returns the client as Get does.
@@ -92,7 +103,8 @@ var (
 	ErrClientNotFound = errors.New("register: registered client not found")
 	// ErrRegistrationTokenMismatch: the registration access token is not the client's.
 	ErrRegistrationTokenMismatch = errors.New("register: wrong registration access token")
-	// ErrRegistrationLimit: the registrar holds as many clients as it may.
+	// ErrRegistrationLimit: the registrar holds as many clients of the registrant's kind as it
+	// may.
 	ErrRegistrationLimit = errors.New("register: registration limit reached")
 )
 
@@ -103,43 +115,6 @@ var (
 	ErrInvalidClientMetadata = oauth2.NewError("invalid_client_metadata", http.StatusBadRequest,
 		"The value of one of the client metadata fields is invalid.")
 )
-
-// minInitialTokenLen is the shortest initial access token ParseInitialTokens accepts.
-const minInitialTokenLen = 16
-
-// InitialTokenHash is the SHA-256 of an initial access token.
-type InitialTokenHash [sha256.Size]byte
-
-// HashInitialToken is the hash Config.InitialTokens holds of an initial access token.
-func HashInitialToken(token string) InitialTokenHash { return sha256.Sum256([]byte(token)) }
-
-// ParseInitialTokens reads initial access tokens, one a line (surrounding white space is
-// trimmed; empty lines and lines starting with # are skipped), and returns their hashes for
-// Config.InitialTokens. Each token must be an RFC 6750 b64token of at least 16 characters, and
-// there must be at least one. Errors never contain a token.
-func ParseInitialTokens(data []byte) ([]InitialTokenHash, error) {
-	var out []InitialTokenHash
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 4096), 64<<10)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if len(line) < minInitialTokenLen || !oauth2.IsB64Token(line) {
-			return nil, fmt.Errorf("register: initial access token on line %d: want at least %d characters of A-Z a-z 0-9 - . _ ~ + / (then =)",
-				n, minInitialTokenLen)
-		}
-		out = append(out, HashInitialToken(line))
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("register: read initial access tokens: %w", err)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("register: no initial access token found")
-	}
-	return out, nil
-}
 
 // Registry gives the current registry snapshot; *registry.Registry implements it.
 type Registry interface {
@@ -155,12 +130,19 @@ type Config struct {
 	Registry  Registry
 	// Issuer is the server's public URL, the base of registration_client_uri.
 	Issuer string
-	// InitialTokens are the hashes (HashInitialToken, ParseInitialTokens) of the initial
-	// access tokens that authorize a registration (RFC 7591 3).
-	InitialTokens []InitialTokenHash
+	// InitialTokens are the initial access tokens (ParseInitialTokens) that authorize a
+	// registration (RFC 7591 3), each with its policy.
+	InitialTokens []InitialToken
 	// Open also accepts registrations without an initial access token. Such anonymous
 	// registrations cannot request client_credentials. InitialTokens, Open or both are needed.
 	Open bool
+	// Policy bounds what registrations may get, and how often.
+	Policy Policy
+	// Counters count registrations per client address (the leased store); required when
+	// Policy.RateLimit sets a limit.
+	Counters store.Counters
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
 }
@@ -170,8 +152,12 @@ type Endpoint struct {
 	registrar ClientRegistrar
 	registry  Registry
 	base      string // the issuer without a trailing slash
-	initial   []InitialTokenHash
+	initial   []InitialToken
 	open      bool
+	allowed   []string // Policy.AllowedScopes with its default
+	rate      RateLimit
+	counters  store.Counters
+	now       func() time.Time
 	maxBody   int64
 }
 
@@ -183,9 +169,29 @@ func New(cfg Config) (*Endpoint, error) {
 	if len(cfg.InitialTokens) == 0 && !cfg.Open {
 		return nil, errors.New("register: a Registrar needs InitialTokens, Open, or both")
 	}
+	allowed := cfg.Policy.allowedScopes()
+	for _, s := range allowed {
+		if len(s) > regMaxScopeLen || !regScopeToken.MatchString(s) {
+			return nil, fmt.Errorf("register: allowed scope %q is not a scope token (RFC 6749 3.3)", s)
+		}
+	}
+	rate := cfg.Policy.RateLimit
+	if rate.Anonymous < 0 || rate.InitialToken < 0 || rate.Window < 0 {
+		return nil, errors.New("register: rate limits and their window must not be negative")
+	}
+	if (rate.Anonymous > 0 || rate.InitialToken > 0) && cfg.Counters == nil {
+		return nil, errors.New("register: a rate limit needs Counters (the leased store)")
+	}
+	if rate.Window == 0 {
+		rate.Window = DefaultRateLimitWindow
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Endpoint{
 		registrar: cfg.Registrar, registry: cfg.Registry, base: strings.TrimSuffix(cfg.Issuer, "/"),
-		initial: slices.Clone(cfg.InitialTokens), open: cfg.Open, maxBody: cfg.MaxBodyBytes,
+		initial: slices.Clone(cfg.InitialTokens), open: cfg.Open, allowed: allowed, maxBody: cfg.MaxBodyBytes,
+		rate: rate, counters: cfg.Counters, now: cfg.Now,
 	}, nil
 }
 
@@ -201,20 +207,33 @@ func (e *Endpoint) Mount(m *oauth2.Mux) {
 // register is POST /oauth2/register (RFC 7591 3).
 func (e *Endpoint) register(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	anonymous, ok := e.authorizeRegistration(w, r)
+	token, ok := e.authorizeRegistration(w, r)
 	if !ok {
 		return
 	}
+	anonymous, by := token == nil, RegistrantInitialToken
+	if anonymous {
+		by = RegistrantAnonymous
+	}
+	if err := e.checkRate(ctx, by); err != nil {
+		e.fail(w, r, err)
+		return
+	}
 	m, _, err := e.readMetadata(r)
+	if err == nil {
+		err = e.checkRegistrationPolicy(&m, token)
+	}
+	if err == nil {
+		err = e.checkClientName(m.ClientName, "")
+	}
+	if err == nil {
+		err = e.checkScopes(m.Scopes)
+	}
 	if err != nil {
 		e.fail(w, r, err)
 		return
 	}
-	if anonymous && slices.Contains(m.GrantTypes, oauth2.GrantClientCredentials) {
-		e.fail(w, r, metadataError("The client_credentials grant needs a registration with an initial access token."))
-		return
-	}
-	rc, err := e.registrar.Register(ctx, m)
+	rc, err := e.registrar.Register(ctx, m, by)
 	if err == nil && (rc.ClientID == "" || rc.RegistrationAccessToken == "" || (!rc.Metadata.Public() && rc.ClientSecret == "")) {
 		err = errors.New("registrar returned a client without its credentials")
 	}
@@ -272,6 +291,10 @@ func (e *Endpoint) update(w http.ResponseWriter, r *http.Request) {
 		e.fail(w, r, err)
 		return
 	}
+	if err := e.checkScopes(m.Scopes); err != nil {
+		e.fail(w, r, err)
+		return
+	}
 	rc, err := e.registrar.Update(ctx, id, m)
 	if err != nil {
 		e.fail(w, r, err)
@@ -287,8 +310,11 @@ func (e *Endpoint) checkUpdate(id string, cur, next *ClientMetadata, secret stri
 	if cur.Public() != next.Public() {
 		return metadataError("The token_endpoint_auth_method cannot change between none and a method with a secret; register a new client.")
 	}
-	if slices.Contains(next.GrantTypes, oauth2.GrantClientCredentials) && !slices.Contains(cur.GrantTypes, oauth2.GrantClientCredentials) {
-		return metadataError("The client_credentials grant cannot be added by an update; register a new client with an initial access token.")
+	if err := e.checkUpdatePolicy(cur, next); err != nil {
+		return err
+	}
+	if err := e.checkClientName(next.ClientName, id); err != nil {
+		return err
 	}
 	if secret == "" {
 		return nil
@@ -317,7 +343,8 @@ func (e *Endpoint) remove(w http.ResponseWriter, r *http.Request) {
 	oauth2.WriteEmpty(w, http.StatusNoContent)
 }
 
-// readMetadata reads, parses and validates a request body, and checks its scopes.
+// readMetadata reads, parses and validates a request body. The caller applies the policy,
+// then checks that the scopes exist (checkScopes).
 func (e *Endpoint) readMetadata(r *http.Request) (ClientMetadata, *registrationRequest, error) {
 	body, err := readRegistrationBody(r, e.maxBody)
 	if err != nil {
@@ -329,9 +356,6 @@ func (e *Endpoint) readMetadata(r *http.Request) (ClientMetadata, *registrationR
 	}
 	m, err := req.validate()
 	if err != nil {
-		return ClientMetadata{}, nil, err
-	}
-	if err := e.checkScopes(m.Scopes); err != nil {
 		return ClientMetadata{}, nil, err
 	}
 	return m, req, nil
@@ -354,30 +378,27 @@ func (e *Endpoint) checkScopes(scopes []string) error {
 	return nil
 }
 
-// authorizeRegistration checks the initial access token (RFC 7591 3). Without an Authorization
-// header, open registration proceeds anonymously; a token that is sent must be valid even then.
-func (e *Endpoint) authorizeRegistration(w http.ResponseWriter, r *http.Request) (anonymous, ok bool) {
-	token, present, err := registrationBearer(r)
+// authorizeRegistration checks the initial access token (RFC 7591 3) and returns it, with its
+// policy; nil means an anonymous registration. Without an Authorization header, open
+// registration proceeds anonymously; a token that is sent must be valid even then.
+func (e *Endpoint) authorizeRegistration(w http.ResponseWriter, r *http.Request) (token *InitialToken, ok bool) {
+	bearer, present, err := registrationBearer(r)
 	switch {
 	case err != nil:
 		oauth2.WriteError(w, r, err)
-		return false, false
+		return nil, false
 	case !present && e.open:
-		return true, true
+		return nil, true
 	case !present:
 		refuseBearer(w, r, true, "Registration needs an initial access token.")
-		return false, false
+		return nil, false
 	}
-	h := sha256.Sum256([]byte(token))
-	match := 0
-	for i := range e.initial { // every hash is compared: the time does not tell which matched
-		match |= subtle.ConstantTimeCompare(h[:], e.initial[i][:])
-	}
-	if match != 1 || token == "" { // "" is a malformed header
+	token = matchInitialToken(e.initial, bearer)
+	if token == nil || bearer == "" { // "" is a malformed header
 		refuseBearer(w, r, false, "The initial access token is invalid.")
-		return false, false
+		return nil, false
 	}
-	return false, true
+	return token, true
 }
 
 // authorizeClient checks the registration access token of the client in the path.
@@ -429,6 +450,10 @@ func refuseBearer(w http.ResponseWriter, r *http.Request, missing bool, descript
 // like a wrong token, as RFC 7592 3 asks, so client IDs cannot be probed.
 func (e *Endpoint) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var oe *oauth2.Error
+	if rl, ok := asRateLimited(err); ok {
+		writeRateLimited(w, r, rl)
+		return
+	}
 	switch {
 	case errors.Is(err, ErrClientNotFound), errors.Is(err, ErrRegistrationTokenMismatch):
 		refuseBearer(w, r, false, "The registration access token is invalid, or the client does not exist.")

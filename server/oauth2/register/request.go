@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/latchkey-dev/latchkey/server/oauth2"
@@ -254,9 +253,10 @@ func (r *registrationRequest) validate() (ClientMetadata, error) {
 	if n := utf8.RuneCountInString(m.ClientName); n > regMaxClientNameRunes {
 		return m, metadataError("The client_name is longer than %d characters.", regMaxClientNameRunes)
 	}
-	if strings.IndexFunc(m.ClientName, unicode.IsControl) >= 0 {
-		return m, metadataError("The client_name must not contain control characters.")
+	if strings.IndexFunc(m.ClientName, hiddenInName) >= 0 {
+		return m, metadataError("The client_name must not contain control, format (bidirectional or zero-width) or private-use characters, or line separators.")
 	}
+	m.ClientName = strings.TrimSpace(m.ClientName)
 
 	for name := range strings.SplitSeq(r.Scope, " ") { // space-separated (RFC 7591 2)
 		if name == "" || slices.Contains(m.Scopes, name) {

@@ -28,7 +28,16 @@ func TestCheckRegistrationRedirectURI(t *testing.T) {
 		{"http://127.0.0.1:53412/cb", true},
 		{"http://[::1]:8080/cb", true},
 		{"com.example.app:/oauth2redirect", true},
-		{"myapp://callback", true},
+		{"com.example.app://callback", true},
+		{"myapp://callback", false},
+		{"myapp:/cb", false},
+		{"ws://app.example/cb", false},
+		{"wss://app.example/cb", false},
+		{"ftp://app.example/cb", false},
+		{"blob:https://app.example/x", false},
+		{"about:blank", false},
+		{"view-source:https://app.example/", false},
+		{"ms-officecmd:x", false},
 		{"https://app.example/cb#frag", false},
 		{"https://app.example/cb#", false},
 		{"https:///cb", false},
@@ -90,6 +99,7 @@ func FuzzParseRegistrationRequest(f *testing.F) {
 	f.Add(`{"redirect_uris":["javascript:x","http://localhost#"],"response_types":["token"]}`)
 	f.Add(`[] {}`)
 	f.Add(`{"client_name":"\u0000\ud800"}`)
+	f.Add(`{"client_name":" Demo \u202eppa","grant_types":["client_credentials"]}`)
 	f.Fuzz(func(t *testing.T, body string) {
 		req, err := parseRegistrationRequest([]byte(body))
 		if err != nil {
@@ -114,6 +124,8 @@ func FuzzParseRegistrationRequest(f *testing.F) {
 			require.NoError(t, redirecturi.Check(u))
 		}
 		require.LessOrEqual(t, utf8.RuneCountInString(m.ClientName), regMaxClientNameRunes)
+		require.Equal(t, -1, strings.IndexFunc(m.ClientName, hiddenInName), "no hidden characters in %q", m.ClientName)
+		require.Equal(t, strings.TrimSpace(m.ClientName), m.ClientName)
 		require.LessOrEqual(t, len(m.Scopes), regMaxScopes)
 		for _, sc := range m.Scopes {
 			require.Regexp(t, regScopeToken, sc)

@@ -1,0 +1,52 @@
+package register
+
+import (
+	"strings"
+	"unicode"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
+)
+
+// hiddenInName reports whether r must not appear in a client name: it is invisible or changes
+// how the text around it is shown. Control characters (Cc), format characters (Cf: bidi
+// controls such as U+202E, U+200F and U+2066-U+2069, zero-width characters, soft hyphen),
+// private-use characters (Co) and line and paragraph separators (Zl, Zp).
+func hiddenInName(r rune) bool {
+	return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Zl, unicode.Zp)
+}
+
+// nameKey is what two names are compared by: NFKC-normalized (so full-width letters, ligatures
+// and no-break spaces equal their plain forms), without hidden characters, case-folded (then
+// normalized again, as Unicode's NFKC_Casefold), with runs of white space as one space and none
+// around it.
+func nameKey(name string) string {
+	s := norm.NFKC.String(name)
+	s = strings.Map(func(r rune) rune {
+		if hiddenInName(r) {
+			return -1
+		}
+		return r
+	}, s)
+	s = norm.NFKC.String(cases.Fold().String(s))
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// checkClientName refuses a client_name that reads like the display name or the client ID of
+// another client the registry serves (any namespace): equal after nameKey. self is the client
+// being updated ("" for a registration), whose own name does not count.
+func (e *Endpoint) checkClientName(name, self string) error {
+	key := nameKey(name)
+	if key == "" {
+		return nil
+	}
+	for c := range e.registry.Snapshot().Clients() {
+		if c.ID == self {
+			continue
+		}
+		if nameKey(c.DisplayName) == key || nameKey(c.ID) == key {
+			return metadataError("The client_name is already the name or client ID of another client; choose another.")
+		}
+	}
+	return nil
+}

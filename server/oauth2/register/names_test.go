@@ -1,0 +1,39 @@
+package register
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestNameKey(t *testing.T) {
+	same := []struct{ name, a, b string }{
+		{"case does not count", "Demo Web Application", "demo web APPLICATION"},
+		{"surrounding and repeated white space does not count", "Demo web application", "  Demo \t web   application "},
+		{"a no-break space is a space", "Demo web application", "Demo\u00a0web\u2003application"},
+		{"full-width letters are their plain forms", "Demo", "Ｄｅｍｏ"},
+		{"a ligature is its letters", "office", "o\ufb03ce"},
+		{"a zero-width space does not count", "Demo", "De\u200bmo"},
+		{"bidi controls do not count", "Demo", "\u202eDemo\u202c"},
+		{"composed and decomposed accents are equal", "Caf\u00e9", "Cafe\u0301"},
+		{"the German sharp s folds to ss", "STRASSE", "stra\u00dfe"},
+	}
+	for _, tt := range same {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, nameKey(tt.a), nameKey(tt.b))
+		})
+	}
+	t.Run("different words stay different", func(t *testing.T) {
+		assert.NotEqual(t, nameKey("Demo web application"), nameKey("Demo web applications"))
+	})
+}
+
+func TestHiddenInName(t *testing.T) {
+	for _, r := range []rune{'\u0000', '\u0007', '\u007f', '\u0085', '\u00ad', '\u200b', '\u200e', '\u200f', '\u202a', '\u202e',
+		'\u2066', '\u2067', '\u2068', '\u2069', '\u2028', '\u2029', '\ufeff', '\ue000'} {
+		assert.True(t, hiddenInName(r), "%U", r)
+	}
+	for _, r := range []rune{'a', ' ', '\u00e9', '\u00a0', '名', '-', '\''} {
+		assert.False(t, hiddenInName(r), "%U", r)
+	}
+}
