@@ -22,6 +22,7 @@ type Record struct {
 	Scopes     []string  `json:"scopes,omitempty"`
 	Token      string    `json:"token,omitempty"` // jti or SHA-256 prefix, never the token
 	RemoteAddr string    `json:"remote_addr,omitempty"`
+	ClientAddr string    `json:"client_addr,omitempty"` // the address the limits count
 	Outcome    string    `json:"outcome,omitempty"`
 	Reason     string    `json:"reason,omitempty"`
 }
@@ -45,7 +46,7 @@ func (l *Logger) Audit(e oauth2.AuditEvent) {
 	b, err := json.Marshal(Record{
 		Time: l.now().UTC(), Event: e.Event, ClientID: e.ClientID, Subject: e.Subject,
 		Username: e.Username, GrantType: e.GrantType, Scopes: e.Scopes, Token: e.TokenRef,
-		RemoteAddr: e.RemoteAddr, Outcome: e.Outcome, Reason: e.Reason,
+		RemoteAddr: e.RemoteAddr, ClientAddr: e.ClientAddr, Outcome: e.Outcome, Reason: e.Reason,
 	})
 	if err != nil {
 		return

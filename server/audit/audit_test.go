@@ -17,7 +17,7 @@ func TestLoggerJSONShape(t *testing.T) {
 	l.now = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
 	l.Audit(oauth2.AuditEvent{
 		Event: oauth2.AuditTokenIssued, ClientID: "app", Username: "alice", GrantType: "password",
-		Scopes: []string{"openid"}, TokenRef: "jti:abc", RemoteAddr: "10.0.0.1:1234", Outcome: "success",
+		Scopes: []string{"openid"}, TokenRef: "jti:abc", RemoteAddr: "10.0.0.1:1234", ClientAddr: "198.51.100.7", Outcome: "success",
 	})
 	l.Audit(oauth2.AuditEvent{Event: oauth2.AuditLoginFailed, ClientID: "app", Outcome: "failure", Reason: "bad credentials"})
 	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
@@ -31,7 +31,7 @@ func TestLoggerJSONShape(t *testing.T) {
 	want := map[string]any{
 		"time": "2026-01-02T03:04:05Z", "event": "token_issued", "client_id": "app", "username": "alice",
 		"grant_type": "password", "scopes": []any{"openid"}, "token": "jti:abc",
-		"remote_addr": "10.0.0.1:1234", "outcome": "success",
+		"remote_addr": "10.0.0.1:1234", "client_addr": "198.51.100.7", "outcome": "success",
 	}
 	if len(got) != len(want) {
 		t.Fatalf("fields = %v, want %v", got, want)

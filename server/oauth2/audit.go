@@ -32,14 +32,17 @@ const (
 // AuditEvent is one security-relevant event. It never holds a token, code, secret or
 // password: TokenRef is a jti or a short prefix of a token's SHA-256 hash (TokenRef).
 type AuditEvent struct {
-	Event      string
-	ClientID   string
-	Subject    string
-	Username   string
-	GrantType  string
-	Scopes     []string
-	TokenRef   string
+	Event     string
+	ClientID  string
+	Subject   string
+	Username  string
+	GrantType string
+	Scopes    []string
+	TokenRef  string
+	// RemoteAddr is the connection's peer (a proxy's, behind one); ClientAddr the client's
+	// address the brute-force limits count (from the trusted proxy's header when configured).
 	RemoteAddr string
+	ClientAddr string
 	Outcome    string // "success" or "failure"
 	Reason     string
 }
@@ -58,8 +61,8 @@ func TokenRef(tok string) string {
 	return "sha256:" + hex.EncodeToString(sum[:6])
 }
 
-// Audit records e with the request's remote address (see Instrument); outside Instrument, or
-// without an Auditor, nothing.
+// Audit records e with the request's remote and client addresses (see Instrument); outside
+// Instrument, or without an Auditor, nothing.
 func Audit(ctx context.Context, e AuditEvent) {
 	s := scopeOf(ctx)
 	if s == nil || s.auditor == nil {
@@ -67,6 +70,9 @@ func Audit(ctx context.Context, e AuditEvent) {
 	}
 	if e.RemoteAddr == "" {
 		e.RemoteAddr = s.remote
+	}
+	if e.ClientAddr == "" {
+		e.ClientAddr = s.client
 	}
 	if e.Outcome == "" {
 		e.Outcome = "success"

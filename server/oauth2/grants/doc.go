@@ -4,8 +4,10 @@
 //
 // A token request goes through one dispatcher (Endpoint) that runs the shared steps in order,
 // so that no grant can forget one: parse the request once (oauth2.ParseTokenRequest), pick the
-// Grant by grant_type, authenticate the client (oauth2.ClientAuth, under brute-force protection), check that the
-// client may use the grant, apply the scope policy (oauth2.ResolveScopes), call the grant, map
+// Grant by grant_type, authenticate the client (oauth2.ClientAuth, under brute-force
+// protection), take from the client's rate limit (RateLimits: its spec.rateLimit, else the
+// server's default; 429 with Retry-After past it), check that the client may use the grant,
+// apply the scope policy (oauth2.ResolveScopes), call the grant, map
 // its error (oauth2.FromStore), count and audit the response under the event the grant names
 // (IssuedEvent), write it. Each grant gets the narrow dependencies it uses (an interface of the
 // store methods it calls, the TokenSet, the user authenticator), never a shared service.
@@ -34,8 +36,11 @@
 //     new access and ID tokens, never widen them (invalid_scope); the new refresh token keeps
 //     the family's scopes (RFC 6749 6). All invalid_grant answers of the grant share one
 //     description.
-//   - Codes: taken first (store.TakeCode), so a failed exchange uses the code up; a replayed
-//     code is invalid_grant and revokes its family for oauth2.Lifetimes.FamilyRevocationEnd.
+//   - Codes: taken (store.TakeCode) only for the authenticated client they were issued to: a
+//     code presented by another client is invalid_grant and stays as it was, so a leaked code
+//     is no kill switch. Taken, a failed exchange uses it up. A replay by its own client is
+//     invalid_grant, revokes its family for oauth2.Lifetimes.FamilyRevocationEnd, and is
+//     audited (authorization_code_replayed) and reported (oauth2.ClientEvents).
 //     redirect_uri must repeat the authorization request's when that had one. PKCE per
 //     oauth2.CheckCodeChallenge at the authorization endpoint and checkVerifier here: a code
 //     with a challenge needs its verifier, one without refuses any verifier (downgrade). The

@@ -64,6 +64,31 @@ type regOptions struct {
 	store    store.Store
 	now      func() time.Time
 	ipHeader string // handler.LoginConfig.ClientIPHeader
+	audit    oauth2.Auditor
+}
+
+// auditEvents is an oauth2.Auditor that keeps the events.
+type auditEvents struct {
+	mu     sync.Mutex
+	events []oauth2.AuditEvent
+}
+
+func (a *auditEvents) Audit(e oauth2.AuditEvent) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.events = append(a.events, e)
+}
+
+func (a *auditEvents) named(name string) []oauth2.AuditEvent {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []oauth2.AuditEvent
+	for _, e := range a.events {
+		if e.Event == name {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func newRegServer(t *testing.T, o regOptions) *regServer {
@@ -82,6 +107,7 @@ func newRegServer(t *testing.T, o regOptions) *regServer {
 	cfg := handler.Config{
 		Issuer: srv.URL, Registry: reg, Keys: kr, Registrar: mem, RegistrationOpen: o.open, MaxBodyBytes: o.maxBody,
 		RegistrationPolicy: o.policy, Store: o.store, Now: o.now, Login: handler.LoginConfig{ClientIPHeader: o.ipHeader},
+		Audit: o.audit,
 	}
 	if !o.noTokens {
 		cfg.RegistrationInitialTokens, err = register.ParseInitialTokens([]byte(initialToken + " scopes=*\n" + initialToken2 + "\n" +
@@ -675,8 +701,9 @@ func TestRegistrationClientNames(t *testing.T) {
 func TestRegistrationIsRateLimitedPerAddress(t *testing.T) {
 	// 10:59:00, a minute before the hour's window ends.
 	clock := harness.NewClock(time.Date(2030, 1, 2, 10, 59, 0, 0, time.UTC))
+	aud := &auditEvents{}
 	srv := newRegServer(t, regOptions{
-		open: true, store: memory.New(memory.WithClock(clock.Now)), now: clock.Now, ipHeader: "X-Real-IP",
+		open: true, store: memory.New(memory.WithClock(clock.Now)), now: clock.Now, ipHeader: "X-Real-IP", audit: aud,
 		policy: register.Policy{RateLimit: register.RateLimit{Anonymous: 2, InitialToken: 3, Window: time.Hour}},
 	})
 	const public = `{"token_endpoint_auth_method":"none","redirect_uris":["http://127.0.0.1/cb"]}`
@@ -695,6 +722,10 @@ func TestRegistrationIsRateLimitedPerAddress(t *testing.T) {
 		assert.Equal(t, "60", res.header.Get("Retry-After"), "the seconds until the window ends")
 		assert.Equal(t, "temporarily_unavailable", res.body["error"])
 		assert.NotEmpty(t, res.body["error_description"])
+		limited := aud.named(oauth2.AuditRateLimited)
+		require.Len(t, limited, 1, "the refusal is audited")
+		assert.Equal(t, "192.0.2.1", limited[0].ClientAddr, "the address from the trusted proxy's header")
+		assert.Equal(t, "failure", limited[0].Outcome)
 	})
 	t.Run("another address still registers", func(t *testing.T) {
 		assert.Equal(t, http.StatusCreated, post(t, "192.0.2.2", "", public).status)

@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/go-logr/logr"
-
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/store"
 )
@@ -76,7 +74,9 @@ func (e *Endpoint) checkRate(ctx context.Context, by Registrant) error {
 	if n <= int64(limit) {
 		return nil
 	}
-	logr.FromContextOrDiscard(ctx).Info("registration rate limited", "registrant", by, "address", addr, "count", n)
+	oauth2.RecordRateLimited(ctx, "registration")
+	oauth2.Audit(ctx, oauth2.AuditEvent{Event: oauth2.AuditRateLimited, Outcome: "failure",
+		Reason: fmt.Sprintf("registration (%s): more than %d in the window", by, limit)})
 	return &rateLimitedError{retryAfter: start.Add(window).Sub(now)}
 }
 
