@@ -19,8 +19,10 @@ var ErrTooManyRequests = &Error{code: "temporarily_unavailable", status: 429,
 // BruteForcePolicy says how failed attempts on an identity (a client ID, a username) are
 // counted and answered, across every replica (the counts live in the leased store).
 //
-// Failures are counted per (identity, address) and per address; reaching a limit blocks that
-// key for Backoff, doubled for every further failure, at most MaxBackoff, and a blocked key
+// Failures are counted per (identity, address) and per address, and forgotten Window after
+// the last failure and its block; reaching a limit blocks that key for Backoff, doubled for
+// every further failure, at most MaxBackoff (so a patient attacker gets one guess per
+// MaxBackoff, TestWhatAnAttackerCanGuess), and a blocked key
 // refuses every attempt (429) whatever its outcome, so a guess made during a block teaches
 // nothing. A success drops the (identity, address) count. Failures of the identity from all
 // addresses never refuse (an attacker elsewhere must not lock a client or user out): past

@@ -138,9 +138,11 @@ const (
 // ThrottleKey is one count of failed attempts, for brute-force protection.
 type ThrottleKey struct {
 	Key Hash
-	// Limit failures within Window are free; each failure from the Limit-th on blocks the key
-	// for Backoff, doubled for every failure past Limit, at most MaxBackoff. Limit 0 never
-	// blocks: the count is reported for the caller to slow down by.
+	// Limit failures are free; each failure from the Limit-th on blocks the key for Backoff,
+	// doubled for every failure past Limit, at most MaxBackoff. Limit 0 never blocks: the count
+	// is reported for the caller to slow down by. The count (and its back-off) is forgotten
+	// when Window passes after the last failure and its block: an attacker who keeps
+	// failing keeps the longest back-off, a client that stops is forgiven.
 	Limit  int
 	Window time.Duration
 	// Backoff and MaxBackoff bound a block (Limit > 0).

@@ -56,7 +56,8 @@ type Config struct {
 	// MaxFailuresPerAddress failed logins from one client address, any username, lock the
 	// address likewise.
 	MaxFailuresPerAddress int
-	// FailureWindow is how long failures are counted (from the first) and the longest lock.
+	// FailureWindow is how long failures are remembered after the last one and its lock, and
+	// the longest lock.
 	FailureWindow time.Duration
 	// FailureDelay is added to every failed or locked attempt; negative means none.
 	FailureDelay time.Duration
@@ -76,7 +77,16 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// policy is the brute-force policy of the config.
+// BruteForcePolicy is the brute-force policy of the config, its defaults applied.
+func (c Config) BruteForcePolicy() (oauth2.BruteForcePolicy, error) {
+	c, err := c.withDefaults()
+	if err != nil {
+		return oauth2.BruteForcePolicy{}, err
+	}
+	return c.policy(), nil
+}
+
+// policy is the brute-force policy of a config whose defaults are applied.
 func (c Config) policy() oauth2.BruteForcePolicy {
 	return oauth2.BruteForcePolicy{
 		PerIdentityAddress: c.MaxFailuresPerUser, PerAddress: c.MaxFailuresPerAddress, SlowAfter: DefaultSlowAfter,

@@ -63,13 +63,12 @@ func (s *Store) Throttle(ctx context.Context, keys []store.ThrottleKey, outcome 
 		sh := s.shardOf(k.Key)
 		switch outcome {
 		case store.Failure:
-			if t.failures == 0 {
-				t.windowEnd = leaseEnd(now, k.Window)
-			}
 			t.failures++
 			if k.Limit > 0 && t.failures >= int64(k.Limit) {
 				t.blockedUntil = leaseEnd(now, backoff(k, t.failures))
 			}
+			// Forgotten a window after the last failure and its block.
+			t.windowEnd = leaseEnd(max(now, t.blockedUntil), k.Window)
 			sh.throttles[k.Key] = *t
 			sh.throttlesExp.push(t.expires(), k.Key)
 			notePeak(len(sh.throttles), &sh.throttlesPeak)

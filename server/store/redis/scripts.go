@@ -116,7 +116,8 @@ return 1`)
 
 // throttle: KEYS the throttle keys (one slot: the {thr} tag); ARGV[1] the outcome (0 check,
 // 1 failure, 2 success), then per key limit, window ms, backoff ms, max backoff ms, reset (0/1).
-// A key is a hash {f failures, w window end, b blocked until} (ms), living until max(w, b).
+// A key is a hash {f failures, w window end (a window after the last failure and its block),
+// b blocked until} (ms), living until max(w, b).
 // Returns {retry-after ms, failures...}: a positive retry-after means blocked, nothing changed.
 var throttle = goredis.NewScript(luaNow + `local op = tonumber(ARGV[1])
 local recs, retry = {}, 0
@@ -136,7 +137,6 @@ for i, k in ipairs(KEYS) do
     local limit, window, backoff, maxb, reset = tonumber(ARGV[base]), tonumber(ARGV[base + 1]),
       tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3]), ARGV[base + 4] == '1'
     if op == 1 then
-      if r[1] == 0 then r[2] = now + window end
       r[1] = r[1] + 1
       if limit > 0 and r[1] >= limit then
         local d = backoff
@@ -145,6 +145,7 @@ for i, k in ipairs(KEYS) do
         if d > maxb then d = maxb end
         r[3] = now + d
       end
+      r[2] = math.max(now, r[3]) + window
       redis.call('HSET', k, 'f', r[1], 'w', r[2], 'b', r[3])
       redis.call('PEXPIREAT', k, math.max(r[2], r[3]))
     elseif op == 2 and reset then

@@ -1023,13 +1023,28 @@ func throttleTests() []test {
 			},
 		},
 		{
-			name: "a count is forgotten when its window, which runs from the first failure, ends",
+			name: "a count is forgotten when a window passes without a failure, and each failure restarts the window",
 			run: func(e *env) {
 				k := counting("c", lease)
 				try(e, store.Failure, k)
+				e.wait(lease * 3 / 5)
 				try(e, store.Failure, k)
+				e.wait(lease * 3 / 5) // past the first failure's window, not the second's
+				require.Equal(e.t, []int64{3}, try(e, store.Failure, k).Failures)
 				e.wait(pastLease)
 				require.Equal(e.t, []int64{1}, try(e, store.Failure, k).Failures)
+			},
+		},
+		{
+			name: "a block outlives the window, and a failure past the window keeps the back-off",
+			run: func(e *env) {
+				k := store.ThrottleKey{Key: hash("persistent"), Limit: 1, Window: lease, Backoff: lease / 2, MaxBackoff: lease}
+				require.Zero(e.t, try(e, store.Failure, k).RetryAfter)
+				blocked := try(e, store.Check, k)
+				require.Positive(e.t, blocked.RetryAfter, "blocked at the limit")
+				e.wait(lease * 3 / 5) // the block (lease/2) ends, the window does not
+				require.Zero(e.t, try(e, store.Failure, k).RetryAfter, "a failure after the block is checked")
+				require.Equal(e.t, []int64{2}, try(e, store.Check, k).Failures, "and counted on top")
 			},
 		},
 		{
