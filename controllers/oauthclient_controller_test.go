@@ -73,9 +73,7 @@ func TestScopeChangeTakesEffect(t *testing.T) {
 		assert.False(c, cl.AllowsScope("b:write"))
 	})
 
-	require.NoError(t, suite.client.Get(ctx, key, oc))
-	oc.Spec.Scopes = append(oc.Spec.Scopes, "b:write")
-	require.NoError(t, suite.client.Update(ctx, oc))
+	updateClient(t, key, func(oc *v1alpha1.OAuthClient) { oc.Spec.Scopes = append(oc.Spec.Scopes, "b:write") })
 
 	waitServed(t, "reports."+ns, ns+"/reports", func(c *assert.CollectT, cl *registry.Client) {
 		assert.True(c, cl.AllowsScope("a:read"))
@@ -86,9 +84,7 @@ func TestScopeChangeTakesEffect(t *testing.T) {
 	assert.Equal(t, int64(2), got.Status.ObservedGeneration)
 
 	// A spec the CRD accepts but the server cannot serve: the client leaves the registry.
-	require.NoError(t, suite.client.Get(ctx, key, oc))
-	oc.Spec.DefaultScopes = []string{"c:admin"}
-	require.NoError(t, suite.client.Update(ctx, oc))
+	updateClient(t, key, func(oc *v1alpha1.OAuthClient) { oc.Spec.DefaultScopes = []string{"c:admin"} })
 	waitReady(t, key, metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec)
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		for _, r := range suite.replicas {

@@ -98,9 +98,7 @@ func TestRedirectURIsTheAPIServerLetThroughAreInvalidSpec(t *testing.T) {
 				})
 				// The rule is back: a later spec change that leaves the URI alone is still allowed
 				// (validation ratcheting), and the controller writes the status it describes.
-				require.NoError(t, suite.client.Get(ctx, key, oc))
-				oc.Spec.DisplayName = "changed after the rule came back"
-				require.NoError(t, suite.client.Update(ctx, oc))
+				updateClient(t, key, func(oc *v1alpha1.OAuthClient) { oc.Spec.DisplayName = "changed after the rule came back" })
 			} else {
 				require.NoError(t, update(ctx))
 			}

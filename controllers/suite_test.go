@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -153,6 +154,20 @@ func getClient(t assert.TestingT, key types.NamespacedName) (*v1alpha1.OAuthClie
 		return nil, nil
 	}
 	return &oc, meta.FindStatusCondition(oc.Status.Conditions, v1alpha1.ConditionReady)
+}
+
+// updateClient applies change to the stored OAuthClient and updates it, again on a conflict
+// (the controllers write its status meanwhile).
+func updateClient(t *testing.T, key types.NamespacedName, change func(*v1alpha1.OAuthClient)) {
+	t.Helper()
+	require.NoError(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var oc v1alpha1.OAuthClient
+		if err := suite.client.Get(t.Context(), key, &oc); err != nil {
+			return err
+		}
+		change(&oc)
+		return suite.client.Update(t.Context(), &oc)
+	}))
 }
 
 // waitReady waits for the OAuthClient's Ready condition with the reason and returns the object.
