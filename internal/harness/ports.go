@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -120,4 +121,12 @@ func StartServer(ctx context.Context, binary, logPath string, timeout time.Durat
 		return nil
 	})
 	return srv, err
+}
+
+// ClientFrom returns an HTTP client whose connections come from the loopback address ip, e.g.
+// 127.0.0.2 (Linux answers on all of 127.0.0.0/8), so that a server on loopback sees another
+// client address: an attacker and a legitimate client, say.
+func ClientFrom(ip string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64}}
 }

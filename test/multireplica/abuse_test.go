@@ -3,7 +3,6 @@ package multireplica
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -68,7 +68,7 @@ var applyAbuseClients = sync.OnceValue(func() error { //nolint:gochecknoglobals 
 	if out, err := s.cp.Kubectl(abuseClients(), "apply", "-f", "-"); err != nil {
 		return fmt.Errorf("kubectl apply: %w: %s", err, out)
 	}
-	probe := clientFrom(probeAddr)
+	probe := harness.ClientFrom(probeAddr)
 	for _, id := range []string{targetID, limitedID} {
 		for _, r := range s.replicas {
 			deadline := time.Now().Add(30 * time.Second)
@@ -87,12 +87,6 @@ var applyAbuseClients = sync.OnceValue(func() error { //nolint:gochecknoglobals 
 	}
 	return nil
 })
-
-// clientFrom is an HTTP client whose connections come from the loopback address ip.
-func clientFrom(ip string) *http.Client {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64}}
-}
 
 func retryAfterOf(t *testing.T, res apiResponse) time.Duration {
 	t.Helper()
@@ -113,7 +107,7 @@ func retryAfterOf(t *testing.T, res apiResponse) time.Duration {
 func TestSecretGuessingIsThrottledAcrossReplicasWhileTheClientKeepsWorking(t *testing.T) {
 	s := env
 	require.NoError(t, applyAbuseClients())
-	attacker, attacker2, legit := clientFrom(attackAddr), clientFrom(attackAddr2), clientFrom(legitAddr)
+	attacker, attacker2, legit := harness.ClientFrom(attackAddr), harness.ClientFrom(attackAddr2), harness.ClientFrom(legitAddr)
 	cc := url.Values{"grant_type": {"client_credentials"}}
 	post := func(c *http.Client, r *replica, secret string) apiResponse {
 		t.Helper()
@@ -210,7 +204,7 @@ func TestAClientsRateLimitHoldsAcrossReplicas(t *testing.T) {
 		duration = 30 * time.Second
 		interval = 20 * time.Millisecond // 50 requests per second
 	)
-	c := clientFrom(legitAddr)
+	c := harness.ClientFrom(legitAddr)
 	cc := url.Values{"grant_type": {"client_credentials"}}
 	// The probe of applyAbuseClients spent some of the burst; let it refill.
 	time.Sleep(time.Duration(limitedBurst) * time.Minute / limitedRPM)

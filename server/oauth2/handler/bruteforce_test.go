@@ -2,7 +2,6 @@ package handler
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -19,13 +18,6 @@ import (
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/userauth"
 )
-
-// clientFrom is an HTTP client of srv whose connections come from the loopback address ip
-// (Linux answers on all of 127.0.0.0/8), so the server sees another client address.
-func clientFrom(srv *httptest.Server, ip string) *http.Client {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
-}
 
 // ccRequest posts a client_credentials request with Basic credentials through c.
 func ccRequest(t *testing.T, c *http.Client, srv *httptest.Server, id, secret string, headers ...string) response {
@@ -63,7 +55,7 @@ func TestClientSecretGuessingIsThrottled(t *testing.T) {
 	aud := &recordingAuditor{}
 	e := newUserEnv(t, func(c *Config) { c.Audit = aud })
 	policy := oauth2.DefaultClientBruteForce()
-	attacker, legit := e.srv.Client(), clientFrom(e.srv, "127.0.0.2")
+	attacker, legit := e.srv.Client(), harness.ClientFrom("127.0.0.2")
 
 	for i := range policy.PerIdentityAddress {
 		res := ccRequest(t, attacker, e.srv, resourceID, "guess-"+strconv.Itoa(i))
@@ -123,7 +115,7 @@ func TestAnAddressGuessingManyClientsIsThrottled(t *testing.T) {
 		require.Equal(t, http.StatusUnauthorized, res.status, "guess %d", i)
 	}
 	retryAfter(t, ccRequest(t, attacker, e.srv, resourceID, resourceSec))
-	assert.Equal(t, http.StatusOK, ccRequest(t, clientFrom(e.srv, "127.0.0.2"), e.srv, resourceID, resourceSec).status)
+	assert.Equal(t, http.StatusOK, ccRequest(t, harness.ClientFrom("127.0.0.2"), e.srv, resourceID, resourceSec).status)
 }
 
 // TestGuessesFromManyAddressesSlowDownButNeverLockTheClientOut: failures of one client from
@@ -238,7 +230,7 @@ func TestAnAttackerCannotLockAUserOut(t *testing.T) {
 			return doWith(t, c, e.srv, request{path: oauth2.TokenPath, contentType: formType, authorization: basic(appID, appSecret),
 				body: url.Values{"grant_type": {"password"}, "username": {aliceName}, "password": {pw}}.Encode()})
 		}
-		attacker, alice := e.srv.Client(), clientFrom(e.srv, "127.0.0.2")
+		attacker, alice := e.srv.Client(), harness.ClientFrom("127.0.0.2")
 		for range 3 * userauth.DefaultMaxFailuresPerUser {
 			grant(attacker, "guess")
 		}
@@ -257,7 +249,7 @@ func TestAnAttackerCannotLockAUserOut(t *testing.T) {
 		require.Equal(t, http.StatusTooManyRequests, p.Status)
 		assert.Contains(t, p.Body, msgLocked)
 
-		alice := harness.NewBrowser(t, clientFrom(env.srv, "127.0.0.2"), env.srv.URL)
+		alice := harness.NewBrowser(t, harness.ClientFrom("127.0.0.2"), env.srv.URL)
 		p = alice.Login(env.loginPage(t, alice), ownerName, ownerPassword)
 		assert.True(t, p.IsConsent(), "alice from 127.0.0.2 signs in: %s", p.Body)
 	})
