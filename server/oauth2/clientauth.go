@@ -75,8 +75,15 @@ func (a *ClientAuth) Authenticate(ctx context.Context, snap *registry.Snapshot, 
 		return client, nil
 	}
 	v, err := a.guard.Record(ctx, req.ClientID, ClientAddress(ctx), failure != "")
-	if err != nil {
-		logr.FromContextOrDiscard(ctx).Error(err, "brute-force protection unavailable; the attempt is not throttled", "client_id", registeredID(client, known))
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// The caller is gone (or out of time); nothing will read the answer.
+		return nil, FromStore(ctx.Err())
+	case err != nil:
+		// Info, not Error: in an outage every request would log a stack trace. The store's
+		// error metric counts the failures.
+		logr.FromContextOrDiscard(ctx).Info("brute-force protection unavailable; the attempt is not throttled",
+			"client_id", registeredID(client, known), "error", err.Error())
 	}
 	if v.RetryAfter > 0 {
 		RecordRateLimited(ctx, "client_authentication")

@@ -164,8 +164,8 @@ type ThrottleResult struct {
 type Throttles interface {
 	// Throttle records an attempt on the keys in one atomic step (one round trip): when any
 	// key is blocked it returns the remaining block and records nothing; otherwise a Failure
-	// counts one on every key (a key's window starts at its first failure; a block extends its
-	// lease) and blocks the keys that reached their Limit, a Success drops the keys marked
+	// counts one on every key (and restarts its window, which begins after the key's block
+	// ends) and blocks the keys that reached their Limit, a Success drops the keys marked
 	// ResetOnSuccess, and a Check changes nothing.
 	Throttle(ctx context.Context, keys []ThrottleKey, outcome Outcome) (ThrottleResult, error)
 }
