@@ -118,7 +118,7 @@ func (g *Guard) throttle(ctx context.Context, identity, address string, o store.
 		return Verdict{}, nil
 	}
 	p := g.policy
-	addr := addressKey(address)
+	addr := AddressKey(address)
 	res, err := g.throttles.Throttle(ctx, []store.ThrottleKey{
 		{Key: g.key("identity-address", identity, addr), Limit: p.PerIdentityAddress, Window: p.Window,
 			Backoff: p.Backoff, MaxBackoff: p.MaxBackoff, ResetOnSuccess: true},
@@ -156,8 +156,9 @@ func (g *Guard) key(what, identity, address string) store.Hash {
 	return sha256.Sum256(b)
 }
 
-// addressKey is the address failures count under: an IP as it is, an IPv6 address by its /64.
-func addressKey(address string) string {
+// AddressKey is the address that limits per client address count under: an IPv4 address as
+// it is, an IPv6 address by its /64 (one host's usual allocation), anything else as it is.
+func AddressKey(address string) string {
 	ip, err := netip.ParseAddr(address)
 	if err != nil || !ip.Is6() || ip.Is4In6() {
 		return address
