@@ -223,7 +223,8 @@ type OAuthClientSpec struct {
 	// +kubebuilder:validation:MaxLength=128
 	DisplayName string `json:"displayName,omitempty"`
 
-	// rateLimit bounds the token requests of this client, across all replicas. Unset, the
+	// rateLimit bounds the token requests of this client, across all replicas; a Public
+	// client's applies per client address, since anyone can name its client ID. Unset, the
 	// server's default applies (latchkey serve --client-rate-limit; none by default).
 	// +optional
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`

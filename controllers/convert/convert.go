@@ -115,10 +115,7 @@ func Client(oc *v1alpha1.OAuthClient, secret *corev1.Secret) (registry.Client, e
 		Registered:    oc.Labels[v1alpha1.LabelRegistered] == "true",
 	}
 	if rl := oc.Spec.RateLimit; rl != nil {
-		c.RateLimit = registry.RateLimit{PerMinute: int(rl.RequestsPerMinute), Burst: int(rl.Burst)}
-		if c.RateLimit.Burst == 0 {
-			c.RateLimit.Burst = max(c.RateLimit.PerMinute/10, 1)
-		}
+		c.RateLimit = registry.RateLimit{PerMinute: int(rl.RequestsPerMinute), Burst: int(rl.Burst)}.WithDefaultBurst()
 	}
 	for _, g := range oc.Spec.GrantTypes {
 		c.GrantTypes = append(c.GrantTypes, string(g))

@@ -3,8 +3,6 @@ package oauth2
 import (
 	"context"
 
-	"github.com/go-logr/logr"
-
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -74,16 +72,14 @@ func (a *ClientAuth) Authenticate(ctx context.Context, snap *registry.Snapshot, 
 	if known && IsPublic(client) && failure == "" {
 		return client, nil
 	}
+	// Counted under the client ID whether or not it is registered, so that when a lock starts
+	// does not tell which client IDs exist.
 	v, err := a.guard.Record(ctx, req.ClientID, ClientAddress(ctx), failure != "")
-	switch {
-	case err != nil && ctx.Err() != nil:
-		// The caller is gone (or out of time); nothing will read the answer.
-		return nil, FromStore(ctx.Err())
-	case err != nil:
-		// Info, not Error: in an outage every request would log a stack trace. The store's
-		// error metric counts the failures.
-		logr.FromContextOrDiscard(ctx).Info("brute-force protection unavailable; the attempt is not throttled",
-			"client_id", registeredID(client, known), "error", err.Error())
+	if err != nil {
+		if err := FailOpen(ctx, err, "brute-force protection unavailable; the attempt is not throttled",
+			"client_id", registeredID(client, known)); err != nil {
+			return nil, err
+		}
 	}
 	if v.RetryAfter > 0 {
 		RecordRateLimited(ctx, "client_authentication")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/go-logr/logr"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/store"
 )
@@ -36,4 +37,17 @@ func FromStore(err error) error {
 		return ErrInvalidGrant.WithCause(err)
 	}
 	return ErrServerError.WithCause(err)
+}
+
+// FailOpen decides what a protection (brute-force limits, rate limits) does when the store
+// it counts in fails: when the request has ended (its context is done) it returns the
+// request's error as FromStore maps it, since nothing will read the answer; otherwise it logs
+// msg at info level (an outage would otherwise log a stack trace per request; the store's error
+// metric counts the failures) and returns nil, so the request goes on unprotected.
+func FailOpen(ctx context.Context, err error, msg string, keysAndValues ...any) error {
+	if ctx.Err() != nil {
+		return FromStore(ctx.Err())
+	}
+	logr.FromContextOrDiscard(ctx).Info(msg, append(keysAndValues, "error", err.Error())...)
+	return nil
 }

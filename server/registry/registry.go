@@ -77,6 +77,15 @@ type RateLimit struct {
 	PerMinute, Burst int
 }
 
+// WithDefaultBurst is the limit with its default burst when it has none: a tenth of the rate,
+// at least 1.
+func (l RateLimit) WithDefaultBurst() RateLimit {
+	if l.Burst <= 0 {
+		l.Burst = max(l.PerMinute/10, 1)
+	}
+	return l
+}
+
 // HashSecret is the hash the registry keeps of a client secret.
 func HashSecret(secret []byte) [sha256.Size]byte { return sha256.Sum256(secret) }
 

@@ -78,7 +78,11 @@ func (g AuthorizationCode) Exchange(ctx context.Context, req *Request) (*Respons
 	code, err := g.codes.TakeCode(ctx, store.HashOf(req.Code), req.Client.ID)
 	switch {
 	case errors.Is(err, store.ErrAlreadyUsed):
-		g.revokeReplayed(ctx, req.Client, code)
+		// A public client's ID proves nothing: a replay revokes the grant only with the code's
+		// PKCE verifier, so a party that merely saw a used code cannot revoke a user's session.
+		if checkVerifier(req.Client, code, req.CodeVerifier) == nil {
+			g.revokeReplayed(ctx, req.Client, code)
+		}
 		return nil, oauth2.ErrInvalidGrant.WithDescription(badCode).WithCause(err)
 	case errors.Is(err, store.ErrNotFound):
 		return nil, oauth2.ErrInvalidGrant.WithDescription(badCode)
@@ -107,7 +111,8 @@ func (g AuthorizationCode) Exchange(ctx context.Context, req *Request) (*Respons
 
 // revokeReplayed revokes what the first exchange of a replayed code issued (RFC 6749 4.1.2):
 // the refresh token family of the code and, through it, the access tokens. Only the code's own
-// client gets here (TakeCode). The replay is audited and reported.
+// client gets here (TakeCode), with the code's verifier when it had a challenge. The replay is
+// audited and reported.
 func (g AuthorizationCode) revokeReplayed(ctx context.Context, client *registry.Client, code store.Code) {
 	log := logr.FromContextOrDiscard(ctx)
 	oauth2.Audit(ctx, oauth2.AuditEvent{Event: oauth2.AuditCodeReplayed, ClientID: client.ID, Subject: code.Subject,

@@ -39,7 +39,8 @@
 //   - Codes: taken (store.TakeCode) only for the authenticated client they were issued to: a
 //     code presented by another client is invalid_grant and stays as it was, so a leaked code
 //     is no kill switch. Taken, a failed exchange uses it up. A replay by its own client is
-//     invalid_grant, revokes its family for oauth2.Lifetimes.FamilyRevocationEnd, and is
+//     invalid_grant; with the code's PKCE verifier (when it had a challenge: a public client's
+//     ID proves nothing) it revokes its family for oauth2.Lifetimes.FamilyRevocationEnd and is
 //     audited (authorization_code_replayed) and reported (oauth2.ClientEvents).
 //     redirect_uri must repeat the authorization request's when that had one. PKCE per
 //     oauth2.CheckCodeChallenge at the authorization endpoint and checkVerifier here: a code

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/go-logr/logr"
-
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
@@ -131,8 +129,11 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (*Res
 }
 
 // take takes one token request of the client from its bucket: 429 with Retry-After when it
-// is empty. When the store cannot be reached the request is not limited (logged): a rate
-// limit must not turn an outage of Redis into one of the token endpoint.
+// is empty. A confidential client has one bucket across all its callers; a public client has
+// one per client address, since anyone may name its (public) client ID and must not spend the
+// limit of all its users. When the store cannot be reached the request is not limited
+// (oauth2.FailOpen): a rate limit must not turn an outage of Redis into one of the token
+// endpoint.
 func (l RateLimits) take(ctx context.Context, c *registry.Client) error {
 	limit := c.RateLimit
 	if limit.PerMinute <= 0 {
@@ -141,17 +142,21 @@ func (l RateLimits) take(ctx context.Context, c *registry.Client) error {
 	if l.Buckets == nil || limit.PerMinute <= 0 {
 		return nil
 	}
-	wait, err := l.Buckets.TakeRate(ctx, store.HashOf("client-rate\x00"+c.ID), limit.PerMinute, max(limit.Burst, 1))
+	limit = limit.WithDefaultBurst()
+	key := "client-rate\x00" + c.ID
+	if oauth2.IsPublic(c) {
+		key += "\x00" + oauth2.AddressKey(oauth2.ClientAddress(ctx))
+	}
+	wait, err := l.Buckets.TakeRate(ctx, store.HashOf(key), limit.PerMinute, limit.Burst)
 	if err != nil {
-		logr.FromContextOrDiscard(ctx).Error(err, "rate limit unavailable; the request is not limited", "client_id", c.ID)
-		return nil
+		return oauth2.FailOpen(ctx, err, "rate limit unavailable; the request is not limited", "client_id", c.ID)
 	}
 	if wait <= 0 {
 		return nil
 	}
 	oauth2.RecordRateLimited(ctx, "client_rate_limit")
 	oauth2.Audit(ctx, oauth2.AuditEvent{Event: oauth2.AuditRateLimited, ClientID: c.ID, Outcome: "failure",
-		Reason: fmt.Sprintf("client rate limit: %d per minute, burst %d", limit.PerMinute, max(limit.Burst, 1))})
+		Reason: fmt.Sprintf("client rate limit: %d per minute, burst %d", limit.PerMinute, limit.Burst)})
 	return oauth2.ErrTooManyRequests.WithDescription("The client's rate limit is spent; retry after the Retry-After delay.").
 		WithRetryAfter(wait)
 }

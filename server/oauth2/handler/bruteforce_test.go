@@ -206,6 +206,19 @@ func TestTokenRequestsFollowTheClientsRateLimit(t *testing.T) {
 		}
 		retryAfter(t, ccRequest(t, cc, e.srv, appID, appSecret))
 	})
+	t.Run("a public client's limit is per address: a caller naming its ID cannot spend it for everyone", func(t *testing.T) {
+		spa, _ := e.reg.Snapshot().Client(spaID)
+		public := *spa
+		public.RateLimit = registry.RateLimit{PerMinute: 1, Burst: 1}
+		e.reg.PutClient(public)
+		grant := func(c *http.Client) response {
+			return doWith(t, c, e.srv, request{path: oauth2.TokenPath, contentType: formType,
+				body: url.Values{"grant_type": {"password"}, "client_id": {spaID}, "username": {aliceName}, "password": {alicePassword}}.Encode()})
+		}
+		require.Equal(t, http.StatusOK, grant(cc).status)
+		retryAfter(t, grant(cc))
+		assert.Equal(t, http.StatusOK, grant(harness.ClientFrom("127.0.0.2")).status, "another address has its own bucket")
+	})
 	t.Run("the refusals are audited as rate_limited", func(t *testing.T) {
 		aud.mu.Lock()
 		defer aud.mu.Unlock()
@@ -216,7 +229,7 @@ func TestTokenRequestsFollowTheClientsRateLimit(t *testing.T) {
 				assert.Contains(t, ev.Reason, "client rate limit")
 			}
 		}
-		assert.Equal(t, 3, n)
+		assert.Equal(t, 4, n)
 	})
 }
 

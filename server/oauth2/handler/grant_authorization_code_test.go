@@ -310,12 +310,22 @@ func TestACodeCanOnlyBeUsedOrBurntByItsOwnClient(t *testing.T) {
 	status, _ = exchange(plainID, code, verifier)
 	require.Equal(t, http.StatusBadRequest, status)
 	rt := str(first["refresh_token"])
-	status, _ = env.exchangeForm(t, "grant_type", "refresh_token", "client_id", spaClientID, "refresh_token", rt)
+	status, refreshed := env.exchangeForm(t, "grant_type", "refresh_token", "client_id", spaClientID, "refresh_token", rt)
 	require.Equal(t, http.StatusOK, status, "another client's replay revoked nothing")
+
+	// The SPA is public: anyone can name its client ID. Without the code's verifier a replay
+	// proves nothing and revokes nothing.
+	status, _ = exchange(spaClientID, code, "")
+	require.Equal(t, http.StatusBadRequest, status)
+	status, refreshed = env.exchangeForm(t, "grant_type", "refresh_token", "client_id", spaClientID, "refresh_token", str(refreshed["refresh_token"]))
+	require.Equal(t, http.StatusOK, status, "a replay without the verifier revoked nothing: %v", refreshed)
+	require.Empty(t, events.codeReplays(), "a replay without the verifier is not reported")
 
 	status, _ = exchange(spaClientID, code, verifier)
 	require.Equal(t, http.StatusBadRequest, status)
 	require.Equal(t, []string{spaClientID}, events.codeReplays(), "the own client's replay is reported")
+	status, _ = env.exchangeForm(t, "grant_type", "refresh_token", "client_id", spaClientID, "refresh_token", str(refreshed["refresh_token"]))
+	require.Equal(t, http.StatusBadRequest, status, "the replay with the verifier revoked the grant")
 	aud.mu.Lock()
 	n := 0
 	for _, ev := range aud.events {

@@ -234,8 +234,8 @@ func (cfg Config) withDefaults() (Config, oauth2.Lifetimes, error) {
 	if cfg.ClientRateLimit.PerMinute < 0 || cfg.ClientRateLimit.Burst < 0 {
 		return cfg, oauth2.Lifetimes{}, errors.New("handler: the client rate limit must not be negative")
 	}
-	if cfg.ClientRateLimit.PerMinute > 0 && cfg.ClientRateLimit.Burst == 0 {
-		cfg.ClientRateLimit.Burst = max(cfg.ClientRateLimit.PerMinute/10, 1)
+	if cfg.ClientRateLimit.PerMinute > 0 {
+		cfg.ClientRateLimit = cfg.ClientRateLimit.WithDefaultBurst()
 	}
 	if cfg.RefreshReuseGrace < 0 {
 		return cfg, oauth2.Lifetimes{}, errors.New("handler: the refresh reuse grace must not be negative")
