@@ -2,8 +2,8 @@ package oauth2
 
 import (
 	"context"
-	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -89,9 +89,10 @@ func (in Instrumentation) Wrap(next http.Handler) http.Handler {
 	})
 }
 
-// ClientAddress is the address of the request's client, as failed-login limits count it: the
-// last value of the Instrumentation's ClientIPHeader when set and present, else the IP of the
-// connection. Outside Wrap it is "".
+// ClientAddress is the address of the request's client, as the per-address limits count it
+// and the audit log records it: the last value of the Instrumentation's ClientIPHeader when it
+// is set and that value is an IP address (with or without a port, which is dropped), else the
+// IP of the connection. Outside Wrap it is "".
 func ClientAddress(ctx context.Context) string {
 	if s := scopeOf(ctx); s != nil {
 		return s.client
@@ -99,6 +100,9 @@ func ClientAddress(ctx context.Context) string {
 	return ""
 }
 
+// clientAddress is ClientAddress of r. A header value that is not an address (a proxy that
+// adds a port is fine; garbage is not) falls back to the connection, so that it cannot give
+// every request a key of its own.
 func clientAddress(r *http.Request, header string) string {
 	if header != "" {
 		if vals := r.Header.Values(header); len(vals) > 0 {
@@ -106,16 +110,26 @@ func clientAddress(r *http.Request, header string) string {
 			if i := strings.LastIndexByte(last, ','); i >= 0 {
 				last = last[i+1:]
 			}
-			if ip := strings.TrimSpace(last); ip != "" {
+			if ip, ok := parseIP(strings.TrimSpace(last)); ok {
 				return ip
 			}
 		}
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+	if ip, ok := parseIP(r.RemoteAddr); ok {
+		return ip
 	}
-	return host
+	return r.RemoteAddr
+}
+
+// parseIP returns the IP of "ip", "ip:port", "[ipv6]" or "[ipv6]:port", unmapped from IPv4-in-IPv6.
+func parseIP(s string) (string, bool) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().String(), true
+	}
+	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")); err == nil {
+		return a.Unmap().String(), true
+	}
+	return "", false
 }
 
 // withEndpoint names the endpoint of the requests h serves, for the metrics.
