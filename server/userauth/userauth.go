@@ -145,7 +145,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, snap *registry.Snapsho
 		return nil, err
 	}
 	if v.RetryAfter > 0 {
-		return nil, a.locked(ctx, at, v.RetryAfter)
+		return nil, a.locked(ctx, snap, at, v.RetryAfter)
 	}
 	user, exists := snap.User(at.Username)
 	valid, err := a.verify(ctx, user, exists, at.Password)
@@ -160,7 +160,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, snap *registry.Snapsho
 		return nil, err
 	}
 	if v.RetryAfter > 0 {
-		return nil, a.locked(ctx, at, v.RetryAfter)
+		return nil, a.locked(ctx, snap, at, v.RetryAfter)
 	}
 	if ok {
 		return user, nil
@@ -171,17 +171,26 @@ func (a *Authenticator) Authenticate(ctx context.Context, snap *registry.Snapsho
 		log.Info("login failed for an unknown user", "client_id", at.ClientID)
 	}
 	a.fail(ctx, oauth2.AuditEvent{Event: oauth2.AuditLoginFailed, ClientID: at.ClientID, GrantType: at.GrantType,
-		Username: at.Username, Outcome: "failure", Reason: "bad credentials"})
+		Username: auditedUsername(snap, at.Username), Outcome: "failure", Reason: "bad credentials"})
 	return nil, ErrBadCredentials
 }
 
 // locked records a refused attempt and returns its error.
-func (a *Authenticator) locked(ctx context.Context, at Attempt, retryAfter time.Duration) error {
+func (a *Authenticator) locked(ctx context.Context, snap *registry.Snapshot, at Attempt, retryAfter time.Duration) error {
 	logr.FromContextOrDiscard(ctx).Info("login refused: locked after failed attempts", "client_id", at.ClientID)
 	oauth2.RecordRateLimited(ctx, "user_login")
 	a.fail(ctx, oauth2.AuditEvent{Event: oauth2.AuditRateLimited, ClientID: at.ClientID, GrantType: at.GrantType,
-		Username: at.Username, Outcome: "failure", Reason: "login locked after failed attempts"})
+		Username: auditedUsername(snap, at.Username), Outcome: "failure", Reason: "login locked after failed attempts"})
 	return &LockedError{RetryAfter: retryAfter}
+}
+
+// auditedUsername is the username an audit record may hold: a user's, never what was typed
+// for an unknown one (it may be a password typed into the wrong field).
+func auditedUsername(snap *registry.Snapshot, username string) string {
+	if _, ok := snap.User(username); ok {
+		return username
+	}
+	return ""
 }
 
 // fail audits a failed attempt and waits the failure delay.

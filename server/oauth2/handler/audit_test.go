@@ -99,3 +99,23 @@ func TestAuditTrail(t *testing.T) {
 	assert.Equal(t, "password", aud.events[0].GrantType)
 	assert.True(t, strings.HasPrefix(aud.events[2].TokenRef, "sha256:"))
 }
+
+// A password typed into the username field must not reach the audit log: a failed login for
+// an unknown username is audited without it, one for a user with the user's name.
+func TestAFailedLoginAuditsOnlyAKnownUsername(t *testing.T) {
+	aud := &recordingAuditor{}
+	e := newUserEnv(t, func(c *Config) { c.Audit = aud })
+	for _, user := range []string{"correct-horse-battery-staple", aliceName} {
+		res := e.form(t, oauth2.TokenPath, appID, url.Values{"grant_type": {"password"}, "username": {user}, "password": {"wrong"}})
+		require.Equal(t, "invalid_grant", res.body["error"])
+	}
+	aud.mu.Lock()
+	defer aud.mu.Unlock()
+	var names []string
+	for _, ev := range aud.events {
+		if ev.Event == oauth2.AuditLoginFailed {
+			names = append(names, ev.Username)
+		}
+	}
+	assert.Equal(t, []string{"", aliceName}, names)
+}
