@@ -61,8 +61,8 @@ func TokenRef(tok string) string {
 	return "sha256:" + hex.EncodeToString(sum[:6])
 }
 
-// Audit records e with the request's remote and client addresses (see Instrument); outside
-// Instrument, or without an Auditor, nothing.
+// Audit records e with the request's remote and client addresses (see Instrumentation.Wrap);
+// outside Wrap, or without an Auditor, nothing.
 func Audit(ctx context.Context, e AuditEvent) {
 	s := scopeOf(ctx)
 	if s == nil || s.auditor == nil {

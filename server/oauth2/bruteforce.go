@@ -75,7 +75,7 @@ type Guard struct {
 }
 
 // NewGuard returns the guard of one kind of attempt ("client", "user": it separates their
-// counts) with a policy whose defaults are applied.
+// counts) with the policy p as it is (apply BruteForcePolicy.WithDefaults first).
 func NewGuard(t store.Throttles, kind string, p BruteForcePolicy) *Guard {
 	return &Guard{throttles: t, policy: p, kind: kind}
 }

@@ -35,10 +35,11 @@
 //     userinfo bodies, authorization requests).
 //   - Client authentication: client_secret_basic (id and secret form-urlencoded inside the
 //     Basic credentials, RFC 6749 2.3.1, decoded strictly) or client_secret_post; a client_id
-//     in the body may accompany Basic only when equal to it. Both methods are accepted for every
-//     confidential client whatever its AuthMethod says; AuthMethod "none" (or type Public) marks
-//     a public client, which identifies itself by client_id alone. An unknown client ID costs
-//     the same secret hash as a wrong secret. Failures are counted by a bounded method label.
+//     in the body may accompany Basic only when equal to it. A confidential client that declares
+//     its method (AuthMethod) must use it; one that declares none may use either. AuthMethod
+//     "none" (or type Public) marks a public client, which identifies itself by client_id
+//     alone. An unknown client ID costs the same secret hash as a wrong secret. Failures are
+//     counted by a bounded method label, and throttled (ClientAuth, Guard).
 //   - Routing: RouteTable is the one table of paths, the seeds' aliases, methods and the
 //     metrics' endpoint label; discovery advertises exactly the routes mounted. 404 and 405 are
 //     JSON invalid_request errors (405 with Allow); a path the mux would redirect (//token,

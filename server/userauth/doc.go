@@ -26,9 +26,9 @@
 //   - Every failed or locked attempt waits FailureDelay before it answers.
 //   - Failed attempts are audited as login_failed (reason "bad credentials") and refused ones as
 //     rate_limited, with the client and grant type of the attempt and the username only when
-//     it is a user's (what was typed for an unknown one may be a password), and logged without the password;
-//     a success is the caller's to audit (the login page records login_succeeded, the password
-//     grant token_issued).
+//     it is a user's (what was typed for an unknown one may be a password), and logged without
+//     the password; a success is the caller's to audit (the login page records
+//     login_succeeded, the password grant token_issued).
 //   - The client address is the caller's: server/oauth2.ClientAddress (the connection's, or
 //     the one a trusted proxy's header names).
 package userauth

@@ -5,9 +5,9 @@
 // A token request goes through one dispatcher (Endpoint) that runs the shared steps in order,
 // so that no grant can forget one: parse the request once (oauth2.ParseTokenRequest), pick the
 // Grant by grant_type, authenticate the client (oauth2.ClientAuth, under brute-force
-// protection), take from the client's rate limit (RateLimits: its spec.rateLimit, else the
-// server's default; 429 with Retry-After past it), check that the client may use the grant,
-// apply the scope policy (oauth2.ResolveScopes), call the grant, map
+// protection), check that the client may use the grant, take from the client's rate limit
+// (RateLimits: its spec.rateLimit, else the server's default; per address for a public
+// client; 429 with Retry-After past it), apply the scope policy (oauth2.ResolveScopes), call the grant, map
 // its error (oauth2.FromStore), count and audit the response under the event the grant names
 // (IssuedEvent), write it. Each grant gets the narrow dependencies it uses (an interface of the
 // store methods it calls, the TokenSet, the user authenticator), never a shared service.
@@ -51,8 +51,8 @@
 //     seed's examples need client_id added. The password is checked by the userauth
 //     Authenticator the login page uses too (one lockout policy, one bound on concurrent hash
 //     checks, dummy hashing for unknown users): a bad password is invalid_grant "The username or
-//     password is wrong.", a locked username or address invalid_grant "Too many failed
-//     attempts; try again later.".
+//     password is wrong.", a locked username (at the caller's address) or address 429
+//     temporarily_unavailable with Retry-After.
 //
 // It logs with logr.FromContextOrDiscard and never logs a secret, password or token.
 package grants

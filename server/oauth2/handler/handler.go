@@ -107,13 +107,15 @@ type Config struct {
 // grant (server/userauth), and the browser flow. Zero fields take the defaults of userauth and
 // browser.
 type LoginConfig struct {
-	// MaxFailuresPerUser attempts for one username without a success lock the username until
-	// the window that started with the first of them ends, whether or not the user exists.
+	// MaxFailuresPerUser failures for one username from one client address (known user or
+	// not) lock that username at that address, with a back-off (userauth.Config); from other
+	// addresses the username is only slowed down, never locked.
 	MaxFailuresPerUser int
-	// MaxFailuresPerAddress failed logins from one client address within FailureWindow lock the
-	// address for FailureWindow.
+	// MaxFailuresPerAddress failed logins from one client address, any usernames, lock the
+	// address alike.
 	MaxFailuresPerAddress int
-	// FailureWindow is the window of the failure counters and of the address lock.
+	// FailureWindow is how long failures are remembered after the last one and its lock, and
+	// the longest lock.
 	FailureWindow time.Duration
 	// FailureDelay is added to every failed or locked login attempt; negative means none.
 	FailureDelay time.Duration
