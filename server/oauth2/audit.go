@@ -61,6 +61,13 @@ func TokenRef(tok string) string {
 	return "sha256:" + hex.EncodeToString(sum[:6])
 }
 
+// Auditing reports whether Audit records anything for the request, so that a caller can skip
+// building an event (hashing a token for TokenRef, say) that nobody reads.
+func Auditing(ctx context.Context) bool {
+	s := scopeOf(ctx)
+	return s != nil && s.auditor != nil
+}
+
 // Audit records e with the request's remote and client addresses (see Instrumentation.Wrap);
 // outside Wrap, or without an Auditor, nothing.
 func Audit(ctx context.Context, e AuditEvent) {

@@ -117,8 +117,6 @@ func (e *Error) WithRetryAfter(d time.Duration) *Error {
 	return &c
 }
 
-// RetryAfter is the Retry-After the error is written with, or zero.
-func (e *Error) RetryAfter() time.Duration { return e.retryAfter }
 
 // WithCause returns a copy carrying an internal cause for the server's log; it is never sent.
 func (e *Error) WithCause(cause error) *Error {

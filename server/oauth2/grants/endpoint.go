@@ -121,10 +121,12 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (*Res
 	}
 	// Labels of a registered client only: the client authenticated above.
 	oauth2.RecordTokenIssued(ctx, grant.Type(), client.ID, client.Namespace)
-	oauth2.Audit(ctx, oauth2.AuditEvent{
-		Event: grant.IssuedEvent(), ClientID: client.ID, GrantType: grant.Type(), Username: req.Username,
-		Scopes: resp.Scope, TokenRef: oauth2.TokenRef(resp.AccessToken),
-	})
+	if oauth2.Auditing(ctx) {
+		oauth2.Audit(ctx, oauth2.AuditEvent{
+			Event: grant.IssuedEvent(), ClientID: client.ID, GrantType: grant.Type(), Username: req.Username,
+			Scopes: resp.Scope, TokenRef: oauth2.TokenRef(resp.AccessToken),
+		})
+	}
 	return resp, nil
 }
 
