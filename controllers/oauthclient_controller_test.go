@@ -351,3 +351,19 @@ func mapKeys[V any](m map[string]V) []string {
 }
 
 func ptrTrue(b *bool) bool { return b != nil && *b }
+
+// The registered label changes no generation; every replica still serves its change (the
+// consent page's unverified note depends on it).
+func TestTheRegisteredLabelReachesEveryReplica(t *testing.T) {
+	ns := newNamespace(t)
+	oc := confidentialClient(ns, "labelled", "a:read")
+	require.NoError(t, suite.client.Create(t.Context(), oc))
+	key := client.ObjectKeyFromObject(oc)
+	waitServed(t, "labelled."+ns, ns+"/labelled", func(c *assert.CollectT, cl *registry.Client) { assert.False(c, cl.Registered) })
+	updateClient(t, key, func(oc *v1alpha1.OAuthClient) {
+		oc.Labels = map[string]string{v1alpha1.LabelRegistered: "true"}
+	})
+	waitServed(t, "labelled."+ns, ns+"/labelled", func(c *assert.CollectT, cl *registry.Client) { assert.True(c, cl.Registered) })
+	updateClient(t, key, func(oc *v1alpha1.OAuthClient) { delete(oc.Labels, v1alpha1.LabelRegistered) })
+	waitServed(t, "labelled."+ns, ns+"/labelled", func(c *assert.CollectT, cl *registry.Client) { assert.False(c, cl.Registered) })
+}

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/controllers/convert"
@@ -37,7 +38,9 @@ type clientRegistryReconciler struct {
 func (r *clientRegistryReconciler) setup(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("oauthclient-registry").
-		For(&v1alpha1.OAuthClient{}, builder.WithPredicates(specChanged())).
+		// Labels too: the registered label (v1alpha1.LabelRegistered) is served (the consent page's
+		// unverified note) and changes no generation.
+		For(&v1alpha1.OAuthClient{}, builder.WithPredicates(predicate.Or(specChanged(), predicate.LabelChangedPredicate{}))).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(clientsForSecret(r.cache))).
 		WithOptions(everyReplica()).
 		Complete(r)
