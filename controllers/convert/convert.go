@@ -270,9 +270,24 @@ func validateClient(oc *v1alpha1.OAuthClient) []string {
 	if len(s.AllowedOrigins) > 0 && typ != v1alpha1.ClientTypePublic {
 		add("allowedOrigins (CORS) is for Public clients")
 	}
+	if len(s.AllowedOrigins) > maxAllowedOrigins {
+		add("allowedOrigins may list at most %d origins", maxAllowedOrigins)
+	}
 	for _, o := range s.AllowedOrigins {
-		if _, ok := redirecturi.Origin(o); !ok {
-			add("allowedOrigin %s is not an http(s) origin (scheme://host[:port]) as browsers send it", quoteShort(o))
+		if _, ok := redirecturi.Origin(o); !ok || len(o) > maxOriginLength {
+			add("allowedOrigin %s is not an http(s) origin (scheme://host[:port]) as browsers send it, of at most %d bytes",
+				quoteShort(o), maxOriginLength)
+		}
+	}
+	if s.Introspection && typ == v1alpha1.ClientTypePublic {
+		add("a Public client cannot introspect tokens; introspection is for resource servers that authenticate")
+	}
+	if rl := s.RateLimit; rl != nil {
+		if rl.RequestsPerMinute < 1 || rl.RequestsPerMinute > maxRequestsPerMinute {
+			add("rateLimit.requestsPerMinute must be between 1 and %d", maxRequestsPerMinute)
+		}
+		if rl.Burst < 0 || rl.Burst > maxBurst {
+			add("rateLimit.burst must be between 1 and %d (0 or unset: a tenth of the rate)", maxBurst)
 		}
 	}
 	for _, sc := range s.Scopes {
@@ -317,6 +332,14 @@ func validateClient(oc *v1alpha1.OAuthClient) []string {
 	}
 	return p
 }
+
+// The CRD's bounds (api/v1alpha1 markers) that manifests on disk never met.
+const (
+	maxAllowedOrigins    = 16
+	maxOriginLength      = 512
+	maxRequestsPerMinute = 6000000
+	maxBurst             = 1000000
+)
 
 // Keys of a Secret the controller generates for a client (the client secret's key is the
 // secretRef key, client-secret by default).

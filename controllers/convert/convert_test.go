@@ -511,3 +511,53 @@ func FuzzCheckPasswordHash(f *testing.F) {
 		}
 	})
 }
+
+// Manifests on disk (the embedded mode) never met the CRD's schema and CEL rules: the bounds and
+// rules of the fields the hardening added are checked here as the API server checks them.
+func TestClientRefusesWhatTheCRDRefuses(t *testing.T) {
+	publicClient := func(oc *v1alpha1.OAuthClient) {
+		oc.Spec.Type, oc.Spec.SecretRef, oc.Spec.TokenEndpointAuthMethod = v1alpha1.ClientTypePublic, nil, v1alpha1.AuthMethodNone
+		oc.Spec.GrantTypes = []v1alpha1.GrantType{v1alpha1.GrantTypeAuthorizationCode}
+		oc.Spec.RedirectURIs = []string{"https://app.example/cb"}
+	}
+	for _, tc := range []struct {
+		name, want string
+		mutate     func(*v1alpha1.OAuthClient)
+	}{
+		{"A Public client that introspects is refused", "a Public client cannot introspect tokens", func(oc *v1alpha1.OAuthClient) {
+			publicClient(oc)
+			oc.Spec.Introspection = true
+		}},
+		{"A rate of zero requests per minute is refused", "rateLimit.requestsPerMinute must be between 1 and 6000000", func(oc *v1alpha1.OAuthClient) {
+			oc.Spec.RateLimit = &v1alpha1.RateLimit{RequestsPerMinute: 0}
+		}},
+		{"A rate above the bound is refused", "rateLimit.requestsPerMinute must be between 1 and 6000000", func(oc *v1alpha1.OAuthClient) {
+			oc.Spec.RateLimit = &v1alpha1.RateLimit{RequestsPerMinute: 6000001}
+		}},
+		{"A burst above the bound is refused", "rateLimit.burst must be between 1 and 1000000", func(oc *v1alpha1.OAuthClient) {
+			oc.Spec.RateLimit = &v1alpha1.RateLimit{RequestsPerMinute: 60, Burst: 1000001}
+		}},
+		{"More than 16 allowed origins are refused", "allowedOrigins may list at most 16 origins", func(oc *v1alpha1.OAuthClient) {
+			publicClient(oc)
+			for i := range 17 {
+				oc.Spec.AllowedOrigins = append(oc.Spec.AllowedOrigins, fmt.Sprintf("https://app%d.example", i))
+			}
+		}},
+		{"An origin over 512 bytes is refused", "of at most 512 bytes", func(oc *v1alpha1.OAuthClient) {
+			publicClient(oc)
+			oc.Spec.AllowedOrigins = []string{"https://" + strings.Repeat("a", 510) + ".example"}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Client(oauthClient(tc.mutate), secret("payments", "billing-oauth-client", map[string]string{"client-secret": "s"}))
+			require.ErrorIs(t, err, ErrInvalidSpec)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+	t.Run("A rate limit within the bounds is served with its default burst", func(t *testing.T) {
+		c, err := Client(oauthClient(func(oc *v1alpha1.OAuthClient) { oc.Spec.RateLimit = &v1alpha1.RateLimit{RequestsPerMinute: 600} }),
+			secret("payments", "billing-oauth-client", map[string]string{"client-secret": "s"}))
+		require.NoError(t, err)
+		assert.Equal(t, registry.RateLimit{PerMinute: 600, Burst: 60}, c.RateLimit)
+	})
+}
