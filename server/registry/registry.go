@@ -295,8 +295,8 @@ func originsAfter(old, s *Snapshot, ids ...string) map[string]int {
 	out, copied := old.origins, false
 	for _, id := range ids {
 		was, now := old.byID[id], s.byID[id]
-		if was == now || len(corsOrigins(was))+len(corsOrigins(now)) == 0 {
-			continue
+		if was == now || slices.Equal(corsOrigins(was), corsOrigins(now)) {
+			continue // the same origins (none, most often): the counts stay
 		}
 		if !copied {
 			out, copied = cloneMap(old.origins), true
