@@ -21,10 +21,11 @@ var ErrTooManyRequests = &Error{code: "temporarily_unavailable", status: 429,
 //
 // Failures are counted per (identity, address) and per address, and forgotten Window after
 // the last failure and its block; reaching a limit blocks that key for Backoff, doubled for
-// every further failure, at most MaxBackoff (so a patient attacker gets one guess per
-// MaxBackoff, TestWhatAnAttackerCanGuess), and a blocked key
-// refuses every attempt (429) whatever its outcome, so a guess made during a block teaches
-// nothing. A success drops the (identity, address) count. Failures of the identity from all
+// every further failure, at most MaxBackoff, and a blocked key refuses every attempt (429)
+// whatever its outcome, so a guess made during a block teaches nothing. An attacker that keeps
+// guessing gets one guess per MaxBackoff; one that waits for the counts to be forgotten gets
+// the short blocks again after each Window: TestWhatAnAttackerCanGuess measures the best
+// strategy. A success drops the (identity, address) count. Failures of the identity from all
 // addresses never refuse (an attacker elsewhere must not lock a client or user out): past
 // SlowAfter each further failure of it is answered after SlowDelay, doubled per failure, at
 // most MaxSlowDelay. An IPv6 address counts by its /64 (one host's usual allocation).
@@ -40,10 +41,11 @@ type BruteForcePolicy struct {
 }
 
 // DefaultClientBruteForce is the policy of client authentication: a client secret is checked
-// in microseconds, so the limits are tight.
+// in microseconds, so the limits are tight, and failures are remembered for an hour (a
+// legitimate client rarely fails; a success from its address forgets its own count).
 func DefaultClientBruteForce() BruteForcePolicy {
 	return BruteForcePolicy{
-		PerIdentityAddress: 5, PerAddress: 20, SlowAfter: 10, Window: 15 * time.Minute,
+		PerIdentityAddress: 5, PerAddress: 20, SlowAfter: 10, Window: time.Hour,
 		Backoff: time.Second, MaxBackoff: 15 * time.Minute, SlowDelay: 100 * time.Millisecond, MaxSlowDelay: 2 * time.Second,
 	}
 }
