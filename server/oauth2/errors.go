@@ -117,7 +117,6 @@ func (e *Error) WithRetryAfter(d time.Duration) *Error {
 	return &c
 }
 
-
 // WithCause returns a copy carrying an internal cause for the server's log; it is never sent.
 func (e *Error) WithCause(cause error) *Error {
 	c := *e
