@@ -488,6 +488,7 @@ func TestRetireKeysAnnotationOutcomes(t *testing.T) {
 				require.NoError(t, err)
 			}
 			reconcileOnce() // creates the Secret
+			require.Len(t, rec.Events, 1, "creating the Secret is one Event")
 			<-rec.Events
 			before, _ := keySet(t, key)
 			require.NotNil(t, before)

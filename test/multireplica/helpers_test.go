@@ -87,7 +87,12 @@ func (r *replica) postFormWith(ctx context.Context, c *http.Client, path string,
 }
 
 func (r *replica) passwordGrant(ctx context.Context) (apiResponse, error) {
-	return r.postForm(ctx, "/oauth2/token", webapp, url.Values{
+	return r.passwordGrantWith(ctx, http.DefaultClient)
+}
+
+// passwordGrantWith gets alice's tokens for demo-webapp through the HTTP client c.
+func (r *replica) passwordGrantWith(ctx context.Context, c *http.Client) (apiResponse, error) {
+	return r.postFormWith(ctx, c, "/oauth2/token", webapp, url.Values{
 		"grant_type": {"password"}, "username": {alice}, "password": {alicePassword}, "scope": {"openid profile email"},
 	})
 }

@@ -182,13 +182,17 @@ func (s *suite) applySamples() error {
 	return nil
 }
 
-// waitServes waits until the replica issues alice's tokens to demo-webapp.
+// waitServes waits until the replica issues alice's tokens to demo-webapp. It asks from a
+// loopback address of its own: its failures while the replica loads (wrong credentials to a
+// replica that does not know alice yet) must not lock alice or demo-webapp out for the tests,
+// which call from 127.0.0.1.
 func (r *replica) waitServes(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last apiResponse
 	var err error
+	probe := harness.ClientFrom(readinessAddr)
 	for time.Now().Before(deadline) {
-		last, err = r.passwordGrant(context.Background())
+		last, err = r.passwordGrantWith(context.Background(), probe)
 		if err == nil && last.status == http.StatusOK {
 			return nil
 		}

@@ -86,6 +86,13 @@ func Start(opts Options) (_ *ControlPlane, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// The scheme first: a bad one fails before anything starts.
+	scheme := runtime.NewScheme()
+	for _, add := range append([]func(*runtime.Scheme) error{clientgoscheme.AddToScheme}, opts.Scheme...) {
+		if err := add(scheme); err != nil {
+			return nil, fmt.Errorf("scheme: %w", err)
+		}
+	}
 	env := &envtest.Environment{BinaryAssetsDirectory: assets}
 	if !opts.NoCRDs {
 		crds := opts.CRDs
@@ -101,7 +108,7 @@ func Start(opts Options) (_ *ControlPlane, err error) {
 	if _, err := env.Start(); err != nil {
 		return nil, fmt.Errorf("start control plane (binaries from %s): %w", assets, err)
 	}
-	cp := &ControlPlane{env: env, kubeconfig: opts.Kubeconfig, kubectl: filepath.Join(assets, "kubectl")}
+	cp := &ControlPlane{env: env, kubeconfig: opts.Kubeconfig, kubectl: filepath.Join(assets, "kubectl"), scheme: scheme}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, cp.Stop())
@@ -128,12 +135,6 @@ func Start(opts Options) (_ *ControlPlane, err error) {
 	}
 	if err := writeFile(cp.kubeconfig, kc); err != nil {
 		return nil, err
-	}
-	cp.scheme = runtime.NewScheme()
-	for _, add := range append([]func(*runtime.Scheme) error{clientgoscheme.AddToScheme}, opts.Scheme...) {
-		if err := add(cp.scheme); err != nil {
-			return nil, fmt.Errorf("scheme: %w", err)
-		}
 	}
 	if cp.client, err = client.New(cp.Config(), client.Options{Scheme: cp.scheme}); err != nil {
 		return nil, fmt.Errorf("client: %w", err)

@@ -23,6 +23,7 @@ func addProbe(s *runtime.Scheme) error {
 	return nil
 }
 
+// A scheme that cannot be built fails Start before a control plane starts.
 func TestStartFailsWithTheSchemeError(t *testing.T) {
 	_, err := Start(Options{NoCRDs: true, Scheme: []func(*runtime.Scheme) error{
 		func(*runtime.Scheme) error { return errors.New("refused") },
