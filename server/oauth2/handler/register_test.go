@@ -730,6 +730,13 @@ func TestRegistrationIsRateLimitedPerAddress(t *testing.T) {
 	t.Run("another address still registers", func(t *testing.T) {
 		assert.Equal(t, http.StatusCreated, post(t, "192.0.2.2", "", public).status)
 	})
+	t.Run("the addresses of one IPv6 /64 share a count, another /64 has its own", func(t *testing.T) {
+		require.Equal(t, http.StatusCreated, post(t, "2001:db8:1:2::1", "", public).status)
+		require.Equal(t, http.StatusCreated, post(t, "2001:db8:1:2::2", "", public).status)
+		res := post(t, "2001:db8:1:2:ffff::3", "", public)
+		assert.Equal(t, http.StatusTooManyRequests, res.status, "a third address of the /64: %s", res.raw)
+		assert.Equal(t, http.StatusCreated, post(t, "2001:db8:1:3::1", "", public).status, "the next /64")
+	})
 	t.Run("initial-token holders from the same address have their own limit", func(t *testing.T) {
 		for i := range 3 {
 			res := post(t, "192.0.2.1", initialToken, public)

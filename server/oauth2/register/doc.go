@@ -43,7 +43,8 @@
 //     racing for one name may both pass in a cluster (the registry learns of a client through
 //     the informers).
 //   - Rate limit (Policy.RateLimit): registrations (POST) per client address
-//     (oauth2.ClientAddress: the connection's, or the trusted proxy's header) in fixed windows
+//     (oauth2.ClientAddress: the connection's, or the trusted proxy's header; an IPv6 address
+//     counts by its /64, oauth2.AddressKey) in fixed windows
 //     aligned to the clock, counted with the leased store's Counters so every replica shares
 //     the count (one Incr round trip a registration). Anonymous registrations and those with an
 //     initial access token are counted and bounded separately; every authorized attempt

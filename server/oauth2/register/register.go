@@ -450,10 +450,6 @@ func refuseBearer(w http.ResponseWriter, r *http.Request, missing bool, descript
 // like a wrong token, as RFC 7592 3 asks, so client IDs cannot be probed.
 func (e *Endpoint) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var oe *oauth2.Error
-	if rl, ok := asRateLimited(err); ok {
-		writeRateLimited(w, r, rl)
-		return
-	}
 	switch {
 	case errors.Is(err, ErrClientNotFound), errors.Is(err, ErrRegistrationTokenMismatch):
 		refuseBearer(w, r, false, "The registration access token is invalid, or the client does not exist.")
