@@ -3,6 +3,7 @@ package handler_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -65,6 +66,8 @@ type regOptions struct {
 	now      func() time.Time
 	ipHeader string // handler.LoginConfig.ClientIPHeader
 	audit    oauth2.Auditor
+	// wrap, when set, wraps the memory registrar the handler gets.
+	wrap func(register.ClientRegistrar) register.ClientRegistrar
 }
 
 // auditEvents is an oauth2.Auditor that keeps the events.
@@ -104,8 +107,12 @@ func newRegServer(t *testing.T, o regOptions) *regServer {
 	var h http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
+	var registrar register.ClientRegistrar = mem
+	if o.wrap != nil {
+		registrar = o.wrap(mem)
+	}
 	cfg := handler.Config{
-		Issuer: srv.URL, Registry: reg, Keys: kr, Registrar: mem, RegistrationOpen: o.open, MaxBodyBytes: o.maxBody,
+		Issuer: srv.URL, Registry: reg, Keys: kr, Registrar: registrar, RegistrationOpen: o.open, MaxBodyBytes: o.maxBody,
 		RegistrationPolicy: o.policy, Store: o.store, Now: o.now, Login: handler.LoginConfig{ClientIPHeader: o.ipHeader},
 		Audit: o.audit,
 	}
@@ -750,7 +757,7 @@ func TestRegistrationIsRateLimitedPerAddress(t *testing.T) {
 		res := post(t, "192.0.2.3", "wrong-token-0123456789abcdef", public)
 		assert.Equal(t, http.StatusUnauthorized, res.status, res.raw)
 	})
-	t.Run("RFC 7592 management is not limited", func(t *testing.T) {
+	t.Run("RFC 7592 management with the client's token is not counted by the registration rate limit", func(t *testing.T) {
 		res := post(t, "192.0.2.4", "", public)
 		require.Equal(t, http.StatusCreated, res.status, res.raw)
 		path, tok := oauth2.RegistrationPath+"/"+str(res.body, "client_id"), str(res.body, "registration_access_token")
@@ -773,4 +780,132 @@ func TestRegistrationIsRateLimitedPerAddress(t *testing.T) {
 			RegistrationPolicy: register.Policy{RateLimit: register.RateLimit{Anonymous: 1}}})
 		assert.Error(t, err)
 	})
+}
+
+// countingRegistrar counts the registration access token checks that reach the registrar (in a
+// cluster, each is a read from the API server).
+type countingRegistrar struct {
+	register.ClientRegistrar
+	mu     sync.Mutex
+	checks int
+}
+
+func (c *countingRegistrar) CheckRegistrationToken(ctx context.Context, clientID, token string) error {
+	c.mu.Lock()
+	c.checks++
+	c.mu.Unlock()
+	return c.ClientRegistrar.CheckRegistrationToken(ctx, clientID, token)
+}
+
+func (c *countingRegistrar) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.checks
+}
+
+func TestRegistrationTokenGuessingIsThrottledPerAddress(t *testing.T) {
+	clock := harness.NewClock(time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC))
+	aud := &auditEvents{}
+	counting := &countingRegistrar{}
+	srv := newRegServer(t, regOptions{
+		store: memory.New(memory.WithClock(clock.Now)), now: clock.Now, ipHeader: "X-Real-IP", audit: aud,
+		wrap: func(r register.ClientRegistrar) register.ClientRegistrar {
+			counting.ClientRegistrar = r
+			return counting
+		},
+	})
+	const junk = "junk-token-0123456789abcdef0123456789"
+	from := func(addr string) http.Header { return http.Header{"X-Real-Ip": {addr}} }
+	client := srv.register(t, `{"grant_types":["client_credentials"]}`)
+	path, regToken := oauth2.RegistrationPath+"/"+str(client, "client_id"), str(client, "registration_access_token")
+	get := func(t *testing.T, addr, p, token string) regResponse {
+		t.Helper()
+		return srv.callWith(t, from(addr), http.MethodGet, p, token, "", "")
+	}
+	post := func(t *testing.T, addr, token string) regResponse {
+		t.Helper()
+		return srv.callWith(t, from(addr), http.MethodPost, oauth2.RegistrationPath, token, jsonType, `{"grant_types":["client_credentials"]}`)
+	}
+	requireTooMany := func(t *testing.T, res regResponse) {
+		t.Helper()
+		require.Equal(t, http.StatusTooManyRequests, res.status, res.raw)
+		assert.Equal(t, "1", res.header.Get("Retry-After"), "the first block lasts a second")
+		assert.Equal(t, "temporarily_unavailable", res.body["error"])
+	}
+
+	t.Run("junk registration access tokens from one address get 429 after five, even with the right token then", func(t *testing.T) {
+		for i := range 5 {
+			res := get(t, "192.0.2.66", path, junk)
+			require.Equal(t, http.StatusUnauthorized, res.status, "failure %d: %s", i+1, res.raw)
+			assert.Equal(t, "invalid_token", res.body["error"])
+		}
+		before := counting.count()
+		requireTooMany(t, get(t, "192.0.2.66", path, junk))
+		requireTooMany(t, get(t, "192.0.2.66", path, regToken))
+		res := srv.callWith(t, from("192.0.2.66"), http.MethodDelete, path, regToken, "", "")
+		require.Equal(t, http.StatusTooManyRequests, res.status, "DELETE is guarded too: %s", res.raw)
+		assert.Equal(t, before, counting.count(), "a blocked address never reaches the registrar")
+		limited := aud.named(oauth2.AuditRateLimited)
+		require.NotEmpty(t, limited, "the refusals are audited")
+		assert.Equal(t, "192.0.2.66", limited[0].ClientAddr)
+		assert.Contains(t, limited[0].Reason, "registration access token")
+	})
+	t.Run("another address still reads and updates the client with its token", func(t *testing.T) {
+		res := get(t, "192.0.2.7", path, regToken)
+		require.Equal(t, http.StatusOK, res.status, res.raw)
+		res = srv.callWith(t, from("192.0.2.7"), http.MethodPut, path, regToken, jsonType,
+			`{"client_id":"`+str(client, "client_id")+`","grant_types":["client_credentials"],"client_name":"still mine"}`)
+		assert.Equal(t, http.StatusOK, res.status, res.raw)
+	})
+	t.Run("the block ends, and the right token then works from the address again", func(t *testing.T) {
+		clock.Advance(2 * time.Second)
+		res := get(t, "192.0.2.66", path, regToken)
+		assert.Equal(t, http.StatusOK, res.status, res.raw)
+	})
+	t.Run("junk tokens for many client IDs from one address get 429 after twenty", func(t *testing.T) {
+		for i := range 20 {
+			res := get(t, "192.0.2.77", fmt.Sprintf("%s/dyn-guess%05d", oauth2.RegistrationPath, i), junk)
+			require.Equal(t, http.StatusUnauthorized, res.status, "failure %d: %s", i+1, res.raw)
+		}
+		requireTooMany(t, get(t, "192.0.2.77", oauth2.RegistrationPath+"/dyn-guess99999", junk))
+		requireTooMany(t, get(t, "192.0.2.77", path, regToken))
+		assert.Equal(t, http.StatusOK, get(t, "192.0.2.78", path, regToken).status, "another address is not blocked")
+	})
+	t.Run("initial access token guesses from one address get 429 after five, even with a right token then", func(t *testing.T) {
+		for i := range 5 {
+			res := post(t, "198.51.100.1", fmt.Sprintf("guess-%02d-0123456789abcdef", i))
+			require.Equal(t, http.StatusUnauthorized, res.status, "guess %d: %s", i+1, res.raw)
+			assert.Equal(t, "invalid_token", res.body["error"])
+		}
+		requireTooMany(t, post(t, "198.51.100.1", "guess-99-0123456789abcdef"))
+		requireTooMany(t, post(t, "198.51.100.1", initialToken))
+		limited := aud.named(oauth2.AuditRateLimited)
+		assert.Contains(t, limited[len(limited)-1].Reason, "initial access token")
+	})
+	t.Run("another address still registers with an initial access token", func(t *testing.T) {
+		res := post(t, "198.51.100.2", initialToken)
+		assert.Equal(t, http.StatusCreated, res.status, res.raw)
+	})
+}
+
+// unreachableThrottles is a memory store whose throttles cannot be reached, as when Redis is
+// down.
+type unreachableThrottles struct{ *memory.Store }
+
+func (unreachableThrottles) Throttle(context.Context, []store.ThrottleKey, store.Outcome) (store.ThrottleResult, error) {
+	return store.ThrottleResult{}, store.ErrUnavailable
+}
+
+func TestRegistrationTokensAreNotThrottledWhenTheStoreIsUnreachable(t *testing.T) {
+	srv := newRegServer(t, regOptions{store: unreachableThrottles{memory.New()}})
+	client := srv.register(t, `{"grant_types":["client_credentials"]}`)
+	path, regToken := oauth2.RegistrationPath+"/"+str(client, "client_id"), str(client, "registration_access_token")
+	for i := range 7 {
+		res := srv.call(t, http.MethodPost, oauth2.RegistrationPath, "guess-0123456789abcdef", jsonType, `{"grant_types":["client_credentials"]}`)
+		require.Equal(t, http.StatusUnauthorized, res.status, "guess %d is refused as a wrong token, not 429 or 500: %s", i+1, res.raw)
+		res = srv.call(t, http.MethodGet, path, "junk-0123456789abcdef", "", "")
+		require.Equal(t, http.StatusUnauthorized, res.status, "junk %d: %s", i+1, res.raw)
+	}
+	assert.Equal(t, http.StatusOK, srv.call(t, http.MethodGet, path, regToken, "", "").status, "the right registration access token works")
+	srv.register(t, `{"grant_types":["client_credentials"]}`) // the right initial access token works
 }

@@ -54,7 +54,24 @@
 //     later) and Retry-After in seconds until the window ends. A fixed window admits at most
 //     twice the limit across a window boundary; that is accepted for its one round trip. RFC
 //     7592 reads, updates and deletes need the client's registration access token and are not
-//     counted. A store error is answered like any other (FromStore: 503).
+//     counted here. A store error is answered like any other (FromStore: 503).
+//   - Brute-force protection (Config.Throttles: an oauth2.Guard of kind "registration" with
+//     oauth2.DefaultClientBruteForce's policy). A wrong or malformed initial access token, and
+//     a wrong registration access token or a client ID that is not a registered client, are
+//     failures of an identity ("initial-access-token" for every initial access token, the
+//     path's client ID for RFC 7592) from a client address (an IPv6 address by its /64). The
+//     5th failure of one identity from one address within 15 minutes blocks that identity for
+//     that address, the 20th of any identity blocks the address, each for a back-off that
+//     doubles with every further failure; a blocked attempt is answered 429
+//     temporarily_unavailable with Retry-After (audited as rate_limited) whatever it sends, a
+//     right token included, so a guess made while blocked teaches nothing. Failures of one
+//     identity from every address only slow its further failures down. A blocked attempt at RFC
+//     7592 is refused before the registrar is asked: in a cluster each registration access
+//     token check is an uncached read from the API server. A client ID the registry does not
+//     serve is not refused up front: a client reading itself right after its registration may
+//     not be served yet (the informers lag, and another replica may answer). When the store
+//     cannot be reached, presentations are not throttled (logged), so an outage of Redis does
+//     not stop registration.
 //   - Registration never makes a resource server: ClientMetadata has no introspection member
 //     (a sent one is ignored like any unknown member), so registered clients cannot introspect
 //     tokens unless an administrator declares it on the OAuthClient.
