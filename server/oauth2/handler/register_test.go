@@ -674,6 +674,13 @@ func TestRegistrationClientNames(t *testing.T) {
 		{"an isolate is refused", "\u2066Demo\u2069", "format (bidirectional"},
 		{"a zero-width space is refused", "Demo\u200b web application", "format (bidirectional"},
 		{"a line separator is refused", "Demo\u2028app", "line separators"},
+		{"a variation selector after a name is refused", "Demo web application\ufe0f", "invisible"},
+		{"a supplementary variation selector is refused", "Demo web application\U000e0100", "invisible"},
+		{"a combining grapheme joiner is refused", "Demo web application\u034f", "invisible"},
+		{"a Hangul filler is refused", "Demo web application\u3164", "invisible"},
+		{"a Hangul choseong filler is refused", "Demo web application\u115f", "invisible"},
+		{"a half-width Hangul filler is refused", "Demo web application\uffa0", "invisible"},
+		{"a Braille blank is refused", "Demo web application\u2800", "invisible"},
 		{"a name of its own is accepted", "Demo web application 2", ""},
 		{"letters of any script are accepted", "Démo 名前", ""},
 	}

@@ -32,8 +32,10 @@
 //     registration under its token's policy).
 //   - Client names (shown on the consent page, where a look-alike could pass for a trusted
 //     client): no control (Cc), format (Cf: bidi controls such as U+202E, U+200F, U+2066-2069,
-//     zero-width characters), private-use (Co) or line/paragraph separator characters;
-//     surrounding white space is trimmed. A name equal to the display name or client ID of
+//     zero-width characters), private-use (Co) or line/paragraph separator characters, nor the
+//     other invisible ones (default ignorable code points such as U+034F and the Hangul fillers,
+//     variation selectors, the Braille blank U+2800: hiddenInName); surrounding white space is
+//     trimmed. A name equal to the display name or client ID of
 //     another client the registry serves, in any namespace, is refused; equal means equal after
 //     NFKC normalization, removal of hidden characters, case folding and collapsing white space
 //     (nameKey), so "DEMO  web app", full-width letters and no-break spaces do not get
