@@ -3,10 +3,12 @@ package handler_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -53,6 +55,7 @@ var regKeyring = sync.OnceValues(func() (*keys.Keyring, error) {
 type regServer struct {
 	*httptest.Server
 	registry *registry.Registry
+	handler  http.Handler // what the server serves, for requests sent without a connection
 }
 
 type regOptions struct {
@@ -123,7 +126,7 @@ func newRegServer(t *testing.T, o regOptions) *regServer {
 	}
 	h, err = handler.New(cfg)
 	require.NoError(t, err)
-	return &regServer{Server: srv, registry: reg}
+	return &regServer{Server: srv, registry: reg, handler: h}
 }
 
 type regResponse struct {
@@ -915,4 +918,72 @@ func TestRegistrationTokensAreNotThrottledWhenTheStoreIsUnreachable(t *testing.T
 	}
 	assert.Equal(t, http.StatusOK, srv.call(t, http.MethodGet, path, regToken, "", "").status, "the right registration access token works")
 	srv.register(t, `{"grant_types":["client_credentials"]}`) // the right initial access token works
+}
+
+// failingRegistrar is a registrar whose Register and Get fail with err once it is set.
+type failingRegistrar struct {
+	register.ClientRegistrar
+	err error
+}
+
+func (f *failingRegistrar) Register(ctx context.Context, m register.ClientMetadata, by register.Registrant) (register.RegisteredClient, error) {
+	if f.err != nil {
+		return register.RegisteredClient{}, f.err
+	}
+	return f.ClientRegistrar.Register(ctx, m, by)
+}
+
+func (f *failingRegistrar) Get(ctx context.Context, clientID string) (register.RegisteredClient, error) {
+	if f.err != nil {
+		return register.RegisteredClient{}, f.err
+	}
+	return f.ClientRegistrar.Get(ctx, clientID)
+}
+
+func TestRegistrarFailuresAreTemporarilyUnavailableOrServerError(t *testing.T) {
+	failing := &failingRegistrar{}
+	srv := newRegServer(t, regOptions{wrap: func(r register.ClientRegistrar) register.ClientRegistrar { failing.ClientRegistrar = r; return failing }})
+	client := srv.register(t, `{"grant_types":["client_credentials"]}`)
+	path, regToken := oauth2.RegistrationPath+"/"+str(client, "client_id"), str(client, "registration_access_token")
+	tests := []struct {
+		name   string
+		err    error
+		status int
+		code   string
+	}{
+		{"a registrar whose backend throttles is 503 temporarily_unavailable",
+			fmt.Errorf("registration: create OAuthClient: %w: %w", register.ErrRegistrarUnavailable, errors.New("too many requests")), 503, "temporarily_unavailable"},
+		{"a registrar that ran out of time is 503 temporarily_unavailable",
+			fmt.Errorf("registration: get OAuthClient: %w", context.DeadlineExceeded), 503, "temporarily_unavailable"},
+		{"a registrar whose caller went away is 503 temporarily_unavailable",
+			fmt.Errorf("registration: get OAuthClient: %w", context.Canceled), 503, "temporarily_unavailable"},
+		{"any other registrar error is 500 server_error", errors.New("registration: disk on fire"), 500, "server_error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			failing.err = tt.err
+			t.Cleanup(func() { failing.err = nil })
+			for _, res := range []regResponse{
+				srv.call(t, http.MethodPost, oauth2.RegistrationPath, initialToken, jsonType, `{"grant_types":["client_credentials"]}`),
+				srv.call(t, http.MethodGet, path, regToken, "", ""),
+			} {
+				assert.Equal(t, tt.status, res.status, res.raw)
+				assert.Equal(t, tt.code, res.body["error"])
+				assert.NotContains(t, res.raw, "disk on fire", "the cause is never sent")
+			}
+		})
+	}
+	t.Run("a request that ended before the memory registrar ran is 503 temporarily_unavailable", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		req := httptest.NewRequestWithContext(ctx, http.MethodPost, srv.URL+oauth2.RegistrationPath, strings.NewReader(`{"grant_types":["client_credentials"]}`))
+		req.Header.Set("Content-Type", jsonType)
+		req.Header.Set("Authorization", "Bearer "+initialToken)
+		rec := httptest.NewRecorder()
+		before := len(slices.Collect(srv.registry.Snapshot().Clients()))
+		srv.handler.ServeHTTP(rec, req)
+		assert.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+		assert.Contains(t, rec.Body.String(), `"temporarily_unavailable"`)
+		assert.Len(t, slices.Collect(srv.registry.Snapshot().Clients()), before, "nothing was registered")
+	})
 }

@@ -95,8 +95,10 @@ type ClientRegistrar interface {
 }
 
 // Errors of a ClientRegistrar. Each may be wrapped. A registrar may also return an
-// *oauth2.Error (ErrInvalidClientMetadata, ErrInvalidRedirectURI) to refuse metadata; anything
-// else is answered with server_error.
+// *oauth2.Error (ErrInvalidClientMetadata, ErrInvalidRedirectURI) to refuse metadata, and the
+// error of its context (context.Canceled, context.DeadlineExceeded) when the request ended;
+// both of those and ErrRegistrarUnavailable are temporarily_unavailable (503), anything else is
+// answered with server_error.
 var (
 	// ErrClientNotFound: no registered client has the client ID (clients that were not
 	// registered dynamically are not found either).
@@ -106,6 +108,9 @@ var (
 	// ErrRegistrationLimit: the registrar holds as many clients of the registrant's kind as it
 	// may.
 	ErrRegistrationLimit = errors.New("register: registration limit reached")
+	// ErrRegistrarUnavailable: the registrar's backend cannot answer now (in a cluster, the API
+	// server throttles, is overloaded or timed out); a retry may work.
+	ErrRegistrarUnavailable = errors.New("register: registrar temporarily unavailable")
 )
 
 // RFC 7591 3.2.2 errors.
@@ -519,7 +524,8 @@ func refuseBearer(w http.ResponseWriter, r *http.Request, missing bool, descript
 }
 
 // fail writes the error of a registration request. A client that does not exist is answered
-// like a wrong token, as RFC 7592 3 asks, so client IDs cannot be probed.
+// like a wrong token, as RFC 7592 3 asks, so client IDs cannot be probed. A registrar that cannot
+// answer now, and a request that ended while it waited, are temporarily_unavailable (503).
 func (e *Endpoint) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var oe *oauth2.Error
 	switch {
@@ -529,6 +535,10 @@ func (e *Endpoint) fail(w http.ResponseWriter, r *http.Request, err error) {
 		oauth2.WriteError(w, r, oauth2.ErrAccessDenied.WithDescription("No more clients can be registered.").WithCause(err))
 	case errors.As(err, &oe):
 		oauth2.WriteError(w, r, oe)
+	case errors.Is(err, ErrRegistrarUnavailable):
+		oauth2.WriteError(w, r, oauth2.ErrTemporarilyUnavailable.WithCause(err))
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		oauth2.WriteError(w, r, oauth2.FromStore(err))
 	default:
 		oauth2.WriteError(w, r, oauth2.ErrServerError.WithCause(err))
 	}
