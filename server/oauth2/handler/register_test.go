@@ -379,6 +379,12 @@ func TestRegistrationValidation(t *testing.T) {
 		{"an upper-case scheme is invalid_redirect_uri", jsonType, `{"redirect_uris":["HTTPS://a.example/cb"]}`, 400, "invalid_redirect_uri"},
 		{"user information in a redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["https://u:p@a.example/cb"]}`, 400, "invalid_redirect_uri"},
 		{"white space in a redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["https://a.example/c b"]}`, 400, "invalid_redirect_uri"},
+		{"a zero-width space in a redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["https://a.example/c\u200bb"]}`, 400, "invalid_redirect_uri"},
+		{"a right-to-left override in a redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["https://a.example/\u202ebc"]}`, 400, "invalid_redirect_uri"},
+		{"a non-ASCII host is invalid_redirect_uri", jsonType, `{"redirect_uris":["https://\u0430pp.example/cb"]}`, 400, "invalid_redirect_uri"},
+		{"a percent-encoded non-ASCII host is invalid_redirect_uri", jsonType, `{"redirect_uris":["https://%D0%B0pp.example/cb"]}`, 400, "invalid_redirect_uri"},
+		{"port 0 is invalid_redirect_uri", jsonType, `{"redirect_uris":["http://127.0.0.1:0/cb"]}`, 400, "invalid_redirect_uri"},
+		{"port 99999 is invalid_redirect_uri", jsonType, `{"redirect_uris":["https://a.example:99999/cb"]}`, 400, "invalid_redirect_uri"},
 		{"authorization_code without redirect URIs is invalid_redirect_uri", jsonType, `{"grant_types":["authorization_code"]}`, 400, "invalid_redirect_uri"},
 		{"a public client with client_credentials is invalid_client_metadata", jsonType, `{"token_endpoint_auth_method":"none","grant_types":["client_credentials"]}`, 400, "invalid_client_metadata"},
 		{"an unknown grant type is invalid_client_metadata", jsonType, `{"grant_types":["urn:ietf:params:oauth:grant-type:device_code"]}`, 400, "invalid_client_metadata"},
@@ -410,6 +416,7 @@ func TestRegistrationValidation(t *testing.T) {
 		{"a UTF-8 charset parameter is accepted", "application/json; charset=utf-8", `{"grant_types":["client_credentials"]}`, 201, ""},
 		{"null members count as omitted", jsonType, `{"grant_types":["client_credentials"],"scope":null,"redirect_uris":null,"client_name":null}`, 201, ""},
 		{"unknown members of any type are ignored", jsonType, `{"grant_types":["client_credentials"],"software_statement":"x.y.z","jwks":{"keys":[]},"client_name#ja":"名前"}`, 201, ""},
+		{"a punycode host and port 65535 are accepted", jsonType, `{"redirect_uris":["https://xn--pp-7ka.example:65535/cb"]}`, 201, ""},
 		{"a private-use scheme, https and loopback redirect URIs are accepted", jsonType, `{"redirect_uris":["com.example.app:/cb","https://a.example/cb?x=1","http://localhost:9/cb","http://[::1]/cb"]}`, 201, ""},
 	}
 	for _, tt := range tests {
