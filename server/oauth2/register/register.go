@@ -95,10 +95,10 @@ type ClientRegistrar interface {
 }
 
 // Errors of a ClientRegistrar. Each may be wrapped. A registrar may also return an
-// *oauth2.Error (ErrInvalidClientMetadata, ErrInvalidRedirectURI) to refuse metadata, and the
-// error of its context (context.Canceled, context.DeadlineExceeded) when the request ended;
-// both of those and ErrRegistrarUnavailable are temporarily_unavailable (503), anything else is
-// answered with server_error.
+// *oauth2.Error (ErrInvalidClientMetadata, ErrInvalidRedirectURI) to refuse metadata, answered
+// as it is, and its context's error (context.Canceled, context.DeadlineExceeded) when the
+// request ended. ErrRegistrarUnavailable and the context's errors are answered
+// temporarily_unavailable (503), anything else server_error.
 var (
 	// ErrClientNotFound: no registered client has the client ID (clients that were not
 	// registered dynamically are not found either).
@@ -478,8 +478,8 @@ const initialTokenIdentity = "initial-access-token"
 func registrationTokenIdentity(clientID string) string { return "client:" + clientID }
 
 // refusedByGuard answers the request and returns true when the brute-force guard refuses it:
-// 429 with Retry-After (audited as rate_limited) for an address over its limit, 503 when the
-// request ended while the store was asked. When the store cannot be reached otherwise, the
+// 429 with Retry-After (audited as rate_limited) when the guard blocks the identity for the
+// address or the address, 503 when the request ended while the store was asked. When the store cannot be reached otherwise, the
 // presentation is not throttled (logged at info level, as for client authentication), so an
 // outage of Redis does not stop registration.
 func (e *Endpoint) refusedByGuard(w http.ResponseWriter, r *http.Request, what string, v oauth2.Verdict, err error) bool {
