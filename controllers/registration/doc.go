@@ -38,7 +38,10 @@
 //     up clean too. The replicas stop serving the client when their informers see the delete
 //     (milliseconds), not at the instant the 204 is written.
 //   - The API server's validation is the last check: a refusal (422) is answered
-//     invalid_client_metadata; other API errors are server_error.
+//     invalid_client_metadata. An API server that cannot answer now (429 throttling, 503, a
+//     timeout, a refused connection) is temporarily_unavailable (503, through
+//     register.ErrRegistrarUnavailable), as is a request that ended while it waited; other API
+//     errors are server_error.
 //   - Two separate bounds, so open registration can never lock out initial access token
 //     holders: WithMaxClients counts the anonymous registrations in the namespace (registered
 //     OAuthClients whose registrant label is not initial-token, so those created before the

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -168,7 +169,7 @@ func (r *Registrar) checkLimit(ctx context.Context, by register.Registrant) erro
 	list.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("OAuthClientList"))
 	if err := r.reader.List(ctx, &list, client.InNamespace(r.namespace),
 		client.MatchingLabelsSelector{Selector: labels.NewSelector().Add(*registered, *kind)}); err != nil {
-		return fmt.Errorf("registration: list registered OAuthClients: %w", err)
+		return apiFailure(err, "list registered OAuthClients")
 	}
 	if len(list.Items) >= limit {
 		return fmt.Errorf("registration: %d clients registered by %s in %s: %w", len(list.Items), by, r.namespace, register.ErrRegistrationLimit)
@@ -198,7 +199,7 @@ func (r *Registrar) createSecret(ctx context.Context, oc *v1alpha1.OAuthClient, 
 		return fmt.Errorf("registration: own Secret %s: %w", name, err)
 	}
 	if err := r.client.Create(ctx, s); err != nil {
-		return fmt.Errorf("registration: create Secret %s/%s: %w", s.Namespace, name, err)
+		return apiFailure(err, "create Secret "+s.Namespace+"/"+name)
 	}
 	return nil
 }
@@ -222,7 +223,7 @@ func (r *Registrar) get(ctx context.Context, clientID string) (*v1alpha1.OAuthCl
 		if apierrors.IsNotFound(err) {
 			return nil, register.ErrClientNotFound
 		}
-		return nil, fmt.Errorf("registration: get OAuthClient %s/%s: %w", r.namespace, clientID, err)
+		return nil, apiFailure(err, "get OAuthClient "+r.namespace+"/"+clientID)
 	}
 	if oc.Labels[LabelRegistered] != "true" || oc.Spec.ClientID != clientID || !oc.DeletionTimestamp.IsZero() {
 		return nil, register.ErrClientNotFound
@@ -263,7 +264,7 @@ func (r *Registrar) Delete(ctx context.Context, clientID string) error {
 		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 			return register.ErrClientNotFound
 		}
-		return fmt.Errorf("registration: delete OAuthClient %s/%s: %w", oc.Namespace, oc.Name, err)
+		return apiFailure(err, "delete OAuthClient "+oc.Namespace+"/"+oc.Name)
 	}
 	log.FromContext(ctx).Info("registered client deleted", "oauthclient", client.ObjectKeyFromObject(oc))
 	if convert.ClientType(oc) != v1alpha1.ClientTypeConfidential {
@@ -352,7 +353,7 @@ func registered(oc *v1alpha1.OAuthClient) register.RegisteredClient {
 }
 
 // apiError maps an API error: a validation refusal is invalid_client_metadata, the registrar's
-// own sentinels and *oauth2.Error pass, anything else is wrapped (server_error).
+// own sentinels and *oauth2.Error pass, anything else is wrapped by apiFailure.
 func apiError(err error, action string) error {
 	var oe *oauth2.Error
 	switch {
@@ -366,6 +367,19 @@ func apiError(err error, action string) error {
 			desc = fmt.Sprintf("The client metadata was refused: %.200s", c.Message)
 		}
 		return register.ErrInvalidClientMetadata.WithDescription(desc).WithCause(err)
+	}
+	return apiFailure(err, action)
+}
+
+// apiFailure wraps the error of an API call that failed. When the API server cannot answer now
+// (it throttles (429), is unavailable (503), timed out, or refused the connection) the error
+// also wraps register.ErrRegistrarUnavailable, which the handler answers temporarily_unavailable
+// (503): a retry may work. Anything else is server_error. A request that ended keeps its
+// context's error, also 503.
+func apiFailure(err error, action string) error {
+	if apierrors.IsTooManyRequests(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsTimeout(err) ||
+		apierrors.IsServerTimeout(err) || utilnet.IsConnectionRefused(err) {
+		return fmt.Errorf("registration: %s: %w: %w", action, register.ErrRegistrarUnavailable, err)
 	}
 	return fmt.Errorf("registration: %s: %w", action, err)
 }

@@ -5,11 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
@@ -385,5 +389,69 @@ func TestRegistrarMapsAPIErrors(t *testing.T) {
 	t.Run("New refuses an invalid namespace", func(t *testing.T) {
 		_, err := registration.New(suite.client, "Not A Namespace")
 		assert.Error(t, err)
+	})
+}
+
+func TestAnAPIServerThatCannotAnswerIsTemporarilyUnavailable(t *testing.T) {
+	ctx := t.Context()
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	tests := []struct {
+		name        string
+		err         error
+		unavailable bool
+	}{
+		{"throttling (429) is temporarily unavailable", apierrors.NewTooManyRequests("slow down", 1), true},
+		{"an unavailable API server (503) is temporarily unavailable", apierrors.NewServiceUnavailable("down"), true},
+		{"a timeout (504) is temporarily unavailable", apierrors.NewTimeoutError("too slow", 1), true},
+		{"a server timeout is temporarily unavailable", apierrors.NewServerTimeout(v1alpha1.GroupVersion.WithResource("oauthclients").GroupResource(), "create", 1), true},
+		{"a refused connection is temporarily unavailable", refused, true},
+		{"an internal error of the API server is a server error", apierrors.NewInternalError(errors.New("etcd broke")), false},
+		{"a forbidden call (missing RBAC) is a server error", apierrors.NewForbidden(v1alpha1.GroupVersion.WithResource("oauthclients").GroupResource(), "x", errors.New("no")), false},
+	}
+	apiClient, err := client.NewWithWatch(suite.mgr.GetConfig(), client.Options{Scheme: suite.mgr.GetScheme()})
+	require.NoError(t, err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			failing := interceptor.NewClient(apiClient, interceptor.Funcs{
+				Create: func(context.Context, client.WithWatch, client.Object, ...client.CreateOption) error { return tt.err },
+				Get: func(context.Context, client.WithWatch, client.ObjectKey, client.Object, ...client.GetOption) error {
+					return tt.err
+				},
+			})
+			r, err := registration.New(failing, regNamespace)
+			require.NoError(t, err)
+			_, regErr := r.Register(ctx, register.ClientMetadata{TokenEndpointAuthMethod: oauth2.AuthMethodNone,
+				GrantTypes: []string{oauth2.GrantRefreshToken}}, register.RegistrantAnonymous)
+			getErr := r.CheckRegistrationToken(ctx, "dyn-aaaaaaaaaa", "token")
+			for _, err := range []error{regErr, getErr} {
+				require.Error(t, err)
+				assert.Equal(t, tt.unavailable, errors.Is(err, register.ErrRegistrarUnavailable), "%v", err)
+				assert.ErrorIs(t, err, tt.err, "the cause is kept for the log")
+			}
+		})
+	}
+	t.Run("the handler answers a throttled registration 503 temporarily_unavailable", func(t *testing.T) {
+		failing := interceptor.NewClient(apiClient, interceptor.Funcs{
+			Create: func(context.Context, client.WithWatch, client.Object, ...client.CreateOption) error {
+				return apierrors.NewTooManyRequests("slow down", 1)
+			},
+		})
+		r, err := registration.New(failing, regNamespace)
+		require.NoError(t, err)
+		require.Eventually(t, suite.keyring.Loaded, waitFor, tick, "signing keys loaded")
+		h, err := handler.New(handler.Config{
+			Issuer: "https://latchkey.example", Registry: suite.registry, Keys: suite.keyring, Registrar: r,
+			RegistrationInitialTokens: []register.InitialToken{{Hash: register.HashInitialToken(initialToken)}},
+		})
+		require.NoError(t, err)
+		req := httptest.NewRequestWithContext(ctx, http.MethodPost, oauth2.RegistrationPath, strings.NewReader(`{"grant_types":["client_credentials"]}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+initialToken)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		assert.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+		var body map[string]any
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
+		assert.Equal(t, "temporarily_unavailable", body["error"])
 	})
 }

@@ -9,9 +9,15 @@
 //   - has no fragment (RFC 6749 3.1.2), so no '#' at all;
 //   - has no white space or control characters (unicode.IsSpace or unicode.IsControl: ASCII
 //     controls, DEL, C1 controls, Unicode spaces such as U+00A0 and U+2028);
+//   - has no format characters (unicode.Cf: zero-width characters, bidi controls such as
+//     U+202E, the byte order mark, the soft hyphen), which hide or reorder what a person reads;
 //   - is an absolute URI with a lower-case scheme that net/url parses;
 //   - has no user information ("https://user:pw@host" is refused: browsers may show it as the
 //     host, and credentials do not belong in a registered URI);
+//   - has an ASCII host, also once percent-decoded: an internationalized domain name is written
+//     in punycode (xn--), so a look-alike host (a Cyrillic "а" for a Latin "a") shows as the
+//     xn-- name it is, on the consent page and in a review;
+//   - has a port from 1 to 65535, if it has one;
 //   - with scheme https, starts with "https://" and names a host;
 //   - with scheme http, names exactly a loopback host (localhost, 127.0.0.1 or [::1], RFC 8252
 //     7.3), with an optional port, followed by '/', '?' or nothing;
@@ -35,6 +41,10 @@
 //     message, an RFC 7591 error description) and may shorten it.
 //   - C1 control characters are refused with the other controls, so the CRD can say
 //     \p{Cc} in one class; no client needs them.
+//   - Check is stricter than the CRD's CEL rules: format characters, a host that is not ASCII
+//     and a port out of range pass the API server and are refused by controllers/convert (the
+//     OAuthClient is not served, InvalidSpec) and by registration. CEL may never refuse what
+//     Check accepts (controllers/convert's FuzzCRDRulesNeverRefuseWhatCheckAccepts).
 //   - Nothing here normalises a URI. The authorization endpoint matches a requested redirect URI
 //     with Registered: byte for byte, except that an http URI registered on a loopback host
 //     matches the same URI with any port (RFC 8252 7.3); the token request then repeats the

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // MaxLength is the most bytes a redirect URI may have (the CRD's items:MaxLength).
@@ -17,9 +19,12 @@ var (
 	ErrTooLong            = fmt.Errorf("is longer than %d bytes", MaxLength)
 	ErrFragment           = errors.New("must not contain a fragment")
 	ErrWhiteSpace         = errors.New("must not contain white space or control characters")
+	ErrFormatCharacter    = errors.New("must not contain invisible format characters (zero-width or bidirectional controls)")
 	ErrNotAbsolute        = errors.New("must be an absolute URI with a lower-case scheme")
 	ErrUserInfo           = errors.New("must not contain user information")
 	ErrNoHost             = errors.New("must name a host after https://")
+	ErrHostNotASCII       = errors.New("must write its host in ASCII (an internationalized domain name in punycode, xn--)")
+	ErrPort               = errors.New("must have a port from 1 to 65535, if any")
 	ErrNotLoopback        = errors.New("may use http only on a loopback host (localhost, 127.0.0.1, [::1])")
 	ErrSchemeNotAllowed   = errors.New("must use https, http on a loopback host, or a private-use scheme in reverse-domain form (e.g. com.example.app:/cb)")
 	ErrNothingAfterScheme = errors.New("has nothing after its scheme")
@@ -48,12 +53,24 @@ func Check(u string) error {
 	if strings.IndexFunc(u, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
 		return ErrWhiteSpace
 	}
+	if strings.IndexFunc(u, func(r rune) bool { return unicode.Is(unicode.Cf, r) }) >= 0 {
+		return ErrFormatCharacter
+	}
 	parsed, err := url.Parse(u)
 	if err != nil || !schemePrefix.MatchString(u) {
 		return ErrNotAbsolute
 	}
 	if parsed.User != nil {
 		return ErrUserInfo
+	}
+	// Host is percent-decoded, so an escaped non-ASCII host is refused too.
+	if strings.IndexFunc(parsed.Host, func(r rune) bool { return r >= utf8.RuneSelf }) >= 0 {
+		return ErrHostNotASCII
+	}
+	if p := parsed.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return ErrPort
+		}
 	}
 	switch parsed.Scheme {
 	case "https":

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode"
@@ -29,6 +30,10 @@ func TestCheck(t *testing.T) {
 		{"a private-use scheme with an authority is accepted", "com.example.app://callback", nil},
 		{"a private-use scheme with digits and hyphens is accepted", "com.googleusercontent.apps.123-abc:/oauth2redirect", nil},
 		{"a URI of exactly 2048 bytes is accepted", "https://app.example/" + strings.Repeat("a", MaxLength-20), nil},
+		{"an internationalized domain name in punycode is accepted", "https://xn--mnchen-3ya.example/cb", nil},
+		{"non-ASCII characters in the path are accepted", "https://app.example/m\u00fcnchen", nil},
+		{"port 1 is accepted", "https://app.example:1/cb", nil},
+		{"port 65535 is accepted", "http://127.0.0.1:65535/cb", nil},
 
 		{"a URI longer than 2048 bytes is refused", "https://app.example/" + strings.Repeat("a", MaxLength-19), ErrTooLong},
 		{"a fragment is refused", "https://app.example/cb#frag", ErrFragment},
@@ -42,6 +47,22 @@ func TestCheck(t *testing.T) {
 		{"a no-break space is refused", "https://app.example/\u00a0", ErrWhiteSpace},
 		{"a line separator is refused", "https://app.example/\u2028", ErrWhiteSpace},
 		{"an ideographic space is refused", "https://app.example/\u3000", ErrWhiteSpace},
+		{"a zero-width space is refused", "https://app.example/c\u200bb", ErrFormatCharacter},
+		{"a zero-width joiner in the host is refused", "https://app\u200d.example/cb", ErrFormatCharacter},
+		{"a right-to-left override is refused", "https://app.example/\u202ebc", ErrFormatCharacter},
+		{"a left-to-right isolate is refused", "com.example.app:/\u2066cb\u2069", ErrFormatCharacter},
+		{"a byte order mark is refused", "https://app.example/\ufeff", ErrFormatCharacter},
+		{"a soft hyphen is refused", "https://app\u00ad.example/cb", ErrFormatCharacter},
+		{"a non-ASCII host is refused", "https://m\u00fcnchen.example/cb", ErrHostNotASCII},
+		{"a percent-encoded non-ASCII host is refused", "https://m%C3%BCnchen.example/cb", ErrHostNotASCII},
+		{"a Cyrillic look-alike host is refused", "https://\u0430pp.example/cb", ErrHostNotASCII},
+		{"a non-ASCII host of a private-use URI is refused", "com.example.app://c\u00e4llback/cb", ErrHostNotASCII},
+		{"port 0 is refused", "https://app.example:0/cb", ErrPort},
+		{"port 99999 is refused", "https://app.example:99999/cb", ErrPort},
+		{"port 65536 on a loopback host is refused", "http://localhost:65536/cb", ErrPort},
+		{"port 0 on a loopback host is refused", "http://[::1]:0/cb", ErrPort},
+		{"a port too long for an integer is refused", "https://app.example:" + strings.Repeat("9", 30) + "/cb", ErrPort},
+		{"port 0 of a private-use URI is refused", "com.example.app://callback:0/cb", ErrPort},
 		{"an empty string is refused", "", ErrNotAbsolute},
 		{"a relative URI is refused", "/relative/cb", ErrNotAbsolute},
 		{"a URI without a scheme is refused", "app.example/cb", ErrNotAbsolute},
@@ -105,8 +126,8 @@ func TestCheckErrorsDoNotRepeatTheURI(t *testing.T) {
 
 var (
 	lowerScheme = regexp.MustCompile(`^[a-z][a-z0-9+.-]*$`)
-	reasons     = []error{ErrTooLong, ErrFragment, ErrWhiteSpace, ErrNotAbsolute, ErrUserInfo, ErrNoHost,
-		ErrNotLoopback, ErrSchemeNotAllowed, ErrNothingAfterScheme}
+	reasons     = []error{ErrTooLong, ErrFragment, ErrWhiteSpace, ErrFormatCharacter, ErrNotAbsolute, ErrUserInfo,
+		ErrHostNotASCII, ErrPort, ErrNoHost, ErrNotLoopback, ErrSchemeNotAllowed, ErrNothingAfterScheme}
 )
 
 func FuzzCheck(f *testing.F) {
@@ -116,6 +137,7 @@ func FuzzCheck(f *testing.F) {
 		"data:,x", "http://localhost.evil/cb", "https://a/#f", "HTTP://localhost/", "http://localhost\n.evil",
 		"https://user:pw@example.com/cb", "https://example.com/a b", "https://:1/", "http://[::1]@x/",
 		"myapp://cb", "https://a\u00a0b/", "ws://a/", "blob:https://a/x", "about:blank", "a.b:/c", "a+b.c:/d",
+		"https://a/\u200b", "https://\u00e9.example/", "https://%C3%A9/", "https://a:0/", "http://localhost:99999/", "a.b://h:65535/",
 	} {
 		f.Add(u)
 	}
@@ -136,8 +158,8 @@ func FuzzCheck(f *testing.F) {
 		if strings.ContainsRune(u, '#') {
 			t.Fatalf("accepted %q with a fragment", u)
 		}
-		if strings.ContainsFunc(u, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
-			t.Fatalf("accepted %q with white space or a control character", u)
+		if strings.ContainsFunc(u, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }) {
+			t.Fatalf("accepted %q with white space, a control or a format character", u)
 		}
 		parsed, perr := url.Parse(u)
 		if perr != nil {
@@ -149,6 +171,16 @@ func FuzzCheck(f *testing.F) {
 		}
 		if parsed.User != nil {
 			t.Fatalf("accepted %q with user information", u)
+		}
+		for i := range len(parsed.Host) {
+			if parsed.Host[i] >= 0x80 {
+				t.Fatalf("accepted %q with a host that is not ASCII", u)
+			}
+		}
+		if p := parsed.Port(); p != "" {
+			if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
+				t.Fatalf("accepted %q with port %q", u, p)
+			}
 		}
 		switch scheme {
 		case "https":

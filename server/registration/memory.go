@@ -81,8 +81,12 @@ func (m *Memory) Namespace() string { return m.opts.Namespace }
 // source is the registry source key of a registered client.
 func (m *Memory) source(id string) string { return m.opts.Namespace + "/" + id }
 
-// Register creates a client and serves it at once.
-func (m *Memory) Register(_ context.Context, md register.ClientMetadata, by register.Registrant) (register.RegisteredClient, error) {
+// Register creates a client and serves it at once. Like every method, it does nothing and
+// returns the context's error when ctx has ended (the caller is gone).
+func (m *Memory) Register(ctx context.Context, md register.ClientMetadata, by register.Registrant) (register.RegisteredClient, error) {
+	if err := ctx.Err(); err != nil {
+		return register.RegisteredClient{}, err
+	}
 	md = CloneMetadata(md)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -116,7 +120,10 @@ func (m *Memory) limit(by register.Registrant) int {
 }
 
 // Get returns a registered client.
-func (m *Memory) Get(_ context.Context, clientID string) (register.RegisteredClient, error) {
+func (m *Memory) Get(ctx context.Context, clientID string) (register.RegisteredClient, error) {
+	if err := ctx.Err(); err != nil {
+		return register.RegisteredClient{}, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mc, ok := m.clients[clientID]
@@ -128,7 +135,10 @@ func (m *Memory) Get(_ context.Context, clientID string) (register.RegisteredCli
 
 // Update replaces the metadata of a registered client. A client cannot change between public
 // and confidential: it would need a new secret, or keep one it no longer uses.
-func (m *Memory) Update(_ context.Context, clientID string, md register.ClientMetadata) (register.RegisteredClient, error) {
+func (m *Memory) Update(ctx context.Context, clientID string, md register.ClientMetadata) (register.RegisteredClient, error) {
+	if err := ctx.Err(); err != nil {
+		return register.RegisteredClient{}, err
+	}
 	md = CloneMetadata(md)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -148,7 +158,10 @@ func (m *Memory) Update(_ context.Context, clientID string, md register.ClientMe
 }
 
 // Delete removes a registered client from the registry.
-func (m *Memory) Delete(_ context.Context, clientID string) error {
+func (m *Memory) Delete(ctx context.Context, clientID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mc, ok := m.clients[clientID]
@@ -162,7 +175,10 @@ func (m *Memory) Delete(_ context.Context, clientID string) error {
 }
 
 // CheckRegistrationToken compares the token's hash with the client's in constant time.
-func (m *Memory) CheckRegistrationToken(_ context.Context, clientID, token string) error {
+func (m *Memory) CheckRegistrationToken(ctx context.Context, clientID, token string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	mc, ok := m.clients[clientID]
 	m.mu.Unlock()

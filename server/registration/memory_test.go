@@ -1,6 +1,8 @@
 package registration
 
 import (
+	"context"
+	"slices"
 	"sync"
 	"testing"
 
@@ -97,4 +99,30 @@ func TestMemoryRegistrarBoundsEachRegistrantOnItsOwn(t *testing.T) {
 	m, err := NewMemory(registry.New(), MemoryOptions{Namespace: "registered", MaxClients: 2, MaxInitialTokenClients: 1})
 	require.NoError(t, err)
 	registrartest.SeparateQuotas(t, m, 2, 1)
+}
+
+func TestMemoryRegistrarDoesNothingForAnEndedRequest(t *testing.T) {
+	reg := registry.New()
+	m, err := NewMemory(reg, MemoryOptions{Namespace: "registered"})
+	require.NoError(t, err)
+	md := register.ClientMetadata{TokenEndpointAuthMethod: oauth2.AuthMethodNone, GrantTypes: []string{oauth2.GrantRefreshToken}}
+	rc, err := m.Register(t.Context(), md, register.RegistrantAnonymous)
+	require.NoError(t, err)
+	ended, cancel := context.WithCancel(t.Context())
+	cancel()
+
+	_, err = m.Register(ended, md, register.RegistrantAnonymous)
+	require.ErrorIs(t, err, context.Canceled, "Register")
+	assert.Len(t, slices.Collect(reg.Snapshot().Clients()), 1, "nothing was registered")
+	_, err = m.Get(ended, rc.ClientID)
+	require.ErrorIs(t, err, context.Canceled, "Get")
+	_, err = m.Update(ended, rc.ClientID, register.ClientMetadata{TokenEndpointAuthMethod: oauth2.AuthMethodNone, GrantTypes: []string{oauth2.GrantAuthorizationCode},
+		RedirectURIs: []string{"http://127.0.0.1/cb"}})
+	require.ErrorIs(t, err, context.Canceled, "Update")
+	require.ErrorIs(t, m.CheckRegistrationToken(ended, rc.ClientID, rc.RegistrationAccessToken), context.Canceled, "CheckRegistrationToken")
+	require.ErrorIs(t, m.Delete(ended, rc.ClientID), context.Canceled, "Delete")
+
+	got, err := m.Get(t.Context(), rc.ClientID)
+	require.NoError(t, err, "still there")
+	assert.Equal(t, []string{oauth2.GrantRefreshToken}, got.Metadata.GrantTypes, "unchanged")
 }

@@ -270,6 +270,10 @@ func (a *Flow) rawParams(r *http.Request) (string, error) {
 // An unknown client, a redirect URI the client has not registered and a missing one the client
 // needs all get the same page (ErrUnknownClientOrRedirect), so the page does not tell which
 // client IDs exist.
+//
+// The URI returned is absolute and has no fragment: every registered URI passed
+// redirecturi.Check (controllers/convert and registration apply it before a client reaches the
+// registry), and one matched on a loopback host differs from a registered one only in its port.
 func checkClientRedirect(snap *registry.Snapshot, req *AuthorizeRequest) (*registry.Client, string, error) {
 	if req.RedirectURI == "" && oauth2.HasScope(req.Scope, oauth2.ScopeOpenID) {
 		return nil, "", oauth2.ErrInvalidRequest.WithDescription("An OpenID Connect request must include redirect_uri.")
@@ -287,9 +291,6 @@ func checkClientRedirect(snap *registry.Snapshot, req *AuthorizeRequest) (*regis
 	case len(client.RedirectURIs) == 1:
 		redirectURI = client.RedirectURIs[0]
 	default:
-		return nil, "", ErrUnknownClientOrRedirect
-	}
-	if u, err := url.Parse(redirectURI); err != nil || u.Scheme == "" || u.Fragment != "" {
 		return nil, "", ErrUnknownClientOrRedirect
 	}
 	return client, redirectURI, nil
@@ -466,17 +467,17 @@ func (a *Flow) redirect(w http.ResponseWriter, location string) {
 }
 
 // responseURI adds the response parameters to the query of the redirect URI, keeping the query
-// it has (RFC 6749 3.1.2): key and value, then state (when set) and iss (RFC 9207), then any
-// extra key/value pairs.
+// it has (RFC 6749 3.1.2): key and value, then any extra key/value pairs, then state (when set)
+// and iss (RFC 9207). redirectURI is one checkClientRedirect returned, so it has no fragment to
+// keep after the query.
 func responseURI(redirectURI, key, value, state, issuer string, extra ...string) string {
-	base, _, _ := strings.Cut(redirectURI, "#")
 	var b strings.Builder
-	b.Grow(len(base) + len(value) + len(state) + len(issuer) + 64)
-	b.WriteString(base)
+	b.Grow(len(redirectURI) + len(value) + len(state) + len(issuer) + 64)
+	b.WriteString(redirectURI)
 	switch {
-	case !strings.Contains(base, "?"):
+	case !strings.Contains(redirectURI, "?"):
 		b.WriteByte('?')
-	case strings.HasSuffix(base, "?"), strings.HasSuffix(base, "&"):
+	case strings.HasSuffix(redirectURI, "?"), strings.HasSuffix(redirectURI, "&"):
 	default:
 		b.WriteByte('&')
 	}

@@ -70,9 +70,6 @@ const (
 	apPrompt
 	apMaxAge
 	apLoginHint
-	apRequest
-	apRequestURI
-	apRegistration
 )
 
 // authorizeParams collects parameters into an AuthorizeRequest.

@@ -20,6 +20,10 @@ func TestResponseURI(t *testing.T) {
 			assert.Equal(t, tt.want, responseURI(tt.redirect, "code", "c", "s", "https://i.example"))
 		})
 	}
+	t.Run("extra parameters come before state and iss", func(t *testing.T) {
+		assert.Equal(t, "https://a.example/cb?error=access_denied&error_description=No+thanks.&state=s&iss=https%3A%2F%2Fi.example",
+			responseURI("https://a.example/cb", "error", "access_denied", "s", "https://i.example", "error_description", "No thanks."))
+	})
 }
 
 func TestFormActionSource(t *testing.T) {

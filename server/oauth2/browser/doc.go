@@ -9,12 +9,14 @@
 // Decisions:
 //   - The request is parsed once (AuthorizeRequest); a parameter given twice is an error. A
 //     problem with client_id or redirect_uri (unknown client, a redirect URI that is not one of
-//     the client's, byte for byte, repeated or badly encoded) is a 400 HTML page and never a
-//     redirect; every other error is a 303 to the redirect URI with error, error_description,
-//     state (verbatim, when sent) and iss (RFC 9207). redirect_uri may be omitted when the
-//     client has exactly one, except in an OpenID Connect request (scope openid). The redirect
-//     URI's own query is kept. response_type is code only (else unsupported_response_type),
-//     response_mode query only; request, request_uri and registration are *_not_supported.
+//     the client's, repeated or badly encoded) is a 400 HTML page and never a redirect; every
+//     other error is a 303 to the redirect URI with error, error_description, state (verbatim,
+//     when sent) and iss (RFC 9207). A redirect URI matches a registered one byte for byte,
+//     except that one registered as http on a loopback host matches the same URI with any port
+//     (RFC 8252 7.3, redirecturi.Registered). redirect_uri may be omitted when the client has
+//     exactly one, except in an OpenID Connect request (scope openid). The redirect URI's own
+//     query is kept. response_type is code only (else unsupported_response_type), response_mode
+//     query only; request, request_uri and registration are *_not_supported.
 //   - PKCE (oauth2.CheckCodeChallenge): public clients always need it; policy RequiredS256 (the
 //     default) takes S256 only, Required also plain, Optional lets confidential clients omit it
 //     (and accepts plain, which is no weaker than none). A challenge without a method is plain

@@ -3,9 +3,12 @@ package handler_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -52,6 +55,7 @@ var regKeyring = sync.OnceValues(func() (*keys.Keyring, error) {
 type regServer struct {
 	*httptest.Server
 	registry *registry.Registry
+	handler  http.Handler // what the server serves, for requests sent without a connection
 }
 
 type regOptions struct {
@@ -65,6 +69,8 @@ type regOptions struct {
 	now      func() time.Time
 	ipHeader string // handler.LoginConfig.ClientIPHeader
 	audit    oauth2.Auditor
+	// wrap, when set, wraps the memory registrar the handler gets.
+	wrap func(register.ClientRegistrar) register.ClientRegistrar
 }
 
 // auditEvents is an oauth2.Auditor that keeps the events.
@@ -104,8 +110,12 @@ func newRegServer(t *testing.T, o regOptions) *regServer {
 	var h http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
+	var registrar register.ClientRegistrar = mem
+	if o.wrap != nil {
+		registrar = o.wrap(mem)
+	}
 	cfg := handler.Config{
-		Issuer: srv.URL, Registry: reg, Keys: kr, Registrar: mem, RegistrationOpen: o.open, MaxBodyBytes: o.maxBody,
+		Issuer: srv.URL, Registry: reg, Keys: kr, Registrar: registrar, RegistrationOpen: o.open, MaxBodyBytes: o.maxBody,
 		RegistrationPolicy: o.policy, Store: o.store, Now: o.now, Login: handler.LoginConfig{ClientIPHeader: o.ipHeader},
 		Audit: o.audit,
 	}
@@ -116,7 +126,7 @@ func newRegServer(t *testing.T, o regOptions) *regServer {
 	}
 	h, err = handler.New(cfg)
 	require.NoError(t, err)
-	return &regServer{Server: srv, registry: reg}
+	return &regServer{Server: srv, registry: reg, handler: h}
 }
 
 type regResponse struct {
@@ -369,6 +379,12 @@ func TestRegistrationValidation(t *testing.T) {
 		{"an upper-case scheme is invalid_redirect_uri", jsonType, `{"redirect_uris":["HTTPS://a.example/cb"]}`, 400, "invalid_redirect_uri"},
 		{"user information in a redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["https://u:p@a.example/cb"]}`, 400, "invalid_redirect_uri"},
 		{"white space in a redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["https://a.example/c b"]}`, 400, "invalid_redirect_uri"},
+		{"a zero-width space in a redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["https://a.example/c\u200bb"]}`, 400, "invalid_redirect_uri"},
+		{"a right-to-left override in a redirect URI is invalid_redirect_uri", jsonType, `{"redirect_uris":["https://a.example/\u202ebc"]}`, 400, "invalid_redirect_uri"},
+		{"a non-ASCII host is invalid_redirect_uri", jsonType, `{"redirect_uris":["https://\u0430pp.example/cb"]}`, 400, "invalid_redirect_uri"},
+		{"a percent-encoded non-ASCII host is invalid_redirect_uri", jsonType, `{"redirect_uris":["https://%D0%B0pp.example/cb"]}`, 400, "invalid_redirect_uri"},
+		{"port 0 is invalid_redirect_uri", jsonType, `{"redirect_uris":["http://127.0.0.1:0/cb"]}`, 400, "invalid_redirect_uri"},
+		{"port 99999 is invalid_redirect_uri", jsonType, `{"redirect_uris":["https://a.example:99999/cb"]}`, 400, "invalid_redirect_uri"},
 		{"authorization_code without redirect URIs is invalid_redirect_uri", jsonType, `{"grant_types":["authorization_code"]}`, 400, "invalid_redirect_uri"},
 		{"a public client with client_credentials is invalid_client_metadata", jsonType, `{"token_endpoint_auth_method":"none","grant_types":["client_credentials"]}`, 400, "invalid_client_metadata"},
 		{"an unknown grant type is invalid_client_metadata", jsonType, `{"grant_types":["urn:ietf:params:oauth:grant-type:device_code"]}`, 400, "invalid_client_metadata"},
@@ -400,6 +416,7 @@ func TestRegistrationValidation(t *testing.T) {
 		{"a UTF-8 charset parameter is accepted", "application/json; charset=utf-8", `{"grant_types":["client_credentials"]}`, 201, ""},
 		{"null members count as omitted", jsonType, `{"grant_types":["client_credentials"],"scope":null,"redirect_uris":null,"client_name":null}`, 201, ""},
 		{"unknown members of any type are ignored", jsonType, `{"grant_types":["client_credentials"],"software_statement":"x.y.z","jwks":{"keys":[]},"client_name#ja":"名前"}`, 201, ""},
+		{"a punycode host and port 65535 are accepted", jsonType, `{"redirect_uris":["https://xn--pp-7ka.example:65535/cb"]}`, 201, ""},
 		{"a private-use scheme, https and loopback redirect URIs are accepted", jsonType, `{"redirect_uris":["com.example.app:/cb","https://a.example/cb?x=1","http://localhost:9/cb","http://[::1]/cb"]}`, 201, ""},
 	}
 	for _, tt := range tests {
@@ -667,6 +684,13 @@ func TestRegistrationClientNames(t *testing.T) {
 		{"an isolate is refused", "\u2066Demo\u2069", "format (bidirectional"},
 		{"a zero-width space is refused", "Demo\u200b web application", "format (bidirectional"},
 		{"a line separator is refused", "Demo\u2028app", "line separators"},
+		{"a variation selector after a name is refused", "Demo web application\ufe0f", "invisible"},
+		{"a supplementary variation selector is refused", "Demo web application\U000e0100", "invisible"},
+		{"a combining grapheme joiner is refused", "Demo web application\u034f", "invisible"},
+		{"a Hangul filler is refused", "Demo web application\u3164", "invisible"},
+		{"a Hangul choseong filler is refused", "Demo web application\u115f", "invisible"},
+		{"a half-width Hangul filler is refused", "Demo web application\uffa0", "invisible"},
+		{"a Braille blank is refused", "Demo web application\u2800", "invisible"},
 		{"a name of its own is accepted", "Demo web application 2", ""},
 		{"letters of any script are accepted", "Démo 名前", ""},
 	}
@@ -730,6 +754,13 @@ func TestRegistrationIsRateLimitedPerAddress(t *testing.T) {
 	t.Run("another address still registers", func(t *testing.T) {
 		assert.Equal(t, http.StatusCreated, post(t, "192.0.2.2", "", public).status)
 	})
+	t.Run("the addresses of one IPv6 /64 share a count, another /64 has its own", func(t *testing.T) {
+		require.Equal(t, http.StatusCreated, post(t, "2001:db8:1:2::1", "", public).status)
+		require.Equal(t, http.StatusCreated, post(t, "2001:db8:1:2::2", "", public).status)
+		res := post(t, "2001:db8:1:2:ffff::3", "", public)
+		assert.Equal(t, http.StatusTooManyRequests, res.status, "a third address of the /64: %s", res.raw)
+		assert.Equal(t, http.StatusCreated, post(t, "2001:db8:1:3::1", "", public).status, "the next /64")
+	})
 	t.Run("initial-token holders from the same address have their own limit", func(t *testing.T) {
 		for i := range 3 {
 			res := post(t, "192.0.2.1", initialToken, public)
@@ -743,7 +774,7 @@ func TestRegistrationIsRateLimitedPerAddress(t *testing.T) {
 		res := post(t, "192.0.2.3", "wrong-token-0123456789abcdef", public)
 		assert.Equal(t, http.StatusUnauthorized, res.status, res.raw)
 	})
-	t.Run("RFC 7592 management is not limited", func(t *testing.T) {
+	t.Run("RFC 7592 management with the client's token is not counted by the registration rate limit", func(t *testing.T) {
 		res := post(t, "192.0.2.4", "", public)
 		require.Equal(t, http.StatusCreated, res.status, res.raw)
 		path, tok := oauth2.RegistrationPath+"/"+str(res.body, "client_id"), str(res.body, "registration_access_token")
@@ -765,5 +796,201 @@ func TestRegistrationIsRateLimitedPerAddress(t *testing.T) {
 		_, err = handler.New(handler.Config{Issuer: "https://id.example", Registry: reg, Keys: kr, Registrar: mem, RegistrationOpen: true,
 			RegistrationPolicy: register.Policy{RateLimit: register.RateLimit{Anonymous: 1}}})
 		assert.Error(t, err)
+	})
+}
+
+// countingRegistrar counts the registration access token checks that reach the registrar (in a
+// cluster, each is a read from the API server).
+type countingRegistrar struct {
+	register.ClientRegistrar
+	mu     sync.Mutex
+	checks int
+}
+
+func (c *countingRegistrar) CheckRegistrationToken(ctx context.Context, clientID, token string) error {
+	c.mu.Lock()
+	c.checks++
+	c.mu.Unlock()
+	return c.ClientRegistrar.CheckRegistrationToken(ctx, clientID, token)
+}
+
+func (c *countingRegistrar) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.checks
+}
+
+func TestRegistrationTokenGuessingIsThrottledPerAddress(t *testing.T) {
+	clock := harness.NewClock(time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC))
+	aud := &auditEvents{}
+	counting := &countingRegistrar{}
+	srv := newRegServer(t, regOptions{
+		store: memory.New(memory.WithClock(clock.Now)), now: clock.Now, ipHeader: "X-Real-IP", audit: aud,
+		wrap: func(r register.ClientRegistrar) register.ClientRegistrar {
+			counting.ClientRegistrar = r
+			return counting
+		},
+	})
+	const junk = "junk-token-0123456789abcdef0123456789"
+	from := func(addr string) http.Header { return http.Header{"X-Real-Ip": {addr}} }
+	client := srv.register(t, `{"grant_types":["client_credentials"]}`)
+	path, regToken := oauth2.RegistrationPath+"/"+str(client, "client_id"), str(client, "registration_access_token")
+	get := func(t *testing.T, addr, p, token string) regResponse {
+		t.Helper()
+		return srv.callWith(t, from(addr), http.MethodGet, p, token, "", "")
+	}
+	post := func(t *testing.T, addr, token string) regResponse {
+		t.Helper()
+		return srv.callWith(t, from(addr), http.MethodPost, oauth2.RegistrationPath, token, jsonType, `{"grant_types":["client_credentials"]}`)
+	}
+	requireTooMany := func(t *testing.T, res regResponse) {
+		t.Helper()
+		require.Equal(t, http.StatusTooManyRequests, res.status, res.raw)
+		assert.Equal(t, "1", res.header.Get("Retry-After"), "the first block lasts a second")
+		assert.Equal(t, "temporarily_unavailable", res.body["error"])
+	}
+
+	t.Run("junk registration access tokens from one address get 429 after five, even with the right token then", func(t *testing.T) {
+		for i := range 5 {
+			res := get(t, "192.0.2.66", path, junk)
+			require.Equal(t, http.StatusUnauthorized, res.status, "failure %d: %s", i+1, res.raw)
+			assert.Equal(t, "invalid_token", res.body["error"])
+		}
+		before := counting.count()
+		requireTooMany(t, get(t, "192.0.2.66", path, junk))
+		requireTooMany(t, get(t, "192.0.2.66", path, regToken))
+		res := srv.callWith(t, from("192.0.2.66"), http.MethodDelete, path, regToken, "", "")
+		require.Equal(t, http.StatusTooManyRequests, res.status, "DELETE is guarded too: %s", res.raw)
+		assert.Equal(t, before, counting.count(), "a blocked address never reaches the registrar")
+		limited := aud.named(oauth2.AuditRateLimited)
+		require.NotEmpty(t, limited, "the refusals are audited")
+		assert.Equal(t, "192.0.2.66", limited[0].ClientAddr)
+		assert.Contains(t, limited[0].Reason, "registration access token")
+	})
+	t.Run("another address still reads and updates the client with its token", func(t *testing.T) {
+		res := get(t, "192.0.2.7", path, regToken)
+		require.Equal(t, http.StatusOK, res.status, res.raw)
+		res = srv.callWith(t, from("192.0.2.7"), http.MethodPut, path, regToken, jsonType,
+			`{"client_id":"`+str(client, "client_id")+`","grant_types":["client_credentials"],"client_name":"still mine"}`)
+		assert.Equal(t, http.StatusOK, res.status, res.raw)
+	})
+	t.Run("the block ends, and the right token then works from the address again", func(t *testing.T) {
+		clock.Advance(2 * time.Second)
+		res := get(t, "192.0.2.66", path, regToken)
+		assert.Equal(t, http.StatusOK, res.status, res.raw)
+	})
+	t.Run("junk tokens for many client IDs from one address get 429 after twenty", func(t *testing.T) {
+		for i := range 20 {
+			res := get(t, "192.0.2.77", fmt.Sprintf("%s/dyn-guess%05d", oauth2.RegistrationPath, i), junk)
+			require.Equal(t, http.StatusUnauthorized, res.status, "failure %d: %s", i+1, res.raw)
+		}
+		requireTooMany(t, get(t, "192.0.2.77", oauth2.RegistrationPath+"/dyn-guess99999", junk))
+		requireTooMany(t, get(t, "192.0.2.77", path, regToken))
+		assert.Equal(t, http.StatusOK, get(t, "192.0.2.78", path, regToken).status, "another address is not blocked")
+	})
+	t.Run("initial access token guesses from one address get 429 after five, even with a right token then", func(t *testing.T) {
+		for i := range 5 {
+			res := post(t, "198.51.100.1", fmt.Sprintf("guess-%02d-0123456789abcdef", i))
+			require.Equal(t, http.StatusUnauthorized, res.status, "guess %d: %s", i+1, res.raw)
+			assert.Equal(t, "invalid_token", res.body["error"])
+		}
+		requireTooMany(t, post(t, "198.51.100.1", "guess-99-0123456789abcdef"))
+		requireTooMany(t, post(t, "198.51.100.1", initialToken))
+		limited := aud.named(oauth2.AuditRateLimited)
+		assert.Contains(t, limited[len(limited)-1].Reason, "initial access token")
+	})
+	t.Run("another address still registers with an initial access token", func(t *testing.T) {
+		res := post(t, "198.51.100.2", initialToken)
+		assert.Equal(t, http.StatusCreated, res.status, res.raw)
+	})
+}
+
+// unreachableThrottles is a memory store whose throttles cannot be reached, as when Redis is
+// down.
+type unreachableThrottles struct{ *memory.Store }
+
+func (unreachableThrottles) Throttle(context.Context, []store.ThrottleKey, store.Outcome) (store.ThrottleResult, error) {
+	return store.ThrottleResult{}, store.ErrUnavailable
+}
+
+func TestRegistrationTokensAreNotThrottledWhenTheStoreIsUnreachable(t *testing.T) {
+	srv := newRegServer(t, regOptions{store: unreachableThrottles{memory.New()}})
+	client := srv.register(t, `{"grant_types":["client_credentials"]}`)
+	path, regToken := oauth2.RegistrationPath+"/"+str(client, "client_id"), str(client, "registration_access_token")
+	for i := range 7 {
+		res := srv.call(t, http.MethodPost, oauth2.RegistrationPath, "guess-0123456789abcdef", jsonType, `{"grant_types":["client_credentials"]}`)
+		require.Equal(t, http.StatusUnauthorized, res.status, "guess %d is refused as a wrong token, not 429 or 500: %s", i+1, res.raw)
+		res = srv.call(t, http.MethodGet, path, "junk-0123456789abcdef", "", "")
+		require.Equal(t, http.StatusUnauthorized, res.status, "junk %d: %s", i+1, res.raw)
+	}
+	assert.Equal(t, http.StatusOK, srv.call(t, http.MethodGet, path, regToken, "", "").status, "the right registration access token works")
+	srv.register(t, `{"grant_types":["client_credentials"]}`) // the right initial access token works
+}
+
+// failingRegistrar is a registrar whose Register and Get fail with err once it is set.
+type failingRegistrar struct {
+	register.ClientRegistrar
+	err error
+}
+
+func (f *failingRegistrar) Register(ctx context.Context, m register.ClientMetadata, by register.Registrant) (register.RegisteredClient, error) {
+	if f.err != nil {
+		return register.RegisteredClient{}, f.err
+	}
+	return f.ClientRegistrar.Register(ctx, m, by)
+}
+
+func (f *failingRegistrar) Get(ctx context.Context, clientID string) (register.RegisteredClient, error) {
+	if f.err != nil {
+		return register.RegisteredClient{}, f.err
+	}
+	return f.ClientRegistrar.Get(ctx, clientID)
+}
+
+func TestRegistrarFailuresAreTemporarilyUnavailableOrServerError(t *testing.T) {
+	failing := &failingRegistrar{}
+	srv := newRegServer(t, regOptions{wrap: func(r register.ClientRegistrar) register.ClientRegistrar { failing.ClientRegistrar = r; return failing }})
+	client := srv.register(t, `{"grant_types":["client_credentials"]}`)
+	path, regToken := oauth2.RegistrationPath+"/"+str(client, "client_id"), str(client, "registration_access_token")
+	tests := []struct {
+		name   string
+		err    error
+		status int
+		code   string
+	}{
+		{"a registrar whose backend throttles is 503 temporarily_unavailable",
+			fmt.Errorf("registration: create OAuthClient: %w: %w", register.ErrRegistrarUnavailable, errors.New("too many requests")), 503, "temporarily_unavailable"},
+		{"a registrar that ran out of time is 503 temporarily_unavailable",
+			fmt.Errorf("registration: get OAuthClient: %w", context.DeadlineExceeded), 503, "temporarily_unavailable"},
+		{"a registrar whose caller went away is 503 temporarily_unavailable",
+			fmt.Errorf("registration: get OAuthClient: %w", context.Canceled), 503, "temporarily_unavailable"},
+		{"any other registrar error is 500 server_error", errors.New("registration: disk on fire"), 500, "server_error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			failing.err = tt.err
+			t.Cleanup(func() { failing.err = nil })
+			for _, res := range []regResponse{
+				srv.call(t, http.MethodPost, oauth2.RegistrationPath, initialToken, jsonType, `{"grant_types":["client_credentials"]}`),
+				srv.call(t, http.MethodGet, path, regToken, "", ""),
+			} {
+				assert.Equal(t, tt.status, res.status, res.raw)
+				assert.Equal(t, tt.code, res.body["error"])
+				assert.NotContains(t, res.raw, "disk on fire", "the cause is never sent")
+			}
+		})
+	}
+	t.Run("a request that ended before the memory registrar ran is 503 temporarily_unavailable", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		req := httptest.NewRequestWithContext(ctx, http.MethodPost, srv.URL+oauth2.RegistrationPath, strings.NewReader(`{"grant_types":["client_credentials"]}`))
+		req.Header.Set("Content-Type", jsonType)
+		req.Header.Set("Authorization", "Bearer "+initialToken)
+		rec := httptest.NewRecorder()
+		before := len(slices.Collect(srv.registry.Snapshot().Clients()))
+		srv.handler.ServeHTTP(rec, req)
+		assert.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+		assert.Contains(t, rec.Body.String(), `"temporarily_unavailable"`)
+		assert.Len(t, slices.Collect(srv.registry.Snapshot().Clients()), before, "nothing was registered")
 	})
 }

@@ -49,7 +49,8 @@ var registrableGrants = []string{oauth2.GrantAuthorizationCode, oauth2.GrantRefr
 
 // ParseInitialTokens reads the initial access token file: one token a line, optionally
 // followed by its policy as white-space separated NAME=VALUE attributes, then optionally a
-// comment starting with #:
+// comment, from a white-space separated word that starts with # to the end of the line (a #
+// inside a word is not one):
 //
 //	# comment
 //	TOKEN

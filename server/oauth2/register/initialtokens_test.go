@@ -34,6 +34,10 @@ func TestParseInitialTokens(t *testing.T) {
 			[]InitialToken{{Hash: HashInitialToken(tokenA), Scopes: []string{"a"}, GrantTypes: []string{"refresh_token"}}}},
 		{"a comment may follow the attributes", tokenA + " scopes=a # the CI token\n",
 			[]InitialToken{{Hash: HashInitialToken(tokenA), Scopes: []string{"a"}}}},
+		{"a comment may start right after its # without a space", tokenA + " #scopes=a\n",
+			[]InitialToken{{Hash: HashInitialToken(tokenA)}}},
+		{"a # inside a word does not start a comment", tokenA + " scopes=read#all\n",
+			[]InitialToken{{Hash: HashInitialToken(tokenA), Scopes: []string{"read#all"}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

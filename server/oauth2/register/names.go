@@ -11,9 +11,21 @@ import (
 // hiddenInName reports whether r must not appear in a client name: it is invisible or changes
 // how the text around it is shown. Control characters (Cc), format characters (Cf: bidi
 // controls such as U+202E, U+200F and U+2066-U+2069, zero-width characters, soft hyphen),
-// private-use characters (Co) and line and paragraph separators (Zl, Zp).
+// private-use characters (Co), line and paragraph separators (Zl, Zp), and the characters that
+// are not format characters yet show nothing or change the character before them: default
+// ignorable code points (Other_Default_Ignorable_Code_Point: the combining grapheme joiner
+// U+034F, the Hangul fillers U+115F, U+1160, U+3164 and U+FFA0, ...), variation selectors
+// (U+FE00-U+FE0F, U+E0100-U+E01EF, the Mongolian ones; so also the emoji presentation selector
+// U+FE0F) and the Braille blank U+2800. Each would let "GitHub" plus one of them pass for
+// "GitHub".
 func hiddenInName(r rune) bool {
-	return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Zl, unicode.Zp)
+	switch r {
+	case '\u2800', // Braille pattern blank: a symbol (So) that shows as a space
+		'\u115f', '\u1160', '\u3164', '\uffa0': // Hangul fillers (default ignorable too)
+		return true
+	}
+	return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Zl, unicode.Zp,
+		unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector)
 }
 
 // nameKey is what two names are compared by: NFKC-normalized (so full-width letters, ligatures

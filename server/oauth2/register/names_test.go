@@ -15,6 +15,8 @@ func TestNameKey(t *testing.T) {
 		{"a ligature is its letters", "office", "o\ufb03ce"},
 		{"a zero-width space does not count", "Demo", "De\u200bmo"},
 		{"bidi controls do not count", "Demo", "\u202eDemo\u202c"},
+		{"a variation selector does not count", "GitHub", "GitHub\ufe0f"},
+		{"a Hangul filler does not count", "GitHub", "Git\u3164Hub"},
 		{"composed and decomposed accents are equal", "Caf\u00e9", "Cafe\u0301"},
 		{"the German sharp s folds to ss", "STRASSE", "stra\u00dfe"},
 	}
@@ -30,7 +32,8 @@ func TestNameKey(t *testing.T) {
 
 func TestHiddenInName(t *testing.T) {
 	for _, r := range []rune{'\u0000', '\u0007', '\u007f', '\u0085', '\u00ad', '\u200b', '\u200e', '\u200f', '\u202a', '\u202e',
-		'\u2066', '\u2067', '\u2068', '\u2069', '\u2028', '\u2029', '\ufeff', '\ue000'} {
+		'\u2066', '\u2067', '\u2068', '\u2069', '\u2028', '\u2029', '\ufeff', '\ue000',
+		'\ufe0f', '\ufe00', '\U000e0100', '\u180b', '\u034f', '\u115f', '\u1160', '\u3164', '\uffa0', '\u2800', '\u17b4'} {
 		assert.True(t, hiddenInName(r), "%U", r)
 	}
 	for _, r := range []rune{'a', ' ', '\u00e9', '\u00a0', '名', '-', '\''} {

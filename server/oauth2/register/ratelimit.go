@@ -2,11 +2,7 @@ package register
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math"
-	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/latchkey-dev/latchkey/server/oauth2"
@@ -17,8 +13,8 @@ import (
 const DefaultRateLimitWindow = time.Hour
 
 // RateLimit bounds the registrations (POST /oauth2/register) of one client address
-// (oauth2.ClientAddress) in fixed windows, counted in the leased store so the bound holds
-// across replicas.
+// (oauth2.ClientAddress; an IPv6 address by its /64) in fixed windows, counted in the leased
+// store so the bound holds across replicas.
 type RateLimit struct {
 	// Anonymous is how many anonymous registrations an address may make per Window; zero
 	// means no limit.
@@ -38,25 +34,12 @@ func (l *RateLimit) limit(by Registrant) int {
 	return l.InitialToken
 }
 
-// errTooManyRegistrations is the answer past the limit: 429 with an RFC 6749 error code that
-// says to come back later (temporarily_unavailable) and Retry-After.
-var errTooManyRegistrations = oauth2.ErrTemporarilyUnavailable.WithStatus(http.StatusTooManyRequests).
-	WithDescription("Too many client registrations from this address; retry later.")
-
-// rateLimitedError is errTooManyRegistrations with the time until the window ends.
-type rateLimitedError struct {
-	retryAfter time.Duration
-}
-
-func (e *rateLimitedError) Error() string {
-	return fmt.Sprintf("register: rate limited for %s", e.retryAfter)
-}
-
 // checkRate counts an authorized registration attempt of the request's client address and
 // refuses it past the registrant's limit. Every attempt counts, valid or not, so the limit also
 // slows probing (of client names, say). The windows are aligned to the clock (multiples of
 // Window since the Unix epoch) so every replica counts under the same key, and Retry-After is
-// the time left in the current one.
+// the time left in the current one. An IPv6 address counts by its /64 (oauth2.AddressKey), so a
+// host cannot start afresh from each address of its allocation.
 func (e *Endpoint) checkRate(ctx context.Context, by Registrant) error {
 	limit := e.rate.limit(by)
 	if limit == 0 {
@@ -65,7 +48,7 @@ func (e *Endpoint) checkRate(ctx context.Context, by Registrant) error {
 	window := e.rate.Window
 	now := e.now()
 	start := now.Truncate(window)
-	addr := oauth2.ClientAddress(ctx)
+	addr := oauth2.AddressKey(oauth2.ClientAddress(ctx))
 	key := store.HashOf(fmt.Sprintf("registrations\x00%s\x00%d:%s\x00%d", by, len(addr), addr, start.Unix()))
 	n, err := e.counters.Incr(ctx, key, window)
 	if err != nil {
@@ -77,20 +60,6 @@ func (e *Endpoint) checkRate(ctx context.Context, by Registrant) error {
 	oauth2.RecordRateLimited(ctx, "registration")
 	oauth2.Audit(ctx, oauth2.AuditEvent{Event: oauth2.AuditRateLimited, Outcome: "failure",
 		Reason: fmt.Sprintf("registration (%s): more than %d in the window", by, limit)})
-	return &rateLimitedError{retryAfter: start.Add(window).Sub(now)}
-}
-
-// writeRateLimited answers a rate-limited registration: 429, Retry-After in whole seconds
-// (at least 1), and the JSON error.
-func writeRateLimited(w http.ResponseWriter, r *http.Request, err *rateLimitedError) {
-	secs := max(1, int64(math.Ceil(err.retryAfter.Seconds())))
-	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-	oauth2.WriteError(w, r, errTooManyRegistrations)
-}
-
-// asRateLimited returns the *rateLimitedError in err, if any.
-func asRateLimited(err error) (*rateLimitedError, bool) {
-	var rl *rateLimitedError
-	ok := errors.As(err, &rl)
-	return rl, ok
+	return oauth2.ErrTooManyRequests.WithDescription("Too many client registrations from this address; retry later.").
+		WithRetryAfter(start.Add(window).Sub(now))
 }

@@ -95,8 +95,10 @@ type ClientRegistrar interface {
 }
 
 // Errors of a ClientRegistrar. Each may be wrapped. A registrar may also return an
-// *oauth2.Error (ErrInvalidClientMetadata, ErrInvalidRedirectURI) to refuse metadata; anything
-// else is answered with server_error.
+// *oauth2.Error (ErrInvalidClientMetadata, ErrInvalidRedirectURI) to refuse metadata, answered
+// as it is, and its context's error (context.Canceled, context.DeadlineExceeded) when the
+// request ended. ErrRegistrarUnavailable and the context's errors are answered
+// temporarily_unavailable (503), anything else server_error.
 var (
 	// ErrClientNotFound: no registered client has the client ID (clients that were not
 	// registered dynamically are not found either).
@@ -106,6 +108,9 @@ var (
 	// ErrRegistrationLimit: the registrar holds as many clients of the registrant's kind as it
 	// may.
 	ErrRegistrationLimit = errors.New("register: registration limit reached")
+	// ErrRegistrarUnavailable: the registrar's backend cannot answer now (in a cluster, the API
+	// server throttles, is overloaded or timed out); a retry may work.
+	ErrRegistrarUnavailable = errors.New("register: registrar temporarily unavailable")
 )
 
 // RFC 7591 3.2.2 errors.
@@ -141,6 +146,11 @@ type Config struct {
 	// Counters count registrations per client address (the leased store); required when
 	// Policy.RateLimit sets a limit.
 	Counters store.Counters
+	// Throttles count the failed presentations of initial access tokens and of registration
+	// access tokens per client address (brute-force protection: an oauth2.Guard with
+	// oauth2.DefaultClientBruteForce's policy). nil takes Counters when it is a store.Throttles
+	// too (the leased store is); without either, presentations are not throttled.
+	Throttles store.Throttles
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// MaxBodyBytes bounds request bodies.
@@ -157,6 +167,7 @@ type Endpoint struct {
 	allowed   []string // Policy.AllowedScopes with its default
 	rate      RateLimit
 	counters  store.Counters
+	guard     *oauth2.Guard // nil: presentations of tokens are not throttled
 	now       func() time.Time
 	maxBody   int64
 }
@@ -188,10 +199,18 @@ func New(cfg Config) (*Endpoint, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	throttles := cfg.Throttles
+	if throttles == nil {
+		throttles, _ = cfg.Counters.(store.Throttles)
+	}
+	var guard *oauth2.Guard
+	if throttles != nil {
+		guard = oauth2.NewGuard(throttles, guardKind, oauth2.DefaultClientBruteForce())
+	}
 	return &Endpoint{
 		registrar: cfg.Registrar, registry: cfg.Registry, base: strings.TrimSuffix(cfg.Issuer, "/"),
 		initial: slices.Clone(cfg.InitialTokens), open: cfg.Open, allowed: allowed, maxBody: cfg.MaxBodyBytes,
-		rate: rate, counters: cfg.Counters, now: cfg.Now,
+		rate: rate, counters: cfg.Counters, guard: guard, now: cfg.Now,
 	}, nil
 }
 
@@ -394,7 +413,14 @@ func (e *Endpoint) authorizeRegistration(w http.ResponseWriter, r *http.Request)
 		return nil, false
 	}
 	token = matchInitialToken(e.initial, bearer)
-	if token == nil || bearer == "" { // "" is a malformed header
+	failed := token == nil || bearer == "" // "" is a malformed header
+	// Matching is cheap, so the outcome is recorded at once; a blocked address is refused
+	// whatever the token.
+	v, err := e.guard.Record(r.Context(), initialTokenIdentity, oauth2.ClientAddress(r.Context()), failed)
+	if e.refusedByGuard(w, r, "initial access token", v, err) {
+		return nil, false
+	}
+	if failed {
 		refuseBearer(w, r, false, "The initial access token is invalid.")
 		return nil, false
 	}
@@ -413,16 +439,67 @@ func (e *Endpoint) authorizeClient(w http.ResponseWriter, r *http.Request) (id, 
 		refuseBearer(w, r, true, "The request needs the client's registration access token.")
 		return "", "", false
 	}
+	// A blocked address is refused before the registrar is asked (in a cluster, a read from
+	// the API server), whatever the token.
+	ctx, addr, identity := r.Context(), oauth2.ClientAddress(r.Context()), registrationTokenIdentity(id)
+	v, err := e.guard.Check(ctx, identity, addr)
+	if e.refusedByGuard(w, r, "registration access token", v, err) {
+		return "", "", false
+	}
 	if token == "" || id == "" || len(id) > 253 {
 		err = ErrRegistrationTokenMismatch
 	} else {
-		err = e.registrar.CheckRegistrationToken(r.Context(), id, token)
+		err = e.registrar.CheckRegistrationToken(ctx, id, token)
+	}
+	refused := errors.Is(err, ErrClientNotFound) || errors.Is(err, ErrRegistrationTokenMismatch)
+	if err == nil || refused { // another error (the registrar unavailable) says nothing of the token
+		v, gerr := e.guard.Record(ctx, identity, addr, refused)
+		if e.refusedByGuard(w, r, "registration access token", v, gerr) {
+			return "", "", false
+		}
 	}
 	if err != nil {
 		e.fail(w, r, err)
 		return "", "", false
 	}
 	return id, token, true
+}
+
+// guardKind separates the brute-force counts of registration from those of other attempts
+// (client authentication, user login).
+const guardKind = "registration"
+
+// initialTokenIdentity is the identity the guard counts initial access token failures under:
+// one for every token, since a guess is not of any one of them.
+const initialTokenIdentity = "initial-access-token"
+
+// registrationTokenIdentity is the identity the guard counts the registration access token
+// failures of a client ID under; the prefix keeps it apart from initialTokenIdentity.
+func registrationTokenIdentity(clientID string) string { return "client:" + clientID }
+
+// refusedByGuard answers the request and returns true when the brute-force guard refuses it:
+// 429 with Retry-After (audited as rate_limited) when the guard blocks the identity for the
+// address or the address, 503 when the request ended while the store was asked. When the store cannot be reached otherwise, the
+// presentation is not throttled (logged at info level, as for client authentication), so an
+// outage of Redis does not stop registration.
+func (e *Endpoint) refusedByGuard(w http.ResponseWriter, r *http.Request, what string, v oauth2.Verdict, err error) bool {
+	ctx := r.Context()
+	switch {
+	case err != nil && ctx.Err() != nil:
+		oauth2.WriteError(w, r, oauth2.FromStore(ctx.Err()))
+		return true
+	case err != nil:
+		logr.FromContextOrDiscard(ctx).Info("brute-force protection unavailable; the attempt is not throttled",
+			"credential", what, "error", err.Error())
+		return false
+	case v.RetryAfter > 0:
+		oauth2.RecordRateLimited(ctx, "registration")
+		oauth2.Audit(ctx, oauth2.AuditEvent{Event: oauth2.AuditRateLimited, Outcome: "failure",
+			Reason: what + ": too many failures"})
+		oauth2.WriteError(w, r, oauth2.ErrTooManyRequests.WithRetryAfter(v.RetryAfter))
+		return true
+	}
+	return false
 }
 
 // registrationBearer returns the bearer token of the Authorization header; present is false
@@ -447,13 +524,10 @@ func refuseBearer(w http.ResponseWriter, r *http.Request, missing bool, descript
 }
 
 // fail writes the error of a registration request. A client that does not exist is answered
-// like a wrong token, as RFC 7592 3 asks, so client IDs cannot be probed.
+// like a wrong token, as RFC 7592 3 asks, so client IDs cannot be probed. A registrar that cannot
+// answer now, and a request that ended while it waited, are temporarily_unavailable (503).
 func (e *Endpoint) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var oe *oauth2.Error
-	if rl, ok := asRateLimited(err); ok {
-		writeRateLimited(w, r, rl)
-		return
-	}
 	switch {
 	case errors.Is(err, ErrClientNotFound), errors.Is(err, ErrRegistrationTokenMismatch):
 		refuseBearer(w, r, false, "The registration access token is invalid, or the client does not exist.")
@@ -461,6 +535,10 @@ func (e *Endpoint) fail(w http.ResponseWriter, r *http.Request, err error) {
 		oauth2.WriteError(w, r, oauth2.ErrAccessDenied.WithDescription("No more clients can be registered.").WithCause(err))
 	case errors.As(err, &oe):
 		oauth2.WriteError(w, r, oe)
+	case errors.Is(err, ErrRegistrarUnavailable):
+		oauth2.WriteError(w, r, oauth2.ErrTemporarilyUnavailable.WithCause(err))
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		oauth2.WriteError(w, r, oauth2.FromStore(err))
 	default:
 		oauth2.WriteError(w, r, oauth2.ErrServerError.WithCause(err))
 	}

@@ -254,7 +254,7 @@ func (r *registrationRequest) validate() (ClientMetadata, error) {
 		return m, metadataError("The client_name is longer than %d characters.", regMaxClientNameRunes)
 	}
 	if strings.IndexFunc(m.ClientName, hiddenInName) >= 0 {
-		return m, metadataError("The client_name must not contain control, format (bidirectional or zero-width) or private-use characters, or line separators.")
+		return m, metadataError("The client_name must not contain control, format (bidirectional or zero-width), private-use or other invisible characters (variation selectors, fillers, blanks), or line separators.")
 	}
 	m.ClientName = strings.TrimSpace(m.ClientName)
 

@@ -100,6 +100,7 @@ func FuzzParseRegistrationRequest(f *testing.F) {
 	f.Add(`[] {}`)
 	f.Add(`{"client_name":"\u0000\ud800"}`)
 	f.Add(`{"client_name":" Demo \u202eppa","grant_types":["client_credentials"]}`)
+	f.Add(`{"client_name":"GitHub\ufe0f","redirect_uris":["https://\u0430pp.example:0/cb\u200b"]}`)
 	f.Fuzz(func(t *testing.T, body string) {
 		req, err := parseRegistrationRequest([]byte(body))
 		if err != nil {
