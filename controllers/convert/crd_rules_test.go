@@ -88,6 +88,10 @@ func TestCRDRulesRefuseWhatCELCanExpress(t *testing.T) {
 		{"a scheme with an empty label is refused by both", "com..example:/cb", true, true},
 		{"a port net/url refuses is left to the controller", "https://app.example:port/cb", false, true},
 		{"an unclosed IPv6 host is left to the controller", "https://[::1/cb", false, true},
+		{"a zero-width space is left to the controller", "https://app.example/c\u200bb", false, true},
+		{"a non-ASCII host is left to the controller", "https://\u0430pp.example/cb", false, true},
+		{"port 0 is left to the controller", "http://127.0.0.1:0/cb", false, true},
+		{"port 99999 is left to the controller", "https://app.example:99999/cb", false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

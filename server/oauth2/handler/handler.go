@@ -190,7 +190,7 @@ func New(cfg Config) (http.Handler, error) {
 		reg, err := register.New(register.Config{
 			Registrar: cfg.Registrar, Registry: cfg.Registry, Issuer: cfg.Issuer,
 			InitialTokens: cfg.RegistrationInitialTokens, Open: cfg.RegistrationOpen, MaxBodyBytes: cfg.MaxBodyBytes,
-			Policy: cfg.RegistrationPolicy, Counters: cfg.Store, Now: cfg.Now,
+			Policy: cfg.RegistrationPolicy, Counters: cfg.Store, Throttles: cfg.Store, Now: cfg.Now,
 		})
 		if err != nil {
 			return nil, err

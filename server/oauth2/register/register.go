@@ -148,8 +148,7 @@ type Config struct {
 	Counters store.Counters
 	// Throttles count the failed presentations of initial access tokens and of registration
 	// access tokens per client address (brute-force protection: an oauth2.Guard with
-	// oauth2.DefaultClientBruteForce's policy). nil takes Counters when it is a store.Throttles
-	// too (the leased store is); without either, presentations are not throttled.
+	// oauth2.DefaultClientBruteForce's policy); nil: presentations are not throttled.
 	Throttles store.Throttles
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -199,13 +198,9 @@ func New(cfg Config) (*Endpoint, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	throttles := cfg.Throttles
-	if throttles == nil {
-		throttles, _ = cfg.Counters.(store.Throttles)
-	}
 	var guard *oauth2.Guard
-	if throttles != nil {
-		guard = oauth2.NewGuard(throttles, guardKind, oauth2.DefaultClientBruteForce())
+	if cfg.Throttles != nil {
+		guard = oauth2.NewGuard(cfg.Throttles, guardKind, oauth2.DefaultClientBruteForce())
 	}
 	return &Endpoint{
 		registrar: cfg.Registrar, registry: cfg.Registry, base: strings.TrimSuffix(cfg.Issuer, "/"),
