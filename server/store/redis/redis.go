@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -194,7 +193,7 @@ func (s *Store) PutCode(ctx context.Context, h store.Hash, c store.Code, ttl tim
 	b, _ := json.Marshal(codeRec{ClientID: c.ClientID, RedirectURI: c.RedirectURI, Subject: c.Subject, Scopes: c.Scopes,
 		Nonce: c.Nonce, CodeChallenge: c.CodeChallenge, CodeChallengeMethod: c.CodeChallengeMethod,
 		AuthTime: nanos(c.AuthTime), FamilyID: c.FamilyID})
-	ok, err := s.c.SetNX(ctx, s.key("code", h), "0"+c.ClientID+"\x00"+string(b), ttlMS(ttl)).Result()
+	ok, err := s.c.SetNX(ctx, s.key("code", h), "0"+string(b), ttlMS(ttl)).Result()
 	if err != nil {
 		return s.fail(ctx, "put code", err)
 	}
@@ -216,9 +215,9 @@ func (s *Store) TakeCode(ctx context.Context, h store.Hash, clientID string) (st
 	if err != nil {
 		return store.Code{}, s.fail(ctx, "take code", err)
 	}
+	// The script answers a record it decoded, so v holds the state byte and the JSON.
 	var r codeRec
-	_, record, found := strings.Cut(v, "\x00")
-	if len(v) < 1 || !found || json.Unmarshal([]byte(record), &r) != nil {
+	if json.Unmarshal([]byte(v[1:]), &r) != nil {
 		return store.Code{}, fmt.Errorf("store/redis: %w: bad code record", store.ErrUnavailable)
 	}
 	c := store.Code{ClientID: r.ClientID, RedirectURI: r.RedirectURI, Subject: r.Subject, Scopes: r.Scopes,

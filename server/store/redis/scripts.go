@@ -32,13 +32,15 @@ end
 `
 
 // takeCode: KEYS[1] the code; ARGV[1] the client ID that presents it. The record is a state
-// byte, '0' (unused) or '1' (used), the client ID, a NUL and the JSON record; SETRANGE keeps
-// the TTL. Returns the value as it was ('0...': this call took it), or nil when there is none
-// or it is another client's (then nothing changes).
+// byte, '0' (unused) or '1' (used), then the JSON record, whose field c is the code's client
+// (JSON keeps a client ID exactly: they are ASCII); SETRANGE keeps the TTL. Returns the value as
+// it was ('0...': this call took it), or nil when there is none or it is another client's (then
+// nothing changes); a value that is not a JSON object is an error.
 var takeCode = goredis.NewScript(`local v = redis.call('GET', KEYS[1])
 if not v then return false end
-local sep = string.find(v, '\0', 2, true)
-if not sep or string.sub(v, 2, sep - 1) ~= ARGV[1] then return false end
+local ok, r = pcall(cjson.decode, string.sub(v, 2))
+if not ok or type(r) ~= 'table' then return redis.error_reply('bad code record') end
+if r.c ~= ARGV[1] then return false end
 if string.sub(v, 1, 1) == '0' then redis.call('SETRANGE', KEYS[1], 0, '1') end
 return v`)
 
