@@ -125,9 +125,13 @@ func ms(t time.Time) int64 {
 	return (t.UnixNano() + int64(time.Millisecond) - 1) / int64(time.Millisecond)
 }
 
+// ttlMS is d rounded up to a millisecond (Redis's resolution), so a lease never ends early.
 func ttlMS(d time.Duration) time.Duration {
 	return (d + time.Millisecond - 1).Truncate(time.Millisecond)
 }
+
+// ceilMS is d in whole milliseconds, rounded up like ttlMS; a negative d is 0.
+func ceilMS(d time.Duration) int64 { return ttlMS(max(d, 0)).Milliseconds() }
 
 // nanos encodes a time; 0 is the zero time.
 func nanos(t time.Time) int64 {
@@ -560,7 +564,7 @@ func (s *Store) Throttle(ctx context.Context, keys []store.ThrottleKey, outcome 
 		if k.ResetOnSuccess {
 			reset = 1
 		}
-		args = append(args, k.Limit, max(k.Window.Milliseconds(), 1), k.Backoff.Milliseconds(), k.MaxBackoff.Milliseconds(), reset)
+		args = append(args, k.Limit, ceilMS(max(k.Window, time.Millisecond)), ceilMS(k.Backoff), ceilMS(k.MaxBackoff), reset)
 	}
 	v, err := throttle.Run(ctx, s.c, names, args...).Int64Slice()
 	if err != nil {

@@ -117,7 +117,8 @@ extend(KEYS[1], 'rv', untilMs)
 return 1`)
 
 // throttle: KEYS the throttle keys (one slot: the {thr} tag); ARGV[1] the outcome (0 check,
-// 1 failure, 2 success), then per key limit, window ms, backoff ms, max backoff ms, reset (0/1).
+// 1 failure, 2 success), then per key limit, window ms (at least 1), backoff ms, max backoff ms,
+// reset (0/1); the durations are rounded up to milliseconds.
 // A key is a hash {f failures, w window end (a window after the last failure and its block),
 // b blocked until} (ms), living until max(w, b).
 // Returns {retry-after ms, failures...}: a positive retry-after means blocked, nothing changed.
@@ -143,7 +144,7 @@ for i, k in ipairs(KEYS) do
       if limit > 0 and r[1] >= limit then
         local d = backoff
         local n = r[1] - limit
-        while n > 0 and d < maxb do d = d * 2; n = n - 1 end
+        while n > 0 and d > 0 and d < maxb do d = d * 2; n = n - 1 end
         if d > maxb then d = maxb end
         r[3] = now + d
       end
