@@ -15,8 +15,9 @@ type throttle struct {
 	failures     int64
 	windowEnd    int64 // when the count is forgotten (its lease, with blockedUntil)
 	blockedUntil int64
-	// queued is the key's deadline in throttlesExp: at or before expires, re-queued when it
-	// comes due before the lease ends (a failure moves the lease on without queueing).
+	// queued is the key's one deadline in throttlesExp, never after the lease of a live count:
+	// a failure that moves the lease later queues nothing (expire queues the deadline anew at
+	// the lease's end when it comes due before it), one that moves it earlier queues its end.
 	queued int64
 }
 
