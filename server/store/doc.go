@@ -1,19 +1,28 @@
 // Package store is the leased store: the records the server writes while it answers requests
 // (authorization codes, refresh tokens and their families, revoked token IDs, login sessions,
-// pending authorization requests, remembered consents, failed-login counters), each held under a
-// lease (TTL) and gone when the lease ends.
+// pending authorization requests, remembered consents, counters, failure counts with their
+// back-off (throttles), rate-limit buckets), each held under a lease (TTL) and gone when the
+// lease ends.
 //
 // Rules every backend follows (server/store/storetest checks them):
 //   - Records are keyed by a Hash of the secret that names them (a code, a refresh token, a
 //     session ID), never by the secret itself, so a copy of the store hands out no credential.
 //   - A record whose lease ended is never returned, whether or not it was already cleaned up.
 //   - TakeCode is one-time under concurrency: exactly one caller gets the code; every later call
-//     gets ErrAlreadyUsed with the record (so the caller can revoke what the first use issued)
-//     until the lease ends, then ErrNotFound.
+//     by the same client gets ErrAlreadyUsed with the record (so the caller can revoke what the
+//     first use issued) until the lease ends, then ErrNotFound. A call by another client is
+//     ErrNotFound and changes nothing, before or after the code was taken.
 //   - RotateRefresh is compare-and-swap: exactly one of concurrent rotations of one token wins.
 //     Presenting a token that was already rotated within the grace window is ErrConflict and
 //     changes nothing (a concurrent retry); after the grace window it is ErrReused and the
 //     whole family is revoked.
+//   - Throttle is one atomic step over all its keys: while any key is blocked nothing is
+//     recorded on any of them, and concurrent failures are all counted. A count is forgotten a
+//     window after its last failure and block, not before; a backend that counts in coarser
+//     units than nanoseconds rounds windows and back-offs up, never down.
+//   - TakeRate is a token bucket shared by every caller: of concurrent requests at most burst
+//     are allowed, and a refused request takes nothing and answers how long until one would
+//     be allowed.
 //   - Errors are the sentinels below only (wrapped with context), matched with errors.Is;
 //     ErrUnavailable means the backend could not be reached and nothing was stored.
 //

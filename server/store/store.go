@@ -112,10 +112,11 @@ type Records interface {
 	DeleteRecord(ctx context.Context, kind string, h Hash) error
 }
 
-// Counters counts events in a window, e.g. failed logins per username and per client address.
+// Counters counts events in a fixed window (the registration rate limit counts registrations
+// per client address with it).
 type Counters interface {
 	// Incr adds one to the counter and returns the new count; a counter starts at zero and its
-	// lease is window from its first increment.
+	// lease is window (at least a millisecond) from its first increment.
 	Incr(ctx context.Context, key Hash, window time.Duration) (int64, error)
 	// Reset drops the counter.
 	Reset(ctx context.Context, key Hash) error
@@ -141,8 +142,8 @@ type ThrottleKey struct {
 	// Limit failures are free; each failure from the Limit-th on blocks the key for Backoff,
 	// doubled for every failure past Limit, at most MaxBackoff. Limit 0 never blocks: the count
 	// is reported for the caller to slow down by. The count (and its back-off) is forgotten
-	// when Window passes after the last failure and its block: an attacker who keeps
-	// failing keeps the longest back-off, a client that stops is forgiven.
+	// when Window (at least a millisecond) passes after the last failure and its block: an
+	// attacker who keeps failing keeps the longest back-off, a client that stops is forgiven.
 	Limit  int
 	Window time.Duration
 	// Backoff and MaxBackoff bound a block (Limit > 0).

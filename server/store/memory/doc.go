@@ -18,8 +18,8 @@
 //   - Concurrency: records are spread over shards by the first byte of their hash (revoked
 //     token IDs by a seeded maphash), each with one mutex; the default count is GOMAXPROCS
 //     rounded up to a power of two, at most 16. RotateRefresh locks the shards of the old and
-//     the new hash in index order. Revoked families live in their own shards, whose mutex is
-//     always taken last.
+//     the new hash in index order, and Throttle the shards of its keys likewise. Revoked
+//     families live in their own shards, whose mutex is always taken last.
 //   - Memory: refresh tokens are held by the million, so their records are pointer-free and
 //     cost the garbage collector nothing to scan: 64 bytes (refreshRecord) in a slab with the
 //     32-byte key, indexed by an open-addressing table of 4-byte slab positions (table.go),
@@ -28,12 +28,16 @@
 //     shard's table holds each distinct value once); times are Unix nanoseconds. A canonical
 //     family ID (22 characters of base64url, 16 bytes, as the server makes them) is stored as
 //     its 16 bytes; any other string as the first 16 bytes of its SHA-256 plus the interned
-//     string, so every ID comes back exactly as given. Codes, records, counters and revoked
-//     token IDs are few and short-lived, and use plain maps.
+//     string, so every ID comes back exactly as given. Codes, records, counters, revoked token
+//     IDs, throttles and rate-limit buckets are few and short-lived, and use plain maps (a
+//     bucket holds a pointer to its golang.org/x/time/rate.Limiter).
 //   - Expiry: every shard keeps a binary min-heap of lease ends per kind of record (written
 //     by hand: container/heap boxes each element). Entries go stale when a record is deleted
-//     or replaced; whoever pops one checks the record's own lease. After a wave of expiry the
-//     janitor rebuilds what is mostly empty (Go maps never shrink).
+//     or replaced; whoever pops one checks the record's own lease. A throttle or a bucket,
+//     whose lease moves on with every failure or request, has one entry, queued when it is
+//     created (and again if its lease moves earlier) and queued anew at its lease's end when it
+//     comes due before it, so traffic on a key does not grow the heap. After a wave of expiry
+//     the janitor rebuilds what is mostly empty (Go maps never shrink).
 //   - Families: a revocation is remembered until until or until the latest ExpiresAt of any
 //     refresh token stored, whichever is later, so a revoked token never comes back to life;
 //     a token created in a revoked family extends the revocation to its own ExpiresAt.

@@ -262,16 +262,32 @@ func (sh *shard) expire(now int64, limit int) int {
 			delete(sh.jtis, k)
 		}
 	}
+	// Throttles and limiters queue one deadline per key (their leases move on with traffic):
+	// one that comes due before the lease ends is queued again at the lease's end.
 	for ; n < limit && sh.throttlesExp.due(now); n++ {
-		k := sh.throttlesExp.pop().key
-		if t, ok := sh.throttles[k]; ok && t.expires() <= now {
-			delete(sh.throttles, k)
+		d := sh.throttlesExp.pop()
+		t, ok := sh.throttles[d.key]
+		switch {
+		case !ok || t.queued != d.at: // stale: the key has another deadline queued, or none
+		case t.expires() <= now:
+			delete(sh.throttles, d.key)
+		default:
+			t.queued = t.expires()
+			sh.throttles[d.key] = t
+			sh.throttlesExp.push(t.queued, d.key)
 		}
 	}
 	for ; n < limit && sh.limitersExp.due(now); n++ {
-		k := sh.limitersExp.pop().key
-		if l, ok := sh.limiters[k]; ok && l.full <= now {
-			delete(sh.limiters, k)
+		d := sh.limitersExp.pop()
+		l, ok := sh.limiters[d.key]
+		switch {
+		case !ok || l.queued != d.at:
+		case l.full <= now:
+			delete(sh.limiters, d.key)
+		default:
+			l.queued = l.full
+			sh.limiters[d.key] = l
+			sh.limitersExp.push(l.queued, d.key)
 		}
 	}
 	return n
@@ -487,7 +503,7 @@ func (s *Store) Incr(ctx context.Context, key store.Hash, window time.Duration) 
 	sh.expire(now, lazyBatch)
 	c, ok := sh.counters[key]
 	if !ok || c.expires <= now {
-		c = counter{expires: leaseEnd(now, window)}
+		c = counter{expires: leaseEnd(now, max(window, time.Millisecond))}
 		sh.countersExp.push(c.expires, key)
 	}
 	c.n++

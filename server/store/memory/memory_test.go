@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -259,4 +260,111 @@ func TestGetRefreshOfARotatedTokenReturnsItsRecord(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrReused)
 	require.Equal(t, "client-a", got.ClientID)
 	require.Equal(t, "family", got.FamilyID)
+}
+
+// TestThrottlesAndLimitersQueueOneDeadlinePerKey: traffic on a key moves its lease on without
+// growing the shard's heap, and the key still goes when its lease ends.
+func TestThrottlesAndLimitersQueueOneDeadlinePerKey(t *testing.T) {
+	ctx := t.Context()
+	// heaps returns the shard's throttle and limiter deadlines (one shard).
+	heaps := func(s *Store) (throttles, limiters int) {
+		sh := &s.shards[0]
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		return len(sh.throttlesExp), len(sh.limitersExp)
+	}
+	t.Run("many failures on one key queue one deadline, and the count goes a window after the last", func(t *testing.T) {
+		clock := harness.NewClock(t0)
+		s := New(WithClock(clock.Now), withShards(1))
+		k := []store.ThrottleKey{{Key: store.HashOf("k"), Limit: 3, Window: time.Minute, Backoff: time.Second, MaxBackoff: time.Second}}
+		for i := range 1000 {
+			res, err := s.Throttle(ctx, k, store.Failure)
+			require.NoError(t, err)
+			require.Equal(t, []int64{int64(i + 1)}, res.Failures)
+			clock.Advance(time.Second) // past the block
+		}
+		throttles, _ := heaps(s)
+		require.Equal(t, 1, throttles)
+		s.sweep() // the first deadline came due long ago: queued again at the lease's end
+		res, err := s.Throttle(ctx, k, store.Check)
+		require.NoError(t, err)
+		require.Equal(t, []int64{1000}, res.Failures)
+		throttles, _ = heaps(s)
+		require.Equal(t, 1, throttles)
+		clock.Advance(time.Minute)
+		s.sweep()
+		records, deadlines, _, _ := s.sizes()
+		require.Zero(t, records)
+		require.Zero(t, deadlines)
+	})
+	t.Run("a success drops the count and its key comes back without another deadline", func(t *testing.T) {
+		clock := harness.NewClock(t0)
+		s := New(WithClock(clock.Now), withShards(1))
+		k := []store.ThrottleKey{{Key: store.HashOf("k"), Window: time.Minute, ResetOnSuccess: true}}
+		for range 100 {
+			_, err := s.Throttle(ctx, k, store.Failure)
+			require.NoError(t, err)
+			res, err := s.Throttle(ctx, k, store.Success)
+			require.NoError(t, err)
+			require.Equal(t, []int64{0}, res.Failures)
+		}
+		throttles, _ := heaps(s)
+		require.Equal(t, 1, throttles)
+		clock.Advance(time.Minute)
+		s.sweep()
+		records, deadlines, _, _ := s.sizes()
+		require.Zero(t, records)
+		require.Zero(t, deadlines)
+	})
+	t.Run("a lease that moves earlier is queued at its new end", func(t *testing.T) {
+		clock := harness.NewClock(t0)
+		s := New(WithClock(clock.Now), withShards(1))
+		k := store.ThrottleKey{Key: store.HashOf("k"), Window: time.Hour}
+		_, err := s.Throttle(ctx, []store.ThrottleKey{k}, store.Failure)
+		require.NoError(t, err)
+		k.Window = time.Minute
+		_, err = s.Throttle(ctx, []store.ThrottleKey{k}, store.Failure)
+		require.NoError(t, err)
+		clock.Advance(time.Minute)
+		s.sweep()
+		records, _, _, _ := s.sizes()
+		require.Zero(t, records, "dropped at the new end, not an hour later")
+	})
+	t.Run("many requests on one bucket queue one deadline, and the bucket goes once it is full again", func(t *testing.T) {
+		clock := harness.NewClock(t0)
+		s := New(WithClock(clock.Now), withShards(1))
+		for range 500 { // each moves the time the bucket is full again on by 100 ms
+			wait, err := s.TakeRate(ctx, store.HashOf("k"), 600, 1000)
+			require.NoError(t, err)
+			require.Zero(t, wait)
+		}
+		_, limiters := heaps(s)
+		require.Equal(t, 1, limiters)
+		clock.Advance(time.Second) // the first deadline comes due: queued again when full, 49 s on
+		wait, err := s.TakeRate(ctx, store.HashOf("k"), 600, 1000)
+		require.NoError(t, err)
+		require.Zero(t, wait)
+		_, limiters = heaps(s)
+		require.Equal(t, 1, limiters)
+		wait, err = s.TakeRate(ctx, store.HashOf("k"), 60000, 1000) // a faster refill: full sooner
+		require.NoError(t, err)
+		require.Zero(t, wait)
+		_, limiters = heaps(s)
+		require.Equal(t, 2, limiters)
+		clock.Advance(time.Second)
+		s.sweep()
+		records, _, _, _ := s.sizes()
+		require.Zero(t, records)
+	})
+}
+
+func TestBackoffDoublesUpToTheMaximumInAFewSteps(t *testing.T) {
+	k := store.ThrottleKey{Limit: 2, Backoff: time.Second, MaxBackoff: 5 * time.Second}
+	for failures, want := range map[int64]time.Duration{2: time.Second, 3: 2 * time.Second, 4: 4 * time.Second, 5: 5 * time.Second, math.MaxInt64: 5 * time.Second} {
+		require.Equal(t, want, backoff(k, failures), "failure %d", failures)
+	}
+	k = store.ThrottleKey{Limit: 1, MaxBackoff: time.Hour} // no back-off: the loop must not count to MaxInt64
+	require.Zero(t, backoff(k, math.MaxInt64))
+	k = store.ThrottleKey{Limit: 1, Backoff: 3, MaxBackoff: math.MaxInt64} // doubling never overflows
+	require.Equal(t, time.Duration(math.MaxInt64), backoff(k, math.MaxInt64))
 }

@@ -15,14 +15,25 @@ type throttle struct {
 	failures     int64
 	windowEnd    int64 // when the count is forgotten (its lease, with blockedUntil)
 	blockedUntil int64
+	// queued is the key's one deadline in throttlesExp, never after the lease of a live count:
+	// a failure that moves the lease later queues nothing (expire queues the deadline anew at
+	// the lease's end when it comes due before it), one that moves it earlier queues its end.
+	queued int64
 }
 
 func (t throttle) expires() int64 { return max(t.windowEnd, t.blockedUntil) }
 
 // limiter is one rate-limit bucket and when it is full again (then it can be forgotten).
 type limiter struct {
-	l    *rate.Limiter
-	full int64
+	l      *rate.Limiter
+	full   int64
+	queued int64 // the key's deadline in limitersExp, as throttle.queued
+}
+
+// throttleRec is a key's record as Throttle read it, and whether it is in the map.
+type throttleRec struct {
+	throttle
+	listed bool
 }
 
 // Throttle records an attempt on the keys atomically: the shards of the keys are locked
@@ -31,70 +42,71 @@ func (s *Store) Throttle(ctx context.Context, keys []store.ThrottleKey, outcome 
 	if err := ctx.Err(); err != nil {
 		return store.ThrottleResult{}, err
 	}
-	now := s.nowNano()
 	var idxBuf [4]uint64 // the usual number of keys, on the stack
-	idx := s.lockShards(keys, idxBuf[:0])
+	idx, now := s.lockShards(keys, idxBuf[:0])
 	defer s.unlockShards(idx)
 	res := store.ThrottleResult{Failures: make([]int64, len(keys))}
-	var recBuf [4]throttle
+	// Every key is read before any is written, as in the Redis script.
+	var recBuf [4]throttleRec
 	recs := recBuf[:0]
-	if len(keys) > len(recBuf) {
-		recs = make([]throttle, 0, len(keys))
-	}
-	recs = recs[:len(keys)]
 	for i, k := range keys {
-		t, ok := s.shardOf(k.Key).throttles[k.Key]
-		if !ok || t.expires() <= now {
-			t = throttle{}
+		t, listed := s.shardOf(k.Key).throttles[k.Key]
+		if t.expires() <= now {
+			t = throttle{queued: t.queued} // forgotten; its deadline stays queued
 		}
-		recs[i] = t
+		recs = append(recs, throttleRec{t, listed})
+		res.Failures[i] = t.failures
 		if k.Limit > 0 && t.blockedUntil > now {
 			res.RetryAfter = max(res.RetryAfter, time.Duration(t.blockedUntil-now))
 		}
 	}
 	if res.RetryAfter > 0 {
-		for i := range recs {
-			res.Failures[i] = recs[i].failures
-		}
 		return res, nil
 	}
 	for i, k := range keys {
-		t := &recs[i]
-		sh := s.shardOf(k.Key)
-		switch outcome {
-		case store.Failure:
+		r, sh := &recs[i], s.shardOf(k.Key)
+		switch {
+		case outcome == store.Failure:
+			t := &r.throttle
 			t.failures++
 			if k.Limit > 0 && t.failures >= int64(k.Limit) {
 				t.blockedUntil = leaseEnd(now, backoff(k, t.failures))
 			}
 			// Forgotten a window after the last failure and its block.
-			t.windowEnd = leaseEnd(max(now, t.blockedUntil), k.Window)
-			sh.throttles[k.Key] = *t
-			sh.throttlesExp.push(t.expires(), k.Key)
-			notePeak(len(sh.throttles), &sh.throttlesPeak)
-		case store.Success:
-			if k.ResetOnSuccess {
-				delete(sh.throttles, k.Key)
-				*t = throttle{}
+			t.windowEnd = leaseEnd(max(now, t.blockedUntil), max(k.Window, time.Millisecond))
+			if exp := t.expires(); !r.listed || exp < t.queued {
+				t.queued = exp
+				sh.throttlesExp.push(exp, k.Key)
 			}
+			sh.throttles[k.Key] = *t
+			notePeak(len(sh.throttles), &sh.throttlesPeak)
+			res.Failures[i] = t.failures
+		case outcome == store.Success && k.ResetOnSuccess && r.listed:
+			// A zero record is no record; it stays, with its deadline, until that comes due.
+			sh.throttles[k.Key] = throttle{queued: r.queued}
+			res.Failures[i] = 0
 		}
-		res.Failures[i] = t.failures
 	}
 	return res, nil
 }
 
-// backoff is the block of a key after its failures-th failure (failures >= k.Limit).
+// backoff is the block of a key after its failures-th failure (failures >= k.Limit): Backoff
+// doubled for every failure past Limit, at most MaxBackoff.
 func backoff(k store.ThrottleKey, failures int64) time.Duration {
 	d := k.Backoff
-	for n := failures - int64(k.Limit); n > 0 && d < k.MaxBackoff; n-- {
+	for n := failures - int64(k.Limit); n > 0 && d > 0 && d < k.MaxBackoff; n-- {
+		if d > k.MaxBackoff/2 {
+			return k.MaxBackoff // doubling would pass it (or overflow)
+		}
 		d *= 2
 	}
 	return min(d, k.MaxBackoff)
 }
 
 // lockShards locks the shards of the keys in index order (so two callers cannot deadlock),
-// expires their due entries and returns the indexes locked (appended to idx), for unlockShards.
-func (s *Store) lockShards(keys []store.ThrottleKey, idx []uint64) []uint64 {
+// reads the clock, expires the shards' due entries and returns the indexes locked (appended to
+// idx, for unlockShards) and the time read.
+func (s *Store) lockShards(keys []store.ThrottleKey, idx []uint64) ([]uint64, int64) {
 	for _, k := range keys {
 		idx = append(idx, s.shardIndex(k.Key))
 	}
@@ -107,7 +119,7 @@ func (s *Store) lockShards(keys []store.ThrottleKey, idx []uint64) []uint64 {
 	for _, i := range idx {
 		s.shards[i].expire(now, lazyBatch)
 	}
-	return idx
+	return idx, now
 }
 
 // unlockShards unlocks what lockShards locked.
@@ -129,27 +141,34 @@ func (s *Store) TakeRate(ctx context.Context, key store.Hash, perMinute, burst i
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.expire(now.UnixNano(), lazyBatch)
-	lim, ok := sh.limiters[key]
-	if !ok {
+	lim, listed := sh.limiters[key]
+	changed := false
+	if !listed {
 		lim = limiter{l: rate.NewLimiter(every, burst)}
 	} else if lim.l.Limit() != every || lim.l.Burst() != burst {
 		lim.l.SetLimitAt(now, every)
 		lim.l.SetBurstAt(now, burst)
+		changed = true
 	}
 	r := lim.l.ReserveN(now, 1)
 	if !r.OK() {
 		return time.Minute, nil // a burst below 1 cannot happen (callers pass positive ones)
 	}
-	if wait := r.DelayFrom(now); wait > 0 {
+	wait := r.DelayFrom(now)
+	if wait > 0 {
 		r.CancelAt(now)
-		sh.limiters[key] = lim
-		return wait, nil
 	}
-	// The bucket is full again once every token taken has come back.
-	missing := float64(burst) - lim.l.TokensAt(now)
-	lim.full = leaseEnd(now.UnixNano(), time.Duration(missing/float64(every)*float64(time.Second)))
-	sh.limiters[key] = lim
-	sh.limitersExp.push(lim.full, key)
-	notePeak(len(sh.limiters), &sh.limitersPeak)
-	return 0, nil
+	// A refused request changes nothing in the bucket (the limiter is shared by pointer); a
+	// taken one, or new parameters, move the time it is full again.
+	if wait == 0 || changed || !listed {
+		missing := float64(burst) - lim.l.TokensAt(now)
+		lim.full = leaseEnd(now.UnixNano(), time.Duration(missing/float64(every)*float64(time.Second)))
+		if !listed || lim.full < lim.queued {
+			lim.queued = lim.full
+			sh.limitersExp.push(lim.full, key)
+		}
+		sh.limiters[key] = lim
+		notePeak(len(sh.limiters), &sh.limitersPeak)
+	}
+	return wait, nil
 }

@@ -10,13 +10,22 @@
 // Keys (P is Options.KeyPrefix; h is the hex of a store.Hash; T is a family's tag, the hex of
 // its ID, so any family ID is safe inside a hash tag and comes back exactly as given):
 //
-//	P code:{h}        string: '0' or '1' (used) then the JSON record; PX = the code's lease
+//	P code:{h}        string: '0' or '1' (used) then the JSON record (c: the client, which
+//	                  the take script checks); PX = the code's lease
 //	P rti:{h}         string: T, the refresh token index; PXAT = the token's ExpiresAt
 //	P rt:{T}:h        hash: d (JSON record), f (family ID), r (rotated at, server ms)
 //	P fam:{T}         hash: x (has tokens), rv (revoked); lives until the latest token lease
 //	                  of the family or the revocation's until, whichever is later
 //	P jti:<jti>       revoked access token ID; PXAT = until (only ever extended: PEXPIREAT GT)
 //	P rec:<len>:<kind>:{h}  opaque record;  P cnt:{h}  counter (SET NX PX, INCR)
+//	P thr:{thr}:h     hash: f (failures), w (window end), b (blocked until), server ms; lives
+//	                  until the later of w and b
+//	P rate:{h}        string: the bucket's theoretical arrival time (GCRA), server µs; lives
+//	                  until the bucket is full again
+//
+// Every throttle key carries the one hash tag {thr}, so the script of an attempt sees all its
+// keys (an identity's and an address's share no natural tag) also in Cluster, where they all
+// live in one slot, on one node.
 //
 // A family's keys share the Cluster slot of {T}, so rotation and revocation are one script
 // in one slot. The store API names a refresh token by its hash alone, so the family is found
@@ -32,8 +41,10 @@
 //     (TestConformanceClusterMode, against the standalone server). Putting the family in the
 //     token's format (<familyID>.<random>) cannot help here: the store only sees the hash.
 //
-// Leases are Redis TTLs; scripts compare rotation grace against the server's TIME, so all
-// replicas agree. Times are stored as Unix nanoseconds (0 is the zero time).
+// Leases are Redis TTLs, and they, throttle windows and back-offs are rounded up to
+// milliseconds, never down. Scripts compare rotation grace, throttle windows and blocks, and
+// buckets against the server's TIME, so all replicas agree. Times in records are stored as Unix
+// nanoseconds (0 is the zero time).
 //
 // Errors: a call whose context is already done returns ctx.Err() and sends nothing; a client
 // error is the context's error when the context ended meanwhile, else store.ErrUnavailable

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -126,9 +125,13 @@ func ms(t time.Time) int64 {
 	return (t.UnixNano() + int64(time.Millisecond) - 1) / int64(time.Millisecond)
 }
 
+// ttlMS is d rounded up to a millisecond (Redis's resolution), so a lease never ends early.
 func ttlMS(d time.Duration) time.Duration {
 	return (d + time.Millisecond - 1).Truncate(time.Millisecond)
 }
+
+// ceilMS is d in whole milliseconds, rounded up like ttlMS; a negative d is 0.
+func ceilMS(d time.Duration) int64 { return ttlMS(max(d, 0)).Milliseconds() }
 
 // nanos encodes a time; 0 is the zero time.
 func nanos(t time.Time) int64 {
@@ -194,7 +197,7 @@ func (s *Store) PutCode(ctx context.Context, h store.Hash, c store.Code, ttl tim
 	b, _ := json.Marshal(codeRec{ClientID: c.ClientID, RedirectURI: c.RedirectURI, Subject: c.Subject, Scopes: c.Scopes,
 		Nonce: c.Nonce, CodeChallenge: c.CodeChallenge, CodeChallengeMethod: c.CodeChallengeMethod,
 		AuthTime: nanos(c.AuthTime), FamilyID: c.FamilyID})
-	ok, err := s.c.SetNX(ctx, s.key("code", h), "0"+c.ClientID+"\x00"+string(b), ttlMS(ttl)).Result()
+	ok, err := s.c.SetNX(ctx, s.key("code", h), "0"+string(b), ttlMS(ttl)).Result()
 	if err != nil {
 		return s.fail(ctx, "put code", err)
 	}
@@ -216,9 +219,9 @@ func (s *Store) TakeCode(ctx context.Context, h store.Hash, clientID string) (st
 	if err != nil {
 		return store.Code{}, s.fail(ctx, "take code", err)
 	}
+	// The script answers a record it decoded, so v holds the state byte and the JSON.
 	var r codeRec
-	_, record, found := strings.Cut(v, "\x00")
-	if len(v) < 1 || !found || json.Unmarshal([]byte(record), &r) != nil {
+	if json.Unmarshal([]byte(v[1:]), &r) != nil {
 		return store.Code{}, fmt.Errorf("store/redis: %w: bad code record", store.ErrUnavailable)
 	}
 	c := store.Code{ClientID: r.ClientID, RedirectURI: r.RedirectURI, Subject: r.Subject, Scopes: r.Scopes,
@@ -561,7 +564,7 @@ func (s *Store) Throttle(ctx context.Context, keys []store.ThrottleKey, outcome 
 		if k.ResetOnSuccess {
 			reset = 1
 		}
-		args = append(args, k.Limit, max(k.Window.Milliseconds(), 1), k.Backoff.Milliseconds(), k.MaxBackoff.Milliseconds(), reset)
+		args = append(args, k.Limit, ceilMS(max(k.Window, time.Millisecond)), ceilMS(k.Backoff), ceilMS(k.MaxBackoff), reset)
 	}
 	v, err := throttle.Run(ctx, s.c, names, args...).Int64Slice()
 	if err != nil {

@@ -97,3 +97,42 @@ func TestRestart(t *testing.T) {
 	_, err = s.RotateRefresh(ctx, store.HashOf("a2"), store.HashOf("b2"), store.RefreshToken{FamilyID: fam, ExpiresAt: time.Now().Add(time.Hour)}, time.Second)
 	require.NoError(t, err)
 }
+
+// TestCodeRecordFormat pins the code record that replicas of every version share during a
+// rolling upgrade: '0' (unused) or '1' (used), then the JSON record, whose c is the client.
+func TestCodeRecordFormat(t *testing.T) {
+	srv := harness.NewRedis(t)
+	s := newStore(t, srv, false)
+	ctx := t.Context()
+	h := store.HashOf("code")
+	t.Run("a code written as '0' and its JSON is taken by its client and marked '1'", func(t *testing.T) {
+		k := s.key("code", h)
+		require.NoError(t, s.c.Set(ctx, k, `0{"c":"client-a","u":"https://app.example.com/cb","s":"alice","sc":["openid"],"f":"family"}`, time.Minute).Err())
+		_, err := s.TakeCode(ctx, h, "client-b")
+		require.ErrorIs(t, err, store.ErrNotFound)
+		c, err := s.TakeCode(ctx, h, "client-a")
+		require.NoError(t, err)
+		require.Equal(t, store.Code{ClientID: "client-a", RedirectURI: "https://app.example.com/cb", Subject: "alice",
+			Scopes: []string{"openid"}, FamilyID: "family"}, c)
+		v, err := s.c.Get(ctx, k).Result()
+		require.NoError(t, err)
+		require.Equal(t, `1{"c":"client-a",`, v[:len(`1{"c":"client-a",`)])
+	})
+	t.Run("PutCode writes '0' and the JSON record", func(t *testing.T) {
+		h := store.HashOf("put")
+		require.NoError(t, s.PutCode(ctx, h, store.Code{ClientID: "client-a", FamilyID: "family"}, time.Minute))
+		v, err := s.c.Get(ctx, s.key("code", h)).Result()
+		require.NoError(t, err)
+		require.Equal(t, `0{"c":"client-a","u":"","s":"","f":"family"}`, v)
+	})
+	t.Run("a record that is not JSON is ErrUnavailable and stays as it was", func(t *testing.T) {
+		h := store.HashOf("bad")
+		k := s.key("code", h)
+		require.NoError(t, s.c.Set(ctx, k, "0client-a\x00{}", time.Minute).Err())
+		_, err := s.TakeCode(ctx, h, "client-a")
+		require.ErrorIs(t, err, store.ErrUnavailable)
+		v, err := s.c.Get(ctx, k).Result()
+		require.NoError(t, err)
+		require.Equal(t, "0client-a\x00{}", v)
+	})
+}

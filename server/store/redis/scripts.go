@@ -32,13 +32,15 @@ end
 `
 
 // takeCode: KEYS[1] the code; ARGV[1] the client ID that presents it. The record is a state
-// byte, '0' (unused) or '1' (used), the client ID, a NUL and the JSON record; SETRANGE keeps
-// the TTL. Returns the value as it was ('0...': this call took it), or nil when there is none
-// or it is another client's (then nothing changes).
+// byte, '0' (unused) or '1' (used), then the JSON record, whose field c is the code's client
+// (JSON keeps a client ID exactly: they are ASCII); SETRANGE keeps the TTL. Returns the value as
+// it was ('0...': this call took it), or nil when there is none or it is another client's (then
+// nothing changes); a value that is not a JSON object is an error.
 var takeCode = goredis.NewScript(`local v = redis.call('GET', KEYS[1])
 if not v then return false end
-local sep = string.find(v, '\0', 2, true)
-if not sep or string.sub(v, 2, sep - 1) ~= ARGV[1] then return false end
+local ok, r = pcall(cjson.decode, string.sub(v, 2))
+if not ok or type(r) ~= 'table' then return redis.error_reply('bad code record') end
+if r.c ~= ARGV[1] then return false end
 if string.sub(v, 1, 1) == '0' then redis.call('SETRANGE', KEYS[1], 0, '1') end
 return v`)
 
@@ -115,7 +117,8 @@ extend(KEYS[1], 'rv', untilMs)
 return 1`)
 
 // throttle: KEYS the throttle keys (one slot: the {thr} tag); ARGV[1] the outcome (0 check,
-// 1 failure, 2 success), then per key limit, window ms, backoff ms, max backoff ms, reset (0/1).
+// 1 failure, 2 success), then per key limit, window ms (at least 1), backoff ms, max backoff ms,
+// reset (0/1); the durations are rounded up to milliseconds.
 // A key is a hash {f failures, w window end (a window after the last failure and its block),
 // b blocked until} (ms), living until max(w, b).
 // Returns {retry-after ms, failures...}: a positive retry-after means blocked, nothing changed.
@@ -141,7 +144,7 @@ for i, k in ipairs(KEYS) do
       if limit > 0 and r[1] >= limit then
         local d = backoff
         local n = r[1] - limit
-        while n > 0 and d < maxb do d = d * 2; n = n - 1 end
+        while n > 0 and d > 0 and d < maxb do d = d * 2; n = n - 1 end
         if d > maxb then d = maxb end
         r[3] = now + d
       end

@@ -10,8 +10,11 @@
 // Time: a backend that can read a fake clock passes one (harness.NewClock) as Options.Clock
 // (and makes the stores newStore returns read its Now); the suite then advances it instead of sleeping, and runs its
 // tests one at a time since they share the clock. Without a Clock the suite runs on real time
-// with leases of a few hundred milliseconds (a backend with server-side TTLs, like Redis, runs
-// it this way), its tests in parallel; it then takes a few seconds.
+// (a backend with server-side TTLs, like Redis, runs it this way), its tests in parallel (as
+// many at once as go test -parallel, GOMAXPROCS by default); it then takes a few seconds. Leases
+// are then a few hundred milliseconds; the throttle and rate-limit tests, which a stall of a
+// loaded machine between two calls once failed, use windows of about two seconds and slow
+// refills, or check a remaining block against the time that passed.
 //
 // What the suite holds every backend to, beyond the comments of server/store:
 //   - Errors match exactly one sentinel with errors.Is (ErrNotFound is never ErrConflict...).

@@ -943,10 +943,13 @@ func counterTests() []test {
 }
 
 func throttleTests() []test {
-	// blocking counts failures of one key, blocks from the second, lease doubled per failure up
-	// to four leases.
+	// block is the first back-off of blocking keys. Their blocks are checked against the time
+	// that passed since the failure, so a stall only loosens the check, and it can stay short.
+	const block = 250 * time.Millisecond
+	// blocking counts failures of one key, blocks from the second, the block doubled per
+	// failure up to four blocks.
 	blocking := func(name string) store.ThrottleKey {
-		return store.ThrottleKey{Key: hash(name), Limit: 2, Window: long, Backoff: lease, MaxBackoff: 4 * lease, ResetOnSuccess: true}
+		return store.ThrottleKey{Key: hash(name), Limit: 2, Window: long, Backoff: block, MaxBackoff: 4 * block, ResetOnSuccess: true}
 	}
 	// counting never blocks; its count is reported.
 	counting := func(name string, window time.Duration) store.ThrottleKey {
@@ -959,11 +962,14 @@ func throttleTests() []test {
 		require.Len(e.t, res.Failures, len(keys))
 		return res
 	}
-	blockedFor := func(e *env, key store.ThrottleKey, lo, hi time.Duration) {
+	// blockedFor checks that key is blocked for d, less what passed since the failure that
+	// blocked it (a millisecond more for the rounding of a backend that counts in them).
+	blockedFor := func(e *env, key store.ThrottleKey, d time.Duration, since time.Time) {
 		e.t.Helper()
 		res := try(e, store.Check, key)
-		require.Greater(e.t, res.RetryAfter, lo)
-		require.LessOrEqual(e.t, res.RetryAfter, hi)
+		passed := e.now().Sub(since)
+		require.LessOrEqual(e.t, res.RetryAfter, d)
+		require.GreaterOrEqual(e.t, res.RetryAfter, d-passed-time.Millisecond, "%v passed since the failure", passed)
 	}
 	return []test{
 		{
@@ -971,26 +977,31 @@ func throttleTests() []test {
 			run: func(e *env) {
 				k := blocking("a")
 				require.Zero(e.t, try(e, store.Failure, k).RetryAfter)
+				since := e.now()
 				res := try(e, store.Failure, k)
 				require.Zero(e.t, res.RetryAfter, "the failure that reaches the limit is answered")
 				require.Equal(e.t, []int64{2}, res.Failures)
-				blockedFor(e, k, 0, lease)
-				e.wait(pastLease)
+				blockedFor(e, k, block, since)
+				e.wait(block + 100*time.Millisecond)
 				require.Zero(e.t, try(e, store.Check, k).RetryAfter, "the block ended")
+				since = e.now()
 				require.Equal(e.t, []int64{3}, try(e, store.Failure, k).Failures)
-				blockedFor(e, k, lease, 2*lease)
-				e.wait(2*lease + 100*time.Millisecond)
+				blockedFor(e, k, 2*block, since)
+				e.wait(2*block + 100*time.Millisecond)
+				since = e.now()
 				try(e, store.Failure, k)
-				blockedFor(e, k, 2*lease, 4*lease)
-				e.wait(4*lease + 100*time.Millisecond)
+				blockedFor(e, k, 4*block, since)
+				e.wait(4*block + 100*time.Millisecond)
+				since = e.now()
 				try(e, store.Failure, k)
-				blockedFor(e, k, 2*lease, 4*lease) // at the maximum, not 8 leases
+				blockedFor(e, k, 4*block, since) // at the maximum, not 8 blocks
 			},
 		},
 		{
 			name: "while a key is blocked every outcome is refused and nothing is recorded on any key",
 			run: func(e *env) {
 				k, other := blocking("a"), counting("other", long)
+				k.Backoff, k.MaxBackoff = long, long
 				try(e, store.Failure, k)
 				try(e, store.Failure, k)
 				for _, o := range []store.Outcome{store.Failure, store.Success, store.Check} {
@@ -1002,6 +1013,21 @@ func throttleTests() []test {
 			},
 		},
 		{
+			name: "while several keys are blocked RetryAfter is the longest remaining block",
+			run: func(e *env) {
+				short := store.ThrottleKey{Key: hash("short"), Limit: 1, Window: long, Backoff: time.Minute, MaxBackoff: time.Minute}
+				longer := store.ThrottleKey{Key: hash("longer"), Limit: 1, Window: long, Backoff: 3 * time.Minute, MaxBackoff: 3 * time.Minute}
+				since := e.now()
+				try(e, store.Failure, longer)
+				try(e, store.Failure, short)
+				for _, keys := range [][]store.ThrottleKey{{short, longer}, {longer, short}, {counting("c", long), short, longer}} {
+					res := try(e, store.Check, keys...)
+					require.LessOrEqual(e.t, res.RetryAfter, 3*time.Minute)
+					require.GreaterOrEqual(e.t, res.RetryAfter, 3*time.Minute-e.now().Sub(since)-time.Millisecond)
+				}
+			},
+		},
+		{
 			name: "a key with limit zero never blocks and reports its count",
 			run: func(e *env) {
 				k := counting("c", long)
@@ -1010,6 +1036,18 @@ func throttleTests() []test {
 					require.Zero(e.t, res.RetryAfter)
 					require.Equal(e.t, []int64{i}, res.Failures)
 				}
+			},
+		},
+		{
+			name: "a key with a limit but no back-off never blocks and reports its count",
+			run: func(e *env) {
+				k := store.ThrottleKey{Key: hash("c"), Limit: 1, Window: long, MaxBackoff: long}
+				for i := int64(1); i <= 5; i++ {
+					res := try(e, store.Failure, k)
+					require.Zero(e.t, res.RetryAfter)
+					require.Equal(e.t, []int64{i}, res.Failures)
+				}
+				require.Zero(e.t, try(e, store.Check, k).RetryAfter)
 			},
 		},
 		{
@@ -1025,26 +1063,39 @@ func throttleTests() []test {
 		{
 			name: "a count is forgotten when a window passes without a failure, and each failure restarts the window",
 			run: func(e *env) {
-				k := counting("c", lease)
-				try(e, store.Failure, k)
-				e.wait(lease * 3 / 5)
-				try(e, store.Failure, k)
-				e.wait(lease * 3 / 5) // past the first failure's window, not the second's
+				// Failures 0.9 s apart in a window of 1.7 s: two waits pass the first failure's
+				// window, and a stall of up to 0.8 s changes nothing.
+				const window, apart = 1700 * time.Millisecond, 900 * time.Millisecond
+				k, once := counting("c", window), counting("once", window)
+				require.Equal(e.t, []int64{1, 1}, try(e, store.Failure, k, once).Failures)
+				e.wait(apart)
+				require.Equal(e.t, []int64{2}, try(e, store.Failure, k).Failures)
+				e.wait(apart) // past the first failure's window, not the second's
 				require.Equal(e.t, []int64{3}, try(e, store.Failure, k).Failures)
-				e.wait(pastLease)
-				require.Equal(e.t, []int64{1}, try(e, store.Failure, k).Failures)
+				require.Equal(e.t, []int64{3, 0}, try(e, store.Check, k, once).Failures, "a key without a failure for a window is forgotten")
 			},
 		},
 		{
 			name: "a block outlives the window, and a failure past the window keeps the back-off",
 			run: func(e *env) {
-				k := store.ThrottleKey{Key: hash("persistent"), Limit: 1, Window: lease, Backoff: lease / 2, MaxBackoff: lease}
+				// The first failure blocks for 1.8 s, and its count lives 0.9 s more. Each step
+				// lands 0.8 s before the edge it must not cross, so a stall up to that changes
+				// nothing.
+				const window, backoff = 900 * time.Millisecond, 1800 * time.Millisecond
+				k := store.ThrottleKey{Key: hash("persistent"), Limit: 1, Window: window, Backoff: backoff, MaxBackoff: 4 * backoff}
 				require.Zero(e.t, try(e, store.Failure, k).RetryAfter)
-				blocked := try(e, store.Check, k)
-				require.Positive(e.t, blocked.RetryAfter, "blocked at the limit")
-				e.wait(lease * 3 / 5) // the block (lease/2) ends, the window does not
-				require.Zero(e.t, try(e, store.Failure, k).RetryAfter, "a failure after the block is checked")
-				require.Equal(e.t, []int64{2}, try(e, store.Check, k).Failures, "and counted on top")
+				failed := e.now()
+				e.wait(window + 100*time.Millisecond) // past a window, inside the block
+				res := try(e, store.Check, k)
+				require.Positive(e.t, res.RetryAfter, "still blocked")
+				require.Equal(e.t, []int64{1}, res.Failures)
+				// Past the block, inside the window that follows it (whatever the check took).
+				e.wait(max(backoff+100*time.Millisecond-e.now().Sub(failed), 0))
+				since := e.now()
+				res = try(e, store.Failure, k)
+				require.Zero(e.t, res.RetryAfter, "a failure after the block is checked")
+				require.Equal(e.t, []int64{2}, res.Failures, "and counted on top of the first")
+				blockedFor(e, k, 2*backoff, since) // the back-off doubled
 			},
 		},
 		{
@@ -1064,36 +1115,53 @@ func throttleTests() []test {
 }
 
 func rateTests() []test {
-	// perLease refills one request a lease.
-	perLease := int(time.Minute / lease)
-	take := func(e *env, key string, burst int) time.Duration {
+	// slow refills one request every 10 s: none comes back during a test.
+	const slow, slowEvery = 6, 10 * time.Second
+	// fast refills one request a lease.
+	fast := int(time.Minute / lease)
+	take := func(e *env, key string, perMinute, burst int) time.Duration {
 		e.t.Helper()
-		wait, err := e.s.TakeRate(e.ctx, hash(key), perLease, burst)
+		wait, err := e.s.TakeRate(e.ctx, hash(key), perMinute, burst)
 		require.NoError(e.t, err)
 		return wait
 	}
 	return []test{
 		{
-			name: "a bucket allows burst requests at once, then refuses with the wait for one",
+			name: "a bucket allows burst requests at once, then refuses with the wait for one, and a refused request takes nothing",
 			run: func(e *env) {
+				start := e.now()
 				for i := range 3 {
-					require.Zero(e.t, take(e, "b", 3), "request %d", i)
+					require.Zero(e.t, take(e, "b", slow, 3), "request %d", i)
 				}
-				wait := take(e, "b", 3)
+				wait := take(e, "b", slow, 3)
+				require.Positive(e.t, wait)
+				require.LessOrEqual(e.t, wait, slowEvery)
+				require.GreaterOrEqual(e.t, wait, slowEvery-e.now().Sub(start)-time.Millisecond, "one comes back 10 s after the first")
+				again := take(e, "b", slow, 3)
+				require.Positive(e.t, again)
+				require.LessOrEqual(e.t, again, wait, "a refused request takes nothing")
+			},
+		},
+		{
+			name: "a refused request is allowed once the wait it was given has passed",
+			run: func(e *env) {
+				require.Zero(e.t, take(e, "b", fast, 1))
+				wait := take(e, "b", fast, 1)
+				for i := 0; wait == 0 && i < 10; i++ { // a stall of a lease lets one come back first
+					wait = take(e, "b", fast, 1)
+				}
 				require.Positive(e.t, wait)
 				require.LessOrEqual(e.t, wait, lease)
-				require.Positive(e.t, take(e, "b", 3), "a refused request takes nothing")
-				e.wait(pastLease)
-				require.Zero(e.t, take(e, "b", 3), "one request came back")
-				require.Positive(e.t, take(e, "b", 3))
+				e.wait(wait + time.Millisecond) // and the rounding of the backend's clock
+				require.Zero(e.t, take(e, "b", fast, 1), "one request came back")
 			},
 		},
 		{
 			name: "buckets of different keys are independent",
 			run: func(e *env) {
-				require.Zero(e.t, take(e, "x", 1))
-				require.Positive(e.t, take(e, "x", 1))
-				require.Zero(e.t, take(e, "y", 1))
+				require.Zero(e.t, take(e, "x", slow, 1))
+				require.Positive(e.t, take(e, "x", slow, 1))
+				require.Zero(e.t, take(e, "y", slow, 1))
 			},
 		},
 		{
