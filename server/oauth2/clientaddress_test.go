@@ -1,6 +1,7 @@
 package oauth2
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"testing"
@@ -24,7 +25,7 @@ func TestClientAddress(t *testing.T) {
 		{"An IPv6 connection is its address", "[2001:db8::2]:5000", "", "", "2001:db8::2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := httptest.NewRequest("GET", "/", nil)
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
 			r.RemoteAddr = tc.remote
 			if tc.value != "" {
 				r.Header.Set("X-Forwarded-For", tc.value)
@@ -41,7 +42,7 @@ func FuzzClientAddress(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, value string) {
-		r := httptest.NewRequest("GET", "/", nil)
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.RemoteAddr = "10.0.0.1:5000"
 		r.Header.Set("X-Client-Ip", value)
 		got := clientAddress(r, "X-Client-Ip")
