@@ -92,7 +92,7 @@ func (r *oauthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 func (r *oauthClientReconciler) reconcile(ctx context.Context, oc *v1alpha1.OAuthClient) (ctrl.Result, error) {
 	id := convert.ClientID(oc)
-	confidential := convert.ClientType(oc) == v1alpha1.ClientTypeConfidential
+	confidential := convert.UsesClientSecret(oc)
 	secretName, key := convert.SecretRef(oc)
 	oc.Status.ClientID = id
 	oc.Status.SecretName = ""
@@ -132,7 +132,12 @@ func (r *oauthClientReconciler) reconcile(ctx context.Context, oc *v1alpha1.OAut
 			}
 		}
 	}
-	c, err := convert.Client(oc, secret)
+	in, err := clientInputs(ctx, r.secrets, oc)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	in.Secret = secret
+	c, err := convert.ClientWith(oc, in)
 	d := feed.Client(c, err)
 	if d.Reason == "" {
 		return ctrl.Result{}, err

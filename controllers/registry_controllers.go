@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +21,7 @@ import (
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/controllers/convert"
 	"github.com/latchkey-dev/latchkey/controllers/feed"
+	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
 // everyReplica is the option of the controllers that run on every replica, leader or not.
@@ -71,20 +73,11 @@ func (r *clientRegistryReconciler) reconcile(ctx context.Context, req ctrl.Reque
 		logger.V(1).Info("client being deleted, removed from registry")
 		return ctrl.Result{}, nil
 	}
-	var secret *corev1.Secret
-	if convert.ClientType(&oc) == v1alpha1.ClientTypeConfidential {
-		name, _ := convert.SecretRef(&oc)
-		s, err := getSecret(ctx, r.secrets, oc.Namespace, name)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		if foreignSecret(&oc, s) {
-			logger.Info("client served without a secret: its Secret is not controlled by it", "clientID", convert.ClientID(&oc), "secret", name)
-			s = nil
-		}
-		secret = s
+	in, err := clientInputs(ctx, r.secrets, &oc)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-	c, err := convert.Client(&oc, secret)
+	c, err := convert.ClientWith(&oc, in)
 	d := feed.Client(c, err)
 	if d.Put() {
 		r.registry.PutClient(c)
@@ -92,7 +85,65 @@ func (r *clientRegistryReconciler) reconcile(ctx context.Context, req ctrl.Reque
 		r.registry.DeleteClient(source)
 	}
 	logDecision(logger, d, "clientID", convert.ClientID(&oc))
-	return ctrl.Result{}, nil
+	// A previous secret or key stops being accepted by time, not by a change: convert again then.
+	return ctrl.Result{RequeueAfter: untilNextExpiry(&c, in)}, nil
+}
+
+// clientInputs reads the Secrets an OAuthClient's conversion needs (convert.ClientInputs). A
+// Secret that a Generate client would use but does not control is never used: someone else's
+// Secret may hold a value known to whoever created it.
+func clientInputs(ctx context.Context, secrets client.Reader, oc *v1alpha1.OAuthClient) (convert.ClientInputs, error) {
+	in := convert.ClientInputs{Now: time.Now()}
+	logger := log.FromContext(ctx)
+	if convert.UsesClientSecret(oc) {
+		name, _ := convert.SecretRef(oc)
+		s, err := getSecret(ctx, secrets, oc.Namespace, name)
+		if err != nil {
+			return in, err
+		}
+		if foreignSecret(oc, s) {
+			logger.Info("client served without a secret: its Secret is not controlled by it", "clientID", convert.ClientID(oc), "secret", name)
+			s = nil
+		}
+		in.Secret = s
+	}
+	if oc.Spec.SecretRotation != nil {
+		s, err := getSecret(ctx, secrets, oc.Namespace, convert.RotationSecretName(oc))
+		if err != nil {
+			return in, err
+		}
+		if s != nil && !metav1.IsControlledBy(s, oc) {
+			s = nil // only the leader's own record counts
+		}
+		in.Rotation = s
+	}
+	if name, _, ok := convert.KeySecretRef(oc); ok {
+		s, err := getSecret(ctx, secrets, oc.Namespace, name)
+		if err != nil {
+			return in, err
+		}
+		if s != nil && oc.Spec.KeyPolicy == v1alpha1.KeyPolicyGenerate && !metav1.IsControlledBy(s, oc) {
+			logger.Info("client served without keys: its key Secret is not controlled by it", "clientID", convert.ClientID(oc), "secret", name)
+			s = nil
+		}
+		in.Keys = s
+	}
+	return in, nil
+}
+
+// untilNextExpiry is how long until a credential the client accepts now stops being accepted
+// (a previous secret's or generated key's grace period), at least a second; 0 when none will.
+func untilNextExpiry(c *registry.Client, in convert.ClientInputs) time.Duration {
+	var next time.Duration
+	for _, until := range []time.Time{c.PreviousSecretUntil, convert.PreviousKeyUntil(in.Keys)} {
+		if until.IsZero() || !in.Now.Before(until) {
+			continue
+		}
+		if d := max(until.Sub(in.Now), time.Second); next == 0 || d < next {
+			next = d
+		}
+	}
+	return next
 }
 
 // logDecision logs what a registry controller did with a resource. The leader reports the same

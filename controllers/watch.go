@@ -22,8 +22,8 @@ import (
 
 // Field indexes on the manager's cache.
 const (
-	// indexClientSecret: OAuthClient by the name of the Secret holding its client secret
-	// (Confidential clients only; the namespace is the client's).
+	// indexClientSecret: OAuthClient by the names of the Secrets it reads (convert.SecretNames:
+	// client secret, rotation state, key set; the namespace is the client's).
 	indexClientSecret = "latchkey.clientSecretName"
 	// indexClientID: OAuthClient by its effective client ID.
 	indexClientID = "latchkey.clientID"
@@ -47,11 +47,10 @@ func fieldIndexes() []fieldIndex {
 	return []fieldIndex{
 		{&v1alpha1.OAuthClient{}, indexClientSecret, func(o client.Object) []string {
 			oc, ok := o.(*v1alpha1.OAuthClient)
-			if !ok || convert.ClientType(oc) != v1alpha1.ClientTypeConfidential {
+			if !ok {
 				return nil
 			}
-			name, _ := convert.SecretRef(oc)
-			return []string{name}
+			return convert.SecretNames(oc)
 		}},
 		{&v1alpha1.OAuthClient{}, indexClientID, func(o client.Object) []string {
 			oc, ok := o.(*v1alpha1.OAuthClient)

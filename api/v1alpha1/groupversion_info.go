@@ -12,7 +12,8 @@ var GroupVersion = schema.GroupVersion{Group: "oauth.latchkey.dev", Version: "v1
 // AddToScheme adds the types of this group and version to a scheme.
 func AddToScheme(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion,
-		&OAuthClient{}, &OAuthClientList{}, &Scope{}, &ScopeList{}, &User{}, &UserList{})
+		&OAuthClient{}, &OAuthClientList{}, &Scope{}, &ScopeList{}, &User{}, &UserList{},
+		&WorkloadIssuer{}, &WorkloadIssuerList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

@@ -27,7 +27,7 @@ const (
 )
 
 // TokenEndpointAuthMethod is how a client authenticates at the token endpoint.
-// +kubebuilder:validation:Enum=client_secret_basic;client_secret_post;none
+// +kubebuilder:validation:Enum=client_secret_basic;client_secret_post;none;service_account_token;private_key_jwt
 type TokenEndpointAuthMethod string
 
 // Token endpoint authentication methods.
@@ -35,6 +35,29 @@ const (
 	AuthMethodClientSecretBasic TokenEndpointAuthMethod = "client_secret_basic"
 	AuthMethodClientSecretPost  TokenEndpointAuthMethod = "client_secret_post"
 	AuthMethodNone              TokenEndpointAuthMethod = "none"
+	// AuthMethodServiceAccountToken: the client sends a token of its workload identity as a
+	// JWT-bearer client assertion (RFC 7523 2.2): a projected ServiceAccount token
+	// (spec.serviceAccount) or a token of a WorkloadIssuer (spec.workloadIdentity).
+	AuthMethodServiceAccountToken TokenEndpointAuthMethod = "service_account_token"
+	// AuthMethodPrivateKeyJWT: the client signs a JWT-bearer client assertion with its own
+	// key (RFC 7523 2.2, OpenID Connect Core 9); spec.jwks, jwksSecretRef, jwksURI or
+	// keyPolicy Generate say which public keys verify it.
+	AuthMethodPrivateKeyJWT TokenEndpointAuthMethod = "private_key_jwt"
+)
+
+// KeyPolicy says who provides the key pair of a private_key_jwt client.
+// +kubebuilder:validation:Enum=Generate;External
+type KeyPolicy string
+
+// Key policies.
+const (
+	// KeyPolicyGenerate: the controller creates an EC P-256 key pair in a Secret of the
+	// client's namespace (private key for the workload to mount, public keys for Latchkey)
+	// and rotates it on demand, keeping the previous public key for the rotation's grace period.
+	KeyPolicyGenerate KeyPolicy = "Generate"
+	// KeyPolicyExternal: the client's owner provides the public keys (jwks, jwksSecretRef or
+	// jwksURI).
+	KeyPolicyExternal KeyPolicy = "External"
 )
 
 // SecretPolicy says who provides a confidential client's Secret.
@@ -107,6 +130,11 @@ type TokenLifetimes struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=3600
 	AuthorizationCode int32 `json:"authorizationCode,omitempty"`
+	// accessTokenOutlivesAssertion lets an access token obtained with a client assertion
+	// (service_account_token, private_key_jwt) live its full lifetime; by default it expires
+	// no later than the assertion.
+	// +optional
+	AccessTokenOutlivesAssertion bool `json:"accessTokenOutlivesAssertion,omitempty"`
 }
 
 // OAuthClientSpec is what a team declares about an OAuth client.
@@ -119,6 +147,14 @@ type TokenLifetimes struct {
 // +kubebuilder:validation:XValidation:rule="has(oldSelf.clientID) == has(self.clientID) && (!has(self.clientID) || oldSelf.clientID == self.clientID)",message="clientID is immutable"
 // +kubebuilder:validation:XValidation:rule="!has(self.allowedOrigins) || self.type == 'Public'",message="allowedOrigins (CORS) is for Public clients; a Confidential client calls the token endpoint from a server"
 // +kubebuilder:validation:XValidation:rule="!has(self.introspection) || !self.introspection || self.type != 'Public'",message="a Public client cannot introspect tokens; introspection is for resource servers that authenticate"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod != 'service_account_token' || (has(self.serviceAccount) != has(self.workloadIdentity))",message="tokenEndpointAuthMethod service_account_token needs exactly one of serviceAccount and workloadIdentity"
+// +kubebuilder:validation:XValidation:rule="!(has(self.serviceAccount) || has(self.workloadIdentity)) || (has(self.tokenEndpointAuthMethod) && self.tokenEndpointAuthMethod == 'service_account_token')",message="serviceAccount and workloadIdentity need tokenEndpointAuthMethod service_account_token"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenEndpointAuthMethod) || !(self.tokenEndpointAuthMethod in ['service_account_token', 'private_key_jwt']) || (!has(self.secretRef) && !has(self.secretPolicy))",message="a client that authenticates with an assertion (service_account_token, private_key_jwt) has no client secret: remove secretRef and secretPolicy"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod != 'private_key_jwt' || [has(self.jwks), has(self.jwksURI), has(self.jwksSecretRef) || (has(self.keyPolicy) && self.keyPolicy == 'Generate')].filter(x, x).size() == 1",message="tokenEndpointAuthMethod private_key_jwt needs exactly one source of public keys: jwks, jwksURI, jwksSecretRef, or keyPolicy Generate"
+// +kubebuilder:validation:XValidation:rule="!(has(self.jwks) || has(self.jwksURI) || has(self.jwksSecretRef) || has(self.keyPolicy)) || (has(self.tokenEndpointAuthMethod) && self.tokenEndpointAuthMethod == 'private_key_jwt')",message="jwks, jwksURI, jwksSecretRef and keyPolicy need tokenEndpointAuthMethod private_key_jwt"
+// +kubebuilder:validation:XValidation:rule="!has(self.keyPolicy) || self.keyPolicy != 'External' || has(self.jwks) || has(self.jwksURI) || has(self.jwksSecretRef)",message="keyPolicy External needs jwks, jwksURI or jwksSecretRef"
+// +kubebuilder:validation:XValidation:rule="!has(self.secretRotation) || !has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod in ['client_secret_basic', 'client_secret_post'] || (self.tokenEndpointAuthMethod == 'private_key_jwt' && has(self.keyPolicy) && self.keyPolicy == 'Generate')",message="secretRotation is for client secrets and keyPolicy Generate key pairs"
+// +kubebuilder:validation:XValidation:rule="!has(self.maxAssertionLifetime) || (has(self.tokenEndpointAuthMethod) && self.tokenEndpointAuthMethod in ['service_account_token', 'private_key_jwt'])",message="maxAssertionLifetime is for the assertion methods (service_account_token, private_key_jwt)"
 type OAuthClientSpec struct {
 	// clientID is the OAuth client_id. Defaults to <name>.<namespace>. Immutable and unique
 	// across the cluster.
@@ -192,9 +228,10 @@ type OAuthClientSpec struct {
 	// +optional
 	TokenEndpointAuthMethod TokenEndpointAuthMethod `json:"tokenEndpointAuthMethod,omitempty"`
 
-	// secretPolicy is Generate (the controller creates the Secret) or External.
+	// secretPolicy is Generate (the controller creates the Secret; the default for the
+	// client_secret methods) or External. Not for the assertion methods (service_account_token,
+	// private_key_jwt), which have no client secret.
 	// +optional
-	// +kubebuilder:default=Generate
 	SecretPolicy SecretPolicy `json:"secretPolicy,omitempty"`
 
 	// secretRef names the Secret (in this namespace) and key holding the client secret.
@@ -244,6 +281,171 @@ type OAuthClientSpec struct {
 	// active false for another client's token).
 	// +optional
 	Introspection bool `json:"introspection,omitempty"`
+
+	// serviceAccount binds the client to a ServiceAccount of its namespace: with
+	// tokenEndpointAuthMethod service_account_token the workload authenticates with a projected
+	// token of that ServiceAccount whose audience is exactly Latchkey's issuer, sent as a
+	// JWT-bearer client assertion (RFC 7523 2.2) beside client_id.
+	// +optional
+	ServiceAccount *ServiceAccountRef `json:"serviceAccount,omitempty"`
+
+	// workloadIdentity binds the client to one subject of a WorkloadIssuer (another cluster's
+	// ServiceAccount, a SPIFFE ID, a CI job): with tokenEndpointAuthMethod service_account_token
+	// the workload authenticates with a token of that issuer for that subject. No two clients
+	// may bind one (issuer, subject) pair: the later one gets Ready=False, SubjectConflict.
+	// +optional
+	WorkloadIdentity *WorkloadIdentity `json:"workloadIdentity,omitempty"`
+
+	// maxAssertionLifetime bounds, for the assertion methods, the time between a client
+	// assertion's iat and exp (default 1h; at most 24h). Tokens without exp or iat, or with the
+	// kubelet's one-year extension, are refused.
+	// +optional
+	MaxAssertionLifetime *metav1.Duration `json:"maxAssertionLifetime,omitempty"`
+
+	// jwks are the public keys (a JWK set) that verify a private_key_jwt client's assertions.
+	// +optional
+	JWKS *JSONWebKeySet `json:"jwks,omitempty"`
+
+	// jwksSecretRef names a Secret in this namespace whose key (default jwks.json) holds the
+	// JWK set of a private_key_jwt client's public keys. With keyPolicy Generate it names the
+	// Secret the controller generates (default <name>-oauth-client-key).
+	// +optional
+	JWKSSecretRef *LocalSecretKeyRef `json:"jwksSecretRef,omitempty"`
+
+	// jwksURI is an https URL serving a private_key_jwt client's JWK set; Latchkey fetches it
+	// when it meets an unknown key ID (at most every 10 s) and every hour.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^https://[^/?#@\s]+(/[^#\s]*)?$`
+	JWKSURI string `json:"jwksURI,omitempty"`
+
+	// keyPolicy Generate makes the controller create an EC P-256 key pair for a
+	// private_key_jwt client in a Secret of this namespace and rotate it when the annotation
+	// oauth.latchkey.dev/rotate is set to a new value; External (the default) means the owner
+	// provides jwks, jwksSecretRef or jwksURI.
+	// +optional
+	KeyPolicy KeyPolicy `json:"keyPolicy,omitempty"`
+
+	// secretRotation keeps the previous client secret (or generated key pair) working for a
+	// grace period after it changes, so that workloads can pick up the new one without an
+	// outage.
+	// +optional
+	SecretRotation *SecretRotation `json:"secretRotation,omitempty"`
+}
+
+// ServiceAccountRef names a ServiceAccount in the client's namespace.
+type ServiceAccountRef struct {
+	// name of the ServiceAccount.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+}
+
+// WorkloadIdentity binds a client to a subject of a WorkloadIssuer.
+type WorkloadIdentity struct {
+	// issuerRef names the WorkloadIssuer.
+	// +required
+	IssuerRef WorkloadIssuerRef `json:"issuerRef"`
+	// subject is the exact sub claim of the issuer's tokens for this workload (e.g.
+	// system:serviceaccount:ns:name, spiffe://example.org/ns/billing/sa/api,
+	// repo:example/app:ref:refs/heads/main).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Subject string `json:"subject"`
+}
+
+// WorkloadIssuerRef names a WorkloadIssuer.
+type WorkloadIssuerRef struct {
+	// name of the WorkloadIssuer.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// JSONWebKeySet is a set of public JSON Web Keys (RFC 7517). Private key members are pruned.
+type JSONWebKeySet struct {
+	// keys of the set.
+	// +required
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	Keys []JSONWebKey `json:"keys"`
+}
+
+// JSONWebKey is one public key (RFC 7517, 7518 6, 8037): RSA, EC or OKP (Ed25519).
+// +kubebuilder:validation:XValidation:rule="self.kty != 'RSA' || (has(self.n) && has(self.e))",message="an RSA key needs n and e"
+// +kubebuilder:validation:XValidation:rule="self.kty != 'EC' || (has(self.crv) && has(self.x) && has(self.y))",message="an EC key needs crv, x and y"
+// +kubebuilder:validation:XValidation:rule="self.kty != 'OKP' || (has(self.crv) && has(self.x))",message="an OKP key needs crv and x"
+type JSONWebKey struct {
+	// kty is the key type.
+	// +required
+	// +kubebuilder:validation:Enum=RSA;EC;OKP
+	Kty string `json:"kty"`
+	// kid is the key ID that assertions name in their header.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Kid string `json:"kid,omitempty"`
+	// use, when set, must be sig.
+	// +optional
+	// +kubebuilder:validation:Enum=sig
+	Use string `json:"use,omitempty"`
+	// alg, when set, is the only algorithm the key verifies.
+	// +optional
+	// +kubebuilder:validation:Enum=RS256;RS384;RS512;PS256;PS384;PS512;ES256;ES384;ES512;EdDSA
+	Alg string `json:"alg,omitempty"`
+	// crv of an EC (P-256, P-384, P-521) or OKP (Ed25519) key.
+	// +optional
+	// +kubebuilder:validation:Enum=P-256;P-384;P-521;Ed25519
+	Crv string `json:"crv,omitempty"`
+	// x coordinate (EC) or public key (OKP), base64url.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	X string `json:"x,omitempty"`
+	// y coordinate of an EC key, base64url.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Y string `json:"y,omitempty"`
+	// n is an RSA key's modulus, base64url.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	N string `json:"n,omitempty"`
+	// e is an RSA key's exponent, base64url.
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	E string `json:"e,omitempty"`
+}
+
+// SecretRotation is how a changed client secret or key pair is rolled out.
+type SecretRotation struct {
+	// gracePeriod is how long the previous client secret (or public key) keeps working after a
+	// new one is seen (an External Secret's value changes) or generated (Generate, also on
+	// demand with the annotation oauth.latchkey.dev/rotate). 0 (the default) cuts over at once.
+	// At most 30 days.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('720h')",message="gracePeriod must be between 0s and 720h"
+	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
+}
+
+// CredentialStatus tells which credentials of a client work and when they were used.
+type CredentialStatus struct {
+	// currentSince is when the current client secret (or key pair) was first seen.
+	// +optional
+	CurrentSince *metav1.Time `json:"currentSince,omitempty"`
+	// currentLastUsed is when the current credential last authenticated the client (coarse:
+	// to the minute).
+	// +optional
+	CurrentLastUsed *metav1.Time `json:"currentLastUsed,omitempty"`
+	// previousAcceptedUntil is until when the previous client secret (or public key) is
+	// accepted; absent when none is.
+	// +optional
+	PreviousAcceptedUntil *metav1.Time `json:"previousAcceptedUntil,omitempty"`
+	// previousLastUsed is when the previous credential last authenticated the client.
+	// +optional
+	PreviousLastUsed *metav1.Time `json:"previousLastUsed,omitempty"`
 }
 
 // RateLimit is a token-bucket limit on a client's token requests.
@@ -263,7 +465,8 @@ type RateLimit struct {
 
 // OAuthClientStatus is what the controllers observed.
 type OAuthClientStatus struct {
-	// conditions: Ready with reasons Ready, SecretNotFound, ClientIDConflict, InvalidSpec.
+	// conditions: Ready with reasons Ready, SecretNotFound, ClientIDConflict, SubjectConflict,
+	// InvalidSpec, IssuerNotFound.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -280,6 +483,9 @@ type OAuthClientStatus struct {
 	// observedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// credentials: when the current and previous credentials were seen and used.
+	// +optional
+	Credentials *CredentialStatus `json:"credentials,omitempty"`
 }
 
 // OAuthClient declares an OAuth 2.0 client.
@@ -288,6 +494,7 @@ type OAuthClientStatus struct {
 // +kubebuilder:resource:shortName=oac,categories=latchkey
 // +kubebuilder:printcolumn:name="ClientID",type=string,JSONPath=`.status.clientID`
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
+// +kubebuilder:printcolumn:name="Auth",type=string,JSONPath=`.spec.tokenEndpointAuthMethod`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -87,11 +87,37 @@ func SecretRef(oc *v1alpha1.OAuthClient) (name, key string) {
 	return name, key
 }
 
-// Client converts an OAuthClient and its Secret (nil when it does not exist) into the registry
-// value. A Public client ignores the Secret. For a Confidential client whose Secret or key is
-// missing, it returns the complete client without a secret and an error wrapping
-// ErrSecretNotFound. Spec problems return an error wrapping ErrInvalidSpec and no client.
+// Client converts an OAuthClient and its client secret's Secret (nil when it does not exist)
+// into the registry value: ClientWith with only that Secret.
 func Client(oc *v1alpha1.OAuthClient, secret *corev1.Secret) (registry.Client, error) {
+	return ClientWith(oc, ClientInputs{Secret: secret})
+}
+
+// ClientInputs are the Secrets an OAuthClient's conversion reads, each nil when it does not
+// exist (or the client has none), and the time that decides which rotated credentials are
+// still accepted.
+type ClientInputs struct {
+	// Secret holds the client secret (SecretRef).
+	Secret *corev1.Secret
+	// Rotation is the client's rotation state (RotationSecretName), read when
+	// spec.secretRotation is set.
+	Rotation *corev1.Secret
+	// Keys holds a private_key_jwt client's JWK set (KeySecretRef): jwksSecretRef or the
+	// generated key pair.
+	Keys *corev1.Secret
+	// Now is the current time; zero means time.Now().
+	Now time.Time
+}
+
+// ClientWith converts an OAuthClient and the Secrets it reads into the registry value. A Public
+// client ignores the Secrets. For a Confidential client whose Secret or key (client secret, or
+// private_key_jwt key set) is missing, it returns the complete client without credentials and
+// an error wrapping ErrSecretNotFound. Spec problems return an error wrapping ErrInvalidSpec
+// and no client.
+func ClientWith(oc *v1alpha1.OAuthClient, in ClientInputs) (registry.Client, error) {
+	if in.Now.IsZero() {
+		in.Now = time.Now()
+	}
 	if problems := validateClient(oc); len(problems) > 0 {
 		return registry.Client{}, fmt.Errorf("%w: %s", ErrInvalidSpec, strings.Join(problems, "; "))
 	}
@@ -141,13 +167,18 @@ func Client(oc *v1alpha1.OAuthClient, secret *corev1.Secret) (registry.Client, e
 		c.AllowedOrigins = AllowedOrigins(oc)
 		return c, nil
 	}
+	switch v1alpha1.TokenEndpointAuthMethod(c.AuthMethod) {
+	case v1alpha1.AuthMethodServiceAccountToken, v1alpha1.AuthMethodPrivateKeyJWT:
+		return assertionClient(oc, c, in)
+	}
 	name, key := SecretRef(oc)
-	value, err := secretValue(secret, oc.Namespace, name, key)
+	value, err := secretValue(in.Secret, oc.Namespace, name, key)
 	if err != nil {
 		return c, err
 	}
 	c.SecretHash = registry.HashSecret(value)
 	c.HasSecret = true
+	applyRotation(oc, &c, in)
 	return c, nil
 }
 
@@ -235,7 +266,8 @@ func validateClient(oc *v1alpha1.OAuthClient) []string {
 	}
 	switch m := s.TokenEndpointAuthMethod; {
 	case m == "":
-	case m != v1alpha1.AuthMethodClientSecretBasic && m != v1alpha1.AuthMethodClientSecretPost && m != v1alpha1.AuthMethodNone:
+	case m != v1alpha1.AuthMethodClientSecretBasic && m != v1alpha1.AuthMethodClientSecretPost && m != v1alpha1.AuthMethodNone &&
+		m != v1alpha1.AuthMethodServiceAccountToken && m != v1alpha1.AuthMethodPrivateKeyJWT:
 		add("tokenEndpointAuthMethod %q is not supported", m)
 	case typ == v1alpha1.ClientTypePublic && m != v1alpha1.AuthMethodNone:
 		add("a Public client authenticates with tokenEndpointAuthMethod none")
@@ -282,6 +314,7 @@ func validateClient(oc *v1alpha1.OAuthClient) []string {
 	if s.Introspection && typ == v1alpha1.ClientTypePublic {
 		add("a Public client cannot introspect tokens; introspection is for resource servers that authenticate")
 	}
+	p = append(p, validateAssertionAuth(oc)...)
 	if rl := s.RateLimit; rl != nil {
 		if rl.RequestsPerMinute < 1 || rl.RequestsPerMinute > maxRequestsPerMinute {
 			add("rateLimit.requestsPerMinute must be between 1 and %d", maxRequestsPerMinute)

@@ -275,7 +275,11 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 	for _, oc := range objs.Clients {
 		name, _ := convert.SecretRef(oc)
 		secret := objs.Secrets[oc.Namespace+"/"+name]
-		c, err := convert.Client(oc, secret)
+		in := convert.ClientInputs{Secret: secret}
+		if keys, _, ok := convert.KeySecretRef(oc); ok {
+			in.Keys = objs.Secrets[oc.Namespace+"/"+keys]
+		}
+		c, err := convert.ClientWith(oc, in)
 		d := feed.Client(c, err)
 		if d.Action == feed.Serve {
 			withSecret[oc] = secret

@@ -18,6 +18,8 @@ type Metrics struct {
 	tokensIssued       *prometheus.CounterVec
 	oauthErrors        *prometheus.CounterVec
 	clientAuthFailures *prometheus.CounterVec
+	clientAuths        *prometheus.CounterVec
+	previousSecretUsed *prometheus.CounterVec
 	requestDuration    *prometheus.HistogramVec
 	storeOperations    *prometheus.CounterVec
 	storeErrors        *prometheus.CounterVec
@@ -45,6 +47,14 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		clientAuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_client_auth_failures_total", Help: "Failed client authentications, by method.",
 		}, []string{"method"}),
+		clientAuths: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_client_authentications_total",
+			Help: "Successful client authentications, by method (client_secret_basic, client_secret_post, none, service_account_token, private_key_jwt).",
+		}, []string{"method"}),
+		previousSecretUsed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_client_previous_secret_used_total",
+			Help: "Client authentications with the previous client secret inside a rotation's grace period, by registered client.",
+		}, []string{"client_id", "namespace"}),
 		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "latchkey_request_duration_seconds", Help: "HTTP request latency, by endpoint.",
 			Buckets: prometheus.DefBuckets,
@@ -74,7 +84,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"reason"}),
 	}
 	for _, c := range []prometheus.Collector{
-		m.tokensIssued, m.oauthErrors, m.clientAuthFailures, m.requestDuration,
+		m.tokensIssued, m.oauthErrors, m.clientAuthFailures, m.clientAuths, m.previousSecretUsed, m.requestDuration,
 		m.storeOperations, m.storeErrors, m.refreshReuse, m.keyRotations, m.keyRetirements, m.registrySynced, m.rateLimited,
 	} {
 		if err := reg.Register(c); err != nil {
@@ -106,6 +116,23 @@ func (m *Metrics) ClientAuthFailure(method string) {
 		return
 	}
 	m.clientAuthFailures.WithLabelValues(method).Inc()
+}
+
+// ClientAuthenticated counts a successful client authentication by method (a fixed name).
+func (m *Metrics) ClientAuthenticated(method string) {
+	if m == nil {
+		return
+	}
+	m.clientAuths.WithLabelValues(method).Inc()
+}
+
+// PreviousSecretUsed counts an authentication with a client's previous secret. clientID and
+// namespace must be a registered client's.
+func (m *Metrics) PreviousSecretUsed(clientID, namespace string) {
+	if m == nil {
+		return
+	}
+	m.previousSecretUsed.WithLabelValues(clientID, namespace).Inc()
 }
 
 // RateLimited counts a request refused with 429, by reason (a fixed name).

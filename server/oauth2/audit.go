@@ -24,6 +24,9 @@ const (
 	AuditClientAuthenticationFailed = "client_authentication_failed"
 	// AuditRateLimited: an attempt was refused by brute-force protection or a rate limit.
 	AuditRateLimited = "rate_limited"
+	// AuditPreviousSecretUsed: a client authenticated with its previous secret inside the grace
+	// period of a rotation (its owner should move the workload to the new one).
+	AuditPreviousSecretUsed = "client_previous_secret_used"
 	// AuditCodeReplayed: an authorization code was presented again by its own client; the
 	// grant of its first exchange is revoked.
 	AuditCodeReplayed = "authorization_code_replayed"
@@ -37,7 +40,10 @@ type AuditEvent struct {
 	Subject   string
 	Username  string
 	GrantType string
-	Scopes    []string
+	// AuthMethod is how the client authenticated (or tried to): client_secret_basic,
+	// client_secret_post, none, service_account_token, private_key_jwt.
+	AuthMethod string
+	Scopes     []string
 	TokenRef  string
 	// RemoteAddr is the connection's peer (a proxy's, behind one); ClientAddr the client's
 	// address the brute-force limits count (from the trusted proxy's header when configured).

@@ -2,6 +2,10 @@ package oauth2
 
 import (
 	"context"
+	"errors"
+	"time"
+
+	"github.com/latchkey-dev/latchkey/server/assertion"
 
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
@@ -11,7 +15,18 @@ const (
 	AuthMethodBasic = "client_secret_basic"
 	AuthMethodPost  = "client_secret_post"
 	AuthMethodNone  = "none"
+	// AuthMethodServiceAccountToken and AuthMethodPrivateKeyJWT are the registered methods of
+	// clients that authenticate with a client assertion (TokenRequest.AuthMethod is
+	// AuthMethodAssertion for both).
+	AuthMethodServiceAccountToken = registry.AuthMethodServiceAccountToken
+	AuthMethodPrivateKeyJWT       = registry.AuthMethodPrivateKeyJWT
+	// AuthMethodAssertion is the TokenRequest.AuthMethod of a request with a JWT-bearer client
+	// assertion: which registered method it is depends on the client.
+	AuthMethodAssertion = "client_assertion"
 )
+
+// ClientAssertionTypeJWTBearer is the one client_assertion_type accepted (RFC 7523 2.2).
+const ClientAssertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 // ClientEvents is told of what a client's owner should hear about (the operator emits
 // Warning Events on the OAuthClient, rate-limited): a refresh token used again after its
@@ -38,38 +53,98 @@ func (NoClientEvents) AuthenticationFailures(string, int64) {}
 
 var _ ClientEvents = NoClientEvents{}
 
+// AssertionVerifier verifies the JWT-bearer client assertions (RFC 7523 2.2) of the clients
+// that authenticate with one (registry.Client.UsesAssertion): ServiceAccount and workload
+// tokens, private_key_jwt.
+type AssertionVerifier interface {
+	// VerifyClientAssertion checks the assertion for the client and returns when it expires.
+	// A refused assertion is an error wrapping ErrInvalidClient whose description says why
+	// (never quoting the assertion); when it cannot decide (the API server or an issuer cannot
+	// be reached) an error wrapping ErrTemporarilyUnavailable.
+	VerifyClientAssertion(ctx context.Context, snap *registry.Snapshot, c *registry.Client, assertion string) (time.Time, error)
+}
+
+// CredentialUses is told which credential authenticated a client (for the status of its
+// credentials: when the current and the previous secret were last used). It must return at
+// once: the token endpoint calls it on every authentication.
+type CredentialUses interface {
+	CredentialUsed(c *registry.Client, credential Credential)
+}
+
+// Credential is which of a client's credentials authenticated it.
+type Credential int
+
+// Credentials.
+const (
+	// CurrentCredential: the current secret, key or token.
+	CurrentCredential Credential = iota + 1
+	// PreviousCredential: the previous client secret, inside its rotation's grace period.
+	PreviousCredential
+)
+
 // ClientAuth authenticates the clients of token, revocation and introspection requests under
 // brute-force protection (a Guard of kind "client").
 type ClientAuth struct {
-	guard  *Guard
-	events ClientEvents
+	guard      *Guard
+	events     ClientEvents
+	assertions AssertionVerifier
+	uses       CredentialUses
+	now        func() time.Time
 }
 
-// NewClientAuth returns the client authentication of guard (nil: no brute-force protection,
-// e.g. a handler without a store) reporting to events (nil: NoClientEvents).
-func NewClientAuth(guard *Guard, events ClientEvents) *ClientAuth {
-	if events == nil {
-		events = NoClientEvents{}
+// ClientAuthConfig configures a ClientAuth; every field may be nil.
+type ClientAuthConfig struct {
+	// Guard is the brute-force protection; nil: none (a handler without a store).
+	Guard *Guard
+	// Events hears of what a client's owner should know; nil: NoClientEvents.
+	Events ClientEvents
+	// Assertions verifies client assertions; nil: clients that authenticate with one cannot.
+	Assertions AssertionVerifier
+	// Uses hears which credential authenticated a client; nil: nobody.
+	Uses CredentialUses
+	// Now is the clock (a previous secret's grace period); nil: time.Now.
+	Now func() time.Time
+}
+
+// NewClientAuth returns the client authentication of cfg.
+func NewClientAuth(cfg ClientAuthConfig) *ClientAuth {
+	a := &ClientAuth{guard: cfg.Guard, events: cfg.Events, assertions: cfg.Assertions, uses: cfg.Uses, now: cfg.Now}
+	if a.events == nil {
+		a.events = NoClientEvents{}
 	}
-	return &ClientAuth{guard: guard, events: events}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	return a
 }
 
 // Authenticate finds the client of the request and checks its credentials. A public client
 // authenticates with its client ID alone (there is no secret to guess, so it is not throttled);
-// a confidential one needs its secret, by its declared method when it declares one. Every
-// failure is invalid_client (with a Basic challenge after a Basic attempt), counted, audited
-// (client_authentication_failed) and throttled: an attempt from a client ID and address, or
-// an address, over its limit is refused with 429 and Retry-After, right secret or not. When
-// the store cannot be reached the attempt is not throttled (logged), so that an outage of
-// Redis does not stop client_credentials.
+// a confidential one needs its secret, by its declared method when it declares one, or its
+// client assertion. Every failure is invalid_client (with a Basic challenge after a Basic
+// attempt), counted, audited (client_authentication_failed) and throttled: an attempt from a
+// client ID and address, or an address, over its limit is refused with 429 and Retry-After,
+// right secret or not. When the store cannot be reached the attempt is not throttled (logged),
+// so that an outage of Redis does not stop client_credentials. A request with an assertion and
+// no client_id names the client by the assertion's sub (RFC 7523 3: private_key_jwt's sub is
+// the client ID). On success req.CredentialExpiry is when an assertion expires.
 func (a *ClientAuth) Authenticate(ctx context.Context, snap *registry.Snapshot, req *TokenRequest) (*registry.Client, error) {
-	if req.AuthMethod == "" {
+	if req.AuthMethod == AuthMethodAssertion && req.ClientID == "" {
+		if tok, err := assertion.Parse(req.ClientAssertion); err == nil {
+			req.ClientID = tok.UnverifiedClaims().Subject
+		}
+	}
+	if req.AuthMethod == "" || req.ClientID == "" {
 		recordClientAuthFailure(ctx, req.AuthMethod)
 		return nil, ClientAuthFailed(req, "The request names no client.")
 	}
 	client, known := snap.Client(req.ClientID)
-	failure := checkCredentials(client, known, req)
+	failure, used, err := a.checkCredentials(ctx, snap, client, known, req)
+	if err != nil {
+		return nil, err // the verifier could not decide: not the client's failure
+	}
 	if known && IsPublic(client) && failure == "" {
+		recordClientAuthenticated(ctx, AuthMethodNone)
 		return client, nil
 	}
 	// Counted under the client ID whether or not it is registered, so that when a lock starts
@@ -87,16 +162,35 @@ func (a *ClientAuth) Authenticate(ctx context.Context, snap *registry.Snapshot, 
 			Reason: "client authentication: too many failures"})
 		return nil, ErrTooManyRequests.WithRetryAfter(v.RetryAfter)
 	}
+	method := usedMethod(client, known, req)
 	if failure == "" {
+		recordClientAuthenticated(ctx, method)
+		if used == PreviousCredential {
+			recordPreviousSecretUsed(ctx, client)
+			Audit(ctx, AuditEvent{Event: AuditPreviousSecretUsed, ClientID: client.ID, AuthMethod: method, Outcome: "success",
+				Reason: "the previous client secret was used inside its rotation's grace period"})
+		}
+		if a.uses != nil {
+			a.uses.CredentialUsed(client, used)
+		}
 		return client, nil
 	}
-	recordClientAuthFailure(ctx, req.AuthMethod)
+	recordClientAuthFailure(ctx, method)
 	Audit(ctx, AuditEvent{Event: AuditClientAuthenticationFailed, ClientID: registeredID(client, known),
-		Outcome: "failure", Reason: authMethodLabel(req.AuthMethod) + ": " + failure})
+		AuthMethod: method, Outcome: "failure", Reason: authMethodLabel(method) + ": " + failure})
 	if known {
 		a.events.AuthenticationFailures(client.ID, v.IdentityFailures)
 	}
 	return nil, ClientAuthFailed(req, failure)
+}
+
+// usedMethod is the method a request authenticated with, for metrics and audit: the client's
+// registered assertion method for an assertion, else the request's.
+func usedMethod(c *registry.Client, known bool, req *TokenRequest) string {
+	if req.AuthMethod == AuthMethodAssertion && known && c.UsesAssertion() {
+		return c.AuthMethod
+	}
+	return req.AuthMethod
 }
 
 // registeredID is the client ID for logs and audit records: a registered client's only, so an
@@ -108,29 +202,62 @@ func registeredID(c *registry.Client, known bool) string {
 	return c.ID
 }
 
-// checkCredentials returns why the request's credentials fail for the client, or "".
-func checkCredentials(client *registry.Client, known bool, req *TokenRequest) string {
+// checkCredentials returns why the request's credentials fail for the client ("" when they
+// do not) and which credential it used; an error when an assertion's verifier cannot decide.
+func (a *ClientAuth) checkCredentials(ctx context.Context, snap *registry.Snapshot, client *registry.Client, known bool,
+	req *TokenRequest) (string, Credential, error) {
 	const wrong = "Unknown client or wrong credentials."
 	switch {
+	case !known && req.AuthMethod == AuthMethodAssertion:
+		return wrong, 0, nil
 	case !known:
 		// Hash the secret anyway, so an unknown client ID takes as long as a wrong secret.
 		unknown := registry.Client{}
 		unknown.CheckSecret(req.ClientSecret)
-		return wrong
+		return wrong, 0, nil
 	case IsPublic(client):
-		if req.ClientSecret != "" {
-			return "A public client has no secret."
+		if req.ClientSecret != "" || req.ClientAssertion != "" {
+			return "A public client has no secret.", 0, nil
 		}
-		return ""
+		return "", CurrentCredential, nil
+	case client.UsesAssertion() != (req.AuthMethod == AuthMethodAssertion):
+		if client.UsesAssertion() {
+			return "The client must authenticate with a client assertion (" + client.AuthMethod + ").", 0, nil
+		}
+		return "The client authenticates with a client secret, not an assertion.", 0, nil
+	case client.UsesAssertion():
+		return a.checkAssertion(ctx, snap, client, req)
 	}
-	ok := req.ClientSecret != "" && client.CheckSecret(req.ClientSecret)
+	var match registry.SecretMatch
+	if req.ClientSecret != "" {
+		match = client.MatchSecret(req.ClientSecret, a.now())
+	}
 	switch {
-	case !ok:
-		return wrong
+	case match == registry.NoSecret:
+		return wrong, 0, nil
 	case client.AuthMethod != "" && client.AuthMethod != req.AuthMethod:
-		return "The client must authenticate with " + client.AuthMethod + "."
+		return "The client must authenticate with " + client.AuthMethod + ".", 0, nil
+	case match == registry.PreviousSecret:
+		return "", PreviousCredential, nil
 	}
-	return ""
+	return "", CurrentCredential, nil
+}
+
+// checkAssertion verifies a client assertion; req.CredentialExpiry is its exp.
+func (a *ClientAuth) checkAssertion(ctx context.Context, snap *registry.Snapshot, client *registry.Client, req *TokenRequest) (string, Credential, error) {
+	if a.assertions == nil {
+		return "This server does not verify client assertions.", 0, nil
+	}
+	exp, err := a.assertions.VerifyClientAssertion(ctx, snap, client, req.ClientAssertion)
+	var oe *Error
+	switch {
+	case err == nil:
+		req.CredentialExpiry = exp
+		return "", CurrentCredential, nil
+	case errors.Is(err, ErrInvalidClient) && errors.As(err, &oe):
+		return oe.Description(), 0, nil
+	}
+	return "", 0, FromStore(err)
 }
 
 // ClientAuthFailed is invalid_client: 401 with a Basic challenge when the client tried Basic.

@@ -23,7 +23,7 @@ func TestClientAuthWhenTheStoreIsUnreachable(t *testing.T) {
 	reg := registry.New()
 	reg.PutClient(registry.Client{Source: "ns/svc", Namespace: "ns", ID: "svc", Type: registry.Confidential,
 		GrantTypes: []string{GrantClientCredentials}, SecretHash: registry.HashSecret([]byte("s3cret")), HasSecret: true})
-	auth := NewClientAuth(NewGuard(unreachable{}, "client", DefaultClientBruteForce()), nil)
+	auth := NewClientAuth(ClientAuthConfig{Guard: NewGuard(unreachable{}, "client", DefaultClientBruteForce())})
 	req := func(secret string) *TokenRequest {
 		return &TokenRequest{GrantType: GrantClientCredentials, ClientID: "svc", ClientSecret: secret, AuthMethod: AuthMethodBasic}
 	}

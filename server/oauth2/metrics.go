@@ -2,6 +2,8 @@ package oauth2
 
 import (
 	"context"
+
+	"github.com/latchkey-dev/latchkey/server/registry"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -16,6 +18,10 @@ type Metrics interface {
 	TokenIssued(grantType, clientID, namespace string)
 	OAuthError(endpoint, code string)
 	ClientAuthFailure(method string)
+	// ClientAuthenticated counts a successful client authentication by method.
+	ClientAuthenticated(method string)
+	// PreviousSecretUsed counts a client authenticated by its previous secret (rotation).
+	PreviousSecretUsed(clientID, namespace string)
 	ObserveRequest(endpoint string, d time.Duration)
 	// RateLimited counts a refused attempt by reason: client_authentication, user_login,
 	// client_rate_limit, registration.
@@ -33,6 +39,12 @@ func (NoMetrics) OAuthError(string, string) {}
 
 // ClientAuthFailure does nothing.
 func (NoMetrics) ClientAuthFailure(string) {}
+
+// ClientAuthenticated does nothing.
+func (NoMetrics) ClientAuthenticated(string) {}
+
+// PreviousSecretUsed does nothing.
+func (NoMetrics) PreviousSecretUsed(string, string) {}
 
 // ObserveRequest does nothing.
 func (NoMetrics) ObserveRequest(string, time.Duration) {}
@@ -168,10 +180,22 @@ func recordClientAuthFailure(ctx context.Context, method string) {
 	}
 }
 
+func recordClientAuthenticated(ctx context.Context, method string) {
+	if s := scopeOf(ctx); s != nil {
+		s.metrics.ClientAuthenticated(authMethodLabel(method))
+	}
+}
+
+func recordPreviousSecretUsed(ctx context.Context, c *registry.Client) {
+	if s := scopeOf(ctx); s != nil {
+		s.metrics.PreviousSecretUsed(c.ID, c.Namespace)
+	}
+}
+
 // authMethodLabel bounds the client authentication method label.
 func authMethodLabel(method string) string {
 	switch method {
-	case AuthMethodBasic, AuthMethodPost, AuthMethodNone:
+	case AuthMethodBasic, AuthMethodPost, AuthMethodNone, AuthMethodServiceAccountToken, AuthMethodPrivateKeyJWT, AuthMethodAssertion:
 		return method
 	case "":
 		return "missing"

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // TokenRequest is a token endpoint request, parsed once. Parameters sent without a value are
@@ -21,6 +22,12 @@ type TokenRequest struct {
 	ClientID     string
 	ClientSecret string
 	AuthMethod   string
+	// ClientAssertion is a JWT-bearer client assertion (RFC 7523 2.2; AuthMethod
+	// AuthMethodAssertion): its client_assertion_type was checked while parsing.
+	ClientAssertion string
+	// CredentialExpiry is when the credential that authenticated the client expires (a client
+	// assertion's exp); zero for a secret. Set by ClientAuth.Authenticate.
+	CredentialExpiry time.Time
 	// Scope is the raw space-separated scope parameter.
 	Scope string
 
@@ -188,12 +195,15 @@ const (
 	pPassword
 	pToken
 	pTokenTypeHint
+	pClientAssertion
+	pClientAssertionType
 )
 
 // params collects parameters into a TokenRequest.
 type params struct {
-	req  TokenRequest
-	seen uint
+	req           TokenRequest
+	seen          uint
+	assertionType string
 }
 
 // field returns where a known parameter goes; unknown parameters are ignored (RFC 6749 3.2).
@@ -223,6 +233,10 @@ func (p *params) field(name string) (*string, uint) {
 		return &p.req.Token, pToken
 	case "token_type_hint":
 		return &p.req.TokenTypeHint, pTokenTypeHint
+	case "client_assertion":
+		return &p.req.ClientAssertion, pClientAssertion
+	case "client_assertion_type":
+		return &p.assertionType, pClientAssertionType
 	}
 	return nil, 0
 }
@@ -290,6 +304,9 @@ func (p *params) parseJSON(body []byte) error {
 
 // setClientCredentials takes the client credentials from the Basic header, else from the body.
 func (p *params) setClientCredentials(authorization []string) error {
+	if p.req.ClientAssertion != "" || p.assertionType != "" {
+		return p.setClientAssertion(authorization)
+	}
 	switch len(authorization) {
 	case 0:
 		if p.req.ClientID != "" {
@@ -316,6 +333,24 @@ func (p *params) setClientCredentials(authorization []string) error {
 		return InvalidRequest("The client_id parameter does not match the Authorization header.")
 	}
 	p.req.ClientID, p.req.ClientSecret, p.req.AuthMethod = id, secret, AuthMethodBasic
+	return nil
+}
+
+// setClientAssertion checks a JWT-bearer client assertion (RFC 7521 4.2, RFC 7523 2.2): both
+// parameters, the one assertion type, and no other credentials beside it. client_id is optional
+// (ClientAuth reads it from the assertion's sub when absent).
+func (p *params) setClientAssertion(authorization []string) error {
+	switch {
+	case p.req.ClientAssertion == "":
+		return InvalidRequest("The client_assertion_type parameter requires client_assertion.")
+	case p.assertionType == "":
+		return InvalidRequest("The client_assertion parameter requires client_assertion_type.")
+	case p.assertionType != ClientAssertionTypeJWTBearer:
+		return ErrInvalidClient.WithDescription("The client_assertion_type must be " + ClientAssertionTypeJWTBearer + ".")
+	case p.req.ClientSecret != "" || len(authorization) > 0:
+		return InvalidRequest("The client used more than one authentication method.")
+	}
+	p.req.AuthMethod = AuthMethodAssertion
 	return nil
 }
 

@@ -105,7 +105,7 @@ func TestClientAuthFailuresAreLabelledByABoundedMethod(t *testing.T) {
 	var seen []string
 	h := Instrumentation{Metrics: rec}.Wrap(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		for _, method := range []string{"", "attacker", AuthMethodBasic, AuthMethodPost, AuthMethodNone} {
-			_, err := NewClientAuth(nil, nil).Authenticate(r.Context(), emptySnapshot(), &TokenRequest{AuthMethod: method, ClientID: "x"})
+			_, err := NewClientAuth(ClientAuthConfig{}).Authenticate(r.Context(), emptySnapshot(), &TokenRequest{AuthMethod: method, ClientID: "x"})
 			require.Error(t, err)
 		}
 		seen = rec.methods

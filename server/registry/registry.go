@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // ClientType is Confidential or Public.
@@ -70,6 +72,65 @@ type Client struct {
 	// Registered: the client was created by dynamic registration (RFC 7591), so nobody
 	// vouched for its name; the consent page says so.
 	Registered bool
+
+	// PreviousSecretHash is the SHA-256 of the client's previous secret, accepted until
+	// PreviousSecretUntil (secret rotation with a grace period); a zero time means none.
+	PreviousSecretHash  [sha256.Size]byte
+	PreviousSecretUntil time.Time
+
+	// Assertion-based authentication (AuthMethod service_account_token or private_key_jwt).
+	//
+	// ServiceAccount is the name of the ServiceAccount (in Namespace) whose projected tokens
+	// authenticate the client; WorkloadIssuer and WorkloadSubject instead bind it to a subject
+	// of a WorkloadIssuer (its name). Exactly one of the two is set for service_account_token.
+	ServiceAccount  string
+	WorkloadIssuer  string
+	WorkloadSubject string
+	// PublicKeys verify a private_key_jwt client's assertions (inline, from a Secret, or the
+	// generated key pair's); JWKSURI serves them instead when set.
+	PublicKeys []jose.JSONWebKey
+	JWKSURI    string
+	// MaxAssertionLifetime bounds exp - iat of the client's assertions; zero means the server
+	// default (1 h).
+	MaxAssertionLifetime time.Duration
+	// AccessTokenOutlivesAssertion lets an access token obtained with an assertion live its full
+	// lifetime; by default it expires no later than the assertion.
+	AccessTokenOutlivesAssertion bool
+}
+
+// Client authentication methods that use a JWT-bearer client assertion (RFC 7523 2.2).
+const (
+	AuthMethodServiceAccountToken = "service_account_token"
+	AuthMethodPrivateKeyJWT       = "private_key_jwt"
+)
+
+// UsesAssertion reports whether the client authenticates with a client assertion.
+func (c *Client) UsesAssertion() bool {
+	return c.AuthMethod == AuthMethodServiceAccountToken || c.AuthMethod == AuthMethodPrivateKeyJWT
+}
+
+// LocalIssuer is the WorkloadSubjectKey issuer of the ServiceAccount tokens of Latchkey's own
+// cluster (Client.ServiceAccount).
+const LocalIssuer = "kubernetes"
+
+// WorkloadSubjectKey returns the (issuer, subject) pair the client is bound to: a WorkloadIssuer
+// name and subject, or LocalIssuer and system:serviceaccount:<namespace>:<name>; ok is false
+// for a client bound to none.
+func (c *Client) WorkloadSubjectKey() (issuer, subject string, ok bool) {
+	switch {
+	case c.AuthMethod != AuthMethodServiceAccountToken:
+		return "", "", false
+	case c.ServiceAccount != "":
+		return LocalIssuer, ServiceAccountSubject(c.Namespace, c.ServiceAccount), true
+	case c.WorkloadIssuer != "":
+		return c.WorkloadIssuer, c.WorkloadSubject, true
+	}
+	return "", "", false
+}
+
+// ServiceAccountSubject is the sub (and TokenReview username) of a ServiceAccount's tokens.
+func ServiceAccountSubject(namespace, name string) string {
+	return "system:serviceaccount:" + namespace + ":" + name
 }
 
 // RateLimit is a token bucket: PerMinute sustained, Burst at once.
@@ -94,6 +155,32 @@ func (c *Client) CheckSecret(secret string) bool {
 	h := sha256.Sum256([]byte(secret))
 	ok := subtle.ConstantTimeCompare(h[:], c.SecretHash[:]) == 1
 	return ok && c.HasSecret
+}
+
+// SecretMatch is which of a client's secrets a presented secret is.
+type SecretMatch int
+
+// Secret matches.
+const (
+	NoSecret SecretMatch = iota
+	CurrentSecret
+	PreviousSecret
+)
+
+// MatchSecret reports, in constant time, whether secret is the client's current secret, or its
+// previous one while that is accepted at now. Both hashes are always compared.
+func (c *Client) MatchSecret(secret string, now time.Time) SecretMatch {
+	h := sha256.Sum256([]byte(secret))
+	cur := subtle.ConstantTimeCompare(h[:], c.SecretHash[:]) == 1 && c.HasSecret
+	prev := subtle.ConstantTimeCompare(h[:], c.PreviousSecretHash[:]) == 1 &&
+		!c.PreviousSecretUntil.IsZero() && now.Before(c.PreviousSecretUntil)
+	switch {
+	case cur:
+		return CurrentSecret
+	case prev:
+		return PreviousSecret
+	}
+	return NoSecret
 }
 
 // AllowsGrant reports whether the client lists the grant type.

@@ -95,6 +95,12 @@ type Config struct {
 	// ClientEvents is told of refresh token reuse, code replay and failed client
 	// authentications; nil reports nothing.
 	ClientEvents oauth2.ClientEvents
+	// ClientAssertions verifies the client assertions of the clients that authenticate with
+	// one (service_account_token, private_key_jwt); nil: those clients cannot authenticate.
+	ClientAssertions oauth2.AssertionVerifier
+	// CredentialUses hears which credential authenticated a client (the status of its
+	// credentials); nil: nobody.
+	CredentialUses oauth2.CredentialUses
 	// ClientBruteForce is the brute-force policy of client authentication; zero fields take
 	// oauth2.DefaultClientBruteForce's. It needs a Store.
 	ClientBruteForce oauth2.BruteForcePolicy
@@ -151,7 +157,7 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Store != nil {
 		guard = oauth2.NewGuard(cfg.Store, "client", cfg.ClientBruteForce)
 	}
-	clientAuth := oauth2.NewClientAuth(guard, cfg.ClientEvents)
+	clientAuth := oauth2.NewClientAuth(oauth2.ClientAuthConfig{Guard: guard, Events: cfg.ClientEvents, Assertions: cfg.ClientAssertions, Uses: cfg.CredentialUses, Now: cfg.Now})
 	all := []grants.Grant{grants.NewClientCredentials(issuer)}
 	if st := cfg.Store; st != nil {
 		auth, err := userauth.New(userauth.Config{
