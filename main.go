@@ -47,10 +47,12 @@ import (
 	"github.com/latchkey-dev/latchkey/server/audit"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/metrics"
+	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/oauth2/handler"
 	"github.com/latchkey-dev/latchkey/server/registration"
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
+	"github.com/latchkey-dev/latchkey/server/workload"
 )
 
 func main() {
@@ -117,6 +119,11 @@ type serveOptions struct {
 	renewDeadline    time.Duration
 	retryPeriod      time.Duration
 	shutdownTimeout  time.Duration
+	// saVerification is how ServiceAccount tokens are verified (workload.ModeTokenReview or
+	// ModeJWKS); saIssuer the cluster's issuer in JWKS mode ("" discovers it).
+	saVerification string
+	saIssuer       string
+	saReviewTTL    time.Duration
 }
 
 func (o *serveOptions) bind(fs *flag.FlagSet) {
@@ -147,6 +154,10 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.leaseDuration, "leader-election-lease-duration", 15*time.Second, "how long a non-leader waits after the last renewal before it takes the leader Lease over")
 	fs.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 10*time.Second, "how long the leader keeps retrying a renewal before it gives leadership up (less than the lease duration)")
 	fs.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second, "how often replicas try to acquire or renew the leader Lease")
+	fs.StringVar(&o.saVerification, "service-account-token-verification", workload.ModeTokenReview,
+		"how service_account_token clients' ServiceAccount tokens are verified: TokenReview (the API server checks that the Pod and ServiceAccount still exist; a review is reused for at most 30 s) or JWKS (the cluster's keys, no round trip; a deleted Pod's token stays valid until it expires)")
+	fs.StringVar(&o.saIssuer, "service-account-issuer", "", "with --service-account-token-verification JWKS: the cluster's ServiceAccount token issuer (default: from the API server's /.well-known/openid-configuration)")
+	fs.DurationVar(&o.saReviewTTL, "service-account-review-cache", 30*time.Second, "how long a successful TokenReview of a ServiceAccount token is reused (at most 30s, never past the token's expiry)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long in-flight requests may take to finish on shutdown")
 }
 
@@ -172,6 +183,14 @@ func (o *serveOptions) validate() error {
 	}
 	if err := o.registration.validate(); err != nil {
 		return err
+	}
+	switch o.saVerification {
+	case workload.ModeTokenReview, workload.ModeJWKS:
+	default:
+		return fmt.Errorf("--service-account-token-verification %q: want %s or %s", o.saVerification, workload.ModeTokenReview, workload.ModeJWKS)
+	}
+	if o.saReviewTTL <= 0 || o.saReviewTTL > 30*time.Second {
+		return fmt.Errorf("--service-account-review-cache %s: want more than 0s and at most 30s", o.saReviewTTL)
 	}
 	if o.keysFile != "" && o.manifestsDir == "" {
 		return errors.New("--keys-file is for --manifests; against a cluster the keys live in a Secret")
@@ -343,6 +362,10 @@ func serveEmbedded(ctx context.Context, opts *serveOptions, cfg handler.Config, 
 	if err := keyring.Load(set); err != nil {
 		return err
 	}
+	// No cluster: ServiceAccount tokens cannot be verified; WorkloadIssuers and private_key_jwt can.
+	if cfg.ClientAssertions, err = workload.New(workloadConfig(opts, cfg)); err != nil {
+		return err
+	}
 	if opts.registration.enabled() {
 		// Registered clients live in memory only: they are gone after a restart.
 		r, err := registration.NewMemory(reg, opts.registration.memoryOptions())
@@ -484,6 +507,17 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 	keyMetrics, _ := cfg.Metrics.(controllers.KeyMetrics)
 	syncMetrics, _ := cfg.Metrics.(controllers.SyncMetrics)
 	cfg.ClientEvents = controllers.NewClientEvents(mgr, reg)
+	wcfg := workloadConfig(opts, cfg)
+	if opts.saVerification == workload.ModeJWKS {
+		if wcfg.ClusterKeys, wcfg.ClusterIssuer, err = controllers.ClusterKeys(ctx, kubeconfig, opts.saIssuer); err != nil {
+			return err
+		}
+	} else {
+		wcfg.Reviewer = controllers.NewTokenReviewer(mgr.GetClient())
+	}
+	if cfg.ClientAssertions, err = workload.New(wcfg); err != nil {
+		return err
+	}
 	if err := controllers.Setup(mgr, controllers.Options{
 		KeyMetrics:    keyMetrics,
 		SyncMetrics:   syncMetrics,
@@ -550,6 +584,12 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 	}
 	logr.FromContextOrDiscard(ctx).Info("latchkey serving (operator)", "address", ln.Addr().String(), "issuer", opts.issuer, "namespace", opts.namespace)
 	return mgr.Start(ctx)
+}
+
+// workloadConfig is the configuration of the client assertion verifier, without the cluster's
+// ServiceAccount token verification (which depends on the mode).
+func workloadConfig(opts *serveOptions, cfg handler.Config) workload.Config {
+	return workload.Config{Issuer: opts.issuer, TokenEndpoint: opts.issuer + oauth2.TokenPath, Replay: cfg.Store, ReviewTTL: opts.saReviewTTL}
 }
 
 // httpRunnable serves the OAuth endpoints on every replica, leader or not.

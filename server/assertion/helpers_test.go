@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// testNow is the clock of the tests.
-var testNow = time.Unix(1_760_000_000, 0) //nolint:gochecknoglobals // a test constant
+// testNow is the time of the tests.
+func testNow() time.Time { return time.Unix(1_760_000_000, 0) }
 
 const (
 	testIssuer   = "https://issuer.example"
@@ -78,9 +78,9 @@ func validClaims() map[string]any {
 		"iss": testIssuer,
 		"sub": "system:serviceaccount:ns:sa",
 		"aud": []string{testAudience},
-		"exp": testNow.Add(5 * time.Minute).Unix(),
-		"iat": testNow.Unix(),
-		"nbf": testNow.Unix(),
+		"exp": testNow().Add(5 * time.Minute).Unix(),
+		"iat": testNow().Unix(),
+		"nbf": testNow().Unix(),
 		"jti": "jti-1",
 	}
 }
@@ -92,7 +92,7 @@ func withClaims(edit func(map[string]any)) map[string]any {
 }
 
 func testPolicy() Policy {
-	return Policy{Issuer: testIssuer, Audiences: []string{testAudience}, Now: func() time.Time { return testNow }}
+	return Policy{Issuer: testIssuer, Audiences: []string{testAudience}, Now: testNow}
 }
 
 // rawToken assembles a compact JWS from JSON parts (unsigned: the signature is arbitrary).

@@ -92,7 +92,7 @@ func TestParseExposesHeaderAndUnverifiedClaims(t *testing.T) {
 				"serviceaccount": map[string]any{"name": "sa", "uid": "sa-uid"},
 				"pod":            map[string]any{"name": "pod", "uid": "pod-uid"},
 				"node":           map[string]any{"name": "node", "uid": "node-uid"},
-				"warnafter":      testNow.Add(time.Hour).Unix(),
+				"warnafter":      testNow().Add(time.Hour).Unix(),
 			}
 		})
 		tok, err := Parse(k.sign(t, claims, nil))
@@ -102,18 +102,18 @@ func TestParseExposesHeaderAndUnverifiedClaims(t *testing.T) {
 		assert.Equal(t, testIssuer, c.Issuer)
 		assert.Equal(t, "system:serviceaccount:ns:sa", c.Subject)
 		assert.Equal(t, []string{testAudience}, c.Audience)
-		assert.Equal(t, testNow.Add(5*time.Minute), c.Expiry)
-		assert.Equal(t, testNow, c.IssuedAt)
-		assert.Equal(t, testNow, c.NotBefore)
+		assert.Equal(t, testNow().Add(5*time.Minute), c.Expiry)
+		assert.Equal(t, testNow(), c.IssuedAt)
+		assert.Equal(t, testNow(), c.NotBefore)
 		assert.Equal(t, "jti-1", c.ID)
 		assert.Equal(t, &KubernetesClaims{
 			Namespace:      "ns",
 			ServiceAccount: Ref{Name: "sa", UID: "sa-uid"},
 			Pod:            &Ref{Name: "pod", UID: "pod-uid"},
 			Node:           &Ref{Name: "node", UID: "node-uid"},
-			WarnAfter:      testNow.Add(time.Hour),
+			WarnAfter:      testNow().Add(time.Hour),
 		}, c.Kubernetes)
-		assert.Equal(t, testNow.Unix(), c.Raw["iat"], "integers are int64 in the raw claims")
+		assert.Equal(t, testNow().Unix(), c.Raw["iat"], "integers are int64 in the raw claims")
 	})
 	t.Run("a string aud is one audience and absent claims are zero", func(t *testing.T) {
 		tok, err := Parse(k.sign(t, map[string]any{"aud": "a", "x": 1.5}, nil))

@@ -240,6 +240,9 @@ type Snapshot struct {
 	// origins counts, per CORS origin, the winning Public clients (byID) that list it: an
 	// origin is allowed while its count is positive (AllowsOrigin).
 	origins map[string]int
+	// subjects holds, per workload identity, the client that holds it (SubjectHolder).
+	subjects map[subjectPair]*Client
+	issuers  map[string]*WorkloadIssuer // by name
 }
 
 // Counts returns the number of clients (by client ID), scopes (by name) and users (by
@@ -298,7 +301,7 @@ func New() *Registry {
 		clients: map[string]*Client{}, byID: map[string]*Client{},
 		scopes: map[string]*Scope{}, scopeName: map[string]*Scope{},
 		users: map[string]*User{}, userName: map[string]*User{}, userSub: map[string]*User{},
-		origins: map[string]int{},
+		origins: map[string]int{}, subjects: map[subjectPair]*Client{}, issuers: map[string]*WorkloadIssuer{},
 	})
 	return r
 }
@@ -339,6 +342,7 @@ func (r *Registry) PutClient(c Client) {
 		reindex(&next, id)
 	}
 	next.origins = originsAfter(old, &next, ids...)
+	next.subjects = subjectsAfter(old, &next, prev, &c)
 	r.cur.Store(&next)
 }
 
@@ -357,6 +361,7 @@ func (r *Registry) DeleteClient(source string) {
 	next.byID = cloneMap(old.byID)
 	reindex(&next, prev.ID)
 	next.origins = originsAfter(old, &next, prev.ID)
+	next.subjects = subjectsAfter(old, &next, prev, nil)
 	r.cur.Store(&next)
 }
 

@@ -87,6 +87,9 @@ type AccessTokenRequest struct {
 	// SessionID is the sid claim: the refresh token family (grant) the token was issued
 	// from, so revoking the family revokes the token. Empty for client_credentials.
 	SessionID string
+	// NotAfter, when set, bounds the token's expiry (the client assertion that authenticated
+	// the request expires then); the lifetime stays at least a second.
+	NotAfter time.Time
 }
 
 // AccessToken is an issued access token.
@@ -119,6 +122,9 @@ func (i *Issuer) IssueAccessToken(req AccessTokenRequest) (AccessToken, error) {
 	}
 	iat := i.now().Unix()
 	lifetime := i.lifetimeSeconds(c)
+	if !req.NotAfter.IsZero() {
+		lifetime = max(min(lifetime, req.NotAfter.Unix()-iat), 1)
+	}
 	claims := AccessTokenClaims{
 		Issuer: i.issuer, Subject: req.Subject, Audience: c.Audiences,
 		Expiry: iat + lifetime, IssuedAt: iat, ID: jti, ClientID: c.ID,

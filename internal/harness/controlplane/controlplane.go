@@ -174,6 +174,19 @@ func (cp *ControlPlane) Stop() error {
 // Config is the admin user's REST config.
 func (cp *ControlPlane) Config() *rest.Config { return rest.CopyConfig(cp.config) }
 
+// ServiceAccountSigningKey returns the PEM private key the API server signs ServiceAccount
+// tokens with, so that a test can forge what the API server would never issue (a legacy
+// Secret-based token, an expired one) with the real key.
+func (cp *ControlPlane) ServiceAccountSigningKey() ([]byte, error) {
+	return os.ReadFile(filepath.Join(cp.env.ControlPlane.APIServer.CertDir, "sa-signer.key"))
+}
+
+// ServiceAccountIssuer returns the iss of the API server's ServiceAccount tokens (envtest sets
+// its secure URL).
+func (cp *ControlPlane) ServiceAccountIssuer() string {
+	return cp.env.ControlPlane.APIServer.SecureServing.URL("https", "/").String()
+}
+
 // Host is the API server's URL.
 func (cp *ControlPlane) Host() string { return cp.config.Host }
 

@@ -103,7 +103,8 @@ func (g AuthorizationCode) Exchange(ctx context.Context, req *Request) (*Respons
 		return nil, oauth2.ErrInvalidGrant.WithDescription("The user of the authorization code can no longer sign in.")
 	}
 	return g.tokens.Issue(ctx, UserGrant{
-		Client: req.Client, User: user, Snapshot: req.Snapshot,
+		AccessNotAfter: req.AccessNotAfter(),
+		Client:         req.Client, User: user, Snapshot: req.Snapshot,
 		Scopes:   oauth2.StillAllowed(ctx, req.Snapshot, req.Client, code.Scopes),
 		AuthTime: code.AuthTime, Nonce: code.Nonce, FamilyID: code.FamilyID,
 	})

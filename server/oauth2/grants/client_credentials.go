@@ -37,7 +37,7 @@ func (ClientCredentials) IssuedEvent() string { return oauth2.AuditTokenIssued }
 // Exchange signs an access token whose subject is the client.
 func (g ClientCredentials) Exchange(_ context.Context, req *Request) (*Response, error) {
 	at, err := g.signer.IssueAccessToken(token.AccessTokenRequest{
-		Client: req.Client, Subject: req.Client.ID, Scopes: req.Scopes,
+		Client: req.Client, Subject: req.Client.ID, Scopes: req.Scopes, NotAfter: req.AccessNotAfter(),
 	})
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package grants
 
 import (
 	"context"
+	"time"
 
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
@@ -36,6 +37,16 @@ type Request struct {
 	// requested none. Grants that carry scopes of their own (authorization_code, refresh_token)
 	// check them against these rules with the same policy.
 	Scopes []string
+}
+
+// AccessNotAfter is when the request's access token must expire at the latest: when the client
+// assertion that authenticated it does, unless the client lets its tokens outlive assertions;
+// zero for no bound.
+func (r *Request) AccessNotAfter() time.Time {
+	if r.Client == nil || r.Client.AccessTokenOutlivesAssertion || r.TokenRequest == nil {
+		return time.Time{}
+	}
+	return r.CredentialExpiry
 }
 
 // Response is a successful token response (RFC 6749 5.1).

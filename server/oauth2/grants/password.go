@@ -67,6 +67,7 @@ func (g Password) Exchange(ctx context.Context, req *Request) (*Response, error)
 		return nil, err
 	}
 	return g.tokens.Issue(ctx, UserGrant{
-		Client: req.Client, User: user, Snapshot: req.Snapshot, Scopes: req.Scopes, AuthTime: g.now(),
+		AccessNotAfter: req.AccessNotAfter(),
+		Client:         req.Client, User: user, Snapshot: req.Snapshot, Scopes: req.Scopes, AuthTime: g.now(),
 	})
 }

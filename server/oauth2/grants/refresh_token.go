@@ -114,7 +114,8 @@ func (g RefreshToken) Exchange(ctx context.Context, req *Request) (*Response, er
 	// The new refresh token keeps the family's scopes (RFC 6749 6: identical to the presented
 	// one); only the access and ID tokens get the narrowed set.
 	resp, err := g.tokens.issue(ctx, UserGrant{
-		Client: req.Client, User: user, Snapshot: req.Snapshot, Scopes: scopes, AuthTime: rec.AuthTime, FamilyID: rec.FamilyID,
+		AccessNotAfter: req.AccessNotAfter(),
+		Client:         req.Client, User: user, Snapshot: req.Snapshot, Scopes: scopes, AuthTime: rec.AuthTime, FamilyID: rec.FamilyID,
 	}, &rotation{old: old, familyScopes: rec.Scopes, grace: g.grace})
 	if err != nil {
 		return nil, refreshError(err)

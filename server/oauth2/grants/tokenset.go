@@ -21,6 +21,8 @@ type UserGrant struct {
 	AuthTime time.Time // when the user authenticated
 	Nonce    string    // OIDC nonce from the authorization request, "" if none
 	FamilyID string    // refresh token family / grant ID; "" starts a new one
+	// AccessNotAfter bounds the access token's expiry (Request.AccessNotAfter); zero: none.
+	AccessNotAfter time.Time
 }
 
 // tokenSigner signs access and ID tokens; *token.Issuer implements it.
@@ -91,7 +93,7 @@ func (s *TokenSet) issue(ctx context.Context, g UserGrant, rot *rotation) (*Resp
 	// rotation, or the client's retry with the same refresh token would count as reuse and
 	// revoke the family. A lost rotation discards what was signed.
 	at, err := s.signer.IssueAccessToken(token.AccessTokenRequest{
-		Client: g.Client, Subject: g.User.Subject, Scopes: g.Scopes, SessionID: g.FamilyID,
+		Client: g.Client, Subject: g.User.Subject, Scopes: g.Scopes, SessionID: g.FamilyID, NotAfter: g.AccessNotAfter,
 	})
 	if err != nil {
 		return nil, oauth2.FromStore(err)
