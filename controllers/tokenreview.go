@@ -78,6 +78,10 @@ func ClusterKeys(ctx context.Context, cfg *rest.Config, issuer string) (assertio
 	if err != nil {
 		return nil, "", fmt.Errorf("service account keys: %w", err)
 	}
+	// Fetched once now, so that a server that cannot read them (RBAC) says so at start.
+	if err := keys.Refresh(ctx); err != nil {
+		return nil, "", fmt.Errorf("service account keys (is get on /openid/v1/jwks allowed?): %w", err)
+	}
 	return keys, issuer, nil
 }
 

@@ -306,7 +306,8 @@ func (r *Remote) get(ctx context.Context, u string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: %w", u, err)
 	}
-	req.Header.Set("Accept", "application/json")
+	// The API server answers /openid/v1/jwks only to a request that accepts application/jwk-set+json.
+	req.Header.Set("Accept", "application/json, application/jwk-set+json")
 	resp, err := r.client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: %w", u, err)

@@ -51,6 +51,14 @@ func TestParseTokenRequest(t *testing.T) {
 			contentType: "application/json",
 			body:        `{"grant_type":"password","username":"al\u0069ce","password":"p\"w","extra":"x"}`,
 			want:        TokenRequest{GrantType: "password", Username: "alice", Password: `p"w`}},
+		{name: "a JWT-bearer client assertion with client_id is auth method client_assertion",
+			contentType: formType,
+			body:        "grant_type=client_credentials&client_id=svc&client_assertion_type=" + url.QueryEscape(ClientAssertionTypeJWTBearer) + "&client_assertion=a.b.c",
+			want:        TokenRequest{GrantType: "client_credentials", ClientID: "svc", AuthMethod: AuthMethodAssertion, ClientAssertion: "a.b.c"}},
+		{name: "a client assertion without client_id leaves the client to the assertion's sub",
+			contentType: "application/json",
+			body:        `{"grant_type":"client_credentials","client_assertion_type":"` + ClientAssertionTypeJWTBearer + `","client_assertion":"a.b.c"}`,
+			want:        TokenRequest{GrantType: "client_credentials", AuthMethod: AuthMethodAssertion, ClientAssertion: "a.b.c"}},
 		{name: "empty values count as omitted, so they are no duplicates",
 			contentType: formType, body: "grant_type=&grant_type=refresh_token&refresh_token=r&scope=",
 			want: TokenRequest{GrantType: "refresh_token", RefreshToken: "r"}},
@@ -69,10 +77,41 @@ func TestParseTokenRequest(t *testing.T) {
 	}
 }
 
+func TestClientAssertionsAreRefusedWhenMalformed(t *testing.T) {
+	typ := "client_assertion_type=" + url.QueryEscape(ClientAssertionTypeJWTBearer)
+	tests := []struct {
+		name, authorization, body, code string
+		status                         int
+	}{
+		{"an assertion without its type is invalid_request", "", "grant_type=x&client_assertion=a.b.c", "invalid_request", 400},
+		{"a type without an assertion is invalid_request", "", "grant_type=x&" + typ, "invalid_request", 400},
+		{"another assertion type is invalid_client", "", "grant_type=x&client_assertion=a.b.c&client_assertion_type=urn%3Aother", "invalid_client", 400},
+		{"an assertion beside a client secret is invalid_request", "", "grant_type=x&client_id=c&client_secret=s&client_assertion=a.b.c&" + typ, "invalid_request", 400},
+		{"an assertion beside Basic credentials is invalid_request", basic("c", "s"), "grant_type=x&client_assertion=a.b.c&" + typ, "invalid_request", 400},
+		{"an assertion sent twice is invalid_request", "", "grant_type=x&client_assertion=a.b.c&client_assertion=d.e.f&" + typ, "invalid_request", 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, TokenPath, strings.NewReader(tt.body))
+			r.Header.Set("Content-Type", formType)
+			if tt.authorization != "" {
+				r.Header.Set("Authorization", tt.authorization)
+			}
+			_, err := ParseTokenRequest(r, 64<<10)
+			var oe *Error
+			require.ErrorAs(t, err, &oe)
+			assert.Equal(t, tt.code, oe.Code())
+			assert.Equal(t, tt.status, oe.StatusCode())
+			assert.NotContains(t, oe.Description(), "a.b.c")
+		})
+	}
+}
+
 func TestTokenRequestStringHidesSecrets(t *testing.T) {
-	r := &TokenRequest{GrantType: "password", ClientID: "c", ClientSecret: "s3cret", Password: "hunter2", Code: "code1", RefreshToken: "rt"}
+	r := &TokenRequest{GrantType: "password", ClientID: "c", ClientSecret: "s3cret", Password: "hunter2", Code: "code1", RefreshToken: "rt",
+		ClientAssertion: "eyJhbGciOiJFUzI1NiJ9.assert.sig"}
 	for _, printed := range []string{fmt.Sprint(r), fmt.Sprint(*r), fmt.Sprintf("%#v", *r), fmt.Sprintf("%+v", r)} {
-		for _, secret := range []string{"s3cret", "hunter2", "code1", `"rt"`} {
+		for _, secret := range []string{"s3cret", "hunter2", "code1", `"rt"`, "assert.sig"} {
 			assert.NotContains(t, printed, secret)
 		}
 	}
@@ -81,7 +120,7 @@ func TestTokenRequestStringHidesSecrets(t *testing.T) {
 // allowedParseErrors are the errors parsing may produce, with their statuses.
 var allowedParseErrors = map[string][]int{
 	"invalid_request": {http.StatusBadRequest, http.StatusRequestEntityTooLarge},
-	"invalid_client":  {http.StatusUnauthorized},
+	"invalid_client":  {http.StatusUnauthorized, http.StatusBadRequest},
 }
 
 func FuzzParseTokenRequest(f *testing.F) {
@@ -92,6 +131,8 @@ func FuzzParseTokenRequest(f *testing.F) {
 	f.Add("application/json", "Basic Og==", `{"a":[1,{"b":null}],"grant_type":true}`)
 	f.Add("text/plain", "Basic !!", "grant_type=%zz&&=&;")
 	f.Add(formType, "Bearer x", "grant_type=a&grant_type=b")
+	f.Add(formType, "", "grant_type=client_credentials&client_id=c&client_assertion_type="+url.QueryEscape(ClientAssertionTypeJWTBearer)+"&client_assertion=a.b.c")
+	f.Add("application/json", "", `{"grant_type":"x","client_assertion":"a.b.c","client_assertion_type":"urn:x"}`)
 	f.Fuzz(func(t *testing.T, contentType, authorization, body string) {
 		r := httptest.NewRequest(http.MethodPost, TokenPath, strings.NewReader(body))
 		r.Header.Set("Content-Type", contentType)
@@ -120,9 +161,14 @@ func FuzzParseTokenRequest(f *testing.F) {
 		case AuthMethodNone:
 			require.NotEmpty(t, req.ClientID)
 			require.Empty(t, req.ClientSecret)
+		case AuthMethodAssertion:
+			require.NotEmpty(t, req.ClientAssertion)
+			require.Empty(t, req.ClientSecret)
+			require.Empty(t, authorization)
 		case "":
 			require.Empty(t, req.ClientID)
 			require.Empty(t, req.ClientSecret)
+			require.Empty(t, req.ClientAssertion)
 		default:
 			t.Fatalf("unknown auth method %q", req.AuthMethod)
 		}

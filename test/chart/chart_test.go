@@ -341,3 +341,62 @@ func toAny(ss []string) []any {
 	}
 	return out
 }
+
+// workloadManifests are a ServiceAccount and the OAuthClient bound to it.
+const workloadManifests = `apiVersion: v1
+kind: ServiceAccount
+metadata: {name: worker, namespace: default}
+---
+apiVersion: oauth.latchkey.dev/v1alpha1
+kind: OAuthClient
+metadata: {name: worker, namespace: default}
+spec:
+  grantTypes: [client_credentials]
+  tokenEndpointAuthMethod: service_account_token
+  serviceAccount: {name: worker}
+`
+
+// assertionToken gets a client_credentials token for the worker client with a ServiceAccount
+// token as its client assertion.
+func assertionToken(t *testing.T, srv *harness.Server, assertion string) (int, map[string]any) {
+	t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {"worker.default"},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion}}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL()+"/oauth2/token", strings.NewReader(form.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close() //nolint:errcheck // read fully below
+	var body map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	return resp.StatusCode, body
+}
+
+// TestChartRBACVerifiesServiceAccountTokens runs the server as the chart's ServiceAccount in
+// both verification modes: TokenReview needs create on tokenreviews, JWKS get on the API
+// server's discovery URLs; the chart's ClusterRole grants both.
+func TestChartRBACVerifiesServiceAccountTokens(t *testing.T) {
+	s := env
+	for _, mode := range []string{"TokenReview", "JWKS"} {
+		t.Run(mode+" mode works with the chart's RBAC", func(t *testing.T) {
+			ns := "latchkey-" + strings.ToLower(mode)
+			objs := s.render(t, "sa-"+strings.ToLower(mode), ns, "serviceAccountTokens.verification="+mode)
+			s.install(t, ns, objs)
+			srv, err := s.start(t, containerArgs(t, objs), s.impersonatingKubeconfig(t, serviceAccountUser(t, ns, objs)), 30*time.Second)
+			require.NoError(t, err)
+			s.cp.MustKubectl(t, []byte(workloadManifests), "apply", "-f", "-")
+			s.cp.MustKubectl(t, nil, "wait", "-n", "default", "--for=condition=Ready", "--timeout=30s", "oauthclient/worker")
+			tok := strings.TrimSpace(s.cp.MustKubectl(t, nil, "create", "token", "worker", "-n", "default", "--audience", srv.URL()))
+			var (
+				status int
+				body   map[string]any
+			)
+			require.Eventually(t, func() bool {
+				status, body = assertionToken(t, srv, tok)
+				return status == http.StatusOK
+			}, 20*time.Second, 200*time.Millisecond, "token: %d %v", status, body)
+			require.NotEmpty(t, body["access_token"])
+		})
+	}
+}

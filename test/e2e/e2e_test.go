@@ -35,6 +35,9 @@ type suite struct {
 	// regNamespace the namespace registered OAuthClients are created in.
 	regToken     string
 	regNamespace string
+	// tmp and binary are the suite's temporary directory and the latchkey binary, for tests
+	// that start a server of their own.
+	tmp, binary string
 }
 
 var env *suite //nolint:gochecknoglobals // one control plane per package, set up in TestMain
@@ -63,7 +66,7 @@ func runMain(m *testing.M) int {
 	if err != nil {
 		return fail("build", err)
 	}
-	s := &suite{root: root, cp: cp, regToken: "e2e-initial-" + rand.Text(), regNamespace: "e2e-registered"}
+	s := &suite{root: root, cp: cp, regToken: "e2e-initial-" + rand.Text(), regNamespace: "e2e-registered", tmp: tmp, binary: binary}
 	srv, err := s.startServer(tmp, binary)
 	if err != nil {
 		return fail("start latchkey", err)
@@ -99,6 +102,9 @@ func (s *suite) startServer(tmp, binary string) (*harness.Server, error) {
 				"--issuer", a.URL(),
 				"--registration-initial-token-file", tokenFile,
 				"--registration-namespace", s.regNamespace,
+				// A review is reused for 2 s (30 s by default), so that the tests see a deleted
+				// Pod's token refused quickly.
+				"--service-account-review-cache", serviceAccountReviewCache.String(),
 			}
 		})
 	if err != nil {
