@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -206,6 +207,26 @@ func TestServiceAccountClients(t *testing.T) {
 		assert.False(t, exp.After(unverifiedExpiry(t, podToken)), "the access token outlives the assertion")
 	})
 
+	t.Run("the guide's Go client reads the token file anew for every token", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "token")
+		src := assertionSource{ctx: t.Context(), tokenURL: tokenURL, clientID: billingID, path: path}
+		require.NoError(t, os.WriteFile(path, []byte(s.serviceAccountToken(t, "billing", "--audience", s.issuer)+"\n"), 0o600))
+		first, err := src.Token()
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(path, []byte("not a token"), 0o600))
+		_, err = src.Token()
+		require.Error(t, err, "the rewritten file is read")
+		require.NoError(t, os.WriteFile(path, []byte(s.serviceAccountToken(t, "billing", "--audience", s.issuer)), 0o600))
+		second, err := src.Token()
+		require.NoError(t, err)
+		assert.NotEqual(t, first.AccessToken, second.AccessToken)
+		client := oauth2.NewClient(t.Context(), oauth2.ReuseTokenSource(nil, src))
+		resp, err := client.Get(s.issuer + "/oauth2/userinfo") //nolint:noctx // the client carries the context
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		assert.NotEmpty(t, resp.Request.Header.Get("Authorization"), "the client sends the access token")
+	})
+
 	t.Run("curl gets a token the same way", func(t *testing.T) {
 		curl, err := exec.LookPath("curl")
 		require.NoError(t, err, "curl is installed by .ci/run")
@@ -325,6 +346,31 @@ func TestServiceAccountClients(t *testing.T) {
 		status, body = assertionToken(t, "127.0.16.2", tokenURL, "recreated."+saNamespace, fresh, jwtBearer)
 		assert.Equal(t, http.StatusOK, status, "a token of the new ServiceAccount works: %v", body)
 	})
+}
+
+// assertionSource is the client of docs/workloads-without-secrets.md: client_credentials tokens
+// with the projected ServiceAccount token as the client assertion, reading the file anew for each
+// token (the kubelet refreshes it).
+type assertionSource struct {
+	ctx                      context.Context
+	tokenURL, clientID, path string
+	scopes                   []string
+}
+
+func (s assertionSource) Token() (*oauth2.Token, error) {
+	assertion, err := os.ReadFile(s.path)
+	if err != nil {
+		return nil, err
+	}
+	cfg := clientcredentials.Config{
+		ClientID: s.clientID, TokenURL: s.tokenURL, Scopes: s.scopes,
+		AuthStyle: oauth2.AuthStyleInParams, // client_id in the body, no secret
+		EndpointParams: url.Values{
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+			"client_assertion":      {strings.TrimSpace(string(assertion))},
+		},
+	}
+	return cfg.Token(s.ctx)
 }
 
 // startJWKSServer starts another replica of the suite's issuer that verifies ServiceAccount
