@@ -19,6 +19,7 @@ type Record struct {
 	Subject    string    `json:"subject,omitempty"`
 	Username   string    `json:"username,omitempty"`
 	GrantType  string    `json:"grant_type,omitempty"`
+	AuthMethod string    `json:"auth_method,omitempty"` // how the client authenticated
 	Scopes     []string  `json:"scopes,omitempty"`
 	Token      string    `json:"token,omitempty"` // jti or SHA-256 prefix, never the token
 	RemoteAddr string    `json:"remote_addr,omitempty"`
@@ -45,7 +46,7 @@ func (l *Logger) Audit(e oauth2.AuditEvent) {
 	}
 	b, err := json.Marshal(Record{
 		Time: l.now().UTC(), Event: e.Event, ClientID: e.ClientID, Subject: e.Subject,
-		Username: e.Username, GrantType: e.GrantType, Scopes: e.Scopes, Token: e.TokenRef,
+		Username: e.Username, GrantType: e.GrantType, AuthMethod: e.AuthMethod, Scopes: e.Scopes, Token: e.TokenRef,
 		RemoteAddr: e.RemoteAddr, ClientAddr: e.ClientAddr, Outcome: e.Outcome, Reason: e.Reason,
 	})
 	if err != nil {

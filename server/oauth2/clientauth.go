@@ -184,8 +184,12 @@ func (a *ClientAuth) Authenticate(ctx context.Context, snap *registry.Snapshot, 
 	return nil, ClientAuthFailed(req, failure)
 }
 
-// usedMethod is the method a request authenticated with, for metrics and audit: the client's
-// registered assertion method for an assertion, else the request's.
+// AuthenticatedMethod is the method a request authenticated with (or tried to), for metrics and
+// audit: the client's registered assertion method for an assertion, else the request's.
+func AuthenticatedMethod(c *registry.Client, req *TokenRequest) string {
+	return usedMethod(c, c != nil, req)
+}
+
 func usedMethod(c *registry.Client, known bool, req *TokenRequest) string {
 	if req.AuthMethod == AuthMethodAssertion && known && c.UsesAssertion() {
 		return c.AuthMethod

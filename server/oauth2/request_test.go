@@ -81,7 +81,7 @@ func TestClientAssertionsAreRefusedWhenMalformed(t *testing.T) {
 	typ := "client_assertion_type=" + url.QueryEscape(ClientAssertionTypeJWTBearer)
 	tests := []struct {
 		name, authorization, body, code string
-		status                         int
+		status                          int
 	}{
 		{"an assertion without its type is invalid_request", "", "grant_type=x&client_assertion=a.b.c", "invalid_request", 400},
 		{"a type without an assertion is invalid_request", "", "grant_type=x&" + typ, "invalid_request", 400},

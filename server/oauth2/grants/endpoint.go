@@ -124,7 +124,8 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (*Res
 	if oauth2.Auditing(ctx) {
 		oauth2.Audit(ctx, oauth2.AuditEvent{
 			Event: grant.IssuedEvent(), ClientID: client.ID, GrantType: grant.Type(), Username: req.Username,
-			Scopes: resp.Scope, TokenRef: oauth2.TokenRef(resp.AccessToken),
+			AuthMethod: oauth2.AuthenticatedMethod(client, req),
+			Scopes:     resp.Scope, TokenRef: oauth2.TokenRef(resp.AccessToken),
 		})
 	}
 	return resp, nil

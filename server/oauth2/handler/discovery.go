@@ -1,10 +1,14 @@
 package handler
 
 import (
+	"slices"
+
 	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
+
+	"github.com/latchkey-dev/latchkey/server/assertion"
 
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 )
@@ -19,12 +23,15 @@ type discovery struct {
 	keys       Keyring
 	grantTypes []string
 	mounted    func(path string) bool
+	// assertionMethods are the client authentication methods by client assertion the server
+	// verifies (service_account_token, private_key_jwt), advertised beside the secret ones.
+	assertionMethods []string
 }
 
-func newDiscovery(issuer string, reg Registry, kr Keyring, grantTypes []string, mux *oauth2.Mux) *discovery {
+func newDiscovery(issuer string, reg Registry, kr Keyring, grantTypes, assertionMethods []string, mux *oauth2.Mux) *discovery {
 	return &discovery{
 		base: strings.TrimSuffix(issuer, "/"), issuer: issuer, registry: reg, keys: kr,
-		grantTypes: grantTypes, mounted: mux.Mounted,
+		grantTypes: grantTypes, mounted: mux.Mounted, assertionMethods: assertionMethods,
 	}
 }
 
@@ -47,8 +54,10 @@ type metadata struct {
 	ResponseModesSupported            []string `json:"response_modes_supported,omitempty"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
-	RegistrationEndpoint              string   `json:"registration_endpoint,omitempty"`
-	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported,omitempty"`
+	// The algorithms of client assertions (private_key_jwt, service_account_token).
+	TokenEndpointAuthSigningAlgValuesSupported []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
+	RegistrationEndpoint                       string   `json:"registration_endpoint,omitempty"`
+	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported,omitempty"`
 	// RFC 9207: authorization responses carry iss.
 	AuthorizationResponseISSParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
 	// RFC 7009 and RFC 7662.
@@ -106,6 +115,16 @@ func (d *discovery) metadata() metadata {
 		// OIDC's built-in scopes and the user claims come with the user endpoints.
 		m.TokenEndpointAuthMethodsSupported = []string{oauth2.AuthMethodBasic, oauth2.AuthMethodPost, oauth2.AuthMethodNone}
 		m.ScopesSupported = oauth2.ScopesSupported(snap)
+	}
+	if len(d.assertionMethods) > 0 {
+		m.TokenEndpointAuthMethodsSupported = append(m.TokenEndpointAuthMethodsSupported, d.assertionMethods...)
+		m.TokenEndpointAuthSigningAlgValuesSupported = assertion.SupportedAlgorithms()
+		if m.RevocationEndpoint != "" {
+			m.RevocationEndpointAuthMethodsSupported = append(m.RevocationEndpointAuthMethodsSupported, d.assertionMethods...)
+		}
+		if m.IntrospectionEndpoint != "" {
+			m.IntrospectionEndpointAuthMethodsSupported = append(slices.Clone(m.IntrospectionEndpointAuthMethodsSupported), d.assertionMethods...)
+		}
 	}
 	return m
 }

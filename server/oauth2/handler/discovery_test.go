@@ -10,9 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/store/memory"
+	"github.com/latchkey-dev/latchkey/server/workload"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -104,4 +107,47 @@ func TestJWKSPublishesThePublicKeys(t *testing.T) {
 	}
 	assert.Equal(t, map[string]bool{"RS256": true, "ES256": true, "EdDSA": true}, algs)
 	assert.NotContains(t, string(body), `"d":`, "no private key material")
+}
+
+func TestDiscoveryAdvertisesTheAssertionMethodsTheServerVerifies(t *testing.T) {
+	kr, err := testKeyring()
+	require.NoError(t, err)
+	verifier, err := workload.New(workload.Config{Issuer: testIssuer})
+	require.NoError(t, err)
+	tests := []struct {
+		name        string
+		cfg         Config
+		wantMethods []any
+	}{
+		{"without a verifier only the secret methods are listed",
+			Config{}, []any{"client_secret_basic", "client_secret_post"}},
+		{"a verifier without a store adds service_account_token (private_key_jwt needs a store for its jti)",
+			Config{ClientAssertions: verifier}, []any{"client_secret_basic", "client_secret_post", "service_account_token"}},
+		{"a verifier with a store adds both",
+			Config{ClientAssertions: verifier, Store: memory.New()},
+			[]any{"client_secret_basic", "client_secret_post", "none", "service_account_token", "private_key_jwt"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			cfg.Issuer, cfg.Registry, cfg.Keys, cfg.Now = testIssuer, testRegistry(), kr, func() time.Time { return testNow }
+			h, err := New(cfg)
+			require.NoError(t, err)
+			srv := httptest.NewServer(h)
+			t.Cleanup(srv.Close)
+			var m map[string]any
+			require.NoError(t, json.Unmarshal(get(t, srv.URL+oauth2.AuthorizationServerPath, srv.Client()), &m))
+			assert.Equal(t, tt.wantMethods, m["token_endpoint_auth_methods_supported"])
+			if cfg.ClientAssertions == nil {
+				assert.NotContains(t, m, "token_endpoint_auth_signing_alg_values_supported")
+				return
+			}
+			assert.Contains(t, m["token_endpoint_auth_signing_alg_values_supported"], "ES256")
+			assert.NotContains(t, m["token_endpoint_auth_signing_alg_values_supported"], "HS256")
+			if cfg.Store != nil {
+				assert.Contains(t, m["introspection_endpoint_auth_methods_supported"], "private_key_jwt")
+				assert.Equal(t, []any{"client_secret_basic", "client_secret_post"}, m["introspection_endpoint_auth_methods_supported"].([]any)[:2])
+			}
+		})
+	}
 }

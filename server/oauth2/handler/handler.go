@@ -203,7 +203,7 @@ func New(cfg Config) (http.Handler, error) {
 		}
 		reg.Mount(mux)
 	}
-	newDiscovery(cfg.Issuer, cfg.Registry, cfg.Keys, endpoint.GrantTypes(), mux).Mount(mux)
+	newDiscovery(cfg.Issuer, cfg.Registry, cfg.Keys, endpoint.GrantTypes(), assertionMethods(cfg), mux).Mount(mux)
 	in := oauth2.Instrumentation{Metrics: cfg.Metrics, Auditor: cfg.Audit, ClientIPHeader: cfg.Login.ClientIPHeader}
 	return withHSTS(cfg.Issuer, in.Wrap(oauth2.RecoverPanics(mux.Handler()))), nil
 }
@@ -258,4 +258,16 @@ func (cfg Config) withDefaults() (Config, oauth2.Lifetimes, error) {
 		return cfg, lifetimes, err
 	}
 	return cfg, lifetimes, nil
+}
+
+// assertionMethods are the client assertion methods the configuration verifies: none without a
+// verifier; private_key_jwt only with a store, where each assertion's jti is used up.
+func assertionMethods(cfg Config) []string {
+	if cfg.ClientAssertions == nil {
+		return nil
+	}
+	if cfg.Store == nil {
+		return []string{oauth2.AuthMethodServiceAccountToken}
+	}
+	return []string{oauth2.AuthMethodServiceAccountToken, oauth2.AuthMethodPrivateKeyJWT}
 }
