@@ -21,7 +21,8 @@ package controllers
 //     secrets (convert.RotationState), the previous key is accepted at most gracePeriod after the
 //     current one was generated: lowering the grace period shortens a running overlap.
 //   - The leader owns the Secret's content: a private key that is missing or unreadable is
-//     replaced by a new key pair, and the other entries are rewritten from the private key.
+//     replaced by a new key pair, the other entries are rewritten from the private key, and
+//     entries it does not write are removed.
 //   - Events and logs name the Secret and key IDs (thumbprints of public keys), never key
 //     material.
 
@@ -360,7 +361,7 @@ func (r *oauthClientReconciler) updateKeySecret(ctx context.Context, oc *v1alpha
 			return keyPair{}, err
 		}
 	case rotate:
-		why = fmt.Sprintf("asked for by %s=%s", v1alpha1.AnnotationRotate, want)
+		why = "asked for by a new value of " + v1alpha1.AnnotationRotate // the value is anyone's text: not repeated
 		if kp, err = kp.rotate(now, convert.GracePeriod(oc)); err != nil {
 			return keyPair{}, err
 		}
