@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
@@ -64,7 +65,8 @@ type oauthClientReconciler struct {
 func (r *oauthClientReconciler) setup(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("oauthclient").
-		For(&v1alpha1.OAuthClient{}, builder.WithPredicates(specChanged())).
+		// The rotate annotation changes no generation.
+		For(&v1alpha1.OAuthClient{}, builder.WithPredicates(predicate.Or(specChanged(), annotationChanged(v1alpha1.AnnotationRotate)))).
 		Watches(&v1alpha1.OAuthClient{}, handler.EnqueueRequestsFromMapFunc(clientIDPeers(r.client)),
 			builder.WithPredicates(specChanged())).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(clientsForSecret(r.client))).
@@ -132,6 +134,11 @@ func (r *oauthClientReconciler) reconcile(ctx context.Context, oc *v1alpha1.OAut
 			}
 		}
 	}
+	// keyPolicy Generate: the key pair's Secret, its rotation and status.credentials (keypair.go).
+	keyResult, ok, err := r.reconcileKeyPair(ctx, oc, id)
+	if !ok {
+		return keyResult, err
+	}
 	in, err := clientInputs(ctx, r.secrets, oc)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -143,7 +150,7 @@ func (r *oauthClientReconciler) reconcile(ctx context.Context, oc *v1alpha1.OAut
 		return ctrl.Result{}, err
 	}
 	setDecision(&oc.Status.Conditions, &oc.Status.ObservedGeneration, oc.Generation, d)
-	return ctrl.Result{}, nil
+	return keyResult, nil
 }
 
 // clientIDWinner returns the source key of the OAuthClient that serves the client ID instead of

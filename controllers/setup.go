@@ -150,8 +150,10 @@ func (o Options) withDefaults() (Options, error) {
 }
 
 // RBAC: the markers below generate the ClusterRole, which holds only what is needed across
-// namespaces. Secrets: read and watch (client and password Secrets live anywhere) and create
-// (generated client Secrets live in the clients' namespaces); never update or patch cluster-wide.
+// namespaces. Secrets: read and watch (client and password Secrets live anywhere), create
+// (generated client Secrets live in the clients' namespaces) and update (the leader rotates a
+// private_key_jwt client's generated key pair in place, in the client's namespace: delete and
+// create, which it may already do, would leave the client without keys in between); never patch.
 // The controllers' Events go through the events.k8s.io/v1 API, about objects in any namespace.
 // oauthclients/finalizers update lets the ownerReference of a generated Secret set
 // blockOwnerDeletion where the OwnerReferencesPermissionEnforcement admission plugin is on.
@@ -164,7 +166,7 @@ func (o Options) withDefaults() (Options, error) {
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients;scopes;users,verbs=get;list;watch
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients/status;scopes/status;users/status,verbs=update;patch
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Setup registers the field indexes and every controller of this package with the manager: the

@@ -229,6 +229,17 @@ func specChanged() predicate.Predicate {
 	}}
 }
 
+// annotationChanged passes the updates that change the annotation key (set, changed or
+// removed); with specChanged, a request on the resource that changes no generation.
+func annotationChanged(key string) predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		if e.ObjectOld == nil || e.ObjectNew == nil {
+			return true
+		}
+		return e.ObjectOld.GetAnnotations()[key] != e.ObjectNew.GetAnnotations()[key]
+	}}
+}
+
 // isObject passes the events of one object.
 func isObject(key types.NamespacedName) predicate.Predicate {
 	return predicate.NewPredicateFuncs(func(o client.Object) bool {

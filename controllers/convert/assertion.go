@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -32,6 +33,12 @@ const (
 	maxWorkloadSubjectLength    = 1024
 	maxInlineKeys               = 16
 )
+
+// generatedKeyEntries are the entries of a generated key Secret besides the JWK set.
+var generatedKeyEntries = []string{
+	KeyPrivateKeyKey, KeyIDKey, KeyCurrentSinceKey, KeyPreviousIDKey, KeyPreviousUntilKey,
+	GeneratedClientIDKey, GeneratedTokenURLKey,
+}
 
 var (
 	serviceAccountName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
@@ -146,6 +153,9 @@ func validateAssertionAuth(oc *v1alpha1.OAuthClient) []string {
 	case "", v1alpha1.KeyPolicyGenerate, v1alpha1.KeyPolicyExternal:
 	default:
 		add("keyPolicy %q must be Generate or External", s.KeyPolicy)
+	}
+	if ref := s.JWKSSecretRef; ref != nil && s.KeyPolicy == v1alpha1.KeyPolicyGenerate && slices.Contains(generatedKeyEntries, ref.Key) {
+		add("jwksSecretRef.key %q is an entry of the generated key Secret; pick another key or leave it out (default %s)", ref.Key, JWKSKey)
 	}
 	if s.JWKSURI != "" && (len(s.JWKSURI) > 2048 || !jwksURIPattern.MatchString(s.JWKSURI)) {
 		add("jwksURI %s must be an https URL", quoteShort(s.JWKSURI))

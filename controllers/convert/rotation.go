@@ -25,11 +25,12 @@ const (
 )
 
 // Keys of a generated key pair's Secret (keyPolicy Generate) besides the JWK set (JWKSKey):
-// the current private key for the workload, the current key's ID, and the previous key's ID
-// with the time until which it is accepted.
+// the current private key for the workload, the current key's ID, when the current key was
+// generated, and the previous key's ID with the time until which it is accepted (times RFC 3339).
 const (
 	KeyPrivateKeyKey    = "private-key.pem"
 	KeyIDKey            = "kid"
+	KeyCurrentSinceKey  = "current-since"
 	KeyPreviousIDKey    = "previous-kid"
 	KeyPreviousUntilKey = "previous-until"
 )

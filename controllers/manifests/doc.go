@@ -13,7 +13,11 @@
 //   - As in a cluster, a Confidential client whose Secret (or key) is missing is served without
 //     a secret: it holds its client ID and cannot authenticate until the Secret is added. A User
 //     whose password Secret is missing is served and cannot log in. Nothing is written back to
-//     the folder: a Generate client needs its Secret in the folder (the warning names it).
+//     the folder: a Generate client needs its Secret in the folder (the warning names it). So
+//     does a private_key_jwt client with keyPolicy Generate: it is served without keys (it holds
+//     its client ID, no assertion verifies) until a Secret of that name holds its public keys, and
+//     the warning says so; a key Secret generated in a cluster works as it is. A previous key in
+//     such a Secret is dropped when its previous-until has passed at a load (not between loads).
 //   - Contested names follow the cluster's rule (feed.Contests, registry.Precedes: earliest
 //     creation, then the smaller source key). Files carry no creationTimestamp (one written in a
 //     file is ignored, as the API server ignores it), so the loader gives each source

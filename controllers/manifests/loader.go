@@ -280,7 +280,7 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 			in.Keys = objs.Secrets[oc.Namespace+"/"+keys]
 		}
 		c, err := convert.ClientWith(oc, in)
-		d := feed.Client(c, err)
+		d := withoutGeneratedKeys(oc, feed.Client(c, err))
 		if d.Action == feed.Serve {
 			withSecret[oc] = secret
 		}
@@ -320,6 +320,19 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 	l.users, _ = r.feed("User", "username", users, l.users, l.reg.DeleteUser, feed.UsernameConflict)
 
 	log.Info("manifests loaded", "dir", l.dir, "clients", len(l.clients), "scopes", len(l.scopes), "users", len(l.users))
+}
+
+// withoutGeneratedKeys adds to the decision about a keyPolicy Generate client served without
+// its keys what to do about it here: nothing generates key pairs without a cluster.
+func withoutGeneratedKeys(oc *v1alpha1.OAuthClient, d feed.Decision) feed.Decision {
+	name, key, ok := convert.KeySecretRef(oc)
+	if d.Action != feed.ServeWithoutCredentials || !ok || oc.Spec.KeyPolicy != v1alpha1.KeyPolicyGenerate {
+		return d
+	}
+	d.Message += fmt.Sprintf("; keyPolicy Generate generates no key pair without a cluster: add a Secret %s/%s "+
+		"holding the client's public keys (a JWK set) under %q to the folder and give the workload their private key "+
+		"(a key Secret generated in a cluster can be copied as it is)", oc.Namespace, name, key)
+	return d
 }
 
 // item is one converted object of the folder, decided by the feed policy.
