@@ -615,7 +615,13 @@ func (r *httpRunnable) NeedLeaderElection() bool { return false }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {
 	if kubeconfig != "" {
-		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err == nil && cfg.QPS == 0 {
+			// As ctrl.GetConfig does: no client-side limit (5/s by default), the API server's
+			// priority and fairness decides; TokenReviews would otherwise queue behind it.
+			cfg.QPS = -1
+		}
+		return cfg, err
 	}
 	return ctrl.GetConfig()
 }

@@ -25,13 +25,10 @@ const (
 
 // Bounds of the assertion methods' settings (the CRD's, for manifests on disk).
 const (
-	// DefaultMaxAssertionLifetime is the longest a client assertion may live (exp - iat) when
-	// the client says nothing.
-	DefaultMaxAssertionLifetime = time.Hour
-	maxAssertionLifetimeLimit   = 24 * time.Hour
-	maxGracePeriod              = 30 * 24 * time.Hour
-	maxWorkloadSubjectLength    = 1024
-	maxInlineKeys               = 16
+	maxAssertionLifetimeLimit = 24 * time.Hour
+	maxGracePeriod            = 30 * 24 * time.Hour
+	maxWorkloadSubjectLength  = 1024
+	maxInlineKeys             = 16
 )
 
 // generatedKeyEntries are the entries of a generated key Secret besides the JWK set.
@@ -91,14 +88,6 @@ func SecretNames(oc *v1alpha1.OAuthClient) []string {
 		out = append(out, name)
 	}
 	return out
-}
-
-// MaxAssertionLifetime returns spec.maxAssertionLifetime, or the default of one hour.
-func MaxAssertionLifetime(oc *v1alpha1.OAuthClient) time.Duration {
-	if d := oc.Spec.MaxAssertionLifetime; d != nil && d.Duration > 0 {
-		return d.Duration
-	}
-	return DefaultMaxAssertionLifetime
 }
 
 // GracePeriod returns spec.secretRotation.gracePeriod; zero when absent.
@@ -186,7 +175,10 @@ func validateAssertionAuth(oc *v1alpha1.OAuthClient) []string {
 
 // assertionClient completes a client that authenticates with a client assertion.
 func assertionClient(oc *v1alpha1.OAuthClient, c registry.Client, in ClientInputs) (registry.Client, error) {
-	c.MaxAssertionLifetime = MaxAssertionLifetime(oc)
+	// Zero without a spec value: the server's default (1 h), or a WorkloadIssuer's own bound.
+	if d := oc.Spec.MaxAssertionLifetime; d != nil && d.Duration > 0 {
+		c.MaxAssertionLifetime = d.Duration
+	}
 	if l := oc.Spec.Lifetimes; l != nil {
 		c.AccessTokenOutlivesAssertion = l.AccessTokenOutlivesAssertion
 	}

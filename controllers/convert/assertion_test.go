@@ -47,7 +47,7 @@ func TestAssertionClientsConvert(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, registry.AuthMethodServiceAccountToken, c.AuthMethod)
 		assert.Equal(t, "billing", c.ServiceAccount)
-		assert.Equal(t, DefaultMaxAssertionLifetime, c.MaxAssertionLifetime)
+		assert.Zero(t, c.MaxAssertionLifetime, "the server default applies")
 		assert.False(t, c.HasSecret)
 		iss, sub, ok := c.WorkloadSubjectKey()
 		assert.True(t, ok)

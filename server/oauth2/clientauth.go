@@ -255,6 +255,9 @@ func (a *ClientAuth) checkAssertion(ctx context.Context, snap *registry.Snapshot
 	exp, err := a.assertions.VerifyClientAssertion(ctx, snap, client, req.ClientAssertion)
 	var oe *Error
 	switch {
+	case err == nil && !exp.After(a.now()):
+		// Accepted within the verifier's clock skew, but a token bounded by it would expire at once.
+		return "The client assertion has expired.", 0, nil
 	case err == nil:
 		req.CredentialExpiry = exp
 		return "", CurrentCredential, nil

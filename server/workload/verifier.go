@@ -209,7 +209,7 @@ func (v *Verifier) workloadIssuer(ctx context.Context, snap *registry.Snapshot, 
 	}
 	claims, err := assertion.Verify(ctx, tok, ik.keys, assertion.Policy{
 		Issuer: w.Issuer, Audiences: w.Audiences, Subject: c.WorkloadSubject,
-		MaxLifetime:                    min(maxLifetime(w.MaxAssertionLifetime), maxLifetime(c.MaxAssertionLifetime)),
+		MaxLifetime:                    issuerLifetime(w, c),
 		RefuseExtendedKubernetesTokens: true, Rules: ik.rules, Now: v.now,
 	})
 	if err != nil {
@@ -306,6 +306,16 @@ func (v *Verifier) clientKeys(c *registry.Client) (assertion.KeySet, error) {
 	}
 	v.remotes[c.ID] = &remoteKeys{uri: c.JWKSURI, keys: r}
 	return r, nil
+}
+
+// issuerLifetime bounds a WorkloadIssuer token: the issuer's bound (1 h by default), narrowed by
+// the client's own when it sets one.
+func issuerLifetime(w *registry.WorkloadIssuer, c *registry.Client) time.Duration {
+	lt := maxLifetime(w.MaxAssertionLifetime)
+	if c.MaxAssertionLifetime > 0 {
+		lt = min(lt, c.MaxAssertionLifetime)
+	}
+	return lt
 }
 
 func maxLifetime(d time.Duration) time.Duration {
