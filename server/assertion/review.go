@@ -31,6 +31,9 @@ type Review struct {
 	Groups        []string
 	Extra         map[string][]string
 	Audiences     []string
+	// Refusal says why a token was not authenticated, in words safe to return to the client;
+	// empty when the reviewer does not say (the API server's reasons are not passed on).
+	Refusal string
 }
 
 func (r Review) clone() Review {

@@ -9,8 +9,9 @@
 //     ServiceAccount was re-created; successful reviews are reused for at most 30 s, never past
 //     exp (assertion.CachedReviewer). The claims are checked before the review so that a token
 //     that cannot pass costs the API server nothing. In JWKS mode the signature is checked
-//     against the cluster's keys instead: no round trip, but a deleted Pod's token stays valid
-//     until it expires. jti is not single-use: the kubelet hands the same token out many times.
+//     against the cluster's keys instead (keysReviewer, behind the same cache: the kubelet hands
+//     one token out many times): no round trip, but a deleted Pod's token stays valid until it
+//     expires. jti is not single-use: the kubelet hands the same token out many times.
 //   - service_account_token with a WorkloadIssuer subject: the issuer's keys (static, its
 //     jwksURI, or OIDC discovery; refreshed on a period and on an unknown kid), its audiences,
 //     its CEL claim rules, the client's namespace among its allowedNamespaces. Key sets and

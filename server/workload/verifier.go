@@ -102,7 +102,13 @@ func New(cfg Config) (*Verifier, error) {
 	if v.now == nil {
 		v.now = time.Now
 	}
-	if cfg.Reviewer != nil {
+	switch {
+	case cfg.ClusterKeys != nil:
+		// The kubelet hands one token out many times: a verified signature is reused like a
+		// review, for at most ReviewTTL and never past exp.
+		v.reviewer = assertion.NewCachedReviewer(keysReviewer{keys: cfg.ClusterKeys, issuer: cfg.ClusterIssuer, now: v.now},
+			cfg.ReviewTTL, 0, v.now)
+	case cfg.Reviewer != nil:
 		v.reviewer = assertion.NewCachedReviewer(cfg.Reviewer, cfg.ReviewTTL, 0, v.now)
 	}
 	return v, nil
@@ -148,19 +154,12 @@ func (v *Verifier) serviceAccount(ctx context.Context, snap *registry.Snapshot, 
 		Issuer: v.cfg.ClusterIssuer, Audiences: []string{v.cfg.Issuer}, ExactAudience: true, Subject: sub,
 		MaxLifetime: maxLifetime(c.MaxAssertionLifetime), RefuseExtendedKubernetesTokens: true, Now: v.now,
 	}
-	if v.cfg.ClusterKeys != nil {
-		claims, err := assertion.Verify(ctx, tok, v.cfg.ClusterKeys, p)
-		if err != nil {
-			return time.Time{}, refused(err)
-		}
-		return claims.Expiry, nil
-	}
 	if v.reviewer == nil {
 		return time.Time{}, oauth2.ErrInvalidClient.WithDescription("This server does not verify ServiceAccount tokens.")
 	}
-	// The claims are checked here before the API server is asked, so that tokens that cannot
-	// pass (another audience, too long a lifetime, another ServiceAccount) cost no TokenReview.
-	// The issuer is the API server's to check.
+	// The claims are checked here before the API server is asked (or the signature checked),
+	// so that tokens that cannot pass (another audience, too long a lifetime, another
+	// ServiceAccount) cost no TokenReview. The issuer is the reviewer's to check.
 	claims, err := checkUnverified(tok, p)
 	if err != nil {
 		return time.Time{}, refused(err)
@@ -171,6 +170,8 @@ func (v *Verifier) serviceAccount(ctx context.Context, snap *registry.Snapshot, 
 		return time.Time{}, oauth2.ErrTemporarilyUnavailable.WithDescription("The ServiceAccount token cannot be reviewed now; retry.").WithCause(err)
 	case err != nil:
 		return time.Time{}, err
+	case !review.Authenticated && review.Refusal != "":
+		return time.Time{}, oauth2.ErrInvalidClient.WithDescription("The ServiceAccount token was refused: " + review.Refusal + ".")
 	case !review.Authenticated:
 		return time.Time{}, oauth2.ErrInvalidClient.WithDescription(
 			"The API server refused the ServiceAccount token (expired, its Pod deleted, or its ServiceAccount re-created).")
@@ -180,6 +181,32 @@ func (v *Verifier) serviceAccount(ctx context.Context, snap *registry.Snapshot, 
 		return time.Time{}, oauth2.ErrInvalidClient.WithDescription("The ServiceAccount token is not for this issuer.")
 	}
 	return claims.Expiry, nil
+}
+
+// keysReviewer reviews ServiceAccount tokens against the cluster's keys (the JWKS mode): the
+// signature, the issuer, the audience and the lifetime, without asking the API server whether
+// the token's Pod and ServiceAccount still exist.
+type keysReviewer struct {
+	keys   assertion.KeySet
+	issuer string
+	now    func() time.Time
+}
+
+func (r keysReviewer) Review(ctx context.Context, token string, audiences []string) (assertion.Review, error) {
+	tok, err := assertion.Parse(token)
+	if err != nil {
+		return assertion.Review{Refusal: err.Error()}, nil //nolint:nilerr // a token that does not parse is refused, not an outage
+	}
+	claims, err := assertion.Verify(ctx, tok, r.keys, assertion.Policy{
+		Issuer: r.issuer, Audiences: audiences, ExactAudience: true, RefuseExtendedKubernetesTokens: true, Now: r.now,
+	})
+	switch {
+	case errors.Is(err, assertion.ErrKeysUnavailable):
+		return assertion.Review{}, fmt.Errorf("%w: %w", assertion.ErrReviewUnavailable, err)
+	case err != nil:
+		return assertion.Review{Refusal: err.Error()}, nil //nolint:nilerr // refused: Authenticated false
+	}
+	return assertion.Review{Authenticated: true, Username: claims.Subject, Audiences: claims.Audience}, nil
 }
 
 // checkUnverified applies the claim rules of p (but the issuer and the signature, which the
