@@ -44,7 +44,7 @@ type AuditEvent struct {
 	// client_secret_post, none, service_account_token, private_key_jwt.
 	AuthMethod string
 	Scopes     []string
-	TokenRef  string
+	TokenRef   string
 	// RemoteAddr is the connection's peer (a proxy's, behind one); ClientAddr the client's
 	// address the brute-force limits count (from the trusted proxy's header when configured).
 	RemoteAddr string
