@@ -26,6 +26,20 @@ const (
 // the consent page shows such a client as unverified.
 const LabelRegistered = "oauth.latchkey.dev/registered"
 
+// Annotations of on-demand rotation.
+const (
+	// AnnotationRotate on an OAuthClient asks for a new credential whenever its value changes
+	// (any value, e.g. a timestamp): a new client secret in the generated Secret (secretPolicy
+	// Generate), or a new key pair (keyPolicy Generate). With spec.secretRotation the previous
+	// one keeps working for the grace period.
+	//
+	//	kubectl annotate oauthclient billing oauth.latchkey.dev/rotate=$(date +%s) --overwrite
+	AnnotationRotate = "oauth.latchkey.dev/rotate"
+	// AnnotationRotatedFor on a generated Secret records the AnnotationRotate value its current
+	// credential was generated for, so each value rotates once.
+	AnnotationRotatedFor = "oauth.latchkey.dev/rotated-for"
+)
+
 // LocalSecretKeyRef names a key of a Secret in the resource's own namespace.
 type LocalSecretKeyRef struct {
 	// name of the Secret.
