@@ -93,6 +93,13 @@ type Options struct {
 	// SyncMetrics, when set, is told each time the registry controllers take in an object of a
 	// kind; *metrics.Metrics implements it (the time since each informer last synced).
 	SyncMetrics SyncMetrics
+	// CredentialUses, when set, holds the clients' credential uses the replicas noted (the
+	// leased store, fed by server/credentialuse on every replica): the leader takes them every
+	// CredentialStatusInterval and writes the last-used times of status.credentials.
+	CredentialUses CredentialUses
+	// CredentialStatusInterval is how often the leader writes them; default
+	// DefaultCredentialStatusInterval.
+	CredentialStatusInterval time.Duration
 }
 
 // SyncMetrics records when the registry last took in an object of a kind.
@@ -137,6 +144,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.CredentialStatusInterval <= 0 {
+		o.CredentialStatusInterval = DefaultCredentialStatusInterval
+	}
 	if o.Readiness == nil {
 		o.Readiness = NewReadiness()
 	}
@@ -150,8 +160,10 @@ func (o Options) withDefaults() (Options, error) {
 }
 
 // RBAC: the markers below generate the ClusterRole, which holds only what is needed across
-// namespaces. Secrets: read and watch (client and password Secrets live anywhere) and create
-// (generated client Secrets live in the clients' namespaces); never update or patch cluster-wide.
+// namespaces. Secrets: read and watch (client and password Secrets live anywhere), create
+// (generated client Secrets and rotation states live in the clients' namespaces) and update (a
+// generated client secret rotated on demand, a rotation state); never patch. The code updates
+// only Secrets that an OAuthClient controls (metav1.IsControlledBy), never anyone else's.
 // The controllers' Events go through the events.k8s.io/v1 API, about objects in any namespace.
 // oauthclients/finalizers update lets the ownerReference of a generated Secret set
 // blockOwnerDeletion where the OwnerReferencesPermissionEnforcement admission plugin is on.
@@ -164,7 +176,7 @@ func (o Options) withDefaults() (Options, error) {
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients;scopes;users,verbs=get;list;watch
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients/status;scopes/status;users/status,verbs=update;patch
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Setup registers the field indexes and every controller of this package with the manager: the
@@ -203,6 +215,12 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			rotation: keys.RotationPolicy{Period: opts.KeyRotationPeriod, MaxTokenLifetime: opts.MaxTokenLifetime},
 		}).setup},
 		{"signingkeys-loader", (&keyLoader{reader: secrets, secret: keySecret, keys: opts.Keys}).setup},
+		{"credential-status", func(mgr ctrl.Manager) error {
+			if opts.CredentialUses == nil {
+				return nil
+			}
+			return mgr.Add(&credentialStatusWriter{client: mgr.GetClient(), uses: opts.CredentialUses, interval: opts.CredentialStatusInterval})
+		}},
 	}
 	for _, s := range setups {
 		if err := s.setup(mgr); err != nil {
