@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
@@ -64,7 +65,7 @@ type oauthClientReconciler struct {
 func (r *oauthClientReconciler) setup(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("oauthclient").
-		For(&v1alpha1.OAuthClient{}, builder.WithPredicates(specChanged())).
+		For(&v1alpha1.OAuthClient{}, builder.WithPredicates(predicate.Or(specChanged(), rotateRequested()))).
 		Watches(&v1alpha1.OAuthClient{}, handler.EnqueueRequestsFromMapFunc(clientIDPeers(r.client)),
 			builder.WithPredicates(specChanged())).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(clientsForSecret(r.client))).
@@ -132,6 +133,12 @@ func (r *oauthClientReconciler) reconcile(ctx context.Context, oc *v1alpha1.OAut
 			}
 		}
 	}
+	// Secret rotation (rotation.go): regeneration on demand, the rotation state, status.credentials.
+	rot, err := r.rotate(ctx, oc, secret)
+	if err != nil || rot.stop {
+		return rot.result, err
+	}
+	secret = rot.secret
 	in, err := clientInputs(ctx, r.secrets, oc)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -143,7 +150,7 @@ func (r *oauthClientReconciler) reconcile(ctx context.Context, oc *v1alpha1.OAut
 		return ctrl.Result{}, err
 	}
 	setDecision(&oc.Status.Conditions, &oc.Status.ObservedGeneration, oc.Generation, d)
-	return ctrl.Result{}, nil
+	return rot.result, nil
 }
 
 // clientIDWinner returns the source key of the OAuthClient that serves the client ID instead of
@@ -235,9 +242,10 @@ func (r *oauthClientReconciler) generateSecret(ctx context.Context, oc *v1alpha1
 	}
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
-			Namespace: oc.Namespace,
-			Name:      name,
-			Labels:    map[string]string{labelManagedBy: managedBy, labelClient: oc.Name},
+			Namespace:   oc.Namespace,
+			Name:        name,
+			Labels:      map[string]string{labelManagedBy: managedBy, labelClient: oc.Name},
+			Annotations: rotatedFor(oc), // rotation.go
 		},
 		Type: corev1.SecretTypeOpaque,
 		Data: map[string][]byte{
