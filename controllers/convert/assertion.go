@@ -164,7 +164,7 @@ func validateAssertionAuth(oc *v1alpha1.OAuthClient) []string {
 		}
 	}
 	if r := s.SecretRotation; r != nil {
-		if assertionMethod && !(m == v1alpha1.AuthMethodPrivateKeyJWT && s.KeyPolicy == v1alpha1.KeyPolicyGenerate) {
+		if assertionMethod && (m != v1alpha1.AuthMethodPrivateKeyJWT || s.KeyPolicy != v1alpha1.KeyPolicyGenerate) {
 			add("secretRotation is for client secrets and keyPolicy Generate key pairs")
 		}
 		if g := r.GracePeriod; g != nil && (g.Duration < 0 || g.Duration > maxGracePeriod) {
@@ -194,7 +194,7 @@ func assertionClient(oc *v1alpha1.OAuthClient, c registry.Client, in ClientInput
 	case s.JWKS != nil:
 		keys, err := inlineKeys(s.JWKS)
 		if err != nil { // validateClient refused it already
-			return registry.Client{}, fmt.Errorf("%w: jwks: %v", ErrInvalidSpec, err)
+			return registry.Client{}, fmt.Errorf("%w: jwks: %w", ErrInvalidSpec, err)
 		}
 		c.PublicKeys = keys
 		return c, nil
@@ -206,7 +206,7 @@ func assertionClient(oc *v1alpha1.OAuthClient, c registry.Client, in ClientInput
 	}
 	keys, err := assertion.ParseJWKS(value)
 	if err != nil {
-		return c, fmt.Errorf("%w: Secret %s/%s key %q does not hold a JWK set of public keys: %v",
+		return c, fmt.Errorf("%w: Secret %s/%s key %q does not hold a JWK set of public keys: %w",
 			ErrSecretNotFound, oc.Namespace, name, key, err)
 	}
 	c.PublicKeys = applyKeyRotation(oc, keys, in)

@@ -2,12 +2,12 @@ package oauth2
 
 import (
 	"context"
-
-	"github.com/latchkey-dev/latchkey/server/registry"
 	"net/http"
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
 // Metrics records what the handler does; *metrics.Metrics (server/metrics) implements it.
