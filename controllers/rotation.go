@@ -37,8 +37,9 @@ type rotationOutcome struct {
 	result ctrl.Result
 }
 
-// rotate is the leader's part of client secret rotation, for a client that uses a client
-// secret, whose Secret (nil when missing) reconcile has read and checked: it regenerates a
+// rotate is the leader's part of client secret rotation, called for every client reconcile
+// serves (a client without a client secret only has a stale state emptied), with the client
+// secret's Secret (nil when missing) that reconcile has read and checked: it regenerates a
 // Generate client's secret when the annotation v1alpha1.AnnotationRotate asks for it, keeps
 // the rotation state Secret (convert.RotationSecretName: hashes and times, never a secret) of a
 // client with spec.secretRotation by convert.RotationState.Next, writes
