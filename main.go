@@ -45,6 +45,7 @@ import (
 	"github.com/latchkey-dev/latchkey/controllers/manifests"
 	ctrlreg "github.com/latchkey-dev/latchkey/controllers/registration"
 	"github.com/latchkey-dev/latchkey/server/audit"
+	"github.com/latchkey-dev/latchkey/server/credentialuse"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/metrics"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
@@ -518,6 +519,10 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 	if cfg.ClientAssertions, err = workload.New(wcfg); err != nil {
 		return err
 	}
+	// Every replica records which credential authenticated each client and flushes that into
+	// the leased store, where the leader takes it for status.credentials.
+	uses := credentialuse.New(cfg.Store, credentialuse.Options{})
+	cfg.CredentialUses = uses
 	if err := controllers.Setup(mgr, controllers.Options{
 		KeyMetrics:    keyMetrics,
 		SyncMetrics:   syncMetrics,
@@ -533,6 +538,7 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 		// A client may set its own token lifetimes, up to the CRD's 24 h: a retired key stays
 		// published until the longest of them has passed.
 		MaxTokenLifetime: max(opts.accessTokenTTL, opts.idTokenTTL, maxClientTokenLifetime),
+		CredentialUses:   cfg.Store,
 	}); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}
@@ -550,6 +556,9 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 		return err
 	}
 	if err := mgr.Add(st); err != nil { // the store's janitor, on every replica
+		return err
+	}
+	if err := mgr.Add(uses); err != nil { // flushes the credential uses, on every replica
 		return err
 	}
 	ln, err := net.Listen("tcp", opts.listenAddress)

@@ -12,7 +12,7 @@
 //     Confidential client whose Secret is missing is served without a secret (it keeps its
 //     client ID, cannot authenticate). A change to a
 //     referenced Secret re-converts the resource at once, so a rotated client secret works and the
-//     old one stops working without a restart. The signing-key loader, also on every replica,
+//     old one stops working without a restart (after the grace period of spec.secretRotation). The signing-key loader, also on every replica,
 //     loads the key Secret into a KeyLoader (*keys.Keyring) whenever it changes. The registry
 //     controllers report each object they processed to a Readiness (see below).
 //   - Leader-only controllers (status writer, Secret writer): the OAuthClient controller sets
@@ -21,9 +21,11 @@
 //     message come from controllers/feed, so the embedded mode's warnings say the same), creates the client Secret for
 //     secretPolicy Generate (keys client-id, the secretRef key (client-secret by default) with 32
 //     random bytes in unpadded base64url, and token-url when Options.TokenURL is set) with a
-//     controller ownerReference, and never overwrites an existing Secret. External clients wait
-//     for theirs. Scope and User get a Ready condition (reasons Ready, InvalidSpec,
-//     ScopeNameConflict; User also SecretNotFound, UsernameConflict). The signing-key controller
+//     controller ownerReference, and never overwrites an existing Secret, except to rotate it on
+//     demand (below). External clients wait for theirs. For secret rotation it keeps the
+//     rotation state and status.credentials (rotation.go, below). Scope and User get a Ready
+//     condition (reasons Ready, InvalidSpec, ScopeNameConflict; User also SecretNotFound,
+//     UsernameConflict). The signing-key controller
 //     creates the key Secret when missing and adds keys for algorithms that have none.
 //
 // Decisions:
@@ -61,8 +63,32 @@
 //     reconcile of a Confidential client or a User with a password. The signing-key watches filter
 //     that informer to the one key Secret. (Metadata of every Secret is still cached; main.go may
 //     narrow the cache to namespaces with cache.Options if that matters.)
-//   - To regenerate a Generate client's secret, delete the Secret: the controller creates a new
-//     one. Editing the value in place works as well (the new value takes effect, the old fails).
+//   - To regenerate a Generate client's secret, set the OAuthClient's annotation
+//     oauth.latchkey.dev/rotate (v1alpha1.AnnotationRotate) to a new value: the leader writes a
+//     new random secret into the Secret it controls and records the value in the Secret's
+//     oauth.latchkey.dev/rotated-for, so each value rotates once (a Secret generated while the
+//     annotation is set records it at once). Deleting the Secret, or editing the value, works
+//     as well.
+//   - Secret rotation (rotation.go): for a client with spec.secretRotation that uses a client
+//     secret, the leader keeps the rotation state in the Secret <name>-oauth-client-rotation
+//     (SHA-256 hashes and RFC 3339 times, never a secret; controlled by the OAuthClient),
+//     advanced by convert.RotationState.Next on every reconcile: a new value makes the old one
+//     the previous, accepted for the grace period; it writes status.credentials.currentSince and
+//     previousAcceptedUntil, emits SecretRotated and requeues at the previous secret's end.
+//     Every replica's registry reads the state (only when the OAuthClient controls it) and,
+//     when the client Secret changed and the state does not say so yet, keeps the recorded
+//     secret working for a grace period from then, so no replica refuses the old secret while
+//     the leader catches up. A state Secret the client does not control is never used nor
+//     written: Ready=False, SecretConflict (served without a previous secret). Without
+//     spec.secretRotation the state is emptied and status.credentials removed, so turning it on
+//     again never revives a secret changed meanwhile.
+//   - Last uses: every replica records, through server/credentialuse, the first use per minute
+//     of each client's current and previous secret and flushes them into the leased store
+//     (Options.CredentialUses); a leader-only Runnable (credential_status.go) takes them every
+//     minute and patches status.credentials.currentLastUsed and previousLastUsed, to the minute
+//     and only forward, of the OAuthClient that serves the client ID (indexClientID, Ready). Only
+//     clients with spec.secretRotation are written: one status patch a minute per busy client is
+//     a cost worth asking for.
 //   - An invalid spec is a TerminalError (no retry until the resource changes); everything else
 //     that fails returns its error and is retried with backoff. Missing Secrets are waited for
 //     through the Secret watch, not by polling.
@@ -75,12 +101,14 @@
 //     generated only when none was ever loaded.
 //   - Events are emitted only after the status they describe was written.
 //   - RBAC: the ClusterRole (markers in setup.go) grants only what is needed across namespaces:
-//     Secrets get/list/watch/create, events.k8s.io Events, the CRDs. Leases, core Events (leader
+//     Secrets get/list/watch/create/update (the code updates only Secrets an OAuthClient
+//     controls), events.k8s.io Events, the CRDs. Leases, core Events (leader
 //     election) and update of the key Secret are in namespaced Roles written by hand
 //     (config/rbac, charts/latchkey/templates/rbac.yaml), because the namespace is an install
 //     choice.
 //   - Events use the events.k8s.io/v1 API (manager.GetEventRecorder), one per Ready transition
-//     plus SecretGenerated and SigningKeysGenerated.
+//     plus SecretGenerated, SecretRotated and SigningKeysGenerated.
 //
-// This package imports api/, server/registry and server/keys.
+// This package imports api/, server/registry, server/keys and server/store (the CredentialUse
+// type).
 package controllers

@@ -139,6 +139,12 @@ func (r *oauthClientReconciler) reconcile(ctx context.Context, oc *v1alpha1.OAut
 	if !ok {
 		return keyResult, err
 	}
+	// Secret rotation (rotation.go): regeneration on demand, the rotation state, status.credentials.
+	rot, err := r.rotate(ctx, oc, secret)
+	if err != nil || rot.stop {
+		return rot.result, err
+	}
+	secret = rot.secret
 	in, err := clientInputs(ctx, r.secrets, oc)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -150,7 +156,7 @@ func (r *oauthClientReconciler) reconcile(ctx context.Context, oc *v1alpha1.OAut
 		return ctrl.Result{}, err
 	}
 	setDecision(&oc.Status.Conditions, &oc.Status.ObservedGeneration, oc.Generation, d)
-	return keyResult, nil
+	return soonest(keyResult, rot.result), nil
 }
 
 // clientIDWinner returns the source key of the OAuthClient that serves the client ID instead of
@@ -242,9 +248,10 @@ func (r *oauthClientReconciler) generateSecret(ctx context.Context, oc *v1alpha1
 	}
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
-			Namespace: oc.Namespace,
-			Name:      name,
-			Labels:    map[string]string{labelManagedBy: managedBy, labelClient: oc.Name},
+			Namespace:   oc.Namespace,
+			Name:        name,
+			Labels:      map[string]string{labelManagedBy: managedBy, labelClient: oc.Name},
+			Annotations: rotatedFor(oc), // rotation.go
 		},
 		Type: corev1.SecretTypeOpaque,
 		Data: map[string][]byte{
@@ -309,4 +316,12 @@ func setReady(conds *[]metav1.Condition, observed *int64, generation int64, stat
 		Type: v1alpha1.ConditionReady, Status: status, Reason: reason, Message: msg, ObservedGeneration: generation,
 	})
 	*observed = generation
+}
+
+// soonest is the result that requeues first: the earliest non-zero RequeueAfter.
+func soonest(a, b ctrl.Result) ctrl.Result {
+	if a.RequeueAfter == 0 || (b.RequeueAfter > 0 && b.RequeueAfter < a.RequeueAfter) {
+		return b
+	}
+	return a
 }

@@ -93,6 +93,13 @@ type Options struct {
 	// SyncMetrics, when set, is told each time the registry controllers take in an object of a
 	// kind; *metrics.Metrics implements it (the time since each informer last synced).
 	SyncMetrics SyncMetrics
+	// CredentialUses, when set, holds the clients' credential uses the replicas noted (the
+	// leased store, fed by server/credentialuse on every replica): the leader takes them every
+	// CredentialStatusInterval and writes the last-used times of status.credentials.
+	CredentialUses CredentialUses
+	// CredentialStatusInterval is how often the leader writes them; default
+	// DefaultCredentialStatusInterval.
+	CredentialStatusInterval time.Duration
 }
 
 // SyncMetrics records when the registry last took in an object of a kind.
@@ -137,6 +144,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.CredentialStatusInterval <= 0 {
+		o.CredentialStatusInterval = DefaultCredentialStatusInterval
+	}
 	if o.Readiness == nil {
 		o.Readiness = NewReadiness()
 	}
@@ -151,9 +161,11 @@ func (o Options) withDefaults() (Options, error) {
 
 // RBAC: the markers below generate the ClusterRole, which holds only what is needed across
 // namespaces. Secrets: read and watch (client and password Secrets live anywhere), create
-// (generated client Secrets live in the clients' namespaces) and update (the leader rotates a
-// private_key_jwt client's generated key pair in place, in the client's namespace: delete and
-// create, which it may already do, would leave the client without keys in between); never patch.
+// (generated client Secrets and rotation states live in the clients' namespaces) and update (a
+// generated client secret rotated on demand, a rotation state, a private_key_jwt client's
+// generated key pair rotated in place: delete and create would leave the client without keys in
+// between); never patch. The code updates only Secrets that an OAuthClient controls
+// (metav1.IsControlledBy), never anyone else's.
 // The controllers' Events go through the events.k8s.io/v1 API, about objects in any namespace.
 // oauthclients/finalizers update lets the ownerReference of a generated Secret set
 // blockOwnerDeletion where the OwnerReferencesPermissionEnforcement admission plugin is on.
@@ -205,6 +217,12 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			rotation: keys.RotationPolicy{Period: opts.KeyRotationPeriod, MaxTokenLifetime: opts.MaxTokenLifetime},
 		}).setup},
 		{"signingkeys-loader", (&keyLoader{reader: secrets, secret: keySecret, keys: opts.Keys}).setup},
+		{"credential-status", func(mgr ctrl.Manager) error {
+			if opts.CredentialUses == nil {
+				return nil
+			}
+			return mgr.Add(&credentialStatusWriter{client: mgr.GetClient(), uses: opts.CredentialUses, interval: opts.CredentialStatusInterval})
+		}},
 	}
 	for _, s := range setups {
 		if err := s.setup(mgr); err != nil {

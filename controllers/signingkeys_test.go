@@ -75,9 +75,13 @@ func TestSigningKeysSharedByReplicas(t *testing.T) {
 	original, err := set.Marshal()
 	require.NoError(t, err)
 	t.Cleanup(func() { // the other tests sign with every algorithm: put the original keys back
-		_, s := keySet(t, keySecretKey)
-		s.Data[KeySetKey] = original
-		assert.NoError(t, suite.client.Update(context.Background(), s))
+		require.EventuallyWithT(t, func(c *assert.CollectT) { // again when the leader wrote meanwhile
+			_, s := keySet(c, keySecretKey)
+			if s != nil {
+				s.Data[KeySetKey] = original
+				assert.NoError(c, suite.client.Update(context.Background(), s))
+			}
+		}, waitFor, tick)
 		waitReplicasLoad(t)
 	})
 	assert.Equal(t, []string{"ES256", "EdDSA", "RS256"}, algorithms(set),

@@ -33,6 +33,7 @@ import (
 	latchkeyoauth2 "github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/oauth2/handler"
 	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/store/memory"
 )
 
 const (
@@ -41,6 +42,8 @@ const (
 	testTokenURL     = "https://latchkey.example/oauth2/token"
 	waitFor          = 20 * time.Second
 	tick             = 50 * time.Millisecond
+	// credentialStatusInterval is how often the leader writes the last-used times in the tests.
+	credentialStatusInterval = 200 * time.Millisecond
 )
 
 // replica is one running manager with its own registry and keyring, like one server pod.
@@ -56,6 +59,9 @@ type testSuite struct {
 	scheme   *runtime.Scheme
 	client   client.Client
 	replicas []*replica
+	// uses is the leased store the replicas' leaders take credential uses from (the tests'
+	// token servers note them there).
+	uses *memory.Store
 }
 
 var suite *testSuite
@@ -71,10 +77,11 @@ func setupSuite(cp *controlplane.ControlPlane) ([]controlplane.Runnable, error) 
 	if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: systemNamespace}}); err != nil {
 		return nil, err
 	}
-	suite = &testSuite{cfg: cfg, scheme: s, client: c}
+	suite = &testSuite{cfg: cfg, scheme: s, client: c, uses: memory.New()}
 	var managers []controlplane.Runnable
 	for range 2 {
-		r, mgr, err := newReplica(cfg, s, leaderElectionID, Options{Namespace: systemNamespace, TokenURL: testTokenURL})
+		r, mgr, err := newReplica(cfg, s, leaderElectionID, Options{Namespace: systemNamespace, TokenURL: testTokenURL,
+			CredentialUses: suite.uses, CredentialStatusInterval: credentialStatusInterval})
 		if err != nil {
 			return nil, err
 		}

@@ -483,7 +483,8 @@ type OAuthClientStatus struct {
 	// observedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// credentials: when the current and previous credentials were seen and used.
+	// credentials: when the current and previous credentials were seen and used (clients
+	// with secretRotation).
 	// +optional
 	Credentials *CredentialStatus `json:"credentials,omitempty"`
 }

@@ -83,6 +83,51 @@ func parseTime(v []byte) time.Time {
 	return t
 }
 
+// ClientSecretHash returns the SHA-256 of the client secret secret holds for oc (SecretRef's
+// key), as the registry keeps it; ok is false when it holds none (missing, empty).
+func ClientSecretHash(oc *v1alpha1.OAuthClient, secret *corev1.Secret) (hash [sha256.Size]byte, ok bool) {
+	name, key := SecretRef(oc)
+	value, err := secretValue(secret, oc.Namespace, name, key)
+	if err != nil {
+		return hash, false
+	}
+	return registry.HashSecret(value), true
+}
+
+// Next is the state after seeing, at now, the client secret whose hash is current (hasCurrent
+// false: none, then only the expiry applies), for a client whose grace period is grace. The
+// one rule of the leader (in the cluster) and of the manifest loader (embedded):
+//   - the first secret seen becomes current, since now;
+//   - a secret other than the current one is a rotation (rotated true): it becomes current
+//     since now, and the current one becomes the previous, accepted until now+grace (none with
+//     a grace period of 0);
+//   - the previous is accepted at most grace after the current one was first seen (lowering
+//     the grace period shortens a running window; 0 ends it) and is dropped once that passed.
+//
+// Times are kept to the second, as the state Secret holds them.
+func (st RotationState) Next(current [sha256.Size]byte, hasCurrent bool, now time.Time, grace time.Duration) (next RotationState, rotated bool) {
+	now = now.UTC().Truncate(time.Second)
+	grace = max(grace, 0)
+	next = st
+	if hasCurrent && (!st.HasCurrent || st.Current != current) {
+		rotated = st.HasCurrent
+		next.HasPrevious, next.Previous, next.PreviousUntil = false, [sha256.Size]byte{}, time.Time{}
+		if rotated && grace > 0 {
+			next.HasPrevious, next.Previous, next.PreviousUntil = true, st.Current, now.Add(grace)
+		}
+		next.HasCurrent, next.Current, next.CurrentSince = true, current, now
+	}
+	if next.HasPrevious {
+		if limit := next.CurrentSince.Add(grace); next.PreviousUntil.After(limit) {
+			next.PreviousUntil = limit
+		}
+		if !now.Before(next.PreviousUntil) || !next.HasCurrent {
+			next.HasPrevious, next.Previous, next.PreviousUntil = false, [sha256.Size]byte{}, time.Time{}
+		}
+	}
+	return next, rotated
+}
+
 // applyRotation sets the client's previous secret from its rotation state: the recorded
 // previous secret until its time, or, when the leader has not yet recorded a change it will
 // (the state's current hash is not the Secret's), the recorded current one for a grace period

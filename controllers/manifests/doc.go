@@ -40,6 +40,12 @@
 //   - A reload that fails to parse a file keeps serving what was loaded before for that file.
 //   - Watch debounces: changes within one debounce interval make one reload, and a folder that
 //     keeps changing is still reloaded at most 10 intervals after its first change.
+//   - Secret rotation (spec.secretRotation): the loader keeps each client's rotation state in
+//     memory, advanced on every load by the leader's rule (convert.RotationState.Next), and
+//     hands it to the conversion in the shape of the state Secret a cluster keeps. So a client
+//     secret changed between loads leaves the previous one working until the grace period
+//     after the load that saw the change; a restart, or a client left out of a load, forgets
+//     it. A rotation state Secret in the folder is ignored. Nothing records last uses here.
 //   - Secrets are kept as decoded; stringData is read by convert.SecretData, the one place that
 //     merges it (data wins), as for Secrets read from a cluster.
 package manifests

@@ -96,6 +96,11 @@ type Loader struct {
 	// first saw it; lastCreated is the latest time given, so every new one is later.
 	created     map[string]time.Time
 	lastCreated time.Time
+
+	// rotations is the secret rotation state of each client with spec.secretRotation, by
+	// source: what the leader keeps in a Secret in a cluster, here in memory only.
+	rotations map[string]convert.RotationState
+	now       func() time.Time
 }
 
 // New returns a loader of dir into reg that reports problems to warn (nil: as Info lines with
@@ -112,7 +117,7 @@ func New(dir string, reg Registry, warn Warner) (*Loader, error) {
 		dir: dir, reg: reg, warn: warn,
 		decoder: serializer.NewCodecFactory(s, serializer.EnableStrict).UniversalDeserializer(),
 		clients: map[string]metav1.Object{}, scopes: map[string]metav1.Object{}, users: map[string]metav1.Object{},
-		created: map[string]time.Time{},
+		created: map[string]time.Time{}, rotations: map[string]convert.RotationState{}, now: time.Now,
 	}, nil
 }
 
@@ -272,10 +277,12 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 
 	clients := make([]item, 0, len(objs.Clients))
 	withSecret := map[metav1.Object]*corev1.Secret{} // the clients served with their secret
+	now := l.now()
+	rotations := map[string]convert.RotationState{}
 	for _, oc := range objs.Clients {
 		name, _ := convert.SecretRef(oc)
 		secret := objs.Secrets[oc.Namespace+"/"+name]
-		in := convert.ClientInputs{Secret: secret}
+		in := convert.ClientInputs{Secret: secret, Now: now, Rotation: l.rotation(oc, secret, now, rotations)}
 		if keys, _, ok := convert.KeySecretRef(oc); ok {
 			in.Keys = objs.Secrets[oc.Namespace+"/"+keys]
 		}
@@ -287,6 +294,7 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 		clients = append(clients, item{source: convert.SourceKey(oc.Namespace, oc.Name), name: c.ID, obj: oc, decision: d,
 			put: func() { l.reg.PutClient(c) }, keysAndValues: []any{"clientID", convert.ClientID(oc)}})
 	}
+	l.rotations = rotations // forgets the clients that are gone or stopped rotating
 	var holders map[string]bool
 	l.clients, holders = r.feed("OAuthClient", "clientID", clients, l.clients, l.reg.DeleteClient, feed.ClientIDConflict)
 	l.demo = nil
@@ -333,6 +341,27 @@ func withoutGeneratedKeys(oc *v1alpha1.OAuthClient, d feed.Decision) feed.Decisi
 		"holding the client's public keys (a JWK set) under %q to the folder and give the workload their private key "+
 		"(a key Secret generated in a cluster can be copied as it is)", oc.Namespace, name, key)
 	return d
+}
+
+// rotation advances the rotation state of a client with spec.secretRotation by the leader's
+// rule (convert.RotationState.Next) and returns it in the shape of the state Secret the
+// conversion reads, so a secret changed between loads keeps working for the grace period as in
+// a cluster. next collects the states of this load: a source defined twice advances once.
+func (l *Loader) rotation(oc *v1alpha1.OAuthClient, secret *corev1.Secret, now time.Time, next map[string]convert.RotationState) *corev1.Secret {
+	if oc.Spec.SecretRotation == nil || !convert.UsesClientSecret(oc) {
+		return nil
+	}
+	src := convert.SourceKey(oc.Namespace, oc.Name)
+	st, ok := next[src]
+	if !ok {
+		hash, hasHash := convert.ClientSecretHash(oc, secret)
+		st, _ = l.rotations[src].Next(hash, hasHash, now, convert.GracePeriod(oc))
+		next[src] = st
+	}
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: oc.Namespace, Name: convert.RotationSecretName(oc)},
+		Data:       st.Data(),
+	}
 }
 
 // item is one converted object of the folder, decided by the feed policy.

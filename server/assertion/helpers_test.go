@@ -91,6 +91,7 @@ func withClaims(edit func(map[string]any)) map[string]any {
 	return c
 }
 
+//nolint:unused // for the verifier tests of the work in progress on server/assertion
 func testPolicy() Policy {
 	return Policy{Issuer: testIssuer, Audiences: []string{testAudience}, Now: testNow}
 }
@@ -101,6 +102,7 @@ func rawToken(header, payload string) string {
 	return enc([]byte(header)) + "." + enc([]byte(payload)) + "." + enc([]byte("signature"))
 }
 
+//nolint:unused // for the verifier tests of the work in progress on server/assertion
 func staticKeys(t testing.TB, keys ...testKey) *StaticKeys {
 	t.Helper()
 	pub := make([]jose.JSONWebKey, 0, len(keys))

@@ -163,6 +163,18 @@ func (i *instrumented) TakeRate(ctx context.Context, key store.Hash, perMinute, 
 	return wait, err
 }
 
+func (i *instrumented) NoteCredentialUses(ctx context.Context, uses []store.CredentialUse) error {
+	err := i.s.NoteCredentialUses(ctx, uses)
+	i.record("note_credential_uses", err)
+	return err
+}
+
+func (i *instrumented) TakeCredentialUses(ctx context.Context, limit int) ([]store.CredentialUse, error) {
+	uses, err := i.s.TakeCredentialUses(ctx, limit)
+	i.record("take_credential_uses", err)
+	return uses, err
+}
+
 func (i *instrumented) Ping(ctx context.Context) error {
 	err := i.s.Ping(ctx)
 	i.record("ping", err)

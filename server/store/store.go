@@ -179,6 +179,31 @@ type RateLimits interface {
 	TakeRate(ctx context.Context, key Hash, perMinute, burst int) (time.Duration, error)
 }
 
+// CredentialUse is when a client last authenticated with one of its credentials: its current
+// one, or (Previous) its previous client secret inside a rotation's grace period.
+type CredentialUse struct {
+	ClientID string
+	Previous bool
+	At       time.Time
+}
+
+// CredentialUseLease is how long the credential uses noted and not taken are kept after the
+// last note: nobody took them (no leader) and they are stale by then.
+const CredentialUseLease = time.Hour
+
+// CredentialUses collects when clients last used their credentials, from every replica, for the
+// leader to write into the clients' status.
+type CredentialUses interface {
+	// NoteCredentialUses records the uses in one atomic step, keeping per client ID and
+	// Previous the latest At of what was noted and not yet taken. The records are leased for
+	// CredentialUseLease from the last note.
+	NoteCredentialUses(ctx context.Context, uses []CredentialUse) error
+	// TakeCredentialUses removes and returns up to limit of the records, in one atomic step: of
+	// concurrent takes, each record goes to one caller. Nothing to take (or limit <= 0) is an
+	// empty result, not an error.
+	TakeCredentialUses(ctx context.Context, limit int) ([]CredentialUse, error)
+}
+
 // Store is every part of the leased store; a backend implements all of it.
 type Store interface {
 	Codes
@@ -188,6 +213,7 @@ type Store interface {
 	Counters
 	Throttles
 	RateLimits
+	CredentialUses
 	// Ping reports whether the backend can be reached (readiness).
 	Ping(ctx context.Context) error
 }

@@ -67,6 +67,8 @@ type Store struct {
 	// maxExpiry is the latest ExpiresAt of any refresh token stored: a family revocation is
 	// remembered at least that long, so no token of the family outlives it.
 	maxExpiry atomic.Int64
+	// uses are the noted credential uses (credentialuse.go).
+	uses credentialUses
 }
 
 var _ store.Store = (*Store)(nil)

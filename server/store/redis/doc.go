@@ -22,6 +22,10 @@
 //	                  until the later of w and b
 //	P rate:{h}        string: the bucket's theoretical arrival time (GCRA), server µs; lives
 //	                  until the bucket is full again
+//	P uses            hash: "c:<client ID>" and "p:<client ID>" (current and previous
+//	                  credential) to the time of the last use noted, Unix µs; lives
+//	                  store.CredentialUseLease after the last note. The take script removes
+//	                  what it returns (HRANDFIELD, then HDEL), so each use goes to one taker.
 //
 // Every throttle key carries the one hash tag {thr}, so the script of an attempt sees all its
 // keys (an identity's and an address's share no natural tag) also in Cluster, where they all

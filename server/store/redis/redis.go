@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -587,6 +588,70 @@ func (s *Store) TakeRate(ctx context.Context, key store.Hash, perMinute, burst i
 		return 0, s.fail(ctx, "take rate", err)
 	}
 	return time.Duration(wait) * time.Microsecond, nil
+}
+
+// Fields of the credential uses hash: the credential's letter, then the client ID.
+const (
+	currentUse  = "c:"
+	previousUse = "p:"
+)
+
+func (s *Store) usesKey() string { return s.prefix + "uses" }
+
+// NoteCredentialUses keeps the latest time of each client's credential in one script; see
+// store.CredentialUses.
+func (s *Store) NoteCredentialUses(ctx context.Context, uses []store.CredentialUse) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(uses) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 1+2*len(uses))
+	args = append(args, ceilMS(store.CredentialUseLease))
+	for _, u := range uses {
+		field := currentUse + u.ClientID
+		if u.Previous {
+			field = previousUse + u.ClientID
+		}
+		args = append(args, field, u.At.UnixMicro())
+	}
+	if err := noteUses.Run(ctx, s.c, []string{s.usesKey()}, args...).Err(); err != nil {
+		return s.fail(ctx, "note credential uses", err)
+	}
+	return nil
+}
+
+// TakeCredentialUses removes and returns up to limit noted uses in one script.
+func (s *Store) TakeCredentialUses(ctx context.Context, limit int) ([]store.CredentialUse, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	v, err := takeUses.Run(ctx, s.c, []string{s.usesKey()}, limit).StringSlice()
+	if err != nil {
+		return nil, s.fail(ctx, "take credential uses", err)
+	}
+	out := make([]store.CredentialUse, 0, len(v)/2)
+	for i := 0; i+1 < len(v); i += 2 {
+		us, err := strconv.ParseInt(v[i+1], 10, 64)
+		if err != nil {
+			continue // not ours: dropped
+		}
+		u := store.CredentialUse{At: time.UnixMicro(us).UTC()}
+		switch {
+		case strings.HasPrefix(v[i], currentUse):
+			u.ClientID = v[i][len(currentUse):]
+		case strings.HasPrefix(v[i], previousUse):
+			u.ClientID, u.Previous = v[i][len(previousUse):], true
+		default:
+			continue
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }
 
 var _ store.Store = (*Store)(nil)

@@ -174,4 +174,20 @@ if allowAt > now then return math.ceil(allowAt - now) end
 redis.call('SET', KEYS[1], string.format('%.0f', nextTat), 'PX', math.ceil((nextTat - now) / 1000) + 1)
 return 0`)
 
-var scripts = []*goredis.Script{takeCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily, throttle, takeRate}
+// noteUses: KEYS[1] the credential uses hash; ARGV[1] its lease in ms, then pairs of field
+// (credential and client ID) and time (µs). Keeps the later time of each field and renews the
+// hash's lease.
+var noteUses = goredis.NewScript(`for i = 2, #ARGV, 2 do
+  local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i]))
+  if not cur or cur < tonumber(ARGV[i + 1]) then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1`)
+
+// takeUses: KEYS[1] the credential uses hash; ARGV[1] how many to take (positive). Returns
+// field, time, field, time... of the records it removed.
+var takeUses = goredis.NewScript(`local v = redis.call('HRANDFIELD', KEYS[1], tonumber(ARGV[1]), 'WITHVALUES')
+for i = 1, #v, 2 do redis.call('HDEL', KEYS[1], v[i]) end
+return v`)
+
+var scripts = []*goredis.Script{takeCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily, throttle, takeRate, noteUses, takeUses}

@@ -77,6 +77,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts Options) {
 		{"counters", counterTests()},
 		{"throttles", throttleTests()},
 		{"rate limits", rateTests()},
+		{"credential uses", credentialUseTests()},
 		{"contexts", contextTests()},
 		{"ping", []test{{
 			name: "Ping answers",
@@ -1187,6 +1188,142 @@ func rateTests() []test {
 }
 
 // promptly is how long a call with a cancelled context may take.
+// takeAllUses takes every noted credential use, in batches of limit, and checks that none
+// comes twice.
+func takeAllUses(e *env, limit int) map[store.CredentialUse]bool {
+	e.t.Helper()
+	got := map[store.CredentialUse]bool{}
+	for range 1000 {
+		batch, err := e.s.TakeCredentialUses(e.ctx, limit)
+		require.NoError(e.t, err)
+		require.LessOrEqual(e.t, len(batch), limit)
+		if len(batch) == 0 {
+			return got
+		}
+		for _, u := range batch {
+			u.At = u.At.Truncate(time.Millisecond)
+			require.False(e.t, got[u], "%+v taken twice", u)
+			got[u] = true
+		}
+	}
+	require.FailNow(e.t, "the credential uses never ran out")
+	return nil
+}
+
+func credentialUseTests() []test {
+	use := func(id string, previous bool, at time.Time) store.CredentialUse {
+		return store.CredentialUse{ClientID: id, Previous: previous, At: at}
+	}
+	return []test{
+		{
+			name: "a noted use is taken once, with its client, credential and time",
+			run: func(e *env) {
+				at := e.now().Add(-time.Second)
+				require.NoError(e.t, e.s.NoteCredentialUses(e.ctx, []store.CredentialUse{use("client-a", false, at)}))
+				got, err := e.s.TakeCredentialUses(e.ctx, 10)
+				require.NoError(e.t, err)
+				require.Len(e.t, got, 1)
+				require.Equal(e.t, "client-a", got[0].ClientID)
+				require.False(e.t, got[0].Previous)
+				requireTime(e.t, at, got[0].At, "At")
+				got, err = e.s.TakeCredentialUses(e.ctx, 10)
+				require.NoError(e.t, err)
+				require.Empty(e.t, got, "taken uses are gone")
+			},
+		},
+		{
+			name: "noting keeps the latest time of each client and credential, whatever the order",
+			run: func(e *env) {
+				t0 := e.now().Add(-time.Hour)
+				require.NoError(e.t, e.s.NoteCredentialUses(e.ctx, []store.CredentialUse{
+					use("client-a", false, t0.Add(2*time.Minute)), use("client-a", true, t0),
+				}))
+				require.NoError(e.t, e.s.NoteCredentialUses(e.ctx, []store.CredentialUse{
+					use("client-a", false, t0.Add(time.Minute)), use("client-a", true, t0.Add(3*time.Minute)),
+					use("client:b", false, t0), use("client:b", false, t0.Add(5*time.Second)),
+				}))
+				got := takeAllUses(e, 10)
+				require.Len(e.t, got, 3)
+				require.True(e.t, got[use("client-a", false, t0.Add(2*time.Minute).UTC().Truncate(time.Millisecond))], "%v", got)
+				require.True(e.t, got[use("client-a", true, t0.Add(3*time.Minute).UTC().Truncate(time.Millisecond))], "%v", got)
+				require.True(e.t, got[use("client:b", false, t0.Add(5*time.Second).UTC().Truncate(time.Millisecond))], "%v", got)
+			},
+		},
+		{
+			name: "a take returns at most its limit and leaves the rest for the next",
+			run: func(e *env) {
+				at := e.now().Truncate(time.Second)
+				var uses []store.CredentialUse
+				for i := range 7 {
+					uses = append(uses, use(fmt.Sprintf("client-%d", i), i%2 == 1, at))
+				}
+				require.NoError(e.t, e.s.NoteCredentialUses(e.ctx, uses))
+				first, err := e.s.TakeCredentialUses(e.ctx, 3)
+				require.NoError(e.t, err)
+				require.Len(e.t, first, 3)
+				rest := takeAllUses(e, 100)
+				require.Len(e.t, rest, 4)
+				for _, u := range first {
+					u.At = u.At.Truncate(time.Millisecond)
+					require.False(e.t, rest[u], "%+v taken twice", u)
+					rest[u] = true
+				}
+				for _, u := range uses {
+					require.True(e.t, rest[use(u.ClientID, u.Previous, u.At.UTC())], "%+v taken", u)
+				}
+			},
+		},
+		{
+			name: "nothing to take, or a limit of zero, is an empty answer",
+			run: func(e *env) {
+				got, err := e.s.TakeCredentialUses(e.ctx, 10)
+				require.NoError(e.t, err)
+				require.Empty(e.t, got)
+				require.NoError(e.t, e.s.NoteCredentialUses(e.ctx, nil))
+				require.NoError(e.t, e.s.NoteCredentialUses(e.ctx, []store.CredentialUse{use("client-a", false, e.now())}))
+				got, err = e.s.TakeCredentialUses(e.ctx, 0)
+				require.NoError(e.t, err)
+				require.Empty(e.t, got)
+				require.Len(e.t, takeAllUses(e, 10), 1, "a take of zero takes nothing")
+			},
+		},
+		{
+			name: "concurrent takes hand out every use exactly once",
+			run: func(e *env) {
+				at := e.now().Truncate(time.Second)
+				const n = 200
+				uses := make([]store.CredentialUse, 0, n)
+				for i := range n {
+					uses = append(uses, use(fmt.Sprintf("client-%d", i), false, at))
+				}
+				require.NoError(e.t, e.s.NoteCredentialUses(e.ctx, uses))
+				var mu sync.Mutex
+				seen := map[string]int{}
+				errs := race(racers, func(int) error {
+					for {
+						batch, err := e.s.TakeCredentialUses(e.ctx, 3)
+						if err != nil || len(batch) == 0 {
+							return err
+						}
+						mu.Lock()
+						for _, u := range batch {
+							seen[u.ClientID]++
+						}
+						mu.Unlock()
+					}
+				})
+				for _, err := range errs {
+					require.NoError(e.t, err)
+				}
+				require.Len(e.t, seen, n)
+				for id, count := range seen {
+					require.Equal(e.t, 1, count, id)
+				}
+			},
+		},
+	}
+}
+
 const promptly = 5 * time.Second
 
 // cancelled runs f with a cancelled context and checks it returns promptly with nil or the
@@ -1268,12 +1405,19 @@ func contextTests() []test {
 						_, err := e.s.TakeRate(ctx, hash("r"), 60, 1)
 						return err
 					},
+					"NoteCredentialUses": func(ctx context.Context) error {
+						return e.s.NoteCredentialUses(ctx, []store.CredentialUse{{ClientID: "client-a", At: e.now()}})
+					},
+					"TakeCredentialUses": func(ctx context.Context) error {
+						_, err := e.s.TakeCredentialUses(ctx, 10)
+						return err
+					},
 					"Ping": func(ctx context.Context) error { return e.s.Ping(ctx) },
 					// Last, so the family's token was used before.
 					"RevokeFamily": func(ctx context.Context) error { return e.s.RevokeFamily(ctx, family, e.now().Add(long)) },
 				}
 				order := []string{"PutCode", "TakeCode", "CreateRefresh", "GetRefresh", "RotateRefresh", "ReportRefreshReuse", "FamilyRevoked",
-					"RevokeToken", "TokenRevoked", "PutRecord", "GetRecord", "DeleteRecord", "Incr", "Reset", "Throttle", "TakeRate", "Ping", "RevokeFamily"}
+					"RevokeToken", "TokenRevoked", "PutRecord", "GetRecord", "DeleteRecord", "Incr", "Reset", "Throttle", "TakeRate", "NoteCredentialUses", "TakeCredentialUses", "Ping", "RevokeFamily"}
 				require.Len(e.t, order, len(calls))
 				for _, name := range order {
 					cancelled(e.t, name, calls[name])
