@@ -4,11 +4,11 @@
 //
 // Two kinds of controllers run in every process:
 //
-//   - Registry controllers (every replica, NeedLeaderElection false): OAuthClient, Scope and User
-//     are read from the manager's informers, converted by controllers/convert and decided by
+//   - Registry controllers (every replica, NeedLeaderElection false): OAuthClient, Scope, User
+//     and WorkloadIssuer are read from the manager's informers, converted by controllers/convert and decided by
 //     controllers/feed (the same code and policy the manifest loader uses), then put into the
 //     registry through the small setter interfaces declared here (ClientRegistry, ScopeRegistry,
-//     UserRegistry); a resource that is gone, being deleted or invalid is deleted from it. A
+//     UserRegistry, WorkloadIssuerRegistry); a resource that is gone, being deleted or invalid is deleted from it. A
 //     Confidential client whose Secret is missing is served without a secret (it keeps its
 //     client ID, cannot authenticate). A change to a
 //     referenced Secret re-converts the resource at once, so a rotated client secret works and the
@@ -26,7 +26,10 @@
 //     rotation state and status.credentials (rotation.go, below). Scope and User get a Ready
 //     condition (reasons Ready, InvalidSpec, ScopeNameConflict; User also SecretNotFound,
 //     UsernameConflict). The signing-key controller
-//     creates the key Secret when missing and adds keys for algorithms that have none.
+//     creates the key Secret when missing and adds keys for algorithms that have none. The
+//     WorkloadIssuer controller checks that the issuer's keys can be had and writes Ready
+//     (reasons Ready, InvalidSpec, SecretNotFound, DiscoveryFailed, KeysUnavailable), jwksURI,
+//     keyCount and lastRefreshTime.
 //
 // Decisions:
 //
@@ -46,6 +49,30 @@
 //     username or scope name on every create, delete or spec change, and the username peers of a
 //     User whose password Secret changes (a User refused for its hash does not hold its name). So
 //     whoever may create Users cannot take over "alice" with a User named to sort first.
+//   - Workload identities (workload_identity_status.go): an OAuthClient bound to a subject of a
+//     WorkloadIssuer is Ready=False IssuerNotFound while the issuer does not exist (or is being
+//     deleted) and NamespaceNotAllowed while its allowedNamespaces leave the client's namespace
+//     out; then, like a client ID, an (issuer, subject) pair (for spec.serviceAccount: the local
+//     cluster's issuer and the ServiceAccount's subject) is held by the client registry.Wins
+//     chooses among the valid clients bound to it, which is what registry.Snapshot.SubjectHolder
+//     serves, and the others are SubjectConflict. A field index on the pair re-queues the peers
+//     of a client that changes or goes; one on spec.workloadIdentity.issuerRef.name re-queues
+//     the clients of an issuer that appears, goes or changes. These clients are served (they
+//     keep their client IDs); the server refuses their assertions.
+//   - The WorkloadIssuer controller builds the issuer's key set as the server does
+//     (workload.IssuerKeySet: its CA bundle, else the system's roots), keeps it per issuer and
+//     builds it anew only when where the keys come from changes (issuer, jwksURI, caBundle,
+//     refreshPeriod). It forces a fetch when the last one it forced is a refresh period old
+//     (default 1 h), or a minute old while the keys cannot be had, and requeues for then: an
+//     unchanged issuer is fetched no more often than its period asks, and a fixed source (a new
+//     caBundle, a new jwksURI) is checked at once. A failed discovery (assertion.ErrDiscovery:
+//     unreachable, another issuer, no https jwks_uri) is DiscoveryFailed; a JWK set that cannot
+//     be fetched or holds no usable key is KeysUnavailable; either is Ready=False even while the
+//     keys of an earlier fetch stay in use (the message says so), because the issuer needs
+//     attention. Keys from a Secret are counted, never fetched; lastRefreshTime stays empty for
+//     them. Each replica's verifier fetches on its own, lazily (server/workload).
+//   - The registry controller puts a WorkloadIssuer only when its converted value changed: a
+//     new value makes every verifier fetch the issuer's keys anew.
 //   - A Generate client never uses or adopts a Secret it does not control (metav1.IsControlledBy):
 //     someone able to create Secrets in the namespace could otherwise plant a secret value they
 //     know. Such a client is Ready=False SecretConflict and served without a secret. When that
@@ -53,10 +80,10 @@
 //     being deleted, e.g. this client's previous incarnation awaiting garbage collection), the
 //     controller requeues and generates once it is gone. External clients use any Secret.
 //   - Readiness (main.go: mgr.AddReadyzCheck("registry", readiness.Check), with the Readiness
-//     passed in Options) is true once every OAuthClient, Scope and User in the synced cache at
-//     start was processed by its registry controller (served, removed or refused as invalid), so
-//     a replica does not take traffic with a half-filled registry. It covers the registry only;
-//     main.go checks separately that signing keys are loaded.
+//     passed in Options) is true once every OAuthClient, Scope, User and WorkloadIssuer in the
+//     synced cache at start was processed by its registry controller (served, removed or refused
+//     as invalid), so a replica does not take traffic with a half-filled registry. It covers the
+//     registry only; main.go checks separately that signing keys are loaded.
 //   - Secrets are watched metadata-only (one PartialObjectMetadata informer for all Secrets,
 //     shared by the client, user and key watches) and read with the manager's API reader when a
 //     referenced one changes. So no Secret data is cached in memory, at the price of one GET per
@@ -102,13 +129,15 @@
 //   - Events are emitted only after the status they describe was written.
 //   - RBAC: the ClusterRole (markers in setup.go) grants only what is needed across namespaces:
 //     Secrets get/list/watch/create/update (the code updates only Secrets an OAuthClient
-//     controls), events.k8s.io Events, the CRDs. Leases, core Events (leader
+//     controls), events.k8s.io Events, the CRDs (WorkloadIssuers and their status too). Leases,
+//     core Events (leader
 //     election) and update of the key Secret are in namespaced Roles written by hand
 //     (config/rbac, charts/latchkey/templates/rbac.yaml), because the namespace is an install
 //     choice.
 //   - Events use the events.k8s.io/v1 API (manager.GetEventRecorder), one per Ready transition
 //     plus SecretGenerated, SecretRotated and SigningKeysGenerated.
 //
-// This package imports api/, server/registry, server/keys and server/store (the CredentialUse
-// type).
+// This package imports api/, server/registry, server/keys, server/store (the CredentialUse
+// type), server/assertion and server/workload (the key sets of WorkloadIssuers, built as the
+// server builds them).
 package controllers

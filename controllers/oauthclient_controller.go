@@ -70,6 +70,11 @@ func (r *oauthClientReconciler) setup(mgr ctrl.Manager) error {
 		Watches(&v1alpha1.OAuthClient{}, handler.EnqueueRequestsFromMapFunc(clientIDPeers(r.client)),
 			builder.WithPredicates(specChanged())).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(clientsForSecret(r.client))).
+		// Workload identities (workload_identity_status.go): peers of a pair, clients of an issuer.
+		Watches(&v1alpha1.OAuthClient{}, handler.EnqueueRequestsFromMapFunc(subjectPeers(r.client)),
+			builder.WithPredicates(specChanged())).
+		Watches(&v1alpha1.WorkloadIssuer{}, handler.EnqueueRequestsFromMapFunc(clientsOfIssuer(r.client)),
+			builder.WithPredicates(specChanged())).
 		Complete(r)
 }
 
@@ -118,6 +123,10 @@ func (r *oauthClientReconciler) reconcile(ctx context.Context, oc *v1alpha1.OAut
 			metav1.ConditionFalse, conflict.Reason, conflict.Message)
 		logger.Info("client ID conflict", "servedBy", winner)
 		return ctrl.Result{}, nil
+	}
+	// IssuerNotFound, NamespaceNotAllowed, SubjectConflict (workload_identity_status.go).
+	if done, err := r.workloadIdentityStatus(ctx, oc); done || err != nil {
+		return ctrl.Result{}, err
 	}
 
 	var secret *corev1.Secret

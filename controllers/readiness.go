@@ -18,13 +18,14 @@ import (
 
 // Kinds whose registry reconcilers report to Readiness.
 const (
-	kindOAuthClient = "OAuthClient"
-	kindScope       = "Scope"
-	kindUser        = "User"
+	kindOAuthClient    = "OAuthClient"
+	kindScope          = "Scope"
+	kindUser           = "User"
+	kindWorkloadIssuer = "WorkloadIssuer"
 )
 
-// Readiness tells whether this replica's registry is filled: true once every OAuthClient, Scope
-// and User that was in the manager's cache when it had synced has been processed at least once by
+// Readiness tells whether this replica's registry is filled: true once every OAuthClient, Scope,
+// User and WorkloadIssuer that was in the manager's cache when it had synced has been processed at least once by
 // its registry reconciler (put, deleted, or refused as invalid; a reconcile that failed on an API
 // error and will be retried does not count). Informers being synced is not enough: until the
 // reconcilers ran, the registry is empty and a replica would answer invalid_client.
@@ -109,7 +110,7 @@ func (r *Readiness) expect(keys []objectKey) {
 }
 
 // readinessLister runs on every replica: it waits for the cache to sync, then hands the keys of
-// every OAuthClient, Scope and User in it to the Readiness.
+// every OAuthClient, Scope, User and WorkloadIssuer in it to the Readiness.
 type readinessLister struct {
 	cache interface {
 		client.Reader
@@ -163,6 +164,13 @@ func (l *readinessLister) list(ctx context.Context) ([]objectKey, error) {
 	}
 	for i := range users.Items {
 		keys = append(keys, objectKey{kindUser, client.ObjectKeyFromObject(&users.Items[i])})
+	}
+	var issuers v1alpha1.WorkloadIssuerList
+	if err := l.cache.List(ctx, &issuers, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("list WorkloadIssuers: %w", err)
+	}
+	for i := range issuers.Items {
+		keys = append(keys, objectKey{kindWorkloadIssuer, client.ObjectKeyFromObject(&issuers.Items[i])})
 	}
 	return keys, nil
 }

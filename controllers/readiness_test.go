@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/internal/harness/oidcissuer"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
@@ -29,6 +30,14 @@ func (g *gatedRegistry) PutScope(src string, s registry.Scope) { <-g.gate; g.Reg
 func (g *gatedRegistry) DeleteScope(source string)             { <-g.gate; g.Registry.DeleteScope(source) }
 func (g *gatedRegistry) PutUser(u registry.User)               { <-g.gate; g.Registry.PutUser(u) }
 func (g *gatedRegistry) DeleteUser(source string)              { <-g.gate; g.Registry.DeleteUser(source) }
+func (g *gatedRegistry) PutWorkloadIssuer(w registry.WorkloadIssuer) {
+	<-g.gate
+	g.Registry.PutWorkloadIssuer(w)
+}
+func (g *gatedRegistry) DeleteWorkloadIssuer(name string) {
+	<-g.gate
+	g.Registry.DeleteWorkloadIssuer(name)
+}
 
 func TestReadinessWaitsUntilTheRegistryIsFilled(t *testing.T) {
 	ctx := t.Context()
@@ -53,12 +62,22 @@ func TestReadinessWaitsUntilTheRegistryIsFilled(t *testing.T) {
 		Spec: v1alpha1.UserSpec{Username: "ready-" + ns,
 			PasswordSecretRef: &v1alpha1.SecretKeyRef{Namespace: ns, Name: "pw"}},
 	}
-	for _, o := range []client.Object{served, invalid, scope, plaintext, user} {
+	issuerKeys := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "issuer-keys"},
+		Data:       map[string][]byte{"jwks.json": oidcissuer.JWKS(t, oidcissuer.NewKey(t, "k1"))},
+	}
+	issuer := &v1alpha1.WorkloadIssuer{
+		ObjectMeta: metav1.ObjectMeta{Name: "ready-" + ns},
+		Spec: v1alpha1.WorkloadIssuerSpec{Issuer: "https://ci.example", Audiences: []string{"latchkey"}, AllowedNamespaces: []string{ns},
+			JWKSSecretRef: &v1alpha1.SecretKeyRef{Namespace: ns, Name: "issuer-keys"}},
+	}
+	for _, o := range []client.Object{served, invalid, scope, plaintext, user, issuerKeys, issuer} {
 		require.NoError(t, suite.client.Create(ctx, o))
 	}
 	t.Cleanup(func() {
 		_ = suite.client.Delete(context.Background(), scope)
 		_ = suite.client.Delete(context.Background(), user)
+		_ = suite.client.Delete(context.Background(), issuer)
 	})
 
 	gate := make(chan struct{})
@@ -98,7 +117,9 @@ func TestReadinessWaitsUntilTheRegistryIsFilled(t *testing.T) {
 	assert.False(t, ok)
 	_, ok = snap.User("ready-" + ns)
 	assert.False(t, ok, "a User with a plaintext password is refused, and counted")
-	for _, kind := range []string{kindOAuthClient, kindScope, kindUser} {
+	_, ok = snap.WorkloadIssuer("ready-" + ns)
+	assert.True(t, ok, "the workload issuer that existed at start is served once ready")
+	for _, kind := range []string{kindOAuthClient, kindScope, kindUser, kindWorkloadIssuer} {
 		assert.True(t, synced.seen(kind), "the sync metrics heard of %s", kind)
 	}
 }

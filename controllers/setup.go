@@ -32,11 +32,18 @@ type UserRegistry interface {
 	DeleteUser(source string)
 }
 
+// WorkloadIssuerRegistry receives the issuers of workload identity tokens.
+type WorkloadIssuerRegistry interface {
+	PutWorkloadIssuer(w registry.WorkloadIssuer)
+	DeleteWorkloadIssuer(name string)
+}
+
 // Registry is everything the registry controllers write; *registry.Registry implements it.
 type Registry interface {
 	ClientRegistry
 	ScopeRegistry
 	UserRegistry
+	WorkloadIssuerRegistry
 }
 
 // KeyLoader receives the marshalled signing key set whenever the key Secret changes, and gives
@@ -177,6 +184,8 @@ func (o Options) withDefaults() (Options, error) {
 //
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients;scopes;users,verbs=get;list;watch
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients/status;scopes/status;users/status,verbs=update;patch
+// +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=workloadissuers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=workloadissuers/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -203,6 +212,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		{"oauthclient-registry", (&clientRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"scope-registry", (&scopeRegistryReconciler{cache: cache, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"user-registry", (&userRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
+		{"workloadissuer-registry", (&issuerRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"readiness", func(mgr ctrl.Manager) error {
 			return mgr.Add(&readinessLister{cache: mgr.GetCache(), ready: opts.Readiness})
 		}},
@@ -211,6 +221,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		}).setup},
 		{"scope", (&scopeReconciler{client: mgr.GetClient(), events: events}).setup},
 		{"user", (&userReconciler{client: mgr.GetClient(), secrets: secrets, events: events}).setup},
+		{"workloadissuer", newIssuerReconciler(mgr.GetClient(), secrets, events, opts.Now).setup},
 		{"signingkeys", (&keyEnsurer{
 			client: mgr.GetClient(), reader: secrets, secret: keySecret, algorithms: opts.Algorithms,
 			keys: opts.Keys, events: events, now: opts.Now, metrics: opts.KeyMetrics,

@@ -33,6 +33,13 @@ const (
 	indexUsername = "latchkey.username"
 	// indexScopeName: Scope by spec.name.
 	indexScopeName = "latchkey.scopeName"
+	// indexClientSubject: OAuthClient by the workload identity it binds to
+	// (convert.WorkloadSubjectIndexKey of convert.WorkloadSubjectKey).
+	indexClientSubject = "latchkey.workloadSubject"
+	// indexClientIssuer: OAuthClient by spec.workloadIdentity.issuerRef.name.
+	indexClientIssuer = "latchkey.workloadIssuer"
+	// indexIssuerSecret: WorkloadIssuer by "namespace/name" of its jwksSecretRef.
+	indexIssuerSecret = "latchkey.issuerSecret"
 )
 
 // fieldIndex is one field index of the manager's cache.
@@ -44,7 +51,7 @@ type fieldIndex struct {
 
 // fieldIndexes lists every index setupIndexes registers (tests register them on a fake client).
 func fieldIndexes() []fieldIndex {
-	return []fieldIndex{
+	return append([]fieldIndex{
 		{&v1alpha1.OAuthClient{}, indexClientSecret, func(o client.Object) []string {
 			oc, ok := o.(*v1alpha1.OAuthClient)
 			if !ok {
@@ -84,7 +91,7 @@ func fieldIndexes() []fieldIndex {
 			}
 			return []string{s.Spec.Name}
 		}},
-	}
+	}, workloadIdentityIndexes()...)
 }
 
 func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {

@@ -20,6 +20,20 @@ const (
 	// ReasonSecretConflict: a Secret the controller does not own already exists under the name
 	// it would generate; it is never used or adopted.
 	ReasonSecretConflict = "SecretConflict"
+	// ReasonSubjectConflict: another OAuthClient, created earlier, is already bound to this
+	// client's workload identity (issuer, subject), or to its ServiceAccount.
+	ReasonSubjectConflict = "SubjectConflict"
+	// ReasonIssuerNotFound: the WorkloadIssuer that spec.workloadIdentity names does not exist.
+	ReasonIssuerNotFound = "IssuerNotFound"
+	// ReasonNamespaceNotAllowed: the WorkloadIssuer that spec.workloadIdentity names does not
+	// list the client's namespace in its allowedNamespaces.
+	ReasonNamespaceNotAllowed = "NamespaceNotAllowed"
+	// ReasonDiscoveryFailed: a WorkloadIssuer's OIDC discovery document cannot be fetched, does
+	// not parse, names another issuer or no https jwks_uri.
+	ReasonDiscoveryFailed = "DiscoveryFailed"
+	// ReasonKeysUnavailable: a WorkloadIssuer's JWK set cannot be fetched, does not parse or
+	// holds no usable key.
+	ReasonKeysUnavailable = "KeysUnavailable"
 )
 
 // LabelRegistered marks an OAuthClient created by dynamic registration (RFC 7591) with "true":

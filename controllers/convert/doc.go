@@ -1,5 +1,5 @@
-// Package convert is the one code path from a Latchkey resource (OAuthClient, Scope, User, plus
-// the Secret it references) to the plain value the server's registry holds. The reconcilers in
+// Package convert is the one code path from a Latchkey resource (OAuthClient, Scope, User,
+// WorkloadIssuer, plus the Secret it references) to the plain value the server's registry holds. The reconcilers in
 // controllers/ call it with objects from the manager's informers; the manifest loader calls it with
 // objects decoded from files, where no API server ran CRD defaulting or CEL validation. So every
 // default and every cross-field rule the server relies on is applied here again, not only in the
@@ -57,7 +57,19 @@
 //     Registered from the oauth.latchkey.dev/registered label, Secret <name>-oauth-client with key client-secret, password key hash. Lifetimes of zero
 //     stay zero (the server's defaults apply). Default scopes, when absent, are left empty: the
 //     server grants the allowed scopes whose Scope says default.
+//   - WorkloadIssuer: besides the CRD's bounds and rules (an https issuer and jwksURI, keys from
+//     one place, 1 to 8 audiences, 1 to 256 allowed namespaces, refreshPeriod 1m to 24h,
+//     maxAssertionLifetime up to 24h), the claim rules must compile (assertion.CompileClaimRules,
+//     the server's own compiler) and the caBundle must hold at least one PEM certificate and
+//     only CERTIFICATE blocks that parse (text between blocks is ignored, as TLS clients ignore
+//     it); otherwise ErrInvalidSpec. A jwksSecretRef Secret (key jwks.json by default) that is
+//     missing or does not hold a JWK set of public keys is ErrSecretNotFound, and the value
+//     returned then carries no issuer URL, so it can never be served with keys found elsewhere.
+//     Defaults: refreshPeriod and maxAssertionLifetime 1 h. Generation is metadata.generation (the
+//     manifest loader, which has none, counts changes of the converted value instead).
+//   - WorkloadSubjectKey gives the (issuer, subject) pair an OAuthClient binds to, the pair
+//     registry.Client.WorkloadSubjectKey gives its value, for the leader's index of pairs.
 //
-// This package imports api/ and server/registry; it runs without a cluster (the embedded mode),
+// This package imports api/, server/registry and server/assertion (key sets, claim rules); it runs without a cluster (the embedded mode),
 // which depguard keeps true (.golangci.yml).
 package convert

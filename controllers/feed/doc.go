@@ -4,12 +4,20 @@
 // serve the same things, refuse the same things and say the same thing about them.
 //
 // What it decides:
-//   - Client, User and Scope turn a conversion result into a Decision: Serve (put the value into
+//   - Client, User, Scope and WorkloadIssuer turn a conversion result into a Decision: Serve (put the value into
 //     the registry), ServeWithoutCredentials (put it, though its Secret or key is missing: a
 //     Confidential client keeps its client ID but cannot authenticate, a User keeps its username
 //     but cannot log in) or Withdraw (delete the source from the registry: the spec is invalid).
 //     The Decision carries the Ready condition reason (v1alpha1.Reason*) and a message; the
-//     cluster's leader writes them into the condition, the loader logs them.
+//     cluster's leader writes them into the condition, the loader logs them. A WorkloadIssuer
+//     whose key Secret is missing is withdrawn (SecretNotFound), never served without its keys:
+//     the server would otherwise look for keys by discovery at the issuer URL.
+//   - Workload identities: SubjectConflict words the report about a client bound to an (issuer,
+//     subject) pair, or a ServiceAccount, that an earlier client holds (the holder is
+//     registry.Precedes' choice among the served clients bound to it, as for client IDs); Binding
+//     says whether a client can use its WorkloadIssuer at all (IssuerNotFound when it does not
+//     exist, NamespaceNotAllowed when its allowedNamespaces leave the client's namespace out).
+//     Such clients are served (they keep their client ID); the server refuses their assertions.
 //   - Who holds a contested name (a client ID, username or scope name): Holds and Contests apply
 //     registry.Precedes (earliest creation, then the smaller source key), the rule the registry
 //     itself applies, so what a report says is what every replica serves. The claimants that do

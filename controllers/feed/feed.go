@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -91,6 +92,23 @@ func Scope(sc registry.Scope, err error) Decision {
 	return withdraw(err)
 }
 
+// WorkloadIssuer decides about the result of convert.WorkloadIssuer. An issuer whose key Secret
+// is missing or unusable is withdrawn (SecretNotFound), not served without keys: without its
+// static keys the server would look for keys by discovery instead, from wherever the issuer
+// URL points.
+func WorkloadIssuer(w registry.WorkloadIssuer, err error) Decision {
+	switch {
+	case err == nil && len(w.StaticKeys) > 0:
+		return Decision{Serve, v1alpha1.ReasonReady, fmt.Sprintf("workload issuer %q is served with the %d keys of its Secret", w.Issuer, len(w.StaticKeys))}
+	case err == nil:
+		return Decision{Serve, v1alpha1.ReasonReady, fmt.Sprintf("workload issuer %q is served", w.Issuer)}
+	case errors.Is(err, convert.ErrSecretNotFound):
+		return Decision{Withdraw, v1alpha1.ReasonSecretNotFound,
+			fmt.Sprintf("WorkloadIssuer %s is not served: its keys are missing: %v", w.Name, err)}
+	}
+	return withdraw(err)
+}
+
 func withdraw(err error) Decision {
 	if errors.Is(err, convert.ErrInvalidSpec) {
 		return Decision{Withdraw, v1alpha1.ReasonInvalidSpec, err.Error()}
@@ -141,9 +159,12 @@ func Contests(claims []Claim) []Contest {
 	return out
 }
 
-// Conflict is the report about a source whose name another source holds.
+// Conflict is the report about a source whose name another source holds, or (Binding) that
+// cannot use its workload identity.
 type Conflict struct {
-	Reason  string // v1alpha1.ReasonClientIDConflict, ReasonUsernameConflict or ReasonScopeNameConflict
+	// Reason is v1alpha1.ReasonClientIDConflict, ReasonUsernameConflict, ReasonScopeNameConflict,
+	// ReasonSubjectConflict, ReasonIssuerNotFound or ReasonNamespaceNotAllowed.
+	Reason  string
 	Message string
 }
 
@@ -161,4 +182,48 @@ func UsernameConflict(username, holder string) Conflict {
 // ScopeNameConflict reports a Scope whose scope name the Scope holder holds.
 func ScopeNameConflict(name, holder string) Conflict {
 	return Conflict{v1alpha1.ReasonScopeNameConflict, fmt.Sprintf("scope name %q is already defined by Scope %s, created earlier", name, holder)}
+}
+
+// SubjectConflict reports an OAuthClient bound to the workload identity (issuer, subject) that
+// the OAuthClient holder (its source key) holds: registry.Snapshot.SubjectHolder's rule. The
+// client keeps its client ID but never authenticates by that identity.
+func SubjectConflict(issuer, subject, holder string) Conflict {
+	if issuer == registry.LocalIssuer {
+		return Conflict{v1alpha1.ReasonSubjectConflict, fmt.Sprintf(
+			"ServiceAccount %s is already bound to OAuthClient %s, created earlier; this client cannot authenticate with its tokens",
+			strings.Replace(strings.TrimPrefix(subject, serviceAccountSubjectPrefix), ":", "/", 1), holder)}
+	}
+	return Conflict{v1alpha1.ReasonSubjectConflict, fmt.Sprintf(
+		"subject %s of WorkloadIssuer %s is already bound to OAuthClient %s, created earlier; this client cannot authenticate with its tokens",
+		quote(subject), issuer, holder)}
+}
+
+// serviceAccountSubjectPrefix starts registry.ServiceAccountSubject.
+const serviceAccountSubjectPrefix = "system:serviceaccount:"
+
+// Binding reports what keeps an OAuthClient of the namespace, bound to a subject of the
+// WorkloadIssuer named issuer, from authenticating by it, as the server refuses it: the issuer
+// does not exist (exists false: IssuerNotFound), or does not list the namespace in
+// allowedNamespaces (NamespaceNotAllowed). ok is false when neither holds.
+func Binding(namespace, issuer string, exists bool, allowedNamespaces []string) (c Conflict, ok bool) {
+	switch {
+	case !exists:
+		return Conflict{v1alpha1.ReasonIssuerNotFound, fmt.Sprintf(
+			"WorkloadIssuer %s does not exist; the client cannot authenticate until it does", issuer)}, true
+	case !(&registry.WorkloadIssuer{AllowedNamespaces: allowedNamespaces}).AllowsNamespace(namespace):
+		return Conflict{v1alpha1.ReasonNamespaceNotAllowed, fmt.Sprintf(
+			"WorkloadIssuer %s does not allow clients of namespace %s (spec.allowedNamespaces); the client cannot authenticate", issuer, namespace)}, true
+	}
+	return Conflict{}, false
+}
+
+// maxQuoted bounds a subject quoted in a message (subjects have up to 1024 bytes).
+const maxQuoted = 256
+
+// quote quotes s, cut to maxQuoted bytes with "..." after the quote when longer.
+func quote(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:maxQuoted]) + "..."
 }

@@ -3,9 +3,11 @@ package feed
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -45,6 +47,14 @@ func TestDecisions(t *testing.T) {
 		{"an invalid user is withdrawn", User(registry.User{}, errInvalid), Withdraw, v1alpha1.ReasonInvalidSpec, errInvalid.Error()},
 		{"a scope is served", Scope(registry.Scope{Name: "read:projects"}, nil), Serve, v1alpha1.ReasonReady, `scope "read:projects" is served`},
 		{"an invalid scope is withdrawn", Scope(registry.Scope{}, errInvalid), Withdraw, v1alpha1.ReasonInvalidSpec, errInvalid.Error()},
+		{"a workload issuer is served", WorkloadIssuer(registry.WorkloadIssuer{Name: "ci", Issuer: "https://ci.example"}, nil),
+			Serve, v1alpha1.ReasonReady, `workload issuer "https://ci.example" is served`},
+		{"a workload issuer with keys from a Secret says how many", WorkloadIssuer(registry.WorkloadIssuer{Name: "ci", Issuer: "https://ci.example",
+			StaticKeys: make([]jose.JSONWebKey, 2)}, nil), Serve, v1alpha1.ReasonReady, `workload issuer "https://ci.example" is served with the 2 keys of its Secret`},
+		{"a workload issuer whose key Secret is missing is withdrawn, not served without keys",
+			WorkloadIssuer(registry.WorkloadIssuer{Name: "ci"}, errSecretMissing), Withdraw, v1alpha1.ReasonSecretNotFound,
+			"WorkloadIssuer ci is not served: its keys are missing: " + errSecretMissing.Error()},
+		{"an invalid workload issuer is withdrawn", WorkloadIssuer(registry.WorkloadIssuer{}, errInvalid), Withdraw, v1alpha1.ReasonInvalidSpec, errInvalid.Error()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,11 +116,43 @@ func TestConflictReports(t *testing.T) {
 			v1alpha1.ReasonUsernameConflict, `username "alice" is already used by User alice, created earlier`},
 		{"a scope name conflict names the scope and the holder", ScopeNameConflict("read:projects", "read-projects"),
 			v1alpha1.ReasonScopeNameConflict, `scope name "read:projects" is already defined by Scope read-projects, created earlier`},
+		{"a subject conflict names the issuer, the subject and the holder", SubjectConflict("ci", "repo:example/app", "default/app"),
+			v1alpha1.ReasonSubjectConflict, `subject "repo:example/app" of WorkloadIssuer ci is already bound to OAuthClient default/app, created earlier; this client cannot authenticate with its tokens`},
+		{"a ServiceAccount conflict names the ServiceAccount", SubjectConflict(registry.LocalIssuer, "system:serviceaccount:payments:api", "payments/api"),
+			v1alpha1.ReasonSubjectConflict, `ServiceAccount payments/api is already bound to OAuthClient payments/api, created earlier; this client cannot authenticate with its tokens`},
+		{"a subject conflict cuts a long subject", SubjectConflict("ci", strings.Repeat("s", 1024), "default/app"),
+			v1alpha1.ReasonSubjectConflict, `subject "` + strings.Repeat("s", 256) + `"... of WorkloadIssuer ci is already bound to OAuthClient default/app, created earlier; this client cannot authenticate with its tokens`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			assert.Equal(t, tt.wantReason, tt.got.Reason)
 			assert.Equal(t, tt.wantText, tt.got.Message)
+		})
+	}
+}
+
+func TestBinding(t *testing.T) {
+	tests := []struct {
+		name       string
+		namespace  string
+		exists     bool
+		allowed    []string
+		wantReason string // "": no problem
+		wantText   string
+	}{
+		{"a missing issuer is IssuerNotFound", "payments", false, nil, v1alpha1.ReasonIssuerNotFound,
+			"WorkloadIssuer ci does not exist; the client cannot authenticate until it does"},
+		{"a namespace the issuer does not list is NamespaceNotAllowed", "payments", true, []string{"billing"}, v1alpha1.ReasonNamespaceNotAllowed,
+			"WorkloadIssuer ci does not allow clients of namespace payments (spec.allowedNamespaces); the client cannot authenticate"},
+		{"a listed namespace is allowed", "payments", true, []string{"billing", "payments"}, "", ""},
+		{"a star allows every namespace", "payments", true, []string{"*"}, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, ok := Binding(tt.namespace, "ci", tt.exists, tt.allowed)
+			assert.Equal(t, tt.wantReason != "", ok)
+			assert.Equal(t, tt.wantReason, c.Reason)
+			assert.Equal(t, tt.wantText, c.Message)
 		})
 	}
 }

@@ -1,5 +1,5 @@
-// Package manifests is the embedded default's source of truth: it reads OAuthClient, Scope, User
-// and Secret manifests from a folder (no cluster), converts them with controllers/convert (the one
+// Package manifests is the embedded default's source of truth: it reads OAuthClient, Scope, User,
+// WorkloadIssuer and Secret manifests from a folder (no cluster), converts them with controllers/convert (the one
 // code path from resource to registry value that the reconcilers use too), decides what to serve
 // with controllers/feed (the one feed policy the cluster's registry controllers apply too) and
 // keeps the registry equal to the folder, reloading when a file changes.
@@ -27,9 +27,21 @@
 //     any file, under any name) never takes over a client ID already served, and the earlier
 //     client is served; when it goes, the next claimant takes over. A source removed from the
 //     folder loses its time.
+//   - WorkloadIssuers follow the cluster's feed policy: one whose jwksSecretRef Secret is not in
+//     the folder (or holds no JWK set) is not served (SecretNotFound), never served without its
+//     keys. Files have no metadata.generation: the loader numbers the values it puts, and puts an
+//     issuer again only when its converted value changed, so a reload that changes nothing keeps
+//     the key set the server fetched (and its cache) instead of fetching anew.
+//   - Workload identities are reported as the cluster's leader reports them: a served client
+//     bound to a WorkloadIssuer that is not defined in the folder (IssuerNotFound) or that does
+//     not allow its namespace (NamespaceNotAllowed), and of the served clients bound to one
+//     (issuer, subject) pair or ServiceAccount all but the holder (SubjectConflict; the holder
+//     is chosen like a client ID's, so one added later never takes a pair over). Such clients
+//     are served (they keep their client IDs); the server refuses their assertions.
 //   - Everything the cluster reports in a Ready condition other than Ready (InvalidSpec,
-//     SecretNotFound, ClientIDConflict, UsernameConflict, ScopeNameConflict), plus a resource
-//     defined twice (the first definition is used), is reported on every load as a
+//     SecretNotFound, ClientIDConflict, UsernameConflict, ScopeNameConflict, SubjectConflict,
+//     IssuerNotFound, NamespaceNotAllowed), plus a resource defined twice (the first definition
+//     is used), is reported on every load as a
 //     warning-level line through the Warner the caller gives New, naming the file, the resource
 //     and, for a conflict, both claimants and both files. main.go passes the server's zap
 //     logger (*zap.SugaredLogger has Warnw); without one, warnings are logr Info lines with

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -37,6 +38,8 @@ type Registry interface {
 	DeleteScope(source string)
 	PutUser(u registry.User)
 	DeleteUser(source string)
+	PutWorkloadIssuer(w registry.WorkloadIssuer)
+	DeleteWorkloadIssuer(name string)
 }
 
 // DemoCredentialsAnnotation marks a sample Secret whose client secret is demo data, published with
@@ -51,6 +54,7 @@ type Objects struct {
 	Clients []*v1alpha1.OAuthClient
 	Scopes  []*v1alpha1.Scope
 	Users   []*v1alpha1.User
+	Issuers []*v1alpha1.WorkloadIssuer
 	Secrets map[string]*corev1.Secret // by namespace/name
 
 	files map[metav1.Object]string // the file each object was read from
@@ -90,7 +94,13 @@ type Loader struct {
 	clients map[string]metav1.Object // sources currently put, with their objects
 	scopes  map[string]metav1.Object
 	users   map[string]metav1.Object
+	issuers map[string]metav1.Object
 	demo    *DemoClient
+
+	// issuerValues are the WorkloadIssuers put, by name; a value is put again only when it
+	// changed, with the next issuerGeneration (files have no metadata.generation).
+	issuerValues     map[string]registry.WorkloadIssuer
+	issuerGeneration int64
 
 	// created is the creation time given to each source ("Kind source key") when the loader
 	// first saw it; lastCreated is the latest time given, so every new one is later.
@@ -117,6 +127,7 @@ func New(dir string, reg Registry, warn Warner) (*Loader, error) {
 		dir: dir, reg: reg, warn: warn,
 		decoder: serializer.NewCodecFactory(s, serializer.EnableStrict).UniversalDeserializer(),
 		clients: map[string]metav1.Object{}, scopes: map[string]metav1.Object{}, users: map[string]metav1.Object{},
+		issuers: map[string]metav1.Object{}, issuerValues: map[string]registry.WorkloadIssuer{},
 		created: map[string]time.Time{}, rotations: map[string]convert.RotationState{}, now: time.Now,
 	}, nil
 }
@@ -168,6 +179,7 @@ func (l *Loader) Parse(ctx context.Context) (*Objects, error) {
 		objs.Clients = append(objs.Clients, fo.Clients...)
 		objs.Scopes = append(objs.Scopes, fo.Scopes...)
 		objs.Users = append(objs.Users, fo.Users...)
+		objs.Issuers = append(objs.Issuers, fo.Issuers...)
 		maps.Copy(objs.Secrets, fo.Secrets)
 		for obj := range fo.files {
 			objs.files[obj] = p
@@ -254,6 +266,9 @@ func (l *Loader) decodeDoc(doc []byte, objs *Objects) error {
 	case *v1alpha1.User:
 		objs.Users = append(objs.Users, o)
 		objs.files[o] = ""
+	case *v1alpha1.WorkloadIssuer:
+		objs.Issuers = append(objs.Issuers, o)
+		objs.files[o] = ""
 	case *corev1.Secret:
 		if o.Namespace == "" {
 			o.Namespace = corev1.NamespaceDefault
@@ -275,7 +290,20 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 	}
 	l.stamp(objs)
 
+	issuers := make([]item, 0, len(objs.Issuers))
+	for _, wi := range objs.Issuers {
+		var secret *corev1.Secret
+		if ns, name, _, ok := convert.IssuerKeySecretRef(wi); ok {
+			secret = objs.Secrets[ns+"/"+name]
+		}
+		w, err := convert.WorkloadIssuer(wi, secret)
+		issuers = append(issuers, item{source: wi.Name, name: wi.Name, obj: wi, decision: feed.WorkloadIssuer(w, err),
+			put: func() { l.putIssuer(w) }, keysAndValues: []any{"issuer", wi.Spec.Issuer}})
+	}
+	l.issuers, _ = r.feed("WorkloadIssuer", "workloadIssuer", issuers, l.issuers, l.deleteIssuer, nil)
+
 	clients := make([]item, 0, len(objs.Clients))
+	converted := make(map[metav1.Object]registry.Client, len(objs.Clients))
 	withSecret := map[metav1.Object]*corev1.Secret{} // the clients served with their secret
 	now := l.now()
 	rotations := map[string]convert.RotationState{}
@@ -291,12 +319,14 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 		if d.Action == feed.Serve {
 			withSecret[oc] = secret
 		}
+		converted[oc] = c
 		clients = append(clients, item{source: convert.SourceKey(oc.Namespace, oc.Name), name: c.ID, obj: oc, decision: d,
 			put: func() { l.reg.PutClient(c) }, keysAndValues: []any{"clientID", convert.ClientID(oc)}})
 	}
 	l.rotations = rotations // forgets the clients that are gone or stopped rotating
 	var holders map[string]bool
 	l.clients, holders = r.feed("OAuthClient", "clientID", clients, l.clients, l.reg.DeleteClient, feed.ClientIDConflict)
+	r.workloadIdentities(l.clients, converted, objs.Issuers)
 	l.demo = nil
 	for _, oc := range objs.Clients { // the first demo client that holds its ID, in file order
 		src := convert.SourceKey(oc.Namespace, oc.Name)
@@ -327,7 +357,8 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 	}
 	l.users, _ = r.feed("User", "username", users, l.users, l.reg.DeleteUser, feed.UsernameConflict)
 
-	log.Info("manifests loaded", "dir", l.dir, "clients", len(l.clients), "scopes", len(l.scopes), "users", len(l.users))
+	log.Info("manifests loaded", "dir", l.dir, "clients", len(l.clients), "scopes", len(l.scopes), "users", len(l.users),
+		"workloadIssuers", len(l.issuers))
 }
 
 // withoutGeneratedKeys adds to the decision about a keyPolicy Generate client served without
@@ -408,6 +439,9 @@ func (r reporter) feed(kind, nameKey string, items []item, before map[string]met
 		holders[c.Source] = true
 	}
 	for _, ct := range feed.Contests(claims) {
+		if conflict == nil {
+			break // names that cannot be contested (a WorkloadIssuer's is its source)
+		}
 		for _, o := range ct.Others {
 			holders[o.Source] = false
 			cf := conflict(ct.Name, ct.Holder.Source)
@@ -418,6 +452,26 @@ func (r reporter) feed(kind, nameKey string, items []item, before map[string]met
 		}
 	}
 	return served, holders
+}
+
+// putIssuer puts w unless the same value is served: a new value makes the server build the
+// issuer's key set again and fetch its keys anew. Each value put gets the next generation.
+func (l *Loader) putIssuer(w registry.WorkloadIssuer) {
+	if prev, ok := l.issuerValues[w.Name]; ok {
+		w.Generation = prev.Generation
+		if reflect.DeepEqual(prev, w) {
+			return
+		}
+	}
+	l.issuerGeneration++
+	w.Generation = l.issuerGeneration
+	l.issuerValues[w.Name] = w
+	l.reg.PutWorkloadIssuer(w)
+}
+
+func (l *Loader) deleteIssuer(name string) {
+	delete(l.issuerValues, name)
+	l.reg.DeleteWorkloadIssuer(name)
 }
 
 // stamp gives every object the creation time of its source: the time the loader first saw it.
@@ -451,7 +505,59 @@ func (l *Loader) stamp(objs *Objects) {
 	for _, u := range objs.Users {
 		u.CreationTimestamp = at("User " + u.Name)
 	}
+	for _, wi := range objs.Issuers {
+		wi.CreationTimestamp = at("WorkloadIssuer " + wi.Name)
+	}
 	l.created = next
+}
+
+// workloadIdentities reports the served clients that cannot authenticate by their workload
+// identity, as the cluster's leader does in their Ready condition: IssuerNotFound (no
+// WorkloadIssuer of that name in the folder), NamespaceNotAllowed, and SubjectConflict (of the
+// served clients bound to one (issuer, subject) pair or ServiceAccount, registry.Precedes
+// chooses the holder, as the registry does).
+func (r reporter) workloadIdentities(served map[string]metav1.Object, converted map[metav1.Object]registry.Client, issuers []*v1alpha1.WorkloadIssuer) {
+	byName := make(map[string]*v1alpha1.WorkloadIssuer, len(issuers))
+	for _, wi := range issuers {
+		if _, ok := byName[wi.Name]; !ok { // the first definition is used
+			byName[wi.Name] = wi
+		}
+	}
+	var claims []feed.Claim
+	pairs := map[string][2]string{} // claim name -> (issuer, subject)
+	for _, src := range slices.Sorted(maps.Keys(served)) {
+		obj := served[src]
+		c := converted[obj]
+		iss, sub, ok := c.WorkloadSubjectKey()
+		if !ok {
+			continue
+		}
+		if c.WorkloadIssuer != "" {
+			wi, exists := byName[iss]
+			var allowed []string
+			if exists {
+				allowed = wi.Spec.AllowedNamespaces
+			}
+			if cf, bad := feed.Binding(c.Namespace, iss, exists, allowed); bad {
+				r.warn.Warnw("manifest client cannot use its workload identity",
+					"kind", "OAuthClient", "resource", src, "file", r.objs.File(obj), "clientID", c.ID,
+					"reason", cf.Reason, "message", cf.Message)
+			}
+		}
+		key := convert.WorkloadSubjectIndexKey(iss, sub)
+		pairs[key] = [2]string{iss, sub}
+		claims = append(claims, feed.Claim{Name: key, Source: src, Created: obj.GetCreationTimestamp().Time})
+	}
+	for _, ct := range feed.Contests(claims) {
+		pair := pairs[ct.Name]
+		cf := feed.SubjectConflict(pair[0], pair[1], ct.Holder.Source)
+		for _, o := range ct.Others {
+			r.warn.Warnw("manifest claims a workload identity another client holds; the earlier one authenticates by it",
+				"kind", "OAuthClient", "reason", cf.Reason, "message", cf.Message,
+				"resource", o.Source, "file", r.objs.File(served[o.Source]),
+				"servedResource", ct.Holder.Source, "servedFile", r.objs.File(served[ct.Holder.Source]))
+		}
+	}
 }
 
 // reporter reports one load's problems: warnings through the Warner, errors convert does not

@@ -40,7 +40,8 @@
 //     no more often than MinRefreshInterval either. A failed refresh keeps the last good keys
 //     (forever: an unreachable issuer cannot tell us a key was withdrawn) and shows in Status.
 //     Keys returns only generic errors (ErrKeysUnavailable); Refresh and Status carry the
-//     details (URLs, network errors) for the status controller, not for clients.
+//     details (URLs, network errors) for the status controller, not for clients, and a failed
+//     discovery wraps ErrDiscovery so that it can tell it from a failed JWK set.
 //   - Every error a client can cause wraps one exported sentinel with a short description that
 //     never contains the token; a claim value is echoed at most quoted and cut to 64 bytes.
 //   - CachedReviewer keys its cache by SHA-256 of the token and the audiences (never the token),

@@ -30,6 +30,10 @@ var (
 	ErrInvalidJWKS = errors.New("assertion: invalid JWK set")
 	// ErrInvalidRule: CompileClaimRules refused a rule.
 	ErrInvalidRule = errors.New("assertion: invalid claim validation rule")
+	// ErrDiscovery wraps a Remote's failed OIDC discovery (Refresh, RemoteStatus.LastError): the
+	// document unreachable, not JSON, of another issuer, or without an https jwks_uri. A failure
+	// of the JWK set itself does not wrap it.
+	ErrDiscovery = errors.New("assertion: OIDC discovery failed")
 )
 
 // maxEcho bounds a claim value echoed in an error.

@@ -262,7 +262,7 @@ func (r *Remote) fetch(ctx context.Context) (string, []jose.JSONWebKey, error) {
 	if uri == "" {
 		var err error
 		if uri, err = r.discover(ctx); err != nil {
-			return "", nil, err
+			return "", nil, fmt.Errorf("%w: %w", ErrDiscovery, err)
 		}
 	}
 	body, err := r.get(ctx, uri)

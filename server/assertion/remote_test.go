@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -239,14 +240,17 @@ func TestRemoteRefusesBadIssuers(t *testing.T) {
 		edit  func(f *fakeIssuer)
 		cfg   func(f *fakeIssuer, c *RemoteConfig)
 		error string
+		// discovery: the failure is discovery's (ErrDiscovery), not the JWK set's.
+		discovery bool
 	}{
-		{"a discovery document of another issuer is refused", func(f *fakeIssuer) { f.issuer = "https://evil.example" }, nil, "issuer"},
-		{"a discovery document of the issuer with a trailing slash is refused", func(f *fakeIssuer) { f.issuer = f.srv.URL + "/" }, nil, "issuer"},
-		{"a discovered http jwks_uri is refused", func(f *fakeIssuer) { f.jwksURI = "http://127.0.0.1/jwks" }, nil, "jwks_uri"},
-		{"a JWK set over 1 MiB is refused", func(f *fakeIssuer) { f.body = []byte(strings.Repeat(" ", MaxJWKSBytes+1)) }, nil, "larger than"},
-		{"a JWK set that does not parse is refused", func(f *fakeIssuer) { f.body = []byte(`{"keys":[{"kty":"oct","k":"AA"}]}`) }, nil, "symmetric"},
-		{"a missing JWK set is refused", func(f *fakeIssuer) { f.status = http.StatusNotFound }, nil, "status 404"},
-		{"a server outside the CA bundle is refused", nil, func(_ *fakeIssuer, c *RemoteConfig) { c.CABundle = nil }, "certificate"},
+		{"a discovery document of another issuer is refused", func(f *fakeIssuer) { f.issuer = "https://evil.example" }, nil, "issuer", true},
+		{"a discovery document of the issuer with a trailing slash is refused", func(f *fakeIssuer) { f.issuer = f.srv.URL + "/" }, nil, "issuer", true},
+		{"a discovered http jwks_uri is refused", func(f *fakeIssuer) { f.jwksURI = "http://127.0.0.1/jwks" }, nil, "jwks_uri", true},
+		{"a JWK set over 1 MiB is refused", func(f *fakeIssuer) { f.body = []byte(strings.Repeat(" ", MaxJWKSBytes+1)) }, nil, "larger than", false},
+		{"a JWK set that does not parse is refused", func(f *fakeIssuer) { f.body = []byte(`{"keys":[{"kty":"oct","k":"AA"}]}`) }, nil, "symmetric", false},
+		{"an empty JWK set is refused", func(f *fakeIssuer) { f.body = []byte(`{"keys":[]}`) }, nil, "no usable signing key", false},
+		{"a missing JWK set is refused", func(f *fakeIssuer) { f.status = http.StatusNotFound }, nil, "status 404", false},
+		{"a server outside the CA bundle is refused at discovery", nil, func(_ *fakeIssuer, c *RemoteConfig) { c.CABundle = nil }, "certificate", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeIssuer(t, k)
@@ -262,6 +266,7 @@ func TestRemoteRefusesBadIssuers(t *testing.T) {
 			err := r.Refresh(context.Background())
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.error)
+			assert.Equal(t, tc.discovery, errors.Is(err, ErrDiscovery), "discovery's failure: %v", err)
 			assert.Equal(t, err, r.Status().LastError)
 
 			clock.Add(DefaultMinRefreshInterval)

@@ -76,7 +76,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		registrySynced: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "latchkey_registry_last_sync_timestamp_seconds",
-			Help: "When this replica's registry last took in an informer event, by kind (OAuthClient, Scope, User); time() minus it is the time since the last sync.",
+			Help: "When this replica's registry last took in an informer event, by kind (OAuthClient, Scope, User, WorkloadIssuer); time() minus it is the time since the last sync.",
 		}, []string{"kind"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_rate_limited_total",
@@ -160,7 +160,7 @@ func (m *Metrics) RefreshReuseDetected() {
 }
 
 // RegistrySynced records that the registry took in an informer event for a kind (a fixed set:
-// OAuthClient, Scope, User).
+// OAuthClient, Scope, User, WorkloadIssuer).
 func (m *Metrics) RegistrySynced(kind string) {
 	if m == nil {
 		return
