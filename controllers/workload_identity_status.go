@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -67,8 +68,8 @@ func (r *oauthClientReconciler) workloadIdentityStatus(ctx context.Context, oc *
 		return false, nil
 	}
 	logger := log.FromContext(ctx)
+	var wi v1alpha1.WorkloadIssuer
 	if oc.Spec.WorkloadIdentity != nil {
-		var wi v1alpha1.WorkloadIssuer
 		err := r.client.Get(ctx, types.NamespacedName{Name: iss}, &wi)
 		if err != nil && !apierrors.IsNotFound(err) {
 			return false, fmt.Errorf("get WorkloadIssuer %s: %w", iss, err)
@@ -80,7 +81,7 @@ func (r *oauthClientReconciler) workloadIdentityStatus(ctx context.Context, oc *
 			return true, nil
 		}
 	}
-	holder, err := r.subjectHolder(ctx, oc, iss, sub)
+	holder, err := r.subjectHolder(ctx, oc, iss, sub, wi.Spec.AllowedNamespaces)
 	if err != nil {
 		return false, err
 	}
@@ -96,8 +97,10 @@ func (r *oauthClientReconciler) workloadIdentityStatus(ctx context.Context, oc *
 // subjectHolder returns the source key of the OAuthClient that holds the workload identity
 // (issuer, subject) instead of oc, or "" when oc holds it. The candidates are what the registries
 // hold (valid, not being deleted), ordered by registry.Wins: registry.Snapshot.SubjectHolder's
-// choice, so the client marked Ready is the one every replica lets authenticate.
-func (r *oauthClientReconciler) subjectHolder(ctx context.Context, oc *v1alpha1.OAuthClient, issuer, subject string) (string, error) {
+// choice, so the client marked Ready is the one every replica lets authenticate. Of the clients
+// bound to a WorkloadIssuer subject only those of the allowed namespaces count (registry's
+// mayBind): a client the issuer does not allow can never keep the pair from one it does.
+func (r *oauthClientReconciler) subjectHolder(ctx context.Context, oc *v1alpha1.OAuthClient, issuer, subject string, allowed []string) (string, error) {
 	key := convert.WorkloadSubjectIndexKey(issuer, subject)
 	var peers v1alpha1.OAuthClientList
 	if err := r.client.List(ctx, &peers, client.MatchingFields{indexClientSubject: key}); err != nil {
@@ -115,6 +118,9 @@ func (r *oauthClientReconciler) subjectHolder(ctx context.Context, oc *v1alpha1.
 			continue
 		}
 		if piss, psub, ok := pc.WorkloadSubjectKey(); !ok || piss != issuer || psub != subject {
+			continue
+		}
+		if pc.WorkloadIssuer != "" && !slices.Contains(allowed, "*") && !slices.Contains(allowed, pc.Namespace) {
 			continue
 		}
 		if registry.Wins(&pc, &winner) {

@@ -542,6 +542,7 @@ func (r reporter) workloadIdentities(served map[string]metav1.Object, converted 
 				r.warn.Warnw("manifest client cannot use its workload identity",
 					"kind", "OAuthClient", "resource", src, "file", r.objs.File(obj), "clientID", c.ID,
 					"reason", cf.Reason, "message", cf.Message)
+				continue // it holds no pair (registry's mayBind)
 			}
 		}
 		key := convert.WorkloadSubjectIndexKey(iss, sub)

@@ -108,21 +108,23 @@ func TestEmbeddedReportsWhatKeepsAClientFromItsWorkloadIdentity(t *testing.T) {
 		name  string
 		files map[string]string
 		want  []string // parts of the one warning expected
-		// holder is the source that holds the pair (issuer ci, subject repo:app), if any.
+		// holder is the source that holds the pair (issuer ci, subject repo:app), if any;
+		// unheld: nobody holds it (a client the issuer does not allow never does).
 		holder string
+		unheld bool
 	}{
 		{
 			name:   "A client whose issuer is not in the folder is IssuerNotFound",
 			files:  map[string]string{"client.yaml": workloadClientYAML("default", "app", "ci", "repo:app")},
 			want:   []string{"reason=IssuerNotFound", "WorkloadIssuer ci does not exist", "resource=default/app", "client.yaml"},
-			holder: "default/app",
+			unheld: true,
 		},
 		{
 			name: "A client of a namespace the issuer does not allow is NamespaceNotAllowed",
 			files: map[string]string{"issuer.yaml": issuerYAML("ci", "payments") + "---\n" + keysYAML(jwks),
 				"client.yaml": workloadClientYAML("default", "app", "ci", "repo:app")},
 			want:   []string{"reason=NamespaceNotAllowed", "does not allow clients of namespace default", "resource=default/app"},
-			holder: "default/app",
+			unheld: true,
 		},
 		{
 			name: "Of two clients bound to one subject the earlier holds it and the other is SubjectConflict",
@@ -157,6 +159,10 @@ func TestEmbeddedReportsWhatKeepsAClientFromItsWorkloadIdentity(t *testing.T) {
 				h, ok := reg.Snapshot().SubjectHolder("ci", "repo:app")
 				require.True(t, ok)
 				assert.Equal(t, tt.holder, h.Source)
+			}
+			if tt.unheld {
+				_, ok := reg.Snapshot().SubjectHolder("ci", "repo:app")
+				assert.False(t, ok)
 			}
 			for c := range reg.Snapshot().Clients() {
 				assert.Equal(t, registry.AuthMethodServiceAccountToken, c.AuthMethod, "every client is served, keeping its client ID")

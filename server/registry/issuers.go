@@ -59,6 +59,7 @@ func (r *Registry) PutWorkloadIssuer(w WorkloadIssuer) {
 	next := *old
 	next.issuers = cloneMap(old.issuers)
 	next.issuers[w.Name] = &w
+	reindexIssuerSubjects(old, &next, w.Name)
 	r.cur.Store(&next)
 }
 
@@ -73,6 +74,7 @@ func (r *Registry) DeleteWorkloadIssuer(name string) {
 	next := *old
 	next.issuers = cloneMap(old.issuers)
 	delete(next.issuers, name)
+	reindexIssuerSubjects(old, &next, name)
 	r.cur.Store(&next)
 }
 
@@ -81,24 +83,55 @@ func (r *Registry) DeleteWorkloadIssuer(name string) {
 type subjectPair struct{ issuer, subject string }
 
 // SubjectHolder returns the client that holds the (issuer, subject) pair: of the clients bound
-// to it, the one that Precedes (created first, then the smaller source), as for client IDs.
+// to it that may bind (mayBind), the one that Precedes (created first, then the smaller source),
+// as for client IDs.
 // A client bound to a pair another holds is not authenticated by it (SubjectConflict).
 func (s *Snapshot) SubjectHolder(issuer, subject string) (*Client, bool) {
 	c, ok := s.subjects[subjectPair{issuer, subject}]
 	return c, ok
 }
 
-// reindexSubject recomputes the holder of one pair from the clients.
+// reindexSubject recomputes the holder of one pair from the clients that may bind to it.
 func reindexSubject(s *Snapshot, p subjectPair) {
 	delete(s.subjects, p)
 	for _, c := range s.clients {
 		iss, sub, ok := c.WorkloadSubjectKey()
-		if !ok || iss != p.issuer || sub != p.subject {
+		if !ok || iss != p.issuer || sub != p.subject || !mayBind(s, c) {
 			continue
 		}
 		if h, has := s.subjects[p]; !has || Wins(c, h) {
 			s.subjects[p] = c
 		}
+	}
+}
+
+// mayBind reports whether the client may hold its workload identity: a ServiceAccount's always
+// (its subject names the client's own namespace); a WorkloadIssuer subject only while the issuer
+// exists and allows the client's namespace, so that a client of a namespace the issuer does not
+// allow can never keep the pair from the client that may use it.
+func mayBind(s *Snapshot, c *Client) bool {
+	if c.WorkloadIssuer == "" {
+		return true
+	}
+	w, ok := s.issuers[c.WorkloadIssuer]
+	return ok && w.AllowsNamespace(c.Namespace)
+}
+
+// reindexIssuerSubjects recomputes the holders of every pair of the issuer (which namespaces may
+// bind to it changed), a scan of the clients.
+func reindexIssuerSubjects(old, s *Snapshot, issuer string) {
+	pairs := map[subjectPair]bool{}
+	for _, c := range s.clients {
+		if iss, sub, ok := c.WorkloadSubjectKey(); ok && iss == issuer {
+			pairs[subjectPair{iss, sub}] = true
+		}
+	}
+	if len(pairs) == 0 {
+		return
+	}
+	s.subjects = cloneMap(old.subjects)
+	for p := range pairs {
+		reindexSubject(s, p)
 	}
 }
 

@@ -330,3 +330,35 @@ func TestClientsListsTheServedClientOfEachID(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []string{"b/x", "a/y"}, got)
 }
+
+func TestAWorkloadIdentityIsHeldOnlyByAClientTheIssuerAllows(t *testing.T) {
+	r := New()
+	bound := func(src, ns string, created time.Time) Client {
+		return Client{Source: src, Namespace: ns, ID: src, Created: created, Type: Confidential,
+			AuthMethod: AuthMethodServiceAccountToken, WorkloadIssuer: "ci", WorkloadSubject: "repo:example/app"}
+	}
+	t0 := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	squatter := bound("other/squat", "other", t0)
+	legit := bound("ci/deploy", "ci", t0.Add(time.Minute))
+	r.PutClient(squatter)
+	r.PutClient(legit)
+	holder := func() string {
+		c, ok := r.Snapshot().SubjectHolder("ci", "repo:example/app")
+		if !ok {
+			return ""
+		}
+		return c.Source
+	}
+	assert.Empty(t, holder(), "without the issuer nobody holds the pair")
+	r.PutWorkloadIssuer(WorkloadIssuer{Name: "ci", AllowedNamespaces: []string{"ci"}})
+	assert.Equal(t, "ci/deploy", holder(), "the earlier client of a namespace the issuer does not allow does not hold it")
+	r.PutWorkloadIssuer(WorkloadIssuer{Name: "ci", AllowedNamespaces: []string{"*"}})
+	assert.Equal(t, "other/squat", holder(), "once allowed, the earlier client holds it")
+	r.DeleteWorkloadIssuer("ci")
+	assert.Empty(t, holder())
+	sa := Client{Source: "ns/a", Namespace: "ns", ID: "a", AuthMethod: AuthMethodServiceAccountToken, ServiceAccount: "worker"}
+	r.PutClient(sa)
+	c, ok := r.Snapshot().SubjectHolder(LocalIssuer, "system:serviceaccount:ns:worker")
+	require.True(t, ok, "a ServiceAccount client needs no issuer")
+	assert.Equal(t, "ns/a", c.Source)
+}

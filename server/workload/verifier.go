@@ -87,7 +87,7 @@ type remoteKeys struct {
 	keys *assertion.Remote
 }
 
-// maxRemotes bounds the remote key sets kept for private_key_jwt clients.
+// maxRemotes bounds the key sets kept for private_key_jwt clients, and for WorkloadIssuers.
 const maxRemotes = 10000
 
 // New returns a Verifier.
@@ -220,15 +220,15 @@ func checkUnverified(tok *assertion.Token, p assertion.Policy) (assertion.Unveri
 }
 
 func (v *Verifier) workloadIssuer(ctx context.Context, snap *registry.Snapshot, c *registry.Client, tok *assertion.Token) (time.Time, error) {
-	if err := holds(snap, c); err != nil {
-		return time.Time{}, err
-	}
 	w, ok := snap.WorkloadIssuer(c.WorkloadIssuer)
 	if !ok {
 		return time.Time{}, oauth2.ErrInvalidClient.WithDescription("The client's WorkloadIssuer does not exist.")
 	}
 	if !w.AllowsNamespace(c.Namespace) {
 		return time.Time{}, oauth2.ErrInvalidClient.WithDescription("The client's namespace may not bind to its WorkloadIssuer.")
+	}
+	if err := holds(snap, c); err != nil {
+		return time.Time{}, err
 	}
 	ik := v.issuerKeys(w)
 	if ik.err != nil {
@@ -260,6 +260,9 @@ func (v *Verifier) issuerKeys(w *registry.WorkloadIssuer) *issuerKeys {
 	ik.rules, ik.err = assertion.CompileClaimRules(rules)
 	if ik.err == nil {
 		ik.keys, ik.err = IssuerKeySet(w, v.cfg.HTTPClient, v.now)
+	}
+	if len(v.issuers) >= maxRemotes {
+		clear(v.issuers) // deleted issuers' entries go too; the rest are built again on use
 	}
 	v.issuers[w.Name] = ik
 	return ik
