@@ -83,8 +83,8 @@ func TestWorkloadIssuerServesTheSpecWithDefaults(t *testing.T) {
 	assert.Equal(t, registry.WorkloadIssuer{
 		Name: "ci", Generation: 3, Issuer: "https://ci.example/oidc", CABundle: []byte(ca),
 		Audiences: []string{"https://latchkey.example"}, AllowedNamespaces: []string{"payments"},
-		ClaimRules:           []registry.ClaimRule{{Expression: "claims.repository_owner == 'example'", Message: "not ours"}},
-		MaxAssertionLifetime: time.Hour, RefreshPeriod: time.Hour,
+		ClaimRules:    []registry.ClaimRule{{Expression: "claims.repository_owner == 'example'", Message: "not ours"}},
+		RefreshPeriod: time.Hour, // MaxAssertionLifetime zero: the verifier's default, 1 h
 	}, w)
 }
 
