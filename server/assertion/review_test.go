@@ -212,3 +212,33 @@ func BenchmarkCachedReviewerHit(b *testing.B) {
 		}
 	}
 }
+
+func TestCachedReviewerCachedIsTheFastPathOfAReviewedToken(t *testing.T) {
+	ctx := context.Background()
+	aud := []string{testAudience}
+	clock := &fakeClock{now: testNow()}
+	f := &fakeReviewer{review: authenticated()}
+	c := NewCachedReviewer(f, 0, 0, clock.Now)
+	exp := testNow().Add(10 * time.Minute)
+
+	_, _, ok := c.Cached("token", aud)
+	assert.False(t, ok, "nothing before the first review")
+	_, err := c.Review(ctx, "token", aud, exp)
+	require.NoError(t, err)
+	r, gotExp, ok := c.Cached("token", aud)
+	require.True(t, ok)
+	assert.Equal(t, "system:serviceaccount:ns:sa", r.Username)
+	assert.Equal(t, exp, gotExp, "the token's exp, not the entry's end")
+	_, _, ok = c.Cached("token", []string{"other"})
+	assert.False(t, ok, "other audiences miss")
+	assert.Equal(t, int32(1), f.calls.Load(), "Cached never asks the Reviewer")
+	clock.now = clock.now.Add(DefaultReviewTTL)
+	_, _, ok = c.Cached("token", aud)
+	assert.False(t, ok, "gone with the TTL")
+
+	refused := NewCachedReviewer(&fakeReviewer{review: Review{}}, 0, 0, clock.Now)
+	_, err = refused.Review(ctx, "bad", aud, exp)
+	require.NoError(t, err)
+	_, _, ok = refused.Cached("bad", aud)
+	assert.False(t, ok, "a refusal is never cached")
+}

@@ -117,6 +117,9 @@ func New(cfg Config) (*Verifier, error) {
 // VerifyClientAssertion checks the assertion for the client, by its binding: a ServiceAccount
 // of its namespace, a subject of a WorkloadIssuer, or its own keys (private_key_jwt).
 func (v *Verifier) VerifyClientAssertion(ctx context.Context, snap *registry.Snapshot, c *registry.Client, s string) (time.Time, error) {
+	if exp, ok := v.cachedServiceAccount(snap, c, s); ok {
+		return exp, nil
+	}
 	tok, err := assertion.Parse(s)
 	if err != nil {
 		return time.Time{}, refused(err)
@@ -143,6 +146,23 @@ func holds(snap *registry.Snapshot, c *registry.Client) error {
 		return oauth2.ErrInvalidClient.WithDescription("Another client, created earlier, is bound to this workload identity.")
 	}
 	return nil
+}
+
+// cachedServiceAccount accepts a ServiceAccount token reviewed (or, in JWKS mode, verified) for
+// this client within the review cache's lifetime without parsing it again: the kubelet hands one
+// token out many times, and this is the path most requests take. Its claims passed this
+// client's checks when it was reviewed; a later change of maxAssertionLifetime applies to it
+// once the entry expires (at most the review cache's lifetime).
+func (v *Verifier) cachedServiceAccount(snap *registry.Snapshot, c *registry.Client, raw string) (time.Time, bool) {
+	if v.reviewer == nil || c.AuthMethod != registry.AuthMethodServiceAccountToken || c.ServiceAccount == "" || holds(snap, c) != nil {
+		return time.Time{}, false
+	}
+	review, exp, ok := v.reviewer.Cached(raw, []string{v.cfg.Issuer})
+	if !ok || review.Username != registry.ServiceAccountSubject(c.Namespace, c.ServiceAccount) ||
+		!slices.Contains(review.Audiences, v.cfg.Issuer) || !exp.After(v.now()) {
+		return time.Time{}, false
+	}
+	return exp, true
 }
 
 func (v *Verifier) serviceAccount(ctx context.Context, snap *registry.Snapshot, c *registry.Client, tok *assertion.Token, raw string) (time.Time, error) {

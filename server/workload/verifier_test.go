@@ -372,6 +372,24 @@ func TestVerifierCachesAuthenticatedReviews(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, 2, rv.count(), "another token is reviewed")
 	})
+	t.Run("a cached review authenticates only the client of its ServiceAccount", func(t *testing.T) {
+		rv := &fakeReviewer{review: assertion.Review{Authenticated: true, Username: saSubject, Audiences: []string{latchkeyIssuer}}}
+		v := newVerifier(t, workload.Config{Reviewer: rv})
+		other := saClient("other-client", "other-client", verifierNow)
+		other.ServiceAccount = "other"
+		withOther := registry.New()
+		withOther.PutClient(saClient(saClientID, saClientID, verifierNow))
+		withOther.PutClient(other)
+		tok := key.sign(t, saClaims())
+		exp, err := verify(t, v, withOther, saClientID, tok)
+		require.NoError(t, err)
+		again, err := verify(t, v, withOther, saClientID, tok)
+		require.NoError(t, err)
+		assert.Equal(t, exp, again, "the cached path returns the token's exp")
+		_, err = verify(t, v, withOther, "other-client", tok)
+		requireRefused(t, err, "", tok)
+		assert.Equal(t, 1, rv.count(), "the other client's attempt is refused before any review")
+	})
 	t.Run("a refused review is asked again", func(t *testing.T) {
 		rv := &fakeReviewer{review: assertion.Review{Authenticated: false}}
 		v := newVerifier(t, workload.Config{Reviewer: rv})
