@@ -29,11 +29,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -93,12 +95,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 type serveOptions struct {
-	auditLog         string
-	listenAddress    string
-	issuer           string
-	manifestsDir     string
-	kubeconfig       string
-	namespace        string
+	auditLog      string
+	listenAddress string
+	issuer        string
+	manifestsDir  string
+	kubeconfig    string
+	namespace     string
+	// watchNamespaces restricts the namespaced objects the server sees (OAuthClients, Secrets) to
+	// these namespaces and --namespace; empty: all namespaces.
+	watchNamespaces  []string
 	store            string
 	redis            redisOptions
 	keysFile         string
@@ -134,6 +139,14 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.manifestsDir, "manifests", "", "run without a cluster, loading OAuthClient, Scope, User, WorkloadIssuer and Secret manifests from this folder (watched)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then $KUBECONFIG)")
 	fs.StringVar(&o.namespace, "namespace", defaultNamespace(), "namespace of the signing key Secret and the leader Lease")
+	fs.Func("watch-namespaces", "comma-separated namespaces whose OAuthClients and Secrets the server watches and reads, besides --namespace (default: all namespaces); Users' password Secrets and WorkloadIssuers' key Secrets must be in one of them", func(v string) error {
+		for _, ns := range strings.Split(v, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" && !slices.Contains(o.watchNamespaces, ns) {
+				o.watchNamespaces = append(o.watchNamespaces, ns)
+			}
+		}
+		return nil
+	})
 	fs.StringVar(&o.store, "store", envOr("LATCHKEY_STORE", "memory"), "leased store for codes and refresh tokens: memory (one replica) or redis (many; see --redis-*) (env LATCHKEY_STORE)")
 	o.redis.bind(fs)
 	fs.StringVar(&o.keysFile, "keys-file", "", "with --manifests: keep the signing keys in this file (created when missing) instead of memory")
@@ -185,6 +198,9 @@ func (o *serveOptions) validate() error {
 	if err := o.registration.validate(); err != nil {
 		return err
 	}
+	if err := o.validateWatchNamespaces(); err != nil {
+		return err
+	}
 	switch o.saVerification {
 	case workload.ModeTokenReview, workload.ModeJWKS:
 	default:
@@ -197,6 +213,47 @@ func (o *serveOptions) validate() error {
 		return errors.New("--keys-file is for --manifests; against a cluster the keys live in a Secret")
 	}
 	return nil
+}
+
+// validateWatchNamespaces checks --watch-namespaces: names of namespaces, including the
+// registration namespace when registration is on (registered clients must be seen to be served).
+func (o *serveOptions) validateWatchNamespaces() error {
+	for _, ns := range o.watchNamespaces {
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return fmt.Errorf("--watch-namespaces: %q is not a namespace name: %s", ns, strings.Join(errs, "; "))
+		}
+	}
+	if o.registration.enabled() && !slices.Contains(o.watchedNamespaces(), o.registration.namespace) {
+		return fmt.Errorf("--registration-namespace %q is not watched: add it to --watch-namespaces (%s)",
+			o.registration.namespace, strings.Join(o.watchNamespaces, ","))
+	}
+	return nil
+}
+
+// watchedNamespaces is --watch-namespaces plus --namespace (the signing key Secret lives there),
+// or nil for all namespaces.
+func (o *serveOptions) watchedNamespaces() []string {
+	if len(o.watchNamespaces) == 0 {
+		return nil
+	}
+	if slices.Contains(o.watchNamespaces, o.namespace) {
+		return slices.Clone(o.watchNamespaces)
+	}
+	return append(slices.Clone(o.watchNamespaces), o.namespace)
+}
+
+// cacheOptions restricts the informers of namespaced kinds to the watched namespaces; cluster-scoped
+// kinds (Scope, User, WorkloadIssuer) are watched cluster-wide either way.
+func (o *serveOptions) cacheOptions() cache.Options {
+	watched := o.watchedNamespaces()
+	if watched == nil {
+		return cache.Options{}
+	}
+	defaults := make(map[string]cache.Config, len(watched))
+	for _, ns := range watched {
+		defaults[ns] = cache.Config{}
+	}
+	return cache.Options{DefaultNamespaces: defaults}
 }
 
 func defaultNamespace() string {
@@ -490,6 +547,7 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 	}
 	mgr, err := ctrl.NewManager(kubeconfig, ctrl.Options{
 		Scheme:                        scheme,
+		Cache:                         opts.cacheOptions(),
 		Metrics:                       metricsserver.Options{BindAddress: opts.metricsAddress},
 		HealthProbeBindAddress:        opts.probeAddress,
 		LeaderElection:                opts.leaderElect,
@@ -524,15 +582,16 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 	uses := credentialuse.New(cfg.Store, credentialuse.Options{})
 	cfg.CredentialUses = uses
 	if err := controllers.Setup(mgr, controllers.Options{
-		KeyMetrics:    keyMetrics,
-		SyncMetrics:   syncMetrics,
-		Registry:      reg,
-		Keys:          keyring,
-		Namespace:     opts.namespace,
-		KeySecretName: opts.keySecretName,
-		Algorithms:    keys.SupportedAlgorithms(),
-		TokenURL:      opts.issuer + "/oauth2/token",
-		Readiness:     readiness,
+		KeyMetrics:      keyMetrics,
+		SyncMetrics:     syncMetrics,
+		Registry:        reg,
+		Keys:            keyring,
+		Namespace:       opts.namespace,
+		WatchNamespaces: opts.watchedNamespaces(),
+		KeySecretName:   opts.keySecretName,
+		Algorithms:      keys.SupportedAlgorithms(),
+		TokenURL:        opts.issuer + "/oauth2/token",
+		Readiness:       readiness,
 		// A rotated key stays published until the longest-lived token it signed has expired.
 		KeyRotationPeriod: opts.keyRotation,
 		// A client may set its own token lifetimes, up to the CRD's 24 h: a retired key stays
@@ -591,7 +650,7 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 	}); err != nil {
 		return err
 	}
-	logr.FromContextOrDiscard(ctx).Info("latchkey serving (operator)", "address", ln.Addr().String(), "issuer", opts.issuer, "namespace", opts.namespace)
+	logr.FromContextOrDiscard(ctx).Info("latchkey serving (operator)", "address", ln.Addr().String(), "issuer", opts.issuer, "namespace", opts.namespace, "watchNamespaces", opts.watchedNamespaces())
 	return mgr.Start(ctx)
 }
 

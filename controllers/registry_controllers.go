@@ -254,6 +254,7 @@ func (r *userRegistryReconciler) reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, err
 	}
 	ru, err := convert.User(&u, secret)
+	err = explainUnwatchedUser(r.secrets, &u, err)
 	d := feed.User(ru, err)
 	if d.Put() {
 		r.registry.PutUser(ru)

@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/registry"
@@ -76,6 +77,11 @@ type Options struct {
 	Keys KeyLoader
 	// Namespace holds the signing-key Secret (required).
 	Namespace string
+	// WatchNamespaces, when not empty, are the only namespaces whose Secrets the controllers
+	// read (it must include Namespace, and match the manager's cache.Options.DefaultNamespaces):
+	// a User's password Secret or a WorkloadIssuer's key Secret elsewhere is SecretNotFound, with
+	// a message saying its namespace is not watched. Empty: all namespaces.
+	WatchNamespaces []string
 	// KeySecretName is the signing-key Secret's name; default DefaultKeySecretName.
 	KeySecretName string
 	// Algorithms to keep a signing key for; default keys.SupportedAlgorithms().
@@ -131,6 +137,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Namespace == "" {
 		errs = append(errs, errors.New("Namespace is required"))
 	}
+	if len(o.WatchNamespaces) > 0 && !slices.Contains(o.WatchNamespaces, o.Namespace) {
+		errs = append(errs, fmt.Errorf("WatchNamespaces %v must include Namespace %q", o.WatchNamespaces, o.Namespace))
+	}
 	if o.KeySecretName == "" {
 		o.KeySecretName = DefaultKeySecretName
 	}
@@ -167,7 +176,8 @@ func (o Options) withDefaults() (Options, error) {
 }
 
 // RBAC: the markers below generate the ClusterRole, which holds only what is needed across
-// namespaces. Secrets: read and watch (client and password Secrets live anywhere), create
+// namespaces (with --watch-namespaces the chart moves the Secret and OAuthClient rules into Roles
+// in the watched namespaces). Secrets: read and watch (client and password Secrets live anywhere), create
 // (generated client Secrets and rotation states live in the clients' namespaces) and update (a
 // generated client secret rotated on demand, a rotation state, a private_key_jwt client's
 // generated key pair rotated in place: delete and create would leave the client without keys in
@@ -202,7 +212,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	cache := mgr.GetClient()
-	secrets := mgr.GetAPIReader()
+	var secrets client.Reader = mgr.GetAPIReader()
+	if len(opts.WatchNamespaces) > 0 {
+		secrets = watchedSecrets{reader: secrets, namespaces: opts.WatchNamespaces}
+	}
 	events := mgr.GetEventRecorder(recorderName)
 	keySecret := types.NamespacedName{Namespace: opts.Namespace, Name: opts.KeySecretName}
 	setups := []struct {

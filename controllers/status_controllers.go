@@ -150,6 +150,7 @@ func (r *userReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctr
 		return ctrl.Result{}, err
 	}
 	ru, err := convert.User(&u, secret)
+	err = explainUnwatchedUser(r.secrets, &u, err)
 	return setNamedReady(ctx, &u.Status.Conditions, &u.Status.ObservedGeneration, u.Generation, feed.User(ru, err), err,
 		func(ctx context.Context) (string, error) { return r.usernameWinner(ctx, &u) },
 		func(winner string) feed.Conflict { return feed.UsernameConflict(u.Spec.Username, winner) })

@@ -79,6 +79,7 @@ func (r *issuerRegistryReconciler) reconcile(ctx context.Context, req ctrl.Reque
 		return ctrl.Result{}, err
 	}
 	w, err := convert.WorkloadIssuer(&wi, secret)
+	err = explainUnwatchedIssuer(r.secrets, &wi, err)
 	d := feed.WorkloadIssuer(w, err)
 	if d.Put() {
 		r.put(w)
@@ -211,6 +212,7 @@ func (r *issuerReconciler) reconcile(ctx context.Context, wi *v1alpha1.WorkloadI
 		return ctrl.Result{}, err
 	}
 	w, err := convert.WorkloadIssuer(wi, secret)
+	err = explainUnwatchedIssuer(r.secrets, wi, err)
 	d := feed.WorkloadIssuer(w, err)
 	switch {
 	case d.Reason == "":
