@@ -9,7 +9,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/registry"
@@ -212,7 +211,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	cache := mgr.GetClient()
-	var secrets client.Reader = mgr.GetAPIReader()
+	secrets := mgr.GetAPIReader()
 	if len(opts.WatchNamespaces) > 0 {
 		secrets = watchedSecrets{reader: secrets, namespaces: opts.WatchNamespaces}
 	}

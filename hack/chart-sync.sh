@@ -3,7 +3,9 @@
 #
 #   config/crd/bases/*.yaml  -> charts/latchkey/templates/crds/*.yaml
 #       (behind .Values.crds.enabled, with helm.sh/resource-policy: keep when .Values.crds.keep)
-#   config/rbac/role.yaml    -> charts/latchkey/templates/clusterrole.yaml (its rules)
+#   config/rbac/role.yaml    -> charts/latchkey/templates/clusterrole.yaml (its rules) and
+#                               charts/latchkey/templates/_namespaced-rules.tpl (those on Secrets
+#                               and OAuthClients, split out for .Values.watchNamespaces)
 #
 # Run by `make manifests` and `make chart-crds`; `make verify` fails when the output is not committed.
 set -euo pipefail
@@ -50,6 +52,46 @@ for src in "$root"/config/crd/bases/*.yaml; do
 done
 
 role="$root/config/rbac/role.yaml"
+# The ClusterRole's rules are split by resource: the rules on namespaced resources that live in the
+# watched namespaces (Secrets and OAuthClients, with their subresources) go to the named template
+# latchkey.namespacedRules (templates/_namespaced-rules.tpl), which the ClusterRole includes when
+# .Values.watchNamespaces is empty and rbac.yaml puts in a Role per watched namespace otherwise.
+# Everything else (cluster-scoped kinds, TokenReviews, Events, non-resource URLs) stays in the
+# ClusterRole. A rule naming both kinds of resources is split in two with the same groups and verbs.
+split_rules() { # $1: "cluster" or "namespaced"
+  awk -v want="$1" '
+    function namespaced(r) { return r ~ /^(secrets|oauthclients)(\/|$)/ }
+    function flush(   i, k, nsr, cr, n) {
+      if (!nkeys) return
+      if (!("resources" in items)) { if (want == "cluster") emit(""); nkeys = 0; delete items; return }
+      n = split(items["resources"], res, "\n")
+      nsr = ""; cr = ""
+      for (i = 1; i <= n; i++) {
+        if (res[i] == "") continue
+        if (namespaced(res[i])) nsr = nsr res[i] "\n"; else cr = cr res[i] "\n"
+      }
+      if (want == "namespaced" && nsr != "") emit(nsr)
+      if (want == "cluster" && cr != "") emit(cr)
+      nkeys = 0; delete items
+    }
+    function emit(resources,   i, k, j, m, vals, first) {
+      for (i = 1; i <= nkeys; i++) {
+        k = keys[i]
+        printf "%s%s:\n", (i == 1 ? "- " : "  "), k
+        m = split((k == "resources" && resources != "") ? resources : items[k], vals, "\n")
+        for (j = 1; j <= m; j++) if (vals[j] != "") printf "  - %s\n", vals[j]
+      }
+    }
+    /^rules:/ { p = 1; next }
+    /^---/ && p { exit }
+    !p { next }
+    /^- [A-Za-z]+:$/ { flush(); key = substr($0, 3, length($0) - 3); keys[++nkeys] = key; items[key] = ""; next }
+    /^  [A-Za-z]+:$/ { key = substr($0, 3, length($0) - 3); keys[++nkeys] = key; items[key] = ""; next }
+    /^  - / { items[key] = items[key] substr($0, 5) "\n"; next }
+    { print "chart-sync: unexpected line in role.yaml: " $0 > "/dev/stderr"; exit 1 }
+    END { flush() }
+  ' "$role"
+}
 {
   echo "{{- /* Generated from config/rbac/role.yaml by hack/chart-sync.sh. DO NOT EDIT. */}}"
   echo "{{- if .Values.rbac.create }}"
@@ -62,12 +104,24 @@ role="$root/config/rbac/role.yaml"
   if [ -f "$role" ]; then
     # The ClusterRole is the first document; namespaced Roles (markers with namespace=) would
     # follow it and need a template of their own.
-    awk '/^rules:/ { p = 1 } /^---/ && p { exit } p' "$role"
     if [ "$(grep -c '^kind: ' "$role")" -gt 1 ]; then
       echo "chart-sync: $role has more than one Role; only the ClusterRole is copied" >&2
     fi
+    echo "rules:"
+    split_rules cluster
+    echo "{{- if not .Values.watchNamespaces }}"
+    echo "{{ include \"latchkey.namespacedRules\" . }}"
+    echo "{{- end }}"
   else
     echo "rules: [] # config/rbac/role.yaml does not exist yet (no +kubebuilder:rbac markers)"
   fi
   echo "{{- end }}"
 } >"$chart/templates/clusterrole.yaml"
+{
+  echo "{{- /* Generated from config/rbac/role.yaml by hack/chart-sync.sh. DO NOT EDIT. */}}"
+  echo "{{- /* The ClusterRole's rules on Secrets and OAuthClients: cluster-wide in clusterrole.yaml,"
+  echo "or in a Role per watched namespace (rbac.yaml) when .Values.watchNamespaces is set. */}}"
+  echo "{{- define \"latchkey.namespacedRules\" -}}"
+  if [ -f "$role" ]; then split_rules namespaced; fi
+  echo "{{- end }}"
+} >"$chart/templates/_namespaced-rules.tpl"

@@ -164,6 +164,17 @@ func find(objs []*unstructured.Unstructured, kind string) *unstructured.Unstruct
 	return nil
 }
 
+// managerClusterRole is the server's ClusterRole (<fullname>-manager; the chart also renders the
+// view and edit ClusterRoles for people).
+func managerClusterRole(objs []*unstructured.Unstructured) *unstructured.Unstructured {
+	for _, o := range objs {
+		if o.GetKind() == "ClusterRole" && strings.HasSuffix(o.GetName(), "-manager") {
+			return o
+		}
+	}
+	return nil
+}
+
 // containerArgs returns the args of the rendered Deployment's latchkey container.
 func containerArgs(t *testing.T, objs []*unstructured.Unstructured) []string {
 	t.Helper()
@@ -306,7 +317,7 @@ func TestMissingRBACRuleFails(t *testing.T) {
 	s := env
 	const ns = "latchkey-broken"
 	objs := s.render(t, "broken", ns)
-	cr := find(objs, "ClusterRole")
+	cr := managerClusterRole(objs)
 	require.NotNil(t, cr)
 	rules, _, err := unstructured.NestedSlice(cr.Object, "rules")
 	require.NoError(t, err)

@@ -72,4 +72,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and (eq .Values.store.type "redis") (not .Values.store.redis.address) }}
 {{- fail "store.type redis needs store.redis.address (host:port)" }}
 {{- end }}
+{{- if and .Values.registration.enabled .Values.watchNamespaces }}
+{{- $ns := default .Release.Namespace .Values.registration.namespace }}
+{{- if not (has $ns (include "latchkey.watchedNamespaces" . | fromJsonArray)) }}
+{{- fail (printf "registration.namespace %s is not watched: add it to watchNamespaces" $ns) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The namespaces the server watches with watchNamespaces set (a JSON array): the listed ones and
+the release namespace (the signing key Secret lives there), each once. */}}
+{{- define "latchkey.watchedNamespaces" -}}
+{{- append .Values.watchNamespaces .Release.Namespace | uniq | toJson }}
 {{- end }}

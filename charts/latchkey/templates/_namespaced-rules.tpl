@@ -1,0 +1,41 @@
+{{- /* Generated from config/rbac/role.yaml by hack/chart-sync.sh. DO NOT EDIT. */}}
+{{- /* The ClusterRole's rules on Secrets and OAuthClients: cluster-wide in clusterrole.yaml,
+or in a Role per watched namespace (rbac.yaml) when .Values.watchNamespaces is set. */}}
+{{- define "latchkey.namespacedRules" -}}
+- apiGroups:
+  - ""
+  resources:
+  - secrets
+  verbs:
+  - create
+  - delete
+  - get
+  - list
+  - update
+  - watch
+- apiGroups:
+  - oauth.latchkey.dev
+  resources:
+  - oauthclients
+  verbs:
+  - create
+  - delete
+  - get
+  - list
+  - patch
+  - update
+  - watch
+- apiGroups:
+  - oauth.latchkey.dev
+  resources:
+  - oauthclients/finalizers
+  verbs:
+  - update
+- apiGroups:
+  - oauth.latchkey.dev
+  resources:
+  - oauthclients/status
+  verbs:
+  - patch
+  - update
+{{- end }}
