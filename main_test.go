@@ -1,0 +1,56 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestWatchNamespacesFlag(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		args        []string
+		wantErr     string
+		wantWatched []string
+	}{
+		{name: "without the flag every namespace is watched", args: nil},
+		{name: "the server's namespace is watched besides the listed ones",
+			args: []string{"--namespace=latchkey", "--watch-namespaces=team-a, team-b,team-a"}, wantWatched: []string{"team-a", "team-b", "latchkey"}},
+		{name: "the server's namespace is listed once",
+			args: []string{"--namespace=latchkey", "--watch-namespaces=latchkey,team-a"}, wantWatched: []string{"latchkey", "team-a"}},
+		{name: "a name that is not a namespace is refused",
+			args: []string{"--watch-namespaces=Team_A"}, wantErr: `"Team_A" is not a namespace name`},
+		{name: "registration into an unwatched namespace is refused",
+			args:    []string{"--namespace=latchkey", "--watch-namespaces=team-a", "--registration-open", "--registration-namespace=team-b"},
+			wantErr: `--registration-namespace "team-b" is not watched`},
+		{name: "registration into a watched namespace is accepted",
+			args:        []string{"--namespace=latchkey", "--watch-namespaces=team-a", "--registration-open", "--registration-namespace=team-a"},
+			wantWatched: []string{"team-a", "latchkey"}},
+		{name: "registration into the server's namespace is accepted",
+			args:        []string{"--namespace=latchkey", "--watch-namespaces=team-a", "--registration-open"},
+			wantWatched: []string{"team-a", "latchkey"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var o serveOptions
+			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			o.bind(fs)
+			require.NoError(t, fs.Parse(tc.args))
+			err := o.validate()
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantWatched, o.watchedNamespaces())
+			defaults := o.cacheOptions().DefaultNamespaces
+			assert.Len(t, defaults, len(tc.wantWatched))
+			for _, ns := range tc.wantWatched {
+				assert.Contains(t, defaults, ns)
+			}
+		})
+	}
+}
