@@ -88,8 +88,13 @@
 //     shared by the client, user and key watches) and read with the manager's API reader when a
 //     referenced one changes. So no Secret data is cached in memory, at the price of one GET per
 //     reconcile of a Confidential client or a User with a password. The signing-key watches filter
-//     that informer to the one key Secret. (Metadata of every Secret is still cached; main.go may
-//     narrow the cache to namespaces with cache.Options if that matters.)
+//     that informer to the one key Secret. (Metadata of every Secret is still cached.)
+//   - Namespace-scoped operation (Options.WatchNamespaces, --watch-namespaces): main.go narrows
+//     the cache of namespaced kinds (OAuthClients, Secret metadata) to the watched namespaces with
+//     cache.Options.DefaultNamespaces, and Setup wraps the API reader so that no Secret GET or
+//     LIST leaves them (watchedSecrets): a User's or WorkloadIssuer's Secret elsewhere reads as
+//     missing, SecretNotFound saying its namespace is not watched. Cluster-scoped kinds are still
+//     watched cluster-wide.
 //   - To regenerate a Generate client's secret, set the OAuthClient's annotation
 //     oauth.latchkey.dev/rotate (v1alpha1.AnnotationRotate) to a new value: the leader writes a
 //     new random secret into the Secret it controls and records the value in the Secret's
@@ -129,7 +134,9 @@
 //   - Events are emitted only after the status they describe was written.
 //   - RBAC: the ClusterRole (markers in setup.go) grants only what is needed across namespaces:
 //     Secrets get/list/watch/create/update (the code updates only Secrets an OAuthClient
-//     controls), events.k8s.io Events, the CRDs (WorkloadIssuers and their status too). Leases,
+//     controls), events.k8s.io Events, the CRDs (WorkloadIssuers and their status too); with
+//     watchNamespaces the chart moves the Secret and OAuthClient rules into a Role per watched
+//     namespace (hack/chart-sync.sh splits them out). Leases,
 //     core Events (leader
 //     election) and update of the key Secret are in namespaced Roles written by hand
 //     (config/rbac, charts/latchkey/templates/rbac.yaml), because the namespace is an install
