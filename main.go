@@ -367,19 +367,22 @@ func serveEmbedded(ctx context.Context, opts *serveOptions, cfg handler.Config, 
 	if cfg.ClientAssertions, err = workload.New(workloadConfig(opts, cfg)); err != nil {
 		return err
 	}
+	loader, err := manifests.New(opts.manifestsDir, reg, warn)
+	if err != nil {
+		return err
+	}
 	if opts.registration.enabled() {
-		// Registered clients live in memory only: they are gone after a restart.
-		r, err := registration.NewMemory(reg, opts.registration.memoryOptions())
+		// Registered clients live in memory only: they are gone after a restart. The folder's
+		// OAuthClientPolicies of the registration namespace apply to them.
+		mo := opts.registration.memoryOptions()
+		mo.Admit = loader.AdmitRegistration(mo.Namespace)
+		r, err := registration.NewMemory(reg, mo)
 		if err != nil {
 			return err
 		}
 		cfg.Registrar = r
 	}
 	h, err := handler.New(cfg)
-	if err != nil {
-		return err
-	}
-	loader, err := manifests.New(opts.manifestsDir, reg, warn)
 	if err != nil {
 		return err
 	}
