@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -103,6 +104,7 @@ type serveOptions struct {
 	redis            redisOptions
 	keysFile         string
 	keySecretName    string
+	defaultPolicy    string
 	signingAlgorithm string
 	accessTokenTTL   time.Duration
 	refreshTokenTTL  time.Duration
@@ -131,13 +133,14 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.listenAddress, "listen-address", ":8080", "address the OAuth endpoints listen on")
 	fs.StringVar(&o.auditLog, "audit-log", "stderr", "where the JSON-lines audit log goes: stderr, - (stdout), a file path (appended), or off")
 	fs.StringVar(&o.issuer, "issuer", "", "public issuer URL (default: http://localhost:<port> from --listen-address)")
-	fs.StringVar(&o.manifestsDir, "manifests", "", "run without a cluster, loading OAuthClient, Scope, User, WorkloadIssuer and Secret manifests from this folder (watched)")
+	fs.StringVar(&o.manifestsDir, "manifests", "", "run without a cluster, loading OAuthClient, Scope, User, WorkloadIssuer, OAuthClientPolicy and Secret manifests from this folder (watched)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then $KUBECONFIG)")
 	fs.StringVar(&o.namespace, "namespace", defaultNamespace(), "namespace of the signing key Secret and the leader Lease")
 	fs.StringVar(&o.store, "store", envOr("LATCHKEY_STORE", "memory"), "leased store for codes and refresh tokens: memory (one replica) or redis (many; see --redis-*) (env LATCHKEY_STORE)")
 	o.redis.bind(fs)
 	fs.StringVar(&o.keysFile, "keys-file", "", "with --manifests: keep the signing keys in this file (created when missing) instead of memory")
 	fs.StringVar(&o.keySecretName, "key-secret-name", controllers.DefaultKeySecretName, "name of the signing key Secret")
+	fs.StringVar(&o.defaultPolicy, "default-client-policy", "", "name of an OAuthClientPolicy in --namespace that applies to the OAuthClients of every namespace (with --manifests: in the folder)")
 	fs.StringVar(&o.signingAlgorithm, "signing-algorithm", keys.RS256, "default token signing algorithm: RS256, ES256 or EdDSA")
 	fs.DurationVar(&o.accessTokenTTL, "access-token-lifetime", time.Hour, "default access token lifetime")
 	fs.DurationVar(&o.refreshTokenTTL, "refresh-token-lifetime", 30*24*time.Hour, "default refresh token lifetime")
@@ -371,6 +374,9 @@ func serveEmbedded(ctx context.Context, opts *serveOptions, cfg handler.Config, 
 	if err != nil {
 		return err
 	}
+	if opts.defaultPolicy != "" {
+		loader.SetDefaultPolicy(opts.namespace, opts.defaultPolicy)
+	}
 	if opts.registration.enabled() {
 		// Registered clients live in memory only: they are gone after a restart. The folder's
 		// OAuthClientPolicies of the registration namespace apply to them.
@@ -533,9 +539,11 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 		Keys:          keyring,
 		Namespace:     opts.namespace,
 		KeySecretName: opts.keySecretName,
-		Algorithms:    keys.SupportedAlgorithms(),
-		TokenURL:      opts.issuer + "/oauth2/token",
-		Readiness:     readiness,
+		// The default OAuthClientPolicy, besides each namespace's own.
+		DefaultClientPolicy: opts.defaultPolicy,
+		Algorithms:          keys.SupportedAlgorithms(),
+		TokenURL:            opts.issuer + "/oauth2/token",
+		Readiness:           readiness,
 		// A rotated key stays published until the longest-lived token it signed has expired.
 		KeyRotationPeriod: opts.keyRotation,
 		// A client may set its own token lifetimes, up to the CRD's 24 h: a retired key stays
@@ -548,6 +556,7 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 	if opts.registration.enabled() {
 		r, err := ctrlreg.New(mgr.GetClient(), opts.registration.namespace, append(opts.registration.clusterOptions(),
 			ctrlreg.WithReader(mgr.GetAPIReader()),
+			ctrlreg.WithDefaultPolicy(types.NamespacedName{Namespace: opts.namespace, Name: opts.defaultPolicy}),
 			ctrlreg.WithTokenURL(opts.issuer+"/oauth2/token"))...)
 		if err != nil {
 			return err

@@ -81,6 +81,7 @@ func (p clientPolicies) clientsOfPolicy(c client.Reader) handler.MapFunc {
 type policyReconciler struct {
 	client client.Client
 	events events.EventRecorder
+	def    types.NamespacedName // the default policy; zero: none
 }
 
 func (r *policyReconciler) setup(mgr ctrl.Manager) error {
@@ -111,7 +112,10 @@ func (r *policyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 			metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, err.Error())
 		return ctrl.Result{}, nil
 	}
-	setReady(&p.Status.Conditions, &p.Status.ObservedGeneration, p.Generation,
-		metav1.ConditionTrue, v1alpha1.ReasonReady, "the policy applies to the OAuthClients of namespace "+p.Namespace)
+	applies := "the policy applies to the OAuthClients of namespace " + p.Namespace
+	if req.NamespacedName == r.def {
+		applies = "the default policy applies to the OAuthClients of every namespace"
+	}
+	setReady(&p.Status.Conditions, &p.Status.ObservedGeneration, p.Generation, metav1.ConditionTrue, v1alpha1.ReasonReady, applies)
 	return ctrl.Result{}, nil
 }

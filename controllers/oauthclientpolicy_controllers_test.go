@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 )
@@ -111,4 +112,63 @@ func TestEveryPolicyOfTheNamespaceMustBeSatisfied(t *testing.T) {
 
 func policyKey(p *v1alpha1.OAuthClientPolicy) types.NamespacedName {
 	return types.NamespacedName{Namespace: p.Namespace, Name: p.Name}
+}
+
+func TestTheDefaultPolicyAppliesToEveryNamespace(t *testing.T) {
+	ns, other := newNamespace(t), newNamespace(t)
+	def := &v1alpha1.OAuthClientPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"},
+		Spec:       v1alpha1.OAuthClientPolicySpec{AllowPasswordGrant: ptr.To(false)},
+	}
+	own := &v1alpha1.OAuthClientPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "own"},
+		Spec:       v1alpha1.OAuthClientPolicySpec{AllowedScopes: []string{"openid"}},
+	}
+	for _, p := range []*v1alpha1.OAuthClientPolicy{def, own} {
+		require.NoError(t, suite.client.Create(t.Context(), p))
+	}
+	oc := confidentialClient(other, "legacy", "profile")
+	oc.Spec.GrantTypes = []v1alpha1.GrantType{v1alpha1.GrantTypePassword}
+	peer := confidentialClient(other, "peer")
+	for _, c := range []*v1alpha1.OAuthClient{oc, peer} {
+		require.NoError(t, suite.client.Create(t.Context(), c))
+	}
+	withDefault := clientPolicies{reader: suite.client, def: policyKey(def)}
+	tests := []struct {
+		name     string
+		policies clientPolicies
+		want     []string
+	}{
+		{"without a default only the namespace's policies apply", clientPolicies{reader: suite.client},
+			[]string{other + "/own allowedScopes"}},
+		{"the default applies besides the namespace's own", withDefault,
+			[]string{other + "/own allowedScopes", ns + "/default allowPasswordGrant"}},
+		{"a default that does not exist restricts nothing", clientPolicies{reader: suite.client, def: types.NamespacedName{Namespace: ns, Name: "gone"}},
+			[]string{other + "/own allowedScopes"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vs, err := tt.policies.violations(t.Context(), oc)
+			require.NoError(t, err)
+			var got []string
+			for _, v := range vs {
+				got = append(got, v.Policy+" "+v.Rule)
+			}
+			assert.Equal(t, tt.want, got)
+		})
+	}
+
+	t.Run("a change of the default re-evaluates the clients of every namespace", func(t *testing.T) {
+		reqs := withDefault.clientsOfPolicy(suite.client)(t.Context(), def)
+		var keys []types.NamespacedName
+		for _, r := range reqs {
+			keys = append(keys, r.NamespacedName)
+		}
+		assert.Contains(t, keys, types.NamespacedName{Namespace: other, Name: "legacy"})
+		assert.Contains(t, keys, types.NamespacedName{Namespace: other, Name: "peer"})
+		reqs = withDefault.clientsOfPolicy(suite.client)(t.Context(), own)
+		for _, r := range reqs {
+			assert.Equal(t, other, r.Namespace, "a namespace's policy maps to its own clients only")
+		}
+	})
 }

@@ -107,6 +107,10 @@ type Options struct {
 	// CredentialStatusInterval is how often the leader writes them; default
 	// DefaultCredentialStatusInterval.
 	CredentialStatusInterval time.Duration
+	// DefaultClientPolicy names an OAuthClientPolicy in Namespace that applies to the
+	// OAuthClients of every namespace, besides their namespace's own policies (the chart's
+	// clientPolicy.default); empty: none.
+	DefaultClientPolicy string
 }
 
 // SyncMetrics records when the registry last took in an object of a kind.
@@ -208,6 +212,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	events := mgr.GetEventRecorder(recorderName)
 	keySecret := types.NamespacedName{Namespace: opts.Namespace, Name: opts.KeySecretName}
 	policies := clientPolicies{reader: cache}
+	if opts.DefaultClientPolicy != "" {
+		policies.def = types.NamespacedName{Namespace: opts.Namespace, Name: opts.DefaultClientPolicy}
+	}
 	setups := []struct {
 		name  string
 		setup func(ctrl.Manager) error
@@ -223,7 +230,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			client: mgr.GetClient(), secrets: secrets, scheme: mgr.GetScheme(), events: events, tokenURL: opts.TokenURL,
 			policies: policies,
 		}).setup},
-		{"oauthclientpolicy", (&policyReconciler{client: mgr.GetClient(), events: events}).setup},
+		{"oauthclientpolicy", (&policyReconciler{client: mgr.GetClient(), events: events, def: policies.def}).setup},
 		{"scope", (&scopeReconciler{client: mgr.GetClient(), events: events}).setup},
 		{"user", (&userReconciler{client: mgr.GetClient(), secrets: secrets, events: events}).setup},
 		{"workloadissuer", newIssuerReconciler(mgr.GetClient(), secrets, events, opts.Now).setup},

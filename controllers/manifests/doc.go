@@ -62,7 +62,10 @@
 //     breaks a policy of its namespace is not served and is warned about with reason
 //     PolicyViolation, naming the policy, the rule and the value. A policy policy.Check refuses
 //     (no API server validated it) is warned about (reason InvalidSpec) and applies as far as it
-//     can be read: its malformed patterns match nothing.
+//     can be read: its malformed patterns match nothing. The policy SetDefaultPolicy names
+//     (latchkey serve --default-client-policy, in --namespace) applies to every namespace. The
+//     embedded registrar asks AdmitRegistration, which checks against the policies of the last
+//     load.
 //   - Secrets are kept as decoded; stringData is read by convert.SecretData, the one place that
 //     merges it (data wins), as for Secrets read from a cluster.
 package manifests

@@ -116,9 +116,32 @@ type Loader struct {
 	rotations map[string]convert.RotationState
 	now       func() time.Time
 
-	// policies are the OAuthClientPolicies of the last load by namespace, for AdmitRegistration
-	// (read by the registration handler while Watch reloads).
-	policies atomic.Pointer[map[string][]v1alpha1.OAuthClientPolicy]
+	// policies are the OAuthClientPolicies of the last load, for AdmitRegistration (read by
+	// the registration handler while Watch reloads).
+	policies atomic.Pointer[policySet]
+	// defaultPolicy is the source key (namespace/name) of the policy that applies to every
+	// namespace; "" when none.
+	defaultPolicy string
+}
+
+// SetDefaultPolicy names the OAuthClientPolicy of the folder that applies to the clients of
+// every namespace, besides their namespace's own (latchkey serve --default-client-policy). Call
+// it before Load.
+func (l *Loader) SetDefaultPolicy(namespace, name string) { l.defaultPolicy = namespace + "/" + name }
+
+// policySet is the OAuthClientPolicies of one load.
+type policySet struct {
+	byNamespace map[string][]v1alpha1.OAuthClientPolicy
+	def         *v1alpha1.OAuthClientPolicy // the default policy, when named and in the folder
+}
+
+// of returns the policies that apply to the clients of the namespace.
+func (s *policySet) of(namespace string) []v1alpha1.OAuthClientPolicy {
+	ps := s.byNamespace[namespace]
+	if s.def != nil && s.def.Namespace != namespace {
+		ps = append(slices.Clip(ps), *s.def)
+	}
+	return ps
 }
 
 // New returns a loader of dir into reg that reports problems to warn (nil: as Info lines with
@@ -317,8 +340,8 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 	}
 	l.issuers, _ = r.feed("WorkloadIssuer", "workloadIssuer", issuers, l.issuers, l.deleteIssuer, nil)
 
-	policies := r.policies(objs.Policies)
-	l.policies.Store(&policies)
+	policies := r.policies(objs.Policies, l.defaultPolicy)
+	l.policies.Store(policies)
 	clients := make([]item, 0, len(objs.Clients))
 	converted := make(map[metav1.Object]registry.Client, len(objs.Clients))
 	withSecret := map[metav1.Object]*corev1.Secret{} // the clients served with their secret
@@ -333,7 +356,7 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 		}
 		c, err := convert.ClientWith(oc, in)
 		d := withoutGeneratedKeys(oc, feed.Client(c, err))
-		if vs := policy.Evaluate(oc, policies[oc.Namespace]); d.Put() && len(vs) > 0 {
+		if vs := policy.Evaluate(oc, policies.of(oc.Namespace)); d.Put() && len(vs) > 0 {
 			d = feed.Decision{Action: feed.Withdraw, Reason: v1alpha1.ReasonPolicyViolation, Message: policy.Message(vs)}
 		}
 		if d.Action == feed.Serve {
@@ -381,16 +404,21 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 		"workloadIssuers", len(l.issuers))
 }
 
-// policies groups the OAuthClientPolicies by namespace (and the default policy into every
-// namespace) and warns about those policy.Check refuses: they apply as far as they can be read.
-func (r reporter) policies(ps []*v1alpha1.OAuthClientPolicy) map[string][]v1alpha1.OAuthClientPolicy {
-	out := map[string][]v1alpha1.OAuthClientPolicy{}
+// policies groups the OAuthClientPolicies by namespace, picks the default policy (source key
+// def; the first definition, as for every resource defined twice) and warns about those
+// policy.Check refuses: they apply as far as they can be read.
+func (r reporter) policies(ps []*v1alpha1.OAuthClientPolicy, def string) *policySet {
+	out := &policySet{byNamespace: map[string][]v1alpha1.OAuthClientPolicy{}}
 	for _, p := range ps {
+		src := convert.SourceKey(p.Namespace, p.Name)
 		if err := policy.Check(p); err != nil {
-			r.warn.Warnw("manifest policy invalid", "kind", "OAuthClientPolicy", "resource", p.Namespace+"/"+p.Name,
+			r.warn.Warnw("manifest policy invalid", "kind", "OAuthClientPolicy", "resource", src,
 				"file", r.objs.File(p), "reason", v1alpha1.ReasonInvalidSpec, "message", err.Error())
 		}
-		out[p.Namespace] = append(out[p.Namespace], *p)
+		out.byNamespace[p.Namespace] = append(out.byNamespace[p.Namespace], *p)
+		if src == def && out.def == nil {
+			out.def = p
+		}
 	}
 	return out
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/oauth2/register"
 	"github.com/latchkey-dev/latchkey/server/registration"
+	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
 const scopePolicyYAML = `apiVersion: oauth.latchkey.dev/v1alpha1
@@ -107,6 +108,38 @@ spec: {allowPublicClients: false, allowedScopes: [openid]}
 			var oe *oauth2.Error
 			require.ErrorAs(t, err, &oe)
 			assert.Contains(t, oe.Description(), tt.refused)
+		})
+	}
+}
+
+func TestEmbeddedDefaultPolicyAppliesToEveryNamespace(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "client.yaml", clientYAML)
+	write(t, dir, "secret.yaml", secretYAML("s3cret", false))
+	write(t, dir, "policy.yaml", `apiVersion: oauth.latchkey.dev/v1alpha1
+kind: OAuthClientPolicy
+metadata: {name: cluster-default, namespace: latchkey}
+spec: {allowedScopes: ["admin:*"]}
+`)
+	for _, tt := range []struct {
+		name   string
+		def    string
+		served bool
+	}{
+		{"a policy of another namespace not named the default does not apply", "", true},
+		{"the named default applies to every namespace", "cluster-default", false},
+		{"a default not in the folder restricts nothing", "absent", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := registry.New()
+			l, err := New(dir, reg, &warnings{})
+			require.NoError(t, err)
+			if tt.def != "" {
+				l.SetDefaultPolicy("latchkey", tt.def)
+			}
+			require.NoError(t, l.Load(t.Context()))
+			_, ok := reg.Snapshot().Client("billing-service")
+			assert.Equal(t, tt.served, ok)
 		})
 	}
 }

@@ -13,7 +13,8 @@ import (
 
 // AdmitRegistration returns the check of the embedded registrar (server/registration.Memory's
 // Admit): a registration into namespace (or an update) whose client would break an
-// OAuthClientPolicy of that namespace, as last loaded from the folder, is refused with
+// OAuthClientPolicy of that namespace (or the default policy), as last loaded from the folder,
+// is refused with
 // invalid_client_metadata naming the policy, the rule and the value, as the cluster's registrar
 // refuses it.
 func (l *Loader) AdmitRegistration(namespace string) func(clientID string, md register.ClientMetadata) error {
@@ -22,7 +23,7 @@ func (l *Loader) AdmitRegistration(namespace string) func(clientID string, md re
 		if ps == nil {
 			return nil
 		}
-		if vs := policy.Evaluate(registeredClient(namespace, clientID, md), (*ps)[namespace]); len(vs) > 0 {
+		if vs := policy.Evaluate(registeredClient(namespace, clientID, md), ps.of(namespace)); len(vs) > 0 {
 			return register.ErrInvalidClientMetadata.WithDescription(fmt.Sprintf("The client metadata breaks a policy: %.300s", policy.Message(vs)))
 		}
 		return nil

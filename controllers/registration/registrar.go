@@ -88,7 +88,7 @@ func WithMaxClients(n int) Option { return func(g *Registrar) { g.max = n } }
 func WithMaxInitialTokenClients(n int) Option { return func(g *Registrar) { g.maxToken = n } }
 
 // WithDefaultPolicy names the OAuthClientPolicy that applies to every namespace, besides those
-// of the registrar's namespace (controllers.Options.DefaultClientPolicy).
+// of the registrar's namespace (controllers.Options.DefaultClientPolicy); an empty name: none.
 func WithDefaultPolicy(p types.NamespacedName) Option {
 	return func(g *Registrar) { g.defaultPolicy = p }
 }

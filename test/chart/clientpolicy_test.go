@@ -159,3 +159,46 @@ func clientToken(t *testing.T, s *suite, srv *harness.Server, ns, name string) i
 	require.NoError(t, resp.Body.Close())
 	return resp.StatusCode
 }
+
+// TestChartDefaultPolicyAppliesToEveryNamespace installs the chart with clientPolicy.default:
+// the server is told of the default policy, and once the hook applies it, a client of any
+// namespace that breaks it stops being served (PolicyViolation naming it) and a new one is
+// refused by the API server.
+func TestChartDefaultPolicyAppliesToEveryNamespace(t *testing.T) {
+	s := env
+	const ns = "latchkey-default-policy"
+	set := "clientPolicy.default.allowPasswordGrant=false"
+	objs := s.render(t, "dp", ns, set)
+	require.Contains(t, containerArgs(t, objs), "--default-client-policy=dp-latchkey-default")
+	s.install(t, ns, objs)
+	srv, err := s.start(t, containerArgs(t, objs), s.impersonatingKubeconfig(t, serviceAccountUser(t, ns, objs)), 30*time.Second)
+	require.NoError(t, err)
+
+	const clientsNS = "anywhere"
+	s.cp.MustKubectl(t, nil, "create", "namespace", clientsNS)
+	legacy := strings.ReplaceAll(oauthClient("legacy", "grantTypes: [client_credentials, password]"), "payments", clientsNS)
+	s.cp.MustKubectl(t, []byte(legacy), "apply", "-f", "-")
+	s.cp.MustKubectl(t, nil, "wait", "-n", clientsNS, "--for=condition=Ready", "--timeout=30s", "oauthclient/legacy")
+	require.Eventually(t, func() bool { return clientToken(t, s, srv, clientsNS, "legacy") == http.StatusOK }, 20*time.Second, 100*time.Millisecond)
+
+	// The hook, as helm applies it after the release's resources.
+	hook, err := exec.Command(s.helm, "template", "dp", s.root+"/charts/latchkey", "--namespace", ns, "--set", set,
+		"--show-only", "templates/oauthclientpolicy-default.yaml").Output()
+	require.NoError(t, err)
+	s.cp.MustKubectl(t, hook, "apply", "-f", "-")
+	// The binding matches every namespace: the tests after this one must not meet the policy.
+	t.Cleanup(func() { _, _ = s.cp.Kubectl(nil, "delete", "-n", ns, "oauthclientpolicy/dp-latchkey-default") })
+
+	s.cp.MustKubectl(t, nil, "wait", "-n", clientsNS, "--for=jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}=PolicyViolation", "--timeout=30s", "oauthclient/legacy")
+	msg := s.cp.MustKubectl(t, nil, "get", "-n", clientsNS, "oauthclient/legacy", "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].message}")
+	assert.Equal(t, `OAuthClientPolicy `+ns+`/dp-latchkey-default: allowPasswordGrant does not allow "password"`, msg)
+	require.Eventually(t, func() bool { return clientToken(t, s, srv, clientsNS, "legacy") == http.StatusUnauthorized }, 20*time.Second, 100*time.Millisecond)
+	s.cp.MustKubectl(t, nil, "wait", "-n", ns, "--for=condition=Ready", "--timeout=30s", "oauthclientpolicy/dp-latchkey-default")
+
+	fresh := strings.ReplaceAll(oauthClient("fresh", "grantTypes: [password]"), "payments", clientsNS)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		out, err := s.cp.Kubectl([]byte(fresh), "create", "--dry-run=server", "-f", "-")
+		assert.Error(c, err)
+		assert.Contains(c, out, `OAuthClientPolicy `+ns+`/dp-latchkey-default: allowPasswordGrant does not allow "password"`)
+	}, 30*time.Second, 100*time.Millisecond)
+}
