@@ -77,8 +77,8 @@ func (r *oauthClientReconciler) setup(mgr ctrl.Manager) error {
 			builder.WithPredicates(specChanged())).
 		Watches(&v1alpha1.WorkloadIssuer{}, handler.EnqueueRequestsFromMapFunc(clientsOfIssuer(r.client)),
 			builder.WithPredicates(specChanged())).
-		// A policy change re-evaluates the clients it applies to.
-		Watches(&v1alpha1.OAuthClientPolicy{}, handler.EnqueueRequestsFromMapFunc(r.policies.clientsOfPolicy(r.client)),
+		// A policy change re-evaluates the clients it applies to, and their client-ID peers.
+		Watches(&v1alpha1.OAuthClientPolicy{}, handler.EnqueueRequestsFromMapFunc(r.policies.clientsAndPeersOfPolicy(r.client)),
 			builder.WithPredicates(specChanged())).
 		Complete(r)
 }

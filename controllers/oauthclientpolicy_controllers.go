@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -71,6 +72,24 @@ func (p clientPolicies) clientsOfPolicy(c client.Reader) handler.MapFunc {
 		reqs := make([]reconcile.Request, 0, len(list.Items))
 		for i := range list.Items {
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+		return reqs
+	}
+}
+
+// clientsAndPeersOfPolicy is clientsOfPolicy plus, for each client, the other clients claiming
+// its client ID: a client a policy withdraws (or serves again) gives its client ID to (or takes
+// it from) a peer, whose ClientIDConflict condition changes too.
+func (p clientPolicies) clientsAndPeersOfPolicy(c client.Reader) handler.MapFunc {
+	clients, peers := p.clientsOfPolicy(c), clientIDPeers(c)
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		reqs := clients(ctx, o)
+		for _, req := range slices.Clone(reqs) {
+			var oc v1alpha1.OAuthClient
+			if err := c.Get(ctx, req.NamespacedName, &oc); err != nil {
+				continue
+			}
+			reqs = append(reqs, peers(ctx, &oc)...)
 		}
 		return reqs
 	}

@@ -172,3 +172,27 @@ func TestTheDefaultPolicyAppliesToEveryNamespace(t *testing.T) {
 		}
 	})
 }
+
+func TestAClientIDGoesToThePeerWhenAPolicyWithdrawsItsHolder(t *testing.T) {
+	first, second := newNamespace(t), newNamespace(t)
+	holder := confidentialClient(first, "shared")
+	holder.Spec.ClientID = "shared-" + first
+	require.NoError(t, suite.client.Create(t.Context(), holder))
+	waitReady(t, nsName(first, "shared"), metav1.ConditionTrue, v1alpha1.ReasonReady)
+	peer := confidentialClient(second, "shared")
+	peer.Spec.ClientID = holder.Spec.ClientID
+	require.NoError(t, suite.client.Create(t.Context(), peer))
+	waitReady(t, nsName(second, "shared"), metav1.ConditionFalse, v1alpha1.ReasonClientIDConflict)
+
+	require.NoError(t, suite.client.Create(t.Context(), &v1alpha1.OAuthClientPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: first, Name: "no-secrets"},
+		Spec:       v1alpha1.OAuthClientPolicySpec{AllowedAuthenticationMethods: []v1alpha1.AuthenticationMethodClass{v1alpha1.AuthClassPrivateKeyJWT}},
+	}))
+	waitReady(t, nsName(first, "shared"), metav1.ConditionFalse, v1alpha1.ReasonPolicyViolation)
+	waitReady(t, nsName(second, "shared"), metav1.ConditionTrue, v1alpha1.ReasonReady)
+	waitServed(t, holder.Spec.ClientID, second+"/shared", nil)
+}
+
+func nsName(ns, name string) types.NamespacedName {
+	return types.NamespacedName{Namespace: ns, Name: name}
+}
