@@ -35,7 +35,7 @@ TEST_APT_PACKAGES ?= curl chromium redis-server
 
 CHART := charts/latchkey
 # Files written by `make generate manifests`; `make verify` fails when they differ from git.
-GENERATED := api config/crd/bases config/rbac/role.yaml $(CHART)/templates/crds $(CHART)/templates/clusterrole.yaml
+GENERATED := api config/crd/bases config/rbac/role.yaml $(CHART)/templates/crds $(CHART)/templates/clusterrole.yaml $(CHART)/templates/oauthclientpolicy-admission.yaml
 
 .PHONY: help
 help: ## Show this help.

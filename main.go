@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -108,6 +109,7 @@ type serveOptions struct {
 	redis            redisOptions
 	keysFile         string
 	keySecretName    string
+	defaultPolicy    string
 	signingAlgorithm string
 	accessTokenTTL   time.Duration
 	refreshTokenTTL  time.Duration
@@ -136,7 +138,7 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.listenAddress, "listen-address", ":8080", "address the OAuth endpoints listen on")
 	fs.StringVar(&o.auditLog, "audit-log", "stderr", "where the JSON-lines audit log goes: stderr, - (stdout), a file path (appended), or off")
 	fs.StringVar(&o.issuer, "issuer", "", "public issuer URL (default: http://localhost:<port> from --listen-address)")
-	fs.StringVar(&o.manifestsDir, "manifests", "", "run without a cluster, loading OAuthClient, Scope, User, WorkloadIssuer and Secret manifests from this folder (watched)")
+	fs.StringVar(&o.manifestsDir, "manifests", "", "run without a cluster, loading OAuthClient, Scope, User, WorkloadIssuer, OAuthClientPolicy and Secret manifests from this folder (watched)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then $KUBECONFIG)")
 	fs.StringVar(&o.namespace, "namespace", defaultNamespace(), "namespace of the signing key Secret and the leader Lease")
 	fs.Func("watch-namespaces", "comma-separated namespaces whose OAuthClients and Secrets the server watches and reads, besides --namespace (default: all namespaces); Users' password Secrets and WorkloadIssuers' key Secrets must be in one of them", func(v string) error {
@@ -151,6 +153,7 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	o.redis.bind(fs)
 	fs.StringVar(&o.keysFile, "keys-file", "", "with --manifests: keep the signing keys in this file (created when missing) instead of memory")
 	fs.StringVar(&o.keySecretName, "key-secret-name", controllers.DefaultKeySecretName, "name of the signing key Secret")
+	fs.StringVar(&o.defaultPolicy, "default-client-policy", "", "name of an OAuthClientPolicy in --namespace that applies to the OAuthClients of every namespace (with --manifests: in the folder)")
 	fs.StringVar(&o.signingAlgorithm, "signing-algorithm", keys.RS256, "default token signing algorithm: RS256, ES256 or EdDSA")
 	fs.DurationVar(&o.accessTokenTTL, "access-token-lifetime", time.Hour, "default access token lifetime")
 	fs.DurationVar(&o.refreshTokenTTL, "refresh-token-lifetime", 30*24*time.Hour, "default refresh token lifetime")
@@ -424,19 +427,25 @@ func serveEmbedded(ctx context.Context, opts *serveOptions, cfg handler.Config, 
 	if cfg.ClientAssertions, err = workload.New(workloadConfig(opts, cfg)); err != nil {
 		return err
 	}
+	loader, err := manifests.New(opts.manifestsDir, reg, warn)
+	if err != nil {
+		return err
+	}
+	if opts.defaultPolicy != "" {
+		loader.SetDefaultPolicy(opts.namespace, opts.defaultPolicy)
+	}
 	if opts.registration.enabled() {
-		// Registered clients live in memory only: they are gone after a restart.
-		r, err := registration.NewMemory(reg, opts.registration.memoryOptions())
+		// Registered clients live in memory only: they are gone after a restart. The folder's
+		// OAuthClientPolicies of the registration namespace apply to them.
+		mo := opts.registration.memoryOptions()
+		mo.Admit = loader.AdmitRegistration(mo.Namespace)
+		r, err := registration.NewMemory(reg, mo)
 		if err != nil {
 			return err
 		}
 		cfg.Registrar = r
 	}
 	h, err := handler.New(cfg)
-	if err != nil {
-		return err
-	}
-	loader, err := manifests.New(opts.manifestsDir, reg, warn)
 	if err != nil {
 		return err
 	}
@@ -589,9 +598,11 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 		Namespace:       opts.namespace,
 		WatchNamespaces: opts.watchedNamespaces(),
 		KeySecretName:   opts.keySecretName,
-		Algorithms:      keys.SupportedAlgorithms(),
-		TokenURL:        opts.issuer + "/oauth2/token",
-		Readiness:       readiness,
+		// The default OAuthClientPolicy, besides each namespace's own.
+		DefaultClientPolicy: opts.defaultPolicy,
+		Algorithms:          keys.SupportedAlgorithms(),
+		TokenURL:            opts.issuer + "/oauth2/token",
+		Readiness:           readiness,
 		// A rotated key stays published until the longest-lived token it signed has expired.
 		KeyRotationPeriod: opts.keyRotation,
 		// A client may set its own token lifetimes, up to the CRD's 24 h: a retired key stays
@@ -604,6 +615,7 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 	if opts.registration.enabled() {
 		r, err := ctrlreg.New(mgr.GetClient(), opts.registration.namespace, append(opts.registration.clusterOptions(),
 			ctrlreg.WithReader(mgr.GetAPIReader()),
+			ctrlreg.WithDefaultPolicy(types.NamespacedName{Namespace: opts.namespace, Name: opts.defaultPolicy}),
 			ctrlreg.WithTokenURL(opts.issuer+"/oauth2/token"))...)
 		if err != nil {
 			return err

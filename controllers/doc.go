@@ -73,6 +73,14 @@
 //     them. Each replica's verifier fetches on its own, lazily (server/workload).
 //   - The registry controller puts a WorkloadIssuer only when its converted value changed: a
 //     new value makes every verifier fetch the issuer's keys anew.
+//   - OAuthClientPolicies (oauthclientpolicy_controllers.go): the client registry controller
+//     withdraws a client that breaks a policy of its namespace or the default policy
+//     (Options.DefaultClientPolicy), as controllers/policy.Evaluate says, before converting it;
+//     the leader's OAuthClient controller reports it Ready=False PolicyViolation naming the
+//     policy, the rule and the value, and counts it out of client-ID contests. Both watch the
+//     policies: a change re-queues the clients of the policy's namespace (every client for the
+//     default policy), and on the leader their client-ID peers too. The leader's policy
+//     controller sets each policy's Ready (InvalidSpec when policy.Check refuses it).
 //   - A Generate client never uses or adopts a Secret it does not control (metav1.IsControlledBy):
 //     someone able to create Secrets in the namespace could otherwise plant a secret value they
 //     know. Such a client is Ready=False SecretConflict and served without a secret. When that

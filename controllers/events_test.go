@@ -35,7 +35,13 @@ func TestReadyEventsFollowTheStatusWrite(t *testing.T) {
 					RedirectURIs: []string{"https://app.example/cb"}},
 			}
 		}, func(c client.Client, rec events.EventRecorder) reconciler {
-			return &oauthClientReconciler{client: c, secrets: c, scheme: c.Scheme(), events: rec}
+			return &oauthClientReconciler{client: c, secrets: c, scheme: c.Scheme(), events: rec, policies: clientPolicies{reader: c}}
+		}},
+		{"OAuthClientPolicy", func() client.Object {
+			return &v1alpha1.OAuthClientPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p"},
+				Spec: v1alpha1.OAuthClientPolicySpec{AllowedScopes: []string{"billing:*"}}}
+		}, func(c client.Client, rec events.EventRecorder) reconciler {
+			return &policyReconciler{client: c, events: rec}
 		}},
 		{"Scope", func() client.Object {
 			return &v1alpha1.Scope{ObjectMeta: metav1.ObjectMeta{Name: "read"}, Spec: v1alpha1.ScopeSpec{Name: "read"}}

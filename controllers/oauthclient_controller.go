@@ -28,6 +28,7 @@ import (
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/controllers/convert"
 	"github.com/latchkey-dev/latchkey/controllers/feed"
+	"github.com/latchkey-dev/latchkey/controllers/policy"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -60,6 +61,7 @@ type oauthClientReconciler struct {
 	scheme   *runtime.Scheme
 	events   events.EventRecorder
 	tokenURL string
+	policies clientPolicies
 }
 
 func (r *oauthClientReconciler) setup(mgr ctrl.Manager) error {
@@ -74,6 +76,9 @@ func (r *oauthClientReconciler) setup(mgr ctrl.Manager) error {
 		Watches(&v1alpha1.OAuthClient{}, handler.EnqueueRequestsFromMapFunc(subjectPeers(r.client)),
 			builder.WithPredicates(specChanged())).
 		Watches(&v1alpha1.WorkloadIssuer{}, handler.EnqueueRequestsFromMapFunc(clientsOfIssuer(r.client)),
+			builder.WithPredicates(specChanged())).
+		// A policy change re-evaluates the clients it applies to, and their client-ID peers.
+		Watches(&v1alpha1.OAuthClientPolicy{}, handler.EnqueueRequestsFromMapFunc(r.policies.clientsAndPeersOfPolicy(r.client)),
 			builder.WithPredicates(specChanged())).
 		Complete(r)
 }
@@ -111,6 +116,17 @@ func (r *oauthClientReconciler) reconcile(ctx context.Context, oc *v1alpha1.OAut
 	if c, err := convert.Client(oc, nil); errors.Is(err, convert.ErrInvalidSpec) {
 		setDecision(&oc.Status.Conditions, &oc.Status.ObservedGeneration, oc.Generation, feed.Client(c, err))
 		return ctrl.Result{}, reconcile.TerminalError(err)
+	}
+	// A client that breaks a policy is not served; it holds no client ID either.
+	violations, err := r.policies.violations(ctx, oc)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if len(violations) > 0 {
+		setReady(&oc.Status.Conditions, &oc.Status.ObservedGeneration, oc.Generation,
+			metav1.ConditionFalse, v1alpha1.ReasonPolicyViolation, policy.Message(violations))
+		logger.Info("policy violation", "message", policy.Message(violations))
+		return ctrl.Result{}, nil
 	}
 
 	winner, err := r.clientIDWinner(ctx, oc, id)
@@ -185,6 +201,11 @@ func (r *oauthClientReconciler) clientIDWinner(ctx context.Context, oc *v1alpha1
 		pc, err := convert.Client(p, nil)
 		if errors.Is(err, convert.ErrInvalidSpec) {
 			continue
+		}
+		if vs, err := r.policies.violations(ctx, p); err != nil {
+			return "", err
+		} else if len(vs) > 0 {
+			continue // not served
 		}
 		if registry.Wins(&pc, &winner) {
 			winner = pc

@@ -21,6 +21,7 @@ import (
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/controllers/convert"
 	"github.com/latchkey-dev/latchkey/controllers/feed"
+	"github.com/latchkey-dev/latchkey/controllers/policy"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -35,6 +36,7 @@ type clientRegistryReconciler struct {
 	secrets  client.Reader // the API reader (Secrets)
 	registry ClientRegistry
 	ready    *Readiness
+	policies clientPolicies
 }
 
 func (r *clientRegistryReconciler) setup(mgr ctrl.Manager) error {
@@ -44,6 +46,9 @@ func (r *clientRegistryReconciler) setup(mgr ctrl.Manager) error {
 		// unverified note) and changes no generation.
 		For(&v1alpha1.OAuthClient{}, builder.WithPredicates(predicate.Or(specChanged(), predicate.LabelChangedPredicate{}))).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(clientsForSecret(r.cache))).
+		// A policy change re-evaluates the clients it applies to.
+		Watches(&v1alpha1.OAuthClientPolicy{}, handler.EnqueueRequestsFromMapFunc(r.policies.clientsOfPolicy(r.cache)),
+			builder.WithPredicates(specChanged())).
 		WithOptions(everyReplica()).
 		Complete(r)
 }
@@ -71,6 +76,16 @@ func (r *clientRegistryReconciler) reconcile(ctx context.Context, req ctrl.Reque
 	if !oc.DeletionTimestamp.IsZero() {
 		r.registry.DeleteClient(source)
 		logger.V(1).Info("client being deleted, removed from registry")
+		return ctrl.Result{}, nil
+	}
+	// A client that breaks a policy is not served (the leader reports PolicyViolation).
+	violations, err := r.policies.violations(ctx, &oc)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if len(violations) > 0 {
+		r.registry.DeleteClient(source)
+		logger.Info("not served", "clientID", convert.ClientID(&oc), "reason", v1alpha1.ReasonPolicyViolation, "message", policy.Message(violations))
 		return ctrl.Result{}, nil
 	}
 	in, err := clientInputs(ctx, r.secrets, &oc)

@@ -112,6 +112,10 @@ type Options struct {
 	// CredentialStatusInterval is how often the leader writes them; default
 	// DefaultCredentialStatusInterval.
 	CredentialStatusInterval time.Duration
+	// DefaultClientPolicy names an OAuthClientPolicy in Namespace that applies to the
+	// OAuthClients of every namespace, besides their namespace's own policies (the chart's
+	// clientPolicy.default); empty: none.
+	DefaultClientPolicy string
 }
 
 // SyncMetrics records when the registry last took in an object of a kind.
@@ -195,6 +199,8 @@ func (o Options) withDefaults() (Options, error) {
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients/status;scopes/status;users/status,verbs=update;patch
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=workloadissuers,verbs=get;list;watch
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=workloadissuers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclientpolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclientpolicies/status,verbs=update;patch
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -217,11 +223,15 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	events := mgr.GetEventRecorder(recorderName)
 	keySecret := types.NamespacedName{Namespace: opts.Namespace, Name: opts.KeySecretName}
+	policies := clientPolicies{reader: cache}
+	if opts.DefaultClientPolicy != "" {
+		policies.def = types.NamespacedName{Namespace: opts.Namespace, Name: opts.DefaultClientPolicy}
+	}
 	setups := []struct {
 		name  string
 		setup func(ctrl.Manager) error
 	}{
-		{"oauthclient-registry", (&clientRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
+		{"oauthclient-registry", (&clientRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness, policies: policies}).setup},
 		{"scope-registry", (&scopeRegistryReconciler{cache: cache, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"user-registry", (&userRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"workloadissuer-registry", (&issuerRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
@@ -230,7 +240,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		}},
 		{"oauthclient", (&oauthClientReconciler{
 			client: mgr.GetClient(), secrets: secrets, scheme: mgr.GetScheme(), events: events, tokenURL: opts.TokenURL,
+			policies: policies,
 		}).setup},
+		{"oauthclientpolicy", (&policyReconciler{client: mgr.GetClient(), events: events, def: policies.def}).setup},
 		{"scope", (&scopeReconciler{client: mgr.GetClient(), events: events}).setup},
 		{"user", (&userReconciler{client: mgr.GetClient(), secrets: secrets, events: events}).setup},
 		{"workloadissuer", newIssuerReconciler(mgr.GetClient(), secrets, events, opts.Now).setup},

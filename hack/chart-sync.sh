@@ -6,6 +6,7 @@
 #   config/rbac/role.yaml    -> charts/latchkey/templates/clusterrole.yaml (its rules) and
 #                               charts/latchkey/templates/_namespaced-rules.tpl (those on Secrets
 #                               and OAuthClients, split out for .Values.watchNamespaces)
+#   config/admission/oauthclientpolicy.yaml -> charts/latchkey/templates/oauthclientpolicy-admission.yaml
 #
 # Run by `make manifests` and `make chart-crds`; `make verify` fails when the output is not committed.
 set -euo pipefail
@@ -125,3 +126,32 @@ split_rules() { # $1: "cluster" or "namespaced"
   if [ -f "$role" ]; then split_rules namespaced; fi
   echo "{{- end }}"
 } >"$chart/templates/_namespaced-rules.tpl"
+
+# config/admission/oauthclientpolicy.yaml -> charts/latchkey/templates/oauthclientpolicy-admission.yaml
+# (behind .Values.clientPolicy.admission, named after the release).
+admission="$root/config/admission/oauthclientpolicy.yaml"
+if grep -q '{{' "$admission"; then
+  echo "chart-sync: $admission contains '{{', which Helm would read as a template" >&2
+  exit 1
+fi
+{
+  echo "{{- /* Generated from config/admission/oauthclientpolicy.yaml by hack/chart-sync.sh. DO NOT EDIT. */}}"
+  echo "{{- if .Values.clientPolicy.admission }}"
+  grep -v '^#' "$admission" | awk '
+    /^metadata:$/ { print; inmeta = 1; next }
+    inmeta && /^  name: latchkey-oauthclientpolicy$/ {
+      print "  name: {{ include \"latchkey.fullname\" . }}-oauthclientpolicy"
+      print "  labels:"
+      print "    {{- include \"latchkey.labels\" . | nindent 4 }}"
+      inmeta = 0; n++
+      next
+    }
+    /^  policyName: latchkey-oauthclientpolicy$/ {
+      print "  policyName: {{ include \"latchkey.fullname\" . }}-oauthclientpolicy"; n++
+      next
+    }
+    { print }
+    END { if (n != 3) { print "chart-sync: unexpected layout of " FILENAME > "/dev/stderr"; exit 1 } }
+  '
+  echo "{{- end }}"
+} >"$chart/templates/oauthclientpolicy-admission.yaml"

@@ -34,6 +34,9 @@ const (
 	// ReasonKeysUnavailable: a WorkloadIssuer's JWK set cannot be fetched, does not parse or
 	// holds no usable key.
 	ReasonKeysUnavailable = "KeysUnavailable"
+	// ReasonPolicyViolation: the OAuthClient violates an OAuthClientPolicy of its namespace (or
+	// the default policy); it is not served. The message names the policy and the rule.
+	ReasonPolicyViolation = "PolicyViolation"
 )
 
 // LabelRegistered marks an OAuthClient created by dynamic registration (RFC 7591) with "true":

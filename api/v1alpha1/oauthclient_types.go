@@ -466,7 +466,7 @@ type RateLimit struct {
 // OAuthClientStatus is what the controllers observed.
 type OAuthClientStatus struct {
 	// conditions: Ready with reasons Ready, SecretNotFound, ClientIDConflict, SubjectConflict,
-	// InvalidSpec, IssuerNotFound, NamespaceNotAllowed.
+	// InvalidSpec, IssuerNotFound, NamespaceNotAllowed, PolicyViolation.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -1,5 +1,5 @@
 // Package manifests is the embedded default's source of truth: it reads OAuthClient, Scope, User,
-// WorkloadIssuer and Secret manifests from a folder (no cluster), converts them with controllers/convert (the one
+// WorkloadIssuer, OAuthClientPolicy and Secret manifests from a folder (no cluster), converts them with controllers/convert (the one
 // code path from resource to registry value that the reconcilers use too), decides what to serve
 // with controllers/feed (the one feed policy the cluster's registry controllers apply too) and
 // keeps the registry equal to the folder, reloading when a file changes.
@@ -58,6 +58,14 @@
 //     secret changed between loads leaves the previous one working until the grace period
 //     after the load that saw the change; a restart, or a client left out of a load, forgets
 //     it. A rotation state Secret in the folder is ignored. Nothing records last uses here.
+//   - OAuthClientPolicies apply as in a cluster (controllers/policy.Evaluate): a client that
+//     breaks a policy of its namespace is not served and is warned about with reason
+//     PolicyViolation, naming the policy, the rule and the value. A policy policy.Check refuses
+//     (no API server validated it) is warned about (reason InvalidSpec) and applies as far as it
+//     can be read: its malformed patterns match nothing. The policy SetDefaultPolicy names
+//     (latchkey serve --default-client-policy, in --namespace) applies to every namespace. The
+//     embedded registrar asks AdmitRegistration, which checks against the policies of the last
+//     load.
 //   - Secrets are kept as decoded; stringData is read by convert.SecretData, the one place that
 //     merges it (data wins), as for Secrets read from a cluster.
 package manifests

@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -27,6 +28,7 @@ import (
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/controllers/convert"
 	"github.com/latchkey-dev/latchkey/controllers/feed"
+	"github.com/latchkey-dev/latchkey/controllers/policy"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -55,7 +57,9 @@ type Objects struct {
 	Scopes  []*v1alpha1.Scope
 	Users   []*v1alpha1.User
 	Issuers []*v1alpha1.WorkloadIssuer
-	Secrets map[string]*corev1.Secret // by namespace/name
+	// Policies are the OAuthClientPolicies; a client must satisfy those of its namespace.
+	Policies []*v1alpha1.OAuthClientPolicy
+	Secrets  map[string]*corev1.Secret // by namespace/name
 
 	files map[metav1.Object]string // the file each object was read from
 }
@@ -111,6 +115,33 @@ type Loader struct {
 	// source: what the leader keeps in a Secret in a cluster, here in memory only.
 	rotations map[string]convert.RotationState
 	now       func() time.Time
+
+	// policies are the OAuthClientPolicies of the last load, for AdmitRegistration (read by
+	// the registration handler while Watch reloads).
+	policies atomic.Pointer[policySet]
+	// defaultPolicy is the source key (namespace/name) of the policy that applies to every
+	// namespace; "" when none.
+	defaultPolicy string
+}
+
+// SetDefaultPolicy names the OAuthClientPolicy of the folder that applies to the clients of
+// every namespace, besides their namespace's own (latchkey serve --default-client-policy). Call
+// it before Load.
+func (l *Loader) SetDefaultPolicy(namespace, name string) { l.defaultPolicy = namespace + "/" + name }
+
+// policySet is the OAuthClientPolicies of one load.
+type policySet struct {
+	byNamespace map[string][]v1alpha1.OAuthClientPolicy
+	def         *v1alpha1.OAuthClientPolicy // the default policy, when named and in the folder
+}
+
+// of returns the policies that apply to the clients of the namespace.
+func (s *policySet) of(namespace string) []v1alpha1.OAuthClientPolicy {
+	ps := s.byNamespace[namespace]
+	if s.def != nil && s.def.Namespace != namespace {
+		ps = append(slices.Clip(ps), *s.def)
+	}
+	return ps
 }
 
 // New returns a loader of dir into reg that reports problems to warn (nil: as Info lines with
@@ -180,6 +211,7 @@ func (l *Loader) Parse(ctx context.Context) (*Objects, error) {
 		objs.Scopes = append(objs.Scopes, fo.Scopes...)
 		objs.Users = append(objs.Users, fo.Users...)
 		objs.Issuers = append(objs.Issuers, fo.Issuers...)
+		objs.Policies = append(objs.Policies, fo.Policies...)
 		maps.Copy(objs.Secrets, fo.Secrets)
 		for obj := range fo.files {
 			objs.files[obj] = p
@@ -269,6 +301,12 @@ func (l *Loader) decodeDoc(doc []byte, objs *Objects) error {
 	case *v1alpha1.WorkloadIssuer:
 		objs.Issuers = append(objs.Issuers, o)
 		objs.files[o] = ""
+	case *v1alpha1.OAuthClientPolicy:
+		if o.Namespace == "" {
+			o.Namespace = corev1.NamespaceDefault
+		}
+		objs.Policies = append(objs.Policies, o)
+		objs.files[o] = ""
 	case *corev1.Secret:
 		if o.Namespace == "" {
 			o.Namespace = corev1.NamespaceDefault
@@ -302,6 +340,8 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 	}
 	l.issuers, _ = r.feed("WorkloadIssuer", "workloadIssuer", issuers, l.issuers, l.deleteIssuer, nil)
 
+	policies := r.policies(objs.Policies, l.defaultPolicy)
+	l.policies.Store(policies)
 	clients := make([]item, 0, len(objs.Clients))
 	converted := make(map[metav1.Object]registry.Client, len(objs.Clients))
 	withSecret := map[metav1.Object]*corev1.Secret{} // the clients served with their secret
@@ -316,6 +356,9 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 		}
 		c, err := convert.ClientWith(oc, in)
 		d := withoutGeneratedKeys(oc, feed.Client(c, err))
+		if vs := policy.Evaluate(oc, policies.of(oc.Namespace)); d.Put() && len(vs) > 0 {
+			d = feed.Decision{Action: feed.Withdraw, Reason: v1alpha1.ReasonPolicyViolation, Message: policy.Message(vs)}
+		}
 		if d.Action == feed.Serve {
 			withSecret[oc] = secret
 		}
@@ -359,6 +402,25 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 
 	log.Info("manifests loaded", "dir", l.dir, "clients", len(l.clients), "scopes", len(l.scopes), "users", len(l.users),
 		"workloadIssuers", len(l.issuers))
+}
+
+// policies groups the OAuthClientPolicies by namespace, picks the default policy (source key
+// def; the first definition, as for every resource defined twice) and warns about those
+// policy.Check refuses: they apply as far as they can be read.
+func (r reporter) policies(ps []*v1alpha1.OAuthClientPolicy, def string) *policySet {
+	out := &policySet{byNamespace: map[string][]v1alpha1.OAuthClientPolicy{}}
+	for _, p := range ps {
+		src := convert.SourceKey(p.Namespace, p.Name)
+		if err := policy.Check(p); err != nil {
+			r.warn.Warnw("manifest policy invalid", "kind", "OAuthClientPolicy", "resource", src,
+				"file", r.objs.File(p), "reason", v1alpha1.ReasonInvalidSpec, "message", err.Error())
+		}
+		out.byNamespace[p.Namespace] = append(out.byNamespace[p.Namespace], *p)
+		if src == def && out.def == nil {
+			out.def = p
+		}
+	}
+	return out
 }
 
 // withoutGeneratedKeys adds to the decision about a keyPolicy Generate client served without

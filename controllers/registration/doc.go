@@ -48,12 +48,17 @@
 //     label existed count here), WithMaxInitialTokenClients those made with a token. Beyond a
 //     bound, registration of that kind is 403 access_denied. Each counts with a List, so
 //     concurrent registrations may pass it by a few.
+//   - A registration (or update) whose client would break an OAuthClientPolicy of the
+//     namespace, or the default policy (WithDefaultPolicy), is refused before anything is
+//     written: invalid_client_metadata whose description names the policy, the rule and the
+//     value (controllers/policy, the check the server's registry applies too). The chart's
+//     ValidatingAdmissionPolicy would refuse it as well (a 422, answered the same way).
 //   - Registration never sets spec.introspection (only an administrator declares a resource
 //     server); an update leaves whatever an administrator set.
 //
 // RBAC (markers in registrar.go): oauthclients create, update, patch, delete; secrets get,
-// create, delete.
+// create, delete; oauthclientpolicies get, list.
 //
-// This package imports api/, controllers/convert, server/oauth2 (and its register package) and
+// This package imports api/, controllers/convert, controllers/policy, server/oauth2 (and its register package) and
 // server/registration.
 package registration

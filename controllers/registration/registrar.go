@@ -23,6 +23,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/controllers/convert"
+	"github.com/latchkey-dev/latchkey/controllers/policy"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/oauth2/register"
 	"github.com/latchkey-dev/latchkey/server/registration"
@@ -50,6 +51,7 @@ const createAttempts = 3
 //
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create;delete
+// +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclientpolicies,verbs=get;list
 
 // Registrar registers clients as OAuthClient resources in one namespace.
 type Registrar struct {
@@ -59,6 +61,8 @@ type Registrar struct {
 	tokenURL  string
 	max       int // anonymous registrations
 	maxToken  int // registrations with an initial access token
+	// defaultPolicy is the OAuthClientPolicy that applies to every namespace; zero: none.
+	defaultPolicy types.NamespacedName
 }
 
 var _ register.ClientRegistrar = (*Registrar)(nil)
@@ -82,6 +86,12 @@ func WithMaxClients(n int) Option { return func(g *Registrar) { g.max = n } }
 // WithMaxInitialTokenClients bounds, separately, how many OAuthClients registered with an
 // initial access token the namespace may hold; zero (the default) means no bound.
 func WithMaxInitialTokenClients(n int) Option { return func(g *Registrar) { g.maxToken = n } }
+
+// WithDefaultPolicy names the OAuthClientPolicy that applies to every namespace, besides those
+// of the registrar's namespace (controllers.Options.DefaultClientPolicy); an empty name: none.
+func WithDefaultPolicy(p types.NamespacedName) Option {
+	return func(g *Registrar) { g.defaultPolicy = p }
+}
 
 // New returns a registrar creating OAuthClients in namespace with c, whose scheme must know
 // api/v1alpha1 and core/v1.
@@ -124,6 +134,9 @@ func (r *Registrar) Register(ctx context.Context, m register.ClientMetadata, by 
 			},
 		}
 		applyMetadata(oc, &m)
+		if err := r.checkPolicies(ctx, oc); err != nil {
+			return register.RegisteredClient{}, err
+		}
 		err := r.client.Create(ctx, oc)
 		if err == nil {
 			break
@@ -173,6 +186,30 @@ func (r *Registrar) checkLimit(ctx context.Context, by register.Registrant) erro
 	}
 	if len(list.Items) >= limit {
 		return fmt.Errorf("registration: %d clients registered by %s in %s: %w", len(list.Items), by, r.namespace, register.ErrRegistrationLimit)
+	}
+	return nil
+}
+
+// checkPolicies refuses, as invalid_client_metadata, a client that would break an
+// OAuthClientPolicy of the namespace (or the default policy): the chart's admission policy
+// would refuse it too, and the server would not serve it. The description names the policy,
+// the rule and the value.
+func (r *Registrar) checkPolicies(ctx context.Context, oc *v1alpha1.OAuthClient) error {
+	var list v1alpha1.OAuthClientPolicyList
+	if err := r.reader.List(ctx, &list, client.InNamespace(r.namespace)); err != nil {
+		return apiFailure(err, "list OAuthClientPolicies")
+	}
+	ps := list.Items
+	if r.defaultPolicy.Name != "" && r.defaultPolicy.Namespace != r.namespace {
+		var def v1alpha1.OAuthClientPolicy
+		if err := r.reader.Get(ctx, r.defaultPolicy, &def); err == nil {
+			ps = append(ps, def)
+		} else if !apierrors.IsNotFound(err) {
+			return apiFailure(err, "get OAuthClientPolicy "+r.defaultPolicy.String())
+		}
+	}
+	if vs := policy.Evaluate(oc, ps); len(vs) > 0 {
+		return register.ErrInvalidClientMetadata.WithDescription(fmt.Sprintf("The client metadata breaks a policy: %.300s", policy.Message(vs)))
 	}
 	return nil
 }
@@ -244,6 +281,9 @@ func (r *Registrar) Update(ctx context.Context, clientID string, m register.Clie
 				"The token_endpoint_auth_method cannot change between none and a method with a secret.")
 		}
 		applyMetadata(oc, &m)
+		if err := r.checkPolicies(ctx, oc); err != nil {
+			return err
+		}
 		return r.client.Update(ctx, oc)
 	})
 	if err != nil {

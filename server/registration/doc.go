@@ -17,6 +17,11 @@
 //     keeps them as OAuthClient resources). MaxClients bounds how many anonymous registrations
 //     it holds and MaxInitialTokenClients, separately, how many made with an initial access
 //     token, so open registration can never lock out token holders.
+//   - Memory asks MemoryOptions.Admit, when set, before it accepts a registration or an
+//     update: main.go passes the manifest loader's check against the folder's
+//     OAuthClientPolicies of the registration namespace (controllers/manifests), so the
+//     embedded default refuses what a cluster refuses. Clients registered before a policy
+//     was added to the folder are not re-evaluated (they live in memory only).
 //   - Registered clients get the controllers' defaults for what registration cannot set:
 //     audiences [client ID], PKCE RequiredS256, consent Remember, server-default lifetimes and
 //     signing algorithm, and for a public client the CORS origins of its redirect URIs

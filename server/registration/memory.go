@@ -36,6 +36,11 @@ type MemoryOptions struct {
 	MaxInitialTokenClients int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Admit, when set, is asked before a registration or an update is accepted, with the
+	// client ID and the metadata; an error refuses it (register.ErrInvalidClientMetadata with a
+	// description is answered invalid_client_metadata). main.go passes the manifest loader's
+	// OAuthClientPolicy check.
+	Admit func(clientID string, md register.ClientMetadata) error
 }
 
 // Memory is the ClientRegistrar of the embedded default: it keeps registrations in memory and
@@ -97,6 +102,11 @@ func (m *Memory) Register(ctx context.Context, md register.ClientMetadata, by re
 	for _, taken := m.clients[id]; taken; _, taken = m.clients[id] {
 		id = NewClientID()
 	}
+	if m.opts.Admit != nil {
+		if err := m.opts.Admit(id, md); err != nil {
+			return register.RegisteredClient{}, err
+		}
+	}
 	token := NewSecret()
 	mc := &memoryClient{issuedAt: m.opts.Now().Truncate(time.Second), by: by, metadata: md, tokenHash: HashToken(token)}
 	rc := register.RegisteredClient{ClientID: id, IssuedAt: mc.issuedAt, RegistrationAccessToken: token, Metadata: CloneMetadata(md)}
@@ -149,6 +159,11 @@ func (m *Memory) Update(ctx context.Context, clientID string, md register.Client
 	if md.Public() != mc.metadata.Public() {
 		return register.RegisteredClient{}, register.ErrInvalidClientMetadata.WithDescription(
 			"The token_endpoint_auth_method cannot change between none and a method with a secret.")
+	}
+	if m.opts.Admit != nil {
+		if err := m.opts.Admit(clientID, md); err != nil {
+			return register.RegisteredClient{}, err
+		}
 	}
 	next := *mc
 	next.metadata = md

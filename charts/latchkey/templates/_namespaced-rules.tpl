@@ -16,6 +16,13 @@ or in a Role per watched namespace (rbac.yaml) when .Values.watchNamespaces is s
 - apiGroups:
   - oauth.latchkey.dev
   resources:
+  - oauthclients/status
+  verbs:
+  - patch
+  - update
+- apiGroups:
+  - oauth.latchkey.dev
+  resources:
   - oauthclients
   verbs:
   - create
@@ -30,12 +37,5 @@ or in a Role per watched namespace (rbac.yaml) when .Values.watchNamespaces is s
   resources:
   - oauthclients/finalizers
   verbs:
-  - update
-- apiGroups:
-  - oauth.latchkey.dev
-  resources:
-  - oauthclients/status
-  verbs:
-  - patch
   - update
 {{- end }}
