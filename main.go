@@ -226,7 +226,7 @@ func (o *serveOptions) validateWatchNamespaces() error {
 			return fmt.Errorf("--watch-namespaces: %q is not a namespace name: %s", ns, strings.Join(errs, "; "))
 		}
 	}
-	if o.registration.enabled() && !slices.Contains(o.watchedNamespaces(), o.registration.namespace) {
+	if o.registration.enabled() && len(o.watchNamespaces) > 0 && !slices.Contains(o.watchedNamespaces(), o.registration.namespace) {
 		return fmt.Errorf("--registration-namespace %q is not watched: add it to --watch-namespaces (%s)",
 			o.registration.namespace, strings.Join(o.watchNamespaces, ","))
 	}

@@ -26,6 +26,8 @@ func TestWatchNamespacesFlag(t *testing.T) {
 		{name: "registration into an unwatched namespace is refused",
 			args:    []string{"--namespace=latchkey", "--watch-namespaces=team-a", "--registration-open", "--registration-namespace=team-b"},
 			wantErr: `--registration-namespace "team-b" is not watched`},
+		{name: "registration into any namespace is accepted when every namespace is watched",
+			args: []string{"--namespace=latchkey", "--registration-open", "--registration-namespace=team-b"}},
 		{name: "registration into a watched namespace is accepted",
 			args:        []string{"--namespace=latchkey", "--watch-namespaces=team-a", "--registration-open", "--registration-namespace=team-a"},
 			wantWatched: []string{"team-a", "latchkey"}},
