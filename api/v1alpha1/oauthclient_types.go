@@ -196,7 +196,9 @@ type OAuthClientSpec struct {
 	RedirectURIs []string `json:"redirectURIs,omitempty"`
 
 	// scopes the client may request. A requested scope must also exist as a Scope resource
-	// (or be a built-in OIDC scope).
+	// (or be a built-in OIDC scope). A listed scope that does not exist makes the condition
+	// ScopesResolved False (reason UnknownScope) but not Ready: the client is served without it,
+	// and requests for it are refused with invalid_scope until a Scope defines it.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=128
@@ -465,8 +467,12 @@ type RateLimit struct {
 
 // OAuthClientStatus is what the controllers observed.
 type OAuthClientStatus struct {
-	// conditions: Ready with reasons Ready, SecretNotFound, ClientIDConflict, SubjectConflict,
-	// InvalidSpec, IssuerNotFound, NamespaceNotAllowed.
+	// conditions: Ready with reasons Ready, SecretNotFound, SecretConflict (a Secret the client
+	// does not control already has the name it would generate; it is neither used nor adopted),
+	// ClientIDConflict, SubjectConflict, InvalidSpec, IssuerNotFound, NamespaceNotAllowed; and
+	// ScopesResolved with reasons Resolved and UnknownScope (spec.scopes names a scope that is
+	// neither a built-in OIDC scope nor defined by a Scope resource; the client stays Ready and
+	// is served without it).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
