@@ -219,6 +219,21 @@ func TestSamplesApplyAndIssueTokens(t *testing.T) {
 		issued++
 	}
 	require.Positive(t, issued, "the samples must hold a client_credentials client")
+	// Every kind says Ready in its READY column (REASON with -o wide); the samples' clients list
+	// only scopes that exist.
+	samples := func(kinds ...string) []string {
+		var args []string
+		for _, k := range kinds {
+			args = append(args, "-f", filepath.Join(s.root, "config", "samples", "oauth_v1alpha1_"+k+".yaml"))
+		}
+		return args
+	}
+	s.cp.MustKubectl(t, nil, append([]string{"wait", "--for=condition=Ready", "--timeout=60s"}, samples("scope", "user")...)...)
+	table := s.cp.MustKubectl(t, nil, append([]string{"get", "-o", "wide"}, samples("scope", "user")...)...)
+	assert.Regexp(t, `(?m)^NAME\s+SCOPE\s+DEFAULT\s+READY\s+REASON\s+AGE$`, table)
+	assert.Regexp(t, `(?m)^NAME\s+USERNAME\s+EMAIL\s+READY\s+REASON\s+AGE$`, table)
+	assert.Regexp(t, `(?m)^user\.oauth\.latchkey\.dev/alice\s+alice\s+\S+\s+True\s+Ready\s`, table)
+	s.cp.MustKubectl(t, nil, append([]string{"wait", "--for=condition=ScopesResolved", "--timeout=60s"}, samples("oauthclient")...)...)
 	// The samples' scopes are in discovery.
 	resp, err := http.Get(s.issuer + "/.well-known/openid-configuration") //nolint:noctx // test
 	require.NoError(t, err)
