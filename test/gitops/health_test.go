@@ -154,22 +154,39 @@ func startControllers(t *testing.T) (stop func()) {
 	return stop
 }
 
-// waitReadyReason waits until the OAuthClient's Ready condition, of its current generation, has
-// the reason.
-func waitReadyReason(t *testing.T, key client.ObjectKey, reason string) {
+// waitReadyReason waits until the resource's Ready condition, of its current generation, has
+// the reason (read as JSON, as Argo CD reads it).
+func waitReadyReason(t *testing.T, kind string, key client.ObjectKey, reason string) {
 	t.Helper()
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		var oc v1alpha1.OAuthClient
-		if !assert.NoError(c, cp.Client().Get(t.Context(), key, &oc)) {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion(v1alpha1.GroupVersion.String())
+		u.SetKind(kind)
+		if !assert.NoError(c, cp.Client().Get(t.Context(), key, u)) {
 			return
 		}
-		cond := meta.FindStatusCondition(oc.Status.Conditions, v1alpha1.ConditionReady)
-		if assert.NotNil(c, cond) {
-			assert.Equal(c, reason, cond.Reason)
-			assert.Equal(c, oc.Generation, cond.ObservedGeneration)
-			assert.Equal(c, oc.Generation, oc.Status.ObservedGeneration)
+		var status struct {
+			ObservedGeneration int64              `json:"observedGeneration"`
+			Conditions         []metav1.Condition `json:"conditions"`
+		}
+		if !assert.NoError(c, runtime.DefaultUnstructuredConverter.FromUnstructured(mapOf(u.Object["status"]), &status)) {
+			return
+		}
+		cond := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionReady)
+		if assert.NotNil(c, cond, "%s %s has a Ready condition", kind, key) {
+			assert.Equal(c, reason, cond.Reason, cond.Message)
+			assert.Equal(c, u.GetGeneration(), cond.ObservedGeneration)
+			assert.Equal(c, u.GetGeneration(), status.ObservedGeneration)
 		}
 	}, waitFor, tick)
+}
+
+func mapOf(v any) map[string]any {
+	m, _ := v.(map[string]any)
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
 }
 
 func TestArgoCDHealthCheckOfTheDocsJudgesRealResources(t *testing.T) {
@@ -197,23 +214,36 @@ func TestArgoCDHealthCheckOfTheDocsJudgesRealResources(t *testing.T) {
 	// Its Secret name is taken by a Secret it does not control: SecretConflict.
 	require.NoError(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "conflicting-oauth-client"}}))
 
+	// One resource of each other kind, cluster-scoped: their names are unique to the test.
 	scope := &v1alpha1.Scope{
 		ObjectMeta: metav1.ObjectMeta{Name: ns.Name + "-read"},
 		Spec:       v1alpha1.ScopeSpec{Name: ns.Name + ":read"},
 	}
-	require.NoError(t, c.Create(ctx, scope))
-	t.Cleanup(func() { _ = c.Delete(context.Background(), scope) })
+	user := &v1alpha1.User{
+		ObjectMeta: metav1.ObjectMeta{Name: ns.Name + "-alice"},
+		Spec:       v1alpha1.UserSpec{Username: ns.Name + "-alice"},
+	}
+	issuerSpec := v1alpha1.WorkloadIssuerSpec{
+		Issuer: "https://ci.example", Audiences: []string{"https://latchkey.example"}, AllowedNamespaces: []string{ns.Name},
+		JWKSSecretRef: &v1alpha1.SecretKeyRef{Namespace: ns.Name, Name: "ci-keys"},
+	}
+	waitingIssuer := &v1alpha1.WorkloadIssuer{ObjectMeta: metav1.ObjectMeta{Name: ns.Name + "-waiting"}, Spec: issuerSpec}
+	invalidIssuer := &v1alpha1.WorkloadIssuer{ObjectMeta: metav1.ObjectMeta{Name: ns.Name + "-invalid"}, Spec: issuerSpec}
+	invalidIssuer.Spec.Issuer = "https://other.example"
+	invalidIssuer.Spec.ClaimValidationRules = []v1alpha1.ClaimValidationRule{{Expression: "claims.(", Message: "does not compile"}}
+	for _, o := range []client.Object{scope, user, waitingIssuer, invalidIssuer} {
+		require.NoError(t, c.Create(ctx, o))
+		t.Cleanup(func() { _ = c.Delete(context.Background(), o) })
+	}
 
 	stop := startControllers(t)
-	waitReadyReason(t, ready, v1alpha1.ReasonReady)
-	waitReadyReason(t, waiting, v1alpha1.ReasonSecretNotFound)
-	waitReadyReason(t, conflicting, v1alpha1.ReasonSecretConflict)
-	require.EventuallyWithT(t, func(ct *assert.CollectT) {
-		var sc v1alpha1.Scope
-		if assert.NoError(ct, c.Get(ctx, client.ObjectKeyFromObject(scope), &sc)) {
-			assert.True(ct, meta.IsStatusConditionTrue(sc.Status.Conditions, v1alpha1.ConditionReady))
-		}
-	}, waitFor, tick)
+	waitReadyReason(t, "OAuthClient", ready, v1alpha1.ReasonReady)
+	waitReadyReason(t, "OAuthClient", waiting, v1alpha1.ReasonSecretNotFound)
+	waitReadyReason(t, "OAuthClient", conflicting, v1alpha1.ReasonSecretConflict)
+	waitReadyReason(t, "Scope", client.ObjectKeyFromObject(scope), v1alpha1.ReasonReady)
+	waitReadyReason(t, "User", client.ObjectKeyFromObject(user), v1alpha1.ReasonReady)
+	waitReadyReason(t, "WorkloadIssuer", client.ObjectKeyFromObject(waitingIssuer), v1alpha1.ReasonSecretNotFound)
+	waitReadyReason(t, "WorkloadIssuer", client.ObjectKeyFromObject(invalidIssuer), v1alpha1.ReasonInvalidSpec)
 	stop()
 
 	objs := map[string]map[string]any{
@@ -221,6 +251,9 @@ func TestArgoCDHealthCheckOfTheDocsJudgesRealResources(t *testing.T) {
 		"waiting":     read(t, "OAuthClient", waiting),
 		"conflicting": read(t, "OAuthClient", conflicting),
 		"scope":       read(t, "Scope", client.ObjectKeyFromObject(scope)),
+		"user":        read(t, "User", client.ObjectKeyFromObject(user)),
+		"waitingIss":  read(t, "WorkloadIssuer", client.ObjectKeyFromObject(waitingIssuer)),
+		"invalidIss":  read(t, "WorkloadIssuer", client.ObjectKeyFromObject(invalidIssuer)),
 	}
 	// With no controller running, a change to the Ready client cannot be observed.
 	var oc v1alpha1.OAuthClient
@@ -228,6 +261,9 @@ func TestArgoCDHealthCheckOfTheDocsJudgesRealResources(t *testing.T) {
 	oc.Spec.Audiences = []string{"https://api.example.com"}
 	require.NoError(t, c.Update(ctx, &oc))
 	objs["changed"] = read(t, "OAuthClient", ready)
+	fresh := client.ObjectKey{Namespace: ns.Name, Name: "fresh"}
+	newClient(fresh.Name, v1alpha1.SecretPolicyGenerate)
+	objs["fresh"] = read(t, "OAuthClient", fresh)
 
 	tests := []struct {
 		name    string
@@ -237,9 +273,13 @@ func TestArgoCDHealthCheckOfTheDocsJudgesRealResources(t *testing.T) {
 	}{
 		{"a Ready client is Healthy", "ready", "Healthy", "Ready: "},
 		{"a Ready scope is Healthy", "scope", "Healthy", "Ready: "},
+		{"a Ready user is Healthy", "user", "Healthy", "Ready: "},
+		{"a workload issuer waiting for its key Secret is Progressing", "waitingIss", "Progressing", "SecretNotFound: "},
+		{"a workload issuer whose claim rule does not compile is Degraded", "invalidIss", "Degraded", "InvalidSpec: "},
 		{"a client waiting for its Secret is Progressing with the reason", "waiting", "Progressing", "SecretNotFound: "},
 		{"a client whose Secret name is taken is Degraded with the message", "conflicting", "Degraded", "SecretConflict: Secret conflicting-oauth-client exists"},
 		{"a client changed since the controller observed it is Progressing", "changed", "Progressing", "Waiting for Latchkey to observe generation 2"},
+		{"a client the controller has not seen yet is Progressing", "fresh", "Progressing", "Waiting for Latchkey to observe generation 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
