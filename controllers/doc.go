@@ -24,9 +24,10 @@
 //     controller ownerReference, and never overwrites an existing Secret, except to rotate it on
 //     demand (below). External clients wait for theirs. For secret rotation it keeps the
 //     rotation state and status.credentials (rotation.go, below). It also sets ScopesResolved
-//     (scope_resolution.go): False, reason UnknownScope naming them, when spec.scopes lists
-//     scopes that are neither built-in OIDC scopes (server/oauth2.IsBuiltinScope) nor the name
-//     of a Scope that is not being deleted; True, Resolved, otherwise. It does not gate Ready:
+//     (scope_resolution.go; feed.ScopesResolved decides it, as it does the loader's warning):
+//     False, reason UnknownScope naming them, when spec.scopes lists scopes that are neither
+//     built-in OIDC scopes (server/oauth2.IsBuiltinScope) nor the name of a Scope that is not
+//     being deleted; True, Resolved, otherwise. It does not gate Ready:
 //     the server serves the client and refuses requests for such a scope with invalid_scope. A
 //     Scope's create, delete or rename re-queues the clients listing its name (indexClientScope,
 //     old and new names). Scope and User get a Ready

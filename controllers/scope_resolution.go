@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/controllers/feed"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 )
 
@@ -41,11 +41,10 @@ func scopeIndexes() []fieldIndex {
 	}
 }
 
-// scopesResolved sets the ScopesResolved condition: False (UnknownScope) naming the scopes of
-// spec.scopes that are neither built in nor defined by a Scope resource that is not being
-// deleted, True (Resolved) otherwise.
+// scopesResolved sets the ScopesResolved condition (feed.ScopesResolved): a listed scope is
+// defined when a Scope of that name exists and is not being deleted.
 func (r *oauthClientReconciler) scopesResolved(ctx context.Context, oc *v1alpha1.OAuthClient) error {
-	var unknown []string
+	defined := map[string]bool{}
 	for _, name := range oc.Spec.Scopes {
 		if oauth2.IsBuiltinScope(name) {
 			continue
@@ -54,30 +53,19 @@ func (r *oauthClientReconciler) scopesResolved(ctx context.Context, oc *v1alpha1
 		if err := r.client.List(ctx, &list, client.MatchingFields{indexScopeName: name}); err != nil {
 			return fmt.Errorf("list Scopes named %q: %w", name, err)
 		}
-		if !slices.ContainsFunc(list.Items, func(s v1alpha1.Scope) bool { return s.DeletionTimestamp.IsZero() }) {
-			unknown = append(unknown, name)
-		}
+		defined[name] = slices.ContainsFunc(list.Items, func(s v1alpha1.Scope) bool { return s.DeletionTimestamp.IsZero() })
 	}
-	cond := metav1.Condition{
-		Type: v1alpha1.ConditionScopesResolved, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonResolved,
-		Message: "every scope the client lists is a built-in OIDC scope or defined by a Scope", ObservedGeneration: oc.Generation,
+	res := feed.ScopesResolved(oc.Spec.Scopes, func(name string) bool { return defined[name] })
+	status := metav1.ConditionTrue
+	if !res.Resolved {
+		status = metav1.ConditionFalse
+		log.FromContext(ctx).Info("client lists unknown scopes", "scopes", res.Unknown)
 	}
-	if len(unknown) > 0 {
-		cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonUnknownScope
-		cond.Message = fmt.Sprintf("unknown scopes %s: neither built-in OIDC scopes nor defined by a Scope; "+
-			"the client is served without them and requests for them are refused with invalid_scope", strings.Join(quoteAll(unknown), ", "))
-		log.FromContext(ctx).Info("client lists unknown scopes", "scopes", unknown)
-	}
-	meta.SetStatusCondition(&oc.Status.Conditions, cond)
+	meta.SetStatusCondition(&oc.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionScopesResolved, Status: status, Reason: res.Reason, Message: res.Message,
+		ObservedGeneration: oc.Generation,
+	})
 	return nil
-}
-
-func quoteAll(ss []string) []string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = fmt.Sprintf("%q", s)
-	}
-	return out
 }
 
 // clientsOfScope enqueues the OAuthClients listing a Scope's name when the Scope is created or
