@@ -234,6 +234,8 @@ func TestSamplesApplyAndIssueTokens(t *testing.T) {
 	assert.Regexp(t, `(?m)^NAME\s+USERNAME\s+EMAIL\s+READY\s+REASON\s+AGE$`, table)
 	assert.Regexp(t, `(?m)^user\.oauth\.latchkey\.dev/alice\s+alice\s+\S+\s+True\s+Ready\s`, table)
 	s.cp.MustKubectl(t, nil, append([]string{"wait", "--for=condition=ScopesResolved", "--timeout=60s"}, samples("oauthclient")...)...)
+	// docs/gitops.md: waiting for a generation to be observed.
+	s.cp.MustKubectl(t, nil, append([]string{"wait", "--for=jsonpath={.status.observedGeneration}=1", "--timeout=60s"}, samples("oauthclient", "scope", "user")...)...)
 	// The samples' scopes are in discovery.
 	resp, err := http.Get(s.issuer + "/.well-known/openid-configuration") //nolint:noctx // test
 	require.NoError(t, err)
