@@ -23,7 +23,14 @@
 //     random bytes in unpadded base64url, and token-url when Options.TokenURL is set) with a
 //     controller ownerReference, and never overwrites an existing Secret, except to rotate it on
 //     demand (below). External clients wait for theirs. For secret rotation it keeps the
-//     rotation state and status.credentials (rotation.go, below). Scope and User get a Ready
+//     rotation state and status.credentials (rotation.go, below). It also sets ScopesResolved
+//     (scope_resolution.go; feed.ScopesResolved decides it, as it does the loader's warning):
+//     False, reason UnknownScope naming them, when spec.scopes lists scopes that are neither
+//     built-in OIDC scopes (server/oauth2.IsBuiltinScope) nor the name of a Scope that is not
+//     being deleted; True, Resolved, otherwise. It does not gate Ready:
+//     the server serves the client and refuses requests for such a scope with invalid_scope. A
+//     Scope's create, delete or rename re-queues the clients listing its name (indexClientScope,
+//     old and new names). Scope and User get a Ready
 //     condition (reasons Ready, InvalidSpec, ScopeNameConflict; User also SecretNotFound,
 //     UsernameConflict). The signing-key controller
 //     creates the key Secret when missing and adds keys for algorithms that have none. The

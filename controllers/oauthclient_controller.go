@@ -80,6 +80,8 @@ func (r *oauthClientReconciler) setup(mgr ctrl.Manager) error {
 		// A policy change re-evaluates the clients it applies to, and their client-ID peers.
 		Watches(&v1alpha1.OAuthClientPolicy{}, handler.EnqueueRequestsFromMapFunc(r.policies.clientsAndPeersOfPolicy(r.client)),
 			builder.WithPredicates(specChanged())).
+		// ScopesResolved (scope_resolution.go): the clients listing a Scope's name.
+		Watches(&v1alpha1.Scope{}, clientsOfScope(r.client), builder.WithPredicates(specChanged())).
 		Complete(r)
 }
 
@@ -112,6 +114,10 @@ func (r *oauthClientReconciler) reconcile(ctx context.Context, oc *v1alpha1.OAut
 		oc.Status.SecretName = secretName
 	}
 	logger := log.FromContext(ctx).WithValues("clientID", id)
+	// ScopesResolved (scope_resolution.go) does not gate Ready: set on every path.
+	if err := r.scopesResolved(ctx, oc); err != nil {
+		return ctrl.Result{}, err
+	}
 
 	if c, err := convert.Client(oc, nil); errors.Is(err, convert.ErrInvalidSpec) {
 		setDecision(&oc.Status.Conditions, &oc.Status.ObservedGeneration, oc.Generation, feed.Client(c, err))

@@ -91,7 +91,7 @@ func fieldIndexes() []fieldIndex {
 			}
 			return []string{s.Spec.Name}
 		}},
-	}, workloadIdentityIndexes()...)
+	}, append(workloadIdentityIndexes(), scopeIndexes()...)...)
 }
 
 func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {

@@ -4,6 +4,10 @@ package v1alpha1
 const (
 	// ConditionReady is True when the resource is loaded into the server's registry and usable.
 	ConditionReady = "Ready"
+	// ConditionScopesResolved is True when every scope an OAuthClient lists is a built-in OIDC
+	// scope or defined by a Scope resource. It does not gate Ready: a client listing an unknown
+	// scope is served without it (requests for it are refused with invalid_scope).
+	ConditionScopesResolved = "ScopesResolved"
 
 	// ReasonReady: everything the resource needs exists and it is being served.
 	ReasonReady = "Ready"
@@ -37,6 +41,12 @@ const (
 	// ReasonPolicyViolation: the OAuthClient violates an OAuthClientPolicy of its namespace (or
 	// the default policy); it is not served. The message names the policy and the rule.
 	ReasonPolicyViolation = "PolicyViolation"
+
+	// ReasonResolved (ScopesResolved=True): every scope the client lists exists.
+	ReasonResolved = "Resolved"
+	// ReasonUnknownScope (ScopesResolved=False): the client lists scopes that are neither built-in
+	// OIDC scopes nor defined by a Scope resource; the message names them.
+	ReasonUnknownScope = "UnknownScope"
 )
 
 // LabelRegistered marks an OAuthClient created by dynamic registration (RFC 7591) with "true":

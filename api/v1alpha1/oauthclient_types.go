@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // ClientType says whether a client can keep a secret.
@@ -108,28 +109,34 @@ const (
 	ConsentSkip     ConsentPolicy = "Skip"
 )
 
-// TokenLifetimes are lifetimes in seconds; zero or absent means the server default.
+// TokenLifetimes are the lifetimes of the tokens issued to a client; absent means the server
+// default. Each is integer seconds (a JSON number: 3600) or a duration string (a JSON string:
+// "1h", "90m"); a quoted number such as "3600" is not a duration and is refused.
 type TokenLifetimes struct {
-	// accessToken lifetime in seconds (default 3600).
+	// accessToken lifetime (default 1h): integer seconds or a duration string such as
+	// 30m or 1h (units ns, us, ms, s, m, h); at least 1s, at most 24h.
 	// +optional
-	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=86400
-	AccessToken int32 `json:"accessToken,omitempty"`
-	// refreshToken lifetime in seconds (default 2592000, 30 days).
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1 && self <= 86400) : (self.matches('^([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('24h'))",message="accessToken must be integer seconds from 1 to 86400 or a duration from 1s to 24h (e.g. 30m, 1h)"
+	AccessToken *intstr.IntOrString `json:"accessToken,omitempty"`
+	// refreshToken lifetime (default 720h, 30 days): integer seconds or a duration string such as
+	// 30m or 1h (units ns, us, ms, s, m, h); at least 1s, at most 8760h, 365 days.
 	// +optional
-	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=31536000
-	RefreshToken int32 `json:"refreshToken,omitempty"`
-	// idToken lifetime in seconds (default 3600).
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1 && self <= 31536000) : (self.matches('^([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('8760h'))",message="refreshToken must be integer seconds from 1 to 31536000 or a duration from 1s to 8760h (e.g. 30m, 1h)"
+	RefreshToken *intstr.IntOrString `json:"refreshToken,omitempty"`
+	// idToken lifetime (default 1h): integer seconds or a duration string such as
+	// 30m or 1h (units ns, us, ms, s, m, h); at least 1s, at most 24h.
 	// +optional
-	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=86400
-	IDToken int32 `json:"idToken,omitempty"`
-	// authorizationCode lifetime in seconds (default 600).
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1 && self <= 86400) : (self.matches('^([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('24h'))",message="idToken must be integer seconds from 1 to 86400 or a duration from 1s to 24h (e.g. 30m, 1h)"
+	IDToken *intstr.IntOrString `json:"idToken,omitempty"`
+	// authorizationCode lifetime (default 10m): integer seconds or a duration string such as
+	// 30m or 1h (units ns, us, ms, s, m, h); at least 1s, at most 1h.
 	// +optional
-	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=3600
-	AuthorizationCode int32 `json:"authorizationCode,omitempty"`
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1 && self <= 3600) : (self.matches('^([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('1h'))",message="authorizationCode must be integer seconds from 1 to 3600 or a duration from 1s to 1h (e.g. 30m, 1h)"
+	AuthorizationCode *intstr.IntOrString `json:"authorizationCode,omitempty"`
 	// accessTokenOutlivesAssertion lets an access token obtained with a client assertion
 	// (service_account_token, private_key_jwt) live its full lifetime; by default it expires
 	// no later than the assertion.
@@ -196,7 +203,9 @@ type OAuthClientSpec struct {
 	RedirectURIs []string `json:"redirectURIs,omitempty"`
 
 	// scopes the client may request. A requested scope must also exist as a Scope resource
-	// (or be a built-in OIDC scope).
+	// (or be a built-in OIDC scope). A listed scope that does not exist makes the condition
+	// ScopesResolved False (reason UnknownScope) but not Ready: the client is served without it,
+	// and requests for it are refused with invalid_scope until a Scope defines it.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=128
@@ -465,8 +474,12 @@ type RateLimit struct {
 
 // OAuthClientStatus is what the controllers observed.
 type OAuthClientStatus struct {
-	// conditions: Ready with reasons Ready, SecretNotFound, ClientIDConflict, SubjectConflict,
-	// InvalidSpec, IssuerNotFound, NamespaceNotAllowed, PolicyViolation.
+	// conditions: Ready with reasons Ready, SecretNotFound, SecretConflict (a Secret the client
+	// does not control already has the name it would generate; it is neither used nor adopted),
+	// ClientIDConflict, SubjectConflict, InvalidSpec, IssuerNotFound, NamespaceNotAllowed,
+	// PolicyViolation; and ScopesResolved with reasons Resolved and UnknownScope (spec.scopes
+	// names a scope that is neither a built-in OIDC scope nor defined by a Scope resource; the
+	// client stays Ready and is served without it).
 	// +optional
 	// +listType=map
 	// +listMapKey=type

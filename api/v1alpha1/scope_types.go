@@ -37,7 +37,7 @@ type ScopeSpec struct {
 
 // ScopeStatus is what the controllers observed.
 type ScopeStatus struct {
-	// conditions: Ready.
+	// conditions: Ready with reasons Ready, ScopeNameConflict, InvalidSpec.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -54,6 +54,8 @@ type ScopeStatus struct {
 // +kubebuilder:resource:scope=Cluster,categories=latchkey
 // +kubebuilder:printcolumn:name="Scope",type=string,JSONPath=`.spec.name`
 // +kubebuilder:printcolumn:name="Default",type=boolean,JSONPath=`.spec.default`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Scope struct {
 	metav1.TypeMeta   `json:",inline"`

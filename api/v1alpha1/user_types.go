@@ -40,7 +40,7 @@ type UserSpec struct {
 
 // UserStatus is what the controllers observed.
 type UserStatus struct {
-	// conditions: Ready.
+	// conditions: Ready with reasons Ready, SecretNotFound, UsernameConflict, InvalidSpec.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -57,6 +57,8 @@ type UserStatus struct {
 // +kubebuilder:resource:scope=Cluster,categories=latchkey
 // +kubebuilder:printcolumn:name="Username",type=string,JSONPath=`.spec.username`
 // +kubebuilder:printcolumn:name="Email",type=string,JSONPath=`.spec.email`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type User struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/server/password"
@@ -157,10 +158,11 @@ func ClientWith(oc *v1alpha1.OAuthClient, in ClientInputs) (registry.Client, err
 	}
 	c.SigningAlgorithm = string(oc.Spec.SigningAlgorithm)
 	if l := oc.Spec.Lifetimes; l != nil {
-		c.AccessTokenLifetime = seconds(l.AccessToken)
-		c.RefreshTokenLifetime = seconds(l.RefreshToken)
-		c.IDTokenLifetime = seconds(l.IDToken)
-		c.CodeLifetime = seconds(l.AuthorizationCode)
+		// validateClient refused the values that do not parse or are out of range.
+		c.AccessTokenLifetime, _ = Lifetime(l.AccessToken)
+		c.RefreshTokenLifetime, _ = Lifetime(l.RefreshToken)
+		c.IDTokenLifetime, _ = Lifetime(l.IDToken)
+		c.CodeLifetime, _ = Lifetime(l.AuthorizationCode)
 	}
 	if typ == v1alpha1.ClientTypePublic {
 		c.AuthMethod = string(v1alpha1.AuthMethodNone)
@@ -182,7 +184,21 @@ func ClientWith(oc *v1alpha1.OAuthClient, in ClientInputs) (registry.Client, err
 	return c, nil
 }
 
-func seconds(s int32) time.Duration { return time.Duration(s) * time.Second }
+// Lifetime is a spec.lifetimes value: an integer is seconds, a string a duration (time.ParseDuration:
+// 90m, 1h30m); absent is 0, the server default. A string without a unit ("3600") is refused.
+func Lifetime(v *intstr.IntOrString) (time.Duration, error) {
+	if v == nil {
+		return 0, nil
+	}
+	if v.Type == intstr.Int {
+		return time.Duration(v.IntVal) * time.Second, nil
+	}
+	d, err := time.ParseDuration(v.StrVal)
+	if err != nil {
+		return 0, fmt.Errorf("%q is neither integer seconds nor a duration such as 30m or 1h", v.StrVal)
+	}
+	return d, nil
+}
 
 // AllowedOrigins returns the CORS origins of a Public client: spec.allowedOrigins, else the
 // origins of its https and http redirect URIs (redirecturi.Origins); each as browsers send it in
@@ -350,16 +366,23 @@ func validateClient(oc *v1alpha1.OAuthClient) []string {
 	}
 	if l := s.Lifetimes; l != nil {
 		for _, lt := range []struct {
-			name     string
-			v, limit int32
+			name  string
+			v     *intstr.IntOrString
+			limit time.Duration
 		}{
-			{"accessToken", l.AccessToken, 86400},
-			{"refreshToken", l.RefreshToken, 31536000},
-			{"idToken", l.IDToken, 86400},
-			{"authorizationCode", l.AuthorizationCode, 3600},
+			{"accessToken", l.AccessToken, 24 * time.Hour},
+			{"refreshToken", l.RefreshToken, 365 * 24 * time.Hour},
+			{"idToken", l.IDToken, 24 * time.Hour},
+			{"authorizationCode", l.AuthorizationCode, time.Hour},
 		} {
-			if lt.v < 0 || lt.v > lt.limit {
-				add("lifetimes.%s must be between 0 (server default) and %d seconds", lt.name, lt.limit)
+			d, err := Lifetime(lt.v)
+			switch {
+			case err != nil:
+				add("lifetimes.%s: %v", lt.name, err)
+			case d == 0 && (lt.v == nil || lt.v.Type == intstr.Int):
+				// Absent, or 0 (the server default: files written before the CRD's minimum of 1).
+			case d < time.Second || d > lt.limit:
+				add("lifetimes.%s must be integer seconds from 1 to %d or a duration from 1s to %s", lt.name, int64(lt.limit/time.Second), lt.limit)
 			}
 		}
 	}

@@ -16,6 +16,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/server/password"
@@ -114,13 +116,34 @@ func TestClient(t *testing.T) {
 		{
 			name: "lifetimes are converted from seconds", secret: good,
 			mutate: func(oc *v1alpha1.OAuthClient) {
-				oc.Spec.Lifetimes = &v1alpha1.TokenLifetimes{AccessToken: 60, RefreshToken: 120, IDToken: 30, AuthorizationCode: 10}
+				oc.Spec.Lifetimes = &v1alpha1.TokenLifetimes{AccessToken: seconds(60), RefreshToken: seconds(120), IDToken: seconds(30), AuthorizationCode: seconds(10)}
 			},
 			check: func(t *testing.T, c registry.Client) {
 				assert.Equal(t, time.Minute, c.AccessTokenLifetime)
 				assert.Equal(t, 2*time.Minute, c.RefreshTokenLifetime)
 				assert.Equal(t, 30*time.Second, c.IDTokenLifetime)
 				assert.Equal(t, 10*time.Second, c.CodeLifetime)
+			},
+		},
+		{
+			name: "lifetimes are converted from duration strings", secret: good,
+			mutate: func(oc *v1alpha1.OAuthClient) {
+				oc.Spec.Lifetimes = &v1alpha1.TokenLifetimes{AccessToken: duration("1m"), RefreshToken: duration("1h30m"), IDToken: duration("30s"), AuthorizationCode: duration("10s")}
+			},
+			check: func(t *testing.T, c registry.Client) {
+				assert.Equal(t, time.Minute, c.AccessTokenLifetime)
+				assert.Equal(t, 90*time.Minute, c.RefreshTokenLifetime)
+				assert.Equal(t, 30*time.Second, c.IDTokenLifetime)
+				assert.Equal(t, 10*time.Second, c.CodeLifetime)
+			},
+		},
+		{
+			name: "a lifetime of 0 seconds is the server default, as files written before the CRD's minimum have it", secret: good,
+			mutate: func(oc *v1alpha1.OAuthClient) {
+				oc.Spec.Lifetimes = &v1alpha1.TokenLifetimes{AccessToken: seconds(0)}
+			},
+			check: func(t *testing.T, c registry.Client) {
+				assert.Zero(t, c.AccessTokenLifetime)
 			},
 		},
 		{
@@ -343,12 +366,57 @@ func TestInvalidRedirectURIMessageNamesTheURI(t *testing.T) {
 	}
 }
 
-func TestLifetimeMessageNamesTheAllowedRange(t *testing.T) {
-	_, err := Client(oauthClient(func(oc *v1alpha1.OAuthClient) {
-		oc.Spec.Lifetimes = &v1alpha1.TokenLifetimes{AccessToken: 86401}
-	}), nil)
-	require.ErrorIs(t, err, ErrInvalidSpec)
-	assert.Contains(t, err.Error(), "lifetimes.accessToken must be between 0 (server default) and 86400 seconds")
+func seconds(n int) *intstr.IntOrString { return ptr.To(intstr.FromInt(n)) }
+
+func duration(d string) *intstr.IntOrString { return ptr.To(intstr.FromString(d)) }
+
+func TestLifetimesOnDiskAreRefusedOutOfRange(t *testing.T) {
+	tests := []struct {
+		name      string
+		lifetimes v1alpha1.TokenLifetimes
+		want      string
+	}{
+		{"an access token of more than 86400 seconds is refused", v1alpha1.TokenLifetimes{AccessToken: seconds(86401)},
+			"lifetimes.accessToken must be integer seconds from 1 to 86400 or a duration from 1s to 24h0m0s"},
+		{"an access token of more than 24h is refused", v1alpha1.TokenLifetimes{AccessToken: duration("24h1s")},
+			"lifetimes.accessToken must be integer seconds from 1 to 86400"},
+		{"a negative number of seconds is refused", v1alpha1.TokenLifetimes{IDToken: seconds(-1)},
+			"lifetimes.idToken must be integer seconds from 1 to 86400"},
+		{"a duration under a second is refused", v1alpha1.TokenLifetimes{AuthorizationCode: duration("500ms")},
+			"lifetimes.authorizationCode must be integer seconds from 1 to 3600 or a duration from 1s to 1h0m0s"},
+		{"a zero duration string is refused", v1alpha1.TokenLifetimes{AuthorizationCode: duration("0s")},
+			"lifetimes.authorizationCode must be integer seconds from 1 to 3600"},
+		{"a refresh token of more than 365 days is refused", v1alpha1.TokenLifetimes{RefreshToken: duration("8761h")},
+			"lifetimes.refreshToken must be integer seconds from 1 to 31536000 or a duration from 1s to 8760h0m0s"},
+		{"a quoted number is not a duration", v1alpha1.TokenLifetimes{AccessToken: duration("3600")},
+			`lifetimes.accessToken: "3600" is neither integer seconds nor a duration such as 30m or 1h`},
+		{"a day unit is not a duration", v1alpha1.TokenLifetimes{RefreshToken: duration("30d")},
+			`lifetimes.refreshToken: "30d" is neither integer seconds nor a duration`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Client(oauthClient(func(oc *v1alpha1.OAuthClient) { oc.Spec.Lifetimes = &tt.lifetimes }), nil)
+			require.ErrorIs(t, err, ErrInvalidSpec)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}
+
+func TestLifetimesAtTheirBoundsAreAccepted(t *testing.T) {
+	tests := []struct {
+		name      string
+		lifetimes v1alpha1.TokenLifetimes
+	}{
+		{"the largest lifetimes in seconds", v1alpha1.TokenLifetimes{AccessToken: seconds(86400), RefreshToken: seconds(31536000), IDToken: seconds(86400), AuthorizationCode: seconds(3600)}},
+		{"the largest lifetimes as durations", v1alpha1.TokenLifetimes{AccessToken: duration("24h"), RefreshToken: duration("8760h"), IDToken: duration("1440m"), AuthorizationCode: duration("3600s")}},
+		{"the smallest lifetimes", v1alpha1.TokenLifetimes{AccessToken: seconds(1), RefreshToken: duration("1s"), IDToken: duration("1000ms"), AuthorizationCode: seconds(1)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Client(oauthClient(func(oc *v1alpha1.OAuthClient) { oc.Spec.Lifetimes = &tt.lifetimes }), nil)
+			assert.NotErrorIs(t, err, ErrInvalidSpec)
+		})
+	}
 }
 
 func TestUser(t *testing.T) {

@@ -54,8 +54,11 @@
 //     declared one is enforced), pkce RequiredS256, consent Remember, audiences [clientID],
 //     rateLimit.burst a tenth of requestsPerMinute (at least 1), allowedOrigins of a Public
 //     client the origins of its http(s) redirect URIs (a Confidential client has none),
-//     Registered from the oauth.latchkey.dev/registered label, Secret <name>-oauth-client with key client-secret, password key hash. Lifetimes of zero
-//     stay zero (the server's defaults apply). Default scopes, when absent, are left empty: the
+//     Registered from the oauth.latchkey.dev/registered label, Secret <name>-oauth-client with key client-secret, password key hash. Absent lifetimes,
+//     and integer lifetimes of zero, stay zero (the server's defaults apply); spec.lifetimes
+//     values are integer seconds or duration strings (Lifetime), refused (ErrInvalidSpec) when
+//     they do not parse or fall outside the CRD's bounds, as a file can hold what the API server
+//     would refuse. Default scopes, when absent, are left empty: the
 //     server grants the allowed scopes whose Scope says default.
 //   - WorkloadIssuer: besides the CRD's bounds and rules (an https issuer and jwksURI, keys from
 //     one place, 1 to 8 audiences, 1 to 256 allowed namespaces, refreshPeriod 1m to 24h,

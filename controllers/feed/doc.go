@@ -23,6 +23,10 @@
 //     itself applies, so what a report says is what every replica serves. The claimants that do
 //     not hold the name stay in the registry (the next one takes over when the holder goes);
 //     ClientIDConflict, UsernameConflict and ScopeNameConflict word the report.
+//   - ScopesResolved: the scopes a client lists that are neither built-in OIDC scopes
+//     (server/oauth2.IsBuiltinScope) nor defined by a Scope (UnknownScope), for the cluster's
+//     ScopesResolved condition and the loader's warning. It does not gate Ready: the client is
+//     served, and the server refuses requests for such a scope with invalid_scope.
 //
 // Decisions:
 //   - An error convert does not classify (neither ErrInvalidSpec nor ErrSecretNotFound; e.g. a
@@ -31,6 +35,7 @@
 //   - Messages never hold a secret value: they are convert's errors (fixed texts, names of
 //     Secrets and keys) and names.
 //
-// It imports api/, controllers/convert and server/registry; it runs without a cluster (the
-// manifest loader uses it), which depguard keeps true (.golangci.yml).
+// It imports api/, controllers/convert, server/registry and server/oauth2 (the built-in scopes);
+// it runs without a cluster (the manifest loader uses it), which depguard keeps true
+// (.golangci.yml).
 package feed

@@ -10,6 +10,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/controllers/convert"
+	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
@@ -226,4 +227,39 @@ func quote(s string) string {
 		return strconv.Quote(s)
 	}
 	return strconv.Quote(s[:maxQuoted]) + "..."
+}
+
+// ScopesResolution is the ScopesResolved condition of an OAuthClient. It does not gate Ready:
+// a client listing unknown scopes is served without them, and the server refuses requests for
+// them with invalid_scope.
+type ScopesResolution struct {
+	// Resolved is true when every listed scope exists.
+	Resolved bool
+	// Reason is v1alpha1.ReasonResolved or v1alpha1.ReasonUnknownScope.
+	Reason  string
+	Message string
+	// Unknown are the listed scopes that do not exist, in spec order.
+	Unknown []string
+}
+
+// ScopesResolved decides the condition for the listed scopes (spec.scopes): a scope exists when
+// it is a built-in OIDC scope (oauth2.IsBuiltinScope) or defined reports a Scope of that name.
+func ScopesResolved(listed []string, defined func(name string) bool) ScopesResolution {
+	var unknown []string
+	for _, name := range listed {
+		if !oauth2.IsBuiltinScope(name) && !defined(name) {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) == 0 {
+		return ScopesResolution{Resolved: true, Reason: v1alpha1.ReasonResolved,
+			Message: "every scope the client lists is a built-in OIDC scope or defined by a Scope"}
+	}
+	quoted := make([]string, len(unknown))
+	for i, s := range unknown {
+		quoted[i] = strconv.Quote(s)
+	}
+	return ScopesResolution{Reason: v1alpha1.ReasonUnknownScope, Unknown: unknown, Message: fmt.Sprintf(
+		"unknown scopes %s: neither built-in OIDC scopes nor defined by a Scope; "+
+			"the client is served without them and requests for them are refused with invalid_scope", strings.Join(quoted, ", "))}
 }

@@ -156,3 +156,35 @@ func TestBinding(t *testing.T) {
 		})
 	}
 }
+
+func TestScopesResolved(t *testing.T) {
+	defined := func(name string) bool { return name == "read:projects" }
+	tests := []struct {
+		name     string
+		listed   []string
+		resolved bool
+		reason   string
+		unknown  []string
+		message  string
+	}{
+		{"no scopes are resolved", nil, true, v1alpha1.ReasonResolved, nil,
+			"every scope the client lists is a built-in OIDC scope or defined by a Scope"},
+		{"built-in OIDC scopes are resolved without a Scope", []string{"openid", "profile", "email", "address", "phone", "offline_access"},
+			true, v1alpha1.ReasonResolved, nil, "every scope"},
+		{"a scope a Scope defines is resolved", []string{"openid", "read:projects"}, true, v1alpha1.ReasonResolved, nil, "every scope"},
+		{"groups is not built in", []string{"groups"}, false, v1alpha1.ReasonUnknownScope, []string{"groups"}, `unknown scopes "groups"`},
+		{"the unknown scopes are named in spec order", []string{"write:b", "read:projects", "openid", "admin:a"},
+			false, v1alpha1.ReasonUnknownScope, []string{"write:b", "admin:a"},
+			`unknown scopes "write:b", "admin:a": neither built-in OIDC scopes nor defined by a Scope; ` +
+				"the client is served without them and requests for them are refused with invalid_scope"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := ScopesResolved(tt.listed, defined)
+			assert.Equal(t, tt.resolved, res.Resolved)
+			assert.Equal(t, tt.reason, res.Reason)
+			assert.Equal(t, tt.unknown, res.Unknown)
+			assert.Contains(t, res.Message, tt.message)
+		})
+	}
+}

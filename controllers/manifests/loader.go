@@ -387,6 +387,7 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 			put: func() { l.reg.PutScope(src, sc) }, keysAndValues: []any{"scope", s.Spec.Name}})
 	}
 	l.scopes, _ = r.feed("Scope", "scope", scopes, l.scopes, l.reg.DeleteScope, feed.ScopeNameConflict)
+	r.unknownScopes(l.clients, l.scopes)
 
 	users := make([]item, 0, len(objs.Users))
 	for _, u := range objs.Users {
@@ -421,6 +422,29 @@ func (r reporter) policies(ps []*v1alpha1.OAuthClientPolicy, def string) *policy
 		}
 	}
 	return out
+}
+
+// unknownScopes reports each served client that lists scopes neither built in nor defined by a
+// served Scope (feed.ScopesResolved, the ScopesResolved condition of a cluster): it is served
+// without them.
+func (r reporter) unknownScopes(clients, scopes map[string]metav1.Object) {
+	defined := make(map[string]bool, len(scopes))
+	for _, o := range scopes {
+		if s, ok := o.(*v1alpha1.Scope); ok {
+			defined[s.Spec.Name] = true
+		}
+	}
+	for _, src := range slices.Sorted(maps.Keys(clients)) {
+		oc, ok := clients[src].(*v1alpha1.OAuthClient)
+		if !ok {
+			continue
+		}
+		if res := feed.ScopesResolved(oc.Spec.Scopes, func(name string) bool { return defined[name] }); !res.Resolved {
+			r.warn.Warnw("manifest client lists unknown scopes; it is served without them",
+				"kind", "OAuthClient", "resource", src, "file", r.objs.File(oc), "clientID", convert.ClientID(oc),
+				"reason", res.Reason, "message", res.Message)
+		}
+	}
 }
 
 // withoutGeneratedKeys adds to the decision about a keyPolicy Generate client served without

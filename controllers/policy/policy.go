@@ -7,9 +7,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/controllers/convert"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // Rules, the policy field each violation names.
@@ -170,21 +172,25 @@ func evaluate(oc *v1alpha1.OAuthClient, p *v1alpha1.OAuthClientPolicy) []Violati
 			have = *s.Lifetimes
 		}
 		for _, b := range []struct {
-			kind       string
-			max        *int32
-			have, dflt int32
+			kind string
+			max  *int32
+			have *intstr.IntOrString
+			dflt int32
 		}{
 			{"accessToken", l.AccessToken, have.AccessToken, DefaultAccessTokenSeconds},
 			{"refreshToken", l.RefreshToken, have.RefreshToken, DefaultRefreshTokenSeconds},
 			{"idToken", l.IDToken, have.IDToken, DefaultIDTokenSeconds},
 			{"authorizationCode", l.AuthorizationCode, have.AuthorizationCode, DefaultAuthorizationCodeSeconds},
 		} {
-			v := b.have
-			if v == 0 {
-				v = b.dflt
+			// Seconds, as the admission policy counts them; one that does not parse is the
+			// conversion's to refuse (InvalidSpec), the default here.
+			d, err := convert.Lifetime(b.have)
+			v := int64(d / time.Second)
+			if err != nil || v == 0 {
+				v = int64(b.dflt)
 			}
-			if b.max != nil && v > *b.max {
-				add(RuleMaxLifetimes+"."+b.kind, strconv.Itoa(int(v))+"s")
+			if b.max != nil && v > int64(*b.max) {
+				add(RuleMaxLifetimes+"."+b.kind, strconv.FormatInt(v, 10)+"s")
 			}
 		}
 	}

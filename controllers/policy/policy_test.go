@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
@@ -85,9 +86,14 @@ func TestEvaluate(t *testing.T) {
 			[]v1alpha1.OAuthClientPolicy{pol("p", v1alpha1.OAuthClientPolicySpec{MaxLifetimes: &v1alpha1.MaxTokenLifetimes{AccessToken: ptr.To[int32](900), AuthorizationCode: ptr.To[int32](600)}})},
 			[]policy.Violation{{Policy: "payments/p", Rule: "maxLifetimes.accessToken", Value: "3600s"}}},
 		{"a client's own lifetime within the bound is allowed", client(func(s *v1alpha1.OAuthClientSpec) {
-			s.Lifetimes = &v1alpha1.TokenLifetimes{AccessToken: 900}
+			s.Lifetimes = &v1alpha1.TokenLifetimes{AccessToken: ptr.To(intstr.FromInt(900))}
 		}),
 			[]v1alpha1.OAuthClientPolicy{pol("p", v1alpha1.OAuthClientPolicySpec{MaxLifetimes: &v1alpha1.MaxTokenLifetimes{AccessToken: ptr.To[int32](900)}})}, nil},
+		{"a lifetime written as a duration is counted in seconds", client(func(s *v1alpha1.OAuthClientSpec) {
+			s.Lifetimes = &v1alpha1.TokenLifetimes{AccessToken: ptr.To(intstr.FromString("20m"))}
+		}),
+			[]v1alpha1.OAuthClientPolicy{pol("p", v1alpha1.OAuthClientPolicySpec{MaxLifetimes: &v1alpha1.MaxTokenLifetimes{AccessToken: ptr.To[int32](900)}})},
+			[]policy.Violation{{Policy: "payments/p", Rule: "maxLifetimes.accessToken", Value: "1200s"}}},
 		{"a public client is refused when the policy says so, whatever the methods", client(func(s *v1alpha1.OAuthClientSpec) {
 			s.Type = v1alpha1.ClientTypePublic
 		}),

@@ -26,6 +26,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -238,7 +240,7 @@ func TestRegisteredClientIsAnOAuthClient(t *testing.T) {
 	t.Run("PUT updates the spec and keeps what an administrator set", func(t *testing.T) {
 		oc, err := getClient(ctx, id)
 		require.NoError(t, err)
-		oc.Spec.Lifetimes = &v1alpha1.TokenLifetimes{AccessToken: 600}
+		oc.Spec.Lifetimes = &v1alpha1.TokenLifetimes{AccessToken: ptr.To(intstr.FromInt(600))}
 		oc.Spec.DefaultScopes = []string{"read:things"}
 		require.NoError(t, suite.client.Update(ctx, oc))
 
@@ -251,7 +253,7 @@ func TestRegisteredClientIsAnOAuthClient(t *testing.T) {
 		assert.Equal(t, []string{"write:things"}, oc.Spec.Scopes)
 		assert.Empty(t, oc.Spec.DefaultScopes, "a default scope no longer allowed is dropped")
 		require.NotNil(t, oc.Spec.Lifetimes)
-		assert.Equal(t, int32(600), oc.Spec.Lifetimes.AccessToken)
+		assert.Equal(t, ptr.To(intstr.FromInt(600)), oc.Spec.Lifetimes.AccessToken)
 		require.EventuallyWithT(t, func(c *assert.CollectT) {
 			tok, err := clientToken(ctx, srv, id, secret, "write:things")
 			if assert.NoError(c, err) {

@@ -86,6 +86,8 @@ func TestChartAdmissionPolicyRefusesViolatingClients(t *testing.T) {
 			`redirectURIHosts does not allow "org.other.app:/cb"`},
 		{"a lifetime above the bound is refused", oauthClient("long", "grantTypes: [client_credentials]", "lifetimes: {accessToken: 7200}"),
 			`maxLifetimes.accessToken does not allow "7200s"`},
+		{"a lifetime above the bound written as a duration is refused", oauthClient("longer", "grantTypes: [client_credentials]", "lifetimes: {accessToken: 90m}"),
+			`maxLifetimes.accessToken does not allow "5400s"`},
 		{"a public client is refused", oauthClient("spa", "type: Public", "grantTypes: [authorization_code]", `redirectURIs: ["https://spa.example.com/cb"]`),
 			`allowPublicClients does not allow "Public"`},
 		{"an authentication method not allowed is refused", oauthClient("sa", "grantTypes: [client_credentials]",

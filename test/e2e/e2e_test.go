@@ -219,6 +219,23 @@ func TestSamplesApplyAndIssueTokens(t *testing.T) {
 		issued++
 	}
 	require.Positive(t, issued, "the samples must hold a client_credentials client")
+	// Every kind says Ready in its READY column (REASON with -o wide); the samples' clients list
+	// only scopes that exist.
+	samples := func(kinds ...string) []string {
+		var args []string
+		for _, k := range kinds {
+			args = append(args, "-f", filepath.Join(s.root, "config", "samples", "oauth_v1alpha1_"+k+".yaml"))
+		}
+		return args
+	}
+	s.cp.MustKubectl(t, nil, append([]string{"wait", "--for=condition=Ready", "--timeout=60s"}, samples("scope", "user")...)...)
+	table := s.cp.MustKubectl(t, nil, append([]string{"get", "-o", "wide"}, samples("scope", "user")...)...)
+	assert.Regexp(t, `(?m)^NAME\s+SCOPE\s+DEFAULT\s+READY\s+REASON\s+AGE$`, table)
+	assert.Regexp(t, `(?m)^NAME\s+USERNAME\s+EMAIL\s+READY\s+REASON\s+AGE$`, table)
+	assert.Regexp(t, `(?m)^user\.oauth\.latchkey\.dev/alice\s+alice\s+\S+\s+True\s+Ready\s`, table)
+	s.cp.MustKubectl(t, nil, append([]string{"wait", "--for=condition=ScopesResolved", "--timeout=60s"}, samples("oauthclient")...)...)
+	// docs/gitops.md: waiting for a generation to be observed.
+	s.cp.MustKubectl(t, nil, append([]string{"wait", "--for=jsonpath={.status.observedGeneration}=1", "--timeout=60s"}, samples("oauthclient", "scope", "user")...)...)
 	// The samples' scopes are in discovery.
 	resp, err := http.Get(s.issuer + "/.well-known/openid-configuration") //nolint:noctx // test
 	require.NoError(t, err)
@@ -328,4 +345,41 @@ func TestAPIServerRefusesInvalidClients(t *testing.T) {
 		require.Error(t, err, out)
 		assert.Contains(t, out, "clientID is immutable")
 	})
+}
+
+// TestAPIServerTakesLifetimesAsSecondsOrDurations checks the CEL rules of spec.lifetimes on the
+// API server: integers are seconds, strings are durations, both within the same bounds.
+func TestAPIServerTakesLifetimesAsSecondsOrDurations(t *testing.T) {
+	s := env
+	s.cp.MustKubectl(t, nil, "create", "namespace", "e2e-lifetimes")
+	client := func(lifetimes string) []byte {
+		return []byte("apiVersion: oauth.latchkey.dev/v1alpha1\nkind: OAuthClient\nmetadata: {name: lifetimes, namespace: e2e-lifetimes}\n" +
+			"spec:\n  grantTypes: [client_credentials]\n  lifetimes: " + lifetimes + "\n")
+	}
+	tests := []struct {
+		name, lifetimes, refusal string
+	}{
+		{"integer seconds are accepted", "{accessToken: 3600, refreshToken: 31536000, idToken: 86400, authorizationCode: 1}", ""},
+		{"duration strings are accepted", "{accessToken: 30m, refreshToken: 8760h, idToken: 1h30m, authorizationCode: 1h}", ""},
+		{"a sub-second precision duration of at least a second is accepted", "{accessToken: 1.5s}", ""},
+		{"too many seconds are refused", "{accessToken: 86401}", "accessToken must be integer seconds from 1 to 86400 or a duration from 1s to 24h"},
+		{"zero seconds are refused", "{idToken: 0}", "idToken must be integer seconds from 1 to 86400"},
+		{"too long a duration is refused", "{refreshToken: 8761h}", "refreshToken must be integer seconds from 1 to 31536000 or a duration from 1s to 8760h"},
+		{"too short a duration is refused", "{authorizationCode: 500ms}", "authorizationCode must be integer seconds from 1 to 3600"},
+		{"a negative duration is refused", "{accessToken: -1h}", "accessToken must be"},
+		{"a quoted number is refused", `{accessToken: "3600"}`, "accessToken must be"},
+		{"a day unit is refused", "{refreshToken: 30d}", "refreshToken must be"},
+		{"a word is refused", "{accessToken: forever}", "accessToken must be"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := s.cp.Kubectl(client(tt.lifetimes), "apply", "--dry-run=server", "-f", "-")
+			if tt.refusal == "" {
+				require.NoError(t, err, out)
+				return
+			}
+			require.Error(t, err, "the API server must refuse it: %s", out)
+			assert.Contains(t, out, tt.refusal)
+		})
+	}
 }
