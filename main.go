@@ -127,6 +127,9 @@ type serveOptions struct {
 	renewDeadline    time.Duration
 	retryPeriod      time.Duration
 	shutdownTimeout  time.Duration
+	// replicaName and replicaLease: this replica's report of what it serves (a Lease).
+	replicaName  string
+	replicaLease time.Duration
 	// saVerification is how ServiceAccount tokens are verified (workload.ModeTokenReview or
 	// ModeJWKS); saIssuer the cluster's issuer in JWKS mode ("" discovers it).
 	saVerification string
@@ -171,6 +174,8 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.leaseDuration, "leader-election-lease-duration", 15*time.Second, "how long a non-leader waits after the last renewal before it takes the leader Lease over")
 	fs.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 10*time.Second, "how long the leader keeps retrying a renewal before it gives leadership up (less than the lease duration)")
 	fs.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second, "how often replicas try to acquire or renew the leader Lease")
+	fs.StringVar(&o.replicaName, "replica-name", "", "name this replica reports what it serves under, in the Lease latchkey-replica-<name> in --namespace (default: $POD_NAME, else the hostname with a random suffix)")
+	fs.DurationVar(&o.replicaLease, "replica-lease-duration", controllers.DefaultReplicaLeaseDuration, "how long a replica counts in the served counts (status.served) after its last report")
 	fs.StringVar(&o.saVerification, "service-account-token-verification", workload.ModeTokenReview,
 		"how service_account_token clients' ServiceAccount tokens are verified: TokenReview (the API server checks that the Pod and ServiceAccount still exist; a review is reused for at most 30 s) or JWKS (the cluster's keys, no round trip; a deleted Pod's token stays valid until it expires)")
 	fs.StringVar(&o.saIssuer, "service-account-issuer", "", "with --service-account-token-verification JWKS: the cluster's ServiceAccount token issuer (default: from the API server's /.well-known/openid-configuration)")
@@ -609,6 +614,9 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 		// published until the longest of them has passed.
 		MaxTokenLifetime: max(opts.accessTokenTTL, opts.idTokenTTL, maxClientTokenLifetime),
 		CredentialUses:   cfg.Store,
+		// What this replica serves, for the leader's status.served and Propagated condition.
+		ReplicaName:          opts.replicaName,
+		ReplicaLeaseDuration: opts.replicaLease,
 	}); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}

@@ -466,7 +466,8 @@ type RateLimit struct {
 // OAuthClientStatus is what the controllers observed.
 type OAuthClientStatus struct {
 	// conditions: Ready with reasons Ready, SecretNotFound, ClientIDConflict, SubjectConflict,
-	// InvalidSpec, IssuerNotFound, NamespaceNotAllowed, PolicyViolation.
+	// InvalidSpec, IssuerNotFound, NamespaceNotAllowed, PolicyViolation; Propagated with reasons
+	// Propagated, Lagging, NoReplicas.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -487,6 +488,11 @@ type OAuthClientStatus struct {
 	// with secretRotation).
 	// +optional
 	Credentials *CredentialStatus `json:"credentials,omitempty"`
+	// served is how many live replicas serve the current generation, of how many: "3/3" (the
+	// Propagated condition names the replicas that lag).
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	Served string `json:"served,omitempty"`
 }
 
 // OAuthClient declares an OAuth 2.0 client.
@@ -498,6 +504,7 @@ type OAuthClientStatus struct {
 // +kubebuilder:printcolumn:name="Auth",type=string,JSONPath=`.spec.tokenEndpointAuthMethod`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Served",type=string,JSONPath=`.status.served`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type OAuthClient struct {
 	metav1.TypeMeta   `json:",inline"`

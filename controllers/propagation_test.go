@@ -1,0 +1,157 @@
+package controllers
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+)
+
+func TestPropagationCountsTheReplicasWhoseWatermarkReachesTheChange(t *testing.T) {
+	reports := []replicaReport{
+		{name: "a", watermarks: map[string]uint64{kindOAuthClient: 120, kindScope: 10}},
+		{name: "b", watermarks: map[string]uint64{kindOAuthClient: 100}},
+		{name: "c", watermarks: map[string]uint64{kindOAuthClient: 99}},
+	}
+	for _, tc := range []struct {
+		name    string
+		reports []replicaReport
+		kind    string
+		target  uint64
+		served  string
+		status  metav1.ConditionStatus
+		reason  string
+		message string
+	}{
+		{"a watermark equal to the change's resourceVersion serves it", reports, kindOAuthClient, 100, "2/3", metav1.ConditionFalse, v1alpha1.ReasonLagging, "2/3 of 3 live replicas serve generation 4; not yet: c"},
+		{"every replica past the change makes it propagated", reports, kindOAuthClient, 99, "3/3", metav1.ConditionTrue, v1alpha1.ReasonPropagated, "every live replica (3) serves generation 4"},
+		{"watermarks are per kind", reports, kindScope, 11, "0/3", metav1.ConditionFalse, v1alpha1.ReasonLagging, "0/3 of 3 live replicas serve generation 4; not yet: a, b, c"},
+		{"no report is not propagated", nil, kindOAuthClient, 1, "0/0", metav1.ConditionFalse, v1alpha1.ReasonNoReplicas, "no live replica has reported what it serves"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := propagationOf(tc.reports, tc.kind, tc.target)
+			assert.Equal(t, tc.served, p.String())
+			c := p.condition(4)
+			assert.Equal(t, tc.status, c.Status)
+			assert.Equal(t, tc.reason, c.Reason)
+			assert.Equal(t, tc.message, c.Message)
+			assert.Equal(t, int64(4), c.ObservedGeneration)
+		})
+	}
+}
+
+func TestAWatermarkRisesOnlyWhenEveryCachedObjectsGenerationIsTakenIn(t *testing.T) {
+	a := types.NamespacedName{Namespace: "ns", Name: "a"}
+	b := types.NamespacedName{Namespace: "ns", Name: "b"}
+	for _, tc := range []struct {
+		name    string
+		served  map[types.NamespacedName]servedVersion
+		cached  []cachedVersion
+		ok      bool
+		highest uint64
+	}{
+		{"every generation taken in", map[types.NamespacedName]servedVersion{a: {"u1", 2}, b: {"u2", 1}},
+			[]cachedVersion{{a, "u1", 2, 50}, {b, "u2", 1, 70}}, true, 70},
+		{"a status write (same generation, later resourceVersion) counts as taken in", map[types.NamespacedName]servedVersion{a: {"u1", 2}},
+			[]cachedVersion{{a, "u1", 2, 90}}, true, 90},
+		{"a newer generation not taken in yet holds it", map[types.NamespacedName]servedVersion{a: {"u1", 1}, b: {"u2", 1}},
+			[]cachedVersion{{a, "u1", 2, 50}, {b, "u2", 1, 70}}, false, 70},
+		{"an object never taken in holds it", map[types.NamespacedName]servedVersion{a: {"u1", 1}},
+			[]cachedVersion{{a, "u1", 1, 50}, {b, "u2", 1, 70}}, false, 70},
+		{"an object recreated under the same name holds it", map[types.NamespacedName]servedVersion{a: {"old", 1}},
+			[]cachedVersion{{a, "new", 1, 50}}, false, 50},
+		{"no object at all", nil, nil, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := NewReadiness()
+			for key, v := range tc.served {
+				r.markServed(kindOAuthClient, key, v)
+			}
+			ok, highest := r.upToDate(kindOAuthClient, tc.cached)
+			assert.Equal(t, tc.ok, ok)
+			assert.Equal(t, tc.highest, highest)
+		})
+	}
+}
+
+// waitPropagated waits until the client's status says served and its Propagated condition has
+// status and reason for the current generation; it returns the condition.
+func waitPropagated(t *testing.T, key types.NamespacedName, served string, status metav1.ConditionStatus, reason string) *metav1.Condition {
+	t.Helper()
+	var got *metav1.Condition
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		var oc v1alpha1.OAuthClient
+		if !assert.NoError(c, suite.client.Get(context.Background(), key, &oc)) {
+			return
+		}
+		cond := meta.FindStatusCondition(oc.Status.Conditions, v1alpha1.ConditionPropagated)
+		if !assert.NotNil(c, cond, "Propagated condition") {
+			return
+		}
+		assert.Equal(c, served, oc.Status.Served)
+		assert.Equal(c, status, cond.Status, cond.Message)
+		assert.Equal(c, reason, cond.Reason)
+		assert.Equal(c, oc.Generation, cond.ObservedGeneration)
+		got = cond
+	}, waitFor, tick)
+	return got
+}
+
+func TestAClientIsPropagatedOnceEveryLiveReplicaServesItsGenerationAndAStaleReplicaDropsOutWhenItsLeaseExpires(t *testing.T) {
+	ctx := t.Context()
+	ns := newNamespace(t)
+	oc := confidentialClient(ns, "propagated")
+	require.NoError(t, suite.client.Create(ctx, oc))
+	key := client.ObjectKeyFromObject(oc)
+	waitPropagated(t, key, "2/2", metav1.ConditionTrue, v1alpha1.ReasonPropagated)
+
+	// A replica that stopped taking changes in: its report stays at watermark 1 until it expires.
+	stale := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: systemNamespace, Name: replicaLeasePrefix + "stale",
+			Labels:      map[string]string{LabelReplicaLease: "true"},
+			Annotations: map[string]string{watermarkAnnotation(kindOAuthClient): strconv.Itoa(1)}},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("stale"), LeaseDurationSeconds: ptr.To(int32(3)),
+			RenewTime: ptr.To(metav1.NewMicroTime(time.Now()))},
+	}
+	require.NoError(t, suite.client.Create(ctx, stale))
+	t.Cleanup(func() { _ = suite.client.Delete(context.Background(), stale) })
+
+	// It stays live while renewed (a replica whose reconcilers are stuck, not dead).
+	renewing, stopRenewing := context.WithCancel(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		for renewing.Err() == nil {
+			_ = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				if err := suite.client.Get(renewing, client.ObjectKeyFromObject(stale), stale); err != nil {
+					return err
+				}
+				stale.Spec.RenewTime = ptr.To(metav1.NewMicroTime(time.Now()))
+				return suite.client.Update(renewing, stale)
+			})
+			select {
+			case <-renewing.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}()
+
+	updateClient(t, key, func(oc *v1alpha1.OAuthClient) { oc.Spec.Scopes = []string{"a:read"} })
+	cond := waitPropagated(t, key, "2/3", metav1.ConditionFalse, v1alpha1.ReasonLagging)
+	assert.Contains(t, cond.Message, "not yet: stale")
+	stopRenewing()
+	<-renewed
+	waitPropagated(t, key, "2/2", metav1.ConditionTrue, v1alpha1.ReasonPropagated)
+}
