@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -148,10 +149,44 @@ func (t *targets) forget(uid types.UID) {
 	delete(t.seen, uid)
 }
 
-// clientPropagationReconciler is the leader's: it writes status.served and the Propagated
-// condition of the OAuthClients from the replica reports. Only a changed count (or lagging
-// replica set) is written.
-type clientPropagationReconciler struct {
+// propagatedKind is what the leader's propagation controller needs of a kind.
+type propagatedKind struct {
+	kind    string
+	newObj  func() client.Object
+	newList func() client.ObjectList
+	// status points into the object's status.served and conditions.
+	status func(client.Object) (served *string, conditions *[]metav1.Condition)
+}
+
+//nolint:forcetypeassert // each kind's functions get only its own objects
+var propagatedKindsStatus = []propagatedKind{ //nolint:gochecknoglobals // constant table
+	{kindOAuthClient, func() client.Object { return &v1alpha1.OAuthClient{} }, func() client.ObjectList { return &v1alpha1.OAuthClientList{} },
+		func(o client.Object) (*string, *[]metav1.Condition) {
+			oc := o.(*v1alpha1.OAuthClient)
+			return &oc.Status.Served, &oc.Status.Conditions
+		}},
+	{kindScope, func() client.Object { return &v1alpha1.Scope{} }, func() client.ObjectList { return &v1alpha1.ScopeList{} },
+		func(o client.Object) (*string, *[]metav1.Condition) {
+			s := o.(*v1alpha1.Scope)
+			return &s.Status.Served, &s.Status.Conditions
+		}},
+	{kindUser, func() client.Object { return &v1alpha1.User{} }, func() client.ObjectList { return &v1alpha1.UserList{} },
+		func(o client.Object) (*string, *[]metav1.Condition) {
+			u := o.(*v1alpha1.User)
+			return &u.Status.Served, &u.Status.Conditions
+		}},
+	{kindWorkloadIssuer, func() client.Object { return &v1alpha1.WorkloadIssuer{} }, func() client.ObjectList { return &v1alpha1.WorkloadIssuerList{} },
+		func(o client.Object) (*string, *[]metav1.Condition) {
+			w := o.(*v1alpha1.WorkloadIssuer)
+			return &w.Status.Served, &w.Status.Conditions
+		}},
+}
+
+// propagationReconciler is the leader's, one per kind: it writes status.served and the
+// Propagated condition from the replica reports. Only a changed count (or set of lagging
+// replicas) is written.
+type propagationReconciler struct {
+	propagatedKind
 	client    client.Client
 	namespace string
 	now       func() time.Time
@@ -159,13 +194,13 @@ type clientPropagationReconciler struct {
 	uids      sync.Map // types.NamespacedName → types.UID, to forget deleted objects
 }
 
-func (r *clientPropagationReconciler) setup(mgr ctrl.Manager) error {
+func (r *propagationReconciler) setup(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		Named("oauthclient-propagation").
+		Named(strings.ToLower(r.kind)+"-propagation").
 		// Every change: a status write of another controller may drop the condition (a merge
 		// patch replaces the list), which this one then writes again.
-		For(&v1alpha1.OAuthClient{}).
-		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(r.allClients),
+		For(r.newObj()).
+		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(r.all),
 			builder.WithPredicates(replicaReportChanged(r.namespace))).
 		Complete(r)
 }
@@ -187,21 +222,25 @@ func replicaReportChanged(namespace string) predicate.Predicate {
 	}
 }
 
-func (r *clientPropagationReconciler) allClients(ctx context.Context, _ client.Object) []reconcile.Request {
-	var clients v1alpha1.OAuthClientList
-	if err := r.client.List(ctx, &clients, client.UnsafeDisableDeepCopy); err != nil {
+// all enqueues every object of the kind.
+func (r *propagationReconciler) all(ctx context.Context, _ client.Object) []reconcile.Request {
+	list := r.newList()
+	if err := r.client.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
-	reqs := make([]reconcile.Request, 0, len(clients.Items))
-	for i := range clients.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&clients.Items[i])})
-	}
+	var reqs []reconcile.Request
+	_ = meta.EachListItem(list, func(o runtime.Object) error {
+		if obj, ok := o.(client.Object); ok {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+		}
+		return nil
+	})
 	return reqs
 }
 
-func (r *clientPropagationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	var oc v1alpha1.OAuthClient
-	if err := r.client.Get(ctx, req.NamespacedName, &oc); err != nil {
+func (r *propagationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	obj := r.newObj()
+	if err := r.client.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			if uid, ok := r.uids.LoadAndDelete(req.NamespacedName); ok {
 				r.targets.forget(uid.(types.UID)) //nolint:forcetypeassert // only UIDs are stored
@@ -209,29 +248,34 @@ func (r *clientPropagationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !oc.DeletionTimestamp.IsZero() {
+	if !obj.GetDeletionTimestamp().IsZero() {
 		return ctrl.Result{}, nil
 	}
-	r.uids.Store(req.NamespacedName, oc.UID)
+	r.uids.Store(req.NamespacedName, obj.GetUID())
 	now := r.now()
 	reports, err := liveReports(ctx, r.client, r.namespace, now)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	p := propagationOf(reports, kindOAuthClient, r.targets.of(&oc))
-	base := oc.DeepCopy()
-	oc.Status.Served = p.String()
-	meta.SetStatusCondition(&oc.Status.Conditions, p.condition(oc.Generation))
+	p := propagationOf(reports, r.kind, r.targets.of(obj))
+	base, ok := obj.DeepCopyObject().(client.Object)
+	if !ok {
+		return ctrl.Result{}, fmt.Errorf("%T is not an object", obj)
+	}
+	served, conds := r.status(obj)
+	baseServed, baseConds := r.status(base)
+	*served = p.String()
+	meta.SetStatusCondition(conds, p.condition(obj.GetGeneration()))
 	var res ctrl.Result
 	if first := earliestExpiry(reports); !first.IsZero() {
 		res.RequeueAfter = first.Sub(now) + 100*time.Millisecond
 	}
-	if equality.Semantic.DeepEqual(base.Status, oc.Status) {
+	if *served == *baseServed && equality.Semantic.DeepEqual(*conds, *baseConds) {
 		return res, nil
 	}
 	// Optimistic lock: the conditions list is replaced whole, so a patch on a stale read
 	// would drop another controller's condition.
-	if err := r.client.Status().Patch(ctx, &oc, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+	if err := r.client.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 		if apierrors.IsNotFound(err) {
 			return ctrl.Result{}, nil
 		}

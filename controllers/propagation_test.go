@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -154,4 +155,65 @@ func TestAClientIsPropagatedOnceEveryLiveReplicaServesItsGenerationAndAStaleRepl
 	stopRenewing()
 	<-renewed
 	waitPropagated(t, key, "2/2", metav1.ConditionTrue, v1alpha1.ReasonPropagated)
+}
+
+func TestScopesUsersAndWorkloadIssuersArePropagatedOnceEveryReplicaServesTheirGeneration(t *testing.T) {
+	ns := newNamespace(t)
+	for _, tc := range []struct {
+		name   string
+		obj    client.Object
+		change func(client.Object)
+	}{
+		{"a Scope", &v1alpha1.Scope{ObjectMeta: metav1.ObjectMeta{Name: "propagated-" + ns}, Spec: v1alpha1.ScopeSpec{Name: "propagated:" + ns}},
+			func(o client.Object) { o.(*v1alpha1.Scope).Spec.Description = "changed" }}, //nolint:forcetypeassert // test
+		{"a User", &v1alpha1.User{ObjectMeta: metav1.ObjectMeta{Name: "propagated-" + ns},
+			Spec: v1alpha1.UserSpec{Username: "propagated-" + ns, PasswordSecretRef: &v1alpha1.SecretKeyRef{Namespace: ns, Name: "pw"}}},
+			func(o client.Object) { o.(*v1alpha1.User).Spec.Email = "changed@example.com" }}, //nolint:forcetypeassert // test
+		{"a WorkloadIssuer", &v1alpha1.WorkloadIssuer{ObjectMeta: metav1.ObjectMeta{Name: "propagated-" + ns},
+			Spec: v1alpha1.WorkloadIssuerSpec{Issuer: "https://propagated.example", Audiences: []string{"latchkey"}, AllowedNamespaces: []string{ns},
+				JWKSSecretRef: &v1alpha1.SecretKeyRef{Namespace: ns, Name: "issuer-keys"}}},
+			func(o client.Object) { o.(*v1alpha1.WorkloadIssuer).Spec.Audiences = []string{"changed"} }}, //nolint:forcetypeassert // test
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			require.NoError(t, suite.client.Create(ctx, tc.obj))
+			t.Cleanup(func() { _ = suite.client.Delete(context.Background(), tc.obj) })
+			key := client.ObjectKeyFromObject(tc.obj)
+			waitPropagated := func() {
+				require.EventuallyWithT(t, func(c *assert.CollectT) {
+					if !assert.NoError(c, suite.client.Get(ctx, key, tc.obj)) {
+						return
+					}
+					served, conds := propagatedStatus(tc.obj)
+					cond := meta.FindStatusCondition(conds, v1alpha1.ConditionPropagated)
+					if !assert.NotNil(c, cond, "Propagated condition") {
+						return
+					}
+					assert.Equal(c, "2/2", served)
+					assert.Equal(c, metav1.ConditionTrue, cond.Status, cond.Message)
+					assert.Equal(c, tc.obj.GetGeneration(), cond.ObservedGeneration)
+				}, waitFor, tick)
+			}
+			waitPropagated()
+			require.NoError(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				if err := suite.client.Get(ctx, key, tc.obj); err != nil {
+					return err
+				}
+				tc.change(tc.obj)
+				return suite.client.Update(ctx, tc.obj)
+			}))
+			waitPropagated()
+		})
+	}
+}
+
+// propagatedStatus reads status.served and the conditions of a propagated kind.
+func propagatedStatus(o client.Object) (string, []metav1.Condition) {
+	for _, k := range propagatedKindsStatus {
+		if fmt.Sprintf("%T", k.newObj()) == fmt.Sprintf("%T", o) {
+			served, conds := k.status(o)
+			return *served, *conds
+		}
+	}
+	return "", nil
 }

@@ -269,7 +269,14 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 				name:  opts.ReplicaName, duration: opts.ReplicaLeaseDuration, interval: opts.ReportInterval, now: time.Now,
 			})
 		}},
-		{"oauthclient-propagation", (&clientPropagationReconciler{client: mgr.GetClient(), namespace: opts.Namespace, now: time.Now}).setup},
+		{"propagation", func(mgr ctrl.Manager) error {
+			for _, k := range propagatedKindsStatus {
+				if err := (&propagationReconciler{propagatedKind: k, client: mgr.GetClient(), namespace: opts.Namespace, now: time.Now}).setup(mgr); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
 		{"oauthclient", (&oauthClientReconciler{
 			client: mgr.GetClient(), secrets: secrets, scheme: mgr.GetScheme(), events: events, tokenURL: opts.TokenURL,
 			policies: policies,

@@ -37,7 +37,7 @@ type ScopeSpec struct {
 
 // ScopeStatus is what the controllers observed.
 type ScopeStatus struct {
-	// conditions: Ready.
+	// conditions: Ready; Propagated (reasons Propagated, Lagging, NoReplicas).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -46,6 +46,11 @@ type ScopeStatus struct {
 	// observedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// served is how many live replicas serve the current generation, of how many: "3/3" (the
+	// Propagated condition names the replicas that lag).
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	Served string `json:"served,omitempty"`
 }
 
 // Scope declares an OAuth scope clients may request.
@@ -54,6 +59,7 @@ type ScopeStatus struct {
 // +kubebuilder:resource:scope=Cluster,categories=latchkey
 // +kubebuilder:printcolumn:name="Scope",type=string,JSONPath=`.spec.name`
 // +kubebuilder:printcolumn:name="Default",type=boolean,JSONPath=`.spec.default`
+// +kubebuilder:printcolumn:name="Served",type=string,JSONPath=`.status.served`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Scope struct {
 	metav1.TypeMeta   `json:",inline"`
