@@ -577,8 +577,10 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 		return fmt.Errorf("create manager: %w", err)
 	}
 	readiness := controllers.NewReadiness()
+	// *metrics.Metrics implements each of these (asserted below), cfg.Metrics may be nil.
 	keyMetrics, _ := cfg.Metrics.(controllers.KeyMetrics)
 	syncMetrics, _ := cfg.Metrics.(controllers.SyncMetrics)
+	propagationMetrics, _ := cfg.Metrics.(controllers.PropagationMetrics)
 	cfg.ClientEvents = controllers.NewClientEvents(mgr, reg)
 	wcfg := workloadConfig(opts, cfg)
 	if opts.saVerification == workload.ModeJWKS {
@@ -617,6 +619,7 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 		// What this replica serves, for the leader's status.served and Propagated condition.
 		ReplicaName:          opts.replicaName,
 		ReplicaLeaseDuration: opts.replicaLease,
+		PropagationMetrics:   propagationMetrics,
 	}); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}
@@ -713,3 +716,9 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	}
 	return ctrl.GetConfig()
 }
+
+var (
+	_ controllers.KeyMetrics         = (*metrics.Metrics)(nil)
+	_ controllers.SyncMetrics        = (*metrics.Metrics)(nil)
+	_ controllers.PropagationMetrics = (*metrics.Metrics)(nil)
+)

@@ -113,19 +113,18 @@ type cachedVersion struct {
 	resourceVersion uint64
 }
 
-// upToDate reports whether the registry took in the current generation of every object, and
-// the highest resourceVersion among them. It forgets the objects no longer cached.
-func (r *Readiness) upToDate(kind string, cached []cachedVersion) (ok bool, highest uint64) {
+// lag counts the cached objects whose current generation the registry has not taken in, and
+// gives the highest resourceVersion among them all. It forgets the objects no longer cached.
+func (r *Readiness) lag(kind string, cached []cachedVersion) (pending int, highest uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ok = true
 	present := make(map[types.NamespacedName]struct{}, len(cached))
 	for _, c := range cached {
 		present[c.key] = struct{}{}
 		highest = max(highest, c.resourceVersion)
 		v, found := r.served[objectKey{kind: kind, key: c.key}]
 		if !found || v.uid != c.uid || v.generation < c.generation {
-			ok = false
+			pending++
 		}
 	}
 	for k := range r.served {
@@ -133,7 +132,7 @@ func (r *Readiness) upToDate(kind string, cached []cachedVersion) (ok bool, high
 			delete(r.served, k)
 		}
 	}
-	return ok, highest
+	return pending, highest
 }
 
 // parseResourceVersion reads a resourceVersion as an etcd revision; 0 when it is not one.
@@ -147,9 +146,17 @@ func parseResourceVersion(rv string) uint64 {
 
 // watermarks computes a replica's report from its cache and what its registry took in.
 type watermarks struct {
-	cache client.Reader
-	ready *Readiness
-	last  map[string]uint64
+	cache   client.Reader
+	ready   *Readiness
+	metrics PropagationMetrics // optional
+	last    map[string]uint64
+}
+
+// PropagationMetrics records, per kind, how many cached objects this replica's registry has not
+// taken in the current generation of, and the watermark it reports; *metrics.Metrics implements
+// it.
+type PropagationMetrics interface {
+	RegistryLag(kind string, pending int, watermark uint64)
 }
 
 func (w *watermarks) compute(ctx context.Context) (map[string]uint64, error) {
@@ -161,8 +168,12 @@ func (w *watermarks) compute(ctx context.Context) (map[string]uint64, error) {
 		if err != nil {
 			return nil, err
 		}
-		if ok, highest := w.ready.upToDate(kind, cached); ok {
+		pending, highest := w.ready.lag(kind, cached)
+		if pending == 0 {
 			w.last[kind] = max(w.last[kind], highest)
+		}
+		if w.metrics != nil {
+			w.metrics.RegistryLag(kind, pending, w.last[kind])
 		}
 	}
 	return maps.Clone(w.last), nil
@@ -199,11 +210,6 @@ func listCached(ctx context.Context, c client.Reader, kind string) ([]cachedVers
 		return nil
 	})
 	return out, err
-}
-
-// ReportWriter counts the writes of replica reports (metrics).
-type ReportWriter interface {
-	ReplicaReportWritten()
 }
 
 // replicaReporter runs on every replica: it writes the replica's Lease, with its watermarks,

@@ -53,35 +53,35 @@ func TestPropagationCountsTheReplicasWhoseWatermarkReachesTheChange(t *testing.T
 	}
 }
 
-func TestAWatermarkRisesOnlyWhenEveryCachedObjectsGenerationIsTakenIn(t *testing.T) {
+func TestTheLagCountsTheCachedObjectsWhoseGenerationIsNotTakenIn(t *testing.T) {
 	a := types.NamespacedName{Namespace: "ns", Name: "a"}
 	b := types.NamespacedName{Namespace: "ns", Name: "b"}
 	for _, tc := range []struct {
 		name    string
 		served  map[types.NamespacedName]servedVersion
 		cached  []cachedVersion
-		ok      bool
+		pending int
 		highest uint64
 	}{
 		{"every generation taken in", map[types.NamespacedName]servedVersion{a: {"u1", 2}, b: {"u2", 1}},
-			[]cachedVersion{{a, "u1", 2, 50}, {b, "u2", 1, 70}}, true, 70},
+			[]cachedVersion{{a, "u1", 2, 50}, {b, "u2", 1, 70}}, 0, 70},
 		{"a status write (same generation, later resourceVersion) counts as taken in", map[types.NamespacedName]servedVersion{a: {"u1", 2}},
-			[]cachedVersion{{a, "u1", 2, 90}}, true, 90},
+			[]cachedVersion{{a, "u1", 2, 90}}, 0, 90},
 		{"a newer generation not taken in yet holds it", map[types.NamespacedName]servedVersion{a: {"u1", 1}, b: {"u2", 1}},
-			[]cachedVersion{{a, "u1", 2, 50}, {b, "u2", 1, 70}}, false, 70},
+			[]cachedVersion{{a, "u1", 2, 50}, {b, "u2", 1, 70}}, 1, 70},
 		{"an object never taken in holds it", map[types.NamespacedName]servedVersion{a: {"u1", 1}},
-			[]cachedVersion{{a, "u1", 1, 50}, {b, "u2", 1, 70}}, false, 70},
+			[]cachedVersion{{a, "u1", 1, 50}, {b, "u2", 1, 70}}, 1, 70},
 		{"an object recreated under the same name holds it", map[types.NamespacedName]servedVersion{a: {"old", 1}},
-			[]cachedVersion{{a, "new", 1, 50}}, false, 50},
-		{"no object at all", nil, nil, true, 0},
+			[]cachedVersion{{a, "new", 1, 50}}, 1, 50},
+		{"no object at all", nil, nil, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := NewReadiness()
 			for key, v := range tc.served {
 				r.markServed(kindOAuthClient, key, v)
 			}
-			ok, highest := r.upToDate(kindOAuthClient, tc.cached)
-			assert.Equal(t, tc.ok, ok)
+			pending, highest := r.lag(kindOAuthClient, tc.cached)
+			assert.Equal(t, tc.pending, pending)
 			assert.Equal(t, tc.highest, highest)
 		})
 	}

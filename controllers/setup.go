@@ -124,6 +124,9 @@ type Options struct {
 	// ReplicaLeaseDuration is how long a replica counts as live after its last report (the
 	// leader's served counts drop it then); default DefaultReplicaLeaseDuration.
 	ReplicaLeaseDuration time.Duration
+	// PropagationMetrics, when set, is told each replica report's lag and watermark per kind;
+	// *metrics.Metrics implements it.
+	PropagationMetrics PropagationMetrics
 	// ReportInterval is how often a replica writes its report at most; default
 	// DefaultReportInterval.
 	ReportInterval time.Duration
@@ -264,7 +267,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		{"replica-report", func(mgr ctrl.Manager) error {
 			return mgr.Add(&replicaReporter{
 				client: mgr.GetClient(), reader: mgr.GetAPIReader(), cache: mgr.GetCache(),
-				marks: watermarks{cache: cache, ready: opts.Readiness},
+				marks: watermarks{cache: cache, ready: opts.Readiness, metrics: opts.PropagationMetrics},
 				lease: types.NamespacedName{Namespace: opts.Namespace, Name: replicaLeasePrefix + opts.ReplicaName},
 				name:  opts.ReplicaName, duration: opts.ReplicaLeaseDuration, interval: opts.ReportInterval, now: time.Now,
 			})

@@ -3,6 +3,9 @@ package multireplica
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -146,6 +149,13 @@ func TestAChangeIsServed3of3AndAStoppedReplicaShows2of3UntilItsLeaseExpiresThen2
 	assert.LessOrEqual(t, writes, bound, "replica report writes per burst")
 	assert.Less(t, writes, propagationClients*len(s.replicas), "fewer writes than a report per object")
 
+	// Each replica's metrics say the same: nothing left to take in, a watermark.
+	for _, r := range s.replicas {
+		lag, watermark := registryMetrics(t, r, "OAuthClient")
+		assert.Zero(t, lag, "%s latchkey_registry_generation_lag", r.name)
+		assert.Positive(t, watermark, "%s latchkey_registry_watermark_resource_version", r.name)
+	}
+
 	// A replica that stops taking anything in (SIGSTOP): it lags until its lease expires.
 	leader := s.leaderIndex(ctx, -1)
 	require.GreaterOrEqual(t, leader, 0, "one leader")
@@ -169,4 +179,35 @@ func TestAChangeIsServed3of3AndAStoppedReplicaShows2of3UntilItsLeaseExpiresThen2
 	// Back again, it reports and counts.
 	resume()
 	s.waitPropagation(t, ns, one, "3/3", "True", 30*time.Second)
+}
+
+// registryMetrics scrapes a replica's latchkey_registry_generation_lag and
+// latchkey_registry_watermark_resource_version of kind (-1 when missing).
+func registryMetrics(t *testing.T, r *replica, kind string) (lag, watermark float64) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, r.metrics+"/metrics", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close() //nolint:errcheck // test
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	lag, watermark = -1, -1
+	for line := range strings.Lines(string(body)) {
+		name, value, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case `latchkey_registry_generation_lag{kind="` + kind + `"}`:
+			lag = v
+		case `latchkey_registry_watermark_resource_version{kind="` + kind + `"}`:
+			watermark = v
+		}
+	}
+	return lag, watermark
 }
