@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/server/keys"
 )
 
 // Propagation status: every replica reports what its registry serves in one Lease of its own
@@ -44,6 +46,9 @@ const (
 	LabelReplicaLease = "oauth.latchkey.dev/replica-lease"
 	// annotationWatermarkPrefix + lower-case kind is a watermark annotation of a replica Lease.
 	annotationWatermarkPrefix = "propagation.oauth.latchkey.dev/"
+	// AnnotationSigningKeys of a replica Lease lists the key each algorithm signs with on that
+	// replica: "ES256=<kid>,RS256=<kid>" (empty while it has no key).
+	AnnotationSigningKeys = "propagation.oauth.latchkey.dev/signing-keys"
 	// replicaLeasePrefix + replica name is the name of a replica's Lease.
 	replicaLeasePrefix = "latchkey-replica-"
 	// DefaultReplicaLeaseDuration is how long a replica counts as live after its last report.
@@ -223,6 +228,7 @@ type replicaReporter struct {
 		WaitForCacheSync(ctx context.Context) bool
 	}
 	marks    watermarks
+	signers  func() string // the AnnotationSigningKeys value; nil: none reported
 	lease    types.NamespacedName
 	name     string
 	duration time.Duration
@@ -232,6 +238,7 @@ type replicaReporter struct {
 	current      *coordinationv1.Lease // as last written; nil: read it first
 	lastRenew    time.Time
 	lastReported map[string]uint64
+	lastSigners  string
 }
 
 var _ manager.LeaderElectionRunnable = (*replicaReporter)(nil)
@@ -278,26 +285,51 @@ func (r *replicaReporter) report(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var signers string
+	if r.signers != nil {
+		signers = r.signers()
+	}
 	now := r.now()
-	if r.current != nil && maps.Equal(marks, r.lastReported) && now.Sub(r.lastRenew) < r.duration/3 {
+	if r.current != nil && maps.Equal(marks, r.lastReported) && signers == r.lastSigners && now.Sub(r.lastRenew) < r.duration/3 {
 		return nil
 	}
-	if err := r.write(ctx, marks, now); err != nil {
+	if err := r.write(ctx, marks, signers, now); err != nil {
 		r.current = nil // read it again: someone else may have written it
 		return err
 	}
-	r.lastReported, r.lastRenew = marks, now
+	r.lastReported, r.lastSigners, r.lastRenew = marks, signers, now
 	return nil
 }
 
-func (r *replicaReporter) write(ctx context.Context, marks map[string]uint64, now time.Time) error {
+// signingKeyIDs gives the AnnotationSigningKeys value of a keyring that tells its signers
+// (*keys.Keyring does); nil for one that does not.
+func signingKeyIDs(k KeyLoader, algorithms []string) func() string {
+	signers, ok := k.(interface {
+		Signer(alg string) (*keys.Signer, error)
+	})
+	if !ok {
+		return nil
+	}
+	algs := slices.Sorted(slices.Values(algorithms))
+	return func() string {
+		var ids []string
+		for _, alg := range algs {
+			if sg, err := signers.Signer(alg); err == nil {
+				ids = append(ids, alg+"="+sg.KeyID)
+			}
+		}
+		return strings.Join(ids, ",")
+	}
+}
+
+func (r *replicaReporter) write(ctx context.Context, marks map[string]uint64, signers string, now time.Time) error {
 	if r.current == nil {
 		var l coordinationv1.Lease
 		err := r.reader.Get(ctx, r.lease, &l)
 		switch {
 		case apierrors.IsNotFound(err):
 			l = coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: r.lease.Namespace, Name: r.lease.Name}}
-			r.fill(&l, marks, now)
+			r.fill(&l, marks, signers, now)
 			if err := r.client.Create(ctx, &l); err != nil {
 				return fmt.Errorf("create Lease: %w", err)
 			}
@@ -309,7 +341,7 @@ func (r *replicaReporter) write(ctx context.Context, marks map[string]uint64, no
 		r.current = &l
 	}
 	l := r.current.DeepCopy()
-	r.fill(l, marks, now)
+	r.fill(l, marks, signers, now)
 	if err := r.client.Update(ctx, l); err != nil {
 		return fmt.Errorf("update Lease: %w", err)
 	}
@@ -317,8 +349,8 @@ func (r *replicaReporter) write(ctx context.Context, marks map[string]uint64, no
 	return nil
 }
 
-// fill sets the Lease's holder, timings, label and watermark annotations.
-func (r *replicaReporter) fill(l *coordinationv1.Lease, marks map[string]uint64, now time.Time) {
+// fill sets the Lease's holder, timings, label, watermark and signing key annotations.
+func (r *replicaReporter) fill(l *coordinationv1.Lease, marks map[string]uint64, signers string, now time.Time) {
 	if l.Labels == nil {
 		l.Labels = map[string]string{}
 	}
@@ -328,6 +360,9 @@ func (r *replicaReporter) fill(l *coordinationv1.Lease, marks map[string]uint64,
 	}
 	for kind, w := range marks {
 		l.Annotations[watermarkAnnotation(kind)] = strconv.FormatUint(w, 10)
+	}
+	if r.signers != nil {
+		l.Annotations[AnnotationSigningKeys] = signers
 	}
 	l.Spec.HolderIdentity = ptr.To(r.name)
 	l.Spec.LeaseDurationSeconds = ptr.To(int32(max(1, r.duration.Round(time.Second)/time.Second)))

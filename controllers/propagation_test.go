@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/server/keys"
 )
 
 func TestPropagationCountsTheReplicasWhoseWatermarkReachesTheChange(t *testing.T) {
@@ -216,4 +217,27 @@ func propagatedStatus(o client.Object) (string, []metav1.Condition) {
 		}
 	}
 	return "", nil
+}
+
+func TestEveryReplicaReportsTheKeyItSignsWithPerAlgorithm(t *testing.T) {
+	want := signingKeyIDs(suite.replicas[0].keyring, keys.SupportedAlgorithms())
+	require.NotNil(t, want, "a Keyring tells its signers")
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		expected := want()
+		for _, alg := range keys.SupportedAlgorithms() {
+			assert.Contains(c, expected, alg+"=", "replica 0 signs with an %s key", alg)
+		}
+		var leases coordinationv1.LeaseList
+		if !assert.NoError(c, suite.client.List(context.Background(), &leases, client.InNamespace(systemNamespace), client.HasLabels{LabelReplicaLease})) {
+			return
+		}
+		// The suite's replicas share the key Secret (other tests' replicas may have keys of their own).
+		var reporting int
+		for _, l := range leases.Items {
+			if l.Annotations[AnnotationSigningKeys] == expected {
+				reporting++
+			}
+		}
+		assert.GreaterOrEqual(c, reporting, len(suite.replicas))
+	}, waitFor, tick)
 }

@@ -267,9 +267,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		{"replica-report", func(mgr ctrl.Manager) error {
 			return mgr.Add(&replicaReporter{
 				client: mgr.GetClient(), reader: mgr.GetAPIReader(), cache: mgr.GetCache(),
-				marks: watermarks{cache: cache, ready: opts.Readiness, metrics: opts.PropagationMetrics},
-				lease: types.NamespacedName{Namespace: opts.Namespace, Name: replicaLeasePrefix + opts.ReplicaName},
-				name:  opts.ReplicaName, duration: opts.ReplicaLeaseDuration, interval: opts.ReportInterval, now: time.Now,
+				marks:   watermarks{cache: cache, ready: opts.Readiness, metrics: opts.PropagationMetrics},
+				signers: signingKeyIDs(opts.Keys, opts.Algorithms),
+				lease:   types.NamespacedName{Namespace: opts.Namespace, Name: replicaLeasePrefix + opts.ReplicaName},
+				name:    opts.ReplicaName, duration: opts.ReplicaLeaseDuration, interval: opts.ReportInterval, now: time.Now,
 			})
 		}},
 		{"propagation", func(mgr ctrl.Manager) error {
