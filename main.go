@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -37,6 +38,7 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -127,6 +129,9 @@ type serveOptions struct {
 	renewDeadline    time.Duration
 	retryPeriod      time.Duration
 	shutdownTimeout  time.Duration
+	// replicaName and replicaLease: this replica's report of what it serves (a Lease).
+	replicaName  string
+	replicaLease time.Duration
 	// saVerification is how ServiceAccount tokens are verified (workload.ModeTokenReview or
 	// ModeJWKS); saIssuer the cluster's issuer in JWKS mode ("" discovers it).
 	saVerification string
@@ -171,6 +176,8 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.leaseDuration, "leader-election-lease-duration", 15*time.Second, "how long a non-leader waits after the last renewal before it takes the leader Lease over")
 	fs.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 10*time.Second, "how long the leader keeps retrying a renewal before it gives leadership up (less than the lease duration)")
 	fs.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second, "how often replicas try to acquire or renew the leader Lease")
+	fs.StringVar(&o.replicaName, "replica-name", "", "name this replica reports what it serves under, in the Lease latchkey-replica-<name> in --namespace (default: $POD_NAME, else the hostname with a random suffix)")
+	fs.DurationVar(&o.replicaLease, "replica-lease-duration", controllers.DefaultReplicaLeaseDuration, "how long a replica counts in the served counts (status.served) after its last report")
 	fs.StringVar(&o.saVerification, "service-account-token-verification", workload.ModeTokenReview,
 		"how service_account_token clients' ServiceAccount tokens are verified: TokenReview (the API server checks that the Pod and ServiceAccount still exist; a review is reused for at most 30 s) or JWKS (the cluster's keys, no round trip; a deleted Pod's token stays valid until it expires)")
 	fs.StringVar(&o.saIssuer, "service-account-issuer", "", "with --service-account-token-verification JWKS: the cluster's ServiceAccount token issuer (default: from the API server's /.well-known/openid-configuration)")
@@ -248,15 +255,21 @@ func (o *serveOptions) watchedNamespaces() []string {
 // cacheOptions restricts the informers of namespaced kinds to the watched namespaces; cluster-scoped
 // kinds (Scope, User, WorkloadIssuer) are watched cluster-wide either way.
 func (o *serveOptions) cacheOptions() cache.Options {
+	// The replicas' reports (Leases) live in the server's namespace only, where its Role lets it
+	// read them.
+	opts := cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{o.namespace: {}}},
+	}}
 	watched := o.watchedNamespaces()
 	if watched == nil {
-		return cache.Options{}
+		return opts
 	}
 	defaults := make(map[string]cache.Config, len(watched))
 	for _, ns := range watched {
 		defaults[ns] = cache.Config{}
 	}
-	return cache.Options{DefaultNamespaces: defaults}
+	opts.DefaultNamespaces = defaults
+	return opts
 }
 
 func defaultNamespace() string {
@@ -572,8 +585,10 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 		return fmt.Errorf("create manager: %w", err)
 	}
 	readiness := controllers.NewReadiness()
+	// *metrics.Metrics implements each of these (asserted below), cfg.Metrics may be nil.
 	keyMetrics, _ := cfg.Metrics.(controllers.KeyMetrics)
 	syncMetrics, _ := cfg.Metrics.(controllers.SyncMetrics)
+	propagationMetrics, _ := cfg.Metrics.(controllers.PropagationMetrics)
 	cfg.ClientEvents = controllers.NewClientEvents(mgr, reg)
 	wcfg := workloadConfig(opts, cfg)
 	if opts.saVerification == workload.ModeJWKS {
@@ -609,6 +624,10 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 		// published until the longest of them has passed.
 		MaxTokenLifetime: max(opts.accessTokenTTL, opts.idTokenTTL, maxClientTokenLifetime),
 		CredentialUses:   cfg.Store,
+		// What this replica serves, for the leader's status.served and Propagated condition.
+		ReplicaName:          opts.replicaName,
+		ReplicaLeaseDuration: opts.replicaLease,
+		PropagationMetrics:   propagationMetrics,
 	}); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}
@@ -705,3 +724,9 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	}
 	return ctrl.GetConfig()
 }
+
+var (
+	_ controllers.KeyMetrics         = (*metrics.Metrics)(nil)
+	_ controllers.SyncMetrics        = (*metrics.Metrics)(nil)
+	_ controllers.PropagationMetrics = (*metrics.Metrics)(nil)
+)

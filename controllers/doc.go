@@ -158,6 +158,14 @@
 //     choice.
 //   - Events use the events.k8s.io/v1 API (manager.GetEventRecorder), one per Ready transition
 //     plus SecretGenerated, SecretRotated and SigningKeysGenerated.
+//   - Propagation (propagation.go, propagation_status.go): every replica writes one Lease of its
+//     own (latchkey-replica-<name>) with, per kind, the resourceVersion up to which its registry
+//     took every generation in, and the key each algorithm signs with; at most once a second and
+//     only on a change or renewal, so a burst of changes costs O(replicas) writes. The leader
+//     compares each object's target (the resourceVersion at which it first saw the generation,
+//     remembered in memory: status writes must not move it) with the live Leases and patches
+//     status.served and Propagated (optimistic lock) only when they change; it requeues at the
+//     earliest Lease expiry, since renewals are filtered out of its watch.
 //
 // This package imports api/, server/registry, server/keys, server/store (the CredentialUse
 // type), server/assertion and server/workload (the key sets of WorkloadIssuers, built as the

@@ -54,9 +54,11 @@ func (r *clientRegistryReconciler) setup(mgr ctrl.Manager) error {
 }
 
 func (r *clientRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	seen := observe(ctx, r.cache, req.NamespacedName, &v1alpha1.OAuthClient{})
 	res, err := r.reconcile(ctx, req)
 	if err == nil {
 		r.ready.markProcessed(kindOAuthClient, req.NamespacedName)
+		r.ready.markServed(kindOAuthClient, req.NamespacedName, seen)
 	}
 	return res, err
 }
@@ -194,9 +196,11 @@ func (r *scopeRegistryReconciler) setup(mgr ctrl.Manager) error {
 }
 
 func (r *scopeRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	seen := observe(ctx, r.cache, req.NamespacedName, &v1alpha1.Scope{})
 	res, err := r.reconcile(ctx, req)
 	if err == nil {
 		r.ready.markProcessed(kindScope, req.NamespacedName)
+		r.ready.markServed(kindScope, req.NamespacedName, seen)
 	}
 	return res, err
 }
@@ -243,9 +247,11 @@ func (r *userRegistryReconciler) setup(mgr ctrl.Manager) error {
 }
 
 func (r *userRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	seen := observe(ctx, r.cache, req.NamespacedName, &v1alpha1.User{})
 	res, err := r.reconcile(ctx, req)
 	if err == nil {
 		r.ready.markProcessed(kindUser, req.NamespacedName)
+		r.ready.markServed(kindUser, req.NamespacedName, seen)
 	}
 	return res, err
 }

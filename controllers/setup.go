@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/latchkey-dev/latchkey/server/keys"
@@ -116,6 +118,18 @@ type Options struct {
 	// OAuthClients of every namespace, besides their namespace's own policies (the chart's
 	// clientPolicy.default); empty: none.
 	DefaultClientPolicy string
+	// ReplicaName is the name this replica reports what it serves under, in the Lease
+	// latchkey-replica-<ReplicaName> in Namespace; default DefaultReplicaName().
+	ReplicaName string
+	// ReplicaLeaseDuration is how long a replica counts as live after its last report (the
+	// leader's served counts drop it then); default DefaultReplicaLeaseDuration.
+	ReplicaLeaseDuration time.Duration
+	// PropagationMetrics, when set, is told each replica report's lag and watermark per kind;
+	// *metrics.Metrics implements it.
+	PropagationMetrics PropagationMetrics
+	// ReportInterval is how often a replica writes its report at most; default
+	// DefaultReportInterval.
+	ReportInterval time.Duration
 }
 
 // SyncMetrics records when the registry last took in an object of a kind.
@@ -166,6 +180,18 @@ func (o Options) withDefaults() (Options, error) {
 	if o.CredentialStatusInterval <= 0 {
 		o.CredentialStatusInterval = DefaultCredentialStatusInterval
 	}
+	if o.ReplicaName == "" {
+		o.ReplicaName = DefaultReplicaName()
+	}
+	if errs2 := validation.IsDNS1123Subdomain(replicaLeasePrefix + o.ReplicaName); len(errs2) > 0 {
+		errs = append(errs, fmt.Errorf("ReplicaName %q: %s", o.ReplicaName, strings.Join(errs2, "; ")))
+	}
+	if o.ReplicaLeaseDuration <= 0 {
+		o.ReplicaLeaseDuration = DefaultReplicaLeaseDuration
+	}
+	if o.ReportInterval <= 0 {
+		o.ReportInterval = DefaultReportInterval
+	}
 	if o.Readiness == nil {
 		o.Readiness = NewReadiness()
 	}
@@ -191,8 +217,8 @@ func (o Options) withDefaults() (Options, error) {
 // blockOwnerDeletion where the OwnerReferencesPermissionEnforcement admission plugin is on.
 //
 // What is needed in the server's own namespace only is granted by hand-written Roles (the
-// namespace is known at install time, not here): config/rbac/leader_election_role.yaml (Leases and
-// the leader election's core v1 Events) and config/rbac/signing_key_role.yaml (update and patch of
+// namespace is known at install time, not here): config/rbac/leader_election_role.yaml (Leases:
+// the leader election's and the replica reports; the leader election's core v1 Events) and config/rbac/signing_key_role.yaml (update and patch of
 // the key Secret, by name), mirrored in charts/latchkey/templates/rbac.yaml.
 //
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients;scopes;users,verbs=get;list;watch
@@ -237,6 +263,23 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		{"workloadissuer-registry", (&issuerRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"readiness", func(mgr ctrl.Manager) error {
 			return mgr.Add(&readinessLister{cache: mgr.GetCache(), ready: opts.Readiness})
+		}},
+		{"replica-report", func(mgr ctrl.Manager) error {
+			return mgr.Add(&replicaReporter{
+				client: mgr.GetClient(), reader: mgr.GetAPIReader(), cache: mgr.GetCache(),
+				marks:   watermarks{cache: cache, ready: opts.Readiness, metrics: opts.PropagationMetrics},
+				signers: signingKeyIDs(opts.Keys, opts.Algorithms),
+				lease:   types.NamespacedName{Namespace: opts.Namespace, Name: replicaLeasePrefix + opts.ReplicaName},
+				name:    opts.ReplicaName, duration: opts.ReplicaLeaseDuration, interval: opts.ReportInterval, now: time.Now,
+			})
+		}},
+		{"propagation", func(mgr ctrl.Manager) error {
+			for _, k := range propagatedKindsStatus {
+				if err := (&propagationReconciler{propagatedKind: k, client: mgr.GetClient(), namespace: opts.Namespace, now: time.Now}).setup(mgr); err != nil {
+					return err
+				}
+			}
+			return nil
 		}},
 		{"oauthclient", (&oauthClientReconciler{
 			client: mgr.GetClient(), secrets: secrets, scheme: mgr.GetScheme(), events: events, tokenURL: opts.TokenURL,

@@ -52,9 +52,11 @@ func (r *issuerRegistryReconciler) setup(mgr ctrl.Manager) error {
 }
 
 func (r *issuerRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	seen := observe(ctx, r.cache, req.NamespacedName, &v1alpha1.WorkloadIssuer{})
 	res, err := r.reconcile(ctx, req)
 	if err == nil {
 		r.ready.markProcessed(kindWorkloadIssuer, req.NamespacedName)
+		r.ready.markServed(kindWorkloadIssuer, req.NamespacedName, seen)
 	}
 	return res, err
 }

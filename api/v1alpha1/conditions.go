@@ -9,6 +9,17 @@ const (
 	// scope is served without it (requests for it are refused with invalid_scope).
 	ConditionScopesResolved = "ScopesResolved"
 
+	// ConditionPropagated is True when every live replica serves the resource's current
+	// generation (each replica reports what it serves in a Lease; the leader aggregates).
+	ConditionPropagated = "Propagated"
+	// ReasonPropagated: every live replica serves the current generation.
+	ReasonPropagated = "Propagated"
+	// ReasonLagging: some live replicas do not serve the current generation yet; the message
+	// names them.
+	ReasonLagging = "Lagging"
+	// ReasonNoReplicas: no live replica has reported yet.
+	ReasonNoReplicas = "NoReplicas"
+
 	// ReasonReady: everything the resource needs exists and it is being served.
 	ReasonReady = "Ready"
 	// ReasonSecretNotFound: the referenced Secret (or its key) does not exist yet.

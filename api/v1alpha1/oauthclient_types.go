@@ -477,9 +477,10 @@ type OAuthClientStatus struct {
 	// conditions: Ready with reasons Ready, SecretNotFound, SecretConflict (a Secret the client
 	// does not control already has the name it would generate; it is neither used nor adopted),
 	// ClientIDConflict, SubjectConflict, InvalidSpec, IssuerNotFound, NamespaceNotAllowed,
-	// PolicyViolation; and ScopesResolved with reasons Resolved and UnknownScope (spec.scopes
-	// names a scope that is neither a built-in OIDC scope nor defined by a Scope resource; the
-	// client stays Ready and is served without it).
+	// PolicyViolation; ScopesResolved with reasons Resolved and UnknownScope (spec.scopes names a
+	// scope that is neither a built-in OIDC scope nor defined by a Scope resource; the client
+	// stays Ready and is served without it); Propagated with reasons Propagated, Lagging,
+	// NoReplicas.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -500,6 +501,11 @@ type OAuthClientStatus struct {
 	// with secretRotation).
 	// +optional
 	Credentials *CredentialStatus `json:"credentials,omitempty"`
+	// served is how many live replicas serve the current generation, of how many: "3/3" (the
+	// Propagated condition names the replicas that lag).
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	Served string `json:"served,omitempty"`
 }
 
 // OAuthClient declares an OAuth 2.0 client.
@@ -511,6 +517,7 @@ type OAuthClientStatus struct {
 // +kubebuilder:printcolumn:name="Auth",type=string,JSONPath=`.spec.tokenEndpointAuthMethod`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Served",type=string,JSONPath=`.status.served`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type OAuthClient struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -37,7 +37,8 @@ type ScopeSpec struct {
 
 // ScopeStatus is what the controllers observed.
 type ScopeStatus struct {
-	// conditions: Ready with reasons Ready, ScopeNameConflict, InvalidSpec.
+	// conditions: Ready with reasons Ready, ScopeNameConflict, InvalidSpec; Propagated (reasons Propagated, Lagging,
+	// NoReplicas).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -46,6 +47,11 @@ type ScopeStatus struct {
 	// observedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// served is how many live replicas serve the current generation, of how many: "3/3" (the
+	// Propagated condition names the replicas that lag).
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	Served string `json:"served,omitempty"`
 }
 
 // Scope declares an OAuth scope clients may request.
@@ -56,6 +62,7 @@ type ScopeStatus struct {
 // +kubebuilder:printcolumn:name="Default",type=boolean,JSONPath=`.spec.default`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Served",type=string,JSONPath=`.status.served`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Scope struct {
 	metav1.TypeMeta   `json:",inline"`

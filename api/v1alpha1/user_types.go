@@ -40,7 +40,8 @@ type UserSpec struct {
 
 // UserStatus is what the controllers observed.
 type UserStatus struct {
-	// conditions: Ready with reasons Ready, SecretNotFound, UsernameConflict, InvalidSpec.
+	// conditions: Ready with reasons Ready, SecretNotFound, UsernameConflict, InvalidSpec; Propagated (reasons Propagated, Lagging,
+	// NoReplicas).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -49,6 +50,11 @@ type UserStatus struct {
 	// observedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// served is how many live replicas serve the current generation, of how many: "3/3" (the
+	// Propagated condition names the replicas that lag).
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	Served string `json:"served,omitempty"`
 }
 
 // User declares a person who can log in through Latchkey.
@@ -59,6 +65,7 @@ type UserStatus struct {
 // +kubebuilder:printcolumn:name="Email",type=string,JSONPath=`.spec.email`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Served",type=string,JSONPath=`.status.served`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type User struct {
 	metav1.TypeMeta   `json:",inline"`

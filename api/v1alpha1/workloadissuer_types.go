@@ -90,7 +90,7 @@ type ClaimValidationRule struct {
 // WorkloadIssuerStatus is what the controllers observed.
 type WorkloadIssuerStatus struct {
 	// conditions: Ready (reasons Ready, DiscoveryFailed, KeysUnavailable, InvalidSpec,
-	// SecretNotFound).
+	// SecretNotFound); Propagated (reasons Propagated, Lagging, NoReplicas).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -109,6 +109,11 @@ type WorkloadIssuerStatus struct {
 	// observedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// served is how many live replicas serve the current generation, of how many: "3/3" (the
+	// Propagated condition names the replicas that lag).
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	Served string `json:"served,omitempty"`
 }
 
 // WorkloadIssuer declares an issuer of workload identity tokens (another cluster, SPIFFE, a CI
@@ -120,6 +125,7 @@ type WorkloadIssuerStatus struct {
 // +kubebuilder:printcolumn:name="Keys",type=integer,JSONPath=`.status.keyCount`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Served",type=string,JSONPath=`.status.served`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type WorkloadIssuer struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -238,17 +239,22 @@ func TestRegisteredClientIsAnOAuthClient(t *testing.T) {
 	})
 
 	t.Run("PUT updates the spec and keeps what an administrator set", func(t *testing.T) {
-		oc, err := getClient(ctx, id)
-		require.NoError(t, err)
-		oc.Spec.Lifetimes = &v1alpha1.TokenLifetimes{AccessToken: ptr.To(intstr.FromInt(600))}
-		oc.Spec.DefaultScopes = []string{"read:things"}
-		require.NoError(t, suite.client.Update(ctx, oc))
+		// The leader writes status meanwhile (Ready, Propagated): retry on a conflict.
+		require.NoError(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			oc, err := getClient(ctx, id)
+			if err != nil {
+				return err
+			}
+			oc.Spec.Lifetimes = &v1alpha1.TokenLifetimes{AccessToken: ptr.To(intstr.FromInt(600))}
+			oc.Spec.DefaultScopes = []string{"read:things"}
+			return suite.client.Update(ctx, oc)
+		}))
 
 		status, res := call(t, srv, http.MethodPut, clientPath, regToken, `{"client_id":"`+id+`",
 			"grant_types":["client_credentials"],"scope":"write:things","client_name":"Things exporter"}`)
 		require.Equal(t, http.StatusOK, status, res)
 		assert.Equal(t, "write:things", res["scope"])
-		oc = waitReady(t, id)
+		oc := waitReady(t, id)
 		assert.Equal(t, "Things exporter", oc.Spec.DisplayName)
 		assert.Equal(t, []string{"write:things"}, oc.Spec.Scopes)
 		assert.Empty(t, oc.Spec.DefaultScopes, "a default scope no longer allowed is dropped")

@@ -27,6 +27,8 @@ type Metrics struct {
 	keyRotations       prometheus.Counter
 	keyRetirements     prometheus.Counter
 	registrySynced     *prometheus.GaugeVec
+	registryLag        *prometheus.GaugeVec
+	registryWatermark  *prometheus.GaugeVec
 	rateLimited        *prometheus.CounterVec
 	reg                prometheus.Registerer
 }
@@ -78,6 +80,14 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "latchkey_registry_last_sync_timestamp_seconds",
 			Help: "When this replica's registry last took in an informer event, by kind (OAuthClient, Scope, User, WorkloadIssuer); time() minus it is the time since the last sync.",
 		}, []string{"kind"}),
+		registryLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "latchkey_registry_generation_lag",
+			Help: "Objects of a kind (OAuthClient, Scope, User, WorkloadIssuer) whose current generation is in this replica's informer cache but not yet taken in by its registry; 0 when it serves every one.",
+		}, []string{"kind"}),
+		registryWatermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "latchkey_registry_watermark_resource_version",
+			Help: "The resourceVersion (an etcd revision) up to which this replica's registry has taken in every change of a kind, as it reports it in its Lease for the leader's served counts.",
+		}, []string{"kind"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_rate_limited_total",
 			Help: "Requests refused with 429, by reason: client_authentication and user_login (brute-force protection), client_rate_limit (an OAuthClient's rateLimit), registration.",
@@ -86,6 +96,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	for _, c := range []prometheus.Collector{
 		m.tokensIssued, m.oauthErrors, m.clientAuthFailures, m.clientAuths, m.previousSecretUsed, m.requestDuration,
 		m.storeOperations, m.storeErrors, m.refreshReuse, m.keyRotations, m.keyRetirements, m.registrySynced, m.rateLimited,
+		m.registryLag, m.registryWatermark,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -166,6 +177,16 @@ func (m *Metrics) RegistrySynced(kind string) {
 		return
 	}
 	m.registrySynced.WithLabelValues(kind).SetToCurrentTime()
+}
+
+// RegistryLag records how many cached objects of a kind the registry has not taken in the
+// current generation of yet, and the watermark it reports.
+func (m *Metrics) RegistryLag(kind string, pending int, watermark uint64) {
+	if m == nil {
+		return
+	}
+	m.registryLag.WithLabelValues(kind).Set(float64(pending))
+	m.registryWatermark.WithLabelValues(kind).Set(float64(watermark))
 }
 
 // KeyRotated counts a signing key rotation.

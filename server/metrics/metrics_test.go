@@ -155,3 +155,15 @@ func TestRegistrySyncedIsATimestampPerKind(t *testing.T) {
 	assert.LessOrEqual(t, got, float64(time.Now().Unix())+1)
 	assert.NotContains(t, scrape(t, reg), `kind="User"`, "a kind appears once the registry took one in")
 }
+
+func TestRegistryLagIsTheCountOfObjectsNotTakenInAndTheReportedWatermarkPerKind(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := New(reg)
+	require.NoError(t, err)
+	m.RegistryLag("Scope", 2, 1234)
+	assert.InDelta(t, 2.0, sample(t, reg, `latchkey_registry_generation_lag{kind="Scope"}`), 0)
+	assert.InDelta(t, 1234.0, sample(t, reg, `latchkey_registry_watermark_resource_version{kind="Scope"}`), 0)
+	m.RegistryLag("Scope", 0, 1300)
+	assert.InDelta(t, 0.0, sample(t, reg, `latchkey_registry_generation_lag{kind="Scope"}`), 0)
+	assert.InDelta(t, 1300.0, sample(t, reg, `latchkey_registry_watermark_resource_version{kind="Scope"}`), 0)
+}

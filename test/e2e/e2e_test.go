@@ -230,8 +230,8 @@ func TestSamplesApplyAndIssueTokens(t *testing.T) {
 	}
 	s.cp.MustKubectl(t, nil, append([]string{"wait", "--for=condition=Ready", "--timeout=60s"}, samples("scope", "user")...)...)
 	table := s.cp.MustKubectl(t, nil, append([]string{"get", "-o", "wide"}, samples("scope", "user")...)...)
-	assert.Regexp(t, `(?m)^NAME\s+SCOPE\s+DEFAULT\s+READY\s+REASON\s+AGE$`, table)
-	assert.Regexp(t, `(?m)^NAME\s+USERNAME\s+EMAIL\s+READY\s+REASON\s+AGE$`, table)
+	assert.Regexp(t, `(?m)^NAME\s+SCOPE\s+DEFAULT\s+READY\s+REASON\s+SERVED\s+AGE$`, table)
+	assert.Regexp(t, `(?m)^NAME\s+USERNAME\s+EMAIL\s+READY\s+REASON\s+SERVED\s+AGE$`, table)
 	assert.Regexp(t, `(?m)^user\.oauth\.latchkey\.dev/alice\s+alice\s+\S+\s+True\s+Ready\s`, table)
 	s.cp.MustKubectl(t, nil, append([]string{"wait", "--for=condition=ScopesResolved", "--timeout=60s"}, samples("oauthclient")...)...)
 	// docs/gitops.md: waiting for a generation to be observed.

@@ -26,6 +26,8 @@ const (
 	leaseDuration = 4 * time.Second
 	renewDeadline = 3 * time.Second
 	retryPeriod   = 1 * time.Second
+	// replicaLease is how long a replica counts in the served counts after its last report.
+	replicaLease = 6 * time.Second
 )
 
 // replica is one latchkey serve process.
@@ -147,6 +149,8 @@ func (s *suite) startReplica(name string) (*replica, error) {
 				"--leader-election-retry-period", retryPeriod.String(),
 				"--refresh-reuse-grace", refreshGrace.String(),
 				"--shutdown-timeout", shutdownTimeout.String(),
+				"--replica-name", name,
+				"--replica-lease-duration", replicaLease.String(),
 			}
 		})
 	if err != nil {

@@ -1,0 +1,374 @@
+package controllers
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/server/keys"
+)
+
+// Propagation status: every replica reports what its registry serves in one Lease of its own
+// (replicaReporter); the leader aggregates the Leases into each resource's status.served and
+// Propagated condition (propagation_status.go).
+//
+// A replica's report is, per kind, a watermark: a resourceVersion W such that every change of
+// that kind up to W is taken into its registry. Kubernetes calls resourceVersions opaque; they
+// are etcd revisions on every etcd-backed API server, one counter for all resources of a kind's
+// storage, so they are compared here as integers. A replica raises its watermark to the highest
+// resourceVersion in its cache of the kind when every cached object's generation has been taken
+// in by the registry reconciler; otherwise it keeps the previous one. The Lease is written at most
+// once a ReportInterval, only when a watermark changed or the renewal is due: O(replicas) API
+// writes per burst of changes, whatever the number of objects.
+
+const (
+	// LabelReplicaLease marks the Leases that carry replica reports.
+	LabelReplicaLease = "oauth.latchkey.dev/replica-lease"
+	// annotationWatermarkPrefix + lower-case kind is a watermark annotation of a replica Lease.
+	annotationWatermarkPrefix = "propagation.oauth.latchkey.dev/"
+	// AnnotationSigningKeys of a replica Lease lists the key each algorithm signs with on that
+	// replica: "ES256=<kid>,RS256=<kid>" (empty while it has no key).
+	AnnotationSigningKeys = "propagation.oauth.latchkey.dev/signing-keys"
+	// replicaLeasePrefix + replica name is the name of a replica's Lease.
+	replicaLeasePrefix = "latchkey-replica-"
+	// DefaultReplicaLeaseDuration is how long a replica counts as live after its last report.
+	DefaultReplicaLeaseDuration = 15 * time.Second
+	// DefaultReportInterval is how often a replica may write its report at most.
+	DefaultReportInterval = time.Second
+)
+
+// propagatedKinds are the kinds whose watermarks a replica reports.
+var propagatedKinds = []string{kindOAuthClient, kindScope, kindUser, kindWorkloadIssuer} //nolint:gochecknoglobals // constant list
+
+// watermarkAnnotation is the annotation of a replica Lease that holds kind's watermark.
+func watermarkAnnotation(kind string) string {
+	return annotationWatermarkPrefix + strings.ToLower(kind)
+}
+
+// DefaultReplicaName is the name a replica reports under: $POD_NAME (the chart sets it from the
+// downward API), else the hostname with a random suffix (processes on one host stay apart).
+func DefaultReplicaName() string {
+	if name := os.Getenv("POD_NAME"); name != "" {
+		return name
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "latchkey"
+	}
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return strings.ToLower(host) + "-" + hex.EncodeToString(b)
+}
+
+// servedVersion is what a registry reconciler took in of an object.
+type servedVersion struct {
+	uid        types.UID
+	generation int64
+}
+
+// observe reads an object's UID and generation before a registry reconcile: the reconcile
+// takes in that generation or a later one. The zero value when it cannot be read.
+func observe(ctx context.Context, cache client.Reader, key types.NamespacedName, obj client.Object) servedVersion {
+	if err := cache.Get(ctx, key, obj); err != nil {
+		return servedVersion{}
+	}
+	return servedVersion{uid: obj.GetUID(), generation: obj.GetGeneration()}
+}
+
+// markServed records that the registry took in v of the object (nothing for a deleted one).
+func (r *Readiness) markServed(kind string, key types.NamespacedName, v servedVersion) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := objectKey{kind: kind, key: key}
+	if v.uid == "" {
+		delete(r.served, k)
+		return
+	}
+	r.served[k] = v
+}
+
+// cachedVersion is what the cache holds of an object.
+type cachedVersion struct {
+	key             types.NamespacedName
+	uid             types.UID
+	generation      int64
+	resourceVersion uint64
+}
+
+// lag counts the cached objects whose current generation the registry has not taken in, and
+// gives the highest resourceVersion among them all. It forgets the objects no longer cached.
+func (r *Readiness) lag(kind string, cached []cachedVersion) (pending int, highest uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	present := make(map[types.NamespacedName]struct{}, len(cached))
+	for _, c := range cached {
+		present[c.key] = struct{}{}
+		highest = max(highest, c.resourceVersion)
+		v, found := r.served[objectKey{kind: kind, key: c.key}]
+		if !found || v.uid != c.uid || v.generation < c.generation {
+			pending++
+		}
+	}
+	for k := range r.served {
+		if _, found := present[k.key]; k.kind == kind && !found {
+			delete(r.served, k)
+		}
+	}
+	return pending, highest
+}
+
+// parseResourceVersion reads a resourceVersion as an etcd revision; 0 when it is not one.
+func parseResourceVersion(rv string) uint64 {
+	n, err := strconv.ParseUint(rv, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// watermarks computes a replica's report from its cache and what its registry took in.
+type watermarks struct {
+	cache   client.Reader
+	ready   *Readiness
+	metrics PropagationMetrics // optional
+	last    map[string]uint64
+}
+
+// PropagationMetrics records, per kind, how many cached objects this replica's registry has not
+// taken in the current generation of, and the watermark it reports; *metrics.Metrics implements
+// it.
+type PropagationMetrics interface {
+	RegistryLag(kind string, pending int, watermark uint64)
+}
+
+func (w *watermarks) compute(ctx context.Context) (map[string]uint64, error) {
+	if w.last == nil {
+		w.last = map[string]uint64{}
+	}
+	for _, kind := range propagatedKinds {
+		cached, err := listCached(ctx, w.cache, kind)
+		if err != nil {
+			return nil, err
+		}
+		pending, highest := w.ready.lag(kind, cached)
+		if pending == 0 {
+			w.last[kind] = max(w.last[kind], highest)
+		}
+		if w.metrics != nil {
+			w.metrics.RegistryLag(kind, pending, w.last[kind])
+		}
+	}
+	return maps.Clone(w.last), nil
+}
+
+// listCached lists the cached objects of kind.
+func listCached(ctx context.Context, c client.Reader, kind string) ([]cachedVersion, error) {
+	var list client.ObjectList
+	switch kind {
+	case kindOAuthClient:
+		list = &v1alpha1.OAuthClientList{}
+	case kindScope:
+		list = &v1alpha1.ScopeList{}
+	case kindUser:
+		list = &v1alpha1.UserList{}
+	case kindWorkloadIssuer:
+		list = &v1alpha1.WorkloadIssuerList{}
+	default:
+		return nil, fmt.Errorf("unknown kind %q", kind)
+	}
+	if err := c.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("list %ss: %w", kind, err)
+	}
+	var out []cachedVersion
+	err := meta.EachListItem(list, func(o runtime.Object) error {
+		obj, ok := o.(client.Object)
+		if !ok {
+			return fmt.Errorf("%T is not an object", o)
+		}
+		out = append(out, cachedVersion{
+			key: client.ObjectKeyFromObject(obj), uid: obj.GetUID(), generation: obj.GetGeneration(),
+			resourceVersion: parseResourceVersion(obj.GetResourceVersion()),
+		})
+		return nil
+	})
+	return out, err
+}
+
+// replicaReporter runs on every replica: it writes the replica's Lease, with its watermarks,
+// when they changed (at most once an interval) and when the renewal is due (a third of the lease
+// duration).
+type replicaReporter struct {
+	client client.Client // writes
+	reader client.Reader // the API reader: the own Lease
+	cache  interface {
+		client.Reader
+		WaitForCacheSync(ctx context.Context) bool
+	}
+	marks    watermarks
+	signers  func() string // the AnnotationSigningKeys value; nil: none reported
+	lease    types.NamespacedName
+	name     string
+	duration time.Duration
+	interval time.Duration
+	now      func() time.Time
+
+	current      *coordinationv1.Lease // as last written; nil: read it first
+	lastRenew    time.Time
+	lastReported map[string]uint64
+	lastSigners  string
+}
+
+var _ manager.LeaderElectionRunnable = (*replicaReporter)(nil)
+
+func (r *replicaReporter) NeedLeaderElection() bool { return false }
+
+func (r *replicaReporter) Start(ctx context.Context) error {
+	if !r.cache.WaitForCacheSync(ctx) {
+		return nil
+	}
+	logger := log.FromContext(ctx).WithValues("lease", r.lease.String())
+	tick := time.NewTicker(r.interval)
+	defer tick.Stop()
+	for {
+		if err := r.report(ctx); err != nil {
+			logger.Error(err, "writing the replica report; retrying")
+		}
+		select {
+		case <-ctx.Done():
+			r.withdraw(logger)
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// withdraw deletes the replica's Lease when it stops: it drops out of the served counts at
+// once rather than when its lease expires.
+func (r *replicaReporter) withdraw(logger logr.Logger) {
+	if r.current == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := r.client.Delete(ctx, r.current, client.Preconditions{UID: &r.current.UID})
+	if err != nil && !apierrors.IsNotFound(err) {
+		logger.Error(err, "deleting the replica report; it expires instead")
+	}
+}
+
+// report writes the Lease when the watermarks changed or the renewal is due.
+func (r *replicaReporter) report(ctx context.Context) error {
+	marks, err := r.marks.compute(ctx)
+	if err != nil {
+		return err
+	}
+	var signers string
+	if r.signers != nil {
+		signers = r.signers()
+	}
+	now := r.now()
+	if r.current != nil && maps.Equal(marks, r.lastReported) && signers == r.lastSigners && now.Sub(r.lastRenew) < r.duration/3 {
+		return nil
+	}
+	if err := r.write(ctx, marks, signers, now); err != nil {
+		r.current = nil // read it again: someone else may have written it
+		return err
+	}
+	r.lastReported, r.lastSigners, r.lastRenew = marks, signers, now
+	return nil
+}
+
+// signingKeyIDs gives the AnnotationSigningKeys value of a keyring that tells its signers
+// (*keys.Keyring does); nil for one that does not.
+func signingKeyIDs(k KeyLoader, algorithms []string) func() string {
+	signers, ok := k.(interface {
+		Signer(alg string) (*keys.Signer, error)
+	})
+	if !ok {
+		return nil
+	}
+	algs := slices.Sorted(slices.Values(algorithms))
+	return func() string {
+		var ids []string
+		for _, alg := range algs {
+			if sg, err := signers.Signer(alg); err == nil {
+				ids = append(ids, alg+"="+sg.KeyID)
+			}
+		}
+		return strings.Join(ids, ",")
+	}
+}
+
+func (r *replicaReporter) write(ctx context.Context, marks map[string]uint64, signers string, now time.Time) error {
+	if r.current == nil {
+		var l coordinationv1.Lease
+		err := r.reader.Get(ctx, r.lease, &l)
+		switch {
+		case apierrors.IsNotFound(err):
+			l = coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: r.lease.Namespace, Name: r.lease.Name}}
+			r.fill(&l, marks, signers, now)
+			if err := r.client.Create(ctx, &l); err != nil {
+				return fmt.Errorf("create Lease: %w", err)
+			}
+			r.current = &l
+			return nil
+		case err != nil:
+			return fmt.Errorf("get Lease: %w", err)
+		}
+		r.current = &l
+	}
+	l := r.current.DeepCopy()
+	r.fill(l, marks, signers, now)
+	if err := r.client.Update(ctx, l); err != nil {
+		return fmt.Errorf("update Lease: %w", err)
+	}
+	r.current = l
+	return nil
+}
+
+// fill sets the Lease's holder, timings, label, watermark and signing key annotations.
+func (r *replicaReporter) fill(l *coordinationv1.Lease, marks map[string]uint64, signers string, now time.Time) {
+	if l.Labels == nil {
+		l.Labels = map[string]string{}
+	}
+	l.Labels[LabelReplicaLease] = "true"
+	if l.Annotations == nil {
+		l.Annotations = map[string]string{}
+	}
+	for kind, w := range marks {
+		l.Annotations[watermarkAnnotation(kind)] = strconv.FormatUint(w, 10)
+	}
+	if r.signers != nil {
+		l.Annotations[AnnotationSigningKeys] = signers
+	}
+	l.Spec.HolderIdentity = ptr.To(r.name)
+	l.Spec.LeaseDurationSeconds = ptr.To(int32(max(1, r.duration.Round(time.Second)/time.Second)))
+	renew := metav1.NewMicroTime(now)
+	l.Spec.RenewTime = &renew
+	if l.Spec.AcquireTime == nil {
+		l.Spec.AcquireTime = &renew
+	}
+}
