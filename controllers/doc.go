@@ -158,14 +158,24 @@
 //     choice.
 //   - Events use the events.k8s.io/v1 API (manager.GetEventRecorder), one per Ready transition
 //     plus SecretGenerated, SecretRotated and SigningKeysGenerated.
-//   - Propagation (propagation.go, propagation_status.go): every replica writes one Lease of its
-//     own (latchkey-replica-<name>) with, per kind, the resourceVersion up to which its registry
-//     took every generation in, and the key each algorithm signs with; at most once a second and
-//     only on a change or renewal, so a burst of changes costs O(replicas) writes. The leader
-//     compares each object's target (the resourceVersion at which it first saw the generation,
-//     remembered in memory: status writes must not move it) with the live Leases and patches
-//     status.served and Propagated (optimistic lock) only when they change; it requeues at the
-//     earliest Lease expiry, since renewals are filtered out of its watch.
+//   - Propagation (propagation.go, propagation_status.go, signingkeys_propagation.go): every
+//     replica writes one Lease of its own (latchkey-replica-<name>) with, per kind and for the
+//     Secrets its registry reads, a watermark: the resourceVersion up to which its registry took
+//     every change in (Readiness.takeIn records what each registry reconcile took in, Secrets
+//     included; a pending object bounds the watermark from below its change, so churn does not
+//     stall it), and the key each algorithm signs with; at most once a second and only on a
+//     change or renewal, so a burst of changes costs O(replicas) writes. The OAuthClientPolicy
+//     registry controller re-evaluates a policy's clients before the policy counts as taken in
+//     (one client's registry reconciles never overlap). The leader compares each object's target
+//     (the resourceVersion at which it first saw the generation, remembered in memory: status
+//     writes must not move it; plus its Secrets' resourceVersions) with the live Leases and
+//     patches status.served and Propagated (optimistic lock) only when they change, waiting up to
+//     propagationSettle for a complete count first. One timer (liveReplicaWatch) tells every
+//     propagation controller when a Lease expired, since renewals are filtered out of their
+//     watches. The key Secret gets the summary of the signing keys (served count and each
+//     replica's keys).
+//   - Status patches carry an optimistic lock (a merge patch replaces the conditions list whole);
+//     retryConflicts turns a lost race into a quiet requeue.
 //
 // This package imports api/, server/registry, server/keys, server/store (the CredentialUse
 // type), server/assertion and server/workload (the key sets of WorkloadIssuers, built as the

@@ -82,7 +82,7 @@ func (r *oauthClientReconciler) setup(mgr ctrl.Manager) error {
 			builder.WithPredicates(specChanged())).
 		// ScopesResolved (scope_resolution.go): the clients listing a Scope's name.
 		Watches(&v1alpha1.Scope{}, clientsOfScope(r.client), builder.WithPredicates(specChanged())).
-		Complete(r)
+		Complete(retryConflicts(r))
 }
 
 func (r *oauthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {

@@ -78,10 +78,11 @@ func (p clientPolicies) clientsOfPolicy(c client.Reader) handler.MapFunc {
 }
 
 // clientsAndPeersOfPolicy is clientsOfPolicy plus, for each client, the other clients claiming
-// its client ID: a client a policy withdraws (or serves again) gives its client ID to (or takes
-// it from) a peer, whose ClientIDConflict condition changes too.
+// its client ID or bound to its workload identity: a client a policy withdraws (or serves again)
+// gives its client ID or workload identity to (or takes it from) a peer, whose conflict
+// condition changes too.
 func (p clientPolicies) clientsAndPeersOfPolicy(c client.Reader) handler.MapFunc {
-	clients, peers := p.clientsOfPolicy(c), clientIDPeers(c)
+	clients, idPeers, subjects := p.clientsOfPolicy(c), clientIDPeers(c), subjectPeers(c)
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
 		reqs := clients(ctx, o)
 		for _, req := range slices.Clone(reqs) {
@@ -89,7 +90,8 @@ func (p clientPolicies) clientsAndPeersOfPolicy(c client.Reader) handler.MapFunc
 			if err := c.Get(ctx, req.NamespacedName, &oc); err != nil {
 				continue
 			}
-			reqs = append(reqs, peers(ctx, &oc)...)
+			reqs = append(reqs, idPeers(ctx, &oc)...)
+			reqs = append(reqs, subjects(ctx, &oc)...)
 		}
 		return reqs
 	}
@@ -107,7 +109,7 @@ func (r *policyReconciler) setup(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("oauthclientpolicy").
 		For(&v1alpha1.OAuthClientPolicy{}, builder.WithPredicates(specChanged())).
-		Complete(r)
+		Complete(retryConflicts(r))
 }
 
 func (r *policyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {

@@ -57,6 +57,7 @@ func TestPolicyTightenedAfterTheFactStopsAViolatingClientOnEveryReplica(t *testi
 	waitReady(t, conformingKey, metav1.ConditionTrue, v1alpha1.ReasonReady)
 	waitReady(t, violatingKey, metav1.ConditionTrue, v1alpha1.ReasonReady)
 	waitServed(t, "admin."+ns, ns+"/admin", nil)
+	waitPropagated(t, conformingKey, "2/2", metav1.ConditionTrue, v1alpha1.ReasonPropagated)
 	before, _ := getClient(t, conformingKey)
 
 	p := &v1alpha1.OAuthClientPolicy{

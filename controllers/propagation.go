@@ -6,25 +6,30 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/controllers/convert"
 	"github.com/latchkey-dev/latchkey/server/keys"
 )
 
@@ -58,7 +63,11 @@ const (
 )
 
 // propagatedKinds are the kinds whose watermarks a replica reports.
-var propagatedKinds = []string{kindOAuthClient, kindScope, kindUser, kindWorkloadIssuer} //nolint:gochecknoglobals // constant list
+var propagatedKinds = []string{kindOAuthClient, kindScope, kindUser, kindWorkloadIssuer, kindOAuthClientPolicy} //nolint:gochecknoglobals // constant list
+
+// kindSecret's watermark covers the Secrets the registry reads: a replica serves an object's
+// current Secret version once this watermark reaches the Secret's resourceVersion.
+const kindSecret = "Secret"
 
 // watermarkAnnotation is the annotation of a replica Lease that holds kind's watermark.
 func watermarkAnnotation(kind string) string {
@@ -80,19 +89,29 @@ func DefaultReplicaName() string {
 	return strings.ToLower(host) + "-" + hex.EncodeToString(b)
 }
 
-// servedVersion is what a registry reconciler took in of an object.
+// servedVersion is what a registry reconciler took in of an object: its UID and generation,
+// and its resourceVersion in the cache then. A change the registry has not taken in came after
+// that resourceVersion. For a Secret (which has no generation) generation is the
+// resourceVersion it was read at.
 type servedVersion struct {
-	uid        types.UID
-	generation int64
+	uid             types.UID
+	generation      int64
+	resourceVersion uint64
 }
 
-// observe reads an object's UID and generation before a registry reconcile: the reconcile
-// takes in that generation or a later one. The zero value when it cannot be read.
+// observe reads an object's UID, generation and resourceVersion before a registry reconcile:
+// the reconcile takes in that generation or a later one. The zero value when it cannot be read.
 func observe(ctx context.Context, cache client.Reader, key types.NamespacedName, obj client.Object) servedVersion {
 	if err := cache.Get(ctx, key, obj); err != nil {
 		return servedVersion{}
 	}
-	return servedVersion{uid: obj.GetUID(), generation: obj.GetGeneration()}
+	return servedVersion{uid: obj.GetUID(), generation: obj.GetGeneration(), resourceVersion: parseResourceVersion(obj.GetResourceVersion())}
+}
+
+// secretVersion is the servedVersion of a Secret read from the API server.
+func secretVersion(s client.Object) servedVersion {
+	rv := parseResourceVersion(s.GetResourceVersion())
+	return servedVersion{uid: s.GetUID(), generation: int64(min(rv, math.MaxInt64)), resourceVersion: rv} //nolint:gosec // bounded
 }
 
 // markServed records that the registry took in v of the object (nothing for a deleted one).
@@ -110,34 +129,102 @@ func (r *Readiness) markServed(kind string, key types.NamespacedName, v servedVe
 	r.served[k] = v
 }
 
+// takeIn runs one registry reconcile of the object at key of kind (obj is scratch space of its
+// type): it gives reconcile a Secret reader that records what it reads and, when reconcile
+// succeeds, records the object as processed and the versions of it and of those Secrets as
+// served (the replica's propagation report). A nil Readiness only runs reconcile.
+func (r *Readiness) takeIn(ctx context.Context, cache client.Reader, kind string, key types.NamespacedName, obj client.Object,
+	secrets client.Reader, reconcile func(secrets client.Reader) (ctrl.Result, error),
+) (ctrl.Result, error) {
+	if r == nil {
+		return reconcile(secrets)
+	}
+	seen := observe(ctx, cache, key, obj)
+	reads := &secretReads{Reader: secrets}
+	res, err := reconcile(reads)
+	if err != nil {
+		return res, err
+	}
+	r.markProcessed(kind, key)
+	r.markServed(kind, key, seen)
+	for _, s := range reads.read {
+		r.markServed(kindSecret, s.key, s.version)
+	}
+	return res, nil
+}
+
+// secretReads is a Secret reader that remembers the version of every Secret it read.
+type secretReads struct {
+	client.Reader
+	mu   sync.Mutex
+	read []secretRead
+}
+
+type secretRead struct {
+	key     types.NamespacedName
+	version servedVersion
+}
+
+func (s *secretReads) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if err := s.Reader.Get(ctx, key, obj, opts...); err != nil {
+		return err //nolint:wrapcheck // a reader's error as it is
+	}
+	if _, ok := obj.(*corev1.Secret); ok {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.read = append(s.read, secretRead{key: key, version: secretVersion(obj)})
+	}
+	return nil
+}
+
 // cachedVersion is what the cache holds of an object.
 type cachedVersion struct {
 	key             types.NamespacedName
 	uid             types.UID
 	generation      int64
 	resourceVersion uint64
+	// secrets are the Secrets the object's registry reconcile reads (secretsOf).
+	secrets []types.NamespacedName
 }
 
-// lag counts the cached objects whose current generation the registry has not taken in, and
-// gives the highest resourceVersion among them all. It forgets the objects no longer cached.
-func (r *Readiness) lag(kind string, cached []cachedVersion) (pending int, highest uint64) {
+// lagReport is what a replica's registry has not taken in of a kind's cached objects.
+type lagReport struct {
+	// highest is the highest resourceVersion among the cached objects.
+	highest uint64
+	// pending are the cached objects whose current generation is not taken in, each with the
+	// resourceVersion at which the registry last took it in (0: never).
+	pending []pendingObject
+}
+
+type pendingObject struct {
+	key     types.NamespacedName
+	takenIn uint64
+}
+
+// lag compares the cached objects of kind with what the registry took in. It forgets the
+// objects no longer cached.
+func (r *Readiness) lag(kind string, cached []cachedVersion) lagReport {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var rep lagReport
 	present := make(map[types.NamespacedName]struct{}, len(cached))
 	for _, c := range cached {
 		present[c.key] = struct{}{}
-		highest = max(highest, c.resourceVersion)
+		rep.highest = max(rep.highest, c.resourceVersion)
 		v, found := r.served[objectKey{kind: kind, key: c.key}]
-		if !found || v.uid != c.uid || v.generation < c.generation {
-			pending++
+		if found && v.uid == c.uid && v.generation >= c.generation {
+			continue
 		}
+		// Taken in before (maybe another object under the same name, deleted since): whatever
+		// it is now came later.
+		rep.pending = append(rep.pending, pendingObject{key: c.key, takenIn: v.resourceVersion})
 	}
 	for k := range r.served {
 		if _, found := present[k.key]; k.kind == kind && !found {
 			delete(r.served, k)
 		}
 	}
-	return pending, highest
+	return rep
 }
 
 // parseResourceVersion reads a resourceVersion as an etcd revision; 0 when it is not one.
@@ -150,11 +237,24 @@ func parseResourceVersion(rv string) uint64 {
 }
 
 // watermarks computes a replica's report from its cache and what its registry took in.
+//
+// A kind's watermark W promises that every change of the kind up to W is taken in. With nothing
+// pending it is the highest cached resourceVersion. While objects are pending it still rises,
+// to the lowest bound below which each pending object's change cannot lie, so constant churn
+// does not stall it. Two bounds are known of a pending object: the resourceVersion at which the
+// registry last took it in (the change came later), and, when it was first seen pending, the
+// highest resourceVersion cached at the computation before (it was absent or taken in then,
+// and an informer delivers a kind's changes in order, so the change came later than all of
+// them).
 type watermarks struct {
 	cache   client.Reader
 	ready   *Readiness
 	metrics PropagationMetrics // optional
 	last    map[string]uint64
+	// previous is each kind's highest cached resourceVersion at the previous computation.
+	previous map[string]uint64
+	// noticed is, per kind, each pending object's previous when it was first seen pending.
+	noticed map[string]map[types.NamespacedName]uint64
 }
 
 // PropagationMetrics records, per kind, how many cached objects this replica's registry has not
@@ -166,55 +266,137 @@ type PropagationMetrics interface {
 
 func (w *watermarks) compute(ctx context.Context) (map[string]uint64, error) {
 	if w.last == nil {
-		w.last = map[string]uint64{}
+		w.last, w.previous, w.noticed = map[string]uint64{}, map[string]uint64{}, map[string]map[types.NamespacedName]uint64{}
 	}
+	var referenced []types.NamespacedName
 	for _, kind := range propagatedKinds {
 		cached, err := listCached(ctx, w.cache, kind)
 		if err != nil {
 			return nil, err
 		}
-		pending, highest := w.ready.lag(kind, cached)
-		if pending == 0 {
-			w.last[kind] = max(w.last[kind], highest)
+		for _, c := range cached {
+			referenced = append(referenced, c.secrets...)
 		}
-		if w.metrics != nil {
-			w.metrics.RegistryLag(kind, pending, w.last[kind])
+		w.advance(kind, cached)
+	}
+	secrets, err := listCachedSecrets(ctx, w.cache, referenced)
+	if err != nil {
+		return nil, err
+	}
+	w.advance(kindSecret, secrets)
+	return maps.Clone(w.last), nil
+}
+
+// advance raises kind's watermark as far as what the registry took in allows.
+func (w *watermarks) advance(kind string, cached []cachedVersion) {
+	rep := w.ready.lag(kind, cached)
+	bound := rep.highest
+	noticed := make(map[types.NamespacedName]uint64, len(rep.pending))
+	for _, p := range rep.pending {
+		first, ok := w.noticed[kind][p.key]
+		if !ok {
+			first = w.previous[kind]
+		}
+		noticed[p.key] = first
+		bound = min(bound, max(first, p.takenIn))
+	}
+	w.noticed[kind] = noticed
+	w.previous[kind] = rep.highest
+	w.last[kind] = max(w.last[kind], bound)
+	if w.metrics != nil {
+		w.metrics.RegistryLag(kind, len(rep.pending), w.last[kind])
+	}
+}
+
+// secretsOf returns the Secrets an object's registry reconcile reads.
+func secretsOf(obj client.Object) []types.NamespacedName {
+	switch o := obj.(type) {
+	case *v1alpha1.OAuthClient:
+		names := convert.SecretNames(o)
+		out := make([]types.NamespacedName, 0, len(names))
+		for _, name := range names {
+			out = append(out, types.NamespacedName{Namespace: o.Namespace, Name: name})
+		}
+		return out
+	case *v1alpha1.User:
+		if ns, name, _, ok := convert.PasswordSecretRef(o); ok && ns != "" && name != "" {
+			return []types.NamespacedName{{Namespace: ns, Name: name}}
+		}
+	case *v1alpha1.WorkloadIssuer:
+		if ref := o.Spec.JWKSSecretRef; ref != nil && ref.Namespace != "" && ref.Name != "" {
+			return []types.NamespacedName{{Namespace: ref.Namespace, Name: ref.Name}}
 		}
 	}
-	return maps.Clone(w.last), nil
+	return nil
+}
+
+// newObjectList returns an empty list of a propagated kind.
+func newObjectList(kind string) (client.ObjectList, error) {
+	switch kind {
+	case kindOAuthClient:
+		return &v1alpha1.OAuthClientList{}, nil
+	case kindScope:
+		return &v1alpha1.ScopeList{}, nil
+	case kindUser:
+		return &v1alpha1.UserList{}, nil
+	case kindWorkloadIssuer:
+		return &v1alpha1.WorkloadIssuerList{}, nil
+	case kindOAuthClientPolicy:
+		return &v1alpha1.OAuthClientPolicyList{}, nil
+	default:
+		return nil, fmt.Errorf("unknown kind %q", kind)
+	}
 }
 
 // listCached lists the cached objects of kind.
 func listCached(ctx context.Context, c client.Reader, kind string) ([]cachedVersion, error) {
-	var list client.ObjectList
-	switch kind {
-	case kindOAuthClient:
-		list = &v1alpha1.OAuthClientList{}
-	case kindScope:
-		list = &v1alpha1.ScopeList{}
-	case kindUser:
-		list = &v1alpha1.UserList{}
-	case kindWorkloadIssuer:
-		list = &v1alpha1.WorkloadIssuerList{}
-	default:
-		return nil, fmt.Errorf("unknown kind %q", kind)
+	list, err := newObjectList(kind)
+	if err != nil {
+		return nil, err
 	}
 	if err := c.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list %ss: %w", kind, err)
 	}
 	var out []cachedVersion
-	err := meta.EachListItem(list, func(o runtime.Object) error {
+	err = meta.EachListItem(list, func(o runtime.Object) error {
 		obj, ok := o.(client.Object)
 		if !ok {
 			return fmt.Errorf("%T is not an object", o)
 		}
 		out = append(out, cachedVersion{
 			key: client.ObjectKeyFromObject(obj), uid: obj.GetUID(), generation: obj.GetGeneration(),
-			resourceVersion: parseResourceVersion(obj.GetResourceVersion()),
+			resourceVersion: parseResourceVersion(obj.GetResourceVersion()), secrets: secretsOf(obj),
 		})
 		return nil
 	})
 	return out, err
+}
+
+// listCachedSecrets returns the cached Secrets (metadata) among referenced.
+func listCachedSecrets(ctx context.Context, c client.Reader, referenced []types.NamespacedName) ([]cachedVersion, error) {
+	if len(referenced) == 0 {
+		return nil, nil
+	}
+	want := make(map[types.NamespacedName]struct{}, len(referenced))
+	for _, key := range referenced {
+		want[key] = struct{}{}
+	}
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+	if err := c.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("list Secrets: %w", err)
+	}
+	var out []cachedVersion
+	for i := range list.Items {
+		s := &list.Items[i]
+		key := client.ObjectKeyFromObject(s)
+		if _, ok := want[key]; !ok {
+			continue
+		}
+		v := secretVersion(s)
+		out = append(out, cachedVersion{key: key, uid: v.uid, generation: v.generation, resourceVersion: v.resourceVersion})
+	}
+	return out, nil
 }
 
 // replicaReporter runs on every replica: it writes the replica's Lease, with its watermarks,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -20,8 +21,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 )
@@ -31,6 +34,8 @@ type replicaReport struct {
 	name       string
 	watermarks map[string]uint64
 	expires    time.Time
+	// signingKeys is its AnnotationSigningKeys value.
+	signingKeys string
 }
 
 // liveReports reads the replica Leases in namespace and keeps those not expired at now, sorted
@@ -54,8 +59,8 @@ func liveReports(ctx context.Context, c client.Reader, namespace string, now tim
 		if l.Spec.HolderIdentity != nil {
 			name = *l.Spec.HolderIdentity
 		}
-		r := replicaReport{name: name, expires: expires, watermarks: map[string]uint64{}}
-		for _, kind := range propagatedKinds {
+		r := replicaReport{name: name, expires: expires, watermarks: map[string]uint64{}, signingKeys: l.Annotations[AnnotationSigningKeys]}
+		for _, kind := range append(propagatedKinds, kindSecret) {
 			r.watermarks[kind] = parseResourceVersion(l.Annotations[watermarkAnnotation(kind)])
 		}
 		out = append(out, r)
@@ -69,13 +74,21 @@ type propagation struct {
 	served  int
 	total   int
 	lagging []string // names of the replicas that do not serve it yet
+	secrets bool     // the version includes the object's Secrets
 }
 
-// propagationOf counts the reports whose watermark of kind reaches target.
-func propagationOf(reports []replicaReport, kind string, target uint64) propagation {
-	p := propagation{total: len(reports)}
+// propagationTarget is what a replica's watermarks must reach to serve an object's version:
+// the resourceVersion of its generation and, when it reads Secrets, the highest of theirs.
+type propagationTarget struct {
+	resourceVersion uint64
+	secrets         uint64 // 0: no Secret
+}
+
+// propagationOf counts the reports whose watermarks of kind (and of Secrets) reach target.
+func propagationOf(reports []replicaReport, kind string, target propagationTarget) propagation {
+	p := propagation{total: len(reports), secrets: target.secrets != 0}
 	for _, r := range reports {
-		if r.watermarks[kind] >= target {
+		if r.watermarks[kind] >= target.resourceVersion && r.watermarks[kindSecret] >= target.secrets {
 			p.served++
 		} else {
 			p.lagging = append(p.lagging, r.name)
@@ -87,60 +100,62 @@ func propagationOf(reports []replicaReport, kind string, target uint64) propagat
 // String is the status.served column: "2/3".
 func (p propagation) String() string { return fmt.Sprintf("%d/%d", p.served, p.total) }
 
+// complete reports whether every live replica (at least one) serves the version.
+func (p propagation) complete() bool { return p.total > 0 && p.served == p.total }
+
 // condition is the Propagated condition.
 func (p propagation) condition(generation int64) metav1.Condition {
 	c := metav1.Condition{Type: v1alpha1.ConditionPropagated, ObservedGeneration: generation}
+	version := fmt.Sprintf("generation %d", generation)
+	if p.secrets {
+		version += " and its Secrets' current versions"
+	}
 	switch {
 	case p.total == 0:
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonNoReplicas, "no live replica has reported what it serves"
-	case p.served == p.total:
+	case p.complete():
 		c.Status, c.Reason = metav1.ConditionTrue, v1alpha1.ReasonPropagated
-		c.Message = fmt.Sprintf("every live replica (%d) serves generation %d", p.total, generation)
+		c.Message = fmt.Sprintf("every live replica (%d) serves %s", p.total, version)
 	default:
 		c.Status, c.Reason = metav1.ConditionFalse, v1alpha1.ReasonLagging
-		c.Message = fmt.Sprintf("%s of %d live replicas serve generation %d; not yet: %s", p, p.total, generation, strings.Join(p.lagging, ", "))
+		c.Message = fmt.Sprintf("%s of %d live replicas serve %s; not yet: %s", p, p.total, version, strings.Join(p.lagging, ", "))
 	}
 	return c
-}
-
-// earliestExpiry is when the first of the reports expires; zero without reports.
-func earliestExpiry(reports []replicaReport) time.Time {
-	var first time.Time
-	for _, r := range reports {
-		if first.IsZero() || r.expires.Before(first) {
-			first = r.expires
-		}
-	}
-	return first
 }
 
 // targets remembers, per object, the resourceVersion at which the leader first saw its current
 // generation: replicas serve the generation once their watermark reaches it. The object's own
 // resourceVersion would not do: every status write raises it, and the count would chase it.
 // A new leader starts from the resourceVersions it first sees (later than the change, never
-// earlier: the count is conservative).
+// earlier: the count is conservative). Secrets have no status, so their target is their
+// resourceVersion. since is when the target last changed (the settling delay).
 type targets struct {
 	mu   sync.Mutex
 	seen map[types.UID]target
 }
 
 type target struct {
-	generation      int64
-	resourceVersion uint64
+	generation int64
+	propagationTarget
+	since time.Time
 }
 
-func (t *targets) of(obj client.Object) uint64 {
+func (t *targets) of(obj client.Object, secrets uint64, now time.Time) (propagationTarget, time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.seen == nil {
 		t.seen = map[types.UID]target{}
 	}
 	cur, ok := t.seen[obj.GetUID()]
-	if !ok || cur.generation != obj.GetGeneration() {
-		cur = target{generation: obj.GetGeneration(), resourceVersion: parseResourceVersion(obj.GetResourceVersion())}
-		t.seen[obj.GetUID()] = cur
+	switch {
+	case !ok || cur.generation != obj.GetGeneration():
+		cur = target{generation: obj.GetGeneration(), since: now,
+			propagationTarget: propagationTarget{resourceVersion: parseResourceVersion(obj.GetResourceVersion()), secrets: secrets}}
+	case cur.secrets != secrets:
+		cur.secrets, cur.since = secrets, now
 	}
-	return cur.resourceVersion
+	t.seen[obj.GetUID()] = cur
+	return cur.propagationTarget, cur.since
 }
 
 func (t *targets) forget(uid types.UID) {
@@ -156,6 +171,8 @@ type propagatedKind struct {
 	newList func() client.ObjectList
 	// status points into the object's status.served and conditions.
 	status func(client.Object) (served *string, conditions *[]metav1.Condition)
+	// forSecret maps a Secret to the objects that read it; nil for a kind that reads none.
+	forSecret func(client.Reader) handler.MapFunc
 }
 
 //nolint:forcetypeassert // each kind's functions get only its own objects
@@ -164,23 +181,33 @@ var propagatedKindsStatus = []propagatedKind{ //nolint:gochecknoglobals // const
 		func(o client.Object) (*string, *[]metav1.Condition) {
 			oc := o.(*v1alpha1.OAuthClient)
 			return &oc.Status.Served, &oc.Status.Conditions
-		}},
+		}, clientsForSecret},
 	{kindScope, func() client.Object { return &v1alpha1.Scope{} }, func() client.ObjectList { return &v1alpha1.ScopeList{} },
 		func(o client.Object) (*string, *[]metav1.Condition) {
 			s := o.(*v1alpha1.Scope)
 			return &s.Status.Served, &s.Status.Conditions
-		}},
+		}, nil},
 	{kindUser, func() client.Object { return &v1alpha1.User{} }, func() client.ObjectList { return &v1alpha1.UserList{} },
 		func(o client.Object) (*string, *[]metav1.Condition) {
 			u := o.(*v1alpha1.User)
 			return &u.Status.Served, &u.Status.Conditions
-		}},
+		}, usersForSecret},
 	{kindWorkloadIssuer, func() client.Object { return &v1alpha1.WorkloadIssuer{} }, func() client.ObjectList { return &v1alpha1.WorkloadIssuerList{} },
 		func(o client.Object) (*string, *[]metav1.Condition) {
 			w := o.(*v1alpha1.WorkloadIssuer)
 			return &w.Status.Served, &w.Status.Conditions
-		}},
+		}, issuersForSecret},
+	{kindOAuthClientPolicy, func() client.Object { return &v1alpha1.OAuthClientPolicy{} }, func() client.ObjectList { return &v1alpha1.OAuthClientPolicyList{} },
+		func(o client.Object) (*string, *[]metav1.Condition) {
+			p := o.(*v1alpha1.OAuthClientPolicy)
+			return &p.Status.Served, &p.Status.Conditions
+		}, nil},
 }
+
+// propagationSettle is how long after a change the leader waits for every replica before it
+// writes a partial count: a change that reaches every replica within it gets one status write
+// (n/n), not one per replica (1/n, 2/n, ...).
+const propagationSettle = 2 * time.Second
 
 // propagationReconciler is the leader's, one per kind: it writes status.served and the
 // Propagated condition from the replica reports. Only a changed count (or set of lagging
@@ -190,24 +217,40 @@ type propagationReconciler struct {
 	client    client.Client
 	namespace string
 	now       func() time.Time
-	targets   targets
-	uids      sync.Map // types.NamespacedName → types.UID, to forget deleted objects
+	// expiries tells when the set of live replicas changed without a Lease event (one expired).
+	expiries <-chan event.GenericEvent
+	targets  targets
+	uids     sync.Map // types.NamespacedName → types.UID, to forget deleted objects
 }
 
 func (r *propagationReconciler) setup(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named(strings.ToLower(r.kind)+"-propagation").
 		// Every change: a status write of another controller may drop the condition (a merge
 		// patch replaces the list), which this one then writes again.
 		For(r.newObj()).
 		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(r.all),
-			builder.WithPredicates(replicaReportChanged(r.namespace))).
-		Complete(r)
+			builder.WithPredicates(replicaReportChanged(r.namespace)))
+	if r.expiries != nil {
+		b = b.WatchesRawSource(source.Channel(r.expiries, handler.EnqueueRequestsFromMapFunc(r.all)))
+	}
+	if r.forSecret != nil {
+		b = b.WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.forSecret(r.client)))
+	}
+	return b.Complete(retryConflicts(r))
 }
 
 // replicaReportChanged passes the events of replica Leases in namespace that change what they
-// report (not the renewals: an expiry is found by the requeue at the earliest one).
+// report (not the renewals: an expiry is told by liveReplicaWatch).
 func replicaReportChanged(namespace string) predicate.Predicate {
+	return replicaLeaseChanged(namespace, func(old, cur client.Object) bool {
+		return !equality.Semantic.DeepEqual(old.GetAnnotations(), cur.GetAnnotations())
+	})
+}
+
+// replicaLeaseChanged passes the creations and deletions of replica Leases in namespace, and the
+// updates that changed says matter.
+func replicaLeaseChanged(namespace string, changed func(old, cur client.Object) bool) predicate.Predicate {
 	isReport := func(o client.Object) bool {
 		_, ok := o.GetLabels()[LabelReplicaLease]
 		return ok && o.GetNamespace() == namespace
@@ -217,7 +260,7 @@ func replicaReportChanged(namespace string) predicate.Predicate {
 		DeleteFunc:  func(e event.DeleteEvent) bool { return isReport(e.Object) },
 		GenericFunc: func(e event.GenericEvent) bool { return isReport(e.Object) },
 		UpdateFunc: func(e event.UpdateEvent) bool {
-			return isReport(e.ObjectNew) && !equality.Semantic.DeepEqual(e.ObjectOld.GetAnnotations(), e.ObjectNew.GetAnnotations())
+			return isReport(e.ObjectNew) && changed(e.ObjectOld, e.ObjectNew)
 		},
 	}
 }
@@ -236,6 +279,23 @@ func (r *propagationReconciler) all(ctx context.Context, _ client.Object) []reco
 		return nil
 	})
 	return reqs
+}
+
+// secretsTarget is the highest resourceVersion among the cached Secrets obj reads; 0 for none.
+func (r *propagationReconciler) secretsTarget(ctx context.Context, obj client.Object) (uint64, error) {
+	var highest uint64
+	for _, key := range secretsOf(obj) {
+		s := &metav1.PartialObjectMetadata{}
+		s.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		if err := r.client.Get(ctx, key, s); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return 0, fmt.Errorf("get Secret %s: %w", key, err)
+		}
+		highest = max(highest, parseResourceVersion(s.ResourceVersion))
+	}
+	return highest, nil
 }
 
 func (r *propagationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -257,7 +317,15 @@ func (r *propagationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	p := propagationOf(reports, r.kind, r.targets.of(obj))
+	secrets, err := r.secretsTarget(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	target, since := r.targets.of(obj, secrets, now)
+	p := propagationOf(reports, r.kind, target)
+	if wait := since.Add(propagationSettle).Sub(now); !p.complete() && wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil // settling: the replicas are probably taking it in
+	}
 	base, ok := obj.DeepCopyObject().(client.Object)
 	if !ok {
 		return ctrl.Result{}, fmt.Errorf("%T is not an object", obj)
@@ -266,12 +334,8 @@ func (r *propagationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	baseServed, baseConds := r.status(base)
 	*served = p.String()
 	meta.SetStatusCondition(conds, p.condition(obj.GetGeneration()))
-	var res ctrl.Result
-	if first := earliestExpiry(reports); !first.IsZero() {
-		res.RequeueAfter = first.Sub(now) + 100*time.Millisecond
-	}
 	if *served == *baseServed && equality.Semantic.DeepEqual(*conds, *baseConds) {
-		return res, nil
+		return ctrl.Result{}, nil
 	}
 	// Optimistic lock: the conditions list is replaced whole, so a patch on a stale read
 	// would drop another controller's condition.
@@ -281,5 +345,60 @@ func (r *propagationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 		return ctrl.Result{}, fmt.Errorf("patch status: %w", err)
 	}
-	return res, nil
+	return ctrl.Result{}, nil
+}
+
+// liveReplicaWatch runs on the leader: it reads the replica Leases every interval and, when the
+// set of live replicas changed (a Lease expired: no event tells that), tells every subscriber.
+// One timer for all objects of all kinds, however many.
+type liveReplicaWatch struct {
+	cache     client.Reader
+	namespace string
+	interval  time.Duration
+	now       func() time.Time
+	subs      []chan event.GenericEvent
+}
+
+var _ manager.LeaderElectionRunnable = (*liveReplicaWatch)(nil)
+
+func (w *liveReplicaWatch) NeedLeaderElection() bool { return true }
+
+// subscribe returns a channel that hears of each change of the live replicas (at most one
+// pending event: the subscriber re-reads everything anyway). Call before Start.
+func (w *liveReplicaWatch) subscribe() <-chan event.GenericEvent {
+	ch := make(chan event.GenericEvent, 1)
+	w.subs = append(w.subs, ch)
+	return ch
+}
+
+func (w *liveReplicaWatch) Start(ctx context.Context) error {
+	tick := time.NewTicker(w.interval)
+	defer tick.Stop()
+	var last []string
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		reports, err := liveReports(ctx, w.cache, w.namespace, w.now())
+		if err != nil {
+			continue // the cache is not ready yet or the context ended
+		}
+		names := make([]string, 0, len(reports))
+		for _, r := range reports {
+			names = append(names, r.name)
+		}
+		if slices.Equal(names, last) {
+			continue
+		}
+		last = names
+		lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: w.namespace}}
+		for _, ch := range w.subs {
+			select {
+			case ch <- event.GenericEvent{Object: lease}:
+			default: // one is pending already
+			}
+		}
+	}
 }

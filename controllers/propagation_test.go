@@ -2,14 +2,18 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -19,28 +23,33 @@ import (
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/server/keys"
+	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
 func TestPropagationCountsTheReplicasWhoseWatermarkReachesTheChange(t *testing.T) {
 	reports := []replicaReport{
-		{name: "a", watermarks: map[string]uint64{kindOAuthClient: 120, kindScope: 10}},
-		{name: "b", watermarks: map[string]uint64{kindOAuthClient: 100}},
+		{name: "a", watermarks: map[string]uint64{kindOAuthClient: 120, kindScope: 10, kindSecret: 300}},
+		{name: "b", watermarks: map[string]uint64{kindOAuthClient: 100, kindSecret: 250}},
 		{name: "c", watermarks: map[string]uint64{kindOAuthClient: 99}},
 	}
+	generation := "generation 4"
+	withSecrets := "generation 4 and its Secrets' current versions"
 	for _, tc := range []struct {
 		name    string
 		reports []replicaReport
 		kind    string
-		target  uint64
+		target  propagationTarget
 		served  string
 		status  metav1.ConditionStatus
 		reason  string
 		message string
 	}{
-		{"a watermark equal to the change's resourceVersion serves it", reports, kindOAuthClient, 100, "2/3", metav1.ConditionFalse, v1alpha1.ReasonLagging, "2/3 of 3 live replicas serve generation 4; not yet: c"},
-		{"every replica past the change makes it propagated", reports, kindOAuthClient, 99, "3/3", metav1.ConditionTrue, v1alpha1.ReasonPropagated, "every live replica (3) serves generation 4"},
-		{"watermarks are per kind", reports, kindScope, 11, "0/3", metav1.ConditionFalse, v1alpha1.ReasonLagging, "0/3 of 3 live replicas serve generation 4; not yet: a, b, c"},
-		{"no report is not propagated", nil, kindOAuthClient, 1, "0/0", metav1.ConditionFalse, v1alpha1.ReasonNoReplicas, "no live replica has reported what it serves"},
+		{"a watermark equal to the change's resourceVersion serves it", reports, kindOAuthClient, propagationTarget{resourceVersion: 100}, "2/3", metav1.ConditionFalse, v1alpha1.ReasonLagging, "2/3 of 3 live replicas serve " + generation + "; not yet: c"},
+		{"every replica past the change makes it propagated", reports, kindOAuthClient, propagationTarget{resourceVersion: 99}, "3/3", metav1.ConditionTrue, v1alpha1.ReasonPropagated, "every live replica (3) serves " + generation},
+		{"watermarks are per kind", reports, kindScope, propagationTarget{resourceVersion: 11}, "0/3", metav1.ConditionFalse, v1alpha1.ReasonLagging, "0/3 of 3 live replicas serve " + generation + "; not yet: a, b, c"},
+		{"a Secret changed later than a replica's Secret watermark is not served there", reports, kindOAuthClient, propagationTarget{resourceVersion: 99, secrets: 260}, "1/3", metav1.ConditionFalse, v1alpha1.ReasonLagging, "1/3 of 3 live replicas serve " + withSecrets + "; not yet: b, c"},
+		{"every Secret watermark past the Secret's change makes it propagated", reports[:2], kindOAuthClient, propagationTarget{resourceVersion: 99, secrets: 250}, "2/2", metav1.ConditionTrue, v1alpha1.ReasonPropagated, "every live replica (2) serves " + withSecrets},
+		{"no report is not propagated", nil, kindOAuthClient, propagationTarget{resourceVersion: 1}, "0/0", metav1.ConditionFalse, v1alpha1.ReasonNoReplicas, "no live replica has reported what it serves"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := propagationOf(tc.reports, tc.kind, tc.target)
@@ -58,34 +67,70 @@ func TestTheLagCountsTheCachedObjectsWhoseGenerationIsNotTakenIn(t *testing.T) {
 	a := types.NamespacedName{Namespace: "ns", Name: "a"}
 	b := types.NamespacedName{Namespace: "ns", Name: "b"}
 	for _, tc := range []struct {
-		name    string
-		served  map[types.NamespacedName]servedVersion
-		cached  []cachedVersion
-		pending int
-		highest uint64
+		name   string
+		served map[types.NamespacedName]servedVersion
+		cached []cachedVersion
+		want   lagReport
 	}{
-		{"every generation taken in", map[types.NamespacedName]servedVersion{a: {"u1", 2}, b: {"u2", 1}},
-			[]cachedVersion{{a, "u1", 2, 50}, {b, "u2", 1, 70}}, 0, 70},
-		{"a status write (same generation, later resourceVersion) counts as taken in", map[types.NamespacedName]servedVersion{a: {"u1", 2}},
-			[]cachedVersion{{a, "u1", 2, 90}}, 0, 90},
-		{"a newer generation not taken in yet holds it", map[types.NamespacedName]servedVersion{a: {"u1", 1}, b: {"u2", 1}},
-			[]cachedVersion{{a, "u1", 2, 50}, {b, "u2", 1, 70}}, 1, 70},
-		{"an object never taken in holds it", map[types.NamespacedName]servedVersion{a: {"u1", 1}},
-			[]cachedVersion{{a, "u1", 1, 50}, {b, "u2", 1, 70}}, 1, 70},
-		{"an object recreated under the same name holds it", map[types.NamespacedName]servedVersion{a: {"old", 1}},
-			[]cachedVersion{{a, "new", 1, 50}}, 1, 50},
-		{"no object at all", nil, nil, 0, 0},
+		{"every generation taken in", map[types.NamespacedName]servedVersion{a: {"u1", 2, 40}, b: {"u2", 1, 70}},
+			[]cachedVersion{{key: a, uid: "u1", generation: 2, resourceVersion: 50}, {key: b, uid: "u2", generation: 1, resourceVersion: 70}},
+			lagReport{highest: 70}},
+		{"a status write (same generation, later resourceVersion) counts as taken in", map[types.NamespacedName]servedVersion{a: {"u1", 2, 40}},
+			[]cachedVersion{{key: a, uid: "u1", generation: 2, resourceVersion: 90}}, lagReport{highest: 90}},
+		{"a newer generation not taken in yet is pending since where it was taken in", map[types.NamespacedName]servedVersion{a: {"u1", 1, 30}, b: {"u2", 1, 70}},
+			[]cachedVersion{{key: a, uid: "u1", generation: 2, resourceVersion: 50}, {key: b, uid: "u2", generation: 1, resourceVersion: 70}},
+			lagReport{highest: 70, pending: []pendingObject{{a, 30}}}},
+		{"an object never taken in is pending since nothing", map[types.NamespacedName]servedVersion{a: {"u1", 1, 50}},
+			[]cachedVersion{{key: a, uid: "u1", generation: 1, resourceVersion: 50}, {key: b, uid: "u2", generation: 1, resourceVersion: 70}},
+			lagReport{highest: 70, pending: []pendingObject{{b, 0}}}},
+		{"an object recreated under the same name is pending since the old one", map[types.NamespacedName]servedVersion{a: {"old", 1, 20}},
+			[]cachedVersion{{key: a, uid: "new", generation: 1, resourceVersion: 50}}, lagReport{highest: 50, pending: []pendingObject{{a, 20}}}},
+		{"no object at all", nil, nil, lagReport{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := NewReadiness()
 			for key, v := range tc.served {
 				r.markServed(kindOAuthClient, key, v)
 			}
-			pending, highest := r.lag(kindOAuthClient, tc.cached)
-			assert.Equal(t, tc.pending, pending)
-			assert.Equal(t, tc.highest, highest)
+			assert.Equal(t, tc.want, r.lag(kindOAuthClient, tc.cached))
 		})
 	}
+}
+
+func TestTheWatermarkRisesUnderConstantChurnButNeverPastAChangeNotTakenIn(t *testing.T) {
+	a := types.NamespacedName{Namespace: "ns", Name: "a"}
+	b := types.NamespacedName{Namespace: "ns", Name: "b"}
+	c := types.NamespacedName{Namespace: "ns", Name: "c"}
+	r := NewReadiness()
+	w := watermarks{ready: r, last: map[string]uint64{}, previous: map[string]uint64{}, noticed: map[string]map[types.NamespacedName]uint64{}}
+	advance := func(cached ...cachedVersion) uint64 {
+		w.advance(kindOAuthClient, cached)
+		return w.last[kindOAuthClient]
+	}
+	va := func(gen int64, rv uint64) cachedVersion {
+		return cachedVersion{key: a, uid: "ua", generation: gen, resourceVersion: rv}
+	}
+	vb := func(gen int64, rv uint64) cachedVersion {
+		return cachedVersion{key: b, uid: "ub", generation: gen, resourceVersion: rv}
+	}
+
+	r.markServed(kindOAuthClient, a, servedVersion{"ua", 1, 10})
+	assert.Equal(t, uint64(10), advance(va(1, 10)), "everything taken in: the highest resourceVersion")
+
+	// b appears and is not taken in yet: it was created after 10, the highest cached before.
+	assert.Equal(t, uint64(10), advance(va(1, 10), vb(1, 20)))
+	r.markServed(kindOAuthClient, b, servedVersion{"ub", 1, 20})
+	// a changes (generation 2 at 30) while b is taken in: the watermark stops below a's change.
+	assert.Equal(t, uint64(20), advance(va(2, 30), vb(1, 20)), "bounded by a, taken in at 10; b's 20 is covered")
+	r.markServed(kindOAuthClient, a, servedVersion{"ua", 2, 30})
+	// Now b changes, and c appears: a is taken in, so the watermark moves on to 30.
+	assert.Equal(t, uint64(30), advance(va(2, 30), vb(2, 40), cachedVersion{key: c, uid: "uc", generation: 1, resourceVersion: 45}),
+		"bounded by b (taken in at 20) and c (created after 30): but never lower than before")
+	r.markServed(kindOAuthClient, b, servedVersion{"ub", 2, 40})
+	assert.Equal(t, uint64(30), advance(va(2, 30), vb(2, 40), cachedVersion{key: c, uid: "uc", generation: 1, resourceVersion: 45}),
+		"c is still pending: it was created after 30, the highest cached when it was first seen")
+	r.markServed(kindOAuthClient, c, servedVersion{"uc", 1, 45})
+	assert.Equal(t, uint64(45), advance(va(2, 30), vb(2, 40), cachedVersion{key: c, uid: "uc", generation: 1, resourceVersion: 45}))
 }
 
 // waitPropagated waits until the client's status says served and its Propagated condition has
@@ -120,17 +165,29 @@ func TestAClientIsPropagatedOnceEveryLiveReplicaServesItsGenerationAndAStaleRepl
 	waitPropagated(t, key, "2/2", metav1.ConditionTrue, v1alpha1.ReasonPropagated)
 
 	// A replica that stopped taking changes in: its report stays at watermark 1 until it expires.
+	stopRenewing := staleReplica(t, "stale", map[string]string{watermarkAnnotation(kindOAuthClient): "1"})
+
+	updateClient(t, key, func(oc *v1alpha1.OAuthClient) { oc.Spec.Scopes = []string{"a:read"} })
+	cond := waitPropagated(t, key, "2/3", metav1.ConditionFalse, v1alpha1.ReasonLagging)
+	assert.Contains(t, cond.Message, "not yet: stale")
+	stopRenewing()
+	waitPropagated(t, key, "2/2", metav1.ConditionTrue, v1alpha1.ReasonPropagated)
+}
+
+// staleReplica creates the report of a replica named name with the annotations, renewed (live:
+// a replica whose reconcilers are stuck, not dead) until the returned stop is called; then its
+// 3-second lease expires.
+func staleReplica(t *testing.T, name string, annotations map[string]string) (stop func()) {
+	t.Helper()
+	ctx := t.Context()
 	stale := &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Namespace: systemNamespace, Name: replicaLeasePrefix + "stale",
-			Labels:      map[string]string{LabelReplicaLease: "true"},
-			Annotations: map[string]string{watermarkAnnotation(kindOAuthClient): strconv.Itoa(1)}},
-		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("stale"), LeaseDurationSeconds: ptr.To(int32(3)),
+		ObjectMeta: metav1.ObjectMeta{Namespace: systemNamespace, Name: replicaLeasePrefix + name,
+			Labels: map[string]string{LabelReplicaLease: "true"}, Annotations: annotations},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(name), LeaseDurationSeconds: ptr.To(int32(3)),
 			RenewTime: ptr.To(metav1.NewMicroTime(time.Now()))},
 	}
 	require.NoError(t, suite.client.Create(ctx, stale))
 	t.Cleanup(func() { _ = suite.client.Delete(context.Background(), stale) })
-
-	// It stays live while renewed (a replica whose reconcilers are stuck, not dead).
 	renewing, stopRenewing := context.WithCancel(ctx)
 	renewed := make(chan struct{})
 	go func() {
@@ -149,16 +206,105 @@ func TestAClientIsPropagatedOnceEveryLiveReplicaServesItsGenerationAndAStaleRepl
 			}
 		}
 	}()
-
-	updateClient(t, key, func(oc *v1alpha1.OAuthClient) { oc.Spec.Scopes = []string{"a:read"} })
-	cond := waitPropagated(t, key, "2/3", metav1.ConditionFalse, v1alpha1.ReasonLagging)
-	assert.Contains(t, cond.Message, "not yet: stale")
-	stopRenewing()
-	<-renewed
-	waitPropagated(t, key, "2/2", metav1.ConditionTrue, v1alpha1.ReasonPropagated)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			stopRenewing()
+			<-renewed
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
-func TestScopesUsersAndWorkloadIssuersArePropagatedOnceEveryReplicaServesTheirGeneration(t *testing.T) {
+func TestAClientsSecretChangeIsPropagatedOnceEveryReplicaServesTheSecretsNewVersion(t *testing.T) {
+	ctx := t.Context()
+	ns := newNamespace(t)
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ext-creds"},
+		Data:       map[string][]byte{"client-secret": []byte("first-secret-value-0123456789")},
+	}
+	require.NoError(t, suite.client.Create(ctx, secret))
+	oc := confidentialClient(ns, "ext")
+	oc.Spec.SecretPolicy = v1alpha1.SecretPolicyExternal
+	oc.Spec.SecretRef = &v1alpha1.LocalSecretKeyRef{Name: "ext-creds"}
+	require.NoError(t, suite.client.Create(ctx, oc))
+	key := client.ObjectKeyFromObject(oc)
+	cond := waitPropagated(t, key, "2/2", metav1.ConditionTrue, v1alpha1.ReasonPropagated)
+	assert.Contains(t, cond.Message, "and its Secrets' current versions")
+
+	// A replica that serves every OAuthClient change, and this Secret's version, but no later
+	// Secret change.
+	require.NoError(t, suite.client.Get(ctx, client.ObjectKeyFromObject(secret), secret))
+	staleReplica(t, "stale-secrets", map[string]string{
+		watermarkAnnotation(kindOAuthClient): strconv.FormatUint(math.MaxInt64, 10),
+		watermarkAnnotation(kindSecret):      secret.ResourceVersion,
+	})
+	waitPropagated(t, key, "3/3", metav1.ConditionTrue, v1alpha1.ReasonPropagated)
+
+	// The Secret changes, the client's spec does not.
+	secret.Data["client-secret"] = []byte("second-secret-value-0123456789")
+	require.NoError(t, suite.client.Update(ctx, secret))
+	cond = waitPropagated(t, key, "2/3", metav1.ConditionFalse, v1alpha1.ReasonLagging)
+	assert.Contains(t, cond.Message, "not yet: stale-secrets")
+	// The live replicas serve the new secret.
+	waitServed(t, "ext."+ns, ns+"/ext", func(c *assert.CollectT, cl *registry.Client) {
+		assert.True(c, cl.CheckSecret("second-secret-value-0123456789"))
+	})
+}
+
+// keySummary reads the key Secret's signing-key summary and served count.
+func keySummary(c *assert.CollectT) (summary signingKeySummary, served string, ok bool) {
+	var s corev1.Secret
+	if !assert.NoError(c, suite.client.Get(context.Background(), types.NamespacedName{Namespace: systemNamespace, Name: DefaultKeySecretName}, &s)) {
+		return summary, "", false
+	}
+	if !assert.NoError(c, json.Unmarshal([]byte(s.Annotations[AnnotationReplicaSigningKeys]), &summary)) {
+		return summary, "", false
+	}
+	return summary, s.Annotations[AnnotationSigningKeysServed], true
+}
+
+func TestTheKeySecretTellsWhichKeyEachReplicaSignsWith(t *testing.T) {
+	current := signingKeyIDs(suite.replicas[0].keyring, keys.SupportedAlgorithms())
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		summary, served, ok := keySummary(c)
+		if !ok {
+			return
+		}
+		want := current()
+		assert.Equal(c, want, summary.Current, "the key Secret's current signing keys are the suite replicas'")
+		var signing int
+		for _, ids := range summary.Replicas {
+			if ids == want {
+				signing++
+			}
+		}
+		assert.GreaterOrEqual(c, signing, len(suite.replicas), "every suite replica signs with the current keys: %v", summary.Replicas)
+		assert.Equal(c, fmt.Sprintf("%d/%d", signing, len(summary.Replicas)), served)
+	}, waitFor, tick)
+
+	// A replica that signs with another key counts as not serving the current ones.
+	stopRenewing := staleReplica(t, "old-keys", map[string]string{AnnotationSigningKeys: "ES256=retired"})
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		summary, served, ok := keySummary(c)
+		if !ok {
+			return
+		}
+		assert.Equal(c, "ES256=retired", summary.Replicas["old-keys"])
+		assert.Equal(c, fmt.Sprintf("%d/%d", len(summary.Replicas)-1, len(summary.Replicas)), served)
+	}, waitFor, tick)
+	// Once its lease expires it drops out.
+	stopRenewing()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		summary, _, ok := keySummary(c)
+		if ok {
+			assert.NotContains(c, summary.Replicas, "old-keys")
+		}
+	}, waitFor, tick)
+}
+
+func TestScopesUsersWorkloadIssuersAndPoliciesArePropagatedOnceEveryReplicaServesTheirGeneration(t *testing.T) {
 	ns := newNamespace(t)
 	for _, tc := range []struct {
 		name   string
@@ -174,6 +320,11 @@ func TestScopesUsersAndWorkloadIssuersArePropagatedOnceEveryReplicaServesTheirGe
 			Spec: v1alpha1.WorkloadIssuerSpec{Issuer: "https://propagated.example", Audiences: []string{"latchkey"}, AllowedNamespaces: []string{ns},
 				JWKSSecretRef: &v1alpha1.SecretKeyRef{Namespace: ns, Name: "issuer-keys"}}},
 			func(o client.Object) { o.(*v1alpha1.WorkloadIssuer).Spec.Audiences = []string{"changed"} }}, //nolint:forcetypeassert // test
+		{"an OAuthClientPolicy", &v1alpha1.OAuthClientPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "propagated"},
+			Spec: v1alpha1.OAuthClientPolicySpec{AllowedGrantTypes: []v1alpha1.GrantType{v1alpha1.GrantTypeClientCredentials}}},
+			func(o client.Object) { //nolint:forcetypeassert // test
+				o.(*v1alpha1.OAuthClientPolicy).Spec.AllowedGrantTypes = append(o.(*v1alpha1.OAuthClientPolicy).Spec.AllowedGrantTypes, v1alpha1.GrantTypeRefreshToken)
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()

@@ -22,6 +22,8 @@ const (
 	kindScope          = "Scope"
 	kindUser           = "User"
 	kindWorkloadIssuer = "WorkloadIssuer"
+	// kindOAuthClientPolicy reports only to the propagation status (not to readiness).
+	kindOAuthClientPolicy = "OAuthClientPolicy"
 )
 
 // Readiness tells whether this replica's registry is filled: true once every OAuthClient, Scope,

@@ -3,6 +3,9 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -37,6 +40,38 @@ type clientRegistryReconciler struct {
 	registry ClientRegistry
 	ready    *Readiness
 	policies clientPolicies
+	// locks serialise the reconciles of one client (striped by key).
+	locks [64]sync.Mutex
+}
+
+// policyRegistryReconciler applies an OAuthClientPolicy's change on one replica: it takes in
+// again every OAuthClient the policy applies to, then records the policy's generation as served
+// (the policy's propagation status).
+type policyRegistryReconciler struct {
+	cache   client.Reader
+	clients *clientRegistryReconciler
+	ready   *Readiness
+}
+
+func (r *policyRegistryReconciler) setup(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("oauthclientpolicy-registry").
+		For(&v1alpha1.OAuthClientPolicy{}, builder.WithPredicates(specChanged())).
+		WithOptions(everyReplica()).
+		Complete(r)
+}
+
+func (r *policyRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	return r.ready.takeIn(ctx, r.cache, kindOAuthClientPolicy, req.NamespacedName, &v1alpha1.OAuthClientPolicy{}, nil, func(client.Reader) (ctrl.Result, error) {
+		// Deleted or not, the policy's clients are those of its namespace (or all, for the default).
+		p := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: req.Namespace, Name: req.Name}}
+		for _, c := range r.clients.policies.clientsOfPolicy(r.cache)(ctx, p) {
+			if _, err := r.clients.Reconcile(ctx, c); err != nil {
+				return ctrl.Result{}, fmt.Errorf("OAuthClient %s: %w", c.NamespacedName, err)
+			}
+		}
+		return ctrl.Result{}, nil
+	})
 }
 
 func (r *clientRegistryReconciler) setup(mgr ctrl.Manager) error {
@@ -46,24 +81,26 @@ func (r *clientRegistryReconciler) setup(mgr ctrl.Manager) error {
 		// unverified note) and changes no generation.
 		For(&v1alpha1.OAuthClient{}, builder.WithPredicates(predicate.Or(specChanged(), predicate.LabelChangedPredicate{}))).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(clientsForSecret(r.cache))).
-		// A policy change re-evaluates the clients it applies to.
-		Watches(&v1alpha1.OAuthClientPolicy{}, handler.EnqueueRequestsFromMapFunc(r.policies.clientsOfPolicy(r.cache)),
-			builder.WithPredicates(specChanged())).
+		// A policy change re-evaluates the clients it applies to: policyRegistryReconciler.
 		WithOptions(everyReplica()).
 		Complete(r)
 }
 
+// Reconcile takes the client in. The policy registry controller calls it too; one client's
+// reconciles never overlap, so the last one reads the newest cache and its decision stands.
 func (r *clientRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	seen := observe(ctx, r.cache, req.NamespacedName, &v1alpha1.OAuthClient{})
-	res, err := r.reconcile(ctx, req)
-	if err == nil {
-		r.ready.markProcessed(kindOAuthClient, req.NamespacedName)
-		r.ready.markServed(kindOAuthClient, req.NamespacedName, seen)
-	}
-	return res, err
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(req.String()))
+	mu := &r.locks[h.Sum32()%uint32(len(r.locks))]
+	mu.Lock()
+	defer mu.Unlock()
+	return r.ready.takeIn(ctx, r.cache, kindOAuthClient, req.NamespacedName, &v1alpha1.OAuthClient{}, r.secrets, func(secrets client.Reader) (ctrl.Result, error) {
+		return r.reconcile(ctx, req, secrets)
+	})
 }
 
-func (r *clientRegistryReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+// reconcile puts or withdraws the client, reading its Secrets with secrets.
+func (r *clientRegistryReconciler) reconcile(ctx context.Context, req ctrl.Request, secrets client.Reader) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)
 	source := convert.SourceKey(req.Namespace, req.Name)
 	var oc v1alpha1.OAuthClient
@@ -90,7 +127,7 @@ func (r *clientRegistryReconciler) reconcile(ctx context.Context, req ctrl.Reque
 		logger.Info("not served", "clientID", convert.ClientID(&oc), "reason", v1alpha1.ReasonPolicyViolation, "message", policy.Message(violations))
 		return ctrl.Result{}, nil
 	}
-	in, err := clientInputs(ctx, r.secrets, &oc)
+	in, err := clientInputs(ctx, secrets, &oc)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -196,13 +233,9 @@ func (r *scopeRegistryReconciler) setup(mgr ctrl.Manager) error {
 }
 
 func (r *scopeRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	seen := observe(ctx, r.cache, req.NamespacedName, &v1alpha1.Scope{})
-	res, err := r.reconcile(ctx, req)
-	if err == nil {
-		r.ready.markProcessed(kindScope, req.NamespacedName)
-		r.ready.markServed(kindScope, req.NamespacedName, seen)
-	}
-	return res, err
+	return r.ready.takeIn(ctx, r.cache, kindScope, req.NamespacedName, &v1alpha1.Scope{}, nil, func(client.Reader) (ctrl.Result, error) {
+		return r.reconcile(ctx, req)
+	})
 }
 
 func (r *scopeRegistryReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -247,16 +280,13 @@ func (r *userRegistryReconciler) setup(mgr ctrl.Manager) error {
 }
 
 func (r *userRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	seen := observe(ctx, r.cache, req.NamespacedName, &v1alpha1.User{})
-	res, err := r.reconcile(ctx, req)
-	if err == nil {
-		r.ready.markProcessed(kindUser, req.NamespacedName)
-		r.ready.markServed(kindUser, req.NamespacedName, seen)
-	}
-	return res, err
+	return r.ready.takeIn(ctx, r.cache, kindUser, req.NamespacedName, &v1alpha1.User{}, r.secrets, func(secrets client.Reader) (ctrl.Result, error) {
+		return r.reconcile(ctx, req, secrets)
+	})
 }
 
-func (r *userRegistryReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+// reconcile puts or withdraws the user, reading its password Secret with secrets.
+func (r *userRegistryReconciler) reconcile(ctx context.Context, req ctrl.Request, secrets client.Reader) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)
 	var u v1alpha1.User
 	if err := r.cache.Get(ctx, req.NamespacedName, &u); err != nil {
@@ -270,7 +300,7 @@ func (r *userRegistryReconciler) reconcile(ctx context.Context, req ctrl.Request
 		r.registry.DeleteUser(req.Name)
 		return ctrl.Result{}, nil
 	}
-	secret, err := userSecret(ctx, r.secrets, &u)
+	secret, err := userSecret(ctx, secrets, &u)
 	if err != nil {
 		return ctrl.Result{}, err
 	}

@@ -44,7 +44,7 @@ func scopeIndexes() []fieldIndex {
 // scopesResolved sets the ScopesResolved condition (feed.ScopesResolved): a listed scope is
 // defined when a Scope of that name exists and is not being deleted.
 func (r *oauthClientReconciler) scopesResolved(ctx context.Context, oc *v1alpha1.OAuthClient) error {
-	defined := map[string]bool{}
+	lookups := map[string]feed.ScopeLookup{}
 	for _, name := range oc.Spec.Scopes {
 		if oauth2.IsBuiltinScope(name) {
 			continue
@@ -53,9 +53,13 @@ func (r *oauthClientReconciler) scopesResolved(ctx context.Context, oc *v1alpha1
 		if err := r.client.List(ctx, &list, client.MatchingFields{indexScopeName: name}); err != nil {
 			return fmt.Errorf("list Scopes named %q: %w", name, err)
 		}
-		defined[name] = slices.ContainsFunc(list.Items, func(s v1alpha1.Scope) bool { return s.DeletionTimestamp.IsZero() })
+		for i := range list.Items {
+			if list.Items[i].DeletionTimestamp.IsZero() {
+				lookups[name] = max(lookups[name], feed.LookupScope(list.Items[i].Spec.AllowedNamespaces, oc.Namespace))
+			}
+		}
 	}
-	res := feed.ScopesResolved(oc.Spec.Scopes, func(name string) bool { return defined[name] })
+	res := feed.ScopesResolved(oc.Spec.Scopes, func(name string) feed.ScopeLookup { return lookups[name] })
 	status := metav1.ConditionTrue
 	if !res.Resolved {
 		status = metav1.ConditionFalse

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -15,7 +16,9 @@ import (
 
 // waitScopesResolved waits for the OAuthClient's ScopesResolved condition with the status and
 // reason, of its current generation, and returns it.
-func waitScopesResolved(t *testing.T, key types.NamespacedName, status metav1.ConditionStatus, reason string) metav1.Condition {
+// waitScopesResolved waits for the client's ScopesResolved condition with status and reason
+// whose message mentions each of mentions, and returns it.
+func waitScopesResolved(t *testing.T, key types.NamespacedName, status metav1.ConditionStatus, reason string, mentions ...string) metav1.Condition {
 	t.Helper()
 	var got metav1.Condition
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
@@ -30,6 +33,9 @@ func waitScopesResolved(t *testing.T, key types.NamespacedName, status metav1.Co
 		assert.Equal(c, status, cond.Status, cond.Message)
 		assert.Equal(c, reason, cond.Reason, cond.Message)
 		assert.Equal(c, oc.Generation, cond.ObservedGeneration)
+		for _, m := range mentions {
+			assert.Contains(c, cond.Message, m)
+		}
 		got = *cond
 	}, waitFor, tick)
 	return got
@@ -39,6 +45,13 @@ func TestScopesResolvedSaysWhichListedScopesDoNotExist(t *testing.T) {
 	ns := newNamespace(t)
 	known := "known:" + ns
 	createScope(t, known)
+	elsewhere := "elsewhere:" + ns
+	sc := &v1alpha1.Scope{
+		ObjectMeta: metav1.ObjectMeta{Name: "elsewhere-" + ns},
+		Spec:       v1alpha1.ScopeSpec{Name: elsewhere, AllowedNamespaces: []string{"another-team"}},
+	}
+	require.NoError(t, suite.client.Create(t.Context(), sc))
+	t.Cleanup(func() { _ = suite.client.Delete(context.Background(), sc) })
 
 	tests := []struct {
 		name    string
@@ -56,6 +69,9 @@ func TestScopesResolvedSaysWhichListedScopesDoNotExist(t *testing.T) {
 		{name: "a client listing scopes nothing defines is told which ones",
 			scopes: []string{known, "missing:" + ns, "openid", "gone:" + ns},
 			status: metav1.ConditionFalse, reason: v1alpha1.ReasonUnknownScope, missing: []string{"missing:" + ns, "gone:" + ns}},
+		{name: "a client listing a scope whose Scope leaves its namespace out is told which one",
+			scopes: []string{known, elsewhere},
+			status: metav1.ConditionFalse, reason: v1alpha1.ReasonScopeNotAllowed, missing: []string{elsewhere}},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,7 +140,6 @@ func TestScopesResolvedFollowsScopesCreatedAndDeleted(t *testing.T) {
 		require.NoError(t, suite.client.Get(ctx, types.NamespacedName{Name: "b-" + ns}, &sc))
 		sc.Spec.Name = "c:" + ns
 		require.NoError(t, suite.client.Update(ctx, &sc))
-		cond := waitScopesResolved(t, key, metav1.ConditionFalse, v1alpha1.ReasonUnknownScope)
-		assert.Contains(t, cond.Message, `"`+b+`"`)
+		waitScopesResolved(t, key, metav1.ConditionFalse, v1alpha1.ReasonUnknownScope, `"`+b+`"`)
 	})
 }

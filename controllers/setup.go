@@ -253,11 +253,13 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.DefaultClientPolicy != "" {
 		policies.def = types.NamespacedName{Namespace: opts.Namespace, Name: opts.DefaultClientPolicy}
 	}
+	clientRegistry := &clientRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness, policies: policies}
 	setups := []struct {
 		name  string
 		setup func(ctrl.Manager) error
 	}{
-		{"oauthclient-registry", (&clientRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness, policies: policies}).setup},
+		{"oauthclient-registry", clientRegistry.setup},
+		{"oauthclientpolicy-registry", (&policyRegistryReconciler{cache: cache, clients: clientRegistry, ready: opts.Readiness}).setup},
 		{"scope-registry", (&scopeRegistryReconciler{cache: cache, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"user-registry", (&userRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"workloadissuer-registry", (&issuerRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
@@ -274,12 +276,21 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			})
 		}},
 		{"propagation", func(mgr ctrl.Manager) error {
+			live := &liveReplicaWatch{cache: cache, namespace: opts.Namespace, interval: opts.ReportInterval, now: time.Now}
 			for _, k := range propagatedKindsStatus {
-				if err := (&propagationReconciler{propagatedKind: k, client: mgr.GetClient(), namespace: opts.Namespace, now: time.Now}).setup(mgr); err != nil {
+				r := &propagationReconciler{propagatedKind: k, client: mgr.GetClient(), namespace: opts.Namespace, now: time.Now, expiries: live.subscribe()}
+				if err := r.setup(mgr); err != nil {
 					return err
 				}
 			}
-			return nil
+			keys := &signingKeyPropagation{
+				client: mgr.GetClient(), reader: secrets, secret: keySecret, namespace: opts.Namespace,
+				algorithms: opts.Algorithms, now: time.Now, expiries: live.subscribe(),
+			}
+			if err := keys.setup(mgr); err != nil {
+				return err
+			}
+			return mgr.Add(live)
 		}},
 		{"oauthclient", (&oauthClientReconciler{
 			client: mgr.GetClient(), secrets: secrets, scheme: mgr.GetScheme(), events: events, tokenURL: opts.TokenURL,

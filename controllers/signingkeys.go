@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -370,6 +371,7 @@ type keyLoader struct {
 
 	mu     sync.Mutex
 	loaded string // resourceVersion of the Secret last loaded
+	digest [sha256.Size]byte
 }
 
 func (r *keyLoader) setup(mgr ctrl.Manager) error {
@@ -400,11 +402,16 @@ func (r *keyLoader) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result,
 		logger.Info("signing key Secret has no key set yet", "key", KeySetKey)
 		return ctrl.Result{}, nil
 	}
+	// Only annotations changed (the leader's summaries): nothing to load.
+	if digest := sha256.Sum256(data); r.loaded != "" && digest == r.digest {
+		r.loaded = s.ResourceVersion
+		return ctrl.Result{}, nil
+	}
 	if err := r.keys.LoadBytes(data); err != nil {
 		logger.Error(err, "signing key Secret is unreadable; keeping the loaded keys")
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
-	r.loaded = s.ResourceVersion
+	r.loaded, r.digest = s.ResourceVersion, sha256.Sum256(data)
 	logger.Info("loaded signing keys", "resourceVersion", s.ResourceVersion)
 	return ctrl.Result{}, nil
 }

@@ -33,7 +33,7 @@ func (r *scopeReconciler) setup(mgr ctrl.Manager) error {
 		For(&v1alpha1.Scope{}, builder.WithPredicates(specChanged())).
 		Watches(&v1alpha1.Scope{}, handler.EnqueueRequestsFromMapFunc(scopeNamePeers(r.client)),
 			builder.WithPredicates(specChanged())).
-		Complete(r)
+		Complete(retryConflicts(r))
 }
 
 func (r *scopeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
@@ -126,7 +126,7 @@ func (r *userReconciler) setup(mgr ctrl.Manager) error {
 		Watches(&v1alpha1.User{}, handler.EnqueueRequestsFromMapFunc(usernamePeers(r.client)),
 			builder.WithPredicates(specChanged())).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(usersAndPeersForSecret(r.client))).
-		Complete(r)
+		Complete(retryConflicts(r))
 }
 
 func (r *userReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {

@@ -271,11 +271,16 @@ func getSecret(ctx context.Context, r client.Reader, namespace, name string) (*c
 // returned recErr. A failed patch is returned in place of recErr (so it is retried even when
 // recErr is terminal); a vanished object is not an error. written reports whether the API server
 // now holds status (unchanged, or patched), so Events about it may be emitted.
+//
+// The patch carries base's resourceVersion (an optimistic lock): a merge patch replaces the
+// conditions list whole, so one made from a stale read would drop a condition another
+// controller wrote since (Propagated, written by the leader's propagation controller). A lost
+// race is a conflict, which retryConflicts turns into a quiet requeue.
 func patchStatus(ctx context.Context, c client.Client, base, obj client.Object, baseStatus, status any, recErr error) (written bool, _ error) {
 	if equality.Semantic.DeepEqual(baseStatus, status) {
 		return true, recErr
 	}
-	if err := c.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil {
+	if err := c.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 		if apierrors.IsNotFound(err) {
 			return false, recErr
 		}
@@ -285,4 +290,16 @@ func patchStatus(ctx context.Context, c client.Client, base, obj client.Object, 
 		return false, fmt.Errorf("patch status: %w", err)
 	}
 	return true, recErr
+}
+
+// retryConflicts runs r and turns a lost optimistic lock (a status patch made from a read that
+// another writer overtook) into a quiet requeue: the next reconcile reads the newer object.
+func retryConflicts(r reconcile.Reconciler) reconcile.Reconciler {
+	return reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+		res, err := r.Reconcile(ctx, req)
+		if err != nil && apierrors.IsConflict(err) {
+			return reconcile.Result{RequeueAfter: conflictRequeue}, nil
+		}
+		return res, err
+	})
 }

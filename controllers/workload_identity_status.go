@@ -99,7 +99,8 @@ func (r *oauthClientReconciler) workloadIdentityStatus(ctx context.Context, oc *
 // hold (valid, not being deleted), ordered by registry.Wins: registry.Snapshot.SubjectHolder's
 // choice, so the client marked Ready is the one every replica lets authenticate. Of the clients
 // bound to a WorkloadIssuer subject only those of the allowed namespaces count (registry's
-// mayBind): a client the issuer does not allow can never keep the pair from one it does.
+// mayBind): a client the issuer does not allow can never keep the pair from one it does, and
+// neither can one a policy withdraws.
 func (r *oauthClientReconciler) subjectHolder(ctx context.Context, oc *v1alpha1.OAuthClient, issuer, subject string, allowed []string) (string, error) {
 	key := convert.WorkloadSubjectIndexKey(issuer, subject)
 	var peers v1alpha1.OAuthClientList
@@ -122,6 +123,11 @@ func (r *oauthClientReconciler) subjectHolder(ctx context.Context, oc *v1alpha1.
 		}
 		if pc.WorkloadIssuer != "" && !slices.Contains(allowed, "*") && !slices.Contains(allowed, pc.Namespace) {
 			continue
+		}
+		if vs, err := r.policies.violations(ctx, p); err != nil {
+			return "", err
+		} else if len(vs) > 0 {
+			continue // not served: a policy withdraws it
 		}
 		if registry.Wins(&pc, &winner) {
 			winner = pc

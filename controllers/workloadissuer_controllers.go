@@ -52,16 +52,13 @@ func (r *issuerRegistryReconciler) setup(mgr ctrl.Manager) error {
 }
 
 func (r *issuerRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	seen := observe(ctx, r.cache, req.NamespacedName, &v1alpha1.WorkloadIssuer{})
-	res, err := r.reconcile(ctx, req)
-	if err == nil {
-		r.ready.markProcessed(kindWorkloadIssuer, req.NamespacedName)
-		r.ready.markServed(kindWorkloadIssuer, req.NamespacedName, seen)
-	}
-	return res, err
+	return r.ready.takeIn(ctx, r.cache, kindWorkloadIssuer, req.NamespacedName, &v1alpha1.WorkloadIssuer{}, r.secrets, func(secrets client.Reader) (ctrl.Result, error) {
+		return r.reconcile(ctx, req, secrets)
+	})
 }
 
-func (r *issuerRegistryReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+// reconcile puts or withdraws the issuer, reading its key Secret with secrets.
+func (r *issuerRegistryReconciler) reconcile(ctx context.Context, req ctrl.Request, secrets client.Reader) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)
 	var wi v1alpha1.WorkloadIssuer
 	if err := r.cache.Get(ctx, req.NamespacedName, &wi); err != nil {
@@ -76,7 +73,7 @@ func (r *issuerRegistryReconciler) reconcile(ctx context.Context, req ctrl.Reque
 		r.delete(req.Name)
 		return ctrl.Result{}, nil
 	}
-	secret, err := issuerSecret(ctx, r.secrets, &wi)
+	secret, err := issuerSecret(ctx, secrets, &wi)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -181,7 +178,7 @@ func (r *issuerReconciler) setup(mgr ctrl.Manager) error {
 		Named("workloadissuer").
 		For(&v1alpha1.WorkloadIssuer{}, builder.WithPredicates(specChanged())).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(issuersForSecret(r.client))).
-		Complete(r)
+		Complete(retryConflicts(r))
 }
 
 func (r *issuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {

@@ -420,20 +420,10 @@ func TestWorkloadIdentitySubjectConflict(t *testing.T) {
 func TestServiceAccountClientsConflictByTheirServiceAccount(t *testing.T) {
 	ctx := t.Context()
 	ns := newNamespace(t)
-	saClient := func(name string) *v1alpha1.OAuthClient {
-		return &v1alpha1.OAuthClient{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-			Spec: v1alpha1.OAuthClientSpec{
-				GrantTypes:              []v1alpha1.GrantType{v1alpha1.GrantTypeClientCredentials},
-				TokenEndpointAuthMethod: v1alpha1.AuthMethodServiceAccountToken,
-				ServiceAccount:          &v1alpha1.ServiceAccountRef{Name: "api"},
-			},
-		}
-	}
-	first := saClient("first")
+	first := apiServiceAccountClient(ns, "first")
 	require.NoError(t, suite.client.Create(ctx, first))
 	waitReady(t, client.ObjectKeyFromObject(first), metav1.ConditionTrue, v1alpha1.ReasonReady)
-	second := saClient("second")
+	second := apiServiceAccountClient(ns, "second")
 	require.NoError(t, suite.client.Create(ctx, second))
 	got := waitReady(t, client.ObjectKeyFromObject(second), metav1.ConditionFalse, v1alpha1.ReasonSubjectConflict)
 	assert.Contains(t, meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady).Message,
@@ -443,4 +433,45 @@ func TestServiceAccountClientsConflictByTheirServiceAccount(t *testing.T) {
 	updateClient(t, client.ObjectKeyFromObject(first), func(oc *v1alpha1.OAuthClient) { oc.Spec.ServiceAccount.Name = "other" })
 	waitReady(t, client.ObjectKeyFromObject(second), metav1.ConditionTrue, v1alpha1.ReasonReady)
 	waitReady(t, client.ObjectKeyFromObject(first), metav1.ConditionTrue, v1alpha1.ReasonReady)
+}
+
+func TestAClientAPolicyWithdrawsGivesUpItsServiceAccount(t *testing.T) {
+	ctx := t.Context()
+	ns := newNamespace(t)
+	first := apiServiceAccountClient(ns, "first", "admin:all")
+	require.NoError(t, suite.client.Create(ctx, first))
+	waitReady(t, client.ObjectKeyFromObject(first), metav1.ConditionTrue, v1alpha1.ReasonReady)
+	second := apiServiceAccountClient(ns, "second", "read:reports")
+	require.NoError(t, suite.client.Create(ctx, second))
+	waitReady(t, client.ObjectKeyFromObject(second), metav1.ConditionFalse, v1alpha1.ReasonSubjectConflict)
+
+	// A policy withdraws the holder: it is not served, so the ServiceAccount is the second's.
+	require.NoError(t, suite.client.Create(ctx, &v1alpha1.OAuthClientPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "read-only"},
+		Spec:       v1alpha1.OAuthClientPolicySpec{AllowedScopes: []string{"read:*"}},
+	}))
+	waitReady(t, client.ObjectKeyFromObject(first), metav1.ConditionFalse, v1alpha1.ReasonPolicyViolation)
+	waitReady(t, client.ObjectKeyFromObject(second), metav1.ConditionTrue, v1alpha1.ReasonReady)
+	for _, r := range suite.replicas {
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			h, ok := r.registry.Snapshot().SubjectHolder(registry.LocalIssuer, "system:serviceaccount:"+ns+":api")
+			if assert.True(c, ok) {
+				assert.Equal(c, ns+"/second", h.Source)
+			}
+		}, waitFor, tick)
+	}
+}
+
+// apiServiceAccountClient is a client_credentials OAuthClient authenticated by the tokens of the
+// ServiceAccount "api" of its namespace.
+func apiServiceAccountClient(ns, name string, scopes ...string) *v1alpha1.OAuthClient {
+	return &v1alpha1.OAuthClient{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.OAuthClientSpec{
+			GrantTypes:              []v1alpha1.GrantType{v1alpha1.GrantTypeClientCredentials},
+			TokenEndpointAuthMethod: v1alpha1.AuthMethodServiceAccountToken,
+			ServiceAccount:          &v1alpha1.ServiceAccountRef{Name: "api"},
+			Scopes:                  scopes,
+		},
+	}
 }

@@ -58,6 +58,9 @@ const (
 	// ReasonUnknownScope (ScopesResolved=False): the client lists scopes that are neither built-in
 	// OIDC scopes nor defined by a Scope resource; the message names them.
 	ReasonUnknownScope = "UnknownScope"
+	// ReasonScopeNotAllowed (ScopesResolved=False): every listed scope exists, but some Scopes'
+	// allowedNamespaces leave the client's namespace out; the message names them.
+	ReasonScopeNotAllowed = "ScopeNotAllowed"
 )
 
 // LabelRegistered marks an OAuthClient created by dynamic registration (RFC 7591) with "true":

@@ -204,8 +204,9 @@ type OAuthClientSpec struct {
 
 	// scopes the client may request. A requested scope must also exist as a Scope resource
 	// (or be a built-in OIDC scope). A listed scope that does not exist makes the condition
-	// ScopesResolved False (reason UnknownScope) but not Ready: the client is served without it,
-	// and requests for it are refused with invalid_scope until a Scope defines it.
+	// ScopesResolved False (reason UnknownScope, or ScopeNotAllowed when the Scope leaves the
+	// client's namespace out) but not Ready: the client is served without it, and requests for it
+	// are refused with invalid_scope until a Scope defines (or allows) it.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=128
@@ -477,9 +478,10 @@ type OAuthClientStatus struct {
 	// conditions: Ready with reasons Ready, SecretNotFound, SecretConflict (a Secret the client
 	// does not control already has the name it would generate; it is neither used nor adopted),
 	// ClientIDConflict, SubjectConflict, InvalidSpec, IssuerNotFound, NamespaceNotAllowed,
-	// PolicyViolation; ScopesResolved with reasons Resolved and UnknownScope (spec.scopes names a
-	// scope that is neither a built-in OIDC scope nor defined by a Scope resource; the client
-	// stays Ready and is served without it); Propagated with reasons Propagated, Lagging,
+	// PolicyViolation; ScopesResolved with reasons Resolved, UnknownScope (spec.scopes names a
+	// scope that is neither a built-in OIDC scope nor defined by a Scope resource) and
+	// ScopeNotAllowed (its Scope's allowedNamespaces leave the client's namespace out): the client
+	// stays Ready and is served without them; Propagated with reasons Propagated, Lagging,
 	// NoReplicas.
 	// +optional
 	// +listType=map

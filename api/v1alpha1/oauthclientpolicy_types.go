@@ -116,7 +116,8 @@ type MaxTokenLifetimes struct {
 
 // OAuthClientPolicyStatus is what the controllers observed.
 type OAuthClientPolicyStatus struct {
-	// conditions: Ready (reasons Ready, InvalidSpec).
+	// conditions: Ready (reasons Ready, InvalidSpec) and Propagated (every live replica applies
+	// the current generation to the clients of its namespace).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -125,6 +126,11 @@ type OAuthClientPolicyStatus struct {
 	// observedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// served is how many live replicas apply the current generation, of how many: "3/3" (the
+	// Propagated condition names the replicas that lag).
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	Served string `json:"served,omitempty"`
 }
 
 // OAuthClientPolicy restricts what the OAuthClients of its namespace may declare. The chart's
@@ -136,6 +142,7 @@ type OAuthClientPolicyStatus struct {
 // +kubebuilder:resource:shortName=oacp,categories=latchkey
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Served",type=string,JSONPath=`.status.served`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type OAuthClientPolicy struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -233,33 +233,79 @@ func quote(s string) string {
 // a client listing unknown scopes is served without them, and the server refuses requests for
 // them with invalid_scope.
 type ScopesResolution struct {
-	// Resolved is true when every listed scope exists.
+	// Resolved is true when every listed scope exists and allows the client's namespace.
 	Resolved bool
-	// Reason is v1alpha1.ReasonResolved or v1alpha1.ReasonUnknownScope.
+	// Reason is v1alpha1.ReasonResolved, v1alpha1.ReasonUnknownScope or
+	// v1alpha1.ReasonScopeNotAllowed (only when no scope is unknown).
 	Reason  string
 	Message string
 	// Unknown are the listed scopes that do not exist, in spec order.
 	Unknown []string
+	// NotAllowed are the listed scopes whose Scope does not allow the client's namespace.
+	NotAllowed []string
 }
 
-// ScopesResolved decides the condition for the listed scopes (spec.scopes): a scope exists when
-// it is a built-in OIDC scope (oauth2.IsBuiltinScope) or defined reports a Scope of that name.
-func ScopesResolved(listed []string, defined func(name string) bool) ScopesResolution {
-	var unknown []string
+// ScopeLookup is what a scope name is for a client.
+type ScopeLookup int
+
+// Scope lookups.
+const (
+	// ScopeUndefined: no Scope defines it.
+	ScopeUndefined ScopeLookup = iota
+	// ScopeNotAllowed: a Scope defines it; its allowedNamespaces leave the client's out.
+	ScopeNotAllowed
+	// ScopeAllowed: a Scope defines it and allows the client's namespace (the greatest: with
+	// several Scopes of one name, the max of their lookups counts).
+	ScopeAllowed
+)
+
+// LookupScope is what a Scope with allowedNamespaces is for a client of namespace.
+func LookupScope(allowedNamespaces []string, namespace string) ScopeLookup {
+	if len(allowedNamespaces) == 0 || slices.Contains(allowedNamespaces, namespace) {
+		return ScopeAllowed
+	}
+	return ScopeNotAllowed
+}
+
+// ScopesResolved decides the condition for the listed scopes (spec.scopes): a scope resolves when
+// it is a built-in OIDC scope (oauth2.IsBuiltinScope) or lookup reports it ScopeAllowed.
+func ScopesResolved(listed []string, lookup func(name string) ScopeLookup) ScopesResolution {
+	var unknown, notAllowed []string
 	for _, name := range listed {
-		if !oauth2.IsBuiltinScope(name) && !defined(name) {
+		if oauth2.IsBuiltinScope(name) {
+			continue
+		}
+		switch lookup(name) {
+		case ScopeAllowed:
+		case ScopeNotAllowed:
+			notAllowed = append(notAllowed, name)
+		default:
 			unknown = append(unknown, name)
 		}
 	}
-	if len(unknown) == 0 {
+	if len(unknown) == 0 && len(notAllowed) == 0 {
 		return ScopesResolution{Resolved: true, Reason: v1alpha1.ReasonResolved,
-			Message: "every scope the client lists is a built-in OIDC scope or defined by a Scope"}
+			Message: "every scope the client lists is a built-in OIDC scope or defined by a Scope that allows its namespace"}
 	}
-	quoted := make([]string, len(unknown))
-	for i, s := range unknown {
+	res := ScopesResolution{Reason: v1alpha1.ReasonUnknownScope, Unknown: unknown, NotAllowed: notAllowed}
+	var parts []string
+	if len(unknown) > 0 {
+		parts = append(parts, fmt.Sprintf("unknown scopes %s: neither built-in OIDC scopes nor defined by a Scope", quoteAll(unknown)))
+	} else {
+		res.Reason = v1alpha1.ReasonScopeNotAllowed
+	}
+	if len(notAllowed) > 0 {
+		parts = append(parts, fmt.Sprintf("scopes %s: their Scope's allowedNamespaces leave this namespace out", quoteAll(notAllowed)))
+	}
+	res.Message = strings.Join(parts, "; ") + "; the client is served without them and requests for them are refused with invalid_scope"
+	return res
+}
+
+// quoteAll quotes each name and joins them with commas.
+func quoteAll(names []string) string {
+	quoted := make([]string, len(names))
+	for i, s := range names {
 		quoted[i] = strconv.Quote(s)
 	}
-	return ScopesResolution{Reason: v1alpha1.ReasonUnknownScope, Unknown: unknown, Message: fmt.Sprintf(
-		"unknown scopes %s: neither built-in OIDC scopes nor defined by a Scope; "+
-			"the client is served without them and requests for them are refused with invalid_scope", strings.Join(quoted, ", "))}
+	return strings.Join(quoted, ", ")
 }

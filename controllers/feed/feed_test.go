@@ -158,7 +158,15 @@ func TestBinding(t *testing.T) {
 }
 
 func TestScopesResolved(t *testing.T) {
-	defined := func(name string) bool { return name == "read:projects" }
+	defined := func(name string) ScopeLookup {
+		switch name {
+		case "read:projects":
+			return ScopeAllowed
+		case "billing:admin":
+			return ScopeNotAllowed
+		}
+		return ScopeUndefined
+	}
 	tests := []struct {
 		name     string
 		listed   []string
@@ -168,7 +176,13 @@ func TestScopesResolved(t *testing.T) {
 		message  string
 	}{
 		{"no scopes are resolved", nil, true, v1alpha1.ReasonResolved, nil,
-			"every scope the client lists is a built-in OIDC scope or defined by a Scope"},
+			"every scope the client lists is a built-in OIDC scope or defined by a Scope that allows its namespace"},
+		{"a scope whose Scope leaves the namespace out is not resolved", []string{"read:projects", "billing:admin"},
+			false, v1alpha1.ReasonScopeNotAllowed, nil,
+			`scopes "billing:admin": their Scope's allowedNamespaces leave this namespace out; the client is served without them`},
+		{"unknown scopes come first in the reason, both are named", []string{"billing:admin", "nope"},
+			false, v1alpha1.ReasonUnknownScope, []string{"nope"},
+			`unknown scopes "nope": neither built-in OIDC scopes nor defined by a Scope; scopes "billing:admin": their Scope's`},
 		{"built-in OIDC scopes are resolved without a Scope", []string{"openid", "profile", "email", "address", "phone", "offline_access"},
 			true, v1alpha1.ReasonResolved, nil, "every scope"},
 		{"a scope a Scope defines is resolved", []string{"openid", "read:projects"}, true, v1alpha1.ReasonResolved, nil, "every scope"},

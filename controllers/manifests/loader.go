@@ -428,10 +428,10 @@ func (r reporter) policies(ps []*v1alpha1.OAuthClientPolicy, def string) *policy
 // served Scope (feed.ScopesResolved, the ScopesResolved condition of a cluster): it is served
 // without them.
 func (r reporter) unknownScopes(clients, scopes map[string]metav1.Object) {
-	defined := make(map[string]bool, len(scopes))
+	defined := make(map[string][]*v1alpha1.Scope, len(scopes))
 	for _, o := range scopes {
 		if s, ok := o.(*v1alpha1.Scope); ok {
-			defined[s.Spec.Name] = true
+			defined[s.Spec.Name] = append(defined[s.Spec.Name], s)
 		}
 	}
 	for _, src := range slices.Sorted(maps.Keys(clients)) {
@@ -439,8 +439,15 @@ func (r reporter) unknownScopes(clients, scopes map[string]metav1.Object) {
 		if !ok {
 			continue
 		}
-		if res := feed.ScopesResolved(oc.Spec.Scopes, func(name string) bool { return defined[name] }); !res.Resolved {
-			r.warn.Warnw("manifest client lists unknown scopes; it is served without them",
+		lookup := func(name string) feed.ScopeLookup {
+			var l feed.ScopeLookup
+			for _, s := range defined[name] {
+				l = max(l, feed.LookupScope(s.Spec.AllowedNamespaces, oc.Namespace))
+			}
+			return l
+		}
+		if res := feed.ScopesResolved(oc.Spec.Scopes, lookup); !res.Resolved {
+			r.warn.Warnw("manifest client lists unknown or disallowed scopes; it is served without them",
 				"kind", "OAuthClient", "resource", src, "file", r.objs.File(oc), "clientID", convert.ClientID(oc),
 				"reason", res.Reason, "message", res.Message)
 		}

@@ -30,7 +30,7 @@ spec: {name: "read:projects"}
 	c, ok := reg.Snapshot().Client("billing-service")
 	require.True(t, ok, "the client is served")
 	assert.True(t, c.CheckSecret("s3cret"))
-	lines := w.with("manifest client lists unknown scopes; it is served without them", "reason=UnknownScope",
+	lines := w.with("manifest client lists unknown or disallowed scopes; it is served without them", "reason=UnknownScope",
 		`unknown scopes "write:projects"`, "resource=default/billing", "file="+dir+"/client.yaml", "clientID=billing-service")
 	require.Len(t, lines, 1, w.String())
 	assert.NotContains(t, lines[0], `"read:projects"`)

@@ -123,6 +123,9 @@ func TestChartWatchNamespaces(t *testing.T) {
 		{"Secrets in the release namespace are read (the signing keys)", []string{"get", "secrets", "-n", ns}, true},
 		{"Secrets in another namespace are not read", []string{"get", "secrets", "-n", "team-b"}, false},
 		{"OAuthClients in another namespace are not listed", []string{"list", "oauthclients.oauth.latchkey.dev", "-n", "team-b"}, false},
+		{"no OAuthClientPolicy is listed across namespaces", []string{"list", "oauthclientpolicies.oauth.latchkey.dev", "--all-namespaces"}, false},
+		{"OAuthClientPolicies in the watched namespace are watched", []string{"watch", "oauthclientpolicies.oauth.latchkey.dev", "-n", "team-a"}, true},
+		{"OAuthClientPolicies in the release namespace are watched (the default policy)", []string{"watch", "oauthclientpolicies.oauth.latchkey.dev", "-n", ns}, true},
 		{"TokenReviews are still created", []string{"create", "tokenreviews.authentication.k8s.io"}, true},
 		{"Users are still watched cluster-wide", []string{"watch", "users.oauth.latchkey.dev"}, true},
 	} {

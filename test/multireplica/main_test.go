@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/internal/harness/controlplane"
 )
@@ -61,6 +64,8 @@ func fail(format string, args ...any) int {
 }
 
 func runMain(m *testing.M) int {
+	// The tests' own controller-runtime clients log nothing worth reading.
+	ctrllog.SetLogger(logr.Discard())
 	root, err := harness.Root()
 	if err != nil {
 		return fail("%v", err)

@@ -156,6 +156,9 @@ func TestAChangeIsServed3of3AndAStoppedReplicaShows2of3UntilItsLeaseExpiresThen2
 		assert.Positive(t, watermark, "%s latchkey_registry_watermark_resource_version", r.name)
 	}
 
+	// The key Secret says every replica signs with its current keys.
+	s.waitKeysServed(t, "3/3", 30*time.Second)
+
 	// A replica that stops taking anything in (SIGSTOP): it lags until its lease expires.
 	leader := s.leaderIndex(ctx, -1)
 	require.GreaterOrEqual(t, leader, 0, "one leader")
@@ -175,6 +178,7 @@ func TestAChangeIsServed3of3AndAStoppedReplicaShows2of3UntilItsLeaseExpiresThen2
 	assert.Equal(t, "Lagging", st.reason)
 	assert.Contains(t, st.message, "not yet: "+stopped.name)
 	s.waitPropagation(t, ns, one, "2/2", "True", 2*replicaLease)
+	s.waitKeysServed(t, "2/2", replicaLease)
 
 	// Back again, it reports and counts.
 	resume()
@@ -210,4 +214,16 @@ func registryMetrics(t *testing.T, r *replica, kind string) (lag, watermark floa
 		}
 	}
 	return lag, watermark
+}
+
+// waitKeysServed waits until the key Secret's propagation.oauth.latchkey.dev/served annotation
+// (live replicas signing with its current keys, of live replicas) is want.
+func (s *suite) waitKeysServed(t *testing.T, want string, timeout time.Duration) {
+	t.Helper()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		out, err := s.cp.Kubectl(nil, "get", "secret", keySecret, "-n", namespace, "-o",
+			`jsonpath={.metadata.annotations.propagation\.oauth\.latchkey\.dev/served}`)
+		assert.NoError(c, err, out)
+		assert.Equal(c, want, out)
+	}, timeout, 200*time.Millisecond)
 }

@@ -1,5 +1,5 @@
 {{- /* Generated from config/rbac/role.yaml by hack/chart-sync.sh. DO NOT EDIT. */}}
-{{- /* The ClusterRole's rules on Secrets and OAuthClients: cluster-wide in clusterrole.yaml,
+{{- /* The ClusterRole's rules on Secrets, OAuthClients and OAuthClientPolicies: cluster-wide in clusterrole.yaml,
 or in a Role per watched namespace (rbac.yaml) when .Values.watchNamespaces is set. */}}
 {{- define "latchkey.namespacedRules" -}}
 - apiGroups:
@@ -16,6 +16,15 @@ or in a Role per watched namespace (rbac.yaml) when .Values.watchNamespaces is s
 - apiGroups:
   - oauth.latchkey.dev
   resources:
+  - oauthclientpolicies
+  verbs:
+  - get
+  - list
+  - watch
+- apiGroups:
+  - oauth.latchkey.dev
+  resources:
+  - oauthclientpolicies/status
   - oauthclients/status
   verbs:
   - patch
