@@ -97,6 +97,8 @@ type servedVersion struct {
 	uid             types.UID
 	generation      int64
 	resourceVersion uint64
+	// seen is the last lag computation that found the object cached (Readiness.lag).
+	seen uint64
 }
 
 // observe reads an object's UID, generation and resourceVersion before a registry reconcile:
@@ -121,12 +123,31 @@ func (r *Readiness) markServed(kind string, key types.NamespacedName, v servedVe
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	k := objectKey{kind: kind, key: key}
+	m := r.served[kind]
 	if v.uid == "" {
-		delete(r.served, k)
+		delete(m, key)
 		return
 	}
-	r.served[k] = v
+	if m == nil {
+		m = map[types.NamespacedName]*servedVersion{}
+		r.served[kind] = m
+	}
+	if cur, ok := m[key]; ok {
+		v.seen = cur.seen
+	}
+	m[key] = &v
+	r.takenIn++
+}
+
+// takenInCount counts what the registry reconcilers took in so far (a report is computed again
+// only after it changed, or at a renewal).
+func (r *Readiness) takenInCount() uint64 {
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.takenIn
 }
 
 // takeIn runs one registry reconcile of the object at key of kind (obj is scratch space of its
@@ -206,22 +227,27 @@ type pendingObject struct {
 func (r *Readiness) lag(kind string, cached []cachedVersion) lagReport {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.lags++
 	var rep lagReport
-	present := make(map[types.NamespacedName]struct{}, len(cached))
+	served := r.served[kind]
 	for _, c := range cached {
-		present[c.key] = struct{}{}
 		rep.highest = max(rep.highest, c.resourceVersion)
-		v, found := r.served[objectKey{kind: kind, key: c.key}]
-		if found && v.uid == c.uid && v.generation >= c.generation {
+		v := served[c.key]
+		if v != nil {
+			v.seen = r.lags
+			if v.uid == c.uid && v.generation >= c.generation {
+				continue
+			}
+			// Taken in before (maybe another object under the same name, deleted since):
+			// whatever it is now came later.
+			rep.pending = append(rep.pending, pendingObject{key: c.key, takenIn: v.resourceVersion})
 			continue
 		}
-		// Taken in before (maybe another object under the same name, deleted since): whatever
-		// it is now came later.
-		rep.pending = append(rep.pending, pendingObject{key: c.key, takenIn: v.resourceVersion})
+		rep.pending = append(rep.pending, pendingObject{key: c.key})
 	}
-	for k := range r.served {
-		if _, found := present[k.key]; k.kind == kind && !found {
-			delete(r.served, k)
+	for key, v := range served {
+		if v.seen != r.lags {
+			delete(served, key)
 		}
 	}
 	return rep
@@ -421,6 +447,7 @@ type replicaReporter struct {
 	lastRenew    time.Time
 	lastReported map[string]uint64
 	lastSigners  string
+	lastTakenIn  uint64 // Readiness.takenInCount at the last computation
 }
 
 var _ manager.LeaderElectionRunnable = (*replicaReporter)(nil)
@@ -461,18 +488,27 @@ func (r *replicaReporter) withdraw(logger logr.Logger) {
 	}
 }
 
-// report writes the Lease when the watermarks changed or the renewal is due.
+// report writes the Lease when the watermarks changed or the renewal is due. The watermarks
+// are computed again (a pass over the cache) only when the registry took something in since the
+// last computation, or for the renewal: status writes alone raise no target past them in the
+// meantime.
 func (r *replicaReporter) report(ctx context.Context) error {
-	marks, err := r.marks.compute(ctx)
-	if err != nil {
-		return err
-	}
 	var signers string
 	if r.signers != nil {
 		signers = r.signers()
 	}
 	now := r.now()
-	if r.current != nil && maps.Equal(marks, r.lastReported) && signers == r.lastSigners && now.Sub(r.lastRenew) < r.duration/3 {
+	renew := r.current == nil || now.Sub(r.lastRenew) >= r.duration/3
+	takenIn := r.marks.ready.takenInCount()
+	if !renew && takenIn == r.lastTakenIn && signers == r.lastSigners {
+		return nil
+	}
+	marks, err := r.marks.compute(ctx)
+	if err != nil {
+		return err
+	}
+	r.lastTakenIn = takenIn
+	if !renew && maps.Equal(marks, r.lastReported) && signers == r.lastSigners {
 		return nil
 	}
 	if err := r.write(ctx, marks, signers, now); err != nil {

@@ -72,18 +72,18 @@ func TestTheLagCountsTheCachedObjectsWhoseGenerationIsNotTakenIn(t *testing.T) {
 		cached []cachedVersion
 		want   lagReport
 	}{
-		{"every generation taken in", map[types.NamespacedName]servedVersion{a: {"u1", 2, 40}, b: {"u2", 1, 70}},
+		{"every generation taken in", map[types.NamespacedName]servedVersion{a: {uid: "u1", generation: 2, resourceVersion: 40}, b: {uid: "u2", generation: 1, resourceVersion: 70}},
 			[]cachedVersion{{key: a, uid: "u1", generation: 2, resourceVersion: 50}, {key: b, uid: "u2", generation: 1, resourceVersion: 70}},
 			lagReport{highest: 70}},
-		{"a status write (same generation, later resourceVersion) counts as taken in", map[types.NamespacedName]servedVersion{a: {"u1", 2, 40}},
+		{"a status write (same generation, later resourceVersion) counts as taken in", map[types.NamespacedName]servedVersion{a: {uid: "u1", generation: 2, resourceVersion: 40}},
 			[]cachedVersion{{key: a, uid: "u1", generation: 2, resourceVersion: 90}}, lagReport{highest: 90}},
-		{"a newer generation not taken in yet is pending since where it was taken in", map[types.NamespacedName]servedVersion{a: {"u1", 1, 30}, b: {"u2", 1, 70}},
+		{"a newer generation not taken in yet is pending since where it was taken in", map[types.NamespacedName]servedVersion{a: {uid: "u1", generation: 1, resourceVersion: 30}, b: {uid: "u2", generation: 1, resourceVersion: 70}},
 			[]cachedVersion{{key: a, uid: "u1", generation: 2, resourceVersion: 50}, {key: b, uid: "u2", generation: 1, resourceVersion: 70}},
 			lagReport{highest: 70, pending: []pendingObject{{a, 30}}}},
-		{"an object never taken in is pending since nothing", map[types.NamespacedName]servedVersion{a: {"u1", 1, 50}},
+		{"an object never taken in is pending since nothing", map[types.NamespacedName]servedVersion{a: {uid: "u1", generation: 1, resourceVersion: 50}},
 			[]cachedVersion{{key: a, uid: "u1", generation: 1, resourceVersion: 50}, {key: b, uid: "u2", generation: 1, resourceVersion: 70}},
 			lagReport{highest: 70, pending: []pendingObject{{b, 0}}}},
-		{"an object recreated under the same name is pending since the old one", map[types.NamespacedName]servedVersion{a: {"old", 1, 20}},
+		{"an object recreated under the same name is pending since the old one", map[types.NamespacedName]servedVersion{a: {uid: "old", generation: 1, resourceVersion: 20}},
 			[]cachedVersion{{key: a, uid: "new", generation: 1, resourceVersion: 50}}, lagReport{highest: 50, pending: []pendingObject{{a, 20}}}},
 		{"no object at all", nil, nil, lagReport{}},
 	} {
@@ -114,22 +114,22 @@ func TestTheWatermarkRisesUnderConstantChurnButNeverPastAChangeNotTakenIn(t *tes
 		return cachedVersion{key: b, uid: "ub", generation: gen, resourceVersion: rv}
 	}
 
-	r.markServed(kindOAuthClient, a, servedVersion{"ua", 1, 10})
+	r.markServed(kindOAuthClient, a, servedVersion{uid: "ua", generation: 1, resourceVersion: 10})
 	assert.Equal(t, uint64(10), advance(va(1, 10)), "everything taken in: the highest resourceVersion")
 
 	// b appears and is not taken in yet: it was created after 10, the highest cached before.
 	assert.Equal(t, uint64(10), advance(va(1, 10), vb(1, 20)))
-	r.markServed(kindOAuthClient, b, servedVersion{"ub", 1, 20})
+	r.markServed(kindOAuthClient, b, servedVersion{uid: "ub", generation: 1, resourceVersion: 20})
 	// a changes (generation 2 at 30) while b is taken in: the watermark stops below a's change.
 	assert.Equal(t, uint64(20), advance(va(2, 30), vb(1, 20)), "bounded by a, taken in at 10; b's 20 is covered")
-	r.markServed(kindOAuthClient, a, servedVersion{"ua", 2, 30})
+	r.markServed(kindOAuthClient, a, servedVersion{uid: "ua", generation: 2, resourceVersion: 30})
 	// Now b changes, and c appears: a is taken in, so the watermark moves on to 30.
 	assert.Equal(t, uint64(30), advance(va(2, 30), vb(2, 40), cachedVersion{key: c, uid: "uc", generation: 1, resourceVersion: 45}),
 		"bounded by b (taken in at 20) and c (created after 30): but never lower than before")
-	r.markServed(kindOAuthClient, b, servedVersion{"ub", 2, 40})
+	r.markServed(kindOAuthClient, b, servedVersion{uid: "ub", generation: 2, resourceVersion: 40})
 	assert.Equal(t, uint64(30), advance(va(2, 30), vb(2, 40), cachedVersion{key: c, uid: "uc", generation: 1, resourceVersion: 45}),
 		"c is still pending: it was created after 30, the highest cached when it was first seen")
-	r.markServed(kindOAuthClient, c, servedVersion{"uc", 1, 45})
+	r.markServed(kindOAuthClient, c, servedVersion{uid: "uc", generation: 1, resourceVersion: 45})
 	assert.Equal(t, uint64(45), advance(va(2, 30), vb(2, 40), cachedVersion{key: c, uid: "uc", generation: 1, resourceVersion: 45}))
 }
 
@@ -391,4 +391,26 @@ func TestEveryReplicaReportsTheKeyItSignsWithPerAlgorithm(t *testing.T) {
 		}
 		assert.GreaterOrEqual(c, reporting, len(suite.replicas))
 	}, waitFor, tick)
+}
+
+// BenchmarkWatermarkAdvance measures one replica's per-kind watermark computation (what it
+// does every report interval) over n cached objects, all taken in.
+func BenchmarkWatermarkAdvance(b *testing.B) {
+	for _, n := range []int{1_000, 10_000, 100_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			r := NewReadiness()
+			cached := make([]cachedVersion, n)
+			for i := range cached {
+				key := types.NamespacedName{Namespace: "ns", Name: "c" + strconv.Itoa(i)}
+				uid := types.UID("u" + strconv.Itoa(i))
+				cached[i] = cachedVersion{key: key, uid: uid, generation: 1, resourceVersion: uint64(i + 1)}
+				r.markServed(kindOAuthClient, key, servedVersion{uid: uid, generation: 1, resourceVersion: uint64(i + 1)})
+			}
+			w := watermarks{ready: r, last: map[string]uint64{}, previous: map[string]uint64{}, noticed: map[string]map[types.NamespacedName]uint64{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				w.advance(kindOAuthClient, cached)
+			}
+		})
+	}
 }

@@ -44,9 +44,11 @@ type Readiness struct {
 	listed    bool                   // the startup listing ran; pending is meaningful
 	pending   map[objectKey]struct{} // listed at startup, not processed yet
 	processed map[objectKey]struct{} // processed before the listing ran
-	// served is the generation (and UID) of every object that the registry reconcilers took in,
-	// for the replica's propagation report (propagation.go).
-	served map[objectKey]servedVersion
+	// served is, per kind, the generation (and UID) of every object that the registry
+	// reconcilers took in, for the replica's propagation report (propagation.go).
+	served map[string]map[types.NamespacedName]*servedVersion
+	// lags counts the lag computations (servedVersion.seen); takenIn the markServed calls.
+	lags, takenIn uint64
 	// onProcessed, when set (by Setup, before the manager starts), hears of every processed
 	// object's kind: the metrics' time since each informer last synced.
 	onProcessed func(kind string)
@@ -59,7 +61,7 @@ type objectKey struct {
 
 // NewReadiness returns a Readiness that is not ready until Setup's controllers have run.
 func NewReadiness() *Readiness {
-	return &Readiness{processed: map[objectKey]struct{}{}, served: map[objectKey]servedVersion{}}
+	return &Readiness{processed: map[objectKey]struct{}{}, served: map[string]map[types.NamespacedName]*servedVersion{}}
 }
 
 // Check is a healthz.Checker (mgr.AddReadyzCheck): nil once the registry is filled.
