@@ -60,21 +60,29 @@ func (p clientPolicies) violations(ctx context.Context, oc *v1alpha1.OAuthClient
 // namespace, or every one for the default policy. A policy change re-evaluates them.
 func (p clientPolicies) clientsOfPolicy(c client.Reader) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
-		var opts []client.ListOption
-		if p.def.Name == "" || o.GetNamespace() != p.def.Namespace || o.GetName() != p.def.Name {
-			opts = append(opts, client.InNamespace(o.GetNamespace()))
-		}
-		var list v1alpha1.OAuthClientList
-		if err := c.List(ctx, &list, opts...); err != nil {
+		reqs, err := p.listClientsOf(ctx, c, client.ObjectKeyFromObject(o))
+		if err != nil {
 			log.FromContext(ctx).Error(err, "listing the OAuthClients of a policy", "policy", client.ObjectKeyFromObject(o))
-			return nil
-		}
-		reqs := make([]reconcile.Request, 0, len(list.Items))
-		for i := range list.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 		}
 		return reqs
 	}
+}
+
+// listClientsOf lists the OAuthClients the policy at key applies to.
+func (p clientPolicies) listClientsOf(ctx context.Context, c client.Reader, key types.NamespacedName) ([]reconcile.Request, error) {
+	var opts []client.ListOption
+	if p.def.Name == "" || key != p.def {
+		opts = append(opts, client.InNamespace(key.Namespace))
+	}
+	var list v1alpha1.OAuthClientList
+	if err := c.List(ctx, &list, opts...); err != nil {
+		return nil, fmt.Errorf("list the OAuthClients of OAuthClientPolicy %s: %w", key, err)
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs, nil
 }
 
 // clientsAndPeersOfPolicy is clientsOfPolicy plus, for each client, the other clients claiming

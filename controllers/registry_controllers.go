@@ -64,8 +64,11 @@ func (r *policyRegistryReconciler) setup(mgr ctrl.Manager) error {
 func (r *policyRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	return r.ready.takeIn(ctx, r.cache, kindOAuthClientPolicy, req.NamespacedName, &v1alpha1.OAuthClientPolicy{}, nil, func(client.Reader) (ctrl.Result, error) {
 		// Deleted or not, the policy's clients are those of its namespace (or all, for the default).
-		p := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: req.Namespace, Name: req.Name}}
-		for _, c := range r.clients.policies.clientsOfPolicy(r.cache)(ctx, p) {
+		clients, err := r.clients.policies.listClientsOf(ctx, r.cache, req.NamespacedName)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		for _, c := range clients {
 			if _, err := r.clients.Reconcile(ctx, c); err != nil {
 				return ctrl.Result{}, fmt.Errorf("OAuthClient %s: %w", c.NamespacedName, err)
 			}
