@@ -8,6 +8,12 @@
 //   - refresh: a Go load generator (this process, pinned to core 1): each keep-alive connection
 //     holds its own refresh token, got with the password grant before the measurement, and
 //     presents the token each response rotates to.
+//   - introspection: wrk, 64 keep-alive connections, a resource server (basic-authenticated,
+//     spec.introspection) introspecting one client_credentials access token of the algorithm
+//     over and over, as a resource server asks about the token of each request: the cache of
+//     verified access tokens answers (row introspection, a hit). Row introspection-miss is the
+//     same against a second server started with --access-token-cache-size 0, so every request
+//     verifies the signature. The token must introspect as active before and after each row.
 //
 // The authorization_code exchange is not loaded here (each request needs a fresh code, i.e. a
 // whole authorize and bcrypt login); BenchmarkCodeExchange and BenchmarkCodeExchangeRedis in
@@ -35,6 +41,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -56,7 +63,7 @@ func main() {
 	flag.IntVar(&o.connections, "connections", 64, "keep-alive connections")
 	flag.StringVar(&o.algorithms, "algorithms", "RS256,ES256,EdDSA", "algorithms to measure")
 	flag.StringVar(&o.store, "store", "memory", "leased store of the server: memory, or redis (a redis-server this run starts, on core 1)")
-	flag.StringVar(&o.scenarios, "scenarios", "client_credentials,refresh", "scenarios to run: client_credentials, refresh")
+	flag.StringVar(&o.scenarios, "scenarios", "client_credentials,refresh,introspection", "scenarios to run: client_credentials, refresh, introspection (hit and miss rows)")
 	flag.Parse()
 	if o.duration < time.Second {
 		fmt.Fprintln(os.Stderr, "loadtest: -duration must be at least 1s")
@@ -67,7 +74,7 @@ func main() {
 		os.Exit(2)
 	}
 	for _, sc := range strings.Split(o.scenarios, ",") {
-		if sc != scenarioClientCredentials && sc != scenarioRefresh {
+		if sc != scenarioClientCredentials && sc != scenarioRefresh && sc != scenarioIntrospection {
 			fmt.Fprintf(os.Stderr, "loadtest: unknown scenario %q\n", sc)
 			os.Exit(2)
 		}
@@ -81,6 +88,7 @@ func main() {
 const (
 	scenarioClientCredentials = "client_credentials"
 	scenarioRefresh           = "refresh"
+	scenarioIntrospection     = "introspection"
 )
 
 const manifestTemplate = `apiVersion: oauth.latchkey.dev/v1alpha1
@@ -128,8 +136,25 @@ metadata: {name: bench-password, namespace: default}
 stringData: {hash: %s}
 `
 
+// resourceManifest is the resource server of the introspection scenario.
+const resourceManifest = `apiVersion: oauth.latchkey.dev/v1alpha1
+kind: OAuthClient
+metadata: {name: resource, namespace: default}
+spec:
+  clientID: resource
+  grantTypes: [client_credentials]
+  introspection: true
+  secretPolicy: External
+  secretRef: {name: resource, key: client-secret}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: resource, namespace: default}
+stringData: {client-secret: resource-secret}
+`
+
 const wrkScript = `wrk.method = "POST"
-wrk.body = "grant_type=client_credentials"
+wrk.body = "%s"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.headers["Authorization"] = "Basic %s"
 `
@@ -156,6 +181,7 @@ func run(o options) error {
 	}
 	var manifests strings.Builder
 	fmt.Fprintf(&manifests, userManifest, hash)
+	manifests.WriteString("---\n" + resourceManifest)
 	for _, alg := range algs {
 		manifests.WriteString("---\n")
 		fmt.Fprintf(&manifests, manifestTemplate, strings.ToLower(alg), alg)
@@ -163,45 +189,29 @@ func run(o options) error {
 	if err := os.WriteFile(filepath.Join(dir, "clients.yaml"), []byte(manifests.String()), 0o600); err != nil {
 		return err
 	}
-	addr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	probe, err := freeAddr()
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	args := []string{"-c", "0", o.binary, "serve", "--manifests", dir,
-		"--listen-address", addr, "--health-probe-bind-address", probe, "--zap-log-level", "error", "--store", o.store,
-		// The audit log stays on (as in production) but goes to a file, not the terminal.
-		"--audit-log", filepath.Join(dir, "audit.log"), "--metrics-bind-address", "0"}
+	var redisAddr string
 	if o.store == "redis" {
 		raddr, stop, err := startRedis(ctx, dir)
 		if err != nil {
 			return err
 		}
 		defer stop()
-		args = append(args, "--redis-address", raddr)
+		redisAddr = raddr
 	}
-	server := exec.CommandContext(ctx, "taskset", args...)
-	server.Env = append(os.Environ(), "GOMAXPROCS=1")
-	server.Stderr = os.Stderr
-	if err := server.Start(); err != nil {
+	addr, stop, err := startServer(ctx, o, dir, redisAddr)
+	if err != nil {
 		return err
 	}
-	defer func() { _ = server.Process.Signal(os.Interrupt); _ = server.Wait() }()
-	if err := waitReady(ctx, "http://"+probe+"/readyz"); err != nil {
-		return err
-	}
+	defer func() { stop() }() // the server of the moment: the introspection scenario restarts it
 	where := "load generator on core 1"
 	if o.store == "redis" {
 		where = "load generator and redis-server share core 1"
 	}
 	fmt.Printf("loopback load, store %s: server on core 0 (GOMAXPROCS=1), %s, %d connections, %s per row\n",
 		o.store, where, o.connections, o.duration)
-	fmt.Printf("%-18s %-6s %-6s %14s %10s %10s %8s\n", "scenario", "store", "alg", "tokens/s/core", "p50", "p99", "non-2xx")
+	fmt.Printf("%-18s %-6s %-6s %14s %10s %10s %8s\n", "scenario", "store", "alg", "requests/s/core", "p50", "p99", "non-2xx")
 	token := "http://" + addr + "/oauth2/token"
 	for _, sc := range strings.Split(o.scenarios, ",") {
 		for _, alg := range algs {
@@ -209,19 +219,77 @@ func run(o options) error {
 			var err error
 			switch lower := strings.ToLower(alg); sc {
 			case scenarioClientCredentials:
-				res, err = load(ctx, o, token, basic("bench-"+lower, "bench-secret-"+lower), dir)
+				res, err = load(ctx, o, token, "grant_type=client_credentials", basic("bench-"+lower, "bench-secret-"+lower), dir)
 			case scenarioRefresh:
 				res, err = refreshLoad(ctx, o, token, basic("refresh-"+lower, "refresh-secret-"+lower))
+			case scenarioIntrospection:
+				res, err = introspectionLoad(ctx, o, "http://"+addr, lower, dir)
 			}
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", sc, alg, err)
 			}
 			fmt.Printf("%-18s %-6s %-6s %14.0f %10s %10s %8d\n", sc, o.store, alg, res.rate, res.p50, res.p99, res.non2xx)
 		}
+		if sc != scenarioIntrospection {
+			continue
+		}
+		// The miss rows: a second server that caches no verified token, alone on core 0.
+		stop()
+		missAddr, stopMiss, err := startServer(ctx, o, dir, redisAddr, "--access-token-cache-size", "0")
+		if err != nil {
+			return err
+		}
+		for _, alg := range algs {
+			res, err := introspectionLoad(ctx, o, "http://"+missAddr, strings.ToLower(alg), dir)
+			if err != nil {
+				stopMiss()
+				return fmt.Errorf("introspection-miss %s: %w", alg, err)
+			}
+			fmt.Printf("%-18s %-6s %-6s %14.0f %10s %10s %8d\n", "introspection-miss", o.store, alg, res.rate, res.p50, res.p99, res.non2xx)
+		}
+		stopMiss()
+		if addr, stop, err = startServer(ctx, o, dir, redisAddr); err != nil { // for the scenarios after
+			return err
+		}
+		token = "http://" + addr + "/oauth2/token"
 	}
 	fmt.Println("authorization_code exchange: not loaded here (each request needs a fresh code from a bcrypt login);",
 		"see BenchmarkCodeExchange and BenchmarkCodeExchangeRedis (redis-rt/op) in the Go benchmarks above")
 	return nil
+}
+
+// startServer starts the latchkey binary in the embedded mode on the manifests of dir, pinned
+// to core 0 with GOMAXPROCS=1, with extra flags, and returns its address once it is ready and a
+// function that stops it (it can be called more than once).
+func startServer(ctx context.Context, o options, dir, redisAddr string, extra ...string) (string, func(), error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return "", nil, err
+	}
+	probe, err := freeAddr()
+	if err != nil {
+		return "", nil, err
+	}
+	args := []string{"-c", "0", o.binary, "serve", "--manifests", dir,
+		"--listen-address", addr, "--health-probe-bind-address", probe, "--zap-log-level", "error", "--store", o.store,
+		// The audit log stays on (as in production) but goes to a file, not the terminal.
+		"--audit-log", filepath.Join(dir, "audit.log"), "--metrics-bind-address", "0"}
+	if redisAddr != "" {
+		args = append(args, "--redis-address", redisAddr)
+	}
+	server := exec.CommandContext(ctx, "taskset", append(args, extra...)...)
+	server.Env = append(os.Environ(), "GOMAXPROCS=1")
+	server.Stderr = os.Stderr
+	if err := server.Start(); err != nil {
+		return "", nil, err
+	}
+	var once sync.Once
+	stop := func() { once.Do(func() { _ = server.Process.Signal(os.Interrupt); _ = server.Wait() }) }
+	if err := waitReady(ctx, "http://"+probe+"/readyz"); err != nil {
+		stop()
+		return "", nil, err
+	}
+	return addr, stop, nil
 }
 
 // startRedis starts redis-server without persistence on a free loopback port, pinned to core 1
@@ -317,9 +385,10 @@ var (
 	non2xxRe = regexp.MustCompile(`Non-2xx or 3xx responses:\s+(\d+)`)
 )
 
-func load(ctx context.Context, o options, url, auth, dir string) (result, error) {
+// load runs wrk against url, posting the form body with the Basic credentials auth.
+func load(ctx context.Context, o options, url, body, auth, dir string) (result, error) {
 	script := filepath.Join(dir, "post.lua")
-	if err := os.WriteFile(script, fmt.Appendf(nil, wrkScript, auth), 0o600); err != nil {
+	if err := os.WriteFile(script, fmt.Appendf(nil, wrkScript, body, auth), 0o600); err != nil {
 		return result{}, err
 	}
 	// Warm up for a second, then measure.
