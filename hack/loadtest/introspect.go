@@ -10,10 +10,11 @@ import (
 	"time"
 )
 
-// introspectionLoad runs wrk against the introspection endpoint of the server at base: the
+// introspectionLoad runs wrk against the introspection endpoint of the server: the
 // resource server asks about one client_credentials access token of bench-<alg> over and over.
 // The token must introspect as active before and after the load (wrk only sees the 200s).
-func introspectionLoad(ctx context.Context, o options, base, alg, dir string) (result, error) {
+func introspectionLoad(ctx context.Context, o options, srv *server, alg, dir string) (result, error) {
+	base := srv.base
 	client := &http.Client{Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
 	status, body, err := post(ctx, client, base+"/oauth2/token", basic("bench-"+alg, "bench-secret-"+alg), "grant_type=client_credentials")
@@ -44,7 +45,7 @@ func introspectionLoad(ctx context.Context, o options, base, alg, dir string) (r
 	if err := active(); err != nil {
 		return result{}, err
 	}
-	res, err := load(ctx, o, base+"/oauth2/introspect", form, resource, dir)
+	res, err := load(ctx, o, srv, "/oauth2/introspect", form, resource, dir)
 	if err != nil {
 		return result{}, err
 	}
