@@ -68,7 +68,7 @@ func newCacheEnv(t testing.TB, size int) *cacheEnv {
 func (e *cacheEnv) issue(t testing.TB, alg string) AccessToken {
 	t.Helper()
 	at, err := e.iss.IssueAccessToken(AccessTokenRequest{
-		Client: &registry.Client{ID: "svc", SigningAlgorithm: alg, Audiences: []string{"https://a.example", "https://b.example"}},
+		Client:  &registry.Client{ID: "svc", SigningAlgorithm: alg, Audiences: []string{"https://a.example", "https://b.example"}},
 		Subject: "sub-1", Scopes: []string{"read", "write"}, SessionID: "fam",
 	})
 	require.NoError(t, err)
@@ -292,7 +292,7 @@ func BenchmarkCachedVerifier(b *testing.B) {
 	require.NoError(b, err)
 	for _, alg := range keys.SupportedAlgorithms() {
 		at, err := iss.IssueAccessToken(AccessTokenRequest{
-			Client: &registry.Client{ID: "svc", SigningAlgorithm: alg, Audiences: []string{"https://api.example.com"}},
+			Client:  &registry.Client{ID: "svc", SigningAlgorithm: alg, Audiences: []string{"https://api.example.com"}},
 			Subject: "user-subject-0123456789", Scopes: []string{"openid", "read:projects"}, SessionID: "family-0123456789",
 		})
 		require.NoError(b, err)

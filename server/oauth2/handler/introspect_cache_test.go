@@ -104,7 +104,7 @@ func TestIntrospectionCache(t *testing.T) {
 		ed := str(e.passwordLogin(t, edAppID, aliceName, alicePassword, "openid")["access_token"])
 		assert.Equal(t, true, e.introspect(t, resourceID, es)["active"])
 		assert.Equal(t, true, e.introspect(t, resourceID, ed)["active"])
-		jws, err := jose.ParseSigned(es, []jose.SignatureAlgorithm{jose.ES256})
+		jws, err := jose.ParseSignedCompact(es, []jose.SignatureAlgorithm{jose.ES256})
 		require.NoError(t, err)
 		_, err = keys.RetireNow(set, []string{jws.Signatures[0].Header.KeyID}, time.Now())
 		require.NoError(t, err)
