@@ -207,7 +207,11 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	defer func() { srv.stop() }() // the server of the moment: the introspection scenario restarts it
+	defer func() { // the server of the moment: the introspection scenario restarts it
+		if srv != nil {
+			srv.stop()
+		}
+	}()
 	where := "load generator on core 1"
 	if o.store == "redis" {
 		where = "load generator and redis-server share core 1"
@@ -261,14 +265,16 @@ func run(o options) error {
 
 // server is a running latchkey binary.
 type server struct {
-	base string // http://host:port
-	cmd  *exec.Cmd
-	once sync.Once
+	base    string // http://host:port
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when the process has exited, waitErr set
+	waitErr error
+	once    sync.Once
 }
 
 // stop interrupts the server and waits for it to exit; it can be called more than once.
 func (s *server) stop() {
-	s.once.Do(func() { _ = s.cmd.Process.Signal(os.Interrupt); _ = s.cmd.Wait() })
+	s.once.Do(func() { _ = s.cmd.Process.Signal(os.Interrupt); <-s.exited })
 }
 
 // userHZ is the unit of the CPU times in /proc/<pid>/stat (USER_HZ, 100 on Linux).
@@ -323,9 +329,13 @@ func startServer(ctx context.Context, o options, dir, redisAddr string, extra ..
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{base: "http://" + addr, cmd: cmd}
-	if err := waitReady(ctx, "http://"+probe+"/readyz"); err != nil {
+	s := &server{base: "http://" + addr, cmd: cmd, exited: make(chan struct{})}
+	go func() { s.waitErr = cmd.Wait(); close(s.exited) }()
+	if err := waitReady(ctx, "http://"+probe+"/readyz", s.exited); err != nil {
 		s.stop()
+		if s.waitErr != nil {
+			err = fmt.Errorf("%w: %w", err, s.waitErr)
+		}
 		return nil, err
 	}
 	return s, nil
@@ -392,9 +402,16 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func waitReady(ctx context.Context, url string) error {
+// waitReady polls url until it answers 200, for 30 s at most, or until exited is closed (the
+// server gave up, e.g. on a flag it does not know).
+func waitReady(ctx context.Context, url string, exited <-chan struct{}) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return errors.New("server exited before it was ready")
+		default:
+		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			_ = resp.Body.Close()
