@@ -30,8 +30,8 @@ type CacheMetrics interface {
 // verified claims and the published key that verified the signature. Only tokens that passed
 // every check of Verify enter it. A cached verification answers only while the token has not
 // expired (exp, exactly as Verify judges it) and the key that verified it is still published
-// under its kid and algorithm (a key retired or withdrawn from the keyring takes its tokens
-// with it); otherwise the entry is dropped and the token verified afresh. Revocation is not
+// under its kid and algorithm, as the same public key (a key retired, withdrawn from the keyring
+// or replaced under its kid takes its tokens with it); otherwise the entry is dropped and the token verified afresh. Revocation is not
 // the verifier's, cached or not: the bearer endpoints ask the store on every call.
 //
 // Eviction is 2Q (hashicorp/golang-lru): tokens seen once fill a quarter of the cache and go
