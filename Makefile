@@ -127,7 +127,7 @@ fuzz: envtest ## Run every fuzz target for FUZZ_TIME each (default 10s).
 	KUBEBUILDER_ASSETS=$(KUBEBUILDER_ASSETS) FUZZ_TIME=$(FUZZ_TIME) hack/fuzz.sh
 
 .PHONY: bench
-bench: envtest build ## Run the Go benchmarks (Redis ones included), then the loopback load run with the memory and the Redis store.
+bench: envtest build ## Run the Go benchmarks (Redis ones included), then the loopback load run (client_credentials, refresh, introspection hit and miss) with the memory and the Redis store.
 	hack/apt-install.sh wrk redis-server
 	KUBEBUILDER_ASSETS=$(KUBEBUILDER_ASSETS) go test -run '^$$' -bench . -benchmem $(BENCH_FLAGS) ./...
 	go run ./hack/loadtest -binary bin/latchkey -store memory $(LOADTEST_FLAGS)

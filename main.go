@@ -58,6 +58,7 @@ import (
 	"github.com/latchkey-dev/latchkey/server/registration"
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
+	"github.com/latchkey-dev/latchkey/server/token"
 	"github.com/latchkey-dev/latchkey/server/workload"
 )
 
@@ -137,6 +138,8 @@ type serveOptions struct {
 	saVerification string
 	saIssuer       string
 	saReviewTTL    time.Duration
+	// accessTokenCache is how many verified access tokens the bearer endpoints keep (0: none).
+	accessTokenCache int
 }
 
 func (o *serveOptions) bind(fs *flag.FlagSet) {
@@ -163,6 +166,7 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.accessTokenTTL, "access-token-lifetime", time.Hour, "default access token lifetime")
 	fs.DurationVar(&o.refreshTokenTTL, "refresh-token-lifetime", 30*24*time.Hour, "default refresh token lifetime")
 	fs.DurationVar(&o.refreshGrace, "refresh-reuse-grace", 2*time.Second, "how long a just-rotated refresh token is refused without revoking its family (concurrent retries)")
+	fs.IntVar(&o.accessTokenCache, "access-token-cache-size", token.DefaultCacheSize, "how many verified access tokens introspection, userinfo and revocation keep (about 1 KB each), so a token presented again costs no signature verification; kept until exp while its signing key is published, revocation still checked on every call (0 disables)")
 	fs.DurationVar(&o.idTokenTTL, "id-token-lifetime", time.Hour, "default ID token lifetime")
 	fs.DurationVar(&o.keyRotation, "key-rotation-period", 30*24*time.Hour, "how long a signing key signs before the leader rotates it (0 disables; annotate the key Secret with oauth.latchkey.dev/rotate-keys to force one)")
 	fs.StringVar(&o.clientIPHeader, "client-ip-header", "", "header a trusted reverse proxy sets to the client address (e.g. X-Forwarded-For), for the brute-force limits of logins and client authentication and the audit log; only behind a proxy that overwrites it")
@@ -218,6 +222,9 @@ func (o *serveOptions) validate() error {
 	}
 	if o.saReviewTTL <= 0 || o.saReviewTTL > 30*time.Second {
 		return fmt.Errorf("--service-account-review-cache %s: want more than 0s and at most 30s", o.saReviewTTL)
+	}
+	if o.accessTokenCache < 0 || o.accessTokenCache == 1 {
+		return fmt.Errorf("--access-token-cache-size %d: want 0 (off) or at least 2", o.accessTokenCache)
 	}
 	if o.keysFile != "" && o.manifestsDir == "" {
 		return errors.New("--keys-file is for --manifests; against a cluster the keys live in a Secret")
@@ -416,6 +423,10 @@ func (o *serveOptions) handlerConfig(reg *registry.Registry, keyring *keys.Keyri
 		Store:                st,
 		Login:                handler.LoginConfig{ClientIPHeader: o.clientIPHeader},
 		ClientRateLimit:      o.clientRateLimit,
+		AccessTokenCacheSize: o.accessTokenCache,
+	}
+	if o.accessTokenCache == 0 {
+		cfg.AccessTokenCacheSize = -1 // the flag's 0 is off; the Config's is the default
 	}
 	return cfg, o.registration.apply(&cfg)
 }
@@ -729,4 +740,5 @@ var (
 	_ controllers.KeyMetrics         = (*metrics.Metrics)(nil)
 	_ controllers.SyncMetrics        = (*metrics.Metrics)(nil)
 	_ controllers.PropagationMetrics = (*metrics.Metrics)(nil)
+	_ token.CacheMetrics             = (*metrics.Metrics)(nil)
 )

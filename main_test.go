@@ -7,6 +7,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/latchkey-dev/latchkey/server/keys"
+	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/token"
 )
 
 func TestWatchNamespacesFlag(t *testing.T) {
@@ -53,6 +57,38 @@ func TestWatchNamespacesFlag(t *testing.T) {
 			for _, ns := range tc.wantWatched {
 				assert.Contains(t, defaults, ns)
 			}
+		})
+	}
+}
+
+func TestAccessTokenCacheSizeFlag(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantErr string
+		want    int // handler.Config.AccessTokenCacheSize
+	}{
+		{name: "without the flag the handler gets the default size", want: token.DefaultCacheSize},
+		{name: "a size is passed on", args: []string{"--access-token-cache-size=500"}, want: 500},
+		{name: "0 turns the cache off", args: []string{"--access-token-cache-size=0"}, want: -1},
+		{name: "a negative size is refused", args: []string{"--access-token-cache-size=-5"}, wantErr: "want 0 (off) or at least 2"},
+		{name: "a size of one is refused", args: []string{"--access-token-cache-size=1"}, wantErr: "want 0 (off) or at least 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var o serveOptions
+			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			o.bind(fs)
+			require.NoError(t, fs.Parse(tc.args))
+			err := o.validate()
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			cfg, err := o.handlerConfig(registry.New(), keys.NewKeyring(), nil)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, cfg.AccessTokenCacheSize)
 		})
 	}
 }

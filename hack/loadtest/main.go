@@ -1,13 +1,21 @@
 // Command loadtest is the loopback load run of `make bench`: it starts the built latchkey binary in
 // the embedded mode pinned to one core (taskset -c 0, GOMAXPROCS=1) with the memory or the Redis
-// store (-store), drives its token endpoint from the other core (core 1) and prints, per scenario
-// and signing algorithm, tokens per second per core (the server's one core) and p50/p99 latency.
+// store (-store), drives it from the other core (core 1) and prints, per scenario and signing
+// algorithm, requests per second of the server's one core (wall clock), requests per second of
+// the server's CPU time (from /proc/<pid>/stat: the figure to compare when other processes share
+// core 0, as on a shared machine), and p50/p99 latency.
 //
 // Scenarios (-scenarios):
 //   - client_credentials: wrk, 64 keep-alive connections, basic-authenticated client.
 //   - refresh: a Go load generator (this process, pinned to core 1): each keep-alive connection
 //     holds its own refresh token, got with the password grant before the measurement, and
 //     presents the token each response rotates to.
+//   - introspection: wrk, 64 keep-alive connections, a resource server (basic-authenticated,
+//     spec.introspection) introspecting one client_credentials access token of the algorithm
+//     over and over, as a resource server asks about the token of each request: the cache of
+//     verified access tokens answers (row introspection, a hit). Row introspection-miss is the
+//     same against a second server started with --access-token-cache-size 0, so every request
+//     verifies the signature. The token must introspect as active before and after each row.
 //
 // The authorization_code exchange is not loaded here (each request needs a fresh code, i.e. a
 // whole authorize and bcrypt login); BenchmarkCodeExchange and BenchmarkCodeExchangeRedis in
@@ -21,6 +29,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -35,6 +44,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -56,7 +66,7 @@ func main() {
 	flag.IntVar(&o.connections, "connections", 64, "keep-alive connections")
 	flag.StringVar(&o.algorithms, "algorithms", "RS256,ES256,EdDSA", "algorithms to measure")
 	flag.StringVar(&o.store, "store", "memory", "leased store of the server: memory, or redis (a redis-server this run starts, on core 1)")
-	flag.StringVar(&o.scenarios, "scenarios", "client_credentials,refresh", "scenarios to run: client_credentials, refresh")
+	flag.StringVar(&o.scenarios, "scenarios", "client_credentials,refresh,introspection", "scenarios to run: client_credentials, refresh, introspection (hit and miss rows)")
 	flag.Parse()
 	if o.duration < time.Second {
 		fmt.Fprintln(os.Stderr, "loadtest: -duration must be at least 1s")
@@ -67,7 +77,7 @@ func main() {
 		os.Exit(2)
 	}
 	for _, sc := range strings.Split(o.scenarios, ",") {
-		if sc != scenarioClientCredentials && sc != scenarioRefresh {
+		if sc != scenarioClientCredentials && sc != scenarioRefresh && sc != scenarioIntrospection {
 			fmt.Fprintf(os.Stderr, "loadtest: unknown scenario %q\n", sc)
 			os.Exit(2)
 		}
@@ -81,6 +91,7 @@ func main() {
 const (
 	scenarioClientCredentials = "client_credentials"
 	scenarioRefresh           = "refresh"
+	scenarioIntrospection     = "introspection"
 )
 
 const manifestTemplate = `apiVersion: oauth.latchkey.dev/v1alpha1
@@ -128,8 +139,25 @@ metadata: {name: bench-password, namespace: default}
 stringData: {hash: %s}
 `
 
+// resourceManifest is the resource server of the introspection scenario.
+const resourceManifest = `apiVersion: oauth.latchkey.dev/v1alpha1
+kind: OAuthClient
+metadata: {name: resource, namespace: default}
+spec:
+  clientID: resource
+  grantTypes: [client_credentials]
+  introspection: true
+  secretPolicy: External
+  secretRef: {name: resource, key: client-secret}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: resource, namespace: default}
+stringData: {client-secret: resource-secret}
+`
+
 const wrkScript = `wrk.method = "POST"
-wrk.body = "grant_type=client_credentials"
+wrk.body = "%s"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.headers["Authorization"] = "Basic %s"
 `
@@ -156,6 +184,7 @@ func run(o options) error {
 	}
 	var manifests strings.Builder
 	fmt.Fprintf(&manifests, userManifest, hash)
+	manifests.WriteString("---\n" + resourceManifest)
 	for _, alg := range algs {
 		manifests.WriteString("---\n")
 		fmt.Fprintf(&manifests, manifestTemplate, strings.ToLower(alg), alg)
@@ -163,65 +192,153 @@ func run(o options) error {
 	if err := os.WriteFile(filepath.Join(dir, "clients.yaml"), []byte(manifests.String()), 0o600); err != nil {
 		return err
 	}
-	addr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	probe, err := freeAddr()
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	args := []string{"-c", "0", o.binary, "serve", "--manifests", dir,
-		"--listen-address", addr, "--health-probe-bind-address", probe, "--zap-log-level", "error", "--store", o.store,
-		// The audit log stays on (as in production) but goes to a file, not the terminal.
-		"--audit-log", filepath.Join(dir, "audit.log"), "--metrics-bind-address", "0"}
+	var redisAddr string
 	if o.store == "redis" {
 		raddr, stop, err := startRedis(ctx, dir)
 		if err != nil {
 			return err
 		}
 		defer stop()
-		args = append(args, "--redis-address", raddr)
+		redisAddr = raddr
 	}
-	server := exec.CommandContext(ctx, "taskset", args...)
-	server.Env = append(os.Environ(), "GOMAXPROCS=1")
-	server.Stderr = os.Stderr
-	if err := server.Start(); err != nil {
+	srv, err := startServer(ctx, o, dir, redisAddr)
+	if err != nil {
 		return err
 	}
-	defer func() { _ = server.Process.Signal(os.Interrupt); _ = server.Wait() }()
-	if err := waitReady(ctx, "http://"+probe+"/readyz"); err != nil {
-		return err
-	}
+	defer func() { // the server of the moment: the introspection scenario restarts it
+		if srv != nil {
+			srv.stop()
+		}
+	}()
 	where := "load generator on core 1"
 	if o.store == "redis" {
 		where = "load generator and redis-server share core 1"
 	}
 	fmt.Printf("loopback load, store %s: server on core 0 (GOMAXPROCS=1), %s, %d connections, %s per row\n",
 		o.store, where, o.connections, o.duration)
-	fmt.Printf("%-18s %-6s %-6s %14s %10s %10s %8s\n", "scenario", "store", "alg", "tokens/s/core", "p50", "p99", "non-2xx")
-	token := "http://" + addr + "/oauth2/token"
+	fmt.Println("requests/s is the wall-clock rate of the server's one core; per CPU-s divides the requests by the CPU time",
+		"the server used meanwhile (/proc/<pid>/stat), which other processes on core 0 do not inflate")
+	fmt.Printf("%-18s %-6s %-6s %11s %11s %10s %10s %8s\n", "scenario", "store", "alg", "requests/s", "per CPU-s", "p50", "p99", "non-2xx")
 	for _, sc := range strings.Split(o.scenarios, ",") {
 		for _, alg := range algs {
 			var res result
 			var err error
 			switch lower := strings.ToLower(alg); sc {
 			case scenarioClientCredentials:
-				res, err = load(ctx, o, token, basic("bench-"+lower, "bench-secret-"+lower), dir)
+				res, err = load(ctx, o, srv, "/oauth2/token", "grant_type=client_credentials", basic("bench-"+lower, "bench-secret-"+lower), dir)
 			case scenarioRefresh:
-				res, err = refreshLoad(ctx, o, token, basic("refresh-"+lower, "refresh-secret-"+lower))
+				res, err = refreshLoad(ctx, o, srv, basic("refresh-"+lower, "refresh-secret-"+lower))
+			case scenarioIntrospection:
+				res, err = introspectionLoad(ctx, o, srv, lower, dir)
 			}
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", sc, alg, err)
 			}
-			fmt.Printf("%-18s %-6s %-6s %14.0f %10s %10s %8d\n", sc, o.store, alg, res.rate, res.p50, res.p99, res.non2xx)
+			res.print(sc, o.store, alg)
+		}
+		if sc != scenarioIntrospection {
+			continue
+		}
+		// The miss rows: a second server that caches no verified token, alone on core 0.
+		srv.stop()
+		if srv, err = startServer(ctx, o, dir, redisAddr, "--access-token-cache-size", "0"); err != nil {
+			return err
+		}
+		for _, alg := range algs {
+			res, err := introspectionLoad(ctx, o, srv, strings.ToLower(alg), dir)
+			if err != nil {
+				return fmt.Errorf("introspection-miss %s: %w", alg, err)
+			}
+			res.print("introspection-miss", o.store, alg)
+		}
+		srv.stop()
+		if srv, err = startServer(ctx, o, dir, redisAddr); err != nil { // for the scenarios after
+			return err
 		}
 	}
 	fmt.Println("authorization_code exchange: not loaded here (each request needs a fresh code from a bcrypt login);",
 		"see BenchmarkCodeExchange and BenchmarkCodeExchangeRedis (redis-rt/op) in the Go benchmarks above")
 	return nil
+}
+
+// server is a running latchkey binary.
+type server struct {
+	base    string // http://host:port
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when the process has exited, waitErr set
+	waitErr error
+	once    sync.Once
+}
+
+// stop interrupts the server and waits for it to exit; it can be called more than once.
+func (s *server) stop() {
+	s.once.Do(func() { _ = s.cmd.Process.Signal(os.Interrupt); <-s.exited })
+}
+
+// userHZ is the unit of the CPU times in /proc/<pid>/stat (USER_HZ, 100 on Linux).
+const userHZ = 100
+
+// cpu is the CPU time (user and system, all threads) the server has used so far.
+func (s *server) cpu() (time.Duration, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command (in parentheses, which may hold spaces): state is the 3rd
+	// field of stat(5), utime the 14th and stime the 15th.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("unexpected /proc stat %q", stat)
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("unexpected /proc stat %q", stat)
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return time.Duration(utime+stime) * time.Second / userHZ, nil
+}
+
+// startServer starts the latchkey binary in the embedded mode on the manifests of dir, pinned
+// to core 0 with GOMAXPROCS=1, with extra flags, and returns it once it is ready. taskset execs
+// the binary, so the process is the server's.
+func startServer(ctx context.Context, o options, dir, redisAddr string, extra ...string) (*server, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	probe, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"-c", "0", o.binary, "serve", "--manifests", dir,
+		"--listen-address", addr, "--health-probe-bind-address", probe, "--zap-log-level", "error", "--store", o.store,
+		// The audit log stays on (as in production) but goes to a file, not the terminal.
+		"--audit-log", filepath.Join(dir, "audit.log"), "--metrics-bind-address", "0"}
+	if redisAddr != "" {
+		args = append(args, "--redis-address", redisAddr)
+	}
+	cmd := exec.CommandContext(ctx, "taskset", append(args, extra...)...)
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{base: "http://" + addr, cmd: cmd, exited: make(chan struct{})}
+	go func() { s.waitErr = cmd.Wait(); close(s.exited) }()
+	if err := waitReady(ctx, "http://"+probe+"/readyz", s.exited); err != nil {
+		s.stop()
+		if s.waitErr != nil {
+			err = fmt.Errorf("%w: %w", err, s.waitErr)
+		}
+		return nil, err
+	}
+	return s, nil
 }
 
 // startRedis starts redis-server without persistence on a free loopback port, pinned to core 1
@@ -285,9 +402,16 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func waitReady(ctx context.Context, url string) error {
+// waitReady polls url until it answers 200, for 30 s at most, or until exited is closed (the
+// server gave up, e.g. on a flag it does not know).
+func waitReady(ctx context.Context, url string, exited <-chan struct{}) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return errors.New("server exited before it was ready")
+		default:
+		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			_ = resp.Body.Close()
@@ -305,30 +429,54 @@ func basic(id, secret string) string {
 }
 
 type result struct {
-	rate     float64
+	rate     float64 // requests per second of wall-clock time
+	perCPU   float64 // requests per second of the server's CPU time
 	p50, p99 string
 	non2xx   int
 }
 
+func (r result) print(scenario, store, alg string) {
+	fmt.Printf("%-18s %-6s %-6s %11.0f %11.0f %10s %10s %8d\n", scenario, store, alg, r.rate, r.perCPU, r.p50, r.p99, r.non2xx)
+}
+
+// perCPUSecond is n requests over the CPU time the server used between before and after.
+func perCPUSecond(n int, before, after time.Duration) float64 {
+	if after <= before {
+		return 0
+	}
+	return float64(n) / (after - before).Seconds()
+}
+
 var (
 	rateRe   = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	countRe  = regexp.MustCompile(`(\d+) requests in `)
 	p50Re    = regexp.MustCompile(`\n\s+50%\s+(\S+)`)
 	p99Re    = regexp.MustCompile(`\n\s+99%\s+(\S+)`)
 	non2xxRe = regexp.MustCompile(`Non-2xx or 3xx responses:\s+(\d+)`)
 )
 
-func load(ctx context.Context, o options, url, auth, dir string) (result, error) {
+// load runs wrk against the server's path, posting the form body with the Basic credentials
+// auth.
+func load(ctx context.Context, o options, srv *server, path, body, auth, dir string) (result, error) {
 	script := filepath.Join(dir, "post.lua")
-	if err := os.WriteFile(script, fmt.Appendf(nil, wrkScript, auth), 0o600); err != nil {
+	if err := os.WriteFile(script, fmt.Appendf(nil, wrkScript, body, auth), 0o600); err != nil {
 		return result{}, err
 	}
 	// Warm up for a second, then measure.
 	for i, d := range []time.Duration{time.Second, o.duration} {
 		cmd := exec.CommandContext(ctx, "taskset", "-c", "1", "wrk", "-t1", fmt.Sprintf("-c%d", o.connections),
-			fmt.Sprintf("-d%ds", int(d.Round(time.Second).Seconds())), "--latency", "-s", script, url)
+			fmt.Sprintf("-d%ds", int(d.Round(time.Second).Seconds())), "--latency", "-s", script, srv.base+path)
+		cpuBefore, err := srv.cpu()
+		if err != nil {
+			return result{}, err
+		}
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return result{}, fmt.Errorf("wrk: %w: %s", err, out)
+		}
+		cpuAfter, err := srv.cpu()
+		if err != nil {
+			return result{}, err
 		}
 		if i == 0 {
 			continue
@@ -346,6 +494,11 @@ func load(ctx context.Context, o options, url, auth, dir string) (result, error)
 		}
 		if m := non2xxRe.FindStringSubmatch(text); m != nil {
 			_, _ = fmt.Sscan(m[1], &r.non2xx)
+		}
+		if m := countRe.FindStringSubmatch(text); m != nil {
+			var n int
+			_, _ = fmt.Sscan(m[1], &n)
+			r.perCPU = perCPUSecond(n, cpuBefore, cpuAfter)
 		}
 		if r.rate == 0 {
 			return result{}, fmt.Errorf("could not read wrk output:\n%s", text)

@@ -20,7 +20,8 @@ const benchPassword = "bench-password"
 // refreshLoad runs the refresh scenario: o.connections keep-alive connections, each with a
 // refresh token of its own (a password grant each, before the clock starts), each presenting
 // the token the previous response rotated to. One second of warm-up, then o.duration measured.
-func refreshLoad(ctx context.Context, o options, tokenURL, auth string) (result, error) {
+func refreshLoad(ctx context.Context, o options, srv *server, auth string) (result, error) {
+	tokenURL := srv.base + "/oauth2/token"
 	n := o.connections
 	client := &http.Client{
 		Transport: &http.Transport{MaxIdleConns: n, MaxIdleConnsPerHost: n, MaxConnsPerHost: n, DisableCompression: true},
@@ -42,6 +43,16 @@ func refreshLoad(ctx context.Context, o options, tokenURL, auth string) (result,
 	}
 	start := time.Now()
 	measureFrom, end := start.Add(time.Second), start.Add(time.Second+o.duration)
+	// The server's CPU time at measureFrom and at end.
+	cpu := make(chan [2]time.Duration, 1)
+	go func() {
+		var at [2]time.Duration
+		for i, t := range []time.Time{measureFrom, end} {
+			time.Sleep(time.Until(t))
+			at[i], _ = srv.cpu() // 0 on an error: no per-CPU figure
+		}
+		cpu <- at
+	}()
 	var (
 		mu        sync.Mutex
 		latencies []time.Duration
@@ -97,8 +108,10 @@ func refreshLoad(ctx context.Context, o options, tokenURL, auth string) (result,
 		return result{}, errors.New("no request completed")
 	}
 	slices.Sort(latencies)
+	at := <-cpu
 	return result{
 		rate:   float64(len(latencies)) / o.duration.Seconds(),
+		perCPU: perCPUSecond(len(latencies), at[0], at[1]),
 		p50:    ms(latencies[len(latencies)*50/100]),
 		p99:    ms(latencies[len(latencies)*99/100]),
 		non2xx: non2xx,

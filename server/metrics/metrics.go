@@ -30,6 +30,8 @@ type Metrics struct {
 	registryLag        *prometheus.GaugeVec
 	registryWatermark  *prometheus.GaugeVec
 	rateLimited        *prometheus.CounterVec
+	tokenCacheHits     prometheus.Counter
+	tokenCacheMisses   prometheus.Counter
 	reg                prometheus.Registerer
 }
 
@@ -93,8 +95,13 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Requests refused with 429, by reason: client_authentication and user_login (brute-force protection), client_rate_limit (an OAuthClient's rateLimit), registration.",
 		}, []string{"reason"}),
 	}
+	tokenCacheLookups := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "latchkey_access_token_cache_lookups_total",
+		Help: "Lookups of presented access tokens (introspection, userinfo, revocation) in the cache of verified tokens, by result: hit (no signature verification), or miss (not cached, expired, or its signing key withdrawn).",
+	}, []string{"result"})
+	m.tokenCacheHits, m.tokenCacheMisses = tokenCacheLookups.WithLabelValues("hit"), tokenCacheLookups.WithLabelValues("miss")
 	for _, c := range []prometheus.Collector{
-		m.tokensIssued, m.oauthErrors, m.clientAuthFailures, m.clientAuths, m.previousSecretUsed, m.requestDuration,
+		tokenCacheLookups, m.tokensIssued, m.oauthErrors, m.clientAuthFailures, m.clientAuths, m.previousSecretUsed, m.requestDuration,
 		m.storeOperations, m.storeErrors, m.refreshReuse, m.keyRotations, m.keyRetirements, m.registrySynced, m.rateLimited,
 		m.registryLag, m.registryWatermark,
 	} {
@@ -152,6 +159,18 @@ func (m *Metrics) RateLimited(reason string) {
 		return
 	}
 	m.rateLimited.WithLabelValues(reason).Inc()
+}
+
+// AccessTokenCacheLookup counts a lookup in the cache of verified access tokens: a hit, or a
+// miss.
+func (m *Metrics) AccessTokenCacheLookup(hit bool) {
+	switch {
+	case m == nil:
+	case hit:
+		m.tokenCacheHits.Inc()
+	default:
+		m.tokenCacheMisses.Inc()
+	}
 }
 
 // ObserveRequest records the latency of a request to an endpoint (a fixed name).

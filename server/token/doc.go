@@ -33,6 +33,14 @@
 //     issuer; exp in the future; iat and nbf no later than keys.ClockSkew ahead; jti,
 //     client_id and sub present; at most MaxTokenBytes. Revocation is not the verifier's: the
 //     bearer endpoints check the store.
+//   - CachedVerifier keeps verified access tokens so that one presented again costs no
+//     signature (introspection, userinfo and revocation use it). Keyed by the SHA-256 of the
+//     token, never the token; only tokens that passed every check enter; an entry answers only
+//     before the token's exp and while the key that verified it is still published under its
+//     kid and algorithm (same public key), so a retired or withdrawn key takes its cached
+//     tokens with it on the next lookup, without a purge. The count is bounded (2Q eviction
+//     from hashicorp/golang-lru: a burst of tokens seen once cannot flush the ones presented
+//     again); there is no negative cache, so an unknown token never displaces a known one.
 //
 // It never logs a token.
 package token

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"crypto"
 	"errors"
 	"fmt"
 	"strings"
@@ -57,37 +58,64 @@ func (v *Verifier) Issuer() string { return v.issuer }
 
 // Verify returns the claims of a valid access token, else an error wrapping ErrInvalid.
 func (v *Verifier) Verify(tok string) (*AccessTokenClaims, error) {
+	c, _, err := v.verify(tok)
+	return c, err
+}
+
+// verify is Verify that also returns the published key that verified the signature.
+func (v *Verifier) verify(tok string) (*AccessTokenClaims, *jose.JSONWebKey, error) {
 	if len(tok) > MaxTokenBytes || strings.Count(tok, ".") != 2 {
-		return nil, fmt.Errorf("%w: not a compact JWS", ErrInvalid)
+		return nil, nil, fmt.Errorf("%w: not a compact JWS", ErrInvalid)
 	}
 	parsed, err := jwt.ParseSigned(tok, v.algs)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	h := parsed.Headers[0] // ParseSigned accepts the compact serialization only: one signature
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != keys.TypeAccessToken {
-		return nil, fmt.Errorf("%w: typ %q", ErrInvalid, typ)
+		return nil, nil, fmt.Errorf("%w: typ %q", ErrInvalid, typ)
 	}
 	published := v.keys.PublicKeys()
 	found := published.Key(h.KeyID)
 	if len(found) != 1 || found[0].Algorithm != h.Algorithm {
-		return nil, fmt.Errorf("%w: unknown key", ErrInvalid)
+		return nil, nil, fmt.Errorf("%w: unknown key", ErrInvalid)
 	}
 	var c AccessTokenClaims
 	if err := parsed.Claims(found[0].Key, &c); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	now := v.now()
 	skewed := now.Add(keys.ClockSkew).Unix()
 	switch {
 	case c.Issuer != v.issuer:
-		return nil, fmt.Errorf("%w: foreign issuer", ErrInvalid)
+		return nil, nil, fmt.Errorf("%w: foreign issuer", ErrInvalid)
 	case c.Expiry == 0 || now.Unix() >= c.Expiry:
-		return nil, fmt.Errorf("%w: expired", ErrInvalid)
+		return nil, nil, fmt.Errorf("%w: expired", ErrInvalid)
 	case c.NotBefore != 0 && skewed < c.NotBefore, c.IssuedAt != 0 && skewed < c.IssuedAt:
-		return nil, fmt.Errorf("%w: not yet valid", ErrInvalid)
+		return nil, nil, fmt.Errorf("%w: not yet valid", ErrInvalid)
 	case c.ID == "" || c.ClientID == "" || c.Subject == "":
-		return nil, fmt.Errorf("%w: missing claims", ErrInvalid)
+		return nil, nil, fmt.Errorf("%w: missing claims", ErrInvalid)
 	}
-	return &c, nil
+	return &c, &found[0], nil
+}
+
+// published reports whether k (the key that verified a token) is still published: under its
+// kid, with its algorithm, and the same public key.
+func (v *Verifier) published(k *jose.JSONWebKey) bool {
+	var found *jose.JSONWebKey
+	published := v.keys.PublicKeys().Keys
+	for i := range published { // no allocation, unlike JSONWebKeySet.Key
+		if published[i].KeyID != k.KeyID {
+			continue
+		}
+		if found != nil {
+			return false // two keys under one kid: verify refuses such a token too
+		}
+		found = &published[i]
+	}
+	if found == nil || found.Algorithm != k.Algorithm {
+		return false
+	}
+	pub, ok := found.Key.(interface{ Equal(x crypto.PublicKey) bool })
+	return ok && pub.Equal(k.Key)
 }

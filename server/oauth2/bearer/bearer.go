@@ -35,6 +35,7 @@ var (
 	_ Registry = (*registry.Registry)(nil)
 	_ Store    = store.Store(nil)
 	_ Verifier = (*token.Verifier)(nil)
+	_ Verifier = (*token.CachedVerifier)(nil)
 )
 
 // Config configures the endpoints.

@@ -2,9 +2,10 @@
 // endpoint (/oauth2/userinfo), token revocation (RFC 7009; /oauth2/revoke, alias
 // /oauth/revoke) and token introspection (RFC 7662; /oauth2/introspect). They are mounted on
 // the route table when the server has a store. Access tokens are verified by
-// server/token.Verifier (the package that issues them); whether a verified token is still in
+// server/token.Verifier (the package that issues them), usually a token.CachedVerifier, so a
+// token presented again costs no signature verification; whether a verified token is still in
 // force (revoked jti or family, deleted client, missing or disabled user) is decided here, on
-// every call.
+// every call, cached verification or not.
 //
 // Decisions:
 //   - Userinfo (OIDC Core 5.3): GET or POST, token in the Authorization header or, on POST, an

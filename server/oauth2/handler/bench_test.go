@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,6 +71,26 @@ func (w *bodyWriter) reset() {
 	clear(w.header)
 	w.status = http.StatusOK
 	w.body.Reset()
+}
+
+// processCPU is the CPU time (user and system, every thread: garbage collection included) the
+// process has used so far.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports cpu, the process's CPU time over the b.N operations, as cpu-ns/op and as
+// <what>/cpu-s, operations per second of CPU time (a per-core rate).
+func reportCPU(b *testing.B, cpu time.Duration, what string) {
+	if cpu <= 0 {
+		return // below the clock's resolution
+	}
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(b.N)/cpu.Seconds(), what+"/cpu-s")
 }
 
 // rewindBody is a request body that can be read again.

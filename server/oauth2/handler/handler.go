@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -76,6 +77,12 @@ type Config struct {
 	// counters). nil serves client_credentials only: the grants and endpoints that need it are
 	// not mounted.
 	Store store.Store
+	// AccessTokenCacheSize is how many verified access tokens introspection, userinfo and
+	// revocation keep (token.CachedVerifier: until exp, while their key is published;
+	// revocation is still checked on every call) so that a token presented again costs no
+	// signature verification. Zero means token.DefaultCacheSize, negative keeps none; it needs
+	// a Store (the endpoints do).
+	AccessTokenCacheSize int
 	// RefreshTokenLifetime applies to clients without their own; zero means 30 days.
 	RefreshTokenLifetime time.Duration
 	// RefreshReuseGrace is how long after a rotation the old refresh token is answered
@@ -181,8 +188,12 @@ func New(cfg Config) (http.Handler, error) {
 			return nil, err
 		}
 		flow.Mount(mux)
+		verifier, err := accessTokenVerifier(cfg)
+		if err != nil {
+			return nil, err
+		}
 		bearer.New(bearer.Config{
-			Registry: cfg.Registry, ClientAuth: clientAuth, Store: st, Verifier: token.NewVerifier(cfg.Issuer, cfg.Keys, cfg.Now),
+			Registry: cfg.Registry, ClientAuth: clientAuth, Store: st, Verifier: verifier,
 			Lifetimes: lifetimes, Now: cfg.Now, MaxBodyBytes: cfg.MaxBodyBytes,
 		}).Mount(mux)
 	}
@@ -258,6 +269,21 @@ func (cfg Config) withDefaults() (Config, oauth2.Lifetimes, error) {
 		return cfg, lifetimes, err
 	}
 	return cfg, lifetimes, nil
+}
+
+// accessTokenVerifier verifies the access tokens presented to the bearer endpoints: with a
+// cache of cfg.AccessTokenCacheSize verified tokens, or none.
+func accessTokenVerifier(cfg Config) (bearer.Verifier, error) {
+	v := token.NewVerifier(cfg.Issuer, cfg.Keys, cfg.Now)
+	if cfg.AccessTokenCacheSize < 0 {
+		return v, nil
+	}
+	cacheMetrics, _ := cfg.Metrics.(token.CacheMetrics) // *metrics.Metrics is one
+	cached, err := token.NewCachedVerifier(v, cmp.Or(cfg.AccessTokenCacheSize, token.DefaultCacheSize), cacheMetrics)
+	if err != nil {
+		return nil, fmt.Errorf("handler: %w", err)
+	}
+	return cached, nil
 }
 
 // assertionMethods are the client assertion methods the configuration verifies: none without a
