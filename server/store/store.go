@@ -71,6 +71,11 @@ type Codes interface {
 	// cannot burn it or revoke its grant under another client ID). A code taken before returns
 	// its record with ErrAlreadyUsed, to its own client, until its lease ends.
 	TakeCode(ctx context.Context, h Hash, clientID string) (Code, error)
+	// RedeemCode is TakeCode and, when this call takes the code, CreateRefresh(rh, rt) in the
+	// same atomic step (one round trip): the code's exchange and the first refresh token of its
+	// grant. When TakeCode would fail, it fails the same way and stores nothing; a rh that
+	// holds a live token is ErrConflict and the code is not taken.
+	RedeemCode(ctx context.Context, h Hash, clientID string, rh Hash, rt RefreshToken) (Code, error)
 }
 
 // RefreshTokens holds refresh tokens and their families.
@@ -110,6 +115,18 @@ type Records interface {
 	PutRecord(ctx context.Context, kind string, h Hash, value []byte, ttl time.Duration) error
 	GetRecord(ctx context.Context, kind string, h Hash) ([]byte, error)
 	DeleteRecord(ctx context.Context, kind string, h Hash) error
+}
+
+// KnownRecords gives the records of codes and refresh tokens that a replica can read without a
+// round trip to a shared backend: the memory backend knows all of them, Redis those the replica
+// stored itself (a bounded cache). The records under a hash never change (only their state
+// does: used, rotated, revoked, expired), so a caller may check a request against a known
+// record and sign its answer before the one store operation that decides (TakeCode,
+// RedeemCode, RotateRefresh); what a record does not say, such as whether it is still active,
+// only that operation tells. Neither call fails or blocks on the network: unknown is false.
+type KnownRecords interface {
+	KnownCode(h Hash) (Code, bool)
+	KnownRefresh(h Hash) (RefreshToken, bool)
 }
 
 // Counters counts events in a fixed window (the registration rate limit counts registrations
@@ -159,6 +176,15 @@ type ThrottleResult struct {
 	RetryAfter time.Duration
 	// Failures are the counts of the keys after the call, in the order given.
 	Failures []int64
+	// RateWait is ThrottleRate's answer from the bucket: positive when the bucket refused the
+	// request (nothing was taken), zero when it was taken or not asked.
+	RateWait time.Duration
+}
+
+// RateTake is one request to take from a token bucket (RateLimits.TakeRate's arguments).
+type RateTake struct {
+	Key              Hash
+	PerMinute, Burst int
 }
 
 // Throttles counts failed attempts with exponential back-off.
@@ -169,6 +195,10 @@ type Throttles interface {
 	// ends) and blocks the keys that reached their Limit, a Success drops the keys marked
 	// ResetOnSuccess, and a Check changes nothing.
 	Throttle(ctx context.Context, keys []ThrottleKey, outcome Outcome) (ThrottleResult, error)
+	// ThrottleRate is Throttle and, when the outcome is a Success that no block refused,
+	// TakeRate of rate, in one atomic step (one round trip): an authenticated request and its
+	// client's rate limit. A refused attempt takes nothing from the bucket.
+	ThrottleRate(ctx context.Context, keys []ThrottleKey, outcome Outcome, rate RateTake) (ThrottleResult, error)
 }
 
 // RateLimits are token buckets shared by every replica.
@@ -214,6 +244,7 @@ type Store interface {
 	Throttles
 	RateLimits
 	CredentialUses
+	KnownRecords
 	// Ping reports whether the backend can be reached (readiness).
 	Ping(ctx context.Context) error
 }
