@@ -195,6 +195,10 @@ type Throttles interface {
 	// ends) and blocks the keys that reached their Limit, a Success drops the keys marked
 	// ResetOnSuccess, and a Check changes nothing.
 	Throttle(ctx context.Context, keys []ThrottleKey, outcome Outcome) (ThrottleResult, error)
+}
+
+// ThrottleRates throttles an attempt and applies a rate limit in one step.
+type ThrottleRates interface {
 	// ThrottleRate is Throttle and, when the outcome is a Success that no block refused,
 	// TakeRate of rate, in one atomic step (one round trip): an authenticated request and its
 	// client's rate limit. A refused attempt takes nothing from the bucket.
@@ -243,6 +247,7 @@ type Store interface {
 	Counters
 	Throttles
 	RateLimits
+	ThrottleRates
 	CredentialUses
 	KnownRecords
 	// Ping reports whether the backend can be reached (readiness).

@@ -33,10 +33,13 @@ type tokenSigner interface {
 
 var _ tokenSigner = (*token.Issuer)(nil)
 
-// refreshWriter stores refresh tokens; store.Store implements it.
+// refreshWriter stores refresh tokens, and takes the code whose exchange issues them;
+// store.Store implements it.
 type refreshWriter interface {
 	CreateRefresh(ctx context.Context, h store.Hash, rt store.RefreshToken) error
 	RotateRefresh(ctx context.Context, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.RefreshToken, error)
+	TakeCode(ctx context.Context, h store.Hash, clientID string) (store.Code, error)
+	RedeemCode(ctx context.Context, h store.Hash, clientID string, rh store.Hash, rt store.RefreshToken) (store.Code, error)
 }
 
 // TokenSet issues the tokens of a user grant: an access token (sid = the family ID), an ID
@@ -65,15 +68,22 @@ type rotation struct {
 	grace        time.Duration
 }
 
-// Issue issues the tokens of a user grant; FamilyID "" starts a new family.
-func (s *TokenSet) Issue(ctx context.Context, g UserGrant) (*Response, error) {
-	return s.issue(ctx, g, nil)
+// redemption is the code an authorization_code grant presented, not taken yet: Issue takes it
+// in the step that stores the refresh token (store.RedeemCode), after signing.
+type redemption struct {
+	code store.Hash
 }
 
-// issue issues the tokens; with rot it rotates rot.old to the new refresh token (which is then
-// always issued). When the rotation fails, it fails with the store's error and what it signed
-// is discarded.
-func (s *TokenSet) issue(ctx context.Context, g UserGrant, rot *rotation) (*Response, error) {
+// Issue issues the tokens of a user grant; FamilyID "" starts a new family.
+func (s *TokenSet) Issue(ctx context.Context, g UserGrant) (*Response, error) {
+	return s.issue(ctx, g, nil, nil)
+}
+
+// issue issues the tokens. With rot it rotates rot.old to the new refresh token (which is then
+// always issued); with red it takes the code red.code of the client (and stores the new refresh
+// token, if any, in the same step). Either way the store has the last word, in one call: when
+// it refuses, issue fails with the store's error and what it signed is discarded.
+func (s *TokenSet) issue(ctx context.Context, g UserGrant, rot *rotation, red *redemption) (*Response, error) {
 	if g.Client == nil || g.User == nil || g.Snapshot == nil {
 		return nil, oauth2.ErrServerError.WithCause(errors.New("user grant without client, user or snapshot"))
 	}
@@ -111,16 +121,24 @@ func (s *TokenSet) issue(ctx context.Context, g UserGrant, rot *rotation) (*Resp
 	}
 
 	if rot == nil && !refreshAllowed(g.Client) {
+		if red != nil {
+			if _, err := s.refresh.TakeCode(ctx, red.code, g.Client.ID); err != nil {
+				return nil, err
+			}
+		}
 		return resp, nil
 	}
 	rt, rec, err := s.newRefreshToken(g)
 	if err != nil {
 		return nil, oauth2.ErrServerError.WithCause(err)
 	}
-	if rot != nil {
+	switch {
+	case rot != nil:
 		rec.Scopes = slices.Clone(rot.familyScopes)
 		_, err = s.refresh.RotateRefresh(ctx, rot.old, store.HashOf(rt), rec, rot.grace)
-	} else {
+	case red != nil:
+		_, err = s.refresh.RedeemCode(ctx, red.code, g.Client.ID, store.HashOf(rt), rec)
+	default:
 		err = s.refresh.CreateRefresh(ctx, store.HashOf(rt), rec)
 	}
 	if err != nil {
