@@ -8,6 +8,7 @@ import (
 	"github.com/latchkey-dev/latchkey/server/assertion"
 
 	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/store"
 )
 
 // Client authentication methods (RFC 7591 token_endpoint_auth_method values).
@@ -129,6 +130,28 @@ func NewClientAuth(cfg ClientAuthConfig) *ClientAuth {
 // no client_id names the client by the assertion's sub (RFC 7523 3: private_key_jwt's sub is
 // the client ID). On success req.CredentialExpiry is when an assertion expires.
 func (a *ClientAuth) Authenticate(ctx context.Context, snap *registry.Snapshot, req *TokenRequest) (*registry.Client, error) {
+	c, _, err := a.AuthenticateRated(ctx, snap, req, nil)
+	return c, err
+}
+
+// RateLimit names the bucket an authenticated client's request takes from (ok false: none).
+type RateLimit func(c *registry.Client) (bucket store.RateTake, ok bool)
+
+// Rated is what AuthenticateRated did with the client's rate limit.
+type Rated struct {
+	// Taken: the request was taken from the bucket, or the store could not be reached (the
+	// request is not limited then: FailOpen); either way the caller must not take it again.
+	Taken bool
+	// Wait is positive when the bucket refused the request: answer 429 with it.
+	Wait time.Duration
+}
+
+// AuthenticateRated is Authenticate that, for a client whose successful authentication the
+// guard records (a confidential one), also takes from the bucket that rate names for it, in
+// the same store step (store.ThrottleRates): one round trip for both. When it does not
+// (a public client, a failure, no bucket, or a store without ThrottleRate), Rated.Taken is
+// false and the caller takes from the bucket itself.
+func (a *ClientAuth) AuthenticateRated(ctx context.Context, snap *registry.Snapshot, req *TokenRequest, rate RateLimit) (*registry.Client, Rated, error) {
 	if req.AuthMethod == AuthMethodAssertion && req.ClientID == "" {
 		if tok, err := assertion.Parse(req.ClientAssertion); err == nil {
 			req.ClientID = tok.UnverifiedClaims().Subject
@@ -136,31 +159,44 @@ func (a *ClientAuth) Authenticate(ctx context.Context, snap *registry.Snapshot, 
 	}
 	if req.AuthMethod == "" || req.ClientID == "" {
 		recordClientAuthFailure(ctx, req.AuthMethod)
-		return nil, ClientAuthFailed(req, "The request names no client.")
+		return nil, Rated{}, ClientAuthFailed(req, "The request names no client.")
 	}
 	client, known := snap.Client(req.ClientID)
 	failure, used, err := a.checkCredentials(ctx, snap, client, known, req)
 	if err != nil {
-		return nil, err // the verifier could not decide: not the client's failure
+		return nil, Rated{}, err // the verifier could not decide: not the client's failure
 	}
 	if known && IsPublic(client) && failure == "" {
 		recordClientAuthenticated(ctx, AuthMethodNone)
-		return client, nil
+		return client, Rated{}, nil
 	}
 	// Counted under the client ID whether or not it is registered, so that when a lock starts
 	// does not tell which client IDs exist.
-	v, err := a.guard.Record(ctx, req.ClientID, ClientAddress(ctx), failure != "")
+	var (
+		v     Verdict
+		rated Rated
+	)
+	bucket, limited := store.RateTake{}, false
+	if failure == "" && rate != nil && a.guard.CanRate() {
+		bucket, limited = rate(client)
+	}
+	if limited {
+		v, err = a.guard.RecordRate(ctx, req.ClientID, ClientAddress(ctx), bucket)
+		rated = Rated{Taken: true, Wait: v.RateWait}
+	} else {
+		v, err = a.guard.Record(ctx, req.ClientID, ClientAddress(ctx), failure != "")
+	}
 	if err != nil {
 		if err := FailOpen(ctx, err, "brute-force protection unavailable; the attempt is not throttled",
 			"client_id", registeredID(client, known)); err != nil {
-			return nil, err
+			return nil, Rated{}, err
 		}
 	}
 	if v.RetryAfter > 0 {
 		RecordRateLimited(ctx, "client_authentication")
 		Audit(ctx, AuditEvent{Event: AuditRateLimited, ClientID: registeredID(client, known), Outcome: "failure",
 			Reason: "client authentication: too many failures"})
-		return nil, ErrTooManyRequests.WithRetryAfter(v.RetryAfter)
+		return nil, Rated{}, ErrTooManyRequests.WithRetryAfter(v.RetryAfter)
 	}
 	method := usedMethod(client, known, req)
 	if failure == "" {
@@ -173,7 +209,7 @@ func (a *ClientAuth) Authenticate(ctx context.Context, snap *registry.Snapshot, 
 		if a.uses != nil {
 			a.uses.CredentialUsed(client, used)
 		}
-		return client, nil
+		return client, rated, nil
 	}
 	recordClientAuthFailure(ctx, method)
 	Audit(ctx, AuditEvent{Event: AuditClientAuthenticationFailed, ClientID: registeredID(client, known),
@@ -181,7 +217,7 @@ func (a *ClientAuth) Authenticate(ctx context.Context, snap *registry.Snapshot, 
 	if known {
 		a.events.AuthenticationFailures(client.ID, v.IdentityFailures)
 	}
-	return nil, ClientAuthFailed(req, failure)
+	return nil, Rated{}, ClientAuthFailed(req, failure)
 }
 
 // AuthenticatedMethod is the method a request authenticated with (or tried to), for metrics and

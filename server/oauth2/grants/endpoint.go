@@ -95,17 +95,26 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (*Res
 		return nil, oauth2.ErrUnsupportedGrantType
 	}
 	snap := e.registry.Snapshot()
-	client, err := e.auth.Authenticate(ctx, snap, req)
+	// The client's rate limit is taken in the store step that records its authentication
+	// (one round trip for both), when the request gets past the checks below.
+	client, rated, err := e.auth.AuthenticateRated(ctx, snap, req, func(c *registry.Client) (store.RateTake, bool) {
+		if allowed(grant, c) != nil {
+			return store.RateTake{}, false
+		}
+		return e.limits.bucket(ctx, c)
+	})
 	if err != nil {
 		return nil, err
 	}
-	if grant.ConfidentialOnly() && oauth2.IsPublic(client) {
-		return nil, oauth2.ErrUnauthorizedClient.WithDescription("A public client may not use this grant type.")
+	if err := allowed(grant, client); err != nil {
+		return nil, err
 	}
-	if !client.AllowsGrant(grant.Type()) {
-		return nil, oauth2.ErrUnauthorizedClient.WithDescription("The client is not allowed this grant type.")
+	if rated.Taken {
+		err = e.limits.refused(ctx, client, rated.Wait)
+	} else {
+		err = e.limits.take(ctx, client)
 	}
-	if err := e.limits.take(ctx, client); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	scopes, err := oauth2.ResolveScopes(ctx, snap, client, req.Scope)
@@ -131,32 +140,62 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (*Res
 	return resp, nil
 }
 
-// take takes one token request of the client from its bucket: 429 with Retry-After when it
-// is empty. A confidential client has one bucket across all its callers; a public client has
-// one per client address, since anyone may name its (public) client ID and must not spend the
-// limit of all its users. When the store cannot be reached the request is not limited
-// (oauth2.FailOpen): a rate limit must not turn an outage of Redis into one of the token
-// endpoint.
-func (l RateLimits) take(ctx context.Context, c *registry.Client) error {
+// allowed checks that the client may use the grant: unauthorized_client otherwise.
+func allowed(grant Grant, c *registry.Client) error {
+	if grant.ConfidentialOnly() && oauth2.IsPublic(c) {
+		return oauth2.ErrUnauthorizedClient.WithDescription("A public client may not use this grant type.")
+	}
+	if !c.AllowsGrant(grant.Type()) {
+		return oauth2.ErrUnauthorizedClient.WithDescription("The client is not allowed this grant type.")
+	}
+	return nil
+}
+
+// bucket names the bucket of the client's token requests, when it has a limit. A
+// confidential client has one bucket across all its callers; a public client has one per
+// client address, since anyone may name its (public) client ID and must not spend the limit of
+// all its users.
+func (l RateLimits) bucket(ctx context.Context, c *registry.Client) (store.RateTake, bool) {
 	limit := c.RateLimit
 	if limit.PerMinute <= 0 {
 		limit = l.Default
 	}
 	if l.Buckets == nil || limit.PerMinute <= 0 {
-		return nil
+		return store.RateTake{}, false
 	}
 	limit = limit.WithDefaultBurst()
 	key := "client-rate\x00" + c.ID
 	if oauth2.IsPublic(c) {
 		key += "\x00" + oauth2.AddressKey(oauth2.ClientAddress(ctx))
 	}
-	wait, err := l.Buckets.TakeRate(ctx, store.HashOf(key), limit.PerMinute, limit.Burst)
+	return store.RateTake{Key: store.HashOf(key), PerMinute: limit.PerMinute, Burst: limit.Burst}, true
+}
+
+// take takes one token request of the client from its bucket: 429 with Retry-After when it
+// is empty. When the store cannot be reached the request is not limited (oauth2.FailOpen): a
+// rate limit must not turn an outage of Redis into one of the token endpoint.
+func (l RateLimits) take(ctx context.Context, c *registry.Client) error {
+	b, ok := l.bucket(ctx, c)
+	if !ok {
+		return nil
+	}
+	wait, err := l.Buckets.TakeRate(ctx, b.Key, b.PerMinute, b.Burst)
 	if err != nil {
 		return oauth2.FailOpen(ctx, err, "rate limit unavailable; the request is not limited", "client_id", c.ID)
 	}
+	return l.refused(ctx, c, wait)
+}
+
+// refused answers a request its bucket refused (wait > 0) with 429 and Retry-After.
+func (l RateLimits) refused(ctx context.Context, c *registry.Client, wait time.Duration) error {
 	if wait <= 0 {
 		return nil
 	}
+	limit := c.RateLimit
+	if limit.PerMinute <= 0 {
+		limit = l.Default
+	}
+	limit = limit.WithDefaultBurst()
 	oauth2.RecordRateLimited(ctx, "client_rate_limit")
 	oauth2.Audit(ctx, oauth2.AuditEvent{Event: oauth2.AuditRateLimited, ClientID: c.ID, Outcome: "failure",
 		Reason: fmt.Sprintf("client rate limit: %d per minute, burst %d", limit.PerMinute, limit.Burst)})
