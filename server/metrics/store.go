@@ -96,6 +96,21 @@ func (i *instrumented) RedeemCode(ctx context.Context, h store.Hash, clientID st
 	return c, err
 }
 
+func (i *instrumented) RedeemCodeAdmitted(ctx context.Context, adm store.Admission, h store.Hash, clientID string, rh store.Hash, rt store.RefreshToken) (store.ThrottleResult, store.Code, error) {
+	res, c, err := i.s.RedeemCodeAdmitted(ctx, adm, h, clientID, rh, rt)
+	i.record("redeem_code_admitted", err)
+	return res, c, err
+}
+
+func (i *instrumented) RotateRefreshAdmitted(ctx context.Context, adm store.Admission, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.ThrottleResult, store.RefreshToken, error) {
+	res, rt, err := i.s.RotateRefreshAdmitted(ctx, adm, old, h, next, grace)
+	i.record("rotate_refresh_admitted", err)
+	if errors.Is(err, store.ErrReused) {
+		i.m.RefreshReuseDetected()
+	}
+	return res, rt, err
+}
+
 func (i *instrumented) known(kind string, ok bool) {
 	result := "miss"
 	if ok {

@@ -213,6 +213,27 @@ type RateLimits interface {
 	TakeRate(ctx context.Context, key Hash, perMinute, burst int) (time.Duration, error)
 }
 
+// Admission is what a request must pass before a store operation changes anything for it: a
+// successful authentication, recorded on the throttle keys (Throttle with Success: refused
+// while any key is blocked), and, unless Rate is nil, one request taken from a rate bucket.
+type Admission struct {
+	Keys []ThrottleKey
+	Rate *RateTake
+}
+
+// Admissions run an operation of a request after its admission, in one atomic step (one round
+// trip): when the admission refuses (ThrottleResult.RetryAfter or RateWait positive) the
+// operation does not run and its results are zero; otherwise they are the operation's own.
+type Admissions interface {
+	// RedeemCodeAdmitted is RedeemCode after adm.
+	RedeemCodeAdmitted(ctx context.Context, adm Admission, h Hash, clientID string, rh Hash, rt RefreshToken) (ThrottleResult, Code, error)
+	// RotateRefreshAdmitted is RotateRefresh after adm.
+	RotateRefreshAdmitted(ctx context.Context, adm Admission, old, h Hash, next RefreshToken, grace time.Duration) (ThrottleResult, RefreshToken, error)
+}
+
+// Refused reports whether an admission's result refused the request.
+func (r ThrottleResult) Refused() bool { return r.RetryAfter > 0 || r.RateWait > 0 }
+
 // CredentialUse is when a client last authenticated with one of its credentials: its current
 // one, or (Previous) its previous client secret inside a rotation's grace period.
 type CredentialUse struct {
@@ -248,6 +269,7 @@ type Store interface {
 	Throttles
 	RateLimits
 	ThrottleRates
+	Admissions
 	CredentialUses
 	KnownRecords
 	// Ping reports whether the backend can be reached (readiness).

@@ -338,14 +338,28 @@ func (s *Store) RedeemCode(ctx context.Context, h store.Hash, clientID string, r
 		}
 		return c, s.createRefresh(ctx, rh, rt)
 	}
-	tg := tag(rt.FamilyID)
-	keys := []string{s.key("code", h), s.tokKey(tg, rh), s.famKey(tg), s.key("rti", rh)}
-	v, err := redeemCode.Run(ctx, s.c, keys, clientID, encodeRefresh(&rt), rt.FamilyID, ms(rt.ExpiresAt), tg).Result()
-	switch {
-	case errors.Is(err, goredis.Nil):
+	keys, args := s.redeemArgs(h, clientID, rh, rt)
+	v, err := redeemCode.Run(ctx, s.c, keys, args...).Result()
+	if errors.Is(err, goredis.Nil) {
 		return store.Code{}, store.ErrNotFound
-	case err != nil:
+	}
+	if err != nil {
 		return store.Code{}, s.fail(ctx, "redeem code", err)
+	}
+	return s.redeemed(h, rh, rt, v)
+}
+
+// redeemArgs are the KEYS and ARGV of the redeemCode script (indexed mode).
+func (s *Store) redeemArgs(h store.Hash, clientID string, rh store.Hash, rt store.RefreshToken) ([]string, []any) {
+	tg := tag(rt.FamilyID)
+	return []string{s.key("code", h), s.tokKey(tg, rh), s.famKey(tg), s.key("rti", rh)},
+		[]any{clientID, encodeRefresh(&rt), rt.FamilyID, ms(rt.ExpiresAt), tg}
+}
+
+// redeemed decodes the redeemCode script's answer v (nil: not found).
+func (s *Store) redeemed(h, rh store.Hash, rt store.RefreshToken, v any) (store.Code, error) {
+	if v == nil {
+		return store.Code{}, store.ErrNotFound
 	}
 	val, ok := v.(string)
 	if !ok {
@@ -357,6 +371,94 @@ func (s *Store) RedeemCode(ctx context.Context, h store.Hash, clientID string, r
 		s.known.putRefresh(rh, rt)
 	}
 	return c, err
+}
+
+// admissionArgs are the admission's KEYS and the ARGV that start an admitted script (see
+// luaAdmitted).
+func (s *Store) admissionArgs(adm store.Admission) ([]string, []any) {
+	names, targs := s.throttleArgs(adm.Keys, store.Success, 1)
+	rate := 0
+	if adm.Rate != nil {
+		rate = 1
+		names = append(names, s.key("rate", adm.Rate.Key))
+		targs = append(targs, rateInterval(adm.Rate.PerMinute), adm.Rate.Burst)
+	}
+	return names, append([]any{len(names), len(targs), rate}, targs...)
+}
+
+// runAdmitted runs an admitted script with the admission's and the operation's KEYS and ARGV,
+// and returns the admission's result and, when it admitted, the operation's answer.
+func (s *Store) runAdmitted(ctx context.Context, sc *goredis.Script, op string, adm store.Admission, keys []string, args []any) (store.ThrottleResult, any, error) {
+	akeys, aargs := s.admissionArgs(adm)
+	v, err := sc.Run(ctx, s.c, append(akeys, keys...), append(aargs, args...)...).Slice()
+	if err != nil {
+		return store.ThrottleResult{}, nil, s.fail(ctx, op, err)
+	}
+	if len(v) < 2 {
+		return store.ThrottleResult{}, nil, fmt.Errorf("store/redis: %s: %w: answered %d values", op, store.ErrUnavailable, len(v))
+	}
+	retry, _ := v[0].(int64)
+	wait, _ := v[1].(int64)
+	res := store.ThrottleResult{RetryAfter: time.Duration(retry) * time.Millisecond, RateWait: time.Duration(wait) * time.Microsecond}
+	if res.Refused() || len(v) < 3 {
+		return res, nil, nil
+	}
+	return res, v[2], nil
+}
+
+// admit applies an admission on its own (Cluster: in its own round trip).
+func (s *Store) admit(ctx context.Context, adm store.Admission) (store.ThrottleResult, error) {
+	if adm.Rate != nil {
+		return s.ThrottleRate(ctx, adm.Keys, store.Success, *adm.Rate)
+	}
+	return s.Throttle(ctx, adm.Keys, store.Success)
+}
+
+// RedeemCodeAdmitted is RedeemCode after the admission, in one script; see store.Admissions.
+// In Cluster (the throttles live in their own slot) the admission is a round trip of its own.
+func (s *Store) RedeemCodeAdmitted(ctx context.Context, adm store.Admission, h store.Hash, clientID string, rh store.Hash, rt store.RefreshToken) (store.ThrottleResult, store.Code, error) {
+	if err := ctx.Err(); err != nil {
+		return store.ThrottleResult{}, store.Code{}, err
+	}
+	if s.cluster {
+		res, err := s.admit(ctx, adm)
+		if err != nil || res.Refused() {
+			return res, store.Code{}, err
+		}
+		c, err := s.RedeemCode(ctx, h, clientID, rh, rt)
+		return res, c, err
+	}
+	keys, args := s.redeemArgs(h, clientID, rh, rt)
+	res, v, err := s.runAdmitted(ctx, redeemCodeAdmitted, "redeem code", adm, keys, args)
+	if err != nil || res.Refused() {
+		return res, store.Code{}, err
+	}
+	c, err := s.redeemed(h, rh, rt, v)
+	return res, c, err
+}
+
+// RotateRefreshAdmitted is RotateRefresh after the admission, in one script; see
+// store.Admissions and RedeemCodeAdmitted.
+func (s *Store) RotateRefreshAdmitted(ctx context.Context, adm store.Admission, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.ThrottleResult, store.RefreshToken, error) {
+	if err := ctx.Err(); err != nil {
+		return store.ThrottleResult{}, store.RefreshToken{}, err
+	}
+	if s.cluster || old == h {
+		res, err := s.admit(ctx, adm)
+		if err != nil || res.Refused() {
+			return res, store.RefreshToken{}, err
+		}
+		rt, err := s.RotateRefresh(ctx, old, h, next, grace)
+		return res, rt, err
+	}
+	keys, args := s.rotateArgs(old, h, next, grace)
+	res, v, err := s.runAdmitted(ctx, rotateRefreshAdmitted, "rotate refresh token", adm, keys, args)
+	if err != nil || res.Refused() {
+		return res, store.RefreshToken{}, err
+	}
+	vs, _ := v.([]any)
+	rt, err := s.rotated(old, h, next, vs)
+	return res, rt, err
 }
 
 // refreshKeys returns the keys of the script for token h: in indexed mode its index key and
@@ -430,33 +532,48 @@ func (s *Store) RotateRefresh(ctx context.Context, old, h store.Hash, next store
 	if old == h {
 		return store.RefreshToken{}, store.ErrConflict
 	}
+	if !s.cluster {
+		keys, args := s.rotateArgs(old, h, next, grace)
+		v, err := rotateRefresh.Run(ctx, s.c, keys, args...).Slice()
+		if err != nil {
+			return store.RefreshToken{}, s.fail(ctx, "rotate refresh token", err)
+		}
+		return s.rotated(old, h, next, v)
+	}
 	exp := ms(next.ExpiresAt)
 	keys, tg, err := s.refreshKeys(ctx, old)
 	if err != nil {
 		return store.RefreshToken{}, err
 	}
-	if s.cluster {
-		// Claim next's index (in h's slot) before the rotation, so no rotated token is ever
-		// unreachable; a claim left by a failed rotation points at no token (ErrNotFound).
-		if time.Now().Before(next.ExpiresAt) {
-			// SET NX GET: a claim already held by the same family is reused (the script
-			// checks for a live token under h in the family's slot).
-			prev, err := s.c.Do(ctx, "SET", s.key("rti", h), tg, "NX", "GET", "PXAT", exp).Text()
-			if err != nil && !errors.Is(err, goredis.Nil) {
-				return store.RefreshToken{}, s.fail(ctx, "rotate refresh token", err)
-			}
-			if err == nil && prev != tg {
-				return store.RefreshToken{}, store.ErrConflict
-			}
+	// Claim next's index (in h's slot) before the rotation, so no rotated token is ever
+	// unreachable; a claim left by a failed rotation points at no token (ErrNotFound).
+	if time.Now().Before(next.ExpiresAt) {
+		// SET NX GET: a claim already held by the same family is reused (the script checks
+		// for a live token under h in the family's slot).
+		prev, err := s.c.Do(ctx, "SET", s.key("rti", h), tg, "NX", "GET", "PXAT", exp).Text()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return store.RefreshToken{}, s.fail(ctx, "rotate refresh token", err)
 		}
-		keys = append(keys, s.tokKey(tg, h))
-	} else {
-		keys = append(keys, s.key("rti", h))
+		if err == nil && prev != tg {
+			return store.RefreshToken{}, store.ErrConflict
+		}
 	}
+	keys = append(keys, s.tokKey(tg, h))
 	v, err := rotateRefresh.Run(ctx, s.c, keys, s.prefix, old.String(), h.String(), encodeRefresh(&next), exp, grace.Milliseconds()).Slice()
 	if err != nil {
 		return store.RefreshToken{}, s.fail(ctx, "rotate refresh token", err)
 	}
+	return s.rotated(old, h, next, v)
+}
+
+// rotateArgs are the KEYS and ARGV of the rotateRefresh script in indexed mode.
+func (s *Store) rotateArgs(old, h store.Hash, next store.RefreshToken, grace time.Duration) ([]string, []any) {
+	return []string{s.key("rti", old), s.key("rti", h)},
+		[]any{s.prefix, old.String(), h.String(), encodeRefresh(&next), ms(next.ExpiresAt), grace.Milliseconds()}
+}
+
+// rotated decodes the rotateRefresh script's answer v.
+func (s *Store) rotated(old, h store.Hash, next store.RefreshToken, v []any) (store.RefreshToken, error) {
 	s.known.forget(old) // rotated now, or it could not be
 	switch status(v) {
 	case 1:

@@ -69,7 +69,7 @@ return {1, v[1], v[2]}`)
 // record, next expiry ms, grace ms. Direct mode KEYS old tok, fam, new tok; same ARGV.
 // Returns {0} not found, {1, d, f} rotated, {2} revoked, {3} reused (family revoked now),
 // {4} conflict.
-var rotateRefresh = goredis.NewScript(luaNow + luaExtend + `local tok, fam, tag, newTok, newIdx
+const luaRotateRefresh = `local tok, fam, tag, newTok, newIdx
 if #KEYS == 2 then
   tag = redis.call('GET', KEYS[1])
   if not tag then return {0} end
@@ -97,7 +97,9 @@ if exp > now then
   if newIdx then redis.call('SET', newIdx, tag, 'PXAT', exp) end
   extend(fam, 'x', exp)
 end
-return {1, v[1], v[2]}`)
+return {1, v[1], v[2]}`
+
+var rotateRefresh = goredis.NewScript(luaNow + luaExtend + luaRotateRefresh)
 
 // reportReuse: KEYS as getRefresh; ARGV prefix, token hex, grace ms. Returns {0} not found,
 // {1} active (never rotated), {2} revoked, {3} reused (family revoked now), {4} within grace.
@@ -204,7 +206,7 @@ return out`)
 // code as in takeCode and, when this call takes it, the refresh token as in createRefresh
 // (indexed mode). Returns the code's value as it was (nil: none, or another client's), or 0
 // when the token's hash is taken (then the code stays as it was).
-var redeemCode = goredis.NewScript(luaNow + luaExtend + `local v = redis.call('GET', KEYS[1])
+const luaRedeemCode = `local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local ok, r = pcall(cjson.decode, string.sub(v, 2))
 if not ok or type(r) ~= 'table' then return redis.error_reply('bad code record') end
@@ -220,7 +222,9 @@ if exp > now then
   redis.call('PEXPIREAT', tok, exp)
   extend(fam, 'x', exp)
 end
-return v`)
+return v`
+
+var redeemCode = goredis.NewScript(luaNow + luaExtend + luaRedeemCode)
 
 // noteUses: KEYS[1] the credential uses hash; ARGV[1] its lease in ms, then pairs of field
 // (credential and client ID) and time (µs). Keeps the later time of each field and renews the
@@ -238,4 +242,33 @@ var takeUses = goredis.NewScript(`local v = redis.call('HRANDFIELD', KEYS[1], to
 for i = 1, #v, 2 do redis.call('HDEL', KEYS[1], v[i]) end
 return v`)
 
-var scripts = []*goredis.Script{takeCode, redeemCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily, throttle, takeRate, throttleRate, noteUses, takeUses}
+// luaAdmitted runs the function op after an admission (store.Admission): ARGV[1] is how many
+// KEYS the admission has (n: the throttle keys, then the bucket's when ARGV[3] is '1'),
+// ARGV[2] how many ARGV (m, from ARGV[4]: the throttle script's, its outcome first, then the
+// bucket's interval and burst); op gets the KEYS and ARGV after those. Returns {retry-after
+// ms, rate wait µs} when the admission refused (op did not run), else {0, 0, op's answer}.
+const luaAdmitted = `local n, m, rate = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1'
+local nt, mt = n, m
+if rate then nt, mt = n - 1, m - 2 end
+local tk, ta, ok, oa = {}, {}, {}, {}
+for i = 1, nt do tk[i] = KEYS[i] end
+for i = 1, mt do ta[i] = ARGV[3 + i] end
+for i = n + 1, #KEYS do ok[#ok + 1] = KEYS[i] end
+for i = 4 + m, #ARGV do oa[#oa + 1] = ARGV[i] end
+local t = throttle(tk, ta)
+local wait = 0
+if t[1] == 0 and rate then wait = takeRate(KEYS[n], tonumber(ARGV[2 + m]), tonumber(ARGV[3 + m])) end
+if t[1] > 0 or wait > 0 then return {t[1], wait} end
+return {0, 0, op(ok, oa)}`
+
+// admitted returns the script that runs the script body after an admission (luaAdmitted).
+func admitted(body string) *goredis.Script {
+	return goredis.NewScript(luaNow + luaExtend + luaThrottle + luaTakeRate + "local function op(KEYS, ARGV)\n" + body + "\nend\n" + luaAdmitted)
+}
+
+var (
+	redeemCodeAdmitted    = admitted(luaRedeemCode)
+	rotateRefreshAdmitted = admitted(luaRotateRefresh)
+)
+
+var scripts = []*goredis.Script{redeemCodeAdmitted, rotateRefreshAdmitted, takeCode, redeemCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily, throttle, takeRate, throttleRate, noteUses, takeUses}

@@ -273,3 +273,129 @@ func throttleRateTests() []test {
 		},
 	}
 }
+
+func admissionTests() []test {
+	// slow refills one request every 10 s: none comes back during a test.
+	const slow = 6
+	blocking := store.ThrottleKey{Key: hash("t"), Limit: 1, Window: long, Backoff: long, MaxBackoff: long, ResetOnSuccess: true}
+	counting := store.ThrottleKey{Key: hash("n"), Window: long}
+	admission := func(burst int) store.Admission {
+		return store.Admission{Keys: []store.ThrottleKey{blocking, counting}, Rate: &store.RateTake{Key: hash("b"), PerMinute: slow, Burst: burst}}
+	}
+	block := func(e *env) {
+		e.t.Helper()
+		_, err := e.s.Throttle(e.ctx, []store.ThrottleKey{blocking}, store.Failure)
+		require.NoError(e.t, err)
+	}
+	type op struct {
+		name string
+		// prepare stores what run needs; run runs the admitted operation; ran reports whether it
+		// changed the store.
+		prepare func(e *env, family string)
+		run     func(e *env, adm store.Admission, family string) (store.ThrottleResult, error)
+		ran     func(e *env) bool
+	}
+	ops := []op{
+		{
+			name: "RedeemCodeAdmitted",
+			prepare: func(e *env, family string) {
+				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), e.code(family), long))
+			},
+			run: func(e *env, adm store.Admission, family string) (store.ThrottleResult, error) {
+				res, c, err := e.s.RedeemCodeAdmitted(e.ctx, adm, hash("c"), "client-a", hash("r"), e.refresh(family, long))
+				if err == nil && !res.Refused() {
+					require.Equal(e.t, family, c.FamilyID)
+					require.Equal(e.t, "client-a", c.ClientID)
+				}
+				return res, err
+			},
+			ran: func(e *env) bool {
+				_, err := e.s.GetRefresh(e.ctx, hash("r"))
+				return err == nil
+			},
+		},
+		{
+			name: "RotateRefreshAdmitted",
+			prepare: func(e *env, family string) {
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
+			},
+			run: func(e *env, adm store.Admission, family string) (store.ThrottleResult, error) {
+				res, rt, err := e.s.RotateRefreshAdmitted(e.ctx, adm, hash("a"), hash("r"), e.refresh(family, long), time.Minute)
+				if err == nil && !res.Refused() {
+					require.Equal(e.t, family, rt.FamilyID)
+				}
+				return res, err
+			},
+			ran: func(e *env) bool {
+				_, err := e.s.GetRefresh(e.ctx, hash("r"))
+				return err == nil
+			},
+		},
+	}
+	var tests []test
+	for _, o := range ops {
+		tests = append(tests,
+			test{
+				name: o.name + " admits, records the success, takes from the bucket and runs the operation",
+				run: func(e *env) {
+					family := newFamily(e.t)
+					o.prepare(e, family)
+					_, err := e.s.Throttle(e.ctx, []store.ThrottleKey{counting}, store.Failure)
+					require.NoError(e.t, err)
+					res, err := o.run(e, admission(1), family)
+					require.NoError(e.t, err)
+					require.False(e.t, res.Refused())
+					require.True(e.t, o.ran(e))
+					wait, err := e.s.TakeRate(e.ctx, hash("b"), slow, 1)
+					require.NoError(e.t, err)
+					require.Positive(e.t, wait, "the admission took the bucket's one request")
+					got, err := e.s.Throttle(e.ctx, []store.ThrottleKey{counting}, store.Check)
+					require.NoError(e.t, err)
+					require.Equal(e.t, []int64{1}, got.Failures, "a success resets only the keys marked so")
+				},
+			},
+			test{
+				name: o.name + " refused by a block runs nothing and takes nothing",
+				run: func(e *env) {
+					family := newFamily(e.t)
+					o.prepare(e, family)
+					block(e)
+					res, err := o.run(e, admission(1), family)
+					require.NoError(e.t, err)
+					require.Positive(e.t, res.RetryAfter)
+					require.False(e.t, o.ran(e))
+					wait, err := e.s.TakeRate(e.ctx, hash("b"), slow, 1)
+					require.NoError(e.t, err)
+					require.Zero(e.t, wait, "the bucket is still full")
+				},
+			},
+			test{
+				name: o.name + " refused by the bucket runs nothing",
+				run: func(e *env) {
+					family := newFamily(e.t)
+					o.prepare(e, family)
+					wait, err := e.s.TakeRate(e.ctx, hash("b"), slow, 1)
+					require.NoError(e.t, err)
+					require.Zero(e.t, wait)
+					res, err := o.run(e, admission(1), family)
+					require.NoError(e.t, err)
+					require.Zero(e.t, res.RetryAfter)
+					require.Positive(e.t, res.RateWait)
+					require.False(e.t, o.ran(e))
+				},
+			},
+			test{
+				name: o.name + " without a bucket only records the success",
+				run: func(e *env) {
+					family := newFamily(e.t)
+					o.prepare(e, family)
+					res, err := o.run(e, store.Admission{Keys: []store.ThrottleKey{blocking}}, family)
+					require.NoError(e.t, err)
+					require.False(e.t, res.Refused())
+					require.True(e.t, o.ran(e))
+				},
+			},
+		)
+	}
+	return tests
+}

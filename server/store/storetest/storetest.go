@@ -80,6 +80,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts Options) {
 		{"throttles", throttleTests()},
 		{"rate limits", rateTests()},
 		{"throttles with a rate limit", throttleRateTests()},
+		{"admitted operations", admissionTests()},
 		{"credential uses", credentialUseTests()},
 		{"contexts", contextTests()},
 		{"ping", []test{{
@@ -1412,6 +1413,16 @@ func contextTests() []test {
 						_, err := e.s.RedeemCode(ctx, hash("c"), "client-a", hash("r"), e.refresh(family, long))
 						return ignore(err, store.ErrNotFound, store.ErrAlreadyUsed)
 					},
+					"RedeemCodeAdmitted": func(ctx context.Context) error {
+						_, _, err := e.s.RedeemCodeAdmitted(ctx, store.Admission{Keys: []store.ThrottleKey{{Key: hash("t"), Window: long}}},
+							hash("c"), "client-a", hash("r2"), e.refresh(family, long))
+						return ignore(err, store.ErrNotFound, store.ErrAlreadyUsed)
+					},
+					"RotateRefreshAdmitted": func(ctx context.Context) error {
+						_, _, err := e.s.RotateRefreshAdmitted(ctx, store.Admission{Keys: []store.ThrottleKey{{Key: hash("t"), Window: long}}},
+							hash("a"), hash("b2"), e.refresh(family, long), time.Minute)
+						return ignore(err, store.ErrNotFound, store.ErrConflict, store.ErrReused)
+					},
 					"ThrottleRate": func(ctx context.Context) error {
 						_, err := e.s.ThrottleRate(ctx, []store.ThrottleKey{{Key: hash("t"), Window: long}}, store.Success,
 							store.RateTake{Key: hash("r"), PerMinute: 60, Burst: 1})
@@ -1429,7 +1440,7 @@ func contextTests() []test {
 					"RevokeFamily": func(ctx context.Context) error { return e.s.RevokeFamily(ctx, family, e.now().Add(long)) },
 				}
 				order := []string{"PutCode", "TakeCode", "CreateRefresh", "GetRefresh", "RotateRefresh", "ReportRefreshReuse", "FamilyRevoked",
-					"RevokeToken", "TokenRevoked", "PutRecord", "GetRecord", "DeleteRecord", "Incr", "Reset", "Throttle", "TakeRate", "RedeemCode", "ThrottleRate", "NoteCredentialUses", "TakeCredentialUses", "Ping", "RevokeFamily"}
+					"RevokeToken", "TokenRevoked", "PutRecord", "GetRecord", "DeleteRecord", "Incr", "Reset", "Throttle", "TakeRate", "RedeemCode", "ThrottleRate", "RedeemCodeAdmitted", "RotateRefreshAdmitted", "NoteCredentialUses", "TakeCredentialUses", "Ping", "RevokeFamily"}
 				require.Len(e.t, order, len(calls))
 				for _, name := range order {
 					cancelled(e.t, name, calls[name])
