@@ -55,6 +55,8 @@ func NewAuthorizationCode(codes codeStore, tokens *TokenSet, lifetimes oauth2.Li
 	return AuthorizationCode{codes: codes, tokens: tokens, lifetimes: lifetimes, now: now, replays: replays}
 }
 
+func (AuthorizationCode) admits() {}
+
 // Type is authorization_code.
 func (AuthorizationCode) Type() string { return oauth2.GrantAuthorizationCode }
 
@@ -82,6 +84,9 @@ func (g AuthorizationCode) Exchange(ctx context.Context, req *Request) (*Respons
 	// client only: a failed exchange burns it, so it cannot be tried again with other
 	// parameters, and a party that saw the code cannot burn it or revoke its grant under another
 	// client ID (the store answers ErrNotFound for another client's code and leaves it be).
+	if err := req.Admission.Admit(ctx); err != nil {
+		return nil, err
+	}
 	code, err := g.codes.TakeCode(ctx, h, req.Client.ID)
 	switch {
 	case errors.Is(err, store.ErrAlreadyUsed):
@@ -128,7 +133,7 @@ func (g AuthorizationCode) exchangeKnown(ctx context.Context, req *Request, h st
 	if !ok || user.Disabled {
 		return nil, false, nil
 	}
-	resp, err = g.tokens.issue(ctx, g.userGrant(ctx, req, code, user), nil, &redemption{code: h})
+	resp, err = g.tokens.issue(ctx, g.userGrant(ctx, req, code, user), nil, &redemption{code: h, admission: req.Admission})
 	switch {
 	case errors.Is(err, store.ErrAlreadyUsed):
 		// A replay, with the code's verifier (checked above): what the first exchange issued

@@ -95,23 +95,45 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (*Res
 		return nil, oauth2.ErrUnsupportedGrantType
 	}
 	snap := e.registry.Snapshot()
+	_, admits := grant.(admitting)
 	// The client's rate limit is taken in the store step that records its authentication
-	// (one round trip for both), when the request gets past the checks below.
-	client, rated, err := e.auth.AuthenticateRated(ctx, snap, req, func(c *registry.Client) (store.RateTake, bool) {
-		if allowed(grant, c) != nil {
-			return store.RateTake{}, false
-		}
-		return e.limits.bucket(ctx, c)
-	})
+	// (one round trip for both), when the request gets past the checks below; for a grant that
+	// admits, that record is deferred to the grant's own store step.
+	client, auth, err := e.auth.AuthenticateWith(ctx, snap, req, oauth2.AuthOptions{Defer: admits,
+		Rate: func(c *registry.Client) (store.RateTake, bool) {
+			if allowed(grant, c) != nil {
+				return store.RateTake{}, false
+			}
+			return e.limits.bucket(ctx, c)
+		}})
 	if err != nil {
 		return nil, err
 	}
-	if err := allowed(grant, client); err != nil {
-		return nil, err
+	var adm *Admission
+	if auth.Deferred != nil {
+		adm = &Admission{deferred: auth.Deferred, client: client, limits: e.limits}
+		if allowed(grant, client) == nil {
+			if b, ok := e.limits.bucket(ctx, client); ok {
+				adm.rate = &b
+			}
+		}
 	}
-	if rated.Taken {
-		err = e.limits.refused(ctx, client, rated.Wait)
-	} else {
+	// An error before the store step still records the authentication first (a blocked
+	// client is answered 429 whatever else is wrong).
+	fail := func(err error) error {
+		if aerr := adm.Admit(ctx); aerr != nil {
+			return aerr
+		}
+		return err
+	}
+	if err := allowed(grant, client); err != nil {
+		return nil, fail(err)
+	}
+	switch {
+	case adm != nil:
+	case auth.Rated.Taken:
+		err = e.limits.refused(ctx, client, auth.Rated.Wait)
+	default:
 		err = e.limits.take(ctx, client)
 	}
 	if err != nil {
@@ -119,9 +141,12 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (*Res
 	}
 	scopes, err := oauth2.ResolveScopes(ctx, snap, client, req.Scope)
 	if err != nil {
-		return nil, err
+		return nil, fail(err)
 	}
-	resp, err := grant.Exchange(ctx, &Request{TokenRequest: req, Client: client, Snapshot: snap, Scopes: scopes})
+	resp, err := grant.Exchange(ctx, &Request{TokenRequest: req, Client: client, Snapshot: snap, Scopes: scopes, Admission: adm})
+	if aerr := adm.Admit(ctx); aerr != nil {
+		return nil, aerr // the grant left it pending: nothing was stored
+	}
 	if err != nil {
 		return nil, oauth2.FromStore(err)
 	}

@@ -55,6 +55,8 @@ func NewRefreshToken(refresh refreshReader, tokens *TokenSet, grace time.Duratio
 	return RefreshToken{refresh: refresh, tokens: tokens, grace: grace, reuse: reuse}
 }
 
+func (RefreshToken) admits() {}
+
 // Type is refresh_token.
 func (RefreshToken) Type() string { return oauth2.GrantRefreshToken }
 
@@ -78,6 +80,8 @@ func (g RefreshToken) Exchange(ctx context.Context, req *Request) (*Response, er
 			return resp, err
 		}
 	}
+	// GetRefresh changes nothing, so the admission can wait for the rotation's step (the
+	// endpoint applies it before any answer, if it is still pending then).
 	rec, err := g.refresh.GetRefresh(ctx, old)
 	switch {
 	case errors.Is(err, store.ErrReused):
@@ -85,6 +89,9 @@ func (g RefreshToken) Exchange(ctx context.Context, req *Request) (*Response, er
 		// let one client burn another's grant), the store applies the reuse rule.
 		if rec.ClientID != req.Client.ID {
 			return nil, oauth2.ErrInvalidGrant.WithDescription(badRefreshToken)
+		}
+		if err := req.Admission.Admit(ctx); err != nil {
+			return nil, err
 		}
 		err = g.refresh.ReportRefreshReuse(ctx, old, g.grace)
 		g.reported(ctx, req, rec, err)
@@ -141,7 +148,7 @@ func (g RefreshToken) rotate(ctx context.Context, req *Request, old store.Hash, 
 	resp, err := g.tokens.issue(ctx, UserGrant{
 		AccessNotAfter: req.AccessNotAfter(),
 		Client:         req.Client, User: user, Snapshot: req.Snapshot, Scopes: scopes, AuthTime: rec.AuthTime, FamilyID: rec.FamilyID,
-	}, &rotation{old: old, familyScopes: rec.Scopes, grace: g.grace}, nil)
+	}, &rotation{old: old, familyScopes: rec.Scopes, grace: g.grace, admission: req.Admission}, nil)
 	if err != nil {
 		g.reported(ctx, req, rec, err)
 		return nil, refreshError(err)

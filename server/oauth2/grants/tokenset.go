@@ -40,6 +40,7 @@ type refreshWriter interface {
 	RotateRefresh(ctx context.Context, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.RefreshToken, error)
 	TakeCode(ctx context.Context, h store.Hash, clientID string) (store.Code, error)
 	RedeemCode(ctx context.Context, h store.Hash, clientID string, rh store.Hash, rt store.RefreshToken) (store.Code, error)
+	store.Admissions
 }
 
 // TokenSet issues the tokens of a user grant: an access token (sid = the family ID), an ID
@@ -66,12 +67,16 @@ type rotation struct {
 	// (maybe narrowed) Scopes do not change.
 	familyScopes []string
 	grace        time.Duration
+	// admission, when pending, goes into the rotation's store step.
+	admission *Admission
 }
 
 // redemption is the code an authorization_code grant presented, not taken yet: Issue takes it
 // in the step that stores the refresh token (store.RedeemCode), after signing.
 type redemption struct {
 	code store.Hash
+	// admission, when pending, goes into the redemption's store step.
+	admission *Admission
 }
 
 // Issue issues the tokens of a user grant; FamilyID "" starts a new family.
@@ -122,6 +127,9 @@ func (s *TokenSet) issue(ctx context.Context, g UserGrant, rot *rotation, red *r
 
 	if rot == nil && !refreshAllowed(g.Client) {
 		if red != nil {
+			if err := red.admission.Admit(ctx); err != nil {
+				return nil, err
+			}
 			if _, err := s.refresh.TakeCode(ctx, red.code, g.Client.ID); err != nil {
 				return nil, err
 			}
@@ -135,9 +143,21 @@ func (s *TokenSet) issue(ctx context.Context, g UserGrant, rot *rotation, red *r
 	switch {
 	case rot != nil:
 		rec.Scopes = slices.Clone(rot.familyScopes)
-		_, err = s.refresh.RotateRefresh(ctx, rot.old, store.HashOf(rt), rec, rot.grace)
+		if adm := rot.admission.pending(); adm != nil {
+			var res store.ThrottleResult
+			res, _, err = s.refresh.RotateRefreshAdmitted(ctx, *adm, rot.old, store.HashOf(rt), rec, rot.grace)
+			err = admitted(ctx, rot.admission, res, err)
+		} else {
+			_, err = s.refresh.RotateRefresh(ctx, rot.old, store.HashOf(rt), rec, rot.grace)
+		}
 	case red != nil:
-		_, err = s.refresh.RedeemCode(ctx, red.code, g.Client.ID, store.HashOf(rt), rec)
+		if adm := red.admission.pending(); adm != nil {
+			var res store.ThrottleResult
+			res, _, err = s.refresh.RedeemCodeAdmitted(ctx, *adm, red.code, g.Client.ID, store.HashOf(rt), rec)
+			err = admitted(ctx, red.admission, res, err)
+		} else {
+			_, err = s.refresh.RedeemCode(ctx, red.code, g.Client.ID, store.HashOf(rt), rec)
+		}
 	default:
 		err = s.refresh.CreateRefresh(ctx, store.HashOf(rt), rec)
 	}
@@ -146,6 +166,34 @@ func (s *TokenSet) issue(ctx context.Context, g UserGrant, rot *rotation, red *r
 	}
 	resp.RefreshToken = rt
 	return resp, nil
+}
+
+// admitted is the error of an admitted store step: the admission's refusal (429) when it
+// refused; else the operation's error (its verdict, or the step's failure, which leaves the
+// admission's outcome unknown and fails the request anyway).
+func admitted(ctx context.Context, a *Admission, res store.ThrottleResult, err error) error {
+	switch {
+	case res.Refused():
+		return a.answer(ctx, res, nil)
+	case err != nil && !verdict(err):
+		a.done = true
+		return err
+	}
+	if aerr := a.answer(ctx, res, nil); aerr != nil {
+		return aerr
+	}
+	return err
+}
+
+// verdict reports whether err is a store operation's answer about its record, rather than a
+// failure to run it.
+func verdict(err error) bool {
+	for _, v := range []error{store.ErrNotFound, store.ErrConflict, store.ErrAlreadyUsed, store.ErrReused, store.ErrRevoked} {
+		if errors.Is(err, v) {
+			return true
+		}
+	}
+	return false
 }
 
 // refreshAllowed is the refresh token rule: a user grant issues a refresh token iff the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"testing"
 	"time"
 
@@ -123,7 +124,7 @@ func TestRedisRoundTripsPerGrant(t *testing.T) {
 			body := storeBenchCode(t, a.st, codeSPA, time.Now())
 			return func() response { return b.exchangeCode(t, codeSPA, body) }
 		}},
-		{"a confidential client's code exchange on the replica that stored the code is two: its authentication's record, and the exchange", 2,
+		{"a confidential client's code exchange on the replica that stored the code is one, its authentication's record included", 1,
 			func(t *testing.T) func() response {
 				body := storeBenchCode(t, a.st, benchID, time.Now())
 				return func() response { return a.exchangeCode(t, benchID, body) }
@@ -143,7 +144,17 @@ func TestRedisRoundTripsPerGrant(t *testing.T) {
 			rt := str(a.passwordLogin(t, spaID, aliceName, alicePassword, projectScope)["refresh_token"])
 			return func() response { return b.refresh(t, spaID, rt, "") }
 		}},
-		{"a confidential client's refresh on the replica that stored the token is two: its authentication's record, and the rotation", 2,
+		{"a confidential client's refresh on another replica is two: the token is read, then rotated with the authentication's record", 2,
+			func(t *testing.T) func() response {
+				rt := str(a.passwordLogin(t, appID, aliceName, alicePassword, projectScope)["refresh_token"])
+				return func() response { return b.refresh(t, appID, rt, "") }
+			}},
+		{"a confidential client's code exchange on another replica is three: the authentication's record, the code taken, the token stored", 3,
+			func(t *testing.T) func() response {
+				body := storeBenchCode(t, a.st, benchID, time.Now())
+				return func() response { return b.exchangeCode(t, benchID, body) }
+			}},
+		{"a confidential client's refresh on the replica that stored the token is one, its authentication's record included", 1,
 			func(t *testing.T) func() response {
 				rt := str(a.passwordLogin(t, appID, aliceName, alicePassword, projectScope)["refresh_token"])
 				return func() response { return a.refresh(t, appID, rt, "") }
@@ -309,4 +320,76 @@ func waitRedisTime(t *testing.T, srv *harness.Redis, d time.Duration) {
 	}
 	start := now()
 	require.Eventually(t, func() bool { return now().Sub(start) > d }, 10*time.Second, time.Millisecond)
+}
+
+// TestTheAuthenticationRecordInTheExchangesStepStillGuards: a confidential client's successful
+// authentication is recorded in the store step of its code exchange or refresh (one round
+// trip for both), and that record still refuses while the client's address is blocked, and
+// still takes from its rate limit: a refused request uses nothing up.
+func TestTheAuthenticationRecordInTheExchangesStepStillGuards(t *testing.T) {
+	policy := oauth2.DefaultClientBruteForce()
+	backends := []struct {
+		name string
+		new  func(t *testing.T) (*userEnv, store.Store)
+	}{
+		{"memory", func(t *testing.T) (*userEnv, store.Store) {
+			e := newUserEnv(t)
+			addCodeClients(e.reg)
+			return e, e.store
+		}},
+		{"redis", func(t *testing.T) (*userEnv, store.Store) {
+			r, _ := newRedisReplicas(t, 1)
+			return r[0].userEnv, r[0].st
+		}},
+	}
+	elsewhere := harness.ClientFrom("127.0.0.2")
+	block := func(t *testing.T, e *userEnv, id string) {
+		t.Helper()
+		for i := range policy.PerIdentityAddress {
+			require.Equal(t, http.StatusUnauthorized, ccRequest(t, e.srv.Client(), e.srv, id, "guess-"+strconv.Itoa(i)).status)
+		}
+	}
+	benchID := "code-" + keys.ES256
+	for _, bk := range backends {
+		t.Run(bk.name+": a blocked client's refresh is refused with its right secret, and its token stays active", func(t *testing.T) {
+			e, st := bk.new(t)
+			rt := str(e.passwordLogin(t, appID, aliceName, alicePassword, "openid")["refresh_token"])
+			block(t, e, appID)
+			retryAfter(t, e.refresh(t, appID, rt, ""))
+			_, err := st.GetRefresh(t.Context(), store.HashOf(rt))
+			require.NoError(t, err, "not rotated")
+			res := doWith(t, elsewhere, e.srv, request{path: oauth2.TokenPath, contentType: formType, authorization: basic(appID, appSecret),
+				body: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}.Encode()})
+			assert.Equal(t, http.StatusOK, res.status, "from another address: %v", res.body)
+		})
+		t.Run(bk.name+": a blocked client's code exchange is refused with its right secret, and its code stays unused", func(t *testing.T) {
+			e, st := bk.new(t)
+			body := storeBenchCode(t, st, benchID, time.Now())
+			block(t, e, benchID)
+			retryAfter(t, e.exchangeCode(t, benchID, body))
+			res := doWith(t, elsewhere, e.srv, request{path: oauth2.TokenPath, contentType: formType, authorization: basic(benchID, commonSecret),
+				body: string(body)})
+			assert.Equal(t, http.StatusOK, res.status, "from another address: %v", res.body)
+		})
+		t.Run(bk.name+": a blocked client's request that fails before its store step is refused all the same", func(t *testing.T) {
+			e, _ := bk.new(t)
+			block(t, e, appID)
+			retryAfter(t, e.form(t, oauth2.TokenPath, appID, url.Values{"grant_type": {"refresh_token"}}))
+			retryAfter(t, e.form(t, oauth2.TokenPath, appID, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"not-a-token"}}))
+		})
+		t.Run(bk.name+": a refresh past the client's rate limit is refused, and its token stays active", func(t *testing.T) {
+			e, st := bk.new(t)
+			rt := str(e.passwordLogin(t, appID, aliceName, alicePassword, "openid")["refresh_token"])
+			c, _ := e.reg.Snapshot().Client(appID)
+			limited := *c
+			limited.RateLimit = registry.RateLimit{PerMinute: 1, Burst: 1}
+			e.reg.PutClient(limited)
+			res := e.refresh(t, appID, rt, "")
+			require.Equal(t, http.StatusOK, res.status, "%v", res.body)
+			next := str(res.body["refresh_token"])
+			retryAfter(t, e.refresh(t, appID, next, ""))
+			_, err := st.GetRefresh(t.Context(), store.HashOf(next))
+			require.NoError(t, err, "not rotated")
+		})
+	}
 }
