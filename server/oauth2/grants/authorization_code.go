@@ -127,7 +127,7 @@ func (g AuthorizationCode) Exchange(ctx context.Context, req *Request) (*Respons
 func (g AuthorizationCode) exchangeKnown(ctx context.Context, req *Request, h store.Hash, code store.Code) (resp *Response, done bool, err error) {
 	if code.ClientID != req.Client.ID || checkRedirectURI(req.Client, code.RedirectURI, req.RedirectURI) != nil ||
 		checkVerifier(req.Client, code, req.CodeVerifier) != nil {
-		return nil, false, nil
+		return nil, false, nil //nolint:nilerr // the store's path answers a failed check
 	}
 	user, ok := req.Snapshot.UserBySubject(code.Subject)
 	if !ok || user.Disabled {

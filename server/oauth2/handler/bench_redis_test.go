@@ -15,15 +15,9 @@ import (
 	redisstore "github.com/latchkey-dev/latchkey/server/store/redis"
 )
 
-// benchRedisStore starts a redis-server of its own on a free loopback port (no persistence) and
-// returns a Store over a client that counts round trips. A missing redis-server is installed or
-// fails the benchmark (harness.Tool).
-func benchRedisStore(b testing.TB) (*redisstore.Store, *harness.RoundTrips) {
-	s, rt, _ := startRedis(b)
-	return s, rt
-}
-
-// startRedis is benchRedisStore that also returns the redis-server, to kill it.
+// startRedis starts a redis-server of its own on a free loopback port (no persistence) and
+// returns a Store over a client that counts round trips, and the server. A missing
+// redis-server is installed or fails the benchmark (harness.Tool).
 func startRedis(b testing.TB) (*redisstore.Store, *harness.RoundTrips, *harness.Redis) {
 	b.Helper()
 	srv := harness.NewRedis(b)
