@@ -96,6 +96,12 @@ func (i *instrumented) RedeemCode(ctx context.Context, h store.Hash, clientID st
 	return c, err
 }
 
+func (i *instrumented) TakeCodeAdmitted(ctx context.Context, adm store.Admission, h store.Hash, clientID string) (store.ThrottleResult, store.Code, error) {
+	res, c, err := i.s.TakeCodeAdmitted(ctx, adm, h, clientID)
+	i.record("take_code_admitted", err)
+	return res, c, err
+}
+
 func (i *instrumented) RedeemCodeAdmitted(ctx context.Context, adm store.Admission, h store.Hash, clientID string, rh store.Hash, rt store.RefreshToken) (store.ThrottleResult, store.Code, error) {
 	res, c, err := i.s.RedeemCodeAdmitted(ctx, adm, h, clientID, rh, rt)
 	i.record("redeem_code_admitted", err)

@@ -225,6 +225,8 @@ type Admission struct {
 // trip): when the admission refuses (ThrottleResult.RetryAfter or RateWait positive) the
 // operation does not run and its results are zero; otherwise they are the operation's own.
 type Admissions interface {
+	// TakeCodeAdmitted is TakeCode after adm.
+	TakeCodeAdmitted(ctx context.Context, adm Admission, h Hash, clientID string) (ThrottleResult, Code, error)
 	// RedeemCodeAdmitted is RedeemCode after adm.
 	RedeemCodeAdmitted(ctx context.Context, adm Admission, h Hash, clientID string, rh Hash, rt RefreshToken) (ThrottleResult, Code, error)
 	// RotateRefreshAdmitted is RotateRefresh after adm.

@@ -21,8 +21,25 @@ const badCode = "The authorization code is invalid, expired, used or was issued 
 // implements it.
 type codeStore interface {
 	KnownCode(h store.Hash) (store.Code, bool)
-	TakeCode(ctx context.Context, h store.Hash, clientID string) (store.Code, error)
+	codeTaker
 	RevokeFamily(ctx context.Context, familyID string, until time.Time) error
+}
+
+// codeTaker takes codes, after an admission or not; store.Store implements it.
+type codeTaker interface {
+	TakeCode(ctx context.Context, h store.Hash, clientID string) (store.Code, error)
+	TakeCodeAdmitted(ctx context.Context, adm store.Admission, h store.Hash, clientID string) (store.ThrottleResult, store.Code, error)
+}
+
+// takeCode takes the code of clientID, with the admission in the same store step when it is
+// pending.
+func takeCode(ctx context.Context, codes codeTaker, a *Admission, h store.Hash, clientID string) (store.Code, error) {
+	adm := a.pending()
+	if adm == nil {
+		return codes.TakeCode(ctx, h, clientID)
+	}
+	res, code, err := codes.TakeCodeAdmitted(ctx, *adm, h, clientID)
+	return code, admitted(ctx, a, res, err)
 }
 
 // replayReporter is told of a code replayed by its own client; oauth2.ClientEvents implements
@@ -84,10 +101,7 @@ func (g AuthorizationCode) Exchange(ctx context.Context, req *Request) (*Respons
 	// client only: a failed exchange burns it, so it cannot be tried again with other
 	// parameters, and a party that saw the code cannot burn it or revoke its grant under another
 	// client ID (the store answers ErrNotFound for another client's code and leaves it be).
-	if err := req.Admission.Admit(ctx); err != nil {
-		return nil, err
-	}
-	code, err := g.codes.TakeCode(ctx, h, req.Client.ID)
+	code, err := takeCode(ctx, g.codes, req.Admission, h, req.Client.ID)
 	switch {
 	case errors.Is(err, store.ErrAlreadyUsed):
 		// A public client's ID proves nothing: a replay revokes the grant only with the code's

@@ -38,9 +38,10 @@ var _ tokenSigner = (*token.Issuer)(nil)
 type refreshWriter interface {
 	CreateRefresh(ctx context.Context, h store.Hash, rt store.RefreshToken) error
 	RotateRefresh(ctx context.Context, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.RefreshToken, error)
-	TakeCode(ctx context.Context, h store.Hash, clientID string) (store.Code, error)
+	codeTaker
 	RedeemCode(ctx context.Context, h store.Hash, clientID string, rh store.Hash, rt store.RefreshToken) (store.Code, error)
-	store.Admissions
+	RedeemCodeAdmitted(ctx context.Context, adm store.Admission, h store.Hash, clientID string, rh store.Hash, rt store.RefreshToken) (store.ThrottleResult, store.Code, error)
+	RotateRefreshAdmitted(ctx context.Context, adm store.Admission, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.ThrottleResult, store.RefreshToken, error)
 }
 
 // TokenSet issues the tokens of a user grant: an access token (sid = the family ID), an ID
@@ -127,10 +128,7 @@ func (s *TokenSet) issue(ctx context.Context, g UserGrant, rot *rotation, red *r
 
 	if rot == nil && !refreshAllowed(g.Client) {
 		if red != nil {
-			if err := red.admission.Admit(ctx); err != nil {
-				return nil, err
-			}
-			if _, err := s.refresh.TakeCode(ctx, red.code, g.Client.ID); err != nil {
+			if _, err := takeCode(ctx, s.refresh, red.admission, red.code, g.Client.ID); err != nil {
 				return nil, err
 			}
 		}

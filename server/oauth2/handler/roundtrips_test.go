@@ -149,7 +149,7 @@ func TestRedisRoundTripsPerGrant(t *testing.T) {
 				rt := str(a.passwordLogin(t, appID, aliceName, alicePassword, projectScope)["refresh_token"])
 				return func() response { return b.refresh(t, appID, rt, "") }
 			}},
-		{"a confidential client's code exchange on another replica is three: the authentication's record, the code taken, the token stored", 3,
+		{"a confidential client's code exchange on another replica is two: the code taken with the authentication's record, then the token stored", 2,
 			func(t *testing.T) func() response {
 				body := storeBenchCode(t, a.st, benchID, time.Now())
 				return func() response { return b.exchangeCode(t, benchID, body) }

@@ -15,6 +15,16 @@ func (s *Store) admit(ctx context.Context, adm store.Admission) (store.ThrottleR
 	return s.Throttle(ctx, adm.Keys, store.Success)
 }
 
+// TakeCodeAdmitted is TakeCode after the admission; see RedeemCodeAdmitted.
+func (s *Store) TakeCodeAdmitted(ctx context.Context, adm store.Admission, h store.Hash, clientID string) (store.ThrottleResult, store.Code, error) {
+	res, err := s.admit(ctx, adm)
+	if err != nil || res.Refused() {
+		return res, store.Code{}, err
+	}
+	c, err := s.TakeCode(ctx, h, clientID)
+	return res, c, err
+}
+
 // RedeemCodeAdmitted is RedeemCode after the admission; see store.Admissions. The memory
 // store applies them one after the other, each atomic: nothing else can make an admitted
 // request's operation fail that could not have made it fail just after.

@@ -403,6 +403,9 @@ func (s *Store) runAdmitted(ctx context.Context, sc *goredis.Script, op string, 
 	if res.Refused() || len(v) < 3 {
 		return res, nil, nil
 	}
+	if e, ok := v[2].(error); ok { // the operation's error reply
+		return res, nil, s.fail(ctx, op, e)
+	}
 	return res, v[2], nil
 }
 
@@ -412,6 +415,33 @@ func (s *Store) admit(ctx context.Context, adm store.Admission) (store.ThrottleR
 		return s.ThrottleRate(ctx, adm.Keys, store.Success, *adm.Rate)
 	}
 	return s.Throttle(ctx, adm.Keys, store.Success)
+}
+
+// TakeCodeAdmitted is TakeCode after the admission, in one script; see store.Admissions. In
+// Cluster the admission is a round trip of its own.
+func (s *Store) TakeCodeAdmitted(ctx context.Context, adm store.Admission, h store.Hash, clientID string) (store.ThrottleResult, store.Code, error) {
+	if err := ctx.Err(); err != nil {
+		return store.ThrottleResult{}, store.Code{}, err
+	}
+	if s.cluster {
+		res, err := s.admit(ctx, adm)
+		if err != nil || res.Refused() {
+			return res, store.Code{}, err
+		}
+		c, err := s.TakeCode(ctx, h, clientID)
+		return res, c, err
+	}
+	res, v, err := s.runAdmitted(ctx, takeCodeAdmitted, "take code", adm, []string{s.key("code", h)}, []any{clientID})
+	if err != nil || res.Refused() {
+		return res, store.Code{}, err
+	}
+	val, _ := v.(string)
+	if val == "" {
+		return res, store.Code{}, store.ErrNotFound
+	}
+	s.known.forget(h)
+	c, err := decodeCode(val)
+	return res, c, err
 }
 
 // RedeemCodeAdmitted is RedeemCode after the admission, in one script; see store.Admissions.

@@ -36,13 +36,15 @@ end
 // (JSON keeps a client ID exactly: they are ASCII); SETRANGE keeps the TTL. Returns the value as
 // it was ('0...': this call took it), or nil when there is none or it is another client's (then
 // nothing changes); a value that is not a JSON object is an error.
-var takeCode = goredis.NewScript(`local v = redis.call('GET', KEYS[1])
+const luaTakeCode = `local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local ok, r = pcall(cjson.decode, string.sub(v, 2))
 if not ok or type(r) ~= 'table' then return redis.error_reply('bad code record') end
 if r.c ~= ARGV[1] then return false end
 if string.sub(v, 1, 1) == '0' then redis.call('SETRANGE', KEYS[1], 0, '1') end
-return v`)
+return v`
+
+var takeCode = goredis.NewScript(luaTakeCode)
 
 // createRefresh: KEYS tok, fam[, idx]; ARGV record, family, expiry ms, tag.
 // Returns 0 (conflict) or 1.
@@ -267,8 +269,9 @@ func admitted(body string) *goredis.Script {
 }
 
 var (
+	takeCodeAdmitted      = admitted(luaTakeCode)
 	redeemCodeAdmitted    = admitted(luaRedeemCode)
 	rotateRefreshAdmitted = admitted(luaRotateRefresh)
 )
 
-var scripts = []*goredis.Script{redeemCodeAdmitted, rotateRefreshAdmitted, takeCode, redeemCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily, throttle, takeRate, throttleRate, noteUses, takeUses}
+var scripts = []*goredis.Script{takeCodeAdmitted, redeemCodeAdmitted, rotateRefreshAdmitted, takeCode, redeemCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily, throttle, takeRate, throttleRate, noteUses, takeUses}

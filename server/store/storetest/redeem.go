@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -296,6 +297,23 @@ func admissionTests() []test {
 		ran     func(e *env) bool
 	}
 	ops := []op{
+		{
+			name: "TakeCodeAdmitted",
+			prepare: func(e *env, family string) {
+				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), e.code(family), long))
+			},
+			run: func(e *env, adm store.Admission, family string) (store.ThrottleResult, error) {
+				res, c, err := e.s.TakeCodeAdmitted(e.ctx, adm, hash("c"), "client-a")
+				if err == nil && !res.Refused() {
+					require.Equal(e.t, family, c.FamilyID)
+				}
+				return res, err
+			},
+			ran: func(e *env) bool {
+				_, err := e.s.TakeCode(e.ctx, hash("c"), "client-a")
+				return errors.Is(err, store.ErrAlreadyUsed)
+			},
+		},
 		{
 			name: "RedeemCodeAdmitted",
 			prepare: func(e *env, family string) {

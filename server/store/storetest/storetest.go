@@ -1413,6 +1413,10 @@ func contextTests() []test {
 						_, err := e.s.RedeemCode(ctx, hash("c"), "client-a", hash("r"), e.refresh(family, long))
 						return ignore(err, store.ErrNotFound, store.ErrAlreadyUsed)
 					},
+					"TakeCodeAdmitted": func(ctx context.Context) error {
+						_, _, err := e.s.TakeCodeAdmitted(ctx, store.Admission{Keys: []store.ThrottleKey{{Key: hash("t"), Window: long}}}, hash("c"), "client-a")
+						return ignore(err, store.ErrNotFound, store.ErrAlreadyUsed)
+					},
 					"RedeemCodeAdmitted": func(ctx context.Context) error {
 						_, _, err := e.s.RedeemCodeAdmitted(ctx, store.Admission{Keys: []store.ThrottleKey{{Key: hash("t"), Window: long}}},
 							hash("c"), "client-a", hash("r2"), e.refresh(family, long))
@@ -1440,7 +1444,7 @@ func contextTests() []test {
 					"RevokeFamily": func(ctx context.Context) error { return e.s.RevokeFamily(ctx, family, e.now().Add(long)) },
 				}
 				order := []string{"PutCode", "TakeCode", "CreateRefresh", "GetRefresh", "RotateRefresh", "ReportRefreshReuse", "FamilyRevoked",
-					"RevokeToken", "TokenRevoked", "PutRecord", "GetRecord", "DeleteRecord", "Incr", "Reset", "Throttle", "TakeRate", "RedeemCode", "ThrottleRate", "RedeemCodeAdmitted", "RotateRefreshAdmitted", "NoteCredentialUses", "TakeCredentialUses", "Ping", "RevokeFamily"}
+					"RevokeToken", "TokenRevoked", "PutRecord", "GetRecord", "DeleteRecord", "Incr", "Reset", "Throttle", "TakeRate", "RedeemCode", "ThrottleRate", "TakeCodeAdmitted", "RedeemCodeAdmitted", "RotateRefreshAdmitted", "NoteCredentialUses", "TakeCredentialUses", "Ping", "RevokeFamily"}
 				require.Len(e.t, order, len(calls))
 				for _, name := range order {
 					cancelled(e.t, name, calls[name])
