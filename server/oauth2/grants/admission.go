@@ -10,11 +10,12 @@ import (
 
 // Admission is the pending record of a confidential client's successful authentication (the
 // brute-force guard's Success, which a block refuses) and, when the client has one, its rate
-// limit: the token endpoint leaves it to the grants that can put it into their one store step
-// (store.Admissions: RedeemCodeAdmitted, RotateRefreshAdmitted), so that a code exchange or a
-// refresh costs one Redis round trip, authentication included. A grant that makes any other
-// store call first applies it on its own (Admit). The endpoint applies what is left pending
-// when the grant returns. A nil *Admission has nothing pending.
+// limit: the token endpoint leaves it to the grants that can put it into their store step
+// (store.Admissions: RedeemCodeAdmitted, RotateRefreshAdmitted, TakeCodeAdmitted), so that a
+// code exchange or a refresh costs one Redis round trip, authentication included. A grant that
+// makes any other store call that changes something first applies it on its own (Admit). The
+// endpoint applies what is left pending when the grant returns. A nil *Admission has nothing
+// pending.
 type Admission struct {
 	deferred *oauth2.Deferred
 	client   *registry.Client

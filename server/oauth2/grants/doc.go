@@ -62,10 +62,11 @@
 //     nothing signed is handed out; a replay still revokes (the store's reuse rule; the code's
 //     revokeReplayed). A miss, or a failed check, takes the path that reads the store first and
 //     answers failures as before. A confidential client's successful authentication is
-//     recorded in that same store call (Admission, store.Admissions), with its rate limit; a
-//     grant that calls the store otherwise first applies it on its own (Admit), and the
-//     endpoint applies one left pending before it answers, so a blocked client is refused (429)
-//     whatever else is wrong, and a refused request uses nothing up. client_credentials records
+//     recorded, with its rate limit, in the grant's first store call that changes something
+//     (Admission, store.Admissions: RedeemCodeAdmitted, RotateRefreshAdmitted,
+//     TakeCodeAdmitted); before any other such call the grant applies it on its own (Admit),
+//     and the endpoint applies one left pending before it answers, so a blocked client is
+//     refused (429) whatever else is wrong, and a refused request uses nothing up. client_credentials records
 //     the authentication and takes the rate limit in one step (oauth2.AuthOptions.Rate).
 //
 // It logs with logr.FromContextOrDiscard and never logs a secret, password or token.
