@@ -179,12 +179,15 @@ type Deferred struct {
 }
 
 // Record records the success on its own, and takes from the bucket rate when it is not nil,
-// in one store step.
+// in one store step (an error when the guard's store cannot: Guard.CanRate).
 func (d *Deferred) Record(ctx context.Context, rate *store.RateTake) (store.ThrottleResult, error) {
-	if rate != nil && d.a.guard.CanRate() {
-		return d.a.guard.rates.ThrottleRate(ctx, d.Keys, store.Success, *rate)
+	if rate == nil {
+		return d.a.guard.throttles.Throttle(ctx, d.Keys, store.Success)
 	}
-	return d.a.guard.throttles.Throttle(ctx, d.Keys, store.Success)
+	if !d.a.guard.CanRate() {
+		return store.ThrottleResult{}, errors.New("oauth2: the guard's store applies no rate limit")
+	}
+	return d.a.guard.rates.ThrottleRate(ctx, d.Keys, store.Success, *rate)
 }
 
 // Answer finishes the authentication with what its record found (err: the store could not be
