@@ -62,7 +62,8 @@
 //     nothing signed is handed out; a replay still revokes (the store's reuse rule; the code's
 //     revokeReplayed). A miss, or a failed check, takes the path that reads the store first and
 //     answers failures as before. A confidential client's successful authentication is
-//     recorded, with its rate limit, in the grant's first store call that changes something
+//     recorded, with its rate limit (a public client's: the rate limit alone), in the grant's
+//     first store call that changes something
 //     (Admission, store.Admissions: RedeemCodeAdmitted, RotateRefreshAdmitted,
 //     TakeCodeAdmitted); before any other such call the grant applies it on its own (Admit),
 //     and the endpoint applies one left pending before it answers, so a blocked client is

@@ -109,15 +109,7 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (*Res
 	if err != nil {
 		return nil, err
 	}
-	var adm *Admission
-	if auth.Deferred != nil {
-		adm = &Admission{deferred: auth.Deferred, client: client, limits: e.limits}
-		if allowed(grant, client) == nil {
-			if b, ok := e.limits.bucket(ctx, client); ok {
-				adm.rate = &b
-			}
-		}
-	}
+	adm := e.admission(ctx, grant, admits, client, auth.Deferred)
 	// An error before the store step still records the authentication first (a blocked
 	// client is answered 429 whatever else is wrong).
 	fail := func(err error) error {
@@ -163,6 +155,25 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (*Res
 		})
 	}
 	return resp, nil
+}
+
+// admission returns what the request must pass before the grant changes anything, when the
+// grant admits (nil when nothing is pending): the deferred record of the client's
+// authentication and, for a request the client may make, its rate limit.
+func (e *Endpoint) admission(ctx context.Context, grant Grant, admits bool, client *registry.Client, deferred *oauth2.Deferred) *Admission {
+	if !admits {
+		return nil
+	}
+	adm := &Admission{deferred: deferred, client: client, limits: e.limits}
+	if allowed(grant, client) == nil {
+		if b, ok := e.limits.bucket(ctx, client); ok {
+			adm.rate = &b
+		}
+	}
+	if adm.deferred == nil && adm.rate == nil {
+		return nil
+	}
+	return adm
 }
 
 // allowed checks that the client may use the grant: unauthorized_client otherwise.

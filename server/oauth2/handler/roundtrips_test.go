@@ -21,8 +21,12 @@ import (
 )
 
 // codeSPA is a public client of the code flow (PKCE, refresh tokens), registered by
-// addCodeClients beside benchCodeClient's confidential one.
-const codeSPA = "code-spa"
+// addCodeClients beside benchCodeClient's confidential one; limitedSPA is the same with a rate
+// limit.
+const (
+	codeSPA    = "code-spa"
+	limitedSPA = "code-spa-limited"
+)
 
 // replica is one replica of the server over a shared redis-server: its own Store (and
 // so its own known records), handler and keys, the same clients.
@@ -50,11 +54,17 @@ func newRedisReplicas(t *testing.T, n int, mutate ...func(*Config)) ([]replica, 
 // addCodeClients registers codeSPA and benchCodeClient's ES256 client.
 func addCodeClients(reg *registry.Registry) {
 	benchCodeClient(reg, keys.ES256)
-	reg.PutClient(registry.Client{
-		Source: "bench/" + codeSPA, Namespace: "bench", ID: codeSPA, Type: registry.Public, AuthMethod: oauth2.AuthMethodNone,
-		GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{benchRedirect},
-		Scopes: []string{"openid", "profile", projectScope},
-	})
+	for _, id := range []string{codeSPA, limitedSPA} {
+		c := registry.Client{
+			Source: "bench/" + id, Namespace: "bench", ID: id, Type: registry.Public, AuthMethod: oauth2.AuthMethodNone,
+			GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{benchRedirect},
+			Scopes: []string{"openid", "profile", projectScope},
+		}
+		if id == limitedSPA {
+			c.RateLimit = registry.RateLimit{PerMinute: 600, Burst: 100}
+		}
+		reg.PutClient(c)
+	}
 }
 
 // exchangeCode posts the exchange body of storeBenchCode as the client (codeSPA by client_id,
@@ -62,8 +72,8 @@ func addCodeClients(reg *registry.Registry) {
 func (e *userEnv) exchangeCode(t testing.TB, clientID string, body []byte) response {
 	t.Helper()
 	rq := request{path: oauth2.TokenPath, contentType: formType, body: string(body)}
-	if clientID == codeSPA {
-		rq.body += "&" + url.Values{"client_id": {codeSPA}}.Encode()
+	if clientID == codeSPA || clientID == limitedSPA {
+		rq.body += "&" + url.Values{"client_id": {clientID}}.Encode()
 	} else {
 		rq.authorization = basic(clientID, commonSecret)
 	}
@@ -120,6 +130,11 @@ func TestRedisRoundTripsPerGrant(t *testing.T) {
 			body := storeBenchCode(t, a.st, codeSPA, time.Now())
 			return func() response { return a.exchangeCode(t, codeSPA, body) }
 		}},
+		{"a public client's code exchange with a rate limit on the replica that stored the code is one, its rate limit included", 1,
+			func(t *testing.T) func() response {
+				body := storeBenchCode(t, a.st, limitedSPA, time.Now())
+				return func() response { return a.exchangeCode(t, limitedSPA, body) }
+			}},
 		{"a public client's code exchange on another replica is two: the code is taken, then the token stored", 2, func(t *testing.T) func() response {
 			body := storeBenchCode(t, a.st, codeSPA, time.Now())
 			return func() response { return b.exchangeCode(t, codeSPA, body) }
@@ -325,7 +340,8 @@ func waitRedisTime(t *testing.T, srv *harness.Redis, d time.Duration) {
 // TestTheAuthenticationRecordInTheExchangesStepStillGuards: a confidential client's successful
 // authentication is recorded in the store step of its code exchange or refresh (one round
 // trip for both), and that record still refuses while the client's address is blocked, and
-// still takes from its rate limit: a refused request uses nothing up.
+// still takes from its rate limit (so does a public client's, which has no record): a refused
+// request uses nothing up.
 func TestTheAuthenticationRecordInTheExchangesStepStillGuards(t *testing.T) {
 	policy := oauth2.DefaultClientBruteForce()
 	backends := []struct {
@@ -377,19 +393,21 @@ func TestTheAuthenticationRecordInTheExchangesStepStillGuards(t *testing.T) {
 			retryAfter(t, e.form(t, oauth2.TokenPath, appID, url.Values{"grant_type": {"refresh_token"}}))
 			retryAfter(t, e.form(t, oauth2.TokenPath, appID, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"not-a-token"}}))
 		})
-		t.Run(bk.name+": a refresh past the client's rate limit is refused, and its token stays active", func(t *testing.T) {
-			e, st := bk.new(t)
-			rt := str(e.passwordLogin(t, appID, aliceName, alicePassword, "openid")["refresh_token"])
-			c, _ := e.reg.Snapshot().Client(appID)
-			limited := *c
-			limited.RateLimit = registry.RateLimit{PerMinute: 1, Burst: 1}
-			e.reg.PutClient(limited)
-			res := e.refresh(t, appID, rt, "")
-			require.Equal(t, http.StatusOK, res.status, "%v", res.body)
-			next := str(res.body["refresh_token"])
-			retryAfter(t, e.refresh(t, appID, next, ""))
-			_, err := st.GetRefresh(t.Context(), store.HashOf(next))
-			require.NoError(t, err, "not rotated")
-		})
+		for _, id := range []string{appID, spaID} {
+			t.Run(bk.name+": a refresh past the rate limit of "+id+" is refused, and its token stays active", func(t *testing.T) {
+				e, st := bk.new(t)
+				c, _ := e.reg.Snapshot().Client(id)
+				limited := *c
+				limited.RateLimit = registry.RateLimit{PerMinute: 1, Burst: 2}
+				e.reg.PutClient(limited)
+				rt := str(e.passwordLogin(t, id, aliceName, alicePassword, "openid")["refresh_token"])
+				res := e.refresh(t, id, rt, "")
+				require.Equal(t, http.StatusOK, res.status, "%v", res.body)
+				next := str(res.body["refresh_token"])
+				retryAfter(t, e.refresh(t, id, next, ""))
+				_, err := st.GetRefresh(t.Context(), store.HashOf(next))
+				require.NoError(t, err, "not rotated")
+			})
+		}
 	}
 }

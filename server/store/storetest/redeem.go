@@ -403,6 +403,20 @@ func admissionTests() []test {
 				},
 			},
 			test{
+				name: o.name + " with a bucket and no throttle keys takes from the bucket and runs the operation",
+				run: func(e *env) {
+					family := newFamily(e.t)
+					o.prepare(e, family)
+					res, err := o.run(e, store.Admission{Rate: admission(1).Rate}, family)
+					require.NoError(e.t, err)
+					require.False(e.t, res.Refused())
+					require.True(e.t, o.ran(e))
+					wait, err := e.s.TakeRate(e.ctx, hash("b"), slow, 1)
+					require.NoError(e.t, err)
+					require.Positive(e.t, wait, "the admission took the bucket's one request")
+				},
+			},
+			test{
 				name: o.name + " without a bucket only records the success",
 				run: func(e *env) {
 					family := newFamily(e.t)
