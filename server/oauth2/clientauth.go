@@ -150,10 +150,10 @@ type Rated struct {
 type AuthOptions struct {
 	// Rate, when set, names the bucket that a client whose successful authentication the
 	// guard records (a confidential one) takes from in the same store step
-	// (store.ThrottleRates): one round trip for both. Result.Rated says whether it did.
+	// (store.ThrottleRates): one round trip for both. AuthResult.Rated says whether it did.
 	Rate RateLimit
 	// Defer leaves the record of a confidential client's successful authentication to the
-	// caller (Result.Deferred), so that it can go into the store step of the request itself.
+	// caller (AuthResult.Deferred), so that it can go into the store step of the request itself.
 	Defer bool
 }
 
