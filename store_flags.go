@@ -33,6 +33,7 @@ type redisOptions struct {
 	db           int
 	tls          bool
 	keyPrefix    string
+	knownRecords int
 }
 
 func envOr(name, def string) string {
@@ -45,6 +46,10 @@ func envOr(name, def string) string {
 func (o *redisOptions) bind(fs *flag.FlagSet) {
 	db, _ := strconv.Atoi(envOr("LATCHKEY_REDIS_DB", "0"))
 	tlsOn, _ := strconv.ParseBool(envOr("LATCHKEY_REDIS_TLS", "false"))
+	known, err := strconv.Atoi(envOr("LATCHKEY_REDIS_KNOWN_RECORDS", strconv.Itoa(redisstore.DefaultKnownRecords)))
+	if err != nil {
+		known = -1 // validate refuses it
+	}
 	fs.StringVar(&o.address, "redis-address", envOr("LATCHKEY_REDIS_ADDRESS", ""), "with --store redis: host:port of Redis; comma-separated for Cluster nodes or Sentinels (env LATCHKEY_REDIS_ADDRESS)")
 	fs.StringVar(&o.masterName, "redis-master-name", envOr("LATCHKEY_REDIS_MASTER_NAME", ""), "Sentinel master name; set it to use Sentinel (env LATCHKEY_REDIS_MASTER_NAME)")
 	fs.StringVar(&o.passwordFile, "redis-password-file", envOr("LATCHKEY_REDIS_PASSWORD_FILE", ""), "file holding the Redis password, e.g. a mounted Secret (env LATCHKEY_REDIS_PASSWORD_FILE)")
@@ -52,6 +57,8 @@ func (o *redisOptions) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.db, "redis-db", db, "Redis database number, standalone and Sentinel only (env LATCHKEY_REDIS_DB)")
 	fs.BoolVar(&o.tls, "redis-tls", tlsOn, "connect to Redis with TLS, verified against the system roots (env LATCHKEY_REDIS_TLS)")
 	fs.StringVar(&o.keyPrefix, "redis-key-prefix", envOr("LATCHKEY_REDIS_KEY_PREFIX", "latchkey:"), "prefix of every Redis key (env LATCHKEY_REDIS_KEY_PREFIX)")
+	fs.IntVar(&o.knownRecords, "redis-known-records", known, "how many records of the codes and refresh tokens it issued a replica remembers, "+
+		"so that their exchange costs one Redis round trip; 0: none (env LATCHKEY_REDIS_KNOWN_RECORDS)")
 }
 
 func (o *redisOptions) validate() error {
@@ -60,6 +67,9 @@ func (o *redisOptions) validate() error {
 	}
 	if o.db < 0 {
 		return fmt.Errorf("--redis-db %d: must not be negative", o.db)
+	}
+	if o.knownRecords < 0 {
+		return errors.New("--redis-known-records (LATCHKEY_REDIS_KNOWN_RECORDS) must be a number, not negative")
 	}
 	return nil
 }
@@ -70,7 +80,11 @@ const redisStartTimeout = 10 * time.Second
 // open connects to Redis and pings it: an unreachable or misconfigured Redis is an error at
 // startup, not at the first request.
 func (o *redisOptions) open(ctx context.Context) (*redisstore.Store, error) {
-	opts := redisstore.Options{Username: o.username, DB: o.db, KeyPrefix: o.keyPrefix, MasterName: o.masterName}
+	opts := redisstore.Options{Username: o.username, DB: o.db, KeyPrefix: o.keyPrefix, MasterName: o.masterName,
+		KnownRecords: o.knownRecords}
+	if o.knownRecords == 0 {
+		opts.KnownRecords = -1 // none
+	}
 	for _, a := range strings.Split(o.address, ",") {
 		if a = strings.TrimSpace(a); a != "" {
 			opts.Addrs = append(opts.Addrs, a)

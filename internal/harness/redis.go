@@ -2,10 +2,14 @@ package harness
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -138,4 +142,89 @@ func (r *RoundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) gored
 		r.n.Add(1)
 		return next(ctx, cmds)
 	}
+}
+
+// RedisStats are the server's own counts since it started (INFO stats and commandstats), so
+// that a benchmark can count what Redis saw rather than what a client hook saw.
+type RedisStats struct {
+	// Writes is total_writes_processed: the writes of replies to clients. A request answered
+	// with a small reply (every command of this project) is one write, so the difference of two
+	// readings is the round trips between them plus one (the first reading's own reply).
+	Writes int64
+	// Calls are the calls of each command (cmdstat_<name>, subcommands as name|sub), counting
+	// the commands that scripts call too: an EVALSHA that runs three commands adds one evalsha
+	// and three more calls.
+	Calls map[string]int64
+}
+
+// Stats reads the server's counts with c (a client of this server; it adds one INFO call and
+// one reply write to the counts).
+func (r *Redis) Stats(ctx context.Context, c *goredis.Client) (RedisStats, error) {
+	info, err := c.Info(ctx, "stats", "commandstats").Result()
+	if err != nil {
+		return RedisStats{}, err
+	}
+	return parseRedisStats(info)
+}
+
+// parseRedisStats reads total_writes_processed and the cmdstat_ lines of an INFO reply.
+func parseRedisStats(info string) (RedisStats, error) {
+	st := RedisStats{Calls: map[string]int64{}}
+	found := false
+	for line := range strings.Lines(info) {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "total_writes_processed:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return st, fmt.Errorf("harness: INFO total_writes_processed %q: %w", v, err)
+			}
+			st.Writes, found = n, true
+			continue
+		}
+		rest, ok := strings.CutPrefix(line, "cmdstat_")
+		if !ok {
+			continue
+		}
+		name, fields, _ := strings.Cut(rest, ":")
+		for f := range strings.SplitSeq(fields, ",") {
+			if v, ok := strings.CutPrefix(f, "calls="); ok {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return st, fmt.Errorf("harness: INFO cmdstat_%s calls %q: %w", name, v, err)
+				}
+				st.Calls[name] = n
+			}
+		}
+	}
+	if !found {
+		return st, errors.New("harness: INFO has no total_writes_processed")
+	}
+	return st, nil
+}
+
+// Sub returns the counts of s since before, less what the reading of before added (its INFO
+// call and its reply's write).
+func (s RedisStats) Sub(before RedisStats) RedisStats {
+	d := RedisStats{Writes: s.Writes - before.Writes - 1, Calls: map[string]int64{}}
+	for name, n := range s.Calls {
+		if n -= before.Calls[name]; name == "info" {
+			n--
+		}
+		if n != 0 {
+			d.Calls[name] = n
+		}
+	}
+	return d
+}
+
+// Add returns the sum of two differences.
+func (s RedisStats) Add(o RedisStats) RedisStats {
+	d := RedisStats{Writes: s.Writes + o.Writes, Calls: maps.Clone(s.Calls)}
+	if d.Calls == nil {
+		d.Calls = map[string]int64{}
+	}
+	for name, n := range o.Calls {
+		d.Calls[name] += n
+	}
+	return d
 }

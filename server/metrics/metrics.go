@@ -23,6 +23,7 @@ type Metrics struct {
 	requestDuration    *prometheus.HistogramVec
 	storeOperations    *prometheus.CounterVec
 	storeErrors        *prometheus.CounterVec
+	knownRecords       *prometheus.CounterVec
 	refreshReuse       prometheus.Counter
 	keyRotations       prometheus.Counter
 	keyRetirements     prometheus.Counter
@@ -69,6 +70,10 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_store_errors_total", Help: "Leased store operations that failed unexpectedly (unavailable or other), by backend and operation.",
 		}, []string{"backend", "operation"}),
+		knownRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_store_known_records_total",
+			Help: "Lookups of a code's or a refresh token's record that this replica knows without a round trip (store.KnownRecords), by backend, kind (code, refresh_token) and result (hit, miss). A miss costs the exchange one more round trip with Redis: the record is read from the store first.",
+		}, []string{"backend", "kind", "result"}),
 		refreshReuse: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "latchkey_refresh_token_reuse_detected_total", Help: "Refresh tokens reused after the grace window (their family was revoked).",
 		}),
@@ -102,7 +107,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	m.tokenCacheHits, m.tokenCacheMisses = tokenCacheLookups.WithLabelValues("hit"), tokenCacheLookups.WithLabelValues("miss")
 	for _, c := range []prometheus.Collector{
 		tokenCacheLookups, m.tokensIssued, m.oauthErrors, m.clientAuthFailures, m.clientAuths, m.previousSecretUsed, m.requestDuration,
-		m.storeOperations, m.storeErrors, m.refreshReuse, m.keyRotations, m.keyRetirements, m.registrySynced, m.rateLimited,
+		m.storeOperations, m.storeErrors, m.knownRecords, m.refreshReuse, m.keyRotations, m.keyRetirements, m.registrySynced, m.rateLimited,
 		m.registryLag, m.registryWatermark,
 	} {
 		if err := reg.Register(c); err != nil {

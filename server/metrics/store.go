@@ -12,7 +12,9 @@ import (
 // {backend, operation, result}, where result is ok or the sentinel the operation returned
 // (not_found, conflict, already_used, reused, revoked, unavailable, error). Unavailable and
 // unexpected errors are also counted in latchkey_store_errors_total, and a RotateRefresh or
-// ReportRefreshReuse that detects a reuse in latchkey_refresh_token_reuse_detected_total. A nil m returns s.
+// ReportRefreshReuse that detects a reuse in latchkey_refresh_token_reuse_detected_total. The
+// lookups of known records (KnownCode, KnownRefresh) count in latchkey_store_known_records_total
+// {backend, kind, result: hit or miss}. A nil m returns s.
 func (m *Metrics) InstrumentStore(s store.Store, backend string) store.Store {
 	if m == nil || s == nil {
 		return s
@@ -88,6 +90,53 @@ func (i *instrumented) RotateRefresh(ctx context.Context, old, h store.Hash, nex
 	return rt, err
 }
 
+func (i *instrumented) RedeemCode(ctx context.Context, h store.Hash, clientID string, rh store.Hash, rt store.RefreshToken) (store.Code, error) {
+	c, err := i.s.RedeemCode(ctx, h, clientID, rh, rt)
+	i.record("redeem_code", err)
+	return c, err
+}
+
+func (i *instrumented) TakeCodeAdmitted(ctx context.Context, adm store.Admission, h store.Hash, clientID string) (store.ThrottleResult, store.Code, error) {
+	res, c, err := i.s.TakeCodeAdmitted(ctx, adm, h, clientID)
+	i.record("take_code_admitted", err)
+	return res, c, err
+}
+
+func (i *instrumented) RedeemCodeAdmitted(ctx context.Context, adm store.Admission, h store.Hash, clientID string, rh store.Hash, rt store.RefreshToken) (store.ThrottleResult, store.Code, error) {
+	res, c, err := i.s.RedeemCodeAdmitted(ctx, adm, h, clientID, rh, rt)
+	i.record("redeem_code_admitted", err)
+	return res, c, err
+}
+
+func (i *instrumented) RotateRefreshAdmitted(ctx context.Context, adm store.Admission, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.ThrottleResult, store.RefreshToken, error) {
+	res, rt, err := i.s.RotateRefreshAdmitted(ctx, adm, old, h, next, grace)
+	i.record("rotate_refresh_admitted", err)
+	if errors.Is(err, store.ErrReused) {
+		i.m.RefreshReuseDetected()
+	}
+	return res, rt, err
+}
+
+func (i *instrumented) known(kind string, ok bool) {
+	result := "miss"
+	if ok {
+		result = "hit"
+	}
+	i.m.knownRecords.WithLabelValues(i.backend, kind, result).Inc()
+}
+
+func (i *instrumented) KnownCode(h store.Hash) (store.Code, bool) {
+	c, ok := i.s.KnownCode(h)
+	i.known("code", ok)
+	return c, ok
+}
+
+func (i *instrumented) KnownRefresh(h store.Hash) (store.RefreshToken, bool) {
+	rt, ok := i.s.KnownRefresh(h)
+	i.known("refresh_token", ok)
+	return rt, ok
+}
+
 func (i *instrumented) ReportRefreshReuse(ctx context.Context, h store.Hash, grace time.Duration) error {
 	err := i.s.ReportRefreshReuse(ctx, h, grace)
 	i.record("report_refresh_reuse", err)
@@ -154,6 +203,12 @@ func (i *instrumented) Reset(ctx context.Context, key store.Hash) error {
 func (i *instrumented) Throttle(ctx context.Context, keys []store.ThrottleKey, outcome store.Outcome) (store.ThrottleResult, error) {
 	res, err := i.s.Throttle(ctx, keys, outcome)
 	i.record("throttle", err)
+	return res, err
+}
+
+func (i *instrumented) ThrottleRate(ctx context.Context, keys []store.ThrottleKey, outcome store.Outcome, rate store.RateTake) (store.ThrottleResult, error) {
+	res, err := i.s.ThrottleRate(ctx, keys, outcome, rate)
+	i.record("throttle_rate", err)
 	return res, err
 }
 

@@ -72,14 +72,18 @@ func (p BruteForcePolicy) WithDefaults(def BruteForcePolicy) (BruteForcePolicy, 
 // store).
 type Guard struct {
 	throttles store.Throttles
-	policy    BruteForcePolicy
-	kind      string
+	// rates is throttles when it also applies a rate limit in the same step; nil otherwise.
+	rates  store.ThrottleRates
+	policy BruteForcePolicy
+	kind   string
 }
 
 // NewGuard returns the guard of one kind of attempt ("client", "user": it separates their
-// counts) with the policy p as it is (apply BruteForcePolicy.WithDefaults first).
+// counts) with the policy p as it is (apply BruteForcePolicy.WithDefaults first). When t is
+// also a store.ThrottleRates, RecordRate takes from a rate limit in the same step.
 func NewGuard(t store.Throttles, kind string, p BruteForcePolicy) *Guard {
-	return &Guard{throttles: t, policy: p, kind: kind}
+	rates, _ := t.(store.ThrottleRates)
+	return &Guard{throttles: t, rates: rates, policy: p, kind: kind}
 }
 
 // Verdict is what the guard decided about an attempt.
@@ -89,6 +93,9 @@ type Verdict struct {
 	// IdentityFailures is how many failures the identity has from all addresses in the window
 	// (after a recorded failure, including it).
 	IdentityFailures int64
+	// RateWait is RecordRate's answer from the rate limit: positive when it refused the
+	// request.
+	RateWait time.Duration
 }
 
 // Check reports, before an expensive check (a password hash), whether the identity may be
@@ -115,22 +122,45 @@ func (g *Guard) Record(ctx context.Context, identity, address string, failed boo
 	return v, err
 }
 
+// CanRate reports whether RecordRate can take from a rate limit in the same step.
+func (g *Guard) CanRate() bool { return g != nil && g.rates != nil }
+
+// RecordRate records a successful attempt and, unless the attempt is refused, takes one
+// request from the bucket rate, in one store step (one round trip): Verdict.RateWait is the
+// bucket's answer. Only when CanRate.
+func (g *Guard) RecordRate(ctx context.Context, identity, address string, rate store.RateTake) (Verdict, error) {
+	if !g.CanRate() {
+		return Verdict{}, errors.New("oauth2: the guard's store applies no rate limit")
+	}
+	res, err := g.rates.ThrottleRate(ctx, g.keys(identity, address), store.Success, rate)
+	if err != nil {
+		return Verdict{}, err
+	}
+	return Verdict{RetryAfter: res.RetryAfter, IdentityFailures: res.Failures[2], RateWait: res.RateWait}, nil
+}
+
 func (g *Guard) throttle(ctx context.Context, identity, address string, o store.Outcome) (Verdict, error) {
 	if g == nil {
 		return Verdict{}, nil
 	}
-	p := g.policy
-	addr := AddressKey(address)
-	res, err := g.throttles.Throttle(ctx, []store.ThrottleKey{
-		{Key: g.key("identity-address", identity, addr), Limit: p.PerIdentityAddress, Window: p.Window,
-			Backoff: p.Backoff, MaxBackoff: p.MaxBackoff, ResetOnSuccess: true},
-		{Key: g.key("address", "", addr), Limit: p.PerAddress, Window: p.Window, Backoff: p.Backoff, MaxBackoff: p.MaxBackoff},
-		{Key: g.key("identity", identity, ""), Window: p.Window},
-	}, o)
+	res, err := g.throttles.Throttle(ctx, g.keys(identity, address), o)
 	if err != nil {
 		return Verdict{}, err
 	}
 	return Verdict{RetryAfter: res.RetryAfter, IdentityFailures: res.Failures[2]}, nil
+}
+
+// keys are the counts of an attempt: (identity, address), address, and identity (the third,
+// whose count Verdict.IdentityFailures reports).
+func (g *Guard) keys(identity, address string) []store.ThrottleKey {
+	p := g.policy
+	addr := AddressKey(address)
+	return []store.ThrottleKey{
+		{Key: g.key("identity-address", identity, addr), Limit: p.PerIdentityAddress, Window: p.Window,
+			Backoff: p.Backoff, MaxBackoff: p.MaxBackoff, ResetOnSuccess: true},
+		{Key: g.key("address", "", addr), Limit: p.PerAddress, Window: p.Window, Backoff: p.Backoff, MaxBackoff: p.MaxBackoff},
+		{Key: g.key("identity", identity, ""), Window: p.Window},
+	}
 }
 
 // slowDelay is the progressive delay after the identity's n-th failure from all addresses.

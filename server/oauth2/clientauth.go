@@ -8,6 +8,7 @@ import (
 	"github.com/latchkey-dev/latchkey/server/assertion"
 
 	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/store"
 )
 
 // Client authentication methods (RFC 7591 token_endpoint_auth_method values).
@@ -129,6 +130,106 @@ func NewClientAuth(cfg ClientAuthConfig) *ClientAuth {
 // no client_id names the client by the assertion's sub (RFC 7523 3: private_key_jwt's sub is
 // the client ID). On success req.CredentialExpiry is when an assertion expires.
 func (a *ClientAuth) Authenticate(ctx context.Context, snap *registry.Snapshot, req *TokenRequest) (*registry.Client, error) {
+	c, _, err := a.AuthenticateWith(ctx, snap, req, AuthOptions{})
+	return c, err
+}
+
+// RateLimit names the bucket an authenticated client's request takes from (ok false: none).
+type RateLimit func(c *registry.Client) (bucket store.RateTake, ok bool)
+
+// Rated is what AuthenticateWith did with the client's rate limit.
+type Rated struct {
+	// Taken: the request was taken from the bucket, or the store could not be reached (the
+	// request is not limited then: FailOpen); either way the caller must not take it again.
+	Taken bool
+	// Wait is positive when the bucket refused the request: answer 429 with it.
+	Wait time.Duration
+}
+
+// AuthOptions are AuthenticateWith's options.
+type AuthOptions struct {
+	// Rate, when set, names the bucket that a client whose successful authentication the
+	// guard records (a confidential one) takes from in the same store step
+	// (store.ThrottleRates): one round trip for both. AuthResult.Rated says whether it did.
+	Rate RateLimit
+	// Defer leaves the record of a confidential client's successful authentication to the
+	// caller (AuthResult.Deferred), so that it can go into the store step of the request itself.
+	Defer bool
+}
+
+// AuthResult is what AuthenticateWith did besides authenticating.
+type AuthResult struct {
+	Rated Rated
+	// Deferred is the success left to the caller (AuthOptions.Defer); nil when it was
+	// recorded, or there is nothing to record (a public client, no guard).
+	Deferred *Deferred
+}
+
+// Deferred is a client's successful authentication whose record (the guard's Success, which
+// a block refuses) is left to the caller. The caller records it before the request changes
+// anything or is answered: with Keys as a store.Admission's in the request's own store step,
+// or on its own with Record; then it calls Answer with what the record found.
+type Deferred struct {
+	// Keys are the guard's throttle keys of the attempt.
+	Keys []store.ThrottleKey
+	a    *ClientAuth
+	req  *TokenRequest
+	c    *registry.Client
+	used Credential
+}
+
+// Record records the success on its own, and takes from the bucket rate when it is not nil,
+// in one store step (an error when the guard's store cannot: Guard.CanRate).
+func (d *Deferred) Record(ctx context.Context, rate *store.RateTake) (store.ThrottleResult, error) {
+	if rate == nil {
+		return d.a.guard.throttles.Throttle(ctx, d.Keys, store.Success)
+	}
+	if !d.a.guard.CanRate() {
+		return store.ThrottleResult{}, errors.New("oauth2: the guard's store applies no rate limit")
+	}
+	return d.a.guard.rates.ThrottleRate(ctx, d.Keys, store.Success, *rate)
+}
+
+// Answer finishes the authentication with what its record found (err: the store could not be
+// reached, and the attempt is not throttled, as FailOpen says): 429 when a key was blocked,
+// else nil, and the success is counted and audited as Authenticate does.
+func (d *Deferred) Answer(ctx context.Context, res store.ThrottleResult, err error) error {
+	if err != nil {
+		if err := FailOpen(ctx, err, "brute-force protection unavailable; the attempt is not throttled", "client_id", d.c.ID); err != nil {
+			return err
+		}
+	}
+	if res.RetryAfter > 0 {
+		return blocked(ctx, d.c, true, res.RetryAfter)
+	}
+	d.a.succeeded(ctx, d.c, d.req, d.used)
+	return nil
+}
+
+// blocked answers an attempt refused by brute-force protection: 429, counted and audited.
+func blocked(ctx context.Context, c *registry.Client, known bool, retryAfter time.Duration) error {
+	RecordRateLimited(ctx, "client_authentication")
+	Audit(ctx, AuditEvent{Event: AuditRateLimited, ClientID: registeredID(c, known), Outcome: "failure",
+		Reason: "client authentication: too many failures"})
+	return ErrTooManyRequests.WithRetryAfter(retryAfter)
+}
+
+// succeeded counts and audits a successful authentication, and notes the credential used.
+func (a *ClientAuth) succeeded(ctx context.Context, client *registry.Client, req *TokenRequest, used Credential) {
+	method := usedMethod(client, true, req)
+	recordClientAuthenticated(ctx, method)
+	if used == PreviousCredential {
+		recordPreviousSecretUsed(ctx, client)
+		Audit(ctx, AuditEvent{Event: AuditPreviousSecretUsed, ClientID: client.ID, AuthMethod: method, Outcome: "success",
+			Reason: "the previous client secret was used inside its rotation's grace period"})
+	}
+	if a.uses != nil {
+		a.uses.CredentialUsed(client, used)
+	}
+}
+
+// AuthenticateWith is Authenticate with the options.
+func (a *ClientAuth) AuthenticateWith(ctx context.Context, snap *registry.Snapshot, req *TokenRequest, opts AuthOptions) (*registry.Client, AuthResult, error) {
 	if req.AuthMethod == AuthMethodAssertion && req.ClientID == "" {
 		if tok, err := assertion.Parse(req.ClientAssertion); err == nil {
 			req.ClientID = tok.UnverifiedClaims().Subject
@@ -136,52 +237,57 @@ func (a *ClientAuth) Authenticate(ctx context.Context, snap *registry.Snapshot, 
 	}
 	if req.AuthMethod == "" || req.ClientID == "" {
 		recordClientAuthFailure(ctx, req.AuthMethod)
-		return nil, ClientAuthFailed(req, "The request names no client.")
+		return nil, AuthResult{}, ClientAuthFailed(req, "The request names no client.")
 	}
 	client, known := snap.Client(req.ClientID)
 	failure, used, err := a.checkCredentials(ctx, snap, client, known, req)
 	if err != nil {
-		return nil, err // the verifier could not decide: not the client's failure
+		return nil, AuthResult{}, err // the verifier could not decide: not the client's failure
 	}
 	if known && IsPublic(client) && failure == "" {
 		recordClientAuthenticated(ctx, AuthMethodNone)
-		return client, nil
+		return client, AuthResult{}, nil
+	}
+	if failure == "" && opts.Defer && a.guard != nil {
+		return client, AuthResult{Deferred: &Deferred{Keys: a.guard.keys(req.ClientID, ClientAddress(ctx)), a: a, req: req, c: client, used: used}}, nil
 	}
 	// Counted under the client ID whether or not it is registered, so that when a lock starts
 	// does not tell which client IDs exist.
-	v, err := a.guard.Record(ctx, req.ClientID, ClientAddress(ctx), failure != "")
+	var (
+		v     Verdict
+		rated Rated
+	)
+	bucket, limited := store.RateTake{}, false
+	if failure == "" && opts.Rate != nil && a.guard.CanRate() {
+		bucket, limited = opts.Rate(client)
+	}
+	if limited {
+		v, err = a.guard.RecordRate(ctx, req.ClientID, ClientAddress(ctx), bucket)
+		rated = Rated{Taken: true, Wait: v.RateWait}
+	} else {
+		v, err = a.guard.Record(ctx, req.ClientID, ClientAddress(ctx), failure != "")
+	}
 	if err != nil {
 		if err := FailOpen(ctx, err, "brute-force protection unavailable; the attempt is not throttled",
 			"client_id", registeredID(client, known)); err != nil {
-			return nil, err
+			return nil, AuthResult{}, err
 		}
 	}
 	if v.RetryAfter > 0 {
-		RecordRateLimited(ctx, "client_authentication")
-		Audit(ctx, AuditEvent{Event: AuditRateLimited, ClientID: registeredID(client, known), Outcome: "failure",
-			Reason: "client authentication: too many failures"})
-		return nil, ErrTooManyRequests.WithRetryAfter(v.RetryAfter)
+		return nil, AuthResult{}, blocked(ctx, client, known, v.RetryAfter)
+	}
+	if failure == "" {
+		a.succeeded(ctx, client, req, used)
+		return client, AuthResult{Rated: rated}, nil
 	}
 	method := usedMethod(client, known, req)
-	if failure == "" {
-		recordClientAuthenticated(ctx, method)
-		if used == PreviousCredential {
-			recordPreviousSecretUsed(ctx, client)
-			Audit(ctx, AuditEvent{Event: AuditPreviousSecretUsed, ClientID: client.ID, AuthMethod: method, Outcome: "success",
-				Reason: "the previous client secret was used inside its rotation's grace period"})
-		}
-		if a.uses != nil {
-			a.uses.CredentialUsed(client, used)
-		}
-		return client, nil
-	}
 	recordClientAuthFailure(ctx, method)
 	Audit(ctx, AuditEvent{Event: AuditClientAuthenticationFailed, ClientID: registeredID(client, known),
 		AuthMethod: method, Outcome: "failure", Reason: authMethodLabel(method) + ": " + failure})
 	if known {
 		a.events.AuthenticationFailures(client.ID, v.IdentityFailures)
 	}
-	return nil, ClientAuthFailed(req, failure)
+	return nil, AuthResult{}, ClientAuthFailed(req, failure)
 }
 
 // AuthenticatedMethod is the method a request authenticated with (or tried to), for metrics and

@@ -12,6 +12,10 @@
 //     by the same client gets ErrAlreadyUsed with the record (so the caller can revoke what the
 //     first use issued) until the lease ends, then ErrNotFound. A call by another client is
 //     ErrNotFound and changes nothing, before or after the code was taken.
+//   - RedeemCode is TakeCode and CreateRefresh as one: the refresh token is stored iff this call
+//     took the code, and a refused token leaves the code untaken.
+//   - KnownCode and KnownRefresh return records exactly as stored (or nothing), never a record
+//     of another hash, and never a record whose lease ended.
 //   - RotateRefresh is compare-and-swap: exactly one of concurrent rotations of one token wins.
 //     Presenting a token that was already rotated within the grace window is ErrConflict and
 //     changes nothing (a concurrent retry); after the grace window it is ErrReused and the
@@ -22,7 +26,7 @@
 //     units than nanoseconds rounds windows and back-offs up, never down.
 //   - TakeRate is a token bucket shared by every caller: of concurrent requests at most burst
 //     are allowed, and a refused request takes nothing and answers how long until one would
-//     be allowed.
+//     be allowed. ThrottleRate takes from the bucket only for a Success that was not refused.
 //   - NoteCredentialUses keeps the latest time per client ID and credential (current or
 //     previous), whatever the order of the notes; TakeCredentialUses hands each record to
 //     exactly one of concurrent callers and removes it.

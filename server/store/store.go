@@ -71,6 +71,11 @@ type Codes interface {
 	// cannot burn it or revoke its grant under another client ID). A code taken before returns
 	// its record with ErrAlreadyUsed, to its own client, until its lease ends.
 	TakeCode(ctx context.Context, h Hash, clientID string) (Code, error)
+	// RedeemCode is TakeCode and, when this call takes the code, CreateRefresh(rh, rt) in the
+	// same atomic step (one round trip): the code's exchange and the first refresh token of its
+	// grant. When TakeCode would fail, it fails the same way and stores nothing; a rh that
+	// holds a live token is ErrConflict and the code is not taken.
+	RedeemCode(ctx context.Context, h Hash, clientID string, rh Hash, rt RefreshToken) (Code, error)
 }
 
 // RefreshTokens holds refresh tokens and their families.
@@ -110,6 +115,18 @@ type Records interface {
 	PutRecord(ctx context.Context, kind string, h Hash, value []byte, ttl time.Duration) error
 	GetRecord(ctx context.Context, kind string, h Hash) ([]byte, error)
 	DeleteRecord(ctx context.Context, kind string, h Hash) error
+}
+
+// KnownRecords gives the records of codes and refresh tokens that a replica can read without a
+// round trip to a shared backend: the memory backend knows all of them, Redis those the replica
+// stored itself (a bounded cache). The records under a hash never change (only their state
+// does: used, rotated, revoked, expired), so a caller may check a request against a known
+// record and sign its answer before the one store operation that decides (TakeCode,
+// RedeemCode, RotateRefresh); what a record does not say, such as whether it is still active,
+// only that operation tells. Neither call fails or blocks on the network: unknown is false.
+type KnownRecords interface {
+	KnownCode(h Hash) (Code, bool)
+	KnownRefresh(h Hash) (RefreshToken, bool)
 }
 
 // Counters counts events in a fixed window (the registration rate limit counts registrations
@@ -159,6 +176,15 @@ type ThrottleResult struct {
 	RetryAfter time.Duration
 	// Failures are the counts of the keys after the call, in the order given.
 	Failures []int64
+	// RateWait is ThrottleRate's answer from the bucket: positive when the bucket refused the
+	// request (nothing was taken), zero when it was taken or not asked.
+	RateWait time.Duration
+}
+
+// RateTake is one request to take from a token bucket (RateLimits.TakeRate's arguments).
+type RateTake struct {
+	Key              Hash
+	PerMinute, Burst int
 }
 
 // Throttles counts failed attempts with exponential back-off.
@@ -171,6 +197,14 @@ type Throttles interface {
 	Throttle(ctx context.Context, keys []ThrottleKey, outcome Outcome) (ThrottleResult, error)
 }
 
+// ThrottleRates throttles an attempt and applies a rate limit in one step.
+type ThrottleRates interface {
+	// ThrottleRate is Throttle and, when the outcome is a Success that no block refused,
+	// TakeRate of rate, in one atomic step (one round trip): an authenticated request and its
+	// client's rate limit. A refused attempt takes nothing from the bucket.
+	ThrottleRate(ctx context.Context, keys []ThrottleKey, outcome Outcome, rate RateTake) (ThrottleResult, error)
+}
+
 // RateLimits are token buckets shared by every replica.
 type RateLimits interface {
 	// TakeRate takes one request from the bucket of key, which holds burst requests and
@@ -178,6 +212,29 @@ type RateLimits interface {
 	// (and nothing was taken). perMinute and burst must be positive.
 	TakeRate(ctx context.Context, key Hash, perMinute, burst int) (time.Duration, error)
 }
+
+// Admission is what a request must pass before a store operation changes anything for it: a
+// successful authentication, recorded on the throttle keys (Throttle with Success: refused
+// while any key is blocked), and, unless Rate is nil, one request taken from a rate bucket.
+type Admission struct {
+	Keys []ThrottleKey
+	Rate *RateTake
+}
+
+// Admissions run an operation of a request after its admission, in one atomic step (one round
+// trip): when the admission refuses (ThrottleResult.RetryAfter or RateWait positive) the
+// operation does not run and its results are zero; otherwise they are the operation's own.
+type Admissions interface {
+	// TakeCodeAdmitted is TakeCode after adm.
+	TakeCodeAdmitted(ctx context.Context, adm Admission, h Hash, clientID string) (ThrottleResult, Code, error)
+	// RedeemCodeAdmitted is RedeemCode after adm.
+	RedeemCodeAdmitted(ctx context.Context, adm Admission, h Hash, clientID string, rh Hash, rt RefreshToken) (ThrottleResult, Code, error)
+	// RotateRefreshAdmitted is RotateRefresh after adm.
+	RotateRefreshAdmitted(ctx context.Context, adm Admission, old, h Hash, next RefreshToken, grace time.Duration) (ThrottleResult, RefreshToken, error)
+}
+
+// Refused reports whether an admission's result refused the request.
+func (r ThrottleResult) Refused() bool { return r.RetryAfter > 0 || r.RateWait > 0 }
 
 // CredentialUse is when a client last authenticated with one of its credentials: its current
 // one, or (Previous) its previous client secret inside a rotation's grace period.
@@ -213,7 +270,10 @@ type Store interface {
 	Counters
 	Throttles
 	RateLimits
+	ThrottleRates
+	Admissions
 	CredentialUses
+	KnownRecords
 	// Ping reports whether the backend can be reached (readiness).
 	Ping(ctx context.Context) error
 }

@@ -20,8 +20,26 @@ const badCode = "The authorization code is invalid, expired, used or was issued 
 // codeStore takes authorization codes and revokes the grant of a replayed one; store.Store
 // implements it.
 type codeStore interface {
-	TakeCode(ctx context.Context, h store.Hash, clientID string) (store.Code, error)
+	KnownCode(h store.Hash) (store.Code, bool)
+	codeTaker
 	RevokeFamily(ctx context.Context, familyID string, until time.Time) error
+}
+
+// codeTaker takes codes, after an admission or not; store.Store implements it.
+type codeTaker interface {
+	TakeCode(ctx context.Context, h store.Hash, clientID string) (store.Code, error)
+	TakeCodeAdmitted(ctx context.Context, adm store.Admission, h store.Hash, clientID string) (store.ThrottleResult, store.Code, error)
+}
+
+// takeCode takes the code of clientID, with the admission in the same store step when it is
+// pending.
+func takeCode(ctx context.Context, codes codeTaker, a *Admission, h store.Hash, clientID string) (store.Code, error) {
+	adm := a.pending()
+	if adm == nil {
+		return codes.TakeCode(ctx, h, clientID)
+	}
+	res, code, err := codes.TakeCodeAdmitted(ctx, *adm, h, clientID)
+	return code, admitted(ctx, a, res, err)
 }
 
 // replayReporter is told of a code replayed by its own client; oauth2.ClientEvents implements
@@ -54,6 +72,8 @@ func NewAuthorizationCode(codes codeStore, tokens *TokenSet, lifetimes oauth2.Li
 	return AuthorizationCode{codes: codes, tokens: tokens, lifetimes: lifetimes, now: now, replays: replays}
 }
 
+func (AuthorizationCode) admits() {}
+
 // Type is authorization_code.
 func (AuthorizationCode) Type() string { return oauth2.GrantAuthorizationCode }
 
@@ -71,11 +91,17 @@ func (g AuthorizationCode) Exchange(ctx context.Context, req *Request) (*Respons
 	if !oauth2.WellFormedSecret(req.Code) {
 		return nil, oauth2.ErrInvalidGrant.WithDescription(badCode)
 	}
+	h := store.HashOf(req.Code)
+	if code, ok := g.codes.KnownCode(h); ok {
+		if resp, done, err := g.exchangeKnown(ctx, req, h, code); done {
+			return resp, err
+		}
+	}
 	// The code is taken (used up) before anything else is checked, by its own (authenticated)
 	// client only: a failed exchange burns it, so it cannot be tried again with other
 	// parameters, and a party that saw the code cannot burn it or revoke its grant under another
 	// client ID (the store answers ErrNotFound for another client's code and leaves it be).
-	code, err := g.codes.TakeCode(ctx, store.HashOf(req.Code), req.Client.ID)
+	code, err := takeCode(ctx, g.codes, req.Admission, h, req.Client.ID)
 	switch {
 	case errors.Is(err, store.ErrAlreadyUsed):
 		// A public client's ID proves nothing: a replay revokes the grant only with the code's
@@ -102,12 +128,46 @@ func (g AuthorizationCode) Exchange(ctx context.Context, req *Request) (*Respons
 	if !ok || user.Disabled {
 		return nil, oauth2.ErrInvalidGrant.WithDescription("The user of the authorization code can no longer sign in.")
 	}
-	return g.tokens.Issue(ctx, UserGrant{
+	return g.tokens.Issue(ctx, g.userGrant(ctx, req, code, user))
+}
+
+// exchangeKnown is Exchange from the code's record that the store knows without a round trip
+// (store.KnownRecords: a record never changes, only its state): when the request passes every
+// check against it, the tokens are signed first and the code is taken last, in the step that
+// stores the refresh token (store.RedeemCode), so the exchange costs one store call and a
+// signing failure does not use the code up. done is false when a check fails: the caller then
+// takes the code and checks as usual, so that the failure burns the code and is answered
+// exactly as without a known record.
+func (g AuthorizationCode) exchangeKnown(ctx context.Context, req *Request, h store.Hash, code store.Code) (resp *Response, done bool, err error) {
+	if code.ClientID != req.Client.ID || checkRedirectURI(req.Client, code.RedirectURI, req.RedirectURI) != nil ||
+		checkVerifier(req.Client, code, req.CodeVerifier) != nil {
+		return nil, false, nil //nolint:nilerr // the store's path answers a failed check
+	}
+	user, ok := req.Snapshot.UserBySubject(code.Subject)
+	if !ok || user.Disabled {
+		return nil, false, nil
+	}
+	resp, err = g.tokens.issue(ctx, g.userGrant(ctx, req, code, user), nil, &redemption{code: h, admission: req.Admission})
+	switch {
+	case errors.Is(err, store.ErrAlreadyUsed):
+		// A replay, with the code's verifier (checked above): what the first exchange issued
+		// is revoked; what this one signed is discarded.
+		g.revokeReplayed(ctx, req.Client, code)
+		return nil, true, oauth2.ErrInvalidGrant.WithDescription(badCode).WithCause(err)
+	case errors.Is(err, store.ErrNotFound):
+		return nil, true, oauth2.ErrInvalidGrant.WithDescription(badCode)
+	}
+	return resp, true, err
+}
+
+// userGrant is what the exchange of code issues to user.
+func (g AuthorizationCode) userGrant(ctx context.Context, req *Request, code store.Code, user *registry.User) UserGrant {
+	return UserGrant{
 		AccessNotAfter: req.AccessNotAfter(),
 		Client:         req.Client, User: user, Snapshot: req.Snapshot,
 		Scopes:   oauth2.StillAllowed(ctx, req.Snapshot, req.Client, code.Scopes),
 		AuthTime: code.AuthTime, Nonce: code.Nonce, FamilyID: code.FamilyID,
-	})
+	}
 }
 
 // revokeReplayed revokes what the first exchange of a replayed code issued (RFC 6749 4.1.2):

@@ -28,7 +28,7 @@
 //     client_credentials. Shape and family prefix: token.NewRefreshToken; only
 //     store.HashOf(token) is stored. Lifetime: the client's, else the server's (30 d), from each
 //     rotation (sliding). Every use rotates (store.RotateRefresh), signing first and storing
-//     last so a signing failure does not use up a rotation. A rotated token presented again is
+//     last so a signing failure does not use up a rotation (nor, from a known record, a code). A rotated token presented again is
 //     handed to store.ReportRefreshReuse: within the grace window (2 s, a concurrent retry) it
 //     is invalid_grant and changes nothing; later it is invalid_grant, the store revokes the
 //     family, and the reuse is audited and reported (oauth2.ClientEvents: a Kubernetes Event). A token
@@ -53,6 +53,22 @@
 //     checks, dummy hashing for unknown users): a bad password is invalid_grant "The username or
 //     password is wrong.", a locked username (at the caller's address) or address 429
 //     temporarily_unavailable with Retry-After.
+//   - Store round trips (Redis counts them: see handler's TestRedisRoundTripsPerGrant): a grant
+//     signs before its one store call decides. A code exchange or a refresh starts from the
+//     record the store knows without a round trip (store.KnownRecords: a Redis replica knows
+//     what it issued); when every check passes against it, it signs, then RedeemCode (take the
+//     code, store the first refresh token) or RotateRefresh decides, and what the store refuses
+//     (a used code, a rotated, reused or revoked token) is answered as without the record and
+//     nothing signed is handed out; a replay still revokes (the store's reuse rule; the code's
+//     revokeReplayed). A miss, or a failed check, takes the path that reads the store first and
+//     answers failures as before. A confidential client's successful authentication is
+//     recorded, with its rate limit (a public client's: the rate limit alone), in the grant's
+//     first store call that changes something
+//     (Admission, store.Admissions: RedeemCodeAdmitted, RotateRefreshAdmitted,
+//     TakeCodeAdmitted); before any other such call the grant applies it on its own (Admit),
+//     and the endpoint applies one left pending before it answers, so a blocked client is
+//     refused (429) whatever else is wrong, and a refused request uses nothing up. client_credentials records
+//     the authentication and takes the rate limit in one step (oauth2.AuthOptions.Rate).
 //
 // It logs with logr.FromContextOrDiscard and never logs a secret, password or token.
 package grants

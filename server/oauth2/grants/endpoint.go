@@ -95,24 +95,50 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (*Res
 		return nil, oauth2.ErrUnsupportedGrantType
 	}
 	snap := e.registry.Snapshot()
-	client, err := e.auth.Authenticate(ctx, snap, req)
+	_, admits := grant.(admitting)
+	// The client's rate limit is taken in the store step that records its authentication
+	// (one round trip for both), when the request gets past the checks below; for a grant that
+	// admits, that record is deferred to the grant's own store step.
+	client, auth, err := e.auth.AuthenticateWith(ctx, snap, req, oauth2.AuthOptions{Defer: admits,
+		Rate: func(c *registry.Client) (store.RateTake, bool) {
+			if allowed(grant, c) != nil {
+				return store.RateTake{}, false
+			}
+			return e.limits.bucket(ctx, c)
+		}})
 	if err != nil {
 		return nil, err
 	}
-	if grant.ConfidentialOnly() && oauth2.IsPublic(client) {
-		return nil, oauth2.ErrUnauthorizedClient.WithDescription("A public client may not use this grant type.")
+	adm := e.admission(ctx, grant, admits, client, auth.Deferred)
+	// An error before the store step still records the authentication first (a blocked
+	// client is answered 429 whatever else is wrong).
+	fail := func(err error) error {
+		if aerr := adm.Admit(ctx); aerr != nil {
+			return aerr
+		}
+		return err
 	}
-	if !client.AllowsGrant(grant.Type()) {
-		return nil, oauth2.ErrUnauthorizedClient.WithDescription("The client is not allowed this grant type.")
+	if err := allowed(grant, client); err != nil {
+		return nil, fail(err)
 	}
-	if err := e.limits.take(ctx, client); err != nil {
+	switch {
+	case adm != nil:
+	case auth.Rated.Taken:
+		err = e.limits.refused(ctx, client, auth.Rated.Wait)
+	default:
+		err = e.limits.take(ctx, client)
+	}
+	if err != nil {
 		return nil, err
 	}
 	scopes, err := oauth2.ResolveScopes(ctx, snap, client, req.Scope)
 	if err != nil {
-		return nil, err
+		return nil, fail(err)
 	}
-	resp, err := grant.Exchange(ctx, &Request{TokenRequest: req, Client: client, Snapshot: snap, Scopes: scopes})
+	resp, err := grant.Exchange(ctx, &Request{TokenRequest: req, Client: client, Snapshot: snap, Scopes: scopes, Admission: adm})
+	if aerr := adm.Admit(ctx); aerr != nil {
+		return nil, aerr // the grant left it pending: nothing was stored
+	}
 	if err != nil {
 		return nil, oauth2.FromStore(err)
 	}
@@ -131,32 +157,81 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (*Res
 	return resp, nil
 }
 
-// take takes one token request of the client from its bucket: 429 with Retry-After when it
-// is empty. A confidential client has one bucket across all its callers; a public client has
-// one per client address, since anyone may name its (public) client ID and must not spend the
-// limit of all its users. When the store cannot be reached the request is not limited
-// (oauth2.FailOpen): a rate limit must not turn an outage of Redis into one of the token
-// endpoint.
-func (l RateLimits) take(ctx context.Context, c *registry.Client) error {
+// admission returns what the request must pass before the grant changes anything, when the
+// grant admits (nil when nothing is pending): the deferred record of the client's
+// authentication and, for a request the client may make, its rate limit.
+func (e *Endpoint) admission(ctx context.Context, grant Grant, admits bool, client *registry.Client, deferred *oauth2.Deferred) *Admission {
+	if !admits {
+		return nil
+	}
+	adm := &Admission{deferred: deferred, client: client, limits: e.limits}
+	if allowed(grant, client) == nil {
+		if b, ok := e.limits.bucket(ctx, client); ok {
+			adm.rate = &b
+		}
+	}
+	if adm.deferred == nil && adm.rate == nil {
+		return nil
+	}
+	return adm
+}
+
+// allowed checks that the client may use the grant: unauthorized_client otherwise.
+func allowed(grant Grant, c *registry.Client) error {
+	if grant.ConfidentialOnly() && oauth2.IsPublic(c) {
+		return oauth2.ErrUnauthorizedClient.WithDescription("A public client may not use this grant type.")
+	}
+	if !c.AllowsGrant(grant.Type()) {
+		return oauth2.ErrUnauthorizedClient.WithDescription("The client is not allowed this grant type.")
+	}
+	return nil
+}
+
+// bucket names the bucket of the client's token requests, when it has a limit. A
+// confidential client has one bucket across all its callers; a public client has one per
+// client address, since anyone may name its (public) client ID and must not spend the limit of
+// all its users.
+func (l RateLimits) bucket(ctx context.Context, c *registry.Client) (store.RateTake, bool) {
 	limit := c.RateLimit
 	if limit.PerMinute <= 0 {
 		limit = l.Default
 	}
 	if l.Buckets == nil || limit.PerMinute <= 0 {
-		return nil
+		return store.RateTake{}, false
 	}
 	limit = limit.WithDefaultBurst()
 	key := "client-rate\x00" + c.ID
 	if oauth2.IsPublic(c) {
 		key += "\x00" + oauth2.AddressKey(oauth2.ClientAddress(ctx))
 	}
-	wait, err := l.Buckets.TakeRate(ctx, store.HashOf(key), limit.PerMinute, limit.Burst)
+	return store.RateTake{Key: store.HashOf(key), PerMinute: limit.PerMinute, Burst: limit.Burst}, true
+}
+
+// take takes one token request of the client from its bucket: 429 with Retry-After when it
+// is empty. When the store cannot be reached the request is not limited (oauth2.FailOpen): a
+// rate limit must not turn an outage of Redis into one of the token endpoint.
+func (l RateLimits) take(ctx context.Context, c *registry.Client) error {
+	b, ok := l.bucket(ctx, c)
+	if !ok {
+		return nil
+	}
+	wait, err := l.Buckets.TakeRate(ctx, b.Key, b.PerMinute, b.Burst)
 	if err != nil {
 		return oauth2.FailOpen(ctx, err, "rate limit unavailable; the request is not limited", "client_id", c.ID)
 	}
+	return l.refused(ctx, c, wait)
+}
+
+// refused answers a request its bucket refused (wait > 0) with 429 and Retry-After.
+func (l RateLimits) refused(ctx context.Context, c *registry.Client, wait time.Duration) error {
 	if wait <= 0 {
 		return nil
 	}
+	limit := c.RateLimit
+	if limit.PerMinute <= 0 {
+		limit = l.Default
+	}
+	limit = limit.WithDefaultBurst()
 	oauth2.RecordRateLimited(ctx, "client_rate_limit")
 	oauth2.Audit(ctx, oauth2.AuditEvent{Event: oauth2.AuditRateLimited, ClientID: c.ID, Outcome: "failure",
 		Reason: fmt.Sprintf("client rate limit: %d per minute, burst %d", limit.PerMinute, limit.Burst)})

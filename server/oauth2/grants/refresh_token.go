@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
 	"github.com/latchkey-dev/latchkey/server/token"
 )
@@ -23,6 +24,7 @@ const badRefreshToken = "The refresh token is invalid, expired or revoked."
 
 // refreshReader reads refresh tokens and applies the reuse rule; store.Store implements it.
 type refreshReader interface {
+	KnownRefresh(h store.Hash) (store.RefreshToken, bool)
 	GetRefresh(ctx context.Context, h store.Hash) (store.RefreshToken, error)
 	ReportRefreshReuse(ctx context.Context, h store.Hash, grace time.Duration) error
 }
@@ -53,6 +55,8 @@ func NewRefreshToken(refresh refreshReader, tokens *TokenSet, grace time.Duratio
 	return RefreshToken{refresh: refresh, tokens: tokens, grace: grace, reuse: reuse}
 }
 
+func (RefreshToken) admits() {}
+
 // Type is refresh_token.
 func (RefreshToken) Type() string { return oauth2.GrantRefreshToken }
 
@@ -71,6 +75,13 @@ func (g RefreshToken) Exchange(ctx context.Context, req *Request) (*Response, er
 		return nil, oauth2.ErrInvalidGrant.WithDescription(badRefreshToken)
 	}
 	old := store.HashOf(req.RefreshToken)
+	if rec, ok := g.refresh.KnownRefresh(old); ok {
+		if resp, done, err := g.rotateKnown(ctx, req, old, rec); done {
+			return resp, err
+		}
+	}
+	// GetRefresh changes nothing, so the admission can wait for the rotation's step (the
+	// endpoint applies it before any answer, if it is still pending then).
 	rec, err := g.refresh.GetRefresh(ctx, old)
 	switch {
 	case errors.Is(err, store.ErrReused):
@@ -79,17 +90,11 @@ func (g RefreshToken) Exchange(ctx context.Context, req *Request) (*Response, er
 		if rec.ClientID != req.Client.ID {
 			return nil, oauth2.ErrInvalidGrant.WithDescription(badRefreshToken)
 		}
-		err = g.refresh.ReportRefreshReuse(ctx, old, g.grace)
-		if errors.Is(err, store.ErrReused) {
-			oauth2.Audit(ctx, oauth2.AuditEvent{
-				Event: oauth2.AuditRefreshReuseDetected, ClientID: req.Client.ID, Subject: rec.Subject,
-				GrantType: oauth2.GrantRefreshToken, TokenRef: oauth2.TokenRef(req.RefreshToken),
-				Outcome: "failure", Reason: "family revoked",
-			})
-			if g.reuse != nil {
-				g.reuse.RefreshReuseDetected(req.Client.ID)
-			}
+		if err := req.Admission.Admit(ctx); err != nil {
+			return nil, err
 		}
+		err = g.refresh.ReportRefreshReuse(ctx, old, g.grace)
+		g.reported(ctx, req, rec, err)
 		if err == nil {
 			// Active again cannot be (rotation is one way): refuse like any other reuse.
 			err = store.ErrConflict
@@ -111,16 +116,60 @@ func (g RefreshToken) Exchange(ctx context.Context, req *Request) (*Response, er
 	if !ok || user.Disabled {
 		return nil, oauth2.ErrInvalidGrant.WithDescription(badRefreshToken)
 	}
+	return g.rotate(ctx, req, old, rec, scopes, user)
+}
+
+// rotateKnown is Exchange from the record that the store knows without a round trip
+// (store.KnownRecords: a record never changes, only its state): when the request passes every
+// check against it, the tokens are signed and the one RotateRefresh decides (active, rotated
+// within the grace window, reused, revoked). done is false when a check fails: the caller
+// then reads the record from the store as usual, so that every refusal is answered exactly as
+// without a known record.
+func (g RefreshToken) rotateKnown(ctx context.Context, req *Request, old store.Hash, rec store.RefreshToken) (resp *Response, done bool, err error) {
+	if rec.ClientID != req.Client.ID {
+		return nil, false, nil
+	}
+	scopes, err := narrowScopes(req, rec.Scopes)
+	if err != nil {
+		return nil, false, nil //nolint:nilerr // the store's path answers a failed check
+	}
+	user, ok := req.Snapshot.UserBySubject(rec.Subject)
+	if !ok || user.Disabled {
+		return nil, false, nil
+	}
+	resp, err = g.rotate(ctx, req, old, rec, scopes, user)
+	return resp, true, err
+}
+
+// rotate signs the new tokens and rotates old (with the record rec) to the new refresh token.
+func (g RefreshToken) rotate(ctx context.Context, req *Request, old store.Hash, rec store.RefreshToken, scopes []string, user *registry.User) (*Response, error) {
 	// The new refresh token keeps the family's scopes (RFC 6749 6: identical to the presented
 	// one); only the access and ID tokens get the narrowed set.
 	resp, err := g.tokens.issue(ctx, UserGrant{
 		AccessNotAfter: req.AccessNotAfter(),
 		Client:         req.Client, User: user, Snapshot: req.Snapshot, Scopes: scopes, AuthTime: rec.AuthTime, FamilyID: rec.FamilyID,
-	}, &rotation{old: old, familyScopes: rec.Scopes, grace: g.grace})
+	}, &rotation{old: old, familyScopes: rec.Scopes, grace: g.grace, admission: req.Admission}, nil)
 	if err != nil {
+		g.reported(ctx, req, rec, err)
 		return nil, refreshError(err)
 	}
 	return resp, nil
+}
+
+// reported audits and reports a reuse when the store answered err = ErrReused (it revoked the
+// family of rec).
+func (g RefreshToken) reported(ctx context.Context, req *Request, rec store.RefreshToken, err error) {
+	if !errors.Is(err, store.ErrReused) {
+		return
+	}
+	oauth2.Audit(ctx, oauth2.AuditEvent{
+		Event: oauth2.AuditRefreshReuseDetected, ClientID: req.Client.ID, Subject: rec.Subject,
+		GrantType: oauth2.GrantRefreshToken, TokenRef: oauth2.TokenRef(req.RefreshToken),
+		Outcome: "failure", Reason: "family revoked",
+	})
+	if g.reuse != nil {
+		g.reuse.RefreshReuseDetected(req.Client.ID)
+	}
 }
 
 // refreshError maps an error of the grant with oauth2.FromStore; a store error that is

@@ -33,10 +33,15 @@ type tokenSigner interface {
 
 var _ tokenSigner = (*token.Issuer)(nil)
 
-// refreshWriter stores refresh tokens; store.Store implements it.
+// refreshWriter stores refresh tokens, and takes the code whose exchange issues them;
+// store.Store implements it.
 type refreshWriter interface {
 	CreateRefresh(ctx context.Context, h store.Hash, rt store.RefreshToken) error
 	RotateRefresh(ctx context.Context, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.RefreshToken, error)
+	codeTaker
+	RedeemCode(ctx context.Context, h store.Hash, clientID string, rh store.Hash, rt store.RefreshToken) (store.Code, error)
+	RedeemCodeAdmitted(ctx context.Context, adm store.Admission, h store.Hash, clientID string, rh store.Hash, rt store.RefreshToken) (store.ThrottleResult, store.Code, error)
+	RotateRefreshAdmitted(ctx context.Context, adm store.Admission, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.ThrottleResult, store.RefreshToken, error)
 }
 
 // TokenSet issues the tokens of a user grant: an access token (sid = the family ID), an ID
@@ -63,17 +68,28 @@ type rotation struct {
 	// (maybe narrowed) Scopes do not change.
 	familyScopes []string
 	grace        time.Duration
+	// admission, when pending, goes into the rotation's store step.
+	admission *Admission
+}
+
+// redemption is the code an authorization_code grant presented, not taken yet: Issue takes it
+// in the step that stores the refresh token (store.RedeemCode), after signing.
+type redemption struct {
+	code store.Hash
+	// admission, when pending, goes into the redemption's store step.
+	admission *Admission
 }
 
 // Issue issues the tokens of a user grant; FamilyID "" starts a new family.
 func (s *TokenSet) Issue(ctx context.Context, g UserGrant) (*Response, error) {
-	return s.issue(ctx, g, nil)
+	return s.issue(ctx, g, nil, nil)
 }
 
-// issue issues the tokens; with rot it rotates rot.old to the new refresh token (which is then
-// always issued). When the rotation fails, it fails with the store's error and what it signed
-// is discarded.
-func (s *TokenSet) issue(ctx context.Context, g UserGrant, rot *rotation) (*Response, error) {
+// issue issues the tokens. With rot it rotates rot.old to the new refresh token (which is then
+// always issued); with red it takes the code red.code of the client (and stores the new refresh
+// token, if any, in the same step). Either way the store has the last word, in one call: when
+// it refuses, issue fails with the store's error and what it signed is discarded.
+func (s *TokenSet) issue(ctx context.Context, g UserGrant, rot *rotation, red *redemption) (*Response, error) {
 	if g.Client == nil || g.User == nil || g.Snapshot == nil {
 		return nil, oauth2.ErrServerError.WithCause(errors.New("user grant without client, user or snapshot"))
 	}
@@ -111,16 +127,36 @@ func (s *TokenSet) issue(ctx context.Context, g UserGrant, rot *rotation) (*Resp
 	}
 
 	if rot == nil && !refreshAllowed(g.Client) {
+		if red != nil {
+			if _, err := takeCode(ctx, s.refresh, red.admission, red.code, g.Client.ID); err != nil {
+				return nil, err
+			}
+		}
 		return resp, nil
 	}
 	rt, rec, err := s.newRefreshToken(g)
 	if err != nil {
 		return nil, oauth2.ErrServerError.WithCause(err)
 	}
-	if rot != nil {
+	switch {
+	case rot != nil:
 		rec.Scopes = slices.Clone(rot.familyScopes)
-		_, err = s.refresh.RotateRefresh(ctx, rot.old, store.HashOf(rt), rec, rot.grace)
-	} else {
+		if adm := rot.admission.pending(); adm != nil {
+			var res store.ThrottleResult
+			res, _, err = s.refresh.RotateRefreshAdmitted(ctx, *adm, rot.old, store.HashOf(rt), rec, rot.grace)
+			err = admitted(ctx, rot.admission, res, err)
+		} else {
+			_, err = s.refresh.RotateRefresh(ctx, rot.old, store.HashOf(rt), rec, rot.grace)
+		}
+	case red != nil:
+		if adm := red.admission.pending(); adm != nil {
+			var res store.ThrottleResult
+			res, _, err = s.refresh.RedeemCodeAdmitted(ctx, *adm, red.code, g.Client.ID, store.HashOf(rt), rec)
+			err = admitted(ctx, red.admission, res, err)
+		} else {
+			_, err = s.refresh.RedeemCode(ctx, red.code, g.Client.ID, store.HashOf(rt), rec)
+		}
+	default:
 		err = s.refresh.CreateRefresh(ctx, store.HashOf(rt), rec)
 	}
 	if err != nil {
@@ -128,6 +164,34 @@ func (s *TokenSet) issue(ctx context.Context, g UserGrant, rot *rotation) (*Resp
 	}
 	resp.RefreshToken = rt
 	return resp, nil
+}
+
+// admitted is the error of an admitted store step: the admission's refusal (429) when it
+// refused; else the operation's error (its verdict, or the step's failure, which leaves the
+// admission's outcome unknown and fails the request anyway).
+func admitted(ctx context.Context, a *Admission, res store.ThrottleResult, err error) error {
+	switch {
+	case res.Refused():
+		return a.answer(ctx, res, nil)
+	case err != nil && !verdict(err):
+		a.done = true
+		return err
+	}
+	if aerr := a.answer(ctx, res, nil); aerr != nil {
+		return aerr
+	}
+	return err
+}
+
+// verdict reports whether err is a store operation's answer about its record, rather than a
+// failure to run it.
+func verdict(err error) bool {
+	for _, v := range []error{store.ErrNotFound, store.ErrConflict, store.ErrAlreadyUsed, store.ErrReused, store.ErrRevoked} {
+		if errors.Is(err, v) {
+			return true
+		}
+	}
+	return false
 }
 
 // refreshAllowed is the refresh token rule: a user grant issues a refresh token iff the

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
@@ -25,7 +26,7 @@ func BenchmarkClientCredentialsProtection(b *testing.B) {
 	payload := []byte("grant_type=client_credentials&scope=read%3Aprojects+admin%3Aread")
 	for _, tc := range []struct {
 		name      string
-		store     func(b *testing.B) (store.Store, func() int64)
+		store     func(b *testing.B) (store.Store, func() int64, *harness.Redis)
 		rateLimit bool
 	}{
 		{"no store (no protection)", nil, false},
@@ -48,30 +49,41 @@ func BenchmarkClientCredentialsProtection(b *testing.B) {
 			reg.PutClient(c)
 			cfg := Config{Issuer: testIssuer, Registry: reg, Keys: kr, Now: time.Now}
 			trips := func() int64 { return 0 }
+			var srv *harness.Redis
 			if tc.store != nil {
-				cfg.Store, trips = tc.store(b)
+				cfg.Store, trips, srv = tc.store(b)
 			}
 			h, err := New(cfg)
 			require.NoError(b, err)
 			p := newPoster(h, oauth2.TokenPath, basic(c.ID, commonSecret), false)
 			p.req.RemoteAddr = "192.0.2.10:40000"
+			var counts *redisCounts
+			if srv != nil {
+				counts = newRedisCounts(b, srv)
+				counts.start(b)
+			}
 			before := trips()
 			b.ReportAllocs()
 			for b.Loop() {
 				p.post(b, payload)
 			}
+			b.StopTimer()
 			if tc.store != nil {
-				b.ReportMetric(float64(trips()-before)/float64(b.N), "store-rt/op")
+				b.ReportMetric(float64(trips()-before)/float64(b.N), "client-rt/op")
+			}
+			if counts != nil {
+				counts.stop(b, b.N)
+				counts.report(b)
 			}
 		})
 	}
 }
 
-func memoryBenchStore(*testing.B) (store.Store, func() int64) {
-	return memory.New(), func() int64 { return 0 }
+func memoryBenchStore(*testing.B) (store.Store, func() int64, *harness.Redis) {
+	return memory.New(), func() int64 { return 0 }, nil
 }
 
-func redisBenchStore(b *testing.B) (store.Store, func() int64) {
-	s, rt := benchRedisStore(b)
-	return s, rt.Count
+func redisBenchStore(b *testing.B) (store.Store, func() int64, *harness.Redis) {
+	s, rt, srv := startRedis(b)
+	return s, rt.Count, srv
 }

@@ -137,7 +137,7 @@ func benchCodeClient(reg *registry.Registry, alg string) string {
 
 // storeBenchCode stores a fresh code of the client (for alice, with benchVerifier's S256
 // challenge) and returns the body of its exchange.
-func storeBenchCode(b *testing.B, st store.Codes, clientID string, authTime time.Time) []byte {
+func storeBenchCode(b testing.TB, st store.Codes, clientID string, authTime time.Time) []byte {
 	code, err := oauth2.NewSecret()
 	require.NoError(b, err)
 	family, err := token.NewFamilyID()

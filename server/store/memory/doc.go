@@ -46,6 +46,12 @@
 //   - PutCode and CreateRefresh refuse (ErrConflict) a hash that holds a live record; a lease
 //     that has already ended (ttl <= 0, ExpiresAt past) stores nothing and is not an error.
 //     RotateRefresh stores next in old's family whatever next.FamilyID says.
+//   - RedeemCode locks the shards of the code and of the token together (as RotateRefresh
+//     does). ThrottleRate locks the shards of the throttle keys and of the bucket together. The
+//     Admitted operations run the admission (ThrottleRate, or Throttle without a bucket), then
+//     the operation, each atomic: the operation of an admitted request runs as if right after.
+//   - KnownCode and KnownRefresh read the records under their shard's lock: the memory store
+//     knows every live record (used, rotated or revoked ones too; the operation decides).
 //   - Credential uses (NoteCredentialUses) are one map under their own mutex: at most one
 //     record per client and credential between two takes of the leader, so few. Like the
 //     Redis backend's one hash, they share one lease, renewed by every note.

@@ -297,24 +297,7 @@ func (s *Store) RotateRefresh(ctx context.Context, old, h store.Hash, next store
 	if nextExp > now {
 		s.noteExpiry(nextExp)
 	}
-	ia, ib := s.shardIndex(old), s.shardIndex(h)
-	sa, sb := &s.shards[ia], &s.shards[ib]
-	switch {
-	case ia == ib:
-		sa.mu.Lock()
-	case ia < ib:
-		sa.mu.Lock()
-		sb.mu.Lock()
-	default:
-		sb.mu.Lock()
-		sa.mu.Lock()
-	}
-	unlock := func() {
-		sa.mu.Unlock()
-		if ia != ib {
-			sb.mu.Unlock()
-		}
-	}
+	sa, sb, unlock := s.lockPair(old, h)
 	p, ok := sa.refresh.find(&old)
 	var r refreshRecord
 	if ok {

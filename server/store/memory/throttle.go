@@ -43,8 +43,29 @@ func (s *Store) Throttle(ctx context.Context, keys []store.ThrottleKey, outcome 
 		return store.ThrottleResult{}, err
 	}
 	var idxBuf [4]uint64 // the usual number of keys, on the stack
-	idx, now := s.lockShards(keys, idxBuf[:0])
+	idx, now := s.lockShards(keys, nil, idxBuf[:0])
 	defer s.unlockShards(idx)
+	return s.throttleLocked(keys, outcome, now.UnixNano()), nil
+}
+
+// ThrottleRate is Throttle and, for a Success that was not refused, TakeRate, with the shards of
+// the throttle keys and of the bucket locked together; see store.Throttles.
+func (s *Store) ThrottleRate(ctx context.Context, keys []store.ThrottleKey, outcome store.Outcome, rt store.RateTake) (store.ThrottleResult, error) {
+	if err := ctx.Err(); err != nil {
+		return store.ThrottleResult{}, err
+	}
+	var idxBuf [5]uint64
+	idx, now := s.lockShards(keys, &rt.Key, idxBuf[:0])
+	defer s.unlockShards(idx)
+	res := s.throttleLocked(keys, outcome, now.UnixNano())
+	if res.RetryAfter == 0 && outcome == store.Success {
+		res.RateWait = s.takeRateLocked(s.shardOf(rt.Key), rt.Key, rt.PerMinute, rt.Burst, now)
+	}
+	return res, nil
+}
+
+// throttleLocked is Throttle with the keys' shards locked.
+func (s *Store) throttleLocked(keys []store.ThrottleKey, outcome store.Outcome, now int64) store.ThrottleResult {
 	res := store.ThrottleResult{Failures: make([]int64, len(keys))}
 	// Every key is read before any is written, as in the Redis script.
 	var recBuf [4]throttleRec
@@ -61,7 +82,7 @@ func (s *Store) Throttle(ctx context.Context, keys []store.ThrottleKey, outcome 
 		}
 	}
 	if res.RetryAfter > 0 {
-		return res, nil
+		return res
 	}
 	for i, k := range keys {
 		r, sh := &recs[i], s.shardOf(k.Key)
@@ -87,7 +108,7 @@ func (s *Store) Throttle(ctx context.Context, keys []store.ThrottleKey, outcome 
 			res.Failures[i] = 0
 		}
 	}
-	return res, nil
+	return res
 }
 
 // backoff is the block of a key after its failures-th failure (failures >= k.Limit): Backoff
@@ -103,21 +124,24 @@ func backoff(k store.ThrottleKey, failures int64) time.Duration {
 	return min(d, k.MaxBackoff)
 }
 
-// lockShards locks the shards of the keys in index order (so two callers cannot deadlock),
-// reads the clock, expires the shards' due entries and returns the indexes locked (appended to
-// idx, for unlockShards) and the time read.
-func (s *Store) lockShards(keys []store.ThrottleKey, idx []uint64) ([]uint64, int64) {
+// lockShards locks the shards of the keys (and of extra, when not nil) in index order (so two
+// callers cannot deadlock), reads the clock, expires the shards' due entries and returns the
+// indexes locked (appended to idx, for unlockShards) and the time read.
+func (s *Store) lockShards(keys []store.ThrottleKey, extra *store.Hash, idx []uint64) ([]uint64, time.Time) {
 	for _, k := range keys {
 		idx = append(idx, s.shardIndex(k.Key))
+	}
+	if extra != nil {
+		idx = append(idx, s.shardIndex(*extra))
 	}
 	slices.Sort(idx)
 	idx = slices.Compact(idx)
 	for _, i := range idx {
 		s.shards[i].mu.Lock()
 	}
-	now := s.nowNano()
+	now := s.now()
 	for _, i := range idx {
-		s.shards[i].expire(now, lazyBatch)
+		s.shards[i].expire(now.UnixNano(), lazyBatch)
 	}
 	return idx, now
 }
@@ -136,11 +160,16 @@ func (s *Store) TakeRate(ctx context.Context, key store.Hash, perMinute, burst i
 		return 0, err
 	}
 	now := s.now()
-	every := rate.Limit(float64(perMinute) / 60)
 	sh := s.shardOf(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.expire(now.UnixNano(), lazyBatch)
+	return s.takeRateLocked(sh, key, perMinute, burst, now), nil
+}
+
+// takeRateLocked is TakeRate with the key's shard sh locked.
+func (s *Store) takeRateLocked(sh *shard, key store.Hash, perMinute, burst int, now time.Time) time.Duration {
+	every := rate.Limit(float64(perMinute) / 60)
 	lim, listed := sh.limiters[key]
 	changed := false
 	if !listed {
@@ -152,7 +181,7 @@ func (s *Store) TakeRate(ctx context.Context, key store.Hash, perMinute, burst i
 	}
 	r := lim.l.ReserveN(now, 1)
 	if !r.OK() {
-		return time.Minute, nil // a burst below 1 cannot happen (callers pass positive ones)
+		return time.Minute // a burst below 1 cannot happen (callers pass positive ones)
 	}
 	wait := r.DelayFrom(now)
 	if wait > 0 {
@@ -170,5 +199,5 @@ func (s *Store) TakeRate(ctx context.Context, key store.Hash, perMinute, burst i
 		sh.limiters[key] = lim
 		notePeak(len(sh.limiters), &sh.limitersPeak)
 	}
-	return wait, nil
+	return wait
 }

@@ -35,8 +35,11 @@
 // in one slot. The store API names a refresh token by its hash alone, so the family is found
 // through the index rti:{h} (slot of h):
 //   - Standalone and Sentinel: one script reads the index and builds the family's keys from it
-//     (no slot rules apply): TakeCode, GetRefresh, RotateRefresh, CreateRefresh are one round
-//     trip each (BenchmarkTakeCode, BenchmarkRotateRefresh count them with a go-redis hook).
+//     (no slot rules apply): TakeCode, GetRefresh, RotateRefresh, CreateRefresh, RedeemCode are
+//     one round trip each (BenchmarkTakeCode, BenchmarkRotateRefresh count them with a go-redis
+//     hook), and so are ThrottleRate (the throttle and takeRate scripts' bodies as Lua functions
+//     in one script) and the Admitted operations (the throttle, the bucket, then the
+//     operation's body, as one script: luaAdmitted).
 //   - Cluster (a *ClusterClient): the index is read first (GET), and the new token's index is
 //     claimed (SET NX GET PXAT) before the rotation script runs in the family's slot, so a
 //     rotated-to token is never unreachable; a claim left by a failed rotation points at no
@@ -44,11 +47,25 @@
 //     Rotate and Create three. The conformance suite also runs this path
 //     (TestConformanceClusterMode, against the standalone server). Putting the family in the
 //     token's format (<familyID>.<random>) cannot help here: the store only sees the hash.
+//     RedeemCode claims the token's index, takes the code, then writes the family's slot (a
+//     failure of the last leaves the code taken); ThrottleRate and the Admitted operations run
+//     their parts one after the other (the throttles' slot is {thr}, the bucket's its own).
 //
 // Leases are Redis TTLs, and they, throttle windows and back-offs are rounded up to
 // milliseconds, never down. Scripts compare rotation grace, throttle windows and blocks, and
 // buckets against the server's TIME, so all replicas agree. Times in records are stored as Unix
 // nanoseconds (0 is the zero time).
+//
+// Known records (store.KnownRecords): each Store remembers, in a bounded LRU cache
+// (hashicorp/golang-lru, Options.KnownRecords, DefaultKnownRecords), the codes it put and the
+// refresh tokens it created or rotated to, until they are taken or rotated through it or their
+// lease ends. They are records as stored, never changed, so a caller may sign from one before
+// the script decides; no entry is ever needed for correctness.
+//
+// Retries: none (MaxRetries -1). A command cut off after the server ran it must not run again:
+// TakeCode would answer ErrAlreadyUsed (a replay, revoking the grant), RotateRefresh ErrConflict
+// or ErrReused, Incr and Throttle would count twice
+// (TestACommandCutOffAfterTheServerRanItIsNotRunAgain).
 //
 // Errors: a call whose context is already done returns ctx.Err() and sends nothing; a client
 // error is the context's error when the context ended meanwhile, else store.ErrUnavailable

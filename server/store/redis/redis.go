@@ -34,6 +34,9 @@ type Options struct {
 	MasterName string
 	// Timeout bounds dialing, reading and writing (default 2 s).
 	Timeout time.Duration
+	// KnownRecords is how many records of the codes and refresh tokens it stored the Store
+	// remembers (store.KnownRecords); 0 is DefaultKnownRecords, negative none.
+	KnownRecords int
 }
 
 // Store is the Redis leased store; see the package comment.
@@ -41,6 +44,7 @@ type Store struct {
 	c       goredis.UniversalClient
 	prefix  string
 	cluster bool // direct mode: refresh token index in its own round trip
+	known   *known
 }
 
 // New returns a Store over a new client built from opts. It does not connect: call Ping.
@@ -62,15 +66,24 @@ func New(opts Options) (*Store, error) {
 		DialTimeout:  timeout,
 		ReadTimeout:  timeout,
 		WriteTimeout: timeout,
-		MaxRetries:   1,
+		// No retries: a command that reached the server before the connection failed may have
+		// run, and a second run of TakeCode, RotateRefresh, Incr or Throttle would answer or
+		// count as if another request had come (a code's replay, a refresh token's reuse).
+		// The caller sees ErrUnavailable instead, and its client retries.
+		MaxRetries: -1,
 	})
-	return NewFromClient(c, opts.KeyPrefix), nil
+	s := NewFromClient(c, opts.KeyPrefix)
+	if opts.KnownRecords != 0 {
+		s.known = newKnown(opts.KnownRecords)
+	}
+	return s, nil
 }
 
-// NewFromClient returns a Store over c (its Close closes c).
+// NewFromClient returns a Store over c (its Close closes c), remembering DefaultKnownRecords
+// records. Give c no retries (MaxRetries -1), as New does: see the package comment.
 func NewFromClient(c goredis.UniversalClient, prefix string) *Store {
 	_, cluster := c.(*goredis.ClusterClient)
-	return &Store{c: c, prefix: prefix, cluster: cluster}
+	return &Store{c: c, prefix: prefix, cluster: cluster, known: newKnown(DefaultKnownRecords)}
 }
 
 // Client returns the underlying client (e.g. to add hooks).
@@ -205,6 +218,7 @@ func (s *Store) PutCode(ctx context.Context, h store.Hash, c store.Code, ttl tim
 	if !ok {
 		return store.ErrConflict
 	}
+	s.known.putCode(h, c, time.Now().Add(ttl))
 	return nil
 }
 
@@ -219,6 +233,16 @@ func (s *Store) TakeCode(ctx context.Context, h store.Hash, clientID string) (st
 	}
 	if err != nil {
 		return store.Code{}, s.fail(ctx, "take code", err)
+	}
+	s.known.forget(h)
+	return decodeCode(v)
+}
+
+// decodeCode decodes a code's value as the scripts answer it: the state byte and the JSON
+// record; a used code is ErrAlreadyUsed with its record.
+func decodeCode(v string) (store.Code, error) {
+	if v == "" {
+		return store.Code{}, fmt.Errorf("store/redis: %w: bad code record", store.ErrUnavailable)
 	}
 	// The script answers a record it decoded, so v holds the state byte and the JSON.
 	var r codeRec
@@ -239,39 +263,232 @@ func (s *Store) CreateRefresh(ctx context.Context, h store.Hash, rt store.Refres
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	tg := tag(rt.FamilyID)
-	exp := ms(rt.ExpiresAt)
-	args := []any{encodeRefresh(&rt), rt.FamilyID, exp, tg}
-	keys := []string{s.tokKey(tg, h), s.famKey(tg), s.key("rti", h)}
 	if s.cluster {
 		// The index is in h's slot: claim it first (SET NX), then write the family's slot.
-		if !time.Now().Before(rt.ExpiresAt) {
-			n, err := s.c.Exists(ctx, keys[2]).Result()
-			if err != nil {
-				return s.fail(ctx, "create refresh token", err)
-			}
-			if n > 0 {
-				return store.ErrConflict
-			}
-			return nil
+		if done, err := s.claimIndex(ctx, h, rt); done || err != nil {
+			return err
 		}
-		ok, err := s.c.SetArgs(ctx, keys[2], tg, goredis.SetArgs{Mode: "NX", ExpireAt: time.UnixMilli(exp)}).Result()
-		if err != nil && !errors.Is(err, goredis.Nil) {
-			return s.fail(ctx, "create refresh token", err)
-		}
-		if ok != "OK" {
-			return store.ErrConflict
-		}
-		keys = keys[:2]
 	}
-	n, err := createRefresh.Run(ctx, s.c, keys, args...).Int()
+	return s.createRefresh(ctx, h, rt)
+}
+
+// claimIndex claims the index of a new token h in Cluster, before its family's slot is
+// written: ErrConflict when h is taken; done when rt's lease already ended (nothing to
+// store).
+func (s *Store) claimIndex(ctx context.Context, h store.Hash, rt store.RefreshToken) (done bool, err error) {
+	idx := s.key("rti", h)
+	if !time.Now().Before(rt.ExpiresAt) {
+		n, err := s.c.Exists(ctx, idx).Result()
+		if err != nil {
+			return true, s.fail(ctx, "create refresh token", err)
+		}
+		if n > 0 {
+			return true, store.ErrConflict
+		}
+		return true, nil
+	}
+	// SET NX GET: a claim already held by the same family (left by a call that failed after
+	// it) is reused; the script then checks for a live token under h in the family's slot.
+	tg := tag(rt.FamilyID)
+	prev, err := s.c.Do(ctx, "SET", idx, tg, "NX", "GET", "PXAT", ms(rt.ExpiresAt)).Text()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return true, s.fail(ctx, "create refresh token", err)
+	}
+	if err == nil && prev != tg {
+		return true, store.ErrConflict
+	}
+	return false, nil
+}
+
+// createRefresh runs the createRefresh script: with the index in indexed mode, without it (a
+// claimed one) in Cluster.
+func (s *Store) createRefresh(ctx context.Context, h store.Hash, rt store.RefreshToken) error {
+	tg := tag(rt.FamilyID)
+	keys := []string{s.tokKey(tg, h), s.famKey(tg)}
+	if !s.cluster {
+		keys = append(keys, s.key("rti", h))
+	}
+	n, err := createRefresh.Run(ctx, s.c, keys, encodeRefresh(&rt), rt.FamilyID, ms(rt.ExpiresAt), tg).Int()
 	if err != nil {
 		return s.fail(ctx, "create refresh token", err)
 	}
 	if n == 0 {
 		return store.ErrConflict
 	}
+	s.known.putRefresh(h, rt)
 	return nil
+}
+
+// RedeemCode takes the code and creates the refresh token in one script; see store.Codes. In
+// Cluster (the code and the token's keys live in different slots) it claims the token's index,
+// takes the code, then writes the token in its family's slot: three round trips, and a failure
+// of the last leaves the code taken.
+func (s *Store) RedeemCode(ctx context.Context, h store.Hash, clientID string, rh store.Hash, rt store.RefreshToken) (store.Code, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Code{}, err
+	}
+	if s.cluster {
+		done, err := s.claimIndex(ctx, rh, rt)
+		if err != nil {
+			return store.Code{}, err
+		}
+		c, err := s.TakeCode(ctx, h, clientID)
+		if err != nil || done {
+			return c, err // a claim left behind points at no token
+		}
+		return c, s.createRefresh(ctx, rh, rt)
+	}
+	keys, args := s.redeemArgs(h, clientID, rh, rt)
+	v, err := redeemCode.Run(ctx, s.c, keys, args...).Result()
+	if errors.Is(err, goredis.Nil) {
+		return store.Code{}, store.ErrNotFound
+	}
+	if err != nil {
+		return store.Code{}, s.fail(ctx, "redeem code", err)
+	}
+	return s.redeemed(h, rh, rt, v)
+}
+
+// redeemArgs are the KEYS and ARGV of the redeemCode script (indexed mode).
+func (s *Store) redeemArgs(h store.Hash, clientID string, rh store.Hash, rt store.RefreshToken) ([]string, []any) {
+	tg := tag(rt.FamilyID)
+	return []string{s.key("code", h), s.tokKey(tg, rh), s.famKey(tg), s.key("rti", rh)},
+		[]any{clientID, encodeRefresh(&rt), rt.FamilyID, ms(rt.ExpiresAt), tg}
+}
+
+// redeemed decodes the redeemCode script's answer v (nil: not found).
+func (s *Store) redeemed(h, rh store.Hash, rt store.RefreshToken, v any) (store.Code, error) {
+	if v == nil {
+		return store.Code{}, store.ErrNotFound
+	}
+	val, ok := v.(string)
+	if !ok {
+		return store.Code{}, store.ErrConflict // the token's hash was taken; the code was not
+	}
+	s.known.forget(h)
+	c, err := decodeCode(val)
+	if err == nil {
+		s.known.putRefresh(rh, rt)
+	}
+	return c, err
+}
+
+// admissionArgs are the admission's KEYS and the ARGV that start an admitted script (see
+// luaAdmitted).
+func (s *Store) admissionArgs(adm store.Admission) ([]string, []any) {
+	names, targs := s.throttleArgs(adm.Keys, store.Success, 1)
+	rate := 0
+	if adm.Rate != nil {
+		rate = 1
+		names = append(names, s.key("rate", adm.Rate.Key))
+		targs = append(targs, rateInterval(adm.Rate.PerMinute), adm.Rate.Burst)
+	}
+	return names, append([]any{len(names), len(targs), rate}, targs...)
+}
+
+// runAdmitted runs an admitted script with the admission's and the operation's KEYS and ARGV,
+// and returns the admission's result and, when it admitted, the operation's answer.
+func (s *Store) runAdmitted(ctx context.Context, sc *goredis.Script, op string, adm store.Admission, keys []string, args []any) (store.ThrottleResult, any, error) {
+	akeys, aargs := s.admissionArgs(adm)
+	v, err := sc.Run(ctx, s.c, append(akeys, keys...), append(aargs, args...)...).Slice()
+	if err != nil {
+		return store.ThrottleResult{}, nil, s.fail(ctx, op, err)
+	}
+	if len(v) < 2 {
+		return store.ThrottleResult{}, nil, fmt.Errorf("store/redis: %s: %w: answered %d values", op, store.ErrUnavailable, len(v))
+	}
+	retry, _ := v[0].(int64)
+	wait, _ := v[1].(int64)
+	res := store.ThrottleResult{RetryAfter: time.Duration(retry) * time.Millisecond, RateWait: time.Duration(wait) * time.Microsecond}
+	if res.Refused() || len(v) < 3 {
+		return res, nil, nil
+	}
+	if e, ok := v[2].(error); ok { // the operation's error reply
+		return res, nil, s.fail(ctx, op, e)
+	}
+	return res, v[2], nil
+}
+
+// admit applies an admission on its own (Cluster: in its own round trip).
+func (s *Store) admit(ctx context.Context, adm store.Admission) (store.ThrottleResult, error) {
+	if adm.Rate != nil {
+		return s.ThrottleRate(ctx, adm.Keys, store.Success, *adm.Rate)
+	}
+	return s.Throttle(ctx, adm.Keys, store.Success)
+}
+
+// TakeCodeAdmitted is TakeCode after the admission, in one script; see store.Admissions. In
+// Cluster the admission is a round trip of its own.
+func (s *Store) TakeCodeAdmitted(ctx context.Context, adm store.Admission, h store.Hash, clientID string) (store.ThrottleResult, store.Code, error) {
+	if err := ctx.Err(); err != nil {
+		return store.ThrottleResult{}, store.Code{}, err
+	}
+	if s.cluster {
+		res, err := s.admit(ctx, adm)
+		if err != nil || res.Refused() {
+			return res, store.Code{}, err
+		}
+		c, err := s.TakeCode(ctx, h, clientID)
+		return res, c, err
+	}
+	res, v, err := s.runAdmitted(ctx, takeCodeAdmitted, "take code", adm, []string{s.key("code", h)}, []any{clientID})
+	if err != nil || res.Refused() {
+		return res, store.Code{}, err
+	}
+	val, _ := v.(string)
+	if val == "" {
+		return res, store.Code{}, store.ErrNotFound
+	}
+	s.known.forget(h)
+	c, err := decodeCode(val)
+	return res, c, err
+}
+
+// RedeemCodeAdmitted is RedeemCode after the admission, in one script; see store.Admissions.
+// In Cluster (the throttles live in their own slot) the admission is a round trip of its own.
+func (s *Store) RedeemCodeAdmitted(ctx context.Context, adm store.Admission, h store.Hash, clientID string, rh store.Hash, rt store.RefreshToken) (store.ThrottleResult, store.Code, error) {
+	if err := ctx.Err(); err != nil {
+		return store.ThrottleResult{}, store.Code{}, err
+	}
+	if s.cluster {
+		res, err := s.admit(ctx, adm)
+		if err != nil || res.Refused() {
+			return res, store.Code{}, err
+		}
+		c, err := s.RedeemCode(ctx, h, clientID, rh, rt)
+		return res, c, err
+	}
+	keys, args := s.redeemArgs(h, clientID, rh, rt)
+	res, v, err := s.runAdmitted(ctx, redeemCodeAdmitted, "redeem code", adm, keys, args)
+	if err != nil || res.Refused() {
+		return res, store.Code{}, err
+	}
+	c, err := s.redeemed(h, rh, rt, v)
+	return res, c, err
+}
+
+// RotateRefreshAdmitted is RotateRefresh after the admission, in one script; see
+// store.Admissions and RedeemCodeAdmitted.
+func (s *Store) RotateRefreshAdmitted(ctx context.Context, adm store.Admission, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.ThrottleResult, store.RefreshToken, error) {
+	if err := ctx.Err(); err != nil {
+		return store.ThrottleResult{}, store.RefreshToken{}, err
+	}
+	if s.cluster || old == h {
+		res, err := s.admit(ctx, adm)
+		if err != nil || res.Refused() {
+			return res, store.RefreshToken{}, err
+		}
+		rt, err := s.RotateRefresh(ctx, old, h, next, grace)
+		return res, rt, err
+	}
+	keys, args := s.rotateArgs(old, h, next, grace)
+	res, v, err := s.runAdmitted(ctx, rotateRefreshAdmitted, "rotate refresh token", adm, keys, args)
+	if err != nil || res.Refused() {
+		return res, store.RefreshToken{}, err
+	}
+	vs, _ := v.([]any)
+	rt, err := s.rotated(old, h, next, vs)
+	return res, rt, err
 }
 
 // refreshKeys returns the keys of the script for token h: in indexed mode its index key and
@@ -345,36 +562,57 @@ func (s *Store) RotateRefresh(ctx context.Context, old, h store.Hash, next store
 	if old == h {
 		return store.RefreshToken{}, store.ErrConflict
 	}
+	if !s.cluster {
+		keys, args := s.rotateArgs(old, h, next, grace)
+		v, err := rotateRefresh.Run(ctx, s.c, keys, args...).Slice()
+		if err != nil {
+			return store.RefreshToken{}, s.fail(ctx, "rotate refresh token", err)
+		}
+		return s.rotated(old, h, next, v)
+	}
 	exp := ms(next.ExpiresAt)
 	keys, tg, err := s.refreshKeys(ctx, old)
 	if err != nil {
 		return store.RefreshToken{}, err
 	}
-	if s.cluster {
-		// Claim next's index (in h's slot) before the rotation, so no rotated token is ever
-		// unreachable; a claim left by a failed rotation points at no token (ErrNotFound).
-		if time.Now().Before(next.ExpiresAt) {
-			// SET NX GET: a claim already held by the same family is reused (the script
-			// checks for a live token under h in the family's slot).
-			prev, err := s.c.Do(ctx, "SET", s.key("rti", h), tg, "NX", "GET", "PXAT", exp).Text()
-			if err != nil && !errors.Is(err, goredis.Nil) {
-				return store.RefreshToken{}, s.fail(ctx, "rotate refresh token", err)
-			}
-			if err == nil && prev != tg {
-				return store.RefreshToken{}, store.ErrConflict
-			}
+	// Claim next's index (in h's slot) before the rotation, so no rotated token is ever
+	// unreachable; a claim left by a failed rotation points at no token (ErrNotFound).
+	if time.Now().Before(next.ExpiresAt) {
+		// SET NX GET: a claim already held by the same family is reused (the script checks
+		// for a live token under h in the family's slot).
+		prev, err := s.c.Do(ctx, "SET", s.key("rti", h), tg, "NX", "GET", "PXAT", exp).Text()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return store.RefreshToken{}, s.fail(ctx, "rotate refresh token", err)
 		}
-		keys = append(keys, s.tokKey(tg, h))
-	} else {
-		keys = append(keys, s.key("rti", h))
+		if err == nil && prev != tg {
+			return store.RefreshToken{}, store.ErrConflict
+		}
 	}
+	keys = append(keys, s.tokKey(tg, h))
 	v, err := rotateRefresh.Run(ctx, s.c, keys, s.prefix, old.String(), h.String(), encodeRefresh(&next), exp, grace.Milliseconds()).Slice()
 	if err != nil {
 		return store.RefreshToken{}, s.fail(ctx, "rotate refresh token", err)
 	}
+	return s.rotated(old, h, next, v)
+}
+
+// rotateArgs are the KEYS and ARGV of the rotateRefresh script in indexed mode.
+func (s *Store) rotateArgs(old, h store.Hash, next store.RefreshToken, grace time.Duration) ([]string, []any) {
+	return []string{s.key("rti", old), s.key("rti", h)},
+		[]any{s.prefix, old.String(), h.String(), encodeRefresh(&next), ms(next.ExpiresAt), grace.Milliseconds()}
+}
+
+// rotated decodes the rotateRefresh script's answer v.
+func (s *Store) rotated(old, h store.Hash, next store.RefreshToken, v []any) (store.RefreshToken, error) {
+	s.known.forget(old) // rotated now, or it could not be
 	switch status(v) {
 	case 1:
-		return decodeRefresh(str(v, 1), str(v, 2))
+		rec, err := decodeRefresh(str(v, 1), str(v, 2))
+		if err == nil {
+			next.FamilyID = rec.FamilyID // stored in old's family
+			s.known.putRefresh(h, next)
+		}
+		return rec, err
 	case 2:
 		return store.RefreshToken{}, store.ErrRevoked
 	case 3:
@@ -547,17 +785,11 @@ func (s *Store) Reset(ctx context.Context, key store.Hash) error {
 	return nil
 }
 
-// throttleTag puts every throttle key in one hash slot, so that one script sees all the keys
-// of an attempt (identity and address counters share no natural tag) also in Redis Cluster.
-const throttleTag = "{thr}"
-
-// Throttle records an attempt on the keys in one script; see store.Throttles.
-func (s *Store) Throttle(ctx context.Context, keys []store.ThrottleKey, outcome store.Outcome) (store.ThrottleResult, error) {
-	if err := ctx.Err(); err != nil {
-		return store.ThrottleResult{}, err
-	}
-	names := make([]string, len(keys))
-	args := make([]any, 0, 1+5*len(keys))
+// throttleArgs returns the KEYS and ARGV of the throttle script for the keys, with room for
+// extra more of each.
+func (s *Store) throttleArgs(keys []store.ThrottleKey, outcome store.Outcome, extra int) ([]string, []any) {
+	names := make([]string, len(keys), len(keys)+extra)
+	args := make([]any, 0, 1+5*len(keys)+2*extra)
 	args = append(args, int(outcome))
 	for i, k := range keys {
 		names[i] = s.prefix + "thr:" + throttleTag + ":" + k.Key.String()
@@ -567,6 +799,19 @@ func (s *Store) Throttle(ctx context.Context, keys []store.ThrottleKey, outcome 
 		}
 		args = append(args, k.Limit, ceilMS(max(k.Window, time.Millisecond)), ceilMS(k.Backoff), ceilMS(k.MaxBackoff), reset)
 	}
+	return names, args
+}
+
+// throttleTag puts every throttle key in one hash slot, so that one script sees all the keys
+// of an attempt (identity and address counters share no natural tag) also in Redis Cluster.
+const throttleTag = "{thr}"
+
+// Throttle records an attempt on the keys in one script; see store.Throttles.
+func (s *Store) Throttle(ctx context.Context, keys []store.ThrottleKey, outcome store.Outcome) (store.ThrottleResult, error) {
+	if err := ctx.Err(); err != nil {
+		return store.ThrottleResult{}, err
+	}
+	names, args := s.throttleArgs(keys, outcome, 0)
 	v, err := throttle.Run(ctx, s.c, names, args...).Int64Slice()
 	if err != nil {
 		return store.ThrottleResult{}, s.fail(ctx, "throttle", err)
@@ -577,13 +822,45 @@ func (s *Store) Throttle(ctx context.Context, keys []store.ThrottleKey, outcome 
 	return store.ThrottleResult{RetryAfter: time.Duration(v[0]) * time.Millisecond, Failures: v[1:]}, nil
 }
 
+// ThrottleRate is Throttle and TakeRate in one script; see store.Throttles. In Cluster (the
+// bucket's key is not in the throttles' slot) it is Throttle, then TakeRate: two round trips.
+func (s *Store) ThrottleRate(ctx context.Context, keys []store.ThrottleKey, outcome store.Outcome, rt store.RateTake) (store.ThrottleResult, error) {
+	if s.cluster {
+		res, err := s.Throttle(ctx, keys, outcome)
+		if err != nil || res.RetryAfter > 0 || outcome != store.Success {
+			return res, err
+		}
+		res.RateWait, err = s.TakeRate(ctx, rt.Key, rt.PerMinute, rt.Burst)
+		return res, err
+	}
+	if err := ctx.Err(); err != nil {
+		return store.ThrottleResult{}, err
+	}
+	names, args := s.throttleArgs(keys, outcome, 1)
+	names = append(names, s.key("rate", rt.Key))
+	args = append(args, rateInterval(rt.PerMinute), rt.Burst)
+	v, err := throttleRate.Run(ctx, s.c, names, args...).Int64Slice()
+	if err != nil {
+		return store.ThrottleResult{}, s.fail(ctx, "throttle and take rate", err)
+	}
+	if len(v) != 2+len(keys) {
+		return store.ThrottleResult{}, fmt.Errorf("store/redis: throttle and take rate answered %d values for %d keys", len(v), len(keys))
+	}
+	return store.ThrottleResult{RetryAfter: time.Duration(v[0]) * time.Millisecond, Failures: v[1 : 1+len(keys)],
+		RateWait: time.Duration(v[1+len(keys)]) * time.Microsecond}, nil
+}
+
+// rateInterval is a bucket's emission interval (one request) in µs.
+func rateInterval(perMinute int) float64 {
+	return float64(time.Minute/time.Microsecond) / float64(perMinute)
+}
+
 // TakeRate takes one request from the key's bucket with a GCRA script; see store.RateLimits.
 func (s *Store) TakeRate(ctx context.Context, key store.Hash, perMinute, burst int) (time.Duration, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	interval := float64(time.Minute/time.Microsecond) / float64(perMinute)
-	wait, err := takeRate.Run(ctx, s.c, []string{s.key("rate", key)}, interval, burst).Int64()
+	wait, err := takeRate.Run(ctx, s.c, []string{s.key("rate", key)}, rateInterval(perMinute), burst).Int64()
 	if err != nil {
 		return 0, s.fail(ctx, "take rate", err)
 	}

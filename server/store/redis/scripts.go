@@ -36,13 +36,15 @@ end
 // (JSON keeps a client ID exactly: they are ASCII); SETRANGE keeps the TTL. Returns the value as
 // it was ('0...': this call took it), or nil when there is none or it is another client's (then
 // nothing changes); a value that is not a JSON object is an error.
-var takeCode = goredis.NewScript(`local v = redis.call('GET', KEYS[1])
+const luaTakeCode = `local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local ok, r = pcall(cjson.decode, string.sub(v, 2))
 if not ok or type(r) ~= 'table' then return redis.error_reply('bad code record') end
 if r.c ~= ARGV[1] then return false end
 if string.sub(v, 1, 1) == '0' then redis.call('SETRANGE', KEYS[1], 0, '1') end
-return v`)
+return v`
+
+var takeCode = goredis.NewScript(luaTakeCode)
 
 // createRefresh: KEYS tok, fam[, idx]; ARGV record, family, expiry ms, tag.
 // Returns 0 (conflict) or 1.
@@ -69,7 +71,7 @@ return {1, v[1], v[2]}`)
 // record, next expiry ms, grace ms. Direct mode KEYS old tok, fam, new tok; same ARGV.
 // Returns {0} not found, {1, d, f} rotated, {2} revoked, {3} reused (family revoked now),
 // {4} conflict.
-var rotateRefresh = goredis.NewScript(luaNow + luaExtend + `local tok, fam, tag, newTok, newIdx
+const luaRotateRefresh = `local tok, fam, tag, newTok, newIdx
 if #KEYS == 2 then
   tag = redis.call('GET', KEYS[1])
   if not tag then return {0} end
@@ -97,7 +99,9 @@ if exp > now then
   if newIdx then redis.call('SET', newIdx, tag, 'PXAT', exp) end
   extend(fam, 'x', exp)
 end
-return {1, v[1], v[2]}`)
+return {1, v[1], v[2]}`
+
+var rotateRefresh = goredis.NewScript(luaNow + luaExtend + luaRotateRefresh)
 
 // reportReuse: KEYS as getRefresh; ARGV prefix, token hex, grace ms. Returns {0} not found,
 // {1} active (never rotated), {2} revoked, {3} reused (family revoked now), {4} within grace.
@@ -122,57 +126,107 @@ return 1`)
 // A key is a hash {f failures, w window end (a window after the last failure and its block),
 // b blocked until} (ms), living until max(w, b).
 // Returns {retry-after ms, failures...}: a positive retry-after means blocked, nothing changed.
-var throttle = goredis.NewScript(luaNow + `local op = tonumber(ARGV[1])
-local recs, retry = {}, 0
-for i, k in ipairs(KEYS) do
-  local v = redis.call('HMGET', k, 'f', 'w', 'b')
-  local f, w, b = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0
-  if math.max(w, b) <= now then f, w, b = 0, 0, 0 end
-  recs[i] = {f, w, b}
-  local limit = tonumber(ARGV[2 + (i - 1) * 5])
-  if limit > 0 and b > now and b - now > retry then retry = b - now end
-end
-local out = {retry}
-for i, k in ipairs(KEYS) do
-  local r = recs[i]
-  if retry == 0 then
-    local base = 2 + (i - 1) * 5
-    local limit, window, backoff, maxb, reset = tonumber(ARGV[base]), tonumber(ARGV[base + 1]),
-      tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3]), ARGV[base + 4] == '1'
-    if op == 1 then
-      r[1] = r[1] + 1
-      if limit > 0 and r[1] >= limit then
-        local d = backoff
-        local n = r[1] - limit
-        while n > 0 and d > 0 and d < maxb do d = d * 2; n = n - 1 end
-        if d > maxb then d = maxb end
-        r[3] = now + d
-      end
-      r[2] = math.max(now, r[3]) + window
-      redis.call('HSET', k, 'f', r[1], 'w', r[2], 'b', r[3])
-      redis.call('PEXPIREAT', k, math.max(r[2], r[3]))
-    elseif op == 2 and reset then
-      redis.call('DEL', k)
-      r[1] = 0
-    end
+// luaThrottle defines throttle(keys, argv), the body of the throttle script over the given
+// tables (so that throttleRate can run it on a part of its KEYS and ARGV).
+const luaThrottle = `local function throttle(keys, argv)
+  local op = tonumber(argv[1])
+  local recs, retry = {}, 0
+  for i, k in ipairs(keys) do
+    local v = redis.call('HMGET', k, 'f', 'w', 'b')
+    local f, w, b = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0
+    if math.max(w, b) <= now then f, w, b = 0, 0, 0 end
+    recs[i] = {f, w, b}
+    local limit = tonumber(argv[2 + (i - 1) * 5])
+    if limit > 0 and b > now and b - now > retry then retry = b - now end
   end
-  out[#out + 1] = r[1]
+  local out = {retry}
+  for i, k in ipairs(keys) do
+    local r = recs[i]
+    if retry == 0 then
+      local base = 2 + (i - 1) * 5
+      local limit, window, backoff, maxb, reset = tonumber(argv[base]), tonumber(argv[base + 1]),
+        tonumber(argv[base + 2]), tonumber(argv[base + 3]), argv[base + 4] == '1'
+      if op == 1 then
+        r[1] = r[1] + 1
+        if limit > 0 and r[1] >= limit then
+          local d = backoff
+          local n = r[1] - limit
+          while n > 0 and d > 0 and d < maxb do d = d * 2; n = n - 1 end
+          if d > maxb then d = maxb end
+          r[3] = now + d
+        end
+        r[2] = math.max(now, r[3]) + window
+        redis.call('HSET', k, 'f', r[1], 'w', r[2], 'b', r[3])
+        redis.call('PEXPIREAT', k, math.max(r[2], r[3]))
+      elseif op == 2 and reset then
+        redis.call('DEL', k)
+        r[1] = 0
+      end
+    end
+    out[#out + 1] = r[1]
+  end
+  return out
 end
-return out`)
+`
+
+var throttle = goredis.NewScript(luaNow + luaThrottle + `return throttle(KEYS, ARGV)`)
 
 // takeRate: GCRA. KEYS[1] the bucket; ARGV[1] the emission interval in µs (one request),
 // ARGV[2] the burst. The key holds the theoretical arrival time (µs). Returns 0 when the request
 // is allowed (and taken), else the µs until one would be.
-var takeRate = goredis.NewScript(`local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
-if tat < now then tat = now end
-local nextTat = tat + interval
-local allowAt = nextTat - interval * burst
-if allowAt > now then return math.ceil(allowAt - now) end
-redis.call('SET', KEYS[1], string.format('%.0f', nextTat), 'PX', math.ceil((nextTat - now) / 1000) + 1)
-return 0`)
+// luaTakeRate defines takeRate(key, interval, burst), the body of the takeRate script.
+const luaTakeRate = `local function takeRate(key, interval, burst)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local tat = tonumber(redis.call('GET', key)) or now
+  if tat < now then tat = now end
+  local nextTat = tat + interval
+  local allowAt = nextTat - interval * burst
+  if allowAt > now then return math.ceil(allowAt - now) end
+  redis.call('SET', key, string.format('%.0f', nextTat), 'PX', math.ceil((nextTat - now) / 1000) + 1)
+  return 0
+end
+`
+
+var takeRate = goredis.NewScript(luaTakeRate + `return takeRate(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))`)
+
+// throttleRate: throttle over KEYS but the last and ARGV but the last two, then, when the
+// outcome is a success (2) and no key was blocked, takeRate of the last key with the last two
+// ARGV. Returns throttle's answer followed by takeRate's (0 when no request was taken).
+var throttleRate = goredis.NewScript(luaNow + luaThrottle + luaTakeRate + `local tk, ta = {}, {}
+for i = 1, #KEYS - 1 do tk[i] = KEYS[i] end
+for i = 1, #ARGV - 2 do ta[i] = ARGV[i] end
+local out = throttle(tk, ta)
+local wait = 0
+if out[1] == 0 and tonumber(ARGV[1]) == 2 then
+  wait = takeRate(KEYS[#KEYS], tonumber(ARGV[#ARGV - 1]), tonumber(ARGV[#ARGV]))
+end
+out[#out + 1] = wait
+return out`)
+
+// redeemCode: KEYS code, tok, fam, idx; ARGV client ID, record, family, expiry ms, tag. The
+// code as in takeCode and, when this call takes it, the refresh token as in createRefresh
+// (indexed mode). Returns the code's value as it was (nil: none, or another client's), or 0
+// when the token's hash is taken (then the code stays as it was).
+const luaRedeemCode = `local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local ok, r = pcall(cjson.decode, string.sub(v, 2))
+if not ok or type(r) ~= 'table' then return redis.error_reply('bad code record') end
+if r.c ~= ARGV[1] then return false end
+if string.sub(v, 1, 1) ~= '0' then return v end
+local tok, fam, idx = KEYS[2], KEYS[3], KEYS[4]
+if redis.call('EXISTS', idx) == 1 then return 0 end
+redis.call('SETRANGE', KEYS[1], 0, '1')
+local exp = tonumber(ARGV[4])
+if exp > now then
+  redis.call('SET', idx, ARGV[5], 'PXAT', exp)
+  redis.call('HSET', tok, 'd', ARGV[2], 'f', ARGV[3])
+  redis.call('PEXPIREAT', tok, exp)
+  extend(fam, 'x', exp)
+end
+return v`
+
+var redeemCode = goredis.NewScript(luaNow + luaExtend + luaRedeemCode)
 
 // noteUses: KEYS[1] the credential uses hash; ARGV[1] its lease in ms, then pairs of field
 // (credential and client ID) and time (µs). Keeps the later time of each field and renews the
@@ -190,4 +244,34 @@ var takeUses = goredis.NewScript(`local v = redis.call('HRANDFIELD', KEYS[1], to
 for i = 1, #v, 2 do redis.call('HDEL', KEYS[1], v[i]) end
 return v`)
 
-var scripts = []*goredis.Script{takeCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily, throttle, takeRate, noteUses, takeUses}
+// luaAdmitted runs the function op after an admission (store.Admission): ARGV[1] is how many
+// KEYS the admission has (n: the throttle keys, then the bucket's when ARGV[3] is '1'),
+// ARGV[2] how many ARGV (m, from ARGV[4]: the throttle script's, its outcome first, then the
+// bucket's interval and burst); op gets the KEYS and ARGV after those. Returns {retry-after
+// ms, rate wait µs} when the admission refused (op did not run), else {0, 0, op's answer}.
+const luaAdmitted = `local n, m, rate = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1'
+local nt, mt = n, m
+if rate then nt, mt = n - 1, m - 2 end
+local tk, ta, ok, oa = {}, {}, {}, {}
+for i = 1, nt do tk[i] = KEYS[i] end
+for i = 1, mt do ta[i] = ARGV[3 + i] end
+for i = n + 1, #KEYS do ok[#ok + 1] = KEYS[i] end
+for i = 4 + m, #ARGV do oa[#oa + 1] = ARGV[i] end
+local t = throttle(tk, ta)
+local wait = 0
+if t[1] == 0 and rate then wait = takeRate(KEYS[n], tonumber(ARGV[2 + m]), tonumber(ARGV[3 + m])) end
+if t[1] > 0 or wait > 0 then return {t[1], wait} end
+return {0, 0, op(ok, oa)}`
+
+// admitted returns the script that runs the script body after an admission (luaAdmitted).
+func admitted(body string) *goredis.Script {
+	return goredis.NewScript(luaNow + luaExtend + luaThrottle + luaTakeRate + "local function op(KEYS, ARGV)\n" + body + "\nend\n" + luaAdmitted)
+}
+
+var (
+	takeCodeAdmitted      = admitted(luaTakeCode)
+	redeemCodeAdmitted    = admitted(luaRedeemCode)
+	rotateRefreshAdmitted = admitted(luaRotateRefresh)
+)
+
+var scripts = []*goredis.Script{takeCodeAdmitted, redeemCodeAdmitted, rotateRefreshAdmitted, takeCode, redeemCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily, throttle, takeRate, throttleRate, noteUses, takeUses}

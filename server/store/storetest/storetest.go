@@ -70,6 +70,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts Options) {
 		tests []test
 	}{
 		{"codes", codeTests()},
+		{"code redemptions", redeemTests()},
+		{"known records", knownTests()},
 		{"refresh tokens", refreshTests()},
 		{"refresh token families", familyTests()},
 		{"revocations", revocationTests()},
@@ -77,6 +79,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts Options) {
 		{"counters", counterTests()},
 		{"throttles", throttleTests()},
 		{"rate limits", rateTests()},
+		{"throttles with a rate limit", throttleRateTests()},
+		{"admitted operations", admissionTests()},
 		{"credential uses", credentialUseTests()},
 		{"contexts", contextTests()},
 		{"ping", []test{{
@@ -1405,6 +1409,29 @@ func contextTests() []test {
 						_, err := e.s.TakeRate(ctx, hash("r"), 60, 1)
 						return err
 					},
+					"RedeemCode": func(ctx context.Context) error {
+						_, err := e.s.RedeemCode(ctx, hash("c"), "client-a", hash("r"), e.refresh(family, long))
+						return ignore(err, store.ErrNotFound, store.ErrAlreadyUsed)
+					},
+					"TakeCodeAdmitted": func(ctx context.Context) error {
+						_, _, err := e.s.TakeCodeAdmitted(ctx, store.Admission{Keys: []store.ThrottleKey{{Key: hash("t"), Window: long}}}, hash("c"), "client-a")
+						return ignore(err, store.ErrNotFound, store.ErrAlreadyUsed)
+					},
+					"RedeemCodeAdmitted": func(ctx context.Context) error {
+						_, _, err := e.s.RedeemCodeAdmitted(ctx, store.Admission{Keys: []store.ThrottleKey{{Key: hash("t"), Window: long}}},
+							hash("c"), "client-a", hash("r2"), e.refresh(family, long))
+						return ignore(err, store.ErrNotFound, store.ErrAlreadyUsed)
+					},
+					"RotateRefreshAdmitted": func(ctx context.Context) error {
+						_, _, err := e.s.RotateRefreshAdmitted(ctx, store.Admission{Keys: []store.ThrottleKey{{Key: hash("t"), Window: long}}},
+							hash("a"), hash("b2"), e.refresh(family, long), time.Minute)
+						return ignore(err, store.ErrNotFound, store.ErrConflict, store.ErrReused)
+					},
+					"ThrottleRate": func(ctx context.Context) error {
+						_, err := e.s.ThrottleRate(ctx, []store.ThrottleKey{{Key: hash("t"), Window: long}}, store.Success,
+							store.RateTake{Key: hash("r"), PerMinute: 60, Burst: 1})
+						return err
+					},
 					"NoteCredentialUses": func(ctx context.Context) error {
 						return e.s.NoteCredentialUses(ctx, []store.CredentialUse{{ClientID: "client-a", At: e.now()}})
 					},
@@ -1417,7 +1444,7 @@ func contextTests() []test {
 					"RevokeFamily": func(ctx context.Context) error { return e.s.RevokeFamily(ctx, family, e.now().Add(long)) },
 				}
 				order := []string{"PutCode", "TakeCode", "CreateRefresh", "GetRefresh", "RotateRefresh", "ReportRefreshReuse", "FamilyRevoked",
-					"RevokeToken", "TokenRevoked", "PutRecord", "GetRecord", "DeleteRecord", "Incr", "Reset", "Throttle", "TakeRate", "NoteCredentialUses", "TakeCredentialUses", "Ping", "RevokeFamily"}
+					"RevokeToken", "TokenRevoked", "PutRecord", "GetRecord", "DeleteRecord", "Incr", "Reset", "Throttle", "TakeRate", "RedeemCode", "ThrottleRate", "TakeCodeAdmitted", "RedeemCodeAdmitted", "RotateRefreshAdmitted", "NoteCredentialUses", "TakeCredentialUses", "Ping", "RevokeFamily"}
 				require.Len(e.t, order, len(calls))
 				for _, name := range order {
 					cancelled(e.t, name, calls[name])
@@ -1457,6 +1484,26 @@ func contextTests() []test {
 				} else {
 					requireIs(e.t, errA, store.ErrReused)
 					require.NoError(e.t, errB)
+				}
+			},
+		},
+		{
+			name: "a redemption that fails for its cancelled context neither uses the code nor stores the token",
+			run: func(e *env) {
+				family := newFamily(e.t)
+				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), e.code(family), long))
+				failed := cancelled(e.t, "RedeemCode", func(ctx context.Context) error {
+					_, err := e.s.RedeemCode(ctx, hash("c"), "client-a", hash("r"), e.refresh(family, long))
+					return err
+				})
+				_, errCode := e.s.TakeCode(e.ctx, hash("c"), "client-a")
+				_, errToken := e.s.GetRefresh(e.ctx, hash("r"))
+				if failed {
+					require.NoError(e.t, errCode)
+					requireIs(e.t, errToken, store.ErrNotFound)
+				} else {
+					requireIs(e.t, errCode, store.ErrAlreadyUsed)
+					require.NoError(e.t, errToken)
 				}
 			},
 		},
