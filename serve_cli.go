@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+)
+
+const serveSynopsis = `Usage: latchkey serve [flags]
+
+Runs the OAuth 2.0 / OpenID Connect server in one of two modes:
+
+  latchkey serve --manifests DIR     embedded: no cluster; OAuthClient, Scope, User, WorkloadIssuer,
+                                     OAuthClientPolicy and Secret manifests are read from DIR and
+                                     reloaded when they change. Probes and metrics listen on
+                                     127.0.0.1 unless their flags say otherwise.
+  latchkey serve [--kubeconfig FILE] operator: against a Kubernetes cluster; without --kubeconfig
+                                     the in-cluster config (in a Pod), else $KUBECONFIG, else
+                                     ~/.kube/config.
+`
+
+// Default listeners of the probes and metrics: every interface against a cluster (a Pod's
+// kubelet and Prometheus reach them there), loopback in the embedded mode (a laptop).
+const (
+	defaultMetricsPort = "9090"
+	defaultProbePort   = "8081"
+)
+
+// noStacktraces is the zap stack trace level: only panics carry stack traces. What a user does
+// wrong (a manifest, a flag, a missing cluster) is logged at warn or error and a stack trace
+// would only bury the message; --zap-stacktrace-level still overrides it.
+const noStacktraces = zapcore.DPanicLevel
+
+// modeDefaults fills in the defaults that depend on the mode: the probe and metrics listeners
+// bind loopback in the embedded mode, every interface against a cluster.
+func (o *serveOptions) modeDefaults() {
+	host := ""
+	if o.manifestsDir != "" {
+		host = "127.0.0.1"
+	}
+	if o.metricsAddress == "" {
+		o.metricsAddress = host + ":" + defaultMetricsPort
+	}
+	if o.probeAddress == "" {
+		o.probeAddress = host + ":" + defaultProbePort
+	}
+}
+
+// errNoCluster explains the two modes when no cluster is configured or reachable.
+const twoModes = `latchkey serve runs in one of two modes:
+  latchkey serve --manifests DIR       no cluster: the resources are read from a folder (make run)
+  latchkey serve --kubeconfig FILE     against a cluster (in a Pod the in-cluster config is used;
+                                       otherwise $KUBECONFIG or ~/.kube/config)`
+
+// clusterConfig returns the REST config of the cluster the operator runs against, and checks
+// that its API server answers when it is not the in-cluster one. Missing or unreachable, the
+// error says how to run with a cluster and without one.
+func clusterConfig(ctx context.Context, kubeconfig string) (*rest.Config, error) {
+	inCluster := os.Getenv("KUBERNETES_SERVICE_HOST") != ""
+	source := kubeconfig
+	if kubeconfig == "" && !inCluster {
+		source = os.Getenv(clientcmd.RecommendedConfigPathEnvVar)
+		if source == "" {
+			source = clientcmd.RecommendedHomeFile
+			if _, err := os.Stat(source); err != nil {
+				return nil, fmt.Errorf("no Kubernetes cluster to run against: no --kubeconfig, not in a Pod, no $KUBECONFIG and no %s\n%s", source, twoModes)
+			}
+		}
+	}
+	cfg, err := restConfig(kubeconfig)
+	if clientcmd.IsEmptyConfig(err) {
+		return nil, fmt.Errorf("no Kubernetes cluster to run against: %s does not exist or names no cluster\n%s", source, twoModes)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w\n%s", source, err, twoModes)
+	}
+	if inCluster && kubeconfig == "" {
+		return cfg, nil // a Pod: the kubelet restarts it while the API server is away
+	}
+	if err := reachable(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("the Kubernetes API server %s (from %s) does not answer: %w\n%s", cfg.Host, source, err, twoModes)
+	}
+	return cfg, nil
+}
+
+// restConfig loads the kubeconfig file, or without one as ctrl.GetConfig does.
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err == nil && cfg.QPS == 0 {
+			// As ctrl.GetConfig does: no client-side limit (5/s by default), the API server's
+			// priority and fairness decides; TokenReviews would otherwise queue behind it.
+			cfg.QPS = -1
+		}
+		return cfg, err
+	}
+	return ctrl.GetConfig()
+}
+
+// reachableTimeout bounds the start-up check of the API server.
+const reachableTimeout = 10 * time.Second
+
+// reachable asks the API server for its version.
+func reachable(ctx context.Context, cfg *rest.Config) error {
+	c := rest.CopyConfig(cfg)
+	c.Timeout = reachableTimeout
+	dc, err := discovery.NewDiscoveryClientForConfig(c)
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { _, err := dc.ServerVersion(); done <- err }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// errLeaderElectionLost is the error controller-runtime's manager reports whenever its leader
+// election ends: when the Lease is lost, and also when it is released on shutdown
+// (LeaderElectionReleaseOnCancel).
+const errLeaderElectionLost = "leader election lost"
+
+// shutdownQuietSink is the manager's logger: once ctx has ended (a signal asked the process to
+// stop), the manager's "leader election lost", which then only means that this replica released
+// the Lease, is an info line, not an error. A Lease lost while running stays an error (and
+// mgr.Start returns it).
+type shutdownQuietSink struct {
+	logr.LogSink
+	ctx context.Context
+}
+
+var _ logr.CallDepthLogSink = shutdownQuietSink{}
+
+func (s shutdownQuietSink) Error(err error, msg string, keysAndValues ...any) {
+	if s.ctx.Err() != nil && err != nil && err.Error() == errLeaderElectionLost {
+		s.LogSink.Info(0, "leader election ended: the leader Lease was released at shutdown", keysAndValues...)
+		return
+	}
+	s.LogSink.Error(err, msg, keysAndValues...)
+}
+
+func (s shutdownQuietSink) WithValues(keysAndValues ...any) logr.LogSink {
+	return shutdownQuietSink{LogSink: s.LogSink.WithValues(keysAndValues...), ctx: s.ctx}
+}
+
+func (s shutdownQuietSink) WithName(name string) logr.LogSink {
+	return shutdownQuietSink{LogSink: s.LogSink.WithName(name), ctx: s.ctx}
+}
+
+func (s shutdownQuietSink) WithCallDepth(depth int) logr.LogSink {
+	if cd, ok := s.LogSink.(logr.CallDepthLogSink); ok {
+		return shutdownQuietSink{LogSink: cd.WithCallDepth(depth), ctx: s.ctx}
+	}
+	return s
+}
+
+// managerLogger is log for the manager, quiet about the leader Lease released at shutdown.
+func managerLogger(ctx context.Context, log logr.Logger) logr.Logger {
+	if log.GetSink() == nil {
+		return log
+	}
+	return log.WithSink(shutdownQuietSink{LogSink: log.GetSink(), ctx: ctx})
+}
+
+var errNoManifestsDir = errors.New("--manifests: no such folder")
