@@ -134,8 +134,8 @@ const errLeaderElectionLost = "leader election lost"
 
 // shutdownQuietSink is the manager's logger: once ctx has ended (a signal asked the process to
 // stop), the manager's "leader election lost", which then only means that this replica released
-// the Lease, is an info line, not an error. A Lease lost while running stays an error (and
-// mgr.Start returns it).
+// the Lease, and the errors of reconcilers whose requests the shutdown cancelled are info lines,
+// not errors. A Lease lost while running stays an error (and mgr.Start returns it).
 type shutdownQuietSink struct {
 	logr.LogSink
 	ctx context.Context
@@ -144,8 +144,14 @@ type shutdownQuietSink struct {
 var _ logr.CallDepthLogSink = shutdownQuietSink{}
 
 func (s shutdownQuietSink) Error(err error, msg string, keysAndValues ...any) {
-	if s.ctx.Err() != nil && err != nil && err.Error() == errLeaderElectionLost {
+	switch {
+	case s.ctx.Err() == nil || err == nil:
+	case err.Error() == errLeaderElectionLost:
 		s.LogSink.Info(0, "leader election ended: the leader Lease was released at shutdown", keysAndValues...)
+		return
+	case errors.Is(err, context.Canceled):
+		// A reconciler whose API call the shutdown cancelled.
+		s.LogSink.Info(0, msg+" (cancelled by the shutdown)", append(keysAndValues, "error", err.Error())...)
 		return
 	}
 	s.LogSink.Error(err, msg, keysAndValues...)

@@ -1,0 +1,52 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/latchkey-dev/latchkey/internal/harness"
+	"github.com/latchkey-dev/latchkey/internal/harness/controlplane"
+)
+
+// Ctrl-C on the operator (make run-cluster) releases the leader Lease and exits 0, without an
+// error line or a stack trace.
+func TestCtrlCOnTheLeaderExitsQuietly(t *testing.T) {
+	ctrllog.SetLogger(controlplane.Logger())
+	cp, err := controlplane.Start(controlplane.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cp.Stop() })
+	const lease = "latchkey-cli-test"
+	srv, err := harness.StartServer(t.Context(), binary, filepath.Join(t.TempDir(), "latchkey.log"), 60*time.Second,
+		func(harness.ServeAddrs) []string {
+			return []string{"serve", "--kubeconfig", cp.Kubeconfig(), "--namespace", "default", "--leader-election-id", lease, "--audit-log", "off"}
+		})
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Stop(10 * time.Second) })
+	require.Eventually(t, func() bool {
+		holder, err := cp.Kubectl(nil, "get", "lease", "-n", "default", lease, "-o", "jsonpath={.spec.holderIdentity}")
+		return err == nil && holder != ""
+	}, 30*time.Second, 100*time.Millisecond, "the server becomes the leader")
+
+	require.NoError(t, srv.Signal(os.Interrupt))
+	select {
+	case <-srv.Exited():
+	case <-time.After(40 * time.Second):
+		t.Fatalf("still running 40 s after Ctrl-C:\n%s", srv.Tail(20))
+	}
+	log := srv.Log()
+	assert.Equal(t, 0, srv.ExitCode(), srv.Tail(30))
+	assert.NotContains(t, log, `"level":"error"`)
+	assert.NotContains(t, log, "leader election lost")
+	assert.Contains(t, log, "the leader Lease was released at shutdown")
+	noStackTrace(t, log)
+	holder, err := cp.Kubectl(nil, "get", "lease", "-n", "default", lease, "-o", "jsonpath={.spec.holderIdentity}")
+	require.NoError(t, err)
+	assert.Empty(t, strings.TrimSpace(holder), "the Lease is released, so the next replica leads at once")
+}
