@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"encoding/base64"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,11 +15,13 @@ import (
 
 	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/internal/harness/controlplane"
+	"github.com/latchkey-dev/latchkey/server/password"
 )
 
+// On a cluster: the README's commands make a User whose password hash the operator accepts, and
 // Ctrl-C on the operator (make run-cluster) releases the leader Lease and exits 0, without an
 // error line or a stack trace.
-func TestCtrlCOnTheLeaderExitsQuietly(t *testing.T) {
+func TestOnACluster(t *testing.T) {
 	ctrllog.SetLogger(controlplane.Logger())
 	cp, err := controlplane.Start(controlplane.Options{})
 	require.NoError(t, err)
@@ -33,6 +37,24 @@ func TestCtrlCOnTheLeaderExitsQuietly(t *testing.T) {
 		holder, err := cp.Kubectl(nil, "get", "lease", "-n", "default", lease, "-o", "jsonpath={.spec.holderIdentity}")
 		return err == nil && holder != ""
 	}, 30*time.Second, 100*time.Millisecond, "the server becomes the leader")
+
+	t.Run("the README's hash-password commands make a User that is Ready", func(t *testing.T) {
+		script := readmeBlock(t, "### A user's password")
+		require.Contains(t, script, "latchkey hash-password")
+		cmd := exec.CommandContext(t.Context(), "bash", "-euo", "pipefail", "-c", script)
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+cp.Kubeconfig(),
+			"PATH="+filepath.Dir(binary)+string(os.PathListSeparator)+filepath.Dir(cp.KubectlPath())+string(os.PathListSeparator)+os.Getenv("PATH"))
+		cmd.Stdin = strings.NewReader("bob's password\n")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, string(out))
+		cp.MustKubectl(t, nil, "wait", "--for=condition=Ready", "--timeout=30s", "user/bob")
+		enc := cp.MustKubectl(t, nil, "get", "secret", "-n", "default", "bob-password", "-o", "jsonpath={.data.hash}")
+		hash, err := base64.StdEncoding.DecodeString(enc)
+		require.NoError(t, err)
+		ok, err := password.Verify(hash, "bob's password")
+		require.NoError(t, err)
+		assert.True(t, ok)
+	})
 
 	require.NoError(t, srv.Signal(os.Interrupt))
 	select {
