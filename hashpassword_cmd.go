@@ -176,8 +176,12 @@ func (o *hashPasswordOptions) hash(pw []byte) (string, error) {
 	if err := password.Check([]byte(hash)); err != nil {
 		return "", fmt.Errorf("the hash would be refused: %w", err)
 	}
-	if ok, err := password.Verify([]byte(hash), string(pw)); err != nil || !ok {
-		return "", fmt.Errorf("the hash does not verify (%v)", err)
+	ok, err := password.Verify([]byte(hash), string(pw))
+	if err != nil {
+		return "", fmt.Errorf("the hash does not verify: %w", err)
+	}
+	if !ok {
+		return "", errors.New("the password does not verify against its hash")
 	}
 	return hash, nil
 }

@@ -147,11 +147,11 @@ func (s shutdownQuietSink) Error(err error, msg string, keysAndValues ...any) {
 	switch {
 	case s.ctx.Err() == nil || err == nil:
 	case err.Error() == errLeaderElectionLost:
-		s.LogSink.Info(0, "leader election ended: the leader Lease was released at shutdown", keysAndValues...)
+		s.Info(0, "leader election ended: the leader Lease was released at shutdown", keysAndValues...)
 		return
 	case errors.Is(err, context.Canceled):
 		// A reconciler whose API call the shutdown cancelled.
-		s.LogSink.Info(0, msg+" (cancelled by the shutdown)", append(keysAndValues, "error", err.Error())...)
+		s.Info(0, msg+" (cancelled by the shutdown)", append(keysAndValues, "error", err.Error())...)
 		return
 	}
 	s.LogSink.Error(err, msg, keysAndValues...)
@@ -179,5 +179,3 @@ func managerLogger(ctx context.Context, log logr.Logger) logr.Logger {
 	}
 	return log.WithSink(shutdownQuietSink{LogSink: log.GetSink(), ctx: ctx})
 }
-
-var errNoManifestsDir = errors.New("--manifests: no such folder")
