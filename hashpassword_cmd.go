@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/term"
@@ -94,11 +96,7 @@ func hashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) erro
 	var pw []byte
 	var err error
 	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		pw, err = promptTwice(func(prompt string) ([]byte, error) {
-			fmt.Fprint(stderr, prompt)
-			defer fmt.Fprintln(stderr)
-			return term.ReadPassword(int(f.Fd()))
-		})
+		pw, err = promptTwice(terminalReader(int(f.Fd()), stderr))
 	} else {
 		pw, err = readPassword(stdin)
 	}
@@ -129,6 +127,33 @@ func promptTwice(read func(prompt string) ([]byte, error)) ([]byte, error) {
 		return nil, errors.New("the passwords differ")
 	}
 	return pw, nil
+}
+
+// terminalReader prompts on stderr and reads a line from the terminal fd without echo. Ctrl-C
+// at the prompt turns the echo back on before the process exits (130, as a shell reports it).
+func terminalReader(fd int, stderr io.Writer) func(prompt string) ([]byte, error) {
+	return func(prompt string) ([]byte, error) {
+		state, err := term.GetState(fd)
+		if err != nil {
+			return nil, err
+		}
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		done := make(chan struct{})
+		defer func() { signal.Stop(sig); close(done) }()
+		go func() {
+			select {
+			case <-sig:
+				_ = term.Restore(fd, state)
+				fmt.Fprintln(stderr)
+				os.Exit(130)
+			case <-done:
+			}
+		}()
+		fmt.Fprint(stderr, prompt)
+		defer fmt.Fprintln(stderr)
+		return term.ReadPassword(fd)
+	}
 }
 
 // readPassword reads one line from r: the password, without its final line break.

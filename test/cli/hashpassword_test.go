@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -174,4 +176,43 @@ func passwordGrant(t *testing.T, base, pw string) int {
 		assert.Equal(t, "invalid_grant", body["error"], fmt.Sprint(body))
 	}
 	return resp.StatusCode
+}
+
+// On a terminal (script(1) gives the command one) the password is asked twice, without echo.
+func TestHashPasswordPromptsTwiceOnATerminal(t *testing.T) {
+	scriptCmd, err := harness.Tool("script", "bsdutils")
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name     string
+		typed    string
+		wantCode int
+		want     string
+	}{
+		{name: "the same password typed twice is hashed", typed: "typed pw\ntyped pw\n"},
+		{name: "two different passwords are refused", typed: "typed pw\ntyped px\n", wantCode: 1, want: "the passwords differ"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), runTimeout)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, scriptCmd, "-qec", binary+" hash-password", "/dev/null")
+			cmd.Stdin = strings.NewReader(tc.typed)
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			if err != nil {
+				require.ErrorAs(t, err, &exit)
+			}
+			assert.Equal(t, tc.wantCode, cmd.ProcessState.ExitCode(), string(out))
+			assert.Contains(t, string(out), "Password: ")
+			assert.Contains(t, string(out), "Password again: ")
+			if tc.wantCode != 0 {
+				assert.Contains(t, string(out), tc.want)
+				return
+			}
+			lines := strings.Split(strings.TrimSpace(strings.ReplaceAll(string(out), "\r", "")), "\n")
+			hash := lines[len(lines)-1]
+			ok, err := password.Verify([]byte(hash), "typed pw")
+			require.NoError(t, err, string(out))
+			assert.True(t, ok)
+		})
+	}
 }
