@@ -274,10 +274,10 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	}
 	// The raw zap logger also gives the manifest loader a warning level (logr has none).
 	raw := zap.NewRaw(zap.UseFlagOptions(&zapOpts), zap.WriteTo(stderr))
-	log := zapr.NewLogger(raw)
-	ctrl.SetLogger(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	log := quietAtShutdown(ctx, zapr.NewLogger(raw))
+	ctrl.SetLogger(log)
 	ctx = logr.NewContext(ctx, log)
 
 	reg := registry.New()
@@ -535,7 +535,6 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 	}
 	mgr, err := ctrl.NewManager(kubeconfig, ctrl.Options{
 		Scheme:                        scheme,
-		Logger:                        managerLogger(ctx, logr.FromContextOrDiscard(ctx)),
 		Cache:                         opts.cacheOptions(),
 		Metrics:                       metricsserver.Options{BindAddress: opts.metricsAddress},
 		HealthProbeBindAddress:        opts.probeAddress,

@@ -132,10 +132,11 @@ func reachable(ctx context.Context, cfg *rest.Config) error {
 // (LeaderElectionReleaseOnCancel).
 const errLeaderElectionLost = "leader election lost"
 
-// shutdownQuietSink is the manager's logger: once ctx has ended (a signal asked the process to
+// shutdownQuietSink is the server's logger: once ctx has ended (a signal asked the process to
 // stop), the manager's "leader election lost", which then only means that this replica released
-// the Lease, and the errors of reconcilers whose requests the shutdown cancelled are info lines,
-// not errors. A Lease lost while running stays an error (and mgr.Start returns it).
+// the Lease, and the errors of requests the shutdown cancelled (a reconciler's, a replica
+// report's) are info lines, not errors. A Lease lost while running stays an error (and
+// mgr.Start returns it).
 type shutdownQuietSink struct {
 	logr.LogSink
 	ctx context.Context
@@ -150,7 +151,7 @@ func (s shutdownQuietSink) Error(err error, msg string, keysAndValues ...any) {
 		s.Info(0, "leader election ended: the leader Lease was released at shutdown", keysAndValues...)
 		return
 	case errors.Is(err, context.Canceled):
-		// A reconciler whose API call the shutdown cancelled.
+		// A reconciler or a writer whose API call the shutdown cancelled.
 		s.Info(0, msg+" (cancelled by the shutdown)", append(keysAndValues, "error", err.Error())...)
 		return
 	}
@@ -172,8 +173,9 @@ func (s shutdownQuietSink) WithCallDepth(depth int) logr.LogSink {
 	return s
 }
 
-// managerLogger is log for the manager, quiet about the leader Lease released at shutdown.
-func managerLogger(ctx context.Context, log logr.Logger) logr.Logger {
+// quietAtShutdown is log, quiet about what the shutdown itself causes once ctx has ended: the
+// leader Lease released, requests cancelled (shutdownQuietSink).
+func quietAtShutdown(ctx context.Context, log logr.Logger) logr.Logger {
 	if log.GetSink() == nil {
 		return log
 	}

@@ -64,11 +64,23 @@ func TestOnACluster(t *testing.T) {
 	}
 	log := srv.Log()
 	assert.Equal(t, 0, srv.ExitCode(), srv.Tail(30))
-	assert.NotContains(t, log, `"level":"error"`)
-	assert.NotContains(t, log, "leader election lost")
-	assert.Contains(t, log, "the leader Lease was released at shutdown")
+	assert.Empty(t, linesWith(log, `"level":"error"`), "no error lines")
+	assert.Empty(t, linesWith(log, "leader election lost"))
+	// The manager reports the released Lease ("leader election ended ...", info) only when its
+	// report arrives before the shutdown completes: not asserted.
 	noStackTrace(t, log)
 	holder, err := cp.Kubectl(nil, "get", "lease", "-n", "default", lease, "-o", "jsonpath={.spec.holderIdentity}")
 	require.NoError(t, err)
 	assert.Empty(t, strings.TrimSpace(holder), "the Lease is released, so the next replica leads at once")
+}
+
+// linesWith returns the lines of log that contain s.
+func linesWith(log, s string) []string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
