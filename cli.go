@@ -94,10 +94,9 @@ func parseFlags(fs *flag.FlagSet, args []string, synopsis string, stdout io.Writ
 	err := fs.Parse(args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
-		fs.SetOutput(stdout)
 		fmt.Fprint(stdout, synopsis)
 		fmt.Fprintln(stdout, "\nFlags:")
-		fs.PrintDefaults()
+		printFlags(stdout, fs)
 		return errHelpShown
 	case failed != nil:
 		return &usageError{command: fs.Name(), err: failed}
@@ -152,4 +151,28 @@ func (d *durationValue) Set(s string) error {
 		return err
 	}
 	return d.Getter.Set(s)
+}
+
+// printFlags is flag.PrintDefaults with the double dashes the README and the errors use.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, usage := flag.UnquoteUsage(f)
+		if _, ok := f.Value.(*durationValue); ok {
+			typ = "duration"
+		}
+		line := "  --" + f.Name
+		if typ != "" {
+			line += " " + typ
+		}
+		switch f.DefValue {
+		case "", "0", "false", "0s", "[]":
+		default:
+			if typ == "string" {
+				usage += fmt.Sprintf(" (default %q)", f.DefValue)
+			} else {
+				usage += fmt.Sprintf(" (default %s)", f.DefValue)
+			}
+		}
+		fmt.Fprintf(w, "%s\n    \t%s\n", line, strings.ReplaceAll(usage, "\n", "\n    \t"))
+	})
 }

@@ -110,7 +110,7 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.auditLog, "audit-log", "stderr", "where the JSON-lines audit log goes: stderr, - (stdout), a file path (appended), or off")
 	fs.StringVar(&o.issuer, "issuer", "", "public issuer URL (default: http://localhost:<port> from --listen-address)")
 	fs.StringVar(&o.manifestsDir, "manifests", "", "run without a cluster, loading OAuthClient, Scope, User, WorkloadIssuer, OAuthClientPolicy and Secret manifests from this folder (watched)")
-	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then $KUBECONFIG)")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file of the cluster to run against (default: $KUBECONFIG, else the in-cluster config in a Pod, else ~/.kube/config)")
 	fs.StringVar(&o.namespace, "namespace", defaultNamespace(), "namespace of the signing key Secret and the leader Lease")
 	fs.Func("watch-namespaces", "comma-separated namespaces whose OAuthClients and Secrets the server watches and reads, besides --namespace (default: all namespaces); Users' password Secrets and WorkloadIssuers' key Secrets must be in one of them", func(v string) error {
 		for _, ns := range strings.Split(v, ",") {

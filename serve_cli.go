@@ -12,7 +12,6 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	ctrl "sigs.k8s.io/controller-runtime"
 )
 
 const serveSynopsis = `Usage: latchkey serve [flags]
@@ -24,7 +23,7 @@ Runs the OAuth 2.0 / OpenID Connect server in one of two modes:
                                      reloaded when they change. Probes and metrics listen on
                                      127.0.0.1 unless their flags say otherwise.
   latchkey serve [--kubeconfig FILE] operator: against a Kubernetes cluster; without --kubeconfig
-                                     the in-cluster config (in a Pod), else $KUBECONFIG, else
+                                     $KUBECONFIG, else the in-cluster config (in a Pod), else
                                      ~/.kube/config.
 `
 
@@ -55,36 +54,40 @@ func (o *serveOptions) modeDefaults() {
 	}
 }
 
-// errNoCluster explains the two modes when no cluster is configured or reachable.
+// twoModes explains the two modes when no cluster is configured or reachable.
 const twoModes = `latchkey serve runs in one of two modes:
   latchkey serve --manifests DIR       no cluster: the resources are read from a folder (make run)
-  latchkey serve --kubeconfig FILE     against a cluster (in a Pod the in-cluster config is used;
-                                       otherwise $KUBECONFIG or ~/.kube/config)`
+  latchkey serve --kubeconfig FILE     against a cluster (without the flag: $KUBECONFIG, else the
+                                       in-cluster config in a Pod, else ~/.kube/config)`
 
 // clusterConfig returns the REST config of the cluster the operator runs against, and checks
-// that its API server answers when it is not the in-cluster one. Missing or unreachable, the
-// error says how to run with a cluster and without one.
+// that its API server answers (within reachableTimeout; the manager would otherwise wait for its
+// caches and fail later, less clearly). Missing or unreachable, the error says how to run with a
+// cluster and without one.
 func clusterConfig(ctx context.Context, kubeconfig string) (*rest.Config, error) {
-	inCluster := os.Getenv("KUBERNETES_SERVICE_HOST") != ""
+	// The order of ctrl.GetConfig: --kubeconfig, $KUBECONFIG, the in-cluster config, ~/.kube/config.
 	source := kubeconfig
-	if kubeconfig == "" && !inCluster {
+	if source == "" {
 		source = os.Getenv(clientcmd.RecommendedConfigPathEnvVar)
-		if source == "" {
-			source = clientcmd.RecommendedHomeFile
-			if _, err := os.Stat(source); err != nil {
-				return nil, fmt.Errorf("no Kubernetes cluster to run against: no --kubeconfig, not in a Pod, no $KUBECONFIG and no %s\n%s", source, twoModes)
-			}
+	}
+	inPod := source == "" && os.Getenv("KUBERNETES_SERVICE_HOST") != ""
+	if inPod {
+		source = "the in-cluster config"
+	}
+	if source == "" {
+		source = clientcmd.RecommendedHomeFile
+		if _, err := os.Stat(source); err != nil {
+			return nil, fmt.Errorf("no Kubernetes cluster to run against: no --kubeconfig, no $KUBECONFIG, not in a Pod and no %s\n%s", source, twoModes)
 		}
 	}
-	cfg, err := restConfig(kubeconfig)
-	if clientcmd.IsEmptyConfig(err) {
+	cfg, err := restConfig(kubeconfig, inPod)
+	switch {
+	case clientcmd.IsEmptyConfig(err):
 		return nil, fmt.Errorf("no Kubernetes cluster to run against: %s does not exist or names no cluster\n%s", source, twoModes)
-	}
-	if err != nil {
+	case err != nil && inPod:
+		return nil, fmt.Errorf("%s: %w\n%s", source, err, twoModes)
+	case err != nil:
 		return nil, fmt.Errorf("kubeconfig %s: %w\n%s", source, err, twoModes)
-	}
-	if inCluster && kubeconfig == "" {
-		return cfg, nil // a Pod: the kubelet restarts it while the API server is away
 	}
 	if err := reachable(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("the Kubernetes API server %s (from %s) does not answer: %w\n%s", cfg.Host, source, err, twoModes)
@@ -92,18 +95,26 @@ func clusterConfig(ctx context.Context, kubeconfig string) (*rest.Config, error)
 	return cfg, nil
 }
 
-// restConfig loads the kubeconfig file, or without one as ctrl.GetConfig does.
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig != "" {
-		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err == nil && cfg.QPS == 0 {
-			// As ctrl.GetConfig does: no client-side limit (5/s by default), the API server's
-			// priority and fairness decides; TokenReviews would otherwise queue behind it.
-			cfg.QPS = -1
-		}
-		return cfg, err
+// restConfig loads the cluster's REST config in the order of ctrl.GetConfig (without its error
+// log): the kubeconfig file, the in-cluster config in a Pod, else $KUBECONFIG (a list of files)
+// or ~/.kube/config.
+func restConfig(kubeconfig string, inPod bool) (*rest.Config, error) {
+	var cfg *rest.Config
+	var err error
+	switch {
+	case kubeconfig != "":
+		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	case inPod:
+		cfg, err = rest.InClusterConfig()
+	default:
+		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{}).ClientConfig()
 	}
-	return ctrl.GetConfig()
+	if err == nil && cfg.QPS == 0 {
+		// As ctrl.GetConfig does: no client-side limit (5/s by default), the API server's
+		// priority and fairness decides; TokenReviews would otherwise queue behind it.
+		cfg.QPS = -1
+	}
+	return cfg, err
 }
 
 // reachableTimeout bounds the start-up check of the API server.
