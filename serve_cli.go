@@ -95,9 +95,9 @@ func clusterConfig(ctx context.Context, kubeconfig string) (*rest.Config, error)
 	return cfg, nil
 }
 
-// restConfig loads the cluster's REST config in the order of ctrl.GetConfig (without its error
-// log): the kubeconfig file, the in-cluster config in a Pod, else $KUBECONFIG (a list of files)
-// or ~/.kube/config.
+// restConfig loads the cluster's REST config in the order of ctrl.GetConfig, without its error
+// log: the kubeconfig file; in a Pod without $KUBECONFIG, the in-cluster config; else
+// $KUBECONFIG (a list of files) or ~/.kube/config.
 func restConfig(kubeconfig string, inPod bool) (*rest.Config, error) {
 	var cfg *rest.Config
 	var err error
