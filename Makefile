@@ -46,8 +46,8 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: run
-run: ## Run the server without a cluster: manifests from config/samples, memory store (RUN_ARGS=... adds flags).
-	go run . serve --manifests config/samples $(RUN_ARGS)
+run: ## Run the server without a cluster on 127.0.0.1:8080: manifests from config/samples, memory store (RUN_ARGS=... adds flags).
+	go run . serve --manifests config/samples --listen-address 127.0.0.1:8080 --issuer http://localhost:8080 $(RUN_ARGS)
 
 .PHONY: run-cluster
 run-cluster: envtest ## Start a local control plane from bin/k8s, apply CRDs and samples, run the operator against it.

@@ -33,8 +33,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -63,39 +61,7 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "latchkey:", err)
-		os.Exit(1)
-	}
-}
-
-const usage = `latchkey is a Kubernetes-native OAuth 2.0 and OpenID Connect authorization server.
-
-Usage:
-  latchkey serve [flags]   run the server (see latchkey serve -h)
-  latchkey version         print the version
-`
-
-// version is stamped at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
-func run(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("missing command")
-	}
-	switch args[0] {
-	case "serve":
-		return serve(args[1:], stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, version)
-		return nil
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	os.Exit(exitCode(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr), os.Stderr))
 }
 
 type serveOptions struct {
@@ -147,7 +113,7 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.auditLog, "audit-log", "stderr", "where the JSON-lines audit log goes: stderr, - (stdout), a file path (appended), or off")
 	fs.StringVar(&o.issuer, "issuer", "", "public issuer URL (default: http://localhost:<port> from --listen-address)")
 	fs.StringVar(&o.manifestsDir, "manifests", "", "run without a cluster, loading OAuthClient, Scope, User, WorkloadIssuer, OAuthClientPolicy and Secret manifests from this folder (watched)")
-	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then $KUBECONFIG)")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file of the cluster to run against (default: $KUBECONFIG, else the in-cluster config in a Pod, else ~/.kube/config)")
 	fs.StringVar(&o.namespace, "namespace", defaultNamespace(), "namespace of the signing key Secret and the leader Lease")
 	fs.Func("watch-namespaces", "comma-separated namespaces whose OAuthClients and Secrets the server watches and reads, besides --namespace (default: all namespaces); Users' password Secrets and WorkloadIssuers' key Secrets must be in one of them", func(v string) error {
 		for _, ns := range strings.Split(v, ",") {
@@ -173,8 +139,8 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.clientRateLimit.PerMinute, "client-rate-limit", 0, "token requests per minute of each client without a spec.rateLimit of its own, across all replicas (0: no limit)")
 	fs.IntVar(&o.clientRateLimit.Burst, "client-rate-limit-burst", 0, "burst of --client-rate-limit (0: a tenth of the rate, at least 1)")
 	o.registration.bind(fs)
-	fs.StringVar(&o.metricsAddress, "metrics-bind-address", ":9090", "metrics address (\"0\" disables)")
-	fs.StringVar(&o.probeAddress, "health-probe-bind-address", ":8081", "health and readiness probe address (\"0\" disables)")
+	fs.StringVar(&o.metricsAddress, "metrics-bind-address", "", "metrics address (default :9090, with --manifests 127.0.0.1:9090; \"0\" disables)")
+	fs.StringVar(&o.probeAddress, "health-probe-bind-address", "", "health and readiness probe address (default :8081, with --manifests 127.0.0.1:8081; \"0\" disables)")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader (a Lease) among replicas for writes")
 	fs.StringVar(&o.leaderElectionID, "leader-election-id", "latchkey.oauth.latchkey.dev", "name of the leader Lease")
 	fs.DurationVar(&o.leaseDuration, "leader-election-lease-duration", 15*time.Second, "how long a non-leader waits after the last renewal before it takes the leader Lease over")
@@ -302,23 +268,23 @@ func defaultIssuer(listen string) string {
 
 func serve(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var opts serveOptions
 	opts.bind(fs)
-	zapOpts := zap.Options{}
+	zapOpts := zap.Options{StacktraceLevel: noStacktraces}
 	zapOpts.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, serveSynopsis, stdout); err != nil {
 		return err
 	}
+	opts.modeDefaults()
 	if err := opts.validate(); err != nil {
-		return err
+		return &usageError{command: "serve", err: err}
 	}
 	// The raw zap logger also gives the manifest loader a warning level (logr has none).
 	raw := zap.NewRaw(zap.UseFlagOptions(&zapOpts), zap.WriteTo(stderr))
-	log := zapr.NewLogger(raw)
-	ctrl.SetLogger(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	log := quietAtShutdown(ctx, zapr.NewLogger(raw))
+	ctrl.SetLogger(log)
 	ctx = logr.NewContext(ctx, log)
 
 	reg := registry.New()
@@ -567,7 +533,7 @@ const maxClientTokenLifetime = 24 * time.Hour
 
 // serveCluster runs as the operator against a Kubernetes API server.
 func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, reg *registry.Registry, keyring *keys.Keyring, st leasedStore) error {
-	kubeconfig, err := restConfig(opts.kubeconfig)
+	kubeconfig, err := clusterConfig(ctx, opts.kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -722,19 +688,6 @@ func (r *httpRunnable) Start(ctx context.Context) error {
 }
 
 func (r *httpRunnable) NeedLeaderElection() bool { return false }
-
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig != "" {
-		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err == nil && cfg.QPS == 0 {
-			// As ctrl.GetConfig does: no client-side limit (5/s by default), the API server's
-			// priority and fairness decides; TokenReviews would otherwise queue behind it.
-			cfg.QPS = -1
-		}
-		return cfg, err
-	}
-	return ctrl.GetConfig()
-}
 
 var (
 	_ controllers.KeyMetrics         = (*metrics.Metrics)(nil)

@@ -3,7 +3,7 @@
 # samples (config/samples) and the operator running against it. Ctrl-C stops everything.
 # Extra arguments go to `latchkey serve`. Set SAMPLES=0 to skip applying the samples.
 #
-#   export KUBECONFIG=bin/run-cluster/kubeconfig    # in another terminal, to use kubectl
+#   export KUBECONFIG=$PWD/bin/run-cluster/kubeconfig    # from the repository root, in another terminal
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,4 +39,5 @@ if [ "${SAMPLES:-1}" != 0 ]; then
 fi
 
 echo "run-cluster: starting the operator (namespace $namespace); Ctrl-C stops it and the control plane"
+echo "run-cluster: to use kubectl in another terminal: export KUBECONFIG=$kubeconfig"
 go run . serve --kubeconfig "$kubeconfig" --namespace "$namespace" --leader-elect "$@"

@@ -49,7 +49,13 @@
 //   - The demo client (Demo) is the first client_credentials client, in file order, that is
 //     served with a demo-marked Secret and holds its client ID, so the banner advertises the
 //     client that answers.
-//   - A reload that fails to parse a file keeps serving what was loaded before for that file.
+//   - The first load fails on a file that does not parse (Load's error names the file and the
+//     line: where the YAML parser stopped, or where the document starts for a strict-decoding
+//     error such as an unknown field), so a server never starts on half of its folder. A reload
+//     that fails to parse a file keeps serving what was loaded before for that file (nothing for
+//     a file that never parsed) and warns, naming the file and the error.
+//   - Nothing the folder holds is logged at error level: every problem with a resource is a
+//     warning (the server's zap logger prints no stack traces below panic).
 //   - Watch debounces: changes within one debounce interval make one reload, and a folder that
 //     keeps changing is still reloaded at most 10 intervals after its first change.
 //   - Secret rotation (spec.secretRotation): the loader keeps each client's rotation state in

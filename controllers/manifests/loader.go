@@ -176,10 +176,12 @@ func (l *Loader) Load(ctx context.Context) error {
 	return nil
 }
 
-// Parse reads every manifest of the folder. A file that fails to parse contributes what it held at
-// its last good parse (nothing, if it never parsed), so a half-saved edit does not drop clients.
+// Parse reads every manifest of the folder. On the first parse a file that does not parse is an
+// error (naming the file and line). Later, a file that fails to parse contributes what it held at
+// its last good parse (nothing, if it never parsed), with a warning, so a half-saved edit does
+// not drop clients.
 func (l *Loader) Parse(ctx context.Context) (*Objects, error) {
-	log := logr.FromContextOrDiscard(ctx)
+	first := l.files == nil
 	files := map[string]*Objects{}
 	err := filepath.WalkDir(l.dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -190,7 +192,10 @@ func (l *Loader) Parse(ctx context.Context) (*Objects, error) {
 		}
 		fo := newObjects()
 		if ferr := l.parseFile(path, fo); ferr != nil {
-			log.Error(ferr, "manifest file not loaded; keeping its last good contents", "file", path)
+			if first {
+				return ferr
+			}
+			l.unparsed(ctx, path, ferr)
 			if prev, ok := l.files[path]; ok {
 				files[path] = prev
 			}
@@ -200,7 +205,7 @@ func (l *Loader) Parse(ctx context.Context) (*Objects, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read manifests from %s: %w", l.dir, err)
+		return nil, fmt.Errorf("manifests in %s: %w", l.dir, err)
 	}
 	l.files = files
 	objs := newObjects()
@@ -246,7 +251,7 @@ func (l *Loader) parseFile(path string, objs *Objects) error {
 		return fmt.Errorf("file is larger than %d bytes", maxFileBytes)
 	}
 	if err := l.parseBytes(data, objs); err != nil {
-		return err
+		return atLine(path, data, err)
 	}
 	for obj := range objs.files {
 		objs.files[obj] = path
@@ -263,13 +268,13 @@ func (l *Loader) parseBytes(data []byte, objs *Objects) error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("document %d: %w", i, err)
+			return &docError{index: i, err: err}
 		}
 		if len(bytes.TrimSpace(doc)) == 0 {
 			continue
 		}
 		if err := l.decodeDoc(doc, objs); err != nil {
-			return fmt.Errorf("document %d: %w", i, err)
+			return &docError{index: i, err: err}
 		}
 	}
 }
@@ -670,7 +675,7 @@ func (r reporter) decision(d feed.Decision, kind, source string, obj metav1.Obje
 	keysAndValues = append([]any{"kind", kind, "resource", source, "file", r.objs.File(obj)}, keysAndValues...)
 	switch {
 	case d.Reason == "":
-		r.log.Error(errors.New(d.Message), "manifest not served", keysAndValues...)
+		r.warn.Warnw("manifest not served", append(keysAndValues, "message", d.Message)...)
 	case d.Action == feed.Withdraw:
 		r.warn.Warnw("manifest not served", append(keysAndValues, "reason", d.Reason, "message", d.Message)...)
 	default:

@@ -308,7 +308,9 @@ func FuzzParseFile(f *testing.F) {
 	require.NoError(f, err)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		objs := &Objects{Secrets: map[string]*corev1.Secret{}}
-		_ = l.parseBytes(data, objs) // must not panic; errors are reported per file
+		if err := l.parseBytes(data, objs); err != nil { // must not panic; errors are reported per file
+			_ = atLine("f.yaml", data, err)
+		}
 		l.apply(context.Background(), objs)
 	})
 }
