@@ -9,6 +9,14 @@
 //     holds its own refresh token, got with the password grant before the measurement, and
 //     presents the token each response rotates to.
 //
+// After the client_credentials rows (so with saturation measured per algorithm in the same run):
+//   - the signing-path reference row (-reference, reference.go): a bare net/http handler that
+//     parses the form, checks a SHA-256 secret and signs ES256 with go-jose's JWT builder, run
+//     on the same core, alternating with Latchkey's client_credentials ES256 for
+//     -reference-rounds rounds; it prints both medians and Latchkey's ratio to the reference;
+//   - tail latency (-tail-rates, rate.go): client_credentials at fixed request rates (vegeta, an
+//     open model) of the given percentages of each algorithm's saturation, with p50 and p99.
+//
 // The authorization_code exchange is not loaded here (each request needs a fresh code, i.e. a
 // whole authorize and bcrypt login); BenchmarkCodeExchange and BenchmarkCodeExchangeRedis in
 // server/oauth2 measure it.
@@ -33,6 +41,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +56,9 @@ type options struct {
 	algorithms  string
 	store       string
 	scenarios   string
+	reference   bool
+	rounds      int
+	tailRates   string
 }
 
 func main() {
@@ -57,7 +69,25 @@ func main() {
 	flag.StringVar(&o.algorithms, "algorithms", "RS256,ES256,EdDSA", "algorithms to measure")
 	flag.StringVar(&o.store, "store", "memory", "leased store of the server: memory, or redis (a redis-server this run starts, on core 1)")
 	flag.StringVar(&o.scenarios, "scenarios", "client_credentials,refresh", "scenarios to run: client_credentials, refresh")
+	flag.BoolVar(&o.reference, "reference", true, "with client_credentials and ES256: measure the bare go-jose reference handler beside Latchkey's ES256")
+	flag.IntVar(&o.rounds, "reference-rounds", 5, "alternating rounds of Latchkey ES256 and the reference handler")
+	flag.StringVar(&o.tailRates, "tail-rates", "25,50,75", "with client_credentials: fixed request rates, in percent of each algorithm's saturation, for the tail latency table (empty: none)")
+	refAddr := flag.String(referenceFlag, "", "internal: serve the reference handler on this address instead of a load run")
+	refIssuer := flag.String("reference-issuer", "", "internal: the reference handler's iss")
+	refClient := flag.String("reference-client", "", "internal: the reference handler's client, id:secret")
 	flag.Parse()
+	if *refAddr != "" {
+		if err := runReferenceServer(*refAddr, *refIssuer, *refClient); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest: reference server:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	tail, err := parsePercents(o.tailRates)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest: -tail-rates:", err)
+		os.Exit(2)
+	}
 	if o.duration < time.Second {
 		fmt.Fprintln(os.Stderr, "loadtest: -duration must be at least 1s")
 		os.Exit(2)
@@ -72,7 +102,7 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	if err := run(o); err != nil {
+	if err := run(o, tail); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
@@ -134,7 +164,7 @@ wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.headers["Authorization"] = "Basic %s"
 `
 
-func run(o options) error {
+func run(o options, tail []int) error {
 	for _, tool := range []string{"wrk", "taskset"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s is needed (apt-get install -y %s)", tool, map[string]string{"wrk": "wrk", "taskset": "util-linux"}[tool])
@@ -201,15 +231,18 @@ func run(o options) error {
 	}
 	fmt.Printf("loopback load, store %s: server on core 0 (GOMAXPROCS=1), %s, %d connections, %s per row\n",
 		o.store, where, o.connections, o.duration)
+	fmt.Println("cpu-wait (reference and tail rows): share of the row's time in which a runnable task on this machine waited for a core",
+		"(/proc/pressure/cpu); above a few percent, other work competed with the measurement")
 	fmt.Printf("%-18s %-6s %-6s %14s %10s %10s %8s\n", "scenario", "store", "alg", "tokens/s/core", "p50", "p99", "non-2xx")
 	token := "http://" + addr + "/oauth2/token"
+	saturation := map[string]float64{}
 	for _, sc := range strings.Split(o.scenarios, ",") {
 		for _, alg := range algs {
 			var res result
 			var err error
 			switch lower := strings.ToLower(alg); sc {
 			case scenarioClientCredentials:
-				res, err = load(ctx, o, token, basic("bench-"+lower, "bench-secret-"+lower), dir)
+				res, err = load(ctx, o, token, basic("bench-"+lower, "bench-secret-"+lower), dir, 0)
 			case scenarioRefresh:
 				res, err = refreshLoad(ctx, o, token, basic("refresh-"+lower, "refresh-secret-"+lower))
 			}
@@ -217,6 +250,19 @@ func run(o options) error {
 				return fmt.Errorf("%s %s: %w", sc, alg, err)
 			}
 			fmt.Printf("%-18s %-6s %-6s %14.0f %10s %10s %8d\n", sc, o.store, alg, res.rate, res.p50, res.p99, res.non2xx)
+			if sc == scenarioClientCredentials {
+				saturation[alg] = res.rate
+			}
+		}
+	}
+	if _, ok := saturation[keysES256]; ok && o.reference {
+		if err := referenceRows(ctx, o, addr, token, dir, server.Process.Pid); err != nil {
+			return fmt.Errorf("reference: %w", err)
+		}
+	}
+	if len(saturation) > 0 && len(tail) > 0 {
+		if err := tailRows(ctx, o, token, algs, saturation, tail); err != nil {
+			return fmt.Errorf("tail latency: %w", err)
 		}
 	}
 	fmt.Println("authorization_code exchange: not loaded here (each request needs a fresh code from a bcrypt login);",
@@ -305,7 +351,10 @@ func basic(id, secret string) string {
 }
 
 type result struct {
-	rate     float64
+	rate float64
+	// perCPUSecond is requests per second of the server's CPU time (0: not measured). Unlike
+	// rate it hardly moves when other work on the machine takes the server's core away.
+	perCPUSecond float64
 	p50, p99 string
 	non2xx   int
 }
@@ -317,19 +366,23 @@ var (
 	non2xxRe = regexp.MustCompile(`Non-2xx or 3xx responses:\s+(\d+)`)
 )
 
-func load(ctx context.Context, o options, url, auth, dir string) (result, error) {
+// load runs wrk against url; pid, when not 0, is the server's process, whose CPU time over the
+// measured run gives result.perCPUSecond.
+func load(ctx context.Context, o options, url, auth, dir string, pid int) (result, error) {
 	script := filepath.Join(dir, "post.lua")
 	if err := os.WriteFile(script, fmt.Appendf(nil, wrkScript, auth), 0o600); err != nil {
 		return result{}, err
 	}
 	// Warm up for a second, then measure.
 	for i, d := range []time.Duration{time.Second, o.duration} {
+		cpu0, cpuErr := processCPU(pid)
 		cmd := exec.CommandContext(ctx, "taskset", "-c", "1", "wrk", "-t1", fmt.Sprintf("-c%d", o.connections),
 			fmt.Sprintf("-d%ds", int(d.Round(time.Second).Seconds())), "--latency", "-s", script, url)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return result{}, fmt.Errorf("wrk: %w: %s", err, out)
 		}
+		cpu1, cpuErr1 := processCPU(pid)
 		if i == 0 {
 			continue
 		}
@@ -347,6 +400,9 @@ func load(ctx context.Context, o options, url, auth, dir string) (result, error)
 		if m := non2xxRe.FindStringSubmatch(text); m != nil {
 			_, _ = fmt.Sscan(m[1], &r.non2xx)
 		}
+		if cpuErr == nil && cpuErr1 == nil && cpu1 > cpu0 {
+			r.perCPUSecond = r.rate * d.Seconds() / (cpu1 - cpu0).Seconds()
+		}
 		if r.rate == 0 {
 			return result{}, fmt.Errorf("could not read wrk output:\n%s", text)
 		}
@@ -357,4 +413,128 @@ func load(ctx context.Context, o options, url, auth, dir string) (result, error)
 		return r, nil
 	}
 	return result{}, nil
+}
+
+// keysES256 is the algorithm the reference row compares.
+const keysES256 = "ES256"
+
+// referenceRows measures Latchkey's client_credentials ES256 and the reference handler (both on
+// core 0) alternately, o.rounds times each, and prints the rounds, the medians and the ratio.
+func referenceRows(ctx context.Context, o options, addr, token, dir string, serverPID int) error {
+	id, secret := "bench-es256", "bench-secret-es256"
+	refURL, refPID, stop, err := startReference(ctx, "http://"+addr, id, secret)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	fmt.Printf("\nsigning path, same run, alternating %d rounds of %s (wrk, %d connections): Latchkey client_credentials ES256 against a bare handler (parse, SHA-256 secret, go-jose JWT builder ES256)\n",
+		o.rounds, o.duration, o.connections)
+	fmt.Println("per CPU-second: requests over the server process's own CPU time (/proc/<pid>/stat), which competing work on the machine hardly moves")
+	fmt.Printf("%-6s %12s %12s %8s %16s %16s %8s %9s\n", "round", "latchkey/s", "reference/s", "ratio",
+		"latchkey/cpu-s", "reference/cpu-s", "ratio", "cpu-wait")
+	var ours, ref, ratios, cpuRatios []float64
+	for round := 1; round <= o.rounds; round++ {
+		w0, ok := cpuWait()
+		t0 := time.Now()
+		l, err := load(ctx, o, token, basic(id, secret), dir, serverPID)
+		if err != nil {
+			return fmt.Errorf("latchkey: %w", err)
+		}
+		r, err := load(ctx, o, refURL, basic(id, secret), dir, refPID)
+		if err != nil {
+			return fmt.Errorf("reference handler: %w", err)
+		}
+		w1, _ := cpuWait()
+		ours, ref, ratios = append(ours, l.rate), append(ref, r.rate), append(ratios, l.rate/r.rate)
+		cpuRatio := 0.0
+		if l.perCPUSecond > 0 && r.perCPUSecond > 0 {
+			cpuRatio = l.perCPUSecond / r.perCPUSecond
+			cpuRatios = append(cpuRatios, cpuRatio)
+		}
+		fmt.Printf("%-6d %12.0f %12.0f %7.1f%% %16.0f %16.0f %7.1f%% %9s\n", round, l.rate, r.rate, 100*l.rate/r.rate,
+			l.perCPUSecond, r.perCPUSecond, 100*cpuRatio, waitShare(w0, w1, ok, time.Since(t0)))
+	}
+	fmt.Printf("median of the rounds' ratios: throughput %.1f%%, per CPU-second %.1f%% (target >= 95%%)\n",
+		100*median(ratios), 100*median(cpuRatios))
+	return nil
+}
+
+// tailRows prints client_credentials p50 and p99 per algorithm at each percentage of the
+// algorithm's measured saturation, at a fixed rate (openLoad).
+func tailRows(ctx context.Context, o options, token string, algs []string, saturation map[string]float64, percents []int) error {
+	fmt.Printf("\ntail latency, client_credentials at a fixed rate (vegeta, open model, load generator on core 1), %s per row; saturation from the rows above\n", o.duration)
+	fmt.Printf("%-6s %8s %10s %12s %10s %10s %9s\n", "alg", "% sat", "rate/s", "achieved/s", "p50", "p99", "cpu-wait")
+	for _, alg := range algs {
+		sat, ok := saturation[alg]
+		if !ok {
+			continue
+		}
+		lower := strings.ToLower(alg)
+		for _, pct := range percents {
+			rate := max(int(sat*float64(pct)/100), 1)
+			w0, ok := cpuWait()
+			t0 := time.Now()
+			res, err := openLoad(ctx, token, basic("bench-"+lower, "bench-secret-"+lower), rate, o.duration)
+			if err != nil {
+				return fmt.Errorf("%s at %d/s: %w", alg, rate, err)
+			}
+			w1, _ := cpuWait()
+			fmt.Printf("%-6s %7d%% %10d %12.0f %10s %10s %9s\n", alg, pct, rate, res.rate, res.p50, res.p99, waitShare(w0, w1, ok, time.Since(t0)))
+		}
+	}
+	return nil
+}
+
+// parsePercents reads a comma-separated list of percentages (1-100); empty is none.
+func parsePercents(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 100 {
+			return nil, fmt.Errorf("%q is not a percentage from 1 to 100", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// processCPU is the user and system CPU time the process pid has used (all its threads); pid 0
+// is an error.
+func processCPU(pid int) (time.Duration, error) {
+	if pid == 0 {
+		return 0, errors.New("no process")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces: count from after it.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	const utime, stime = 11, 12 // fields 14 and 15, counted from field 3
+	if len(f) <= stime {
+		return 0, errors.New("short /proc stat")
+	}
+	u, err1 := strconv.ParseInt(f[utime], 10, 64)
+	st, err2 := strconv.ParseInt(f[stime], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	const ticksPerSecond = 100 // USER_HZ on Linux
+	return time.Duration(u+st) * time.Second / ticksPerSecond, nil
 }

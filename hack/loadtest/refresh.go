@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -96,13 +95,7 @@ func refreshLoad(ctx context.Context, o options, tokenURL, auth string) (result,
 	if len(latencies) == 0 {
 		return result{}, errors.New("no request completed")
 	}
-	slices.Sort(latencies)
-	return result{
-		rate:   float64(len(latencies)) / o.duration.Seconds(),
-		p50:    ms(latencies[len(latencies)*50/100]),
-		p99:    ms(latencies[len(latencies)*99/100]),
-		non2xx: non2xx,
-	}, nil
+	return summarize(latencies, o.duration), nil
 }
 
 func post(ctx context.Context, c *http.Client, tokenURL, auth, form string) (int, []byte, error) {
