@@ -355,8 +355,8 @@ type result struct {
 	// perCPUSecond is requests per second of the server's CPU time (0: not measured). Unlike
 	// rate it hardly moves when other work on the machine takes the server's core away.
 	perCPUSecond float64
-	p50, p99 string
-	non2xx   int
+	p50, p99     string
+	non2xx       int
 }
 
 var (
@@ -432,7 +432,7 @@ func referenceRows(ctx context.Context, o options, addr, token, dir string, serv
 	fmt.Println("per CPU-second: requests over the server process's own CPU time (/proc/<pid>/stat), which competing work on the machine hardly moves")
 	fmt.Printf("%-6s %12s %12s %8s %16s %16s %8s %9s\n", "round", "latchkey/s", "reference/s", "ratio",
 		"latchkey/cpu-s", "reference/cpu-s", "ratio", "cpu-wait")
-	var ours, ref, ratios, cpuRatios []float64
+	var ours, ref, oursCPU, refCPU, ratios, cpuRatios []float64
 	for round := 1; round <= o.rounds; round++ {
 		w0, ok := cpuWait()
 		t0 := time.Now()
@@ -449,11 +449,12 @@ func referenceRows(ctx context.Context, o options, addr, token, dir string, serv
 		cpuRatio := 0.0
 		if l.perCPUSecond > 0 && r.perCPUSecond > 0 {
 			cpuRatio = l.perCPUSecond / r.perCPUSecond
-			cpuRatios = append(cpuRatios, cpuRatio)
+			oursCPU, refCPU, cpuRatios = append(oursCPU, l.perCPUSecond), append(refCPU, r.perCPUSecond), append(cpuRatios, cpuRatio)
 		}
 		fmt.Printf("%-6d %12.0f %12.0f %7.1f%% %16.0f %16.0f %7.1f%% %9s\n", round, l.rate, r.rate, 100*l.rate/r.rate,
 			l.perCPUSecond, r.perCPUSecond, 100*cpuRatio, waitShare(w0, w1, ok, time.Since(t0)))
 	}
+	fmt.Printf("%-6s %12.0f %12.0f %8s %16.0f %16.0f\n", "median", median(ours), median(ref), "", median(oursCPU), median(refCPU))
 	fmt.Printf("median of the rounds' ratios: throughput %.1f%%, per CPU-second %.1f%% (target >= 95%%)\n",
 		100*median(ratios), 100*median(cpuRatios))
 	return nil
@@ -501,7 +502,11 @@ func parsePercents(s string) ([]int, error) {
 	return out, nil
 }
 
+// median is the median of xs, 0 for none.
 func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	if len(s)%2 == 1 {

@@ -118,7 +118,7 @@ func startReference(ctx context.Context, issuer, clientID, secret string) (strin
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return "", 0, nil, fmt.Errorf("reference server did not answer 200 (status %d, %v)", status, err)
+			return "", 0, nil, fmt.Errorf("reference server did not answer 200 (status %d): %w", status, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
