@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/latchkey-dev/latchkey/internal/harness"
@@ -38,6 +39,7 @@ type soak struct {
 	rec    *recorder
 	chains *chains
 	tokens *ring
+	flows  atomic.Int64
 }
 
 var tags = regexp.MustCompile(`<[^>]*>`) //nolint:gochecknoglobals // a compiled constant
@@ -285,6 +287,9 @@ func (s *soak) codeFlow(ctx context.Context) string {
 	q := url.Values{"response_type": {"code"}, "client_id": {spaID}, "redirect_uri": {redirectURI},
 		"scope": {"openid profile read:projects"}, "state": {state},
 		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
+	if s.flows.Add(1)%2 == 0 {
+		q.Set("prompt", "consent") // every other flow goes through the consent page
+	}
 	p, good := b.get(ctx, epAuthorize, s.issuer+"/oauth2/authorize?"+q.Encode())
 	if !good {
 		return ""
