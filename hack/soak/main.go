@@ -8,7 +8,7 @@
 // previous answer gave), the authorization code flow with PKCE through the login and consent
 // pages over HTTP as a new browser each time (its own cookie jar; the harness's Page reads the
 // forms), and revocation of refresh chains (then presented: refused). First a closed loop
-// measures the throughput of the mix (-calibrate), then open-loop steps from 20% of it up find
+// measures the throughput of the mix (-calibrate), then open-loop steps from 10% of it up find
 // the capacity: the highest rate the replicas keep up with (openCapacity). The soak then
 // starts operations at a fixed rate of -load percent of that (an open model: late answers do
 // not slow the sender).
@@ -49,6 +49,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -171,6 +172,7 @@ func run(o options) (bool, error) {
 		capacity, o.duration, rate, o.loadPct)
 
 	start := time.Now()
+	genCPU0 := ownCPU()
 	s.rec = newRecorder(start, bucketFor(o.duration), f)
 	rss := &rssLog{}
 	var wg sync.WaitGroup
@@ -187,6 +189,7 @@ func run(o options) (bool, error) {
 	}
 	rss.read(cl, time.Since(start)) // the end point
 	end := time.Since(start)
+	genCores := (ownCPU() - genCPU0).Seconds() / end.Seconds()
 
 	// Every replica must be back before the chains are checked.
 	for _, be := range bal.backends {
@@ -196,7 +199,7 @@ func run(o options) (bool, error) {
 	}
 	check := s.finalCheck(ctx)
 	rep := report{o: o, capacity: capacity, rate: rate, ran: end, rec: s.rec, faults: f, rss: rss,
-		check: check, dropped: dropped, start: start}
+		check: check, dropped: dropped, start: start, generatorCores: genCores}
 	passed, err := rep.write(o.out)
 	if err != nil {
 		return false, err
@@ -309,7 +312,7 @@ func (s *soak) closedLoop(ctx context.Context, d time.Duration, workers int) flo
 // dropped, no backlog at the end of the step (at most capacityBacklog of arrivals still in
 // flight) and every request's p99 under capacityP99. A step is tried twice before it counts as
 // failed (other work on a shared machine stalls a step now and then).
-var capacitySteps = []float64{0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0} //nolint:gochecknoglobals // constant table
+var capacitySteps = []float64{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0} //nolint:gochecknoglobals // constant table
 
 const (
 	capacityStep    = 4 * time.Second
@@ -467,4 +470,13 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close() //nolint:errcheck // only picks a port
 	return l.Addr().String(), nil
+}
+
+// ownCPU is the CPU time (user and system) this process has used.
+func ownCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

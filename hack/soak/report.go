@@ -24,6 +24,8 @@ type report struct {
 	rss      *rssLog
 	check    checkResult
 	dropped  int
+	// generatorCores is the share of a core the load generator (this process) used.
+	generatorCores float64
 }
 
 // write writes the run folder's files, prints the summary and says whether the run passed.
@@ -112,7 +114,11 @@ func (r report) summary(b *bytes.Buffer) bool {
 
 	rssOK := true
 	early := rssEarly(r.o.duration)
-	fmt.Fprintf(b, "\n## Resident memory (process_resident_memory_bytes)\n\n| replica | RSS at +%s MiB | RSS at the end MiB | ratio | limit |\n|---|---:|---:|---:|---|\n", early)
+	fmt.Fprintf(b, "\n## Resident memory and CPU (process_resident_memory_bytes, process_cpu_seconds_total)\n\n"+
+		"The CPU column is the share of a core the replica used from the start of the load to the end (the killed one: from the restart); "+
+		"with the three replicas and Redis on core 0, their sum near 1 means that core was the limit, well under 1 that something else was "+
+		"(other work on the machine, or the load generator). The load generator used %.2f of core 1.\n\n"+
+		"| replica | RSS at +%s MiB | RSS at the end MiB | ratio | limit | CPU (cores) |\n|---|---:|---:|---:|---|---:|\n", r.generatorCores, early)
 	for i := range replicaCount {
 		name := fmt.Sprintf("replica-%d", i)
 		first, last, ok := r.rss.between(name, early)
@@ -129,7 +135,13 @@ func (r report) summary(b *bytes.Buffer) bool {
 		} else if ratio > rssLimit {
 			rssOK = false
 		}
-		fmt.Fprintf(b, "| %s | %.1f | %.1f | %.2f | %s |\n", name, first.bytes/(1<<20), last.bytes/(1<<20), ratio, limit)
+		cpuFrom := time.Duration(0)
+		if i == killedReplica {
+			r.faults.mu.Lock()
+			cpuFrom = r.faults.back[i].Sub(r.start)
+			r.faults.mu.Unlock()
+		}
+		fmt.Fprintf(b, "| %s | %.1f | %.1f | %.2f | %s | %.2f |\n", name, first.bytes/(1<<20), last.bytes/(1<<20), ratio, limit, r.rss.cpuShare(name, cpuFrom))
 	}
 
 	c := r.check
