@@ -198,7 +198,7 @@ func run(o options) (bool, error) {
 		}
 	}
 	check := s.finalCheck(ctx)
-	rep := report{o: o, capacity: capacity, rate: rate, ran: end, rec: s.rec, faults: f, rss: rss,
+	rep := report{o: o, closed: closed, capacity: capacity, rate: rate, ran: end, rec: s.rec, faults: f, rss: rss,
 		check: check, dropped: dropped, start: start, generatorCores: genCores}
 	passed, err := rep.write(o.out)
 	if err != nil {

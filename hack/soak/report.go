@@ -15,6 +15,7 @@ import (
 // report is the result of a soak: summary.md and latency.svg in the run folder.
 type report struct {
 	o        options
+	closed   float64
 	capacity float64
 	rate     float64
 	start    time.Time
@@ -55,8 +56,9 @@ func (r report) buckets() int {
 func (r report) summary(b *bytes.Buffer) bool {
 	fmt.Fprintf(b, "# Latchkey soak, %s\n\n", r.start.UTC().Format(time.RFC3339))
 	fmt.Fprintf(b, "%d replicas (embedded mode, --store redis, one signing key file, ES256) and redis-server (append-only file) pinned to core 0, "+
-		"the load generator on core 1. Mix capacity %.0f operations/s (closed loop, %s); load %.0f operations/s (%d%%) for %s, open model.\n\n",
-		replicaCount, r.capacity, r.o.calibrate, r.rate, r.o.loadPct, r.ran.Round(time.Second))
+		"the load generator on core 1. Throughput of the mix in a closed loop (%d in flight, %s) %.0f operations/s; capacity in an open loop "+
+		"(the highest rate kept up with) %.0f operations/s; load %.0f operations/s (%d%%) for %s, open model.\n\n",
+		replicaCount, r.o.workers, r.o.calibrate, r.closed, r.capacity, r.rate, r.o.loadPct, r.ran.Round(time.Second))
 	b.WriteString("Operations (weight): ")
 	for i, op := range mix {
 		if i > 0 {
