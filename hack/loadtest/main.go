@@ -13,7 +13,10 @@
 //   - the signing-path reference row (-reference, reference.go): a bare net/http handler that
 //     parses the form, checks a SHA-256 secret and signs ES256 with go-jose's JWT builder, run
 //     on the same core, alternating with Latchkey's client_credentials ES256 for
-//     -reference-rounds rounds; it prints both medians and Latchkey's ratio to the reference;
+//     -reference-rounds rounds; it prints both rates and Latchkey's ratio to the reference per
+//     wall second and per CPU-second of the server process (/proc/<pid>/stat), the latter being
+//     the figure that holds when other work shares the machine (the cpu-wait column says how
+//     much did: /proc/pressure/cpu);
 //   - tail latency (-tail-rates, rate.go): client_credentials at fixed request rates (vegeta, an
 //     open model) of the given percentages of each algorithm's saturation, with p50 and p99.
 //
@@ -255,7 +258,7 @@ func run(o options, tail []int) error {
 			}
 		}
 	}
-	if _, ok := saturation[keysES256]; ok && o.reference {
+	if _, ok := saturation[referenceAlgorithm]; ok && o.reference {
 		if err := referenceRows(ctx, o, addr, token, dir, server.Process.Pid); err != nil {
 			return fmt.Errorf("reference: %w", err)
 		}
@@ -415,8 +418,8 @@ func load(ctx context.Context, o options, url, auth, dir string, pid int) (resul
 	return result{}, nil
 }
 
-// keysES256 is the algorithm the reference row compares.
-const keysES256 = "ES256"
+// referenceAlgorithm is the algorithm the reference row compares.
+const referenceAlgorithm = "ES256"
 
 // referenceRows measures Latchkey's client_credentials ES256 and the reference handler (both on
 // core 0) alternately, o.rounds times each, and prints the rounds, the medians and the ratio.
