@@ -28,6 +28,11 @@ BENCH_FLAGS ?=
 # Flags of hack/loadtest (run once with -store memory, once with -store redis), e.g.
 # LOADTEST_FLAGS="-duration 10s -algorithms ES256 -scenarios refresh". 5 s per row keeps the run bounded.
 LOADTEST_FLAGS ?= -duration 5s
+# `make soak` (hack/soak, not in CI): SOAK_DURATION of mixed load at SOAK_LOAD percent of the
+# measured capacity against three replicas and redis-server; SOAK_FLAGS for more (-out DIR ...).
+SOAK_DURATION ?= 10m
+SOAK_LOAD ?= 80
+SOAK_FLAGS ?=
 RUN_ARGS ?=
 # Debian packages the tests need, installed by `make test` when missing (curl runs the seed examples;
 # chromium drives the login and consent pages in test/browser).
@@ -127,11 +132,16 @@ fuzz: envtest ## Run every fuzz target for FUZZ_TIME each (default 10s).
 	KUBEBUILDER_ASSETS=$(KUBEBUILDER_ASSETS) FUZZ_TIME=$(FUZZ_TIME) hack/fuzz.sh
 
 .PHONY: bench
-bench: envtest build ## Run the Go benchmarks (Redis ones included), then the loopback load run (client_credentials, refresh, introspection hit and miss) with the memory and the Redis store.
+bench: envtest build ## Run the Go benchmarks (Redis ones included), then the loopback load run (client_credentials, refresh, introspection hit and miss) with the memory and the Redis store; with the memory store also the signing-path reference row and the tail latency table.
 	hack/apt-install.sh wrk redis-server
 	KUBEBUILDER_ASSETS=$(KUBEBUILDER_ASSETS) go test -run '^$$' -bench . -benchmem $(BENCH_FLAGS) ./...
 	go run ./hack/loadtest -binary bin/latchkey -store memory $(LOADTEST_FLAGS)
-	go run ./hack/loadtest -binary bin/latchkey -store redis $(LOADTEST_FLAGS)
+	go run ./hack/loadtest -binary bin/latchkey -store redis -reference=false -tail-rates= $(LOADTEST_FLAGS)
+
+.PHONY: soak
+soak: build ## Soak (not in CI): SOAK_DURATION (10m) of mixed load on three replicas sharing redis-server, a replica SIGKILLed and Redis restarted midway; results in bin/soak/<UTC time>.
+	hack/apt-install.sh redis-server
+	go run ./hack/soak -binary bin/latchkey -duration $(SOAK_DURATION) -load $(SOAK_LOAD) $(SOAK_FLAGS)
 
 ##@ Build and deploy
 

@@ -17,6 +17,18 @@
 //     same against a second server started with --access-token-cache-size 0, so every request
 //     verifies the signature. The token must introspect as active before and after each row.
 //
+// After the scenarios (so with saturation measured per algorithm by the client_credentials rows
+// of the same run):
+//   - the signing-path reference row (-reference, reference.go): a bare net/http handler that
+//     parses the form, checks a SHA-256 secret and signs ES256 with go-jose's JWT builder, run
+//     on the same core, alternating with Latchkey's client_credentials ES256 for
+//     -reference-rounds rounds; it prints both rates and Latchkey's ratio to the reference per
+//     wall second and per CPU-second of the server process, the latter being the figure that
+//     holds when other work shares the machine (the cpu-wait column says how much did:
+//     /proc/pressure/cpu);
+//   - tail latency (-tail-rates, rate.go): client_credentials at fixed request rates (vegeta, an
+//     open model) of the given percentages of each algorithm's saturation, with p50 and p99.
+//
 // The authorization_code exchange is not loaded here (each request needs a fresh code, i.e. a
 // whole authorize and bcrypt login); BenchmarkCodeExchange and BenchmarkCodeExchangeRedis in
 // server/oauth2 measure it.
@@ -29,7 +41,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -42,12 +53,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/latchkey-dev/latchkey/internal/harness"
 )
 
 type options struct {
@@ -57,6 +71,9 @@ type options struct {
 	algorithms  string
 	store       string
 	scenarios   string
+	reference   bool
+	rounds      int
+	tailRates   string
 }
 
 func main() {
@@ -67,7 +84,25 @@ func main() {
 	flag.StringVar(&o.algorithms, "algorithms", "RS256,ES256,EdDSA", "algorithms to measure")
 	flag.StringVar(&o.store, "store", "memory", "leased store of the server: memory, or redis (a redis-server this run starts, on core 1)")
 	flag.StringVar(&o.scenarios, "scenarios", "client_credentials,refresh,introspection", "scenarios to run: client_credentials, refresh, introspection (hit and miss rows)")
+	flag.BoolVar(&o.reference, "reference", true, "with client_credentials and ES256: measure the bare go-jose reference handler beside Latchkey's ES256")
+	flag.IntVar(&o.rounds, "reference-rounds", 5, "alternating rounds of Latchkey ES256 and the reference handler")
+	flag.StringVar(&o.tailRates, "tail-rates", "25,50,75", "with client_credentials: fixed request rates, in percent of each algorithm's saturation, for the tail latency table (empty: none)")
+	refAddr := flag.String(referenceFlag, "", "internal: serve the reference handler on this address instead of a load run")
+	refIssuer := flag.String("reference-issuer", "", "internal: the reference handler's iss")
+	refClient := flag.String("reference-client", "", "internal: the reference handler's client, id:secret")
 	flag.Parse()
+	if *refAddr != "" {
+		if err := runReferenceServer(*refAddr, *refIssuer, *refClient); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest: reference server:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	tail, err := parsePercents(o.tailRates)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest: -tail-rates:", err)
+		os.Exit(2)
+	}
 	if o.duration < time.Second {
 		fmt.Fprintln(os.Stderr, "loadtest: -duration must be at least 1s")
 		os.Exit(2)
@@ -82,7 +117,7 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	if err := run(o); err != nil {
+	if err := run(o, tail); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
@@ -162,7 +197,7 @@ wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.headers["Authorization"] = "Basic %s"
 `
 
-func run(o options) error {
+func run(o options, tail []int) error {
 	for _, tool := range []string{"wrk", "taskset"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s is needed (apt-get install -y %s)", tool, map[string]string{"wrk": "wrk", "taskset": "util-linux"}[tool])
@@ -220,7 +255,10 @@ func run(o options) error {
 		o.store, where, o.connections, o.duration)
 	fmt.Println("requests/s is the wall-clock rate of the server's one core; per CPU-s divides the requests by the CPU time",
 		"the server used meanwhile (/proc/<pid>/stat), which other processes on core 0 do not inflate")
+	fmt.Println("cpu-wait (reference and tail rows): share of the row's time in which a runnable task on this machine waited for a core",
+		"(/proc/pressure/cpu); above a few percent, other work competed with the measurement")
 	fmt.Printf("%-18s %-6s %-6s %11s %11s %10s %10s %8s\n", "scenario", "store", "alg", "requests/s", "per CPU-s", "p50", "p99", "non-2xx")
+	saturation := map[string]float64{}
 	for _, sc := range strings.Split(o.scenarios, ",") {
 		for _, alg := range algs {
 			var res result
@@ -237,6 +275,9 @@ func run(o options) error {
 				return fmt.Errorf("%s %s: %w", sc, alg, err)
 			}
 			res.print(sc, o.store, alg)
+			if sc == scenarioClientCredentials {
+				saturation[alg] = res.rate
+			}
 		}
 		if sc != scenarioIntrospection {
 			continue
@@ -258,12 +299,23 @@ func run(o options) error {
 			return err
 		}
 	}
+	if _, ok := saturation[referenceAlgorithm]; ok && o.reference {
+		if err := referenceRows(ctx, o, srv, dir); err != nil {
+			return fmt.Errorf("reference: %w", err)
+		}
+	}
+	if len(saturation) > 0 && len(tail) > 0 {
+		if err := tailRows(ctx, o, srv, algs, saturation, tail); err != nil {
+			return fmt.Errorf("tail latency: %w", err)
+		}
+	}
 	fmt.Println("authorization_code exchange: not loaded here (each request needs a fresh code from a bcrypt login);",
 		"see BenchmarkCodeExchange and BenchmarkCodeExchangeRedis (redis-rt/op) in the Go benchmarks above")
 	return nil
 }
 
-// server is a running latchkey binary.
+// server is a process serving HTTP on core 0: the latchkey binary, or this binary as the
+// reference handler (reference.go).
 type server struct {
 	base    string // http://host:port
 	cmd     *exec.Cmd
@@ -277,61 +329,55 @@ func (s *server) stop() {
 	s.once.Do(func() { _ = s.cmd.Process.Signal(os.Interrupt); <-s.exited })
 }
 
-// userHZ is the unit of the CPU times in /proc/<pid>/stat (USER_HZ, 100 on Linux).
-const userHZ = 100
-
 // cpu is the CPU time (user and system, all threads) the server has used so far.
 func (s *server) cpu() (time.Duration, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	// The fields after the command (in parentheses, which may hold spaces): state is the 3rd
-	// field of stat(5), utime the 14th and stime the 15th.
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("unexpected /proc stat %q", stat)
-	}
-	fields := strings.Fields(string(stat[i+1:]))
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("unexpected /proc stat %q", stat)
-	}
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return time.Duration(utime+stime) * time.Second / userHZ, nil
+	return processCPU(s.cmd.Process.Pid)
 }
 
 // startServer starts the latchkey binary in the embedded mode on the manifests of dir, pinned
 // to core 0 with GOMAXPROCS=1, with extra flags, and returns it once it is ready. taskset execs
 // the binary, so the process is the server's.
 func startServer(ctx context.Context, o options, dir, redisAddr string, extra ...string) (*server, error) {
-	addr, err := freeAddr()
+	addr, err := harness.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	probe, err := freeAddr()
+	probe, err := harness.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"-c", "0", o.binary, "serve", "--manifests", dir,
+	args := []string{"serve", "--manifests", dir,
 		"--listen-address", addr, "--health-probe-bind-address", probe, "--zap-log-level", "error", "--store", o.store,
 		// The audit log stays on (as in production) but goes to a file, not the terminal.
 		"--audit-log", filepath.Join(dir, "audit.log"), "--metrics-bind-address", "0"}
 	if redisAddr != "" {
 		args = append(args, "--redis-address", redisAddr)
 	}
-	cmd := exec.CommandContext(ctx, "taskset", append(args, extra...)...)
+	ready := func() bool {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+probe+"/readyz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	return startOnCore0(ctx, "http://"+addr, ready, o.binary, append(args, extra...)...)
+}
+
+// startOnCore0 starts the program name with args pinned to core 0 (taskset execs it, so the
+// process is the program's) with GOMAXPROCS=1, and returns it, serving on base, once ready
+// answers true.
+func startOnCore0(ctx context.Context, base string, ready func() bool, name string, args ...string) (*server, error) {
+	cmd := exec.CommandContext(ctx, "taskset", append([]string{"-c", "0", name}, args...)...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{base: "http://" + addr, cmd: cmd, exited: make(chan struct{})}
+	s := &server{base: base, cmd: cmd, exited: make(chan struct{})}
 	go func() { s.waitErr = cmd.Wait(); close(s.exited) }()
-	if err := waitReady(ctx, "http://"+probe+"/readyz", s.exited); err != nil {
+	if err := waitReady(ready, s.exited); err != nil {
 		s.stop()
 		if s.waitErr != nil {
 			err = fmt.Errorf("%w: %w", err, s.waitErr)
@@ -347,7 +393,7 @@ func startRedis(ctx context.Context, dir string) (string, func(), error) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		return "", nil, errors.New("redis-server is needed (hack/apt-install.sh redis-server)")
 	}
-	addr, err := freeAddr()
+	addr, err := harness.FreeAddr()
 	if err != nil {
 		return "", nil, err
 	}
@@ -393,18 +439,9 @@ func pingRedis(ctx context.Context, addr string) error {
 	return nil
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close() //nolint:errcheck // only picks a port
-	return l.Addr().String(), nil
-}
-
-// waitReady polls url until it answers 200, for 30 s at most, or until exited is closed (the
+// waitReady polls ready until it answers true, for 30 s at most, or until exited is closed (the
 // server gave up, e.g. on a flag it does not know).
-func waitReady(ctx context.Context, url string, exited <-chan struct{}) error {
+func waitReady(ready func() bool, exited <-chan struct{}) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -412,12 +449,8 @@ func waitReady(ctx context.Context, url string, exited <-chan struct{}) error {
 			return errors.New("server exited before it was ready")
 		default:
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		if ready() {
+			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -429,14 +462,16 @@ func basic(id, secret string) string {
 }
 
 type result struct {
-	rate     float64 // requests per second of wall-clock time
-	perCPU   float64 // requests per second of the server's CPU time
-	p50, p99 string
-	non2xx   int
+	rate float64 // requests per second of wall-clock time
+	// perCPUSecond is requests per second of the server's CPU time (0: not measured). Unlike
+	// rate it hardly moves when other work on the machine takes the server's core away.
+	perCPUSecond float64
+	p50, p99     string
+	non2xx       int
 }
 
 func (r result) print(scenario, store, alg string) {
-	fmt.Printf("%-18s %-6s %-6s %11.0f %11.0f %10s %10s %8d\n", scenario, store, alg, r.rate, r.perCPU, r.p50, r.p99, r.non2xx)
+	fmt.Printf("%-18s %-6s %-6s %11.0f %11.0f %10s %10s %8d\n", scenario, store, alg, r.rate, r.perCPUSecond, r.p50, r.p99, r.non2xx)
 }
 
 // perCPUSecond is n requests over the CPU time the server used between before and after.
@@ -498,7 +533,7 @@ func load(ctx context.Context, o options, srv *server, path, body, auth, dir str
 		if m := countRe.FindStringSubmatch(text); m != nil {
 			var n int
 			_, _ = fmt.Sscan(m[1], &n)
-			r.perCPU = perCPUSecond(n, cpuBefore, cpuAfter)
+			r.perCPUSecond = perCPUSecond(n, cpuBefore, cpuAfter)
 		}
 		if r.rate == 0 {
 			return result{}, fmt.Errorf("could not read wrk output:\n%s", text)
@@ -510,4 +545,134 @@ func load(ctx context.Context, o options, srv *server, path, body, auth, dir str
 		return r, nil
 	}
 	return result{}, nil
+}
+
+// referenceAlgorithm is the algorithm the reference row compares.
+const referenceAlgorithm = "ES256"
+
+// referenceRows measures Latchkey's client_credentials ES256 on srv and the reference handler
+// (both on core 0) alternately, o.rounds times each, and prints the rounds, the medians and the
+// ratio.
+func referenceRows(ctx context.Context, o options, srv *server, dir string) error {
+	id, secret := "bench-es256", "bench-secret-es256"
+	ref, err := startReference(ctx, srv.base, id, secret)
+	if err != nil {
+		return err
+	}
+	defer ref.stop()
+	fmt.Printf("\nsigning path, same run, alternating %d rounds of %s (wrk, %d connections): Latchkey client_credentials ES256 against a bare handler (parse, SHA-256 secret, go-jose JWT builder ES256)\n",
+		o.rounds, o.duration, o.connections)
+	fmt.Println("per CPU-second: requests over the server process's own CPU time (/proc/<pid>/stat), which competing work on the machine hardly moves")
+	fmt.Printf("%-6s %12s %12s %8s %16s %16s %8s %9s\n", "round", "latchkey/s", "reference/s", "ratio",
+		"latchkey/cpu-s", "reference/cpu-s", "ratio", "cpu-wait")
+	var ours, refs, oursCPU, refCPU, ratios, cpuRatios []float64
+	for round := 1; round <= o.rounds; round++ {
+		w0, ok := cpuWait()
+		t0 := time.Now()
+		l, err := load(ctx, o, srv, "/oauth2/token", "grant_type=client_credentials", basic(id, secret), dir)
+		if err != nil {
+			return fmt.Errorf("latchkey: %w", err)
+		}
+		r, err := load(ctx, o, ref, "/oauth2/token", "grant_type=client_credentials", basic(id, secret), dir)
+		if err != nil {
+			return fmt.Errorf("reference handler: %w", err)
+		}
+		w1, _ := cpuWait()
+		ours, refs, ratios = append(ours, l.rate), append(refs, r.rate), append(ratios, l.rate/r.rate)
+		cpuRatio := 0.0
+		if l.perCPUSecond > 0 && r.perCPUSecond > 0 {
+			cpuRatio = l.perCPUSecond / r.perCPUSecond
+			oursCPU, refCPU, cpuRatios = append(oursCPU, l.perCPUSecond), append(refCPU, r.perCPUSecond), append(cpuRatios, cpuRatio)
+		}
+		fmt.Printf("%-6d %12.0f %12.0f %7.1f%% %16.0f %16.0f %7.1f%% %9s\n", round, l.rate, r.rate, 100*l.rate/r.rate,
+			l.perCPUSecond, r.perCPUSecond, 100*cpuRatio, waitShare(w0, w1, ok, time.Since(t0)))
+	}
+	fmt.Printf("%-6s %12.0f %12.0f %8s %16.0f %16.0f\n", "median", median(ours), median(refs), "", median(oursCPU), median(refCPU))
+	fmt.Printf("median of the rounds' ratios: throughput %.1f%%, per CPU-second %.1f%% (target >= 95%%)\n",
+		100*median(ratios), 100*median(cpuRatios))
+	return nil
+}
+
+// tailRows prints client_credentials p50 and p99 per algorithm at each percentage of the
+// algorithm's measured saturation, at a fixed rate (openLoad), against srv.
+func tailRows(ctx context.Context, o options, srv *server, algs []string, saturation map[string]float64, percents []int) error {
+	fmt.Printf("\ntail latency, client_credentials at a fixed rate (vegeta, open model, load generator on core 1), %s per row; saturation from the rows above\n", o.duration)
+	fmt.Printf("%-6s %8s %10s %12s %10s %10s %9s\n", "alg", "% sat", "rate/s", "achieved/s", "p50", "p99", "cpu-wait")
+	for _, alg := range algs {
+		sat, ok := saturation[alg]
+		if !ok {
+			continue
+		}
+		lower := strings.ToLower(alg)
+		for _, pct := range percents {
+			rate := max(int(sat*float64(pct)/100), 1)
+			w0, ok := cpuWait()
+			t0 := time.Now()
+			res, err := openLoad(ctx, srv.base+"/oauth2/token", basic("bench-"+lower, "bench-secret-"+lower), rate, o.duration)
+			if err != nil {
+				return fmt.Errorf("%s at %d/s: %w", alg, rate, err)
+			}
+			w1, _ := cpuWait()
+			fmt.Printf("%-6s %7d%% %10d %12.0f %10s %10s %9s\n", alg, pct, rate, res.rate, res.p50, res.p99, waitShare(w0, w1, ok, time.Since(t0)))
+		}
+	}
+	return nil
+}
+
+// parsePercents reads a comma-separated list of percentages (1-100); empty is none.
+func parsePercents(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 100 {
+			return nil, fmt.Errorf("%q is not a percentage from 1 to 100", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// median is the median of xs, 0 for none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// processCPU is the user and system CPU time the process pid has used (all its threads); pid 0
+// is an error.
+func processCPU(pid int) (time.Duration, error) {
+	if pid == 0 {
+		return 0, errors.New("no process")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces: count from after it.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	const utime, stime = 11, 12 // fields 14 and 15, counted from field 3
+	if len(f) <= stime {
+		return 0, errors.New("short /proc stat")
+	}
+	u, err1 := strconv.ParseInt(f[utime], 10, 64)
+	st, err2 := strconv.ParseInt(f[stime], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	const ticksPerSecond = 100 // USER_HZ on Linux
+	return time.Duration(u+st) * time.Second / ticksPerSecond, nil
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -107,15 +106,10 @@ func refreshLoad(ctx context.Context, o options, srv *server, auth string) (resu
 	if len(latencies) == 0 {
 		return result{}, errors.New("no request completed")
 	}
-	slices.Sort(latencies)
+	res := summarize(latencies, o.duration)
 	at := <-cpu
-	return result{
-		rate:   float64(len(latencies)) / o.duration.Seconds(),
-		perCPU: perCPUSecond(len(latencies), at[0], at[1]),
-		p50:    ms(latencies[len(latencies)*50/100]),
-		p99:    ms(latencies[len(latencies)*99/100]),
-		non2xx: non2xx,
-	}, nil
+	res.perCPUSecond = perCPUSecond(len(latencies), at[0], at[1])
+	return res, nil
 }
 
 func post(ctx context.Context, c *http.Client, tokenURL, auth, form string) (int, []byte, error) {

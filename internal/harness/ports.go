@@ -28,8 +28,9 @@ func FreePort() (int, error) {
 	return addr.Port, nil
 }
 
-// freeAddr is FreePort as 127.0.0.1:port.
-func freeAddr() (string, error) {
+// FreeAddr is FreePort as 127.0.0.1:port (with FreePort's caveat: the port may be taken
+// before the caller binds it).
+func FreeAddr() (string, error) {
 	port, err := FreePort()
 	if err != nil {
 		return "", err
@@ -67,7 +68,7 @@ func FreeServeAddrs() (ServeAddrs, error) {
 	var a ServeAddrs
 	for _, addr := range []*string{&a.Listen, &a.Probe, &a.Metrics} {
 		var err error
-		if *addr, err = freeAddr(); err != nil {
+		if *addr, err = FreeAddr(); err != nil {
 			return ServeAddrs{}, err
 		}
 	}

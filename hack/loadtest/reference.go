@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/latchkey-dev/latchkey/internal/harness"
+)
+
+// The reference row: a bare net/http handler that parses the form, checks a SHA-256-hashed
+// client secret in constant time and signs an ES256 JWT with go-jose's JWT builder, with the
+// claims and header Latchkey writes for the same client (iss, sub, aud, exp, iat, jti,
+// client_id; alg, kid of the same length, typ at+jwt). It is what PERFORMANCE.md calls the bare handler: Latchkey's
+// client_credentials ES256 is measured against it in the same run (-reference).
+
+// referenceFlag runs this binary as the reference server (on the address given) instead of a
+// load run; the load run starts it that way, pinned to the server's core.
+const referenceFlag = "serve-reference"
+
+// referenceClaims are the claims of the reference token: jwt.Claims plus client_id.
+type referenceClaims struct {
+	jwt.Claims
+	ClientID string `json:"client_id"`
+}
+
+// referenceResponse is the token response, as Latchkey writes it for client_credentials.
+type referenceResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+}
+
+// serveReference serves the reference handler on addr for clientID/secret until the process is
+// interrupted.
+func serveReference(addr, issuer, clientID, secret string) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	// A key ID of the shape Latchkey's have (algorithm, dash, 24 hex digits), so that the
+	// headers are as long as each other.
+	var kid [12]byte
+	_, _ = rand.Read(kid[:])
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key},
+		(&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", fmt.Sprintf("ES256-%x", kid)))
+	if err != nil {
+		return err
+	}
+	wantHash := sha256.Sum256([]byte(secret))
+	h := func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.ParseForm() != nil || r.PostForm.Get("grant_type") != "client_credentials" {
+			http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
+			return
+		}
+		id, pw, ok := r.BasicAuth()
+		got := sha256.Sum256([]byte(pw))
+		if !ok || id != clientID || subtle.ConstantTimeCompare(got[:], wantHash[:]) != 1 {
+			http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+			return
+		}
+		var jti [16]byte
+		_, _ = rand.Read(jti[:])
+		now := time.Now()
+		claims := referenceClaims{Claims: jwt.Claims{
+			Issuer: issuer, Subject: id, Audience: jwt.Audience{id},
+			Expiry: jwt.NewNumericDate(now.Add(time.Hour)), IssuedAt: jwt.NewNumericDate(now),
+			ID: base64.RawURLEncoding.EncodeToString(jti[:]),
+		}, ClientID: id}
+		tok, err := jwt.Signed(signer).Claims(claims).Serialize()
+		if err != nil {
+			http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(referenceResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: 3600})
+	}
+	srv := &http.Server{Addr: addr, Handler: http.HandlerFunc(h), ReadHeaderTimeout: 10 * time.Second}
+	return srv.ListenAndServe()
+}
+
+// startReference starts this binary as the reference server on core 0 (GOMAXPROCS=1), for the
+// client clientID/secret, and returns it once its token endpoint issues a token.
+func startReference(ctx context.Context, issuer, clientID, secret string) (*server, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	addr, err := harness.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	base := "http://" + addr
+	ready := func() bool {
+		status, _, err := post(ctx, http.DefaultClient, base+"/oauth2/token", basic(clientID, secret), "grant_type=client_credentials")
+		return err == nil && status == http.StatusOK
+	}
+	return startOnCore0(ctx, base, ready, self, "-"+referenceFlag, addr,
+		"-reference-issuer", issuer, "-reference-client", clientID+":"+secret)
+}
+
+// runReferenceServer is main for -serve-reference.
+func runReferenceServer(addr, issuer, client string) error {
+	id, secret, ok := strings.Cut(client, ":")
+	if !ok {
+		return errors.New("-reference-client must be id:secret")
+	}
+	return serveReference(addr, issuer, id, secret)
+}
