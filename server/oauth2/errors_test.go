@@ -1,6 +1,7 @@
 package oauth2
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -79,4 +82,46 @@ func TestRecoverPanicsLetsAbortHandlerThrough(t *testing.T) {
 	assert.PanicsWithValue(t, http.ErrAbortHandler, func() {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
 	})
+}
+
+func TestWriteErrorLogsAHungUpClientAtDebugNotAsAnError(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		hangUp    bool
+		wantError bool
+	}{
+		{"a store failure of a live request is an error", false, true},
+		{"a cancelled request's failure is not", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var errorLines int
+			sink := funcr.New(func(prefix, args string) {}, funcr.Options{Verbosity: 1})
+			logger := logr.New(&errorCounter{LogSink: sink.GetSink(), errors: &errorLines})
+			ctx, cancel := context.WithCancel(logr.NewContext(context.Background(), logger))
+			defer cancel()
+			if tc.hangUp {
+				cancel()
+			}
+			r := httptest.NewRequestWithContext(ctx, http.MethodPost, TokenPath, nil)
+			rec := httptest.NewRecorder()
+			WriteError(rec, r, FromStore(fmt.Errorf("redis: %w", context.Canceled)))
+			assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+			assert.Equal(t, tc.wantError, errorLines > 0)
+		})
+	}
+}
+
+// errorCounter counts the Error calls of a sink.
+type errorCounter struct {
+	logr.LogSink
+	errors *int
+}
+
+func (e *errorCounter) Error(err error, msg string, kv ...any) {
+	*e.errors++
+	e.LogSink.Error(err, msg, kv...)
+}
+
+func (e *errorCounter) WithValues(kv ...any) logr.LogSink {
+	return &errorCounter{LogSink: e.LogSink.WithValues(kv...), errors: e.errors}
 }

@@ -1,6 +1,7 @@
 package oauth2
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -31,6 +32,12 @@ type errorBody struct {
 	Description string `json:"error_description,omitempty"`
 }
 
+// clientGone reports whether cause is the request's own context ending: the client closed the
+// connection or the server is shutting down.
+func clientGone(r *http.Request, cause error) bool {
+	return r.Context().Err() != nil && (errors.Is(cause, context.Canceled) || errors.Is(cause, context.DeadlineExceeded))
+}
+
 // WriteError writes err as an RFC 6749 error response. An error that is not an *Error is
 // unexpected: it is logged and answered with server_error, revealing nothing of it.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
@@ -39,6 +46,10 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	if !errors.As(err, &oe) {
 		log.Error(err, "unexpected error", "path", r.URL.Path)
 		oe = ErrServerError
+	} else if oe.status >= http.StatusInternalServerError && clientGone(r, oe.cause) {
+		// The client hung up (or the server is stopping): nothing failed that an operator
+		// should read about.
+		log.V(1).Info("request abandoned", "path", r.URL.Path, "error", oe.code)
 	} else if oe.status >= http.StatusInternalServerError {
 		log.Error(oe.cause, "request failed", "path", r.URL.Path, "error", oe.code)
 	} else {
