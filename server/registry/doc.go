@@ -1,9 +1,28 @@
 // Package registry holds the plain values the server answers from: clients, scopes and users,
 // converted from Kubernetes resources (or manifests on disk) by controllers/.
 //
-// Writers (reconcilers, the manifest loader) call the Put/Delete methods; each write builds a
-// new immutable Snapshot and swaps it in atomically, so the request path reads without locks and
-// never touches the API server. Writes are serialised by a mutex and copy the changed map only.
+// Writers (reconcilers, the manifest loader) call the Put/Delete methods, or Update to publish
+// many writes as one snapshot (the loader publishes a whole load at once); each publish builds a
+// new immutable Snapshot and swaps it in atomically (atomic.Pointer), so the request path reads
+// without locks and never touches the API server. Writes that arrive while a snapshot is being
+// built wait and are published together as the next one (group commit), so a burst of informer
+// events costs a few publishes, and every writer still returns only once its write is served.
+//
+// Publishing costs what changed, never the whole registry (a million clients load in one
+// Update): every map and index is a copy-on-write map of 1,024 shards (cowMap), and a
+// transaction copies the shard table and each shard it changes once. Every index is maintained
+// incrementally: a contested name (client ID, scope name, username, user subject, workload
+// identity) keeps its holder and its other claimants (claimIndex), so a write or a delete looks
+// at the claimants of the names it touches only. We looked for a persistent map in the Go
+// ecosystem: github.com/benbjohnson/immutable (HAMT) has had no release since 2023 and its lookups
+// chase several nodes at a million entries; hashicorp/go-immutable-radix allocates a watch
+// channel per node, several times the 1 KB per client we allow. Sharded Go maps keep a lookup at
+// one hash and one map probe.
+//
+// Per-client memory: clients are stored as given, with their repeated values interned (the
+// strings through package unique; lists such as grant types, scopes, audiences and redirect URIs
+// shared by all clients that list the same ones), about 700 bytes per typical client at 100k
+// and 1M (TestMemoryPerClient).
 //
 // A client is stored under its source key (namespace/name of the resource) and indexed by its
 // client ID. When two sources claim one client ID, the one created first (then the smaller source
@@ -16,6 +35,10 @@
 // Each snapshot also indexes the CORS origins of the Public clients it serves (the winners of
 // their client IDs): AllowsOrigin is one map lookup per request, never a scan of the clients.
 // A client write changes the index only when the winner of a client ID with origins changes,
-// and then copies the index (not the clients); other writes share the previous snapshot's. A
+// and then only the counts of those origins; other writes share the previous snapshot's. A
 // Confidential client's AllowedOrigins are never indexed.
+//
+// The holder of a workload identity is decided when asked (SubjectHolder): the first of its
+// claimants that may bind (mayBind: its WorkloadIssuer exists and allows its namespace), so a
+// change of a WorkloadIssuer reindexes nothing.
 package registry

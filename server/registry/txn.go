@@ -1,0 +1,258 @@
+package registry
+
+import (
+	"hash/maphash"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// Registry is the writable holder of the current Snapshot.
+type Registry struct {
+	cur  atomic.Pointer[Snapshot]
+	seed maphash.Seed
+
+	mu         sync.Mutex
+	pending    []update // writes waiting for the next publish
+	committing bool     // a writer is publishing; the others' writes wait in pending
+
+	in interner // used by the committing writer only
+}
+
+// update is one Update call waiting to be published; done is closed once it is.
+type update struct {
+	fn   func(*Txn)
+	done chan struct{}
+}
+
+// New returns an empty registry.
+func New() *Registry {
+	seed := maphash.MakeSeed()
+	r := &Registry{seed: seed}
+	r.cur.Store(&Snapshot{
+		clients: newCowMap[string, *Client](seed), byID: newClaimIndex[string, *Client](seed),
+		scopes: newCowMap[string, *scopeEntry](seed), scopeName: newClaimIndex[string, *scopeEntry](seed),
+		users: newCowMap[string, *User](seed), userName: newClaimIndex[string, *User](seed),
+		userSub: newClaimIndex[string, *User](seed), origins: newCowMap[string, int](seed),
+		subjects: newClaimIndex[subjectPair, *Client](seed), issuers: newCowMap[string, *WorkloadIssuer](seed),
+	})
+	return r
+}
+
+// Snapshot returns the current snapshot; it never changes, so hold it for a whole request.
+func (r *Registry) Snapshot() *Snapshot { return r.cur.Load() }
+
+// Update applies the writes fn makes to tx and publishes them as one snapshot, then returns: a
+// reader sees all of them or none. Writes made by concurrent callers while a snapshot is being
+// built are applied together, in call order, and published as the next one (group commit), so a
+// burst of writes costs one publish. fn must only write to tx (and not keep it).
+func (r *Registry) Update(fn func(tx *Txn)) {
+	u := update{fn: fn, done: make(chan struct{})}
+	r.mu.Lock()
+	r.pending = append(r.pending, u)
+	if r.committing {
+		r.mu.Unlock()
+		<-u.done
+		return
+	}
+	r.committing = true
+	for len(r.pending) > 0 {
+		batch := r.pending
+		r.pending = nil
+		r.mu.Unlock()
+		tx := r.begin()
+		for _, b := range batch {
+			b.fn(tx)
+		}
+		next := tx.s // not &tx.s: the writers' state is not kept
+		r.cur.Store(&next)
+		for _, b := range batch {
+			close(b.done)
+		}
+		r.mu.Lock()
+	}
+	r.committing = false
+	r.mu.Unlock()
+}
+
+// PutClient stores or replaces the client of c.Source.
+func (r *Registry) PutClient(c Client) { r.Update(func(tx *Txn) { tx.PutClient(c) }) }
+
+// DeleteClient removes the client of the source key, if any.
+func (r *Registry) DeleteClient(source string) { r.Update(func(tx *Txn) { tx.DeleteClient(source) }) }
+
+// PutScope stores or replaces the scope of the source key.
+func (r *Registry) PutScope(source string, sc Scope) {
+	r.Update(func(tx *Txn) { tx.PutScope(source, sc) })
+}
+
+// DeleteScope removes the scope of the source key, if any.
+func (r *Registry) DeleteScope(source string) { r.Update(func(tx *Txn) { tx.DeleteScope(source) }) }
+
+// PutUser stores or replaces the user of u.Source.
+func (r *Registry) PutUser(u User) { r.Update(func(tx *Txn) { tx.PutUser(u) }) }
+
+// DeleteUser removes the user of the source key, if any.
+func (r *Registry) DeleteUser(source string) { r.Update(func(tx *Txn) { tx.DeleteUser(source) }) }
+
+// PutWorkloadIssuer stores or replaces the issuer of w.Name.
+func (r *Registry) PutWorkloadIssuer(w WorkloadIssuer) {
+	r.Update(func(tx *Txn) { tx.PutWorkloadIssuer(w) })
+}
+
+// DeleteWorkloadIssuer removes the issuer of the name, if any.
+func (r *Registry) DeleteWorkloadIssuer(name string) {
+	r.Update(func(tx *Txn) { tx.DeleteWorkloadIssuer(name) })
+}
+
+// Txn is the next snapshot while an Update builds it. Its writes cost the entries they change
+// (and the shards of the indexes those are in), never a scan or a copy of the whole registry.
+type Txn struct {
+	s  Snapshot // the next snapshot
+	in *interner
+
+	clients   cowWriter[string, *Client]
+	byID      claimWriter[string, *Client]
+	scopes    cowWriter[string, *scopeEntry]
+	scopeName claimWriter[string, *scopeEntry]
+	users     cowWriter[string, *User]
+	userName  claimWriter[string, *User]
+	userSub   claimWriter[string, *User]
+	origins   cowWriter[string, int]
+	subjects  claimWriter[subjectPair, *Client]
+	issuers   cowWriter[string, *WorkloadIssuer]
+}
+
+func (r *Registry) begin() *Txn {
+	tx := &Txn{s: *r.cur.Load(), in: &r.in}
+	tx.clients.m, tx.scopes.m, tx.users.m = &tx.s.clients, &tx.s.scopes, &tx.s.users
+	tx.origins.m, tx.issuers.m = &tx.s.origins, &tx.s.issuers
+	tx.byID.init(&tx.s.byID)
+	tx.scopeName.init(&tx.s.scopeName)
+	tx.userName.init(&tx.s.userName)
+	tx.userSub.init(&tx.s.userSub)
+	tx.subjects.init(&tx.s.subjects)
+	return tx
+}
+
+// PutClient stores or replaces the client of c.Source.
+func (tx *Txn) PutClient(c Client) {
+	p := tx.in.client(c)
+	prev, had := tx.s.clients.get(c.Source)
+	ids := []string{c.ID}
+	if had && prev.ID != c.ID {
+		ids = append(ids, prev.ID)
+	}
+	winners := tx.winners(ids)
+	if had {
+		tx.unindex(prev)
+	}
+	tx.clients.set(c.Source, p)
+	tx.byID.add(p.ID, p)
+	if iss, sub, ok := p.WorkloadSubjectKey(); ok {
+		tx.subjects.add(subjectPair{iss, sub}, p)
+	}
+	tx.countOrigins(ids, winners)
+}
+
+// DeleteClient removes the client of the source key, if any.
+func (tx *Txn) DeleteClient(source string) {
+	prev, had := tx.s.clients.get(source)
+	if !had {
+		return
+	}
+	ids := []string{prev.ID}
+	winners := tx.winners(ids)
+	tx.unindex(prev)
+	tx.clients.del(source)
+	tx.countOrigins(ids, winners)
+}
+
+// unindex takes c's claims out of the client ID and workload identity indexes.
+func (tx *Txn) unindex(c *Client) {
+	tx.byID.remove(c.ID, c)
+	if iss, sub, ok := c.WorkloadSubjectKey(); ok {
+		tx.subjects.remove(subjectPair{iss, sub}, c)
+	}
+}
+
+func (tx *Txn) winners(ids []string) []*Client {
+	out := make([]*Client, len(ids))
+	for i, id := range ids {
+		out[i], _ = tx.s.byID.holder.get(id)
+	}
+	return out
+}
+
+// countOrigins updates the origin counts after a write that may have changed the winners of the
+// client IDs (was: their winners before it): nothing changes unless a winner with origins did,
+// and then only the counts of its origins.
+func (tx *Txn) countOrigins(ids []string, was []*Client) {
+	for i, id := range ids {
+		now, _ := tx.s.byID.holder.get(id)
+		if was[i] == now || slices.Equal(corsOrigins(was[i]), corsOrigins(now)) {
+			continue // the same origins (none, most often): the counts stay
+		}
+		for _, o := range corsOrigins(was[i]) {
+			if n, _ := tx.s.origins.get(o); n > 1 {
+				tx.origins.set(o, n-1)
+			} else {
+				tx.origins.del(o)
+			}
+		}
+		for _, o := range corsOrigins(now) {
+			n, _ := tx.s.origins.get(o)
+			tx.origins.set(o, n+1)
+		}
+	}
+}
+
+// corsOrigins are the origins a client allows: a Public client's AllowedOrigins, none for a
+// Confidential one (or none at all).
+func corsOrigins(c *Client) []string {
+	if c == nil || c.Type != Public {
+		return nil
+	}
+	return c.AllowedOrigins
+}
+
+// PutScope stores or replaces the scope of the source key.
+func (tx *Txn) PutScope(source string, sc Scope) {
+	tx.DeleteScope(source)
+	e := &scopeEntry{source: source, scope: tx.in.scope(sc)}
+	tx.scopes.set(source, e)
+	tx.scopeName.add(sc.Name, e)
+}
+
+// DeleteScope removes the scope of the source key, if any.
+func (tx *Txn) DeleteScope(source string) {
+	if prev, had := tx.s.scopes.get(source); had {
+		tx.scopeName.remove(prev.scope.Name, prev)
+		tx.scopes.del(source)
+	}
+}
+
+// PutUser stores or replaces the user of u.Source.
+func (tx *Txn) PutUser(u User) {
+	tx.DeleteUser(u.Source)
+	p := &u
+	tx.users.set(u.Source, p)
+	tx.userName.add(u.Username, p)
+	tx.userSub.add(u.Subject, p)
+}
+
+// DeleteUser removes the user of the source key, if any.
+func (tx *Txn) DeleteUser(source string) {
+	if prev, had := tx.s.users.get(source); had {
+		tx.userName.remove(prev.Username, prev)
+		tx.userSub.remove(prev.Subject, prev)
+		tx.users.del(source)
+	}
+}
+
+// PutWorkloadIssuer stores or replaces the issuer of w.Name. Which clients hold the workload
+// identities of the issuer follows (SubjectHolder decides when asked), with no reindexing.
+func (tx *Txn) PutWorkloadIssuer(w WorkloadIssuer) { tx.issuers.set(w.Name, &w) }
+
+// DeleteWorkloadIssuer removes the issuer of the name, if any.
+func (tx *Txn) DeleteWorkloadIssuer(name string) { tx.issuers.del(name) }
