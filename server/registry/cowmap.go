@@ -60,7 +60,7 @@ func (m *cowMap[K, V]) values() iter.Seq[V] {
 // first change of a shard copies that shard; later changes of the transaction write in place.
 type cowWriter[K comparable, V any] struct {
 	m     *cowMap[K, V]
-	table bool                   // the shard table is the transaction's own
+	table bool                    // the shard table is the transaction's own
 	owned [shardCount / 64]uint64 // which shards are the transaction's own
 }
 

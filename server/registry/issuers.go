@@ -44,4 +44,3 @@ type ClaimRule struct {
 func (w *WorkloadIssuer) AllowsNamespace(ns string) bool {
 	return slices.Contains(w.AllowedNamespaces, "*") || slices.Contains(w.AllowedNamespaces, ns)
 }
-
