@@ -463,6 +463,10 @@ func serveEmbedded(ctx context.Context, opts *serveOptions, cfg handler.Config, 
 		return err
 	}
 	if err := loader.Load(ctx); err != nil {
+		if ctx.Err() != nil { // signalled while loading: stop now, as a server that was serving
+			log.Info("stopped while loading manifests", "dir", opts.manifestsDir)
+			return nil
+		}
 		return err
 	}
 	ln, err := net.Listen("tcp", opts.listenAddress)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -32,24 +34,50 @@ import (
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
-// Registry is what the loader writes to; *registry.Registry satisfies it.
+// Registry is what the loader writes to; *registry.Registry satisfies it. A load publishes its
+// writes as one snapshot (Update).
 type Registry interface {
-	PutClient(c registry.Client)
-	DeleteClient(source string)
-	PutScope(source string, s registry.Scope)
-	DeleteScope(source string)
-	PutUser(u registry.User)
-	DeleteUser(source string)
-	PutWorkloadIssuer(w registry.WorkloadIssuer)
-	DeleteWorkloadIssuer(name string)
+	Update(fn func(tx *registry.Txn))
+}
+
+// batch records the registry writes of one load, published together at its end.
+type batch []func(tx *registry.Txn)
+
+func (b *batch) PutClient(c registry.Client) {
+	*b = append(*b, func(tx *registry.Txn) { tx.PutClient(c) })
+}
+func (b *batch) DeleteClient(source string) {
+	*b = append(*b, func(tx *registry.Txn) { tx.DeleteClient(source) })
+}
+func (b *batch) PutScope(source string, s registry.Scope) {
+	*b = append(*b, func(tx *registry.Txn) { tx.PutScope(source, s) })
+}
+func (b *batch) DeleteScope(source string) {
+	*b = append(*b, func(tx *registry.Txn) { tx.DeleteScope(source) })
+}
+func (b *batch) PutUser(u registry.User) { *b = append(*b, func(tx *registry.Txn) { tx.PutUser(u) }) }
+func (b *batch) DeleteUser(source string) {
+	*b = append(*b, func(tx *registry.Txn) { tx.DeleteUser(source) })
+}
+func (b *batch) PutWorkloadIssuer(w registry.WorkloadIssuer) {
+	*b = append(*b, func(tx *registry.Txn) { tx.PutWorkloadIssuer(w) })
+}
+func (b *batch) DeleteWorkloadIssuer(name string) {
+	*b = append(*b, func(tx *registry.Txn) { tx.DeleteWorkloadIssuer(name) })
+}
+
+// publish applies the writes to the registry as one snapshot.
+func (b batch) publish(reg Registry) {
+	reg.Update(func(tx *registry.Txn) {
+		for _, w := range b {
+			w(tx)
+		}
+	})
 }
 
 // DemoCredentialsAnnotation marks a sample Secret whose client secret is demo data, published with
 // the samples; only for such Secrets may the server print a ready-to-run curl line.
 const DemoCredentialsAnnotation = "oauth.latchkey.dev/demo-credentials"
-
-// maxFileBytes bounds one manifest file.
-const maxFileBytes = 4 << 20
 
 // Objects is one parse of a folder.
 type Objects struct {
@@ -166,46 +194,70 @@ func New(dir string, reg Registry, warn Warner) (*Loader, error) {
 // Demo returns the first client_credentials client whose Secret is marked as demo data, if any.
 func (l *Loader) Demo() *DemoClient { return l.demo }
 
-// Load reads the folder once and makes the registry equal to it.
+// Load reads the folder once and makes the registry equal to it, publishing the whole load as
+// one registry snapshot. When ctx ends first it returns ctx's error having published nothing;
+// the loader is then to be dropped (the server is stopping).
 func (l *Loader) Load(ctx context.Context) error {
+	logr.FromContextOrDiscard(ctx).Info("loading manifests", "dir", l.dir)
 	objs, err := l.Parse(ctx)
 	if err != nil {
 		return err
 	}
-	l.apply(ctx, objs)
+	var b batch
+	if err := l.apply(ctx, objs, &b); err != nil {
+		return err
+	}
+	b.publish(l.reg)
 	return nil
 }
 
-// Parse reads every manifest of the folder. A file that fails to parse contributes what it held at
-// its last good parse (nothing, if it never parsed), so a half-saved edit does not drop clients.
+// Parse reads every manifest of the folder, files in parallel (one per CPU). A file that fails
+// to parse contributes what it held at its last good parse (nothing, if it never parsed), so a
+// half-saved edit does not drop clients. It stops with ctx's error when ctx ends.
 func (l *Loader) Parse(ctx context.Context) (*Objects, error) {
 	log := logr.FromContextOrDiscard(ctx)
-	files := map[string]*Objects{}
+	var paths []string
 	err := filepath.WalkDir(l.dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() || !isManifest(path) {
-			return nil
+		if !d.IsDir() && isManifest(path) {
+			paths = append(paths, path)
 		}
-		fo := newObjects()
-		if ferr := l.parseFile(path, fo); ferr != nil {
-			log.Error(ferr, "manifest file not loaded; keeping its last good contents", "file", path)
-			if prev, ok := l.files[path]; ok {
-				files[path] = prev
-			}
-			return nil
-		}
-		files[path] = fo
-		return nil
+		return ctx.Err()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read manifests from %s: %w", l.dir, err)
 	}
+	parsed := make([]*Objects, len(paths))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(goruntime.GOMAXPROCS(0))
+	for i, path := range paths {
+		g.Go(func() error {
+			fo := newObjects()
+			if ferr := l.parseFile(gctx, path, fo); ferr != nil {
+				if gctx.Err() != nil {
+					return gctx.Err()
+				}
+				log.Error(ferr, "manifest file not loaded; keeping its last good contents", "file", path)
+				fo = l.files[path] // nil when it never parsed
+			}
+			parsed[i] = fo
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("read manifests from %s: %w", l.dir, err)
+	}
+	files := make(map[string]*Objects, len(paths))
+	for i, p := range paths {
+		if parsed[i] != nil {
+			files[p] = parsed[i]
+		}
+	}
 	l.files = files
 	objs := newObjects()
-	paths := slices.Sorted(maps.Keys(files))
-	for _, p := range paths {
+	for _, p := range slices.Sorted(maps.Keys(files)) {
 		fo := files[p]
 		objs.Clients = append(objs.Clients, fo.Clients...)
 		objs.Scopes = append(objs.Scopes, fo.Scopes...)
@@ -232,20 +284,15 @@ func isManifest(path string) bool {
 	return false
 }
 
-func (l *Loader) parseFile(path string, objs *Objects) error {
+// parseFile decodes the documents of one file as it reads them: a file has no size limit, only
+// each document is held whole while it is decoded.
+func (l *Loader) parseFile(ctx context.Context, path string, objs *Objects) error {
 	f, err := os.Open(path) //nolint:gosec // the operator names the folder
 	if err != nil {
 		return err
 	}
 	defer f.Close() //nolint:errcheck // read-only
-	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
-	if err != nil {
-		return err
-	}
-	if len(data) > maxFileBytes {
-		return fmt.Errorf("file is larger than %d bytes", maxFileBytes)
-	}
-	if err := l.parseBytes(data, objs); err != nil {
+	if err := l.parse(ctx, f, objs); err != nil {
 		return err
 	}
 	for obj := range objs.files {
@@ -254,10 +301,13 @@ func (l *Loader) parseFile(path string, objs *Objects) error {
 	return nil
 }
 
-// parseBytes decodes every document of one file.
-func (l *Loader) parseBytes(data []byte, objs *Objects) error {
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+// parse decodes every document of one file; it stops with ctx's error when ctx ends.
+func (l *Loader) parse(ctx context.Context, r io.Reader, objs *Objects) error {
+	reader := utilyaml.NewYAMLReader(bufio.NewReaderSize(r, 64<<10))
 	for i := 0; ; i++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		doc, err := reader.Read()
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -318,9 +368,10 @@ func (l *Loader) decodeDoc(doc []byte, objs *Objects) error {
 	return nil
 }
 
-// apply makes the registry equal to objs: puts everything the feed policy serves, deletes what
-// went away or is withdrawn, and reports every problem and contested name to the Warner.
-func (l *Loader) apply(ctx context.Context, objs *Objects) {
+// apply records in b the writes that make the registry equal to objs: puts everything the feed
+// policy serves, deletes what went away or is withdrawn, and reports every problem and contested
+// name to the Warner. It stops with ctx's error when ctx ends.
+func (l *Loader) apply(ctx context.Context, objs *Objects, b *batch) error {
 	log := logr.FromContextOrDiscard(ctx)
 	r := reporter{warn: l.warn, log: log, objs: objs}
 	if r.warn == nil {
@@ -336,9 +387,9 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 		}
 		w, err := convert.WorkloadIssuer(wi, secret)
 		issuers = append(issuers, item{source: wi.Name, name: wi.Name, obj: wi, decision: feed.WorkloadIssuer(w, err),
-			put: func() { l.putIssuer(w) }, keysAndValues: []any{"issuer", wi.Spec.Issuer}})
+			put: func() { l.putIssuer(b, w) }, keysAndValues: []any{"issuer", wi.Spec.Issuer}})
 	}
-	l.issuers, _ = r.feed("WorkloadIssuer", "workloadIssuer", issuers, l.issuers, l.deleteIssuer, nil)
+	l.issuers, _ = r.feed("WorkloadIssuer", "workloadIssuer", issuers, l.issuers, func(name string) { l.deleteIssuer(b, name) }, nil)
 
 	policies := r.policies(objs.Policies, l.defaultPolicy)
 	l.policies.Store(policies)
@@ -348,6 +399,9 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 	now := l.now()
 	rotations := map[string]convert.RotationState{}
 	for _, oc := range objs.Clients {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		name, _ := convert.SecretRef(oc)
 		secret := objs.Secrets[oc.Namespace+"/"+name]
 		in := convert.ClientInputs{Secret: secret, Now: now, Rotation: l.rotation(oc, secret, now, rotations)}
@@ -364,11 +418,11 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 		}
 		converted[oc] = c
 		clients = append(clients, item{source: convert.SourceKey(oc.Namespace, oc.Name), name: c.ID, obj: oc, decision: d,
-			put: func() { l.reg.PutClient(c) }, keysAndValues: []any{"clientID", convert.ClientID(oc)}})
+			put: func() { b.PutClient(c) }, keysAndValues: []any{"clientID", convert.ClientID(oc)}})
 	}
 	l.rotations = rotations // forgets the clients that are gone or stopped rotating
 	var holders map[string]bool
-	l.clients, holders = r.feed("OAuthClient", "clientID", clients, l.clients, l.reg.DeleteClient, feed.ClientIDConflict)
+	l.clients, holders = r.feed("OAuthClient", "clientID", clients, l.clients, b.DeleteClient, feed.ClientIDConflict)
 	r.workloadIdentities(l.clients, converted, objs.Issuers)
 	l.demo = nil
 	for _, oc := range objs.Clients { // the first demo client that holds its ID, in file order
@@ -384,9 +438,9 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 	for _, s := range objs.Scopes {
 		src, sc, err := convert.Scope(s)
 		scopes = append(scopes, item{source: src, name: sc.Name, obj: s, decision: feed.Scope(sc, err),
-			put: func() { l.reg.PutScope(src, sc) }, keysAndValues: []any{"scope", s.Spec.Name}})
+			put: func() { b.PutScope(src, sc) }, keysAndValues: []any{"scope", s.Spec.Name}})
 	}
-	l.scopes, _ = r.feed("Scope", "scope", scopes, l.scopes, l.reg.DeleteScope, feed.ScopeNameConflict)
+	l.scopes, _ = r.feed("Scope", "scope", scopes, l.scopes, b.DeleteScope, feed.ScopeNameConflict)
 	r.unknownScopes(l.clients, l.scopes)
 
 	users := make([]item, 0, len(objs.Users))
@@ -397,12 +451,13 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 		}
 		ru, err := convert.User(u, secret)
 		users = append(users, item{source: u.Name, name: ru.Username, obj: u, decision: feed.User(ru, err),
-			put: func() { l.reg.PutUser(ru) }, keysAndValues: []any{"username", u.Spec.Username}})
+			put: func() { b.PutUser(ru) }, keysAndValues: []any{"username", u.Spec.Username}})
 	}
-	l.users, _ = r.feed("User", "username", users, l.users, l.reg.DeleteUser, feed.UsernameConflict)
+	l.users, _ = r.feed("User", "username", users, l.users, b.DeleteUser, feed.UsernameConflict)
 
 	log.Info("manifests loaded", "dir", l.dir, "clients", len(l.clients), "scopes", len(l.scopes), "users", len(l.users),
 		"workloadIssuers", len(l.issuers))
+	return nil
 }
 
 // policies groups the OAuthClientPolicies by namespace, picks the default policy (source key
@@ -542,7 +597,7 @@ func (r reporter) feed(kind, nameKey string, items []item, before map[string]met
 
 // putIssuer puts w unless the same value is served: a new value makes the server build the
 // issuer's key set again and fetch its keys anew. Each value put gets the next generation.
-func (l *Loader) putIssuer(w registry.WorkloadIssuer) {
+func (l *Loader) putIssuer(b *batch, w registry.WorkloadIssuer) {
 	if prev, ok := l.issuerValues[w.Name]; ok {
 		w.Generation = prev.Generation
 		if reflect.DeepEqual(prev, w) {
@@ -552,12 +607,12 @@ func (l *Loader) putIssuer(w registry.WorkloadIssuer) {
 	l.issuerGeneration++
 	w.Generation = l.issuerGeneration
 	l.issuerValues[w.Name] = w
-	l.reg.PutWorkloadIssuer(w)
+	b.PutWorkloadIssuer(w)
 }
 
-func (l *Loader) deleteIssuer(name string) {
+func (l *Loader) deleteIssuer(b *batch, name string) {
 	delete(l.issuerValues, name)
-	l.reg.DeleteWorkloadIssuer(name)
+	b.DeleteWorkloadIssuer(name)
 }
 
 // stamp gives every object the creation time of its source: the time the loader first saw it.

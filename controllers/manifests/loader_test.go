@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -308,7 +309,9 @@ func FuzzParseFile(f *testing.F) {
 	require.NoError(f, err)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		objs := &Objects{Secrets: map[string]*corev1.Secret{}}
-		_ = l.parseBytes(data, objs) // must not panic; errors are reported per file
-		l.apply(context.Background(), objs)
+		_ = l.parse(context.Background(), bytes.NewReader(data), objs) // must not panic; errors are reported per file
+		var b batch
+		require.NoError(t, l.apply(context.Background(), objs, &b))
+		b.publish(reg)
 	})
 }
