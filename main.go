@@ -253,13 +253,14 @@ func (o *serveOptions) watchedNamespaces() []string {
 }
 
 // cacheOptions restricts the informers of namespaced kinds to the watched namespaces; cluster-scoped
-// kinds (Scope, User, WorkloadIssuer) are watched cluster-wide either way.
+// kinds (Scope, User, WorkloadIssuer) are watched cluster-wide either way. Every informer trims
+// the objects it caches (controllers.TrimForCache).
 func (o *serveOptions) cacheOptions() cache.Options {
 	// The replicas' reports (Leases) live in the server's namespace only, where its Role lets it
 	// read them.
 	opts := cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{o.namespace: {}}},
-	}}
+	}, DefaultTransform: controllers.TrimForCache} // no managedFields, no last-applied annotation
 	watched := o.watchedNamespaces()
 	if watched == nil {
 		return opts

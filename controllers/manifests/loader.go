@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/controllers/convert"
@@ -325,6 +327,14 @@ func (l *Loader) parse(ctx context.Context, r io.Reader, objs *Objects) error {
 }
 
 func (l *Loader) decodeDoc(doc []byte, objs *Objects) error {
+	if !json.Valid(doc) {
+		// YAML: converted once, strictly (a duplicate field is an error), here. The strict
+		// decoder would convert it twice (once leniently, once to catch duplicates).
+		var err error
+		if doc, err = yaml.YAMLToJSONStrict(doc); err != nil {
+			return err
+		}
+	}
 	obj, _, err := l.decoder.Decode(doc, nil, nil)
 	if runtime.IsNotRegisteredError(err) || runtime.IsMissingKind(err) || runtime.IsMissingVersion(err) {
 		return nil // another kind of document: skipped

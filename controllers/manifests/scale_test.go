@@ -15,21 +15,24 @@ import (
 )
 
 // BenchmarkLoad loads a generated folder (one OAuthClient and one Secret per client, 1,000
-// clients per file) into an empty registry. hack/loadtime.sh measures the whole server.
+// clients per file), its documents in YAML's block style or in JSON form, into an empty
+// registry. hack/loadtime.sh measures the whole server.
 func BenchmarkLoad(b *testing.B) {
 	for _, n := range []int{1_000, 10_000} {
-		b.Run(strconv.Itoa(n)+" clients", func(b *testing.B) {
-			dir := b.TempDir()
-			require.NoError(b, genclients.Write(dir, genclients.Options{Clients: n}))
-			for b.Loop() {
-				reg := registry.New()
-				l, err := New(dir, reg, nil)
-				require.NoError(b, err)
-				require.NoError(b, l.Load(b.Context()))
-				got, _, _ := reg.Snapshot().Counts()
-				require.Equal(b, n, got)
-			}
-		})
+		for _, format := range []string{"yaml", "json"} {
+			b.Run(strconv.Itoa(n)+" clients "+format, func(b *testing.B) {
+				dir := b.TempDir()
+				require.NoError(b, genclients.Write(dir, genclients.Options{Clients: n, JSON: format == "json"}))
+				for b.Loop() {
+					reg := registry.New()
+					l, err := New(dir, reg, nil)
+					require.NoError(b, err)
+					require.NoError(b, l.Load(b.Context()))
+					got, _, _ := reg.Snapshot().Counts()
+					require.Equal(b, n, got)
+				}
+			})
+		}
 	}
 }
 

@@ -22,6 +22,7 @@ func main() {
 	flag.IntVar(&o.PerFile, "per-file", 1000, "clients per file")
 	flag.IntVar(&o.Namespaces, "namespaces", 50, "namespaces the clients are spread over")
 	flag.StringVar(&o.Prefix, "prefix", "gen", "start of every client's name")
+	flag.BoolVar(&o.JSON, "json", false, "write each document in JSON form (still YAML files)")
 	flag.Parse()
 	if *out == "" {
 		fmt.Fprintln(os.Stderr, "genclients: -out is required")

@@ -17,6 +17,9 @@ type Options struct {
 	Namespaces int
 	// Prefix starts every client's name (default "gen").
 	Prefix string
+	// JSON writes each document in JSON form (YAML's flow style: the files are still YAML),
+	// as a generator that marshals objects would; the loader then skips the YAML conversion.
+	JSON bool
 }
 
 // ClientID is the client ID of the i-th generated client, and Secret its client secret.
@@ -80,6 +83,18 @@ stringData:
 ---
 `
 
+// clientJSON is clientDoc in JSON form.
+const clientJSON = `{"apiVersion":"oauth.latchkey.dev/v1alpha1","kind":"OAuthClient",` +
+	`"metadata":{"name":"%[1]s","namespace":"%[2]s"},"spec":{"clientID":"%[1]s","type":"Confidential",` +
+	`"grantTypes":["client_credentials"],"scopes":["read:projects","write:projects"],` +
+	`"audiences":["https://api.example.com"],"tokenEndpointAuthMethod":"client_secret_basic",` +
+	`"secretPolicy":"External","secretRef":{"name":"%[1]s-oauth","key":"client-secret"}}}
+---
+{"apiVersion":"v1","kind":"Secret","metadata":{"name":"%[1]s-oauth","namespace":"%[2]s"},"type":"Opaque",` +
+	`"stringData":{"client-secret":"%[3]s"}}
+---
+`
+
 func writeFile(path string, o Options, from, to int) (err error) {
 	f, err := os.Create(path) //nolint:gosec // the caller names the folder
 	if err != nil {
@@ -91,8 +106,12 @@ func writeFile(path string, o Options, from, to int) (err error) {
 		}
 	}()
 	w := bufio.NewWriter(f)
+	doc := clientDoc
+	if o.JSON {
+		doc = clientJSON
+	}
 	for i := from; i < to; i++ {
-		if _, err := fmt.Fprintf(w, clientDoc, o.ClientID(i), fmt.Sprintf("team-%d", i%o.Namespaces), o.Secret(i)); err != nil {
+		if _, err := fmt.Fprintf(w, doc, o.ClientID(i), fmt.Sprintf("team-%d", i%o.Namespaces), o.Secret(i)); err != nil {
 			return err
 		}
 	}
