@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -470,6 +471,9 @@ func serveEmbedded(ctx context.Context, opts *serveOptions, cfg handler.Config, 
 		}
 		return err
 	}
+	// The first load's garbage (every parsed object of the folder) is most of the peak: give it
+	// back to the OS now rather than over the next minutes.
+	debug.FreeOSMemory()
 	ln, err := net.Listen("tcp", opts.listenAddress)
 	if err != nil {
 		return err

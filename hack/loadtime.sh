@@ -12,10 +12,11 @@ bin=$1; shift
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 go build -o "$work/genclients" ./hack/genclients
+freeport() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 printf '%10s %10s %10s %10s %10s\n' clients seconds cpu_s rss_mb peak_mb
 for n in "$@"; do
   "$work/genclients" -clients "$n" -out "$work/c$n" ${GENCLIENTS_FLAGS:-}
-  port=$((20000 + RANDOM % 20000)); probe=$((port + 1))
+  port=$(freeport); probe=$(freeport)
   start=$(date +%s.%N)
   "$bin" serve --manifests "$work/c$n" --listen-address "127.0.0.1:$port" \
     --health-probe-bind-address "127.0.0.1:$probe" --metrics-bind-address 0 --zap-log-level error >/dev/null 2>"$work/log" &

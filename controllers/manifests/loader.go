@@ -112,6 +112,18 @@ func (w logrWarner) Warnw(msg string, keysAndValues ...any) {
 	w.log.Info(msg, append([]any{"level", "warn"}, keysAndValues...)...)
 }
 
+// sources is a set of source keys.
+type sources map[string]struct{}
+
+// sourcesOf returns the keys of served.
+func sourcesOf(served map[string]metav1.Object) sources {
+	out := make(sources, len(served))
+	for src := range served {
+		out[src] = struct{}{}
+	}
+	return out
+}
+
 // DemoClient is a client_credentials client whose secret is marked as demo data.
 type DemoClient struct {
 	ClientID, ClientSecret string
@@ -124,11 +136,13 @@ type Loader struct {
 	warn    Warner // nil: logrWarner on the context's logger
 	decoder runtime.Decoder
 
-	files   map[string]*Objects      // last good parse of each file
-	clients map[string]metav1.Object // sources currently put, with their objects
-	scopes  map[string]metav1.Object
-	users   map[string]metav1.Object
-	issuers map[string]metav1.Object
+	// files holds the last contents of each file that parsed: the contents, not the objects
+	// (several times larger), parsed again when the file fails to parse.
+	files   map[string][]byte
+	clients sources // sources currently put
+	scopes  sources
+	users   sources
+	issuers sources
 	demo    *DemoClient
 
 	// issuerValues are the WorkloadIssuers put, by name; a value is put again only when it
@@ -187,8 +201,7 @@ func New(dir string, reg Registry, warn Warner) (*Loader, error) {
 	return &Loader{
 		dir: dir, reg: reg, warn: warn,
 		decoder: serializer.NewCodecFactory(s, serializer.EnableStrict).UniversalDeserializer(),
-		clients: map[string]metav1.Object{}, scopes: map[string]metav1.Object{}, users: map[string]metav1.Object{},
-		issuers: map[string]metav1.Object{}, issuerValues: map[string]registry.WorkloadIssuer{},
+		clients: sources{}, scopes: sources{}, users: sources{}, issuers: sources{}, issuerValues: map[string]registry.WorkloadIssuer{},
 		created: map[string]time.Time{}, rotations: map[string]convert.RotationState{}, now: time.Now,
 	}, nil
 }
@@ -231,36 +244,41 @@ func (l *Loader) Parse(ctx context.Context) (*Objects, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read manifests from %s: %w", l.dir, err)
 	}
+	slices.Sort(paths) // files in path order (WalkDir's differs around sub-folders)
 	parsed := make([]*Objects, len(paths))
+	contents := make([][]byte, len(paths))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(goruntime.GOMAXPROCS(0))
 	for i, path := range paths {
 		g.Go(func() error {
-			fo := newObjects()
-			if ferr := l.parseFile(gctx, path, fo); ferr != nil {
+			fo, data, ferr := l.parseFile(gctx, path)
+			if ferr != nil {
 				if gctx.Err() != nil {
 					return gctx.Err()
 				}
 				log.Error(ferr, "manifest file not loaded; keeping its last good contents", "file", path)
-				fo = l.files[path] // nil when it never parsed
+				if data = l.files[path]; data == nil {
+					return nil // it never parsed
+				}
+				if fo, ferr = l.parseBytes(gctx, path, data); ferr != nil {
+					return gctx.Err() // it parsed before: only an ended context fails it
+				}
 			}
-			parsed[i] = fo
+			parsed[i], contents[i] = fo, data
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("read manifests from %s: %w", l.dir, err)
 	}
-	files := make(map[string]*Objects, len(paths))
-	for i, p := range paths {
-		if parsed[i] != nil {
-			files[p] = parsed[i]
-		}
-	}
-	l.files = files
+	files := make(map[string][]byte, len(paths))
 	objs := newObjects()
-	for _, p := range slices.Sorted(maps.Keys(files)) {
-		fo := files[p]
+	for i, p := range paths {
+		fo := parsed[i]
+		if fo == nil {
+			continue
+		}
+		files[p] = contents[i]
 		objs.Clients = append(objs.Clients, fo.Clients...)
 		objs.Scopes = append(objs.Scopes, fo.Scopes...)
 		objs.Users = append(objs.Users, fo.Users...)
@@ -271,6 +289,7 @@ func (l *Loader) Parse(ctx context.Context) (*Objects, error) {
 			objs.files[obj] = p
 		}
 	}
+	l.files = files
 	return objs, nil
 }
 
@@ -286,21 +305,27 @@ func isManifest(path string) bool {
 	return false
 }
 
-// parseFile decodes the documents of one file as it reads them: a file has no size limit, only
-// each document is held whole while it is decoded.
-func (l *Loader) parseFile(ctx context.Context, path string, objs *Objects) error {
-	f, err := os.Open(path) //nolint:gosec // the operator names the folder
+// parseFile reads one file whole (there is no size limit) and decodes its documents; it returns
+// them and the contents.
+func (l *Loader) parseFile(ctx context.Context, path string) (*Objects, []byte, error) {
+	data, err := os.ReadFile(path) //nolint:gosec // the operator names the folder
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer f.Close() //nolint:errcheck // read-only
-	if err := l.parse(ctx, f, objs); err != nil {
-		return err
+	objs, err := l.parseBytes(ctx, path, data)
+	return objs, data, err
+}
+
+// parseBytes decodes the documents of the file path that holds data.
+func (l *Loader) parseBytes(ctx context.Context, path string, data []byte) (*Objects, error) {
+	objs := newObjects()
+	if err := l.parse(ctx, bytes.NewReader(data), objs); err != nil {
+		return nil, err
 	}
 	for obj := range objs.files {
 		objs.files[obj] = path
 	}
-	return nil
+	return objs, nil
 }
 
 // parse decodes every document of one file; it stops with ctx's error when ctx ends.
@@ -399,7 +424,8 @@ func (l *Loader) apply(ctx context.Context, objs *Objects, b *batch) error {
 		issuers = append(issuers, item{source: wi.Name, name: wi.Name, obj: wi, decision: feed.WorkloadIssuer(w, err),
 			put: func() { l.putIssuer(b, w) }, keysAndValues: []any{"issuer", wi.Spec.Issuer}})
 	}
-	l.issuers, _ = r.feed("WorkloadIssuer", "workloadIssuer", issuers, l.issuers, func(name string) { l.deleteIssuer(b, name) }, nil)
+	servedIssuers, _ := r.feed("WorkloadIssuer", "workloadIssuer", issuers, l.issuers, func(name string) { l.deleteIssuer(b, name) }, nil)
+	l.issuers = sourcesOf(servedIssuers)
 
 	policies := r.policies(objs.Policies, l.defaultPolicy)
 	l.policies.Store(policies)
@@ -431,13 +457,13 @@ func (l *Loader) apply(ctx context.Context, objs *Objects, b *batch) error {
 			put: func() { b.PutClient(c) }, keysAndValues: []any{"clientID", convert.ClientID(oc)}})
 	}
 	l.rotations = rotations // forgets the clients that are gone or stopped rotating
-	var holders map[string]bool
-	l.clients, holders = r.feed("OAuthClient", "clientID", clients, l.clients, b.DeleteClient, feed.ClientIDConflict)
-	r.workloadIdentities(l.clients, converted, objs.Issuers)
+	servedClients, holders := r.feed("OAuthClient", "clientID", clients, l.clients, b.DeleteClient, feed.ClientIDConflict)
+	l.clients = sourcesOf(servedClients)
+	r.workloadIdentities(servedClients, converted, objs.Issuers)
 	l.demo = nil
 	for _, oc := range objs.Clients { // the first demo client that holds its ID, in file order
 		src := convert.SourceKey(oc.Namespace, oc.Name)
-		if secret, ok := withSecret[oc]; ok && l.clients[src] == metav1.Object(oc) && holders[src] {
+		if secret, ok := withSecret[oc]; ok && servedClients[src] == metav1.Object(oc) && holders[src] {
 			if l.demo = demoClient(oc, secret); l.demo != nil {
 				break
 			}
@@ -450,8 +476,9 @@ func (l *Loader) apply(ctx context.Context, objs *Objects, b *batch) error {
 		scopes = append(scopes, item{source: src, name: sc.Name, obj: s, decision: feed.Scope(sc, err),
 			put: func() { b.PutScope(src, sc) }, keysAndValues: []any{"scope", s.Spec.Name}})
 	}
-	l.scopes, _ = r.feed("Scope", "scope", scopes, l.scopes, b.DeleteScope, feed.ScopeNameConflict)
-	r.unknownScopes(l.clients, l.scopes)
+	servedScopes, _ := r.feed("Scope", "scope", scopes, l.scopes, b.DeleteScope, feed.ScopeNameConflict)
+	l.scopes = sourcesOf(servedScopes)
+	r.unknownScopes(servedClients, servedScopes)
 
 	users := make([]item, 0, len(objs.Users))
 	for _, u := range objs.Users {
@@ -463,7 +490,8 @@ func (l *Loader) apply(ctx context.Context, objs *Objects, b *batch) error {
 		users = append(users, item{source: u.Name, name: ru.Username, obj: u, decision: feed.User(ru, err),
 			put: func() { b.PutUser(ru) }, keysAndValues: []any{"username", u.Spec.Username}})
 	}
-	l.users, _ = r.feed("User", "username", users, l.users, b.DeleteUser, feed.UsernameConflict)
+	servedUsers, _ := r.feed("User", "username", users, l.users, b.DeleteUser, feed.UsernameConflict)
+	l.users = sourcesOf(servedUsers)
 
 	log.Info("manifests loaded", "dir", l.dir, "clients", len(l.clients), "scopes", len(l.scopes), "users", len(l.users),
 		"workloadIssuers", len(l.issuers))
@@ -560,7 +588,7 @@ type item struct {
 // definition of a source, in file order), deletes the sources of before that are no longer
 // served, and reports every contested name. It returns the served objects by source and which
 // of them hold their names.
-func (r reporter) feed(kind, nameKey string, items []item, before map[string]metav1.Object, del func(source string),
+func (r reporter) feed(kind, nameKey string, items []item, before sources, del func(source string),
 	conflict func(name, holder string) feed.Conflict) (served map[string]metav1.Object, holders map[string]bool) {
 	served = make(map[string]metav1.Object, len(items))
 	defined := make(map[string]bool, len(items))

@@ -17,6 +17,10 @@
 // pinned to core 1: Redis shares the load generator's core, so the server's core only does the
 // server's work, and the load generator and Redis compete for the other.
 //
+// With -clients N the server also loads N generated typical clients (internal/genclients), so
+// that a run measures throughput with a large registry: compare -clients 1000 with -clients
+// 1000000 (the target: at least 90%).
+//
 // Traffic goes to 127.0.0.1 only, and every run is bounded by -duration.
 package main
 
@@ -38,6 +42,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/latchkey-dev/latchkey/internal/genclients"
 )
 
 type options struct {
@@ -47,6 +53,7 @@ type options struct {
 	algorithms  string
 	store       string
 	scenarios   string
+	clients     int
 }
 
 func main() {
@@ -57,6 +64,8 @@ func main() {
 	flag.StringVar(&o.algorithms, "algorithms", "RS256,ES256,EdDSA", "algorithms to measure")
 	flag.StringVar(&o.store, "store", "memory", "leased store of the server: memory, or redis (a redis-server this run starts, on core 1)")
 	flag.StringVar(&o.scenarios, "scenarios", "client_credentials,refresh", "scenarios to run: client_credentials, refresh")
+	flag.IntVar(&o.clients, "clients", 0, "typical clients loaded besides the measured ones (internal/genclients, documents in JSON form), "+
+		"to measure throughput with a large registry")
 	flag.Parse()
 	if o.duration < time.Second {
 		fmt.Fprintln(os.Stderr, "loadtest: -duration must be at least 1s")
@@ -163,6 +172,11 @@ func run(o options) error {
 	if err := os.WriteFile(filepath.Join(dir, "clients.yaml"), []byte(manifests.String()), 0o600); err != nil {
 		return err
 	}
+	if o.clients > 0 {
+		if err := genclients.Write(filepath.Join(dir, "generated"), genclients.Options{Clients: o.clients, JSON: true}); err != nil {
+			return err
+		}
+	}
 	addr, err := freeAddr()
 	if err != nil {
 		return err
@@ -192,8 +206,13 @@ func run(o options) error {
 		return err
 	}
 	defer func() { _ = server.Process.Signal(os.Interrupt); _ = server.Wait() }()
-	if err := waitReady(ctx, "http://"+probe+"/readyz"); err != nil {
+	started := time.Now()
+	// A large registry takes a while on one core: about 1 minute per million clients.
+	if err := waitReady(ctx, "http://"+probe+"/readyz", 30*time.Second+time.Duration(o.clients)*(200*time.Microsecond)); err != nil {
 		return err
+	}
+	if o.clients > 0 {
+		fmt.Printf("%d generated clients loaded in %s on one core\n", o.clients, time.Since(started).Round(100*time.Millisecond))
 	}
 	where := "load generator on core 1"
 	if o.store == "redis" {
@@ -285,8 +304,8 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func waitReady(ctx context.Context, url string) error {
-	deadline := time.Now().Add(30 * time.Second)
+func waitReady(ctx context.Context, url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
@@ -297,7 +316,7 @@ func waitReady(ctx context.Context, url string) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return errors.New("server not ready within 30s")
+	return fmt.Errorf("server not ready within %s", timeout)
 }
 
 func basic(id, secret string) string {
