@@ -13,22 +13,24 @@ type Registry struct {
 	seed maphash.Seed
 
 	mu         sync.Mutex
-	pending    []update // writes waiting for the next publish
-	committing bool     // a writer is publishing; the others' writes wait in pending
+	published  *sync.Cond // signalled (with mu) when a committer is done
+	pending    []*update  // writes waiting for the next publish
+	committing bool       // a writer is publishing; the others' writes wait in pending
 
 	in interner // used by the committing writer only
 }
 
-// update is one Update call waiting to be published; done is closed once it is.
+// update is one Update call waiting to be published.
 type update struct {
 	fn   func(*Txn)
-	done chan struct{}
+	done bool // published (or dropped because fn panicked)
 }
 
 // New returns an empty registry.
 func New() *Registry {
 	seed := maphash.MakeSeed()
 	r := &Registry{seed: seed}
+	r.published = sync.NewCond(&r.mu)
 	r.cur.Store(&Snapshot{
 		clients: newCowMap[string, *Client](seed), byID: newClaimIndex[string, *Client](seed),
 		scopes: newCowMap[string, *scopeEntry](seed), scopeName: newClaimIndex[string, *scopeEntry](seed),
@@ -45,34 +47,50 @@ func (r *Registry) Snapshot() *Snapshot { return r.cur.Load() }
 // Update applies the writes fn makes to tx and publishes them as one snapshot, then returns: a
 // reader sees all of them or none. Writes made by concurrent callers while a snapshot is being
 // built are applied together, in call order, and published as the next one (group commit), so a
-// burst of writes costs one publish. fn must only write to tx (and not keep it).
+// burst of writes costs one publish. fn must only write to tx (and not keep it). Should fn
+// panic, its writes are dropped and the panic goes on in its caller; the writes batched with
+// it are published by the next writer.
 func (r *Registry) Update(fn func(tx *Txn)) {
-	u := update{fn: fn, done: make(chan struct{})}
+	u := &update{fn: fn}
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.pending = append(r.pending, u)
-	if r.committing {
-		r.mu.Unlock()
-		<-u.done
-		return
-	}
-	r.committing = true
-	for len(r.pending) > 0 {
-		batch := r.pending
-		r.pending = nil
-		r.mu.Unlock()
-		tx := r.begin()
-		for _, b := range batch {
-			b.fn(tx)
+	for !u.done {
+		if r.committing {
+			r.published.Wait()
+			continue
 		}
-		next := tx.s // not &tx.s: the writers' state is not kept
-		r.cur.Store(&next)
-		for _, b := range batch {
-			close(b.done)
-		}
-		r.mu.Lock()
+		r.commit()
 	}
-	r.committing = false
+}
+
+// commit publishes the pending writes as one snapshot. It is called with mu held, releases it
+// while it builds the snapshot, and holds it again when it returns (or panics).
+func (r *Registry) commit() {
+	batch := r.pending
+	r.pending, r.committing = nil, true
 	r.mu.Unlock()
+	applied := 0
+	defer func() {
+		r.mu.Lock()
+		r.committing = false
+		if applied < len(batch) { // batch[applied] panicked: drop it, queue the others again
+			batch[applied].done = true
+			r.pending = append(append(batch[:applied:applied], batch[applied+1:]...), r.pending...)
+		} else {
+			for _, u := range batch {
+				u.done = true
+			}
+		}
+		r.published.Broadcast()
+	}()
+	tx := r.begin()
+	for _, u := range batch {
+		u.fn(tx)
+		applied++
+	}
+	next := tx.s // not &tx.s: the writers' state is not kept
+	r.cur.Store(&next)
 }
 
 // PutClient stores or replaces the client of c.Source.

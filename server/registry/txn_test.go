@@ -186,26 +186,96 @@ func typicalClient(i int) Client {
 	}
 }
 
-// TestMemoryPerClient loads typical clients in one update and reports the heap they take per
-// client (runtime.MemStats after a GC); it asserts no figure. go test -run MemoryPerClient -v
-func TestMemoryPerClient(t *testing.T) {
+// BenchmarkMemoryPerClient loads n typical clients in one update and reports the heap they take
+// per client (runtime.MemStats after a GC), as bytes/client:
+// go test -run '^$' -bench MemoryPerClient -benchtime 1x ./server/registry/
+func BenchmarkMemoryPerClient(b *testing.B) {
 	for _, n := range []int{1_000, 100_000, 1_000_000} {
-		t.Run(strconv.Itoa(n)+" clients", func(t *testing.T) {
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
+		b.Run(strconv.Itoa(n)+"_clients", func(b *testing.B) {
+			var perClient float64
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				r := New()
+				r.Update(func(tx *Txn) {
+					for i := range n {
+						tx.PutClient(typicalClient(i)) // its strings are the registry's; its lists garbage
+					}
+				})
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				got, _, _ := r.Snapshot().Counts()
+				require.Equal(b, n, got)
+				perClient = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
+				runtime.KeepAlive(r)
+			}
+			b.ReportMetric(perClient, "bytes/client")
+		})
+	}
+}
+
+// BenchmarkPutClient replaces one client of a registry of n: the cost of one publish, which
+// grows with the shard a write copies (n/1024 entries), not with n.
+func BenchmarkPutClient(b *testing.B) {
+	for _, n := range []int{1_000, 100_000, 1_000_000} {
+		b.Run(strconv.Itoa(n)+" clients", func(b *testing.B) {
 			r := New()
 			r.Update(func(tx *Txn) {
 				for i := range n {
-					tx.PutClient(typicalClient(i)) // its strings are the registry's; its lists garbage
+					tx.PutClient(typicalClient(i))
 				}
 			})
-			runtime.GC()
-			runtime.ReadMemStats(&after)
-			got, _, _ := r.Snapshot().Counts()
-			require.Equal(t, n, got)
-			t.Logf("%d clients: %d bytes per client in the registry", n, (int64(after.HeapAlloc)-int64(before.HeapAlloc))/int64(n))
-			runtime.KeepAlive(r)
+			c := typicalClient(n / 2)
+			for b.Loop() {
+				r.PutClient(c)
+			}
 		})
 	}
+}
+
+// BenchmarkClientLookup looks a client up by its client ID in a registry of n clients.
+func BenchmarkClientLookup(b *testing.B) {
+	for _, n := range []int{1_000, 1_000_000} {
+		b.Run(strconv.Itoa(n)+" clients", func(b *testing.B) {
+			r := New()
+			ids := make([]string, n)
+			r.Update(func(tx *Txn) {
+				for i := range n {
+					c := typicalClient(i)
+					ids[i] = c.ID
+					tx.PutClient(c)
+				}
+			})
+			snap := r.Snapshot()
+			i := 0
+			for b.Loop() {
+				if _, ok := snap.Client(ids[i]); !ok {
+					b.Fatal("not found")
+				}
+				i = (i + 7919) % n
+			}
+		})
+	}
+}
+
+func TestAnUpdateThatPanics(t *testing.T) {
+	r := New()
+	assert.Panics(t, func() {
+		r.Update(func(tx *Txn) {
+			tx.PutClient(client("a/x", "x", t0))
+			panic("boom")
+		})
+	})
+	_, ok := r.Snapshot().Client("x")
+	assert.False(t, ok, "its writes are dropped")
+	done := make(chan struct{})
+	go func() { r.PutClient(client("a/y", "y", t0)); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a later write is blocked")
+	}
+	_, ok = r.Snapshot().Client("y")
+	assert.True(t, ok, "a later write is published")
 }
