@@ -22,7 +22,17 @@
 // Per-client memory: clients are stored as given, with their repeated values interned (the
 // strings through package unique; lists such as grant types, scopes, audiences and redirect URIs
 // shared by all clients that list the same ones), about 700 bytes per typical client at 100k
-// and 1M (TestMemoryPerClient).
+// and 1M (BenchmarkMemoryPerClient).
+//
+// Garbage collection: every cycle marks the whole registry, so what a million clients cost per
+// request is their marking, not their lookups (flat). A bulk write (past the first 1,024 clients
+// of a transaction: a load) allocates clients from slabs of 256 and copies their source keys and
+// client IDs into shared 64 KiB chunks, so a million clients are a few thousand objects marked
+// in address order instead of three million scattered ones: with 1M clients loaded,
+// client_credentials costs the same CPU per request as with 1k
+// (BenchmarkTokenEndpointWithClients in server/oauth2/handler). A slab or chunk lives while any
+// client in it does: a client replaced or deleted later keeps at most its old value (one per
+// slot) in memory until the rest of its slab goes.
 //
 // A client is stored under its source key (namespace/name of the resource) and indexed by its
 // client ID. When two sources claim one client ID, the one created first (then the smaller source

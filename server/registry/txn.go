@@ -126,8 +126,9 @@ func (r *Registry) DeleteWorkloadIssuer(name string) {
 // Txn is the next snapshot while an Update builds it. Its writes cost the entries they change
 // (and the shards of the indexes those are in), never a scan or a copy of the whole registry.
 type Txn struct {
-	s  Snapshot // the next snapshot
-	in *interner
+	s    Snapshot // the next snapshot
+	in   *interner
+	puts int // clients put so far
 
 	clients   cowWriter[string, *Client]
 	byID      claimWriter[string, *Client]
@@ -153,9 +154,13 @@ func (r *Registry) begin() *Txn {
 	return tx
 }
 
+// bulkWrites is the number of clients a transaction puts before it allocates them from slabs.
+const bulkWrites = 1024
+
 // PutClient stores or replaces the client of c.Source.
 func (tx *Txn) PutClient(c Client) {
-	p := tx.in.client(c)
+	tx.puts++
+	p := tx.in.client(c, tx.puts > bulkWrites)
 	prev, had := tx.s.clients.get(c.Source)
 	ids := []string{c.ID}
 	if had && prev.ID != c.ID {
@@ -165,7 +170,7 @@ func (tx *Txn) PutClient(c Client) {
 	if had {
 		tx.unindex(prev)
 	}
-	tx.clients.set(c.Source, p)
+	tx.clients.set(p.Source, p)
 	tx.byID.add(p.ID, p)
 	if iss, sub, ok := p.WorkloadSubjectKey(); ok {
 		tx.subjects.add(subjectPair{iss, sub}, p)

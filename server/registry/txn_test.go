@@ -279,3 +279,29 @@ func TestAnUpdateThatPanics(t *testing.T) {
 	_, ok = r.Snapshot().Client("y")
 	assert.True(t, ok, "a later write is published")
 }
+
+func TestABulkUpdateServesEveryClientAsGiven(t *testing.T) {
+	r := New()
+	const n = 3 * bulkWrites // past the threshold: slabs and owned strings
+	r.Update(func(tx *Txn) {
+		for i := range n {
+			tx.PutClient(typicalClient(i))
+		}
+	})
+	first := r.Snapshot()
+	r.Update(func(tx *Txn) {
+		for i := range n {
+			if i%2 == 0 {
+				tx.DeleteClient(typicalClient(i).Source)
+			}
+		}
+	})
+	for i := range n {
+		want := typicalClient(i)
+		got, ok := first.Client(want.ID)
+		require.True(t, ok, "client %d is in the first snapshot", i)
+		assert.Equal(t, want, *got)
+		_, ok = r.Snapshot().Client(want.ID)
+		assert.Equal(t, i%2 == 1, ok, "client %d is in the second snapshot unless deleted", i)
+	}
+}
