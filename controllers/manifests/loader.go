@@ -115,11 +115,29 @@ func (w logrWarner) Warnw(msg string, keysAndValues ...any) {
 // sources is a set of source keys.
 type sources map[string]struct{}
 
-// sourcesOf returns the keys of served.
+// sourcesOf returns the keys of served, packed (see packed).
 func sourcesOf(served map[string]metav1.Object) sources {
 	out := make(sources, len(served))
-	for src := range served {
+	for _, src := range packed(slices.Collect(maps.Keys(served))) {
 		out[src] = struct{}{}
+	}
+	return out
+}
+
+// packed returns copies of the strings that share one allocation: what the loader keeps between
+// loads for a million sources is then one object for the garbage collector to mark, not a
+// million scattered ones (each cycle marks them all, and the request path pays for it).
+func packed(ss []string) []string {
+	var b strings.Builder
+	for _, s := range ss {
+		b.WriteString(s)
+	}
+	all := b.String()
+	out := make([]string, len(ss))
+	at := 0
+	for i, s := range ss {
+		out[i] = all[at : at+len(s)]
+		at += len(s)
 	}
 	return out
 }
@@ -687,7 +705,11 @@ func (l *Loader) stamp(objs *Objects) {
 	for _, wi := range objs.Issuers {
 		wi.CreationTimestamp = at("WorkloadIssuer " + wi.Name)
 	}
-	l.created = next
+	keys := packed(slices.Collect(maps.Keys(next)))
+	l.created = make(map[string]time.Time, len(keys))
+	for _, k := range keys {
+		l.created[k] = next[k]
+	}
 }
 
 // workloadIdentities reports the served clients that cannot authenticate by their workload

@@ -207,8 +207,9 @@ func run(o options) error {
 	}
 	defer func() { _ = server.Process.Signal(os.Interrupt); _ = server.Wait() }()
 	started := time.Now()
-	// A large registry takes a while on one core: about 1 minute per million clients.
-	if err := waitReady(ctx, "http://"+probe+"/readyz", 30*time.Second+time.Duration(o.clients)*(200*time.Microsecond)); err != nil {
+	// A large registry takes a while on one core: a minute or more per million clients, more on a
+	// shared machine.
+	if err := waitReady(ctx, "http://"+probe+"/readyz", 30*time.Second+time.Duration(o.clients)*time.Millisecond); err != nil {
 		return err
 	}
 	if o.clients > 0 {
