@@ -129,6 +129,11 @@ func sourcesOf(served map[string]metav1.Object) sources {
 // million scattered ones (each cycle marks them all, and the request path pays for it).
 func packed(ss []string) []string {
 	var b strings.Builder
+	n := 0
+	for _, s := range ss {
+		n += len(s)
+	}
+	b.Grow(n)
 	for _, s := range ss {
 		b.WriteString(s)
 	}
