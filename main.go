@@ -464,11 +464,11 @@ func serveEmbedded(ctx context.Context, opts *serveOptions, cfg handler.Config, 
 	if err != nil {
 		return err
 	}
-	if err := loader.Load(ctx); err != nil {
-		if ctx.Err() != nil { // signalled while loading: stop now, as a server that was serving
-			log.Info("stopped while loading manifests", "dir", opts.manifestsDir)
-			return nil
-		}
+	switch err := loader.Load(ctx); {
+	case err != nil && ctx.Err() != nil: // signalled while loading: stop now, as a server that was serving
+		log.Info("stopped while loading manifests", "dir", opts.manifestsDir, "reason", err.Error())
+		return nil //nolint:nilerr // a signal is a clean stop
+	case err != nil:
 		return err
 	}
 	// The first load's garbage (every parsed object of the folder) is most of the peak: give it
