@@ -25,30 +25,12 @@
 // and 1M (BenchmarkMemoryPerClient).
 //
 // Garbage collection: every cycle marks the whole registry, so what a million clients cost per
-// request is their marking, not their lookups (flat). A bulk write (past the first 1,024 clients
-// of a transaction: a load) allocates clients from slabs of 256 and copies their source keys and
-// client IDs into shared 64 KiB chunks, so a million clients are a few thousand objects marked
-// in address order instead of three million scattered ones: with 1M clients loaded,
-// client_credentials costs the same CPU per request as with 1k
+// request is their marking, not their lookups (flat). Clients are allocated from slabs of 256 and
+// their source keys and client IDs copied into shared 64 KiB chunks, so a million clients are a
+// few thousand objects marked in address order instead of three million scattered ones: with 1M
+// clients loaded, client_credentials costs about the same CPU per request as with 1k
 // (BenchmarkTokenEndpointWithClients in server/oauth2/handler). A slab or chunk lives while any
-// client in it does: a client replaced or deleted later keeps at most its old value (one per
-// slot) in memory until the rest of its slab goes.
-//
-// A client is stored under its source key (namespace/name of the resource) and indexed by its
-// client ID. When two sources claim one client ID, the one created first (then the smaller source
-// key) wins, deterministically, so every replica serves the same client; the leader's reconciler
-// marks the other ClientIDConflict using the same rule (Wins). Usernames and scope names follow
-// the same rule (Precedes), so whoever can create a User cannot shadow an existing "alice" by
-// picking a smaller resource name; the leader marks the later one UsernameConflict or
-// ScopeNameConflict.
-//
-// Each snapshot also indexes the CORS origins of the Public clients it serves (the winners of
-// their client IDs): AllowsOrigin is one map lookup per request, never a scan of the clients.
-// A client write changes the index only when the winner of a client ID with origins changes,
-// and then only the counts of those origins; other writes share the previous snapshot's. A
-// Confidential client's AllowedOrigins are never indexed.
-//
-// The holder of a workload identity is decided when asked (SubjectHolder): the first of its
-// claimants that may bind (mayBind: its WorkloadIssuer exists and allows its namespace), so a
-// change of a WorkloadIssuer reindexes nothing.
+// client in it does, so replaced and deleted clients leave stale values behind; once they are
+// at least 1,024 and half as many as the clients, the publish compacts (puts every client again
+// into fresh slabs): memory stays bounded, at an amortised cost of a few puts per write.
 package registry

@@ -17,11 +17,14 @@ const maxInternedLists = 1 << 16
 // origins (one array per distinct list). Values are immutable, so sharing never shows.
 type interner struct {
 	lists map[string][]string // by listKey
-	slab  []Client            // where bulk writes allocate clients (see client)
-	bytes []byte              // where bulk writes keep the clients' own strings (see own)
+	slab  []Client            // where clients are allocated (see client)
+	bytes []byte              // where the clients' own strings are kept (see own)
+	// stale counts the clients replaced or deleted since the last compaction: each leaves its
+	// old value in a slab that lives while any of its other clients does.
+	stale int
 }
 
-// slabSize is the number of clients allocated at once by a bulk write.
+// slabSize is the number of clients allocated at once.
 const slabSize = 256
 
 func (in *interner) str(s string) string {
@@ -54,12 +57,13 @@ func (in *interner) list(l []string) []string {
 
 func listKey(l []string) string { return strings.Join(l, "\x00") }
 
-// client returns a copy of c with its repeated values interned. In a bulk write (bulk: a load)
-// the copy is allocated from a slab of slabSize clients: a million clients are 4,000 objects,
-// not a million, which the garbage collector marks and scans in order, several times faster.
-// A slab lives while any of its clients does, so a client replaced later keeps its old value
-// in memory until its slab's others go too: at most one stale value per slot.
-func (in *interner) client(c Client, bulk bool) *Client {
+// client returns a copy of c with its repeated values interned, allocated from a slab of
+// slabSize clients, its source key and client ID copied into a shared chunk (own): a million
+// clients are a few thousand objects, not three million, which the garbage collector marks in
+// address order, several times faster. A slab (or chunk) lives while any of its clients does,
+// so a client replaced or deleted leaves its old value behind until the registry compacts
+// (Txn.compact).
+func (in *interner) client(c Client) *Client {
 	c.Namespace = in.str(c.Namespace)
 	c.Type = ClientType(in.str(string(c.Type)))
 	c.GrantTypes = in.list(c.GrantTypes)
@@ -74,9 +78,6 @@ func (in *interner) client(c Client, bulk bool) *Client {
 	c.AllowedOrigins = in.list(c.AllowedOrigins)
 	c.WorkloadIssuer = in.str(c.WorkloadIssuer)
 	c.JWKSURI = in.str(c.JWKSURI)
-	if !bulk {
-		return &c
-	}
 	c.Source, c.ID = in.own(c.Source), in.own(c.ID)
 	if len(in.slab) == 0 {
 		in.slab = make([]Client, slabSize)

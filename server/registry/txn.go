@@ -89,6 +89,7 @@ func (r *Registry) commit() {
 		u.fn(tx)
 		applied++
 	}
+	tx.compact()
 	next := tx.s // not &tx.s: the writers' state is not kept
 	r.cur.Store(&next)
 }
@@ -126,9 +127,8 @@ func (r *Registry) DeleteWorkloadIssuer(name string) {
 // Txn is the next snapshot while an Update builds it. Its writes cost the entries they change
 // (and the shards of the indexes those are in), never a scan or a copy of the whole registry.
 type Txn struct {
-	s    Snapshot // the next snapshot
-	in   *interner
-	puts int // clients put so far
+	s  Snapshot // the next snapshot
+	in *interner
 
 	clients   cowWriter[string, *Client]
 	byID      claimWriter[string, *Client]
@@ -154,13 +154,32 @@ func (r *Registry) begin() *Txn {
 	return tx
 }
 
-// bulkWrites is the number of clients a transaction puts before it allocates them from slabs.
-const bulkWrites = 1024
+// compactAfter is the least number of stale clients (replaced or deleted) that makes a publish
+// compact the registry; past it, a publish compacts once they are half as many as the clients.
+const compactAfter = 1024
+
+// compact puts every client again, into fresh slabs and chunks, when the stale values the
+// replaced and deleted ones left behind are many (at least compactAfter, and half the clients):
+// the memory they pin stays below half the registry's, at an amortised cost of a few puts per
+// write (a compaction of n clients follows n/2 writes at least).
+func (tx *Txn) compact() {
+	n := tx.s.clients.len()
+	if tx.in.stale < max(compactAfter, n/2) {
+		return
+	}
+	live := make([]*Client, 0, n)
+	for _, c := range tx.s.clients.all() {
+		live = append(live, c)
+	}
+	for _, c := range live {
+		tx.PutClient(*c)
+	}
+	tx.in.stale = 0
+}
 
 // PutClient stores or replaces the client of c.Source.
 func (tx *Txn) PutClient(c Client) {
-	tx.puts++
-	p := tx.in.client(c, tx.puts > bulkWrites)
+	p := tx.in.client(c)
 	prev, had := tx.s.clients.get(c.Source)
 	ids := []string{c.ID}
 	if had && prev.ID != c.ID {
@@ -169,6 +188,7 @@ func (tx *Txn) PutClient(c Client) {
 	winners := tx.winners(ids)
 	if had {
 		tx.unindex(prev)
+		tx.in.stale++
 	}
 	tx.clients.set(p.Source, p)
 	tx.byID.add(p.ID, p)
@@ -188,6 +208,7 @@ func (tx *Txn) DeleteClient(source string) {
 	winners := tx.winners(ids)
 	tx.unindex(prev)
 	tx.clients.del(source)
+	tx.in.stale++
 	tx.countOrigins(ids, winners)
 }
 

@@ -282,7 +282,7 @@ func TestAnUpdateThatPanics(t *testing.T) {
 
 func TestABulkUpdateServesEveryClientAsGiven(t *testing.T) {
 	r := New()
-	const n = 3 * bulkWrites // past the threshold: slabs and owned strings
+	const n = 3 * compactAfter
 	r.Update(func(tx *Txn) {
 		for i := range n {
 			tx.PutClient(typicalClient(i))
@@ -304,4 +304,24 @@ func TestABulkUpdateServesEveryClientAsGiven(t *testing.T) {
 		_, ok = r.Snapshot().Client(want.ID)
 		assert.Equal(t, i%2 == 1, ok, "client %d is in the second snapshot unless deleted", i)
 	}
+}
+
+func TestStaleClientsAreCompactedAway(t *testing.T) {
+	r := New()
+	const n = 2 * compactAfter
+	for i := range n {
+		r.PutClient(typicalClient(i))
+	}
+	for i := range n { // each replacement leaves a stale value; half of n of them compact
+		c := typicalClient(i)
+		c.DisplayName = "second"
+		r.PutClient(c)
+	}
+	assert.Less(t, r.in.stale, max(compactAfter, n/2), "the registry compacted")
+	for i := range n {
+		c, ok := r.Snapshot().Client(typicalClient(i).ID)
+		require.True(t, ok)
+		assert.Equal(t, "second", c.DisplayName)
+	}
+	require.NoError(t, agreesWithAScan(r.Snapshot(), []string{typicalClient(0).ID, typicalClient(n - 1).ID}, nil))
 }
