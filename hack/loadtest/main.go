@@ -169,11 +169,17 @@ func run(o options) error {
 		manifests.WriteString("---\n")
 		fmt.Fprintf(&manifests, manifestTemplate, strings.ToLower(alg), alg)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "clients.yaml"), []byte(manifests.String()), 0o600); err != nil {
+	// The manifests have a folder of their own: the server reloads its folder on every change in
+	// it, and the audit log, wrk's script and Redis write beside it during the run.
+	manifestsDir := filepath.Join(dir, "manifests")
+	if err := os.Mkdir(manifestsDir, 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(manifestsDir, "clients.yaml"), []byte(manifests.String()), 0o600); err != nil {
 		return err
 	}
 	if o.clients > 0 {
-		if err := genclients.Write(filepath.Join(dir, "generated"), genclients.Options{Clients: o.clients, JSON: true}); err != nil {
+		if err := genclients.Write(filepath.Join(manifestsDir, "generated"), genclients.Options{Clients: o.clients, JSON: true}); err != nil {
 			return err
 		}
 	}
@@ -187,7 +193,7 @@ func run(o options) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	args := []string{"-c", "0", o.binary, "serve", "--manifests", dir,
+	args := []string{"-c", "0", o.binary, "serve", "--manifests", manifestsDir,
 		"--listen-address", addr, "--health-probe-bind-address", probe, "--zap-log-level", "error", "--store", o.store,
 		// The audit log stays on (as in production) but goes to a file, not the terminal.
 		"--audit-log", filepath.Join(dir, "audit.log"), "--metrics-bind-address", "0"}
