@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -226,13 +227,14 @@ func (o *serveOptions) watchedNamespaces() []string {
 }
 
 // cacheOptions restricts the informers of namespaced kinds to the watched namespaces; cluster-scoped
-// kinds (Scope, User, WorkloadIssuer) are watched cluster-wide either way.
+// kinds (Scope, User, WorkloadIssuer) are watched cluster-wide either way. Every informer trims
+// the objects it caches (controllers.TrimForCache).
 func (o *serveOptions) cacheOptions() cache.Options {
 	// The replicas' reports (Leases) live in the server's namespace only, where its Role lets it
 	// read them.
 	opts := cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{o.namespace: {}}},
-	}}
+	}, DefaultTransform: controllers.TrimForCache} // no managedFields, no last-applied annotation
 	watched := o.watchedNamespaces()
 	if watched == nil {
 		return opts
@@ -439,9 +441,16 @@ func serveEmbedded(ctx context.Context, opts *serveOptions, cfg handler.Config, 
 	if err != nil {
 		return err
 	}
-	if err := loader.Load(ctx); err != nil {
+	switch err := loader.Load(ctx); {
+	case err != nil && ctx.Err() != nil: // signalled while loading: stop now, as a server that was serving
+		log.Info("stopped while loading manifests", "dir", opts.manifestsDir, "reason", err.Error())
+		return nil //nolint:nilerr // a signal is a clean stop
+	case err != nil:
 		return err
 	}
+	// The first load's garbage (every parsed object of the folder) is most of the peak: give it
+	// back to the OS now rather than over the next minutes.
+	debug.FreeOSMemory()
 	ln, err := net.Listen("tcp", opts.listenAddress)
 	if err != nil {
 		return err

@@ -52,7 +52,9 @@ func TestWatchNamespacesFlag(t *testing.T) {
 			}
 			require.NoError(t, err)
 			assert.Equal(t, tc.wantWatched, o.watchedNamespaces())
-			defaults := o.cacheOptions().DefaultNamespaces
+			opts := o.cacheOptions()
+			assert.NotNil(t, opts.DefaultTransform, "every informer trims what it caches")
+			defaults := opts.DefaultNamespaces
 			assert.Len(t, defaults, len(tc.wantWatched))
 			for _, ns := range tc.wantWatched {
 				assert.Contains(t, defaults, ns)

@@ -104,6 +104,10 @@
 //     referenced one changes. So no Secret data is cached in memory, at the price of one GET per
 //     reconcile of a Confidential client or a User with a password. The signing-key watches filter
 //     that informer to the one key Secret. (Metadata of every Secret is still cached.)
+//   - Every informer trims what it caches (TrimForCache, cache_transform.go; main.go sets it as
+//     cache.Options.DefaultTransform): managedFields and kubectl's last-applied annotation are
+//     dropped before an object is stored, so 100,000 OAuthClients cost their specs, not their
+//     field-ownership histories. Objects that are updated whole are read through the API reader.
 //   - Namespace-scoped operation (Options.WatchNamespaces, --watch-namespaces): main.go narrows
 //     the cache of namespaced kinds (OAuthClients, Secret metadata) to the watched namespaces with
 //     cache.Options.DefaultNamespaces, and Setup wraps the API reader so that no Secret GET or

@@ -5,8 +5,17 @@
 // keeps the registry equal to the folder, reloading when a file changes.
 //
 // Decisions:
-//   - Files ending in .yaml, .yml or .json are read, in sub-folders too; each may hold many
-//     documents. Documents of other kinds (a kustomization.yaml, a Namespace) are skipped.
+//   - Files ending in .yaml, .yml or .json are read, in sub-folders too, with no size limit; each
+//     may hold many documents. Documents of other kinds (a kustomization.yaml, a Namespace) are
+//     skipped. Files are parsed in parallel (one per CPU); a YAML document is converted to JSON
+//     once (strictly: a duplicate field is an error), a document in JSON form (as a generator
+//     writes them) is decoded as it is, several times faster.
+//   - A load is published as one registry snapshot (registry.Update): readers see the folder
+//     before or after it, never half of it, and a million clients cost one publish. When the
+//     context ends during a load (SIGTERM), Load returns its error having published nothing, and
+//     the server stops at once.
+//   - Between loads the loader keeps the contents of each file that parsed (to parse again should
+//     it fail to parse later) and the sets of served sources, not the parsed objects.
 //   - A namespaced object without a namespace is in "default", as kubectl would put it.
 //   - The API server's defaulting and CEL validation do not run here; convert applies the same
 //     defaults and refuses what it cannot serve (InvalidSpec: not served).

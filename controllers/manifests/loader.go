@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -19,11 +21,13 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/controllers/convert"
@@ -32,24 +36,50 @@ import (
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
-// Registry is what the loader writes to; *registry.Registry satisfies it.
+// Registry is what the loader writes to; *registry.Registry satisfies it. A load publishes its
+// writes as one snapshot (Update).
 type Registry interface {
-	PutClient(c registry.Client)
-	DeleteClient(source string)
-	PutScope(source string, s registry.Scope)
-	DeleteScope(source string)
-	PutUser(u registry.User)
-	DeleteUser(source string)
-	PutWorkloadIssuer(w registry.WorkloadIssuer)
-	DeleteWorkloadIssuer(name string)
+	Update(fn func(tx *registry.Txn))
+}
+
+// batch records the registry writes of one load, published together at its end.
+type batch []func(tx *registry.Txn)
+
+func (b *batch) PutClient(c registry.Client) {
+	*b = append(*b, func(tx *registry.Txn) { tx.PutClient(c) })
+}
+func (b *batch) DeleteClient(source string) {
+	*b = append(*b, func(tx *registry.Txn) { tx.DeleteClient(source) })
+}
+func (b *batch) PutScope(source string, s registry.Scope) {
+	*b = append(*b, func(tx *registry.Txn) { tx.PutScope(source, s) })
+}
+func (b *batch) DeleteScope(source string) {
+	*b = append(*b, func(tx *registry.Txn) { tx.DeleteScope(source) })
+}
+func (b *batch) PutUser(u registry.User) { *b = append(*b, func(tx *registry.Txn) { tx.PutUser(u) }) }
+func (b *batch) DeleteUser(source string) {
+	*b = append(*b, func(tx *registry.Txn) { tx.DeleteUser(source) })
+}
+func (b *batch) PutWorkloadIssuer(w registry.WorkloadIssuer) {
+	*b = append(*b, func(tx *registry.Txn) { tx.PutWorkloadIssuer(w) })
+}
+func (b *batch) DeleteWorkloadIssuer(name string) {
+	*b = append(*b, func(tx *registry.Txn) { tx.DeleteWorkloadIssuer(name) })
+}
+
+// publish applies the writes to the registry as one snapshot.
+func (b batch) publish(reg Registry) {
+	reg.Update(func(tx *registry.Txn) {
+		for _, w := range b {
+			w(tx)
+		}
+	})
 }
 
 // DemoCredentialsAnnotation marks a sample Secret whose client secret is demo data, published with
 // the samples; only for such Secrets may the server print a ready-to-run curl line.
 const DemoCredentialsAnnotation = "oauth.latchkey.dev/demo-credentials"
-
-// maxFileBytes bounds one manifest file.
-const maxFileBytes = 4 << 20
 
 // Objects is one parse of a folder.
 type Objects struct {
@@ -82,6 +112,41 @@ func (w logrWarner) Warnw(msg string, keysAndValues ...any) {
 	w.log.Info(msg, append([]any{"level", "warn"}, keysAndValues...)...)
 }
 
+// sources is a set of source keys.
+type sources map[string]struct{}
+
+// sourcesOf returns the keys of served, packed (see packed).
+func sourcesOf(served map[string]metav1.Object) sources {
+	out := make(sources, len(served))
+	for _, src := range packed(slices.Collect(maps.Keys(served))) {
+		out[src] = struct{}{}
+	}
+	return out
+}
+
+// packed returns copies of the strings that share one allocation: what the loader keeps between
+// loads for a million sources is then one object for the garbage collector to mark, not a
+// million scattered ones (each cycle marks them all, and the request path pays for it).
+func packed(ss []string) []string {
+	var b strings.Builder
+	n := 0
+	for _, s := range ss {
+		n += len(s)
+	}
+	b.Grow(n)
+	for _, s := range ss {
+		b.WriteString(s)
+	}
+	all := b.String()
+	out := make([]string, len(ss))
+	at := 0
+	for i, s := range ss {
+		out[i] = all[at : at+len(s)]
+		at += len(s)
+	}
+	return out
+}
+
 // DemoClient is a client_credentials client whose secret is marked as demo data.
 type DemoClient struct {
 	ClientID, ClientSecret string
@@ -94,11 +159,13 @@ type Loader struct {
 	warn    Warner // nil: logrWarner on the context's logger
 	decoder runtime.Decoder
 
-	files   map[string]*Objects      // last good parse of each file
-	clients map[string]metav1.Object // sources currently put, with their objects
-	scopes  map[string]metav1.Object
-	users   map[string]metav1.Object
-	issuers map[string]metav1.Object
+	// files holds the last contents of each file that parsed: the contents, not the objects
+	// (several times larger), parsed again when the file fails to parse.
+	files   map[string][]byte
+	clients sources // sources currently put
+	scopes  sources
+	users   sources
+	issuers sources
 	demo    *DemoClient
 
 	// issuerValues are the WorkloadIssuers put, by name; a value is put again only when it
@@ -157,8 +224,7 @@ func New(dir string, reg Registry, warn Warner) (*Loader, error) {
 	return &Loader{
 		dir: dir, reg: reg, warn: warn,
 		decoder: serializer.NewCodecFactory(s, serializer.EnableStrict).UniversalDeserializer(),
-		clients: map[string]metav1.Object{}, scopes: map[string]metav1.Object{}, users: map[string]metav1.Object{},
-		issuers: map[string]metav1.Object{}, issuerValues: map[string]registry.WorkloadIssuer{},
+		clients: sources{}, scopes: sources{}, users: sources{}, issuers: sources{}, issuerValues: map[string]registry.WorkloadIssuer{},
 		created: map[string]time.Time{}, rotations: map[string]convert.RotationState{}, now: time.Now,
 	}, nil
 }
@@ -166,52 +232,80 @@ func New(dir string, reg Registry, warn Warner) (*Loader, error) {
 // Demo returns the first client_credentials client whose Secret is marked as demo data, if any.
 func (l *Loader) Demo() *DemoClient { return l.demo }
 
-// Load reads the folder once and makes the registry equal to it.
+// Load reads the folder once and makes the registry equal to it, publishing the whole load as
+// one registry snapshot. When ctx ends first it returns ctx's error having published nothing;
+// the loader is then to be dropped (the server is stopping).
 func (l *Loader) Load(ctx context.Context) error {
+	logr.FromContextOrDiscard(ctx).Info("loading manifests", "dir", l.dir)
 	objs, err := l.Parse(ctx)
 	if err != nil {
 		return err
 	}
-	l.apply(ctx, objs)
+	var b batch
+	if err := l.apply(ctx, objs, &b); err != nil {
+		return err
+	}
+	b.publish(l.reg)
 	return nil
 }
 
-// Parse reads every manifest of the folder. On the first parse a file that does not parse is an
-// error (naming the file and line). Later, a file that fails to parse contributes what it held at
-// its last good parse (nothing, if it never parsed), with a warning, so a half-saved edit does
-// not drop clients.
+// Parse reads every manifest of the folder, files in parallel (one per CPU). On the first parse a
+// file that does not parse is an error (naming the file and line). Later, a file that fails to
+// parse contributes what it held at its last good parse (nothing, if it never parsed), with a
+// warning, so a half-saved edit does not drop clients. It stops with ctx's error when ctx ends.
 func (l *Loader) Parse(ctx context.Context) (*Objects, error) {
 	first := l.files == nil
-	files := map[string]*Objects{}
+	var paths []string
 	err := filepath.WalkDir(l.dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() || !isManifest(path) {
-			return nil
+		if !d.IsDir() && isManifest(path) {
+			paths = append(paths, path)
 		}
-		fo := newObjects()
-		if ferr := l.parseFile(path, fo); ferr != nil {
-			if first {
-				return ferr
-			}
-			l.unparsed(ctx, path, ferr)
-			if prev, ok := l.files[path]; ok {
-				files[path] = prev
-			}
-			return nil
-		}
-		files[path] = fo
-		return nil
+		return ctx.Err()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("manifests in %s: %w", l.dir, err)
 	}
-	l.files = files
+	slices.Sort(paths) // files in path order (WalkDir's differs around sub-folders)
+	parsed := make([]*Objects, len(paths))
+	contents := make([][]byte, len(paths))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(goruntime.GOMAXPROCS(0))
+	for i, path := range paths {
+		g.Go(func() error {
+			fo, data, ferr := l.parseFile(gctx, path)
+			if ferr != nil {
+				if gctx.Err() != nil {
+					return gctx.Err()
+				}
+				if first {
+					return ferr
+				}
+				l.unparsed(ctx, path, ferr)
+				if data = l.files[path]; data == nil {
+					return nil // it never parsed
+				}
+				if fo, ferr = l.parseBytes(gctx, path, data); ferr != nil {
+					return gctx.Err() // it parsed before: only an ended context fails it
+				}
+			}
+			parsed[i], contents[i] = fo, data
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("manifests in %s: %w", l.dir, err)
+	}
+	files := make(map[string][]byte, len(paths))
 	objs := newObjects()
-	paths := slices.Sorted(maps.Keys(files))
-	for _, p := range paths {
-		fo := files[p]
+	for i, p := range paths {
+		fo := parsed[i]
+		if fo == nil {
+			continue
+		}
+		files[p] = contents[i]
 		objs.Clients = append(objs.Clients, fo.Clients...)
 		objs.Scopes = append(objs.Scopes, fo.Scopes...)
 		objs.Users = append(objs.Users, fo.Users...)
@@ -222,6 +316,7 @@ func (l *Loader) Parse(ctx context.Context) (*Objects, error) {
 			objs.files[obj] = p
 		}
 	}
+	l.files = files
 	return objs, nil
 }
 
@@ -237,32 +332,36 @@ func isManifest(path string) bool {
 	return false
 }
 
-func (l *Loader) parseFile(path string, objs *Objects) error {
-	f, err := os.Open(path) //nolint:gosec // the operator names the folder
+// parseFile reads one file whole (there is no size limit) and decodes its documents; it returns
+// them and the contents.
+func (l *Loader) parseFile(ctx context.Context, path string) (*Objects, []byte, error) {
+	data, err := os.ReadFile(path) //nolint:gosec // the operator names the folder
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer f.Close() //nolint:errcheck // read-only
-	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
-	if err != nil {
-		return err
-	}
-	if len(data) > maxFileBytes {
-		return fmt.Errorf("file is larger than %d bytes", maxFileBytes)
-	}
-	if err := l.parseBytes(data, objs); err != nil {
-		return atLine(path, data, err)
+	objs, err := l.parseBytes(ctx, path, data)
+	return objs, data, err
+}
+
+// parseBytes decodes the documents of the file path that holds data.
+func (l *Loader) parseBytes(ctx context.Context, path string, data []byte) (*Objects, error) {
+	objs := newObjects()
+	if err := l.parse(ctx, bytes.NewReader(data), objs); err != nil {
+		return nil, atLine(path, data, err)
 	}
 	for obj := range objs.files {
 		objs.files[obj] = path
 	}
-	return nil
+	return objs, nil
 }
 
-// parseBytes decodes every document of one file.
-func (l *Loader) parseBytes(data []byte, objs *Objects) error {
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+// parse decodes every document of one file; it stops with ctx's error when ctx ends.
+func (l *Loader) parse(ctx context.Context, r io.Reader, objs *Objects) error {
+	reader := utilyaml.NewYAMLReader(bufio.NewReaderSize(r, 64<<10))
 	for i := 0; ; i++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		doc, err := reader.Read()
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -280,6 +379,14 @@ func (l *Loader) parseBytes(data []byte, objs *Objects) error {
 }
 
 func (l *Loader) decodeDoc(doc []byte, objs *Objects) error {
+	if !json.Valid(doc) {
+		// YAML: converted once, strictly (a duplicate field is an error), here. The strict
+		// decoder would convert it twice (once leniently, once to catch duplicates).
+		var err error
+		if doc, err = yaml.YAMLToJSONStrict(doc); err != nil {
+			return err
+		}
+	}
 	obj, _, err := l.decoder.Decode(doc, nil, nil)
 	if runtime.IsNotRegisteredError(err) || runtime.IsMissingKind(err) || runtime.IsMissingVersion(err) {
 		return nil // another kind of document: skipped
@@ -323,9 +430,10 @@ func (l *Loader) decodeDoc(doc []byte, objs *Objects) error {
 	return nil
 }
 
-// apply makes the registry equal to objs: puts everything the feed policy serves, deletes what
-// went away or is withdrawn, and reports every problem and contested name to the Warner.
-func (l *Loader) apply(ctx context.Context, objs *Objects) {
+// apply records in b the writes that make the registry equal to objs: puts everything the feed
+// policy serves, deletes what went away or is withdrawn, and reports every problem and contested
+// name to the Warner. It stops with ctx's error when ctx ends.
+func (l *Loader) apply(ctx context.Context, objs *Objects, b *batch) error {
 	log := logr.FromContextOrDiscard(ctx)
 	r := reporter{warn: l.warn, log: log, objs: objs}
 	if r.warn == nil {
@@ -341,9 +449,10 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 		}
 		w, err := convert.WorkloadIssuer(wi, secret)
 		issuers = append(issuers, item{source: wi.Name, name: wi.Name, obj: wi, decision: feed.WorkloadIssuer(w, err),
-			put: func() { l.putIssuer(w) }, keysAndValues: []any{"issuer", wi.Spec.Issuer}})
+			put: func() { l.putIssuer(b, w) }, keysAndValues: []any{"issuer", wi.Spec.Issuer}})
 	}
-	l.issuers, _ = r.feed("WorkloadIssuer", "workloadIssuer", issuers, l.issuers, l.deleteIssuer, nil)
+	servedIssuers, _ := r.feed("WorkloadIssuer", "workloadIssuer", issuers, l.issuers, func(name string) { l.deleteIssuer(b, name) }, nil)
+	l.issuers = sourcesOf(servedIssuers)
 
 	policies := r.policies(objs.Policies, l.defaultPolicy)
 	l.policies.Store(policies)
@@ -353,6 +462,9 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 	now := l.now()
 	rotations := map[string]convert.RotationState{}
 	for _, oc := range objs.Clients {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		name, _ := convert.SecretRef(oc)
 		secret := objs.Secrets[oc.Namespace+"/"+name]
 		in := convert.ClientInputs{Secret: secret, Now: now, Rotation: l.rotation(oc, secret, now, rotations)}
@@ -369,16 +481,16 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 		}
 		converted[oc] = c
 		clients = append(clients, item{source: convert.SourceKey(oc.Namespace, oc.Name), name: c.ID, obj: oc, decision: d,
-			put: func() { l.reg.PutClient(c) }, keysAndValues: []any{"clientID", convert.ClientID(oc)}})
+			put: func() { b.PutClient(c) }, keysAndValues: []any{"clientID", convert.ClientID(oc)}})
 	}
 	l.rotations = rotations // forgets the clients that are gone or stopped rotating
-	var holders map[string]bool
-	l.clients, holders = r.feed("OAuthClient", "clientID", clients, l.clients, l.reg.DeleteClient, feed.ClientIDConflict)
-	r.workloadIdentities(l.clients, converted, objs.Issuers)
+	servedClients, holders := r.feed("OAuthClient", "clientID", clients, l.clients, b.DeleteClient, feed.ClientIDConflict)
+	l.clients = sourcesOf(servedClients)
+	r.workloadIdentities(servedClients, converted, objs.Issuers)
 	l.demo = nil
 	for _, oc := range objs.Clients { // the first demo client that holds its ID, in file order
 		src := convert.SourceKey(oc.Namespace, oc.Name)
-		if secret, ok := withSecret[oc]; ok && l.clients[src] == metav1.Object(oc) && holders[src] {
+		if secret, ok := withSecret[oc]; ok && servedClients[src] == metav1.Object(oc) && holders[src] {
 			if l.demo = demoClient(oc, secret); l.demo != nil {
 				break
 			}
@@ -389,10 +501,11 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 	for _, s := range objs.Scopes {
 		src, sc, err := convert.Scope(s)
 		scopes = append(scopes, item{source: src, name: sc.Name, obj: s, decision: feed.Scope(sc, err),
-			put: func() { l.reg.PutScope(src, sc) }, keysAndValues: []any{"scope", s.Spec.Name}})
+			put: func() { b.PutScope(src, sc) }, keysAndValues: []any{"scope", s.Spec.Name}})
 	}
-	l.scopes, _ = r.feed("Scope", "scope", scopes, l.scopes, l.reg.DeleteScope, feed.ScopeNameConflict)
-	r.unknownScopes(l.clients, l.scopes)
+	servedScopes, _ := r.feed("Scope", "scope", scopes, l.scopes, b.DeleteScope, feed.ScopeNameConflict)
+	l.scopes = sourcesOf(servedScopes)
+	r.unknownScopes(servedClients, servedScopes)
 
 	users := make([]item, 0, len(objs.Users))
 	for _, u := range objs.Users {
@@ -402,12 +515,14 @@ func (l *Loader) apply(ctx context.Context, objs *Objects) {
 		}
 		ru, err := convert.User(u, secret)
 		users = append(users, item{source: u.Name, name: ru.Username, obj: u, decision: feed.User(ru, err),
-			put: func() { l.reg.PutUser(ru) }, keysAndValues: []any{"username", u.Spec.Username}})
+			put: func() { b.PutUser(ru) }, keysAndValues: []any{"username", u.Spec.Username}})
 	}
-	l.users, _ = r.feed("User", "username", users, l.users, l.reg.DeleteUser, feed.UsernameConflict)
+	servedUsers, _ := r.feed("User", "username", users, l.users, b.DeleteUser, feed.UsernameConflict)
+	l.users = sourcesOf(servedUsers)
 
 	log.Info("manifests loaded", "dir", l.dir, "clients", len(l.clients), "scopes", len(l.scopes), "users", len(l.users),
 		"workloadIssuers", len(l.issuers))
+	return nil
 }
 
 // policies groups the OAuthClientPolicies by namespace, picks the default policy (source key
@@ -507,7 +622,7 @@ type item struct {
 // definition of a source, in file order), deletes the sources of before that are no longer
 // served, and reports every contested name. It returns the served objects by source and which
 // of them hold their names.
-func (r reporter) feed(kind, nameKey string, items []item, before map[string]metav1.Object, del func(source string),
+func (r reporter) feed(kind, nameKey string, items []item, before sources, del func(source string),
 	conflict func(name, holder string) feed.Conflict) (served map[string]metav1.Object, holders map[string]bool) {
 	served = make(map[string]metav1.Object, len(items))
 	defined := make(map[string]bool, len(items))
@@ -554,7 +669,7 @@ func (r reporter) feed(kind, nameKey string, items []item, before map[string]met
 
 // putIssuer puts w unless the same value is served: a new value makes the server build the
 // issuer's key set again and fetch its keys anew. Each value put gets the next generation.
-func (l *Loader) putIssuer(w registry.WorkloadIssuer) {
+func (l *Loader) putIssuer(b *batch, w registry.WorkloadIssuer) {
 	if prev, ok := l.issuerValues[w.Name]; ok {
 		w.Generation = prev.Generation
 		if reflect.DeepEqual(prev, w) {
@@ -564,12 +679,12 @@ func (l *Loader) putIssuer(w registry.WorkloadIssuer) {
 	l.issuerGeneration++
 	w.Generation = l.issuerGeneration
 	l.issuerValues[w.Name] = w
-	l.reg.PutWorkloadIssuer(w)
+	b.PutWorkloadIssuer(w)
 }
 
-func (l *Loader) deleteIssuer(name string) {
+func (l *Loader) deleteIssuer(b *batch, name string) {
 	delete(l.issuerValues, name)
-	l.reg.DeleteWorkloadIssuer(name)
+	b.DeleteWorkloadIssuer(name)
 }
 
 // stamp gives every object the creation time of its source: the time the loader first saw it.
@@ -606,7 +721,11 @@ func (l *Loader) stamp(objs *Objects) {
 	for _, wi := range objs.Issuers {
 		wi.CreationTimestamp = at("WorkloadIssuer " + wi.Name)
 	}
-	l.created = next
+	keys := packed(slices.Collect(maps.Keys(next)))
+	l.created = make(map[string]time.Time, len(keys))
+	for _, k := range keys {
+		l.created[k] = next[k]
+	}
 }
 
 // workloadIdentities reports the served clients that cannot authenticate by their workload

@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -308,9 +309,11 @@ func FuzzParseFile(f *testing.F) {
 	require.NoError(f, err)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		objs := &Objects{Secrets: map[string]*corev1.Secret{}}
-		if err := l.parseBytes(data, objs); err != nil { // must not panic; errors are reported per file
+		if err := l.parse(context.Background(), bytes.NewReader(data), objs); err != nil { // must not panic; errors are reported per file
 			_ = atLine("f.yaml", data, err)
 		}
-		l.apply(context.Background(), objs)
+		var b batch
+		require.NoError(t, l.apply(context.Background(), objs, &b))
+		b.publish(reg)
 	})
 }

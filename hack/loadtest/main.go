@@ -37,6 +37,10 @@
 // pinned to core 1: Redis shares the load generator's core, so the server's core only does the
 // server's work, and the load generator and Redis compete for the other.
 //
+// With -clients N the server also loads N generated typical clients (internal/genclients), so
+// that a run measures throughput with a large registry: compare -clients 1000 with -clients
+// 1000000 (the target: at least 90%).
+//
 // Traffic goes to 127.0.0.1 only, and every run is bounded by -duration.
 package main
 
@@ -61,6 +65,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/latchkey-dev/latchkey/internal/genclients"
 	"github.com/latchkey-dev/latchkey/internal/harness"
 )
 
@@ -74,6 +79,9 @@ type options struct {
 	reference   bool
 	rounds      int
 	tailRates   string
+	clients     int
+	// manifests is the folder the server loads (set by run).
+	manifests string
 }
 
 func main() {
@@ -90,6 +98,8 @@ func main() {
 	refAddr := flag.String(referenceFlag, "", "internal: serve the reference handler on this address instead of a load run")
 	refIssuer := flag.String("reference-issuer", "", "internal: the reference handler's iss")
 	refClient := flag.String("reference-client", "", "internal: the reference handler's client, id:secret")
+	flag.IntVar(&o.clients, "clients", 0, "typical clients loaded besides the measured ones (internal/genclients, documents in JSON form), "+
+		"to measure throughput with a large registry")
 	flag.Parse()
 	if *refAddr != "" {
 		if err := runReferenceServer(*refAddr, *refIssuer, *refClient); err != nil {
@@ -224,9 +234,21 @@ func run(o options, tail []int) error {
 		manifests.WriteString("---\n")
 		fmt.Fprintf(&manifests, manifestTemplate, strings.ToLower(alg), alg)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "clients.yaml"), []byte(manifests.String()), 0o600); err != nil {
+	// The manifests have a folder of their own: the server reloads its folder on every change in
+	// it, and the audit log, wrk's script and Redis write beside it during the run.
+	manifestsDir := filepath.Join(dir, "manifests")
+	if err := os.Mkdir(manifestsDir, 0o700); err != nil {
 		return err
 	}
+	if err := os.WriteFile(filepath.Join(manifestsDir, "clients.yaml"), []byte(manifests.String()), 0o600); err != nil {
+		return err
+	}
+	if o.clients > 0 {
+		if err := genclients.Write(filepath.Join(manifestsDir, "generated"), genclients.Options{Clients: o.clients, JSON: true}); err != nil {
+			return err
+		}
+	}
+	o.manifests = manifestsDir
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var redisAddr string
@@ -247,6 +269,9 @@ func run(o options, tail []int) error {
 			srv.stop()
 		}
 	}()
+	if o.clients > 0 {
+		fmt.Printf("%d generated clients loaded in %s on one core\n", o.clients, srv.startup.Round(100*time.Millisecond))
+	}
 	where := "load generator on core 1"
 	if o.store == "redis" {
 		where = "load generator and redis-server share core 1"
@@ -322,6 +347,8 @@ type server struct {
 	exited  chan struct{} // closed when the process has exited, waitErr set
 	waitErr error
 	once    sync.Once
+	// startup is how long it took to be ready.
+	startup time.Duration
 }
 
 // stop interrupts the server and waits for it to exit; it can be called more than once.
@@ -346,7 +373,7 @@ func startServer(ctx context.Context, o options, dir, redisAddr string, extra ..
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"serve", "--manifests", dir,
+	args := []string{"serve", "--manifests", o.manifests,
 		"--listen-address", addr, "--health-probe-bind-address", probe, "--zap-log-level", "error", "--store", o.store,
 		// The audit log stays on (as in production) but goes to a file, not the terminal.
 		"--audit-log", filepath.Join(dir, "audit.log"), "--metrics-bind-address", "0"}
@@ -362,13 +389,16 @@ func startServer(ctx context.Context, o options, dir, redisAddr string, extra ..
 		_ = resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}
-	return startOnCore0(ctx, "http://"+addr, ready, o.binary, append(args, extra...)...)
+	// A large registry takes a while on one core: a minute or more per million clients, more on
+	// a shared machine.
+	timeout := 30*time.Second + time.Duration(o.clients)*time.Millisecond
+	return startOnCore0(ctx, "http://"+addr, ready, timeout, o.binary, append(args, extra...)...)
 }
 
 // startOnCore0 starts the program name with args pinned to core 0 (taskset execs it, so the
 // process is the program's) with GOMAXPROCS=1, and returns it, serving on base, once ready
 // answers true.
-func startOnCore0(ctx context.Context, base string, ready func() bool, name string, args ...string) (*server, error) {
+func startOnCore0(ctx context.Context, base string, ready func() bool, timeout time.Duration, name string, args ...string) (*server, error) {
 	cmd := exec.CommandContext(ctx, "taskset", append([]string{"-c", "0", name}, args...)...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	cmd.Stderr = os.Stderr
@@ -377,13 +407,15 @@ func startOnCore0(ctx context.Context, base string, ready func() bool, name stri
 	}
 	s := &server{base: base, cmd: cmd, exited: make(chan struct{})}
 	go func() { s.waitErr = cmd.Wait(); close(s.exited) }()
-	if err := waitReady(ready, s.exited); err != nil {
+	started := time.Now()
+	if err := waitReady(ready, s.exited, timeout); err != nil {
 		s.stop()
 		if s.waitErr != nil {
 			err = fmt.Errorf("%w: %w", err, s.waitErr)
 		}
 		return nil, err
 	}
+	s.startup = time.Since(started)
 	return s, nil
 }
 
@@ -439,10 +471,8 @@ func pingRedis(ctx context.Context, addr string) error {
 	return nil
 }
 
-// waitReady polls ready until it answers true, for 30 s at most, or until exited is closed (the
-// server gave up, e.g. on a flag it does not know).
-func waitReady(ready func() bool, exited <-chan struct{}) error {
-	deadline := time.Now().Add(30 * time.Second)
+func waitReady(ready func() bool, exited <-chan struct{}, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
@@ -454,7 +484,7 @@ func waitReady(ready func() bool, exited <-chan struct{}) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return errors.New("server not ready within 30s")
+	return fmt.Errorf("server not ready within %s", timeout)
 }
 
 func basic(id, secret string) string {

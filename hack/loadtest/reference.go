@@ -110,7 +110,7 @@ func startReference(ctx context.Context, issuer, clientID, secret string) (*serv
 		status, _, err := post(ctx, http.DefaultClient, base+"/oauth2/token", basic(clientID, secret), "grant_type=client_credentials")
 		return err == nil && status == http.StatusOK
 	}
-	return startOnCore0(ctx, base, ready, self, "-"+referenceFlag, addr,
+	return startOnCore0(ctx, base, ready, 30*time.Second, self, "-"+referenceFlag, addr,
 		"-reference-issuer", issuer, "-reference-client", clientID+":"+secret)
 }
 
