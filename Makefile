@@ -132,11 +132,21 @@ fuzz: envtest ## Run every fuzz target for FUZZ_TIME each (default 10s).
 	KUBEBUILDER_ASSETS=$(KUBEBUILDER_ASSETS) FUZZ_TIME=$(FUZZ_TIME) hack/fuzz.sh
 
 .PHONY: bench
-bench: envtest build ## Run the Go benchmarks (Redis ones included), then the loopback load run (client_credentials, refresh, introspection hit and miss) with the memory and the Redis store; with the memory store also the signing-path reference row and the tail latency table.
+bench: envtest build ## Run the Go benchmarks (Redis ones included), then the loopback load run (client_credentials, refresh, introspection hit and miss) with the memory and the Redis store; with the memory store also the signing-path reference row and the tail latency table; then the embedded load time for LOADTIME_COUNTS clients.
 	hack/apt-install.sh wrk redis-server
 	KUBEBUILDER_ASSETS=$(KUBEBUILDER_ASSETS) go test -run '^$$' -bench . -benchmem $(BENCH_FLAGS) ./...
 	go run ./hack/loadtest -binary bin/latchkey -store memory $(LOADTEST_FLAGS)
 	go run ./hack/loadtest -binary bin/latchkey -store redis -reference=false -tail-rates= $(LOADTEST_FLAGS)
+	hack/loadtime.sh bin/latchkey $(LOADTIME_COUNTS)
+
+LOADTIME_COUNTS ?= 1000 10000 100000
+
+.PHONY: bench-scale
+bench-scale: envtest build ## Scale runs (minutes, several GB at 1M): embedded load time and RSS for 1k to 1M clients, client_credentials with 1k and with 1M clients loaded, operator start-up with 100k OAuthClients in the API server.
+	GENCLIENTS_FLAGS=-json hack/loadtime.sh bin/latchkey 1000 10000 100000 1000000
+	go run ./hack/loadtest -binary bin/latchkey -store memory -scenarios client_credentials -reference=false -tail-rates= -clients 1000
+	go run ./hack/loadtest -binary bin/latchkey -store memory -scenarios client_credentials -reference=false -tail-rates= -clients 1000000
+	KUBEBUILDER_ASSETS=$(KUBEBUILDER_ASSETS) go run ./hack/opstartup -binary bin/latchkey -clients 100000
 
 .PHONY: soak
 soak: build ## Soak (not in CI): SOAK_DURATION (10m) of mixed load on three replicas sharing redis-server, a replica SIGKILLed and Redis restarted midway; results in bin/soak/<UTC time>.

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -221,6 +222,9 @@ type propagationReconciler struct {
 	expiries <-chan event.GenericEvent
 	targets  targets
 	uids     sync.Map // types.NamespacedName → types.UID, to forget deleted objects
+	// incomplete holds the objects (types.NamespacedName) whose last count was not every
+	// live replica: those a rising watermark may change (reportEvents).
+	incomplete sync.Map
 }
 
 func (r *propagationReconciler) setup(mgr ctrl.Manager) error {
@@ -229,8 +233,7 @@ func (r *propagationReconciler) setup(mgr ctrl.Manager) error {
 		// Every change: a status write of another controller may drop the condition (a merge
 		// patch replaces the list), which this one then writes again.
 		For(r.newObj()).
-		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(r.all),
-			builder.WithPredicates(replicaReportChanged(r.namespace)))
+		Watches(&coordinationv1.Lease{}, r.reportEvents(), builder.WithPredicates(replicaReportChanged(r.namespace)))
 	if r.expiries != nil {
 		b = b.WatchesRawSource(source.Channel(r.expiries, handler.EnqueueRequestsFromMapFunc(r.all)))
 	}
@@ -238,6 +241,52 @@ func (r *propagationReconciler) setup(mgr ctrl.Manager) error {
 		b = b.WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.forSecret(r.client)))
 	}
 	return b.Complete(retryConflicts(r))
+}
+
+// reportEvents enqueues, for a replica report's event, the objects whose count it may change:
+// every object when a replica came or went (its Lease created or deleted) or a watermark went
+// down (a replica started again under its name); when watermarks only rose, the objects whose
+// last count was incomplete, since a complete count stays complete while watermarks rise. A
+// replica taking in a burst of changes then costs the leader work for the objects still
+// lagging, not for all of them on each report.
+func (r *propagationReconciler) reportEvents() handler.EventHandler {
+	all := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		for _, req := range r.all(ctx, nil) {
+			q.Add(req)
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, _ event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			all(ctx, q)
+		},
+		DeleteFunc: func(ctx context.Context, _ event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			all(ctx, q)
+		},
+		GenericFunc: func(ctx context.Context, _ event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			all(ctx, q)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if watermarkFell(e.ObjectOld, e.ObjectNew) {
+				all(ctx, q)
+				return
+			}
+			r.incomplete.Range(func(key, _ any) bool {
+				q.Add(reconcile.Request{NamespacedName: key.(types.NamespacedName)}) //nolint:forcetypeassert // only keys are stored
+				return true
+			})
+		},
+	}
+}
+
+// watermarkFell reports whether a watermark of the report cur is lower than in old.
+func watermarkFell(old, cur client.Object) bool {
+	for _, kind := range append(propagatedKinds, kindSecret) {
+		a := watermarkAnnotation(kind)
+		if parseResourceVersion(cur.GetAnnotations()[a]) < parseResourceVersion(old.GetAnnotations()[a]) {
+			return true
+		}
+	}
+	return false
 }
 
 // replicaReportChanged passes the events of replica Leases in namespace that change what they
@@ -305,6 +354,7 @@ func (r *propagationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			if uid, ok := r.uids.LoadAndDelete(req.NamespacedName); ok {
 				r.targets.forget(uid.(types.UID)) //nolint:forcetypeassert // only UIDs are stored
 			}
+			r.incomplete.Delete(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -323,6 +373,11 @@ func (r *propagationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	target, since := r.targets.of(obj, secrets, now)
 	p := propagationOf(reports, r.kind, target)
+	if p.complete() {
+		r.incomplete.Delete(req.NamespacedName)
+	} else {
+		r.incomplete.Store(req.NamespacedName, struct{}{})
+	}
 	if wait := since.Add(propagationSettle).Sub(now); !p.complete() && wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil // settling: the replicas are probably taking it in
 	}

@@ -28,9 +28,15 @@ import (
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
+// registryWorkers is how many objects of one kind a registry controller takes in at once: each
+// reconcile mostly waits for its Secret's GET, and start-up takes every object in.
+const registryWorkers = 16
+
 // everyReplica is the option of the controllers that run on every replica, leader or not.
+// Reconciles of one object never overlap (controller-runtime's queue); the registry publishes
+// concurrent writes together.
 func everyReplica() controller.Options {
-	return controller.Options{NeedLeaderElection: ptr.To(false)}
+	return controller.Options{NeedLeaderElection: ptr.To(false), MaxConcurrentReconciles: registryWorkers}
 }
 
 // clientRegistryReconciler keeps one replica's registry in step with the OAuthClients.
