@@ -2,6 +2,9 @@ package metrics
 
 import (
 	"errors"
+	"net/http"
+	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,7 +45,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		reg: reg,
 		tokensIssued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_tokens_issued_total", Help: "Token responses issued, by grant type and registered client.",
-		}, []string{"grant_type", "client_id", "namespace"}),
+		}, []string{"grant_type", "client_id", "client_namespace"}),
 		oauthErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_oauth_errors_total", Help: "OAuth error responses, by endpoint and RFC 6749 error code.",
 		}, []string{"endpoint", "error"}),
@@ -56,11 +59,11 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		previousSecretUsed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_client_previous_secret_used_total",
 			Help: "Client authentications with the previous client secret inside a rotation's grace period, by registered client.",
-		}, []string{"client_id", "namespace"}),
+		}, []string{"client_id", "client_namespace"}),
 		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "latchkey_request_duration_seconds", Help: "HTTP request latency, by endpoint.",
+			Name: "latchkey_request_duration_seconds", Help: "HTTP request latency, by endpoint and response status code.",
 			Buckets: prometheus.DefBuckets,
-		}, []string{"endpoint"}),
+		}, []string{"endpoint", "code"}),
 		storeOperations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_store_operations_total", Help: "Leased store operations, by backend, operation and result.",
 		}, []string{"backend", "operation", "result"}),
@@ -105,7 +108,9 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-// TokenIssued counts a token response. clientID and namespace must be a registered client's.
+// TokenIssued counts a token response. clientID and namespace must be a registered client's;
+// the namespace is the client_namespace label (a namespace label would be renamed
+// exported_namespace by a scrape that adds the target's own).
 func (m *Metrics) TokenIssued(grantType, clientID, namespace string) {
 	if m == nil {
 		return
@@ -154,12 +159,55 @@ func (m *Metrics) RateLimited(reason string) {
 	m.rateLimited.WithLabelValues(reason).Inc()
 }
 
-// ObserveRequest records the latency of a request to an endpoint (a fixed name).
-func (m *Metrics) ObserveRequest(endpoint string, d time.Duration) {
+// ObserveRequest records the latency of a request to an endpoint (a fixed name) answered with
+// an HTTP status code.
+func (m *Metrics) ObserveRequest(endpoint string, code int, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.requestDuration.WithLabelValues(endpoint).Observe(d.Seconds())
+	m.requestDuration.WithLabelValues(endpoint, statusLabel(code)).Observe(d.Seconds())
+}
+
+// statusLabel is the code label of a status: the three digits, without allocating for the
+// common ones.
+func statusLabel(code int) string {
+	switch code {
+	case http.StatusOK:
+		return "200"
+	case http.StatusFound:
+		return "302"
+	case http.StatusBadRequest:
+		return "400"
+	case http.StatusUnauthorized:
+		return "401"
+	}
+	if code < 100 || code > 999 {
+		return Unknown
+	}
+	return strconv.Itoa(code)
+}
+
+// InitOAuthErrors creates the series of latchkey_oauth_errors_total at zero for each endpoint
+// and each error code it can answer (oauth2.ErrorCodes), so that dashboards and rate() see a
+// healthy server's zeros rather than no data.
+func (m *Metrics) InitOAuthErrors(codes map[string][]string) {
+	if m == nil {
+		return
+	}
+	for endpoint, cs := range codes {
+		for _, c := range cs {
+			m.oauthErrors.WithLabelValues(endpoint, c)
+		}
+	}
+}
+
+// RegisterBuildInfo registers latchkey_build_info{version, go_version}, always 1.
+func RegisterBuildInfo(reg prometheus.Registerer, version string) error {
+	return reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "latchkey_build_info",
+		Help:        "Always 1; the labels name the running build: version and the Go version it was built with.",
+		ConstLabels: prometheus.Labels{"version": version, "go_version": runtime.Version()},
+	}, func() float64 { return 1 }))
 }
 
 // RefreshReuseDetected counts a refresh token reuse detection.
@@ -210,13 +258,20 @@ type Snapshotter interface {
 	Snapshot() *registry.Snapshot
 }
 
-// WatchRegistry registers latchkey_registry_objects{kind}: the clients, scopes and users of
-// the current registry snapshot.
+// Kind label values: the Kubernetes kind names, the same in every metric with a kind label.
+const (
+	KindOAuthClient = "OAuthClient"
+	KindScope       = "Scope"
+	KindUser        = "User"
+)
+
+// WatchRegistry registers latchkey_registry_objects{kind}: the OAuthClients, Scopes and Users
+// of the current registry snapshot.
 func (m *Metrics) WatchRegistry(r Snapshotter) error {
 	if m == nil {
 		return nil
 	}
-	for _, kind := range []string{"clients", "scopes", "users"} {
+	for _, kind := range []string{KindOAuthClient, KindScope, KindUser} {
 		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "latchkey_registry_objects", Help: "Objects in the registry snapshot, by kind.",
 			ConstLabels: prometheus.Labels{"kind": kind},
@@ -227,9 +282,9 @@ func (m *Metrics) WatchRegistry(r Snapshotter) error {
 			}
 			clients, scopes, users := s.Counts()
 			switch kind {
-			case "clients":
+			case KindOAuthClient:
 				return float64(clients)
-			case "scopes":
+			case KindScope:
 				return float64(scopes)
 			}
 			return float64(users)

@@ -35,7 +35,7 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.TokenIssued("client_credentials", "c", "ns")
 	m.OAuthError("token", "invalid_client")
 	m.ClientAuthFailure("none")
-	m.ObserveRequest("token", time.Second)
+	m.ObserveRequest("token", 200, time.Second)
 	m.RefreshReuseDetected()
 	m.KeyRotated()
 	m.KeyRetired()
@@ -52,16 +52,16 @@ func TestCounters(t *testing.T) {
 	m.TokenIssued("client_credentials", "billing", "payments")
 	m.OAuthError("token", "invalid_client")
 	m.ClientAuthFailure("client_secret_basic")
-	m.ObserveRequest("token", 10*time.Millisecond)
+	m.ObserveRequest("token", 401, 10*time.Millisecond)
 	m.KeyRotated()
 	m.KeyRetired()
 	m.KeyRetired()
-	assert.InDelta(t, 2, sample(t, reg, `latchkey_tokens_issued_total{client_id="billing",grant_type="client_credentials",namespace="payments"}`), 0)
+	assert.InDelta(t, 2, sample(t, reg, `latchkey_tokens_issued_total{client_id="billing",client_namespace="payments",grant_type="client_credentials"}`), 0)
 	assert.InDelta(t, 1, sample(t, reg, `latchkey_oauth_errors_total{endpoint="token",error="invalid_client"}`), 0)
 	assert.InDelta(t, 1, sample(t, reg, `latchkey_client_auth_failures_total{method="client_secret_basic"}`), 0)
 	assert.InDelta(t, 1, sample(t, reg, `latchkey_signing_key_rotations_total`), 0)
 	assert.InDelta(t, 2, sample(t, reg, `latchkey_signing_key_retirements_total`), 0)
-	assert.InDelta(t, 1, sample(t, reg, `latchkey_request_duration_seconds_count{endpoint="token"}`), 0)
+	assert.InDelta(t, 1, sample(t, reg, `latchkey_request_duration_seconds_count{code="401",endpoint="token"}`), 0)
 }
 
 func TestInstrumentStoreCountsResults(t *testing.T) {
@@ -113,9 +113,9 @@ func TestRegistryAndKeyGauges(t *testing.T) {
 	require.NoError(t, m.WatchKeys(kr, func() time.Time { return now }))
 	text := scrape(t, reg)
 	for _, line := range []string{
-		`latchkey_registry_objects{kind="clients"} 1`,
-		`latchkey_registry_objects{kind="scopes"} 0`,
-		`latchkey_registry_objects{kind="users"} 0`,
+		`latchkey_registry_objects{kind="OAuthClient"} 1`,
+		`latchkey_registry_objects{kind="Scope"} 0`,
+		`latchkey_registry_objects{kind="User"} 0`,
 	} {
 		assert.Contains(t, text, line+"\n")
 	}

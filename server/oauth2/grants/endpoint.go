@@ -11,6 +11,7 @@ import (
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
 	"github.com/latchkey-dev/latchkey/server/token"
+	"github.com/latchkey-dev/latchkey/server/tracing"
 )
 
 // Registry gives the current registry snapshot; *registry.Registry implements it.
@@ -89,15 +90,25 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // exchange authenticates the client, applies the grant and scope policy and runs the grant.
-func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (*Response, error) {
+// It runs in a span "grant <type>" when the request is traced.
+func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (_ *Response, err error) {
 	grant, ok := e.grants[req.GrantType]
 	if !ok {
 		return nil, oauth2.ErrUnsupportedGrantType
+	}
+	ctx, span := tracing.Start(ctx, spanGrant)
+	defer func() { tracing.End(span, err) }()
+	if span.IsRecording() {
+		span.SetName(spanGrant + " " + grant.Type())
+		span.SetAttributes(tracing.GrantType.String(grant.Type()))
 	}
 	snap := e.registry.Snapshot()
 	client, err := e.auth.Authenticate(ctx, snap, req)
 	if err != nil {
 		return nil, err
+	}
+	if span.IsRecording() {
+		span.SetAttributes(tracing.ClientID.String(client.ID))
 	}
 	if grant.ConfidentialOnly() && oauth2.IsPublic(client) {
 		return nil, oauth2.ErrUnauthorizedClient.WithDescription("A public client may not use this grant type.")
@@ -173,3 +184,10 @@ type responseBody struct {
 	RefreshToken string `json:"refresh_token,omitempty"`
 	IDToken      string `json:"id_token,omitempty"`
 }
+
+// Span names of the token endpoint (see server/tracing).
+const (
+	spanGrant           = "grant"
+	spanSignAccessToken = "sign access_token"
+	spanSignIDToken     = "sign id_token"
+)
