@@ -271,7 +271,9 @@ func (t *tracer) wrap(h http.Handler) http.Handler {
 
 // instrumentRedis adds go-redis's OpenTelemetry hooks (a span per command) to a Redis store.
 func (t *tracer) instrumentRedis(st any) error {
-	c, ok := st.(interface{ Client() goredis.UniversalClient })
+	c, ok := st.(interface {
+		Client() goredis.UniversalClient
+	})
 	if t == nil || !ok {
 		return nil
 	}

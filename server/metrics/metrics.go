@@ -47,8 +47,8 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "latchkey_tokens_issued_total", Help: "Token responses issued, by grant type and registered client.",
 		}, []string{"grant_type", "client_id", "client_namespace"}),
 		oauthErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "latchkey_oauth_errors_total", Help: "OAuth error responses, by endpoint and RFC 6749 error code.",
-		}, []string{"endpoint", "error"}),
+			Name: "latchkey_oauth_errors_total", Help: "OAuth error responses, by handler (the endpoint: token, authorize, ...) and RFC 6749 error code.",
+		}, []string{"handler", "error"}),
 		clientAuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_client_auth_failures_total", Help: "Failed client authentications, by method.",
 		}, []string{"method"}),
@@ -61,9 +61,9 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Client authentications with the previous client secret inside a rotation's grace period, by registered client.",
 		}, []string{"client_id", "client_namespace"}),
 		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "latchkey_request_duration_seconds", Help: "HTTP request latency, by endpoint and response status code.",
+			Name: "latchkey_request_duration_seconds", Help: "HTTP request latency, by handler (the endpoint: token, authorize, ...) and response status code.",
 			Buckets: prometheus.DefBuckets,
-		}, []string{"endpoint", "code"}),
+		}, []string{"handler", "code"}),
 		storeOperations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_store_operations_total", Help: "Leased store operations, by backend, operation and result.",
 		}, []string{"backend", "operation", "result"}),

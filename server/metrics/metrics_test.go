@@ -57,11 +57,11 @@ func TestCounters(t *testing.T) {
 	m.KeyRetired()
 	m.KeyRetired()
 	assert.InDelta(t, 2, sample(t, reg, `latchkey_tokens_issued_total{client_id="billing",client_namespace="payments",grant_type="client_credentials"}`), 0)
-	assert.InDelta(t, 1, sample(t, reg, `latchkey_oauth_errors_total{endpoint="token",error="invalid_client"}`), 0)
+	assert.InDelta(t, 1, sample(t, reg, `latchkey_oauth_errors_total{error="invalid_client",handler="token"}`), 0)
 	assert.InDelta(t, 1, sample(t, reg, `latchkey_client_auth_failures_total{method="client_secret_basic"}`), 0)
 	assert.InDelta(t, 1, sample(t, reg, `latchkey_signing_key_rotations_total`), 0)
 	assert.InDelta(t, 2, sample(t, reg, `latchkey_signing_key_retirements_total`), 0)
-	assert.InDelta(t, 1, sample(t, reg, `latchkey_request_duration_seconds_count{code="401",endpoint="token"}`), 0)
+	assert.InDelta(t, 1, sample(t, reg, `latchkey_request_duration_seconds_count{code="401",handler="token"}`), 0)
 }
 
 func TestInstrumentStoreCountsResults(t *testing.T) {

@@ -273,7 +273,7 @@ func TestClientAssertionsAreCountedAndAudited(t *testing.T) {
 		`latchkey_client_authentications_total{method="private_key_jwt"} 2`,
 		`latchkey_client_auth_failures_total{method="private_key_jwt"} 1`,
 		`latchkey_tokens_issued_total{client_id="pkjwt-client",client_namespace="payments",grant_type="client_credentials"} 2`,
-		`latchkey_oauth_errors_total{endpoint="token",error="invalid_client"} 1`,
+		`latchkey_oauth_errors_total{error="invalid_client",handler="token"} 1`,
 	} {
 		assert.Contains(t, text, want)
 	}
