@@ -372,7 +372,7 @@ func instrument(cfg *handler.Config, registerer prometheus.Registerer, reg *regi
 	if err := metrics.RegisterBuildInfo(registerer, version); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	m.InitOAuthErrors(oauth2.ErrorCodes())
+	m.InitFailureSeries(oauth2.ErrorCodes(), oauth2.ClientAuthMethodLabels(), oauth2.RateLimitReasons())
 	if err := m.WatchRegistry(reg); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}

@@ -187,17 +187,25 @@ func statusLabel(code int) string {
 	return strconv.Itoa(code)
 }
 
-// InitOAuthErrors creates the series of latchkey_oauth_errors_total at zero for each endpoint
-// and each error code it can answer (oauth2.ErrorCodes), so that dashboards and rate() see a
-// healthy server's zeros rather than no data.
-func (m *Metrics) InitOAuthErrors(codes map[string][]string) {
+// InitFailureSeries creates the series of the failure counters at zero, so that dashboards and
+// rate() see a healthy server's zeros rather than no data: latchkey_oauth_errors_total for each
+// endpoint and each error code it can answer (oauth2.ErrorCodes),
+// latchkey_client_auth_failures_total for each method (oauth2.ClientAuthMethodLabels) and
+// latchkey_rate_limited_total for each reason (oauth2.RateLimitReasons).
+func (m *Metrics) InitFailureSeries(errorCodes map[string][]string, authMethods, rateLimitReasons []string) {
 	if m == nil {
 		return
 	}
-	for endpoint, cs := range codes {
+	for endpoint, cs := range errorCodes {
 		for _, c := range cs {
 			m.oauthErrors.WithLabelValues(endpoint, c)
 		}
+	}
+	for _, method := range authMethods {
+		m.clientAuthFailures.WithLabelValues(method)
+	}
+	for _, reason := range rateLimitReasons {
+		m.rateLimited.WithLabelValues(reason)
 	}
 }
 

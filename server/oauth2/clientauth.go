@@ -157,7 +157,7 @@ func (a *ClientAuth) Authenticate(ctx context.Context, snap *registry.Snapshot, 
 		}
 	}
 	if v.RetryAfter > 0 {
-		RecordRateLimited(ctx, "client_authentication")
+		RecordRateLimited(ctx, RateLimitClientAuthentication)
 		Audit(ctx, AuditEvent{Event: AuditRateLimited, ClientID: registeredID(client, known), Outcome: "failure",
 			Reason: "client authentication: too many failures"})
 		return nil, ErrTooManyRequests.WithRetryAfter(v.RetryAfter)

@@ -236,6 +236,26 @@ func recordPreviousSecretUsed(ctx context.Context, c *registry.Client) {
 	}
 }
 
+// ClientAuthMethodLabels are every value of the client authentication method label
+// (authMethodLabel), for metrics that start their series at zero.
+func ClientAuthMethodLabels() []string {
+	return []string{AuthMethodBasic, AuthMethodPost, AuthMethodNone, AuthMethodServiceAccountToken, AuthMethodPrivateKeyJWT,
+		AuthMethodAssertion, "missing", "other"}
+}
+
+// Rate limit reasons, the reasons of RecordRateLimited.
+const (
+	RateLimitClientAuthentication = "client_authentication"
+	RateLimitUserLogin            = "user_login"
+	RateLimitClient               = "client_rate_limit"
+	RateLimitRegistration         = "registration"
+)
+
+// RateLimitReasons are every reason of RecordRateLimited.
+func RateLimitReasons() []string {
+	return []string{RateLimitClientAuthentication, RateLimitUserLogin, RateLimitClient, RateLimitRegistration}
+}
+
 // authMethodLabel bounds the client authentication method label.
 func authMethodLabel(method string) string {
 	switch method {

@@ -168,7 +168,7 @@ func (l RateLimits) take(ctx context.Context, c *registry.Client) error {
 	if wait <= 0 {
 		return nil
 	}
-	oauth2.RecordRateLimited(ctx, "client_rate_limit")
+	oauth2.RecordRateLimited(ctx, oauth2.RateLimitClient)
 	oauth2.Audit(ctx, oauth2.AuditEvent{Event: oauth2.AuditRateLimited, ClientID: c.ID, Outcome: "failure",
 		Reason: fmt.Sprintf("client rate limit: %d per minute, burst %d", limit.PerMinute, limit.Burst)})
 	return oauth2.ErrTooManyRequests.WithDescription("The client's rate limit is spent; retry after the Retry-After delay.").
