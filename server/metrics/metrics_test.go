@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -166,4 +167,9 @@ func TestRegistryLagIsTheCountOfObjectsNotTakenInAndTheReportedWatermarkPerKind(
 	m.RegistryLag("Scope", 0, 1300)
 	assert.InDelta(t, 0.0, sample(t, reg, `latchkey_registry_generation_lag{kind="Scope"}`), 0)
 	assert.InDelta(t, 1300.0, sample(t, reg, `latchkey_registry_watermark_resource_version{kind="Scope"}`), 0)
+}
+
+func TestEveryStoreMethodHasAnOperationLabel(t *testing.T) {
+	assert.Len(t, storeOperations(), reflect.TypeFor[store.Store]().NumMethod(),
+		"storeOperations lists one operation per method of store.Store")
 }

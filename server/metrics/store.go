@@ -17,6 +17,8 @@ import (
 // (not_found, conflict, already_used, reused, revoked, unavailable, error). Unavailable and
 // unexpected errors are also counted in latchkey_store_errors_total, and a RotateRefresh or
 // ReportRefreshReuse that detects a reuse in latchkey_refresh_token_reuse_detected_total. A nil m returns s.
+// When the request is traced, each operation is a span "store <operation>" (server/tracing) with
+// its result; only unavailable and unexpected errors mark it failed.
 //
 // The failure series (latchkey_store_errors_total of every operation, and the unavailable and
 // error results of latchkey_store_operations_total) start at zero, so that a healthy server

@@ -44,7 +44,7 @@ func validRequestID(id string) bool {
 func newRequestID() string {
 	var b [16]byte
 	for i := 0; i < len(b); i += 8 {
-		v := rand.Uint64()
+		v := rand.Uint64() //nolint:gosec // a request ID must be unique, not unpredictable
 		for j := range 8 {
 			b[i+j] = byte(v >> (8 * j))
 		}

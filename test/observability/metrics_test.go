@@ -124,7 +124,7 @@ func TestMetricsOfARealServer(t *testing.T) {
 		}
 	})
 	t.Run("kind labels are Kubernetes kind names", func(t *testing.T) {
-		kinds := []string{"OAuthClient", "Scope", "User", "WorkloadIssuer", "OAuthClientPolicy"}
+		kinds := []string{"OAuthClient", "Scope", "User", "WorkloadIssuer", "OAuthClientPolicy", "Secret"}
 		seen := 0
 		for name, f := range families {
 			if !strings.HasPrefix(name, "latchkey_") {

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestTracesURL(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"a base URL gets the traces path", "http://collector:4318", "http://collector:4318/v1/traces"},
+		{"a base URL with a slash gets the traces path", "https://collector:4318/", "https://collector:4318/v1/traces"},
+		{"a URL with a path keeps it", "http://collector:4318/custom/traces", "http://collector:4318/custom/traces"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { assert.Equal(t, tc.want, tracesURL(tc.in)) })
+	}
+}
+
+func TestTracingEnabled(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		flag string
+		env  map[string]string
+		want bool
+	}{
+		{name: "tracing is off by default", want: false},
+		{name: "the flag turns it on", flag: "http://c:4318", want: true},
+		{name: "the standard endpoint variable turns it on", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, want: true},
+		{name: "the traces endpoint variable turns it on", env: map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"}, want: true},
+		{name: "OTEL_SDK_DISABLED turns it off", flag: "http://c:4318", env: map[string]string{"OTEL_SDK_DISABLED": "true"}, want: false},
+		{name: "OTEL_TRACES_EXPORTER=none turns it off", flag: "http://c:4318", env: map[string]string{"OTEL_TRACES_EXPORTER": "none"}, want: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER"} {
+				t.Setenv(k, tc.env[k])
+			}
+			o := observabilityOptions{otlpEndpoint: tc.flag}
+			assert.Equal(t, tc.want, o.tracingEnabled())
+		})
+	}
+}
