@@ -74,6 +74,8 @@ type requestScope struct {
 	client    string
 	requestID string
 	endpoint  string
+	// idHeader is the X-Request-Id header's value slice, here to save its allocation.
+	idHeader [1]string
 	response
 }
 
@@ -112,7 +114,8 @@ func (in Instrumentation) Wrap(next http.Handler) http.Handler {
 		s := &requestScope{metrics: m, auditor: in.Auditor, remote: r.RemoteAddr,
 			client: clientAddress(r, in.ClientIPHeader), endpoint: EndpointOther,
 			requestID: requestID(r), response: response{ResponseWriter: w}}
-		w.Header()[RequestIDHeader] = []string{s.requestID}
+		s.idHeader[0] = s.requestID
+		w.Header()[RequestIDHeader] = s.idHeader[:]
 		ctx := context.WithValue(r.Context(), scopeKey{}, s)
 		if log := logr.FromContextOrDiscard(ctx); log.GetSink() != nil {
 			ctx = logr.NewContext(ctx, log.WithValues("request_id", s.requestID))
