@@ -27,6 +27,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
 	uzap "go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -269,7 +270,10 @@ func (t *tracer) wrap(h http.Handler) http.Handler {
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()))
 }
 
-// instrumentRedis adds go-redis's OpenTelemetry hooks (a span per command) to a Redis store.
+// instrumentRedis adds go-redis's OpenTelemetry hooks (a span per command) to a Redis store,
+// without the commands' arguments (db.statement): they hold the store's records, and a span
+// is no place for those. Commands outside a traced request (the store's background work)
+// make no span.
 func (t *tracer) instrumentRedis(st any) error {
 	c, ok := st.(interface {
 		Client() goredis.UniversalClient
@@ -277,7 +281,32 @@ func (t *tracer) instrumentRedis(st any) error {
 	if t == nil || !ok {
 		return nil
 	}
-	return redisotel.InstrumentTracing(c.Client(), redisotel.WithTracerProvider(trace.TracerProvider(t.provider)))
+	return redisotel.InstrumentTracing(c.Client(), redisotel.WithTracerProvider(childSpansOnly{tp: t.provider}),
+		redisotel.WithDBStatement(false), redisotel.WithCallerEnabled(false))
+}
+
+// childSpansOnly is a TracerProvider whose tracers start a span only under a recording one: a
+// Redis command of a traced request is a span of it, the store's background commands are no
+// traces of their own.
+type childSpansOnly struct {
+	embedded.TracerProvider
+	tp trace.TracerProvider
+}
+
+func (p childSpansOnly) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	return childSpansOnlyTracer{t: p.tp.Tracer(name, opts...)}
+}
+
+type childSpansOnlyTracer struct {
+	embedded.Tracer
+	t trace.Tracer
+}
+
+func (t childSpansOnlyTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if parent := trace.SpanFromContext(ctx); !parent.IsRecording() {
+		return ctx, parent
+	}
+	return t.t.Start(ctx, name, opts...)
 }
 
 // shutdown flushes the spans not yet exported, for at most a few seconds.

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 func TestTracesURL(t *testing.T) {
@@ -38,4 +42,23 @@ func TestTracingEnabled(t *testing.T) {
 			assert.Equal(t, tc.want, o.tracingEnabled())
 		})
 	}
+}
+
+func TestRedisSpansAreChildrenOnly(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	tracer := childSpansOnly{tp: tp}.Tracer("redis")
+
+	_, span := tracer.Start(context.Background(), "evalsha")
+	span.End()
+	assert.Empty(t, rec.Ended(), "a command outside a traced request makes no span")
+
+	ctx, parent := tp.Tracer("test").Start(context.Background(), "store throttle")
+	_, span = tracer.Start(ctx, "evalsha")
+	span.End()
+	parent.End()
+	require.Len(t, rec.Ended(), 2)
+	assert.Equal(t, "evalsha", rec.Ended()[0].Name())
+	assert.Equal(t, parent.SpanContext().SpanID(), rec.Ended()[0].Parent().SpanID())
 }

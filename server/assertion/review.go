@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
-
-	"github.com/latchkey-dev/latchkey/server/tracing"
 )
 
 // ErrReviewUnavailable: the API server could not answer a TokenReview (the caller answers 503).
@@ -106,9 +104,7 @@ func (c *CachedReviewer) Review(ctx context.Context, token string, audiences []s
 		if r, ok := c.lookup(key); ok { // filled while this call waited for the group
 			return r, nil
 		}
-		ctx, span := tracing.Start(ctx, "kubernetes token_review")
 		r, err := c.next.Review(ctx, token, audiences)
-		tracing.End(span, err)
 		if err == nil && r.Authenticated {
 			c.store(key, r.clone(), expiry)
 		}
