@@ -346,7 +346,7 @@ func instrument(cfg *handler.Config, registerer prometheus.Registerer, reg *regi
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	if err := metrics.RegisterBuildInfo(registerer, version); err != nil {
+	if err := metrics.RegisterBuildInfo(registerer, readBuildInfo().Version); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	m.InitFailureSeries(oauth2.ErrorCodes(), oauth2.ClientAuthMethodLabels(), oauth2.RateLimitReasons())

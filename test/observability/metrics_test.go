@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -98,8 +99,13 @@ func TestMetricsOfARealServer(t *testing.T) {
 	labels, families := scrape(t)
 
 	t.Run("build info names the version and the Go version", func(t *testing.T) {
-		v, ok := value(families, "latchkey_build_info", map[string]string{"version": "dev", "go_version": runtime.Version()})
-		require.True(t, ok, "latchkey_build_info{version=dev, go_version=%s}", runtime.Version())
+		// The version `latchkey version` prints: the stamped one, else the module's, else dev.
+		out, err := exec.Command(binary, "version").Output()
+		require.NoError(t, err)
+		version, ok := strings.CutPrefix(strings.SplitN(string(out), "\n", 2)[0], "latchkey ")
+		require.True(t, ok, "latchkey version printed %q", out)
+		v, ok := value(families, "latchkey_build_info", map[string]string{"version": version, "go_version": runtime.Version()})
+		require.True(t, ok, "latchkey_build_info{version=%s, go_version=%s}", version, runtime.Version())
 		assert.InDelta(t, 1, v, 0)
 	})
 	t.Run("tokens issued are counted by client_namespace", func(t *testing.T) {
