@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,6 +34,10 @@ type redisOptions struct {
 	db           int
 	tls          bool
 	keyPrefix    string
+	// tlsCAFile, tlsServerName and tlsInsecureSkipVerify refine --redis-tls.
+	tlsCAFile             string
+	tlsServerName         string
+	tlsInsecureSkipVerify bool
 }
 
 func envOr(name, def string) string {
@@ -45,12 +50,16 @@ func envOr(name, def string) string {
 func (o *redisOptions) bind(fs *flag.FlagSet) {
 	db, _ := strconv.Atoi(envOr("LATCHKEY_REDIS_DB", "0"))
 	tlsOn, _ := strconv.ParseBool(envOr("LATCHKEY_REDIS_TLS", "false"))
+	insecure, _ := strconv.ParseBool(envOr("LATCHKEY_REDIS_TLS_INSECURE_SKIP_VERIFY", "false"))
 	fs.StringVar(&o.address, "redis-address", envOr("LATCHKEY_REDIS_ADDRESS", ""), "with --store redis: host:port of Redis; comma-separated for Cluster nodes or Sentinels (env LATCHKEY_REDIS_ADDRESS)")
 	fs.StringVar(&o.masterName, "redis-master-name", envOr("LATCHKEY_REDIS_MASTER_NAME", ""), "Sentinel master name; set it to use Sentinel (env LATCHKEY_REDIS_MASTER_NAME)")
 	fs.StringVar(&o.passwordFile, "redis-password-file", envOr("LATCHKEY_REDIS_PASSWORD_FILE", ""), "file holding the Redis password, e.g. a mounted Secret (env LATCHKEY_REDIS_PASSWORD_FILE)")
 	fs.StringVar(&o.username, "redis-username", envOr("LATCHKEY_REDIS_USERNAME", ""), "Redis ACL user name (env LATCHKEY_REDIS_USERNAME)")
 	fs.IntVar(&o.db, "redis-db", db, "Redis database number, standalone and Sentinel only (env LATCHKEY_REDIS_DB)")
-	fs.BoolVar(&o.tls, "redis-tls", tlsOn, "connect to Redis with TLS, verified against the system roots (env LATCHKEY_REDIS_TLS)")
+	fs.BoolVar(&o.tls, "redis-tls", tlsOn, "connect to Redis with TLS, verified against the system roots or --redis-tls-ca-file (env LATCHKEY_REDIS_TLS)")
+	fs.StringVar(&o.tlsCAFile, "redis-tls-ca-file", envOr("LATCHKEY_REDIS_TLS_CA_FILE", ""), "with --redis-tls: PEM file of the CA certificates that verify Redis, instead of the system roots, e.g. a mounted Secret (env LATCHKEY_REDIS_TLS_CA_FILE)")
+	fs.StringVar(&o.tlsServerName, "redis-tls-server-name", envOr("LATCHKEY_REDIS_TLS_SERVER_NAME", ""), "with --redis-tls: the name Redis's certificate must carry (default: the host of --redis-address) (env LATCHKEY_REDIS_TLS_SERVER_NAME)")
+	fs.BoolVar(&o.tlsInsecureSkipVerify, "redis-tls-insecure-skip-verify", insecure, "with --redis-tls: do not verify Redis's certificate (testing only: anyone on the path can read the store) (env LATCHKEY_REDIS_TLS_INSECURE_SKIP_VERIFY)")
 	fs.StringVar(&o.keyPrefix, "redis-key-prefix", envOr("LATCHKEY_REDIS_KEY_PREFIX", "latchkey:"), "prefix of every Redis key (env LATCHKEY_REDIS_KEY_PREFIX)")
 }
 
@@ -61,7 +70,30 @@ func (o *redisOptions) validate() error {
 	if o.db < 0 {
 		return fmt.Errorf("--redis-db %d: must not be negative", o.db)
 	}
+	if !o.tls && (o.tlsCAFile != "" || o.tlsServerName != "" || o.tlsInsecureSkipVerify) {
+		return errors.New("--redis-tls-ca-file, --redis-tls-server-name and --redis-tls-insecure-skip-verify need --redis-tls")
+	}
 	return nil
+}
+
+// tlsConfig is the TLS configuration of the Redis connections (nil without --redis-tls).
+func (o *redisOptions) tlsConfig() (*tls.Config, error) {
+	if !o.tls {
+		return nil, nil
+	}
+	//nolint:gosec // InsecureSkipVerify only when the operator asks for it (--redis-tls-insecure-skip-verify)
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: o.tlsServerName, InsecureSkipVerify: o.tlsInsecureSkipVerify}
+	if o.tlsCAFile != "" {
+		b, err := os.ReadFile(o.tlsCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--redis-tls-ca-file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("--redis-tls-ca-file %s: no PEM certificate in it", o.tlsCAFile)
+		}
+	}
+	return c, nil
 }
 
 // redisStartTimeout bounds the ping at startup.
@@ -83,8 +115,9 @@ func (o *redisOptions) open(ctx context.Context) (*redisstore.Store, error) {
 		}
 		opts.Password = strings.TrimRight(string(b), "\r\n")
 	}
-	if o.tls {
-		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	var err error
+	if opts.TLS, err = o.tlsConfig(); err != nil {
+		return nil, err
 	}
 	s, err := redisstore.New(opts)
 	if err != nil {
