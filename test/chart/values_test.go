@@ -1,0 +1,215 @@
+package chart
+
+import (
+	"encoding/json"
+	"errors"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// gatewayAPIVersion is the Gateway API release whose CRDs (from its Go module) check the
+// chart's HTTPRoute.
+const gatewayAPIVersion = "v1.3.0"
+
+// templateErr runs helm template with the --set values and returns its error output; the
+// render must fail.
+func (s *suite) templateErr(t *testing.T, set ...string) string {
+	t.Helper()
+	args := []string{"template", "latchkey", filepath.Join(s.root, "charts", "latchkey"), "--namespace", "latchkey"}
+	for _, kv := range set {
+		args = append(args, "--set", kv)
+	}
+	out, err := exec.Command(s.helm, args...).CombinedOutput()
+	require.Error(t, err, "helm template %v rendered, but it must be refused", set)
+	return string(out)
+}
+
+// container is the rendered Deployment's latchkey container.
+func container(t *testing.T, objs []*unstructured.Unstructured) map[string]any {
+	t.Helper()
+	d := find(objs, "Deployment")
+	require.NotNil(t, d)
+	cs, _, err := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+	require.NoError(t, err)
+	require.NotEmpty(t, cs)
+	c, ok := cs[0].(map[string]any)
+	require.True(t, ok)
+	return c
+}
+
+func TestMisspeltValuesAreRefusedWithTheKeyNamed(t *testing.T) {
+	s := env
+	for _, tc := range []struct {
+		name string
+		set  []string
+		want string
+	}{
+		{name: "a misspelt top-level value is refused", set: []string{"replicaCont=2"},
+			want: "additional properties 'replicaCont' not allowed"},
+		{name: "a misspelt nested value is refused with its path", set: []string{"store.redis.tls.enable=true"},
+			want: "at '/store/redis/tls': additional properties 'enable' not allowed"},
+		{name: "a misspelt value of a Deployment knob is refused", set: []string{"terminationGracePeriod=10"},
+			want: "additional properties 'terminationGracePeriod' not allowed"},
+		{name: "a misspelt HTTPRoute value is refused", set: []string{"httpRoute.hostname=auth.example.com"},
+			want: "at '/httpRoute': additional properties 'hostname' not allowed"},
+		{name: "a log level the server does not know is refused", set: []string{"logLevel=warning"},
+			want: "at '/logLevel'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Contains(t, s.templateErr(t, tc.set...), tc.want)
+		})
+	}
+}
+
+func TestImageDigestOverridesTheTag(t *testing.T) {
+	s := env
+	const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	for _, tc := range []struct {
+		name string
+		set  []string
+		want string
+	}{
+		{name: "the tag is used without a digest", set: []string{"image.tag=v1.2.3"}, want: "ghcr.io/latchkey-dev/latchkey:v1.2.3"},
+		{name: "the digest replaces the tag", set: []string{"image.tag=v1.2.3", "image.digest=" + digest}, want: "ghcr.io/latchkey-dev/latchkey@" + digest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, container(t, s.render(t, "latchkey", "latchkey", tc.set...))["image"])
+		})
+	}
+	assert.Contains(t, s.templateErr(t, "image.digest=v1.2.3"), "at '/image/digest'")
+}
+
+func TestCommonLabelsAreOnEveryObject(t *testing.T) {
+	s := env
+	objs := s.render(t, "latchkey", "latchkey", "commonLabels.team=identity", "commonLabels.app\\.kubernetes\\.io/name=not-the-chart",
+		"httpRoute.enabled=true", "httpRoute.parentRefs[0].name=public", "ingress.enabled=true")
+	for _, o := range objs {
+		assert.Equal(t, "identity", o.GetLabels()["team"], "%s %s", o.GetKind(), o.GetName())
+		assert.Equal(t, "latchkey", o.GetLabels()["app.kubernetes.io/name"], "the chart's own label wins: %s %s", o.GetKind(), o.GetName())
+	}
+	d := find(objs, "Deployment")
+	pod, _, err := unstructured.NestedStringMap(d.Object, "spec", "template", "metadata", "labels")
+	require.NoError(t, err)
+	assert.Equal(t, "identity", pod["team"])
+	assert.Equal(t, "latchkey", pod["app.kubernetes.io/name"])
+}
+
+func TestRedisValuesBecomeServerFlagsAndMounts(t *testing.T) {
+	s := env
+	objs := s.render(t, "latchkey", "latchkey", "store.type=redis", "store.redis.address=redis:6380", "store.redis.username=lk",
+		"store.redis.db=3", "store.redis.keyPrefix=prod:lk:", "store.redis.tls.enabled=true", "store.redis.tls.serverName=redis.internal",
+		"store.redis.caSecret.name=redis-ca", "store.redis.caSecret.key=bundle.pem")
+	args := containerArgs(t, objs)
+	for _, want := range []string{"--redis-address=redis:6380", "--redis-username=lk", "--redis-db=3", "--redis-key-prefix=prod:lk:",
+		"--redis-tls", "--redis-tls-server-name=redis.internal", "--redis-tls-ca-file=/etc/latchkey/redis-ca/bundle.pem"} {
+		assert.Contains(t, args, want)
+	}
+	assert.NotContains(t, args, "--redis-tls-insecure-skip-verify")
+	b, err := json.Marshal(find(objs, "Deployment").Object)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `{"mountPath":"/etc/latchkey/redis-ca","name":"redis-ca","readOnly":true}`)
+	assert.Contains(t, string(b), `{"name":"redis-ca","secret":{"items":[{"key":"bundle.pem","path":"bundle.pem"}],"secretName":"redis-ca"}}`)
+
+	assert.Contains(t, s.templateErr(t, "store.type=redis", "store.redis.address=r:6379", "store.redis.caSecret.name=ca"),
+		"store.redis.caSecret needs store.redis.tls.enabled true")
+}
+
+func TestStrategyKeepsTheMemoryStoreToOneProcess(t *testing.T) {
+	s := env
+	strategy := func(objs []*unstructured.Unstructured) map[string]any {
+		m, _, err := unstructured.NestedMap(find(objs, "Deployment").Object, "spec", "strategy")
+		require.NoError(t, err)
+		return m
+	}
+	assert.Equal(t, map[string]any{"type": "Recreate"}, strategy(s.render(t, "latchkey", "latchkey")), "memory: Recreate by default")
+	assert.Equal(t, map[string]any{"type": "Recreate"}, strategy(s.render(t, "latchkey", "latchkey", "strategy.type=Recreate")))
+	assert.Nil(t, strategy(s.render(t, "latchkey", "latchkey", "store.type=redis", "store.redis.address=r:6379")),
+		"redis: the Kubernetes default")
+	assert.Equal(t, map[string]any{"type": "RollingUpdate", "rollingUpdate": map[string]any{"maxUnavailable": float64(0)}},
+		strategy(s.render(t, "latchkey", "latchkey", "store.type=redis", "store.redis.address=r:6379", "strategy.type=RollingUpdate",
+			"strategy.rollingUpdate.maxUnavailable=0")))
+	assert.Contains(t, s.templateErr(t, "strategy.type=RollingUpdate"), "strategy.type RollingUpdate: store.type memory")
+}
+
+// TestHTTPRouteIsAcceptedByTheGatewayAPI installs the Gateway API's HTTPRoute CRD (from its Go
+// module) and applies the chart's HTTPRoute: the API server checks it against the real schema.
+func TestHTTPRouteIsAcceptedByTheGatewayAPI(t *testing.T) {
+	s := env
+	out, err := exec.Command("go", "mod", "download", "-json", "sigs.k8s.io/gateway-api@"+gatewayAPIVersion).Output()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		t.Fatalf("go mod download sigs.k8s.io/gateway-api: %v: %s", err, ee.Stderr)
+	}
+	require.NoError(t, err)
+	var mod struct{ Dir string }
+	require.NoError(t, json.Unmarshal(out, &mod))
+	s.cp.MustKubectl(t, nil, "apply", "--server-side", "-f", filepath.Join(mod.Dir, "config", "crd", "standard", "gateway.networking.k8s.io_httproutes.yaml"))
+	s.cp.MustKubectl(t, nil, "wait", "--for=condition=Established", "--timeout=30s", "crd/httproutes.gateway.networking.k8s.io")
+
+	const ns = "latchkey-route"
+	objs := s.render(t, "route", ns, "issuer=https://auth.example.com", "httpRoute.enabled=true",
+		"httpRoute.parentRefs[0].name=public", "httpRoute.parentRefs[0].namespace=gateways", "httpRoute.parentRefs[0].sectionName=https",
+		"httpRoute.hostnames[0]=auth.example.com", "service.port=8080")
+	route := find(objs, "HTTPRoute")
+	require.NotNil(t, route, "httpRoute.enabled renders an HTTPRoute")
+	var routeOnly []*unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetKind() == "HTTPRoute" {
+			routeOnly = append(routeOnly, o)
+		}
+	}
+	s.install(t, ns, routeOnly)
+	got := s.cp.MustKubectl(t, nil, "get", "-n", ns, "httproute/route-latchkey", "-o",
+		"jsonpath={.spec.parentRefs[0].name}/{.spec.parentRefs[0].sectionName} {.spec.hostnames} {.spec.rules[0].backendRefs[0].name}:{.spec.rules[0].backendRefs[0].port} {.spec.rules[0].matches[0].path.value}")
+	assert.Equal(t, `public/https ["auth.example.com"] route-latchkey:8080 /`, strings.TrimSpace(got))
+
+	assert.Contains(t, s.templateErr(t, "httpRoute.enabled=true"), "httpRoute.enabled needs httpRoute.parentRefs")
+}
+
+// TestHelmInstallAdoptsTheCRDsOfRunCluster: CRDs installed outside Helm (as make run-cluster
+// does) make helm install fail, until hack/helm-adopt-crds.sh (which run-cluster runs) marks
+// them as the release's.
+func TestHelmInstallAdoptsTheCRDsOfRunCluster(t *testing.T) {
+	s := env
+	const release, ns = "adopt", "latchkey-adopt"
+	s.cp.MustKubectl(t, nil, "apply", "--server-side", "--force-conflicts", "-f", filepath.Join(s.root, "config", "crd", "bases"))
+	// Whatever an earlier test left: the CRDs belong to no release.
+	crds := strings.Fields(s.cp.MustKubectl(t, nil, "get", "crd", "-o", "name"))
+	var ours []string
+	for _, c := range crds {
+		if strings.HasSuffix(c, ".oauth.latchkey.dev") {
+			ours = append(ours, c)
+		}
+	}
+	require.NotEmpty(t, ours)
+	s.cp.MustKubectl(t, nil, append([]string{"annotate"}, append(ours, "meta.helm.sh/release-name-", "meta.helm.sh/release-namespace-")...)...)
+
+	helm := func(args ...string) (string, error) {
+		out, err := exec.Command(s.helm, append(args, "--kubeconfig", s.cp.Kubeconfig())...).CombinedOutput()
+		return string(out), err
+	}
+	install := []string{"install", release, filepath.Join(s.root, "charts", "latchkey"), "--namespace", ns, "--create-namespace"}
+	out, err := helm(install...)
+	require.Error(t, err, "helm install over CRDs installed outside Helm: %s", out)
+	assert.Contains(t, out, "cannot be imported into the current release")
+
+	adopt := exec.Command(filepath.Join(s.root, "hack", "helm-adopt-crds.sh"), s.cp.KubectlPath(), s.cp.Kubeconfig(), release, ns)
+	b, err := adopt.CombinedOutput()
+	require.NoError(t, err, "%s", b)
+	out, err = helm(install...)
+	require.NoError(t, err, "helm install after hack/helm-adopt-crds.sh: %s", out)
+	t.Cleanup(func() {
+		if out, err := helm("uninstall", release, "--namespace", ns); err != nil {
+			t.Errorf("helm uninstall: %v: %s", err, out)
+		}
+	})
+	got := s.cp.MustKubectl(t, nil, "get", "crd", "oauthclients.oauth.latchkey.dev", "-o",
+		`jsonpath={.metadata.annotations.meta\.helm\.sh/release-name} {.metadata.labels.helm\.sh/chart}`)
+	assert.Regexp(t, `^adopt latchkey-`, strings.TrimSpace(got), "the release owns the CRD and applied the chart's version of it")
+}
