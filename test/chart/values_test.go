@@ -3,10 +3,12 @@ package chart
 import (
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -212,4 +214,57 @@ func TestHelmInstallAdoptsTheCRDsOfRunCluster(t *testing.T) {
 	got := s.cp.MustKubectl(t, nil, "get", "crd", "oauthclients.oauth.latchkey.dev", "-o",
 		`jsonpath={.metadata.annotations.meta\.helm\.sh/release-name} {.metadata.labels.helm\.sh/chart}`)
 	assert.Regexp(t, `^adopt latchkey-`, strings.TrimSpace(got), "the release owns the CRD and applied the chart's version of it")
+}
+
+// notesCommands returns the shell commands of the "Get a first token" steps of the chart's
+// NOTES.txt (the lines indented by five spaces), as helm install prints them.
+func (s *suite) notesCommands(t *testing.T, release, namespace string) []string {
+	t.Helper()
+	out, err := exec.Command(s.helm, "install", release, filepath.Join(s.root, "charts", "latchkey"), "--namespace", namespace,
+		"--dry-run=client").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	_, notes, ok := strings.Cut(string(out), "\nNOTES:\n")
+	require.True(t, ok, "helm install prints the NOTES: %s", out)
+	_, steps, ok := strings.Cut(notes, "Get a first token:")
+	require.True(t, ok)
+	steps, _, _ = strings.Cut(steps, "\n4. ")
+	var cmds []string
+	for _, l := range strings.Split(steps, "\n") {
+		if strings.HasPrefix(l, "     ") {
+			cmds = append(cmds, l)
+		}
+	}
+	require.NotEmpty(t, cmds)
+	return cmds
+}
+
+// TestNotesGetAFirstToken runs the NOTES' commands as a chart user would, against the chart's
+// server: only the port-forward (there is no kubelet) is replaced by the server's address.
+func TestNotesGetAFirstToken(t *testing.T) {
+	s := env
+	const release, ns = "notes", "latchkey-notes"
+	var script []string
+	for _, c := range s.notesCommands(t, release, ns) {
+		if strings.Contains(c, "kubectl -n "+ns+" port-forward svc/notes-latchkey 8080:80 &") {
+			continue
+		}
+		script = append(script, c)
+	}
+	objs := s.render(t, release, ns)
+	s.install(t, ns, objs)
+	srv, err := s.start(t, containerArgs(t, objs), s.impersonatingKubeconfig(t, serviceAccountUser(t, ns, objs)), 30*time.Second)
+	require.NoError(t, err)
+
+	sh := strings.ReplaceAll(strings.Join(script, "\n"), "http://localhost:8080", srv.URL())
+	require.Contains(t, sh, srv.URL()+"/oauth2/token", "the NOTES' curl line: %s", sh)
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", sh)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.cp.Kubeconfig(), "PATH="+filepath.Dir(s.cp.KubectlPath())+":"+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s\n%s", sh, out)
+	_, body, ok := strings.Cut(string(out), "{")
+	require.True(t, ok, "curl printed no JSON: %s", out)
+	var tok map[string]any
+	require.NoError(t, json.Unmarshal([]byte("{"+body), &tok), "%s", out)
+	assert.NotEmpty(t, tok["access_token"], "%s", out)
+	assert.Equal(t, "Bearer", tok["token_type"])
 }
