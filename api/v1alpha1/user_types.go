@@ -61,7 +61,7 @@ type UserStatus struct {
 // User declares a person who can log in through Latchkey.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:scope=Cluster,shortName=lkuser,categories=latchkey
+// +kubebuilder:resource:scope=Cluster,shortName=usr,categories=latchkey
 // +kubebuilder:printcolumn:name="Username",type=string,JSONPath=`.spec.username`
 // +kubebuilder:printcolumn:name="Email",type=string,JSONPath=`.spec.email`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
