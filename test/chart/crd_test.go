@@ -1,4 +1,4 @@
-package v1alpha1
+package chart
 
 import (
 	"os"
@@ -17,7 +17,7 @@ import (
 const explainWidth = 76
 
 // upstream are the schema paths whose descriptions come from Kubernetes (TypeMeta,
-// metav1.Condition), not from these types.
+// metav1.Condition), not from the types of api/v1alpha1.
 var upstream = []string{".apiVersion", ".kind", ".status.conditions[]"} //nolint:gochecknoglobals // test table
 
 // schemaCheck walks an openAPIV3Schema and reports what kubectl explain would show badly.
@@ -68,10 +68,17 @@ func (c *schemaCheck) walk(path string, s map[string]any, isItems bool) {
 	}
 }
 
-func TestCRDDescriptionsReadWellInKubectlExplain(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("..", "..", "config", "crd", "bases", "*.yaml"))
+// crdFiles are the CRDs controller-gen generates (and hack/chart-sync.sh copies into the chart).
+func crdFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(env.root, "config", "crd", "bases", "*.yaml"))
 	require.NoError(t, err)
 	require.NotEmpty(t, files)
+	return files
+}
+
+func TestCRDDescriptionsReadWellInKubectlExplain(t *testing.T) {
+	files := crdFiles(t)
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			b, err := os.ReadFile(f)
@@ -90,7 +97,7 @@ func TestCRDDescriptionsReadWellInKubectlExplain(t *testing.T) {
 			for _, v := range crd.Spec.Versions {
 				var c schemaCheck
 				c.walk("", v.Schema.OpenAPIV3Schema, false)
-				assert.Empty(t, c.long, "description lines wider than %d characters (wrap the comments in api/v1alpha1 at %d)", explainWidth, explainWidth)
+				assert.Empty(t, c.long, "description lines wider than %d characters (wrap the comments in api/v1alpha1 at %d and run make manifests)", explainWidth, explainWidth)
 				assert.Empty(t, c.unlisted, "enum values the field's description does not name")
 			}
 		})
@@ -98,10 +105,8 @@ func TestCRDDescriptionsReadWellInKubectlExplain(t *testing.T) {
 }
 
 func TestEveryKindHasAShortName(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("..", "..", "config", "crd", "bases", "*.yaml"))
-	require.NoError(t, err)
 	seen := map[string]string{}
-	for _, f := range files {
+	for _, f := range crdFiles(t) {
 		b, err := os.ReadFile(f)
 		require.NoError(t, err)
 		var crd struct {
