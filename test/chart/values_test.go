@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 )
 
 // gatewayAPIVersion is the Gateway API release whose CRDs (from its Go module) check the
@@ -36,7 +37,7 @@ func (s *suite) templateErr(t *testing.T, set ...string) string {
 func container(t *testing.T, objs []*unstructured.Unstructured) map[string]any {
 	t.Helper()
 	d := find(objs, "Deployment")
-	require.NotNil(t, d)
+	require.NotNil(t, d, "the chart renders no Deployment")
 	cs, _, err := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
 	require.NoError(t, err)
 	require.NotEmpty(t, cs)
@@ -89,8 +90,20 @@ func TestImageDigestOverridesTheTag(t *testing.T) {
 
 func TestCommonLabelsAreOnEveryObject(t *testing.T) {
 	s := env
-	objs := s.render(t, "latchkey", "latchkey", "commonLabels.team=identity", "commonLabels.app\\.kubernetes\\.io/name=not-the-chart",
-		"httpRoute.enabled=true", "httpRoute.parentRefs[0].name=public", "ingress.enabled=true")
+	set := []string{"commonLabels.team=identity", "commonLabels.app\\.kubernetes\\.io/name=not-the-chart",
+		"httpRoute.enabled=true", "httpRoute.parentRefs[0].name=public", "httpRoute.labels.team=route", "ingress.enabled=true"}
+	// No object carries a label twice (a decoder would keep one of them silently).
+	args := []string{"template", "latchkey", filepath.Join(s.root, "charts", "latchkey"), "--namespace", "latchkey"}
+	for _, kv := range set {
+		args = append(args, "--set", kv)
+	}
+	out, err := exec.Command(s.helm, args...).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	for _, doc := range strings.Split(string(out), "\n---\n") {
+		var m map[string]any
+		require.NoError(t, yaml.UnmarshalStrict([]byte(doc), &m), "%s", doc)
+	}
+	objs := s.render(t, "latchkey", "latchkey", set...)
 	for _, o := range objs {
 		assert.Equal(t, "identity", o.GetLabels()["team"], "%s %s", o.GetKind(), o.GetName())
 		assert.Equal(t, "latchkey", o.GetLabels()["app.kubernetes.io/name"], "the chart's own label wins: %s %s", o.GetKind(), o.GetName())
