@@ -27,6 +27,11 @@ type leasedStore interface {
 
 // redisOptions are the --redis-* flags; each defaults to its LATCHKEY_REDIS_* variable.
 type redisOptions struct {
+	// tlsCAFile, tlsServerName and tlsInsecureSkipVerify refine tls.
+	tlsCAFile             string
+	tlsServerName         string
+	tlsInsecureSkipVerify bool
+
 	address      string
 	masterName   string
 	passwordFile string
@@ -34,10 +39,6 @@ type redisOptions struct {
 	db           int
 	tls          bool
 	keyPrefix    string
-	// tlsCAFile, tlsServerName and tlsInsecureSkipVerify refine --redis-tls.
-	tlsCAFile             string
-	tlsServerName         string
-	tlsInsecureSkipVerify bool
 }
 
 func envOr(name, def string) string {
@@ -48,9 +49,9 @@ func envOr(name, def string) string {
 }
 
 func (o *redisOptions) bind(fs *flag.FlagSet) {
+	insecure, _ := strconv.ParseBool(envOr("LATCHKEY_REDIS_TLS_INSECURE_SKIP_VERIFY", "false"))
 	db, _ := strconv.Atoi(envOr("LATCHKEY_REDIS_DB", "0"))
 	tlsOn, _ := strconv.ParseBool(envOr("LATCHKEY_REDIS_TLS", "false"))
-	insecure, _ := strconv.ParseBool(envOr("LATCHKEY_REDIS_TLS_INSECURE_SKIP_VERIFY", "false"))
 	fs.StringVar(&o.address, "redis-address", envOr("LATCHKEY_REDIS_ADDRESS", ""), "with --store redis: host:port of Redis; comma-separated for Cluster nodes or Sentinels (env LATCHKEY_REDIS_ADDRESS)")
 	fs.StringVar(&o.masterName, "redis-master-name", envOr("LATCHKEY_REDIS_MASTER_NAME", ""), "Sentinel master name; set it to use Sentinel (env LATCHKEY_REDIS_MASTER_NAME)")
 	fs.StringVar(&o.passwordFile, "redis-password-file", envOr("LATCHKEY_REDIS_PASSWORD_FILE", ""), "file holding the Redis password, e.g. a mounted Secret (env LATCHKEY_REDIS_PASSWORD_FILE)")
@@ -67,11 +68,11 @@ func (o *redisOptions) validate() error {
 	if strings.TrimSpace(o.address) == "" {
 		return errors.New("--store redis needs --redis-address (or LATCHKEY_REDIS_ADDRESS)")
 	}
-	if o.db < 0 {
-		return fmt.Errorf("--redis-db %d: must not be negative", o.db)
-	}
 	if !o.tls && (o.tlsCAFile != "" || o.tlsServerName != "" || o.tlsInsecureSkipVerify) {
 		return errors.New("--redis-tls-ca-file, --redis-tls-server-name and --redis-tls-insecure-skip-verify need --redis-tls")
+	}
+	if o.db < 0 {
+		return fmt.Errorf("--redis-db %d: must not be negative", o.db)
 	}
 	return nil
 }

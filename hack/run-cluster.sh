@@ -2,10 +2,8 @@
 # `make run-cluster`: a local control plane (etcd + kube-apiserver from bin/k8s), the CRDs, the
 # samples (config/samples) and the operator running against it. Ctrl-C stops everything.
 # Extra arguments go to `latchkey serve`. Set SAMPLES=0 to skip applying the samples.
-# The CRDs are marked as belonging to the Helm release latchkey (RELEASE) in the namespace latchkey
-# (NAMESPACE), so `helm install latchkey charts/latchkey --namespace latchkey` adopts them.
 #
-#   export KUBECONFIG="$PWD/bin/run-cluster/kubeconfig"    # in another terminal, from the repository root
+#   export KUBECONFIG=bin/run-cluster/kubeconfig    # in another terminal, to use kubectl
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,6 +34,8 @@ done
 [ -f "$kubeconfig" ] || { echo "run-cluster: the control plane did not start in 2 minutes" >&2; exit 1; }
 
 "${kubectl[@]}" create namespace "$namespace" --dry-run=client -o yaml | "${kubectl[@]}" apply -f -
+# The CRDs belong to the Helm release latchkey (RELEASE) in the namespace: `helm install latchkey
+# charts/latchkey --namespace latchkey` adopts them instead of failing on CRDs that exist.
 hack/helm-adopt-crds.sh "$root/bin/k8s/kubectl" "$kubeconfig" "${RELEASE:-latchkey}" "$namespace"
 if [ "${SAMPLES:-1}" != 0 ]; then
   "${kubectl[@]}" apply -f config/samples
