@@ -187,46 +187,73 @@ func TestHTTPRouteIsAcceptedByTheGatewayAPI(t *testing.T) {
 	assert.Contains(t, s.templateErr(t, "httpRoute.enabled=true"), "httpRoute.enabled needs httpRoute.parentRefs")
 }
 
+// chartReadmeAdoptCommands are the kubectl commands of the chart README that mark the CRDs as a
+// release's, for the release and namespace given (the README says latchkey and latchkey).
+func (s *suite) chartReadmeAdoptCommands(t *testing.T, release, namespace string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.root, "charts", "latchkey", "README.md"))
+	require.NoError(t, err)
+	var cmds []string
+	for _, l := range strings.Split(strings.ReplaceAll(string(b), "\\\n", " "), "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "kubectl label --overwrite crd") || strings.HasPrefix(l, "kubectl annotate --overwrite crd") {
+			cmds = append(cmds, l)
+		}
+	}
+	require.Len(t, cmds, 2, "the chart README's label and annotate commands")
+	sh := strings.Join(cmds, "\n")
+	require.Contains(t, sh, "meta.helm.sh/release-name=latchkey meta.helm.sh/release-namespace=latchkey")
+	return strings.ReplaceAll(sh, "meta.helm.sh/release-name=latchkey meta.helm.sh/release-namespace=latchkey",
+		"meta.helm.sh/release-name="+release+" meta.helm.sh/release-namespace="+namespace)
+}
+
 // TestHelmInstallAdoptsTheCRDsOfRunCluster: CRDs installed outside Helm (as make run-cluster
-// does) make helm install fail, until hack/helm-adopt-crds.sh (which run-cluster runs) marks
-// them as the release's.
+// does) make helm install fail, until hack/helm-adopt-crds.sh (which run-cluster runs), or the
+// chart README's kubectl commands that do the same, mark them as the release's.
 func TestHelmInstallAdoptsTheCRDsOfRunCluster(t *testing.T) {
 	s := env
 	const release, ns = "adopt", "latchkey-adopt"
-	s.cp.MustKubectl(t, nil, "apply", "--server-side", "--force-conflicts", "-f", filepath.Join(s.root, "config", "crd", "bases"))
-	// Whatever an earlier test left: the CRDs belong to no release.
-	crds := strings.Fields(s.cp.MustKubectl(t, nil, "get", "crd", "-o", "name"))
-	var ours []string
-	for _, c := range crds {
-		if strings.HasSuffix(c, ".oauth.latchkey.dev") {
-			ours = append(ours, c)
-		}
-	}
-	require.NotEmpty(t, ours)
-	s.cp.MustKubectl(t, nil, append([]string{"annotate"}, append(ours, "meta.helm.sh/release-name-", "meta.helm.sh/release-namespace-")...)...)
-
 	helm := func(args ...string) (string, error) {
 		out, err := exec.Command(s.helm, append(args, "--kubeconfig", s.cp.Kubeconfig())...).CombinedOutput()
 		return string(out), err
 	}
-	install := []string{"install", release, filepath.Join(s.root, "charts", "latchkey"), "--namespace", ns, "--create-namespace"}
-	out, err := helm(install...)
-	require.Error(t, err, "helm install over CRDs installed outside Helm: %s", out)
-	assert.Contains(t, out, "cannot be imported into the current release")
+	for _, tc := range []struct {
+		name  string
+		adopt *exec.Cmd
+	}{
+		{name: "hack/helm-adopt-crds.sh marks the CRDs",
+			adopt: exec.Command(filepath.Join(s.root, "hack", "helm-adopt-crds.sh"), s.cp.KubectlPath(), s.cp.Kubeconfig(), release, ns)},
+		{name: "the chart README's kubectl commands mark the CRDs",
+			adopt: exec.Command("bash", "-euo", "pipefail", "-c", s.chartReadmeAdoptCommands(t, release, ns))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s.cp.MustKubectl(t, nil, "apply", "--server-side", "--force-conflicts", "-f", filepath.Join(s.root, "config", "crd", "bases"))
+			// Whatever an earlier test left: the CRDs belong to no release.
+			var ours []string
+			for _, c := range strings.Fields(s.cp.MustKubectl(t, nil, "get", "crd", "-o", "name")) {
+				if strings.HasSuffix(c, ".oauth.latchkey.dev") {
+					ours = append(ours, c)
+				}
+			}
+			require.NotEmpty(t, ours)
+			s.cp.MustKubectl(t, nil, append(append([]string{"annotate"}, ours...), "meta.helm.sh/release-name-", "meta.helm.sh/release-namespace-")...)
 
-	adopt := exec.Command(filepath.Join(s.root, "hack", "helm-adopt-crds.sh"), s.cp.KubectlPath(), s.cp.Kubeconfig(), release, ns)
-	b, err := adopt.CombinedOutput()
-	require.NoError(t, err, "%s", b)
-	out, err = helm(install...)
-	require.NoError(t, err, "helm install after hack/helm-adopt-crds.sh: %s", out)
-	t.Cleanup(func() {
-		if out, err := helm("uninstall", release, "--namespace", ns); err != nil {
-			t.Errorf("helm uninstall: %v: %s", err, out)
-		}
-	})
-	got := s.cp.MustKubectl(t, nil, "get", "crd", "oauthclients.oauth.latchkey.dev", "-o",
-		`jsonpath={.metadata.annotations.meta\.helm\.sh/release-name} {.metadata.labels.helm\.sh/chart}`)
-	assert.Regexp(t, `^adopt latchkey-`, strings.TrimSpace(got), "the release owns the CRD and applied the chart's version of it")
+			install := []string{"install", release, filepath.Join(s.root, "charts", "latchkey"), "--namespace", ns, "--create-namespace"}
+			out, err := helm(install...)
+			require.Error(t, err, "helm install over CRDs installed outside Helm: %s", out)
+			assert.Contains(t, out, "cannot be imported into the current release")
+
+			tc.adopt.Env = append(os.Environ(), "KUBECONFIG="+s.cp.Kubeconfig(), "PATH="+filepath.Dir(s.cp.KubectlPath())+":"+os.Getenv("PATH"))
+			b, err := tc.adopt.CombinedOutput()
+			require.NoError(t, err, "%s", b)
+			out, err = helm(install...)
+			require.NoError(t, err, "helm install after marking the CRDs: %s", out)
+			got := s.cp.MustKubectl(t, nil, "get", "crd", "oauthclients.oauth.latchkey.dev", "-o",
+				`jsonpath={.metadata.annotations.meta\.helm\.sh/release-name} {.metadata.labels.helm\.sh/chart}`)
+			assert.Regexp(t, `^adopt latchkey-`, strings.TrimSpace(got), "the release owns the CRD and applied the chart's version of it")
+			out, err = helm("uninstall", release, "--namespace", ns)
+			require.NoError(t, err, "helm uninstall: %s", out)
+		})
+	}
 }
 
 // notesCommands returns the shell commands of the "Get a first token" steps of the chart's
