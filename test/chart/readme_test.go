@@ -76,7 +76,7 @@ func TestChartReadmeListsEveryValue(t *testing.T) {
 }
 
 // readmeHelmCommands returns the helm install and upgrade commands of a Markdown file (code
-// blocks, backslash continuations joined) and the inline `--set ...` spans of its text.
+// blocks, backslash continuations joined, and inline spans) and the inline `--set ...` spans.
 func readmeHelmCommands(t *testing.T, path string) (commands, sets []string) {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -88,6 +88,9 @@ func readmeHelmCommands(t *testing.T, path string) (commands, sets []string) {
 			l, _, _ = strings.Cut(l, "#")
 			commands = append(commands, strings.Join(strings.Fields(l), " "))
 		}
+	}
+	for _, m := range regexp.MustCompile("`(helm (?:install|upgrade) [^`]+)`").FindAllStringSubmatch(text, -1) {
+		commands = append(commands, m[1])
 	}
 	for _, m := range regexp.MustCompile("`(--set [^`]+)`").FindAllStringSubmatch(text, -1) {
 		sets = append(sets, m[1])
@@ -113,7 +116,7 @@ func TestReadmeHelmCommandsRender(t *testing.T) {
 				tmpl := []string{"template", args[0], chart}
 				for _, a := range args[2:] {
 					switch a {
-					case "--create-namespace", "--reuse-values":
+					case "--create-namespace", "--reset-then-reuse-values":
 						continue // install and upgrade only
 					}
 					tmpl = append(tmpl, a)
