@@ -176,6 +176,21 @@ func TestRegistryLagIsTheCountOfObjectsNotTakenInAndTheReportedWatermarkPerKind(
 }
 
 func TestEveryStoreMethodHasAnOperationLabel(t *testing.T) {
-	assert.Len(t, storeOperations(), reflect.TypeFor[store.Store]().NumMethod(),
-		"storeOperations lists one operation per method of store.Store")
+	// The lookups of store.KnownRecords (no round trip, no error) count in
+	// latchkey_store_known_records_total instead.
+	known := reflect.TypeFor[store.KnownRecords]().NumMethod()
+	assert.Len(t, storeOperations(), reflect.TypeFor[store.Store]().NumMethod()-known,
+		"storeOperations lists one operation per method of store.Store, but those of store.KnownRecords")
+}
+
+func TestKnownRecordLookupsStartAtZeroAndCountByRecordAndResult(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := New(reg)
+	require.NoError(t, err)
+	st := m.InstrumentStore(memory.New(), "memory")
+	assert.InDelta(t, 0, sample(t, reg, `latchkey_store_known_records_total{backend="memory",record="refresh_token",result="hit"}`), 0)
+	_, ok := st.KnownCode(store.HashOf("never issued"))
+	assert.False(t, ok)
+	assert.InDelta(t, 1, sample(t, reg, `latchkey_store_known_records_total{backend="memory",record="code",result="miss"}`), 0)
+	assert.InDelta(t, 0, sample(t, reg, `latchkey_store_known_records_total{backend="memory",record="code",result="hit"}`), 0)
 }
