@@ -48,7 +48,6 @@ import (
 	"github.com/latchkey-dev/latchkey/controllers"
 	"github.com/latchkey-dev/latchkey/controllers/manifests"
 	ctrlreg "github.com/latchkey-dev/latchkey/controllers/registration"
-	"github.com/latchkey-dev/latchkey/server/audit"
 	"github.com/latchkey-dev/latchkey/server/credentialuse"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/metrics"
@@ -66,7 +65,10 @@ func main() {
 }
 
 type serveOptions struct {
-	auditLog      string
+	// obs: logging, the audit and access logs, tracing (observability.go); tracer is the
+	// running tracing, nil when off.
+	obs           observabilityOptions
+	tracer        *tracer
 	listenAddress string
 	issuer        string
 	manifestsDir  string
@@ -111,7 +113,7 @@ type serveOptions struct {
 
 func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.listenAddress, "listen-address", ":8080", "address the OAuth endpoints listen on")
-	fs.StringVar(&o.auditLog, "audit-log", "stderr", "where the JSON-lines audit log goes: stderr, - (stdout), a file path (appended), or off")
+	o.obs.bind(fs)
 	fs.StringVar(&o.issuer, "issuer", "", "public issuer URL (default: http://localhost:<port> from --listen-address)")
 	fs.StringVar(&o.manifestsDir, "manifests", "", "run without a cluster, loading OAuthClient, Scope, User, WorkloadIssuer, OAuthClientPolicy and Secret manifests from this folder (watched)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file of the cluster to run against (default: $KUBECONFIG, else the in-cluster config in a Pod, else ~/.kube/config)")
@@ -157,6 +159,9 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 }
 
 func (o *serveOptions) validate() error {
+	if err := o.obs.validate(); err != nil {
+		return err
+	}
 	if !slices.Contains(keys.SupportedAlgorithms(), o.signingAlgorithm) {
 		return fmt.Errorf("--signing-algorithm %q: want one of %s", o.signingAlgorithm, strings.Join(keys.SupportedAlgorithms(), ", "))
 	}
@@ -270,19 +275,19 @@ func defaultIssuer(listen string) string {
 
 func serve(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	var opts serveOptions
+	// Only panics carry stack traces (noStacktraces), unless --zap-stacktrace-level says otherwise.
+	opts := serveOptions{obs: observabilityOptions{zap: zap.Options{StacktraceLevel: noStacktraces}}}
 	opts.bind(fs)
-	zapOpts := zap.Options{StacktraceLevel: noStacktraces}
-	zapOpts.BindFlags(fs)
 	if err := parseFlags(fs, args, serveSynopsis, stdout); err != nil {
 		return err
 	}
+	opts.obs.parsed(fs)
 	opts.modeDefaults()
 	if err := opts.validate(); err != nil {
 		return &usageError{command: "serve", err: err}
 	}
 	// The raw zap logger also gives the manifest loader a warning level (logr has none).
-	raw := zap.NewRaw(zap.UseFlagOptions(&zapOpts), zap.WriteTo(stderr))
+	raw := opts.obs.newLogger(stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := quietAtShutdown(ctx, zapr.NewLogger(raw))
@@ -299,13 +304,17 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	auditOut, closeAudit, err := openAuditLog(opts.auditLog, stdout, stderr)
-	if err != nil {
+	var outs logs
+	defer outs.close()
+	if err := outs.apply(&opts.obs, &cfg, stdout, stderr); err != nil {
 		return err
 	}
-	defer closeAudit()
-	if auditOut != nil {
-		cfg.Audit = audit.New(auditOut)
+	if opts.tracer, err = opts.obs.startTracing(ctx); err != nil {
+		return err
+	}
+	defer opts.tracer.shutdown(ctx)
+	if err := opts.tracer.instrumentRedis(st); err != nil {
+		return err
 	}
 	// The operator serves controller-runtime's registry on its metrics endpoint; the embedded
 	// mode has its own registry and endpoint.
@@ -330,23 +339,6 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	return serveCluster(ctx, &opts, cfg, reg, keyring, st)
 }
 
-// openAuditLog opens the --audit-log destination: nil for off; close releases a file.
-func openAuditLog(dest string, stdout, stderr io.Writer) (w io.Writer, closeFn func(), err error) {
-	switch dest {
-	case "off":
-		return nil, func() {}, nil
-	case "stderr", "":
-		return stderr, func() {}, nil
-	case "-", "stdout":
-		return stdout, func() {}, nil
-	}
-	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--audit-log: %w", err)
-	}
-	return f, func() { _ = f.Close() }, nil
-}
-
 // instrument registers the server's metrics with registerer and wires them into cfg: the
 // handler records through cfg.Metrics, the store is wrapped to count its operations.
 func instrument(cfg *handler.Config, registerer prometheus.Registerer, reg *registry.Registry, keyring *keys.Keyring, backend string) error {
@@ -354,6 +346,10 @@ func instrument(cfg *handler.Config, registerer prometheus.Registerer, reg *regi
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	if err := metrics.RegisterBuildInfo(registerer, readBuildInfo().Version); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	m.InitFailureSeries(oauth2.ErrorCodes(), oauth2.ClientAuthMethodLabels(), oauth2.RateLimitReasons())
 	if err := m.WatchRegistry(reg); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
@@ -437,7 +433,7 @@ func serveEmbedded(ctx context.Context, opts *serveOptions, cfg handler.Config, 
 		}
 		cfg.Registrar = r
 	}
-	h, err := handler.New(cfg)
+	h, err := newOAuthHandler(cfg, opts.tracer)
 	if err != nil {
 		return err
 	}
@@ -627,7 +623,7 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 		}
 		cfg.Registrar = r
 	}
-	h, err := handler.New(cfg)
+	h, err := newOAuthHandler(cfg, opts.tracer)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,6 +27,11 @@ type leasedStore interface {
 
 // redisOptions are the --redis-* flags; each defaults to its LATCHKEY_REDIS_* variable.
 type redisOptions struct {
+	// tlsCAFile, tlsServerName and tlsInsecureSkipVerify refine tls.
+	tlsCAFile             string
+	tlsServerName         string
+	tlsInsecureSkipVerify bool
+
 	address      string
 	masterName   string
 	passwordFile string
@@ -44,6 +50,7 @@ func envOr(name, def string) string {
 }
 
 func (o *redisOptions) bind(fs *flag.FlagSet) {
+	insecure, _ := strconv.ParseBool(envOr("LATCHKEY_REDIS_TLS_INSECURE_SKIP_VERIFY", "false"))
 	db, _ := strconv.Atoi(envOr("LATCHKEY_REDIS_DB", "0"))
 	tlsOn, _ := strconv.ParseBool(envOr("LATCHKEY_REDIS_TLS", "false"))
 	known, err := strconv.Atoi(envOr("LATCHKEY_REDIS_KNOWN_RECORDS", strconv.Itoa(redisstore.DefaultKnownRecords)))
@@ -55,7 +62,10 @@ func (o *redisOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.passwordFile, "redis-password-file", envOr("LATCHKEY_REDIS_PASSWORD_FILE", ""), "file holding the Redis password, e.g. a mounted Secret (env LATCHKEY_REDIS_PASSWORD_FILE)")
 	fs.StringVar(&o.username, "redis-username", envOr("LATCHKEY_REDIS_USERNAME", ""), "Redis ACL user name (env LATCHKEY_REDIS_USERNAME)")
 	fs.IntVar(&o.db, "redis-db", db, "Redis database number, standalone and Sentinel only (env LATCHKEY_REDIS_DB)")
-	fs.BoolVar(&o.tls, "redis-tls", tlsOn, "connect to Redis with TLS, verified against the system roots (env LATCHKEY_REDIS_TLS)")
+	fs.BoolVar(&o.tls, "redis-tls", tlsOn, "connect to Redis with TLS, verified against the system roots or --redis-tls-ca-file (env LATCHKEY_REDIS_TLS)")
+	fs.StringVar(&o.tlsCAFile, "redis-tls-ca-file", envOr("LATCHKEY_REDIS_TLS_CA_FILE", ""), "with --redis-tls: PEM file of the CA certificates that verify Redis, instead of the system roots, e.g. a mounted Secret (env LATCHKEY_REDIS_TLS_CA_FILE)")
+	fs.StringVar(&o.tlsServerName, "redis-tls-server-name", envOr("LATCHKEY_REDIS_TLS_SERVER_NAME", ""), "with --redis-tls: the name Redis's certificate must carry (default: the host of --redis-address) (env LATCHKEY_REDIS_TLS_SERVER_NAME)")
+	fs.BoolVar(&o.tlsInsecureSkipVerify, "redis-tls-insecure-skip-verify", insecure, "with --redis-tls: do not verify Redis's certificate (testing only: anyone on the path can read the store) (env LATCHKEY_REDIS_TLS_INSECURE_SKIP_VERIFY)")
 	fs.StringVar(&o.keyPrefix, "redis-key-prefix", envOr("LATCHKEY_REDIS_KEY_PREFIX", "latchkey:"), "prefix of every Redis key (env LATCHKEY_REDIS_KEY_PREFIX)")
 	fs.IntVar(&o.knownRecords, "redis-known-records", known, "how many records of the codes and refresh tokens it issued a replica remembers, "+
 		"so that their exchange costs one Redis round trip; 0: none (env LATCHKEY_REDIS_KNOWN_RECORDS)")
@@ -65,6 +75,9 @@ func (o *redisOptions) validate() error {
 	if strings.TrimSpace(o.address) == "" {
 		return errors.New("--store redis needs --redis-address (or LATCHKEY_REDIS_ADDRESS)")
 	}
+	if !o.tls && (o.tlsCAFile != "" || o.tlsServerName != "" || o.tlsInsecureSkipVerify) {
+		return errors.New("--redis-tls-ca-file, --redis-tls-server-name and --redis-tls-insecure-skip-verify need --redis-tls")
+	}
 	if o.db < 0 {
 		return fmt.Errorf("--redis-db %d: must not be negative", o.db)
 	}
@@ -72,6 +85,26 @@ func (o *redisOptions) validate() error {
 		return errors.New("--redis-known-records (LATCHKEY_REDIS_KNOWN_RECORDS) must be a number, not negative")
 	}
 	return nil
+}
+
+// tlsConfig is the TLS configuration of the Redis connections (nil without --redis-tls).
+func (o *redisOptions) tlsConfig() (*tls.Config, error) {
+	if !o.tls {
+		return nil, nil
+	}
+	//nolint:gosec // InsecureSkipVerify only when the operator asks for it (--redis-tls-insecure-skip-verify)
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: o.tlsServerName, InsecureSkipVerify: o.tlsInsecureSkipVerify}
+	if o.tlsCAFile != "" {
+		b, err := os.ReadFile(o.tlsCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--redis-tls-ca-file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("--redis-tls-ca-file %s: no PEM certificate in it", o.tlsCAFile)
+		}
+	}
+	return c, nil
 }
 
 // redisStartTimeout bounds the ping at startup.
@@ -97,8 +130,9 @@ func (o *redisOptions) open(ctx context.Context) (*redisstore.Store, error) {
 		}
 		opts.Password = strings.TrimRight(string(b), "\r\n")
 	}
-	if o.tls {
-		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	var err error
+	if opts.TLS, err = o.tlsConfig(); err != nil {
+		return nil, err
 	}
 	s, err := redisstore.New(opts)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/latchkey-dev/latchkey/server/assertion"
+	"github.com/latchkey-dev/latchkey/server/tracing"
 )
 
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
@@ -34,10 +35,13 @@ func NewTokenReviewer(c client.Client) *TokenReviewer { return &TokenReviewer{cl
 
 // Review creates a TokenReview of the token for the audiences. A token the API server refuses
 // is a Review with Authenticated false; an error (wrapping assertion.ErrReviewUnavailable) means
-// it could not answer.
+// it could not answer. A traced request has a span "kubernetes TokenReview" for the call.
 func (r *TokenReviewer) Review(ctx context.Context, token string, audiences []string) (assertion.Review, error) {
 	tr := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: audiences}}
-	if err := r.client.Create(ctx, tr); err != nil {
+	ctx, span := tracing.Start(ctx, "kubernetes TokenReview")
+	err := r.client.Create(ctx, tr)
+	tracing.End(span, err)
+	if err != nil {
 		// The error of a create never holds the token (the API server does not echo specs).
 		return assertion.Review{}, fmt.Errorf("%w: %w", assertion.ErrReviewUnavailable, err)
 	}

@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -170,4 +172,25 @@ func BenchmarkTokenReview(b *testing.B) {
 			review(b, tok)
 		}
 	})
+}
+
+func TestATracedTokenReviewIsASpanOfTheRequest(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	ctx, parent := tp.Tracer("test").Start(t.Context(), "POST /oauth2/token")
+	c := unthrottledClient(t)
+	sa := createServiceAccount(t.Context(), t, c, newNamespace(t), "traced")
+	tok := serviceAccountToken(t.Context(), t, c, sa, reviewAudience)
+	got, err := NewTokenReviewer(c).Review(ctx, tok, []string{reviewAudience})
+	require.NoError(t, err)
+	assert.True(t, got.Authenticated)
+	parent.End()
+	ended := rec.Ended()
+	require.Len(t, ended, 2)
+	assert.Equal(t, "kubernetes TokenReview", ended[0].Name())
+	assert.Equal(t, parent.SpanContext().SpanID(), ended[0].Parent().SpanID())
+	for _, kv := range ended[0].Attributes() {
+		assert.NotContains(t, kv.Value.String(), tok, "the token in attribute %s", kv.Key)
+	}
 }

@@ -19,7 +19,7 @@ for n in "$@"; do
   port=$(freeport); probe=$(freeport)
   start=$(date +%s.%N)
   "$bin" serve --manifests "$work/c$n" --listen-address "127.0.0.1:$port" \
-    --health-probe-bind-address "127.0.0.1:$probe" --metrics-bind-address 0 --zap-log-level error >/dev/null 2>"$work/log" &
+    --health-probe-bind-address "127.0.0.1:$probe" --metrics-bind-address 0 --log-level error >/dev/null 2>"$work/log" &
   pid=$!
   until curl -fs "http://127.0.0.1:$probe/readyz" >/dev/null 2>&1; do
     kill -0 "$pid" 2>/dev/null || { cat "$work/log"; exit 1; }

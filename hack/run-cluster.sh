@@ -34,6 +34,9 @@ done
 [ -f "$kubeconfig" ] || { echo "run-cluster: the control plane did not start in 2 minutes" >&2; exit 1; }
 
 "${kubectl[@]}" create namespace "$namespace" --dry-run=client -o yaml | "${kubectl[@]}" apply -f -
+# The CRDs belong to the Helm release latchkey (RELEASE) in the namespace: `helm install latchkey
+# charts/latchkey --namespace latchkey` adopts them instead of failing on CRDs that exist.
+hack/helm-adopt-crds.sh "$root/bin/k8s/kubectl" "$kubeconfig" "${RELEASE:-latchkey}" "$namespace"
 if [ "${SAMPLES:-1}" != 0 ]; then
   "${kubectl[@]}" apply -f config/samples
 fi

@@ -36,13 +36,14 @@ const (
 	AuthMethodClientSecretBasic TokenEndpointAuthMethod = "client_secret_basic"
 	AuthMethodClientSecretPost  TokenEndpointAuthMethod = "client_secret_post"
 	AuthMethodNone              TokenEndpointAuthMethod = "none"
-	// AuthMethodServiceAccountToken: the client sends a token of its workload identity as a
-	// JWT-bearer client assertion (RFC 7523 2.2): a projected ServiceAccount token
-	// (spec.serviceAccount) or a token of a WorkloadIssuer (spec.workloadIdentity).
+	// AuthMethodServiceAccountToken: the client sends a token of its workload
+	// identity as a JWT-bearer client assertion (RFC 7523 2.2): a projected
+	// ServiceAccount token (spec.serviceAccount) or a token of a WorkloadIssuer
+	// (spec.workloadIdentity).
 	AuthMethodServiceAccountToken TokenEndpointAuthMethod = "service_account_token"
-	// AuthMethodPrivateKeyJWT: the client signs a JWT-bearer client assertion with its own
-	// key (RFC 7523 2.2, OpenID Connect Core 9); spec.jwks, jwksSecretRef, jwksURI or
-	// keyPolicy Generate say which public keys verify it.
+	// AuthMethodPrivateKeyJWT: the client signs a JWT-bearer client assertion with
+	// its own key (RFC 7523 2.2, OpenID Connect Core 9); spec.jwks, jwksSecretRef,
+	// jwksURI or keyPolicy Generate say which public keys verify it.
 	AuthMethodPrivateKeyJWT TokenEndpointAuthMethod = "private_key_jwt"
 )
 
@@ -52,12 +53,13 @@ type KeyPolicy string
 
 // Key policies.
 const (
-	// KeyPolicyGenerate: the controller creates an EC P-256 key pair in a Secret of the
-	// client's namespace (private key for the workload to mount, public keys for Latchkey)
-	// and rotates it on demand, keeping the previous public key for the rotation's grace period.
+	// KeyPolicyGenerate: the controller creates an EC P-256 key pair in a Secret
+	// of the client's namespace (private key for the workload to mount, public
+	// keys for Latchkey) and rotates it on demand, keeping the previous public key
+	// for the rotation's grace period.
 	KeyPolicyGenerate KeyPolicy = "Generate"
-	// KeyPolicyExternal: the client's owner provides the public keys (jwks, jwksSecretRef or
-	// jwksURI).
+	// KeyPolicyExternal: the client's owner provides the public keys (jwks,
+	// jwksSecretRef or jwksURI).
 	KeyPolicyExternal KeyPolicy = "External"
 )
 
@@ -67,9 +69,11 @@ type SecretPolicy string
 
 // Secret policies.
 const (
-	// SecretPolicyGenerate: the controller creates the Secret, owned by the OAuthClient.
+	// SecretPolicyGenerate: the controller creates the Secret, owned by the
+	// OAuthClient.
 	SecretPolicyGenerate SecretPolicy = "Generate"
-	// SecretPolicyExternal: someone else creates the Secret; the controller waits for it.
+	// SecretPolicyExternal: someone else creates the Secret; the controller waits
+	// for it.
 	SecretPolicyExternal SecretPolicy = "External"
 )
 
@@ -109,18 +113,20 @@ const (
 	ConsentSkip     ConsentPolicy = "Skip"
 )
 
-// TokenLifetimes are the lifetimes of the tokens issued to a client; absent means the server
-// default. Each is integer seconds (a JSON number: 3600) or a duration string (a JSON string:
-// "1h", "90m"); a quoted number such as "3600" is not a duration and is refused.
+// TokenLifetimes are the lifetimes of the tokens issued to a client; absent
+// means the server default. Each is integer seconds (a JSON number: 3600) or a
+// duration string (a JSON string: "1h", "90m"); a quoted number such as "3600"
+// is not a duration and is refused.
 type TokenLifetimes struct {
-	// accessToken lifetime (default 1h): integer seconds or a duration string such as
-	// 30m or 1h (units ns, us, ms, s, m, h); at least 1s, at most 24h.
+	// accessToken lifetime (default 1h): integer seconds or a duration string such
+	// as 30m or 1h (units ns, us, ms, s, m, h); at least 1s, at most 24h.
 	// +optional
 	// +kubebuilder:validation:XIntOrString
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1 && self <= 86400) : (self.matches('^([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('24h'))",message="accessToken must be integer seconds from 1 to 86400 or a duration from 1s to 24h (e.g. 30m, 1h)"
 	AccessToken *intstr.IntOrString `json:"accessToken,omitempty"`
-	// refreshToken lifetime (default 720h, 30 days): integer seconds or a duration string such as
-	// 30m or 1h (units ns, us, ms, s, m, h); at least 1s, at most 8760h, 365 days.
+	// refreshToken lifetime (default 720h, 30 days): integer seconds or a duration
+	// string such as 30m or 1h (units ns, us, ms, s, m, h); at least 1s, at most
+	// 8760h, 365 days.
 	// +optional
 	// +kubebuilder:validation:XIntOrString
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1 && self <= 31536000) : (self.matches('^([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('8760h'))",message="refreshToken must be integer seconds from 1 to 31536000 or a duration from 1s to 8760h (e.g. 30m, 1h)"
@@ -131,15 +137,16 @@ type TokenLifetimes struct {
 	// +kubebuilder:validation:XIntOrString
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1 && self <= 86400) : (self.matches('^([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('24h'))",message="idToken must be integer seconds from 1 to 86400 or a duration from 1s to 24h (e.g. 30m, 1h)"
 	IDToken *intstr.IntOrString `json:"idToken,omitempty"`
-	// authorizationCode lifetime (default 10m): integer seconds or a duration string such as
-	// 30m or 1h (units ns, us, ms, s, m, h); at least 1s, at most 1h.
+	// authorizationCode lifetime (default 10m): integer seconds or a duration
+	// string such as 30m or 1h (units ns, us, ms, s, m, h); at least 1s, at most
+	// 1h.
 	// +optional
 	// +kubebuilder:validation:XIntOrString
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1 && self <= 3600) : (self.matches('^([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('1h'))",message="authorizationCode must be integer seconds from 1 to 3600 or a duration from 1s to 1h (e.g. 30m, 1h)"
 	AuthorizationCode *intstr.IntOrString `json:"authorizationCode,omitempty"`
-	// accessTokenOutlivesAssertion lets an access token obtained with a client assertion
-	// (service_account_token, private_key_jwt) live its full lifetime; by default it expires
-	// no later than the assertion.
+	// accessTokenOutlivesAssertion lets an access token obtained with a client
+	// assertion (service_account_token, private_key_jwt) live its full lifetime;
+	// by default it expires no later than the assertion.
 	// +optional
 	AccessTokenOutlivesAssertion bool `json:"accessTokenOutlivesAssertion,omitempty"`
 }
@@ -163,31 +170,34 @@ type TokenLifetimes struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.secretRotation) || !has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod in ['client_secret_basic', 'client_secret_post'] || (self.tokenEndpointAuthMethod == 'private_key_jwt' && has(self.keyPolicy) && self.keyPolicy == 'Generate')",message="secretRotation is for client secrets and keyPolicy Generate key pairs"
 // +kubebuilder:validation:XValidation:rule="!has(self.maxAssertionLifetime) || (has(self.tokenEndpointAuthMethod) && self.tokenEndpointAuthMethod in ['service_account_token', 'private_key_jwt'])",message="maxAssertionLifetime is for the assertion methods (service_account_token, private_key_jwt)"
 type OAuthClientSpec struct {
-	// clientID is the OAuth client_id. Defaults to <name>.<namespace>. Immutable and unique
-	// across the cluster.
+	// clientID is the OAuth client_id. Defaults to <name>.<namespace>. Immutable
+	// and unique across the cluster.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._:@-]*$`
 	ClientID string `json:"clientID,omitempty"`
 
-	// type is Confidential (can keep a secret) or Public (browser and mobile apps).
+	// type is Confidential (can keep a secret) or Public (browser and mobile
+	// apps).
 	// +optional
 	// +kubebuilder:default=Confidential
 	Type ClientType `json:"type,omitempty"`
 
-	// grantTypes the client may use.
+	// grantTypes the client may use, each one of authorization_code,
+	// client_credentials, refresh_token and password.
 	// +required
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=8
 	GrantTypes []GrantType `json:"grantTypes"`
 
-	// redirectURIs are the exact redirect URIs the client may use: https with a host; http only
-	// on localhost, 127.0.0.1 or [::1]; or a private-use scheme in reverse-domain form (RFC 8252
-	// 7.1, e.g. com.example.app:/cb). Every other scheme (ws, ftp, blob, about, single-label
-	// schemes like myapp, ...) is refused. No fragment, user information, white space or control
-	// characters. The API server checks what its rules can express; the controller checks the
+	// redirectURIs are the exact redirect URIs the client may use: https with a
+	// host; http only on localhost, 127.0.0.1 or [::1]; or a private-use scheme in
+	// reverse-domain form (RFC 8252 7.1, e.g. com.example.app:/cb). Every other
+	// scheme (ws, ftp, blob, about, single-label schemes like myapp, ...) is
+	// refused. No fragment, user information, white space or control characters.
+	// The API server checks what its rules can express; the controller checks the
 	// rest and reports Ready=False with reason InvalidSpec.
 	// +optional
 	// +listType=set
@@ -202,11 +212,12 @@ type OAuthClientSpec struct {
 	// +kubebuilder:validation:items:XValidation:rule="!self.startsWith('https://') || self.matches('^https://[^/?#:]')",message="https redirect URIs must name a host",messageExpression="'https redirect URIs must name a host: \"' + self + '\"'"
 	RedirectURIs []string `json:"redirectURIs,omitempty"`
 
-	// scopes the client may request. A requested scope must also exist as a Scope resource
-	// (or be a built-in OIDC scope). A listed scope that does not exist makes the condition
-	// ScopesResolved False (reason UnknownScope, or ScopeNotAllowed when the Scope leaves the
-	// client's namespace out) but not Ready: the client is served without it, and requests for it
-	// are refused with invalid_scope until a Scope defines (or allows) it.
+	// scopes the client may request. A requested scope must also exist as a Scope
+	// resource (or be a built-in OIDC scope). A listed scope that does not exist
+	// makes the condition ScopesResolved False (reason UnknownScope, or
+	// ScopeNotAllowed when the Scope leaves the client's namespace out) but not
+	// Ready: the client is served without it, and requests for it are refused with
+	// invalid_scope until a Scope defines (or allows) it.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=128
@@ -215,8 +226,9 @@ type OAuthClientSpec struct {
 	// +kubebuilder:validation:items:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
 	Scopes []string `json:"scopes,omitempty"`
 
-	// defaultScopes are granted when a request names no scope. Each must be in scopes.
-	// When absent, the allowed scopes whose Scope resource says default are granted.
+	// defaultScopes are granted when a request names no scope. Each must be in
+	// scopes. When absent, the allowed scopes whose Scope resource says default
+	// are granted.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=128
@@ -224,7 +236,8 @@ type OAuthClientSpec struct {
 	// +kubebuilder:validation:items:MaxLength=128
 	DefaultScopes []string `json:"defaultScopes,omitempty"`
 
-	// audiences are put in the aud claim of access tokens. Defaults to the client ID.
+	// audiences are put in the aud claim of access tokens. Defaults to the client
+	// ID.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=16
@@ -232,20 +245,22 @@ type OAuthClientSpec struct {
 	// +kubebuilder:validation:items:MaxLength=512
 	Audiences []string `json:"audiences,omitempty"`
 
-	// tokenEndpointAuthMethod is how the client authenticates, and when set the only method
-	// accepted. Unset, a Confidential client may use client_secret_basic or client_secret_post;
-	// a Public client is none.
+	// tokenEndpointAuthMethod is how the client authenticates, and when set the
+	// only method accepted: client_secret_basic, client_secret_post, none (Public
+	// clients), service_account_token or private_key_jwt. Unset, a Confidential
+	// client may use client_secret_basic or client_secret_post; a Public client is
+	// none.
 	// +optional
 	TokenEndpointAuthMethod TokenEndpointAuthMethod `json:"tokenEndpointAuthMethod,omitempty"`
 
-	// secretPolicy is Generate (the controller creates the Secret; the default for the
-	// client_secret methods) or External. Not for the assertion methods (service_account_token,
-	// private_key_jwt), which have no client secret.
+	// secretPolicy is Generate (the controller creates the Secret; the default for
+	// the client_secret methods) or External. Not for the assertion methods
+	// (service_account_token, private_key_jwt), which have no client secret.
 	// +optional
 	SecretPolicy SecretPolicy `json:"secretPolicy,omitempty"`
 
-	// secretRef names the Secret (in this namespace) and key holding the client secret.
-	// Defaults to the Secret <name>-oauth-client, key client-secret.
+	// secretRef names the Secret (in this namespace) and key holding the client
+	// secret. Defaults to the Secret <name>-oauth-client, key client-secret.
 	// +optional
 	SecretRef *LocalSecretKeyRef `json:"secretRef,omitempty"`
 
@@ -253,15 +268,20 @@ type OAuthClientSpec struct {
 	// +optional
 	Lifetimes *TokenLifetimes `json:"lifetimes,omitempty"`
 
-	// signingAlgorithm overrides the server's default algorithm for this client's tokens.
+	// signingAlgorithm overrides the server's default algorithm for this client's
+	// tokens: RS256, ES256 or EdDSA.
 	// +optional
 	SigningAlgorithm SigningAlgorithm `json:"signingAlgorithm,omitempty"`
 
-	// pkce policy for the authorization code grant. Defaults to RequiredS256.
+	// pkce policy for the authorization code grant: RequiredS256 (the default; a
+	// code_challenge with S256), Required (plain accepted too) or Optional
+	// (Confidential clients may skip PKCE; Public clients never may).
 	// +optional
 	PKCE PKCEPolicy `json:"pkce,omitempty"`
 
-	// consent policy for the authorization code grant. Defaults to Remember.
+	// consent policy for the authorization code grant: Always (the consent page
+	// every time), Remember (the default: the page unless the user allowed every
+	// requested scope before) or Skip (never).
 	// +optional
 	Consent ConsentPolicy `json:"consent,omitempty"`
 
@@ -270,15 +290,16 @@ type OAuthClientSpec struct {
 	// +kubebuilder:validation:MaxLength=128
 	DisplayName string `json:"displayName,omitempty"`
 
-	// rateLimit bounds the token requests of this client, across all replicas; a Public
-	// client's applies per client address, since anyone can name its client ID. Unset, the
-	// server's default applies (latchkey serve --client-rate-limit; none by default).
+	// rateLimit bounds the token requests of this client, across all replicas; a
+	// Public client's applies per client address, since anyone can name its client
+	// ID. Unset, the server's default applies (latchkey serve --client-rate-limit;
+	// none by default).
 	// +optional
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
 
-	// allowedOrigins are the browser origins (scheme://host[:port]) from which this Public
-	// client may call the token, revocation and userinfo endpoints (CORS). Defaults to the
-	// origins of its https and http redirect URIs.
+	// allowedOrigins are the browser origins (scheme://host[:port]) from which
+	// this Public client may call the token, revocation and userinfo endpoints
+	// (CORS). Defaults to the origins of its https and http redirect URIs.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=16
@@ -286,59 +307,64 @@ type OAuthClientSpec struct {
 	// +kubebuilder:validation:items:Pattern=`^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$`
 	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
 
-	// introspection declares the client a resource server that may introspect tokens (RFC
-	// 7662) and see who they belong to. Off by default: other clients get invalid_client (or
-	// active false for another client's token).
+	// introspection declares the client a resource server that may introspect
+	// tokens (RFC 7662) and see who they belong to. Off by default: other clients
+	// get invalid_client (or active false for another client's token).
 	// +optional
 	Introspection bool `json:"introspection,omitempty"`
 
 	// serviceAccount binds the client to a ServiceAccount of its namespace: with
-	// tokenEndpointAuthMethod service_account_token the workload authenticates with a projected
-	// token of that ServiceAccount whose audience is exactly Latchkey's issuer, sent as a
-	// JWT-bearer client assertion (RFC 7523 2.2) beside client_id.
+	// tokenEndpointAuthMethod service_account_token the workload authenticates
+	// with a projected token of that ServiceAccount whose audience is exactly
+	// Latchkey's issuer, sent as a JWT-bearer client assertion (RFC 7523 2.2)
+	// beside client_id.
 	// +optional
 	ServiceAccount *ServiceAccountRef `json:"serviceAccount,omitempty"`
 
-	// workloadIdentity binds the client to one subject of a WorkloadIssuer (another cluster's
-	// ServiceAccount, a SPIFFE ID, a CI job): with tokenEndpointAuthMethod service_account_token
-	// the workload authenticates with a token of that issuer for that subject. No two clients
-	// may bind one (issuer, subject) pair: the later one gets Ready=False, SubjectConflict.
+	// workloadIdentity binds the client to one subject of a WorkloadIssuer
+	// (another cluster's ServiceAccount, a SPIFFE ID, a CI job): with
+	// tokenEndpointAuthMethod service_account_token the workload authenticates
+	// with a token of that issuer for that subject. No two clients may bind one
+	// (issuer, subject) pair: the later one gets Ready=False, SubjectConflict.
 	// +optional
 	WorkloadIdentity *WorkloadIdentity `json:"workloadIdentity,omitempty"`
 
-	// maxAssertionLifetime bounds, for the assertion methods, the time between a client
-	// assertion's iat and exp (default 1h; at most 24h). Tokens without exp or iat, or with the
-	// kubelet's one-year extension, are refused.
+	// maxAssertionLifetime bounds, for the assertion methods, the time between a
+	// client assertion's iat and exp (default 1h; at most 24h). Tokens without exp
+	// or iat, or with the kubelet's one-year extension, are refused.
 	// +optional
 	MaxAssertionLifetime *metav1.Duration `json:"maxAssertionLifetime,omitempty"`
 
-	// jwks are the public keys (a JWK set) that verify a private_key_jwt client's assertions.
+	// jwks are the public keys (a JWK set) that verify a private_key_jwt client's
+	// assertions.
 	// +optional
 	JWKS *JSONWebKeySet `json:"jwks,omitempty"`
 
-	// jwksSecretRef names a Secret in this namespace whose key (default jwks.json) holds the
-	// JWK set of a private_key_jwt client's public keys. With keyPolicy Generate it names the
-	// Secret the controller generates (default <name>-oauth-client-key).
+	// jwksSecretRef names a Secret in this namespace whose key (default jwks.json)
+	// holds the JWK set of a private_key_jwt client's public keys. With keyPolicy
+	// Generate it names the Secret the controller generates (default
+	// <name>-oauth-client-key).
 	// +optional
 	JWKSSecretRef *LocalSecretKeyRef `json:"jwksSecretRef,omitempty"`
 
-	// jwksURI is an https URL serving a private_key_jwt client's JWK set; Latchkey fetches it
-	// when it meets an unknown key ID (at most every 10 s) and every hour.
+	// jwksURI is an https URL serving a private_key_jwt client's JWK set; Latchkey
+	// fetches it when it meets an unknown key ID (at most every 10 s) and every
+	// hour.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern=`^https://[^/?#@\s]+(/[^#\s]*)?$`
 	JWKSURI string `json:"jwksURI,omitempty"`
 
 	// keyPolicy Generate makes the controller create an EC P-256 key pair for a
-	// private_key_jwt client in a Secret of this namespace and rotate it when the annotation
-	// oauth.latchkey.dev/rotate is set to a new value; External (the default) means the owner
-	// provides jwks, jwksSecretRef or jwksURI.
+	// private_key_jwt client in a Secret of this namespace and rotate it when the
+	// annotation oauth.latchkey.dev/rotate is set to a new value; External (the
+	// default) means the owner provides jwks, jwksSecretRef or jwksURI.
 	// +optional
 	KeyPolicy KeyPolicy `json:"keyPolicy,omitempty"`
 
-	// secretRotation keeps the previous client secret (or generated key pair) working for a
-	// grace period after it changes, so that workloads can pick up the new one without an
-	// outage.
+	// secretRotation keeps the previous client secret (or generated key pair)
+	// working for a grace period after it changes, so that workloads can pick up
+	// the new one without an outage.
 	// +optional
 	SecretRotation *SecretRotation `json:"secretRotation,omitempty"`
 }
@@ -358,8 +384,8 @@ type WorkloadIdentity struct {
 	// issuerRef names the WorkloadIssuer.
 	// +required
 	IssuerRef WorkloadIssuerRef `json:"issuerRef"`
-	// subject is the exact sub claim of the issuer's tokens for this workload (e.g.
-	// system:serviceaccount:ns:name, spiffe://example.org/ns/billing/sa/api,
+	// subject is the exact sub claim of the issuer's tokens for this workload
+	// (e.g. system:serviceaccount:ns:name, spiffe://example.org/ns/billing/sa/api,
 	// repo:example/app:ref:refs/heads/main).
 	// +required
 	// +kubebuilder:validation:MinLength=1
@@ -376,7 +402,8 @@ type WorkloadIssuerRef struct {
 	Name string `json:"name"`
 }
 
-// JSONWebKeySet is a set of public JSON Web Keys (RFC 7517). Private key members are pruned.
+// JSONWebKeySet is a set of public JSON Web Keys (RFC 7517). Private key
+// members are pruned.
 type JSONWebKeySet struct {
 	// keys of the set.
 	// +required
@@ -386,12 +413,13 @@ type JSONWebKeySet struct {
 	Keys []JSONWebKey `json:"keys"`
 }
 
-// JSONWebKey is one public key (RFC 7517, 7518 6, 8037): RSA, EC or OKP (Ed25519).
+// JSONWebKey is one public key (RFC 7517, 7518 6, 8037): RSA, EC or OKP
+// (Ed25519).
 // +kubebuilder:validation:XValidation:rule="self.kty != 'RSA' || (has(self.n) && has(self.e))",message="an RSA key needs n and e"
 // +kubebuilder:validation:XValidation:rule="self.kty != 'EC' || (has(self.crv) && has(self.x) && has(self.y))",message="an EC key needs crv, x and y"
 // +kubebuilder:validation:XValidation:rule="self.kty != 'OKP' || (has(self.crv) && has(self.x))",message="an OKP key needs crv and x"
 type JSONWebKey struct {
-	// kty is the key type.
+	// kty is the key type: RSA, EC or OKP.
 	// +required
 	// +kubebuilder:validation:Enum=RSA;EC;OKP
 	Kty string `json:"kty"`
@@ -403,7 +431,8 @@ type JSONWebKey struct {
 	// +optional
 	// +kubebuilder:validation:Enum=sig
 	Use string `json:"use,omitempty"`
-	// alg, when set, is the only algorithm the key verifies.
+	// alg, when set, is the only algorithm the key verifies: RS256, RS384, RS512,
+	// PS256, PS384, PS512, ES256, ES384, ES512 or EdDSA.
 	// +optional
 	// +kubebuilder:validation:Enum=RS256;RS384;RS512;PS256;PS384;PS512;ES256;ES384;ES512;EdDSA
 	Alg string `json:"alg,omitempty"`
@@ -431,29 +460,32 @@ type JSONWebKey struct {
 
 // SecretRotation is how a changed client secret or key pair is rolled out.
 type SecretRotation struct {
-	// gracePeriod is how long the previous client secret (or public key) keeps working after a
-	// new one is seen (an External Secret's value changes) or generated (Generate, also on
-	// demand with the annotation oauth.latchkey.dev/rotate). 0 (the default) cuts over at once.
-	// At most 30 days.
+	// gracePeriod is how long the previous client secret (or public key) keeps
+	// working after a new one is seen (an External Secret's value changes) or
+	// generated (Generate, also on demand with the annotation
+	// oauth.latchkey.dev/rotate). 0 (the default) cuts over at once. At most 30
+	// days.
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('720h')",message="gracePeriod must be between 0s and 720h"
 	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
 }
 
-// CredentialStatus tells which credentials of a client work and when they were used.
+// CredentialStatus tells which credentials of a client work and when they were
+// used.
 type CredentialStatus struct {
 	// currentSince is when the current client secret (or key pair) was first seen.
 	// +optional
 	CurrentSince *metav1.Time `json:"currentSince,omitempty"`
-	// currentLastUsed is when the current credential last authenticated the client (coarse:
-	// to the minute).
+	// currentLastUsed is when the current credential last authenticated the client
+	// (coarse: to the minute).
 	// +optional
 	CurrentLastUsed *metav1.Time `json:"currentLastUsed,omitempty"`
-	// previousAcceptedUntil is until when the previous client secret (or public key) is
-	// accepted; absent when none is.
+	// previousAcceptedUntil is until when the previous client secret (or public
+	// key) is accepted; absent when none is.
 	// +optional
 	PreviousAcceptedUntil *metav1.Time `json:"previousAcceptedUntil,omitempty"`
-	// previousLastUsed is when the previous credential last authenticated the client.
+	// previousLastUsed is when the previous credential last authenticated the
+	// client.
 	// +optional
 	PreviousLastUsed *metav1.Time `json:"previousLastUsed,omitempty"`
 }
@@ -465,8 +497,8 @@ type RateLimit struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=6000000
 	RequestsPerMinute int32 `json:"requestsPerMinute"`
-	// burst is how many requests may come at once above the sustained rate. Defaults to a
-	// tenth of requestsPerMinute, at least 1.
+	// burst is how many requests may come at once above the sustained rate.
+	// Defaults to a tenth of requestsPerMinute, at least 1.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000000
@@ -475,14 +507,15 @@ type RateLimit struct {
 
 // OAuthClientStatus is what the controllers observed.
 type OAuthClientStatus struct {
-	// conditions: Ready with reasons Ready, SecretNotFound, SecretConflict (a Secret the client
-	// does not control already has the name it would generate; it is neither used nor adopted),
-	// ClientIDConflict, SubjectConflict, InvalidSpec, IssuerNotFound, NamespaceNotAllowed,
-	// PolicyViolation; ScopesResolved with reasons Resolved, UnknownScope (spec.scopes names a
-	// scope that is neither a built-in OIDC scope nor defined by a Scope resource) and
-	// ScopeNotAllowed (its Scope's allowedNamespaces leave the client's namespace out): the client
-	// stays Ready and is served without them; Propagated with reasons Propagated, Lagging,
-	// NoReplicas.
+	// conditions: Ready with reasons Ready, SecretNotFound, SecretConflict (a
+	// Secret the client does not control already has the name it would generate;
+	// it is neither used nor adopted), ClientIDConflict, SubjectConflict,
+	// InvalidSpec, IssuerNotFound, NamespaceNotAllowed, PolicyViolation;
+	// ScopesResolved with reasons Resolved, UnknownScope (spec.scopes names a
+	// scope that is neither a built-in OIDC scope nor defined by a Scope resource)
+	// and ScopeNotAllowed (its Scope's allowedNamespaces leave the client's
+	// namespace out): the client stays Ready and is served without them;
+	// Propagated with reasons Propagated, Lagging, NoReplicas.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -499,12 +532,12 @@ type OAuthClientStatus struct {
 	// observedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// credentials: when the current and previous credentials were seen and used (clients
-	// with secretRotation).
+	// credentials: when the current and previous credentials were seen and used
+	// (clients with secretRotation).
 	// +optional
 	Credentials *CredentialStatus `json:"credentials,omitempty"`
-	// served is how many live replicas serve the current generation, of how many: "3/3" (the
-	// Propagated condition names the replicas that lag).
+	// served is how many live replicas serve the current generation, of how many:
+	// "3/3" (the Propagated condition names the replicas that lag).
 	// +optional
 	// +kubebuilder:validation:MaxLength=32
 	Served string `json:"served,omitempty"`

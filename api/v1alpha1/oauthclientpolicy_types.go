@@ -4,14 +4,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// AuthenticationMethodClass groups the token endpoint authentication methods a policy allows.
+// AuthenticationMethodClass groups the token endpoint authentication methods a
+// policy allows.
 // +kubebuilder:validation:Enum=secret;service_account_token;private_key_jwt
 type AuthenticationMethodClass string
 
 // Authentication method classes.
 const (
-	// AuthClassSecret: client_secret_basic and client_secret_post (a Confidential client without
-	// tokenEndpointAuthMethod uses them).
+	// AuthClassSecret: client_secret_basic and client_secret_post (a Confidential
+	// client without tokenEndpointAuthMethod uses them).
 	AuthClassSecret AuthenticationMethodClass = "secret"
 	// AuthClassServiceAccountToken: service_account_token.
 	AuthClassServiceAccountToken AuthenticationMethodClass = "service_account_token"
@@ -19,18 +20,21 @@ const (
 	AuthClassPrivateKeyJWT AuthenticationMethodClass = "private_key_jwt"
 )
 
-// OAuthClientPolicySpec restricts the OAuthClients of the policy's namespace. Every field absent
-// means no restriction; a client must satisfy every policy of its namespace (and the cluster's
-// default policy, when the server names one).
+// OAuthClientPolicySpec restricts the OAuthClients of the policy's namespace.
+// Every field absent means no restriction; a client must satisfy every policy
+// of its namespace (and the cluster's default policy, when the server names
+// one).
 type OAuthClientPolicySpec struct {
-	// allowedGrantTypes are the grant types clients may use.
+	// allowedGrantTypes are the grant types clients may use, each one of
+	// authorization_code, client_credentials, refresh_token and password.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=8
 	AllowedGrantTypes []GrantType `json:"allowedGrantTypes,omitempty"`
 
-	// allowedScopes are the scopes clients may request: exact names, or a prefix followed by
-	// "*" (billing:* allows billing:read and billing:write; * allows every scope).
+	// allowedScopes are the scopes clients may request: exact names, or a prefix
+	// followed by "*" (billing:* allows billing:read and billing:write; * allows
+	// every scope).
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=128
@@ -39,9 +43,10 @@ type OAuthClientPolicySpec struct {
 	// +kubebuilder:validation:items:Pattern=`^[\x21\x23-\x29\x2B-\x5B\x5D-\x7E]*[*]?$`
 	AllowedScopes []string `json:"allowedScopes,omitempty"`
 
-	// allowedAudiences are the audiences clients may put in their tokens: exact values, or a
-	// prefix followed by "*" (https://api.example.com/*). A client without audiences (its
-	// tokens' audience is its own client ID) is always allowed.
+	// allowedAudiences are the audiences clients may put in their tokens: exact
+	// values, or a prefix followed by "*" (https://api.example.com/*). A client
+	// without audiences (its tokens' audience is its own client ID) is always
+	// allowed.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=64
@@ -50,10 +55,11 @@ type OAuthClientPolicySpec struct {
 	// +kubebuilder:validation:items:XValidation:rule="!self.substring(0, size(self) - 1).contains('*')",message="a * may only end an audience pattern"
 	AllowedAudiences []string `json:"allowedAudiences,omitempty"`
 
-	// redirectURIHosts are the hosts clients' redirect URIs may name: exact host names (or IP
-	// addresses, written as in the URI without brackets), or *.domain for any host under the
-	// domain (not the domain itself). A redirect URI with a private-use scheme
-	// (com.example.app:/cb) has no host: its scheme is matched instead.
+	// redirectURIHosts are the hosts clients' redirect URIs may name: exact host
+	// names (or IP addresses, written as in the URI without brackets), or *.domain
+	// for any host under the domain (not the domain itself). A redirect URI with a
+	// private-use scheme (com.example.app:/cb) has no host: its scheme is matched
+	// instead.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=64
@@ -62,9 +68,9 @@ type OAuthClientPolicySpec struct {
 	// +kubebuilder:validation:items:Pattern=`^([*][.])?[A-Za-z0-9:_-]+([.][A-Za-z0-9:_-]+)*$`
 	RedirectURIHosts []string `json:"redirectURIHosts,omitempty"`
 
-	// maxLifetimes bound the clients' token lifetimes, in seconds. A client that does not set a
-	// lifetime is held to the server's default (access and ID tokens 3600, refresh tokens
-	// 2592000, authorization codes 600).
+	// maxLifetimes bound the clients' token lifetimes, in seconds. A client that
+	// does not set a lifetime is held to the server's default (access and ID
+	// tokens 3600, refresh tokens 2592000, authorization codes 600).
 	// +optional
 	MaxLifetimes *MaxTokenLifetimes `json:"maxLifetimes,omitempty"`
 
@@ -76,14 +82,15 @@ type OAuthClientPolicySpec struct {
 	// +optional
 	AllowPasswordGrant *bool `json:"allowPasswordGrant,omitempty"`
 
-	// allowDynamicRegistration false refuses dynamic client registration (RFC 7591) into the
-	// namespace, and clients carrying the oauth.latchkey.dev/registered label.
+	// allowDynamicRegistration false refuses dynamic client registration (RFC
+	// 7591) into the namespace, and clients carrying the
+	// oauth.latchkey.dev/registered label.
 	// +optional
 	AllowDynamicRegistration *bool `json:"allowDynamicRegistration,omitempty"`
 
-	// allowedAuthenticationMethods are how Confidential clients may authenticate: secret
-	// (client_secret_basic, client_secret_post), service_account_token, private_key_jwt.
-	// Public clients (none) are governed by allowPublicClients.
+	// allowedAuthenticationMethods are how Confidential clients may authenticate:
+	// secret (client_secret_basic, client_secret_post), service_account_token,
+	// private_key_jwt. Public clients (none) are governed by allowPublicClients.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=3
@@ -116,8 +123,8 @@ type MaxTokenLifetimes struct {
 
 // OAuthClientPolicyStatus is what the controllers observed.
 type OAuthClientPolicyStatus struct {
-	// conditions: Ready (reasons Ready, InvalidSpec) and Propagated (every live replica applies
-	// the current generation to the clients of its namespace).
+	// conditions: Ready (reasons Ready, InvalidSpec) and Propagated (every live
+	// replica applies the current generation to the clients of its namespace).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -126,17 +133,18 @@ type OAuthClientPolicyStatus struct {
 	// observedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// served is how many live replicas apply the current generation, of how many: "3/3" (the
-	// Propagated condition names the replicas that lag).
+	// served is how many live replicas apply the current generation, of how many:
+	// "3/3" (the Propagated condition names the replicas that lag).
 	// +optional
 	// +kubebuilder:validation:MaxLength=32
 	Served string `json:"served,omitempty"`
 }
 
-// OAuthClientPolicy restricts what the OAuthClients of its namespace may declare. The chart's
-// ValidatingAdmissionPolicy refuses a violating OAuthClient when it is applied; the server does
-// not serve one that violates a policy anyway (created before the policy, embedded mode,
-// dynamic registration) and reports it Ready=False, reason PolicyViolation.
+// OAuthClientPolicy restricts what the OAuthClients of its namespace may
+// declare. The chart's ValidatingAdmissionPolicy refuses a violating
+// OAuthClient when it is applied; the server does not serve one that violates
+// a policy anyway (created before the policy, embedded mode, dynamic
+// registration) and reports it Ready=False, reason PolicyViolation.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=oacp,categories=latchkey

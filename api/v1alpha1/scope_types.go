@@ -23,10 +23,12 @@ type ScopeSpec struct {
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=64
 	Claims []string `json:"claims,omitempty"`
-	// default scopes are granted when a client asks for none and is allowed this scope.
+	// default scopes are granted when a client asks for none and is allowed this
+	// scope.
 	// +optional
 	Default bool `json:"default,omitempty"`
-	// allowedNamespaces limits which namespaces' clients may request the scope; empty means all.
+	// allowedNamespaces limits which namespaces' clients may request the scope;
+	// empty means all.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=64
@@ -37,8 +39,8 @@ type ScopeSpec struct {
 
 // ScopeStatus is what the controllers observed.
 type ScopeStatus struct {
-	// conditions: Ready with reasons Ready, ScopeNameConflict, InvalidSpec; Propagated (reasons Propagated, Lagging,
-	// NoReplicas).
+	// conditions: Ready with reasons Ready, ScopeNameConflict, InvalidSpec;
+	// Propagated (reasons Propagated, Lagging, NoReplicas).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -47,8 +49,8 @@ type ScopeStatus struct {
 	// observedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// served is how many live replicas serve the current generation, of how many: "3/3" (the
-	// Propagated condition names the replicas that lag).
+	// served is how many live replicas serve the current generation, of how many:
+	// "3/3" (the Propagated condition names the replicas that lag).
 	// +optional
 	// +kubebuilder:validation:MaxLength=32
 	Served string `json:"served,omitempty"`
@@ -57,7 +59,7 @@ type ScopeStatus struct {
 // Scope declares an OAuth scope clients may request.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:scope=Cluster,categories=latchkey
+// +kubebuilder:resource:scope=Cluster,shortName=scp,categories=latchkey
 // +kubebuilder:printcolumn:name="Scope",type=string,JSONPath=`.spec.name`
 // +kubebuilder:printcolumn:name="Default",type=boolean,JSONPath=`.spec.default`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`

@@ -6,7 +6,8 @@ import (
 
 // UserSpec describes a person who can log in.
 type UserSpec struct {
-	// username is what the person types on the login page; unique across the cluster.
+	// username is what the person types on the login page; unique across the
+	// cluster.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=128
@@ -29,8 +30,8 @@ type UserSpec struct {
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=256
 	Groups []string `json:"groups,omitempty"`
-	// passwordSecretRef names a Secret key holding a bcrypt or argon2id (PHC string) hash of
-	// the password. Plaintext is refused. Key defaults to hash.
+	// passwordSecretRef names a Secret key holding a bcrypt or argon2id (PHC
+	// string) hash of the password. Plaintext is refused. Key defaults to hash.
 	// +optional
 	PasswordSecretRef *SecretKeyRef `json:"passwordSecretRef,omitempty"`
 	// disabled users cannot log in.
@@ -40,8 +41,8 @@ type UserSpec struct {
 
 // UserStatus is what the controllers observed.
 type UserStatus struct {
-	// conditions: Ready with reasons Ready, SecretNotFound, UsernameConflict, InvalidSpec; Propagated (reasons Propagated, Lagging,
-	// NoReplicas).
+	// conditions: Ready with reasons Ready, SecretNotFound, UsernameConflict,
+	// InvalidSpec; Propagated (reasons Propagated, Lagging, NoReplicas).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -50,8 +51,8 @@ type UserStatus struct {
 	// observedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// served is how many live replicas serve the current generation, of how many: "3/3" (the
-	// Propagated condition names the replicas that lag).
+	// served is how many live replicas serve the current generation, of how many:
+	// "3/3" (the Propagated condition names the replicas that lag).
 	// +optional
 	// +kubebuilder:validation:MaxLength=32
 	Served string `json:"served,omitempty"`
@@ -60,7 +61,7 @@ type UserStatus struct {
 // User declares a person who can log in through Latchkey.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:scope=Cluster,categories=latchkey
+// +kubebuilder:resource:scope=Cluster,shortName=usr,categories=latchkey
 // +kubebuilder:printcolumn:name="Username",type=string,JSONPath=`.spec.username`
 // +kubebuilder:printcolumn:name="Email",type=string,JSONPath=`.spec.email`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`

@@ -374,7 +374,7 @@ func startServer(ctx context.Context, o options, dir, redisAddr string, extra ..
 		return nil, err
 	}
 	args := []string{"serve", "--manifests", o.manifests,
-		"--listen-address", addr, "--health-probe-bind-address", probe, "--zap-log-level", "error", "--store", o.store,
+		"--listen-address", addr, "--health-probe-bind-address", probe, "--log-level", "error", "--store", o.store,
 		// The audit log stays on (as in production) but goes to a file, not the terminal.
 		"--audit-log", filepath.Join(dir, "audit.log"), "--metrics-bind-address", "0"}
 	if redisAddr != "" {

@@ -13,19 +13,23 @@ var _ oauth2.Auditor = (*Logger)(nil)
 
 // Record is one line of the audit log.
 type Record struct {
-	Time       time.Time `json:"time"`
-	Event      string    `json:"event"`
-	ClientID   string    `json:"client_id,omitempty"`
-	Subject    string    `json:"subject,omitempty"`
-	Username   string    `json:"username,omitempty"`
-	GrantType  string    `json:"grant_type,omitempty"`
-	AuthMethod string    `json:"auth_method,omitempty"` // how the client authenticated
-	Scopes     []string  `json:"scopes,omitempty"`
-	Token      string    `json:"token,omitempty"` // jti or SHA-256 prefix, never the token
-	RemoteAddr string    `json:"remote_addr,omitempty"`
-	ClientAddr string    `json:"client_addr,omitempty"` // the address the limits count
-	Outcome    string    `json:"outcome,omitempty"`
-	Reason     string    `json:"reason,omitempty"`
+	Time time.Time `json:"time"`
+	// Log is always "audit": it tells audit lines from the access log's ("access") and the
+	// server log's (which have a "level") when they share a stream.
+	Log        string   `json:"log"`
+	Event      string   `json:"event"`
+	ClientID   string   `json:"client_id,omitempty"`
+	Subject    string   `json:"subject,omitempty"`
+	Username   string   `json:"username,omitempty"`
+	GrantType  string   `json:"grant_type,omitempty"`
+	AuthMethod string   `json:"auth_method,omitempty"` // how the client authenticated
+	Scopes     []string `json:"scopes,omitempty"`
+	Token      string   `json:"token,omitempty"` // jti or SHA-256 prefix, never the token
+	RemoteAddr string   `json:"remote_addr,omitempty"`
+	ClientAddr string   `json:"client_addr,omitempty"` // the address the limits count
+	Outcome    string   `json:"outcome,omitempty"`
+	Reason     string   `json:"reason,omitempty"`
+	RequestID  string   `json:"request_id,omitempty"`
 }
 
 // Logger writes audit records as JSON lines to a writer; safe for concurrent use.
@@ -45,9 +49,10 @@ func (l *Logger) Audit(e oauth2.AuditEvent) {
 		return
 	}
 	b, err := json.Marshal(Record{
-		Time: l.now().UTC(), Event: e.Event, ClientID: e.ClientID, Subject: e.Subject,
+		Time: l.now().UTC(), Log: "audit", Event: e.Event, ClientID: e.ClientID, Subject: e.Subject,
 		Username: e.Username, GrantType: e.GrantType, AuthMethod: e.AuthMethod, Scopes: e.Scopes, Token: e.TokenRef,
 		RemoteAddr: e.RemoteAddr, ClientAddr: e.ClientAddr, Outcome: e.Outcome, Reason: e.Reason,
+		RequestID: e.RequestID,
 	})
 	if err != nil {
 		return

@@ -18,6 +18,7 @@ func TestLoggerJSONShape(t *testing.T) {
 	l.Audit(oauth2.AuditEvent{
 		Event: oauth2.AuditTokenIssued, ClientID: "app", Username: "alice", GrantType: "password",
 		Scopes: []string{"openid"}, TokenRef: "jti:abc", RemoteAddr: "10.0.0.1:1234", ClientAddr: "198.51.100.7", Outcome: "success",
+		RequestID: "req-7",
 	})
 	l.Audit(oauth2.AuditEvent{Event: oauth2.AuditLoginFailed, ClientID: "app", Outcome: "failure", Reason: "bad credentials"})
 	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
@@ -29,7 +30,7 @@ func TestLoggerJSONShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{
-		"time": "2026-01-02T03:04:05Z", "event": "token_issued", "client_id": "app", "username": "alice",
+		"time": "2026-01-02T03:04:05Z", "log": "audit", "request_id": "req-7", "event": "token_issued", "client_id": "app", "username": "alice",
 		"grant_type": "password", "scopes": []any{"openid"}, "token": "jti:abc",
 		"remote_addr": "10.0.0.1:1234", "client_addr": "198.51.100.7", "outcome": "success",
 	}

@@ -2,6 +2,9 @@ package metrics
 
 import (
 	"errors"
+	"net/http"
+	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,10 +48,10 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		reg: reg,
 		tokensIssued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_tokens_issued_total", Help: "Token responses issued, by grant type and registered client.",
-		}, []string{"grant_type", "client_id", "namespace"}),
+		}, []string{"grant_type", "client_id", "client_namespace"}),
 		oauthErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "latchkey_oauth_errors_total", Help: "OAuth error responses, by endpoint and RFC 6749 error code.",
-		}, []string{"endpoint", "error"}),
+			Name: "latchkey_oauth_errors_total", Help: "OAuth error responses, by handler (the endpoint: token, authorize, ...) and RFC 6749 error code.",
+		}, []string{"handler", "error"}),
 		clientAuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_client_auth_failures_total", Help: "Failed client authentications, by method.",
 		}, []string{"method"}),
@@ -59,11 +62,11 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		previousSecretUsed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_client_previous_secret_used_total",
 			Help: "Client authentications with the previous client secret inside a rotation's grace period, by registered client.",
-		}, []string{"client_id", "namespace"}),
+		}, []string{"client_id", "client_namespace"}),
 		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "latchkey_request_duration_seconds", Help: "HTTP request latency, by endpoint.",
+			Name: "latchkey_request_duration_seconds", Help: "HTTP request latency, by handler (the endpoint: token, authorize, ...) and response status code.",
 			Buckets: prometheus.DefBuckets,
-		}, []string{"endpoint"}),
+		}, []string{"handler", "code"}),
 		storeOperations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_store_operations_total", Help: "Leased store operations, by backend, operation and result.",
 		}, []string{"backend", "operation", "result"}),
@@ -72,8 +75,8 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"backend", "operation"}),
 		knownRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_store_known_records_total",
-			Help: "Lookups of a code's or a refresh token's record that this replica knows without a round trip (store.KnownRecords), by backend, kind (code, refresh_token) and result (hit, miss). A miss costs the exchange one more round trip with Redis: the record is read from the store first.",
-		}, []string{"backend", "kind", "result"}),
+			Help: "Lookups of a code's or a refresh token's record that this replica knows without a round trip (store.KnownRecords), by backend, record (code, refresh_token) and result (hit, miss). A miss costs the exchange one more round trip with Redis: the record is read from the store first.",
+		}, []string{"backend", "record", "result"}),
 		refreshReuse: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "latchkey_refresh_token_reuse_detected_total", Help: "Refresh tokens reused after the grace window (their family was revoked).",
 		}),
@@ -117,7 +120,9 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-// TokenIssued counts a token response. clientID and namespace must be a registered client's.
+// TokenIssued counts a token response. clientID and namespace must be a registered client's;
+// the namespace is the client_namespace label (a namespace label would be renamed
+// exported_namespace by a scrape that adds the target's own).
 func (m *Metrics) TokenIssued(grantType, clientID, namespace string) {
 	if m == nil {
 		return
@@ -178,12 +183,63 @@ func (m *Metrics) AccessTokenCacheLookup(hit bool) {
 	}
 }
 
-// ObserveRequest records the latency of a request to an endpoint (a fixed name).
-func (m *Metrics) ObserveRequest(endpoint string, d time.Duration) {
+// ObserveRequest records the latency of a request to an endpoint (a fixed name) answered with
+// an HTTP status code.
+func (m *Metrics) ObserveRequest(endpoint string, code int, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.requestDuration.WithLabelValues(endpoint).Observe(d.Seconds())
+	m.requestDuration.WithLabelValues(endpoint, statusLabel(code)).Observe(d.Seconds())
+}
+
+// statusLabel is the code label of a status: the three digits, without allocating for the
+// common ones.
+func statusLabel(code int) string {
+	switch code {
+	case http.StatusOK:
+		return "200"
+	case http.StatusFound:
+		return "302"
+	case http.StatusBadRequest:
+		return "400"
+	case http.StatusUnauthorized:
+		return "401"
+	}
+	if code < 100 || code > 999 {
+		return Unknown
+	}
+	return strconv.Itoa(code)
+}
+
+// InitFailureSeries creates the series of the failure counters at zero, so that dashboards and
+// rate() see a healthy server's zeros rather than no data: latchkey_oauth_errors_total for each
+// endpoint and each error code it can answer (oauth2.ErrorCodes),
+// latchkey_client_auth_failures_total for each method (oauth2.ClientAuthMethodLabels) and
+// latchkey_rate_limited_total for each reason (oauth2.RateLimitReasons).
+func (m *Metrics) InitFailureSeries(errorCodes map[string][]string, authMethods, rateLimitReasons []string) {
+	if m == nil {
+		return
+	}
+	for endpoint, cs := range errorCodes {
+		for _, c := range cs {
+			m.oauthErrors.WithLabelValues(endpoint, c)
+		}
+	}
+	for _, method := range authMethods {
+		m.clientAuthFailures.WithLabelValues(method)
+	}
+	for _, reason := range rateLimitReasons {
+		m.rateLimited.WithLabelValues(reason)
+	}
+}
+
+// RegisterBuildInfo registers latchkey_build_info{version, go_version}, always 1.
+func RegisterBuildInfo(reg prometheus.Registerer, version string) error {
+	return reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "latchkey_build_info",
+		Help:        "Always 1; the labels name the running build: version and the Go version it was built with.",
+		ConstLabels: prometheus.Labels{"version": version, "go_version": runtime.Version()},
+	}, func() float64 { return 1 }))
 }
 
 // RefreshReuseDetected counts a refresh token reuse detection.
@@ -234,13 +290,20 @@ type Snapshotter interface {
 	Snapshot() *registry.Snapshot
 }
 
-// WatchRegistry registers latchkey_registry_objects{kind}: the clients, scopes and users of
-// the current registry snapshot.
+// Kind label values: the Kubernetes kind names, the same in every metric with a kind label.
+const (
+	KindOAuthClient = "OAuthClient"
+	KindScope       = "Scope"
+	KindUser        = "User"
+)
+
+// WatchRegistry registers latchkey_registry_objects{kind}: the OAuthClients, Scopes and Users
+// of the current registry snapshot.
 func (m *Metrics) WatchRegistry(r Snapshotter) error {
 	if m == nil {
 		return nil
 	}
-	for _, kind := range []string{"clients", "scopes", "users"} {
+	for _, kind := range []string{KindOAuthClient, KindScope, KindUser} {
 		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "latchkey_registry_objects", Help: "Objects in the registry snapshot, by kind.",
 			ConstLabels: prometheus.Labels{"kind": kind},
@@ -251,9 +314,9 @@ func (m *Metrics) WatchRegistry(r Snapshotter) error {
 			}
 			clients, scopes, users := s.Counts()
 			switch kind {
-			case "clients":
+			case KindOAuthClient:
 				return float64(clients)
-			case "scopes":
+			case KindScope:
 				return float64(scopes)
 			}
 			return float64(users)

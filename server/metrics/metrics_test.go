@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,7 +36,7 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.TokenIssued("client_credentials", "c", "ns")
 	m.OAuthError("token", "invalid_client")
 	m.ClientAuthFailure("none")
-	m.ObserveRequest("token", time.Second)
+	m.ObserveRequest("token", 200, time.Second)
 	m.RefreshReuseDetected()
 	m.KeyRotated()
 	m.KeyRetired()
@@ -53,7 +54,7 @@ func TestCounters(t *testing.T) {
 	m.TokenIssued("client_credentials", "billing", "payments")
 	m.OAuthError("token", "invalid_client")
 	m.ClientAuthFailure("client_secret_basic")
-	m.ObserveRequest("token", 10*time.Millisecond)
+	m.ObserveRequest("token", 401, 10*time.Millisecond)
 	m.KeyRotated()
 	m.KeyRetired()
 	m.KeyRetired()
@@ -62,12 +63,12 @@ func TestCounters(t *testing.T) {
 	m.AccessTokenCacheLookup(false)
 	assert.InDelta(t, 2, sample(t, reg, `latchkey_access_token_cache_lookups_total{result="hit"}`), 0)
 	assert.InDelta(t, 1, sample(t, reg, `latchkey_access_token_cache_lookups_total{result="miss"}`), 0)
-	assert.InDelta(t, 2, sample(t, reg, `latchkey_tokens_issued_total{client_id="billing",grant_type="client_credentials",namespace="payments"}`), 0)
-	assert.InDelta(t, 1, sample(t, reg, `latchkey_oauth_errors_total{endpoint="token",error="invalid_client"}`), 0)
+	assert.InDelta(t, 2, sample(t, reg, `latchkey_tokens_issued_total{client_id="billing",client_namespace="payments",grant_type="client_credentials"}`), 0)
+	assert.InDelta(t, 1, sample(t, reg, `latchkey_oauth_errors_total{error="invalid_client",handler="token"}`), 0)
 	assert.InDelta(t, 1, sample(t, reg, `latchkey_client_auth_failures_total{method="client_secret_basic"}`), 0)
 	assert.InDelta(t, 1, sample(t, reg, `latchkey_signing_key_rotations_total`), 0)
 	assert.InDelta(t, 2, sample(t, reg, `latchkey_signing_key_retirements_total`), 0)
-	assert.InDelta(t, 1, sample(t, reg, `latchkey_request_duration_seconds_count{endpoint="token"}`), 0)
+	assert.InDelta(t, 1, sample(t, reg, `latchkey_request_duration_seconds_count{code="401",handler="token"}`), 0)
 }
 
 func TestInstrumentStoreCountsResults(t *testing.T) {
@@ -119,9 +120,9 @@ func TestRegistryAndKeyGauges(t *testing.T) {
 	require.NoError(t, m.WatchKeys(kr, func() time.Time { return now }))
 	text := scrape(t, reg)
 	for _, line := range []string{
-		`latchkey_registry_objects{kind="clients"} 1`,
-		`latchkey_registry_objects{kind="scopes"} 0`,
-		`latchkey_registry_objects{kind="users"} 0`,
+		`latchkey_registry_objects{kind="OAuthClient"} 1`,
+		`latchkey_registry_objects{kind="Scope"} 0`,
+		`latchkey_registry_objects{kind="User"} 0`,
 	} {
 		assert.Contains(t, text, line+"\n")
 	}
@@ -172,4 +173,24 @@ func TestRegistryLagIsTheCountOfObjectsNotTakenInAndTheReportedWatermarkPerKind(
 	m.RegistryLag("Scope", 0, 1300)
 	assert.InDelta(t, 0.0, sample(t, reg, `latchkey_registry_generation_lag{kind="Scope"}`), 0)
 	assert.InDelta(t, 1300.0, sample(t, reg, `latchkey_registry_watermark_resource_version{kind="Scope"}`), 0)
+}
+
+func TestEveryStoreMethodHasAnOperationLabel(t *testing.T) {
+	// The lookups of store.KnownRecords (no round trip, no error) count in
+	// latchkey_store_known_records_total instead.
+	known := reflect.TypeFor[store.KnownRecords]().NumMethod()
+	assert.Len(t, storeOperations(), reflect.TypeFor[store.Store]().NumMethod()-known,
+		"storeOperations lists one operation per method of store.Store, but those of store.KnownRecords")
+}
+
+func TestKnownRecordLookupsStartAtZeroAndCountByRecordAndResult(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := New(reg)
+	require.NoError(t, err)
+	st := m.InstrumentStore(memory.New(), "memory")
+	assert.InDelta(t, 0, sample(t, reg, `latchkey_store_known_records_total{backend="memory",record="refresh_token",result="hit"}`), 0)
+	_, ok := st.KnownCode(store.HashOf("never issued"))
+	assert.False(t, ok)
+	assert.InDelta(t, 1, sample(t, reg, `latchkey_store_known_records_total{backend="memory",record="code",result="miss"}`), 0)
+	assert.InDelta(t, 0, sample(t, reg, `latchkey_store_known_records_total{backend="memory",record="code",result="hit"}`), 0)
 }

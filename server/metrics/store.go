@@ -5,7 +5,11 @@ import (
 	"errors"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/latchkey-dev/latchkey/server/store"
+	"github.com/latchkey-dev/latchkey/server/tracing"
 )
 
 // InstrumentStore returns s counting every operation in latchkey_store_operations_total
@@ -14,12 +18,40 @@ import (
 // unexpected errors are also counted in latchkey_store_errors_total, and a RotateRefresh or
 // ReportRefreshReuse that detects a reuse in latchkey_refresh_token_reuse_detected_total. The
 // lookups of known records (KnownCode, KnownRefresh) count in latchkey_store_known_records_total
-// {backend, kind, result: hit or miss}. A nil m returns s.
+// {backend, record: code or refresh_token, result: hit or miss}. A nil m returns s.
+// When the request is traced, each operation is a span "store <operation>" (server/tracing) with
+// its result; only unavailable and unexpected errors mark it failed.
+//
+// The failure series (latchkey_store_errors_total of every operation, and the unavailable and
+// error results of latchkey_store_operations_total) and the known record lookups start at zero,
+// so that a healthy server shows zeros rather than no data.
 func (m *Metrics) InstrumentStore(s store.Store, backend string) store.Store {
 	if m == nil || s == nil {
 		return s
 	}
+	for _, op := range storeOperations() {
+		m.storeErrors.WithLabelValues(backend, op)
+		for _, res := range []string{"unavailable", "error"} {
+			m.storeOperations.WithLabelValues(backend, op, res)
+		}
+	}
+	for _, record := range []string{"code", "refresh_token"} {
+		for _, res := range []string{"hit", "miss"} {
+			m.knownRecords.WithLabelValues(backend, record, res)
+		}
+	}
 	return &instrumented{s: s, m: m, backend: backend}
+}
+
+// storeOperations are the operation label values: one per method of store.Store.
+func storeOperations() []string {
+	return []string{
+		"put_code", "take_code", "create_refresh", "get_refresh", "rotate_refresh", "report_refresh_reuse",
+		"revoke_family", "family_revoked", "revoke_token", "token_revoked", "put_record", "get_record",
+		"delete_record", "incr", "reset", "throttle", "take_rate", "note_credential_uses",
+		"take_credential_uses", "ping", "redeem_code", "take_code_admitted", "redeem_code_admitted",
+		"rotate_refresh_admitted", "throttle_rate",
+	}
 }
 
 type instrumented struct {
@@ -49,41 +81,67 @@ func Result(err error) string {
 	return "error"
 }
 
-func (i *instrumented) record(op string, err error) {
+// start starts the span "store <op>" when the request is traced (see server/tracing).
+func (i *instrumented) start(ctx context.Context, op string) (context.Context, trace.Span) {
+	if !tracing.Recording(ctx) {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	ctx, span := tracing.Start(ctx, "store "+op)
+	span.SetAttributes(tracing.StoreOperation.String(op), backendKey.String(i.backend))
+	return ctx, span
+}
+
+// backendKey is the span attribute of the store backend.
+const backendKey = attribute.Key("latchkey.store.backend")
+
+func (i *instrumented) record(span trace.Span, op string, err error) {
 	res := Result(err)
 	i.m.storeOperations.WithLabelValues(i.backend, op, res).Inc()
-	if res == "unavailable" || res == "error" {
+	failed := res == "unavailable" || res == "error"
+	if failed {
 		i.m.storeErrors.WithLabelValues(i.backend, op).Inc()
+	}
+	if span.IsRecording() {
+		span.SetAttributes(tracing.StoreResult.String(res))
+		if !failed {
+			err = nil // not_found, conflict, reused ...: answers, not failures of the store
+		}
+		tracing.End(span, err)
 	}
 }
 
 func (i *instrumented) PutCode(ctx context.Context, h store.Hash, c store.Code, ttl time.Duration) error {
+	ctx, span := i.start(ctx, "put_code")
 	err := i.s.PutCode(ctx, h, c, ttl)
-	i.record("put_code", err)
+	i.record(span, "put_code", err)
 	return err
 }
 
 func (i *instrumented) TakeCode(ctx context.Context, h store.Hash, clientID string) (store.Code, error) {
+	ctx, span := i.start(ctx, "take_code")
 	c, err := i.s.TakeCode(ctx, h, clientID)
-	i.record("take_code", err)
+	i.record(span, "take_code", err)
 	return c, err
 }
 
 func (i *instrumented) CreateRefresh(ctx context.Context, h store.Hash, rt store.RefreshToken) error {
+	ctx, span := i.start(ctx, "create_refresh")
 	err := i.s.CreateRefresh(ctx, h, rt)
-	i.record("create_refresh", err)
+	i.record(span, "create_refresh", err)
 	return err
 }
 
 func (i *instrumented) GetRefresh(ctx context.Context, h store.Hash) (store.RefreshToken, error) {
+	ctx, span := i.start(ctx, "get_refresh")
 	rt, err := i.s.GetRefresh(ctx, h)
-	i.record("get_refresh", err)
+	i.record(span, "get_refresh", err)
 	return rt, err
 }
 
 func (i *instrumented) RotateRefresh(ctx context.Context, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.RefreshToken, error) {
+	ctx, span := i.start(ctx, "rotate_refresh")
 	rt, err := i.s.RotateRefresh(ctx, old, h, next, grace)
-	i.record("rotate_refresh", err)
+	i.record(span, "rotate_refresh", err)
 	if errors.Is(err, store.ErrReused) {
 		i.m.RefreshReuseDetected()
 	}
@@ -91,38 +149,42 @@ func (i *instrumented) RotateRefresh(ctx context.Context, old, h store.Hash, nex
 }
 
 func (i *instrumented) RedeemCode(ctx context.Context, h store.Hash, clientID string, rh store.Hash, rt store.RefreshToken) (store.Code, error) {
+	ctx, span := i.start(ctx, "redeem_code")
 	c, err := i.s.RedeemCode(ctx, h, clientID, rh, rt)
-	i.record("redeem_code", err)
+	i.record(span, "redeem_code", err)
 	return c, err
 }
 
 func (i *instrumented) TakeCodeAdmitted(ctx context.Context, adm store.Admission, h store.Hash, clientID string) (store.ThrottleResult, store.Code, error) {
+	ctx, span := i.start(ctx, "take_code_admitted")
 	res, c, err := i.s.TakeCodeAdmitted(ctx, adm, h, clientID)
-	i.record("take_code_admitted", err)
+	i.record(span, "take_code_admitted", err)
 	return res, c, err
 }
 
 func (i *instrumented) RedeemCodeAdmitted(ctx context.Context, adm store.Admission, h store.Hash, clientID string, rh store.Hash, rt store.RefreshToken) (store.ThrottleResult, store.Code, error) {
+	ctx, span := i.start(ctx, "redeem_code_admitted")
 	res, c, err := i.s.RedeemCodeAdmitted(ctx, adm, h, clientID, rh, rt)
-	i.record("redeem_code_admitted", err)
+	i.record(span, "redeem_code_admitted", err)
 	return res, c, err
 }
 
 func (i *instrumented) RotateRefreshAdmitted(ctx context.Context, adm store.Admission, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.ThrottleResult, store.RefreshToken, error) {
+	ctx, span := i.start(ctx, "rotate_refresh_admitted")
 	res, rt, err := i.s.RotateRefreshAdmitted(ctx, adm, old, h, next, grace)
-	i.record("rotate_refresh_admitted", err)
+	i.record(span, "rotate_refresh_admitted", err)
 	if errors.Is(err, store.ErrReused) {
 		i.m.RefreshReuseDetected()
 	}
 	return res, rt, err
 }
 
-func (i *instrumented) known(kind string, ok bool) {
+func (i *instrumented) known(record string, ok bool) {
 	result := "miss"
 	if ok {
 		result = "hit"
 	}
-	i.m.knownRecords.WithLabelValues(i.backend, kind, result).Inc()
+	i.m.knownRecords.WithLabelValues(i.backend, record, result).Inc()
 }
 
 func (i *instrumented) KnownCode(h store.Hash) (store.Code, bool) {
@@ -138,8 +200,9 @@ func (i *instrumented) KnownRefresh(h store.Hash) (store.RefreshToken, bool) {
 }
 
 func (i *instrumented) ReportRefreshReuse(ctx context.Context, h store.Hash, grace time.Duration) error {
+	ctx, span := i.start(ctx, "report_refresh_reuse")
 	err := i.s.ReportRefreshReuse(ctx, h, grace)
-	i.record("report_refresh_reuse", err)
+	i.record(span, "report_refresh_reuse", err)
 	if errors.Is(err, store.ErrReused) {
 		i.m.RefreshReuseDetected()
 	}
@@ -147,91 +210,106 @@ func (i *instrumented) ReportRefreshReuse(ctx context.Context, h store.Hash, gra
 }
 
 func (i *instrumented) RevokeFamily(ctx context.Context, familyID string, until time.Time) error {
+	ctx, span := i.start(ctx, "revoke_family")
 	err := i.s.RevokeFamily(ctx, familyID, until)
-	i.record("revoke_family", err)
+	i.record(span, "revoke_family", err)
 	return err
 }
 
 func (i *instrumented) FamilyRevoked(ctx context.Context, familyID string) (bool, error) {
+	ctx, span := i.start(ctx, "family_revoked")
 	ok, err := i.s.FamilyRevoked(ctx, familyID)
-	i.record("family_revoked", err)
+	i.record(span, "family_revoked", err)
 	return ok, err
 }
 
 func (i *instrumented) RevokeToken(ctx context.Context, jti string, until time.Time) error {
+	ctx, span := i.start(ctx, "revoke_token")
 	err := i.s.RevokeToken(ctx, jti, until)
-	i.record("revoke_token", err)
+	i.record(span, "revoke_token", err)
 	return err
 }
 
 func (i *instrumented) TokenRevoked(ctx context.Context, jti string) (bool, error) {
+	ctx, span := i.start(ctx, "token_revoked")
 	ok, err := i.s.TokenRevoked(ctx, jti)
-	i.record("token_revoked", err)
+	i.record(span, "token_revoked", err)
 	return ok, err
 }
 
 func (i *instrumented) PutRecord(ctx context.Context, kind string, h store.Hash, value []byte, ttl time.Duration) error {
+	ctx, span := i.start(ctx, "put_record")
 	err := i.s.PutRecord(ctx, kind, h, value, ttl)
-	i.record("put_record", err)
+	i.record(span, "put_record", err)
 	return err
 }
 
 func (i *instrumented) GetRecord(ctx context.Context, kind string, h store.Hash) ([]byte, error) {
+	ctx, span := i.start(ctx, "get_record")
 	v, err := i.s.GetRecord(ctx, kind, h)
-	i.record("get_record", err)
+	i.record(span, "get_record", err)
 	return v, err
 }
 
 func (i *instrumented) DeleteRecord(ctx context.Context, kind string, h store.Hash) error {
+	ctx, span := i.start(ctx, "delete_record")
 	err := i.s.DeleteRecord(ctx, kind, h)
-	i.record("delete_record", err)
+	i.record(span, "delete_record", err)
 	return err
 }
 
 func (i *instrumented) Incr(ctx context.Context, key store.Hash, window time.Duration) (int64, error) {
+	ctx, span := i.start(ctx, "incr")
 	n, err := i.s.Incr(ctx, key, window)
-	i.record("incr", err)
+	i.record(span, "incr", err)
 	return n, err
 }
 
 func (i *instrumented) Reset(ctx context.Context, key store.Hash) error {
+	ctx, span := i.start(ctx, "reset")
 	err := i.s.Reset(ctx, key)
-	i.record("reset", err)
+	i.record(span, "reset", err)
 	return err
 }
 
 func (i *instrumented) Throttle(ctx context.Context, keys []store.ThrottleKey, outcome store.Outcome) (store.ThrottleResult, error) {
+	ctx, span := i.start(ctx, "throttle")
 	res, err := i.s.Throttle(ctx, keys, outcome)
-	i.record("throttle", err)
+	i.record(span, "throttle", err)
 	return res, err
 }
 
 func (i *instrumented) ThrottleRate(ctx context.Context, keys []store.ThrottleKey, outcome store.Outcome, rate store.RateTake) (store.ThrottleResult, error) {
+	ctx, span := i.start(ctx, "throttle_rate")
 	res, err := i.s.ThrottleRate(ctx, keys, outcome, rate)
-	i.record("throttle_rate", err)
+	i.record(span, "throttle_rate", err)
 	return res, err
 }
 
 func (i *instrumented) TakeRate(ctx context.Context, key store.Hash, perMinute, burst int) (time.Duration, error) {
+	ctx, span := i.start(ctx, "take_rate")
 	wait, err := i.s.TakeRate(ctx, key, perMinute, burst)
-	i.record("take_rate", err)
+	i.record(span, "take_rate", err)
 	return wait, err
 }
 
 func (i *instrumented) NoteCredentialUses(ctx context.Context, uses []store.CredentialUse) error {
+	ctx, span := i.start(ctx, "note_credential_uses")
 	err := i.s.NoteCredentialUses(ctx, uses)
-	i.record("note_credential_uses", err)
+	i.record(span, "note_credential_uses", err)
 	return err
 }
 
 func (i *instrumented) TakeCredentialUses(ctx context.Context, limit int) ([]store.CredentialUse, error) {
+	ctx, span := i.start(ctx, "take_credential_uses")
 	uses, err := i.s.TakeCredentialUses(ctx, limit)
-	i.record("take_credential_uses", err)
+	i.record(span, "take_credential_uses", err)
 	return uses, err
 }
 
 func (i *instrumented) Ping(ctx context.Context) error {
+	ctx, span := i.start(ctx, "ping")
 	err := i.s.Ping(ctx)
-	i.record("ping", err)
+	i.record(span, "ping", err)
 	return err
 }

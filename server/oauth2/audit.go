@@ -51,6 +51,8 @@ type AuditEvent struct {
 	ClientAddr string
 	Outcome    string // "success" or "failure"
 	Reason     string
+	// RequestID is the request's ID (RequestID), filled in by Audit.
+	RequestID string
 }
 
 // Auditor records audit events; *audit.Logger (server/audit) implements it. nil records nothing.
@@ -90,5 +92,6 @@ func Audit(ctx context.Context, e AuditEvent) {
 	if e.Outcome == "" {
 		e.Outcome = "success"
 	}
+	e.RequestID = s.requestID
 	s.auditor.Audit(e)
 }

@@ -208,7 +208,7 @@ func (d *Deferred) Answer(ctx context.Context, res store.ThrottleResult, err err
 
 // blocked answers an attempt refused by brute-force protection: 429, counted and audited.
 func blocked(ctx context.Context, c *registry.Client, known bool, retryAfter time.Duration) error {
-	RecordRateLimited(ctx, "client_authentication")
+	RecordRateLimited(ctx, RateLimitClientAuthentication)
 	Audit(ctx, AuditEvent{Event: AuditRateLimited, ClientID: registeredID(c, known), Outcome: "failure",
 		Reason: "client authentication: too many failures"})
 	return ErrTooManyRequests.WithRetryAfter(retryAfter)

@@ -81,7 +81,13 @@
 //     name and preferred_username, email releases email and email_verified, groups releases
 //     groups.
 //   - Instrumentation gives each request its metrics, auditor and client address (the
-//     connection's, or the last value of a trusted proxy's header), through the context.
+//     connection's, or the last value of a trusted proxy's header), through the context, and a
+//     request ID (the request's valid X-Request-Id or a generated one, requestid.go) that the
+//     response echoes and the access log (accesslog.go), the audit log, the request's logger and
+//     its span carry. It times each request by endpoint and status code. The Mux names the
+//     recording server span (OpenTelemetry, started by otelhttp in main.go when tracing is on)
+//     after the route; WriteError sets the error code on it. Tracing off costs a check of the
+//     context's span per site (server/tracing).
 //
 // It logs with logr.FromContextOrDiscard and never logs a secret, password or token.
 package oauth2

@@ -2,13 +2,17 @@ package oauth2
 
 import (
 	"context"
-
 	"net/http"
 	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/tracing"
 )
 
 // Metrics records what the handler does; *metrics.Metrics (server/metrics) implements it.
@@ -23,7 +27,8 @@ type Metrics interface {
 	ClientAuthenticated(method string)
 	// PreviousSecretUsed counts a client authenticated by its previous secret (rotation).
 	PreviousSecretUsed(clientID, namespace string)
-	ObserveRequest(endpoint string, d time.Duration)
+	// ObserveRequest records a request's latency with the HTTP status it was answered with.
+	ObserveRequest(endpoint string, code int, d time.Duration)
 	// RateLimited counts a refused attempt by reason: client_authentication, user_login,
 	// client_rate_limit, registration.
 	RateLimited(reason string)
@@ -48,7 +53,7 @@ func (NoMetrics) ClientAuthenticated(string) {}
 func (NoMetrics) PreviousSecretUsed(string, string) {}
 
 // ObserveRequest does nothing.
-func (NoMetrics) ObserveRequest(string, time.Duration) {}
+func (NoMetrics) ObserveRequest(string, int, time.Duration) {}
 
 // RateLimited does nothing.
 func (NoMetrics) RateLimited(string) {}
@@ -58,14 +63,20 @@ var _ Metrics = NoMetrics{}
 type scopeKey struct{}
 
 // requestScope is what Instrumentation gives every request through its context: the metrics
-// and the auditor, the remote address and the client address, and the endpoint name (the route
-// table's, set by the Mux when a route matches; EndpointOther until then).
+// and the auditor, the remote address and the client address, the request ID, and the endpoint
+// name (the route table's, set by the Mux when a route matches; EndpointOther until then). It
+// is also the request's ResponseWriter, counting the status and the bytes written (one
+// allocation for both).
 type requestScope struct {
-	metrics  Metrics
-	auditor  Auditor
-	remote   string
-	client   string
-	endpoint string
+	metrics   Metrics
+	auditor   Auditor
+	remote    string
+	client    string
+	requestID string
+	endpoint  string
+	// idHeader is the X-Request-Id header's value slice, here to save its allocation.
+	idHeader [1]string
+	response
 }
 
 func scopeOf(ctx context.Context) *requestScope {
@@ -81,25 +92,55 @@ type Instrumentation struct {
 	Metrics Metrics
 	// Auditor records the audit events (Audit); nil records none.
 	Auditor Auditor
+	// AccessLog records one line per request; nil records none.
+	AccessLog AccessLogger
 	// ClientIPHeader names a header that a trusted reverse proxy sets to the client address,
 	// e.g. X-Forwarded-For or X-Real-IP; its last value is ClientAddress. Empty uses the
 	// address of the connection. Set it only behind a proxy that overwrites or appends to it.
 	ClientIPHeader string
 }
 
-// Wrap gives every request the instrumentation through its context and times it by endpoint.
+// Wrap gives every request the instrumentation through its context, a request ID (RequestID:
+// the request's valid X-Request-Id or a new one, echoed in the response's X-Request-Id, added
+// to the context's logger as request_id and to the recording span), times it by endpoint and
+// status, and writes its access log line.
 func (in Instrumentation) Wrap(next http.Handler) http.Handler {
 	m := in.Metrics
 	if m == nil {
 		m = NoMetrics{}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s := &requestScope{metrics: m, auditor: in.Auditor, remote: r.RemoteAddr,
-			client: clientAddress(r, in.ClientIPHeader), endpoint: EndpointOther}
 		start := time.Now()
-		defer func() { m.ObserveRequest(s.endpoint, time.Since(start)) }()
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), scopeKey{}, s)))
+		s := &requestScope{metrics: m, auditor: in.Auditor, remote: r.RemoteAddr,
+			client: clientAddress(r, in.ClientIPHeader), endpoint: EndpointOther,
+			requestID: requestID(r), response: response{ResponseWriter: w}}
+		s.idHeader[0] = s.requestID
+		w.Header()[RequestIDHeader] = s.idHeader[:]
+		ctx := context.WithValue(r.Context(), scopeKey{}, s)
+		if log := logr.FromContextOrDiscard(ctx); log.GetSink() != nil {
+			ctx = logr.NewContext(ctx, log.WithValues("request_id", s.requestID))
+		}
+		span := trace.SpanFromContext(ctx)
+		if span.IsRecording() {
+			span.SetAttributes(tracing.RequestID.String(s.requestID))
+		}
+		defer func() {
+			d := time.Since(start)
+			m.ObserveRequest(s.endpoint, s.statusCode(), d)
+			if in.AccessLog != nil {
+				in.AccessLog.LogAccess(s.accessRecord(r, start, d, span.SpanContext()))
+			}
+		}()
+		next.ServeHTTP(&s.response, r.WithContext(ctx))
 	})
+}
+
+// RequestID is the ID of the request (see Instrumentation.Wrap); outside Wrap it is "".
+func RequestID(ctx context.Context) string {
+	if s := scopeOf(ctx); s != nil {
+		return s.requestID
+	}
+	return ""
 }
 
 // ClientAddress is the address of the request's client, as the per-address limits count it
@@ -145,11 +186,16 @@ func parseIP(s string) (string, bool) {
 	return "", false
 }
 
-// withEndpoint names the endpoint of the requests h serves, for the metrics.
-func withEndpoint(name string, h http.Handler) http.Handler {
+// withEndpoint names the endpoint of the requests h serves, for the metrics, and the recording
+// server span after the route ("POST /oauth2/token", the canonical path for an alias too).
+func withEndpoint(name, route string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s := scopeOf(r.Context()); s != nil {
 			s.endpoint = name
+		}
+		if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+			span.SetName(r.Method + " " + route)
+			span.SetAttributes(tracing.Endpoint.String(name), semconv.HTTPRoute(route))
 		}
 		h.ServeHTTP(w, r)
 	})
@@ -191,6 +237,26 @@ func recordPreviousSecretUsed(ctx context.Context, c *registry.Client) {
 	if s := scopeOf(ctx); s != nil {
 		s.metrics.PreviousSecretUsed(c.ID, c.Namespace)
 	}
+}
+
+// ClientAuthMethodLabels are every value of the client authentication method label
+// (authMethodLabel), for metrics that start their series at zero.
+func ClientAuthMethodLabels() []string {
+	return []string{AuthMethodBasic, AuthMethodPost, AuthMethodNone, AuthMethodServiceAccountToken, AuthMethodPrivateKeyJWT,
+		AuthMethodAssertion, "missing", "other"}
+}
+
+// Rate limit reasons, the reasons of RecordRateLimited.
+const (
+	RateLimitClientAuthentication = "client_authentication"
+	RateLimitUserLogin            = "user_login"
+	RateLimitClient               = "client_rate_limit"
+	RateLimitRegistration         = "registration"
+)
+
+// RateLimitReasons are every reason of RecordRateLimited.
+func RateLimitReasons() []string {
+	return []string{RateLimitClientAuthentication, RateLimitUserLogin, RateLimitClient, RateLimitRegistration}
 }
 
 // authMethodLabel bounds the client authentication method label.

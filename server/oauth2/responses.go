@@ -10,7 +10,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
+
+// errorCodeKey is the span attribute of an error response's error code.
+const errorCodeKey = attribute.Key("oauth2.error")
 
 // Response headers and content types. Key rotation must publish a key longer than
 // JWKSCacheControl's max-age before it signs with it.
@@ -56,6 +62,12 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 		log.V(1).Info("request refused", "path", r.URL.Path, "error", oe.code, "description", oe.description)
 	}
 	recordOAuthError(r.Context(), oe.code)
+	if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+		span.SetAttributes(errorCodeKey.String(oe.code))
+		if oe.status >= http.StatusInternalServerError {
+			span.SetStatus(codes.Error, oe.code)
+		}
+	}
 	body, mErr := json.Marshal(errorBody{Error: oe.code, Description: oe.description})
 	if mErr != nil { // cannot happen for two strings; never leave the client without an answer
 		body = []byte(`{"error":"server_error"}`)

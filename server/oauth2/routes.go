@@ -42,6 +42,27 @@ const (
 	EndpointOther         = "other"
 )
 
+// ErrorCodes are the error codes each endpoint can answer (the error label of
+// latchkey_oauth_errors_total), for metrics that start every series at zero. Endpoints that
+// answer no OAuth error (discovery, jwks, static) are absent.
+func ErrorCodes() map[string][]string {
+	common := []string{"invalid_request", "server_error", "temporarily_unavailable"}
+	with := func(codes ...string) []string { return append(slices.Clone(common), codes...) }
+	return map[string][]string{
+		EndpointToken: with("invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type",
+			"invalid_scope"),
+		EndpointAuthorize: with("unauthorized_client", "access_denied", "unsupported_response_type", "invalid_scope",
+			"login_required", "consent_required", "request_not_supported", "request_uri_not_supported", "registration_not_supported"),
+		EndpointLogin:         with("access_denied"),
+		EndpointConsent:       with("access_denied"),
+		EndpointUserinfo:      with("invalid_token", "insufficient_scope"),
+		EndpointRevocation:    with("invalid_client"),
+		EndpointIntrospection: with("invalid_client", "unauthorized_client"),
+		EndpointRegistration:  with("invalid_token", "invalid_client", "access_denied", "invalid_redirect_uri", "invalid_client_metadata"),
+		EndpointOther:         {"invalid_request"},
+	}
+}
+
 // Route is one row of the route table.
 type Route struct {
 	// Path is the canonical path, a net/http ServeMux pattern path (it may hold a {wildcard}).
@@ -146,13 +167,13 @@ func (m *Mux) Handler() http.Handler {
 		}
 		cors := corsRoute{policy: r.CORS, allowed: m.origins, methods: strings.Join(allow, ", ")}
 		for method, h := range byMethod {
-			h = withEndpoint(r.Endpoint, cors.wrap(h))
+			h = withEndpoint(r.Endpoint, r.Path, cors.wrap(h))
 			for _, at := range append([]string{r.Path}, r.Aliases...) {
 				mux.Handle(method+" "+at, h) // a GET pattern matches HEAD too
 			}
 		}
 		refuse := MethodNotAllowed(strings.Join(allow, ", "))
-		refuseAt, preflight := withEndpoint(r.Endpoint, refuse), withEndpoint(r.Endpoint, cors.preflight(refuse))
+		refuseAt, preflight := withEndpoint(r.Endpoint, r.Path, refuse), withEndpoint(r.Endpoint, r.Path, cors.preflight(refuse))
 		for _, at := range append([]string{r.Path}, r.Aliases...) {
 			mux.Handle(at, refuseAt)
 			if r.CORS != CORSNone {

@@ -22,7 +22,7 @@ type recordingMetrics struct {
 	methods  []string
 }
 
-func (m *recordingMetrics) ObserveRequest(endpoint string, _ time.Duration) {
+func (m *recordingMetrics) ObserveRequest(endpoint string, _ int, _ time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.observed = append(m.observed, endpoint)

@@ -178,7 +178,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, snap *registry.Snapsho
 // locked records a refused attempt and returns its error.
 func (a *Authenticator) locked(ctx context.Context, snap *registry.Snapshot, at Attempt, retryAfter time.Duration) error {
 	logr.FromContextOrDiscard(ctx).Info("login refused: locked after failed attempts", "client_id", at.ClientID)
-	oauth2.RecordRateLimited(ctx, "user_login")
+	oauth2.RecordRateLimited(ctx, oauth2.RateLimitUserLogin)
 	a.fail(ctx, oauth2.AuditEvent{Event: oauth2.AuditRateLimited, ClientID: at.ClientID, GrantType: at.GrantType,
 		Username: auditedUsername(snap, at.Username), Outcome: "failure", Reason: "login locked after failed attempts"})
 	return &LockedError{RetryAfter: retryAfter}

@@ -178,14 +178,7 @@ func managerClusterRole(objs []*unstructured.Unstructured) *unstructured.Unstruc
 // containerArgs returns the args of the rendered Deployment's latchkey container.
 func containerArgs(t *testing.T, objs []*unstructured.Unstructured) []string {
 	t.Helper()
-	d := find(objs, "Deployment")
-	require.NotNil(t, d, "the chart renders no Deployment")
-	containers, _, err := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
-	require.NoError(t, err)
-	require.NotEmpty(t, containers)
-	c, ok := containers[0].(map[string]any)
-	require.True(t, ok)
-	raw, _, err := unstructured.NestedStringSlice(c, "args")
+	raw, _, err := unstructured.NestedStringSlice(container(t, objs), "args")
 	require.NoError(t, err)
 	require.NotEmpty(t, raw)
 	return raw

@@ -24,7 +24,25 @@ Fully qualified app name: the release name when it contains the chart name, so t
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* The labels of every object: commonLabels, then the chart's own (which win on a clash). */}}
 {{- define "latchkey.labels" -}}
+{{- $own := include "latchkey.ownLabels" . }}
+{{- with include "latchkey.commonLabels" (dict "root" . "own" $own) }}{{ . }}
+{{ end }}
+{{- $own }}
+{{- end }}
+
+{{/* commonLabels (of .root) without the keys of .own, a YAML map of a template's own labels. */}}
+{{- define "latchkey.commonLabels" -}}
+{{- $own := .own | fromYaml }}
+{{- $common := dict }}
+{{- range $k, $v := .root.Values.commonLabels }}
+{{- if not (hasKey $own $k) }}{{ $_ := set $common $k $v }}{{ end }}
+{{- end }}
+{{- with $common }}{{ toYaml . | trim }}{{ end }}
+{{- end }}
+
+{{- define "latchkey.ownLabels" -}}
 helm.sh/chart: {{ include "latchkey.chart" . }}
 {{ include "latchkey.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
@@ -45,8 +63,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/* repository@digest when image.digest is set (the tag is then ignored), else repository:tag. */}}
 {{- define "latchkey.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
 {{- end }}
 
 {{/* The public issuer URL: .Values.issuer, or the in-cluster Service URL. */}}
@@ -71,6 +94,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- if and (eq .Values.store.type "redis") (not .Values.store.redis.address) }}
 {{- fail "store.type redis needs store.redis.address (host:port)" }}
+{{- end }}
+{{- if and (eq .Values.store.type "memory") .Values.strategy.type (ne .Values.strategy.type "Recreate") }}
+{{- fail (printf "strategy.type %s: store.type memory keeps codes and refresh tokens in one process, so two Pods must never run at once; use Recreate (or store.type redis)" .Values.strategy.type) }}
+{{- end }}
+{{- if and .Values.store.redis.caSecret.name (not .Values.store.redis.tls.enabled) }}
+{{- fail "store.redis.caSecret needs store.redis.tls.enabled true" }}
+{{- end }}
+{{- if and (or .Values.store.redis.tls.serverName .Values.store.redis.tls.insecureSkipVerify) (not .Values.store.redis.tls.enabled) }}
+{{- fail "store.redis.tls.serverName and insecureSkipVerify need store.redis.tls.enabled true" }}
+{{- end }}
+{{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) }}
+{{- fail "httpRoute.enabled needs httpRoute.parentRefs: the Gateways the route attaches to" }}
 {{- end }}
 {{- if and .Values.registration.enabled .Values.watchNamespaces }}
 {{- $ns := default .Release.Namespace .Values.registration.namespace }}

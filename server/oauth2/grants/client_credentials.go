@@ -5,6 +5,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/token"
+	"github.com/latchkey-dev/latchkey/server/tracing"
 )
 
 // accessTokenSigner signs access tokens; *token.Issuer implements it.
@@ -35,10 +36,12 @@ func (ClientCredentials) ConfidentialOnly() bool { return true }
 func (ClientCredentials) IssuedEvent() string { return oauth2.AuditTokenIssued }
 
 // Exchange signs an access token whose subject is the client.
-func (g ClientCredentials) Exchange(_ context.Context, req *Request) (*Response, error) {
+func (g ClientCredentials) Exchange(ctx context.Context, req *Request) (*Response, error) {
+	_, span := tracing.Start(ctx, spanSignAccessToken)
 	at, err := g.signer.IssueAccessToken(token.AccessTokenRequest{
 		Client: req.Client, Subject: req.Client.ID, Scopes: req.Scopes, NotAfter: req.AccessNotAfter(),
 	})
+	tracing.End(span, err)
 	if err != nil {
 		return nil, err
 	}

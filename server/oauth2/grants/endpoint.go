@@ -11,6 +11,7 @@ import (
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
 	"github.com/latchkey-dev/latchkey/server/token"
+	"github.com/latchkey-dev/latchkey/server/tracing"
 )
 
 // Registry gives the current registry snapshot; *registry.Registry implements it.
@@ -89,10 +90,17 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // exchange authenticates the client, applies the grant and scope policy and runs the grant.
-func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (*Response, error) {
+// It runs in a span "grant <type>" when the request is traced.
+func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (_ *Response, err error) {
 	grant, ok := e.grants[req.GrantType]
 	if !ok {
 		return nil, oauth2.ErrUnsupportedGrantType
+	}
+	ctx, span := tracing.Start(ctx, spanGrant)
+	defer func() { tracing.End(span, err) }()
+	if span.IsRecording() {
+		span.SetName(spanGrant + " " + grant.Type())
+		span.SetAttributes(tracing.GrantType.String(grant.Type()))
 	}
 	snap := e.registry.Snapshot()
 	_, admits := grant.(admitting)
@@ -108,6 +116,9 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (*Res
 		}})
 	if err != nil {
 		return nil, err
+	}
+	if span.IsRecording() {
+		span.SetAttributes(tracing.ClientID.String(client.ID))
 	}
 	adm := e.admission(ctx, grant, admits, client, auth.Deferred)
 	// An error before the store step still records the authentication first (a blocked
@@ -232,7 +243,7 @@ func (l RateLimits) refused(ctx context.Context, c *registry.Client, wait time.D
 		limit = l.Default
 	}
 	limit = limit.WithDefaultBurst()
-	oauth2.RecordRateLimited(ctx, "client_rate_limit")
+	oauth2.RecordRateLimited(ctx, oauth2.RateLimitClient)
 	oauth2.Audit(ctx, oauth2.AuditEvent{Event: oauth2.AuditRateLimited, ClientID: c.ID, Outcome: "failure",
 		Reason: fmt.Sprintf("client rate limit: %d per minute, burst %d", limit.PerMinute, limit.Burst)})
 	return oauth2.ErrTooManyRequests.WithDescription("The client's rate limit is spent; retry after the Retry-After delay.").
@@ -248,3 +259,10 @@ type responseBody struct {
 	RefreshToken string `json:"refresh_token,omitempty"`
 	IDToken      string `json:"id_token,omitempty"`
 }
+
+// Span names of the token endpoint (see server/tracing).
+const (
+	spanGrant           = "grant"
+	spanSignAccessToken = "sign access_token"
+	spanSignIDToken     = "sign id_token"
+)

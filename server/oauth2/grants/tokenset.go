@@ -10,6 +10,7 @@ import (
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
 	"github.com/latchkey-dev/latchkey/server/token"
+	"github.com/latchkey-dev/latchkey/server/tracing"
 )
 
 // UserGrant is what a grant that acts for a user hands to TokenSet.Issue.
@@ -108,19 +109,23 @@ func (s *TokenSet) issue(ctx context.Context, g UserGrant, rot *rotation, red *r
 	// Sign first, store last: a signing failure (no key yet: 503, retry) must not use up a
 	// rotation, or the client's retry with the same refresh token would count as reuse and
 	// revoke the family. A lost rotation discards what was signed.
+	_, span := tracing.Start(ctx, spanSignAccessToken)
 	at, err := s.signer.IssueAccessToken(token.AccessTokenRequest{
 		Client: g.Client, Subject: g.User.Subject, Scopes: g.Scopes, SessionID: g.FamilyID, NotAfter: g.AccessNotAfter,
 	})
+	tracing.End(span, err)
 	if err != nil {
 		return nil, oauth2.FromStore(err)
 	}
 	resp.AccessToken, resp.ExpiresIn = at.Token, at.ExpiresIn
 
 	if slices.Contains(g.Scopes, oauth2.ScopeOpenID) {
+		_, span := tracing.Start(ctx, spanSignIDToken)
 		resp.IDToken, err = s.signer.IssueIDToken(token.IDTokenRequest{
 			Client: g.Client, User: g.User, AuthTime: g.AuthTime, Nonce: g.Nonce,
 			AccessToken: at.Token, Release: oauth2.ReleasedClaims(g.Snapshot, g.Scopes), Lifetime: s.lifetimes.IDToken,
 		})
+		tracing.End(span, err)
 		if err != nil {
 			return nil, oauth2.FromStore(err)
 		}

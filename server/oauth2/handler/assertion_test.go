@@ -272,8 +272,8 @@ func TestClientAssertionsAreCountedAndAudited(t *testing.T) {
 	for _, want := range []string{
 		`latchkey_client_authentications_total{method="private_key_jwt"} 2`,
 		`latchkey_client_auth_failures_total{method="private_key_jwt"} 1`,
-		`latchkey_tokens_issued_total{client_id="pkjwt-client",grant_type="client_credentials",namespace="payments"} 2`,
-		`latchkey_oauth_errors_total{endpoint="token",error="invalid_client"} 1`,
+		`latchkey_tokens_issued_total{client_id="pkjwt-client",client_namespace="payments",grant_type="client_credentials"} 2`,
+		`latchkey_oauth_errors_total{error="invalid_client",handler="token"} 1`,
 	} {
 		assert.Contains(t, text, want)
 	}
@@ -374,7 +374,7 @@ func TestPreviousSecretInsideItsGracePeriod(t *testing.T) {
 				}
 			}
 			text, _ := scrape(t, e.metrics)
-			assert.Contains(t, text, `latchkey_client_previous_secret_used_total{client_id="rotated-client",namespace="payments"} `+
+			assert.Contains(t, text, `latchkey_client_previous_secret_used_total{client_id="rotated-client",client_namespace="payments"} `+
 				strconv.Itoa(previousUses))
 			raw, err := json.Marshal(events)
 			require.NoError(t, err)

@@ -99,6 +99,8 @@ type Config struct {
 	// Audit records security-relevant events (tokens issued, refresh reuse, revocations,
 	// logins, consent, registrations); nil records nothing.
 	Audit oauth2.Auditor
+	// AccessLog records one line per request (server/accesslog); nil records none.
+	AccessLog oauth2.AccessLogger
 	// ClientEvents is told of refresh token reuse, code replay and failed client
 	// authentications; nil reports nothing.
 	ClientEvents oauth2.ClientEvents
@@ -215,7 +217,7 @@ func New(cfg Config) (http.Handler, error) {
 		reg.Mount(mux)
 	}
 	newDiscovery(cfg.Issuer, cfg.Registry, cfg.Keys, endpoint.GrantTypes(), assertionMethods(cfg), mux).Mount(mux)
-	in := oauth2.Instrumentation{Metrics: cfg.Metrics, Auditor: cfg.Audit, ClientIPHeader: cfg.Login.ClientIPHeader}
+	in := oauth2.Instrumentation{Metrics: cfg.Metrics, Auditor: cfg.Audit, AccessLog: cfg.AccessLog, ClientIPHeader: cfg.Login.ClientIPHeader}
 	return withHSTS(cfg.Issuer, in.Wrap(oauth2.RecoverPanics(mux.Handler()))), nil
 }
 

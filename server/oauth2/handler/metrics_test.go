@@ -116,10 +116,10 @@ func TestMetricsScrapeHasBoundedLabels(t *testing.T) {
 		assert.NotContains(t, text, secret)
 	}
 	wantLabels := map[string][]string{
-		"latchkey_tokens_issued_total":          {"client_id", "grant_type", "namespace"},
-		"latchkey_oauth_errors_total":           {"endpoint", "error"},
+		"latchkey_tokens_issued_total":          {"client_id", "client_namespace", "grant_type"},
+		"latchkey_oauth_errors_total":           {"error", "handler"},
 		"latchkey_client_auth_failures_total":   {"method"},
-		"latchkey_request_duration_seconds_sum": {"endpoint"},
+		"latchkey_request_duration_seconds_sum": {"code", "handler"},
 		"latchkey_store_operations_total":       {"backend", "operation", "result"},
 		"latchkey_registry_objects":             {"kind"},
 		"latchkey_signing_key_age_seconds":      {"alg", "state"},
@@ -136,7 +136,7 @@ func TestMetricsScrapeHasBoundedLabels(t *testing.T) {
 			slices.Sort(got)
 			assert.Equal(t, want, got, "labels of %s", s.name)
 		}
-		if ep, ok := s.labels["endpoint"]; ok {
+		if ep, ok := s.labels["handler"]; ok {
 			assert.Contains(t, endpoints, ep)
 		}
 		if id, ok := s.labels["client_id"]; ok {
@@ -147,12 +147,12 @@ func TestMetricsScrapeHasBoundedLabels(t *testing.T) {
 		assert.True(t, seen[name], "no sample of %s", name)
 	}
 	assert.True(t, seen["latchkey_refresh_token_reuse_detected_total"])
-	assert.Contains(t, text, `latchkey_tokens_issued_total{client_id="billing-service",grant_type="client_credentials",namespace="payments"} 3`)
+	assert.Contains(t, text, `latchkey_tokens_issued_total{client_id="billing-service",client_namespace="payments",grant_type="client_credentials"} 3`)
 	assert.Contains(t, text, `latchkey_client_auth_failures_total{method="client_secret_basic"} 3`)
 	assert.Contains(t, text, `latchkey_client_auth_failures_total{method="client_secret_post"} 1`)
-	assert.Contains(t, text, `latchkey_oauth_errors_total{endpoint="token",error="invalid_client"} 3`)
-	assert.Contains(t, text, `latchkey_oauth_errors_total{endpoint="token",error="unsupported_grant_type"} 1`)
-	assert.Contains(t, text, `latchkey_oauth_errors_total{endpoint="other",error="invalid_request"} 2`)
-	assert.Contains(t, text, `latchkey_oauth_errors_total{endpoint="revocation",error="invalid_client"} 1`)
-	assert.Contains(t, text, `latchkey_request_duration_seconds_count{endpoint="jwks"} 1`)
+	assert.Contains(t, text, `latchkey_oauth_errors_total{error="invalid_client",handler="token"} 3`)
+	assert.Contains(t, text, `latchkey_oauth_errors_total{error="unsupported_grant_type",handler="token"} 1`)
+	assert.Contains(t, text, `latchkey_oauth_errors_total{error="invalid_request",handler="other"} 2`)
+	assert.Contains(t, text, `latchkey_oauth_errors_total{error="invalid_client",handler="revocation"} 1`)
+	assert.Contains(t, text, `latchkey_request_duration_seconds_count{code="200",handler="jwks"} 1`)
 }

@@ -57,7 +57,7 @@ func (e *Endpoint) checkRate(ctx context.Context, by Registrant) error {
 	if n <= int64(limit) {
 		return nil
 	}
-	oauth2.RecordRateLimited(ctx, "registration")
+	oauth2.RecordRateLimited(ctx, oauth2.RateLimitRegistration)
 	oauth2.Audit(ctx, oauth2.AuditEvent{Event: oauth2.AuditRateLimited, Outcome: "failure",
 		Reason: fmt.Sprintf("registration (%s): more than %d in the window", by, limit)})
 	return oauth2.ErrTooManyRequests.WithDescription("Too many client registrations from this address; retry later.").

@@ -488,7 +488,7 @@ func (e *Endpoint) refusedByGuard(w http.ResponseWriter, r *http.Request, what s
 			"credential", what, "error", err.Error())
 		return false
 	case v.RetryAfter > 0:
-		oauth2.RecordRateLimited(ctx, "registration")
+		oauth2.RecordRateLimited(ctx, oauth2.RateLimitRegistration)
 		oauth2.Audit(ctx, oauth2.AuditEvent{Event: oauth2.AuditRateLimited, Outcome: "failure",
 			Reason: what + ": too many failures"})
 		oauth2.WriteError(w, r, oauth2.ErrTooManyRequests.WithRetryAfter(v.RetryAfter))
