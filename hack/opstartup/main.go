@@ -92,7 +92,7 @@ func run(binary string, n, workers int) error {
 	}
 	srv := exec.CommandContext(ctx, binary, "serve", "--kubeconfig", cp.Kubeconfig(), "--namespace", "latchkey-system",
 		"--listen-address", addr, "--issuer", "http://"+addr, "--health-probe-bind-address", probe,
-		"--metrics-bind-address", "0", "--zap-log-level", "error", "--audit-log", filepath.Join(tmp, "audit.log"))
+		"--metrics-bind-address", "0", "--log-level", "error", "--audit-log", filepath.Join(tmp, "audit.log"))
 	var stderr bytes.Buffer
 	srv.Stderr = &stderr
 	started := time.Now()
