@@ -134,7 +134,10 @@ func run(binary string, n, workers int) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("client %s: status %d, %v", id, status, err)
+			if err != nil {
+				return fmt.Errorf("client %s: %w", id, err)
+			}
+			return fmt.Errorf("client %s: status %d", id, status)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
