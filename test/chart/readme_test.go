@@ -134,3 +134,39 @@ func TestReadmeHelmCommandsRender(t *testing.T) {
 	}
 	require.NotEmpty(t, all)
 }
+
+// TestChartReadmeTranscriptsHold runs each `$ helm ...` line of the chart README's indented
+// blocks from the repository's root and checks that it prints the lines the README shows after
+// it.
+func TestChartReadmeTranscriptsHold(t *testing.T) {
+	s := env
+	b, err := os.ReadFile(filepath.Join(s.root, "charts", "latchkey", "README.md"))
+	require.NoError(t, err)
+	lines := strings.Split(string(b), "\n")
+	n := 0
+	for i, l := range lines {
+		cmd, ok := strings.CutPrefix(l, "    $ ")
+		if !ok {
+			continue
+		}
+		var want []string
+		for _, w := range lines[i+1:] {
+			if !strings.HasPrefix(w, "    ") || strings.HasPrefix(w, "    $ ") {
+				break
+			}
+			want = append(want, strings.TrimPrefix(w, "    "))
+		}
+		args := strings.Fields(cmd)
+		require.Equal(t, "helm", args[0], cmd)
+		n++
+		t.Run(cmd, func(t *testing.T) {
+			c := exec.Command(s.helm, args[1:]...)
+			c.Dir = s.root
+			out, _ := c.CombinedOutput() // the transcript says whether it fails
+			for _, w := range want {
+				assert.Contains(t, string(out), w)
+			}
+		})
+	}
+	require.NotZero(t, n, "the chart README has transcripts")
+}

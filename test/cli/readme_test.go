@@ -16,17 +16,59 @@ import (
 // readmeBlock returns the first ```sh block of the README after the line heading.
 func readmeBlock(t *testing.T, heading string) string {
 	t.Helper()
+	return readmeBlocks(t, heading)[0]
+}
+
+// readmeBlocks returns the ```sh blocks of the README's section under the line heading, up to the
+// next heading of the same or a higher level; at least one.
+func readmeBlocks(t *testing.T, heading string) []string {
+	t.Helper()
+	return readmeFenced(t, heading, "sh")
+}
+
+// readmeFenced returns the blocks fenced as ```lang of the README's section under the line
+// heading; at least one.
+func readmeFenced(t *testing.T, heading, lang string) []string {
+	t.Helper()
 	root, err := harness.Root()
 	require.NoError(t, err)
 	b, err := os.ReadFile(filepath.Join(root, "README.md"))
 	require.NoError(t, err)
-	_, after, ok := strings.Cut(string(b), "\n"+heading+"\n")
+	_, section, ok := strings.Cut(string(b), "\n"+heading+"\n")
 	require.True(t, ok, "README has %q", heading)
-	_, after, ok = strings.Cut(after, "```sh\n")
-	require.True(t, ok, "a sh block after %q", heading)
-	block, _, ok := strings.Cut(after, "```\n")
+	level, _, _ := strings.Cut(heading, " ")
+	for _, h := range []string{"##", "###"} { // not "#": shell comments begin so
+		if len(h) <= len(level) {
+			section, _, _ = strings.Cut(section, "\n"+h+" ")
+		}
+	}
+	var blocks []string
+	for {
+		var after string
+		if _, after, ok = strings.Cut(section, "```"+lang+"\n"); !ok {
+			break
+		}
+		var block string
+		block, section, ok = strings.Cut(after, "```\n")
+		require.True(t, ok, "the %s block under %q ends", lang, heading)
+		blocks = append(blocks, block)
+	}
+	require.NotEmpty(t, blocks, "%s blocks under %q", lang, heading)
+	return blocks
+}
+
+// readmeInline returns the README's first inline code span that begins with prefix.
+func readmeInline(t *testing.T, prefix string) string {
+	t.Helper()
+	root, err := harness.Root()
+	require.NoError(t, err)
+	b, err := os.ReadFile(filepath.Join(root, "README.md"))
+	require.NoError(t, err)
+	_, after, ok := strings.Cut(string(b), "`"+prefix)
+	require.True(t, ok, "README has `%s...`", prefix)
+	span, _, ok := strings.Cut(after, "`")
 	require.True(t, ok)
-	return block
+	return prefix + span
 }
 
 func TestTheREADMEsCommandLineExamplesWork(t *testing.T) {

@@ -18,7 +18,8 @@ import (
 	"github.com/latchkey-dev/latchkey/server/password"
 )
 
-// On a cluster: the README's commands make a User whose password hash the operator accepts, and
+// On a cluster: the README's kubectl commands work as written against the operator in namespace
+// latchkey (the chart's), with curl's host and port changed to the test's server, and
 // Ctrl-C on the operator (make run-cluster) releases the leader Lease and exits 0, without an
 // error line or a stack trace.
 func TestOnACluster(t *testing.T) {
@@ -26,15 +27,16 @@ func TestOnACluster(t *testing.T) {
 	cp, err := controlplane.Start(controlplane.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = cp.Stop() })
-	const lease = "latchkey-cli-test"
+	const lease, ns = "latchkey-cli-test", "latchkey"
+	cp.MustKubectl(t, nil, "create", "namespace", ns)
 	srv, err := harness.StartServer(t.Context(), binary, filepath.Join(t.TempDir(), "latchkey.log"), 60*time.Second,
 		func(harness.ServeAddrs) []string {
-			return []string{"serve", "--kubeconfig", cp.Kubeconfig(), "--namespace", "default", "--leader-election-id", lease, "--audit-log", "off"}
+			return []string{"serve", "--kubeconfig", cp.Kubeconfig(), "--namespace", ns, "--leader-election-id", lease, "--audit-log", "off"}
 		})
 	require.NoError(t, err)
 	t.Cleanup(func() { srv.Stop(10 * time.Second) })
 	require.Eventually(t, func() bool {
-		holder, err := cp.Kubectl(nil, "get", "lease", "-n", "default", lease, "-o", "jsonpath={.spec.holderIdentity}")
+		holder, err := cp.Kubectl(nil, "get", "lease", "-n", ns, lease, "-o", "jsonpath={.spec.holderIdentity}")
 		return err == nil && holder != ""
 	}, 30*time.Second, 100*time.Millisecond, "the server becomes the leader")
 
@@ -56,6 +58,8 @@ func TestOnACluster(t *testing.T) {
 		assert.True(t, ok)
 	})
 
+	readmeOnACluster(t, cp, srv.URL())
+
 	require.NoError(t, srv.Signal(os.Interrupt))
 	select {
 	case <-srv.Exited():
@@ -69,7 +73,7 @@ func TestOnACluster(t *testing.T) {
 	// The manager reports the released Lease ("leader election ended ...", info) only when its
 	// report arrives before the shutdown completes: not asserted.
 	noStackTrace(t, log)
-	holder, err := cp.Kubectl(nil, "get", "lease", "-n", "default", lease, "-o", "jsonpath={.spec.holderIdentity}")
+	holder, err := cp.Kubectl(nil, "get", "lease", "-n", ns, lease, "-o", "jsonpath={.spec.holderIdentity}")
 	require.NoError(t, err)
 	assert.Empty(t, strings.TrimSpace(holder), "the Lease is released, so the next replica leads at once")
 }
