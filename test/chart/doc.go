@@ -8,6 +8,6 @@
 // are refused with the key named (values.schema.json), the HTTPRoute passes the Gateway API's own
 // CRD, helm install adopts the CRDs of make run-cluster (hack/helm-adopt-crds.sh), the commands of
 // NOTES.txt get a token, the READMEs' helm commands render, the chart README's `$ helm`
-// transcripts print what it shows and it lists every
-// value, and the CRDs read well in kubectl explain (short names, enums named, even wrapping).
+// transcripts print what it shows and it lists every value, and the CRDs read well in kubectl
+// explain (short names, enums named, even wrapping).
 package chart
