@@ -41,10 +41,7 @@ func TestWatchNamespacesFlag(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var o serveOptions
-			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			o.bind(fs)
-			require.NoError(t, fs.Parse(tc.args))
+			bindAndParse(t, o.bind, tc.args...)
 			err := o.validate()
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
@@ -78,10 +75,7 @@ func TestAccessTokenCacheSizeFlag(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var o serveOptions
-			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			o.bind(fs)
-			require.NoError(t, fs.Parse(tc.args))
+			bindAndParse(t, o.bind, tc.args...)
 			err := o.validate()
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
@@ -93,4 +87,14 @@ func TestAccessTokenCacheSizeFlag(t *testing.T) {
 			assert.Equal(t, tc.want, cfg.AccessTokenCacheSize)
 		})
 	}
+}
+
+// bindAndParse binds flags with bind on a fresh serve flag set and parses args; a parse error
+// fails the test.
+func bindAndParse(t *testing.T, bind func(*flag.FlagSet), args ...string) {
+	t.Helper()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	bind(fs)
+	require.NoError(t, fs.Parse(args))
 }

@@ -8,8 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"flag"
-	"io"
 	"math/big"
 	"net"
 	"os"
@@ -110,10 +108,7 @@ func TestRedisTLSFlags(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var o redisOptions
-			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			o.bind(fs)
-			require.NoError(t, fs.Parse(append([]string{"--redis-address=" + addr, "--redis-key-prefix=tls-test:"}, tc.args...)))
+			bindAndParse(t, o.bind, append([]string{"--redis-address=" + addr, "--redis-key-prefix=tls-test:"}, tc.args...)...)
 			err := o.validate()
 			if err == nil {
 				s, openErr := o.open(t.Context())

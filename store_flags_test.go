@@ -1,8 +1,6 @@
 package main
 
 import (
-	"flag"
-	"io"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -31,10 +29,7 @@ func TestRedisKnownRecordsFlag(t *testing.T) {
 				t.Setenv("LATCHKEY_REDIS_KNOWN_RECORDS", tt.env)
 			}
 			var o redisOptions
-			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			o.bind(fs)
-			require.NoError(t, fs.Parse(append([]string{"--redis-address", "localhost:6379"}, tt.args...)))
+			bindAndParse(t, o.bind, append([]string{"--redis-address", "localhost:6379"}, tt.args...)...)
 			if tt.invalid {
 				require.Error(t, o.validate())
 				return
