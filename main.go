@@ -93,6 +93,7 @@ type serveOptions struct {
 	registration     registrationOptions
 	metricsAddress   string
 	probeAddress     string
+	pprofAddress     string
 	leaderElect      bool
 	leaderElectionID string
 	leaseDuration    time.Duration
@@ -144,6 +145,7 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	o.registration.bind(fs)
 	fs.StringVar(&o.metricsAddress, "metrics-bind-address", "", "metrics address (default :9090, with --manifests 127.0.0.1:9090; \"0\" disables)")
 	fs.StringVar(&o.probeAddress, "health-probe-bind-address", "", "health and readiness probe address (default :8081, with --manifests 127.0.0.1:8081; \"0\" disables)")
+	fs.StringVar(&o.pprofAddress, "pprof-bind-address", "", "serve Go's runtime profiles (/debug/pprof/) on this address from start-up, for profiling a load or the operator's start-up (empty or \"0\": off; use a loopback address)")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader (a Lease) among replicas for writes")
 	fs.StringVar(&o.leaderElectionID, "leader-election-id", "latchkey.oauth.latchkey.dev", "name of the leader Lease")
 	fs.DurationVar(&o.leaseDuration, "leader-election-lease-duration", 15*time.Second, "how long a non-leader waits after the last renewal before it takes the leader Lease over")
@@ -294,6 +296,9 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	ctrl.SetLogger(log)
 	ctx = logr.NewContext(ctx, log)
 
+	if err := startPprof(ctx, opts.pprofAddress, log); err != nil {
+		return fmt.Errorf("--pprof-bind-address: %w", err)
+	}
 	reg := registry.New()
 	keyring := keys.NewKeyring()
 	st, err := opts.openStore(ctx)

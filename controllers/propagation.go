@@ -448,7 +448,15 @@ type replicaReporter struct {
 	lastReported map[string]uint64
 	lastSigners  string
 	lastTakenIn  uint64 // Readiness.takenInCount at the last computation
+	// notBefore: the next computation for a change (not a renewal) waits until then, so that
+	// the passes over the cache take at most a tenth of the time (computeBudget).
+	notBefore time.Time
 }
+
+// computeShare: a replica spends at most 1/computeShare of its time computing watermarks for
+// changes. A pass costs a few microseconds per cached object; with 100k objects taking
+// changes in (a start-up), one a second would take most of a core.
+const computeShare = 10
 
 var _ manager.LeaderElectionRunnable = (*replicaReporter)(nil)
 
@@ -503,10 +511,15 @@ func (r *replicaReporter) report(ctx context.Context) error {
 	if !renew && takenIn == r.lastTakenIn && signers == r.lastSigners {
 		return nil
 	}
+	if !renew && signers == r.lastSigners && now.Before(r.notBefore) {
+		return nil // a pass over the cache is due later; the ticker brings us back
+	}
+	started := time.Now()
 	marks, err := r.marks.compute(ctx)
 	if err != nil {
 		return err
 	}
+	r.notBefore = now.Add(time.Since(started) * (computeShare - 1))
 	r.lastTakenIn = takenIn
 	if !renew && maps.Equal(marks, r.lastReported) && signers == r.lastSigners {
 		return nil

@@ -57,6 +57,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -217,6 +218,10 @@ func run(o options, tail []int) error {
 	if out, err := exec.CommandContext(context.Background(), "taskset", "-a", "-p", "-c", "1", strconv.Itoa(os.Getpid())).CombinedOutput(); err != nil {
 		return fmt.Errorf("taskset: %w: %s", err, out)
 	}
+	// One P for its one core: the runtime sized GOMAXPROCS from the affinity it started with,
+	// and two Ps on one core make the generator's own threads wait for each other, which shows
+	// in the measured latencies.
+	runtime.GOMAXPROCS(1)
 	dir, err := os.MkdirTemp("", "latchkey-loadtest-")
 	if err != nil {
 		return err

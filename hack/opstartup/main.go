@@ -46,14 +46,15 @@ func main() {
 	binary := flag.String("binary", "bin/latchkey", "the latchkey binary")
 	clients := flag.Int("clients", 10000, "OAuthClients (and Secrets) to create")
 	workers := flag.Int("workers", 32, "parallel creates")
+	profileDir := flag.String("profile-dir", "", "write CPU profiles of the server's start-up (10 s each, until ready) into this folder; read them with go tool pprof -top DIR/cpu-*.pb.gz")
 	flag.Parse()
-	if err := run(*binary, *clients, *workers); err != nil {
+	if err := run(*binary, *clients, *workers, *profileDir); err != nil {
 		fmt.Fprintln(os.Stderr, "opstartup:", err)
 		os.Exit(1)
 	}
 }
 
-func run(binary string, n, workers int) error {
+func run(binary string, n, workers int, profileDir string) error {
 	tmp, err := os.MkdirTemp("", "latchkey-opstartup-")
 	if err != nil {
 		return err
@@ -90,9 +91,20 @@ func run(binary string, n, workers int) error {
 	if err != nil {
 		return err
 	}
-	srv := exec.CommandContext(ctx, binary, "serve", "--kubeconfig", cp.Kubeconfig(), "--namespace", "latchkey-system",
-		"--listen-address", addr, "--issuer", "http://"+addr, "--health-probe-bind-address", probe,
-		"--metrics-bind-address", "0", "--log-level", "error", "--audit-log", filepath.Join(tmp, "audit.log"))
+	args := []string{"serve", "--kubeconfig", cp.Kubeconfig(), "--namespace", "latchkey-system",
+		"--listen-address", addr, "--issuer", "http://" + addr, "--health-probe-bind-address", probe,
+		"--metrics-bind-address", "0", "--log-level", "error", "--audit-log", filepath.Join(tmp, "audit.log")}
+	var pprofAddr string
+	if profileDir != "" {
+		if pprofAddr, err = harness.FreeAddr(); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(profileDir, 0o755); err != nil {
+			return err
+		}
+		args = append(args, "--pprof-bind-address", pprofAddr)
+	}
+	srv := exec.CommandContext(ctx, binary, args...)
 	var stderr bytes.Buffer
 	srv.Stderr = &stderr
 	started := time.Now()
@@ -102,6 +114,14 @@ func run(binary string, n, workers int) error {
 	exited := make(chan struct{})
 	go func() { _ = srv.Wait(); close(exited) }()
 	defer func() { _ = srv.Process.Signal(os.Interrupt); <-exited }()
+	var isReady atomic.Bool
+	profiled := make(chan struct{})
+	go func() {
+		defer close(profiled)
+		if profileDir != "" {
+			profileUntil(&isReady, pprofAddr, profileDir)
+		}
+	}()
 	for {
 		if ok, _ := get("http://" + probe + "/readyz"); ok {
 			break
@@ -117,6 +137,8 @@ func run(binary string, n, workers int) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	ready := time.Since(started)
+	isReady.Store(true)
+	<-profiled
 	cpu, rss, hwm, err := usage(srv.Process.Pid)
 	if err != nil {
 		return err
@@ -263,4 +285,32 @@ func usage(pid int) (cpu time.Duration, rss, hwm int64, err error) {
 		}
 	}
 	return cpu, rss, hwm, nil
+}
+
+// profileUntil fetches consecutive 10-second CPU profiles of the server until ready is set,
+// into dir/cpu-NN.pb.gz (the last one may run up to 10 s past ready).
+func profileUntil(ready *atomic.Bool, addr, dir string) {
+	for i := 0; !ready.Load(); i++ {
+		var body []byte
+		for attempt := 0; attempt < 50; attempt++ { // the listener comes up a moment after the process
+			resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=10")
+			if err == nil {
+				body, err = io.ReadAll(resp.Body)
+				_ = resp.Body.Close()
+				if err == nil && resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			body = nil
+			time.Sleep(100 * time.Millisecond)
+		}
+		if body == nil {
+			fmt.Fprintln(os.Stderr, "opstartup: no CPU profile from", addr)
+			return
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("cpu-%02d.pb.gz", i)), body, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "opstartup:", err)
+			return
+		}
+	}
 }
