@@ -293,7 +293,7 @@ func profileUntil(ready *atomic.Bool, addr, dir string) {
 	for i := 0; !ready.Load(); i++ {
 		var body []byte
 		for attempt := 0; attempt < 50; attempt++ { // the listener comes up a moment after the process
-			resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=10")
+			resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=10") //nolint:noctx // a local profile endpoint
 			if err == nil {
 				body, err = io.ReadAll(resp.Body)
 				_ = resp.Body.Close()
