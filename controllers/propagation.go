@@ -448,15 +448,16 @@ type replicaReporter struct {
 	lastReported map[string]uint64
 	lastSigners  string
 	lastTakenIn  uint64 // Readiness.takenInCount at the last computation
-	// notBefore: the next computation for a change (not a renewal) waits until then, so that
-	// the passes over the cache take at most a tenth of the time (computeBudget).
+	// notBefore: the next computation waits until then (the last marks are written
+	// meanwhile), so that the passes over the cache take at most 1/computeShare of the time.
 	notBefore time.Time
 }
 
-// computeShare: a replica spends at most 1/computeShare of its time computing watermarks for
-// changes. A pass costs a few microseconds per cached object; with 100k objects taking
-// changes in (a start-up), one a second would take most of a core.
-const computeShare = 10
+// computeShare: a replica spends at most 1/computeShare of its (wall) time computing
+// watermarks. A pass costs a few microseconds per cached object, plus the garbage of listing
+// the cache; with 100k objects taking changes in (a start-up), one a second would take most of
+// a core.
+const computeShare = 20
 
 var _ manager.LeaderElectionRunnable = (*replicaReporter)(nil)
 
@@ -496,10 +497,12 @@ func (r *replicaReporter) withdraw(logger logr.Logger) {
 	}
 }
 
-// report writes the Lease when the watermarks changed or the renewal is due. The watermarks
-// are computed again (a pass over the cache) only when the registry took something in since the
-// last computation, or for the renewal: status writes alone raise no target past them in the
-// meantime.
+// report writes the Lease when the watermarks or the signers changed or the renewal is due.
+// The watermarks are computed again (a pass over the cache) only when the registry took
+// something in since the last computation, or for the renewal (status writes alone raise no
+// target past them in the meantime), and then only when the computation budget allows
+// (computeShare); otherwise the last ones are written again: a watermark is a lower bound, so a
+// stale one is late, never wrong.
 func (r *replicaReporter) report(ctx context.Context) error {
 	var signers string
 	if r.signers != nil {
@@ -508,19 +511,17 @@ func (r *replicaReporter) report(ctx context.Context) error {
 	now := r.now()
 	renew := r.current == nil || now.Sub(r.lastRenew) >= r.duration/3
 	takenIn := r.marks.ready.takenInCount()
-	if !renew && takenIn == r.lastTakenIn && signers == r.lastSigners {
-		return nil
+	due := !now.Before(r.notBefore)
+	marks := r.lastReported
+	if r.lastReported == nil || (due && (renew || takenIn != r.lastTakenIn)) {
+		started := time.Now()
+		var err error
+		if marks, err = r.marks.compute(ctx); err != nil {
+			return err
+		}
+		r.notBefore = now.Add(time.Since(started) * (computeShare - 1))
+		r.lastTakenIn = takenIn
 	}
-	if !renew && signers == r.lastSigners && now.Before(r.notBefore) {
-		return nil // a pass over the cache is due later; the ticker brings us back
-	}
-	started := time.Now()
-	marks, err := r.marks.compute(ctx)
-	if err != nil {
-		return err
-	}
-	r.notBefore = now.Add(time.Since(started) * (computeShare - 1))
-	r.lastTakenIn = takenIn
 	if !renew && maps.Equal(marks, r.lastReported) && signers == r.lastSigners {
 		return nil
 	}

@@ -81,6 +81,7 @@ type options struct {
 	rounds      int
 	tailRates   string
 	clients     int
+	serverFlags []string
 	// manifests is the folder the server loads (set by run).
 	manifests string
 }
@@ -101,7 +102,9 @@ func main() {
 	refClient := flag.String("reference-client", "", "internal: the reference handler's client, id:secret")
 	flag.IntVar(&o.clients, "clients", 0, "typical clients loaded besides the measured ones (internal/genclients, documents in JSON form), "+
 		"to measure throughput with a large registry")
+	serverFlags := flag.String("server-flags", "", "extra flags for every latchkey serve of the run, space-separated (e.g. \"--audit-log off\"); the server inherits this process's environment (GOGC, GOMEMLIMIT)")
 	flag.Parse()
+	o.serverFlags = strings.Fields(*serverFlags)
 	if *refAddr != "" {
 		if err := runReferenceServer(*refAddr, *refIssuer, *refClient); err != nil {
 			fmt.Fprintln(os.Stderr, "loadtest: reference server:", err)
@@ -397,7 +400,8 @@ func startServer(ctx context.Context, o options, dir, redisAddr string, extra ..
 	// A large registry takes a while on one core: a minute or more per million clients, more on
 	// a shared machine.
 	timeout := 30*time.Second + time.Duration(o.clients)*time.Millisecond
-	return startOnCore0(ctx, "http://"+addr, ready, timeout, o.binary, append(args, extra...)...)
+	args = append(append(args, o.serverFlags...), extra...)
+	return startOnCore0(ctx, "http://"+addr, ready, timeout, o.binary, args...)
 }
 
 // startOnCore0 starts the program name with args pinned to core 0 (taskset execs it, so the
