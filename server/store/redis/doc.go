@@ -26,6 +26,11 @@
 //	                  credential) to the time of the last use noted, Unix µs; lives
 //	                  store.CredentialUseLease after the last note. The take script removes
 //	                  what it returns (HRANDFIELD, then HDEL), so each use goes to one taker.
+//	P bcl:{logout}    sorted set: the back-channel logout deliveries' IDs by when they are
+//	                  due (server ms); a claim moves its deliveries to the claim's end
+//	P bcl:{logout}:<id>  hash: d (JSON record), a (attempts), k (the current claim's
+//	                  token); PX = the delivery's lease. An ID whose hash is gone is dropped
+//	                  from the set when it comes due.
 //
 // Every throttle key carries the one hash tag {thr}, so the script of an attempt sees all its
 // keys (an identity's and an address's share no natural tag) also in Cluster, where they all

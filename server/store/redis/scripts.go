@@ -274,4 +274,61 @@ var (
 	rotateRefreshAdmitted = admitted(luaRotateRefresh)
 )
 
-var scripts = []*goredis.Script{takeCodeAdmitted, redeemCodeAdmitted, rotateRefreshAdmitted, takeCode, redeemCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily, throttle, takeRate, throttleRate, noteUses, takeUses}
+var scripts = []*goredis.Script{takeCodeAdmitted, redeemCodeAdmitted, rotateRefreshAdmitted, takeCode, redeemCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily, throttle, takeRate, throttleRate, noteUses, takeUses, enqueueLogouts, claimLogouts, finishLogout}
+
+// Back-channel logout deliveries (logout.go): KEYS[1] is the queue (a sorted set of delivery
+// IDs by when they are due, server ms); a delivery's hash is ARGV[1] (the key prefix of the
+// deliveries, in the queue's slot) followed by its ID, with fields d (the JSON record), a
+// (attempts) and k (the current claim), and the delivery's lease as its TTL.
+
+// enqueueLogouts: ARGV[1] the deliveries' key prefix, ARGV[2] the lease in ms, then pairs of
+// ID and JSON record. Each is due now.
+var enqueueLogouts = goredis.NewScript(luaNow + `for i = 3, #ARGV, 2 do
+  local k = ARGV[1] .. ARGV[i]
+  redis.call('DEL', k)
+  redis.call('HSET', k, 'd', ARGV[i + 1], 'a', '0')
+  redis.call('PEXPIRE', k, ARGV[2])
+  redis.call('ZADD', KEYS[1], now, ARGV[i])
+end
+return 1`)
+
+// claimLogouts: ARGV[1] the deliveries' key prefix, ARGV[2] how many (positive), ARGV[3] the
+// claim's token, ARGV[4] its lease in ms. Returns ID, record, attempts... of the deliveries it
+// claimed; drops the IDs whose delivery's lease ended.
+var claimLogouts = goredis.NewScript(luaNow + `local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 4 * tonumber(ARGV[2]))
+local out, n = {}, 0
+for _, id in ipairs(ids) do
+  if n == tonumber(ARGV[2]) then break end
+  local k = ARGV[1] .. id
+  local v = redis.call('HMGET', k, 'd', 'a')
+  if not v[1] then
+    redis.call('ZREM', KEYS[1], id)
+  else
+    redis.call('HSET', k, 'k', ARGV[3])
+    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), id)
+    out[#out + 1] = id
+    out[#out + 1] = v[1]
+    out[#out + 1] = v[2]
+    n = n + 1
+  end
+end
+return out`)
+
+// finishLogout: KEYS[2] the delivery's hash; ARGV[1] its ID, ARGV[2] the claim; ARGV[3] '1' to
+// retry (ARGV[4] attempts, ARGV[5] delay in ms) rather than remove it. Returns 0 when the
+// delivery is gone, 1 when another claim holds it, 2 when done.
+var finishLogout = goredis.NewScript(luaNow + `local k = KEYS[2]
+if redis.call('EXISTS', k) == 0 then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 0
+end
+if redis.call('HGET', k, 'k') ~= ARGV[2] then return 1 end
+if ARGV[3] == '1' then
+  redis.call('HSET', k, 'a', ARGV[4])
+  redis.call('HDEL', k, 'k')
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[5]), ARGV[1])
+else
+  redis.call('DEL', k)
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 2`)
