@@ -79,7 +79,7 @@ func (r *receiver) check(req *http.Request) string {
 	if len(req.PostForm) != 1 || len(req.PostForm["logout_token"]) != 1 {
 		return "form must hold exactly one logout_token"
 	}
-	jws, err := jose.ParseSigned(req.PostForm.Get("logout_token"), []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
+	jws, err := jose.ParseSignedCompact(req.PostForm.Get("logout_token"), []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
 	if err != nil {
 		return "parse: " + err.Error()
 	}
