@@ -89,3 +89,28 @@ func TestARetryScheduledByAReplicaThatStopsIsMadeByAnother(t *testing.T) {
 	require.Eventually(t, func() bool { return e.count("delivered") == 1 }, 10*time.Second, 10*time.Millisecond)
 	assert.Equal(t, 2, rp.hitCount())
 }
+
+func TestADeliveryClaimedByAReplicaThatDiedIsDeliveredByAnotherWhenTheClaimPasses(t *testing.T) {
+	srv := harness.NewRedis(t)
+	e := newEnv(t)
+	rp := newReceiver(t, e.keyring)
+	e.client("web", rp.URL())
+	storeA := replicaStore(t, srv)
+	a := e.sender(backchannel.Config{Store: storeA})
+	require.NoError(t, a.SessionEnded(t.Context(), "sid-died", "user-sub", []string{"web"}))
+	// Replica A claims the delivery and dies before its attempt: nothing records an answer.
+	claimed, err := storeA.ClaimLogoutDeliveries(t.Context(), 10, 500*time.Millisecond)
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	require.NoError(t, storeA.Close())
+
+	b := e.sender(backchannel.Config{Store: replicaStore(t, srv)})
+	start(t, b)
+	time.Sleep(200 * time.Millisecond)
+	assert.Zero(t, rp.hitCount(), "not while A's claim lasts")
+	require.Eventually(t, func() bool { return rp.hitCount() == 1 }, 10*time.Second, 10*time.Millisecond)
+	got := rp.tokens()
+	require.Len(t, got, 1)
+	requireLogoutToken(t, got[0], "web", "sid-died", "user-sub", "RS256")
+	assert.Equal(t, 1.0, e.count("delivered"))
+}

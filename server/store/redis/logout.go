@@ -18,10 +18,11 @@ type logoutRecord struct {
 	Subject   string `json:"u,omitempty"`
 }
 
-// The queue and its deliveries share the hash tag {logout}: one slot, also in Cluster.
-func (s *Store) logoutQueueKey() string     { return s.prefix + "bcl:{logout}" }
-func (s *Store) logoutPrefix() string       { return s.prefix + "bcl:{logout}:" }
-func (s *Store) logoutKey(id string) string { return s.logoutPrefix() + id }
+// logoutKeys are the queue and the deliveries' hash; they share the hash tag {bcl}: one slot,
+// also in Cluster.
+func (s *Store) logoutKeys() []string {
+	return []string{s.prefix + "bcl:{bcl}:queue", s.prefix + "bcl:{bcl}:deliveries"}
+}
 
 // EnqueueLogoutDeliveries queues the deliveries in one script; see store.LogoutDeliveries.
 func (s *Store) EnqueueLogoutDeliveries(ctx context.Context, ds []store.LogoutDelivery, ttl time.Duration) error {
@@ -31,8 +32,8 @@ func (s *Store) EnqueueLogoutDeliveries(ctx context.Context, ds []store.LogoutDe
 	if len(ds) == 0 || ttl <= 0 {
 		return nil
 	}
-	args := make([]any, 0, 2+2*len(ds))
-	args = append(args, s.logoutPrefix(), ceilMS(ttl))
+	args := make([]any, 0, 1+2*len(ds))
+	args = append(args, ceilMS(ttl))
 	for _, d := range ds {
 		rec, err := json.Marshal(logoutRecord{ClientID: d.ClientID, SessionID: d.SessionID, Subject: d.Subject})
 		if err != nil {
@@ -40,7 +41,7 @@ func (s *Store) EnqueueLogoutDeliveries(ctx context.Context, ds []store.LogoutDe
 		}
 		args = append(args, d.ID, rec)
 	}
-	if err := enqueueLogouts.Run(ctx, s.c, []string{s.logoutQueueKey()}, args...).Err(); err != nil {
+	if err := enqueueLogouts.Run(ctx, s.c, s.logoutKeys(), args...).Err(); err != nil {
 		return s.fail(ctx, "enqueue logout deliveries", err)
 	}
 	return nil
@@ -56,8 +57,7 @@ func (s *Store) ClaimLogoutDeliveries(ctx context.Context, limit int, claim time
 		return nil, nil
 	}
 	token := rand.Text()
-	v, err := claimLogouts.Run(ctx, s.c, []string{s.logoutQueueKey()},
-		s.logoutPrefix(), limit, token, max(ceilMS(claim), 1)).StringSlice()
+	v, err := claimLogouts.Run(ctx, s.c, s.logoutKeys(), limit, token, max(ceilMS(claim), 1)).StringSlice()
 	if err != nil {
 		return nil, s.fail(ctx, "claim logout deliveries", err)
 	}
@@ -91,8 +91,7 @@ func (s *Store) finishLogout(ctx context.Context, id, claim, retry string, attem
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	n, err := finishLogout.Run(ctx, s.c, []string{s.logoutQueueKey(), s.logoutKey(id)},
-		id, claim, retry, attempts, delayMS).Int()
+	n, err := finishLogout.Run(ctx, s.c, s.logoutKeys(), id, claim, retry, attempts, delayMS).Int()
 	if err != nil {
 		return s.fail(ctx, "finish logout delivery", err)
 	}
