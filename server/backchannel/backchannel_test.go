@@ -21,6 +21,12 @@ import (
 
 const issuer = "https://latchkey.example"
 
+// The logout code (RP-initiated logout, the account page) declares this interface and calls
+// the Sender through it.
+var _ interface {
+	SessionEnded(ctx context.Context, sid, subject string, clientIDs []string) error
+} = (*backchannel.Sender)(nil)
+
 // env is a server's side of back-channel logout: keys, a registry, a store and metrics.
 type env struct {
 	t       *testing.T
