@@ -48,6 +48,7 @@ import (
 	"github.com/latchkey-dev/latchkey/controllers"
 	"github.com/latchkey-dev/latchkey/controllers/manifests"
 	ctrlreg "github.com/latchkey-dev/latchkey/controllers/registration"
+	"github.com/latchkey-dev/latchkey/server/backchannel"
 	"github.com/latchkey-dev/latchkey/server/credentialuse"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/metrics"
@@ -110,6 +111,9 @@ type serveOptions struct {
 	saReviewTTL    time.Duration
 	// accessTokenCache is how many verified access tokens the bearer endpoints keep (0: none).
 	accessTokenCache int
+	// backchannel: the delivery of back-channel logout tokens (server/backchannel).
+	backchannelTimeout  time.Duration
+	backchannelAttempts int
 }
 
 func (o *serveOptions) bind(fs *flag.FlagSet) {
@@ -142,6 +146,8 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.clientIPHeader, "client-ip-header", "", "header a trusted reverse proxy sets to the client address (e.g. X-Forwarded-For), for the brute-force limits of logins and client authentication and the audit log; only behind a proxy that overwrites it")
 	fs.IntVar(&o.clientRateLimit.PerMinute, "client-rate-limit", 0, "token requests per minute of each client without a spec.rateLimit of its own, across all replicas (0: no limit)")
 	fs.IntVar(&o.clientRateLimit.Burst, "client-rate-limit-burst", 0, "burst of --client-rate-limit (0: a tenth of the rate, at least 1)")
+	fs.DurationVar(&o.backchannelTimeout, "backchannel-logout-timeout", backchannel.DefaultTimeout, "how long a client's backchannelLogoutURI has to answer one delivery of a logout token")
+	fs.IntVar(&o.backchannelAttempts, "backchannel-logout-attempts", backchannel.DefaultMaxAttempts, "how many times a logout token delivery is tried (with exponential back-off from 5s) before it is given up with a Warning Event on the OAuthClient")
 	o.registration.bind(fs)
 	fs.StringVar(&o.metricsAddress, "metrics-bind-address", "", "metrics address (default :9090, with --manifests 127.0.0.1:9090; \"0\" disables)")
 	fs.StringVar(&o.probeAddress, "health-probe-bind-address", "", "health and readiness probe address (default :8081, with --manifests 127.0.0.1:8081; \"0\" disables)")
@@ -196,6 +202,12 @@ func (o *serveOptions) validate() error {
 	}
 	if o.saReviewTTL <= 0 || o.saReviewTTL > 30*time.Second {
 		return fmt.Errorf("--service-account-review-cache %s: want more than 0s and at most 30s", o.saReviewTTL)
+	}
+	if o.backchannelTimeout <= 0 || o.backchannelTimeout > time.Minute {
+		return fmt.Errorf("--backchannel-logout-timeout %s: want more than 0s and at most 1m", o.backchannelTimeout)
+	}
+	if o.backchannelAttempts < 1 || o.backchannelAttempts > 10 {
+		return fmt.Errorf("--backchannel-logout-attempts %d: want 1 to 10", o.backchannelAttempts)
 	}
 	if o.accessTokenCache < 0 || o.accessTokenCache == 1 {
 		return fmt.Errorf("--access-token-cache-size %d: want 0 (off) or at least 2", o.accessTokenCache)
@@ -393,6 +405,7 @@ func (o *serveOptions) handlerConfig(reg *registry.Registry, keyring *keys.Keyri
 		Login:                handler.LoginConfig{ClientIPHeader: o.clientIPHeader},
 		ClientRateLimit:      o.clientRateLimit,
 		AccessTokenCacheSize: o.accessTokenCache,
+		BackchannelLogout:    true, // newBackchannel runs in both modes
 	}
 	if o.accessTokenCache == 0 {
 		cfg.AccessTokenCacheSize = -1 // the flag's 0 is off; the Config's is the default
@@ -438,6 +451,11 @@ func serveEmbedded(ctx context.Context, opts *serveOptions, cfg handler.Config, 
 		}
 		cfg.Registrar = r
 	}
+	// No cluster, so no Events: a given-up delivery is logged and counted.
+	logouts, err := newBackchannel(opts, cfg, reg, keyring, nil)
+	if err != nil {
+		return err
+	}
 	h, err := newOAuthHandler(cfg, opts.tracer)
 	if err != nil {
 		return err
@@ -459,9 +477,10 @@ func serveEmbedded(ctx context.Context, opts *serveOptions, cfg handler.Config, 
 	ready := &atomic.Bool{}
 	ready.Store(true)
 	demo := loader.Demo() // read before Watch starts reloading
-	background := make(chan error, 4)
+	background := make(chan error, 5)
 	go func() { background <- loader.Watch(ctx, 200*time.Millisecond) }()
 	go func() { background <- st.Start(ctx) }()
+	go func() { background <- logouts.Start(ctx) }()
 	if opts.probeAddress != "0" {
 		go func() { background <- serveProbes(ctx, opts.probeAddress, ready) }()
 	}
@@ -576,7 +595,8 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 	keyMetrics, _ := cfg.Metrics.(controllers.KeyMetrics)
 	syncMetrics, _ := cfg.Metrics.(controllers.SyncMetrics)
 	propagationMetrics, _ := cfg.Metrics.(controllers.PropagationMetrics)
-	cfg.ClientEvents = controllers.NewClientEvents(mgr, reg)
+	clientEvents := controllers.NewClientEvents(mgr, reg)
+	cfg.ClientEvents = clientEvents
 	wcfg := workloadConfig(opts, cfg)
 	if opts.saVerification == workload.ModeJWKS {
 		if wcfg.ClusterKeys, wcfg.ClusterIssuer, err = controllers.ClusterKeys(ctx, kubeconfig, opts.saIssuer); err != nil {
@@ -628,8 +648,15 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 		}
 		cfg.Registrar = r
 	}
+	logouts, err := newBackchannel(opts, cfg, reg, keyring, clientEvents)
+	if err != nil {
+		return err
+	}
 	h, err := newOAuthHandler(cfg, opts.tracer)
 	if err != nil {
+		return err
+	}
+	if err := mgr.Add(logouts); err != nil { // delivers back-channel logout tokens, on every replica
 		return err
 	}
 	if err := mgr.Add(st); err != nil { // the store's janitor, on every replica
@@ -672,6 +699,22 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 	return mgr.Start(ctx)
 }
 
+// newBackchannel returns the sender of back-channel logout tokens: it queues deliveries in the
+// leased store and, as a Runnable on every replica, delivers them. events may be nil.
+func newBackchannel(opts *serveOptions, cfg handler.Config, reg *registry.Registry, keyring *keys.Keyring, events backchannel.Events) (*backchannel.Sender, error) {
+	bc := backchannel.Config{
+		Issuer: opts.issuer, DefaultAlgorithm: opts.signingAlgorithm, Store: cfg.Store, Clients: reg, Keys: keyring,
+		Timeout: opts.backchannelTimeout, MaxAttempts: opts.backchannelAttempts,
+	}
+	if events != nil {
+		bc.Events = events
+	}
+	if m, ok := cfg.Metrics.(backchannel.Metrics); ok {
+		bc.Metrics = m
+	}
+	return backchannel.New(bc)
+}
+
 // workloadConfig is the configuration of the client assertion verifier, without the cluster's
 // ServiceAccount token verification (which depends on the mode).
 func workloadConfig(opts *serveOptions, cfg handler.Config) workload.Config {
@@ -704,4 +747,6 @@ var (
 	_ controllers.SyncMetrics        = (*metrics.Metrics)(nil)
 	_ controllers.PropagationMetrics = (*metrics.Metrics)(nil)
 	_ token.CacheMetrics             = (*metrics.Metrics)(nil)
+	_ backchannel.Metrics            = (*metrics.Metrics)(nil)
+	_ backchannel.Events             = (*controllers.ClientEvents)(nil)
 )

@@ -29,6 +29,10 @@ const (
 	// addresses within the brute-force window, reached the threshold: someone may be guessing
 	// its secret, or it runs with an old one.
 	EventClientAuthenticationFailures = "ClientAuthenticationFailures"
+	// EventBackchannelLogoutFailed: a back-channel logout token could not be delivered to the
+	// client's backchannelLogoutURI (no 2xx answer after the last attempt): the user's session
+	// at the client may still be alive.
+	EventBackchannelLogoutFailed = "BackchannelLogoutFailed"
 )
 
 // Defaults of the Event rate limit, per client and reason, and of the authentication failure
@@ -46,8 +50,9 @@ type ClientLookup interface {
 }
 
 // ClientEvents emits Warning Events on the OAuthClients the server reports about (refresh
-// token reuse, code replay, failed authentications past a threshold), rate-limited per client
-// and reason so that a storm cannot flood the API server. It implements oauth2.ClientEvents.
+// token reuse, code replay, failed authentications past a threshold, back-channel logouts
+// given up), rate-limited per client and reason so that a storm cannot flood the API server.
+// It implements oauth2.ClientEvents and backchannel.Events.
 type ClientEvents struct {
 	clients   ClientLookup
 	reader    client.Reader
@@ -84,6 +89,13 @@ func (r *ClientEvents) RefreshReuseDetected(clientID string) {
 func (r *ClientEvents) AuthorizationCodeReplayed(clientID string) {
 	r.emit(clientID, EventAuthorizationCodeReplayed, "DetectCodeReplay",
 		"An authorization code of client %s was presented twice; the grant of its first exchange was revoked (the code may have leaked)", clientID)
+}
+
+// BackchannelLogoutFailed emits EventBackchannelLogoutFailed; it implements
+// backchannel.Events. reason says why the last attempt failed (never the token).
+func (r *ClientEvents) BackchannelLogoutFailed(clientID string, attempts int, reason string) {
+	r.emit(clientID, EventBackchannelLogoutFailed, "DeliverBackchannelLogout",
+		"A back-channel logout token for client %s was not delivered after %d attempts (last: %s); the user's session at the client may still be active", clientID, attempts, reason)
 }
 
 // AuthenticationFailures emits EventClientAuthenticationFailures once the failures reach the

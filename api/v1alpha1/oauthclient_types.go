@@ -367,6 +367,26 @@ type OAuthClientSpec struct {
 	// the new one without an outage.
 	// +optional
 	SecretRotation *SecretRotation `json:"secretRotation,omitempty"`
+
+	// backchannelLogoutURI receives OpenID Connect Back-Channel Logout 1.0
+	// logout tokens (POSTed as logout_token) when a session the client took part
+	// in ends. https, or http only on a loopback host (localhost, 127.0.0.1,
+	// [::1]); no fragment, user information, white space or control characters.
+	// Unset: no logout tokens are sent to this client.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('https://') || self.matches('^http://(localhost|127[.]0[.]0[.]1|[[]::1[]])(:[0-9]+)?([/?].*)?$')",message="backchannelLogoutURI must be https, or http on a loopback host (localhost, 127.0.0.1, [::1])"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^https://[^/?#:@]') || !self.startsWith('https://')",message="an https backchannelLogoutURI must name a host"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('#')",message="backchannelLogoutURI must not contain a fragment"
+	// +kubebuilder:validation:XValidation:rule="!self.matches(r'[\\p{Cc}\\p{Z}]')",message="backchannelLogoutURI must not contain white space or control characters"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-z][a-z0-9+.-]*://[^/?#]*@')",message="backchannelLogoutURI must not contain user information"
+	BackchannelLogoutURI string `json:"backchannelLogoutURI,omitempty"`
+
+	// backchannelLogoutSessionRequired says the client needs the sid (session
+	// ID) claim in its logout tokens: a session whose ID is unknown sends it
+	// none. Only meaningful with backchannelLogoutURI. Default false.
+	// +optional
+	BackchannelLogoutSessionRequired bool `json:"backchannelLogoutSessionRequired,omitempty"`
 }
 
 // ServiceAccountRef names a ServiceAccount in the client's namespace.

@@ -59,7 +59,7 @@ type OAuthClientPolicySpec struct {
 	// names (or IP addresses, written as in the URI without brackets), or *.domain
 	// for any host under the domain (not the domain itself). A redirect URI with a
 	// private-use scheme (com.example.app:/cb) has no host: its scheme is matched
-	// instead.
+	// instead. The host of a client's backchannelLogoutURI must be allowed too.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=64

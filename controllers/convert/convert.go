@@ -139,7 +139,10 @@ func ClientWith(oc *v1alpha1.OAuthClient, in ClientInputs) (registry.Client, err
 		PKCE:          string(oc.Spec.PKCE),
 		Consent:       string(oc.Spec.Consent),
 		Introspection: oc.Spec.Introspection,
-		Registered:    oc.Labels[v1alpha1.LabelRegistered] == "true",
+
+		BackchannelLogoutURI:             oc.Spec.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired: oc.Spec.BackchannelLogoutSessionRequired,
+		Registered:                       oc.Labels[v1alpha1.LabelRegistered] == "true",
 	}
 	if rl := oc.Spec.RateLimit; rl != nil {
 		c.RateLimit = registry.RateLimit{PerMinute: int(rl.RequestsPerMinute), Burst: int(rl.Burst)}.WithDefaultBurst()
@@ -313,6 +316,11 @@ func validateClient(oc *v1alpha1.OAuthClient) []string {
 	for _, u := range s.RedirectURIs {
 		if err := redirecturi.Check(u); err != nil {
 			add("redirectURI %s %s", quoteShort(u), err)
+		}
+	}
+	if u := s.BackchannelLogoutURI; u != "" {
+		if err := redirecturi.CheckLogoutURI(u); err != nil {
+			add("backchannelLogoutURI %s %s", quoteShort(u), err)
 		}
 	}
 	if len(s.AllowedOrigins) > 0 && typ != v1alpha1.ClientTypePublic {

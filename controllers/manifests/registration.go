@@ -41,6 +41,7 @@ func registeredClient(namespace, id string, md register.ClientMetadata) *v1alpha
 			RedirectURIs:            slices.Clone(md.RedirectURIs),
 			Scopes:                  slices.Clone(md.Scopes),
 			TokenEndpointAuthMethod: v1alpha1.TokenEndpointAuthMethod(md.TokenEndpointAuthMethod),
+			BackchannelLogoutURI:    md.BackchannelLogoutURI,
 		},
 	}
 	for _, g := range md.GrantTypes {

@@ -19,7 +19,9 @@
 //   - Redirect-URI hosts: an exact host name or IP address (IPv6 without brackets), compared
 //     ignoring case, or *.domain for any host under domain, at any depth, but not domain
 //     itself. A private-use scheme URI (com.example.app:/cb) has no host; its scheme is matched
-//     instead, so a policy lists com.example.app to allow it.
+//     instead, so a policy lists com.example.app to allow it. The rule also bounds the host of
+//     spec.backchannelLogoutURI: the server sends requests there, so a namespace held to its
+//     own hosts for redirects is held to them for logout tokens too (one list, no new field).
 //   - Lifetimes: a client without its own lifetime is held to the server's default (access and
 //     ID tokens 3600 s, refresh tokens 30 days, codes 600 s), so a policy bounding below the
 //     default makes such clients state theirs.

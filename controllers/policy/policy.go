@@ -165,6 +165,10 @@ func evaluate(oc *v1alpha1.OAuthClient, p *v1alpha1.OAuthClientPolicy) []Violati
 				add(RuleRedirectURIHosts, u)
 			}
 		}
+		// The server POSTs logout tokens to it: its host is bounded like a redirect URI's.
+		if u := s.BackchannelLogoutURI; u != "" && !hostAllowed(ps.RedirectURIHosts, u) {
+			add(RuleRedirectURIHosts, u)
+		}
 	}
 	if l := ps.MaxLifetimes; l != nil {
 		var have v1alpha1.TokenLifetimes

@@ -82,6 +82,16 @@ func TestEvaluate(t *testing.T) {
 		}),
 			[]v1alpha1.OAuthClientPolicy{pol("p", v1alpha1.OAuthClientPolicySpec{RedirectURIHosts: []string{"127.0.0.1", "::1", "com.example.app"}})},
 			[]policy.Violation{{Policy: "payments/p", Rule: "redirectURIHosts", Value: "org.other.app:/cb"}}},
+		{"the back-channel logout URI's host is bounded like a redirect URI's", client(func(s *v1alpha1.OAuthClientSpec) {
+			s.RedirectURIs = []string{"https://app.example.com/cb"}
+			s.BackchannelLogoutURI = "https://internal.evil/logout"
+		}),
+			[]v1alpha1.OAuthClientPolicy{pol("p", v1alpha1.OAuthClientPolicySpec{RedirectURIHosts: []string{"*.example.com"}})},
+			[]policy.Violation{{Policy: "payments/p", Rule: "redirectURIHosts", Value: "https://internal.evil/logout"}}},
+		{"a back-channel logout URI on an allowed host passes", client(func(s *v1alpha1.OAuthClientSpec) {
+			s.BackchannelLogoutURI = "https://app.example.com/logout"
+		}),
+			[]v1alpha1.OAuthClientPolicy{pol("p", v1alpha1.OAuthClientPolicySpec{RedirectURIHosts: []string{"*.example.com"}})}, nil},
 		{"a client without lifetimes is held to the server's defaults", client(nil),
 			[]v1alpha1.OAuthClientPolicy{pol("p", v1alpha1.OAuthClientPolicySpec{MaxLifetimes: &v1alpha1.MaxTokenLifetimes{AccessToken: ptr.To[int32](900), AuthorizationCode: ptr.To[int32](600)}})},
 			[]policy.Violation{{Policy: "payments/p", Rule: "maxLifetimes.accessToken", Value: "3600s"}}},

@@ -359,6 +359,8 @@ func applyMetadata(oc *v1alpha1.OAuthClient, m *register.ClientMetadata) {
 		s.DefaultScopes = nil
 	}
 	s.DisplayName = m.ClientName
+	s.BackchannelLogoutURI = m.BackchannelLogoutURI
+	s.BackchannelLogoutSessionRequired = m.BackchannelLogoutSessionRequired
 	s.TokenEndpointAuthMethod = v1alpha1.TokenEndpointAuthMethod(m.TokenEndpointAuthMethod)
 	if m.Public() {
 		s.Type = v1alpha1.ClientTypePublic
@@ -379,6 +381,9 @@ func registered(oc *v1alpha1.OAuthClient) register.RegisteredClient {
 		TokenEndpointAuthMethod: string(oc.Spec.TokenEndpointAuthMethod),
 		ClientName:              oc.Spec.DisplayName,
 		Scopes:                  slices.Clone(oc.Spec.Scopes),
+
+		BackchannelLogoutURI:             oc.Spec.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired: oc.Spec.BackchannelLogoutSessionRequired,
 	}
 	for _, g := range oc.Spec.GrantTypes {
 		m.GrantTypes = append(m.GrantTypes, string(g))

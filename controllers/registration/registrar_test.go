@@ -325,6 +325,28 @@ func TestRegisteredPublicClient(t *testing.T) {
 	assert.Equal(t, "invalid_client_metadata", res["error"])
 }
 
+func TestARegisteredBackchannelLogoutURIReachesTheOAuthClientAndTheRegistry(t *testing.T) {
+	srv := server(t)
+	status, got := call(t, srv, http.MethodPost, oauth2.RegistrationPath, initialToken, `{
+		"grant_types":["client_credentials"],"backchannel_logout_uri":"https://rp.example/backchannel",
+		"backchannel_logout_session_required":true}`)
+	require.Equal(t, http.StatusCreated, status, got)
+	assert.Equal(t, "https://rp.example/backchannel", got["backchannel_logout_uri"])
+	assert.Equal(t, true, got["backchannel_logout_session_required"])
+	id := str(got, "client_id")
+	oc := waitReady(t, id)
+	assert.Equal(t, "https://rp.example/backchannel", oc.Spec.BackchannelLogoutURI)
+	assert.True(t, oc.Spec.BackchannelLogoutSessionRequired)
+	require.Eventually(t, func() bool {
+		c, ok := suite.registry.Snapshot().Client(id)
+		return ok && c.BackchannelLogoutURI == "https://rp.example/backchannel" && c.BackchannelLogoutSessionRequired
+	}, waitFor, tick)
+
+	status, read := call(t, srv, http.MethodGet, oauth2.RegistrationPath+"/"+id, str(got, "registration_access_token"), "")
+	require.Equal(t, http.StatusOK, status, read)
+	assert.Equal(t, "https://rp.example/backchannel", read["backchannel_logout_uri"], "RFC 7592 read returns it")
+}
+
 func TestOnlyRegisteredClientsCanBeManaged(t *testing.T) {
 	ctx := t.Context()
 	srv := server(t)

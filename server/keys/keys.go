@@ -278,6 +278,15 @@ func (s *Signer) Sign(typ string, payload []byte) (string, error) {
 	return cs.sign(payload)
 }
 
+// JOSESigner returns a go-jose signer of the key that writes typ and the key ID into the
+// protected header, for tokens signed rarely enough that Sign's speed does not matter (logout
+// tokens); go-jose builds and encodes them.
+func (s *Signer) JOSESigner(typ string) (jose.Signer, error) {
+	return jose.NewSigner(
+		jose.SigningKey{Algorithm: jose.SignatureAlgorithm(s.Algorithm), Key: jose.JSONWebKey{Key: s.key.Private, KeyID: s.KeyID, Algorithm: s.Algorithm}},
+		(&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
+}
+
 type compiled struct {
 	signers map[string][]*Signer // by algorithm, newest active first
 	set     []Key                // as loaded, for Set

@@ -36,6 +36,7 @@ type Metrics struct {
 	rateLimited        *prometheus.CounterVec
 	tokenCacheHits     prometheus.Counter
 	tokenCacheMisses   prometheus.Counter
+	logoutDeliveries   *prometheus.CounterVec
 	reg                prometheus.Registerer
 }
 
@@ -102,6 +103,13 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "latchkey_rate_limited_total",
 			Help: "Requests refused with 429, by reason: client_authentication and user_login (brute-force protection), client_rate_limit (an OAuthClient's rateLimit), registration.",
 		}, []string{"reason"}),
+		logoutDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_backchannel_logout_deliveries_total",
+			Help: "Back-channel logout token deliveries, by result: delivered (2xx), retried (a failed attempt that will be tried again), failed (given up after the last attempt or the queue lease), dropped (the client no longer has a backchannelLogoutURI).",
+		}, []string{"result"}),
+	}
+	for _, res := range BackchannelLogoutResults() {
+		m.logoutDeliveries.WithLabelValues(res)
 	}
 	tokenCacheLookups := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "latchkey_access_token_cache_lookups_total",
@@ -111,7 +119,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	for _, c := range []prometheus.Collector{
 		tokenCacheLookups, m.tokensIssued, m.oauthErrors, m.clientAuthFailures, m.clientAuths, m.previousSecretUsed, m.requestDuration,
 		m.storeOperations, m.storeErrors, m.knownRecords, m.refreshReuse, m.keyRotations, m.keyRetirements, m.registrySynced, m.rateLimited,
-		m.registryLag, m.registryWatermark,
+		m.registryLag, m.registryWatermark, m.logoutDeliveries,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -169,6 +177,21 @@ func (m *Metrics) RateLimited(reason string) {
 		return
 	}
 	m.rateLimited.WithLabelValues(reason).Inc()
+}
+
+// BackchannelLogoutResults are the result label values of
+// latchkey_backchannel_logout_deliveries_total.
+func BackchannelLogoutResults() []string {
+	return []string{"delivered", "retried", "failed", "dropped"}
+}
+
+// BackchannelLogoutDelivery counts a back-channel logout delivery attempt's result (one of
+// BackchannelLogoutResults).
+func (m *Metrics) BackchannelLogoutDelivery(result string) {
+	if m == nil {
+		return
+	}
+	m.logoutDeliveries.WithLabelValues(result).Inc()
 }
 
 // AccessTokenCacheLookup counts a lookup in the cache of verified access tokens: a hit, or a

@@ -41,6 +41,7 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.KeyRotated()
 	m.KeyRetired()
 	m.AccessTokenCacheLookup(true)
+	m.BackchannelLogoutDelivery("delivered")
 	require.NoError(t, m.WatchRegistry(registry.New()))
 	s := memory.New()
 	assert.Same(t, store.Store(s), m.InstrumentStore(s, "memory"))
@@ -69,6 +70,20 @@ func TestCounters(t *testing.T) {
 	assert.InDelta(t, 1, sample(t, reg, `latchkey_signing_key_rotations_total`), 0)
 	assert.InDelta(t, 2, sample(t, reg, `latchkey_signing_key_retirements_total`), 0)
 	assert.InDelta(t, 1, sample(t, reg, `latchkey_request_duration_seconds_count{code="401",handler="token"}`), 0)
+}
+
+func TestBackchannelLogoutDeliveriesStartAtZeroAndCountByResult(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := New(reg)
+	require.NoError(t, err)
+	for _, res := range BackchannelLogoutResults() {
+		assert.InDelta(t, 0, sample(t, reg, `latchkey_backchannel_logout_deliveries_total{result="`+res+`"}`), 0, res)
+	}
+	m.BackchannelLogoutDelivery("retried")
+	m.BackchannelLogoutDelivery("retried")
+	m.BackchannelLogoutDelivery("failed")
+	assert.InDelta(t, 2, sample(t, reg, `latchkey_backchannel_logout_deliveries_total{result="retried"}`), 0)
+	assert.InDelta(t, 1, sample(t, reg, `latchkey_backchannel_logout_deliveries_total{result="failed"}`), 0)
 }
 
 func TestInstrumentStoreCountsResults(t *testing.T) {

@@ -50,7 +50,8 @@ func storeOperations() []string {
 		"revoke_family", "family_revoked", "revoke_token", "token_revoked", "put_record", "get_record",
 		"delete_record", "incr", "reset", "throttle", "take_rate", "note_credential_uses",
 		"take_credential_uses", "ping", "redeem_code", "take_code_admitted", "redeem_code_admitted",
-		"rotate_refresh_admitted", "throttle_rate",
+		"rotate_refresh_admitted", "throttle_rate", "enqueue_logout_deliveries",
+		"claim_logout_deliveries", "finish_logout_delivery", "retry_logout_delivery",
 	}
 }
 
@@ -305,6 +306,34 @@ func (i *instrumented) TakeCredentialUses(ctx context.Context, limit int) ([]sto
 	uses, err := i.s.TakeCredentialUses(ctx, limit)
 	i.record(span, "take_credential_uses", err)
 	return uses, err
+}
+
+func (i *instrumented) EnqueueLogoutDeliveries(ctx context.Context, ds []store.LogoutDelivery, ttl time.Duration) error {
+	ctx, span := i.start(ctx, "enqueue_logout_deliveries")
+	err := i.s.EnqueueLogoutDeliveries(ctx, ds, ttl)
+	i.record(span, "enqueue_logout_deliveries", err)
+	return err
+}
+
+func (i *instrumented) ClaimLogoutDeliveries(ctx context.Context, limit int, claim time.Duration) ([]store.LogoutDelivery, error) {
+	ctx, span := i.start(ctx, "claim_logout_deliveries")
+	ds, err := i.s.ClaimLogoutDeliveries(ctx, limit, claim)
+	i.record(span, "claim_logout_deliveries", err)
+	return ds, err
+}
+
+func (i *instrumented) FinishLogoutDelivery(ctx context.Context, id, claim string) error {
+	ctx, span := i.start(ctx, "finish_logout_delivery")
+	err := i.s.FinishLogoutDelivery(ctx, id, claim)
+	i.record(span, "finish_logout_delivery", err)
+	return err
+}
+
+func (i *instrumented) RetryLogoutDelivery(ctx context.Context, id, claim string, attempts int, delay time.Duration) error {
+	ctx, span := i.start(ctx, "retry_logout_delivery")
+	err := i.s.RetryLogoutDelivery(ctx, id, claim, attempts, delay)
+	i.record(span, "retry_logout_delivery", err)
+	return err
 }
 
 func (i *instrumented) Ping(ctx context.Context) error {

@@ -25,6 +25,9 @@
 //     the scheme has a period, e.g. com.example.app) and has something after it
 //     ("com.example.app:" alone is refused).
 //
+// CheckLogoutURI applies the same rule to back-channel logout URIs (spec.backchannelLogoutURI),
+// without the private-use schemes: https, or http on a loopback host (ErrNotHTTP otherwise).
+//
 // It is an allowlist: every other scheme is refused (ErrSchemeNotAllowed), among them
 // javascript, data, vbscript, file, ws, wss, ftp, blob, about, view-source, ms-officecmd and
 // single-label custom schemes such as myapp.

@@ -70,6 +70,9 @@ func RegistryClient(source, namespace, id string, created time.Time, m *register
 		PKCE:         defaultPKCE,
 		Consent:      defaultConsent,
 		Registered:   true, // as controllers/convert sets it from the OAuthClient's label
+
+		BackchannelLogoutURI:             m.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired: m.BackchannelLogoutSessionRequired,
 	}
 	if m.Public() {
 		c.Type = registry.Public

@@ -23,3 +23,12 @@ func TestARegisteredPublicClientAllowsTheOriginsOfItsRedirectURIs(t *testing.T) 
 	}, &hash)
 	assert.Empty(t, confidential.AllowedOrigins, "a confidential client calls the token endpoint from a server")
 }
+
+func TestARegisteredBackchannelLogoutURIIsServed(t *testing.T) {
+	c := RegistryClient("registered/dyn-c", "registered", "dyn-c", time.Now(), &register.ClientMetadata{
+		TokenEndpointAuthMethod: oauth2.AuthMethodBasic, GrantTypes: []string{"client_credentials"},
+		BackchannelLogoutURI: "https://rp.example/bcl", BackchannelLogoutSessionRequired: true,
+	}, nil)
+	assert.Equal(t, "https://rp.example/bcl", c.BackchannelLogoutURI)
+	assert.True(t, c.BackchannelLogoutSessionRequired)
+}

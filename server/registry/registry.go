@@ -64,6 +64,11 @@ type Client struct {
 	AllowedOrigins []string
 	// Introspection: the client is a declared resource server that may introspect tokens.
 	Introspection bool
+	// BackchannelLogoutURI receives OpenID Connect Back-Channel Logout tokens when a session
+	// the client took part in ends (empty: none are sent); BackchannelLogoutSessionRequired
+	// says the client needs the sid claim in them.
+	BackchannelLogoutURI             string
+	BackchannelLogoutSessionRequired bool
 	// Registered: the client was created by dynamic registration (RFC 7591), so nobody
 	// vouched for its name; the consent page says so.
 	Registered bool

@@ -261,6 +261,42 @@ type CredentialUses interface {
 	TakeCredentialUses(ctx context.Context, limit int) ([]CredentialUse, error)
 }
 
+// LogoutDelivery is one queued back-channel logout delivery: a logout token to send to one
+// client for one ended session.
+type LogoutDelivery struct {
+	// ID names the delivery (random, unique among the queued ones).
+	ID        string
+	ClientID  string
+	SessionID string // the OP session's ID (sid); may be empty
+	Subject   string // the user's sub
+	// Attempts is how many deliveries were tried before (RetryLogoutDelivery sets it).
+	Attempts int
+	// Claim is the token of the claim that handed the delivery out (set by
+	// ClaimLogoutDeliveries); FinishLogoutDelivery and RetryLogoutDelivery present it.
+	Claim string
+}
+
+// LogoutDeliveries is the queue of back-channel logout deliveries that every replica works on.
+type LogoutDeliveries interface {
+	// EnqueueLogoutDeliveries stores the deliveries (their Attempts and Claim are ignored), due
+	// at once and leased for ttl: a delivery still queued when its lease ends is dropped. An ID
+	// already queued is replaced.
+	EnqueueLogoutDeliveries(ctx context.Context, ds []LogoutDelivery, ttl time.Duration) error
+	// ClaimLogoutDeliveries hands up to limit due deliveries to the caller in one atomic step,
+	// each with Claim set to a token of this call: of concurrent claims, each delivery goes to
+	// one caller. A claimed delivery is not due again until claim (the claim's lease) has
+	// passed, so one whose claimer died is handed out again. Nothing due (or limit <= 0) is an
+	// empty result, not an error.
+	ClaimLogoutDeliveries(ctx context.Context, limit int, claim time.Duration) ([]LogoutDelivery, error)
+	// FinishLogoutDelivery removes a delivery (delivered or given up). A delivery that is gone
+	// is ErrNotFound; one claimed since by another call (its claim had passed) ErrConflict, and
+	// it stays.
+	FinishLogoutDelivery(ctx context.Context, id, claim string) error
+	// RetryLogoutDelivery records attempts and makes the delivery due again after delay,
+	// releasing the claim. Its errors are FinishLogoutDelivery's.
+	RetryLogoutDelivery(ctx context.Context, id, claim string, attempts int, delay time.Duration) error
+}
+
 // Store is every part of the leased store; a backend implements all of it.
 type Store interface {
 	Codes
@@ -273,6 +309,7 @@ type Store interface {
 	ThrottleRates
 	Admissions
 	CredentialUses
+	LogoutDeliveries
 	KnownRecords
 	// Ping reports whether the backend can be reached (readiness).
 	Ping(ctx context.Context) error

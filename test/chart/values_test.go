@@ -153,6 +153,16 @@ func TestObservabilityValuesBecomeServerFlags(t *testing.T) {
 	}
 }
 
+func TestBackchannelLogoutValuesBecomeServerFlags(t *testing.T) {
+	s := env
+	defaults := containerArgs(t, s.render(t, "latchkey", "latchkey"))
+	assert.Contains(t, defaults, "--backchannel-logout-timeout=5s")
+	assert.Contains(t, defaults, "--backchannel-logout-attempts=5")
+	args := containerArgs(t, s.render(t, "latchkey", "latchkey", "backchannelLogout.timeout=2s", "backchannelLogout.attempts=3"))
+	assert.Contains(t, args, "--backchannel-logout-timeout=2s")
+	assert.Contains(t, args, "--backchannel-logout-attempts=3")
+}
+
 func TestStrategyKeepsTheMemoryStoreToOneProcess(t *testing.T) {
 	s := env
 	strategy := func(objs []*unstructured.Unstructured) map[string]any {

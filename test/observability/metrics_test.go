@@ -164,6 +164,7 @@ func TestMetricsOfARealServer(t *testing.T) {
 			{"latchkey_oauth_errors_total", map[string]string{"handler": "authorize", "error": "access_denied"}},
 			{"latchkey_client_auth_failures_total", map[string]string{"method": "private_key_jwt"}},
 			{"latchkey_rate_limited_total", map[string]string{"reason": "client_rate_limit"}},
+			{"latchkey_backchannel_logout_deliveries_total", map[string]string{"result": "failed"}},
 		} {
 			v, ok := value(families, tc.name, tc.labels)
 			if assert.True(t, ok, "%s%v", tc.name, tc.labels) {

@@ -26,6 +26,8 @@ type discovery struct {
 	// assertionMethods are the client authentication methods by client assertion the server
 	// verifies (service_account_token, private_key_jwt), advertised beside the secret ones.
 	assertionMethods []string
+	// backchannelLogout: logout tokens are sent (OIDC Back-Channel Logout 1.0 2.1).
+	backchannelLogout bool
 }
 
 func newDiscovery(issuer string, reg Registry, kr Keyring, grantTypes, assertionMethods []string, mux *oauth2.Mux) *discovery {
@@ -70,6 +72,10 @@ type metadata struct {
 	SubjectTypesSupported            []string `json:"subject_types_supported,omitempty"`
 	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported,omitempty"`
 	ClaimsSupported                  []string `json:"claims_supported,omitempty"`
+	// OpenID Connect Back-Channel Logout 1.0 (OpenID Connect only): logout tokens are sent,
+	// with sid.
+	BackchannelLogoutSupported        bool `json:"backchannel_logout_supported,omitempty"`
+	BackchannelLogoutSessionSupported bool `json:"backchannel_logout_session_supported,omitempty"`
 }
 
 // url is the endpoint URL of a mounted path, else "".
@@ -145,6 +151,9 @@ func (d *discovery) serveOpenIDConfiguration(w http.ResponseWriter, r *http.Requ
 	m.IDTokenSigningAlgValuesSupported = d.keys.Algorithms()
 	if m.UserinfoEndpoint = d.url(oauth2.UserinfoPath); m.UserinfoEndpoint != "" {
 		m.ClaimsSupported = oauth2.ClaimsSupported()
+	}
+	if d.backchannelLogout && d.userEndpoints() {
+		m.BackchannelLogoutSupported, m.BackchannelLogoutSessionSupported = true, true
 	}
 	d.writeJSON(w, r, m)
 }

@@ -116,6 +116,10 @@ type Config struct {
 	// ClientRateLimit applies to the token requests of clients without a rateLimit of their
 	// own; a zero PerMinute is none. Rate limits need a Store.
 	ClientRateLimit registry.RateLimit
+	// BackchannelLogout says the server sends OpenID Connect Back-Channel Logout tokens
+	// (server/backchannel runs on every replica): with a Store, discovery advertises
+	// backchannel_logout_supported and backchannel_logout_session_supported.
+	BackchannelLogout bool
 }
 
 // LoginConfig configures user authentication, one policy for the login page and the password
@@ -216,7 +220,9 @@ func New(cfg Config) (http.Handler, error) {
 		}
 		reg.Mount(mux)
 	}
-	newDiscovery(cfg.Issuer, cfg.Registry, cfg.Keys, endpoint.GrantTypes(), assertionMethods(cfg), mux).Mount(mux)
+	d := newDiscovery(cfg.Issuer, cfg.Registry, cfg.Keys, endpoint.GrantTypes(), assertionMethods(cfg), mux)
+	d.backchannelLogout = cfg.BackchannelLogout && cfg.Store != nil
+	d.Mount(mux)
 	in := oauth2.Instrumentation{Metrics: cfg.Metrics, Auditor: cfg.Audit, AccessLog: cfg.AccessLog, ClientIPHeader: cfg.Login.ClientIPHeader}
 	return withHSTS(cfg.Issuer, in.Wrap(oauth2.RecoverPanics(mux.Handler()))), nil
 }

@@ -331,13 +331,15 @@ func TestIDTokensPassTheGoOIDCVerifier(t *testing.T) {
 }
 
 func TestDiscoveryWithTheStoreMatchesGoldenFiles(t *testing.T) {
-	e := newUserEnv(t)
+	e := newUserEnv(t, func(c *Config) { c.BackchannelLogout = true })
 	assertDiscoveryGolden(t, e.srv, ".store")
 	t.Run("the built-in scopes and the user endpoints are advertised", func(t *testing.T) {
 		var m map[string]any
 		require.NoError(t, json.Unmarshal(get(t, e.srv.URL+oauth2.OpenIDConfigurationPath, e.srv.Client()), &m))
 		assert.Subset(t, m["scopes_supported"], []any{"openid", "profile", "email", "address", "phone", "offline_access", "groups"})
 		assert.Subset(t, m["grant_types_supported"], []any{"client_credentials", "password", "refresh_token"})
+		assert.Equal(t, true, m["backchannel_logout_supported"])
+		assert.Equal(t, true, m["backchannel_logout_session_supported"])
 		assert.Equal(t, testIssuer+oauth2.UserinfoPath, m["userinfo_endpoint"])
 		assert.Equal(t, testIssuer+oauth2.RevocationPath, m["revocation_endpoint"])
 		assert.Equal(t, testIssuer+oauth2.IntrospectionPath, m["introspection_endpoint"])

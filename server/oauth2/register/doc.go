@@ -92,6 +92,12 @@
 //     authorization_code needs a redirect URI; redirect URIs follow server/redirecturi, the one
 //     rule the CRD and controllers/convert apply too; lists are deduplicated. Bad redirect URIs are
 //     invalid_redirect_uri, the rest invalid_client_metadata.
+//   - Also registrable: backchannel_logout_uri and backchannel_logout_session_required (OIDC
+//     Back-Channel Logout 1.0 2.2; spec.backchannelLogoutURI and
+//     backchannelLogoutSessionRequired). The URI must be https here: the server itself POSTs
+//     logout tokens to it, and http on a loopback host would reach the server's own ports
+//     (the OAuthClient allows loopback http for an administrator's development setups). The
+//     namespace's OAuthClientPolicy redirectURIHosts bound its host like a redirect URI's.
 //   - The client secret is returned once, in the 201; reads and updates answer without it
 //     (client_secret_expires_at stays 0). The registration access token does not expire and is
 //     not rotated; GET and PUT echo the one presented. A missing or wrong token, and a client ID

@@ -32,6 +32,10 @@ type ClientMetadata struct {
 	ClientName string
 	// Scopes the client may request.
 	Scopes []string
+	// BackchannelLogoutURI receives logout tokens (OIDC Back-Channel Logout 2.2, https only
+	// when registered dynamically); BackchannelLogoutSessionRequired asks for sid in them.
+	BackchannelLogoutURI             string
+	BackchannelLogoutSessionRequired bool
 }
 
 // Public reports whether the client authenticates without a secret.
@@ -553,6 +557,9 @@ type clientInformation struct {
 	ResponseTypes           []string `json:"response_types"`
 	ClientName              string   `json:"client_name,omitempty"`
 	Scope                   string   `json:"scope,omitempty"`
+	// OIDC Back-Channel Logout 1.0 2.2.
+	BackchannelLogoutURI             string `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required,omitempty"`
 }
 
 // writeClient writes the client information, never cached. token is the registration access
@@ -570,6 +577,9 @@ func (e *Endpoint) writeClient(w http.ResponseWriter, r *http.Request, status in
 		ResponseTypes:           []string{},
 		ClientName:              m.ClientName,
 		Scope:                   strings.Join(m.Scopes, " "),
+
+		BackchannelLogoutURI:             m.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired: m.BackchannelLogoutSessionRequired,
 	}
 	if info.GrantTypes == nil {
 		info.GrantTypes = []string{}

@@ -32,6 +32,9 @@ const (
 	regMaxListLen = 256
 )
 
+// errHTTPSOnly is why a registered back-channel logout URI on http is refused.
+var errHTTPSOnly = errors.New("must use https when registered dynamically")
+
 var (
 	// regScopeToken is RFC 6749 3.3's scope-token (and the CRD's pattern).
 	regScopeToken = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`)
@@ -47,6 +50,10 @@ type registrationRequest struct {
 	ResponseTypes           []string
 	ClientName              string
 	Scope                   string
+	// BackchannelLogoutURI and BackchannelLogoutSessionRequired are OIDC Back-Channel Logout
+	// 1.0's metadata (2.2).
+	BackchannelLogoutURI             string
+	BackchannelLogoutSessionRequired bool
 	// ClientID and ClientSecret are read for RFC 7592 updates; a registration ignores them.
 	ClientID     string
 	ClientSecret string
@@ -130,9 +137,10 @@ func parseRegistrationRequest(body []byte) (*registrationRequest, error) {
 // set stores one member; unknown members are ignored.
 func (r *registrationRequest) set(name string, raw json.RawMessage) error {
 	var (
-		str  *string
-		list *[]string
-		bit  uint
+		str     *string
+		list    *[]string
+		boolean *bool
+		bit     uint
 	)
 	switch name {
 	case "redirect_uris":
@@ -151,10 +159,20 @@ func (r *registrationRequest) set(name string, raw json.RawMessage) error {
 		str = &r.ClientID
 	case "client_secret":
 		str = &r.ClientSecret
+	case "backchannel_logout_uri":
+		str = &r.BackchannelLogoutURI
+	case "backchannel_logout_session_required":
+		boolean = &r.BackchannelLogoutSessionRequired
 	default:
 		return nil
 	}
 	if bytes.Equal(raw, []byte("null")) {
+		return nil
+	}
+	if boolean != nil {
+		if err := json.Unmarshal(raw, boolean); err != nil {
+			return metadataError("The value of %s must be true or false.", name)
+		}
 		return nil
 	}
 	if str != nil {
@@ -249,6 +267,24 @@ func (r *registrationRequest) validate() (ClientMetadata, error) {
 	if code && len(m.RedirectURIs) == 0 {
 		return m, ErrInvalidRedirectURI.WithDescription("The authorization_code grant needs at least one redirect URI.")
 	}
+
+	if u := r.BackchannelLogoutURI; u != "" {
+		// https only: the server itself sends requests there, and http on a loopback host
+		// would reach the server's own ports. An administrator can declare such a URI on
+		// the OAuthClient (for development).
+		err := redirecturi.CheckLogoutURI(u)
+		if err == nil && !strings.HasPrefix(u, "https://") {
+			err = errHTTPSOnly
+		}
+		if err != nil {
+			if len(u) > regMaxReportedURIBytes {
+				u = u[:regMaxReportedURIBytes] + "..."
+			}
+			return m, metadataError("The backchannel_logout_uri %q %s.", u, err)
+		}
+		m.BackchannelLogoutURI = u
+	}
+	m.BackchannelLogoutSessionRequired = r.BackchannelLogoutSessionRequired
 
 	if n := utf8.RuneCountInString(m.ClientName); n > regMaxClientNameRunes {
 		return m, metadataError("The client_name is longer than %d characters.", regMaxClientNameRunes)

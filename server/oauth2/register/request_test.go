@@ -101,6 +101,8 @@ func FuzzParseRegistrationRequest(f *testing.F) {
 	f.Add(`{"client_name":"\u0000\ud800"}`)
 	f.Add(`{"client_name":" Demo \u202eppa","grant_types":["client_credentials"]}`)
 	f.Add(`{"client_name":"GitHub\ufe0f","redirect_uris":["https://\u0430pp.example:0/cb\u200b"]}`)
+	f.Add(`{"grant_types":["client_credentials"],"backchannel_logout_uri":"https://rp.example/logout","backchannel_logout_session_required":true}`)
+	f.Add(`{"grant_types":["client_credentials"],"backchannel_logout_uri":"http://127.0.0.1:8081/x","backchannel_logout_session_required":"yes"}`)
 	f.Fuzz(func(t *testing.T, body string) {
 		req, err := parseRegistrationRequest([]byte(body))
 		if err != nil {
@@ -133,7 +135,53 @@ func FuzzParseRegistrationRequest(f *testing.F) {
 		}
 		require.Equal(t, m.Scopes, regDedupe(m.Scopes))
 		require.Equal(t, m.RedirectURIs, regDedupe(m.RedirectURIs))
+		if m.BackchannelLogoutURI != "" {
+			require.NoError(t, redirecturi.CheckLogoutURI(m.BackchannelLogoutURI))
+			require.True(t, strings.HasPrefix(m.BackchannelLogoutURI, "https://"), "registration accepts https logout URIs only")
+		}
 	})
+}
+
+func TestRegisteringABackchannelLogoutURI(t *testing.T) {
+	tests := []struct {
+		name, body string
+		wantURI    string
+		wantSID    bool
+		wantErr    string // a part of the description; empty: accepted
+	}{
+		{"an https URI and session required are kept",
+			`{"grant_types":["client_credentials"],"backchannel_logout_uri":"https://rp.example/bcl","backchannel_logout_session_required":true}`,
+			"https://rp.example/bcl", true, ""},
+		{"null members are absent", `{"grant_types":["client_credentials"],"backchannel_logout_uri":null,"backchannel_logout_session_required":null}`, "", false, ""},
+		{"http on a loopback host is refused: it would reach the server's own ports",
+			`{"grant_types":["client_credentials"],"backchannel_logout_uri":"http://127.0.0.1:9090/metrics"}`, "", false, "must use https when registered dynamically"},
+		{"http elsewhere is refused", `{"grant_types":["client_credentials"],"backchannel_logout_uri":"http://rp.example/bcl"}`, "", false, "loopback"},
+		{"a private-use scheme is refused", `{"grant_types":["client_credentials"],"backchannel_logout_uri":"com.example.app:/bcl"}`, "", false, "https"},
+		{"a fragment is refused", `{"grant_types":["client_credentials"],"backchannel_logout_uri":"https://rp.example/bcl#x"}`, "", false, "fragment"},
+		{"a session flag that is not a boolean is refused", `{"grant_types":["client_credentials"],"backchannel_logout_session_required":"true"}`, "", false, "true or false"},
+		{"a URI that is not a string is refused", `{"grant_types":["client_credentials"],"backchannel_logout_uri":["https://rp.example/bcl"]}`, "", false, "must be a string"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := parseRegistrationRequest([]byte(tc.body))
+			var m ClientMetadata
+			if err == nil {
+				m, err = req.validate()
+			}
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				requireRegistrationError(t, err)
+				var oe *oauth2.Error
+				require.ErrorAs(t, err, &oe)
+				assert.Equal(t, "invalid_client_metadata", oe.Code())
+				assert.Contains(t, oe.Description(), tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantURI, m.BackchannelLogoutURI)
+			assert.Equal(t, tc.wantSID, m.BackchannelLogoutSessionRequired)
+		})
+	}
 }
 
 // requireRegistrationError requires one of the 400 errors RFC 7591 3.2.2 defines.

@@ -69,6 +69,8 @@ type Store struct {
 	maxExpiry atomic.Int64
 	// uses are the noted credential uses (credentialuse.go).
 	uses credentialUses
+	// logouts is the queue of back-channel logout deliveries (logout.go).
+	logouts logoutQueue
 }
 
 var _ store.Store = (*Store)(nil)

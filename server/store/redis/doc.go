@@ -26,6 +26,12 @@
 //	                  credential) to the time of the last use noted, Unix µs; lives
 //	                  store.CredentialUseLease after the last note. The take script removes
 //	                  what it returns (HRANDFIELD, then HDEL), so each use goes to one taker.
+//	P bcl:{bcl}:queue  sorted set: the back-channel logout deliveries' IDs by when they are
+//	                  due (server ms); a claim moves its deliveries to the claim's end
+//	P bcl:{bcl}:deliveries  hash: per delivery ID, <id> (JSON record), a:<id> (attempts),
+//	                  x:<id> (its lease's end, server ms), k:<id> (the current claim's token).
+//	                  A delivery whose lease ended is dropped when it comes due or is
+//	                  finished; both keys live until the latest lease end.
 //
 // Every throttle key carries the one hash tag {thr}, so the script of an attempt sees all its
 // keys (an identity's and an address's share no natural tag) also in Cluster, where they all

@@ -274,4 +274,76 @@ var (
 	rotateRefreshAdmitted = admitted(luaRotateRefresh)
 )
 
-var scripts = []*goredis.Script{takeCodeAdmitted, redeemCodeAdmitted, rotateRefreshAdmitted, takeCode, redeemCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily, throttle, takeRate, throttleRate, noteUses, takeUses}
+var scripts = []*goredis.Script{takeCodeAdmitted, redeemCodeAdmitted, rotateRefreshAdmitted, takeCode, redeemCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily, throttle, takeRate, throttleRate, noteUses, takeUses, enqueueLogouts, claimLogouts, finishLogout}
+
+// Back-channel logout deliveries (logout.go): KEYS[1] is the queue (a sorted set of delivery
+// IDs by when they are due, server ms), KEYS[2] the deliveries' hash: per ID, the field <id>
+// (the JSON record), a:<id> (attempts), x:<id> (the lease's end, server ms) and k:<id> (the
+// current claim's token). Both keys share a hash tag, so every key a script touches is
+// declared and in one slot (Cluster too); both live until the latest lease of a delivery.
+
+// luaLogouts has drop, which forgets a delivery, and keep, which makes both keys live at
+// least until ms.
+const luaLogouts = `local function drop(id)
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id, 'a:' .. id, 'x:' .. id, 'k:' .. id)
+end
+local function keep(ms)
+  for _, k in ipairs(KEYS) do
+    local cur = redis.call('PEXPIRETIME', k)
+    if cur == -1 or ms > cur then redis.call('PEXPIREAT', k, ms) end
+  end
+end
+`
+
+// enqueueLogouts: ARGV[1] the lease in ms, then pairs of ID and JSON record. Each is due now.
+var enqueueLogouts = goredis.NewScript(luaNow + luaLogouts + `local untilMs = now + tonumber(ARGV[1])
+for i = 2, #ARGV, 2 do
+  local id = ARGV[i]
+  redis.call('HDEL', KEYS[2], 'k:' .. id)
+  redis.call('HSET', KEYS[2], id, ARGV[i + 1], 'a:' .. id, '0', 'x:' .. id, untilMs)
+  redis.call('ZADD', KEYS[1], now, id)
+end
+keep(untilMs)
+return 1`)
+
+// claimLogouts: ARGV[1] how many (positive), ARGV[2] the claim's token, ARGV[3] its lease in
+// ms. Returns ID, record, attempts... of the deliveries it claimed; drops the due IDs whose
+// lease ended.
+var claimLogouts = goredis.NewScript(luaNow + luaLogouts + `local limit = tonumber(ARGV[1])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 4 * limit)
+local out, n = {}, 0
+for _, id in ipairs(ids) do
+  if n == limit then break end
+  local v = redis.call('HMGET', KEYS[2], id, 'a:' .. id, 'x:' .. id)
+  if not v[1] or not v[3] or tonumber(v[3]) <= now then
+    drop(id)
+  else
+    redis.call('HSET', KEYS[2], 'k:' .. id, ARGV[2])
+    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), id)
+    out[#out + 1] = id
+    out[#out + 1] = v[1]
+    out[#out + 1] = v[2] or '0'
+    n = n + 1
+  end
+end
+return out`)
+
+// finishLogout: ARGV[1] the delivery's ID, ARGV[2] the claim; ARGV[3] '1' to retry (ARGV[4]
+// attempts, ARGV[5] delay in ms) rather than remove it. Returns 0 when the delivery is gone
+// (or its lease ended), 1 when another claim holds it, 2 when done.
+var finishLogout = goredis.NewScript(luaNow + luaLogouts + `local id = ARGV[1]
+local v = redis.call('HMGET', KEYS[2], id, 'x:' .. id, 'k:' .. id)
+if not v[1] or not v[2] or tonumber(v[2]) <= now then
+  drop(id)
+  return 0
+end
+if v[3] ~= ARGV[2] then return 1 end
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[2], 'a:' .. id, ARGV[4])
+  redis.call('HDEL', KEYS[2], 'k:' .. id)
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[5]), id)
+else
+  drop(id)
+end
+return 2`)

@@ -82,6 +82,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts Options) {
 		{"throttles with a rate limit", throttleRateTests()},
 		{"admitted operations", admissionTests()},
 		{"credential uses", credentialUseTests()},
+		{"back-channel logout deliveries", logoutTests()},
 		{"contexts", contextTests()},
 		{"ping", []test{{
 			name: "Ping answers",
@@ -1439,12 +1440,26 @@ func contextTests() []test {
 						_, err := e.s.TakeCredentialUses(ctx, 10)
 						return err
 					},
+					"EnqueueLogoutDeliveries": func(ctx context.Context) error {
+						return e.s.EnqueueLogoutDeliveries(ctx, []store.LogoutDelivery{delivery("ctx")}, long)
+					},
+					"ClaimLogoutDeliveries": func(ctx context.Context) error {
+						_, err := e.s.ClaimLogoutDeliveries(ctx, 10, long)
+						return err
+					},
+					"RetryLogoutDelivery": func(ctx context.Context) error {
+						return ignore(e.s.RetryLogoutDelivery(ctx, "ctx", "claim", 1, 0), store.ErrNotFound, store.ErrConflict)
+					},
+					"FinishLogoutDelivery": func(ctx context.Context) error {
+						return ignore(e.s.FinishLogoutDelivery(ctx, "ctx", "claim"), store.ErrNotFound, store.ErrConflict)
+					},
 					"Ping": func(ctx context.Context) error { return e.s.Ping(ctx) },
 					// Last, so the family's token was used before.
 					"RevokeFamily": func(ctx context.Context) error { return e.s.RevokeFamily(ctx, family, e.now().Add(long)) },
 				}
 				order := []string{"PutCode", "TakeCode", "CreateRefresh", "GetRefresh", "RotateRefresh", "ReportRefreshReuse", "FamilyRevoked",
-					"RevokeToken", "TokenRevoked", "PutRecord", "GetRecord", "DeleteRecord", "Incr", "Reset", "Throttle", "TakeRate", "RedeemCode", "ThrottleRate", "TakeCodeAdmitted", "RedeemCodeAdmitted", "RotateRefreshAdmitted", "NoteCredentialUses", "TakeCredentialUses", "Ping", "RevokeFamily"}
+					"RevokeToken", "TokenRevoked", "PutRecord", "GetRecord", "DeleteRecord", "Incr", "Reset", "Throttle", "TakeRate", "RedeemCode", "ThrottleRate", "TakeCodeAdmitted", "RedeemCodeAdmitted", "RotateRefreshAdmitted", "NoteCredentialUses", "TakeCredentialUses",
+					"EnqueueLogoutDeliveries", "ClaimLogoutDeliveries", "RetryLogoutDelivery", "FinishLogoutDelivery", "Ping", "RevokeFamily"}
 				require.Len(e.t, order, len(calls))
 				for _, name := range order {
 					cancelled(e.t, name, calls[name])
