@@ -90,9 +90,9 @@ func TestInstrumentStoreCountsResults(t *testing.T) {
 	first, second := store.HashOf("rt-1"), store.HashOf("rt-2")
 	rt := store.RefreshToken{FamilyID: "f", ClientID: "c", IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
 	require.NoError(t, st.CreateRefresh(ctx, first, rt))
-	_, err = st.RotateRefresh(ctx, first, second, rt, 0)
+	_, err = st.RotateRefresh(ctx, first, second, rt, nil, 0)
 	require.NoError(t, err)
-	_, err = st.RotateRefresh(ctx, first, store.HashOf("rt-3"), rt, 0)
+	_, err = st.RotateRefresh(ctx, first, store.HashOf("rt-3"), rt, nil, 0)
 	require.ErrorIs(t, err, store.ErrReused)
 
 	assert.InDelta(t, 1, sample(t, reg, `latchkey_store_operations_total{backend="memory",operation="take_code",result="ok"}`), 0)
