@@ -134,7 +134,7 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.signingAlgorithm, "signing-algorithm", keys.RS256, "default token signing algorithm: RS256, ES256 or EdDSA")
 	fs.DurationVar(&o.accessTokenTTL, "access-token-lifetime", time.Hour, "default access token lifetime")
 	fs.DurationVar(&o.refreshTokenTTL, "refresh-token-lifetime", 30*24*time.Hour, "default refresh token lifetime")
-	fs.DurationVar(&o.refreshGrace, "refresh-reuse-grace", 2*time.Second, "how long a just-rotated refresh token is refused without revoking its family (concurrent retries)")
+	fs.DurationVar(&o.refreshGrace, "refresh-reuse-grace", 2*time.Second, "how long after a rotation the old refresh token, presented again by its client, gets the same successor instead of revoking its family (retries)")
 	fs.IntVar(&o.accessTokenCache, "access-token-cache-size", token.DefaultCacheSize, "how many verified access tokens introspection, userinfo and revocation keep (about 1 KB each), so a token presented again costs no signature verification; kept until exp while its signing key is published, revocation still checked on every call (0 disables)")
 	fs.DurationVar(&o.idTokenTTL, "id-token-lifetime", time.Hour, "default ID token lifetime")
 	fs.DurationVar(&o.keyRotation, "key-rotation-period", 30*24*time.Hour, "how long a signing key signs before the leader rotates it (0 disables; annotate the key Secret with oauth.latchkey.dev/rotate-keys to force one)")

@@ -20,8 +20,9 @@
 //
 // The faults (at 35% and 55% of -duration): one replica is SIGKILLed and started again;
 // Redis is stopped (SIGINT: it writes its append-only file) and started again on the same port
-// with the same data. A refresh answered 503 while Redis is away is presented again (the store
-// refused it, so nothing rotated).
+// with the same data. A refresh answered 503 while Redis is away is presented again: the store
+// refused it and nothing rotated, or (its reply lost) it rotated and the retry, within the
+// reuse grace, gets the same successor.
 //
 // Pass criteria: no non-2xx answer and no transport error except the deliberate ones (a
 // revoked or replayed token, and errors during a fault: the report counts them by cause); no
