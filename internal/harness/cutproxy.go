@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"strings"
 	"sync"
@@ -66,7 +67,8 @@ func (p *CutProxy) serve() {
 }
 
 func (p *CutProxy) handle(c net.Conn) {
-	s, err := net.Dial("tcp", p.target)
+	var d net.Dialer
+	s, err := d.DialContext(context.Background(), "tcp", p.target)
 	if err != nil {
 		_ = c.Close()
 		return
