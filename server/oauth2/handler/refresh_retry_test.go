@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	xoauth2 "golang.org/x/oauth2"
 
 	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
@@ -103,12 +105,17 @@ func TestARefreshWhoseReplyWasLostIsAnsweredAgain(t *testing.T) {
 		assert.Equal(t, http.StatusOK, l.other.refresh(t, appID, last, "").status, "the chain goes on")
 		assert.False(t, l.familyRevoked(t, rt))
 	})
-	t.Run("the retry on another replica gets the same successor", func(t *testing.T) {
+	t.Run("the retry on another replica, by golang.org/x/oauth2, gets the same successor", func(t *testing.T) {
 		l := newLostReplyEnv(t, time.Minute)
 		rt := l.loseRotation(t)
-		res := l.other.refresh(t, appID, rt, "")
-		require.Equal(t, http.StatusOK, res.status, "%v", res.body)
-		successor := str(res.body["refresh_token"])
+		cfg := xoauth2.Config{ClientID: appID, ClientSecret: appSecret,
+			Endpoint: xoauth2.Endpoint{TokenURL: l.other.srv.URL + oauth2.TokenPath, AuthStyle: xoauth2.AuthStyleInHeader}}
+		ctx := context.WithValue(t.Context(), xoauth2.HTTPClient, l.other.srv.Client())
+		tok, err := cfg.TokenSource(ctx, &xoauth2.Token{RefreshToken: rt}).Token()
+		require.NoError(t, err)
+		successor := tok.RefreshToken
+		require.NotEqual(t, rt, successor)
+		assert.NotEmpty(t, tok.AccessToken)
 		assert.Equal(t, successor, l.cut.refresh(t, appID, rt, "").body["refresh_token"], "and on the issuing one")
 		assert.Equal(t, http.StatusOK, l.other.refresh(t, appID, successor, "").status)
 	})
