@@ -53,6 +53,7 @@ import (
 	"github.com/latchkey-dev/latchkey/server/metrics"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/oauth2/handler"
+	"github.com/latchkey-dev/latchkey/server/oauth2/register"
 	"github.com/latchkey-dev/latchkey/server/registration"
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
@@ -294,7 +295,12 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	ctrl.SetLogger(log)
 	ctx = logr.NewContext(ctx, log)
 
-	reg := registry.New()
+	var regOpts []registry.Option
+	if opts.registration.enabled() {
+		// The client_name check of every registration looks names up instead of scanning.
+		regOpts = append(regOpts, registry.WithClientNameIndex(register.NameKey))
+	}
+	reg := registry.New(regOpts...)
 	keyring := keys.NewKeyring()
 	st, err := opts.openStore(ctx)
 	if err != nil {
