@@ -5,6 +5,7 @@ import (
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 
@@ -15,12 +16,14 @@ import (
 // grace window (store.RotateRefresh), so that the old token's holder, retrying a refresh whose
 // answer was lost, gets the same new token again. The store must hold no token, so the key is
 // derived from the old token, which only its holder (and no copy of the store: it keeps the
-// hash) knows: HKDF-SHA256 of the whole old token, no salt (the token carries 256 random
-// bits), info successorInfo, 32 bytes; ChaCha20-Poly1305 (golang.org/x/crypto; one allocation
-// and 1.2 KB less than AES-GCM, and faster here) with a random nonce. The binding (the client
-// ID and how it authenticated) is the additional data: a retry by another client, or by the
-// same client authenticated another way, cannot open it. Format: successorVersion, the
-// 12-byte nonce, then the ciphertext and its tag.
+// hash) knows: HKDF-SHA256 Expand of the old token's secret part, info successorInfo, 32
+// bytes. Its 32 random bytes are a uniformly random key already, so the Extract step is
+// skipped, as RFC 5869 3.3 allows (eight allocations less per rotation). The cipher is
+// ChaCha20-Poly1305 (golang.org/x/crypto: one allocation and 1.2 KB less than AES-GCM, and
+// faster here) with a random nonce. The binding (the client ID and how it authenticated) is
+// the additional data: a retry by another client, or by the same client authenticated another
+// way, cannot open it. Format: successorVersion, the 12-byte nonce, then the ciphertext and
+// its tag. BenchmarkSealSuccessor: about 1.5 µs and 15 allocations (shared machine).
 const (
 	successorInfo    = "latchkey refresh token successor v1"
 	successorVersion = 1
@@ -32,7 +35,14 @@ const (
 var errSealedSuccessor = errors.New("token: sealed successor does not open")
 
 func successorAEAD(old string) (cipher.AEAD, error) {
-	key, err := hkdf.Key(sha256.New, []byte(old), nil, successorInfo, chacha20poly1305.KeySize)
+	if !IsRefreshToken(old) {
+		return nil, errSealedSuccessor
+	}
+	var secret [refreshSecretBytes]byte
+	if _, err := base64.RawURLEncoding.Decode(secret[:], []byte(old[familyIDLength+1:])); err != nil {
+		return nil, errSealedSuccessor
+	}
+	key, err := hkdf.Expand(sha256.New, secret[:], successorInfo, chacha20poly1305.KeySize)
 	if err != nil {
 		return nil, fmt.Errorf("token: successor key: %w", err)
 	}
