@@ -54,6 +54,7 @@ import (
 	"github.com/latchkey-dev/latchkey/server/metrics"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/oauth2/handler"
+	"github.com/latchkey-dev/latchkey/server/oauth2/register"
 	"github.com/latchkey-dev/latchkey/server/registration"
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
@@ -139,7 +140,7 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.signingAlgorithm, "signing-algorithm", keys.RS256, "default token signing algorithm: RS256, ES256 or EdDSA")
 	fs.DurationVar(&o.accessTokenTTL, "access-token-lifetime", time.Hour, "default access token lifetime")
 	fs.DurationVar(&o.refreshTokenTTL, "refresh-token-lifetime", 30*24*time.Hour, "default refresh token lifetime")
-	fs.DurationVar(&o.refreshGrace, "refresh-reuse-grace", 2*time.Second, "how long a just-rotated refresh token is refused without revoking its family (concurrent retries)")
+	fs.DurationVar(&o.refreshGrace, "refresh-reuse-grace", 2*time.Second, "how long after a rotation the old refresh token, presented again by its client, gets the same successor instead of revoking its family (retries)")
 	fs.IntVar(&o.accessTokenCache, "access-token-cache-size", token.DefaultCacheSize, "how many verified access tokens introspection, userinfo and revocation keep (about 1 KB each), so a token presented again costs no signature verification; kept until exp while its signing key is published, revocation still checked on every call (0 disables)")
 	fs.DurationVar(&o.idTokenTTL, "id-token-lifetime", time.Hour, "default ID token lifetime")
 	fs.DurationVar(&o.keyRotation, "key-rotation-period", 30*24*time.Hour, "how long a signing key signs before the leader rotates it (0 disables; annotate the key Secret with oauth.latchkey.dev/rotate-keys to force one)")
@@ -311,7 +312,12 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if err := startPprof(ctx, opts.pprofAddress, log); err != nil {
 		return fmt.Errorf("--pprof-bind-address: %w", err)
 	}
-	reg := registry.New()
+	var regOpts []registry.Option
+	if opts.registration.enabled() {
+		// The client_name check of every registration looks names up instead of scanning.
+		regOpts = append(regOpts, registry.WithClientNameIndex(register.NameKey))
+	}
+	reg := registry.New(regOpts...)
 	keyring := keys.NewKeyring()
 	st, err := opts.openStore(ctx)
 	if err != nil {

@@ -83,7 +83,7 @@ func (cl *cluster) startReplica(ctx context.Context, binary, dir, manifests, key
 	name := fmt.Sprintf("replica-%d", i)
 	args := append([]string{"-c", "0", binary, "serve", "--manifests", manifests, "--issuer", cl.issuer,
 		"--store", "redis", "--redis-address", cl.redisAddr, "--keys-file", keys, "--signing-algorithm", "ES256",
-		"--log-level", "error", "--audit-log", filepath.Join(dir, name+"-audit.log")}, addrs.Args()...)
+		"--refresh-reuse-grace", refreshGrace.String(), "--log-level", "error", "--audit-log", filepath.Join(dir, name+"-audit.log")}, addrs.Args()...)
 	p, err := harness.Start(harness.Command{Name: name, Path: "taskset", Args: args, Log: filepath.Join(dir, name+".log")})
 	if err != nil {
 		return nil, err

@@ -147,7 +147,7 @@ func (r report) summary(b *bytes.Buffer) bool {
 	}
 
 	c := r.check
-	fmt.Fprintf(b, "\n## Refresh chains\n\nAt the end: %d live chains; %d last tokens redeemed exactly once (200, then refused), %d refused at the first presentation (lost), %d redeemed twice. "+
+	fmt.Fprintf(b, "\n## Refresh chains\n\nAt the end: %d live chains; %d last tokens redeemed exactly once (200; at once again the same successor or refused; refused after the reuse grace), %d refused at the first presentation (lost), %d redeemed twice (another successor, or a 2xx after the grace). "+
 		"During the run: %d chains lost an acknowledged token, %d were revoked on purpose, %d were cut by the replica kill (a rotation whose answer was lost; not an acknowledged token).\n",
 		c.live, c.redeemedOnce, c.lost, c.redeemedTwice, c.lostDuringRun, c.revoked, c.cut)
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,4 +142,47 @@ func TestTheChainPoolHandsOutEachLiveChainToOneHolderAtATime(t *testing.T) {
 	assert.Nil(t, p.take(), "a revoked chain is not handed out")
 	assert.True(t, p.add("c"), "a revoked chain frees its place")
 	second.mu.Unlock()
+}
+
+// TestTheFinalCheckCountsALastTokenRedeemedOnceOnlyWhenItDoesNotFork runs the final check
+// against token endpoints that answer a chain's last token presented three times (at once
+// twice, then after the reuse grace) in the ways a server could.
+func TestTheFinalCheckCountsALastTokenRedeemedOnceOnlyWhenItDoesNotFork(t *testing.T) {
+	tests := []struct {
+		name    string
+		answers []string // the refresh_token of each presentation; "" is a 400
+		once    bool
+	}{
+		{"the same successor at once, then a refusal, is once", []string{"next", "next", ""}, true},
+		{"a refusal at once, then a refusal, is once", []string{"next", "", ""}, true},
+		{"another successor at once is twice, and ends the check of the chain", []string{"next", "other"}, false},
+		{"a successor after the grace is twice", []string{"next", "next", "next"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var n atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				rt := tt.answers[min(int(n.Add(1)), len(tt.answers))-1]
+				if rt == "" {
+					w.WriteHeader(http.StatusBadRequest)
+					_, _ = io.WriteString(w, `{"error":"invalid_grant"}`)
+					return
+				}
+				_, _ = io.WriteString(w, `{"access_token":"a","refresh_token":"`+rt+`"}`)
+			}))
+			defer srv.Close()
+			f := &faults{killed: map[int]time.Time{}, back: map[int]time.Time{}}
+			s := &soak{issuer: srv.URL, api: srv.Client(), rec: newRecorder(time.Now(), time.Second, f), chains: &chains{max: 1}}
+			require.True(t, s.chains.add("last"))
+			res := s.finalCheck(t.Context())
+			assert.Equal(t, 1, res.live)
+			assert.Equal(t, int64(len(tt.answers)), n.Load(), "presentations")
+			if tt.once {
+				assert.Equal(t, checkResult{live: 1, redeemedOnce: 1}, res)
+			} else {
+				assert.Equal(t, checkResult{live: 1, redeemedTwice: 1}, res)
+			}
+		})
+	}
 }

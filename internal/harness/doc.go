@@ -11,7 +11,8 @@
 //   - processes with a log file, graceful stop, kill, restart and the log's tail for failure
 //     reports (Start, Process), and readiness waits that poll a condition (WaitHTTP);
 //   - Debian's redis-server on a loopback port without persistence (StartRedis, NewRedis) and
-//     a go-redis hook that counts round trips (RoundTrips);
+//     a go-redis hook that counts round trips (RoundTrips), and a TCP proxy that loses the
+//     reply of a command the server ran (CutProxy);
 //   - one fake clock (Clock);
 //   - an HTTP "browser" with a cookie jar that drives the login and consent pages (Browser, Page,
 //     Callback).

@@ -14,7 +14,8 @@ import (
 
 // InstrumentStore returns s counting every operation in latchkey_store_operations_total
 // {backend, operation, result}, where result is ok or the sentinel the operation returned
-// (not_found, conflict, already_used, reused, revoked, unavailable, error). Unavailable and
+// (not_found, conflict, already_used, reused, revoked, unavailable, error; successor for a
+// conflict that answers a kept successor, store.SuccessorError). Unavailable and
 // unexpected errors are also counted in latchkey_store_errors_total, and a RotateRefresh or
 // ReportRefreshReuse that detects a reuse in latchkey_refresh_token_reuse_detected_total. The
 // lookups of known records (KnownCode, KnownRefresh) count in latchkey_store_known_records_total
@@ -68,6 +69,8 @@ func Result(err error) string {
 		return "ok"
 	case errors.Is(err, store.ErrNotFound):
 		return "not_found"
+	case errors.As(err, new(*store.SuccessorError)):
+		return "successor"
 	case errors.Is(err, store.ErrConflict):
 		return "conflict"
 	case errors.Is(err, store.ErrAlreadyUsed):
@@ -139,9 +142,9 @@ func (i *instrumented) GetRefresh(ctx context.Context, h store.Hash) (store.Refr
 	return rt, err
 }
 
-func (i *instrumented) RotateRefresh(ctx context.Context, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.RefreshToken, error) {
+func (i *instrumented) RotateRefresh(ctx context.Context, old, h store.Hash, next store.RefreshToken, sealed []byte, grace time.Duration) (store.RefreshToken, error) {
 	ctx, span := i.start(ctx, "rotate_refresh")
-	rt, err := i.s.RotateRefresh(ctx, old, h, next, grace)
+	rt, err := i.s.RotateRefresh(ctx, old, h, next, sealed, grace)
 	i.record(span, "rotate_refresh", err)
 	if errors.Is(err, store.ErrReused) {
 		i.m.RefreshReuseDetected()
@@ -170,9 +173,9 @@ func (i *instrumented) RedeemCodeAdmitted(ctx context.Context, adm store.Admissi
 	return res, c, err
 }
 
-func (i *instrumented) RotateRefreshAdmitted(ctx context.Context, adm store.Admission, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.ThrottleResult, store.RefreshToken, error) {
+func (i *instrumented) RotateRefreshAdmitted(ctx context.Context, adm store.Admission, old, h store.Hash, next store.RefreshToken, sealed []byte, grace time.Duration) (store.ThrottleResult, store.RefreshToken, error) {
 	ctx, span := i.start(ctx, "rotate_refresh_admitted")
-	res, rt, err := i.s.RotateRefreshAdmitted(ctx, adm, old, h, next, grace)
+	res, rt, err := i.s.RotateRefreshAdmitted(ctx, adm, old, h, next, sealed, grace)
 	i.record(span, "rotate_refresh_admitted", err)
 	if errors.Is(err, store.ErrReused) {
 		i.m.RefreshReuseDetected()

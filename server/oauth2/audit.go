@@ -30,6 +30,11 @@ const (
 	// AuditCodeReplayed: an authorization code was presented again by its own client; the
 	// grant of its first exchange is revoked.
 	AuditCodeReplayed = "authorization_code_replayed"
+	// AuditRefreshRetried: a refresh token rotated moments ago (within the reuse grace) was
+	// presented again by its client, authenticated the same way, and got the successor its
+	// rotation issued (a retry whose answer was lost, or the token's thief: see the refresh
+	// token grant). The endpoint's refresh_rotated follows.
+	AuditRefreshRetried = "refresh_retried"
 )
 
 // AuditEvent is one security-relevant event. It never holds a token, code, secret or

@@ -24,6 +24,12 @@
 // shared by all clients that list the same ones), about 700 bytes per typical client at 100k
 // and 1M (BenchmarkMemoryPerClient).
 //
+// Names (WithClientNameIndex, which main sets when dynamic registration is on): clients are
+// also indexed by a key of their display name and of their client ID, so that a registration's
+// client_name check looks its name up (ClientsNamed) instead of reading every client; about
+// 95 bytes more per client (BenchmarkLoadWithNameIndex in server/oauth2/register), nothing
+// without the option.
+//
 // Garbage collection: every cycle marks the whole registry, so what a million clients cost per
 // request is their marking, not their lookups (flat). Clients are allocated from slabs of 256 and
 // their source keys and client IDs copied into shared 64 KiB chunks, so a million clients are a

@@ -23,6 +23,10 @@ type Snapshot struct {
 	// of them that may bind (SubjectHolder).
 	subjects claimIndex[subjectPair, *Client]
 	issuers  cowMap[string, *WorkloadIssuer] // by name
+	// names indexes clients by nameKey of their display name and client ID
+	// (WithClientNameIndex); empty and unused when nameKey is nil.
+	names   claimIndex[string, *Client]
+	nameKey func(string) string
 }
 
 // scopeEntry is a Scope with the source it came from (a Scope value does not hold it).

@@ -18,6 +18,8 @@ type Registry struct {
 	committing bool       // a writer is publishing; the others' writes wait in pending
 
 	in interner // used by the committing writer only
+
+	nameKey func(string) string // WithClientNameIndex's; nil: no name index
 }
 
 // update is one Update call waiting to be published.
@@ -27,17 +29,24 @@ type update struct {
 }
 
 // New returns an empty registry.
-func New() *Registry {
+func New(opts ...Option) *Registry {
 	seed := maphash.MakeSeed()
 	r := &Registry{seed: seed}
+	for _, o := range opts {
+		o(r)
+	}
 	r.published = sync.NewCond(&r.mu)
-	r.cur.Store(&Snapshot{
+	s := &Snapshot{
 		clients: newCowMap[string, *Client](seed), byID: newClaimIndex[string, *Client](seed),
 		scopes: newCowMap[string, *scopeEntry](seed), scopeName: newClaimIndex[string, *scopeEntry](seed),
 		users: newCowMap[string, *User](seed), userName: newClaimIndex[string, *User](seed),
 		userSub: newClaimIndex[string, *User](seed), origins: newCowMap[string, int](seed),
 		subjects: newClaimIndex[subjectPair, *Client](seed), issuers: newCowMap[string, *WorkloadIssuer](seed),
-	})
+	}
+	if r.nameKey != nil {
+		s.names, s.nameKey = newClaimIndex[string, *Client](seed), r.nameKey
+	}
+	r.cur.Store(s)
 	return r
 }
 
@@ -140,6 +149,7 @@ type Txn struct {
 	origins   cowWriter[string, int]
 	subjects  claimWriter[subjectPair, *Client]
 	issuers   cowWriter[string, *WorkloadIssuer]
+	names     claimWriter[string, *Client]
 }
 
 func (r *Registry) begin() *Txn {
@@ -151,6 +161,7 @@ func (r *Registry) begin() *Txn {
 	tx.userName.init(&tx.s.userName)
 	tx.userSub.init(&tx.s.userSub)
 	tx.subjects.init(&tx.s.subjects)
+	tx.names.init(&tx.s.names)
 	return tx
 }
 
@@ -195,6 +206,7 @@ func (tx *Txn) PutClient(c Client) {
 	if iss, sub, ok := p.WorkloadSubjectKey(); ok {
 		tx.subjects.add(subjectPair{iss, sub}, p)
 	}
+	tx.indexNames(p)
 	tx.countOrigins(ids, winners)
 }
 
@@ -212,12 +224,13 @@ func (tx *Txn) DeleteClient(source string) {
 	tx.countOrigins(ids, winners)
 }
 
-// unindex takes c's claims out of the client ID and workload identity indexes.
+// unindex takes c's claims out of the client ID, workload identity and name indexes.
 func (tx *Txn) unindex(c *Client) {
 	tx.byID.remove(c.ID, c)
 	if iss, sub, ok := c.WorkloadSubjectKey(); ok {
 		tx.subjects.remove(subjectPair{iss, sub}, c)
 	}
+	tx.unindexNames(c)
 }
 
 func (tx *Txn) winners(ids []string) []*Client {

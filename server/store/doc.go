@@ -19,7 +19,9 @@
 //   - RotateRefresh is compare-and-swap: exactly one of concurrent rotations of one token wins.
 //     Presenting a token that was already rotated within the grace window is ErrConflict and
 //     changes nothing (a concurrent retry); after the grace window it is ErrReused and the
-//     whole family is revoked.
+//     whole family is revoked. A rotation may keep its successor sealed (never the token
+//     itself) for the grace window: a presentation within grace then gets it back in a
+//     SuccessorError while the successor is active, and is reuse once it was rotated.
 //   - Throttle is one atomic step over all its keys: while any key is blocked nothing is
 //     recorded on any of them, and concurrent failures are all counted. A count is forgotten a
 //     window after its last failure and block, not before; a backend that counts in coarser

@@ -25,6 +25,22 @@ var (
 	ErrUnavailable = errors.New("store: unavailable")
 )
 
+// SuccessorError is the ErrConflict of RotateRefresh and ReportRefreshReuse for a token that
+// was rotated within grace by a rotation that kept its successor sealed, while that successor
+// is still active: Sealed is what the rotation was given (sealed with a key that only the old
+// token's holder can derive, so the store holds no token). Nothing changed. It matches
+// ErrConflict with errors.Is, so a caller that does not open it refuses as before.
+type SuccessorError struct {
+	Sealed []byte
+}
+
+func (e *SuccessorError) Error() string {
+	return "store: conflict: rotated within grace, successor kept"
+}
+
+// Unwrap is ErrConflict.
+func (e *SuccessorError) Unwrap() error { return ErrConflict }
+
 // Hash is the SHA-256 of a secret; records are keyed by it.
 type Hash [sha256.Size]byte
 
@@ -87,15 +103,20 @@ type RefreshTokens interface {
 	// its family was revoked, ErrReused when it was rotated (without revoking anything).
 	GetRefresh(ctx context.Context, h Hash) (RefreshToken, error)
 	// RotateRefresh replaces the active token old by next (stored under h, same family), in one
-	// atomic step, and returns old's record. If old was already rotated: within grace of that
-	// rotation it is ErrConflict and nothing changes; later it is ErrReused and the family is
+	// atomic step, and returns old's record. sealed (nil: none) is kept beside old's rotation
+	// for grace, in the same step, and no longer. If old was already rotated: within grace of
+	// that rotation it is ErrConflict and nothing changes, a *SuccessorError with what that
+	// rotation kept while its successor is still active, and ErrReused with the family revoked
+	// once the successor was rotated itself; after grace it is ErrReused and the family is
 	// revoked. A revoked family is ErrRevoked.
-	RotateRefresh(ctx context.Context, old, h Hash, next RefreshToken, grace time.Duration) (RefreshToken, error)
+	RotateRefresh(ctx context.Context, old, h Hash, next RefreshToken, sealed []byte, grace time.Duration) (RefreshToken, error)
 	// ReportRefreshReuse applies the reuse rule to a token presented again after its rotation
-	// (GetRefresh answered ErrReused), in one atomic step: within grace of the rotation it is
-	// ErrConflict and nothing changes (a concurrent retry); later the whole family is revoked
-	// and it is ErrReused. A token never rotated is nil and nothing changes; an unknown or
-	// expired one ErrNotFound; one of a revoked family ErrRevoked.
+	// (GetRefresh answered ErrReused), in one atomic step, as RotateRefresh does: within grace
+	// of the rotation it is ErrConflict (a *SuccessorError while the kept successor is active)
+	// and nothing changes (a concurrent retry, or one whose answer was lost), unless the kept
+	// successor was rotated itself; otherwise the whole family is revoked and it is ErrReused.
+	// A token never rotated is nil and nothing changes; an unknown or expired one ErrNotFound;
+	// one of a revoked family ErrRevoked.
 	ReportRefreshReuse(ctx context.Context, h Hash, grace time.Duration) error
 	// RevokeFamily revokes every token of the family, remembering the revocation until until.
 	RevokeFamily(ctx context.Context, familyID string, until time.Time) error
@@ -230,7 +251,7 @@ type Admissions interface {
 	// RedeemCodeAdmitted is RedeemCode after adm.
 	RedeemCodeAdmitted(ctx context.Context, adm Admission, h Hash, clientID string, rh Hash, rt RefreshToken) (ThrottleResult, Code, error)
 	// RotateRefreshAdmitted is RotateRefresh after adm.
-	RotateRefreshAdmitted(ctx context.Context, adm Admission, old, h Hash, next RefreshToken, grace time.Duration) (ThrottleResult, RefreshToken, error)
+	RotateRefreshAdmitted(ctx context.Context, adm Admission, old, h Hash, next RefreshToken, sealed []byte, grace time.Duration) (ThrottleResult, RefreshToken, error)
 }
 
 // Refused reports whether an admission's result refused the request.

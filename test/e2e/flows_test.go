@@ -615,6 +615,12 @@ func TestDynamicRegistrationCreatesAnOAuthClient(t *testing.T) {
 	assert.Equal(t, reg.ClientID, id, "the status names the registered client ID")
 	assert.Equal(t, reg.ClientSecret, secret, "the client's Secret holds the secret registration returned")
 
+	// Its name, written another way, is taken now (the registry's name index finds it).
+	taken := `{"client_name":"  e2e REGISTERED   reporter","grant_types":["client_credentials"],"scope":"read:projects"}`
+	resp, raw = s.registrationCall(t, http.MethodPost, s.issuer+"/oauth2/register", s.regToken, taken)
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "%s", raw)
+	assert.Contains(t, string(raw), "invalid_client_metadata")
+
 	// The returned secret works with client_credentials.
 	cc := clientcredentials.Config{ClientID: reg.ClientID, ClientSecret: reg.ClientSecret, TokenURL: s.issuer + "/oauth2/token", Scopes: []string{"read:projects"}}
 	var tok *oauth2.Token

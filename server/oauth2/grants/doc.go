@@ -29,10 +29,18 @@
 //     store.HashOf(token) is stored. Lifetime: the client's, else the server's (30 d), from each
 //     rotation (sliding). Every use rotates (store.RotateRefresh), signing first and storing
 //     last so a signing failure does not use up a rotation (nor, from a known record, a code). A rotated token presented again is
-//     handed to store.ReportRefreshReuse: within the grace window (2 s, a concurrent retry) it
-//     is invalid_grant and changes nothing; later it is invalid_grant, the store revokes the
-//     family, and the reuse is audited and reported (oauth2.ClientEvents: a Kubernetes Event). A token
-//     of another client is invalid_grant and neither rotated nor revoked. scope may narrow the
+//     handed to store.ReportRefreshReuse (or found rotated by RotateRefresh): within the grace
+//     window (2 s) its client, authenticated the same way, gets the successor that rotation
+//     issued again, with fresh access and ID tokens (a retry whose answer was lost, or a
+//     concurrent one; audited refresh_retried), since every rotation keeps its new token
+//     sealed for the old token's holder for the grace window (token.SealSuccessor, bound to
+//     the client ID and authentication method; the store holds no token). Once that
+//     successor was rotated, or after the window, it is invalid_grant, the store revokes the
+//     family, and the reuse is audited and reported (oauth2.ClientEvents: a Kubernetes Event).
+//     The trade-off (a thief within the window gets the successor too) is in RefreshToken's
+//     comment and docs/refresh-tokens.md. A token of another client, or of the same client
+//     authenticated another way within the window, is invalid_grant and neither rotated nor
+//     revoked. scope may narrow the
 //     new access and ID tokens, never widen them (invalid_scope); the new refresh token keeps
 //     the family's scopes (RFC 6749 6). All invalid_grant answers of the grant share one
 //     description.
@@ -41,7 +49,10 @@
 //     is no kill switch. Taken, a failed exchange uses it up. A replay by its own client is
 //     invalid_grant; with the code's PKCE verifier (when it had a challenge: a public client's
 //     ID proves nothing) it revokes its family for oauth2.Lifetimes.FamilyRevocationEnd and is
-//     audited (authorization_code_replayed) and reported (oauth2.ClientEvents).
+//     audited (authorization_code_replayed) and reported (oauth2.ClientEvents). Unlike a
+//     refresh, a code exchange whose answer was lost is not answered again: its retry is a
+//     replay, which RFC 6749 4.1.2 says must be denied (and, with the verifier, revokes what
+//     the lost exchange issued); the client starts the authorization again.
 //     redirect_uri must repeat the authorization request's when that had one. PKCE per
 //     oauth2.CheckCodeChallenge at the authorization endpoint and checkVerifier here: a code
 //     with a challenge needs its verifier, one without refuses any verifier (downgrade). The

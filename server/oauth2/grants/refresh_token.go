@@ -14,8 +14,8 @@ import (
 	"github.com/latchkey-dev/latchkey/server/token"
 )
 
-// DefaultRefreshReuseGrace is how long after a rotation the old refresh token is answered
-// invalid_grant without revoking its family (a concurrent retry).
+// DefaultRefreshReuseGrace is how long after a rotation the old refresh token is not reuse:
+// its client's retry gets the same successor, and nothing is revoked.
 const DefaultRefreshReuseGrace = 2 * time.Second
 
 // badRefreshToken is the description of every invalid_grant of the refresh_token grant, so
@@ -36,10 +36,28 @@ type reuseReporter interface {
 }
 
 // RefreshToken is RFC 6749 6 with rotation on every use (OAuth 2.0 Security BCP 4.14): the
-// presented token is replaced by a new one atomically in the store. Presenting a rotated token
-// again within the grace window (a concurrent retry) is invalid_grant and changes nothing;
-// later it is reuse, and the store revokes the whole family (every refresh token and, through
-// sid, every access token issued from the grant).
+// presented token is replaced by a new one atomically in the store. Presented again after the
+// grace window (below), it is reuse, and the store revokes the whole family (every refresh
+// token and, through sid, every access token issued from the grant), RFC 9700 4.14.2.
+//
+// Retries: a rotation whose answer was lost (Redis restarted after running the script, a
+// connection cut) leaves the client holding only the old token, and the store cannot tell
+// "ran, answer lost" from "did not run". So each rotation keeps its new token beside the
+// rotation record for the grace window, sealed with a key derived from the old token
+// (token.SealSuccessor: the store holds no token) and bound to the client ID and the way it
+// authenticated. The old token presented again within grace, by that client authenticated
+// that way, gets the same new token and a fresh access token (and ID token for openid): the
+// rotation is idempotent for its client. The same presentation by another client, or
+// authenticated another way, is invalid_grant and changes nothing. After the grace window, or
+// once the new token was itself rotated, the old token is reuse and revokes the family.
+//
+// The trade-off: a thief holding the old token (and, for a confidential client, its
+// credentials) who presents it within the grace window of its rotation gets the successor
+// too, where before it got invalid_grant. The window is the reuse grace (2 s by default,
+// --refresh-reuse-grace), the thief must be able to act as the same client, and the first of
+// the two holders to rotate the successor makes the other's next presentation reuse, which
+// revokes the family: the theft is detected as before, one rotation later. Every such answer
+// is audited as refresh_retried.
 type RefreshToken struct {
 	refresh refreshReader
 	tokens  *TokenSet
@@ -75,8 +93,9 @@ func (g RefreshToken) Exchange(ctx context.Context, req *Request) (*Response, er
 		return nil, oauth2.ErrInvalidGrant.WithDescription(badRefreshToken)
 	}
 	old := store.HashOf(req.RefreshToken)
+	binding := successorBinding(req)
 	if rec, ok := g.refresh.KnownRefresh(old); ok {
-		if resp, done, err := g.rotateKnown(ctx, req, old, rec); done {
+		if resp, done, err := g.rotateKnown(ctx, req, old, binding, rec); done {
 			return resp, err
 		}
 	}
@@ -95,6 +114,9 @@ func (g RefreshToken) Exchange(ctx context.Context, req *Request) (*Response, er
 		}
 		err = g.refresh.ReportRefreshReuse(ctx, old, g.grace)
 		g.reported(ctx, req, rec, err)
+		if next, ok := openSuccessor(req.RefreshToken, binding, err); ok {
+			return g.resend(ctx, req, rec, next)
+		}
 		if err == nil {
 			// Active again cannot be (rotation is one way): refuse like any other reuse.
 			err = store.ErrConflict
@@ -108,15 +130,60 @@ func (g RefreshToken) Exchange(ctx context.Context, req *Request) (*Response, er
 		// so a client cannot burn another client's grant.
 		return nil, oauth2.ErrInvalidGrant.WithDescription(badRefreshToken)
 	}
-	scopes, err := narrowScopes(req, rec.Scopes)
+	scopes, user, err := stillGranted(req, rec)
 	if err != nil {
 		return nil, err
 	}
+	return g.rotate(ctx, req, old, binding, rec, scopes, user)
+}
+
+// stillGranted checks what the token of rec grants against the registry now: the scopes of
+// the new access token (narrowScopes) and the user, who must still exist and be enabled.
+func stillGranted(req *Request, rec store.RefreshToken) ([]string, *registry.User, error) {
+	scopes, err := narrowScopes(req, rec.Scopes)
+	if err != nil {
+		return nil, nil, err
+	}
 	user, ok := req.Snapshot.UserBySubject(rec.Subject)
 	if !ok || user.Disabled {
-		return nil, oauth2.ErrInvalidGrant.WithDescription(badRefreshToken)
+		return nil, nil, oauth2.ErrInvalidGrant.WithDescription(badRefreshToken)
 	}
-	return g.rotate(ctx, req, old, rec, scopes, user)
+	return scopes, user, nil
+}
+
+// successorBinding is what a sealed successor is bound to: the client and how it
+// authenticated (a retry must come from the same client, authenticated the same way).
+func successorBinding(req *Request) string {
+	return req.Client.ID + "\x00" + oauth2.AuthenticatedMethod(req.Client, req.TokenRequest)
+}
+
+// resend answers the retry of a refresh, within grace of its rotation, with next (the
+// successor that rotation issued, of rec's family) and fresh access and ID tokens, after the
+// checks a rotation makes; nothing is stored.
+func (g RefreshToken) resend(ctx context.Context, req *Request, rec store.RefreshToken, next string) (*Response, error) {
+	scopes, user, err := stillGranted(req, rec)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := g.tokens.resend(ctx, UserGrant{
+		AccessNotAfter: req.AccessNotAfter(),
+		Client:         req.Client, User: user, Snapshot: req.Snapshot, Scopes: scopes, AuthTime: rec.AuthTime, FamilyID: rec.FamilyID,
+	}, next)
+	if err != nil {
+		return nil, err
+	}
+	g.retried(ctx, req, rec)
+	return resp, nil
+}
+
+// retried audits the answer to a retry within grace.
+func (g RefreshToken) retried(ctx context.Context, req *Request, rec store.RefreshToken) {
+	oauth2.Audit(ctx, oauth2.AuditEvent{
+		Event: oauth2.AuditRefreshRetried, ClientID: req.Client.ID, Subject: rec.Subject,
+		GrantType: oauth2.GrantRefreshToken, TokenRef: oauth2.TokenRef(req.RefreshToken),
+		AuthMethod: oauth2.AuthenticatedMethod(req.Client, req.TokenRequest),
+		Outcome:    "success", Reason: "presented again within the reuse grace: the same successor",
+	})
 }
 
 // rotateKnown is Exchange from the record that the store knows without a round trip
@@ -125,33 +192,34 @@ func (g RefreshToken) Exchange(ctx context.Context, req *Request) (*Response, er
 // within the grace window, reused, revoked). done is false when a check fails: the caller
 // then reads the record from the store as usual, so that every refusal is answered exactly as
 // without a known record.
-func (g RefreshToken) rotateKnown(ctx context.Context, req *Request, old store.Hash, rec store.RefreshToken) (resp *Response, done bool, err error) {
+func (g RefreshToken) rotateKnown(ctx context.Context, req *Request, old store.Hash, binding string, rec store.RefreshToken) (resp *Response, done bool, err error) {
 	if rec.ClientID != req.Client.ID {
 		return nil, false, nil
 	}
-	scopes, err := narrowScopes(req, rec.Scopes)
+	scopes, user, err := stillGranted(req, rec)
 	if err != nil {
 		return nil, false, nil //nolint:nilerr // the store's path answers a failed check
 	}
-	user, ok := req.Snapshot.UserBySubject(rec.Subject)
-	if !ok || user.Disabled {
-		return nil, false, nil
-	}
-	resp, err = g.rotate(ctx, req, old, rec, scopes, user)
+	resp, err = g.rotate(ctx, req, old, binding, rec, scopes, user)
 	return resp, true, err
 }
 
-// rotate signs the new tokens and rotates old (with the record rec) to the new refresh token.
-func (g RefreshToken) rotate(ctx context.Context, req *Request, old store.Hash, rec store.RefreshToken, scopes []string, user *registry.User) (*Response, error) {
+// rotate signs the new tokens and rotates old (with the record rec) to the new refresh token,
+// or answers the successor of old's rotation within grace (a retry).
+func (g RefreshToken) rotate(ctx context.Context, req *Request, old store.Hash, binding string, rec store.RefreshToken, scopes []string, user *registry.User) (*Response, error) {
 	// The new refresh token keeps the family's scopes (RFC 6749 6: identical to the presented
 	// one); only the access and ID tokens get the narrowed set.
+	rot := &rotation{old: old, token: req.RefreshToken, binding: binding, familyScopes: rec.Scopes, grace: g.grace, admission: req.Admission}
 	resp, err := g.tokens.issue(ctx, UserGrant{
 		AccessNotAfter: req.AccessNotAfter(),
 		Client:         req.Client, User: user, Snapshot: req.Snapshot, Scopes: scopes, AuthTime: rec.AuthTime, FamilyID: rec.FamilyID,
-	}, &rotation{old: old, familyScopes: rec.Scopes, grace: g.grace, admission: req.Admission}, nil)
+	}, rot, nil)
 	if err != nil {
 		g.reported(ctx, req, rec, err)
 		return nil, refreshError(err)
+	}
+	if rot.retried {
+		g.retried(ctx, req, rec)
 	}
 	return resp, nil
 }

@@ -38,11 +38,11 @@ var _ tokenSigner = (*token.Issuer)(nil)
 // store.Store implements it.
 type refreshWriter interface {
 	CreateRefresh(ctx context.Context, h store.Hash, rt store.RefreshToken) error
-	RotateRefresh(ctx context.Context, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.RefreshToken, error)
+	RotateRefresh(ctx context.Context, old, h store.Hash, next store.RefreshToken, sealed []byte, grace time.Duration) (store.RefreshToken, error)
 	codeTaker
 	RedeemCode(ctx context.Context, h store.Hash, clientID string, rh store.Hash, rt store.RefreshToken) (store.Code, error)
 	RedeemCodeAdmitted(ctx context.Context, adm store.Admission, h store.Hash, clientID string, rh store.Hash, rt store.RefreshToken) (store.ThrottleResult, store.Code, error)
-	RotateRefreshAdmitted(ctx context.Context, adm store.Admission, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.ThrottleResult, store.RefreshToken, error)
+	RotateRefreshAdmitted(ctx context.Context, adm store.Admission, old, h store.Hash, next store.RefreshToken, sealed []byte, grace time.Duration) (store.ThrottleResult, store.RefreshToken, error)
 }
 
 // TokenSet issues the tokens of a user grant: an access token (sid = the family ID), an ID
@@ -65,6 +65,13 @@ func NewTokenSet(signer tokenSigner, refresh refreshWriter, lifetimes oauth2.Lif
 // starting a family.
 type rotation struct {
 	old store.Hash
+	// token is the presented token itself and binding the request's successorBinding: the new
+	// token is sealed with them beside the rotation (token.SealSuccessor), so that a retry of
+	// this request within grace gets it again.
+	token, binding string
+	// retried is set by issue when the store answered the successor an earlier rotation of
+	// old kept (a retry within grace) instead of rotating.
+	retried bool
 	// familyScopes are the scopes of the new refresh token: the family's, which the grant's
 	// (maybe narrowed) Scopes do not change.
 	familyScopes []string
@@ -104,6 +111,101 @@ func (s *TokenSet) issue(ctx context.Context, g UserGrant, rot *rotation, red *r
 		}
 		g.FamilyID = id
 	}
+	resp, err := s.sign(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+
+	if rot == nil && !refreshAllowed(g.Client) {
+		if red != nil {
+			if _, err := takeCode(ctx, s.refresh, red.admission, red.code, g.Client.ID); err != nil {
+				return nil, err
+			}
+		}
+		return resp, nil
+	}
+	rt, rec, err := s.newRefreshToken(g)
+	if err != nil {
+		return nil, oauth2.ErrServerError.WithCause(err)
+	}
+	switch {
+	case rot != nil:
+		return s.rotate(ctx, resp, rot, rt, rec)
+	case red != nil:
+		if adm := red.admission.pending(); adm != nil {
+			var res store.ThrottleResult
+			res, _, err = s.refresh.RedeemCodeAdmitted(ctx, *adm, red.code, g.Client.ID, store.HashOf(rt), rec)
+			err = admitted(ctx, red.admission, res, err)
+		} else {
+			_, err = s.refresh.RedeemCode(ctx, red.code, g.Client.ID, store.HashOf(rt), rec)
+		}
+	default:
+		err = s.refresh.CreateRefresh(ctx, store.HashOf(rt), rec)
+	}
+	if err != nil {
+		return nil, err
+	}
+	resp.RefreshToken = rt
+	return resp, nil
+}
+
+// rotate rotates rot.old to the new refresh token rt (record rec), keeping rt sealed for
+// rot's holder, and answers resp with it. When the store answers instead the successor that
+// an earlier rotation of rot.old kept (the same client retrying within grace, its answer
+// lost), resp gets that successor, and nothing was stored. A successor that does not open
+// (another client, another way of authenticating) is the store's ErrConflict.
+func (s *TokenSet) rotate(ctx context.Context, resp *Response, rot *rotation, rt string, rec store.RefreshToken) (*Response, error) {
+	rec.Scopes = slices.Clone(rot.familyScopes)
+	sealed, err := token.SealSuccessor(rot.token, rt, rot.binding)
+	if err != nil {
+		return nil, oauth2.ErrServerError.WithCause(err)
+	}
+	if adm := rot.admission.pending(); adm != nil {
+		var res store.ThrottleResult
+		res, _, err = s.refresh.RotateRefreshAdmitted(ctx, *adm, rot.old, store.HashOf(rt), rec, sealed, rot.grace)
+		err = admitted(ctx, rot.admission, res, err)
+	} else {
+		_, err = s.refresh.RotateRefresh(ctx, rot.old, store.HashOf(rt), rec, sealed, rot.grace)
+	}
+	if err != nil {
+		next, ok := openSuccessor(rot.token, rot.binding, err)
+		if !ok {
+			return nil, err
+		}
+		rot.retried = true
+		rt = next
+	}
+	resp.RefreshToken = rt
+	return resp, nil
+}
+
+// openSuccessor opens the successor that err (the store's answer to a presentation of the
+// refresh token presented) carries, if it does and it opens for presented and binding.
+func openSuccessor(presented, binding string, err error) (string, bool) {
+	var kept *store.SuccessorError
+	if !errors.As(err, &kept) {
+		return "", false
+	}
+	next, oerr := token.OpenSuccessor(presented, kept.Sealed, binding)
+	return next, oerr == nil
+}
+
+// resend answers a retry within grace with next, the successor the store kept (opened by
+// the caller): fresh access and ID tokens of g (of next's family) and next; nothing is stored.
+func (s *TokenSet) resend(ctx context.Context, g UserGrant, next string) (*Response, error) {
+	if g.Client == nil || g.User == nil || g.Snapshot == nil || g.FamilyID == "" {
+		return nil, oauth2.ErrServerError.WithCause(errors.New("retried grant without client, user, snapshot or family"))
+	}
+	resp, err := s.sign(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	resp.RefreshToken = next
+	return resp, nil
+}
+
+// sign signs the access token and, when openid is granted, the ID token of g.
+func (s *TokenSet) sign(ctx context.Context, g UserGrant) (*Response, error) {
 	resp := &Response{Scope: g.Scopes}
 
 	// Sign first, store last: a signing failure (no key yet: 503, retry) must not use up a
@@ -130,44 +232,6 @@ func (s *TokenSet) issue(ctx context.Context, g UserGrant, rot *rotation, red *r
 			return nil, oauth2.FromStore(err)
 		}
 	}
-
-	if rot == nil && !refreshAllowed(g.Client) {
-		if red != nil {
-			if _, err := takeCode(ctx, s.refresh, red.admission, red.code, g.Client.ID); err != nil {
-				return nil, err
-			}
-		}
-		return resp, nil
-	}
-	rt, rec, err := s.newRefreshToken(g)
-	if err != nil {
-		return nil, oauth2.ErrServerError.WithCause(err)
-	}
-	switch {
-	case rot != nil:
-		rec.Scopes = slices.Clone(rot.familyScopes)
-		if adm := rot.admission.pending(); adm != nil {
-			var res store.ThrottleResult
-			res, _, err = s.refresh.RotateRefreshAdmitted(ctx, *adm, rot.old, store.HashOf(rt), rec, rot.grace)
-			err = admitted(ctx, rot.admission, res, err)
-		} else {
-			_, err = s.refresh.RotateRefresh(ctx, rot.old, store.HashOf(rt), rec, rot.grace)
-		}
-	case red != nil:
-		if adm := red.admission.pending(); adm != nil {
-			var res store.ThrottleResult
-			res, _, err = s.refresh.RedeemCodeAdmitted(ctx, *adm, red.code, g.Client.ID, store.HashOf(rt), rec)
-			err = admitted(ctx, red.admission, res, err)
-		} else {
-			_, err = s.refresh.RedeemCode(ctx, red.code, g.Client.ID, store.HashOf(rt), rec)
-		}
-	default:
-		err = s.refresh.CreateRefresh(ctx, store.HashOf(rt), rec)
-	}
-	if err != nil {
-		return nil, err
-	}
-	resp.RefreshToken = rt
 	return resp, nil
 }
 

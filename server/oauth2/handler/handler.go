@@ -85,8 +85,9 @@ type Config struct {
 	AccessTokenCacheSize int
 	// RefreshTokenLifetime applies to clients without their own; zero means 30 days.
 	RefreshTokenLifetime time.Duration
-	// RefreshReuseGrace is how long after a rotation the old refresh token is answered
-	// invalid_grant without revoking its family (a concurrent retry); zero means 2 s.
+	// RefreshReuseGrace is how long after a rotation the old refresh token, presented again
+	// by its client, gets the successor again without revoking its family (a retry); zero
+	// means 2 s.
 	RefreshReuseGrace time.Duration
 	// IDTokenLifetime applies to clients without their own; zero means one hour.
 	IDTokenLifetime time.Duration

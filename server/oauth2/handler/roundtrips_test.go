@@ -289,14 +289,27 @@ func TestARefusedExchangeIssuesNoToken(t *testing.T) {
 			assert.Nil(t, res.body[k], k)
 		}
 	}
-	t.Run("a refresh token another replica rotated is refused within the grace window, and its family lives", func(t *testing.T) {
+	t.Run("a refresh token another replica rotated gets that rotation's successor within the grace window, and its family lives", func(t *testing.T) {
 		rt := str(a.passwordLogin(t, spaID, aliceName, alicePassword, "openid")["refresh_token"])
 		res := b.refresh(t, spaID, rt, "")
 		require.Equal(t, http.StatusOK, res.status)
 		_, known := a.st.KnownRefresh(store.HashOf(rt))
 		require.True(t, known, "a signs from the record it stored")
-		noTokens(t, a.refresh(t, spaID, rt, ""))
+		again := a.refresh(t, spaID, rt, "")
+		require.Equal(t, http.StatusOK, again.status, "%v", again.body)
+		assert.Equal(t, res.body["refresh_token"], again.body["refresh_token"], "not the token a signed for itself")
 		assert.Equal(t, http.StatusOK, b.refresh(t, spaID, str(res.body["refresh_token"]), "").status, "a retry revokes nothing")
+	})
+	t.Run("a refresh token whose successor another replica rotated is refused within the grace window: its family is revoked", func(t *testing.T) {
+		rt := str(a.passwordLogin(t, spaID, aliceName, alicePassword, "openid")["refresh_token"])
+		res := b.refresh(t, spaID, rt, "")
+		require.Equal(t, http.StatusOK, res.status)
+		next := b.refresh(t, spaID, str(res.body["refresh_token"]), "")
+		require.Equal(t, http.StatusOK, next.status)
+		_, known := a.st.KnownRefresh(store.HashOf(rt))
+		require.True(t, known, "a signs from the record it stored")
+		noTokens(t, a.refresh(t, spaID, rt, ""))
+		noTokens(t, b.refresh(t, spaID, str(next.body["refresh_token"]), ""))
 	})
 	t.Run("a refresh token another replica rotated is reuse after the grace window: its family is revoked", func(t *testing.T) {
 		rt := str(a.passwordLogin(t, spaID, aliceName, alicePassword, "openid")["refresh_token"])

@@ -3,6 +3,7 @@ package register
 import (
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
@@ -28,11 +29,20 @@ func hiddenInName(r rune) bool {
 		unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector)
 }
 
-// nameKey is what two names are compared by: NFKC-normalized (so full-width letters, ligatures
+// NameKey is what two names are compared by (and the key of the registry's name index,
+// registry.WithClientNameIndex): NFKC-normalized (so full-width letters, ligatures
 // and no-break spaces equal their plain forms), without hidden characters, case-folded (then
 // normalized again, as Unicode's NFKC_Casefold), with runs of white space as one space and none
 // around it.
-func nameKey(name string) string {
+func NameKey(name string) string {
+	if key, ok := asciiNameKey(name); ok {
+		return key
+	}
+	return unicodeNameKey(name)
+}
+
+// unicodeNameKey is NameKey by the Unicode tables, for any name.
+func unicodeNameKey(name string) string {
 	s := norm.NFKC.String(name)
 	s = strings.Map(func(r rune) rune {
 		if hiddenInName(r) {
@@ -44,19 +54,62 @@ func nameKey(name string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
+// asciiNameKey is NameKey of an ASCII name (ok false for any other), without the Unicode
+// tables: NFKC leaves ASCII as it is, the only hidden ASCII characters are the controls (Cc,
+// which include tab and newline, so the only white space left is the space), and case folding
+// is lower-casing. FuzzASCIINameKeyIsNameKey holds it to the general path. Client IDs and most
+// names are ASCII, so the registry's name index costs little to build.
+func asciiNameKey(name string) (string, bool) {
+	for i := range len(name) {
+		if name[i] >= utf8.RuneSelf {
+			return "", false
+		}
+	}
+	b := make([]byte, 0, len(name))
+	space := false
+	for i := range len(name) {
+		c := name[i]
+		switch {
+		case c < 0x20 || c == 0x7f:
+			continue
+		case c == ' ':
+			space = len(b) > 0
+			continue
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if space {
+			b = append(b, ' ')
+			space = false
+		}
+		b = append(b, c)
+	}
+	if string(b) == name {
+		return name, true // shares name (a client ID interned by the registry, say)
+	}
+	return string(b), true
+}
+
 // checkClientName refuses a client_name that reads like the display name or the client ID of
-// another client the registry serves (any namespace): equal after nameKey. self is the client
-// being updated ("" for a registration), whose own name does not count.
+// another client the registry serves (any namespace): equal after NameKey. self is the client
+// being updated ("" for a registration), whose own name does not count. It looks the key up in
+// the registry's name index (main builds the registry WithClientNameIndex(NameKey) when
+// registration is on), else scans every client.
 func (e *Endpoint) checkClientName(name, self string) error {
-	key := nameKey(name)
+	key := NameKey(name)
 	if key == "" {
 		return nil
 	}
-	for c := range e.registry.Snapshot().Clients() {
+	snap := e.registry.Snapshot()
+	clients, indexed := snap.ClientsNamed(key)
+	if !indexed {
+		clients = snap.Clients()
+	}
+	for c := range clients {
 		if c.ID == self {
 			continue
 		}
-		if nameKey(c.DisplayName) == key || nameKey(c.ID) == key {
+		if NameKey(c.DisplayName) == key || NameKey(c.ID) == key {
 			return metadataError("The client_name is already the name or client ID of another client; choose another.")
 		}
 	}

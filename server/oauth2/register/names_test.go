@@ -22,11 +22,11 @@ func TestNameKey(t *testing.T) {
 	}
 	for _, tt := range same {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, nameKey(tt.a), nameKey(tt.b))
+			assert.Equal(t, NameKey(tt.a), NameKey(tt.b))
 		})
 	}
 	t.Run("different words stay different", func(t *testing.T) {
-		assert.NotEqual(t, nameKey("Demo web application"), nameKey("Demo web applications"))
+		assert.NotEqual(t, NameKey("Demo web application"), NameKey("Demo web applications"))
 	})
 }
 
@@ -39,4 +39,19 @@ func TestHiddenInName(t *testing.T) {
 	for _, r := range []rune{'a', ' ', '\u00e9', '\u00a0', '名', '-', '\''} {
 		assert.False(t, hiddenInName(r), "%U", r)
 	}
+}
+
+func FuzzASCIINameKeyIsNameKey(f *testing.F) {
+	for _, seed := range []string{"", "  Demo \t web   APPLICATION ", "a\x00b\x7fc", "Git Hub\r\n", "\v\f"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		fast, ok := asciiNameKey(name)
+		if !ok {
+			return
+		}
+		if slow := unicodeNameKey(name); fast != slow {
+			t.Fatalf("asciiNameKey(%q) = %q, the general path %q", name, fast, slow)
+		}
+	})
 }

@@ -38,11 +38,11 @@ func (s *Store) RedeemCodeAdmitted(ctx context.Context, adm store.Admission, h s
 }
 
 // RotateRefreshAdmitted is RotateRefresh after the admission; see RedeemCodeAdmitted.
-func (s *Store) RotateRefreshAdmitted(ctx context.Context, adm store.Admission, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.ThrottleResult, store.RefreshToken, error) {
+func (s *Store) RotateRefreshAdmitted(ctx context.Context, adm store.Admission, old, h store.Hash, next store.RefreshToken, sealed []byte, grace time.Duration) (store.ThrottleResult, store.RefreshToken, error) {
 	res, err := s.admit(ctx, adm)
 	if err != nil || res.Refused() {
 		return res, store.RefreshToken{}, err
 	}
-	rt, err := s.RotateRefresh(ctx, old, h, next, grace)
+	rt, err := s.RotateRefresh(ctx, old, h, next, sealed, grace)
 	return res, rt, err
 }

@@ -88,7 +88,7 @@ func BenchmarkRotateRefresh(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
-				_, err := s.RotateRefresh(ctx, key(uint64(i)), key(uint64(i+1)), next, time.Minute)
+				_, err := s.RotateRefresh(ctx, key(uint64(i)), key(uint64(i+1)), next, nil, time.Minute)
 				fatal(b, err)
 			}
 		})
@@ -109,7 +109,7 @@ func BenchmarkRotateRefreshParallel(b *testing.B) {
 				base := chains.Add(1) << 40
 				fatal(b, s.CreateRefresh(ctx, key(base), next))
 				for i := base; pb.Next(); i++ {
-					_, err := s.RotateRefresh(ctx, key(i), key(i+1), next, time.Minute)
+					_, err := s.RotateRefresh(ctx, key(i), key(i+1), next, nil, time.Minute)
 					fatal(b, err)
 				}
 			})

@@ -12,7 +12,8 @@
 // Decisions:
 //   - Contexts: a call whose context is already done returns ctx.Err() (unwrapped) and changes
 //     nothing; otherwise calls never wait on anything but a mutex, so the context is not
-//     consulted again. Store errors are the sentinels of package store, unwrapped; records come
+//     consulted again. Store errors are the sentinels of package store, unwrapped (and
+//     *store.SuccessorError, which is ErrConflict); records come
 //     back zero with every error except TakeCode's ErrAlreadyUsed and GetRefresh's ErrReused
 //     (the rotated token's record, so the caller can check its client).
 //   - Concurrency: records are spread over shards by the first byte of their hash (revoked
@@ -46,6 +47,11 @@
 //   - PutCode and CreateRefresh refuse (ErrConflict) a hash that holds a live record; a lease
 //     that has already ended (ttl <= 0, ExpiresAt past) stores nothing and is not an error.
 //     RotateRefresh stores next in old's family whatever next.FamilyID says.
+//   - Sealed successors (successor.go): a rotation given one keeps it, with next's hash, in a
+//     plain map of old's shard until its grace ends (a pointer per entry, but only for the
+//     rotations of the last grace window). A presentation of old within grace reads the entry,
+//     then next's record under next's shard lock: the entry never changes and rotation is one
+//     way, so the two reads decide as one step would.
 //   - RedeemCode locks the shards of the code and of the token together (as RotateRefresh
 //     does). ThrottleRate locks the shards of the throttle keys and of the bucket together. The
 //     Admitted operations run the admission (ThrottleRate, or Throttle without a bucket), then

@@ -107,6 +107,12 @@ type shard struct {
 
 	refresh refreshTable
 
+	// successors are the sealed successors that rotations of the shard's tokens kept, under
+	// the old token's hash, for the rotation's grace only (successor.go).
+	successors     map[store.Hash]successor
+	successorsPeak int
+	successorsExp  deadlines[store.Hash]
+
 	records     map[recordKey]record
 	recordsPeak int
 	recordsExp  deadlines[recordKey]
@@ -157,6 +163,7 @@ func New(opts ...Option) *Store {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.codes = map[store.Hash]codeRecord{}
+		sh.successors = map[store.Hash]successor{}
 		sh.records = map[recordKey]record{}
 		sh.counters = map[store.Hash]counter{}
 		sh.jtis = map[string]int64{}
@@ -241,6 +248,12 @@ func (sh *shard) expire(now int64, limit int) int {
 			sh.releaseRefresh(sh.refresh.remove(p))
 		}
 	}
+	for ; n < limit && sh.successorsExp.due(now); n++ {
+		k := sh.successorsExp.pop().key
+		if r, ok := sh.successors[k]; ok && r.until <= now {
+			delete(sh.successors, k)
+		}
+	}
 	for ; n < limit && sh.codesExp.due(now); n++ {
 		k := sh.codesExp.pop().key
 		if r, ok := sh.codes[k]; ok && r.expires <= now {
@@ -302,6 +315,8 @@ func (sh *shard) expire(now int64, limit int) int {
 func (sh *shard) shrink() {
 	sh.refresh.compact()
 	sh.codes = shrinkMap(sh.codes, &sh.codesPeak)
+	sh.successors = shrinkMap(sh.successors, &sh.successorsPeak)
+	sh.successorsExp.shrink()
 	sh.records = shrinkMap(sh.records, &sh.recordsPeak)
 	sh.counters = shrinkMap(sh.counters, &sh.countersPeak)
 	sh.jtis = shrinkMap(sh.jtis, &sh.jtisPeak)

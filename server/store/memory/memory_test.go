@@ -79,7 +79,7 @@ func TestExpiry(t *testing.T) {
 				ExpiresAt: clock.Now().Add(time.Minute),
 			}
 			require.NoError(t, s.CreateRefresh(ctx, h, rt))
-			_, err := s.RotateRefresh(ctx, h, store.HashOf(string(rune(i))+"y"), rt, time.Second)
+			_, err := s.RotateRefresh(ctx, h, store.HashOf(string(rune(i))+"y"), rt, nil, time.Second)
 			require.NoError(t, err)
 			require.NoError(t, s.PutCode(ctx, h, store.Code{Scopes: []string{"a"}}, time.Minute))
 			require.NoError(t, s.PutRecord(ctx, "kind", h, []byte("v"), time.Minute))
@@ -254,7 +254,7 @@ func TestGetRefreshOfARotatedTokenReturnsItsRecord(t *testing.T) {
 	s := New()
 	rt := store.RefreshToken{FamilyID: "family", ClientID: "client-a", Subject: "alice", ExpiresAt: time.Now().Add(time.Hour)}
 	require.NoError(t, s.CreateRefresh(ctx, store.HashOf("a"), rt))
-	_, err := s.RotateRefresh(ctx, store.HashOf("a"), store.HashOf("b"), rt, time.Minute)
+	_, err := s.RotateRefresh(ctx, store.HashOf("a"), store.HashOf("b"), rt, nil, time.Minute)
 	require.NoError(t, err)
 	got, err := s.GetRefresh(ctx, store.HashOf("a"))
 	require.ErrorIs(t, err, store.ErrReused)

@@ -283,9 +283,10 @@ func (s *Store) GetRefresh(ctx context.Context, h store.Hash) (store.RefreshToke
 }
 
 // RotateRefresh replaces old by next; see store.RefreshTokens. next is stored in old's family
-// whatever its FamilyID says; a next whose ExpiresAt has passed is not stored. h equal to old,
-// or holding a live token, is ErrConflict. Errors come with a zero record.
-func (s *Store) RotateRefresh(ctx context.Context, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.RefreshToken, error) {
+// whatever its FamilyID says; a next whose ExpiresAt has passed is not stored (and sealed is
+// not kept). h equal to old, or holding a live token, is ErrConflict. Errors come with a zero
+// record.
+func (s *Store) RotateRefresh(ctx context.Context, old, h store.Hash, next store.RefreshToken, sealed []byte, grace time.Duration) (store.RefreshToken, error) {
 	if err := ctx.Err(); err != nil {
 		return store.RefreshToken{}, err
 	}
@@ -315,7 +316,7 @@ func (s *Store) RotateRefresh(ctx context.Context, old, h store.Hash, next store
 	if r.rotated != notRotated {
 		unlock()
 		if now-r.rotated < int64(grace) {
-			return store.RefreshToken{}, store.ErrConflict
+			return store.RefreshToken{}, s.presentedWithinGrace(old, k, r.expires, now)
 		}
 		s.revokeFamily(k, r.expires, now)
 		return store.RefreshToken{}, store.ErrReused
@@ -328,6 +329,9 @@ func (s *Store) RotateRefresh(ctx context.Context, old, h store.Hash, next store
 	sa.refresh.slab[p].rec.rotated = now
 	if nextExp > now {
 		sb.setRefresh(&h, sb.encodeRefresh(&next, k, v.family, nextExp))
+		if len(sealed) > 0 && grace > 0 {
+			sa.keepSuccessor(old, h, sealed, now+int64(grace))
+		}
 	}
 	sb.expire(now, lazyBatch)
 	unlock()
@@ -358,7 +362,7 @@ func (s *Store) ReportRefreshReuse(ctx context.Context, h store.Hash, grace time
 	case r.rotated == notRotated:
 		return nil
 	case now-r.rotated < int64(grace):
-		return store.ErrConflict
+		return s.presentedWithinGrace(h, k, r.expires, now)
 	}
 	s.revokeFamily(k, r.expires, now)
 	return store.ErrReused

@@ -63,7 +63,7 @@ func BenchmarkRotateRefresh(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		if _, err := s.RotateRefresh(ctx, key(uint64(i)), key(uint64(i+1)), next, time.Minute); err != nil {
+		if _, err := s.RotateRefresh(ctx, key(uint64(i)), key(uint64(i+1)), next, nil, time.Minute); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -14,6 +14,8 @@
 //	                  the take script checks); PX = the code's lease
 //	P rti:{h}         string: T, the refresh token index; PXAT = the token's ExpiresAt
 //	P rt:{T}:h        hash: d (JSON record), f (family ID), r (rotated at, server ms)
+//	P rts:{T}:h       string: what the rotation of token h kept: the new token's h (64 hex
+//	                  characters) then the sealed new token; PX = the rotation's grace
 //	P fam:{T}         hash: x (has tokens), rv (revoked); lives until the latest token lease
 //	                  of the family or the revocation's until, whichever is later
 //	P jti:<jti>       revoked access token ID; PXAT = until (only ever extended: PEXPIREAT GT)
@@ -71,7 +73,10 @@
 // Retries: none (MaxRetries -1). A command cut off after the server ran it must not run again:
 // TakeCode would answer ErrAlreadyUsed (a replay, revoking the grant), RotateRefresh ErrConflict
 // or ErrReused, Incr and Throttle would count twice
-// (TestACommandCutOffAfterTheServerRanItIsNotRunAgain).
+// (TestACommandCutOffAfterTheServerRanItIsNotRunAgain). A rotation whose reply was lost is
+// made good one level up instead: the rotation script keeps the sealed new token (rts) for the
+// grace window, and the old token's holder, presenting it again, gets it back
+// (store.SuccessorError; handler's TestARefreshWhoseReplyWasLostIsAnsweredAgain).
 //
 // Errors: a call whose context is already done returns ctx.Err() and sends nothing; a client
 // error is the context's error when the context ended meanwhile, else store.ErrUnavailable

@@ -134,6 +134,11 @@ func (s *Store) tokKey(tg string, h store.Hash) string {
 }
 func (s *Store) famKey(tg string) string { return s.prefix + "fam:{" + tg + "}" }
 
+// sucKey holds what the rotation of token h kept (luaRotateRefresh), in its family's slot.
+func (s *Store) sucKey(tg string, h store.Hash) string {
+	return s.prefix + "rts:{" + tg + "}:" + h.String()
+}
+
 // ms is t in Unix milliseconds, rounded up (a lease never ends early).
 func ms(t time.Time) int64 {
 	return (t.UnixNano() + int64(time.Millisecond) - 1) / int64(time.Millisecond)
@@ -469,7 +474,7 @@ func (s *Store) RedeemCodeAdmitted(ctx context.Context, adm store.Admission, h s
 
 // RotateRefreshAdmitted is RotateRefresh after the admission, in one script; see
 // store.Admissions and RedeemCodeAdmitted.
-func (s *Store) RotateRefreshAdmitted(ctx context.Context, adm store.Admission, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.ThrottleResult, store.RefreshToken, error) {
+func (s *Store) RotateRefreshAdmitted(ctx context.Context, adm store.Admission, old, h store.Hash, next store.RefreshToken, sealed []byte, grace time.Duration) (store.ThrottleResult, store.RefreshToken, error) {
 	if err := ctx.Err(); err != nil {
 		return store.ThrottleResult{}, store.RefreshToken{}, err
 	}
@@ -478,10 +483,10 @@ func (s *Store) RotateRefreshAdmitted(ctx context.Context, adm store.Admission, 
 		if err != nil || res.Refused() {
 			return res, store.RefreshToken{}, err
 		}
-		rt, err := s.RotateRefresh(ctx, old, h, next, grace)
+		rt, err := s.RotateRefresh(ctx, old, h, next, sealed, grace)
 		return res, rt, err
 	}
-	keys, args := s.rotateArgs(old, h, next, grace)
+	keys, args := s.rotateArgs(old, h, next, sealed, grace)
 	res, v, err := s.runAdmitted(ctx, rotateRefreshAdmitted, "rotate refresh token", adm, keys, args)
 	if err != nil || res.Refused() {
 		return res, store.RefreshToken{}, err
@@ -492,7 +497,8 @@ func (s *Store) RotateRefreshAdmitted(ctx context.Context, adm store.Admission, 
 }
 
 // refreshKeys returns the keys of the script for token h: in indexed mode its index key and
-// the ARGV to build the others; in Cluster the token and family keys, after reading the index.
+// the ARGV to build the others; in Cluster the token, family and successor keys, after
+// reading the index.
 func (s *Store) refreshKeys(ctx context.Context, h store.Hash) (keys []string, tg string, err error) {
 	if !s.cluster {
 		return []string{s.key("rti", h)}, "", nil
@@ -504,7 +510,7 @@ func (s *Store) refreshKeys(ctx context.Context, h store.Hash) (keys []string, t
 	if err != nil {
 		return nil, "", s.fail(ctx, "read refresh token index", err)
 	}
-	return []string{s.tokKey(tg, h), s.famKey(tg)}, tg, nil
+	return []string{s.tokKey(tg, h), s.famKey(tg), s.sucKey(tg, h)}, tg, nil
 }
 
 // GetRefresh returns an active token; ErrReused comes with the rotated token's record.
@@ -553,9 +559,9 @@ func str(v []any, i int) string {
 	return s
 }
 
-// RotateRefresh replaces old by next in one script; see store.RefreshTokens. next is stored in
-// old's family whatever next.FamilyID says.
-func (s *Store) RotateRefresh(ctx context.Context, old, h store.Hash, next store.RefreshToken, grace time.Duration) (store.RefreshToken, error) {
+// RotateRefresh replaces old by next in one script, keeping sealed beside old's rotation for
+// grace; see store.RefreshTokens. next is stored in old's family whatever next.FamilyID says.
+func (s *Store) RotateRefresh(ctx context.Context, old, h store.Hash, next store.RefreshToken, sealed []byte, grace time.Duration) (store.RefreshToken, error) {
 	if err := ctx.Err(); err != nil {
 		return store.RefreshToken{}, err
 	}
@@ -563,7 +569,7 @@ func (s *Store) RotateRefresh(ctx context.Context, old, h store.Hash, next store
 		return store.RefreshToken{}, store.ErrConflict
 	}
 	if !s.cluster {
-		keys, args := s.rotateArgs(old, h, next, grace)
+		keys, args := s.rotateArgs(old, h, next, sealed, grace)
 		v, err := rotateRefresh.Run(ctx, s.c, keys, args...).Slice()
 		if err != nil {
 			return store.RefreshToken{}, s.fail(ctx, "rotate refresh token", err)
@@ -589,7 +595,7 @@ func (s *Store) RotateRefresh(ctx context.Context, old, h store.Hash, next store
 		}
 	}
 	keys = append(keys, s.tokKey(tg, h))
-	v, err := rotateRefresh.Run(ctx, s.c, keys, s.prefix, old.String(), h.String(), encodeRefresh(&next), exp, grace.Milliseconds()).Slice()
+	v, err := rotateRefresh.Run(ctx, s.c, keys, s.prefix, old.String(), h.String(), encodeRefresh(&next), exp, graceMS(grace), sealed).Slice()
 	if err != nil {
 		return store.RefreshToken{}, s.fail(ctx, "rotate refresh token", err)
 	}
@@ -597,10 +603,14 @@ func (s *Store) RotateRefresh(ctx context.Context, old, h store.Hash, next store
 }
 
 // rotateArgs are the KEYS and ARGV of the rotateRefresh script in indexed mode.
-func (s *Store) rotateArgs(old, h store.Hash, next store.RefreshToken, grace time.Duration) ([]string, []any) {
+func (s *Store) rotateArgs(old, h store.Hash, next store.RefreshToken, sealed []byte, grace time.Duration) ([]string, []any) {
 	return []string{s.key("rti", old), s.key("rti", h)},
-		[]any{s.prefix, old.String(), h.String(), encodeRefresh(&next), ms(next.ExpiresAt), grace.Milliseconds()}
+		[]any{s.prefix, old.String(), h.String(), encodeRefresh(&next), ms(next.ExpiresAt), graceMS(grace), sealed}
 }
+
+// graceMS is the grace window in the scripts' milliseconds, rounded down: a sealed successor
+// is never kept longer than grace.
+func graceMS(grace time.Duration) int64 { return max(grace, 0).Milliseconds() }
 
 // rotated decodes the rotateRefresh script's answer v.
 func (s *Store) rotated(old, h store.Hash, next store.RefreshToken, v []any) (store.RefreshToken, error) {
@@ -619,6 +629,8 @@ func (s *Store) rotated(old, h store.Hash, next store.RefreshToken, v []any) (st
 		return store.RefreshToken{}, store.ErrReused
 	case 4:
 		return store.RefreshToken{}, store.ErrConflict
+	case 5:
+		return store.RefreshToken{}, &store.SuccessorError{Sealed: []byte(str(v, 1))}
 	default:
 		return store.RefreshToken{}, store.ErrNotFound
 	}
@@ -634,7 +646,7 @@ func (s *Store) ReportRefreshReuse(ctx context.Context, h store.Hash, grace time
 	if err != nil {
 		return err
 	}
-	v, err := reportReuse.Run(ctx, s.c, keys, s.prefix, h.String(), grace.Milliseconds()).Slice()
+	v, err := reportReuse.Run(ctx, s.c, keys, s.prefix, h.String(), graceMS(grace)).Slice()
 	if err != nil {
 		return s.fail(ctx, "report refresh token reuse", err)
 	}
@@ -647,6 +659,8 @@ func (s *Store) ReportRefreshReuse(ctx context.Context, h store.Hash, grace time
 		return store.ErrReused
 	case 4:
 		return store.ErrConflict
+	case 5:
+		return &store.SuccessorError{Sealed: []byte(str(v, 1))}
 	default:
 		return store.ErrNotFound
 	}

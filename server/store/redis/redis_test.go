@@ -70,7 +70,7 @@ func TestRestart(t *testing.T) {
 			return err
 		},
 		"RotateRefresh": func() error {
-			_, err := s.RotateRefresh(ctx, store.HashOf("a"), store.HashOf("b"), store.RefreshToken{FamilyID: fam, ExpiresAt: time.Now().Add(time.Hour)}, time.Second)
+			_, err := s.RotateRefresh(ctx, store.HashOf("a"), store.HashOf("b"), store.RefreshToken{FamilyID: fam, ExpiresAt: time.Now().Add(time.Hour)}, nil, time.Second)
 			return err
 		},
 		"RevokeToken": func() error { return s.RevokeToken(ctx, "jti", time.Now().Add(time.Hour)) },
@@ -94,7 +94,7 @@ func TestRestart(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "x", c.ClientID)
 	require.NoError(t, s.CreateRefresh(ctx, store.HashOf("a2"), store.RefreshToken{FamilyID: fam, ExpiresAt: time.Now().Add(time.Hour)}))
-	_, err = s.RotateRefresh(ctx, store.HashOf("a2"), store.HashOf("b2"), store.RefreshToken{FamilyID: fam, ExpiresAt: time.Now().Add(time.Hour)}, time.Second)
+	_, err = s.RotateRefresh(ctx, store.HashOf("a2"), store.HashOf("b2"), store.RefreshToken{FamilyID: fam, ExpiresAt: time.Now().Add(time.Hour)}, nil, time.Second)
 	require.NoError(t, err)
 }
 

@@ -9,17 +9,34 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
 // luaKeys resolves a refresh token's keys. Indexed mode (#KEYS == 1, standalone and
-// Sentinel): KEYS[1] is the token's index key, whose value is the family's tag; the token and
-// family keys are built from ARGV[1] (prefix) and ARGV[2] (the token hash in hex). Direct mode
-// (Cluster, where the index lives in another slot): KEYS are the token and family keys.
-const luaKeys = `local tok, fam, tag
+// Sentinel): KEYS[1] is the token's index key, whose value is the family's tag; the token,
+// family and successor keys are built from ARGV[1] (prefix) and ARGV[2] (the token hash in
+// hex). Direct mode (Cluster, where the index lives in another slot): KEYS are the token,
+// family and successor keys.
+const luaKeys = `local tok, fam, suc, tag
 if #KEYS == 1 then
   tag = redis.call('GET', KEYS[1])
   if not tag then return {0} end
   tok = ARGV[1] .. 'rt:{' .. tag .. '}:' .. ARGV[2]
   fam = ARGV[1] .. 'fam:{' .. tag .. '}'
+  suc = ARGV[1] .. 'rts:{' .. tag .. '}:' .. ARGV[2]
 else
-  tok, fam = KEYS[1], KEYS[2]
+  tok, fam, suc = KEYS[1], KEYS[2], KEYS[3]
+end
+`
+
+// luaWithinGrace defines withinGrace(tok, fam, suc): the answer to token tok (of family fam)
+// presented again within grace of its rotation. suc holds what the rotation kept: the new
+// token's hash in hex (64 characters, its key is tok's with that hash) and the sealed new
+// token. Returns {5, sealed} while the new token is active, {3} with the family revoked once
+// it was rotated (or is gone), {4} when nothing was kept.
+const luaWithinGrace = `local function withinGrace(tok, fam, suc)
+  local s = redis.call('GET', suc)
+  if not s then return {4} end
+  local n = redis.call('HMGET', string.sub(tok, 1, #tok - 64) .. string.sub(s, 1, 64), 'd', 'r')
+  if n[1] and not n[2] then return {5, string.sub(s, 65)} end
+  extend(fam, 'rv', redis.call('PEXPIRETIME', tok))
+  return {3}
 end
 `
 
@@ -68,25 +85,28 @@ if v[3] then return {3, v[1], v[2]} end
 return {1, v[1], v[2]}`)
 
 // rotateRefresh: indexed mode KEYS old idx, new idx; ARGV prefix, old hex, new hex, next
-// record, next expiry ms, grace ms. Direct mode KEYS old tok, fam, new tok; same ARGV.
-// Returns {0} not found, {1, d, f} rotated, {2} revoked, {3} reused (family revoked now),
-// {4} conflict.
-const luaRotateRefresh = `local tok, fam, tag, newTok, newIdx
+// record, next expiry ms, grace ms, sealed next (empty for none). Direct mode KEYS old tok, fam,
+// old's successor key, new tok; same ARGV. The sealed next is kept (with next's hex in front)
+// under old's successor key rts:{T}:<old hex> for grace. Returns {0} not found, {1, d, f}
+// rotated, {2} revoked, {3} reused (family revoked now), {4} conflict, {5, sealed} rotated
+// within grace with the kept next still active (nothing changed).
+const luaRotateRefresh = `local tok, fam, suc, tag, newTok, newIdx
 if #KEYS == 2 then
   tag = redis.call('GET', KEYS[1])
   if not tag then return {0} end
   tok = ARGV[1] .. 'rt:{' .. tag .. '}:' .. ARGV[2]
   fam = ARGV[1] .. 'fam:{' .. tag .. '}'
+  suc = ARGV[1] .. 'rts:{' .. tag .. '}:' .. ARGV[2]
   newTok = ARGV[1] .. 'rt:{' .. tag .. '}:' .. ARGV[3]
   newIdx = KEYS[2]
 else
-  tok, fam, newTok = KEYS[1], KEYS[2], KEYS[3]
+  tok, fam, suc, newTok = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 end
 local v = redis.call('HMGET', tok, 'd', 'f', 'r')
 if not v[1] then return {0} end
 if redis.call('HEXISTS', fam, 'rv') == 1 then return {2} end
 if v[3] then
-  if now - tonumber(v[3]) < tonumber(ARGV[6]) then return {4} end
+  if now - tonumber(v[3]) < tonumber(ARGV[6]) then return withinGrace(tok, fam, suc) end
   extend(fam, 'rv', redis.call('PEXPIRETIME', tok))
   return {3}
 end
@@ -98,18 +118,21 @@ if exp > now then
   redis.call('PEXPIREAT', newTok, exp)
   if newIdx then redis.call('SET', newIdx, tag, 'PXAT', exp) end
   extend(fam, 'x', exp)
+  local grace = tonumber(ARGV[6])
+  if ARGV[7] ~= '' and grace > 0 then redis.call('SET', suc, ARGV[3] .. ARGV[7], 'PX', grace) end
 end
 return {1, v[1], v[2]}`
 
-var rotateRefresh = goredis.NewScript(luaNow + luaExtend + luaRotateRefresh)
+var rotateRefresh = goredis.NewScript(luaNow + luaExtend + luaWithinGrace + luaRotateRefresh)
 
 // reportReuse: KEYS as getRefresh; ARGV prefix, token hex, grace ms. Returns {0} not found,
-// {1} active (never rotated), {2} revoked, {3} reused (family revoked now), {4} within grace.
-var reportReuse = goredis.NewScript(luaNow + luaExtend + luaKeys + `local r = redis.call('HGET', tok, 'r')
+// {1} active (never rotated), {2} revoked, {3} reused (family revoked now), and within grace
+// withinGrace's {3}, {4} or {5, sealed}.
+var reportReuse = goredis.NewScript(luaNow + luaExtend + luaWithinGrace + luaKeys + `local r = redis.call('HGET', tok, 'r')
 if redis.call('EXISTS', tok) == 0 then return {0} end
 if redis.call('HEXISTS', fam, 'rv') == 1 then return {2} end
 if not r then return {1} end
-if now - tonumber(r) < tonumber(ARGV[3]) then return {4} end
+if now - tonumber(r) < tonumber(ARGV[3]) then return withinGrace(tok, fam, suc) end
 extend(fam, 'rv', redis.call('PEXPIRETIME', tok))
 return {3}`)
 
@@ -265,7 +288,7 @@ return {0, 0, op(ok, oa)}`
 
 // admitted returns the script that runs the script body after an admission (luaAdmitted).
 func admitted(body string) *goredis.Script {
-	return goredis.NewScript(luaNow + luaExtend + luaThrottle + luaTakeRate + "local function op(KEYS, ARGV)\n" + body + "\nend\n" + luaAdmitted)
+	return goredis.NewScript(luaNow + luaExtend + luaWithinGrace + luaThrottle + luaTakeRate + "local function op(KEYS, ARGV)\n" + body + "\nend\n" + luaAdmitted)
 }
 
 var (

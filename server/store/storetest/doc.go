@@ -28,6 +28,9 @@
 //     revoked token would come back to life); a token created in a revoked family is revoked.
 //   - Family IDs come back exactly as given, canonical (22 characters of base64url) or not.
 //   - Revoking a token ID twice never shortens its revocation.
+//   - A rotation's sealed successor comes back byte for byte (any byte value), to every
+//     presentation within the rotation's own grace and never after it, even with a longer
+//     grace on the retry; concurrent retries all get it (successor.go).
 //   - DeleteRecord of a missing record and Reset of a missing counter are not errors.
 //   - A call with a context that is already cancelled returns promptly, either succeeding or
 //     with an error that matches the context's error; when it fails, nothing changed.

@@ -108,7 +108,7 @@ func redeemTests() []test {
 				require.NoError(e.t, e.s.PutCode(e.ctx, hash("c"), e.code(family), long))
 				_, err := e.s.RedeemCode(e.ctx, hash("c"), "client-a", hash("r"), e.refresh(family, long))
 				require.NoError(e.t, err)
-				_, err = e.s.RotateRefresh(e.ctx, hash("r"), hash("r2"), e.refresh(family, long), time.Minute)
+				_, err = e.s.RotateRefresh(e.ctx, hash("r"), hash("r2"), e.refresh(family, long), nil, time.Minute)
 				require.NoError(e.t, err)
 				require.NoError(e.t, e.s.RevokeFamily(e.ctx, family, e.now().Add(long)))
 				_, err = e.s.GetRefresh(e.ctx, hash("r2"))
@@ -163,7 +163,7 @@ func knownTests() []test {
 				family := newFamily(e.t)
 				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
 				next := e.refresh("another family", long)
-				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), next, time.Minute)
+				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), next, nil, time.Minute)
 				require.NoError(e.t, err)
 				got, ok := e.s.KnownRefresh(hash("b"))
 				require.True(e.t, ok)
@@ -338,7 +338,7 @@ func admissionTests() []test {
 				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
 			},
 			run: func(e *env, adm store.Admission, family string) (store.ThrottleResult, error) {
-				res, rt, err := e.s.RotateRefreshAdmitted(e.ctx, adm, hash("a"), hash("r"), e.refresh(family, long), time.Minute)
+				res, rt, err := e.s.RotateRefreshAdmitted(e.ctx, adm, hash("a"), hash("r"), e.refresh(family, long), nil, time.Minute)
 				if err == nil && !res.Refused() {
 					require.Equal(e.t, family, rt.FamilyID)
 				}

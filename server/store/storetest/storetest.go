@@ -74,6 +74,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts Options) {
 		{"known records", knownTests()},
 		{"refresh tokens", refreshTests()},
 		{"refresh token families", familyTests()},
+		{"sealed successors", successorTests()},
 		{"revocations", revocationTests()},
 		{"records", recordTests()},
 		{"counters", counterTests()},
@@ -384,7 +385,7 @@ func refreshTests() []test {
 			run: func(e *env) {
 				_, err := e.s.GetRefresh(e.ctx, hash("nope"))
 				requireIs(e.t, err, store.ErrNotFound)
-				_, err = e.s.RotateRefresh(e.ctx, hash("nope"), hash("b"), e.refresh(newFamily(e.t), long), time.Minute)
+				_, err = e.s.RotateRefresh(e.ctx, hash("nope"), hash("b"), e.refresh(newFamily(e.t), long), nil, time.Minute)
 				requireIs(e.t, err, store.ErrNotFound)
 			},
 		},
@@ -409,7 +410,7 @@ func refreshTests() []test {
 				e.wait(pastLease)
 				_, err = e.s.GetRefresh(e.ctx, hash("a"))
 				requireIs(e.t, err, store.ErrNotFound)
-				_, err = e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), time.Minute)
+				_, err = e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), nil, time.Minute)
 				requireIs(e.t, err, store.ErrNotFound)
 				_, err = e.s.GetRefresh(e.ctx, hash("b"))
 				requireIs(e.t, err, store.ErrNotFound)
@@ -422,7 +423,7 @@ func refreshTests() []test {
 				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), old))
 				next := e.refresh(old.FamilyID, 2*long)
 				next.Scopes = []string{"read:projects"} // narrowed
-				got, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), next, time.Minute)
+				got, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), next, nil, time.Minute)
 				require.NoError(e.t, err)
 				requireRefresh(e.t, old, got)
 				got, err = e.s.GetRefresh(e.ctx, hash("b"))
@@ -430,7 +431,7 @@ func refreshTests() []test {
 				requireRefresh(e.t, next, got)
 				// And the new token rotates in turn.
 				last := e.refresh(old.FamilyID, long)
-				got, err = e.s.RotateRefresh(e.ctx, hash("b"), hash("c"), last, time.Minute)
+				got, err = e.s.RotateRefresh(e.ctx, hash("b"), hash("c"), last, nil, time.Minute)
 				require.NoError(e.t, err)
 				requireRefresh(e.t, next, got)
 				got, err = e.s.GetRefresh(e.ctx, hash("c"))
@@ -443,7 +444,7 @@ func refreshTests() []test {
 			run: func(e *env) {
 				family := newFamily(e.t)
 				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
-				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), time.Minute)
+				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), nil, time.Minute)
 				require.NoError(e.t, err)
 				for range 2 {
 					_, err = e.s.GetRefresh(e.ctx, hash("a"))
@@ -461,9 +462,9 @@ func refreshTests() []test {
 			run: func(e *env) {
 				family := newFamily(e.t)
 				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
-				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), time.Minute)
+				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), nil, time.Minute)
 				require.NoError(e.t, err)
-				_, err = e.s.RotateRefresh(e.ctx, hash("a"), hash("c"), e.refresh(family, long), time.Minute)
+				_, err = e.s.RotateRefresh(e.ctx, hash("a"), hash("c"), e.refresh(family, long), nil, time.Minute)
 				requireIs(e.t, err, store.ErrConflict)
 				_, err = e.s.GetRefresh(e.ctx, hash("c"))
 				requireIs(e.t, err, store.ErrNotFound)
@@ -480,7 +481,7 @@ func refreshTests() []test {
 				family := newFamily(e.t)
 				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
 				errs := race(racers, func(i int) error {
-					_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash(fmt.Sprint("b", i)), e.refresh(family, long), time.Minute)
+					_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash(fmt.Sprint("b", i)), e.refresh(family, long), nil, time.Minute)
 					return err
 				})
 				winner := -1
@@ -518,7 +519,7 @@ func refreshTests() []test {
 				require.NoError(e.t, err)
 				requireRefresh(e.t, want, got)
 				got.Scopes[0] = "admin"
-				got, err = e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), want, time.Minute)
+				got, err = e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), want, nil, time.Minute)
 				require.NoError(e.t, err)
 				requireRefresh(e.t, want, got)
 				got.Scopes[1] = "admin"
@@ -539,12 +540,12 @@ func familyTests() []test {
 				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
 				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("x"), e.refresh(other, long)))
 				grace := lease
-				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), grace)
+				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), nil, grace)
 				require.NoError(e.t, err)
-				_, err = e.s.RotateRefresh(e.ctx, hash("b"), hash("c"), e.refresh(family, long), grace)
+				_, err = e.s.RotateRefresh(e.ctx, hash("b"), hash("c"), e.refresh(family, long), nil, grace)
 				require.NoError(e.t, err)
 				e.wait(pastLease)
-				_, err = e.s.RotateRefresh(e.ctx, hash("a"), hash("d"), e.refresh(family, long), grace)
+				_, err = e.s.RotateRefresh(e.ctx, hash("a"), hash("d"), e.refresh(family, long), nil, grace)
 				requireIs(e.t, err, store.ErrReused)
 
 				revoked, err := e.s.FamilyRevoked(e.ctx, family)
@@ -554,7 +555,7 @@ func familyTests() []test {
 					_, err = e.s.GetRefresh(e.ctx, hash(name))
 					requireIs(e.t, err, store.ErrRevoked)
 				}
-				_, err = e.s.RotateRefresh(e.ctx, hash("c"), hash("e"), e.refresh(family, long), grace)
+				_, err = e.s.RotateRefresh(e.ctx, hash("c"), hash("e"), e.refresh(family, long), nil, grace)
 				requireIs(e.t, err, store.ErrRevoked)
 				for _, name := range []string{"d", "e"} {
 					_, err = e.s.GetRefresh(e.ctx, hash(name))
@@ -573,10 +574,10 @@ func familyTests() []test {
 			run: func(e *env) {
 				family := newFamily(e.t)
 				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
-				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), 0)
+				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), nil, 0)
 				require.NoError(e.t, err)
 				e.wait(time.Millisecond)
-				_, err = e.s.RotateRefresh(e.ctx, hash("a"), hash("c"), e.refresh(family, long), 0)
+				_, err = e.s.RotateRefresh(e.ctx, hash("a"), hash("c"), e.refresh(family, long), nil, 0)
 				requireIs(e.t, err, store.ErrReused)
 				_, err = e.s.GetRefresh(e.ctx, hash("b"))
 				requireIs(e.t, err, store.ErrRevoked)
@@ -588,7 +589,7 @@ func familyTests() []test {
 				family, other := newFamily(e.t), newFamily(e.t)
 				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
 				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("x"), e.refresh(other, long)))
-				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), lease)
+				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), nil, lease)
 				require.NoError(e.t, err)
 				e.wait(pastLease)
 				requireIs(e.t, e.s.ReportRefreshReuse(e.ctx, hash("a"), lease), store.ErrReused)
@@ -610,7 +611,7 @@ func familyTests() []test {
 			run: func(e *env) {
 				family := newFamily(e.t)
 				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
-				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), time.Minute)
+				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), nil, time.Minute)
 				require.NoError(e.t, err)
 				for range 2 {
 					requireIs(e.t, e.s.ReportRefreshReuse(e.ctx, hash("a"), time.Minute), store.ErrConflict)
@@ -639,7 +640,7 @@ func familyTests() []test {
 				requireIs(e.t, e.s.ReportRefreshReuse(e.ctx, hash("nope"), 0), store.ErrNotFound)
 
 				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("short"), e.refresh(newFamily(e.t), lease)))
-				_, err = e.s.RotateRefresh(e.ctx, hash("short"), hash("next"), e.refresh(family, long), 0)
+				_, err = e.s.RotateRefresh(e.ctx, hash("short"), hash("next"), e.refresh(family, long), nil, 0)
 				require.NoError(e.t, err)
 				e.wait(pastLease)
 				requireIs(e.t, e.s.ReportRefreshReuse(e.ctx, hash("short"), 0), store.ErrNotFound)
@@ -650,7 +651,7 @@ func familyTests() []test {
 			run: func(e *env) {
 				family, other := newFamily(e.t), newFamily(e.t)
 				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
-				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), time.Minute)
+				_, err := e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), nil, time.Minute)
 				require.NoError(e.t, err)
 				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("x"), e.refresh(other, long)))
 				require.NoError(e.t, e.s.RevokeFamily(e.ctx, family, e.now().Add(long)))
@@ -658,7 +659,7 @@ func familyTests() []test {
 				for _, name := range []string{"a", "b"} {
 					_, err = e.s.GetRefresh(e.ctx, hash(name))
 					requireIs(e.t, err, store.ErrRevoked)
-					_, err = e.s.RotateRefresh(e.ctx, hash(name), hash("c"), e.refresh(family, long), time.Minute)
+					_, err = e.s.RotateRefresh(e.ctx, hash(name), hash("c"), e.refresh(family, long), nil, time.Minute)
 					requireIs(e.t, err, store.ErrRevoked)
 				}
 				_, err = e.s.GetRefresh(e.ctx, hash("c"))
@@ -705,7 +706,7 @@ func familyTests() []test {
 				e.wait(pastLease)
 				_, err := e.s.GetRefresh(e.ctx, hash("a"))
 				requireIs(e.t, err, store.ErrRevoked)
-				_, err = e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), time.Minute)
+				_, err = e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), e.refresh(family, long), nil, time.Minute)
 				requireIs(e.t, err, store.ErrRevoked)
 			},
 		},
@@ -741,7 +742,7 @@ func familyTests() []test {
 					got, err := e.s.GetRefresh(e.ctx, a)
 					require.NoError(e.t, err)
 					require.Equal(e.t, id, got.FamilyID)
-					got, err = e.s.RotateRefresh(e.ctx, a, b, e.refresh(id, long), time.Minute)
+					got, err = e.s.RotateRefresh(e.ctx, a, b, e.refresh(id, long), nil, time.Minute)
 					require.NoError(e.t, err)
 					require.Equal(e.t, id, got.FamilyID)
 					got, err = e.s.GetRefresh(e.ctx, b)
@@ -1374,7 +1375,7 @@ func contextTests() []test {
 						return ignore(err, store.ErrNotFound, store.ErrReused)
 					},
 					"RotateRefresh": func(ctx context.Context) error {
-						_, err := e.s.RotateRefresh(ctx, hash("a"), hash("b"), e.refresh(family, long), time.Minute)
+						_, err := e.s.RotateRefresh(ctx, hash("a"), hash("b"), e.refresh(family, long), nil, time.Minute)
 						return ignore(err, store.ErrNotFound, store.ErrConflict)
 					},
 					"ReportRefreshReuse": func(ctx context.Context) error {
@@ -1425,7 +1426,7 @@ func contextTests() []test {
 					},
 					"RotateRefreshAdmitted": func(ctx context.Context) error {
 						_, _, err := e.s.RotateRefreshAdmitted(ctx, store.Admission{Keys: []store.ThrottleKey{{Key: hash("t"), Window: long}}},
-							hash("a"), hash("b2"), e.refresh(family, long), time.Minute)
+							hash("a"), hash("b2"), e.refresh(family, long), nil, time.Minute)
 						return ignore(err, store.ErrNotFound, store.ErrConflict, store.ErrReused)
 					},
 					"ThrottleRate": func(ctx context.Context) error {
@@ -1488,7 +1489,7 @@ func contextTests() []test {
 				family := newFamily(e.t)
 				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), e.refresh(family, long)))
 				failed := cancelled(e.t, "RotateRefresh", func(ctx context.Context) error {
-					_, err := e.s.RotateRefresh(ctx, hash("a"), hash("b"), e.refresh(family, long), time.Minute)
+					_, err := e.s.RotateRefresh(ctx, hash("a"), hash("b"), e.refresh(family, long), nil, time.Minute)
 					return err
 				})
 				_, errA := e.s.GetRefresh(e.ctx, hash("a"))
