@@ -69,6 +69,8 @@ type Store struct {
 	maxExpiry atomic.Int64
 	// uses are the noted credential uses (credentialuse.go).
 	uses credentialUses
+	// lists are the store.Lists (lists.go).
+	lists lists
 }
 
 var _ store.Store = (*Store)(nil)
@@ -212,6 +214,7 @@ func (s *Store) sweep() {
 			}
 		}
 	}
+	s.sweepLists()
 	for i := range s.families {
 		f := &s.families[i]
 		for {

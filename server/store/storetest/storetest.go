@@ -76,6 +76,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts Options) {
 		{"refresh token families", familyTests()},
 		{"revocations", revocationTests()},
 		{"records", recordTests()},
+		{"lists", listTests()},
 		{"counters", counterTests()},
 		{"throttles", throttleTests()},
 		{"rate limits", rateTests()},
@@ -142,6 +143,7 @@ func (e *env) code(family string) store.Code {
 		CodeChallengeMethod: "S256",
 		AuthTime:            e.now().Add(-time.Minute),
 		FamilyID:            family,
+		SessionID:           "op-session-" + family,
 	}
 }
 
@@ -155,6 +157,7 @@ func (e *env) refresh(family string, ttl time.Duration) store.RefreshToken {
 		AuthTime:  now.Add(-time.Minute),
 		IssuedAt:  now,
 		ExpiresAt: now.Add(ttl),
+		SessionID: "op-session-" + family,
 	}
 }
 
