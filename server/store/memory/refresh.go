@@ -213,8 +213,8 @@ type refreshView struct {
 
 func (sh *shard) view(r refreshRecord) refreshView {
 	v := refreshView{
-		r:       r,
-		client:  sh.strs.key(r.client),
+		r:      r,
+		client: sh.strs.key(r.client),
 		scopes: sh.scopes.val(r.scopes),
 	}
 	v.subject, v.session, _ = strings.Cut(sh.strs.key(r.subject), "\x00")
