@@ -147,7 +147,7 @@ func (g RefreshToken) rotate(ctx context.Context, req *Request, old store.Hash, 
 	// one); only the access and ID tokens get the narrowed set.
 	resp, err := g.tokens.issue(ctx, UserGrant{
 		AccessNotAfter: req.AccessNotAfter(),
-		Client:         req.Client, User: user, Snapshot: req.Snapshot, Scopes: scopes, AuthTime: rec.AuthTime, FamilyID: rec.FamilyID,
+		Client:         req.Client, User: user, Snapshot: req.Snapshot, Scopes: scopes, AuthTime: rec.AuthTime, FamilyID: rec.FamilyID, SessionID: rec.SessionID,
 	}, &rotation{old: old, familyScopes: rec.Scopes, grace: g.grace, admission: req.Admission}, nil)
 	if err != nil {
 		g.reported(ctx, req, rec, err)
