@@ -30,6 +30,12 @@ const (
 	// AuditCodeReplayed: an authorization code was presented again by its own client; the
 	// grant of its first exchange is revoked.
 	AuditCodeReplayed = "authorization_code_replayed"
+	// AuditSessionEnded: an OP session ended (RP-initiated logout, or the user on the account
+	// page; Reason says which, ClientID is the client that asked).
+	AuditSessionEnded = "session_ended"
+	// AuditConsentWithdrawn: the user withdrew a remembered consent on the account page (the
+	// client's grants for the user were revoked).
+	AuditConsentWithdrawn = "consent_withdrawn"
 )
 
 // AuditEvent is one security-relevant event. It never holds a token, code, secret or

@@ -7,6 +7,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/store"
 	"github.com/latchkey-dev/latchkey/server/userauth"
 )
 
@@ -75,12 +76,20 @@ func (a *Flow) handleLogin(w http.ResponseWriter, r *http.Request) {
 	oauth2.Audit(ctx, oauth2.AuditEvent{Event: oauth2.AuditLoginSucceeded, ClientID: client.ID, Username: username, Subject: user.Subject})
 
 	now := a.now().Unix()
-	sessHash, err := a.sessions.start(ctx, w, r, loginSession{Subject: user.Subject, AuthTime: now})
+	sess, sessHash, err := a.sessions.start(ctx, w, r, loginSession{Subject: user.Subject, AuthTime: now})
 	if err != nil {
 		a.pageStoreError(w, r, err)
 		return
 	}
-	p.Subject, p.AuthTime, p.SessionHash = user.Subject, now, sessHash[:]
+	if p.Account {
+		if err := a.store.DeleteRecord(ctx, recordAuthRequest, store.HashOf(id)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			a.pageStoreError(w, r, err)
+			return
+		}
+		a.redirect(w, ".."+oauth2.AccountPath)
+		return
+	}
+	p.Subject, p.AuthTime, p.SessionHash, p.SessionID = user.Subject, now, sessHash[:], sess.SID
 	need, err := a.consentRequired(ctx, client, p)
 	if err != nil {
 		a.pageStoreError(w, r, err)

@@ -70,6 +70,8 @@ type metadata struct {
 	SubjectTypesSupported            []string `json:"subject_types_supported,omitempty"`
 	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported,omitempty"`
 	ClaimsSupported                  []string `json:"claims_supported,omitempty"`
+	// OpenID Connect RP-Initiated Logout 1.0.
+	EndSessionEndpoint string `json:"end_session_endpoint,omitempty"`
 }
 
 // url is the endpoint URL of a mounted path, else "".
@@ -146,6 +148,7 @@ func (d *discovery) serveOpenIDConfiguration(w http.ResponseWriter, r *http.Requ
 	if m.UserinfoEndpoint = d.url(oauth2.UserinfoPath); m.UserinfoEndpoint != "" {
 		m.ClaimsSupported = oauth2.ClaimsSupported()
 	}
+	m.EndSessionEndpoint = d.url(oauth2.LogoutPath)
 	d.writeJSON(w, r, m)
 }
 

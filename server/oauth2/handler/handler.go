@@ -116,6 +116,9 @@ type Config struct {
 	// ClientRateLimit applies to the token requests of clients without a rateLimit of their
 	// own; a zero PerMinute is none. Rate limits need a Store.
 	ClientRateLimit registry.RateLimit
+	// SessionEnd hears of every OP session that ends (RP-initiated logout, the account page),
+	// with the clients that took part, for back-channel logout; nil: nobody.
+	SessionEnd browser.SessionEndNotifier
 }
 
 // LoginConfig configures user authentication, one policy for the login page and the password
@@ -185,6 +188,7 @@ func New(cfg Config) (http.Handler, error) {
 			Issuer: cfg.Issuer, Registry: cfg.Registry, Store: st, Auth: auth, Now: cfg.Now,
 			MaxBodyBytes: cfg.MaxBodyBytes, Lifetimes: lifetimes, SessionLifetime: cfg.Login.SessionLifetime,
 			ConsentLifetime: cfg.Login.ConsentLifetime, RequestLifetime: cfg.Login.RequestLifetime,
+			Hints: token.NewVerifier(cfg.Issuer, cfg.Keys, cfg.Now), SessionEnd: cfg.SessionEnd,
 		})
 		if err != nil {
 			return nil, err
