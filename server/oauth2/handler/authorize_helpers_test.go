@@ -28,8 +28,9 @@ import (
 const (
 	appRedirect     = "https://app.example/cb"
 	appRedirect2    = "https://app.example/other-cb"
-	spaClientID     = "spa" // public, PKCE RequiredS256 (default), consent Remember
-	webID           = "web" // confidential, PKCE Optional, consent Remember
+	appLoggedOut    = "https://app.example/logged-out" // the SPA's and first-party's post-logout redirect URI
+	spaClientID     = "spa"                            // public, PKCE RequiredS256 (default), consent Remember
+	webID           = "web"                            // confidential, PKCE Optional, consent Remember
 	webSecret       = "web-secret"
 	skipID          = "first-party"    // confidential, consent Skip, a resource server (introspects)
 	alwaysID        = "always-ask"     // public, consent Always
@@ -77,7 +78,7 @@ func flowRegistry(t testing.TB) *registry.Registry {
 		return c
 	}
 	for _, c := range []registry.Client{
-		public(spaClientID, registry.Client{DisplayName: "Project SPA"}),
+		public(spaClientID, registry.Client{DisplayName: "Project SPA", PostLogoutRedirectURIs: []string{appLoggedOut, nativeRedirect}}),
 		{
 			Source: "web/" + webID, Namespace: "web", ID: webID, Type: registry.Confidential, DisplayName: "Project Web",
 			AuthMethod: oauth2.AuthMethodPost, GrantTypes: codeGrants, RedirectURIs: []string{appRedirect}, Scopes: scopes,
@@ -87,6 +88,7 @@ func flowRegistry(t testing.TB) *registry.Registry {
 			Source: "web/" + skipID, Namespace: "web", ID: skipID, Type: registry.Confidential,
 			AuthMethod: oauth2.AuthMethodBasic, GrantTypes: codeGrants, RedirectURIs: []string{appRedirect}, Scopes: scopes,
 			SecretHash: registry.HashSecret([]byte(webSecret)), HasSecret: true, Consent: "Skip", Introspection: true,
+			PostLogoutRedirectURIs: []string{appLoggedOut}, LogoutRevokesRefreshTokens: true,
 		},
 		public(alwaysID, registry.Client{Consent: "Always"}),
 		public(plainID, registry.Client{PKCE: "Required"}),
