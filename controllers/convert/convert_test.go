@@ -221,7 +221,9 @@ func TestClient(t *testing.T) {
 		},
 		{
 			name: "a post-logout redirect URI to a host merely starting with localhost is invalid", secret: good, wantErr: ErrInvalidSpec,
-			mutate: func(oc *v1alpha1.OAuthClient) { oc.Spec.PostLogoutRedirectURIs = []string{"http://localhost.evil.example/bye"} },
+			mutate: func(oc *v1alpha1.OAuthClient) {
+				oc.Spec.PostLogoutRedirectURIs = []string{"http://localhost.evil.example/bye"}
+			},
 		},
 		{
 			name: "defaultScopes outside scopes are invalid", secret: good, wantErr: ErrInvalidSpec,
