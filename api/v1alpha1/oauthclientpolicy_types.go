@@ -56,10 +56,10 @@ type OAuthClientPolicySpec struct {
 	AllowedAudiences []string `json:"allowedAudiences,omitempty"`
 
 	// redirectURIHosts are the hosts clients' redirect URIs (and post-logout
-	// redirect URIs) may name: exact host names (or IP addresses, written as in the
-	// URI without brackets), or *.domain for any host under the domain (not the
-	// domain itself). A redirect URI with a private-use scheme (com.example.app:/cb)
-	// has no host: its scheme is matched instead.
+	// redirect URIs) may name: exact host names (or IP addresses, written as in
+	// the URI without brackets), or *.domain for any host under the domain (not
+	// the domain itself). A redirect URI with a private-use scheme
+	// (com.example.app:/cb) has no host: its scheme is matched instead.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=64
