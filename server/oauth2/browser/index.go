@@ -94,6 +94,21 @@ func parseHash(s string) (store.Hash, bool) {
 	return h, true
 }
 
+// extendSessionGrants leases the grants of an OP session that a login continues for the new
+// session lifetime, so that every client that took part stays listed until the session ends.
+func (a *Flow) extendSessionGrants(ctx context.Context, sid string) error {
+	entries, err := a.store.ListEntries(ctx, listSessionGrants, sessionKey(sid))
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := a.store.PutEntry(ctx, listSessionGrants, sessionKey(sid), e.ID, e.Value, a.sessions.ttl); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // findSession returns the user's OP session sid from the user's list.
 func (a *Flow) findSession(ctx context.Context, subject, sid string) (sessionEntry, bool, error) {
 	entries, err := a.store.ListEntries(ctx, listSessions, userKey(subject))

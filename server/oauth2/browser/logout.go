@@ -154,6 +154,7 @@ func (a *Flow) endHintedSession(w http.ResponseWriter, r *http.Request, h *token
 const (
 	reasonRPInitiated = "rp_initiated_logout"
 	reasonAccountPage = "account_page"
+	reasonReplaced    = "replaced_by_login"
 )
 
 // logoutBrowserSession ends the browser's own session and clears its cookie. On failure it has

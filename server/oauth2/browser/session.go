@@ -120,9 +120,10 @@ func (s *sessions) byHash(ctx context.Context, h store.Hash) (loginSession, stor
 	return sess, h, true, nil
 }
 
-// start stores a new session with a new ID, OP session ID and CSRF token, lists it in its
-// user's sessions, sets its cookie and drops the session the request had, if any: a login
-// always gets a fresh ID, so a planted cookie is worthless.
+// start stores a new session with a new ID and CSRF token, lists it in its user's sessions,
+// sets its cookie and drops the session the request had, if any: a login always gets a fresh
+// ID, so a planted cookie is worthless. sess.SID, when set, continues that OP session (the same
+// user signed in again); else the session gets a new one.
 func (s *sessions) start(ctx context.Context, w http.ResponseWriter, r *http.Request, sess loginSession) (loginSession, store.Hash, error) {
 	if old := cookieValue(r, s.cookies.session); old != "" {
 		if err := s.drop(ctx, store.HashOf(old)); err != nil {
@@ -130,7 +131,7 @@ func (s *sessions) start(ctx context.Context, w http.ResponseWriter, r *http.Req
 		}
 	}
 	id, err := oauth2.NewSecret()
-	if err == nil {
+	if err == nil && sess.SID == "" {
 		sess.SID, err = newSessionID()
 	}
 	if err == nil {

@@ -44,6 +44,7 @@ const (
 	ownerPassword   = "correct horse battery staple"
 	disabledName    = "mallory" // disabled, with a valid password
 	noHashName      = "carol"   // no password hash
+	otherName       = "bob"     // another user, with alice's password
 	readProjectDesc = "List and view projects"
 )
 
@@ -103,6 +104,7 @@ func flowRegistry(t testing.TB) *registry.Registry {
 		DisplayName: "Alice Liddell", PasswordHash: []byte(hash)})
 	r.PutUser(registry.User{Source: disabledName, Subject: subjectOf(disabledName), Username: disabledName, PasswordHash: []byte(hash), Disabled: true})
 	r.PutUser(registry.User{Source: noHashName, Subject: subjectOf(noHashName), Username: noHashName})
+	r.PutUser(registry.User{Source: otherName, Subject: subjectOf(otherName), Username: otherName, PasswordHash: []byte(hash)})
 	return r
 }
 

@@ -336,3 +336,67 @@ func TestRPInitiatedLogout(t *testing.T) {
 		assert.Equal(t, "login_required", env.silentAuthorize(t, b).Error)
 	})
 }
+
+// hintFor is an ID token that the server's own keys sign for the client and OP session: what a
+// client that took no part in the session could only get by forging, to check the server's
+// guard rather than the signature.
+func (env *flowEnv) hintFor(t *testing.T, clientID, sid string) string {
+	t.Helper()
+	kr, err := testKeyring()
+	require.NoError(t, err)
+	iss, err := token.NewIssuer(token.Config{Issuer: env.srv.URL, Keys: kr, Now: env.clock.Now})
+	require.NoError(t, err)
+	idt, err := iss.IssueIDToken(token.IDTokenRequest{Client: &registry.Client{ID: clientID},
+		User: &registry.User{Subject: subjectOf(ownerName)}, SessionID: sid})
+	require.NoError(t, err)
+	return idt
+}
+
+func TestOPSessionLifecycle(t *testing.T) {
+	rec := &recordingNotifier{}
+	env := newFlowEnv(t, func(c *Config) { c.SessionEnd = rec })
+
+	t.Run("signing in again as the same user keeps the OP session", func(t *testing.T) {
+		b := env.browser(t)
+		sid := claimsOf(t, str(env.codeTokens(t, b, spaClientID, "")["id_token"]))["sid"]
+		_, challenge := pkcePair()
+		p := b.Get(env.authorizeURL("response_type", "code", "client_id", spaClientID, "redirect_uri", appRedirect,
+			"scope", "openid read:projects", "code_challenge", challenge, "code_challenge_method", "S256", "prompt", "login"))
+		require.True(t, p.IsLogin(), p.Body)
+		require.NotEmpty(t, b.Login(p, ownerName, ownerPassword).Callback(t).Code)
+		again := claimsOf(t, str(env.codeTokens(t, b, spaClientID, "")["id_token"]))["sid"]
+		assert.Equal(t, sid, again)
+	})
+	t.Run("signing in as another user in the same browser ends the first user's session", func(t *testing.T) {
+		before := len(rec.recorded())
+		b := env.browser(t)
+		sid := str(claimsOf(t, str(env.codeTokens(t, b, spaClientID, "")["id_token"]))["sid"])
+		_, challenge := pkcePair()
+		p := b.Get(env.authorizeURL("response_type", "code", "client_id", skipID, "redirect_uri", appRedirect,
+			"scope", "openid", "code_challenge", challenge, "code_challenge_method", "S256", "prompt", "login"))
+		require.NotEmpty(t, b.Login(p, otherName, ownerPassword).Callback(t).Code)
+		ends := rec.recorded()
+		require.Len(t, ends, before+1)
+		assert.Equal(t, sessionEnd{sid: sid, subject: subjectOf(ownerName), clientIDs: []string{spaClientID}}, ends[before])
+	})
+	t.Run("a hint of a client that took no part in the session does not end it", func(t *testing.T) {
+		b := env.browser(t)
+		sid := str(claimsOf(t, str(env.codeTokens(t, b, spaClientID, "")["id_token"]))["sid"])
+		hint := env.hintFor(t, skipID, sid)
+		p := env.browser(t).Post(env.srv.URL+oauth2.LogoutPath, url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {appLoggedOut}})
+		require.NotNil(t, p.Location, "%d %s", p.Status, p.Body)
+		assert.NotEmpty(t, env.silentAuthorize(t, b).Code, "still signed in")
+		p = b.Get(env.logoutURL("id_token_hint", hint))
+		assert.Contains(t, p.Body, "Sign out?", "the browser's own session is the user's to end")
+		assert.NotEmpty(t, env.silentAuthorize(t, b).Code, "still signed in")
+	})
+	t.Run("a hint of another session ends that one and asks about the browser's", func(t *testing.T) {
+		laptop, phone := env.browser(t), env.browser(t)
+		env.codeTokens(t, laptop, spaClientID, "")
+		phoneTok := env.codeTokens(t, phone, spaClientID, "")
+		p := laptop.Get(env.logoutURL("id_token_hint", str(phoneTok["id_token"])))
+		assert.Contains(t, p.Body, "Sign out?")
+		assert.Equal(t, "login_required", env.silentAuthorize(t, phone).Error)
+		assert.NotEmpty(t, env.silentAuthorize(t, laptop).Code)
+	})
+}
