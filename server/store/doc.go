@@ -1,8 +1,9 @@
 // Package store is the leased store: the records the server writes while it answers requests
 // (authorization codes, refresh tokens and their families, revoked token IDs, login sessions,
 // pending authorization requests, remembered consents, counters, failure counts with their
-// back-off (throttles), rate-limit buckets, the clients' last credential uses), each held under a
-// lease (TTL) and gone when the lease ends.
+// back-off (throttles), rate-limit buckets, the clients' last credential uses, and small lists
+// such as a user's sessions, consents and grants), each held under a lease (TTL) and gone when
+// the lease ends.
 //
 // Rules every backend follows (server/store/storetest checks them):
 //   - Records are keyed by a Hash of the secret that names them (a code, a refresh token, a
@@ -30,6 +31,9 @@
 //   - NoteCredentialUses keeps the latest time per client ID and credential (current or
 //     previous), whatever the order of the notes; TakeCredentialUses hands each record to
 //     exactly one of concurrent callers and removes it.
+//   - Lists hold entries under IDs, each with its own lease; ListEntries returns the live ones
+//     ordered by ID; a list holds at most MaxListEntries, a put beyond that drops the entry that
+//     expires first; a list is gone when its last lease ends.
 //   - Errors are the sentinels below only (wrapped with context), matched with errors.Is;
 //     ErrUnavailable means the backend could not be reached and nothing was stored.
 //
