@@ -158,8 +158,8 @@ func TestLogoutAndAccountInChromium(t *testing.T) {
 
 		require.NoError(t, chromedp.Do(ctx,
 			chromedp.Navigate(e.server.URL+oauth2.AccountPath),
-			chromedp.WaitVisible(chromedp.CSS("#sessions button")),
-			chromedp.Click(chromedp.CSS("#sessions button")),
+			chromedp.WaitVisible(chromedp.CSS("#end-current")),
+			chromedp.Click(chromedp.CSS("#end-current")),
 			chromedp.WaitNotPresent(chromedp.CSS("#sessions")),
 		))
 		assert.Equal(t, "You are signed out", heading(ctx, t))

@@ -135,11 +135,35 @@ func (a *Flow) accountData(r *http.Request, sess loginSession, user *registry.Us
 	if err != nil {
 		return data, err
 	}
-	for _, g := range grants {
-		data.Grants = append(data.Grants, accountGrant{Client: name(g.ClientID), Since: formatTime(g.Created), CurrentSession: g.SID != "" && g.SID == sess.SID})
-	}
-	slices.SortFunc(data.Grants, func(x, y accountGrant) int { return strings.Compare(x.Client+x.Since, y.Client+y.Since) })
+	data.Grants = groupGrants(grants, sess.SID, name)
 	return data, nil
+}
+
+// groupGrants makes one line per client of the user's grants: how many, since when, and
+// whether one was issued through the browser's session; ordered by client name.
+func groupGrants(grants map[string]grantEntry, sid string, name func(clientID string) string) []accountGrant {
+	type group struct {
+		first   int64
+		count   int
+		current bool
+	}
+	byClient := map[string]*group{}
+	for _, g := range grants {
+		gr := byClient[g.ClientID]
+		if gr == nil {
+			gr = &group{first: g.Created}
+			byClient[g.ClientID] = gr
+		}
+		gr.count++
+		gr.first = min(gr.first, g.Created)
+		gr.current = gr.current || (g.SID != "" && g.SID == sid)
+	}
+	out := make([]accountGrant, 0, len(byClient))
+	for clientID, gr := range byClient {
+		out = append(out, accountGrant{Client: name(clientID), Since: formatTime(gr.first), Count: gr.count, CurrentSession: gr.current})
+	}
+	slices.SortFunc(out, func(x, y accountGrant) int { return strings.Compare(x.Client, y.Client) })
+	return out
 }
 
 // formatTime is how the account page writes a time.

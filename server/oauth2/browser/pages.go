@@ -127,9 +127,10 @@ type accountSession struct {
 	Current             bool
 }
 
-// accountGrant is a grant (refresh token family) on the account page.
+// accountGrant is a client's grants (refresh token families) on the account page.
 type accountGrant struct {
 	Client, Since  string
+	Count          int
 	CurrentSession bool
 }
 
