@@ -172,6 +172,9 @@ func formatTime(unix int64) string { return time.Unix(unix, 0).UTC().Format("200
 // handleAccount takes the account page's forms: withdraw a consent, end a session.
 func (a *Flow) handleAccount(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if !a.admitPage(w, r, "account") {
+		return
+	}
 	body, err := oauth2.ReadFormBody(r, a.maxBody)
 	var form url.Values
 	if err == nil {

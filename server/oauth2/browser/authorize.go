@@ -93,6 +93,7 @@ type Store interface {
 	DeleteEntry(ctx context.Context, kind string, h store.Hash, id string) error
 	RevokeFamily(ctx context.Context, familyID string, until time.Time) error
 	FamilyRevoked(ctx context.Context, familyID string) (bool, error)
+	TakeRate(ctx context.Context, key store.Hash, perMinute, burst int) (time.Duration, error)
 }
 
 // IDTokenHints verifies the id_token_hint of a logout request; *token.Verifier implements it.
@@ -609,7 +610,7 @@ func (a *Flow) pageError(w http.ResponseWriter, r *http.Request, status int, mes
 		title = "Sign-in request expired"
 	case http.StatusForbidden:
 		title = "Request blocked"
-	case http.StatusServiceUnavailable:
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
 		title = "Try again in a moment"
 	}
 	a.pages.renderError(w, r, status, errorPage{Title: title, Message: message})

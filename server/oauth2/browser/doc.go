@@ -91,6 +91,8 @@
 //     user; "End session" ends one of the user's own sessions (a sid not in the user's list is
 //     refused). Its POSTs pass http.CrossOriginProtection and carry the session's CSRF token
 //     (constant-time compare); a session from before sessions had one signs in again.
+//   - Rate limits: per client address, the logout endpoint and the account page's POSTs each
+//     take from a store.TakeRate bucket (60 a minute, burst 60; a 429 page with Retry-After).
 //   - Store failures are mapped by oauth2.FromStore: temporarily_unavailable is a redirect with
 //     that error (or a "try again in a moment" page), anything else server_error.
 //

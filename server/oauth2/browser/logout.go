@@ -59,6 +59,9 @@ func (t *logoutTarget) clientID() string {
 // The confirmation form posts back here with decision and the session's CSRF token.
 func (a *Flow) serveLogout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if !a.admitPage(w, r, "logout") {
+		return
+	}
 	raw, err := a.rawParams(r)
 	if err != nil {
 		a.logoutErrorPage(w, r, err)
@@ -303,6 +306,35 @@ func appendQuery(uri, key, value string) string {
 		sep = ""
 	}
 	return uri + sep + key + "=" + url.QueryEscape(value)
+}
+
+// Per client address, the logout endpoint and the account page's forms each take at most
+// pageRatePerMinute requests a minute after a burst of pageRateBurst (store.TakeRate, shared by
+// every replica): far above what a person does, and a bound on what a script can make the
+// server verify, list and revoke.
+const (
+	pageRatePerMinute = 60
+	pageRateBurst     = 60
+)
+
+// admitPage applies the per-address rate limit of a page (logout, account); when it refuses,
+// it has answered 429 with Retry-After.
+func (a *Flow) admitPage(w http.ResponseWriter, r *http.Request, page string) bool {
+	ctx := r.Context()
+	addr := oauth2.ClientAddress(ctx)
+	wait, err := a.store.TakeRate(ctx, store.HashOf("page-rate\x00"+page+"\x00"+addr), pageRatePerMinute, pageRateBurst)
+	if err != nil {
+		a.pageStoreError(w, r, err)
+		return false
+	}
+	if wait <= 0 {
+		return true
+	}
+	logr.FromContextOrDiscard(ctx).Info("page rate limit reached", "page", page, "client_addr", addr)
+	oauth2.Audit(ctx, oauth2.AuditEvent{Event: oauth2.AuditRateLimited, Outcome: "failure", Reason: page})
+	w.Header().Set("Retry-After", oauth2.RetryAfterSeconds(wait))
+	a.pageError(w, r, http.StatusTooManyRequests, "Too many requests from your network. Wait a minute, then try again.")
+	return false
 }
 
 // Messages of the logout pages.

@@ -400,3 +400,20 @@ func TestOPSessionLifecycle(t *testing.T) {
 		assert.NotEmpty(t, env.silentAuthorize(t, laptop).Code)
 	})
 }
+
+func TestLogoutIsRateLimitedPerAddress(t *testing.T) {
+	env := newFlowEnv(t)
+	b := env.browser(t)
+	for i := range 60 {
+		p := b.Get(env.logoutURL())
+		require.Equal(t, http.StatusOK, p.Status, "request %d", i)
+	}
+	p := b.Get(env.logoutURL())
+	assert.Equal(t, http.StatusTooManyRequests, p.Status)
+	assert.NotEmpty(t, p.Header.Get("Retry-After"))
+	assert.Contains(t, p.Body, "Try again in a moment")
+	env.clock.Advance(2 * time.Second)
+	assert.Equal(t, http.StatusOK, b.Get(env.logoutURL()).Status, "the bucket refills at one a second")
+	assert.NotEqual(t, http.StatusTooManyRequests, b.Post(env.srv.URL+oauth2.AccountPath, url.Values{}).Status,
+		"the account page's forms have a bucket of their own")
+}
