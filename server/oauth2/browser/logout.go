@@ -195,13 +195,12 @@ func (a *Flow) logoutTarget(req *LogoutRequest) (*logoutTarget, error) {
 		}
 		t.hint, clientID = h, h.ClientID
 	}
+	// An unknown client (or a hint's deleted one) is no client: refused only with a redirect
+	// URI to check, with the same answer as an unregistered one, so that the endpoint does not
+	// tell which client IDs exist.
 	if clientID != "" {
-		c, ok := a.registry.Snapshot().Client(clientID)
-		switch {
-		case ok:
+		if c, ok := a.registry.Snapshot().Client(clientID); ok {
 			t.client = c
-		case t.hint == nil:
-			return nil, ErrUnknownClientOrLogoutRedirect
 		}
 	}
 	if req.PostLogoutRedirectURI != "" {

@@ -417,3 +417,17 @@ func TestLogoutIsRateLimitedPerAddress(t *testing.T) {
 	assert.NotEqual(t, http.StatusTooManyRequests, b.Post(env.srv.URL+oauth2.AccountPath, url.Values{}).Status,
 		"the account page's forms have a bucket of their own")
 }
+
+func TestLogoutDoesNotTellWhichClientsExist(t *testing.T) {
+	env := newFlowEnv(t)
+	b := env.browser(t)
+	env.codeTokens(t, b, spaClientID, "")
+	known := b.Get(env.logoutURL("client_id", spaClientID))
+	unknown := b.Get(env.logoutURL("client_id", "no-such-client"))
+	assert.Equal(t, known.Status, unknown.Status)
+	assert.Contains(t, unknown.Body, "Sign out?")
+	knownBad := b.Get(env.logoutURL("client_id", spaClientID, "post_logout_redirect_uri", "https://evil.example/"))
+	unknownBad := b.Get(env.logoutURL("client_id", "no-such-client", "post_logout_redirect_uri", "https://evil.example/"))
+	assert.Equal(t, http.StatusBadRequest, knownBad.Status)
+	assert.Equal(t, knownBad.Body, unknownBad.Body)
+}
