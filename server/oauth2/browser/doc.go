@@ -76,9 +76,11 @@
 //   - Logout (logout.go): the request is parsed once (LogoutRequest; a repeated parameter is
 //     invalid_request). Every problem is a 400 page, never a redirect: an id_token_hint that
 //     token.Verifier.VerifyIDTokenHint refuses (alg none, another issuer, unknown key, not typ
-//     JWT; an expired one is accepted), a client_id other than the hint's audience, an unknown
-//     client_id, a post_logout_redirect_uri not registered for the client (matched as redirect
-//     URIs are, redirecturi.Registered) or sent without a client. A valid hint with sid ends
+//     JWT; an expired one is accepted), a client_id other than the hint's audience, a
+//     post_logout_redirect_uri not registered for the client (matched as redirect URIs are,
+//     redirecturi.Registered) or sent without a known client (one answer for an unknown client
+//     and an unregistered URI; an unknown client_id alone is no client, so the endpoint tells
+//     nobody which client IDs exist). A valid hint with sid ends
 //     that session (found in the hint's user's list, so the cookie is not needed: a cross-site
 //     POST does not send it) only when the hint's client took part in it, then redirects (303)
 //     with state. Without a hint, or when the browser is signed in to another session, the user
