@@ -431,3 +431,39 @@ func TestLogoutDoesNotTellWhichClientsExist(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, knownBad.Status)
 	assert.Equal(t, knownBad.Body, unknownBad.Body)
 }
+
+func TestLogoutAndWithdrawalAreAudited(t *testing.T) {
+	events := &recordingAuditor{}
+	env := newFlowEnv(t, func(c *Config) { c.Audit = events })
+	b := env.browser(t)
+	tok := env.codeTokens(t, b, spaClientID, "")
+	p := env.accountPage(t, b)
+	env.accountPost(t, b, p, "action", "withdraw", "client_id", spaClientID)
+	tok = env.codeTokens(t, b, spaClientID, "")
+	require.NotNil(t, b.Get(env.logoutURL("id_token_hint", str(tok["id_token"]), "post_logout_redirect_uri", appLoggedOut)).Location)
+
+	named := func(name string) []oauth2.AuditEvent {
+		events.mu.Lock()
+		defer events.mu.Unlock()
+		var out []oauth2.AuditEvent
+		for _, e := range events.events {
+			if e.Event == name {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	withdrawn := named(oauth2.AuditConsentWithdrawn)
+	require.Len(t, withdrawn, 1)
+	assert.Equal(t, spaClientID, withdrawn[0].ClientID)
+	assert.Equal(t, subjectOf(ownerName), withdrawn[0].Subject)
+	ended := named(oauth2.AuditSessionEnded)
+	require.Len(t, ended, 1)
+	assert.Equal(t, "rp_initiated_logout", ended[0].Reason)
+	assert.Equal(t, spaClientID, ended[0].ClientID)
+	assert.Equal(t, subjectOf(ownerName), ended[0].Subject)
+	assert.Equal(t, "success", ended[0].Outcome)
+	for _, e := range append(withdrawn, ended...) {
+		assert.NotContains(t, e.TokenRef+e.Reason, str(tok["id_token"]), "no token in the audit log")
+	}
+}
