@@ -462,6 +462,7 @@ func serveEmbedded(ctx context.Context, opts *serveOptions, cfg handler.Config, 
 	if err != nil {
 		return err
 	}
+	cfg.SessionEnd = logouts // every ended OP session queues its clients' logout tokens
 	h, err := newOAuthHandler(cfg, opts.tracer)
 	if err != nil {
 		return err
@@ -658,6 +659,7 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 	if err != nil {
 		return err
 	}
+	cfg.SessionEnd = logouts // every ended OP session queues its clients' logout tokens
 	h, err := newOAuthHandler(cfg, opts.tracer)
 	if err != nil {
 		return err

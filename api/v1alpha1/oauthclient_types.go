@@ -106,6 +106,15 @@ const (
 // +kubebuilder:validation:Enum=Always;Remember;Skip
 type ConsentPolicy string
 
+// LogoutPolicy says what ending an OP session does for a client.
+type LogoutPolicy struct {
+	// revokeRefreshTokens: true revokes the refresh tokens (and their access
+	// tokens) that this client got through the OP session when the session ends;
+	// false (the default) keeps them: offline access outlives the browser session.
+	// +optional
+	RevokeRefreshTokens bool `json:"revokeRefreshTokens,omitempty"`
+}
+
 // Consent policies.
 const (
 	ConsentAlways   ConsentPolicy = "Always"
@@ -211,6 +220,30 @@ type OAuthClientSpec struct {
 	// +kubebuilder:validation:items:XValidation:rule="!self.matches('^[a-z][a-z0-9+.-]*:$')",message="redirect URIs must have something after the scheme (e.g. com.example.app:/cb)",messageExpression="'redirect URIs must have something after the scheme (e.g. com.example.app:/cb): \"' + self + '\"'"
 	// +kubebuilder:validation:items:XValidation:rule="!self.startsWith('https://') || self.matches('^https://[^/?#:]')",message="https redirect URIs must name a host",messageExpression="'https redirect URIs must name a host: \"' + self + '\"'"
 	RedirectURIs []string `json:"redirectURIs,omitempty"`
+
+	// postLogoutRedirectURIs are where RP-initiated logout (OpenID Connect
+	// RP-Initiated Logout 1.0, /oauth2/logout) may send the browser after signing
+	// the user out, matched exactly (an http URI on a loopback host matches any
+	// port). The rules of redirectURIs apply: https with a host; http only on
+	// localhost, 127.0.0.1 or [::1]; or a private-use scheme in reverse-domain
+	// form. No fragment, user information, white space or control characters.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=2048
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:XValidation:rule="self.startsWith('https://') || self.matches('^http://(localhost|127[.]0[.]0[.]1|[[]::1[]])(:[0-9]+)?([/?].*)?$') || self.matches('^[a-z][a-z0-9-]*([.][a-z0-9-]+)+:')",message="post-logout redirect URIs must be https, http on a loopback host (localhost, 127.0.0.1, [::1]), or a private-use scheme in reverse-domain form (e.g. com.example.app:/cb)",messageExpression="'post-logout redirect URIs must be https, http on a loopback host (localhost, 127.0.0.1, [::1]), or a private-use scheme in reverse-domain form (e.g. com.example.app:/cb): \"' + self + '\"'"
+	// +kubebuilder:validation:items:XValidation:rule="!self.contains('#')",message="post-logout redirect URIs must not contain a fragment",messageExpression="'post-logout redirect URIs must not contain a fragment: \"' + self + '\"'"
+	// +kubebuilder:validation:items:XValidation:rule="!self.matches(r'[\\p{Cc}\\p{Z}]')",message="post-logout redirect URIs must not contain white space or control characters",messageExpression="'post-logout redirect URIs must not contain white space or control characters: \"' + self + '\"'"
+	// +kubebuilder:validation:items:XValidation:rule="!self.matches('^[a-z][a-z0-9+.-]*://[^/?#]*@')",message="post-logout redirect URIs must not contain user information",messageExpression="'post-logout redirect URIs must not contain user information: \"' + self + '\"'"
+	// +kubebuilder:validation:items:XValidation:rule="!self.matches('^[a-z][a-z0-9+.-]*:$')",message="post-logout redirect URIs must have something after the scheme (e.g. com.example.app:/cb)",messageExpression="'post-logout redirect URIs must have something after the scheme (e.g. com.example.app:/cb): \"' + self + '\"'"
+	// +kubebuilder:validation:items:XValidation:rule="!self.startsWith('https://') || self.matches('^https://[^/?#:]')",message="https post-logout redirect URIs must name a host",messageExpression="'https post-logout redirect URIs must name a host: \"' + self + '\"'"
+	PostLogoutRedirectURIs []string `json:"postLogoutRedirectURIs,omitempty"`
+
+	// logout says what ending the user's OP session (RP-initiated logout, or
+	// "end session" on the account page) does for this client.
+	// +optional
+	Logout *LogoutPolicy `json:"logout,omitempty"`
 
 	// scopes the client may request. A requested scope must also exist as a Scope
 	// resource (or be a built-in OIDC scope). A listed scope that does not exist

@@ -55,11 +55,12 @@ type OAuthClientPolicySpec struct {
 	// +kubebuilder:validation:items:XValidation:rule="!self.substring(0, size(self) - 1).contains('*')",message="a * may only end an audience pattern"
 	AllowedAudiences []string `json:"allowedAudiences,omitempty"`
 
-	// redirectURIHosts are the hosts clients' redirect URIs may name: exact host
-	// names (or IP addresses, written as in the URI without brackets), or *.domain
-	// for any host under the domain (not the domain itself). A redirect URI with a
-	// private-use scheme (com.example.app:/cb) has no host: its scheme is matched
-	// instead. The host of a client's backchannelLogoutURI must be allowed too.
+	// redirectURIHosts are the hosts clients' redirect URIs (and post-logout
+	// redirect URIs) may name: exact host names (or IP addresses, written as in
+	// the URI without brackets), or *.domain for any host under the domain (not
+	// the domain itself). A redirect URI with a private-use scheme
+	// (com.example.app:/cb) has no host: its scheme is matched instead. The host
+	// of a client's backchannelLogoutURI must be allowed too.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=64

@@ -125,24 +125,26 @@ func ClientWith(oc *v1alpha1.OAuthClient, in ClientInputs) (registry.Client, err
 	id := ClientID(oc)
 	typ := ClientType(oc)
 	c := registry.Client{
-		Source:        SourceKey(oc.Namespace, oc.Name),
-		Namespace:     oc.Namespace,
-		Created:       oc.CreationTimestamp.Time,
-		ID:            id,
-		Type:          registry.ClientType(typ),
-		DisplayName:   oc.Spec.DisplayName,
-		RedirectURIs:  slices.Clone(oc.Spec.RedirectURIs),
-		Scopes:        slices.Clone(oc.Spec.Scopes),
-		DefaultScopes: slices.Clone(oc.Spec.DefaultScopes),
-		Audiences:     slices.Clone(oc.Spec.Audiences),
-		AuthMethod:    string(oc.Spec.TokenEndpointAuthMethod),
-		PKCE:          string(oc.Spec.PKCE),
-		Consent:       string(oc.Spec.Consent),
-		Introspection: oc.Spec.Introspection,
+		Source:                     SourceKey(oc.Namespace, oc.Name),
+		Namespace:                  oc.Namespace,
+		Created:                    oc.CreationTimestamp.Time,
+		ID:                         id,
+		Type:                       registry.ClientType(typ),
+		DisplayName:                oc.Spec.DisplayName,
+		RedirectURIs:               slices.Clone(oc.Spec.RedirectURIs),
+		PostLogoutRedirectURIs:     slices.Clone(oc.Spec.PostLogoutRedirectURIs),
+		LogoutRevokesRefreshTokens: oc.Spec.Logout != nil && oc.Spec.Logout.RevokeRefreshTokens,
+		Scopes:                     slices.Clone(oc.Spec.Scopes),
+		DefaultScopes:              slices.Clone(oc.Spec.DefaultScopes),
+		Audiences:                  slices.Clone(oc.Spec.Audiences),
+		AuthMethod:                 string(oc.Spec.TokenEndpointAuthMethod),
+		PKCE:                       string(oc.Spec.PKCE),
+		Consent:                    string(oc.Spec.Consent),
+		Introspection:              oc.Spec.Introspection,
+		Registered:                 oc.Labels[v1alpha1.LabelRegistered] == "true",
 
 		BackchannelLogoutURI:             oc.Spec.BackchannelLogoutURI,
 		BackchannelLogoutSessionRequired: oc.Spec.BackchannelLogoutSessionRequired,
-		Registered:                       oc.Labels[v1alpha1.LabelRegistered] == "true",
 	}
 	if rl := oc.Spec.RateLimit; rl != nil {
 		c.RateLimit = registry.RateLimit{PerMinute: int(rl.RequestsPerMinute), Burst: int(rl.Burst)}.WithDefaultBurst()
@@ -316,6 +318,11 @@ func validateClient(oc *v1alpha1.OAuthClient) []string {
 	for _, u := range s.RedirectURIs {
 		if err := redirecturi.Check(u); err != nil {
 			add("redirectURI %s %s", quoteShort(u), err)
+		}
+	}
+	for _, u := range s.PostLogoutRedirectURIs {
+		if err := redirecturi.Check(u); err != nil {
+			add("postLogoutRedirectURI %s %s", quoteShort(u), err)
 		}
 	}
 	if u := s.BackchannelLogoutURI; u != "" {

@@ -195,6 +195,37 @@ func TestClient(t *testing.T) {
 			},
 		},
 		{
+			name: "post-logout redirect URIs and the logout policy reach the registry",
+			mutate: func(oc *v1alpha1.OAuthClient) {
+				oc.Spec.Type = v1alpha1.ClientTypePublic
+				oc.Spec.GrantTypes = []v1alpha1.GrantType{v1alpha1.GrantTypeAuthorizationCode}
+				oc.Spec.RedirectURIs = []string{"https://app.example/cb"}
+				oc.Spec.PostLogoutRedirectURIs = []string{"https://app.example/bye", "com.example.app:/bye"}
+				oc.Spec.Logout = &v1alpha1.LogoutPolicy{RevokeRefreshTokens: true}
+			},
+			check: func(t *testing.T, c registry.Client) {
+				assert.Equal(t, []string{"https://app.example/bye", "com.example.app:/bye"}, c.PostLogoutRedirectURIs)
+				assert.True(t, c.LogoutRevokesRefreshTokens)
+			},
+		},
+		{
+			name: "a client without a logout policy keeps its refresh tokens at logout", secret: good,
+			check: func(t *testing.T, c registry.Client) {
+				assert.Empty(t, c.PostLogoutRedirectURIs)
+				assert.False(t, c.LogoutRevokesRefreshTokens)
+			},
+		},
+		{
+			name: "a post-logout redirect URI with a fragment is invalid", secret: good, wantErr: ErrInvalidSpec,
+			mutate: func(oc *v1alpha1.OAuthClient) { oc.Spec.PostLogoutRedirectURIs = []string{"https://app.example/bye#x"} },
+		},
+		{
+			name: "a post-logout redirect URI to a host merely starting with localhost is invalid", secret: good, wantErr: ErrInvalidSpec,
+			mutate: func(oc *v1alpha1.OAuthClient) {
+				oc.Spec.PostLogoutRedirectURIs = []string{"http://localhost.evil.example/bye"}
+			},
+		},
+		{
 			name: "defaultScopes outside scopes are invalid", secret: good, wantErr: ErrInvalidSpec,
 			mutate: func(oc *v1alpha1.OAuthClient) { oc.Spec.DefaultScopes = []string{"write:projects"} },
 		},

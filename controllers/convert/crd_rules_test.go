@@ -135,3 +135,19 @@ func FuzzCRDRulesNeverRefuseWhatCheckAccepts(f *testing.F) {
 		}
 	})
 }
+
+func TestPostLogoutRedirectURIsHaveTheRedirectURIRules(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "config", "crd", "bases", "oauth.latchkey.dev_oauthclients.yaml"))
+	require.NoError(t, err)
+	var crd apiextensionsv1.CustomResourceDefinition
+	require.NoError(t, yaml.Unmarshal(data, &crd))
+	spec := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties
+	redirect, postLogout := spec["redirectURIs"], spec["postLogoutRedirectURIs"]
+	require.NotNil(t, postLogout.Items, "the CRD has spec.postLogoutRedirectURIs")
+	require.Len(t, postLogout.Items.Schema.XValidations, len(redirect.Items.Schema.XValidations))
+	for i, r := range redirect.Items.Schema.XValidations {
+		assert.Equal(t, r.Rule, postLogout.Items.Schema.XValidations[i].Rule, "rule %d", i)
+	}
+	assert.Equal(t, redirect.MaxItems, postLogout.MaxItems)
+	assert.Equal(t, redirect.Items.Schema.MaxLength, postLogout.Items.Schema.MaxLength)
+}

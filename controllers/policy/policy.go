@@ -160,7 +160,7 @@ func evaluate(oc *v1alpha1.OAuthClient, p *v1alpha1.OAuthClientPolicy) []Violati
 		}
 	}
 	if ps.RedirectURIHosts != nil {
-		for _, u := range s.RedirectURIs {
+		for _, u := range slices.Concat(s.RedirectURIs, s.PostLogoutRedirectURIs) {
 			if !hostAllowed(ps.RedirectURIHosts, u) {
 				add(RuleRedirectURIHosts, u)
 			}

@@ -77,6 +77,12 @@ func TestEvaluate(t *testing.T) {
 				{Policy: "payments/p", Rule: "redirectURIHosts", Value: "https://example.com/cb"},
 				{Policy: "payments/p", Rule: "redirectURIHosts", Value: "https://example.com.evil/cb"},
 			}},
+		{"post-logout redirect URIs are held to the redirect URI hosts too", client(func(s *v1alpha1.OAuthClientSpec) {
+			s.RedirectURIs = []string{"https://app.example.com/cb"}
+			s.PostLogoutRedirectURIs = []string{"https://app.example.com/bye", "https://evil.example/bye"}
+		}),
+			[]v1alpha1.OAuthClientPolicy{pol("p", v1alpha1.OAuthClientPolicySpec{RedirectURIHosts: []string{"*.example.com"}})},
+			[]policy.Violation{{Policy: "payments/p", Rule: "redirectURIHosts", Value: "https://evil.example/bye"}}},
 		{"loopback and private-use scheme redirect URIs match their host and scheme", client(func(s *v1alpha1.OAuthClientSpec) {
 			s.RedirectURIs = []string{"http://127.0.0.1:8080/cb", "http://[::1]/cb", "com.example.app:/cb", "org.other.app:/cb"}
 		}),

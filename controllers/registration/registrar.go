@@ -353,6 +353,7 @@ func applyMetadata(oc *v1alpha1.OAuthClient, m *register.ClientMetadata) {
 		s.GrantTypes = append(s.GrantTypes, v1alpha1.GrantType(g))
 	}
 	s.RedirectURIs = slices.Clone(m.RedirectURIs)
+	s.PostLogoutRedirectURIs = slices.Clone(m.PostLogoutRedirectURIs)
 	s.Scopes = slices.Clone(m.Scopes)
 	s.DefaultScopes = slices.DeleteFunc(s.DefaultScopes, func(sc string) bool { return !slices.Contains(s.Scopes, sc) })
 	if len(s.DefaultScopes) == 0 {
@@ -378,6 +379,7 @@ func applyMetadata(oc *v1alpha1.OAuthClient, m *register.ClientMetadata) {
 func registered(oc *v1alpha1.OAuthClient) register.RegisteredClient {
 	m := register.ClientMetadata{
 		RedirectURIs:            slices.Clone(oc.Spec.RedirectURIs),
+		PostLogoutRedirectURIs:  slices.Clone(oc.Spec.PostLogoutRedirectURIs),
 		TokenEndpointAuthMethod: string(oc.Spec.TokenEndpointAuthMethod),
 		ClientName:              oc.Spec.DisplayName,
 		Scopes:                  slices.Clone(oc.Spec.Scopes),

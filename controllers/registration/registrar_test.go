@@ -301,16 +301,19 @@ func TestRegisteredPublicClient(t *testing.T) {
 	srv := server(t)
 	status, got := call(t, srv, http.MethodPost, oauth2.RegistrationPath, initialToken, `{
 		"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"],
-		"redirect_uris":["http://127.0.0.1:8765/callback","com.example.app:/cb"],"scope":"openid"}`)
+		"redirect_uris":["http://127.0.0.1:8765/callback","com.example.app:/cb"],"scope":"openid",
+		"post_logout_redirect_uris":["com.example.app:/bye"]}`)
 	require.Equal(t, http.StatusCreated, status, got)
 	id := str(got, "client_id")
 	assert.NotContains(t, got, "client_secret")
+	assert.Equal(t, []any{"com.example.app:/bye"}, got["post_logout_redirect_uris"])
 
 	oc := waitReady(t, id)
 	assert.Equal(t, v1alpha1.ClientTypePublic, oc.Spec.Type)
 	assert.Nil(t, oc.Spec.SecretRef)
 	assert.Empty(t, oc.Status.SecretName)
 	assert.Equal(t, []string{"http://127.0.0.1:8765/callback", "com.example.app:/cb"}, oc.Spec.RedirectURIs)
+	assert.Equal(t, []string{"com.example.app:/bye"}, oc.Spec.PostLogoutRedirectURIs)
 	var secrets corev1.SecretList
 	require.NoError(t, suite.client.List(ctx, &secrets, client.InNamespace(regNamespace), client.MatchingLabels{"oauth.latchkey.dev/client": id}))
 	assert.Empty(t, secrets.Items, "a public client has no Secret")

@@ -53,6 +53,7 @@ func storeOperations() []string {
 		"take_credential_uses", "ping", "redeem_code", "take_code_admitted", "redeem_code_admitted",
 		"rotate_refresh_admitted", "throttle_rate", "enqueue_logout_deliveries",
 		"claim_logout_deliveries", "finish_logout_delivery", "retry_logout_delivery",
+		"put_entry", "list_entries", "delete_entry",
 	}
 }
 
@@ -253,6 +254,27 @@ func (i *instrumented) GetRecord(ctx context.Context, kind string, h store.Hash)
 	v, err := i.s.GetRecord(ctx, kind, h)
 	i.record(span, "get_record", err)
 	return v, err
+}
+
+func (i *instrumented) PutEntry(ctx context.Context, kind string, h store.Hash, id string, value []byte, ttl time.Duration) error {
+	ctx, span := i.start(ctx, "put_entry")
+	err := i.s.PutEntry(ctx, kind, h, id, value, ttl)
+	i.record(span, "put_entry", err)
+	return err
+}
+
+func (i *instrumented) ListEntries(ctx context.Context, kind string, h store.Hash) ([]store.Entry, error) {
+	ctx, span := i.start(ctx, "list_entries")
+	v, err := i.s.ListEntries(ctx, kind, h)
+	i.record(span, "list_entries", err)
+	return v, err
+}
+
+func (i *instrumented) DeleteEntry(ctx context.Context, kind string, h store.Hash, id string) error {
+	ctx, span := i.start(ctx, "delete_entry")
+	err := i.s.DeleteEntry(ctx, kind, h, id)
+	i.record(span, "delete_entry", err)
+	return err
 }
 
 func (i *instrumented) DeleteRecord(ctx context.Context, kind string, h store.Hash) error {

@@ -35,6 +35,12 @@ const (
 	// rotation issued (a retry whose answer was lost, or the token's thief: see the refresh
 	// token grant). The endpoint's refresh_rotated follows.
 	AuditRefreshRetried = "refresh_retried"
+	// AuditSessionEnded: an OP session ended (RP-initiated logout, or the user on the account
+	// page; Reason says which, ClientID is the client that asked).
+	AuditSessionEnded = "session_ended"
+	// AuditConsentWithdrawn: the user withdrew a remembered consent on the account page (the
+	// client's grants for the user were revoked).
+	AuditConsentWithdrawn = "consent_withdrawn"
 )
 
 // AuditEvent is one security-relevant event. It never holds a token, code, secret or

@@ -9,7 +9,7 @@
 //
 // The endpoints live beside it, one package per seam, each mounting its routes on a Mux:
 // server/oauth2/grants (the token endpoint and one file per grant), server/oauth2/browser (the
-// authorization endpoint, login and consent pages), server/oauth2/bearer (userinfo,
+// authorization endpoint, login, consent, logout and account pages), server/oauth2/bearer (userinfo,
 // revocation, introspection) and server/oauth2/register (RFC 7591/7592). server/oauth2/handler
 // wires them into one http.Handler with discovery and the JWKS. Tokens are issued and verified
 // by server/token, passwords checked by server/userauth.

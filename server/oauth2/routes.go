@@ -14,6 +14,8 @@ const (
 	AuthorizePath           = "/oauth2/authorize"
 	LoginPath               = "/oauth2/login"
 	ConsentPath             = "/oauth2/consent"
+	LogoutPath              = "/oauth2/logout"
+	AccountPath             = "/oauth2/account"
 	StylesheetPath          = "/oauth2/static/latchkey.css"
 	UserinfoPath            = "/oauth2/userinfo"
 	RevocationPath          = "/oauth2/revoke"
@@ -32,6 +34,8 @@ const (
 	EndpointAuthorize     = "authorize"
 	EndpointLogin         = "login"
 	EndpointConsent       = "consent"
+	EndpointLogout        = "logout"
+	EndpointAccount       = "account"
 	EndpointStatic        = "static"
 	EndpointUserinfo      = "userinfo"
 	EndpointRevocation    = "revocation"
@@ -55,6 +59,8 @@ func ErrorCodes() map[string][]string {
 			"login_required", "consent_required", "request_not_supported", "request_uri_not_supported", "registration_not_supported"),
 		EndpointLogin:         with("access_denied"),
 		EndpointConsent:       with("access_denied"),
+		EndpointLogout:        with(),
+		EndpointAccount:       with(),
 		EndpointUserinfo:      with("invalid_token", "insufficient_scope"),
 		EndpointRevocation:    with("invalid_client"),
 		EndpointIntrospection: with("invalid_client", "unauthorized_client"),
@@ -89,6 +95,8 @@ func RouteTable() []Route {
 		{Path: AuthorizePath, Aliases: []string{"/oauth/authorize"}, Methods: getPost, Endpoint: EndpointAuthorize},
 		{Path: LoginPath, Methods: getPost, Endpoint: EndpointLogin},
 		{Path: ConsentPath, Methods: getPost, Endpoint: EndpointConsent},
+		{Path: LogoutPath, Methods: getPost, Endpoint: EndpointLogout},
+		{Path: AccountPath, Methods: getPost, Endpoint: EndpointAccount},
 		{Path: StylesheetPath, Methods: get, Endpoint: EndpointStatic},
 		{Path: UserinfoPath, Methods: getPost, Endpoint: EndpointUserinfo, CORS: client},
 		{Path: RevocationPath, Aliases: []string{"/oauth/revoke"}, Methods: post, Endpoint: EndpointRevocation, CORS: client},

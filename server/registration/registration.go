@@ -56,20 +56,21 @@ func TokenMatches(hash [sha256.Size]byte, token string) bool {
 // unverified), never Introspection. secretHash is nil for a public client.
 func RegistryClient(source, namespace, id string, created time.Time, m *register.ClientMetadata, secretHash *[sha256.Size]byte) registry.Client {
 	c := registry.Client{
-		Source:       source,
-		Namespace:    namespace,
-		Created:      created,
-		ID:           id,
-		Type:         registry.Confidential,
-		DisplayName:  m.ClientName,
-		GrantTypes:   slices.Clone(m.GrantTypes),
-		RedirectURIs: slices.Clone(m.RedirectURIs),
-		Scopes:       slices.Clone(m.Scopes),
-		Audiences:    []string{id},
-		AuthMethod:   m.TokenEndpointAuthMethod,
-		PKCE:         defaultPKCE,
-		Consent:      defaultConsent,
-		Registered:   true, // as controllers/convert sets it from the OAuthClient's label
+		Source:                 source,
+		Namespace:              namespace,
+		Created:                created,
+		ID:                     id,
+		Type:                   registry.Confidential,
+		DisplayName:            m.ClientName,
+		GrantTypes:             slices.Clone(m.GrantTypes),
+		RedirectURIs:           slices.Clone(m.RedirectURIs),
+		PostLogoutRedirectURIs: slices.Clone(m.PostLogoutRedirectURIs),
+		Scopes:                 slices.Clone(m.Scopes),
+		Audiences:              []string{id},
+		AuthMethod:             m.TokenEndpointAuthMethod,
+		PKCE:                   defaultPKCE,
+		Consent:                defaultConsent,
+		Registered:             true, // as controllers/convert sets it from the OAuthClient's label
 
 		BackchannelLogoutURI:             m.BackchannelLogoutURI,
 		BackchannelLogoutSessionRequired: m.BackchannelLogoutSessionRequired,
@@ -88,6 +89,7 @@ func RegistryClient(source, namespace, id string, created time.Time, m *register
 // CloneMetadata returns a copy of m sharing no slice with it.
 func CloneMetadata(m register.ClientMetadata) register.ClientMetadata {
 	m.RedirectURIs = slices.Clone(m.RedirectURIs)
+	m.PostLogoutRedirectURIs = slices.Clone(m.PostLogoutRedirectURIs)
 	m.GrantTypes = slices.Clone(m.GrantTypes)
 	m.Scopes = slices.Clone(m.Scopes)
 	return m

@@ -68,6 +68,7 @@ func (in *interner) client(c Client) *Client {
 	c.Type = ClientType(in.str(string(c.Type)))
 	c.GrantTypes = in.list(c.GrantTypes)
 	c.RedirectURIs = in.list(c.RedirectURIs)
+	c.PostLogoutRedirectURIs = in.list(c.PostLogoutRedirectURIs)
 	c.Scopes = in.list(c.Scopes)
 	c.DefaultScopes = in.list(c.DefaultScopes)
 	c.Audiences = in.list(c.Audiences)

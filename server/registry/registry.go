@@ -33,6 +33,12 @@ type Client struct {
 	GrantTypes []string
 	// RedirectURIs are matched exactly.
 	RedirectURIs []string
+	// PostLogoutRedirectURIs are where RP-initiated logout may send the browser, matched
+	// like RedirectURIs.
+	PostLogoutRedirectURIs []string
+	// LogoutRevokesRefreshTokens: ending an OP session revokes the refresh token families the
+	// client got through it (OAuthClient spec.logout.revokeRefreshTokens).
+	LogoutRevokesRefreshTokens bool
 	// Scopes the client may request; DefaultScopes are granted when it asks for none.
 	Scopes        []string
 	DefaultScopes []string

@@ -2,7 +2,8 @@
 // (authorization codes, refresh tokens and their families, revoked token IDs, login sessions,
 // pending authorization requests, remembered consents, counters, failure counts with their
 // back-off (throttles), rate-limit buckets, the clients' last credential uses, the queue of
-// back-channel logout deliveries), each held under a lease (TTL) and gone when the lease ends.
+// back-channel logout deliveries, and small lists such as a user's sessions, consents and
+// grants), each held under a lease (TTL) and gone when the lease ends.
 //
 // Rules every backend follows (server/store/storetest checks them):
 //   - Records are keyed by a Hash of the secret that names them (a code, a refresh token, a
@@ -35,6 +36,9 @@
 //   - ClaimLogoutDeliveries hands each due delivery to exactly one of concurrent callers; a
 //     claimed delivery is due again only when its claim passes or it is retried, and only the
 //     holder of its current claim can finish or retry it.
+//   - Lists hold entries under IDs, each with its own lease; ListEntries returns the live ones
+//     ordered by ID; a list holds at most MaxListEntries, a put beyond that drops the entry that
+//     expires first; a list is gone when its last lease ends.
 //   - Errors are the sentinels below only (wrapped with context), matched with errors.Is;
 //     ErrUnavailable means the backend could not be reached and nothing was stored.
 //

@@ -63,6 +63,9 @@ type Code struct {
 	// FamilyID names the grant the code starts: the refresh token family and the access
 	// tokens issued from it carry it, so a replayed code can revoke them.
 	FamilyID string
+	// SessionID is the OP (browser login) session the code was issued in: the sid of the ID
+	// and access tokens of its grant. Empty when none.
+	SessionID string
 }
 
 // RefreshToken is a refresh token's record.
@@ -76,6 +79,9 @@ type RefreshToken struct {
 	IssuedAt time.Time
 	// ExpiresAt is when the token's lease ends.
 	ExpiresAt time.Time
+	// SessionID is the OP session the family was started in (Code.SessionID), kept by every
+	// rotation; empty when none (the password grant).
+	SessionID string
 }
 
 // Codes holds authorization codes.
@@ -136,6 +142,30 @@ type Records interface {
 	PutRecord(ctx context.Context, kind string, h Hash, value []byte, ttl time.Duration) error
 	GetRecord(ctx context.Context, kind string, h Hash) ([]byte, error)
 	DeleteRecord(ctx context.Context, kind string, h Hash) error
+}
+
+// Entry is one entry of a list (Lists).
+type Entry struct {
+	ID        string
+	Value     []byte
+	ExpiresAt time.Time
+}
+
+// MaxListEntries bounds a list: putting one more entry drops the entry that expires first.
+const MaxListEntries = 64
+
+// Lists holds small lists of leased entries under a kind and a hash: a user's OP sessions,
+// remembered consents and refresh families, which the account page lists. Each entry has its
+// own lease; a list holds at most MaxListEntries and is gone when its last entry's lease ends,
+// so nothing grows without bound.
+type Lists interface {
+	// PutEntry stores value under id in the list for ttl, replacing an entry with that id (and
+	// its lease). A ttl <= 0 deletes the entry.
+	PutEntry(ctx context.Context, kind string, h Hash, id string, value []byte, ttl time.Duration) error
+	// ListEntries returns the list's live entries ordered by id; an unknown list is empty.
+	ListEntries(ctx context.Context, kind string, h Hash) ([]Entry, error)
+	// DeleteEntry removes the entry; a missing one is not an error.
+	DeleteEntry(ctx context.Context, kind string, h Hash, id string) error
 }
 
 // KnownRecords gives the records of codes and refresh tokens that a replica can read without a
@@ -324,6 +354,7 @@ type Store interface {
 	RefreshTokens
 	Revocations
 	Records
+	Lists
 	Counters
 	Throttles
 	RateLimits

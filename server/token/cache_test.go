@@ -69,7 +69,7 @@ func (e *cacheEnv) issue(t testing.TB, alg string) AccessToken {
 	t.Helper()
 	at, err := e.iss.IssueAccessToken(AccessTokenRequest{
 		Client:  &registry.Client{ID: "svc", SigningAlgorithm: alg, Audiences: []string{"https://a.example", "https://b.example"}},
-		Subject: "sub-1", Scopes: []string{"read", "write"}, SessionID: "fam",
+		Subject: "sub-1", Scopes: []string{"read", "write"}, FamilyID: "fam",
 	})
 	require.NoError(t, err)
 	return at
@@ -293,7 +293,7 @@ func BenchmarkCachedVerifier(b *testing.B) {
 	for _, alg := range keys.SupportedAlgorithms() {
 		at, err := iss.IssueAccessToken(AccessTokenRequest{
 			Client:  &registry.Client{ID: "svc", SigningAlgorithm: alg, Audiences: []string{"https://api.example.com"}},
-			Subject: "user-subject-0123456789", Scopes: []string{"openid", "read:projects"}, SessionID: "family-0123456789",
+			Subject: "user-subject-0123456789", Scopes: []string{"openid", "read:projects"}, FamilyID: "family-0123456789",
 		})
 		require.NoError(b, err)
 		b.Run(alg+"/miss", func(b *testing.B) {

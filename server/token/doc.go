@@ -1,8 +1,9 @@
 // Package token issues and verifies the tokens Latchkey signs: the access token, a JWT in the
 // RFC 9068 profile (header typ "at+jwt", alg and kid set by the keys package; claims iss, sub,
-// aud, exp, iat, jti, client_id, scope, and sid for tokens of a user grant), and the OpenID
-// Connect ID token (IssueIDToken: typ "JWT"; iss, sub, aud, exp, iat, auth_time, nonce,
-// at_hash and the user claims a grant releases, UserClaims). Verifier checks access tokens
+// aud, exp, iat, jti, client_id, scope, latchkey_family for tokens of a user grant, and sid for
+// those of a grant started in an OP session), and the OpenID Connect ID token (IssueIDToken:
+// typ "JWT"; iss, sub, aud, exp, iat, auth_time, nonce, at_hash, sid and the user claims a
+// grant releases, UserClaims). Verifier checks access tokens
 // against the published keys with the same claims type (AccessTokenClaims) issuance writes.
 // Refresh tokens are opaque: NewRefreshToken makes them ("<family ID>.<secret>"),
 // IsRefreshToken recognizes their shape; the store keeps only their hash.
@@ -21,8 +22,16 @@
 //   - The algorithm is the client's SigningAlgorithm, else the configured default.
 //   - nbf is not written: RFC 9068 does not require it and iat carries the same time.
 //   - jti is 128 random bits, base64url without padding.
-//   - sid is the grant's refresh token family ID. It is not an RFC 9068 claim; it lets the
-//     server revoke every access token of a grant at once (userinfo and introspection check it).
+//   - latchkey_family is the grant's refresh token family ID, a private claim (RFC 7519 4.3,
+//     named after the product so that no registered claim is taken). It lets the server revoke
+//     every access token of a grant at once (userinfo, introspection and revocation check it).
+//     A token without it acts for no user (client_credentials). Tokens issued before the claim
+//     existed carried the family in sid; AccessTokenClaims.Family reads it from there, so a
+//     revoked family's old tokens stay revoked across the upgrade.
+//   - sid is the OP session (OpenID Connect Front-/Back-Channel Logout, RP-Initiated Logout):
+//     the browser login session the grant was started in, shared by every client signed in
+//     through it. It is in ID tokens and in the access tokens of a grant started in a session
+//     (authorization code flow and its refreshes); the password grant has none.
 //   - at_hash hashes with the JWS algorithm's hash: SHA-256 for RS256 and ES256, SHA-512 for
 //     EdDSA (as go-oidc verifies). ID token aud is the client ID alone, so there is no azp.
 //   - User claims: empty strings (no display name, no email) are omitted, email_verified only

@@ -74,6 +74,8 @@ type IDTokenRequest struct {
 	AccessToken string
 	// Release is the set of user claims the granted scopes release.
 	Release Claims
+	// SessionID is the sid claim, the OP session the user signed in with; omitted when empty.
+	SessionID string
 	// Lifetime overrides the default when the client has no IDTokenLifetime; zero means one
 	// hour.
 	Lifetime time.Duration
@@ -81,7 +83,8 @@ type IDTokenRequest struct {
 
 // IssueIDToken signs an OpenID Connect ID token (OIDC Core 2) with header typ "JWT" and the
 // client's algorithm: iss, sub, aud (the client ID), exp, iat, auth_time, nonce (when given),
-// at_hash (when an access token is given) and the released user claims.
+// at_hash (when an access token is given), sid (when the user signed in with an OP session) and
+// the released user claims.
 func (i *Issuer) IssueIDToken(req IDTokenRequest) (string, error) {
 	c, u := req.Client, req.User
 	if c == nil || u == nil {
@@ -107,7 +110,7 @@ func (i *Issuer) IssueIDToken(req IDTokenRequest) (string, error) {
 
 	claims := idTokenClaims{
 		Issuer: i.issuer, Subject: u.Subject, Audience: c.ID, Expiry: exp, IssuedAt: iat,
-		Nonce: req.Nonce, UserClaims: NewUserClaims(u, req.Release),
+		Nonce: req.Nonce, SessionID: req.SessionID, UserClaims: NewUserClaims(u, req.Release),
 	}
 	if !req.AuthTime.IsZero() {
 		claims.AuthTime = req.AuthTime.Unix()
@@ -131,6 +134,7 @@ type idTokenClaims struct {
 	AuthTime        int64  `json:"auth_time,omitempty"`
 	Nonce           string `json:"nonce,omitempty"`
 	AccessTokenHash string `json:"at_hash,omitempty"`
+	SessionID       string `json:"sid,omitempty"`
 	UserClaims
 }
 

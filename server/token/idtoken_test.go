@@ -30,12 +30,12 @@ func TestIssueIDToken(t *testing.T) {
 		wantNoKey []string
 	}{
 		{
-			name:    "an RS256 token has the OIDC claims, nonce and at_hash, and no user claims unless released",
+			name:    "an RS256 token has the OIDC claims, nonce, at_hash and sid, and no user claims unless released",
 			client:  registry.Client{ID: "app", Audiences: []string{"https://api"}},
-			req:     IDTokenRequest{AuthTime: now.Add(-time.Minute), Nonce: "n1", AccessToken: "at"},
+			req:     IDTokenRequest{AuthTime: now.Add(-time.Minute), Nonce: "n1", AccessToken: "at", SessionID: "op-session"},
 			wantAlg: "RS256", wantExp: 3600,
 			want: map[string]any{"iss": "https://latchkey.example", "sub": "0d5c6a0e-1111-4222-8333-944445555666", "aud": "app",
-				"auth_time": float64(now.Unix() - 60), "nonce": "n1", "at_hash": halfHash(sha256Sum("at"))},
+				"auth_time": float64(now.Unix() - 60), "nonce": "n1", "at_hash": halfHash(sha256Sum("at")), "sid": "op-session"},
 			wantNoKey: []string{"name", "email", "groups", "preferred_username", "azp"},
 		},
 		{
@@ -45,7 +45,7 @@ func TestIssueIDToken(t *testing.T) {
 			wantAlg: "EdDSA", wantExp: 300,
 			want: map[string]any{"at_hash": halfHash(sha512Sum("at")), "name": "Alice \"A\" L.",
 				"email": "a@example.com", "email_verified": true, "groups": []any{"admins"}},
-			wantNoKey: []string{"nonce", "auth_time", "preferred_username"},
+			wantNoKey: []string{"nonce", "auth_time", "preferred_username", "sid"},
 		},
 		{
 			name:    "an ES256 token without an access token has no at_hash; the request's lifetime applies",

@@ -54,13 +54,27 @@ type AccessTokenClaims struct {
 	ClientID  string `json:"client_id"`
 	// Scope is the granted scopes, space-separated (JoinScope); omitted when empty.
 	Scope string `json:"scope,omitempty"`
-	// SessionID is the sid claim, the grant (refresh token family) the token belongs to;
-	// omitted when empty. A token without one acts for no user (client_credentials).
+	// FamilyID is the private claim latchkey_family, the grant (refresh token family) the
+	// token belongs to; omitted when empty. A token without one acts for no user
+	// (client_credentials).
+	FamilyID string `json:"latchkey_family,omitempty"`
+	// SessionID is the sid claim, the OP (browser login) session the grant was started in;
+	// omitted when the grant has none (password grant, client_credentials).
 	SessionID string `json:"sid,omitempty"`
 }
 
+// Family returns the grant (refresh token family) the token belongs to, "" for a token that
+// acts for no user. A token issued before latchkey_family existed carried the family in sid;
+// it is read from there while such tokens live (no token has a sid without a family since).
+func (c *AccessTokenClaims) Family() string {
+	if c.FamilyID == "" {
+		return c.SessionID
+	}
+	return c.FamilyID
+}
+
 // ForUser reports whether the token acts for a user (a user grant issued it).
-func (c *AccessTokenClaims) ForUser() bool { return c.SessionID != "" }
+func (c *AccessTokenClaims) ForUser() bool { return c.Family() != "" }
 
 // UserClaims are the user claims a grant releases, as written into ID tokens and userinfo
 // answers (embed it beside sub). Build it with NewUserClaims.

@@ -42,10 +42,10 @@ func TestAccessTokenClaimsJSON(t *testing.T) {
 			want: `{"iss":"i","sub":"s","aud":["a","b"],"exp":2,"iat":1,"jti":"j","client_id":"c","scope":"read:x write"}`,
 		},
 		{
-			name: "a session ID is written as sid",
+			name: "a family is written as latchkey_family and an OP session as sid",
 			c: AccessTokenClaims{Issuer: "i", Subject: "alice", Audience: Audience{"c"},
-				Expiry: 2, IssuedAt: 1, ID: "j", ClientID: "c", Scope: "openid", SessionID: "fam"},
-			want: `{"iss":"i","sub":"alice","aud":"c","exp":2,"iat":1,"jti":"j","client_id":"c","scope":"openid","sid":"fam"}`,
+				Expiry: 2, IssuedAt: 1, ID: "j", ClientID: "c", Scope: "openid", FamilyID: "fam", SessionID: "op"},
+			want: `{"iss":"i","sub":"alice","aud":"c","exp":2,"iat":1,"jti":"j","client_id":"c","scope":"openid","latchkey_family":"fam","sid":"op"}`,
 		},
 		{
 			name: "no audience omits the claim",
@@ -138,6 +138,26 @@ func TestUserClaimsJSON(t *testing.T) {
 			got, err := json.Marshal(NewUserClaims(tt.u, tt.release))
 			require.NoError(t, err)
 			assert.JSONEq(t, tt.want, string(got))
+		})
+	}
+}
+
+func TestAccessTokenClaimsFamily(t *testing.T) {
+	tests := []struct {
+		name    string
+		c       AccessTokenClaims
+		want    string
+		forUser bool
+	}{
+		{"a token with latchkey_family belongs to that family", AccessTokenClaims{FamilyID: "fam", SessionID: "op"}, "fam", true},
+		{"a token of a grant without an OP session belongs to its family", AccessTokenClaims{FamilyID: "fam"}, "fam", true},
+		{"a token issued before latchkey_family carried its family in sid", AccessTokenClaims{SessionID: "fam"}, "fam", true},
+		{"a client_credentials token has no family and acts for no user", AccessTokenClaims{}, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, tt.c.Family())
+			assert.Equal(t, tt.forUser, tt.c.ForUser())
 		})
 	}
 }

@@ -17,7 +17,7 @@ const (
 
 // NewFamilyID returns a new grant (refresh token family) ID: 16 random bytes, base64url
 // without padding (22 characters). Access tokens of the grant carry it (see
-// AccessTokenRequest.SessionID), so revoking the family revokes them too.
+// AccessTokenRequest.FamilyID), so revoking the family revokes them too.
 func NewFamilyID() (string, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {

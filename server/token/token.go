@@ -84,8 +84,10 @@ type AccessTokenRequest struct {
 	Subject string
 	// Scopes are the granted scopes.
 	Scopes []string
-	// SessionID is the sid claim: the refresh token family (grant) the token was issued
-	// from, so revoking the family revokes the token. Empty for client_credentials.
+	// FamilyID is the latchkey_family claim: the refresh token family (grant) the token was
+	// issued from, so revoking the family revokes the token. Empty for client_credentials.
+	FamilyID string
+	// SessionID is the sid claim: the OP session the grant was started in; empty when none.
 	SessionID string
 	// NotAfter, when set, bounds the token's expiry (the client assertion that authenticated
 	// the request expires then); the lifetime stays at least a second.
@@ -128,7 +130,7 @@ func (i *Issuer) IssueAccessToken(req AccessTokenRequest) (AccessToken, error) {
 	claims := AccessTokenClaims{
 		Issuer: i.issuer, Subject: req.Subject, Audience: c.Audiences,
 		Expiry: iat + lifetime, IssuedAt: iat, ID: jti, ClientID: c.ID,
-		Scope: JoinScope(req.Scopes), SessionID: req.SessionID,
+		Scope: JoinScope(req.Scopes), FamilyID: req.FamilyID, SessionID: req.SessionID,
 	}
 	if len(claims.Audience) == 0 {
 		claims.Audience = Audience{c.ID}

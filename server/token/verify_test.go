@@ -25,13 +25,13 @@ func TestVerifierAcceptsWhatTheIssuerSigned(t *testing.T) {
 	for _, alg := range keys.SupportedAlgorithms() {
 		t.Run("an "+alg+" access token verifies with every claim read back", func(t *testing.T) {
 			c := &registry.Client{ID: "svc", SigningAlgorithm: alg, Audiences: []string{"https://a.example", "https://b.example"}}
-			at, err := iss.IssueAccessToken(AccessTokenRequest{Client: c, Subject: "sub-1", Scopes: []string{"read", "write"}, SessionID: "fam"})
+			at, err := iss.IssueAccessToken(AccessTokenRequest{Client: c, Subject: "sub-1", Scopes: []string{"read", "write"}, FamilyID: "fam", SessionID: "op"})
 			require.NoError(t, err)
 			got, err := v.Verify(at.Token)
 			require.NoError(t, err)
 			assert.Equal(t, AccessTokenClaims{
 				Issuer: "https://latchkey.example", Subject: "sub-1", Audience: Audience{"https://a.example", "https://b.example"},
-				Expiry: now.Add(time.Hour).Unix(), IssuedAt: now.Unix(), ID: at.ID, ClientID: "svc", Scope: "read write", SessionID: "fam",
+				Expiry: now.Add(time.Hour).Unix(), IssuedAt: now.Unix(), ID: at.ID, ClientID: "svc", Scope: "read write", FamilyID: "fam", SessionID: "op",
 			}, *got)
 			assert.True(t, got.ForUser())
 		})
@@ -42,7 +42,7 @@ func TestVerifierAcceptsWhatTheIssuerSigned(t *testing.T) {
 		got, err := v.Verify(at.Token)
 		require.NoError(t, err)
 		assert.Equal(t, Audience{"svc"}, got.Audience)
-		assert.False(t, got.ForUser(), "a token without sid acts for no user")
+		assert.False(t, got.ForUser(), "a token without a family acts for no user")
 	})
 }
 

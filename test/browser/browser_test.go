@@ -46,9 +46,11 @@ type env struct {
 	server    *httptest.Server
 	callback  *httptest.Server
 	callbacks chan url.Values
-	browser   context.Context // a chromedp context whose browser has started
-	oauth     *xoauth2.Config
-	reg       *registry.Registry
+	// logouts receives the queries of the client's post-logout page.
+	logouts chan url.Values
+	browser context.Context // a chromedp context whose browser has started
+	oauth   *xoauth2.Config
+	reg     *registry.Registry
 }
 
 func TestLoginAndConsentInChromium(t *testing.T) {
@@ -208,8 +210,14 @@ func newEnv(t *testing.T) *env {
 		t.Fatalf("LATCHKEY_CHROMIUM: %v", err)
 	}
 
-	e := &env{callbacks: make(chan url.Values, 4)}
+	e := &env{callbacks: make(chan url.Values, 4), logouts: make(chan url.Values, 4)}
 	e.callback = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/logged-out" {
+			e.logouts <- r.URL.Query()
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = fmt.Fprint(w, `<!DOCTYPE html><html lang="en"><title>Bye</title><h1 id="bye">Signed out</h1></html>`)
+			return
+		}
 		if r.URL.Path != "/callback" {
 			http.NotFound(w, r)
 			return
@@ -252,6 +260,7 @@ func newRegistry(t *testing.T, redirectURI string) *registry.Registry {
 		Source: "web/" + clientID, Namespace: "web", ID: clientID, Type: registry.Public, AuthMethod: "none",
 		DisplayName: "Project Tracker", GrantTypes: []string{"authorization_code", "refresh_token"},
 		RedirectURIs: []string{redirectURI}, Scopes: []string{"openid", "profile", "email", "read:projects"},
+		PostLogoutRedirectURIs: []string{strings.TrimSuffix(redirectURI, "/callback") + "/logged-out"},
 	})
 	r.PutClient(registry.Client{
 		Source: "registered/" + registeredID, Namespace: "registered", ID: registeredID, Type: registry.Public, AuthMethod: "none",

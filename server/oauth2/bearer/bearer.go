@@ -81,7 +81,7 @@ func (e *Endpoints) Mount(m *oauth2.Mux) {
 	m.HandleFunc(oauth2.IntrospectionPath, http.MethodPost, e.serveIntrospect)
 }
 
-// active reports whether a verified token is still in force: its jti and its family (sid) are
+// active reports whether a verified token is still in force: its jti and its family (latchkey_family) are
 // not revoked, its client still exists and, for a user's token, the user of its subject
 // exists and is not disabled (a user re-created under the same username is another subject).
 // An error means the store could not answer.
@@ -99,7 +99,7 @@ func (e *Endpoints) active(ctx context.Context, snap *registry.Snapshot, c *toke
 		return false, err
 	}
 	if c.ForUser() {
-		revoked, err = e.store.FamilyRevoked(ctx, c.SessionID)
+		revoked, err = e.store.FamilyRevoked(ctx, c.Family())
 		if err != nil || revoked {
 			return false, err
 		}

@@ -25,8 +25,11 @@
 //     spec.introspection; a public client is invalid_client, another confidential one 403
 //     unauthorized_client). A resource server may introspect any access token; refresh tokens
 //     only its own. Active access tokens answer token_type Bearer,
-//     scope, client_id, username (users only), exp, iat, sub, aud, iss, jti, sid; refresh
-//     tokens token_type refresh_token, scope, client_id, username, exp, iat, sub, iss, sid.
+//     scope, client_id, username (users only), exp, iat, sub, aud, iss, jti, sid (the OP
+//     session, when the grant has one) and latchkey_family (users only); refresh tokens
+//     token_type refresh_token, scope, client_id, username, exp, iat, sub, iss, sid,
+//     latchkey_family. A user's access token is revoked with its family
+//     (token.AccessTokenClaims.Family).
 //     Everything else (expired, revoked, foreign issuer, bad signature, ID tokens, deleted
 //     client, missing or disabled user, a subject no longer in the registry) is exactly
 //     {"active":false}. sub is the subject, username the user's current username.

@@ -26,6 +26,7 @@ type introspection struct {
 	Issuer    string         `json:"iss,omitempty"`
 	ID        string         `json:"jti,omitempty"`
 	SessionID string         `json:"sid,omitempty"`
+	FamilyID  string         `json:"latchkey_family,omitempty"`
 }
 
 // inactive is the answer for a token that is not active.
@@ -82,7 +83,7 @@ func (e *Endpoints) introspect(ctx context.Context, snap *registry.Snapshot, cli
 		ans.Username = u.Username
 	}
 	if c.ForUser() {
-		ans.SessionID = c.SessionID
+		ans.SessionID, ans.FamilyID = c.SessionID, c.Family()
 	}
 	return ans, nil
 }
@@ -105,6 +106,6 @@ func (e *Endpoints) introspectRefresh(ctx context.Context, snap *registry.Snapsh
 		Active: true, TokenType: "refresh_token", Scope: token.JoinScope(rec.Scopes),
 		ClientID: rec.ClientID, Username: u.Username, Expiry: rec.ExpiresAt.Unix(),
 		IssuedAt: rec.IssuedAt.Unix(), Subject: rec.Subject, Issuer: e.verifier.Issuer(),
-		SessionID: rec.FamilyID,
+		SessionID: rec.SessionID, FamilyID: rec.FamilyID,
 	}, nil
 }

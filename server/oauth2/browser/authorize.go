@@ -68,6 +68,11 @@ type pendingRequest struct {
 	Subject     string `json:"sub,omitempty"`
 	AuthTime    int64  `json:"auth_time,omitempty"`
 	SessionHash []byte `json:"session,omitempty"`
+	// SessionID is the session's OP session ID (sid).
+	SessionID string `json:"sid,omitempty"`
+	// Account: the login was asked for by the account page, not by a client (no client, no
+	// redirect URI); after it the browser goes back to the account page.
+	Account bool `json:"account,omitempty"`
 }
 
 // Registry gives the current registry snapshot; *registry.Registry implements it.
@@ -75,13 +80,32 @@ type Registry interface {
 	Snapshot() *registry.Snapshot
 }
 
-// Store keeps the flow's state: codes, and the records of pending requests, sessions and
-// remembered consents; store.Store implements it.
+// Store keeps the flow's state: codes, the records of pending requests, sessions and
+// remembered consents, the users' lists of sessions, consents and grants (index.go), and the
+// revocation of the grants that a logout or a withdrawn consent ends; store.Store implements it.
 type Store interface {
 	PutCode(ctx context.Context, h store.Hash, c store.Code, ttl time.Duration) error
 	PutRecord(ctx context.Context, kind string, h store.Hash, value []byte, ttl time.Duration) error
 	GetRecord(ctx context.Context, kind string, h store.Hash) ([]byte, error)
 	DeleteRecord(ctx context.Context, kind string, h store.Hash) error
+	PutEntry(ctx context.Context, kind string, h store.Hash, id string, value []byte, ttl time.Duration) error
+	ListEntries(ctx context.Context, kind string, h store.Hash) ([]store.Entry, error)
+	DeleteEntry(ctx context.Context, kind string, h store.Hash, id string) error
+	RevokeFamily(ctx context.Context, familyID string, until time.Time) error
+	FamilyRevoked(ctx context.Context, familyID string) (bool, error)
+	TakeRate(ctx context.Context, key store.Hash, perMinute, burst int) (time.Duration, error)
+}
+
+// IDTokenHints verifies the id_token_hint of a logout request; *token.Verifier implements it.
+type IDTokenHints interface {
+	VerifyIDTokenHint(hint string) (*token.IDTokenHint, error)
+}
+
+// SessionEndNotifier hears that an OP session ended (RP-initiated logout, or the user ending it
+// on the account page), with the IDs of the clients that took part in it, for back-channel
+// logout. Its failures are logged and never change the answer to the user.
+type SessionEndNotifier interface {
+	SessionEnded(ctx context.Context, sid, subject string, clientIDs []string) error
 }
 
 // userAuthenticator checks passwords under the failed-login limits; *userauth.Authenticator
@@ -94,6 +118,7 @@ var (
 	_ Registry          = (*registry.Registry)(nil)
 	_ Store             = store.Store(nil)
 	_ userAuthenticator = (*userauth.Authenticator)(nil)
+	_ IDTokenHints      = (*token.Verifier)(nil)
 )
 
 // Defaults of Config.
@@ -125,6 +150,11 @@ type Config struct {
 	// RequestLifetime is how long a pending authorization request waits for the login and
 	// consent pages; zero means 10 minutes.
 	RequestLifetime time.Duration
+	// Hints verifies the id_token_hint of logout requests; nil: every hint is refused as
+	// invalid (logout still works through the confirmation page).
+	Hints IDTokenHints
+	// SessionEnd hears of every OP session that ends; nil: nobody.
+	SessionEnd SessionEndNotifier
 }
 
 // Flow serves the authorization endpoint and the login and consent pages.
@@ -141,6 +171,8 @@ type Flow struct {
 	sessions               *sessions
 	consentTTL, requestTTL time.Duration
 	cop                    *http.CrossOriginProtection
+	hints                  IDTokenHints
+	sessionEnd             SessionEndNotifier
 }
 
 // New checks the config and returns the flow.
@@ -159,10 +191,12 @@ func New(cfg Config) (*Flow, error) {
 	return &Flow{
 		issuer: cfg.Issuer, registry: cfg.Registry, store: cfg.Store, auth: cfg.Auth, now: cfg.Now,
 		maxBody: cfg.MaxBodyBytes, lifetimes: cfg.Lifetimes, pages: pg, cookies: cookies,
-		sessions:   &sessions{records: cfg.Store, cookies: cookies, ttl: cmp.Or(cfg.SessionLifetime, DefaultSessionLifetime)},
+		sessions:   &sessions{records: cfg.Store, cookies: cookies, ttl: cmp.Or(cfg.SessionLifetime, DefaultSessionLifetime), now: cfg.Now},
 		consentTTL: cmp.Or(cfg.ConsentLifetime, DefaultConsentLifetime),
 		requestTTL: cmp.Or(cfg.RequestLifetime, DefaultRequestLifetime),
 		cop:        newCrossOriginProtection(pg),
+		hints:      cfg.Hints,
+		sessionEnd: cfg.SessionEnd,
 	}, nil
 }
 
@@ -175,6 +209,12 @@ func (a *Flow) Mount(m *oauth2.Mux) {
 	m.HandleFunc(oauth2.ConsentPath, http.MethodGet, a.serveConsentPage)
 	m.Handle(oauth2.ConsentPath, http.MethodPost, a.cop.Handler(http.HandlerFunc(a.handleConsent)))
 	m.HandleFunc(oauth2.StylesheetPath, http.MethodGet, a.pages.serveStylesheet)
+	// RP-initiated logout is a cross-site navigation (GET, or a form POST from the client), so
+	// the cross-origin check applies to its confirmation form only (serveLogout).
+	m.HandleFunc(oauth2.LogoutPath, http.MethodGet, a.serveLogout)
+	m.HandleFunc(oauth2.LogoutPath, http.MethodPost, a.serveLogout)
+	m.HandleFunc(oauth2.AccountPath, http.MethodGet, a.serveAccount)
+	m.Handle(oauth2.AccountPath, http.MethodPost, a.cop.Handler(http.HandlerFunc(a.handleAccount)))
 }
 
 // serveAuthorize is the authorization endpoint (RFC 6749 4.1.1).
@@ -220,7 +260,7 @@ func (a *Flow) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		a.showPage(w, r, p, oauth2.LoginPath)
 		return
 	}
-	p.Subject, p.AuthTime, p.SessionHash = sess.Subject, sess.AuthTime, sessHash[:]
+	p.Subject, p.AuthTime, p.SessionHash, p.SessionID = sess.Subject, sess.AuthTime, sessHash[:], sess.SID
 	need, err := a.consentRequired(ctx, client, p)
 	if err != nil {
 		a.redirectError(w, r, redirectURI, req.State, oauth2.FromStore(err))
@@ -432,10 +472,15 @@ func (a *Flow) issueCode(ctx context.Context, client *registry.Client, p *pendin
 	rec := store.Code{
 		ClientID: client.ID, Subject: p.Subject, Scopes: p.Scopes, Nonce: p.Nonce,
 		CodeChallenge: p.CodeChallenge, CodeChallengeMethod: p.CodeChallengeMethod,
-		AuthTime: time.Unix(p.AuthTime, 0), FamilyID: family,
+		AuthTime: time.Unix(p.AuthTime, 0), FamilyID: family, SessionID: p.SessionID,
 	}
 	if p.RedirectURISent {
 		rec.RedirectURI = p.RedirectURI
+	}
+	// The grant is listed before the code exists: a grant that cannot be listed could not be
+	// revoked by a logout or a withdrawn consent.
+	if err := a.noteGrant(ctx, client, p, family); err != nil {
+		return "", oauth2.FromStore(err)
 	}
 	if err := a.store.PutCode(ctx, store.HashOf(code), rec, a.lifetimes.AuthorizationCode(client)); err != nil {
 		return "", oauth2.FromStore(err)
@@ -565,7 +610,7 @@ func (a *Flow) pageError(w http.ResponseWriter, r *http.Request, status int, mes
 		title = "Sign-in request expired"
 	case http.StatusForbidden:
 		title = "Request blocked"
-	case http.StatusServiceUnavailable:
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
 		title = "Try again in a moment"
 	}
 	a.pages.renderError(w, r, status, errorPage{Title: title, Message: message})
@@ -622,7 +667,7 @@ func (a *Flow) pendingFromForm(w http.ResponseWriter, r *http.Request) (form url
 		a.pageError(w, r, http.StatusForbidden, msgBlocked)
 		return nil, "", nil, nil, false
 	}
-	client, found = a.registry.Snapshot().Client(p.ClientID)
+	client, found = a.pendingClient(p)
 	if !found {
 		a.pageError(w, r, http.StatusBadRequest, msgExpired)
 		return nil, "", nil, nil, false
@@ -649,12 +694,21 @@ func (a *Flow) pendingFromQuery(w http.ResponseWriter, r *http.Request) (id stri
 			"This sign-in request was started in another browser. Go back to the application and start again here.")
 		return "", nil, nil, false
 	}
-	client, found = a.registry.Snapshot().Client(p.ClientID)
+	client, found = a.pendingClient(p)
 	if !found {
 		a.pageError(w, r, http.StatusBadRequest, msgExpired)
 		return "", nil, nil, false
 	}
 	return id, p, client, true
+}
+
+// pendingClient returns the client of a pending request; for the account page's, a client
+// without ID that the login page names "your account".
+func (a *Flow) pendingClient(p *pendingRequest) (*registry.Client, bool) {
+	if p.Account {
+		return &registry.Client{DisplayName: "your account"}, true
+	}
+	return a.registry.Snapshot().Client(p.ClientID)
 }
 
 // clientName is how the pages name a client.

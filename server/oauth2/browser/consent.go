@@ -95,6 +95,13 @@ func (a *Flow) remember(ctx context.Context, subject, clientID string, scopes []
 	if err != nil {
 		return err
 	}
+	entry, err := json.Marshal(consentEntry{Scopes: all, At: a.now().Unix()})
+	if err != nil {
+		return err
+	}
+	if err := a.store.PutEntry(ctx, listConsents, userKey(subject), clientID, entry, a.consentTTL); err != nil {
+		return err
+	}
 	return a.store.PutRecord(ctx, recordConsent, consentKey(subject, clientID), raw, a.consentTTL)
 }
 

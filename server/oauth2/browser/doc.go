@@ -1,8 +1,10 @@
 // Package browser is the browser side of the authorization code flow: the authorization
 // endpoint (RFC 6749 4.1, RFC 7636, OpenID Connect Core 3.1.2), the login and consent pages,
-// the login session, CSRF protection and the pages' templates and stylesheet. Flow is mounted
-// on the route table (oauth2.Mux): GET and POST /oauth2/authorize (alias /oauth/authorize), GET
-// and POST /oauth2/login and /oauth2/consent, GET /oauth2/static/latchkey.css. Codes are
+// the login (OP) session, RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0), the
+// account page, CSRF protection and the pages' templates and stylesheet. Flow is mounted on the
+// route table (oauth2.Mux): GET and POST /oauth2/authorize (alias /oauth/authorize), GET and
+// POST /oauth2/login, /oauth2/consent, /oauth2/logout and /oauth2/account, GET
+// /oauth2/static/latchkey.css. Codes are
 // exchanged by server/oauth2/grants (authorization_code); passwords are checked by
 // server/userauth, the one authenticator the password grant uses too.
 //
@@ -55,6 +57,44 @@
 //     native app or an IPv6 literal) to form-action: without it the 303 to the client is
 //     blocked. Links and form actions are relative ("../oauth2/..."), so the pages work under a
 //     path prefix.
+//   - OP sessions (session.go, index.go): a session has an OP session ID (sid, 16 random
+//     bytes, public: it is in the ID tokens and in the access tokens of its grants, and travels
+//     through the code and refresh records) apart from its cookie's secret, and a CSRF token of
+//     its own forms. A login of the same user continues the browser's OP session (same sid,
+//     new cookie, its grants re-leased for the new lifetime); a login of another user ends it
+//     (replaced_by_login). The store's lists (store.Lists) record per user the sessions, the
+//     remembered consents and the grants (refresh token families, listed when their code is
+//     issued), and per OP session the grants issued through it with their client: the clients
+//     that took part. Each entry is leased as long as what it names; a list holds at most
+//     store.MaxListEntries.
+//   - Ending a session (RP-initiated logout, the account page, a login of another user):
+//     its record and list entry go, the grants of the clients with LogoutRevokesRefreshTokens
+//     are revoked (store.RevokeFamily, until their longest lifetime), session_ended is
+//     audited, and the SessionEndNotifier (optional, for back-channel logout) hears the sid,
+//     the subject and the clients that took part; its failure is logged, within a 5 s bound, and
+//     never changes the answer.
+//   - Logout (logout.go): the request is parsed once (LogoutRequest; a repeated parameter is
+//     invalid_request). Every problem is a 400 page, never a redirect: an id_token_hint that
+//     token.Verifier.VerifyIDTokenHint refuses (alg none, another issuer, unknown key, not typ
+//     JWT; an expired one is accepted), a client_id other than the hint's audience, a
+//     post_logout_redirect_uri not registered for the client (matched as redirect URIs are,
+//     redirecturi.Registered) or sent without a known client (one answer for an unknown client
+//     and an unregistered URI; an unknown client_id alone is no client, so the endpoint tells
+//     nobody which client IDs exist). A valid hint with sid ends
+//     that session (found in the hint's user's list, so the cookie is not needed: a cross-site
+//     POST does not send it) only when the hint's client took part in it, then redirects (303)
+//     with state. Without a hint, or when the browser is signed in to another session, the user
+//     confirms on a page (its form posts back with decision and the session's CSRF token; the
+//     cross-origin check applies to that POST only, since RP-initiated logout itself is a
+//     cross-site request). ui_locales is read and ignored (English only).
+//   - Account page (account.go): behind the session (none: the login page, with a pending
+//     request that has no client and returns to the account page). It lists consents, sessions
+//     and grants; "Withdraw access" forgets the consent and revokes the client's grants for the
+//     user; "End session" ends one of the user's own sessions (a sid not in the user's list is
+//     refused). Its POSTs pass http.CrossOriginProtection and carry the session's CSRF token
+//     (constant-time compare); a session from before sessions had one signs in again.
+//   - Rate limits: per client address, the logout endpoint and the account page's POSTs each
+//     take from a store.TakeRate bucket (60 a minute, burst 60; a 429 page with Retry-After).
 //   - Store failures are mapped by oauth2.FromStore: temporarily_unavailable is a redirect with
 //     that error (or a "try again in a moment" page), anything else server_error.
 //

@@ -1,12 +1,14 @@
 package browser
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
 	"github.com/go-logr/logr"
 
 	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/store"
 	"github.com/latchkey-dev/latchkey/server/userauth"
 )
 
@@ -32,6 +34,21 @@ func (a *Flow) serveLoginPage(w http.ResponseWriter, r *http.Request) {
 	a.pages.renderLogin(w, r, http.StatusOK, loginPage{
 		Client: clientName(client), RequestID: id, CSRFToken: p.CSRFToken, Username: p.LoginHint,
 	}, formActionSource(p.RedirectURI))
+}
+
+// continuedSession returns the OP session ID a login continues: the browser's session's, when
+// the same user signs in again (prompt=login, max_age); a session of another user ends
+// (reason replaced_by_login) and the login starts a new one ("").
+func (a *Flow) continuedSession(ctx context.Context, r *http.Request, subject string) (string, error) {
+	old, oldHash, ok, err := a.sessions.current(ctx, r)
+	if err != nil || !ok {
+		return "", err
+	}
+	if old.Subject == subject && old.SID != "" {
+		return old.SID, nil
+	}
+	_, err = a.endSession(ctx, endedSession{Subject: old.Subject, SID: old.SID, Cookie: oldHash, Reason: reasonReplaced})
+	return "", err
 }
 
 // handleLogin checks the password, starts a session and continues the pending request: to the
@@ -75,12 +92,28 @@ func (a *Flow) handleLogin(w http.ResponseWriter, r *http.Request) {
 	oauth2.Audit(ctx, oauth2.AuditEvent{Event: oauth2.AuditLoginSucceeded, ClientID: client.ID, Username: username, Subject: user.Subject})
 
 	now := a.now().Unix()
-	sessHash, err := a.sessions.start(ctx, w, r, loginSession{Subject: user.Subject, AuthTime: now})
+	sid, err := a.continuedSession(ctx, r, user.Subject)
 	if err != nil {
 		a.pageStoreError(w, r, err)
 		return
 	}
-	p.Subject, p.AuthTime, p.SessionHash = user.Subject, now, sessHash[:]
+	sess, sessHash, err := a.sessions.start(ctx, w, r, loginSession{Subject: user.Subject, AuthTime: now, SID: sid})
+	if err == nil && sid != "" {
+		err = a.extendSessionGrants(ctx, sid)
+	}
+	if err != nil {
+		a.pageStoreError(w, r, err)
+		return
+	}
+	if p.Account {
+		if err := a.store.DeleteRecord(ctx, recordAuthRequest, store.HashOf(id)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			a.pageStoreError(w, r, err)
+			return
+		}
+		a.redirect(w, ".."+oauth2.AccountPath)
+		return
+	}
+	p.Subject, p.AuthTime, p.SessionHash, p.SessionID = user.Subject, now, sessHash[:], sess.SID
 	need, err := a.consentRequired(ctx, client, p)
 	if err != nil {
 		a.pageStoreError(w, r, err)

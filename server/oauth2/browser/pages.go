@@ -32,8 +32,9 @@ const (
 
 // pages renders the server's HTML pages from the embedded templates.
 type pages struct {
-	login, consent, failure *template.Template
-	cssVersion              string
+	login, consent, failure    *template.Template
+	logout, signedOut, account *template.Template
+	cssVersion                 string
 }
 
 func newPages() (*pages, error) {
@@ -61,6 +62,15 @@ func newPages() (*pages, error) {
 	if p.failure, err = parse("error.html"); err != nil {
 		return nil, err
 	}
+	if p.logout, err = parse("logout.html"); err != nil {
+		return nil, err
+	}
+	if p.signedOut, err = parse("signedout.html"); err != nil {
+		return nil, err
+	}
+	if p.account, err = parse("account.html"); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -81,6 +91,47 @@ type consentPage struct {
 // scopeItem is one requested scope as the consent page lists it.
 type scopeItem struct {
 	Name, Description string
+}
+
+// logoutPage is the data of the logout confirmation form.
+type logoutPage struct {
+	Title, Username, CSRFToken string
+	// Client and ClientID name the client that asked, when known; State and
+	// PostLogoutRedirectURI (already checked) are posted back with the form.
+	Client, ClientID, State, PostLogoutRedirectURI string
+}
+
+// signedOutPage is the data of the page after a logout (or a decision to stay).
+type signedOutPage struct {
+	Title, Message string
+	// ReturnURI, when set, is a link back to the client (named Client).
+	ReturnURI, Client string
+}
+
+// accountPage is the data of the account page.
+type accountPage struct {
+	Title, Username, CSRFToken string
+	Consents                   []accountConsent
+	Sessions                   []accountSession
+	Grants                     []accountGrant
+}
+
+// accountConsent is a remembered consent on the account page.
+type accountConsent struct {
+	ClientID, Client, Scopes, When string
+}
+
+// accountSession is an OP session on the account page.
+type accountSession struct {
+	SID, Since, Clients string
+	Current             bool
+}
+
+// accountGrant is a client's grants (refresh token families) on the account page.
+type accountGrant struct {
+	Client, Since  string
+	Count          int
+	CurrentSession bool
 }
 
 // errorPage is the data of an error page.
@@ -127,6 +178,20 @@ func (p *pages) renderLogin(w http.ResponseWriter, r *http.Request, status int, 
 func (p *pages) renderConsent(w http.ResponseWriter, r *http.Request, data consentPage, formAction string) {
 	data.Title = "Allow access"
 	p.render(w, r, http.StatusOK, p.consent, data, formAction)
+}
+
+func (p *pages) renderLogout(w http.ResponseWriter, r *http.Request, data logoutPage, formAction string) {
+	data.Title = "Sign out"
+	p.render(w, r, http.StatusOK, p.logout, data, formAction)
+}
+
+func (p *pages) renderSignedOut(w http.ResponseWriter, r *http.Request, data signedOutPage) {
+	p.render(w, r, http.StatusOK, p.signedOut, data, "")
+}
+
+func (p *pages) renderAccount(w http.ResponseWriter, r *http.Request, data accountPage) {
+	data.Title = "Your account"
+	p.render(w, r, http.StatusOK, p.account, data, "")
 }
 
 func (p *pages) renderError(w http.ResponseWriter, r *http.Request, status int, data errorPage) {

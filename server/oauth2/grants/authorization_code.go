@@ -166,7 +166,7 @@ func (g AuthorizationCode) userGrant(ctx context.Context, req *Request, code sto
 		AccessNotAfter: req.AccessNotAfter(),
 		Client:         req.Client, User: user, Snapshot: req.Snapshot,
 		Scopes:   oauth2.StillAllowed(ctx, req.Snapshot, req.Client, code.Scopes),
-		AuthTime: code.AuthTime, Nonce: code.Nonce, FamilyID: code.FamilyID,
+		AuthTime: code.AuthTime, Nonce: code.Nonce, FamilyID: code.FamilyID, SessionID: code.SessionID,
 	}
 }
 

@@ -19,9 +19,11 @@
 //   - User grants (TokenSet): sub is registry.User.Subject, never the username. A grant has a
 //     family ID (token.NewFamilyID): a new one for a password login, the code's for
 //     authorization_code, the presented token's for a refresh. Access tokens of users carry it
-//     as sid, so revoking the family (code replay, refresh token reuse, revocation of a refresh
-//     token) also revokes every access token issued from the grant. client_credentials tokens
-//     have no sid. ID tokens only when openid is granted; claims by scope per
+//     as latchkey_family, so revoking the family (code replay, refresh token reuse, revocation
+//     of a refresh token, a logout of a client with revokeRefreshTokens) also revokes every
+//     access token issued from the grant. A grant started in an OP session (the code's
+//     SessionID, kept in every refresh record of the family) puts it in sid of its ID and
+//     access tokens; password and client_credentials tokens have no sid. ID tokens only when openid is granted; claims by scope per
 //     oauth2.ReleasedClaims.
 //   - Refresh tokens: issued by a user grant iff the client lists the refresh_token grant type
 //     (offline_access is accepted but neither required nor sufficient); never for

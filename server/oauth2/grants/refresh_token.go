@@ -167,7 +167,7 @@ func (g RefreshToken) resend(ctx context.Context, req *Request, rec store.Refres
 	}
 	resp, err := g.tokens.resend(ctx, UserGrant{
 		AccessNotAfter: req.AccessNotAfter(),
-		Client:         req.Client, User: user, Snapshot: req.Snapshot, Scopes: scopes, AuthTime: rec.AuthTime, FamilyID: rec.FamilyID,
+		Client:         req.Client, User: user, Snapshot: req.Snapshot, Scopes: scopes, AuthTime: rec.AuthTime, FamilyID: rec.FamilyID, SessionID: rec.SessionID,
 	}, next)
 	if err != nil {
 		return nil, err
@@ -212,7 +212,7 @@ func (g RefreshToken) rotate(ctx context.Context, req *Request, old store.Hash, 
 	rot := &rotation{old: old, token: req.RefreshToken, binding: binding, familyScopes: rec.Scopes, grace: g.grace, admission: req.Admission}
 	resp, err := g.tokens.issue(ctx, UserGrant{
 		AccessNotAfter: req.AccessNotAfter(),
-		Client:         req.Client, User: user, Snapshot: req.Snapshot, Scopes: scopes, AuthTime: rec.AuthTime, FamilyID: rec.FamilyID,
+		Client:         req.Client, User: user, Snapshot: req.Snapshot, Scopes: scopes, AuthTime: rec.AuthTime, FamilyID: rec.FamilyID, SessionID: rec.SessionID,
 	}, rot, nil)
 	if err != nil {
 		g.reported(ctx, req, rec, err)

@@ -22,6 +22,8 @@ type UserGrant struct {
 	AuthTime time.Time // when the user authenticated
 	Nonce    string    // OIDC nonce from the authorization request, "" if none
 	FamilyID string    // refresh token family / grant ID; "" starts a new one
+	// SessionID is the OP session the grant was started in (sid); "" when none.
+	SessionID string
 	// AccessNotAfter bounds the access token's expiry (Request.AccessNotAfter); zero: none.
 	AccessNotAfter time.Time
 }
@@ -45,7 +47,8 @@ type refreshWriter interface {
 	RotateRefreshAdmitted(ctx context.Context, adm store.Admission, old, h store.Hash, next store.RefreshToken, sealed []byte, grace time.Duration) (store.ThrottleResult, store.RefreshToken, error)
 }
 
-// TokenSet issues the tokens of a user grant: an access token (sid = the family ID), an ID
+// TokenSet issues the tokens of a user grant: an access token (latchkey_family = the family
+// ID, sid = the OP session when there is one), an ID
 // token when openid is granted, and a refresh token when the client may use the refresh_token
 // grant. It is safe for concurrent use.
 type TokenSet struct {
@@ -213,7 +216,7 @@ func (s *TokenSet) sign(ctx context.Context, g UserGrant) (*Response, error) {
 	// revoke the family. A lost rotation discards what was signed.
 	_, span := tracing.Start(ctx, spanSignAccessToken)
 	at, err := s.signer.IssueAccessToken(token.AccessTokenRequest{
-		Client: g.Client, Subject: g.User.Subject, Scopes: g.Scopes, SessionID: g.FamilyID, NotAfter: g.AccessNotAfter,
+		Client: g.Client, Subject: g.User.Subject, Scopes: g.Scopes, FamilyID: g.FamilyID, SessionID: g.SessionID, NotAfter: g.AccessNotAfter,
 	})
 	tracing.End(span, err)
 	if err != nil {
@@ -224,7 +227,7 @@ func (s *TokenSet) sign(ctx context.Context, g UserGrant) (*Response, error) {
 	if slices.Contains(g.Scopes, oauth2.ScopeOpenID) {
 		_, span := tracing.Start(ctx, spanSignIDToken)
 		resp.IDToken, err = s.signer.IssueIDToken(token.IDTokenRequest{
-			Client: g.Client, User: g.User, AuthTime: g.AuthTime, Nonce: g.Nonce,
+			Client: g.Client, User: g.User, AuthTime: g.AuthTime, Nonce: g.Nonce, SessionID: g.SessionID,
 			AccessToken: at.Token, Release: oauth2.ReleasedClaims(g.Snapshot, g.Scopes), Lifetime: s.lifetimes.IDToken,
 		})
 		tracing.End(span, err)
@@ -277,5 +280,6 @@ func (s *TokenSet) newRefreshToken(g UserGrant) (string, store.RefreshToken, err
 	return tok, store.RefreshToken{
 		FamilyID: g.FamilyID, ClientID: g.Client.ID, Subject: g.User.Subject,
 		Scopes: slices.Clone(g.Scopes), AuthTime: g.AuthTime, IssuedAt: now, ExpiresAt: now.Add(s.lifetimes.Refresh(g.Client)),
+		SessionID: g.SessionID,
 	}, nil
 }

@@ -45,19 +45,21 @@ func TestIssueKeepsAGivenFamily(t *testing.T) {
 	authTime := now.Add(-time.Minute)
 	resp, err := tokens.Issue(t.Context(), UserGrant{
 		Client: client, User: user, Snapshot: snap, Scopes: []string{"openid"}, AuthTime: authTime,
-		Nonce: "n-0S6_WzA2Mj", FamilyID: fam,
+		Nonce: "n-0S6_WzA2Mj", FamilyID: fam, SessionID: "op-session",
 	})
 	require.NoError(t, err)
 
 	v := token.NewVerifier(issuer, kr, clock)
 	at, err := v.Verify(resp.AccessToken)
 	require.NoError(t, err)
-	assert.Equal(t, fam, at.SessionID, "the access token carries the family as sid")
+	assert.Equal(t, fam, at.FamilyID, "the access token carries the family as latchkey_family")
+	assert.Equal(t, "op-session", at.SessionID, "the access token carries the OP session as sid")
 	assert.Equal(t, "sub-alice", at.Subject)
 	assert.Equal(t, fam, token.RefreshFamily(resp.RefreshToken), "the refresh token is of the family")
 	rec, err := st.GetRefresh(t.Context(), store.HashOf(resp.RefreshToken))
 	require.NoError(t, err)
 	assert.Equal(t, fam, rec.FamilyID)
+	assert.Equal(t, "op-session", rec.SessionID, "the refresh token remembers the OP session")
 	assert.True(t, now.Add(oauth2.DefaultRefreshTokenLifetime).Equal(rec.ExpiresAt), "expires %v", rec.ExpiresAt)
 	assert.Equal(t, authTime.Unix(), rec.AuthTime.Unix())
 

@@ -28,8 +28,9 @@ import (
 const (
 	appRedirect     = "https://app.example/cb"
 	appRedirect2    = "https://app.example/other-cb"
-	spaClientID     = "spa" // public, PKCE RequiredS256 (default), consent Remember
-	webID           = "web" // confidential, PKCE Optional, consent Remember
+	appLoggedOut    = "https://app.example/logged-out" // the SPA's and first-party's post-logout redirect URI
+	spaClientID     = "spa"                            // public, PKCE RequiredS256 (default), consent Remember
+	webID           = "web"                            // confidential, PKCE Optional, consent Remember
 	webSecret       = "web-secret"
 	skipID          = "first-party"    // confidential, consent Skip, a resource server (introspects)
 	alwaysID        = "always-ask"     // public, consent Always
@@ -43,6 +44,7 @@ const (
 	ownerPassword   = "correct horse battery staple"
 	disabledName    = "mallory" // disabled, with a valid password
 	noHashName      = "carol"   // no password hash
+	otherName       = "bob"     // another user, with alice's password
 	readProjectDesc = "List and view projects"
 )
 
@@ -77,7 +79,7 @@ func flowRegistry(t testing.TB) *registry.Registry {
 		return c
 	}
 	for _, c := range []registry.Client{
-		public(spaClientID, registry.Client{DisplayName: "Project SPA"}),
+		public(spaClientID, registry.Client{DisplayName: "Project SPA", PostLogoutRedirectURIs: []string{appLoggedOut, nativeRedirect}}),
 		{
 			Source: "web/" + webID, Namespace: "web", ID: webID, Type: registry.Confidential, DisplayName: "Project Web",
 			AuthMethod: oauth2.AuthMethodPost, GrantTypes: codeGrants, RedirectURIs: []string{appRedirect}, Scopes: scopes,
@@ -87,6 +89,7 @@ func flowRegistry(t testing.TB) *registry.Registry {
 			Source: "web/" + skipID, Namespace: "web", ID: skipID, Type: registry.Confidential,
 			AuthMethod: oauth2.AuthMethodBasic, GrantTypes: codeGrants, RedirectURIs: []string{appRedirect}, Scopes: scopes,
 			SecretHash: registry.HashSecret([]byte(webSecret)), HasSecret: true, Consent: "Skip", Introspection: true,
+			PostLogoutRedirectURIs: []string{appLoggedOut}, LogoutRevokesRefreshTokens: true,
 		},
 		public(alwaysID, registry.Client{Consent: "Always"}),
 		public(plainID, registry.Client{PKCE: "Required"}),
@@ -101,6 +104,7 @@ func flowRegistry(t testing.TB) *registry.Registry {
 		DisplayName: "Alice Liddell", PasswordHash: []byte(hash)})
 	r.PutUser(registry.User{Source: disabledName, Subject: subjectOf(disabledName), Username: disabledName, PasswordHash: []byte(hash), Disabled: true})
 	r.PutUser(registry.User{Source: noHashName, Subject: subjectOf(noHashName), Username: noHashName})
+	r.PutUser(registry.User{Source: otherName, Subject: subjectOf(otherName), Username: otherName, PasswordHash: []byte(hash)})
 	return r
 }
 

@@ -76,6 +76,8 @@ type metadata struct {
 	// with sid.
 	BackchannelLogoutSupported        bool `json:"backchannel_logout_supported,omitempty"`
 	BackchannelLogoutSessionSupported bool `json:"backchannel_logout_session_supported,omitempty"`
+	// OpenID Connect RP-Initiated Logout 1.0.
+	EndSessionEndpoint string `json:"end_session_endpoint,omitempty"`
 }
 
 // url is the endpoint URL of a mounted path, else "".
@@ -155,6 +157,7 @@ func (d *discovery) serveOpenIDConfiguration(w http.ResponseWriter, r *http.Requ
 	if d.backchannelLogout && d.userEndpoints() {
 		m.BackchannelLogoutSupported, m.BackchannelLogoutSessionSupported = true, true
 	}
+	m.EndSessionEndpoint = d.url(oauth2.LogoutPath)
 	d.writeJSON(w, r, m)
 }
 

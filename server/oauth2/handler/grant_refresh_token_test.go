@@ -38,7 +38,8 @@ func TestRefreshTokenGrant(t *testing.T) {
 		assert.NotContains(t, idc, "nonce")
 		assert.Equal(t, atHash("RS256", str(res.body["access_token"])), idc["at_hash"])
 		_, at := e.verifyJWT(t, str(res.body["access_token"]))
-		assert.Equal(t, token.RefreshFamily(rt), at["sid"])
+		assert.Equal(t, token.RefreshFamily(rt), at["latchkey_family"])
+		assert.NotContains(t, at, "sid", "a password grant has no OP session")
 	})
 	t.Run("a narrower scope narrows the access token but not the refresh token", func(t *testing.T) {
 		rt := str(login(t, allOIDC+" "+projectScope)["refresh_token"])

@@ -121,6 +121,9 @@ type Config struct {
 	// (server/backchannel runs on every replica): with a Store, discovery advertises
 	// backchannel_logout_supported and backchannel_logout_session_supported.
 	BackchannelLogout bool
+	// SessionEnd hears of every OP session that ends (RP-initiated logout, the account page),
+	// with the clients that took part, for back-channel logout; nil: nobody.
+	SessionEnd browser.SessionEndNotifier
 }
 
 // LoginConfig configures user authentication, one policy for the login page and the password
@@ -190,6 +193,7 @@ func New(cfg Config) (http.Handler, error) {
 			Issuer: cfg.Issuer, Registry: cfg.Registry, Store: st, Auth: auth, Now: cfg.Now,
 			MaxBodyBytes: cfg.MaxBodyBytes, Lifetimes: lifetimes, SessionLifetime: cfg.Login.SessionLifetime,
 			ConsentLifetime: cfg.Login.ConsentLifetime, RequestLifetime: cfg.Login.RequestLifetime,
+			Hints: token.NewVerifier(cfg.Issuer, cfg.Keys, cfg.Now), SessionEnd: cfg.SessionEnd,
 		})
 		if err != nil {
 			return nil, err

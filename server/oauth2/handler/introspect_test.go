@@ -46,7 +46,7 @@ func TestIntrospection(t *testing.T) {
 		assert.Equal(t, map[string]any{
 			"active": true, "token_type": "Bearer", "scope": "openid " + projectScope, "client_id": appID,
 			"username": aliceName, "sub": subjectOf(aliceName), "aud": "https://api.example.com", "iss": testIssuer,
-			"exp": iat + 3600, "iat": iat, "jti": atClaims["jti"], "sid": token.RefreshFamily(rt),
+			"exp": iat + 3600, "iat": iat, "jti": atClaims["jti"], "latchkey_family": token.RefreshFamily(rt),
 		}, got)
 	})
 	t.Run("an active refresh token shows its record to its own client", func(t *testing.T) {
@@ -54,15 +54,16 @@ func TestIntrospection(t *testing.T) {
 		assert.Equal(t, map[string]any{
 			"active": true, "token_type": "refresh_token", "scope": "openid " + projectScope, "client_id": appID,
 			"username": aliceName, "sub": subjectOf(aliceName), "iss": testIssuer,
-			"exp": iat + oauth2.DefaultRefreshTokenLifetime.Seconds(), "iat": iat, "sid": token.RefreshFamily(rt),
+			"exp": iat + oauth2.DefaultRefreshTokenLifetime.Seconds(), "iat": iat, "latchkey_family": token.RefreshFamily(rt),
 		}, got)
 	})
-	t.Run("a client_credentials token has no username or sid", func(t *testing.T) {
+	t.Run("a client_credentials token has no username, sid or family", func(t *testing.T) {
 		got := e.introspect(t, appID, e.clientCredentialsToken(t, resourceID, projectScope))
 		assert.Equal(t, true, got["active"])
 		assert.Equal(t, resourceID, got["sub"])
 		assert.NotContains(t, got, "username")
 		assert.NotContains(t, got, "sid")
+		assert.NotContains(t, got, "latchkey_family")
 	})
 
 	inactive := map[string]any{"active": false}

@@ -349,9 +349,20 @@ func TestRegistrationDefaultsAndPublicClients(t *testing.T) {
 		c, ok := srv.registry.Snapshot().Client(str(got, "client_id"))
 		require.True(t, ok)
 		assert.Equal(t, registry.Public, c.Type)
+		assert.Empty(t, c.PostLogoutRedirectURIs)
 		assert.Equal(t, "none", c.AuthMethod)
 		assert.False(t, c.HasSecret)
 	})
+}
+
+func TestRegistrationOfPostLogoutRedirectURIs(t *testing.T) {
+	srv := newRegServer(t, regOptions{})
+	got := srv.register(t, `{"token_endpoint_auth_method":"none","redirect_uris":["https://app.example/cb"],
+		"post_logout_redirect_uris":["https://app.example/bye"]}`)
+	assert.Equal(t, []any{"https://app.example/bye"}, got["post_logout_redirect_uris"])
+	c, ok := srv.registry.Snapshot().Client(str(got, "client_id"))
+	require.True(t, ok)
+	assert.Equal(t, []string{"https://app.example/bye"}, c.PostLogoutRedirectURIs, "the registered client can name it at logout")
 }
 
 func TestRegistrationValidation(t *testing.T) {

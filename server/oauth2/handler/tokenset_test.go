@@ -251,8 +251,9 @@ func TestUserTokens(t *testing.T) {
 			assert.Equal(t, subjectOf(aliceName), claims["sub"])
 			assert.Equal(t, tt.client, claims["client_id"])
 			assert.Equal(t, tt.scope, claims["scope"])
-			sid := str(claims["sid"])
-			assert.Len(t, sid, 22, "sid is the family ID")
+			sid := str(claims["latchkey_family"])
+			assert.Len(t, sid, 22, "latchkey_family is the family ID")
+			assert.NotContains(t, claims, "sid", "a password grant has no OP session")
 
 			if tt.wantRT {
 				rt := str(body["refresh_token"])

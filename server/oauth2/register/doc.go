@@ -85,7 +85,9 @@
 //   - Bodies are application/json only (else 415 invalid_request), at most MaxBodyBytes (413).
 //     Unknown members are ignored and not stored; any member given twice, a known member of the
 //     wrong JSON type, or a malformed body is invalid_client_metadata; null means omitted.
-//   - Registrable: redirect_uris, token_endpoint_auth_method (client_secret_basic (default),
+//   - Registrable: redirect_uris, post_logout_redirect_uris (RP-Initiated Logout 1.0 3.1;
+//     checked as redirect URIs are, but a bad one is invalid_client_metadata: RFC 7591's
+//     invalid_redirect_uri is about redirect_uris), token_endpoint_auth_method (client_secret_basic (default),
 //     client_secret_post, none = public), grant_types (authorization_code (default),
 //     refresh_token, client_credentials; password never: ROPC is for first-party clients an
 //     administrator declares), response_types (only code, exactly with authorization_code),

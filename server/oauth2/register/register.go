@@ -23,6 +23,10 @@ import (
 type ClientMetadata struct {
 	// RedirectURIs are matched exactly.
 	RedirectURIs []string
+	// PostLogoutRedirectURIs are where RP-initiated logout may send the browser
+	// (post_logout_redirect_uris, OpenID Connect RP-Initiated Logout 1.0 3.1), checked as
+	// redirect URIs are.
+	PostLogoutRedirectURIs []string
 	// TokenEndpointAuthMethod is client_secret_basic, client_secret_post or none (a public
 	// client, which has no secret).
 	TokenEndpointAuthMethod string
@@ -552,6 +556,7 @@ type clientInformation struct {
 	RegistrationAccessToken string   `json:"registration_access_token"`
 	RegistrationClientURI   string   `json:"registration_client_uri"`
 	RedirectURIs            []string `json:"redirect_uris,omitempty"`
+	PostLogoutRedirectURIs  []string `json:"post_logout_redirect_uris,omitempty"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
 	GrantTypes              []string `json:"grant_types"`
 	ResponseTypes           []string `json:"response_types"`
@@ -572,6 +577,7 @@ func (e *Endpoint) writeClient(w http.ResponseWriter, r *http.Request, status in
 		RegistrationAccessToken: token,
 		RegistrationClientURI:   e.base + oauth2.RegistrationPath + "/" + url.PathEscape(rc.ClientID),
 		RedirectURIs:            m.RedirectURIs,
+		PostLogoutRedirectURIs:  m.PostLogoutRedirectURIs,
 		TokenEndpointAuthMethod: m.TokenEndpointAuthMethod,
 		GrantTypes:              m.GrantTypes,
 		ResponseTypes:           []string{},

@@ -45,6 +45,7 @@ var (
 // It may hold a client secret: never log it.
 type registrationRequest struct {
 	RedirectURIs            []string
+	PostLogoutRedirectURIs  []string
 	TokenEndpointAuthMethod string
 	GrantTypes              []string
 	ResponseTypes           []string
@@ -145,6 +146,8 @@ func (r *registrationRequest) set(name string, raw json.RawMessage) error {
 	switch name {
 	case "redirect_uris":
 		list = &r.RedirectURIs
+	case "post_logout_redirect_uris":
+		list = &r.PostLogoutRedirectURIs
 	case "token_endpoint_auth_method":
 		str = &r.TokenEndpointAuthMethod
 	case "grant_types":
@@ -266,6 +269,18 @@ func (r *registrationRequest) validate() (ClientMetadata, error) {
 	}
 	if code && len(m.RedirectURIs) == 0 {
 		return m, ErrInvalidRedirectURI.WithDescription("The authorization_code grant needs at least one redirect URI.")
+	}
+	m.PostLogoutRedirectURIs = regDedupe(r.PostLogoutRedirectURIs)
+	if len(m.PostLogoutRedirectURIs) > regMaxRedirectURIs {
+		return m, metadataError("At most %d post-logout redirect URIs can be registered.", regMaxRedirectURIs)
+	}
+	for _, u := range m.PostLogoutRedirectURIs {
+		if err := redirecturi.Check(u); err != nil {
+			if len(u) > regMaxReportedURIBytes {
+				u = u[:regMaxReportedURIBytes] + "..."
+			}
+			return m, metadataError("The post-logout redirect URI %q %s.", u, err)
+		}
 	}
 
 	if u := r.BackchannelLogoutURI; u != "" {

@@ -193,3 +193,41 @@ func requireRegistrationError(t *testing.T, err error) {
 	require.Equal(t, http.StatusBadRequest, oe.StatusCode())
 	require.NotEmpty(t, oe.Description())
 }
+
+func TestRegistrationPostLogoutRedirectURIs(t *testing.T) {
+	tests := []struct {
+		name    string
+		body    string
+		want    []string
+		wantErr string
+	}{
+		{"registered post-logout redirect URIs are kept, without repeats",
+			`{"redirect_uris":["https://a.example/cb"],"post_logout_redirect_uris":["https://a.example/bye","https://a.example/bye","com.example.app:/bye"]}`,
+			[]string{"https://a.example/bye", "com.example.app:/bye"}, ""},
+		{"none is none", `{"redirect_uris":["https://a.example/cb"]}`, nil, ""},
+		{"one with a fragment is invalid client metadata",
+			`{"redirect_uris":["https://a.example/cb"],"post_logout_redirect_uris":["https://a.example/bye#x"]}`, nil, "post-logout redirect URI"},
+		{"an http one off loopback is invalid client metadata",
+			`{"redirect_uris":["https://a.example/cb"],"post_logout_redirect_uris":["http://a.example/bye"]}`, nil, "post-logout redirect URI"},
+		{"a string instead of an array is invalid client metadata",
+			`{"redirect_uris":["https://a.example/cb"],"post_logout_redirect_uris":"https://a.example/bye"}`, nil, "post_logout_redirect_uris"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := parseRegistrationRequest([]byte(tt.body))
+			if err == nil {
+				var m ClientMetadata
+				m, err = req.validate()
+				if tt.wantErr == "" {
+					require.NoError(t, err)
+					assert.Equal(t, tt.want, m.PostLogoutRedirectURIs)
+					return
+				}
+			}
+			require.ErrorIs(t, err, ErrInvalidClientMetadata)
+			var oe *oauth2.Error
+			require.True(t, errors.As(err, &oe))
+			assert.Contains(t, oe.Description(), tt.wantErr)
+		})
+	}
+}

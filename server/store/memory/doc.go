@@ -58,6 +58,10 @@
 //     the operation, each atomic: the operation of an admitted request runs as if right after.
 //   - KnownCode and KnownRefresh read the records under their shard's lock: the memory store
 //     knows every live record (used, rotated or revoked ones too; the operation decides).
+//   - Lists (store.Lists) are one map of small maps under their own mutex; a write drops the
+//     list's expired entries and the janitor drops expired entries and empty lists.
+//   - A refresh record interns its subject and its OP session ID as one string (subject, NUL,
+//     session ID), which keeps the record at 64 bytes.
 //   - Credential uses (NoteCredentialUses) are one map under their own mutex: at most one
 //     record per client and credential between two takes of the leader, so few. Like the
 //     Redis backend's one hash, they share one lease, renewed by every note.

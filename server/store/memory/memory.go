@@ -71,6 +71,8 @@ type Store struct {
 	uses credentialUses
 	// logouts is the queue of back-channel logout deliveries (logout.go).
 	logouts logoutQueue
+	// lists are the store.Lists (lists.go).
+	lists lists
 }
 
 var _ store.Store = (*Store)(nil)
@@ -221,6 +223,7 @@ func (s *Store) sweep() {
 			}
 		}
 	}
+	s.sweepLists()
 	for i := range s.families {
 		f := &s.families[i]
 		for {

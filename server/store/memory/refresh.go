@@ -29,7 +29,7 @@ type refreshRecord struct {
 	family   [16]byte
 	name     uint32 // oddFamily | ID in strs; 0 for a canonical family ID
 	client   uint32
-	subject  uint32
+	subject  uint32 // the subject, with "\x00" and the session ID after it when there is one
 	scopes   uint32
 	authTime int64
 	issuedAt int64
@@ -155,12 +155,22 @@ func (sh *shard) refScopes(scopes []string) uint32 {
 	return sh.scopes.add(string(sh.buf), own)
 }
 
+// subjectSession is what a refresh record interns as its subject: the subject, and the OP
+// session ID after a NUL when there is one (sharing the field keeps the record at 64 bytes;
+// neither value holds a NUL).
+func subjectSession(subject, session string) string {
+	if session == "" {
+		return subject
+	}
+	return subject + "\x00" + session
+}
+
 // encodeRefresh interns rt's values in the shard; familyName is the family ID when k.hashed.
 func (sh *shard) encodeRefresh(rt *store.RefreshToken, k familyKey, familyName string, expires int64) refreshRecord {
 	r := refreshRecord{
 		family:   k.raw,
 		client:   sh.ref(rt.ClientID),
-		subject:  sh.ref(rt.Subject),
+		subject:  sh.ref(subjectSession(rt.Subject, rt.SessionID)),
 		scopes:   sh.refScopes(rt.Scopes),
 		authTime: unixNano(rt.AuthTime),
 		issuedAt: unixNano(rt.IssuedAt),
@@ -196,17 +206,18 @@ type refreshView struct {
 	r       refreshRecord
 	client  string
 	subject string
+	session string
 	family  string // when r.name != 0
 	scopes  []string
 }
 
 func (sh *shard) view(r refreshRecord) refreshView {
 	v := refreshView{
-		r:       r,
-		client:  sh.strs.key(r.client),
-		subject: sh.strs.key(r.subject),
-		scopes:  sh.scopes.val(r.scopes),
+		r:      r,
+		client: sh.strs.key(r.client),
+		scopes: sh.scopes.val(r.scopes),
 	}
+	v.subject, v.session, _ = strings.Cut(sh.strs.key(r.subject), "\x00")
 	if r.name != 0 {
 		v.family = sh.strs.key(r.name &^ oddFamily)
 	}
@@ -222,6 +233,7 @@ func (s *Store) token(v *refreshView) store.RefreshToken {
 		FamilyID:  family,
 		ClientID:  v.client,
 		Subject:   v.subject,
+		SessionID: v.session,
 		Scopes:    slices.Clone(v.scopes),
 		AuthTime:  fromUnixNano(v.r.authTime),
 		IssuedAt:  fromUnixNano(v.r.issuedAt),

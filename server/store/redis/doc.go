@@ -24,6 +24,10 @@
 //	                  until the later of w and b
 //	P rate:{h}        string: the bucket's theoretical arrival time (GCRA), server µs; lives
 //	                  until the bucket is full again
+//	P list:<len>:<kind>:{h}  hash: entry ID to "<expiry, server ms> <value>"; the put script
+//	                  drops expired entries and the ones over store.MaxListEntries; lives
+//	                  until its last entry's lease ends. ListEntries filters by this
+//	                  replica's clock.
 //	P uses            hash: "c:<client ID>" and "p:<client ID>" (current and previous
 //	                  credential) to the time of the last use noted, Unix µs; lives
 //	                  store.CredentialUseLease after the last note. The take script removes

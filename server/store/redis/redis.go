@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -177,6 +178,7 @@ type codeRec struct {
 	CodeChallengeMethod string   `json:"cm,omitempty"`
 	AuthTime            int64    `json:"at,omitempty"`
 	FamilyID            string   `json:"f"`
+	SessionID           string   `json:"sid,omitempty"`
 }
 
 // refreshRec is a token's record without its family (kept in its own field, so a rotation
@@ -188,11 +190,12 @@ type refreshRec struct {
 	AuthTime  int64    `json:"at,omitempty"`
 	IssuedAt  int64    `json:"ia,omitempty"`
 	ExpiresAt int64    `json:"e,omitempty"`
+	SessionID string   `json:"sid,omitempty"`
 }
 
 func encodeRefresh(rt *store.RefreshToken) string {
 	b, _ := json.Marshal(refreshRec{ClientID: rt.ClientID, Subject: rt.Subject, Scopes: rt.Scopes,
-		AuthTime: nanos(rt.AuthTime), IssuedAt: nanos(rt.IssuedAt), ExpiresAt: nanos(rt.ExpiresAt)})
+		AuthTime: nanos(rt.AuthTime), IssuedAt: nanos(rt.IssuedAt), ExpiresAt: nanos(rt.ExpiresAt), SessionID: rt.SessionID})
 	return string(b)
 }
 
@@ -202,7 +205,7 @@ func decodeRefresh(d, family string) (store.RefreshToken, error) {
 		return store.RefreshToken{}, fmt.Errorf("store/redis: %w: bad refresh record: %w", store.ErrUnavailable, err)
 	}
 	return store.RefreshToken{FamilyID: family, ClientID: r.ClientID, Subject: r.Subject, Scopes: r.Scopes,
-		AuthTime: fromNanos(r.AuthTime), IssuedAt: fromNanos(r.IssuedAt), ExpiresAt: fromNanos(r.ExpiresAt)}, nil
+		AuthTime: fromNanos(r.AuthTime), IssuedAt: fromNanos(r.IssuedAt), ExpiresAt: fromNanos(r.ExpiresAt), SessionID: r.SessionID}, nil
 }
 
 // PutCode stores c under h for ttl; a hash holding a live code is ErrConflict.
@@ -215,7 +218,7 @@ func (s *Store) PutCode(ctx context.Context, h store.Hash, c store.Code, ttl tim
 	}
 	b, _ := json.Marshal(codeRec{ClientID: c.ClientID, RedirectURI: c.RedirectURI, Subject: c.Subject, Scopes: c.Scopes,
 		Nonce: c.Nonce, CodeChallenge: c.CodeChallenge, CodeChallengeMethod: c.CodeChallengeMethod,
-		AuthTime: nanos(c.AuthTime), FamilyID: c.FamilyID})
+		AuthTime: nanos(c.AuthTime), FamilyID: c.FamilyID, SessionID: c.SessionID})
 	ok, err := s.c.SetNX(ctx, s.key("code", h), "0"+string(b), ttlMS(ttl)).Result()
 	if err != nil {
 		return s.fail(ctx, "put code", err)
@@ -256,7 +259,7 @@ func decodeCode(v string) (store.Code, error) {
 	}
 	c := store.Code{ClientID: r.ClientID, RedirectURI: r.RedirectURI, Subject: r.Subject, Scopes: r.Scopes,
 		Nonce: r.Nonce, CodeChallenge: r.CodeChallenge, CodeChallengeMethod: r.CodeChallengeMethod,
-		AuthTime: fromNanos(r.AuthTime), FamilyID: r.FamilyID}
+		AuthTime: fromNanos(r.AuthTime), FamilyID: r.FamilyID, SessionID: r.SessionID}
 	if v[0] != '0' {
 		return c, store.ErrAlreadyUsed
 	}
@@ -766,6 +769,61 @@ func (s *Store) DeleteRecord(ctx context.Context, kind string, h store.Hash) err
 	}
 	if err := s.c.Del(ctx, s.recKey(kind, h)).Err(); err != nil {
 		return s.fail(ctx, "delete record", err)
+	}
+	return nil
+}
+
+func (s *Store) listKey(kind string, h store.Hash) string {
+	return s.prefix + "list:" + strconv.Itoa(len(kind)) + ":" + kind + ":{" + h.String() + "}"
+}
+
+// PutEntry stores an entry in one script (putEntry); see store.Lists.
+func (s *Store) PutEntry(ctx context.Context, kind string, h store.Hash, id string, value []byte, ttl time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if ttl <= 0 {
+		return s.DeleteEntry(ctx, kind, h, id)
+	}
+	if err := putEntry.Run(ctx, s.c, []string{s.listKey(kind, h)}, id, value, ceilMS(ttl), store.MaxListEntries).Err(); err != nil {
+		return s.fail(ctx, "put entry", err)
+	}
+	return nil
+}
+
+// ListEntries returns the live entries ordered by id; see store.Lists. Entries are live until
+// their lease ends by this replica's clock (the script drops them by the server's).
+func (s *Store) ListEntries(ctx context.Context, kind string, h store.Hash) ([]store.Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	all, err := s.c.HGetAll(ctx, s.listKey(kind, h)).Result()
+	if err != nil {
+		return nil, s.fail(ctx, "list entries", err)
+	}
+	now := time.Now()
+	out := make([]store.Entry, 0, len(all))
+	for id, v := range all {
+		expMS, value, ok := strings.Cut(v, " ")
+		n, err := strconv.ParseInt(expMS, 10, 64)
+		if !ok || err != nil {
+			continue
+		}
+		if exp := time.UnixMilli(n); exp.After(now) {
+			out = append(out, store.Entry{ID: id, Value: []byte(value), ExpiresAt: exp})
+		}
+	}
+	slices.SortFunc(out, func(a, b store.Entry) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// DeleteEntry removes an entry; see store.Lists.
+func (s *Store) DeleteEntry(ctx context.Context, kind string, h store.Hash, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.c.HDel(ctx, s.listKey(kind, h), id).Err(); err != nil {
+		return s.fail(ctx, "delete entry", err)
 	}
 	return nil
 }

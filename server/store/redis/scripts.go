@@ -297,7 +297,7 @@ var (
 	rotateRefreshAdmitted = admitted(luaRotateRefresh)
 )
 
-var scripts = []*goredis.Script{takeCodeAdmitted, redeemCodeAdmitted, rotateRefreshAdmitted, takeCode, redeemCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily, throttle, takeRate, throttleRate, noteUses, takeUses, enqueueLogouts, claimLogouts, finishLogout}
+var scripts = []*goredis.Script{putEntry, takeCodeAdmitted, redeemCodeAdmitted, rotateRefreshAdmitted, takeCode, redeemCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily, throttle, takeRate, throttleRate, noteUses, takeUses, enqueueLogouts, claimLogouts, finishLogout}
 
 // Back-channel logout deliveries (logout.go): KEYS[1] is the queue (a sorted set of delivery
 // IDs by when they are due, server ms), KEYS[2] the deliveries' hash: per ID, the field <id>
@@ -370,3 +370,27 @@ else
   drop(id)
 end
 return 2`)
+
+// putEntry: KEYS[1] the list (a hash of id -> "<expiry ms> <value>"); ARGV id, value, lease
+// in ms, the most entries. Stores the entry, drops the expired ones and, over the bound, those
+// that expire first; the hash lives until its last entry's lease ends.
+var putEntry = goredis.NewScript(luaNow + `local exp = now + tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', exp) .. ' ' .. ARGV[2])
+local all = redis.call('HGETALL', KEYS[1])
+local live, last = {}, 0
+for i = 1, #all, 2 do
+  local e = tonumber(string.match(all[i + 1], '^(%d+) '))
+  if not e or e <= now then
+    redis.call('HDEL', KEYS[1], all[i])
+  else
+    live[#live + 1] = {all[i], e}
+    if e > last then last = e end
+  end
+end
+local max = tonumber(ARGV[4])
+if #live > max then
+  table.sort(live, function(a, b) if a[2] ~= b[2] then return a[2] < b[2] end return a[1] < b[1] end)
+  for i = 1, #live - max do redis.call('HDEL', KEYS[1], live[i][1]) end
+end
+redis.call('PEXPIREAT', KEYS[1], last)
+return 1`)

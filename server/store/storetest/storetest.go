@@ -77,6 +77,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts Options) {
 		{"sealed successors", successorTests()},
 		{"revocations", revocationTests()},
 		{"records", recordTests()},
+		{"lists", listTests()},
 		{"counters", counterTests()},
 		{"throttles", throttleTests()},
 		{"rate limits", rateTests()},
@@ -144,6 +145,7 @@ func (e *env) code(family string) store.Code {
 		CodeChallengeMethod: "S256",
 		AuthTime:            e.now().Add(-time.Minute),
 		FamilyID:            family,
+		SessionID:           "op-session-" + family,
 	}
 }
 
@@ -157,6 +159,7 @@ func (e *env) refresh(family string, ttl time.Duration) store.RefreshToken {
 		AuthTime:  now.Add(-time.Minute),
 		IssuedAt:  now,
 		ExpiresAt: now.Add(ttl),
+		SessionID: "op-session-" + family,
 	}
 }
 
