@@ -89,7 +89,7 @@ func TestRefreshTokenGrant(t *testing.T) {
 		assert.Equal(t, successor, again.body["refresh_token"])
 		assert.NotEqual(t, res.body["access_token"], again.body["access_token"], "a fresh access token")
 		_, at := e.verifyJWT(t, str(again.body["access_token"]))
-		assert.Equal(t, token.RefreshFamily(rt), at["sid"])
+		assert.Equal(t, token.RefreshFamily(rt), at["latchkey_family"])
 		_, idc := e.verifyJWT(t, str(again.body["id_token"]))
 		assert.Equal(t, atHash("RS256", str(again.body["access_token"])), idc["at_hash"])
 		next := e.refresh(t, appID, successor, "")
