@@ -39,11 +39,20 @@ type LogoutPost struct {
 // NewLogoutReceiver starts a receiver that stops with the test.
 func NewLogoutReceiver(t testing.TB) *LogoutReceiver {
 	t.Helper()
-	r := &LogoutReceiver{attempts: map[string][]LogoutPost{}, failNext: map[string]int{}, failAll: map[string]bool{}}
-	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
-	t.Cleanup(r.srv.Close)
+	r := StartLogoutReceiver()
+	t.Cleanup(r.Close)
 	return r
 }
+
+// StartLogoutReceiver starts a receiver; Close stops it.
+func StartLogoutReceiver() *LogoutReceiver {
+	r := &LogoutReceiver{attempts: map[string][]LogoutPost{}, failNext: map[string]int{}, failAll: map[string]bool{}}
+	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+	return r
+}
+
+// Close stops the receiver.
+func (r *LogoutReceiver) Close() { r.srv.Close() }
 
 // URI is the backchannelLogoutURI of the client.
 func (r *LogoutReceiver) URI(clientID string) string { return r.srv.URL + "/" + clientID }
@@ -149,6 +158,7 @@ func VerifyLogoutToken(t testing.TB, hc *http.Client, issuer, clientID, token st
 	var std jwt.Claims
 	require.NoError(t, parsed.Claims(keys[0].Key, &claims, &std), "the signature verifies")
 	require.NoError(t, std.ValidateWithLeeway(jwt.Expected{Issuer: issuer, AnyAudience: jwt.Audience{clientID}, Time: time.Now()}, 5*time.Second))
+	assert.Equal(t, jwt.Audience{clientID}, std.Audience, "aud is the client ID alone")
 	require.NotNil(t, std.IssuedAt, "iat")
 	require.NotNil(t, std.Expiry, "exp")
 	assert.LessOrEqual(t, std.Expiry.Time().Sub(std.IssuedAt.Time()), 2*time.Minute, "exp - iat")
