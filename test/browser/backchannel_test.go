@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -180,5 +181,45 @@ func TestBackchannelLogoutThroughTheBinary(t *testing.T) {
 		assert.Equal(t, portal.sub, claims["sub"])
 		assert.Len(t, rc.Posts(wikiID), 1, "the wiki took no part in this session")
 		assert.Empty(t, rc.Posts(idleID))
+	})
+	t.Run("ending another browser's session on the account page sends its clients a logout token", func(t *testing.T) {
+		other := e.tab(t)
+		ended := e.tokensOf(other, t, e.clientConfig(portalID), "s-other", true)
+		ctx := e.tab(t)
+		wiki := e.tokensOf(ctx, t, e.clientConfig(wikiID), "s-here", true)
+		require.NotEqual(t, ended.sid, wiki.sid, "two browsers, two sessions")
+		portalBefore, wikiBefore := len(rc.Posts(portalID)), len(rc.Posts(wikiID))
+		button := fmt.Sprintf(`form:has(input[name="sid"][value=%q]) button`, ended.sid)
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Navigate(e.issuer+oauth2.AccountPath),
+			chromedp.WaitVisible(chromedp.CSS(button)),
+			chromedp.Click(chromedp.CSS(button)),
+			chromedp.WaitNotPresent(chromedp.CSS(button)),
+		))
+		got := rc.AwaitDelivered(t, portalID, portalBefore+1, deliveryTimeout)
+		claims := harness.VerifyLogoutToken(t, e.hc, e.issuer, portalID, got[portalBefore])
+		assert.Equal(t, ended.sid, claims["sid"])
+		assert.Len(t, rc.Posts(wikiID), wikiBefore, "the session of this browser goes on")
+		e.assertLoginRequired(other, t)
+	})
+
+	t.Run("a logout POSTed by the client's back end, without the browser's cookies, sends the logout tokens", func(t *testing.T) {
+		ctx := e.tab(t)
+		portal := e.tokensOf(ctx, t, e.clientConfig(portalID), "s-post", true)
+		before := len(rc.Posts(portalID))
+		form := url.Values{"id_token_hint": {portal.raw}, "post_logout_redirect_uri": {e.callback.URL + "/logged-out"}, "state": {"from-back-end"}}
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.issuer+oauth2.LogoutPath, strings.NewReader(form.Encode()))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noRedirect.Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+		assert.Equal(t, e.callback.URL+"/logged-out?state=from-back-end", resp.Header.Get("Location"))
+		got := rc.AwaitDelivered(t, portalID, before+1, deliveryTimeout)
+		claims := harness.VerifyLogoutToken(t, e.hc, e.issuer, portalID, got[before])
+		assert.Equal(t, portal.sid, claims["sid"])
+		e.assertLoginRequired(ctx, t)
 	})
 }
