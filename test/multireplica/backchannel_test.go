@@ -247,3 +247,50 @@ func TestBackchannelLogoutThatAlwaysFailsIsGivenUpWithAWarningEventOnTheOAuthCli
 	assert.Len(t, rc.Posts(bcDownID), backchannelAttempts, "every attempt was made, no more")
 	assert.InDelta(t, failed+1, s.deliveries(t, "failed", nil), 0, "counted failed once")
 }
+
+func TestOneLogoutRequestedConcurrentlyAtEveryReplicaSendsOneTokenPerClient(t *testing.T) {
+	s := env
+	rc := backchannelReceiver(t)
+	ss := s.newSession(t)
+	appToken, appClaims := ss.signIn(t, s.replicas[0], bcAppID)
+	_, shopClaims := ss.signIn(t, s.replicas[1], bcShopID)
+	appBefore, shopBefore := len(rc.Posts(bcAppID)), len(rc.Posts(bcShopID))
+
+	// The client's back end and the user's browser (twice, say) all ask at once, at every
+	// replica, with the same hint and no cookie.
+	const perReplica = 3
+	logoutURL := "/oauth2/logout?" + url.Values{"id_token_hint": {appToken}}.Encode()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	statuses := make(chan int, perReplica*len(s.replicas))
+	for _, r := range s.replicas {
+		for range perReplica {
+			wg.Go(func() {
+				<-start
+				req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, r.base+logoutURL, nil)
+				if !assert.NoError(t, err) {
+					return
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if !assert.NoError(t, err) {
+					return
+				}
+				_ = resp.Body.Close()
+				statuses <- resp.StatusCode
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	close(statuses)
+	for status := range statuses {
+		assert.Equal(t, http.StatusOK, status)
+	}
+
+	got := rc.AwaitDelivered(t, bcAppID, appBefore+1, bcTimeout)
+	assert.Equal(t, appClaims["sid"], harness.VerifyLogoutToken(t, http.DefaultClient, s.issuer, bcAppID, got[appBefore])["sid"])
+	got = rc.AwaitDelivered(t, bcShopID, shopBefore+1, bcTimeout)
+	assert.Equal(t, shopClaims["sid"], harness.VerifyLogoutToken(t, http.DefaultClient, s.issuer, bcShopID, got[shopBefore])["sid"])
+	assert.Never(t, func() bool { return len(rc.Posts(bcAppID)) > appBefore+1 || len(rc.Posts(bcShopID)) > shopBefore+1 },
+		2500*time.Millisecond, 50*time.Millisecond, "one session ended once: one logout token per client")
+}

@@ -72,7 +72,9 @@
 //     are revoked (store.RevokeFamily, until their longest lifetime), session_ended is
 //     audited, and the SessionEndNotifier (optional, for back-channel logout) hears the sid,
 //     the subject and the clients that took part; its failure is logged, within a 5 s bound, and
-//     never changes the answer.
+//     never changes the answer. Requests that end one session at the same time (at one
+//     replica or several) each drop it, but only the first (a store.Counters counter of the
+//     sid, kept 10 minutes) audits the end and notifies: each client gets one logout token.
 //   - Logout (logout.go): the request is parsed once (LogoutRequest; a repeated parameter is
 //     invalid_request). Every problem is a 400 page, never a redirect: an id_token_hint that
 //     token.Verifier.VerifyIDTokenHint refuses (alg none, another issuer, unknown key, not typ
