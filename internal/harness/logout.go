@@ -1,7 +1,10 @@
 package harness
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -175,13 +178,27 @@ func VerifyLogoutToken(t testing.TB, hc *http.Client, issuer, clientID, token st
 // endpoint at metricsURL (scheme://host:port) and returns it by result.
 func DeliveryCounts(t testing.TB, metricsURL string) map[string]float64 {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, metricsURL+"/metrics", nil)
+	out, err := ScrapeDeliveryCounts(t.Context(), metricsURL)
 	require.NoError(t, err)
+	return out
+}
+
+// ScrapeDeliveryCounts is DeliveryCounts for a caller that cannot fail a test (a condition of
+// require.Eventually).
+func ScrapeDeliveryCounts(ctx context.Context, metricsURL string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close() //nolint:errcheck // test
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close() //nolint:errcheck // read fully below
 	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
+	if err != nil {
+		return nil, err
+	}
 	const prefix = `latchkey_backchannel_logout_deliveries_total{result="`
 	out := map[string]float64{}
 	for line := range strings.Lines(string(body)) {
@@ -194,9 +211,13 @@ func DeliveryCounts(t testing.TB, metricsURL string) map[string]float64 {
 			continue
 		}
 		v, err := strconv.ParseFloat(value, 64)
-		require.NoError(t, err, line)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", line, err)
+		}
 		out[result] = v
 	}
-	require.NotEmpty(t, out, "the metrics have latchkey_backchannel_logout_deliveries_total")
-	return out
+	if len(out) == 0 {
+		return nil, errors.New("the metrics have no latchkey_backchannel_logout_deliveries_total")
+	}
+	return out, nil
 }
