@@ -1,6 +1,6 @@
 // Package store is the leased store: the records the server writes while it answers requests
 // (authorization codes, refresh tokens and their families, revoked token IDs, login sessions,
-// pending authorization requests, remembered consents, counters, failure counts with their
+// pending authorization requests, remembered consents, device authorizations, counters, failure counts with their
 // back-off (throttles), rate-limit buckets, the clients' last credential uses), each held under a
 // lease (TTL) and gone when the lease ends.
 //
@@ -30,6 +30,12 @@
 //   - NoteCredentialUses keeps the latest time per client ID and credential (current or
 //     previous), whatever the order of the notes; TakeCredentialUses hands each record to
 //     exactly one of concurrent callers and removes it.
+//   - Device grants (RFC 8628) are found by device code hash (polls) and by user code hash
+//     (the verification page): PutDeviceGrant refuses a hash of either that holds a live grant;
+//     DecideDeviceGrant moves a pending grant to approved or denied once and drops its user
+//     code; PollDeviceGrant grows the interval of a pending grant polled too soon, and hands an
+//     approved grant to exactly one of concurrent polls (later ones: ErrAlreadyUsed, with the
+//     record). Another client's poll is ErrNotFound and changes nothing.
 //   - Errors are the sentinels below only (wrapped with context), matched with errors.Is;
 //     ErrUnavailable means the backend could not be reached and nothing was stored.
 //

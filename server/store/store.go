@@ -273,6 +273,7 @@ type Store interface {
 	ThrottleRates
 	Admissions
 	CredentialUses
+	DeviceGrants
 	KnownRecords
 	// Ping reports whether the backend can be reached (readiness).
 	Ping(ctx context.Context) error

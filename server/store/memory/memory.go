@@ -69,6 +69,8 @@ type Store struct {
 	maxExpiry atomic.Int64
 	// uses are the noted credential uses (credentialuse.go).
 	uses credentialUses
+	// devices are the device authorizations (device.go).
+	devices deviceGrants
 }
 
 var _ store.Store = (*Store)(nil)
@@ -198,6 +200,7 @@ func (*Store) NeedLeaderElection() bool { return false }
 
 // sweep drops every record whose lease ended.
 func (s *Store) sweep() {
+	s.devices.sweep(s.nowNano())
 	for i := range s.shards {
 		sh := &s.shards[i]
 		for {

@@ -274,4 +274,4 @@ var (
 	rotateRefreshAdmitted = admitted(luaRotateRefresh)
 )
 
-var scripts = []*goredis.Script{takeCodeAdmitted, redeemCodeAdmitted, rotateRefreshAdmitted, takeCode, redeemCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily, throttle, takeRate, throttleRate, noteUses, takeUses}
+var scripts = []*goredis.Script{takeCodeAdmitted, redeemCodeAdmitted, rotateRefreshAdmitted, takeCode, redeemCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily, throttle, takeRate, throttleRate, noteUses, takeUses, putDevice, deviceByUser, decideDevice, pollDevice}

@@ -82,6 +82,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts Options) {
 		{"throttles with a rate limit", throttleRateTests()},
 		{"admitted operations", admissionTests()},
 		{"credential uses", credentialUseTests()},
+		{"device grants", deviceTests()},
 		{"contexts", contextTests()},
 		{"ping", []test{{
 			name: "Ping answers",
