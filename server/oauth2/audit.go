@@ -30,6 +30,12 @@ const (
 	// AuditCodeReplayed: an authorization code was presented again by its own client; the
 	// grant of its first exchange is revoked.
 	AuditCodeReplayed = "authorization_code_replayed"
+	// AuditDeviceAuthorizationStarted: a client started a device authorization (RFC 8628).
+	AuditDeviceAuthorizationStarted = "device_authorization_started"
+	// AuditDeviceApproved and AuditDeviceDenied: the user decided a device authorization on
+	// the verification page.
+	AuditDeviceApproved = "device_approved"
+	AuditDeviceDenied   = "device_denied"
 )
 
 // AuditEvent is one security-relevant event. It never holds a token, code, secret or

@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"strings"
+
+	"github.com/latchkey-dev/latchkey/server/store"
 )
 
 // User codes (RFC 8628 6.1): 8 characters from 20 consonants (no vowels, so no words; no
@@ -79,3 +81,6 @@ func DisplayUserCode(code string) string {
 	}
 	return code[:UserCodeLength/2] + "-" + code[UserCodeLength/2:]
 }
+
+// UserCodeHash is the store key of a normalised user code (store.DeviceGrant.UserCode).
+func UserCodeHash(normalized string) store.Hash { return store.HashOf("user-code\x00" + normalized) }

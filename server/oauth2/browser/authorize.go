@@ -68,6 +68,11 @@ type pendingRequest struct {
 	Subject     string `json:"sub,omitempty"`
 	AuthTime    int64  `json:"auth_time,omitempty"`
 	SessionHash []byte `json:"session,omitempty"`
+	// UserCode, when set, makes this the confirmation of a device authorization (RFC 8628)
+	// instead of an authorization request: its user code in display form (XXXX-XXXX; it
+	// alone grants nothing, and the record lives for the request lifetime). There is no
+	// redirect URI then.
+	UserCode string `json:"user_code,omitempty"`
 }
 
 // Registry gives the current registry snapshot; *registry.Registry implements it.
@@ -79,6 +84,9 @@ type Registry interface {
 // remembered consents; store.Store implements it.
 type Store interface {
 	PutCode(ctx context.Context, h store.Hash, c store.Code, ttl time.Duration) error
+	DeviceGrantByUserCode(ctx context.Context, uh store.Hash) (store.Hash, store.DeviceGrant, error)
+	DecideDeviceGrant(ctx context.Context, uh store.Hash, approve bool, subject string, authTime time.Time) (store.DeviceGrant, error)
+	Throttle(ctx context.Context, keys []store.ThrottleKey, outcome store.Outcome) (store.ThrottleResult, error)
 	PutRecord(ctx context.Context, kind string, h store.Hash, value []byte, ttl time.Duration) error
 	GetRecord(ctx context.Context, kind string, h store.Hash) ([]byte, error)
 	DeleteRecord(ctx context.Context, kind string, h store.Hash) error
@@ -125,6 +133,9 @@ type Config struct {
 	// RequestLifetime is how long a pending authorization request waits for the login and
 	// consent pages; zero means 10 minutes.
 	RequestLifetime time.Duration
+	// Device limits wrong user codes on the device verification page; zero fields take
+	// DefaultDeviceVerification's.
+	Device DeviceVerification
 }
 
 // Flow serves the authorization endpoint and the login and consent pages.
@@ -141,6 +152,7 @@ type Flow struct {
 	sessions               *sessions
 	consentTTL, requestTTL time.Duration
 	cop                    *http.CrossOriginProtection
+	device                 DeviceVerification
 }
 
 // New checks the config and returns the flow.
@@ -155,6 +167,10 @@ func New(cfg Config) (*Flow, error) {
 	if err != nil {
 		return nil, err
 	}
+	device, err := cfg.Device.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	cookies := newCookieNames(strings.HasPrefix(cfg.Issuer, "https://"))
 	return &Flow{
 		issuer: cfg.Issuer, registry: cfg.Registry, store: cfg.Store, auth: cfg.Auth, now: cfg.Now,
@@ -163,6 +179,7 @@ func New(cfg Config) (*Flow, error) {
 		consentTTL: cmp.Or(cfg.ConsentLifetime, DefaultConsentLifetime),
 		requestTTL: cmp.Or(cfg.RequestLifetime, DefaultRequestLifetime),
 		cop:        newCrossOriginProtection(pg),
+		device:     device,
 	}, nil
 }
 
@@ -175,6 +192,8 @@ func (a *Flow) Mount(m *oauth2.Mux) {
 	m.HandleFunc(oauth2.ConsentPath, http.MethodGet, a.serveConsentPage)
 	m.Handle(oauth2.ConsentPath, http.MethodPost, a.cop.Handler(http.HandlerFunc(a.handleConsent)))
 	m.HandleFunc(oauth2.StylesheetPath, http.MethodGet, a.pages.serveStylesheet)
+	m.HandleFunc(oauth2.DevicePath, http.MethodGet, a.serveDevicePage)
+	m.Handle(oauth2.DevicePath, http.MethodPost, a.cop.Handler(http.HandlerFunc(a.handleDevice)))
 }
 
 // serveAuthorize is the authorization endpoint (RFC 6749 4.1.1).

@@ -32,7 +32,7 @@ const (
 
 // pages renders the server's HTML pages from the embedded templates.
 type pages struct {
-	login, consent, failure *template.Template
+	login, consent, failure, device, done *template.Template
 	cssVersion              string
 }
 
@@ -61,6 +61,12 @@ func newPages() (*pages, error) {
 	if p.failure, err = parse("error.html"); err != nil {
 		return nil, err
 	}
+	if p.device, err = parse("device.html"); err != nil {
+		return nil, err
+	}
+	if p.done, err = parse("done.html"); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -73,9 +79,17 @@ type loginPage struct {
 type consentPage struct {
 	Title, Client, Username, RequestID, CSRFToken, RedirectHost string
 	Scopes                                                      []scopeItem
+	// UserCode is the device's user code (XXXX-XXXX) when the page confirms a device
+	// authorization (RFC 8628): the page asks the user to compare it with the device's.
+	UserCode string
 	// Unverified: the client registered itself (registry.Client.Registered), so nobody
 	// vouched for its name; the page says so and names where the answer goes.
 	Unverified bool
+}
+
+// devicePage is the data of the verification page's code form.
+type devicePage struct {
+	Title, CSRFToken, UserCode, Error string
 }
 
 // scopeItem is one requested scope as the consent page lists it.
@@ -127,6 +141,16 @@ func (p *pages) renderLogin(w http.ResponseWriter, r *http.Request, status int, 
 func (p *pages) renderConsent(w http.ResponseWriter, r *http.Request, data consentPage, formAction string) {
 	data.Title = "Allow access"
 	p.render(w, r, http.StatusOK, p.consent, data, formAction)
+}
+
+func (p *pages) renderDevice(w http.ResponseWriter, r *http.Request, status int, data devicePage) {
+	data.Title = "Connect a device"
+	p.render(w, r, status, p.device, data, "")
+}
+
+// renderDone shows the end of a flow that goes back to no client (a device's).
+func (p *pages) renderDone(w http.ResponseWriter, r *http.Request, data errorPage) {
+	p.render(w, r, http.StatusOK, p.done, data, "")
 }
 
 func (p *pages) renderError(w http.ResponseWriter, r *http.Request, status int, data errorPage) {

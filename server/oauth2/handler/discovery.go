@@ -48,6 +48,8 @@ type metadata struct {
 	Issuer                            string   `json:"issuer"`
 	AuthorizationEndpoint             string   `json:"authorization_endpoint,omitempty"`
 	TokenEndpoint                     string   `json:"token_endpoint"`
+	// DeviceAuthorizationEndpoint is RFC 8628 4's.
+	DeviceAuthorizationEndpoint string `json:"device_authorization_endpoint,omitempty"`
 	JWKSURI                           string   `json:"jwks_uri"`
 	ScopesSupported                   []string `json:"scopes_supported"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
@@ -91,6 +93,7 @@ func (d *discovery) metadata() metadata {
 	m := metadata{
 		Issuer:                            d.issuer,
 		TokenEndpoint:                     d.url(oauth2.TokenPath),
+		DeviceAuthorizationEndpoint:       d.url(oauth2.DeviceAuthorizationPath),
 		JWKSURI:                           d.url(oauth2.JWKSPath),
 		ScopesSupported:                   names,
 		ResponseTypesSupported:            []string{},

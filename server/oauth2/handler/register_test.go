@@ -387,7 +387,7 @@ func TestRegistrationValidation(t *testing.T) {
 		{"port 99999 is invalid_redirect_uri", jsonType, `{"redirect_uris":["https://a.example:99999/cb"]}`, 400, "invalid_redirect_uri"},
 		{"authorization_code without redirect URIs is invalid_redirect_uri", jsonType, `{"grant_types":["authorization_code"]}`, 400, "invalid_redirect_uri"},
 		{"a public client with client_credentials is invalid_client_metadata", jsonType, `{"token_endpoint_auth_method":"none","grant_types":["client_credentials"]}`, 400, "invalid_client_metadata"},
-		{"an unknown grant type is invalid_client_metadata", jsonType, `{"grant_types":["urn:ietf:params:oauth:grant-type:device_code"]}`, 400, "invalid_client_metadata"},
+		{"an unknown grant type is invalid_client_metadata", jsonType, `{"grant_types":["urn:ietf:params:oauth:grant-type:jwt-bearer"]}`, 400, "invalid_client_metadata"},
 		{"the implicit grant is invalid_client_metadata", jsonType, `{"grant_types":["implicit"],"response_types":["token"],"redirect_uris":["https://a.example/cb"]}`, 400, "invalid_client_metadata"},
 		{"the password grant is invalid_client_metadata", jsonType, `{"grant_types":["password"]}`, 400, "invalid_client_metadata"},
 		{"an empty grant_types is invalid_client_metadata", jsonType, `{"grant_types":[]}`, 400, "invalid_client_metadata"},
