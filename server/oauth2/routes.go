@@ -10,10 +10,10 @@ import (
 
 // Paths of the endpoints (the canonical ones; RouteTable adds the seeds' aliases).
 const (
-	TokenPath               = "/oauth2/token"
-	AuthorizePath           = "/oauth2/authorize"
-	LoginPath               = "/oauth2/login"
-	ConsentPath             = "/oauth2/consent"
+	TokenPath     = "/oauth2/token"
+	AuthorizePath = "/oauth2/authorize"
+	LoginPath     = "/oauth2/login"
+	ConsentPath   = "/oauth2/consent"
 	// DeviceAuthorizationPath is RFC 8628's device authorization endpoint; DevicePath its
 	// verification page (verification_uri).
 	DeviceAuthorizationPath = "/oauth2/device_authorization"

@@ -33,7 +33,7 @@ const (
 // pages renders the server's HTML pages from the embedded templates.
 type pages struct {
 	login, consent, failure, device, done *template.Template
-	cssVersion              string
+	cssVersion                            string
 }
 
 func newPages() (*pages, error) {
