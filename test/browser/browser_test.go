@@ -36,9 +36,9 @@ const (
 	registeredID = "dyn-registered0"
 	// deviceClientID is a CLI that uses the device authorization grant (RFC 8628).
 	deviceClientID = "project-cli"
-	username     = "alice"
-	subject      = "6f1c0d2e-5b7a-4c1e-9d3f-2a8b7c6d5e4f" // alice's sub: not her username
-	userPassword = "correct horse battery staple"
+	username       = "alice"
+	subject        = "6f1c0d2e-5b7a-4c1e-9d3f-2a8b7c6d5e4f" // alice's sub: not her username
+	userPassword   = "correct horse battery staple"
 	// stepTimeout bounds each browser step; the first start of chromium takes longest.
 	stepTimeout = 30 * time.Second
 )

@@ -29,7 +29,8 @@ type DeviceConfig struct {
 	Issuer string
 	// CodeLifetime is how long a device code and its user code last; zero means 10 minutes.
 	CodeLifetime time.Duration
-	// Interval is the minimum time between polls a client is told; zero means 5 s.
+	// Interval is the minimum time between polls a client is told, rounded up to whole
+	// seconds; zero means 5 s.
 	Interval time.Duration
 }
 
@@ -58,7 +59,9 @@ func NewDeviceAuthorization(reg Registry, auth *oauth2.ClientAuth, limits RateLi
 	cfg DeviceConfig, maxBody int64, now func() time.Time,
 ) *DeviceAuthorization {
 	cfg.CodeLifetime = cmp.Or(cfg.CodeLifetime, DefaultDeviceCodeLifetime)
+	// The response says the interval in whole seconds: the store enforces the same.
 	cfg.Interval = cmp.Or(cfg.Interval, DefaultDevicePollInterval)
+	cfg.Interval = (cfg.Interval + time.Second - 1).Truncate(time.Second)
 	cfg.Issuer = strings.TrimSuffix(cfg.Issuer, "/")
 	return &DeviceAuthorization{registry: reg, auth: auth, limits: limits, grants: grants, cfg: cfg, maxBody: maxBody, now: now}
 }
