@@ -23,10 +23,10 @@ const (
 	keySecret = "latchkey-signing-keys"
 	namespace = "latchkey-system"
 	// refreshGrace is the --refresh-reuse-grace every replica runs with.
-	refreshGrace    = 500 * time.Millisecond
+	refreshGrace = 500 * time.Millisecond
 	// devicePollInterval is the --device-poll-interval every replica runs with.
 	devicePollInterval = time.Second
-	shutdownTimeout = 5 * time.Second
+	shutdownTimeout    = 5 * time.Second
 	// Short leader election timings, so that a killed leader is replaced within seconds.
 	leaseDuration = 4 * time.Second
 	renewDeadline = 3 * time.Second
