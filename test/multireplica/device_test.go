@@ -12,31 +12,18 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/harness"
 )
 
-// deviceCLI is a public client of the device authorization grant, applied by the test.
+// demo-cli is the samples' public client of the device authorization grant.
 const (
-	deviceCLIID       = "demo-cli"
-	deviceGrant       = "urn:ietf:params:oauth:grant-type:device_code"
-	deviceCLIManifest = `apiVersion: oauth.latchkey.dev/v1alpha1
-kind: OAuthClient
-metadata: {name: demo-cli, namespace: default}
-spec:
-  clientID: demo-cli
-  displayName: Demo CLI
-  type: Public
-  grantTypes: ["urn:ietf:params:oauth:grant-type:device_code", refresh_token]
-  scopes: [openid, profile, "read:projects"]
-  tokenEndpointAuthMethod: none
-`
+	deviceCLIID = "demo-cli"
+	deviceGrant = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
 var deviceCLI = clientAuth{id: deviceCLIID}
 
-// applyDeviceCLI applies demo-cli and waits until every replica serves it.
-func applyDeviceCLI(t *testing.T, s *suite) {
+// waitDeviceCLI waits until demo-cli is Ready and every replica serves it.
+func waitDeviceCLI(t *testing.T, s *suite) {
 	t.Helper()
-	out, err := s.cp.Kubectl([]byte(deviceCLIManifest), "apply", "-f", "-")
-	require.NoError(t, err, out)
-	out, err = s.cp.Kubectl(nil, "wait", "-n", "default", "--for=condition=Ready", "--timeout=30s", "oauthclient/"+deviceCLIID)
+	out, err := s.cp.Kubectl(nil, "wait", "-n", "default", "--for=condition=Ready", "--timeout=30s", "oauthclient/"+deviceCLIID)
 	require.NoError(t, err, out)
 	for _, r := range s.replicas {
 		require.Eventually(t, func() bool {
@@ -48,7 +35,7 @@ func applyDeviceCLI(t *testing.T, s *suite) {
 
 func TestADeviceStartedAtOneReplicaIsApprovedAtAnotherAndPolledAtAThird(t *testing.T) {
 	s := env
-	applyDeviceCLI(t, s)
+	waitDeviceCLI(t, s)
 	a, b, c := s.replicas[0], s.replicas[1], s.replicas[2]
 
 	res, err := a.postForm(t.Context(), "/oauth2/device_authorization", deviceCLI, url.Values{"scope": {"openid read:projects"}})
