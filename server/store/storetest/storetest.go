@@ -1428,6 +1428,21 @@ func contextTests() []test {
 							hash("a"), hash("b2"), e.refresh(family, long), time.Minute)
 						return ignore(err, store.ErrNotFound, store.ErrConflict, store.ErrReused)
 					},
+					"PutDeviceGrant": func(ctx context.Context) error {
+						return ignore(e.s.PutDeviceGrant(ctx, hash("d"), e.deviceGrant("d", long)), store.ErrConflict)
+					},
+					"DeviceGrantByUserCode": func(ctx context.Context) error {
+						_, _, err := e.s.DeviceGrantByUserCode(ctx, hash("user-d"))
+						return ignore(err, store.ErrNotFound)
+					},
+					"DecideDeviceGrant": func(ctx context.Context) error {
+						_, err := e.s.DecideDeviceGrant(ctx, hash("user-d"), true, "sub-alice", e.now())
+						return ignore(err, store.ErrNotFound)
+					},
+					"PollDeviceGrant": func(ctx context.Context) error {
+						_, err := e.s.PollDeviceGrant(ctx, hash("d"), "client-a", time.Second)
+						return ignore(err, store.ErrNotFound, store.ErrAlreadyUsed)
+					},
 					"ThrottleRate": func(ctx context.Context) error {
 						_, err := e.s.ThrottleRate(ctx, []store.ThrottleKey{{Key: hash("t"), Window: long}}, store.Success,
 							store.RateTake{Key: hash("r"), PerMinute: 60, Burst: 1})
@@ -1445,7 +1460,8 @@ func contextTests() []test {
 					"RevokeFamily": func(ctx context.Context) error { return e.s.RevokeFamily(ctx, family, e.now().Add(long)) },
 				}
 				order := []string{"PutCode", "TakeCode", "CreateRefresh", "GetRefresh", "RotateRefresh", "ReportRefreshReuse", "FamilyRevoked",
-					"RevokeToken", "TokenRevoked", "PutRecord", "GetRecord", "DeleteRecord", "Incr", "Reset", "Throttle", "TakeRate", "RedeemCode", "ThrottleRate", "TakeCodeAdmitted", "RedeemCodeAdmitted", "RotateRefreshAdmitted", "NoteCredentialUses", "TakeCredentialUses", "Ping", "RevokeFamily"}
+					"RevokeToken", "TokenRevoked", "PutRecord", "GetRecord", "DeleteRecord", "Incr", "Reset", "Throttle", "TakeRate", "RedeemCode", "ThrottleRate", "TakeCodeAdmitted", "RedeemCodeAdmitted", "RotateRefreshAdmitted", "NoteCredentialUses", "TakeCredentialUses", "PutDeviceGrant", "DeviceGrantByUserCode",
+					"DecideDeviceGrant", "PollDeviceGrant", "Ping", "RevokeFamily"}
 				require.Len(e.t, order, len(calls))
 				for _, name := range order {
 					cancelled(e.t, name, calls[name])
