@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -993,4 +994,18 @@ func TestRegistrarFailuresAreTemporarilyUnavailableOrServerError(t *testing.T) {
 		assert.Contains(t, rec.Body.String(), `"temporarily_unavailable"`)
 		assert.Len(t, slices.Collect(srv.registry.Snapshot().Clients()), before, "nothing was registered")
 	})
+}
+
+func TestARegisteredPublicCLIStartsADeviceAuthorization(t *testing.T) {
+	srv := newRegServer(t, regOptions{store: memory.New()})
+	got := srv.register(t, `{"token_endpoint_auth_method":"none","grant_types":["urn:ietf:params:oauth:grant-type:device_code","refresh_token"],"scope":"openid"}`)
+	assert.Equal(t, []any{oauth2.GrantDeviceCode, "refresh_token"}, got["grant_types"])
+	assert.Equal(t, []any{}, got["response_types"], "no code flow, no response type")
+	res, err := srv.Client().PostForm(srv.URL+oauth2.DeviceAuthorizationPath, url.Values{"client_id": {str(got, "client_id")}, "scope": {"openid"}})
+	require.NoError(t, err)
+	defer res.Body.Close()
+	var body map[string]any
+	require.NoError(t, json.NewDecoder(res.Body).Decode(&body))
+	require.Equal(t, http.StatusOK, res.StatusCode, "%v", body)
+	assert.NotEmpty(t, body["user_code"])
 }
