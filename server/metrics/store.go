@@ -54,6 +54,7 @@ func storeOperations() []string {
 		"rotate_refresh_admitted", "throttle_rate", "enqueue_logout_deliveries",
 		"claim_logout_deliveries", "finish_logout_delivery", "retry_logout_delivery",
 		"put_entry", "list_entries", "delete_entry",
+		"put_device_grant", "device_grant_by_user_code", "decide_device_grant", "poll_device_grant",
 	}
 }
 
@@ -366,4 +367,32 @@ func (i *instrumented) Ping(ctx context.Context) error {
 	err := i.s.Ping(ctx)
 	i.record(span, "ping", err)
 	return err
+}
+
+func (i *instrumented) PutDeviceGrant(ctx context.Context, h store.Hash, g store.DeviceGrant) error {
+	ctx, span := i.start(ctx, "put_device_grant")
+	err := i.s.PutDeviceGrant(ctx, h, g)
+	i.record(span, "put_device_grant", err)
+	return err
+}
+
+func (i *instrumented) DeviceGrantByUserCode(ctx context.Context, uh store.Hash) (store.Hash, store.DeviceGrant, error) {
+	ctx, span := i.start(ctx, "device_grant_by_user_code")
+	h, g, err := i.s.DeviceGrantByUserCode(ctx, uh)
+	i.record(span, "device_grant_by_user_code", err)
+	return h, g, err
+}
+
+func (i *instrumented) DecideDeviceGrant(ctx context.Context, uh store.Hash, approve bool, subject string, authTime time.Time) (store.DeviceGrant, error) {
+	ctx, span := i.start(ctx, "decide_device_grant")
+	g, err := i.s.DecideDeviceGrant(ctx, uh, approve, subject, authTime)
+	i.record(span, "decide_device_grant", err)
+	return g, err
+}
+
+func (i *instrumented) PollDeviceGrant(ctx context.Context, h store.Hash, clientID string, slowDown time.Duration) (store.DevicePoll, error) {
+	ctx, span := i.start(ctx, "poll_device_grant")
+	p, err := i.s.PollDeviceGrant(ctx, h, clientID, slowDown)
+	i.record(span, "poll_device_grant", err)
+	return p, err
 }

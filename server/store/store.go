@@ -362,6 +362,7 @@ type Store interface {
 	Admissions
 	CredentialUses
 	LogoutDeliveries
+	DeviceGrants
 	KnownRecords
 	// Ping reports whether the backend can be reached (readiness).
 	Ping(ctx context.Context) error

@@ -38,10 +38,16 @@
 //	                  x:<id> (its lease's end, server ms), k:<id> (the current claim's token).
 //	                  A delivery whose lease ended is dropped when it comes due or is
 //	                  finished; both keys live until the latest lease end.
+//	P dev:{dev}:h     hash: d (JSON: client, scopes, user code hash, expiry), st (0 pending,
+//	                  1 approved, 2 denied), i (interval ms), p (last poll, server ms),
+//	                  s, a (approver and auth time), t (taken); PXAT = the grant's ExpiresAt
+//	P duc:{dev}:h     string: the device hash of a pending grant's user code; dropped by
+//	                  the decision, PXAT = the grant's ExpiresAt
 //
 // Every throttle key carries the one hash tag {thr}, so the script of an attempt sees all its
 // keys (an identity's and an address's share no natural tag) also in Cluster, where they all
-// live in one slot, on one node.
+// live in one slot, on one node. The device keys share {dev} for the same reason (a user code
+// leads to its grant inside one script).
 //
 // A family's keys share the Cluster slot of {T}, so rotation and revocation are one script
 // in one slot. The store API names a refresh token by its hash alone, so the family is found

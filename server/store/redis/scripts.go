@@ -297,7 +297,7 @@ var (
 	rotateRefreshAdmitted = admitted(luaRotateRefresh)
 )
 
-var scripts = []*goredis.Script{putEntry, takeCodeAdmitted, redeemCodeAdmitted, rotateRefreshAdmitted, takeCode, redeemCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily, throttle, takeRate, throttleRate, noteUses, takeUses, enqueueLogouts, claimLogouts, finishLogout}
+var scripts = []*goredis.Script{putEntry, takeCodeAdmitted, redeemCodeAdmitted, rotateRefreshAdmitted, takeCode, redeemCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily, throttle, takeRate, throttleRate, noteUses, takeUses, enqueueLogouts, claimLogouts, finishLogout, putDevice, deviceByUser, decideDevice, pollDevice}
 
 // Back-channel logout deliveries (logout.go): KEYS[1] is the queue (a sorted set of delivery
 // IDs by when they are due, server ms), KEYS[2] the deliveries' hash: per ID, the field <id>
