@@ -12,6 +12,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
+	"github.com/latchkey-dev/latchkey/server/store"
 	redisstore "github.com/latchkey-dev/latchkey/server/store/redis"
 )
 
@@ -103,5 +104,25 @@ func TestWithdrawingConsentEndsFamiliesNoLongerListed(t *testing.T) {
 			require.Equal(t, http.StatusOK, status, "%v", pw)
 			env.refreshForm(t, shortPW, webSecret, str(pw["refresh_token"]))
 		})
+	}
+}
+
+// TestEndingSessionEndsFamiliesNoLongerListed: a session lists at most store.MaxListEntries
+// grants; ending it still ends the families of a client that revokes refresh tokens at logout
+// that the list could not hold.
+func TestEndingSessionEndsFamiliesNoLongerListed(t *testing.T) {
+	env := newFlowEnv(t)
+	b := env.browser(t)
+	var toks []map[string]any
+	for range store.MaxListEntries + 1 {
+		toks = append(toks, env.codeTokens(t, b, skipID, webSecret))
+	}
+	sid := str(claimsOf(t, str(toks[0]["id_token"]))["sid"])
+	out := env.accountPost(t, b, env.accountPage(t, b), "action", "end_session", "sid", sid)
+	require.Equal(t, http.StatusOK, out.Status, out.Body)
+	for i, tok := range toks {
+		status, body := env.refreshFormStatus(t, skipID, webSecret, str(tok["refresh_token"]))
+		assert.Equal(t, http.StatusBadRequest, status, "family %d", i)
+		assert.Equal(t, "invalid_grant", body["error"], "family %d", i)
 	}
 }
