@@ -12,7 +12,7 @@ import (
 // cutoffs holds the grant cutoffs (store.GrantCutoffs): one per withdrawn consent or ended
 // session, so few; one map under one mutex, never held while taking another lock.
 type cutoffs struct {
-	mu sync.Mutex
+	mu sync.RWMutex
 	m  map[store.Hash]cutoff
 }
 
@@ -79,8 +79,8 @@ func (s *Store) cutOffShard(sh *shard, c *store.Cutoff, at, now int64) {
 
 // cutOff reports whether a live cutoff ends a family of rt started at rt.IssuedAt.
 func (s *Store) cutOff(rt *store.RefreshToken, now int64) bool {
-	s.cutoffs.mu.Lock()
-	defer s.cutoffs.mu.Unlock()
+	s.cutoffs.mu.RLock()
+	defer s.cutoffs.mu.RUnlock()
 	if len(s.cutoffs.m) == 0 {
 		return false
 	}
