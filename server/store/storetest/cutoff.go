@@ -1,8 +1,11 @@
 package storetest
 
 import (
+	"fmt"
+	"sync"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/latchkey-dev/latchkey/server/store"
@@ -156,6 +159,28 @@ func cutoffTests() []test {
 				adm := store.Admission{Keys: []store.ThrottleKey{{Key: hash("t"), Window: long, ResetOnSuccess: true}}}
 				_, _, err = e.s.RotateRefreshAdmitted(e.ctx, adm, hash("a"), hash("c"), next, nil, time.Minute)
 				requireIs(e.t, err, store.ErrRevoked)
+			},
+		},
+		{
+			name: "families stored while a cutoff is recorded are ended when they started before it",
+			run: func(e *env) {
+				started := e.now()
+				e.wait(10 * time.Millisecond)
+				families := make([]string, racers)
+				var wg sync.WaitGroup
+				for i := range families {
+					families[i] = newFamily(e.t)
+					wg.Go(func() {
+						first := e.refresh(families[i], long)
+						first.IssuedAt = started
+						assert.NoError(e.t, e.s.CreateRefresh(e.ctx, hash(fmt.Sprint("t", i)), first))
+					})
+				}
+				e.userCutoff()
+				wg.Wait()
+				for i, family := range families {
+					e.requireCutOff(fmt.Sprint("t", i), family)
+				}
 			},
 		},
 		{
