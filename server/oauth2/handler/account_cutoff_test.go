@@ -21,22 +21,22 @@ import (
 const (
 	shortSPA = "short-spa" // public, code flow
 	shortPW  = "short-pw"  // confidential, password grant (never listed)
-	// shortRefresh is their refresh token lifetime; their code lifetime is one second.
-	shortRefresh = 2 * time.Second
-	// step is the time between two refreshes: several of them outlast the list entry's lease.
-	step = 700 * time.Millisecond
+	// shortRefreshLifetime is their refresh token lifetime; their code lifetime is one second.
+	shortRefreshLifetime = 2 * time.Second
+	// refreshStep is the time between two refreshes: a few outlast the list entry's lease.
+	refreshStep = 700 * time.Millisecond
 )
 
 func addShortClients(reg *registry.Registry) {
 	reg.PutClient(registry.Client{
 		Source: "web/" + shortSPA, Namespace: "web", ID: shortSPA, Type: registry.Public, AuthMethod: oauth2.AuthMethodNone,
 		DisplayName: "Short SPA", GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{appRedirect},
-		Scopes: []string{"openid", "read:projects"}, RefreshTokenLifetime: shortRefresh, CodeLifetime: time.Second,
+		Scopes: []string{"openid", "read:projects"}, RefreshTokenLifetime: shortRefreshLifetime, CodeLifetime: time.Second,
 	})
 	reg.PutClient(registry.Client{
 		Source: "web/" + shortPW, Namespace: "web", ID: shortPW, Type: registry.Confidential, AuthMethod: oauth2.AuthMethodBasic,
 		GrantTypes: []string{"password", "refresh_token"}, Scopes: []string{"openid", "read:projects"},
-		SecretHash: registry.HashSecret([]byte(webSecret)), HasSecret: true, RefreshTokenLifetime: shortRefresh, CodeLifetime: time.Second,
+		SecretHash: registry.HashSecret([]byte(webSecret)), HasSecret: true, RefreshTokenLifetime: shortRefreshLifetime, CodeLifetime: time.Second,
 	})
 }
 
@@ -74,7 +74,7 @@ func TestWithdrawingConsentEndsFamiliesNoLongerListed(t *testing.T) {
 			// Every refresh gives a fresh lifetime: the families outlive the list entry
 			// (leased for a second of code and two of refresh token).
 			for range 5 {
-				wait(step)
+				wait(refreshStep)
 				tok = env.refreshForm(t, shortSPA, "", str(tok["refresh_token"]))
 				pw = env.refreshForm(t, shortPW, webSecret, str(pw["refresh_token"]))
 			}
@@ -96,7 +96,7 @@ func TestWithdrawingConsentEndsFamiliesNoLongerListed(t *testing.T) {
 
 			// The user consents again: the new family is not the withdrawn consent's.
 			again := env.codeTokens(t, b, shortSPA, "")
-			wait(step)
+			wait(refreshStep)
 			again = env.refreshForm(t, shortSPA, "", str(again["refresh_token"]))
 			env.refreshForm(t, shortSPA, "", str(again["refresh_token"]))
 			status, pw = env.clientTokenPost(t, shortPW, webSecret, url.Values{"grant_type": {"password"},
