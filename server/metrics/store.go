@@ -48,7 +48,7 @@ func (m *Metrics) InstrumentStore(s store.Store, backend string) store.Store {
 func storeOperations() []string {
 	return []string{
 		"put_code", "take_code", "create_refresh", "get_refresh", "rotate_refresh", "report_refresh_reuse",
-		"revoke_family", "family_revoked", "revoke_token", "token_revoked", "put_record", "get_record",
+		"revoke_family", "family_revoked", "cut_off_grants", "revoke_token", "token_revoked", "put_record", "get_record",
 		"delete_record", "incr", "reset", "throttle", "take_rate", "note_credential_uses",
 		"take_credential_uses", "ping", "redeem_code", "take_code_admitted", "redeem_code_admitted",
 		"rotate_refresh_admitted", "throttle_rate", "enqueue_logout_deliveries",
@@ -219,6 +219,13 @@ func (i *instrumented) RevokeFamily(ctx context.Context, familyID string, until 
 	ctx, span := i.start(ctx, "revoke_family")
 	err := i.s.RevokeFamily(ctx, familyID, until)
 	i.record(span, "revoke_family", err)
+	return err
+}
+
+func (i *instrumented) CutOffGrants(ctx context.Context, c store.Cutoff, until time.Time) error {
+	ctx, span := i.start(ctx, "cut_off_grants")
+	err := i.s.CutOffGrants(ctx, c, until)
+	i.record(span, "cut_off_grants", err)
 	return err
 }
 

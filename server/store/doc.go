@@ -1,6 +1,7 @@
 // Package store is the leased store: the records the server writes while it answers requests
 // (authorization codes, refresh tokens and their families, revoked token IDs, login sessions,
-// pending authorization requests, remembered consents, device authorizations, counters,
+// pending authorization requests, remembered consents, device authorizations, grant cutoffs,
+// counters,
 // failure counts with their back-off (throttles), rate-limit buckets, the clients' last
 // credential uses, the queue of back-channel logout deliveries, and small lists such as a
 // user's sessions, consents and grants), each held under a lease (TTL) and gone when the lease
@@ -24,6 +25,12 @@
 //     whole family is revoked. A rotation may keep its successor sealed (never the token
 //     itself) for the grace window: a presentation within grace then gets it back in a
 //     SuccessorError while the successor is active, and is reuse once it was rotated.
+//   - A cutoff (CutOffGrants) ends the families of its client and user (or OP session) whose
+//     first token was issued at or before its At: every later rotation of one (RotateRefresh,
+//     RotateRefreshAdmitted, a retry within grace that would get a kept successor,
+//     ReportRefreshReuse) is ErrRevoked and revokes the family, also when the family's first
+//     token is stored after the cutoff; families started after At are not affected. The
+//     cutoffs checked are those of the rotated token's client, subject and session.
 //   - Throttle is one atomic step over all its keys: while any key is blocked nothing is
 //     recorded on any of them, and concurrent failures are all counted. A count is forgotten a
 //     window after its last failure and block, not before; a backend that counts in coarser

@@ -101,6 +101,7 @@ type Store interface {
 	DeleteEntry(ctx context.Context, kind string, h store.Hash, id string) error
 	RevokeFamily(ctx context.Context, familyID string, until time.Time) error
 	FamilyRevoked(ctx context.Context, familyID string) (bool, error)
+	CutOffGrants(ctx context.Context, c store.Cutoff, until time.Time) error
 	TakeRate(ctx context.Context, key store.Hash, perMinute, burst int) (time.Duration, error)
 }
 

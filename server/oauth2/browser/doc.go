@@ -70,10 +70,17 @@
 //     store.MaxListEntries.
 //   - Ending a session (RP-initiated logout, the account page, a login of another user):
 //     its record and list entry go, the grants of the clients with LogoutRevokesRefreshTokens
-//     are revoked (store.RevokeFamily, until their longest lifetime), session_ended is
+//     are revoked (store.RevokeFamily, until their longest lifetime) and cut off for the
+//     session (store.CutOffGrants: also those the full list could not hold), session_ended is
 //     audited, and the SessionEndNotifier (optional, for back-channel logout) hears the sid,
 //     the subject and the clients that took part; its failure is logged, within a 5 s bound, and
 //     never changes the answer.
+//   - Withdrawing a consent (account page) forgets it, records a cutoff of the client's grants
+//     for the user (store.CutOffGrants), then revokes the listed ones. Lists are leased for one
+//     refresh lifetime from the authorization while refresh tokens slide, and the password
+//     grant's families are never listed: the cutoff ends those at their next rotation (a
+//     family that starts later, after a new consent, is not affected). A cutoff is leased for
+//     oauth2.Lifetimes.CutoffEnd: the longest refresh lifetime a client can set.
 //   - Logout (logout.go): the request is parsed once (LogoutRequest; a repeated parameter is
 //     invalid_request). Every problem is a 400 page, never a redirect: an id_token_hint that
 //     token.Verifier.VerifyIDTokenHint refuses (alg none, another issuer, unknown key, not typ

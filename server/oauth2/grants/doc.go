@@ -46,7 +46,10 @@
 //     revoked. scope may narrow the
 //     new access and ID tokens, never widen them (invalid_scope); the new refresh token keeps
 //     the family's scopes (RFC 6749 6). All invalid_grant answers of the grant share one
-//     description.
+//     description. A family that a grant cutoff ends (store.CutOffGrants: a withdrawn consent,
+//     an ended session) is refused by the rotation's own store step, ErrRevoked, so
+//     invalid_grant, also for a retry within the window: no extra round trip. Its start is its
+//     first refresh token's IssuedAt.
 //   - Codes: taken (store.TakeCode) only for the authenticated client they were issued to: a
 //     code presented by another client is invalid_grant and stays as it was, so a leaked code
 //     is no kill switch. Taken, a failed exchange uses it up. A replay by its own client is

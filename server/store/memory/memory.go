@@ -73,6 +73,8 @@ type Store struct {
 	logouts logoutQueue
 	// lists are the store.Lists (lists.go).
 	lists lists
+	// cutoffs are the grant cutoffs (cutoff.go).
+	cutoffs cutoffs
 	// devices are the device authorizations (device.go).
 	devices deviceGrants
 }

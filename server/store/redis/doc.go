@@ -16,8 +16,15 @@
 //	P rt:{T}:h        hash: d (JSON record), f (family ID), r (rotated at, server ms)
 //	P rts:{T}:h       string: what the rotation of token h kept: the new token's h (64 hex
 //	                  characters) then the sealed new token; PX = the rotation's grace
-//	P fam:{T}         hash: x (has tokens), rv (revoked); lives until the latest token lease
-//	                  of the family or the revocation's until, whichever is later
+//	P fam:{T}         hash: x (has tokens), rv (revoked), s (the family's start: its first
+//	                  token's IssuedAt, ms, rounded down; none for families stored before
+//	                  starts were kept, which count as started before any cutoff); lives until
+//	                  the latest token lease of the family or the revocation's until,
+//	                  whichever is later
+//	P cut:{h}         string: a grant cutoff's At, ms, rounded up (h: store.Cutoff.Key);
+//	                  PXAT = its until. Rotations read it as a declared key in indexed mode;
+//	                  in Cluster (another slot than the family) before their script, in a
+//	                  pipelined round trip, and pass the latest At as an argument
 //	P jti:<jti>       revoked access token ID; PXAT = until (only ever extended: PEXPIREAT GT)
 //	P rec:<len>:<kind>:{h}  opaque record;  P cnt:{h}  counter (SET NX PX, INCR)
 //	P thr:{thr}:h     hash: f (failures), w (window end), b (blocked until), server ms; lives

@@ -75,6 +75,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts Options) {
 		{"refresh tokens", refreshTests()},
 		{"refresh token families", familyTests()},
 		{"sealed successors", successorTests()},
+		{"grant cutoffs", cutoffTests()},
 		{"revocations", revocationTests()},
 		{"records", recordTests()},
 		{"lists", listTests()},
