@@ -53,6 +53,7 @@ import (
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/metrics"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/oauth2/grants"
 	"github.com/latchkey-dev/latchkey/server/oauth2/handler"
 	"github.com/latchkey-dev/latchkey/server/oauth2/register"
 	"github.com/latchkey-dev/latchkey/server/registration"
@@ -88,6 +89,7 @@ type serveOptions struct {
 	accessTokenTTL   time.Duration
 	refreshTokenTTL  time.Duration
 	refreshGrace     time.Duration
+	device           handler.DeviceConfig
 	idTokenTTL       time.Duration
 	keyRotation      time.Duration
 	clientIPHeader   string
@@ -143,6 +145,8 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.refreshGrace, "refresh-reuse-grace", 2*time.Second, "how long after a rotation the old refresh token, presented again by its client, gets the same successor instead of revoking its family (retries)")
 	fs.IntVar(&o.accessTokenCache, "access-token-cache-size", token.DefaultCacheSize, "how many verified access tokens introspection, userinfo and revocation keep (about 1 KB each), so a token presented again costs no signature verification; kept until exp while its signing key is published, revocation still checked on every call (0 disables)")
 	fs.DurationVar(&o.idTokenTTL, "id-token-lifetime", time.Hour, "default ID token lifetime")
+	fs.DurationVar(&o.device.CodeLifetime, "device-code-lifetime", grants.DefaultDeviceCodeLifetime, "how long a device code and its user code of the device authorization grant (RFC 8628) last")
+	fs.DurationVar(&o.device.Interval, "device-poll-interval", grants.DefaultDevicePollInterval, "the minimum time between polls of the device_code grant that clients are told (whole seconds; faster polls get slow_down)")
 	fs.DurationVar(&o.keyRotation, "key-rotation-period", 30*24*time.Hour, "how long a signing key signs before the leader rotates it (0 disables; annotate the key Secret with oauth.latchkey.dev/rotate-keys to force one)")
 	fs.StringVar(&o.clientIPHeader, "client-ip-header", "", "header a trusted reverse proxy sets to the client address (e.g. X-Forwarded-For), for the brute-force limits of logins and client authentication and the audit log; only behind a proxy that overwrites it")
 	fs.IntVar(&o.clientRateLimit.PerMinute, "client-rate-limit", 0, "token requests per minute of each client without a spec.rateLimit of its own, across all replicas (0: no limit)")
@@ -404,6 +408,7 @@ func (o *serveOptions) handlerConfig(reg *registry.Registry, keyring *keys.Keyri
 		AccessTokenLifetime:  o.accessTokenTTL,
 		RefreshTokenLifetime: o.refreshTokenTTL,
 		RefreshReuseGrace:    o.refreshGrace,
+		Device:               o.device,
 		IDTokenLifetime:      o.idTokenTTL,
 		Registry:             reg,
 		Keys:                 keyring,

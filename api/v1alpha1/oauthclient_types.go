@@ -16,7 +16,7 @@ const (
 )
 
 // GrantType is an OAuth 2.0 grant type.
-// +kubebuilder:validation:Enum=authorization_code;client_credentials;refresh_token;password
+// +kubebuilder:validation:Enum=authorization_code;client_credentials;refresh_token;password;"urn:ietf:params:oauth:grant-type:device_code"
 type GrantType string
 
 // Grant types.
@@ -25,6 +25,8 @@ const (
 	GrantTypeClientCredentials GrantType = "client_credentials"
 	GrantTypeRefreshToken      GrantType = "refresh_token"
 	GrantTypePassword          GrantType = "password"
+	// GrantTypeDeviceCode is the device authorization grant (RFC 8628).
+	GrantTypeDeviceCode GrantType = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
 // TokenEndpointAuthMethod is how a client authenticates at the token endpoint.
@@ -194,7 +196,9 @@ type OAuthClientSpec struct {
 	Type ClientType `json:"type,omitempty"`
 
 	// grantTypes the client may use, each one of authorization_code,
-	// client_credentials, refresh_token and password.
+	// client_credentials, refresh_token, password and
+	// urn:ietf:params:oauth:grant-type:device_code (RFC 8628, for devices and
+	// CLIs without a browser).
 	// +required
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1

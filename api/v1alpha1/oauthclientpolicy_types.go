@@ -26,7 +26,8 @@ const (
 // one).
 type OAuthClientPolicySpec struct {
 	// allowedGrantTypes are the grant types clients may use, each one of
-	// authorization_code, client_credentials, refresh_token and password.
+	// authorization_code, client_credentials, refresh_token, password and
+	// urn:ietf:params:oauth:grant-type:device_code.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=8

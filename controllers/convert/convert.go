@@ -277,7 +277,7 @@ func validateClient(oc *v1alpha1.OAuthClient) []string {
 	for _, g := range s.GrantTypes {
 		switch g {
 		case v1alpha1.GrantTypeAuthorizationCode, v1alpha1.GrantTypeClientCredentials,
-			v1alpha1.GrantTypeRefreshToken, v1alpha1.GrantTypePassword:
+			v1alpha1.GrantTypeRefreshToken, v1alpha1.GrantTypePassword, v1alpha1.GrantTypeDeviceCode:
 		default:
 			add("grant type %q is not supported", g)
 		}

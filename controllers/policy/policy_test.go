@@ -57,6 +57,11 @@ func TestEvaluate(t *testing.T) {
 		}),
 			[]v1alpha1.OAuthClientPolicy{pol("p", v1alpha1.OAuthClientPolicySpec{AllowedGrantTypes: []v1alpha1.GrantType{v1alpha1.GrantTypeClientCredentials}})},
 			[]policy.Violation{{Policy: "payments/p", Rule: "allowedGrantTypes", Value: "refresh_token"}}},
+		{"the device code grant is named when the policy does not list it", client(func(s *v1alpha1.OAuthClientSpec) {
+			s.GrantTypes = []v1alpha1.GrantType{v1alpha1.GrantTypeDeviceCode, v1alpha1.GrantTypeRefreshToken}
+		}),
+			[]v1alpha1.OAuthClientPolicy{pol("p", v1alpha1.OAuthClientPolicySpec{AllowedGrantTypes: []v1alpha1.GrantType{v1alpha1.GrantTypeRefreshToken}})},
+			[]policy.Violation{{Policy: "payments/p", Rule: "allowedGrantTypes", Value: "urn:ietf:params:oauth:grant-type:device_code"}}},
 		{"the password grant is refused when the policy says so", client(func(s *v1alpha1.OAuthClientSpec) {
 			s.GrantTypes = []v1alpha1.GrantType{v1alpha1.GrantTypePassword}
 		}),
@@ -166,6 +171,7 @@ func TestCheck(t *testing.T) {
 		{"a * inside a scope pattern is invalid", v1alpha1.OAuthClientPolicySpec{AllowedScopes: []string{"bill*:read"}}, false},
 		{"a * inside an audience pattern is invalid", v1alpha1.OAuthClientPolicySpec{AllowedAudiences: []string{"https://*.example.com"}}, false},
 		{"a host pattern with a * not before the first dot is invalid", v1alpha1.OAuthClientPolicySpec{RedirectURIHosts: []string{"app.*.example.com"}}, false},
+		{"the device code grant is a known grant type", v1alpha1.OAuthClientPolicySpec{AllowedGrantTypes: []v1alpha1.GrantType{v1alpha1.GrantTypeDeviceCode}}, true},
 		{"an unknown grant type is invalid", v1alpha1.OAuthClientPolicySpec{AllowedGrantTypes: []v1alpha1.GrantType{"implicit"}}, false},
 		{"an unknown authentication method is invalid", v1alpha1.OAuthClientPolicySpec{AllowedAuthenticationMethods: []v1alpha1.AuthenticationMethodClass{"none"}}, false},
 		{"a zero lifetime bound is invalid", v1alpha1.OAuthClientPolicySpec{MaxLifetimes: &v1alpha1.MaxTokenLifetimes{IDToken: ptr.To[int32](0)}}, false},

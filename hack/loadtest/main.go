@@ -27,7 +27,10 @@
 //     holds when other work shares the machine (the cpu-wait column says how much did:
 //     /proc/pressure/cpu);
 //   - tail latency (-tail-rates, rate.go): client_credentials at fixed request rates (vegeta, an
-//     open model) of the given percentages of each algorithm's saturation, with p50 and p99.
+//     open model) of the given percentages of each algorithm's saturation, with p50 and p99,
+//     and beside each the p99 of the floor: the same rate against a handler on the same core
+//     that parses, checks the secret and answers a token signed once, i.e. what the generator,
+//     the kernel and net/http add without any signing or Latchkey code.
 //
 // The authorization_code exchange is not loaded here (each request needs a fresh code, i.e. a
 // whole authorize and bcrypt login); BenchmarkCodeExchange and BenchmarkCodeExchangeRedis in
@@ -100,13 +103,14 @@ func main() {
 	refAddr := flag.String(referenceFlag, "", "internal: serve the reference handler on this address instead of a load run")
 	refIssuer := flag.String("reference-issuer", "", "internal: the reference handler's iss")
 	refClient := flag.String("reference-client", "", "internal: the reference handler's client, id:secret")
+	refStatic := flag.Bool("reference-static", false, "internal: the reference handler answers with one token signed at start (the tail rows' floor)")
 	flag.IntVar(&o.clients, "clients", 0, "typical clients loaded besides the measured ones (internal/genclients, documents in JSON form), "+
 		"to measure throughput with a large registry")
 	serverFlags := flag.String("server-flags", "", "extra flags for every latchkey serve of the run, space-separated (e.g. \"--audit-log off\"); the server inherits this process's environment (GOGC, GOMEMLIMIT)")
 	flag.Parse()
 	o.serverFlags = strings.Fields(*serverFlags)
 	if *refAddr != "" {
-		if err := runReferenceServer(*refAddr, *refIssuer, *refClient); err != nil {
+		if err := runReferenceServer(*refAddr, *refIssuer, *refClient, *refStatic); err != nil {
 			fmt.Fprintln(os.Stderr, "loadtest: reference server:", err)
 			os.Exit(1)
 		}
@@ -594,7 +598,7 @@ const referenceAlgorithm = "ES256"
 // ratio.
 func referenceRows(ctx context.Context, o options, srv *server, dir string) error {
 	id, secret := "bench-es256", "bench-secret-es256"
-	ref, err := startReference(ctx, srv.base, id, secret)
+	ref, err := startReference(ctx, srv.base, id, secret, false)
 	if err != nil {
 		return err
 	}
@@ -633,10 +637,19 @@ func referenceRows(ctx context.Context, o options, srv *server, dir string) erro
 }
 
 // tailRows prints client_credentials p50 and p99 per algorithm at each percentage of the
-// algorithm's measured saturation, at a fixed rate (openLoad), against srv.
+// algorithm's measured saturation, at a fixed rate (openLoad), against srv. Each row is followed
+// by the same rate against the floor server (a static token, no signing, on the same core), whose
+// p99 is what the load generator, the kernel and net/http alone add: the part of the tail that
+// is not Latchkey's.
 func tailRows(ctx context.Context, o options, srv *server, algs []string, saturation map[string]float64, percents []int) error {
-	fmt.Printf("\ntail latency, client_credentials at a fixed rate (vegeta, open model, load generator on core 1), %s per row; saturation from the rows above\n", o.duration)
-	fmt.Printf("%-6s %8s %10s %12s %10s %10s %9s\n", "alg", "% sat", "rate/s", "achieved/s", "p50", "p99", "cpu-wait")
+	fmt.Printf("\ntail latency, client_credentials at a fixed rate (vegeta, open model, load generator on core 1), %s per row; saturation from the rows above;\n", o.duration)
+	fmt.Println("floor: the same rate against a handler that parses, checks the secret and answers a token signed once (generator, kernel and net/http alone)")
+	fmt.Printf("%-6s %8s %10s %12s %10s %10s %12s %9s\n", "alg", "% sat", "rate/s", "achieved/s", "p50", "p99", "floor p99", "cpu-wait")
+	floor, err := startReference(ctx, srv.base, "bench-floor", "bench-secret-floor", true)
+	if err != nil {
+		return fmt.Errorf("floor server: %w", err)
+	}
+	defer floor.stop()
 	for _, alg := range algs {
 		sat, ok := saturation[alg]
 		if !ok {
@@ -652,7 +665,12 @@ func tailRows(ctx context.Context, o options, srv *server, algs []string, satura
 				return fmt.Errorf("%s at %d/s: %w", alg, rate, err)
 			}
 			w1, _ := cpuWait()
-			fmt.Printf("%-6s %7d%% %10d %12.0f %10s %10s %9s\n", alg, pct, rate, res.rate, res.p50, res.p99, waitShare(w0, w1, ok, time.Since(t0)))
+			wait := waitShare(w0, w1, ok, time.Since(t0))
+			fl, err := openLoad(ctx, floor.base+"/oauth2/token", basic("bench-floor", "bench-secret-floor"), rate, o.duration)
+			if err != nil {
+				return fmt.Errorf("floor at %d/s: %w", rate, err)
+			}
+			fmt.Printf("%-6s %7d%% %10d %12.0f %10s %10s %12s %9s\n", alg, pct, rate, res.rate, res.p50, res.p99, fl.p99, wait)
 		}
 	}
 	return nil

@@ -46,8 +46,9 @@ type referenceResponse struct {
 }
 
 // serveReference serves the reference handler on addr for clientID/secret until the process is
-// interrupted.
-func serveReference(addr, issuer, clientID, secret string) error {
+// interrupted. A static one signs one token at start and answers every request with it (the
+// floor: the tail rows' generator, kernel and net/http cost without any signing).
+func serveReference(addr, issuer, clientID, secret string, static bool) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -61,6 +62,23 @@ func serveReference(addr, issuer, clientID, secret string) error {
 	if err != nil {
 		return err
 	}
+	sign := func(id string) (string, error) {
+		var jti [16]byte
+		_, _ = rand.Read(jti[:])
+		now := time.Now()
+		claims := referenceClaims{Claims: jwt.Claims{
+			Issuer: issuer, Subject: id, Audience: jwt.Audience{id},
+			Expiry: jwt.NewNumericDate(now.Add(time.Hour)), IssuedAt: jwt.NewNumericDate(now),
+			ID: base64.RawURLEncoding.EncodeToString(jti[:]),
+		}, ClientID: id}
+		return jwt.Signed(signer).Claims(claims).Serialize()
+	}
+	var fixed string
+	if static {
+		if fixed, err = sign(clientID); err != nil {
+			return err
+		}
+	}
 	wantHash := sha256.Sum256([]byte(secret))
 	h := func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.ParseForm() != nil || r.PostForm.Get("grant_type") != "client_credentials" {
@@ -73,18 +91,13 @@ func serveReference(addr, issuer, clientID, secret string) error {
 			http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
 			return
 		}
-		var jti [16]byte
-		_, _ = rand.Read(jti[:])
-		now := time.Now()
-		claims := referenceClaims{Claims: jwt.Claims{
-			Issuer: issuer, Subject: id, Audience: jwt.Audience{id},
-			Expiry: jwt.NewNumericDate(now.Add(time.Hour)), IssuedAt: jwt.NewNumericDate(now),
-			ID: base64.RawURLEncoding.EncodeToString(jti[:]),
-		}, ClientID: id}
-		tok, err := jwt.Signed(signer).Claims(claims).Serialize()
-		if err != nil {
-			http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
-			return
+		tok := fixed
+		if tok == "" {
+			var err error
+			if tok, err = sign(id); err != nil {
+				http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
+				return
+			}
 		}
 		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 		w.Header().Set("Cache-Control", "no-store")
@@ -95,8 +108,9 @@ func serveReference(addr, issuer, clientID, secret string) error {
 }
 
 // startReference starts this binary as the reference server on core 0 (GOMAXPROCS=1), for the
-// client clientID/secret, and returns it once its token endpoint issues a token.
-func startReference(ctx context.Context, issuer, clientID, secret string) (*server, error) {
+// client clientID/secret, and returns it once its token endpoint issues a token; static: the
+// floor server (serveReference).
+func startReference(ctx context.Context, issuer, clientID, secret string, static bool) (*server, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -111,14 +125,14 @@ func startReference(ctx context.Context, issuer, clientID, secret string) (*serv
 		return err == nil && status == http.StatusOK
 	}
 	return startOnCore0(ctx, base, ready, 30*time.Second, self, "-"+referenceFlag, addr,
-		"-reference-issuer", issuer, "-reference-client", clientID+":"+secret)
+		"-reference-issuer", issuer, "-reference-client", clientID+":"+secret, fmt.Sprintf("-reference-static=%t", static))
 }
 
 // runReferenceServer is main for -serve-reference.
-func runReferenceServer(addr, issuer, client string) error {
+func runReferenceServer(addr, issuer, client string, static bool) error {
 	id, secret, ok := strings.Cut(client, ":")
 	if !ok {
 		return errors.New("-reference-client must be id:secret")
 	}
-	return serveReference(addr, issuer, id, secret)
+	return serveReference(addr, issuer, id, secret, static)
 }

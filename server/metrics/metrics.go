@@ -101,7 +101,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"kind"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_rate_limited_total",
-			Help: "Requests refused with 429, by reason: client_authentication and user_login (brute-force protection), client_rate_limit (an OAuthClient's rateLimit), registration.",
+			Help: "Requests refused with 429, by reason: client_authentication and user_login (brute-force protection), client_rate_limit (an OAuthClient's rateLimit), registration, device_user_code (wrong user codes on the device verification page).",
 		}, []string{"reason"}),
 		logoutDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_backchannel_logout_deliveries_total",

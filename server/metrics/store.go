@@ -48,12 +48,13 @@ func (m *Metrics) InstrumentStore(s store.Store, backend string) store.Store {
 func storeOperations() []string {
 	return []string{
 		"put_code", "take_code", "create_refresh", "get_refresh", "rotate_refresh", "report_refresh_reuse",
-		"revoke_family", "family_revoked", "revoke_token", "token_revoked", "put_record", "get_record",
+		"revoke_family", "family_revoked", "cut_off_grants", "revoke_token", "token_revoked", "put_record", "get_record",
 		"delete_record", "incr", "reset", "throttle", "take_rate", "note_credential_uses",
 		"take_credential_uses", "ping", "redeem_code", "take_code_admitted", "redeem_code_admitted",
 		"rotate_refresh_admitted", "throttle_rate", "enqueue_logout_deliveries",
 		"claim_logout_deliveries", "finish_logout_delivery", "retry_logout_delivery",
 		"put_entry", "list_entries", "delete_entry",
+		"put_device_grant", "device_grant_by_user_code", "decide_device_grant", "poll_device_grant",
 	}
 }
 
@@ -221,6 +222,13 @@ func (i *instrumented) RevokeFamily(ctx context.Context, familyID string, until 
 	return err
 }
 
+func (i *instrumented) CutOffGrants(ctx context.Context, c store.Cutoff, until time.Time) error {
+	ctx, span := i.start(ctx, "cut_off_grants")
+	err := i.s.CutOffGrants(ctx, c, until)
+	i.record(span, "cut_off_grants", err)
+	return err
+}
+
 func (i *instrumented) FamilyRevoked(ctx context.Context, familyID string) (bool, error) {
 	ctx, span := i.start(ctx, "family_revoked")
 	ok, err := i.s.FamilyRevoked(ctx, familyID)
@@ -366,4 +374,32 @@ func (i *instrumented) Ping(ctx context.Context) error {
 	err := i.s.Ping(ctx)
 	i.record(span, "ping", err)
 	return err
+}
+
+func (i *instrumented) PutDeviceGrant(ctx context.Context, h store.Hash, g store.DeviceGrant) error {
+	ctx, span := i.start(ctx, "put_device_grant")
+	err := i.s.PutDeviceGrant(ctx, h, g)
+	i.record(span, "put_device_grant", err)
+	return err
+}
+
+func (i *instrumented) DeviceGrantByUserCode(ctx context.Context, uh store.Hash) (store.Hash, store.DeviceGrant, error) {
+	ctx, span := i.start(ctx, "device_grant_by_user_code")
+	h, g, err := i.s.DeviceGrantByUserCode(ctx, uh)
+	i.record(span, "device_grant_by_user_code", err)
+	return h, g, err
+}
+
+func (i *instrumented) DecideDeviceGrant(ctx context.Context, uh store.Hash, approve bool, subject string, authTime time.Time) (store.DeviceGrant, error) {
+	ctx, span := i.start(ctx, "decide_device_grant")
+	g, err := i.s.DecideDeviceGrant(ctx, uh, approve, subject, authTime)
+	i.record(span, "decide_device_grant", err)
+	return g, err
+}
+
+func (i *instrumented) PollDeviceGrant(ctx context.Context, h store.Hash, clientID string, slowDown time.Duration) (store.DevicePoll, error) {
+	ctx, span := i.start(ctx, "poll_device_grant")
+	p, err := i.s.PollDeviceGrant(ctx, h, clientID, slowDown)
+	i.record(span, "poll_device_grant", err)
+	return p, err
 }

@@ -41,6 +41,12 @@ const (
 	// AuditConsentWithdrawn: the user withdrew a remembered consent on the account page (the
 	// client's grants for the user were revoked).
 	AuditConsentWithdrawn = "consent_withdrawn"
+	// AuditDeviceAuthorizationStarted: a client started a device authorization (RFC 8628).
+	AuditDeviceAuthorizationStarted = "device_authorization_started"
+	// AuditDeviceApproved and AuditDeviceDenied: the user decided a device authorization on
+	// the verification page.
+	AuditDeviceApproved = "device_approved"
+	AuditDeviceDenied   = "device_denied"
 )
 
 // AuditEvent is one security-relevant event. It never holds a token, code, secret or

@@ -4,8 +4,10 @@
 // (clientauth.go), the response writers (responses.go), the route table and its Mux
 // (routes.go) with each route's CORS policy (cors.go), per-request instrumentation, metrics and audit (metrics.go, audit.go), the scope
 // policy and OIDC's built-in scopes (scopes.go), PKCE (pkce.go), the grant type names
-// (grants.go), token lifetimes (lifetimes.go) and the random identifiers of codes and the
-// browser flow (secrets.go).
+// (grants.go), token lifetimes (lifetimes.go), the random identifiers of codes and the
+// browser flow (secrets.go) and the user codes of the device flow (usercode.go: RFC 8628 6.1,
+// 8 characters of BCDFGHJKLMNPQRSTVWXZ shown as XXXX-XXXX, normalised from what a person
+// types; stored by UserCodeHash only).
 //
 // The endpoints live beside it, one package per seam, each mounting its routes on a Mux:
 // server/oauth2/grants (the token endpoint and one file per grant), server/oauth2/browser (the

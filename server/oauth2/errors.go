@@ -51,6 +51,16 @@ var (
 		description: "The user denied the request."}
 )
 
+// RFC 8628 3.5 errors of the device_code grant's token requests.
+var (
+	ErrAuthorizationPending = &Error{code: "authorization_pending", status: http.StatusBadRequest,
+		description: "The user has not yet approved or denied the request; poll again after the interval."}
+	ErrSlowDown = &Error{code: "slow_down", status: http.StatusBadRequest,
+		description: "Polling too fast: the interval grew by 5 seconds; wait that long between polls."}
+	ErrExpiredToken = &Error{code: "expired_token", status: http.StatusBadRequest,
+		description: "The device code has expired; start a new device authorization."}
+)
+
 // RFC 6750 3.1 errors of requests with a Bearer token. They are written with a
 // WWW-Authenticate: Bearer challenge (see WriteBearerError).
 var (

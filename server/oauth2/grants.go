@@ -6,4 +6,6 @@ const (
 	GrantClientCredentials = "client_credentials"
 	GrantRefreshToken      = "refresh_token"
 	GrantPassword          = "password"
+	// GrantDeviceCode is RFC 8628's device authorization grant.
+	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )

@@ -18,6 +18,10 @@ const (
 	DefaultCodeLifetime         = 10 * time.Minute
 )
 
+// MaxRefreshTokenLifetime is the longest refresh token lifetime an OAuthClient can set (the
+// API's bound, 8760h).
+const MaxRefreshTokenLifetime = 8760 * time.Hour
+
 // Lifetimes are the server's token lifetimes, for clients that set none of their own.
 type Lifetimes struct {
 	AccessToken, RefreshToken, IDToken, Code time.Duration
@@ -63,6 +67,14 @@ func (l Lifetimes) FamilyRevocationEnd(c *registry.Client, now, refreshExpiry ti
 		end = refreshExpiry
 	}
 	return end.Add(keys.ClockSkew)
+}
+
+// CutoffEnd is how long a grant cutoff (store.Cutoff) must be remembered from now: until
+// every refresh token issued before it would have expired, whatever the client's lifetime was
+// then (the longest a client can set, or the server's default if longer), plus the clock
+// skew verifiers allow.
+func (l Lifetimes) CutoffEnd(now time.Time) time.Time {
+	return now.Add(max(MaxRefreshTokenLifetime, l.RefreshToken) + keys.ClockSkew)
 }
 
 func orDefault[T int | time.Duration](v, def T) T {

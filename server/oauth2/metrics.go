@@ -252,11 +252,15 @@ const (
 	RateLimitUserLogin            = "user_login"
 	RateLimitClient               = "client_rate_limit"
 	RateLimitRegistration         = "registration"
+	// RateLimitDeviceUserCode: the device verification page refused a user code after too
+	// many wrong ones (RFC 8628 5.1).
+	RateLimitDeviceUserCode = "device_user_code"
 )
 
 // RateLimitReasons are every reason of RecordRateLimited.
 func RateLimitReasons() []string {
-	return []string{RateLimitClientAuthentication, RateLimitUserLogin, RateLimitClient, RateLimitRegistration}
+	return []string{RateLimitClientAuthentication, RateLimitUserLogin, RateLimitClient, RateLimitRegistration,
+		RateLimitDeviceUserCode}
 }
 
 // authMethodLabel bounds the client authentication method label.

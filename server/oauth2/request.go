@@ -38,6 +38,8 @@ type TokenRequest struct {
 	RefreshToken string
 	Username     string
 	Password     string
+	// DeviceCode is the device_code grant's (RFC 8628 3.4).
+	DeviceCode string
 
 	// Token and TokenTypeHint are the parameters of revocation (RFC 7009) and introspection
 	// (RFC 7662) requests, parsed by ParseClientRequest.
@@ -197,6 +199,7 @@ const (
 	pTokenTypeHint
 	pClientAssertion
 	pClientAssertionType
+	pDeviceCode
 )
 
 // params collects parameters into a TokenRequest.
@@ -237,6 +240,8 @@ func (p *params) field(name string) (*string, uint) {
 		return &p.req.ClientAssertion, pClientAssertion
 	case "client_assertion_type":
 		return &p.assertionType, pClientAssertionType
+	case "device_code":
+		return &p.req.DeviceCode, pDeviceCode
 	}
 	return nil, 0
 }

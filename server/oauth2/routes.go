@@ -10,12 +10,16 @@ import (
 
 // Paths of the endpoints (the canonical ones; RouteTable adds the seeds' aliases).
 const (
-	TokenPath               = "/oauth2/token"
-	AuthorizePath           = "/oauth2/authorize"
-	LoginPath               = "/oauth2/login"
-	ConsentPath             = "/oauth2/consent"
-	LogoutPath              = "/oauth2/logout"
-	AccountPath             = "/oauth2/account"
+	TokenPath     = "/oauth2/token"
+	AuthorizePath = "/oauth2/authorize"
+	LoginPath     = "/oauth2/login"
+	ConsentPath   = "/oauth2/consent"
+	LogoutPath    = "/oauth2/logout"
+	AccountPath   = "/oauth2/account"
+	// DeviceAuthorizationPath is RFC 8628's device authorization endpoint; DevicePath its
+	// verification page (verification_uri).
+	DeviceAuthorizationPath = "/oauth2/device_authorization"
+	DevicePath              = "/oauth2/device"
 	StylesheetPath          = "/oauth2/static/latchkey.css"
 	UserinfoPath            = "/oauth2/userinfo"
 	RevocationPath          = "/oauth2/revoke"
@@ -36,6 +40,8 @@ const (
 	EndpointConsent       = "consent"
 	EndpointLogout        = "logout"
 	EndpointAccount       = "account"
+	EndpointDeviceAuth    = "device_authorization"
+	EndpointDevice        = "device"
 	EndpointStatic        = "static"
 	EndpointUserinfo      = "userinfo"
 	EndpointRevocation    = "revocation"
@@ -54,7 +60,9 @@ func ErrorCodes() map[string][]string {
 	with := func(codes ...string) []string { return append(slices.Clone(common), codes...) }
 	return map[string][]string{
 		EndpointToken: with("invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type",
-			"invalid_scope"),
+			"invalid_scope", "authorization_pending", "slow_down", "access_denied", "expired_token"),
+		EndpointDeviceAuth: with("invalid_client", "unauthorized_client", "invalid_scope"),
+		EndpointDevice:     with("access_denied"),
 		EndpointAuthorize: with("unauthorized_client", "access_denied", "unsupported_response_type", "invalid_scope",
 			"login_required", "consent_required", "request_not_supported", "request_uri_not_supported", "registration_not_supported"),
 		EndpointLogin:         with("access_denied"),
@@ -97,6 +105,8 @@ func RouteTable() []Route {
 		{Path: ConsentPath, Methods: getPost, Endpoint: EndpointConsent},
 		{Path: LogoutPath, Methods: getPost, Endpoint: EndpointLogout},
 		{Path: AccountPath, Methods: getPost, Endpoint: EndpointAccount},
+		{Path: DeviceAuthorizationPath, Methods: post, Endpoint: EndpointDeviceAuth},
+		{Path: DevicePath, Methods: getPost, Endpoint: EndpointDevice},
 		{Path: StylesheetPath, Methods: get, Endpoint: EndpointStatic},
 		{Path: UserinfoPath, Methods: getPost, Endpoint: EndpointUserinfo, CORS: client},
 		{Path: RevocationPath, Aliases: []string{"/oauth/revoke"}, Methods: post, Endpoint: EndpointRevocation, CORS: client},

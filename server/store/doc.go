@@ -1,9 +1,11 @@
 // Package store is the leased store: the records the server writes while it answers requests
 // (authorization codes, refresh tokens and their families, revoked token IDs, login sessions,
-// pending authorization requests, remembered consents, counters, failure counts with their
-// back-off (throttles), rate-limit buckets, the clients' last credential uses, the queue of
-// back-channel logout deliveries, and small lists such as a user's sessions, consents and
-// grants), each held under a lease (TTL) and gone when the lease ends.
+// pending authorization requests, remembered consents, device authorizations, grant cutoffs,
+// counters,
+// failure counts with their back-off (throttles), rate-limit buckets, the clients' last
+// credential uses, the queue of back-channel logout deliveries, and small lists such as a
+// user's sessions, consents and grants), each held under a lease (TTL) and gone when the lease
+// ends.
 //
 // Rules every backend follows (server/store/storetest checks them):
 //   - Records are keyed by a Hash of the secret that names them (a code, a refresh token, a
@@ -23,6 +25,12 @@
 //     whole family is revoked. A rotation may keep its successor sealed (never the token
 //     itself) for the grace window: a presentation within grace then gets it back in a
 //     SuccessorError while the successor is active, and is reuse once it was rotated.
+//   - A cutoff (CutOffGrants) ends the families of its client and user (or OP session) whose
+//     first token was issued at or before its At: every later rotation of one (RotateRefresh,
+//     RotateRefreshAdmitted, a retry within grace that would get a kept successor,
+//     ReportRefreshReuse) is ErrRevoked and revokes the family, also when the family's first
+//     token is stored after the cutoff; families started after At are not affected. The
+//     cutoffs checked are those of the rotated token's client, subject and session.
 //   - Throttle is one atomic step over all its keys: while any key is blocked nothing is
 //     recorded on any of them, and concurrent failures are all counted. A count is forgotten a
 //     window after its last failure and block, not before; a backend that counts in coarser
@@ -39,6 +47,12 @@
 //   - Lists hold entries under IDs, each with its own lease; ListEntries returns the live ones
 //     ordered by ID; a list holds at most MaxListEntries, a put beyond that drops the entry that
 //     expires first; a list is gone when its last lease ends.
+//   - Device grants (RFC 8628) are found by device code hash (polls) and by user code hash
+//     (the verification page): PutDeviceGrant refuses a hash of either that holds a live grant;
+//     DecideDeviceGrant moves a pending grant to approved or denied once and drops its user
+//     code; PollDeviceGrant grows the interval of a pending grant polled too soon, and hands an
+//     approved grant to exactly one of concurrent polls (later ones: ErrAlreadyUsed, with the
+//     record). Another client's poll is ErrNotFound and changes nothing.
 //   - Errors are the sentinels below only (wrapped with context), matched with errors.Is;
 //     ErrUnavailable means the backend could not be reached and nothing was stored.
 //

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -128,6 +129,54 @@ type RefreshTokens interface {
 	RevokeFamily(ctx context.Context, familyID string, until time.Time) error
 	// FamilyRevoked reports whether the family was revoked.
 	FamilyRevoked(ctx context.Context, familyID string) (bool, error)
+}
+
+// Cutoff ends grants (refresh token families) of a client in bulk, whether or not anything
+// still lists them: those of the user Subject (SessionID "") or those started in the OP
+// session SessionID (Subject ignored), whose first refresh token was issued (its IssuedAt as
+// given to CreateRefresh or RedeemCode: the family's start) at or before At. Withdrawing a
+// consent cuts off the client's grants for the user; ending a session, those of the session.
+type Cutoff struct {
+	ClientID  string
+	Subject   string
+	SessionID string
+	At        time.Time
+}
+
+// Key is the hash a backend keeps the cutoff under; its families look it up with
+// CutoffKeys.
+func (c Cutoff) Key() Hash {
+	if c.SessionID != "" {
+		return cutoffKey(c.ClientID, "s", c.SessionID)
+	}
+	return cutoffKey(c.ClientID, "u", c.Subject)
+}
+
+// CutoffKeys are the keys of the cutoffs that can end a family of clientID: the user's and,
+// when the family was started in an OP session, the session's. n is how many of keys are set.
+func CutoffKeys(clientID, subject, sessionID string) (keys [2]Hash, n int) {
+	keys[0] = cutoffKey(clientID, "u", subject)
+	if sessionID == "" {
+		return keys, 1
+	}
+	keys[1] = cutoffKey(clientID, "s", sessionID)
+	return keys, 2
+}
+
+func cutoffKey(clientID, kind, name string) Hash {
+	return HashOf(fmt.Sprintf("cutoff\x00%d:%s\x00%s\x00%s", len(clientID), clientID, kind, name))
+}
+
+// GrantCutoffs end grants in bulk (Cutoff).
+type GrantCutoffs interface {
+	// CutOffGrants records the cutoff until until (its lease; it must outlive every refresh
+	// token of a family it ends that was issued before it: the longest refresh lifetime a
+	// client can have). From then on the store refuses with ErrRevoked, and revokes the family
+	// of, every rotation (RotateRefresh, RotateRefreshAdmitted, a retry within grace that
+	// would hand back a kept successor, ReportRefreshReuse) of a family the cutoff ends, in
+	// the step that decides the rotation: no extra round trip. A later cutoff of the same key
+	// keeps the later At and the later until. Families started after At are not affected.
+	CutOffGrants(ctx context.Context, c Cutoff, until time.Time) error
 }
 
 // Revocations holds revoked access token IDs (jti) until the tokens would have expired.
@@ -352,6 +401,7 @@ type LogoutDeliveries interface {
 type Store interface {
 	Codes
 	RefreshTokens
+	GrantCutoffs
 	Revocations
 	Records
 	Lists
@@ -362,6 +412,7 @@ type Store interface {
 	Admissions
 	CredentialUses
 	LogoutDeliveries
+	DeviceGrants
 	KnownRecords
 	// Ping reports whether the backend can be reached (readiness).
 	Ping(ctx context.Context) error

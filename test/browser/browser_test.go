@@ -34,9 +34,11 @@ const (
 	// registeredID is a client that registered itself (RFC 7591): its consent page says it is
 	// unverified.
 	registeredID = "dyn-registered0"
-	username     = "alice"
-	subject      = "6f1c0d2e-5b7a-4c1e-9d3f-2a8b7c6d5e4f" // alice's sub: not her username
-	userPassword = "correct horse battery staple"
+	// deviceClientID is a CLI that uses the device authorization grant (RFC 8628).
+	deviceClientID = "project-cli"
+	username       = "alice"
+	subject        = "6f1c0d2e-5b7a-4c1e-9d3f-2a8b7c6d5e4f" // alice's sub: not her username
+	userPassword   = "correct horse battery staple"
 	// stepTimeout bounds each browser step; the first start of chromium takes longest.
 	stepTimeout = 30 * time.Second
 )
@@ -214,6 +216,7 @@ func newEnv(t *testing.T) *env {
 	e.reg = newRegistry(t, redirectURI)
 	h, err := handler.New(handler.Config{
 		Issuer: e.server.URL, Registry: e.reg, Keys: newKeyring(t), Store: memory.New(),
+		Device: handler.DeviceConfig{Interval: time.Second},
 	})
 	require.NoError(t, err)
 	e.server.Config.Handler = h
@@ -278,6 +281,11 @@ func newRegistry(t *testing.T, redirectURI string) *registry.Registry {
 		Source: "registered/" + registeredID, Namespace: "registered", ID: registeredID, Type: registry.Public, AuthMethod: "none",
 		DisplayName: "Project Tracker Helper", GrantTypes: []string{"authorization_code"}, Registered: true,
 		RedirectURIs: []string{redirectURI}, Scopes: []string{"openid", "email"},
+	})
+	r.PutClient(registry.Client{
+		Source: "cli/" + deviceClientID, Namespace: "cli", ID: deviceClientID, Type: registry.Public, AuthMethod: "none",
+		DisplayName: "Project CLI", GrantTypes: []string{oauth2.GrantDeviceCode, "refresh_token"},
+		Scopes: []string{"openid", "email", "read:projects"},
 	})
 	r.PutUser(registry.User{Source: username, Subject: subject, Username: username, Email: "alice@example.com",
 		EmailVerified: true, DisplayName: "Alice Liddell", PasswordHash: []byte(hash)})

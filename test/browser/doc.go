@@ -8,7 +8,10 @@
 // answers of the token and userinfo endpoints for its origin (the default from its redirect URI,
 // converted by controllers/convert); a page on a third origin is refused by Chromium (CORS
 // errors) for the same requests that Go makes successfully, while any page reads discovery and
-// the JWKS. A missing chromium is installed with
+// the JWKS. The device authorization grant (RFC 8628) runs end to end too: a CLI
+// (golang.org/x/oauth2's DeviceAuth and DeviceAccessToken, polling in the background) waits
+// while chromium enters the user code on the verification page, signs in and approves (or,
+// from verification_uri_complete, denies). A missing chromium is installed with
 // hack/apt-install.sh chromium (the harness's tool policy, as `make test-deps` does); when that
 // fails the test fails, it never skips.
 //

@@ -78,6 +78,8 @@ func TestChartAdmissionPolicyRefusesViolatingClients(t *testing.T) {
 			`allowedScopes does not allow "admin:all"`},
 		{"a grant type not allowed is refused", oauthClient("pw", "grantTypes: [password]"),
 			`allowedGrantTypes does not allow "password"`},
+		{"the device code grant not allowed is refused", oauthClient("cli", `grantTypes: ["urn:ietf:params:oauth:grant-type:device_code"]`),
+			`allowedGrantTypes does not allow "urn:ietf:params:oauth:grant-type:device_code"`},
 		{"an audience outside the patterns is refused", oauthClient("aud", "grantTypes: [client_credentials]", `audiences: ["https://evil.example"]`),
 			`allowedAudiences does not allow "https://evil.example"`},
 		{"a redirect URI on the bare domain is refused", oauthClient("bare", "grantTypes: [authorization_code]", `redirectURIs: ["https://example.com/cb"]`),

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,4 +115,64 @@ func TestTheREADMEsCurlExamplesWork(t *testing.T) {
 		require.NoError(t, err, out)
 		assert.Contains(t, out, `"id_token":"`)
 	})
+}
+
+// TestTheDeviceFlowDocsCurlExamplesWork runs the curl examples of docs/device-flow.md, as
+// written, against the binary in embedded mode with config/samples: the device authorization of
+// demo-cli, a poll before the user decided (authorization_pending), alice's approval on the
+// verification page (verification_uri_complete), and the poll that gets the tokens. Only the
+// host and port change, and DEVICE_CODE becomes the device code of the first step; the server
+// runs with --device-poll-interval 1s so that the test waits one second, not five.
+func TestTheDeviceFlowDocsCurlExamplesWork(t *testing.T) {
+	root, err := harness.Root()
+	require.NoError(t, err)
+	srv, err := harness.StartServer(t.Context(), binary, filepath.Join(t.TempDir(), "latchkey.log"), 30*time.Second,
+		func(a harness.ServeAddrs) []string {
+			return []string{"serve", "--manifests", filepath.Join(root, "config", "samples"), "--issuer", a.URL(),
+				"--audit-log", "off", "--device-poll-interval", "1s"}
+		})
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Stop(10 * time.Second) })
+	local := func(s string) string { return strings.ReplaceAll(s, "http://localhost:8080", srv.URL()) }
+	const doc = "docs/device-flow.md"
+
+	start := docFenced(t, doc, "### 1. The tool asks for a code", "sh")[0]
+	require.Contains(t, start, "http://localhost:8080")
+	out, err := runScript(t, local(start), "")
+	require.NoError(t, err, out)
+	var da struct {
+		DeviceCode              string `json:"device_code"`
+		UserCode                string `json:"user_code"`
+		VerificationURIComplete string `json:"verification_uri_complete"`
+		Interval                int    `json:"interval"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &da), out)
+	require.NotEmpty(t, da.DeviceCode)
+	require.Equal(t, srv.URL()+"/oauth2/device?user_code="+da.UserCode, da.VerificationURIComplete)
+	require.Equal(t, 1, da.Interval)
+
+	pollScript := docFenced(t, doc, "### 3. The tool polls", "sh")[0]
+	require.Contains(t, pollScript, "device_code=DEVICE_CODE")
+	poll := local(strings.Replace(pollScript, "device_code=DEVICE_CODE", "device_code="+da.DeviceCode, 1))
+	out, err = runScript(t, poll, "")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, `"error":"authorization_pending"`)
+
+	b := harness.NewBrowser(t, nil, srv.URL())
+	p := b.Get(da.VerificationURIComplete)
+	require.Equal(t, 200, p.Status, p.Body)
+	form := p.Hidden()
+	form.Set("user_code", da.UserCode)
+	p = b.Submit(p, "../oauth2/device", form)
+	p = b.Login(p, "alice", "alice-password")
+	require.True(t, p.IsConsent(), "%d %s", p.Status, p.Body)
+	p = b.Decide(p, "allow")
+	require.Contains(t, p.Body, "Device connected")
+
+	time.Sleep(time.Duration(da.Interval)*time.Second + 200*time.Millisecond)
+	out, err = runScript(t, poll, "")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, `"access_token":"`)
+	assert.Contains(t, out, `"refresh_token":"`)
+	assert.Contains(t, out, `"id_token":"`)
 }

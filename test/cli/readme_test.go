@@ -30,12 +30,18 @@ func readmeBlocks(t *testing.T, heading string) []string {
 // heading; at least one.
 func readmeFenced(t *testing.T, heading, lang string) []string {
 	t.Helper()
+	return docFenced(t, "README.md", heading, lang)
+}
+
+// docFenced is readmeFenced of another Markdown file of the repository (docs/...).
+func docFenced(t *testing.T, file, heading, lang string) []string {
+	t.Helper()
 	root, err := harness.Root()
 	require.NoError(t, err)
-	b, err := os.ReadFile(filepath.Join(root, "README.md"))
+	b, err := os.ReadFile(filepath.Join(root, file))
 	require.NoError(t, err)
 	_, section, ok := strings.Cut(string(b), "\n"+heading+"\n")
-	require.True(t, ok, "README has %q", heading)
+	require.True(t, ok, "%s has %q", file, heading)
 	level, _, _ := strings.Cut(heading, " ")
 	for _, h := range []string{"##", "###"} { // not "#": shell comments begin so
 		if len(h) <= len(level) {

@@ -24,8 +24,10 @@ const (
 	keySecret = "latchkey-signing-keys"
 	namespace = "latchkey-system"
 	// refreshGrace is the --refresh-reuse-grace every replica runs with.
-	refreshGrace    = 500 * time.Millisecond
-	shutdownTimeout = 5 * time.Second
+	refreshGrace = 500 * time.Millisecond
+	// devicePollInterval is the --device-poll-interval every replica runs with.
+	devicePollInterval = time.Second
+	shutdownTimeout    = 5 * time.Second
 	// Short leader election timings, so that a killed leader is replaced within seconds.
 	leaseDuration = 4 * time.Second
 	renewDeadline = 3 * time.Second
@@ -162,6 +164,7 @@ func (s *suite) startReplica(name string) (*replica, error) {
 				"--leader-election-renew-deadline", renewDeadline.String(),
 				"--leader-election-retry-period", retryPeriod.String(),
 				"--refresh-reuse-grace", refreshGrace.String(),
+				"--device-poll-interval", devicePollInterval.String(),
 				"--shutdown-timeout", shutdownTimeout.String(),
 				"--replica-name", name,
 				"--replica-lease-duration", replicaLease.String(),

@@ -73,6 +73,11 @@ type pendingRequest struct {
 	// Account: the login was asked for by the account page, not by a client (no client, no
 	// redirect URI); after it the browser goes back to the account page.
 	Account bool `json:"account,omitempty"`
+	// UserCode, when set, makes this the confirmation of a device authorization (RFC 8628)
+	// instead of an authorization request: its user code in display form (XXXX-XXXX; it
+	// alone grants nothing, and the record lives for the request lifetime). There is no
+	// redirect URI then.
+	UserCode string `json:"user_code,omitempty"`
 }
 
 // Registry gives the current registry snapshot; *registry.Registry implements it.
@@ -85,6 +90,9 @@ type Registry interface {
 // revocation of the grants that a logout or a withdrawn consent ends; store.Store implements it.
 type Store interface {
 	PutCode(ctx context.Context, h store.Hash, c store.Code, ttl time.Duration) error
+	DeviceGrantByUserCode(ctx context.Context, uh store.Hash) (store.Hash, store.DeviceGrant, error)
+	DecideDeviceGrant(ctx context.Context, uh store.Hash, approve bool, subject string, authTime time.Time) (store.DeviceGrant, error)
+	Throttle(ctx context.Context, keys []store.ThrottleKey, outcome store.Outcome) (store.ThrottleResult, error)
 	PutRecord(ctx context.Context, kind string, h store.Hash, value []byte, ttl time.Duration) error
 	GetRecord(ctx context.Context, kind string, h store.Hash) ([]byte, error)
 	DeleteRecord(ctx context.Context, kind string, h store.Hash) error
@@ -93,6 +101,7 @@ type Store interface {
 	DeleteEntry(ctx context.Context, kind string, h store.Hash, id string) error
 	RevokeFamily(ctx context.Context, familyID string, until time.Time) error
 	FamilyRevoked(ctx context.Context, familyID string) (bool, error)
+	CutOffGrants(ctx context.Context, c store.Cutoff, until time.Time) error
 	TakeRate(ctx context.Context, key store.Hash, perMinute, burst int) (time.Duration, error)
 	// Incr counts the requests that end an OP session, so that only the first notifies.
 	Incr(ctx context.Context, key store.Hash, window time.Duration) (int64, error)
@@ -157,6 +166,9 @@ type Config struct {
 	Hints IDTokenHints
 	// SessionEnd hears of every OP session that ends; nil: nobody.
 	SessionEnd SessionEndNotifier
+	// Device limits wrong user codes on the device verification page; zero fields take
+	// DefaultDeviceVerification's.
+	Device DeviceVerification
 }
 
 // Flow serves the authorization endpoint and the login and consent pages.
@@ -175,6 +187,7 @@ type Flow struct {
 	cop                    *http.CrossOriginProtection
 	hints                  IDTokenHints
 	sessionEnd             SessionEndNotifier
+	device                 DeviceVerification
 }
 
 // New checks the config and returns the flow.
@@ -189,6 +202,10 @@ func New(cfg Config) (*Flow, error) {
 	if err != nil {
 		return nil, err
 	}
+	device, err := cfg.Device.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	cookies := newCookieNames(strings.HasPrefix(cfg.Issuer, "https://"))
 	return &Flow{
 		issuer: cfg.Issuer, registry: cfg.Registry, store: cfg.Store, auth: cfg.Auth, now: cfg.Now,
@@ -199,6 +216,7 @@ func New(cfg Config) (*Flow, error) {
 		cop:        newCrossOriginProtection(pg),
 		hints:      cfg.Hints,
 		sessionEnd: cfg.SessionEnd,
+		device:     device,
 	}, nil
 }
 
@@ -217,6 +235,8 @@ func (a *Flow) Mount(m *oauth2.Mux) {
 	m.HandleFunc(oauth2.LogoutPath, http.MethodPost, a.serveLogout)
 	m.HandleFunc(oauth2.AccountPath, http.MethodGet, a.serveAccount)
 	m.Handle(oauth2.AccountPath, http.MethodPost, a.cop.Handler(http.HandlerFunc(a.handleAccount)))
+	m.HandleFunc(oauth2.DevicePath, http.MethodGet, a.serveDevicePage)
+	m.Handle(oauth2.DevicePath, http.MethodPost, a.cop.Handler(http.HandlerFunc(a.handleDevice)))
 }
 
 // serveAuthorize is the authorization endpoint (RFC 6749 4.1.1).

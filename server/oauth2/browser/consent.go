@@ -145,7 +145,7 @@ func (a *Flow) serveConsentPage(w http.ResponseWriter, r *http.Request) {
 	}
 	a.pages.renderConsent(w, r, consentPage{
 		Client: clientName(client), Username: username, RequestID: id, CSRFToken: p.CSRFToken,
-		RedirectHost: redirectHost(p.RedirectURI), Scopes: items, Unverified: client.Registered,
+		RedirectHost: redirectHost(p.RedirectURI), Scopes: items, Unverified: client.Registered, UserCode: p.UserCode,
 	}, formActionSource(p.RedirectURI))
 }
 
@@ -155,6 +155,10 @@ func (a *Flow) handleConsent(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	form, id, p, client, ok := a.pendingFromForm(w, r)
 	if !ok || !a.signedIn(w, r, id, p) {
+		return
+	}
+	if p.UserCode != "" {
+		a.decideDevice(w, r, form, id, p, client)
 		return
 	}
 	switch form.Get("decision") {

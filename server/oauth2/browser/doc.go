@@ -1,9 +1,10 @@
 // Package browser is the browser side of the authorization code flow: the authorization
 // endpoint (RFC 6749 4.1, RFC 7636, OpenID Connect Core 3.1.2), the login and consent pages,
 // the login (OP) session, RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0), the
-// account page, CSRF protection and the pages' templates and stylesheet. Flow is mounted on the
-// route table (oauth2.Mux): GET and POST /oauth2/authorize (alias /oauth/authorize), GET and
-// POST /oauth2/login, /oauth2/consent, /oauth2/logout and /oauth2/account, GET
+// account page, the device verification page (RFC 8628 3.3), CSRF protection and the pages'
+// templates and stylesheet. Flow is mounted on the route table (oauth2.Mux): GET and POST
+// /oauth2/authorize (alias /oauth/authorize), GET and POST /oauth2/login, /oauth2/consent,
+// /oauth2/logout, /oauth2/account and /oauth2/device (device.go), GET
 // /oauth2/static/latchkey.css. Codes are
 // exchanged by server/oauth2/grants (authorization_code); passwords are checked by
 // server/userauth, the one authenticator the password grant uses too.
@@ -69,12 +70,19 @@
 //     store.MaxListEntries.
 //   - Ending a session (RP-initiated logout, the account page, a login of another user):
 //     its record and list entry go, the grants of the clients with LogoutRevokesRefreshTokens
-//     are revoked (store.RevokeFamily, until their longest lifetime), session_ended is
+//     are revoked (store.RevokeFamily, until their longest lifetime) and cut off for the
+//     session (store.CutOffGrants: also those the full list could not hold), session_ended is
 //     audited, and the SessionEndNotifier (optional, for back-channel logout) hears the sid,
 //     the subject and the clients that took part; its failure is logged, within a 5 s bound, and
 //     never changes the answer. Requests that end one session at the same time (at one
 //     replica or several) each drop it, but only the first (a store.Counters counter of the
 //     sid, kept 10 minutes) audits the end and notifies: each client gets one logout token.
+//   - Withdrawing a consent (account page) forgets it, records a cutoff of the client's grants
+//     for the user (store.CutOffGrants), then revokes the listed ones. Lists are leased for one
+//     refresh lifetime from the authorization while refresh tokens slide, and the password
+//     grant's families are never listed: the cutoff ends those at their next rotation (a
+//     family that starts later, after a new consent, is not affected). A cutoff is leased for
+//     oauth2.Lifetimes.CutoffEnd: the longest refresh lifetime a client can set.
 //   - Logout (logout.go): the request is parsed once (LogoutRequest; a repeated parameter is
 //     invalid_request). Every problem is a 400 page, never a redirect: an id_token_hint that
 //     token.Verifier.VerifyIDTokenHint refuses (alg none, another issuer, unknown key, not typ
@@ -97,6 +105,24 @@
 //     (constant-time compare); a session from before sessions had one signs in again.
 //   - Rate limits: per client address, the logout endpoint and the account page's POSTs each
 //     take from a store.TakeRate bucket (60 a minute, burst 60; a 429 page with Retry-After).
+//   - Device verification (device.go): GET /oauth2/device shows a code form (?user_code=, the
+//     verification_uri_complete, fills it in; the user still submits it, so a link starts
+//     nothing). Its CSRF token is derived from the browser's binding cookie (no pending request
+//     exists yet), with http.CrossOriginProtection in front. An entered code is normalised
+//     (oauth2.NormalizeUserCode: case, dashes, spaces); one that cannot be a code is not
+//     counted; a well-formed one that matches no pending device grant counts a failure on the
+//     address and the global throttle keys (DeviceVerification: 10 per address, 1000 in all per
+//     hour by default, then exponential blocks, 429 with Retry-After), and a blocked entry is
+//     refused even with the right code. A right code does not reset the counts (anyone can get
+//     fresh codes of a public client). A right code becomes a pending request (UserCode set,
+//     no redirect URI, ForceConsent) bound to the browser like an authorization request, and
+//     goes through the same login page (or the current session) to the consent page, which
+//     then shows the code to compare with the device's and is asked every time, whatever the
+//     client's consent policy (remote phishing, RFC 8628 5.4); nothing is remembered. Allow or
+//     Deny decides the device grant in the store once (store.DecideDeviceGrant), which also
+//     ends its user code, and ends on a page of its own (no redirect). The pending request
+//     holds the code's display form for the confirmation page: it alone grants nothing, and
+//     the store keys the device grant by its hash only.
 //   - Store failures are mapped by oauth2.FromStore: temporarily_unavailable is a redirect with
 //     that error (or a "try again in a moment" page), anything else server_error.
 //

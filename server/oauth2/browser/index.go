@@ -181,17 +181,30 @@ func (a *Flow) endSession(ctx context.Context, e endedSession) ([]string, error)
 	}
 	snap := a.registry.Snapshot()
 	var clientIDs []string
-	for family, clientID := range grants {
+	for _, clientID := range grants {
 		if !slices.Contains(clientIDs, clientID) {
 			clientIDs = append(clientIDs, clientID)
 		}
+	}
+	slices.Sort(clientIDs)
+	now := a.now()
+	for _, clientID := range clientIDs {
+		// The cutoff ends every family of the client started in the session, listed or not
+		// (store.MaxListEntries may have pushed some out), at its next refresh.
+		if c, ok := snap.Client(clientID); ok && c.LogoutRevokesRefreshTokens {
+			cut := store.Cutoff{ClientID: clientID, SessionID: e.SID, At: now}
+			if err := a.store.CutOffGrants(ctx, cut, a.lifetimes.CutoffEnd(now)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for family, clientID := range grants {
 		if c, ok := snap.Client(clientID); ok && c.LogoutRevokesRefreshTokens {
 			if err := a.revokeGrant(ctx, e.Subject, family, c); err != nil {
 				return nil, err
 			}
 		}
 	}
-	slices.Sort(clientIDs)
 	// Requests that end one session at the same time (a client's back end and the browser, at
 	// two replicas, say) all get here: the first audits it and tells the clients, once.
 	n, err := a.store.Incr(ctx, sessionEndKey(e.SID), sessionEndMemory)
@@ -283,6 +296,14 @@ func (a *Flow) withdrawConsent(ctx context.Context, subject, clientID string) er
 	c, ok := a.registry.Snapshot().Client(clientID)
 	if !ok {
 		c = &registry.Client{ID: clientID} // deleted since: its grants still go, for the longest default lifetime
+	}
+	// The cutoff ends every family of the client for the user at its next refresh, also those
+	// no longer listed (their list entry's lease ended while they kept rotating) and the
+	// password grant's (never listed); the listed ones are revoked at once below, which also
+	// ends their access tokens.
+	now := a.now()
+	if err := a.store.CutOffGrants(ctx, store.Cutoff{ClientID: clientID, Subject: subject, At: now}, a.lifetimes.CutoffEnd(now)); err != nil {
+		return err
 	}
 	for family, g := range grants {
 		if g.ClientID == clientID {

@@ -119,7 +119,7 @@ func (a *Flow) handleLogin(w http.ResponseWriter, r *http.Request) {
 		a.pageStoreError(w, r, err)
 		return
 	}
-	if need {
+	if need || p.UserCode != "" { // a device's confirmation always shows the page; it has no redirect URI
 		if err := a.savePending(ctx, id, p); err != nil {
 			a.pageStoreError(w, r, err)
 			return

@@ -32,9 +32,9 @@ const (
 
 // pages renders the server's HTML pages from the embedded templates.
 type pages struct {
-	login, consent, failure    *template.Template
-	logout, signedOut, account *template.Template
-	cssVersion                 string
+	login, consent, failure, device, done *template.Template
+	logout, signedOut, account            *template.Template
+	cssVersion                            string
 }
 
 func newPages() (*pages, error) {
@@ -71,6 +71,12 @@ func newPages() (*pages, error) {
 	if p.account, err = parse("account.html"); err != nil {
 		return nil, err
 	}
+	if p.device, err = parse("device.html"); err != nil {
+		return nil, err
+	}
+	if p.done, err = parse("done.html"); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -83,9 +89,17 @@ type loginPage struct {
 type consentPage struct {
 	Title, Client, Username, RequestID, CSRFToken, RedirectHost string
 	Scopes                                                      []scopeItem
+	// UserCode is the device's user code (XXXX-XXXX) when the page confirms a device
+	// authorization (RFC 8628): the page asks the user to compare it with the device's.
+	UserCode string
 	// Unverified: the client registered itself (registry.Client.Registered), so nobody
 	// vouched for its name; the page says so and names where the answer goes.
 	Unverified bool
+}
+
+// devicePage is the data of the verification page's code form.
+type devicePage struct {
+	Title, CSRFToken, UserCode, Error string
 }
 
 // scopeItem is one requested scope as the consent page lists it.
@@ -192,6 +206,16 @@ func (p *pages) renderSignedOut(w http.ResponseWriter, r *http.Request, data sig
 func (p *pages) renderAccount(w http.ResponseWriter, r *http.Request, data accountPage) {
 	data.Title = "Your account"
 	p.render(w, r, http.StatusOK, p.account, data, "")
+}
+
+func (p *pages) renderDevice(w http.ResponseWriter, r *http.Request, status int, data devicePage) {
+	data.Title = "Connect a device"
+	p.render(w, r, status, p.device, data, "")
+}
+
+// renderDone shows the end of a flow that goes back to no client (a device's).
+func (p *pages) renderDone(w http.ResponseWriter, r *http.Request, data errorPage) {
+	p.render(w, r, http.StatusOK, p.done, data, "")
 }
 
 func (p *pages) renderError(w http.ResponseWriter, r *http.Request, status int, data errorPage) {

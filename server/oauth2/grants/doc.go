@@ -1,6 +1,7 @@
 // Package grants is the token endpoint (RFC 6749 3.2) and its grants, one file each behind the
 // Grant interface: client_credentials, authorization_code (with PKCE), refresh_token (with
-// rotation) and password. TokenSet issues the tokens of the grants that act for a user.
+// rotation), password and device_code (RFC 8628), with the device authorization endpoint
+// (device_authorization.go). TokenSet issues the tokens of the grants that act for a user.
 //
 // A token request goes through one dispatcher (Endpoint) that runs the shared steps in order,
 // so that no grant can forget one: parse the request once (oauth2.ParseTokenRequest), pick the
@@ -45,7 +46,10 @@
 //     revoked. scope may narrow the
 //     new access and ID tokens, never widen them (invalid_scope); the new refresh token keeps
 //     the family's scopes (RFC 6749 6). All invalid_grant answers of the grant share one
-//     description.
+//     description. A family that a grant cutoff ends (store.CutOffGrants: a withdrawn consent,
+//     an ended session) is refused by the rotation's own store step, ErrRevoked, so
+//     invalid_grant, also for a retry within the window: no extra round trip. Its start is its
+//     first refresh token's IssuedAt.
 //   - Codes: taken (store.TakeCode) only for the authenticated client they were issued to: a
 //     code presented by another client is invalid_grant and stays as it was, so a leaked code
 //     is no kill switch. Taken, a failed exchange uses it up. A replay by its own client is
@@ -82,6 +86,24 @@
 //     and the endpoint applies one left pending before it answers, so a blocked client is
 //     refused (429) whatever else is wrong, and a refused request uses nothing up. client_credentials records
 //     the authentication and takes the rate limit in one step (oauth2.AuthOptions.Rate).
+//   - Device authorization grant (RFC 8628): POST /oauth2/device_authorization authenticates
+//     the client as the token endpoint does (a public client by client_id), requires the
+//     device_code grant (unauthorized_client), takes from the client's rate limit and applies
+//     the scope policy; a grant_type there is invalid_request. It stores a device grant
+//     (store.DeviceGrants) under the hash of a device code (oauth2.NewSecret) and of a user
+//     code (oauth2.NewUserCode; a collision with a live one draws again), for
+//     DeviceConfig.CodeLifetime (10 min), with the interval (5 s, whole seconds) the response
+//     states. verification_uri is the issuer's /oauth2/device, verification_uri_complete adds
+//     ?user_code=. The grant polls in one store step: authorization_pending; slow_down for a
+//     poll sooner than the interval after the previous one (the interval of that device code
+//     grows by DeviceSlowDownStep, 5 s, in the store, so every replica enforces it);
+//     access_denied (400) after a denial, on every poll; expired_token for an unknown or expired
+//     code and for another client's (256-bit device codes: a well-formed unknown one has
+//     expired; another client learns nothing and changes nothing); invalid_grant for a
+//     malformed code and for a redeemed one. An approval is taken by exactly one poll, which
+//     issues like a code exchange through TokenSet (a new family, refresh token iff the client
+//     lists refresh_token, ID token with openid, scopes still allowed): the take happens before
+//     signing, so a signing failure (503) uses the approval up and the user starts again.
 //
 // It logs with logr.FromContextOrDiscard and never logs a secret, password or token.
 package grants

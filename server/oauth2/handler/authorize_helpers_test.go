@@ -40,6 +40,8 @@ const (
 	noCodeGrantID   = "no-code-grant"  // public, without authorization_code
 	nativeID        = "native"         // public, loopback redirect URI without a port
 	nativeRedirect  = "http://127.0.0.1/cb"
+	deviceID        = "cli"       // public, device_code and refresh_token
+	device2ID       = "other-cli" // public, device_code only
 	ownerName       = "alice"
 	ownerPassword   = "correct horse battery staple"
 	disabledName    = "mallory" // disabled, with a valid password
@@ -97,6 +99,8 @@ func flowRegistry(t testing.TB) *registry.Registry {
 		public(queryID, registry.Client{RedirectURIs: []string{appRedirect + "?tenant=a%20b"}}),
 		public(noCodeGrantID, registry.Client{GrantTypes: []string{"refresh_token"}}),
 		public(nativeID, registry.Client{RedirectURIs: []string{nativeRedirect}}),
+		public(deviceID, registry.Client{DisplayName: "Project CLI", GrantTypes: []string{oauth2.GrantDeviceCode, "refresh_token"}, RedirectURIs: []string{}}),
+		public(device2ID, registry.Client{GrantTypes: []string{oauth2.GrantDeviceCode}, RedirectURIs: []string{}}),
 	} {
 		r.PutClient(c)
 	}

@@ -47,9 +47,11 @@ func (d *discovery) Mount(m *oauth2.Mux) {
 // metadata describes what the server implements now, nothing more. Without a Store there is no
 // authorization endpoint, so no authorization_endpoint and no response types.
 type metadata struct {
-	Issuer                            string   `json:"issuer"`
-	AuthorizationEndpoint             string   `json:"authorization_endpoint,omitempty"`
-	TokenEndpoint                     string   `json:"token_endpoint"`
+	Issuer                string `json:"issuer"`
+	AuthorizationEndpoint string `json:"authorization_endpoint,omitempty"`
+	TokenEndpoint         string `json:"token_endpoint"`
+	// DeviceAuthorizationEndpoint is RFC 8628 4's.
+	DeviceAuthorizationEndpoint       string   `json:"device_authorization_endpoint,omitempty"`
 	JWKSURI                           string   `json:"jwks_uri"`
 	ScopesSupported                   []string `json:"scopes_supported"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
@@ -99,6 +101,7 @@ func (d *discovery) metadata() metadata {
 	m := metadata{
 		Issuer:                            d.issuer,
 		TokenEndpoint:                     d.url(oauth2.TokenPath),
+		DeviceAuthorizationEndpoint:       d.url(oauth2.DeviceAuthorizationPath),
 		JWKSURI:                           d.url(oauth2.JWKSPath),
 		ScopesSupported:                   names,
 		ResponseTypesSupported:            []string{},

@@ -114,6 +114,9 @@ type Config struct {
 	// ClientBruteForce is the brute-force policy of client authentication; zero fields take
 	// oauth2.DefaultClientBruteForce's. It needs a Store.
 	ClientBruteForce oauth2.BruteForcePolicy
+	// Device configures the device authorization grant (RFC 8628): its code lifetime, poll
+	// interval and the verification page's limits on wrong user codes. It needs a Store.
+	Device DeviceConfig
 	// ClientRateLimit applies to the token requests of clients without a rateLimit of their
 	// own; a zero PerMinute is none. Rate limits need a Store.
 	ClientRateLimit registry.RateLimit
@@ -124,6 +127,18 @@ type Config struct {
 	// SessionEnd hears of every OP session that ends (RP-initiated logout, the account page),
 	// with the clients that took part, for back-channel logout; nil: nobody.
 	SessionEnd browser.SessionEndNotifier
+}
+
+// DeviceConfig configures the device authorization grant; zero fields take the defaults of
+// grants.DeviceConfig and browser.DeviceVerification.
+type DeviceConfig struct {
+	// CodeLifetime is how long a device code and its user code last (10 minutes).
+	CodeLifetime time.Duration
+	// Interval is the poll interval clients are told (5 s).
+	Interval time.Duration
+	// Verification limits wrong user codes on the verification page, per client address and
+	// across all addresses (RFC 8628 5.1).
+	Verification browser.DeviceVerification
 }
 
 // LoginConfig configures user authentication, one policy for the login page and the password
@@ -188,12 +203,14 @@ func New(cfg Config) (http.Handler, error) {
 		all = append(all,
 			grants.NewPassword(auth, tokens, cfg.Now),
 			grants.NewRefreshToken(st, tokens, cfg.RefreshReuseGrace, cfg.ClientEvents),
-			grants.NewAuthorizationCode(st, tokens, lifetimes, cfg.Now, cfg.ClientEvents))
+			grants.NewAuthorizationCode(st, tokens, lifetimes, cfg.Now, cfg.ClientEvents),
+			grants.NewDeviceCode(st, tokens))
 		flow, err := browser.New(browser.Config{
 			Issuer: cfg.Issuer, Registry: cfg.Registry, Store: st, Auth: auth, Now: cfg.Now,
 			MaxBodyBytes: cfg.MaxBodyBytes, Lifetimes: lifetimes, SessionLifetime: cfg.Login.SessionLifetime,
 			ConsentLifetime: cfg.Login.ConsentLifetime, RequestLifetime: cfg.Login.RequestLifetime,
 			Hints: token.NewVerifier(cfg.Issuer, cfg.Keys, cfg.Now), SessionEnd: cfg.SessionEnd,
+			Device: cfg.Device.Verification,
 		})
 		if err != nil {
 			return nil, err
@@ -214,6 +231,11 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	endpoint := grants.NewEndpoint(cfg.Registry, clientAuth, limits, cfg.MaxBodyBytes, all...)
 	endpoint.Mount(mux)
+	if cfg.Store != nil {
+		grants.NewDeviceAuthorization(cfg.Registry, clientAuth, limits, cfg.Store, grants.DeviceConfig{
+			Issuer: cfg.Issuer, CodeLifetime: cfg.Device.CodeLifetime, Interval: cfg.Device.Interval,
+		}, cfg.MaxBodyBytes, cfg.Now).Mount(mux)
+	}
 	if cfg.Registrar != nil {
 		reg, err := register.New(register.Config{
 			Registrar: cfg.Registrar, Registry: cfg.Registry, Issuer: cfg.Issuer,
@@ -268,6 +290,9 @@ func (cfg Config) withDefaults() (Config, oauth2.Lifetimes, error) {
 	}
 	if cfg.ClientRateLimit.PerMinute > 0 {
 		cfg.ClientRateLimit = cfg.ClientRateLimit.WithDefaultBurst()
+	}
+	if cfg.Device.CodeLifetime < 0 || cfg.Device.Interval < 0 {
+		return cfg, oauth2.Lifetimes{}, errors.New("handler: the device code lifetime and interval must not be negative")
 	}
 	if cfg.RefreshReuseGrace < 0 {
 		return cfg, oauth2.Lifetimes{}, errors.New("handler: the refresh reuse grace must not be negative")

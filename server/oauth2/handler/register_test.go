@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -398,7 +399,7 @@ func TestRegistrationValidation(t *testing.T) {
 		{"port 99999 is invalid_redirect_uri", jsonType, `{"redirect_uris":["https://a.example:99999/cb"]}`, 400, "invalid_redirect_uri"},
 		{"authorization_code without redirect URIs is invalid_redirect_uri", jsonType, `{"grant_types":["authorization_code"]}`, 400, "invalid_redirect_uri"},
 		{"a public client with client_credentials is invalid_client_metadata", jsonType, `{"token_endpoint_auth_method":"none","grant_types":["client_credentials"]}`, 400, "invalid_client_metadata"},
-		{"an unknown grant type is invalid_client_metadata", jsonType, `{"grant_types":["urn:ietf:params:oauth:grant-type:device_code"]}`, 400, "invalid_client_metadata"},
+		{"an unknown grant type is invalid_client_metadata", jsonType, `{"grant_types":["urn:ietf:params:oauth:grant-type:jwt-bearer"]}`, 400, "invalid_client_metadata"},
 		{"the implicit grant is invalid_client_metadata", jsonType, `{"grant_types":["implicit"],"response_types":["token"],"redirect_uris":["https://a.example/cb"]}`, 400, "invalid_client_metadata"},
 		{"the password grant is invalid_client_metadata", jsonType, `{"grant_types":["password"]}`, 400, "invalid_client_metadata"},
 		{"an empty grant_types is invalid_client_metadata", jsonType, `{"grant_types":[]}`, 400, "invalid_client_metadata"},
@@ -1004,4 +1005,18 @@ func TestRegistrarFailuresAreTemporarilyUnavailableOrServerError(t *testing.T) {
 		assert.Contains(t, rec.Body.String(), `"temporarily_unavailable"`)
 		assert.Len(t, slices.Collect(srv.registry.Snapshot().Clients()), before, "nothing was registered")
 	})
+}
+
+func TestARegisteredPublicCLIStartsADeviceAuthorization(t *testing.T) {
+	srv := newRegServer(t, regOptions{store: memory.New()})
+	got := srv.register(t, `{"token_endpoint_auth_method":"none","grant_types":["urn:ietf:params:oauth:grant-type:device_code","refresh_token"],"scope":"openid"}`)
+	assert.Equal(t, []any{oauth2.GrantDeviceCode, "refresh_token"}, got["grant_types"])
+	assert.Equal(t, []any{}, got["response_types"], "no code flow, no response type")
+	res, err := srv.Client().PostForm(srv.URL+oauth2.DeviceAuthorizationPath, url.Values{"client_id": {str(got, "client_id")}, "scope": {"openid"}})
+	require.NoError(t, err)
+	defer res.Body.Close()
+	var body map[string]any
+	require.NoError(t, json.NewDecoder(res.Body).Decode(&body))
+	require.Equal(t, http.StatusOK, res.StatusCode, "%v", body)
+	assert.NotEmpty(t, body["user_code"])
 }

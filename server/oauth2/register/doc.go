@@ -89,7 +89,9 @@
 //     checked as redirect URIs are, but a bad one is invalid_client_metadata: RFC 7591's
 //     invalid_redirect_uri is about redirect_uris), token_endpoint_auth_method (client_secret_basic (default),
 //     client_secret_post, none = public), grant_types (authorization_code (default),
-//     refresh_token, client_credentials; password never: ROPC is for first-party clients an
+//     refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code (a
+//     registered client's confirmation page says it is unverified, as its consent page does);
+//     password never: ROPC is for first-party clients an
 //     administrator declares), response_types (only code, exactly with authorization_code),
 //     client_name (128 characters; see the name rules above), scope (each must exist as a Scope
 //     available to the registrar's namespace, or be an OIDC standard scope). Rules are the

@@ -45,7 +45,7 @@ func (t *InitialToken) allowsAnyScope() bool {
 }
 
 // registrableGrants are the grant types registration allows (validate): what grants= may list.
-var registrableGrants = []string{oauth2.GrantAuthorizationCode, oauth2.GrantRefreshToken, oauth2.GrantClientCredentials}
+var registrableGrants = []string{oauth2.GrantAuthorizationCode, oauth2.GrantRefreshToken, oauth2.GrantClientCredentials, oauth2.GrantDeviceCode}
 
 // ParseInitialTokens reads the initial access token file: one token a line, optionally
 // followed by its policy as white-space separated NAME=VALUE attributes, then optionally a
@@ -61,8 +61,8 @@ var registrableGrants = []string{oauth2.GrantAuthorizationCode, oauth2.GrantRefr
 // at least one. scopes= lists the scopes (RFC 6749 scope tokens, comma-separated) registrations
 // with the token may request: empty means none, * means every scope available to the
 // registrar's namespace, and without it the Policy's AllowedScopes apply. grants= lists the
-// grant types they may use (authorization_code, refresh_token, client_credentials); without it
-// any. An attribute given twice or unknown (a misspelt one must never widen a policy) is an
+// grant types they may use (authorization_code, refresh_token, client_credentials,
+// urn:ietf:params:oauth:grant-type:device_code); without it any. An attribute given twice or unknown (a misspelt one must never widen a policy) is an
 // error. Errors never contain a token or a value.
 func ParseInitialTokens(data []byte) ([]InitialToken, error) {
 	var out []InitialToken
@@ -154,7 +154,7 @@ func parseTokenGrants(value string) ([]string, error) {
 	var out []string
 	for g := range strings.SplitSeq(value, ",") {
 		if !slices.Contains(registrableGrants, g) {
-			return nil, errors.New("grants= must list some of authorization_code, refresh_token and client_credentials, comma-separated")
+			return nil, errors.New("grants= must list some of authorization_code, refresh_token, client_credentials and urn:ietf:params:oauth:grant-type:device_code, comma-separated")
 		}
 		if !slices.Contains(out, g) {
 			out = append(out, g)

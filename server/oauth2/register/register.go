@@ -30,7 +30,8 @@ type ClientMetadata struct {
 	// TokenEndpointAuthMethod is client_secret_basic, client_secret_post or none (a public
 	// client, which has no secret).
 	TokenEndpointAuthMethod string
-	// GrantTypes are some of authorization_code, refresh_token and client_credentials.
+	// GrantTypes are some of authorization_code, refresh_token, client_credentials and
+	// urn:ietf:params:oauth:grant-type:device_code.
 	GrantTypes []string
 	// ClientName is shown on the consent page.
 	ClientName string

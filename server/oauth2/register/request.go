@@ -227,11 +227,11 @@ func (r *registrationRequest) validate() (ClientMetadata, error) {
 	}
 	for _, g := range m.GrantTypes {
 		switch g {
-		case oauth2.GrantAuthorizationCode, oauth2.GrantRefreshToken, oauth2.GrantClientCredentials:
+		case oauth2.GrantAuthorizationCode, oauth2.GrantRefreshToken, oauth2.GrantClientCredentials, oauth2.GrantDeviceCode:
 		case oauth2.GrantPassword:
 			return m, metadataError("The password grant cannot be registered dynamically; an administrator can allow it on the OAuthClient.")
 		default:
-			return m, metadataError("The grant type %.64q is not supported; use authorization_code, refresh_token or client_credentials.", g)
+			return m, metadataError("The grant type %.64q is not supported; use authorization_code, refresh_token, client_credentials or %s.", g, oauth2.GrantDeviceCode)
 		}
 	}
 	code := slices.Contains(m.GrantTypes, oauth2.GrantAuthorizationCode)

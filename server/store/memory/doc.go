@@ -62,9 +62,18 @@
 //     list's expired entries and the janitor drops expired entries and empty lists.
 //   - A refresh record interns its subject and its OP session ID as one string (subject, NUL,
 //     session ID), which keeps the record at 64 bytes.
+//   - Grant cutoffs (cutoff.go) are one map under their own mutex. The store holds every
+//     refresh token, so CutOffGrants records the cutoff and then revokes, shard by shard, the
+//     families of the client and user (or session) with a live token issued at or before At;
+//     CreateRefresh and RedeemCode revoke a family a live cutoff ends after storing its first
+//     token. Rotations then find the family revoked (no start time in the 64-byte record).
+//     A family whose live tokens were all issued after At but that started before it (its
+//     first tokens expired) is not found: callers cut off at the present time.
 //   - Credential uses (NoteCredentialUses) are one map under their own mutex: at most one
 //     record per client and credential between two takes of the leader, so few. Like the
 //     Redis backend's one hash, they share one lease, renewed by every note.
+//   - Device grants are few and short-lived: one map (and its user code index) under one
+//     mutex, expired grants dropped by the call that meets them and by the janitor.
 //   - Times come back in UTC, to the nanosecond; a zero time stays zero.
 //
 // Figures (2-core VM under load from other jobs, Go 1.26, best of 6; go test -run '^$'

@@ -73,6 +73,10 @@ type Store struct {
 	logouts logoutQueue
 	// lists are the store.Lists (lists.go).
 	lists lists
+	// cutoffs are the grant cutoffs (cutoff.go).
+	cutoffs cutoffs
+	// devices are the device authorizations (device.go).
+	devices deviceGrants
 }
 
 var _ store.Store = (*Store)(nil)
@@ -209,6 +213,7 @@ func (*Store) NeedLeaderElection() bool { return false }
 
 // sweep drops every record whose lease ended.
 func (s *Store) sweep() {
+	s.devices.sweep(s.nowNano())
 	for i := range s.shards {
 		sh := &s.shards[i]
 		for {

@@ -99,6 +99,7 @@ func (s *Store) RedeemCode(ctx context.Context, h store.Hash, clientID string, r
 	unlock()
 	if exp > now {
 		s.extendRevocation(k, exp, now)
+		s.cutOffOnCreate(&rt, k, now)
 	}
 	return c, nil
 }

@@ -243,7 +243,8 @@ func (s *Store) token(v *refreshView) store.RefreshToken {
 
 // CreateRefresh stores the first token of a family; see store.RefreshTokens. A hash that holds
 // a live token is ErrConflict; a token whose ExpiresAt has passed is not stored. A token
-// created in a revoked family is stored but revoked.
+// created in a revoked family is stored but revoked, and so is one whose family a cutoff ends
+// (cutoff.go).
 func (s *Store) CreateRefresh(ctx context.Context, h store.Hash, rt store.RefreshToken) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -266,6 +267,7 @@ func (s *Store) CreateRefresh(ctx context.Context, h store.Hash, rt store.Refres
 	sh.setRefresh(&h, sh.encodeRefresh(&rt, k, rt.FamilyID, exp))
 	sh.mu.Unlock()
 	s.extendRevocation(k, exp, now)
+	s.cutOffOnCreate(&rt, k, now)
 	return nil
 }
 

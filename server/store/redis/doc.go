@@ -16,8 +16,15 @@
 //	P rt:{T}:h        hash: d (JSON record), f (family ID), r (rotated at, server ms)
 //	P rts:{T}:h       string: what the rotation of token h kept: the new token's h (64 hex
 //	                  characters) then the sealed new token; PX = the rotation's grace
-//	P fam:{T}         hash: x (has tokens), rv (revoked); lives until the latest token lease
-//	                  of the family or the revocation's until, whichever is later
+//	P fam:{T}         hash: x (has tokens), rv (revoked), s (the family's start: its first
+//	                  token's IssuedAt, ms, rounded down; none for families stored before
+//	                  starts were kept, which count as started before any cutoff); lives until
+//	                  the latest token lease of the family or the revocation's until,
+//	                  whichever is later
+//	P cut:{h}         string: a grant cutoff's At, ms, rounded up (h: store.Cutoff.Key);
+//	                  PXAT = its until. Rotations read it as a declared key in indexed mode;
+//	                  in Cluster (another slot than the family) before their script, in a
+//	                  pipelined round trip, and pass the latest At as an argument
 //	P jti:<jti>       revoked access token ID; PXAT = until (only ever extended: PEXPIREAT GT)
 //	P rec:<len>:<kind>:{h}  opaque record;  P cnt:{h}  counter (SET NX PX, INCR)
 //	P thr:{thr}:h     hash: f (failures), w (window end), b (blocked until), server ms; lives
@@ -38,10 +45,16 @@
 //	                  x:<id> (its lease's end, server ms), k:<id> (the current claim's token).
 //	                  A delivery whose lease ended is dropped when it comes due or is
 //	                  finished; both keys live until the latest lease end.
+//	P dev:{dev}:h     hash: d (JSON: client, scopes, user code hash, expiry), st (0 pending,
+//	                  1 approved, 2 denied), i (interval ms), p (last poll, server ms),
+//	                  s, a (approver and auth time), t (taken); PXAT = the grant's ExpiresAt
+//	P duc:{dev}:h     string: the device hash of a pending grant's user code; dropped by
+//	                  the decision, PXAT = the grant's ExpiresAt
 //
 // Every throttle key carries the one hash tag {thr}, so the script of an attempt sees all its
 // keys (an identity's and an address's share no natural tag) also in Cluster, where they all
-// live in one slot, on one node.
+// live in one slot, on one node. The device keys share {dev} for the same reason (a user code
+// leads to its grant inside one script).
 //
 // A family's keys share the Cluster slot of {T}, so rotation and revocation are one script
 // in one slot. The store API names a refresh token by its hash alone, so the family is found

@@ -316,7 +316,7 @@ func (s *Store) createRefresh(ctx context.Context, h store.Hash, rt store.Refres
 	if !s.cluster {
 		keys = append(keys, s.key("rti", h))
 	}
-	n, err := createRefresh.Run(ctx, s.c, keys, encodeRefresh(&rt), rt.FamilyID, ms(rt.ExpiresAt), tg).Int()
+	n, err := createRefresh.Run(ctx, s.c, keys, encodeRefresh(&rt), rt.FamilyID, ms(rt.ExpiresAt), tg, startMS(rt.IssuedAt)).Int()
 	if err != nil {
 		return s.fail(ctx, "create refresh token", err)
 	}
@@ -361,7 +361,7 @@ func (s *Store) RedeemCode(ctx context.Context, h store.Hash, clientID string, r
 func (s *Store) redeemArgs(h store.Hash, clientID string, rh store.Hash, rt store.RefreshToken) ([]string, []any) {
 	tg := tag(rt.FamilyID)
 	return []string{s.key("code", h), s.tokKey(tg, rh), s.famKey(tg), s.key("rti", rh)},
-		[]any{clientID, encodeRefresh(&rt), rt.FamilyID, ms(rt.ExpiresAt), tg}
+		[]any{clientID, encodeRefresh(&rt), rt.FamilyID, ms(rt.ExpiresAt), tg, startMS(rt.IssuedAt)}
 }
 
 // redeemed decodes the redeemCode script's answer v (nil: not found).
@@ -489,13 +489,21 @@ func (s *Store) RotateRefreshAdmitted(ctx context.Context, adm store.Admission, 
 		rt, err := s.RotateRefresh(ctx, old, h, next, sealed, grace)
 		return res, rt, err
 	}
-	keys, args := s.rotateArgs(old, h, next, sealed, grace)
+	keys, args := s.rotateArgs(old, h, next, sealed, grace, identityOf(&next))
 	res, v, err := s.runAdmitted(ctx, rotateRefreshAdmitted, "rotate refresh token", adm, keys, args)
 	if err != nil || res.Refused() {
 		return res, store.RefreshToken{}, err
 	}
 	vs, _ := v.([]any)
 	rt, err := s.rotated(old, h, next, vs)
+	var other *otherIdentity
+	if errors.As(err, &other) {
+		// Admitted already: rotate without the admission, with old's identity.
+		rt, err = s.rotate(ctx, old, h, next, sealed, grace, other.id)
+		if errors.As(err, &other) {
+			err = store.ErrConflict
+		}
+	}
 	return res, rt, err
 }
 
@@ -571,8 +579,22 @@ func (s *Store) RotateRefresh(ctx context.Context, old, h store.Hash, next store
 	if old == h {
 		return store.RefreshToken{}, store.ErrConflict
 	}
+	rt, err := s.rotate(ctx, old, h, next, sealed, grace, identityOf(&next))
+	var other *otherIdentity
+	if errors.As(err, &other) {
+		// next is not of old's client, subject and session: check old's cutoffs instead.
+		rt, err = s.rotate(ctx, old, h, next, sealed, grace, other.id)
+		if errors.As(err, &other) {
+			return store.RefreshToken{}, store.ErrConflict
+		}
+	}
+	return rt, err
+}
+
+// rotate runs the rotateRefresh script for RotateRefresh, checking the cutoffs of id.
+func (s *Store) rotate(ctx context.Context, old, h store.Hash, next store.RefreshToken, sealed []byte, grace time.Duration, id identity) (store.RefreshToken, error) {
 	if !s.cluster {
-		keys, args := s.rotateArgs(old, h, next, sealed, grace)
+		keys, args := s.rotateArgs(old, h, next, sealed, grace, id)
 		v, err := rotateRefresh.Run(ctx, s.c, keys, args...).Slice()
 		if err != nil {
 			return store.RefreshToken{}, s.fail(ctx, "rotate refresh token", err)
@@ -597,18 +619,45 @@ func (s *Store) RotateRefresh(ctx context.Context, old, h store.Hash, next store
 			return store.RefreshToken{}, store.ErrConflict
 		}
 	}
+	// The cutoffs live in their own slots: read before, so a cutoff recorded between the read
+	// and the script ends the family at its next rotation.
+	cut, err := s.latestCutoff(ctx, id.client, id.subject, id.session)
+	if err != nil {
+		return store.RefreshToken{}, err
+	}
 	keys = append(keys, s.tokKey(tg, h))
-	v, err := rotateRefresh.Run(ctx, s.c, keys, s.prefix, old.String(), h.String(), encodeRefresh(&next), exp, graceMS(grace), sealed).Slice()
+	v, err := rotateRefresh.Run(ctx, s.c, keys, s.prefix, old.String(), h.String(), encodeRefresh(&next), exp, graceMS(grace), sealed,
+		id.client, id.subject, id.session, cut, 0).Slice()
 	if err != nil {
 		return store.RefreshToken{}, s.fail(ctx, "rotate refresh token", err)
 	}
 	return s.rotated(old, h, next, v)
 }
 
-// rotateArgs are the KEYS and ARGV of the rotateRefresh script in indexed mode.
-func (s *Store) rotateArgs(old, h store.Hash, next store.RefreshToken, sealed []byte, grace time.Duration) ([]string, []any) {
-	return []string{s.key("rti", old), s.key("rti", h)},
-		[]any{s.prefix, old.String(), h.String(), encodeRefresh(&next), ms(next.ExpiresAt), graceMS(grace), sealed}
+// identity is whose cutoffs a rotation checks (store.CutoffKeys): the client, subject and OP
+// session of the token it rotates.
+type identity struct{ client, subject, session string }
+
+func identityOf(rt *store.RefreshToken) identity {
+	return identity{client: rt.ClientID, subject: rt.Subject, session: rt.SessionID}
+}
+
+// otherIdentity is the rotateRefresh script's answer when the identity it was given is not the
+// old token's (id): nothing changed.
+type otherIdentity struct{ id identity }
+
+func (e *otherIdentity) Error() string { return "store/redis: rotation of another identity's token" }
+
+// rotateArgs are the KEYS and ARGV of the rotateRefresh script in indexed mode: the cutoffs
+// of next's client, subject and session are declared keys (store.CutoffKeys).
+func (s *Store) rotateArgs(old, h store.Hash, next store.RefreshToken, sealed []byte, grace time.Duration, id identity) ([]string, []any) {
+	cuts, n := store.CutoffKeys(id.client, id.subject, id.session)
+	keys := []string{s.key("rti", old), s.key("rti", h)}
+	for _, c := range cuts[:n] {
+		keys = append(keys, s.cutKey(c))
+	}
+	return keys, []any{s.prefix, old.String(), h.String(), encodeRefresh(&next), ms(next.ExpiresAt), graceMS(grace), sealed,
+		id.client, id.subject, id.session, "", n}
 }
 
 // graceMS is the grace window in the scripts' milliseconds, rounded down: a sealed successor
@@ -634,6 +683,12 @@ func (s *Store) rotated(old, h store.Hash, next store.RefreshToken, v []any) (st
 		return store.RefreshToken{}, store.ErrConflict
 	case 5:
 		return store.RefreshToken{}, &store.SuccessorError{Sealed: []byte(str(v, 1))}
+	case 6:
+		rec, err := decodeRefresh(str(v, 1), "")
+		if err != nil {
+			return store.RefreshToken{}, err
+		}
+		return store.RefreshToken{}, &otherIdentity{id: identityOf(&rec)}
 	default:
 		return store.RefreshToken{}, store.ErrNotFound
 	}
@@ -663,6 +718,9 @@ func (s *Store) ReportRefreshReuse(ctx context.Context, h store.Hash, grace time
 	case 4:
 		return store.ErrConflict
 	case 5:
+		if err := s.successorCutOff(ctx, str(v, 2), str(v, 3)); err != nil {
+			return err
+		}
 		return &store.SuccessorError{Sealed: []byte(str(v, 1))}
 	default:
 		return store.ErrNotFound

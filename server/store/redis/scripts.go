@@ -63,7 +63,8 @@ return v`
 
 var takeCode = goredis.NewScript(luaTakeCode)
 
-// createRefresh: KEYS tok, fam[, idx]; ARGV record, family, expiry ms, tag.
+// createRefresh: KEYS tok, fam[, idx]; ARGV record, family, expiry ms, tag, start ms (the
+// token's IssuedAt, kept as the family's start s unless the family has one).
 // Returns 0 (conflict) or 1.
 var createRefresh = goredis.NewScript(luaNow + luaExtend + `local tok, fam, idx = KEYS[1], KEYS[2], KEYS[3]
 if idx then
@@ -75,6 +76,7 @@ if idx then redis.call('SET', idx, ARGV[4], 'PXAT', exp) end
 redis.call('HSET', tok, 'd', ARGV[1], 'f', ARGV[2])
 redis.call('PEXPIREAT', tok, exp)
 extend(fam, 'x', exp)
+redis.call('HSETNX', fam, 's', ARGV[5])
 return 1`)
 
 // getRefresh returns {0} not found, {1, d, f} active, {2} revoked, {3, d, f} rotated.
@@ -84,14 +86,22 @@ if redis.call('HEXISTS', fam, 'rv') == 1 then return {2} end
 if v[3] then return {3, v[1], v[2]} end
 return {1, v[1], v[2]}`)
 
-// rotateRefresh: indexed mode KEYS old idx, new idx; ARGV prefix, old hex, new hex, next
-// record, next expiry ms, grace ms, sealed next (empty for none). Direct mode KEYS old tok, fam,
-// old's successor key, new tok; same ARGV. The sealed next is kept (with next's hex in front)
-// under old's successor key rts:{T}:<old hex> for grace. Returns {0} not found, {1, d, f}
+// rotateRefresh: indexed mode KEYS old idx, new idx, then the cutoff keys of next's client,
+// subject and session (store.CutoffKeys); ARGV prefix, old hex, new hex, next record, next
+// expiry ms, grace ms, sealed next (empty for none), next's client ID, subject, session ID,
+// the latest cutoff At ms read before (Cluster; else empty), how many cutoff keys KEYS holds.
+// Direct mode (Cluster) KEYS old tok, fam, old's successor key, new tok; same ARGV. The
+// sealed next is kept (with next's hex in front) under old's successor key rts:{T}:<old hex>
+// for grace. A family started (fam's s; none: before starts were kept) at or before the
+// latest cutoff is revoked and answers {2}, whether old is active or rotated (a retry within
+// grace gets no successor then). The cutoffs are those of ARGV's client, subject and session,
+// which must be old's: else {6, d} (old's record) and nothing changed, for the caller to run
+// again with old's. Returns {0} not found, {1, d, f}
 // rotated, {2} revoked, {3} reused (family revoked now), {4} conflict, {5, sealed} rotated
 // within grace with the kept next still active (nothing changed).
 const luaRotateRefresh = `local tok, fam, suc, tag, newTok, newIdx
-if #KEYS == 2 then
+local ncut = tonumber(ARGV[12])
+if #KEYS - ncut == 2 then
   tag = redis.call('GET', KEYS[1])
   if not tag then return {0} end
   tok = ARGV[1] .. 'rt:{' .. tag .. '}:' .. ARGV[2]
@@ -105,6 +115,17 @@ end
 local v = redis.call('HMGET', tok, 'd', 'f', 'r')
 if not v[1] then return {0} end
 if redis.call('HEXISTS', fam, 'rv') == 1 then return {2} end
+local ok, rec = pcall(cjson.decode, v[1])
+if not ok or type(rec) ~= 'table' or rec.c ~= ARGV[8] or rec.s ~= ARGV[9] or (rec.sid or '') ~= ARGV[10] then return {6, v[1]} end
+local cut = tonumber(ARGV[11])
+for i = #KEYS - ncut + 1, #KEYS do
+  local c = tonumber(redis.call('GET', KEYS[i]))
+  if c and (not cut or c > cut) then cut = c end
+end
+if cut and (tonumber(redis.call('HGET', fam, 's')) or 0) <= cut then
+  extend(fam, 'rv', redis.call('PEXPIRETIME', tok))
+  return {2}
+end
 if v[3] then
   if now - tonumber(v[3]) < tonumber(ARGV[6]) then return withinGrace(tok, fam, suc) end
   extend(fam, 'rv', redis.call('PEXPIRETIME', tok))
@@ -127,12 +148,20 @@ var rotateRefresh = goredis.NewScript(luaNow + luaExtend + luaWithinGrace + luaR
 
 // reportReuse: KEYS as getRefresh; ARGV prefix, token hex, grace ms. Returns {0} not found,
 // {1} active (never rotated), {2} revoked, {3} reused (family revoked now), and within grace
-// withinGrace's {3}, {4} or {5, sealed}.
+// withinGrace's {3}, {4} or {5, sealed, d, f} (the token's record and family, for the caller to
+// check the grant cutoffs: their keys are not known before).
 var reportReuse = goredis.NewScript(luaNow + luaExtend + luaWithinGrace + luaKeys + `local r = redis.call('HGET', tok, 'r')
 if redis.call('EXISTS', tok) == 0 then return {0} end
 if redis.call('HEXISTS', fam, 'rv') == 1 then return {2} end
 if not r then return {1} end
-if now - tonumber(r) < tonumber(ARGV[3]) then return withinGrace(tok, fam, suc) end
+if now - tonumber(r) < tonumber(ARGV[3]) then
+  local res = withinGrace(tok, fam, suc)
+  if res[1] == 5 then
+    local x = redis.call('HMGET', tok, 'd', 'f')
+    res[3], res[4] = x[1], x[2]
+  end
+  return res
+end
 extend(fam, 'rv', redis.call('PEXPIRETIME', tok))
 return {3}`)
 
@@ -141,6 +170,16 @@ return {3}`)
 var revokeFamily = goredis.NewScript(luaNow + luaExtend + `local untilMs = tonumber(ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 0 and untilMs <= now then return 0 end
 extend(KEYS[1], 'rv', untilMs)
+return 1`)
+
+// cutOff: KEYS[1] the cutoff (a string: its At, ms); ARGV At ms, until ms. Keeps the later
+// At and the later lease.
+var cutOff = goredis.NewScript(`local cur = tonumber(redis.call('GET', KEYS[1]))
+local at = tonumber(ARGV[1])
+if cur and cur > at then at = cur end
+local exp = redis.call('PEXPIRETIME', KEYS[1])
+redis.call('SET', KEYS[1], string.format('%d', at))
+if exp > tonumber(ARGV[2]) then redis.call('PEXPIREAT', KEYS[1], exp) else redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
 return 1`)
 
 // throttle: KEYS the throttle keys (one slot: the {thr} tag); ARGV[1] the outcome (0 check,
@@ -227,7 +266,8 @@ end
 out[#out + 1] = wait
 return out`)
 
-// redeemCode: KEYS code, tok, fam, idx; ARGV client ID, record, family, expiry ms, tag. The
+// redeemCode: KEYS code, tok, fam, idx; ARGV client ID, record, family, expiry ms, tag, start
+// ms (the family's start, as in createRefresh). The
 // code as in takeCode and, when this call takes it, the refresh token as in createRefresh
 // (indexed mode). Returns the code's value as it was (nil: none, or another client's), or 0
 // when the token's hash is taken (then the code stays as it was).
@@ -246,6 +286,7 @@ if exp > now then
   redis.call('HSET', tok, 'd', ARGV[2], 'f', ARGV[3])
   redis.call('PEXPIREAT', tok, exp)
   extend(fam, 'x', exp)
+  redis.call('HSETNX', fam, 's', ARGV[6])
 end
 return v`
 
@@ -297,7 +338,7 @@ var (
 	rotateRefreshAdmitted = admitted(luaRotateRefresh)
 )
 
-var scripts = []*goredis.Script{putEntry, takeCodeAdmitted, redeemCodeAdmitted, rotateRefreshAdmitted, takeCode, redeemCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily, throttle, takeRate, throttleRate, noteUses, takeUses, enqueueLogouts, claimLogouts, finishLogout}
+var scripts = []*goredis.Script{putEntry, cutOff, takeCodeAdmitted, redeemCodeAdmitted, rotateRefreshAdmitted, takeCode, redeemCode, createRefresh, getRefresh, rotateRefresh, reportReuse, revokeFamily, throttle, takeRate, throttleRate, noteUses, takeUses, enqueueLogouts, claimLogouts, finishLogout, putDevice, deviceByUser, decideDevice, pollDevice}
 
 // Back-channel logout deliveries (logout.go): KEYS[1] is the queue (a sorted set of delivery
 // IDs by when they are due, server ms), KEYS[2] the deliveries' hash: per ID, the field <id>

@@ -75,6 +75,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts Options) {
 		{"refresh tokens", refreshTests()},
 		{"refresh token families", familyTests()},
 		{"sealed successors", successorTests()},
+		{"grant cutoffs", cutoffTests()},
 		{"revocations", revocationTests()},
 		{"records", recordTests()},
 		{"lists", listTests()},
@@ -85,6 +86,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts Options) {
 		{"admitted operations", admissionTests()},
 		{"credential uses", credentialUseTests()},
 		{"back-channel logout deliveries", logoutTests()},
+		{"device grants", deviceTests()},
 		{"contexts", contextTests()},
 		{"ping", []test{{
 			name: "Ping answers",
@@ -1432,6 +1434,21 @@ func contextTests() []test {
 							hash("a"), hash("b2"), e.refresh(family, long), nil, time.Minute)
 						return ignore(err, store.ErrNotFound, store.ErrConflict, store.ErrReused)
 					},
+					"PutDeviceGrant": func(ctx context.Context) error {
+						return ignore(e.s.PutDeviceGrant(ctx, hash("d"), e.deviceGrant("d", long)), store.ErrConflict)
+					},
+					"DeviceGrantByUserCode": func(ctx context.Context) error {
+						_, _, err := e.s.DeviceGrantByUserCode(ctx, hash("user-d"))
+						return ignore(err, store.ErrNotFound)
+					},
+					"DecideDeviceGrant": func(ctx context.Context) error {
+						_, err := e.s.DecideDeviceGrant(ctx, hash("user-d"), true, "sub-alice", e.now())
+						return ignore(err, store.ErrNotFound)
+					},
+					"PollDeviceGrant": func(ctx context.Context) error {
+						_, err := e.s.PollDeviceGrant(ctx, hash("d"), "client-a", time.Second)
+						return ignore(err, store.ErrNotFound, store.ErrAlreadyUsed)
+					},
 					"ThrottleRate": func(ctx context.Context) error {
 						_, err := e.s.ThrottleRate(ctx, []store.ThrottleKey{{Key: hash("t"), Window: long}}, store.Success,
 							store.RateTake{Key: hash("r"), PerMinute: 60, Burst: 1})
@@ -1463,7 +1480,8 @@ func contextTests() []test {
 				}
 				order := []string{"PutCode", "TakeCode", "CreateRefresh", "GetRefresh", "RotateRefresh", "ReportRefreshReuse", "FamilyRevoked",
 					"RevokeToken", "TokenRevoked", "PutRecord", "GetRecord", "DeleteRecord", "Incr", "Reset", "Throttle", "TakeRate", "RedeemCode", "ThrottleRate", "TakeCodeAdmitted", "RedeemCodeAdmitted", "RotateRefreshAdmitted", "NoteCredentialUses", "TakeCredentialUses",
-					"EnqueueLogoutDeliveries", "ClaimLogoutDeliveries", "RetryLogoutDelivery", "FinishLogoutDelivery", "Ping", "RevokeFamily"}
+					"EnqueueLogoutDeliveries", "ClaimLogoutDeliveries", "RetryLogoutDelivery", "FinishLogoutDelivery",
+					"PutDeviceGrant", "DeviceGrantByUserCode", "DecideDeviceGrant", "PollDeviceGrant", "Ping", "RevokeFamily"}
 				require.Len(e.t, order, len(calls))
 				for _, name := range order {
 					cancelled(e.t, name, calls[name])
