@@ -45,7 +45,10 @@ const (
 
 // env is the server under test, the client's callback and a running chromium.
 type env struct {
-	server    *httptest.Server
+	server *httptest.Server // the server in this process (newEnv); nil for a binary's
+	// issuer is the server's URL and hc an HTTP client for it.
+	issuer    string
+	hc        *http.Client
 	callback  *httptest.Server
 	callbacks chan url.Values
 	// logouts receives the queries of the client's post-logout page.
@@ -203,6 +206,35 @@ func TestLoginAndConsentInChromium(t *testing.T) {
 // harness's tool policy) or fails the test.
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	e := newClientEnv(t)
+	redirectURI := e.callback.URL + "/callback"
+
+	e.server = httptest.NewUnstartedServer(nil)
+	e.server.Start()
+	t.Cleanup(e.server.Close)
+	e.issuer, e.hc = e.server.URL, e.server.Client()
+	e.reg = newRegistry(t, redirectURI)
+	h, err := handler.New(handler.Config{
+		Issuer: e.server.URL, Registry: e.reg, Keys: newKeyring(t), Store: memory.New(),
+		Device: handler.DeviceConfig{Interval: time.Second},
+	})
+	require.NoError(t, err)
+	e.server.Config.Handler = h
+
+	e.oauth = &xoauth2.Config{
+		ClientID: clientID, RedirectURL: redirectURI, Scopes: []string{"openid", "email", "read:projects"},
+		Endpoint: xoauth2.Endpoint{
+			AuthURL: e.server.URL + oauth2.AuthorizePath, TokenURL: e.server.URL + oauth2.TokenPath,
+			AuthStyle: xoauth2.AuthStyleInParams,
+		},
+	}
+	return e
+}
+
+// newClientEnv starts chromium and the client's callback (which also serves its post-logout
+// page at /logged-out), without a server.
+func newClientEnv(t *testing.T) *env {
+	t.Helper()
 	chromium := os.Getenv("LATCHKEY_CHROMIUM")
 	if chromium == "" {
 		var err error
@@ -229,26 +261,6 @@ func newEnv(t *testing.T) *env {
 		_, _ = fmt.Fprint(w, `<!DOCTYPE html><html lang="en"><title>Callback</title><h1 id="done">Signed in</h1></html>`)
 	}))
 	t.Cleanup(e.callback.Close)
-	redirectURI := e.callback.URL + "/callback"
-
-	e.server = httptest.NewUnstartedServer(nil)
-	e.server.Start()
-	t.Cleanup(e.server.Close)
-	e.reg = newRegistry(t, redirectURI)
-	h, err := handler.New(handler.Config{
-		Issuer: e.server.URL, Registry: e.reg, Keys: newKeyring(t), Store: memory.New(),
-		Device: handler.DeviceConfig{Interval: time.Second},
-	})
-	require.NoError(t, err)
-	e.server.Config.Handler = h
-
-	e.oauth = &xoauth2.Config{
-		ClientID: clientID, RedirectURL: redirectURI, Scopes: []string{"openid", "email", "read:projects"},
-		Endpoint: xoauth2.Endpoint{
-			AuthURL: e.server.URL + oauth2.AuthorizePath, TokenURL: e.server.URL + oauth2.TokenPath,
-			AuthStyle: xoauth2.AuthStyleInParams,
-		},
-	}
 	e.browser = startChromium(t, chromium)
 	return e
 }

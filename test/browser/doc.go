@@ -11,7 +11,11 @@
 // the JWKS. The device authorization grant (RFC 8628) runs end to end too: a CLI
 // (golang.org/x/oauth2's DeviceAuth and DeviceAccessToken, polling in the background) waits
 // while chromium enters the user code on the verification page, signs in and approves (or,
-// from verification_uri_complete, denies). A missing chromium is installed with
+// from verification_uri_complete, denies). Back-channel logout runs through the built binary
+// (latchkey serve --manifests, memory store): chromium signs in to several clients of one
+// session, then RP-initiated logout, the account page (this browser's session or another's)
+// and a logout POSTed without cookies each send one logout token, verified against the JWKS,
+// to every client that took part (harness.LogoutReceiver) and none to another. A missing chromium is installed with
 // hack/apt-install.sh chromium (the harness's tool policy, as `make test-deps` does); when that
 // fails the test fails, it never skips.
 //

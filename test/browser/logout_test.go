@@ -21,9 +21,25 @@ import (
 // its sid.
 func (e *env) signedInTokens(ctx context.Context, t *testing.T, state string) (rawIDToken, sid string) {
 	t.Helper()
+	idt := e.tokensOf(ctx, t, e.oauth, state, true)
+	return idt.raw, idt.sid
+}
+
+// idToken is a verified ID token with its sid and sub.
+type idToken struct{ raw, sid, sub string }
+
+// tokensOf runs the authorization code flow of client o in the tab, signing alice in on the
+// login page when login is set (else the tab's session answers) and allowing access when
+// asked; it exchanges the code with x/oauth2 and verifies the ID token with go-oidc.
+func (e *env) tokensOf(ctx context.Context, t *testing.T, o *xoauth2.Config, state string, login bool) idToken {
+	t.Helper()
 	verifier := xoauth2.GenerateVerifier()
-	authURL := e.oauth.AuthCodeURL(state, xoauth2.S256ChallengeOption(verifier), xoauth2.SetAuthURLParam("nonce", "n-"+state))
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(authURL), signIn(userPassword)))
+	authURL := o.AuthCodeURL(state, xoauth2.S256ChallengeOption(verifier), xoauth2.SetAuthURLParam("nonce", "n-"+state))
+	steps := []chromedp.Action[chromedp.Void]{chromedp.Navigate(authURL)}
+	if login {
+		steps = append(steps, signIn(userPassword))
+	}
+	require.NoError(t, chromedp.Do(ctx, steps...))
 	var got url.Values
 	select {
 	case got = <-e.callbacks:
@@ -35,26 +51,26 @@ func (e *env) signedInTokens(ctx context.Context, t *testing.T, state string) (r
 	require.Equal(t, state, got.Get("state"))
 	require.NotEmpty(t, got.Get("code"), "%v", got)
 
-	cctx := oidc.ClientContext(context.WithValue(t.Context(), xoauth2.HTTPClient, e.server.Client()), e.server.Client())
-	tok, err := e.oauth.Exchange(cctx, got.Get("code"), xoauth2.VerifierOption(verifier))
+	cctx := oidc.ClientContext(context.WithValue(t.Context(), xoauth2.HTTPClient, e.hc), e.hc)
+	tok, err := o.Exchange(cctx, got.Get("code"), xoauth2.VerifierOption(verifier))
 	require.NoError(t, err)
-	rawIDToken, _ = tok.Extra("id_token").(string)
-	require.NotEmpty(t, rawIDToken)
-	provider, err := oidc.NewProvider(cctx, e.server.URL)
+	raw, _ := tok.Extra("id_token").(string)
+	require.NotEmpty(t, raw)
+	provider, err := oidc.NewProvider(cctx, e.issuer)
 	require.NoError(t, err)
 	var meta struct {
 		EndSession string `json:"end_session_endpoint"`
 	}
 	require.NoError(t, provider.Claims(&meta))
-	assert.Equal(t, e.server.URL+oauth2.LogoutPath, meta.EndSession, "discovery names the end_session_endpoint")
-	idt, err := provider.Verifier(&oidc.Config{ClientID: clientID}).Verify(cctx, rawIDToken)
+	assert.Equal(t, e.issuer+oauth2.LogoutPath, meta.EndSession, "discovery names the end_session_endpoint")
+	verified, err := provider.Verifier(&oidc.Config{ClientID: o.ClientID}).Verify(cctx, raw)
 	require.NoError(t, err)
 	var claims struct {
 		SID string `json:"sid"`
 	}
-	require.NoError(t, idt.Claims(&claims))
+	require.NoError(t, verified.Claims(&claims))
 	require.NotEmpty(t, claims.SID, "the ID token names the OP session")
-	return rawIDToken, claims.SID
+	return idToken{raw: raw, sid: claims.SID, sub: verified.Subject}
 }
 
 // assertLoginRequired checks that a prompt=none request of the client now fails with

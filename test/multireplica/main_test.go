@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -33,6 +34,10 @@ const (
 	retryPeriod   = 1 * time.Second
 	// replicaLease is how long a replica counts in the served counts after its last report.
 	replicaLease = 6 * time.Second
+	// Back-channel logout: a short timeout, and two attempts (5 s apart) before a delivery is
+	// given up.
+	backchannelTimeout  = 2 * time.Second
+	backchannelAttempts = 2
 )
 
 // replica is one latchkey serve process.
@@ -45,11 +50,13 @@ type replica struct {
 
 // suite is the control plane, Redis and replicas shared by the tests.
 type suite struct {
-	root     string
-	tmp      string
-	cp       *controlplane.ControlPlane
-	binary   string
-	redis    *harness.Redis
+	root   string
+	tmp    string
+	cp     *controlplane.ControlPlane
+	binary string
+	redis  *harness.Redis
+	// logouts is the backchannelLogoutURI of the back-channel logout tests' clients.
+	logouts  *harness.LogoutReceiver
 	issuer   string
 	replicas []*replica
 }
@@ -87,6 +94,8 @@ func runMain(m *testing.M) int {
 		return fail("start redis: %v", err)
 	}
 	defer s.redis.Stop()
+	s.logouts = harness.StartLogoutReceiver()
+	defer s.logouts.Close()
 	if s.cp, err = controlplane.Start(controlplane.Options{Kubeconfig: filepath.Join(tmp, "kubeconfig"), User: "multireplica-admin"}); err != nil {
 		return fail("%v", err)
 	}
@@ -159,6 +168,8 @@ func (s *suite) startReplica(name string) (*replica, error) {
 				"--shutdown-timeout", shutdownTimeout.String(),
 				"--replica-name", name,
 				"--replica-lease-duration", replicaLease.String(),
+				"--backchannel-logout-timeout", backchannelTimeout.String(),
+				"--backchannel-logout-attempts", strconv.Itoa(backchannelAttempts),
 			}
 		})
 	if err != nil {

@@ -103,6 +103,8 @@ type Store interface {
 	FamilyRevoked(ctx context.Context, familyID string) (bool, error)
 	CutOffGrants(ctx context.Context, c store.Cutoff, until time.Time) error
 	TakeRate(ctx context.Context, key store.Hash, perMinute, burst int) (time.Duration, error)
+	// Incr counts the requests that end an OP session, so that only the first notifies.
+	Incr(ctx context.Context, key store.Hash, window time.Duration) (int64, error)
 }
 
 // IDTokenHints verifies the id_token_hint of a logout request; *token.Verifier implements it.

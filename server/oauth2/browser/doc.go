@@ -74,7 +74,9 @@
 //     session (store.CutOffGrants: also those the full list could not hold), session_ended is
 //     audited, and the SessionEndNotifier (optional, for back-channel logout) hears the sid,
 //     the subject and the clients that took part; its failure is logged, within a 5 s bound, and
-//     never changes the answer.
+//     never changes the answer. Requests that end one session at the same time (at one
+//     replica or several) each drop it, but only the first (a store.Counters counter of the
+//     sid, kept 10 minutes) audits the end and notifies: each client gets one logout token.
 //   - Withdrawing a consent (account page) forgets it, records a cutoff of the client's grants
 //     for the user (store.CutOffGrants), then revokes the listed ones. Lists are leased for one
 //     refresh lifetime from the authorization while refresh tokens slide, and the password

@@ -205,10 +205,26 @@ func (a *Flow) endSession(ctx context.Context, e endedSession) ([]string, error)
 			}
 		}
 	}
+	// Requests that end one session at the same time (a client's back end and the browser, at
+	// two replicas, say) all get here: the first audits it and tells the clients, once.
+	n, err := a.store.Incr(ctx, sessionEndKey(e.SID), sessionEndMemory)
+	if err != nil {
+		return nil, err
+	}
+	if n > 1 {
+		return clientIDs, nil
+	}
 	a.auditSessionEnded(ctx, e, clientIDs)
 	a.notifySessionEnded(ctx, e, clientIDs)
 	return clientIDs, nil
 }
+
+// sessionEndMemory is how long the end of an OP session is remembered (sessionEndKey): far
+// longer than the requests that can race to end it.
+const sessionEndMemory = 10 * time.Minute
+
+// sessionEndKey names the counter of the requests that ended an OP session.
+func sessionEndKey(sid string) store.Hash { return store.HashOf("op-session-end\x00" + sid) }
 
 // revokeGrant revokes a grant (its refresh tokens and access tokens) for as long as any of its
 // tokens could live, and drops it from the user's list.

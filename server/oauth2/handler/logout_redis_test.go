@@ -1,7 +1,9 @@
 package handler
 
 import (
+	"net/http"
 	"net/url"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -44,4 +46,57 @@ func TestLogoutAcrossReplicasSharingRedis(t *testing.T) {
 	cb := browser.Get(a.authorizeURL("response_type", "code", "client_id", skipID, "redirect_uri", appRedirect,
 		"scope", "openid", "code_challenge", challenge, "code_challenge_method", "S256", "prompt", "none")).Callback(t)
 	assert.Equal(t, "login_required", cb.Error, "the first replica sees the session ended")
+}
+
+// TestConcurrentLogoutsOfOneSessionNotifyItsClientsOnce: a client's back end and the user's
+// browser may end one session at the same time, at the same replica or at two: every request
+// signs out, and the clients hear of the end once (one back-channel logout token each).
+func TestConcurrentLogoutsOfOneSessionNotifyItsClientsOnce(t *testing.T) {
+	srv := harness.NewRedis(t)
+	storeA, _ := redisReplica(t, srv)
+	storeB, _ := redisReplica(t, srv)
+	for _, tc := range []struct {
+		name     string
+		replicas func(rec *recordingNotifier) []*flowEnv
+	}{
+		{"at one replica with the memory store", func(rec *recordingNotifier) []*flowEnv {
+			return []*flowEnv{newFlowEnv(t, func(c *Config) { c.SessionEnd = rec })}
+		}},
+		{"at two replicas sharing Redis", func(rec *recordingNotifier) []*flowEnv {
+			a := newFlowEnv(t, withRedis(storeA), func(c *Config) { c.SessionEnd = rec })
+			b := newFlowEnv(t, withRedis(storeB), func(c *Config) { c.Issuer, c.SessionEnd = a.srv.URL, rec })
+			return []*flowEnv{a, b}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recordingNotifier{}
+			replicas := tc.replicas(rec)
+			tok := replicas[0].codeTokens(t, replicas[0].browser(t), skipID, webSecret)
+			sid := str(claimsOf(t, str(tok["id_token"]))["sid"])
+			query := "?" + url.Values{"id_token_hint": {str(tok["id_token"])}}.Encode()
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i := range 8 {
+				env := replicas[i%len(replicas)]
+				wg.Go(func() {
+					<-start
+					req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, env.srv.URL+oauth2.LogoutPath+query, nil)
+					if !assert.NoError(t, err) {
+						return
+					}
+					resp, err := env.srv.Client().Do(req)
+					if !assert.NoError(t, err) {
+						return
+					}
+					_ = resp.Body.Close()
+					assert.Equal(t, http.StatusOK, resp.StatusCode, "every request signs out")
+				})
+			}
+			close(start)
+			wg.Wait()
+			ends := rec.recorded()
+			require.Len(t, ends, 1, "one session ended once")
+			assert.Equal(t, sessionEnd{sid: sid, subject: subjectOf(ownerName), clientIDs: []string{skipID}}, ends[0])
+		})
+	}
 }
