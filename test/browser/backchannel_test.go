@@ -131,7 +131,7 @@ func (e *env) assertLogoutToken(t *testing.T, rc *harness.LogoutReceiver, client
 func TestBackchannelLogoutThroughTheBinary(t *testing.T) {
 	e, rc, srv := newBinaryEnv(t)
 
-	t.Run("RP-initiated logout sends one verified logout token to each client of the session and none to another", func(t *testing.T) {
+	t.Run("RP-initiated logout sends one verified logout token to each client of the session and none to another (oidcc-backchannel-rp-initiated-logout)", func(t *testing.T) {
 		ctx := e.tab(t)
 		portal := e.tokensOf(ctx, t, e.clientConfig(portalID), "s-portal", true)
 		wiki := e.tokensOf(ctx, t, e.clientConfig(wikiID), "s-wiki", false)

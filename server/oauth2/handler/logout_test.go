@@ -164,7 +164,7 @@ func TestRPInitiatedLogout(t *testing.T) {
 		refreshed := env.refreshForm(t, skipID, webSecret, str(second["refresh_token"]))
 		assert.Equal(t, idc["sid"], claimsOf(t, str(refreshed["access_token"]))["sid"], "a refresh keeps the session's sid")
 	})
-	t.Run("a valid hint and a registered redirect URI end the session and land on the client with state", func(t *testing.T) {
+	t.Run("a valid hint and a registered redirect URI end the session and land on the client with state (oidcc-rp-initiated-logout)", func(t *testing.T) {
 		before := len(rec.recorded())
 		b := env.browser(t)
 		tok := env.codeTokens(t, b, spaClientID, "")
@@ -195,6 +195,23 @@ func TestRPInitiatedLogout(t *testing.T) {
 		assert.Equal(t, appLoggedOut, p.Location.String())
 		assert.Equal(t, "login_required", env.silentAuthorize(t, b).Error)
 	})
+	t.Run("a valid hint and a registered redirect URI without state land on the client without state (oidcc-rp-initiated-logout-no-state)", func(t *testing.T) {
+		b := env.browser(t)
+		tok := env.codeTokens(t, b, spaClientID, "")
+		p := b.Get(env.logoutURL("id_token_hint", str(tok["id_token"]), "post_logout_redirect_uri", appLoggedOut))
+		require.NotNil(t, p.Location, "%d %s", p.Status, p.Body)
+		assert.Equal(t, appLoggedOut, p.Location.String())
+		assert.Equal(t, "login_required", env.silentAuthorize(t, b).Error)
+	})
+	t.Run("a valid hint without a redirect URI ends the session and says so (oidcc-rp-initiated-logout-no-post-logout-redirect-uri)", func(t *testing.T) {
+		b := env.browser(t)
+		tok := env.codeTokens(t, b, spaClientID, "")
+		p := b.Get(env.logoutURL("id_token_hint", str(tok["id_token"]), "state", "s-3"))
+		assert.Equal(t, http.StatusOK, p.Status)
+		assert.Nil(t, p.Location, "no redirect without a post_logout_redirect_uri")
+		assert.Contains(t, p.Body, "signed out")
+		assert.Equal(t, "login_required", env.silentAuthorize(t, b).Error)
+	})
 	t.Run("a loopback post-logout redirect URI matches on any port", func(t *testing.T) {
 		b := env.browser(t)
 		tok := env.codeTokens(t, b, spaClientID, "")
@@ -207,10 +224,10 @@ func TestRPInitiatedLogout(t *testing.T) {
 		name string
 		kv   func(idToken string) []string
 	}{
-		{"an unregistered post_logout_redirect_uri is refused", func(idt string) []string {
+		{"an unregistered post_logout_redirect_uri is refused (oidcc-rp-initiated-logout-bad-post-logout-redirect-uri)", func(idt string) []string {
 			return []string{"id_token_hint", idt, "post_logout_redirect_uri", "https://evil.example/bye"}
 		}},
-		{"a registered post_logout_redirect_uri with an added query is refused", func(idt string) []string {
+		{"a registered post_logout_redirect_uri with an added query is refused (oidcc-rp-initiated-logout-query-added-to-post-logout-redirect-uri)", func(idt string) []string {
 			return []string{"id_token_hint", idt, "post_logout_redirect_uri", appLoggedOut + "?x=1"}
 		}},
 		{"another client's post_logout_redirect_uri is refused", func(idt string) []string {
@@ -226,8 +243,18 @@ func TestRPInitiatedLogout(t *testing.T) {
 			parts := strings.Split(idt, ".")
 			return []string{"id_token_hint", base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + parts[1] + "."}
 		}},
-		{"a hint of another issuer is refused", func(string) []string {
+		{"a hint signed by someone else is refused (oidcc-rp-initiated-logout-bad-id-token-hint)", func(string) []string {
 			return []string{"id_token_hint", foreignIDToken(t)}
+		}},
+		{"a hint whose signature was modified is refused (oidcc-rp-initiated-logout-modified-id-token-hint)", func(idt string) []string {
+			parts := strings.Split(idt, ".")
+			sig := []byte(parts[2])
+			if i := len(sig) / 2; sig[i] == 'A' { // one character in the middle of the signature
+				sig[i] = 'B'
+			} else {
+				sig[i] = 'A'
+			}
+			return []string{"id_token_hint", parts[0] + "." + parts[1] + "." + string(sig)}
 		}},
 		{"a repeated parameter is refused", func(idt string) []string {
 			return []string{"state", "a", "state", "b"}
@@ -250,9 +277,9 @@ func TestRPInitiatedLogout(t *testing.T) {
 		name string
 		kv   []string
 	}{
-		{"no parameters", nil},
-		{"only state", []string{"state", "s-1"}},
-		{"client_id and a registered redirect URI", []string{"client_id", spaClientID, "post_logout_redirect_uri", appLoggedOut, "state", "s-2"}},
+		{"no parameters (oidcc-rp-initiated-logout-no-params)", nil},
+		{"only state (oidcc-rp-initiated-logout-only-state)", []string{"state", "s-1"}},
+		{"client_id and a registered redirect URI (oidcc-rp-initiated-logout-no-id-token-hint)", []string{"client_id", spaClientID, "post_logout_redirect_uri", appLoggedOut, "state", "s-2"}},
 	}
 	for _, tt := range confirm {
 		t.Run("a request without hint ("+tt.name+") asks the user to confirm", func(t *testing.T) {
