@@ -27,6 +27,9 @@ type AuthorizeRequest struct {
 	// MaxAge is the max_age parameter in seconds, or -1 when absent.
 	MaxAge    int64
 	LoginHint string
+	// Resources are the resource parameters (RFC 8707), checked and without repeats; nil
+	// when none was sent.
+	Resources []string
 	// Unsupported OIDC request parameters that were sent: request, request_uri, registration.
 	RequestObject, RequestURI, Registration bool
 
@@ -77,7 +80,9 @@ type authorizeParams struct {
 	req    AuthorizeRequest
 	maxAge string
 	prompt string
-	seen   uint
+	// resources are the raw resource values, at most oauth2.MaxResources+1 of them.
+	resources []string
+	seen      uint
 	// fatal is a problem with client_id or redirect_uri: the request is refused with a page.
 	fatal *oauth2.Error
 }
@@ -164,6 +169,11 @@ func (p *authorizeParams) set(name, value string) {
 	case "registration":
 		p.req.Registration = p.req.Registration || value != ""
 		return
+	case "resource": // repeatable (RFC 8707 2); finish checks the values
+		if value != "" && len(p.resources) <= oauth2.MaxResources {
+			p.resources = append(p.resources, value)
+		}
+		return
 	}
 	dst, bit := p.field(name)
 	if dst == nil || value == "" {
@@ -209,6 +219,13 @@ func (p *authorizeParams) finish() {
 		} else {
 			r.MaxAge = n
 		}
+	}
+	if resources, err := oauth2.ParseResources(p.resources); err != nil {
+		if r.invalid == nil {
+			r.invalid, _ = err.(*oauth2.Error)
+		}
+	} else {
+		r.Resources = resources
 	}
 	if p.prompt != "" {
 		pr, err := parsePrompt(p.prompt)
