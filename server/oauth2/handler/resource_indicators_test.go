@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -169,4 +171,76 @@ func TestResourceIndicatorsOnRefresh(t *testing.T) {
 		res := e.tokenWith(t, refresh(rt))
 		assert.Equal(t, "invalid_target", res.body["error"], "%v", res.body)
 	})
+}
+
+func TestResourceIndicatorsInTheCodeFlow(t *testing.T) {
+	env := newFlowEnv(t)
+	c, ok := env.reg.Snapshot().Client(spaClientID)
+	require.True(t, ok)
+	spa := *c
+	spa.Audiences = []string{apiA, apiB}
+	env.reg.PutClient(spa)
+	exchange := func(t *testing.T, code, verifier string, kv ...string) response {
+		status, body := env.exchangeForm(t, append([]string{"grant_type", "authorization_code", "code", code,
+			"client_id", spaClientID, "redirect_uri", appRedirect, "code_verifier", verifier}, kv...)...)
+		return response{status: status, body: body}
+	}
+	audOf := func(t *testing.T, res response) any {
+		require.Equal(t, http.StatusOK, res.status, "%v", res.body)
+		return signedClaims(t, str(res.body["access_token"]))["aud"]
+	}
+
+	t.Run("an unknown resource on the authorization request is invalid_target at the redirect URI", func(t *testing.T) {
+		b := env.browser(t)
+		_, challenge := pkcePair()
+		cb := b.Get(env.spaRequest(challenge, "resource", "https://evil.example/")).Callback(t)
+		assert.Equal(t, "invalid_target", cb.Error)
+		assert.Empty(t, cb.Code)
+		assert.Equal(t, "st-123", cb.State)
+	})
+	t.Run("a resource with a fragment on the authorization request is invalid_target", func(t *testing.T) {
+		_, challenge := pkcePair()
+		cb := env.browser(t).Get(env.spaRequest(challenge, "resource", apiA+"#x")).Callback(t)
+		assert.Equal(t, "invalid_target", cb.Error)
+	})
+	t.Run("the code remembers the resource and its token carries it", func(t *testing.T) {
+		code, verifier := env.signIn(t, env.browser(t), "resource", apiA)
+		assert.Equal(t, apiA, audOf(t, exchange(t, code, verifier)))
+	})
+	t.Run("the token request may narrow the code's resources", func(t *testing.T) {
+		code, verifier := env.signIn(t, env.browser(t), "resource", apiA, "resource", apiB)
+		assert.Equal(t, apiB, audOf(t, exchange(t, code, verifier, "resource", apiB)))
+	})
+	t.Run("the token request may not widen the code's resources", func(t *testing.T) {
+		code, verifier := env.signIn(t, env.browser(t), "resource", apiA)
+		res := exchange(t, code, verifier, "resource", apiB)
+		assert.Equal(t, http.StatusBadRequest, res.status)
+		assert.Equal(t, "invalid_target", res.body["error"])
+	})
+	t.Run("the refresh token of the code keeps its resource", func(t *testing.T) {
+		code, verifier := env.signIn(t, env.browser(t), "resource", apiB)
+		res := exchange(t, code, verifier)
+		require.Equal(t, http.StatusOK, res.status, "%v", res.body)
+		status, body := env.exchangeForm(t, "grant_type", "refresh_token", "refresh_token", str(res.body["refresh_token"]), "client_id", spaClientID)
+		assert.Equal(t, apiB, audOf(t, response{status: status, body: body}))
+	})
+	t.Run("without resource the token carries every audience", func(t *testing.T) {
+		code, verifier := env.signIn(t, env.browser(t))
+		assert.Equal(t, []any{apiA, apiB}, audOf(t, exchange(t, code, verifier)))
+	})
+}
+
+// signedClaims checks a token's signature against the test keyring and returns its claims.
+func signedClaims(t *testing.T, tok string) map[string]any {
+	t.Helper()
+	kr, err := testKeyring()
+	require.NoError(t, err)
+	parsed, err := jwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
+	require.NoError(t, err)
+	jwks := kr.PublicKeys()
+	k := jwks.Key(parsed.Headers[0].KeyID)
+	require.Len(t, k, 1)
+	var claims map[string]any
+	require.NoError(t, parsed.Claims(k[0].Key, &claims))
+	return claims
 }
