@@ -1,6 +1,7 @@
 package browser
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -220,12 +221,15 @@ func (p *authorizeParams) finish() {
 			r.MaxAge = n
 		}
 	}
-	if resources, err := oauth2.ParseResources(p.resources); err != nil {
-		if r.invalid == nil {
-			r.invalid, _ = err.(*oauth2.Error)
-		}
-	} else {
+	resources, err := oauth2.ParseResources(p.resources)
+	var oe *oauth2.Error
+	switch {
+	case err == nil:
 		r.Resources = resources
+	case r.invalid == nil && errors.As(err, &oe):
+		r.invalid = oe
+	case r.invalid == nil:
+		p.setInvalid("The resource parameter is invalid.")
 	}
 	if p.prompt != "" {
 		pr, err := parsePrompt(p.prompt)
