@@ -3,6 +3,7 @@ package browser
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -81,7 +82,7 @@ type authorizeParams struct {
 	req    AuthorizeRequest
 	maxAge string
 	prompt string
-	// resources are the raw resource values, at most oauth2.MaxResources+1 of them.
+	// resources are the distinct raw resource values, at most oauth2.MaxResources+1 of them.
 	resources []string
 	seen      uint
 	// fatal is a problem with client_id or redirect_uri: the request is refused with a page.
@@ -171,7 +172,8 @@ func (p *authorizeParams) set(name, value string) {
 		p.req.Registration = p.req.Registration || value != ""
 		return
 	case "resource": // repeatable (RFC 8707 2); finish checks the values
-		if value != "" && len(p.resources) <= oauth2.MaxResources {
+		// Distinct values only, one past the bound at most (ParseResources refuses that many).
+		if value != "" && len(p.resources) <= oauth2.MaxResources && !slices.Contains(p.resources, value) {
 			p.resources = append(p.resources, value)
 		}
 		return
