@@ -244,3 +244,28 @@ func signedClaims(t *testing.T, tok string) map[string]any {
 	require.NoError(t, parsed.Claims(k[0].Key, &claims))
 	return claims
 }
+
+func TestResourceIndicatorsInTheDeviceFlow(t *testing.T) {
+	env := newFlowEnv(t)
+	c, ok := env.reg.Snapshot().Client(deviceID)
+	require.True(t, ok)
+	cli := *c
+	cli.Audiences = []string{apiA, apiB}
+	env.reg.PutClient(cli)
+	da := env.startDevice(t, deviceID, "openid read:projects")
+	env.approveDevice(t, da, "allow")
+
+	poll := func(resource string) (int, map[string]any) {
+		return env.exchangeForm(t, "grant_type", oauth2.GrantDeviceCode, "client_id", deviceID, "device_code", da.DeviceCode, "resource", resource)
+	}
+	status, body := poll("https://evil.example/")
+	requireOAuthError(t, status, body, http.StatusBadRequest, "invalid_target")
+
+	status, body = poll(apiA)
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	assert.Equal(t, apiA, signedClaims(t, str(body["access_token"]))["aud"])
+
+	status, body = env.exchangeForm(t, "grant_type", "refresh_token", "refresh_token", str(body["refresh_token"]),
+		"client_id", deviceID, "resource", apiB)
+	requireOAuthError(t, status, body, http.StatusBadRequest, "invalid_target")
+}
