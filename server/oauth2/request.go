@@ -40,6 +40,9 @@ type TokenRequest struct {
 	Password     string
 	// DeviceCode is the device_code grant's (RFC 8628 3.4).
 	DeviceCode string
+	// Resources are the resource parameters (RFC 8707 2), checked and without repeats; nil
+	// when none was sent.
+	Resources []string
 
 	// Token and TokenTypeHint are the parameters of revocation (RFC 7009) and introspection
 	// (RFC 7662) requests, parsed by ParseClientRequest.
@@ -50,8 +53,8 @@ type TokenRequest struct {
 // String shows no secret, so that printing a request by mistake leaks nothing. Its value
 // receiver covers printing values as well as pointers.
 func (r TokenRequest) String() string {
-	return fmt.Sprintf("TokenRequest{grant_type=%q client_id=%q auth=%s scope=%q}",
-		r.GrantType, r.ClientID, r.AuthMethod, r.Scope)
+	return fmt.Sprintf("TokenRequest{grant_type=%q client_id=%q auth=%s scope=%q resource=%q}",
+		r.GrantType, r.ClientID, r.AuthMethod, r.Scope, r.Resources)
 }
 
 // GoString is String, for %#v.
@@ -249,6 +252,11 @@ func (p *params) field(name string) (*string, uint) {
 // set stores one parameter. An empty value counts as omitted.
 func (p *params) set(name, value string) error {
 	dst, bit := p.field(name)
+	if name == "resource" && value != "" {
+		var err error
+		p.req.Resources, err = addResource(p.req.Resources, value)
+		return err
+	}
 	if dst == nil || value == "" {
 		return nil
 	}

@@ -67,6 +67,9 @@ type Code struct {
 	// SessionID is the OP (browser login) session the code was issued in: the sid of the ID
 	// and access tokens of its grant. Empty when none.
 	SessionID string
+	// Resources are the resources (RFC 8707) the authorization request selected; nil when it
+	// named none (every audience of the client).
+	Resources []string
 }
 
 // RefreshToken is a refresh token's record.
@@ -83,6 +86,9 @@ type RefreshToken struct {
 	// SessionID is the OP session the family was started in (Code.SessionID), kept by every
 	// rotation; empty when none (the password grant).
 	SessionID string
+	// Resources are the resources (RFC 8707) granted to the family: a refresh may narrow them
+	// per request, never widen them. nil: every audience of the client.
+	Resources []string
 }
 
 // Codes holds authorization codes.

@@ -84,6 +84,9 @@ type AccessTokenRequest struct {
 	Subject string
 	// Scopes are the granted scopes.
 	Scopes []string
+	// Audiences, when set, are the aud claim: the resources the request selected (RFC 8707),
+	// already checked against the client's. Empty: the client's audiences.
+	Audiences []string
 	// FamilyID is the latchkey_family claim: the refresh token family (grant) the token was
 	// issued from, so revoking the family revokes the token. Empty for client_credentials.
 	FamilyID string
@@ -131,6 +134,9 @@ func (i *Issuer) IssueAccessToken(req AccessTokenRequest) (AccessToken, error) {
 		Issuer: i.issuer, Subject: req.Subject, Audience: c.Audiences,
 		Expiry: iat + lifetime, IssuedAt: iat, ID: jti, ClientID: c.ID,
 		Scope: JoinScope(req.Scopes), FamilyID: req.FamilyID, SessionID: req.SessionID,
+	}
+	if len(req.Audiences) > 0 {
+		claims.Audience = req.Audiences
 	}
 	if len(claims.Audience) == 0 {
 		claims.Audience = Audience{c.ID}

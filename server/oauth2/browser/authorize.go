@@ -50,9 +50,11 @@ type pendingRequest struct {
 	ClientID string `json:"client_id"`
 	// RedirectURI is where the response goes; RedirectURISent says whether the request named
 	// it (then the token request must repeat it).
-	RedirectURI         string   `json:"redirect_uri"`
-	RedirectURISent     bool     `json:"redirect_uri_sent,omitempty"`
-	Scopes              []string `json:"scopes,omitempty"`
+	RedirectURI     string   `json:"redirect_uri"`
+	RedirectURISent bool     `json:"redirect_uri_sent,omitempty"`
+	Scopes          []string `json:"scopes,omitempty"`
+	// Resources are the requested resources (RFC 8707), each one the client may reach.
+	Resources           []string `json:"resources,omitempty"`
 	State               string   `json:"state,omitempty"`
 	Nonce               string   `json:"nonce,omitempty"`
 	CodeChallenge       string   `json:"code_challenge,omitempty"`
@@ -392,9 +394,13 @@ func validateAuthorizeRequest(ctx context.Context, snap *registry.Snapshot, clie
 	if err != nil {
 		return nil, err
 	}
+	resources, err := oauth2.AllowedResources(client, req.Resources)
+	if err != nil {
+		return nil, err
+	}
 	return &pendingRequest{
 		ClientID: client.ID, RedirectURI: redirectURI, RedirectURISent: req.RedirectURI != "",
-		Scopes: scopes, State: req.State, Nonce: req.Nonce,
+		Scopes: scopes, Resources: resources, State: req.State, Nonce: req.Nonce,
 		CodeChallenge: req.CodeChallenge, CodeChallengeMethod: method,
 		ForceConsent: req.Prompt.Has(promptConsent), LoginHint: req.LoginHint,
 	}, nil
@@ -495,6 +501,7 @@ func (a *Flow) issueCode(ctx context.Context, client *registry.Client, p *pendin
 		ClientID: client.ID, Subject: p.Subject, Scopes: p.Scopes, Nonce: p.Nonce,
 		CodeChallenge: p.CodeChallenge, CodeChallengeMethod: p.CodeChallengeMethod,
 		AuthTime: time.Unix(p.AuthTime, 0), FamilyID: family, SessionID: p.SessionID,
+		Resources: p.Resources,
 	}
 	if p.RedirectURISent {
 		rec.RedirectURI = p.RedirectURI

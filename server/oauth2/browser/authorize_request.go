@@ -1,7 +1,9 @@
 package browser
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -27,6 +29,9 @@ type AuthorizeRequest struct {
 	// MaxAge is the max_age parameter in seconds, or -1 when absent.
 	MaxAge    int64
 	LoginHint string
+	// Resources are the resource parameters (RFC 8707), checked and without repeats; nil
+	// when none was sent.
+	Resources []string
 	// Unsupported OIDC request parameters that were sent: request, request_uri, registration.
 	RequestObject, RequestURI, Registration bool
 
@@ -77,7 +82,9 @@ type authorizeParams struct {
 	req    AuthorizeRequest
 	maxAge string
 	prompt string
-	seen   uint
+	// resources are the distinct raw resource values, at most oauth2.MaxResources+1 of them.
+	resources []string
+	seen      uint
 	// fatal is a problem with client_id or redirect_uri: the request is refused with a page.
 	fatal *oauth2.Error
 }
@@ -164,6 +171,12 @@ func (p *authorizeParams) set(name, value string) {
 	case "registration":
 		p.req.Registration = p.req.Registration || value != ""
 		return
+	case "resource": // repeatable (RFC 8707 2); finish checks the values
+		// Distinct values only, one past the bound at most (ParseResources refuses that many).
+		if value != "" && len(p.resources) <= oauth2.MaxResources && !slices.Contains(p.resources, value) {
+			p.resources = append(p.resources, value)
+		}
+		return
 	}
 	dst, bit := p.field(name)
 	if dst == nil || value == "" {
@@ -209,6 +222,16 @@ func (p *authorizeParams) finish() {
 		} else {
 			r.MaxAge = n
 		}
+	}
+	resources, err := oauth2.ParseResources(p.resources)
+	var oe *oauth2.Error
+	switch {
+	case err == nil:
+		r.Resources = resources
+	case r.invalid == nil && errors.As(err, &oe):
+		r.invalid = oe
+	case r.invalid == nil:
+		p.setInvalid("The resource parameter is invalid.")
 	}
 	if p.prompt != "" {
 		pr, err := parsePrompt(p.prompt)

@@ -126,3 +126,35 @@ func FuzzParseAuthorizeRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestParseAuthorizeRequestResources(t *testing.T) {
+	many := "client_id=a"
+	for range oauth2.MaxResources + 2 {
+		many += "&resource=https%3A%2F%2Fsame.example"
+	}
+	tests := []struct {
+		name    string
+		raw     string
+		want    []string
+		invalid bool
+	}{
+		{name: "repeated resources are all kept, each once", raw: "client_id=a&resource=https%3A%2F%2Fa.example&resource=urn%3Ax&resource=urn%3Ax",
+			want: []string{"https://a.example", "urn:x"}},
+		{name: "many copies of one resource do not hide a later one", raw: many + "&resource=urn%3Alast",
+			want: []string{"https://same.example", "urn:last"}},
+		{name: "a relative resource is invalid_target", raw: "client_id=a&resource=%2Fapi", invalid: true},
+		{name: "a resource with a fragment is invalid_target", raw: "client_id=a&resource=https%3A%2F%2Fa.example%23f", invalid: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := parseAuthorizeRequest(tt.raw)
+			require.NoError(t, err)
+			if tt.invalid {
+				assert.ErrorIs(t, req.invalid, oauth2.ErrInvalidTarget)
+				return
+			}
+			assert.Nil(t, req.invalid)
+			assert.Equal(t, tt.want, req.Resources)
+		})
+	}
+}

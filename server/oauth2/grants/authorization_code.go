@@ -128,7 +128,11 @@ func (g AuthorizationCode) Exchange(ctx context.Context, req *Request) (*Respons
 	if !ok || user.Disabled {
 		return nil, oauth2.ErrInvalidGrant.WithDescription("The user of the authorization code can no longer sign in.")
 	}
-	return g.tokens.Issue(ctx, g.userGrant(ctx, req, code, user))
+	ug, err := g.userGrant(ctx, req, code, user)
+	if err != nil {
+		return nil, err
+	}
+	return g.tokens.Issue(ctx, ug)
 }
 
 // exchangeKnown is Exchange from the code's record that the store knows without a round trip
@@ -147,7 +151,11 @@ func (g AuthorizationCode) exchangeKnown(ctx context.Context, req *Request, h st
 	if !ok || user.Disabled {
 		return nil, false, nil
 	}
-	resp, err = g.tokens.issue(ctx, g.userGrant(ctx, req, code, user), nil, &redemption{code: h, admission: req.Admission})
+	ug, err := g.userGrant(ctx, req, code, user)
+	if err != nil {
+		return nil, false, nil //nolint:nilerr // the store's path answers a failed check
+	}
+	resp, err = g.tokens.issue(ctx, ug, nil, &redemption{code: h, admission: req.Admission})
 	switch {
 	case errors.Is(err, store.ErrAlreadyUsed):
 		// A replay, with the code's verifier (checked above): what the first exchange issued
@@ -161,13 +169,30 @@ func (g AuthorizationCode) exchangeKnown(ctx context.Context, req *Request, h st
 }
 
 // userGrant is what the exchange of code issues to user.
-func (g AuthorizationCode) userGrant(ctx context.Context, req *Request, code store.Code, user *registry.User) UserGrant {
+// The token request may narrow the code's resources, never widen them (invalid_target).
+func (g AuthorizationCode) userGrant(ctx context.Context, req *Request, code store.Code, user *registry.User) (UserGrant, error) {
+	audiences, err := grantedResources(req, code.Resources)
+	if err != nil {
+		return UserGrant{}, err
+	}
 	return UserGrant{
 		AccessNotAfter: req.AccessNotAfter(),
 		Client:         req.Client, User: user, Snapshot: req.Snapshot,
-		Scopes:   oauth2.StillAllowed(ctx, req.Snapshot, req.Client, code.Scopes),
+		Scopes:    oauth2.StillAllowed(ctx, req.Snapshot, req.Client, code.Scopes),
+		Resources: code.Resources, Audiences: audiences,
 		AuthTime: code.AuthTime, Nonce: code.Nonce, FamilyID: code.FamilyID, SessionID: code.SessionID,
+	}, nil
+}
+
+// grantedResources returns the audiences of a grant's new access token: the request's
+// resources when it names some (each among granted, when the grant holds resources), else
+// granted. The granted resources must all still be ones the client may reach: a grant whose
+// resource the client lost is refused rather than widened to every audience.
+func grantedResources(req *Request, granted []string) ([]string, error) {
+	if _, err := oauth2.AllowedResources(req.Client, granted); err != nil {
+		return nil, err
 	}
+	return oauth2.NarrowResources(granted, req.Resources)
 }
 
 // revokeReplayed revokes what the first exchange of a replayed code issued (RFC 6749 4.1.2):

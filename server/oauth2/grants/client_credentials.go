@@ -39,7 +39,7 @@ func (ClientCredentials) IssuedEvent() string { return oauth2.AuditTokenIssued }
 func (g ClientCredentials) Exchange(ctx context.Context, req *Request) (*Response, error) {
 	_, span := tracing.Start(ctx, spanSignAccessToken)
 	at, err := g.signer.IssueAccessToken(token.AccessTokenRequest{
-		Client: req.Client, Subject: req.Client.ID, Scopes: req.Scopes, NotAfter: req.AccessNotAfter(),
+		Client: req.Client, Subject: req.Client.ID, Scopes: req.Scopes, Audiences: req.Resources, NotAfter: req.AccessNotAfter(),
 	})
 	tracing.End(span, err)
 	if err != nil {

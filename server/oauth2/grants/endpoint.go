@@ -146,7 +146,11 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (_ *R
 	if err != nil {
 		return nil, fail(err)
 	}
-	resp, err := grant.Exchange(ctx, &Request{TokenRequest: req, Client: client, Snapshot: snap, Scopes: scopes, Admission: adm})
+	resources, err := oauth2.AllowedResources(client, req.Resources)
+	if err != nil {
+		return nil, fail(err)
+	}
+	resp, err := grant.Exchange(ctx, &Request{TokenRequest: req, Client: client, Snapshot: snap, Scopes: scopes, Resources: resources, Admission: adm})
 	if aerr := adm.Admit(ctx); aerr != nil {
 		return nil, aerr // the grant left it pending: nothing was stored
 	}

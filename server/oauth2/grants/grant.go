@@ -37,6 +37,9 @@ type Request struct {
 	// requested none. Grants that carry scopes of their own (authorization_code, refresh_token)
 	// check them against these rules with the same policy.
 	Scopes []string
+	// Resources are the requested resources (RFC 8707), each one the client may reach; nil
+	// when none was requested.
+	Resources []string
 	// Admission, when not nil, is the client's authentication record (and rate limit) left
 	// for the grant's store step; see Admission.
 	Admission *Admission

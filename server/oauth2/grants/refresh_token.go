@@ -130,25 +130,35 @@ func (g RefreshToken) Exchange(ctx context.Context, req *Request) (*Response, er
 		// so a client cannot burn another client's grant.
 		return nil, oauth2.ErrInvalidGrant.WithDescription(badRefreshToken)
 	}
-	scopes, user, err := stillGranted(req, rec)
+	gr, user, err := stillGranted(req, rec)
 	if err != nil {
 		return nil, err
 	}
-	return g.rotate(ctx, req, old, binding, rec, scopes, user)
+	return g.rotate(ctx, req, old, binding, rec, gr, user)
 }
 
 // stillGranted checks what the token of rec grants against the registry now: the scopes of
-// the new access token (narrowScopes) and the user, who must still exist and be enabled.
-func stillGranted(req *Request, rec store.RefreshToken) ([]string, *registry.User, error) {
+// the new access token (narrowScopes), its audiences (grantedResources) and the user, who must still exist and be enabled.
+func stillGranted(req *Request, rec store.RefreshToken) (granted, *registry.User, error) {
 	scopes, err := narrowScopes(req, rec.Scopes)
 	if err != nil {
-		return nil, nil, err
+		return granted{}, nil, err
+	}
+	audiences, err := grantedResources(req, rec.Resources)
+	if err != nil {
+		return granted{}, nil, err
 	}
 	user, ok := req.Snapshot.UserBySubject(rec.Subject)
 	if !ok || user.Disabled {
-		return nil, nil, oauth2.ErrInvalidGrant.WithDescription(badRefreshToken)
+		return granted{}, nil, oauth2.ErrInvalidGrant.WithDescription(badRefreshToken)
 	}
-	return scopes, user, nil
+	return granted{scopes: scopes, audiences: audiences}, user, nil
+}
+
+// granted is what a refreshed access token carries: its (maybe narrowed) scopes and
+// audiences.
+type granted struct {
+	scopes, audiences []string
 }
 
 // successorBinding is what a sealed successor is bound to: the client and how it
@@ -161,13 +171,14 @@ func successorBinding(req *Request) string {
 // successor that rotation issued, of rec's family) and fresh access and ID tokens, after the
 // checks a rotation makes; nothing is stored.
 func (g RefreshToken) resend(ctx context.Context, req *Request, rec store.RefreshToken, next string) (*Response, error) {
-	scopes, user, err := stillGranted(req, rec)
+	gr, user, err := stillGranted(req, rec)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := g.tokens.resend(ctx, UserGrant{
 		AccessNotAfter: req.AccessNotAfter(),
-		Client:         req.Client, User: user, Snapshot: req.Snapshot, Scopes: scopes, AuthTime: rec.AuthTime, FamilyID: rec.FamilyID, SessionID: rec.SessionID,
+		Client:         req.Client, User: user, Snapshot: req.Snapshot, Scopes: gr.scopes, Resources: rec.Resources, Audiences: gr.audiences,
+		AuthTime: rec.AuthTime, FamilyID: rec.FamilyID, SessionID: rec.SessionID,
 	}, next)
 	if err != nil {
 		return nil, err
@@ -196,23 +207,24 @@ func (g RefreshToken) rotateKnown(ctx context.Context, req *Request, old store.H
 	if rec.ClientID != req.Client.ID {
 		return nil, false, nil
 	}
-	scopes, user, err := stillGranted(req, rec)
+	gr, user, err := stillGranted(req, rec)
 	if err != nil {
 		return nil, false, nil //nolint:nilerr // the store's path answers a failed check
 	}
-	resp, err = g.rotate(ctx, req, old, binding, rec, scopes, user)
+	resp, err = g.rotate(ctx, req, old, binding, rec, gr, user)
 	return resp, true, err
 }
 
 // rotate signs the new tokens and rotates old (with the record rec) to the new refresh token,
 // or answers the successor of old's rotation within grace (a retry).
-func (g RefreshToken) rotate(ctx context.Context, req *Request, old store.Hash, binding string, rec store.RefreshToken, scopes []string, user *registry.User) (*Response, error) {
+func (g RefreshToken) rotate(ctx context.Context, req *Request, old store.Hash, binding string, rec store.RefreshToken, gr granted, user *registry.User) (*Response, error) {
 	// The new refresh token keeps the family's scopes (RFC 6749 6: identical to the presented
 	// one); only the access and ID tokens get the narrowed set.
-	rot := &rotation{old: old, token: req.RefreshToken, binding: binding, familyScopes: rec.Scopes, grace: g.grace, admission: req.Admission}
+	rot := &rotation{old: old, token: req.RefreshToken, binding: binding, familyScopes: rec.Scopes, familyResources: rec.Resources, grace: g.grace, admission: req.Admission}
 	resp, err := g.tokens.issue(ctx, UserGrant{
 		AccessNotAfter: req.AccessNotAfter(),
-		Client:         req.Client, User: user, Snapshot: req.Snapshot, Scopes: scopes, AuthTime: rec.AuthTime, FamilyID: rec.FamilyID, SessionID: rec.SessionID,
+		Client:         req.Client, User: user, Snapshot: req.Snapshot, Scopes: gr.scopes, Resources: rec.Resources, Audiences: gr.audiences,
+		AuthTime: rec.AuthTime, FamilyID: rec.FamilyID, SessionID: rec.SessionID,
 	}, rot, nil)
 	if err != nil {
 		g.reported(ctx, req, rec, err)

@@ -18,10 +18,14 @@ type UserGrant struct {
 	Client   *registry.Client
 	User     *registry.User // the resource owner
 	Snapshot *registry.Snapshot
-	Scopes   []string  // granted scopes (already checked)
-	AuthTime time.Time // when the user authenticated
-	Nonce    string    // OIDC nonce from the authorization request, "" if none
-	FamilyID string    // refresh token family / grant ID; "" starts a new one
+	Scopes   []string // granted scopes (already checked)
+	// Resources are the resources granted to the family (RFC 8707), kept by its refresh
+	// tokens; nil: every audience of the client. Audiences are those of this access token
+	// (a subset of Resources); nil: Resources.
+	Resources, Audiences []string
+	AuthTime             time.Time // when the user authenticated
+	Nonce                string    // OIDC nonce from the authorization request, "" if none
+	FamilyID             string    // refresh token family / grant ID; "" starts a new one
 	// SessionID is the OP session the grant was started in (sid); "" when none.
 	SessionID string
 	// AccessNotAfter bounds the access token's expiry (Request.AccessNotAfter); zero: none.
@@ -78,7 +82,9 @@ type rotation struct {
 	// familyScopes are the scopes of the new refresh token: the family's, which the grant's
 	// (maybe narrowed) Scopes do not change.
 	familyScopes []string
-	grace        time.Duration
+	// familyResources are the family's resources, kept like familyScopes.
+	familyResources []string
+	grace           time.Duration
 	// admission, when pending, goes into the rotation's store step.
 	admission *Admission
 }
@@ -159,6 +165,7 @@ func (s *TokenSet) issue(ctx context.Context, g UserGrant, rot *rotation, red *r
 // (another client, another way of authenticating) is the store's ErrConflict.
 func (s *TokenSet) rotate(ctx context.Context, resp *Response, rot *rotation, rt string, rec store.RefreshToken) (*Response, error) {
 	rec.Scopes = slices.Clone(rot.familyScopes)
+	rec.Resources = slices.Clone(rot.familyResources)
 	sealed, err := token.SealSuccessor(rot.token, rt, rot.binding)
 	if err != nil {
 		return nil, oauth2.ErrServerError.WithCause(err)
@@ -216,7 +223,7 @@ func (s *TokenSet) sign(ctx context.Context, g UserGrant) (*Response, error) {
 	// revoke the family. A lost rotation discards what was signed.
 	_, span := tracing.Start(ctx, spanSignAccessToken)
 	at, err := s.signer.IssueAccessToken(token.AccessTokenRequest{
-		Client: g.Client, Subject: g.User.Subject, Scopes: g.Scopes, FamilyID: g.FamilyID, SessionID: g.SessionID, NotAfter: g.AccessNotAfter,
+		Client: g.Client, Subject: g.User.Subject, Scopes: g.Scopes, Audiences: g.audiences(), FamilyID: g.FamilyID, SessionID: g.SessionID, NotAfter: g.AccessNotAfter,
 	})
 	tracing.End(span, err)
 	if err != nil {
@@ -279,7 +286,16 @@ func (s *TokenSet) newRefreshToken(g UserGrant) (string, store.RefreshToken, err
 	now := s.now()
 	return tok, store.RefreshToken{
 		FamilyID: g.FamilyID, ClientID: g.Client.ID, Subject: g.User.Subject,
-		Scopes: slices.Clone(g.Scopes), AuthTime: g.AuthTime, IssuedAt: now, ExpiresAt: now.Add(s.lifetimes.Refresh(g.Client)),
+		Scopes: slices.Clone(g.Scopes), Resources: slices.Clone(g.Resources), AuthTime: g.AuthTime, IssuedAt: now, ExpiresAt: now.Add(s.lifetimes.Refresh(g.Client)),
 		SessionID: g.SessionID,
 	}, nil
+}
+
+// audiences are the aud of the grant's access token: Audiences, else Resources (nil: the
+// client's audiences).
+func (g UserGrant) audiences() []string {
+	if g.Audiences != nil {
+		return g.Audiences
+	}
+	return g.Resources
 }

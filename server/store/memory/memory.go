@@ -365,6 +365,7 @@ func (s *Store) PutCode(ctx context.Context, h store.Hash, c store.Code, ttl tim
 	}
 	now := s.nowNano()
 	c.Scopes = slices.Clone(c.Scopes)
+	c.Resources = slices.Clone(c.Resources)
 	sh := s.shardOf(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -403,6 +404,7 @@ func (s *Store) TakeCode(ctx context.Context, h store.Hash, clientID string) (st
 	sh.mu.Unlock()
 	c := r.code
 	c.Scopes = slices.Clone(c.Scopes)
+	c.Resources = slices.Clone(c.Resources)
 	if used {
 		return c, store.ErrAlreadyUsed
 	}

@@ -20,6 +20,7 @@ func (s *Store) KnownCode(h store.Hash) (store.Code, bool) {
 	}
 	c := r.code
 	c.Scopes = slices.Clone(c.Scopes)
+	c.Resources = slices.Clone(c.Resources)
 	return c, true
 }
 
@@ -82,6 +83,7 @@ func (s *Store) RedeemCode(ctx context.Context, h store.Hash, clientID string, r
 	}
 	c := r.code
 	c.Scopes = slices.Clone(c.Scopes)
+	c.Resources = slices.Clone(c.Resources)
 	if r.used {
 		unlock()
 		return c, store.ErrAlreadyUsed

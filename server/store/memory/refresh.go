@@ -171,7 +171,7 @@ func (sh *shard) encodeRefresh(rt *store.RefreshToken, k familyKey, familyName s
 		family:   k.raw,
 		client:   sh.ref(rt.ClientID),
 		subject:  sh.ref(subjectSession(rt.Subject, rt.SessionID)),
-		scopes:   sh.refScopes(rt.Scopes),
+		scopes:   sh.refScopes(grantedSet(rt.Scopes, rt.Resources)),
 		authTime: unixNano(rt.AuthTime),
 		issuedAt: unixNano(rt.IssuedAt),
 		expires:  expires,
@@ -226,6 +226,7 @@ func (sh *shard) view(r refreshRecord) refreshView {
 
 func (s *Store) token(v *refreshView) store.RefreshToken {
 	family := v.family
+	scopes, resources := splitGrantedSet(v.scopes)
 	if v.r.name == 0 {
 		family = s.b64.EncodeToString(v.r.family[:])
 	}
@@ -234,7 +235,8 @@ func (s *Store) token(v *refreshView) store.RefreshToken {
 		ClientID:  v.client,
 		Subject:   v.subject,
 		SessionID: v.session,
-		Scopes:    slices.Clone(v.scopes),
+		Scopes:    slices.Clone(scopes),
+		Resources: slices.Clone(resources),
 		AuthTime:  fromUnixNano(v.r.authTime),
 		IssuedAt:  fromUnixNano(v.r.issuedAt),
 		ExpiresAt: fromUnixNano(v.r.expires),
@@ -399,4 +401,29 @@ func (s *Store) FamilyRevoked(ctx context.Context, familyID string) (bool, error
 		return false, err
 	}
 	return s.familyRevoked(s.parseFamily(familyID), s.nowNano()), nil
+}
+
+// grantedSet is what a refresh record interns as its scope set: the scopes and, when the
+// family holds resources (RFC 8707), an empty marker and the resources after them (a scope
+// name is never empty; sharing the set keeps the record at 64 bytes).
+func grantedSet(scopes, resources []string) []string {
+	if resources == nil {
+		return scopes
+	}
+	set := make([]string, 0, len(scopes)+1+len(resources))
+	set = append(set, scopes...)
+	set = append(set, "")
+	return append(set, resources...)
+}
+
+// splitGrantedSet is grantedSet's inverse.
+func splitGrantedSet(set []string) (scopes, resources []string) {
+	i := slices.Index(set, "")
+	switch {
+	case i < 0:
+		return set, nil
+	case i == 0:
+		return nil, set[1:]
+	}
+	return set[:i], set[i+1:]
 }

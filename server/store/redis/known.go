@@ -44,6 +44,7 @@ func (k *known) putCode(h store.Hash, c store.Code, expires time.Time) {
 		return
 	}
 	c.Scopes = slices.Clone(c.Scopes)
+	c.Resources = slices.Clone(c.Resources)
 	k.records.Add(h, knownRecord{code: &c, expires: expires.UnixNano()})
 }
 
@@ -52,6 +53,7 @@ func (k *known) putRefresh(h store.Hash, rt store.RefreshToken) {
 		return
 	}
 	rt.Scopes = slices.Clone(rt.Scopes)
+	rt.Resources = slices.Clone(rt.Resources)
 	k.records.Add(h, knownRecord{refresh: &rt, expires: rt.ExpiresAt.UnixNano()})
 }
 
@@ -86,6 +88,7 @@ func (s *Store) KnownCode(h store.Hash) (store.Code, bool) {
 	}
 	c := *r.code
 	c.Scopes = slices.Clone(c.Scopes)
+	c.Resources = slices.Clone(c.Resources)
 	return c, true
 }
 
@@ -99,5 +102,6 @@ func (s *Store) KnownRefresh(h store.Hash) (store.RefreshToken, bool) {
 	}
 	rt := *r.refresh
 	rt.Scopes = slices.Clone(rt.Scopes)
+	rt.Resources = slices.Clone(rt.Resources)
 	return rt, true
 }

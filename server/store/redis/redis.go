@@ -179,6 +179,7 @@ type codeRec struct {
 	AuthTime            int64    `json:"at,omitempty"`
 	FamilyID            string   `json:"f"`
 	SessionID           string   `json:"sid,omitempty"`
+	Resources           []string `json:"rs,omitempty"`
 }
 
 // refreshRec is a token's record without its family (kept in its own field, so a rotation
@@ -191,11 +192,13 @@ type refreshRec struct {
 	IssuedAt  int64    `json:"ia,omitempty"`
 	ExpiresAt int64    `json:"e,omitempty"`
 	SessionID string   `json:"sid,omitempty"`
+	Resources []string `json:"rs,omitempty"`
 }
 
 func encodeRefresh(rt *store.RefreshToken) string {
 	b, _ := json.Marshal(refreshRec{ClientID: rt.ClientID, Subject: rt.Subject, Scopes: rt.Scopes,
-		AuthTime: nanos(rt.AuthTime), IssuedAt: nanos(rt.IssuedAt), ExpiresAt: nanos(rt.ExpiresAt), SessionID: rt.SessionID})
+		AuthTime: nanos(rt.AuthTime), IssuedAt: nanos(rt.IssuedAt), ExpiresAt: nanos(rt.ExpiresAt), SessionID: rt.SessionID,
+		Resources: rt.Resources})
 	return string(b)
 }
 
@@ -205,7 +208,8 @@ func decodeRefresh(d, family string) (store.RefreshToken, error) {
 		return store.RefreshToken{}, fmt.Errorf("store/redis: %w: bad refresh record: %w", store.ErrUnavailable, err)
 	}
 	return store.RefreshToken{FamilyID: family, ClientID: r.ClientID, Subject: r.Subject, Scopes: r.Scopes,
-		AuthTime: fromNanos(r.AuthTime), IssuedAt: fromNanos(r.IssuedAt), ExpiresAt: fromNanos(r.ExpiresAt), SessionID: r.SessionID}, nil
+		AuthTime: fromNanos(r.AuthTime), IssuedAt: fromNanos(r.IssuedAt), ExpiresAt: fromNanos(r.ExpiresAt), SessionID: r.SessionID,
+		Resources: r.Resources}, nil
 }
 
 // PutCode stores c under h for ttl; a hash holding a live code is ErrConflict.
@@ -218,7 +222,7 @@ func (s *Store) PutCode(ctx context.Context, h store.Hash, c store.Code, ttl tim
 	}
 	b, _ := json.Marshal(codeRec{ClientID: c.ClientID, RedirectURI: c.RedirectURI, Subject: c.Subject, Scopes: c.Scopes,
 		Nonce: c.Nonce, CodeChallenge: c.CodeChallenge, CodeChallengeMethod: c.CodeChallengeMethod,
-		AuthTime: nanos(c.AuthTime), FamilyID: c.FamilyID, SessionID: c.SessionID})
+		AuthTime: nanos(c.AuthTime), FamilyID: c.FamilyID, SessionID: c.SessionID, Resources: c.Resources})
 	ok, err := s.c.SetNX(ctx, s.key("code", h), "0"+string(b), ttlMS(ttl)).Result()
 	if err != nil {
 		return s.fail(ctx, "put code", err)
@@ -259,7 +263,7 @@ func decodeCode(v string) (store.Code, error) {
 	}
 	c := store.Code{ClientID: r.ClientID, RedirectURI: r.RedirectURI, Subject: r.Subject, Scopes: r.Scopes,
 		Nonce: r.Nonce, CodeChallenge: r.CodeChallenge, CodeChallengeMethod: r.CodeChallengeMethod,
-		AuthTime: fromNanos(r.AuthTime), FamilyID: r.FamilyID, SessionID: r.SessionID}
+		AuthTime: fromNanos(r.AuthTime), FamilyID: r.FamilyID, SessionID: r.SessionID, Resources: r.Resources}
 	if v[0] != '0' {
 		return c, store.ErrAlreadyUsed
 	}

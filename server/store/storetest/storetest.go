@@ -148,6 +148,7 @@ func (e *env) code(family string) store.Code {
 		AuthTime:            e.now().Add(-time.Minute),
 		FamilyID:            family,
 		SessionID:           "op-session-" + family,
+		Resources:           []string{"https://api.example.com/", "urn:example:billing"},
 	}
 }
 
@@ -162,6 +163,7 @@ func (e *env) refresh(family string, ttl time.Duration) store.RefreshToken {
 		IssuedAt:  now,
 		ExpiresAt: now.Add(ttl),
 		SessionID: "op-session-" + family,
+		Resources: []string{"https://api.example.com/", "urn:example:billing"},
 	}
 }
 
@@ -383,6 +385,26 @@ func refreshTests() []test {
 				got, err := e.s.GetRefresh(e.ctx, hash("a"))
 				require.NoError(e.t, err)
 				requireRefresh(e.t, want, got)
+			},
+		},
+		{
+			name: "a token without resources comes back without, and resources without scopes keep both apart",
+			run: func(e *env) {
+				none := e.refresh(newFamily(e.t), long)
+				none.Resources = nil
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), none))
+				got, err := e.s.GetRefresh(e.ctx, hash("a"))
+				require.NoError(e.t, err)
+				require.Nil(e.t, got.Resources)
+				requireRefresh(e.t, none, got)
+
+				only := e.refresh(newFamily(e.t), long)
+				only.Scopes = nil
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("b"), only))
+				got, err = e.s.GetRefresh(e.ctx, hash("b"))
+				require.NoError(e.t, err)
+				require.Empty(e.t, got.Scopes)
+				require.Equal(e.t, only.Resources, got.Resources)
 			},
 		},
 		{

@@ -1,0 +1,100 @@
+package oauth2
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/latchkey-dev/latchkey/server/registry"
+)
+
+// ErrInvalidTarget is RFC 8707 2's: a resource parameter that is not an absolute URI, has a
+// fragment, or names a resource the client may not reach.
+var ErrInvalidTarget = &Error{code: "invalid_target", status: http.StatusBadRequest,
+	description: "The requested resource is invalid, unknown, or malformed."}
+
+// Bounds of the resource parameter: how many a request may send and how long each may be.
+const (
+	MaxResources      = 8
+	MaxResourceLength = 1024
+)
+
+// CheckResource checks one resource parameter value (RFC 8707 2): an absolute URI without a
+// fragment, at most MaxResourceLength bytes. A bad value is invalid_target.
+func CheckResource(value string) error {
+	if len(value) > MaxResourceLength {
+		return ErrInvalidTarget.WithDescription(fmt.Sprintf("A resource is longer than %d bytes.", MaxResourceLength))
+	}
+	if strings.ContainsRune(value, '#') {
+		return ErrInvalidTarget.WithDescription("A resource must not have a fragment.")
+	}
+	if u, err := url.Parse(value); err != nil || !u.IsAbs() {
+		return ErrInvalidTarget.WithDescription("A resource must be an absolute URI.")
+	}
+	return nil
+}
+
+// addResource appends one resource parameter to resources, once: a value sent twice counts
+// once. More than MaxResources distinct values is invalid_target.
+func addResource(resources []string, value string) ([]string, error) {
+	if err := CheckResource(value); err != nil {
+		return resources, err
+	}
+	if slices.Contains(resources, value) {
+		return resources, nil
+	}
+	if len(resources) >= MaxResources {
+		return resources, ErrInvalidTarget.WithDescription(fmt.Sprintf("At most %d resources may be requested.", MaxResources))
+	}
+	return append(resources, value), nil
+}
+
+// ParseResources checks the values of the resource parameter of an authorization request
+// (each an absolute URI without fragment, at most MaxResources distinct ones) and returns
+// them without repeats; nil when there are none. Empty values count as omitted.
+func ParseResources(values []string) ([]string, error) {
+	var out []string
+	for _, v := range values {
+		if v == "" {
+			continue
+		}
+		var err error
+		if out, err = addResource(out, v); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// AllowedResources checks that the client may reach every requested resource: each must be
+// one of its audiences (invalid_target otherwise). It returns requested, or nil when none was
+// requested (the token then carries all the client's audiences, as without RFC 8707).
+func AllowedResources(c *registry.Client, requested []string) ([]string, error) {
+	for _, r := range requested {
+		if !slices.Contains(c.Audiences, r) {
+			return nil, ErrInvalidTarget.WithDescription(fmt.Sprintf("The client may not request resource %.128q.", r))
+		}
+	}
+	return requested, nil
+}
+
+// NarrowResources checks requested against the resources a grant holds: a request may narrow
+// them, never widen them (invalid_target). granted nil means the grant holds every audience
+// of the client (it was made without resource), which AllowedResources already checked.
+// It returns the audiences of the new access token: requested, else granted.
+func NarrowResources(granted, requested []string) ([]string, error) {
+	if len(requested) == 0 {
+		return granted, nil
+	}
+	if granted == nil {
+		return requested, nil
+	}
+	for _, r := range requested {
+		if !slices.Contains(granted, r) {
+			return nil, ErrInvalidTarget.WithDescription(fmt.Sprintf("Resource %.128q was not granted.", r))
+		}
+	}
+	return requested, nil
+}
