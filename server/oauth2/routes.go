@@ -67,7 +67,7 @@ func ErrorCodes() map[string][]string {
 		EndpointDeviceAuth: with("invalid_client", "unauthorized_client", "invalid_scope"),
 		EndpointDevice:     with("access_denied"),
 		EndpointPAR: with("invalid_client", "unauthorized_client", "unsupported_response_type", "invalid_scope",
-			"access_denied"),
+			"request_not_supported", "registration_not_supported"),
 		EndpointAuthorize: with("unauthorized_client", "access_denied", "unsupported_response_type", "invalid_scope",
 			"login_required", "consent_required", "request_not_supported", "request_uri_not_supported", "registration_not_supported"),
 		EndpointLogin:         with("access_denied"),
