@@ -153,15 +153,15 @@ func TestARequestURIIsRefusedToAnotherClientAndWhenExpired(t *testing.T) {
 		name     string
 		clientID string
 		wait     time.Duration
-		uri      func(real string) string
+		uri      func(pushed string) string
 	}{
 		{name: "another client cannot use a pushed request", clientID: alwaysID},
 		{name: "an expired request_uri is refused", clientID: spaClientID, wait: 61 * time.Second},
 		{name: "an unknown request_uri is refused", clientID: spaClientID,
 			uri: func(string) string { return browser.RequestURIPrefix + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }},
 		{name: "a request_uri of another scheme is refused", clientID: spaClientID,
-			uri: func(real string) string {
-				return "https://evil.example/" + strings.TrimPrefix(real, browser.RequestURIPrefix)
+			uri: func(pushed string) string {
+				return "https://evil.example/" + strings.TrimPrefix(pushed, browser.RequestURIPrefix)
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
