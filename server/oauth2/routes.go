@@ -112,7 +112,7 @@ func RouteTable() []Route {
 		{Path: AccountPath, Methods: getPost, Endpoint: EndpointAccount},
 		{Path: DeviceAuthorizationPath, Methods: post, Endpoint: EndpointDeviceAuth},
 		{Path: DevicePath, Methods: getPost, Endpoint: EndpointDevice},
-		{Path: PushedAuthorizationRequestPath, Methods: post, Endpoint: EndpointPAR},
+		{Path: PushedAuthorizationRequestPath, Methods: post, Endpoint: EndpointPAR, CORS: client},
 		{Path: StylesheetPath, Methods: get, Endpoint: EndpointStatic},
 		{Path: UserinfoPath, Methods: getPost, Endpoint: EndpointUserinfo, CORS: client},
 		{Path: RevocationPath, Aliases: []string{"/oauth/revoke"}, Methods: post, Endpoint: EndpointRevocation, CORS: client},
