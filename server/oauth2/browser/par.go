@@ -148,9 +148,12 @@ func (a *Flow) push(r *http.Request) (*pushedResponse, error) {
 		}
 	}
 	req.ClientID = client.ID
-	if _, redirectURI, err := checkClientRedirect(snap, req); err != nil {
+	_, redirectURI, err := checkClientRedirect(snap, req)
+	if err != nil {
 		return nil, err
-	} else if _, err := validateAuthorizeRequest(ctx, snap, client, req, redirectURI); err != nil {
+	}
+	valid, err := validateAuthorizeRequest(ctx, snap, client, req, redirectURI)
+	if err != nil {
 		return nil, err
 	}
 	id, err := oauth2.NewSecret()
@@ -165,6 +168,9 @@ func (a *Flow) push(r *http.Request) (*pushedResponse, error) {
 	if err := a.store.PutRecord(ctx, recordPushed, store.HashOf(id), raw, ttl); err != nil {
 		return nil, err
 	}
+	oauth2.Audit(ctx, oauth2.AuditEvent{Event: oauth2.AuditAuthorizationRequestPushed, ClientID: client.ID,
+		GrantType: oauth2.GrantAuthorizationCode, AuthMethod: oauth2.AuthenticatedMethod(client, creds), Scopes: valid.Scopes,
+		TokenRef: oauth2.TokenRef(id)})
 	return &pushedResponse{RequestURI: RequestURIPrefix + id, ExpiresIn: int64(ttl / time.Second)}, nil
 }
 

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -221,4 +222,24 @@ func TestThePushedRequestEndpointAppliesTheClientRateLimit(t *testing.T) {
 	res := env.push(t, body, "")
 	assert.Equal(t, http.StatusTooManyRequests, res.status)
 	assert.NotEmpty(t, res.header.Get("Retry-After"))
+}
+
+func TestAPushedRequestIsAuditedWithoutItsRequestURI(t *testing.T) {
+	aud := &recordingAuditor{}
+	env := newFlowEnv(t, func(c *Config) { c.Audit = aud })
+	_, challenge := pkcePair()
+	uri := env.pushedURI(t, pushForm(challenge), "")
+	aud.mu.Lock()
+	defer aud.mu.Unlock()
+	var pushed []oauth2.AuditEvent
+	for _, e := range aud.events {
+		if e.Event == oauth2.AuditAuthorizationRequestPushed {
+			pushed = append(pushed, e)
+		}
+	}
+	require.Len(t, pushed, 1)
+	assert.Equal(t, spaClientID, pushed[0].ClientID)
+	assert.Equal(t, []string{"openid", "profile", "read:projects"}, pushed[0].Scopes)
+	id := strings.TrimPrefix(uri, browser.RequestURIPrefix)
+	assert.NotContains(t, fmt.Sprintf("%+v", pushed[0]), id, "the request_uri is a bearer secret")
 }
