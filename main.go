@@ -116,6 +116,7 @@ type serveOptions struct {
 	accessTokenCache int
 	// backchannel: the delivery of back-channel logout tokens (server/backchannel).
 	backchannelTimeout  time.Duration
+	requirePAR          bool
 	backchannelAttempts int
 }
 
@@ -153,6 +154,7 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.clientRateLimit.Burst, "client-rate-limit-burst", 0, "burst of --client-rate-limit (0: a tenth of the rate, at least 1)")
 	fs.DurationVar(&o.backchannelTimeout, "backchannel-logout-timeout", backchannel.DefaultTimeout, "how long a client's backchannelLogoutURI has to answer one delivery of a logout token")
 	fs.IntVar(&o.backchannelAttempts, "backchannel-logout-attempts", backchannel.DefaultMaxAttempts, "how many times a logout token delivery is tried (with exponential back-off from 5s) before it is given up with a Warning Event on the OAuthClient")
+	fs.BoolVar(&o.requirePAR, "require-pushed-authorization-requests", false, "refuse every authorization request that does not come through the pushed authorization request endpoint /oauth2/par (RFC 9126); discovery advertises require_pushed_authorization_requests")
 	o.registration.bind(fs)
 	fs.StringVar(&o.metricsAddress, "metrics-bind-address", "", "metrics address (default :9090, with --manifests 127.0.0.1:9090; \"0\" disables)")
 	fs.StringVar(&o.probeAddress, "health-probe-bind-address", "", "health and readiness probe address (default :8081, with --manifests 127.0.0.1:8081; \"0\" disables)")
@@ -403,20 +405,21 @@ func serveMetrics(ctx context.Context, addr string, gatherer prometheus.Gatherer
 // the mode).
 func (o *serveOptions) handlerConfig(reg *registry.Registry, keyring *keys.Keyring, st store.Store) (handler.Config, error) {
 	cfg := handler.Config{
-		Issuer:               o.issuer,
-		DefaultAlgorithm:     o.signingAlgorithm,
-		AccessTokenLifetime:  o.accessTokenTTL,
-		RefreshTokenLifetime: o.refreshTokenTTL,
-		RefreshReuseGrace:    o.refreshGrace,
-		Device:               o.device,
-		IDTokenLifetime:      o.idTokenTTL,
-		Registry:             reg,
-		Keys:                 keyring,
-		Store:                st,
-		Login:                handler.LoginConfig{ClientIPHeader: o.clientIPHeader},
-		ClientRateLimit:      o.clientRateLimit,
-		AccessTokenCacheSize: o.accessTokenCache,
-		BackchannelLogout:    true, // newBackchannel runs in both modes
+		Issuer:                             o.issuer,
+		DefaultAlgorithm:                   o.signingAlgorithm,
+		AccessTokenLifetime:                o.accessTokenTTL,
+		RefreshTokenLifetime:               o.refreshTokenTTL,
+		RefreshReuseGrace:                  o.refreshGrace,
+		Device:                             o.device,
+		IDTokenLifetime:                    o.idTokenTTL,
+		Registry:                           reg,
+		Keys:                               keyring,
+		Store:                              st,
+		Login:                              handler.LoginConfig{ClientIPHeader: o.clientIPHeader},
+		ClientRateLimit:                    o.clientRateLimit,
+		AccessTokenCacheSize:               o.accessTokenCache,
+		BackchannelLogout:                  true, // newBackchannel runs in both modes
+		RequirePushedAuthorizationRequests: o.requirePAR,
 	}
 	if o.accessTokenCache == 0 {
 		cfg.AccessTokenCacheSize = -1 // the flag's 0 is off; the Config's is the default

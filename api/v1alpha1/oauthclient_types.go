@@ -424,6 +424,14 @@ type OAuthClientSpec struct {
 	// none. Only meaningful with backchannelLogoutURI. Default false.
 	// +optional
 	BackchannelLogoutSessionRequired bool `json:"backchannelLogoutSessionRequired,omitempty"`
+
+	// requirePushedAuthorizationRequests makes the authorization endpoint take
+	// this client's requests only through a request_uri returned by the pushed
+	// authorization request endpoint (/oauth2/par, RFC 9126); a request that
+	// carries its parameters directly is refused with invalid_request. Only
+	// meaningful with the authorization_code grant. Default false.
+	// +optional
+	RequirePushedAuthorizationRequests bool `json:"requirePushedAuthorizationRequests,omitempty"`
 }
 
 // ServiceAccountRef names a ServiceAccount in the client's namespace.

@@ -143,8 +143,9 @@ func ClientWith(oc *v1alpha1.OAuthClient, in ClientInputs) (registry.Client, err
 		Introspection:              oc.Spec.Introspection,
 		Registered:                 oc.Labels[v1alpha1.LabelRegistered] == "true",
 
-		BackchannelLogoutURI:             oc.Spec.BackchannelLogoutURI,
-		BackchannelLogoutSessionRequired: oc.Spec.BackchannelLogoutSessionRequired,
+		BackchannelLogoutURI:               oc.Spec.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired:   oc.Spec.BackchannelLogoutSessionRequired,
+		RequirePushedAuthorizationRequests: oc.Spec.RequirePushedAuthorizationRequests,
 	}
 	if rl := oc.Spec.RateLimit; rl != nil {
 		c.RateLimit = registry.RateLimit{PerMinute: int(rl.RequestsPerMinute), Burst: int(rl.Burst)}.WithDefaultBurst()

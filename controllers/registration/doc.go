@@ -17,7 +17,8 @@
 //     grant_types to grantTypes, scope to scopes, client_name to displayName,
 //     token_endpoint_auth_method to tokenEndpointAuthMethod and type (none is Public),
 //     backchannel_logout_uri and backchannel_logout_session_required to
-//     backchannelLogoutURI and backchannelLogoutSessionRequired.
+//     backchannelLogoutURI and backchannelLogoutSessionRequired,
+//     require_pushed_authorization_requests to requirePushedAuthorizationRequests.
 //   - For a confidential client, secretPolicy External with secretRef <name>-oauth-client /
 //     client-secret, and that Secret, created by the registrar (not the controller) so the
 //     response can carry the secret: keys client-id, client-secret and token-url (when

@@ -362,6 +362,7 @@ func applyMetadata(oc *v1alpha1.OAuthClient, m *register.ClientMetadata) {
 	s.DisplayName = m.ClientName
 	s.BackchannelLogoutURI = m.BackchannelLogoutURI
 	s.BackchannelLogoutSessionRequired = m.BackchannelLogoutSessionRequired
+	s.RequirePushedAuthorizationRequests = m.RequirePushedAuthorizationRequests
 	s.TokenEndpointAuthMethod = v1alpha1.TokenEndpointAuthMethod(m.TokenEndpointAuthMethod)
 	if m.Public() {
 		s.Type = v1alpha1.ClientTypePublic
@@ -384,8 +385,9 @@ func registered(oc *v1alpha1.OAuthClient) register.RegisteredClient {
 		ClientName:              oc.Spec.DisplayName,
 		Scopes:                  slices.Clone(oc.Spec.Scopes),
 
-		BackchannelLogoutURI:             oc.Spec.BackchannelLogoutURI,
-		BackchannelLogoutSessionRequired: oc.Spec.BackchannelLogoutSessionRequired,
+		BackchannelLogoutURI:               oc.Spec.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired:   oc.Spec.BackchannelLogoutSessionRequired,
+		RequirePushedAuthorizationRequests: oc.Spec.RequirePushedAuthorizationRequests,
 	}
 	for _, g := range oc.Spec.GrantTypes {
 		m.GrantTypes = append(m.GrantTypes, string(g))

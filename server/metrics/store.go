@@ -49,7 +49,7 @@ func storeOperations() []string {
 	return []string{
 		"put_code", "take_code", "create_refresh", "get_refresh", "rotate_refresh", "report_refresh_reuse",
 		"revoke_family", "family_revoked", "cut_off_grants", "revoke_token", "token_revoked", "put_record", "get_record",
-		"delete_record", "incr", "reset", "throttle", "take_rate", "note_credential_uses",
+		"delete_record", "take_record", "incr", "reset", "throttle", "take_rate", "note_credential_uses",
 		"take_credential_uses", "ping", "redeem_code", "take_code_admitted", "redeem_code_admitted",
 		"rotate_refresh_admitted", "throttle_rate", "enqueue_logout_deliveries",
 		"claim_logout_deliveries", "finish_logout_delivery", "retry_logout_delivery",
@@ -290,6 +290,13 @@ func (i *instrumented) DeleteRecord(ctx context.Context, kind string, h store.Ha
 	err := i.s.DeleteRecord(ctx, kind, h)
 	i.record(span, "delete_record", err)
 	return err
+}
+
+func (i *instrumented) TakeRecord(ctx context.Context, kind string, h store.Hash) ([]byte, error) {
+	ctx, span := i.start(ctx, "take_record")
+	b, err := i.s.TakeRecord(ctx, kind, h)
+	i.record(span, "take_record", err)
+	return b, err
 }
 
 func (i *instrumented) Incr(ctx context.Context, key store.Hash, window time.Duration) (int64, error) {

@@ -43,6 +43,8 @@ const (
 	AuditConsentWithdrawn = "consent_withdrawn"
 	// AuditDeviceAuthorizationStarted: a client started a device authorization (RFC 8628).
 	AuditDeviceAuthorizationStarted = "device_authorization_started"
+	// AuditAuthorizationRequestPushed: a client pushed an authorization request (RFC 9126).
+	AuditAuthorizationRequestPushed = "authorization_request_pushed"
 	// AuditDeviceApproved and AuditDeviceDenied: the user decided a device authorization on
 	// the verification page.
 	AuditDeviceApproved = "device_approved"

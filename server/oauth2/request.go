@@ -96,6 +96,14 @@ func ParseClientRequest(r *http.Request, maxBody int64) (*TokenRequest, error) {
 	return parseClientParams(format, r.Header.Values("Authorization"), body)
 }
 
+// ParseClientForm parses the client credentials and the token parameters of a read
+// form-urlencoded body and the Authorization header values, by the token endpoint's rules
+// (the pushed authorization request endpoint reads its body once for them and once for the
+// authorization parameters).
+func ParseClientForm(authorization []string, body []byte) (*TokenRequest, error) {
+	return parseClientParams(FormBody, authorization, body)
+}
+
 // parseClientParams parses a read body and the Authorization header values.
 func parseClientParams(format BodyFormat, authorization []string, body []byte) (*TokenRequest, error) {
 	var p params

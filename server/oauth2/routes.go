@@ -20,15 +20,17 @@ const (
 	// verification page (verification_uri).
 	DeviceAuthorizationPath = "/oauth2/device_authorization"
 	DevicePath              = "/oauth2/device"
-	StylesheetPath          = "/oauth2/static/latchkey.css"
-	UserinfoPath            = "/oauth2/userinfo"
-	RevocationPath          = "/oauth2/revoke"
-	IntrospectionPath       = "/oauth2/introspect"
-	RegistrationPath        = "/oauth2/register"
-	RegisteredClientPath    = RegistrationPath + "/{client_id}"
-	OpenIDConfigurationPath = "/.well-known/openid-configuration"
-	AuthorizationServerPath = "/.well-known/oauth-authorization-server"
-	JWKSPath                = "/.well-known/jwks.json"
+	// PushedAuthorizationRequestPath is RFC 9126's pushed authorization request endpoint.
+	PushedAuthorizationRequestPath = "/oauth2/par"
+	StylesheetPath                 = "/oauth2/static/latchkey.css"
+	UserinfoPath                   = "/oauth2/userinfo"
+	RevocationPath                 = "/oauth2/revoke"
+	IntrospectionPath              = "/oauth2/introspect"
+	RegistrationPath               = "/oauth2/register"
+	RegisteredClientPath           = RegistrationPath + "/{client_id}"
+	OpenIDConfigurationPath        = "/.well-known/openid-configuration"
+	AuthorizationServerPath        = "/.well-known/oauth-authorization-server"
+	JWKSPath                       = "/.well-known/jwks.json"
 )
 
 // Endpoint names: the endpoint label of the metrics. EndpointOther is every request no route
@@ -42,6 +44,7 @@ const (
 	EndpointAccount       = "account"
 	EndpointDeviceAuth    = "device_authorization"
 	EndpointDevice        = "device"
+	EndpointPAR           = "par"
 	EndpointStatic        = "static"
 	EndpointUserinfo      = "userinfo"
 	EndpointRevocation    = "revocation"
@@ -63,6 +66,8 @@ func ErrorCodes() map[string][]string {
 			"invalid_scope", "authorization_pending", "slow_down", "access_denied", "expired_token"),
 		EndpointDeviceAuth: with("invalid_client", "unauthorized_client", "invalid_scope"),
 		EndpointDevice:     with("access_denied"),
+		EndpointPAR: with("invalid_client", "unauthorized_client", "unsupported_response_type", "invalid_scope",
+			"request_not_supported", "registration_not_supported"),
 		EndpointAuthorize: with("unauthorized_client", "access_denied", "unsupported_response_type", "invalid_scope",
 			"login_required", "consent_required", "request_not_supported", "request_uri_not_supported", "registration_not_supported"),
 		EndpointLogin:         with("access_denied"),
@@ -107,6 +112,7 @@ func RouteTable() []Route {
 		{Path: AccountPath, Methods: getPost, Endpoint: EndpointAccount},
 		{Path: DeviceAuthorizationPath, Methods: post, Endpoint: EndpointDeviceAuth},
 		{Path: DevicePath, Methods: getPost, Endpoint: EndpointDevice},
+		{Path: PushedAuthorizationRequestPath, Methods: post, Endpoint: EndpointPAR, CORS: client},
 		{Path: StylesheetPath, Methods: get, Endpoint: EndpointStatic},
 		{Path: UserinfoPath, Methods: getPost, Endpoint: EndpointUserinfo, CORS: client},
 		{Path: RevocationPath, Aliases: []string{"/oauth/revoke"}, Methods: post, Endpoint: EndpointRevocation, CORS: client},

@@ -119,7 +119,8 @@ func emptySnapshot() *registry.Snapshot { return registry.New().Snapshot() }
 func TestOnlyTheBrowserClientsEndpointsAndThePublicDocumentsAnswerCORS(t *testing.T) {
 	want := map[string]CORS{
 		TokenPath: CORSClientOrigins, UserinfoPath: CORSClientOrigins, RevocationPath: CORSClientOrigins,
-		OpenIDConfigurationPath: CORSAnyOrigin, AuthorizationServerPath: CORSAnyOrigin, JWKSPath: CORSAnyOrigin,
+		PushedAuthorizationRequestPath: CORSClientOrigins, // a browser app pushes its own requests
+		OpenIDConfigurationPath:        CORSAnyOrigin, AuthorizationServerPath: CORSAnyOrigin, JWKSPath: CORSAnyOrigin,
 	}
 	for _, r := range RouteTable() {
 		assert.Equal(t, want[r.Path], r.CORS, r.Path) // CORSNone for the others

@@ -72,8 +72,9 @@ func RegistryClient(source, namespace, id string, created time.Time, m *register
 		Consent:                defaultConsent,
 		Registered:             true, // as controllers/convert sets it from the OAuthClient's label
 
-		BackchannelLogoutURI:             m.BackchannelLogoutURI,
-		BackchannelLogoutSessionRequired: m.BackchannelLogoutSessionRequired,
+		BackchannelLogoutURI:               m.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired:   m.BackchannelLogoutSessionRequired,
+		RequirePushedAuthorizationRequests: m.RequirePushedAuthorizationRequests,
 	}
 	if m.Public() {
 		c.Type = registry.Public

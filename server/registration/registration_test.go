@@ -32,3 +32,11 @@ func TestARegisteredBackchannelLogoutURIIsServed(t *testing.T) {
 	assert.Equal(t, "https://rp.example/bcl", c.BackchannelLogoutURI)
 	assert.True(t, c.BackchannelLogoutSessionRequired)
 }
+
+func TestARegisteredPushedRequestRequirementIsServed(t *testing.T) {
+	c := RegistryClient("registered/dyn-d", "registered", "dyn-d", time.Now(), &register.ClientMetadata{
+		TokenEndpointAuthMethod: oauth2.AuthMethodNone, GrantTypes: []string{"authorization_code"},
+		RedirectURIs: []string{"https://rp.example/cb"}, RequirePushedAuthorizationRequests: true,
+	}, nil)
+	assert.True(t, c.RequirePushedAuthorizationRequests)
+}

@@ -75,6 +75,10 @@ type Client struct {
 	// says the client needs the sid claim in them.
 	BackchannelLogoutURI             string
 	BackchannelLogoutSessionRequired bool
+	// RequirePushedAuthorizationRequests: the authorization endpoint takes this client's
+	// requests only through a request_uri from the pushed authorization request endpoint
+	// (RFC 9126 5).
+	RequirePushedAuthorizationRequests bool
 	// Registered: the client was created by dynamic registration (RFC 7591), so nobody
 	// vouched for its name; the consent page says so.
 	Registered bool

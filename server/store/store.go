@@ -197,6 +197,10 @@ type Records interface {
 	PutRecord(ctx context.Context, kind string, h Hash, value []byte, ttl time.Duration) error
 	GetRecord(ctx context.Context, kind string, h Hash) ([]byte, error)
 	DeleteRecord(ctx context.Context, kind string, h Hash) error
+	// TakeRecord returns the record and deletes it, in one atomic step: of concurrent takes
+	// of one record exactly one gets it, the others ErrNotFound (one-time records such as
+	// pushed authorization requests).
+	TakeRecord(ctx context.Context, kind string, h Hash) ([]byte, error)
 }
 
 // Entry is one entry of a list (Lists).

@@ -163,6 +163,13 @@ func TestBackchannelLogoutValuesBecomeServerFlags(t *testing.T) {
 	assert.Contains(t, args, "--backchannel-logout-attempts=3")
 }
 
+func TestRequirePushedAuthorizationRequestsBecomesAServerFlag(t *testing.T) {
+	s := env
+	assert.NotContains(t, containerArgs(t, s.render(t, "latchkey", "latchkey")), "--require-pushed-authorization-requests")
+	args := containerArgs(t, s.render(t, "latchkey", "latchkey", "requirePushedAuthorizationRequests=true"))
+	assert.Contains(t, args, "--require-pushed-authorization-requests")
+}
+
 func TestStrategyKeepsTheMemoryStoreToOneProcess(t *testing.T) {
 	s := env
 	strategy := func(objs []*unstructured.Unstructured) map[string]any {

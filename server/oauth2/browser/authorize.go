@@ -98,6 +98,7 @@ type Store interface {
 	PutRecord(ctx context.Context, kind string, h store.Hash, value []byte, ttl time.Duration) error
 	GetRecord(ctx context.Context, kind string, h store.Hash) ([]byte, error)
 	DeleteRecord(ctx context.Context, kind string, h store.Hash) error
+	TakeRecord(ctx context.Context, kind string, h store.Hash) ([]byte, error)
 	PutEntry(ctx context.Context, kind string, h store.Hash, id string, value []byte, ttl time.Duration) error
 	ListEntries(ctx context.Context, kind string, h store.Hash) ([]store.Entry, error)
 	DeleteEntry(ctx context.Context, kind string, h store.Hash, id string) error
@@ -171,6 +172,8 @@ type Config struct {
 	// Device limits wrong user codes on the device verification page; zero fields take
 	// DefaultDeviceVerification's.
 	Device DeviceVerification
+	// PAR configures pushed authorization requests (RFC 9126); its zero value serves none.
+	PAR PushedRequests
 }
 
 // Flow serves the authorization endpoint and the login and consent pages.
@@ -190,6 +193,7 @@ type Flow struct {
 	hints                  IDTokenHints
 	sessionEnd             SessionEndNotifier
 	device                 DeviceVerification
+	par                    PushedRequests
 }
 
 // New checks the config and returns the flow.
@@ -219,6 +223,7 @@ func New(cfg Config) (*Flow, error) {
 		hints:      cfg.Hints,
 		sessionEnd: cfg.SessionEnd,
 		device:     device,
+		par:        cfg.PAR,
 	}, nil
 }
 
@@ -237,6 +242,9 @@ func (a *Flow) Mount(m *oauth2.Mux) {
 	m.HandleFunc(oauth2.LogoutPath, http.MethodPost, a.serveLogout)
 	m.HandleFunc(oauth2.AccountPath, http.MethodGet, a.serveAccount)
 	m.Handle(oauth2.AccountPath, http.MethodPost, a.cop.Handler(http.HandlerFunc(a.handleAccount)))
+	if a.par.enabled() {
+		m.HandleFunc(oauth2.PushedAuthorizationRequestPath, http.MethodPost, a.servePushed)
+	}
 	m.HandleFunc(oauth2.DevicePath, http.MethodGet, a.serveDevicePage)
 	m.Handle(oauth2.DevicePath, http.MethodPost, a.cop.Handler(http.HandlerFunc(a.handleDevice)))
 }
@@ -254,10 +262,21 @@ func (a *Flow) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		a.requestErrorPage(w, r, err)
 		return
 	}
+	pushed := req.RequestURI != "" && a.par.enabled()
+	if pushed {
+		if req, err = a.takePushed(ctx, req); err != nil {
+			a.requestErrorPage(w, r, err)
+			return
+		}
+	}
 	snap := a.registry.Snapshot()
 	client, redirectURI, err := checkClientRedirect(snap, req)
 	if err != nil {
 		a.requestErrorPage(w, r, err)
+		return
+	}
+	if !pushed && a.pushedRequired(client) {
+		a.redirectError(w, r, redirectURI, req.State, errPushedRequired)
 		return
 	}
 	p, err := validateAuthorizeRequest(ctx, snap, client, req, redirectURI)
@@ -368,7 +387,7 @@ func validateAuthorizeRequest(ctx context.Context, snap *registry.Snapshot, clie
 		return nil, req.invalid
 	case req.RequestObject:
 		return nil, ErrRequestNotSupported
-	case req.RequestURI:
+	case req.RequestURI != "":
 		return nil, ErrRequestURINotSupported
 	case req.Registration:
 		return nil, ErrRegistrationNotSupported

@@ -32,8 +32,10 @@ type AuthorizeRequest struct {
 	// Resources are the resource parameters (RFC 8707), checked and without repeats; nil
 	// when none was sent.
 	Resources []string
-	// Unsupported OIDC request parameters that were sent: request, request_uri, registration.
-	RequestObject, RequestURI, Registration bool
+	// RequestURI is the request_uri of a pushed authorization request (RFC 9126 4).
+	RequestURI string
+	// Unsupported OIDC request parameters that were sent: request, registration.
+	RequestObject, Registration bool
 
 	// invalid is a malformed parameter other than client_id and redirect_uri. It is answered
 	// with a redirect to the client once client_id and redirect_uri have been checked.
@@ -95,6 +97,12 @@ type authorizeParams struct {
 // user. Any other malformed parameter is kept in the request, for a redirect once the client
 // and its redirect URI have been checked.
 func parseAuthorizeRequest(raw string) (*AuthorizeRequest, error) {
+	return parseAuthorizeParams(raw, true)
+}
+
+// parseAuthorizeParams is parseAuthorizeRequest; needClientID false accepts a request without
+// client_id (a pushed request whose client authenticates with the Authorization header).
+func parseAuthorizeParams(raw string, needClientID bool) (*AuthorizeRequest, error) {
 	p := authorizeParams{req: AuthorizeRequest{MaxAge: -1}}
 	for fp := range oauth2.FormParams(raw) {
 		if fp.Malformed {
@@ -104,7 +112,7 @@ func parseAuthorizeRequest(raw string) (*AuthorizeRequest, error) {
 		}
 		p.set(fp.Name, fp.Value)
 	}
-	if p.fatal == nil && p.req.ClientID == "" {
+	if p.fatal == nil && needClientID && p.req.ClientID == "" {
 		p.setFatal("The client_id parameter is missing.")
 	}
 	if p.fatal != nil {
@@ -166,7 +174,18 @@ func (p *authorizeParams) set(name, value string) {
 		p.req.RequestObject = p.req.RequestObject || value != ""
 		return
 	case "request_uri":
-		p.req.RequestURI = p.req.RequestURI || value != ""
+		if value == "" {
+			return
+		}
+		if p.req.RequestURI != "" {
+			p.setFatal("The request_uri parameter is included more than once.")
+			return
+		}
+		if len(value) > maxParamLength {
+			p.setFatal("The request_uri parameter is too long.")
+			return
+		}
+		p.req.RequestURI = value
 		return
 	case "registration":
 		p.req.Registration = p.req.Registration || value != ""

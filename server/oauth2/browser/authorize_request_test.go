@@ -68,7 +68,7 @@ func TestParseAuthorizeRequest(t *testing.T) {
 		req, err := parseAuthorizeRequest("client_id=a&request=x&request_uri=y&registration=z")
 		require.NoError(t, err)
 		assert.True(t, req.RequestObject)
-		assert.True(t, req.RequestURI)
+		assert.Equal(t, "y", req.RequestURI)
 		assert.True(t, req.Registration)
 	})
 	t.Run("empty values count as omitted", func(t *testing.T) {

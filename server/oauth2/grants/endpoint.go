@@ -237,6 +237,10 @@ func (l RateLimits) take(ctx context.Context, c *registry.Client) error {
 	return l.refused(ctx, c, wait)
 }
 
+// Take is take for the other endpoints that apply the clients' rate limits (pushed
+// authorization requests).
+func (l RateLimits) Take(ctx context.Context, c *registry.Client) error { return l.take(ctx, c) }
+
 // refused answers a request its bucket refused (wait > 0) with 429 and Retry-After.
 func (l RateLimits) refused(ctx context.Context, c *registry.Client, wait time.Duration) error {
 	if wait <= 0 {

@@ -28,6 +28,8 @@ type discovery struct {
 	assertionMethods []string
 	// backchannelLogout: logout tokens are sent (OIDC Back-Channel Logout 1.0 2.1).
 	backchannelLogout bool
+	// requirePAR: every authorization request must be pushed (RFC 9126 5).
+	requirePAR bool
 }
 
 func newDiscovery(issuer string, reg Registry, kr Keyring, grantTypes, assertionMethods []string, mux *oauth2.Mux) *discovery {
@@ -51,13 +53,16 @@ type metadata struct {
 	AuthorizationEndpoint string `json:"authorization_endpoint,omitempty"`
 	TokenEndpoint         string `json:"token_endpoint"`
 	// DeviceAuthorizationEndpoint is RFC 8628 4's.
-	DeviceAuthorizationEndpoint       string   `json:"device_authorization_endpoint,omitempty"`
-	JWKSURI                           string   `json:"jwks_uri"`
-	ScopesSupported                   []string `json:"scopes_supported"`
-	ResponseTypesSupported            []string `json:"response_types_supported"`
-	ResponseModesSupported            []string `json:"response_modes_supported,omitempty"`
-	GrantTypesSupported               []string `json:"grant_types_supported"`
-	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	DeviceAuthorizationEndpoint string `json:"device_authorization_endpoint,omitempty"`
+	// RFC 9126 5.
+	PushedAuthorizationRequestEndpoint string   `json:"pushed_authorization_request_endpoint,omitempty"`
+	RequirePushedAuthorizationRequests bool     `json:"require_pushed_authorization_requests,omitempty"`
+	JWKSURI                            string   `json:"jwks_uri"`
+	ScopesSupported                    []string `json:"scopes_supported"`
+	ResponseTypesSupported             []string `json:"response_types_supported"`
+	ResponseModesSupported             []string `json:"response_modes_supported,omitempty"`
+	GrantTypesSupported                []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported  []string `json:"token_endpoint_auth_methods_supported"`
 	// The algorithms of client assertions (private_key_jwt, service_account_token).
 	TokenEndpointAuthSigningAlgValuesSupported []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
 	RegistrationEndpoint                       string   `json:"registration_endpoint,omitempty"`
@@ -114,6 +119,9 @@ func (d *discovery) metadata() metadata {
 		m.ResponseModesSupported = []string{"query"}
 		m.CodeChallengeMethodsSupported = []string{oauth2.PKCES256, oauth2.PKCEPlain}
 		m.AuthorizationResponseISSParameterSupported = true
+	}
+	if m.PushedAuthorizationRequestEndpoint = d.url(oauth2.PushedAuthorizationRequestPath); m.PushedAuthorizationRequestEndpoint != "" {
+		m.RequirePushedAuthorizationRequests = d.requirePAR
 	}
 	if m.RevocationEndpoint = d.url(oauth2.RevocationPath); m.RevocationEndpoint != "" {
 		m.RevocationEndpointAuthMethodsSupported = []string{oauth2.AuthMethodBasic, oauth2.AuthMethodPost, oauth2.AuthMethodNone}

@@ -127,6 +127,9 @@ type Config struct {
 	// SessionEnd hears of every OP session that ends (RP-initiated logout, the account page),
 	// with the clients that took part, for back-channel logout; nil: nobody.
 	SessionEnd browser.SessionEndNotifier
+	// RequirePushedAuthorizationRequests refuses every authorization request that does not
+	// come through the pushed authorization request endpoint (RFC 9126 5); discovery says so.
+	RequirePushedAuthorizationRequests bool
 }
 
 // DeviceConfig configures the device authorization grant; zero fields take the defaults of
@@ -191,6 +194,10 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	clientAuth := oauth2.NewClientAuth(oauth2.ClientAuthConfig{Guard: guard, Events: cfg.ClientEvents, Assertions: cfg.ClientAssertions, Uses: cfg.CredentialUses, Now: cfg.Now})
 	all := []grants.Grant{grants.NewClientCredentials(issuer)}
+	limits := grants.RateLimits{Default: cfg.ClientRateLimit}
+	if cfg.Store != nil {
+		limits.Buckets = cfg.Store
+	}
 	if st := cfg.Store; st != nil {
 		auth, err := userauth.New(userauth.Config{
 			MaxFailuresPerUser: cfg.Login.MaxFailuresPerUser, MaxFailuresPerAddress: cfg.Login.MaxFailuresPerAddress,
@@ -211,6 +218,7 @@ func New(cfg Config) (http.Handler, error) {
 			ConsentLifetime: cfg.Login.ConsentLifetime, RequestLifetime: cfg.Login.RequestLifetime,
 			Hints: token.NewVerifier(cfg.Issuer, cfg.Keys, cfg.Now), SessionEnd: cfg.SessionEnd,
 			Device: cfg.Device.Verification,
+			PAR:    browser.PushedRequests{ClientAuth: clientAuth, Limits: limits, Require: cfg.RequirePushedAuthorizationRequests},
 		})
 		if err != nil {
 			return nil, err
@@ -224,10 +232,6 @@ func New(cfg Config) (http.Handler, error) {
 			Registry: cfg.Registry, ClientAuth: clientAuth, Store: st, Verifier: verifier,
 			Lifetimes: lifetimes, Now: cfg.Now, MaxBodyBytes: cfg.MaxBodyBytes,
 		}).Mount(mux)
-	}
-	limits := grants.RateLimits{Default: cfg.ClientRateLimit}
-	if cfg.Store != nil {
-		limits.Buckets = cfg.Store
 	}
 	endpoint := grants.NewEndpoint(cfg.Registry, clientAuth, limits, cfg.MaxBodyBytes, all...)
 	endpoint.Mount(mux)
@@ -249,6 +253,7 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	d := newDiscovery(cfg.Issuer, cfg.Registry, cfg.Keys, endpoint.GrantTypes(), assertionMethods(cfg), mux)
 	d.backchannelLogout = cfg.BackchannelLogout && cfg.Store != nil
+	d.requirePAR = cfg.RequirePushedAuthorizationRequests
 	d.Mount(mux)
 	in := oauth2.Instrumentation{Metrics: cfg.Metrics, Auditor: cfg.Audit, AccessLog: cfg.AccessLog, ClientIPHeader: cfg.Login.ClientIPHeader}
 	return withHSTS(cfg.Issuer, in.Wrap(oauth2.RecoverPanics(mux.Handler()))), nil

@@ -105,6 +105,8 @@
 //     logout tokens to it, and http on a loopback host would reach the server's own ports
 //     (the OAuthClient allows loopback http for an administrator's development setups). The
 //     namespace's OAuthClientPolicy redirectURIHosts bound its host like a redirect URI's.
+//   - Also registrable: require_pushed_authorization_requests (RFC 9126 6;
+//     spec.requirePushedAuthorizationRequests), a boolean.
 //   - The client secret is returned once, in the 201; reads and updates answer without it
 //     (client_secret_expires_at stays 0). The registration access token does not expire and is
 //     not rotated; GET and PUT echo the one presented. A missing or wrong token, and a client ID

@@ -41,6 +41,9 @@ type ClientMetadata struct {
 	// when registered dynamically); BackchannelLogoutSessionRequired asks for sid in them.
 	BackchannelLogoutURI             string
 	BackchannelLogoutSessionRequired bool
+	// RequirePushedAuthorizationRequests: the client's authorization requests must be pushed
+	// (RFC 9126 6).
+	RequirePushedAuthorizationRequests bool
 }
 
 // Public reports whether the client authenticates without a secret.
@@ -566,6 +569,8 @@ type clientInformation struct {
 	// OIDC Back-Channel Logout 1.0 2.2.
 	BackchannelLogoutURI             string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required,omitempty"`
+	// RFC 9126 6.
+	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests,omitempty"`
 }
 
 // writeClient writes the client information, never cached. token is the registration access
@@ -585,8 +590,9 @@ func (e *Endpoint) writeClient(w http.ResponseWriter, r *http.Request, status in
 		ClientName:              m.ClientName,
 		Scope:                   strings.Join(m.Scopes, " "),
 
-		BackchannelLogoutURI:             m.BackchannelLogoutURI,
-		BackchannelLogoutSessionRequired: m.BackchannelLogoutSessionRequired,
+		BackchannelLogoutURI:               m.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired:   m.BackchannelLogoutSessionRequired,
+		RequirePushedAuthorizationRequests: m.RequirePushedAuthorizationRequests,
 	}
 	if info.GrantTypes == nil {
 		info.GrantTypes = []string{}

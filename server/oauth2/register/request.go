@@ -55,6 +55,8 @@ type registrationRequest struct {
 	// 1.0's metadata (2.2).
 	BackchannelLogoutURI             string
 	BackchannelLogoutSessionRequired bool
+	// RequirePushedAuthorizationRequests is RFC 9126 6's metadata.
+	RequirePushedAuthorizationRequests bool
 	// ClientID and ClientSecret are read for RFC 7592 updates; a registration ignores them.
 	ClientID     string
 	ClientSecret string
@@ -166,6 +168,8 @@ func (r *registrationRequest) set(name string, raw json.RawMessage) error {
 		str = &r.BackchannelLogoutURI
 	case "backchannel_logout_session_required":
 		boolean = &r.BackchannelLogoutSessionRequired
+	case "require_pushed_authorization_requests":
+		boolean = &r.RequirePushedAuthorizationRequests
 	default:
 		return nil
 	}
@@ -300,6 +304,7 @@ func (r *registrationRequest) validate() (ClientMetadata, error) {
 		m.BackchannelLogoutURI = u
 	}
 	m.BackchannelLogoutSessionRequired = r.BackchannelLogoutSessionRequired
+	m.RequirePushedAuthorizationRequests = r.RequirePushedAuthorizationRequests
 
 	if n := utf8.RuneCountInString(m.ClientName); n > regMaxClientNameRunes {
 		return m, metadataError("The client_name is longer than %d characters.", regMaxClientNameRunes)

@@ -231,3 +231,31 @@ func TestRegistrationPostLogoutRedirectURIs(t *testing.T) {
 		})
 	}
 }
+
+func TestRegisteringRequirePushedAuthorizationRequests(t *testing.T) {
+	tests := []struct {
+		name, body string
+		want       bool
+		wantErr    bool
+	}{
+		{"true is kept", `{"redirect_uris":["https://rp.example/cb"],"require_pushed_authorization_requests":true}`, true, false},
+		{"absent is false", `{"redirect_uris":["https://rp.example/cb"]}`, false, false},
+		{"a string is refused", `{"redirect_uris":["https://rp.example/cb"],"require_pushed_authorization_requests":"true"}`, false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := parseRegistrationRequest([]byte(tc.body))
+			var m ClientMetadata
+			if err == nil {
+				m, err = req.validate()
+			}
+			if tc.wantErr {
+				require.Error(t, err)
+				requireRegistrationError(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, m.RequirePushedAuthorizationRequests)
+		})
+	}
+}

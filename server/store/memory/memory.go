@@ -513,6 +513,31 @@ func (s *Store) DeleteRecord(ctx context.Context, kind string, h store.Hash) err
 	return nil
 }
 
+// TakeRecord returns the record's value and deletes it, or ErrNotFound; see store.Records.
+func (s *Store) TakeRecord(ctx context.Context, kind string, h store.Hash) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	now := s.nowNano()
+	sh := s.shardOf(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	kid, ok := sh.strs.lookup(kind)
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	k := recordKey{kind: kid, hash: h}
+	r, ok := sh.records[k]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	sh.deleteRecord(k)
+	if r.expires <= now {
+		return nil, store.ErrNotFound
+	}
+	return r.value, nil // no one else holds the stored slice any more
+}
+
 func (sh *shard) deleteRecord(k recordKey) {
 	if _, ok := sh.records[k]; ok {
 		delete(sh.records, k)

@@ -835,6 +835,21 @@ func (s *Store) DeleteRecord(ctx context.Context, kind string, h store.Hash) err
 	return nil
 }
 
+// TakeRecord returns the record under kind and h and deletes it (GETDEL, one atomic step).
+func (s *Store) TakeRecord(ctx context.Context, kind string, h store.Hash) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b, err := s.c.GetDel(ctx, s.recKey(kind, h)).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, s.fail(ctx, "take record", err)
+	}
+	return b, nil
+}
+
 func (s *Store) listKey(kind string, h store.Hash) string {
 	return s.prefix + "list:" + strconv.Itoa(len(kind)) + ":" + kind + ":{" + h.String() + "}"
 }

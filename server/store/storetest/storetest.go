@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -894,6 +895,45 @@ func recordTests() []test {
 			},
 		},
 		{
+			name: "a taken record is returned once, then ErrNotFound, and an expired one is never taken",
+			run: func(e *env) {
+				require.NoError(e.t, e.s.PutRecord(e.ctx, "par", hash("r"), []byte("pushed"), long))
+				_, err := e.s.TakeRecord(e.ctx, "session", hash("r"))
+				requireIs(e.t, err, store.ErrNotFound)
+				got, err := e.s.TakeRecord(e.ctx, "par", hash("r"))
+				require.NoError(e.t, err)
+				require.Equal(e.t, "pushed", string(got))
+				_, err = e.s.TakeRecord(e.ctx, "par", hash("r"))
+				requireIs(e.t, err, store.ErrNotFound)
+				_, err = e.s.GetRecord(e.ctx, "par", hash("r"))
+				requireIs(e.t, err, store.ErrNotFound)
+				require.NoError(e.t, e.s.PutRecord(e.ctx, "par", hash("x"), []byte("v"), lease))
+				e.wait(pastLease)
+				_, err = e.s.TakeRecord(e.ctx, "par", hash("x"))
+				requireIs(e.t, err, store.ErrNotFound)
+			},
+		},
+		{
+			name: "of concurrent takes of one record exactly one gets it",
+			run: func(e *env) {
+				require.NoError(e.t, e.s.PutRecord(e.ctx, "par", hash("c"), []byte("v"), long))
+				const n = 8
+				var wg sync.WaitGroup
+				var got atomic.Int32
+				for range n {
+					wg.Go(func() {
+						if _, err := e.s.TakeRecord(e.ctx, "par", hash("c")); err == nil {
+							got.Add(1)
+						} else if !errors.Is(err, store.ErrNotFound) {
+							e.t.Errorf("TakeRecord: %v", err)
+						}
+					})
+				}
+				wg.Wait()
+				require.EqualValues(e.t, 1, got.Load())
+			},
+		},
+		{
 			name: "kinds are separate namespaces",
 			run: func(e *env) {
 				require.NoError(e.t, e.s.PutRecord(e.ctx, "session", hash("k"), []byte("session"), long))
@@ -1425,6 +1465,10 @@ func contextTests() []test {
 						return ignore(err, store.ErrNotFound)
 					},
 					"DeleteRecord": func(ctx context.Context) error { return e.s.DeleteRecord(ctx, "session", hash("s")) },
+					"TakeRecord": func(ctx context.Context) error {
+						_, err := e.s.TakeRecord(ctx, "session", hash("s"))
+						return ignore(err, store.ErrNotFound)
+					},
 					"Incr": func(ctx context.Context) error {
 						_, err := e.s.Incr(ctx, hash("n"), long)
 						return err
@@ -1501,7 +1545,7 @@ func contextTests() []test {
 					"RevokeFamily": func(ctx context.Context) error { return e.s.RevokeFamily(ctx, family, e.now().Add(long)) },
 				}
 				order := []string{"PutCode", "TakeCode", "CreateRefresh", "GetRefresh", "RotateRefresh", "ReportRefreshReuse", "FamilyRevoked",
-					"RevokeToken", "TokenRevoked", "PutRecord", "GetRecord", "DeleteRecord", "Incr", "Reset", "Throttle", "TakeRate", "RedeemCode", "ThrottleRate", "TakeCodeAdmitted", "RedeemCodeAdmitted", "RotateRefreshAdmitted", "NoteCredentialUses", "TakeCredentialUses",
+					"RevokeToken", "TokenRevoked", "PutRecord", "GetRecord", "DeleteRecord", "TakeRecord", "Incr", "Reset", "Throttle", "TakeRate", "RedeemCode", "ThrottleRate", "TakeCodeAdmitted", "RedeemCodeAdmitted", "RotateRefreshAdmitted", "NoteCredentialUses", "TakeCredentialUses",
 					"EnqueueLogoutDeliveries", "ClaimLogoutDeliveries", "RetryLogoutDelivery", "FinishLogoutDelivery",
 					"PutDeviceGrant", "DeviceGrantByUserCode", "DecideDeviceGrant", "PollDeviceGrant", "Ping", "RevokeFamily"}
 				require.Len(e.t, order, len(calls))
