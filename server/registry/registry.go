@@ -61,6 +61,9 @@ type Client struct {
 	// PKCE is RequiredS256, Required or Optional; Consent is Always, Remember or Skip.
 	PKCE    string
 	Consent string
+	// DPoP is Required, Optional or Disabled (RFC 9449 proof-of-possession; see server/dpop);
+	// "" is Optional.
+	DPoP string
 
 	// RateLimit bounds the client's token requests; a zero PerMinute means the server's default.
 	RateLimit RateLimit
