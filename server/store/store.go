@@ -83,6 +83,10 @@ type RefreshToken struct {
 	// SessionID is the OP session the family was started in (Code.SessionID), kept by every
 	// rotation; empty when none (the password grant).
 	SessionID string
+	// DPoPThumbprint binds the token to a DPoP key (RFC 9449 5; the JWK SHA-256 thumbprint,
+	// base64url): a refresh needs a proof signed with that key. Empty: not bound. Only public
+	// clients' tokens are bound; every rotation keeps it.
+	DPoPThumbprint string
 }
 
 // Codes holds authorization codes.

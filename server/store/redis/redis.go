@@ -191,11 +191,13 @@ type refreshRec struct {
 	IssuedAt  int64    `json:"ia,omitempty"`
 	ExpiresAt int64    `json:"e,omitempty"`
 	SessionID string   `json:"sid,omitempty"`
+	JKT       string   `json:"jkt,omitempty"`
 }
 
 func encodeRefresh(rt *store.RefreshToken) string {
 	b, _ := json.Marshal(refreshRec{ClientID: rt.ClientID, Subject: rt.Subject, Scopes: rt.Scopes,
-		AuthTime: nanos(rt.AuthTime), IssuedAt: nanos(rt.IssuedAt), ExpiresAt: nanos(rt.ExpiresAt), SessionID: rt.SessionID})
+		AuthTime: nanos(rt.AuthTime), IssuedAt: nanos(rt.IssuedAt), ExpiresAt: nanos(rt.ExpiresAt), SessionID: rt.SessionID,
+		JKT: rt.DPoPThumbprint})
 	return string(b)
 }
 
@@ -205,7 +207,8 @@ func decodeRefresh(d, family string) (store.RefreshToken, error) {
 		return store.RefreshToken{}, fmt.Errorf("store/redis: %w: bad refresh record: %w", store.ErrUnavailable, err)
 	}
 	return store.RefreshToken{FamilyID: family, ClientID: r.ClientID, Subject: r.Subject, Scopes: r.Scopes,
-		AuthTime: fromNanos(r.AuthTime), IssuedAt: fromNanos(r.IssuedAt), ExpiresAt: fromNanos(r.ExpiresAt), SessionID: r.SessionID}, nil
+		AuthTime: fromNanos(r.AuthTime), IssuedAt: fromNanos(r.IssuedAt), ExpiresAt: fromNanos(r.ExpiresAt), SessionID: r.SessionID,
+		DPoPThumbprint: r.JKT}, nil
 }
 
 // PutCode stores c under h for ttl; a hash holding a live code is ErrConflict.
