@@ -167,6 +167,7 @@ func (g AuthorizationCode) userGrant(ctx context.Context, req *Request, code sto
 		Client:         req.Client, User: user, Snapshot: req.Snapshot,
 		Scopes:   oauth2.StillAllowed(ctx, req.Snapshot, req.Client, code.Scopes),
 		AuthTime: code.AuthTime, Nonce: code.Nonce, FamilyID: code.FamilyID, SessionID: code.SessionID,
+		DPoPThumbprint: req.DPoPThumbprint,
 	}
 }
 

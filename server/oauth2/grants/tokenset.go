@@ -26,6 +26,9 @@ type UserGrant struct {
 	SessionID string
 	// AccessNotAfter bounds the access token's expiry (Request.AccessNotAfter); zero: none.
 	AccessNotAfter time.Time
+	// DPoPThumbprint binds the access token to the request's DPoP key (cnf.jkt) and, for a
+	// public client, a new family's refresh token too; "" issues Bearer tokens.
+	DPoPThumbprint string
 }
 
 // tokenSigner signs access and ID tokens; *token.Issuer implements it.
@@ -78,7 +81,10 @@ type rotation struct {
 	// familyScopes are the scopes of the new refresh token: the family's, which the grant's
 	// (maybe narrowed) Scopes do not change.
 	familyScopes []string
-	grace        time.Duration
+	// familyDPoP is the family's DPoP binding, kept by the new token (a family is bound, or
+	// not, when it starts).
+	familyDPoP string
+	grace      time.Duration
 	// admission, when pending, goes into the rotation's store step.
 	admission *Admission
 }
@@ -159,6 +165,7 @@ func (s *TokenSet) issue(ctx context.Context, g UserGrant, rot *rotation, red *r
 // (another client, another way of authenticating) is the store's ErrConflict.
 func (s *TokenSet) rotate(ctx context.Context, resp *Response, rot *rotation, rt string, rec store.RefreshToken) (*Response, error) {
 	rec.Scopes = slices.Clone(rot.familyScopes)
+	rec.DPoPThumbprint = rot.familyDPoP
 	sealed, err := token.SealSuccessor(rot.token, rt, rot.binding)
 	if err != nil {
 		return nil, oauth2.ErrServerError.WithCause(err)
@@ -217,6 +224,7 @@ func (s *TokenSet) sign(ctx context.Context, g UserGrant) (*Response, error) {
 	_, span := tracing.Start(ctx, spanSignAccessToken)
 	at, err := s.signer.IssueAccessToken(token.AccessTokenRequest{
 		Client: g.Client, Subject: g.User.Subject, Scopes: g.Scopes, FamilyID: g.FamilyID, SessionID: g.SessionID, NotAfter: g.AccessNotAfter,
+		DPoPThumbprint: g.DPoPThumbprint,
 	})
 	tracing.End(span, err)
 	if err != nil {
@@ -277,9 +285,15 @@ func (s *TokenSet) newRefreshToken(g UserGrant) (string, store.RefreshToken, err
 		return "", store.RefreshToken{}, err
 	}
 	now := s.now()
-	return tok, store.RefreshToken{
+	rec := store.RefreshToken{
 		FamilyID: g.FamilyID, ClientID: g.Client.ID, Subject: g.User.Subject,
 		Scopes: slices.Clone(g.Scopes), AuthTime: g.AuthTime, IssuedAt: now, ExpiresAt: now.Add(s.lifetimes.Refresh(g.Client)),
 		SessionID: g.SessionID,
-	}, nil
+	}
+	if oauth2.IsPublic(g.Client) {
+		// RFC 9449 5: a public client's refresh tokens are bound to its key; a confidential
+		// client's are already bound to its credentials.
+		rec.DPoPThumbprint = g.DPoPThumbprint
+	}
+	return tok, rec, nil
 }
