@@ -10,6 +10,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/server/assertion"
 
+	"github.com/latchkey-dev/latchkey/server/dpop"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 )
 
@@ -28,6 +29,8 @@ type discovery struct {
 	assertionMethods []string
 	// backchannelLogout: logout tokens are sent (OIDC Back-Channel Logout 1.0 2.1).
 	backchannelLogout bool
+	// dpop: the token endpoint and userinfo check DPoP proofs (RFC 9449 5.1).
+	dpop bool
 }
 
 func newDiscovery(issuer string, reg Registry, kr Keyring, grantTypes, assertionMethods []string, mux *oauth2.Mux) *discovery {
@@ -62,6 +65,7 @@ type metadata struct {
 	TokenEndpointAuthSigningAlgValuesSupported []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
 	RegistrationEndpoint                       string   `json:"registration_endpoint,omitempty"`
 	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported,omitempty"`
+	DPoPSigningAlgValuesSupported              []string `json:"dpop_signing_alg_values_supported,omitempty"`
 	// RFC 9207: authorization responses carry iss.
 	AuthorizationResponseISSParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
 	// RFC 7009 and RFC 7662.
@@ -126,6 +130,9 @@ func (d *discovery) metadata() metadata {
 		// OIDC's built-in scopes and the user claims come with the user endpoints.
 		m.TokenEndpointAuthMethodsSupported = []string{oauth2.AuthMethodBasic, oauth2.AuthMethodPost, oauth2.AuthMethodNone}
 		m.ScopesSupported = oauth2.ScopesSupported(snap)
+	}
+	if d.dpop {
+		m.DPoPSigningAlgValuesSupported = dpop.AlgorithmNames()
 	}
 	if len(d.assertionMethods) > 0 {
 		m.TokenEndpointAuthMethodsSupported = append(m.TokenEndpointAuthMethodsSupported, d.assertionMethods...)

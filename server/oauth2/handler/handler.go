@@ -280,6 +280,7 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	d := newDiscovery(cfg.Issuer, cfg.Registry, cfg.Keys, endpoint.GrantTypes(), assertionMethods(cfg), mux)
 	d.backchannelLogout = cfg.BackchannelLogout && cfg.Store != nil
+	d.dpop = proofs != nil
 	d.Mount(mux)
 	in := oauth2.Instrumentation{Metrics: cfg.Metrics, Auditor: cfg.Audit, AccessLog: cfg.AccessLog, ClientIPHeader: cfg.Login.ClientIPHeader}
 	return withHSTS(cfg.Issuer, in.Wrap(oauth2.RecoverPanics(mux.Handler()))), nil
