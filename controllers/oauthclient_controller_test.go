@@ -367,3 +367,29 @@ func TestTheRegisteredLabelReachesEveryReplica(t *testing.T) {
 	updateClient(t, key, func(oc *v1alpha1.OAuthClient) { delete(oc.Labels, v1alpha1.LabelRegistered) })
 	waitServed(t, "labelled."+ns, ns+"/labelled", func(c *assert.CollectT, cl *registry.Client) { assert.False(c, cl.Registered) })
 }
+
+func TestTheDPoPPolicyIsServedAndTheCRDRefusesUnknownValues(t *testing.T) {
+	ctx := t.Context()
+	ns := newNamespace(t)
+	oc := &v1alpha1.OAuthClient{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "spa"},
+		Spec: v1alpha1.OAuthClientSpec{
+			Type:         v1alpha1.ClientTypePublic,
+			GrantTypes:   []v1alpha1.GrantType{v1alpha1.GrantTypeAuthorizationCode},
+			RedirectURIs: []string{"https://app.example/callback"},
+			DPoP:         v1alpha1.DPoPRequired,
+		},
+	}
+	require.NoError(t, suite.client.Create(ctx, oc))
+	waitReady(t, client.ObjectKeyFromObject(oc), metav1.ConditionTrue, v1alpha1.ReasonReady)
+	waitServed(t, "spa."+ns, ns+"/spa", func(c *assert.CollectT, cl *registry.Client) {
+		assert.Equal(c, registry.DPoPRequired, cl.DPoP)
+	})
+
+	bad := oc.DeepCopy()
+	bad.ObjectMeta = metav1.ObjectMeta{Namespace: ns, Name: "bad"}
+	bad.Spec.DPoP = "Sometimes"
+	err := suite.client.Create(ctx, bad)
+	require.Error(t, err)
+	assert.True(t, apierrors.IsInvalid(err), "the CRD's enum refuses it: %v", err)
+}

@@ -104,6 +104,21 @@ const (
 	PKCEOptional PKCEPolicy = "Optional"
 )
 
+// DPoPPolicy says whether a client's tokens are bound to a DPoP key (RFC 9449).
+// +kubebuilder:validation:Enum=Required;Optional;Disabled
+type DPoPPolicy string
+
+// DPoP policies.
+const (
+	// DPoPRequired: every token request needs a DPoP proof; all tokens are bound.
+	DPoPRequired DPoPPolicy = "Required"
+	// DPoPOptional: a token request with a proof gets bound tokens, one without
+	// gets Bearer tokens (the default).
+	DPoPOptional DPoPPolicy = "Optional"
+	// DPoPDisabled: DPoP headers are ignored; tokens are always Bearer tokens.
+	DPoPDisabled DPoPPolicy = "Disabled"
+)
+
 // ConsentPolicy says when the consent page is shown.
 // +kubebuilder:validation:Enum=Always;Remember;Skip
 type ConsentPolicy string
@@ -315,6 +330,13 @@ type OAuthClientSpec struct {
 	// (Confidential clients may skip PKCE; Public clients never may).
 	// +optional
 	PKCE PKCEPolicy `json:"pkce,omitempty"`
+
+	// dpop policy for proof-of-possession tokens (RFC 9449): Required (every
+	// token request needs a DPoP proof), Optional (the default: a request with
+	// a proof gets tokens bound to its key, token_type DPoP) or Disabled (DPoP
+	// headers are ignored; tokens are Bearer tokens).
+	// +optional
+	DPoP DPoPPolicy `json:"dpop,omitempty"`
 
 	// consent policy for the authorization code grant: Always (the consent page
 	// every time), Remember (the default: the page unless the user allowed every

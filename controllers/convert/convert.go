@@ -139,6 +139,7 @@ func ClientWith(oc *v1alpha1.OAuthClient, in ClientInputs) (registry.Client, err
 		Audiences:                  slices.Clone(oc.Spec.Audiences),
 		AuthMethod:                 string(oc.Spec.TokenEndpointAuthMethod),
 		PKCE:                       string(oc.Spec.PKCE),
+		DPoP:                       string(oc.Spec.DPoP),
 		Consent:                    string(oc.Spec.Consent),
 		Introspection:              oc.Spec.Introspection,
 		Registered:                 oc.Labels[v1alpha1.LabelRegistered] == "true",
@@ -161,6 +162,9 @@ func ClientWith(oc *v1alpha1.OAuthClient, in ClientInputs) (registry.Client, err
 	}
 	if c.Consent == "" {
 		c.Consent = string(v1alpha1.ConsentRemember)
+	}
+	if c.DPoP == "" {
+		c.DPoP = string(v1alpha1.DPoPOptional)
 	}
 	c.SigningAlgorithm = string(oc.Spec.SigningAlgorithm)
 	if l := oc.Spec.Lifetimes; l != nil {
@@ -374,6 +378,11 @@ func validateClient(oc *v1alpha1.OAuthClient) []string {
 	case "", v1alpha1.PKCERequiredS256, v1alpha1.PKCERequired, v1alpha1.PKCEOptional:
 	default:
 		add("pkce %q is not supported", s.PKCE)
+	}
+	switch s.DPoP {
+	case "", v1alpha1.DPoPRequired, v1alpha1.DPoPOptional, v1alpha1.DPoPDisabled:
+	default:
+		add("dpop %q is not supported", s.DPoP)
 	}
 	switch s.Consent {
 	case "", v1alpha1.ConsentAlways, v1alpha1.ConsentRemember, v1alpha1.ConsentSkip:

@@ -105,6 +105,7 @@ func TestClient(t *testing.T) {
 				assert.Equal(t, []string{"billing.payments"}, c.Audiences)
 				assert.Equal(t, "RequiredS256", c.PKCE)
 				assert.Equal(t, "Remember", c.Consent)
+				assert.Equal(t, "Optional", c.DPoP, "DPoP is used when a proof is sent")
 				assert.True(t, c.Created.Equal(created.Time))
 				assert.True(t, c.HasSecret)
 				assert.Equal(t, registry.HashSecret([]byte("s3cret")), c.SecretHash)
@@ -317,10 +318,19 @@ func TestClientInvalidSpecListsEveryProblem(t *testing.T) {
 	_, err := Client(oauthClient(func(oc *v1alpha1.OAuthClient) {
 		oc.Spec.DefaultScopes = []string{"nope"}
 		oc.Spec.PKCE = "Sometimes"
+		oc.Spec.DPoP = "Maybe"
 	}), nil)
 	require.ErrorIs(t, err, ErrInvalidSpec)
 	assert.Contains(t, err.Error(), `defaultScope "nope"`)
 	assert.Contains(t, err.Error(), `pkce "Sometimes"`)
+	assert.Contains(t, err.Error(), `dpop "Maybe"`)
+}
+
+func TestClientDPoPPolicyReachesTheRegistry(t *testing.T) {
+	c, err := Client(oauthClient(func(oc *v1alpha1.OAuthClient) { oc.Spec.DPoP = v1alpha1.DPoPRequired }),
+		secret("payments", "billing-oauth-client", map[string]string{"client-secret": "s3cret"}))
+	require.NoError(t, err)
+	assert.Equal(t, "Required", c.DPoP)
 }
 
 func TestClientRefusesSomeoneElsesSecret(t *testing.T) {

@@ -22,14 +22,14 @@ const (
 )
 
 // CORS answers: the headers a preflight allows besides the CORS-safelisted ones (Authorization
-// for Bearer tokens and Basic client credentials, Content-Type for JSON bodies, X-Request-Id;
-// no DPoP, which Latchkey does not support), how long a browser may cache a preflight answer,
-// and the answer headers a page may read besides the safelisted ones (WWW-Authenticate and
-// X-Request-Id, which a page can report with an error).
+// for Bearer and DPoP tokens and Basic client credentials, Content-Type for JSON bodies, DPoP
+// for proofs, X-Request-Id), how long a browser may cache a preflight answer, and the answer
+// headers a page may read besides the safelisted ones (WWW-Authenticate and X-Request-Id,
+// which a page can report with an error, and DPoP-Nonce, which a DPoP client must resend).
 const (
-	CORSAllowHeaders  = "Authorization, Content-Type, X-Request-Id"
+	CORSAllowHeaders  = "Authorization, Content-Type, DPoP, X-Request-Id"
 	CORSMaxAgeSeconds = "600"
-	CORSExposeHeaders = "WWW-Authenticate, X-Request-Id"
+	CORSExposeHeaders = "WWW-Authenticate, DPoP-Nonce, X-Request-Id"
 )
 
 // corsVary is the Vary of a preflight's answer: whether it allows anything depends on both.

@@ -59,8 +59,8 @@
 //     Access-Control-Allow-Credentials: the browser sends no cookies and reads no answer to a
 //     request with them). A preflight (OPTIONS with Origin and Access-Control-Request-Method)
 //     from an allowed origin is 204 with Access-Control-Allow-Methods (the route's mounted
-//     methods), Access-Control-Allow-Headers "Authorization, Content-Type" (Bearer tokens and
-//     Basic credentials, JSON bodies; no DPoP, which is not supported) and Max-Age 600 s (fewer
+//     methods), Access-Control-Allow-Headers "Authorization, Content-Type, DPoP, X-Request-Id"
+//     (Bearer and DPoP tokens and Basic credentials, JSON bodies, DPoP proofs) and Max-Age 600 s (fewer
 //     preflights; an origin removed meanwhile is refused at once all the same, as the actual
 //     answers stop naming it); any other OPTIONS, a disallowed
 //     preflight among them, is the route's 405 without CORS headers and never reaches the

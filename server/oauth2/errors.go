@@ -61,6 +61,16 @@ var (
 		description: "The device code has expired; start a new device authorization."}
 )
 
+// RFC 9449 errors of requests with a DPoP proof: the token endpoint writes them as 400; a
+// resource answers 401 with a DPoP challenge. With use_dpop_nonce the DPoP-Nonce header
+// carries the nonce to use.
+var (
+	ErrInvalidDPoPProof = &Error{code: "invalid_dpop_proof", status: http.StatusBadRequest,
+		description: "The DPoP proof is missing or invalid."}
+	ErrUseDPoPNonce = &Error{code: "use_dpop_nonce", status: http.StatusBadRequest,
+		description: "Resend the request with a DPoP proof carrying the nonce of the DPoP-Nonce header."}
+)
+
 // RFC 6750 3.1 errors of requests with a Bearer token. They are written with a
 // WWW-Authenticate: Bearer challenge (see WriteBearerError).
 var (

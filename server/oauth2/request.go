@@ -48,6 +48,11 @@ type TokenRequest struct {
 	// (RFC 7662) requests, parsed by ParseClientRequest.
 	Token         string
 	TokenTypeHint string
+
+	// DPoPProof is the request's DPoP header (RFC 9449), never logged; DPoPThumbprint is its
+	// key's thumbprint once the token endpoint verified it, "" when the tokens are Bearer.
+	DPoPProof      string
+	DPoPThumbprint string
 }
 
 // String shows no secret, so that printing a request by mistake leaks nothing. Its value

@@ -93,6 +93,9 @@ type Challenge struct {
 	Describe bool
 	// Scope is the scope the resource needs, for insufficient_scope.
 	Scope string
+	// DPoPAlgs, when set, makes it a DPoP challenge (RFC 9449 7.1) naming these
+	// space-separated proof algorithms, for a request with the DPoP scheme.
+	DPoPAlgs string
 }
 
 // WriteBearerError writes err as the answer to a request with a Bearer token (RFC 6750 3): a
@@ -105,6 +108,9 @@ func WriteBearerError(w http.ResponseWriter, r *http.Request, err error, ch Chal
 		return
 	}
 	challenge := bearerRealm
+	if ch.DPoPAlgs != "" {
+		challenge = `DPoP realm="latchkey", algs="` + quoted(ch.DPoPAlgs) + `"`
+	}
 	if !ch.NoToken {
 		challenge += `, error="` + quoted(oe.code) + `"`
 		if ch.Describe && oe.description != "" {

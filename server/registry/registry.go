@@ -61,6 +61,9 @@ type Client struct {
 	// PKCE is RequiredS256, Required or Optional; Consent is Always, Remember or Skip.
 	PKCE    string
 	Consent string
+	// DPoP is DPoPRequired, DPoPOptional or DPoPDisabled (RFC 9449 proof-of-possession; see
+	// server/dpop); "" is DPoPOptional.
+	DPoP string
 
 	// RateLimit bounds the client's token requests; a zero PerMinute means the server's default.
 	RateLimit RateLimit
@@ -240,3 +243,10 @@ type User struct {
 
 func (c *Client) claimOrder() (time.Time, string) { return c.Created, c.Source }
 func (u *User) claimOrder() (time.Time, string)   { return u.Created, u.Source }
+
+// DPoP policies of a client (Client.DPoP).
+const (
+	DPoPRequired = "Required"
+	DPoPOptional = "Optional"
+	DPoPDisabled = "Disabled"
+)

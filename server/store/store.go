@@ -89,6 +89,10 @@ type RefreshToken struct {
 	// Resources are the resources (RFC 8707) granted to the family: a refresh may narrow them
 	// per request, never widen them. nil: every audience of the client.
 	Resources []string
+	// DPoPThumbprint binds the token to a DPoP key (RFC 9449 5; the JWK SHA-256 thumbprint,
+	// base64url): a refresh needs a proof signed with that key. Empty: not bound. Only public
+	// clients' tokens are bound; every rotation keeps it.
+	DPoPThumbprint string
 }
 
 // Codes holds authorization codes.

@@ -61,6 +61,22 @@ type AccessTokenClaims struct {
 	// SessionID is the sid claim, the OP (browser login) session the grant was started in;
 	// omitted when the grant has none (password grant, client_credentials).
 	SessionID string `json:"sid,omitempty"`
+	// Confirmation is the cnf claim (RFC 7800): the DPoP key the token is bound to (RFC 9449
+	// 6.1); nil for a Bearer token.
+	Confirmation *Confirmation `json:"cnf,omitempty"`
+}
+
+// Confirmation is a cnf claim with the JWK SHA-256 thumbprint of a DPoP key.
+type Confirmation struct {
+	JKT string `json:"jkt"`
+}
+
+// DPoPThumbprint is the thumbprint of the key the token is bound to, "" for a Bearer token.
+func (c *AccessTokenClaims) DPoPThumbprint() string {
+	if c.Confirmation == nil {
+		return ""
+	}
+	return c.Confirmation.JKT
 }
 
 // Family returns the grant (refresh token family) the token belongs to, "" for a token that

@@ -95,6 +95,8 @@ type AccessTokenRequest struct {
 	// NotAfter, when set, bounds the token's expiry (the client assertion that authenticated
 	// the request expires then); the lifetime stays at least a second.
 	NotAfter time.Time
+	// DPoPThumbprint binds the token to a DPoP key (cnf.jkt); "" issues a Bearer token.
+	DPoPThumbprint string
 }
 
 // AccessToken is an issued access token.
@@ -140,6 +142,9 @@ func (i *Issuer) IssueAccessToken(req AccessTokenRequest) (AccessToken, error) {
 	}
 	if len(claims.Audience) == 0 {
 		claims.Audience = Audience{c.ID}
+	}
+	if req.DPoPThumbprint != "" {
+		claims.Confirmation = &Confirmation{JKT: req.DPoPThumbprint}
 	}
 	tok, err := sign(signer, keys.TypeAccessToken, &claims)
 	if err != nil {

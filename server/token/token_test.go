@@ -229,3 +229,21 @@ func BenchmarkIssueAccessToken(b *testing.B) {
 		})
 	}
 }
+
+func TestIssueAccessTokenBindsToADPoPKey(t *testing.T) {
+	iss, kr := newTestIssuer(t, Config{})
+	client := registry.Client{ID: "svc"}
+	at, err := iss.IssueAccessToken(AccessTokenRequest{Client: &client, Subject: "svc", DPoPThumbprint: "abc"})
+	require.NoError(t, err)
+	_, claims := verify(t, kr, at.Token)
+	assert.Equal(t, map[string]any{"jkt": "abc"}, claims["cnf"], "a bound token carries cnf.jkt")
+
+	parsed, err := NewVerifier("https://latchkey.example", kr, time.Now).Verify(at.Token)
+	require.NoError(t, err)
+	assert.Equal(t, "abc", parsed.DPoPThumbprint(), "the verifier reads cnf back")
+
+	at, err = iss.IssueAccessToken(AccessTokenRequest{Client: &client, Subject: "svc"})
+	require.NoError(t, err)
+	_, claims = verify(t, kr, at.Token)
+	assert.NotContains(t, claims, "cnf", "a Bearer token has no cnf")
+}

@@ -59,6 +59,8 @@ type suite struct {
 	logouts  *harness.LogoutReceiver
 	issuer   string
 	replicas []*replica
+	// dpopSecretFile is the --dpop-nonce-secret-file every replica shares.
+	dpopSecretFile string
 }
 
 var env *suite //nolint:gochecknoglobals // one control plane per package, set up in TestMain
@@ -147,6 +149,11 @@ func runMain(m *testing.M) int {
 // startReplica starts latchkey serve on free loopback ports with the shared issuer (its own
 // address when there is none yet), Redis and leader election, and waits until it is ready.
 func (s *suite) startReplica(name string) (*replica, error) {
+	// Every replica derives its DPoP nonce key from one secret (a mounted Secret in a cluster).
+	s.dpopSecretFile = filepath.Join(s.tmp, "dpop-nonce-secret")
+	if err := os.WriteFile(s.dpopSecretFile, []byte("multireplica DPoP nonce secret, 32+ bytes long"), 0o600); err != nil {
+		return nil, err
+	}
 	srv, err := harness.StartServer(context.Background(), s.binary, filepath.Join(s.tmp, name+".log"), 60*time.Second,
 		func(a harness.ServeAddrs) []string {
 			issuer := s.issuer
@@ -170,6 +177,7 @@ func (s *suite) startReplica(name string) (*replica, error) {
 				"--replica-lease-duration", replicaLease.String(),
 				"--backchannel-logout-timeout", backchannelTimeout.String(),
 				"--backchannel-logout-attempts", strconv.Itoa(backchannelAttempts),
+				"--dpop-nonce-secret-file", s.dpopSecretFile,
 			}
 		})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/server/dpop"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
@@ -51,7 +52,19 @@ type Config struct {
 	Now func() time.Time
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
+	// DPoP checks the proofs of DPoP-bound tokens at userinfo; nil refuses the DPoP scheme
+	// (and so every bound token).
+	DPoP ProofVerifier
+	// UserinfoURI is the userinfo endpoint's URL as the issuer names it (the proofs' htu).
+	UserinfoURI string
 }
+
+// ProofVerifier checks DPoP proofs; *dpop.Verifier implements it.
+type ProofVerifier interface {
+	Verify(ctx context.Context, r dpop.Request) (dpop.Proof, error)
+}
+
+var _ ProofVerifier = (*dpop.Verifier)(nil)
 
 // Endpoints are the endpoints that take issued tokens back: userinfo, revocation and
 // introspection.
@@ -63,13 +76,15 @@ type Endpoints struct {
 	lifetimes oauth2.Lifetimes
 	now       func() time.Time
 	maxBody   int64
+	dpop      ProofVerifier
+	userinfo  string
 }
 
 // New returns the endpoints of cfg.
 func New(cfg Config) *Endpoints {
 	return &Endpoints{
 		registry: cfg.Registry, auth: cfg.ClientAuth, store: cfg.Store, verifier: cfg.Verifier, lifetimes: cfg.Lifetimes,
-		now: cfg.Now, maxBody: cfg.MaxBodyBytes,
+		now: cfg.Now, maxBody: cfg.MaxBodyBytes, dpop: cfg.DPoP, userinfo: cfg.UserinfoURI,
 	}
 }
 

@@ -15,6 +15,11 @@
 //     a user (client_credentials): 401 invalid_token; no openid scope: 403 insufficient_scope;
 //     both methods or a malformed header: 400 invalid_request. The body is JSON with the error
 //     too, never cached. Claims by scope per oauth2.ReleasedClaims.
+//   - DPoP at userinfo (RFC 9449 7): a token with cnf.jkt needs Authorization: DPoP and one DPoP
+//     proof of that key over the method, the userinfo URL and the token (ath), used up like at
+//     the token endpoint; as Bearer it is 401 invalid_token, and so is a Bearer token sent with
+//     the DPoP scheme. Proof failures are 401 invalid_dpop_proof with a DPoP challenge. Nonces
+//     are checked when a proof carries one, never required here.
 //   - Revocation (RFC 7009): client authentication as at the token endpoint (public clients by
 //     client_id). The token's shape says what it is; token_type_hint is accepted and not
 //     needed. A refresh token revokes its family (for oauth2.Lifetimes.FamilyRevocationEnd), an
@@ -24,7 +29,7 @@
 //   - Introspection (RFC 7662): declared resource servers only (OAuthClient
 //     spec.introspection; a public client is invalid_client, another confidential one 403
 //     unauthorized_client). A resource server may introspect any access token; refresh tokens
-//     only its own. Active access tokens answer token_type Bearer,
+//     only its own. Active access tokens answer token_type Bearer (DPoP, with cnf, when bound),
 //     scope, client_id, username (users only), exp, iat, sub, aud, iss, jti, sid (the OP
 //     session, when the grant has one) and latchkey_family (users only); refresh tokens
 //     token_type refresh_token, scope, client_id, username, exp, iat, sub, iss, sid,

@@ -27,6 +27,8 @@ type introspection struct {
 	ID        string         `json:"jti,omitempty"`
 	SessionID string         `json:"sid,omitempty"`
 	FamilyID  string         `json:"latchkey_family,omitempty"`
+	// Confirmation is the DPoP key a bound token needs (RFC 9449 6.2).
+	Confirmation *token.Confirmation `json:"cnf,omitempty"`
 }
 
 // inactive is the answer for a token that is not active.
@@ -78,6 +80,9 @@ func (e *Endpoints) introspect(ctx context.Context, snap *registry.Snapshot, cli
 		Active: true, TokenType: "Bearer", Scope: c.Scope, ClientID: c.ClientID,
 		Expiry: c.Expiry, IssuedAt: c.IssuedAt, Subject: c.Subject,
 		Audience: c.Audience, Issuer: c.Issuer, ID: c.ID,
+	}
+	if jkt := c.DPoPThumbprint(); jkt != "" {
+		ans.TokenType, ans.Confirmation = "DPoP", &token.Confirmation{JKT: jkt}
 	}
 	if u, ok := snap.UserBySubject(c.Subject); ok && c.ForUser() {
 		ans.Username = u.Username

@@ -181,6 +181,7 @@ func (g AuthorizationCode) userGrant(ctx context.Context, req *Request, code sto
 		Scopes:    oauth2.StillAllowed(ctx, req.Snapshot, req.Client, code.Scopes),
 		Resources: code.Resources, Audiences: audiences,
 		AuthTime: code.AuthTime, Nonce: code.Nonce, FamilyID: code.FamilyID, SessionID: code.SessionID,
+		DPoPThumbprint: req.DPoPThumbprint,
 	}, nil
 }
 

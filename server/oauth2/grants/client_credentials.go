@@ -40,6 +40,7 @@ func (g ClientCredentials) Exchange(ctx context.Context, req *Request) (*Respons
 	_, span := tracing.Start(ctx, spanSignAccessToken)
 	at, err := g.signer.IssueAccessToken(token.AccessTokenRequest{
 		Client: req.Client, Subject: req.Client.ID, Scopes: req.Scopes, Audiences: req.Resources, NotAfter: req.AccessNotAfter(),
+		DPoPThumbprint: req.DPoPThumbprint,
 	})
 	tracing.End(span, err)
 	if err != nil {

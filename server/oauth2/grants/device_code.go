@@ -90,6 +90,6 @@ func (g DeviceCode) Exchange(ctx context.Context, req *Request) (*Response, erro
 		AccessNotAfter: req.AccessNotAfter(),
 		Client:         req.Client, User: user, Snapshot: req.Snapshot,
 		Scopes:   oauth2.StillAllowed(ctx, req.Snapshot, req.Client, poll.Grant.Scopes),
-		AuthTime: poll.Grant.AuthTime, Resources: req.Resources,
+		AuthTime: poll.Grant.AuthTime, Resources: req.Resources, DPoPThumbprint: req.DPoPThumbprint,
 	})
 }

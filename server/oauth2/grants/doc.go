@@ -14,6 +14,13 @@
 // store methods it calls, the TokenSet, the user authenticator), never a shared service.
 //
 // Decisions:
+//   - DPoP (RFC 9449, dpop.go): after client authentication the client's spec.dpop decides:
+//     Disabled ignores the DPoP header, Required refuses a request without a valid proof
+//     (invalid_dpop_proof), Optional uses a proof when sent. A valid proof binds the access
+//     token (cnf.jkt, token_type DPoP) and, for a public client, a new family's refresh tokens:
+//     a refresh of a bound family needs a proof of the same key (checked before the store may
+//     report reuse, so a party without the key cannot revoke the family). Confidential
+//     clients' refresh tokens are not bound. use_dpop_nonce comes with DPoP-Nonce.
 //   - A token request that arrives before the signing keys are loaded (or for an algorithm
 //     with no active key) is temporarily_unavailable (503), not server_error: a retry will work.
 //   - Public clients may use every grant but client_credentials (ConfidentialOnly).

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/server/dpop"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
@@ -29,6 +30,7 @@ type Endpoint struct {
 	limits   RateLimits
 	grants   map[string]Grant
 	maxBody  int64
+	dpop     DPoP
 }
 
 // rateTaker takes a request from a shared token bucket; store.Store implements it.
@@ -55,6 +57,12 @@ func NewEndpoint(reg Registry, auth *oauth2.ClientAuth, limits RateLimits, maxBo
 	return e
 }
 
+// WithDPoP lets the endpoint bind tokens to DPoP keys (RFC 9449) and returns it.
+func (e *Endpoint) WithDPoP(d DPoP) *Endpoint {
+	e.dpop = d
+	return e
+}
+
 // Mount adds the token endpoint to the mux.
 func (e *Endpoint) Mount(m *oauth2.Mux) { m.Handle(oauth2.TokenPath, http.MethodPost, e) }
 
@@ -69,9 +77,16 @@ func (e *Endpoint) GrantTypes() []string {
 }
 
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if n := e.dpop.nonce(); n != "" {
+		w.Header().Set(dpop.NonceHeader, n)
+	}
 	req, err := oauth2.ParseTokenRequest(r, e.maxBody)
 	if err != nil {
 		oauth2.WriteError(w, r, err)
+		return
+	}
+	if req.DPoPProof, _, err = dpop.FromHeader(r.Header); err != nil {
+		oauth2.WriteError(w, r, oauth2.ErrInvalidDPoPProof.WithCause(err))
 		return
 	}
 	resp, err := e.exchange(r.Context(), req)
@@ -80,7 +95,10 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	typ := resp.TokenType
-	if typ == "" {
+	switch {
+	case req.DPoPThumbprint != "":
+		typ = TokenTypeDPoP
+	case typ == "":
 		typ = "Bearer"
 	}
 	oauth2.WriteJSON(w, r, http.StatusOK, &responseBody{
@@ -141,6 +159,9 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (_ *R
 	}
 	if err != nil {
 		return nil, err
+	}
+	if err := e.dpop.bind(ctx, client, req); err != nil {
+		return nil, fail(err)
 	}
 	scopes, err := oauth2.ResolveScopes(ctx, snap, client, req.Scope)
 	if err != nil {
@@ -267,6 +288,9 @@ type responseBody struct {
 	RefreshToken string `json:"refresh_token,omitempty"`
 	IDToken      string `json:"id_token,omitempty"`
 }
+
+// TokenTypeDPoP is the token_type of a token bound to a DPoP key (RFC 9449 5).
+const TokenTypeDPoP = "DPoP"
 
 // Span names of the token endpoint (see server/tracing).
 const (

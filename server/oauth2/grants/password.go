@@ -69,5 +69,6 @@ func (g Password) Exchange(ctx context.Context, req *Request) (*Response, error)
 	return g.tokens.Issue(ctx, UserGrant{
 		AccessNotAfter: req.AccessNotAfter(),
 		Client:         req.Client, User: user, Snapshot: req.Snapshot, Scopes: req.Scopes, Resources: req.Resources, AuthTime: g.now(),
+		DPoPThumbprint: req.DPoPThumbprint,
 	})
 }

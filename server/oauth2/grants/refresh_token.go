@@ -2,6 +2,7 @@ package grants
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"slices"
@@ -109,6 +110,9 @@ func (g RefreshToken) Exchange(ctx context.Context, req *Request) (*Response, er
 		if rec.ClientID != req.Client.ID {
 			return nil, oauth2.ErrInvalidGrant.WithDescription(badRefreshToken)
 		}
+		if err := checkDPoPBinding(req, rec); err != nil {
+			return nil, err // a party without the key cannot report reuse and revoke the family
+		}
 		if err := req.Admission.Admit(ctx); err != nil {
 			return nil, err
 		}
@@ -129,6 +133,9 @@ func (g RefreshToken) Exchange(ctx context.Context, req *Request) (*Response, er
 		// RFC 6749 10.4: bound to the client it was issued to. Nothing is rotated or revoked,
 		// so a client cannot burn another client's grant.
 		return nil, oauth2.ErrInvalidGrant.WithDescription(badRefreshToken)
+	}
+	if err := checkDPoPBinding(req, rec); err != nil {
+		return nil, err
 	}
 	gr, user, err := stillGranted(req, rec)
 	if err != nil {
@@ -161,6 +168,20 @@ type granted struct {
 	scopes, audiences []string
 }
 
+// checkDPoPBinding refuses a refresh token bound to a DPoP key (a public client's, RFC 9449 5)
+// unless the request's verified proof was signed with that key.
+func checkDPoPBinding(req *Request, rec store.RefreshToken) error {
+	switch {
+	case rec.DPoPThumbprint == "":
+		return nil
+	case req.DPoPThumbprint == "":
+		return oauth2.ErrInvalidDPoPProof.WithDescription("The refresh token is bound to a DPoP key: send a DPoP proof signed with it.")
+	case subtle.ConstantTimeCompare([]byte(req.DPoPThumbprint), []byte(rec.DPoPThumbprint)) != 1:
+		return oauth2.ErrInvalidDPoPProof.WithDescription("The refresh token is bound to another DPoP key.")
+	}
+	return nil
+}
+
 // successorBinding is what a sealed successor is bound to: the client and how it
 // authenticated (a retry must come from the same client, authenticated the same way).
 func successorBinding(req *Request) string {
@@ -179,6 +200,7 @@ func (g RefreshToken) resend(ctx context.Context, req *Request, rec store.Refres
 		AccessNotAfter: req.AccessNotAfter(),
 		Client:         req.Client, User: user, Snapshot: req.Snapshot, Scopes: gr.scopes, Resources: rec.Resources, Audiences: gr.audiences,
 		AuthTime: rec.AuthTime, FamilyID: rec.FamilyID, SessionID: rec.SessionID,
+		DPoPThumbprint: req.DPoPThumbprint,
 	}, next)
 	if err != nil {
 		return nil, err
@@ -204,8 +226,8 @@ func (g RefreshToken) retried(ctx context.Context, req *Request, rec store.Refre
 // then reads the record from the store as usual, so that every refusal is answered exactly as
 // without a known record.
 func (g RefreshToken) rotateKnown(ctx context.Context, req *Request, old store.Hash, binding string, rec store.RefreshToken) (resp *Response, done bool, err error) {
-	if rec.ClientID != req.Client.ID {
-		return nil, false, nil
+	if rec.ClientID != req.Client.ID || checkDPoPBinding(req, rec) != nil {
+		return nil, false, nil //nolint:nilerr // the store's path answers a failed check
 	}
 	gr, user, err := stillGranted(req, rec)
 	if err != nil {
@@ -220,11 +242,12 @@ func (g RefreshToken) rotateKnown(ctx context.Context, req *Request, old store.H
 func (g RefreshToken) rotate(ctx context.Context, req *Request, old store.Hash, binding string, rec store.RefreshToken, gr granted, user *registry.User) (*Response, error) {
 	// The new refresh token keeps the family's scopes (RFC 6749 6: identical to the presented
 	// one); only the access and ID tokens get the narrowed set.
-	rot := &rotation{old: old, token: req.RefreshToken, binding: binding, familyScopes: rec.Scopes, familyResources: rec.Resources, grace: g.grace, admission: req.Admission}
+	rot := &rotation{old: old, token: req.RefreshToken, binding: binding, familyScopes: rec.Scopes, familyResources: rec.Resources, familyDPoP: rec.DPoPThumbprint, grace: g.grace, admission: req.Admission}
 	resp, err := g.tokens.issue(ctx, UserGrant{
 		AccessNotAfter: req.AccessNotAfter(),
 		Client:         req.Client, User: user, Snapshot: req.Snapshot, Scopes: gr.scopes, Resources: rec.Resources, Audiences: gr.audiences,
 		AuthTime: rec.AuthTime, FamilyID: rec.FamilyID, SessionID: rec.SessionID,
+		DPoPThumbprint: req.DPoPThumbprint,
 	}, rot, nil)
 	if err != nil {
 		g.reported(ctx, req, rec, err)

@@ -30,6 +30,9 @@ type UserGrant struct {
 	SessionID string
 	// AccessNotAfter bounds the access token's expiry (Request.AccessNotAfter); zero: none.
 	AccessNotAfter time.Time
+	// DPoPThumbprint binds the access token to the request's DPoP key (cnf.jkt) and, for a
+	// public client, a new family's refresh token too; "" issues Bearer tokens.
+	DPoPThumbprint string
 }
 
 // tokenSigner signs access and ID tokens; *token.Issuer implements it.
@@ -84,7 +87,10 @@ type rotation struct {
 	familyScopes []string
 	// familyResources are the family's resources, kept like familyScopes.
 	familyResources []string
-	grace           time.Duration
+	// familyDPoP is the family's DPoP binding, kept by the new token (a family is bound, or
+	// not, when it starts).
+	familyDPoP string
+	grace      time.Duration
 	// admission, when pending, goes into the rotation's store step.
 	admission *Admission
 }
@@ -166,6 +172,7 @@ func (s *TokenSet) issue(ctx context.Context, g UserGrant, rot *rotation, red *r
 func (s *TokenSet) rotate(ctx context.Context, resp *Response, rot *rotation, rt string, rec store.RefreshToken) (*Response, error) {
 	rec.Scopes = slices.Clone(rot.familyScopes)
 	rec.Resources = slices.Clone(rot.familyResources)
+	rec.DPoPThumbprint = rot.familyDPoP
 	sealed, err := token.SealSuccessor(rot.token, rt, rot.binding)
 	if err != nil {
 		return nil, oauth2.ErrServerError.WithCause(err)
@@ -224,6 +231,7 @@ func (s *TokenSet) sign(ctx context.Context, g UserGrant) (*Response, error) {
 	_, span := tracing.Start(ctx, spanSignAccessToken)
 	at, err := s.signer.IssueAccessToken(token.AccessTokenRequest{
 		Client: g.Client, Subject: g.User.Subject, Scopes: g.Scopes, Audiences: g.audiences(), FamilyID: g.FamilyID, SessionID: g.SessionID, NotAfter: g.AccessNotAfter,
+		DPoPThumbprint: g.DPoPThumbprint,
 	})
 	tracing.End(span, err)
 	if err != nil {
@@ -284,11 +292,17 @@ func (s *TokenSet) newRefreshToken(g UserGrant) (string, store.RefreshToken, err
 		return "", store.RefreshToken{}, err
 	}
 	now := s.now()
-	return tok, store.RefreshToken{
+	rec := store.RefreshToken{
 		FamilyID: g.FamilyID, ClientID: g.Client.ID, Subject: g.User.Subject,
 		Scopes: slices.Clone(g.Scopes), Resources: slices.Clone(g.Resources), AuthTime: g.AuthTime, IssuedAt: now, ExpiresAt: now.Add(s.lifetimes.Refresh(g.Client)),
 		SessionID: g.SessionID,
-	}, nil
+	}
+	if oauth2.IsPublic(g.Client) {
+		// RFC 9449 5: a public client's refresh tokens are bound to its key; a confidential
+		// client's are already bound to its credentials.
+		rec.DPoPThumbprint = g.DPoPThumbprint
+	}
+	return tok, rec, nil
 }
 
 // audiences are the aud of the grant's access token: Audiences, else Resources (nil: the

@@ -154,7 +154,7 @@ func TestCORSPreflights(t *testing.T) {
 			want := http.Header{
 				"Access-Control-Allow-Origin":  {tt.header.Get("Origin")},
 				"Access-Control-Allow-Methods": {tt.methods},
-				"Access-Control-Allow-Headers": {"Authorization, Content-Type, X-Request-Id"},
+				"Access-Control-Allow-Headers": {"Authorization, Content-Type, DPoP, X-Request-Id"},
 				"Access-Control-Max-Age":       {"600"},
 			}
 			if tt.any {
@@ -177,7 +177,7 @@ func TestCORSActualRequests(t *testing.T) {
 		t.Helper()
 		assert.Equal(t, http.Header{
 			"Access-Control-Allow-Origin":   {spaOrigin},
-			"Access-Control-Expose-Headers": {"WWW-Authenticate, X-Request-Id"},
+			"Access-Control-Expose-Headers": {"WWW-Authenticate, DPoP-Nonce, X-Request-Id"},
 		}, corsHeaders(res.header), "the SPA's origin, never *, and no credentials")
 		assertVaryOrigin(t, res.header)
 		assert.Empty(t, res.header.Values("Set-Cookie"), "no cookies")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/server/assertion"
 
+	"github.com/latchkey-dev/latchkey/server/dpop"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 )
 
@@ -30,6 +31,8 @@ type discovery struct {
 	backchannelLogout bool
 	// requirePAR: every authorization request must be pushed (RFC 9126 5).
 	requirePAR bool
+	// dpop: the token endpoint and userinfo check DPoP proofs (RFC 9449 5.1).
+	dpop bool
 }
 
 func newDiscovery(issuer string, reg Registry, kr Keyring, grantTypes, assertionMethods []string, mux *oauth2.Mux) *discovery {
@@ -67,6 +70,7 @@ type metadata struct {
 	TokenEndpointAuthSigningAlgValuesSupported []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
 	RegistrationEndpoint                       string   `json:"registration_endpoint,omitempty"`
 	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported,omitempty"`
+	DPoPSigningAlgValuesSupported              []string `json:"dpop_signing_alg_values_supported,omitempty"`
 	// RFC 9207: authorization responses carry iss.
 	AuthorizationResponseISSParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
 	// RFC 7009 and RFC 7662.
@@ -134,6 +138,9 @@ func (d *discovery) metadata() metadata {
 		// OIDC's built-in scopes and the user claims come with the user endpoints.
 		m.TokenEndpointAuthMethodsSupported = []string{oauth2.AuthMethodBasic, oauth2.AuthMethodPost, oauth2.AuthMethodNone}
 		m.ScopesSupported = oauth2.ScopesSupported(snap)
+	}
+	if d.dpop {
+		m.DPoPSigningAlgValuesSupported = dpop.AlgorithmNames()
 	}
 	if len(d.assertionMethods) > 0 {
 		m.TokenEndpointAuthMethodsSupported = append(m.TokenEndpointAuthMethodsSupported, d.assertionMethods...)

@@ -24,7 +24,8 @@
 //     OIDC's built-in scopes besides the Scope resources; revocation and introspection come
 //     with their auth methods. token_endpoint_auth_signing_alg_values_supported is omitted: it
 //     applies only to private_key_jwt and client_secret_jwt, which are not supported. Discovery
-//     and JWKS are cacheable for 5 minutes.
+//     and JWKS are cacheable for 5 minutes. With a Store (DPoP proofs' jti are used up there)
+//     both list dpop_signing_alg_values_supported (server/dpop.Algorithms).
 //   - CORS comes from the route table (server/oauth2 cors.go): New lets the Mux allow, at the
 //     token, revocation and userinfo endpoints, the origins of the Public clients of the
 //     registry's current snapshot (registry.Snapshot.AllowsOrigin); discovery and the JWKS

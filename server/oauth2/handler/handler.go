@@ -10,6 +10,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/latchkey-dev/latchkey/server/dpop"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/oauth2/bearer"
@@ -130,6 +131,22 @@ type Config struct {
 	// RequirePushedAuthorizationRequests refuses every authorization request that does not
 	// come through the pushed authorization request endpoint (RFC 9126 5); discovery says so.
 	RequirePushedAuthorizationRequests bool
+	// DPoP configures proof-of-possession tokens (RFC 9449). It needs a Store (each proof's
+	// jti is used up there); without one no proof is accepted.
+	DPoP DPoPConfig
+}
+
+// DPoPConfig configures DPoP (server/dpop).
+type DPoPConfig struct {
+	// ProofWindow is how far a proof's iat may be from now, either way (dpop.DefaultWindow).
+	ProofWindow time.Duration
+	// NonceKey, when set (dpop.NonceKey derives it from a secret every replica shares), makes
+	// the server issue nonces in a DPoP-Nonce header and accept proofs carrying them.
+	NonceKey []byte
+	// NoncePeriod is how often the nonce changes (dpop.DefaultNoncePeriod).
+	NoncePeriod time.Duration
+	// RequireNonce refuses proofs without a current nonce (use_dpop_nonce); it needs a NonceKey.
+	RequireNonce bool
 }
 
 // DeviceConfig configures the device authorization grant; zero fields take the defaults of
@@ -193,6 +210,10 @@ func New(cfg Config) (http.Handler, error) {
 		guard = oauth2.NewGuard(cfg.Store, "client", cfg.ClientBruteForce)
 	}
 	clientAuth := oauth2.NewClientAuth(oauth2.ClientAuthConfig{Guard: guard, Events: cfg.ClientEvents, Assertions: cfg.ClientAssertions, Uses: cfg.CredentialUses, Now: cfg.Now})
+	proofs, err := dpopVerifier(cfg)
+	if err != nil {
+		return nil, err
+	}
 	all := []grants.Grant{grants.NewClientCredentials(issuer)}
 	limits := grants.RateLimits{Default: cfg.ClientRateLimit}
 	if cfg.Store != nil {
@@ -228,12 +249,22 @@ func New(cfg Config) (http.Handler, error) {
 		if err != nil {
 			return nil, err
 		}
-		bearer.New(bearer.Config{
+		bc := bearer.Config{
 			Registry: cfg.Registry, ClientAuth: clientAuth, Store: st, Verifier: verifier,
 			Lifetimes: lifetimes, Now: cfg.Now, MaxBodyBytes: cfg.MaxBodyBytes,
-		}).Mount(mux)
+			UserinfoURI: cfg.Issuer + oauth2.UserinfoPath,
+		}
+		if proofs != nil {
+			bc.DPoP = proofs
+		}
+		bearer.New(bc).Mount(mux)
 	}
 	endpoint := grants.NewEndpoint(cfg.Registry, clientAuth, limits, cfg.MaxBodyBytes, all...)
+	if proofs != nil {
+		endpoint.WithDPoP(grants.DPoP{
+			Verifier: proofs, TokenURI: cfg.Issuer + oauth2.TokenPath, RequireNonce: cfg.DPoP.RequireNonce,
+		})
+	}
 	endpoint.Mount(mux)
 	if cfg.Store != nil {
 		grants.NewDeviceAuthorization(cfg.Registry, clientAuth, limits, cfg.Store, grants.DeviceConfig{
@@ -254,6 +285,7 @@ func New(cfg Config) (http.Handler, error) {
 	d := newDiscovery(cfg.Issuer, cfg.Registry, cfg.Keys, endpoint.GrantTypes(), assertionMethods(cfg), mux)
 	d.backchannelLogout = cfg.BackchannelLogout && cfg.Store != nil
 	d.requirePAR = cfg.RequirePushedAuthorizationRequests
+	d.dpop = proofs != nil
 	d.Mount(mux)
 	in := oauth2.Instrumentation{Metrics: cfg.Metrics, Auditor: cfg.Audit, AccessLog: cfg.AccessLog, ClientIPHeader: cfg.Login.ClientIPHeader}
 	return withHSTS(cfg.Issuer, in.Wrap(oauth2.RecoverPanics(mux.Handler()))), nil
@@ -327,6 +359,25 @@ func accessTokenVerifier(cfg Config) (bearer.Verifier, error) {
 		return nil, fmt.Errorf("handler: %w", err)
 	}
 	return cached, nil
+}
+
+// dpopVerifier returns the DPoP proof verifier of the config: nil without a Store (a jti must
+// be used up across replicas).
+func dpopVerifier(cfg Config) (*dpop.Verifier, error) {
+	if cfg.DPoP.RequireNonce && len(cfg.DPoP.NonceKey) == 0 {
+		return nil, errors.New("handler: DPoP RequireNonce needs a NonceKey")
+	}
+	if cfg.Store == nil {
+		return nil, nil
+	}
+	var nonces *dpop.Nonces
+	if len(cfg.DPoP.NonceKey) > 0 {
+		var err error
+		if nonces, err = dpop.NewNonces(cfg.DPoP.NonceKey, cfg.DPoP.NoncePeriod); err != nil {
+			return nil, fmt.Errorf("handler: %w", err)
+		}
+	}
+	return dpop.NewVerifier(dpop.Config{Replay: cfg.Store, Window: cfg.DPoP.ProofWindow, Nonces: nonces, Now: cfg.Now})
 }
 
 // assertionMethods are the client assertion methods the configuration verifies: none without a

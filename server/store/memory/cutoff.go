@@ -2,7 +2,6 @@ package memory
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 
@@ -70,7 +69,7 @@ func (s *Store) cutOffShard(sh *shard, c *store.Cutoff, at, now int64) {
 		if r.expires == freeSlot || r.expires <= now || r.client != client || r.issuedAt > at {
 			continue
 		}
-		subject, session, _ := strings.Cut(sh.strs.key(r.subject), "\x00")
+		subject, session, _ := splitSubject(sh.strs.key(r.subject))
 		if (c.SessionID == "" && subject == c.Subject) || (c.SessionID != "" && session == c.SessionID) {
 			s.revokeFamily(r.familyKey(), r.expires, now)
 		}

@@ -156,13 +156,23 @@ func (sh *shard) refScopes(scopes []string) uint32 {
 }
 
 // subjectSession is what a refresh record interns as its subject: the subject, and the OP
-// session ID after a NUL when there is one (sharing the field keeps the record at 64 bytes;
-// neither value holds a NUL).
-func subjectSession(subject, session string) string {
-	if session == "" {
-		return subject
+// session ID after a NUL when there is one, and the DPoP key thumbprint after another NUL when
+// there is one (sharing the field keeps the record at 64 bytes; no value holds a NUL).
+func subjectSession(subject, session, jkt string) string {
+	switch {
+	case jkt != "":
+		return subject + "\x00" + session + "\x00" + jkt
+	case session != "":
+		return subject + "\x00" + session
 	}
-	return subject + "\x00" + session
+	return subject
+}
+
+// splitSubject undoes subjectSession.
+func splitSubject(s string) (subject, session, jkt string) {
+	subject, rest, _ := strings.Cut(s, "\x00")
+	session, jkt, _ = strings.Cut(rest, "\x00")
+	return subject, session, jkt
 }
 
 // encodeRefresh interns rt's values in the shard; familyName is the family ID when k.hashed.
@@ -170,7 +180,7 @@ func (sh *shard) encodeRefresh(rt *store.RefreshToken, k familyKey, familyName s
 	r := refreshRecord{
 		family:   k.raw,
 		client:   sh.ref(rt.ClientID),
-		subject:  sh.ref(subjectSession(rt.Subject, rt.SessionID)),
+		subject:  sh.ref(subjectSession(rt.Subject, rt.SessionID, rt.DPoPThumbprint)),
 		scopes:   sh.refScopes(grantedSet(rt.Scopes, rt.Resources)),
 		authTime: unixNano(rt.AuthTime),
 		issuedAt: unixNano(rt.IssuedAt),
@@ -207,6 +217,7 @@ type refreshView struct {
 	client  string
 	subject string
 	session string
+	jkt     string
 	family  string // when r.name != 0
 	scopes  []string
 }
@@ -217,7 +228,7 @@ func (sh *shard) view(r refreshRecord) refreshView {
 		client: sh.strs.key(r.client),
 		scopes: sh.scopes.val(r.scopes),
 	}
-	v.subject, v.session, _ = strings.Cut(sh.strs.key(r.subject), "\x00")
+	v.subject, v.session, v.jkt = splitSubject(sh.strs.key(r.subject))
 	if r.name != 0 {
 		v.family = sh.strs.key(r.name &^ oddFamily)
 	}
@@ -231,15 +242,16 @@ func (s *Store) token(v *refreshView) store.RefreshToken {
 		family = s.b64.EncodeToString(v.r.family[:])
 	}
 	return store.RefreshToken{
-		FamilyID:  family,
-		ClientID:  v.client,
-		Subject:   v.subject,
-		SessionID: v.session,
-		Scopes:    slices.Clone(scopes),
-		Resources: slices.Clone(resources),
-		AuthTime:  fromUnixNano(v.r.authTime),
-		IssuedAt:  fromUnixNano(v.r.issuedAt),
-		ExpiresAt: fromUnixNano(v.r.expires),
+		FamilyID:       family,
+		ClientID:       v.client,
+		Subject:        v.subject,
+		SessionID:      v.session,
+		Scopes:         slices.Clone(scopes),
+		Resources:      slices.Clone(resources),
+		DPoPThumbprint: v.jkt,
+		AuthTime:       fromUnixNano(v.r.authTime),
+		IssuedAt:       fromUnixNano(v.r.issuedAt),
+		ExpiresAt:      fromUnixNano(v.r.expires),
 	}
 }
 

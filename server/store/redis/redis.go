@@ -193,12 +193,13 @@ type refreshRec struct {
 	ExpiresAt int64    `json:"e,omitempty"`
 	SessionID string   `json:"sid,omitempty"`
 	Resources []string `json:"rs,omitempty"`
+	JKT       string   `json:"jkt,omitempty"`
 }
 
 func encodeRefresh(rt *store.RefreshToken) string {
 	b, _ := json.Marshal(refreshRec{ClientID: rt.ClientID, Subject: rt.Subject, Scopes: rt.Scopes,
 		AuthTime: nanos(rt.AuthTime), IssuedAt: nanos(rt.IssuedAt), ExpiresAt: nanos(rt.ExpiresAt), SessionID: rt.SessionID,
-		Resources: rt.Resources})
+		Resources: rt.Resources, JKT: rt.DPoPThumbprint})
 	return string(b)
 }
 
@@ -209,7 +210,7 @@ func decodeRefresh(d, family string) (store.RefreshToken, error) {
 	}
 	return store.RefreshToken{FamilyID: family, ClientID: r.ClientID, Subject: r.Subject, Scopes: r.Scopes,
 		AuthTime: fromNanos(r.AuthTime), IssuedAt: fromNanos(r.IssuedAt), ExpiresAt: fromNanos(r.ExpiresAt), SessionID: r.SessionID,
-		Resources: r.Resources}, nil
+		Resources: r.Resources, DPoPThumbprint: r.JKT}, nil
 }
 
 // PutCode stores c under h for ttl; a hash holding a live code is ErrConflict.

@@ -378,6 +378,36 @@ func refreshTests() []test {
 			},
 		},
 		{
+			name: "a DPoP-bound token keeps its thumbprint, with and without a session, through a rotation",
+			run: func(e *env) {
+				family := newFamily(e.t)
+				want := e.refresh(family, long)
+				want.DPoPThumbprint = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("a"), want))
+				got, err := e.s.GetRefresh(e.ctx, hash("a"))
+				require.NoError(e.t, err)
+				requireRefresh(e.t, want, got)
+				if known, ok := e.s.KnownRefresh(hash("a")); ok {
+					requireRefresh(e.t, want, known)
+				}
+
+				next := e.refresh(family, long)
+				next.SessionID = ""
+				next.DPoPThumbprint = want.DPoPThumbprint
+				_, err = e.s.RotateRefresh(e.ctx, hash("a"), hash("b"), next, nil, time.Minute)
+				require.NoError(e.t, err)
+				got, err = e.s.GetRefresh(e.ctx, hash("b"))
+				require.NoError(e.t, err)
+				requireRefresh(e.t, next, got)
+
+				unbound := e.refresh(newFamily(e.t), long)
+				require.NoError(e.t, e.s.CreateRefresh(e.ctx, hash("c"), unbound))
+				got, err = e.s.GetRefresh(e.ctx, hash("c"))
+				require.NoError(e.t, err)
+				require.Empty(e.t, got.DPoPThumbprint, "a token created without a thumbprint is not bound")
+			},
+		},
+		{
 			name: "a zero AuthTime and empty scopes come back as such",
 			run: func(e *env) {
 				want := e.refresh(newFamily(e.t), long)
