@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
+	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -23,18 +23,7 @@ import (
 // are added.
 func dpopProof(t *testing.T, key *ecdsa.PrivateKey, method, path string, extra map[string]any) string {
 	t.Helper()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key},
-		(&jose.SignerOptions{}).WithType("dpop+jwt").WithHeader("jwk", jose.JSONWebKey{Key: key.Public()}))
-	require.NoError(t, err)
-	c := map[string]any{"jti": rand.Text(), "htm": method, "htu": env.issuer + path, "iat": time.Now().Unix()}
-	for k, v := range extra {
-		c[k] = v
-	}
-	body, err := json.Marshal(c)
-	require.NoError(t, err)
-	jws, err := signer.Sign(body)
-	require.NoError(t, err)
-	out, err := jws.CompactSerialize()
+	out, err := harness.DPoPProof(key, method, env.issuer+path, time.Now(), extra)
 	require.NoError(t, err)
 	return out
 }

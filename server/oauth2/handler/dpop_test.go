@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/server/dpop"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
@@ -42,20 +42,7 @@ func newDPoPKey(t testing.TB) dpopKey {
 // in extra added (or replacing the defaults).
 func (k dpopKey) proof(t testing.TB, method, path string, now time.Time, extra map[string]any) string {
 	t.Helper()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k.priv},
-		(&jose.SignerOptions{}).WithType("dpop+jwt").WithHeader("jwk", jose.JSONWebKey{Key: k.priv.Public()}))
-	require.NoError(t, err)
-	jti := make([]byte, 12)
-	_, _ = rand.Read(jti)
-	c := map[string]any{"jti": base64.RawURLEncoding.EncodeToString(jti), "htm": method, "htu": testIssuer + path, "iat": now.Unix()}
-	for n, v := range extra {
-		c[n] = v
-	}
-	body, err := json.Marshal(c)
-	require.NoError(t, err)
-	jws, err := signer.Sign(body)
-	require.NoError(t, err)
-	out, err := jws.CompactSerialize()
+	out, err := harness.DPoPProof(k.priv, method, testIssuer+path, now, extra)
 	require.NoError(t, err)
 	return out
 }
