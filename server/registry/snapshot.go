@@ -23,6 +23,9 @@ type Snapshot struct {
 	// of them that may bind (SubjectHolder).
 	subjects claimIndex[subjectPair, *Client]
 	issuers  cowMap[string, *WorkloadIssuer] // by name
+	// resources are the ProtectedResources by source; resourceAud by the audience they claim.
+	resources   cowMap[string, *ProtectedResource]
+	resourceAud claimIndex[string, *ProtectedResource]
 	// names indexes clients by nameKey of their display name and client ID
 	// (WithClientNameIndex); empty and unused when nameKey is nil.
 	names   claimIndex[string, *Client]

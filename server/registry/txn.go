@@ -42,6 +42,7 @@ func New(opts ...Option) *Registry {
 		users: newCowMap[string, *User](seed), userName: newClaimIndex[string, *User](seed),
 		userSub: newClaimIndex[string, *User](seed), origins: newCowMap[string, int](seed),
 		subjects: newClaimIndex[subjectPair, *Client](seed), issuers: newCowMap[string, *WorkloadIssuer](seed),
+		resources: newCowMap[string, *ProtectedResource](seed), resourceAud: newClaimIndex[string, *ProtectedResource](seed),
 	}
 	if r.nameKey != nil {
 		s.names, s.nameKey = newClaimIndex[string, *Client](seed), r.nameKey
@@ -150,12 +151,16 @@ type Txn struct {
 	subjects  claimWriter[subjectPair, *Client]
 	issuers   cowWriter[string, *WorkloadIssuer]
 	names     claimWriter[string, *Client]
+
+	resources   cowWriter[string, *ProtectedResource]
+	resourceAud claimWriter[string, *ProtectedResource]
 }
 
 func (r *Registry) begin() *Txn {
 	tx := &Txn{s: *r.cur.Load(), in: &r.in}
 	tx.clients.m, tx.scopes.m, tx.users.m = &tx.s.clients, &tx.s.scopes, &tx.s.users
-	tx.origins.m, tx.issuers.m = &tx.s.origins, &tx.s.issuers
+	tx.origins.m, tx.issuers.m, tx.resources.m = &tx.s.origins, &tx.s.issuers, &tx.s.resources
+	tx.resourceAud.init(&tx.s.resourceAud)
 	tx.byID.init(&tx.s.byID)
 	tx.scopeName.init(&tx.s.scopeName)
 	tx.userName.init(&tx.s.userName)
