@@ -13,7 +13,9 @@
 //   par-start oauth4webapi: a pushed authorization request (code + PKCE, resource, DPoP);
 //             prints {"authorizationUrl": ...} and keeps the PKCE verifier, state, nonce and
 //             DPoP key in STATE_FILE.
-//             ISSUER CLIENT_ID REDIRECT_URI RESOURCE STATE_FILE [DPOP_JKT=1: send dpop_jkt]
+//             ISSUER CLIENT_ID REDIRECT_URI RESOURCE STATE_FILE
+//             [BIND: "dpop_jkt" sends dpop_jkt, "proof" a DPoP proof with the push (RFC 9449 10):
+//             the code is then bound to the key]
 //   par-finish oauth4webapi: exchanges the code of CALLBACK_URL with DPoP, validates the ID
 //             token, checks cnf.jkt and aud, calls userinfo with DPoP, refreshes with DPoP
 //             (another key first, which must be refused).
@@ -184,8 +186,11 @@ async function parStart() {
     code_challenge: await oauth.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
     state, nonce, resource: env('RESOURCE'),
   });
-  if (process.env.DPOP_JKT) params.set('dpop_jkt', await thumbprintOf(keyPair));
-  const res = await oauth.pushedAuthorizationRequest(as, c, oauth.None(), params, insecure);
+  const bind = process.env.BIND ?? '';
+  check(['', 'dpop_jkt', 'proof'].includes(bind), `BIND ${bind}: want dpop_jkt or proof`);
+  if (bind === 'dpop_jkt') params.set('dpop_jkt', await thumbprintOf(keyPair));
+  const pushOptions = bind === 'proof' ? { ...insecure, DPoP: oauth.DPoP(c, keyPair) } : insecure;
+  const res = await oauth.pushedAuthorizationRequest(as, c, oauth.None(), params, pushOptions);
   const pushed = await oauth.processPushedAuthorizationResponse(as, c, res);
   check(pushed.request_uri.startsWith('urn:ietf:params:oauth:request_uri:'), 'request_uri is not a URN');
   check(pushed.expires_in > 0 && pushed.expires_in <= 600, `expires_in ${pushed.expires_in}`);

@@ -276,20 +276,28 @@ func TestOpenIDClientDiscoversTheServerAndGetsADPoPBoundClientCredentialsToken(t
 
 func TestOAuth4WebAPIRunsCodeWithPKCEThroughPARWithAResourceAndDPoP(t *testing.T) {
 	forEachServer(t, func(t *testing.T, srv server) {
-		vars := map[string]string{
-			"CLIENT_ID": appID, "REDIRECT_URI": redirectURI, "RESOURCE": resource,
-			"STATE_FILE": filepath.Join(t.TempDir(), "state.json"),
-		}
-		started := env.run(t, srv, "par-start", vars)
-		authURL, _ := started["authorizationUrl"].(string)
-		require.True(t, strings.HasPrefix(authURL, srv.URL()+"/oauth2/authorize?"), "authorization URL %q", authURL)
+		for _, tt := range []struct{ name, bind string }{
+			{"the key is first used at the token endpoint", ""},
+			{"the code is bound to the key by dpop_jkt", "dpop_jkt"},
+			{"the code is bound to the key by a DPoP proof with the push", "proof"},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				vars := map[string]string{
+					"CLIENT_ID": appID, "REDIRECT_URI": redirectURI, "RESOURCE": resource,
+					"STATE_FILE": filepath.Join(t.TempDir(), "state.json"), "BIND": tt.bind,
+				}
+				started := env.run(t, srv, "par-start", vars)
+				authURL, _ := started["authorizationUrl"].(string)
+				require.True(t, strings.HasPrefix(authURL, srv.URL()+"/oauth2/authorize?"), "authorization URL %q", authURL)
 
-		vars["CALLBACK_URL"] = signIn(t, srv, authURL)
-		got := env.run(t, srv, "par-finish", vars)
-		assert.Equal(t, "dpop", got["token_type"])
-		assert.Equal(t, resource, got["aud"])
-		assert.Equal(t, true, got["id_token_validated"])
-		assert.Equal(t, true, got["refreshed"])
+				vars["CALLBACK_URL"] = signIn(t, srv, authURL)
+				got := env.run(t, srv, "par-finish", vars)
+				assert.Equal(t, "dpop", got["token_type"])
+				assert.Equal(t, resource, got["aud"])
+				assert.Equal(t, true, got["id_token_validated"])
+				assert.Equal(t, true, got["refreshed"])
+			})
+		}
 	})
 }
 
