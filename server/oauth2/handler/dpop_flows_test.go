@@ -221,3 +221,77 @@ func TestAPushedRequestBindsTheCodeToADPoPKey(t *testing.T) {
 		assert.Equal(t, "Bearer", body["token_type"])
 	})
 }
+
+func TestDPoPBindsTheTokensOfTheDeviceFlow(t *testing.T) {
+	env := newFlowEnv(t)
+	key, other := newDPoPKey(t), newDPoPKey(t)
+	// pollDPoP polls as the device client with the proofs given.
+	pollDPoP := func(t *testing.T, deviceCode string, proofs ...string) (int, map[string]any) {
+		t.Helper()
+		var headers []string
+		for _, p := range proofs {
+			headers = append(headers, "DPoP", p)
+		}
+		body := url.Values{"grant_type": {oauth2.GrantDeviceCode}, "client_id": {deviceID}, "device_code": {deviceCode}}.Encode()
+		return env.tokenPost(t, formType, body, headers...)
+	}
+	refresh := func(t *testing.T, rt string, proofs ...string) (int, map[string]any) {
+		t.Helper()
+		var headers []string
+		for _, p := range proofs {
+			headers = append(headers, "DPoP", p)
+		}
+		body := url.Values{"grant_type": {"refresh_token"}, "client_id": {deviceID}, "refresh_token": {rt}}.Encode()
+		return env.tokenPost(t, formType, body, headers...)
+	}
+	approved := func(t *testing.T) deviceAuth {
+		t.Helper()
+		da := env.startDevice(t, deviceID, "openid read:projects offline_access")
+		p := env.approveDevice(t, da, "allow")
+		require.Equal(t, http.StatusOK, p.Status, p.Body)
+		return da
+	}
+
+	t.Run("a poll with a proof gets tokens bound to its key, and the public client's refresh token too", func(t *testing.T) {
+		da := approved(t)
+		status, body := pollDPoP(t, da.DeviceCode, env.flowProof(t, key, oauth2.TokenPath))
+		require.Equal(t, http.StatusOK, status, "%v", body)
+		assert.Equal(t, "DPoP", body["token_type"])
+		assert.Equal(t, map[string]any{"jkt": key.jkt}, signedClaims(t, str(body["access_token"]))["cnf"])
+		rt := str(body["refresh_token"])
+		require.NotEmpty(t, rt)
+
+		status, res := refresh(t, rt, env.flowProof(t, other, oauth2.TokenPath))
+		requireOAuthError(t, status, res, http.StatusBadRequest, "invalid_dpop_proof")
+		status, res = refresh(t, rt)
+		requireOAuthError(t, status, res, http.StatusBadRequest, "invalid_dpop_proof")
+		status, res = refresh(t, rt, env.flowProof(t, key, oauth2.TokenPath))
+		require.Equal(t, http.StatusOK, status, "%v", res)
+		assert.Equal(t, map[string]any{"jkt": key.jkt}, signedClaims(t, str(res["access_token"]))["cnf"])
+	})
+	t.Run("a bad proof is refused before the device code is looked at, and does not use it up", func(t *testing.T) {
+		da := approved(t)
+		status, body := pollDPoP(t, da.DeviceCode, env.flowProof(t, key, oauth2.UserinfoPath))
+		requireOAuthError(t, status, body, http.StatusBadRequest, "invalid_dpop_proof")
+		status, body = pollDPoP(t, da.DeviceCode, env.flowProof(t, key, oauth2.TokenPath))
+		require.Equal(t, http.StatusOK, status, "%v", body)
+		assert.Equal(t, "DPoP", body["token_type"])
+	})
+	t.Run("a Required client's poll without a proof is invalid_dpop_proof", func(t *testing.T) {
+		env.setClientDPoP(t, deviceID, registry.DPoPRequired)
+		defer env.setClientDPoP(t, deviceID, registry.DPoPOptional)
+		da := approved(t)
+		status, body := pollDPoP(t, da.DeviceCode)
+		requireOAuthError(t, status, body, http.StatusBadRequest, "invalid_dpop_proof")
+		status, body = pollDPoP(t, da.DeviceCode, env.flowProof(t, key, oauth2.TokenPath))
+		require.Equal(t, http.StatusOK, status, "%v", body)
+		assert.Equal(t, "DPoP", body["token_type"])
+	})
+	t.Run("a poll without a proof gets Bearer tokens when DPoP is Optional", func(t *testing.T) {
+		da := approved(t)
+		status, body := pollDPoP(t, da.DeviceCode)
+		require.Equal(t, http.StatusOK, status, "%v", body)
+		assert.Equal(t, "Bearer", body["token_type"])
+		assert.NotContains(t, signedClaims(t, str(body["access_token"])), "cnf")
+	})
+}
