@@ -17,6 +17,7 @@ func TestValidThumbprint(t *testing.T) {
 		{"standard base64 is refused", "NzbLsXh8uDCcd+6MNwXF4W/7noWXFZAfHkxZsRGC9Xs", false},
 		{"a shorter value is refused", "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9X", false},
 		{"non-zero trailing bits are refused", "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xt", false},
+		{"a line break (which base64 decoders skip) is refused", "NzbLsXh8uDCcd-6MNwXF4W_7no\nWXFZAfHkxZsRGC9Xs", false},
 		{"empty is refused", "", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) { assert.Equal(t, tt.want, ValidThumbprint(tt.in)) })
