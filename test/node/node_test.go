@@ -201,17 +201,40 @@ func findNode() (string, error) {
 	return node, nil
 }
 
-// npmPackages installs the locked npm packages of dir when node_modules lacks them.
+// npmPackages installs the locked npm packages of dir when node_modules lacks one of them or
+// holds another version than package-lock.json names.
 func npmPackages(dir string) error {
+	var lock struct {
+		Packages map[string]struct {
+			Version string `json:"version"`
+		} `json:"packages"`
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, &lock); err != nil {
+		return fmt.Errorf("package-lock.json: %w", err)
+	}
 	find := func() (string, error) {
-		for _, pkg := range []string{"oauth4webapi", "openid-client", "jose"} {
-			if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
+		for path, want := range lock.Packages {
+			if path == "" {
+				continue // the folder's own package
+			}
+			raw, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(path), "package.json"))
+			if err != nil {
 				return "", err
+			}
+			var got struct {
+				Version string `json:"version"`
+			}
+			if err := json.Unmarshal(raw, &got); err != nil || got.Version != want.Version {
+				return "", fmt.Errorf("%s is %q, the lock names %q", path, got.Version, want.Version)
 			}
 		}
 		return filepath.Join(dir, "node_modules"), nil
 	}
-	_, err := harness.Provide("the npm packages of test/node", find, harness.Install{Script: "hack/npm-ci.sh", Args: []string{"test/node"}})
+	_, err = harness.Provide("the npm packages of test/node", find, harness.Install{Script: "hack/npm-ci.sh", Args: []string{"test/node"}})
 	return err
 }
 
@@ -243,6 +266,12 @@ func (s *suite) runNode(t *testing.T, srv server, command string, vars map[strin
 	var outBuf, errBuf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &outBuf, &errBuf
 	err = cmd.Run()
+	// Node prints no token, code or key: nothing that looks like a JWT or a JWK's private part.
+	for _, out := range []string{outBuf.String(), errBuf.String()} {
+		assert.NotRegexp(t, `eyJ[A-Za-z0-9_-]{8,}\.`, out, "node client.mjs %s printed a JWT", command)
+		assert.NotContains(t, out, `"d":`, "node client.mjs %s printed a private key", command)
+		assert.NotContains(t, out, "code=", "node client.mjs %s printed an authorization code", command)
+	}
 	return outBuf.Bytes(), errBuf.String(), err
 }
 
