@@ -20,6 +20,9 @@
 //             token, checks cnf.jkt and aud, calls userinfo with DPoP, refreshes with DPoP
 //             (another key first, which must be refused).
 //             ISSUER CLIENT_ID REDIRECT_URI RESOURCE STATE_FILE CALLBACK_URL NONCE
+//   oc-par-start, oc-par-finish  the same code flow with openid-client's high-level API
+//             (buildAuthorizationUrlWithPAR with a DPoP proof at the push,
+//             authorizationCodeGrant, fetchUserInfo, refreshTokenGrant); same variables.
 //
 // NONCE says what the server does with DPoP nonces: "off" (none issued), "required"
 // (--dpop-require-nonce: the first proof without one must get use_dpop_nonce).
@@ -270,6 +273,58 @@ async function parFinish() {
   return { token_type: tokens.token_type, jkt_matches: true, aud: claims.aud, id_token_validated: true, refreshed: true };
 }
 
+async function openidClientConfig() {
+  return client.discovery(new URL(env('ISSUER')), env('CLIENT_ID'), undefined, client.None(),
+    { execute: [client.allowInsecureRequests] });
+}
+
+async function openidClientParStart() {
+  const config = await openidClientConfig();
+  const keyPair = await client.randomDPoPKeyPair('ES256', { extractable: true });
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const url = await client.buildAuthorizationUrlWithPAR(config, {
+    redirect_uri: env('REDIRECT_URI'), scope: 'openid email offline_access',
+    code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    state, nonce, resource: env('RESOURCE'),
+  }, { DPoP: client.getDPoPHandle(config, keyPair) });
+  check(url.searchParams.has('request_uri') && !url.searchParams.has('code_challenge'), 'the authorization URL does not carry the request_uri only');
+  writeFileSync(env('STATE_FILE'), JSON.stringify({
+    verifier, state, nonce,
+    privateJwk: await crypto.subtle.exportKey('jwk', keyPair.privateKey),
+    publicJwk: await crypto.subtle.exportKey('jwk', keyPair.publicKey),
+  }), { mode: 0o600 });
+  return { authorizationUrl: url.href };
+}
+
+async function openidClientParFinish() {
+  const resource = env('RESOURCE');
+  const config = await openidClientConfig();
+  const saved = JSON.parse(readFileSync(env('STATE_FILE'), 'utf8'));
+  const keyPair = await importKeyPair(saved);
+  const jkt = await thumbprintOf(keyPair);
+  const DPoP = client.getDPoPHandle(config, keyPair);
+  // The code was bound to the key by the proof at the push; openid-client retries
+  // use_dpop_nonce by itself.
+  const tokens = await client.authorizationCodeGrant(config, new URL(env('CALLBACK_URL')), {
+    pkceCodeVerifier: saved.verifier, expectedState: saved.state, expectedNonce: saved.nonce, idTokenExpected: true,
+  }, undefined, { DPoP });
+  check(tokens.token_type === 'dpop', `token_type is ${tokens.token_type}, want DPoP`);
+  const idClaims = tokens.claims();
+  check(idClaims?.sub, 'no validated ID token');
+  const as = config.serverMetadata();
+  const claims = await verifyAccessToken(as, tokens.access_token, resource);
+  check(claims.cnf?.jkt === jkt, 'the access token\'s cnf.jkt is not the thumbprint of the DPoP key');
+  const info = await client.fetchUserInfo(config, tokens.access_token, idClaims.sub, { DPoP });
+  check(typeof info.email === 'string', 'userinfo has no email');
+  const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP });
+  check(refreshed.token_type === 'dpop', `refreshed token_type is ${refreshed.token_type}, want DPoP`);
+  const rclaims = await verifyAccessToken(as, refreshed.access_token, resource);
+  check(rclaims.cnf?.jkt === jkt, 'the refreshed access token is not bound to the key');
+  return { token_type: tokens.token_type, jkt_matches: true, aud: claims.aud, id_token_validated: true, refreshed: true };
+}
+
 function describe(err) {
   // Never the response body or cause: they may hold tokens.
   if (err instanceof oauth.ResponseBodyError) return `${err.status} ${err.error}: ${err.error_description ?? ''}`;
@@ -280,7 +335,10 @@ function describe(err) {
   return `${err?.name ?? 'Error'}${err?.code ? ` (${err.code})` : ''}: ${err?.message ?? String(err)}`;
 }
 
-const commands = { 'cc': clientCredentials, 'oc-cc': openidClientCredentials, 'par-start': parStart, 'par-finish': parFinish };
+const commands = {
+  'cc': clientCredentials, 'oc-cc': openidClientCredentials, 'par-start': parStart, 'par-finish': parFinish,
+  'oc-par-start': openidClientParStart, 'oc-par-finish': openidClientParFinish,
+};
 const name = process.argv[2];
 try {
   if (!commands[name]) throw new CheckFailed(`unknown command ${name}; want one of ${Object.keys(commands).join(', ')}`);

@@ -330,6 +330,24 @@ func TestOAuth4WebAPIRunsCodeWithPKCEThroughPARWithAResourceAndDPoP(t *testing.T
 	})
 }
 
+func TestOpenIDClientRunsCodeWithPKCEThroughPARWithAResourceAndDPoP(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv server) {
+		vars := map[string]string{
+			"CLIENT_ID": appID, "REDIRECT_URI": redirectURI, "RESOURCE": resource,
+			"STATE_FILE": filepath.Join(t.TempDir(), "state.json"),
+		}
+		started := env.run(t, srv, "oc-par-start", vars)
+		authURL, _ := started["authorizationUrl"].(string)
+		require.True(t, strings.HasPrefix(authURL, srv.URL()+"/oauth2/authorize?"), "authorization URL %q", authURL)
+
+		vars["CALLBACK_URL"] = signIn(t, srv, authURL)
+		got := env.run(t, srv, "oc-par-finish", vars)
+		assert.Equal(t, "dpop", got["token_type"])
+		assert.Equal(t, resource, got["aud"])
+		assert.Equal(t, true, got["refreshed"])
+	})
+}
+
 // signIn signs the user in at authURL and consents, as a browser would, and returns the URL of
 // the redirect to the client (the callback).
 func signIn(t *testing.T, srv server, authURL string) string {
