@@ -37,6 +37,9 @@ RUN_ARGS ?=
 # Debian packages the tests need, installed by `make test` when missing (curl runs the seed examples;
 # chromium drives the login and consent pages in test/browser).
 TEST_APT_PACKAGES ?= curl chromium redis-server
+# Node.js (20 or later) runs the independent OAuth clients of test/node (oauth4webapi,
+# openid-client); these Debian packages are installed by `make test` when `node` is missing.
+TEST_NODE_PACKAGES ?= nodejs npm
 
 CHART := charts/latchkey
 # Files written by `make generate manifests`; `make verify` fails when they differ from git.
@@ -112,8 +115,9 @@ envtest: ## Build kube-apiserver, kubectl and etcd into bin/k8s (skipped when pr
 	hack/envtest-binaries.sh
 
 .PHONY: test-deps
-test-deps: ## Install the Debian packages the tests need (TEST_APT_PACKAGES) when missing.
+test-deps: ## Install the Debian packages the tests need (TEST_APT_PACKAGES) when missing, and Node.js (TEST_NODE_PACKAGES) when node is.
 	@if [ -n "$(strip $(TEST_APT_PACKAGES))" ]; then hack/apt-install.sh $(TEST_APT_PACKAGES); fi
+	@if ! command -v node >/dev/null 2>&1; then hack/apt-install.sh $(TEST_NODE_PACKAGES); fi
 
 # Packages whose tests start a control plane, a browser, redis-server or the latchkey binary for
 # the whole package (in TestMain); test-unit leaves them out.

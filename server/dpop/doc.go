@@ -1,8 +1,9 @@
 // Package dpop verifies DPoP proofs (RFC 9449): the JWT a client sends in the DPoP header to
 // show it holds the private key an access or refresh token is bound to. It owns the proof
-// parser, the htu comparison (RFC 9449 4.3), the jti replay check and the server nonces; the
-// token, introspection and userinfo handlers call Verifier.Verify and put the returned JWK
-// thumbprint (RFC 7638) into cnf.jkt or compare it with the one a token carries.
+// parser, the htu comparison (RFC 9449 4.3), the jti replay check, the server nonces and the
+// form of a thumbprint (ValidThumbprint, for the dpop_jkt parameter); the token, PAR,
+// introspection and userinfo handlers call Verifier.Verify and put the returned JWK thumbprint
+// (RFC 7638) into cnf.jkt or compare it with the one a token or code carries.
 //
 // It imports go-jose and server/store only; never server/oauth2 (which maps this package's
 // errors to invalid_dpop_proof and use_dpop_nonce), controller-runtime, client-go or api/.

@@ -2,6 +2,8 @@ package dpop
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"testing"
 
@@ -26,6 +28,24 @@ func FuzzVerify(f *testing.F) {
 		}
 		if _, uriErr := NormalizeURI(uri); uriErr == nil && !errors.Is(err, ErrInvalidProof) {
 			t.Fatalf("a bad proof for a valid URI was refused with %v, not ErrInvalidProof", err)
+		}
+	})
+}
+
+// FuzzValidThumbprint: ValidThumbprint never panics and accepts exactly the canonical base64url
+// encodings of 32 bytes.
+func FuzzValidThumbprint(f *testing.F) {
+	f.Add("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
+	f.Add("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs=")
+	f.Add("NzbLsXh8uDCcd+6MNwXF4W/7noWXFZAfHkxZsRGC9Xs")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		// The decoder skips CR and LF, so the oracle encodes again: only the canonical form of
+		// 32 bytes is a thumbprint.
+		b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+		want := err == nil && len(b) == sha256.Size && base64.RawURLEncoding.EncodeToString(b) == s
+		if got := ValidThumbprint(s); got != want {
+			t.Fatalf("ValidThumbprint(%q) = %v, want %v", s, got, want)
 		}
 	})
 }

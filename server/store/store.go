@@ -70,6 +70,10 @@ type Code struct {
 	// Resources are the resources (RFC 8707) the authorization request selected; nil when it
 	// named none (every audience of the client).
 	Resources []string
+	// DPoPThumbprint binds the code to a DPoP key (RFC 9449 10: the authorization request's
+	// dpop_jkt, or the key of the pushed request's DPoP proof): the token request must prove
+	// that key. Empty: not bound.
+	DPoPThumbprint string
 }
 
 // RefreshToken is a refresh token's record.

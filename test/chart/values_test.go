@@ -1,6 +1,7 @@
 package chart
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"os"
@@ -342,4 +343,61 @@ func TestNotesGetAFirstToken(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte("{"+body), &tok), "%s", out)
 	assert.NotEmpty(t, tok["access_token"], "%s", out)
 	assert.Equal(t, "Bearer", tok["token_type"])
+}
+
+func TestDPoPValuesBecomeServerFlagsAndTheSharedNonceSecret(t *testing.T) {
+	s := env
+	defaults := s.render(t, "latchkey", "latchkey")
+	args := containerArgs(t, defaults)
+	assert.Contains(t, args, "--dpop-proof-window=1m")
+	for _, a := range args {
+		assert.False(t, strings.HasPrefix(a, "--dpop-nonce") || a == "--dpop-require-nonce", "the default render passes %s", a)
+	}
+	for _, o := range defaults {
+		assert.NotEqual(t, "latchkey-dpop-nonce", o.GetName(), "no nonce Secret without nonces")
+	}
+
+	t.Run("nonces from a chart-created Secret that every replica mounts", func(t *testing.T) {
+		objs := s.render(t, "latchkey", "latchkey", "store.type=redis", "store.redis.address=redis:6379", "replicaCount=3",
+			"dpop.proofWindow=30s", "dpop.nonce.enabled=true", "dpop.nonce.required=true", "dpop.nonce.period=2m")
+		args := containerArgs(t, objs)
+		for _, want := range []string{"--dpop-proof-window=30s", "--dpop-nonce-secret-file=/etc/latchkey/dpop-nonce/secret",
+			"--dpop-nonce-period=2m", "--dpop-require-nonce"} {
+			assert.Contains(t, args, want)
+		}
+		var secret *unstructured.Unstructured
+		for _, o := range objs {
+			if o.GetKind() == "Secret" && o.GetName() == "latchkey-dpop-nonce" {
+				secret = o
+			}
+		}
+		require.NotNil(t, secret, "the chart creates the nonce Secret")
+		assert.Equal(t, "keep", secret.GetAnnotations()["helm.sh/resource-policy"], "kept across upgrades and uninstalls")
+		enc, _, err := unstructured.NestedString(secret.Object, "data", "secret")
+		require.NoError(t, err)
+		raw, err := base64.StdEncoding.DecodeString(enc)
+		require.NoError(t, err)
+		assert.GreaterOrEqual(t, len(raw), 32, "the server needs at least 32 bytes")
+		b, err := json.Marshal(find(objs, "Deployment").Object)
+		require.NoError(t, err)
+		assert.Contains(t, string(b), `{"mountPath":"/etc/latchkey/dpop-nonce","name":"dpop-nonce","readOnly":true}`)
+		assert.Contains(t, string(b), `{"name":"dpop-nonce","secret":{"items":[{"key":"secret","path":"secret"}],"secretName":"latchkey-dpop-nonce"}}`)
+	})
+	t.Run("nonces from a user-supplied Secret: the chart creates none", func(t *testing.T) {
+		objs := s.render(t, "latchkey", "latchkey", "dpop.nonce.enabled=true", "dpop.nonce.secret.name=shared-dpop", "dpop.nonce.secret.key=k")
+		assert.Contains(t, containerArgs(t, objs), "--dpop-nonce-secret-file=/etc/latchkey/dpop-nonce/k")
+		assert.NotContains(t, containerArgs(t, objs), "--dpop-require-nonce")
+		for _, o := range objs {
+			assert.NotEqual(t, "latchkey-dpop-nonce", o.GetName())
+		}
+		b, err := json.Marshal(find(objs, "Deployment").Object)
+		require.NoError(t, err)
+		assert.Contains(t, string(b), `{"name":"dpop-nonce","secret":{"items":[{"key":"k","path":"k"}],"secretName":"shared-dpop"}}`)
+	})
+	t.Run("required nonces without nonces are refused", func(t *testing.T) {
+		assert.Contains(t, s.templateErr(t, "dpop.nonce.required=true"), "dpop.nonce.required needs dpop.nonce.enabled true")
+	})
+	t.Run("a proof window that is no duration is refused", func(t *testing.T) {
+		assert.Contains(t, s.templateErr(t, "dpop.proofWindow=soon"), "/dpop/proofWindow")
+	})
 }

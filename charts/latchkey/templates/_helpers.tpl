@@ -87,6 +87,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (printf "%s-registration" (include "latchkey.fullname" .)) .Values.registration.initialTokenSecret.name }}
 {{- end }}
 
+{{- define "latchkey.dpopNonceSecretName" -}}
+{{- default (printf "%s-dpop-nonce" (include "latchkey.fullname" .)) .Values.dpop.nonce.secret.name }}
+{{- end }}
+
 {{/* Checks across values that values.schema.json cannot express. */}}
 {{- define "latchkey.validate" -}}
 {{- if and (eq .Values.store.type "memory") (or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled) }}
@@ -103,6 +107,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- if and (or .Values.store.redis.tls.serverName .Values.store.redis.tls.insecureSkipVerify) (not .Values.store.redis.tls.enabled) }}
 {{- fail "store.redis.tls.serverName and insecureSkipVerify need store.redis.tls.enabled true" }}
+{{- end }}
+{{- if and .Values.dpop.nonce.required (not .Values.dpop.nonce.enabled) }}
+{{- fail "dpop.nonce.required needs dpop.nonce.enabled true (the nonces come from the shared secret)" }}
 {{- end }}
 {{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) }}
 {{- fail "httpRoute.enabled needs httpRoute.parentRefs: the Gateways the route attaches to" }}

@@ -59,6 +59,8 @@ type pendingRequest struct {
 	Nonce               string   `json:"nonce,omitempty"`
 	CodeChallenge       string   `json:"code_challenge,omitempty"`
 	CodeChallengeMethod string   `json:"code_challenge_method,omitempty"`
+	// DPoPJKT binds the code to a DPoP key (dpop_jkt, RFC 9449 10).
+	DPoPJKT string `json:"dpop_jkt,omitempty"`
 	// ForceConsent is prompt=consent: the consent page is shown whatever the policy.
 	ForceConsent bool   `json:"force_consent,omitempty"`
 	LoginHint    string `json:"login_hint,omitempty"`
@@ -417,9 +419,13 @@ func validateAuthorizeRequest(ctx context.Context, snap *registry.Snapshot, clie
 	if err != nil {
 		return nil, err
 	}
+	if req.DPoPJKT != "" && client.DPoP == registry.DPoPDisabled {
+		// The token endpoint ignores this client's proofs, so a bound code could never be used.
+		return nil, oauth2.InvalidRequest("The client does not use DPoP (spec.dpop Disabled), so dpop_jkt is not allowed.")
+	}
 	return &pendingRequest{
 		ClientID: client.ID, RedirectURI: redirectURI, RedirectURISent: req.RedirectURI != "",
-		Scopes: scopes, Resources: resources, State: req.State, Nonce: req.Nonce,
+		Scopes: scopes, Resources: resources, DPoPJKT: req.DPoPJKT, State: req.State, Nonce: req.Nonce,
 		CodeChallenge: req.CodeChallenge, CodeChallengeMethod: method,
 		ForceConsent: req.Prompt.Has(promptConsent), LoginHint: req.LoginHint,
 	}, nil
@@ -520,7 +526,7 @@ func (a *Flow) issueCode(ctx context.Context, client *registry.Client, p *pendin
 		ClientID: client.ID, Subject: p.Subject, Scopes: p.Scopes, Nonce: p.Nonce,
 		CodeChallenge: p.CodeChallenge, CodeChallengeMethod: p.CodeChallengeMethod,
 		AuthTime: time.Unix(p.AuthTime, 0), FamilyID: family, SessionID: p.SessionID,
-		Resources: p.Resources,
+		Resources: p.Resources, DPoPThumbprint: p.DPoPJKT,
 	}
 	if p.RedirectURISent {
 		rec.RedirectURI = p.RedirectURI

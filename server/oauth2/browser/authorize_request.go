@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/latchkey-dev/latchkey/server/dpop"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 )
 
@@ -32,6 +33,9 @@ type AuthorizeRequest struct {
 	// Resources are the resource parameters (RFC 8707), checked and without repeats; nil
 	// when none was sent.
 	Resources []string
+	// DPoPJKT is the dpop_jkt parameter (RFC 9449 10): the JWK SHA-256 thumbprint of the DPoP
+	// key the code is bound to; checked for its form.
+	DPoPJKT string
 	// RequestURI is the request_uri of a pushed authorization request (RFC 9126 4).
 	RequestURI string
 	// Unsupported OIDC request parameters that were sent: request, registration.
@@ -77,6 +81,7 @@ const (
 	apPrompt
 	apMaxAge
 	apLoginHint
+	apDPoPJKT
 )
 
 // authorizeParams collects parameters into an AuthorizeRequest.
@@ -163,6 +168,8 @@ func (p *authorizeParams) field(name string) (*string, uint) {
 		return &p.maxAge, apMaxAge
 	case "login_hint":
 		return &p.req.LoginHint, apLoginHint
+	case "dpop_jkt":
+		return &p.req.DPoPJKT, apDPoPJKT
 	}
 	return nil, 0
 }
@@ -241,6 +248,9 @@ func (p *authorizeParams) finish() {
 		} else {
 			r.MaxAge = n
 		}
+	}
+	if r.DPoPJKT != "" && !dpop.ValidThumbprint(r.DPoPJKT) {
+		p.setInvalid("The dpop_jkt parameter must be a base64url JWK SHA-256 thumbprint (RFC 7638).")
 	}
 	resources, err := oauth2.ParseResources(p.resources)
 	var oe *oauth2.Error

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/latchkey-dev/latchkey/server/dpop"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 )
 
@@ -15,12 +16,14 @@ func TestParseAuthorizeRequest(t *testing.T) {
 	t.Run("every parameter is parsed", func(t *testing.T) {
 		req, err := parseAuthorizeRequest("response_type=code&client_id=app%3A1&redirect_uri=https%3A%2F%2Fa.example%2Fcb" +
 			"&scope=openid+read%3Aprojects&state=s%20t&nonce=n&code_challenge=c&code_challenge_method=S256" +
-			"&prompt=login+consent&max_age=300&login_hint=alice&response_mode=query&unknown=1")
+			"&prompt=login+consent&max_age=300&login_hint=alice&response_mode=query&unknown=1" +
+			"&dpop_jkt=NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
 		require.NoError(t, err)
 		assert.Equal(t, &AuthorizeRequest{
 			ClientID: "app:1", RedirectURI: "https://a.example/cb", ResponseType: "code", ResponseMode: "query",
 			Scope: "openid read:projects", State: "s t", Nonce: "n", CodeChallenge: "c", CodeChallengeMethod: "S256",
 			Prompt: promptLogin | promptConsent, MaxAge: 300, LoginHint: "alice",
+			DPoPJKT: "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
 		}, req)
 	})
 
@@ -53,6 +56,10 @@ func TestParseAuthorizeRequest(t *testing.T) {
 		{"an overflowing max_age is invalid", "client_id=a&max_age=99999999999999999999"},
 		{"an overlong state is invalid", "client_id=a&state=" + strings.Repeat("s", maxStateLength+1)},
 		{"an overlong nonce is invalid", "client_id=a&nonce=" + strings.Repeat("n", maxNonceLength+1)},
+		{"a dpop_jkt that is no thumbprint is invalid", "client_id=a&dpop_jkt=abc"},
+		{"a padded dpop_jkt is invalid", "client_id=a&dpop_jkt=NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs%3D"},
+		{"a repeated dpop_jkt is invalid", "client_id=a&dpop_jkt=NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs" +
+			"&dpop_jkt=NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"},
 	}
 	for _, tt := range redirectable {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,6 +101,8 @@ func FuzzParseAuthorizeRequest(f *testing.F) {
 		"client_id=a&redirect_uri=%zz",
 		"client_id=a&request=x&state=" + strings.Repeat("s", 10),
 		"&&&=&client_id=%20",
+		"client_id=a&dpop_jkt=NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
+		"client_id=a&dpop_jkt=NzbLsXh8uDCcd%2B6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
 	} {
 		f.Add(seed)
 	}
@@ -123,6 +132,9 @@ func FuzzParseAuthorizeRequest(f *testing.F) {
 		}
 		if req.invalid != nil && req.invalid.Code() != "invalid_request" {
 			t.Fatalf("invalid is %v", req.invalid)
+		}
+		if req.invalid == nil && req.DPoPJKT != "" && !dpop.ValidThumbprint(req.DPoPJKT) {
+			t.Fatalf("dpop_jkt %q accepted", req.DPoPJKT)
 		}
 	})
 }

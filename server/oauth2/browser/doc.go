@@ -26,6 +26,12 @@
 //     (RFC 7636 4.3).
 //   - Codes: oauth2.NewSecret (32 random bytes, base64url), stored by hash for the client's
 //     code lifetime (10 min by default) with a new family ID (token.NewFamilyID).
+//   - dpop_jkt (RFC 9449 10) binds the code to a DPoP key (store.Code.DPoPThumbprint; the
+//     authorization_code grant needs a proof of it, else invalid_grant); so does a DPoP proof
+//     sent with a pushed request (verified with htu <issuer>/oauth2/par, nonces not required,
+//     a different dpop_jkt is invalid_dpop_proof). A client whose spec.dpop is Disabled may not
+//     send dpop_jkt (invalid_request: its proofs are ignored, so the code would be unusable),
+//     and its proof at PAR is ignored, as at the token endpoint.
 //   - State between pages lives in the store only: the pending request (10 min) under the hash
 //     of a random ID that the pages carry, the session (8 h, not sliding) under the hash of its
 //     cookie, remembered consents (90 days, per subject and client, the union of allowed

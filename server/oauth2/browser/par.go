@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/server/dpop"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
@@ -40,7 +41,19 @@ type PushedRequests struct {
 	Require bool
 	// Lifetime is how long a request_uri lasts; zero means 60 s.
 	Lifetime time.Duration
+	// DPoP checks the DPoP proof a push may carry (RFC 9449 10.1), whose key then binds the
+	// code like dpop_jkt; nil: such a push is refused with invalid_dpop_proof.
+	DPoP proofVerifier
+	// URI is the endpoint's URL as the issuer names it: the htu of those proofs.
+	URI string
 }
+
+// proofVerifier checks DPoP proofs; *dpop.Verifier implements it.
+type proofVerifier interface {
+	Verify(ctx context.Context, r dpop.Request) (dpop.Proof, error)
+}
+
+var _ proofVerifier = (*dpop.Verifier)(nil)
 
 func (p PushedRequests) enabled() bool { return p.ClientAuth != nil }
 
@@ -61,6 +74,9 @@ type pushedRequest struct {
 	LoginHint           string `json:"login_hint,omitempty"`
 	// Resources (RFC 8707), as checked at the push.
 	Resources []string `json:"resource,omitempty"`
+	// DPoPJKT binds the code to a DPoP key (RFC 9449 10): dpop_jkt, or the key of the push's
+	// DPoP proof.
+	DPoPJKT string `json:"dpop_jkt,omitempty"`
 }
 
 func (p *pushedRequest) authorizeRequest() *AuthorizeRequest {
@@ -68,7 +84,7 @@ func (p *pushedRequest) authorizeRequest() *AuthorizeRequest {
 		ClientID: p.ClientID, RedirectURI: p.RedirectURI, ResponseType: p.ResponseType, ResponseMode: p.ResponseMode,
 		Scope: p.Scope, State: p.State, Nonce: p.Nonce, CodeChallenge: p.CodeChallenge,
 		CodeChallengeMethod: p.CodeChallengeMethod, Prompt: p.Prompt, MaxAge: p.MaxAge, LoginHint: p.LoginHint,
-		Resources: p.Resources,
+		Resources: p.Resources, DPoPJKT: p.DPoPJKT,
 	}
 }
 
@@ -77,7 +93,7 @@ func newPushedRequest(r *AuthorizeRequest) *pushedRequest {
 		ClientID: r.ClientID, RedirectURI: r.RedirectURI, ResponseType: r.ResponseType, ResponseMode: r.ResponseMode,
 		Scope: r.Scope, State: r.State, Nonce: r.Nonce, CodeChallenge: r.CodeChallenge,
 		CodeChallengeMethod: r.CodeChallengeMethod, Prompt: r.Prompt, MaxAge: r.MaxAge, LoginHint: r.LoginHint,
-		Resources: r.Resources,
+		Resources: r.Resources, DPoPJKT: r.DPoPJKT,
 	}
 }
 
@@ -160,6 +176,10 @@ func (a *Flow) push(r *http.Request) (*pushedResponse, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The proof is checked last, so that a refused request does not use up its jti.
+	if err := a.bindPushed(ctx, r.Header, client, req); err != nil {
+		return nil, err
+	}
 	id, err := oauth2.NewSecret()
 	if err != nil {
 		return nil, oauth2.ErrServerError.WithCause(err)
@@ -176,6 +196,36 @@ func (a *Flow) push(r *http.Request) (*pushedResponse, error) {
 		GrantType: oauth2.GrantAuthorizationCode, AuthMethod: oauth2.AuthenticatedMethod(client, creds), Scopes: valid.Scopes,
 		TokenRef: oauth2.TokenRef(id)})
 	return &pushedResponse{RequestURI: RequestURIPrefix + id, ExpiresIn: int64(ttl / time.Second)}, nil
+}
+
+// bindPushed applies the DPoP proof of a push (RFC 9449 10.1): a valid proof binds the code to
+// its key, as dpop_jkt does; when dpop_jkt is sent too, both must name the same key. A Disabled
+// client's header is ignored, as at the token endpoint. Nonces are not required here (the
+// token request needs the proof that counts); a proof that carries one is checked.
+func (a *Flow) bindPushed(ctx context.Context, h http.Header, client *registry.Client, req *AuthorizeRequest) error {
+	proof, ok, err := dpop.FromHeader(h)
+	switch {
+	case err != nil:
+		return oauth2.ErrInvalidDPoPProof.WithCause(err)
+	case !ok || client.DPoP == registry.DPoPDisabled:
+		return nil
+	case a.par.DPoP == nil:
+		return oauth2.ErrInvalidDPoPProof.WithDescription("DPoP is not available on this server.")
+	}
+	p, err := a.par.DPoP.Verify(ctx, dpop.Request{Proof: proof, Method: http.MethodPost, URI: a.par.URI})
+	switch {
+	case errors.Is(err, dpop.ErrUseNonce):
+		return oauth2.ErrUseDPoPNonce.WithCause(err)
+	case errors.Is(err, dpop.ErrInvalidProof):
+		return oauth2.ErrInvalidDPoPProof.WithCause(err)
+	case err != nil:
+		return oauth2.FromStore(err)
+	}
+	if req.DPoPJKT != "" && req.DPoPJKT != p.Thumbprint {
+		return oauth2.ErrInvalidDPoPProof.WithDescription("The dpop_jkt parameter does not name the key of the DPoP proof.")
+	}
+	req.DPoPJKT = p.Thumbprint
+	return nil
 }
 
 // errPushedUnusable is shown for a request_uri that is unknown, expired, used, malformed or

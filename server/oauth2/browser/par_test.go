@@ -19,6 +19,7 @@ func FuzzParsePushedBody(f *testing.F) {
 		{"", "client_id=a&request_uri=urn%3Aietf%3Aparams%3Aoauth%3Arequest_uri%3Ax"},
 		{"", "client_id=a&client_id=b&%zz"},
 		{"Basic !!", "client_secret=x&grant_type=y"},
+		{"", "client_id=spa&response_type=code&dpop_jkt=NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"},
 	} {
 		f.Add(seed.auth, seed.body)
 	}

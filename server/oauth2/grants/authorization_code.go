@@ -124,6 +124,9 @@ func (g AuthorizationCode) Exchange(ctx context.Context, req *Request) (*Respons
 	if err := checkVerifier(req.Client, code, req.CodeVerifier); err != nil {
 		return nil, err
 	}
+	if err := checkCodeBinding(code, req.DPoPThumbprint); err != nil {
+		return nil, err
+	}
 	user, ok := req.Snapshot.UserBySubject(code.Subject)
 	if !ok || user.Disabled {
 		return nil, oauth2.ErrInvalidGrant.WithDescription("The user of the authorization code can no longer sign in.")
@@ -144,7 +147,7 @@ func (g AuthorizationCode) Exchange(ctx context.Context, req *Request) (*Respons
 // exactly as without a known record.
 func (g AuthorizationCode) exchangeKnown(ctx context.Context, req *Request, h store.Hash, code store.Code) (resp *Response, done bool, err error) {
 	if code.ClientID != req.Client.ID || checkRedirectURI(req.Client, code.RedirectURI, req.RedirectURI) != nil ||
-		checkVerifier(req.Client, code, req.CodeVerifier) != nil {
+		checkVerifier(req.Client, code, req.CodeVerifier) != nil || checkCodeBinding(code, req.DPoPThumbprint) != nil {
 		return nil, false, nil //nolint:nilerr // the store's path answers a failed check
 	}
 	user, ok := req.Snapshot.UserBySubject(code.Subject)
@@ -248,4 +251,14 @@ func checkVerifier(c *registry.Client, code store.Code, verifier string) error {
 		return oauth2.ErrInvalidGrant.WithDescription("The code_verifier does not match the code_challenge.")
 	}
 	return nil
+}
+
+// checkCodeBinding applies RFC 9449 10: a code bound to a DPoP key (dpop_jkt, or the key of the
+// pushed request's proof) is exchanged only with a valid proof of that key (thumbprint is the
+// token request's, "" without one). The thumbprints are public, so a plain compare.
+func checkCodeBinding(code store.Code, thumbprint string) error {
+	if code.DPoPThumbprint == "" || code.DPoPThumbprint == thumbprint {
+		return nil
+	}
+	return oauth2.ErrInvalidGrant.WithDescription("The authorization code is bound to a DPoP key (dpop_jkt): the token request needs a DPoP proof of that key.")
 }

@@ -20,7 +20,10 @@
 //     token (cnf.jkt, token_type DPoP) and, for a public client, a new family's refresh tokens:
 //     a refresh of a bound family needs a proof of the same key (checked before the store may
 //     report reuse, so a party without the key cannot revoke the family). Confidential
-//     clients' refresh tokens are not bound. use_dpop_nonce comes with DPoP-Nonce.
+//     clients' refresh tokens are not bound. use_dpop_nonce comes with DPoP-Nonce. A code
+//     bound to a key at the authorization request (dpop_jkt, or a proof at PAR; RFC 9449 10)
+//     needs a proof of that key: otherwise invalid_grant, and the code is used up like after
+//     any failed exchange.
 //   - A token request that arrives before the signing keys are loaded (or for an algorithm
 //     with no active key) is temporarily_unavailable (503), not server_error: a retry will work.
 //   - Public clients may use every grant but client_credentials (ConfidentialOnly).

@@ -233,13 +233,18 @@ func New(cfg Config) (http.Handler, error) {
 			grants.NewRefreshToken(st, tokens, cfg.RefreshReuseGrace, cfg.ClientEvents),
 			grants.NewAuthorizationCode(st, tokens, lifetimes, cfg.Now, cfg.ClientEvents),
 			grants.NewDeviceCode(st, tokens))
+		par := browser.PushedRequests{ClientAuth: clientAuth, Limits: limits, Require: cfg.RequirePushedAuthorizationRequests,
+			URI: cfg.Issuer + oauth2.PushedAuthorizationRequestPath}
+		if proofs != nil {
+			par.DPoP = proofs
+		}
 		flow, err := browser.New(browser.Config{
 			Issuer: cfg.Issuer, Registry: cfg.Registry, Store: st, Auth: auth, Now: cfg.Now,
 			MaxBodyBytes: cfg.MaxBodyBytes, Lifetimes: lifetimes, SessionLifetime: cfg.Login.SessionLifetime,
 			ConsentLifetime: cfg.Login.ConsentLifetime, RequestLifetime: cfg.Login.RequestLifetime,
 			Hints: token.NewVerifier(cfg.Issuer, cfg.Keys, cfg.Now), SessionEnd: cfg.SessionEnd,
 			Device: cfg.Device.Verification,
-			PAR:    browser.PushedRequests{ClientAuth: clientAuth, Limits: limits, Require: cfg.RequirePushedAuthorizationRequests},
+			PAR:    par,
 		})
 		if err != nil {
 			return nil, err

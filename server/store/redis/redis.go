@@ -180,6 +180,7 @@ type codeRec struct {
 	FamilyID            string   `json:"f"`
 	SessionID           string   `json:"sid,omitempty"`
 	Resources           []string `json:"rs,omitempty"`
+	JKT                 string   `json:"jkt,omitempty"`
 }
 
 // refreshRec is a token's record without its family (kept in its own field, so a rotation
@@ -223,7 +224,8 @@ func (s *Store) PutCode(ctx context.Context, h store.Hash, c store.Code, ttl tim
 	}
 	b, _ := json.Marshal(codeRec{ClientID: c.ClientID, RedirectURI: c.RedirectURI, Subject: c.Subject, Scopes: c.Scopes,
 		Nonce: c.Nonce, CodeChallenge: c.CodeChallenge, CodeChallengeMethod: c.CodeChallengeMethod,
-		AuthTime: nanos(c.AuthTime), FamilyID: c.FamilyID, SessionID: c.SessionID, Resources: c.Resources})
+		AuthTime: nanos(c.AuthTime), FamilyID: c.FamilyID, SessionID: c.SessionID, Resources: c.Resources,
+		JKT: c.DPoPThumbprint})
 	ok, err := s.c.SetNX(ctx, s.key("code", h), "0"+string(b), ttlMS(ttl)).Result()
 	if err != nil {
 		return s.fail(ctx, "put code", err)
@@ -264,7 +266,8 @@ func decodeCode(v string) (store.Code, error) {
 	}
 	c := store.Code{ClientID: r.ClientID, RedirectURI: r.RedirectURI, Subject: r.Subject, Scopes: r.Scopes,
 		Nonce: r.Nonce, CodeChallenge: r.CodeChallenge, CodeChallengeMethod: r.CodeChallengeMethod,
-		AuthTime: fromNanos(r.AuthTime), FamilyID: r.FamilyID, SessionID: r.SessionID, Resources: r.Resources}
+		AuthTime: fromNanos(r.AuthTime), FamilyID: r.FamilyID, SessionID: r.SessionID, Resources: r.Resources,
+		DPoPThumbprint: r.JKT}
 	if v[0] != '0' {
 		return c, store.ErrAlreadyUsed
 	}

@@ -150,6 +150,7 @@ func (e *env) code(family string) store.Code {
 		FamilyID:            family,
 		SessionID:           "op-session-" + family,
 		Resources:           []string{"https://api.example.com/", "urn:example:billing"},
+		DPoPThumbprint:      "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
 	}
 }
 
