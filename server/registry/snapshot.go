@@ -23,6 +23,8 @@ type Snapshot struct {
 	// of them that may bind (SubjectHolder).
 	subjects claimIndex[subjectPair, *Client]
 	issuers  cowMap[string, *WorkloadIssuer] // by name
+	// upstreams are the upstream OIDC identity providers by name.
+	upstreams cowMap[string, *UpstreamOIDC]
 	// resources are the ProtectedResources by source; resourceAud by the audience they claim.
 	resources   cowMap[string, *ProtectedResource]
 	resourceAud claimIndex[string, *ProtectedResource]
