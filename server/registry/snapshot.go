@@ -25,6 +25,8 @@ type Snapshot struct {
 	issuers  cowMap[string, *WorkloadIssuer] // by name
 	// upstreams are the upstream OIDC identity providers by name.
 	upstreams cowMap[string, *UpstreamOIDC]
+	// external finds the users of upstream identity providers (SetExternalUsers); nil: none.
+	external ExternalUsers
 	// resources are the ProtectedResources by source; resourceAud by the audience they claim.
 	resources   cowMap[string, *ProtectedResource]
 	resourceAud claimIndex[string, *ProtectedResource]
@@ -73,7 +75,13 @@ func (s *Snapshot) UserBySubject(sub string) (*User, bool) {
 	if sub == "" {
 		return nil, false
 	}
-	return s.userSub.holder.get(sub)
+	if u, ok := s.userSub.holder.get(sub); ok {
+		return u, true
+	}
+	if s.external != nil && IsExternalSubject(sub) {
+		return s.external.ExternalUser(sub)
+	}
+	return nil, false
 }
 
 // AllowsOrigin reports whether a Public client served in the snapshot lists the origin in its

@@ -3,6 +3,7 @@ package registry
 import (
 	"cmp"
 	"slices"
+	"strings"
 )
 
 // UpstreamOIDC is an upstream OpenID Connect provider users sign in with (an
@@ -79,3 +80,24 @@ func (tx *Txn) PutUpstreamOIDC(u UpstreamOIDC) { tx.upstreams.set(u.Name, &u) }
 
 // DeleteUpstreamOIDC removes the provider of the name, if any.
 func (tx *Txn) DeleteUpstreamOIDC(name string) { tx.upstreams.del(name) }
+
+// ExternalUsers finds the users that are no User resource, those an upstream identity provider
+// signed in (server/upstream.Identities), by subject. They live in the leased store, shared by
+// every replica, not in the registry: a lookup may do I/O, and a failed one finds nobody (the
+// user must sign in again; never a user without the checks).
+type ExternalUsers interface {
+	ExternalUser(sub string) (*User, bool)
+}
+
+// ExternalSubjectPrefix starts the subjects of upstream identity providers' users (and never a
+// User resource's: those are UIDs), so only such subjects are looked up in ExternalUsers.
+const ExternalSubjectPrefix = "oidc:"
+
+// IsExternalSubject reports whether sub is an upstream identity provider user's subject.
+func IsExternalSubject(sub string) bool { return strings.HasPrefix(sub, ExternalSubjectPrefix) }
+
+// SetExternalUsers makes Snapshot.UserBySubject find the users of upstream identity providers
+// in ext after the User resources; set it once, before serving.
+func (r *Registry) SetExternalUsers(ext ExternalUsers) {
+	r.Update(func(tx *Txn) { tx.s.external = ext })
+}

@@ -37,7 +37,7 @@ const (
 	maxGroupLength    = 256
 	maxExpression     = assertion.MaxClaimRuleLength
 	recursionLimit    = 32
-	subjectPrefix     = "oidc:"
+	subjectPrefix     = registry.ExternalSubjectPrefix
 )
 
 // The default mappings (spec.claims fields left empty).

@@ -210,3 +210,37 @@ func (s *Set) Get(u *registry.UpstreamOIDC) (*OIDC, error) {
 	s.m[u.Name] = o
 	return o, nil
 }
+
+// Providers is the login flow's side of the upstream OIDC providers (the browser flow's
+// IdentityProviders): one OIDC per provider value, and the identities they sign in.
+type Providers struct {
+	set *Set
+	ids *Identities
+}
+
+// NewProviders returns the providers' login side, remembering identities in ids.
+func NewProviders(ids *Identities, now func() time.Time) *Providers {
+	return &Providers{set: NewSet(now), ids: ids}
+}
+
+// Start returns the upstream authorization request's URL.
+func (p *Providers) Start(ctx context.Context, u *registry.UpstreamOIDC, redirectURI, state, nonce, verifier string) (string, error) {
+	o, err := p.set.Get(u)
+	if err != nil {
+		return "", err
+	}
+	return o.AuthCodeURL(ctx, redirectURI, state, nonce, verifier)
+}
+
+// Finish redeems the upstream's code, maps the user and remembers them for the token endpoints.
+func (p *Providers) Finish(ctx context.Context, u *registry.UpstreamOIDC, redirectURI, code, verifier, nonce string) (*registry.User, error) {
+	o, err := p.set.Get(u)
+	if err != nil {
+		return nil, err
+	}
+	id, err := o.Exchange(ctx, redirectURI, code, verifier, nonce)
+	if err != nil {
+		return nil, err
+	}
+	return p.ids.Remember(ctx, id)
+}
