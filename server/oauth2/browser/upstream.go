@@ -68,6 +68,9 @@ func upstreamChoices(snap *registry.Snapshot, client *registry.Client) []*regist
 // serveUpstreamStart starts a sign-in at the provider of ?provider= for the pending request
 // of ?request_id= (bound to this browser), redirecting to the upstream.
 func (a *Flow) serveUpstreamStart(w http.ResponseWriter, r *http.Request) {
+	if !a.admitPage(w, r, "upstream") {
+		return
+	}
 	id, p, client, ok := a.pendingFromQuery(w, r)
 	if !ok {
 		return
@@ -121,21 +124,28 @@ func (a *Flow) serveUpstreamCallback(w http.ResponseWriter, r *http.Request) {
 		a.pageError(w, r, http.StatusBadRequest, msgUpstreamState)
 		return
 	}
-	raw, err := a.store.TakeRecord(ctx, recordUpstreamState, store.HashOf(q.Get("state")))
+	if !a.admitPage(w, r, "upstream") {
+		return
+	}
+	// The state is read, checked against this browser, then taken: another browser that saw
+	// the callback URL cannot use it, nor burn it for the user.
+	h := store.HashOf(q.Get("state"))
+	raw, err := a.store.GetRecord(ctx, recordUpstreamState, h)
+	var st upstreamState
+	browser := cookieValue(r, a.cookies.browser)
+	if err == nil && (json.Unmarshal(raw, &st) != nil || browser == "" || !sameHash(store.HashOf(browser), st.BrowserHash)) {
+		err = store.ErrNotFound
+	}
+	if err == nil {
+		_, err = a.store.TakeRecord(ctx, recordUpstreamState, h)
+	}
 	if errors.Is(err, store.ErrNotFound) {
-		a.auditUpstreamFailure(ctx, nil, "", "bad_state")
+		a.auditUpstreamFailure(ctx, nil, st.Provider, "bad_state")
 		a.pageError(w, r, http.StatusBadRequest, msgUpstreamState)
 		return
 	}
 	if err != nil {
 		a.pageStoreError(w, r, err)
-		return
-	}
-	var st upstreamState
-	browser := cookieValue(r, a.cookies.browser)
-	if json.Unmarshal(raw, &st) != nil || browser == "" || !sameHash(store.HashOf(browser), st.BrowserHash) {
-		a.auditUpstreamFailure(ctx, nil, st.Provider, "bad_state")
-		a.pageError(w, r, http.StatusBadRequest, msgUpstreamState)
 		return
 	}
 	p, found, err := a.loadPending(ctx, st.RequestID)
