@@ -1,0 +1,159 @@
+package handler
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/latchkey-dev/latchkey/internal/harness"
+	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/registry"
+)
+
+const (
+	upstreamIDPClient = "downstream-idp"
+	upstreamIDPSecret = "upstream-secret-0123456789abcdef"
+)
+
+// upstreamPair is two latchkey handlers: up, the upstream provider (its users and a
+// confidential client for down), and down, whose UpstreamOIDC "corp" points at up.
+type upstreamPair struct{ up, down *flowEnv }
+
+func newUpstreamPair(t *testing.T, secret string, change func(u *registry.UpstreamOIDC)) upstreamPair {
+	t.Helper()
+	p := upstreamPair{up: newFlowEnv(t), down: newFlowEnv(t)}
+	p.up.reg.PutClient(registry.Client{
+		Source: "idp/" + upstreamIDPClient, Namespace: "idp", ID: upstreamIDPClient, Type: registry.Confidential,
+		AuthMethod: oauth2.AuthMethodBasic, GrantTypes: []string{"authorization_code"},
+		RedirectURIs: []string{p.down.srv.URL + oauth2.UpstreamCallbackPath}, Scopes: []string{"openid", "email", "profile"},
+		SecretHash: registry.HashSecret([]byte(upstreamIDPSecret)), HasSecret: true,
+	})
+	u := registry.UpstreamOIDC{
+		Name: "corp", UID: "uid-corp", Generation: 1, DisplayName: "Corp SSO", Issuer: p.up.srv.URL,
+		ClientID: upstreamIDPClient, ClientSecret: secret, Scopes: []string{"openid", "email", "profile"},
+	}
+	if change != nil {
+		change(&u)
+	}
+	p.down.reg.PutUpstreamOIDC(u)
+	return p
+}
+
+// withoutUsers removes the downstream's local users: its login page then goes straight to the
+// one provider.
+func (p upstreamPair) withoutUsers() upstreamPair {
+	for _, name := range []string{ownerName, disabledName, noHashName, otherName} {
+		p.down.reg.DeleteUser(name)
+	}
+	return p
+}
+
+func (p upstreamPair) browser(t *testing.T) *harness.Browser {
+	return harness.NewBrowser(t, p.down.srv.Client(), p.down.srv.URL, p.up.srv.URL)
+}
+
+func TestUpstreamLoginPage(t *testing.T) {
+	t.Run("the login page lists the providers the client allows and the password form while users exist", func(t *testing.T) {
+		p := newUpstreamPair(t, upstreamIDPSecret, nil)
+		p.down.reg.PutUpstreamOIDC(registry.UpstreamOIDC{Name: "other", UID: "uid-other", DisplayName: "Other IdP", Issuer: "https://other.example"})
+		_, challenge := pkcePair()
+		page := p.browser(t).Get(p.down.spaRequest(challenge))
+		require.True(t, page.IsLogin(), page.Body)
+		assert.Contains(t, page.Body, "Sign in with Corp SSO")
+		assert.Contains(t, page.Body, "Sign in with Other IdP")
+		assert.Contains(t, page.Body, `id="password"`)
+
+		c, _ := p.down.reg.Snapshot().Client(spaClientID)
+		only := *c
+		only.AllowedIdentityProviders = []string{"corp"}
+		p.down.reg.PutClient(only)
+		page = p.browser(t).Get(p.down.spaRequest(challenge))
+		assert.Contains(t, page.Body, "Sign in with Corp SSO")
+		assert.NotContains(t, page.Body, "Other IdP", "a provider the client does not allow is not offered")
+
+		q := page.Hidden()
+		start := p.browser(t)
+		resp := start.Get(p.down.srv.URL + oauth2.UpstreamStartPath + "?" + url.Values{"request_id": {q.Get("request_id")}, "provider": {"other"}}.Encode())
+		assert.Equal(t, http.StatusForbidden, resp.Status, "another browser cannot use the request: %s", resp.Body)
+	})
+
+	t.Run("a provider the client does not allow cannot be started", func(t *testing.T) {
+		p := newUpstreamPair(t, upstreamIDPSecret, nil)
+		p.down.reg.PutUpstreamOIDC(registry.UpstreamOIDC{Name: "other", UID: "uid-other", DisplayName: "Other IdP", Issuer: "https://other.example"})
+		c, _ := p.down.reg.Snapshot().Client(spaClientID)
+		only := *c
+		only.AllowedIdentityProviders = []string{"corp"}
+		p.down.reg.PutClient(only)
+		b := p.browser(t)
+		_, challenge := pkcePair()
+		page := b.Get(p.down.spaRequest(challenge))
+		resp := b.Get(p.down.srv.URL + oauth2.UpstreamStartPath + "?" + url.Values{"request_id": {page.Hidden().Get("request_id")}, "provider": {"other"}}.Encode())
+		assert.Equal(t, http.StatusBadRequest, resp.Status)
+		assert.Contains(t, resp.Body, "not available for this application")
+	})
+}
+
+func TestUpstreamLoginFlow(t *testing.T) {
+	t.Run("with one provider and no users the login goes straight upstream, and back with a code", func(t *testing.T) {
+		p := newUpstreamPair(t, upstreamIDPSecret, nil).withoutUsers()
+		b := p.browser(t)
+		verifier, challenge := pkcePair()
+		page := b.Get(p.down.spaRequest(challenge))
+		require.True(t, strings.HasPrefix(page.URL.String(), p.up.srv.URL), "at the upstream: %s", page.URL)
+		page = b.Login(page, ownerName, ownerPassword)
+		page = b.Decide(page, "allow")
+		require.True(t, strings.HasPrefix(page.URL.String(), p.down.srv.URL), "back downstream: %s", page.URL)
+		page = b.Decide(page, "allow")
+		cb := page.Callback(t)
+		require.Empty(t, cb.Error, cb.ErrorDescription)
+		status, body := p.down.exchangeForm(t, "grant_type", "authorization_code", "code", cb.Code, "client_id", spaClientID,
+			"redirect_uri", appRedirect, "code_verifier", verifier)
+		require.Equal(t, http.StatusOK, status, "%v", body)
+		assert.NotEmpty(t, body["id_token"])
+	})
+
+	t.Run("a user who denies access upstream gets a page naming the upstream's error", func(t *testing.T) {
+		p := newUpstreamPair(t, upstreamIDPSecret, nil).withoutUsers()
+		b := p.browser(t)
+		_, challenge := pkcePair()
+		page := b.Login(b.Get(p.down.spaRequest(challenge)), ownerName, ownerPassword)
+		page = b.Decide(page, "deny")
+		assert.Equal(t, http.StatusBadRequest, page.Status)
+		assert.Contains(t, page.Body, "did not sign you in (access_denied)")
+		assert.Nil(t, page.Location, "never a redirect to the client")
+	})
+
+	t.Run("an upstream that refuses our client secret is a clear page, not a dump", func(t *testing.T) {
+		p := newUpstreamPair(t, "wrong-secret", nil).withoutUsers()
+		b := p.browser(t)
+		_, challenge := pkcePair()
+		page := b.Decide(b.Login(b.Get(p.down.spaRequest(challenge)), ownerName, ownerPassword), "allow")
+		assert.Equal(t, http.StatusBadGateway, page.Status)
+		assert.Contains(t, page.Body, "could not be reached or its answer could not be verified")
+		assert.NotContains(t, page.Body, "invalid_client")
+	})
+
+	t.Run("a claim rule that refuses the user is a 403 page", func(t *testing.T) {
+		p := newUpstreamPair(t, upstreamIDPSecret, func(u *registry.UpstreamOIDC) {
+			u.ClaimRules = []registry.ClaimRule{{Expression: "claims.email.endsWith('@corp.example')", Message: "corp accounts only"}}
+		}).withoutUsers()
+		b := p.browser(t)
+		_, challenge := pkcePair()
+		page := b.Decide(b.Login(b.Get(p.down.spaRequest(challenge)), ownerName, ownerPassword), "allow")
+		assert.Equal(t, http.StatusForbidden, page.Status)
+		assert.Contains(t, page.Body, "not allowed to sign in here")
+	})
+
+	t.Run("a callback without a valid state is refused", func(t *testing.T) {
+		p := newUpstreamPair(t, upstreamIDPSecret, nil)
+		for _, q := range []string{"", "?state=x", "?state=" + strings.Repeat("A", 43), "?state=a&state=b", "?error=access_denied"} {
+			page := p.browser(t).Get(p.down.srv.URL + oauth2.UpstreamCallbackPath + q)
+			assert.Equal(t, http.StatusBadRequest, page.Status, q)
+			assert.Contains(t, page.Header.Get("Content-Type"), "text/html", q)
+		}
+	})
+}
