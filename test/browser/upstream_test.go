@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,10 +18,8 @@ import (
 
 	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
-	"github.com/latchkey-dev/latchkey/server/oauth2/handler"
 	"github.com/latchkey-dev/latchkey/server/password"
 	"github.com/latchkey-dev/latchkey/server/registry"
-	"github.com/latchkey-dev/latchkey/server/store/memory"
 )
 
 // The upstream latchkey's client for the downstream, and its users.
@@ -34,10 +31,10 @@ const (
 	outsider             = "rob"
 )
 
-// upstreamManifests are the upstream latchkey's resources: the downstream as a confidential
-// client whose redirect URI is the downstream's upstream callback, uma (staff, dev) and rob
-// (contractors), both with userPassword.
-func upstreamManifests(downstream, hash string) string {
+// upstreamManifests are the upstream latchkey's resources: uma (staff, dev) and rob
+// (contractors), both with userPassword, and a groups Scope. Its client for the downstream is
+// written later (upstreamClientManifest), once the downstream's URL is known.
+func upstreamManifests(hash string) string {
 	user := func(name, email, display string, groups ...string) string {
 		return fmt.Sprintf(`apiVersion: oauth.latchkey.dev/v1alpha1
 kind: User
@@ -53,18 +50,26 @@ spec:
 `, name, email, display, strings.Join(groups, `", "`))
 	}
 	return user(staffUser, "uma@corp.example", "Uma Upstream", "staff", "dev") +
-		user(outsider, "rob@corp.example", "Rob Outsider", "contractors") + `apiVersion: oauth.latchkey.dev/v1alpha1
-kind: Scope
-metadata: {name: groups}
-spec: {name: groups, description: "Your groups", claims: [groups]}
----
-apiVersion: v1
+		user(outsider, "rob@corp.example", "Rob Outsider", "contractors") + groupsScope + `apiVersion: v1
 kind: Secret
 metadata: {name: user-passwords, namespace: default}
 stringData:
   hash: "` + hash + `"
+`
+}
+
+// groupsScope releases the groups claim.
+const groupsScope = `apiVersion: oauth.latchkey.dev/v1alpha1
+kind: Scope
+metadata: {name: groups}
+spec: {name: groups, description: "Your groups", claims: [groups]}
 ---
-apiVersion: oauth.latchkey.dev/v1alpha1
+`
+
+// upstreamClientManifest is the upstream's confidential client for the downstream: its
+// redirect URI is the downstream's upstream callback.
+func upstreamClientManifest(downstream string) string {
+	return `apiVersion: oauth.latchkey.dev/v1alpha1
 kind: OAuthClient
 metadata: {name: downstream, namespace: default}
 spec:
@@ -86,59 +91,103 @@ stringData:
 `
 }
 
-// newUpstreamEnv starts chromium, the client's callback, the downstream latchkey in this
-// process (no local users, one upstream provider: its login page goes straight upstream) and
-// the upstream latchkey binary in embedded mode.
+// downstreamManifests are the downstream latchkey's resources: the public client of the test,
+// no User (so its login page goes straight to the one provider), and the OIDCIdentityProvider
+// of the upstream over loopback http, with mapped claims and an allow policy.
+func downstreamManifests(upstream, redirectURI string) string {
+	return groupsScope + `apiVersion: oauth.latchkey.dev/v1alpha1
+kind: OAuthClient
+metadata: {name: tracker, namespace: web}
+spec:
+  clientID: ` + clientID + `
+  type: Public
+  displayName: Project Tracker
+  grantTypes: [authorization_code]
+  redirectURIs: ["` + redirectURI + `"]
+  scopes: [openid, email, profile, groups]
+  tokenEndpointAuthMethod: none
+  allowedIdentityProviders: [corp]
+---
+apiVersion: oauth.latchkey.dev/v1alpha1
+kind: OIDCIdentityProvider
+metadata: {name: corp, uid: ` + upstreamProviderUID + `}
+spec:
+  issuer: ` + upstream + `
+  displayName: Corp SSO
+  client:
+    clientID: ` + upstreamClientID + `
+    secretRef: {namespace: latchkey, name: corp-sso}
+  scopes: [openid, email, profile, groups]
+  claims:
+    username: claims.preferred_username
+    groups: "claims.groups.map(g, 'corp:' + g)"
+  allowPolicy: "'corp:staff' in user.groups"
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: corp-sso, namespace: latchkey}
+stringData:
+  client-secret: "` + upstreamClientSecret + `"
+`
+}
+
+// newUpstreamEnv starts chromium, the client's callback and two latchkey binaries in embedded
+// mode: the upstream, then the downstream with an OIDCIdentityProvider of the upstream; then it
+// adds the upstream's client for the downstream (the upstream reloads its folder) and waits
+// until the upstream knows it.
 func newUpstreamEnv(t *testing.T) *env {
 	t.Helper()
 	e := newClientEnv(t)
-	redirectURI := e.callback.URL + "/callback"
-	e.server = httptest.NewServer(nil)
-	t.Cleanup(e.server.Close)
-	e.issuer, e.hc = e.server.URL, e.server.Client()
-
 	dir := t.TempDir()
-	manifests := filepath.Join(dir, "manifests")
-	require.NoError(t, os.Mkdir(manifests, 0o700))
-	hash, err := password.HashArgon2id(userPassword)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(manifests, "upstream.yaml"), []byte(upstreamManifests(e.server.URL, hash)), 0o600))
 	binary, err := harness.BuildBinary(dir)
 	require.NoError(t, err)
-	up, err := harness.StartServer(t.Context(), binary, filepath.Join(dir, "upstream.log"), 60*time.Second,
-		func(harness.ServeAddrs) []string { return []string{"serve", "--manifests", manifests} })
+	start := func(name, manifests string) *harness.Server {
+		srv, err := harness.StartServer(t.Context(), binary, filepath.Join(dir, name+".log"), 60*time.Second,
+			func(harness.ServeAddrs) []string { return []string{"serve", "--manifests", manifests} })
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			srv.Stop(10 * time.Second)
+			if t.Failed() {
+				t.Logf("%s latchkey log (tail):\n%s", name, srv.Tail(8192))
+			}
+		})
+		return srv
+	}
+	folder := func(name, content string) string {
+		d := filepath.Join(dir, name)
+		require.NoError(t, os.Mkdir(d, 0o700))
+		require.NoError(t, os.WriteFile(filepath.Join(d, name+".yaml"), []byte(content), 0o600))
+		return d
+	}
+	hash, err := password.HashArgon2id(userPassword)
 	require.NoError(t, err)
-	t.Cleanup(func() {
-		up.Stop(10 * time.Second)
-		if t.Failed() {
-			t.Logf("upstream latchkey log (tail):\n%s", up.Tail(8192))
+	upDir := folder("upstream", upstreamManifests(hash))
+	up := start("upstream", upDir)
+	redirectURI := e.callback.URL + "/callback"
+	down := start("downstream", folder("downstream", downstreamManifests(up.URL(), redirectURI)))
+	require.NoError(t, os.WriteFile(filepath.Join(upDir, "client.yaml"), []byte(upstreamClientManifest(down.URL())), 0o600))
+	// The client is known once a token request with its secret is no longer invalid_client.
+	require.Eventually(t, func() bool {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, up.URL()+oauth2.TokenPath,
+			strings.NewReader("grant_type=client_credentials"))
+		if err != nil {
+			return false
 		}
-	})
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(upstreamClientID, upstreamClientSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode != http.StatusUnauthorized
+	}, stepTimeout, 100*time.Millisecond, "the upstream loads the downstream's client")
 
-	e.reg = registry.New()
-	e.reg.PutScope("groups", registry.Scope{Name: "groups", Description: "Your groups", Claims: []string{"groups"}})
-	e.reg.PutClient(registry.Client{
-		Source: "web/" + clientID, Namespace: "web", ID: clientID, Type: registry.Public, AuthMethod: "none",
-		DisplayName: "Project Tracker", GrantTypes: []string{"authorization_code"},
-		RedirectURIs: []string{redirectURI}, Scopes: []string{"openid", "profile", "email", "groups"},
-	})
-	e.reg.PutUpstreamOIDC(registry.UpstreamOIDC{
-		Name: "corp", UID: upstreamProviderUID, Generation: 1, DisplayName: "Corp SSO",
-		Issuer: up.URL(), ClientID: upstreamClientID, ClientSecret: upstreamClientSecret,
-		Scopes: []string{"openid", "email", "profile", "groups"},
-		Claims: registry.ClaimMappings{
-			Username: "claims.preferred_username",
-			Groups:   "claims.groups.map(g, 'corp:' + g)",
-		},
-		AllowPolicy: "'corp:staff' in user.groups",
-	})
-	h, err := handler.New(handler.Config{Issuer: e.server.URL, Registry: e.reg, Keys: newKeyring(t), Store: memory.New()})
-	require.NoError(t, err)
-	e.server.Config.Handler = h
+	e.issuer, e.hc = down.URL(), http.DefaultClient
 	e.oauth = &xoauth2.Config{
 		ClientID: clientID, RedirectURL: redirectURI, Scopes: []string{"openid", "email", "profile", "groups"},
 		Endpoint: xoauth2.Endpoint{
-			AuthURL: e.server.URL + oauth2.AuthorizePath, TokenURL: e.server.URL + oauth2.TokenPath,
+			AuthURL: e.issuer + oauth2.AuthorizePath, TokenURL: e.issuer + oauth2.TokenPath,
 			AuthStyle: xoauth2.AuthStyleInParams,
 		},
 	}
@@ -212,6 +261,7 @@ func TestSignInThroughAnUpstreamLatchkeyInChromium(t *testing.T) {
 		assert.Equal(t, "Uma Upstream", claims.Name)
 		assert.Equal(t, []string{"corp:staff", "corp:dev"}, claims.Groups)
 		assert.True(t, strings.HasPrefix(idt.Subject, registry.ExternalSubjectPrefix), "sub %q", idt.Subject)
+		assert.Len(t, idt.Subject, len(registry.ExternalSubjectPrefix)+43, "a hash of the provider's UID and the upstream sub")
 		assert.NotContains(t, idt.Subject, staffUser)
 
 		ui, err := provider.UserInfo(cctx, xoauth2.StaticTokenSource(tok))
