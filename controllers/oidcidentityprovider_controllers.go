@@ -47,6 +47,7 @@ type upstreamRegistryReconciler struct {
 	cache    client.Reader // the manager's cache (OIDCIdentityProviders)
 	secrets  client.Reader // the API reader (Secrets)
 	registry UpstreamRegistry
+	ready    *Readiness
 
 	mu   sync.Mutex
 	last map[string]registry.UpstreamOIDC // what was put, by name
@@ -62,6 +63,13 @@ func (r *upstreamRegistryReconciler) setup(mgr ctrl.Manager) error {
 }
 
 func (r *upstreamRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	return r.ready.takeIn(ctx, r.cache, kindOIDCIdentityProvider, req.NamespacedName, &v1alpha1.OIDCIdentityProvider{}, r.secrets, func(secrets client.Reader) (ctrl.Result, error) {
+		return r.reconcile(ctx, req, secrets)
+	})
+}
+
+// reconcile puts or withdraws the provider, reading its client Secret with secrets.
+func (r *upstreamRegistryReconciler) reconcile(ctx context.Context, req ctrl.Request, secrets client.Reader) (ctrl.Result, error) {
 	var p v1alpha1.OIDCIdentityProvider
 	if err := r.cache.Get(ctx, req.NamespacedName, &p); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -74,7 +82,7 @@ func (r *upstreamRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		r.delete(req.Name)
 		return ctrl.Result{}, nil
 	}
-	u, d, err := convertUpstream(ctx, r.secrets, &p)
+	u, d, err := convertUpstream(ctx, secrets, &p)
 	if err != nil {
 		return ctrl.Result{}, err
 	}

@@ -264,7 +264,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		{"scope-registry", (&scopeRegistryReconciler{cache: cache, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"user-registry", (&userRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"workloadissuer-registry", (&issuerRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
-		{"oidcidentityprovider-registry", (&upstreamRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry}).setup},
+		{"oidcidentityprovider-registry", (&upstreamRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"readiness", func(mgr ctrl.Manager) error {
 			return mgr.Add(&readinessLister{cache: mgr.GetCache(), ready: opts.Readiness})
 		}},

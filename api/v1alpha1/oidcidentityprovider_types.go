@@ -161,7 +161,8 @@ type OIDCIdentityProviderStatus struct {
 	// conditions: DiscoverySucceeded (reasons Discovered, DiscoveryFailed);
 	// ClientCredentialsValid (reasons CredentialsFound, SecretNotFound,
 	// NotSupported); Ready (reasons Ready, InvalidSpec, DiscoveryFailed,
-	// SecretNotFound, NotSupported).
+	// SecretNotFound, NotSupported); Propagated (reasons Propagated,
+	// Lagging, NoReplicas).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -170,6 +171,11 @@ type OIDCIdentityProviderStatus struct {
 	// observedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// served is how many live replicas serve the current generation, of how
+	// many: "3/3" (the Propagated condition names the replicas that lag).
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	Served string `json:"served,omitempty"`
 }
 
 // OIDCIdentityProvider is an upstream OpenID Connect provider whose users can
@@ -180,6 +186,7 @@ type OIDCIdentityProviderStatus struct {
 // +kubebuilder:printcolumn:name="Issuer",type=string,JSONPath=`.spec.issuer`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Served",type=string,JSONPath=`.status.served`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type OIDCIdentityProvider struct {
 	metav1.TypeMeta   `json:",inline"`
