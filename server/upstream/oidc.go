@@ -150,8 +150,11 @@ func (o *OIDC) Exchange(ctx context.Context, redirectURI, code, verifier, nonce 
 	tok, err := o.oauth2Config(p, redirectURI).Exchange(ctx, code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		var re *oauth2.RetrieveError
-		if errors.As(err, &re) && re.ErrorCode != "" {
+		switch {
+		case errors.As(err, &re) && re.ErrorCode != "":
 			return Identity{}, fmt.Errorf("%w: token endpoint answered %s", ErrUnavailable, re.ErrorCode)
+		case re != nil && re.Response != nil: // never the body: it is the upstream's, whatever it holds
+			return Identity{}, fmt.Errorf("%w: token endpoint answered HTTP %d", ErrUnavailable, re.Response.StatusCode)
 		}
 		return Identity{}, fmt.Errorf("%w: token endpoint: %w", ErrUnavailable, err)
 	}

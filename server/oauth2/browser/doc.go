@@ -132,7 +132,8 @@
 //     one-time state (with nonce and PKCE verifier) for the request lifetime, bound to the
 //     browser cookie and to the provider's UID. /oauth2/upstream-callback reads the state,
 //     checks the browser, then takes it (so a party that saw the URL can neither use nor burn
-//     it), and completes the login as a password does (completeLogin). Upstream errors, bad
+//     it), refuses a response whose iss (RFC 9207) is not the provider's issuer (mix-up), and
+//     completes the login as a password does (completeLogin). Upstream errors, bad
 //     or replayed states and refusals are error pages (the upstream's error code only when it
 //     is a registered one), logged and audited as login_failed with the reason. Both paths
 //     take from the per-address page rate limit. Paths are one segment under /oauth2/ since

@@ -166,6 +166,13 @@ func (a *Flow) serveUpstreamCallback(w http.ResponseWriter, r *http.Request) {
 		a.pageError(w, r, http.StatusBadRequest, msgUpstreamUnknown)
 		return
 	}
+	// RFC 9207: an upstream that names itself in the response must be the one the state is
+	// for (a mix-up attack sends another provider's response here).
+	if iss, sent := q["iss"]; sent && (len(iss) != 1 || iss[0] != u.Issuer) {
+		a.auditUpstreamFailure(ctx, client, u.Name, "issuer_mismatch")
+		a.pageError(w, r, http.StatusBadRequest, msgUpstreamState)
+		return
+	}
 	if e := q.Get("error"); e != "" {
 		a.auditUpstreamFailure(ctx, client, u.Name, "upstream_error")
 		a.pages.renderError(w, r, http.StatusBadRequest, errorPage{Title: titleUpstreamFailed, Message: upstreamDeniedMessage(e)})

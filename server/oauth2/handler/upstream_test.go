@@ -56,6 +56,25 @@ func (p upstreamPair) browser(t *testing.T) *harness.Browser {
 	return harness.NewBrowser(t, p.down.srv.Client(), p.down.srv.URL, p.up.srv.URL)
 }
 
+// stopAtCallback signs the upstream's user in with a new browser that stops before the
+// downstream's callback; it returns the browser and the callback URL.
+func (p upstreamPair) stopAtCallback(t *testing.T) (*harness.Browser, url.URL) {
+	t.Helper()
+	b := p.browser(t)
+	follow := b.Client.CheckRedirect
+	b.Client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Path == oauth2.UpstreamCallbackPath {
+			return http.ErrUseLastResponse
+		}
+		return follow(req, via)
+	}
+	_, challenge := pkcePair()
+	page := b.Decide(b.Login(b.Get(p.down.spaRequest(challenge)), ownerName, ownerPassword), "allow")
+	require.NotNil(t, page.Location, "%d %s", page.Status, page.Body)
+	b.Client.CheckRedirect = follow
+	return b, *page.Location
+}
+
 func TestUpstreamLoginPage(t *testing.T) {
 	t.Run("the login page lists the providers the client allows and the password form while users exist", func(t *testing.T) {
 		p := newUpstreamPair(t, upstreamIDPSecret, nil)
@@ -146,6 +165,31 @@ func TestUpstreamLoginFlow(t *testing.T) {
 		page := b.Decide(b.Login(b.Get(p.down.spaRequest(challenge)), ownerName, ownerPassword), "allow")
 		assert.Equal(t, http.StatusForbidden, page.Status)
 		assert.Contains(t, page.Body, "not allowed to sign in here")
+	})
+
+	t.Run("another browser cannot use a leaked callback URL, nor burn it for the user", func(t *testing.T) {
+		p := newUpstreamPair(t, upstreamIDPSecret, nil).withoutUsers()
+		b, callback := p.stopAtCallback(t)
+		got := p.browser(t).Get(callback.String())
+		assert.Equal(t, http.StatusBadRequest, got.Status)
+		got = b.Get(callback.String())
+		require.True(t, got.IsConsent(), "the user's own browser goes on to the consent page: %d %s", got.Status, got.Body)
+	})
+
+	t.Run("a response naming another issuer (a mix-up) is refused, and its state is used up", func(t *testing.T) {
+		p := newUpstreamPair(t, upstreamIDPSecret, nil).withoutUsers()
+		b, callback := p.stopAtCallback(t)
+		q := callback.Query()
+		require.Equal(t, p.up.srv.URL, q.Get("iss"), "the upstream names itself (RFC 9207)")
+		q.Set("iss", "https://evil.example")
+		callback.RawQuery = q.Encode()
+		got := b.Get(callback.String())
+		assert.Equal(t, http.StatusBadRequest, got.Status)
+		assert.Nil(t, got.Location)
+		q.Set("iss", p.up.srv.URL)
+		callback.RawQuery = q.Encode()
+		got = b.Get(callback.String())
+		assert.Equal(t, http.StatusBadRequest, got.Status, "the state was taken by the refused response")
 	})
 
 	t.Run("a callback without a valid state is refused", func(t *testing.T) {
