@@ -21,11 +21,14 @@ const (
 
 // upstreamPair is two latchkey handlers: up, the upstream provider (its users and a
 // confidential client for down), and down, whose UpstreamOIDC "corp" points at up.
-type upstreamPair struct{ up, down *flowEnv }
+type upstreamPair struct {
+	up, down *flowEnv
+	provider registry.UpstreamOIDC
+}
 
-func newUpstreamPair(t *testing.T, secret string, change func(u *registry.UpstreamOIDC)) upstreamPair {
+func newUpstreamPair(t *testing.T, secret string, change func(u *registry.UpstreamOIDC), downOpts ...envOption) upstreamPair {
 	t.Helper()
-	p := upstreamPair{up: newFlowEnv(t), down: newFlowEnv(t)}
+	p := upstreamPair{up: newFlowEnv(t), down: newFlowEnv(t, downOpts...)}
 	p.up.reg.PutClient(registry.Client{
 		Source: "idp/" + upstreamIDPClient, Namespace: "idp", ID: upstreamIDPClient, Type: registry.Confidential,
 		AuthMethod: oauth2.AuthMethodBasic, GrantTypes: []string{"authorization_code"},
@@ -40,6 +43,7 @@ func newUpstreamPair(t *testing.T, secret string, change func(u *registry.Upstre
 		change(&u)
 	}
 	p.down.reg.PutUpstreamOIDC(u)
+	p.provider = u
 	return p
 }
 
@@ -200,4 +204,34 @@ func TestUpstreamLoginFlow(t *testing.T) {
 			assert.Contains(t, page.Header.Get("Content-Type"), "text/html", q)
 		}
 	})
+}
+
+// TestUpstreamLoginAcrossReplicasSharingRedis signs in through the upstream at one downstream
+// replica and redeems the code at another: the upstream user's identity lives in Redis, so any
+// replica issues their tokens and answers userinfo.
+func TestUpstreamLoginAcrossReplicasSharingRedis(t *testing.T) {
+	srv := harness.NewRedis(t)
+	storeA, _ := redisReplica(t, srv)
+	storeB, _ := redisReplica(t, srv)
+	p := newUpstreamPair(t, upstreamIDPSecret, nil, withRedis(storeA)).withoutUsers()
+	b := newFlowEnv(t, withRedis(storeB), func(c *Config) { c.Issuer = p.down.srv.URL })
+	b.reg.PutUpstreamOIDC(p.provider)
+
+	browser := p.browser(t)
+	verifier, challenge := pkcePair()
+	page := browser.Decide(browser.Login(browser.Get(p.down.spaRequest(challenge)), ownerName, ownerPassword), "allow")
+	cb := browser.Decide(page, "allow").Callback(t) // the upstream's consent, then the downstream's
+	require.Empty(t, cb.Error, cb.ErrorDescription)
+	status, tok := b.exchangeForm(t, "grant_type", "authorization_code", "code", cb.Code, "client_id", spaClientID,
+		"redirect_uri", appRedirect, "code_verifier", verifier)
+	require.Equal(t, http.StatusOK, status, "the other replica redeems the code: %v", tok)
+	idt := claimsOf(t, tok["id_token"].(string))
+	assert.True(t, strings.HasPrefix(idt["sub"].(string), registry.ExternalSubjectPrefix), "%v", idt["sub"])
+	assert.Equal(t, "alice@example.com", idt["preferred_username"], "the default username mapping: email")
+	assert.Equal(t, "Alice Liddell", idt["name"])
+
+	ui := doT(t, b.srv, request{method: http.MethodGet, path: oauth2.UserinfoPath, authorization: "Bearer " + tok["access_token"].(string)})
+	require.Equal(t, http.StatusOK, ui.status, "%v", ui.body)
+	assert.Equal(t, "Alice Liddell", ui.body["name"], "profile is granted: the mapped name")
+	assert.Equal(t, idt["sub"], ui.body["sub"])
 }
