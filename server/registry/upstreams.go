@@ -49,6 +49,9 @@ type ClaimMappings struct {
 // UpstreamOIDC returns the upstream OIDC provider of the name.
 func (s *Snapshot) UpstreamOIDC(name string) (*UpstreamOIDC, bool) { return s.upstreams.get(name) }
 
+// UpstreamOIDCCount is the number of upstream OIDC providers.
+func (s *Snapshot) UpstreamOIDCCount() int { return s.upstreams.len() }
+
 // UpstreamOIDCs returns the upstream OIDC providers sorted by display name, then name.
 func (s *Snapshot) UpstreamOIDCs() []*UpstreamOIDC {
 	out := make([]*UpstreamOIDC, 0, s.upstreams.len())
