@@ -243,6 +243,9 @@ type User struct {
 	// PasswordHash is a bcrypt or argon2id (PHC) hash; empty means the user cannot log in.
 	PasswordHash []byte
 	Disabled     bool
+	// IdentityProvider and IdentityProviderUID name the upstream provider that signed an
+	// external user in (ExternalUsers); empty for a User resource.
+	IdentityProvider, IdentityProviderUID string
 }
 
 func (c *Client) claimOrder() (time.Time, string) { return c.Created, c.Source }

@@ -79,7 +79,16 @@ func (s *Snapshot) UserBySubject(sub string) (*User, bool) {
 		return u, true
 	}
 	if s.external != nil && IsExternalSubject(sub) {
-		return s.external.ExternalUser(sub)
+		u, ok := s.external.ExternalUser(sub)
+		if !ok {
+			return nil, false
+		}
+		// Only while its provider is served, the same resource (UID): deleting a provider
+		// cuts its users off (no token, refresh or userinfo), even with records left.
+		if p, served := s.upstreams.get(u.IdentityProvider); !served || p.UID != u.IdentityProviderUID {
+			return nil, false
+		}
+		return u, true
 	}
 	return nil, false
 }

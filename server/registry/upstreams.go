@@ -87,7 +87,9 @@ func (tx *Txn) DeleteUpstreamOIDC(name string) { tx.upstreams.del(name) }
 // ExternalUsers finds the users that are no User resource, those an upstream identity provider
 // signed in (server/upstream.Identities), by subject. They live in the leased store, shared by
 // every replica, not in the registry: a lookup may do I/O, and a failed one finds nobody (the
-// user must sign in again; never a user without the checks).
+// user must sign in again; never a user without the checks). Snapshot.UserBySubject returns
+// such a user only while the registry serves its provider (User.IdentityProvider, with the
+// same UID).
 type ExternalUsers interface {
 	ExternalUser(sub string) (*User, bool)
 }

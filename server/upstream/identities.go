@@ -46,6 +46,7 @@ func NewIdentities(records Records, ttl time.Duration, log logr.Logger) *Identit
 type identityRecord struct {
 	Subject       string   `json:"sub"`
 	Provider      string   `json:"idp"`
+	ProviderUID   string   `json:"idp_uid"`
 	Username      string   `json:"username"`
 	Email         string   `json:"email,omitempty"`
 	EmailVerified bool     `json:"email_verified,omitempty"`
@@ -55,7 +56,7 @@ type identityRecord struct {
 
 // Remember stores the identity (replacing its previous claims) and returns it as a user.
 func (s *Identities) Remember(ctx context.Context, id Identity) (*registry.User, error) {
-	rec := identityRecord{Subject: id.Subject, Provider: id.Provider, Username: id.Username, Email: id.Email,
+	rec := identityRecord{Subject: id.Subject, Provider: id.Provider, ProviderUID: id.ProviderUID, Username: id.Username, Email: id.Email,
 		EmailVerified: id.EmailVerified, Name: id.Name, Groups: id.Groups}
 	raw, err := json.Marshal(rec)
 	if err != nil {
@@ -71,6 +72,7 @@ func (r *identityRecord) user() *registry.User {
 	return &registry.User{
 		Source: "OIDCIdentityProvider " + r.Provider, Subject: r.Subject, Username: r.Username,
 		Email: r.Email, EmailVerified: r.EmailVerified, DisplayName: r.Name, Groups: r.Groups,
+		IdentityProvider: r.Provider, IdentityProviderUID: r.ProviderUID,
 	}
 }
 

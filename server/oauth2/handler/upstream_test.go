@@ -79,6 +79,26 @@ func (p upstreamPair) stopAtCallback(t *testing.T) (*harness.Browser, url.URL) {
 	return b, *page.Location
 }
 
+// signIn signs the upstream's user in with a new browser, through whichever login and consent
+// pages come, and returns the downstream's code and its verifier.
+func (p upstreamPair) signIn(t *testing.T) (code, verifier string) {
+	t.Helper()
+	b := p.browser(t)
+	verifier, challenge := pkcePair()
+	page := b.Get(p.down.spaRequest(challenge))
+	for range 4 {
+		switch {
+		case page.IsLogin():
+			page = b.Login(page, ownerName, ownerPassword)
+		case page.IsConsent():
+			page = b.Decide(page, "allow")
+		}
+	}
+	cb := page.Callback(t)
+	require.NotEmpty(t, cb.Code, "%v", cb)
+	return cb.Code, verifier
+}
+
 func TestUpstreamLoginPage(t *testing.T) {
 	t.Run("the login page lists the providers the client allows and the password form while users exist", func(t *testing.T) {
 		p := newUpstreamPair(t, upstreamIDPSecret, nil)
@@ -137,6 +157,27 @@ func TestUpstreamLoginFlow(t *testing.T) {
 			"redirect_uri", appRedirect, "code_verifier", verifier)
 		require.Equal(t, http.StatusOK, status, "%v", body)
 		assert.NotEmpty(t, body["id_token"])
+	})
+
+	t.Run("deleting the provider cuts its users off, and one re-created under the name does not get them back", func(t *testing.T) {
+		p := newUpstreamPair(t, upstreamIDPSecret, nil).withoutUsers()
+		for _, change := range []func(){
+			func() { p.down.reg.DeleteUpstreamOIDC("corp") },
+			func() {
+				recreated := p.provider
+				recreated.UID = "uid-corp-recreated"
+				p.down.reg.PutUpstreamOIDC(recreated)
+			},
+		} {
+			p.down.reg.PutUpstreamOIDC(p.provider)
+			code, verifier := p.signIn(t)
+			change()
+			status, body := p.down.exchangeForm(t, "grant_type", "authorization_code", "code", code, "client_id", spaClientID,
+				"redirect_uri", appRedirect, "code_verifier", verifier)
+			assert.Equal(t, http.StatusBadRequest, status)
+			assert.Equal(t, "invalid_grant", body["error"], "%v", body)
+			assert.Contains(t, body["error_description"], "can no longer sign in")
+		}
 	})
 
 	t.Run("a user who denies access upstream gets a page naming the upstream's error", func(t *testing.T) {
