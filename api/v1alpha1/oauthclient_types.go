@@ -457,8 +457,9 @@ type OAuthClientSpec struct {
 
 	// allowedIdentityProviders names the identity providers (e.g.
 	// OIDCIdentityProvider names) whose users may sign in to this client; the
-	// login page offers only these. Empty: every provider. Local Users can
-	// always sign in.
+	// login page offers only these, and the codes and refresh tokens of a
+	// provider taken off the list are refused. Empty: every provider. Local
+	// Users can always sign in.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=32

@@ -106,3 +106,10 @@ func IsExternalSubject(sub string) bool { return strings.HasPrefix(sub, External
 func (r *Registry) SetExternalUsers(ext ExternalUsers) {
 	r.Update(func(tx *Txn) { tx.s.external = ext })
 }
+
+// AllowsUser reports whether the user may use the client: a User resource always, a user of an
+// upstream provider while the client allows that provider (a provider taken off
+// AllowedIdentityProviders cuts its users off the client: codes and refresh tokens included).
+func (c *Client) AllowsUser(u *User) bool {
+	return u.IdentityProvider == "" || c.AllowsIdentityProvider(u.IdentityProvider)
+}

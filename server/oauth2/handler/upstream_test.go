@@ -159,7 +159,7 @@ func TestUpstreamLoginFlow(t *testing.T) {
 		assert.NotEmpty(t, body["id_token"])
 	})
 
-	t.Run("deleting the provider cuts its users off, and one re-created under the name does not get them back", func(t *testing.T) {
+	t.Run("deleting the provider, re-creating it (a new UID) or a client no longer allowing it cuts its users off", func(t *testing.T) {
 		p := newUpstreamPair(t, upstreamIDPSecret, nil).withoutUsers()
 		for _, change := range []func(){
 			func() { p.down.reg.DeleteUpstreamOIDC("corp") },
@@ -167,6 +167,12 @@ func TestUpstreamLoginFlow(t *testing.T) {
 				recreated := p.provider
 				recreated.UID = "uid-corp-recreated"
 				p.down.reg.PutUpstreamOIDC(recreated)
+			},
+			func() { // last: the client no longer allows the provider
+				c, _ := p.down.reg.Snapshot().Client(spaClientID)
+				only := *c
+				only.AllowedIdentityProviders = []string{"other"}
+				p.down.reg.PutClient(only)
 			},
 		} {
 			p.down.reg.PutUpstreamOIDC(p.provider)
