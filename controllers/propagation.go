@@ -63,7 +63,7 @@ const (
 )
 
 // propagatedKinds are the kinds whose watermarks a replica reports.
-var propagatedKinds = []string{kindOAuthClient, kindScope, kindUser, kindWorkloadIssuer, kindOAuthClientPolicy} //nolint:gochecknoglobals // constant list
+var propagatedKinds = []string{kindOAuthClient, kindScope, kindUser, kindWorkloadIssuer, kindOAuthClientPolicy, kindOIDCIdentityProvider} //nolint:gochecknoglobals // constant list
 
 // kindSecret's watermark covers the Secrets the registry reads: a replica serves an object's
 // current Secret version once this watermark reaches the Secret's resourceVersion.
@@ -352,6 +352,10 @@ func secretsOf(obj client.Object) []types.NamespacedName {
 		if ref := o.Spec.JWKSSecretRef; ref != nil && ref.Namespace != "" && ref.Name != "" {
 			return []types.NamespacedName{{Namespace: ref.Namespace, Name: ref.Name}}
 		}
+	case *v1alpha1.OIDCIdentityProvider:
+		if ns, name, _, ok := convert.UpstreamClientSecretRef(o); ok && ns != "" && name != "" {
+			return []types.NamespacedName{{Namespace: ns, Name: name}}
+		}
 	}
 	return nil
 }
@@ -369,6 +373,8 @@ func newObjectList(kind string) (client.ObjectList, error) {
 		return &v1alpha1.WorkloadIssuerList{}, nil
 	case kindOAuthClientPolicy:
 		return &v1alpha1.OAuthClientPolicyList{}, nil
+	case kindOIDCIdentityProvider:
+		return &v1alpha1.OIDCIdentityProviderList{}, nil
 	default:
 		return nil, fmt.Errorf("unknown kind %q", kind)
 	}

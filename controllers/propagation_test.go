@@ -320,6 +320,10 @@ func TestScopesUsersWorkloadIssuersAndPoliciesArePropagatedOnceEveryReplicaServe
 			Spec: v1alpha1.WorkloadIssuerSpec{Issuer: "https://propagated.example", Audiences: []string{"latchkey"}, AllowedNamespaces: []string{ns},
 				JWKSSecretRef: &v1alpha1.SecretKeyRef{Namespace: ns, Name: "issuer-keys"}}},
 			func(o client.Object) { o.(*v1alpha1.WorkloadIssuer).Spec.Audiences = []string{"changed"} }}, //nolint:forcetypeassert // test
+		{"an OIDCIdentityProvider", &v1alpha1.OIDCIdentityProvider{ObjectMeta: metav1.ObjectMeta{Name: "propagated-" + ns},
+			Spec: v1alpha1.OIDCIdentityProviderSpec{Issuer: "https://127.0.0.1:1/propagated",
+				Client: v1alpha1.UpstreamClient{ClientID: "latchkey", SecretRef: &v1alpha1.SecretKeyRef{Namespace: ns, Name: "idp-secret"}}}},
+			func(o client.Object) { o.(*v1alpha1.OIDCIdentityProvider).Spec.DisplayName = "changed" }}, //nolint:forcetypeassert // test
 		{"an OAuthClientPolicy", &v1alpha1.OAuthClientPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "propagated"},
 			Spec: v1alpha1.OAuthClientPolicySpec{AllowedGrantTypes: []v1alpha1.GrantType{v1alpha1.GrantTypeClientCredentials}}},
 			func(o client.Object) { //nolint:forcetypeassert // test

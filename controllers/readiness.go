@@ -22,6 +22,8 @@ const (
 	kindScope          = "Scope"
 	kindUser           = "User"
 	kindWorkloadIssuer = "WorkloadIssuer"
+	// kindOIDCIdentityProvider: an upstream identity provider users sign in with.
+	kindOIDCIdentityProvider = "OIDCIdentityProvider"
 	// kindOAuthClientPolicy reports only to the propagation status (not to readiness).
 	kindOAuthClientPolicy = "OAuthClientPolicy"
 )
@@ -178,6 +180,13 @@ func (l *readinessLister) list(ctx context.Context) ([]objectKey, error) {
 	}
 	for i := range issuers.Items {
 		keys = append(keys, objectKey{kindWorkloadIssuer, client.ObjectKeyFromObject(&issuers.Items[i])})
+	}
+	var upstreams v1alpha1.OIDCIdentityProviderList
+	if err := l.cache.List(ctx, &upstreams, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("list OIDCIdentityProviders: %w", err)
+	}
+	for i := range upstreams.Items {
+		keys = append(keys, objectKey{kindOIDCIdentityProvider, client.ObjectKeyFromObject(&upstreams.Items[i])})
 	}
 	return keys, nil
 }

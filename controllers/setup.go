@@ -46,6 +46,7 @@ type Registry interface {
 	ScopeRegistry
 	UserRegistry
 	WorkloadIssuerRegistry
+	UpstreamRegistry
 }
 
 // KeyLoader receives the marshalled signing key set whenever the key Secret changes, and gives
@@ -263,6 +264,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		{"scope-registry", (&scopeRegistryReconciler{cache: cache, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"user-registry", (&userRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"workloadissuer-registry", (&issuerRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
+		{"oidcidentityprovider-registry", (&upstreamRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"readiness", func(mgr ctrl.Manager) error {
 			return mgr.Add(&readinessLister{cache: mgr.GetCache(), ready: opts.Readiness})
 		}},
@@ -300,6 +302,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		{"scope", (&scopeReconciler{client: mgr.GetClient(), events: events}).setup},
 		{"user", (&userReconciler{client: mgr.GetClient(), secrets: secrets, events: events}).setup},
 		{"workloadissuer", newIssuerReconciler(mgr.GetClient(), secrets, events, opts.Now).setup},
+		{"oidcidentityprovider", (&upstreamReconciler{client: mgr.GetClient(), secrets: secrets, events: events}).setup},
 		{"signingkeys", (&keyEnsurer{
 			client: mgr.GetClient(), reader: secrets, secret: keySecret, algorithms: opts.Algorithms,
 			keys: opts.Keys, events: events, now: opts.Now, metrics: opts.KeyMetrics,

@@ -454,6 +454,18 @@ type OAuthClientSpec struct {
 	// meaningful with the authorization_code grant. Default false.
 	// +optional
 	RequirePushedAuthorizationRequests bool `json:"requirePushedAuthorizationRequests,omitempty"`
+
+	// allowedIdentityProviders names the identity providers (e.g.
+	// OIDCIdentityProvider names) whose users may sign in to this client; the
+	// login page offers only these, and the codes and refresh tokens of a
+	// provider taken off the list are refused. Empty: every provider. Local
+	// Users can always sign in.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	AllowedIdentityProviders []string `json:"allowedIdentityProviders,omitempty"`
 }
 
 // ServiceAccountRef names a ServiceAccount in the client's namespace.

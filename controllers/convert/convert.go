@@ -147,6 +147,7 @@ func ClientWith(oc *v1alpha1.OAuthClient, in ClientInputs) (registry.Client, err
 		BackchannelLogoutURI:               oc.Spec.BackchannelLogoutURI,
 		BackchannelLogoutSessionRequired:   oc.Spec.BackchannelLogoutSessionRequired,
 		RequirePushedAuthorizationRequests: oc.Spec.RequirePushedAuthorizationRequests,
+		AllowedIdentityProviders:           slices.Clone(oc.Spec.AllowedIdentityProviders),
 	}
 	if rl := oc.Spec.RateLimit; rl != nil {
 		c.RateLimit = registry.RateLimit{PerMinute: int(rl.RequestsPerMinute), Burst: int(rl.Burst)}.WithDefaultBurst()

@@ -67,6 +67,12 @@ func (b *batch) PutWorkloadIssuer(w registry.WorkloadIssuer) {
 func (b *batch) DeleteWorkloadIssuer(name string) {
 	*b = append(*b, func(tx *registry.Txn) { tx.DeleteWorkloadIssuer(name) })
 }
+func (b *batch) PutUpstreamOIDC(u registry.UpstreamOIDC) {
+	*b = append(*b, func(tx *registry.Txn) { tx.PutUpstreamOIDC(u) })
+}
+func (b *batch) DeleteUpstreamOIDC(name string) {
+	*b = append(*b, func(tx *registry.Txn) { tx.DeleteUpstreamOIDC(name) })
+}
 
 // publish applies the writes to the registry as one snapshot.
 func (b batch) publish(reg Registry) {
@@ -87,6 +93,8 @@ type Objects struct {
 	Scopes  []*v1alpha1.Scope
 	Users   []*v1alpha1.User
 	Issuers []*v1alpha1.WorkloadIssuer
+	// Upstreams are the OIDCIdentityProviders.
+	Upstreams []*v1alpha1.OIDCIdentityProvider
 	// Policies are the OAuthClientPolicies; a client must satisfy those of its namespace.
 	Policies []*v1alpha1.OAuthClientPolicy
 	Secrets  map[string]*corev1.Secret // by namespace/name
@@ -166,7 +174,12 @@ type Loader struct {
 	scopes  sources
 	users   sources
 	issuers sources
-	demo    *DemoClient
+	// upstreams are the OIDCIdentityProviders put, by name (upstreamValues) and their values
+	// numbered like issuerValues.
+	upstreams          sources
+	upstreamValues     map[string]registry.UpstreamOIDC
+	upstreamGeneration int64
+	demo               *DemoClient
 
 	// issuerValues are the WorkloadIssuers put, by name; a value is put again only when it
 	// changed, with the next issuerGeneration (files have no metadata.generation).
@@ -225,6 +238,7 @@ func New(dir string, reg Registry, warn Warner) (*Loader, error) {
 		dir: dir, reg: reg, warn: warn,
 		decoder: serializer.NewCodecFactory(s, serializer.EnableStrict).UniversalDeserializer(),
 		clients: sources{}, scopes: sources{}, users: sources{}, issuers: sources{}, issuerValues: map[string]registry.WorkloadIssuer{},
+		upstreams: sources{}, upstreamValues: map[string]registry.UpstreamOIDC{},
 		created: map[string]time.Time{}, rotations: map[string]convert.RotationState{}, now: time.Now,
 	}, nil
 }
@@ -310,6 +324,7 @@ func (l *Loader) Parse(ctx context.Context) (*Objects, error) {
 		objs.Scopes = append(objs.Scopes, fo.Scopes...)
 		objs.Users = append(objs.Users, fo.Users...)
 		objs.Issuers = append(objs.Issuers, fo.Issuers...)
+		objs.Upstreams = append(objs.Upstreams, fo.Upstreams...)
 		objs.Policies = append(objs.Policies, fo.Policies...)
 		maps.Copy(objs.Secrets, fo.Secrets)
 		for obj := range fo.files {
@@ -413,6 +428,9 @@ func (l *Loader) decodeDoc(doc []byte, objs *Objects) error {
 	case *v1alpha1.WorkloadIssuer:
 		objs.Issuers = append(objs.Issuers, o)
 		objs.files[o] = ""
+	case *v1alpha1.OIDCIdentityProvider:
+		objs.Upstreams = append(objs.Upstreams, o)
+		objs.files[o] = ""
 	case *v1alpha1.OAuthClientPolicy:
 		if o.Namespace == "" {
 			o.Namespace = corev1.NamespaceDefault
@@ -453,6 +471,7 @@ func (l *Loader) apply(ctx context.Context, objs *Objects, b *batch) error {
 	}
 	servedIssuers, _ := r.feed("WorkloadIssuer", "workloadIssuer", issuers, l.issuers, func(name string) { l.deleteIssuer(b, name) }, nil)
 	l.issuers = sourcesOf(servedIssuers)
+	l.applyUpstreams(r, objs, b)
 
 	policies := r.policies(objs.Policies, l.defaultPolicy)
 	l.policies.Store(policies)

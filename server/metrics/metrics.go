@@ -318,15 +318,17 @@ const (
 	KindOAuthClient = "OAuthClient"
 	KindScope       = "Scope"
 	KindUser        = "User"
+	// KindOIDCIdentityProvider counts the upstream OIDC identity providers served.
+	KindOIDCIdentityProvider = "OIDCIdentityProvider"
 )
 
-// WatchRegistry registers latchkey_registry_objects{kind}: the OAuthClients, Scopes and Users
-// of the current registry snapshot.
+// WatchRegistry registers latchkey_registry_objects{kind}: the OAuthClients, Scopes, Users and
+// OIDCIdentityProviders of the current registry snapshot.
 func (m *Metrics) WatchRegistry(r Snapshotter) error {
 	if m == nil {
 		return nil
 	}
-	for _, kind := range []string{KindOAuthClient, KindScope, KindUser} {
+	for _, kind := range []string{KindOAuthClient, KindScope, KindUser, KindOIDCIdentityProvider} {
 		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "latchkey_registry_objects", Help: "Objects in the registry snapshot, by kind.",
 			ConstLabels: prometheus.Labels{"kind": kind},
@@ -341,6 +343,8 @@ func (m *Metrics) WatchRegistry(r Snapshotter) error {
 				return float64(clients)
 			case KindScope:
 				return float64(scopes)
+			case KindOIDCIdentityProvider:
+				return float64(s.UpstreamOIDCCount())
 			}
 			return float64(users)
 		})

@@ -134,6 +134,7 @@ func TestRegistryAndKeyGauges(t *testing.T) {
 	require.NoError(t, err)
 	r := registry.New()
 	r.PutClient(registry.Client{Source: "ns/a", Namespace: "ns", ID: "a"})
+	r.PutUpstreamOIDC(registry.UpstreamOIDC{Name: "corp"})
 	require.NoError(t, m.WatchRegistry(r))
 	now := time.Now()
 	set, err := keys.Generate([]string{keys.ES256}, now.Add(-time.Hour))
@@ -146,6 +147,7 @@ func TestRegistryAndKeyGauges(t *testing.T) {
 		`latchkey_registry_objects{kind="OAuthClient"} 1`,
 		`latchkey_registry_objects{kind="Scope"} 0`,
 		`latchkey_registry_objects{kind="User"} 0`,
+		`latchkey_registry_objects{kind="OIDCIdentityProvider"} 1`,
 	} {
 		assert.Contains(t, text, line+"\n")
 	}

@@ -22,15 +22,20 @@ const (
 	DevicePath              = "/oauth2/device"
 	// PushedAuthorizationRequestPath is RFC 9126's pushed authorization request endpoint.
 	PushedAuthorizationRequestPath = "/oauth2/par"
-	StylesheetPath                 = "/oauth2/static/latchkey.css"
-	UserinfoPath                   = "/oauth2/userinfo"
-	RevocationPath                 = "/oauth2/revoke"
-	IntrospectionPath              = "/oauth2/introspect"
-	RegistrationPath               = "/oauth2/register"
-	RegisteredClientPath           = RegistrationPath + "/{client_id}"
-	OpenIDConfigurationPath        = "/.well-known/openid-configuration"
-	AuthorizationServerPath        = "/.well-known/oauth-authorization-server"
-	JWKSPath                       = "/.well-known/jwks.json"
+	// UpstreamStartPath starts a sign-in at an upstream identity provider; UpstreamCallbackPath
+	// is the redirect URI to register at every upstream provider. One path segment under
+	// /oauth2/, as every page: the pages' links and redirects are relative ("../oauth2/...").
+	UpstreamStartPath       = "/oauth2/upstream-start"
+	UpstreamCallbackPath    = "/oauth2/upstream-callback"
+	StylesheetPath          = "/oauth2/static/latchkey.css"
+	UserinfoPath            = "/oauth2/userinfo"
+	RevocationPath          = "/oauth2/revoke"
+	IntrospectionPath       = "/oauth2/introspect"
+	RegistrationPath        = "/oauth2/register"
+	RegisteredClientPath    = RegistrationPath + "/{client_id}"
+	OpenIDConfigurationPath = "/.well-known/openid-configuration"
+	AuthorizationServerPath = "/.well-known/oauth-authorization-server"
+	JWKSPath                = "/.well-known/jwks.json"
 )
 
 // Endpoint names: the endpoint label of the metrics. EndpointOther is every request no route
@@ -45,6 +50,7 @@ const (
 	EndpointDeviceAuth    = "device_authorization"
 	EndpointDevice        = "device"
 	EndpointPAR           = "par"
+	EndpointUpstream      = "upstream"
 	EndpointStatic        = "static"
 	EndpointUserinfo      = "userinfo"
 	EndpointRevocation    = "revocation"
@@ -74,6 +80,7 @@ func ErrorCodes() map[string][]string {
 		EndpointConsent:       with("access_denied"),
 		EndpointLogout:        with(),
 		EndpointAccount:       with(),
+		EndpointUpstream:      with(),
 		EndpointUserinfo:      with("invalid_token", "insufficient_scope"),
 		EndpointRevocation:    with("invalid_client"),
 		EndpointIntrospection: with("invalid_client", "unauthorized_client"),
@@ -114,6 +121,8 @@ func RouteTable() []Route {
 		{Path: DevicePath, Methods: getPost, Endpoint: EndpointDevice},
 		{Path: PushedAuthorizationRequestPath, Methods: post, Endpoint: EndpointPAR, CORS: client},
 		{Path: StylesheetPath, Methods: get, Endpoint: EndpointStatic},
+		{Path: UpstreamStartPath, Methods: get, Endpoint: EndpointUpstream},
+		{Path: UpstreamCallbackPath, Methods: get, Endpoint: EndpointUpstream},
 		{Path: UserinfoPath, Methods: getPost, Endpoint: EndpointUserinfo, CORS: client},
 		{Path: RevocationPath, Aliases: []string{"/oauth/revoke"}, Methods: post, Endpoint: EndpointRevocation, CORS: client},
 		{Path: IntrospectionPath, Methods: post, Endpoint: EndpointIntrospection},

@@ -77,6 +77,7 @@ func (in *interner) client(c Client) *Client {
 	c.PKCE = in.str(c.PKCE)
 	c.Consent = in.str(c.Consent)
 	c.AllowedOrigins = in.list(c.AllowedOrigins)
+	c.AllowedIdentityProviders = in.list(c.AllowedIdentityProviders)
 	c.WorkloadIssuer = in.str(c.WorkloadIssuer)
 	c.JWKSURI = in.str(c.JWKSURI)
 	c.Source, c.ID = in.own(c.Source), in.own(c.ID)

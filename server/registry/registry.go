@@ -109,6 +109,10 @@ type Client struct {
 	// AccessTokenOutlivesAssertion lets an access token obtained with an assertion live its full
 	// lifetime; by default it expires no later than the assertion.
 	AccessTokenOutlivesAssertion bool
+
+	// AllowedIdentityProviders names the upstream identity providers whose users may sign in
+	// to the client; empty: every one (AllowsIdentityProvider).
+	AllowedIdentityProviders []string
 }
 
 // Client authentication methods that use a JWT-bearer client assertion (RFC 7523 2.2).
@@ -239,6 +243,9 @@ type User struct {
 	// PasswordHash is a bcrypt or argon2id (PHC) hash; empty means the user cannot log in.
 	PasswordHash []byte
 	Disabled     bool
+	// IdentityProvider and IdentityProviderUID name the upstream provider that signed an
+	// external user in (ExternalUsers); empty for a User resource.
+	IdentityProvider, IdentityProviderUID string
 }
 
 func (c *Client) claimOrder() (time.Time, string) { return c.Created, c.Source }

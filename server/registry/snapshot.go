@@ -23,6 +23,10 @@ type Snapshot struct {
 	// of them that may bind (SubjectHolder).
 	subjects claimIndex[subjectPair, *Client]
 	issuers  cowMap[string, *WorkloadIssuer] // by name
+	// upstreams are the upstream OIDC identity providers by name.
+	upstreams cowMap[string, *UpstreamOIDC]
+	// external finds the users of upstream identity providers (SetExternalUsers); nil: none.
+	external ExternalUsers
 	// resources are the ProtectedResources by source; resourceAud by the audience they claim.
 	resources   cowMap[string, *ProtectedResource]
 	resourceAud claimIndex[string, *ProtectedResource]
@@ -71,7 +75,22 @@ func (s *Snapshot) UserBySubject(sub string) (*User, bool) {
 	if sub == "" {
 		return nil, false
 	}
-	return s.userSub.holder.get(sub)
+	if u, ok := s.userSub.holder.get(sub); ok {
+		return u, true
+	}
+	if s.external != nil && IsExternalSubject(sub) {
+		u, ok := s.external.ExternalUser(sub)
+		if !ok {
+			return nil, false
+		}
+		// Only while its provider is served, the same resource (UID): deleting a provider
+		// cuts its users off (no token, refresh or userinfo), even with records left.
+		if p, served := s.upstreams.get(u.IdentityProvider); !served || p.UID != u.IdentityProviderUID {
+			return nil, false
+		}
+		return u, true
+	}
+	return nil, false
 }
 
 // AllowsOrigin reports whether a Public client served in the snapshot lists the origin in its

@@ -43,6 +43,7 @@ func New(opts ...Option) *Registry {
 		userSub: newClaimIndex[string, *User](seed), origins: newCowMap[string, int](seed),
 		subjects: newClaimIndex[subjectPair, *Client](seed), issuers: newCowMap[string, *WorkloadIssuer](seed),
 		resources: newCowMap[string, *ProtectedResource](seed), resourceAud: newClaimIndex[string, *ProtectedResource](seed),
+		upstreams: newCowMap[string, *UpstreamOIDC](seed),
 	}
 	if r.nameKey != nil {
 		s.names, s.nameKey = newClaimIndex[string, *Client](seed), r.nameKey
@@ -150,6 +151,7 @@ type Txn struct {
 	origins   cowWriter[string, int]
 	subjects  claimWriter[subjectPair, *Client]
 	issuers   cowWriter[string, *WorkloadIssuer]
+	upstreams cowWriter[string, *UpstreamOIDC]
 	names     claimWriter[string, *Client]
 
 	resources   cowWriter[string, *ProtectedResource]
@@ -160,6 +162,7 @@ func (r *Registry) begin() *Txn {
 	tx := &Txn{s: *r.cur.Load(), in: &r.in}
 	tx.clients.m, tx.scopes.m, tx.users.m = &tx.s.clients, &tx.s.scopes, &tx.s.users
 	tx.origins.m, tx.issuers.m, tx.resources.m = &tx.s.origins, &tx.s.issuers, &tx.s.resources
+	tx.upstreams.m = &tx.s.upstreams
 	tx.resourceAud.init(&tx.s.resourceAud)
 	tx.byID.init(&tx.s.byID)
 	tx.scopeName.init(&tx.s.scopeName)

@@ -18,7 +18,7 @@ func TestKubectlShortNamesAndExplain(t *testing.T) {
 		}
 	}
 	s.install(t, "latchkey", crds)
-	s.cp.MustKubectl(t, nil, "get", "oac,oacp,scp,usr,wli", "--all-namespaces")
+	s.cp.MustKubectl(t, nil, "get", "oac,oacp,scp,usr,wli,oidcidp", "--all-namespaces")
 	for _, tc := range []struct {
 		name  string
 		field string

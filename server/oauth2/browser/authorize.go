@@ -176,6 +176,9 @@ type Config struct {
 	Device DeviceVerification
 	// PAR configures pushed authorization requests (RFC 9126); its zero value serves none.
 	PAR PushedRequests
+	// Upstreams signs users in through upstream identity providers (upstream.go); nil: the
+	// login page offers none.
+	Upstreams IdentityProviders
 }
 
 // Flow serves the authorization endpoint and the login and consent pages.
@@ -196,6 +199,7 @@ type Flow struct {
 	sessionEnd             SessionEndNotifier
 	device                 DeviceVerification
 	par                    PushedRequests
+	upstreams              IdentityProviders
 }
 
 // New checks the config and returns the flow.
@@ -226,6 +230,7 @@ func New(cfg Config) (*Flow, error) {
 		sessionEnd: cfg.SessionEnd,
 		device:     device,
 		par:        cfg.PAR,
+		upstreams:  cfg.Upstreams,
 	}, nil
 }
 
@@ -247,6 +252,8 @@ func (a *Flow) Mount(m *oauth2.Mux) {
 	if a.par.enabled() {
 		m.HandleFunc(oauth2.PushedAuthorizationRequestPath, http.MethodPost, a.servePushed)
 	}
+	m.HandleFunc(oauth2.UpstreamStartPath, http.MethodGet, a.serveUpstreamStart)
+	m.HandleFunc(oauth2.UpstreamCallbackPath, http.MethodGet, a.serveUpstreamCallback)
 	m.HandleFunc(oauth2.DevicePath, http.MethodGet, a.serveDevicePage)
 	m.Handle(oauth2.DevicePath, http.MethodPost, a.cop.Handler(http.HandlerFunc(a.handleDevice)))
 }

@@ -129,6 +129,21 @@
 //     ends its user code, and ends on a page of its own (no redirect). The pending request
 //     holds the code's display form for the confirmation page: it alone grants nothing, and
 //     the store keys the device grant by its hash only.
+//   - Upstream identity providers (upstream.go; the provider side is server/upstream behind
+//     IdentityProviders): the login page lists the providers the client allows
+//     (registry.Client.AllowsIdentityProvider) as links to /oauth2/upstream-start (GET: it only
+//     starts a flow for the browser's own pending request, and a link needs no form-action
+//     entry for the upstream's origin), and the password form when any User exists; with one
+//     provider and no User it starts that provider's flow at once. The start records a
+//     one-time state (with nonce and PKCE verifier) for the request lifetime, bound to the
+//     browser cookie and to the provider's UID. /oauth2/upstream-callback reads the state,
+//     checks the browser, then takes it (so a party that saw the URL can neither use nor burn
+//     it), refuses a response whose iss (RFC 9207) is not the provider's issuer (mix-up), and
+//     completes the login as a password does (completeLogin). Upstream errors, bad
+//     or replayed states and refusals are error pages (the upstream's error code only when it
+//     is a registered one), logged and audited as login_failed with the reason. Both paths
+//     take from the per-address page rate limit. Paths are one segment under /oauth2/ since
+//     the pages' redirects are relative.
 //   - Store failures are mapped by oauth2.FromStore: temporarily_unavailable is a redirect with
 //     that error (or a "try again in a moment" page), anything else server_error.
 //

@@ -8,6 +8,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
 	"github.com/latchkey-dev/latchkey/server/userauth"
 )
@@ -31,9 +32,33 @@ func (a *Flow) serveLoginPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	a.pages.renderLogin(w, r, http.StatusOK, loginPage{
-		Client: clientName(client), RequestID: id, CSRFToken: p.CSRFToken, Username: p.LoginHint,
-	}, formActionSource(p.RedirectURI))
+	page := a.loginPage(id, p, client)
+	page.Username = p.LoginHint
+	if !page.Password && len(page.Providers) == 1 { // one way to sign in: go straight there
+		a.startUpstream(w, r, id, p, client, page.Providers[0].Name)
+		return
+	}
+	a.pages.renderLogin(w, r, http.StatusOK, page, formActionSource(p.RedirectURI))
+}
+
+// loginPage is the login page of a pending request: the upstream providers the client allows
+// (as links that start their sign-in) and the password form when any User exists, or when
+// there is no other way to sign in.
+func (a *Flow) loginPage(id string, p *pendingRequest, client *registry.Client) loginPage {
+	page := loginPage{Client: clientName(client), RequestID: id, CSRFToken: p.CSRFToken}
+	snap := a.registry.Snapshot()
+	if a.upstreams != nil {
+		allowed := client
+		if p.Account {
+			allowed = nil // the account page: any provider
+		}
+		for _, u := range upstreamChoices(snap, allowed) {
+			page.Providers = append(page.Providers, providerLink{Name: u.Name, DisplayName: u.DisplayName})
+		}
+	}
+	_, _, users := snap.Counts()
+	page.Password = users > 0 || len(page.Providers) == 0
+	return page
 }
 
 // continuedSession returns the OP session ID a login continues: the browser's session's, when
@@ -60,7 +85,8 @@ func (a *Flow) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	username, pw := form.Get("username"), form.Get("password")
-	page := loginPage{Client: clientName(client), RequestID: id, CSRFToken: p.CSRFToken, Username: username}
+	page := a.loginPage(id, p, client)
+	page.Username = username
 	formAction := formActionSource(p.RedirectURI)
 	if username == "" || pw == "" || len(username) > maxUsernameLength || len(pw) > maxPasswordLength {
 		page.Error = msgMissingCredentials
@@ -88,8 +114,16 @@ func (a *Flow) handleLogin(w http.ResponseWriter, r *http.Request) {
 		a.pageStoreError(w, r, err)
 		return
 	}
-	logr.FromContextOrDiscard(ctx).Info("login succeeded", "user", username, "client_id", client.ID)
-	oauth2.Audit(ctx, oauth2.AuditEvent{Event: oauth2.AuditLoginSucceeded, ClientID: client.ID, Username: username, Subject: user.Subject})
+	a.completeLogin(w, r, id, p, client, user)
+}
+
+// completeLogin follows a successful sign-in (a password, or an upstream provider's): it
+// starts a session and continues the pending request, to the consent page, or straight back to
+// the client when no consent is needed.
+func (a *Flow) completeLogin(w http.ResponseWriter, r *http.Request, id string, p *pendingRequest, client *registry.Client, user *registry.User) {
+	ctx := r.Context()
+	logr.FromContextOrDiscard(ctx).Info("login succeeded", "user", user.Username, "client_id", client.ID, "source", user.Source)
+	oauth2.Audit(ctx, oauth2.AuditEvent{Event: oauth2.AuditLoginSucceeded, ClientID: client.ID, Username: user.Username, Subject: user.Subject})
 
 	now := a.now().Unix()
 	sid, err := a.continuedSession(ctx, r, user.Subject)

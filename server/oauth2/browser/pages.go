@@ -83,6 +83,14 @@ func newPages() (*pages, error) {
 // loginPage is the data of the login form.
 type loginPage struct {
 	Title, Client, RequestID, CSRFToken, Username, Error string
+	// Providers are the upstream identity providers offered; Password shows the password form.
+	Providers []providerLink
+	Password  bool
+}
+
+// providerLink is one upstream identity provider on the login page.
+type providerLink struct {
+	Name, DisplayName string
 }
 
 // consentPage is the data of the consent form.

@@ -128,7 +128,7 @@ func (g AuthorizationCode) Exchange(ctx context.Context, req *Request) (*Respons
 		return nil, err
 	}
 	user, ok := req.Snapshot.UserBySubject(code.Subject)
-	if !ok || user.Disabled {
+	if !ok || user.Disabled || !req.Client.AllowsUser(user) {
 		return nil, oauth2.ErrInvalidGrant.WithDescription("The user of the authorization code can no longer sign in.")
 	}
 	ug, err := g.userGrant(ctx, req, code, user)
@@ -151,7 +151,7 @@ func (g AuthorizationCode) exchangeKnown(ctx context.Context, req *Request, h st
 		return nil, false, nil //nolint:nilerr // the store's path answers a failed check
 	}
 	user, ok := req.Snapshot.UserBySubject(code.Subject)
-	if !ok || user.Disabled {
+	if !ok || user.Disabled || !req.Client.AllowsUser(user) {
 		return nil, false, nil
 	}
 	ug, err := g.userGrant(ctx, req, code, user)

@@ -83,7 +83,7 @@ func (g DeviceCode) Exchange(ctx context.Context, req *Request) (*Response, erro
 		return nil, oauth2.ErrServerError.WithCause(errors.New("device grant in an unknown state"))
 	}
 	user, ok := req.Snapshot.UserBySubject(poll.Grant.Subject)
-	if !ok || user.Disabled {
+	if !ok || user.Disabled || !req.Client.AllowsUser(user) {
 		return nil, oauth2.ErrInvalidGrant.WithDescription("The user who approved the device can no longer sign in.")
 	}
 	return g.tokens.Issue(ctx, UserGrant{

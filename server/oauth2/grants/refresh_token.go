@@ -156,7 +156,7 @@ func stillGranted(req *Request, rec store.RefreshToken) (granted, *registry.User
 		return granted{}, nil, err
 	}
 	user, ok := req.Snapshot.UserBySubject(rec.Subject)
-	if !ok || user.Disabled {
+	if !ok || user.Disabled || !req.Client.AllowsUser(user) {
 		return granted{}, nil, oauth2.ErrInvalidGrant.WithDescription(badRefreshToken)
 	}
 	return granted{scopes: scopes, audiences: audiences}, user, nil

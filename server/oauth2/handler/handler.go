@@ -227,6 +227,7 @@ func New(cfg Config) (http.Handler, error) {
 		if err != nil {
 			return nil, err
 		}
+		upstreams := upstreamLogin(cfg, st, lifetimes)
 		tokens := grants.NewTokenSet(issuer, st, lifetimes, cfg.Now)
 		all = append(all,
 			grants.NewPassword(auth, tokens, cfg.Now),
@@ -243,8 +244,9 @@ func New(cfg Config) (http.Handler, error) {
 			MaxBodyBytes: cfg.MaxBodyBytes, Lifetimes: lifetimes, SessionLifetime: cfg.Login.SessionLifetime,
 			ConsentLifetime: cfg.Login.ConsentLifetime, RequestLifetime: cfg.Login.RequestLifetime,
 			Hints: token.NewVerifier(cfg.Issuer, cfg.Keys, cfg.Now), SessionEnd: cfg.SessionEnd,
-			Device: cfg.Device.Verification,
-			PAR:    par,
+			Device:    cfg.Device.Verification,
+			PAR:       par,
+			Upstreams: upstreams,
 		})
 		if err != nil {
 			return nil, err

@@ -1,0 +1,26 @@
+package feed
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/controllers/convert"
+	"github.com/latchkey-dev/latchkey/server/registry"
+)
+
+// OIDCIdentityProvider decides about the result of convert.OIDCIdentityProvider: served only
+// with its client secret (a provider without one could never complete a login), never when its
+// spec is invalid or asks for workloadIdentity (not supported yet).
+func OIDCIdentityProvider(u registry.UpstreamOIDC, err error) Decision {
+	switch {
+	case err == nil:
+		return Decision{Serve, v1alpha1.ReasonReady, fmt.Sprintf("identity provider %q (%s) is served", u.Name, u.Issuer)}
+	case errors.Is(err, convert.ErrSecretNotFound):
+		return Decision{Withdraw, v1alpha1.ReasonSecretNotFound,
+			fmt.Sprintf("OIDCIdentityProvider %s is not served: its client secret is missing: %v", u.Name, err)}
+	case errors.Is(err, convert.ErrNotSupported):
+		return Decision{Withdraw, v1alpha1.ReasonNotSupported, fmt.Sprintf("OIDCIdentityProvider %s is not served: %v", u.Name, err)}
+	}
+	return withdraw(err)
+}

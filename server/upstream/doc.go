@@ -1,0 +1,26 @@
+// Package upstream signs users in through upstream identity providers: OpenID Connect today
+// (OIDCIdentityProvider), GitHub and LDAP later. It owns the provider side of the login flow
+// (the authorization request to the upstream, the code exchange, ID token verification) and the
+// CEL mapping of upstream claims to a local identity (Mapper). The browser flow
+// (server/oauth2/browser) drives it through the small interface it declares there.
+//
+// Decisions:
+//   - The local subject is "oidc:" + base64url(SHA-256(len(UID) + ":" + UID + upstream sub)),
+//     unpadded (48 characters; len in decimal, so no UID and sub pair collides with another): stable per (provider resource UID, upstream subject), never
+//     reassigned, opaque (it says nothing about the upstream sub), and different when the
+//     provider resource is deleted and created again (a new UID is a new trust decision).
+//   - The upstream flow is the authorization code flow with PKCE (S256) and a nonce; the ID
+//     token is verified with go-oidc (signature from the upstream's JWKS, iss, aud = our
+//     client ID, expiry) and its nonce compared in constant time. Userinfo, when the upstream
+//     has an endpoint, adds the claims the ID token lacks (never overriding them), and only
+//     when its sub matches.
+//   - Discovery uses go-oidc with the provider's CA bundle as the only roots (none: the
+//     system's), and is done again when the provider's generation changes; a failed discovery
+//     is retried at the next login, at most every 10 s.
+//   - Claim mappings, validation rules and the allow policy are CEL, compiled once per
+//     provider generation with a runtime cost limit per expression (ClaimRuleCostLimit). A
+//     mapping of the wrong type (a username that is not a string) refuses the login with a
+//     message that names the mapping, never the claims' values.
+//
+// It must not import controller-runtime, client-go or api/, and never logs a code or token.
+package upstream

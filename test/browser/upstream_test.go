@@ -1,0 +1,307 @@
+package browser
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	xoauth2 "golang.org/x/oauth2"
+
+	"github.com/latchkey-dev/latchkey/internal/harness"
+	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/password"
+	"github.com/latchkey-dev/latchkey/server/registry"
+)
+
+// The upstream latchkey's client for the downstream, and its users.
+const (
+	upstreamClientID     = "downstream-idp"
+	upstreamClientSecret = "upstream-client-secret-0123456789"
+	upstreamProviderUID  = "3d0c8a8e-upstream-corp"
+	staffUser            = "uma"
+	outsider             = "rob"
+)
+
+// upstreamManifests are the upstream latchkey's resources: uma (staff, dev) and rob
+// (contractors), both with userPassword, and a groups Scope. Its client for the downstream is
+// written later (upstreamClientManifest), once the downstream's URL is known.
+func upstreamManifests(hash string) string {
+	user := func(name, email, display string, groups ...string) string {
+		return fmt.Sprintf(`apiVersion: oauth.latchkey.dev/v1alpha1
+kind: User
+metadata: {name: %[1]s}
+spec:
+  username: %[1]s
+  email: %[2]s
+  emailVerified: true
+  displayName: %[3]s
+  groups: ["%[4]s"]
+  passwordSecretRef: {namespace: default, name: user-passwords, key: hash}
+---
+`, name, email, display, strings.Join(groups, `", "`))
+	}
+	return user(staffUser, "uma@corp.example", "Uma Upstream", "staff", "dev") +
+		user(outsider, "rob@corp.example", "Rob Outsider", "contractors") + groupsScope + `apiVersion: v1
+kind: Secret
+metadata: {name: user-passwords, namespace: default}
+stringData:
+  hash: "` + hash + `"
+`
+}
+
+// groupsScope releases the groups claim.
+const groupsScope = `apiVersion: oauth.latchkey.dev/v1alpha1
+kind: Scope
+metadata: {name: groups}
+spec: {name: groups, description: "Your groups", claims: [groups]}
+---
+`
+
+// upstreamClientManifest is the upstream's confidential client for the downstream: its
+// redirect URI is the downstream's upstream callback.
+func upstreamClientManifest(downstream string) string {
+	return `apiVersion: oauth.latchkey.dev/v1alpha1
+kind: OAuthClient
+metadata: {name: downstream, namespace: default}
+spec:
+  clientID: ` + upstreamClientID + `
+  type: Confidential
+  displayName: Downstream Latchkey
+  grantTypes: [authorization_code]
+  redirectURIs: ["` + downstream + oauth2.UpstreamCallbackPath + `"]
+  scopes: [openid, email, profile, groups]
+  tokenEndpointAuthMethod: client_secret_basic
+  secretPolicy: External
+  secretRef: {name: downstream-secret, key: client-secret}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: downstream-secret, namespace: default}
+stringData:
+  client-secret: "` + upstreamClientSecret + `"
+`
+}
+
+// downstreamManifests are the downstream latchkey's resources: the public client of the test,
+// no User (so its login page goes straight to the one provider), and the OIDCIdentityProvider
+// of the upstream over loopback http, with mapped claims and an allow policy.
+func downstreamManifests(upstream, redirectURI string) string {
+	return groupsScope + `apiVersion: oauth.latchkey.dev/v1alpha1
+kind: OAuthClient
+metadata: {name: tracker, namespace: web}
+spec:
+  clientID: ` + clientID + `
+  type: Public
+  displayName: Project Tracker
+  grantTypes: [authorization_code]
+  redirectURIs: ["` + redirectURI + `"]
+  scopes: [openid, email, profile, groups]
+  tokenEndpointAuthMethod: none
+  allowedIdentityProviders: [corp]
+---
+apiVersion: oauth.latchkey.dev/v1alpha1
+kind: OIDCIdentityProvider
+metadata: {name: corp, uid: ` + upstreamProviderUID + `}
+spec:
+  issuer: ` + upstream + `
+  displayName: Corp SSO
+  client:
+    clientID: ` + upstreamClientID + `
+    secretRef: {namespace: latchkey, name: corp-sso}
+  scopes: [openid, email, profile, groups]
+  claims:
+    username: claims.preferred_username
+    groups: "claims.groups.map(g, 'corp:' + g)"
+  allowPolicy: "'corp:staff' in user.groups"
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: corp-sso, namespace: latchkey}
+stringData:
+  client-secret: "` + upstreamClientSecret + `"
+`
+}
+
+// newUpstreamEnv starts chromium, the client's callback and two latchkey binaries in embedded
+// mode: the upstream, then the downstream with an OIDCIdentityProvider of the upstream; then it
+// adds the upstream's client for the downstream (the upstream reloads its folder) and waits
+// until the upstream knows it.
+func newUpstreamEnv(t *testing.T) *env {
+	t.Helper()
+	e := newClientEnv(t)
+	dir := t.TempDir()
+	binary, err := harness.BuildBinary(dir)
+	require.NoError(t, err)
+	start := func(name, manifests string) *harness.Server {
+		srv, err := harness.StartServer(t.Context(), binary, filepath.Join(dir, name+".log"), 60*time.Second,
+			func(harness.ServeAddrs) []string { return []string{"serve", "--manifests", manifests} })
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			srv.Stop(10 * time.Second)
+			if t.Failed() {
+				t.Logf("%s latchkey log (tail):\n%s", name, srv.Tail(8192))
+			}
+		})
+		return srv
+	}
+	folder := func(name, content string) string {
+		d := filepath.Join(dir, name)
+		require.NoError(t, os.Mkdir(d, 0o700))
+		require.NoError(t, os.WriteFile(filepath.Join(d, name+".yaml"), []byte(content), 0o600))
+		return d
+	}
+	hash, err := password.HashArgon2id(userPassword)
+	require.NoError(t, err)
+	upDir := folder("upstream", upstreamManifests(hash))
+	up := start("upstream", upDir)
+	redirectURI := e.callback.URL + "/callback"
+	down := start("downstream", folder("downstream", downstreamManifests(up.URL(), redirectURI)))
+	require.NoError(t, os.WriteFile(filepath.Join(upDir, "client.yaml"), []byte(upstreamClientManifest(down.URL())), 0o600))
+	// The client is known once a token request with its secret is no longer invalid_client.
+	require.Eventually(t, func() bool {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, up.URL()+oauth2.TokenPath,
+			strings.NewReader("grant_type=client_credentials"))
+		if err != nil {
+			return false
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(upstreamClientID, upstreamClientSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode != http.StatusUnauthorized
+	}, stepTimeout, 100*time.Millisecond, "the upstream loads the downstream's client")
+
+	e.issuer, e.hc = down.URL(), http.DefaultClient
+	e.oauth = &xoauth2.Config{
+		ClientID: clientID, RedirectURL: redirectURI, Scopes: []string{"openid", "email", "profile", "groups"},
+		Endpoint: xoauth2.Endpoint{
+			AuthURL: e.issuer + oauth2.AuthorizePath, TokenURL: e.issuer + oauth2.TokenPath,
+			AuthStyle: xoauth2.AuthStyleInParams,
+		},
+	}
+	return e
+}
+
+// signInUpstream signs the user in on the upstream's login page and allows the downstream there.
+func signInUpstream(user string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.WaitVisible(chromedp.CSS("#username")),
+		chromedp.SendKeys(chromedp.CSS("#username"), user),
+		chromedp.SendKeys(chromedp.CSS("#password"), userPassword),
+		chromedp.Click(chromedp.CSS("button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS(`button[value="allow"]`)),
+		chromedp.Click(chromedp.CSS(`button[value="allow"]`)),
+	)
+}
+
+// waitLocation waits until the tab's location starts with prefix.
+func waitLocation(ctx context.Context, t *testing.T, prefix string) {
+	t.Helper()
+	var loc string
+	var err error
+	ok := assert.Eventually(t, func() bool {
+		loc, err = chromedp.Run(ctx, chromedp.Location())
+		return err == nil && strings.HasPrefix(loc, prefix)
+	}, stepTimeout, 50*time.Millisecond)
+	if !ok {
+		body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+		t.Fatalf("waiting for %s; at %s (%v), showing: %s", prefix, loc, err, body)
+	}
+}
+
+func TestSignInThroughAnUpstreamLatchkeyInChromium(t *testing.T) {
+	e := newUpstreamEnv(t)
+
+	t.Run("the upstream's user signs in, consents twice and gets a verified ID token with the mapped claims", func(t *testing.T) {
+		ctx := e.tab(t)
+		verifier := xoauth2.GenerateVerifier()
+		authURL := e.oauth.AuthCodeURL("s-up", xoauth2.S256ChallengeOption(verifier), xoauth2.SetAuthURLParam("nonce", "n-up"))
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(authURL), signInUpstream(staffUser)))
+		// Back at the downstream: its own consent page, then the client.
+		waitLocation(ctx, t, e.issuer+oauth2.ConsentPath)
+		require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`button[value="allow"]`))))
+		e.screenshots(ctx, t, "upstream-downstream-consent")
+		require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[value="allow"]`))))
+		got := e.awaitCallback(t)
+		require.Equal(t, "s-up", got.Get("state"))
+
+		cctx := oidc.ClientContext(context.WithValue(t.Context(), xoauth2.HTTPClient, e.hc), e.hc)
+		tok, err := e.oauth.Exchange(cctx, got.Get("code"), xoauth2.VerifierOption(verifier))
+		require.NoError(t, err)
+		raw, _ := tok.Extra("id_token").(string)
+		provider, err := oidc.NewProvider(cctx, e.issuer)
+		require.NoError(t, err)
+		idt, err := provider.Verifier(&oidc.Config{ClientID: clientID}).Verify(cctx, raw)
+		require.NoError(t, err)
+		var claims struct {
+			Nonce             string   `json:"nonce"`
+			PreferredUsername string   `json:"preferred_username"`
+			Email             string   `json:"email"`
+			EmailVerified     bool     `json:"email_verified"`
+			Name              string   `json:"name"`
+			Groups            []string `json:"groups"`
+		}
+		require.NoError(t, idt.Claims(&claims))
+		assert.Equal(t, "n-up", claims.Nonce)
+		assert.Equal(t, staffUser, claims.PreferredUsername)
+		assert.Equal(t, "uma@corp.example", claims.Email)
+		assert.True(t, claims.EmailVerified)
+		assert.Equal(t, "Uma Upstream", claims.Name)
+		assert.Equal(t, []string{"corp:staff", "corp:dev"}, claims.Groups)
+		assert.True(t, strings.HasPrefix(idt.Subject, registry.ExternalSubjectPrefix), "sub %q", idt.Subject)
+		assert.Len(t, idt.Subject, len(registry.ExternalSubjectPrefix)+43, "a hash of the provider's UID and the upstream sub")
+		assert.NotContains(t, idt.Subject, staffUser)
+
+		ui, err := provider.UserInfo(cctx, xoauth2.StaticTokenSource(tok))
+		require.NoError(t, err)
+		assert.Equal(t, idt.Subject, ui.Subject)
+		assert.Equal(t, "uma@corp.example", ui.Email)
+	})
+
+	t.Run("a user the allow policy refuses gets an error page, and replaying the callback another", func(t *testing.T) {
+		ctx := e.tab(t)
+		authURL := e.oauth.AuthCodeURL("s-refused", xoauth2.S256ChallengeOption(xoauth2.GenerateVerifier()))
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(authURL), signInUpstream(outsider)))
+		waitLocation(ctx, t, e.issuer+oauth2.UpstreamCallbackPath)
+		assert.Equal(t, "Sign-in failed", heading(ctx, t))
+		body, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+		require.NoError(t, err)
+		assert.Contains(t, body, "not allowed to sign in here")
+		assert.NotContains(t, body, "rob@corp.example", "the page dumps nothing of the upstream's answer")
+		e.screenshots(ctx, t, "upstream-refused")
+
+		callback, err := chromedp.Run(ctx, chromedp.Location())
+		require.NoError(t, err)
+		require.True(t, strings.HasPrefix(callback, e.issuer+oauth2.UpstreamCallbackPath), "on the callback: %s", callback)
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(callback)))
+		assert.Equal(t, "Sign-in request expired", heading(ctx, t))
+		body, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+		require.NoError(t, err)
+		assert.Contains(t, body, "was already used")
+		select {
+		case q := <-e.callbacks:
+			t.Fatalf("the client was called: %v", q)
+		default:
+		}
+	})
+
+	t.Run("a callback with an unknown state is an error page, never a redirect", func(t *testing.T) {
+		resp, err := e.hc.Get(e.issuer + oauth2.UpstreamCallbackPath + "?state=" + strings.Repeat("A", 43) + "&code=x")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		assert.Contains(t, resp.Header.Get("Content-Type"), "text/html")
+	})
+}
