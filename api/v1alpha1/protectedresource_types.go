@@ -22,17 +22,9 @@ const (
 	SubjectTokenWorkloadIssuer SubjectTokenSource = "WorkloadIssuer"
 )
 
-// Reasons of a ProtectedResource's Ready condition (besides Ready, InvalidSpec
-// and PolicyViolation).
-const (
-	// ReasonAudienceConflict: another ProtectedResource, created earlier,
-	// already holds this audience.
-	ReasonAudienceConflict = "AudienceConflict"
-	// ReasonUnknownClients: the resource is served, but some OAuthClients that
-	// spec.allowedClients or spec.tokenExchange names do not exist; the message
-	// names them.
-	ReasonUnknownClients = "UnknownClients"
-)
+// ReasonAudienceConflict (a ProtectedResource's Ready=False): another
+// ProtectedResource, created earlier, already holds this audience.
+const ReasonAudienceConflict = "AudienceConflict"
 
 // ProtectedResourceSpec declares a resource server: the audience of its
 // tokens, the scopes it owns and which clients may get tokens for it.
@@ -155,9 +147,10 @@ type ProtectedResourceMetadata struct {
 
 // ProtectedResourceStatus is what the controllers observed.
 type ProtectedResourceStatus struct {
-	// conditions: Ready (reasons Ready, UnknownClients, AudienceConflict,
-	// InvalidSpec, PolicyViolation); ScopesResolved (reasons Resolved,
-	// UnknownScope); Propagated (reasons Propagated, Lagging, NoReplicas).
+	// conditions: Ready (reasons Ready, AudienceConflict, InvalidSpec,
+	// PolicyViolation); ScopesResolved (reasons Resolved, UnknownScope: an owned
+	// scope no Scope defines; it does not gate Ready); Propagated (reasons
+	// Propagated, Lagging, NoReplicas).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
