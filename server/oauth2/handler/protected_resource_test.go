@@ -141,3 +141,56 @@ func TestProtectedResourcesInTheCodeFlow(t *testing.T) {
 		assert.Equal(t, "openid profile", body["scope"])
 	})
 }
+
+func TestProtectedResourceMetadata(t *testing.T) {
+	e := newProtectedResourceEnv(t)
+	p, ok := e.reg.Snapshot().ProtectedResourceBySource("apis/projects")
+	require.True(t, ok)
+	withMeta := *p
+	withMeta.Metadata = registry.ResourceMetadata{Name: "Projects API", Documentation: "https://docs.example/projects",
+		BearerMethods: []string{"header", "body"}}
+	e.reg.Update(func(tx *registry.Txn) {
+		tx.PutProtectedResource(registry.ProtectedResource{Source: "apis/projects-late", Namespace: "apis", Name: "projects-late",
+			Created: time.Unix(1_800_000_000, 0), Audience: projectsAPI})
+		tx.PutProtectedResource(withMeta)
+	})
+	get := func(path string) response {
+		return doT(t, e.srv, request{method: http.MethodGet, path: path})
+	}
+	t.Run("a resource's metadata names it, this server, its scopes and bearer methods", func(t *testing.T) {
+		res := get("/.well-known/oauth-protected-resource/apis/projects")
+		require.Equal(t, http.StatusOK, res.status, "%v", res.body)
+		assert.Equal(t, projectsAPI, res.body["resource"])
+		assert.Equal(t, []any{testIssuer}, res.body["authorization_servers"])
+		assert.Equal(t, []any{projectScope, "write:projects"}, res.body["scopes_supported"])
+		assert.Equal(t, []any{"header", "body"}, res.body["bearer_methods_supported"])
+		assert.Equal(t, "Projects API", res.body["resource_name"])
+		assert.Equal(t, "https://docs.example/projects", res.body["resource_documentation"])
+		assert.NotEmpty(t, res.body["dpop_signing_alg_values_supported"])
+		assert.Equal(t, "public, max-age=300", res.header.Get("Cache-Control"))
+		assert.Equal(t, "*", doT(t, e.srv, request{method: http.MethodGet, path: "/.well-known/oauth-protected-resource/apis/projects",
+			header: http.Header{"Origin": {"https://any.example"}}}).header.Get("Access-Control-Allow-Origin"))
+	})
+	t.Run("a resource without declared bearer methods says header", func(t *testing.T) {
+		res := get("/.well-known/oauth-protected-resource/apis/reports")
+		require.Equal(t, http.StatusOK, res.status, "%v", res.body)
+		assert.Equal(t, []any{"header"}, res.body["bearer_methods_supported"])
+		assert.NotContains(t, res.body, "scopes_supported")
+	})
+	for _, tt := range []struct{ name, path string }{
+		{"an unknown resource is 404 JSON", "/.well-known/oauth-protected-resource/apis/nothing"},
+		{"a resource that lost its audience to an earlier one is 404", "/.well-known/oauth-protected-resource/apis/projects-late"},
+		{"a path without a name is 404", "/.well-known/oauth-protected-resource/apis"},
+		{"a longer path is 404", "/.well-known/oauth-protected-resource/apis/projects/x"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res := get(tt.path)
+			assert.Equal(t, http.StatusNotFound, res.status)
+			assert.Equal(t, "invalid_request", res.body["error"])
+		})
+	}
+	t.Run("a POST is 405", func(t *testing.T) {
+		res := doT(t, e.srv, request{path: "/.well-known/oauth-protected-resource/apis/projects"})
+		assert.Equal(t, http.StatusMethodNotAllowed, res.status)
+	})
+}
