@@ -1,5 +1,5 @@
 // Package convert is the one code path from a Latchkey resource (OAuthClient, Scope, User,
-// WorkloadIssuer, plus the Secret it references) to the plain value the server's registry holds. The reconcilers in
+// WorkloadIssuer, ProtectedResource, plus the Secret it references) to the plain value the server's registry holds. The reconcilers in
 // controllers/ call it with objects from the manager's informers; the manifest loader calls it with
 // objects decoded from files, where no API server ran CRD defaulting or CEL validation. So every
 // default and every cross-field rule the server relies on is applied here again, not only in the
