@@ -205,6 +205,9 @@ func TestTheCRDRefusesAnInvalidProtectedResource(t *testing.T) {
 				Client:              v1alpha1.ClientReference{Name: "gateway"},
 				SubjectTokenSources: []v1alpha1.SubjectTokenSource{v1alpha1.SubjectTokenAccessToken}, WorkloadIssuers: []string{"github"}}}}
 		}},
+		{"a client name with a slash is refused", func(p *v1alpha1.ProtectedResource) {
+			p.Spec.AllowedClients = []v1alpha1.ClientReference{{Name: "team/billing"}}
+		}},
 		{"an unknown bearer method is refused", func(p *v1alpha1.ProtectedResource) {
 			p.Spec.Metadata = &v1alpha1.ProtectedResourceMetadata{BearerMethodsSupported: []string{"cookie"}}
 		}},
