@@ -110,6 +110,10 @@ func TestProtectedResourceIsServedWithItsClientsAndMetadata(t *testing.T) {
 		var cur v1alpha1.ProtectedResource
 		if assert.NoError(c, suite.client.Get(ctx, key, &cur)) {
 			assert.Equal(c, int32(1), cur.Status.ClientsResolved, "billing exists, named does not")
+			assert.Equal(c, "2/2", cur.Status.Served, "both replicas serve it")
+			if p := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionPropagated); assert.NotNil(c, p) {
+				assert.Equal(c, v1alpha1.ReasonPropagated, p.Reason)
+			}
 		}
 	}, waitFor, tick)
 
