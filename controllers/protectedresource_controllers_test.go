@@ -91,7 +91,7 @@ func TestProtectedResourceIsServedWithItsClientsAndMetadata(t *testing.T) {
 	pr := protectedResource(ns, "payments", aud)
 	pr.Spec.Scopes = []string{"payments:read-" + ns, "payments:write-" + ns}
 	pr.Spec.AllowedClients = []v1alpha1.ClientReference{{Name: "named"}}
-	pr.Spec.AllowedClientSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"team": "payments"}}
+	pr.Spec.AllowedClientSelector = &v1alpha1.ClientSelector{MatchLabels: map[string]string{"team": "payments"}}
 	pr.Spec.Metadata = &v1alpha1.ProtectedResourceMetadata{ResourceName: "Payments"}
 	require.NoError(t, suite.client.Create(ctx, pr))
 	key := client.ObjectKeyFromObject(pr)
@@ -208,6 +208,12 @@ func TestTheCRDRefusesAnInvalidProtectedResource(t *testing.T) {
 			p.Spec.TokenExchange = &v1alpha1.TokenExchangePolicy{AllowedRequesters: []v1alpha1.ExchangeRequester{{
 				Client:              v1alpha1.ClientReference{Name: "gateway"},
 				SubjectTokenSources: []v1alpha1.SubjectTokenSource{v1alpha1.SubjectTokenAccessToken}, WorkloadIssuers: []string{"github"}}}}
+		}},
+		{"a selector requirement In without values is refused", func(p *v1alpha1.ProtectedResource) {
+			p.Spec.AllowedClientSelector = &v1alpha1.ClientSelector{MatchExpressions: []v1alpha1.ClientSelectorRequirement{{Key: "team", Operator: "In"}}}
+		}},
+		{"an unknown selector operator is refused", func(p *v1alpha1.ProtectedResource) {
+			p.Spec.AllowedClientSelector = &v1alpha1.ClientSelector{MatchExpressions: []v1alpha1.ClientSelectorRequirement{{Key: "team", Operator: "Near"}}}
 		}},
 		{"a client name with a slash is refused", func(p *v1alpha1.ProtectedResource) {
 			p.Spec.AllowedClients = []v1alpha1.ClientReference{{Name: "team/billing"}}
