@@ -185,6 +185,19 @@ func TestProtectedResourceBreakingItsNamespacesAudiencePolicyIsNotServed(t *test
 	})
 	waitResourceReady(t, client.ObjectKeyFromObject(pr), metav1.ConditionTrue, v1alpha1.ReasonReady)
 	waitResourceServed(t, "https://internal.example/"+ns, ns+"/bank", nil)
+	cmKey := types.NamespacedName{Namespace: ns, Name: "bank" + ResourceMetadataSuffix}
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.NoError(c, suite.client.Get(ctx, cmKey, &corev1.ConfigMap{}))
+	}, waitFor, tick)
+
+	// Out of policy again: not served, and its metadata ConfigMap goes.
+	updateResource(t, client.ObjectKeyFromObject(pr), func(p *v1alpha1.ProtectedResource) {
+		p.Spec.Audience = "https://bank.example/" + ns
+	})
+	waitResourceReady(t, client.ObjectKeyFromObject(pr), metav1.ConditionFalse, v1alpha1.ReasonPolicyViolation)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.True(c, apierrors.IsNotFound(suite.client.Get(ctx, cmKey, &corev1.ConfigMap{})))
+	}, waitFor, tick)
 }
 
 func TestTheCRDRefusesAnInvalidProtectedResource(t *testing.T) {
