@@ -47,6 +47,7 @@ type Registry interface {
 	UserRegistry
 	WorkloadIssuerRegistry
 	UpstreamRegistry
+	ProtectedResourceRegistry
 }
 
 // KeyLoader receives the marshalled signing key set whenever the key Secret changes, and gives
@@ -131,6 +132,10 @@ type Options struct {
 	// ReportInterval is how often a replica writes its report at most; default
 	// DefaultReportInterval.
 	ReportInterval time.Duration
+	// ResourceMetadata, when set, renders a ProtectedResource's RFC 9728 metadata as the server
+	// serves it: the leader writes it into the ConfigMap <name>-oauth-protected-resource of
+	// each resource that holds its audience, for the resource server to serve. Nil: none.
+	ResourceMetadata ResourceMetadata
 }
 
 // SyncMetrics records when the registry last took in an object of a kind.
@@ -228,6 +233,9 @@ func (o Options) withDefaults() (Options, error) {
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=workloadissuers/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclientpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclientpolicies/status,verbs=update;patch
+// +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=protectedresources,verbs=get;list;watch
+// +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=protectedresources/status,verbs=update;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -265,6 +273,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		{"user-registry", (&userRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"workloadissuer-registry", (&issuerRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"oidcidentityprovider-registry", (&upstreamRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
+		{"protectedresource-registry", (&resourceRegistryReconciler{cache: cache, registry: opts.Registry, ready: opts.Readiness, policies: policies}).setup},
 		{"readiness", func(mgr ctrl.Manager) error {
 			return mgr.Add(&readinessLister{cache: mgr.GetCache(), ready: opts.Readiness})
 		}},
@@ -303,6 +312,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		{"user", (&userReconciler{client: mgr.GetClient(), secrets: secrets, events: events}).setup},
 		{"workloadissuer", newIssuerReconciler(mgr.GetClient(), secrets, events, opts.Now).setup},
 		{"oidcidentityprovider", (&upstreamReconciler{client: mgr.GetClient(), secrets: secrets, events: events}).setup},
+		{"protectedresource", (&protectedResourceReconciler{
+			client: mgr.GetClient(), reader: mgr.GetAPIReader(), scheme: mgr.GetScheme(), events: events,
+			policies: policies, metadata: opts.ResourceMetadata,
+		}).setup},
 		{"signingkeys", (&keyEnsurer{
 			client: mgr.GetClient(), reader: secrets, secret: keySecret, algorithms: opts.Algorithms,
 			keys: opts.Keys, events: events, now: opts.Now, metrics: opts.KeyMetrics,

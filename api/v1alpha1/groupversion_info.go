@@ -14,7 +14,8 @@ func AddToScheme(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion,
 		&OAuthClient{}, &OAuthClientList{}, &Scope{}, &ScopeList{}, &User{}, &UserList{},
 		&WorkloadIssuer{}, &WorkloadIssuerList{}, &OAuthClientPolicy{}, &OAuthClientPolicyList{},
-		&OIDCIdentityProvider{}, &OIDCIdentityProviderList{})
+		&OIDCIdentityProvider{}, &OIDCIdentityProviderList{},
+		&ProtectedResource{}, &ProtectedResourceList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

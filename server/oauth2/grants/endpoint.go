@@ -167,7 +167,7 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (_ *R
 	if err != nil {
 		return nil, fail(err)
 	}
-	resources, err := oauth2.AllowedResources(client, req.Resources)
+	resources, scopes, err := oauth2.Target(snap, client, req.Resources, scopes)
 	if err != nil {
 		return nil, fail(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/server/dpop"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
 // discovery serves the server metadata (RFC 8414, OpenID Connect Discovery 1.0) and the JWKS.
@@ -47,6 +48,37 @@ func (d *discovery) Mount(m *oauth2.Mux) {
 	m.HandleFunc(oauth2.OpenIDConfigurationPath, http.MethodGet, d.serveOpenIDConfiguration)
 	m.HandleFunc(oauth2.AuthorizationServerPath, http.MethodGet, d.serveAuthorizationServer)
 	m.HandleFunc(oauth2.JWKSPath, http.MethodGet, d.serveJWKS)
+	m.HandleFunc(oauth2.ProtectedResourceMetadataPath, http.MethodGet, d.serveResourceMetadata)
+}
+
+// serveResourceMetadata serves the RFC 9728 metadata of the ProtectedResource named by the
+// path, when it holds its audience (a resource that lost its audience to an earlier one
+// decides nothing and has none): 404 JSON otherwise.
+func (d *discovery) serveResourceMetadata(w http.ResponseWriter, r *http.Request) {
+	snap := d.registry.Snapshot()
+	p, ok := snap.ProtectedResourceBySource(r.PathValue("namespace") + "/" + r.PathValue("name"))
+	if ok {
+		holder, held := snap.ProtectedResource(p.Audience)
+		ok = held && holder == p
+	}
+	if !ok {
+		oauth2.WriteError(w, r, oauth2.ErrInvalidRequest.WithStatus(http.StatusNotFound).WithDescription("No protected resource of this name."))
+		return
+	}
+	body, err := oauth2.ResourceMetadata(p, d.issuer, d.dpopAlgorithms()).Marshal()
+	if err != nil {
+		oauth2.WriteError(w, r, err)
+		return
+	}
+	oauth2.WritePublicJSON(w, body, oauth2.DiscoveryCacheControl)
+}
+
+// dpopAlgorithms are the DPoP proof algorithms the server verifies; nil without DPoP.
+func (d *discovery) dpopAlgorithms() []string {
+	if !d.dpop {
+		return nil
+	}
+	return dpop.AlgorithmNames()
 }
 
 // metadata describes what the server implements now, nothing more. Without a Store there is no
@@ -139,9 +171,7 @@ func (d *discovery) metadata() metadata {
 		m.TokenEndpointAuthMethodsSupported = []string{oauth2.AuthMethodBasic, oauth2.AuthMethodPost, oauth2.AuthMethodNone}
 		m.ScopesSupported = oauth2.ScopesSupported(snap)
 	}
-	if d.dpop {
-		m.DPoPSigningAlgValuesSupported = dpop.AlgorithmNames()
-	}
+	m.DPoPSigningAlgValuesSupported = d.dpopAlgorithms()
 	if len(d.assertionMethods) > 0 {
 		m.TokenEndpointAuthMethodsSupported = append(m.TokenEndpointAuthMethodsSupported, d.assertionMethods...)
 		m.TokenEndpointAuthSigningAlgValuesSupported = assertion.SupportedAlgorithms()
@@ -192,4 +222,15 @@ func (d *discovery) writeJSON(w http.ResponseWriter, r *http.Request, m metadata
 		return
 	}
 	oauth2.WritePublicJSON(w, buf.Bytes(), oauth2.DiscoveryCacheControl)
+}
+
+// ResourceMetadata returns what renders a ProtectedResource's RFC 9728 metadata exactly as a
+// handler of cfg serves it at oauth2.ProtectedResourceMetadataPath (its issuer, and its DPoP
+// algorithms when it verifies proofs: with a Store): for the ConfigMap a cluster's leader
+// writes for the resource server.
+func ResourceMetadata(cfg Config) func(p *registry.ProtectedResource) ([]byte, error) {
+	d := &discovery{issuer: cfg.Issuer, dpop: cfg.Store != nil}
+	return func(p *registry.ProtectedResource) ([]byte, error) {
+		return oauth2.ResourceMetadata(p, d.issuer, d.dpopAlgorithms()).Marshal()
+	}
 }
