@@ -244,9 +244,19 @@ type User struct {
 	PasswordHash []byte
 	Disabled     bool
 	// IdentityProvider and IdentityProviderUID name the upstream provider that signed an
-	// external user in (ExternalUsers); empty for a User resource.
-	IdentityProvider, IdentityProviderUID string
+	// external user in (ExternalUsers), IdentityProviderKind its kind (KindOIDC, KindGitHub,
+	// KindLDAP; "" is KindOIDC); all empty for a User resource. UpstreamSubject is the
+	// user's stable identifier at the provider (OIDC sub, GitHub user ID, LDAP UID attribute).
+	IdentityProvider, IdentityProviderUID, IdentityProviderKind string
+	UpstreamSubject                                             string
 }
+
+// Kinds of upstream identity provider (User.IdentityProviderKind).
+const (
+	KindOIDC   = "OIDCIdentityProvider"
+	KindGitHub = "GitHubIdentityProvider"
+	KindLDAP   = "LDAPIdentityProvider"
+)
 
 func (c *Client) claimOrder() (time.Time, string) { return c.Created, c.Source }
 func (u *User) claimOrder() (time.Time, string)   { return u.Created, u.Source }

@@ -85,12 +85,24 @@ func (s *Snapshot) UserBySubject(sub string) (*User, bool) {
 		}
 		// Only while its provider is served, the same resource (UID): deleting a provider
 		// cuts its users off (no token, refresh or userinfo), even with records left.
-		if p, served := s.upstreams.get(u.IdentityProvider); !served || p.UID != u.IdentityProviderUID {
+		if !s.servesProvider(u.IdentityProviderKind, u.IdentityProvider, u.IdentityProviderUID) {
 			return nil, false
 		}
 		return u, true
 	}
 	return nil, false
+}
+
+// servesProvider reports whether the snapshot serves the upstream identity provider of the
+// kind and name, the same resource (UID).
+func (s *Snapshot) servesProvider(kind, name, uid string) bool {
+	switch kind {
+	case "", KindOIDC:
+		p, ok := s.upstreams.get(name)
+		return ok && p.UID == uid
+	default:
+		return false
+	}
 }
 
 // AllowsOrigin reports whether a Public client served in the snapshot lists the origin in its

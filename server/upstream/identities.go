@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -45,8 +46,10 @@ func NewIdentities(records Records, ttl time.Duration, log logr.Logger) *Identit
 // identityRecord is the stored form of a user.
 type identityRecord struct {
 	Subject       string   `json:"sub"`
+	Kind          string   `json:"idp_kind,omitempty"`
 	Provider      string   `json:"idp"`
 	ProviderUID   string   `json:"idp_uid"`
+	UpstreamSub   string   `json:"upstream_sub,omitempty"`
 	Username      string   `json:"username"`
 	Email         string   `json:"email,omitempty"`
 	EmailVerified bool     `json:"email_verified,omitempty"`
@@ -56,7 +59,7 @@ type identityRecord struct {
 
 // Remember stores the identity (replacing its previous claims) and returns it as a user.
 func (s *Identities) Remember(ctx context.Context, id Identity) (*registry.User, error) {
-	rec := identityRecord{Subject: id.Subject, Provider: id.Provider, ProviderUID: id.ProviderUID, Username: id.Username, Email: id.Email,
+	rec := identityRecord{Subject: id.Subject, Kind: id.Kind, Provider: id.Provider, ProviderUID: id.ProviderUID, UpstreamSub: id.UpstreamSubject, Username: id.Username, Email: id.Email,
 		EmailVerified: id.EmailVerified, Name: id.Name, Groups: id.Groups}
 	raw, err := json.Marshal(rec)
 	if err != nil {
@@ -69,10 +72,12 @@ func (s *Identities) Remember(ctx context.Context, id Identity) (*registry.User,
 }
 
 func (r *identityRecord) user() *registry.User {
+	kind := cmp.Or(r.Kind, registry.KindOIDC)
 	return &registry.User{
-		Source: "OIDCIdentityProvider " + r.Provider, Subject: r.Subject, Username: r.Username,
+		Source: kind + " " + r.Provider, Subject: r.Subject, Username: r.Username,
 		Email: r.Email, EmailVerified: r.EmailVerified, DisplayName: r.Name, Groups: r.Groups,
-		IdentityProvider: r.Provider, IdentityProviderUID: r.ProviderUID,
+		IdentityProvider: r.Provider, IdentityProviderUID: r.ProviderUID, IdentityProviderKind: kind,
+		UpstreamSubject: r.UpstreamSub,
 	}
 }
 

@@ -53,11 +53,12 @@ const (
 type Identity struct {
 	// Subject is the local sub (Subject).
 	Subject string
-	// Provider and ProviderUID name the provider; UpstreamSubject is the upstream's sub.
-	Provider, ProviderUID, UpstreamSubject string
-	Username, Email, Name                  string
-	EmailVerified                          bool
-	Groups                                 []string
+	// Kind, Provider and ProviderUID name the provider (Kind a registry.Kind* constant, ""
+	// is KindOIDC); UpstreamSubject is the user's stable identifier upstream (the OIDC sub).
+	Kind, Provider, ProviderUID, UpstreamSubject string
+	Username, Email, Name                        string
+	EmailVerified                                bool
+	Groups                                       []string
 }
 
 // Subject is the local subject of an upstream subject of the provider with the UID: see doc.go.
@@ -151,7 +152,7 @@ func (m *Mapper) Map(providerName, providerUID string, claims map[string]any) (I
 		return Identity{}, fmt.Errorf("%w: %w", ErrClaims, err)
 	}
 	vars := map[string]any{"claims": claims, "user": map[string]any{}}
-	id := Identity{Subject: Subject(providerUID, sub), Provider: providerName, ProviderUID: providerUID, UpstreamSubject: sub}
+	id := Identity{Subject: Subject(providerUID, sub), Kind: registry.KindOIDC, Provider: providerName, ProviderUID: providerUID, UpstreamSubject: sub}
 	var err error
 	if id.Username, err = evalString(m.username, vars, "username", maxUsernameLength); err != nil {
 		return Identity{}, err

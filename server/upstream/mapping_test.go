@@ -94,7 +94,7 @@ func TestMap(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			tt.want.Provider, tt.want.ProviderUID, tt.want.UpstreamSubject = "corp", "uid-1", claims["sub"].(string)
+			tt.want.Kind, tt.want.Provider, tt.want.ProviderUID, tt.want.UpstreamSubject = registry.KindOIDC, "corp", "uid-1", claims["sub"].(string)
 			tt.want.Subject = Subject("uid-1", tt.want.UpstreamSubject)
 			assert.Equal(t, tt.want, got)
 		})
