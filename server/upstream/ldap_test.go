@@ -214,10 +214,15 @@ func FuzzUserFilter(f *testing.F) {
 			if _, err := ldap.CompileFilter(built); err != nil {
 				t.Fatalf("filter %q of username %q does not parse: %v", built, username, err)
 			}
-			// Only the escaped form appears: removing it leaves exactly the template's text.
-			rest := strings.ReplaceAll(built, ldap.EscapeFilter(username), "")
-			if rest != strings.ReplaceAll(filter, "{}", "") {
-				t.Fatalf("filter %q of username %q holds more than the escaped username", built, username)
+			// Only the escaped form appears: the filter's syntax (parentheses, wildcards) is
+			// the template's alone, and no NUL or raw non-ASCII byte gets in.
+			for _, c := range []string{"(", ")", "*", "\x00"} {
+				if strings.Count(built, c) != strings.Count(filter, c) {
+					t.Fatalf("filter %q of username %q has %q outside the template", built, username, c)
+				}
+			}
+			if strings.ContainsFunc(built, func(r rune) bool { return r > 0x7f }) {
+				t.Fatalf("filter %q of username %q holds an unescaped byte", built, username)
 			}
 		}
 	})
