@@ -88,9 +88,9 @@ func NewLDAP(u *registry.UpstreamLDAP) (*LDAP, error) {
 }
 
 // connect dials the server, protects the connection (TLS, or StartTLS before anything else)
-// and binds as the service account. Network and TLS errors wrap ErrUnavailable; a refused
-// service bind ErrServiceBind.
-func (l *LDAP) connect(ctx context.Context) (*ldap.Conn, error) {
+// and, with bind, binds as the service account. Network and TLS errors wrap ErrUnavailable; a
+// refused service bind ErrServiceBind.
+func (l *LDAP) connect(ctx context.Context, bind bool) (*ldap.Conn, error) {
 	timeout := ldapTimeout
 	if d, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(d))
@@ -115,6 +115,9 @@ func (l *LDAP) connect(ctx context.Context) (*ldap.Conn, error) {
 			return nil, fmt.Errorf("%w: StartTLS with %s: %w", ErrUnavailable, l.cfg.Host, err)
 		}
 	}
+	if !bind {
+		return c, nil
+	}
 	if err := l.serviceBind(c); err != nil {
 		_ = c.Close()
 		return nil, err
@@ -137,9 +140,10 @@ func (l *LDAP) serviceBind(c *ldap.Conn) error {
 }
 
 // Probe dials, protects the connection and binds as the service account: what the provider's
-// status reports (ConnectionProbe, BindSucceeded).
+// status reports (ConnectionProbe, BindSucceeded). Without bind credentials (their Secret
+// missing) it only connects.
 func (l *LDAP) Probe(ctx context.Context) error {
-	c, err := l.connect(ctx)
+	c, err := l.connect(ctx, l.cfg.BindDN != "" || l.cfg.BindPassword != "")
 	if err != nil {
 		return err
 	}
@@ -177,7 +181,7 @@ func (l *LDAP) Authenticate(ctx context.Context, username, password string) (Ide
 	if password == "" || len(password) > maxLDAPPasswordLength || !validLDAPUsername(username) {
 		return Identity{}, ErrBadCredentials
 	}
-	c, err := l.connect(ctx)
+	c, err := l.connect(ctx, true)
 	if err != nil {
 		return Identity{}, err
 	}
@@ -259,7 +263,7 @@ func (l *LDAP) Recheck(ctx context.Context, id Identity) error {
 	if id.Kind != registry.KindLDAP || id.ProviderUID != l.cfg.UID || id.UpstreamSubject == "" {
 		return ErrUserRefused
 	}
-	c, err := l.connect(ctx)
+	c, err := l.connect(ctx, true)
 	if err != nil {
 		return err
 	}
