@@ -32,7 +32,9 @@ func TestLDAPIdentityProvider(t *testing.T) {
 	}{
 		{name: "a minimal provider gets the defaults, TLS and its bind credentials", secret: secret},
 		{name: "a custom filter with the placeholder is accepted", secret: secret,
-			change: func(p *v1alpha1.LDAPIdentityProvider) { p.Spec.UserSearch.Filter = "(&(objectClass=person)(|(uid={})(mail={})))" }},
+			change: func(p *v1alpha1.LDAPIdentityProvider) {
+				p.Spec.UserSearch.Filter = "(&(objectClass=person)(|(uid={})(mail={})))"
+			}},
 		{name: "a filter without the placeholder is refused", secret: secret, wantErr: ErrInvalidSpec,
 			change: func(p *v1alpha1.LDAPIdentityProvider) { p.Spec.UserSearch.Filter = "(uid=alice)" }},
 		{name: "a filter that does not parse is refused", secret: secret, wantErr: ErrInvalidSpec,
