@@ -39,6 +39,9 @@ type UpstreamLDAP struct {
 // UpstreamLDAP returns the LDAP provider of the name.
 func (s *Snapshot) UpstreamLDAP(name string) (*UpstreamLDAP, bool) { return s.ldaps.get(name) }
 
+// UpstreamLDAPCount is the number of LDAP providers.
+func (s *Snapshot) UpstreamLDAPCount() int { return s.ldaps.len() }
+
 // UpstreamLDAPs returns the LDAP providers sorted by display name, then name.
 func (s *Snapshot) UpstreamLDAPs() []*UpstreamLDAP {
 	out := make([]*UpstreamLDAP, 0, s.ldaps.len())
