@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -97,6 +98,8 @@ func TestLDAPIdentityProviderStatus(t *testing.T) {
 			assert.Equal(c, "(member={dn})", u.GroupFilter)
 			assert.Equal(c, "svc-pw", u.BindPassword)
 		})
+		p := waitLDAPConditions(t, "ldap-good", map[string]metav1.ConditionStatus{v1alpha1.ConditionPropagated: metav1.ConditionTrue}, nil)
+		assert.Equal(t, fmt.Sprintf("%d/%d", len(suite.replicas), len(suite.replicas)), p.Status.Served, "every replica serves it")
 	})
 
 	t.Run("a wrong bind password is shown in status", func(t *testing.T) {

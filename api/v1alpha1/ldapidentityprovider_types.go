@@ -153,9 +153,10 @@ type LDAPGroupSearch struct {
 // LDAPIdentityProviderStatus is what the controllers observed.
 type LDAPIdentityProviderStatus struct {
 	// conditions: ConnectionProbe (reasons Connected, ConnectionFailed);
-	// BindSucceeded (reasons Bound, BindFailed, SecretNotFound); Ready
-	// (reasons Ready, InvalidSpec, SecretNotFound, ConnectionFailed,
-	// BindFailed).
+	// BindSucceeded (reasons Bound, BindFailed, SecretNotFound,
+	// ConnectionFailed); Ready (reasons Ready, InvalidSpec, SecretNotFound,
+	// ConnectionFailed, BindFailed); Propagated (reasons Propagated,
+	// Lagging, NoReplicas).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -164,6 +165,11 @@ type LDAPIdentityProviderStatus struct {
 	// observedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// served is how many live replicas serve the current generation, of how
+	// many: "3/3" (the Propagated condition names the replicas that lag).
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	Served string `json:"served,omitempty"`
 }
 
 // LDAPIdentityProvider is an LDAP directory whose users can sign in to
@@ -174,6 +180,7 @@ type LDAPIdentityProviderStatus struct {
 // +kubebuilder:printcolumn:name="Host",type=string,JSONPath=`.spec.host`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Served",type=string,JSONPath=`.status.served`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type LDAPIdentityProvider struct {
 	metav1.TypeMeta   `json:",inline"`
