@@ -108,7 +108,14 @@ type Authenticator struct {
 	cfg     Config
 	guard   *oauth2.Guard
 	hashing chan struct{}
+	// checking bounds the concurrent checks of AuthenticateWith apart from hashing: a slow
+	// directory never holds up the User resources' logins.
+	checking chan struct{}
 }
+
+// maxConcurrentChecks bounds the password checks identity providers run at once (network
+// round trips, not CPU: more than hashes).
+const maxConcurrentChecks = 32
 
 // New returns an Authenticator with the policy of cfg over the store's throttles.
 func New(cfg Config, st store.Throttles) (*Authenticator, error) {
@@ -119,7 +126,9 @@ func New(cfg Config, st store.Throttles) (*Authenticator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Authenticator{cfg: cfg, guard: oauth2.NewGuard(st, "user", cfg.policy()), hashing: make(chan struct{}, cfg.Concurrency)}, nil
+	return &Authenticator{cfg: cfg, guard: oauth2.NewGuard(st, "user", cfg.policy()), hashing: make(chan struct{}, cfg.Concurrency),
+		checking: make(chan struct{}, maxConcurrentChecks),
+	}, nil
 }
 
 // Attempt is one login attempt.
@@ -239,8 +248,9 @@ type Checker func(ctx context.Context) (*registry.User, error)
 
 // AuthenticateWith is Authenticate for a password check runs: the same failed-login limits
 // (per username and address, per address, and the slow-down per username), counted apart from
-// the User resources' under realm (an identity provider's kind and name), the same concurrency
-// bound, failure delay, logs and audit records. A check that could not ask (an error) is no
+// the User resources' under realm (an identity provider's kind and name), the same failure
+// delay, logs and audit records, and a concurrency bound of its own (maxConcurrentChecks: a
+// slow directory never holds up the User resources' logins). A check that could not ask (an error) is no
 // failed attempt: its error is returned as is.
 func (a *Authenticator) AuthenticateWith(ctx context.Context, realm string, at Attempt, check Checker) (*registry.User, error) {
 	identity := realm + "\x00" + at.Username
@@ -252,12 +262,12 @@ func (a *Authenticator) AuthenticateWith(ctx context.Context, realm string, at A
 		return nil, a.locked(ctx, nil, at, v.RetryAfter)
 	}
 	select {
-	case a.hashing <- struct{}{}:
+	case a.checking <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 	user, err := check(ctx)
-	<-a.hashing
+	<-a.checking
 	if err != nil {
 		return nil, err
 	}

@@ -51,4 +51,24 @@ func TestAuthenticateWith(t *testing.T) {
 		_, err := a.AuthenticateWith(t.Context(), "ldap/corp", at, right)
 		assert.NoError(t, err)
 	})
+
+	t.Run("a directory that hangs does not hold up the local users' logins", func(t *testing.T) {
+		a, snap := newAuthenticator(t, Config{Concurrency: 1})
+		release := make(chan struct{})
+		started := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = a.AuthenticateWith(context.Background(), "ldap/corp", at, func(context.Context) (*registry.User, error) {
+				close(started)
+				<-release
+				return nil, nil
+			})
+		}()
+		<-started
+		_, err := a.Authenticate(t.Context(), snap, Attempt{Username: "alice", Password: "right", Address: "192.0.2.9"})
+		assert.NoError(t, err)
+		close(release)
+		<-done
+	})
 }
