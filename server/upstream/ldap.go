@@ -268,7 +268,7 @@ func (l *LDAP) Recheck(ctx context.Context, id Identity) error {
 		return err
 	}
 	defer c.Close() //nolint:errcheck // nothing to do about it
-	entry, err := l.findOne(c, "("+ldap.EscapeFilter(l.cfg.UIDAttribute)+"="+ldap.EscapeFilter(id.UpstreamSubject)+")")
+	entry, err := l.findOne(c, uidFilter(l.cfg.UIDAttribute, id.UpstreamSubject))
 	if errors.Is(err, ErrBadCredentials) {
 		return ErrUserRefused
 	}
@@ -284,6 +284,22 @@ func (l *LDAP) Recheck(ctx context.Context, id Identity) error {
 		return ErrUserRefused
 	}
 	return err
+}
+
+// uidFilter finds the entry whose attribute has the value uid as attributeText gave it: as
+// text, or, when uid is hex, as the bytes it encodes (a binary objectGUID). The caller checks
+// that the entry found gives uid again.
+func uidFilter(attr, uid string) string {
+	f := "(" + attr + "=" + ldap.EscapeFilter(uid) + ")"
+	raw, err := hex.DecodeString(uid)
+	if err != nil || len(raw) == 0 {
+		return f
+	}
+	var b strings.Builder
+	for _, c := range raw {
+		fmt.Fprintf(&b, `\%02x`, c)
+	}
+	return "(|" + f + "(" + attr + "=" + b.String() + "))"
 }
 
 // attributeText is the first value of the attribute: as is when it is printable UTF-8, else in
