@@ -36,7 +36,7 @@ SOAK_FLAGS ?=
 RUN_ARGS ?=
 # Debian packages the tests need, installed by `make test` when missing (curl runs the seed examples;
 # chromium drives the login and consent pages in test/browser).
-TEST_APT_PACKAGES ?= curl chromium redis-server
+TEST_APT_PACKAGES ?= curl chromium redis-server slapd ldap-utils
 # Node.js (20 or later) runs the independent OAuth clients of test/node (oauth4webapi,
 # openid-client); these Debian packages are installed by `make test` when `node` is missing.
 TEST_NODE_PACKAGES ?= nodejs npm

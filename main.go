@@ -125,7 +125,7 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.listenAddress, "listen-address", ":8080", "address the OAuth endpoints listen on")
 	o.obs.bind(fs)
 	fs.StringVar(&o.issuer, "issuer", "", "public issuer URL (default: http://localhost:<port> from --listen-address)")
-	fs.StringVar(&o.manifestsDir, "manifests", "", "run without a cluster, loading OAuthClient, Scope, User, WorkloadIssuer, OIDCIdentityProvider, OAuthClientPolicy and Secret manifests from this folder (watched)")
+	fs.StringVar(&o.manifestsDir, "manifests", "", "run without a cluster, loading OAuthClient, Scope, User, WorkloadIssuer, OIDCIdentityProvider, LDAPIdentityProvider, OAuthClientPolicy and Secret manifests from this folder (watched)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file of the cluster to run against (default: $KUBECONFIG, else the in-cluster config in a Pod, else ~/.kube/config)")
 	fs.StringVar(&o.namespace, "namespace", defaultNamespace(), "namespace of the signing key Secret and the leader Lease")
 	fs.Func("watch-namespaces", "comma-separated namespaces whose OAuthClients and Secrets the server watches and reads, besides --namespace (default: all namespaces); Users' password Secrets and WorkloadIssuers' key Secrets must be in one of them", func(v string) error {

@@ -19,9 +19,10 @@ const serveSynopsis = `Usage: latchkey serve [flags]
 Runs the OAuth 2.0 / OpenID Connect server in one of two modes:
 
   latchkey serve --manifests DIR     embedded: no cluster; OAuthClient, Scope, User, WorkloadIssuer,
-                                     OIDCIdentityProvider, OAuthClientPolicy and Secret manifests
-                                     are read from DIR and reloaded when they change. Probes and
-                                     metrics listen on 127.0.0.1 unless their flags say otherwise.
+                                     OIDCIdentityProvider, LDAPIdentityProvider, OAuthClientPolicy
+                                     and Secret manifests are read from DIR and reloaded when they
+                                     change. Probes and metrics listen on 127.0.0.1 unless their
+                                     flags say otherwise.
   latchkey serve [--kubeconfig FILE] operator: against a Kubernetes cluster; without --kubeconfig
                                      $KUBECONFIG, else the in-cluster config (in a Pod), else
                                      ~/.kube/config.

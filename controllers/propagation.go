@@ -63,7 +63,7 @@ const (
 )
 
 // propagatedKinds are the kinds whose watermarks a replica reports.
-var propagatedKinds = []string{kindOAuthClient, kindScope, kindUser, kindWorkloadIssuer, kindOAuthClientPolicy, kindOIDCIdentityProvider, kindProtectedResource} //nolint:gochecknoglobals // constant list
+var propagatedKinds = []string{kindOAuthClient, kindScope, kindUser, kindWorkloadIssuer, kindOAuthClientPolicy, kindOIDCIdentityProvider, kindLDAPIdentityProvider, kindProtectedResource} //nolint:gochecknoglobals // constant list
 
 // kindSecret's watermark covers the Secrets the registry reads: a replica serves an object's
 // current Secret version once this watermark reaches the Secret's resourceVersion.
@@ -375,6 +375,8 @@ func newObjectList(kind string) (client.ObjectList, error) {
 		return &v1alpha1.OAuthClientPolicyList{}, nil
 	case kindOIDCIdentityProvider:
 		return &v1alpha1.OIDCIdentityProviderList{}, nil
+	case kindLDAPIdentityProvider:
+		return &v1alpha1.LDAPIdentityProviderList{}, nil
 	case kindProtectedResource:
 		return &v1alpha1.ProtectedResourceList{}, nil
 	default:

@@ -208,6 +208,11 @@ var propagatedKindsStatus = []propagatedKind{ //nolint:gochecknoglobals // const
 			p := o.(*v1alpha1.OIDCIdentityProvider)
 			return &p.Status.Served, &p.Status.Conditions
 		}, upstreamsForSecret},
+	{kindLDAPIdentityProvider, func() client.Object { return &v1alpha1.LDAPIdentityProvider{} }, func() client.ObjectList { return &v1alpha1.LDAPIdentityProviderList{} },
+		func(o client.Object) (*string, *[]metav1.Condition) {
+			p := o.(*v1alpha1.LDAPIdentityProvider)
+			return &p.Status.Served, &p.Status.Conditions
+		}, ldapProvidersForSecret},
 	{kindProtectedResource, func() client.Object { return &v1alpha1.ProtectedResource{} }, func() client.ObjectList { return &v1alpha1.ProtectedResourceList{} },
 		func(o client.Object) (*string, *[]metav1.Condition) {
 			p := o.(*v1alpha1.ProtectedResource)

@@ -188,6 +188,13 @@ func (l *readinessLister) list(ctx context.Context) ([]objectKey, error) {
 	for i := range upstreams.Items {
 		keys = append(keys, objectKey{kindOIDCIdentityProvider, client.ObjectKeyFromObject(&upstreams.Items[i])})
 	}
+	var ldaps v1alpha1.LDAPIdentityProviderList
+	if err := l.cache.List(ctx, &ldaps, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("list LDAPIdentityProviders: %w", err)
+	}
+	for i := range ldaps.Items {
+		keys = append(keys, objectKey{kindLDAPIdentityProvider, client.ObjectKeyFromObject(&ldaps.Items[i])})
+	}
 	var resources v1alpha1.ProtectedResourceList
 	if err := l.cache.List(ctx, &resources, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list ProtectedResources: %w", err)

@@ -14,7 +14,7 @@ func AddToScheme(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion,
 		&OAuthClient{}, &OAuthClientList{}, &Scope{}, &ScopeList{}, &User{}, &UserList{},
 		&WorkloadIssuer{}, &WorkloadIssuerList{}, &OAuthClientPolicy{}, &OAuthClientPolicyList{},
-		&OIDCIdentityProvider{}, &OIDCIdentityProviderList{},
+		&OIDCIdentityProvider{}, &OIDCIdentityProviderList{}, &LDAPIdentityProvider{}, &LDAPIdentityProviderList{},
 		&ProtectedResource{}, &ProtectedResourceList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

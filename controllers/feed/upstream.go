@@ -24,3 +24,19 @@ func OIDCIdentityProvider(u registry.UpstreamOIDC, err error) Decision {
 	}
 	return withdraw(err)
 }
+
+// LDAPIdentityProvider decides about the result of convert.LDAPIdentityProvider: served only
+// with its bind Secret (a provider without one could never search for a user), never when its
+// spec is invalid. Whether the directory answers is the status controller's concern
+// (ConnectionProbe, BindSucceeded): an unreachable directory stays served, so that it works
+// again as soon as it answers.
+func LDAPIdentityProvider(u registry.UpstreamLDAP, err error) Decision {
+	switch {
+	case err == nil:
+		return Decision{Serve, v1alpha1.ReasonReady, fmt.Sprintf("identity provider %q (LDAP %s) is served", u.Name, u.Host)}
+	case errors.Is(err, convert.ErrSecretNotFound):
+		return Decision{Withdraw, v1alpha1.ReasonSecretNotFound,
+			fmt.Sprintf("LDAPIdentityProvider %s is not served: its bind Secret is missing: %v", u.Name, err)}
+	}
+	return withdraw(err)
+}

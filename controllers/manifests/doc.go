@@ -1,5 +1,5 @@
 // Package manifests is the embedded default's source of truth: it reads OAuthClient, Scope, User,
-// WorkloadIssuer, OIDCIdentityProvider, OAuthClientPolicy, ProtectedResource and Secret manifests from a folder (no cluster), converts them with controllers/convert (the one
+// WorkloadIssuer, OIDCIdentityProvider, LDAPIdentityProvider, OAuthClientPolicy, ProtectedResource and Secret manifests from a folder (no cluster), converts them with controllers/convert (the one
 // code path from resource to registry value that the reconcilers use too), decides what to serve
 // with controllers/feed (the one feed policy the cluster's registry controllers apply too) and
 // keeps the registry equal to the folder, reloading when a file changes.
@@ -39,6 +39,8 @@
 //   - OIDCIdentityProviders follow the cluster's feed policy: served only with their client
 //     Secret in the folder. A file has no metadata.uid: the loader gives "embedded:<name>"
 //     (EmbeddedUIDPrefix), so the subjects of their users stay the same across restarts.
+//   - LDAPIdentityProviders likewise, with their bind Secret (keys username and password) in
+//     the folder; their UID is "embedded:ldap:<name>" (EmbeddedLDAPUIDPrefix).
 //   - WorkloadIssuers follow the cluster's feed policy: one whose jwksSecretRef Secret is not in
 //     the folder (or holds no JWK set) is not served (SecretNotFound), never served without its
 //     keys. Files have no metadata.generation: the loader numbers the values it puts, and puts an

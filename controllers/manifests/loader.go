@@ -102,6 +102,8 @@ type Objects struct {
 	Issuers []*v1alpha1.WorkloadIssuer
 	// Upstreams are the OIDCIdentityProviders.
 	Upstreams []*v1alpha1.OIDCIdentityProvider
+	// LDAPs are the LDAPIdentityProviders.
+	LDAPs []*v1alpha1.LDAPIdentityProvider
 	// Policies are the OAuthClientPolicies; a client must satisfy those of its namespace.
 	Policies []*v1alpha1.OAuthClientPolicy
 	// Resources are the ProtectedResources.
@@ -188,6 +190,10 @@ type Loader struct {
 	upstreams          sources
 	upstreamValues     map[string]registry.UpstreamOIDC
 	upstreamGeneration int64
+	// ldaps are the LDAPIdentityProviders put, by name (ldapValues), numbered the same way.
+	ldaps          sources
+	ldapValues     map[string]registry.UpstreamLDAP
+	ldapGeneration int64
 	// resources are the ProtectedResources currently put.
 	resources sources
 	demo      *DemoClient
@@ -250,6 +256,7 @@ func New(dir string, reg Registry, warn Warner) (*Loader, error) {
 		decoder: serializer.NewCodecFactory(s, serializer.EnableStrict).UniversalDeserializer(),
 		clients: sources{}, scopes: sources{}, users: sources{}, issuers: sources{}, issuerValues: map[string]registry.WorkloadIssuer{},
 		upstreams: sources{}, resources: sources{}, upstreamValues: map[string]registry.UpstreamOIDC{},
+		ldaps: sources{}, ldapValues: map[string]registry.UpstreamLDAP{},
 		created: map[string]time.Time{}, rotations: map[string]convert.RotationState{}, now: time.Now,
 	}, nil
 }
@@ -336,6 +343,7 @@ func (l *Loader) Parse(ctx context.Context) (*Objects, error) {
 		objs.Users = append(objs.Users, fo.Users...)
 		objs.Issuers = append(objs.Issuers, fo.Issuers...)
 		objs.Upstreams = append(objs.Upstreams, fo.Upstreams...)
+		objs.LDAPs = append(objs.LDAPs, fo.LDAPs...)
 		objs.Policies = append(objs.Policies, fo.Policies...)
 		objs.Resources = append(objs.Resources, fo.Resources...)
 		maps.Copy(objs.Secrets, fo.Secrets)
@@ -443,6 +451,9 @@ func (l *Loader) decodeDoc(doc []byte, objs *Objects) error {
 	case *v1alpha1.OIDCIdentityProvider:
 		objs.Upstreams = append(objs.Upstreams, o)
 		objs.files[o] = ""
+	case *v1alpha1.LDAPIdentityProvider:
+		objs.LDAPs = append(objs.LDAPs, o)
+		objs.files[o] = ""
 	case *v1alpha1.OAuthClientPolicy:
 		if o.Namespace == "" {
 			o.Namespace = corev1.NamespaceDefault
@@ -490,6 +501,7 @@ func (l *Loader) apply(ctx context.Context, objs *Objects, b *batch) error {
 	servedIssuers, _ := r.feed("WorkloadIssuer", "workloadIssuer", issuers, l.issuers, func(name string) { l.deleteIssuer(b, name) }, nil)
 	l.issuers = sourcesOf(servedIssuers)
 	l.applyUpstreams(r, objs, b)
+	l.applyLDAPs(r, objs, b)
 
 	policies := r.policies(objs.Policies, l.defaultPolicy)
 	l.policies.Store(policies)

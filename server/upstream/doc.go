@@ -1,5 +1,5 @@
-// Package upstream signs users in through upstream identity providers: OpenID Connect today
-// (OIDCIdentityProvider), GitHub and LDAP later. It owns the provider side of the login flow
+// Package upstream signs users in through upstream identity providers: OpenID Connect
+// (OIDCIdentityProvider) and LDAP directories (LDAPIdentityProvider, ldap.go); GitHub later. It owns the provider side of the login flow
 // (the authorization request to the upstream, the code exchange, ID token verification) and the
 // CEL mapping of upstream claims to a local identity (Mapper). The browser flow
 // (server/oauth2/browser) drives it through the small interface it declares there.
@@ -21,6 +21,15 @@
 //     provider generation with a runtime cost limit per expression (ClaimRuleCostLimit). A
 //     mapping of the wrong type (a username that is not a string) refuses the login with a
 //     message that names the mapping, never the claims' values.
+//   - LDAP (ldap.go, go-ldap/v3): TLS or StartTLS only (never plaintext), the CA bundle as the
+//     only roots; the service account searches the user with the username escaped (RFC 4515,
+//     UserFilter), exactly one entry must match, then the entry's DN binds with the password;
+//     an empty password is refused before any bind (an unauthenticated bind). Unknown users,
+//     several matches and wrong passwords are all ErrBadCredentials. The subject is Subject(
+//     provider UID, value of the UID attribute) with the same "oidc:" prefix (the registry's
+//     ExternalSubjectPrefix): resource UIDs are unique across kinds, so no subject collides
+//     with an OIDC provider's. LDAP.Recheck (the Rechecker of refreshes, LDAPRechecker) finds
+//     the user by the UID attribute and checks the user filter still matches them.
 //
 // It must not import controller-runtime, client-go or api/, and never logs a code or token.
 package upstream

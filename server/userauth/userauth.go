@@ -108,7 +108,14 @@ type Authenticator struct {
 	cfg     Config
 	guard   *oauth2.Guard
 	hashing chan struct{}
+	// checking bounds the concurrent checks of AuthenticateWith apart from hashing: a slow
+	// directory never holds up the User resources' logins.
+	checking chan struct{}
 }
+
+// maxConcurrentChecks bounds the password checks identity providers run at once (network
+// round trips, not CPU: more than hashes).
+const maxConcurrentChecks = 32
 
 // New returns an Authenticator with the policy of cfg over the store's throttles.
 func New(cfg Config, st store.Throttles) (*Authenticator, error) {
@@ -119,7 +126,9 @@ func New(cfg Config, st store.Throttles) (*Authenticator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Authenticator{cfg: cfg, guard: oauth2.NewGuard(st, "user", cfg.policy()), hashing: make(chan struct{}, cfg.Concurrency)}, nil
+	return &Authenticator{cfg: cfg, guard: oauth2.NewGuard(st, "user", cfg.policy()), hashing: make(chan struct{}, cfg.Concurrency),
+		checking: make(chan struct{}, maxConcurrentChecks),
+	}, nil
 }
 
 // Attempt is one login attempt.
@@ -187,6 +196,9 @@ func (a *Authenticator) locked(ctx context.Context, snap *registry.Snapshot, at 
 // auditedUsername is the username an audit record may hold: a user's, never what was typed
 // for an unknown one (it may be a password typed into the wrong field).
 func auditedUsername(snap *registry.Snapshot, username string) string {
+	if snap == nil {
+		return "" // an identity provider's user: whether it exists is not known
+	}
 	if _, ok := snap.User(username); ok {
 		return username
 	}
@@ -227,4 +239,50 @@ func (a *Authenticator) verify(ctx context.Context, user *registry.User, exists 
 		return false, nil
 	}
 	return ok, nil
+}
+
+// Checker checks a password that another party holds (an LDAP directory): it returns the user,
+// nil for wrong credentials (an unknown user included), or an error when the party could not be
+// asked.
+type Checker func(ctx context.Context) (*registry.User, error)
+
+// AuthenticateWith is Authenticate for a password check runs: the same failed-login limits
+// (per username and address, per address, and the slow-down per username), counted apart from
+// the User resources' under realm (an identity provider's kind and name), the same failure
+// delay, logs and audit records, and a concurrency bound of its own (maxConcurrentChecks: a
+// slow directory never holds up the User resources' logins). A check that could not ask (an error) is no
+// failed attempt: its error is returned as is.
+func (a *Authenticator) AuthenticateWith(ctx context.Context, realm string, at Attempt, check Checker) (*registry.User, error) {
+	identity := realm + "\x00" + at.Username
+	v, err := a.guard.Check(ctx, identity, at.Address)
+	if err != nil {
+		return nil, err
+	}
+	if v.RetryAfter > 0 {
+		return nil, a.locked(ctx, nil, at, v.RetryAfter)
+	}
+	select {
+	case a.checking <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	user, err := check(ctx)
+	<-a.checking
+	if err != nil {
+		return nil, err
+	}
+	v, err = a.guard.Record(ctx, identity, at.Address, user == nil)
+	if err != nil {
+		return nil, err
+	}
+	if v.RetryAfter > 0 {
+		return nil, a.locked(ctx, nil, at, v.RetryAfter)
+	}
+	if user != nil {
+		return user, nil
+	}
+	logr.FromContextOrDiscard(ctx).Info("login failed", "identityProvider", realm, "client_id", at.ClientID)
+	a.fail(ctx, oauth2.AuditEvent{Event: oauth2.AuditLoginFailed, ClientID: at.ClientID, GrantType: at.GrantType,
+		Outcome: "failure", Reason: "bad credentials"})
+	return nil, ErrBadCredentials
 }

@@ -128,6 +128,8 @@ type SessionEndNotifier interface {
 // implements it (the password grant uses the same one).
 type userAuthenticator interface {
 	Authenticate(ctx context.Context, snap *registry.Snapshot, at userauth.Attempt) (*registry.User, error)
+	// AuthenticateWith is Authenticate for a password an identity provider checks (LDAP).
+	AuthenticateWith(ctx context.Context, realm string, at userauth.Attempt, check userauth.Checker) (*registry.User, error)
 }
 
 var (
@@ -179,6 +181,9 @@ type Config struct {
 	// Upstreams signs users in through upstream identity providers (upstream.go); nil: the
 	// login page offers none.
 	Upstreams IdentityProviders
+	// LDAP checks the passwords of the LDAP identity providers (the login form's provider
+	// choice); nil: the form offers none.
+	LDAP PasswordProviders
 }
 
 // Flow serves the authorization endpoint and the login and consent pages.
@@ -200,6 +205,7 @@ type Flow struct {
 	device                 DeviceVerification
 	par                    PushedRequests
 	upstreams              IdentityProviders
+	ldap                   PasswordProviders
 }
 
 // New checks the config and returns the flow.
@@ -231,6 +237,7 @@ func New(cfg Config) (*Flow, error) {
 		device:     device,
 		par:        cfg.PAR,
 		upstreams:  cfg.Upstreams,
+		ldap:       cfg.LDAP,
 	}, nil
 }
 

@@ -56,8 +56,18 @@ func (a *Flow) loginPage(id string, p *pendingRequest, client *registry.Client) 
 			page.Providers = append(page.Providers, providerLink{Name: u.Name, DisplayName: u.DisplayName})
 		}
 	}
+	if a.ldap != nil {
+		allowed := client
+		if p.Account {
+			allowed = nil
+		}
+		for _, u := range ldapChoices(snap, allowed) {
+			page.Directories = append(page.Directories, providerLink{Name: u.Name, DisplayName: u.DisplayName})
+		}
+	}
 	_, _, users := snap.Counts()
-	page.Password = users > 0 || len(page.Providers) == 0
+	page.Local = users > 0 || (len(page.Providers) == 0 && len(page.Directories) == 0)
+	page.Password = page.Local || len(page.Directories) > 0
 	return page
 }
 
@@ -84,9 +94,9 @@ func (a *Flow) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	username, pw := form.Get("username"), form.Get("password")
+	username, pw, provider := form.Get("username"), form.Get("password"), form.Get("provider")
 	page := a.loginPage(id, p, client)
-	page.Username = username
+	page.Username, page.Provider = username, provider
 	formAction := formActionSource(p.RedirectURI)
 	if username == "" || pw == "" || len(username) > maxUsernameLength || len(pw) > maxPasswordLength {
 		page.Error = msgMissingCredentials
@@ -96,9 +106,16 @@ func (a *Flow) handleLogin(w http.ResponseWriter, r *http.Request) {
 		a.pages.renderLogin(w, r, http.StatusBadRequest, page, formAction)
 		return
 	}
-	user, err := a.auth.Authenticate(ctx, a.registry.Snapshot(), userauth.Attempt{
-		Username: username, Password: pw, Address: oauth2.ClientAddress(ctx), ClientID: client.ID,
-	})
+	at := userauth.Attempt{Username: username, Password: pw, Address: oauth2.ClientAddress(ctx), ClientID: client.ID}
+	var (
+		user *registry.User
+		err  error
+	)
+	if provider == "" {
+		user, err = a.auth.Authenticate(ctx, a.registry.Snapshot(), at)
+	} else {
+		user, err = a.authenticateLDAP(ctx, p, client, provider, at)
+	}
 	var locked *userauth.LockedError
 	switch {
 	case errors.As(err, &locked):
@@ -109,6 +126,9 @@ func (a *Flow) handleLogin(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, userauth.ErrBadCredentials):
 		page.Error = msgBadCredentials
 		a.pages.renderLogin(w, r, http.StatusBadRequest, page, formAction)
+		return
+	case err != nil && directoryError(err):
+		a.pageLDAPError(w, r, client, provider, err)
 		return
 	case err != nil:
 		a.pageStoreError(w, r, err)

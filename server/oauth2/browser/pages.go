@@ -86,6 +86,11 @@ type loginPage struct {
 	// Providers are the upstream identity providers offered; Password shows the password form.
 	Providers []providerLink
 	Password  bool
+	// Directories are the LDAP providers the password form offers, and Local whether it
+	// offers the User resources too; Provider is the one chosen ("": a User).
+	Directories []providerLink
+	Local       bool
+	Provider    string
 }
 
 // providerLink is one upstream identity provider on the login page.

@@ -227,7 +227,7 @@ func New(cfg Config) (http.Handler, error) {
 		if err != nil {
 			return nil, err
 		}
-		upstreams := upstreamLogin(cfg, st, lifetimes)
+		upstreams, ldapLogin := upstreamLogin(cfg, st, lifetimes)
 		tokens := grants.NewTokenSet(issuer, st, lifetimes, cfg.Now)
 		all = append(all,
 			grants.NewPassword(auth, tokens, cfg.Now),
@@ -247,6 +247,7 @@ func New(cfg Config) (http.Handler, error) {
 			Device:    cfg.Device.Verification,
 			PAR:       par,
 			Upstreams: upstreams,
+			LDAP:      ldapLogin,
 		})
 		if err != nil {
 			return nil, err

@@ -20,14 +20,15 @@ type externalUsersSetter interface {
 // users' identities live in the store for the longest refresh token lifetime after each login,
 // and the registry finds them by subject (Snapshot.UserBySubject) for the token, userinfo and
 // introspection endpoints. A registry that cannot (not a *registry.Registry) gets no upstream
-// sign-in: its users could never redeem a code.
-func upstreamLogin(cfg Config, st store.Store, lifetimes oauth2.Lifetimes) browser.IdentityProviders {
+// sign-in: its users could never redeem a code. The LDAP providers (the login form's password
+// providers) remember their users in the same identities.
+func upstreamLogin(cfg Config, st store.Store, lifetimes oauth2.Lifetimes) (browser.IdentityProviders, browser.PasswordProviders) {
 	reg, ok := cfg.Registry.(externalUsersSetter)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	now := cfg.Now()
 	ids := upstream.NewIdentities(st, lifetimes.CutoffEnd(now).Sub(now), logr.Discard())
 	reg.SetExternalUsers(ids)
-	return upstream.NewProviders(ids, cfg.Now)
+	return upstream.NewProviders(ids, cfg.Now), upstream.NewLDAPProviders(ids)
 }
