@@ -775,6 +775,7 @@ var (
 	_ controllers.SyncMetrics        = (*metrics.Metrics)(nil)
 	_ controllers.PropagationMetrics = (*metrics.Metrics)(nil)
 	_ token.CacheMetrics             = (*metrics.Metrics)(nil)
+	_ grants.ExchangeMetrics         = (*metrics.Metrics)(nil)
 	_ backchannel.Metrics            = (*metrics.Metrics)(nil)
 	_ backchannel.Events             = (*controllers.ClientEvents)(nil)
 )

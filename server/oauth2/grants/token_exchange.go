@@ -109,6 +109,13 @@ type TokenExchangeConfig struct {
 	Revocations oauth2.Revocations
 	// Workloads verifies ServiceAccount and WorkloadIssuer tokens; nil refuses them.
 	Workloads WorkloadTokens
+	// Metrics counts exchanges by subject source; nil counts none.
+	Metrics ExchangeMetrics
+}
+
+// ExchangeMetrics counts token exchanges; *metrics.Metrics implements it.
+type ExchangeMetrics interface {
+	TokenExchanged(subjectSource string)
 }
 
 // TokenExchange is RFC 8693's token exchange: a confidential client trades a subject token
@@ -211,6 +218,9 @@ func (g TokenExchange) Exchange(ctx context.Context, req *Request) (*Response, e
 	}
 	if act != nil {
 		resp.Actor = act.Subject
+	}
+	if g.cfg.Metrics != nil {
+		g.cfg.Metrics.TokenExchanged(subject.source)
 	}
 	return resp, nil
 }

@@ -11,12 +11,14 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/latchkey-dev/latchkey/internal/harness"
 	"github.com/latchkey-dev/latchkey/server/assertion"
 	"github.com/latchkey-dev/latchkey/server/keys"
+	"github.com/latchkey-dev/latchkey/server/metrics"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/oauth2/grants"
 	"github.com/latchkey-dev/latchkey/server/registry"
@@ -49,6 +51,7 @@ type exchangeEnv struct {
 	*userEnv
 	cluster, ci *ecdsa.PrivateKey
 	audit       *recordingAuditor
+	metrics     *prometheus.Registry
 }
 
 func newExchangeEnv(t testing.TB, mutate ...func(*Config)) *exchangeEnv {
@@ -60,11 +63,13 @@ func newExchangeEnv(t testing.TB, mutate ...func(*Config)) *exchangeEnv {
 	clusterKeys, err := assertion.NewStaticKeys([]jose.JSONWebKey{{Key: cluster.Public(), KeyID: "cluster", Algorithm: "ES256", Use: "sig"}})
 	require.NoError(t, err)
 	audit := &recordingAuditor{}
-	x := &exchangeEnv{cluster: cluster, ci: ci, audit: audit}
+	x := &exchangeEnv{cluster: cluster, ci: ci, audit: audit, metrics: prometheus.NewRegistry()}
+	m, err := metrics.New(x.metrics)
+	require.NoError(t, err)
 	x.userEnv = newUserEnv(t, append([]func(*Config){func(c *Config) {
 		v, err := workload.New(workload.Config{Issuer: testIssuer, ClusterKeys: clusterKeys, ClusterIssuer: clusterIss, Now: c.Now})
 		require.NoError(t, err)
-		c.ClientAssertions, c.WorkloadTokens, c.Audit = v, v, audit
+		c.ClientAssertions, c.WorkloadTokens, c.Audit, c.Metrics = v, v, audit, m
 	}}, mutate...)...)
 	x.addParties()
 	return x
@@ -203,6 +208,10 @@ func TestTokenExchangeOfAUserAccessToken(t *testing.T) {
 		assert.Equal(t, registry.SubjectAccessToken, ev.SubjectSource)
 		assert.Equal(t, oauth2.GrantTokenExchange, ev.GrantType)
 		assert.NotContains(t, ev.TokenRef, at)
+
+		text, _ := scrape(t, x.metrics)
+		assert.Contains(t, text, `latchkey_token_exchanges_total{subject_source="AccessToken"} 1`)
+		assert.Contains(t, text, `latchkey_tokens_issued_total{client_id="gateway",client_namespace="apps",grant_type="urn:ietf:params:oauth:grant-type:token-exchange"} 1`)
 	})
 
 	t.Run("the audience parameter names a target like resource", func(t *testing.T) {

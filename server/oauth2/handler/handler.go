@@ -253,9 +253,10 @@ func New(cfg Config) (http.Handler, error) {
 		if err != nil {
 			return nil, err
 		}
+		exchangeMetrics, _ := cfg.Metrics.(grants.ExchangeMetrics) // *metrics.Metrics is one
 		all = append(all, grants.NewTokenExchange(grants.TokenExchangeConfig{
 			Issuer: cfg.Issuer, Signer: issuer, AccessTokens: verifier, IDTokens: token.NewVerifier(cfg.Issuer, cfg.Keys, cfg.Now),
-			Revocations: st, Workloads: cfg.WorkloadTokens,
+			Revocations: st, Workloads: cfg.WorkloadTokens, Metrics: exchangeMetrics,
 		}))
 		bc := bearer.Config{
 			Registry: cfg.Registry, ClientAuth: clientAuth, Store: st, Verifier: verifier,
