@@ -257,7 +257,10 @@ func TestTokenExchangeOfAUserAccessToken(t *testing.T) {
 			func(v url.Values) { v.Set("requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token") },
 			http.StatusBadRequest, "invalid_request"},
 		{"an ID token source the requester's policy does not list is refused", limitedID,
-			func(v url.Values) { v.Set(subjectType, grants.TokenTypeIDToken); v.Set("subject_token", str(login["id_token"])) },
+			func(v url.Values) {
+				v.Set(subjectType, grants.TokenTypeIDToken)
+				v.Set("subject_token", str(login["id_token"]))
+			},
 			http.StatusBadRequest, "invalid_target"},
 		{"a public client cannot exchange", spaID, nil, http.StatusBadRequest, "unauthorized_client"},
 	} {
