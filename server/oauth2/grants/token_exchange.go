@@ -317,9 +317,11 @@ func (g TokenExchange) verify(ctx context.Context, req *Request, raw, typ string
 		if u, ok := req.Snapshot.UserBySubject(c.Subject); !ok || u.Disabled {
 			return nil, invalidToken
 		}
+		// No sid: an access token with a sid and no latchkey_family would be read as one of
+		// a family named by the sid (token.AccessTokenClaims.Family).
 		return &party{
 			source: registry.SubjectIDToken, issuer: g.cfg.Issuer, subject: c.Subject, expiry: c.Expiry,
-			session: c.SessionID, actor: c.Actor, mayAct: c.MayAct,
+			actor: c.Actor, mayAct: c.MayAct,
 		}, nil
 	}
 	if g.cfg.Workloads == nil {
