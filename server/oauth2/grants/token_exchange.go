@@ -392,7 +392,7 @@ func (g TokenExchange) actorClaim(req *Request, subject, actor *party) (*token.A
 // invalid_scope. Without a scope parameter they are the subject token's scopes, else the
 // requester's defaults, narrowed to those the requester may have and the targets own.
 func exchangeScopes(req *Request, subject *party, tp targetPolicies) ([]string, error) {
-	if req.Scope != "" {
+	if strings.Trim(req.Scope, " ") != "" {
 		for _, s := range req.Scopes {
 			if subject.hasScopes && !slices.Contains(subject.scopes, s) {
 				return nil, oauth2.ErrInvalidScope.WithDescription(fmt.Sprintf("Scope %.64q is not granted to the subject token.", s))
