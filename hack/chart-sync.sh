@@ -5,8 +5,8 @@
 #       (behind .Values.crds.enabled, with helm.sh/resource-policy: keep when .Values.crds.keep)
 #   config/rbac/role.yaml    -> charts/latchkey/templates/clusterrole.yaml (its rules) and
 #                               charts/latchkey/templates/_namespaced-rules.tpl (those on Secrets,
-#                               OAuthClients and OAuthClientPolicies, split out for
-#                               .Values.watchNamespaces)
+#                               ConfigMaps, OAuthClients, OAuthClientPolicies and ProtectedResources,
+#                               split out for .Values.watchNamespaces)
 #   config/admission/oauthclientpolicy.yaml -> charts/latchkey/templates/oauthclientpolicy-admission.yaml
 #
 # Run by `make manifests` and `make chart-crds`; `make verify` fails when the output is not committed.
@@ -55,14 +55,14 @@ done
 
 role="$root/config/rbac/role.yaml"
 # The ClusterRole's rules are split by resource: the rules on namespaced resources that live in the
-# watched namespaces (Secrets, OAuthClients and OAuthClientPolicies, with their subresources) go to the named template
+# watched namespaces (Secrets, ConfigMaps, OAuthClients, OAuthClientPolicies and ProtectedResources, with their subresources) go to the named template
 # latchkey.namespacedRules (templates/_namespaced-rules.tpl), which the ClusterRole includes when
 # .Values.watchNamespaces is empty and rbac.yaml puts in a Role per watched namespace otherwise.
 # Everything else (cluster-scoped kinds, TokenReviews, Events, non-resource URLs) stays in the
 # ClusterRole. A rule naming both kinds of resources is split in two with the same groups and verbs.
 split_rules() { # $1: "cluster" or "namespaced"
   awk -v want="$1" '
-    function namespaced(r) { return r ~ /^(secrets|oauthclients|oauthclientpolicies)(\/|$)/ }
+    function namespaced(r) { return r ~ /^(secrets|configmaps|oauthclients|oauthclientpolicies|protectedresources)(\/|$)/ }
     function flush(   i, k, nsr, cr, n) {
       if (!nkeys) return
       if (!("resources" in items)) { if (want == "cluster") emit(""); nkeys = 0; delete items; return }
@@ -121,7 +121,7 @@ split_rules() { # $1: "cluster" or "namespaced"
 } >"$chart/templates/clusterrole.yaml"
 {
   echo "{{- /* Generated from config/rbac/role.yaml by hack/chart-sync.sh. DO NOT EDIT. */}}"
-  echo "{{- /* The ClusterRole's rules on Secrets, OAuthClients and OAuthClientPolicies: cluster-wide in clusterrole.yaml,"
+  echo "{{- /* The ClusterRole's rules on Secrets, ConfigMaps, OAuthClients, OAuthClientPolicies and ProtectedResources: cluster-wide in clusterrole.yaml,"
   echo "or in a Role per watched namespace (rbac.yaml) when .Values.watchNamespaces is set. */}}"
   echo "{{- define \"latchkey.namespacedRules\" -}}"
   if [ -f "$role" ]; then split_rules namespaced; fi

@@ -13,7 +13,8 @@ var GroupVersion = schema.GroupVersion{Group: "oauth.latchkey.dev", Version: "v1
 func AddToScheme(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion,
 		&OAuthClient{}, &OAuthClientList{}, &Scope{}, &ScopeList{}, &User{}, &UserList{},
-		&WorkloadIssuer{}, &WorkloadIssuerList{}, &OAuthClientPolicy{}, &OAuthClientPolicyList{})
+		&WorkloadIssuer{}, &WorkloadIssuerList{}, &OAuthClientPolicy{}, &OAuthClientPolicyList{},
+		&ProtectedResource{}, &ProtectedResourceList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -61,6 +62,12 @@ func (b *batch) PutUser(u registry.User) { *b = append(*b, func(tx *registry.Txn
 func (b *batch) DeleteUser(source string) {
 	*b = append(*b, func(tx *registry.Txn) { tx.DeleteUser(source) })
 }
+func (b *batch) PutProtectedResource(p registry.ProtectedResource) {
+	*b = append(*b, func(tx *registry.Txn) { tx.PutProtectedResource(p) })
+}
+func (b *batch) DeleteProtectedResource(source string) {
+	*b = append(*b, func(tx *registry.Txn) { tx.DeleteProtectedResource(source) })
+}
 func (b *batch) PutWorkloadIssuer(w registry.WorkloadIssuer) {
 	*b = append(*b, func(tx *registry.Txn) { tx.PutWorkloadIssuer(w) })
 }
@@ -89,7 +96,9 @@ type Objects struct {
 	Issuers []*v1alpha1.WorkloadIssuer
 	// Policies are the OAuthClientPolicies; a client must satisfy those of its namespace.
 	Policies []*v1alpha1.OAuthClientPolicy
-	Secrets  map[string]*corev1.Secret // by namespace/name
+	// Resources are the ProtectedResources.
+	Resources []*v1alpha1.ProtectedResource
+	Secrets   map[string]*corev1.Secret // by namespace/name
 
 	files map[metav1.Object]string // the file each object was read from
 }
@@ -166,7 +175,9 @@ type Loader struct {
 	scopes  sources
 	users   sources
 	issuers sources
-	demo    *DemoClient
+	// resources are the ProtectedResources currently put.
+	resources sources
+	demo      *DemoClient
 
 	// issuerValues are the WorkloadIssuers put, by name; a value is put again only when it
 	// changed, with the next issuerGeneration (files have no metadata.generation).
@@ -224,7 +235,7 @@ func New(dir string, reg Registry, warn Warner) (*Loader, error) {
 	return &Loader{
 		dir: dir, reg: reg, warn: warn,
 		decoder: serializer.NewCodecFactory(s, serializer.EnableStrict).UniversalDeserializer(),
-		clients: sources{}, scopes: sources{}, users: sources{}, issuers: sources{}, issuerValues: map[string]registry.WorkloadIssuer{},
+		clients: sources{}, scopes: sources{}, users: sources{}, issuers: sources{}, resources: sources{}, issuerValues: map[string]registry.WorkloadIssuer{},
 		created: map[string]time.Time{}, rotations: map[string]convert.RotationState{}, now: time.Now,
 	}, nil
 }
@@ -311,6 +322,7 @@ func (l *Loader) Parse(ctx context.Context) (*Objects, error) {
 		objs.Users = append(objs.Users, fo.Users...)
 		objs.Issuers = append(objs.Issuers, fo.Issuers...)
 		objs.Policies = append(objs.Policies, fo.Policies...)
+		objs.Resources = append(objs.Resources, fo.Resources...)
 		maps.Copy(objs.Secrets, fo.Secrets)
 		for obj := range fo.files {
 			objs.files[obj] = p
@@ -419,6 +431,12 @@ func (l *Loader) decodeDoc(doc []byte, objs *Objects) error {
 		}
 		objs.Policies = append(objs.Policies, o)
 		objs.files[o] = ""
+	case *v1alpha1.ProtectedResource:
+		if o.Namespace == "" {
+			o.Namespace = corev1.NamespaceDefault
+		}
+		objs.Resources = append(objs.Resources, o)
+		objs.files[o] = ""
 	case *corev1.Secret:
 		if o.Namespace == "" {
 			o.Namespace = corev1.NamespaceDefault
@@ -520,9 +538,74 @@ func (l *Loader) apply(ctx context.Context, objs *Objects, b *batch) error {
 	servedUsers, _ := r.feed("User", "username", users, l.users, b.DeleteUser, feed.UsernameConflict)
 	l.users = sourcesOf(servedUsers)
 
+	l.resources = sourcesOf(r.protectedResources(objs, policies, servedScopes, l.resources, b))
+
 	log.Info("manifests loaded", "dir", l.dir, "clients", len(l.clients), "scopes", len(l.scopes), "users", len(l.users),
-		"workloadIssuers", len(l.issuers))
+		"workloadIssuers", len(l.issuers), "protectedResources", len(l.resources))
 	return nil
+}
+
+// protectedResources records in b the ProtectedResources the feed policy serves (and the
+// deletion of those no longer served, of before) and reports them as a cluster's leader does:
+// InvalidSpec and PolicyViolation (not served), AudienceConflict (served; the earlier holds
+// the audience), OAuthClients named that the folder does not hold, and owned scopes that no
+// served Scope defines. A selector is evaluated against every OAuthClient of the folder in
+// the resource's namespace (served or not, as a cluster's cache holds them all).
+func (r reporter) protectedResources(objs *Objects, policies *policySet, scopes map[string]metav1.Object,
+	before sources, b *batch) map[string]metav1.Object {
+	byNamespace := map[string][]*v1alpha1.OAuthClient{}
+	exists := make(map[string]bool, len(objs.Clients))
+	for _, oc := range objs.Clients {
+		byNamespace[oc.Namespace] = append(byNamespace[oc.Namespace], oc)
+		exists[convert.SourceKey(oc.Namespace, oc.Name)] = true
+	}
+	selected := func(namespace string, sel labels.Selector) []string {
+		var out []string
+		for _, oc := range byNamespace[namespace] {
+			if sel.Matches(labels.Set(oc.Labels)) {
+				out = append(out, convert.SourceKey(oc.Namespace, oc.Name))
+			}
+		}
+		return out
+	}
+	defined := make(map[string]bool, len(scopes))
+	for _, o := range scopes {
+		if s, ok := o.(*v1alpha1.Scope); ok {
+			defined[s.Spec.Name] = true
+		}
+	}
+	items := make([]item, 0, len(objs.Resources))
+	for _, pr := range objs.Resources {
+		p, err := convert.ProtectedResource(pr, selected)
+		var unknown []string
+		for _, src := range convert.ResourceClientSources(pr) {
+			if !exists[src] {
+				unknown = append(unknown, src)
+			}
+		}
+		d := feed.ProtectedResource(p, err, unknown)
+		if vs := policy.EvaluateResource(pr, policies.of(pr.Namespace)); d.Put() && len(vs) > 0 {
+			d = feed.Decision{Action: feed.Withdraw, Reason: v1alpha1.ReasonPolicyViolation, Message: policy.Message(vs)}
+		}
+		if d.Put() && len(unknown) > 0 {
+			r.warn.Warnw("manifest resource names OAuthClients the folder does not hold; they are allowed should they appear",
+				"kind", "ProtectedResource", "resource", p.Source, "file", r.objs.File(pr), "clients", unknown)
+		}
+		items = append(items, item{source: p.Source, name: pr.Spec.Audience, obj: pr, decision: d,
+			put: func() { b.PutProtectedResource(p) }, keysAndValues: []any{"audience", pr.Spec.Audience}})
+	}
+	served, _ := r.feed("ProtectedResource", "audience", items, before, b.DeleteProtectedResource, feed.AudienceConflict)
+	for _, src := range slices.Sorted(maps.Keys(served)) {
+		pr, ok := served[src].(*v1alpha1.ProtectedResource)
+		if !ok {
+			continue
+		}
+		if res := feed.ResourceScopesResolved(pr.Spec.Scopes, func(name string) bool { return defined[name] }); !res.Resolved {
+			r.warn.Warnw("manifest resource owns unknown scopes", "kind", "ProtectedResource", "resource", src,
+				"file", r.objs.File(pr), "reason", res.Reason, "message", res.Message)
+		}
+	}
+	return served
 }
 
 // policies groups the OAuthClientPolicies by namespace, picks the default policy (source key
@@ -720,6 +803,9 @@ func (l *Loader) stamp(objs *Objects) {
 	}
 	for _, wi := range objs.Issuers {
 		wi.CreationTimestamp = at("WorkloadIssuer " + wi.Name)
+	}
+	for _, pr := range objs.Resources {
+		pr.CreationTimestamp = at("ProtectedResource " + convert.SourceKey(pr.Namespace, pr.Name))
 	}
 	keys := packed(slices.Collect(maps.Keys(next)))
 	l.created = make(map[string]time.Time, len(keys))

@@ -216,6 +216,21 @@ func evaluate(oc *v1alpha1.OAuthClient, p *v1alpha1.OAuthClientPolicy) []Violati
 	return out
 }
 
+// EvaluateResource returns the rules of the policies that a ProtectedResource breaks: its
+// audience must match a policy's allowedAudiences, as an OAuthClient's audiences must (a
+// namespace held to some audiences can neither give its clients other ones nor declare a
+// resource that lets clients reach them). The other rules concern clients only.
+func EvaluateResource(pr *v1alpha1.ProtectedResource, policies []v1alpha1.OAuthClientPolicy) []Violation {
+	var out []Violation
+	for i := range policies {
+		p := &policies[i]
+		if p.Spec.AllowedAudiences != nil && !matchesAny(p.Spec.AllowedAudiences, pr.Spec.Audience) {
+			out = append(out, Violation{Policy: p.Namespace + "/" + p.Name, Rule: RuleAllowedAudiences, Value: pr.Spec.Audience})
+		}
+	}
+	return out
+}
+
 // AuthClass is how a Confidential client authenticates, as a policy names it.
 func AuthClass(oc *v1alpha1.OAuthClient) v1alpha1.AuthenticationMethodClass {
 	switch oc.Spec.TokenEndpointAuthMethod {

@@ -100,16 +100,73 @@ func ParseResources(values []string) ([]string, error) {
 	return out, nil
 }
 
-// AllowedResources checks that the client may reach every requested resource: each must be
-// one of its audiences (invalid_target otherwise). It returns requested, or nil when none was
-// requested (the token then carries all the client's audiences, as without RFC 8707).
-func AllowedResources(c *registry.Client, requested []string) ([]string, error) {
+// AllowedResources is the one place that decides which resources a client may reach: each
+// requested resource must be one of the client's own audiences, or the audience of the
+// ProtectedResource that holds it (the earliest created) when that resource allows the
+// client (invalid_target otherwise). It returns requested, or nil when none was requested
+// (the token then carries all the client's audiences, as without RFC 8707; a
+// ProtectedResource's audience is only ever in a token that asked for it).
+func AllowedResources(snap *registry.Snapshot, c *registry.Client, requested []string) ([]string, error) {
 	for _, r := range requested {
-		if !slices.Contains(c.Audiences, r) {
+		if !MayReach(snap, c, r) {
 			return nil, ErrInvalidTarget.WithDescription(fmt.Sprintf("The client may not request resource %.128q.", r))
 		}
 	}
 	return requested, nil
+}
+
+// MayReach reports whether the client may request tokens for the resource: one of its
+// audiences, or a ProtectedResource's audience that allows it.
+func MayReach(snap *registry.Snapshot, c *registry.Client, resource string) bool {
+	if slices.Contains(c.Audiences, resource) {
+		return true
+	}
+	if snap == nil {
+		return false
+	}
+	p, ok := snap.ProtectedResource(resource)
+	return ok && p.AllowsClient(c.Source)
+}
+
+// ResourceScopes narrows scopes to what the token's resources own, the one place of the scope
+// ownership of ProtectedResources. When every resource is the audience of a
+// ProtectedResource that declares scopes, the scopes that none of them owns are dropped; the
+// OIDC scopes (openid, profile, email, address, phone, offline_access) are always kept, as
+// they concern the user's identity, not a resource. When some resource declares no scopes (a
+// client's own audience, or a ProtectedResource without scopes), or none was requested,
+// scopes are returned unchanged: such a resource may accept any scope. It never widens:
+// the result is a subsequence of scopes.
+func ResourceScopes(snap *registry.Snapshot, resources, scopes []string) []string {
+	if len(resources) == 0 || len(scopes) == 0 || snap == nil {
+		return scopes
+	}
+	owners := make([]*registry.ProtectedResource, 0, len(resources))
+	for _, r := range resources {
+		p, ok := snap.ProtectedResource(r)
+		if !ok || len(p.Scopes) == 0 {
+			return scopes
+		}
+		owners = append(owners, p)
+	}
+	out := make([]string, 0, len(scopes))
+	for _, sc := range scopes {
+		if IsBuiltinScope(sc) || slices.ContainsFunc(owners, func(p *registry.ProtectedResource) bool {
+			return slices.Contains(p.Scopes, sc)
+		}) {
+			out = append(out, sc)
+		}
+	}
+	return out
+}
+
+// Target applies the resource policy to a request: the requested resources the client may
+// reach (AllowedResources) and the scopes narrowed to them (ResourceScopes).
+func Target(snap *registry.Snapshot, c *registry.Client, requested, scopes []string) (resources, narrowed []string, err error) {
+	resources, err = AllowedResources(snap, c, requested)
+	if err != nil {
+		return nil, nil, err
+	}
+	return resources, ResourceScopes(snap, resources, scopes), nil
 }
 
 // NarrowResources checks requested against the resources a grant holds: a request may narrow

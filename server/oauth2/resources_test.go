@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -72,15 +73,95 @@ func TestNarrowResources(t *testing.T) {
 	}
 }
 
-func TestAllowedResourcesAreTheClientsAudiences(t *testing.T) {
-	c := &registry.Client{ID: "c", Audiences: []string{"https://a/"}}
-	got, err := AllowedResources(c, []string{"https://a/"})
+// resourcesSnapshot holds the ProtectedResources of the resource tests: payments (owns
+// payments:read and payments:write, allows ns/app), ledger (owns ledger:read, allows ns/app),
+// open (owns no scopes, allows ns/app), and a later payments-2 that claims payments' audience
+// and allows ns/other (it does not hold it).
+func resourcesSnapshot() *registry.Snapshot {
+	t0 := time.Unix(1_700_000_000, 0)
+	r := registry.New()
+	r.Update(func(tx *registry.Txn) {
+		tx.PutProtectedResource(registry.ProtectedResource{Source: "ns/payments", Created: t0, Audience: "https://payments/",
+			Scopes: []string{"payments:read", "payments:write"}, AllowedClients: []string{"ns/app"}})
+		tx.PutProtectedResource(registry.ProtectedResource{Source: "ns/ledger", Created: t0, Audience: "https://ledger/",
+			Scopes: []string{"ledger:read"}, AllowedClients: []string{"ns/app"}})
+		tx.PutProtectedResource(registry.ProtectedResource{Source: "ns/open", Created: t0, Audience: "https://open/",
+			AllowedClients: []string{"ns/app"}})
+		tx.PutProtectedResource(registry.ProtectedResource{Source: "ns/payments-2", Created: t0.Add(time.Second), Audience: "https://payments/",
+			AllowedClients: []string{"ns/other"}})
+	})
+	return r.Snapshot()
+}
+
+func TestAllowedResources(t *testing.T) {
+	snap := resourcesSnapshot()
+	app := &registry.Client{ID: "app", Source: "ns/app", Audiences: []string{"https://a/"}}
+	other := &registry.Client{ID: "other", Source: "ns/other"}
+	tests := []struct {
+		name      string
+		client    *registry.Client
+		requested []string
+		ok        bool
+	}{
+		{"a client reaches its own audience", app, []string{"https://a/"}, true},
+		{"an audience must match exactly", app, []string{"https://a"}, false},
+		{"a client without audiences reaches no plain audience", other, []string{"https://a/"}, false},
+		{"a client reaches a protected resource that allows it", app, []string{"https://payments/"}, true},
+		{"a client reaches its audience and protected resources together", app, []string{"https://a/", "https://payments/", "https://open/"}, true},
+		{"a client not allowed by the protected resource is refused", other, []string{"https://ledger/"}, false},
+		{"only the holder of an audience decides, not a later resource claiming it", other, []string{"https://payments/"}, false},
+		{"one unreachable resource refuses the whole request", app, []string{"https://payments/", "https://unknown/"}, false},
+		{"no resource requested is allowed and yields nil", other, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := AllowedResources(snap, tt.client, tt.requested)
+			if !tt.ok {
+				require.ErrorIs(t, err, ErrInvalidTarget)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.requested, got)
+		})
+	}
+}
+
+func TestResourceScopes(t *testing.T) {
+	snap := resourcesSnapshot()
+	all := []string{"openid", "offline_access", "payments:read", "payments:write", "ledger:read", "admin"}
+	tests := []struct {
+		name              string
+		resources, scopes []string
+		want              []string
+	}{
+		{"without resources the scopes are unchanged", nil, all, all},
+		{"one resource that owns scopes keeps its scopes and the OIDC ones",
+			[]string{"https://payments/"}, all, []string{"openid", "offline_access", "payments:read", "payments:write"}},
+		{"two resources that own scopes keep the union of theirs",
+			[]string{"https://payments/", "https://ledger/"}, all, []string{"openid", "offline_access", "payments:read", "payments:write", "ledger:read"}},
+		{"a resource that owns no scopes keeps every scope", []string{"https://payments/", "https://open/"}, all, all},
+		{"a plain client audience among the resources keeps every scope", []string{"https://payments/", "https://a/"}, all, all},
+		{"a scope the resource owns but that was not granted is not added",
+			[]string{"https://payments/"}, []string{"payments:read"}, []string{"payments:read"}},
+		{"a token whose scopes the resource does not own keeps only OIDC scopes",
+			[]string{"https://ledger/"}, []string{"openid", "admin"}, []string{"openid"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, ResourceScopes(snap, tt.resources, tt.scopes))
+		})
+	}
+}
+
+func TestTargetRefusesBeforeNarrowing(t *testing.T) {
+	snap := resourcesSnapshot()
+	app := &registry.Client{ID: "app", Source: "ns/app"}
+	res, scopes, err := Target(snap, app, []string{"https://ledger/"}, []string{"ledger:read", "admin"})
 	require.NoError(t, err)
-	assert.Equal(t, []string{"https://a/"}, got)
-	_, err = AllowedResources(c, []string{"https://a"})
+	assert.Equal(t, []string{"https://ledger/"}, res)
+	assert.Equal(t, []string{"ledger:read"}, scopes)
+	_, _, err = Target(snap, &registry.Client{ID: "x", Source: "ns/x"}, []string{"https://ledger/"}, nil)
 	require.ErrorIs(t, err, ErrInvalidTarget)
-	_, err = AllowedResources(&registry.Client{ID: "c"}, []string{"https://a/"})
-	require.ErrorIs(t, err, ErrInvalidTarget, "a client without audiences reaches no resource")
 }
 
 func TestInvalidTargetIsItsOwnError(t *testing.T) {

@@ -122,6 +122,7 @@ func RouteTable() []Route {
 		{Path: OpenIDConfigurationPath, Methods: get, Endpoint: EndpointDiscovery, CORS: anyOrigin},
 		{Path: AuthorizationServerPath, Methods: get, Endpoint: EndpointDiscovery, CORS: anyOrigin},
 		{Path: JWKSPath, Methods: get, Endpoint: EndpointJWKS, CORS: anyOrigin},
+		{Path: ProtectedResourceMetadataPath, Methods: get, Endpoint: EndpointDiscovery, CORS: anyOrigin},
 	}
 }
 

@@ -121,6 +121,7 @@ func TestOnlyTheBrowserClientsEndpointsAndThePublicDocumentsAnswerCORS(t *testin
 		TokenPath: CORSClientOrigins, UserinfoPath: CORSClientOrigins, RevocationPath: CORSClientOrigins,
 		PushedAuthorizationRequestPath: CORSClientOrigins, // a browser app pushes its own requests
 		OpenIDConfigurationPath:        CORSAnyOrigin, AuthorizationServerPath: CORSAnyOrigin, JWKSPath: CORSAnyOrigin,
+		ProtectedResourceMetadataPath: CORSAnyOrigin, // RFC 9728 metadata is public, like discovery
 	}
 	for _, r := range RouteTable() {
 		assert.Equal(t, want[r.Path], r.CORS, r.Path) // CORSNone for the others

@@ -37,6 +37,16 @@ type ProtectedResource struct {
 	AllowedClients []string
 	// ExchangeRequesters may exchange a token into Audience (RFC 8693).
 	ExchangeRequesters []ExchangeRequester
+	// Metadata completes the resource's RFC 9728 metadata document.
+	Metadata ResourceMetadata
+}
+
+// ResourceMetadata are the optional fields of a resource's RFC 9728 metadata.
+type ResourceMetadata struct {
+	// Name is resource_name, Documentation resource_documentation ("" when none).
+	Name, Documentation string
+	// BearerMethods is bearer_methods_supported (nil: ["header"]).
+	BearerMethods []string
 }
 
 // ExchangeRequester is one client allowed to exchange tokens into a ProtectedResource.

@@ -1,7 +1,18 @@
 {{- /* Generated from config/rbac/role.yaml by hack/chart-sync.sh. DO NOT EDIT. */}}
-{{- /* The ClusterRole's rules on Secrets, OAuthClients and OAuthClientPolicies: cluster-wide in clusterrole.yaml,
+{{- /* The ClusterRole's rules on Secrets, ConfigMaps, OAuthClients, OAuthClientPolicies and ProtectedResources: cluster-wide in clusterrole.yaml,
 or in a Role per watched namespace (rbac.yaml) when .Values.watchNamespaces is set. */}}
 {{- define "latchkey.namespacedRules" -}}
+- apiGroups:
+  - ""
+  resources:
+  - configmaps
+  verbs:
+  - create
+  - get
+  - list
+  - patch
+  - update
+  - watch
 - apiGroups:
   - ""
   resources:
@@ -17,6 +28,7 @@ or in a Role per watched namespace (rbac.yaml) when .Values.watchNamespaces is s
   - oauth.latchkey.dev
   resources:
   - oauthclientpolicies
+  - protectedresources
   verbs:
   - get
   - list
@@ -26,6 +38,7 @@ or in a Role per watched namespace (rbac.yaml) when .Values.watchNamespaces is s
   resources:
   - oauthclientpolicies/status
   - oauthclients/status
+  - protectedresources/status
   verbs:
   - patch
   - update

@@ -413,7 +413,7 @@ func validateAuthorizeRequest(ctx context.Context, snap *registry.Snapshot, clie
 	if err != nil {
 		return nil, err
 	}
-	resources, err := oauth2.AllowedResources(client, req.Resources)
+	resources, scopes, err := oauth2.Target(snap, client, req.Resources, scopes)
 	if err != nil {
 		return nil, err
 	}

@@ -190,7 +190,7 @@ func (g AuthorizationCode) userGrant(ctx context.Context, req *Request, code sto
 // granted. The granted resources must all still be ones the client may reach: a grant whose
 // resource the client lost is refused rather than widened to every audience.
 func grantedResources(req *Request, granted []string) ([]string, error) {
-	if _, err := oauth2.AllowedResources(req.Client, granted); err != nil {
+	if _, err := oauth2.AllowedResources(req.Snapshot, req.Client, granted); err != nil {
 		return nil, err
 	}
 	return oauth2.NarrowResources(granted, req.Resources)

@@ -174,7 +174,7 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (_ *R
 			return nil, fail(err)
 		}
 	}
-	resources, err := oauth2.AllowedResources(client, targets)
+	resources, scopes, err := oauth2.Target(snap, client, targets, scopes)
 	if err != nil {
 		return nil, fail(err)
 	}

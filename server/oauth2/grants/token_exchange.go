@@ -193,7 +193,7 @@ func (g TokenExchange) Exchange(ctx context.Context, req *Request) (*Response, e
 				"The subject or actor token is bound to a DPoP key: the request needs a DPoP proof of that key.")
 		}
 	}
-	scopes, err := exchangeScopes(req, subject, policies)
+	scopes, err := exchangeScopes(req, subject)
 	if err != nil {
 		return nil, err
 	}
@@ -386,42 +386,29 @@ func (g TokenExchange) actorClaim(req *Request, subject, actor *party) (*token.A
 	return act, nil
 }
 
-// exchangeScopes applies the down-scoping rule: the new token's scopes are the requested ones
-// (which the endpoint checked against the requester's scope policy), each of which must be the
-// subject token's (when it has scopes) and every target's (when it declares any), else
-// invalid_scope. Without a scope parameter they are the subject token's scopes, else the
-// requester's defaults, narrowed to those the requester may have and the targets own.
-func exchangeScopes(req *Request, subject *party, tp targetPolicies) ([]string, error) {
+// exchangeScopes applies the down-scoping rule. A scope parameter was checked against the
+// requester's scope policy and narrowed to what the targets own (oauth2.Target) by the
+// endpoint; each scope left must be the subject access token's, else invalid_scope. Without a
+// scope parameter they are the subject access token's scopes (the other sources carry none:
+// the requester's defaults), narrowed to those the requester may have and the targets own
+// (oauth2.ResourceScopes). Never wider than any of them.
+func exchangeScopes(req *Request, subject *party) ([]string, error) {
 	if strings.Trim(req.Scope, " ") != "" {
 		for _, s := range req.Scopes {
 			if subject.hasScopes && !slices.Contains(subject.scopes, s) {
 				return nil, oauth2.ErrInvalidScope.WithDescription(fmt.Sprintf("Scope %.64q is not granted to the subject token.", s))
 			}
-			if pr := tp.notOwning(s); pr != nil {
-				return nil, oauth2.ErrInvalidScope.WithDescription(fmt.Sprintf("Scope %.64q is not a scope of %.128q.", s, pr.Audience))
-			}
 		}
 		return req.Scopes, nil
 	}
-	from := req.Scopes
-	if subject.hasScopes {
-		from = subject.scopes
+	if !subject.hasScopes {
+		return req.Scopes, nil
 	}
-	out := make([]string, 0, len(from))
-	for _, s := range from {
-		if oauth2.CheckScope(req.Snapshot, req.Client, s) == nil && tp.notOwning(s) == nil {
+	out := make([]string, 0, len(subject.scopes))
+	for _, s := range subject.scopes {
+		if oauth2.CheckScope(req.Snapshot, req.Client, s) == nil {
 			out = append(out, s)
 		}
 	}
-	return out, nil
-}
-
-// notOwning returns a target that declares scopes but not s, or nil.
-func (tp targetPolicies) notOwning(s string) *registry.ProtectedResource {
-	for _, pr := range tp.resources {
-		if len(pr.Scopes) > 0 && !slices.Contains(pr.Scopes, s) {
-			return pr
-		}
-	}
-	return nil
+	return oauth2.ResourceScopes(req.Snapshot, req.Resources, out), nil
 }

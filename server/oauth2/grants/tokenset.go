@@ -223,14 +223,17 @@ func (s *TokenSet) resend(ctx context.Context, g UserGrant, next string) (*Respo
 
 // sign signs the access token and, when openid is granted, the ID token of g.
 func (s *TokenSet) sign(ctx context.Context, g UserGrant) (*Response, error) {
-	resp := &Response{Scope: g.Scopes}
+	// The access token carries the scopes its audiences own (the refresh token keeps the
+	// family's); the ID token releases the claims of every granted scope.
+	scopes := oauth2.ResourceScopes(g.Snapshot, g.audiences(), g.Scopes)
+	resp := &Response{Scope: scopes}
 
 	// Sign first, store last: a signing failure (no key yet: 503, retry) must not use up a
 	// rotation, or the client's retry with the same refresh token would count as reuse and
 	// revoke the family. A lost rotation discards what was signed.
 	_, span := tracing.Start(ctx, spanSignAccessToken)
 	at, err := s.signer.IssueAccessToken(token.AccessTokenRequest{
-		Client: g.Client, Subject: g.User.Subject, Scopes: g.Scopes, Audiences: g.audiences(), FamilyID: g.FamilyID, SessionID: g.SessionID, NotAfter: g.AccessNotAfter,
+		Client: g.Client, Subject: g.User.Subject, Scopes: scopes, Audiences: g.audiences(), FamilyID: g.FamilyID, SessionID: g.SessionID, NotAfter: g.AccessNotAfter,
 		DPoPThumbprint: g.DPoPThumbprint,
 	})
 	tracing.End(span, err)

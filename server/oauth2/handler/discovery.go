@@ -47,6 +47,37 @@ func (d *discovery) Mount(m *oauth2.Mux) {
 	m.HandleFunc(oauth2.OpenIDConfigurationPath, http.MethodGet, d.serveOpenIDConfiguration)
 	m.HandleFunc(oauth2.AuthorizationServerPath, http.MethodGet, d.serveAuthorizationServer)
 	m.HandleFunc(oauth2.JWKSPath, http.MethodGet, d.serveJWKS)
+	m.HandleFunc(oauth2.ProtectedResourceMetadataPath, http.MethodGet, d.serveResourceMetadata)
+}
+
+// serveResourceMetadata serves the RFC 9728 metadata of the ProtectedResource named by the
+// path, when it holds its audience (a resource that lost its audience to an earlier one
+// decides nothing and has none): 404 JSON otherwise.
+func (d *discovery) serveResourceMetadata(w http.ResponseWriter, r *http.Request) {
+	snap := d.registry.Snapshot()
+	p, ok := snap.ProtectedResourceBySource(r.PathValue("namespace") + "/" + r.PathValue("name"))
+	if ok {
+		holder, held := snap.ProtectedResource(p.Audience)
+		ok = held && holder == p
+	}
+	if !ok {
+		oauth2.WriteError(w, r, oauth2.ErrInvalidRequest.WithStatus(http.StatusNotFound).WithDescription("No protected resource of this name."))
+		return
+	}
+	body, err := oauth2.ResourceMetadata(p, d.issuer, d.dpopAlgorithms()).Marshal()
+	if err != nil {
+		oauth2.WriteError(w, r, err)
+		return
+	}
+	oauth2.WritePublicJSON(w, body, oauth2.DiscoveryCacheControl)
+}
+
+// dpopAlgorithms are the DPoP proof algorithms the server verifies; nil without DPoP.
+func (d *discovery) dpopAlgorithms() []string {
+	if !d.dpop {
+		return nil
+	}
+	return dpop.AlgorithmNames()
 }
 
 // metadata describes what the server implements now, nothing more. Without a Store there is no
@@ -139,9 +170,7 @@ func (d *discovery) metadata() metadata {
 		m.TokenEndpointAuthMethodsSupported = []string{oauth2.AuthMethodBasic, oauth2.AuthMethodPost, oauth2.AuthMethodNone}
 		m.ScopesSupported = oauth2.ScopesSupported(snap)
 	}
-	if d.dpop {
-		m.DPoPSigningAlgValuesSupported = dpop.AlgorithmNames()
-	}
+	m.DPoPSigningAlgValuesSupported = d.dpopAlgorithms()
 	if len(d.assertionMethods) > 0 {
 		m.TokenEndpointAuthMethodsSupported = append(m.TokenEndpointAuthMethodsSupported, d.assertionMethods...)
 		m.TokenEndpointAuthSigningAlgValuesSupported = assertion.SupportedAlgorithms()
