@@ -139,11 +139,11 @@
 //     ID), else invalid_grant. act is {sub: actor, iss when not ours, act: the subject's
 //     act}; without an actor token the subject's act is kept unchanged; the actor token's
 //     own act is not part of the chain; at most MaxActorDepth (8) actors. Scopes: a scope
-//     parameter is checked against the requester's scope policy (dispatcher), and every
-//     scope must be the subject access token's and owned by every target that declares
-//     scopes (invalid_scope: never wider); without one the subject access token's scopes
-//     (other sources carry none: the requester's defaults) narrowed to those the requester
-//     may have and the targets own. The token: sub the subject's, client_id the requester,
+//     parameter is checked against the requester's scope policy and narrowed to what the
+//     targets own (oauth2.Target, the dispatcher), and every scope left must be the subject
+//     access token's (invalid_scope: never wider); without one the subject access token's
+//     scopes (other sources carry none: the requester's defaults) narrowed to those the
+//     requester may have and the targets own (oauth2.ResourceScopes). The token: sub the subject's, client_id the requester,
 //     aud the targets, the subject access token's latchkey_family and sid (revoking the
 //     user's grant revokes exchanged tokens too), the requester's lifetime and algorithm,
 //     ending no later than the subject and actor tokens (and the client assertion); no
