@@ -662,6 +662,8 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 		ReplicaName:          opts.replicaName,
 		ReplicaLeaseDuration: opts.replicaLease,
 		PropagationMetrics:   propagationMetrics,
+		// The RFC 9728 metadata ConfigMap of each ProtectedResource, as the server serves it.
+		ResourceMetadata: handler.ResourceMetadata(cfg),
 	}); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}

@@ -151,9 +151,23 @@
 //     (KeyLoader.Set), for the same reason (Warning Event SigningKeysRestored); new keys are
 //     generated only when none was ever loaded.
 //   - Events are emitted only after the status they describe was written.
+//   - ProtectedResources (protectedresource_controllers.go): the registry controller resolves
+//     allowedClients names (existing or not: a client created later under that name is allowed)
+//     plus the OAuthClients of the resource's namespace its selector matches, from the cache
+//     (namespace + label selector). It re-resolves when an OAuthClient is created, deleted or
+//     relabelled: the mapping costs two index lookups (resources naming the client;
+//     resources of its namespace with a selector), whatever the number of clients. The
+//     namespace's OAuthClientPolicies apply (allowedAudiences against spec.audience,
+//     PolicyViolation: not served), as for a client's audiences. Of the resources claiming one
+//     audience the earliest created (registry.Precedes) holds it; the others are
+//     AudienceConflict with a Warning Event. The leader writes the RFC 9728 metadata of a
+//     resource that holds its audience into the ConfigMap <name>-oauth-protected-resource (a
+//     controller reference; a foreign ConfigMap of that name is never adopted), read with the
+//     API reader and watched metadata-only, so ConfigMap data is never cached.
 //   - RBAC: the ClusterRole (markers in setup.go) grants only what is needed across namespaces:
 //     Secrets get/list/watch/create/update (the code updates only Secrets an OAuthClient
-//     controls), events.k8s.io Events, the CRDs (WorkloadIssuers and their status too); with
+//     controls), ConfigMaps get/list/watch/create/update/patch (only the metadata ConfigMaps a
+//     ProtectedResource controls are written), events.k8s.io Events, the CRDs (WorkloadIssuers and their status too); with
 //     watchNamespaces the chart moves the Secret and OAuthClient rules into a Role per watched
 //     namespace (hack/chart-sync.sh splits them out). Leases,
 //     core Events (leader

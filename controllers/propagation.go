@@ -63,7 +63,7 @@ const (
 )
 
 // propagatedKinds are the kinds whose watermarks a replica reports.
-var propagatedKinds = []string{kindOAuthClient, kindScope, kindUser, kindWorkloadIssuer, kindOAuthClientPolicy} //nolint:gochecknoglobals // constant list
+var propagatedKinds = []string{kindOAuthClient, kindScope, kindUser, kindWorkloadIssuer, kindOAuthClientPolicy, kindProtectedResource} //nolint:gochecknoglobals // constant list
 
 // kindSecret's watermark covers the Secrets the registry reads: a replica serves an object's
 // current Secret version once this watermark reaches the Secret's resourceVersion.
@@ -369,6 +369,8 @@ func newObjectList(kind string) (client.ObjectList, error) {
 		return &v1alpha1.WorkloadIssuerList{}, nil
 	case kindOAuthClientPolicy:
 		return &v1alpha1.OAuthClientPolicyList{}, nil
+	case kindProtectedResource:
+		return &v1alpha1.ProtectedResourceList{}, nil
 	default:
 		return nil, fmt.Errorf("unknown kind %q", kind)
 	}

@@ -203,6 +203,11 @@ var propagatedKindsStatus = []propagatedKind{ //nolint:gochecknoglobals // const
 			p := o.(*v1alpha1.OAuthClientPolicy)
 			return &p.Status.Served, &p.Status.Conditions
 		}, nil},
+	{kindProtectedResource, func() client.Object { return &v1alpha1.ProtectedResource{} }, func() client.ObjectList { return &v1alpha1.ProtectedResourceList{} },
+		func(o client.Object) (*string, *[]metav1.Condition) {
+			p := o.(*v1alpha1.ProtectedResource)
+			return &p.Status.Served, &p.Status.Conditions
+		}, nil},
 }
 
 // propagationSettle is how long after a change the leader waits for every replica before it

@@ -27,7 +27,7 @@ const (
 )
 
 // Readiness tells whether this replica's registry is filled: true once every OAuthClient, Scope,
-// User and WorkloadIssuer that was in the manager's cache when it had synced has been processed at least once by
+// User, WorkloadIssuer and ProtectedResource that was in the manager's cache when it had synced has been processed at least once by
 // its registry reconciler (put, deleted, or refused as invalid; a reconcile that failed on an API
 // error and will be retried does not count). Informers being synced is not enough: until the
 // reconcilers ran, the registry is empty and a replica would answer invalid_client.
@@ -117,7 +117,7 @@ func (r *Readiness) expect(keys []objectKey) {
 }
 
 // readinessLister runs on every replica: it waits for the cache to sync, then hands the keys of
-// every OAuthClient, Scope, User and WorkloadIssuer in it to the Readiness.
+// every OAuthClient, Scope, User, WorkloadIssuer and ProtectedResource in it to the Readiness.
 type readinessLister struct {
 	cache interface {
 		client.Reader
@@ -178,6 +178,13 @@ func (l *readinessLister) list(ctx context.Context) ([]objectKey, error) {
 	}
 	for i := range issuers.Items {
 		keys = append(keys, objectKey{kindWorkloadIssuer, client.ObjectKeyFromObject(&issuers.Items[i])})
+	}
+	var resources v1alpha1.ProtectedResourceList
+	if err := l.cache.List(ctx, &resources, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("list ProtectedResources: %w", err)
+	}
+	for i := range resources.Items {
+		keys = append(keys, objectKey{kindProtectedResource, client.ObjectKeyFromObject(&resources.Items[i])})
 	}
 	return keys, nil
 }

@@ -46,6 +46,7 @@ type Registry interface {
 	ScopeRegistry
 	UserRegistry
 	WorkloadIssuerRegistry
+	ProtectedResourceRegistry
 }
 
 // KeyLoader receives the marshalled signing key set whenever the key Secret changes, and gives
@@ -130,6 +131,10 @@ type Options struct {
 	// ReportInterval is how often a replica writes its report at most; default
 	// DefaultReportInterval.
 	ReportInterval time.Duration
+	// ResourceMetadata, when set, renders a ProtectedResource's RFC 9728 metadata as the server
+	// serves it: the leader writes it into the ConfigMap <name>-oauth-protected-resource of
+	// each resource that holds its audience, for the resource server to serve. Nil: none.
+	ResourceMetadata ResourceMetadata
 }
 
 // SyncMetrics records when the registry last took in an object of a kind.
@@ -266,6 +271,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		{"scope-registry", (&scopeRegistryReconciler{cache: cache, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"user-registry", (&userRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"workloadissuer-registry", (&issuerRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
+		{"protectedresource-registry", (&resourceRegistryReconciler{cache: cache, registry: opts.Registry, ready: opts.Readiness, policies: policies}).setup},
 		{"readiness", func(mgr ctrl.Manager) error {
 			return mgr.Add(&readinessLister{cache: mgr.GetCache(), ready: opts.Readiness})
 		}},
@@ -303,6 +309,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		{"scope", (&scopeReconciler{client: mgr.GetClient(), events: events}).setup},
 		{"user", (&userReconciler{client: mgr.GetClient(), secrets: secrets, events: events}).setup},
 		{"workloadissuer", newIssuerReconciler(mgr.GetClient(), secrets, events, opts.Now).setup},
+		{"protectedresource", (&protectedResourceReconciler{
+			client: mgr.GetClient(), reader: mgr.GetAPIReader(), scheme: mgr.GetScheme(), events: events,
+			policies: policies, metadata: opts.ResourceMetadata,
+		}).setup},
 		{"signingkeys", (&keyEnsurer{
 			client: mgr.GetClient(), reader: secrets, secret: keySecret, algorithms: opts.Algorithms,
 			keys: opts.Keys, events: events, now: opts.Now, metrics: opts.KeyMetrics,

@@ -39,7 +39,8 @@ import (
 const (
 	systemNamespace  = "latchkey-system"
 	leaderElectionID = "latchkey-controllers-test"
-	testTokenURL     = "https://latchkey.example/oauth2/token"
+	testIssuer       = "https://latchkey.example"
+	testTokenURL     = testIssuer + "/oauth2/token"
 	waitFor          = 20 * time.Second
 	tick             = 50 * time.Millisecond
 	// credentialStatusInterval is how often the leader writes the last-used times in the tests.
@@ -81,7 +82,8 @@ func setupSuite(cp *controlplane.ControlPlane) ([]controlplane.Runnable, error) 
 	var managers []controlplane.Runnable
 	for range 2 {
 		r, mgr, err := newReplica(cfg, s, leaderElectionID, Options{Namespace: systemNamespace, TokenURL: testTokenURL,
-			CredentialUses: suite.uses, CredentialStatusInterval: credentialStatusInterval})
+			CredentialUses: suite.uses, CredentialStatusInterval: credentialStatusInterval,
+			ResourceMetadata: handler.ResourceMetadata(handler.Config{Issuer: testIssuer})})
 		if err != nil {
 			return nil, err
 		}

@@ -91,7 +91,7 @@ func fieldIndexes() []fieldIndex {
 			}
 			return []string{s.Spec.Name}
 		}},
-	}, append(workloadIdentityIndexes(), scopeIndexes()...)...)
+	}, slices.Concat(workloadIdentityIndexes(), scopeIndexes(), resourceIndexes())...)
 }
 
 func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {

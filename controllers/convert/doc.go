@@ -1,5 +1,5 @@
 // Package convert is the one code path from a Latchkey resource (OAuthClient, Scope, User,
-// WorkloadIssuer, plus the Secret it references) to the plain value the server's registry holds. The reconcilers in
+// WorkloadIssuer, ProtectedResource, plus the Secret it references) to the plain value the server's registry holds. The reconcilers in
 // controllers/ call it with objects from the manager's informers; the manifest loader calls it with
 // objects decoded from files, where no API server ran CRD defaulting or CEL validation. So every
 // default and every cross-field rule the server relies on is applied here again, not only in the
@@ -70,6 +70,11 @@
 //     returned then carries no issuer URL, so it can never be served with keys found elsewhere.
 //     Defaults: refreshPeriod and maxAssertionLifetime 1 h. Generation is metadata.generation (the
 //     manifest loader, which has none, counts changes of the converted value instead).
+//   - ProtectedResource: the audience must pass server/oauth2.CheckResource (the rule of the
+//     resource parameter: absolute URI, no fragment, at most 1024 bytes), so every audience can
+//     be requested; owned scopes are scope tokens; client references default to the resource's
+//     namespace; allowedClients are the named sources plus those the caller's ClientSelector
+//     returns for the selector, sorted without repeats; bearer methods default to header.
 //   - WorkloadSubjectKey gives the (issuer, subject) pair an OAuthClient binds to, the pair
 //     registry.Client.WorkloadSubjectKey gives its value, for the leader's index of pairs.
 //

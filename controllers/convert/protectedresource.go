@@ -52,7 +52,7 @@ func ResourceSelector(pr *v1alpha1.ProtectedResource) (sel labels.Selector, ok b
 	}
 	sel, err = metav1.LabelSelectorAsSelector(pr.Spec.AllowedClientSelector)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: allowedClientSelector: %v", ErrInvalidSpec, err)
+		return nil, false, fmt.Errorf("%w: allowedClientSelector: %w", ErrInvalidSpec, err)
 	}
 	return sel, true, nil
 }

@@ -1,5 +1,5 @@
 // Package manifests is the embedded default's source of truth: it reads OAuthClient, Scope, User,
-// WorkloadIssuer, OAuthClientPolicy and Secret manifests from a folder (no cluster), converts them with controllers/convert (the one
+// WorkloadIssuer, OAuthClientPolicy, ProtectedResource and Secret manifests from a folder (no cluster), converts them with controllers/convert (the one
 // code path from resource to registry value that the reconcilers use too), decides what to serve
 // with controllers/feed (the one feed policy the cluster's registry controllers apply too) and
 // keeps the registry equal to the folder, reloading when a file changes.
@@ -81,6 +81,11 @@
 //     (latchkey serve --default-client-policy, in --namespace) applies to every namespace. The
 //     embedded registrar asks AdmitRegistration, which checks against the policies of the last
 //     load.
+//   - ProtectedResources follow the cluster's policy: a selector is evaluated against the
+//     OAuthClients of the folder in the resource's namespace on every load, the namespace's
+//     OAuthClientPolicies apply (PolicyViolation), the resource the loader saw first holds a
+//     contested audience (AudienceConflict is warned about), and named clients the folder does
+//     not hold and owned scopes no served Scope defines are warned about (they are served).
 //   - Secrets are kept as decoded; stringData is read by convert.SecretData, the one place that
 //     merges it (data wins), as for Secrets read from a cluster.
 package manifests

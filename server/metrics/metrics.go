@@ -291,7 +291,7 @@ func (m *Metrics) RefreshReuseDetected() {
 }
 
 // RegistrySynced records that the registry took in an informer event for a kind (a fixed set:
-// OAuthClient, Scope, User, WorkloadIssuer).
+// OAuthClient, Scope, User, WorkloadIssuer, ProtectedResource).
 func (m *Metrics) RegistrySynced(kind string) {
 	if m == nil {
 		return

@@ -82,6 +82,18 @@
 //     resource with a claims list releases exactly those claims; otherwise profile releases
 //     name and preferred_username, email releases email and email_verified, groups releases
 //     groups.
+//   - Resource policy (resources.go): AllowedResources is the one place that decides which
+//     resources (RFC 8707) a client may reach: its own audiences, or the audience of the
+//     ProtectedResource that holds it (registry.Snapshot.ProtectedResource) when that allows
+//     the client. A token without resource never carries a ProtectedResource's audience.
+//     ResourceScopes is the one place of scope ownership: when every resource of a token is a
+//     ProtectedResource that declares scopes, the token keeps only the scopes they own and the
+//     OIDC scopes; a resource without declared scopes keeps them all. It only ever narrows.
+//     Target applies both (token endpoint, authorize); TokenSet narrows each access token of
+//     a user grant to its audiences (refresh tokens keep the family's scopes).
+//   - RFC 9728 metadata (resource_metadata.go) of the ProtectedResource that holds its
+//     audience, at ProtectedResourceMetadataPath; the leader writes the same document to a
+//     ConfigMap for the resource server (ProtectedResourceMetadataKey).
 //   - Instrumentation gives each request its metrics, auditor and client address (the
 //     connection's, or the last value of a trusted proxy's header), through the context, and a
 //     request ID (the request's valid X-Request-Id or a generated one, requestid.go) that the

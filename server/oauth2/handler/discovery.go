@@ -12,6 +12,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/server/dpop"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
+	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
 // discovery serves the server metadata (RFC 8414, OpenID Connect Discovery 1.0) and the JWKS.
@@ -221,4 +222,15 @@ func (d *discovery) writeJSON(w http.ResponseWriter, r *http.Request, m metadata
 		return
 	}
 	oauth2.WritePublicJSON(w, buf.Bytes(), oauth2.DiscoveryCacheControl)
+}
+
+// ResourceMetadata returns what renders a ProtectedResource's RFC 9728 metadata exactly as a
+// handler of cfg serves it at oauth2.ProtectedResourceMetadataPath (its issuer, and its DPoP
+// algorithms when it verifies proofs: with a Store): for the ConfigMap a cluster's leader
+// writes for the resource server.
+func ResourceMetadata(cfg Config) func(p *registry.ProtectedResource) ([]byte, error) {
+	d := &discovery{issuer: cfg.Issuer, dpop: cfg.Store != nil}
+	return func(p *registry.ProtectedResource) ([]byte, error) {
+		return oauth2.ResourceMetadata(p, d.issuer, d.dpopAlgorithms()).Marshal()
+	}
 }
