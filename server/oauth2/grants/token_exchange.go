@@ -111,6 +111,8 @@ type TokenExchangeConfig struct {
 	Workloads WorkloadTokens
 	// Metrics counts exchanges by subject source; nil counts none.
 	Metrics ExchangeMetrics
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // ExchangeMetrics counts token exchanges; *metrics.Metrics implements it.
@@ -131,7 +133,12 @@ var (
 )
 
 // NewTokenExchange returns the grant.
-func NewTokenExchange(cfg TokenExchangeConfig) TokenExchange { return TokenExchange{cfg: cfg} }
+func NewTokenExchange(cfg TokenExchangeConfig) TokenExchange {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return TokenExchange{cfg: cfg}
+}
 
 // Type is urn:ietf:params:oauth:grant-type:token-exchange.
 func (TokenExchange) Type() string { return oauth2.GrantTokenExchange }
@@ -199,7 +206,14 @@ func (g TokenExchange) Exchange(ctx context.Context, req *Request) (*Response, e
 	}
 	notAfter := req.AccessNotAfter()
 	for _, p := range []*party{subject, actor} {
-		if p != nil && (notAfter.IsZero() || p.expiry.Before(notAfter)) {
+		if p == nil {
+			continue
+		}
+		if !p.expiry.After(g.cfg.Now()) {
+			// A workload token within its issuer's clock skew leeway: it would outlive it.
+			return nil, invalidToken
+		}
+		if notAfter.IsZero() || p.expiry.Before(notAfter) {
 			notAfter = p.expiry
 		}
 	}

@@ -451,6 +451,12 @@ func TestTokenExchangeOfIDAndWorkloadTokens(t *testing.T) {
 		assert.Equal(t, "repo:shop/app", claims["sub"])
 		assert.Equal(t, registry.SubjectWorkloadIssuer, x.audit.events[len(x.audit.events)-1].SubjectSource)
 	})
+	t.Run("a WorkloadIssuer JWT expired within the clock skew leeway is refused: it would outlive it", func(t *testing.T) {
+		tok := x.ciToken(t, "repo:shop/app", nil)
+		x.clock.Advance(5*time.Minute + 10*time.Second)
+		defer x.clock.Set(testNow)
+		requireError(t, x.exchange(t, gatewayID, jwtValues(tok)), http.StatusBadRequest, "invalid_grant")
+	})
 	t.Run("a WorkloadIssuer the policy does not name is refused", func(t *testing.T) {
 		requireError(t, x.exchange(t, wiOnlyID, jwtValues(x.ciToken(t, "repo:shop/app", nil))), http.StatusBadRequest, "invalid_target")
 	})

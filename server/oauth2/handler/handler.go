@@ -256,7 +256,7 @@ func New(cfg Config) (http.Handler, error) {
 		exchangeMetrics, _ := cfg.Metrics.(grants.ExchangeMetrics) // *metrics.Metrics is one
 		all = append(all, grants.NewTokenExchange(grants.TokenExchangeConfig{
 			Issuer: cfg.Issuer, Signer: issuer, AccessTokens: verifier, IDTokens: token.NewVerifier(cfg.Issuer, cfg.Keys, cfg.Now),
-			Revocations: st, Workloads: cfg.WorkloadTokens, Metrics: exchangeMetrics,
+			Revocations: st, Workloads: cfg.WorkloadTokens, Metrics: exchangeMetrics, Now: cfg.Now,
 		}))
 		bc := bearer.Config{
 			Registry: cfg.Registry, ClientAuth: clientAuth, Store: st, Verifier: verifier,
