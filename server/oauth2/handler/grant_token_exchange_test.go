@@ -23,8 +23,8 @@ import (
 	"github.com/latchkey-dev/latchkey/server/oauth2/grants"
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
-	"github.com/latchkey-dev/latchkey/server/token"
 	redisstore "github.com/latchkey-dev/latchkey/server/store/redis"
+	"github.com/latchkey-dev/latchkey/server/token"
 	"github.com/latchkey-dev/latchkey/server/workload"
 )
 
