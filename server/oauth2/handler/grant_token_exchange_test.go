@@ -222,6 +222,15 @@ func TestTokenExchangeOfAUserAccessToken(t *testing.T) {
 		assert.Equal(t, ordersAud, x.claimsOf(t, x.exchange(t, gatewayID, v))["aud"])
 	})
 
+	t.Run("a JSON body works like a form", func(t *testing.T) {
+		body, err := json.Marshal(map[string]string{"grant_type": oauth2.GrantTokenExchange, "subject_token": at,
+			"subject_token_type": grants.TokenTypeAccessToken, "audience": ordersAud, "scope": projectScope})
+		require.NoError(t, err)
+		res := doT(t, x.srv, request{path: oauth2.TokenPath, contentType: "application/json",
+			authorization: basic(gatewayID, userSecret), body: string(body)})
+		assert.Equal(t, projectScope, x.claimsOf(t, res)["scope"])
+	})
+
 	t.Run("the token's lifetime ends with the subject token's", func(t *testing.T) {
 		x.clock.Advance(50 * time.Minute)
 		defer x.clock.Set(testNow)
