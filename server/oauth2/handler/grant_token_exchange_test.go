@@ -358,6 +358,7 @@ func TestTokenExchangeActChain(t *testing.T) {
 	assert.Equal(t, subjectOf(aliceName), first["sub"])
 	assert.Equal(t, map[string]any{"sub": resourceID}, first["act"])
 	hop1 := str(res.body["access_token"])
+	assert.Equal(t, map[string]any{"sub": resourceID}, x.introspect(t, resourceID, hop1)["act"], "introspection shows the actor")
 
 	// An actor whose own token carries act: the ServiceAccount acting through the gateway.
 	saAsActor := url.Values{"subject_token": {x.saToken(t, testIssuer)}, subjectType: {grants.TokenTypeJWT},
