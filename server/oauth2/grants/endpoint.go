@@ -170,7 +170,7 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (_ *R
 	}
 	targets := req.Resources
 	if _, ok := grant.(audienceTarget); ok {
-		if targets, err = oauth2.Targets(req.Resources, req.Audiences); err != nil {
+		if targets, err = oauth2.ExchangeTargets(req.Resources, req.Audiences); err != nil {
 			return nil, fail(err)
 		}
 	}

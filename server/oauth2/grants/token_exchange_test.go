@@ -83,7 +83,7 @@ func TestAudiencesAreBoundedAndDeduplicated(t *testing.T) {
 	req, err := oauth2.ParseClientForm(nil, []byte(exchangeForm(nil)+"&audience=orders&audience=orders&audience=billing"))
 	require.NoError(t, err)
 	assert.Equal(t, []string{"orders", "billing"}, req.Audiences)
-	targets, err := oauth2.Targets(req.Resources, req.Audiences)
+	targets, err := oauth2.ExchangeTargets(req.Resources, req.Audiences)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"https://orders.example", "orders", "billing"}, targets)
 
