@@ -67,8 +67,9 @@ func addAudience(audiences []string, value string) ([]string, error) {
 	return append(audiences, value), nil
 }
 
-// ExchangeTargets merges the resource and audience parameters of a token exchange (RFC 8693 2.1, both
-// name the target) without repeats: at most MaxResources in all, invalid_target beyond.
+// ExchangeTargets merges the resource and audience parameters of a token exchange (RFC 8693
+// 2.1: both name the target) without repeats: at most MaxResources in all, invalid_target
+// beyond.
 func ExchangeTargets(resources, audiences []string) ([]string, error) {
 	out := slices.Clone(resources)
 	for _, a := range audiences {
