@@ -378,35 +378,24 @@ func (r *protectedResourceReconciler) Reconcile(ctx context.Context, req ctrl.Re
 }
 
 // clientsOf returns the OAuthClients pr names that do not exist and how many of allowed
-// (the resolved sources) exist.
+// (the resolved sources) exist: the selected ones do (the cache listed them), the named ones
+// unless unknown. One cache read per named client, none per selected one.
 func (r *protectedResourceReconciler) clientsOf(ctx context.Context, pr *v1alpha1.ProtectedResource, allowed []string) (unknown []string, existing int, _ error) {
-	exists := func(src string) (bool, error) {
+	for _, src := range convert.ResourceClientSources(pr) {
 		ns, name, _ := strings.Cut(src, "/")
 		var oc v1alpha1.OAuthClient
-		if err := r.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &oc); err != nil {
-			if apierrors.IsNotFound(err) {
-				return false, nil
-			}
-			return false, fmt.Errorf("get OAuthClient %s: %w", src, err)
-		}
-		return oc.DeletionTimestamp.IsZero(), nil
-	}
-	for _, src := range convert.ResourceClientSources(pr) {
-		ok, err := exists(src)
-		if err != nil {
-			return nil, 0, err
-		}
-		if !ok {
+		switch err := r.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &oc); {
+		case apierrors.IsNotFound(err):
+			unknown = append(unknown, src)
+		case err != nil:
+			return nil, 0, fmt.Errorf("get OAuthClient %s: %w", src, err)
+		case !oc.DeletionTimestamp.IsZero():
 			unknown = append(unknown, src)
 		}
 	}
 	for _, src := range allowed {
-		if !slices.Contains(unknown, src) {
-			if ok, err := exists(src); err != nil {
-				return nil, 0, err
-			} else if ok {
-				existing++
-			}
+		if _, missing := slices.BinarySearch(unknown, src); !missing { // unknown is sorted
+			existing++
 		}
 	}
 	return unknown, existing, nil

@@ -110,6 +110,10 @@ func TestProtectedResourceIsServedWithItsClientsAndMetadata(t *testing.T) {
 		var cur v1alpha1.ProtectedResource
 		if assert.NoError(c, suite.client.Get(ctx, key, &cur)) {
 			assert.Equal(c, int32(1), cur.Status.ClientsResolved, "billing exists, named does not")
+			assert.Equal(c, "2/2", cur.Status.Served, "both replicas serve it")
+			if p := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionPropagated); assert.NotNil(c, p) {
+				assert.Equal(c, v1alpha1.ReasonPropagated, p.Reason)
+			}
 		}
 	}, waitFor, tick)
 
@@ -204,6 +208,9 @@ func TestTheCRDRefusesAnInvalidProtectedResource(t *testing.T) {
 			p.Spec.TokenExchange = &v1alpha1.TokenExchangePolicy{AllowedRequesters: []v1alpha1.ExchangeRequester{{
 				Client:              v1alpha1.ClientReference{Name: "gateway"},
 				SubjectTokenSources: []v1alpha1.SubjectTokenSource{v1alpha1.SubjectTokenAccessToken}, WorkloadIssuers: []string{"github"}}}}
+		}},
+		{"a client name with a slash is refused", func(p *v1alpha1.ProtectedResource) {
+			p.Spec.AllowedClients = []v1alpha1.ClientReference{{Name: "team/billing"}}
 		}},
 		{"an unknown bearer method is refused", func(p *v1alpha1.ProtectedResource) {
 			p.Spec.Metadata = &v1alpha1.ProtectedResourceMetadata{BearerMethodsSupported: []string{"cookie"}}

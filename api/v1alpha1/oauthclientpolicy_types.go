@@ -48,7 +48,8 @@ type OAuthClientPolicySpec struct {
 	// allowedAudiences are the audiences clients may put in their tokens: exact
 	// values, or a prefix followed by "*" (https://api.example.com/*). A client
 	// without audiences (its tokens' audience is its own client ID) is always
-	// allowed.
+	// allowed. The namespace's ProtectedResources are held to it too: one whose
+	// spec.audience matches none is not served (PolicyViolation).
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=64

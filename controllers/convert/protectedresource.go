@@ -8,6 +8,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
@@ -17,14 +18,13 @@ import (
 // The CRD's bounds of a ProtectedResource (api/v1alpha1 markers) that manifests on disk never
 // met.
 const (
-	maxResourceScopes      = 64
-	maxResourceClients     = 256
-	maxResourceRequesters  = 256
-	maxRequesterIssuers    = 16
-	maxResourceNameLength  = 256
-	maxResourceDocLength   = 2048
-	maxClientRefNameLength = 253
-	defaultBearerMethod    = "header"
+	maxResourceScopes     = 64
+	maxResourceClients    = 256
+	maxResourceRequesters = 256
+	maxRequesterIssuers   = 16
+	maxResourceNameLength = 256
+	maxResourceDocLength  = 2048
+	defaultBearerMethod   = "header"
 )
 
 // bearerMethods are the RFC 9728 bearer_methods_supported values (RFC 6750 2).
@@ -173,14 +173,17 @@ func validateProtectedResource(pr *v1alpha1.ProtectedResource) []string {
 	return problems
 }
 
-// checkClientRef returns what is wrong with a client reference of the field.
+// checkClientRef returns what is wrong with a client reference of the field: the name must be
+// an object name (DNS subdomain), the namespace, when set, a namespace name (DNS label).
 func checkClientRef(field string, ref v1alpha1.ClientReference) []string {
 	var problems []string
-	if ref.Name == "" || len(ref.Name) > maxClientRefNameLength {
-		problems = append(problems, fmt.Sprintf("%s: a name of 1 to %d characters is required", field, maxClientRefNameLength))
+	if errs := validation.IsDNS1123Subdomain(ref.Name); len(errs) > 0 {
+		problems = append(problems, fmt.Sprintf("%s: name %s: %s", field, quoteShort(ref.Name), strings.Join(errs, ", ")))
 	}
-	if len(ref.Namespace) > maxNamespaceLength {
-		problems = append(problems, fmt.Sprintf("%s: namespace is longer than %d characters", field, maxNamespaceLength))
+	if ref.Namespace != "" {
+		if errs := validation.IsDNS1123Label(ref.Namespace); len(errs) > 0 {
+			problems = append(problems, fmt.Sprintf("%s: namespace %s: %s", field, quoteShort(ref.Namespace), strings.Join(errs, ", ")))
+		}
 	}
 	return problems
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/controllers/convert"
+	"github.com/latchkey-dev/latchkey/server/oauth2"
 )
 
 func protectedResource(mutate func(s *v1alpha1.ProtectedResourceSpec)) *v1alpha1.ProtectedResource {
@@ -68,6 +69,12 @@ func TestProtectedResourceRefusals(t *testing.T) {
 		{"a client reference without a name is refused", func(s *v1alpha1.ProtectedResourceSpec) {
 			s.AllowedClients = []v1alpha1.ClientReference{{Namespace: "x"}}
 		}},
+		{"a client name that is no object name is refused", func(s *v1alpha1.ProtectedResourceSpec) {
+			s.AllowedClients = []v1alpha1.ClientReference{{Name: "team/billing"}}
+		}},
+		{"a client namespace that is no namespace name is refused", func(s *v1alpha1.ProtectedResourceSpec) {
+			s.AllowedClients = []v1alpha1.ClientReference{{Namespace: "Team_A", Name: "billing"}}
+		}},
 		{"an invalid selector is refused", func(s *v1alpha1.ProtectedResourceSpec) {
 			s.AllowedClientSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: "Near"}}}
 		}},
@@ -96,4 +103,29 @@ func TestProtectedResourceRefusals(t *testing.T) {
 			require.ErrorIs(t, err, convert.ErrInvalidSpec)
 		})
 	}
+}
+
+// FuzzProtectedResource checks that any audience, scope, client name and subject token source
+// either converts into a value the server can use (an audience oauth2.CheckResource accepts,
+// allowed clients sorted without repeats) or is ErrInvalidSpec; never a panic.
+func FuzzProtectedResource(f *testing.F) {
+	f.Add("https://api.example.com", "read:x", "billing", "AccessToken")
+	f.Add("urn:x:y#frag", "a b", "", "SAML")
+	f.Add("/rel", "", "a/b", "WorkloadIssuer")
+	f.Fuzz(func(t *testing.T, audience, scope, name, source string) {
+		pr := protectedResource(func(s *v1alpha1.ProtectedResourceSpec) {
+			s.Audience = audience
+			s.Scopes = []string{scope}
+			s.AllowedClients = []v1alpha1.ClientReference{{Name: name}, {Name: name}}
+			s.TokenExchange = &v1alpha1.TokenExchangePolicy{AllowedRequesters: []v1alpha1.ExchangeRequester{{
+				Client: v1alpha1.ClientReference{Name: name}, SubjectTokenSources: []v1alpha1.SubjectTokenSource{v1alpha1.SubjectTokenSource(source)}}}}
+		})
+		p, err := convert.ProtectedResource(pr, nil)
+		if err != nil {
+			require.ErrorIs(t, err, convert.ErrInvalidSpec)
+			return
+		}
+		require.NoError(t, oauth2.CheckResource(p.Audience))
+		assert.Len(t, p.AllowedClients, 1, "a name listed twice is allowed once")
+	})
 }

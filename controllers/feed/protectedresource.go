@@ -16,7 +16,7 @@ func ProtectedResource(p registry.ProtectedResource, err error, unknown []string
 	if err != nil {
 		return withdraw(err)
 	}
-	msg := fmt.Sprintf("protected resource %q is served; %d clients may request it", p.Audience, len(p.AllowedClients))
+	msg := fmt.Sprintf("protected resource %q is served; allowed clients: %d", p.Audience, len(p.AllowedClients))
 	if len(unknown) > 0 {
 		msg += fmt.Sprintf("; OAuthClients %s do not exist (yet)", strings.Join(limit(unknown), ", "))
 	}

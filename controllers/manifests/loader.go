@@ -554,8 +554,12 @@ func (l *Loader) apply(ctx context.Context, objs *Objects, b *batch) error {
 func (r reporter) protectedResources(objs *Objects, policies *policySet, scopes map[string]metav1.Object,
 	before sources, b *batch) map[string]metav1.Object {
 	byNamespace := map[string][]*v1alpha1.OAuthClient{}
-	exists := make(map[string]bool, len(objs.Clients))
-	for _, oc := range objs.Clients {
+	exists := map[string]bool{}
+	clients := objs.Clients
+	if len(objs.Resources) == 0 {
+		clients = nil // a folder of many clients and no resources pays nothing here
+	}
+	for _, oc := range clients {
 		byNamespace[oc.Namespace] = append(byNamespace[oc.Namespace], oc)
 		exists[convert.SourceKey(oc.Namespace, oc.Name)] = true
 	}

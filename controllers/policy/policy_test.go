@@ -188,3 +188,24 @@ func TestCheck(t *testing.T) {
 		})
 	}
 }
+
+func TestEvaluateResourceHoldsTheAudienceToAllowedAudiences(t *testing.T) {
+	pr := &v1alpha1.ProtectedResource{ObjectMeta: metav1.ObjectMeta{Namespace: "payments", Name: "api"},
+		Spec: v1alpha1.ProtectedResourceSpec{Audience: "https://payments.example.com/api"}}
+	tests := []struct {
+		name     string
+		policies []v1alpha1.OAuthClientPolicy
+		want     []policy.Violation
+	}{
+		{"no policy allows every audience", nil, nil},
+		{"a policy without allowedAudiences allows every audience", []v1alpha1.OAuthClientPolicy{pol("p", v1alpha1.OAuthClientPolicySpec{})}, nil},
+		{"a matching prefix allows it", []v1alpha1.OAuthClientPolicy{pol("p", v1alpha1.OAuthClientPolicySpec{AllowedAudiences: []string{"https://payments.example.com/*"}})}, nil},
+		{"an audience outside the list is named", []v1alpha1.OAuthClientPolicy{pol("p", v1alpha1.OAuthClientPolicySpec{AllowedAudiences: []string{"https://billing.example.com/*"}})},
+			[]policy.Violation{{Policy: "payments/p", Rule: "allowedAudiences", Value: "https://payments.example.com/api"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, policy.EvaluateResource(pr, tt.policies))
+		})
+	}
+}

@@ -39,7 +39,16 @@ type ProtectedResource struct {
 	ExchangeRequesters []ExchangeRequester
 	// Metadata completes the resource's RFC 9728 metadata document.
 	Metadata ResourceMetadata
+
+	// allowed indexes AllowedClients when there are many (a selector of a large namespace),
+	// built by PutProtectedResource; nil: AllowsClient scans the list. A value read from a
+	// snapshot is immutable: change a copy's AllowedClients only to Put it.
+	allowed map[string]struct{}
 }
+
+// indexAllowedAbove is how many allowed clients a resource has before AllowsClient looks them
+// up in a map rather than scanning the list.
+const indexAllowedAbove = 32
 
 // ResourceMetadata are the optional fields of a resource's RFC 9728 metadata.
 type ResourceMetadata struct {
@@ -65,6 +74,10 @@ func (p *ProtectedResource) claimOrder() (time.Time, string) { return p.Created,
 
 // AllowsClient reports whether the client of the source may request tokens for the resource.
 func (p *ProtectedResource) AllowsClient(source string) bool {
+	if p.allowed != nil {
+		_, ok := p.allowed[source]
+		return ok
+	}
 	return slices.Contains(p.AllowedClients, source)
 }
 
@@ -98,6 +111,13 @@ func (s *Snapshot) ProtectedResources() iter.Seq[*ProtectedResource] {
 // PutProtectedResource stores or replaces the resource of p.Source.
 func (tx *Txn) PutProtectedResource(p ProtectedResource) {
 	tx.DeleteProtectedResource(p.Source)
+	p.allowed = nil
+	if len(p.AllowedClients) > indexAllowedAbove {
+		p.allowed = make(map[string]struct{}, len(p.AllowedClients))
+		for _, src := range p.AllowedClients {
+			p.allowed[src] = struct{}{}
+		}
+	}
 	v := &p
 	tx.resources.set(p.Source, v)
 	tx.resourceAud.add(p.Audience, v)

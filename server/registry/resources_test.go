@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -61,5 +62,28 @@ func TestProtectedResourcePolicy(t *testing.T) {
 	}
 	if _, ok := p.ExchangeRequester("ns/web"); ok {
 		t.Fatal("a client outside the requesters has an exchange policy")
+	}
+}
+
+func TestAllowsClientIsTheSameWithManyClients(t *testing.T) {
+	for _, n := range []int{1, indexAllowedAbove, indexAllowedAbove + 1, 1000} {
+		clients := make([]string, n)
+		for i := range clients {
+			clients[i] = fmt.Sprintf("ns/c%d", i)
+		}
+		r := New()
+		r.PutProtectedResource(ProtectedResource{Source: "ns/r", Audience: "https://r", AllowedClients: clients})
+		p, ok := r.Snapshot().ProtectedResource("https://r")
+		if !ok {
+			t.Fatal("not served")
+		}
+		for _, c := range []string{clients[0], clients[n-1]} {
+			if !p.AllowsClient(c) {
+				t.Errorf("%d clients: %s is not allowed", n, c)
+			}
+		}
+		if p.AllowsClient("ns/other") || p.AllowsClient("") {
+			t.Errorf("%d clients: an unlisted client is allowed", n)
+		}
 	}
 }

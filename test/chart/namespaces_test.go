@@ -103,7 +103,8 @@ func TestChartWatchNamespaces(t *testing.T) {
 	for _, r := range rules {
 		resources, _, _ := unstructured.NestedStringSlice(r.(map[string]any), "resources") //nolint:forcetypeassert // decoded YAML
 		for _, res := range resources {
-			assert.False(t, strings.HasPrefix(res, "secrets") || strings.HasPrefix(res, "oauthclients"),
+			assert.False(t, strings.HasPrefix(res, "secrets") || strings.HasPrefix(res, "oauthclients") ||
+				strings.HasPrefix(res, "configmaps") || strings.HasPrefix(res, "protectedresources"),
 				"the ClusterRole grants %s with watchNamespaces", res)
 		}
 	}
@@ -126,6 +127,10 @@ func TestChartWatchNamespaces(t *testing.T) {
 		{"no OAuthClientPolicy is listed across namespaces", []string{"list", "oauthclientpolicies.oauth.latchkey.dev", "--all-namespaces"}, false},
 		{"OAuthClientPolicies in the watched namespace are watched", []string{"watch", "oauthclientpolicies.oauth.latchkey.dev", "-n", "team-a"}, true},
 		{"OAuthClientPolicies in the release namespace are watched (the default policy)", []string{"watch", "oauthclientpolicies.oauth.latchkey.dev", "-n", ns}, true},
+		{"no ProtectedResource is listed across namespaces", []string{"list", "protectedresources.oauth.latchkey.dev", "--all-namespaces"}, false},
+		{"ProtectedResources in the watched namespace are watched", []string{"watch", "protectedresources.oauth.latchkey.dev", "-n", "team-a"}, true},
+		{"no ConfigMap is listed across namespaces", []string{"list", "configmaps", "--all-namespaces"}, false},
+		{"metadata ConfigMaps are written in the watched namespace", []string{"create", "configmaps", "-n", "team-a"}, true},
 		{"TokenReviews are still created", []string{"create", "tokenreviews.authentication.k8s.io"}, true},
 		{"Users are still watched cluster-wide", []string{"watch", "users.oauth.latchkey.dev"}, true},
 	} {
@@ -219,6 +224,8 @@ func TestChartAggregatedRoles(t *testing.T) {
 		{"an editor deletes OAuthClients in the namespace", []string{"delete", "oauthclients.oauth.latchkey.dev", "-n", "team-c"}, true},
 		{"an editor does not write OAuthClient status", []string{"update", "oauthclients.oauth.latchkey.dev", "--subresource=status", "-n", "team-c"}, false},
 		{"an editor does not create OAuthClients elsewhere", []string{"create", "oauthclients.oauth.latchkey.dev", "-n", "default"}, false},
+		{"an editor creates ProtectedResources in the namespace", []string{"create", "protectedresources.oauth.latchkey.dev", "-n", "team-c"}, true},
+		{"an editor does not write ProtectedResource status", []string{"update", "protectedresources.oauth.latchkey.dev", "--subresource=status", "-n", "team-c"}, false},
 		{"an editor does not create Scopes", []string{"create", "scopes.oauth.latchkey.dev"}, false},
 		{"an editor does not create Users", []string{"create", "users.oauth.latchkey.dev"}, false},
 		{"an editor does not create WorkloadIssuers", []string{"create", "workloadissuers.oauth.latchkey.dev"}, false},
