@@ -166,7 +166,7 @@
 //     API reader and watched metadata-only, so ConfigMap data is never cached.
 //   - RBAC: the ClusterRole (markers in setup.go) grants only what is needed across namespaces:
 //     Secrets get/list/watch/create/update (the code updates only Secrets an OAuthClient
-//     controls), ConfigMaps get/list/watch/create/update/patch (only the metadata ConfigMaps a
+//     controls), ConfigMaps get/list/watch/create/update/patch/delete (only the metadata ConfigMaps a
 //     ProtectedResource controls are written), events.k8s.io Events, the CRDs (WorkloadIssuers and their status too); with
 //     watchNamespaces the chart moves the Secret and OAuthClient rules into a Role per watched
 //     namespace (hack/chart-sync.sh splits them out). Leases,

@@ -337,7 +337,10 @@ func (r *protectedResourceReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		return ctrl.Result{}, err
 	}
 	if len(violations) > 0 {
-		st.ClientsResolved, st.MetadataConfigMap = 0, ""
+		st.ClientsResolved = 0
+		if err := r.removeMetadata(ctx, &pr); err != nil {
+			return ctrl.Result{}, err
+		}
 		setReady(&st.Conditions, &st.ObservedGeneration, pr.Generation, metav1.ConditionFalse, v1alpha1.ReasonPolicyViolation, policy.Message(violations))
 		return ctrl.Result{}, nil
 	}
@@ -351,7 +354,10 @@ func (r *protectedResourceReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	}
 	d := feed.ProtectedResource(p, convErr, unknown)
 	if !d.Put() {
-		st.ClientsResolved, st.MetadataConfigMap = 0, ""
+		st.ClientsResolved = 0
+		if err := r.removeMetadata(ctx, &pr); err != nil {
+			return ctrl.Result{}, err
+		}
 		setDecision(&st.Conditions, &st.ObservedGeneration, pr.Generation, d)
 		return ctrl.Result{}, reconcile.TerminalError(convErr)
 	}
@@ -365,7 +371,9 @@ func (r *protectedResourceReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	}
 	if holder != "" {
 		c := feed.AudienceConflict(pr.Spec.Audience, holder)
-		st.MetadataConfigMap = ""
+		if err := r.removeMetadata(ctx, &pr); err != nil {
+			return ctrl.Result{}, err
+		}
 		setReady(&st.Conditions, &st.ObservedGeneration, pr.Generation, metav1.ConditionFalse, c.Reason, c.Message)
 		log.FromContext(ctx).Info("audience conflict", "audience", pr.Spec.Audience, "heldBy", holder)
 		return ctrl.Result{}, nil
@@ -454,6 +462,30 @@ func (r *protectedResourceReconciler) audienceHolder(ctx context.Context, pr *v1
 		return "", nil
 	}
 	return holder, nil
+}
+
+// removeMetadata deletes the metadata ConfigMap of a resource that is not served or does not
+// hold its audience (its document would name an audience it does not decide), when the
+// resource controls it.
+func (r *protectedResourceReconciler) removeMetadata(ctx context.Context, pr *v1alpha1.ProtectedResource) error {
+	pr.Status.MetadataConfigMap = ""
+	if r.metadata == nil {
+		return nil
+	}
+	name := pr.Name + ResourceMetadataSuffix
+	var cm corev1.ConfigMap
+	switch err := r.reader.Get(ctx, types.NamespacedName{Namespace: pr.Namespace, Name: name}, &cm); {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("get ConfigMap %s: %w", name, err)
+	case !metav1.IsControlledBy(&cm, pr):
+		return nil
+	}
+	if err := r.client.Delete(ctx, &cm, client.Preconditions{UID: &cm.UID}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete ConfigMap %s: %w", name, err)
+	}
+	return nil
 }
 
 // writeMetadata creates or updates the ConfigMap <name>-oauth-protected-resource holding the

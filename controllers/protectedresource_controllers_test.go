@@ -91,7 +91,7 @@ func TestProtectedResourceIsServedWithItsClientsAndMetadata(t *testing.T) {
 	pr := protectedResource(ns, "payments", aud)
 	pr.Spec.Scopes = []string{"payments:read-" + ns, "payments:write-" + ns}
 	pr.Spec.AllowedClients = []v1alpha1.ClientReference{{Name: "named"}}
-	pr.Spec.AllowedClientSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"team": "payments"}}
+	pr.Spec.AllowedClientSelector = &v1alpha1.ClientSelector{MatchLabels: map[string]string{"team": "payments"}}
 	pr.Spec.Metadata = &v1alpha1.ProtectedResourceMetadata{ResourceName: "Payments"}
 	require.NoError(t, suite.client.Create(ctx, pr))
 	key := client.ObjectKeyFromObject(pr)
@@ -185,6 +185,19 @@ func TestProtectedResourceBreakingItsNamespacesAudiencePolicyIsNotServed(t *test
 	})
 	waitResourceReady(t, client.ObjectKeyFromObject(pr), metav1.ConditionTrue, v1alpha1.ReasonReady)
 	waitResourceServed(t, "https://internal.example/"+ns, ns+"/bank", nil)
+	cmKey := types.NamespacedName{Namespace: ns, Name: "bank" + ResourceMetadataSuffix}
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.NoError(c, suite.client.Get(ctx, cmKey, &corev1.ConfigMap{}))
+	}, waitFor, tick)
+
+	// Out of policy again: not served, and its metadata ConfigMap goes.
+	updateResource(t, client.ObjectKeyFromObject(pr), func(p *v1alpha1.ProtectedResource) {
+		p.Spec.Audience = "https://bank.example/" + ns
+	})
+	waitResourceReady(t, client.ObjectKeyFromObject(pr), metav1.ConditionFalse, v1alpha1.ReasonPolicyViolation)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.True(c, apierrors.IsNotFound(suite.client.Get(ctx, cmKey, &corev1.ConfigMap{})))
+	}, waitFor, tick)
 }
 
 func TestTheCRDRefusesAnInvalidProtectedResource(t *testing.T) {
@@ -208,6 +221,12 @@ func TestTheCRDRefusesAnInvalidProtectedResource(t *testing.T) {
 			p.Spec.TokenExchange = &v1alpha1.TokenExchangePolicy{AllowedRequesters: []v1alpha1.ExchangeRequester{{
 				Client:              v1alpha1.ClientReference{Name: "gateway"},
 				SubjectTokenSources: []v1alpha1.SubjectTokenSource{v1alpha1.SubjectTokenAccessToken}, WorkloadIssuers: []string{"github"}}}}
+		}},
+		{"a selector requirement In without values is refused", func(p *v1alpha1.ProtectedResource) {
+			p.Spec.AllowedClientSelector = &v1alpha1.ClientSelector{MatchExpressions: []v1alpha1.ClientSelectorRequirement{{Key: "team", Operator: "In"}}}
+		}},
+		{"an unknown selector operator is refused", func(p *v1alpha1.ProtectedResource) {
+			p.Spec.AllowedClientSelector = &v1alpha1.ClientSelector{MatchExpressions: []v1alpha1.ClientSelectorRequirement{{Key: "team", Operator: "Near"}}}
 		}},
 		{"a client name with a slash is refused", func(p *v1alpha1.ProtectedResource) {
 			p.Spec.AllowedClients = []v1alpha1.ClientReference{{Name: "team/billing"}}

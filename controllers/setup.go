@@ -234,7 +234,7 @@ func (o Options) withDefaults() (Options, error) {
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclientpolicies/status,verbs=update;patch
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=protectedresources,verbs=get;list;watch
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=protectedresources/status,verbs=update;patch
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=oauth.latchkey.dev,resources=oauthclients/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch

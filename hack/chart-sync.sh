@@ -142,19 +142,19 @@ fi
   echo "{{- if and .Values.clientPolicy.admission (or .Values.crds.enabled (.Capabilities.APIVersions.Has \"oauth.latchkey.dev/v1alpha1/OAuthClientPolicy\")) }}"
   grep -v '^#' "$admission" | awk '
     /^metadata:$/ { print; inmeta = 1; next }
-    inmeta && /^  name: latchkey-oauthclientpolicy$/ {
-      print "  name: {{ include \"latchkey.fullname\" . }}-oauthclientpolicy"
+    inmeta && /^  name: latchkey-(oauthclientpolicy|protectedresource-audience)$/ {
+      print "  name: {{ include \"latchkey.fullname\" . }}-" substr($2, length("latchkey-") + 1)
       print "  labels:"
       print "    {{- include \"latchkey.labels\" . | nindent 4 }}"
       inmeta = 0; n++
       next
     }
-    /^  policyName: latchkey-oauthclientpolicy$/ {
-      print "  policyName: {{ include \"latchkey.fullname\" . }}-oauthclientpolicy"; n++
+    /^  policyName: latchkey-(oauthclientpolicy|protectedresource-audience)$/ {
+      print "  policyName: {{ include \"latchkey.fullname\" . }}-" substr($2, length("latchkey-") + 1); n++
       next
     }
     { print }
-    END { if (n != 3) { print "chart-sync: unexpected layout of " FILENAME > "/dev/stderr"; exit 1 } }
+    END { if (n != 6) { print "chart-sync: unexpected layout of " FILENAME > "/dev/stderr"; exit 1 } }
   '
   echo "{{- end }}"
 } >"$chart/templates/oauthclientpolicy-admission.yaml"

@@ -60,10 +60,10 @@ type ProtectedResourceSpec struct {
 	AllowedClients []ClientReference `json:"allowedClients,omitempty"`
 
 	// allowedClientSelector also allows the OAuthClients of the resource's
-	// namespace whose labels match it. An empty selector matches every
-	// OAuthClient of the namespace.
+	// namespace whose labels match it (a Kubernetes label selector). An empty
+	// selector matches every OAuthClient of the namespace.
 	// +optional
-	AllowedClientSelector *metav1.LabelSelector `json:"allowedClientSelector,omitempty"`
+	AllowedClientSelector *ClientSelector `json:"allowedClientSelector,omitempty"`
 
 	// tokenExchange says which clients may exchange tokens into the audience
 	// (RFC 8693 token exchange).
@@ -89,6 +89,43 @@ type ClientReference struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	Name string `json:"name"`
+}
+
+// ClientSelector selects OAuthClients by their labels, as a Kubernetes label
+// selector (metav1.LabelSelector) does: every matchLabels entry and every
+// matchExpressions requirement must hold.
+type ClientSelector struct {
+	// matchLabels: the label of each key must have the value.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	MatchLabels map[string]string `json:"matchLabels,omitempty"`
+	// matchExpressions are label requirements that must all hold.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	MatchExpressions []ClientSelectorRequirement `json:"matchExpressions,omitempty"`
+}
+
+// ClientSelectorRequirement is one requirement on a label.
+// +kubebuilder:validation:XValidation:rule="self.operator in ['In', 'NotIn'] ? has(self.values) && size(self.values) > 0 : !has(self.values) || size(self.values) == 0",message="values are required with In and NotIn and not allowed with Exists and DoesNotExist"
+type ClientSelectorRequirement struct {
+	// key is the label's key.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=317
+	Key string `json:"key"`
+	// operator relates the label to the values: In, NotIn, Exists or
+	// DoesNotExist.
+	// +required
+	// +kubebuilder:validation:Enum=In;NotIn;Exists;DoesNotExist
+	Operator string `json:"operator"`
+	// values: at least one with In and NotIn, none with Exists and
+	// DoesNotExist.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=63
+	Values []string `json:"values,omitempty"`
 }
 
 // TokenExchangePolicy lists who may exchange tokens into a resource.

@@ -47,10 +47,17 @@ func ClientRefSource(namespace string, ref v1alpha1.ClientReference) string {
 // ResourceSelector returns the selector of a ProtectedResource's allowedClientSelector; ok is
 // false when it has none. An invalid selector is ErrInvalidSpec.
 func ResourceSelector(pr *v1alpha1.ProtectedResource) (sel labels.Selector, ok bool, err error) {
-	if pr.Spec.AllowedClientSelector == nil {
+	cs := pr.Spec.AllowedClientSelector
+	if cs == nil {
 		return nil, false, nil
 	}
-	sel, err = metav1.LabelSelectorAsSelector(pr.Spec.AllowedClientSelector)
+	ls := &metav1.LabelSelector{MatchLabels: cs.MatchLabels}
+	for _, r := range cs.MatchExpressions {
+		ls.MatchExpressions = append(ls.MatchExpressions, metav1.LabelSelectorRequirement{
+			Key: r.Key, Operator: metav1.LabelSelectorOperator(r.Operator), Values: r.Values,
+		})
+	}
+	sel, err = metav1.LabelSelectorAsSelector(ls)
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: allowedClientSelector: %w", ErrInvalidSpec, err)
 	}

@@ -35,7 +35,8 @@ func TestProtectedResourceConversion(t *testing.T) {
 	pr := protectedResource(func(s *v1alpha1.ProtectedResourceSpec) {
 		s.Scopes = []string{"payments:read"}
 		s.AllowedClients = []v1alpha1.ClientReference{{Name: "billing"}, {Namespace: "shop", Name: "checkout"}}
-		s.AllowedClientSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"team": "payments"}}
+		s.AllowedClientSelector = &v1alpha1.ClientSelector{MatchLabels: map[string]string{"team": "payments"},
+			MatchExpressions: []v1alpha1.ClientSelectorRequirement{{Key: "team", Operator: "In", Values: []string{"payments", "billing"}}}}
 		s.TokenExchange = &v1alpha1.TokenExchangePolicy{AllowedRequesters: []v1alpha1.ExchangeRequester{{
 			Client: v1alpha1.ClientReference{Name: "gateway"}, SubjectTokenSources: []v1alpha1.SubjectTokenSource{v1alpha1.SubjectTokenAccessToken},
 		}}}
@@ -76,7 +77,7 @@ func TestProtectedResourceRefusals(t *testing.T) {
 			s.AllowedClients = []v1alpha1.ClientReference{{Namespace: "Team_A", Name: "billing"}}
 		}},
 		{"an invalid selector is refused", func(s *v1alpha1.ProtectedResourceSpec) {
-			s.AllowedClientSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: "Near"}}}
+			s.AllowedClientSelector = &v1alpha1.ClientSelector{MatchExpressions: []v1alpha1.ClientSelectorRequirement{{Key: "team", Operator: "Near"}}}
 		}},
 		{"a requester without subject token sources is refused", func(s *v1alpha1.ProtectedResourceSpec) {
 			s.TokenExchange = &v1alpha1.TokenExchangePolicy{AllowedRequesters: []v1alpha1.ExchangeRequester{{Client: v1alpha1.ClientReference{Name: "g"}}}}

@@ -6,7 +6,9 @@
 // answer is the same everywhere. The chart's ValidatingAdmissionPolicy
 // (charts/latchkey/templates/oauthclientpolicy-admission.yaml) says the same rules in CEL, at
 // apply time; this package is what still holds for objects admission never saw (created before
-// the policy, manifests on disk, the in-memory registrar).
+// the policy, manifests on disk, the in-memory registrar). EvaluateResource holds a
+// ProtectedResource's audience to the same allowedAudiences (a second admission policy,
+// latchkey-protectedresource-audience, in the same file).
 //
 // Decisions:
 //   - Every field absent means no restriction. An empty list (allowedScopes: []) allows

@@ -38,6 +38,13 @@ func oauthClient(name string, spec ...string) string {
 		", namespace: payments}\nspec:\n  " + strings.Join(spec, "\n  ") + "\n"
 }
 
+// admissionCase is an object kubectl applies in the policy's namespace and the refusal expected.
+type admissionCase struct {
+	name    string
+	client  string // the manifest
+	refused string // the message's rule and value; empty: created
+}
+
 // waitAdmissionPolicy waits until the API server enforces the chart's ValidatingAdmissionPolicy
 // (its informer has it): a server-side dry run of a violating client is refused.
 func waitAdmissionPolicy(t *testing.T, s *suite) {
@@ -65,11 +72,7 @@ func TestChartAdmissionPolicyRefusesViolatingClients(t *testing.T) {
 	waitAdmissionPolicy(t, s)
 
 	const refusedBy = "OAuthClientPolicy payments/billing-only: "
-	tests := []struct {
-		name    string
-		client  string
-		refused string // the message's rule and value; empty: created
-	}{
+	tests := []admissionCase{
 		{"a client within every rule is created", oauthClient("ok", "grantTypes: [client_credentials]",
 			`scopes: ["billing:read", openid]`, `audiences: ["https://api.example.com/billing"]`, "lifetimes: {accessToken: 600}"), ""},
 		{"a client with a redirect URI on an allowed subdomain is created", oauthClient("web", "grantTypes: [authorization_code]",
@@ -106,6 +109,15 @@ func TestChartAdmissionPolicyRefusesViolatingClients(t *testing.T) {
 			"tokenEndpointAuthMethod: service_account_token", "serviceAccount: {name: worker}"),
 			`allowedAuthenticationMethods does not allow "service_account_token"`},
 	}
+	resource := func(name, audience string) string {
+		return "apiVersion: oauth.latchkey.dev/v1alpha1\nkind: ProtectedResource\nmetadata: {name: " + name +
+			", namespace: payments}\nspec: {audience: \"" + audience + "\"}\n"
+	}
+	tests = append(tests,
+		admissionCase{"a ProtectedResource whose audience matches allowedAudiences is created", resource("billing-api", "https://api.example.com/billing"), ""},
+		admissionCase{"a ProtectedResource whose audience is outside allowedAudiences is refused", resource("squat", "https://bank.example.com"),
+			`allowedAudiences does not allow "https://bank.example.com"`},
+	)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out, err := s.cp.Kubectl([]byte(tt.client), "apply", "-f", "-")
@@ -181,7 +193,7 @@ func clientToken(t *testing.T, s *suite, srv *harness.Server, ns, name string) i
 func TestChartDefaultPolicyAppliesToEveryNamespace(t *testing.T) {
 	s := env
 	const ns = "latchkey-default-policy"
-	set := "clientPolicy.default.allowPasswordGrant=false"
+	set := "clientPolicy.default.allowPasswordGrant=false,clientPolicy.default.allowedAudiences={https://ok.example/*}"
 	objs := s.render(t, "dp", ns, set)
 	require.Contains(t, containerArgs(t, objs), "--default-client-policy=dp-latchkey-default")
 	s.install(t, ns, objs)
@@ -215,4 +227,14 @@ func TestChartDefaultPolicyAppliesToEveryNamespace(t *testing.T) {
 		assert.Error(c, err)
 		assert.Contains(c, out, `OAuthClientPolicy `+ns+`/dp-latchkey-default: allowPasswordGrant does not allow "password"`)
 	}, 30*time.Second, 100*time.Millisecond)
+
+	// A ProtectedResource of any namespace is held to the default policy's allowedAudiences.
+	squat := "apiVersion: oauth.latchkey.dev/v1alpha1\nkind: ProtectedResource\nmetadata: {name: squat, namespace: " + clientsNS +
+		"}\nspec: {audience: \"https://bank.example\"}\n"
+	out, err := s.cp.Kubectl([]byte(squat), "create", "--dry-run=server", "-f", "-")
+	require.Error(t, err, "created: %s", out)
+	assert.Contains(t, out, `OAuthClientPolicy `+ns+`/dp-latchkey-default: allowedAudiences does not allow "https://bank.example"`)
+	ok := strings.ReplaceAll(squat, "https://bank.example", "https://ok.example/api")
+	out, err = s.cp.Kubectl([]byte(ok), "create", "--dry-run=server", "-f", "-")
+	require.NoError(t, err, "%s", out)
 }

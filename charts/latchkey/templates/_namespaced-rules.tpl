@@ -8,6 +8,7 @@ or in a Role per watched namespace (rbac.yaml) when .Values.watchNamespaces is s
   - configmaps
   verbs:
   - create
+  - delete
   - get
   - list
   - patch
