@@ -452,9 +452,11 @@ func serveEmbedded(ctx context.Context, opts *serveOptions, cfg handler.Config, 
 		return err
 	}
 	// No cluster: ServiceAccount tokens cannot be verified; WorkloadIssuers and private_key_jwt can.
-	if cfg.ClientAssertions, err = workload.New(workloadConfig(opts, cfg)); err != nil {
+	wv, err := workload.New(workloadConfig(opts, cfg))
+	if err != nil {
 		return err
 	}
+	cfg.ClientAssertions, cfg.WorkloadTokens = wv, wv
 	loader, err := manifests.New(opts.manifestsDir, reg, warn)
 	if err != nil {
 		return err
@@ -628,9 +630,11 @@ func serveCluster(ctx context.Context, opts *serveOptions, cfg handler.Config, r
 	} else {
 		wcfg.Reviewer = controllers.NewTokenReviewer(mgr.GetClient())
 	}
-	if cfg.ClientAssertions, err = workload.New(wcfg); err != nil {
+	wv, err := workload.New(wcfg)
+	if err != nil {
 		return err
 	}
+	cfg.ClientAssertions, cfg.WorkloadTokens = wv, wv
 	// Every replica records which credential authenticated each client and flushes that into
 	// the leased store, where the leader takes it for status.credentials.
 	uses := credentialuse.New(cfg.Store, credentialuse.Options{})
@@ -773,6 +777,7 @@ var (
 	_ controllers.SyncMetrics        = (*metrics.Metrics)(nil)
 	_ controllers.PropagationMetrics = (*metrics.Metrics)(nil)
 	_ token.CacheMetrics             = (*metrics.Metrics)(nil)
+	_ grants.ExchangeMetrics         = (*metrics.Metrics)(nil)
 	_ backchannel.Metrics            = (*metrics.Metrics)(nil)
 	_ backchannel.Events             = (*controllers.ClientEvents)(nil)
 )

@@ -16,7 +16,7 @@ const (
 )
 
 // GrantType is an OAuth 2.0 grant type.
-// +kubebuilder:validation:Enum=authorization_code;client_credentials;refresh_token;password;"urn:ietf:params:oauth:grant-type:device_code"
+// +kubebuilder:validation:Enum=authorization_code;client_credentials;refresh_token;password;"urn:ietf:params:oauth:grant-type:device_code";"urn:ietf:params:oauth:grant-type:token-exchange"
 type GrantType string
 
 // Grant types.
@@ -27,6 +27,9 @@ const (
 	GrantTypePassword          GrantType = "password"
 	// GrantTypeDeviceCode is the device authorization grant (RFC 8628).
 	GrantTypeDeviceCode GrantType = "urn:ietf:params:oauth:grant-type:device_code"
+	// GrantTypeTokenExchange is token exchange (RFC 8693), for Confidential
+	// clients that a ProtectedResource lists in tokenExchange.allowedRequesters.
+	GrantTypeTokenExchange GrantType = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
 
 // TokenEndpointAuthMethod is how a client authenticates at the token endpoint.
@@ -179,6 +182,7 @@ type TokenLifetimes struct {
 
 // OAuthClientSpec is what a team declares about an OAuth client.
 // +kubebuilder:validation:XValidation:rule="self.type != 'Public' || !self.grantTypes.exists(g, g == 'client_credentials')",message="a Public client must not use client_credentials"
+// +kubebuilder:validation:XValidation:rule="self.type != 'Public' || !self.grantTypes.exists(g, g == 'urn:ietf:params:oauth:grant-type:token-exchange')",message="a Public client must not use token exchange"
 // +kubebuilder:validation:XValidation:rule="self.type != 'Public' || !has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod == 'none'",message="a Public client authenticates with tokenEndpointAuthMethod none"
 // +kubebuilder:validation:XValidation:rule="self.type != 'Confidential' || !has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod != 'none'",message="a Confidential client must authenticate; tokenEndpointAuthMethod none is for Public clients"
 // +kubebuilder:validation:XValidation:rule="!self.grantTypes.exists(g, g == 'authorization_code') || (has(self.redirectURIs) && size(self.redirectURIs) > 0)",message="authorization_code needs at least one redirectURI"
@@ -211,9 +215,11 @@ type OAuthClientSpec struct {
 	Type ClientType `json:"type,omitempty"`
 
 	// grantTypes the client may use, each one of authorization_code,
-	// client_credentials, refresh_token, password and
+	// client_credentials, refresh_token, password,
 	// urn:ietf:params:oauth:grant-type:device_code (RFC 8628, for devices and
-	// CLIs without a browser).
+	// CLIs without a browser) and
+	// urn:ietf:params:oauth:grant-type:token-exchange (RFC 8693, Confidential
+	// clients only; see ProtectedResource spec.tokenExchange).
 	// +required
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1

@@ -26,8 +26,9 @@ const (
 // one).
 type OAuthClientPolicySpec struct {
 	// allowedGrantTypes are the grant types clients may use, each one of
-	// authorization_code, client_credentials, refresh_token, password and
-	// urn:ietf:params:oauth:grant-type:device_code.
+	// authorization_code, client_credentials, refresh_token, password,
+	// urn:ietf:params:oauth:grant-type:device_code and
+	// urn:ietf:params:oauth:grant-type:token-exchange.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=8

@@ -283,13 +283,17 @@ func validateClient(oc *v1alpha1.OAuthClient) []string {
 	for _, g := range s.GrantTypes {
 		switch g {
 		case v1alpha1.GrantTypeAuthorizationCode, v1alpha1.GrantTypeClientCredentials,
-			v1alpha1.GrantTypeRefreshToken, v1alpha1.GrantTypePassword, v1alpha1.GrantTypeDeviceCode:
+			v1alpha1.GrantTypeRefreshToken, v1alpha1.GrantTypePassword, v1alpha1.GrantTypeDeviceCode,
+			v1alpha1.GrantTypeTokenExchange:
 		default:
 			add("grant type %q is not supported", g)
 		}
 	}
 	if typ == v1alpha1.ClientTypePublic && slices.Contains(s.GrantTypes, v1alpha1.GrantTypeClientCredentials) {
 		add("a Public client must not use client_credentials")
+	}
+	if typ == v1alpha1.ClientTypePublic && slices.Contains(s.GrantTypes, v1alpha1.GrantTypeTokenExchange) {
+		add("a Public client must not use token exchange")
 	}
 	switch m := s.TokenEndpointAuthMethod; {
 	case m == "":

@@ -637,6 +637,10 @@ func TestClientRefusesWhatTheCRDRefuses(t *testing.T) {
 			publicClient(oc)
 			oc.Spec.Introspection = true
 		}},
+		{"A Public client with token exchange is refused", "a Public client must not use token exchange", func(oc *v1alpha1.OAuthClient) {
+			publicClient(oc)
+			oc.Spec.GrantTypes = append(oc.Spec.GrantTypes, v1alpha1.GrantTypeTokenExchange)
+		}},
 		{"A rate of zero requests per minute is refused", "rateLimit.requestsPerMinute must be between 1 and 6000000", func(oc *v1alpha1.OAuthClient) {
 			oc.Spec.RateLimit = &v1alpha1.RateLimit{RequestsPerMinute: 0}
 		}},

@@ -94,7 +94,7 @@ func Check(p *v1alpha1.OAuthClientPolicy) error {
 		}
 	}
 	known := []v1alpha1.GrantType{v1alpha1.GrantTypeAuthorizationCode, v1alpha1.GrantTypeClientCredentials,
-		v1alpha1.GrantTypeRefreshToken, v1alpha1.GrantTypePassword, v1alpha1.GrantTypeDeviceCode}
+		v1alpha1.GrantTypeRefreshToken, v1alpha1.GrantTypePassword, v1alpha1.GrantTypeDeviceCode, v1alpha1.GrantTypeTokenExchange}
 	for _, g := range p.Spec.AllowedGrantTypes {
 		if !slices.Contains(known, g) {
 			errs = append(errs, fmt.Errorf("allowedGrantTypes: unknown grant type %s", quote(string(g))))

@@ -24,12 +24,17 @@ type Record struct {
 	GrantType  string   `json:"grant_type,omitempty"`
 	AuthMethod string   `json:"auth_method,omitempty"` // how the client authenticated
 	Scopes     []string `json:"scopes,omitempty"`
-	Token      string   `json:"token,omitempty"` // jti or SHA-256 prefix, never the token
-	RemoteAddr string   `json:"remote_addr,omitempty"`
-	ClientAddr string   `json:"client_addr,omitempty"` // the address the limits count
-	Outcome    string   `json:"outcome,omitempty"`
-	Reason     string   `json:"reason,omitempty"`
-	RequestID  string   `json:"request_id,omitempty"`
+	// Actor, Targets and SubjectSource describe a token exchange (RFC 8693): the actor's
+	// subject, the audiences of the issued token, the kind of subject token.
+	Actor         string   `json:"actor,omitempty"`
+	Targets       []string `json:"targets,omitempty"`
+	SubjectSource string   `json:"subject_source,omitempty"`
+	Token         string   `json:"token,omitempty"` // jti or SHA-256 prefix, never the token
+	RemoteAddr    string   `json:"remote_addr,omitempty"`
+	ClientAddr    string   `json:"client_addr,omitempty"` // the address the limits count
+	Outcome       string   `json:"outcome,omitempty"`
+	Reason        string   `json:"reason,omitempty"`
+	RequestID     string   `json:"request_id,omitempty"`
 }
 
 // Logger writes audit records as JSON lines to a writer; safe for concurrent use.
@@ -51,6 +56,7 @@ func (l *Logger) Audit(e oauth2.AuditEvent) {
 	b, err := json.Marshal(Record{
 		Time: l.now().UTC(), Log: "audit", Event: e.Event, ClientID: e.ClientID, Subject: e.Subject,
 		Username: e.Username, GrantType: e.GrantType, AuthMethod: e.AuthMethod, Scopes: e.Scopes, Token: e.TokenRef,
+		Actor: e.Actor, Targets: e.Targets, SubjectSource: e.SubjectSource,
 		RemoteAddr: e.RemoteAddr, ClientAddr: e.ClientAddr, Outcome: e.Outcome, Reason: e.Reason,
 		RequestID: e.RequestID,
 	})

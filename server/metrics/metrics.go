@@ -37,6 +37,7 @@ type Metrics struct {
 	tokenCacheHits     prometheus.Counter
 	tokenCacheMisses   prometheus.Counter
 	logoutDeliveries   *prometheus.CounterVec
+	tokenExchanges     *prometheus.CounterVec
 	reg                prometheus.Registerer
 }
 
@@ -111,6 +112,13 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	for _, res := range BackchannelLogoutResults() {
 		m.logoutDeliveries.WithLabelValues(res)
 	}
+	m.tokenExchanges = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "latchkey_token_exchanges_total",
+		Help: "Tokens issued by token exchange (RFC 8693), by subject_source: AccessToken, IDToken, ServiceAccountToken, WorkloadIssuer.",
+	}, []string{"subject_source"})
+	for _, src := range []string{registry.SubjectAccessToken, registry.SubjectIDToken, registry.SubjectServiceAccountToken, registry.SubjectWorkloadIssuer} {
+		m.tokenExchanges.WithLabelValues(src)
+	}
 	tokenCacheLookups := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "latchkey_access_token_cache_lookups_total",
 		Help: "Lookups of presented access tokens (introspection, userinfo, revocation) in the cache of verified tokens, by result: hit (no signature verification), or miss (not cached, expired, or its signing key withdrawn).",
@@ -119,7 +127,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	for _, c := range []prometheus.Collector{
 		tokenCacheLookups, m.tokensIssued, m.oauthErrors, m.clientAuthFailures, m.clientAuths, m.previousSecretUsed, m.requestDuration,
 		m.storeOperations, m.storeErrors, m.knownRecords, m.refreshReuse, m.keyRotations, m.keyRetirements, m.registrySynced, m.rateLimited,
-		m.registryLag, m.registryWatermark, m.logoutDeliveries,
+		m.registryLag, m.registryWatermark, m.logoutDeliveries, m.tokenExchanges,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -177,6 +185,15 @@ func (m *Metrics) RateLimited(reason string) {
 		return
 	}
 	m.rateLimited.WithLabelValues(reason).Inc()
+}
+
+// TokenExchanged counts a token exchange (RFC 8693) by the source of its subject token (one of
+// the registry.Subject* values).
+func (m *Metrics) TokenExchanged(source string) {
+	if m == nil {
+		return
+	}
+	m.tokenExchanges.WithLabelValues(source).Inc()
 }
 
 // BackchannelLogoutResults are the result label values of

@@ -49,6 +49,9 @@ const (
 	// the verification page.
 	AuditDeviceApproved = "device_approved"
 	AuditDeviceDenied   = "device_denied"
+	// AuditTokenExchanged: a client exchanged a subject token (RFC 8693); Subject, Actor,
+	// Targets and SubjectSource say for whom, by whom, into what and from what.
+	AuditTokenExchanged = "token_exchanged"
 )
 
 // AuditEvent is one security-relevant event. It never holds a token, code, secret or
@@ -64,6 +67,12 @@ type AuditEvent struct {
 	AuthMethod string
 	Scopes     []string
 	TokenRef   string
+	// Actor is the sub of the acting party of a token exchange (its act claim); Targets the
+	// audiences of the token it issued; SubjectSource the kind of subject token
+	// (registry.SubjectAccessToken ...).
+	Actor         string
+	Targets       []string
+	SubjectSource string
 	// RemoteAddr is the connection's peer (a proxy's, behind one); ClientAddr the client's
 	// address the brute-force limits count (from the trusted proxy's header when configured).
 	RemoteAddr string

@@ -8,4 +8,6 @@ const (
 	GrantPassword          = "password"
 	// GrantDeviceCode is RFC 8628's device authorization grant.
 	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
+	// GrantTokenExchange is RFC 8693's token exchange.
+	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 )

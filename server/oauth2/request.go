@@ -44,6 +44,16 @@ type TokenRequest struct {
 	// when none was sent.
 	Resources []string
 
+	// The parameters of a token exchange (RFC 8693 2.1). Audiences are the audience
+	// parameters, without repeats (at most MaxResources, each at most MaxResourceLength
+	// bytes); nil when none was sent. The grant checks the rest (token_exchange.go).
+	SubjectToken       string
+	SubjectTokenType   string
+	ActorToken         string
+	ActorTokenType     string
+	RequestedTokenType string
+	Audiences          []string
+
 	// Token and TokenTypeHint are the parameters of revocation (RFC 7009) and introspection
 	// (RFC 7662) requests, parsed by ParseClientRequest.
 	Token         string
@@ -216,6 +226,11 @@ const (
 	pClientAssertion
 	pClientAssertionType
 	pDeviceCode
+	pSubjectToken
+	pSubjectTokenType
+	pActorToken
+	pActorTokenType
+	pRequestedTokenType
 )
 
 // params collects parameters into a TokenRequest.
@@ -258,6 +273,16 @@ func (p *params) field(name string) (*string, uint) {
 		return &p.assertionType, pClientAssertionType
 	case "device_code":
 		return &p.req.DeviceCode, pDeviceCode
+	case "subject_token":
+		return &p.req.SubjectToken, pSubjectToken
+	case "subject_token_type":
+		return &p.req.SubjectTokenType, pSubjectTokenType
+	case "actor_token":
+		return &p.req.ActorToken, pActorToken
+	case "actor_token_type":
+		return &p.req.ActorTokenType, pActorTokenType
+	case "requested_token_type":
+		return &p.req.RequestedTokenType, pRequestedTokenType
 	}
 	return nil, 0
 }
@@ -265,9 +290,14 @@ func (p *params) field(name string) (*string, uint) {
 // set stores one parameter. An empty value counts as omitted.
 func (p *params) set(name, value string) error {
 	dst, bit := p.field(name)
-	if name == "resource" && value != "" {
+	switch {
+	case name == "resource" && value != "":
 		var err error
 		p.req.Resources, err = addResource(p.req.Resources, value)
+		return err
+	case name == "audience" && value != "":
+		var err error
+		p.req.Audiences, err = addAudience(p.req.Audiences, value)
 		return err
 	}
 	if dst == nil || value == "" {

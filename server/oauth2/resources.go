@@ -51,6 +51,39 @@ func addResource(resources []string, value string) ([]string, error) {
 	return append(resources, value), nil
 }
 
+// addAudience appends one audience parameter of a token exchange (RFC 8693 2.1: a logical
+// name, so any string) to audiences, once, with the bounds of resources: at most
+// MaxResourceLength bytes, at most MaxResources distinct values (invalid_target beyond).
+func addAudience(audiences []string, value string) ([]string, error) {
+	if len(value) > MaxResourceLength {
+		return audiences, ErrInvalidTarget.WithDescription(fmt.Sprintf("An audience is longer than %d bytes.", MaxResourceLength))
+	}
+	if slices.Contains(audiences, value) {
+		return audiences, nil
+	}
+	if len(audiences) >= MaxResources {
+		return audiences, ErrInvalidTarget.WithDescription(fmt.Sprintf("At most %d audiences may be requested.", MaxResources))
+	}
+	return append(audiences, value), nil
+}
+
+// ExchangeTargets merges the resource and audience parameters of a token exchange (RFC 8693
+// 2.1: both name the target) without repeats: at most MaxResources in all, invalid_target
+// beyond.
+func ExchangeTargets(resources, audiences []string) ([]string, error) {
+	out := slices.Clone(resources)
+	for _, a := range audiences {
+		if slices.Contains(out, a) {
+			continue
+		}
+		if len(out) >= MaxResources {
+			return nil, ErrInvalidTarget.WithDescription(fmt.Sprintf("At most %d targets may be requested.", MaxResources))
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
 // ParseResources checks the values of the resource parameter of an authorization request
 // (each an absolute URI without fragment, at most MaxResources distinct ones) and returns
 // them without repeats; nil when there are none. Empty values count as omitted.

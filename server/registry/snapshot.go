@@ -127,6 +127,9 @@ func (s *Snapshot) Scopes() []*Scope {
 // WorkloadIssuer returns the issuer with the name.
 func (s *Snapshot) WorkloadIssuer(name string) (*WorkloadIssuer, bool) { return s.issuers.get(name) }
 
+// WorkloadIssuers returns every issuer in the snapshot, in no order.
+func (s *Snapshot) WorkloadIssuers() iter.Seq[*WorkloadIssuer] { return s.issuers.values() }
+
 // SubjectHolder returns the client that holds the (issuer, subject) pair: of the clients bound
 // to it that may bind (mayBind), the one that Precedes (created first, then the smaller source),
 // as for client IDs.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -27,7 +28,7 @@ type IDTokenHint struct {
 	Expired bool
 }
 
-// hintClaims are the claims of an ID token that a logout reads.
+// hintClaims are the claims of an ID token that a logout or a token exchange reads.
 type hintClaims struct {
 	Issuer    string   `json:"iss"`
 	Subject   string   `json:"sub"`
@@ -35,6 +36,8 @@ type hintClaims struct {
 	Expiry    int64    `json:"exp"`
 	IssuedAt  int64    `json:"iat"`
 	SessionID string   `json:"sid"`
+	MayAct    *Actor   `json:"may_act"`
+	Actor     *Actor   `json:"act"`
 }
 
 // VerifyIDTokenHint checks an ID token presented as id_token_hint: signed by a published key
@@ -42,37 +45,75 @@ type hintClaims struct {
 // than keys.ClockSkew ahead, sub and exactly one aud. An expired token is accepted (and says
 // so): RP-Initiated Logout lets an RP identify the user with an ID token it got long ago.
 func (v *Verifier) VerifyIDTokenHint(tok string) (*IDTokenHint, error) {
-	if len(tok) > MaxTokenBytes || strings.Count(tok, ".") != 2 {
-		return nil, fmt.Errorf("%w: not a compact JWS", ErrInvalidHint)
-	}
-	parsed, err := jwt.ParseSigned(tok, v.algs)
+	c, err := v.idToken(tok)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidHint, err)
 	}
+	return &IDTokenHint{
+		Subject: c.Subject, ClientID: c.Audience[0], SessionID: c.SessionID,
+		Expired: c.Expiry == 0 || v.now().Unix() >= c.Expiry,
+	}, nil
+}
+
+// IDToken is what a verified ID token presented as a token exchange's subject or actor token
+// (RFC 8693) says.
+type IDToken struct {
+	// Subject is sub; ClientID is aud (Latchkey's ID tokens have one audience, the client).
+	Subject, ClientID string
+	// SessionID is sid, the OP session the token was issued in; "" when it has none.
+	SessionID string
+	// Expiry is exp.
+	Expiry time.Time
+	// MayAct and Actor are the may_act and act claims, nil when absent (Latchkey's ID tokens
+	// have neither).
+	MayAct, Actor *Actor
+}
+
+// VerifyIDToken checks an ID token as VerifyIDTokenHint does and also refuses an expired one.
+// Errors wrap ErrInvalid.
+func (v *Verifier) VerifyIDToken(tok string) (*IDToken, error) {
+	c, err := v.idToken(tok)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if c.Expiry == 0 || v.now().Unix() >= c.Expiry {
+		return nil, fmt.Errorf("%w: expired", ErrInvalid)
+	}
+	return &IDToken{
+		Subject: c.Subject, ClientID: c.Audience[0], SessionID: c.SessionID,
+		Expiry: time.Unix(c.Expiry, 0), MayAct: c.MayAct, Actor: c.Actor,
+	}, nil
+}
+
+// idToken verifies an ID token but its expiry; the error says why, for logs only.
+func (v *Verifier) idToken(tok string) (*hintClaims, error) {
+	if len(tok) > MaxTokenBytes || strings.Count(tok, ".") != 2 {
+		return nil, errors.New("not a compact JWS")
+	}
+	parsed, err := jwt.ParseSigned(tok, v.algs)
+	if err != nil {
+		return nil, err
+	}
 	h := parsed.Headers[0]
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != keys.TypeJWT {
-		return nil, fmt.Errorf("%w: typ %q", ErrInvalidHint, typ)
+		return nil, fmt.Errorf("typ %q", typ)
 	}
 	published := v.keys.PublicKeys()
 	found := published.Key(h.KeyID)
 	if len(found) != 1 || found[0].Algorithm != h.Algorithm {
-		return nil, fmt.Errorf("%w: unknown key", ErrInvalidHint)
+		return nil, errors.New("unknown key")
 	}
 	var c hintClaims
 	if err := parsed.Claims(found[0].Key, &c); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidHint, err)
+		return nil, err
 	}
-	now := v.now()
 	switch {
 	case c.Issuer != v.issuer:
-		return nil, fmt.Errorf("%w: foreign issuer", ErrInvalidHint)
-	case c.IssuedAt != 0 && now.Add(keys.ClockSkew).Unix() < c.IssuedAt:
-		return nil, fmt.Errorf("%w: issued in the future", ErrInvalidHint)
+		return nil, errors.New("foreign issuer")
+	case c.IssuedAt != 0 && v.now().Add(keys.ClockSkew).Unix() < c.IssuedAt:
+		return nil, errors.New("issued in the future")
 	case c.Subject == "" || len(c.Audience) != 1 || c.Audience[0] == "":
-		return nil, fmt.Errorf("%w: missing claims", ErrInvalidHint)
+		return nil, errors.New("missing claims")
 	}
-	return &IDTokenHint{
-		Subject: c.Subject, ClientID: c.Audience[0], SessionID: c.SessionID,
-		Expired: c.Expiry == 0 || now.Unix() >= c.Expiry,
-	}, nil
+	return &c, nil
 }

@@ -118,3 +118,67 @@ func FuzzVerifyIDTokenHint(f *testing.F) {
 		require.NotEmpty(t, h.ClientID)
 	})
 }
+
+func TestVerifyIDToken(t *testing.T) {
+	now := time.Unix(1_760_000_000, 0)
+	iss, kr := newTestIssuer(t, Config{Now: func() time.Time { return now }})
+	idt, err := iss.IssueIDToken(IDTokenRequest{Client: &registry.Client{ID: "app"}, User: &registry.User{Subject: "sub-alice"},
+		SessionID: "op-1", Lifetime: time.Hour})
+	require.NoError(t, err)
+	at, err := iss.IssueAccessToken(AccessTokenRequest{Client: &registry.Client{ID: "app"}, Subject: "sub-alice"})
+	require.NoError(t, err)
+
+	t.Run("a valid ID token names the user, the client, the session and the expiry", func(t *testing.T) {
+		got, err := NewVerifier("https://latchkey.example", kr, func() time.Time { return now }).VerifyIDToken(idt)
+		require.NoError(t, err)
+		assert.Equal(t, &IDToken{Subject: "sub-alice", ClientID: "app", SessionID: "op-1", Expiry: now.Add(time.Hour)}, got)
+	})
+	t.Run("an expired ID token is refused, unlike a hint", func(t *testing.T) {
+		_, err := NewVerifier("https://latchkey.example", kr, func() time.Time { return now.Add(time.Hour) }).VerifyIDToken(idt)
+		require.ErrorIs(t, err, ErrInvalid)
+	})
+	t.Run("an access token is no ID token", func(t *testing.T) {
+		_, err := NewVerifier("https://latchkey.example", kr, func() time.Time { return now }).VerifyIDToken(at.Token)
+		require.ErrorIs(t, err, ErrInvalid)
+	})
+	t.Run("an ID token is no access token", func(t *testing.T) {
+		_, err := NewVerifier("https://latchkey.example", kr, func() time.Time { return now }).Verify(idt)
+		require.ErrorIs(t, err, ErrInvalid)
+	})
+}
+
+func FuzzVerifyIDToken(f *testing.F) {
+	kr, err := testKeyring()
+	require.NoError(f, err)
+	iss, err := NewIssuer(Config{Issuer: "https://latchkey.example", Keys: kr})
+	require.NoError(f, err)
+	idt, err := iss.IssueIDToken(IDTokenRequest{Client: &registry.Client{ID: "app"}, User: &registry.User{Subject: "s"}})
+	require.NoError(f, err)
+	f.Add(idt)
+	f.Add("a.b.c")
+	v := NewVerifier("https://latchkey.example", kr, nil)
+	f.Fuzz(func(t *testing.T, tok string) {
+		got, err := v.VerifyIDToken(tok)
+		if err != nil {
+			require.ErrorIs(t, err, ErrInvalid)
+			require.Nil(t, got)
+			return
+		}
+		require.NotEmpty(t, got.Subject)
+		require.NotEmpty(t, got.ClientID)
+		require.True(t, got.Expiry.After(time.Now()))
+	})
+}
+
+func TestActClaimsRoundTrip(t *testing.T) {
+	now := time.Unix(1_760_000_000, 0)
+	iss, kr := newTestIssuer(t, Config{Now: func() time.Time { return now }})
+	act := &Actor{Subject: "gateway", Actor: &Actor{Subject: "job", Issuer: "https://ci.example"}}
+	at, err := iss.IssueAccessToken(AccessTokenRequest{Client: &registry.Client{ID: "app"}, Subject: "sub-alice", Actor: act})
+	require.NoError(t, err)
+	c, err := NewVerifier("https://latchkey.example", kr, func() time.Time { return now }).Verify(at.Token)
+	require.NoError(t, err)
+	assert.Equal(t, act, c.Actor)
+	assert.Equal(t, 2, c.Actor.Depth())
+	assert.Nil(t, c.MayAct)
+}

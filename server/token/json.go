@@ -64,6 +64,29 @@ type AccessTokenClaims struct {
 	// Confirmation is the cnf claim (RFC 7800): the DPoP key the token is bound to (RFC 9449
 	// 6.1); nil for a Bearer token.
 	Confirmation *Confirmation `json:"cnf,omitempty"`
+	// Actor is the act claim of a token issued by a token exchange (RFC 8693 4.1): the party
+	// acting for the subject, nesting the prior actors; nil when none acts.
+	Actor *Actor `json:"act,omitempty"`
+	// MayAct is the may_act claim (RFC 8693 4.4): who may act for the subject. Latchkey never
+	// writes it; it is read so that an exchange honours it.
+	MayAct *Actor `json:"may_act,omitempty"`
+}
+
+// Actor is an act or may_act claim (RFC 8693 4.1, 4.4): sub (and iss when the actor is of
+// another issuer), and in an act claim the prior actor.
+type Actor struct {
+	Subject string `json:"sub"`
+	Issuer  string `json:"iss,omitempty"`
+	Actor   *Actor `json:"act,omitempty"`
+}
+
+// Depth is how many actors the chain holds (0 for nil).
+func (a *Actor) Depth() int {
+	n := 0
+	for ; a != nil; a = a.Actor {
+		n++
+	}
+	return n
 }
 
 // Confirmation is a cnf claim with the JWK SHA-256 thumbprint of a DPoP key.

@@ -97,6 +97,8 @@ type AccessTokenRequest struct {
 	NotAfter time.Time
 	// DPoPThumbprint binds the token to a DPoP key (cnf.jkt); "" issues a Bearer token.
 	DPoPThumbprint string
+	// Actor is the act claim (RFC 8693 4.1) of a token exchange; nil writes none.
+	Actor *Actor
 }
 
 // AccessToken is an issued access token.
@@ -135,7 +137,7 @@ func (i *Issuer) IssueAccessToken(req AccessTokenRequest) (AccessToken, error) {
 	claims := AccessTokenClaims{
 		Issuer: i.issuer, Subject: req.Subject, Audience: c.Audiences,
 		Expiry: iat + lifetime, IssuedAt: iat, ID: jti, ClientID: c.ID,
-		Scope: JoinScope(req.Scopes), FamilyID: req.FamilyID, SessionID: req.SessionID,
+		Scope: JoinScope(req.Scopes), FamilyID: req.FamilyID, SessionID: req.SessionID, Actor: req.Actor,
 	}
 	if len(req.Audiences) > 0 {
 		claims.Audience = req.Audiences

@@ -174,33 +174,55 @@ func (v *Verifier) serviceAccount(ctx context.Context, snap *registry.Snapshot, 
 		Issuer: v.cfg.ClusterIssuer, Audiences: []string{v.cfg.Issuer}, ExactAudience: true, Subject: sub,
 		MaxLifetime: maxLifetime(c.MaxAssertionLifetime), RefuseExtendedKubernetesTokens: true, Now: v.now,
 	}
-	if v.reviewer == nil {
-		return time.Time{}, oauth2.ErrInvalidClient.WithDescription("This server does not verify ServiceAccount tokens.")
+	claims, username, err := v.review(ctx, tok, raw, p, clientRefusal)
+	switch {
+	case err != nil:
+		return time.Time{}, err
+	case username != sub:
+		return time.Time{}, oauth2.ErrInvalidClient.WithDescription("The ServiceAccount token belongs to another ServiceAccount.")
 	}
-	// The claims are checked here before the API server is asked (or the signature checked),
-	// so that tokens that cannot pass (another audience, too long a lifetime, another
-	// ServiceAccount) cost no TokenReview. The issuer is the reviewer's to check.
+	return claims.Expiry, nil
+}
+
+// refusal is how a refused token is answered: invalid_client for a client assertion,
+// invalid_grant for a token exchange's subject or actor token.
+type refusal struct {
+	code *oauth2.Error
+	what string // "client assertion", "subject token"
+}
+
+var (
+	clientRefusal  = refusal{code: oauth2.ErrInvalidClient, what: "client assertion"}
+	subjectRefusal = refusal{code: oauth2.ErrInvalidGrant, what: "subject or actor token"}
+)
+
+// review has the API server review a ServiceAccount token (or, in JWKS mode, checks its
+// signature) once its claims pass p, and returns its claims and the reviewed username. The
+// claims are checked before the API server is asked so that tokens that cannot pass (another
+// audience, too long a lifetime) cost no TokenReview. The issuer is the reviewer's to check.
+func (v *Verifier) review(ctx context.Context, tok *assertion.Token, raw string, p assertion.Policy, r refusal) (assertion.UnverifiedClaims, string, error) {
+	if v.reviewer == nil {
+		return assertion.UnverifiedClaims{}, "", r.code.WithDescription("This server does not verify ServiceAccount tokens.")
+	}
 	claims, err := checkUnverified(tok, p)
 	if err != nil {
-		return time.Time{}, refused(err)
+		return claims, "", r.refused(err)
 	}
 	review, err := v.reviewer.Review(ctx, raw, []string{v.cfg.Issuer}, claims.Expiry)
 	switch {
 	case errors.Is(err, assertion.ErrReviewUnavailable):
-		return time.Time{}, oauth2.ErrTemporarilyUnavailable.WithDescription("The ServiceAccount token cannot be reviewed now; retry.").WithCause(err)
+		return claims, "", oauth2.ErrTemporarilyUnavailable.WithDescription("The ServiceAccount token cannot be reviewed now; retry.").WithCause(err)
 	case err != nil:
-		return time.Time{}, err
+		return claims, "", err
 	case !review.Authenticated && review.Refusal != "":
-		return time.Time{}, oauth2.ErrInvalidClient.WithDescription("The ServiceAccount token was refused: " + review.Refusal + ".")
+		return claims, "", r.code.WithDescription("The ServiceAccount token was refused: " + review.Refusal + ".")
 	case !review.Authenticated:
-		return time.Time{}, oauth2.ErrInvalidClient.WithDescription(
+		return claims, "", r.code.WithDescription(
 			"The API server refused the ServiceAccount token (expired, its Pod deleted, or its ServiceAccount re-created).")
-	case review.Username != sub:
-		return time.Time{}, oauth2.ErrInvalidClient.WithDescription("The ServiceAccount token belongs to another ServiceAccount.")
 	case !slices.Contains(review.Audiences, v.cfg.Issuer):
-		return time.Time{}, oauth2.ErrInvalidClient.WithDescription("The ServiceAccount token is not for this issuer.")
+		return claims, "", r.code.WithDescription("The ServiceAccount token is not for this issuer.")
 	}
-	return claims.Expiry, nil
+	return claims, review.Username, nil
 }
 
 // keysReviewer reviews ServiceAccount tokens against the cluster's keys (the JWKS mode): the
@@ -375,14 +397,17 @@ func maxLifetime(d time.Duration) time.Duration {
 	return d
 }
 
-// refused maps a verification error to the answer: invalid_client with the error's safe
+// refused maps a client assertion's verification error to the answer (refusal.refused).
+func refused(err error) error { return clientRefusal.refused(err) }
+
+// refused maps a verification error to the answer: the refusal's error with the error's safe
 // description, or temporarily_unavailable when the keys cannot be fetched.
-func refused(err error) error {
+func (r refusal) refused(err error) error {
 	if errors.Is(err, assertion.ErrKeysUnavailable) {
-		return oauth2.ErrTemporarilyUnavailable.WithDescription("The keys that verify the client assertion cannot be fetched now; retry.").WithCause(err)
+		return oauth2.ErrTemporarilyUnavailable.WithDescription("The keys that verify the " + r.what + " cannot be fetched now; retry.").WithCause(err)
 	}
 	if errors.Is(err, assertion.ErrPolicy) {
 		return oauth2.ErrServerError.WithCause(err)
 	}
-	return oauth2.ErrInvalidClient.WithDescription("The client assertion was refused: " + err.Error() + ".").WithCause(err)
+	return r.code.WithDescription("The " + r.what + " was refused: " + err.Error() + ".").WithCause(err)
 }

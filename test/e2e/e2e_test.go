@@ -302,6 +302,8 @@ func TestAPIServerRefusesInvalidClients(t *testing.T) {
 		name, spec, message string
 	}{
 		{"a public client may not use client_credentials", "  type: Public\n  grantTypes: [client_credentials]\n", "must not use client_credentials"},
+		{"a public client may not use token exchange", "  type: Public\n  grantTypes: [\"urn:ietf:params:oauth:grant-type:token-exchange\"]\n",
+			"must not use token exchange"},
 		{"authorization_code needs a redirect URI", "  grantTypes: [authorization_code]\n", "needs at least one redirectURI"},
 		{"a look-alike loopback host is refused", "  grantTypes: [authorization_code]\n  redirectURIs: [\"http://localhost.evil.example/cb\"]\n", "redirect URIs must be https"},
 		{"a javascript: redirect is refused", "  grantTypes: [authorization_code]\n  redirectURIs: [\"javascript:alert(1)\"]\n", "redirect URIs must be https"},

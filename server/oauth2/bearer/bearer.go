@@ -96,30 +96,9 @@ func (e *Endpoints) Mount(m *oauth2.Mux) {
 	m.HandleFunc(oauth2.IntrospectionPath, http.MethodPost, e.serveIntrospect)
 }
 
-// active reports whether a verified token is still in force: its jti and its family (latchkey_family) are
-// not revoked, its client still exists and, for a user's token, the user of its subject
-// exists and is not disabled (a user re-created under the same username is another subject).
-// An error means the store could not answer.
+// active reports whether a verified token is still in force (oauth2.AccessTokenActive).
 func (e *Endpoints) active(ctx context.Context, snap *registry.Snapshot, c *token.AccessTokenClaims) (bool, error) {
-	if _, ok := snap.Client(c.ClientID); !ok {
-		return false, nil
-	}
-	if c.ForUser() {
-		if u, ok := snap.UserBySubject(c.Subject); !ok || u.Disabled {
-			return false, nil
-		}
-	}
-	revoked, err := e.store.TokenRevoked(ctx, c.ID)
-	if err != nil || revoked {
-		return false, err
-	}
-	if c.ForUser() {
-		revoked, err = e.store.FamilyRevoked(ctx, c.Family())
-		if err != nil || revoked {
-			return false, err
-		}
-	}
-	return true, nil
+	return oauth2.AccessTokenActive(ctx, snap, e.store, c)
 }
 
 // clientRequest parses and authenticates a revocation or introspection request.

@@ -31,7 +31,8 @@
 //     unauthorized_client). A resource server may introspect any access token; refresh tokens
 //     only its own. Active access tokens answer token_type Bearer (DPoP, with cnf, when bound),
 //     scope, client_id, username (users only), exp, iat, sub, aud, iss, jti, sid (the OP
-//     session, when the grant has one) and latchkey_family (users only); refresh tokens
+//     session, when the grant has one), latchkey_family (users only) and act (a token
+//     exchange's actor chain, RFC 8693 4.1); refresh tokens
 //     token_type refresh_token, scope, client_id, username, exp, iat, sub, iss, sid,
 //     latchkey_family. A user's access token is revoked with its family
 //     (token.AccessTokenClaims.Family).

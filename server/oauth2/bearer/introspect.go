@@ -29,6 +29,8 @@ type introspection struct {
 	FamilyID  string         `json:"latchkey_family,omitempty"`
 	// Confirmation is the DPoP key a bound token needs (RFC 9449 6.2).
 	Confirmation *token.Confirmation `json:"cnf,omitempty"`
+	// Actor is the act claim of a token a token exchange issued (RFC 8693 4.1).
+	Actor *token.Actor `json:"act,omitempty"`
 }
 
 // inactive is the answer for a token that is not active.
@@ -79,7 +81,7 @@ func (e *Endpoints) introspect(ctx context.Context, snap *registry.Snapshot, cli
 	ans := &introspection{
 		Active: true, TokenType: "Bearer", Scope: c.Scope, ClientID: c.ClientID,
 		Expiry: c.Expiry, IssuedAt: c.IssuedAt, Subject: c.Subject,
-		Audience: c.Audience, Issuer: c.Issuer, ID: c.ID,
+		Audience: c.Audience, Issuer: c.Issuer, ID: c.ID, Actor: c.Actor,
 	}
 	if jkt := c.DPoPThumbprint(); jkt != "" {
 		ans.TokenType, ans.Confirmation = "DPoP", &token.Confirmation{JKT: jkt}

@@ -1,7 +1,7 @@
 // Package grants is the token endpoint (RFC 6749 3.2) and its grants, one file each behind the
 // Grant interface: client_credentials, authorization_code (with PKCE), refresh_token (with
-// rotation), password and device_code (RFC 8628), with the device authorization endpoint
-// (device_authorization.go). TokenSet issues the tokens of the grants that act for a user.
+// rotation), password, device_code (RFC 8628) and token exchange (RFC 8693,
+// token_exchange.go), with the device authorization endpoint (device_authorization.go). TokenSet issues the tokens of the grants that act for a user.
 //
 // A token request goes through one dispatcher (Endpoint) that runs the shared steps in order,
 // so that no grant can forget one: parse the request once (oauth2.ParseTokenRequest), pick the
@@ -114,6 +114,44 @@
 //     issues like a code exchange through TokenSet (a new family, refresh token iff the client
 //     lists refresh_token, ID token with openid, scopes still allowed): the take happens before
 //     signing, so a signing failure (503) uses the approval up and the user starts again.
+//   - Token exchange (RFC 8693, token_exchange.go): confidential clients only, and every
+//     restriction of the requesting client applies through the dispatcher as for any grant
+//     (authentication, the grant type, rate limit, DPoP policy, its scopes, its lifetimes, its
+//     resources: the resource and audience parameters are both targets and each must be one
+//     the client may reach). Then the grant: parseExchange checks the parameters
+//     (invalid_request: subject_token and subject_token_type required, actor_token and
+//     actor_token_type together, types access_token, id_token or jwt, requested_token_type
+//     only access_token); no target is invalid_target; every target must be a
+//     ProtectedResource's audience whose tokenExchange policy lists the requester
+//     (ExchangeRequester(client.Source)) and the subject token's source (and, for a
+//     WorkloadIssuer's token, that issuer when the policy names issuers), else invalid_target
+//     (the same description for an unknown resource and one that does not list the client).
+//     The policy is checked before the subject token is verified, so a refused request costs
+//     no signature, review or key fetch. Subject tokens: our access tokens (token.Verifier,
+//     then oauth2.AccessTokenActive as introspection: jti and family not revoked, client and
+//     user still there); our ID tokens, only by the client they were issued to (aud =
+//     requester), not expired, user still there; a jwt is a WorkloadIssuer's when its iss is
+//     one's, else a local ServiceAccount token (workload.Verifier.VerifySubjectToken: the
+//     audience rules of client assertions, at most one hour long). An invalid, expired or
+//     revoked subject or actor token is invalid_grant (as Keycloak and Okta answer; RFC
+//     8693 2.2.2's invalid_request is kept for malformed parameters). Actor tokens may be of
+//     any of these sources (they only name the actor). A DPoP-bound subject or actor token
+//     (cnf.jkt) needs a proof of the same key in the request, so an exchange cannot turn a
+//     bound token into a bearer one. may_act, when present, must name the actor (the actor
+//     token's sub, and iss when may_act has one; without actor token the requester's client
+//     ID), else invalid_grant. act is {sub: actor, iss when not ours, act: the subject's
+//     act}; without an actor token the subject's act is kept unchanged; the actor token's
+//     own act is not part of the chain; at most MaxActorDepth (8) actors. Scopes: a scope
+//     parameter is checked against the requester's scope policy and narrowed to what the
+//     targets own (oauth2.Target, the dispatcher), and every scope left must be the subject
+//     access token's (invalid_scope: never wider); without one the subject access token's
+//     scopes (other sources carry none: the requester's defaults) narrowed to those the
+//     requester may have and the targets own (oauth2.ResourceScopes). The token: sub the subject's, client_id the requester,
+//     aud the targets, the subject access token's latchkey_family and sid (revoking the
+//     user's grant revokes exchanged tokens too), the requester's lifetime and algorithm,
+//     ending no later than the subject and actor tokens (and the client assertion); no
+//     refresh or ID token; issued_token_type access_token. Audited token_exchanged with
+//     subject, actor, targets and subject source; counted by latchkey_token_exchanges_total.
 //
 // It logs with logr.FromContextOrDiscard and never logs a secret, password or token.
 package grants

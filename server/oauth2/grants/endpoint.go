@@ -104,6 +104,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	oauth2.WriteJSON(w, r, http.StatusOK, &responseBody{
 		AccessToken: resp.AccessToken, TokenType: typ, ExpiresIn: resp.ExpiresIn,
 		Scope: token.JoinScope(resp.Scope), RefreshToken: resp.RefreshToken, IDToken: resp.IDToken,
+		IssuedTokenType: resp.IssuedTokenType,
 	})
 }
 
@@ -167,7 +168,13 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (_ *R
 	if err != nil {
 		return nil, fail(err)
 	}
-	resources, scopes, err := oauth2.Target(snap, client, req.Resources, scopes)
+	targets := req.Resources
+	if _, ok := grant.(audienceTarget); ok {
+		if targets, err = oauth2.ExchangeTargets(req.Resources, req.Audiences); err != nil {
+			return nil, fail(err)
+		}
+	}
+	resources, scopes, err := oauth2.Target(snap, client, targets, scopes)
 	if err != nil {
 		return nil, fail(err)
 	}
@@ -188,6 +195,7 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (_ *R
 			Event: grant.IssuedEvent(), ClientID: client.ID, GrantType: grant.Type(), Username: req.Username,
 			AuthMethod: oauth2.AuthenticatedMethod(client, req),
 			Scopes:     resp.Scope, TokenRef: oauth2.TokenRef(resp.AccessToken),
+			Subject: resp.Subject, Actor: resp.Actor, Targets: resp.Targets, SubjectSource: resp.SubjectSource,
 		})
 	}
 	return resp, nil
@@ -287,6 +295,8 @@ type responseBody struct {
 	Scope        string `json:"scope,omitempty"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 	IDToken      string `json:"id_token,omitempty"`
+	// IssuedTokenType is RFC 8693 2.2.1's, in token exchange responses only.
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
 }
 
 // TokenTypeDPoP is the token_type of a token bound to a DPoP key (RFC 9449 5).

@@ -37,8 +37,8 @@ type Request struct {
 	// requested none. Grants that carry scopes of their own (authorization_code, refresh_token)
 	// check them against these rules with the same policy.
 	Scopes []string
-	// Resources are the requested resources (RFC 8707), each one the client may reach; nil
-	// when none was requested.
+	// Resources are the requested resources (RFC 8707; for a token exchange, with its
+	// audience parameters), each one the client may reach; nil when none was requested.
 	Resources []string
 	// Admission, when not nil, is the client's authentication record (and rate limit) left
 	// for the grant's store step; see Admission.
@@ -65,4 +65,18 @@ type Response struct {
 	Scope        []string
 	RefreshToken string
 	IDToken      string
+	// IssuedTokenType is the issued_token_type of a token exchange (RFC 8693 2.2.1); omitted
+	// when empty.
+	IssuedTokenType string
+	// Subject, Actor, Targets and SubjectSource go into the audit event of a token exchange
+	// (oauth2.AuditEvent), never into the response.
+	Subject, Actor string
+	Targets        []string
+	SubjectSource  string
+}
+
+// audienceTarget is a grant whose audience parameters name targets like resource (RFC 8693
+// 2.1): the endpoint checks both against the client's resources before the grant runs.
+type audienceTarget interface {
+	takesAudience()
 }

@@ -8,9 +8,9 @@
 // Decisions:
 //   - Without a Store the handler serves client_credentials, discovery and the JWKS only: the
 //     grants and endpoints that keep state (authorization_code, refresh_token, password,
-//     device_code with the device authorization endpoint and verification page, userinfo,
-//     revocation, introspection, the login pages) are not mounted, so they answer 404
-//     and the metadata does not list them.
+//     device_code with the device authorization endpoint and verification page, token
+//     exchange (it checks revocations), userinfo, revocation, introspection, the login pages)
+//     are not mounted, so they answer 404 and the metadata does not list them.
 //   - Metadata describes what works now, from the routes mounted. Without the authorization
 //     endpoint both documents omit authorization_endpoint and list response_types_supported as
 //     []: OpenID Connect Discovery calls both REQUIRED, but advertising an endpoint that answers

@@ -109,6 +109,10 @@ type Config struct {
 	// ClientAssertions verifies the client assertions of the clients that authenticate with
 	// one (service_account_token, private_key_jwt); nil: those clients cannot authenticate.
 	ClientAssertions oauth2.AssertionVerifier
+	// WorkloadTokens verifies ServiceAccount and WorkloadIssuer JWTs presented as the subject
+	// or actor tokens of a token exchange (RFC 8693; *workload.Verifier, usually the
+	// ClientAssertions one); nil refuses them.
+	WorkloadTokens grants.WorkloadTokens
 	// CredentialUses hears which credential authenticated a client (the status of its
 	// credentials); nil: nobody.
 	CredentialUses oauth2.CredentialUses
@@ -257,6 +261,11 @@ func New(cfg Config) (http.Handler, error) {
 		if err != nil {
 			return nil, err
 		}
+		exchangeMetrics, _ := cfg.Metrics.(grants.ExchangeMetrics) // *metrics.Metrics is one
+		all = append(all, grants.NewTokenExchange(grants.TokenExchangeConfig{
+			Issuer: cfg.Issuer, Signer: issuer, AccessTokens: verifier, IDTokens: token.NewVerifier(cfg.Issuer, cfg.Keys, cfg.Now),
+			Revocations: st, Workloads: cfg.WorkloadTokens, Metrics: exchangeMetrics, Now: cfg.Now,
+		}))
 		bc := bearer.Config{
 			Registry: cfg.Registry, ClientAuth: clientAuth, Store: st, Verifier: verifier,
 			Lifetimes: lifetimes, Now: cfg.Now, MaxBodyBytes: cfg.MaxBodyBytes,

@@ -399,6 +399,7 @@ func TestRegistrationValidation(t *testing.T) {
 		{"port 99999 is invalid_redirect_uri", jsonType, `{"redirect_uris":["https://a.example:99999/cb"]}`, 400, "invalid_redirect_uri"},
 		{"authorization_code without redirect URIs is invalid_redirect_uri", jsonType, `{"grant_types":["authorization_code"]}`, 400, "invalid_redirect_uri"},
 		{"a public client with client_credentials is invalid_client_metadata", jsonType, `{"token_endpoint_auth_method":"none","grant_types":["client_credentials"]}`, 400, "invalid_client_metadata"},
+		{"a public client with token exchange is invalid_client_metadata", jsonType, `{"token_endpoint_auth_method":"none","grant_types":["urn:ietf:params:oauth:grant-type:token-exchange"]}`, 400, "invalid_client_metadata"},
 		{"an unknown grant type is invalid_client_metadata", jsonType, `{"grant_types":["urn:ietf:params:oauth:grant-type:jwt-bearer"]}`, 400, "invalid_client_metadata"},
 		{"the implicit grant is invalid_client_metadata", jsonType, `{"grant_types":["implicit"],"response_types":["token"],"redirect_uris":["https://a.example/cb"]}`, 400, "invalid_client_metadata"},
 		{"the password grant is invalid_client_metadata", jsonType, `{"grant_types":["password"]}`, 400, "invalid_client_metadata"},
@@ -1005,6 +1006,13 @@ func TestRegistrarFailuresAreTemporarilyUnavailableOrServerError(t *testing.T) {
 		assert.Contains(t, rec.Body.String(), `"temporarily_unavailable"`)
 		assert.Len(t, slices.Collect(srv.registry.Snapshot().Clients()), before, "nothing was registered")
 	})
+}
+
+func TestAConfidentialClientRegistersTokenExchange(t *testing.T) {
+	srv := newRegServer(t, regOptions{store: memory.New()})
+	got := srv.register(t, `{"grant_types":["urn:ietf:params:oauth:grant-type:token-exchange"]}`)
+	assert.Equal(t, []any{oauth2.GrantTokenExchange}, got["grant_types"])
+	assert.NotEmpty(t, got["client_secret"])
 }
 
 func TestARegisteredPublicCLIStartsADeviceAuthorization(t *testing.T) {

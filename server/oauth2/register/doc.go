@@ -90,7 +90,9 @@
 //     invalid_redirect_uri is about redirect_uris), token_endpoint_auth_method (client_secret_basic (default),
 //     client_secret_post, none = public), grant_types (authorization_code (default),
 //     refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code (a
-//     registered client's confirmation page says it is unverified, as its consent page does);
+//     registered client's confirmation page says it is unverified, as its consent page does),
+//     urn:ietf:params:oauth:grant-type:token-exchange (confidential clients only; it is useless
+//     until a ProtectedResource lists the client among its tokenExchange.allowedRequesters);
 //     password never: ROPC is for first-party clients an
 //     administrator declares), response_types (only code, exactly with authorization_code),
 //     client_name (128 characters; see the name rules above), scope (each must exist as a Scope

@@ -45,7 +45,8 @@ func (t *InitialToken) allowsAnyScope() bool {
 }
 
 // registrableGrants are the grant types registration allows (validate): what grants= may list.
-var registrableGrants = []string{oauth2.GrantAuthorizationCode, oauth2.GrantRefreshToken, oauth2.GrantClientCredentials, oauth2.GrantDeviceCode}
+var registrableGrants = []string{oauth2.GrantAuthorizationCode, oauth2.GrantRefreshToken, oauth2.GrantClientCredentials, oauth2.GrantDeviceCode,
+	oauth2.GrantTokenExchange}
 
 // ParseInitialTokens reads the initial access token file: one token a line, optionally
 // followed by its policy as white-space separated NAME=VALUE attributes, then optionally a
@@ -62,7 +63,8 @@ var registrableGrants = []string{oauth2.GrantAuthorizationCode, oauth2.GrantRefr
 // with the token may request: empty means none, * means every scope available to the
 // registrar's namespace, and without it the Policy's AllowedScopes apply. grants= lists the
 // grant types they may use (authorization_code, refresh_token, client_credentials,
-// urn:ietf:params:oauth:grant-type:device_code); without it any. An attribute given twice or unknown (a misspelt one must never widen a policy) is an
+// urn:ietf:params:oauth:grant-type:device_code, urn:ietf:params:oauth:grant-type:token-exchange);
+// without it any. An attribute given twice or unknown (a misspelt one must never widen a policy) is an
 // error. Errors never contain a token or a value.
 func ParseInitialTokens(data []byte) ([]InitialToken, error) {
 	var out []InitialToken
@@ -154,7 +156,7 @@ func parseTokenGrants(value string) ([]string, error) {
 	var out []string
 	for g := range strings.SplitSeq(value, ",") {
 		if !slices.Contains(registrableGrants, g) {
-			return nil, errors.New("grants= must list some of authorization_code, refresh_token, client_credentials and urn:ietf:params:oauth:grant-type:device_code, comma-separated")
+			return nil, errors.New("grants= must list some of authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code and urn:ietf:params:oauth:grant-type:token-exchange, comma-separated")
 		}
 		if !slices.Contains(out, g) {
 			out = append(out, g)

@@ -30,8 +30,9 @@ type ClientMetadata struct {
 	// TokenEndpointAuthMethod is client_secret_basic, client_secret_post or none (a public
 	// client, which has no secret).
 	TokenEndpointAuthMethod string
-	// GrantTypes are some of authorization_code, refresh_token, client_credentials and
-	// urn:ietf:params:oauth:grant-type:device_code.
+	// GrantTypes are some of authorization_code, refresh_token, client_credentials,
+	// urn:ietf:params:oauth:grant-type:device_code and
+	// urn:ietf:params:oauth:grant-type:token-exchange (confidential clients only).
 	GrantTypes []string
 	// ClientName is shown on the consent page.
 	ClientName string

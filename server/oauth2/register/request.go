@@ -231,16 +231,21 @@ func (r *registrationRequest) validate() (ClientMetadata, error) {
 	}
 	for _, g := range m.GrantTypes {
 		switch g {
-		case oauth2.GrantAuthorizationCode, oauth2.GrantRefreshToken, oauth2.GrantClientCredentials, oauth2.GrantDeviceCode:
+		case oauth2.GrantAuthorizationCode, oauth2.GrantRefreshToken, oauth2.GrantClientCredentials, oauth2.GrantDeviceCode,
+			oauth2.GrantTokenExchange:
 		case oauth2.GrantPassword:
 			return m, metadataError("The password grant cannot be registered dynamically; an administrator can allow it on the OAuthClient.")
 		default:
-			return m, metadataError("The grant type %.64q is not supported; use authorization_code, refresh_token, client_credentials or %s.", g, oauth2.GrantDeviceCode)
+			return m, metadataError("The grant type %.64q is not supported; use authorization_code, refresh_token, client_credentials, %s or %s.",
+				g, oauth2.GrantDeviceCode, oauth2.GrantTokenExchange)
 		}
 	}
 	code := slices.Contains(m.GrantTypes, oauth2.GrantAuthorizationCode)
 	if m.TokenEndpointAuthMethod == oauth2.AuthMethodNone && slices.Contains(m.GrantTypes, oauth2.GrantClientCredentials) {
 		return m, metadataError("A public client (token_endpoint_auth_method none) cannot use client_credentials.")
+	}
+	if m.TokenEndpointAuthMethod == oauth2.AuthMethodNone && slices.Contains(m.GrantTypes, oauth2.GrantTokenExchange) {
+		return m, metadataError("A public client (token_endpoint_auth_method none) cannot use token exchange.")
 	}
 
 	// response_types is not stored (it follows from grant_types), only checked.
