@@ -170,6 +170,34 @@ func Target(snap *registry.Snapshot, c *registry.Client, requested, scopes []str
 	return resources, ResourceScopes(snap, resources, scopes), nil
 }
 
+// ExchangeTarget is Target for a token exchange (RFC 8693): the client may exchange into a
+// resource whose ProtectedResource lists it in ExchangeRequesters, whether or not it may
+// request tokens for the resource itself, so a service allowed only to act on behalf of its
+// callers never gets tokens of its own for the target. Which subject token sources it may
+// present is the grant's check (ExchangeRequester.SubjectTokenSources).
+func ExchangeTarget(snap *registry.Snapshot, c *registry.Client, requested, scopes []string) (resources, narrowed []string, err error) {
+	for _, r := range requested {
+		if !MayExchangeInto(snap, c, r) {
+			return nil, nil, ErrInvalidTarget.WithDescription(fmt.Sprintf("The client may not exchange tokens for resource %.128q.", r))
+		}
+	}
+	return requested, ResourceScopes(snap, requested, scopes), nil
+}
+
+// MayExchangeInto reports whether the client may exchange tokens into the resource: the
+// ProtectedResource holding it lists the client among its exchange requesters.
+func MayExchangeInto(snap *registry.Snapshot, c *registry.Client, resource string) bool {
+	if snap == nil {
+		return false
+	}
+	p, ok := snap.ProtectedResource(resource)
+	if !ok {
+		return false
+	}
+	_, ok = p.ExchangeRequester(c.Source)
+	return ok
+}
+
 // NarrowResources checks requested against the resources a grant holds: a request may narrow
 // them, never widen them (invalid_target). granted nil means the grant holds every audience
 // of the client (it was made without resource), which AllowedResources already checked.

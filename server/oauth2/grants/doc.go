@@ -117,8 +117,9 @@
 //   - Token exchange (RFC 8693, token_exchange.go): confidential clients only, and every
 //     restriction of the requesting client applies through the dispatcher as for any grant
 //     (authentication, the grant type, rate limit, DPoP policy, its scopes, its lifetimes, its
-//     resources: the resource and audience parameters are both targets and each must be one
-//     the client may reach). Then the grant: parseExchange checks the parameters
+//     targets: the resource and audience parameters are both targets and each must be a
+//     ProtectedResource that lists the client among its exchange requesters,
+//     oauth2.ExchangeTarget, whether or not the client may reach it itself). Then the grant: parseExchange checks the parameters
 //     (invalid_request: subject_token and subject_token_type required, actor_token and
 //     actor_token_type together, types access_token, id_token or jwt, requested_token_type
 //     only access_token); no target is invalid_target; every target must be a

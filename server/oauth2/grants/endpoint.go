@@ -168,13 +168,16 @@ func (e *Endpoint) exchange(ctx context.Context, req *oauth2.TokenRequest) (_ *R
 	if err != nil {
 		return nil, fail(err)
 	}
-	targets := req.Resources
+	var resources []string
 	if _, ok := grant.(audienceTarget); ok {
-		if targets, err = oauth2.ExchangeTargets(req.Resources, req.Audiences); err != nil {
-			return nil, fail(err)
+		targets, terr := oauth2.ExchangeTargets(req.Resources, req.Audiences)
+		if terr != nil {
+			return nil, fail(terr)
 		}
+		resources, scopes, err = oauth2.ExchangeTarget(snap, client, targets, scopes)
+	} else {
+		resources, scopes, err = oauth2.Target(snap, client, req.Resources, scopes)
 	}
-	resources, scopes, err := oauth2.Target(snap, client, targets, scopes)
 	if err != nil {
 		return nil, fail(err)
 	}

@@ -563,9 +563,12 @@ func TestTokenExchangeAppliesEveryClientRestriction(t *testing.T) {
 		x.claimsOf(t, res)
 		assert.Equal(t, float64(300), res.body["expires_in"])
 	})
-	t.Run("the client's resources apply", func(t *testing.T) {
+	t.Run("the exchange requesters decide, not the client's own audiences", func(t *testing.T) {
 		change(t, func(c *registry.Client) { c.Audiences = []string{reportsAud} })
-		requireError(t, x.exchange(t, gatewayID, subjectValues(at)), http.StatusBadRequest, "invalid_target")
+		res := x.exchange(t, gatewayID, subjectValues(at))
+		assert.Equal(t, ordersAud, x.claimsOf(t, res)["aud"], "a listed requester exchanges into the resource without reaching it itself")
+		cc := x.form(t, oauth2.TokenPath, gatewayID, url.Values{"grant_type": {"client_credentials"}, "resource": {ordersAud}})
+		requireError(t, cc, http.StatusBadRequest, "invalid_target")
 	})
 }
 
