@@ -49,6 +49,10 @@ const (
 	// the verification page.
 	AuditDeviceApproved = "device_approved"
 	AuditDeviceDenied   = "device_denied"
+	// AuditUpstreamUserRefused: at refresh, the identity provider that signed the user in no
+	// longer accepts them (deleted, disabled, out of its allowed organizations): the refresh
+	// token's family was revoked.
+	AuditUpstreamUserRefused = "upstream_user_refused"
 )
 
 // AuditEvent is one security-relevant event. It never holds a token, code, secret or

@@ -185,7 +185,12 @@ func (o *OIDC) Exchange(ctx context.Context, redirectURI, code, verifier, nonce 
 			}
 		}
 	}
-	return o.mapper.Map(o.cfg.Name, o.cfg.UID, claims)
+	id, err := o.mapper.Map(o.cfg.Name, o.cfg.UID, claims)
+	if err != nil {
+		return Identity{}, err
+	}
+	id.Token = tok
+	return id, nil
 }
 
 // Set keeps one OIDC per provider value, built again when the provider's UID, generation or

@@ -1,6 +1,8 @@
 package handler
 
 import (
+	"time"
+
 	"github.com/go-logr/logr"
 
 	"github.com/latchkey-dev/latchkey/server/oauth2"
@@ -16,18 +18,34 @@ type externalUsersSetter interface {
 	SetExternalUsers(ext registry.ExternalUsers)
 }
 
+// UpstreamConfig configures the sign-in through upstream identity providers.
+type UpstreamConfig struct {
+	// RecheckInterval is how often, at most, a refresh of an upstream provider's user asks the
+	// upstream whether it still accepts them (upstream.DefaultRecheckInterval when zero).
+	RecheckInterval time.Duration
+	// TokenSealer encrypts the upstream tokens kept for the re-checks (a key every replica
+	// shares); nil keeps none, and the OIDC users must sign in again at their first re-check.
+	TokenSealer *upstream.Sealer
+}
+
 // upstreamLogin is the sign-in through upstream identity providers (server/upstream): their
 // users' identities live in the store for the longest refresh token lifetime after each login,
 // and the registry finds them by subject (Snapshot.UserBySubject) for the token, userinfo and
-// introspection endpoints. A registry that cannot (not a *registry.Registry) gets no upstream
-// sign-in: its users could never redeem a code.
-func upstreamLogin(cfg Config, st store.Store, lifetimes oauth2.Lifetimes) browser.IdentityProviders {
+// introspection endpoints; the refresh grant re-checks them with the returned dispatcher. A
+// registry that cannot (not a *registry.Registry) gets no upstream sign-in: its users could
+// never redeem a code.
+func upstreamLogin(cfg Config, st store.Store, lifetimes oauth2.Lifetimes) (browser.IdentityProviders, *upstream.Dispatcher) {
 	reg, ok := cfg.Registry.(externalUsersSetter)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	now := cfg.Now()
-	ids := upstream.NewIdentities(st, lifetimes.CutoffEnd(now).Sub(now), logr.Discard())
+	ids := upstream.NewIdentities(st, lifetimes.CutoffEnd(now).Sub(now), logr.Discard(), cfg.Upstream.TokenSealer)
 	reg.SetExternalUsers(ids)
-	return upstream.NewProviders(ids, cfg.Now)
+	providers := upstream.NewProviders(ids, cfg.Now)
+	snap := cfg.Registry.Snapshot
+	recheck := upstream.NewDispatcher(ids, cfg.Upstream.RecheckInterval, map[string]upstream.Rechecker{
+		registry.KindOIDC: providers.OIDCRechecker(func(name string) (*registry.UpstreamOIDC, bool) { return snap().UpstreamOIDC(name) }),
+	})
+	return providers, recheck
 }
