@@ -25,6 +25,8 @@ type Snapshot struct {
 	issuers  cowMap[string, *WorkloadIssuer] // by name
 	// upstreams are the upstream OIDC identity providers by name.
 	upstreams cowMap[string, *UpstreamOIDC]
+	// github are the GitHub identity providers by name.
+	github cowMap[string, *UpstreamGitHub]
 	// external finds the users of upstream identity providers (SetExternalUsers); nil: none.
 	external ExternalUsers
 	// resources are the ProtectedResources by source; resourceAud by the audience they claim.
@@ -99,6 +101,9 @@ func (s *Snapshot) servesProvider(kind, name, uid string) bool {
 	switch kind {
 	case "", KindOIDC:
 		p, ok := s.upstreams.get(name)
+		return ok && p.UID == uid
+	case KindGitHub:
+		p, ok := s.github.get(name)
 		return ok && p.UID == uid
 	default:
 		return false

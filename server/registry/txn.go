@@ -43,7 +43,7 @@ func New(opts ...Option) *Registry {
 		userSub: newClaimIndex[string, *User](seed), origins: newCowMap[string, int](seed),
 		subjects: newClaimIndex[subjectPair, *Client](seed), issuers: newCowMap[string, *WorkloadIssuer](seed),
 		resources: newCowMap[string, *ProtectedResource](seed), resourceAud: newClaimIndex[string, *ProtectedResource](seed),
-		upstreams: newCowMap[string, *UpstreamOIDC](seed),
+		upstreams: newCowMap[string, *UpstreamOIDC](seed), github: newCowMap[string, *UpstreamGitHub](seed),
 	}
 	if r.nameKey != nil {
 		s.names, s.nameKey = newClaimIndex[string, *Client](seed), r.nameKey
@@ -152,6 +152,7 @@ type Txn struct {
 	subjects  claimWriter[subjectPair, *Client]
 	issuers   cowWriter[string, *WorkloadIssuer]
 	upstreams cowWriter[string, *UpstreamOIDC]
+	github    cowWriter[string, *UpstreamGitHub]
 	names     claimWriter[string, *Client]
 
 	resources   cowWriter[string, *ProtectedResource]
@@ -162,7 +163,7 @@ func (r *Registry) begin() *Txn {
 	tx := &Txn{s: *r.cur.Load(), in: &r.in}
 	tx.clients.m, tx.scopes.m, tx.users.m = &tx.s.clients, &tx.s.scopes, &tx.s.users
 	tx.origins.m, tx.issuers.m, tx.resources.m = &tx.s.origins, &tx.s.issuers, &tx.s.resources
-	tx.upstreams.m = &tx.s.upstreams
+	tx.upstreams.m, tx.github.m = &tx.s.upstreams, &tx.s.github
 	tx.resourceAud.init(&tx.s.resourceAud)
 	tx.byID.init(&tx.s.byID)
 	tx.scopeName.init(&tx.s.scopeName)

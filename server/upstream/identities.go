@@ -36,6 +36,8 @@ type Identities struct {
 	ttl     time.Duration
 	log     logr.Logger
 	sealer  *Sealer
+	// checked is the re-check interval (Dispatcher): a login counts as a check for it.
+	checked time.Duration
 }
 
 var _ registry.ExternalUsers = (*Identities)(nil)
@@ -80,6 +82,11 @@ func (s *Identities) Remember(ctx context.Context, id Identity) (*registry.User,
 	}
 	if err := s.records.PutRecord(ctx, recordIdentity, store.HashOf(id.Subject), raw, s.ttl); err != nil {
 		return nil, err
+	}
+	if s.checked > 0 {
+		if err := s.records.PutRecord(ctx, recordRecheck, store.HashOf(id.Subject), []byte{1}, s.checked); err != nil {
+			return nil, err
+		}
 	}
 	return rec.user(), nil
 }

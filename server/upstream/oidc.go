@@ -222,8 +222,9 @@ func (s *Set) Get(u *registry.UpstreamOIDC) (*OIDC, error) {
 // Providers is the login flow's side of the upstream OIDC providers (the browser flow's
 // IdentityProviders): one OIDC per provider value, and the identities they sign in.
 type Providers struct {
-	set *Set
-	ids *Identities
+	set    *Set
+	github GitHubSet
+	ids    *Identities
 }
 
 // NewProviders returns the providers' login side, remembering identities in ids.

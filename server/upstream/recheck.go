@@ -36,7 +36,7 @@ const DefaultRecheckInterval = 5 * time.Minute
 // Dispatcher re-checks upstream users at refresh, with the Rechecker of their provider's kind,
 // at most once per interval per user (the last successful check is a record in the leased
 // store, so replicas share it; two replicas refreshing the same user at the same moment may
-// both ask). Users of User resources are never re-checked. It is safe for concurrent use.
+// both ask; a login counts as a check). Users of User resources are never re-checked. It is safe for concurrent use.
 type Dispatcher struct {
 	ids      *Identities
 	interval time.Duration
@@ -52,6 +52,7 @@ func NewDispatcher(ids *Identities, interval time.Duration, kinds map[string]Rec
 		interval = DefaultRecheckInterval
 	}
 	d := &Dispatcher{ids: ids, interval: interval, kinds: map[string]Rechecker{}}
+	ids.checked = interval // a login (and a re-check's refreshed tokens) counts as a check
 	for k, r := range kinds {
 		d.kinds[k] = r
 	}

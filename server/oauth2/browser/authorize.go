@@ -179,6 +179,9 @@ type Config struct {
 	// Upstreams signs users in through upstream identity providers (upstream.go); nil: the
 	// login page offers none.
 	Upstreams IdentityProviders
+	// GitHub signs users in through GitHub providers (github.go); nil: the login page offers
+	// none.
+	GitHub GitHubSignIn
 }
 
 // Flow serves the authorization endpoint and the login and consent pages.
@@ -200,6 +203,7 @@ type Flow struct {
 	device                 DeviceVerification
 	par                    PushedRequests
 	upstreams              IdentityProviders
+	github                 GitHubSignIn
 }
 
 // New checks the config and returns the flow.
@@ -231,6 +235,7 @@ func New(cfg Config) (*Flow, error) {
 		device:     device,
 		par:        cfg.PAR,
 		upstreams:  cfg.Upstreams,
+		github:     cfg.GitHub,
 	}, nil
 }
 

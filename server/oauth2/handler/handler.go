@@ -253,7 +253,7 @@ func New(cfg Config) (http.Handler, error) {
 			Hints: token.NewVerifier(cfg.Issuer, cfg.Keys, cfg.Now), SessionEnd: cfg.SessionEnd,
 			Device:    cfg.Device.Verification,
 			PAR:       par,
-			Upstreams: upstreams,
+			Upstreams: upstreamsOrNil(upstreams), GitHub: githubOrNil(upstreams),
 		})
 		if err != nil {
 			return nil, err

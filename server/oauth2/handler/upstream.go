@@ -34,7 +34,7 @@ type UpstreamConfig struct {
 // introspection endpoints; the refresh grant re-checks them with the returned dispatcher. A
 // registry that cannot (not a *registry.Registry) gets no upstream sign-in: its users could
 // never redeem a code.
-func upstreamLogin(cfg Config, st store.Store, lifetimes oauth2.Lifetimes) (browser.IdentityProviders, *upstream.Dispatcher) {
+func upstreamLogin(cfg Config, st store.Store, lifetimes oauth2.Lifetimes) (*upstream.Providers, *upstream.Dispatcher) {
 	reg, ok := cfg.Registry.(externalUsersSetter)
 	if !ok {
 		return nil, nil
@@ -45,7 +45,23 @@ func upstreamLogin(cfg Config, st store.Store, lifetimes oauth2.Lifetimes) (brow
 	providers := upstream.NewProviders(ids, cfg.Now)
 	snap := cfg.Registry.Snapshot
 	recheck := upstream.NewDispatcher(ids, cfg.Upstream.RecheckInterval, map[string]upstream.Rechecker{
-		registry.KindOIDC: providers.OIDCRechecker(func(name string) (*registry.UpstreamOIDC, bool) { return snap().UpstreamOIDC(name) }),
+		registry.KindOIDC:   providers.OIDCRechecker(func(name string) (*registry.UpstreamOIDC, bool) { return snap().UpstreamOIDC(name) }),
+		registry.KindGitHub: providers.GitHubRechecker(func(name string) (*registry.UpstreamGitHub, bool) { return snap().UpstreamGitHub(name) }),
 	})
 	return providers, recheck
+}
+
+// upstreamsOrNil and githubOrNil are the browser flow's sides of p, nil (no sign-in) when p is.
+func upstreamsOrNil(p *upstream.Providers) browser.IdentityProviders {
+	if p == nil {
+		return nil
+	}
+	return p
+}
+
+func githubOrNil(p *upstream.Providers) browser.GitHubSignIn {
+	if p == nil {
+		return nil
+	}
+	return p
 }
