@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/rand"
 	"flag"
 	"fmt"
 	"os"
@@ -33,15 +32,12 @@ func (o *upstreamOptions) validate() error {
 // apply sets the handler's upstream configuration, reading the token key secret.
 func (o *upstreamOptions) apply(cfg *handler.Config) error {
 	cfg.Upstream.RecheckInterval = o.recheckInterval
-	var secret []byte
 	if o.tokenKeyFile == "" {
-		secret = make([]byte, 32)
-		_, _ = rand.Read(secret) // never fails (Go 1.24)
-	} else {
-		var err error
-		if secret, err = os.ReadFile(o.tokenKeyFile); err != nil {
-			return fmt.Errorf("--upstream-token-key-file: %w", err)
-		}
+		return nil // the handler's random key of this process
+	}
+	secret, err := os.ReadFile(o.tokenKeyFile)
+	if err != nil {
+		return fmt.Errorf("--upstream-token-key-file: %w", err)
 	}
 	sealer, err := upstream.NewSealer(secret)
 	if err != nil {

@@ -40,6 +40,17 @@ func NewSealer(secret []byte) (*Sealer, error) {
 	return &Sealer{aead: aead}, nil
 }
 
+// RandomSealer is a Sealer with a random key, for one process.
+func RandomSealer() *Sealer {
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret) // crypto/rand.Read never fails (Go 1.24)
+	s, err := NewSealer(secret)
+	if err != nil {
+		panic(err) // a 32-byte secret always makes a sealer
+	}
+	return s
+}
+
 // Seal encrypts plaintext for the subject: a random nonce, then the ciphertext.
 func (s *Sealer) Seal(subject string, plaintext []byte) []byte {
 	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plaintext)+s.aead.Overhead())

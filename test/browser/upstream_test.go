@@ -352,16 +352,22 @@ func TestSignInThroughAnUpstreamLatchkeyInChromium(t *testing.T) {
 	t.Run("refresh re-checks the upstream once per interval, and fails the family once the user is deleted upstream", func(t *testing.T) {
 		ctx := e.tab(t)
 		verifier := xoauth2.GenerateVerifier()
-		authURL := e.oauth.AuthCodeURL("s-recheck", xoauth2.S256ChallengeOption(verifier))
-		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(authURL), signInUpstream(staffUser)))
+		// prompt=consent: the upstream's consent is remembered, so its login form redirects on to
+		// the downstream, whose consent page must end that chain (form-action).
+		authURL := e.oauth.AuthCodeURL("s-recheck", xoauth2.S256ChallengeOption(verifier), xoauth2.SetAuthURLParam("prompt", "consent"))
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(authURL),
+			chromedp.WaitVisible(chromedp.CSS("#username")),
+			chromedp.SendKeys(chromedp.CSS("#username"), staffUser),
+			chromedp.SendKeys(chromedp.CSS("#password"), userPassword),
+			chromedp.Click(chromedp.CSS("button[type=submit]"))))
 		var got url.Values
-		require.Eventually(t, func() bool { // the downstream's consent is remembered from the first sign-in, or asked
+		require.Eventually(t, func() bool { // both consents are remembered from the first sign-in, or asked
 			select {
 			case got = <-e.callbacks:
 				return true
 			default:
 			}
-			if loc, _ := chromedp.Run(ctx, chromedp.Location()); strings.HasPrefix(loc, e.issuer+oauth2.ConsentPath) {
+			if loc, _ := chromedp.Run(ctx, chromedp.Location()); strings.Contains(loc, oauth2.ConsentPath) {
 				_ = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[value="allow"]`)))
 			}
 			return false

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/url"
 
 	"github.com/go-logr/logr"
 	xoauth2 "golang.org/x/oauth2"
@@ -110,6 +109,5 @@ func (a *Flow) finishGitHub(w http.ResponseWriter, r *http.Request, st upstreamS
 
 // githubLink is the login page's link of a GitHub provider.
 func githubLink(u *registry.UpstreamGitHub) providerLink {
-	return providerLink{Name: u.Name, DisplayName: u.DisplayName, Kind: providerKindGitHub,
-		ID: "idp-github-" + u.Name, Query: "&kind=" + url.QueryEscape(providerKindGitHub)}
+	return providerLink{Name: u.Name, DisplayName: u.DisplayName, Kind: providerKindGitHub, ID: "idp-github-" + u.Name}
 }

@@ -24,7 +24,8 @@ type UpstreamConfig struct {
 	// upstream whether it still accepts them (upstream.DefaultRecheckInterval when zero).
 	RecheckInterval time.Duration
 	// TokenSealer encrypts the upstream tokens kept for the re-checks (a key every replica
-	// shares); nil keeps none, and the OIDC users must sign in again at their first re-check.
+	// shares); nil: a random key of this process (another replica, or this one restarted,
+	// cannot open the tokens: those users must sign in again at their next re-check).
 	TokenSealer *upstream.Sealer
 }
 
@@ -40,7 +41,11 @@ func upstreamLogin(cfg Config, st store.Store, lifetimes oauth2.Lifetimes) (*ups
 		return nil, nil
 	}
 	now := cfg.Now()
-	ids := upstream.NewIdentities(st, lifetimes.CutoffEnd(now).Sub(now), logr.Discard(), cfg.Upstream.TokenSealer)
+	sealer := cfg.Upstream.TokenSealer
+	if sealer == nil {
+		sealer = upstream.RandomSealer()
+	}
+	ids := upstream.NewIdentities(st, lifetimes.CutoffEnd(now).Sub(now), logr.Discard(), sealer)
 	reg.SetExternalUsers(ids)
 	providers := upstream.NewProviders(ids, cfg.Now)
 	snap := cfg.Registry.Snapshot
