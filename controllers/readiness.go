@@ -188,6 +188,13 @@ func (l *readinessLister) list(ctx context.Context) ([]objectKey, error) {
 	for i := range upstreams.Items {
 		keys = append(keys, objectKey{kindOIDCIdentityProvider, client.ObjectKeyFromObject(&upstreams.Items[i])})
 	}
+	var githubs v1alpha1.GitHubIdentityProviderList
+	if err := l.cache.List(ctx, &githubs, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("list GitHubIdentityProviders: %w", err)
+	}
+	for i := range githubs.Items {
+		keys = append(keys, objectKey{kindGitHubIdentityProvider, client.ObjectKeyFromObject(&githubs.Items[i])})
+	}
 	var resources v1alpha1.ProtectedResourceList
 	if err := l.cache.List(ctx, &resources, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list ProtectedResources: %w", err)

@@ -80,6 +80,12 @@ func (b *batch) PutUpstreamOIDC(u registry.UpstreamOIDC) {
 func (b *batch) DeleteUpstreamOIDC(name string) {
 	*b = append(*b, func(tx *registry.Txn) { tx.DeleteUpstreamOIDC(name) })
 }
+func (b *batch) PutUpstreamGitHub(u registry.UpstreamGitHub) {
+	*b = append(*b, func(tx *registry.Txn) { tx.PutUpstreamGitHub(u) })
+}
+func (b *batch) DeleteUpstreamGitHub(name string) {
+	*b = append(*b, func(tx *registry.Txn) { tx.DeleteUpstreamGitHub(name) })
+}
 
 // publish applies the writes to the registry as one snapshot.
 func (b batch) publish(reg Registry) {
@@ -102,6 +108,8 @@ type Objects struct {
 	Issuers []*v1alpha1.WorkloadIssuer
 	// Upstreams are the OIDCIdentityProviders.
 	Upstreams []*v1alpha1.OIDCIdentityProvider
+	// GitHubs are the GitHubIdentityProviders.
+	GitHubs []*v1alpha1.GitHubIdentityProvider
 	// Policies are the OAuthClientPolicies; a client must satisfy those of its namespace.
 	Policies []*v1alpha1.OAuthClientPolicy
 	// Resources are the ProtectedResources.
@@ -188,6 +196,10 @@ type Loader struct {
 	upstreams          sources
 	upstreamValues     map[string]registry.UpstreamOIDC
 	upstreamGeneration int64
+	// githubs are the GitHubIdentityProviders put, by name (githubValues), numbered with
+	// upstreamGeneration.
+	githubs      sources
+	githubValues map[string]registry.UpstreamGitHub
 	// resources are the ProtectedResources currently put.
 	resources sources
 	demo      *DemoClient
@@ -250,6 +262,7 @@ func New(dir string, reg Registry, warn Warner) (*Loader, error) {
 		decoder: serializer.NewCodecFactory(s, serializer.EnableStrict).UniversalDeserializer(),
 		clients: sources{}, scopes: sources{}, users: sources{}, issuers: sources{}, issuerValues: map[string]registry.WorkloadIssuer{},
 		upstreams: sources{}, resources: sources{}, upstreamValues: map[string]registry.UpstreamOIDC{},
+		githubs: sources{}, githubValues: map[string]registry.UpstreamGitHub{},
 		created: map[string]time.Time{}, rotations: map[string]convert.RotationState{}, now: time.Now,
 	}, nil
 }
@@ -336,6 +349,7 @@ func (l *Loader) Parse(ctx context.Context) (*Objects, error) {
 		objs.Users = append(objs.Users, fo.Users...)
 		objs.Issuers = append(objs.Issuers, fo.Issuers...)
 		objs.Upstreams = append(objs.Upstreams, fo.Upstreams...)
+		objs.GitHubs = append(objs.GitHubs, fo.GitHubs...)
 		objs.Policies = append(objs.Policies, fo.Policies...)
 		objs.Resources = append(objs.Resources, fo.Resources...)
 		maps.Copy(objs.Secrets, fo.Secrets)
@@ -443,6 +457,9 @@ func (l *Loader) decodeDoc(doc []byte, objs *Objects) error {
 	case *v1alpha1.OIDCIdentityProvider:
 		objs.Upstreams = append(objs.Upstreams, o)
 		objs.files[o] = ""
+	case *v1alpha1.GitHubIdentityProvider:
+		objs.GitHubs = append(objs.GitHubs, o)
+		objs.files[o] = ""
 	case *v1alpha1.OAuthClientPolicy:
 		if o.Namespace == "" {
 			o.Namespace = corev1.NamespaceDefault
@@ -490,6 +507,7 @@ func (l *Loader) apply(ctx context.Context, objs *Objects, b *batch) error {
 	servedIssuers, _ := r.feed("WorkloadIssuer", "workloadIssuer", issuers, l.issuers, func(name string) { l.deleteIssuer(b, name) }, nil)
 	l.issuers = sourcesOf(servedIssuers)
 	l.applyUpstreams(r, objs, b)
+	l.applyGitHubs(r, objs, b)
 
 	policies := r.policies(objs.Policies, l.defaultPolicy)
 	l.policies.Store(policies)
