@@ -320,15 +320,17 @@ const (
 	KindUser        = "User"
 	// KindOIDCIdentityProvider counts the upstream OIDC identity providers served.
 	KindOIDCIdentityProvider = "OIDCIdentityProvider"
+	// KindGitHubIdentityProvider counts the GitHub identity providers served.
+	KindGitHubIdentityProvider = "GitHubIdentityProvider"
 )
 
 // WatchRegistry registers latchkey_registry_objects{kind}: the OAuthClients, Scopes, Users and
-// OIDCIdentityProviders of the current registry snapshot.
+// OIDCIdentityProviders and GitHubIdentityProviders of the current registry snapshot.
 func (m *Metrics) WatchRegistry(r Snapshotter) error {
 	if m == nil {
 		return nil
 	}
-	for _, kind := range []string{KindOAuthClient, KindScope, KindUser, KindOIDCIdentityProvider} {
+	for _, kind := range []string{KindOAuthClient, KindScope, KindUser, KindOIDCIdentityProvider, KindGitHubIdentityProvider} {
 		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "latchkey_registry_objects", Help: "Objects in the registry snapshot, by kind.",
 			ConstLabels: prometheus.Labels{"kind": kind},
@@ -345,6 +347,8 @@ func (m *Metrics) WatchRegistry(r Snapshotter) error {
 				return float64(scopes)
 			case KindOIDCIdentityProvider:
 				return float64(s.UpstreamOIDCCount())
+			case KindGitHubIdentityProvider:
+				return float64(s.UpstreamGitHubCount())
 			}
 			return float64(users)
 		})

@@ -135,6 +135,8 @@ func TestRegistryAndKeyGauges(t *testing.T) {
 	r := registry.New()
 	r.PutClient(registry.Client{Source: "ns/a", Namespace: "ns", ID: "a"})
 	r.PutUpstreamOIDC(registry.UpstreamOIDC{Name: "corp"})
+	r.PutUpstreamGitHub(registry.UpstreamGitHub{Name: "github"})
+	r.PutUpstreamGitHub(registry.UpstreamGitHub{Name: "ghes"})
 	require.NoError(t, m.WatchRegistry(r))
 	now := time.Now()
 	set, err := keys.Generate([]string{keys.ES256}, now.Add(-time.Hour))
@@ -148,6 +150,7 @@ func TestRegistryAndKeyGauges(t *testing.T) {
 		`latchkey_registry_objects{kind="Scope"} 0`,
 		`latchkey_registry_objects{kind="User"} 0`,
 		`latchkey_registry_objects{kind="OIDCIdentityProvider"} 1`,
+		`latchkey_registry_objects{kind="GitHubIdentityProvider"} 2`,
 	} {
 		assert.Contains(t, text, line+"\n")
 	}

@@ -45,6 +45,9 @@ const (
 // UpstreamGitHub returns the GitHub provider of the name.
 func (s *Snapshot) UpstreamGitHub(name string) (*UpstreamGitHub, bool) { return s.github.get(name) }
 
+// UpstreamGitHubCount is the number of GitHub providers.
+func (s *Snapshot) UpstreamGitHubCount() int { return s.github.len() }
+
 // UpstreamGitHubs returns the GitHub providers sorted by display name, then name.
 func (s *Snapshot) UpstreamGitHubs() []*UpstreamGitHub {
 	out := make([]*UpstreamGitHub, 0, s.github.len())

@@ -1,5 +1,6 @@
-// Package upstream signs users in through upstream identity providers: OpenID Connect today
-// (OIDCIdentityProvider), GitHub and LDAP later. It owns the provider side of the login flow
+// Package upstream signs users in through upstream identity providers: OpenID Connect
+// (OIDCIdentityProvider) and GitHub (GitHubIdentityProvider, github.go); LDAP later. At refresh,
+// Dispatcher re-checks a user with the Rechecker of their provider's kind (recheck.go). It owns the provider side of the login flow
 // (the authorization request to the upstream, the code exchange, ID token verification) and the
 // CEL mapping of upstream claims to a local identity (Mapper). The browser flow
 // (server/oauth2/browser) drives it through the small interface it declares there.
@@ -21,6 +22,14 @@
 //     provider generation with a runtime cost limit per expression (ClaimRuleCostLimit). A
 //     mapping of the wrong type (a username that is not a string) refuses the login with a
 //     message that names the mapping, never the claims' values.
+//   - A GitHub user's subject is "github:" + the same hash over the provider UID and the
+//     numeric GitHub user ID (immutable; the login may change): never an OIDC user's subject.
+//   - Refresh re-checks (Dispatcher): at most once per interval per user, the last check a
+//     leased store record every replica sees; a login counts as one. A refusal
+//     (ErrUserRefused) fails the refresh and revokes its family; an upstream that cannot be
+//     asked fails closed (temporarily_unavailable, nothing revoked). The upstream tokens this
+//     needs are kept in the identity record sealed with AES-256-GCM (Sealer), the subject as
+//     additional data.
 //
 // It must not import controller-runtime, client-go or api/, and never logs a code or token.
 package upstream
