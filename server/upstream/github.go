@@ -94,23 +94,26 @@ func (g *GitHub) Exchange(ctx context.Context, redirectURI, code, verifier strin
 }
 
 // Recheck asks GitHub, with the user's token of the login, whether it still accepts the user:
-// the token still works (401 or 403: refused, e.g. the OAuth App's authorization revoked), it
-// is the same user, and (without AllowAllUsers) still a member of an allowed organization.
-func (g *GitHub) Recheck(ctx context.Context, id Identity) error {
+// the token still works (401, or 403 without a rate limit: refused, e.g. the OAuth App's
+// authorization revoked), it is the same user, and (without AllowAllUsers) still a member of an
+// allowed organization. It returns the user as GitHub describes them now (login, teams).
+func (g *GitHub) Recheck(ctx context.Context, id Identity) (Identity, error) {
 	if id.Token == nil || id.Token.AccessToken == "" {
-		return fmt.Errorf("%w: no GitHub token left to ask with", ErrUserRefused)
+		return Identity{}, fmt.Errorf("%w: no GitHub token left to ask with", ErrUserRefused)
 	}
 	m, err := g.read(ctx, id.Token)
 	if err != nil {
-		return err
+		return Identity{}, err
 	}
 	if strconv.FormatInt(m.user.ID, 10) != id.UpstreamSubject {
-		return fmt.Errorf("%w: the token is another GitHub user's", ErrUserRefused)
+		return Identity{}, fmt.Errorf("%w: the token is another GitHub user's", ErrUserRefused)
 	}
-	if _, err := m.identity(&g.cfg); err != nil {
-		return fmt.Errorf("%w: %w", ErrUserRefused, err)
+	now, err := m.identity(&g.cfg)
+	if err != nil {
+		return Identity{}, fmt.Errorf("%w: %w", ErrUserRefused, err)
 	}
-	return nil
+	now.Token = id.Token
+	return now, nil
 }
 
 // githubMember is what the GitHub API says of a user.
@@ -183,8 +186,12 @@ func (g *GitHub) get(ctx context.Context, tok *xoauth2.Token, path string, into 
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
 		return fmt.Errorf("%w: GitHub answered HTTP 401 (the token was revoked)", ErrUserRefused)
-	case (resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusNotFound) && path != "/user":
+	case (resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusNotFound) && path != "/user" &&
+		resp.Header.Get("X-RateLimit-Remaining") != "0" && resp.Header.Get("Retry-After") == "":
 		return fmt.Errorf("%w %s", errGitHubForbidden, strings.SplitN(path, "?", 2)[0])
+	case resp.StatusCode == http.StatusForbidden && (resp.Header.Get("X-RateLimit-Remaining") == "0" || resp.Header.Get("Retry-After") != ""):
+		// A rate limit, not a refusal: never revoke a user's grants for it.
+		return fmt.Errorf("%w: GitHub's rate limit (HTTP 403)", ErrUnavailable)
 	case resp.StatusCode == http.StatusForbidden:
 		return fmt.Errorf("%w: GitHub answered HTTP 403", ErrUserRefused)
 	case resp.StatusCode != http.StatusOK:
@@ -294,9 +301,11 @@ func (p *Providers) FinishGitHub(ctx context.Context, u *registry.UpstreamGitHub
 // GitHubLookup finds a GitHub provider's current value by name.
 type GitHubLookup func(name string) (*registry.UpstreamGitHub, bool)
 
-// GitHubRechecker re-checks the users of GitHub providers (GitHub.Recheck).
+// GitHubRechecker re-checks the users of GitHub providers (GitHub.Recheck), and keeps what
+// GitHub says of them now (login, name, email, teams) for the refreshed tokens.
 type GitHubRechecker struct {
 	set    *GitHubSet
+	ids    *Identities
 	lookup GitHubLookup
 }
 
@@ -304,7 +313,7 @@ var _ Rechecker = (*GitHubRechecker)(nil)
 
 // GitHubRechecker returns the re-check of the GitHub providers' users.
 func (p *Providers) GitHubRechecker(lookup GitHubLookup) *GitHubRechecker {
-	return &GitHubRechecker{set: &p.github, lookup: lookup}
+	return &GitHubRechecker{set: &p.github, ids: p.ids, lookup: lookup}
 }
 
 // Recheck asks the user's GitHub whether it still accepts them.
@@ -317,5 +326,10 @@ func (r *GitHubRechecker) Recheck(ctx context.Context, id Identity) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	return g.Recheck(ctx, id)
+	now, err := g.Recheck(ctx, id)
+	if err != nil {
+		return err
+	}
+	_, err = r.ids.Remember(ctx, now)
+	return err
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
 )
@@ -43,6 +45,9 @@ type Dispatcher struct {
 
 	mu    sync.RWMutex
 	kinds map[string]Rechecker
+	// flight makes concurrent re-checks of one user on this replica one: an upstream that
+	// rotates refresh tokens sees its refresh token once.
+	flight singleflight.Group
 }
 
 // NewDispatcher re-checks the users of ids every interval (zero: DefaultRecheckInterval) with
@@ -73,6 +78,12 @@ func (d *Dispatcher) RecheckUser(ctx context.Context, u *registry.User) error {
 	if u == nil || !registry.IsExternalSubject(u.Subject) || u.IdentityProvider == "" {
 		return nil
 	}
+	_, err, _ := d.flight.Do(u.Subject, func() (any, error) { return nil, d.recheck(context.WithoutCancel(ctx), u) })
+	return err
+}
+
+// recheck is RecheckUser for one user at a time (on this replica).
+func (d *Dispatcher) recheck(ctx context.Context, u *registry.User) error {
 	h := store.HashOf(u.Subject)
 	if _, err := d.ids.records.GetRecord(ctx, recordRecheck, h); err == nil {
 		return nil

@@ -287,10 +287,15 @@ func TestGitHubRefreshRecheck(t *testing.T) {
 		require.Equal(t, http.StatusOK, status, "%v", body)
 		assert.Equal(t, calls, e.github.calls.Load(), "within the interval of the login GitHub is not asked")
 
+		e.github.change(octocat.ID, func(u *fakeGitHubUser) { u.Teams = append(u.Teams, [3]string{"acme", "sre", "SRE"}) })
 		e.env.clock.Advance(time.Minute + time.Second)
 		status, body = e.refresh(t, body["refresh_token"].(string))
 		require.Equal(t, http.StatusOK, status, "%v", body)
 		assert.Equal(t, calls+1, e.github.calls.Load(), "after the interval, GitHub is asked")
+		sub := claimsOf(t, tok["id_token"].(string))["sub"].(string)
+		raw, err := e.env.store.GetRecord(t.Context(), "upstream-identity", store.HashOf(sub))
+		require.NoError(t, err)
+		assert.Contains(t, string(raw), `"groups":["acme/platform","acme/sre"]`, "the re-check keeps the user's teams of now")
 		status, body = e.refresh(t, body["refresh_token"].(string))
 		require.Equal(t, http.StatusOK, status, "%v", body)
 		assert.Equal(t, calls+1, e.github.calls.Load(), "and not again within the interval")
@@ -313,6 +318,14 @@ func TestGitHubRefreshRecheck(t *testing.T) {
 		e.github.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "down", http.StatusBadGateway) })
 		status, body := e.refresh(t, tok["refresh_token"].(string))
 		assert.Equal(t, http.StatusServiceUnavailable, status)
+		assert.Equal(t, "temporarily_unavailable", body["error"], "%v", body)
+
+		e.github.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("X-RateLimit-Remaining", "0")
+			http.Error(w, `{"message":"API rate limit exceeded"}`, http.StatusForbidden)
+		})
+		status, body = e.refresh(t, tok["refresh_token"].(string))
+		assert.Equal(t, http.StatusServiceUnavailable, status, "GitHub's rate limit (a 403) is no refusal")
 		assert.Equal(t, "temporarily_unavailable", body["error"], "%v", body)
 
 		e.github.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "{}", http.StatusUnauthorized) })
