@@ -21,6 +21,7 @@ import (
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
+	"github.com/latchkey-dev/latchkey/server/upstream"
 )
 
 const (
@@ -152,12 +153,12 @@ type githubEnv struct {
 	provider registry.UpstreamGitHub
 }
 
-func newGitHubEnv(t *testing.T, change func(u *registry.UpstreamGitHub)) githubEnv {
+func newGitHubEnv(t *testing.T, change func(u *registry.UpstreamGitHub), opts ...envOption) githubEnv {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Start()
 	g := newFakeGitHub(t, srv.URL+oauth2.UpstreamCallbackPath)
-	env := finishFlowEnv(t, srv, func(c *Config) { c.Upstream.RecheckInterval = time.Minute })
+	env := finishFlowEnv(t, srv, append([]envOption{func(c *Config) { c.Upstream.RecheckInterval = time.Minute }}, opts...)...)
 	for _, name := range []string{ownerName, disabledName, noHashName, otherName} {
 		env.reg.DeleteUser(name)
 	}
@@ -333,4 +334,39 @@ func TestGitHubRefreshRecheck(t *testing.T) {
 		assert.Equal(t, http.StatusBadRequest, status, "the same refresh token: it was not rotated nor revoked before")
 		assert.Equal(t, "invalid_grant", body["error"], "%v", body)
 	})
+}
+
+// TestGitHubRefreshRecheckAcrossReplicasSharingRedis: the last check and the sealed GitHub token
+// live in Redis, so a replica that did not sign the user in neither asks GitHub again within
+// the interval nor fails to open the token (the replicas share the token key).
+func TestGitHubRefreshRecheckAcrossReplicasSharingRedis(t *testing.T) {
+	srv := harness.NewRedis(t)
+	storeA, _ := redisReplica(t, srv)
+	storeB, _ := redisReplica(t, srv)
+	sealer, err := upstream.NewSealer([]byte(strings.Repeat("shared-secret-", 4)))
+	require.NoError(t, err)
+	shared := func(c *Config) { c.Upstream.RecheckInterval, c.Upstream.TokenSealer = 2*time.Second, sealer }
+	a := newGitHubEnv(t, nil, withRedis(storeA), shared)
+	b := newFlowEnv(t, withRedis(storeB), shared, func(c *Config) { c.Issuer = a.env.srv.URL })
+	b.reg.PutUpstreamGitHub(a.provider)
+
+	tok := a.tokens(t, octocat)
+	loggedIn := time.Now()
+	calls := a.github.calls.Load()
+	status, body := b.exchangeForm(t, "grant_type", "refresh_token", "refresh_token", tok["refresh_token"].(string), "client_id", spaClientID)
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	if time.Since(loggedIn) < 2*time.Second {
+		assert.Equal(t, calls, a.github.calls.Load(), "the other replica sees the login's check")
+	}
+
+	time.Sleep(time.Until(loggedIn.Add(2*time.Second + 100*time.Millisecond)))
+	status, body = b.exchangeForm(t, "grant_type", "refresh_token", "refresh_token", body["refresh_token"].(string), "client_id", spaClientID)
+	require.Equal(t, http.StatusOK, status, "the other replica opens the sealed GitHub token: %v", body)
+	assert.Equal(t, calls+1, a.github.calls.Load())
+	asked := time.Now()
+	status, body = a.refresh(t, body["refresh_token"].(string))
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	if time.Since(asked) < 2*time.Second {
+		assert.Equal(t, calls+1, a.github.calls.Load(), "the first replica sees the other's check")
+	}
 }
