@@ -1,16 +1,10 @@
 package handler
 
 import (
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/latchkey-dev/latchkey/internal/harness"
+	"github.com/latchkey-dev/latchkey/internal/harness/fakegithub"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
@@ -29,127 +24,11 @@ const (
 	githubClientSecret = "github-secret-0123456789abcdef"
 )
 
-// fakeGitHubUser is a user of fakeGitHub.
-type fakeGitHubUser struct {
-	ID          int64
-	Login, Name string
-	Email       string // the primary, verified address
-	Orgs        []string
-	Teams       [][3]string // org, slug, name
-}
-
-// fakeGitHub is a loopback GitHub Enterprise Server: the OAuth web flow (with PKCE) at
-// /login/oauth/* and the REST API at /api/v3. The user signed in at its authorize endpoint is
-// SignedIn; it counts its /user calls.
-type fakeGitHub struct {
-	srv *httptest.Server
-
-	mu       sync.Mutex
-	users    map[int64]*fakeGitHubUser
-	signedIn int64
-	codes    map[string][2]string // code: user ID, challenge
-	tokens   map[string]int64
-	calls    atomic.Int64
-}
-
-func newFakeGitHub(t *testing.T, redirectURI string) *fakeGitHub {
-	t.Helper()
-	g := &fakeGitHub{users: map[int64]*fakeGitHubUser{}, codes: map[string][2]string{}, tokens: map[string]int64{}}
-	mux := http.NewServeMux()
-	n := 0
-	mux.HandleFunc("GET /login/oauth/authorize", func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		if q.Get("client_id") != githubClientID || q.Get("redirect_uri") != redirectURI || q.Get("code_challenge_method") != "S256" || q.Get("state") == "" {
-			http.Error(w, "bad authorization request", http.StatusBadRequest)
-			return
-		}
-		g.mu.Lock()
-		n++
-		code := "code-" + strconv.Itoa(n)
-		g.codes[code] = [2]string{strconv.FormatInt(g.signedIn, 10), q.Get("code_challenge")}
-		g.mu.Unlock()
-		http.Redirect(w, r, redirectURI+"?"+url.Values{"code": {code}, "state": {q.Get("state")}}.Encode(), http.StatusFound)
-	})
-	mux.HandleFunc("POST /login/oauth/access_token", func(w http.ResponseWriter, r *http.Request) {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		c, ok := g.codes[r.PostFormValue("code")]
-		delete(g.codes, r.PostFormValue("code"))
-		sum := sha256.Sum256([]byte(r.PostFormValue("code_verifier")))
-		w.Header().Set("Content-Type", "application/json")
-		if !ok || r.PostFormValue("client_id") != githubClientID || r.PostFormValue("client_secret") != githubClientSecret ||
-			base64.RawURLEncoding.EncodeToString(sum[:]) != c[1] {
-			_, _ = w.Write([]byte(`{"error":"bad_verification_code"}`))
-			return
-		}
-		n++
-		tok := "gho_" + strconv.Itoa(n)
-		id, _ := strconv.ParseInt(c[0], 10, 64)
-		g.tokens[tok] = id
-		_ = json.NewEncoder(w).Encode(map[string]string{"access_token": tok, "token_type": "bearer", "scope": "read:user,user:email,read:org"})
-	})
-	api := func(path string, answer func(u *fakeGitHubUser) any) {
-		mux.HandleFunc("GET /api/v3"+path, func(w http.ResponseWriter, r *http.Request) {
-			if path == "/user" {
-				g.calls.Add(1)
-			}
-			g.mu.Lock()
-			defer g.mu.Unlock()
-			id, ok := g.tokens[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
-			u := g.users[id]
-			if !ok || u == nil {
-				http.Error(w, `{"message":"Bad credentials"}`, http.StatusUnauthorized)
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(answer(u))
-		})
-	}
-	api("/user", func(u *fakeGitHubUser) any {
-		return map[string]any{"login": u.Login, "id": u.ID, "name": u.Name, "email": nil}
-	})
-	api("/user/emails", func(u *fakeGitHubUser) any {
-		return []map[string]any{{"email": "noreply@example.com", "primary": false, "verified": true}, {"email": u.Email, "primary": true, "verified": true}}
-	})
-	api("/user/orgs", func(u *fakeGitHubUser) any {
-		out := []map[string]any{}
-		for _, o := range u.Orgs {
-			out = append(out, map[string]any{"login": o, "id": 1})
-		}
-		return out
-	})
-	api("/user/teams", func(u *fakeGitHubUser) any {
-		out := []map[string]any{}
-		for _, tm := range u.Teams {
-			out = append(out, map[string]any{"slug": tm[1], "name": tm[2], "organization": map[string]any{"login": tm[0]}})
-		}
-		return out
-	})
-	g.srv = httptest.NewServer(mux)
-	t.Cleanup(g.srv.Close)
-	return g
-}
-
-// signInAs makes the user the one GitHub's authorize endpoint signs in.
-func (g *fakeGitHub) signInAs(u fakeGitHubUser) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.users[u.ID] = &u
-	g.signedIn = u.ID
-}
-
-// change changes a user GitHub knows.
-func (g *fakeGitHub) change(id int64, f func(u *fakeGitHubUser)) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	f(g.users[id])
-}
-
 // githubEnv is a latchkey handler without users whose one identity provider is a GitHub
 // Enterprise Server fake.
 type githubEnv struct {
 	env      *flowEnv
-	github   *fakeGitHub
+	github   *fakegithub.Server
 	provider registry.UpstreamGitHub
 }
 
@@ -157,13 +36,13 @@ func newGitHubEnv(t *testing.T, change func(u *registry.UpstreamGitHub), opts ..
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Start()
-	g := newFakeGitHub(t, srv.URL+oauth2.UpstreamCallbackPath)
+	g := fakegithub.Start(t, githubClientID, githubClientSecret, srv.URL+oauth2.UpstreamCallbackPath)
 	env := finishFlowEnv(t, srv, append([]envOption{func(c *Config) { c.Upstream.RecheckInterval = time.Minute }}, opts...)...)
 	for _, name := range []string{ownerName, disabledName, noHashName, otherName} {
 		env.reg.DeleteUser(name)
 	}
 	u := registry.UpstreamGitHub{
-		Name: "github", UID: "uid-github", Generation: 1, DisplayName: "GitHub", WebURL: g.srv.URL, APIURL: g.srv.URL + "/api/v3",
+		Name: "github", UID: "uid-github", Generation: 1, DisplayName: "GitHub", WebURL: g.URL, APIURL: g.URL + "/api/v3",
 		ClientID: githubClientID, ClientSecret: githubClientSecret, AllowedOrganizations: []string{"Acme"}, TeamsAsGroups: registry.GitHubTeamSlug,
 	}
 	if change != nil {
@@ -173,14 +52,14 @@ func newGitHubEnv(t *testing.T, change func(u *registry.UpstreamGitHub), opts ..
 	return githubEnv{env: env, github: g, provider: u}
 }
 
-var octocat = fakeGitHubUser{ID: 583231, Login: "octocat", Name: "The Octocat", Email: "octocat@acme.example",
-	Orgs: []string{"acme", "other-org"}, Teams: [][3]string{{"acme", "platform", "Platform Team"}, {"other-org", "secret", "Secret"}}}
+var octocat = fakegithub.User{ID: 583231, Login: "octocat", Name: "The Octocat", Email: "octocat@acme.example",
+	Orgs: []string{"acme", "other-org"}, Teams: []fakegithub.Team{{Org: "acme", Slug: "platform", Name: "Platform Team"}, {Org: "other-org", Slug: "secret", Name: "Secret"}}}
 
 // signIn signs the user in at GitHub with a new browser and returns the page after the login.
-func (e githubEnv) signIn(t *testing.T, u fakeGitHubUser) (page harness.Page, verifier string) {
+func (e githubEnv) signIn(t *testing.T, u fakegithub.User) (page harness.Page, verifier string) {
 	t.Helper()
-	e.github.signInAs(u)
-	b := harness.NewBrowser(t, e.env.srv.Client(), e.env.srv.URL, e.github.srv.URL)
+	e.github.SignInAs(u)
+	b := harness.NewBrowser(t, e.env.srv.Client(), e.env.srv.URL, e.github.URL)
 	verifier, challenge := pkcePair()
 	page = b.Get(e.env.authorizeURL("response_type", "code", "client_id", spaClientID, "redirect_uri", appRedirect,
 		"scope", "openid profile email", "state", "st-gh", "code_challenge", challenge, "code_challenge_method", "S256"))
@@ -191,7 +70,7 @@ func (e githubEnv) signIn(t *testing.T, u fakeGitHubUser) (page harness.Page, ve
 }
 
 // tokens signs the user in and redeems the code.
-func (e githubEnv) tokens(t *testing.T, u fakeGitHubUser) map[string]any {
+func (e githubEnv) tokens(t *testing.T, u fakegithub.User) map[string]any {
 	t.Helper()
 	page, verifier := e.signIn(t, u)
 	cb := page.Callback(t)
@@ -244,7 +123,7 @@ func TestGitHubSignIn(t *testing.T) {
 
 	t.Run("a user in no allowed organization gets a 403 page and no code", func(t *testing.T) {
 		e := newGitHubEnv(t, nil)
-		outsider := fakeGitHubUser{ID: 42, Login: "mallory", Orgs: []string{"evil"}}
+		outsider := fakegithub.User{ID: 42, Login: "mallory", Orgs: []string{"evil"}}
 		page, _ := e.signIn(t, outsider)
 		assert.Equal(t, http.StatusForbidden, page.Status)
 		assert.Contains(t, page.Body, "not allowed to sign in here")
@@ -253,7 +132,7 @@ func TestGitHubSignIn(t *testing.T) {
 
 	t.Run("allowAllUsers lets a user of no organization in", func(t *testing.T) {
 		e := newGitHubEnv(t, func(u *registry.UpstreamGitHub) { u.AllowedOrganizations, u.AllowAllUsers = nil, true })
-		tok := e.tokens(t, fakeGitHubUser{ID: 7, Login: "loner"})
+		tok := e.tokens(t, fakegithub.User{ID: 7, Login: "loner"})
 		assert.Equal(t, "loner", claimsOf(t, tok["id_token"].(string))["preferred_username"])
 	})
 
@@ -283,25 +162,27 @@ func TestGitHubRefreshRecheck(t *testing.T) {
 	t.Run("refresh asks GitHub once per interval, and fails the family once the user left the organization", func(t *testing.T) {
 		e := newGitHubEnv(t, nil)
 		tok := e.tokens(t, octocat)
-		calls := e.github.calls.Load()
+		calls := e.github.UserCalls()
 		status, body := e.refresh(t, tok["refresh_token"].(string))
 		require.Equal(t, http.StatusOK, status, "%v", body)
-		assert.Equal(t, calls, e.github.calls.Load(), "within the interval of the login GitHub is not asked")
+		assert.Equal(t, calls, e.github.UserCalls(), "within the interval of the login GitHub is not asked")
 
-		e.github.change(octocat.ID, func(u *fakeGitHubUser) { u.Teams = append(u.Teams, [3]string{"acme", "sre", "SRE"}) })
+		e.github.Change(octocat.ID, func(u *fakegithub.User) {
+			u.Teams = append(u.Teams, fakegithub.Team{Org: "acme", Slug: "sre", Name: "SRE"})
+		})
 		e.env.clock.Advance(time.Minute + time.Second)
 		status, body = e.refresh(t, body["refresh_token"].(string))
 		require.Equal(t, http.StatusOK, status, "%v", body)
-		assert.Equal(t, calls+1, e.github.calls.Load(), "after the interval, GitHub is asked")
+		assert.Equal(t, calls+1, e.github.UserCalls(), "after the interval, GitHub is asked")
 		sub := claimsOf(t, tok["id_token"].(string))["sub"].(string)
 		raw, err := e.env.store.GetRecord(t.Context(), "upstream-identity", store.HashOf(sub))
 		require.NoError(t, err)
 		assert.Contains(t, string(raw), `"groups":["acme/platform","acme/sre"]`, "the re-check keeps the user's teams of now")
 		status, body = e.refresh(t, body["refresh_token"].(string))
 		require.Equal(t, http.StatusOK, status, "%v", body)
-		assert.Equal(t, calls+1, e.github.calls.Load(), "and not again within the interval")
+		assert.Equal(t, calls+1, e.github.UserCalls(), "and not again within the interval")
 
-		e.github.change(octocat.ID, func(u *fakeGitHubUser) { u.Orgs = []string{"other-org"} })
+		e.github.Change(octocat.ID, func(u *fakegithub.User) { u.Orgs = []string{"other-org"} })
 		e.env.clock.Advance(time.Minute + time.Second)
 		last := body["refresh_token"].(string)
 		status, refused := e.refresh(t, last)
@@ -316,20 +197,20 @@ func TestGitHubRefreshRecheck(t *testing.T) {
 		e := newGitHubEnv(t, nil)
 		tok := e.tokens(t, octocat)
 		e.env.clock.Advance(time.Minute + time.Second)
-		e.github.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "down", http.StatusBadGateway) })
+		e.github.SetHandler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "down", http.StatusBadGateway) }))
 		status, body := e.refresh(t, tok["refresh_token"].(string))
 		assert.Equal(t, http.StatusServiceUnavailable, status)
 		assert.Equal(t, "temporarily_unavailable", body["error"], "%v", body)
 
-		e.github.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		e.github.SetHandler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("X-RateLimit-Remaining", "0")
 			http.Error(w, `{"message":"API rate limit exceeded"}`, http.StatusForbidden)
-		})
+		}))
 		status, body = e.refresh(t, tok["refresh_token"].(string))
 		assert.Equal(t, http.StatusServiceUnavailable, status, "GitHub's rate limit (a 403) is no refusal")
 		assert.Equal(t, "temporarily_unavailable", body["error"], "%v", body)
 
-		e.github.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "{}", http.StatusUnauthorized) })
+		e.github.SetHandler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "{}", http.StatusUnauthorized) }))
 		status, body = e.refresh(t, tok["refresh_token"].(string))
 		assert.Equal(t, http.StatusBadRequest, status, "the same refresh token: it was not rotated nor revoked before")
 		assert.Equal(t, "invalid_grant", body["error"], "%v", body)
@@ -352,21 +233,21 @@ func TestGitHubRefreshRecheckAcrossReplicasSharingRedis(t *testing.T) {
 
 	tok := a.tokens(t, octocat)
 	loggedIn := time.Now()
-	calls := a.github.calls.Load()
+	calls := a.github.UserCalls()
 	status, body := b.exchangeForm(t, "grant_type", "refresh_token", "refresh_token", tok["refresh_token"].(string), "client_id", spaClientID)
 	require.Equal(t, http.StatusOK, status, "%v", body)
 	if time.Since(loggedIn) < 2*time.Second {
-		assert.Equal(t, calls, a.github.calls.Load(), "the other replica sees the login's check")
+		assert.Equal(t, calls, a.github.UserCalls(), "the other replica sees the login's check")
 	}
 
 	time.Sleep(time.Until(loggedIn.Add(2*time.Second + 100*time.Millisecond)))
 	status, body = b.exchangeForm(t, "grant_type", "refresh_token", "refresh_token", body["refresh_token"].(string), "client_id", spaClientID)
 	require.Equal(t, http.StatusOK, status, "the other replica opens the sealed GitHub token: %v", body)
-	assert.Equal(t, calls+1, a.github.calls.Load())
+	assert.Equal(t, calls+1, a.github.UserCalls())
 	asked := time.Now()
 	status, body = a.refresh(t, body["refresh_token"].(string))
 	require.Equal(t, http.StatusOK, status, "%v", body)
 	if time.Since(asked) < 2*time.Second {
-		assert.Equal(t, calls+1, a.github.calls.Load(), "the first replica sees the other's check")
+		assert.Equal(t, calls+1, a.github.UserCalls(), "the first replica sees the other's check")
 	}
 }
