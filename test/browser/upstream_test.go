@@ -368,7 +368,10 @@ func TestSignInThroughAnUpstreamLatchkeyInChromium(t *testing.T) {
 			default:
 			}
 			if loc, _ := chromedp.Run(ctx, chromedp.Location()); strings.Contains(loc, oauth2.ConsentPath) {
-				_ = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[value="allow"]`)))
+				// Bounded: the page may navigate away before the button shows.
+				click, cancel := context.WithTimeout(ctx, time.Second)
+				_ = chromedp.Do(click, chromedp.Click(chromedp.CSS(`button[value="allow"]`)))
+				cancel()
 			}
 			return false
 		}, stepTimeout, 100*time.Millisecond)
