@@ -96,6 +96,7 @@ type serveOptions struct {
 	clientRateLimit  registry.RateLimit
 	registration     registrationOptions
 	dpop             dpopOptions
+	upstream         upstreamOptions
 	metricsAddress   string
 	probeAddress     string
 	pprofAddress     string
@@ -158,6 +159,7 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&o.requirePAR, "require-pushed-authorization-requests", false, "refuse every authorization request that does not come through the pushed authorization request endpoint /oauth2/par (RFC 9126); discovery advertises require_pushed_authorization_requests")
 	o.registration.bind(fs)
 	o.dpop.bind(fs)
+	o.upstream.bind(fs)
 	fs.StringVar(&o.metricsAddress, "metrics-bind-address", "", "metrics address (default :9090, with --manifests 127.0.0.1:9090; \"0\" disables)")
 	fs.StringVar(&o.probeAddress, "health-probe-bind-address", "", "health and readiness probe address (default :8081, with --manifests 127.0.0.1:8081; \"0\" disables)")
 	fs.StringVar(&o.pprofAddress, "pprof-bind-address", "", "serve Go's runtime profiles (/debug/pprof/) on this address from start-up, for profiling a load or the operator's start-up (empty or \"0\": off; use a loopback address)")
@@ -202,6 +204,9 @@ func (o *serveOptions) validate() error {
 		return err
 	}
 	if err := o.dpop.validate(); err != nil {
+		return err
+	}
+	if err := o.upstream.validate(); err != nil {
 		return err
 	}
 	if err := o.validateWatchNamespaces(); err != nil {
@@ -430,6 +435,9 @@ func (o *serveOptions) handlerConfig(reg *registry.Registry, keyring *keys.Keyri
 		cfg.AccessTokenCacheSize = -1 // the flag's 0 is off; the Config's is the default
 	}
 	if err := o.dpop.apply(&cfg); err != nil {
+		return cfg, err
+	}
+	if err := o.upstream.apply(&cfg); err != nil {
 		return cfg, err
 	}
 	return cfg, o.registration.apply(&cfg)

@@ -195,6 +195,13 @@ func (l *readinessLister) list(ctx context.Context) ([]objectKey, error) {
 	for i := range ldaps.Items {
 		keys = append(keys, objectKey{kindLDAPIdentityProvider, client.ObjectKeyFromObject(&ldaps.Items[i])})
 	}
+	var githubs v1alpha1.GitHubIdentityProviderList
+	if err := l.cache.List(ctx, &githubs, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("list GitHubIdentityProviders: %w", err)
+	}
+	for i := range githubs.Items {
+		keys = append(keys, objectKey{kindGitHubIdentityProvider, client.ObjectKeyFromObject(&githubs.Items[i])})
+	}
 	var resources v1alpha1.ProtectedResourceList
 	if err := l.cache.List(ctx, &resources, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list ProtectedResources: %w", err)

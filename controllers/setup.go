@@ -48,6 +48,7 @@ type Registry interface {
 	WorkloadIssuerRegistry
 	UpstreamRegistry
 	LDAPRegistry
+	GitHubRegistry
 	ProtectedResourceRegistry
 }
 
@@ -275,6 +276,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		{"workloadissuer-registry", (&issuerRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"oidcidentityprovider-registry", (&upstreamRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"ldapidentityprovider-registry", (&ldapRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
+		{"githubidentityprovider-registry", (&githubRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"protectedresource-registry", (&resourceRegistryReconciler{cache: cache, registry: opts.Registry, ready: opts.Readiness, policies: policies}).setup},
 		{"readiness", func(mgr ctrl.Manager) error {
 			return mgr.Add(&readinessLister{cache: mgr.GetCache(), ready: opts.Readiness})
@@ -315,6 +317,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		{"workloadissuer", newIssuerReconciler(mgr.GetClient(), secrets, events, opts.Now).setup},
 		{"oidcidentityprovider", (&upstreamReconciler{client: mgr.GetClient(), secrets: secrets, events: events}).setup},
 		{"ldapidentityprovider", (&ldapReconciler{client: mgr.GetClient(), secrets: secrets, events: events}).setup},
+		{"githubidentityprovider", (&githubReconciler{client: mgr.GetClient(), secrets: secrets, events: events}).setup},
 		{"protectedresource", (&protectedResourceReconciler{
 			client: mgr.GetClient(), reader: mgr.GetAPIReader(), scheme: mgr.GetScheme(), events: events,
 			policies: policies, metadata: opts.ResourceMetadata,

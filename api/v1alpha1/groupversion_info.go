@@ -15,6 +15,7 @@ func AddToScheme(s *runtime.Scheme) error {
 		&OAuthClient{}, &OAuthClientList{}, &Scope{}, &ScopeList{}, &User{}, &UserList{},
 		&WorkloadIssuer{}, &WorkloadIssuerList{}, &OAuthClientPolicy{}, &OAuthClientPolicyList{},
 		&OIDCIdentityProvider{}, &OIDCIdentityProviderList{}, &LDAPIdentityProvider{}, &LDAPIdentityProviderList{},
+		&GitHubIdentityProvider{}, &GitHubIdentityProviderList{},
 		&ProtectedResource{}, &ProtectedResourceList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

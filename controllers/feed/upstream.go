@@ -40,3 +40,16 @@ func LDAPIdentityProvider(u registry.UpstreamLDAP, err error) Decision {
 	}
 	return withdraw(err)
 }
+
+// GitHubIdentityProvider decides about the result of convert.GitHubIdentityProvider: served only
+// with its OAuth App's credentials, never when its spec is invalid.
+func GitHubIdentityProvider(u registry.UpstreamGitHub, err error) Decision {
+	switch {
+	case err == nil:
+		return Decision{Serve, v1alpha1.ReasonReady, fmt.Sprintf("identity provider %q (%s) is served", u.Name, u.WebURL)}
+	case errors.Is(err, convert.ErrSecretNotFound):
+		return Decision{Withdraw, v1alpha1.ReasonSecretNotFound,
+			fmt.Sprintf("GitHubIdentityProvider %s is not served: its OAuth App credentials are missing: %v", u.Name, err)}
+	}
+	return withdraw(err)
+}

@@ -80,6 +80,12 @@ func (b *batch) PutUpstreamOIDC(u registry.UpstreamOIDC) {
 func (b *batch) DeleteUpstreamOIDC(name string) {
 	*b = append(*b, func(tx *registry.Txn) { tx.DeleteUpstreamOIDC(name) })
 }
+func (b *batch) PutUpstreamGitHub(u registry.UpstreamGitHub) {
+	*b = append(*b, func(tx *registry.Txn) { tx.PutUpstreamGitHub(u) })
+}
+func (b *batch) DeleteUpstreamGitHub(name string) {
+	*b = append(*b, func(tx *registry.Txn) { tx.DeleteUpstreamGitHub(name) })
+}
 
 // publish applies the writes to the registry as one snapshot.
 func (b batch) publish(reg Registry) {
@@ -104,6 +110,8 @@ type Objects struct {
 	Upstreams []*v1alpha1.OIDCIdentityProvider
 	// LDAPs are the LDAPIdentityProviders.
 	LDAPs []*v1alpha1.LDAPIdentityProvider
+	// GitHubs are the GitHubIdentityProviders.
+	GitHubs []*v1alpha1.GitHubIdentityProvider
 	// Policies are the OAuthClientPolicies; a client must satisfy those of its namespace.
 	Policies []*v1alpha1.OAuthClientPolicy
 	// Resources are the ProtectedResources.
@@ -194,6 +202,10 @@ type Loader struct {
 	ldaps          sources
 	ldapValues     map[string]registry.UpstreamLDAP
 	ldapGeneration int64
+	// githubs are the GitHubIdentityProviders put, by name (githubValues), numbered with
+	// upstreamGeneration.
+	githubs      sources
+	githubValues map[string]registry.UpstreamGitHub
 	// resources are the ProtectedResources currently put.
 	resources sources
 	demo      *DemoClient
@@ -257,6 +269,7 @@ func New(dir string, reg Registry, warn Warner) (*Loader, error) {
 		clients: sources{}, scopes: sources{}, users: sources{}, issuers: sources{}, issuerValues: map[string]registry.WorkloadIssuer{},
 		upstreams: sources{}, resources: sources{}, upstreamValues: map[string]registry.UpstreamOIDC{},
 		ldaps: sources{}, ldapValues: map[string]registry.UpstreamLDAP{},
+		githubs: sources{}, githubValues: map[string]registry.UpstreamGitHub{},
 		created: map[string]time.Time{}, rotations: map[string]convert.RotationState{}, now: time.Now,
 	}, nil
 }
@@ -344,6 +357,7 @@ func (l *Loader) Parse(ctx context.Context) (*Objects, error) {
 		objs.Issuers = append(objs.Issuers, fo.Issuers...)
 		objs.Upstreams = append(objs.Upstreams, fo.Upstreams...)
 		objs.LDAPs = append(objs.LDAPs, fo.LDAPs...)
+		objs.GitHubs = append(objs.GitHubs, fo.GitHubs...)
 		objs.Policies = append(objs.Policies, fo.Policies...)
 		objs.Resources = append(objs.Resources, fo.Resources...)
 		maps.Copy(objs.Secrets, fo.Secrets)
@@ -453,6 +467,8 @@ func (l *Loader) decodeDoc(doc []byte, objs *Objects) error {
 		objs.files[o] = ""
 	case *v1alpha1.LDAPIdentityProvider:
 		objs.LDAPs = append(objs.LDAPs, o)
+	case *v1alpha1.GitHubIdentityProvider:
+		objs.GitHubs = append(objs.GitHubs, o)
 		objs.files[o] = ""
 	case *v1alpha1.OAuthClientPolicy:
 		if o.Namespace == "" {
@@ -502,6 +518,7 @@ func (l *Loader) apply(ctx context.Context, objs *Objects, b *batch) error {
 	l.issuers = sourcesOf(servedIssuers)
 	l.applyUpstreams(r, objs, b)
 	l.applyLDAPs(r, objs, b)
+	l.applyGitHubs(r, objs, b)
 
 	policies := r.policies(objs.Policies, l.defaultPolicy)
 	l.policies.Store(policies)

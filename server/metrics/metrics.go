@@ -339,15 +339,18 @@ const (
 	KindOIDCIdentityProvider = "OIDCIdentityProvider"
 	// KindLDAPIdentityProvider counts the LDAP identity providers served.
 	KindLDAPIdentityProvider = "LDAPIdentityProvider"
+	// KindGitHubIdentityProvider counts the GitHub identity providers served.
+	KindGitHubIdentityProvider = "GitHubIdentityProvider"
 )
 
 // WatchRegistry registers latchkey_registry_objects{kind}: the OAuthClients, Scopes, Users,
-// OIDCIdentityProviders and LDAPIdentityProviders of the current registry snapshot.
+// OIDCIdentityProviders, LDAPIdentityProviders and GitHubIdentityProviders of the current
+// registry snapshot.
 func (m *Metrics) WatchRegistry(r Snapshotter) error {
 	if m == nil {
 		return nil
 	}
-	for _, kind := range []string{KindOAuthClient, KindScope, KindUser, KindOIDCIdentityProvider, KindLDAPIdentityProvider} {
+	for _, kind := range []string{KindOAuthClient, KindScope, KindUser, KindOIDCIdentityProvider, KindLDAPIdentityProvider, KindGitHubIdentityProvider} {
 		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "latchkey_registry_objects", Help: "Objects in the registry snapshot, by kind.",
 			ConstLabels: prometheus.Labels{"kind": kind},
@@ -366,6 +369,8 @@ func (m *Metrics) WatchRegistry(r Snapshotter) error {
 				return float64(s.UpstreamOIDCCount())
 			case KindLDAPIdentityProvider:
 				return float64(s.UpstreamLDAPCount())
+			case KindGitHubIdentityProvider:
+				return float64(s.UpstreamGitHubCount())
 			}
 			return float64(users)
 		})

@@ -141,6 +141,8 @@ func TestRegistryAndKeyGauges(t *testing.T) {
 	r.PutUpstreamOIDC(registry.UpstreamOIDC{Name: "corp"})
 	r.PutUpstreamLDAP(registry.UpstreamLDAP{Name: "directory"})
 	r.PutUpstreamLDAP(registry.UpstreamLDAP{Name: "other-directory"})
+	r.PutUpstreamGitHub(registry.UpstreamGitHub{Name: "github"})
+	r.PutUpstreamGitHub(registry.UpstreamGitHub{Name: "ghes"})
 	require.NoError(t, m.WatchRegistry(r))
 	now := time.Now()
 	set, err := keys.Generate([]string{keys.ES256}, now.Add(-time.Hour))
@@ -155,6 +157,7 @@ func TestRegistryAndKeyGauges(t *testing.T) {
 		`latchkey_registry_objects{kind="User"} 0`,
 		`latchkey_registry_objects{kind="OIDCIdentityProvider"} 1`,
 		`latchkey_registry_objects{kind="LDAPIdentityProvider"} 2`,
+		`latchkey_registry_objects{kind="GitHubIdentityProvider"} 2`,
 	} {
 		assert.Contains(t, text, line+"\n")
 	}

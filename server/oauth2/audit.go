@@ -52,6 +52,10 @@ const (
 	// AuditTokenExchanged: a client exchanged a subject token (RFC 8693); Subject, Actor,
 	// Targets and SubjectSource say for whom, by whom, into what and from what.
 	AuditTokenExchanged = "token_exchanged"
+	// AuditUpstreamUserRefused: at refresh, the identity provider that signed the user in no
+	// longer accepts them (deleted, disabled, out of its allowed organizations): the refresh
+	// token's family was revoked.
+	AuditUpstreamUserRefused = "upstream_user_refused"
 )
 
 // AuditEvent is one security-relevant event. It never holds a token, code, secret or

@@ -27,6 +27,8 @@ type Snapshot struct {
 	upstreams cowMap[string, *UpstreamOIDC]
 	// ldaps are the LDAP identity providers by name.
 	ldaps cowMap[string, *UpstreamLDAP]
+	// github are the GitHub identity providers by name.
+	github cowMap[string, *UpstreamGitHub]
 	// external finds the users of upstream identity providers (SetExternalUsers); nil: none.
 	external ExternalUsers
 	// resources are the ProtectedResources by source; resourceAud by the audience they claim.
@@ -104,6 +106,9 @@ func (s *Snapshot) servesProvider(kind, name, uid string) bool {
 		return ok && p.UID == uid
 	case KindLDAP:
 		p, ok := s.ldaps.get(name)
+		return ok && p.UID == uid
+	case KindGitHub:
+		p, ok := s.github.get(name)
 		return ok && p.UID == uid
 	default:
 		return false

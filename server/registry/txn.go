@@ -44,6 +44,7 @@ func New(opts ...Option) *Registry {
 		subjects: newClaimIndex[subjectPair, *Client](seed), issuers: newCowMap[string, *WorkloadIssuer](seed),
 		resources: newCowMap[string, *ProtectedResource](seed), resourceAud: newClaimIndex[string, *ProtectedResource](seed),
 		upstreams: newCowMap[string, *UpstreamOIDC](seed), ldaps: newCowMap[string, *UpstreamLDAP](seed),
+		github: newCowMap[string, *UpstreamGitHub](seed),
 	}
 	if r.nameKey != nil {
 		s.names, s.nameKey = newClaimIndex[string, *Client](seed), r.nameKey
@@ -153,6 +154,7 @@ type Txn struct {
 	issuers   cowWriter[string, *WorkloadIssuer]
 	upstreams cowWriter[string, *UpstreamOIDC]
 	ldaps     cowWriter[string, *UpstreamLDAP]
+	github    cowWriter[string, *UpstreamGitHub]
 	names     claimWriter[string, *Client]
 
 	resources   cowWriter[string, *ProtectedResource]
@@ -163,7 +165,7 @@ func (r *Registry) begin() *Txn {
 	tx := &Txn{s: *r.cur.Load(), in: &r.in}
 	tx.clients.m, tx.scopes.m, tx.users.m = &tx.s.clients, &tx.s.scopes, &tx.s.users
 	tx.origins.m, tx.issuers.m, tx.resources.m = &tx.s.origins, &tx.s.issuers, &tx.s.resources
-	tx.upstreams.m, tx.ldaps.m = &tx.s.upstreams, &tx.s.ldaps
+	tx.upstreams.m, tx.ldaps.m, tx.github.m = &tx.s.upstreams, &tx.s.ldaps, &tx.s.github
 	tx.resourceAud.init(&tx.s.resourceAud)
 	tx.byID.init(&tx.s.byID)
 	tx.scopeName.init(&tx.s.scopeName)

@@ -99,7 +99,9 @@ type ExternalUsers interface {
 const ExternalSubjectPrefix = "oidc:"
 
 // IsExternalSubject reports whether sub is an upstream identity provider user's subject.
-func IsExternalSubject(sub string) bool { return strings.HasPrefix(sub, ExternalSubjectPrefix) }
+func IsExternalSubject(sub string) bool {
+	return strings.HasPrefix(sub, ExternalSubjectPrefix) || strings.HasPrefix(sub, GitHubSubjectPrefix)
+}
 
 // SetExternalUsers makes Snapshot.UserBySubject find the users of upstream identity providers
 // in ext after the User resources; set it once, before serving.

@@ -1,5 +1,7 @@
 // Package upstream signs users in through upstream identity providers: OpenID Connect
-// (OIDCIdentityProvider) and LDAP directories (LDAPIdentityProvider, ldap.go); GitHub later. It owns the provider side of the login flow
+// (OIDCIdentityProvider), LDAP directories (LDAPIdentityProvider, ldap.go) and GitHub
+// (GitHubIdentityProvider, github.go). At refresh, Dispatcher re-checks a user with the
+// Rechecker of their provider's kind (recheck.go). It owns the provider side of the login flow
 // (the authorization request to the upstream, the code exchange, ID token verification) and the
 // CEL mapping of upstream claims to a local identity (Mapper). The browser flow
 // (server/oauth2/browser) drives it through the small interface it declares there.
@@ -30,6 +32,14 @@
 //     ExternalSubjectPrefix): resource UIDs are unique across kinds, so no subject collides
 //     with an OIDC provider's. LDAP.Recheck (the Rechecker of refreshes, LDAPRechecker) finds
 //     the user by the UID attribute and checks the user filter still matches them.
+//   - A GitHub user's subject is "github:" + the same hash over the provider UID and the
+//     numeric GitHub user ID (immutable; the login may change): never an OIDC user's subject.
+//   - Refresh re-checks (Dispatcher): at most once per interval per user, the last check a
+//     leased store record every replica sees; a login counts as one. A refusal
+//     (ErrUserRefused) fails the refresh and revokes its family; an upstream that cannot be
+//     asked fails closed (temporarily_unavailable, nothing revoked). The upstream tokens this
+//     needs are kept in the identity record sealed with AES-256-GCM (Sealer), the subject as
+//     additional data.
 //
 // It must not import controller-runtime, client-go or api/, and never logs a code or token.
 package upstream

@@ -12,6 +12,7 @@ import (
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/ext"
+	xoauth2 "golang.org/x/oauth2"
 
 	"github.com/latchkey-dev/latchkey/server/assertion"
 	"github.com/latchkey-dev/latchkey/server/registry"
@@ -59,6 +60,9 @@ type Identity struct {
 	Username, Email, Name                        string
 	EmailVerified                                bool
 	Groups                                       []string
+	// Token is the upstream's token response of the login (its refresh or access token is what
+	// a Rechecker asks the upstream with); kept sealed in the identity record, never logged.
+	Token *xoauth2.Token
 }
 
 // Subject is the local subject of an upstream subject of the provider with the UID: see doc.go.

@@ -185,7 +185,12 @@ func (o *OIDC) Exchange(ctx context.Context, redirectURI, code, verifier, nonce 
 			}
 		}
 	}
-	return o.mapper.Map(o.cfg.Name, o.cfg.UID, claims)
+	id, err := o.mapper.Map(o.cfg.Name, o.cfg.UID, claims)
+	if err != nil {
+		return Identity{}, err
+	}
+	id.Token = tok
+	return id, nil
 }
 
 // Set keeps one OIDC per provider value, built again when the provider's UID, generation or
@@ -217,8 +222,9 @@ func (s *Set) Get(u *registry.UpstreamOIDC) (*OIDC, error) {
 // Providers is the login flow's side of the upstream OIDC providers (the browser flow's
 // IdentityProviders): one OIDC per provider value, and the identities they sign in.
 type Providers struct {
-	set *Set
-	ids *Identities
+	set    *Set
+	github GitHubSet
+	ids    *Identities
 }
 
 // NewProviders returns the providers' login side, remembering identities in ids.

@@ -2,10 +2,14 @@ package browser
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -34,8 +38,14 @@ const (
 // upstreamManifests are the upstream latchkey's resources: uma (staff, dev) and rob
 // (contractors), both with userPassword, and a groups Scope. Its client for the downstream is
 // written later (upstreamClientManifest), once the downstream's URL is known.
-func upstreamManifests(hash string) string {
+func upstreamManifests(hash string) string { return upstreamManifestsWithout(hash, "") }
+
+// upstreamManifestsWithout are upstreamManifests without the User named deleted.
+func upstreamManifestsWithout(hash, deleted string) string {
 	user := func(name, email, display string, groups ...string) string {
+		if name == deleted {
+			return ""
+		}
 		return fmt.Sprintf(`apiVersion: oauth.latchkey.dev/v1alpha1
 kind: User
 metadata: {name: %[1]s}
@@ -76,7 +86,7 @@ spec:
   clientID: ` + upstreamClientID + `
   type: Confidential
   displayName: Downstream Latchkey
-  grantTypes: [authorization_code]
+  grantTypes: [authorization_code, refresh_token]
   redirectURIs: ["` + downstream + oauth2.UpstreamCallbackPath + `"]
   scopes: [openid, email, profile, groups]
   tokenEndpointAuthMethod: client_secret_basic
@@ -102,7 +112,7 @@ spec:
   clientID: ` + clientID + `
   type: Public
   displayName: Project Tracker
-  grantTypes: [authorization_code]
+  grantTypes: [authorization_code, refresh_token]
   redirectURIs: ["` + redirectURI + `"]
   scopes: [openid, email, profile, groups]
   tokenEndpointAuthMethod: none
@@ -131,19 +141,52 @@ stringData:
 `
 }
 
+// recheckInterval is the downstream's --upstream-recheck-interval.
+const recheckInterval = 5 * time.Second
+
+// upstreamSide is the upstream latchkey of newUpstreamEnv: its process and manifests folder.
+type upstreamSide struct {
+	srv *harness.Server
+	dir string
+	// hash is the users' password hash, to write the manifests again.
+	hash string
+}
+
+// refreshes counts the refresh_token grants the upstream issued (its metrics).
+func (u *upstreamSide) refreshes(t *testing.T) int {
+	t.Helper()
+	resp, err := http.Get("http://" + u.srv.Metrics + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	n := 0
+	for line := range strings.Lines(string(raw)) {
+		if strings.HasPrefix(line, "latchkey_tokens_issued_total{") && strings.Contains(line, `grant_type="refresh_token"`) {
+			f := strings.Fields(line)
+			v, err := strconv.ParseFloat(f[len(f)-1], 64)
+			require.NoError(t, err)
+			n += int(v)
+		}
+	}
+	return n
+}
+
 // newUpstreamEnv starts chromium, the client's callback and two latchkey binaries in embedded
-// mode: the upstream, then the downstream with an OIDCIdentityProvider of the upstream; then it
-// adds the upstream's client for the downstream (the upstream reloads its folder) and waits
-// until the upstream knows it.
-func newUpstreamEnv(t *testing.T) *env {
+// mode: the upstream, then the downstream with an OIDCIdentityProvider of the upstream
+// (re-checking its users every recheckInterval); then it adds the upstream's client for the
+// downstream (the upstream reloads its folder) and waits until the upstream knows it.
+func newUpstreamEnv(t *testing.T) (*env, *upstreamSide) {
 	t.Helper()
 	e := newClientEnv(t)
 	dir := t.TempDir()
 	binary, err := harness.BuildBinary(dir)
 	require.NoError(t, err)
-	start := func(name, manifests string) *harness.Server {
+	start := func(name, manifests string, extra ...string) *harness.Server {
 		srv, err := harness.StartServer(t.Context(), binary, filepath.Join(dir, name+".log"), 60*time.Second,
-			func(harness.ServeAddrs) []string { return []string{"serve", "--manifests", manifests} })
+			func(harness.ServeAddrs) []string {
+				return append([]string{"serve", "--manifests", manifests}, extra...)
+			})
 		require.NoError(t, err)
 		t.Cleanup(func() {
 			srv.Stop(10 * time.Second)
@@ -164,7 +207,8 @@ func newUpstreamEnv(t *testing.T) *env {
 	upDir := folder("upstream", upstreamManifests(hash))
 	up := start("upstream", upDir)
 	redirectURI := e.callback.URL + "/callback"
-	down := start("downstream", folder("downstream", downstreamManifests(up.URL(), redirectURI)))
+	down := start("downstream", folder("downstream", downstreamManifests(up.URL(), redirectURI)),
+		"--upstream-recheck-interval="+recheckInterval.String())
 	require.NoError(t, os.WriteFile(filepath.Join(upDir, "client.yaml"), []byte(upstreamClientManifest(down.URL())), 0o600))
 	// The client is known once a token request with its secret is no longer invalid_client.
 	require.Eventually(t, func() bool {
@@ -191,7 +235,7 @@ func newUpstreamEnv(t *testing.T) *env {
 			AuthStyle: xoauth2.AuthStyleInParams,
 		},
 	}
-	return e
+	return e, &upstreamSide{srv: up, dir: upDir, hash: hash}
 }
 
 // signInUpstream signs the user in on the upstream's login page and allows the downstream there.
@@ -222,7 +266,7 @@ func waitLocation(ctx context.Context, t *testing.T, prefix string) {
 }
 
 func TestSignInThroughAnUpstreamLatchkeyInChromium(t *testing.T) {
-	e := newUpstreamEnv(t)
+	e, up := newUpstreamEnv(t)
 
 	t.Run("the upstream's user signs in, consents twice and gets a verified ID token with the mapped claims", func(t *testing.T) {
 		ctx := e.tab(t)
@@ -303,5 +347,82 @@ func TestSignInThroughAnUpstreamLatchkeyInChromium(t *testing.T) {
 		defer resp.Body.Close()
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 		assert.Contains(t, resp.Header.Get("Content-Type"), "text/html")
+	})
+
+	t.Run("refresh re-checks the upstream once per interval, and fails the family once the user is deleted upstream", func(t *testing.T) {
+		ctx := e.tab(t)
+		verifier := xoauth2.GenerateVerifier()
+		// prompt=consent: the upstream's consent is remembered, so its login form redirects on to
+		// the downstream, whose consent page must end that chain (form-action).
+		authURL := e.oauth.AuthCodeURL("s-recheck", xoauth2.S256ChallengeOption(verifier), xoauth2.SetAuthURLParam("prompt", "consent"))
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(authURL),
+			chromedp.WaitVisible(chromedp.CSS("#username")),
+			chromedp.SendKeys(chromedp.CSS("#username"), staffUser),
+			chromedp.SendKeys(chromedp.CSS("#password"), userPassword),
+			chromedp.Click(chromedp.CSS("button[type=submit]"))))
+		var got url.Values
+		require.Eventually(t, func() bool { // both consents are remembered from the first sign-in, or asked
+			select {
+			case got = <-e.callbacks:
+				return true
+			default:
+			}
+			if loc, _ := chromedp.Run(ctx, chromedp.Location()); strings.Contains(loc, oauth2.ConsentPath) {
+				// Bounded: the page may navigate away before the button shows.
+				click, cancel := context.WithTimeout(ctx, time.Second)
+				_ = chromedp.Do(click, chromedp.Click(chromedp.CSS(`button[value="allow"]`)))
+				cancel()
+			}
+			return false
+		}, stepTimeout, 100*time.Millisecond)
+		cctx := context.WithValue(t.Context(), xoauth2.HTTPClient, e.hc)
+		tok, err := e.oauth.Exchange(cctx, got.Get("code"), xoauth2.VerifierOption(verifier))
+		require.NoError(t, err)
+		loggedIn := time.Now()
+		require.NotEmpty(t, tok.RefreshToken)
+		before := up.refreshes(t)
+
+		refresh := func(rt string) (*xoauth2.Token, error) {
+			return e.oauth.TokenSource(cctx, &xoauth2.Token{RefreshToken: rt}).Token()
+		}
+		tok, err = refresh(tok.RefreshToken)
+		require.NoError(t, err)
+		require.Less(t, time.Since(loggedIn), recheckInterval, "the machine is too slow for this check")
+		assert.Equal(t, before, up.refreshes(t), "within the interval of the login, the upstream is not asked")
+
+		time.Sleep(time.Until(loggedIn.Add(recheckInterval + 500*time.Millisecond)))
+		tok, err = refresh(tok.RefreshToken)
+		require.NoError(t, err)
+		assert.Equal(t, before+1, up.refreshes(t), "after the interval, the upstream refresh token is used")
+		asked := time.Now()
+		tok, err = refresh(tok.RefreshToken)
+		require.NoError(t, err)
+		if time.Since(asked) < recheckInterval {
+			assert.Equal(t, before+1, up.refreshes(t), "and not again within the interval")
+		}
+
+		// uma is deleted upstream: only rob is left in the upstream's folder.
+		require.NoError(t, os.WriteFile(filepath.Join(up.dir, "upstream.yaml"), []byte(upstreamManifestsWithout(up.hash, staffUser)), 0o600))
+		time.Sleep(time.Until(asked.Add(recheckInterval + 500*time.Millisecond)))
+		var rerr *xoauth2.RetrieveError
+		require.Eventually(t, func() bool {
+			next, err := refresh(tok.RefreshToken)
+			if err == nil { // the upstream has not reloaded yet: the re-check passed
+				tok = next
+				time.Sleep(recheckInterval)
+				return false
+			}
+			return errors.As(err, &rerr)
+		}, 4*recheckInterval, 100*time.Millisecond)
+		assert.Equal(t, "invalid_grant", rerr.ErrorCode)
+
+		// The family is revoked: the last access token no longer works at userinfo.
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, e.issuer+oauth2.UserinfoPath, nil)
+		require.NoError(t, err)
+		tok.SetAuthHeader(req)
+		resp, err := e.hc.Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 	})
 }

@@ -401,3 +401,41 @@ func TestDPoPValuesBecomeServerFlagsAndTheSharedNonceSecret(t *testing.T) {
 		assert.Contains(t, s.templateErr(t, "dpop.proofWindow=soon"), "/dpop/proofWindow")
 	})
 }
+
+func TestUpstreamValuesBecomeServerFlagsAndTheSharedTokenKeySecret(t *testing.T) {
+	s := env
+	t.Run("the default render re-checks every 5m with a chart-created key Secret every replica mounts", func(t *testing.T) {
+		objs := s.render(t, "latchkey", "latchkey")
+		args := containerArgs(t, objs)
+		assert.Contains(t, args, "--upstream-recheck-interval=5m")
+		assert.Contains(t, args, "--upstream-token-key-file=/etc/latchkey/upstream-token-key/secret")
+		var secret *unstructured.Unstructured
+		for _, o := range objs {
+			if o.GetKind() == "Secret" && o.GetName() == "latchkey-upstream-token-key" {
+				secret = o
+			}
+		}
+		require.NotNil(t, secret, "the chart creates the token key Secret")
+		assert.Equal(t, "keep", secret.GetAnnotations()["helm.sh/resource-policy"], "kept across upgrades and uninstalls")
+		enc, _, err := unstructured.NestedString(secret.Object, "data", "secret")
+		require.NoError(t, err)
+		raw, err := base64.StdEncoding.DecodeString(enc)
+		require.NoError(t, err)
+		assert.GreaterOrEqual(t, len(raw), 32, "the server needs at least 32 bytes")
+		b, err := json.Marshal(find(objs, "Deployment").Object)
+		require.NoError(t, err)
+		assert.Contains(t, string(b), `{"mountPath":"/etc/latchkey/upstream-token-key","name":"upstream-token-key","readOnly":true}`)
+	})
+	t.Run("a user-supplied Secret and interval: the chart creates none", func(t *testing.T) {
+		objs := s.render(t, "latchkey", "latchkey", "upstream.recheckInterval=1m", "upstream.tokenKey.secret.name=shared-key", "upstream.tokenKey.secret.key=k")
+		args := containerArgs(t, objs)
+		assert.Contains(t, args, "--upstream-recheck-interval=1m")
+		assert.Contains(t, args, "--upstream-token-key-file=/etc/latchkey/upstream-token-key/k")
+		for _, o := range objs {
+			assert.NotEqual(t, "latchkey-upstream-token-key", o.GetName())
+		}
+		b, err := json.Marshal(find(objs, "Deployment").Object)
+		require.NoError(t, err)
+		assert.Contains(t, string(b), `{"name":"upstream-token-key","secret":{"items":[{"key":"k","path":"k"}],"secretName":"shared-key"}}`)
+	})
+}

@@ -53,6 +53,7 @@ var argoHealthKeys = []string{ //nolint:gochecknoglobals // a table
 	"resource.customizations.health.oauth.latchkey.dev_WorkloadIssuer",
 	"resource.customizations.health.oauth.latchkey.dev_OIDCIdentityProvider",
 	"resource.customizations.health.oauth.latchkey.dev_LDAPIdentityProvider",
+	"resource.customizations.health.oauth.latchkey.dev_GitHubIdentityProvider",
 }
 
 // healthScript returns the Lua health check of docs/gitops.md: the argocd-cm ConfigMap of its

@@ -130,7 +130,7 @@ func TestMetricsOfARealServer(t *testing.T) {
 		}
 	})
 	t.Run("kind labels are Kubernetes kind names", func(t *testing.T) {
-		kinds := []string{"OAuthClient", "Scope", "User", "WorkloadIssuer", "OAuthClientPolicy", "OIDCIdentityProvider", "LDAPIdentityProvider", "ProtectedResource", "Secret"}
+		kinds := []string{"OAuthClient", "Scope", "User", "WorkloadIssuer", "OAuthClientPolicy", "OIDCIdentityProvider", "LDAPIdentityProvider", "GitHubIdentityProvider", "ProtectedResource", "Secret"}
 		seen := 0
 		for name, f := range families {
 			if !strings.HasPrefix(name, "latchkey_") {

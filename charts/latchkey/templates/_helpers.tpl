@@ -91,6 +91,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (printf "%s-dpop-nonce" (include "latchkey.fullname" .)) .Values.dpop.nonce.secret.name }}
 {{- end }}
 
+{{- define "latchkey.upstreamTokenKeySecretName" -}}
+{{- default (printf "%s-upstream-token-key" (include "latchkey.fullname" .)) .Values.upstream.tokenKey.secret.name }}
+{{- end }}
+
 {{/* Checks across values that values.schema.json cannot express. */}}
 {{- define "latchkey.validate" -}}
 {{- if and (eq .Values.store.type "memory") (or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled) }}

@@ -184,6 +184,9 @@ type Config struct {
 	// LDAP checks the passwords of the LDAP identity providers (the login form's provider
 	// choice); nil: the form offers none.
 	LDAP PasswordProviders
+	// GitHub signs users in through GitHub providers (github.go); nil: the login page offers
+	// none.
+	GitHub GitHubSignIn
 }
 
 // Flow serves the authorization endpoint and the login and consent pages.
@@ -206,6 +209,7 @@ type Flow struct {
 	par                    PushedRequests
 	upstreams              IdentityProviders
 	ldap                   PasswordProviders
+	github                 GitHubSignIn
 }
 
 // New checks the config and returns the flow.
@@ -238,6 +242,7 @@ func New(cfg Config) (*Flow, error) {
 		par:        cfg.PAR,
 		upstreams:  cfg.Upstreams,
 		ldap:       cfg.LDAP,
+		github:     cfg.GitHub,
 	}, nil
 }
 

@@ -144,6 +144,11 @@
 //     is a registered one), logged and audited as login_failed with the reason. Both paths
 //     take from the per-address page rate limit. Paths are one segment under /oauth2/ since
 //     the pages' redirects are relative.
+//   - GitHub providers (github.go, behind GitHubSignIn) are listed beside the OIDC ones, by
+//     display name; their links add kind=github (names of different kinds may be equal). Their
+//     flow uses the same state record (with the kind, no nonce) and the same callback, which
+//     dispatches on the state's kind; a GitHub response carrying iss is refused (GitHub sends
+//     none).
 //   - Store failures are mapped by oauth2.FromStore: temporarily_unavailable is a redirect with
 //     that error (or a "try again in a moment" page), anything else server_error.
 //

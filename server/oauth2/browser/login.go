@@ -1,9 +1,11 @@
 package browser
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/go-logr/logr"
 
@@ -35,7 +37,7 @@ func (a *Flow) serveLoginPage(w http.ResponseWriter, r *http.Request) {
 	page := a.loginPage(id, p, client)
 	page.Username = p.LoginHint
 	if !page.Password && len(page.Providers) == 1 { // one way to sign in: go straight there
-		a.startUpstream(w, r, id, p, client, page.Providers[0].Name)
+		a.startProvider(w, r, id, p, client, page.Providers[0].Kind, page.Providers[0].Name)
 		return
 	}
 	a.pages.renderLogin(w, r, http.StatusOK, page, formActionSource(p.RedirectURI))
@@ -47,24 +49,26 @@ func (a *Flow) serveLoginPage(w http.ResponseWriter, r *http.Request) {
 func (a *Flow) loginPage(id string, p *pendingRequest, client *registry.Client) loginPage {
 	page := loginPage{Client: clientName(client), RequestID: id, CSRFToken: p.CSRFToken}
 	snap := a.registry.Snapshot()
+	allowed := client
+	if p.Account {
+		allowed = nil // the account page: any provider
+	}
 	if a.upstreams != nil {
-		allowed := client
-		if p.Account {
-			allowed = nil // the account page: any provider
-		}
 		for _, u := range upstreamChoices(snap, allowed) {
-			page.Providers = append(page.Providers, providerLink{Name: u.Name, DisplayName: u.DisplayName})
+			page.Providers = append(page.Providers, providerLink{Name: u.Name, DisplayName: u.DisplayName, ID: "idp-" + u.Name})
 		}
 	}
 	if a.ldap != nil {
-		allowed := client
-		if p.Account {
-			allowed = nil
-		}
 		for _, u := range ldapChoices(snap, allowed) {
 			page.Directories = append(page.Directories, providerLink{Name: u.Name, DisplayName: u.DisplayName})
 		}
 	}
+	if a.github != nil {
+		for _, u := range githubChoices(snap, allowed) {
+			page.Providers = append(page.Providers, githubLink(u))
+		}
+	}
+	slices.SortStableFunc(page.Providers, func(x, y providerLink) int { return cmp.Compare(x.DisplayName, y.DisplayName) })
 	_, _, users := snap.Counts()
 	page.Local = users > 0 || (len(page.Providers) == 0 && len(page.Directories) == 0)
 	page.Password = page.Local || len(page.Directories) > 0

@@ -96,6 +96,8 @@ type loginPage struct {
 // providerLink is one upstream identity provider on the login page.
 type providerLink struct {
 	Name, DisplayName string
+	// Kind is "" for OIDC, providerKindGitHub; ID is the link's HTML id.
+	Kind, ID string
 }
 
 // consentPage is the data of the consent form.

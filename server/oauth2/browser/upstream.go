@@ -35,6 +35,7 @@ type IdentityProviders interface {
 // the browser that started it and to its pending request.
 type upstreamState struct {
 	RequestID   string `json:"request_id"`
+	Kind        string `json:"idp_kind,omitempty"` // "" is registry.KindOIDC
 	Provider    string `json:"idp"`
 	ProviderUID string `json:"idp_uid"`
 	Nonce       string `json:"nonce"`
@@ -75,7 +76,20 @@ func (a *Flow) serveUpstreamStart(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	a.startUpstream(w, r, id, p, client, r.URL.Query().Get("provider"))
+	a.startProvider(w, r, id, p, client, r.URL.Query().Get("kind"), r.URL.Query().Get("provider"))
+}
+
+// startProvider starts the sign-in at the provider of the kind ("" for OIDC, providerKindGitHub)
+// and name.
+func (a *Flow) startProvider(w http.ResponseWriter, r *http.Request, id string, p *pendingRequest, client *registry.Client, kind, name string) {
+	switch kind {
+	case "":
+		a.startUpstream(w, r, id, p, client, name)
+	case providerKindGitHub:
+		a.startGitHub(w, r, id, p, client, name)
+	default:
+		a.pageError(w, r, http.StatusBadRequest, msgUpstreamUnknown)
+	}
 }
 
 // startUpstream records a one-time state for the provider and redirects to its authorization
@@ -120,7 +134,7 @@ func (a *Flow) startUpstream(w http.ResponseWriter, r *http.Request, id string, 
 func (a *Flow) serveUpstreamCallback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
-	if len(q["state"]) != 1 || !oauth2.WellFormedSecret(q.Get("state")) || a.upstreams == nil {
+	if len(q["state"]) != 1 || !oauth2.WellFormedSecret(q.Get("state")) || (a.upstreams == nil && a.github == nil) {
 		a.pageError(w, r, http.StatusBadRequest, msgUpstreamState)
 		return
 	}
@@ -159,6 +173,10 @@ func (a *Flow) serveUpstreamCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	if !found || !sameHash(store.HashOf(browser), p.BrowserHash) {
 		a.pageError(w, r, http.StatusBadRequest, msgExpired)
+		return
+	}
+	if st.Kind == registry.KindGitHub {
+		a.finishGitHub(w, r, st, p, client)
 		return
 	}
 	u, ok := a.registry.Snapshot().UpstreamOIDC(st.Provider)

@@ -9,10 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
+
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/store"
 	"github.com/latchkey-dev/latchkey/server/token"
+	"github.com/latchkey-dev/latchkey/server/upstream"
 )
 
 // DefaultRefreshReuseGrace is how long after a rotation the old refresh token is not reuse:
@@ -60,10 +63,39 @@ type reuseReporter interface {
 // revokes the family: the theft is detected as before, one rotation later. Every such answer
 // is audited as refresh_retried.
 type RefreshToken struct {
-	refresh refreshReader
-	tokens  *TokenSet
-	grace   time.Duration
-	reuse   reuseReporter
+	refresh  refreshReader
+	tokens   *TokenSet
+	grace    time.Duration
+	reuse    reuseReporter
+	upstream upstreamRecheck
+}
+
+// UpstreamRechecker re-checks, at refresh, a user an upstream identity provider signed in
+// (upstream.Dispatcher): nil while the upstream still accepts them, upstream.ErrUserRefused
+// when it does not, another error when it cannot be asked.
+type UpstreamRechecker interface {
+	RecheckUser(ctx context.Context, u *registry.User) error
+}
+
+// familyRevoker revokes a refresh token family; store.Store implements it.
+type familyRevoker interface {
+	RevokeFamily(ctx context.Context, familyID string, until time.Time) error
+}
+
+// upstreamRecheck is the re-check of upstream users and how a refused user's family is revoked.
+type upstreamRecheck struct {
+	users  UpstreamRechecker
+	revoke familyRevoker
+}
+
+// WithUpstreamRecheck returns the grant re-checking the users of upstream identity providers
+// with users before each rotation; a user the upstream refuses gets invalid_grant and the
+// family is revoked with revoke (audited as upstream_user_refused). An upstream that cannot
+// be asked is temporarily_unavailable, nothing revoked (fail closed: no refresh without an
+// answer once the interval passed).
+func (g RefreshToken) WithUpstreamRecheck(users UpstreamRechecker, revoke familyRevoker) RefreshToken {
+	g.upstream = upstreamRecheck{users: users, revoke: revoke}
+	return g
 }
 
 var _ Grant = RefreshToken{}
@@ -72,6 +104,38 @@ var _ Grant = RefreshToken{}
 // grace is the reuse grace window, reuse (may be nil) is told of every reuse.
 func NewRefreshToken(refresh refreshReader, tokens *TokenSet, grace time.Duration, reuse reuseReporter) RefreshToken {
 	return RefreshToken{refresh: refresh, tokens: tokens, grace: grace, reuse: reuse}
+}
+
+// recheckUpstream re-checks the user of rec when an upstream provider signed them in (see
+// WithUpstreamRecheck).
+func (g RefreshToken) recheckUpstream(ctx context.Context, req *Request, rec store.RefreshToken, user *registry.User) error {
+	if g.upstream.users == nil || user.IdentityProvider == "" {
+		return nil
+	}
+	err := g.upstream.users.RecheckUser(ctx, user)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, upstream.ErrUserRefused):
+		log := logr.FromContextOrDiscard(ctx)
+		log.Info("the identity provider refused the user at refresh: the grant is revoked", "client_id", req.Client.ID,
+			"identityProvider", user.IdentityProvider, "error", err.Error())
+		oauth2.Audit(ctx, oauth2.AuditEvent{
+			Event: oauth2.AuditUpstreamUserRefused, ClientID: req.Client.ID, Subject: rec.Subject,
+			GrantType: oauth2.GrantRefreshToken, TokenRef: oauth2.TokenRef(req.RefreshToken),
+			Outcome: "failure", Reason: "identity provider " + user.IdentityProvider + ": family revoked",
+		})
+		until := g.tokens.lifetimes.FamilyRevocationEnd(req.Client, g.tokens.now(), rec.ExpiresAt)
+		if rerr := g.upstream.revoke.RevokeFamily(ctx, rec.FamilyID, until); rerr != nil {
+			log.Error(rerr, "revoking the grant of a user the identity provider refused failed", "client_id", req.Client.ID)
+		}
+		return oauth2.ErrInvalidGrant.WithDescription(badRefreshToken).WithCause(err)
+	case errors.Is(oauth2.FromStore(err), oauth2.ErrTemporarilyUnavailable):
+		return oauth2.FromStore(err)
+	}
+	logr.FromContextOrDiscard(ctx).Info("the identity provider could not re-check the user at refresh", "client_id", req.Client.ID,
+		"identityProvider", user.IdentityProvider, "error", err.Error())
+	return oauth2.ErrTemporarilyUnavailable.WithDescription("The identity provider could not be reached; try again later.").WithCause(err)
 }
 
 func (RefreshToken) admits() {}
@@ -196,6 +260,9 @@ func (g RefreshToken) resend(ctx context.Context, req *Request, rec store.Refres
 	if err != nil {
 		return nil, err
 	}
+	if err := g.recheckUpstream(ctx, req, rec, user); err != nil {
+		return nil, err
+	}
 	resp, err := g.tokens.resend(ctx, UserGrant{
 		AccessNotAfter: req.AccessNotAfter(),
 		Client:         req.Client, User: user, Snapshot: req.Snapshot, Scopes: gr.scopes, Resources: rec.Resources, Audiences: gr.audiences,
@@ -240,6 +307,9 @@ func (g RefreshToken) rotateKnown(ctx context.Context, req *Request, old store.H
 // rotate signs the new tokens and rotates old (with the record rec) to the new refresh token,
 // or answers the successor of old's rotation within grace (a retry).
 func (g RefreshToken) rotate(ctx context.Context, req *Request, old store.Hash, binding string, rec store.RefreshToken, gr granted, user *registry.User) (*Response, error) {
+	if err := g.recheckUpstream(ctx, req, rec, user); err != nil {
+		return nil, err
+	}
 	// The new refresh token keeps the family's scopes (RFC 6749 6: identical to the presented
 	// one); only the access and ID tokens get the narrowed set.
 	rot := &rotation{old: old, token: req.RefreshToken, binding: binding, familyScopes: rec.Scopes, familyResources: rec.Resources, familyDPoP: rec.DPoPThumbprint, grace: g.grace, admission: req.Admission}

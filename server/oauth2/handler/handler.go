@@ -138,6 +138,9 @@ type Config struct {
 	// DPoP configures proof-of-possession tokens (RFC 9449). It needs a Store (each proof's
 	// jti is used up there); without one no proof is accepted.
 	DPoP DPoPConfig
+	// Upstream configures the sign-in through upstream identity providers: the refresh
+	// re-check interval and the key of the upstream tokens kept for it.
+	Upstream UpstreamConfig
 }
 
 // DPoPConfig configures DPoP (server/dpop).
@@ -231,11 +234,15 @@ func New(cfg Config) (http.Handler, error) {
 		if err != nil {
 			return nil, err
 		}
-		upstreams, ldapLogin := upstreamLogin(cfg, st, lifetimes)
+		upstreams, ldapLogin, recheck := upstreamLogin(cfg, st, lifetimes)
 		tokens := grants.NewTokenSet(issuer, st, lifetimes, cfg.Now)
+		refresh := grants.NewRefreshToken(st, tokens, cfg.RefreshReuseGrace, cfg.ClientEvents)
+		if recheck != nil {
+			refresh = refresh.WithUpstreamRecheck(recheck, st)
+		}
 		all = append(all,
 			grants.NewPassword(auth, tokens, cfg.Now),
-			grants.NewRefreshToken(st, tokens, cfg.RefreshReuseGrace, cfg.ClientEvents),
+			refresh,
 			grants.NewAuthorizationCode(st, tokens, lifetimes, cfg.Now, cfg.ClientEvents),
 			grants.NewDeviceCode(st, tokens))
 		par := browser.PushedRequests{ClientAuth: clientAuth, Limits: limits, Require: cfg.RequirePushedAuthorizationRequests,
@@ -250,8 +257,8 @@ func New(cfg Config) (http.Handler, error) {
 			Hints: token.NewVerifier(cfg.Issuer, cfg.Keys, cfg.Now), SessionEnd: cfg.SessionEnd,
 			Device:    cfg.Device.Verification,
 			PAR:       par,
-			Upstreams: upstreams,
-			LDAP:      ldapLogin,
+			Upstreams: upstreamsOrNil(upstreams), GitHub: githubOrNil(upstreams),
+			LDAP: ldapLogin,
 		})
 		if err != nil {
 			return nil, err

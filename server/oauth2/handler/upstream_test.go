@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -281,4 +282,26 @@ func TestUpstreamLoginAcrossReplicasSharingRedis(t *testing.T) {
 	require.Equal(t, http.StatusOK, ui.status, "%v", ui.body)
 	assert.Equal(t, "Alice Liddell", ui.body["name"], "profile is granted: the mapped name")
 	assert.Equal(t, idt["sub"], ui.body["sub"])
+}
+
+func TestUpstreamRefreshRecheckWithUserinfo(t *testing.T) {
+	t.Run("without an upstream refresh token the upstream's userinfo is asked, and a user deleted there cannot refresh", func(t *testing.T) {
+		p := newUpstreamPair(t, upstreamIDPSecret, nil, func(c *Config) { c.Upstream.RecheckInterval = time.Minute }).withoutUsers()
+		code, verifier := p.signIn(t)
+		status, tok := p.down.exchangeForm(t, "grant_type", "authorization_code", "code", code, "client_id", spaClientID,
+			"redirect_uri", appRedirect, "code_verifier", verifier)
+		require.Equal(t, http.StatusOK, status, "%v", tok)
+
+		p.down.clock.Advance(time.Minute + time.Second)
+		status, tok = p.down.exchangeForm(t, "grant_type", "refresh_token", "refresh_token", tok["refresh_token"].(string), "client_id", spaClientID)
+		require.Equal(t, http.StatusOK, status, "the upstream's userinfo still knows the user: %v", tok)
+
+		p.up.reg.DeleteUser(ownerName)
+		p.down.clock.Advance(time.Minute + time.Second)
+		status, body := p.down.exchangeForm(t, "grant_type", "refresh_token", "refresh_token", tok["refresh_token"].(string), "client_id", spaClientID)
+		assert.Equal(t, http.StatusBadRequest, status)
+		assert.Equal(t, "invalid_grant", body["error"], "%v", body)
+		ui := doT(t, p.down.srv, request{method: http.MethodGet, path: oauth2.UserinfoPath, authorization: "Bearer " + tok["access_token"].(string)})
+		assert.Equal(t, http.StatusUnauthorized, ui.status, "the family is revoked")
+	})
 }
