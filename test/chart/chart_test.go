@@ -2,6 +2,8 @@ package chart
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -208,6 +210,19 @@ func (s *suite) impersonatingKubeconfig(t *testing.T, user string) string {
 	return path
 }
 
+// mountedFile stands in for a file the kubelet mounts from a Secret at path (a key of the
+// chart's DPoP nonce or upstream token key Secret): a file of 32 random bytes in the test's
+// folder, so that the process can start outside a Pod. The values tests check the mounts.
+func (s *suite) mountedFile(t *testing.T, path string) string {
+	t.Helper()
+	b := make([]byte, 32)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	f := filepath.Join(t.TempDir(), filepath.Base(path))
+	require.NoError(t, os.WriteFile(f, []byte(hex.EncodeToString(b)), 0o600))
+	return f
+}
+
 // logPath is the log of the latchkey process of the test.
 func (s *suite) logPath(t *testing.T) string {
 	return filepath.Join(s.tmp, strings.ReplaceAll(t.Name(), "/", "_")+".log")
@@ -222,9 +237,12 @@ func (s *suite) start(t *testing.T, chartArgs []string, kubeconfig string, timeo
 	overridden := []string{"--listen-address", "--health-probe-bind-address", "--metrics-bind-address", "--issuer", "--kubeconfig"}
 	var args []string
 	for _, a := range chartArgs {
-		name, _, _ := strings.Cut(a, "=")
+		name, value, _ := strings.Cut(a, "=")
 		if slices.Contains(overridden, name) {
 			continue
+		}
+		if strings.HasSuffix(name, "-file") && strings.HasPrefix(value, "/etc/latchkey/") {
+			a = name + "=" + s.mountedFile(t, value)
 		}
 		args = append(args, a)
 	}
