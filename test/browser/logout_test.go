@@ -2,6 +2,7 @@ package browser
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -50,6 +51,13 @@ func (e *env) tokensOf(ctx context.Context, t *testing.T, o *xoauth2.Config, sta
 	}
 	require.Equal(t, state, got.Get("state"))
 	require.NotEmpty(t, got.Get("code"), "%v", got)
+	// The test's callback answered; let the tab finish loading its page, so that the next
+	// navigation does not abort this one (net::ERR_ABORTED under load).
+	loaded := fmt.Sprintf("document.readyState === 'complete' && location.href.startsWith(%q)", e.callback.URL)
+	require.Eventually(t, func() bool {
+		done, err := chromedp.Run(ctx, chromedp.Evaluate[bool](loaded)) // fails while a page is replaced
+		return err == nil && done
+	}, 10*time.Second, 20*time.Millisecond, "the tab never finished loading the callback page")
 
 	cctx := oidc.ClientContext(context.WithValue(t.Context(), xoauth2.HTTPClient, e.hc), e.hc)
 	tok, err := o.Exchange(cctx, got.Get("code"), xoauth2.VerifierOption(verifier))
