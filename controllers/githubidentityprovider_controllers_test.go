@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -18,10 +19,10 @@ import (
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
 
-func waitGitHubConditions(t *testing.T, name string, want map[string]metav1.ConditionStatus, reasons map[string]string) {
+func waitGitHubConditions(t *testing.T, name string, want map[string]metav1.ConditionStatus, reasons map[string]string) *v1alpha1.GitHubIdentityProvider {
 	t.Helper()
+	var p v1alpha1.GitHubIdentityProvider
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		var p v1alpha1.GitHubIdentityProvider
 		if !assert.NoError(c, suite.client.Get(context.Background(), types.NamespacedName{Name: name}, &p)) {
 			return
 		}
@@ -38,6 +39,7 @@ func waitGitHubConditions(t *testing.T, name string, want map[string]metav1.Cond
 		}
 		assert.Equal(c, p.Generation, p.Status.ObservedGeneration)
 	}, waitFor, tick)
+	return &p
 }
 
 func waitGitHubServed(t *testing.T, name string, want bool, check func(c *assert.CollectT, u *registry.UpstreamGitHub)) {
@@ -99,6 +101,8 @@ func TestGitHubIdentityProviderStatus(t *testing.T) {
 			assert.NotEmpty(c, u.UID)
 		})
 		waitEvent(t, "", "gh-good", v1alpha1.ReasonReady)
+		p := waitGitHubConditions(t, "gh-good", map[string]metav1.ConditionStatus{v1alpha1.ConditionPropagated: metav1.ConditionTrue}, nil)
+		assert.Equal(t, fmt.Sprintf("%d/%d", len(suite.replicas), len(suite.replicas)), p.Status.Served, "every replica serves it")
 	})
 
 	t.Run("an unreachable host is served but not Ready", func(t *testing.T) {

@@ -63,7 +63,7 @@ const (
 )
 
 // propagatedKinds are the kinds whose watermarks a replica reports.
-var propagatedKinds = []string{kindOAuthClient, kindScope, kindUser, kindWorkloadIssuer, kindOAuthClientPolicy, kindOIDCIdentityProvider, kindLDAPIdentityProvider, kindProtectedResource} //nolint:gochecknoglobals // constant list
+var propagatedKinds = []string{kindOAuthClient, kindScope, kindUser, kindWorkloadIssuer, kindOAuthClientPolicy, kindOIDCIdentityProvider, kindLDAPIdentityProvider, kindGitHubIdentityProvider, kindProtectedResource} //nolint:gochecknoglobals // constant list
 
 // kindSecret's watermark covers the Secrets the registry reads: a replica serves an object's
 // current Secret version once this watermark reaches the Secret's resourceVersion.
@@ -356,6 +356,14 @@ func secretsOf(obj client.Object) []types.NamespacedName {
 		if ns, name, _, ok := convert.UpstreamClientSecretRef(o); ok && ns != "" && name != "" {
 			return []types.NamespacedName{{Namespace: ns, Name: name}}
 		}
+	case *v1alpha1.LDAPIdentityProvider:
+		if ns, name := convert.LDAPBindSecretRef(o); ns != "" && name != "" {
+			return []types.NamespacedName{{Namespace: ns, Name: name}}
+		}
+	case *v1alpha1.GitHubIdentityProvider:
+		if ref := o.Spec.Client.SecretRef; ref.Namespace != "" && ref.Name != "" {
+			return []types.NamespacedName{{Namespace: ref.Namespace, Name: ref.Name}}
+		}
 	}
 	return nil
 }
@@ -377,6 +385,8 @@ func newObjectList(kind string) (client.ObjectList, error) {
 		return &v1alpha1.OIDCIdentityProviderList{}, nil
 	case kindLDAPIdentityProvider:
 		return &v1alpha1.LDAPIdentityProviderList{}, nil
+	case kindGitHubIdentityProvider:
+		return &v1alpha1.GitHubIdentityProviderList{}, nil
 	case kindProtectedResource:
 		return &v1alpha1.ProtectedResourceList{}, nil
 	default:

@@ -213,6 +213,11 @@ var propagatedKindsStatus = []propagatedKind{ //nolint:gochecknoglobals // const
 			p := o.(*v1alpha1.LDAPIdentityProvider)
 			return &p.Status.Served, &p.Status.Conditions
 		}, ldapProvidersForSecret},
+	{kindGitHubIdentityProvider, func() client.Object { return &v1alpha1.GitHubIdentityProvider{} }, func() client.ObjectList { return &v1alpha1.GitHubIdentityProviderList{} },
+		func(o client.Object) (*string, *[]metav1.Condition) {
+			p := o.(*v1alpha1.GitHubIdentityProvider)
+			return &p.Status.Served, &p.Status.Conditions
+		}, githubsForSecret},
 	{kindProtectedResource, func() client.Object { return &v1alpha1.ProtectedResource{} }, func() client.ObjectList { return &v1alpha1.ProtectedResourceList{} },
 		func(o client.Object) (*string, *[]metav1.Condition) {
 			p := o.(*v1alpha1.ProtectedResource)

@@ -418,3 +418,24 @@ func BenchmarkWatermarkAdvance(b *testing.B) {
 		})
 	}
 }
+
+func TestTheIdentityProvidersSecretsAreTheOnesTheirRegistryReconcileReads(t *testing.T) {
+	want := []types.NamespacedName{{Namespace: "idp", Name: "creds"}}
+	tests := []struct {
+		name string
+		obj  client.Object
+		want []types.NamespacedName
+	}{
+		{"an LDAPIdentityProvider reads its bind Secret", &v1alpha1.LDAPIdentityProvider{Spec: v1alpha1.LDAPIdentityProviderSpec{
+			Bind: v1alpha1.LDAPBind{SecretRef: v1alpha1.SecretKeyRef{Namespace: "idp", Name: "creds"}}}}, want},
+		{"a GitHubIdentityProvider reads its OAuth App Secret", &v1alpha1.GitHubIdentityProvider{Spec: v1alpha1.GitHubIdentityProviderSpec{
+			Client: v1alpha1.GitHubClient{SecretRef: v1alpha1.GitHubSecretRef{Namespace: "idp", Name: "creds"}}}}, want},
+		{"a GitHubIdentityProvider without a Secret name reads none", &v1alpha1.GitHubIdentityProvider{}, nil},
+		{"an LDAPIdentityProvider without a Secret name reads none", &v1alpha1.LDAPIdentityProvider{}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, secretsOf(tt.obj))
+		})
+	}
+}

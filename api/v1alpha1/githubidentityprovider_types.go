@@ -102,7 +102,8 @@ type GitHubSecretRef struct {
 type GitHubIdentityProviderStatus struct {
 	// conditions: ClientCredentialsValid (reasons CredentialsFound,
 	// SecretNotFound); HostReachable (reasons Reachable, Unreachable); Ready
-	// (reasons Ready, InvalidSpec, SecretNotFound, Unreachable).
+	// (reasons Ready, InvalidSpec, SecretNotFound, Unreachable); Propagated
+	// (reasons Propagated, Lagging, NoReplicas).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -111,6 +112,11 @@ type GitHubIdentityProviderStatus struct {
 	// observedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// served is how many live replicas serve the current generation, of how
+	// many: "3/3" (the Propagated condition names the replicas that lag).
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	Served string `json:"served,omitempty"`
 }
 
 // GitHubIdentityProvider is GitHub (github.com or GitHub Enterprise Server) as
@@ -121,6 +127,7 @@ type GitHubIdentityProviderStatus struct {
 // +kubebuilder:printcolumn:name="Host",type=string,JSONPath=`.spec.host`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Served",type=string,JSONPath=`.status.served`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type GitHubIdentityProvider struct {
 	metav1.TypeMeta   `json:",inline"`

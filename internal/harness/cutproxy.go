@@ -16,10 +16,12 @@ import (
 // name, it closes the client's connection instead of passing on the reply to the next request
 // that sends the command: the server has run it, the client sees the connection fail (as when
 // a network fails, or the server goes down, after the request went out and before its reply
-// came back).
+// came back). It counts the connections it accepted (Connections): how often a client
+// dialled the server (an LDAP re-check dials slapd once).
 type CutProxy struct {
 	ln     net.Listener
 	target string
+	conns  atomic.Int64
 	mu     sync.Mutex
 	armed  []byte // a command name in lower case; nil: none
 }
@@ -37,6 +39,9 @@ func NewCutProxy(tb testing.TB, target string) *CutProxy {
 
 // Addr is the proxy's host:port.
 func (p *CutProxy) Addr() string { return p.ln.Addr().String() }
+
+// Connections is the number of connections the proxy accepted so far.
+func (p *CutProxy) Connections() int { return int(p.conns.Load()) }
 
 // Arm cuts the connection of the next request that sends command.
 func (p *CutProxy) Arm(command string) {
@@ -62,6 +67,7 @@ func (p *CutProxy) serve() {
 		if err != nil {
 			return
 		}
+		p.conns.Add(1)
 		go p.handle(c)
 	}
 }

@@ -36,7 +36,8 @@
 //     numeric GitHub user ID (immutable; the login may change): never an OIDC user's subject.
 //   - Refresh re-checks (Dispatcher): at most once per interval per user, the last check a
 //     leased store record every replica sees; a login counts as one. A refusal
-//     (ErrUserRefused) fails the refresh and revokes its family; an upstream that cannot be
+//     (ErrUserRefused, remembered for the interval too, until the next login) fails the
+//     refresh and revokes its family; an upstream that cannot be
 //     asked fails closed (temporarily_unavailable, nothing revoked). The upstream tokens this
 //     needs are kept in the identity record sealed with AES-256-GCM (Sealer), the subject as
 //     additional data.

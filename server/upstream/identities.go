@@ -84,7 +84,7 @@ func (s *Identities) Remember(ctx context.Context, id Identity) (*registry.User,
 		return nil, err
 	}
 	if s.checked > 0 {
-		if err := s.records.PutRecord(ctx, recordRecheck, store.HashOf(id.Subject), []byte{1}, s.checked); err != nil {
+		if err := s.records.PutRecord(ctx, recordRecheck, store.HashOf(id.Subject), recheckAccepted, s.checked); err != nil {
 			return nil, err
 		}
 	}

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,18 +28,30 @@ type Rechecker interface {
 	Recheck(ctx context.Context, user Identity) error
 }
 
-// recordRecheck is the store record that a user was re-checked, keyed by the hash of its
-// subject and leased for the re-check interval: every replica sees it.
+// recordRecheck is the store record of a user's last re-check (or login), keyed by the hash
+// of its subject and leased for the re-check interval: every replica sees it. Its value is
+// recheckAccepted or recheckRefused.
 const recordRecheck = "upstream-recheck"
+
+// The values of a recordRecheck: the upstream accepted the user (or they signed in), or it
+// refused them. A refusal is remembered for the interval too, so that a refresh token of a
+// refused family presented again (revoked, or of another family of the user) does not make
+// the upstream be asked at every presentation; a new login replaces it.
+var (
+	recheckAccepted = []byte{1}
+	recheckRefused  = []byte{0}
+)
 
 // DefaultRecheckInterval is how often a refresh of an upstream user asks the upstream
 // (--upstream-recheck-interval).
 const DefaultRecheckInterval = 5 * time.Minute
 
 // Dispatcher re-checks upstream users at refresh, with the Rechecker of their provider's kind,
-// at most once per interval per user (the last successful check is a record in the leased
+// at most once per interval per user (the last check's answer is a record in the leased
 // store, so replicas share it; two replicas refreshing the same user at the same moment may
-// both ask; a login counts as a check). Users of User resources are never re-checked. It is safe for concurrent use.
+// both ask; a login counts as a check; a refusal is remembered for the interval too, an
+// upstream that could not be asked is not). Users of User resources are never re-checked.
+// It is safe for concurrent use.
 type Dispatcher struct {
 	ids      *Identities
 	interval time.Duration
@@ -85,12 +98,30 @@ func (d *Dispatcher) RecheckUser(ctx context.Context, u *registry.User) error {
 // recheck is RecheckUser for one user at a time (on this replica).
 func (d *Dispatcher) recheck(ctx context.Context, u *registry.User) error {
 	h := store.HashOf(u.Subject)
-	if _, err := d.ids.records.GetRecord(ctx, recordRecheck, h); err == nil {
+	if last, err := d.ids.records.GetRecord(ctx, recordRecheck, h); err == nil {
+		if bytes.Equal(last, recheckRefused) {
+			return fmt.Errorf("%w: refused at the last re-check", ErrUserRefused)
+		}
 		return nil
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	id, err := d.ids.Lookup(ctx, u.Subject)
+	err := d.ask(ctx, u.Subject)
+	if errors.Is(err, ErrUserRefused) {
+		if perr := d.ids.records.PutRecord(ctx, recordRecheck, h, recheckRefused, d.interval); perr != nil {
+			return errors.Join(err, perr)
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	return d.ids.records.PutRecord(ctx, recordRecheck, h, recheckAccepted, d.interval)
+}
+
+// ask asks the upstream of the user of subject whether it still accepts them.
+func (d *Dispatcher) ask(ctx context.Context, subject string) error {
+	id, err := d.ids.Lookup(ctx, subject)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("%w: no identity record", ErrUserRefused)
 	} else if err != nil {
@@ -102,8 +133,5 @@ func (d *Dispatcher) recheck(ctx context.Context, u *registry.User) error {
 	if !ok {
 		return fmt.Errorf("%w: no re-check for %s", ErrUnavailable, id.Kind)
 	}
-	if err := r.Recheck(ctx, id); err != nil {
-		return err
-	}
-	return d.ids.records.PutRecord(ctx, recordRecheck, h, []byte{1}, d.interval)
+	return r.Recheck(ctx, id)
 }

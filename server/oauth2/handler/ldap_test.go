@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/stretchr/testify/assert"
@@ -11,6 +12,7 @@ import (
 	xoauth2 "golang.org/x/oauth2"
 
 	"github.com/latchkey-dev/latchkey/internal/harness"
+	"github.com/latchkey-dev/latchkey/server/oauth2"
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/upstream"
 )
@@ -171,4 +173,102 @@ func TestLDAPOnlyLoginPage(t *testing.T) {
 	assert.Equal(t, "corp", p.Hidden().Get("provider"))
 	p = b.Login(p, "bob", "bob-pw")
 	assert.True(t, p.IsConsent(), "%d %s", p.Status, p.Body)
+}
+
+// ldapDisabledFilter is a user filter that leaves out the entries an administrator disabled.
+const ldapDisabledFilter = "(&(uid={})(!(employeeType=disabled)))"
+
+// TestLDAPRefreshRecheck: a refresh of a directory user searches the directory at most once per
+// re-check interval (on the handler's clock), and fails the family with invalid_grant once the
+// user is deleted or the user filter leaves them out; every LDAP connection is counted at a
+// proxy in front of slapd.
+func TestLDAPRefreshRecheck(t *testing.T) {
+	const interval = time.Minute
+	e := newLDAPEnv(t, func(c *Config) { c.Upstream.RecheckInterval = interval })
+	proxy := harness.NewCutProxy(t, e.slapd.Addr())
+	e.provider.Host, e.provider.UserFilter = proxy.Addr(), ldapDisabledFilter
+	e.reg.PutUpstreamLDAP(e.provider)
+	cfg := e.oauth2Config(spaClientID, "", "openid", "profile")
+	ctx := e.clientContext(t.Context())
+
+	signIn := func(t *testing.T, username, password string) *xoauth2.Token {
+		t.Helper()
+		verifier := xoauth2.GenerateVerifier()
+		b := e.browser(t)
+		p := b.Get(cfg.AuthCodeURL("state-r", xoauth2.S256ChallengeOption(verifier)))
+		p = loginWith(t, b, p, "corp", username, password)
+		if p.IsConsent() {
+			p = b.Decide(p, "allow")
+		}
+		cb := p.Callback(t)
+		require.NotEmpty(t, cb.Code, "%v %s", cb, p.Body)
+		tok, err := cfg.Exchange(ctx, cb.Code, xoauth2.VerifierOption(verifier))
+		require.NoError(t, err)
+		require.NotEmpty(t, tok.RefreshToken)
+		return tok
+	}
+	refresh := func(tok *xoauth2.Token) (*xoauth2.Token, error) {
+		return cfg.TokenSource(ctx, &xoauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	}
+	userinfo := func(t *testing.T, tok *xoauth2.Token) int {
+		t.Helper()
+		return doT(t, e.srv, request{method: http.MethodGet, path: oauth2.UserinfoPath, authorization: "Bearer " + tok.AccessToken}).status
+	}
+	assertRefused := func(t *testing.T, tok *xoauth2.Token) {
+		t.Helper()
+		_, err := refresh(tok)
+		var re *xoauth2.RetrieveError
+		require.ErrorAs(t, err, &re)
+		assert.Equal(t, http.StatusBadRequest, re.Response.StatusCode)
+		assert.Equal(t, "invalid_grant", re.ErrorCode, "%s", re.Body)
+		assert.Equal(t, http.StatusUnauthorized, userinfo(t, tok), "the family is revoked: its access token too")
+		_, err = refresh(tok)
+		assert.ErrorAs(t, err, &re, "and the refresh token stays refused")
+	}
+
+	t.Run("refresh searches the directory once per interval and fails the family once the user is deleted", func(t *testing.T) {
+		tok := signIn(t, "alice", ldapAlicePassword)
+		dials := proxy.Connections()
+		tok, err := refresh(tok)
+		require.NoError(t, err)
+		assert.Equal(t, dials, proxy.Connections(), "within the interval of the login the directory is not asked")
+
+		e.clock.Advance(interval + time.Second)
+		tok, err = refresh(tok)
+		require.NoError(t, err)
+		assert.Equal(t, dials+1, proxy.Connections(), "after the interval, the directory is asked")
+		tok, err = refresh(tok)
+		require.NoError(t, err)
+		assert.Equal(t, dials+1, proxy.Connections(), "and not again within the interval")
+
+		require.NoError(t, e.slapd.Delete("uid=alice,ou=people,"+harness.SlapdSuffix))
+		tok, err = refresh(tok)
+		require.NoError(t, err, "within the interval the deletion is not seen yet")
+		assert.Equal(t, dials+1, proxy.Connections())
+		require.Equal(t, http.StatusOK, userinfo(t, tok))
+
+		e.clock.Advance(interval + time.Second)
+		assertRefused(t, tok)
+		assert.Equal(t, dials+2, proxy.Connections(), "the refusal came from one search and is remembered for the interval: the revoked token presented again asks no more")
+	})
+
+	t.Run("a user the filter leaves out (disabled) cannot refresh after the interval", func(t *testing.T) {
+		tok := signIn(t, "bob", "bob-pw")
+		require.NoError(t, e.slapd.Modify("dn: uid=bob,ou=people,"+harness.SlapdSuffix+"\nchangetype: modify\nadd: employeeType\nemployeeType: disabled\n"))
+		tok, err := refresh(tok)
+		require.NoError(t, err, "within the interval of the login the directory is not asked")
+		require.Equal(t, http.StatusOK, userinfo(t, tok))
+
+		e.clock.Advance(interval + time.Second)
+		assertRefused(t, tok)
+
+		b := e.browser(t)
+		p := loginWith(t, b, e.loginPage(t, b), "corp", "bob", "bob-pw")
+		assert.Contains(t, p.Body, msgBadCredentials, "nor sign in again")
+
+		require.NoError(t, e.slapd.Modify("dn: uid=bob,ou=people,"+harness.SlapdSuffix+"\nchangetype: modify\ndelete: employeeType\n"))
+		again := signIn(t, "bob", "bob-pw")
+		_, err = refresh(again)
+		require.NoError(t, err, "enabled again, a new sign-in replaces the remembered refusal")
+	})
 }
