@@ -10,8 +10,8 @@ import (
 )
 
 // OIDCIdentityProvider decides about the result of convert.OIDCIdentityProvider: served only
-// with its client secret (a provider without one could never complete a login), never when its
-// spec is invalid or asks for workloadIdentity (not supported yet).
+// with its client secret or workload identity token file (a provider without credentials could
+// never complete a login), never when its spec is invalid.
 func OIDCIdentityProvider(u registry.UpstreamOIDC, err error) Decision {
 	switch {
 	case err == nil:
