@@ -130,7 +130,7 @@ type UpstreamWorkloadIdentity struct {
 	// tokenPath is the absolute path of the token file in Latchkey's server
 	// pod, read again at every upstream token request (the kubelet rotates
 	// it); default /var/run/secrets/tokens/latchkey-upstream, where the
-	// chart's upstreamToken values mount it.
+	// chart's upstream.workloadIdentityToken values mount it.
 	// +optional
 	// +kubebuilder:default="/var/run/secrets/tokens/latchkey-upstream"
 	// +kubebuilder:validation:MaxLength=1024
@@ -138,7 +138,7 @@ type UpstreamWorkloadIdentity struct {
 	TokenPath string `json:"tokenPath,omitempty"`
 	// audience the upstream expects in the token. Documentation only: the
 	// audience is set where the token is projected (the chart's
-	// upstreamToken.audience); default the upstream's issuer.
+	// upstream.workloadIdentityToken.audience).
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
 	Audience string `json:"audience,omitempty"`
