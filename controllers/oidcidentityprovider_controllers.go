@@ -216,7 +216,7 @@ func (r *upstreamReconciler) reconcile(ctx context.Context, p *v1alpha1.OIDCIden
 		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionDiscoverySucceeded)
 		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionClientCredentialsValid)
 		return ctrl.Result{}, reconcile.TerminalError(errors.New(d.Message))
-	case v1alpha1.ReasonSecretNotFound, v1alpha1.ReasonNotSupported:
+	case v1alpha1.ReasonSecretNotFound:
 		set(v1alpha1.ConditionClientCredentialsValid, metav1.ConditionFalse, d.Reason, d.Message)
 	case v1alpha1.ReasonReady:
 		if u.AssertionFile != "" {

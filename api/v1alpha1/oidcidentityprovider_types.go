@@ -22,9 +22,6 @@ const (
 	// authenticates with a projected ServiceAccount token file, read by the
 	// server at each use (the controller may run in another pod).
 	ReasonWorkloadIdentity = "WorkloadIdentity"
-	// ReasonNotSupported: the spec asks for something this version does not do
-	// yet (spec.client.workloadIdentity).
-	ReasonNotSupported = "NotSupported"
 )
 
 // OIDCIdentityProviderSpec describes an upstream OpenID Connect provider that
@@ -175,10 +172,10 @@ type ClaimMappings struct {
 // OIDCIdentityProviderStatus is what the controllers observed.
 type OIDCIdentityProviderStatus struct {
 	// conditions: DiscoverySucceeded (reasons Discovered, DiscoveryFailed);
-	// ClientCredentialsValid (reasons CredentialsFound, SecretNotFound,
-	// NotSupported); Ready (reasons Ready, InvalidSpec, DiscoveryFailed,
-	// SecretNotFound, NotSupported); Propagated (reasons Propagated,
-	// Lagging, NoReplicas).
+	// ClientCredentialsValid (reasons CredentialsFound, WorkloadIdentity,
+	// SecretNotFound); Ready (reasons Ready, InvalidSpec, DiscoveryFailed,
+	// SecretNotFound); Propagated (reasons Propagated, Lagging,
+	// NoReplicas).
 	// +optional
 	// +listType=map
 	// +listMapKey=type

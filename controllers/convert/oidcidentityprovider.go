@@ -1,7 +1,6 @@
 package convert
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"regexp"
@@ -14,9 +13,6 @@ import (
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/upstream"
 )
-
-// ErrNotSupported: the spec asks for something this version does not do yet.
-var ErrNotSupported = errors.New("not supported")
 
 // DefaultUpstreamScopes are the scopes requested from an upstream OIDC provider whose spec lists
 // none.

@@ -19,8 +19,6 @@ func OIDCIdentityProvider(u registry.UpstreamOIDC, err error) Decision {
 	case errors.Is(err, convert.ErrSecretNotFound):
 		return Decision{Withdraw, v1alpha1.ReasonSecretNotFound,
 			fmt.Sprintf("OIDCIdentityProvider %s is not served: its client secret is missing: %v", u.Name, err)}
-	case errors.Is(err, convert.ErrNotSupported):
-		return Decision{Withdraw, v1alpha1.ReasonNotSupported, fmt.Sprintf("OIDCIdentityProvider %s is not served: %v", u.Name, err)}
 	}
 	return withdraw(err)
 }
