@@ -181,8 +181,8 @@ func newUpstreamEnv(t *testing.T) (*env, *upstreamSide) {
 	t.Helper()
 	return newUpstreamEnvWith(t, upstreamAuth{
 		client: upstreamClientManifest,
-		form: func() url.Values { return url.Values{"grant_type": {"client_credentials"}} },
-		basic: true,
+		form:   func() url.Values { return url.Values{"grant_type": {"client_credentials"}} },
+		basic:  true,
 	})
 }
 
