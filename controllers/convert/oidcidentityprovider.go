@@ -45,7 +45,7 @@ func UpstreamClientSecretRef(p *v1alpha1.OIDCIdentityProvider) (namespace, name,
 }
 
 // DefaultUpstreamTokenPath is the token file of a workloadIdentity that names none (where the
-// chart's upstreamToken values mount it).
+// chart's upstream.workloadIdentityToken values mount it).
 const DefaultUpstreamTokenPath = "/var/run/secrets/tokens/latchkey-upstream"
 
 // UpstreamTokenPath is the token file of an upstream workload identity.
@@ -59,7 +59,8 @@ func UpstreamTokenPath(w *v1alpha1.UpstreamWorkloadIdentity) string {
 // OIDCIdentityProvider converts an OIDCIdentityProvider and its client Secret (nil when it does
 // not exist) into the registry value. Spec problems (including CEL that does not compile) wrap
 // ErrInvalidSpec; a missing Secret or key wraps ErrSecretNotFound (spec.client.workloadIdentity
-// needs no Secret: the server reads its token file at each use). On an error the value has only the name, UID and generation.
+// needs no Secret: the server reads its token file at each use). On an error the value has only
+// the name, UID and generation.
 func OIDCIdentityProvider(p *v1alpha1.OIDCIdentityProvider, secret *corev1.Secret) (registry.UpstreamOIDC, error) {
 	s := &p.Spec
 	base := registry.UpstreamOIDC{Name: p.Name, UID: string(p.UID), Generation: p.Generation}
