@@ -151,9 +151,9 @@ func upstreamsForSecret(c client.Reader) handler.MapFunc {
 
 // upstreamReconciler is the leader's OIDCIdentityProvider controller: it writes
 // ClientCredentialsValid (the client Secret and key exist, or a workload identity token file is
-// named), DiscoverySucceeded (the discovery
-// document, fetched as the server fetches it, names the issuer; checked again every 10 minutes,
-// every minute while failing) and Ready (both, and a valid spec), with Events on Ready changes.
+// named), DiscoverySucceeded (the discovery document, fetched as the server fetches it, names the
+// issuer; checked again every 10 minutes, every minute while failing) and Ready (both, and a
+// valid spec), with Events on Ready changes.
 type upstreamReconciler struct {
 	client  client.Client
 	secrets client.Reader
