@@ -150,9 +150,10 @@ func upstreamsForSecret(c client.Reader) handler.MapFunc {
 }
 
 // upstreamReconciler is the leader's OIDCIdentityProvider controller: it writes
-// ClientCredentialsValid (the client Secret and key exist), DiscoverySucceeded (the discovery
-// document, fetched as the server fetches it, names the issuer; checked again every 10 minutes,
-// every minute while failing) and Ready (both, and a valid spec), with Events on Ready changes.
+// ClientCredentialsValid (the client Secret and key exist, or a workload identity token file is
+// named), DiscoverySucceeded (the discovery document, fetched as the server fetches it, names the
+// issuer; checked again every 10 minutes, every minute while failing) and Ready (both, and a
+// valid spec), with Events on Ready changes.
 type upstreamReconciler struct {
 	client  client.Client
 	secrets client.Reader
@@ -216,9 +217,15 @@ func (r *upstreamReconciler) reconcile(ctx context.Context, p *v1alpha1.OIDCIden
 		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionDiscoverySucceeded)
 		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionClientCredentialsValid)
 		return ctrl.Result{}, reconcile.TerminalError(errors.New(d.Message))
-	case v1alpha1.ReasonSecretNotFound, v1alpha1.ReasonNotSupported:
+	case v1alpha1.ReasonSecretNotFound:
 		set(v1alpha1.ConditionClientCredentialsValid, metav1.ConditionFalse, d.Reason, d.Message)
 	case v1alpha1.ReasonReady:
+		if u.AssertionFile != "" {
+			// The server reads the file at each use, maybe in another pod: its errors show there.
+			set(v1alpha1.ConditionClientCredentialsValid, metav1.ConditionTrue, v1alpha1.ReasonWorkloadIdentity,
+				fmt.Sprintf("the server authenticates with the token file %s (RFC 7523 client assertion); it reads the file at each use", u.AssertionFile))
+			break
+		}
 		set(v1alpha1.ConditionClientCredentialsValid, metav1.ConditionTrue, v1alpha1.ReasonCredentialsFound, "the client secret exists")
 	default:
 		return ctrl.Result{}, errors.New(d.Message)

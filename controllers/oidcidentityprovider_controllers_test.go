@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/controllers/convert"
 	"github.com/latchkey-dev/latchkey/internal/harness/oidcissuer"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
@@ -116,13 +117,20 @@ func TestOIDCIdentityProviderStatus(t *testing.T) {
 		waitUpstreamServed(t, "idp-nosecret", true, nil)
 	})
 
-	t.Run("workloadIdentity is refused as not supported", func(t *testing.T) {
+	t.Run("workloadIdentity is served without a Secret, its token file named in ClientCredentialsValid", func(t *testing.T) {
 		s := spec(iss.URL(), "")
-		s.Client.SecretRef, s.Client.WorkloadIdentity = nil, &v1alpha1.UpstreamWorkloadIdentity{}
+		s.Client.SecretRef, s.Client.WorkloadIdentity = nil, &v1alpha1.UpstreamWorkloadIdentity{Audience: "idp"}
 		createUpstream(t, "idp-wi", s)
-		waitUpstreamConditions(t, "idp-wi", map[string]metav1.ConditionStatus{
-			v1alpha1.ConditionReady: metav1.ConditionFalse, v1alpha1.ConditionClientCredentialsValid: metav1.ConditionFalse,
-		}, map[string]string{v1alpha1.ConditionClientCredentialsValid: v1alpha1.ReasonNotSupported})
+		p := waitUpstreamConditions(t, "idp-wi", map[string]metav1.ConditionStatus{
+			v1alpha1.ConditionReady: metav1.ConditionTrue, v1alpha1.ConditionClientCredentialsValid: metav1.ConditionTrue,
+		}, map[string]string{v1alpha1.ConditionClientCredentialsValid: v1alpha1.ReasonWorkloadIdentity})
+		assert.Equal(t, convert.DefaultUpstreamTokenPath, p.Spec.Client.WorkloadIdentity.TokenPath, "the CRD's default")
+		cond := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionClientCredentialsValid)
+		assert.Contains(t, cond.Message, convert.DefaultUpstreamTokenPath)
+		waitUpstreamServed(t, "idp-wi", true, func(c *assert.CollectT, u *registry.UpstreamOIDC) {
+			assert.Equal(c, convert.DefaultUpstreamTokenPath, u.AssertionFile)
+			assert.Empty(c, u.ClientSecret)
+		})
 	})
 
 	t.Run("a claim mapping that does not compile is InvalidSpec", func(t *testing.T) {
@@ -148,6 +156,12 @@ func TestOIDCIdentityProviderCRDValidation(t *testing.T) {
 		{"an extra prompt parameter is accepted", v1alpha1.OIDCIdentityProviderSpec{Issuer: "https://idp.example.com", Client: v1alpha1.UpstreamClient{ClientID: "c", SecretRef: ref},
 			AdditionalAuthorizeParameters: map[string]string{"prompt": "login"}}, true},
 		{"neither secretRef nor workloadIdentity is refused", v1alpha1.OIDCIdentityProviderSpec{Issuer: "https://idp.example.com", Client: v1alpha1.UpstreamClient{ClientID: "c"}}, false},
+		{"a workloadIdentity with an absolute tokenPath is accepted", v1alpha1.OIDCIdentityProviderSpec{Issuer: "https://idp.example.com", Client: v1alpha1.UpstreamClient{ClientID: "c",
+			WorkloadIdentity: &v1alpha1.UpstreamWorkloadIdentity{TokenPath: "/var/run/secrets/idp/token"}}}, true},
+		{"a workloadIdentity with a relative tokenPath is refused", v1alpha1.OIDCIdentityProviderSpec{Issuer: "https://idp.example.com", Client: v1alpha1.UpstreamClient{ClientID: "c",
+			WorkloadIdentity: &v1alpha1.UpstreamWorkloadIdentity{TokenPath: "token"}}}, false},
+		{"both secretRef and workloadIdentity are refused", v1alpha1.OIDCIdentityProviderSpec{Issuer: "https://idp.example.com", Client: v1alpha1.UpstreamClient{ClientID: "c",
+			SecretRef: ref, WorkloadIdentity: &v1alpha1.UpstreamWorkloadIdentity{}}}, false},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,9 +18,10 @@ const (
 	// ReasonCredentialsFound (ClientCredentialsValid=True): the Secret and its
 	// key exist.
 	ReasonCredentialsFound = "CredentialsFound"
-	// ReasonNotSupported: the spec asks for something this version does not do
-	// yet (spec.client.workloadIdentity).
-	ReasonNotSupported = "NotSupported"
+	// ReasonWorkloadIdentity (ClientCredentialsValid=True): the client
+	// authenticates with a projected ServiceAccount token file, read by the
+	// server at each use (the controller may run in another pod).
+	ReasonWorkloadIdentity = "WorkloadIdentity"
 )
 
 // OIDCIdentityProviderSpec describes an upstream OpenID Connect provider that
@@ -111,10 +112,11 @@ type UpstreamClient struct {
 	// +optional
 	SecretRef *SecretKeyRef `json:"secretRef,omitempty"`
 
-	// workloadIdentity authenticates with Latchkey's own ServiceAccount token
-	// (private_key_jwt-style client assertion) where the upstream accepts it.
-	// Not supported yet: a provider that sets it is not served, with
-	// ClientCredentialsValid=False, reason NotSupported.
+	// workloadIdentity authenticates with Latchkey's own projected
+	// ServiceAccount token, sent as an RFC 7523 client assertion
+	// (client_assertion_type
+	// urn:ietf:params:oauth:client-assertion-type:jwt-bearer) where the
+	// upstream accepts it; no client secret is sent.
 	// +optional
 	WorkloadIdentity *UpstreamWorkloadIdentity `json:"workloadIdentity,omitempty"`
 }
@@ -122,7 +124,18 @@ type UpstreamClient struct {
 // UpstreamWorkloadIdentity is a projected ServiceAccount token presented to
 // the upstream as a client assertion.
 type UpstreamWorkloadIdentity struct {
-	// audience of the projected token; default the upstream's issuer.
+	// tokenPath is the absolute path of the token file in Latchkey's server
+	// pod, read again at every upstream token request (the kubelet rotates
+	// it); default /var/run/secrets/tokens/latchkey-upstream, where the
+	// chart's upstream.workloadIdentityToken values mount it.
+	// +optional
+	// +kubebuilder:default="/var/run/secrets/tokens/latchkey-upstream"
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:Pattern=`^/`
+	TokenPath string `json:"tokenPath,omitempty"`
+	// audience the upstream expects in the token. Documentation only: the
+	// audience is set where the token is projected (the chart's
+	// upstream.workloadIdentityToken.audience).
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
 	Audience string `json:"audience,omitempty"`
@@ -159,10 +172,10 @@ type ClaimMappings struct {
 // OIDCIdentityProviderStatus is what the controllers observed.
 type OIDCIdentityProviderStatus struct {
 	// conditions: DiscoverySucceeded (reasons Discovered, DiscoveryFailed);
-	// ClientCredentialsValid (reasons CredentialsFound, SecretNotFound,
-	// NotSupported); Ready (reasons Ready, InvalidSpec, DiscoveryFailed,
-	// SecretNotFound, NotSupported); Propagated (reasons Propagated,
-	// Lagging, NoReplicas).
+	// ClientCredentialsValid (reasons CredentialsFound, WorkloadIdentity,
+	// SecretNotFound); Ready (reasons Ready, InvalidSpec, DiscoveryFailed,
+	// SecretNotFound); Propagated (reasons Propagated, Lagging,
+	// NoReplicas).
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -1,7 +1,6 @@
 package convert
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"regexp"
@@ -14,9 +13,6 @@ import (
 	"github.com/latchkey-dev/latchkey/server/registry"
 	"github.com/latchkey-dev/latchkey/server/upstream"
 )
-
-// ErrNotSupported: the spec asks for something this version does not do yet.
-var ErrNotSupported = errors.New("not supported")
 
 // DefaultUpstreamScopes are the scopes requested from an upstream OIDC provider whose spec lists
 // none.
@@ -48,10 +44,23 @@ func UpstreamClientSecretRef(p *v1alpha1.OIDCIdentityProvider) (namespace, name,
 	return ref.Namespace, ref.Name, key, true
 }
 
+// DefaultUpstreamTokenPath is the token file of a workloadIdentity that names none (where the
+// chart's upstream.workloadIdentityToken values mount it).
+const DefaultUpstreamTokenPath = "/var/run/secrets/tokens/latchkey-upstream"
+
+// UpstreamTokenPath is the token file of an upstream workload identity.
+func UpstreamTokenPath(w *v1alpha1.UpstreamWorkloadIdentity) string {
+	if w.TokenPath == "" {
+		return DefaultUpstreamTokenPath
+	}
+	return w.TokenPath
+}
+
 // OIDCIdentityProvider converts an OIDCIdentityProvider and its client Secret (nil when it does
 // not exist) into the registry value. Spec problems (including CEL that does not compile) wrap
-// ErrInvalidSpec; spec.client.workloadIdentity wraps ErrNotSupported; a missing Secret or key
-// wraps ErrSecretNotFound. On an error the value has only the name, UID and generation.
+// ErrInvalidSpec; a missing Secret or key wraps ErrSecretNotFound (spec.client.workloadIdentity
+// needs no Secret: the server reads its token file at each use). On an error the value has only
+// the name, UID and generation.
 func OIDCIdentityProvider(p *v1alpha1.OIDCIdentityProvider, secret *corev1.Secret) (registry.UpstreamOIDC, error) {
 	s := &p.Spec
 	base := registry.UpstreamOIDC{Name: p.Name, UID: string(p.UID), Generation: p.Generation}
@@ -82,8 +91,9 @@ func OIDCIdentityProvider(p *v1alpha1.OIDCIdentityProvider, secret *corev1.Secre
 	if problems := validateUpstreamOIDC(p, &u); len(problems) > 0 {
 		return base, fmt.Errorf("%w: %s", ErrInvalidSpec, strings.Join(problems, "; "))
 	}
-	if s.Client.WorkloadIdentity != nil {
-		return base, fmt.Errorf("%w: spec.client.workloadIdentity is not supported yet; use spec.client.secretRef", ErrNotSupported)
+	if w := s.Client.WorkloadIdentity; w != nil {
+		u.AssertionFile = UpstreamTokenPath(w)
+		return u, nil
 	}
 	ns, name, key, _ := UpstreamClientSecretRef(p)
 	value, err := secretValue(secret, ns, name, key)
@@ -111,6 +121,9 @@ func validateUpstreamOIDC(p *v1alpha1.OIDCIdentityProvider, u *registry.Upstream
 	}
 	if (s.Client.SecretRef == nil) == (s.Client.WorkloadIdentity == nil) {
 		add("client: set exactly one of secretRef and workloadIdentity")
+	}
+	if w := s.Client.WorkloadIdentity; w != nil && (len(w.TokenPath) > 1024 || (w.TokenPath != "" && !strings.HasPrefix(w.TokenPath, "/"))) {
+		add("client.workloadIdentity.tokenPath must be an absolute path of at most 1024 characters")
 	}
 	if ref := s.Client.SecretRef; ref != nil && (ref.Namespace == "" || ref.Name == "") {
 		add("client.secretRef needs a namespace and a name")

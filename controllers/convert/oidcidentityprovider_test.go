@@ -45,9 +45,9 @@ func TestOIDCIdentityProvider(t *testing.T) {
 		{name: "a CA bundle that is no certificate is refused", secret: secret, wantErr: ErrInvalidSpec,
 			change: func(p *v1alpha1.OIDCIdentityProvider) { p.Spec.CABundle = "not pem" }},
 		{name: "a missing secret is SecretNotFound", wantErr: ErrSecretNotFound},
-		{name: "workloadIdentity is not supported yet", wantErr: ErrNotSupported,
+		{name: "a workloadIdentity tokenPath that is not absolute is refused", wantErr: ErrInvalidSpec,
 			change: func(p *v1alpha1.OIDCIdentityProvider) {
-				p.Spec.Client.SecretRef, p.Spec.Client.WorkloadIdentity = nil, &v1alpha1.UpstreamWorkloadIdentity{}
+				p.Spec.Client.SecretRef, p.Spec.Client.WorkloadIdentity = nil, &v1alpha1.UpstreamWorkloadIdentity{TokenPath: "tokens/x"}
 			}},
 	}
 	for _, tt := range tests {
@@ -73,6 +73,31 @@ func TestOIDCIdentityProvider(t *testing.T) {
 			if p.Spec.Scopes == nil {
 				assert.Equal(t, DefaultUpstreamScopes, u.Scopes)
 			}
+		})
+	}
+}
+
+func TestOIDCIdentityProviderWorkloadIdentity(t *testing.T) {
+	tests := []struct {
+		name, tokenPath, want string
+	}{
+		{"without a tokenPath the chart's mount path is read", "", DefaultUpstreamTokenPath},
+		{"a tokenPath is read as given", "/var/run/secrets/idp/token", "/var/run/secrets/idp/token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &v1alpha1.OIDCIdentityProvider{
+				ObjectMeta: metav1.ObjectMeta{Name: "corp", UID: "uid-1", Generation: 2},
+				Spec: v1alpha1.OIDCIdentityProviderSpec{Issuer: "https://idp.example.com", Client: v1alpha1.UpstreamClient{
+					ClientID: "latchkey", WorkloadIdentity: &v1alpha1.UpstreamWorkloadIdentity{TokenPath: tt.tokenPath, Audience: "idp"},
+				}},
+			}
+			u, err := OIDCIdentityProvider(p, nil)
+			require.NoError(t, err, "no Secret is needed")
+			assert.Equal(t, tt.want, u.AssertionFile)
+			assert.Empty(t, u.ClientSecret)
+			assert.Equal(t, "latchkey", u.ClientID)
+			assert.Equal(t, "https://idp.example.com", u.Issuer)
 		})
 	}
 }

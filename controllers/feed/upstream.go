@@ -10,8 +10,8 @@ import (
 )
 
 // OIDCIdentityProvider decides about the result of convert.OIDCIdentityProvider: served only
-// with its client secret (a provider without one could never complete a login), never when its
-// spec is invalid or asks for workloadIdentity (not supported yet).
+// with its client secret or workload identity token file (a provider without credentials could
+// never complete a login), never when its spec is invalid.
 func OIDCIdentityProvider(u registry.UpstreamOIDC, err error) Decision {
 	switch {
 	case err == nil:
@@ -19,8 +19,6 @@ func OIDCIdentityProvider(u registry.UpstreamOIDC, err error) Decision {
 	case errors.Is(err, convert.ErrSecretNotFound):
 		return Decision{Withdraw, v1alpha1.ReasonSecretNotFound,
 			fmt.Sprintf("OIDCIdentityProvider %s is not served: its client secret is missing: %v", u.Name, err)}
-	case errors.Is(err, convert.ErrNotSupported):
-		return Decision{Withdraw, v1alpha1.ReasonNotSupported, fmt.Sprintf("OIDCIdentityProvider %s is not served: %v", u.Name, err)}
 	}
 	return withdraw(err)
 }

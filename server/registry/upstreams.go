@@ -28,6 +28,9 @@ type UpstreamOIDC struct {
 	// ClientID and ClientSecret are Latchkey's credentials at the upstream (client_secret_basic).
 	ClientID     string
 	ClientSecret string
+	// AssertionFile, instead of ClientSecret, is the path of a token file (a projected
+	// ServiceAccount token) sent as an RFC 7523 client assertion; read at each token request.
+	AssertionFile string
 	// Scopes requested upstream (openid among them).
 	Scopes []string
 	// AuthorizeParameters are added to the upstream authorization request; they never set a

@@ -16,6 +16,13 @@
 //     client ID, expiry) and its nonce compared in constant time. Userinfo, when the upstream
 //     has an endpoint, adds the claims the ID token lacks (never overriding them), and only
 //     when its sub matches.
+//   - Latchkey authenticates at an OIDC upstream's token endpoint with client_secret_basic, or,
+//     with a token file (spec.client.workloadIdentity, assertion.go), with an RFC 7523 client
+//     assertion: client_id in the form plus the file's JWT, no secret. The file is read at every
+//     token request (code exchange and refresh re-check alike: a transport adds the two
+//     parameters to golang.org/x/oauth2's request, whose TokenSource takes no extra ones), so
+//     the kubelet's rotations apply at once; an unreadable file or an invalid_client answer is
+//     ErrClientCredentials, a clear page and never the token.
 //   - Discovery uses go-oidc with the provider's CA bundle as the only roots (none: the
 //     system's), and is done again when the provider's generation changes; a failed discovery
 //     is retried at the next login, at most every 10 s.

@@ -116,6 +116,9 @@ func Discover(ctx context.Context, client *http.Client, issuer string) (*oidc.Pr
 func (o *OIDC) oauth2Config(p *oidc.Provider, redirectURI string) *oauth2.Config {
 	ep := p.Endpoint()
 	ep.AuthStyle = oauth2.AuthStyleInHeader
+	if o.cfg.AssertionFile != "" { // client_id in the form, the assertion added by tokenClient
+		ep.AuthStyle = oauth2.AuthStyleInParams
+	}
 	return &oauth2.Config{
 		ClientID: o.cfg.ClientID, ClientSecret: o.cfg.ClientSecret,
 		Endpoint: ep, RedirectURL: redirectURI, Scopes: o.cfg.Scopes,
@@ -145,18 +148,11 @@ func (o *OIDC) Exchange(ctx context.Context, redirectURI, code, verifier, nonce 
 	if err != nil {
 		return Identity{}, err
 	}
-	ctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, o.client), httpTimeout)
+	ctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, o.tokenClient(p.Endpoint().TokenURL)), httpTimeout)
 	defer cancel()
 	tok, err := o.oauth2Config(p, redirectURI).Exchange(ctx, code, oauth2.VerifierOption(verifier))
 	if err != nil {
-		var re *oauth2.RetrieveError
-		switch {
-		case errors.As(err, &re) && re.ErrorCode != "":
-			return Identity{}, fmt.Errorf("%w: token endpoint answered %s", ErrUnavailable, re.ErrorCode)
-		case re != nil && re.Response != nil: // never the body: it is the upstream's, whatever it holds
-			return Identity{}, fmt.Errorf("%w: token endpoint answered HTTP %d", ErrUnavailable, re.Response.StatusCode)
-		}
-		return Identity{}, fmt.Errorf("%w: token endpoint: %w", ErrUnavailable, err)
+		return Identity{}, tokenEndpointError(err)
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
@@ -193,8 +189,25 @@ func (o *OIDC) Exchange(ctx context.Context, redirectURI, code, verifier, nonce 
 	return id, nil
 }
 
+// tokenEndpointError classifies a failed token request: Latchkey's credentials unreadable or
+// refused (ErrClientCredentials), else ErrUnavailable. It never holds the upstream's body.
+func tokenEndpointError(err error) error {
+	var re *oauth2.RetrieveError
+	switch {
+	case errors.Is(err, ErrClientCredentials):
+		return err
+	case errors.As(err, &re) && re.ErrorCode == "invalid_client":
+		return fmt.Errorf("%w: token endpoint answered invalid_client", ErrClientCredentials)
+	case re != nil && re.ErrorCode != "":
+		return fmt.Errorf("%w: token endpoint answered %s", ErrUnavailable, re.ErrorCode)
+	case re != nil && re.Response != nil: // never the body: it is the upstream's, whatever it holds
+		return fmt.Errorf("%w: token endpoint answered HTTP %d", ErrUnavailable, re.Response.StatusCode)
+	}
+	return fmt.Errorf("%w: token endpoint: %w", ErrUnavailable, err)
+}
+
 // Set keeps one OIDC per provider value, built again when the provider's UID, generation or
-// client secret changes. It is safe for concurrent use.
+// client secret or token file changes. It is safe for concurrent use.
 type Set struct {
 	now func() time.Time
 	mu  sync.Mutex
@@ -208,7 +221,7 @@ func NewSet(now func() time.Time) *Set { return &Set{now: now, m: map[string]*OI
 func (s *Set) Get(u *registry.UpstreamOIDC) (*OIDC, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if o, ok := s.m[u.Name]; ok && o.cfg.UID == u.UID && o.cfg.Generation == u.Generation && o.cfg.ClientSecret == u.ClientSecret {
+	if o, ok := s.m[u.Name]; ok && o.cfg.UID == u.UID && o.cfg.Generation == u.Generation && o.cfg.ClientSecret == u.ClientSecret && o.cfg.AssertionFile == u.AssertionFile {
 		return o, nil
 	}
 	o, err := NewOIDC(u, s.now)

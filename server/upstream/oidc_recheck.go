@@ -66,18 +66,14 @@ func (r *OIDCRechecker) Recheck(ctx context.Context, id Identity) error {
 func (r *OIDCRechecker) refresh(ctx context.Context, o *OIDC, p *oidc.Provider, id Identity) error {
 	old := *id.Token
 	old.Expiry, old.AccessToken = old.Expiry.AddDate(-100, 0, 0), "" // always ask
+	ctx = oidc.ClientContext(ctx, o.tokenClient(p.Endpoint().TokenURL))
 	tok, err := o.oauth2Config(p, "").TokenSource(ctx, &old).Token()
 	if err != nil {
 		var re *xoauth2.RetrieveError
-		switch {
-		case errors.As(err, &re) && re.ErrorCode == "invalid_grant":
+		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
 			return fmt.Errorf("%w: the upstream refused its refresh token", ErrUserRefused)
-		case re != nil && re.ErrorCode != "":
-			return fmt.Errorf("%w: token endpoint answered %s", ErrUnavailable, re.ErrorCode)
-		case re != nil && re.Response != nil:
-			return fmt.Errorf("%w: token endpoint answered HTTP %d", ErrUnavailable, re.Response.StatusCode)
 		}
-		return fmt.Errorf("%w: token endpoint: %w", ErrUnavailable, err)
+		return tokenEndpointError(err)
 	}
 	if raw, _ := tok.Extra("id_token").(string); raw != "" {
 		// OpenID Connect 12.2: a refreshed ID token is of the same user.

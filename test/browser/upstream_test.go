@@ -2,6 +2,7 @@ package browser
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -178,6 +179,26 @@ func (u *upstreamSide) refreshes(t *testing.T) int {
 // downstream (the upstream reloads its folder) and waits until the upstream knows it.
 func newUpstreamEnv(t *testing.T) (*env, *upstreamSide) {
 	t.Helper()
+	return newUpstreamEnvWith(t, upstreamAuth{
+		client: upstreamClientManifest,
+		form:   func() url.Values { return url.Values{"grant_type": {"client_credentials"}} },
+		basic:  true,
+	})
+}
+
+// upstreamAuth is how the downstream authenticates at the upstream: the upstream's extra
+// manifests and its client for the downstream, the downstream's provider manifests changed, and
+// a token request's form that authenticates as that client (with the secret in Basic).
+type upstreamAuth struct {
+	upstreamExtra string
+	client        func(downstream string) string
+	downstream    func(manifests string) string
+	form          func() url.Values
+	basic         bool
+}
+
+func newUpstreamEnvWith(t *testing.T, auth upstreamAuth) (*env, *upstreamSide) {
+	t.Helper()
 	e := newClientEnv(t)
 	dir := t.TempDir()
 	binary, err := harness.BuildBinary(dir)
@@ -204,27 +225,37 @@ func newUpstreamEnv(t *testing.T) (*env, *upstreamSide) {
 	}
 	hash, err := password.HashArgon2id(userPassword)
 	require.NoError(t, err)
-	upDir := folder("upstream", upstreamManifests(hash))
+	upDir := folder("upstream", upstreamManifests(hash)+auth.upstreamExtra)
 	up := start("upstream", upDir)
 	redirectURI := e.callback.URL + "/callback"
-	down := start("downstream", folder("downstream", downstreamManifests(up.URL(), redirectURI)),
-		"--upstream-recheck-interval="+recheckInterval.String())
-	require.NoError(t, os.WriteFile(filepath.Join(upDir, "client.yaml"), []byte(upstreamClientManifest(down.URL())), 0o600))
-	// The client is known once a token request with its secret is no longer invalid_client.
+	downManifests := downstreamManifests(up.URL(), redirectURI)
+	if auth.downstream != nil {
+		downManifests = auth.downstream(downManifests)
+	}
+	down := start("downstream", folder("downstream", downManifests), "--upstream-recheck-interval="+recheckInterval.String())
+	require.NoError(t, os.WriteFile(filepath.Join(upDir, "client.yaml"), []byte(auth.client(down.URL())), 0o600))
+	// The client is known once a token request with its credentials is no longer invalid_client.
 	require.Eventually(t, func() bool {
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, up.URL()+oauth2.TokenPath,
-			strings.NewReader("grant_type=client_credentials"))
+			strings.NewReader(auth.form().Encode()))
 		if err != nil {
 			return false
 		}
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(upstreamClientID, upstreamClientSecret)
+		if auth.basic {
+			req.SetBasicAuth(upstreamClientID, upstreamClientSecret)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return false
 		}
-		_ = resp.Body.Close()
-		return resp.StatusCode != http.StatusUnauthorized
+		defer resp.Body.Close()
+		var body struct {
+			Error string `json:"error"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		// invalid_client is a 401 with Basic, a 400 otherwise (RFC 6749 5.2).
+		return resp.StatusCode != http.StatusUnauthorized && body.Error != "invalid_client"
 	}, stepTimeout, 100*time.Millisecond, "the upstream loads the downstream's client")
 
 	e.issuer, e.hc = down.URL(), http.DefaultClient

@@ -439,3 +439,26 @@ func TestUpstreamValuesBecomeServerFlagsAndTheSharedTokenKeySecret(t *testing.T)
 		assert.Contains(t, string(b), `{"name":"upstream-token-key","secret":{"items":[{"key":"k","path":"k"}],"secretName":"shared-key"}}`)
 	})
 }
+
+func TestUpstreamWorkloadIdentityTokenIsAProjectedVolume(t *testing.T) {
+	s := env
+	t.Run("by default no token is projected", func(t *testing.T) {
+		b, err := json.Marshal(find(s.render(t, "latchkey", "latchkey"), "Deployment").Object)
+		require.NoError(t, err)
+		assert.NotContains(t, string(b), "upstream-workload-token")
+	})
+	t.Run("enabled, the token of the audience is mounted at the path the providers read", func(t *testing.T) {
+		objs := s.render(t, "latchkey", "latchkey", "upstream.workloadIdentityToken.enabled=true",
+			"upstream.workloadIdentityToken.audience=https://idp.example.com", "upstream.workloadIdentityToken.expirationSeconds=1800")
+		b, err := json.Marshal(find(objs, "Deployment").Object)
+		require.NoError(t, err)
+		assert.Contains(t, string(b), `{"mountPath":"/var/run/secrets/tokens","name":"upstream-workload-token","readOnly":true}`)
+		assert.Contains(t, string(b), `{"name":"upstream-workload-token","projected":{"sources":[{"serviceAccountToken":`+
+			`{"audience":"https://idp.example.com","expirationSeconds":1800,"path":"latchkey-upstream"}}]}}`)
+	})
+	t.Run("enabled without an audience, or with a relative path, is refused", func(t *testing.T) {
+		assert.Contains(t, s.templateErr(t, "upstream.workloadIdentityToken.enabled=true"), "upstream.workloadIdentityToken.audience is required")
+		assert.Contains(t, s.templateErr(t, "upstream.workloadIdentityToken.enabled=true", "upstream.workloadIdentityToken.audience=a",
+			"upstream.workloadIdentityToken.path=token"), "path")
+	})
+}

@@ -50,6 +50,7 @@ const (
 	msgUpstreamState    = "This sign-in response has expired, was already used, or was started in another browser. Go back to the application and start again."
 	msgUpstreamDenied   = "The identity provider did not sign you in (%s). Go back to the application and start again."
 	msgUpstreamFailed   = "The identity provider could not be reached or its answer could not be verified. Try again later."
+	msgUpstreamClient   = "This sign-in option is misconfigured: Latchkey could not authenticate itself to the identity provider. Tell your administrator, and try again later."
 	msgUpstreamRefused  = "Your account at the identity provider is not allowed to sign in here."
 	titleUpstreamFailed = "Sign-in failed"
 )
@@ -218,6 +219,8 @@ func upstreamFailure(err error) (reason string, status int, message string) {
 	switch {
 	case errors.Is(err, upstream.ErrClaims) || errors.Is(err, upstream.ErrNotAllowed):
 		return "refused", http.StatusForbidden, msgUpstreamRefused
+	case errors.Is(err, upstream.ErrClientCredentials):
+		return "client_credentials", http.StatusBadGateway, msgUpstreamClient
 	case errors.Is(err, upstream.ErrIDToken):
 		return "id_token_rejected", http.StatusBadGateway, msgUpstreamFailed
 	case errors.Is(err, upstream.ErrUnavailable):

@@ -204,7 +204,7 @@ func TestUpstreamLoginFlow(t *testing.T) {
 		_, challenge := pkcePair()
 		page := b.Decide(b.Login(b.Get(p.down.spaRequest(challenge)), ownerName, ownerPassword), "allow")
 		assert.Equal(t, http.StatusBadGateway, page.Status)
-		assert.Contains(t, page.Body, "could not be reached or its answer could not be verified")
+		assert.Contains(t, page.Body, "could not authenticate itself to the identity provider")
 		assert.NotContains(t, page.Body, "invalid_client")
 	})
 
