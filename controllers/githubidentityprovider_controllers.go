@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"reflect"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -39,59 +36,6 @@ type GitHubRegistry interface {
 	DeleteUpstreamGitHub(name string)
 }
 
-// githubRegistryReconciler keeps one replica's registry in step with the
-// GitHubIdentityProviders.
-type githubRegistryReconciler struct {
-	cache    client.Reader // the manager's cache (GitHubIdentityProviders)
-	secrets  client.Reader // the API reader (Secrets)
-	registry GitHubRegistry
-	ready    *Readiness
-
-	mu   sync.Mutex
-	last map[string]registry.UpstreamGitHub // what was put, by name
-}
-
-func (r *githubRegistryReconciler) setup(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
-		Named("githubidentityprovider-registry").
-		For(&v1alpha1.GitHubIdentityProvider{}, builder.WithPredicates(specChanged())).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(githubsForSecret(r.cache))).
-		WithOptions(everyReplica()).
-		Complete(r)
-}
-
-func (r *githubRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	return r.ready.takeIn(ctx, r.cache, kindGitHubIdentityProvider, req.NamespacedName, &v1alpha1.GitHubIdentityProvider{}, r.secrets, func(secrets client.Reader) (ctrl.Result, error) {
-		return r.reconcile(ctx, req, secrets)
-	})
-}
-
-func (r *githubRegistryReconciler) reconcile(ctx context.Context, req ctrl.Request, secrets client.Reader) (ctrl.Result, error) {
-	var p v1alpha1.GitHubIdentityProvider
-	if err := r.cache.Get(ctx, req.NamespacedName, &p); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.delete(req.Name)
-			return ctrl.Result{}, nil
-		}
-		return ctrl.Result{}, err
-	}
-	if !p.DeletionTimestamp.IsZero() {
-		r.delete(req.Name)
-		return ctrl.Result{}, nil
-	}
-	u, d, err := convertGitHub(ctx, secrets, &p)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if d.Put() {
-		r.put(u)
-	} else {
-		r.delete(req.Name)
-	}
-	logDecision(log.FromContext(ctx), d, "identityProvider", p.Name)
-	return ctrl.Result{}, nil
-}
-
 // convertGitHub reads the provider's OAuth App Secret and converts it; err is only a failure to
 // read the Secret (retried).
 func convertGitHub(ctx context.Context, secrets client.Reader, p *v1alpha1.GitHubIdentityProvider) (registry.UpstreamGitHub, feed.Decision, error) {
@@ -104,26 +48,6 @@ func convertGitHub(ctx context.Context, secrets client.Reader, p *v1alpha1.GitHu
 	}
 	u, err := convert.GitHubIdentityProvider(p, secret)
 	return u, feed.GitHubIdentityProvider(u, err), nil
-}
-
-func (r *githubRegistryReconciler) put(u registry.UpstreamGitHub) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if prev, ok := r.last[u.Name]; ok && reflect.DeepEqual(prev, u) {
-		return
-	}
-	if r.last == nil {
-		r.last = map[string]registry.UpstreamGitHub{}
-	}
-	r.last[u.Name] = u
-	r.registry.PutUpstreamGitHub(u)
-}
-
-func (r *githubRegistryReconciler) delete(name string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.last, name)
-	r.registry.DeleteUpstreamGitHub(name)
 }
 
 // githubsForSecret maps a Secret to the GitHubIdentityProviders whose OAuth App it holds.

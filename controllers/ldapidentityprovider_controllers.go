@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -45,54 +42,6 @@ const (
 	ldapRetryPeriod = time.Minute
 )
 
-// ldapRegistryReconciler keeps one replica's registry in step with the LDAPIdentityProviders.
-type ldapRegistryReconciler struct {
-	cache    client.Reader // the manager's cache (LDAPIdentityProviders)
-	secrets  client.Reader // the API reader (Secrets)
-	registry LDAPRegistry
-	ready    *Readiness
-
-	mu   sync.Mutex
-	last map[string]registry.UpstreamLDAP // what was put, by name
-}
-
-func (r *ldapRegistryReconciler) setup(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
-		Named("ldapidentityprovider-registry").
-		For(&v1alpha1.LDAPIdentityProvider{}, builder.WithPredicates(specChanged())).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(ldapProvidersForSecret(r.cache))).
-		WithOptions(everyReplica()).
-		Complete(r)
-}
-
-func (r *ldapRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	return r.ready.takeIn(ctx, r.cache, kindLDAPIdentityProvider, req.NamespacedName, &v1alpha1.LDAPIdentityProvider{}, r.secrets, func(secrets client.Reader) (ctrl.Result, error) {
-		var p v1alpha1.LDAPIdentityProvider
-		if err := r.cache.Get(ctx, req.NamespacedName, &p); err != nil {
-			if apierrors.IsNotFound(err) {
-				r.delete(req.Name)
-				return ctrl.Result{}, nil
-			}
-			return ctrl.Result{}, err
-		}
-		if !p.DeletionTimestamp.IsZero() {
-			r.delete(req.Name)
-			return ctrl.Result{}, nil
-		}
-		u, d, err := convertLDAP(ctx, secrets, &p)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		if d.Put() {
-			r.put(u)
-		} else {
-			r.delete(req.Name)
-		}
-		logDecision(log.FromContext(ctx), d, "identityProvider", p.Name)
-		return ctrl.Result{}, nil
-	})
-}
-
 // convertLDAP reads the provider's bind Secret and converts it; err is only a failure to read
 // the Secret (retried).
 func convertLDAP(ctx context.Context, secrets client.Reader, p *v1alpha1.LDAPIdentityProvider) (registry.UpstreamLDAP, feed.Decision, error) {
@@ -105,27 +54,6 @@ func convertLDAP(ctx context.Context, secrets client.Reader, p *v1alpha1.LDAPIde
 	}
 	u, err := convert.LDAPIdentityProvider(p, secret)
 	return u, feed.LDAPIdentityProvider(u, err), nil
-}
-
-// put puts u unless the registry holds the same value.
-func (r *ldapRegistryReconciler) put(u registry.UpstreamLDAP) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if prev, ok := r.last[u.Name]; ok && reflect.DeepEqual(prev, u) {
-		return
-	}
-	if r.last == nil {
-		r.last = map[string]registry.UpstreamLDAP{}
-	}
-	r.last[u.Name] = u
-	r.registry.PutUpstreamLDAP(u)
-}
-
-func (r *ldapRegistryReconciler) delete(name string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.last, name)
-	r.registry.DeleteUpstreamLDAP(name)
 }
 
 // ldapProvidersForSecret maps a Secret to the LDAPIdentityProviders whose bind Secret it is.

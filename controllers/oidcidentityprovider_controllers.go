@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -42,59 +39,6 @@ const (
 	upstreamRetryPeriod   = time.Minute
 )
 
-// upstreamRegistryReconciler keeps one replica's registry in step with the OIDCIdentityProviders.
-type upstreamRegistryReconciler struct {
-	cache    client.Reader // the manager's cache (OIDCIdentityProviders)
-	secrets  client.Reader // the API reader (Secrets)
-	registry UpstreamRegistry
-	ready    *Readiness
-
-	mu   sync.Mutex
-	last map[string]registry.UpstreamOIDC // what was put, by name
-}
-
-func (r *upstreamRegistryReconciler) setup(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
-		Named("oidcidentityprovider-registry").
-		For(&v1alpha1.OIDCIdentityProvider{}, builder.WithPredicates(specChanged())).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(upstreamsForSecret(r.cache))).
-		WithOptions(everyReplica()).
-		Complete(r)
-}
-
-func (r *upstreamRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	return r.ready.takeIn(ctx, r.cache, kindOIDCIdentityProvider, req.NamespacedName, &v1alpha1.OIDCIdentityProvider{}, r.secrets, func(secrets client.Reader) (ctrl.Result, error) {
-		return r.reconcile(ctx, req, secrets)
-	})
-}
-
-// reconcile puts or withdraws the provider, reading its client Secret with secrets.
-func (r *upstreamRegistryReconciler) reconcile(ctx context.Context, req ctrl.Request, secrets client.Reader) (ctrl.Result, error) {
-	var p v1alpha1.OIDCIdentityProvider
-	if err := r.cache.Get(ctx, req.NamespacedName, &p); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.delete(req.Name)
-			return ctrl.Result{}, nil
-		}
-		return ctrl.Result{}, err
-	}
-	if !p.DeletionTimestamp.IsZero() {
-		r.delete(req.Name)
-		return ctrl.Result{}, nil
-	}
-	u, d, err := convertUpstream(ctx, secrets, &p)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if d.Put() {
-		r.put(u)
-	} else {
-		r.delete(req.Name)
-	}
-	logDecision(log.FromContext(ctx), d, "identityProvider", p.Name)
-	return ctrl.Result{}, nil
-}
-
 // convertUpstream reads the provider's client Secret and converts it; err is only a failure to
 // read the Secret (retried).
 func convertUpstream(ctx context.Context, secrets client.Reader, p *v1alpha1.OIDCIdentityProvider) (registry.UpstreamOIDC, feed.Decision, error) {
@@ -107,27 +51,6 @@ func convertUpstream(ctx context.Context, secrets client.Reader, p *v1alpha1.OID
 	}
 	u, err := convert.OIDCIdentityProvider(p, secret)
 	return u, feed.OIDCIdentityProvider(u, err), nil
-}
-
-// put puts u unless the registry holds the same value.
-func (r *upstreamRegistryReconciler) put(u registry.UpstreamOIDC) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if prev, ok := r.last[u.Name]; ok && reflect.DeepEqual(prev, u) {
-		return
-	}
-	if r.last == nil {
-		r.last = map[string]registry.UpstreamOIDC{}
-	}
-	r.last[u.Name] = u
-	r.registry.PutUpstreamOIDC(u)
-}
-
-func (r *upstreamRegistryReconciler) delete(name string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.last, name)
-	r.registry.DeleteUpstreamOIDC(name)
 }
 
 // upstreamsForSecret maps a Secret to the OIDCIdentityProviders whose client secret it holds

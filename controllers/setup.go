@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/server/keys"
 	"github.com/latchkey-dev/latchkey/server/registry"
 )
@@ -274,9 +275,21 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		{"scope-registry", (&scopeRegistryReconciler{cache: cache, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"user-registry", (&userRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
 		{"workloadissuer-registry", (&issuerRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
-		{"oidcidentityprovider-registry", (&upstreamRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
-		{"ldapidentityprovider-registry", (&ldapRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
-		{"githubidentityprovider-registry", (&githubRegistryReconciler{cache: cache, secrets: secrets, registry: opts.Registry, ready: opts.Readiness}).setup},
+		{"oidcidentityprovider-registry", (&providerRegistryReconciler[*v1alpha1.OIDCIdentityProvider, registry.UpstreamOIDC]{
+			cache: cache, secrets: secrets, ready: opts.Readiness, kind: kindOIDCIdentityProvider, name: "oidcidentityprovider-registry",
+			newObject: func() *v1alpha1.OIDCIdentityProvider { return &v1alpha1.OIDCIdentityProvider{} }, forSecret: upstreamsForSecret,
+			convert: convertUpstream, put: opts.Registry.PutUpstreamOIDC, delete: opts.Registry.DeleteUpstreamOIDC,
+		}).setup},
+		{"ldapidentityprovider-registry", (&providerRegistryReconciler[*v1alpha1.LDAPIdentityProvider, registry.UpstreamLDAP]{
+			cache: cache, secrets: secrets, ready: opts.Readiness, kind: kindLDAPIdentityProvider, name: "ldapidentityprovider-registry",
+			newObject: func() *v1alpha1.LDAPIdentityProvider { return &v1alpha1.LDAPIdentityProvider{} }, forSecret: ldapProvidersForSecret,
+			convert: convertLDAP, put: opts.Registry.PutUpstreamLDAP, delete: opts.Registry.DeleteUpstreamLDAP,
+		}).setup},
+		{"githubidentityprovider-registry", (&providerRegistryReconciler[*v1alpha1.GitHubIdentityProvider, registry.UpstreamGitHub]{
+			cache: cache, secrets: secrets, ready: opts.Readiness, kind: kindGitHubIdentityProvider, name: "githubidentityprovider-registry",
+			newObject: func() *v1alpha1.GitHubIdentityProvider { return &v1alpha1.GitHubIdentityProvider{} }, forSecret: githubsForSecret,
+			convert: convertGitHub, put: opts.Registry.PutUpstreamGitHub, delete: opts.Registry.DeleteUpstreamGitHub,
+		}).setup},
 		{"protectedresource-registry", (&resourceRegistryReconciler{cache: cache, registry: opts.Registry, ready: opts.Readiness, policies: policies}).setup},
 		{"readiness", func(mgr ctrl.Manager) error {
 			return mgr.Add(&readinessLister{cache: mgr.GetCache(), ready: opts.Readiness})
