@@ -83,6 +83,7 @@ type options struct {
 	reference   bool
 	rounds      int
 	tailRates   string
+	tailRepeats int
 	clients     int
 	serverFlags []string
 	// manifests is the folder the server loads (set by run).
@@ -100,6 +101,7 @@ func main() {
 	flag.BoolVar(&o.reference, "reference", true, "with client_credentials and ES256: measure the bare go-jose reference handler beside Latchkey's ES256")
 	flag.IntVar(&o.rounds, "reference-rounds", 5, "alternating rounds of Latchkey ES256 and the reference handler")
 	flag.StringVar(&o.tailRates, "tail-rates", "25,50,75", "with client_credentials: fixed request rates, in percent of each algorithm's saturation, for the tail latency table (empty: none)")
+	flag.IntVar(&o.tailRepeats, "tail-repeats", 5, "runs of each tail latency row (alternating with the floor's); the row gives their medians and every run's p99")
 	refAddr := flag.String(referenceFlag, "", "internal: serve the reference handler on this address instead of a load run")
 	refIssuer := flag.String("reference-issuer", "", "internal: the reference handler's iss")
 	refClient := flag.String("reference-client", "", "internal: the reference handler's client, id:secret")
@@ -119,6 +121,10 @@ func main() {
 	tail, err := parsePercents(o.tailRates)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest: -tail-rates:", err)
+		os.Exit(2)
+	}
+	if o.tailRepeats < 1 {
+		fmt.Fprintln(os.Stderr, "loadtest: -tail-repeats must be at least 1")
 		os.Exit(2)
 	}
 	if o.duration < time.Second {
@@ -510,7 +516,15 @@ type result struct {
 	// rate it hardly moves when other work on the machine takes the server's core away.
 	perCPUSecond float64
 	p50, p99     string
+	p50ms, p99ms float64 // the same in milliseconds (summarize)
 	non2xx       int
+	// generatorGCs is how many times the load generator collected while measuring a fixed rate
+	// (openLoad; 0 unless its memory limit was reached).
+	generatorGCs uint32
+	// from and to are the measured span of a fixed-rate run (openLoad: after the warm-up), and
+	// stalls what the stall probes saw in it (tailRows).
+	from, to time.Time
+	stalls   stalls
 }
 
 func (r result) print(scenario, store, alg string) {
@@ -637,19 +651,32 @@ func referenceRows(ctx context.Context, o options, srv *server, dir string) erro
 }
 
 // tailRows prints client_credentials p50 and p99 per algorithm at each percentage of the
-// algorithm's measured saturation, at a fixed rate (openLoad), against srv. Each row is followed
-// by the same rate against the floor server (a static token, no signing, on the same core), whose
-// p99 is what the load generator, the kernel and net/http alone add: the part of the tail that
-// is not Latchkey's.
+// algorithm's measured saturation, at a fixed rate (openLoad), against srv. Each row is run
+// o.tailRepeats times, each run followed by the same rate against the floor server (a static
+// token, no signing, on the same core), whose p99 is what the load generator, the kernel and
+// net/http alone add: the part of the tail that is not Latchkey's. The row gives the medians of
+// its runs, every run's p99 and the stalls the probes saw in each run (stall.go): on this kind
+// of VM a core now and then does not run for 5-70 ms (the floor shows it too, and the probes),
+// and at 50% of saturation the backlog of one such stall takes as long again to drain, so a
+// few of them delay ~1% of a 10 s run's requests and a single run's p99 measures the machine as
+// much as the server.
 func tailRows(ctx context.Context, o options, srv *server, algs []string, saturation map[string]float64, percents []int) error {
-	fmt.Printf("\ntail latency, client_credentials at a fixed rate (vegeta, open model, load generator on core 1), %s per row; saturation from the rows above;\n", o.duration)
+	fmt.Printf("\ntail latency, client_credentials at a fixed rate (vegeta, open model, load generator on core 1), %d runs of %s per row, "+
+		"alternating with the floor; saturation from the rows above; p50, p99, floor p99 and cpu-wait are the medians of the runs\n", o.tailRepeats, o.duration)
 	fmt.Println("floor: the same rate against a handler that parses, checks the secret and answers a token signed once (generator, kernel and net/http alone)")
-	fmt.Printf("%-6s %8s %10s %12s %10s %10s %12s %9s\n", "alg", "% sat", "rate/s", "achieved/s", "p50", "p99", "floor p99", "cpu-wait")
+	fmt.Println("stalls of each run: late wake-ups (>= 5 ms) of a probe sleeping 1 ms at a time on each core in the measured span of the run, count:longest (- none):",
+		"moments in which the machine itself did not run the server or the generator")
+	fmt.Printf("%-6s %8s %10s %12s %10s %10s %-38s %12s %9s %7s  %s\n", "alg", "% sat", "rate/s", "achieved/s", "p50", "p99", "  p99 of each run", "floor p99", "cpu-wait", "gen-GC", "stalls of each run")
 	floor, err := startReference(ctx, srv.base, "bench-floor", "bench-secret-floor", true)
 	if err != nil {
 		return fmt.Errorf("floor server: %w", err)
 	}
 	defer floor.stop()
+	// The generator's own probe (core 1); the floor server's covers core 0.
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	defer stopProbe()
+	probe := &stallProbe{}
+	go probe.run(probeCtx)
 	for _, alg := range algs {
 		sat, ok := saturation[alg]
 		if !ok {
@@ -658,22 +685,71 @@ func tailRows(ctx context.Context, o options, srv *server, algs []string, satura
 		lower := strings.ToLower(alg)
 		for _, pct := range percents {
 			rate := max(int(sat*float64(pct)/100), 1)
-			w0, ok := cpuWait()
-			t0 := time.Now()
-			res, err := openLoad(ctx, srv.base+"/oauth2/token", basic("bench-"+lower, "bench-secret-"+lower), rate, o.duration)
-			if err != nil {
-				return fmt.Errorf("%s at %d/s: %w", alg, rate, err)
+			var row tailRow
+			for range o.tailRepeats {
+				w0, ok := cpuWait()
+				t0 := time.Now()
+				res, err := openLoad(ctx, srv.base+"/oauth2/token", basic("bench-"+lower, "bench-secret-"+lower), rate, o.duration)
+				if err != nil {
+					return fmt.Errorf("%s at %d/s: %w", alg, rate, err)
+				}
+				w1, _ := cpuWait()
+				core0, err := fetchStalls(ctx, floor.base, res.from, res.to)
+				if err != nil {
+					return fmt.Errorf("floor server: %w", err)
+				}
+				res.stalls = core0.plus(probe.between(res.from, res.to))
+				fl, err := openLoad(ctx, floor.base+"/oauth2/token", basic("bench-floor", "bench-secret-floor"), rate, o.duration)
+				if err != nil {
+					return fmt.Errorf("floor at %d/s: %w", rate, err)
+				}
+				row.add(res, fl, waitFraction(w0, w1, ok, time.Since(t0)))
 			}
-			w1, _ := cpuWait()
-			wait := waitShare(w0, w1, ok, time.Since(t0))
-			fl, err := openLoad(ctx, floor.base+"/oauth2/token", basic("bench-floor", "bench-secret-floor"), rate, o.duration)
-			if err != nil {
-				return fmt.Errorf("floor at %d/s: %w", rate, err)
-			}
-			fmt.Printf("%-6s %7d%% %10d %12.0f %10s %10s %12s %9s\n", alg, pct, rate, res.rate, res.p50, res.p99, fl.p99, wait)
+			fmt.Printf("%-6s %7d%% %10d %12.0f %s\n", alg, pct, rate, median(row.achieved), row.String())
 		}
 	}
 	return nil
+}
+
+// tailRow gathers the runs of one tail latency row.
+type tailRow struct {
+	achieved, p50, p99, floorP99, wait []float64
+	waitKnown                          bool
+	generatorGCs                       uint32
+	stalls                             []stalls
+}
+
+// add records one run of Latchkey (res) and the floor's (floor) at the same rate; wait is the
+// run's CPU pressure share, negative where the kernel has none.
+func (t *tailRow) add(res, floor result, wait float64) {
+	t.achieved = append(t.achieved, res.rate)
+	t.p50, t.p99 = append(t.p50, res.p50ms), append(t.p99, res.p99ms)
+	t.floorP99 = append(t.floorP99, floor.p99ms)
+	if wait >= 0 {
+		t.wait, t.waitKnown = append(t.wait, wait), true
+	}
+	t.generatorGCs += res.generatorGCs + floor.generatorGCs
+	t.stalls = append(t.stalls, res.stalls)
+}
+
+// String is the row's columns from p50 on: the medians, every run's p99 in run order, the
+// floor's median p99, the median CPU pressure, the generator's collections in all runs and the
+// machine's stalls in each run.
+func (t *tailRow) String() string {
+	each := make([]string, len(t.p99))
+	for i, v := range t.p99 {
+		each[i] = fmt.Sprintf("%.2f", v)
+	}
+	stalled := make([]string, len(t.stalls))
+	for i, s := range t.stalls {
+		stalled[i] = s.String()
+	}
+	wait := "n/a"
+	if t.waitKnown {
+		wait = fmt.Sprintf("%.0f%%", 100*median(t.wait))
+	}
+	return fmt.Sprintf("%8.2fms %8.2fms   %-36s %10.2fms %9s %7d  %s", median(t.p50), median(t.p99), strings.Join(each, " / ")+" ms",
+		median(t.floorP99), wait, t.generatorGCs, strings.Join(stalled, " / "))
 }
 
 // parsePercents reads a comma-separated list of percentages (1-100); empty is none.

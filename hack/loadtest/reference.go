@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -47,7 +49,8 @@ type referenceResponse struct {
 
 // serveReference serves the reference handler on addr for clientID/secret until the process is
 // interrupted. A static one signs one token at start and answers every request with it (the
-// floor: the tail rows' generator, kernel and net/http cost without any signing).
+// floor: the tail rows' generator, kernel and net/http cost without any signing), and serves
+// its stall probe at stallsPath.
 func serveReference(addr, issuer, clientID, secret string, static bool) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -103,8 +106,29 @@ func serveReference(addr, issuer, clientID, secret string, static bool) error {
 		w.Header().Set("Cache-Control", "no-store")
 		_ = json.NewEncoder(w).Encode(referenceResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: 3600})
 	}
-	srv := &http.Server{Addr: addr, Handler: http.HandlerFunc(h), ReadHeaderTimeout: 10 * time.Second}
-	return srv.ListenAndServe()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/oauth2/token", h)
+	if static {
+		// The floor server sits idle on core 0 while Latchkey is measured: its probe says
+		// whether core 0 stalled meanwhile.
+		probe := &stallProbe{}
+		go probe.run(context.Background())
+		mux.Handle(stallsPath, probe)
+	}
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// The load run stops this server with an interrupt. Handled here, not left to the runtime's
+	// default: a process started with SIGINT ignored (as a shell starts a background job)
+	// would otherwise never exit, and the load run would wait for it forever.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
 
 // startReference starts this binary as the reference server on core 0 (GOMAXPROCS=1), for the
