@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/latchkey-dev/latchkey/server/dpop"
@@ -45,12 +44,9 @@ func (o *dpopOptions) apply(cfg *handler.Config) error {
 	if o.nonceSecretFile == "" {
 		return nil
 	}
-	secret, err := os.ReadFile(o.nonceSecretFile)
+	secret, err := readSharedSecret("dpop-nonce-secret-file", o.nonceSecretFile)
 	if err != nil {
-		return fmt.Errorf("--dpop-nonce-secret-file: %w", err)
-	}
-	if len(secret) < 32 {
-		return errors.New("--dpop-nonce-secret-file: the secret must be at least 32 bytes")
+		return err
 	}
 	key, err := dpop.NonceKey(secret)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/latchkey-dev/latchkey/server/oauth2/handler"
@@ -35,9 +34,9 @@ func (o *upstreamOptions) apply(cfg *handler.Config) error {
 	if o.tokenKeyFile == "" {
 		return nil // the handler's random key of this process
 	}
-	secret, err := os.ReadFile(o.tokenKeyFile)
+	secret, err := readSharedSecret("upstream-token-key-file", o.tokenKeyFile)
 	if err != nil {
-		return fmt.Errorf("--upstream-token-key-file: %w", err)
+		return err
 	}
 	sealer, err := upstream.NewSealer(secret)
 	if err != nil {
