@@ -1,8 +1,9 @@
 package main
 
 // The observability of `latchkey serve`: its log (--log-format, --log-level, and the older
-// --zap-* flags), the access log (--access-log), the audit log's destination (--audit-log) and
-// OpenTelemetry tracing (--otlp-endpoint, --otlp-protocol and the standard OTEL_* variables).
+// --zap-* flags), the access log (--access-log), the audit log's destination (--audit-log), how
+// long the lines of both may wait in memory (--log-flush-interval) and OpenTelemetry tracing
+// (--otlp-endpoint, --otlp-protocol and the standard OTEL_* variables).
 
 import (
 	"context"
@@ -52,6 +53,9 @@ type observabilityOptions struct {
 	zap       zap.Options
 	auditLog  string
 	accessLog string
+	// logFlushInterval is how long access and audit log lines may wait in memory; 0 writes
+	// each line at once.
+	logFlushInterval time.Duration
 	// otlpEndpoint and otlpProtocol override OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT and _PROTOCOL.
 	otlpEndpoint string
 	otlpProtocol string
@@ -64,6 +68,7 @@ func (o *observabilityOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "server log level: debug, info, warn or error")
 	fs.StringVar(&o.auditLog, "audit-log", "stderr", `where the JSON-lines audit log goes ("log":"audit" on every line): stderr, stdout (or -), a file path (appended), or off`)
 	fs.StringVar(&o.accessLog, "access-log", "off", `where the JSON-lines access log goes ("log":"access", one line per request: method, path without query, status, duration, bytes, client address, request ID): off, stderr, stdout (or -), or a file path (appended)`)
+	fs.DurationVar(&o.logFlushInterval, "log-flush-interval", 100*time.Millisecond, "access and audit log lines are gathered in memory and written together, at the latest this long after they are logged (at once when the buffer is full, and on shutdown); a crash or SIGKILL loses at most this much of the logs. 0 writes every line as its request ends (one write per line)")
 	fs.StringVar(&o.otlpEndpoint, "otlp-endpoint", "", "export OpenTelemetry traces by OTLP to this collector URL, e.g. http://otel-collector:4318 (HTTP; /v1/traces is added) or http://otel-collector:4317 with --otlp-protocol grpc; https:// for TLS (default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or $OTEL_EXPORTER_OTLP_ENDPOINT; tracing is off when none is set)")
 	fs.StringVar(&o.otlpProtocol, "otlp-protocol", "", "OTLP protocol: http/protobuf or grpc (default: $OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, $OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf)")
 	o.zap.BindFlags(fs)
@@ -83,6 +88,9 @@ func (o *observabilityOptions) validate() error {
 	}
 	if _, err := zapcore.ParseLevel(o.logLevel); err != nil || o.logLevel == "dpanic" || o.logLevel == "panic" || o.logLevel == "fatal" {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)
+	}
+	if o.logFlushInterval < 0 {
+		return fmt.Errorf("--log-flush-interval %s: want 0 (write every line at once) or a positive duration", o.logFlushInterval)
 	}
 	if o.otlpEndpoint != "" {
 		u, err := url.Parse(o.otlpEndpoint)
@@ -149,26 +157,74 @@ type logs struct {
 	closers []func()
 }
 
-// apply opens --audit-log and --access-log and sets them in cfg.
+// apply opens --audit-log and --access-log, buffered per --log-flush-interval, and sets them in
+// cfg.
 func (l *logs) apply(o *observabilityOptions, cfg *handler.Config, stdout, stderr io.Writer) error {
-	w, closeFn, err := openLogDestination("--audit-log", o.auditLog, stdout, stderr)
+	w, err := l.open("--audit-log", o.auditLog, o.logFlushInterval, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	l.closers = append(l.closers, closeFn)
 	if w != nil {
 		cfg.Audit = audit.New(w)
 	}
-	w, closeFn, err = openLogDestination("--access-log", o.accessLog, stdout, stderr)
+	w, err = l.open("--access-log", o.accessLog, o.logFlushInterval, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	l.closers = append(l.closers, closeFn)
 	if w != nil {
 		cfg.AccessLog = accesslog.New(w)
 	}
 	return nil
 }
+
+// open opens a log destination (openLogDestination) and buffers it (bufferLog); close writes
+// out the buffer, then releases a file.
+func (l *logs) open(flagName, dest string, interval time.Duration, stdout, stderr io.Writer) (io.Writer, error) {
+	w, closeFn, err := openLogDestination(flagName, dest, stdout, stderr)
+	if err != nil || w == nil {
+		return nil, err
+	}
+	size := streamLogBuffer
+	if dest != "stderr" && dest != "stdout" && dest != "-" {
+		size = fileLogBuffer
+	}
+	w, flush := bufferLog(w, size, interval)
+	l.closers = append(l.closers, func() { flush(); closeFn() })
+	return w, nil
+}
+
+// Buffer sizes of the access and audit logs. A file is the log's alone, and every write appends
+// (O_APPEND). stdout and stderr are shared with the server log and are often pipes, where only
+// writes of at most PIPE_BUF (4,096 bytes on Linux) cannot be interleaved with another writer's:
+// no write of a shared stream may exceed it, or a line of one log could be cut by a line of
+// another.
+const (
+	fileLogBuffer   = 256 << 10
+	streamLogBuffer = 4096
+)
+
+// bufferLog gathers the lines written to w in a buffer of size bytes, written out by one write
+// when a line does not fit and every interval, so that no line waits longer; flush writes out
+// what is left and stops. Lines are never split across writes (zap's BufferedWriteSyncer
+// writes out the buffer before a line that does not fit). The buffer spares the server a
+// write(2) per request: at a fixed 7,900 ES256 tokens a second on one core, writing each audit
+// line at once cost ~7% more of the server's CPU. interval 0 returns w as it is.
+func bufferLog(w io.Writer, size int, interval time.Duration) (buffered io.Writer, flush func()) {
+	if interval <= 0 {
+		return w, func() {}
+	}
+	b := &zapcore.BufferedWriteSyncer{
+		// unsynced hides a file's Sync: a flush writes to the kernel and does not wait for the
+		// disk (fsync), as the writes without the buffer did not.
+		WS:            zapcore.AddSync(unsynced{w}),
+		Size:          size,
+		FlushInterval: interval,
+	}
+	return b, func() { _ = b.Stop() }
+}
+
+// unsynced is a writer without Sync (see bufferLog).
+type unsynced struct{ io.Writer }
 
 func (l *logs) close() {
 	for _, c := range l.closers {

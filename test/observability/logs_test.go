@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -109,6 +111,40 @@ func TestRequestIDsInResponsesAndLogs(t *testing.T) {
 	})
 }
 
+// TestBufferedLogsAreWrittenOutAtShutdown starts a server whose logs may wait an hour in memory:
+// a request's access and audit lines are not in the files while it serves, and are, whole, once
+// SIGTERM has stopped it.
+func TestBufferedLogsAreWrittenOutAtShutdown(t *testing.T) {
+	dir := t.TempDir()
+	access, audit := dir+"/access.log", dir+"/audit.log"
+	s, err := startServer(t, dir+"/latchkey.log", "--access-log", access, "--audit-log", audit, "--log-flush-interval", "1h")
+	require.NoError(t, err)
+	defer s.Stop(10 * time.Second)
+	for i := range 3 {
+		res := tokenRequestTo(t, s, "", "X-Request-Id", fmt.Sprintf("req-buffered-%d", i))
+		require.Equal(t, http.StatusOK, res.StatusCode)
+	}
+	for _, path := range []string{access, audit} {
+		assert.Empty(t, jsonLines(t, path), "%s while the server runs: its lines wait in the buffer", path)
+	}
+	require.NoError(t, s.Signal(syscall.SIGTERM))
+	select {
+	case <-s.Exited():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server did not stop within 10 s of SIGTERM")
+	}
+	assert.Equal(t, 0, s.ExitCode(), s.Tail(20))
+	for _, path := range []string{access, audit} {
+		var ids []string
+		for _, l := range jsonLines(t, path) {
+			if id, _ := l["request_id"].(string); strings.HasPrefix(id, "req-buffered-") {
+				ids = append(ids, id)
+			}
+		}
+		assert.Equal(t, []string{"req-buffered-0", "req-buffered-1", "req-buffered-2"}, ids, "%s after SIGTERM: every line, in order", path)
+	}
+}
+
 // runBinary runs the binary with args until it exits (at most 20 s) and returns its output.
 func runBinary(t *testing.T, args ...string) (string, error) {
 	t.Helper()
@@ -129,6 +165,7 @@ func TestLogFlags(t *testing.T) {
 		{"a panic log level is refused", []string{"--log-level", "panic"}, `--log-level "panic"`},
 		{"an OTLP endpoint that is not a URL is refused", []string{"--otlp-endpoint", "collector:4317"}, `--otlp-endpoint "collector:4317": want an http:// or https:// URL`},
 		{"an unknown OTLP protocol is refused", []string{"--otlp-protocol", "thrift"}, `OTLP protocol "thrift"`},
+		{"a negative log flush interval is refused", []string{"--log-flush-interval", "-1s"}, "--log-flush-interval -1s: want 0"},
 		{"an access log in a missing folder is refused", []string{"--access-log", "/nonexistent/dir/access.log"}, "--access-log: open /nonexistent/dir/access.log"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -92,10 +92,17 @@ func runMain(m *testing.M) int {
 	return code
 }
 
-// tokenRequest asks for a client_credentials token with extra headers (key, value pairs).
+// tokenRequest asks the shared server for a client_credentials token with extra headers (key,
+// value pairs).
 func tokenRequest(t *testing.T, query string, headers ...string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL()+"/oauth2/token"+query,
+	return tokenRequestTo(t, srv, query, headers...)
+}
+
+// tokenRequestTo is tokenRequest to server s.
+func tokenRequestTo(t *testing.T, s *harness.Server, query string, headers ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.URL()+"/oauth2/token"+query,
 		strings.NewReader("grant_type=client_credentials"))
 	if err != nil {
 		t.Fatal(err)
