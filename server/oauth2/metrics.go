@@ -76,6 +76,8 @@ type requestScope struct {
 	endpoint  string
 	// idHeader is the X-Request-Id header's value slice, here to save its allocation.
 	idHeader [1]string
+	// logValues are the values of the request's logger (requestLog), here for the same reason.
+	logValues [2]any
 	response
 }
 
@@ -118,7 +120,8 @@ func (in Instrumentation) Wrap(next http.Handler) http.Handler {
 		w.Header()[RequestIDHeader] = s.idHeader[:]
 		ctx := context.WithValue(r.Context(), scopeKey{}, s)
 		if log := logr.FromContextOrDiscard(ctx); log.GetSink() != nil {
-			ctx = logr.NewContext(ctx, log.WithValues("request_id", s.requestID))
+			s.logValues = [2]any{"request_id", s.requestID}
+			ctx = logr.NewContext(ctx, requestLog(log, s.logValues[:]))
 		}
 		span := trace.SpanFromContext(ctx)
 		if span.IsRecording() {
