@@ -1,11 +1,10 @@
 package accesslog
 
 import (
-	"encoding/json"
 	"io"
-	"sync"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/server/jsonlines"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 )
 
@@ -28,26 +27,18 @@ type Line struct {
 
 // Logger writes access log lines to a writer; safe for concurrent use.
 type Logger struct {
-	mu sync.Mutex
-	w  io.Writer
+	lines *jsonlines.Writer
 }
 
 // New returns a Logger writing to w.
-func New(w io.Writer) *Logger { return &Logger{w: w} }
+func New(w io.Writer) *Logger { return &Logger{lines: jsonlines.New(w)} }
 
 // LogAccess writes the record as one JSON line. Write errors are dropped: logging must not fail
 // the request.
 func (l *Logger) LogAccess(r oauth2.AccessRecord) {
-	b, err := json.Marshal(Line{
+	l.lines.Write(Line{
 		Time: r.Time.UTC(), Log: "access", RequestID: r.RequestID, Method: r.Method, Path: r.Path,
 		Endpoint: r.Endpoint, Status: r.Status, DurationSeconds: r.Duration.Seconds(), Bytes: r.Bytes,
 		ClientAddr: r.ClientAddr, TraceID: r.TraceID,
 	})
-	if err != nil {
-		return
-	}
-	b = append(b, '\n')
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	_, _ = l.w.Write(b)
 }

@@ -7,5 +7,5 @@
 // traced, its trace ID: never a query string, a header, a body, a token, a code or a secret
 // (oauth2.AccessRecord holds none).
 //
-// It imports server/oauth2 for the record type only.
+// It imports server/oauth2 for the record type only, and server/jsonlines to write the lines.
 package accesslog

@@ -1,11 +1,10 @@
 package audit
 
 import (
-	"encoding/json"
 	"io"
-	"sync"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/server/jsonlines"
 	"github.com/latchkey-dev/latchkey/server/oauth2"
 )
 
@@ -39,32 +38,24 @@ type Record struct {
 
 // Logger writes audit records as JSON lines to a writer; safe for concurrent use.
 type Logger struct {
-	mu  sync.Mutex
-	w   io.Writer
-	now func() time.Time
+	lines *jsonlines.Writer
+	now   func() time.Time
 }
 
 // New returns a Logger writing to w.
-func New(w io.Writer) *Logger { return &Logger{w: w, now: time.Now} }
+func New(w io.Writer) *Logger { return &Logger{lines: jsonlines.New(w), now: time.Now} }
 
 // Audit writes the event as one JSON line. Write errors are dropped: auditing must not fail
 // the request.
 func (l *Logger) Audit(e oauth2.AuditEvent) {
-	if l == nil || l.w == nil {
+	if l == nil {
 		return
 	}
-	b, err := json.Marshal(Record{
+	l.lines.Write(Record{
 		Time: l.now().UTC(), Log: "audit", Event: e.Event, ClientID: e.ClientID, Subject: e.Subject,
 		Username: e.Username, GrantType: e.GrantType, AuthMethod: e.AuthMethod, Scopes: e.Scopes, Token: e.TokenRef,
 		Actor: e.Actor, Targets: e.Targets, SubjectSource: e.SubjectSource,
 		RemoteAddr: e.RemoteAddr, ClientAddr: e.ClientAddr, Outcome: e.Outcome, Reason: e.Reason,
 		RequestID: e.RequestID,
 	})
-	if err != nil {
-		return
-	}
-	b = append(b, '\n')
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	_, _ = l.w.Write(b)
 }

@@ -59,7 +59,8 @@ const (
 )
 
 // AuditEvent is one security-relevant event. It never holds a token, code, secret or
-// password: TokenRef is a jti or a short prefix of a token's SHA-256 hash (TokenRef).
+// password: TokenRef is an access token's jti (AccessTokenRef) or a short prefix of another
+// token's SHA-256 hash (TokenRef).
 type AuditEvent struct {
 	Event     string
 	ClientID  string
@@ -100,6 +101,10 @@ func TokenRef(tok string) string {
 	sum := sha256.Sum256([]byte(tok))
 	return "sha256:" + hex.EncodeToString(sum[:6])
 }
+
+// AccessTokenRef identifies an access token in audit records by its jti, never the token: the
+// same at issuance and at revocation.
+func AccessTokenRef(jti string) string { return "jti:" + jti }
 
 // Auditing reports whether Audit records anything for the request, so that a caller can skip
 // building an event (hashing a token for TokenRef, say) that nobody reads.

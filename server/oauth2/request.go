@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -184,14 +185,38 @@ func ReadBody(r *http.Request, maxBody int64) ([]byte, error) {
 	if body == nil || body == http.NoBody {
 		return nil, nil
 	}
+	if n := r.ContentLength; n > 0 && n <= exactBodyRead {
+		// A short declared length is read into a buffer of that size: most bodies are far
+		// shorter than the 512 bytes io.ReadAll starts with. net/http ends the body there; a
+		// reader that goes on is refused rather than cut short. A longer one grows with what
+		// arrives, so that a client cannot make the server hold maxBody bytes per connection
+		// by declaring them and sending nothing.
+		data := make([]byte, n)
+		if _, err := io.ReadFull(body, data); err != nil {
+			return nil, unreadable(err)
+		}
+		var more [1]byte
+		if m, _ := body.Read(more[:]); m > 0 {
+			return nil, unreadable(errors.New("the body is longer than its Content-Length"))
+		}
+		return data, nil
+	}
 	data, err := io.ReadAll(io.LimitReader(body, maxBody+1))
 	if err != nil {
-		return nil, ErrInvalidRequest.WithDescription("The request body could not be read.").WithCause(err)
+		return nil, unreadable(err)
 	}
 	if int64(len(data)) > maxBody {
 		return nil, bodyTooLarge(maxBody)
 	}
 	return data, nil
+}
+
+// exactBodyRead is the longest declared body ReadBody allocates before it arrives: no more than
+// net/http's own buffers of a connection.
+const exactBodyRead = 4 << 10
+
+func unreadable(cause error) error {
+	return ErrInvalidRequest.WithDescription("The request body could not be read.").WithCause(cause)
 }
 
 func bodyTooLarge(maxBody int64) error {

@@ -1,14 +1,17 @@
 package oauth2
 
 import (
+	"cmp"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -173,4 +176,50 @@ func FuzzParseTokenRequest(f *testing.F) {
 			t.Fatalf("unknown auth method %q", req.AuthMethod)
 		}
 	})
+}
+
+func TestReadBody(t *testing.T) {
+	const limit = 16
+	long := strings.Repeat("b", exactBodyRead+1)
+	tests := []struct {
+		name     string
+		body     io.Reader
+		declared int64 // ContentLength; -1 unknown (chunked)
+		limit    int64 // maxBody; 0 is limit
+		want     string
+		status   int // of the invalid_request; 0 none
+	}{
+		{name: "a declared length longer than is allocated up front is read as it arrives", body: strings.NewReader(long), declared: int64(len(long)), limit: 2 * exactBodyRead, want: long},
+		{name: "a body of its declared length is read whole", body: strings.NewReader("grant_type=x"), declared: 12, want: "grant_type=x"},
+		{name: "a body of unknown length is read to its end", body: strings.NewReader("grant_type=x"), declared: -1, want: "grant_type=x"},
+		{name: "a body of exactly the limit is read", body: strings.NewReader(strings.Repeat("a", limit)), declared: limit, want: strings.Repeat("a", limit)},
+		{name: "a declared length over the limit is refused before reading", body: strings.NewReader(strings.Repeat("a", limit+1)), declared: limit + 1, status: http.StatusRequestEntityTooLarge},
+		{name: "a body of unknown length over the limit is refused", body: strings.NewReader(strings.Repeat("a", limit+1)), declared: -1, status: http.StatusRequestEntityTooLarge},
+		{name: "a body shorter than its declared length cannot be read", body: strings.NewReader("short"), declared: 10, status: http.StatusBadRequest},
+		{name: "a body longer than its declared length is refused, not cut short", body: strings.NewReader("grant_type=xyz"), declared: 12, status: http.StatusBadRequest},
+		{name: "a reader that fails cannot be read", body: iotest.ErrReader(errors.New("reset")), declared: 5, status: http.StatusBadRequest},
+		{name: "no body is an empty one", body: http.NoBody, declared: 0, want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, TokenPath, nil)
+			r.Body, r.ContentLength = io.NopCloser(tt.body), tt.declared
+			if tt.body == http.NoBody {
+				r.Body = http.NoBody
+			}
+			maxBody := cmp.Or(tt.limit, limit)
+			got, err := ReadBody(r, maxBody)
+			if tt.status == 0 {
+				require.NoError(t, err)
+				assert.Equal(t, tt.want, string(got))
+				return
+			}
+			require.Nil(t, got)
+			var oe *Error
+			require.ErrorAs(t, err, &oe)
+			assert.True(t, errors.Is(err, ErrInvalidRequest))
+			assert.Equal(t, tt.status, oe.StatusCode())
+			assert.NotEmpty(t, oe.Description())
+		})
+	}
 }

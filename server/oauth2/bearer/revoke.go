@@ -77,6 +77,6 @@ func (e *Endpoints) revoke(ctx context.Context, client *registry.Client, tok str
 		return err
 	}
 	oauth2.Audit(ctx, oauth2.AuditEvent{Event: oauth2.AuditTokenRevoked, ClientID: client.ID, Subject: c.Subject,
-		TokenRef: "jti:" + c.ID, Reason: "access token"})
+		TokenRef: oauth2.AccessTokenRef(c.ID), Reason: "access token"})
 	return nil
 }

@@ -46,5 +46,5 @@ func (g ClientCredentials) Exchange(ctx context.Context, req *Request) (*Respons
 	if err != nil {
 		return nil, err
 	}
-	return &Response{AccessToken: at.Token, ExpiresIn: at.ExpiresIn, Scope: req.Scopes}, nil
+	return &Response{AccessToken: at.Token, AccessTokenID: at.ID, ExpiresIn: at.ExpiresIn, Scope: req.Scopes}, nil
 }

@@ -58,6 +58,9 @@ func (r *Request) AccessNotAfter() time.Time {
 // Response is a successful token response (RFC 6749 5.1).
 type Response struct {
 	AccessToken string
+	// AccessTokenID is the access token's jti: its audit reference (oauth2.AccessTokenRef),
+	// the same as when it is revoked.
+	AccessTokenID string
 	// TokenType is "Bearer" when empty.
 	TokenType string
 	ExpiresIn int64

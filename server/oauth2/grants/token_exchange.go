@@ -227,7 +227,7 @@ func (g TokenExchange) Exchange(ctx context.Context, req *Request) (*Response, e
 		return nil, err
 	}
 	resp := &Response{
-		AccessToken: at.Token, ExpiresIn: at.ExpiresIn, Scope: scopes, IssuedTokenType: TokenTypeAccessToken,
+		AccessToken: at.Token, AccessTokenID: at.ID, ExpiresIn: at.ExpiresIn, Scope: scopes, IssuedTokenType: TokenTypeAccessToken,
 		Subject: subject.subject, Targets: req.Resources, SubjectSource: subject.source,
 	}
 	if act != nil {

@@ -240,7 +240,7 @@ func (s *TokenSet) sign(ctx context.Context, g UserGrant) (*Response, error) {
 	if err != nil {
 		return nil, oauth2.FromStore(err)
 	}
-	resp.AccessToken, resp.ExpiresIn = at.Token, at.ExpiresIn
+	resp.AccessToken, resp.AccessTokenID, resp.ExpiresIn = at.Token, at.ID, at.ExpiresIn
 
 	if slices.Contains(g.Scopes, oauth2.ScopeOpenID) {
 		_, span := tracing.Start(ctx, spanSignIDToken)

@@ -292,7 +292,7 @@ func TestClientAssertionsAreCountedAndAudited(t *testing.T) {
 		assert.Equal(t, oauth2.AuthMethodPrivateKeyJWT, ev.AuthMethod, "the client's registered method, not client_assertion")
 		assert.Equal(t, "success", ev.Outcome)
 		assert.Equal(t, []string{"read"}, ev.Scopes)
-		assert.Regexp(t, `^sha256:[0-9a-f]{12}$`, ev.TokenRef)
+		assert.Regexp(t, `^jti:[0-9A-Za-z_-]{16,}$`, ev.TokenRef, "the issued access token's jti")
 		assert.NotEmpty(t, ev.RemoteAddr)
 	}
 	failed := e.audit.events[2]

@@ -97,7 +97,31 @@ func TestAuditTrail(t *testing.T) {
 	}
 	assert.Equal(t, aliceName, aud.events[0].Username)
 	assert.Equal(t, "password", aud.events[0].GrantType)
+	// An issued access token is named by its jti, as its revocation would name it; a refresh
+	// token by a hash prefix.
+	assert.Equal(t, "jti:"+str(claimsOf(t, at)["jti"]), aud.events[0].TokenRef)
+	assert.Equal(t, "jti:"+str(claimsOf(t, at2)["jti"]), aud.events[1].TokenRef)
 	assert.True(t, strings.HasPrefix(aud.events[2].TokenRef, "sha256:"))
+}
+
+// An access token's token_issued and token_revoked lines name it the same way (its jti), so
+// that an auditor can match them.
+func TestAnAccessTokenIsAuditedByTheSameReferenceWhenIssuedAndRevoked(t *testing.T) {
+	aud := &recordingAuditor{}
+	e := newUserEnv(t, func(c *Config) { c.Audit = aud })
+	at := str(e.passwordLogin(t, appID, aliceName, alicePassword, "openid")["access_token"])
+	require.Equal(t, http.StatusOK, e.form(t, oauth2.RevocationPath, appID, url.Values{"token": {at}}).status)
+
+	aud.mu.Lock()
+	defer aud.mu.Unlock()
+	refs := map[string]string{}
+	for _, ev := range aud.events {
+		refs[ev.Event] = ev.TokenRef
+	}
+	require.Contains(t, refs, oauth2.AuditTokenIssued)
+	require.Contains(t, refs, oauth2.AuditTokenRevoked)
+	assert.Equal(t, "jti:"+str(claimsOf(t, at)["jti"]), refs[oauth2.AuditTokenIssued])
+	assert.Equal(t, refs[oauth2.AuditTokenIssued], refs[oauth2.AuditTokenRevoked])
 }
 
 // A password typed into the username field must not reach the audit log: a failed login for
